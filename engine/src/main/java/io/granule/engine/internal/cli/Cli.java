@@ -1,0 +1,84 @@
+package io.granule.engine.internal.cli;
+
+import io.granule.engine.internal.plugin.PluginUnavailableException;
+import java.io.PrintWriter;
+import picocli.CommandLine;
+
+/** Runs one command line: parses it with picocli, runs the command, maps failures to exit codes. */
+public final class Cli {
+  private final CliContext context;
+
+  public Cli(CliContext context) {
+    this.context = context;
+  }
+
+  /** Runs {@code args} and returns the exit code (see {@link ExitCodes}). */
+  public int run(String... args) {
+    CommandLine cl = commandLine();
+    return cl.execute(args);
+  }
+
+  CommandLine commandLine() {
+    CommandLine cl = new CommandLine(new GranuleCommand(), new Factory(context));
+    cl.setOut(context.out());
+    cl.setErr(context.err());
+    cl.setCaseInsensitiveEnumValuesAllowed(true);
+    cl.setUsageHelpAutoWidth(true);
+    cl.setExecutionExceptionHandler(this::handle);
+    cl.setParameterExceptionHandler(
+        (ex, args) -> {
+          PrintWriter err = ex.getCommandLine().getErr();
+          err.println("granule: " + ex.getMessage());
+          err.println(
+              "run '"
+                  + ex.getCommandLine().getCommandSpec().qualifiedName()
+                  + " --help' for usage");
+          err.flush();
+          return ExitCodes.USAGE;
+        });
+    return cl;
+  }
+
+  private int handle(Exception ex, CommandLine cl, CommandLine.ParseResult parsed) {
+    PrintWriter err = cl.getErr();
+    int code = exitCode(ex);
+    String msg = ex.getMessage() == null ? ex.toString() : ex.getMessage();
+    err.println("granule: " + msg);
+    if (code == ExitCodes.FAILURE) {
+      // Unexpected: keep the stack trace for the bug report.
+      ex.printStackTrace(err);
+    }
+    err.flush();
+    return code;
+  }
+
+  /** The exit code for a failure; see {@link ExitCodes}. */
+  static int exitCode(Throwable ex) {
+    if (ex instanceof CommandException ce) {
+      return ce.exitCode();
+    }
+    if (ex instanceof PluginUnavailableException) {
+      return ExitCodes.PLUGIN;
+    }
+    if (ex instanceof io.granule.engine.internal.image.ImageException) {
+      return ExitCodes.SOURCE;
+    }
+    if (ex instanceof InterruptedException) {
+      return ExitCodes.INTERRUPTED;
+    }
+    return ExitCodes.FAILURE;
+  }
+
+  /** Gives every command the context. */
+  private record Factory(CliContext context) implements CommandLine.IFactory {
+    @Override
+    public <K> K create(Class<K> cls) throws Exception {
+      if (ContextCommand.class.isAssignableFrom(cls)) {
+        K k = CommandLine.defaultFactory().create(cls);
+        ((ContextCommand) k).context = context;
+        return k;
+      }
+      return CommandLine.defaultFactory().create(cls);
+    }
+  }
+}

@@ -1,0 +1,62 @@
+package io.granule.engine.internal.cli;
+
+import java.nio.file.Path;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.IVersionProvider;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ScopeType;
+
+/** The top-level {@code granule} command. */
+@Command(
+    name = "granule",
+    mixinStandardHelpOptions = true,
+    versionProvider = GranuleCommand.Version.class,
+    description = {
+      "Application-aware, deduplicating block-level backup with granular restore.",
+      ""
+    },
+    subcommands = {PluginsCommand.class, ImageCommand.class, ServerCommand.class},
+    footer = {
+      "",
+      "Environment: GRANULE_DATA (data directory), GRANULE_LOG_LEVEL (log level).",
+      "Exit codes: 0 ok, 1 failure, 2 usage, 3 repository, 4 not found, 5 damaged data,",
+      "6 source, 7 target, 8 wrong password, 9 locked, 10 plugin, 11 application,",
+      "12 server, 70 runtime, 130 interrupted. See README.md."
+    })
+public final class GranuleCommand extends ContextCommand {
+
+  @Option(
+      names = "--data",
+      scope = ScopeType.INHERIT,
+      paramLabel = "DIR",
+      description =
+          "Data directory: plugins/, config/, logs/ (default: $GRANULE_DATA or ./granule-data).")
+  Path data;
+
+  @Spec CommandSpec spec;
+
+  @Override
+  public Integer call() {
+    spec.commandLine().usage(context().err());
+    return ExitCodes.USAGE;
+  }
+
+  /** Prints the product version and the runtime it runs on. */
+  public static final class Version extends ContextCommand implements IVersionProvider {
+    @Override
+    public String[] getVersion() {
+      String v = context == null ? "unknown" : context.version();
+      return new String[] {
+        "granule " + v,
+        "Java " + System.getProperty("java.version") + " (" + System.getProperty("java.vendor") + ")"
+      };
+    }
+
+    @Override
+    public Integer call() {
+      return ExitCodes.OK;
+    }
+  }
+}

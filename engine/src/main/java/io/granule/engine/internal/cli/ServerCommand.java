@@ -1,0 +1,68 @@
+package io.granule.engine.internal.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.net.URI;
+import java.nio.file.Files;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code granule server}: the long-running runtime with the REST API and hot plugin folder. */
+@Command(
+    name = "server",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Run the Granule server: the REST API on HOST:PORT and the plugin folder DATA/plugins,",
+      "watched so that dropping a bundle jar there installs and starts it, overwriting it",
+      "updates it and deleting it uninstalls it, with no restart. Configuration files",
+      "(PID.cfg, or FACTORYPID-NAME.cfg for one instance per database or disk) dropped into",
+      "DATA/config reach ConfigAdmin. Logs go to DATA/logs/granule.log. Stop with Ctrl-C or",
+      "SIGTERM."
+    })
+final class ServerCommand extends ContextCommand {
+  /** The documented default port. */
+  static final int DEFAULT_PORT = 8470;
+
+  @Option(
+      names = "--listen",
+      paramLabel = "HOST:PORT",
+      defaultValue = "127.0.0.1:" + DEFAULT_PORT,
+      description = "Address to listen on (default: ${DEFAULT-VALUE}; port 0 picks a free port).")
+  String listen;
+
+  @Override
+  public Integer call() throws IOException, InterruptedException {
+    CliContext ctx = context();
+    if (ctx.server() == null) {
+      throw new CommandException(
+          ExitCodes.RUNTIME, "this runtime was not started as a server; run 'granule server'");
+    }
+    int colon = listen.lastIndexOf(':');
+    if (colon <= 0 || colon == listen.length() - 1) {
+      throw new CommandException(
+          ExitCodes.USAGE, "--listen '" + listen + "' is not HOST:PORT, e.g. 127.0.0.1:8470");
+    }
+    String host = listen.substring(0, colon);
+    if (host.startsWith("[") && host.endsWith("]")) {
+      host = host.substring(1, host.length() - 1);
+    }
+    int port;
+    try {
+      port = Integer.parseInt(listen.substring(colon + 1));
+    } catch (NumberFormatException e) {
+      port = -1;
+    }
+    if (port < 0 || port > 65535) {
+      throw new CommandException(
+          ExitCodes.USAGE, "--listen '" + listen + "': the port must be 0 to 65535");
+    }
+    Files.createDirectories(ctx.dataDir().resolve("plugins"));
+    Files.createDirectories(ctx.dataDir().resolve("config"));
+    URI url = ctx.server().start(host, port);
+    PrintWriter out = ctx.out();
+    out.println("granule server listening on " + url + " (data: " + ctx.dataDir() + ")");
+    out.flush();
+    ctx.server().awaitStop();
+    return ExitCodes.OK;
+  }
+}

@@ -1,0 +1,103 @@
+package io.granule.engine.internal.image;
+
+import io.granule.engine.internal.plugin.PluginLeases;
+import io.granule.engine.internal.plugin.PluginLeases.Lease;
+import io.granule.engine.spi.DiskImage;
+import io.granule.engine.spi.DiskImageFormat;
+import io.granule.engine.spi.Extent;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+
+/**
+ * Detects a disk image's format and opens it through the plugin that provides the format.
+ *
+ * <p>Every open image holds a {@link Lease} on its format's plugin for as long as it is open, so an
+ * update of that plugin waits for it (see {@link PluginLeases}).
+ */
+public final class ImageInspector {
+  private final PluginLeases<DiskImageFormat> formats;
+
+  public ImageInspector(PluginLeases<DiskImageFormat> formats) {
+    this.formats = formats;
+  }
+
+  /**
+   * Detects the format of {@code path} by asking every format to probe its first bytes.
+   *
+   * @param format the format to use instead of detecting one, or null
+   * @return a lease on the format; the caller closes it
+   * @throws ImageException if the file cannot be read or no format recognises it
+   */
+  public Lease<DiskImageFormat> detect(Path path, String format) {
+    if (format != null) {
+      return formats.acquire(format);
+    }
+    ByteBuffer head = ByteBuffer.allocate(DiskImageFormat.PROBE_BYTES);
+    long size;
+    try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+      size = ch.size();
+      while (head.hasRemaining() && ch.read(head) > 0) {
+        // keep reading until the probe buffer is full or the file ends
+      }
+    } catch (NoSuchFileException e) {
+      throw new ImageException("unable to open disk image '" + path + "': no such file");
+    } catch (IOException e) {
+      throw new ImageException("unable to read disk image '" + path + "': " + e.getMessage(), e);
+    }
+    head.flip();
+    List<Lease<DiskImageFormat>> all = formats.acquireAll();
+    Lease<DiskImageFormat> best = null;
+    int bestScore = 0;
+    try {
+      for (Lease<DiskImageFormat> l : all) {
+        int score = l.get().probe(head.asReadOnlyBuffer(), size);
+        if (score > bestScore) {
+          best = l;
+          bestScore = score;
+        }
+      }
+    } finally {
+      for (Lease<DiskImageFormat> l : all) {
+        if (l != best) {
+          l.close();
+        }
+      }
+    }
+    if (best == null) {
+      throw new ImageException(
+          "unable to detect the format of disk image '"
+              + path
+              + "' (known formats: "
+              + String.join(", ", formats.names())
+              + "); name it with --format");
+    }
+    return best;
+  }
+
+  /** Inspects the image: format, sizes, allocation. */
+  public ImageInfo inspect(Path path, String format) {
+    try (Lease<DiskImageFormat> lease = detect(path, format)) {
+      long fileSize = Files.size(path);
+      try (DiskImage image = lease.get().open(path)) {
+        long allocated = 0;
+        long size = image.size();
+        if (size > 0) {
+          for (Extent e : image.allocation(0, size)) {
+            allocated += e.length();
+          }
+        }
+        lease.check();
+        return new ImageInfo(
+            path.toString(), image.format(), size, allocated, fileSize, lease.origin().toString());
+      }
+    } catch (IOException e) {
+      throw new ImageException("unable to read disk image '" + path + "': " + e.getMessage(), e);
+    }
+  }
+}

@@ -1,0 +1,181 @@
+package io.granule.engine.internal.osgi;
+
+import io.granule.engine.internal.cli.CommandException;
+import io.granule.engine.internal.cli.ExitCodes;
+import io.granule.engine.internal.cli.ServerControl;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.Collection;
+import java.util.Dictionary;
+import java.util.Hashtable;
+import java.util.concurrent.CountDownLatch;
+import org.osgi.framework.BundleContext;
+import org.osgi.framework.InvalidSyntaxException;
+import org.osgi.framework.ServiceReference;
+import org.osgi.service.cm.Configuration;
+import org.osgi.service.cm.ConfigurationAdmin;
+
+/**
+ * Starts Felix HTTP (Jetty) on the requested address through ConfigAdmin and waits until the REST
+ * API answers.
+ *
+ * <p>The launcher starts the HTTP bundle disabled; this class enables it with the host and port of
+ * {@code --listen}, reads the port Jetty actually bound (for port 0) from the HTTP runtime's {@code
+ * osgi.http.endpoint} property, then polls {@code /api/version} until the whiteboard serves it.
+ */
+final class HttpServerControl implements ServerControl {
+  static final String HTTP_PID = "org.apache.felix.http";
+  private static final String RUNTIME_FILTER =
+      "(&(objectClass=org.osgi.service.servlet.runtime.HttpServiceRuntime)(osgi.http.endpoint=*))";
+  private static final Duration START_TIMEOUT = Duration.ofSeconds(20);
+
+  private final BundleContext context;
+  private final ConfigurationAdmin configAdmin;
+  private final CountDownLatch stopped = new CountDownLatch(1);
+
+  HttpServerControl(BundleContext context, ConfigurationAdmin configAdmin) {
+    this.context = context;
+    this.configAdmin = configAdmin;
+  }
+
+  @Override
+  public URI start(String host, int port) {
+    if (port != 0) {
+      try (ServerSocket probe = new ServerSocket()) {
+        probe.setReuseAddress(true);
+        probe.bind(new InetSocketAddress(host, port));
+      } catch (IOException e) {
+        throw new CommandException(
+            ExitCodes.SERVER,
+            "unable to listen on "
+                + host
+                + ":"
+                + port
+                + ": "
+                + e.getMessage()
+                + "; choose another address with --listen HOST:PORT (port 0 picks a free one)");
+      }
+    }
+    try {
+      Configuration c = configAdmin.getConfiguration(HTTP_PID, "?");
+      Dictionary<String, Object> props = new Hashtable<>();
+      props.put("org.apache.felix.http.enable", Boolean.TRUE);
+      props.put("org.apache.felix.https.enable", Boolean.FALSE);
+      props.put("org.apache.felix.http.host", host);
+      props.put("org.osgi.service.http.port", port);
+      c.update(props);
+    } catch (IOException e) {
+      throw new CommandException(
+          ExitCodes.SERVER, "unable to configure the HTTP server: " + e.getMessage(), e);
+    }
+    long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
+    int bound = -1;
+    while (System.nanoTime() < deadline) {
+      bound = boundPort(port);
+      if (bound > 0) {
+        break;
+      }
+      sleep();
+    }
+    if (bound <= 0) {
+      throw new CommandException(
+          ExitCodes.SERVER,
+          "the HTTP server did not start on "
+              + host
+              + ":"
+              + port
+              + " within "
+              + START_TIMEOUT.toSeconds()
+              + " s; see DATA/logs/granule.log");
+    }
+    String h = host.contains(":") ? "[" + host + "]" : host;
+    URI base = URI.create("http://" + h + ":" + bound + "/");
+    awaitApi(base, deadline);
+    return base;
+  }
+
+  private int boundPort(int wanted) {
+    ServiceReference<?>[] refs;
+    try {
+      refs = context.getAllServiceReferences(null, RUNTIME_FILTER);
+    } catch (InvalidSyntaxException e) {
+      throw new IllegalStateException(e);
+    }
+    if (refs == null) {
+      return -1;
+    }
+    for (ServiceReference<?> r : refs) {
+      for (String endpoint : strings(r.getProperty("osgi.http.endpoint"))) {
+        try {
+          int p = URI.create(endpoint).getPort();
+          if (p > 0 && (wanted == 0 || p == wanted)) {
+            return p;
+          }
+        } catch (IllegalArgumentException ignored) {
+          // not a URL we understand; try the next one
+        }
+      }
+    }
+    return -1;
+  }
+
+  private static String[] strings(Object v) {
+    if (v instanceof String s) {
+      return new String[] {s};
+    }
+    if (v instanceof String[] a) {
+      return a;
+    }
+    if (v instanceof Collection<?> c) {
+      return c.stream().map(String::valueOf).toArray(String[]::new);
+    }
+    return new String[0];
+  }
+
+  private static void awaitApi(URI base, long deadline) {
+    HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+    URI probe = base.resolve("/api/version");
+    while (System.nanoTime() < deadline) {
+      try {
+        HttpResponse<Void> r =
+            client.send(
+                HttpRequest.newBuilder(probe).timeout(Duration.ofSeconds(2)).build(),
+                HttpResponse.BodyHandlers.discarding());
+        if (r.statusCode() == 200) {
+          return;
+        }
+      } catch (IOException e) {
+        // not listening yet
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+      sleep();
+    }
+    throw new CommandException(
+        ExitCodes.SERVER, "the REST API did not come up at " + probe + "; see the log");
+  }
+
+  private static void sleep() {
+    try {
+      Thread.sleep(50);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  @Override
+  public void awaitStop() throws InterruptedException {
+    stopped.await();
+  }
+
+  void stopped() {
+    stopped.countDown();
+  }
+}

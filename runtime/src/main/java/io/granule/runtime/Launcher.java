@@ -1,0 +1,206 @@
+package io.granule.runtime;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.ServiceLoader;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import org.osgi.framework.Bundle;
+import org.osgi.framework.BundleContext;
+import org.osgi.framework.BundleException;
+import org.osgi.framework.Constants;
+import org.osgi.framework.Filter;
+import org.osgi.framework.FrameworkUtil;
+import org.osgi.framework.InvalidSyntaxException;
+import org.osgi.framework.launch.Framework;
+import org.osgi.framework.launch.FrameworkFactory;
+import org.osgi.util.tracker.ServiceTracker;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Starts Apache Felix with the embedded run bundles, waits for the engine's command-line service and
+ * runs the command on the calling thread.
+ *
+ * <p>Every process gets its own framework storage in a temporary directory, so several granule
+ * commands (two backups, a restore and the server) run side by side without sharing OSGi state.
+ * Bundles are installed by reference from the extracted bundle cache, which keeps start-up well
+ * under a second.
+ */
+final class Launcher {
+  /** Service property that marks the engine's command-line entry point. */
+  static final String MAIN_PROPERTY = "granule.main";
+
+  /** Bundles started only by {@code granule server}: HTTP and the plugin folder watcher. */
+  static final List<String> SERVER_ONLY =
+      List.of("org.apache.felix.http.jetty12", "org.apache.felix.fileinstall");
+
+  static final String ENGINE = "io.granule.engine";
+
+  private static final long MAIN_SERVICE_TIMEOUT_MS = 30_000;
+  private static final long STOP_TIMEOUT_MS = 30_000;
+
+  private final LaunchOptions options;
+
+  Launcher(LaunchOptions options) {
+    this.options = options;
+  }
+
+  int run() throws LaunchException {
+    Logging.configure(options);
+    Logger log = LoggerFactory.getLogger(Launcher.class);
+    List<Path> bundles = BundleCache.locate().bundles();
+    Path storage = FrameworkStorage.create();
+    Framework framework = newFramework(frameworkProperties(storage));
+    Thread shutdownHook = new Thread(() -> stop(framework), "granule-shutdown");
+    Runtime.getRuntime().addShutdownHook(shutdownHook);
+    try {
+      framework.start();
+      List<Bundle> installed = install(framework.getBundleContext(), bundles, log);
+      startAll(installed, log);
+      checkEngine(installed);
+      Function<String[], Integer> main = awaitMain(framework.getBundleContext(), installed);
+      Integer code = main.apply(options.args().toArray(String[]::new));
+      return code == null ? 0 : code;
+    } catch (BundleException e) {
+      throw new LaunchException("unable to start the OSGi framework: " + e.getMessage(), e);
+    } finally {
+      stop(framework);
+      FrameworkStorage.delete(storage);
+      try {
+        Runtime.getRuntime().removeShutdownHook(shutdownHook);
+      } catch (IllegalStateException shuttingDown) {
+        // The JVM is already shutting down (SIGTERM): the hook runs anyway.
+      }
+    }
+  }
+
+  private Map<String, String> frameworkProperties(Path storage) {
+    Map<String, String> p = new HashMap<>();
+    p.put(Constants.FRAMEWORK_STORAGE, storage.toString());
+    p.put(Constants.FRAMEWORK_STORAGE_CLEAN, Constants.FRAMEWORK_STORAGE_CLEAN_ONFIRSTINIT);
+    p.put(Constants.FRAMEWORK_SYSTEMPACKAGES_EXTRA, Logging.exportedPackages());
+    // Bundles find the data directory through this property (plugins, configuration, logs).
+    p.put("granule.data", options.dataDir().toString());
+    p.put("granule.mode", options.server() ? "server" : "cli");
+    // HTTP listens on loopback only, and only when `granule server` configures a port.
+    p.put("org.apache.felix.http.host", "127.0.0.1");
+    p.put("org.apache.felix.http.enable", "false");
+    p.put("org.apache.felix.https.enable", "false");
+    if (options.server()) {
+      Path plugins = options.dataDir().resolve("plugins");
+      Path config = options.dataDir().resolve("config");
+      p.put("felix.fileinstall.dir", plugins + "," + config);
+      p.put("felix.fileinstall.poll", "500");
+      p.put("felix.fileinstall.noInitialDelay", "true");
+      p.put("felix.fileinstall.bundles.new.start", "true");
+      p.put("felix.fileinstall.bundles.startTransient", "true");
+      p.put("felix.fileinstall.log.default", "slf4j");
+      p.put("felix.fileinstall.tmpdir", storage.resolve("fileinstall").toString());
+    }
+    p.put("felix.log.level", "1");
+    return p;
+  }
+
+  private static Framework newFramework(Map<String, String> properties) throws LaunchException {
+    FrameworkFactory factory =
+        ServiceLoader.load(FrameworkFactory.class, Launcher.class.getClassLoader())
+            .findFirst()
+            .orElseThrow(
+                () -> new LaunchException("no OSGi framework on the class path: rebuild granule"));
+    return factory.newFramework(properties);
+  }
+
+  private List<Bundle> install(BundleContext context, List<Path> bundles, Logger log)
+      throws LaunchException {
+    List<Bundle> installed = new ArrayList<>();
+    for (Path jar : bundles) {
+      try {
+        installed.add(context.installBundle("reference:" + jar.toUri()));
+      } catch (BundleException e) {
+        throw new LaunchException("unable to install bundle " + jar + ": " + e.getMessage(), e);
+      }
+    }
+    log.debug("installed {} bundles", installed.size());
+    return installed;
+  }
+
+  private void startAll(List<Bundle> installed, Logger log) {
+    for (Bundle b : installed) {
+      boolean fragment = b.getHeaders().get(Constants.FRAGMENT_HOST) != null;
+      if (fragment || (!options.server() && SERVER_ONLY.contains(b.getSymbolicName()))) {
+        continue;
+      }
+      try {
+        b.start(Bundle.START_TRANSIENT);
+      } catch (BundleException e) {
+        // One broken bundle must not take the runtime down: the engine reports it as failed.
+        log.error("bundle {} failed to start: {}", b.getSymbolicName(), e.getMessage());
+      }
+    }
+  }
+
+  /** Fails at once, with the framework's reason, when the engine bundle did not start. */
+  private static void checkEngine(List<Bundle> installed) throws LaunchException {
+    for (Bundle b : installed) {
+      if (ENGINE.equals(b.getSymbolicName()) && b.getState() != Bundle.ACTIVE) {
+        String reason;
+        try {
+          b.start(Bundle.START_TRANSIENT);
+          return;
+        } catch (BundleException e) {
+          reason = e.getMessage();
+        }
+        throw new LaunchException("the engine bundle cannot start: " + reason);
+      }
+    }
+  }
+
+  @SuppressWarnings("unchecked")
+  private static Function<String[], Integer> awaitMain(BundleContext context, List<Bundle> bundles)
+      throws LaunchException {
+    Filter filter;
+    try {
+      filter =
+          FrameworkUtil.createFilter(
+              "(&(objectClass=" + Function.class.getName() + ")(" + MAIN_PROPERTY + "=true))");
+    } catch (InvalidSyntaxException e) {
+      throw new IllegalStateException(e);
+    }
+    ServiceTracker<Object, Object> tracker = new ServiceTracker<>(context, filter, null);
+    tracker.open();
+    try {
+      Object service = tracker.waitForService(MAIN_SERVICE_TIMEOUT_MS);
+      if (service == null) {
+        throw new LaunchException(
+            "the engine did not start within "
+                + TimeUnit.MILLISECONDS.toSeconds(MAIN_SERVICE_TIMEOUT_MS)
+                + " s; bundle states: "
+                + BundleStates.describe(bundles));
+      }
+      return (Function<String[], Integer>) service;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new LaunchException("interrupted while starting", e);
+    } finally {
+      tracker.close();
+    }
+  }
+
+  private static void stop(Framework framework) {
+    try {
+      if ((framework.getState() & (Bundle.STARTING | Bundle.ACTIVE | Bundle.STOPPING)) != 0) {
+        framework.stop();
+        framework.waitForStop(STOP_TIMEOUT_MS);
+      }
+    } catch (BundleException | InterruptedException | RuntimeException e) {
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+      LoggerFactory.getLogger(Launcher.class).warn("the runtime did not stop cleanly: {}", e.toString());
+    }
+  }
+}

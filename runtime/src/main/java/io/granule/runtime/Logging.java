@@ -1,0 +1,55 @@
+package io.granule.runtime;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * Logging set-up: SLF4J with Logback on the launcher's class path, shared with every bundle.
+ *
+ * <p>The server logs INFO to the console and to {@code DATA/logs/granule.log} (rolled daily, 14
+ * days kept). One-shot commands keep the console for their own output and print only warnings and
+ * errors there; they also log INFO to the same file when the data directory exists. {@code
+ * GRANULE_LOG_LEVEL} (ERROR, WARN, INFO, DEBUG, TRACE) changes the level of Granule's own loggers;
+ * {@code -Dlogback.configurationFile=FILE} replaces the configuration entirely.
+ */
+final class Logging {
+  private static final String SLF4J_PACKAGES =
+      "org.slf4j,org.slf4j.event,org.slf4j.helpers,org.slf4j.spi";
+
+  private Logging() {}
+
+  static void configure(LaunchOptions options) {
+    if (System.getProperty("logback.configurationFile") != null) {
+      return;
+    }
+    Path logDir = options.dataDir().resolve("logs");
+    boolean toFile = options.server() || Files.isDirectory(options.dataDir());
+    System.setProperty("granule.log.dir", logDir.toString());
+    String level = System.getenv("GRANULE_LOG_LEVEL");
+    if (level != null && !level.isBlank()) {
+      System.setProperty("granule.log.level", level.trim().toUpperCase(java.util.Locale.ROOT));
+    }
+    String config;
+    if (options.server()) {
+      config = "logback-server.xml";
+    } else if (toFile) {
+      config = "logback-cli.xml";
+    } else {
+      config = "logback-console.xml";
+    }
+    System.setProperty("logback.configurationFile", config);
+  }
+
+  /** The SLF4J packages the system bundle exports to bundles, with their version. */
+  static String exportedPackages() {
+    String version = BuildInfo.get("slf4j.version").replaceAll("[^0-9.].*$", "");
+    StringBuilder sb = new StringBuilder();
+    for (String p : SLF4J_PACKAGES.split(",")) {
+      if (sb.length() > 0) {
+        sb.append(',');
+      }
+      sb.append(p).append(";version=\"").append(version).append('"');
+    }
+    return sb.toString();
+  }
+}

@@ -1,0 +1,24 @@
+package io.granule.runtime;
+
+/**
+ * Entry point of the executable jar: {@code java -jar granule.jar COMMAND ...}.
+ *
+ * <p>Starts the OSGi runtime in this process, hands the command line to the engine bundle and exits
+ * with the code the engine returns (see the exit-code table in README.md).
+ */
+public final class Main {
+  private Main() {}
+
+  public static void main(String[] args) {
+    int code;
+    try {
+      code = new Launcher(LaunchOptions.parse(args, System.getenv())).run();
+    } catch (LaunchException e) {
+      System.err.println("granule: " + e.getMessage());
+      code = e.exitCode();
+    }
+    System.out.flush();
+    System.err.flush();
+    Runtime.getRuntime().halt(code);
+  }
+}
