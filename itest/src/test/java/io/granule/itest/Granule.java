@@ -1,0 +1,115 @@
+package io.granule.itest;
+
+import java.io.IOException;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/** Runs the real granule executable jar in a child process. */
+final class Granule {
+  private static final Pattern URL = Pattern.compile("listening on (http://\\S+/)");
+
+  private Granule() {}
+
+  static Path jar() {
+    Path jar = Path.of(System.getProperty("granule.jar", "../runtime/target/granule.jar"));
+    if (!Files.isRegularFile(jar)) {
+      throw new IllegalStateException(jar + " is missing: build with ./mvnw package first");
+    }
+    return jar;
+  }
+
+  static ProcessBuilder command(List<String> jvmArgs, String... args) {
+    List<String> cmd = new ArrayList<>();
+    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    cmd.addAll(jvmArgs);
+    cmd.add("-jar");
+    cmd.add(jar().toString());
+    cmd.addAll(List.of(args));
+    return new ProcessBuilder(cmd);
+  }
+
+  /** The result of a one-shot command. */
+  record Result(int exitCode, String out, String err) {}
+
+  /** Runs a one-shot command and waits for it (at most 60 s). */
+  static Result run(Path workDir, String... args) throws IOException, InterruptedException {
+    Path out = Files.createTempFile(workDir, "out", ".txt");
+    Path err = Files.createTempFile(workDir, "err", ".txt");
+    Process p =
+        command(List.of(), args)
+            .directory(workDir.toFile())
+            .redirectOutput(out.toFile())
+            .redirectError(err.toFile())
+            .start();
+    if (!p.waitFor(60, TimeUnit.SECONDS)) {
+      p.destroyForcibly();
+      throw new AssertionError("granule " + String.join(" ", args) + " did not finish in 60 s");
+    }
+    return new Result(
+        p.exitValue(),
+        Files.readString(out, StandardCharsets.UTF_8),
+        Files.readString(err, StandardCharsets.UTF_8));
+  }
+
+  /** A running {@code granule server}. */
+  static final class Server implements AutoCloseable {
+    final Process process;
+    final URI url;
+    final Path data;
+    final Path log;
+
+    private Server(Process process, URI url, Path data, Path log) {
+      this.process = process;
+      this.url = url;
+      this.data = data;
+      this.log = log;
+    }
+
+    static Server start(Path data, List<String> jvmArgs) throws Exception {
+      Files.createDirectories(data);
+      Path log = data.resolve("server-console.txt");
+      Process p =
+          command(jvmArgs, "server", "--data", data.toString(), "--listen", "127.0.0.1:0")
+              .redirectErrorStream(true)
+              .redirectOutput(log.toFile())
+              .start();
+      long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+      while (System.nanoTime() < deadline) {
+        Matcher m = URL.matcher(Files.readString(log));
+        if (m.find()) {
+          return new Server(p, URI.create(m.group(1)), data, log);
+        }
+        if (!p.isAlive()) {
+          throw new AssertionError("server exited: " + Files.readString(log));
+        }
+        Thread.sleep(50);
+      }
+      p.destroyForcibly();
+      throw new AssertionError("server printed no URL in 30 s: " + Files.readString(log));
+    }
+
+    Path plugins() {
+      return data.resolve("plugins");
+    }
+
+    String console() throws IOException {
+      return Files.readString(log);
+    }
+
+    @Override
+    public void close() throws Exception {
+      process.destroy();
+      if (!process.waitFor(30, TimeUnit.SECONDS)) {
+        process.destroyForcibly();
+      }
+    }
+  }
+}

@@ -1,0 +1,166 @@
+package io.granule.itest;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Hot plugin deployment against a real {@code granule server} process: bundles built here with
+ * bnd are dropped into, overwritten in and deleted from DATA/plugins while the server runs.
+ */
+class HotDeployTest {
+  /** How long a departing plugin waits for operations using it, in this server. */
+  static final int DRAIN_SECONDS = 4;
+
+  @TempDir Path tmp;
+  Granule.Server server;
+  Api api;
+  Path bundles;
+
+  @BeforeEach
+  void start() throws Exception {
+    bundles = Files.createDirectories(tmp.resolve("bundles"));
+    server =
+        Granule.Server.start(
+            tmp.resolve("data"), List.of("-Dgranule.plugin.drain.seconds=" + DRAIN_SECONDS));
+    api = new Api(server.url);
+  }
+
+  @AfterEach
+  void stop() throws Exception {
+    server.close();
+  }
+
+  static boolean active(java.util.Optional<JsonNode> p, String version) {
+    return p.isPresent()
+        && p.get().get("state").asText().equals("ACTIVE")
+        && p.get().get("version").asText().equals(version)
+        && p.get().get("services").toString().contains("slowtest");
+  }
+
+  @Test
+  void droppedBundleAppearsWithin5sAndV2ReplacesV1AndDeleteRemovesIt() throws Exception {
+    Path v1 = TestBundles.slow(bundles, "1.0.0");
+    Path v2 = TestBundles.slow(bundles, "2.0.0");
+
+    TestBundles.deploy(v1, server.plugins(), "slow.jar");
+    long appeared = api.await(TestBundles.SLOW, p -> active(p, "1.0.0"), Duration.ofSeconds(5));
+    assertThat(appeared).isLessThan(5000);
+    JsonNode listed = api.plugin(TestBundles.SLOW).orElseThrow();
+    assertThat(listed.get("services").get(0).get("type").asText()).isEqualTo("DiskImageFormat");
+    assertThat(listed.get("services").get(0).get("name").asText()).isEqualTo("slowtest");
+
+    TestBundles.deploy(v2, server.plugins(), "slow.jar");
+    api.await(TestBundles.SLOW, p -> active(p, "2.0.0"), Duration.ofSeconds(10));
+    assertThat(api.get("/api/plugins").body().toString()).doesNotContain("\"1.0.0\"");
+
+    Files.delete(server.plugins().resolve("slow.jar"));
+    api.await(TestBundles.SLOW, java.util.Optional::isEmpty, Duration.ofSeconds(10));
+
+    // The CLI sees the same inventory through --server.
+    Granule.Result r = Granule.run(tmp, "plugins", "--server", server.url.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(r.out()).contains("io.granule.plugin.vmdisk").doesNotContain(TestBundles.SLOW);
+  }
+
+  @Test
+  void brokenBundlesAreListedAsFailedWithTheReasonAndTheServerKeepsServing() throws Exception {
+    TestBundles.deploy(TestBundles.broken(bundles), server.plugins(), "broken.jar");
+    TestBundles.deploy(TestBundles.failing(bundles), server.plugins(), "failing.jar");
+
+    api.await(
+        TestBundles.BROKEN,
+        p -> p.isPresent() && p.get().get("state").asText().equals("FAILED"),
+        Duration.ofSeconds(10));
+    String reason = api.plugin(TestBundles.BROKEN).orElseThrow().get("failure").asText();
+    assertThat(reason).contains("missing requirement").contains("io.granule.itest.missing");
+
+    api.await(
+        TestBundles.FAILING,
+        p -> p.isPresent() && p.get().get("state").asText().equals("FAILED"),
+        Duration.ofSeconds(10));
+    String failing = api.plugin(TestBundles.FAILING).orElseThrow().get("failure").asText();
+    assertThat(failing).contains("boom: this test plugin always fails to activate");
+
+    assertThat(api.get("/api/version").status()).isEqualTo(200);
+    assertThat(api.plugin("io.granule.plugin.vmdisk").orElseThrow().get("state").asText())
+        .isEqualTo("ACTIVE");
+    Granule.Result r = Granule.run(tmp, "plugins", "--server", server.url.toString());
+    assertThat(r.out()).contains("failure: unresolved: missing requirement");
+
+    Files.delete(server.plugins().resolve("broken.jar"));
+    api.await(TestBundles.BROKEN, java.util.Optional::isEmpty, Duration.ofSeconds(10));
+  }
+
+  @Test
+  void operationInProgressFinishesOnTheVersionItStartedWith() throws Exception {
+    TestBundles.deploy(TestBundles.slow(bundles, "1.0.0"), server.plugins(), "slow.jar");
+    api.await(TestBundles.SLOW, p -> active(p, "1.0.0"), Duration.ofSeconds(10));
+    Path image = slowImage("finishes.img", 2_000);
+
+    CompletableFuture<Api.Response> op = api.getAsync("/api/images/info?path=" + image);
+    awaitFile(Path.of(image + ".started"));
+    TestBundles.deploy(TestBundles.slow(bundles, "2.0.0"), server.plugins(), "slow.jar");
+
+    Api.Response r = op.get(60, TimeUnit.SECONDS);
+    assertThat(r.status()).as(r.body().toString()).isEqualTo(200);
+    assertThat(r.body().get("plugin").asText()).isEqualTo(TestBundles.SLOW + " 1.0.0");
+    assertThat(r.body().get("allocatedBytes").asLong()).isEqualTo(1 << 19);
+    api.await(TestBundles.SLOW, p -> active(p, "2.0.0"), Duration.ofSeconds(10));
+
+    // The next operation runs on the new version.
+    Path again = slowImage("again.img", 0);
+    Api.Response r2 = api.get("/api/images/info?path=" + again);
+    assertThat(r2.body().get("plugin").asText()).isEqualTo(TestBundles.SLOW + " 2.0.0");
+  }
+
+  @Test
+  void operationOutlivingTheDrainTimeoutFailsCleanlyNamingTheUpdate() throws Exception {
+    TestBundles.deploy(TestBundles.slow(bundles, "1.0.0"), server.plugins(), "slow.jar");
+    api.await(TestBundles.SLOW, p -> active(p, "1.0.0"), Duration.ofSeconds(10));
+    Path image = slowImage("slow.img", (DRAIN_SECONDS + 4) * 1000L);
+
+    CompletableFuture<Api.Response> op = api.getAsync("/api/images/info?path=" + image);
+    awaitFile(Path.of(image + ".started"));
+    Files.delete(server.plugins().resolve("slow.jar"));
+
+    Api.Response r = op.get(60, TimeUnit.SECONDS);
+    assertThat(r.status()).isEqualTo(409);
+    assertThat(r.body().get("error").asText())
+        .contains("plugin " + TestBundles.SLOW + " 1.0.0")
+        .contains("was updated or removed while this operation used it")
+        .contains("run it again");
+    api.await(TestBundles.SLOW, java.util.Optional::isEmpty, Duration.ofSeconds(10));
+    assertThat(api.get("/api/version").status()).isEqualTo(200);
+  }
+
+  private Path slowImage(String name, long delayMs) throws Exception {
+    ByteBuffer b = ByteBuffer.allocate(24);
+    b.put("SLOWTEST".getBytes(StandardCharsets.US_ASCII)).putLong(1 << 20).putLong(delayMs);
+    Path p = tmp.resolve(name);
+    Files.write(p, b.array());
+    return p;
+  }
+
+  private static void awaitFile(Path p) throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+    while (!Files.exists(p)) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError(p + " did not appear: the operation did not start");
+      }
+      Thread.sleep(20);
+    }
+  }
+}
