@@ -1,0 +1,115 @@
+package io.granule.engine.internal.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.granule.engine.api.PluginInfo;
+import io.granule.engine.api.PluginInfo.PluginService;
+import io.granule.engine.api.PluginState;
+import io.granule.engine.internal.plugin.PluginLeases;
+import io.granule.engine.spi.DiskImageFormat;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The CLI without a framework: parsing, output and exit codes. */
+class CliTest {
+  @TempDir Path tmp;
+  final StringWriter out = new StringWriter();
+  final StringWriter err = new StringWriter();
+  final PluginLeases<DiskImageFormat> formats =
+      new PluginLeases<>("DiskImageFormat", DiskImageFormat::name, Duration.ofSeconds(1));
+  List<PluginInfo> plugins =
+      List.of(
+          new PluginInfo(
+              "io.granule.plugin.vmdisk",
+              "1.0.0",
+              PluginState.ACTIVE,
+              "file:/x.jar",
+              List.of(new PluginService("DiskImageFormat", "qcow2")),
+              null),
+          new PluginInfo(
+              "io.example.broken",
+              "0.1.0",
+              PluginState.FAILED,
+              "file:/y.jar",
+              List.of(),
+              "unresolved: missing requirement package (osgi.wiring.package=x)"));
+
+  int run(String... args) {
+    CliContext ctx =
+        new CliContext(
+            () -> plugins,
+            formats,
+            null,
+            tmp,
+            "1.2.3",
+            new PrintWriter(out, true),
+            new PrintWriter(err, true));
+    return new Cli(ctx).run(args);
+  }
+
+  @Test
+  void versionAndHelp() {
+    assertThat(run("--version")).isZero();
+    assertThat(out.toString()).startsWith("granule 1.2.3");
+    assertThat(run("--help")).isZero();
+    assertThat(out.toString()).contains("plugins").contains("server").contains("Exit codes");
+  }
+
+  @Test
+  void unknownCommandIsAUsageError() {
+    assertThat(run("frobnicate")).isEqualTo(ExitCodes.USAGE);
+    assertThat(err.toString()).contains("granule: Unmatched argument").contains("--help");
+  }
+
+  @Test
+  void pluginsTableShowsStateServicesAndFailureReason() {
+    assertThat(run("plugins")).isZero();
+    assertThat(out.toString())
+        .contains("io.granule.plugin.vmdisk")
+        .contains("DiskImageFormat qcow2")
+        .contains("failed")
+        .contains("failure: unresolved: missing requirement");
+  }
+
+  @Test
+  void pluginsJsonRoundTrips() throws Exception {
+    assertThat(run("plugins", "--json")).isZero();
+    List<PluginInfo> back =
+        Json.MAPPER.readValue(
+            out.toString(),
+            new com.fasterxml.jackson.core.type.TypeReference<List<PluginInfo>>() {});
+    assertThat(back).isEqualTo(plugins);
+  }
+
+  @Test
+  void pluginsFromAServerThatDoesNotAnswerIsAServerError() {
+    assertThat(run("plugins", "--server", "http://127.0.0.1:1")).isEqualTo(ExitCodes.SERVER);
+    assertThat(err.toString()).contains("no granule server answers at http://127.0.0.1:1");
+  }
+
+  @Test
+  void imageInfoOfAMissingFileIsASourceError() {
+    assertThat(run("image", "info", tmp.resolve("nope.img").toString()))
+        .isEqualTo(ExitCodes.SOURCE);
+    assertThat(err.toString()).contains("unable to open disk image").contains("no such file");
+  }
+
+  @Test
+  void imageInfoWithAnUnknownFormatIsAPluginError() throws Exception {
+    Path img = Files.write(tmp.resolve("a.img"), new byte[4096]);
+    assertThat(run("image", "info", "--format", "qcow9", img.toString()))
+        .isEqualTo(ExitCodes.PLUGIN);
+    assertThat(err.toString()).contains("no plugin provides DiskImageFormat 'qcow9'");
+  }
+
+  @Test
+  void serverOutsideAServerRuntimeIsRefused() {
+    assertThat(run("server")).isEqualTo(ExitCodes.RUNTIME);
+  }
+}
