@@ -55,7 +55,9 @@ final class Api {
     return Optional.empty();
   }
 
-  /** Polls the plugin list until {@code condition} holds for {@code bsn}; returns the elapsed ms. */
+  /**
+   * Polls the plugin list until {@code condition} holds for {@code bsn}; returns the elapsed ms.
+   */
   long await(String bsn, Predicate<Optional<JsonNode>> condition, Duration timeout)
       throws Exception {
     long start = System.nanoTime();

@@ -17,8 +17,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Hot plugin deployment against a real {@code granule server} process: bundles built here with
- * bnd are dropped into, overwritten in and deleted from DATA/plugins while the server runs.
+ * Hot plugin deployment against a real {@code granule server} process: bundles built here with bnd
+ * are dropped into, overwritten in and deleted from DATA/plugins while the server runs.
  */
 class HotDeployTest {
   /** How long a departing plugin waits for operations using it, in this server. */

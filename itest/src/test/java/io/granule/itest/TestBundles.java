@@ -63,7 +63,10 @@ final class TestBundles {
   static void deploy(Path bundle, Path pluginsDir, String fileName) throws Exception {
     Path tmp = pluginsDir.getParent().resolve(fileName + ".tmp");
     Files.copy(bundle, tmp, StandardCopyOption.REPLACE_EXISTING);
-    Files.move(tmp, pluginsDir.resolve(fileName), StandardCopyOption.REPLACE_EXISTING,
+    Files.move(
+        tmp,
+        pluginsDir.resolve(fileName),
+        StandardCopyOption.REPLACE_EXISTING,
         StandardCopyOption.ATOMIC_MOVE);
   }
 }

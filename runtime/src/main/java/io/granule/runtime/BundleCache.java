@@ -81,7 +81,9 @@ final class BundleCache {
         for (Enumeration<JarEntry> en = jf.entries(); en.hasMoreElements(); ) {
           JarEntry e = en.nextElement();
           String name = e.getName();
-          if (name.startsWith(PREFIX) && name.endsWith(".jar") && name.indexOf('/', PREFIX.length()) < 0) {
+          if (name.startsWith(PREFIX)
+              && name.endsWith(".jar")
+              && name.indexOf('/', PREFIX.length()) < 0) {
             try (InputStream in = jf.getInputStream(e)) {
               Files.copy(in, tmp.resolve(name.substring(PREFIX.length())));
             }

@@ -22,8 +22,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Starts Apache Felix with the embedded run bundles, waits for the engine's command-line service and
- * runs the command on the calling thread.
+ * Starts Apache Felix with the embedded run bundles, waits for the engine's command-line service
+ * and runs the command on the calling thread.
  *
  * <p>Every process gets its own framework storage in a temporary directory, so several granule
  * commands (two backups, a restore and the server) run side by side without sharing OSGi state.
@@ -200,7 +200,8 @@ final class Launcher {
       if (e instanceof InterruptedException) {
         Thread.currentThread().interrupt();
       }
-      LoggerFactory.getLogger(Launcher.class).warn("the runtime did not stop cleanly: {}", e.toString());
+      LoggerFactory.getLogger(Launcher.class)
+          .warn("the runtime did not stop cleanly: {}", e.toString());
     }
   }
 }

@@ -2,11 +2,11 @@ package io.granule.engine.internal.cli;
 
 import java.nio.file.Path;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Spec;
 import picocli.CommandLine.IVersionProvider;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ScopeType;
+import picocli.CommandLine.Spec;
 
 /** The top-level {@code granule} command. */
 @Command(
@@ -50,7 +50,11 @@ public final class GranuleCommand extends ContextCommand {
       String v = context == null ? "unknown" : context.version();
       return new String[] {
         "granule " + v,
-        "Java " + System.getProperty("java.version") + " (" + System.getProperty("java.vendor") + ")"
+        "Java "
+            + System.getProperty("java.version")
+            + " ("
+            + System.getProperty("java.vendor")
+            + ")"
       };
     }
 

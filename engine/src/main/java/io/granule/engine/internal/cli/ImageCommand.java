@@ -5,6 +5,7 @@ import io.granule.engine.internal.image.ImageInspector;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.Locale;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -45,11 +46,15 @@ final class ImageCommand extends ContextCommand {
       if (json) {
         out.println(Json.MAPPER.writeValueAsString(info));
       } else {
-        out.printf("image:          %s%n", info.path());
-        out.printf("format:         %s (plugin %s)%n", info.format(), info.plugin());
-        out.printf("virtual size:   %s (%d bytes)%n", Sizes.human(info.virtualSize()), info.virtualSize());
-        out.printf("allocated:      %s%n", Sizes.human(info.allocatedBytes()));
-        out.printf("file size:      %s%n", Sizes.human(info.fileSize()));
+        out.printf(Locale.ROOT, "image:          %s%n", info.path());
+        out.printf(Locale.ROOT, "format:         %s (plugin %s)%n", info.format(), info.plugin());
+        out.printf(
+            Locale.ROOT,
+            "virtual size:   %s (%d bytes)%n",
+            Sizes.human(info.virtualSize()),
+            info.virtualSize());
+        out.printf(Locale.ROOT, "allocated:      %s%n", Sizes.human(info.allocatedBytes()));
+        out.printf(Locale.ROOT, "file size:      %s%n", Sizes.human(info.fileSize()));
       }
       out.flush();
       return ExitCodes.OK;

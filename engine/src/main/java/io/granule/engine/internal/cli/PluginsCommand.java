@@ -11,6 +11,7 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.List;
+import java.util.Locale;
 import java.util.stream.Collectors;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -77,7 +78,7 @@ final class PluginsCommand extends ContextCommand {
     }
     int w = Math.max(6, plugins.stream().mapToInt(p -> p.symbolicName().length()).max().orElse(0));
     String fmt = "%-" + w + "s  %-22s  %-9s  %s%n";
-    out.printf(fmt, "PLUGIN", "VERSION", "STATE", "SERVICES");
+    out.printf(Locale.ROOT, fmt, "PLUGIN", "VERSION", "STATE", "SERVICES");
     for (PluginInfo p : plugins) {
       String services =
           p.services().isEmpty()
@@ -85,9 +86,15 @@ final class PluginsCommand extends ContextCommand {
               : p.services().stream()
                   .map(s -> s.name() == null ? s.type() : s.type() + " " + s.name())
                   .collect(Collectors.joining(", "));
-      out.printf(fmt, p.symbolicName(), p.version(), p.state().name().toLowerCase(), services);
+      out.printf(
+          Locale.ROOT,
+          fmt,
+          p.symbolicName(),
+          p.version(),
+          p.state().name().toLowerCase(Locale.ROOT),
+          services);
       if (p.failure() != null) {
-        out.printf("%" + w + "s  failure: %s%n", "", p.failure());
+        out.printf(Locale.ROOT, "%" + w + "s  failure: %s%n", "", p.failure());
       }
     }
   }

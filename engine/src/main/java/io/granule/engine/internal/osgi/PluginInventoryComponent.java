@@ -46,15 +46,17 @@ public final class PluginInventoryComponent implements PluginInventory {
   private final BundleContext context;
   private final Path pluginsDir;
   private final DiskImageFormats formats;
+
   /** Start failures by bundle id and last-modified time, so each version is tried once. */
   private final Map<String, String> startFailures = new ConcurrentHashMap<>();
 
-  @Reference(cardinality = ReferenceCardinality.OPTIONAL, policyOption = ReferencePolicyOption.GREEDY)
+  @Reference(
+      cardinality = ReferenceCardinality.OPTIONAL,
+      policyOption = ReferencePolicyOption.GREEDY)
   volatile ServiceComponentRuntime scr;
 
   @Activate
-  public PluginInventoryComponent(
-      BundleContext context, @Reference DiskImageFormats formats) {
+  public PluginInventoryComponent(BundleContext context, @Reference DiskImageFormats formats) {
     this.context = context;
     this.formats = formats;
     this.pluginsDir = RuntimeProperties.dataDir(context).resolve("plugins");

@@ -13,8 +13,8 @@ import java.util.function.Function;
  * The plugin services of one SPI type that operations may use, and the operations using them.
  *
  * <p>The rule for an operation in progress when its plugin is updated or removed: the runtime
- * waits, up to the drain timeout, for the operation to finish on the version it started with;
- * only then does the old version go away and the new one take its place. If the operation is still
+ * waits, up to the drain timeout, for the operation to finish on the version it started with; only
+ * then does the old version go away and the new one take its place. If the operation is still
  * running at the timeout, its lease is revoked: its next use of the plugin throws {@link
  * PluginUnavailableException} naming the update, and the operation fails cleanly (nothing it wrote
  * is referenced: a backup writes its snapshot manifest last).

@@ -70,7 +70,8 @@ public final class ApiServlet extends HttpServlet {
           send(
               resp,
               200,
-              new ImageInspector(formats.leases()).inspect(Path.of(file), req.getParameter("format")));
+              new ImageInspector(formats.leases())
+                  .inspect(Path.of(file), req.getParameter("format")));
         }
         default -> send(resp, 404, Map.of("error", "no such endpoint: /api" + path));
       }

@@ -83,7 +83,8 @@ class PluginLeasesTest {
     Lease<Svc> lease = l.acquire("qcow2");
     long t0 = System.nanoTime();
     assertThat(l.removed(1L)).isEqualTo(1);
-    assertThat(Duration.ofNanos(System.nanoTime() - t0)).isGreaterThanOrEqualTo(Duration.ofMillis(100));
+    assertThat(Duration.ofNanos(System.nanoTime() - t0))
+        .isGreaterThanOrEqualTo(Duration.ofMillis(100));
     assertThatThrownBy(lease::get)
         .isInstanceOf(PluginUnavailableException.class)
         .hasMessageContaining("plugin io.example.plugin 1.0.0 (Svc 'qcow2') was updated or removed")

@@ -18,8 +18,8 @@ import org.osgi.service.component.annotations.Component;
  * A test-only disk image format whose allocation map takes a while to compute, so that a test can
  * update or remove the plugin while an operation is using it.
  *
- * <p>File layout: "SLOWTEST" magic, 8-byte virtual size, 8-byte delay in milliseconds. While
- * {@link DiskImage#allocation} runs, the file {@code PATH.started} exists.
+ * <p>File layout: "SLOWTEST" magic, 8-byte virtual size, 8-byte delay in milliseconds. While {@link
+ * DiskImage#allocation} runs, the file {@code PATH.started} exists.
  */
 @Component(service = DiskImageFormat.class)
 public final class SlowFormat implements DiskImageFormat {
