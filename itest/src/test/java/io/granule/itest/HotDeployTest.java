@@ -146,6 +146,34 @@ class HotDeployTest {
     assertThat(api.get("/api/version").status()).isEqualTo(200);
   }
 
+  @Test
+  void configurationFilesCreateOnePluginInstanceEach() throws Exception {
+    TestBundles.deploy(TestBundles.configured(bundles), server.plugins(), "configured.jar");
+    api.await(
+        TestBundles.CONFIGURED,
+        p -> p.isPresent() && p.get().get("state").asText().equals("ACTIVE"),
+        Duration.ofSeconds(10));
+    Path config = server.data.resolve("config");
+    Files.writeString(config.resolve("io.granule.itest.configured-alpha.cfg"), "name = alpha\n");
+    Files.writeString(config.resolve("io.granule.itest.configured-beta.cfg"), "name = beta\n");
+    api.await(
+        TestBundles.CONFIGURED,
+        p ->
+            p.isPresent()
+                && p.get().get("services").toString().contains("\"alpha\"")
+                && p.get().get("services").toString().contains("\"beta\""),
+        Duration.ofSeconds(10));
+
+    Files.delete(config.resolve("io.granule.itest.configured-alpha.cfg"));
+    api.await(
+        TestBundles.CONFIGURED,
+        p ->
+            p.isPresent()
+                && !p.get().get("services").toString().contains("\"alpha\"")
+                && p.get().get("services").toString().contains("\"beta\""),
+        Duration.ofSeconds(10));
+  }
+
   private Path slowImage(String name, long delayMs) throws Exception {
     ByteBuffer b = ByteBuffer.allocate(24);
     b.put("SLOWTEST".getBytes(StandardCharsets.US_ASCII)).putLong(1 << 20).putLong(delayMs);

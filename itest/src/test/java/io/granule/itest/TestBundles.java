@@ -21,6 +21,13 @@ final class TestBundles {
     return build(dir, SLOW, version, "io.granule.itest.plugin.slow", Map.of());
   }
 
+  static final String CONFIGURED = "io.granule.itest.configured";
+
+  /** A format with one instance per factory configuration. */
+  static Path configured(Path dir) throws Exception {
+    return build(dir, CONFIGURED, "1.0.0", "io.granule.itest.plugin.configured", Map.of());
+  }
+
   /** A bundle whose component throws on activation. */
   static Path failing(Path dir) throws Exception {
     return build(dir, FAILING, "1.0.0", "io.granule.itest.plugin.failing", Map.of());
