@@ -199,7 +199,7 @@ public final class Repository implements Closeable {
             indexedPacks.add(e.location().pack());
           }
         } catch (IOException | RepositoryException | IllegalArgumentException e) {
-          LOG.warn("skipping damaged index blob {}: {}", n, e.getMessage());
+          LOG.warn("skipping damaged index blob: {}", e.getMessage());
         }
       }
       ChunkIndex old = index;
@@ -225,7 +225,7 @@ public final class Repository implements Closeable {
       try {
         out.add(loadManifest(n));
       } catch (RepositoryException e) {
-        LOG.warn("skipping damaged snapshot {}: {}", n, e.getMessage());
+        LOG.warn("skipping damaged snapshot: {}", e.getMessage());
       }
     }
     out.sort(Comparator.comparing(Manifest::instant).thenComparing(Manifest::id));
@@ -351,7 +351,7 @@ public final class Repository implements Closeable {
         try {
           entries = PackReader.loadTrailer(store, p);
         } catch (IOException | RepositoryException e) {
-          LOG.warn("not reusing damaged pack {}: {}", p, e.getMessage());
+          LOG.warn("not reusing damaged pack: {}", e.getMessage());
           continue;
         }
         for (PackEntry e : entries) {
