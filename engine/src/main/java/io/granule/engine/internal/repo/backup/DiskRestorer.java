@@ -1,6 +1,5 @@
 package io.granule.engine.internal.repo.backup;
 
-import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
@@ -10,6 +9,13 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayDeque;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.ThreadFactory;
 
 /**
  * Writes a disk of a snapshot to a file or block device, chunk by chunk in order. On a target that
@@ -17,11 +23,37 @@ import java.nio.file.StandardOpenOption;
  * they are written as zeros, so no old byte survives. A regular file is cut to the disk size; a
  * device must be at least as large. Data is fsynced before returning.
  *
+ * <p>Two threads fetch, check and decompress chunks a few positions ahead while the calling thread
+ * writes them in order, so memory stays at a handful of chunks.
+ *
  * <p>A damaged chunk stops the restore with a {@code RepositoryCorruptedException} naming the chunk
  * and the snapshot; what was written so far stays in the target, which must then not be trusted.
  */
 public final class DiskRestorer {
+  private static final int FETCH_THREADS = 2;
+  private static final int READ_AHEAD = 6;
+  private static final ThreadFactory DAEMON =
+      r -> {
+        Thread t = new Thread(r, "granule-restore-fetch");
+        t.setDaemon(true);
+        return t;
+      };
+
   private DiskRestorer() {}
+
+  private static byte[] await(Future<byte[]> f) {
+    try {
+      return f.get();
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      throw new RepositoryException("restore failed: " + e.getCause(), e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new RepositoryException("restore interrupted", e);
+    }
+  }
 
   /** Restores {@code disk} to {@code target}. */
   public static RestoreResult restore(SnapshotDisk disk, Path target) {
@@ -44,18 +76,31 @@ public final class DiskRestorer {
                 + fixed.diskSize());
       }
       ByteBuffer zeros = ByteBuffer.allocate(fixed.chunkSize());
-      for (int p = 0; p < fixed.count(); p++) {
-        long offset = (long) p * fixed.chunkSize();
-        int len = fixed.length(p);
-        ChunkId id = fixed.get(p);
-        if (id.isZero()) {
-          zeroChunks++;
-          if (!fresh) {
-            writeFully(ch, zeros.clear().limit(len), offset);
+      ExecutorService fetchers = Executors.newFixedThreadPool(FETCH_THREADS, DAEMON);
+      try {
+        ArrayDeque<Future<byte[]>> ahead = new ArrayDeque<>();
+        int next = 0;
+        for (int p = 0; p < fixed.count(); p++) {
+          while (next < fixed.count() && next < p + READ_AHEAD) {
+            int q = next++;
+            ahead.add(
+                fixed.get(q).isZero()
+                    ? CompletableFuture.completedFuture(null)
+                    : fetchers.submit(() -> disk.readChunk(q)));
           }
-        } else {
-          writeFully(ch, ByteBuffer.wrap(disk.readChunk(p)), offset);
+          byte[] chunk = await(ahead.poll());
+          long offset = (long) p * fixed.chunkSize();
+          if (chunk == null) {
+            zeroChunks++;
+            if (!fresh) {
+              writeFully(ch, zeros.clear().limit(fixed.length(p)), offset);
+            }
+          } else {
+            writeFully(ch, ByteBuffer.wrap(chunk), offset);
+          }
         }
+      } finally {
+        fetchers.shutdownNow();
       }
       if (regular && ch.size() < fixed.diskSize()) {
         writeFully(ch, ByteBuffer.allocate(1), fixed.diskSize() - 1);
