@@ -10,8 +10,8 @@ import java.nio.file.Path;
 import java.util.List;
 
 /**
- * End-to-end throughput of backup, incremental backup, restore and verify on a generated image.
- * Not a test: run by hand, see docs/formats.md for the command and the latest figures.
+ * End-to-end throughput of backup, incremental backup, restore and verify on a generated image. Not
+ * a test: run by hand, see docs/formats.md for the command and the latest figures.
  *
  * <p>Arguments: work directory, image size in MiB (default 256), chunk size in KiB (default 1024).
  */
