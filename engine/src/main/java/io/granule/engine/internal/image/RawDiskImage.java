@@ -49,6 +49,12 @@ public final class RawDiskImage implements DiskImage {
     }
   }
 
+  /** The size of a file or block device in bytes. */
+  public static long sizeOf(Path path) throws IOException {
+    long size = Files.size(path);
+    return size == 0 && !Files.isRegularFile(path) ? blockDeviceSize(path) : size;
+  }
+
   private static long blockDeviceSize(Path device) throws IOException {
     Path real = device.toRealPath();
     Path sys = Path.of("/sys/class/block", real.getFileName().toString(), "size");

@@ -67,6 +67,11 @@ class RepositoryTest {
       assertThat(last.done()).isTrue();
       assertThat(last.bytesRead()).isEqualTo(data.length).isEqualTo(last.bytesTotal());
       assertThat(reports.get(reports.size() - 1)).isEqualTo(last);
+      double seconds = last.elapsed().toNanos() / 1e9;
+      assertThat(reports.size())
+          .as("at most ~10 reports a second")
+          .isLessThanOrEqualTo((int) (seconds * 10) + 2);
+      assertThat(reports.stream().filter(BackupProgress::done)).hasSize(1);
       assertThat(last.bytesZero()).isPositive();
       assertThat(last.bytesDeduplicated()).isPositive();
       assertThat(last.bytesNew()).isLessThan(data.length - last.bytesZero());
@@ -333,6 +338,36 @@ class RepositoryTest {
           .isInstanceOf(SnapshotNotFoundException.class)
           .hasMessageContaining("has no disk 'vdb'");
     }
+  }
+
+  @Test
+  void aSnapshotDiskIsADiskImageAndBacksUpToNothingNew() throws Exception {
+    Path image = TestImages.write(tmp.resolve("vm.raw"), TestImages.mixed(4 << 20, 12));
+    try (Repository repo = init()) {
+      Manifest m = backup(repo, "vda", image, "h").manifest();
+      try (SnapshotDisk disk = repo.openDisk(m, "vda")) {
+        BackupResult again =
+            repo.backup(
+                new BackupRequest(List.of(new NamedDisk("copy", disk)), "h", null, m.id()),
+                BackupListener.NONE);
+        assertThat(again.progress().bytesNew()).isZero();
+        assertThat(again.progress().bytesZero())
+            .isEqualTo(m.disk("vda").size() - again.progress().bytesDeduplicated());
+        assertThat(disk.chunksFetched()).isLessThan(disk.fixedIndex().count());
+      }
+    }
+  }
+
+  @Test
+  void damagedConfigIsReportedAsCorruption() throws Exception {
+    init().close();
+    Path config = tmp.resolve("repo/config");
+    byte[] b = Files.readAllBytes(config);
+    b[20] ^= 1;
+    Files.write(config, b);
+    assertThatThrownBy(() -> Repository.open(tmp.resolve("repo")))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageStartingWith("config: checksum mismatch: actual=");
   }
 
   @Test

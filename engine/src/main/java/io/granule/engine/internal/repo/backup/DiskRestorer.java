@@ -1,5 +1,6 @@
 package io.granule.engine.internal.repo.backup;
 
+import io.granule.engine.internal.image.RawDiskImage;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
@@ -66,12 +67,13 @@ public final class DiskRestorer {
       if (regular && ch.size() > fixed.diskSize()) {
         ch.truncate(fixed.diskSize());
       }
-      if (!regular && ch.size() > 0 && ch.size() < fixed.diskSize()) {
+      long deviceSize = regular ? 0 : RawDiskImage.sizeOf(target);
+      if (!regular && deviceSize < fixed.diskSize()) {
         throw new RepositoryException(
             "unable to restore to '"
                 + target
                 + "': device holds "
-                + ch.size()
+                + deviceSize
                 + " bytes, the disk needs "
                 + fixed.diskSize());
       }
