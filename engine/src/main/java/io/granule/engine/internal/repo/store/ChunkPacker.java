@@ -32,7 +32,8 @@ import java.util.Set;
  * deduplicate against it; such entries are durable only after {@link #flush}. If a backup fails
  * before that, the caller must rebuild the chunk index from the index blobs.
  *
- * <p>Thread-safe: {@link #claim} and {@link #add} are called by several workers.
+ * <p>Thread-safe: {@link #claim} and {@link #add} are called by several workers. After a failed
+ * save every later {@link #add} and {@link #flush} rethrows that same failure.
  */
 public final class ChunkPacker {
   private static final SecureRandom RANDOM = new SecureRandom();
@@ -49,6 +50,7 @@ public final class ChunkPacker {
   private int packsSinceIndex;
   private long packsWritten;
   private long indexesWritten;
+  private IOException failure;
 
   public ChunkPacker(
       BlobStore store, BlobCodec codec, ChunkIndex index, int packSize, int packsPerIndex) {
@@ -78,6 +80,7 @@ public final class ChunkPacker {
    */
   public synchronized int add(ChunkId id, ChunkCompressor.Stored stored, int rawLength)
       throws IOException {
+    checkNotFailed();
     if (pack == null) {
       packId = PackId.random();
       pack = new PackWriter(packSize + (packSize >> 3));
@@ -95,6 +98,7 @@ public final class ChunkPacker {
 
   /** Saves the open pack and writes an index blob for every pack not yet indexed. */
   public synchronized void flush() throws IOException {
+    checkNotFailed();
     if (pack != null) {
       savePack();
     }
@@ -113,9 +117,21 @@ public final class ChunkPacker {
     return indexesWritten;
   }
 
+  private void checkNotFailed() throws IOException {
+    if (failure != null) {
+      throw failure;
+    }
+  }
+
   private void savePack() throws IOException {
     byte[] file = pack.finish();
-    store.save(ChunkReader.packName(packId), file);
+    try {
+      store.save(ChunkReader.packName(packId), file);
+    } catch (IOException e) {
+      // Every later call reports this same failure: the packer cannot continue without the pack.
+      failure = e;
+      throw e;
+    }
     for (PackEntry e : pack.entries()) {
       unindexed.add(
           new IndexEntry(
@@ -134,7 +150,12 @@ public final class ChunkPacker {
     byte[] id = new byte[32];
     RANDOM.nextBytes(id);
     BlobName name = new BlobName(BlobType.INDEX, Hex.encode(id));
-    store.save(name, codec.encode(name, IndexWriter.write(unindexed)));
+    try {
+      store.save(name, codec.encode(name, IndexWriter.write(unindexed)));
+    } catch (IOException e) {
+      failure = e;
+      throw e;
+    }
     unindexed.clear();
     packsSinceIndex = 0;
     indexesWritten++;
