@@ -1,0 +1,90 @@
+package io.granule.engine.internal.repo;
+
+import io.granule.engine.internal.repo.blob.BlobName;
+import java.nio.ByteBuffer;
+import java.util.zip.CRC32C;
+
+/**
+ * The envelope of every repository file except packs (which have their own layout so that one chunk
+ * can be read without the rest): an 8-byte header (4-byte magic, u16 format version, u16 reserved
+ * zero), the payload, and the CRC32C of everything before it (u32). All integers are big-endian.
+ * Stateless and thread-safe.
+ */
+public final class BlobFrames {
+  /** Bytes of header plus checksum around a payload. */
+  public static final int OVERHEAD = 12;
+
+  private BlobFrames() {}
+
+  /** A payload read from a frame, with the format version it was written in. */
+  public record Framed(int version, ByteBuffer payload) {}
+
+  /** Wraps {@code payload} in a frame with {@code magic} and {@code version}. */
+  public static byte[] frame(int magic, int version, byte[] payload) {
+    ByteBuffer b = ByteBuffer.allocate(payload.length + OVERHEAD);
+    b.putInt(magic).putShort((short) version).putShort((short) 0).put(payload);
+    b.putInt(crc32c(b.array(), 0, b.position()));
+    return b.array();
+  }
+
+  /**
+   * Checks and opens a frame read from {@code name}.
+   *
+   * @throws RepositoryCorruptedException if the length, checksum or magic is wrong
+   * @throws UnsupportedRepositoryVersionException if the version is newer than {@code maxVersion}
+   */
+  public static Framed unframe(BlobName name, byte[] bytes, int magic, int maxVersion) {
+    if (bytes.length < OVERHEAD) {
+      throw corrupted(name, "too short", bytes.length + " bytes", "at least " + OVERHEAD);
+    }
+    ByteBuffer b = ByteBuffer.wrap(bytes);
+    int expectedCrc = b.getInt(bytes.length - 4);
+    int actualCrc = crc32c(bytes, 0, bytes.length - 4);
+    if (actualCrc != expectedCrc) {
+      throw corrupted(name, "checksum mismatch", hex(actualCrc), hex(expectedCrc));
+    }
+    int actualMagic = b.getInt();
+    if (actualMagic != magic) {
+      throw corrupted(name, "wrong magic", hex(actualMagic), hex(magic));
+    }
+    int version = Short.toUnsignedInt(b.getShort());
+    b.getShort();
+    if (version > maxVersion || version == 0) {
+      throw new UnsupportedRepositoryVersionException(
+          "file "
+              + name
+              + " has format version "
+              + version
+              + " (supported: 1 to "
+              + maxVersion
+              + "): upgrade granule to read it");
+    }
+    return new Framed(version, b.slice(8, bytes.length - OVERHEAD));
+  }
+
+  /** CRC32C of a byte range. */
+  public static int crc32c(byte[] bytes, int off, int len) {
+    CRC32C c = new CRC32C();
+    c.update(bytes, off, len);
+    return (int) c.getValue();
+  }
+
+  /** Eight hex digits of an int. */
+  public static String hex(int v) {
+    return String.format("%08x", v);
+  }
+
+  /** A corruption error in the house format. */
+  public static RepositoryCorruptedException corrupted(
+      Object file, String what, Object actual, Object expected) {
+    return new RepositoryCorruptedException(
+        file
+            + ": "
+            + what
+            + ": actual="
+            + actual
+            + " expected="
+            + expected
+            + " (run 'granule verify' to list the damage)");
+  }
+}

@@ -1,0 +1,467 @@
+package io.granule.engine.internal.repo;
+
+import io.granule.engine.internal.repo.backup.Backup;
+import io.granule.engine.internal.repo.backup.BackupListener;
+import io.granule.engine.internal.repo.backup.BackupRequest;
+import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.backup.DiskRestorer;
+import io.granule.engine.internal.repo.backup.RestoreResult;
+import io.granule.engine.internal.repo.backup.Verifier;
+import io.granule.engine.internal.repo.backup.VerifyListener;
+import io.granule.engine.internal.repo.backup.VerifyReport;
+import io.granule.engine.internal.repo.blob.BlobCodec;
+import io.granule.engine.internal.repo.blob.BlobInfo;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.index.ChunkIndex;
+import io.granule.engine.internal.repo.index.ChunkLocation;
+import io.granule.engine.internal.repo.index.IndexEntry;
+import io.granule.engine.internal.repo.index.IndexReader;
+import io.granule.engine.internal.repo.index.IndexWriter;
+import io.granule.engine.internal.repo.pack.PackEntry;
+import io.granule.engine.internal.repo.pack.PackReader;
+import io.granule.engine.internal.repo.snapshot.FixedIndex;
+import io.granule.engine.internal.repo.snapshot.FixedIndexReader;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.internal.repo.snapshot.ManifestReader;
+import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
+import io.granule.engine.internal.repo.store.ChunkReader;
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.regex.Pattern;
+import java.util.stream.Collectors;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A deduplicating repository: the facade the CLI and the engine call.
+ *
+ * <p>Opening a repository reads every index blob into an off-heap {@link ChunkIndex} (damaged index
+ * blobs are skipped with a warning: their chunks are stored again by the next backup, and verify
+ * names them). Backups and reads may run from several threads; backups are serialized. There is no
+ * locking between processes yet: run one writer per repository at a time.
+ *
+ * <p>Errors are the unchecked exceptions of this package: {@link NotARepositoryException}, {@link
+ * UnsupportedRepositoryVersionException}, {@link RepositoryCorruptedException}, {@link
+ * SnapshotNotFoundException}, {@link AmbiguousSnapshotException}, {@link
+ * SourceUnreadableException}, and {@link RepositoryException} for the rest.
+ */
+public final class Repository implements Closeable {
+  private static final Logger LOG = LoggerFactory.getLogger(Repository.class);
+  private static final Pattern HEX_PREFIX = Pattern.compile("[0-9a-f]{1,64}");
+  private static final long DEFAULT_CACHE_BYTES = 64L << 20;
+
+  private final BlobStore store;
+  private final RepositoryConfig config;
+  private final BlobCodec codec;
+  private final ChunkHasher hasher;
+  private final Clock clock;
+  private final Path cacheDir;
+  private volatile ChunkIndex index;
+  private volatile ChunkReader reader;
+  private final Set<PackId> indexedPacks = new HashSet<>();
+
+  private Repository(BlobStore store, RepositoryConfig config, Clock clock, Path cacheDir) {
+    this.store = store;
+    this.config = config;
+    this.codec = BlobCodec.IDENTITY;
+    this.hasher = ChunkHasher.sha256();
+    this.clock = clock;
+    this.cacheDir = cacheDir;
+    loadIndex();
+  }
+
+  /**
+   * Creates a repository in directory {@code dir} (created if missing, must be empty otherwise).
+   *
+   * @throws RepositoryException if {@code dir} holds a repository or other files already
+   */
+  public static Repository init(Path dir, RepositoryConfig cfg) {
+    try {
+      if (Files.isDirectory(dir)) {
+        try (var entries = Files.list(dir)) {
+          if (entries.findAny().isPresent()) {
+            throw new RepositoryException(
+                Files.exists(dir.resolve("config"))
+                    ? "a repository already exists at '" + dir + "': use it, or choose another path"
+                    : "unable to create a repository at '"
+                        + dir
+                        + "': the directory is not empty (choose an empty or new directory)");
+          }
+        }
+      }
+      Files.createDirectories(dir);
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to create a repository at '" + dir + "': " + e.getMessage(), e);
+    }
+    return init(new LocalBlobStore(dir), cfg, Clock.systemUTC(), defaultCacheDir());
+  }
+
+  /** Creates a repository in an empty blob store. */
+  public static Repository init(BlobStore store, RepositoryConfig cfg, Clock clock, Path cacheDir) {
+    cfg.validate();
+    byte[] id = new byte[32];
+    new SecureRandom().nextBytes(id);
+    RepositoryConfig c = cfg.withIdentity(Hex.encode(id), clock.instant());
+    try {
+      if (store.stat(BlobName.CONFIG).isPresent()) {
+        throw new RepositoryException(
+            "a repository already exists at '" + store.location() + "': use it, or choose another");
+      }
+      store.save(BlobName.CONFIG, c.toBytes());
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
+    }
+    return new Repository(store, c, clock, cacheDir);
+  }
+
+  /**
+   * Opens the repository in directory {@code dir}.
+   *
+   * @throws NotARepositoryException if there is none
+   * @throws UnsupportedRepositoryVersionException if it is newer than this build
+   */
+  public static Repository open(Path dir) {
+    if (!Files.isDirectory(dir)) {
+      throw new NotARepositoryException(
+          "no repository at '"
+              + dir
+              + "': not a directory (create one with 'granule init --repo "
+              + dir
+              + "')");
+    }
+    return open(new LocalBlobStore(dir), Clock.systemUTC(), defaultCacheDir());
+  }
+
+  /** Opens the repository in {@code store}. */
+  public static Repository open(BlobStore store, Clock clock, Path cacheDir) {
+    byte[] bytes;
+    try {
+      bytes = store.load(BlobName.CONFIG);
+    } catch (NoSuchFileException e) {
+      throw new NotARepositoryException(
+          "no repository at '"
+              + store.location()
+              + "': config file missing (create one with 'granule init --repo "
+              + store.location()
+              + "')",
+          e);
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to open the repository at '" + store.location() + "': " + e.getMessage(), e);
+    }
+    RepositoryConfig c = RepositoryConfig.fromBytes(store.location(), bytes);
+    return new Repository(store, c, clock, cacheDir);
+  }
+
+  private static Path defaultCacheDir() {
+    return Path.of(System.getProperty("java.io.tmpdir"), "granule-cache");
+  }
+
+  /** The settings of this repository. */
+  public RepositoryConfig config() {
+    return config;
+  }
+
+  /** The blob store under this repository. */
+  public BlobStore store() {
+    return store;
+  }
+
+  private synchronized void loadIndex() {
+    try {
+      List<BlobName> names = store.list(BlobType.INDEX);
+      long expected = 0;
+      for (BlobName n : names) {
+        expected += store.stat(n).map(BlobInfo::size).orElse(0L) / 65;
+      }
+      ChunkIndex fresh = new ChunkIndex(cacheDir, expected);
+      indexedPacks.clear();
+      for (BlobName n : names) {
+        try {
+          for (IndexEntry e : IndexReader.read(n, codec.decode(n, store.load(n)))) {
+            fresh.put(e.id(), e.location());
+            indexedPacks.add(e.location().pack());
+          }
+        } catch (IOException | RepositoryException | IllegalArgumentException e) {
+          LOG.warn("skipping damaged index blob: {}", e.getMessage());
+        }
+      }
+      ChunkIndex old = index;
+      index = fresh;
+      reader = new ChunkReader(store, codec, fresh, hasher);
+      if (old != null) {
+        old.close();
+      }
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to read the index of the repository at '"
+              + store.location()
+              + "': "
+              + e.getMessage(),
+          e);
+    }
+  }
+
+  /** Readable snapshots, oldest first; damaged manifests are skipped with a warning. */
+  public List<Manifest> snapshots() {
+    List<Manifest> out = new ArrayList<>();
+    for (BlobName n : snapshotNames()) {
+      try {
+        out.add(loadManifest(n));
+      } catch (RepositoryException e) {
+        LOG.warn("skipping damaged snapshot: {}", e.getMessage());
+      }
+    }
+    out.sort(Comparator.comparing(Manifest::instant).thenComparing(Manifest::id));
+    return out;
+  }
+
+  private List<BlobName> snapshotNames() {
+    try {
+      return store.list(BlobType.SNAPSHOT);
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to list snapshots of the repository at '"
+              + store.location()
+              + "': "
+              + e.getMessage(),
+          e);
+    }
+  }
+
+  private Manifest loadManifest(BlobName n) {
+    try {
+      return ManifestReader.read(n, codec.decode(n, store.load(n)));
+    } catch (NoSuchFileException e) {
+      throw new SnapshotNotFoundException("snapshot " + n.name() + " does not exist", e);
+    } catch (IOException e) {
+      throw new RepositoryException("unable to load snapshot " + n + ": " + e.getMessage(), e);
+    } catch (IllegalArgumentException e) {
+      throw new RepositoryCorruptedException("snapshot " + n + ": " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * The snapshot {@code ref} names: a full id, a unique prefix of one, or {@code latest}.
+   *
+   * @throws SnapshotNotFoundException if none matches
+   * @throws AmbiguousSnapshotException if a prefix matches several
+   * @throws RepositoryCorruptedException if the matching manifest is damaged
+   */
+  public Manifest resolve(String ref) {
+    if ("latest".equals(ref)) {
+      List<Manifest> all = snapshots();
+      if (all.isEmpty()) {
+        throw new SnapshotNotFoundException(
+            "no snapshot in the repository at '" + store.location() + "': run a backup first");
+      }
+      return all.get(all.size() - 1);
+    }
+    if (ref == null || !HEX_PREFIX.matcher(ref).matches()) {
+      throw new SnapshotNotFoundException(
+          "invalid snapshot reference '" + ref + "': give an id, a unique id prefix, or 'latest'");
+    }
+    List<BlobName> matches =
+        snapshotNames().stream()
+            .filter(n -> n.name().startsWith(ref))
+            .sorted(Comparator.comparing(BlobName::name))
+            .toList();
+    if (matches.isEmpty()) {
+      throw new SnapshotNotFoundException(
+          "no snapshot matches '"
+              + ref
+              + "' in the repository at '"
+              + store.location()
+              + "' (list them with 'granule snapshots')");
+    }
+    if (matches.size() > 1) {
+      throw new AmbiguousSnapshotException(
+          "snapshot prefix '"
+              + ref
+              + "' is ambiguous: it matches "
+              + matches.stream().map(BlobName::name).collect(Collectors.joining(", "))
+              + " (give more digits)");
+    }
+    return loadManifest(matches.get(0));
+  }
+
+  /**
+   * Backs up disks into a new snapshot, using both cores.
+   *
+   * @throws SourceUnreadableException if a disk cannot be read (no snapshot is written)
+   * @throws RepositoryException if the repository cannot be written (it stays valid)
+   */
+  public synchronized BackupResult backup(BackupRequest request, BackupListener listener) {
+    adoptUnindexedPacks();
+    Backup b =
+        new Backup(
+            store,
+            codec,
+            index,
+            hasher,
+            config.chunkSize(),
+            config.packSize(),
+            config.compressionLevel(),
+            Math.max(1, Math.min(2, Runtime.getRuntime().availableProcessors())),
+            clock);
+    try {
+      return b.run(request, listener);
+    } catch (RuntimeException | Error e) {
+      // The in-memory index may now list chunks of packs that were never saved.
+      loadIndex();
+      throw e;
+    }
+  }
+
+  /**
+   * Indexes packs that no index blob lists: those a crashed or failed backup saved before it could
+   * write their index. Their trailers are read (two range loads each) and one index blob is written
+   * for all of them, so the next backup reuses their chunks.
+   */
+  private void adoptUnindexedPacks() {
+    List<IndexEntry> adopted = new ArrayList<>();
+    try {
+      for (BlobName p : store.list(BlobType.PACK)) {
+        PackId id;
+        try {
+          id = PackId.parse(p.name());
+        } catch (IllegalArgumentException e) {
+          continue;
+        }
+        if (indexedPacks.contains(id)) {
+          continue;
+        }
+        List<PackEntry> entries;
+        try {
+          entries = PackReader.loadTrailer(store, p);
+        } catch (IOException | RepositoryException e) {
+          LOG.warn("not reusing damaged pack: {}", e.getMessage());
+          continue;
+        }
+        for (PackEntry e : entries) {
+          ChunkLocation l =
+              new ChunkLocation(id, e.offset(), e.storedLength(), e.rawLength(), e.flags());
+          if (index.put(e.id(), l)) {
+            adopted.add(new IndexEntry(e.id(), l));
+          }
+        }
+        indexedPacks.add(id);
+      }
+      if (!adopted.isEmpty()) {
+        byte[] name = new byte[32];
+        new SecureRandom().nextBytes(name);
+        BlobName n = new BlobName(BlobType.INDEX, Hex.encode(name));
+        store.save(n, codec.encode(n, IndexWriter.write(adopted)));
+        LOG.info("indexed {} chunks of packs left by an interrupted backup", adopted.size());
+      }
+    } catch (IOException e) {
+      loadIndex();
+      throw new RepositoryException(
+          "unable to index packs left by an interrupted backup in '"
+              + store.location()
+              + "': "
+              + e.getMessage(),
+          e);
+    }
+  }
+
+  /** Random access to one disk of a snapshot, with a 64 MiB chunk cache; the caller closes it. */
+  public SnapshotDisk openDisk(Manifest snapshot, String diskName) {
+    return openDisk(snapshot, diskName, DEFAULT_CACHE_BYTES);
+  }
+
+  /**
+   * Random access to one disk of a snapshot caching up to {@code cacheBytes} of chunks.
+   *
+   * @throws SnapshotNotFoundException if the snapshot has no such disk
+   * @throws RepositoryCorruptedException if its fixed index is missing or damaged
+   */
+  public SnapshotDisk openDisk(Manifest snapshot, String diskName, long cacheBytes) {
+    Manifest.DiskEntry d = snapshot.disk(diskName);
+    if (d == null) {
+      throw new SnapshotNotFoundException(
+          "snapshot "
+              + snapshot.id()
+              + " has no disk '"
+              + diskName
+              + "' (its disks: "
+              + snapshot.disks().stream().map(Manifest.DiskEntry::name).toList()
+              + ")");
+    }
+    BlobName fx = new BlobName(BlobType.FIXED_INDEX, d.fixedIndex());
+    FixedIndex fixed;
+    try {
+      fixed = FixedIndexReader.read(fx, codec.decode(fx, store.load(fx)));
+    } catch (NoSuchFileException e) {
+      throw new RepositoryCorruptedException(
+          "snapshot "
+              + snapshot.id()
+              + " disk '"
+              + diskName
+              + "': fixed index "
+              + fx
+              + " is missing (run 'granule verify' to list the damage)",
+          e);
+    } catch (IOException e) {
+      throw new RepositoryException("unable to load " + fx + ": " + e.getMessage(), e);
+    } catch (RepositoryCorruptedException e) {
+      throw new RepositoryCorruptedException(
+          "snapshot " + snapshot.id() + " disk '" + diskName + "': " + e.getMessage(), e);
+    }
+    return new SnapshotDisk(snapshot, d, fixed, reader, cacheBytes);
+  }
+
+  /** Restores one disk of a snapshot to a file or block device (see {@link DiskRestorer}). */
+  public RestoreResult restoreDisk(Manifest snapshot, String diskName, Path target) {
+    try (SnapshotDisk disk = openDisk(snapshot, diskName, 0)) {
+      return DiskRestorer.restore(disk, target);
+    }
+  }
+
+  /** Checks the repository (see {@link Verifier}). */
+  public VerifyReport verify(boolean readData, VerifyListener listener) {
+    return new Verifier(store, codec, hasher, cacheDir).verify(readData, listener);
+  }
+
+  /** Counts snapshots, disks, chunks and packs, and sums their sizes. */
+  public RepositoryStats stats() {
+    List<Manifest> snaps = snapshots();
+    int disks = snaps.stream().mapToInt(m -> m.disks().size()).sum();
+    long logical = snaps.stream().flatMap(m -> m.disks().stream()).mapToLong(d -> d.size()).sum();
+    long stored = 0;
+    List<BlobName> packs;
+    try {
+      packs = store.list(BlobType.PACK);
+      for (BlobName p : packs) {
+        Optional<BlobInfo> info = store.stat(p);
+        stored += info.map(BlobInfo::size).orElse(0L);
+      }
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to list packs of the repository at '" + store.location() + "': " + e.getMessage(),
+          e);
+    }
+    return new RepositoryStats(snaps.size(), disks, logical, stored, index.size(), packs.size());
+  }
+
+  @Override
+  public synchronized void close() {
+    index.close();
+  }
+}

@@ -1,0 +1,420 @@
+package io.granule.engine.internal.repo.backup;
+
+import io.granule.engine.internal.repo.ChunkHasher;
+import io.granule.engine.internal.repo.ChunkId;
+import io.granule.engine.internal.repo.Hex;
+import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.SnapshotId;
+import io.granule.engine.internal.repo.SourceUnreadableException;
+import io.granule.engine.internal.repo.blob.BlobCodec;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.index.ChunkIndex;
+import io.granule.engine.internal.repo.pack.ChunkCompressor;
+import io.granule.engine.internal.repo.snapshot.FixedIndex;
+import io.granule.engine.internal.repo.snapshot.FixedIndexWriter;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.internal.repo.snapshot.ManifestWriter;
+import io.granule.engine.internal.repo.store.ChunkPacker;
+import io.granule.engine.spi.DiskImage;
+import io.granule.engine.spi.Extent;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * Backs up disks into a new snapshot with fixed-size chunks.
+ *
+ * <p>Pipeline: the calling thread reads chunk after chunk (skipping ranges the image reports
+ * unallocated) into a fixed pool of buffers; worker threads check for zeros, hash, look the id up,
+ * compress new chunks and add them to packs. The buffer pool is the back-pressure: memory is
+ * bounded by {@code (2 × threads + 2)} chunks plus one pack, whatever the disk size (plus the fixed
+ * index, 32 bytes per chunk).
+ *
+ * <p>Write order (crash-safe): packs, then the index blobs listing them, then the fixed indexes,
+ * then the manifest. A failure or crash at any point leaves a valid repository; the next backup
+ * reuses every chunk whose pack and index were saved. After a failed run the chunk index may list
+ * chunks that were never saved: the caller must rebuild it before the next backup.
+ *
+ * <p>One instance runs one backup at a time.
+ */
+public final class Backup {
+  private static final long REPORT_INTERVAL_NANOS = 100_000_000L;
+  private static final SecureRandom RANDOM = new SecureRandom();
+  private static final int PACKS_PER_INDEX = 16;
+
+  private final BlobStore store;
+  private final BlobCodec codec;
+  private final ChunkIndex index;
+  private final ChunkHasher hasher;
+  private final int chunkSize;
+  private final int packSize;
+  private final int compressionLevel;
+  private final int threads;
+  private final Clock clock;
+
+  public Backup(
+      BlobStore store,
+      BlobCodec codec,
+      ChunkIndex index,
+      ChunkHasher hasher,
+      int chunkSize,
+      int packSize,
+      int compressionLevel,
+      int threads,
+      Clock clock) {
+    this.store = store;
+    this.codec = codec;
+    this.index = index;
+    this.hasher = hasher;
+    this.chunkSize = chunkSize;
+    this.packSize = packSize;
+    this.compressionLevel = compressionLevel;
+    this.threads = threads;
+    this.clock = clock;
+  }
+
+  private record Task(int disk, FixedIndex fixed, int position, byte[] buffer, int length) {}
+
+  private static final Task STOP = new Task(-1, null, -1, null, 0);
+
+  /**
+   * Runs the backup and writes the snapshot.
+   *
+   * @throws SourceUnreadableException if a disk cannot be read
+   * @throws RepositoryException if the repository cannot be written
+   */
+  public BackupResult run(BackupRequest request, BackupListener listener) {
+    long started = System.nanoTime();
+    String time = clock.instant().toString();
+    List<BackupRequest.NamedDisk> disks = request.disks();
+    long total = disks.stream().mapToLong(d -> d.image().size()).sum();
+    ChunkPacker packer = new ChunkPacker(store, codec, index, packSize, PACKS_PER_INDEX);
+    Counters c = new Counters(disks.size());
+    int buffers = 2 * threads + 2;
+    BlockingQueue<byte[]> free = new ArrayBlockingQueue<>(buffers);
+    for (int i = 0; i < buffers; i++) {
+      free.add(new byte[chunkSize]);
+    }
+    BlockingQueue<Task> work = new ArrayBlockingQueue<>(buffers + threads);
+    AtomicReference<Throwable> failure = new AtomicReference<>();
+    byte[] zeros = new byte[chunkSize];
+    List<Thread> workers = new ArrayList<>();
+    for (int t = 0; t < threads; t++) {
+      Thread w =
+          new Thread(
+              () -> work(work, free, packer, c, zeros, failure), "granule-backup-worker-" + t);
+      w.setDaemon(true);
+      w.start();
+      workers.add(w);
+    }
+    List<FixedIndex> fixedIndexes = new ArrayList<>();
+    Reporter reporter = new Reporter(listener, total, c, started);
+    try {
+      try {
+        for (int d = 0; d < disks.size(); d++) {
+          FixedIndex fixed = new FixedIndex(chunkSize, disks.get(d).image().size());
+          fixedIndexes.add(fixed);
+          readDisk(d, disks.get(d), fixed, free, work, c, failure, reporter);
+        }
+      } finally {
+        for (int t = 0; t < threads; t++) {
+          putUninterruptibly(work, STOP);
+        }
+        for (Thread w : workers) {
+          joinUninterruptibly(w);
+        }
+      }
+      rethrow(failure.get());
+      packer.flush();
+      List<Manifest.DiskEntry> entries = new ArrayList<>();
+      for (int d = 0; d < disks.size(); d++) {
+        BlobName name = new BlobName(BlobType.FIXED_INDEX, randomHex());
+        store.save(name, codec.encode(name, FixedIndexWriter.write(fixedIndexes.get(d))));
+        DiskImage image = disks.get(d).image();
+        entries.add(
+            new Manifest.DiskEntry(
+                disks.get(d).name(),
+                image.size(),
+                chunkSize,
+                image.format(),
+                name.name(),
+                c.diskStored.get(d),
+                c.diskNew.get(d)));
+      }
+      SnapshotId id = SnapshotId.random();
+      Manifest m =
+          new Manifest(
+              ManifestWriter.VERSION,
+              id.hex(),
+              time,
+              request.host(),
+              request.tags(),
+              request.parent(),
+              entries,
+              List.of(),
+              Map.of());
+      BlobName name = new BlobName(BlobType.SNAPSHOT, id.hex());
+      store.save(name, codec.encode(name, ManifestWriter.write(m)));
+      BackupProgress last = reporter.report(disks.get(disks.size() - 1).name(), true);
+      return new BackupResult(m, last, packer.packsWritten());
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "backup failed writing to the repository at "
+              + store.location()
+              + ": "
+              + e.getMessage()
+              + " (the repository is still valid: fix the cause and run the backup again)",
+          e);
+    }
+  }
+
+  private void readDisk(
+      int d,
+      BackupRequest.NamedDisk disk,
+      FixedIndex fixed,
+      BlockingQueue<byte[]> free,
+      BlockingQueue<Task> work,
+      Counters c,
+      AtomicReference<Throwable> failure,
+      Reporter reporter)
+      throws IOException {
+    DiskImage image = disk.image();
+    long size = image.size();
+    List<Extent> allocated;
+    try {
+      allocated = image.allocation(0, size);
+    } catch (IOException e) {
+      throw unreadable(disk, 0, e);
+    }
+    int e = 0;
+    for (int p = 0; p < fixed.count(); p++) {
+      rethrow(failure.get());
+      long start = (long) p * chunkSize;
+      int len = fixed.length(p);
+      long end = start + len;
+      while (e < allocated.size() && allocated.get(e).end() <= start) {
+        e++;
+      }
+      if (e >= allocated.size() || allocated.get(e).offset() >= end) {
+        c.zero.addAndGet(len);
+        c.read.addAndGet(len);
+      } else {
+        byte[] buf = takeUninterruptibly(free);
+        try {
+          image.read(start, ByteBuffer.wrap(buf, 0, len));
+        } catch (IOException | RuntimeException ex) {
+          free.add(buf);
+          throw unreadable(disk, start, ex);
+        }
+        putUninterruptibly(work, new Task(d, fixed, p, buf, len));
+      }
+      reporter.maybeReport(disk.name());
+    }
+  }
+
+  private static SourceUnreadableException unreadable(
+      BackupRequest.NamedDisk disk, long offset, Exception e) {
+    return new SourceUnreadableException(
+        "unable to read disk '"
+            + disk.name()
+            + "' ("
+            + disk.image()
+            + ") at offset "
+            + offset
+            + ": "
+            + e.getMessage()
+            + " (no snapshot was written; the repository is unchanged apart from reusable chunks)",
+        e);
+  }
+
+  private void work(
+      BlockingQueue<Task> work,
+      BlockingQueue<byte[]> free,
+      ChunkPacker packer,
+      Counters c,
+      byte[] zeros,
+      AtomicReference<Throwable> failure) {
+    ChunkHasher h = hasher.copy();
+    try (ChunkCompressor compressor = new ChunkCompressor(compressionLevel)) {
+      while (true) {
+        Task t = takeUninterruptibly(work);
+        if (t == STOP) {
+          return;
+        }
+        try {
+          if (failure.get() == null) {
+            process(t, h, compressor, packer, c, zeros);
+          }
+        } catch (Throwable ex) {
+          failure.compareAndSet(null, ex);
+        } finally {
+          free.add(t.buffer());
+        }
+      }
+    }
+  }
+
+  private static void process(
+      Task t,
+      ChunkHasher h,
+      ChunkCompressor compressor,
+      ChunkPacker packer,
+      Counters c,
+      byte[] zeros)
+      throws IOException {
+    byte[] buf = t.buffer();
+    int len = t.length();
+    if (Arrays.mismatch(buf, 0, len, zeros, 0, len) < 0) {
+      c.zero.addAndGet(len);
+    } else {
+      ChunkId id = h.hash(buf, 0, len);
+      t.fixed().set(t.position(), id);
+      if (packer.claim(id)) {
+        int stored = packer.add(id, compressor.compress(buf, 0, len), len);
+        c.stored.addAndGet(stored);
+        c.diskStored.addAndGet(t.disk(), stored);
+        c.diskNew.addAndGet(t.disk(), len);
+      } else {
+        c.dedup.addAndGet(len);
+      }
+    }
+    c.read.addAndGet(len);
+  }
+
+  private static void rethrow(Throwable t) throws IOException {
+    if (t == null) {
+      return;
+    }
+    if (t instanceof IOException e) {
+      throw e;
+    }
+    if (t instanceof RuntimeException e) {
+      throw e;
+    }
+    if (t instanceof Error e) {
+      throw e;
+    }
+    throw new IllegalStateException(t);
+  }
+
+  private static String randomHex() {
+    byte[] b = new byte[32];
+    RANDOM.nextBytes(b);
+    return Hex.encode(b);
+  }
+
+  private static <T> T takeUninterruptibly(BlockingQueue<T> q) {
+    boolean interrupted = false;
+    try {
+      while (true) {
+        try {
+          return q.take();
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  private static <T> void putUninterruptibly(BlockingQueue<T> q, T item) {
+    boolean interrupted = false;
+    try {
+      while (true) {
+        try {
+          q.put(item);
+          return;
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  private static void joinUninterruptibly(Thread t) {
+    boolean interrupted = false;
+    while (t.isAlive()) {
+      try {
+        t.join();
+      } catch (InterruptedException e) {
+        interrupted = true;
+      }
+    }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private static final class Counters {
+    final AtomicLong read = new AtomicLong();
+    final AtomicLong stored = new AtomicLong();
+    final AtomicLong dedup = new AtomicLong();
+    final AtomicLong zero = new AtomicLong();
+    final AtomicLongArray diskStored;
+    final AtomicLongArray diskNew;
+
+    Counters(int disks) {
+      diskStored = new AtomicLongArray(disks);
+      diskNew = new AtomicLongArray(disks);
+    }
+  }
+
+  private static final class Reporter {
+    private final BackupListener listener;
+    private final long total;
+    private final Counters c;
+    private final long started;
+    private long last;
+
+    Reporter(BackupListener listener, long total, Counters c, long started) {
+      this.listener = listener;
+      this.total = total;
+      this.c = c;
+      this.started = started;
+      this.last = started;
+    }
+
+    void maybeReport(String disk) {
+      long now = System.nanoTime();
+      if (now - last >= REPORT_INTERVAL_NANOS) {
+        last = now;
+        report(disk, false);
+      }
+    }
+
+    BackupProgress report(String disk, boolean done) {
+      BackupProgress p =
+          new BackupProgress(
+              disk,
+              total,
+              c.read.get(),
+              c.stored.get(),
+              c.dedup.get(),
+              c.zero.get(),
+              Duration.ofNanos(System.nanoTime() - started),
+              done);
+      listener.progress(p);
+      return p;
+    }
+  }
+}

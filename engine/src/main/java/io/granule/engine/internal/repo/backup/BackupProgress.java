@@ -1,0 +1,43 @@
+package io.granule.engine.internal.repo.backup;
+
+import java.time.Duration;
+
+/**
+ * A progress report of a running backup. Byte counts are cumulative over all disks.
+ *
+ * @param disk name of the disk being read
+ * @param bytesTotal logical bytes of all disks
+ * @param bytesRead logical bytes processed (read, or skipped as unallocated)
+ * @param bytesNew bytes stored for new chunks (after compression)
+ * @param bytesDeduplicated logical bytes of chunks that were already stored
+ * @param bytesZero logical bytes of zero or unallocated chunks (never stored)
+ * @param elapsed time since the backup started
+ * @param done whether this is the final report
+ */
+public record BackupProgress(
+    String disk,
+    long bytesTotal,
+    long bytesRead,
+    long bytesNew,
+    long bytesDeduplicated,
+    long bytesZero,
+    Duration elapsed,
+    boolean done) {
+
+  /** Logical bytes read per stored byte ({@code bytesRead / bytesNew}); 0 before anything. */
+  public double dedupRatio() {
+    return bytesNew == 0 ? 0 : (double) bytesRead / bytesNew;
+  }
+
+  /** Logical bytes per second. */
+  public double rate() {
+    double s = elapsed.toNanos() / 1e9;
+    return s <= 0 ? 0 : bytesRead / s;
+  }
+
+  /** Estimated time left at the current rate, or null before the rate is known. */
+  public Duration eta() {
+    double r = rate();
+    return r <= 0 ? null : Duration.ofMillis((long) ((bytesTotal - bytesRead) / r * 1000));
+  }
+}

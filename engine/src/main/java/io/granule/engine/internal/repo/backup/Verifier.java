@@ -1,0 +1,296 @@
+package io.granule.engine.internal.repo.backup;
+
+import io.granule.engine.internal.repo.ChunkHasher;
+import io.granule.engine.internal.repo.ChunkId;
+import io.granule.engine.internal.repo.PackId;
+import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.blob.BlobCodec;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.index.ChunkIndex;
+import io.granule.engine.internal.repo.index.ChunkLocation;
+import io.granule.engine.internal.repo.index.IndexEntry;
+import io.granule.engine.internal.repo.index.IndexReader;
+import io.granule.engine.internal.repo.pack.PackEntry;
+import io.granule.engine.internal.repo.pack.PackReader;
+import io.granule.engine.internal.repo.snapshot.FixedIndex;
+import io.granule.engine.internal.repo.snapshot.FixedIndexReader;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.internal.repo.snapshot.ManifestReader;
+import io.granule.engine.internal.repo.store.ChunkReader;
+import java.io.IOException;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+
+/**
+ * Checks a repository and names every damaged file with the snapshots it affects.
+ *
+ * <ul>
+ *   <li>Structure: every pack's trailer is intact; every index blob is intact and each of its
+ *       entries points at a pack that exists and whose trailer agrees; every snapshot manifest and
+ *       fixed index is intact and every chunk they reference is indexed in a healthy pack.
+ *   <li>With {@code readData}: every chunk record is read, its CRC checked, decoded, decompressed
+ *       and hashed; a bad chunk affects exactly the snapshots that use it.
+ * </ul>
+ *
+ * <p>Holds the pack trailers on the heap while it runs (about 150 bytes per chunk) and builds its
+ * own off-heap {@link ChunkIndex}. Read-only: it never changes the repository.
+ */
+public final class Verifier {
+  private final BlobStore store;
+  private final BlobCodec codec;
+  private final ChunkHasher hasher;
+  private final Path cacheDir;
+  private final Map<String, Problems> damage = new TreeMap<>();
+  private final Set<String> affected = new TreeSet<>();
+  private final Map<PackId, Map<ChunkId, PackEntry>> trailers = new HashMap<>();
+  private final Set<PackId> presentPacks = new HashSet<>();
+  private final Set<ChunkId> badChunks = new HashSet<>();
+  private final List<String> damagedIndexes = new ArrayList<>();
+
+  private record Problems(List<String> problems, Set<String> snapshots) {}
+
+  public Verifier(BlobStore store, BlobCodec codec, ChunkHasher hasher, Path cacheDir) {
+    this.store = store;
+    this.codec = codec;
+    this.hasher = hasher;
+    this.cacheDir = cacheDir;
+  }
+
+  /** Runs the check. */
+  public VerifyReport verify(boolean readData, VerifyListener listener) {
+    try {
+      List<BlobName> packs = store.list(BlobType.PACK);
+      int done = 0;
+      for (BlobName p : packs) {
+        checkPack(p, readData);
+        listener.checked(p.toString(), ++done, packs.size());
+      }
+      List<BlobName> indexes = store.list(BlobType.INDEX);
+      long entries = 0;
+      try (ChunkIndex index = new ChunkIndex(cacheDir, 0)) {
+        done = 0;
+        for (BlobName i : indexes) {
+          entries += checkIndex(i, index);
+          listener.checked(i.toString(), ++done, indexes.size());
+        }
+        List<BlobName> snapshots = store.list(BlobType.SNAPSHOT);
+        done = 0;
+        for (BlobName s : snapshots) {
+          checkSnapshot(s, index);
+          listener.checked(s.toString(), ++done, snapshots.size());
+        }
+        List<Damage> out = new ArrayList<>();
+        damage.forEach(
+            (file, p) ->
+                out.add(new Damage(file, List.copyOf(p.problems()), Set.copyOf(p.snapshots()))));
+        return new VerifyReport(
+            out, Set.copyOf(affected), snapshots.size(), packs.size(), entries, readData);
+      }
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to verify the repository at " + store.location() + ": " + e.getMessage(), e);
+    }
+  }
+
+  private Problems at(String file) {
+    return damage.computeIfAbsent(file, f -> new Problems(new ArrayList<>(), new TreeSet<>()));
+  }
+
+  private void problem(String file, String what) {
+    List<String> problems = at(file).problems();
+    if (!problems.contains(what)) {
+      problems.add(what);
+    }
+  }
+
+  private void checkPack(BlobName name, boolean readData) {
+    PackId id;
+    try {
+      id = PackId.parse(name.name());
+    } catch (IllegalArgumentException e) {
+      problem(name.toString(), "not a pack name: " + e.getMessage());
+      return;
+    }
+    presentPacks.add(id);
+    List<PackEntry> entries;
+    try {
+      entries = PackReader.loadTrailer(store, name);
+    } catch (IOException | RepositoryException e) {
+      problem(name.toString(), e.getMessage());
+      return;
+    }
+    Map<ChunkId, PackEntry> byId = new HashMap<>();
+    for (PackEntry e : entries) {
+      byId.put(e.id(), e);
+    }
+    trailers.put(id, byId);
+    if (!readData) {
+      return;
+    }
+    byte[] bytes;
+    try {
+      bytes = store.load(name);
+    } catch (IOException e) {
+      problem(name.toString(), "unreadable: " + e.getMessage());
+      badChunks.addAll(byId.keySet());
+      return;
+    }
+    try {
+      PackReader.parse(name, bytes);
+    } catch (RepositoryException e) {
+      problem(name.toString(), e.getMessage());
+    }
+    ChunkReader reader = new ChunkReader(store, codec, null, hasher);
+    for (PackEntry e : entries) {
+      try {
+        PackReader.checkRecord(name, e, bytes, (int) e.offset());
+        byte[] stored =
+            java.util.Arrays.copyOfRange(
+                bytes, (int) e.offset(), (int) e.offset() + e.storedLength());
+        reader.decode(e.id(), name, stored, e.flags(), e.rawLength());
+      } catch (RepositoryException ex) {
+        badChunks.add(e.id());
+        problem(name.toString(), ex.getMessage());
+      }
+    }
+  }
+
+  private long checkIndex(BlobName name, ChunkIndex index) {
+    List<IndexEntry> entries;
+    try {
+      entries = IndexReader.read(name, codec.decode(name, store.load(name)));
+    } catch (IOException | RepositoryException | IllegalArgumentException e) {
+      problem(name.toString(), e.getMessage());
+      damagedIndexes.add(name.toString());
+      return 0;
+    }
+    for (IndexEntry e : entries) {
+      ChunkLocation l = e.location();
+      BlobName pack = ChunkReader.packName(l.pack());
+      if (!presentPacks.contains(l.pack())) {
+        problem(pack.toString(), "missing, listed by " + name);
+        index.put(e.id(), l);
+        continue;
+      }
+      Map<ChunkId, PackEntry> trailer = trailers.get(l.pack());
+      if (trailer == null) {
+        index.put(e.id(), l);
+        continue;
+      }
+      PackEntry p = trailer.get(e.id());
+      if (p == null
+          || p.offset() != l.offset()
+          || p.storedLength() != l.storedLength()
+          || p.rawLength() != l.rawLength()
+          || p.flags() != l.flags()) {
+        problem(
+            name.toString(),
+            "chunk "
+                + e.id()
+                + " disagrees with the trailer of pack "
+                + pack
+                + ": actual="
+                + l
+                + " expected="
+                + p);
+        continue;
+      }
+      index.put(e.id(), l);
+    }
+    return entries.size();
+  }
+
+  private void checkSnapshot(BlobName name, ChunkIndex index) {
+    String snap = name.name();
+    Manifest m;
+    try {
+      m = ManifestReader.read(name, codec.decode(name, store.load(name)));
+    } catch (IOException | RepositoryException | IllegalArgumentException e) {
+      problem(name.toString(), e.getMessage());
+      at(name.toString()).snapshots().add(snap);
+      affected.add(snap);
+      return;
+    }
+    for (Manifest.DiskEntry d : m.disks()) {
+      BlobName fx = new BlobName(BlobType.FIXED_INDEX, d.fixedIndex());
+      FixedIndex fixed;
+      try {
+        fixed = FixedIndexReader.read(fx, codec.decode(fx, store.load(fx)));
+      } catch (NoSuchFileException e) {
+        problem(fx.toString(), "missing, listed by " + name + " for disk '" + d.name() + "'");
+        at(fx.toString()).snapshots().add(snap);
+        affected.add(snap);
+        continue;
+      } catch (IOException | RepositoryException | IllegalArgumentException e) {
+        problem(fx.toString(), e.getMessage());
+        at(fx.toString()).snapshots().add(snap);
+        affected.add(snap);
+        continue;
+      }
+      if (fixed.diskSize() != d.size() || fixed.chunkSize() != d.chunkSize()) {
+        problem(
+            fx.toString(),
+            "disagrees with "
+                + name
+                + ": actual=size "
+                + fixed.diskSize()
+                + " chunk "
+                + fixed.chunkSize()
+                + " expected=size "
+                + d.size()
+                + " chunk "
+                + d.chunkSize());
+        at(fx.toString()).snapshots().add(snap);
+        affected.add(snap);
+      }
+      long unindexed = 0;
+      ChunkId firstUnindexed = null;
+      for (int p = 0; p < fixed.count(); p++) {
+        ChunkId id = fixed.get(p);
+        if (id.isZero()) {
+          continue;
+        }
+        ChunkLocation l = index.get(id);
+        if (l == null) {
+          if (unindexed++ == 0) {
+            firstUnindexed = id;
+          }
+          affected.add(snap);
+          continue;
+        }
+        BlobName pack = ChunkReader.packName(l.pack());
+        if (!trailers.containsKey(l.pack()) || badChunks.contains(id)) {
+          at(pack.toString()).snapshots().add(snap);
+          affected.add(snap);
+        }
+      }
+      if (unindexed > 0) {
+        String what =
+            "disk '"
+                + d.name()
+                + "' references "
+                + unindexed
+                + " chunks that no intact index lists, first "
+                + firstUnindexed;
+        if (damagedIndexes.isEmpty()) {
+          problem(fx.toString(), what);
+          at(fx.toString()).snapshots().add(snap);
+        } else {
+          for (String i : damagedIndexes) {
+            at(i).snapshots().add(snap);
+          }
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,51 @@
+package io.granule.engine.internal.repo.blob;
+
+import java.io.IOException;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * A flat store of named, immutable blobs: the substrate of a repository (a local directory, later
+ * an S3 bucket).
+ *
+ * <p>Contract every implementation guarantees:
+ *
+ * <ul>
+ *   <li>{@link #save} is atomic and durable: when it returns, the blob is complete and survives a
+ *       crash; a crash during it leaves either no blob of that name or the complete blob, never a
+ *       partial one. Saving a name that exists replaces it atomically; callers only do so with
+ *       identical content (names are random or content-derived), so save is idempotent.
+ *   <li>{@link #load} returns exactly the bytes saved. A missing blob is {@link
+ *       java.nio.file.NoSuchFileException}; a range past the end is {@link java.io.EOFException}.
+ *   <li>{@link #list} returns every complete blob of a type, never a temporary or partial one, in
+ *       no particular order.
+ *   <li>{@link #delete} of a missing blob is not an error.
+ *   <li>All methods are safe to call from several threads at once.
+ * </ul>
+ *
+ * <p>The store sees opaque bytes: compression and encryption happen above it (see {@link
+ * BlobCodec}).
+ */
+public interface BlobStore {
+
+  /** Stores {@code data} under {@code name}, atomically and durably. */
+  void save(BlobName name, byte[] data) throws IOException;
+
+  /** The whole content of a blob. */
+  byte[] load(BlobName name) throws IOException;
+
+  /** {@code length} bytes of a blob starting at {@code offset}. */
+  byte[] load(BlobName name, long offset, int length) throws IOException;
+
+  /** The size of a blob, or empty if it does not exist. */
+  Optional<BlobInfo> stat(BlobName name) throws IOException;
+
+  /** The names of all blobs of {@code type}. */
+  List<BlobName> list(BlobType type) throws IOException;
+
+  /** Removes a blob; does nothing if it does not exist. */
+  void delete(BlobName name) throws IOException;
+
+  /** A human-readable location of the store, e.g. its directory, for messages. */
+  String location();
+}

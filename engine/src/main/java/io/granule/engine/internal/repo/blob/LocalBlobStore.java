@@ -1,0 +1,175 @@
+package io.granule.engine.internal.repo.blob;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * A {@link BlobStore} over a local directory. Each {@link BlobType} has its own subdirectory; packs
+ * are fanned out further into subdirectories named by the first two characters of their name (so
+ * that no directory holds more than a few thousand entries).
+ *
+ * <p>{@link #save} writes a temporary file (name starting with a dot) in the target directory,
+ * fsyncs it, renames it atomically over the target and fsyncs the directory. Temporary files left
+ * by a crash are ignored by {@link #list} and may be removed by a later prune.
+ */
+public final class LocalBlobStore implements BlobStore {
+  private final Path root;
+
+  /** A store rooted at {@code root}; directories are created on first save. */
+  public LocalBlobStore(Path root) {
+    this.root = root;
+  }
+
+  /** The root directory. */
+  public Path root() {
+    return root;
+  }
+
+  /** The file that holds {@code name}. */
+  public Path path(BlobName name) {
+    Path dir = root.resolve(name.type().directory());
+    if (name.type() == BlobType.PACK) {
+      dir = dir.resolve(name.name().substring(0, 2));
+    }
+    return dir.resolve(name.name()).normalize();
+  }
+
+  @Override
+  public void save(BlobName name, byte[] data) throws IOException {
+    Path target = path(name);
+    Path dir = target.getParent();
+    boolean created = !Files.isDirectory(dir);
+    if (created) {
+      Files.createDirectories(dir);
+    }
+    Path tmp =
+        dir.resolve(
+            ".tmp-" + name.name() + "-" + Long.toHexString(ThreadLocalRandom.current().nextLong()));
+    try {
+      try (FileChannel ch =
+          FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+        ByteBuffer buf = ByteBuffer.wrap(data);
+        while (buf.hasRemaining()) {
+          ch.write(buf);
+        }
+        ch.force(true);
+      }
+      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(tmp);
+      throw e;
+    }
+    fsyncDirectory(dir);
+    if (created) {
+      fsyncDirectory(dir.getParent());
+    }
+  }
+
+  private static void fsyncDirectory(Path dir) throws IOException {
+    try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
+      ch.force(true);
+    }
+  }
+
+  @Override
+  public byte[] load(BlobName name) throws IOException {
+    return Files.readAllBytes(path(name));
+  }
+
+  @Override
+  public byte[] load(BlobName name, long offset, int length) throws IOException {
+    if (offset < 0 || length < 0) {
+      throw new IllegalArgumentException(
+          "invalid range of blob " + name + ": offset=" + offset + " length=" + length);
+    }
+    try (FileChannel ch = FileChannel.open(path(name), StandardOpenOption.READ)) {
+      ByteBuffer buf = ByteBuffer.allocate(length);
+      long pos = offset;
+      while (buf.hasRemaining()) {
+        int n = ch.read(buf, pos);
+        if (n < 0) {
+          throw new EOFException(
+              "blob "
+                  + name
+                  + " in "
+                  + root
+                  + " ends at "
+                  + ch.size()
+                  + ", before the range requested: offset="
+                  + offset
+                  + " length="
+                  + length);
+        }
+        pos += n;
+      }
+      return buf.array();
+    }
+  }
+
+  @Override
+  public Optional<BlobInfo> stat(BlobName name) throws IOException {
+    try {
+      return Optional.of(new BlobInfo(name, Files.size(path(name))));
+    } catch (NoSuchFileException e) {
+      return Optional.empty();
+    }
+  }
+
+  @Override
+  public List<BlobName> list(BlobType type) throws IOException {
+    List<BlobName> names = new ArrayList<>();
+    if (type == BlobType.CONFIG) {
+      if (Files.isRegularFile(path(BlobName.CONFIG))) {
+        names.add(BlobName.CONFIG);
+      }
+      return names;
+    }
+    Path dir = root.resolve(type.directory());
+    if (!Files.isDirectory(dir)) {
+      return names;
+    }
+    if (type == BlobType.PACK) {
+      try (DirectoryStream<Path> fans = Files.newDirectoryStream(dir, Files::isDirectory)) {
+        for (Path fan : fans) {
+          collect(type, fan, names);
+        }
+      }
+    } else {
+      collect(type, dir, names);
+    }
+    return names;
+  }
+
+  private static void collect(BlobType type, Path dir, List<BlobName> names) throws IOException {
+    try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, Files::isRegularFile)) {
+      for (Path f : files) {
+        String n = f.getFileName().toString();
+        if (!n.startsWith(".")) {
+          names.add(new BlobName(type, n));
+        }
+      }
+    }
+  }
+
+  @Override
+  public void delete(BlobName name) throws IOException {
+    Files.deleteIfExists(path(name));
+  }
+
+  @Override
+  public String location() {
+    return root.toString();
+  }
+}

@@ -1,0 +1,216 @@
+package io.granule.engine.internal.repo.index;
+
+import io.granule.engine.internal.repo.ChunkId;
+import io.granule.engine.internal.repo.PackId;
+import io.granule.engine.internal.repo.RepositoryException;
+import java.io.Closeable;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.MappedByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * The dedup lookup table: chunk id to {@link ChunkLocation}, for every chunk of the repository,
+ * kept off the Java heap so that it scales to 10^8 chunks.
+ *
+ * <p>An open-addressing hash table with linear probing in a memory-mapped temporary file (deleted
+ * as soon as it is mapped; the kernel pages it in and out as needed). Each slot is 64 bytes: the
+ * full chunk id (32; all-zero means empty, which is safe because {@link ChunkId#ZERO} is never
+ * stored), the pack id (16), u32 offset, u32 stored length, u32 raw length (24 bits) and flags (8
+ * bits). The table doubles when it is 80% full, so it is between 40% and 80% full: <b>80 to 160
+ * bytes per chunk, none of it on the Java heap</b> (10^8 chunks: 8 to 16 GB of file-backed
+ * mapping). Presize it with the expected count to stay near the low end. Ids are uniformly
+ * distributed (SHA-256 or HMAC), so the first word of the id is the hash.
+ *
+ * <p>Thread-safe: all methods synchronize on the index. Lookups cost one or two cache lines.
+ */
+public final class ChunkIndex implements Closeable {
+  /** Largest raw chunk length a slot can hold (24 bits). */
+  public static final int MAX_RAW_LENGTH = (1 << 24) - 1;
+
+  static final int SLOT = 64;
+  private static final int SEGMENT_SHIFT = 24;
+  private static final long SEGMENT_SLOTS = 1L << SEGMENT_SHIFT;
+  private static final int MIN_CAPACITY = 1 << 12;
+
+  private final Path dir;
+  private Table table;
+  private long size;
+
+  /** An empty index with its mapping file in {@code dir}, sized for {@code expected} chunks. */
+  public ChunkIndex(Path dir, long expected) {
+    this.dir = dir;
+    long cap = MIN_CAPACITY;
+    while (cap * 4 < expected * 5 + 4) {
+      cap <<= 1;
+    }
+    this.table = new Table(dir, cap);
+  }
+
+  /** Number of chunks in the index. */
+  public synchronized long size() {
+    return size;
+  }
+
+  /** Bytes of mapping the table uses now. */
+  public synchronized long mappedBytes() {
+    return table.capacity * SLOT;
+  }
+
+  /** Whether {@code id} is in the index. */
+  public synchronized boolean contains(ChunkId id) {
+    return table.find(id) >= 0;
+  }
+
+  /** The location of {@code id}, or null if absent. */
+  public synchronized ChunkLocation get(ChunkId id) {
+    long slot = table.find(id);
+    return slot < 0 ? null : table.location(slot);
+  }
+
+  /**
+   * Adds {@code id} at {@code location} unless present; returns whether it was added (the first
+   * location of a chunk wins).
+   */
+  public synchronized boolean put(ChunkId id, ChunkLocation location) {
+    if (id.isZero()) {
+      throw new IllegalArgumentException("the zero chunk id is never indexed");
+    }
+    if (location.rawLength() > MAX_RAW_LENGTH || location.offset() > 0xffffffffL) {
+      throw new IllegalArgumentException("chunk location out of range: " + location);
+    }
+    long slot = table.find(id);
+    if (slot >= 0) {
+      return false;
+    }
+    if ((size + 1) * 5 > table.capacity * 4) {
+      grow();
+    }
+    table.insert(id, location);
+    size++;
+    return true;
+  }
+
+  private void grow() {
+    Table bigger = new Table(dir, table.capacity * 2);
+    for (long s = 0; s < table.capacity; s++) {
+      ChunkId id = table.id(s);
+      if (!id.isZero()) {
+        bigger.insert(id, table.location(s));
+      }
+    }
+    table.close();
+    table = bigger;
+  }
+
+  @Override
+  public synchronized void close() {
+    table.close();
+  }
+
+  private static final class Table {
+    final long capacity;
+    final MappedByteBuffer[] segments;
+    final FileChannel channel;
+
+    Table(Path dir, long capacity) {
+      this.capacity = capacity;
+      try {
+        Files.createDirectories(dir);
+        Path file = Files.createTempFile(dir, ".chunk-index-", ".tmp");
+        channel =
+            FileChannel.open(
+                file,
+                StandardOpenOption.READ,
+                StandardOpenOption.WRITE,
+                StandardOpenOption.DELETE_ON_CLOSE);
+        int n = (int) ((capacity + SEGMENT_SLOTS - 1) / SEGMENT_SLOTS);
+        segments = new MappedByteBuffer[n];
+        for (int i = 0; i < n; i++) {
+          long slots = Math.min(SEGMENT_SLOTS, capacity - i * SEGMENT_SLOTS);
+          segments[i] =
+              channel.map(FileChannel.MapMode.READ_WRITE, i * SEGMENT_SLOTS * SLOT, slots * SLOT);
+        }
+        Files.deleteIfExists(file);
+      } catch (IOException e) {
+        throw new RepositoryException(
+            "unable to create the chunk index in "
+                + dir
+                + ": "
+                + e.getMessage()
+                + " (free space there or point the cache directory elsewhere)",
+            e);
+      }
+    }
+
+    private MappedByteBuffer seg(long slot) {
+      return segments[(int) (slot >>> SEGMENT_SHIFT)];
+    }
+
+    private static int pos(long slot) {
+      return (int) (slot & (SEGMENT_SLOTS - 1)) * SLOT;
+    }
+
+    ChunkId id(long slot) {
+      MappedByteBuffer b = seg(slot);
+      int p = pos(slot);
+      return new ChunkId(b.getLong(p), b.getLong(p + 8), b.getLong(p + 16), b.getLong(p + 24));
+    }
+
+    ChunkLocation location(long slot) {
+      MappedByteBuffer b = seg(slot);
+      int p = pos(slot);
+      int rawAndFlags = b.getInt(p + 56);
+      return new ChunkLocation(
+          new PackId(b.getLong(p + 32), b.getLong(p + 40)),
+          Integer.toUnsignedLong(b.getInt(p + 48)),
+          b.getInt(p + 52),
+          rawAndFlags >>> 8,
+          rawAndFlags & 0xff);
+    }
+
+    long find(ChunkId id) {
+      long mask = capacity - 1;
+      for (long s = id.w0() & mask; ; s = (s + 1) & mask) {
+        MappedByteBuffer b = seg(s);
+        int p = pos(s);
+        long w0 = b.getLong(p);
+        long w1 = b.getLong(p + 8);
+        long w2 = b.getLong(p + 16);
+        long w3 = b.getLong(p + 24);
+        if ((w0 | w1 | w2 | w3) == 0) {
+          return -1;
+        }
+        if (w0 == id.w0() && w1 == id.w1() && w2 == id.w2() && w3 == id.w3()) {
+          return s;
+        }
+      }
+    }
+
+    void insert(ChunkId id, ChunkLocation l) {
+      long mask = capacity - 1;
+      long s = id.w0() & mask;
+      while (!id(s).isZero()) {
+        s = (s + 1) & mask;
+      }
+      MappedByteBuffer b = seg(s);
+      int p = pos(s);
+      b.putLong(p + 32, l.pack().hi()).putLong(p + 40, l.pack().lo());
+      b.putInt(p + 48, (int) l.offset()).putInt(p + 52, l.storedLength());
+      b.putInt(p + 56, (l.rawLength() << 8) | (l.flags() & 0xff));
+      b.putLong(p, id.w0()).putLong(p + 8, id.w1()).putLong(p + 16, id.w2());
+      b.putLong(p + 24, id.w3());
+    }
+
+    void close() {
+      try {
+        channel.close();
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+    }
+  }
+}

@@ -1,0 +1,33 @@
+package io.granule.engine.internal.repo.index;
+
+import io.granule.engine.internal.repo.BlobFrames;
+import java.nio.ByteBuffer;
+import java.util.List;
+
+/**
+ * Serializes an index blob: a {@link BlobFrames} frame (magic "GIDX", version 1) around {@code u32
+ * n} then n entries of 65 bytes: chunk id[32], pack id[16], u64 offset, u32 stored length, u32 raw
+ * length, u8 flags. Stateless and thread-safe.
+ */
+public final class IndexWriter {
+  /** Magic of index blobs: "GIDX". */
+  public static final int MAGIC = 0x47494458;
+
+  public static final int VERSION = 1;
+  static final int ENTRY_SIZE = 65;
+
+  private IndexWriter() {}
+
+  /** The framed bytes of an index blob holding {@code entries} (before any {@code BlobCodec}). */
+  public static byte[] write(List<IndexEntry> entries) {
+    ByteBuffer b = ByteBuffer.allocate(4 + entries.size() * ENTRY_SIZE);
+    b.putInt(entries.size());
+    for (IndexEntry e : entries) {
+      ChunkLocation l = e.location();
+      e.id().write(b);
+      l.pack().write(b);
+      b.putLong(l.offset()).putInt(l.storedLength()).putInt(l.rawLength()).put((byte) l.flags());
+    }
+    return BlobFrames.frame(MAGIC, VERSION, b.array());
+  }
+}

@@ -1,0 +1,80 @@
+package io.granule.engine.internal.repo.pack;
+
+import com.github.luben.zstd.Zstd;
+import com.github.luben.zstd.ZstdCompressCtx;
+import com.github.luben.zstd.ZstdDecompressCtx;
+import com.github.luben.zstd.ZstdException;
+import java.util.Arrays;
+
+/**
+ * Compresses chunks with zstd and decides, per chunk, whether compression is worth keeping: a chunk
+ * is stored compressed only if that saves at least {@link #MIN_SAVING_PERCENT} percent. Deciding by
+ * compressing is cheap enough: zstd detects incompressible blocks and passes over them at several
+ * GB/s, and the output is what we store anyway.
+ *
+ * <p>Not thread-safe (it reuses native contexts and buffers): use one per thread and {@link #close}
+ * it.
+ */
+public final class ChunkCompressor implements AutoCloseable {
+  /** Minimum saving, in percent of the plaintext, for a chunk to be stored compressed. */
+  public static final int MIN_SAVING_PERCENT = 3;
+
+  private final ZstdCompressCtx cctx = new ZstdCompressCtx();
+  private final ZstdDecompressCtx dctx = new ZstdDecompressCtx();
+  private byte[] buffer = new byte[0];
+
+  /** A chunk as stored: bytes plus {@link ChunkFlags}. */
+  public record Stored(byte[] bytes, int flags) {}
+
+  /** A compressor at zstd {@code level} (1 to 3 are the useful ones here). */
+  public ChunkCompressor(int level) {
+    cctx.setLevel(level);
+  }
+
+  /** What to store for {@code len} bytes of {@code data} at {@code off}. */
+  public Stored compress(byte[] data, int off, int len) {
+    int bound = (int) Zstd.compressBound(len);
+    if (buffer.length < bound) {
+      buffer = new byte[bound];
+    }
+    int n = cctx.compressByteArray(buffer, 0, bound, data, off, len);
+    if ((long) n * 100 <= (long) len * (100 - MIN_SAVING_PERCENT)) {
+      return new Stored(Arrays.copyOf(buffer, n), ChunkFlags.ZSTD);
+    }
+    return new Stored(Arrays.copyOfRange(data, off, off + len), 0);
+  }
+
+  /**
+   * The plaintext of a stored chunk.
+   *
+   * @throws IllegalArgumentException if the stored bytes do not decompress to exactly {@code
+   *     rawLength} bytes
+   */
+  public byte[] decompress(byte[] stored, int flags, int rawLength) {
+    if ((flags & ChunkFlags.ZSTD) == 0) {
+      if (stored.length != rawLength) {
+        throw new IllegalArgumentException(
+            "stored length " + stored.length + " differs from plain length " + rawLength);
+      }
+      return stored;
+    }
+    byte[] out = new byte[rawLength];
+    int n;
+    try {
+      n = dctx.decompressByteArray(out, 0, rawLength, stored, 0, stored.length);
+    } catch (ZstdException e) {
+      throw new IllegalArgumentException("zstd: " + e.getMessage(), e);
+    }
+    if (n != rawLength) {
+      throw new IllegalArgumentException(
+          "decompressed length " + n + " differs from plain length " + rawLength);
+    }
+    return out;
+  }
+
+  @Override
+  public void close() {
+    cctx.close();
+    dctx.close();
+  }
+}

@@ -1,0 +1,67 @@
+package io.granule.engine.internal.repo;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The repository is a stack of layers; each may import only the layers below it (and the shared
+ * vocabulary of ids, exceptions and frames in the root package). No framework types anywhere.
+ */
+class ArchitectureTest {
+  private static final Path SOURCES = Path.of("src/main/java/io/granule/engine/internal");
+  private static final Map<String, Integer> LAYER =
+      Map.of("chunk", 0, "blob", 0, "pack", 1, "index", 2, "store", 3, "snapshot", 4, "backup", 5);
+  private static final Pattern IMPORT =
+      Pattern.compile(
+          "^import (?:static )?io\\.granule\\.engine\\.internal\\.repo\\.(\\w+)\\.",
+          Pattern.MULTILINE);
+
+  private static List<Path> sources() throws IOException {
+    try (Stream<Path> s = Files.walk(SOURCES)) {
+      return s.filter(p -> p.toString().endsWith(".java")).toList();
+    }
+  }
+
+  @Test
+  void noFrameworkImports() throws IOException {
+    List<String> offenders = new ArrayList<>();
+    for (Path p : sources()) {
+      String src = Files.readString(p);
+      if (src.contains("import org.osgi.")) {
+        offenders.add(p.toString());
+      }
+    }
+    assertThat(sources()).hasSizeGreaterThan(30);
+    assertThat(offenders).isEmpty();
+  }
+
+  @Test
+  void layersOnlyImportLayersBelow() throws IOException {
+    List<String> offenders = new ArrayList<>();
+    for (Path p : sources()) {
+      Path rel = SOURCES.resolve("repo").relativize(p);
+      if (rel.startsWith("..") || rel.getNameCount() < 2) {
+        continue;
+      }
+      String own = rel.getName(0).toString();
+      Matcher m = IMPORT.matcher(Files.readString(p));
+      while (m.find()) {
+        String used = m.group(1);
+        if (!used.equals(own) && LAYER.containsKey(used) && LAYER.get(used) >= LAYER.get(own)) {
+          offenders.add(rel + " imports " + used);
+        }
+      }
+    }
+    assertThat(offenders).isEmpty();
+  }
+}

@@ -1,0 +1,142 @@
+package io.granule.engine.internal.repo;
+
+import static io.granule.engine.internal.repo.RepositoryTest.backup;
+import static io.granule.engine.internal.repo.TestImages.sha256;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.backup.VerifyListener;
+import io.granule.engine.internal.repo.backup.VerifyReport;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.FaultyBlobStore;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.pack.PackEntry;
+import io.granule.engine.internal.repo.pack.PackReader;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A backup interrupted at every possible save (as a crash or a full disk would) leaves a repository
+ * that verifies, whose earlier snapshots restore, and where the next backup succeeds storing
+ * exactly the chunks that did not make it.
+ */
+class InterruptedBackupTest {
+  @TempDir Path tmp;
+
+  private static void copyTree(Path from, Path to) throws IOException {
+    try (Stream<Path> all = Files.walk(from)) {
+      for (Path p : all.toList()) {
+        Path target = to.resolve(from.relativize(p).toString());
+        if (Files.isDirectory(p)) {
+          Files.createDirectories(target);
+        } else {
+          Files.copy(p, target);
+        }
+      }
+    }
+  }
+
+  private static long storedBytesOf(LocalBlobStore store, List<BlobName> packs) throws IOException {
+    long sum = 0;
+    for (BlobName p : packs) {
+      for (PackEntry e : PackReader.loadTrailer(store, p)) {
+        sum += e.storedLength();
+      }
+    }
+    return sum;
+  }
+
+  @Test
+  void backupInterruptedAtEverySaveLeavesAValidRepositoryAndIsResumed() throws Exception {
+    Path base = tmp.resolve("base");
+    byte[] dataA = TestImages.mixed(3 << 20, 31);
+    byte[] dataB = TestImages.mixed(3 << 20, 32);
+    System.arraycopy(dataA, 0, dataB, 1 << 20, 1 << 20);
+    Path imageA = TestImages.write(tmp.resolve("a.raw"), dataA);
+    Path imageB = TestImages.write(tmp.resolve("b.raw"), dataB);
+    RepositoryConfig cfg =
+        RepositoryConfig.defaults().withChunkSize(64 << 10).withPackSize(192 << 10);
+    Manifest a;
+    try (Repository repo = Repository.init(base, cfg)) {
+      a = backup(repo, "vda", imageA, "h").manifest();
+    }
+    List<BlobName> basePacks = new LocalBlobStore(base).list(BlobType.PACK);
+
+    Path reference = tmp.resolve("reference");
+    copyTree(base, reference);
+    long fullNew;
+    FaultyBlobStore counting = new FaultyBlobStore(new LocalBlobStore(reference), 0);
+    try (Repository repo = Repository.open(counting, Clock.systemUTC(), tmp.resolve("cache"))) {
+      fullNew = backup(repo, "vda", imageB, "h").progress().bytesNew();
+    }
+    assertThat(counting.saves())
+        .as("packs, an index, a fixed index and a manifest")
+        .isGreaterThan(4);
+    assertThat(fullNew).isPositive();
+
+    int interrupted = 0;
+    for (int k = 1; ; k++) {
+      Path dir = tmp.resolve("run" + k);
+      copyTree(base, dir);
+      FaultyBlobStore faulty = new FaultyBlobStore(new LocalBlobStore(dir), k);
+      try (Repository repo = Repository.open(faulty, Clock.systemUTC(), tmp.resolve("cache"))) {
+        try {
+          backup(repo, "vda", imageB, "h");
+          assertThat(faulty.fired()).isFalse();
+          break;
+        } catch (RepositoryException e) {
+          assertThat(faulty.fired()).as("save %d", k).isTrue();
+          assertThat(e)
+              .hasMessageStartingWith("backup failed writing to the repository at " + dir)
+              .hasMessageContaining("injected fault: save #" + k);
+          interrupted++;
+        }
+      }
+      LocalBlobStore plain = new LocalBlobStore(dir);
+      List<BlobName> leftPacks = new ArrayList<>(plain.list(BlobType.PACK));
+      leftPacks.removeAll(basePacks);
+      long leftBytes = storedBytesOf(plain, leftPacks);
+      try (Repository repo = Repository.open(dir)) {
+        VerifyReport r = repo.verify(true, VerifyListener.NONE);
+        assertThat(r.ok()).as("after fault at save %d: %s", k, r.damages()).isTrue();
+        assertThat(repo.snapshots()).extracting(Manifest::id).containsExactly(a.id());
+        repo.restoreDisk(a, "vda", tmp.resolve("a" + k));
+        assertThat(sha256(tmp.resolve("a" + k))).isEqualTo(sha256(dataA));
+
+        BackupResult again = backup(repo, "vda", imageB, "h");
+        assertThat(again.progress().bytesNew())
+            .as("save %d: only what did not make it is stored again", k)
+            .isEqualTo(fullNew - leftBytes);
+        repo.restoreDisk(again.manifest(), "vda", tmp.resolve("b" + k));
+        assertThat(sha256(tmp.resolve("b" + k))).isEqualTo(sha256(dataB));
+        assertThat(repo.verify(false, VerifyListener.NONE).ok()).isTrue();
+      }
+    }
+    assertThat(interrupted)
+        .as("every save of the backup was interrupted once")
+        .isEqualTo(counting.saves());
+  }
+
+  @Test
+  void failedBackupInTheSameProcessDoesNotPoisonTheChunkIndex() throws Exception {
+    Path dir = tmp.resolve("repo");
+    Path image = TestImages.write(tmp.resolve("b.raw"), TestImages.mixed(2 << 20, 33));
+    Repository.init(dir, RepositoryConfig.defaults().withChunkSize(64 << 10)).close();
+    FaultyBlobStore faulty = new FaultyBlobStore(new LocalBlobStore(dir), 1);
+    try (Repository repo = Repository.open(faulty, Clock.systemUTC(), tmp.resolve("cache"))) {
+      assertThatThrownBy(() -> backup(repo, "vda", image, "h"))
+          .isInstanceOf(RepositoryException.class);
+      assertThat(repo.stats().chunks()).isZero();
+    }
+  }
+}

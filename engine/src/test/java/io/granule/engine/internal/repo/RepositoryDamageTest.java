@@ -1,0 +1,210 @@
+package io.granule.engine.internal.repo;
+
+import static io.granule.engine.internal.repo.RepositoryTest.backup;
+import static io.granule.engine.internal.repo.TestImages.sha256;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.granule.engine.internal.repo.backup.Damage;
+import io.granule.engine.internal.repo.backup.VerifyListener;
+import io.granule.engine.internal.repo.backup.VerifyReport;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.pack.PackEntry;
+import io.granule.engine.internal.repo.pack.PackReader;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Damages repository files the way disks and people do (bit flips, truncation, deletion) and checks
+ * that verify names each damaged file with the snapshots it affects, that unaffected snapshots
+ * still restore byte for byte, and that affected data fails loudly instead of restoring wrong
+ * bytes.
+ */
+class RepositoryDamageTest {
+  @TempDir Path tmp;
+  private Path dir;
+  private LocalBlobStore store;
+  private Path imageA;
+  private Path imageB;
+  private Manifest a;
+  private Manifest b;
+  private List<BlobName> packsOfA;
+  private List<BlobName> packsOnlyOfB;
+  private List<BlobName> indexesOfB;
+
+  @BeforeEach
+  void setUp() throws Exception {
+    dir = tmp.resolve("repo");
+    store = new LocalBlobStore(dir);
+    imageA = TestImages.write(tmp.resolve("a.raw"), TestImages.mixed(6 << 20, 21));
+    imageB = TestImages.write(tmp.resolve("b.raw"), TestImages.mixed(6 << 20, 22));
+    try (Repository repo =
+        Repository.init(
+            dir, RepositoryConfig.defaults().withChunkSize(64 << 10).withPackSize(512 << 10))) {
+      a = backup(repo, "vda", imageA, "h").manifest();
+      packsOfA = store.list(BlobType.PACK);
+      List<BlobName> indexesOfA = store.list(BlobType.INDEX);
+      b = backup(repo, "vda", imageB, "h").manifest();
+      packsOnlyOfB = new ArrayList<>(store.list(BlobType.PACK));
+      packsOnlyOfB.removeAll(packsOfA);
+      indexesOfB = new ArrayList<>(store.list(BlobType.INDEX));
+      indexesOfB.removeAll(indexesOfA);
+    }
+    assertThat(packsOnlyOfB).hasSizeGreaterThan(2);
+    assertThat(indexesOfB).isNotEmpty();
+  }
+
+  private VerifyReport verify(boolean readData) {
+    try (Repository repo = Repository.open(dir)) {
+      return repo.verify(readData, VerifyListener.NONE);
+    }
+  }
+
+  private static Damage damageOf(VerifyReport r, BlobName file) {
+    return r.damages().stream()
+        .filter(d -> d.file().equals(file.toString()))
+        .findFirst()
+        .orElseThrow(() -> new AssertionError(file + " not reported in " + r.damages()));
+  }
+
+  private void assertARestoresAndBFails(String expectedInMessage) throws Exception {
+    try (Repository repo = Repository.open(dir)) {
+      Path out = tmp.resolve("a.out");
+      repo.restoreDisk(repo.resolve(a.id()), "vda", out);
+      assertThat(sha256(out)).isEqualTo(sha256(imageA));
+      assertThatThrownBy(() -> repo.restoreDisk(repo.resolve(b.id()), "vda", tmp.resolve("b.out")))
+          .isInstanceOf(RepositoryCorruptedException.class)
+          .hasMessageContaining("snapshot " + b.id())
+          .hasMessageContaining(expectedInMessage);
+    }
+  }
+
+  private void flipBit(BlobName name, long offset) throws Exception {
+    try (RandomAccessFile f = new RandomAccessFile(store.path(name).toFile(), "rw")) {
+      f.seek(offset);
+      int v = f.read();
+      f.seek(offset);
+      f.write(v ^ 0x10);
+    }
+  }
+
+  @Test
+  void undamagedRepositoryVerifies() {
+    VerifyReport r = verify(true);
+    assertThat(r.ok()).as("%s", r.damages()).isTrue();
+    assertThat(r.snapshots()).isEqualTo(2);
+    assertThat(r.packs()).isEqualTo(packsOfA.size() + packsOnlyOfB.size());
+  }
+
+  @Test
+  void bitFlipInAChunkIsFoundByReadDataAndBlocksOnlyTheSnapshotUsingIt() throws Exception {
+    BlobName pack = packsOnlyOfB.get(1);
+    PackEntry victim = PackReader.loadTrailer(store, pack).get(0);
+    flipBit(pack, victim.offset() + victim.storedLength() / 2);
+
+    assertThat(verify(false).ok()).as("structure alone cannot see it").isTrue();
+    VerifyReport r = verify(true);
+    Damage d = damageOf(r, pack);
+    assertThat(d.problems()).anyMatch(p -> p.contains("chunk " + victim.id()));
+    assertThat(d.snapshots()).containsExactly(b.id());
+    assertThat(r.affectedSnapshots()).containsExactly(b.id());
+    assertARestoresAndBFails("chunk " + victim.id());
+  }
+
+  @Test
+  void truncatedPackIsNamedWithTheSnapshotsAffected() throws Exception {
+    BlobName pack = packsOnlyOfB.get(0);
+    Path file = store.path(pack);
+    try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
+      f.setLength(f.length() / 2);
+    }
+    VerifyReport r = verify(false);
+    Damage d = damageOf(r, pack);
+    assertThat(d.snapshots()).containsExactly(b.id());
+    assertThat(d.problems().get(0)).startsWith("pack " + pack + ": ");
+    assertThat(r.affectedSnapshots()).containsExactly(b.id());
+    assertARestoresAndBFails("chunk ");
+  }
+
+  @Test
+  void deletedPackIsNamedAsMissing() throws Exception {
+    BlobName pack = packsOnlyOfB.get(2);
+    Files.delete(store.path(pack));
+    VerifyReport r = verify(false);
+    Damage d = damageOf(r, pack);
+    assertThat(d.problems()).anyMatch(p -> p.startsWith("missing, listed by index/"));
+    assertThat(d.snapshots()).containsExactly(b.id());
+    assertThat(r.affectedSnapshots()).containsExactly(b.id());
+    assertARestoresAndBFails("pack " + pack + " is missing");
+  }
+
+  @Test
+  void damagedIndexIsNamedAndItsSnapshotsListed() throws Exception {
+    BlobName index = indexesOfB.get(0);
+    flipBit(index, 40);
+    VerifyReport r = verify(false);
+    Damage d = damageOf(r, index);
+    assertThat(d.problems().get(0)).startsWith(index + ": checksum mismatch: actual=");
+    assertThat(d.snapshots()).containsExactly(b.id());
+    assertThat(r.affectedSnapshots()).containsExactly(b.id());
+    assertARestoresAndBFails("is not in any index");
+  }
+
+  @Test
+  void deletedIndexMakesItsChunksUnreachableUntilTheNextBackupReindexesThePacks() throws Exception {
+    for (BlobName i : indexesOfB) {
+      Files.delete(store.path(i));
+    }
+    VerifyReport r = verify(false);
+    assertThat(r.affectedSnapshots()).containsExactly(b.id());
+    BlobName fixed = new BlobName(BlobType.FIXED_INDEX, b.disks().get(0).fixedIndex());
+    assertThat(damageOf(r, fixed).problems().get(0)).contains("chunks that no intact index lists");
+    try (Repository repo = Repository.open(dir)) {
+      Path other = TestImages.write(tmp.resolve("c.raw"), new byte[] {7});
+      backup(repo, "x", other, "h");
+    }
+    assertThat(verify(true).ok()).isTrue();
+    try (Repository repo = Repository.open(dir)) {
+      repo.restoreDisk(repo.resolve(b.id()), "vda", tmp.resolve("b.out"));
+      assertThat(sha256(tmp.resolve("b.out"))).isEqualTo(sha256(imageB));
+    }
+  }
+
+  @Test
+  void damagedSnapshotManifestIsNamed() throws Exception {
+    BlobName snap = new BlobName(BlobType.SNAPSHOT, b.id());
+    flipBit(snap, 30);
+    VerifyReport r = verify(false);
+    Damage d = damageOf(r, snap);
+    assertThat(d.snapshots()).containsExactly(b.id());
+    assertThat(r.affectedSnapshots()).containsExactly(b.id());
+    try (Repository repo = Repository.open(dir)) {
+      assertThat(repo.snapshots()).extracting(Manifest::id).containsExactly(a.id());
+      assertThatThrownBy(() -> repo.resolve(b.id()))
+          .isInstanceOf(RepositoryCorruptedException.class)
+          .hasMessageStartingWith("snapshots/" + b.id() + ": checksum mismatch: actual=");
+      repo.restoreDisk(repo.resolve(a.id()), "vda", tmp.resolve("a.out"));
+      assertThat(sha256(tmp.resolve("a.out"))).isEqualTo(sha256(imageA));
+    }
+  }
+
+  @Test
+  void missingFixedIndexIsNamed() throws Exception {
+    BlobName fixed = new BlobName(BlobType.FIXED_INDEX, b.disks().get(0).fixedIndex());
+    Files.delete(store.path(fixed));
+    VerifyReport r = verify(false);
+    Damage d = damageOf(r, fixed);
+    assertThat(d.problems().get(0)).startsWith("missing, listed by snapshots/" + b.id());
+    assertThat(r.affectedSnapshots()).containsExactly(b.id());
+    assertARestoresAndBFails("fixed index fixed/" + fixed.name() + " is missing");
+  }
+}

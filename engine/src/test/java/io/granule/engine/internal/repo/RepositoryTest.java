@@ -1,0 +1,441 @@
+package io.granule.engine.internal.repo;
+
+import static io.granule.engine.internal.repo.TestImages.sha256;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.granule.engine.internal.image.RawDiskImage;
+import io.granule.engine.internal.repo.backup.BackupListener;
+import io.granule.engine.internal.repo.backup.BackupProgress;
+import io.granule.engine.internal.repo.backup.BackupRequest;
+import io.granule.engine.internal.repo.backup.BackupRequest.NamedDisk;
+import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.backup.RestoreResult;
+import io.granule.engine.internal.repo.backup.VerifyListener;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
+import io.granule.engine.spi.DiskImage;
+import io.granule.engine.spi.Extent;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class RepositoryTest {
+  @TempDir Path tmp;
+
+  private static final RepositoryConfig SMALL =
+      RepositoryConfig.defaults().withChunkSize(64 << 10).withPackSize(1 << 20);
+
+  private Repository init() {
+    return Repository.init(tmp.resolve("repo"), SMALL);
+  }
+
+  static BackupResult backup(Repository repo, String name, Path image, String host)
+      throws IOException {
+    try (RawDiskImage img = RawDiskImage.open(image)) {
+      return repo.backup(
+          new BackupRequest(List.of(new NamedDisk(name, img)), host, List.of("t"), null),
+          BackupListener.NONE);
+    }
+  }
+
+  @Test
+  void mixedImageRoundTripsByteForByte() throws Exception {
+    byte[] data = TestImages.mixed(24 << 20, 1);
+    data = Arrays.copyOf(data, data.length - 1234);
+    Path image = TestImages.write(tmp.resolve("vm.raw"), data);
+    try (Repository repo = init()) {
+      List<BackupProgress> reports = new CopyOnWriteArrayList<>();
+      BackupResult r;
+      try (RawDiskImage img = RawDiskImage.open(image)) {
+        r =
+            repo.backup(
+                new BackupRequest(List.of(new NamedDisk("vda", img)), "h1", List.of("x"), null),
+                reports::add);
+      }
+      BackupProgress last = r.progress();
+      assertThat(last.done()).isTrue();
+      assertThat(last.bytesRead()).isEqualTo(data.length).isEqualTo(last.bytesTotal());
+      assertThat(reports.get(reports.size() - 1)).isEqualTo(last);
+      double seconds = last.elapsed().toNanos() / 1e9;
+      assertThat(reports.size())
+          .as("at most ~10 reports a second")
+          .isLessThanOrEqualTo((int) (seconds * 10) + 2);
+      assertThat(reports.stream().filter(BackupProgress::done)).hasSize(1);
+      assertThat(last.bytesZero()).isPositive();
+      assertThat(last.bytesDeduplicated()).isPositive();
+      assertThat(last.bytesNew()).isLessThan(data.length - last.bytesZero());
+      Manifest m = r.manifest();
+      assertThat(m.host()).isEqualTo("h1");
+      assertThat(m.tags()).containsExactly("x");
+      assertThat(m.disks()).hasSize(1);
+      assertThat(m.disks().get(0).size()).isEqualTo(data.length);
+      assertThat(m.disks().get(0).bytesStored()).isEqualTo(last.bytesNew());
+
+      Path out = tmp.resolve("restored.raw");
+      RestoreResult rr = repo.restoreDisk(repo.resolve("latest"), "vda", out);
+      assertThat(rr.sparse()).isTrue();
+      assertThat(rr.zeroChunks()).isPositive();
+      assertThat(sha256(out)).isEqualTo(sha256(data));
+
+      Path existing = tmp.resolve("existing.raw");
+      byte[] junk = new byte[data.length + 5000];
+      Arrays.fill(junk, (byte) 0xff);
+      Files.write(existing, junk);
+      RestoreResult over = repo.restoreDisk(m, "vda", existing);
+      assertThat(over.sparse()).isFalse();
+      assertThat(sha256(existing)).isEqualTo(sha256(data));
+
+      assertThat(repo.verify(true, VerifyListener.NONE).ok()).isTrue();
+      RepositoryStats s = repo.stats();
+      assertThat(s.snapshots()).isEqualTo(1);
+      assertThat(s.logicalBytes()).isEqualTo(data.length);
+      assertThat(s.dedupRatio()).isGreaterThan(1.0);
+    }
+  }
+
+  @Test
+  void allZeroAndAllRandomImagesRoundTrip() throws Exception {
+    byte[] zeros = new byte[5 << 20];
+    byte[] random = new byte[3 << 20];
+    new Random(9).nextBytes(random);
+    Path z = TestImages.write(tmp.resolve("z.raw"), zeros);
+    Path rnd = TestImages.write(tmp.resolve("r.raw"), random);
+    try (Repository repo = init();
+        RawDiskImage zi = RawDiskImage.open(z);
+        RawDiskImage ri = RawDiskImage.open(rnd)) {
+      BackupResult r =
+          repo.backup(
+              new BackupRequest(
+                  List.of(new NamedDisk("zero", zi), new NamedDisk("rand", ri)), "h", null, null),
+              BackupListener.NONE);
+      assertThat(r.progress().bytesZero()).isEqualTo(zeros.length);
+      assertThat(r.manifest().disk("zero").bytesStored()).isZero();
+      assertThat(r.manifest().disk("rand").bytesNew()).isEqualTo(random.length);
+      repo.restoreDisk(r.manifest(), "zero", tmp.resolve("z.out"));
+      repo.restoreDisk(r.manifest(), "rand", tmp.resolve("r.out"));
+      assertThat(sha256(tmp.resolve("z.out"))).isEqualTo(sha256(zeros));
+      assertThat(sha256(tmp.resolve("r.out"))).isEqualTo(sha256(random));
+    }
+  }
+
+  @Test
+  void secondBackupOfTheSameImageStoresNothing() throws Exception {
+    Path image = TestImages.write(tmp.resolve("vm.raw"), TestImages.mixed(8 << 20, 2));
+    try (Repository repo = init()) {
+      BackupResult first = backup(repo, "vda", image, "h");
+      long packs = repo.stats().packs();
+      BackupResult second = backup(repo, "vda", image, "h");
+      assertThat(second.progress().bytesNew()).isZero();
+      assertThat(second.packsWritten()).isZero();
+      assertThat(repo.stats().packs()).isEqualTo(packs);
+      assertThat(second.progress().bytesDeduplicated())
+          .isEqualTo(first.progress().bytesRead() - first.progress().bytesZero());
+    }
+  }
+
+  @Test
+  void incrementalAfterChangingOnePercentStoresAboutTheChangedChunksOnly() throws Exception {
+    byte[] data = TestImages.mixed(32 << 20, 3);
+    Path image = TestImages.write(tmp.resolve("vm.raw"), data);
+    try (Repository repo = init()) {
+      Manifest base = backup(repo, "vda", image, "h").manifest();
+      long changed = TestImages.modify(data, 1.0, 16, 4);
+      Files.write(image, data);
+      BackupResult inc;
+      try (RawDiskImage img = RawDiskImage.open(image)) {
+        inc =
+            repo.backup(
+                new BackupRequest(List.of(new NamedDisk("vda", img)), "h", null, base.id()),
+                BackupListener.NONE);
+      }
+      assertThat(inc.manifest().parent()).isEqualTo(base.id());
+      assertThat(inc.progress().bytesNew()).isPositive().isLessThanOrEqualTo(3 * changed);
+      repo.restoreDisk(inc.manifest(), "vda", tmp.resolve("inc.out"));
+      assertThat(sha256(tmp.resolve("inc.out"))).isEqualTo(sha256(data));
+    }
+  }
+
+  @Test
+  void randomAccessReadsFetchOnlyTheChunksTouched() throws Exception {
+    byte[] data = TestImages.mixed(16 << 20, 5);
+    Path image = TestImages.write(tmp.resolve("vm.raw"), data);
+    try (Repository repo = init()) {
+      Manifest m = backup(repo, "vda", image, "h").manifest();
+      try (SnapshotDisk disk = repo.openDisk(m, "vda", 1 << 20)) {
+        assertThat(disk.size()).isEqualTo(data.length);
+        ByteBuffer one = ByteBuffer.allocate(100);
+        long at = (3L << 16) + 10;
+        disk.read(at, one);
+        assertThat(one.array()).isEqualTo(Arrays.copyOfRange(data, (int) at, (int) at + 100));
+        assertThat(disk.chunksFetched()).isLessThanOrEqualTo(1);
+        ByteBuffer span = ByteBuffer.allocate(70_000);
+        long at2 = (10L << 16) - 1000;
+        disk.read(at2, span);
+        assertThat(span.array()).isEqualTo(Arrays.copyOfRange(data, (int) at2, (int) at2 + 70_000));
+        assertThat(disk.chunksFetched()).isLessThanOrEqualTo(3);
+        long before = disk.chunksFetched();
+        disk.read(at2, span.clear());
+        assertThat(disk.chunksFetched()).as("served from cache").isEqualTo(before);
+        Random r = new Random(6);
+        for (int i = 0; i < 200; i++) {
+          int len = 1 + r.nextInt(200_000);
+          int off = r.nextInt(data.length - len);
+          ByteBuffer b = ByteBuffer.allocate(len);
+          disk.read(off, b);
+          assertThat(b.array()).isEqualTo(Arrays.copyOfRange(data, off, off + len));
+        }
+        assertThatThrownBy(() -> disk.read(data.length - 10, ByteBuffer.allocate(11)))
+            .isInstanceOf(java.io.EOFException.class);
+      }
+    }
+  }
+
+  @Test
+  void unallocatedExtentsAreNeitherReadNorStored() throws Exception {
+    int size = 4 << 20;
+    byte[] data = new byte[size];
+    new Random(7).nextBytes(data);
+    List<Extent> allocated = List.of(new Extent(0, 1 << 20), new Extent(3 << 20, 1 << 20));
+    DiskImage sparse =
+        new DiskImage() {
+          @Override
+          public long size() {
+            return size;
+          }
+
+          @Override
+          public String format() {
+            return "test";
+          }
+
+          @Override
+          public void read(long offset, ByteBuffer dst) throws IOException {
+            for (Extent e : List.of(new Extent(1 << 20, 2 << 20))) {
+              if (offset < e.end() && offset + dst.remaining() > e.offset()) {
+                throw new IOException("read of unallocated range at " + offset);
+              }
+            }
+            dst.put(data, (int) offset, dst.remaining());
+          }
+
+          @Override
+          public List<Extent> allocation(long offset, long length) {
+            return allocated;
+          }
+
+          @Override
+          public void close() {}
+        };
+    try (Repository repo = init()) {
+      BackupResult r =
+          repo.backup(
+              new BackupRequest(List.of(new NamedDisk("d", sparse)), "h", null, null),
+              BackupListener.NONE);
+      assertThat(r.progress().bytesZero()).isEqualTo(2 << 20);
+      assertThat(r.manifest().disk("d").format()).isEqualTo("test");
+      Arrays.fill(data, 1 << 20, 3 << 20, (byte) 0);
+      repo.restoreDisk(r.manifest(), "d", tmp.resolve("d.out"));
+      assertThat(sha256(tmp.resolve("d.out"))).isEqualTo(sha256(data));
+    }
+  }
+
+  @Test
+  void unreadableSourceFailsCleanlyAndTheNextBackupSucceeds() throws Exception {
+    byte[] data = TestImages.mixed(6 << 20, 8);
+    Path image = TestImages.write(tmp.resolve("vm.raw"), data);
+    try (Repository repo = init();
+        RawDiskImage good = RawDiskImage.open(image)) {
+      DiskImage failing =
+          new DiskImage() {
+            @Override
+            public long size() {
+              return good.size();
+            }
+
+            @Override
+            public String format() {
+              return "raw";
+            }
+
+            @Override
+            public void read(long offset, ByteBuffer dst) throws IOException {
+              if (offset >= (4 << 20)) {
+                throw new IOException("input/output error");
+              }
+              good.read(offset, dst);
+            }
+
+            @Override
+            public void close() {}
+
+            @Override
+            public String toString() {
+              return "/dev/bad";
+            }
+          };
+      assertThatThrownBy(
+              () ->
+                  repo.backup(
+                      new BackupRequest(List.of(new NamedDisk("vda", failing)), "h", null, null),
+                      BackupListener.NONE))
+          .isInstanceOf(SourceUnreadableException.class)
+          .hasMessageStartingWith(
+              "unable to read disk 'vda' (/dev/bad) at offset 4194304: input/output error");
+      assertThat(repo.snapshots()).isEmpty();
+      assertThat(repo.verify(false, VerifyListener.NONE).ok()).isTrue();
+      BackupResult r = backup(repo, "vda", image, "h");
+      repo.restoreDisk(r.manifest(), "vda", tmp.resolve("out"));
+      assertThat(sha256(tmp.resolve("out"))).isEqualTo(sha256(data));
+    }
+  }
+
+  @Test
+  void resolvesIdsPrefixesAndLatest() throws Exception {
+    Path image = TestImages.write(tmp.resolve("small.raw"), new byte[] {1, 2, 3});
+    try (Repository repo = init()) {
+      List<Manifest> made = new ArrayList<>();
+      for (int i = 0; i < 17; i++) {
+        made.add(backup(repo, "vda", image, "h" + i).manifest());
+      }
+      assertThat(repo.snapshots()).hasSize(17);
+      Manifest any = made.get(5);
+      assertThat(repo.resolve(any.id())).isEqualTo(any);
+      assertThat(repo.resolve("latest").id()).isEqualTo(repo.snapshots().get(16).id());
+      String shared = null;
+      for (Manifest a : made) {
+        for (Manifest b : made) {
+          if (a != b && a.id().charAt(0) == b.id().charAt(0)) {
+            shared = a.id().substring(0, 1);
+          }
+        }
+      }
+      String prefix = shared;
+      assertThat(prefix).as("pigeonhole: 17 ids share a first digit").isNotNull();
+      assertThatThrownBy(() -> repo.resolve(prefix))
+          .isInstanceOf(AmbiguousSnapshotException.class)
+          .hasMessageStartingWith("snapshot prefix '" + prefix + "' is ambiguous: it matches ");
+      String unique = any.id().substring(0, 12);
+      assertThat(repo.resolve(unique)).isEqualTo(any);
+      assertThatThrownBy(() -> repo.resolve("0000000000000000000000000000"))
+          .isInstanceOf(SnapshotNotFoundException.class)
+          .hasMessageStartingWith("no snapshot matches '0000000000000000000000000000'");
+      assertThatThrownBy(() -> repo.resolve("../etc"))
+          .isInstanceOf(SnapshotNotFoundException.class)
+          .hasMessage(
+              "invalid snapshot reference '../etc': give an id, a unique id prefix, or 'latest'");
+      assertThatThrownBy(() -> repo.openDisk(any, "vdb"))
+          .isInstanceOf(SnapshotNotFoundException.class)
+          .hasMessageContaining("has no disk 'vdb'");
+    }
+  }
+
+  @Test
+  void aSnapshotDiskIsADiskImageAndBacksUpToNothingNew() throws Exception {
+    Path image = TestImages.write(tmp.resolve("vm.raw"), TestImages.mixed(4 << 20, 12));
+    try (Repository repo = init()) {
+      Manifest m = backup(repo, "vda", image, "h").manifest();
+      try (SnapshotDisk disk = repo.openDisk(m, "vda")) {
+        BackupResult again =
+            repo.backup(
+                new BackupRequest(List.of(new NamedDisk("copy", disk)), "h", null, m.id()),
+                BackupListener.NONE);
+        assertThat(again.progress().bytesNew()).isZero();
+        assertThat(again.progress().bytesZero())
+            .isEqualTo(m.disk("vda").size() - again.progress().bytesDeduplicated());
+        assertThat(disk.chunksFetched()).isLessThan(disk.fixedIndex().count());
+      }
+    }
+  }
+
+  @Test
+  void damagedConfigIsReportedAsCorruption() throws Exception {
+    init().close();
+    Path config = tmp.resolve("repo/config");
+    byte[] b = Files.readAllBytes(config);
+    b[20] ^= 1;
+    Files.write(config, b);
+    assertThatThrownBy(() -> Repository.open(tmp.resolve("repo")))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageStartingWith("config: checksum mismatch: actual=");
+  }
+
+  @Test
+  void latestOfAnEmptyRepositoryIsNotFound() {
+    try (Repository repo = init()) {
+      assertThatThrownBy(() -> repo.resolve("latest"))
+          .isInstanceOf(SnapshotNotFoundException.class)
+          .hasMessageContaining("run a backup first");
+    }
+  }
+
+  @Test
+  void reopenedRepositoryFindsItsSnapshotsAndChunks() throws Exception {
+    Path image = TestImages.write(tmp.resolve("vm.raw"), TestImages.mixed(4 << 20, 10));
+    Manifest m;
+    try (Repository repo = init()) {
+      m = backup(repo, "vda", image, "h").manifest();
+    }
+    try (Repository repo = Repository.open(tmp.resolve("repo"))) {
+      assertThat(repo.config().chunkSize()).isEqualTo(64 << 10);
+      assertThat(repo.resolve("latest")).isEqualTo(m);
+      assertThat(backup(repo, "vda", image, "h").progress().bytesNew()).isZero();
+      repo.restoreDisk(m, "vda", tmp.resolve("out"));
+      assertThat(sha256(tmp.resolve("out"))).isEqualTo(sha256(image));
+    }
+  }
+
+  @Test
+  void openingAPathWithoutRepositoryNamesItAndTheNextStep() throws Exception {
+    Path empty = Files.createDirectory(tmp.resolve("empty"));
+    assertThatThrownBy(() -> Repository.open(empty))
+        .isInstanceOf(NotARepositoryException.class)
+        .hasMessage(
+            "no repository at '"
+                + empty
+                + "': config file missing (create one with 'granule init --repo "
+                + empty
+                + "')");
+    assertThatThrownBy(() -> Repository.open(tmp.resolve("nope")))
+        .isInstanceOf(NotARepositoryException.class)
+        .hasMessageContaining("not a directory");
+  }
+
+  @Test
+  void newerRepositoryFormatIsRefused() throws Exception {
+    Path dir = tmp.resolve("future");
+    new LocalBlobStore(dir)
+        .save(
+            BlobName.CONFIG,
+            new RepositoryConfig(99, "ab", "2030-01-01T00:00:00Z", 1 << 20, 16 << 20, 1, "sha256")
+                .toBytes());
+    assertThatThrownBy(() -> Repository.open(dir))
+        .isInstanceOf(UnsupportedRepositoryVersionException.class)
+        .hasMessage(
+            "repository at '"
+                + dir
+                + "' has format version 99 (supported: 1): upgrade granule to open it");
+  }
+
+  @Test
+  void initRefusesAnExistingRepositoryOrANonEmptyDirectory() throws Exception {
+    init().close();
+    assertThatThrownBy(this::init)
+        .isInstanceOf(RepositoryException.class)
+        .hasMessageStartingWith("a repository already exists at ");
+    Path other = Files.createDirectory(tmp.resolve("other"));
+    Files.writeString(other.resolve("f"), "x");
+    assertThatThrownBy(() -> Repository.init(other, SMALL))
+        .hasMessageContaining("the directory is not empty");
+  }
+}

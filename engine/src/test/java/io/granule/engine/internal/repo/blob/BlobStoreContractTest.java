@@ -1,0 +1,136 @@
+package io.granule.engine.internal.repo.blob;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.EOFException;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The behaviour every {@link BlobStore} must show; each implementation runs it by subclassing. */
+public abstract class BlobStoreContractTest {
+  @TempDir Path tmp;
+  protected BlobStore store;
+
+  /** A new, empty store. */
+  protected abstract BlobStore newStore(Path tmp) throws Exception;
+
+  @BeforeEach
+  void setUp() throws Exception {
+    store = newStore(tmp);
+  }
+
+  private static byte[] bytes(int n, long seed) {
+    byte[] b = new byte[n];
+    new Random(seed).nextBytes(b);
+    return b;
+  }
+
+  @Test
+  void saveThenLoadReturnsTheSameBytes() throws Exception {
+    byte[] data = bytes(100_000, 1);
+    BlobName name = new BlobName(BlobType.PACK, "ab12cd");
+    store.save(name, data);
+    assertThat(store.load(name)).isEqualTo(data);
+    assertThat(store.stat(name)).contains(new BlobInfo(name, data.length));
+  }
+
+  @Test
+  void emptyBlobRoundTrips() throws Exception {
+    BlobName name = new BlobName(BlobType.INDEX, "empty");
+    store.save(name, new byte[0]);
+    assertThat(store.load(name)).isEmpty();
+  }
+
+  @Test
+  void loadRangeReturnsThoseBytesOnly() throws Exception {
+    byte[] data = bytes(4096, 2);
+    BlobName name = new BlobName(BlobType.PACK, "ff00");
+    store.save(name, data);
+    assertThat(store.load(name, 1000, 24))
+        .isEqualTo(java.util.Arrays.copyOfRange(data, 1000, 1024));
+    assertThat(store.load(name, 4096, 0)).isEmpty();
+  }
+
+  @Test
+  void loadRangePastTheEndFails() throws Exception {
+    BlobName name = new BlobName(BlobType.PACK, "ff01");
+    store.save(name, bytes(100, 3));
+    assertThatThrownBy(() -> store.load(name, 90, 11)).isInstanceOf(EOFException.class);
+  }
+
+  @Test
+  void missingBlobIsNoSuchFileAndStatIsEmpty() throws Exception {
+    BlobName name = new BlobName(BlobType.SNAPSHOT, "missing");
+    assertThatThrownBy(() -> store.load(name)).isInstanceOf(NoSuchFileException.class);
+    assertThatThrownBy(() -> store.load(name, 0, 1)).isInstanceOf(NoSuchFileException.class);
+    assertThat(store.stat(name)).isEmpty();
+  }
+
+  @Test
+  void saveReplacesExistingBlob() throws Exception {
+    BlobName name = new BlobName(BlobType.INDEX, "again");
+    store.save(name, bytes(10, 4));
+    store.save(name, bytes(20, 5));
+    assertThat(store.load(name)).isEqualTo(bytes(20, 5));
+  }
+
+  @Test
+  void listReturnsExactlyTheBlobsOfOneType() throws Exception {
+    List<BlobName> packs = new ArrayList<>();
+    for (int i = 0; i < 40; i++) {
+      BlobName n = new BlobName(BlobType.PACK, String.format("%02x%06d", i * 7 % 256, i));
+      packs.add(n);
+      store.save(n, bytes(10, i));
+    }
+    store.save(new BlobName(BlobType.INDEX, "i1"), bytes(5, 1));
+    store.save(BlobName.CONFIG, bytes(5, 1));
+    assertThat(store.list(BlobType.PACK)).containsExactlyInAnyOrderElementsOf(packs);
+    assertThat(store.list(BlobType.INDEX)).containsExactly(new BlobName(BlobType.INDEX, "i1"));
+    assertThat(store.list(BlobType.CONFIG)).containsExactly(BlobName.CONFIG);
+    assertThat(store.list(BlobType.SNAPSHOT)).isEmpty();
+  }
+
+  @Test
+  void deleteRemovesAndIsIdempotent() throws Exception {
+    BlobName name = new BlobName(BlobType.SNAPSHOT, "s1");
+    store.save(name, bytes(10, 1));
+    store.delete(name);
+    store.delete(name);
+    assertThat(store.stat(name)).isEmpty();
+    assertThat(store.list(BlobType.SNAPSHOT)).isEmpty();
+  }
+
+  @Test
+  void concurrentSavesOfDistinctNamesAllLand() throws Exception {
+    ExecutorService pool = Executors.newFixedThreadPool(4);
+    try {
+      List<Future<?>> fs = new ArrayList<>();
+      for (int i = 0; i < 32; i++) {
+        int k = i;
+        fs.add(
+            pool.submit(
+                () -> {
+                  store.save(new BlobName(BlobType.PACK, "c" + k + "x"), bytes(1000, k));
+                  return null;
+                }));
+      }
+      for (Future<?> f : fs) {
+        f.get();
+      }
+    } finally {
+      pool.shutdown();
+    }
+    assertThat(store.list(BlobType.PACK)).hasSize(32);
+    assertThat(store.load(new BlobName(BlobType.PACK, "c7x"))).isEqualTo(bytes(1000, 7));
+  }
+}

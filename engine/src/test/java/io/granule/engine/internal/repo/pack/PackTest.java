@@ -1,0 +1,142 @@
+package io.granule.engine.internal.repo.pack;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.granule.engine.internal.repo.ChunkHasher;
+import io.granule.engine.internal.repo.ChunkId;
+import io.granule.engine.internal.repo.RepositoryCorruptedException;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class PackTest {
+  @TempDir Path tmp;
+  private final ChunkHasher hasher = ChunkHasher.sha256();
+  private final BlobName name = new BlobName(BlobType.PACK, "0123456789abcdef");
+
+  private static byte[] random(int n, long seed) {
+    byte[] b = new byte[n];
+    new Random(seed).nextBytes(b);
+    return b;
+  }
+
+  private static byte[] text(int n) {
+    byte[] b = new byte[n];
+    byte[] line = "granule backs up block devices; dedup makes it cheap.\n".getBytes();
+    for (int i = 0; i < n; i++) {
+      b[i] = line[i % line.length];
+    }
+    return b;
+  }
+
+  private record Built(byte[] file, List<PackEntry> entries, List<byte[]> plain) {}
+
+  private Built build(ChunkCompressor c) {
+    PackWriter w = new PackWriter(1 << 20);
+    List<byte[]> plain = List.of(random(100_000, 1), text(200_000), random(5, 2), text(70_000));
+    List<PackEntry> entries = new ArrayList<>();
+    for (byte[] p : plain) {
+      ChunkCompressor.Stored s = c.compress(p, 0, p.length);
+      entries.add(w.add(hasher.hash(p, 0, p.length), s.bytes(), p.length, s.flags()));
+    }
+    return new Built(w.finish(), entries, plain);
+  }
+
+  @Test
+  void compressorKeepsIncompressibleDataPlainAndCompressesText() {
+    try (ChunkCompressor c = new ChunkCompressor(1)) {
+      byte[] r = random(65536, 3);
+      ChunkCompressor.Stored s = c.compress(r, 0, r.length);
+      assertThat(s.flags()).isZero();
+      assertThat(s.bytes()).isEqualTo(r);
+      byte[] t = text(65536);
+      ChunkCompressor.Stored z = c.compress(t, 0, t.length);
+      assertThat(z.flags()).isEqualTo(ChunkFlags.ZSTD);
+      assertThat(z.bytes().length).isLessThan(t.length / 10);
+      assertThat(c.decompress(z.bytes(), z.flags(), t.length)).isEqualTo(t);
+    }
+  }
+
+  @Test
+  void almostIncompressibleDataIsStoredPlain() {
+    byte[] d = random(100_000, 4);
+    Arrays.fill(d, 0, 1000, (byte) 0);
+    try (ChunkCompressor c = new ChunkCompressor(1)) {
+      assertThat(c.compress(d, 0, d.length).flags()).isZero();
+    }
+  }
+
+  @Test
+  void trailerAndRecordsRoundTripThroughTheStore() throws Exception {
+    LocalBlobStore store = new LocalBlobStore(tmp);
+    try (ChunkCompressor c = new ChunkCompressor(1)) {
+      Built b = build(c);
+      store.save(name, b.file());
+      List<PackEntry> trailer = PackReader.loadTrailer(store, name);
+      assertThat(trailer).isEqualTo(b.entries());
+      assertThat(PackReader.parse(name, store.load(name))).isEqualTo(b.entries());
+      for (int i = 0; i < trailer.size(); i++) {
+        PackEntry e = trailer.get(i);
+        byte[] stored = store.load(name, e.offset(), e.storedLength());
+        PackReader.checkRecord(name, e, stored, 0);
+        byte[] p = c.decompress(stored, e.flags(), e.rawLength());
+        assertThat(p).isEqualTo(b.plain().get(i));
+        assertThat(hasher.hash(p, 0, p.length)).isEqualTo(e.id());
+      }
+      assertThat(trailer.get(1).flags()).isEqualTo(ChunkFlags.ZSTD);
+      assertThat(trailer.get(0).flags()).isZero();
+    }
+  }
+
+  @Test
+  void everySingleBitFlipIsDetectedByParse() {
+    try (ChunkCompressor c = new ChunkCompressor(1)) {
+      byte[] file = build(c).file();
+      Random r = new Random(7);
+      for (int i = 0; i < 200; i++) {
+        byte[] bad = file.clone();
+        int at = r.nextInt(bad.length);
+        bad[at] ^= (byte) (1 << r.nextInt(8));
+        assertThatThrownBy(() -> PackReader.parse(name, bad))
+            .as("flip at %d", at)
+            .isInstanceOf(RepositoryCorruptedException.class)
+            .hasMessageContaining("pack " + name)
+            .hasMessageContaining("actual=");
+      }
+    }
+  }
+
+  @Test
+  void truncatedPackFailsWhenReadingTheTrailer() throws Exception {
+    LocalBlobStore store = new LocalBlobStore(tmp);
+    try (ChunkCompressor c = new ChunkCompressor(1)) {
+      byte[] file = build(c).file();
+      store.save(name, Arrays.copyOf(file, file.length - 100));
+      assertThatThrownBy(() -> PackReader.loadTrailer(store, name))
+          .isInstanceOf(RepositoryCorruptedException.class)
+          .hasMessageStartingWith("pack data/0123456789abcdef:");
+    }
+  }
+
+  @Test
+  void recordChecksumNamesTheChunk() {
+    try (ChunkCompressor c = new ChunkCompressor(1)) {
+      Built b = build(c);
+      PackEntry e = b.entries().get(2);
+      byte[] rec = Arrays.copyOfRange(b.file(), (int) e.offset(), (int) e.offset() + 5);
+      rec[0] ^= 1;
+      ChunkId id = e.id();
+      assertThatThrownBy(() -> PackReader.checkRecord(name, e, rec, 0))
+          .hasMessageContaining("chunk " + id)
+          .hasMessageContaining("record checksum mismatch: actual=");
+    }
+  }
+}
