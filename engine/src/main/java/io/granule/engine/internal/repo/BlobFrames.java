@@ -71,7 +71,7 @@ public final class BlobFrames {
 
   /** Eight hex digits of an int. */
   public static String hex(int v) {
-    return String.format("%08x", v);
+    return String.format(java.util.Locale.ROOT, "%08x", v);
   }
 
   /** A corruption error in the house format. */

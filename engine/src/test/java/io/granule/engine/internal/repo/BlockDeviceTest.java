@@ -26,7 +26,7 @@ class BlockDeviceTest {
     Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
     String out;
     try (InputStream in = p.getInputStream()) {
-      out = new String(in.readAllBytes()).trim();
+      out = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).trim();
     }
     assumeTrue(p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0, "command failed: " + out);
     return out;

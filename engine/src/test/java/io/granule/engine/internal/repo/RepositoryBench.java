@@ -33,6 +33,7 @@ public final class RepositoryBench {
       Files.write(image, data);
       BackupResult inc = timed("incremental", data.length, () -> run(repo, image));
       System.out.printf(
+          java.util.Locale.ROOT,
           "chunk %d KiB: full stored %.1f MiB, incremental stored %.2f MiB for %.2f MiB changed"
               + " (%.2fx)%n",
           chunkKib,
@@ -63,7 +64,8 @@ public final class RepositoryBench {
     long t0 = System.nanoTime();
     T r = step.run();
     double s = (System.nanoTime() - t0) / 1e9;
-    System.out.printf("%-20s %7.2f s %8.1f MB/s%n", what, s, bytes / s / 1e6);
+    System.out.printf(
+        java.util.Locale.ROOT, "%-20s %7.2f s %8.1f MB/s%n", what, s, bytes / s / 1e6);
     return r;
   }
 }

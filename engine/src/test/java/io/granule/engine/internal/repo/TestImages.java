@@ -22,7 +22,9 @@ public final class TestImages {
   public static byte[] mixed(int size, long seed) {
     Random r = new Random(seed);
     byte[] img = new byte[size];
-    byte[] text = "the quick brown fox jumps over the lazy dog; granule dedups blocks. ".getBytes();
+    byte[] text =
+        "the quick brown fox jumps over the lazy dog; granule dedups blocks. "
+            .getBytes(java.nio.charset.StandardCharsets.UTF_8);
     int pos = 0;
     while (pos < size) {
       int run = Math.min(size - pos, BLOCK * (1 + r.nextInt(96)));

@@ -7,6 +7,7 @@ import io.granule.engine.internal.repo.RepositoryConfig;
 import io.granule.engine.spi.DiskImage;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -76,7 +77,7 @@ class BoundedMemoryTest {
             .start();
     String out;
     try (InputStream in = p.getInputStream()) {
-      out = new String(in.readAllBytes());
+      out = new String(in.readAllBytes(), StandardCharsets.UTF_8);
     }
     assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
     assertThat(p.exitValue()).as(out).isZero();

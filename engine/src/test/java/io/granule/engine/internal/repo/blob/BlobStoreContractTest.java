@@ -88,7 +88,9 @@ public abstract class BlobStoreContractTest {
   void listReturnsExactlyTheBlobsOfOneType() throws Exception {
     List<BlobName> packs = new ArrayList<>();
     for (int i = 0; i < 40; i++) {
-      BlobName n = new BlobName(BlobType.PACK, String.format("%02x%06d", i * 7 % 256, i));
+      BlobName n =
+          new BlobName(
+              BlobType.PACK, String.format(java.util.Locale.ROOT, "%02x%06d", i * 7 % 256, i));
       packs.add(n);
       store.save(n, bytes(10, i));
     }

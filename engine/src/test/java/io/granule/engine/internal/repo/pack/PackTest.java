@@ -30,7 +30,9 @@ class PackTest {
 
   private static byte[] text(int n) {
     byte[] b = new byte[n];
-    byte[] line = "granule backs up block devices; dedup makes it cheap.\n".getBytes();
+    byte[] line =
+        "granule backs up block devices; dedup makes it cheap.\n"
+            .getBytes(java.nio.charset.StandardCharsets.UTF_8);
     for (int i = 0; i < n; i++) {
       b[i] = line[i % line.length];
     }
