@@ -41,11 +41,18 @@ final class Granule {
 
   /** Runs a one-shot command and waits for it (at most 60 s). */
   static Result run(Path workDir, String... args) throws IOException, InterruptedException {
+    return run(workDir, java.util.Map.of(), args);
+  }
+
+  /** Runs a one-shot command with extra environment variables. */
+  static Result run(Path workDir, java.util.Map<String, String> env, String... args)
+      throws IOException, InterruptedException {
     Path out = Files.createTempFile(workDir, "out", ".txt");
     Path err = Files.createTempFile(workDir, "err", ".txt");
+    ProcessBuilder pb = command(List.of(), args);
+    pb.environment().putAll(env);
     Process p =
-        command(List.of(), args)
-            .directory(workDir.toFile())
+        pb.directory(workDir.toFile())
             .redirectOutput(out.toFile())
             .redirectError(err.toFile())
             .start();

@@ -1,6 +1,11 @@
 package io.granule.engine.internal.cli;
 
 import io.granule.engine.internal.plugin.PluginUnavailableException;
+import io.granule.engine.internal.repo.AmbiguousSnapshotException;
+import io.granule.engine.internal.repo.RepositoryCorruptedException;
+import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.SnapshotNotFoundException;
+import io.granule.engine.internal.repo.SourceUnreadableException;
 import java.io.PrintWriter;
 import picocli.CommandLine;
 
@@ -60,8 +65,24 @@ public final class Cli {
     if (ex instanceof PluginUnavailableException) {
       return ExitCodes.PLUGIN;
     }
-    if (ex instanceof io.granule.engine.internal.image.ImageException) {
+    if (ex instanceof io.granule.engine.internal.image.ImageException
+        || ex instanceof SourceUnreadableException) {
       return ExitCodes.SOURCE;
+    }
+    if (ex instanceof SnapshotNotFoundException || ex instanceof AmbiguousSnapshotException) {
+      return ExitCodes.NOT_FOUND;
+    }
+    if (ex instanceof RepositoryCorruptedException) {
+      return ExitCodes.DAMAGED;
+    }
+    if (ex instanceof RepositoryException) {
+      // not a repository, a newer format, or one that cannot be created or written
+      return ExitCodes.REPOSITORY;
+    }
+    if (ex instanceof java.nio.file.NoSuchFileException
+        || ex instanceof java.nio.file.AccessDeniedException
+        || ex instanceof java.nio.file.FileSystemException) {
+      return ExitCodes.TARGET;
     }
     if (ex instanceof InterruptedException) {
       return ExitCodes.INTERRUPTED;

@@ -17,10 +17,21 @@ import picocli.CommandLine.Spec;
       "Application-aware, deduplicating block-level backup with granular restore.",
       ""
     },
-    subcommands = {PluginsCommand.class, ImageCommand.class, ServerCommand.class},
+    subcommands = {
+      InitCommand.class,
+      BackupCommand.class,
+      SnapshotsCommand.class,
+      RestoreCommand.class,
+      VerifyCommand.class,
+      StatsCommand.class,
+      ImageCommand.class,
+      PluginsCommand.class,
+      ServerCommand.class
+    },
     footer = {
       "",
-      "Environment: GRANULE_DATA (data directory), GRANULE_LOG_LEVEL (log level).",
+      "Environment: GRANULE_REPO (repository), GRANULE_DATA (data directory),",
+      "GRANULE_LOG_LEVEL (log level).",
       "Exit codes: 0 ok, 1 failure, 2 usage, 3 repository, 4 not found, 5 damaged data,",
       "6 source, 7 target, 8 wrong password, 9 locked, 10 plugin, 11 application,",
       "12 server, 70 runtime, 130 interrupted. See README.md."

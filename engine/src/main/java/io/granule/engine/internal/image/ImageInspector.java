@@ -80,6 +80,23 @@ public final class ImageInspector {
     return best;
   }
 
+  /**
+   * Opens the image through the format that {@link #detect} picks (or {@code format}). The result
+   * holds a lease on the format's plugin until it is closed.
+   */
+  public LeasedDiskImage open(Path path, String format) {
+    Lease<DiskImageFormat> lease = detect(path, format);
+    try {
+      return new LeasedDiskImage(lease.get().open(path), lease);
+    } catch (IOException e) {
+      lease.close();
+      throw new ImageException("unable to open disk image '" + path + "': " + e.getMessage(), e);
+    } catch (RuntimeException e) {
+      lease.close();
+      throw e;
+    }
+  }
+
   /** Inspects the image: format, sizes, allocation. */
   public ImageInfo inspect(Path path, String format) {
     try (Lease<DiskImageFormat> lease = detect(path, format)) {

@@ -1,0 +1,55 @@
+package io.granule.engine.internal.cli;
+
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.util.List;
+import java.util.Locale;
+import java.util.stream.Collectors;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code granule snapshots}: lists snapshots, oldest first. */
+@Command(
+    name = "snapshots",
+    mixinStandardHelpOptions = true,
+    description = "List the snapshots (recovery points) in the repository, oldest first.")
+final class SnapshotsCommand extends ContextCommand {
+  @Mixin RepoOption repo;
+
+  @Option(names = "--json", description = "Print JSON (the full manifests).")
+  boolean json;
+
+  @Override
+  public Integer call() throws IOException {
+    List<Manifest> snaps;
+    try (Repository r = repo.open()) {
+      snaps = r.snapshots();
+    }
+    PrintWriter out = context().out();
+    if (json) {
+      out.println(Json.MAPPER.writeValueAsString(snaps));
+    } else if (snaps.isEmpty()) {
+      out.println("no snapshots");
+    } else {
+      String fmt = "%-12s  %-20s  %-16s  %10s  %-24s  %s%n";
+      out.printf(Locale.ROOT, fmt, "ID", "TIME", "HOST", "SIZE", "DISKS", "TAGS");
+      for (Manifest m : snaps) {
+        long size = m.disks().stream().mapToLong(Manifest.DiskEntry::size).sum();
+        out.printf(
+            Locale.ROOT,
+            fmt,
+            m.id().substring(0, 12),
+            m.time().length() > 19 ? m.time().substring(0, 19) + "Z" : m.time(),
+            m.host(),
+            Sizes.human(size),
+            m.disks().stream().map(Manifest.DiskEntry::name).collect(Collectors.joining(",")),
+            String.join(",", m.tags()));
+      }
+    }
+    out.flush();
+    return ExitCodes.OK;
+  }
+}

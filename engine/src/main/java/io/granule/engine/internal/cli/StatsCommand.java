@@ -1,0 +1,59 @@
+package io.granule.engine.internal.cli;
+
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.RepositoryStats;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code granule stats}: sizes and deduplication. */
+@Command(
+    name = "stats",
+    mixinStandardHelpOptions = true,
+    description = "Show snapshots, disks, logical and stored bytes, chunks, packs and dedup ratio.")
+final class StatsCommand extends ContextCommand {
+  @Mixin RepoOption repo;
+
+  @Option(names = "--json", description = "Print JSON.")
+  boolean json;
+
+  @Override
+  public Integer call() throws IOException {
+    RepositoryStats s;
+    String id;
+    int chunkSize;
+    try (Repository r = repo.open()) {
+      s = r.stats();
+      id = r.config().repositoryId();
+      chunkSize = r.config().chunkSize();
+    }
+    PrintWriter out = context().out();
+    if (json) {
+      Map<String, Object> o = new LinkedHashMap<>();
+      o.put("repositoryId", id);
+      o.put("chunkSize", chunkSize);
+      o.put("snapshots", s.snapshots());
+      o.put("disks", s.disks());
+      o.put("logicalBytes", s.logicalBytes());
+      o.put("storedBytes", s.storedBytes());
+      o.put("chunks", s.chunks());
+      o.put("packs", s.packs());
+      o.put("dedupRatio", s.dedupRatio());
+      out.println(Json.MAPPER.writeValueAsString(o));
+    } else {
+      out.printf(Locale.ROOT, "repository:    %s (chunk size %s)%n", id, Sizes.human(chunkSize));
+      out.printf(Locale.ROOT, "snapshots:     %d (%d disks)%n", s.snapshots(), s.disks());
+      out.printf(Locale.ROOT, "logical size:  %s%n", Sizes.human(s.logicalBytes()));
+      out.printf(Locale.ROOT, "stored size:   %s%n", Sizes.human(s.storedBytes()));
+      out.printf(Locale.ROOT, "chunks:        %d in %d packs%n", s.chunks(), s.packs());
+      out.printf(Locale.ROOT, "dedup ratio:   %.2fx%n", s.dedupRatio());
+    }
+    out.flush();
+    return ExitCodes.OK;
+  }
+}

@@ -1,0 +1,205 @@
+package io.granule.itest;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The repository commands through the real executable jar: what an operator types. */
+class RepositoryCliTest {
+  @TempDir Path tmp;
+
+  /** A VM-like raw image: zeros, random data, repeated blocks, text. */
+  static Path image(Path p, int mib, long seed) throws IOException {
+    Random rnd = new Random(seed);
+    byte[] block = new byte[1 << 20];
+    byte[] repeated = new byte[1 << 20];
+    rnd.nextBytes(repeated);
+    try (FileChannel ch =
+        FileChannel.open(p, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      for (int i = 0; i < mib; i++) {
+        switch (i % 4) {
+          case 0 -> java.util.Arrays.fill(block, (byte) 0);
+          case 1 -> rnd.nextBytes(block);
+          case 2 -> System.arraycopy(repeated, 0, block, 0, block.length);
+          default -> {
+            for (int j = 0; j < block.length; j++) {
+              block[j] = (byte) ('a' + (j * 31 + i) % 26);
+            }
+          }
+        }
+        ch.write(java.nio.ByteBuffer.wrap(block), (long) i << 20);
+      }
+    }
+    return p;
+  }
+
+  static String sha256(Path p) throws Exception {
+    MessageDigest md = MessageDigest.getInstance("SHA-256");
+    try (InputStream in = Files.newInputStream(p)) {
+      byte[] buf = new byte[1 << 16];
+      for (int n; (n = in.read(buf)) > 0; ) {
+        md.update(buf, 0, n);
+      }
+    }
+    return HexFormat.of().formatHex(md.digest());
+  }
+
+  Granule.Result granule(String... args) throws Exception {
+    return Granule.run(tmp, args);
+  }
+
+  @Test
+  void initBackupListRestoreVerifyStatsRoundTrip() throws Exception {
+    Path repo = tmp.resolve("repo");
+    Path img = image(tmp.resolve("vm.img"), 24, 1);
+
+    Granule.Result r = granule("init", "--repo", repo.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(r.out()).contains("created repository").contains("chunk size 1.0 MiB");
+    assertThat(granule("init", "--repo", repo.toString()).exitCode()).isEqualTo(3);
+
+    r = granule("backup", "--repo", repo.toString(), "--disk", img.toString(), "--tag", "nightly");
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(r.out()).containsPattern("snapshot [0-9a-f]{64} saved").contains("disk vm.img");
+
+    r = granule("snapshots", "--repo", repo.toString(), "--json");
+    JsonNode snaps = Api.JSON.readTree(r.out());
+    assertThat(snaps).hasSize(1);
+    assertThat(snaps.get(0).get("tags").get(0).asText()).isEqualTo("nightly");
+    assertThat(snaps.get(0).get("disks").get(0).get("name").asText()).isEqualTo("vm.img");
+    String id = snaps.get(0).get("id").asText();
+
+    Path out = tmp.resolve("restored.img");
+    r =
+        granule(
+            "restore",
+            "disk",
+            id.substring(0, 8),
+            "--repo",
+            repo.toString(),
+            "--to",
+            out.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(sha256(out)).isEqualTo(sha256(img));
+    assertThat(Files.exists(tmp.resolve("restored.img.partial"))).isFalse();
+
+    // An existing target is never overwritten silently.
+    r = granule("restore", "disk", "latest", "--repo", repo.toString(), "--to", out.toString());
+    assertThat(r.exitCode()).isEqualTo(7);
+    assertThat(r.err()).contains("exists: add --force");
+    r =
+        granule(
+            "restore",
+            "disk",
+            "latest:vm.img",
+            "--repo",
+            repo.toString(),
+            "--to",
+            out.toString(),
+            "--force");
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(sha256(out)).isEqualTo(sha256(img));
+
+    r = Granule.run(tmp, Map.of("GRANULE_REPO", repo.toString()), "verify", "--read-data");
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(r.out()).contains("checked 1 snapshots").contains("no damage found");
+
+    r = Granule.run(tmp, Map.of("GRANULE_REPO", repo.toString()), "stats", "--json");
+    JsonNode stats = Api.JSON.readTree(r.out());
+    assertThat(stats.get("snapshots").asInt()).isEqualTo(1);
+    assertThat(stats.get("logicalBytes").asLong()).isEqualTo(24L << 20);
+    // zeros are not stored and the repeated block is stored once
+    assertThat(stats.get("storedBytes").asLong()).isLessThan(16L << 20);
+  }
+
+  @Test
+  void incrementalBackupStoresOnlyWhatChanged() throws Exception {
+    Path repo = tmp.resolve("repo");
+    Path img = image(tmp.resolve("disk.img"), 16, 2);
+    assertThat(granule("init", "--repo", repo.toString()).exitCode()).isZero();
+    assertThat(granule("backup", "--repo", repo.toString(), "--disk", img.toString()).exitCode())
+        .isZero();
+    try (FileChannel ch = FileChannel.open(img, StandardOpenOption.WRITE)) {
+      byte[] change = new byte[4096];
+      new Random(3).nextBytes(change);
+      ch.write(java.nio.ByteBuffer.wrap(change), 5L << 20);
+    }
+    Granule.Result r =
+        granule("backup", "--repo", repo.toString(), "--disk", img.toString(), "--json");
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    JsonNode res = Api.JSON.readTree(r.out());
+    assertThat(res.get("bytesRead").asLong()).isEqualTo(16L << 20);
+    // one 1 MiB chunk changed; compression may shrink it, it can never grow past it
+    assertThat(res.get("bytesNew").asLong()).isPositive().isLessThanOrEqualTo(1L << 20);
+
+    Path out = tmp.resolve("out.img");
+    r = granule("restore", "disk", "latest", "--repo", repo.toString(), "--to", out.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(sha256(out)).isEqualTo(sha256(img));
+  }
+
+  @Test
+  void badInputGetsClearMessagesAndDocumentedExitCodes() throws Exception {
+    Path repo = tmp.resolve("repo");
+    Granule.Result r = granule("snapshots", "--repo", repo.toString());
+    assertThat(r.exitCode()).isEqualTo(3);
+    assertThat(r.err()).contains("no repository at").contains("granule init --repo");
+
+    assertThat(granule("snapshots").exitCode()).isEqualTo(2);
+
+    assertThat(granule("init", "--repo", repo.toString()).exitCode()).isZero();
+    r = granule("backup", "--repo", repo.toString(), "--disk", tmp.resolve("nope.img").toString());
+    assertThat(r.exitCode()).isEqualTo(6);
+    assertThat(r.err()).contains("nope.img").contains("no such file");
+
+    r = granule("restore", "disk", "ffff", "--repo", repo.toString(), "--to", "x.img");
+    assertThat(r.exitCode()).isEqualTo(4);
+
+    r = granule("init", "--repo", tmp.resolve("r2").toString(), "--chunk-size", "3000");
+    assertThat(r.exitCode()).isEqualTo(2);
+    assertThat(r.err()).contains("not a power of two");
+  }
+
+  @Test
+  void verifyNamesADamagedPackAndRestoreRefusesWrongBytes() throws Exception {
+    Path repo = tmp.resolve("repo");
+    Path img = image(tmp.resolve("vm.img"), 8, 4);
+    assertThat(granule("init", "--repo", repo.toString()).exitCode()).isZero();
+    assertThat(granule("backup", "--repo", repo.toString(), "--disk", img.toString()).exitCode())
+        .isZero();
+    Path pack;
+    try (Stream<Path> s = Files.walk(repo.resolve("data"))) {
+      pack = s.filter(Files::isRegularFile).findFirst().orElseThrow();
+    }
+    try (FileChannel ch =
+        FileChannel.open(pack, StandardOpenOption.WRITE, StandardOpenOption.READ)) {
+      java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(1);
+      ch.read(b, 100);
+      b.flip();
+      byte flipped = (byte) (b.get(0) ^ 0x10);
+      ch.write(java.nio.ByteBuffer.wrap(new byte[] {flipped}), 100);
+    }
+    Granule.Result r = granule("verify", "--repo", repo.toString(), "--read-data");
+    assertThat(r.exitCode()).isEqualTo(5);
+    assertThat(r.out()).contains("damaged: ").contains(pack.getFileName().toString());
+
+    Path out = tmp.resolve("out.img");
+    r = granule("restore", "disk", "latest", "--repo", repo.toString(), "--to", out.toString());
+    assertThat(r.exitCode()).isEqualTo(5);
+    assertThat(Files.exists(out)).isFalse();
+    assertThat(Files.exists(tmp.resolve("out.img.partial"))).isFalse();
+  }
+}
