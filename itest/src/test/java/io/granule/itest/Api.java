@@ -31,6 +31,18 @@ final class Api {
     return new Response(r.statusCode(), JSON.readTree(r.body()));
   }
 
+  Response post(String path, String json) throws Exception {
+    HttpResponse<String> r =
+        http.send(
+            HttpRequest.newBuilder(base.resolve(path))
+                .timeout(Duration.ofSeconds(60))
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(json))
+                .build(),
+            HttpResponse.BodyHandlers.ofString());
+    return new Response(r.statusCode(), JSON.readTree(r.body()));
+  }
+
   CompletableFuture<Response> getAsync(String path) {
     return http.sendAsync(
             HttpRequest.newBuilder(base.resolve(path)).timeout(Duration.ofSeconds(120)).build(),

@@ -175,11 +175,115 @@ class HotDeployTest {
   }
 
   private Path slowImage(String name, long delayMs) throws Exception {
-    ByteBuffer b = ByteBuffer.allocate(24);
-    b.put("SLOWTEST".getBytes(StandardCharsets.US_ASCII)).putLong(1 << 20).putLong(delayMs);
+    return slowImage(name, 1 << 20, delayMs, 0);
+  }
+
+  private Path slowImage(String name, long size, long delayMs, long readDelayMs) throws Exception {
+    ByteBuffer b = ByteBuffer.allocate(32);
+    b.put("SLOWTEST".getBytes(StandardCharsets.US_ASCII))
+        .putLong(size)
+        .putLong(delayMs)
+        .putLong(readDelayMs);
     Path p = tmp.resolve(name);
     Files.write(p, b.array());
     return p;
+  }
+
+  @Test
+  void backupInProgressFinishesOnTheOldVersionAndItsSnapshotRestores() throws Exception {
+    TestBundles.deploy(TestBundles.slow(bundles, "1.0.0"), server.plugins(), "slow.jar");
+    api.await(TestBundles.SLOW, p -> active(p, "1.0.0"), Duration.ofSeconds(10));
+    Path repo = tmp.resolve("repo");
+    assertThat(Granule.run(tmp, "init", "--repo", repo.toString()).exitCode()).isZero();
+    // 8 MiB allocated, read in 1 MiB chunks at 200 ms each: about 1.6 s, under the drain time
+    Path image = slowImage("vm.slow", 16 << 20, 0, 200);
+
+    JsonNode job = startBackup(repo, image);
+    awaitProgress(job.get("id").asText());
+    TestBundles.deploy(TestBundles.slow(bundles, "2.0.0"), server.plugins(), "slow.jar");
+
+    JsonNode done = awaitJob(job.get("id").asText());
+    assertThat(done.get("state").asText()).as(done.toString()).isEqualTo("SUCCEEDED");
+    api.await(TestBundles.SLOW, p -> active(p, "2.0.0"), Duration.ofSeconds(10));
+
+    // The snapshot is whole: it restores to exactly what the v1 plugin read.
+    Granule.Result r = Granule.run(tmp, "snapshots", "--repo", repo.toString(), "--json");
+    assertThat(Api.JSON.readTree(r.out())).hasSize(1);
+    Path out = tmp.resolve("restored.img");
+    r =
+        Granule.run(
+            tmp, "restore", "disk", "latest", "--repo", repo.toString(), "--to", out.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    byte[] restored = Files.readAllBytes(out);
+    assertThat(restored).hasSize(16 << 20);
+    for (int pos : new int[] {0, 4096, (8 << 20) - 1, 8 << 20, (16 << 20) - 1}) {
+      byte expected = pos < (8 << 20) ? (byte) ((long) pos * 31 >>> 12) : 0;
+      assertThat(restored[pos]).as("byte at " + pos).isEqualTo(expected);
+    }
+  }
+
+  @Test
+  void backupOutlivingTheDrainTimeoutFailsAndLeavesNoSnapshot() throws Exception {
+    TestBundles.deploy(TestBundles.slow(bundles, "1.0.0"), server.plugins(), "slow.jar");
+    api.await(TestBundles.SLOW, p -> active(p, "1.0.0"), Duration.ofSeconds(10));
+    Path repo = tmp.resolve("repo");
+    assertThat(Granule.run(tmp, "init", "--repo", repo.toString()).exitCode()).isZero();
+    // 8 reads of 1.5 s: about 12 s, well past the 4 s drain time
+    Path image = slowImage("vm.slow", 16 << 20, 0, 1500);
+
+    JsonNode job = startBackup(repo, image);
+    awaitProgress(job.get("id").asText());
+    Files.delete(server.plugins().resolve("slow.jar"));
+
+    JsonNode done = awaitJob(job.get("id").asText());
+    assertThat(done.get("state").asText()).as(done.toString()).isEqualTo("FAILED");
+    assertThat(done.get("exitCode").asInt()).isEqualTo(10);
+    assertThat(done.get("error").asText())
+        .contains("plugin " + TestBundles.SLOW + " 1.0.0")
+        .contains("was updated or removed while this operation used it");
+
+    Granule.Result r = Granule.run(tmp, "snapshots", "--repo", repo.toString());
+    assertThat(r.out()).contains("no snapshots");
+    r = Granule.run(tmp, "verify", "--repo", repo.toString(), "--read-data");
+    assertThat(r.exitCode()).as(r.out() + r.err()).isZero();
+  }
+
+  private JsonNode startBackup(Path repo, Path image) throws Exception {
+    String body =
+        Api.JSON.writeValueAsString(
+            java.util.Map.of(
+                "repo", repo.toString(),
+                "disks", List.of(java.util.Map.of("name", "vm", "path", image.toString()))));
+    Api.Response r = api.post("/api/backups", body);
+    assertThat(r.status()).as(r.body().toString()).isEqualTo(202);
+    return r.body();
+  }
+
+  private void awaitProgress(String id) throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (System.nanoTime() < deadline) {
+      JsonNode j = api.get("/api/jobs/" + id).body();
+      JsonNode p = j.get("progress");
+      if (p != null && !p.isNull() && p.get("bytesRead").asLong() > 0) {
+        return;
+      }
+      assertThat(j.get("state").asText()).isIn("QUEUED", "RUNNING");
+      Thread.sleep(20);
+    }
+    throw new AssertionError("backup job " + id + " showed no progress in 30 s");
+  }
+
+  private JsonNode awaitJob(String id) throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+    while (System.nanoTime() < deadline) {
+      JsonNode j = api.get("/api/jobs/" + id).body();
+      String state = j.get("state").asText();
+      if (state.equals("SUCCEEDED") || state.equals("FAILED")) {
+        return j;
+      }
+      Thread.sleep(50);
+    }
+    throw new AssertionError("backup job " + id + " did not finish in 60 s");
   }
 
   private static void awaitFile(Path p) throws InterruptedException {

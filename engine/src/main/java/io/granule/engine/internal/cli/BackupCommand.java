@@ -1,17 +1,13 @@
 package io.granule.engine.internal.cli;
 
-import io.granule.engine.internal.image.ImageInspector;
-import io.granule.engine.internal.image.LeasedDiskImage;
+import io.granule.engine.internal.ops.BackupOperation;
+import io.granule.engine.internal.ops.BackupOperation.DiskSpec;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.backup.BackupProgress;
-import io.granule.engine.internal.repo.backup.BackupRequest;
-import io.granule.engine.internal.repo.backup.BackupRequest.NamedDisk;
 import io.granule.engine.internal.repo.backup.BackupResult;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.net.InetAddress;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -64,39 +60,41 @@ final class BackupCommand extends ContextCommand {
   @Override
   public Integer call() throws IOException {
     CliContext ctx = context();
-    Map<String, Path> named = parseDisks();
-    ImageInspector inspector = new ImageInspector(ctx.formats());
-    List<LeasedDiskImage> opened = new ArrayList<>();
-    try (Repository r = repo.open()) {
-      List<NamedDisk> nd = new ArrayList<>();
-      for (Map.Entry<String, Path> e : named.entrySet()) {
-        LeasedDiskImage img = inspector.open(e.getValue(), format);
-        opened.add(img);
-        nd.add(new NamedDisk(e.getKey(), img));
+    List<DiskSpec> specs = new ArrayList<>();
+    try {
+      for (String d : disks) {
+        specs.add(DiskSpec.parse(d, format));
       }
-      ProgressBar bar =
-          noProgress || json
-              ? null
-              : new ProgressBar(ctx.err(), ProgressBar.isTerminal(), Duration.ofSeconds(10));
-      BackupRequest req = new BackupRequest(nd, host == null ? hostName() : host, tags, null);
-      BackupResult result =
-          r.backup(
-              req,
-              p -> {
-                if (bar != null) {
-                  bar.update(
-                      "backup " + p.disk(), p.bytesRead(), p.bytesTotal(), detail(p), p.rate());
-                }
-              });
+    } catch (IllegalArgumentException e) {
+      throw new CommandException(ExitCodes.USAGE, e.getMessage(), e);
+    }
+    ProgressBar bar =
+        noProgress || json
+            ? null
+            : new ProgressBar(ctx.err(), ProgressBar.isTerminal(), Duration.ofSeconds(10));
+    BackupResult result;
+    try (Repository r = repo.open()) {
+      result =
+          new BackupOperation(ctx.formats())
+              .run(
+                  r,
+                  specs,
+                  host,
+                  tags,
+                  p -> {
+                    if (bar != null) {
+                      bar.update(
+                          "backup " + p.disk(), p.bytesRead(), p.bytesTotal(), detail(p), p.rate());
+                    }
+                  });
+    } catch (IllegalArgumentException e) {
+      throw new CommandException(ExitCodes.USAGE, e.getMessage(), e);
+    } finally {
       if (bar != null) {
         bar.finish();
       }
-      print(ctx.out(), result);
-    } finally {
-      for (LeasedDiskImage img : opened) {
-        img.close();
-      }
     }
+    print(ctx.out(), result);
     return ExitCodes.OK;
   }
 
@@ -140,39 +138,5 @@ final class BackupCommand extends ContextCommand {
           Sizes.human((long) (p.bytesRead() / secs)));
     }
     out.flush();
-  }
-
-  private Map<String, Path> parseDisks() {
-    Map<String, Path> out = new LinkedHashMap<>();
-    for (String d : disks) {
-      int eq = d.indexOf('=');
-      String name;
-      Path path;
-      if (eq > 0) {
-        name = d.substring(0, eq);
-        path = Path.of(d.substring(eq + 1));
-      } else {
-        path = Path.of(d);
-        Path fn = path.getFileName();
-        name = fn == null ? d : fn.toString();
-      }
-      if (name.isEmpty() || name.contains("/") || name.contains(":")) {
-        throw new CommandException(
-            ExitCodes.USAGE, "invalid disk name '" + name + "': no '/' or ':' (use NAME=FILE)");
-      }
-      if (out.put(name, path) != null) {
-        throw new CommandException(
-            ExitCodes.USAGE, "two disks are named '" + name + "': name them apart with NAME=FILE");
-      }
-    }
-    return out;
-  }
-
-  private static String hostName() {
-    try {
-      return InetAddress.getLocalHost().getHostName();
-    } catch (IOException e) {
-      return "localhost";
-    }
   }
 }

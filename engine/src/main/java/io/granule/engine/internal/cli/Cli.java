@@ -58,7 +58,13 @@ public final class Cli {
   }
 
   /** The exit code for a failure; see {@link ExitCodes}. */
-  static int exitCode(Throwable ex) {
+  public static int exitCode(Throwable ex) {
+    // A plugin that went away mid-operation surfaces wrapped (e.g. as an unreadable source).
+    for (Throwable t = ex; t != null; t = t.getCause()) {
+      if (t instanceof PluginUnavailableException) {
+        return ExitCodes.PLUGIN;
+      }
+    }
     if (ex instanceof CommandException ce) {
       return ce.exitCode();
     }

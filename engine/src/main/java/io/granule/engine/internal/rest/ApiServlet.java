@@ -1,17 +1,29 @@
 package io.granule.engine.internal.rest;
 
 import io.granule.engine.api.PluginInventory;
+import io.granule.engine.internal.cli.Cli;
+import io.granule.engine.internal.cli.ExitCodes;
 import io.granule.engine.internal.cli.Json;
 import io.granule.engine.internal.image.ImageException;
 import io.granule.engine.internal.image.ImageInspector;
+import io.granule.engine.internal.ops.BackupOperation;
+import io.granule.engine.internal.ops.BackupOperation.DiskSpec;
+import io.granule.engine.internal.ops.Jobs;
 import io.granule.engine.internal.osgi.DiskImageFormats;
+import io.granule.engine.internal.osgi.JobsComponent;
 import io.granule.engine.internal.plugin.PluginUnavailableException;
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.backup.BackupProgress;
+import io.granule.engine.internal.repo.backup.BackupResult;
 import jakarta.servlet.Servlet;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import org.osgi.framework.BundleContext;
 import org.osgi.service.component.annotations.Activate;
@@ -28,6 +40,10 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code GET /api/version}
  *   <li>{@code GET /api/plugins}: the plugin inventory, as {@code granule plugins --json}
  *   <li>{@code GET /api/images/info?path=FILE[&format=NAME]}: as {@code granule image info --json}
+ *   <li>{@code GET /api/snapshots?repo=PATH}: as {@code granule snapshots --json}
+ *   <li>{@code POST /api/backups} with {@code {"repo": PATH, "disks": [{"name": N, "path": FILE,
+ *       "format": F}], "host": H, "tags": [T]}}: starts a backup job; answers 202 with the job
+ *   <li>{@code GET /api/jobs}, {@code GET /api/jobs/ID}: jobs with state, progress, result, error
  * </ul>
  */
 @Component(
@@ -42,15 +58,18 @@ public final class ApiServlet extends HttpServlet {
 
   private final transient PluginInventory plugins;
   private final transient DiskImageFormats formats;
+  private final transient Jobs jobs;
   private final String version;
 
   @Activate
   public ApiServlet(
       BundleContext context,
       @Reference PluginInventory plugins,
-      @Reference DiskImageFormats formats) {
+      @Reference DiskImageFormats formats,
+      @Reference JobsComponent jobs) {
     this.plugins = plugins;
     this.formats = formats;
+    this.jobs = jobs.jobs();
     this.version = context.getBundle().getVersion().toString();
   }
 
@@ -73,8 +92,33 @@ public final class ApiServlet extends HttpServlet {
               new ImageInspector(formats.leases())
                   .inspect(Path.of(file), req.getParameter("format")));
         }
-        default -> send(resp, 404, Map.of("error", "no such endpoint: /api" + path));
+        case "/snapshots" -> {
+          String repo = req.getParameter("repo");
+          if (repo == null || repo.isBlank()) {
+            send(resp, 400, Map.of("error", "parameter 'repo' is required"));
+            return;
+          }
+          try (Repository r = Repository.open(Path.of(repo))) {
+            send(resp, 200, r.snapshots());
+          }
+        }
+        case "/jobs" -> send(resp, 200, jobs.list());
+        default -> {
+          if (path.startsWith("/jobs/")) {
+            String id = path.substring("/jobs/".length());
+            var job = jobs.get(id);
+            if (job.isPresent()) {
+              send(resp, 200, job.get());
+            } else {
+              send(resp, 404, Map.of("error", "no job " + id));
+            }
+          } else {
+            send(resp, 404, Map.of("error", "no such endpoint: /api" + path));
+          }
+        }
       }
+    } catch (RepositoryException e) {
+      send(resp, status(Cli.exitCode(e)), Map.of("error", e.getMessage()));
     } catch (ImageException e) {
       send(resp, 422, Map.of("error", e.getMessage()));
     } catch (PluginUnavailableException e) {
@@ -83,6 +127,95 @@ public final class ApiServlet extends HttpServlet {
       LOG.error("GET /api{} failed", path, e);
       send(resp, 500, Map.of("error", String.valueOf(e.getMessage())));
     }
+  }
+
+  @Override
+  protected void doPost(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+    String path = req.getPathInfo() == null ? "/" : req.getPathInfo();
+    if (!path.equals("/backups")) {
+      send(resp, 404, Map.of("error", "no such endpoint: POST /api" + path));
+      return;
+    }
+    BackupBody body;
+    try {
+      body = Json.MAPPER.readValue(req.getInputStream(), BackupBody.class);
+    } catch (IOException e) {
+      send(resp, 400, Map.of("error", "request body is not a backup request: " + e.getMessage()));
+      return;
+    }
+    if (body.repo() == null || body.disks() == null || body.disks().isEmpty()) {
+      send(resp, 400, Map.of("error", "'repo' and at least one entry in 'disks' are required"));
+      return;
+    }
+    List<DiskSpec> specs = new ArrayList<>();
+    try {
+      for (BackupBody.Disk d : body.disks()) {
+        if (d.path() == null) {
+          send(resp, 400, Map.of("error", "every disk needs a 'path'"));
+          return;
+        }
+        specs.add(
+            d.name() == null
+                ? DiskSpec.parse(d.path(), d.format())
+                : new DiskSpec(d.name(), Path.of(d.path()), d.format()));
+      }
+    } catch (IllegalArgumentException e) {
+      send(resp, 400, Map.of("error", e.getMessage()));
+      return;
+    }
+    Path repo = Path.of(body.repo());
+    BackupOperation op = new BackupOperation(formats.leases());
+    Jobs.Job job =
+        jobs.submit(
+            "backup",
+            "backup of " + specs.stream().map(DiskSpec::name).toList() + " into " + repo,
+            repo,
+            j -> {
+              try (Repository r = Repository.open(repo)) {
+                BackupResult res =
+                    op.run(
+                        r,
+                        specs,
+                        body.host(),
+                        body.tags() == null ? List.of() : body.tags(),
+                        p -> j.progress(progress(p)));
+                return Map.of(
+                    "snapshot", res.manifest().id(),
+                    "bytesRead", res.progress().bytesRead(),
+                    "bytesNew", res.progress().bytesNew());
+              }
+            });
+    resp.setHeader("Location", "/api/jobs/" + job.id());
+    send(resp, 202, job.view());
+  }
+
+  /** Backup progress as the API shows it. */
+  static Map<String, Object> progress(BackupProgress p) {
+    Map<String, Object> m = new java.util.LinkedHashMap<>();
+    m.put("disk", p.disk());
+    m.put("bytesTotal", p.bytesTotal());
+    m.put("bytesRead", p.bytesRead());
+    m.put("bytesNew", p.bytesNew());
+    m.put("bytesDeduplicated", p.bytesDeduplicated());
+    m.put("bytesZero", p.bytesZero());
+    m.put("bytesPerSecond", (long) p.rate());
+    m.put("etaSeconds", p.eta() == null ? null : p.eta().toSeconds());
+    m.put("done", p.done());
+    return m;
+  }
+
+  /** The body of {@code POST /api/backups}. */
+  record BackupBody(String repo, List<Disk> disks, String host, List<String> tags) {
+    record Disk(String name, String path, String format) {}
+  }
+
+  private static int status(int exitCode) {
+    return switch (exitCode) {
+      case ExitCodes.NOT_FOUND -> 404;
+      case ExitCodes.REPOSITORY, ExitCodes.SOURCE, ExitCodes.USAGE -> 422;
+      case ExitCodes.PLUGIN, ExitCodes.LOCKED -> 409;
+      default -> 500;
+    };
   }
 
   private static void send(HttpServletResponse resp, int status, Object body) throws IOException {

@@ -32,7 +32,7 @@ public final class SlowFormat implements DiskImageFormat {
 
   @Override
   public int probe(ByteBuffer head, long fileSize) {
-    if (head.remaining() < 24) {
+    if (head.remaining() < 32) {
       return 0;
     }
     byte[] m = new byte[8];
@@ -42,7 +42,7 @@ public final class SlowFormat implements DiskImageFormat {
 
   @Override
   public DiskImage open(Path path) throws IOException {
-    ByteBuffer hdr = ByteBuffer.allocate(24);
+    ByteBuffer hdr = ByteBuffer.allocate(32);
     try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
       ch.read(hdr, 0);
     }
@@ -50,6 +50,7 @@ public final class SlowFormat implements DiskImageFormat {
     hdr.position(8);
     long size = hdr.getLong();
     long delay = hdr.getLong();
+    long readDelay = hdr.getLong();
     return new DiskImage() {
       @Override
       public long size() {
@@ -66,8 +67,11 @@ public final class SlowFormat implements DiskImageFormat {
         if (offset + dst.remaining() > size) {
           throw new EOFException("read past the end of " + path);
         }
+        sleep(readDelay);
+        long pos = offset;
         while (dst.hasRemaining()) {
-          dst.put((byte) 0);
+          dst.put(pos < size / 2 ? (byte) (pos * 31 >>> 12) : 0);
+          pos++;
         }
       }
 
@@ -76,10 +80,7 @@ public final class SlowFormat implements DiskImageFormat {
         Path marker = Path.of(path + ".started");
         Files.writeString(marker, "started");
         try {
-          Thread.sleep(delay);
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-          throw new IOException("interrupted", e);
+          sleep(delay);
         } finally {
           Files.deleteIfExists(marker);
         }
@@ -89,5 +90,14 @@ public final class SlowFormat implements DiskImageFormat {
       @Override
       public void close() {}
     };
+  }
+
+  private static void sleep(long ms) throws IOException {
+    try {
+      Thread.sleep(ms);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted", e);
+    }
   }
 }

@@ -1,0 +1,140 @@
+package io.granule.engine.internal.ops;
+
+import io.granule.engine.internal.image.ImageInspector;
+import io.granule.engine.internal.image.LeasedDiskImage;
+import io.granule.engine.internal.plugin.PluginLeases;
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.backup.BackupListener;
+import io.granule.engine.internal.repo.backup.BackupRequest;
+import io.granule.engine.internal.repo.backup.BackupRequest.NamedDisk;
+import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.spi.DiskImageFormat;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * A backup as the CLI and the REST API run it: open each disk through the format plugin that reads
+ * it (holding a lease on that plugin), back them up into a new snapshot, close everything.
+ *
+ * <p>If a format plugin is updated or removed while the backup runs, the backup finishes on the old
+ * version if it can within the drain timeout; otherwise its next read fails with {@link
+ * io.granule.engine.internal.plugin.PluginUnavailableException} and no snapshot is written (the
+ * manifest is written last).
+ */
+public final class BackupOperation {
+
+  /**
+   * One disk to back up.
+   *
+   * @param name the disk's name in the snapshot
+   * @param path the image file or block device
+   * @param format the format name, or null to detect it
+   */
+  public record DiskSpec(String name, Path path, String format) {
+    public DiskSpec {
+      Objects.requireNonNull(name, "name");
+      Objects.requireNonNull(path, "path");
+    }
+
+    /**
+     * Parses {@code [NAME=]FILE}; the default name is the file name without its directory.
+     *
+     * @throws IllegalArgumentException if the name is empty or holds '/' or ':'
+     */
+    public static DiskSpec parse(String spec, String format) {
+      int eq = spec.indexOf('=');
+      String name;
+      Path path;
+      if (eq > 0) {
+        name = spec.substring(0, eq);
+        path = Path.of(spec.substring(eq + 1));
+      } else {
+        path = Path.of(spec);
+        Path fn = path.getFileName();
+        name = fn == null ? spec : fn.toString();
+      }
+      checkName(name);
+      return new DiskSpec(name, path, format);
+    }
+
+    static void checkName(String name) {
+      if (name.isEmpty() || name.contains("/") || name.contains(":")) {
+        throw new IllegalArgumentException(
+            "invalid disk name '" + name + "': no '/' or ':' (use NAME=FILE)");
+      }
+    }
+  }
+
+  private final PluginLeases<DiskImageFormat> formats;
+
+  public BackupOperation(PluginLeases<DiskImageFormat> formats) {
+    this.formats = formats;
+  }
+
+  /**
+   * Backs up {@code disks} into {@code repository}.
+   *
+   * @throws IllegalArgumentException if two disks share a name
+   */
+  public BackupResult run(
+      Repository repository,
+      List<DiskSpec> disks,
+      String host,
+      List<String> tags,
+      BackupListener listener) {
+    Map<String, DiskSpec> byName = new LinkedHashMap<>();
+    for (DiskSpec d : disks) {
+      DiskSpec.checkName(d.name());
+      if (byName.put(d.name(), d) != null) {
+        throw new IllegalArgumentException(
+            "two disks are named '" + d.name() + "': name them apart with NAME=FILE");
+      }
+    }
+    ImageInspector inspector = new ImageInspector(formats);
+    List<LeasedDiskImage> opened = new ArrayList<>();
+    try {
+      List<NamedDisk> named = new ArrayList<>();
+      for (DiskSpec d : byName.values()) {
+        LeasedDiskImage img = inspector.open(d.path(), d.format());
+        opened.add(img);
+        named.add(new NamedDisk(d.name(), img));
+      }
+      BackupRequest req = new BackupRequest(named, host == null ? localHost() : host, tags, null);
+      return repository.backup(req, listener);
+    } finally {
+      closeAll(opened);
+    }
+  }
+
+  private static void closeAll(List<LeasedDiskImage> opened) {
+    IOException first = null;
+    for (LeasedDiskImage img : opened) {
+      try {
+        img.close();
+      } catch (IOException e) {
+        if (first == null) {
+          first = e;
+        }
+      }
+    }
+    if (first != null) {
+      throw new UncheckedIOException("unable to close a disk image: " + first.getMessage(), first);
+    }
+  }
+
+  /** This machine's host name, as recorded in snapshots by default. */
+  public static String localHost() {
+    try {
+      return InetAddress.getLocalHost().getHostName();
+    } catch (IOException e) {
+      return "localhost";
+    }
+  }
+}

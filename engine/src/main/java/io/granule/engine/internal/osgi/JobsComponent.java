@@ -1,0 +1,28 @@
+package io.granule.engine.internal.osgi;
+
+import io.granule.engine.internal.cli.Cli;
+import io.granule.engine.internal.ops.Jobs;
+import java.time.Clock;
+import org.osgi.service.component.annotations.Activate;
+import org.osgi.service.component.annotations.Component;
+import org.osgi.service.component.annotations.Deactivate;
+
+/** The server's background jobs, for the REST API. */
+@Component(service = JobsComponent.class)
+public final class JobsComponent {
+  private final Jobs jobs;
+
+  @Activate
+  public JobsComponent() {
+    this.jobs = new Jobs(Clock.systemUTC(), Cli::exitCode);
+  }
+
+  public Jobs jobs() {
+    return jobs;
+  }
+
+  @Deactivate
+  void deactivate() {
+    jobs.close();
+  }
+}
