@@ -47,6 +47,8 @@ final class Images {
           return RawImage.open(file);
         case "qcow2":
           return Qcow2Reader.open(file, next);
+        case "vmdk":
+          return VmdkReader.open(file, next);
         default:
           throw child.openError(
               "backing file '"
@@ -68,7 +70,7 @@ final class Images {
     String best = "raw";
     int bestScore = 0;
     for (DiskImageFormat f :
-        new DiskImageFormat[] {new Qcow2Format()}) {
+        new DiskImageFormat[] {new Qcow2Format(), new VmdkFormat()}) {
       int score = f.probe(head.duplicate(), file.size());
       if (score > bestScore) {
         best = f.name();

@@ -49,7 +49,7 @@ abstract class DiskImageFormatContractTest {
 
   /** Every format of the plugin, for probing. */
   static final List<DiskImageFormat> ALL_FORMATS =
-      List.of(new Qcow2Format());
+      List.of(new Qcow2Format(), new VmdkFormat());
 
   @TempDir static Path tmp;
 
@@ -273,10 +273,21 @@ abstract class DiskImageFormatContractTest {
             java.nio.file.StandardCopyOption.REPLACE_EXISTING);
       }
     }
+    // Truncate the image file, or for a small descriptor or overlay the largest file it uses.
     Path image = copyDir.resolve(p.image().getFileName());
-    long size = Files.size(image);
+    Path victim = image;
+    if (Files.size(image) < 65536) {
+      try (Stream<Path> files = Files.list(copyDir)) {
+        for (Path f : files.filter(f -> !f.getFileName().toString().endsWith(".raw")).toList()) {
+          if (Files.size(f) > Files.size(victim)) {
+            victim = f;
+          }
+        }
+      }
+    }
+    long size = Files.size(victim);
     for (long cut : new long[] {size / 2, 100}) {
-      try (FileChannel ch = FileChannel.open(image, StandardOpenOption.WRITE)) {
+      try (FileChannel ch = FileChannel.open(victim, StandardOpenOption.WRITE)) {
         ch.truncate(cut);
       }
       assertThatThrownBy(
@@ -285,9 +296,9 @@ abstract class DiskImageFormatContractTest {
                   d.read(0, ByteBuffer.allocate((int) d.size()));
                 }
               })
-          .as("%s truncated to %d bytes", image, cut)
+          .as("%s truncated to %d bytes", victim, cut)
           .isInstanceOf(IOException.class)
-          .hasMessageContaining(image.toString());
+          .hasMessageContaining(victim.toString());
     }
   }
 
