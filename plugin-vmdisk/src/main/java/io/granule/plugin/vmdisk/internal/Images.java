@@ -49,6 +49,9 @@ final class Images {
           return Qcow2Reader.open(file, next);
         case "vmdk":
           return VmdkReader.open(file, next);
+        case "vpc":
+        case "vhd":
+          return VhdReader.open(file, next);
         default:
           throw child.openError(
               "backing file '"
@@ -70,7 +73,7 @@ final class Images {
     String best = "raw";
     int bestScore = 0;
     for (DiskImageFormat f :
-        new DiskImageFormat[] {new Qcow2Format(), new VmdkFormat()}) {
+        new DiskImageFormat[] {new Qcow2Format(), new VmdkFormat(), new VhdFormat()}) {
       int score = f.probe(head.duplicate(), file.size());
       if (score > bestScore) {
         best = f.name();
