@@ -52,6 +52,8 @@ final class Images {
         case "vpc":
         case "vhd":
           return VhdReader.open(file, next);
+        case "vhdx":
+          return VhdxReader.open(file, next);
         default:
           throw child.openError(
               "backing file '"
@@ -73,7 +75,8 @@ final class Images {
     String best = "raw";
     int bestScore = 0;
     for (DiskImageFormat f :
-        new DiskImageFormat[] {new Qcow2Format(), new VmdkFormat(), new VhdFormat()}) {
+        new DiskImageFormat[] {new Qcow2Format(), new VmdkFormat(), new VhdFormat(),
+            new VhdxFormat()}) {
       int score = f.probe(head.duplicate(), file.size());
       if (score > bestScore) {
         best = f.name();

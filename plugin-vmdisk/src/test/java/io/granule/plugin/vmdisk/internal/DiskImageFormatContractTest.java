@@ -49,7 +49,7 @@ abstract class DiskImageFormatContractTest {
 
   /** Every format of the plugin, for probing. */
   static final List<DiskImageFormat> ALL_FORMATS =
-      List.of(new Qcow2Format(), new VmdkFormat(), new VhdFormat());
+      List.of(new Qcow2Format(), new VmdkFormat(), new VhdFormat(), new VhdxFormat());
 
   @TempDir static Path tmp;
 
