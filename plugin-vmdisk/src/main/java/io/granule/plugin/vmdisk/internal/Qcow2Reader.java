@@ -44,6 +44,11 @@ final class Qcow2Reader extends MappedImage {
   private static final int EXT_END = 0;
   private static final int EXT_BACKING_FORMAT = 0xe2792aca;
 
+  /** Kinds of standard L2 entries, for merging runs of clusters. */
+  private static final int UNALLOCATED = 0;
+  private static final int ZERO = 1;
+  private static final int DATA = 2;
+
   private static final int COMPRESSION_DEFLATE = 0;
   private static final int COMPRESSION_ZSTD = 1;
 
@@ -329,10 +334,6 @@ final class Qcow2Reader extends MappedImage {
         return unallocated(n);
     }
   }
-
-  private static final int UNALLOCATED = 0;
-  private static final int ZERO = 1;
-  private static final int DATA = 2;
 
   private int kind(long entry, long l2Offset, int index) throws IOException {
     if ((entry & L2E_ZERO) != 0) {

@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.List;
 import java.util.UUID;
 import java.util.zip.CRC32C;
@@ -75,7 +76,7 @@ final class VhdxReader extends MappedImage {
     }
     byte[] b = new byte[8];
     head.duplicate().get(b);
-    return java.util.Arrays.equals(b, SIGNATURE);
+    return Arrays.equals(b, SIGNATURE);
   }
 
   /** Opens a VHDX; on success the reader owns {@code file}. */
@@ -186,7 +187,7 @@ final class VhdxReader extends MappedImage {
         ByteOrder.LITTLE_ENDIAN, true);
     byte[] sig = new byte[8];
     t.get(0, sig);
-    if (!java.util.Arrays.equals(sig, METADATA_SIGNATURE)) {
+    if (!Arrays.equals(sig, METADATA_SIGNATURE)) {
       throw file.openError("no 'metadata' signature at offset " + hex(offset));
     }
     int count = t.getShort(10) & 0xffff;
@@ -265,8 +266,7 @@ final class VhdxReader extends MappedImage {
     long d2 = b.getShort(at + 4) & 0xffffL;
     long d3 = b.getShort(at + 6) & 0xffffL;
     long hi = d1 << 32 | d2 << 16 | d3;
-    long lo = b.order(ByteOrder.BIG_ENDIAN).getLong(at + 8);
-    b.order(ByteOrder.LITTLE_ENDIAN);
+    long lo = Long.reverseBytes(b.getLong(at + 8));
     return new UUID(hi, lo);
   }
 

@@ -91,9 +91,9 @@ abstract class DiskImageFormatContractTest {
     return image;
   }
 
-  /** Milliseconds of mutation fuzzing. */
+  /** Milliseconds of mutation fuzzing per format; {@code -Dgranule.fuzz.millis=N} to fuzz longer. */
   protected long fuzzMillis() {
-    return 3000;
+    return Long.getLong("granule.fuzz.millis", 3000);
   }
 
   /** A variant made by {@code qemu-img convert -f raw -O FORMAT [-o OPTIONS]}. */
