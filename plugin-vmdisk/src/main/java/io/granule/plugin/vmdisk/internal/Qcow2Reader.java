@@ -126,11 +126,13 @@ final class Qcow2Reader extends MappedImage {
           "cluster_bits " + clusterBits + " at offset 0x14 is out of range (9 to 21)");
     }
     int clusterSize = 1 << clusterBits;
-    long size = h.getLong(24);
-    if (size < 0 || size > MAX_VIRTUAL_SIZE) {
+    long headerSize = h.getLong(24);
+    if (headerSize < 0 || headerSize > MAX_VIRTUAL_SIZE) {
       throw file.openError(
-          "virtual size " + hex(size) + " at offset 0x18 exceeds the limit of 64 TiB");
+          "virtual size " + hex(headerSize) + " at offset 0x18 exceeds the limit of 64 TiB");
     }
+    // qemu sees whole sectors only: a size that is not a multiple of 512 is rounded down.
+    long size = headerSize & ~511L;
     int cryptMethod = h.getInt(32);
     if (cryptMethod != 0) {
       throw file.openError(
