@@ -1,0 +1,125 @@
+package io.granule.plugin.vmdisk.internal;
+
+import java.io.Closeable;
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * One file of a disk image, opened read-only, with bounds-checked positional reads and the error
+ * messages every reader shares.
+ *
+ * <p>Thread-safe: reads are positional ({@link FileChannel#read(ByteBuffer, long)}), so several
+ * threads may read at once. The size is taken once at open: image files are not expected to change
+ * while they are read.
+ */
+final class ImageFile implements Closeable {
+  private final Path path;
+  private final FileChannel channel;
+  private final long size;
+
+  private ImageFile(Path path, FileChannel channel, long size) {
+    this.path = path;
+    this.channel = channel;
+    this.size = size;
+  }
+
+  /** Opens {@code path} for reading. */
+  public static ImageFile open(Path path) throws IOException {
+    try {
+      FileChannel ch = FileChannel.open(path, StandardOpenOption.READ);
+      try {
+        return new ImageFile(path, ch, ch.size());
+      } catch (IOException | RuntimeException e) {
+        ch.close();
+        throw e;
+      }
+    } catch (NoSuchFileException e) {
+      throw new IOException("unable to open disk image '" + path + "': no such file", e);
+    }
+  }
+
+  public Path path() {
+    return path;
+  }
+
+  public long size() {
+    return size;
+  }
+
+  /** An error found while opening: {@code unable to open disk image 'PATH': MESSAGE}. */
+  public IOException openError(String message) {
+    return new IOException("unable to open disk image '" + path + "': " + message);
+  }
+
+  /** An error found while reading: {@code unable to read disk image 'PATH': MESSAGE}. */
+  public IOException readError(String message) {
+    return new IOException("unable to read disk image '" + path + "': " + message);
+  }
+
+  /** {@code 0x…} lowercase hex, as every message prints offsets and sizes. */
+  public static String hex(long value) {
+    return "0x" + Long.toHexString(value);
+  }
+
+  /**
+   * Checks that {@code [offset, offset + length)} lies inside the file.
+   *
+   * @param what what lies there, for the message, e.g. {@code "L1 table"}
+   * @param opening whether the error is an open error or a read error
+   */
+  public void checkRange(String what, long offset, long length, boolean opening)
+      throws IOException {
+    if (offset < 0 || length < 0 || offset > size || length > size - offset) {
+      String msg =
+          what
+              + " at offset "
+              + hex(offset)
+              + (length > 0 ? " (length " + hex(length) + ")" : "")
+              + " lies outside the file (size "
+              + hex(size)
+              + ")";
+      throw opening ? openError(msg) : readError(msg);
+    }
+  }
+
+  /**
+   * Reads exactly {@code dst.remaining()} bytes at {@code offset}, after checking that they lie in
+   * the file.
+   */
+  public void read(String what, long offset, ByteBuffer dst, boolean opening) throws IOException {
+    checkRange(what, offset, dst.remaining(), opening);
+    readFully(offset, dst);
+  }
+
+  /** Reads {@code length} bytes at {@code offset} into a new buffer of the given byte order. */
+  public ByteBuffer read(String what, long offset, int length, ByteOrder order, boolean opening)
+      throws IOException {
+    ByteBuffer b = ByteBuffer.allocate(length).order(order);
+    read(what, offset, b, opening);
+    return b.flip();
+  }
+
+  private void readFully(long offset, ByteBuffer dst) throws IOException {
+    long pos = offset;
+    while (dst.hasRemaining()) {
+      int n = channel.read(dst, pos);
+      if (n < 0) {
+        // The file shrank after it was opened.
+        throw new EOFException(
+            "unable to read disk image '" + path + "': unexpected end of file at " + hex(pos));
+      }
+      pos += n;
+    }
+  }
+
+  @Override
+  public void close() throws IOException {
+    channel.close();
+  }
+}
