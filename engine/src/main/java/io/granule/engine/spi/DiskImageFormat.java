@@ -18,6 +18,9 @@ public interface DiskImageFormat {
   /** Bytes of a file's head passed to {@link #probe}; fewer if the file is shorter. */
   int PROBE_BYTES = 4096;
 
+  /** Bytes of a file's end passed to {@link #probe(ByteBuffer, ByteBuffer, long)}. */
+  int PROBE_TAIL_BYTES = 512;
+
   /** Short lowercase name used on the command line and in snapshots, e.g. {@code qcow2}. */
   String name();
 
@@ -29,6 +32,18 @@ public interface DiskImageFormat {
    * @param fileSize the size of the file in bytes
    */
   int probe(ByteBuffer head, long fileSize);
+
+  /**
+   * Like {@link #probe(ByteBuffer, long)}, also given the file's last bytes, for formats whose only
+   * signature is at the end (a fixed VHD's footer). The engine calls this one; the default ignores
+   * {@code tail}.
+   *
+   * @param tail the last bytes of the file, at most {@link #PROBE_TAIL_BYTES} (fewer if the file is
+   *     shorter; they may overlap {@code head})
+   */
+  default int probe(ByteBuffer head, ByteBuffer tail, long fileSize) {
+    return probe(head, fileSize);
+  }
 
   /**
    * Opens the image read-only. The caller closes it.

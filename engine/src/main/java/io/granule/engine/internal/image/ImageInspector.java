@@ -39,11 +39,16 @@ public final class ImageInspector {
       return formats.acquire(format);
     }
     ByteBuffer head = ByteBuffer.allocate(DiskImageFormat.PROBE_BYTES);
+    ByteBuffer tail = ByteBuffer.allocate(DiskImageFormat.PROBE_TAIL_BYTES);
     long size;
     try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-      size = ch.size();
-      while (head.hasRemaining() && ch.read(head) > 0) {
+      size = RawDiskImage.sizeOf(path);
+      while (head.hasRemaining() && ch.read(head, head.position()) > 0) {
         // keep reading until the probe buffer is full or the file ends
+      }
+      long tailStart = Math.max(0, size - tail.capacity());
+      while (tail.hasRemaining() && ch.read(tail, tailStart + tail.position()) > 0) {
+        // same for the tail
       }
     } catch (NoSuchFileException e) {
       throw new ImageException("unable to open disk image '" + path + "': no such file");
@@ -51,12 +56,13 @@ public final class ImageInspector {
       throw new ImageException("unable to read disk image '" + path + "': " + e.getMessage(), e);
     }
     head.flip();
+    tail.flip();
     List<Lease<DiskImageFormat>> all = formats.acquireAll();
     Lease<DiskImageFormat> best = null;
     int bestScore = 0;
     try {
       for (Lease<DiskImageFormat> l : all) {
-        int score = l.get().probe(head.asReadOnlyBuffer(), size);
+        int score = l.get().probe(head.asReadOnlyBuffer(), tail.asReadOnlyBuffer(), size);
         if (score > bestScore) {
           best = l;
           bestScore = score;
@@ -90,7 +96,7 @@ public final class ImageInspector {
       return new LeasedDiskImage(lease.get().open(path), lease);
     } catch (IOException e) {
       lease.close();
-      throw new ImageException("unable to open disk image '" + path + "': " + e.getMessage(), e);
+      throw new ImageException(message(path, e), e);
     } catch (RuntimeException e) {
       lease.close();
       throw e;
@@ -114,7 +120,16 @@ public final class ImageInspector {
             path.toString(), image.format(), size, allocated, fileSize, lease.origin().toString());
       }
     } catch (IOException e) {
-      throw new ImageException("unable to read disk image '" + path + "': " + e.getMessage(), e);
+      throw new ImageException(message(path, e), e);
     }
+  }
+
+  /** The plugin's message if it names the file already (it should), else one that does. */
+  private static String message(Path path, IOException e) {
+    String m = e.getMessage();
+    if (m != null && m.contains(path.toString())) {
+      return m;
+    }
+    return "unable to read disk image '" + path + "': " + (m == null ? e.toString() : m);
   }
 }

@@ -75,8 +75,9 @@ final class Images {
     String best = "raw";
     int bestScore = 0;
     for (DiskImageFormat f :
-        new DiskImageFormat[] {new Qcow2Format(), new VmdkFormat(), new VhdFormat(),
-            new VhdxFormat()}) {
+        new DiskImageFormat[] {
+          new Qcow2Format(), new VmdkFormat(), new VhdFormat(), new VhdxFormat()
+        }) {
       int score = f.probe(head.duplicate(), file.size());
       if (score > bestScore) {
         best = f.name();

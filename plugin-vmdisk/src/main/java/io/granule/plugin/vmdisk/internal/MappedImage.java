@@ -58,8 +58,8 @@ abstract class MappedImage implements DiskImage {
   protected abstract Run map(long offset, long length) throws IOException;
 
   /**
-   * Decodes the block an {@link Run.Encoded} run names. The result may be shorter than the block
-   * (a truncated last grain); reading past its end is an error.
+   * Decodes the block an {@link Run.Encoded} run names. The result may be shorter than the block (a
+   * truncated last grain); reading past its end is an error.
    */
   protected byte[] decode(Object key) throws IOException {
     throw new IllegalStateException(format + " reader has no encoded blocks");

@@ -20,8 +20,8 @@ import java.util.zip.Inflater;
  * clusters (deflate and zstd), zero clusters and backing chains. Refuses encryption, external data
  * files and extended L2 entries. Internal snapshots are ignored: the active L1 table is read.
  *
- * <p>Thread-safe: the L1 table is immutable after open and L2 tables live in a {@link
- * BoundedCache} of {@value #L2_CACHE_BYTES} bytes.
+ * <p>Thread-safe: the L1 table is immutable after open and L2 tables live in a {@link BoundedCache}
+ * of {@value #L2_CACHE_BYTES} bytes.
  */
 final class Qcow2Reader extends MappedImage {
   static final int MAGIC = 0x514649fb;
@@ -46,6 +46,7 @@ final class Qcow2Reader extends MappedImage {
 
   /** Kinds of standard L2 entries, for merging runs of clusters. */
   private static final int UNALLOCATED = 0;
+
   private static final int ZERO = 1;
   private static final int DATA = 2;
 
@@ -113,7 +114,9 @@ final class Qcow2Reader extends MappedImage {
     int magic = h.getInt(0);
     if (magic != MAGIC) {
       throw file.openError(
-          "not a qcow2 image: magic " + hex(magic & 0xffffffffL) + " at offset 0x0, expected "
+          "not a qcow2 image: magic "
+              + hex(magic & 0xffffffffL)
+              + " at offset 0x0, expected "
               + hex(MAGIC & 0xffffffffL));
     }
     int version = h.getInt(4);
@@ -163,7 +166,10 @@ final class Qcow2Reader extends MappedImage {
                 + " 4 at offset 0x48); convert it with qemu-img convert -O qcow2");
       }
       long known =
-          INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE | INCOMPAT_COMPRESSION
+          INCOMPAT_DIRTY
+              | INCOMPAT_CORRUPT
+              | INCOMPAT_DATA_FILE
+              | INCOMPAT_COMPRESSION
               | INCOMPAT_EXTL2;
       if ((incompatible & ~known) != 0) {
         throw file.openError(
@@ -174,8 +180,11 @@ final class Qcow2Reader extends MappedImage {
       headerLength = c0.getInt(100);
       if (headerLength < V3_HEADER_LENGTH || headerLength > headLength) {
         throw file.openError(
-            "header_length " + headerLength + " at offset 0x64 is out of range (104 to "
-                + headLength + ")");
+            "header_length "
+                + headerLength
+                + " at offset 0x64 is out of range (104 to "
+                + headLength
+                + ")");
       }
       if (headerLength > V3_HEADER_LENGTH) {
         compressionType = c0.get(104) & 0xff;
@@ -239,8 +248,7 @@ final class Qcow2Reader extends MappedImage {
     long[] l1 = new long[(int) needed];
     if (needed > 0) {
       file.checkRange("L1 table", l1Offset, l1Entries * 8, true);
-      ByteBuffer t =
-          file.read("L1 table", l1Offset, (int) needed * 8, ByteOrder.BIG_ENDIAN, true);
+      ByteBuffer t = file.read("L1 table", l1Offset, (int) needed * 8, ByteOrder.BIG_ENDIAN, true);
       t.asLongBuffer().get(l1);
     }
 
@@ -248,7 +256,9 @@ final class Qcow2Reader extends MappedImage {
     long backingOffset = h.getLong(8);
     int backingLength = h.getInt(16);
     if (backingOffset != 0) {
-      if (backingLength <= 0 || backingLength > 1023 || backingOffset > headLength - backingLength) {
+      if (backingLength <= 0
+          || backingLength > 1023
+          || backingOffset > headLength - backingLength) {
         throw file.openError(
             "backing file name at offset "
                 + hex(backingOffset)
@@ -397,8 +407,7 @@ final class Qcow2Reader extends MappedImage {
     byte[] src = new byte[length];
     file().read("compressed cluster", c.offset(), ByteBuffer.wrap(src), false);
     byte[] out = new byte[clusterSize];
-    int produced =
-        compressionType == COMPRESSION_ZSTD ? unzstd(c, src, out) : inflate(c, src, out);
+    int produced = compressionType == COMPRESSION_ZSTD ? unzstd(c, src, out) : inflate(c, src, out);
     if (produced < clusterSize) {
       throw file()
           .readError(

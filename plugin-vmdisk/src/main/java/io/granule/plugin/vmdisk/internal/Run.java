@@ -1,8 +1,8 @@
 package io.granule.plugin.vmdisk.internal;
 
 /**
- * Where a run of virtual disk bytes comes from, as a reader's block map answers it. A run never
- * has length 0.
+ * Where a run of virtual disk bytes comes from, as a reader's block map answers it. A run never has
+ * length 0.
  */
 sealed interface Run {
   long length();

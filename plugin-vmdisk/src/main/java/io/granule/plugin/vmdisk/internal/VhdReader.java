@@ -17,8 +17,8 @@ import java.util.List;
  * Reads VHD (Virtual PC, qemu's "vpc") images: fixed (data then a footer), dynamic (footer copy,
  * dynamic header, block allocation table, blocks of a sector bitmap and data) and differencing
  * (dynamic, with sectors whose bitmap bit is clear read from the parent found through the parent
- * locators). The virtual size follows qemu: the CHS geometry unless the creator is known to use
- * the footer's current size.
+ * locators). The virtual size follows qemu: the CHS geometry unless the creator is known to use the
+ * footer's current size.
  *
  * <p>Thread-safe: the BAT is immutable after open; sector bitmaps of a differencing disk live in a
  * {@link BoundedCache}.
@@ -44,7 +44,11 @@ final class VhdReader extends MappedImage {
       new BoundedCache<>(BITMAP_CACHE_BYTES, b -> b.length);
 
   private VhdReader(
-      ImageFile file, long size, DiskImage parent, long blockSize, long[] bat,
+      ImageFile file,
+      long size,
+      DiskImage parent,
+      long blockSize,
+      long[] bat,
       boolean differencing) {
     super("vhd", file, size, parent, List.of(file));
     this.blockSize = blockSize;
@@ -87,7 +91,10 @@ final class VhdReader extends MappedImage {
     long size = virtualSize(footer);
     if (size < 0 || size > MAX_VIRTUAL_SIZE) {
       throw file.openError(
-          "virtual size " + hex(size) + " in the footer at offset " + hex(footerOffset)
+          "virtual size "
+              + hex(size)
+              + " in the footer at offset "
+              + hex(footerOffset)
               + " exceeds the limit of 64 TiB");
     }
     if (type == TYPE_FIXED) {
@@ -96,32 +103,45 @@ final class VhdReader extends MappedImage {
     }
     if (type != TYPE_DYNAMIC && type != TYPE_DIFFERENCING) {
       throw file.openError(
-          "unsupported vhd disk type " + type + " at offset " + hex(footerOffset + 60)
+          "unsupported vhd disk type "
+              + type
+              + " at offset "
+              + hex(footerOffset + 60)
               + " (supported: 2 fixed, 3 dynamic, 4 differencing)");
     }
     long headerOffset = footer.getLong(16);
-    ByteBuffer dyn = file.read("vhd dynamic header", headerOffset, 1024, ByteOrder.BIG_ENDIAN, true);
+    ByteBuffer dyn =
+        file.read("vhd dynamic header", headerOffset, 1024, ByteOrder.BIG_ENDIAN, true);
     if (!startsWith(dyn, DYNAMIC_COOKIE)) {
-      throw file.openError("no 'cxsparse' cookie in the dynamic header at offset "
-          + hex(headerOffset));
+      throw file.openError(
+          "no 'cxsparse' cookie in the dynamic header at offset " + hex(headerOffset));
     }
     checksum(file, dyn, 36, headerOffset, "dynamic header");
     long batOffset = dyn.getLong(16);
     long entries = dyn.getInt(28) & 0xffffffffL;
     long blockSize = dyn.getInt(32) & 0xffffffffL;
     if (blockSize < 512 || blockSize > (256L << 20) || Long.bitCount(blockSize) != 1) {
-      throw file.openError("block size " + blockSize + " in the dynamic header at offset "
-          + hex(headerOffset + 32) + " is not a power of two from 512 bytes to 256 MiB");
+      throw file.openError(
+          "block size "
+              + blockSize
+              + " in the dynamic header at offset "
+              + hex(headerOffset + 32)
+              + " is not a power of two from 512 bytes to 256 MiB");
     }
     long needed = (size + blockSize - 1) / blockSize;
     if (entries < needed) {
-      throw file.openError("block allocation table of " + entries + " entries (offset "
-          + hex(headerOffset + 28) + ") is too small for virtual size " + hex(size));
+      throw file.openError(
+          "block allocation table of "
+              + entries
+              + " entries (offset "
+              + hex(headerOffset + 28)
+              + ") is too small for virtual size "
+              + hex(size));
     }
     file.checkRange("block allocation table", batOffset, needed * 4, true);
     ByteBuffer b =
-        file.read("block allocation table", batOffset, (int) needed * 4, ByteOrder.BIG_ENDIAN,
-            true);
+        file.read(
+            "block allocation table", batOffset, (int) needed * 4, ByteOrder.BIG_ENDIAN, true);
     long[] bat = new long[(int) needed];
     for (int i = 0; i < bat.length; i++) {
       bat[i] = b.getInt(4 * i) & 0xffffffffL;
@@ -150,8 +170,8 @@ final class VhdReader extends MappedImage {
             && !creator.equals("d2v ")
             && !creator.equals("CTXS")
             && !creator.equals("tap\0");
-    long chs = (long) (footer.getShort(56) & 0xffff) * (footer.get(58) & 0xff)
-        * (footer.get(59) & 0xff);
+    long chs =
+        (long) (footer.getShort(56) & 0xffff) * (footer.get(58) & 0xff) * (footer.get(59) & 0xff);
     if (!useChs || chs == MAX_CHS_SECTORS) {
       return footer.getLong(48) & ~511L;
     }
@@ -171,11 +191,17 @@ final class VhdReader extends MappedImage {
         long length = dyn.getInt(at + 8) & 0xffffffffL;
         long offset = dyn.getLong(at + 16);
         if (length == 0 || length > 4096) {
-          throw file.openError("parent locator " + i + " at offset " + hex(headerOffset + at)
-              + " has length " + length + " (expected 1 to 4096)");
+          throw file.openError(
+              "parent locator "
+                  + i
+                  + " at offset "
+                  + hex(headerOffset + at)
+                  + " has length "
+                  + length
+                  + " (expected 1 to 4096)");
         }
-        ByteBuffer b = file.read("parent locator", offset, (int) length, ByteOrder.BIG_ENDIAN,
-            true);
+        ByteBuffer b =
+            file.read("parent locator", offset, (int) length, ByteOrder.BIG_ENDIAN, true);
         String name = new String(b.array(), StandardCharsets.UTF_16LE).replace('\\', '/');
         if (name.startsWith("./")) {
           name = name.substring(2);
@@ -199,8 +225,8 @@ final class VhdReader extends MappedImage {
         return p;
       }
     }
-    throw file.openError("parent of differencing vhd not found (tried: " + String.join(", ", tried)
-        + ")");
+    throw file.openError(
+        "parent of differencing vhd not found (tried: " + String.join(", ", tried) + ")");
   }
 
   private static void checkParent(ImageFile file, ByteBuffer dyn, DiskImage parent)
@@ -210,20 +236,26 @@ final class VhdReader extends MappedImage {
     }
     byte[] expected = new byte[16];
     dyn.get(40, expected);
-    ByteBuffer pf = p.file().read("vhd footer", p.file().size() - 512, 512, ByteOrder.BIG_ENDIAN,
-        true);
+    ByteBuffer pf =
+        p.file().read("vhd footer", p.file().size() - 512, 512, ByteOrder.BIG_ENDIAN, true);
     byte[] actual = new byte[16];
     pf.get(68, actual);
     if (!Arrays.equals(expected, actual)) {
-      throw file.openError("parent '" + p.file().path() + "' has unique id " + uuid(actual)
-          + ", expected " + uuid(expected) + " (the parent changed since the child was made)");
+      throw file.openError(
+          "parent '"
+              + p.file().path()
+              + "' has unique id "
+              + uuid(actual)
+              + ", expected "
+              + uuid(expected)
+              + " (the parent changed since the child was made)");
     }
   }
 
   private static String uuid(byte[] b) {
     StringBuilder s = new StringBuilder();
     for (byte x : b) {
-      s.append(String.format("%02x", x & 0xff));
+      s.append(String.format(java.util.Locale.ROOT, "%02x", x & 0xff));
     }
     return s.toString();
   }
@@ -246,8 +278,15 @@ final class VhdReader extends MappedImage {
     int expected = ~sum;
     int actual = b.getInt(field);
     if (actual != expected) {
-      throw file.openError("checksum mismatch in the vhd " + what + " at offset " + hex(offset)
-          + ": actual=" + hex(actual & 0xffffffffL) + " expected=" + hex(expected & 0xffffffffL));
+      throw file.openError(
+          "checksum mismatch in the vhd "
+              + what
+              + " at offset "
+              + hex(offset)
+              + ": actual="
+              + hex(actual & 0xffffffffL)
+              + " expected="
+              + hex(expected & 0xffffffffL));
     }
   }
 
@@ -289,8 +328,13 @@ final class VhdReader extends MappedImage {
 
   private byte[] loadBitmap(int block, long sector) throws IOException {
     ByteBuffer b =
-        file().read("sector bitmap of block " + block, sector * 512, bitmapBytes,
-            ByteOrder.BIG_ENDIAN, false);
+        file()
+            .read(
+                "sector bitmap of block " + block,
+                sector * 512,
+                bitmapBytes,
+                ByteOrder.BIG_ENDIAN,
+                false);
     return b.array();
   }
 }

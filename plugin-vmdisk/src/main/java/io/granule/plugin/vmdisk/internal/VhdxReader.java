@@ -61,8 +61,7 @@ final class VhdxReader extends MappedImage {
       new BoundedCache<>(BAT_CACHE_BYTES, p -> 8L * p.length);
 
   private VhdxReader(
-      ImageFile file, long size, long blockSize, long chunkRatio, long batOffset,
-      long batEntries) {
+      ImageFile file, long size, long blockSize, long chunkRatio, long batOffset, long batEntries) {
     super("vhdx", file, size, null, List.of(file));
     this.blockSize = blockSize;
     this.chunkRatio = chunkRatio;
@@ -82,8 +81,11 @@ final class VhdxReader extends MappedImage {
   /** Opens a VHDX; on success the reader owns {@code file}. */
   static VhdxReader open(ImageFile file, Chain chain) throws IOException {
     if (file.size() < 1 * MIB) {
-      throw file.openError("file of " + file.size() + " bytes is too small for a vhdx image (the"
-          + " headers and region tables take 1 MiB)");
+      throw file.openError(
+          "file of "
+              + file.size()
+              + " bytes is too small for a vhdx image (the"
+              + " headers and region tables take 1 MiB)");
     }
     if (!hasSignature(file.read("vhdx signature", 0, 8, ByteOrder.LITTLE_ENDIAN, true))) {
       throw file.openError("not a vhdx image: no 'vhdxfile' signature at offset 0x0");
@@ -93,8 +95,8 @@ final class VhdxReader extends MappedImage {
       throw file.openError("unsupported vhdx version " + header.getShort(66) + " (supported: 1)");
     }
     if (header.getLong(48) != 0 || header.getLong(56) != 0) {
-      throw file.openError("vhdx log not empty: open it once with qemu-img check -r all or"
-          + " Hyper-V first");
+      throw file.openError(
+          "vhdx log not empty: open it once with qemu-img check -r all or" + " Hyper-V first");
     }
     ByteBuffer regions = regionTable(file);
     long[] bat = null;
@@ -119,16 +121,22 @@ final class VhdxReader extends MappedImage {
       }
     }
     if (bat == null || metadata == null) {
-      throw file.openError("vhdx region table lacks the " + (bat == null ? "BAT" : "metadata")
-          + " region");
+      throw file.openError(
+          "vhdx region table lacks the " + (bat == null ? "BAT" : "metadata") + " region");
     }
     Metadata m = readMetadata(file, metadata[0], metadata[1]);
     long chunkRatio = (1L << 23) * m.logicalSectorSize() / m.blockSize();
     long dataBlocks = (m.virtualSize() + m.blockSize() - 1) / m.blockSize();
     long entries = dataBlocks == 0 ? 0 : dataBlocks + (dataBlocks - 1) / chunkRatio;
     if (entries * 8 > bat[1]) {
-      throw file.openError("BAT region at offset " + hex(bat[0]) + " of length " + hex(bat[1])
-          + " is too small for " + entries + " entries");
+      throw file.openError(
+          "BAT region at offset "
+              + hex(bat[0])
+              + " of length "
+              + hex(bat[1])
+              + " is too small for "
+              + entries
+              + " entries");
     }
     return new VhdxReader(file, m.virtualSize(), m.blockSize(), chunkRatio, bat[0], entries);
   }
@@ -168,8 +176,14 @@ final class VhdxReader extends MappedImage {
       if (r.getInt(0) == REGION_SIGNATURE && crcOk(r, 4)) {
         long count = r.getInt(8) & 0xffffffffL;
         if (count > MAX_TABLE_ENTRIES) {
-          throw file.openError("vhdx region table at offset " + hex(offset) + " has " + count
-              + " entries (at most " + MAX_TABLE_ENTRIES + ")");
+          throw file.openError(
+              "vhdx region table at offset "
+                  + hex(offset)
+                  + " has "
+                  + count
+                  + " entries (at most "
+                  + MAX_TABLE_ENTRIES
+                  + ")");
         }
         return r;
       }
@@ -180,11 +194,11 @@ final class VhdxReader extends MappedImage {
   private static Metadata readMetadata(ImageFile file, long offset, long length)
       throws IOException {
     if (length < 64 * KIB) {
-      throw file.openError("metadata region at offset " + hex(offset) + " is shorter than its"
-          + " 64 KiB table");
+      throw file.openError(
+          "metadata region at offset " + hex(offset) + " is shorter than its" + " 64 KiB table");
     }
-    ByteBuffer t = file.read("vhdx metadata table", offset, (int) (64 * KIB),
-        ByteOrder.LITTLE_ENDIAN, true);
+    ByteBuffer t =
+        file.read("vhdx metadata table", offset, (int) (64 * KIB), ByteOrder.LITTLE_ENDIAN, true);
     byte[] sig = new byte[8];
     t.get(0, sig);
     if (!Arrays.equals(sig, METADATA_SIGNATURE)) {
@@ -192,8 +206,14 @@ final class VhdxReader extends MappedImage {
     }
     int count = t.getShort(10) & 0xffff;
     if (count > MAX_TABLE_ENTRIES) {
-      throw file.openError("vhdx metadata table at offset " + hex(offset) + " has " + count
-          + " entries (at most " + MAX_TABLE_ENTRIES + ")");
+      throw file.openError(
+          "vhdx metadata table at offset "
+              + hex(offset)
+              + " has "
+              + count
+              + " entries (at most "
+              + MAX_TABLE_ENTRIES
+              + ")");
     }
     long blockSize = -1;
     long flags = 0;
@@ -207,8 +227,11 @@ final class VhdxReader extends MappedImage {
       boolean required = (t.getInt(at + 24) & 4) != 0;
       String where = "metadata item " + id + " at offset " + hex(offset + at);
       boolean known =
-          id.equals(FILE_PARAMETERS) || id.equals(VIRTUAL_DISK_SIZE) || id.equals(PAGE_83)
-              || id.equals(LOGICAL_SECTOR_SIZE) || id.equals(PHYSICAL_SECTOR_SIZE)
+          id.equals(FILE_PARAMETERS)
+              || id.equals(VIRTUAL_DISK_SIZE)
+              || id.equals(PAGE_83)
+              || id.equals(LOGICAL_SECTOR_SIZE)
+              || id.equals(PHYSICAL_SECTOR_SIZE)
               || id.equals(PARENT_LOCATOR);
       if (!known) {
         if (required) {
@@ -226,8 +249,8 @@ final class VhdxReader extends MappedImage {
       if (itemLength < need) {
         throw file.openError(where + " is " + itemLength + " bytes, expected " + need);
       }
-      ByteBuffer v = file.read("vhdx metadata item", offset + itemOffset, need,
-          ByteOrder.LITTLE_ENDIAN, true);
+      ByteBuffer v =
+          file.read("vhdx metadata item", offset + itemOffset, need, ByteOrder.LITTLE_ENDIAN, true);
       if (id.equals(FILE_PARAMETERS)) {
         blockSize = v.getInt(0) & 0xffffffffL;
         flags = v.getInt(4) & 0xffffffffL;
@@ -238,24 +261,31 @@ final class VhdxReader extends MappedImage {
       }
     }
     if (blockSize < 0 || virtualSize < 0 || logicalSector < 0) {
-      throw file.openError("vhdx metadata lacks the "
-          + (blockSize < 0 ? "file parameters" : virtualSize < 0 ? "virtual disk size"
-              : "logical sector size") + " item");
+      throw file.openError(
+          "vhdx metadata lacks the "
+              + (blockSize < 0
+                  ? "file parameters"
+                  : virtualSize < 0 ? "virtual disk size" : "logical sector size")
+              + " item");
     }
     if ((flags & 2) != 0) {
-      throw file.openError("differencing vhdx images are not supported (file parameters"
-          + " has-parent flag set); merge it first with Hyper-V or convert it with qemu-img");
+      throw file.openError(
+          "differencing vhdx images are not supported (file parameters"
+              + " has-parent flag set); merge it first with Hyper-V or convert it with qemu-img");
     }
     if (blockSize < MIB || blockSize > 256 * MIB || Long.bitCount(blockSize) != 1) {
-      throw file.openError("block size " + blockSize + " is not a power of two from 1 MiB to"
-          + " 256 MiB");
+      throw file.openError(
+          "block size " + blockSize + " is not a power of two from 1 MiB to" + " 256 MiB");
     }
     if (logicalSector != 512 && logicalSector != 4096) {
       throw file.openError("logical sector size " + logicalSector + " is neither 512 nor 4096");
     }
     if (virtualSize > MAX_VIRTUAL_SIZE || virtualSize % logicalSector != 0) {
-      throw file.openError("virtual size " + hex(virtualSize) + " exceeds the limit of 64 TiB or"
-          + " is not a multiple of the logical sector size");
+      throw file.openError(
+          "virtual size "
+              + hex(virtualSize)
+              + " exceeds the limit of 64 TiB or"
+              + " is not a multiple of the logical sector size");
     }
     return new Metadata(blockSize, virtualSize, logicalSector);
   }
@@ -300,9 +330,15 @@ final class VhdxReader extends MappedImage {
       return new Run.Data(Math.min(n, length), file(), start + inBlock);
     }
     if (!isZero(state)) {
-      throw file().readError("BAT entry of block " + block + " at offset "
-          + hex(batOffset + 8 * batIndex(block)) + " has state " + state
-          + " (expected 0 to 3 or 6 in a dynamic or fixed vhdx)");
+      throw file()
+          .readError(
+              "BAT entry of block "
+                  + block
+                  + " at offset "
+                  + hex(batOffset + 8 * batIndex(block))
+                  + " has state "
+                  + state
+                  + " (expected 0 to 3 or 6 in a dynamic or fixed vhdx)");
     }
     for (long b = block + 1; n < length && isZero((int) (batEntry(b) & 7)); b++) {
       n += blockSize;
@@ -311,7 +347,9 @@ final class VhdxReader extends MappedImage {
   }
 
   private static boolean isZero(int state) {
-    return state == STATE_NOT_PRESENT || state == STATE_UNDEFINED || state == STATE_ZERO
+    return state == STATE_NOT_PRESENT
+        || state == STATE_UNDEFINED
+        || state == STATE_ZERO
         || state == STATE_UNMAPPED;
   }
 
@@ -329,8 +367,8 @@ final class VhdxReader extends MappedImage {
   private long[] loadBatPage(long page) throws IOException {
     long first = page * BAT_PAGE_ENTRIES;
     int count = (int) Math.min(BAT_PAGE_ENTRIES, batEntries - first);
-    ByteBuffer b = file().read("BAT", batOffset + 8 * first, count * 8, ByteOrder.LITTLE_ENDIAN,
-        false);
+    ByteBuffer b =
+        file().read("BAT", batOffset + 8 * first, count * 8, ByteOrder.LITTLE_ENDIAN, false);
     long[] out = new long[count];
     b.asLongBuffer().get(out);
     return out;

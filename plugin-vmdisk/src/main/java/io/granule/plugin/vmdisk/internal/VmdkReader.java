@@ -59,8 +59,8 @@ final class VmdkReader extends MappedImage {
       boolean zeroGrain) {}
 
   /**
-   * One extent of the virtual disk, {@code [start, start + length)}: flat data in {@code file}
-   * from {@code fileOffset}, a sparse extent, or zeros (both null).
+   * One extent of the virtual disk, {@code [start, start + length)}: flat data in {@code file} from
+   * {@code fileOffset}, a sparse extent, or zeros (both null).
    */
   private record Extent(long start, long length, ImageFile file, long fileOffset, Sparse sparse) {}
 
@@ -150,8 +150,10 @@ final class VmdkReader extends MappedImage {
         descriptor = new HashMap<>();
         parseDescriptor(file, text, descriptor, extents, files);
       }
-      long size = extents.isEmpty() ? 0 : extents.get(extents.size() - 1).start()
-          + extents.get(extents.size() - 1).length();
+      long size =
+          extents.isEmpty()
+              ? 0
+              : extents.get(extents.size() - 1).start() + extents.get(extents.size() - 1).length();
       String parentCid = descriptor.getOrDefault("parentCID", "ffffffff");
       String hint = descriptor.get("parentFileNameHint");
       if (!parentCid.equalsIgnoreCase("ffffffff") && hint != null) {
@@ -186,10 +188,15 @@ final class VmdkReader extends MappedImage {
     if (offset == 0 || sectors == 0) {
       return out;
     }
-    if (offset < 0 || sectors < 0 || sectors > MAX_DESCRIPTOR_BYTES / 512
+    if (offset < 0
+        || sectors < 0
+        || sectors > MAX_DESCRIPTOR_BYTES / 512
         || offset > Long.MAX_VALUE / 512) {
       throw file.openError(
-          "embedded descriptor at sector " + offset + " of " + sectors
+          "embedded descriptor at sector "
+              + offset
+              + " of "
+              + sectors
               + " sectors (header offsets 0x1c and 0x24) is out of range");
     }
     long length = Math.min(sectors * 512, Math.max(0, file.size() - offset * 512));
@@ -241,8 +248,9 @@ final class VmdkReader extends MappedImage {
       } catch (NumberFormatException e) {
         throw file.openError(where + ": extent size '" + m.group(2) + "' is out of range");
       }
-      if (sectors <= 0 || sectors > MAX_VIRTUAL_SIZE / 512 || start + sectors * 512
-          > MAX_VIRTUAL_SIZE) {
+      if (sectors <= 0
+          || sectors > MAX_VIRTUAL_SIZE / 512
+          || start + sectors * 512 > MAX_VIRTUAL_SIZE) {
         throw file.openError(where + ": extents add up to more than the limit of 64 TiB");
       }
       if (extents.size() >= MAX_EXTENTS) {
@@ -261,17 +269,31 @@ final class VmdkReader extends MappedImage {
         extents.add(new Extent(start, length, f, offset * 512, null));
       } else if (type.equals("SPARSE")) {
         ImageFile f = openExtent(file, m.group(4), where, files);
-        ByteBuffer h = f.read("vmdk sparse header", 0, (int) Math.min(512, f.size()),
-            ByteOrder.LITTLE_ENDIAN, true);
+        ByteBuffer h =
+            f.read(
+                "vmdk sparse header",
+                0,
+                (int) Math.min(512, f.size()),
+                ByteOrder.LITTLE_ENDIAN,
+                true);
         if (h.remaining() < 4 || h.getInt(0) != MAGIC) {
-          throw f.openError("not a vmdk sparse extent: no KDMV magic at offset 0x0 (named by "
-              + file.path() + " " + where + ")");
+          throw f.openError(
+              "not a vmdk sparse extent: no KDMV magic at offset 0x0 (named by "
+                  + file.path()
+                  + " "
+                  + where
+                  + ")");
         }
         Sparse s = openSparse(f, h);
         if (s.capacity() < length) {
           throw f.openError(
-              "sparse extent capacity " + hex(s.capacity()) + " is smaller than the " + hex(length)
-                  + " bytes its descriptor (" + where + ") gives it");
+              "sparse extent capacity "
+                  + hex(s.capacity())
+                  + " is smaller than the "
+                  + hex(length)
+                  + " bytes its descriptor ("
+                  + where
+                  + ") gives it");
         }
         extents.add(new Extent(start, length, null, 0, s));
       } else {
@@ -306,8 +328,8 @@ final class VmdkReader extends MappedImage {
     try {
       f = ImageFile.open(Qcow2Reader.resolve(descriptor, name));
     } catch (IOException e) {
-      throw descriptor.openError(where + ": extent file '" + name + "' cannot be opened: "
-          + e.getMessage());
+      throw descriptor.openError(
+          where + ": extent file '" + name + "' cannot be opened: " + e.getMessage());
     }
     files.add(f);
     return f;
@@ -322,8 +344,8 @@ final class VmdkReader extends MappedImage {
     }
     int version = h.getInt(4);
     if (version < 1 || version > 3) {
-      throw file.openError("unsupported vmdk version " + version + " at offset 0x4 (supported:"
-          + " 1 to 3)");
+      throw file.openError(
+          "unsupported vmdk version " + version + " at offset 0x4 (supported:" + " 1 to 3)");
     }
     int flags = h.getInt(8);
     long capacitySectors = h.getLong(12);
@@ -333,23 +355,33 @@ final class VmdkReader extends MappedImage {
     boolean compressed = (flags & FLAG_COMPRESSED) != 0;
     boolean markers = (flags & FLAG_MARKERS) != 0;
     if (capacitySectors < 0 || capacitySectors > MAX_VIRTUAL_SIZE / 512) {
-      throw file.openError("capacity of " + capacitySectors + " sectors at offset 0xc exceeds"
-          + " the limit of 64 TiB");
+      throw file.openError(
+          "capacity of "
+              + capacitySectors
+              + " sectors at offset 0xc exceeds"
+              + " the limit of 64 TiB");
     }
     long maxGrain = compressed ? MAX_COMPRESSED_GRAIN_SECTORS : MAX_GRAIN_SECTORS;
     if (grainSectors < 1 || grainSectors > maxGrain) {
-      throw file.openError("grain size of " + grainSectors + " sectors at offset 0x14 is out of"
-          + " range (1 to " + maxGrain + ")");
+      throw file.openError(
+          "grain size of "
+              + grainSectors
+              + " sectors at offset 0x14 is out of"
+              + " range (1 to "
+              + maxGrain
+              + ")");
     }
     if (gtes < 1 || gtes > 65536) {
-      throw file.openError("numGTEsPerGT " + gtes + " at offset 0x2c is out of range (1 to"
-          + " 65536)");
+      throw file.openError(
+          "numGTEsPerGT " + gtes + " at offset 0x2c is out of range (1 to" + " 65536)");
     }
     if (compressed) {
       int algorithm = h.getShort(77) & 0xffff;
       if (algorithm != 1) {
-        throw file.openError("unsupported vmdk compression algorithm " + algorithm
-            + " at offset 0x4d (supported: 1 deflate)");
+        throw file.openError(
+            "unsupported vmdk compression algorithm "
+                + algorithm
+                + " at offset 0x4d (supported: 1 deflate)");
       }
     }
     long capacity = capacitySectors * 512;
@@ -357,18 +389,24 @@ final class VmdkReader extends MappedImage {
     long gtCoverage = grainBytes * gtes;
     long gdEntries = (capacity + gtCoverage - 1) / gtCoverage;
     if (gdSector < 0 || gdSector > file.size() / 512) {
-      throw file.openError("grain directory at sector " + gdSector + " (offset 0x38) lies"
-          + " outside the file (size " + hex(file.size()) + ")");
+      throw file.openError(
+          "grain directory at sector "
+              + gdSector
+              + " (offset 0x38) lies"
+              + " outside the file (size "
+              + hex(file.size())
+              + ")");
     }
     file.checkRange("grain directory", gdSector * 512, gdEntries * 4, true);
-    ByteBuffer gdBytes = file.read("grain directory", gdSector * 512, (int) gdEntries * 4,
-        ByteOrder.LITTLE_ENDIAN, true);
+    ByteBuffer gdBytes =
+        file.read(
+            "grain directory", gdSector * 512, (int) gdEntries * 4, ByteOrder.LITTLE_ENDIAN, true);
     long[] gd = new long[(int) gdEntries];
     for (int i = 0; i < gd.length; i++) {
       gd[i] = gdBytes.getInt(4 * i) & 0xffffffffL;
     }
-    return new Sparse(file, capacity, grainBytes, gtes, gd, compressed, markers,
-        (flags & FLAG_ZERO_GRAIN) != 0);
+    return new Sparse(
+        file, capacity, grainBytes, gtes, gd, compressed, markers, (flags & FLAG_ZERO_GRAIN) != 0);
   }
 
   /** The header copy in a streamOptimized file's footer, which has the grain directory offset. */
@@ -386,13 +424,17 @@ final class VmdkReader extends MappedImage {
             && f.getInt(1032) == 0
             && f.getInt(1036) == MARKER_END_OF_STREAM;
     if (!ok) {
-      throw file.openError("invalid streamOptimized footer at offset " + hex(size - 1536)
-          + " (footer marker, footer header and end-of-stream marker expected)");
+      throw file.openError(
+          "invalid streamOptimized footer at offset "
+              + hex(size - 1536)
+              + " (footer marker, footer header and end-of-stream marker expected)");
     }
     ByteBuffer h = f.slice(512, 512).order(ByteOrder.LITTLE_ENDIAN);
     if (h.getLong(56) == GD_AT_END) {
-      throw file.openError("streamOptimized footer at offset " + hex(size - 1024)
-          + " has no grain directory offset");
+      throw file.openError(
+          "streamOptimized footer at offset "
+              + hex(size - 1024)
+              + " has no grain directory offset");
     }
     return h;
   }
@@ -463,11 +505,16 @@ final class VmdkReader extends MappedImage {
 
   private static int[] loadGt(Sparse s, long sector) throws IOException {
     if (sector > s.file().size() / 512) {
-      throw s.file().readError("grain table at sector " + sector + " lies outside the file (size "
-          + hex(s.file().size()) + ")");
+      throw s.file()
+          .readError(
+              "grain table at sector "
+                  + sector
+                  + " lies outside the file (size "
+                  + hex(s.file().size())
+                  + ")");
     }
-    ByteBuffer b = s.file().read("grain table", sector * 512, s.gtes() * 4,
-        ByteOrder.LITTLE_ENDIAN, false);
+    ByteBuffer b =
+        s.file().read("grain table", sector * 512, s.gtes() * 4, ByteOrder.LITTLE_ENDIAN, false);
     int[] t = new int[s.gtes()];
     b.asIntBuffer().get(t);
     return t;
@@ -487,8 +534,14 @@ final class VmdkReader extends MappedImage {
       ByteBuffer m = f.read("grain marker", offset, 12, ByteOrder.LITTLE_ENDIAN, false);
       long size = m.getInt(8) & 0xffffffffL;
       if (size == 0 || size > maxCompressed) {
-        throw f.readError("compressed grain at offset " + hex(offset) + " has size " + size
-            + " (expected 1 to " + maxCompressed + ")");
+        throw f.readError(
+            "compressed grain at offset "
+                + hex(offset)
+                + " has size "
+                + size
+                + " (expected 1 to "
+                + maxCompressed
+                + ")");
       }
       offset += 12;
       length = (int) size;
@@ -510,16 +563,21 @@ final class VmdkReader extends MappedImage {
         total += n;
       }
       if (total < out.length && !inflater.finished()) {
-        throw f.readError("compressed grain at offset " + hex(offset) + " is truncated ("
-            + total + " of " + grainBytes + " bytes decompressed)");
+        throw f.readError(
+            "compressed grain at offset "
+                + hex(offset)
+                + " is truncated ("
+                + total
+                + " of "
+                + grainBytes
+                + " bytes decompressed)");
       }
       return total == out.length ? out : Arrays.copyOf(out, total);
     } catch (DataFormatException e) {
-      throw f.readError("compressed grain at offset " + hex(offset) + " does not decompress: "
-          + e.getMessage());
+      throw f.readError(
+          "compressed grain at offset " + hex(offset) + " does not decompress: " + e.getMessage());
     } finally {
       inflater.end();
     }
   }
-
 }

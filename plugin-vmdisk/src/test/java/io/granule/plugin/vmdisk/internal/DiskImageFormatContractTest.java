@@ -91,7 +91,9 @@ abstract class DiskImageFormatContractTest {
     return image;
   }
 
-  /** Milliseconds of mutation fuzzing per format; {@code -Dgranule.fuzz.millis=N} to fuzz longer. */
+  /**
+   * Milliseconds of mutation fuzzing per format; {@code -Dgranule.fuzz.millis=N} to fuzz longer.
+   */
   protected long fuzzMillis() {
     return Long.getLong("granule.fuzz.millis", 3000);
   }
@@ -161,22 +163,26 @@ abstract class DiskImageFormatContractTest {
   private void probe(Variant v) throws Exception {
     Prepared p = prepare(v, 16);
     ByteBuffer head = ByteBuffer.allocate(DiskImageFormat.PROBE_BYTES);
+    ByteBuffer tail = ByteBuffer.allocate(DiskImageFormat.PROBE_TAIL_BYTES);
+    long size = Files.size(p.image());
     try (FileChannel ch = FileChannel.open(p.image())) {
       ch.read(head, 0);
+      ch.read(tail, Math.max(0, size - tail.capacity()));
     }
     head.flip();
-    long size = Files.size(p.image());
+    tail.flip();
     DiskImageFormat best = null;
     int bestScore = 1; // the engine's raw format
     for (DiskImageFormat f : ALL_FORMATS) {
-      int score = f.probe(head.duplicate(), size);
+      // the engine calls the head-and-tail probe
+      int score = f.probe(head.duplicate(), tail.duplicate(), size);
       if (score > bestScore) {
         best = f;
         bestScore = score;
       }
     }
     if (!probes(v)) {
-      assertThat(format().probe(head.duplicate(), size)).isLessThanOrEqualTo(1);
+      assertThat(format().probe(head.duplicate(), tail.duplicate(), size)).isLessThanOrEqualTo(1);
       return;
     }
     assertThat(best).as("format probed for %s", p.image()).isNotNull();
@@ -205,7 +211,10 @@ abstract class DiskImageFormatContractTest {
         long off = r.nextInt(o.length - len + 1);
         ByteBuffer b = ByteBuffer.allocate(len);
         image.read(off, b);
-        assertSameBytes(b.array(), Arrays.copyOfRange(o, (int) off, (int) off + len), off,
+        assertSameBytes(
+            b.array(),
+            Arrays.copyOfRange(o, (int) off, (int) off + len),
+            off,
             "read of " + len + " bytes at " + off + " (seed " + SEED + ")");
       }
       assertThatThrownBy(() -> image.read(o.length - 1, ByteBuffer.allocate(2)))
@@ -221,8 +230,9 @@ abstract class DiskImageFormatContractTest {
       long pos = 0;
       long allocated = 0;
       for (Extent e : extents) {
-        assertThat(e.offset()).as("extents sorted and apart: %s", extents).isGreaterThan(
-            pos == 0 ? -1 : pos);
+        assertThat(e.offset())
+            .as("extents sorted and apart: %s", extents)
+            .isGreaterThan(pos == 0 ? -1 : pos);
         assertZero(o, pos, e.offset(), p.image());
         pos = e.end();
         allocated += e.length();
@@ -267,7 +277,10 @@ abstract class DiskImageFormatContractTest {
                     b.flip();
                     byte[] got = new byte[len];
                     b.get(got);
-                    assertSameBytes(got, Arrays.copyOfRange(o, off, off + len), off,
+                    assertSameBytes(
+                        got,
+                        Arrays.copyOfRange(o, off, off + len),
+                        off,
                         "concurrent read at " + off + " (seed " + SEED + ")");
                   }
                   return null;
@@ -286,8 +299,8 @@ abstract class DiskImageFormatContractTest {
     Path copyDir = Files.createDirectories(p.image().resolveSibling("truncated"));
     try (Stream<Path> files = Files.list(p.image().getParent())) {
       for (Path f : files.filter(Files::isRegularFile).toList()) {
-        Files.copy(f, copyDir.resolve(f.getFileName()),
-            java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        Files.copy(
+            f, copyDir.resolve(f.getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
       }
     }
     // Truncate the image file, or for a small descriptor or overlay the largest file it uses.
@@ -361,7 +374,7 @@ abstract class DiskImageFormatContractTest {
         }
         byte x = (byte) (r.nextBoolean() ? 1 << r.nextInt(8) : r.nextInt(256));
         m[pos] ^= x == 0 ? 1 : x;
-        what.append(String.format(" [%#x]^=%#x", pos, x & 0xff));
+        what.append(String.format(java.util.Locale.ROOT, " [%#x]^=%#x", pos, x & 0xff));
       }
       Files.write(mutant, m);
       String context = "mutant " + n + what + " of " + p.image() + " (seed " + SEED + ")";
@@ -390,8 +403,14 @@ abstract class DiskImageFormatContractTest {
       if (got != null && n % 8 == 0) {
         Path out = mutant.resolveSibling("mutant.raw");
         Files.deleteIfExists(out);
-        if (Qemu.tryImg("convert", "-f", fuzzVariant().qemuFormat(), "-O", "raw",
-            mutant.toString(), out.toString())) {
+        if (Qemu.tryImg(
+            "convert",
+            "-f",
+            fuzzVariant().qemuFormat(),
+            "-O",
+            "raw",
+            mutant.toString(),
+            out.toString())) {
           assertSameBytes(got, Files.readAllBytes(out), 0, context);
         }
       }

@@ -33,15 +33,15 @@ class Qcow2ReaderTest extends DiskImageFormatContractTest {
         converted("v3 4k clusters", "qcow2", "c4k.qcow2", "-o", "cluster_size=4k"),
         converted("v3 2M clusters", "qcow2", "c2m.qcow2", "-o", "cluster_size=2M"),
         converted("v2 compressed deflate", "qcow2", "v2c.qcow2", "-c", "-o", "compat=0.10"),
-        converted("v3 compressed deflate 4k", "qcow2", "cc4k.qcow2", "-c", "-o",
-            "cluster_size=4k"),
-        converted("v3 compressed zstd", "qcow2", "zstd.qcow2", "-c", "-o",
-            "compression_type=zstd"),
+        converted("v3 compressed deflate 4k", "qcow2", "cc4k.qcow2", "-c", "-o", "cluster_size=4k"),
+        converted("v3 compressed zstd", "qcow2", "zstd.qcow2", "-c", "-o", "compression_type=zstd"),
         new Variant("backing chain qcow2", "qcow2", Qcow2ReaderTest::chain),
-        new Variant("backing raw, top larger, zero clusters", "qcow2",
+        new Variant(
+            "backing raw, top larger, zero clusters",
+            "qcow2",
             Qcow2ReaderTest::rawBackingWithZeros),
-        new Variant("three-level chain with compressed base", "qcow2",
-            Qcow2ReaderTest::threeLevels));
+        new Variant(
+            "three-level chain with compressed base", "qcow2", Qcow2ReaderTest::threeLevels));
   }
 
   private static Path chain(Path dir, Path raw) {
@@ -57,10 +57,24 @@ class Qcow2ReaderTest extends DiskImageFormatContractTest {
     Path base = Files.copy(raw, dir.resolve("base.raw"));
     Path top = dir.resolve("top.qcow2");
     long size = Files.size(base) + (5 << 20);
-    Qemu.img("create", "-f", "qcow2", "-b", base.toString(), "-F", "raw", top.toString(),
+    Qemu.img(
+        "create",
+        "-f",
+        "qcow2",
+        "-b",
+        base.toString(),
+        "-F",
+        "raw",
+        top.toString(),
         Long.toString(size));
-    Qemu.io("-c", "write -z 0 256k", "-c", "write -P 0x11 300k 8k", "-c",
-        "write -P 0x22 " + (size - 65536) + " 65536", top.toString());
+    Qemu.io(
+        "-c",
+        "write -z 0 256k",
+        "-c",
+        "write -P 0x11 300k 8k",
+        "-c",
+        "write -P 0x22 " + (size - 65536) + " 65536",
+        top.toString());
     return top;
   }
 
@@ -123,8 +137,7 @@ class Qcow2ReaderTest extends DiskImageFormatContractTest {
     assertThatThrownBy(() -> format().open(a).close())
         .isInstanceOf(IOException.class)
         .hasMessage(
-            "unable to open disk image '%s': backing chain is cyclic: %s -> %s -> %s",
-            b, a, b, a);
+            "unable to open disk image '%s': backing chain is cyclic: %s -> %s -> %s", b, a, b, a);
   }
 
   @Test
@@ -188,8 +201,11 @@ class Qcow2ReaderTest extends DiskImageFormatContractTest {
       assertThatThrownBy(() -> d.read(0, ByteBuffer.allocate((int) d.size())))
           .isInstanceOf(IOException.class)
           .hasMessageStartingWith(
-              "unable to read disk image '" + p + "': compressed cluster at offset 0x"
-                  + Long.toHexString(coffset) + " ");
+              "unable to read disk image '"
+                  + p
+                  + "': compressed cluster at offset 0x"
+                  + Long.toHexString(coffset)
+                  + " ");
     }
   }
 

@@ -19,7 +19,8 @@ import org.junit.jupiter.api.io.TempDir;
  * from, both from the page cache, alternating so that both see the same machine load. Runs only
  * with {@code -Dgranule.bench=true}:
  *
- * <pre>./mvnw -B -q -pl plugin-vmdisk verify -Dtest=ReadThroughputBenchmark -Dgranule.bench=true</pre>
+ * <pre>./mvnw -B -q -pl plugin-vmdisk verify -Dtest=ReadThroughputBenchmark -Dgranule.bench=true
+ * </pre>
  */
 class ReadThroughputBenchmark {
   private static final int MIB = 1 << 20;
@@ -35,8 +36,8 @@ class ReadThroughputBenchmark {
     Path raw = dir.resolve("disk.raw");
     byte[] chunk = new byte[MIB];
     Random r = new Random(1);
-    try (FileChannel ch = FileChannel.open(raw, StandardOpenOption.CREATE_NEW,
-        StandardOpenOption.WRITE)) {
+    try (FileChannel ch =
+        FileChannel.open(raw, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
       for (int i = 0; i < SIZE_MIB; i++) {
         r.nextBytes(chunk);
         ch.write(ByteBuffer.wrap(chunk));
@@ -45,8 +46,7 @@ class ReadThroughputBenchmark {
     StringBuilder report = new StringBuilder();
     Object[][] cases = {
       {"qcow2", new Qcow2Format(), "d.qcow2", new String[] {}},
-      {"qcow2 2M clusters", new Qcow2Format(), "d2m.qcow2", new String[] {"-o",
-          "cluster_size=2M"}},
+      {"qcow2 2M clusters", new Qcow2Format(), "d2m.qcow2", new String[] {"-o", "cluster_size=2M"}},
       {"vmdk monolithicSparse", new VmdkFormat(), "d.vmdk", new String[] {}},
       {"vhd dynamic", new VhdFormat(), "d.vhd", new String[] {"-o", "force_size=on"}},
       {"vhdx dynamic", new VhdxFormat(), "d.vhdx", new String[] {}},
@@ -55,8 +55,14 @@ class ReadThroughputBenchmark {
       DiskImageFormat format = (DiskImageFormat) c[1];
       Path image = dir.resolve((String) c[2]);
       String[] opts = (String[]) c[3];
-      java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("convert", "-f",
-          "raw", "-O", format.name().equals("vhd") ? "vpc" : format.name()));
+      java.util.List<String> args =
+          new java.util.ArrayList<>(
+              java.util.List.of(
+                  "convert",
+                  "-f",
+                  "raw",
+                  "-O",
+                  format.name().equals("vhd") ? "vpc" : format.name()));
       args.addAll(java.util.List.of(opts));
       args.add(raw.toString());
       args.add(image.toString());
@@ -73,8 +79,14 @@ class ReadThroughputBenchmark {
           }
         }
       }
-      report.append(String.format("%-24s %7.0f MB/s, raw file %7.0f MB/s: %3.0f%%%n", c[0],
-          best[1], best[0], 100 * best[1] / best[0]));
+      report.append(
+          String.format(
+              java.util.Locale.ROOT,
+              "%-24s %7.0f MB/s, raw file %7.0f MB/s: %3.0f%%%n",
+              c[0],
+              best[1],
+              best[0],
+              100 * best[1] / best[0]));
     }
     System.out.print(report);
     assertThat(report).isNotEmpty();

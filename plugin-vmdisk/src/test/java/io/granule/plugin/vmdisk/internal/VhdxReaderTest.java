@@ -32,8 +32,8 @@ class VhdxReaderTest extends DiskImageFormatContractTest {
         converted("dynamic 1M blocks", "vhdx", "dyn1m.vhdx", "-o", "block_size=1M"),
         converted("dynamic 8M blocks", "vhdx", "dyn8m.vhdx", "-o", "block_size=8M"),
         converted("fixed", "vhdx", "fixed.vhdx", "-o", "subformat=fixed"),
-        converted("fixed 2M blocks", "vhdx", "fixed2m.vhdx", "-o",
-            "subformat=fixed,block_size=2M"));
+        converted(
+            "fixed 2M blocks", "vhdx", "fixed2m.vhdx", "-o", "subformat=fixed,block_size=2M"));
   }
 
   private Path image(String name) throws IOException {
@@ -64,7 +64,8 @@ class VhdxReaderTest extends DiskImageFormatContractTest {
         .isInstanceOf(IOException.class)
         .hasMessage(
             "unable to open disk image '%s': vhdx log not empty: open it once with qemu-img check"
-                + " -r all or Hyper-V first", p);
+                + " -r all or Hyper-V first",
+            p);
   }
 
   @Test
@@ -78,6 +79,7 @@ class VhdxReaderTest extends DiskImageFormatContractTest {
         .isInstanceOf(IOException.class)
         .hasMessage(
             "unable to open disk image '%s': no valid vhdx header: checksum mismatch at 0x10000;"
-                + " checksum mismatch at 0x20000", p);
+                + " checksum mismatch at 0x20000",
+            p);
   }
 }

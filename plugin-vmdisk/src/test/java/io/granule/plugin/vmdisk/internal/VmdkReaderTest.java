@@ -30,24 +30,25 @@ class VmdkReaderTest extends DiskImageFormatContractTest {
   protected List<Variant> variants() {
     return List.of(
         converted("monolithicSparse", "vmdk", "ms.vmdk", "-o", "subformat=monolithicSparse"),
-        converted("monolithicSparse zeroed grains", "vmdk", "msz.vmdk", "-o",
+        converted(
+            "monolithicSparse zeroed grains",
+            "vmdk",
+            "msz.vmdk",
+            "-o",
             "subformat=monolithicSparse,zeroed_grain=on"),
         converted("streamOptimized", "vmdk", "so.vmdk", "-o", "subformat=streamOptimized"),
         converted("monolithicFlat", "vmdk", "mf.vmdk", "-o", "subformat=monolithicFlat"),
-        converted("twoGbMaxExtentSparse", "vmdk", "s.vmdk", "-o",
-            "subformat=twoGbMaxExtentSparse"),
+        converted("twoGbMaxExtentSparse", "vmdk", "s.vmdk", "-o", "subformat=twoGbMaxExtentSparse"),
         converted("twoGbMaxExtentFlat", "vmdk", "f.vmdk", "-o", "subformat=twoGbMaxExtentFlat"),
-        new Variant("split sparse extents", "vmdk",
-            (dir, raw) -> split(dir, raw, "SPARSE")),
-        new Variant("split flat extents", "vmdk",
-            (dir, raw) -> split(dir, raw, "FLAT")),
+        new Variant("split sparse extents", "vmdk", (dir, raw) -> split(dir, raw, "SPARSE")),
+        new Variant("split flat extents", "vmdk", (dir, raw) -> split(dir, raw, "FLAT")),
         new Variant("delta disk with parentFileNameHint", "vmdk", VmdkReaderTest::delta));
   }
 
   /**
-   * A descriptor of several extents, as split images have: the fixture's first 8 MiB in one
-   * extent, the rest in a second (each extent made by qemu-img, the descriptor written here in
-   * qemu's layout). No ZERO extent: qemu skips those lines, so it cannot be the oracle for them.
+   * A descriptor of several extents, as split images have: the fixture's first 8 MiB in one extent,
+   * the rest in a second (each extent made by qemu-img, the descriptor written here in qemu's
+   * layout). No ZERO extent: qemu skips those lines, so it cannot be the oracle for them.
    */
   private static Path split(Path dir, Path raw, String kind) throws IOException {
     byte[] all = Files.readAllBytes(raw);
@@ -59,20 +60,45 @@ class VmdkReaderTest extends DiskImageFormatContractTest {
     Path[] parts = {a, b};
     for (int i = 0; i < 2; i++) {
       Path out = dir.resolve("extent-" + i + ".vmdk");
-      Qemu.img("convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=" + sub,
-          parts[i].toString(), out.toString());
+      Qemu.img(
+          "convert",
+          "-f",
+          "raw",
+          "-O",
+          "vmdk",
+          "-o",
+          "subformat=" + sub,
+          parts[i].toString(),
+          out.toString());
       // A flat conversion writes a descriptor plus extent-N-flat.vmdk: use the flat file.
-      names[i] = kind.equals("SPARSE") ? out.getFileName().toString()
-          : "extent-" + i + "-flat.vmdk";
+      names[i] =
+          kind.equals("SPARSE") ? out.getFileName().toString() : "extent-" + i + "-flat.vmdk";
       Files.delete(parts[i]);
     }
     String suffix = kind.equals("FLAT") ? " 0" : "";
     String descriptor =
         "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\n"
-            + "createType=\"twoGbMaxExtent" + (kind.equals("FLAT") ? "Flat" : "Sparse") + "\"\n\n"
+            + "createType=\"twoGbMaxExtent"
+            + (kind.equals("FLAT") ? "Flat" : "Sparse")
+            + "\"\n\n"
             + "# Extent description\n"
-            + "RW " + first / 512 + " " + kind + " \"" + names[0] + "\"" + suffix + "\n"
-            + "RW " + (all.length - first) / 512 + " " + kind + " \"" + names[1] + "\"" + suffix
+            + "RW "
+            + first / 512
+            + " "
+            + kind
+            + " \""
+            + names[0]
+            + "\""
+            + suffix
+            + "\n"
+            + "RW "
+            + (all.length - first) / 512
+            + " "
+            + kind
+            + " \""
+            + names[1]
+            + "\""
+            + suffix
             + "\n\n# The Disk Data Base\n#DDB\n\nddb.virtualHWVersion = \"4\"\n";
     return Files.writeString(dir.resolve("split.vmdk"), descriptor);
   }
@@ -98,7 +124,8 @@ class VmdkReaderTest extends DiskImageFormatContractTest {
     flat[0] = 9;
     Files.write(dir.resolve("d-flat.vmdk"), flat);
     Path p =
-        Files.writeString(dir.resolve("d.vmdk"),
+        Files.writeString(
+            dir.resolve("d.vmdk"),
             "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n"
                 + "createType=\"monolithicFlat\"\nRW 1 ZERO\nRDONLY 1 FLAT \"d-flat.vmdk\" 0\n");
     try (DiskImage d = format().open(p)) {
@@ -115,39 +142,46 @@ class VmdkReaderTest extends DiskImageFormatContractTest {
   @Test
   void missingExtentFileNamesIt() throws IOException {
     Path p =
-        write("missing.vmdk",
+        write(
+            "missing.vmdk",
             "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n"
                 + "createType=\"monolithicFlat\"\nRW 2048 FLAT \"gone-flat.vmdk\" 0\n");
     assertThatThrownBy(() -> format().open(p).close())
         .isInstanceOf(IOException.class)
         .hasMessageStartingWith(
-            "unable to open disk image '" + p + "': descriptor line 6: extent file"
+            "unable to open disk image '"
+                + p
+                + "': descriptor line 6: extent file"
                 + " 'gone-flat.vmdk' cannot be opened");
   }
 
   @Test
   void esxExtentsAreRefused() throws IOException {
     Path p =
-        write("esx.vmdk",
+        write(
+            "esx.vmdk",
             "# Disk DescriptorFile\nversion=1\ncreateType=\"vmfsSparse\"\n"
                 + "RW 2048 VMFSSPARSE \"x-delta.vmdk\"\n");
     assertThatThrownBy(() -> format().open(p).close())
         .isInstanceOf(IOException.class)
         .hasMessage(
             "unable to open disk image '%s': descriptor line 4: VMFSSPARSE extents are not"
-                + " supported (supported: FLAT, SPARSE, ZERO)", p);
+                + " supported (supported: FLAT, SPARSE, ZERO)",
+            p);
   }
 
   @Test
   void absurdExtentSizeIsRefused() throws IOException {
     Path p =
-        write("absurd.vmdk",
+        write(
+            "absurd.vmdk",
             "# Disk DescriptorFile\nversion=1\ncreateType=\"monolithicFlat\"\n"
                 + "RW 99999999999999999 ZERO\n");
     assertThatThrownBy(() -> format().open(p).close())
         .isInstanceOf(IOException.class)
         .hasMessage(
             "unable to open disk image '%s': descriptor line 4: extents add up to more than the"
-                + " limit of 64 TiB", p);
+                + " limit of 64 TiB",
+            p);
   }
 }
