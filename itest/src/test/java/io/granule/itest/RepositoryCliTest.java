@@ -151,6 +151,96 @@ class RepositoryCliTest {
     assertThat(sha256(out)).isEqualTo(sha256(img));
   }
 
+  /** qemu-img, or a skip (a failure under CI) saying it is missing. */
+  static void requireQemuImg() {
+    boolean present =
+        Stream.of(System.getenv("PATH").split(":"))
+            .anyMatch(d -> Files.isExecutable(Path.of(d, "qemu-img")));
+    if (!present && "true".equals(System.getenv("CI"))) {
+      throw new AssertionError("qemu-img is missing: scripts/setup installs qemu-utils");
+    }
+    org.junit.jupiter.api.Assumptions.assumeTrue(present, "qemu-img is not installed");
+  }
+
+  static void qemuImg(Path dir, String... args) throws Exception {
+    java.util.List<String> cmd = new java.util.ArrayList<>(java.util.List.of("qemu-img"));
+    cmd.addAll(java.util.List.of(args));
+    Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
+    String out =
+        new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+    assertThat(p.waitFor()).as("qemu-img " + String.join(" ", args) + ": " + out).isZero();
+  }
+
+  @Test
+  void vmImageFormatsAreDetectedAndBackedUpAsTheirVirtualDisks() throws Exception {
+    requireQemuImg();
+    Path repo = tmp.resolve("repo");
+    Path raw = image(tmp.resolve("base.img"), 12, 5);
+    qemuImg(tmp, "convert", "-f", "raw", "-O", "qcow2", "-c", "base.img", "vm.qcow2");
+    qemuImg(
+        tmp,
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vmdk",
+        "-o",
+        "subformat=streamOptimized",
+        "base.img",
+        "vm.vmdk");
+    qemuImg(
+        tmp,
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vpc",
+        "-o",
+        "subformat=fixed,force_size=on",
+        "base.img",
+        "vm.vhd");
+    qemuImg(tmp, "convert", "-f", "raw", "-O", "vhdx", "base.img", "vm.vhdx");
+
+    Granule.Result r = granule("image", "info", "--json", tmp.resolve("vm.vhd").toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(Api.JSON.readTree(r.out()).get("format").asText()).isEqualTo("vhd");
+
+    assertThat(granule("init", "--repo", repo.toString()).exitCode()).isZero();
+    r =
+        granule(
+            "backup",
+            "--repo",
+            repo.toString(),
+            "--json",
+            "--disk",
+            tmp.resolve("vm.qcow2").toString(),
+            "--disk",
+            tmp.resolve("vm.vmdk").toString(),
+            "--disk",
+            tmp.resolve("vm.vhd").toString(),
+            "--disk",
+            tmp.resolve("vm.vhdx").toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    JsonNode disks = Api.JSON.readTree(r.out()).get("snapshot").get("disks");
+    assertThat(disks).hasSize(4);
+    String expected = sha256(raw);
+    for (JsonNode d : disks) {
+      assertThat(d.get("format").asText()).isEqualTo(d.get("name").asText().substring(3));
+      Path out = tmp.resolve(d.get("name").asText() + ".restored");
+      r =
+          granule(
+              "restore",
+              "disk",
+              "latest:" + d.get("name").asText(),
+              "--repo",
+              repo.toString(),
+              "--to",
+              out.toString());
+      assertThat(r.exitCode()).as(r.err()).isZero();
+      assertThat(sha256(out)).as(d.get("name").asText()).isEqualTo(expected);
+    }
+  }
+
   @Test
   void badInputGetsClearMessagesAndDocumentedExitCodes() throws Exception {
     Path repo = tmp.resolve("repo");

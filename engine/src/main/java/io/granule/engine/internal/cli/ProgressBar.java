@@ -29,6 +29,9 @@ public final class ProgressBar {
     this.out = out;
     this.terminal = terminal;
     this.minIntervalNanos = terminal ? 100_000_000L : quietEvery.toNanos();
+    // Off a terminal, a short operation prints no progress at all: the first line comes after
+    // quietEvery.
+    this.lastDraw = terminal ? 0 : System.nanoTime();
   }
 
   /** Whether standard output is an interactive terminal. */
@@ -47,7 +50,7 @@ public final class ProgressBar {
    */
   public synchronized void update(String label, long done, long total, String detail, double rate) {
     long now = System.nanoTime();
-    if (lastDraw != 0 && now - lastDraw < minIntervalNanos) {
+    if ((!terminal || lastDraw != 0) && now - lastDraw < minIntervalNanos) {
       return;
     }
     lastDraw = now;

@@ -38,11 +38,21 @@ class ProgressBarTest {
   }
 
   @Test
-  void nonTerminalPrintsPlainLinesAndThrottles() {
+  void nonTerminalPrintsNothingForAShortOperation() {
     StringWriter sw = new StringWriter();
     ProgressBar bar = new ProgressBar(new PrintWriter(sw), false, Duration.ofHours(1));
     bar.update("x", 1, 2, "", 0);
     bar.update("x", 2, 2, "", 0);
+    bar.finish();
+    assertThat(sw.toString()).isEmpty();
+  }
+
+  @Test
+  void nonTerminalPrintsPlainLines() throws InterruptedException {
+    StringWriter sw = new StringWriter();
+    ProgressBar bar = new ProgressBar(new PrintWriter(sw), false, Duration.ofMillis(1));
+    Thread.sleep(5);
+    bar.update("x", 1, 2, "", 0);
     assertThat(sw.toString()).doesNotContain("\r").hasLineCount(1);
   }
 }
