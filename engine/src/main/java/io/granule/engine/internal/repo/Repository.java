@@ -22,17 +22,22 @@ import io.granule.engine.internal.repo.index.IndexReader;
 import io.granule.engine.internal.repo.index.IndexWriter;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackReader;
+import io.granule.engine.internal.repo.snapshot.DynamicIndex;
+import io.granule.engine.internal.repo.snapshot.DynamicIndexReader;
 import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.FixedIndexReader;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.internal.repo.snapshot.ManifestReader;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
+import io.granule.engine.internal.repo.snapshot.SnapshotStream;
 import io.granule.engine.internal.repo.store.ChunkReader;
 import java.io.Closeable;
 import java.io.IOException;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.security.SecureRandom;
 import java.time.Clock;
 import java.util.ArrayList;
@@ -425,6 +430,68 @@ public final class Repository implements Closeable {
           "snapshot " + snapshot.id() + " disk '" + diskName + "': " + e.getMessage(), e);
     }
     return new SnapshotDisk(snapshot, d, fixed, reader, cacheBytes);
+  }
+
+  /**
+   * Reads one stream of a snapshot; the caller closes it.
+   *
+   * @throws SnapshotNotFoundException if the snapshot has no such stream
+   * @throws RepositoryCorruptedException if its dynamic index is missing or damaged
+   */
+  public SnapshotStream openStream(Manifest snapshot, String streamName) {
+    Manifest.StreamEntry s = snapshot.stream(streamName);
+    if (s == null) {
+      throw new SnapshotNotFoundException(
+          "snapshot "
+              + snapshot.id()
+              + " has no stream '"
+              + streamName
+              + "' (its streams: "
+              + snapshot.streams().stream().map(Manifest.StreamEntry::name).toList()
+              + ")");
+    }
+    BlobName dn = new BlobName(BlobType.DYNAMIC_INDEX, s.dynamicIndex());
+    try {
+      DynamicIndex dynamic = DynamicIndexReader.read(dn, codec.decode(dn, store.load(dn)));
+      return new SnapshotStream(snapshot, s, dynamic, reader);
+    } catch (NoSuchFileException e) {
+      throw new RepositoryCorruptedException(
+          "snapshot "
+              + snapshot.id()
+              + " stream '"
+              + streamName
+              + "': dynamic index "
+              + dn
+              + " is missing (run 'granule verify' to list the damage)",
+          e);
+    } catch (IOException e) {
+      throw new RepositoryException("unable to load " + dn + ": " + e.getMessage(), e);
+    } catch (RepositoryCorruptedException e) {
+      throw new RepositoryCorruptedException(
+          "snapshot " + snapshot.id() + " stream '" + streamName + "': " + e.getMessage(), e);
+    }
+  }
+
+  /** Restores one stream of a snapshot to a file (replaced if it exists); returns its length. */
+  public long restoreStream(Manifest snapshot, String streamName, Path target) {
+    try (SnapshotStream in = openStream(snapshot, streamName)) {
+      long n;
+      try (var out = Files.newOutputStream(target)) {
+        n = in.transferTo(out);
+      }
+      try (var ch = FileChannel.open(target, StandardOpenOption.WRITE)) {
+        ch.force(true);
+      }
+      return n;
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to restore to '"
+              + target
+              + "': "
+              + e.getMessage()
+              + " (check the target path and free space)",
+          e);
+    }
   }
 
   /** Restores one disk of a snapshot to a file or block device (see {@link DiskRestorer}). */
