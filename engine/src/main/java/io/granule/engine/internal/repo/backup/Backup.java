@@ -39,6 +39,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.IntConsumer;
+import java.util.function.Supplier;
 
 /**
  * Backs up disks into a new snapshot with fixed-size chunks.
@@ -74,19 +75,7 @@ public final class Backup {
   private final int compressionLevel;
   private final int threads;
   private final Clock clock;
-  private final StreamChunker streamChunker;
-
-  /** Makes the content-defined chunker of each stream. */
-  @FunctionalInterface
-  public interface StreamChunker {
-    /** A fresh chunker. */
-    Chunker copy();
-
-    /** The largest chunk it emits. */
-    default int maxSize() {
-      return copy().maxSize();
-    }
-  }
+  private final Supplier<Chunker> streamChunker = FastCdcChunker::new;
 
   public Backup(
       BlobStore store,
@@ -107,7 +96,6 @@ public final class Backup {
     this.compressionLevel = compressionLevel;
     this.threads = threads;
     this.clock = clock;
-    this.streamChunker = FastCdcChunker::new;
   }
 
   private record Task(int entry, ChunkList list, int position, byte[] buffer, int length) {}
@@ -128,7 +116,8 @@ public final class Backup {
     long total = disks.stream().mapToLong(d -> d.image().size()).sum();
     ChunkPacker packer = new ChunkPacker(store, codec, index, packSize, PACKS_PER_INDEX);
     Counters c = new Counters(disks.size() + streams.size());
-    int bufferSize = streams.isEmpty() ? chunkSize : Math.max(chunkSize, streamChunker.maxSize());
+    int bufferSize =
+        streams.isEmpty() ? chunkSize : Math.max(chunkSize, streamChunker.get().maxSize());
     int buffers = 2 * threads + 2;
     BlockingQueue<byte[]> free = new ArrayBlockingQueue<>(buffers);
     for (int i = 0; i < buffers; i++) {
@@ -284,7 +273,7 @@ public final class Backup {
       AtomicReference<Throwable> failure,
       Reporter reporter)
       throws IOException {
-    Chunker chunker = streamChunker.copy();
+    Chunker chunker = streamChunker.get();
     // A chunk never exceeds maxSize, so after compaction at least maxSize bytes are free.
     byte[] window = new byte[2 * chunker.maxSize()];
     int[] state = {0, 0}; // [0] = start of the pending chunk in window, [1] = bytes in window
