@@ -77,7 +77,8 @@ public final class Repository implements Closeable {
   private final Path cacheDir;
   private volatile ChunkIndex index;
   private volatile ChunkReader reader;
-  private final Set<PackId> indexedPacks = new HashSet<>();
+  /** Packs an index blob lists, or found damaged: those the next backup need not look at. */
+  private final Set<PackId> knownPacks = new HashSet<>();
 
   private Repository(BlobStore store, RepositoryConfig config, Clock clock, Path cacheDir) {
     this.store = store;
@@ -196,12 +197,12 @@ public final class Repository implements Closeable {
         expected += store.stat(n).map(BlobInfo::size).orElse(0L) / 65;
       }
       ChunkIndex fresh = new ChunkIndex(cacheDir, expected);
-      indexedPacks.clear();
+      knownPacks.clear();
       for (BlobName n : names) {
         try {
           for (IndexEntry e : IndexReader.read(n, codec.decode(n, store.load(n)))) {
             fresh.put(e.id(), e.location());
-            indexedPacks.add(e.location().pack());
+            knownPacks.add(e.location().pack());
           }
         } catch (IOException | RepositoryException | IllegalArgumentException e) {
           LOG.warn("skipping damaged index blob: {}", e.getMessage());
@@ -313,7 +314,7 @@ public final class Repository implements Closeable {
    * @throws RepositoryException if the repository cannot be written (it stays valid)
    */
   public synchronized BackupResult backup(BackupRequest request, BackupListener listener) {
-    adoptUnindexedPacks();
+    adoptUnknownPacks();
     Backup b =
         new Backup(
             store,
@@ -324,7 +325,8 @@ public final class Repository implements Closeable {
             config.packSize(),
             config.compressionLevel(),
             Math.max(1, Math.min(2, Runtime.getRuntime().availableProcessors())),
-            clock);
+            clock,
+            knownPacks::add);
     try {
       return b.run(request, listener);
     } catch (RuntimeException | Error e) {
@@ -336,10 +338,11 @@ public final class Repository implements Closeable {
 
   /**
    * Indexes packs that no index blob lists: those a crashed or failed backup saved before it could
-   * write their index. Their trailers are read (two range loads each) and one index blob is written
-   * for all of them, so the next backup reuses their chunks.
+   * write their index. Each is read whole and all its checksums checked, then one index blob is
+   * written for all of them, so the next backup reuses their chunks. Packs already indexed cost
+   * nothing (their ids are remembered); a damaged orphan is left alone for verify to report.
    */
-  private void adoptUnindexedPacks() {
+  private void adoptUnknownPacks() {
     List<IndexEntry> adopted = new ArrayList<>();
     try {
       for (BlobName p : store.list(BlobType.PACK)) {
@@ -349,14 +352,16 @@ public final class Repository implements Closeable {
         } catch (IllegalArgumentException e) {
           continue;
         }
-        if (indexedPacks.contains(id)) {
+        if (knownPacks.contains(id)) {
           continue;
         }
         List<PackEntry> entries;
         try {
-          entries = PackReader.loadTrailer(store, p);
+          // Read whole: a pack a crash left behind is reused only if every record checks out.
+          entries = PackReader.parse(p, store.load(p));
         } catch (IOException | RepositoryException e) {
           LOG.warn("not reusing damaged pack: {}", e.getMessage());
+          knownPacks.add(id);
           continue;
         }
         for (PackEntry e : entries) {
@@ -366,7 +371,7 @@ public final class Repository implements Closeable {
             adopted.add(new IndexEntry(e.id(), l));
           }
         }
-        indexedPacks.add(id);
+        knownPacks.add(id);
       }
       if (!adopted.isEmpty()) {
         byte[] name = new byte[32];

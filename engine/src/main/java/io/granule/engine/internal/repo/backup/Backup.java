@@ -3,6 +3,7 @@ package io.granule.engine.internal.repo.backup;
 import io.granule.engine.internal.repo.ChunkHasher;
 import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.Hex;
+import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.SnapshotId;
 import io.granule.engine.internal.repo.SourceUnreadableException;
@@ -38,6 +39,7 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
 import java.util.function.IntConsumer;
 import java.util.function.Supplier;
 
@@ -75,6 +77,7 @@ public final class Backup {
   private final int compressionLevel;
   private final int threads;
   private final Clock clock;
+  private final Consumer<PackId> indexed;
   private final Supplier<Chunker> streamChunker = FastCdcChunker::new;
 
   public Backup(
@@ -86,7 +89,8 @@ public final class Backup {
       int packSize,
       int compressionLevel,
       int threads,
-      Clock clock) {
+      Clock clock,
+      Consumer<PackId> indexed) {
     this.store = store;
     this.codec = codec;
     this.index = index;
@@ -96,6 +100,7 @@ public final class Backup {
     this.compressionLevel = compressionLevel;
     this.threads = threads;
     this.clock = clock;
+    this.indexed = indexed;
   }
 
   private record Task(int entry, ChunkList list, int position, byte[] buffer, int length) {}
@@ -114,7 +119,7 @@ public final class Backup {
     List<BackupRequest.NamedDisk> disks = request.disks();
     List<BackupRequest.NamedStream> streams = request.streams();
     long total = disks.stream().mapToLong(d -> d.image().size()).sum();
-    ChunkPacker packer = new ChunkPacker(store, codec, index, packSize, PACKS_PER_INDEX);
+    ChunkPacker packer = new ChunkPacker(store, codec, index, packSize, PACKS_PER_INDEX, indexed);
     Counters c = new Counters(disks.size() + streams.size());
     int bufferSize =
         streams.isEmpty() ? chunkSize : Math.max(chunkSize, streamChunker.get().maxSize());

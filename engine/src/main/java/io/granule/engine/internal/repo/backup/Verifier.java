@@ -58,10 +58,13 @@ public final class Verifier {
   private final Set<String> affected = new TreeSet<>();
   private final Map<PackId, Map<ChunkId, PackEntry>> trailers = new HashMap<>();
   private final Set<PackId> presentPacks = new HashSet<>();
-  private final Set<ChunkId> badChunks = new HashSet<>();
+  private final Set<StoredChunk> badChunks = new HashSet<>();
   private final List<String> damagedIndexes = new ArrayList<>();
 
   private record Problems(List<String> problems, Set<String> snapshots) {}
+
+  /** A chunk record in one pack: the same chunk may be bad in one pack and good in another. */
+  private record StoredChunk(PackId pack, ChunkId id) {}
 
   public Verifier(BlobStore store, BlobCodec codec, ChunkHasher hasher, Path cacheDir) {
     this.store = store;
@@ -146,7 +149,7 @@ public final class Verifier {
       bytes = store.load(name);
     } catch (IOException e) {
       problem(name.toString(), "unreadable: " + e.getMessage());
-      badChunks.addAll(byId.keySet());
+      byId.keySet().forEach(c -> badChunks.add(new StoredChunk(id, c)));
       return;
     }
     try {
@@ -163,7 +166,7 @@ public final class Verifier {
                 bytes, (int) e.offset(), (int) e.offset() + e.storedLength());
         reader.decode(e.id(), name, stored, e.flags(), e.rawLength());
       } catch (RepositoryException ex) {
-        badChunks.add(e.id());
+        badChunks.add(new StoredChunk(id, e.id()));
         problem(name.toString(), ex.getMessage());
       }
     }
@@ -308,7 +311,7 @@ public final class Verifier {
         affected.add(snap);
         continue;
       }
-      if (!trailers.containsKey(l.pack()) || badChunks.contains(id)) {
+      if (!trailers.containsKey(l.pack()) || badChunks.contains(new StoredChunk(l.pack(), id))) {
         at(ChunkReader.packName(l.pack()).toString()).snapshots().add(snap);
         affected.add(snap);
       }
