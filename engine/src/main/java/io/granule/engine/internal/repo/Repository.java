@@ -77,6 +77,7 @@ public final class Repository implements Closeable {
   private final Path cacheDir;
   private volatile ChunkIndex index;
   private volatile ChunkReader reader;
+
   /** Packs an index blob lists, or found damaged: those the next backup need not look at. */
   private final Set<PackId> knownPacks = new HashSet<>();
 

@@ -177,8 +177,8 @@ public final class Backup {
                 chunkSize,
                 image.format(),
                 name.name(),
-                c.diskStored.get(d),
-                c.diskNew.get(d)));
+                c.entryStored.get(d),
+                c.entryNew.get(d)));
       }
       List<Manifest.StreamEntry> streamEntries = new ArrayList<>();
       for (int s = 0; s < streams.size(); s++) {
@@ -191,8 +191,8 @@ public final class Backup {
                 streams.get(s).name(),
                 dynamic.size(),
                 name.name(),
-                c.diskStored.get(e),
-                c.diskNew.get(e)));
+                c.entryStored.get(e),
+                c.entryNew.get(e)));
       }
       SnapshotId id = SnapshotId.random();
       Manifest m =
@@ -383,8 +383,8 @@ public final class Backup {
       if (packer.claim(id)) {
         int stored = packer.add(id, compressor.compress(buf, 0, len), len);
         c.stored.addAndGet(stored);
-        c.diskStored.addAndGet(t.entry(), stored);
-        c.diskNew.addAndGet(t.entry(), len);
+        c.entryStored.addAndGet(t.entry(), stored);
+        c.entryNew.addAndGet(t.entry(), len);
       } else {
         c.dedup.addAndGet(len);
       }
@@ -468,12 +468,12 @@ public final class Backup {
     final AtomicLong stored = new AtomicLong();
     final AtomicLong dedup = new AtomicLong();
     final AtomicLong zero = new AtomicLong();
-    final AtomicLongArray diskStored;
-    final AtomicLongArray diskNew;
+    final AtomicLongArray entryStored;
+    final AtomicLongArray entryNew;
 
     Counters(int disks) {
-      diskStored = new AtomicLongArray(disks);
-      diskNew = new AtomicLongArray(disks);
+      entryStored = new AtomicLongArray(disks);
+      entryNew = new AtomicLongArray(disks);
     }
   }
 

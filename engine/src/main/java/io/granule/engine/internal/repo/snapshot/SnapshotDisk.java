@@ -24,6 +24,8 @@ import java.util.Map;
  * serialized).
  */
 public final class SnapshotDisk implements DiskImage {
+  private static final byte[] ZEROS = new byte[64 << 10];
+
   private final Manifest snapshot;
   private final Manifest.DiskEntry disk;
   private final FixedIndex fixed;
@@ -105,8 +107,10 @@ public final class SnapshotDisk implements DiskImage {
       int n = Math.min(dst.remaining(), fixed.length(position) - within);
       ChunkId id = fixed.get(position);
       if (id.isZero()) {
-        for (int i = 0; i < n; i++) {
-          dst.put((byte) 0);
+        for (int left = n; left > 0; ) {
+          int k = Math.min(left, ZEROS.length);
+          dst.put(ZEROS, 0, k);
+          left -= k;
         }
       } else {
         dst.put(chunk(position, id), within, n);
