@@ -118,6 +118,13 @@ class StreamBackupTest {
                   null),
               BackupListener.NONE);
       Manifest m = r.manifest();
+      assertThat(r.progress().entries())
+          .extracting(e -> e.name() + ":" + e.size() + ":" + e.bytesRead())
+          .containsExactly(
+              "vda:" + disk.length + ":" + disk.length,
+              "zeros:-1:" + zeros.length,
+              "wal:-1:" + wal.length);
+      assertThat(r.progress().entries().get(2).bytesNew()).isEqualTo(wal.length);
       assertThat(m.stream("zeros").bytesStored()).isZero();
       assertThat(m.stream("wal").bytesNew()).isEqualTo(wal.length);
       repo.restoreDisk(m, "vda", tmp.resolve("vda.out"));

@@ -142,7 +142,19 @@ public final class Backup {
     }
     List<FixedIndex> fixedIndexes = new ArrayList<>();
     List<DynamicIndex> dynamicIndexes = new ArrayList<>();
-    Reporter reporter = new Reporter(listener, total, c, started);
+    List<String> names = new ArrayList<>();
+    List<Long> sizes = new ArrayList<>();
+    disks.forEach(
+        d -> {
+          names.add(d.name());
+          sizes.add(d.image().size());
+        });
+    streams.forEach(
+        s -> {
+          names.add(s.name());
+          sizes.add(-1L);
+        });
+    Reporter reporter = new Reporter(listener, total, c, names, sizes, started);
     try {
       try {
         for (int d = 0; d < disks.size(); d++) {
@@ -255,6 +267,7 @@ public final class Backup {
       if (e >= allocated.size() || allocated.get(e).offset() >= end) {
         c.zero.addAndGet(len);
         c.read.addAndGet(len);
+        c.entryRead.addAndGet(d, len);
       } else {
         byte[] buf = takeUninterruptibly(free);
         try {
@@ -390,6 +403,7 @@ public final class Backup {
       }
     }
     c.read.addAndGet(len);
+    c.entryRead.addAndGet(t.entry(), len);
   }
 
   private static void rethrow(Throwable t) throws IOException {
@@ -468,12 +482,14 @@ public final class Backup {
     final AtomicLong stored = new AtomicLong();
     final AtomicLong dedup = new AtomicLong();
     final AtomicLong zero = new AtomicLong();
+    final AtomicLongArray entryRead;
     final AtomicLongArray entryStored;
     final AtomicLongArray entryNew;
 
-    Counters(int disks) {
-      entryStored = new AtomicLongArray(disks);
-      entryNew = new AtomicLongArray(disks);
+    Counters(int entries) {
+      entryRead = new AtomicLongArray(entries);
+      entryStored = new AtomicLongArray(entries);
+      entryNew = new AtomicLongArray(entries);
     }
   }
 
@@ -481,13 +497,23 @@ public final class Backup {
     private final BackupListener listener;
     private final long total;
     private final Counters c;
+    private final List<String> names;
+    private final List<Long> sizes;
     private final long started;
     private long last;
 
-    Reporter(BackupListener listener, long total, Counters c, long started) {
+    Reporter(
+        BackupListener listener,
+        long total,
+        Counters c,
+        List<String> names,
+        List<Long> sizes,
+        long started) {
       this.listener = listener;
       this.total = total;
       this.c = c;
+      this.names = names;
+      this.sizes = sizes;
       this.started = started;
       this.last = started;
     }
@@ -501,6 +527,12 @@ public final class Backup {
     }
 
     BackupProgress report(String disk, boolean done) {
+      List<BackupProgress.EntryProgress> entries = new ArrayList<>(names.size());
+      for (int i = 0; i < names.size(); i++) {
+        entries.add(
+            new BackupProgress.EntryProgress(
+                names.get(i), sizes.get(i), c.entryRead.get(i), c.entryStored.get(i)));
+      }
       BackupProgress p =
           new BackupProgress(
               disk,
@@ -510,7 +542,8 @@ public final class Backup {
               c.dedup.get(),
               c.zero.get(),
               Duration.ofNanos(System.nanoTime() - started),
-              done);
+              done,
+              entries);
       listener.progress(p);
       return p;
     }
