@@ -81,10 +81,11 @@ public final class Repository implements Closeable {
   /** Packs an index blob lists, or found damaged: those the next backup need not look at. */
   private final Set<PackId> knownPacks = new HashSet<>();
 
-  private Repository(BlobStore store, RepositoryConfig config, Clock clock, Path cacheDir) {
+  private Repository(
+      BlobStore store, RepositoryConfig config, Clock clock, Path cacheDir, BlobCodec codec) {
     this.store = store;
     this.config = config;
-    this.codec = BlobCodec.IDENTITY;
+    this.codec = codec;
     this.hasher = ChunkHasher.sha256();
     this.clock = clock;
     this.cacheDir = cacheDir;
@@ -118,8 +119,18 @@ public final class Repository implements Closeable {
     return init(new LocalBlobStore(dir), cfg, Clock.systemUTC(), defaultCacheDir());
   }
 
-  /** Creates a repository in an empty blob store. */
+  /** Creates a repository in an empty blob store, storing everything as it is. */
   public static Repository init(BlobStore store, RepositoryConfig cfg, Clock clock, Path cacheDir) {
+    return init(store, cfg, clock, cacheDir, BlobCodec.IDENTITY);
+  }
+
+  /**
+   * Creates a repository in an empty blob store, transforming what it stores with {@code codec}
+   * (the seam for encryption; the same codec must be given to {@link #open(BlobStore, Clock, Path,
+   * BlobCodec)}).
+   */
+  public static Repository init(
+      BlobStore store, RepositoryConfig cfg, Clock clock, Path cacheDir, BlobCodec codec) {
     cfg.validate();
     byte[] id = new byte[32];
     new SecureRandom().nextBytes(id);
@@ -134,7 +145,7 @@ public final class Repository implements Closeable {
       throw new RepositoryException(
           "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
     }
-    return new Repository(store, c, clock, cacheDir);
+    return new Repository(store, c, clock, cacheDir, codec);
   }
 
   /**
@@ -155,8 +166,13 @@ public final class Repository implements Closeable {
     return open(new LocalBlobStore(dir), Clock.systemUTC(), defaultCacheDir());
   }
 
-  /** Opens the repository in {@code store}. */
+  /** Opens the repository in {@code store}, whose blobs are stored as they are. */
   public static Repository open(BlobStore store, Clock clock, Path cacheDir) {
+    return open(store, clock, cacheDir, BlobCodec.IDENTITY);
+  }
+
+  /** Opens the repository in {@code store}, whose blobs were transformed with {@code codec}. */
+  public static Repository open(BlobStore store, Clock clock, Path cacheDir, BlobCodec codec) {
     byte[] bytes;
     try {
       bytes = store.load(BlobName.CONFIG);
@@ -173,7 +189,7 @@ public final class Repository implements Closeable {
           "unable to open the repository at '" + store.location() + "': " + e.getMessage(), e);
     }
     RepositoryConfig c = RepositoryConfig.fromBytes(store.location(), bytes);
-    return new Repository(store, c, clock, cacheDir);
+    return new Repository(store, c, clock, cacheDir, codec);
   }
 
   private static Path defaultCacheDir() {
@@ -431,7 +447,7 @@ public final class Repository implements Closeable {
           e);
     } catch (IOException e) {
       throw new RepositoryException("unable to load " + fx + ": " + e.getMessage(), e);
-    } catch (RepositoryCorruptedException e) {
+    } catch (RepositoryCorruptedException | IllegalArgumentException e) {
       throw new RepositoryCorruptedException(
           "snapshot " + snapshot.id() + " disk '" + diskName + "': " + e.getMessage(), e);
     }
@@ -472,7 +488,7 @@ public final class Repository implements Closeable {
           e);
     } catch (IOException e) {
       throw new RepositoryException("unable to load " + dn + ": " + e.getMessage(), e);
-    } catch (RepositoryCorruptedException e) {
+    } catch (RepositoryCorruptedException | IllegalArgumentException e) {
       throw new RepositoryCorruptedException(
           "snapshot " + snapshot.id() + " stream '" + streamName + "': " + e.getMessage(), e);
     }
