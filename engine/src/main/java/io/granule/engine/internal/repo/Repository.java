@@ -22,17 +22,22 @@ import io.granule.engine.internal.repo.index.IndexReader;
 import io.granule.engine.internal.repo.index.IndexWriter;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackReader;
+import io.granule.engine.internal.repo.snapshot.DynamicIndex;
+import io.granule.engine.internal.repo.snapshot.DynamicIndexReader;
 import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.FixedIndexReader;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.internal.repo.snapshot.ManifestReader;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
+import io.granule.engine.internal.repo.snapshot.SnapshotStream;
 import io.granule.engine.internal.repo.store.ChunkReader;
 import java.io.Closeable;
 import java.io.IOException;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.security.SecureRandom;
 import java.time.Clock;
 import java.util.ArrayList;
@@ -72,12 +77,15 @@ public final class Repository implements Closeable {
   private final Path cacheDir;
   private volatile ChunkIndex index;
   private volatile ChunkReader reader;
-  private final Set<PackId> indexedPacks = new HashSet<>();
 
-  private Repository(BlobStore store, RepositoryConfig config, Clock clock, Path cacheDir) {
+  /** Packs an index blob lists, or found damaged: those the next backup need not look at. */
+  private final Set<PackId> knownPacks = new HashSet<>();
+
+  private Repository(
+      BlobStore store, RepositoryConfig config, Clock clock, Path cacheDir, BlobCodec codec) {
     this.store = store;
     this.config = config;
-    this.codec = BlobCodec.IDENTITY;
+    this.codec = codec;
     this.hasher = ChunkHasher.sha256();
     this.clock = clock;
     this.cacheDir = cacheDir;
@@ -111,8 +119,18 @@ public final class Repository implements Closeable {
     return init(new LocalBlobStore(dir), cfg, Clock.systemUTC(), defaultCacheDir());
   }
 
-  /** Creates a repository in an empty blob store. */
+  /** Creates a repository in an empty blob store, storing everything as it is. */
   public static Repository init(BlobStore store, RepositoryConfig cfg, Clock clock, Path cacheDir) {
+    return init(store, cfg, clock, cacheDir, BlobCodec.IDENTITY);
+  }
+
+  /**
+   * Creates a repository in an empty blob store, transforming what it stores with {@code codec}
+   * (the seam for encryption; the same codec must be given to {@link #open(BlobStore, Clock, Path,
+   * BlobCodec)}).
+   */
+  public static Repository init(
+      BlobStore store, RepositoryConfig cfg, Clock clock, Path cacheDir, BlobCodec codec) {
     cfg.validate();
     byte[] id = new byte[32];
     new SecureRandom().nextBytes(id);
@@ -127,7 +145,7 @@ public final class Repository implements Closeable {
       throw new RepositoryException(
           "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
     }
-    return new Repository(store, c, clock, cacheDir);
+    return new Repository(store, c, clock, cacheDir, codec);
   }
 
   /**
@@ -148,8 +166,13 @@ public final class Repository implements Closeable {
     return open(new LocalBlobStore(dir), Clock.systemUTC(), defaultCacheDir());
   }
 
-  /** Opens the repository in {@code store}. */
+  /** Opens the repository in {@code store}, whose blobs are stored as they are. */
   public static Repository open(BlobStore store, Clock clock, Path cacheDir) {
+    return open(store, clock, cacheDir, BlobCodec.IDENTITY);
+  }
+
+  /** Opens the repository in {@code store}, whose blobs were transformed with {@code codec}. */
+  public static Repository open(BlobStore store, Clock clock, Path cacheDir, BlobCodec codec) {
     byte[] bytes;
     try {
       bytes = store.load(BlobName.CONFIG);
@@ -166,7 +189,7 @@ public final class Repository implements Closeable {
           "unable to open the repository at '" + store.location() + "': " + e.getMessage(), e);
     }
     RepositoryConfig c = RepositoryConfig.fromBytes(store.location(), bytes);
-    return new Repository(store, c, clock, cacheDir);
+    return new Repository(store, c, clock, cacheDir, codec);
   }
 
   private static Path defaultCacheDir() {
@@ -191,12 +214,12 @@ public final class Repository implements Closeable {
         expected += store.stat(n).map(BlobInfo::size).orElse(0L) / 65;
       }
       ChunkIndex fresh = new ChunkIndex(cacheDir, expected);
-      indexedPacks.clear();
+      knownPacks.clear();
       for (BlobName n : names) {
         try {
           for (IndexEntry e : IndexReader.read(n, codec.decode(n, store.load(n)))) {
             fresh.put(e.id(), e.location());
-            indexedPacks.add(e.location().pack());
+            knownPacks.add(e.location().pack());
           }
         } catch (IOException | RepositoryException | IllegalArgumentException e) {
           LOG.warn("skipping damaged index blob: {}", e.getMessage());
@@ -308,7 +331,7 @@ public final class Repository implements Closeable {
    * @throws RepositoryException if the repository cannot be written (it stays valid)
    */
   public synchronized BackupResult backup(BackupRequest request, BackupListener listener) {
-    adoptUnindexedPacks();
+    adoptUnknownPacks();
     Backup b =
         new Backup(
             store,
@@ -319,7 +342,8 @@ public final class Repository implements Closeable {
             config.packSize(),
             config.compressionLevel(),
             Math.max(1, Math.min(2, Runtime.getRuntime().availableProcessors())),
-            clock);
+            clock,
+            knownPacks::add);
     try {
       return b.run(request, listener);
     } catch (RuntimeException | Error e) {
@@ -331,10 +355,11 @@ public final class Repository implements Closeable {
 
   /**
    * Indexes packs that no index blob lists: those a crashed or failed backup saved before it could
-   * write their index. Their trailers are read (two range loads each) and one index blob is written
-   * for all of them, so the next backup reuses their chunks.
+   * write their index. Each is read whole and all its checksums checked, then one index blob is
+   * written for all of them, so the next backup reuses their chunks. Packs already indexed cost
+   * nothing (their ids are remembered); a damaged orphan is left alone for verify to report.
    */
-  private void adoptUnindexedPacks() {
+  private void adoptUnknownPacks() {
     List<IndexEntry> adopted = new ArrayList<>();
     try {
       for (BlobName p : store.list(BlobType.PACK)) {
@@ -344,14 +369,16 @@ public final class Repository implements Closeable {
         } catch (IllegalArgumentException e) {
           continue;
         }
-        if (indexedPacks.contains(id)) {
+        if (knownPacks.contains(id)) {
           continue;
         }
         List<PackEntry> entries;
         try {
-          entries = PackReader.loadTrailer(store, p);
+          // Read whole: a pack a crash left behind is reused only if every record checks out.
+          entries = PackReader.parse(p, store.load(p));
         } catch (IOException | RepositoryException e) {
           LOG.warn("not reusing damaged pack: {}", e.getMessage());
+          knownPacks.add(id);
           continue;
         }
         for (PackEntry e : entries) {
@@ -361,7 +388,7 @@ public final class Repository implements Closeable {
             adopted.add(new IndexEntry(e.id(), l));
           }
         }
-        indexedPacks.add(id);
+        knownPacks.add(id);
       }
       if (!adopted.isEmpty()) {
         byte[] name = new byte[32];
@@ -420,11 +447,73 @@ public final class Repository implements Closeable {
           e);
     } catch (IOException e) {
       throw new RepositoryException("unable to load " + fx + ": " + e.getMessage(), e);
-    } catch (RepositoryCorruptedException e) {
+    } catch (RepositoryCorruptedException | IllegalArgumentException e) {
       throw new RepositoryCorruptedException(
           "snapshot " + snapshot.id() + " disk '" + diskName + "': " + e.getMessage(), e);
     }
     return new SnapshotDisk(snapshot, d, fixed, reader, cacheBytes);
+  }
+
+  /**
+   * Reads one stream of a snapshot; the caller closes it.
+   *
+   * @throws SnapshotNotFoundException if the snapshot has no such stream
+   * @throws RepositoryCorruptedException if its dynamic index is missing or damaged
+   */
+  public SnapshotStream openStream(Manifest snapshot, String streamName) {
+    Manifest.StreamEntry s = snapshot.stream(streamName);
+    if (s == null) {
+      throw new SnapshotNotFoundException(
+          "snapshot "
+              + snapshot.id()
+              + " has no stream '"
+              + streamName
+              + "' (its streams: "
+              + snapshot.streams().stream().map(Manifest.StreamEntry::name).toList()
+              + ")");
+    }
+    BlobName dn = new BlobName(BlobType.DYNAMIC_INDEX, s.dynamicIndex());
+    try {
+      DynamicIndex dynamic = DynamicIndexReader.read(dn, codec.decode(dn, store.load(dn)));
+      return new SnapshotStream(snapshot, s, dynamic, reader);
+    } catch (NoSuchFileException e) {
+      throw new RepositoryCorruptedException(
+          "snapshot "
+              + snapshot.id()
+              + " stream '"
+              + streamName
+              + "': dynamic index "
+              + dn
+              + " is missing (run 'granule verify' to list the damage)",
+          e);
+    } catch (IOException e) {
+      throw new RepositoryException("unable to load " + dn + ": " + e.getMessage(), e);
+    } catch (RepositoryCorruptedException | IllegalArgumentException e) {
+      throw new RepositoryCorruptedException(
+          "snapshot " + snapshot.id() + " stream '" + streamName + "': " + e.getMessage(), e);
+    }
+  }
+
+  /** Restores one stream of a snapshot to a file (replaced if it exists); returns its length. */
+  public long restoreStream(Manifest snapshot, String streamName, Path target) {
+    try (SnapshotStream in = openStream(snapshot, streamName)) {
+      long n;
+      try (var out = Files.newOutputStream(target)) {
+        n = in.transferTo(out);
+      }
+      try (var ch = FileChannel.open(target, StandardOpenOption.WRITE)) {
+        ch.force(true);
+      }
+      return n;
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to restore to '"
+              + target
+              + "': "
+              + e.getMessage()
+              + " (check the target path and free space)",
+          e);
+    }
   }
 
   /** Restores one disk of a snapshot to a file or block device (see {@link DiskRestorer}). */

@@ -68,9 +68,13 @@ public record RepositoryConfig(
       throw new IllegalArgumentException(
           "invalid chunk size " + chunkSize + ": choose between 4096 and 8388608 bytes");
     }
-    if (packSize < chunkSize) {
+    if (packSize < chunkSize || packSize > 1 << 30) {
       throw new IllegalArgumentException(
-          "invalid pack size " + packSize + ": must be at least the chunk size " + chunkSize);
+          "invalid pack size "
+              + packSize
+              + ": choose between the chunk size "
+              + chunkSize
+              + " and 1073741824 bytes");
     }
     if (compressionLevel < -7 || compressionLevel > 19) {
       throw new IllegalArgumentException("invalid zstd level " + compressionLevel);

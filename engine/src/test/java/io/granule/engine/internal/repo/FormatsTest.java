@@ -6,6 +6,9 @@ import io.granule.engine.internal.repo.index.ChunkLocation;
 import io.granule.engine.internal.repo.index.IndexEntry;
 import io.granule.engine.internal.repo.index.IndexWriter;
 import io.granule.engine.internal.repo.pack.PackWriter;
+import io.granule.engine.internal.repo.snapshot.DynamicIndex;
+import io.granule.engine.internal.repo.snapshot.DynamicIndexReader;
+import io.granule.engine.internal.repo.snapshot.DynamicIndexWriter;
 import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.FixedIndexWriter;
 import io.granule.engine.internal.repo.snapshot.Manifest;
@@ -66,6 +69,24 @@ class FormatsTest {
     assertThat(hex(f, 8, 28)).isEqualTo("00001000" + "0000000000001388" + "0000000000000002");
     assertThat(hex(f, 28, 60)).isEqualTo("00".repeat(32));
     assertThat(hex(f, 60, 92)).isEqualTo(ID.toString());
+
+    DynamicIndex dyn = new DynamicIndex();
+    dyn.set(dyn.append(100), ID);
+    dyn.append(50);
+    byte[] d = DynamicIndexWriter.write(dyn);
+    assertThat(d).hasSize(12 + 8 + 80);
+    assertThat(hex(d, 0, 8)).isEqualTo("4744594e00010000");
+    assertThat(hex(d, 8, 24)).isEqualTo("0000000000000002" + "0000000000000064");
+    assertThat(hex(d, 24, 56)).isEqualTo(ID.toString());
+    assertThat(hex(d, 56, 64)).isEqualTo("0000000000000096");
+    DynamicIndex back =
+        DynamicIndexReader.read(
+            new io.granule.engine.internal.repo.blob.BlobName(
+                io.granule.engine.internal.repo.blob.BlobType.DYNAMIC_INDEX, "dd"),
+            d);
+    assertThat(back.size()).isEqualTo(150);
+    assertThat(back.get(0)).isEqualTo(ID);
+    assertThat(back.get(1)).isEqualTo(ChunkId.ZERO);
 
     Manifest m =
         new Manifest(

@@ -128,6 +128,42 @@ class InterruptedBackupTest {
   }
 
   @Test
+  void damagedPackLeftByACrashIsNotReusedAndCompletedPacksAreNotReread() throws Exception {
+    Path dir = tmp.resolve("repo");
+    byte[] data = TestImages.mixed(3 << 20, 34);
+    Path image = TestImages.write(tmp.resolve("b.raw"), data);
+    Repository.init(
+            dir, RepositoryConfig.defaults().withChunkSize(64 << 10).withPackSize(192 << 10))
+        .close();
+    FaultyBlobStore faulty = new FaultyBlobStore(new LocalBlobStore(dir), 4);
+    try (Repository repo = Repository.open(faulty, Clock.systemUTC(), tmp.resolve("cache"))) {
+      assertThatThrownBy(() -> backup(repo, "vda", image, "h"))
+          .isInstanceOf(RepositoryException.class);
+    }
+    LocalBlobStore plain = new LocalBlobStore(dir);
+    List<BlobName> orphans = plain.list(BlobType.PACK);
+    assertThat(orphans).hasSize(3);
+    BlobName victim = orphans.get(0);
+    PackEntry e = PackReader.loadTrailer(plain, victim).get(0);
+    byte[] bytes = Files.readAllBytes(plain.path(victim));
+    bytes[(int) e.offset() + 1] ^= 1;
+    Files.write(plain.path(victim), bytes);
+
+    FaultyBlobStore counting = new FaultyBlobStore(plain, 0);
+    try (Repository repo = Repository.open(counting, Clock.systemUTC(), tmp.resolve("cache"))) {
+      Manifest m = backup(repo, "vda", image, "h").manifest();
+      assertThat(counting.wholePackLoads()).as("each orphan read once").isEqualTo(3);
+      backup(repo, "vda", image, "h");
+      assertThat(counting.wholePackLoads()).as("indexed packs are not read again").isEqualTo(3);
+      repo.restoreDisk(m, "vda", tmp.resolve("out"));
+      assertThat(sha256(tmp.resolve("out"))).isEqualTo(sha256(data));
+      VerifyReport r = repo.verify(true, VerifyListener.NONE);
+      assertThat(r.affectedSnapshots()).isEmpty();
+      assertThat(r.damages()).extracting(d -> d.file()).containsExactly(victim.toString());
+    }
+  }
+
+  @Test
   void failedBackupInTheSameProcessDoesNotPoisonTheChunkIndex() throws Exception {
     Path dir = tmp.resolve("repo");
     Path image = TestImages.write(tmp.resolve("b.raw"), TestImages.mixed(2 << 20, 33));

@@ -202,6 +202,47 @@ class RepositoryTest {
   }
 
   @Test
+  void concurrentRandomReadsReturnTheRightBytes() throws Exception {
+    byte[] data = TestImages.mixed(8 << 20, 13);
+    Path image = TestImages.write(tmp.resolve("vm.raw"), data);
+    try (Repository repo = init()) {
+      Manifest m = backup(repo, "vda", image, "h").manifest();
+      try (SnapshotDisk disk = repo.openDisk(m, "vda", 512 << 10)) {
+        List<Thread> threads = new ArrayList<>();
+        List<Throwable> errors = new CopyOnWriteArrayList<>();
+        for (int t = 0; t < 4; t++) {
+          long seed = t;
+          Thread th =
+              new Thread(
+                  () -> {
+                    Random r = new Random(seed);
+                    try {
+                      for (int i = 0; i < 300; i++) {
+                        int len = 1 + r.nextInt(150_000);
+                        int off = r.nextInt(data.length - len);
+                        ByteBuffer b = ByteBuffer.allocate(len);
+                        disk.read(off, b);
+                        if (!Arrays.equals(b.array(), Arrays.copyOfRange(data, off, off + len))) {
+                          throw new AssertionError("wrong bytes at " + off + " seed " + seed);
+                        }
+                      }
+                    } catch (Throwable e) {
+                      errors.add(e);
+                    }
+                  });
+          th.start();
+          threads.add(th);
+        }
+        for (Thread th : threads) {
+          th.join(60_000);
+          assertThat(th.isAlive()).isFalse();
+        }
+        assertThat(errors).isEmpty();
+      }
+    }
+  }
+
+  @Test
   void unallocatedExtentsAreNeitherReadNorStored() throws Exception {
     int size = 4 << 20;
     byte[] data = new byte[size];

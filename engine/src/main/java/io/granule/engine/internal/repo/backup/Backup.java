@@ -3,6 +3,7 @@ package io.granule.engine.internal.repo.backup;
 import io.granule.engine.internal.repo.ChunkHasher;
 import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.Hex;
+import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.SnapshotId;
 import io.granule.engine.internal.repo.SourceUnreadableException;
@@ -10,8 +11,13 @@ import io.granule.engine.internal.repo.blob.BlobCodec;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.chunk.Chunker;
+import io.granule.engine.internal.repo.chunk.FastCdcChunker;
 import io.granule.engine.internal.repo.index.ChunkIndex;
 import io.granule.engine.internal.repo.pack.ChunkCompressor;
+import io.granule.engine.internal.repo.snapshot.ChunkList;
+import io.granule.engine.internal.repo.snapshot.DynamicIndex;
+import io.granule.engine.internal.repo.snapshot.DynamicIndexWriter;
 import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.FixedIndexWriter;
 import io.granule.engine.internal.repo.snapshot.Manifest;
@@ -33,6 +39,9 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
+import java.util.function.IntConsumer;
+import java.util.function.Supplier;
 
 /**
  * Backs up disks into a new snapshot with fixed-size chunks.
@@ -43,10 +52,14 @@ import java.util.concurrent.atomic.AtomicReference;
  * bounded by {@code (2 × threads + 2)} chunks plus one pack, whatever the disk size (plus the fixed
  * index, 32 bytes per chunk).
  *
- * <p>Write order (crash-safe): packs, then the index blobs listing them, then the fixed indexes,
- * then the manifest. A failure or crash at any point leaves a valid repository; the next backup
- * reuses every chunk whose pack and index were saved. After a failed run the chunk index may list
- * chunks that were never saved: the caller must rebuild it before the next backup.
+ * <p>Streams are cut into content-defined chunks ({@link FastCdcChunker}, 512 KiB / 1 MiB / 4 MiB)
+ * by the reading thread and then go through the same workers; their chunk lists are dynamic
+ * indexes.
+ *
+ * <p>Write order (crash-safe): packs, then the index blobs listing them, then the fixed and dynamic
+ * indexes, then the manifest. A failure or crash at any point leaves a valid repository; the next
+ * backup reuses every chunk whose pack and index were saved. After a failed run the chunk index may
+ * list chunks that were never saved: the caller must rebuild it before the next backup.
  *
  * <p>One instance runs one backup at a time.
  */
@@ -64,6 +77,8 @@ public final class Backup {
   private final int compressionLevel;
   private final int threads;
   private final Clock clock;
+  private final Consumer<PackId> indexed;
+  private final Supplier<Chunker> streamChunker = FastCdcChunker::new;
 
   public Backup(
       BlobStore store,
@@ -74,7 +89,8 @@ public final class Backup {
       int packSize,
       int compressionLevel,
       int threads,
-      Clock clock) {
+      Clock clock,
+      Consumer<PackId> indexed) {
     this.store = store;
     this.codec = codec;
     this.index = index;
@@ -84,9 +100,10 @@ public final class Backup {
     this.compressionLevel = compressionLevel;
     this.threads = threads;
     this.clock = clock;
+    this.indexed = indexed;
   }
 
-  private record Task(int disk, FixedIndex fixed, int position, byte[] buffer, int length) {}
+  private record Task(int entry, ChunkList list, int position, byte[] buffer, int length) {}
 
   private static final Task STOP = new Task(-1, null, -1, null, 0);
 
@@ -100,17 +117,20 @@ public final class Backup {
     long started = System.nanoTime();
     String time = clock.instant().toString();
     List<BackupRequest.NamedDisk> disks = request.disks();
+    List<BackupRequest.NamedStream> streams = request.streams();
     long total = disks.stream().mapToLong(d -> d.image().size()).sum();
-    ChunkPacker packer = new ChunkPacker(store, codec, index, packSize, PACKS_PER_INDEX);
-    Counters c = new Counters(disks.size());
+    ChunkPacker packer = new ChunkPacker(store, codec, index, packSize, PACKS_PER_INDEX, indexed);
+    Counters c = new Counters(disks.size() + streams.size());
+    int bufferSize =
+        streams.isEmpty() ? chunkSize : Math.max(chunkSize, streamChunker.get().maxSize());
     int buffers = 2 * threads + 2;
     BlockingQueue<byte[]> free = new ArrayBlockingQueue<>(buffers);
     for (int i = 0; i < buffers; i++) {
-      free.add(new byte[chunkSize]);
+      free.add(new byte[bufferSize]);
     }
     BlockingQueue<Task> work = new ArrayBlockingQueue<>(buffers + threads);
     AtomicReference<Throwable> failure = new AtomicReference<>();
-    byte[] zeros = new byte[chunkSize];
+    byte[] zeros = new byte[bufferSize];
     List<Thread> workers = new ArrayList<>();
     for (int t = 0; t < threads; t++) {
       Thread w =
@@ -121,13 +141,31 @@ public final class Backup {
       workers.add(w);
     }
     List<FixedIndex> fixedIndexes = new ArrayList<>();
-    Reporter reporter = new Reporter(listener, total, c, started);
+    List<DynamicIndex> dynamicIndexes = new ArrayList<>();
+    List<String> names = new ArrayList<>();
+    List<Long> sizes = new ArrayList<>();
+    disks.forEach(
+        d -> {
+          names.add(d.name());
+          sizes.add(d.image().size());
+        });
+    streams.forEach(
+        s -> {
+          names.add(s.name());
+          sizes.add(-1L);
+        });
+    Reporter reporter = new Reporter(listener, total, c, names, sizes, started);
     try {
       try {
         for (int d = 0; d < disks.size(); d++) {
           FixedIndex fixed = new FixedIndex(chunkSize, disks.get(d).image().size());
           fixedIndexes.add(fixed);
           readDisk(d, disks.get(d), fixed, free, work, c, failure, reporter);
+        }
+        for (int s = 0; s < streams.size(); s++) {
+          DynamicIndex dynamic = new DynamicIndex();
+          dynamicIndexes.add(dynamic);
+          readStream(disks.size() + s, streams.get(s), dynamic, free, work, failure, reporter);
         }
       } finally {
         for (int t = 0; t < threads; t++) {
@@ -151,8 +189,22 @@ public final class Backup {
                 chunkSize,
                 image.format(),
                 name.name(),
-                c.diskStored.get(d),
-                c.diskNew.get(d)));
+                c.entryStored.get(d),
+                c.entryNew.get(d)));
+      }
+      List<Manifest.StreamEntry> streamEntries = new ArrayList<>();
+      for (int s = 0; s < streams.size(); s++) {
+        BlobName name = new BlobName(BlobType.DYNAMIC_INDEX, randomHex());
+        DynamicIndex dynamic = dynamicIndexes.get(s);
+        store.save(name, codec.encode(name, DynamicIndexWriter.write(dynamic)));
+        int e = disks.size() + s;
+        streamEntries.add(
+            new Manifest.StreamEntry(
+                streams.get(s).name(),
+                dynamic.size(),
+                name.name(),
+                c.entryStored.get(e),
+                c.entryNew.get(e)));
       }
       SnapshotId id = SnapshotId.random();
       Manifest m =
@@ -164,11 +216,15 @@ public final class Backup {
               request.tags(),
               request.parent(),
               entries,
-              List.of(),
+              streamEntries,
               Map.of());
       BlobName name = new BlobName(BlobType.SNAPSHOT, id.hex());
       store.save(name, codec.encode(name, ManifestWriter.write(m)));
-      BackupProgress last = reporter.report(disks.get(disks.size() - 1).name(), true);
+      String lastName =
+          streams.isEmpty()
+              ? disks.get(disks.size() - 1).name()
+              : streams.get(streams.size() - 1).name();
+      BackupProgress last = reporter.report(lastName, true);
       return new BackupResult(m, last, packer.packsWritten());
     } catch (IOException e) {
       throw new RepositoryException(
@@ -211,6 +267,7 @@ public final class Backup {
       if (e >= allocated.size() || allocated.get(e).offset() >= end) {
         c.zero.addAndGet(len);
         c.read.addAndGet(len);
+        c.entryRead.addAndGet(d, len);
       } else {
         byte[] buf = takeUninterruptibly(free);
         try {
@@ -222,6 +279,60 @@ public final class Backup {
         putUninterruptibly(work, new Task(d, fixed, p, buf, len));
       }
       reporter.maybeReport(disk.name());
+    }
+  }
+
+  private void readStream(
+      int entry,
+      BackupRequest.NamedStream stream,
+      DynamicIndex dynamic,
+      BlockingQueue<byte[]> free,
+      BlockingQueue<Task> work,
+      AtomicReference<Throwable> failure,
+      Reporter reporter)
+      throws IOException {
+    Chunker chunker = streamChunker.get();
+    // A chunk never exceeds maxSize, so after compaction at least maxSize bytes are free.
+    byte[] window = new byte[2 * chunker.maxSize()];
+    int[] state = {0, 0}; // [0] = start of the pending chunk in window, [1] = bytes in window
+    long[] offset = {0};
+    IntConsumer emit =
+        len -> {
+          byte[] buf = takeUninterruptibly(free);
+          System.arraycopy(window, state[0], buf, 0, len);
+          state[0] += len;
+          offset[0] += len;
+          putUninterruptibly(work, new Task(entry, dynamic, dynamic.append(len), buf, len));
+        };
+    while (true) {
+      rethrow(failure.get());
+      int n;
+      try {
+        n = stream.stream().read(window, state[1], window.length - state[1]);
+      } catch (IOException e) {
+        throw new SourceUnreadableException(
+            "unable to read stream '"
+                + stream.name()
+                + "' at offset "
+                + (offset[0] + state[1] - state[0])
+                + ": "
+                + e.getMessage()
+                + " (no snapshot was written)",
+            e);
+      }
+      if (n < 0) {
+        chunker.finish(emit);
+        return;
+      }
+      int from = state[1];
+      state[1] += n;
+      chunker.update(window, from, n, emit);
+      if (state[0] > 0) {
+        System.arraycopy(window, state[0], window, 0, state[1] - state[0]);
+        state[1] -= state[0];
+        state[0] = 0;
+      }
+      reporter.maybeReport(stream.name());
     }
   }
 
@@ -281,17 +392,18 @@ public final class Backup {
       c.zero.addAndGet(len);
     } else {
       ChunkId id = h.hash(buf, 0, len);
-      t.fixed().set(t.position(), id);
+      t.list().set(t.position(), id);
       if (packer.claim(id)) {
         int stored = packer.add(id, compressor.compress(buf, 0, len), len);
         c.stored.addAndGet(stored);
-        c.diskStored.addAndGet(t.disk(), stored);
-        c.diskNew.addAndGet(t.disk(), len);
+        c.entryStored.addAndGet(t.entry(), stored);
+        c.entryNew.addAndGet(t.entry(), len);
       } else {
         c.dedup.addAndGet(len);
       }
     }
     c.read.addAndGet(len);
+    c.entryRead.addAndGet(t.entry(), len);
   }
 
   private static void rethrow(Throwable t) throws IOException {
@@ -370,12 +482,14 @@ public final class Backup {
     final AtomicLong stored = new AtomicLong();
     final AtomicLong dedup = new AtomicLong();
     final AtomicLong zero = new AtomicLong();
-    final AtomicLongArray diskStored;
-    final AtomicLongArray diskNew;
+    final AtomicLongArray entryRead;
+    final AtomicLongArray entryStored;
+    final AtomicLongArray entryNew;
 
-    Counters(int disks) {
-      diskStored = new AtomicLongArray(disks);
-      diskNew = new AtomicLongArray(disks);
+    Counters(int entries) {
+      entryRead = new AtomicLongArray(entries);
+      entryStored = new AtomicLongArray(entries);
+      entryNew = new AtomicLongArray(entries);
     }
   }
 
@@ -383,13 +497,23 @@ public final class Backup {
     private final BackupListener listener;
     private final long total;
     private final Counters c;
+    private final List<String> names;
+    private final List<Long> sizes;
     private final long started;
     private long last;
 
-    Reporter(BackupListener listener, long total, Counters c, long started) {
+    Reporter(
+        BackupListener listener,
+        long total,
+        Counters c,
+        List<String> names,
+        List<Long> sizes,
+        long started) {
       this.listener = listener;
       this.total = total;
       this.c = c;
+      this.names = names;
+      this.sizes = sizes;
       this.started = started;
       this.last = started;
     }
@@ -403,6 +527,12 @@ public final class Backup {
     }
 
     BackupProgress report(String disk, boolean done) {
+      List<BackupProgress.EntryProgress> entries = new ArrayList<>(names.size());
+      for (int i = 0; i < names.size(); i++) {
+        entries.add(
+            new BackupProgress.EntryProgress(
+                names.get(i), sizes.get(i), c.entryRead.get(i), c.entryStored.get(i)));
+      }
       BackupProgress p =
           new BackupProgress(
               disk,
@@ -412,7 +542,8 @@ public final class Backup {
               c.dedup.get(),
               c.zero.get(),
               Duration.ofNanos(System.nanoTime() - started),
-              done);
+              done,
+              entries);
       listener.progress(p);
       return p;
     }

@@ -1,18 +1,20 @@
 package io.granule.engine.internal.repo.backup;
 
 import java.time.Duration;
+import java.util.List;
 
 /**
- * A progress report of a running backup. Byte counts are cumulative over all disks.
+ * A progress report of a running backup. Byte counts are cumulative over all disks and streams.
  *
- * @param disk name of the disk being read
- * @param bytesTotal logical bytes of all disks
+ * @param disk name of the disk or stream being read
+ * @param bytesTotal logical bytes of all disks (streams have no known size)
  * @param bytesRead logical bytes processed (read, or skipped as unallocated)
  * @param bytesNew bytes stored for new chunks (after compression)
  * @param bytesDeduplicated logical bytes of chunks that were already stored
  * @param bytesZero logical bytes of zero or unallocated chunks (never stored)
  * @param elapsed time since the backup started
  * @param done whether this is the final report
+ * @param entries the same counts per disk and stream, in request order
  */
 public record BackupProgress(
     String disk,
@@ -22,7 +24,22 @@ public record BackupProgress(
     long bytesDeduplicated,
     long bytesZero,
     Duration elapsed,
-    boolean done) {
+    boolean done,
+    List<EntryProgress> entries) {
+
+  public BackupProgress {
+    entries = List.copyOf(entries);
+  }
+
+  /**
+   * Progress of one disk or stream.
+   *
+   * @param name its name
+   * @param size its size, or -1 for a stream
+   * @param bytesRead logical bytes processed
+   * @param bytesNew bytes stored for its new chunks (after compression)
+   */
+  public record EntryProgress(String name, long size, long bytesRead, long bytesNew) {}
 
   /** Logical bytes read per stored byte ({@code bytesRead / bytesNew}); 0 before anything. */
   public double dedupRatio() {

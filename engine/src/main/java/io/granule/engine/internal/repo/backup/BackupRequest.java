@@ -1,28 +1,49 @@
 package io.granule.engine.internal.repo.backup;
 
 import io.granule.engine.spi.DiskImage;
+import java.io.InputStream;
 import java.util.List;
+import java.util.stream.Stream;
 
 /**
  * What to back up.
  *
- * @param disks the disks, each with a name unique in the request; the caller opens and closes them
+ * @param disks the disks (fixed-size chunks); the caller opens and closes them
+ * @param streams the streams (content-defined chunks); the caller opens and closes them
  * @param host the host name recorded in the snapshot
  * @param tags user tags
  * @param parent id of the snapshot this one is based on, or null
  */
-public record BackupRequest(List<NamedDisk> disks, String host, List<String> tags, String parent) {
+public record BackupRequest(
+    List<NamedDisk> disks,
+    List<NamedStream> streams,
+    String host,
+    List<String> tags,
+    String parent) {
 
   public BackupRequest {
-    disks = List.copyOf(disks);
+    disks = disks == null ? List.of() : List.copyOf(disks);
+    streams = streams == null ? List.of() : List.copyOf(streams);
     tags = tags == null ? List.of() : List.copyOf(tags);
-    if (disks.isEmpty()) {
-      throw new IllegalArgumentException("nothing to back up: give at least one disk");
+    if (disks.isEmpty() && streams.isEmpty()) {
+      throw new IllegalArgumentException("nothing to back up: give at least one disk or stream");
     }
-    if (disks.stream().map(NamedDisk::name).distinct().count() != disks.size()) {
-      throw new IllegalArgumentException("disk names must be unique in one backup: " + disks);
+    List<String> names =
+        Stream.concat(disks.stream().map(NamedDisk::name), streams.stream().map(NamedStream::name))
+            .toList();
+    if (names.stream().distinct().count() != names.size()) {
+      throw new IllegalArgumentException(
+          "disk and stream names must be unique in one backup: " + names);
     }
   }
+
+  /** A backup of disks only. */
+  public BackupRequest(List<NamedDisk> disks, String host, List<String> tags, String parent) {
+    this(disks, List.of(), host, tags, parent);
+  }
+
+  /** A stream and the name it gets in the snapshot; read to its end, not closed. */
+  public record NamedStream(String name, InputStream stream) {}
 
   /** A disk and the name it gets in the snapshot. */
   public record NamedDisk(String name, DiskImage image) {}

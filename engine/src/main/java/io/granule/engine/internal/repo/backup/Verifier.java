@@ -14,6 +14,8 @@ import io.granule.engine.internal.repo.index.IndexEntry;
 import io.granule.engine.internal.repo.index.IndexReader;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackReader;
+import io.granule.engine.internal.repo.snapshot.DynamicIndex;
+import io.granule.engine.internal.repo.snapshot.DynamicIndexReader;
 import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.FixedIndexReader;
 import io.granule.engine.internal.repo.snapshot.Manifest;
@@ -30,14 +32,16 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.function.IntFunction;
 
 /**
  * Checks a repository and names every damaged file with the snapshots it affects.
  *
  * <ul>
  *   <li>Structure: every pack's trailer is intact; every index blob is intact and each of its
- *       entries points at a pack that exists and whose trailer agrees; every snapshot manifest and
- *       fixed index is intact and every chunk they reference is indexed in a healthy pack.
+ *       entries points at a pack that exists and whose trailer agrees; every snapshot manifest,
+ *       fixed index and dynamic index is intact and every chunk they reference is indexed in a
+ *       healthy pack.
  *   <li>With {@code readData}: every chunk record is read, its CRC checked, decoded, decompressed
  *       and hashed; a bad chunk affects exactly the snapshots that use it.
  * </ul>
@@ -54,10 +58,13 @@ public final class Verifier {
   private final Set<String> affected = new TreeSet<>();
   private final Map<PackId, Map<ChunkId, PackEntry>> trailers = new HashMap<>();
   private final Set<PackId> presentPacks = new HashSet<>();
-  private final Set<ChunkId> badChunks = new HashSet<>();
+  private final Set<StoredChunk> badChunks = new HashSet<>();
   private final List<String> damagedIndexes = new ArrayList<>();
 
   private record Problems(List<String> problems, Set<String> snapshots) {}
+
+  /** A chunk record in one pack: the same chunk may be bad in one pack and good in another. */
+  private record StoredChunk(PackId pack, ChunkId id) {}
 
   public Verifier(BlobStore store, BlobCodec codec, ChunkHasher hasher, Path cacheDir) {
     this.store = store;
@@ -142,7 +149,7 @@ public final class Verifier {
       bytes = store.load(name);
     } catch (IOException e) {
       problem(name.toString(), "unreadable: " + e.getMessage());
-      badChunks.addAll(byId.keySet());
+      byId.keySet().forEach(c -> badChunks.add(new StoredChunk(id, c)));
       return;
     }
     try {
@@ -159,7 +166,7 @@ public final class Verifier {
                 bytes, (int) e.offset(), (int) e.offset() + e.storedLength());
         reader.decode(e.id(), name, stored, e.flags(), e.rawLength());
       } catch (RepositoryException ex) {
-        badChunks.add(e.id());
+        badChunks.add(new StoredChunk(id, e.id()));
         problem(name.toString(), ex.getMessage());
       }
     }
@@ -216,9 +223,7 @@ public final class Verifier {
     try {
       m = ManifestReader.read(name, codec.decode(name, store.load(name)));
     } catch (IOException | RepositoryException | IllegalArgumentException e) {
-      problem(name.toString(), e.getMessage());
-      at(name.toString()).snapshots().add(snap);
-      affected.add(snap);
+      damaged(name.toString(), e.getMessage(), snap);
       return;
     }
     for (Manifest.DiskEntry d : m.disks()) {
@@ -227,18 +232,14 @@ public final class Verifier {
       try {
         fixed = FixedIndexReader.read(fx, codec.decode(fx, store.load(fx)));
       } catch (NoSuchFileException e) {
-        problem(fx.toString(), "missing, listed by " + name + " for disk '" + d.name() + "'");
-        at(fx.toString()).snapshots().add(snap);
-        affected.add(snap);
+        damaged(fx.toString(), "missing, listed by " + name + " for disk '" + d.name() + "'", snap);
         continue;
       } catch (IOException | RepositoryException | IllegalArgumentException e) {
-        problem(fx.toString(), e.getMessage());
-        at(fx.toString()).snapshots().add(snap);
-        affected.add(snap);
+        damaged(fx.toString(), e.getMessage(), snap);
         continue;
       }
       if (fixed.diskSize() != d.size() || fixed.chunkSize() != d.chunkSize()) {
-        problem(
+        damaged(
             fx.toString(),
             "disagrees with "
                 + name
@@ -249,46 +250,84 @@ public final class Verifier {
                 + " expected=size "
                 + d.size()
                 + " chunk "
-                + d.chunkSize());
-        at(fx.toString()).snapshots().add(snap);
+                + d.chunkSize(),
+            snap);
+      }
+      checkChunks(snap, fx, "disk '" + d.name() + "'", fixed.count(), fixed::get, index);
+    }
+    for (Manifest.StreamEntry st : m.streams()) {
+      BlobName dn = new BlobName(BlobType.DYNAMIC_INDEX, st.dynamicIndex());
+      DynamicIndex dynamic;
+      try {
+        dynamic = DynamicIndexReader.read(dn, codec.decode(dn, store.load(dn)));
+      } catch (NoSuchFileException e) {
+        damaged(
+            dn.toString(), "missing, listed by " + name + " for stream '" + st.name() + "'", snap);
+        continue;
+      } catch (IOException | RepositoryException | IllegalArgumentException e) {
+        damaged(dn.toString(), e.getMessage(), snap);
+        continue;
+      }
+      if (dynamic.size() != st.size()) {
+        damaged(
+            dn.toString(),
+            "disagrees with "
+                + name
+                + ": actual=size "
+                + dynamic.size()
+                + " expected=size "
+                + st.size(),
+            snap);
+      }
+      checkChunks(snap, dn, "stream '" + st.name() + "'", dynamic.count(), dynamic::get, index);
+    }
+  }
+
+  private void damaged(String file, String what, String snap) {
+    problem(file, what);
+    at(file).snapshots().add(snap);
+    affected.add(snap);
+  }
+
+  private void checkChunks(
+      String snap,
+      BlobName list,
+      String what,
+      int count,
+      IntFunction<ChunkId> idAt,
+      ChunkIndex index) {
+    long unindexed = 0;
+    ChunkId firstUnindexed = null;
+    for (int p = 0; p < count; p++) {
+      ChunkId id = idAt.apply(p);
+      if (id.isZero()) {
+        continue;
+      }
+      ChunkLocation l = index.get(id);
+      if (l == null) {
+        if (unindexed++ == 0) {
+          firstUnindexed = id;
+        }
+        affected.add(snap);
+        continue;
+      }
+      if (!trailers.containsKey(l.pack()) || badChunks.contains(new StoredChunk(l.pack(), id))) {
+        at(ChunkReader.packName(l.pack()).toString()).snapshots().add(snap);
         affected.add(snap);
       }
-      long unindexed = 0;
-      ChunkId firstUnindexed = null;
-      for (int p = 0; p < fixed.count(); p++) {
-        ChunkId id = fixed.get(p);
-        if (id.isZero()) {
-          continue;
-        }
-        ChunkLocation l = index.get(id);
-        if (l == null) {
-          if (unindexed++ == 0) {
-            firstUnindexed = id;
-          }
-          affected.add(snap);
-          continue;
-        }
-        BlobName pack = ChunkReader.packName(l.pack());
-        if (!trailers.containsKey(l.pack()) || badChunks.contains(id)) {
-          at(pack.toString()).snapshots().add(snap);
-          affected.add(snap);
-        }
-      }
-      if (unindexed > 0) {
-        String what =
-            "disk '"
-                + d.name()
-                + "' references "
-                + unindexed
-                + " chunks that no intact index lists, first "
-                + firstUnindexed;
-        if (damagedIndexes.isEmpty()) {
-          problem(fx.toString(), what);
-          at(fx.toString()).snapshots().add(snap);
-        } else {
-          for (String i : damagedIndexes) {
-            at(i).snapshots().add(snap);
-          }
+    }
+    if (unindexed > 0) {
+      String problem =
+          what
+              + " references "
+              + unindexed
+              + " chunks that no intact index lists, first "
+              + firstUnindexed;
+      if (damagedIndexes.isEmpty()) {
+        damaged(list.toString(), problem, snap);
+      } else {
+        for (String i : damagedIndexes) {
+          at(i).snapshots().add(snap);
         }
       }
     }

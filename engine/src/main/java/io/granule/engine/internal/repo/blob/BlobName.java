@@ -13,6 +13,11 @@ public record BlobName(BlobType type, String name) {
   /** The name of the repository config blob. */
   public static final BlobName CONFIG = new BlobName(BlobType.CONFIG, "config");
 
+  /** Whether {@code name} is a valid blob name. */
+  public static boolean isValid(String name) {
+    return VALID.matcher(name).matches();
+  }
+
   public BlobName {
     if (type == null || name == null || !VALID.matcher(name).matches()) {
       throw new IllegalArgumentException("invalid blob name: " + type + "/" + name);

@@ -16,6 +16,8 @@ public enum BlobType {
   INDEX("index"),
   /** Fixed indexes of disks: one chunk id per chunk position. */
   FIXED_INDEX("fixed"),
+  /** Dynamic indexes of streams: content-defined chunks with their end offsets. */
+  DYNAMIC_INDEX("dynamic"),
   /** Snapshot manifests. */
   SNAPSHOT("snapshots"),
   /** Locks (not used yet). */

@@ -22,7 +22,7 @@ import java.util.concurrent.ThreadLocalRandom;
  *
  * <p>{@link #save} writes a temporary file (name starting with a dot) in the target directory,
  * fsyncs it, renames it atomically over the target and fsyncs the directory. Temporary files left
- * by a crash are ignored by {@link #list} and may be removed by a later prune.
+ * by a crash, and any file whose name is not a valid blob name, are ignored by {@link #list}.
  */
 public final class LocalBlobStore implements BlobStore {
   private final Path root;
@@ -156,7 +156,7 @@ public final class LocalBlobStore implements BlobStore {
     try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, Files::isRegularFile)) {
       for (Path f : files) {
         String n = f.getFileName().toString();
-        if (!n.startsWith(".")) {
+        if (BlobName.isValid(n)) {
           names.add(new BlobName(type, n));
         }
       }

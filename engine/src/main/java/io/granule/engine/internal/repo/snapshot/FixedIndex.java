@@ -12,7 +12,7 @@ import java.nio.ByteBuffer;
  * safe from several threads for distinct positions; publication to readers goes through whatever
  * joins those threads.
  */
-public final class FixedIndex {
+public final class FixedIndex implements ChunkList {
   private final int chunkSize;
   private final long diskSize;
   private final ByteBuffer ids;
@@ -64,6 +64,7 @@ public final class FixedIndex {
   }
 
   /** Records {@code id} at {@code position}. */
+  @Override
   public void set(int position, ChunkId id) {
     int p = position * ChunkId.BYTES;
     ids.putLong(p, id.w0()).putLong(p + 8, id.w1()).putLong(p + 16, id.w2());

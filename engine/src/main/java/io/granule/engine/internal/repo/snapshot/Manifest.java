@@ -77,13 +77,21 @@ public record Manifest(
       long bytesStored,
       long bytesNew) {}
 
+  /** The stream entry named {@code name}, or null. */
+  public StreamEntry stream(String name) {
+    return streams.stream().filter(d -> d.name().equals(name)).findFirst().orElse(null);
+  }
+
   /**
    * One stream of a snapshot (database dump, WAL, mail store): content-defined chunks listed in a
-   * dynamic index blob. Reserved: no backup writes streams yet.
+   * dynamic index blob.
    *
-   * @param name the stream name
+   * @param name the stream name, unique in the snapshot
    * @param size length in bytes
    * @param dynamicIndex name of its dynamic index blob
+   * @param bytesStored stored bytes of the chunks this backup added for this stream
+   * @param bytesNew plaintext bytes of the chunks this backup added for this stream
    */
-  public record StreamEntry(String name, long size, String dynamicIndex) {}
+  public record StreamEntry(
+      String name, long size, String dynamicIndex, long bytesStored, long bytesNew) {}
 }

@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Random-access reads of one disk inside a snapshot: {@link #read} fetches only the chunks the
@@ -20,10 +21,12 @@ import java.util.Map;
  *
  * <p>As a {@link DiskImage} it can feed anything that reads disks (file-level restore, NBD export).
  * A damaged chunk fails the read with a {@link RepositoryCorruptedException} naming the chunk, the
- * pack, the snapshot and the disk; a read never returns wrong bytes. Thread-safe (reads are
- * serialized).
+ * pack, the snapshot and the disk; a read never returns wrong bytes. Thread-safe: concurrent reads
+ * fetch different chunks in parallel and share the cache.
  */
 public final class SnapshotDisk implements DiskImage {
+  private static final byte[] ZEROS = new byte[64 << 10];
+
   private final Manifest snapshot;
   private final Manifest.DiskEntry disk;
   private final FixedIndex fixed;
@@ -31,8 +34,8 @@ public final class SnapshotDisk implements DiskImage {
   private final long cacheBytes;
   private final LinkedHashMap<Integer, byte[]> cache = new LinkedHashMap<>(16, 0.75f, true);
   private long cached;
-  private long chunksFetched;
-  private long bytesFetched;
+  private final AtomicLong chunksFetched = new AtomicLong();
+  private final AtomicLong bytesFetched = new AtomicLong();
 
   /** A reader of {@code disk} of {@code snapshot} caching up to {@code cacheBytes} of plaintext. */
   public SnapshotDisk(
@@ -74,17 +77,17 @@ public final class SnapshotDisk implements DiskImage {
   }
 
   /** Number of chunks fetched from packs so far (cache misses of non-zero chunks). */
-  public synchronized long chunksFetched() {
-    return chunksFetched;
+  public long chunksFetched() {
+    return chunksFetched.get();
   }
 
   /** Plaintext bytes of the chunks fetched so far. */
-  public synchronized long bytesFetched() {
-    return bytesFetched;
+  public long bytesFetched() {
+    return bytesFetched.get();
   }
 
   @Override
-  public synchronized void read(long offset, ByteBuffer dst) throws EOFException {
+  public void read(long offset, ByteBuffer dst) throws EOFException {
     if (offset < 0 || offset + dst.remaining() > fixed.diskSize()) {
       throw new EOFException(
           "read past the end of disk '"
@@ -105,8 +108,10 @@ public final class SnapshotDisk implements DiskImage {
       int n = Math.min(dst.remaining(), fixed.length(position) - within);
       ChunkId id = fixed.get(position);
       if (id.isZero()) {
-        for (int i = 0; i < n; i++) {
-          dst.put((byte) 0);
+        for (int left = n; left > 0; ) {
+          int k = Math.min(left, ZEROS.length);
+          dst.put(ZEROS, 0, k);
+          left -= k;
         }
       } else {
         dst.put(chunk(position, id), within, n);
@@ -127,12 +132,19 @@ public final class SnapshotDisk implements DiskImage {
   }
 
   private byte[] chunk(int position, ChunkId id) {
-    byte[] c = cache.get(position);
-    if (c != null) {
-      return c;
+    synchronized (cache) {
+      byte[] c = cache.get(position);
+      if (c != null) {
+        return c;
+      }
     }
-    c = fetch(position, id);
-    if (c.length <= cacheBytes) {
+    // Fetch outside the lock so that readers of other chunks proceed; two readers of the same
+    // missing chunk may both fetch it, which is harmless.
+    byte[] c = fetch(position, id);
+    synchronized (cache) {
+      if (c.length > cacheBytes || cache.containsKey(position)) {
+        return c;
+      }
       cache.put(position, c);
       cached += c.length;
       var it = cache.entrySet().iterator();
@@ -141,8 +153,8 @@ public final class SnapshotDisk implements DiskImage {
         cached -= eldest.getValue().length;
         it.remove();
       }
+      return c;
     }
-    return c;
   }
 
   private byte[] fetch(int position, ChunkId id) {
@@ -174,10 +186,8 @@ public final class SnapshotDisk implements DiskImage {
               + " expected="
               + fixed.length(position));
     }
-    synchronized (this) {
-      chunksFetched++;
-      bytesFetched += c.length;
-    }
+    chunksFetched.incrementAndGet();
+    bytesFetched.addAndGet(c.length);
     return c;
   }
 
@@ -206,7 +216,7 @@ public final class SnapshotDisk implements DiskImage {
 
   @Override
   public void close() {
-    synchronized (this) {
+    synchronized (cache) {
       cache.clear();
       cached = 0;
     }

@@ -20,6 +20,7 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.function.Consumer;
 
 /**
  * The write side of the chunk store: decides which chunks are new, collects them into packs and
@@ -43,6 +44,7 @@ public final class ChunkPacker {
   private final ChunkIndex index;
   private final int packSize;
   private final int packsPerIndex;
+  private final Consumer<PackId> indexed;
   private final Set<ChunkId> inFlight = new HashSet<>();
   private final List<IndexEntry> unindexed = new ArrayList<>();
   private PackId packId;
@@ -52,13 +54,23 @@ public final class ChunkPacker {
   private long indexesWritten;
   private IOException failure;
 
+  /**
+   * A packer saving packs of about {@code packSize} bytes and an index blob every {@code
+   * packsPerIndex} packs; {@code indexed} hears of each pack once an index blob lists it.
+   */
   public ChunkPacker(
-      BlobStore store, BlobCodec codec, ChunkIndex index, int packSize, int packsPerIndex) {
+      BlobStore store,
+      BlobCodec codec,
+      ChunkIndex index,
+      int packSize,
+      int packsPerIndex,
+      Consumer<PackId> indexed) {
     this.store = store;
     this.codec = codec;
     this.index = index;
     this.packSize = packSize;
     this.packsPerIndex = packsPerIndex;
+    this.indexed = indexed;
   }
 
   /**
@@ -156,6 +168,7 @@ public final class ChunkPacker {
       failure = e;
       throw e;
     }
+    unindexed.stream().map(e -> e.location().pack()).distinct().forEach(indexed);
     unindexed.clear();
     packsSinceIndex = 0;
     indexesWritten++;

@@ -7,13 +7,14 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A {@link BlobStore} decorator that fails the Nth {@link #save} (1-based) and every save after it,
- * as a crash would: the failing save stores nothing. {@link #fired()} tells whether the scripted
- * fault happened, so a test can assert that it did.
+ * as a crash would: the failing save stores nothing. It also counts whole-pack loads. {@link
+ * #fired()} tells whether the scripted fault happened, so a test can assert that it did.
  */
 public final class FaultyBlobStore implements BlobStore {
   private final BlobStore delegate;
   private final int failAt;
   private final AtomicInteger saves = new AtomicInteger();
+  private final AtomicInteger wholePackLoads = new AtomicInteger();
 
   /** Fails save number {@code failAt} and all later ones; 0 never fails. */
   public FaultyBlobStore(BlobStore delegate, int failAt) {
@@ -40,8 +41,16 @@ public final class FaultyBlobStore implements BlobStore {
     delegate.save(name, data);
   }
 
+  /** How many times a whole pack was loaded (range loads not counted). */
+  public int wholePackLoads() {
+    return wholePackLoads.get();
+  }
+
   @Override
   public byte[] load(BlobName name) throws IOException {
+    if (name.type() == BlobType.PACK) {
+      wholePackLoads.incrementAndGet();
+    }
     return delegate.load(name);
   }
 

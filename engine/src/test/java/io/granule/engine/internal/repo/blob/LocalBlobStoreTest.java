@@ -24,6 +24,7 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
   void leftoverTemporaryFilesAreNotListed() throws Exception {
     store.save(new BlobName(BlobType.INDEX, "real"), new byte[] {1});
     Files.write(tmp.resolve("repo/index/.tmp-real-123"), new byte[] {2});
+    Files.write(tmp.resolve("repo/index/README.TXT"), new byte[] {3});
     assertThat(store.list(BlobType.INDEX)).containsExactly(new BlobName(BlobType.INDEX, "real"));
   }
 }

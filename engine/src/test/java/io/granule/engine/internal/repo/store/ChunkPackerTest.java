@@ -33,9 +33,11 @@ class ChunkPackerTest {
   @Test
   void claimsEachNewChunkOnceAndReadsItBackAfterFlush() throws Exception {
     LocalBlobStore store = new LocalBlobStore(tmp.resolve("r"));
+    java.util.Set<io.granule.engine.internal.repo.PackId> indexed = new java.util.HashSet<>();
     try (ChunkIndex index = new ChunkIndex(tmp, 0);
         ChunkCompressor c = new ChunkCompressor(1)) {
-      ChunkPacker packer = new ChunkPacker(store, BlobCodec.IDENTITY, index, 25_000, 2);
+      ChunkPacker packer =
+          new ChunkPacker(store, BlobCodec.IDENTITY, index, 25_000, 2, indexed::add);
       for (int i = 0; i < 7; i++) {
         byte[] b = chunk(i);
         assertThat(packer.claim(id(b))).isTrue();
@@ -48,6 +50,7 @@ class ChunkPackerTest {
       packer.flush();
       assertThat(store.list(BlobType.PACK)).hasSize(3);
       assertThat(store.list(BlobType.INDEX)).hasSize(2);
+      assertThat(indexed).hasSize(3);
       ChunkReader reader = new ChunkReader(store, BlobCodec.IDENTITY, index, hasher);
       assertThat(reader.read(id(chunk(6)))).isEqualTo(chunk(6));
     }
@@ -58,7 +61,7 @@ class ChunkPackerTest {
     FaultyBlobStore store = new FaultyBlobStore(new LocalBlobStore(tmp.resolve("r")), 1);
     try (ChunkIndex index = new ChunkIndex(tmp, 0);
         ChunkCompressor c = new ChunkCompressor(1)) {
-      ChunkPacker packer = new ChunkPacker(store, BlobCodec.IDENTITY, index, 5_000, 16);
+      ChunkPacker packer = new ChunkPacker(store, BlobCodec.IDENTITY, index, 5_000, 16, p -> {});
       byte[] a = chunk(1);
       packer.claim(id(a));
       Throwable first =
