@@ -10,6 +10,7 @@ import io.granule.engine.internal.repo.snapshot.Manifest;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Random;
@@ -81,7 +82,8 @@ class KillDuringBackupTest {
                   imageB.toString())
               .redirectErrorStream(true)
               .start();
-      BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream()));
+      BufferedReader out =
+          new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
       String line;
       while ((line = out.readLine()) != null && !line.equals("started")) {
         // skip log lines until the backup starts
