@@ -47,10 +47,19 @@ final class Granule {
   /** Runs a one-shot command with extra environment variables. */
   static Result run(Path workDir, java.util.Map<String, String> env, String... args)
       throws IOException, InterruptedException {
+    return run(workDir, env, null, args);
+  }
+
+  /** Runs a one-shot command with extra environment variables and {@code stdin} as input. */
+  static Result run(Path workDir, java.util.Map<String, String> env, Path stdin, String... args)
+      throws IOException, InterruptedException {
     Path out = Files.createTempFile(workDir, "out", ".txt");
     Path err = Files.createTempFile(workDir, "err", ".txt");
     ProcessBuilder pb = command(List.of(), args);
     pb.environment().putAll(env);
+    if (stdin != null) {
+      pb.redirectInput(stdin.toFile());
+    }
     Process p =
         pb.directory(workDir.toFile())
             .redirectOutput(out.toFile())

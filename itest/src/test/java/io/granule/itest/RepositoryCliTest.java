@@ -151,6 +151,51 @@ class RepositoryCliTest {
     assertThat(sha256(out)).isEqualTo(sha256(img));
   }
 
+  @Test
+  void streamsFromFilesAndStandardInputRoundTrip() throws Exception {
+    Path repo = tmp.resolve("repo");
+    Path dump = tmp.resolve("db.sql");
+    StringBuilder sb = new StringBuilder();
+    Random rnd = new Random(9);
+    for (int i = 0; i < 200_000; i++) {
+      sb.append("INSERT INTO orders VALUES (")
+          .append(i)
+          .append(", ")
+          .append(rnd.nextInt())
+          .append(");\n");
+    }
+    Files.writeString(dump, sb);
+    assertThat(granule("init", "--repo", repo.toString()).exitCode()).isZero();
+    Granule.Result r =
+        Granule.run(
+            tmp,
+            Map.of(),
+            dump,
+            "backup",
+            "--repo",
+            repo.toString(),
+            "--stream",
+            "db=" + dump,
+            "--stream",
+            "stdin=-",
+            "--json");
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    JsonNode streams = Api.JSON.readTree(r.out()).get("snapshot").get("streams");
+    assertThat(streams).hasSize(2);
+
+    Path out = tmp.resolve("db.restored");
+    r =
+        granule(
+            "restore", "stream", "latest:db", "--repo", repo.toString(), "--to", out.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(sha256(out)).isEqualTo(sha256(dump));
+    r = granule("restore", "stream", "latest:stdin", "--repo", repo.toString(), "--to", "-");
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(r.out()).isEqualTo(sb.toString());
+    r = granule("restore", "stream", "latest:nope", "--repo", repo.toString(), "--to", "x");
+    assertThat(r.exitCode()).isEqualTo(4);
+  }
+
   /** qemu-img, or a skip (a failure under CI) saying it is missing. */
   static void requireQemuImg() {
     boolean present =

@@ -2,6 +2,7 @@ package io.granule.engine.internal.cli;
 
 import io.granule.engine.internal.ops.BackupOperation;
 import io.granule.engine.internal.ops.BackupOperation.DiskSpec;
+import io.granule.engine.internal.ops.BackupOperation.StreamSpec;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.backup.BackupProgress;
 import io.granule.engine.internal.repo.backup.BackupResult;
@@ -23,7 +24,7 @@ import picocli.CommandLine.Option;
     name = "backup",
     mixinStandardHelpOptions = true,
     description = {
-      "Back up one or more disks (image files or block devices) into a new snapshot.",
+      "Back up disks (image files or block devices) and streams into a new snapshot.",
       "Each disk is cut into fixed-size chunks; only chunks the repository lacks are",
       "compressed and stored. Unallocated ranges of an image are neither read nor stored."
     })
@@ -31,13 +32,20 @@ final class BackupCommand extends ContextCommand {
   @Mixin RepoOption repo;
 
   @Option(
+      names = "--stream",
+      paramLabel = "NAME=FILE",
+      description =
+          "A stream (database dump, log, archive) to back up with content-defined chunks; FILE"
+              + " may be - for standard input. Repeatable.")
+  List<String> streams = new ArrayList<>();
+
+  @Option(
       names = "--disk",
-      required = true,
       paramLabel = "[NAME=]FILE",
       description =
           "A disk image or block device; repeat for several disks. The disk is named after the"
               + " file (without its directory) unless NAME= is given.")
-  List<String> disks;
+  List<String> disks = new ArrayList<>();
 
   @Option(
       names = "--format",
@@ -60,10 +68,18 @@ final class BackupCommand extends ContextCommand {
   @Override
   public Integer call() throws IOException {
     CliContext ctx = context();
+    if (disks.isEmpty() && streams.isEmpty()) {
+      throw new CommandException(
+          ExitCodes.USAGE, "nothing to back up: give --disk [NAME=]FILE or --stream NAME=FILE");
+    }
     List<DiskSpec> specs = new ArrayList<>();
+    List<StreamSpec> streamSpecs = new ArrayList<>();
     try {
       for (String d : disks) {
         specs.add(DiskSpec.parse(d, format));
+      }
+      for (String st : streams) {
+        streamSpecs.add(StreamSpec.parse(st));
       }
     } catch (IllegalArgumentException e) {
       throw new CommandException(ExitCodes.USAGE, e.getMessage(), e);
@@ -79,6 +95,7 @@ final class BackupCommand extends ContextCommand {
               .run(
                   r,
                   specs,
+                  streamSpecs,
                   host,
                   tags,
                   p -> {
@@ -125,6 +142,9 @@ final class BackupCommand extends ContextCommand {
             Sizes.human(d.size()),
             d.format(),
             Sizes.human(d.bytesNew()));
+      }
+      for (Manifest.StreamEntry st : m.streams()) {
+        out.printf(Locale.ROOT, "  stream %-14s %10s%n", st.name(), Sizes.human(st.size()));
       }
       double secs = Math.max(0.001, p.elapsed().toNanos() / 1e9);
       out.printf(

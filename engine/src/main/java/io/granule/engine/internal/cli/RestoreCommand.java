@@ -22,7 +22,7 @@ import picocli.CommandLine.Spec;
     name = "restore",
     mixinStandardHelpOptions = true,
     description = "Restore from a snapshot.",
-    subcommands = {RestoreCommand.Disk.class})
+    subcommands = {RestoreCommand.Disk.class, RestoreCommand.Stream.class})
 final class RestoreCommand extends ContextCommand {
   @Spec CommandSpec spec;
 
@@ -118,6 +118,81 @@ final class RestoreCommand extends ContextCommand {
             secs,
             Sizes.human((long) (res.bytes() / secs)),
             res.chunksFetched());
+        out.flush();
+      }
+      return ExitCodes.OK;
+    }
+  }
+
+  /** {@code granule restore stream SNAP:NAME --to FILE}. */
+  @Command(
+      name = "stream",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Restore a stream (a dump, a log) to a file, or to standard output with --to -.",
+        "A new file is written as FILE.partial and renamed when complete."
+      })
+  static final class Stream extends ContextCommand {
+    @Mixin RepoOption repo;
+
+    @Parameters(paramLabel = "SNAP:NAME", description = "What to restore.")
+    String what;
+
+    @Option(
+        names = "--to",
+        required = true,
+        paramLabel = "FILE",
+        description = "Target file, or - for standard output.")
+    String to;
+
+    @Option(names = "--force", description = "Overwrite an existing file.")
+    boolean force;
+
+    @Override
+    public Integer call() throws IOException {
+      int colon = what.indexOf(':');
+      if (colon <= 0 || colon == what.length() - 1) {
+        throw new CommandException(ExitCodes.USAGE, "name the stream as SNAP:NAME, e.g. latest:db");
+      }
+      String snapRef = what.substring(0, colon);
+      String name = what.substring(colon + 1);
+      try (Repository r = repo.open()) {
+        Manifest snap = r.resolve(snapRef);
+        if (to.equals("-")) {
+          Path tmp = Files.createTempFile("granule-stream-", ".tmp");
+          try {
+            r.restoreStream(snap, name, tmp);
+            Files.copy(tmp, System.out);
+            System.out.flush();
+          } finally {
+            Files.deleteIfExists(tmp);
+          }
+          return ExitCodes.OK;
+        }
+        Path target = Path.of(to);
+        if (Files.exists(target, LinkOption.NOFOLLOW_LINKS) && !force) {
+          throw new CommandException(
+              ExitCodes.TARGET,
+              "restore target '" + target + "' exists: add --force to overwrite it");
+        }
+        Path partial = target.resolveSibling(target.getFileName() + ".partial");
+        long bytes;
+        try {
+          bytes = r.restoreStream(snap, name, partial);
+          Files.move(
+              partial, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (RuntimeException | IOException e) {
+          Files.deleteIfExists(partial);
+          throw e;
+        }
+        PrintWriter out = context().out();
+        out.printf(
+            Locale.ROOT,
+            "restored stream %s of snapshot %s to %s: %s%n",
+            name,
+            snap.id().substring(0, 12),
+            target,
+            Sizes.human(bytes));
         out.flush();
       }
       return ExitCodes.OK;

@@ -4,14 +4,19 @@ import io.granule.engine.internal.image.ImageInspector;
 import io.granule.engine.internal.image.LeasedDiskImage;
 import io.granule.engine.internal.plugin.PluginLeases;
 import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.SourceUnreadableException;
 import io.granule.engine.internal.repo.backup.BackupListener;
 import io.granule.engine.internal.repo.backup.BackupRequest;
 import io.granule.engine.internal.repo.backup.BackupRequest.NamedDisk;
+import io.granule.engine.internal.repo.backup.BackupRequest.NamedStream;
 import io.granule.engine.internal.repo.backup.BackupResult;
 import io.granule.engine.spi.DiskImageFormat;
+import java.io.BufferedInputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -72,6 +77,26 @@ public final class BackupOperation {
     }
   }
 
+  /**
+   * One stream to back up with content-defined chunks (a database dump, WAL, a mail store export).
+   *
+   * @param name the stream's name in the snapshot
+   * @param path the file to read, or {@code -} for standard input
+   */
+  public record StreamSpec(String name, String path) {
+    /** Parses {@code NAME=FILE}; FILE may be {@code -} for standard input. */
+    public static StreamSpec parse(String spec) {
+      int eq = spec.indexOf('=');
+      if (eq <= 0 || eq == spec.length() - 1) {
+        throw new IllegalArgumentException(
+            "invalid stream '" + spec + "': use NAME=FILE (FILE may be - for standard input)");
+      }
+      String name = spec.substring(0, eq);
+      DiskSpec.checkName(name);
+      return new StreamSpec(name, spec.substring(eq + 1));
+    }
+  }
+
   private final PluginLeases<DiskImageFormat> formats;
 
   public BackupOperation(PluginLeases<DiskImageFormat> formats) {
@@ -89,6 +114,21 @@ public final class BackupOperation {
       String host,
       List<String> tags,
       BackupListener listener) {
+    return run(repository, disks, List.of(), host, tags, listener);
+  }
+
+  /**
+   * Backs up {@code disks} and {@code streams} into one snapshot of {@code repository}.
+   *
+   * @throws IllegalArgumentException if two items share a name, or there is nothing to back up
+   */
+  public BackupResult run(
+      Repository repository,
+      List<DiskSpec> disks,
+      List<StreamSpec> streams,
+      String host,
+      List<String> tags,
+      BackupListener listener) {
     Map<String, DiskSpec> byName = new LinkedHashMap<>();
     for (DiskSpec d : disks) {
       DiskSpec.checkName(d.name());
@@ -99,6 +139,7 @@ public final class BackupOperation {
     }
     ImageInspector inspector = new ImageInspector(formats);
     List<LeasedDiskImage> opened = new ArrayList<>();
+    List<InputStream> inputs = new ArrayList<>();
     try {
       List<NamedDisk> named = new ArrayList<>();
       for (DiskSpec d : byName.values()) {
@@ -106,10 +147,40 @@ public final class BackupOperation {
         opened.add(img);
         named.add(new NamedDisk(d.name(), img));
       }
-      BackupRequest req = new BackupRequest(named, host == null ? localHost() : host, tags, null);
+      List<NamedStream> namedStreams = new ArrayList<>();
+      for (StreamSpec st : streams) {
+        InputStream in = open(st);
+        inputs.add(in);
+        namedStreams.add(new NamedStream(st.name(), in));
+      }
+      BackupRequest req =
+          new BackupRequest(named, namedStreams, host == null ? localHost() : host, tags, null);
       return repository.backup(req, listener);
     } finally {
+      for (InputStream in : inputs) {
+        try {
+          in.close();
+        } catch (IOException e) {
+          // reading is over; a close failure of an input changes nothing stored
+        }
+      }
       closeAll(opened);
+    }
+  }
+
+  private static InputStream open(StreamSpec st) {
+    if (st.path().equals("-")) {
+      // Not closed by us: standard input belongs to the process.
+      return new java.io.FilterInputStream(System.in) {
+        @Override
+        public void close() {}
+      };
+    }
+    try {
+      return new BufferedInputStream(Files.newInputStream(Path.of(st.path())), 1 << 20);
+    } catch (IOException e) {
+      throw new SourceUnreadableException(
+          "unable to read stream '" + st.name() + "' from '" + st.path() + "': " + e, e);
     }
   }
 
