@@ -1,6 +1,8 @@
 package io.granule.engine.internal.cli;
 
+import io.granule.engine.internal.image.FsFreeze;
 import io.granule.engine.internal.ops.BackupOperation;
+import io.granule.engine.internal.ops.BackupOperation.ConsistencySpec;
 import io.granule.engine.internal.ops.BackupOperation.DiskSpec;
 import io.granule.engine.internal.ops.BackupOperation.StreamSpec;
 import io.granule.engine.internal.repo.Repository;
@@ -9,6 +11,7 @@ import io.granule.engine.internal.repo.backup.BackupResult;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -53,6 +56,23 @@ final class BackupCommand extends ContextCommand {
       description = "Image format of every --disk, skipping detection (raw, qcow2, …).")
   String format;
 
+  @Option(
+      names = "--freeze",
+      paramLabel = "MOUNT",
+      description =
+          "Freeze this mounted filesystem (fsfreeze) while the disks are read, so the snapshot is"
+              + " consistent; thawed right after, on every path. Repeatable. Never '/'.")
+  List<Path> freeze = new ArrayList<>();
+
+  @Option(
+      names = "--freeze-timeout",
+      paramLabel = "SECONDS",
+      defaultValue = "120",
+      description =
+          "Longest a filesystem may stay frozen (writers to it wait meanwhile); past it the"
+              + " filesystem is thawed and the backup fails (default: ${DEFAULT-VALUE}).")
+  long freezeTimeout;
+
   @Option(names = "--host", paramLabel = "HOST", description = "Host name to record.")
   String host;
 
@@ -91,11 +111,15 @@ final class BackupCommand extends ContextCommand {
     BackupResult result;
     try (Repository r = repo.open()) {
       result =
-          new BackupOperation(ctx.formats())
+          new BackupOperation(ctx.formats(), ctx.snapshotProviders())
               .run(
                   r,
                   specs,
                   streamSpecs,
+                  freeze.isEmpty()
+                      ? null
+                      : new ConsistencySpec(
+                          FsFreeze.NAME, freeze, Duration.ofSeconds(freezeTimeout)),
                   host,
                   tags,
                   p -> {
@@ -137,11 +161,12 @@ final class BackupCommand extends ContextCommand {
       for (Manifest.DiskEntry d : m.disks()) {
         out.printf(
             Locale.ROOT,
-            "  disk %-16s %10s  %s, new %s%n",
+            "  disk %-16s %10s  %s, new %s (stored %s)%n",
             d.name(),
             Sizes.human(d.size()),
             d.format(),
-            Sizes.human(d.bytesNew()));
+            Sizes.human(d.bytesNew()),
+            Sizes.human(d.bytesStored()));
       }
       for (Manifest.StreamEntry st : m.streams()) {
         out.printf(Locale.ROOT, "  stream %-14s %10s%n", st.name(), Sizes.human(st.size()));
@@ -149,7 +174,7 @@ final class BackupCommand extends ContextCommand {
       double secs = Math.max(0.001, p.elapsed().toNanos() / 1e9);
       out.printf(
           Locale.ROOT,
-          "read %s, new %s, deduplicated %s, zero %s in %.1f s (%s/s)%n",
+          "read %s: stored %s new (compressed), deduplicated %s, zero %s; %.1f s (%s/s)%n",
           Sizes.human(p.bytesRead()),
           Sizes.human(p.bytesNew()),
           Sizes.human(p.bytesDeduplicated()),

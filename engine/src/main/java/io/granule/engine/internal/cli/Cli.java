@@ -65,6 +65,9 @@ public final class Cli {
         return ExitCodes.PLUGIN;
       }
     }
+    if (ex instanceof io.granule.engine.internal.ops.ConsistencyException) {
+      return ExitCodes.APPLICATION;
+    }
     if (ex instanceof CommandException ce) {
       return ce.exitCode();
     }

@@ -1,8 +1,10 @@
 package io.granule.engine.internal.ops;
 
+import io.granule.engine.internal.image.HeldDiskImage;
 import io.granule.engine.internal.image.ImageInspector;
 import io.granule.engine.internal.image.LeasedDiskImage;
 import io.granule.engine.internal.plugin.PluginLeases;
+import io.granule.engine.internal.plugin.PluginLeases.Lease;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.SourceUnreadableException;
 import io.granule.engine.internal.repo.backup.BackupListener;
@@ -11,6 +13,7 @@ import io.granule.engine.internal.repo.backup.BackupRequest.NamedDisk;
 import io.granule.engine.internal.repo.backup.BackupRequest.NamedStream;
 import io.granule.engine.internal.repo.backup.BackupResult;
 import io.granule.engine.spi.DiskImageFormat;
+import io.granule.engine.spi.SnapshotProvider;
 import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -18,6 +21,7 @@ import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -97,10 +101,26 @@ public final class BackupOperation {
     }
   }
 
-  private final PluginLeases<DiskImageFormat> formats;
+  /**
+   * Make the sources consistent while they are read.
+   *
+   * @param provider the snapshot provider's name, e.g. {@code fsfreeze}
+   * @param targets what it acts on, e.g. the mount points to freeze
+   * @param maxHold the longest it may hold (a frozen filesystem blocks every writer)
+   */
+  public record ConsistencySpec(String provider, List<Path> targets, Duration maxHold) {
+    public ConsistencySpec {
+      targets = List.copyOf(targets);
+    }
+  }
 
-  public BackupOperation(PluginLeases<DiskImageFormat> formats) {
+  private final PluginLeases<DiskImageFormat> formats;
+  private final PluginLeases<SnapshotProvider> snapshotProviders;
+
+  public BackupOperation(
+      PluginLeases<DiskImageFormat> formats, PluginLeases<SnapshotProvider> snapshotProviders) {
     this.formats = formats;
+    this.snapshotProviders = snapshotProviders;
   }
 
   /**
@@ -114,7 +134,7 @@ public final class BackupOperation {
       String host,
       List<String> tags,
       BackupListener listener) {
-    return run(repository, disks, List.of(), host, tags, listener);
+    return run(repository, disks, List.of(), null, host, tags, listener);
   }
 
   /**
@@ -126,6 +146,7 @@ public final class BackupOperation {
       Repository repository,
       List<DiskSpec> disks,
       List<StreamSpec> streams,
+      ConsistencySpec consistency,
       String host,
       List<String> tags,
       BackupListener listener) {
@@ -153,9 +174,12 @@ public final class BackupOperation {
         inputs.add(in);
         namedStreams.add(new NamedStream(st.name(), in));
       }
-      BackupRequest req =
-          new BackupRequest(named, namedStreams, host == null ? localHost() : host, tags, null);
-      return repository.backup(req, listener);
+      if (consistency == null) {
+        return repository.backup(
+            new BackupRequest(named, namedStreams, host == null ? localHost() : host, tags, null),
+            listener);
+      }
+      return backupHeld(repository, named, namedStreams, consistency, host, tags, listener);
     } finally {
       for (InputStream in : inputs) {
         try {
@@ -165,6 +189,98 @@ public final class BackupOperation {
         }
       }
       closeAll(opened);
+    }
+  }
+
+  private BackupResult backupHeld(
+      Repository repository,
+      List<NamedDisk> named,
+      List<NamedStream> streams,
+      ConsistencySpec c,
+      String host,
+      List<String> tags,
+      BackupListener listener) {
+    refuseTargetsHoldingOurFiles(repository, c);
+    try (Lease<SnapshotProvider> lease = snapshotProviders.acquire(c.provider())) {
+      SnapshotProvider.Hold hold;
+      try {
+        hold = lease.get().begin(c.targets(), c.maxHold());
+      } catch (IOException e) {
+        throw new ConsistencyException(
+            c.provider() + ": unable to begin on " + c.targets() + ": " + e.getMessage(), e);
+      }
+      BackupResult result;
+      try {
+        List<NamedDisk> held = new ArrayList<>();
+        for (NamedDisk d : named) {
+          held.add(new NamedDisk(d.name(), new HeldDiskImage(d.image(), hold)));
+        }
+        result =
+            repository.backup(
+                new BackupRequest(held, streams, host == null ? localHost() : host, tags, null),
+                listener);
+      } catch (RuntimeException e) {
+        IOException expired = null;
+        try {
+          hold.check();
+        } catch (IOException x) {
+          expired = x;
+        }
+        closeHold(hold, c, e);
+        if (expired != null) {
+          throw new ConsistencyException(expired.getMessage(), e);
+        }
+        throw e;
+      }
+      closeHold(hold, c, null);
+      return result;
+    }
+  }
+
+  private static void closeHold(SnapshotProvider.Hold hold, ConsistencySpec c, Exception pending) {
+    try {
+      hold.close();
+    } catch (IOException | RuntimeException e) {
+      ConsistencyException thaw =
+          new ConsistencyException(
+              c.provider()
+                  + ": unable to release "
+                  + c.targets()
+                  + ": "
+                  + e.getMessage()
+                  + " (release them by hand, e.g. fsfreeze -u MOUNT)",
+              e);
+      if (pending != null) {
+        pending.addSuppressed(thaw);
+      } else {
+        throw thaw;
+      }
+    }
+  }
+
+  /** Freezing the filesystem the repository lives on would deadlock the backup. */
+  private static void refuseTargetsHoldingOurFiles(Repository repository, ConsistencySpec c) {
+    String location = repository.store().location();
+    Path repo = location.contains(":") ? null : Path.of(location);
+    for (Path t : c.targets()) {
+      try {
+        if (repo != null
+            && Files.exists(repo)
+            && Files.exists(t)
+            && Files.getFileStore(repo).equals(Files.getFileStore(t))) {
+          throw new ConsistencyException(
+              c.provider()
+                  + ": the repository "
+                  + repo
+                  + " is on the same filesystem as "
+                  + t
+                  + "; keep the repository elsewhere",
+              null);
+        }
+      } catch (IOException e) {
+        throw new ConsistencyException(
+            c.provider() + ": unable to examine " + t + ": " + e.getMessage(), e);
+      }
     }
   }
 

@@ -3,6 +3,7 @@ package io.granule.engine.internal.osgi;
 import io.granule.engine.api.PluginInventory;
 import io.granule.engine.internal.cli.Cli;
 import io.granule.engine.internal.cli.CliContext;
+import io.granule.engine.internal.image.FsFreeze;
 import java.io.IOException;
 import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
@@ -38,6 +39,7 @@ public final class CliComponent implements Function<String[], Integer> {
   private final BundleContext context;
   private final PluginInventory plugins;
   private final DiskImageFormats formats;
+  private final SnapshotProviders snapshotProviders;
   private final HttpServerControl server;
 
   @Activate
@@ -45,10 +47,12 @@ public final class CliComponent implements Function<String[], Integer> {
       BundleContext context,
       @Reference PluginInventory plugins,
       @Reference DiskImageFormats formats,
+      @Reference SnapshotProviders snapshotProviders,
       @Reference ConfigurationAdmin configAdmin) {
     this.context = context;
     this.plugins = plugins;
     this.formats = formats;
+    this.snapshotProviders = snapshotProviders;
     this.server =
         RuntimeProperties.server(context) ? new HttpServerControl(context, configAdmin) : null;
   }
@@ -62,6 +66,8 @@ public final class CliComponent implements Function<String[], Integer> {
 
   @Override
   public Integer apply(String[] args) {
+    // A granule process killed while it held a freeze left the filesystem frozen: thaw it.
+    FsFreeze.thawStale();
     Path data = RuntimeProperties.dataDir(context);
     if (!RuntimeProperties.server(context)) {
       installPluginFolder(data.resolve("plugins"));
@@ -70,7 +76,9 @@ public final class CliComponent implements Function<String[], Integer> {
     PrintWriter out = new PrintWriter(new OutputStreamWriter(System.out, cs), true);
     PrintWriter err = new PrintWriter(new OutputStreamWriter(System.err, cs), true);
     String version = context.getBundle().getVersion().toString();
-    CliContext ctx = new CliContext(plugins, formats.leases(), server, data, version, out, err);
+    CliContext ctx =
+        new CliContext(
+            plugins, formats.leases(), snapshotProviders.leases(), server, data, version, out, err);
     return new Cli(ctx).run(args);
   }
 

@@ -4,13 +4,16 @@ import io.granule.engine.api.PluginInventory;
 import io.granule.engine.internal.cli.Cli;
 import io.granule.engine.internal.cli.ExitCodes;
 import io.granule.engine.internal.cli.Json;
+import io.granule.engine.internal.image.FsFreeze;
 import io.granule.engine.internal.image.ImageException;
 import io.granule.engine.internal.image.ImageInspector;
 import io.granule.engine.internal.ops.BackupOperation;
+import io.granule.engine.internal.ops.BackupOperation.ConsistencySpec;
 import io.granule.engine.internal.ops.BackupOperation.DiskSpec;
 import io.granule.engine.internal.ops.Jobs;
 import io.granule.engine.internal.osgi.DiskImageFormats;
 import io.granule.engine.internal.osgi.JobsComponent;
+import io.granule.engine.internal.osgi.SnapshotProviders;
 import io.granule.engine.internal.plugin.PluginUnavailableException;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryException;
@@ -22,6 +25,7 @@ import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -42,7 +46,8 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code GET /api/images/info?path=FILE[&format=NAME]}: as {@code granule image info --json}
  *   <li>{@code GET /api/snapshots?repo=PATH}: as {@code granule snapshots --json}
  *   <li>{@code POST /api/backups} with {@code {"repo": PATH, "disks": [{"name": N, "path": FILE,
- *       "format": F}], "host": H, "tags": [T]}}: starts a backup job; answers 202 with the job
+ *       "format": F}], "host": H, "tags": [T], "freeze": [MOUNT], "freezeTimeoutSeconds": S}}:
+ *       starts a backup job; answers 202 with the job
  *   <li>{@code GET /api/jobs}, {@code GET /api/jobs/ID}: jobs with state, progress, result, error
  * </ul>
  */
@@ -59,6 +64,7 @@ public final class ApiServlet extends HttpServlet {
   private final transient PluginInventory plugins;
   private final transient DiskImageFormats formats;
   private final transient Jobs jobs;
+  private final transient SnapshotProviders snapshotProviders;
   private final String version;
 
   @Activate
@@ -66,7 +72,9 @@ public final class ApiServlet extends HttpServlet {
       BundleContext context,
       @Reference PluginInventory plugins,
       @Reference DiskImageFormats formats,
-      @Reference JobsComponent jobs) {
+      @Reference JobsComponent jobs,
+      @Reference SnapshotProviders snapshotProviders) {
+    this.snapshotProviders = snapshotProviders;
     this.plugins = plugins;
     this.formats = formats;
     this.jobs = jobs.jobs();
@@ -164,7 +172,15 @@ public final class ApiServlet extends HttpServlet {
       return;
     }
     Path repo = Path.of(body.repo());
-    BackupOperation op = new BackupOperation(formats.leases());
+    BackupOperation op = new BackupOperation(formats.leases(), snapshotProviders.leases());
+    ConsistencySpec consistency =
+        body.freeze() == null || body.freeze().isEmpty()
+            ? null
+            : new ConsistencySpec(
+                FsFreeze.NAME,
+                body.freeze().stream().map(Path::of).toList(),
+                Duration.ofSeconds(
+                    body.freezeTimeoutSeconds() == null ? 120 : body.freezeTimeoutSeconds()));
     Jobs.Job job =
         jobs.submit(
             "backup",
@@ -176,6 +192,8 @@ public final class ApiServlet extends HttpServlet {
                     op.run(
                         r,
                         specs,
+                        List.of(),
+                        consistency,
                         body.host(),
                         body.tags() == null ? List.of() : body.tags(),
                         p -> j.progress(progress(p)));
@@ -205,7 +223,13 @@ public final class ApiServlet extends HttpServlet {
   }
 
   /** The body of {@code POST /api/backups}. */
-  record BackupBody(String repo, List<Disk> disks, String host, List<String> tags) {
+  record BackupBody(
+      String repo,
+      List<Disk> disks,
+      String host,
+      List<String> tags,
+      List<String> freeze,
+      Long freezeTimeoutSeconds) {
     record Disk(String name, String path, String format) {}
   }
 

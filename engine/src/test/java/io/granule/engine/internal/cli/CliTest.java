@@ -45,6 +45,7 @@ class CliTest {
         new CliContext(
             () -> plugins,
             formats,
+            new PluginLeases<>("SnapshotProvider", s -> s.name(), Duration.ofSeconds(1)),
             null,
             tmp,
             "1.2.3",

@@ -1,0 +1,212 @@
+package io.granule.itest;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code --freeze}: a real ext4 filesystem on a loop device, frozen with fsfreeze while granule
+ * reads the device. The filesystem is thawed on every path: success, failed freeze, time limit, and
+ * (by the next granule command) after kill -9.
+ */
+class FreezeTest {
+  @TempDir Path tmp;
+  Path mnt;
+  String dev;
+
+  static String sh(String... cmd) throws Exception {
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+    if (!p.waitFor(60, TimeUnit.SECONDS)) {
+      p.destroyForcibly();
+      throw new AssertionError(String.join(" ", cmd) + " hung");
+    }
+    if (p.exitValue() != 0) {
+      throw new AssertionError(String.join(" ", cmd) + " failed: " + out);
+    }
+    return out;
+  }
+
+  /** Whether a write to the mount finishes within two seconds (a frozen one blocks). */
+  boolean writable() throws Exception {
+    Process p =
+        new ProcessBuilder(
+                "sh",
+                "-c",
+                "echo probe > '" + mnt + "/probe.txt' && sync -f '" + mnt + "/probe.txt'")
+            .start();
+    boolean done = p.waitFor(2, TimeUnit.SECONDS);
+    if (!done) {
+      // still blocked: leave it, the thaw in @AfterEach releases it
+      return false;
+    }
+    return p.exitValue() == 0;
+  }
+
+  @BeforeEach
+  void mount() throws Exception {
+    boolean root = "root".equals(System.getProperty("user.name"));
+    String why = "needs root, losetup, mkfs.ext4 and fsfreeze";
+    if (!root) {
+      if ("true".equals(System.getenv("CI"))) {
+        throw new AssertionError("FreezeTest " + why + " and CI runs as root");
+      }
+      org.junit.jupiter.api.Assumptions.assumeTrue(false, why);
+    }
+    Path img = tmp.resolve("disk.img");
+    try (FileChannel ch =
+        FileChannel.open(img, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      ch.truncate(0);
+      ch.write(ByteBuffer.wrap(new byte[1]), (768L << 20) - 1);
+    }
+    sh("mkfs.ext4", "-q", "-F", img.toString());
+    dev = sh("losetup", "-f", "--show", img.toString());
+    mnt = Files.createDirectories(tmp.resolve("mnt"));
+    sh("mount", dev, mnt.toString());
+    // 512 MiB of random data, so that reading the device takes a while
+    byte[] buf = new byte[1 << 20];
+    Random rnd = new Random(11);
+    try (FileChannel ch =
+        FileChannel.open(
+            mnt.resolve("data.bin"), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      for (int i = 0; i < 512; i++) {
+        rnd.nextBytes(buf);
+        ch.write(ByteBuffer.wrap(buf));
+      }
+    }
+    Files.writeString(mnt.resolve("hello.txt"), "hello\n");
+    sh("sync");
+  }
+
+  @AfterEach
+  void unmount() throws Exception {
+    if (dev == null) {
+      return;
+    }
+    new ProcessBuilder("fsfreeze", "-u", mnt.toString()).start().waitFor(30, TimeUnit.SECONDS);
+    new ProcessBuilder("umount", "-l", mnt.toString()).start().waitFor(30, TimeUnit.SECONDS);
+    new ProcessBuilder("losetup", "-d", dev).start().waitFor(30, TimeUnit.SECONDS);
+  }
+
+  Granule.Result granule(String... args) throws Exception {
+    return Granule.run(tmp, args);
+  }
+
+  @Test
+  void frozenBackupIsConsistentAndTheFilesystemIsThawedAfter() throws Exception {
+    Path repo = tmp.resolve("repo");
+    assertThat(granule("init", "--repo", repo.toString()).exitCode()).isZero();
+    Granule.Result r =
+        granule(
+            "backup",
+            "--repo",
+            repo.toString(),
+            "--disk",
+            "data=" + dev,
+            "--freeze",
+            mnt.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(writable()).isTrue();
+
+    Path out = tmp.resolve("restored.img");
+    r = granule("restore", "disk", "latest", "--repo", repo.toString(), "--to", out.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    // the restored filesystem is clean: no journal replay, no errors
+    sh("e2fsck", "-fn", out.toString());
+    assertThat(sh("debugfs", "-R", "cat /hello.txt", out.toString())).contains("hello");
+  }
+
+  @Test
+  void freezePastItsTimeLimitIsThawedAndTheBackupFailsWithoutASnapshot() throws Exception {
+    Path repo = tmp.resolve("repo");
+    assertThat(granule("init", "--repo", repo.toString()).exitCode()).isZero();
+    Granule.Result r =
+        granule(
+            "backup",
+            "--repo",
+            repo.toString(),
+            "--disk",
+            "data=" + dev,
+            "--freeze",
+            mnt.toString(),
+            "--freeze-timeout",
+            "1");
+    assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(11);
+    assertThat(r.err()).contains("passed its 1 s limit");
+    assertThat(writable()).isTrue();
+    assertThat(granule("snapshots", "--repo", repo.toString()).out()).contains("no snapshots");
+  }
+
+  @Test
+  void aFreezeThatCannotBeginFreezesNothing() throws Exception {
+    Path repo = tmp.resolve("repo");
+    assertThat(granule("init", "--repo", repo.toString()).exitCode()).isZero();
+    Path notAMount = Files.createDirectories(mnt.resolve("sub"));
+    // a second target that fails after the first froze: the first must be thawed again
+    Granule.Result r =
+        granule(
+            "backup",
+            "--repo",
+            repo.toString(),
+            "--disk",
+            "data=" + dev,
+            "--freeze",
+            mnt.toString(),
+            "--freeze",
+            tmp.resolve("missing").toString());
+    assertThat(r.exitCode()).as(r.err()).isEqualTo(11);
+    assertThat(r.err()).contains("unable to begin");
+    assertThat(writable()).isTrue();
+    assertThat(Files.isDirectory(notAMount)).isTrue();
+  }
+
+  @Test
+  void aMountLeftFrozenByAKilledBackupIsThawedByTheNextCommand() throws Exception {
+    Path repo = tmp.resolve("repo");
+    assertThat(granule("init", "--repo", repo.toString()).exitCode()).isZero();
+    List<String> args =
+        new ArrayList<>(
+            List.of(
+                "backup",
+                "--repo",
+                repo.toString(),
+                "--disk",
+                "data=" + dev,
+                "--freeze",
+                mnt.toString(),
+                "--freeze-timeout",
+                "120"));
+    Process p =
+        Granule.command(List.of(), args.toArray(String[]::new))
+            .redirectErrorStream(true)
+            .redirectOutput(tmp.resolve("killed.txt").toFile())
+            .start();
+    Path records = Path.of("/run/granule/frozen");
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (!(Files.isDirectory(records) && Files.list(records).findAny().isPresent())) {
+      assertThat(System.nanoTime()).as("the backup never froze").isLessThan(deadline);
+      Thread.sleep(10);
+    }
+    Thread.sleep(200);
+    p.destroyForcibly();
+    p.waitFor(30, TimeUnit.SECONDS);
+    assertThat(writable()).as("still frozen after kill -9").isFalse();
+
+    Granule.Result r = granule("--version");
+    assertThat(r.exitCode()).isZero();
+    assertThat(writable()).as("thawed by the next granule command").isTrue();
+  }
+}
