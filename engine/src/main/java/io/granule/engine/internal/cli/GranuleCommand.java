@@ -26,7 +26,8 @@ import picocli.CommandLine.Spec;
       StatsCommand.class,
       ImageCommand.class,
       PluginsCommand.class,
-      ServerCommand.class
+      ServerCommand.class,
+      ServeCommand.class
     },
     footer = {
       "",

@@ -1,0 +1,476 @@
+package io.granule.engine.internal.nbd;
+
+import io.granule.engine.spi.DiskImage;
+import io.granule.engine.spi.Extent;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.concurrent.locks.ReadWriteLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.zip.CRC32C;
+
+/**
+ * A writable view of a read-only {@link DiskImage}: writes land in a local sparse overlay file in
+ * blocks of {@value #BLOCK_SIZE} bytes, never in the base image; reads merge the overlay and the
+ * base. Two bitmaps tell, per block, whether it was written (its bytes are in the overlay file) or
+ * zeroed (it reads as zeros); a block in neither reads from the base.
+ *
+ * <p>A temporary overlay ({@link #temporary}) deletes its file on {@link #close}. A kept overlay
+ * ({@link #open}) saves its bitmaps next to the data file on {@link #flush} and {@link #close}
+ * (atomically, with a checksum), and a later {@link #open} with the same identity resumes it.
+ * Writes after the last flush may be lost by a crash, as on a real disk.
+ *
+ * <p>Thread-safe: reads run concurrently, writes exclusively. Closing does not close the base.
+ */
+public final class OverlayDisk implements DiskImage {
+  /** Granularity of the overlay. */
+  public static final int BLOCK_SIZE = 4096;
+
+  private static final long MAP_MAGIC = 0x47524e4f564c3031L; // "GRNOVL01"; never change
+  private static final int MAP_VERSION = 1;
+
+  private final DiskImage base;
+  private final String identity;
+  private final Path data;
+  private final Path map;
+  private final FileChannel file;
+  private final BitSet written;
+  private final BitSet zeroed;
+  private final ReadWriteLock lock = new ReentrantReadWriteLock();
+  private boolean closed;
+
+  private OverlayDisk(
+      DiskImage base,
+      String identity,
+      Path data,
+      Path map,
+      FileChannel file,
+      BitSet written,
+      BitSet zeroed) {
+    this.base = base;
+    this.identity = identity;
+    this.data = data;
+    this.map = map;
+    this.file = file;
+    this.written = written;
+    this.zeroed = zeroed;
+  }
+
+  /** An overlay in a new temporary file in {@code dir}, deleted on {@link #close}. */
+  public static OverlayDisk temporary(DiskImage base, Path dir) throws IOException {
+    checkSize(base, dir);
+    Path f = Files.createTempFile(dir, "granule-overlay-", ".img");
+    FileChannel ch =
+        FileChannel.open(
+            f,
+            StandardOpenOption.READ,
+            StandardOpenOption.WRITE,
+            StandardOpenOption.DELETE_ON_CLOSE);
+    return new OverlayDisk(base, null, f, null, ch, new BitSet(), new BitSet());
+  }
+
+  /**
+   * The overlay kept in {@code dir} as {@code NAME.overlay} (data) and {@code NAME.overlay-map}
+   * (bitmaps): resumed when both exist and were made for the same {@code identity} (e.g. snapshot
+   * id and disk name), created otherwise.
+   *
+   * @throws IOException if the files cannot be opened, or the map is damaged or belongs to another
+   *     disk; the message names the file
+   */
+  public static OverlayDisk open(DiskImage base, Path dir, String name, String identity)
+      throws IOException {
+    checkSize(base, dir);
+    Files.createDirectories(dir);
+    Path data = dir.resolve(name + ".overlay");
+    Path map = dir.resolve(name + ".overlay-map");
+    BitSet written = new BitSet();
+    BitSet zeroed = new BitSet();
+    if (Files.exists(map)) {
+      loadMap(map, identity, base.size(), written, zeroed);
+    } else {
+      // A data file without its map has no block we can trust: start over.
+      Files.deleteIfExists(data);
+    }
+    FileChannel ch =
+        FileChannel.open(
+            data, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.CREATE);
+    return new OverlayDisk(base, identity, data, map, ch, written, zeroed);
+  }
+
+  private static void checkSize(DiskImage base, Path dir) throws IOException {
+    if (base.size() / BLOCK_SIZE >= Integer.MAX_VALUE) {
+      throw new IOException(
+          "unable to create an overlay in '"
+              + dir
+              + "': the disk is larger than "
+              + ((long) Integer.MAX_VALUE * BLOCK_SIZE)
+              + " bytes; serve it read-only");
+    }
+  }
+
+  @Override
+  public long size() {
+    return base.size();
+  }
+
+  @Override
+  public String format() {
+    return base.format();
+  }
+
+  /** Number of bytes in blocks written or zeroed through this overlay (its footprint). */
+  public long bytesChanged() {
+    lock.readLock().lock();
+    try {
+      return (long) (written.cardinality() + zeroed.cardinality()) * BLOCK_SIZE;
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  @Override
+  public void read(long offset, ByteBuffer dst) throws IOException {
+    checkRange(offset, dst.remaining());
+    lock.readLock().lock();
+    try {
+      long pos = offset;
+      long end = offset + dst.remaining();
+      while (pos < end) {
+        int block = (int) (pos / BLOCK_SIZE);
+        int state = state(block);
+        long runEnd = Math.min(end, (long) nextChange(block, state) * BLOCK_SIZE);
+        ByteBuffer part = dst.slice(dst.position(), (int) (runEnd - pos));
+        if (state == 0) {
+          base.read(pos, part);
+        } else if (state == 1) {
+          readFully(part, pos);
+        } else {
+          fillZeros(part);
+        }
+        dst.position(dst.position() + (int) (runEnd - pos));
+        pos = runEnd;
+      }
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  /** Writes {@code src} at {@code offset} into the overlay. */
+  public void write(long offset, ByteBuffer src) throws IOException {
+    checkRange(offset, src.remaining());
+    lock.writeLock().lock();
+    try {
+      long end = offset + src.remaining();
+      prepareEdge(offset, end);
+      prepareEdge(end - 1, end);
+      int first = (int) (offset / BLOCK_SIZE);
+      int last = (int) ((end - 1) / BLOCK_SIZE);
+      writeFully(src, offset);
+      written.set(first, last + 1);
+      zeroed.clear(first, last + 1);
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /** Makes {@code [offset, offset + length)} read as zeros (NBD write zeroes and trim). */
+  public void writeZeroes(long offset, long length) throws IOException {
+    checkRange(offset, length);
+    if (length == 0) {
+      return;
+    }
+    lock.writeLock().lock();
+    try {
+      long end = offset + length;
+      long fullStart = ceil(offset);
+      long fullEnd = end / BLOCK_SIZE * BLOCK_SIZE;
+      if (fullStart >= fullEnd) {
+        zeroPartial(offset, end);
+        return;
+      }
+      zeroPartial(offset, fullStart);
+      zeroPartial(fullEnd, end);
+      zeroed.set((int) (fullStart / BLOCK_SIZE), (int) (fullEnd / BLOCK_SIZE));
+      written.clear((int) (fullStart / BLOCK_SIZE), (int) (fullEnd / BLOCK_SIZE));
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  private void zeroPartial(long from, long to) throws IOException {
+    if (from < to) {
+      prepareEdge(from, to);
+      prepareEdge(to - 1, to);
+      writeFully(ByteBuffer.allocate((int) (to - from)), from);
+      int first = (int) (from / BLOCK_SIZE);
+      int last = (int) ((to - 1) / BLOCK_SIZE);
+      written.set(first, last + 1);
+      zeroed.clear(first, last + 1);
+    }
+  }
+
+  /**
+   * Before a write that covers only part of the block holding {@code pos}, copies the block's
+   * current contents (base or zeros) into the overlay file so the rest of it survives.
+   */
+  private void prepareEdge(long pos, long writeEnd) throws IOException {
+    int block = (int) (pos / BLOCK_SIZE);
+    long start = (long) block * BLOCK_SIZE;
+    long blockEnd = Math.min(start + BLOCK_SIZE, size());
+    int state = state(block);
+    if (state == 1) {
+      return;
+    }
+    ByteBuffer b = ByteBuffer.allocate((int) (blockEnd - start));
+    if (state == 0) {
+      base.read(start, b);
+      b.flip();
+    }
+    writeFully(b, start);
+    written.set(block);
+    zeroed.clear(block);
+  }
+
+  /** Makes every write so far durable; a kept overlay also saves its bitmaps. */
+  public void flush() throws IOException {
+    lock.writeLock().lock();
+    try {
+      file.force(false);
+      if (map != null) {
+        saveMap();
+      }
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  @Override
+  public List<Extent> allocation(long offset, long length) throws IOException {
+    long end = Math.min(offset + length, size());
+    List<Extent> out = new ArrayList<>();
+    lock.readLock().lock();
+    try {
+      long pos = offset;
+      while (pos < end) {
+        int block = (int) (pos / BLOCK_SIZE);
+        int state = state(block);
+        long runEnd = Math.min(end, (long) nextChange(block, state) * BLOCK_SIZE);
+        if (state == 0) {
+          for (Extent e : base.allocation(pos, runEnd - pos)) {
+            add(out, e.offset(), e.end());
+          }
+        } else if (state == 1) {
+          add(out, pos, runEnd);
+        }
+        pos = runEnd;
+      }
+    } finally {
+      lock.readLock().unlock();
+    }
+    return out;
+  }
+
+  private static void add(List<Extent> out, long from, long to) {
+    if (!out.isEmpty() && out.get(out.size() - 1).end() == from) {
+      Extent last = out.remove(out.size() - 1);
+      out.add(new Extent(last.offset(), to - last.offset()));
+    } else {
+      out.add(new Extent(from, to - from));
+    }
+  }
+
+  /** 0: base, 1: written, 2: zeroed. */
+  private int state(int block) {
+    return written.get(block) ? 1 : zeroed.get(block) ? 2 : 0;
+  }
+
+  /** The first block after {@code block} whose state differs from {@code state}. */
+  private int nextChange(int block, int state) {
+    if (state == 1) {
+      return written.nextClearBit(block);
+    }
+    if (state == 2) {
+      return zeroed.nextClearBit(block);
+    }
+    int w = written.nextSetBit(block);
+    int z = zeroed.nextSetBit(block);
+    int limit = (int) ((size() + BLOCK_SIZE - 1) / BLOCK_SIZE);
+    return Math.min(w < 0 ? limit : w, z < 0 ? limit : z);
+  }
+
+  private void checkRange(long offset, long length) throws EOFException {
+    if (offset < 0 || length < 0 || offset > size() - length) {
+      throw new EOFException(
+          "range outside the disk: offset=" + offset + " length=" + length + " size=" + size());
+    }
+    if (closed) {
+      throw new IllegalStateException("overlay '" + data + "' is closed");
+    }
+  }
+
+  private static long ceil(long pos) {
+    return (pos + BLOCK_SIZE - 1) / BLOCK_SIZE * BLOCK_SIZE;
+  }
+
+  private void readFully(ByteBuffer dst, long pos) throws IOException {
+    ByteBuffer d = dst.duplicate();
+    long p = pos;
+    while (d.hasRemaining()) {
+      int n = file.read(d, p);
+      if (n < 0) {
+        // Past the end of the sparse file: zeros.
+        fillZeros(d);
+        return;
+      }
+      p += n;
+    }
+  }
+
+  private void writeFully(ByteBuffer src, long pos) throws IOException {
+    long p = pos;
+    while (src.hasRemaining()) {
+      p += file.write(src, p);
+    }
+  }
+
+  private void saveMap() throws IOException {
+    ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+    try (DataOutputStream out = new DataOutputStream(bytes)) {
+      out.writeLong(MAP_MAGIC);
+      out.writeInt(MAP_VERSION);
+      out.writeUTF(identity);
+      out.writeLong(size());
+      out.writeInt(BLOCK_SIZE);
+      writeBits(out, written);
+      writeBits(out, zeroed);
+      CRC32C crc = new CRC32C();
+      crc.update(bytes.toByteArray());
+      out.writeInt((int) crc.getValue());
+    }
+    Path tmp = map.resolveSibling(map.getFileName() + ".tmp");
+    try (FileChannel ch =
+        FileChannel.open(
+            tmp,
+            StandardOpenOption.WRITE,
+            StandardOpenOption.CREATE,
+            StandardOpenOption.TRUNCATE_EXISTING)) {
+      ByteBuffer b = ByteBuffer.wrap(bytes.toByteArray());
+      while (b.hasRemaining()) {
+        ch.write(b);
+      }
+      ch.force(true);
+    }
+    Files.move(tmp, map, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+  }
+
+  private static void writeBits(DataOutputStream out, BitSet bits) throws IOException {
+    long[] words = bits.toLongArray();
+    out.writeInt(words.length);
+    for (long w : words) {
+      out.writeLong(w);
+    }
+  }
+
+  private static void loadMap(Path map, String identity, long size, BitSet written, BitSet zeroed)
+      throws IOException {
+    byte[] all = Files.readAllBytes(map);
+    if (all.length < 4) {
+      throw damaged(map, "truncated");
+    }
+    CRC32C crc = new CRC32C();
+    crc.update(all, 0, all.length - 4);
+    int expected = ByteBuffer.wrap(all, all.length - 4, 4).getInt();
+    if ((int) crc.getValue() != expected) {
+      throw damaged(
+          map,
+          String.format(
+              java.util.Locale.ROOT,
+              "checksum mismatch: actual=%08x expected=%08x",
+              (int) crc.getValue(),
+              expected));
+    }
+    try (DataInputStream in =
+        new DataInputStream(new java.io.ByteArrayInputStream(all, 0, all.length - 4))) {
+      if (in.readLong() != MAP_MAGIC) {
+        throw damaged(map, "not an overlay map (wrong magic)");
+      }
+      int version = in.readInt();
+      if (version != MAP_VERSION) {
+        throw damaged(map, "unsupported version " + version + " (supported: " + MAP_VERSION + ")");
+      }
+      String id = in.readUTF();
+      long sz = in.readLong();
+      int bs = in.readInt();
+      if (!id.equals(identity) || sz != size || bs != BLOCK_SIZE) {
+        throw new IOException(
+            "overlay '"
+                + map
+                + "' belongs to "
+                + id
+                + " (size "
+                + sz
+                + "), not to "
+                + identity
+                + " (size "
+                + size
+                + "): choose another --overlay directory or delete it");
+      }
+      readBits(in, written);
+      readBits(in, zeroed);
+    }
+  }
+
+  private static void readBits(DataInputStream in, BitSet into) throws IOException {
+    int n = in.readInt();
+    if (n < 0 || n > in.available() / 8) {
+      throw new EOFException("bitmap of " + n + " words");
+    }
+    long[] words = new long[n];
+    for (int i = 0; i < n; i++) {
+      words[i] = in.readLong();
+    }
+    into.or(BitSet.valueOf(words));
+  }
+
+  private static IOException damaged(Path map, String why) {
+    return new IOException(
+        "overlay map '" + map + "' is damaged: " + why + "; delete it and its .overlay file");
+  }
+
+  /** Closes the overlay file: a temporary overlay is deleted, a kept one saved. */
+  @Override
+  public void close() throws IOException {
+    lock.writeLock().lock();
+    try {
+      if (closed) {
+        return;
+      }
+      if (map != null) {
+        file.force(false);
+        saveMap();
+      }
+      closed = true;
+      file.close();
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  static void fillZeros(ByteBuffer b) {
+    byte[] zeros = new byte[Math.min(b.remaining(), 64 * 1024)];
+    while (b.hasRemaining()) {
+      b.put(zeros, 0, Math.min(zeros.length, b.remaining()));
+    }
+  }
+}

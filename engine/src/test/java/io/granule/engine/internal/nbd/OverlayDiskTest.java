@@ -1,0 +1,115 @@
+package io.granule.engine.internal.nbd;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.granule.engine.spi.Extent;
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class OverlayDiskTest {
+  @TempDir Path tmp;
+
+  private static byte[] read(OverlayDisk o, long offset, int length) throws IOException {
+    ByteBuffer b = ByteBuffer.allocate(length);
+    o.read(offset, b);
+    assertThat(b.hasRemaining()).isFalse();
+    return b.array();
+  }
+
+  @Test
+  void randomWritesAndZeroesReadBackLikeAPlainArrayAndNeverTouchTheBase() throws IOException {
+    long seed = new Random().nextLong();
+    Random r = new Random(seed);
+    int size = 200_000 + r.nextInt(4096);
+    byte[] base = new byte[size];
+    for (int i = 0; i < size; i += 1 + r.nextInt(64)) {
+      base[i] = (byte) r.nextInt();
+    }
+    byte[] before = base.clone();
+    byte[] expected = base.clone();
+    MemoryDisk disk = new MemoryDisk(base, 4096);
+    try (OverlayDisk o = OverlayDisk.temporary(disk, tmp)) {
+      for (int op = 0; op < 400; op++) {
+        int off = r.nextInt(size);
+        int len = r.nextInt(Math.min(size - off, 20_000) + 1);
+        if (r.nextBoolean()) {
+          byte[] data = new byte[len];
+          r.nextBytes(data);
+          o.write(off, ByteBuffer.wrap(data));
+          System.arraycopy(data, 0, expected, off, len);
+        } else {
+          o.writeZeroes(off, len);
+          Arrays.fill(expected, off, off + len, (byte) 0);
+        }
+        int roff = r.nextInt(size);
+        int rlen = r.nextInt(Math.min(size - roff, 30_000) + 1);
+        assertThat(read(o, roff, rlen))
+            .as("seed %d op %d", seed, op)
+            .isEqualTo(Arrays.copyOfRange(expected, roff, roff + rlen));
+      }
+      assertThat(read(o, 0, size)).as("seed %d", seed).isEqualTo(expected);
+      // Every byte outside the reported allocation reads as zero.
+      byte[] fromAllocation = new byte[size];
+      for (Extent e : o.allocation(0, size)) {
+        System.arraycopy(
+            expected, (int) e.offset(), fromAllocation, (int) e.offset(), (int) e.length());
+      }
+      assertThat(fromAllocation).as("seed %d", seed).isEqualTo(expected);
+    }
+    assertThat(base).isEqualTo(before);
+    try (var files = Files.list(tmp)) {
+      assertThat(files).as("the temporary overlay is deleted on close").isEmpty();
+    }
+  }
+
+  @Test
+  void aKeptOverlayResumesWithTheSameIdentityAndRefusesAnother() throws IOException {
+    MemoryDisk disk = new MemoryDisk(new byte[10_000], 4096);
+    try (OverlayDisk o = OverlayDisk.open(disk, tmp, "sda", "snapshot 1234 disk sda")) {
+      o.write(5000, ByteBuffer.wrap(new byte[] {1, 2, 3}));
+      o.writeZeroes(0, 4096);
+    }
+    try (OverlayDisk o = OverlayDisk.open(disk, tmp, "sda", "snapshot 1234 disk sda")) {
+      assertThat(read(o, 4999, 5)).containsExactly(0, 1, 2, 3, 0);
+      assertThat(o.allocation(0, 10_000)).containsExactly(new Extent(4096, 4096));
+    }
+    assertThatThrownBy(() -> OverlayDisk.open(disk, tmp, "sda", "snapshot 9999 disk sda"))
+        .isInstanceOf(IOException.class)
+        .hasMessage(
+            "overlay '"
+                + tmp.resolve("sda.overlay-map")
+                + "' belongs to snapshot 1234 disk sda (size 10000), not to snapshot 9999 disk sda"
+                + " (size 10000): choose another --overlay directory or delete it");
+    byte[] map = Files.readAllBytes(tmp.resolve("sda.overlay-map"));
+    map[20] ^= 1;
+    Files.write(tmp.resolve("sda.overlay-map"), map);
+    assertThatThrownBy(() -> OverlayDisk.open(disk, tmp, "sda", "snapshot 1234 disk sda"))
+        .isInstanceOf(IOException.class)
+        .hasMessageStartingWith(
+            "overlay map '"
+                + tmp.resolve("sda.overlay-map")
+                + "' is damaged: checksum mismatch: actual=")
+        .hasMessageEndingWith("; delete it and its .overlay file");
+  }
+
+  @Test
+  void rangesOutsideTheDiskAreRefused() throws IOException {
+    try (OverlayDisk o = OverlayDisk.temporary(new MemoryDisk(new byte[8192], 4096), tmp)) {
+      assertThatThrownBy(() -> o.write(8190, ByteBuffer.allocate(3)))
+          .isInstanceOf(EOFException.class);
+      assertThatThrownBy(() -> o.writeZeroes(-1, 3)).isInstanceOf(EOFException.class);
+      assertThatThrownBy(() -> o.read(Long.MAX_VALUE, ByteBuffer.allocate(3)))
+          .isInstanceOf(EOFException.class);
+      assertThat(o.allocation(0, 8192)).isEqualTo(List.of());
+    }
+  }
+}
