@@ -21,6 +21,9 @@ import java.util.Random;
  * specific modes, owners and times.
  */
 public final class FixtureTree {
+  /** A symbolic link target too long for an XFS inode's data fork. */
+  public static final String LONG_TARGET = "x/".repeat(249) + "yz";
+
   public static final Instant MTIME = Instant.parse("2001-09-09T01:46:40Z");
   private static final long MIB = 1 << 20;
 
@@ -34,6 +37,17 @@ public final class FixtureTree {
    * @param bigFile bytes of {@code big.bin}
    */
   public static Path build(Path root, int bigDirEntries, int fragments, int bigFile)
+      throws IOException, InterruptedException {
+    return build(root, bigDirEntries, fragments, bigFile, true);
+  }
+
+  /**
+   * Builds the tree; without {@code linksAndSticky}, leaves out what an mkfs.xfs protofile cannot
+   * express (hard links, the sticky bit, names with spaces) or writes wrongly (xfsprogs 6.1 writes
+   * remote symbolic link blocks without their v5 header).
+   */
+  public static Path build(
+      Path root, int bigDirEntries, int fragments, int bigFile, boolean linksAndSticky)
       throws IOException, InterruptedException {
     Random random = new Random(42);
     Files.createDirectories(root);
@@ -55,19 +69,29 @@ public final class FixtureTree {
         root.resolve("résumé.txt"),
         "curriculum vitae\n".getBytes(java.nio.charset.StandardCharsets.UTF_8));
     write(root.resolve("日本.txt"), bytes(random, 333));
-    Path uni = Files.createDirectories(root.resolve("ünïcödé dir"));
-    write(uni.resolve("naïve €.txt"), bytes(random, 10));
+    Path uni = Files.createDirectories(root.resolve("ünïcödé-dir"));
+    write(uni.resolve("naïve-€.txt"), bytes(random, 10));
 
     Files.createSymbolicLink(root.resolve("link-short"), Path.of("size-1.bin"));
     Files.createSymbolicLink(
         root.resolve("link-long"),
         Path.of("../" + "a-very-long-directory-name/".repeat(4) + "target-file-name.txt"));
     Files.createSymbolicLink(root.resolve("link-abs"), Path.of("/etc/passwd"));
+    if (linksAndSticky) {
+      Files.createSymbolicLink(root.resolve("link-500"), Path.of(LONG_TARGET));
+    }
 
     Path hard = root.resolve("hard.txt");
     write(hard, bytes(random, 5000));
     Path sub = Files.createDirectories(root.resolve("sub"));
-    Files.createLink(sub.resolve("hard-again.txt"), hard);
+    if (linksAndSticky) {
+      Files.createLink(sub.resolve("hard-again.txt"), hard);
+      write(uni.resolve("name with spaces.txt"), bytes(random, 4));
+    }
+    Path medium = Files.createDirectories(root.resolve("medium"));
+    for (int i = 0; i < 150; i++) {
+      write(medium.resolve("medium-entry-with-a-longer-name-" + i), new byte[0]);
+    }
 
     Path deep = root;
     for (int i = 0; i < 12; i++) {
@@ -95,9 +119,8 @@ public final class FixtureTree {
     Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-------"));
     Path tool = modes.resolve("tool");
     write(tool, bytes(random, 3));
-    Files.setAttribute(tool, "unix:mode", 04755);
     Path sticky = Files.createDirectories(modes.resolve("sticky"));
-    Files.setAttribute(sticky, "unix:mode", 01777);
+    Files.setAttribute(sticky, "unix:mode", linksAndSticky ? 01777 : 0777);
     Tools.run(null, "mkfifo", modes.resolve("fifo").toString());
     if (isRoot()) {
       Files.setAttribute(secret, "unix:uid", 1234);
@@ -105,6 +128,7 @@ public final class FixtureTree {
       Files.setAttribute(tool, "unix:uid", 70000);
       Files.setAttribute(tool, "unix:gid", 70001);
     }
+    Files.setAttribute(tool, "unix:mode", 04755); // after chown, which clears set-user-ID
     Files.setLastModifiedTime(secret, FileTime.from(MTIME));
     Files.setLastModifiedTime(tool, FileTime.from(Instant.parse("1999-12-31T23:59:59Z")));
     Files.setLastModifiedTime(hard, FileTime.from(Instant.parse("2038-01-19T03:14:07Z")));

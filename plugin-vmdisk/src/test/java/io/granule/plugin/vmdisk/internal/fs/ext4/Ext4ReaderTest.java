@@ -55,7 +55,7 @@ class Ext4ReaderTest {
       assertSparse(fs, 4096);
       assertMatchesDebugfs(fs, img, "/");
       assertMatchesDebugfs(fs, img, "/many");
-      assertMatchesDebugfs(fs, img, "/ünïcödé dir");
+      assertMatchesDebugfs(fs, img, "/ünïcödé-dir");
     }
   }
 
@@ -143,6 +143,9 @@ class Ext4ReaderTest {
       assertThat(fs.read(fs.lookup("size-4097.bin"), 4090, tail)).isEqualTo(7);
       assertThat(fs.readLink(fs.lookup("link-abs"))).isEqualTo("/etc/passwd");
       assertThat(fs.lookup("modes/fifo").kind()).isEqualTo(FileKind.OTHER);
+      assertThat(fs.lookup("modes/tool").mode()).isEqualTo(04755);
+      assertThat(fs.lookup("modes/sticky").mode()).isEqualTo(01777);
+      assertThat(fs.readLink(fs.lookup("link-500"))).hasSize(500);
     }
   }
 
