@@ -502,6 +502,10 @@ public final class XfsReader implements FileSystem {
         if (!done.add(db)) {
           continue;
         }
+        if ((long) done.size() * dirBlock > cache.volumeSize()) {
+          throw new IOException(
+              fmt("%s: directory data blocks add up to more than the volume holds", where));
+        }
         byte[] block = new byte[dirBlock];
         ByteBuffer b = ByteBuffer.wrap(block);
         long at = db * dirBlock;
