@@ -136,7 +136,7 @@ public final class FixtureTree {
     return root;
   }
 
-  static boolean isRoot() throws IOException {
+  public static boolean isRoot() throws IOException {
     return ((Integer) Files.getAttribute(Path.of("/"), "unix:uid", LinkOption.NOFOLLOW_LINKS)) == 0
         && "root".equals(System.getProperty("user.name"));
   }

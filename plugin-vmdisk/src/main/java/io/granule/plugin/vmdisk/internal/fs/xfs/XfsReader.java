@@ -223,10 +223,10 @@ public final class XfsReader implements FileSystem {
       if (m.unwritten()) {
         continue;
       }
-      long start = m.logical() * bs;
-      if (start >= size) {
-        break;
+      if (m.logical() >= (size + bs - 1) / bs) {
+        break; // also keeps the multiplications below from overflowing
       }
+      long start = m.logical() * bs;
       long end = Math.min(size, (m.logical() + m.count()) * bs);
       Extent last = out.isEmpty() ? null : out.get(out.size() - 1);
       if (last != null && last.end() == start) {
