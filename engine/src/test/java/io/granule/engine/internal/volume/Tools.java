@@ -37,6 +37,8 @@ final class Tools {
   static String run(String stdin, String... cmd) throws IOException, InterruptedException {
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(false);
     pb.environment().put("LC_ALL", "C");
+    pb.environment().put("TZ", "UTC");
+    pb.environment().put("PAGER", "__none__");
     Process p = pb.start();
     try (var in = p.getOutputStream()) {
       if (stdin != null) {

@@ -24,6 +24,7 @@ import java.nio.file.NotDirectoryException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -147,6 +148,26 @@ class Ext4ReaderTest {
       assertThat(fs.lookup("modes/sticky").mode()).isEqualTo(01777);
       assertThat(fs.readLink(fs.lookup("link-500"))).hasSize(500);
     }
+  }
+
+  @Test
+  void timestampsPast2038UseTheEpochBits() throws Exception {
+    Path img = mkfs("mkfs.ext4", "-b", "4096");
+    long offset;
+    try (Ext4Reader fs = open(img)) {
+      offset = fs.inode(fs.lookup("size-1.bin").id()).offset();
+      assertThat(fs.lookup("size-1.bin").modified()).isEqualTo(Instant.EPOCH);
+    }
+    // i_mtime_extra: epoch bits 01 and 5 ns; the seconds field holds 0
+    poke(
+        img,
+        offset + 0x88,
+        ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(1 | 5 << 2).array());
+    try (Ext4Reader fs = open(img)) {
+      assertThat(fs.lookup("size-1.bin").modified()).isEqualTo(Instant.ofEpochSecond(1L << 32, 5));
+    }
+    String stat = Tools.run(null, "debugfs", "-n", "-R", "stat /size-1.bin", img.toString());
+    assertThat(stat).contains("mtime: 0x00000000:00000015 -- Sun Feb  7 06:28:16 2106");
   }
 
   @Test
