@@ -9,6 +9,7 @@ import io.granule.engine.internal.volume.Volume;
 import io.granule.engine.spi.FileSystem;
 import io.granule.engine.spi.FileSystemType;
 import io.granule.plugin.vmdisk.internal.fs.ext4.Ext4FileSystemType;
+import io.granule.plugin.vmdisk.internal.fs.ntfs.NtfsFileSystemType;
 import io.granule.plugin.vmdisk.internal.fs.xfs.XfsFileSystemType;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -28,7 +29,7 @@ import org.junit.jupiter.api.io.TempDir;
 class PartitionedDiskTest {
   private static final long MIB = 1 << 20;
   private static final List<FileSystemType> TYPES =
-      List.of(new Ext4FileSystemType(), new XfsFileSystemType());
+      List.of(new Ext4FileSystemType(), new XfsFileSystemType(), new NtfsFileSystemType());
 
   @TempDir static Path shared;
   static Path tree;

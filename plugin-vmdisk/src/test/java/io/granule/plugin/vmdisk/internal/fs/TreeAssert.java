@@ -31,13 +31,16 @@ public final class TreeAssert {
   private final Set<String> ignoredAtRoot;
   private final boolean checkOwners;
   private final boolean checkTimes;
+  private final boolean checkPosix;
   private final Map<Long, Long> fsIdByHostInode = new HashMap<>();
   private final Map<Long, Long> hostInodeByFsId = new HashMap<>();
   private int files;
 
-  private TreeAssert(FileSystem fs, Path root, Set<String> ignoredAtRoot, boolean checkTimes)
+  private TreeAssert(
+      FileSystem fs, Path root, Set<String> ignoredAtRoot, boolean checkTimes, boolean checkPosix)
       throws IOException {
     this.checkTimes = checkTimes;
+    this.checkPosix = checkPosix;
     this.fs = fs;
     this.root = root;
     this.ignoredAtRoot = ignoredAtRoot;
@@ -61,7 +64,17 @@ public final class TreeAssert {
    */
   public static int assertSameTree(
       FileSystem fs, Path root, boolean checkTimes, String... ignoredAtRoot) throws Exception {
-    TreeAssert t = new TreeAssert(fs, root, Set.of(ignoredAtRoot), checkTimes);
+    return assertSameTree(fs, root, checkTimes, true, ignoredAtRoot);
+  }
+
+  /**
+   * As {@link #assertSameTree(FileSystem, Path, String...)}; without {@code checkPosix}, for
+   * filesystems that record no POSIX mode and owner (NTFS).
+   */
+  public static int assertSameTree(
+      FileSystem fs, Path root, boolean checkTimes, boolean checkPosix, String... ignoredAtRoot)
+      throws Exception {
+    TreeAssert t = new TreeAssert(fs, root, Set.of(ignoredAtRoot), checkTimes, checkPosix);
     FileNode r = fs.root();
     assertThat(r.kind()).isEqualTo(FileKind.DIRECTORY);
     assertThat(fs.lookup("/")).isEqualTo(r);
@@ -131,13 +144,15 @@ public final class TreeAssert {
                     ? FileKind.FILE
                     : FileKind.OTHER;
     assertThat(n.kind()).as("kind of %s", path).isEqualTo(kind);
-    assertThat(n.mode()).as("mode of %s", path).isEqualTo((Integer) a.get("mode") & 07777);
+    if (checkPosix) {
+      assertThat(n.mode()).as("mode of %s", path).isEqualTo((Integer) a.get("mode") & 07777);
+    }
     if (checkTimes) {
       assertThat(n.modified().getEpochSecond())
           .as("mtime of %s", path)
           .isEqualTo(((FileTime) a.get("lastModifiedTime")).toInstant().getEpochSecond());
     }
-    if (checkOwners) {
+    if (checkOwners && checkPosix) {
       assertThat(n.uid()).as("uid of %s", path).isEqualTo(((Integer) a.get("uid")).longValue());
       assertThat(n.gid()).as("gid of %s", path).isEqualTo(((Integer) a.get("gid")).longValue());
     }
