@@ -377,13 +377,20 @@ public final class NtfsReader implements FileSystem {
     return new Stream(null, runs, first.dataSize(), first.initializedSize(), first.flags());
   }
 
-  private Stream data(MftRecord r) throws IOException {
+  /** The unnamed data stream, whatever its flags: its size is valid even if it is compressed. */
+  private Stream rawData(MftRecord r) throws IOException {
     List<Attribute> pieces = attributes(r, DATA, "");
     if (pieces.isEmpty()) {
       return new Stream(ByteBuffer.allocate(0), List.of(), 0, 0, 0);
     }
+    return stream(
+        pieces, fmt("ntfs: mft record %d at offset %s: $DATA", r.number(), hex(r.offset())));
+  }
+
+  /** The unnamed data stream, refused if it is compressed or encrypted. */
+  private Stream data(MftRecord r) throws IOException {
     String where = fmt("ntfs: mft record %d at offset %s: $DATA", r.number(), hex(r.offset()));
-    Stream s = stream(pieces, where);
+    Stream s = rawData(r);
     if ((s.flags() & FLAG_COMPRESSED) != 0) {
       throw new IOException(where + " is compressed; compressed files are not supported");
     }
@@ -474,7 +481,7 @@ public final class NtfsReader implements FileSystem {
     FileKind kind = kind(r);
     long size =
         switch (kind) {
-          case FILE -> data(r).size();
+          case FILE -> rawData(r).size();
           case SYMLINK -> target(r).getBytes(StandardCharsets.UTF_8).length;
           default -> 0;
         };
@@ -515,7 +522,10 @@ public final class NtfsReader implements FileSystem {
       }
     }
     if ((attributes & FILE_ATTRIBUTE_SYSTEM) != 0) {
-      Stream s = data(r);
+      Stream s = rawData(r);
+      if ((s.flags() & (FLAG_COMPRESSED | FLAG_ENCRYPTED)) != 0) {
+        return FileKind.FILE;
+      }
       if (s.size() == 0) {
         return FileKind.OTHER; // an Interix FIFO or socket, as ntfs-3g stores them
       }

@@ -104,6 +104,33 @@ class NtfsReaderTest {
   }
 
   @Test
+  void compressedFilesAreListedButTheirDataIsRefused() throws Exception {
+    Path img = dir.resolve("compressed.img");
+    Files.copy(image, img);
+    long offset;
+    try (NtfsReader fs = NtfsReader.open(new FileDisk(img))) {
+      offset = fs.record(fs.lookup("size-4096.bin").id()).offset();
+    }
+    ByteBuffer record = ByteBuffer.allocate(1024).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    try (FileDisk disk = new FileDisk(img)) {
+      disk.read(offset, record);
+    }
+    int at = record.getShort(20);
+    while (record.getInt(at) != 0x80) {
+      at += record.getInt(at + 4);
+    }
+    poke(img, offset + at + 12, new byte[] {1, 0}); // ATTR_IS_COMPRESSED
+    try (NtfsReader fs = NtfsReader.open(new FileDisk(img))) {
+      FileNode file = fs.lookup("size-4096.bin");
+      assertThat(file.size()).isEqualTo(4096);
+      assertThat(fs.list(fs.root())).extracting(DirectoryEntry::name).contains("size-4096.bin");
+      assertThatThrownBy(() -> fs.read(file, 0, ByteBuffer.allocate(10)))
+          .isInstanceOf(IOException.class)
+          .hasMessageEndingWith(": $DATA is compressed; compressed files are not supported");
+    }
+  }
+
+  @Test
   void mutatedMetadataGivesIoExceptionsNeverHangsOrOtherErrors() throws Exception {
     Path small = FixtureTree.build(dir.resolve("small"), 300, 20, 100_000, true);
     Path img = ntfs(dir, small, 16 * MIB);
