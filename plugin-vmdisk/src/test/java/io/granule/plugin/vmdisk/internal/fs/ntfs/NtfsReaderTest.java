@@ -3,6 +3,9 @@ package io.granule.plugin.vmdisk.internal.fs.ntfs;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.granule.engine.internal.volume.PartitionTable;
+import io.granule.engine.internal.volume.PartitionTableReader;
+import io.granule.engine.internal.volume.Volume;
 import io.granule.engine.spi.DirectoryEntry;
 import io.granule.engine.spi.Extent;
 import io.granule.engine.spi.FileKind;
@@ -13,6 +16,8 @@ import io.granule.plugin.vmdisk.internal.fs.Fuzz;
 import io.granule.plugin.vmdisk.internal.fs.MemoryDisk;
 import io.granule.plugin.vmdisk.internal.fs.Tools;
 import io.granule.plugin.vmdisk.internal.fs.TreeAssert;
+import io.granule.plugin.vmdisk.internal.fs.ext4.Ext4FileSystemType;
+import io.granule.plugin.vmdisk.internal.fs.xfs.XfsFileSystemType;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -69,6 +74,21 @@ class NtfsReaderTest {
       assertThat(fs.lookup("modes/secret").modified()).isEqualTo(FixtureTree.MTIME);
       for (String path : List.of("/", "/many", "/ünïcödé-dir", "/d0")) {
         assertMatchesNtfsls(fs, path);
+      }
+    }
+  }
+
+  @Test
+  void bareVolumeIsOneWholeDiskVolumeThatOnlyNtfsClaims() throws Exception {
+    try (FileDisk disk = new FileDisk(image)) {
+      PartitionTable table = PartitionTableReader.read(disk);
+      assertThat(table.scheme()).isEqualTo(PartitionTable.Scheme.NONE);
+      Volume whole = PartitionTable.volume(disk, table.partition("whole"));
+      assertThat(new NtfsFileSystemType().probe(whole)).isEqualTo(100);
+      assertThat(new Ext4FileSystemType().probe(whole)).isZero();
+      assertThat(new XfsFileSystemType().probe(whole)).isZero();
+      try (var fs = new NtfsFileSystemType().open(whole)) {
+        assertThat(fs.list(fs.root())).extracting(DirectoryEntry::name).contains("big.bin");
       }
     }
   }
