@@ -2,6 +2,7 @@ package io.granule.plugin.vmdisk.internal.fs.ext4;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
 import io.granule.engine.spi.DirectoryEntry;
 import io.granule.engine.spi.Extent;
@@ -223,6 +224,36 @@ class Ext4ReaderTest {
                   + " at offset 0x"
                   + Long.toHexString(offset)
                   + ": extent header magic 0x0 (expected 0xf30a)");
+    }
+  }
+
+  @Test
+  void extentTreeNodePointingBackAtItselfIsAClearError() throws Exception {
+    Path img = mkfs("mkfs.ext4", "-b", "4096");
+    long leaf;
+    try (Ext4Reader fs = open(img)) {
+      ByteBuffer root = fs.inode(fs.lookup("fragments.bin").id()).iblock();
+      assertThat(root.getShort(6)).as("root depth").isEqualTo((short) 1);
+      leaf = Integer.toUnsignedLong(root.getInt(12 + 4));
+    }
+    // The leaf claims depth 1 and an index entry that points at itself.
+    ByteBuffer loop = ByteBuffer.allocate(24).order(ByteOrder.LITTLE_ENDIAN);
+    loop.putShort((short) 0xf30a).putShort((short) 1).putShort((short) 340).putShort((short) 1);
+    loop.putInt(0).putInt(0).putInt((int) leaf).putShort((short) 0).putShort((short) 0);
+    poke(img, leaf * 4096, loop.array());
+    try (Ext4Reader fs = open(img)) {
+      FileNode fragments = fs.lookup("fragments.bin");
+      assertThatThrownBy(
+              () ->
+                  assertTimeoutPreemptively(
+                      Duration.ofSeconds(5), () -> fs.read(fragments, 0, ByteBuffer.allocate(10))))
+          .isInstanceOf(IOException.class)
+          .hasMessage(
+              "ext4: inode "
+                  + fragments.id()
+                  + " extent tree node at offset 0x"
+                  + Long.toHexString(leaf * 4096)
+                  + ": extent tree depth 1 (expected 0)");
     }
   }
 
