@@ -78,6 +78,9 @@ public final class Cli {
         || ex instanceof SourceUnreadableException) {
       return ExitCodes.SOURCE;
     }
+    if (ex instanceof io.granule.engine.internal.ops.FileBrowser.NoFileSystemException) {
+      return ExitCodes.NOT_FOUND;
+    }
     if (ex instanceof SnapshotNotFoundException || ex instanceof AmbiguousSnapshotException) {
       return ExitCodes.NOT_FOUND;
     }

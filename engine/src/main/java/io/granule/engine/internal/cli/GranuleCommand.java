@@ -22,6 +22,7 @@ import picocli.CommandLine.Spec;
       BackupCommand.class,
       SnapshotsCommand.class,
       RestoreCommand.class,
+      LsCommand.class,
       VerifyCommand.class,
       StatsCommand.class,
       ImageCommand.class,

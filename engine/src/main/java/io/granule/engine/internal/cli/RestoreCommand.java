@@ -1,5 +1,7 @@
 package io.granule.engine.internal.cli;
 
+import io.granule.engine.internal.ops.FileBrowser;
+import io.granule.engine.internal.ops.FileRestorer;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.backup.RestoreResult;
 import io.granule.engine.internal.repo.snapshot.Manifest;
@@ -22,7 +24,11 @@ import picocli.CommandLine.Spec;
     name = "restore",
     mixinStandardHelpOptions = true,
     description = "Restore from a snapshot.",
-    subcommands = {RestoreCommand.Disk.class, RestoreCommand.Stream.class})
+    subcommands = {
+      RestoreCommand.Disk.class,
+      RestoreCommand.FileTree.class,
+      RestoreCommand.Stream.class
+    })
 final class RestoreCommand extends ContextCommand {
   @Spec CommandSpec spec;
 
@@ -193,6 +199,61 @@ final class RestoreCommand extends ContextCommand {
             snap.id().substring(0, 12),
             target,
             Sizes.human(bytes));
+        out.flush();
+      }
+      return ExitCodes.OK;
+    }
+  }
+
+  /** {@code granule restore file SNAP[:DISK[/PART]] PATH --to DIR}. */
+  @Command(
+      name = "file",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Restore a file or a directory tree from inside a disk of a snapshot into DIR, reading",
+        "only the chunks that hold it. Mode, times, symlinks, hard links and sparse files are",
+        "kept, and the owner when run as root. Nothing outside DIR is ever written and nothing",
+        "in DIR is overwritten."
+      })
+  static final class FileTree extends ContextCommand {
+    @Mixin RepoOption repo;
+
+    @Parameters(index = "0", paramLabel = "SNAP[:DISK[/PART]]", description = "Where from.")
+    String where;
+
+    @Parameters(index = "1", paramLabel = "PATH", description = "File or directory to restore.")
+    String path;
+
+    @Option(names = "--to", required = true, paramLabel = "DIR", description = "Target directory.")
+    Path to;
+
+    @Override
+    public Integer call() throws IOException {
+      long t0 = System.nanoTime();
+      try (Repository r = repo.open();
+          FileBrowser b = FileBrowser.open(r, where, context().fileSystems())) {
+        LsCommand.lookup(b, path);
+        FileRestorer.Result res = new FileRestorer(b.fileSystem(), to).restore(path);
+        double secs = Math.max(0.001, (System.nanoTime() - t0) / 1e9);
+        PrintWriter out = context().out();
+        out.printf(
+            Locale.ROOT,
+            "restored %s from %s/%s of snapshot %s into %s: %d files, %d directories, %d symlinks,"
+                + " %d hard links, %s in %.1f s; %d of %d chunks fetched (%.1f%%)%n",
+            path,
+            b.disk().disk().name(),
+            b.volume().name(),
+            b.snapshot().id().substring(0, 12),
+            to,
+            res.files(),
+            res.directories(),
+            res.symlinks(),
+            res.hardLinks(),
+            Sizes.human(res.bytes()),
+            secs,
+            b.chunksFetched(),
+            b.chunksWithData(),
+            b.chunksWithData() == 0 ? 0.0 : 100.0 * b.chunksFetched() / b.chunksWithData());
         out.flush();
       }
       return ExitCodes.OK;

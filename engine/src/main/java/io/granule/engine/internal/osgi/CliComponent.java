@@ -40,6 +40,7 @@ public final class CliComponent implements Function<String[], Integer> {
   private final PluginInventory plugins;
   private final DiskImageFormats formats;
   private final SnapshotProviders snapshotProviders;
+  private final FileSystemTypes fileSystems;
   private final HttpServerControl server;
 
   @Activate
@@ -48,11 +49,13 @@ public final class CliComponent implements Function<String[], Integer> {
       @Reference PluginInventory plugins,
       @Reference DiskImageFormats formats,
       @Reference SnapshotProviders snapshotProviders,
+      @Reference FileSystemTypes fileSystems,
       @Reference ConfigurationAdmin configAdmin) {
     this.context = context;
     this.plugins = plugins;
     this.formats = formats;
     this.snapshotProviders = snapshotProviders;
+    this.fileSystems = fileSystems;
     this.server =
         RuntimeProperties.server(context) ? new HttpServerControl(context, configAdmin) : null;
   }
@@ -78,7 +81,15 @@ public final class CliComponent implements Function<String[], Integer> {
     String version = context.getBundle().getVersion().toString();
     CliContext ctx =
         new CliContext(
-            plugins, formats.leases(), snapshotProviders.leases(), server, data, version, out, err);
+            plugins,
+            formats.leases(),
+            snapshotProviders.leases(),
+            fileSystems.leases(),
+            server,
+            data,
+            version,
+            out,
+            err);
     return new Cli(ctx).run(args);
   }
 

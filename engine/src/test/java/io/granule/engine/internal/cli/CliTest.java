@@ -46,6 +46,7 @@ class CliTest {
             () -> plugins,
             formats,
             new PluginLeases<>("SnapshotProvider", s -> s.name(), Duration.ofSeconds(1)),
+            new PluginLeases<>("FileSystemType", s -> s.name(), Duration.ofSeconds(1)),
             null,
             tmp,
             "1.2.3",
