@@ -1,0 +1,59 @@
+package io.granule.itest;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A repository whose filesystem fills up mid-backup: clear error, exit code 3, nothing lost. */
+class DiskFullTest {
+  @TempDir Path tmp;
+  Path mnt;
+
+  @AfterEach
+  void unmount() throws Exception {
+    if (mnt != null) {
+      new ProcessBuilder("umount", "-l", mnt.toString()).start().waitFor(30, TimeUnit.SECONDS);
+    }
+  }
+
+  @Test
+  void fullRepositoryFilesystemFailsTheBackupAndKeepsTheRepositoryValid() throws Exception {
+    boolean root = "root".equals(System.getProperty("user.name"));
+    if (!root && "true".equals(System.getenv("CI"))) {
+      throw new AssertionError("DiskFullTest mounts a tmpfs and needs root, which CI has");
+    }
+    org.junit.jupiter.api.Assumptions.assumeTrue(root, "mounting a small tmpfs needs root");
+    mnt = Files.createDirectories(tmp.resolve("small"));
+    FreezeTest.sh("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", mnt.toString());
+    Path repo = mnt.resolve("repo");
+    Path small = RepositoryCliTest.image(tmp.resolve("small.img"), 8, 1);
+    Path big = tmp.resolve("big.img");
+    byte[] b = new byte[64 << 20];
+    new java.util.Random(2).nextBytes(b);
+    Files.write(big, b);
+
+    assertThat(Granule.run(tmp, "init", "--repo", repo.toString()).exitCode()).isZero();
+    assertThat(
+            Granule.run(tmp, "backup", "--repo", repo.toString(), "--disk", small.toString())
+                .exitCode())
+        .isZero();
+    Granule.Result r =
+        Granule.run(tmp, "backup", "--repo", repo.toString(), "--disk", big.toString());
+    assertThat(r.exitCode()).isEqualTo(3);
+    assertThat(r.err()).contains("No space left on device").contains("still valid");
+
+    r = Granule.run(tmp, "verify", "--repo", repo.toString(), "--read-data");
+    assertThat(r.exitCode()).as(r.out()).isZero();
+    Path out = tmp.resolve("out.img");
+    r =
+        Granule.run(
+            tmp, "restore", "disk", "latest", "--repo", repo.toString(), "--to", out.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(RepositoryCliTest.sha256(out)).isEqualTo(RepositoryCliTest.sha256(small));
+  }
+}
