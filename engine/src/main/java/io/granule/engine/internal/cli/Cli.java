@@ -84,6 +84,9 @@ public final class Cli {
     if (ex instanceof SnapshotNotFoundException || ex instanceof AmbiguousSnapshotException) {
       return ExitCodes.NOT_FOUND;
     }
+    if (ex instanceof io.granule.engine.internal.repo.RestoreTargetException) {
+      return ExitCodes.TARGET;
+    }
     if (ex instanceof RepositoryCorruptedException) {
       return ExitCodes.DAMAGED;
     }

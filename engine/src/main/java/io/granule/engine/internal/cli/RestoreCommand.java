@@ -1,17 +1,25 @@
 package io.granule.engine.internal.cli;
 
+import io.granule.engine.internal.image.LeasedDiskImageWriter;
+import io.granule.engine.internal.image.RawFormat;
 import io.granule.engine.internal.ops.FileBrowser;
 import io.granule.engine.internal.ops.FileRestorer;
+import io.granule.engine.internal.plugin.PluginLeases.Lease;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.backup.RestoreResult;
 import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.spi.DiskImageFormat;
+import io.granule.engine.spi.DiskImageWriter;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -38,7 +46,7 @@ final class RestoreCommand extends ContextCommand {
     return ExitCodes.USAGE;
   }
 
-  /** {@code granule restore disk SNAP[:DISK] --to FILE}. */
+  /** {@code granule restore disk SNAP[:DISK] --to FILE [--format FMT]}. */
   @Command(
       name = "disk",
       mixinStandardHelpOptions = true,
@@ -46,7 +54,9 @@ final class RestoreCommand extends ContextCommand {
         "Restore a whole disk to a file or block device. SNAP is a snapshot id, a unique",
         "prefix, or 'latest'; DISK may be left out when the snapshot has one disk.",
         "A new file is written as FILE.partial and renamed when complete and synced, so a",
-        "failed restore never leaves a file that looks whole."
+        "failed restore never leaves a file that looks whole.",
+        "The file is a raw image unless --format or its extension (.qcow2, .vmdk, .vhdx)",
+        "names a VM image format; zero ranges stay unallocated. A block device is written raw."
       })
   static final class Disk extends ContextCommand {
     @Mixin RepoOption repo;
@@ -66,6 +76,19 @@ final class RestoreCommand extends ContextCommand {
         description = "Overwrite an existing file or block device (its old contents are lost).")
     boolean force;
 
+    @Option(
+        names = "--format",
+        paramLabel = "FMT",
+        description = {
+          "Image format of FILE: raw, qcow2, vmdk (monolithicSparse) or vhdx (dynamic).",
+          "Default: from FILE's extension, else raw."
+        })
+    String format;
+
+    /** The extensions that choose a format when --format is not given. */
+    private static final Map<String, String> EXTENSIONS =
+        Map.of(".qcow2", "qcow2", ".vmdk", "vmdk", ".vhdx", "vhdx");
+
     @Override
     public Integer call() throws IOException {
       int colon = what.indexOf(':');
@@ -80,6 +103,30 @@ final class RestoreCommand extends ContextCommand {
       if (exists && Files.isDirectory(to)) {
         throw new CommandException(
             ExitCodes.TARGET, "restore target '" + to + "' is a directory: name a file");
+      }
+      String chosen = format == null ? null : format.toLowerCase(Locale.ROOT);
+      String why = "from --format";
+      if (chosen == null) {
+        String name = to.getFileName() == null ? "" : to.getFileName().toString();
+        String lower = name.toLowerCase(Locale.ROOT);
+        chosen = RawFormat.NAME;
+        why = "the default";
+        for (Map.Entry<String, String> e : EXTENSIONS.entrySet()) {
+          if (lower.endsWith(e.getKey())) {
+            chosen = e.getValue();
+            why = "from the extension " + e.getKey();
+          }
+        }
+      }
+      boolean device = exists && !Files.isRegularFile(to);
+      if (device && !chosen.equals(RawFormat.NAME)) {
+        throw new CommandException(
+            ExitCodes.USAGE,
+            "restore target '"
+                + to
+                + "' is a block device, which is written raw: drop --format "
+                + chosen
+                + ", or restore to a file");
       }
       try (Repository r = repo.open()) {
         Manifest snap = r.resolve(snapRef);
@@ -98,28 +145,33 @@ final class RestoreCommand extends ContextCommand {
           }
           diskName = snap.disks().get(0).name();
         }
-        Path target = exists ? to : to.resolveSibling(to.getFileName() + ".partial");
+        PrintWriter out = context().out();
         long t0 = System.nanoTime();
         RestoreResult res;
-        try {
-          res = r.restoreDisk(snap, diskName, target);
-          if (!exists) {
-            Files.move(target, to, StandardCopyOption.ATOMIC_MOVE);
+        if (chosen.equals(RawFormat.NAME)) {
+          Path target = exists ? to : to.resolveSibling(to.getFileName() + ".partial");
+          try {
+            res = r.restoreDisk(snap, diskName, target);
+            if (!exists) {
+              Files.move(target, to, StandardCopyOption.ATOMIC_MOVE);
+            }
+          } catch (RuntimeException | IOException e) {
+            if (!exists) {
+              Files.deleteIfExists(target);
+            }
+            throw e;
           }
-        } catch (RuntimeException | IOException e) {
-          if (!exists) {
-            Files.deleteIfExists(target);
-          }
-          throw e;
+        } else {
+          res = restoreImage(r, snap, diskName, chosen, why, out);
         }
         double secs = Math.max(0.001, (System.nanoTime() - t0) / 1e9);
-        PrintWriter out = context().out();
         out.printf(
             Locale.ROOT,
-            "restored disk %s of snapshot %s to %s: %s in %.1f s (%s/s), %d chunks fetched%n",
+            "restored disk %s of snapshot %s to %s (%s): %s in %.1f s (%s/s), %d chunks fetched%n",
             diskName,
             snap.id().substring(0, 12),
             to,
+            chosen,
             Sizes.human(res.bytes()),
             secs,
             Sizes.human((long) (res.bytes() / secs)),
@@ -127,6 +179,71 @@ final class RestoreCommand extends ContextCommand {
         out.flush();
       }
       return ExitCodes.OK;
+    }
+
+    /**
+     * Writes the disk as a {@code chosen} image to FILE.partial through the format's plugin,
+     * holding a lease on it throughout, and renames it to FILE once the writer has finished.
+     */
+    private RestoreResult restoreImage(
+        Repository r, Manifest snap, String diskName, String chosen, String why, PrintWriter out)
+        throws IOException {
+      Lease<DiskImageFormat> lease = context().formats().acquire(chosen);
+      if (!lease.get().canCreate()) {
+        List<String> writable = writableFormats();
+        lease.close();
+        throw new CommandException(
+            ExitCodes.USAGE,
+            "disk image format '"
+                + chosen
+                + "' cannot be restored to (formats that can: raw, "
+                + String.join(", ", writable)
+                + ")");
+      }
+      long size =
+          snap.disks().stream()
+              .filter(d -> d.name().equals(diskName))
+              .mapToLong(Manifest.DiskEntry::size)
+              .findFirst()
+              .orElse(-1);
+      out.printf(Locale.ROOT, "writing a %s image (%s) to %s%n", chosen, why, to);
+      out.flush();
+      Path partial = to.resolveSibling(to.getFileName() + ".partial");
+      Files.deleteIfExists(partial);
+      try {
+        RestoreResult res;
+        try (LeasedDiskImageWriter w =
+            LeasedDiskImageWriter.create(
+                lease,
+                partial,
+                size,
+                Map.of(DiskImageWriter.OPTION_FILE_NAME, to.getFileName().toString()))) {
+          res = r.restoreDisk(snap, diskName, w, partial);
+        }
+        Files.move(
+            partial, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        return res;
+      } catch (IllegalArgumentException e) {
+        Files.deleteIfExists(partial);
+        throw new CommandException(
+            ExitCodes.TARGET,
+            "unable to restore to '" + to + "' as " + chosen + ": " + e.getMessage());
+      } catch (RuntimeException | IOException e) {
+        Files.deleteIfExists(partial);
+        throw e;
+      }
+    }
+
+    private List<String> writableFormats() {
+      List<String> names = new ArrayList<>();
+      for (Lease<DiskImageFormat> l : context().formats().acquireAll()) {
+        try (l) {
+          if (l.get().canCreate()) {
+            names.add(l.name());
+          }
+        }
+      }
+      return names.stream().distinct().sorted().toList();
     }
   }
 

@@ -31,6 +31,7 @@ import io.granule.engine.internal.repo.snapshot.ManifestReader;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
 import io.granule.engine.internal.repo.snapshot.SnapshotStream;
 import io.granule.engine.internal.repo.store.ChunkReader;
+import io.granule.engine.spi.DiskImageWriter;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
@@ -520,6 +521,17 @@ public final class Repository implements Closeable {
   public RestoreResult restoreDisk(Manifest snapshot, String diskName, Path target) {
     try (SnapshotDisk disk = openDisk(snapshot, diskName, 0)) {
       return DiskRestorer.restore(disk, target);
+    }
+  }
+
+  /**
+   * Restores one disk of a snapshot through an image writer that writes {@code target} (see {@link
+   * DiskRestorer#restore(SnapshotDisk, DiskImageWriter, Path)}).
+   */
+  public RestoreResult restoreDisk(
+      Manifest snapshot, String diskName, DiskImageWriter writer, Path target) {
+    try (SnapshotDisk disk = openDisk(snapshot, diskName, 0)) {
+      return DiskRestorer.restore(disk, writer, target);
     }
   }
 

@@ -2,14 +2,16 @@ package io.granule.plugin.vmdisk.internal;
 
 import io.granule.engine.spi.DiskImage;
 import io.granule.engine.spi.DiskImageFormat;
+import io.granule.engine.spi.DiskImageWriter;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.Map;
 import org.osgi.service.component.annotations.Component;
 
 /**
  * The VHDX disk image format as a service; see {@link VhdxReader} for what it reads and refuses.
- * Stateless and thread-safe.
+ * Creates dynamic VHDX through {@link VhdxWriter}. Stateless and thread-safe.
  */
 @Component(service = DiskImageFormat.class)
 public final class VhdxFormat implements DiskImageFormat {
@@ -26,5 +28,16 @@ public final class VhdxFormat implements DiskImageFormat {
   @Override
   public DiskImage open(Path path) throws IOException {
     return Images.openTop(path, VhdxReader::open);
+  }
+
+  @Override
+  public boolean canCreate() {
+    return true;
+  }
+
+  @Override
+  public DiskImageWriter create(Path target, long virtualSize, Map<String, String> options)
+      throws IOException {
+    return VhdxWriter.create(target, virtualSize, options);
   }
 }

@@ -2,8 +2,10 @@ package io.granule.engine.internal.repo.backup;
 
 import io.granule.engine.internal.image.RawDiskImage;
 import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.RestoreTargetException;
 import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
+import io.granule.engine.spi.DiskImageWriter;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -29,6 +31,10 @@ import java.util.concurrent.ThreadFactory;
  *
  * <p>A damaged chunk stops the restore with a {@code RepositoryCorruptedException} naming the chunk
  * and the snapshot; what was written so far stays in the target, which must then not be trusted.
+ *
+ * <p>{@link #restore(SnapshotDisk, DiskImageWriter, Path)} writes an image file of another format
+ * (qcow2, VMDK, VHDX) through a format plugin's writer instead: only non-zero chunks are fetched
+ * and handed to it, in order, and the image is complete only once the writer has finished.
  */
 public final class DiskRestorer {
   private static final int FETCH_THREADS = 2;
@@ -109,7 +115,7 @@ public final class DiskRestorer {
       }
       ch.force(true);
     } catch (IOException e) {
-      throw new RepositoryException(
+      throw new RestoreTargetException(
           "unable to restore to '"
               + target
               + "': "
@@ -118,6 +124,49 @@ public final class DiskRestorer {
           e);
     }
     return new RestoreResult(fixed.diskSize(), disk.chunksFetched(), zeroChunks, fresh);
+  }
+
+  /**
+   * Restores {@code disk} through {@code writer}, which writes the image file {@code target} (named
+   * in messages), and finishes it. The caller closes the writer, and deletes the file on failure.
+   */
+  public static RestoreResult restore(SnapshotDisk disk, DiskImageWriter writer, Path target) {
+    FixedIndex fixed = disk.fixedIndex();
+    long zeroChunks = 0;
+    ExecutorService fetchers = Executors.newFixedThreadPool(FETCH_THREADS, DAEMON);
+    try {
+      ArrayDeque<Future<byte[]>> ahead = new ArrayDeque<>();
+      ArrayDeque<Integer> positions = new ArrayDeque<>();
+      int next = 0;
+      while (true) {
+        while (next < fixed.count() && ahead.size() < READ_AHEAD) {
+          int q = next++;
+          if (fixed.get(q).isZero()) {
+            zeroChunks++;
+          } else {
+            positions.add(q);
+            ahead.add(fetchers.submit(() -> disk.readChunk(q)));
+          }
+        }
+        if (ahead.isEmpty()) {
+          break;
+        }
+        byte[] chunk = await(ahead.poll());
+        writer.write((long) positions.poll() * fixed.chunkSize(), ByteBuffer.wrap(chunk));
+      }
+      writer.finish();
+    } catch (IOException e) {
+      throw new RestoreTargetException(
+          "unable to restore to '"
+              + target
+              + "': "
+              + e.getMessage()
+              + " (check the target path and free space)",
+          e);
+    } finally {
+      fetchers.shutdownNow();
+    }
+    return new RestoreResult(fixed.diskSize(), disk.chunksFetched(), zeroChunks, true);
   }
 
   private static void writeFully(FileChannel ch, ByteBuffer b, long offset) throws IOException {
