@@ -33,6 +33,20 @@ public final class Tools {
     Assumptions.assumeTrue(false, why);
   }
 
+  /**
+   * Skips the test when {@code condition} is false, or fails it under CI ({@code CI=true}), where
+   * every prerequisite (root, FUSE, a working mount) must be there.
+   */
+  public static void assume(boolean condition, String why) {
+    if (condition) {
+      return;
+    }
+    if ("true".equals(System.getenv("CI"))) {
+      fail(why);
+    }
+    Assumptions.assumeTrue(false, why);
+  }
+
   /** Runs {@code cmd} with {@code stdin}, fails the test unless it exits 0, returns stdout. */
   public static String run(String stdin, String... cmd) throws IOException, InterruptedException {
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(false);

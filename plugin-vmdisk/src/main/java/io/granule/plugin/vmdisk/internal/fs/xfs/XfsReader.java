@@ -571,6 +571,9 @@ public final class XfsReader implements FileSystem {
         at += len;
         continue;
       }
+      if (at + 9 > end) {
+        throw new IOException(fmt("%s: entry at +%d overruns the block", where, at));
+      }
       long ino = b.getLong(at);
       int nameLen = b.get(at + 8) & 0xff;
       int len = (8 + 1 + nameLen + (ftype ? 1 : 0) + 2 + 7) & ~7;

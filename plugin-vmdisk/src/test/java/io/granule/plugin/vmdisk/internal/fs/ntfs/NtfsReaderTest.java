@@ -31,7 +31,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -52,8 +51,8 @@ class NtfsReaderTest {
   static void buildImage() throws Exception {
     Tools.require("mkntfs", "ntfs-3g");
     Tools.require("ntfs-3g", "ntfs-3g");
-    Assumptions.assumeTrue(FixtureTree.isRoot(), "ntfs-3g mounts need root");
-    Assumptions.assumeTrue(Files.exists(Path.of("/dev/fuse")), "ntfs-3g mounts need /dev/fuse");
+    Tools.assume(FixtureTree.isRoot(), "ntfs-3g mounts need root");
+    Tools.assume(Files.exists(Path.of("/dev/fuse")), "ntfs-3g mounts need /dev/fuse");
     tree = FixtureTree.build(shared.resolve("tree"), 2000, 1500, 3 * (int) MIB + 123, true);
     image = ntfs(shared, tree, 96 * MIB);
   }
@@ -235,7 +234,7 @@ class NtfsReaderTest {
     try {
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
       while (!mounted(mnt)) {
-        Assumptions.assumeTrue(
+        Tools.assume(
             daemon.isAlive(),
             "ntfs-3g did not mount: "
                 + Files.readString(workDir.resolve("ntfs-3g.log"), StandardCharsets.UTF_8));

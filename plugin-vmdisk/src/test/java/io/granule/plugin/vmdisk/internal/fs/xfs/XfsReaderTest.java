@@ -28,7 +28,6 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -85,7 +84,7 @@ class XfsReaderTest {
   @Test
   void xfsWrittenByTheKernelWithBtreeForksHolesHardLinksAndTimes() throws Exception {
     Tools.require("mkfs.xfs", "xfsprogs");
-    Assumptions.assumeTrue(FixtureTree.isRoot(), "loop mounts need root");
+    Tools.assume(FixtureTree.isRoot(), "loop mounts need root");
     Path full = FixtureTree.build(dir.resolve("full"), 500, 300, 1 << 20, true);
     Path img = dir.resolve("kernel.img");
     try (FileChannel ch =
@@ -108,7 +107,7 @@ class XfsReaderTest {
             .redirectErrorStream(true)
             .start();
     String why = new String(mount.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    Assumptions.assumeTrue(mount.waitFor() == 0, "loop mount failed: " + why);
+    Tools.assume(mount.waitFor() == 0, "loop mount failed: " + why);
     try {
       Tools.run(null, "cp", "-a", "--sparse=always", full + "/.", mnt.toString());
     } finally {
