@@ -24,13 +24,15 @@ import picocli.CommandLine.Spec;
       RestoreCommand.class,
       VerifyCommand.class,
       StatsCommand.class,
+      KeyCommand.class,
       ImageCommand.class,
       PluginsCommand.class,
       ServerCommand.class
     },
     footer = {
       "",
-      "Environment: GRANULE_REPO (repository), GRANULE_DATA (data directory),",
+      "Environment: GRANULE_REPO (repository), GRANULE_PASSWORD (repository password),",
+      "GRANULE_NEW_PASSWORD (for 'key passwd'), GRANULE_DATA (data directory),",
       "GRANULE_LOG_LEVEL (log level).",
       "Exit codes: 0 ok, 1 failure, 2 usage, 3 repository, 4 not found, 5 damaged data,",
       "6 source, 7 target, 8 wrong password, 9 locked, 10 plugin, 11 application,",

@@ -4,7 +4,10 @@ import io.granule.engine.internal.repo.Repository;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
-/** {@code --repo PATH}, defaulting to {@code $GRANULE_REPO}. */
+/**
+ * {@code --repo PATH} (default {@code $GRANULE_REPO}) and {@code --password-file FILE} (default
+ * {@code $GRANULE_PASSWORD}, then a prompt).
+ */
 final class RepoOption {
   @Option(
       names = "--repo",
@@ -12,6 +15,14 @@ final class RepoOption {
       defaultValue = "${env:GRANULE_REPO}",
       description = "Repository directory (default: $GRANULE_REPO).")
   Path repo;
+
+  @Option(
+      names = "--password-file",
+      paramLabel = "FILE",
+      description =
+          "Read the repository password from the first line of FILE. Without it the password"
+              + " comes from $GRANULE_PASSWORD, else it is asked on the terminal.")
+  Path passwordFile;
 
   Path path() {
     if (repo == null) {
@@ -21,7 +32,8 @@ final class RepoOption {
     return repo;
   }
 
-  Repository open() {
-    return Repository.open(path());
+  /** Opens the repository, asking for its password only if it is encrypted. */
+  Repository open(CliContext ctx) {
+    return Repository.open(path(), Passwords.forOpen(ctx, passwordFile));
   }
 }

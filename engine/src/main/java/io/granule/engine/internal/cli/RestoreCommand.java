@@ -75,7 +75,7 @@ final class RestoreCommand extends ContextCommand {
         throw new CommandException(
             ExitCodes.TARGET, "restore target '" + to + "' is a directory: name a file");
       }
-      try (Repository r = repo.open()) {
+      try (Repository r = repo.open(context())) {
         Manifest snap = r.resolve(snapRef);
         if (diskName == null) {
           if (snap.disks().size() != 1) {
