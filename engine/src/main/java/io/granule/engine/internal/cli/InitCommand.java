@@ -67,7 +67,7 @@ final class InitCommand extends ContextCommand {
                 true);
     Repository created;
     try {
-      created = Repository.init(repo.path(), cfg, password);
+      created = repo.init(context(), cfg, password);
     } catch (IllegalArgumentException e) {
       throw new CommandException(ExitCodes.USAGE, e.getMessage(), e);
     } finally {
@@ -82,7 +82,7 @@ final class InitCommand extends ContextCommand {
           "created %s repository %s at %s (chunk size %s)%n",
           r.config().encrypted() ? "encrypted" : "UNENCRYPTED",
           r.config().repositoryId().substring(0, 12),
-          repo.path().toAbsolutePath(),
+          repo.describe(),
           Sizes.human(r.config().chunkSize()));
       out.flush();
     }

@@ -88,7 +88,7 @@ final class KeyCommand extends ContextCommand {
         if (!r.config().encrypted()) {
           throw new CommandException(
               ExitCodes.USAGE,
-              "the repository at '" + repo.path() + "' is not encrypted: it has no password");
+              "the repository at '" + repo.describe() + "' is not encrypted: it has no password");
         }
         char[] pw =
             Passwords.read(

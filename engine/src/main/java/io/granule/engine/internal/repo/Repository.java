@@ -14,6 +14,7 @@ import io.granule.engine.internal.repo.blob.BlobInfo;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.CachingBlobStore;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
 import io.granule.engine.internal.repo.crypto.KdfParams;
 import io.granule.engine.internal.repo.crypto.KeyInfo;
@@ -164,8 +165,40 @@ public final class Repository implements Closeable {
       Path cacheDir,
       char[] password,
       KdfParams kdf) {
+    return init(store, cfg, clock, cacheDir, password, kdf, null);
+  }
+
+  /**
+   * Like {@link #init(BlobStore, RepositoryConfig, Clock, Path, char[], KdfParams)}, keeping a
+   * local copy of the metadata blobs under {@code metadataCache/<repository id>/} (for remote
+   * stores; see {@link CachingBlobStore}) unless {@code metadataCache} is null.
+   */
+  public static Repository init(
+      BlobStore store,
+      RepositoryConfig cfg,
+      Clock clock,
+      Path cacheDir,
+      char[] password,
+      KdfParams kdf,
+      Path metadataCache) {
     if (password == null) {
-      return init(store, cfg, clock, cacheDir, BlobCodec.IDENTITY);
+      RepositoryConfig c = identify(cfg, clock);
+      try {
+        checkEmpty(store);
+        store.save(BlobName.CONFIG, c.toBytes());
+      } catch (IOException e) {
+        throw new RepositoryException(
+            "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
+      }
+      return new Repository(
+          cached(store, c, metadataCache),
+          c,
+          clock,
+          cacheDir,
+          BlobCodec.IDENTITY,
+          ChunkHasher.sha256(),
+          null,
+          null);
     }
     RepositoryConfig c = identify(cfg.withEncryption(), clock);
     MasterKey mk = MasterKey.generate();
@@ -179,7 +212,14 @@ public final class Repository implements Closeable {
       throw new RepositoryException(
           "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
     }
-    return new Repository(store, c, clock, cacheDir, mk.codec(), mk.hasher(), mk, keyBlob);
+    return new Repository(
+        cached(store, c, metadataCache), c, clock, cacheDir, mk.codec(), mk.hasher(), mk, keyBlob);
+  }
+
+  private static BlobStore cached(BlobStore store, RepositoryConfig c, Path metadataCache) {
+    return metadataCache == null
+        ? store
+        : new CachingBlobStore(store, metadataCache.resolve(c.repositoryId()));
   }
 
   private static RepositoryConfig identify(RepositoryConfig cfg, Clock clock) {
@@ -262,10 +302,26 @@ public final class Repository implements Closeable {
    */
   public static Repository open(
       BlobStore store, Clock clock, Path cacheDir, PasswordSource password) {
+    return open(store, clock, cacheDir, password, null);
+  }
+
+  /**
+   * Like {@link #open(BlobStore, Clock, Path, PasswordSource)}, keeping a local copy of the
+   * metadata blobs under {@code metadataCache/<repository id>/} unless it is null.
+   */
+  public static Repository open(
+      BlobStore store, Clock clock, Path cacheDir, PasswordSource password, Path metadataCache) {
     RepositoryConfig c = readConfig(store);
     if (!c.encrypted()) {
       return new Repository(
-          store, c, clock, cacheDir, BlobCodec.IDENTITY, ChunkHasher.sha256(), null, null);
+          cached(store, c, metadataCache),
+          c,
+          clock,
+          cacheDir,
+          BlobCodec.IDENTITY,
+          ChunkHasher.sha256(),
+          null,
+          null);
     }
     char[] pw = password.password();
     if (pw == null) {
@@ -292,7 +348,8 @@ public final class Repository implements Closeable {
       Arrays.fill(pw, '\0');
     }
     MasterKey mk = u.key();
-    return new Repository(store, c, clock, cacheDir, mk.codec(), mk.hasher(), mk, u.blob());
+    return new Repository(
+        cached(store, c, metadataCache), c, clock, cacheDir, mk.codec(), mk.hasher(), mk, u.blob());
   }
 
   /** Opens the repository in {@code store}, whose blobs were transformed with {@code codec}. */
@@ -372,7 +429,8 @@ public final class Repository implements Closeable {
     }
   }
 
-  private static Path defaultCacheDir() {
+  /** The default directory for the in-process chunk index. */
+  public static Path defaultCacheDir() {
     return Path.of(System.getProperty("java.io.tmpdir"), "granule-cache");
   }
 
