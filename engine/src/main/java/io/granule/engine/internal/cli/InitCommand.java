@@ -14,7 +14,7 @@ import picocli.CommandLine.Option;
     name = "init",
     mixinStandardHelpOptions = true,
     description = {
-      "Create a repository in an empty or new directory.",
+      "Create a repository in an empty or new directory, or under an unused S3 prefix.",
       "",
       "The repository is encrypted (AES-256-GCM, chunk ids keyed with HMAC-SHA-256) under a"
           + " password from --password-file, $GRANULE_PASSWORD, or asked twice on the terminal."
