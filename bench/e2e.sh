@@ -17,7 +17,7 @@ size_mib="${1:-4096}"
 work="${BENCH_DIR:-/var/tmp}/granule-bench"
 out="bench/results-e2e.md"
 rm -rf "$work"; mkdir -p "$work"
-export RESTIC_PASSWORD=bench BORG_PASSPHRASE= BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
+export GRANULE_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE= BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 export GRANULE_JAVA_OPTS="${GRANULE_JAVA_OPTS:-}"
 
 img="$work/vm.img"
@@ -58,6 +58,7 @@ bench_tool() {  # name init_fn backup_fn restore_fn repo
 }
 
 g_init() { bin/granule init --repo "$1" ${GCHUNK:+--chunk-size $GCHUNK} > /dev/null; }
+g_init_plain() { bin/granule init --insecure-no-encryption --repo "$1" > /dev/null; }
 g_backup() { bin/granule backup --repo "$1" --disk vm="$img" --no-progress; }
 g_restore() { rm -f "$work/restore.img"; bin/granule restore disk latest:vm --repo "$1" --to "$work/restore.img"; }
 r_init() { restic init -q --repo "$1"; }
@@ -68,10 +69,11 @@ b_backup() { borg create "$1::$(date +%s%N)" - < "$img"; }
 b_restore() { borg extract --stdout "$1::$(borg list --short --last 1 "$1")" > "$work/restore.img"; }
 bf_backup() { borg create --chunker-params fixed,4194304 "$1::$(date +%s%N)" - < "$img"; }
 
-export -f g_init g_backup g_restore r_init r_backup r_restore b_init b_backup b_restore bf_backup
+export -f g_init g_init_plain g_backup g_restore r_init r_backup r_restore b_init b_backup b_restore bf_backup
 export img work GCHUNK=
 
 bench_tool "granule (1 MiB chunks)" g_init g_backup g_restore "$work/granule"
+bench_tool "granule (1 MiB, unencrypted)" g_init_plain g_backup g_restore "$work/granule-plain"
 bench_tool "restic 0.14" r_init r_backup r_restore "$work/restic"
 bench_tool "borg 1.2 (buzhash)" b_init b_backup b_restore "$work/borg"
 bench_tool "borg 1.2 (fixed 4 MiB)" b_init bf_backup b_restore "$work/borgf"

@@ -26,6 +26,12 @@ final class Granule {
     return jar;
   }
 
+  /**
+   * The repository password every command gets in {@code GRANULE_PASSWORD}, so that tests exercise
+   * the default, encrypted path (a test overrides it through the environment map).
+   */
+  static final String PASSWORD = "itest password";
+
   static ProcessBuilder command(List<String> jvmArgs, String... args) {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
@@ -33,7 +39,9 @@ final class Granule {
     cmd.add("-jar");
     cmd.add(jar().toString());
     cmd.addAll(List.of(args));
-    return new ProcessBuilder(cmd);
+    ProcessBuilder pb = new ProcessBuilder(cmd);
+    pb.environment().put("GRANULE_PASSWORD", PASSWORD);
+    return pb;
   }
 
   /** The result of a one-shot command. */
@@ -44,7 +52,7 @@ final class Granule {
     return run(workDir, java.util.Map.of(), args);
   }
 
-  /** Runs a one-shot command with extra environment variables. */
+  /** Runs a one-shot command with extra environment variables (a null value removes one). */
   static Result run(Path workDir, java.util.Map<String, String> env, String... args)
       throws IOException, InterruptedException {
     return run(workDir, env, null, args);
@@ -56,7 +64,14 @@ final class Granule {
     Path out = Files.createTempFile(workDir, "out", ".txt");
     Path err = Files.createTempFile(workDir, "err", ".txt");
     ProcessBuilder pb = command(List.of(), args);
-    pb.environment().putAll(env);
+    env.forEach(
+        (k, v) -> {
+          if (v == null) {
+            pb.environment().remove(k);
+          } else {
+            pb.environment().put(k, v);
+          }
+        });
     if (stdin != null) {
       pb.redirectInput(stdin.toFile());
     }

@@ -109,7 +109,7 @@ final class BackupCommand extends ContextCommand {
             ? null
             : new ProgressBar(ctx.err(), ProgressBar.isTerminal(), Duration.ofSeconds(10));
     BackupResult result;
-    try (Repository r = repo.open()) {
+    try (Repository r = repo.open(context())) {
       result =
           new BackupOperation(ctx.formats(), ctx.snapshotProviders())
               .run(

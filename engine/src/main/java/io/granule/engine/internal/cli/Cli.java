@@ -2,10 +2,12 @@ package io.granule.engine.internal.cli;
 
 import io.granule.engine.internal.plugin.PluginUnavailableException;
 import io.granule.engine.internal.repo.AmbiguousSnapshotException;
+import io.granule.engine.internal.repo.PasswordRequiredException;
 import io.granule.engine.internal.repo.RepositoryCorruptedException;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.SnapshotNotFoundException;
 import io.granule.engine.internal.repo.SourceUnreadableException;
+import io.granule.engine.internal.repo.WrongPasswordException;
 import java.io.PrintWriter;
 import picocli.CommandLine;
 
@@ -86,6 +88,12 @@ public final class Cli {
     }
     if (ex instanceof io.granule.engine.internal.repo.RestoreTargetException) {
       return ExitCodes.TARGET;
+    }
+    if (ex instanceof WrongPasswordException) {
+      return ExitCodes.AUTH;
+    }
+    if (ex instanceof PasswordRequiredException) {
+      return ExitCodes.USAGE;
     }
     if (ex instanceof RepositoryCorruptedException) {
       return ExitCodes.DAMAGED;

@@ -7,6 +7,7 @@ import io.granule.engine.spi.FileSystemType;
 import io.granule.engine.spi.SnapshotProvider;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.function.Function;
 
 /**
  * What commands need from the runtime. Built by the OSGi wiring in the real runtime, by hand in
@@ -21,6 +22,8 @@ import java.nio.file.Path;
  * @param version the product version
  * @param out standard output
  * @param err standard error
+ * @param env the environment ({@code GRANULE_PASSWORD}, ...)
+ * @param terminal where passwords are asked interactively
  */
 public record CliContext(
     PluginInventory plugins,
@@ -31,4 +34,19 @@ public record CliContext(
     Path dataDir,
     String version,
     PrintWriter out,
-    PrintWriter err) {}
+    PrintWriter err,
+    Function<String, String> env,
+    Terminal terminal) {
+
+  /** A context with the process environment and console. */
+  public CliContext(
+      PluginInventory plugins,
+      PluginLeases<DiskImageFormat> formats,
+      ServerControl server,
+      Path dataDir,
+      String version,
+      PrintWriter out,
+      PrintWriter err) {
+    this(plugins, formats, server, dataDir, version, out, err, System::getenv, Terminal.system());
+  }
+}

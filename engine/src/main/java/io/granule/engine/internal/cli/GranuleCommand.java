@@ -25,6 +25,7 @@ import picocli.CommandLine.Spec;
       LsCommand.class,
       VerifyCommand.class,
       StatsCommand.class,
+      KeyCommand.class,
       ImageCommand.class,
       PluginsCommand.class,
       ServerCommand.class,
@@ -32,7 +33,8 @@ import picocli.CommandLine.Spec;
     },
     footer = {
       "",
-      "Environment: GRANULE_REPO (repository), GRANULE_DATA (data directory),",
+      "Environment: GRANULE_REPO (repository), GRANULE_PASSWORD (repository password),",
+      "GRANULE_NEW_PASSWORD (for 'key passwd'), GRANULE_DATA (data directory),",
       "GRANULE_LOG_LEVEL (log level).",
       "Exit codes: 0 ok, 1 failure, 2 usage, 3 repository, 4 not found, 5 damaged data,",
       "6 source, 7 target, 8 wrong password, 9 locked, 10 plugin, 11 application,",

@@ -3,6 +3,7 @@ package io.granule.engine.internal.cli;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
 import java.io.PrintWriter;
+import java.util.Arrays;
 import java.util.Locale;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -12,7 +13,13 @@ import picocli.CommandLine.Option;
 @Command(
     name = "init",
     mixinStandardHelpOptions = true,
-    description = "Create a repository in an empty or new directory.")
+    description = {
+      "Create a repository in an empty or new directory, or under an unused S3 prefix.",
+      "",
+      "The repository is encrypted (AES-256-GCM, chunk ids keyed with HMAC-SHA-256) under a"
+          + " password from --password-file, $GRANULE_PASSWORD, or asked twice on the terminal."
+          + " Keep the password safe: without it the backups cannot be read by anyone."
+    })
 final class InitCommand extends ContextCommand {
   @Mixin RepoOption repo;
 
@@ -25,6 +32,15 @@ final class InitCommand extends ContextCommand {
               + " bench/RESULTS.md for the measurements behind it).")
   Integer chunkSize;
 
+  @Option(
+      names = "--insecure-no-encryption",
+      description =
+          "Do NOT encrypt: anyone who can read the repository files (a stolen disk, a storage"
+              + " provider, a backup of the backup) can read every backed-up byte, host and file"
+              + " name. Only for data that is not secret or storage you fully control. Cannot be"
+              + " changed later.")
+  boolean noEncryption;
+
   @Override
   public Integer call() {
     RepositoryConfig cfg = RepositoryConfig.defaults();
@@ -35,19 +51,38 @@ final class InitCommand extends ContextCommand {
       }
       cfg = cfg.withChunkSize(chunkSize);
     }
+    if (noEncryption && repo.passwordFile != null) {
+      throw new CommandException(
+          ExitCodes.USAGE, "--password-file and --insecure-no-encryption exclude each other");
+    }
+    char[] password =
+        noEncryption
+            ? null
+            : Passwords.read(
+                context(),
+                repo.passwordFile,
+                Passwords.ENV,
+                "--password-file",
+                "new repository password: ",
+                true);
     Repository created;
     try {
-      created = Repository.init(repo.path(), cfg);
+      created = repo.init(context(), cfg, password);
     } catch (IllegalArgumentException e) {
       throw new CommandException(ExitCodes.USAGE, e.getMessage(), e);
+    } finally {
+      if (password != null) {
+        Arrays.fill(password, '\0');
+      }
     }
     try (Repository r = created) {
       PrintWriter out = context().out();
       out.printf(
           Locale.ROOT,
-          "created repository %s at %s (chunk size %s)%n",
+          "created %s repository %s at %s (chunk size %s)%n",
+          r.config().encrypted() ? "encrypted" : "UNENCRYPTED",
           r.config().repositoryId().substring(0, 12),
-          repo.path().toAbsolutePath(),
+          repo.describe(),
           Sizes.human(r.config().chunkSize()));
       out.flush();
     }

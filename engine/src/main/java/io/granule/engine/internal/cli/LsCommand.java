@@ -48,7 +48,7 @@ final class LsCommand extends ContextCommand {
   @Override
   public Integer call() throws IOException {
     PrintWriter out = context().out();
-    try (Repository r = repo.open();
+    try (Repository r = repo.open(context());
         FileBrowser b = FileBrowser.open(r, where, context().fileSystems())) {
       FileSystem fs = b.fileSystem();
       FileNode node = lookup(b, path);

@@ -1,27 +1,107 @@
 package io.granule.engine.internal.cli;
 
 import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.RepositoryConfig;
+import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.RetryingBlobStore;
+import io.granule.engine.internal.repo.blob.S3BlobStore;
+import io.granule.engine.internal.repo.blob.S3Location;
+import io.granule.engine.internal.repo.crypto.KdfParams;
 import java.nio.file.Path;
+import java.time.Clock;
 import picocli.CommandLine.Option;
 
-/** {@code --repo PATH}, defaulting to {@code $GRANULE_REPO}. */
+/**
+ * {@code --repo LOCATION} (default {@code $GRANULE_REPO}): a directory, or {@code
+ * s3:http(s)://HOST[:PORT]/BUCKET/PREFIX} / {@code s3:BUCKET/PREFIX}; and {@code --password-file
+ * FILE} (default {@code $GRANULE_PASSWORD}, then a prompt).
+ */
 final class RepoOption {
   @Option(
       names = "--repo",
-      paramLabel = "PATH",
+      paramLabel = "LOCATION",
       defaultValue = "${env:GRANULE_REPO}",
-      description = "Repository directory (default: $GRANULE_REPO).")
-  Path repo;
+      description =
+          "Repository: a directory, or s3:https://HOST[:PORT]/BUCKET/PREFIX (any S3-compatible"
+              + " server, path-style) or s3:BUCKET/PREFIX (AWS); credentials and region from the"
+              + " AWS default chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, AWS_REGION, ...)."
+              + " Default: $GRANULE_REPO.")
+  String repo;
 
-  Path path() {
-    if (repo == null) {
+  @Option(
+      names = "--password-file",
+      paramLabel = "FILE",
+      description =
+          "Read the repository password from the first line of FILE. Without it the password"
+              + " comes from $GRANULE_PASSWORD, else it is asked on the terminal.")
+  Path passwordFile;
+
+  String location() {
+    if (repo == null || repo.isEmpty()) {
       throw new CommandException(
-          ExitCodes.USAGE, "no repository given: use --repo PATH or set GRANULE_REPO");
+          ExitCodes.USAGE, "no repository given: use --repo LOCATION or set GRANULE_REPO");
     }
     return repo;
   }
 
-  Repository open() {
-    return Repository.open(path());
+  boolean remote() {
+    return S3Location.matches(location());
+  }
+
+  /** The directory of a local repository. */
+  Path path() {
+    return Path.of(location());
+  }
+
+  /** What to show as the location in messages. */
+  String describe() {
+    return remote() ? location() : path().toAbsolutePath().toString();
+  }
+
+  private BlobStore remoteStore() {
+    S3Location where;
+    try {
+      where = S3Location.parse(location());
+    } catch (IllegalArgumentException e) {
+      throw new CommandException(ExitCodes.USAGE, e.getMessage(), e);
+    }
+    return RetryingBlobStore.withDefaults(S3BlobStore.open(where));
+  }
+
+  /** Where metadata of remote repositories is cached: $XDG_CACHE_HOME/granule, ~/.cache/granule. */
+  static Path metadataCache(CliContext ctx) {
+    String xdg = ctx.env().apply("XDG_CACHE_HOME");
+    if (xdg != null && !xdg.isEmpty()) {
+      return Path.of(xdg, "granule");
+    }
+    return Path.of(System.getProperty("user.home"), ".cache", "granule");
+  }
+
+  /** Opens the repository, asking for its password only if it is encrypted. */
+  Repository open(CliContext ctx) {
+    if (remote()) {
+      return Repository.open(
+          remoteStore(),
+          Clock.systemUTC(),
+          Repository.defaultCacheDir(),
+          Passwords.forOpen(ctx, passwordFile),
+          metadataCache(ctx));
+    }
+    return Repository.open(path(), Passwords.forOpen(ctx, passwordFile));
+  }
+
+  /** Creates the repository, encrypted under {@code password} unless it is null. */
+  Repository init(CliContext ctx, RepositoryConfig cfg, char[] password) {
+    if (remote()) {
+      return Repository.init(
+          remoteStore(),
+          cfg,
+          Clock.systemUTC(),
+          Repository.defaultCacheDir(),
+          password,
+          KdfParams.DEFAULT,
+          metadataCache(ctx));
+    }
+    return Repository.init(path(), cfg, password);
   }
 }

@@ -128,7 +128,7 @@ final class RestoreCommand extends ContextCommand {
                 + chosen
                 + ", or restore to a file");
       }
-      try (Repository r = repo.open()) {
+      try (Repository r = repo.open(context())) {
         Manifest snap = r.resolve(snapRef);
         if (diskName == null) {
           if (snap.disks().size() != 1) {
@@ -279,7 +279,7 @@ final class RestoreCommand extends ContextCommand {
       }
       String snapRef = what.substring(0, colon);
       String name = what.substring(colon + 1);
-      try (Repository r = repo.open()) {
+      try (Repository r = repo.open(context())) {
         Manifest snap = r.resolve(snapRef);
         if (to.equals("-")) {
           Path tmp = Files.createTempFile("granule-stream-", ".tmp");
@@ -347,7 +347,7 @@ final class RestoreCommand extends ContextCommand {
     @Override
     public Integer call() throws IOException {
       long t0 = System.nanoTime();
-      try (Repository r = repo.open();
+      try (Repository r = repo.open(context());
           FileBrowser b = FileBrowser.open(r, where, context().fileSystems())) {
         LsCommand.lookup(b, path);
         FileRestorer.Result res = new FileRestorer(b.fileSystem(), to).restore(path);

@@ -88,7 +88,7 @@ final class ServeCommand extends ContextCommand {
       PrintWriter out = context().out();
       List<SnapshotDisk> disks = new ArrayList<>();
       List<OverlayDisk> overlays = new ArrayList<>();
-      try (Repository r = repo.open()) {
+      try (Repository r = repo.open(context())) {
         Manifest snap = r.resolve(snapRef);
         String snapId = snap.id().substring(0, 12);
         List<String> names = new ArrayList<>();

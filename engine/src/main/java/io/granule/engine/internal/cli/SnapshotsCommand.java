@@ -25,7 +25,7 @@ final class SnapshotsCommand extends ContextCommand {
   @Override
   public Integer call() throws IOException {
     List<Manifest> snaps;
-    try (Repository r = repo.open()) {
+    try (Repository r = repo.open(context())) {
       snaps = r.snapshots();
     }
     PrintWriter out = context().out();

@@ -27,7 +27,7 @@ final class StatsCommand extends ContextCommand {
     RepositoryStats s;
     String id;
     int chunkSize;
-    try (Repository r = repo.open()) {
+    try (Repository r = repo.open(context())) {
       s = r.stats();
       id = r.config().repositoryId();
       chunkSize = r.config().chunkSize();

@@ -36,7 +36,7 @@ final class VerifyCommand extends ContextCommand {
     ProgressBar bar =
         json ? null : new ProgressBar(ctx.err(), ProgressBar.isTerminal(), Duration.ofSeconds(10));
     VerifyReport report;
-    try (Repository r = repo.open()) {
+    try (Repository r = repo.open(context())) {
       report =
           r.verify(
               readData,

@@ -4,9 +4,9 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 
 /**
- * Computes chunk ids from plaintext. The default is plain SHA-256; a repository with encryption
- * will use a keyed HMAC-SHA-256 instead (so that ids reveal nothing about content), which is why
- * every caller goes through this seam rather than a {@code MessageDigest}.
+ * Computes chunk ids from plaintext. Unencrypted repositories use plain SHA-256; encrypted ones a
+ * keyed HMAC-SHA-256 (so that ids reveal nothing about content), which is why every caller goes
+ * through this seam rather than a {@code MessageDigest}.
  *
  * <p>Instances are not thread-safe; use one per thread ({@link #copy()}).
  */
@@ -24,6 +24,46 @@ public interface ChunkHasher {
   /** A plain SHA-256 hasher. */
   static ChunkHasher sha256() {
     return new Sha256ChunkHasher();
+  }
+
+  /**
+   * HMAC-SHA-256 of the plaintext under {@code key} (the MAC key of an encrypted repository): ids,
+   * and so stored names, reveal nothing about content to someone without the key.
+   */
+  static ChunkHasher hmacSha256(byte[] key) {
+    return new HmacChunkHasher(key.clone());
+  }
+
+  /** Keyed HMAC-SHA-256 of the plaintext. */
+  final class HmacChunkHasher implements ChunkHasher {
+    private final byte[] key;
+    private final javax.crypto.Mac mac;
+
+    HmacChunkHasher(byte[] key) {
+      this.key = key;
+      try {
+        mac = javax.crypto.Mac.getInstance("HmacSHA256");
+        mac.init(new javax.crypto.spec.SecretKeySpec(key, "HmacSHA256"));
+      } catch (NoSuchAlgorithmException | java.security.InvalidKeyException e) {
+        throw new IllegalStateException("hmac-sha-256 is missing from this java runtime", e);
+      }
+    }
+
+    @Override
+    public ChunkId hash(byte[] data, int offset, int length) {
+      mac.update(data, offset, length);
+      return ChunkId.of(mac.doFinal(), 0);
+    }
+
+    @Override
+    public ChunkHasher copy() {
+      return new HmacChunkHasher(key);
+    }
+
+    @Override
+    public String algorithm() {
+      return "hmac-sha256";
+    }
   }
 
   /** Plain SHA-256 of the plaintext. */

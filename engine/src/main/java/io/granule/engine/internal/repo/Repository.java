@@ -14,7 +14,12 @@ import io.granule.engine.internal.repo.blob.BlobInfo;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.CachingBlobStore;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.crypto.KdfParams;
+import io.granule.engine.internal.repo.crypto.KeyInfo;
+import io.granule.engine.internal.repo.crypto.KeyRing;
+import io.granule.engine.internal.repo.crypto.MasterKey;
 import io.granule.engine.internal.repo.index.ChunkIndex;
 import io.granule.engine.internal.repo.index.ChunkLocation;
 import io.granule.engine.internal.repo.index.IndexEntry;
@@ -42,6 +47,7 @@ import java.nio.file.StandardOpenOption;
 import java.security.SecureRandom;
 import java.time.Clock;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
@@ -76,6 +82,8 @@ public final class Repository implements Closeable {
   private final ChunkHasher hasher;
   private final Clock clock;
   private final Path cacheDir;
+  private final MasterKey masterKey;
+  private volatile BlobName keyBlob;
   private volatile ChunkIndex index;
   private volatile ChunkReader reader;
 
@@ -83,13 +91,22 @@ public final class Repository implements Closeable {
   private final Set<PackId> knownPacks = new HashSet<>();
 
   private Repository(
-      BlobStore store, RepositoryConfig config, Clock clock, Path cacheDir, BlobCodec codec) {
+      BlobStore store,
+      RepositoryConfig config,
+      Clock clock,
+      Path cacheDir,
+      BlobCodec codec,
+      ChunkHasher hasher,
+      MasterKey masterKey,
+      BlobName keyBlob) {
     this.store = store;
     this.config = config;
     this.codec = codec;
-    this.hasher = ChunkHasher.sha256();
+    this.hasher = hasher;
     this.clock = clock;
     this.cacheDir = cacheDir;
+    this.masterKey = masterKey;
+    this.keyBlob = keyBlob;
     loadIndex();
   }
 
@@ -99,6 +116,16 @@ public final class Repository implements Closeable {
    * @throws RepositoryException if {@code dir} holds a repository or other files already
    */
   public static Repository init(Path dir, RepositoryConfig cfg) {
+    return init(dir, cfg, null);
+  }
+
+  /**
+   * Creates a repository in directory {@code dir}, encrypted under {@code password} unless it is
+   * null (see {@link #init(BlobStore, RepositoryConfig, Clock, Path, char[], KdfParams)}).
+   *
+   * @throws RepositoryException if {@code dir} holds a repository or other files already
+   */
+  public static Repository init(Path dir, RepositoryConfig cfg, char[] password) {
     try {
       if (Files.isDirectory(dir)) {
         try (var entries = Files.list(dir)) {
@@ -117,7 +144,97 @@ public final class Repository implements Closeable {
       throw new RepositoryException(
           "unable to create a repository at '" + dir + "': " + e.getMessage(), e);
     }
-    return init(new LocalBlobStore(dir), cfg, Clock.systemUTC(), defaultCacheDir());
+    return init(
+        new LocalBlobStore(dir),
+        cfg,
+        Clock.systemUTC(),
+        defaultCacheDir(),
+        password,
+        KdfParams.DEFAULT);
+  }
+
+  /**
+   * Creates a repository in an empty blob store. With a {@code password}, a random {@link
+   * MasterKey} is generated and saved wrapped under it (scrypt with {@code kdf}), every record is
+   * encrypted with AES-256-GCM and chunk ids are HMAC-SHA-256; with none, everything is stored as
+   * it is.
+   */
+  public static Repository init(
+      BlobStore store,
+      RepositoryConfig cfg,
+      Clock clock,
+      Path cacheDir,
+      char[] password,
+      KdfParams kdf) {
+    return init(store, cfg, clock, cacheDir, password, kdf, null);
+  }
+
+  /**
+   * Like {@link #init(BlobStore, RepositoryConfig, Clock, Path, char[], KdfParams)}, keeping a
+   * local copy of the metadata blobs under {@code metadataCache/<repository id>/} (for remote
+   * stores; see {@link CachingBlobStore}) unless {@code metadataCache} is null.
+   */
+  public static Repository init(
+      BlobStore store,
+      RepositoryConfig cfg,
+      Clock clock,
+      Path cacheDir,
+      char[] password,
+      KdfParams kdf,
+      Path metadataCache) {
+    if (password == null) {
+      RepositoryConfig c = identify(cfg, clock);
+      try {
+        checkEmpty(store);
+        store.save(BlobName.CONFIG, c.toBytes());
+      } catch (IOException e) {
+        throw new RepositoryException(
+            "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
+      }
+      return new Repository(
+          cached(store, c, metadataCache),
+          c,
+          clock,
+          cacheDir,
+          BlobCodec.IDENTITY,
+          ChunkHasher.sha256(),
+          null,
+          null);
+    }
+    RepositoryConfig c = identify(cfg.withEncryption(), clock);
+    MasterKey mk = MasterKey.generate();
+    BlobName keyBlob;
+    try {
+      checkEmpty(store);
+      // The key first: a config without a key would be a repository nobody can open.
+      keyBlob = KeyRing.add(store, c.repositoryId(), mk, password, kdf, clock);
+      store.save(BlobName.CONFIG, c.toBytes());
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
+    }
+    return new Repository(
+        cached(store, c, metadataCache), c, clock, cacheDir, mk.codec(), mk.hasher(), mk, keyBlob);
+  }
+
+  private static BlobStore cached(BlobStore store, RepositoryConfig c, Path metadataCache) {
+    return metadataCache == null
+        ? store
+        : new CachingBlobStore(store, metadataCache.resolve(c.repositoryId()));
+  }
+
+  private static RepositoryConfig identify(RepositoryConfig cfg, Clock clock) {
+    cfg.validate();
+    byte[] id = new byte[32];
+    new SecureRandom().nextBytes(id);
+    return cfg.withIdentity(Hex.encode(id), clock.instant());
+  }
+
+  private static void checkEmpty(BlobStore store) throws IOException {
+    if (store.stat(BlobName.CONFIG).isPresent()) {
+      throw new RepositoryException(
+          "a repository already exists at '" + store.location() + "': use it, or choose another");
+    }
   }
 
   /** Creates a repository in an empty blob store, storing everything as it is. */
@@ -132,30 +249,36 @@ public final class Repository implements Closeable {
    */
   public static Repository init(
       BlobStore store, RepositoryConfig cfg, Clock clock, Path cacheDir, BlobCodec codec) {
-    cfg.validate();
-    byte[] id = new byte[32];
-    new SecureRandom().nextBytes(id);
-    RepositoryConfig c = cfg.withIdentity(Hex.encode(id), clock.instant());
+    RepositoryConfig c = identify(cfg, clock);
     try {
-      if (store.stat(BlobName.CONFIG).isPresent()) {
-        throw new RepositoryException(
-            "a repository already exists at '" + store.location() + "': use it, or choose another");
-      }
+      checkEmpty(store);
       store.save(BlobName.CONFIG, c.toBytes());
     } catch (IOException e) {
       throw new RepositoryException(
           "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
     }
-    return new Repository(store, c, clock, cacheDir, codec);
+    return new Repository(store, c, clock, cacheDir, codec, ChunkHasher.sha256(), null, null);
   }
 
   /**
-   * Opens the repository in directory {@code dir}.
+   * Opens the unencrypted repository in directory {@code dir} (an encrypted one is a {@link
+   * PasswordRequiredException}).
    *
    * @throws NotARepositoryException if there is none
    * @throws UnsupportedRepositoryVersionException if it is newer than this build
    */
   public static Repository open(Path dir) {
+    return open(dir, PasswordSource.NONE);
+  }
+
+  /**
+   * Opens the repository in directory {@code dir}, asking {@code password} if it is encrypted.
+   *
+   * @throws NotARepositoryException if there is none
+   * @throws UnsupportedRepositoryVersionException if it is newer than this build
+   * @throws WrongPasswordException if no key blob opens with the password
+   */
+  public static Repository open(Path dir, PasswordSource password) {
     if (!Files.isDirectory(dir)) {
       throw new NotARepositoryException(
           "no repository at '"
@@ -164,16 +287,79 @@ public final class Repository implements Closeable {
               + dir
               + "')");
     }
-    return open(new LocalBlobStore(dir), Clock.systemUTC(), defaultCacheDir());
+    return open(new LocalBlobStore(dir), Clock.systemUTC(), defaultCacheDir(), password);
   }
 
   /** Opens the repository in {@code store}, whose blobs are stored as they are. */
   public static Repository open(BlobStore store, Clock clock, Path cacheDir) {
-    return open(store, clock, cacheDir, BlobCodec.IDENTITY);
+    return open(store, clock, cacheDir, PasswordSource.NONE);
+  }
+
+  /**
+   * Opens the repository in {@code store}; if it is encrypted, asks {@code password} once and tries
+   * it on every key blob.
+   *
+   * @throws WrongPasswordException if no key blob opens with the password
+   */
+  public static Repository open(
+      BlobStore store, Clock clock, Path cacheDir, PasswordSource password) {
+    return open(store, clock, cacheDir, password, null);
+  }
+
+  /**
+   * Like {@link #open(BlobStore, Clock, Path, PasswordSource)}, keeping a local copy of the
+   * metadata blobs under {@code metadataCache/<repository id>/} unless it is null.
+   */
+  public static Repository open(
+      BlobStore store, Clock clock, Path cacheDir, PasswordSource password, Path metadataCache) {
+    RepositoryConfig c = readConfig(store);
+    if (!c.encrypted()) {
+      return new Repository(
+          cached(store, c, metadataCache),
+          c,
+          clock,
+          cacheDir,
+          BlobCodec.IDENTITY,
+          ChunkHasher.sha256(),
+          null,
+          null);
+    }
+    char[] pw = password.password();
+    if (pw == null) {
+      pw = PasswordSource.NONE.password();
+    }
+    KeyRing.Unlocked u;
+    try {
+      u =
+          KeyRing.unlock(store, c.repositoryId(), pw)
+              .orElseThrow(
+                  () ->
+                      new WrongPasswordException(
+                          "wrong password for repository at '"
+                              + store.location()
+                              + "' (no key matches); try again or use the right --password-file"));
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to read the keys of the repository at '"
+              + store.location()
+              + "': "
+              + e.getMessage(),
+          e);
+    } finally {
+      Arrays.fill(pw, '\0');
+    }
+    MasterKey mk = u.key();
+    return new Repository(
+        cached(store, c, metadataCache), c, clock, cacheDir, mk.codec(), mk.hasher(), mk, u.blob());
   }
 
   /** Opens the repository in {@code store}, whose blobs were transformed with {@code codec}. */
   public static Repository open(BlobStore store, Clock clock, Path cacheDir, BlobCodec codec) {
+    RepositoryConfig c = readConfig(store);
+    return new Repository(store, c, clock, cacheDir, codec, ChunkHasher.sha256(), null, null);
+  }
+
+  private static RepositoryConfig readConfig(BlobStore store) {
     byte[] bytes;
     try {
       bytes = store.load(BlobName.CONFIG);
@@ -189,11 +375,63 @@ public final class Repository implements Closeable {
       throw new RepositoryException(
           "unable to open the repository at '" + store.location() + "': " + e.getMessage(), e);
     }
-    RepositoryConfig c = RepositoryConfig.fromBytes(store.location(), bytes);
-    return new Repository(store, c, clock, cacheDir, codec);
+    return RepositoryConfig.fromBytes(store.location(), bytes);
   }
 
-  private static Path defaultCacheDir() {
+  /** The key blobs of an encrypted repository (empty for an unencrypted one). */
+  public List<KeyInfo> keys() {
+    if (masterKey == null) {
+      return List.of();
+    }
+    try {
+      return KeyRing.list(store);
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to list the keys of the repository at '"
+              + store.location()
+              + "': "
+              + e.getMessage(),
+          e);
+    }
+  }
+
+  /** The key blob this repository was opened with (null if unencrypted). */
+  public String currentKey() {
+    BlobName k = keyBlob;
+    return k == null ? null : k.name();
+  }
+
+  /**
+   * Changes the password: saves the master key wrapped under {@code newPassword} in a new key blob,
+   * then deletes the key blob this repository was opened with. No data is rewritten; other
+   * passwords (other key blobs) keep working. If the process dies in between, both passwords work.
+   *
+   * @return the new key blob's id
+   */
+  public synchronized String changePassword(char[] newPassword, KdfParams kdf) {
+    if (masterKey == null) {
+      throw new RepositoryException(
+          "the repository at '" + store.location() + "' is not encrypted: it has no password");
+    }
+    try {
+      BlobName added =
+          KeyRing.add(store, config.repositoryId(), masterKey, newPassword, kdf, clock);
+      BlobName old = keyBlob;
+      keyBlob = added;
+      store.delete(old);
+      return added.name();
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to change the password of the repository at '"
+              + store.location()
+              + "': "
+              + e.getMessage(),
+          e);
+    }
+  }
+
+  /** The default directory for the in-process chunk index. */
+  public static Path defaultCacheDir() {
     return Path.of(System.getProperty("java.io.tmpdir"), "granule-cache");
   }
 

@@ -106,7 +106,7 @@ public final class ApiServlet extends HttpServlet {
             send(resp, 400, Map.of("error", "parameter 'repo' is required"));
             return;
           }
-          try (Repository r = Repository.open(Path.of(repo))) {
+          try (Repository r = Repository.open(Path.of(repo), ApiServlet::password)) {
             send(resp, 200, r.snapshots());
           }
         }
@@ -187,7 +187,7 @@ public final class ApiServlet extends HttpServlet {
             "backup of " + specs.stream().map(DiskSpec::name).toList() + " into " + repo,
             repo,
             j -> {
-              try (Repository r = Repository.open(repo)) {
+              try (Repository r = Repository.open(repo, ApiServlet::password)) {
                 BackupResult res =
                     op.run(
                         r,
@@ -247,5 +247,11 @@ public final class ApiServlet extends HttpServlet {
     resp.setContentType("application/json");
     resp.setCharacterEncoding("UTF-8");
     Json.MAPPER.writeValue(resp.getOutputStream(), body);
+  }
+
+  /** The server process's repository password: {@code GRANULE_PASSWORD}, if set. */
+  private static char[] password() {
+    String p = System.getenv("GRANULE_PASSWORD");
+    return p == null ? null : p.toCharArray();
   }
 }

@@ -21,7 +21,23 @@ import org.junit.jupiter.api.Test;
 class ArchitectureTest {
   private static final Path SOURCES = Path.of("src/main/java/io/granule/engine/internal");
   private static final Map<String, Integer> LAYER =
-      Map.of("chunk", 0, "blob", 0, "pack", 1, "index", 2, "store", 3, "snapshot", 4, "backup", 5);
+      Map.of(
+          "chunk",
+          0,
+          "blob",
+          0,
+          "crypto",
+          1,
+          "pack",
+          1,
+          "index",
+          2,
+          "store",
+          3,
+          "snapshot",
+          4,
+          "backup",
+          5);
   private static final Pattern IMPORT =
       Pattern.compile(
           "^import (?:static )?io\\.granule\\.engine\\.internal\\.repo\\.(\\w+)\\.",

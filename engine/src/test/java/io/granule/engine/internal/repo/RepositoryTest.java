@@ -458,14 +458,15 @@ class RepositoryTest {
     new LocalBlobStore(dir)
         .save(
             BlobName.CONFIG,
-            new RepositoryConfig(99, "ab", "2030-01-01T00:00:00Z", 1 << 20, 16 << 20, 1, "sha256")
+            new RepositoryConfig(
+                    99, "ab", "2030-01-01T00:00:00Z", 1 << 20, 16 << 20, 1, "sha256", null)
                 .toBytes());
     assertThatThrownBy(() -> Repository.open(dir))
         .isInstanceOf(UnsupportedRepositoryVersionException.class)
         .hasMessage(
             "repository at '"
                 + dir
-                + "' has format version 99 (supported: 1): upgrade granule to open it");
+                + "' has format version 99 (supported: 2): upgrade granule to open it");
   }
 
   @Test

@@ -1,0 +1,113 @@
+package io.granule.engine.internal.cli;
+
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.crypto.KdfParams;
+import io.granule.engine.internal.repo.crypto.KeyInfo;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.Locale;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code granule key}: the passwords of an encrypted repository. */
+@Command(
+    name = "key",
+    mixinStandardHelpOptions = true,
+    description = "List or change the passwords (key blobs) of an encrypted repository.",
+    subcommands = {KeyCommand.ListKeys.class, KeyCommand.Passwd.class})
+final class KeyCommand extends ContextCommand {
+  @Spec CommandSpec spec;
+
+  @Override
+  public Integer call() {
+    spec.commandLine().usage(context().err());
+    return ExitCodes.USAGE;
+  }
+
+  /** {@code granule key list}. */
+  @Command(
+      name = "list",
+      mixinStandardHelpOptions = true,
+      description = "List the key blobs; the one the given password opens is marked with '*'.")
+  static final class ListKeys extends ContextCommand {
+    @Mixin RepoOption repo;
+
+    @Override
+    public Integer call() {
+      try (Repository r = repo.open(context())) {
+        PrintWriter out = context().out();
+        if (!r.config().encrypted()) {
+          out.println("the repository is not encrypted: it has no keys");
+          out.flush();
+          return ExitCodes.OK;
+        }
+        out.printf(Locale.ROOT, "  %-16s %-24s %s%n", "ID", "CREATED", "KDF");
+        for (KeyInfo k :
+            r.keys().stream().sorted(Comparator.comparing(KeyInfo::created)).toList()) {
+          out.printf(
+              Locale.ROOT,
+              "%s %-16s %-24s %s%n",
+              k.id().equals(r.currentKey()) ? "*" : " ",
+              k.id().substring(0, 16),
+              k.created(),
+              k.kdf());
+        }
+        out.flush();
+      }
+      return ExitCodes.OK;
+    }
+  }
+
+  /** {@code granule key passwd}. */
+  @Command(
+      name = "passwd",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Change the password: add a key blob for the new password and delete the one the old"
+            + " password opened. No data is rewritten; other passwords keep working.",
+        "The new password comes from --new-password-file, $GRANULE_NEW_PASSWORD, or is asked"
+            + " twice on the terminal."
+      })
+  static final class Passwd extends ContextCommand {
+    @Mixin RepoOption repo;
+
+    @Option(
+        names = "--new-password-file",
+        paramLabel = "FILE",
+        description = "Read the new password from the first line of FILE.")
+    Path newPasswordFile;
+
+    @Override
+    public Integer call() {
+      try (Repository r = repo.open(context())) {
+        if (!r.config().encrypted()) {
+          throw new CommandException(
+              ExitCodes.USAGE,
+              "the repository at '" + repo.describe() + "' is not encrypted: it has no password");
+        }
+        char[] pw =
+            Passwords.read(
+                context(),
+                newPasswordFile,
+                Passwords.NEW_ENV,
+                "--new-password-file",
+                "new password: ",
+                true);
+        String added;
+        try {
+          added = r.changePassword(pw, KdfParams.DEFAULT);
+        } finally {
+          Arrays.fill(pw, '\0');
+        }
+        context().out().println("password changed: new key " + added.substring(0, 16));
+        context().out().flush();
+      }
+      return ExitCodes.OK;
+    }
+  }
+}

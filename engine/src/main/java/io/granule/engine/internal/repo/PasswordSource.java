@@ -1,0 +1,23 @@
+package io.granule.engine.internal.repo;
+
+/**
+ * Where the password of an encrypted repository comes from. Asked only when the repository turns
+ * out to be encrypted, at most once per open; the caller zeroes the array after use.
+ */
+@FunctionalInterface
+public interface PasswordSource {
+  /** A source for unencrypted repositories: asking it is a {@link PasswordRequiredException}. */
+  PasswordSource NONE =
+      () -> {
+        throw new PasswordRequiredException(
+            "the repository is encrypted: give its password (GRANULE_PASSWORD, --password-file,"
+                + " or interactively)");
+      };
+
+  /**
+   * The password.
+   *
+   * @throws PasswordRequiredException (or another unchecked exception) if there is none
+   */
+  char[] password();
+}

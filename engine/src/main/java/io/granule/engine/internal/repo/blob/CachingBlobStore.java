@@ -1,0 +1,119 @@
+package io.granule.engine.internal.repo.blob;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.EnumSet;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Keeps a local copy of the metadata blobs of a remote store (index, fixed-index, dynamic-index and
+ * snapshot blobs), so listing snapshots and starting an incremental backup download only what is
+ * new. Those blobs are immutable by name (a name is never saved twice with different content), so a
+ * cached copy is valid as long as the name exists: {@link #list} asks the remote store, and drops
+ * cached copies of names that are gone (deleted by prune). Packs, keys and the config are never
+ * cached.
+ *
+ * <p>The cache is a {@link LocalBlobStore} (atomic writes; a crash leaves no partial copy). What is
+ * read from it is checked exactly like remote data (frame checksums, AES-GCM), so a damaged copy is
+ * reported as damage; deleting the cache directory is always safe. Thread-safe.
+ */
+public final class CachingBlobStore implements BlobStore {
+  private static final Logger LOG = LoggerFactory.getLogger(CachingBlobStore.class);
+  private static final Set<BlobType> CACHED =
+      EnumSet.of(BlobType.INDEX, BlobType.SNAPSHOT, BlobType.FIXED_INDEX, BlobType.DYNAMIC_INDEX);
+
+  private final BlobStore remote;
+  private final LocalBlobStore cache;
+
+  /** Caches the metadata of {@code remote} in directory {@code dir}. */
+  public CachingBlobStore(BlobStore remote, Path dir) {
+    this.remote = remote;
+    this.cache = new LocalBlobStore(dir);
+  }
+
+  /** The cache directory. */
+  public Path directory() {
+    return cache.root();
+  }
+
+  private void keep(BlobName name, byte[] data) {
+    try {
+      cache.save(name, data);
+    } catch (IOException e) {
+      // A cache that cannot be written only costs downloads.
+      LOG.warn("unable to cache {} in {}: {}", name, cache.root(), e.toString());
+    }
+  }
+
+  @Override
+  public void save(BlobName name, byte[] data) throws IOException {
+    remote.save(name, data);
+    if (CACHED.contains(name.type())) {
+      keep(name, data);
+    }
+  }
+
+  @Override
+  public byte[] load(BlobName name) throws IOException {
+    if (!CACHED.contains(name.type())) {
+      return remote.load(name);
+    }
+    try {
+      return cache.load(name);
+    } catch (NoSuchFileException e) {
+      byte[] data = remote.load(name);
+      keep(name, data);
+      return data;
+    }
+  }
+
+  @Override
+  public byte[] load(BlobName name, long offset, int length) throws IOException {
+    return remote.load(name, offset, length);
+  }
+
+  @Override
+  public Optional<BlobInfo> stat(BlobName name) throws IOException {
+    if (CACHED.contains(name.type())) {
+      Optional<BlobInfo> local = cache.stat(name);
+      if (local.isPresent()) {
+        return local;
+      }
+    }
+    return remote.stat(name);
+  }
+
+  @Override
+  public List<BlobName> list(BlobType type) throws IOException {
+    List<BlobName> names = remote.list(type);
+    if (CACHED.contains(type)) {
+      Set<BlobName> present = new HashSet<>(names);
+      for (BlobName n : cache.list(type)) {
+        if (!present.contains(n)) {
+          Files.deleteIfExists(cache.path(n));
+        }
+      }
+    }
+    return names;
+  }
+
+  @Override
+  public void delete(BlobName name) throws IOException {
+    remote.delete(name);
+    if (CACHED.contains(name.type())) {
+      cache.delete(name);
+    }
+  }
+
+  @Override
+  public String location() {
+    return remote.location();
+  }
+}

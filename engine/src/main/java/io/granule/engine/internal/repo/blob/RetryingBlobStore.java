@@ -1,0 +1,118 @@
+package io.granule.engine.internal.repo.blob;
+
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.ThreadLocalRandom;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Retries the calls of another store that fail with a {@link TransientBlobStoreException}, with
+ * exponential backoff and full jitter (base, 2×base, 4×base… capped at 30 s), up to a number of
+ * attempts. Every blob store operation is idempotent (names are random or content-derived, saves of
+ * one name carry identical bytes, delete of a missing blob is no error), so retrying is safe.
+ * Thread-safe if the delegate is.
+ */
+public final class RetryingBlobStore implements BlobStore {
+  private static final Logger LOG = LoggerFactory.getLogger(RetryingBlobStore.class);
+  private static final long MAX_DELAY_MS = 30_000;
+
+  private final BlobStore delegate;
+  private final int attempts;
+  private final long baseMs;
+
+  /** Retries up to {@code attempts} calls in all, the first backoff up to {@code base}. */
+  public RetryingBlobStore(BlobStore delegate, int attempts, Duration base) {
+    if (attempts < 1) {
+      throw new IllegalArgumentException("attempts must be at least 1, not " + attempts);
+    }
+    this.delegate = delegate;
+    this.attempts = attempts;
+    this.baseMs = Math.max(1, base.toMillis());
+  }
+
+  /** Six attempts over about half a minute at worst, starting at 200 ms. */
+  public static RetryingBlobStore withDefaults(BlobStore delegate) {
+    return new RetryingBlobStore(delegate, 6, Duration.ofMillis(200));
+  }
+
+  @FunctionalInterface
+  private interface Call<T> {
+    T call() throws IOException;
+  }
+
+  private <T> T retry(String what, Call<T> call) throws IOException {
+    for (int attempt = 1; ; attempt++) {
+      try {
+        return call.call();
+      } catch (TransientBlobStoreException e) {
+        if (attempt >= attempts) {
+          throw e;
+        }
+        long cap = Math.min(MAX_DELAY_MS, baseMs << Math.min(20, attempt - 1));
+        long delay = ThreadLocalRandom.current().nextLong(cap / 2, cap + 1);
+        LOG.warn(
+            "{} failed (attempt {} of {}), retrying in {} ms: {}",
+            what,
+            attempt,
+            attempts,
+            delay,
+            e.getMessage());
+        try {
+          Thread.sleep(delay);
+        } catch (InterruptedException ie) {
+          Thread.currentThread().interrupt();
+          throw (IOException) new InterruptedIOException("interrupted: " + what).initCause(e);
+        }
+      }
+    }
+  }
+
+  @Override
+  public void save(BlobName name, byte[] data) throws IOException {
+    retry(
+        "saving " + name,
+        () -> {
+          delegate.save(name, data);
+          return null;
+        });
+  }
+
+  @Override
+  public byte[] load(BlobName name) throws IOException {
+    return retry("loading " + name, () -> delegate.load(name));
+  }
+
+  @Override
+  public byte[] load(BlobName name, long offset, int length) throws IOException {
+    return retry("loading " + name, () -> delegate.load(name, offset, length));
+  }
+
+  @Override
+  public Optional<BlobInfo> stat(BlobName name) throws IOException {
+    return retry("checking " + name, () -> delegate.stat(name));
+  }
+
+  @Override
+  public List<BlobName> list(BlobType type) throws IOException {
+    return retry("listing " + type.directory(), () -> delegate.list(type));
+  }
+
+  @Override
+  public void delete(BlobName name) throws IOException {
+    retry(
+        "deleting " + name,
+        () -> {
+          delegate.delete(name);
+          return null;
+        });
+  }
+
+  @Override
+  public String location() {
+    return delegate.location();
+  }
+}

@@ -1,0 +1,458 @@
+package io.granule.engine.internal.repo.blob;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.NoSuchFileException;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import software.amazon.awssdk.auth.credentials.AwsCredentialsProvider;
+import software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider;
+import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
+import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
+import software.amazon.awssdk.core.checksums.ResponseChecksumValidation;
+import software.amazon.awssdk.core.exception.AbortedException;
+import software.amazon.awssdk.core.exception.SdkClientException;
+import software.amazon.awssdk.core.sync.RequestBody;
+import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.regions.providers.DefaultAwsRegionProviderChain;
+import software.amazon.awssdk.services.s3.S3Client;
+import software.amazon.awssdk.services.s3.model.CompletedMultipartUpload;
+import software.amazon.awssdk.services.s3.model.CompletedPart;
+import software.amazon.awssdk.services.s3.model.HeadObjectResponse;
+import software.amazon.awssdk.services.s3.model.ListObjectsV2Request;
+import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
+import software.amazon.awssdk.services.s3.model.S3Exception;
+import software.amazon.awssdk.services.s3.model.S3Object;
+
+/**
+ * A {@link BlobStore} in an S3 bucket (AWS or any S3-compatible server), under a key prefix, with
+ * the same layout as {@link LocalBlobStore} ({@code config}, {@code keys/…}, {@code data/3f/3fa2…},
+ * {@code index/…}, …) so a repository can be copied between the two with any file or S3 tool.
+ *
+ * <p>Contract notes: an S3 PUT is atomic per object (readers see the old object or the whole new
+ * one, never a part), and a multipart upload becomes visible only when it is completed, so {@link
+ * #save} is atomic; durability is the service's. Since 2020 AWS S3 lists and reads strongly
+ * consistently; other servers may not. Blobs from {@link #multipartThreshold} bytes on are uploaded
+ * in parts of that size (an aborted upload leaves no object). Every PUT carries Content-MD5, so the
+ * server rejects bytes damaged on the way.
+ *
+ * <p>This class makes one attempt per call: errors come back as {@link IOException}s ({@link
+ * NoSuchFileException} for a missing blob, {@link EOFException} for a range past the end, {@link
+ * AccessDeniedException} for 401/403, {@link TransientBlobStoreException} for 5xx, throttling and
+ * network errors); wrap it in a {@link RetryingBlobStore} for retries with backoff. Credentials
+ * come from the AWS default chain (environment, system properties, profile files, container or
+ * instance roles); the region from the default chain, else us-east-1. Thread-safe.
+ */
+public final class S3BlobStore implements BlobStore {
+  /**
+   * Default part size and threshold for multipart uploads: 32 MiB, so packs of the default size (16
+   * MiB) are single PUTs and larger configured packs go in parts.
+   */
+  public static final int DEFAULT_PART_SIZE = 32 << 20;
+
+  private final S3Location where;
+  private final S3Client s3;
+  private final int multipartThreshold;
+  private volatile int pageSize = 1000;
+
+  private S3BlobStore(S3Location where, S3Client s3, int multipartThreshold) {
+    this.where = where;
+    this.s3 = s3;
+    this.multipartThreshold = multipartThreshold;
+  }
+
+  /** A store at {@code where} with the default credential and region chains. */
+  public static S3BlobStore open(S3Location where) {
+    return open(where, DefaultCredentialsProvider.builder().build(), DEFAULT_PART_SIZE);
+  }
+
+  /**
+   * A store at {@code where} with {@code credentials}, uploading blobs of {@code partSize} bytes or
+   * more in parts of that size (at least 5 MiB, S3's minimum part size).
+   */
+  public static S3BlobStore open(
+      S3Location where, AwsCredentialsProvider credentials, int partSize) {
+    if (partSize < 5 << 20) {
+      throw new IllegalArgumentException("S3 parts are at least 5 MiB, not " + partSize);
+    }
+    return withBundleLoader(
+        () -> {
+          var b =
+              S3Client.builder()
+                  .httpClient(
+                      UrlConnectionHttpClient.builder()
+                          .connectionTimeout(Duration.ofSeconds(10))
+                          .socketTimeout(Duration.ofSeconds(60))
+                          .build())
+                  .credentialsProvider(credentials)
+                  .region(region(where))
+                  // Retries with backoff live in RetryingBlobStore, for every store alike.
+                  .overrideConfiguration(o -> o.retryStrategy(AwsRetryStrategy.doNotRetry()))
+                  // Integrity is checked by Content-MD5 here and by checksums and AES-GCM above;
+                  // the newer flexible checksums are not understood by every S3-compatible server.
+                  .requestChecksumCalculation(RequestChecksumCalculation.WHEN_REQUIRED)
+                  .responseChecksumValidation(ResponseChecksumValidation.WHEN_REQUIRED)
+                  // HttpURLConnection mishandles "Expect: 100-continue" on reused connections
+                  // (the server got wrong bytes for a second part; Content-MD5 caught it).
+                  .serviceConfiguration(
+                      software.amazon.awssdk.services.s3.S3Configuration.builder()
+                          .expectContinueEnabled(false)
+                          .chunkedEncodingEnabled(false)
+                          .build());
+          if (where.endpoint() != null) {
+            b.endpointOverride(where.endpoint()).forcePathStyle(true);
+          }
+          return new S3BlobStore(where, b.build(), partSize);
+        });
+  }
+
+  /**
+   * AWS_REGION (or aws.region); for a custom endpoint, us-east-1 without asking the rest of the
+   * chain (which may ask an instance metadata service that is not there); else the default chain.
+   */
+  private static Region region(S3Location where) {
+    String r = System.getProperty("aws.region", System.getenv("AWS_REGION"));
+    if (r != null && !r.isBlank()) {
+      return Region.of(r);
+    }
+    if (where.endpoint() != null) {
+      return Region.US_EAST_1;
+    }
+    try {
+      return new DefaultAwsRegionProviderChain().getRegion();
+    } catch (SdkClientException e) {
+      return Region.US_EAST_1;
+    }
+  }
+
+  /** Keys per listing page (S3's maximum and default is 1000); smaller only for tests. */
+  void pageSize(int keys) {
+    this.pageSize = keys;
+  }
+
+  /** The part size and multipart threshold in bytes. */
+  public int multipartThreshold() {
+    return multipartThreshold;
+  }
+
+  /**
+   * The SDK finds its interceptors and services through the thread context class loader; in OSGi
+   * that is not this bundle's, which holds the embedded SDK jars.
+   */
+  private static <T> T withBundleLoader(Callable<T> call) {
+    Thread t = Thread.currentThread();
+    ClassLoader old = t.getContextClassLoader();
+    t.setContextClassLoader(S3BlobStore.class.getClassLoader());
+    try {
+      return call.call();
+    } catch (RuntimeException e) {
+      throw e;
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    } finally {
+      t.setContextClassLoader(old);
+    }
+  }
+
+  /** The object key of a blob. */
+  String key(BlobName name) {
+    if (name.type() == BlobType.CONFIG) {
+      return where.prefix() + name.name();
+    }
+    String dir = where.prefix() + name.type().directory() + "/";
+    if (name.type() == BlobType.PACK) {
+      dir += name.name().substring(0, 2) + "/";
+    }
+    return dir + name.name();
+  }
+
+  @FunctionalInterface
+  private interface S3Call<T> {
+    T call() throws IOException;
+  }
+
+  /** Runs one S3 request, translating SDK exceptions into the contract's IOExceptions. */
+  private <T> T request(String what, BlobName name, S3Call<T> call) throws IOException {
+    Thread t = Thread.currentThread();
+    ClassLoader old = t.getContextClassLoader();
+    t.setContextClassLoader(S3BlobStore.class.getClassLoader());
+    try {
+      return call.call();
+    } catch (NoSuchKeyException e) {
+      throw noSuch(name, e);
+    } catch (S3Exception e) {
+      throw translate(what, name, e);
+    } catch (AbortedException e) {
+      throw (IOException)
+          new InterruptedIOException("interrupted while " + what + " " + describe(name))
+              .initCause(e);
+    } catch (SdkClientException e) {
+      // network errors, timeouts, unreadable responses
+      throw new TransientBlobStoreException(
+          "unable to reach "
+              + where
+              + " while "
+              + what
+              + " "
+              + describe(name)
+              + ": "
+              + e.getMessage(),
+          e);
+    } finally {
+      t.setContextClassLoader(old);
+    }
+  }
+
+  private String describe(BlobName name) {
+    return name == null ? "" : "blob " + name;
+  }
+
+  private NoSuchFileException noSuch(BlobName name, Exception cause) {
+    NoSuchFileException e = new NoSuchFileException(where + "/" + key(name));
+    e.initCause(cause);
+    return e;
+  }
+
+  private IOException translate(String what, BlobName name, S3Exception e) {
+    int status = e.statusCode();
+    String code = e.awsErrorDetails() == null ? null : e.awsErrorDetails().errorCode();
+    String msg =
+        what
+            + " "
+            + describe(name)
+            + " in "
+            + where
+            + ": HTTP "
+            + status
+            + (code == null ? "" : " " + code)
+            + ": "
+            + e.getMessage();
+    if (status == 404 && name != null) {
+      return noSuch(name, e);
+    }
+    if (status == 401 || status == 403) {
+      AccessDeniedException d =
+          new AccessDeniedException(
+              where.toString(),
+              null,
+              msg + " (check the credentials: AWS_ACCESS_KEY_ID, AWS_PROFILE, ...)");
+      d.initCause(e);
+      return d;
+    }
+    if (status >= 500 || status == 408 || status == 429 || e.isThrottlingException()) {
+      return new TransientBlobStoreException(msg, e);
+    }
+    return new IOException(msg, e);
+  }
+
+  @Override
+  public void save(BlobName name, byte[] data) throws IOException {
+    String key = key(name);
+    if (data.length >= multipartThreshold) {
+      saveMultipart(name, key, data);
+      return;
+    }
+    request(
+        "saving",
+        name,
+        () ->
+            s3.putObject(
+                r ->
+                    r.bucket(where.bucket())
+                        .key(key)
+                        .contentLength((long) data.length)
+                        .contentMD5(md5(data, 0, data.length)),
+                RequestBody.fromBytes(data)));
+  }
+
+  private void saveMultipart(BlobName name, String key, byte[] data) throws IOException {
+    String upload =
+        request(
+            "starting the upload of",
+            name,
+            () -> s3.createMultipartUpload(r -> r.bucket(where.bucket()).key(key)).uploadId());
+    boolean done = false;
+    try {
+      List<CompletedPart> parts = new ArrayList<>();
+      for (int off = 0, n = 1; off < data.length; off += multipartThreshold, n++) {
+        int len = Math.min(multipartThreshold, data.length - off);
+        int partNumber = n;
+        int from = off;
+        String etag =
+            request(
+                "uploading part " + n + " of",
+                name,
+                () ->
+                    s3.uploadPart(
+                            r ->
+                                r.bucket(where.bucket())
+                                    .key(key)
+                                    .uploadId(upload)
+                                    .partNumber(partNumber)
+                                    .contentLength((long) len)
+                                    .contentMD5(md5(data, from, len)),
+                            RequestBody.fromByteBuffer(java.nio.ByteBuffer.wrap(data, from, len)))
+                        .eTag());
+        parts.add(CompletedPart.builder().partNumber(n).eTag(etag).build());
+      }
+      request(
+          "completing the upload of",
+          name,
+          () ->
+              s3.completeMultipartUpload(
+                  r ->
+                      r.bucket(where.bucket())
+                          .key(key)
+                          .uploadId(upload)
+                          .multipartUpload(
+                              CompletedMultipartUpload.builder().parts(parts).build())));
+      done = true;
+    } finally {
+      if (!done) {
+        try {
+          request(
+              "aborting the upload of",
+              name,
+              () ->
+                  s3.abortMultipartUpload(r -> r.bucket(where.bucket()).key(key).uploadId(upload)));
+        } catch (IOException ignored) {
+          // The upload failed already; an unaborted one is invisible and expires by lifecycle.
+        }
+      }
+    }
+  }
+
+  private static String md5(byte[] data, int off, int len) {
+    try {
+      MessageDigest md = MessageDigest.getInstance("MD5");
+      md.update(data, off, len);
+      return Base64.getEncoder().encodeToString(md.digest());
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("md5 is missing from this java runtime", e);
+    }
+  }
+
+  @Override
+  public byte[] load(BlobName name) throws IOException {
+    String key = key(name);
+    return request(
+        "loading",
+        name,
+        () -> s3.getObjectAsBytes(r -> r.bucket(where.bucket()).key(key)).asByteArray());
+  }
+
+  @Override
+  public byte[] load(BlobName name, long offset, int length) throws IOException {
+    if (offset < 0 || length < 0) {
+      throw new IllegalArgumentException(
+          "invalid range of blob " + name + ": offset=" + offset + " length=" + length);
+    }
+    if (length == 0) {
+      long size = stat(name).orElseThrow(() -> noSuch(name, null)).size();
+      if (offset > size) {
+        throw pastEnd(name, size, offset, length);
+      }
+      return new byte[0];
+    }
+    String key = key(name);
+    String range = "bytes=" + offset + "-" + (offset + length - 1);
+    byte[] got;
+    try {
+      got =
+          request(
+              "loading",
+              name,
+              () ->
+                  s3.getObjectAsBytes(r -> r.bucket(where.bucket()).key(key).range(range))
+                      .asByteArray());
+    } catch (IOException e) {
+      if (e.getCause() instanceof S3Exception s && s.statusCode() == 416) {
+        throw pastEnd(name, stat(name).map(BlobInfo::size).orElse(-1L), offset, length);
+      }
+      throw e;
+    }
+    if (got.length != length) {
+      throw pastEnd(name, offset + got.length, offset, length);
+    }
+    return got;
+  }
+
+  private EOFException pastEnd(BlobName name, long size, long offset, int length) {
+    return new EOFException(
+        "blob "
+            + name
+            + " in "
+            + where
+            + " ends at "
+            + size
+            + ", before the range requested: offset="
+            + offset
+            + " length="
+            + length);
+  }
+
+  @Override
+  public Optional<BlobInfo> stat(BlobName name) throws IOException {
+    String key = key(name);
+    try {
+      HeadObjectResponse h =
+          request("checking", name, () -> s3.headObject(r -> r.bucket(where.bucket()).key(key)));
+      return Optional.of(new BlobInfo(name, h.contentLength()));
+    } catch (NoSuchFileException e) {
+      return Optional.empty();
+    }
+  }
+
+  @Override
+  public List<BlobName> list(BlobType type) throws IOException {
+    List<BlobName> names = new ArrayList<>();
+    if (type == BlobType.CONFIG) {
+      if (stat(BlobName.CONFIG).isPresent()) {
+        names.add(BlobName.CONFIG);
+      }
+      return names;
+    }
+    String dir = where.prefix() + type.directory() + "/";
+    ListObjectsV2Request req =
+        ListObjectsV2Request.builder().bucket(where.bucket()).prefix(dir).maxKeys(pageSize).build();
+    return request(
+        "listing",
+        null,
+        () -> {
+          // the paginator follows continuation tokens: 1000 keys a page
+          for (S3Object o : s3.listObjectsV2Paginator(req).contents()) {
+            String rest = o.key().substring(dir.length());
+            int slash = rest.lastIndexOf('/');
+            String n = rest.substring(slash + 1);
+            boolean shaped =
+                type == BlobType.PACK
+                    ? slash == 2 && n.length() >= 2 && rest.startsWith(n.substring(0, 2) + "/")
+                    : slash < 0;
+            if (shaped && BlobName.isValid(n)) {
+              names.add(new BlobName(type, n));
+            }
+          }
+          return names;
+        });
+  }
+
+  @Override
+  public void delete(BlobName name) throws IOException {
+    String key = key(name);
+    request("deleting", name, () -> s3.deleteObject(r -> r.bucket(where.bucket()).key(key)));
+  }
+
+  @Override
+  public String location() {
+    return where.toString();
+  }
+}

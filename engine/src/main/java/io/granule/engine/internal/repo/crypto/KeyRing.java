@@ -1,0 +1,200 @@
+package io.granule.engine.internal.repo.crypto;
+
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.granule.engine.internal.repo.BlobFrames;
+import io.granule.engine.internal.repo.Hex;
+import io.granule.engine.internal.repo.RepositoryCorruptedException;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.BlobType;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.StandardCharsets;
+import java.security.GeneralSecurityException;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Base64;
+import java.util.List;
+import java.util.Optional;
+import javax.crypto.AEADBadTagException;
+import javax.crypto.Cipher;
+import javax.crypto.spec.GCMParameterSpec;
+import javax.crypto.spec.SecretKeySpec;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The key blobs of an encrypted repository ({@code keys/<64 hex digits>}): each holds the {@link
+ * MasterKey} wrapped with AES-256-GCM under a key derived from one password with scrypt. Any one
+ * password opens the repository; adding and deleting key blobs changes passwords without touching
+ * data.
+ *
+ * <p>A key blob is a {@link BlobFrames} frame (magic "GKEY", version 1) around JSON: {@code
+ * {"version":1,"kdf":"scrypt","n":32768,"r":8,"p":1,"salt":B64,"nonce":B64,"ciphertext":B64,
+ * "created":ISO}}. The ciphertext is the 64-byte master key plus the 16-byte tag; the AAD is {@code
+ * "granule-key-v1:" + repository id}, so a key blob cannot be moved to another repository. Key
+ * blobs are never transformed by the repository codec (they are what unlocks it). Stateless.
+ */
+public final class KeyRing {
+  private static final Logger LOG = LoggerFactory.getLogger(KeyRing.class);
+  static final int MAGIC = 0x474b4559;
+  private static final ObjectMapper JSON =
+      new ObjectMapper().disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
+
+  private KeyRing() {}
+
+  /** The JSON payload of a key blob. */
+  record KeyFile(
+      @JsonProperty("version") int version,
+      @JsonProperty("kdf") String kdf,
+      @JsonProperty("n") int n,
+      @JsonProperty("r") int r,
+      @JsonProperty("p") int p,
+      @JsonProperty("salt") String salt,
+      @JsonProperty("nonce") String nonce,
+      @JsonProperty("ciphertext") String ciphertext,
+      @JsonProperty("created") String created) {}
+
+  /** A master key opened with a password, and the key blob that opened it. */
+  public record Unlocked(MasterKey key, BlobName blob) {}
+
+  /**
+   * Wraps {@code key} under {@code password} and saves it as a new key blob.
+   *
+   * @return the new key blob
+   */
+  public static BlobName add(
+      BlobStore store,
+      String repositoryId,
+      MasterKey key,
+      char[] password,
+      KdfParams params,
+      Clock clock)
+      throws IOException {
+    params.validate();
+    SecureRandom random = new SecureRandom();
+    byte[] salt = new byte[32];
+    byte[] nonce = new byte[AesGcmCodec.NONCE];
+    byte[] id = new byte[32];
+    random.nextBytes(salt);
+    random.nextBytes(nonce);
+    random.nextBytes(id);
+    byte[] kek = kek(password, salt, params);
+    byte[] plain = key.toBytes();
+    byte[] ct;
+    try {
+      ct = wrap(Cipher.ENCRYPT_MODE, kek, nonce, repositoryId).doFinal(plain);
+    } catch (GeneralSecurityException e) {
+      throw new IllegalStateException("unable to wrap the master key: " + e.getMessage(), e);
+    } finally {
+      Arrays.fill(kek, (byte) 0);
+      Arrays.fill(plain, (byte) 0);
+    }
+    Base64.Encoder b64 = Base64.getEncoder();
+    KeyFile f =
+        new KeyFile(
+            1,
+            "scrypt",
+            params.n(),
+            params.r(),
+            params.p(),
+            b64.encodeToString(salt),
+            b64.encodeToString(nonce),
+            b64.encodeToString(ct),
+            clock.instant().toString());
+    BlobName name = new BlobName(BlobType.KEY, Hex.encode(id));
+    store.save(name, BlobFrames.frame(MAGIC, 1, JSON.writeValueAsBytes(f)));
+    return name;
+  }
+
+  /**
+   * Tries {@code password} on every key blob.
+   *
+   * @return the master key and the blob it came from, or empty if no key blob matches
+   */
+  public static Optional<Unlocked> unlock(BlobStore store, String repositoryId, char[] password)
+      throws IOException {
+    for (BlobName n : store.list(BlobType.KEY)) {
+      KeyFile f;
+      try {
+        f = read(n, store.load(n));
+      } catch (RepositoryCorruptedException | IllegalArgumentException e) {
+        LOG.warn("skipping damaged key blob: {}", e.getMessage());
+        continue;
+      }
+      Base64.Decoder b64 = Base64.getDecoder();
+      byte[] kek = kek(password, b64.decode(f.salt()), new KdfParams(f.n(), f.r(), f.p()));
+      try {
+        byte[] plain =
+            wrap(Cipher.DECRYPT_MODE, kek, b64.decode(f.nonce()), repositoryId)
+                .doFinal(b64.decode(f.ciphertext()));
+        MasterKey k = MasterKey.fromBytes(plain);
+        Arrays.fill(plain, (byte) 0);
+        return Optional.of(new Unlocked(k, n));
+      } catch (AEADBadTagException e) {
+        // another password's key blob (or a damaged one): try the next
+      } catch (GeneralSecurityException e) {
+        throw new IllegalStateException("unable to unwrap " + n + ": " + e.getMessage(), e);
+      } finally {
+        Arrays.fill(kek, (byte) 0);
+      }
+    }
+    return Optional.empty();
+  }
+
+  /** Every readable key blob, in no particular order; damaged ones are skipped with a warning. */
+  public static List<KeyInfo> list(BlobStore store) throws IOException {
+    List<KeyInfo> out = new ArrayList<>();
+    for (BlobName n : store.list(BlobType.KEY)) {
+      try {
+        KeyFile f = read(n, store.load(n));
+        out.add(
+            new KeyInfo(
+                n.name(), f.created(), "scrypt n=" + f.n() + " r=" + f.r() + " p=" + f.p()));
+      } catch (RepositoryCorruptedException | IllegalArgumentException e) {
+        LOG.warn("skipping damaged key blob: {}", e.getMessage());
+      }
+    }
+    return out;
+  }
+
+  private static KeyFile read(BlobName name, byte[] bytes) {
+    ByteBuffer p = BlobFrames.unframe(name, bytes, MAGIC, 1).payload();
+    KeyFile f;
+    try {
+      f = JSON.readValue(p.array(), p.arrayOffset() + p.position(), p.remaining(), KeyFile.class);
+    } catch (IOException e) {
+      throw new RepositoryCorruptedException(name + ": unreadable: " + e.getMessage(), e);
+    }
+    if (!"scrypt".equals(f.kdf())) {
+      throw new IllegalArgumentException(name + ": unsupported key derivation '" + f.kdf() + "'");
+    }
+    new KdfParams(f.n(), f.r(), f.p()).validate();
+    return f;
+  }
+
+  private static byte[] kek(char[] password, byte[] salt, KdfParams params) {
+    ByteBuffer enc = StandardCharsets.UTF_8.encode(CharBuffer.wrap(password));
+    byte[] pw = new byte[enc.remaining()];
+    enc.get(pw);
+    Arrays.fill(enc.array(), (byte) 0);
+    try {
+      return Scrypt.derive(pw, salt, params.n(), params.r(), params.p(), 32);
+    } finally {
+      Arrays.fill(pw, (byte) 0);
+    }
+  }
+
+  private static Cipher wrap(int mode, byte[] kek, byte[] nonce, String repositoryId)
+      throws GeneralSecurityException {
+    Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
+    c.init(mode, new SecretKeySpec(kek, "AES"), new GCMParameterSpec(AesGcmCodec.TAG * 8, nonce));
+    c.updateAAD(("granule-key-v1:" + repositoryId).getBytes(StandardCharsets.UTF_8));
+    return c;
+  }
+}

@@ -1,0 +1,130 @@
+package io.granule.engine.internal.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.granule.engine.internal.plugin.PluginLeases;
+import io.granule.engine.spi.DiskImageFormat;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Passwords on the command line: where they come from, and the exit codes when they are wrong. */
+class CliPasswordTest {
+  @TempDir Path tmp;
+  StringWriter out = new StringWriter();
+  StringWriter err = new StringWriter();
+  final Map<String, String> env = new HashMap<>();
+  final Deque<String> typed = new ArrayDeque<>();
+  boolean interactive;
+
+  int run(String... args) {
+    out = new StringWriter();
+    err = new StringWriter();
+    Terminal t =
+        interactive ? prompt -> typed.isEmpty() ? null : typed.pop().toCharArray() : Terminal.NONE;
+    CliContext ctx =
+        new CliContext(
+            List::of,
+            new PluginLeases<DiskImageFormat>(
+                "DiskImageFormat", DiskImageFormat::name, Duration.ofSeconds(1)),
+            null,
+            tmp,
+            "1.2.3",
+            new PrintWriter(out, true),
+            new PrintWriter(err, true),
+            env::get,
+            t);
+    return new Cli(ctx).run(args);
+  }
+
+  String repo() {
+    return tmp.resolve("repo").toString();
+  }
+
+  @Test
+  void initEncryptsWithThePasswordFromTheEnvironment() throws Exception {
+    env.put("GRANULE_PASSWORD", "s3cret");
+    assertThat(run("init", "--repo", repo())).isZero();
+    assertThat(out.toString()).startsWith("created encrypted repository");
+    assertThat(
+            new String(Files.readAllBytes(tmp.resolve("repo/config")), StandardCharsets.ISO_8859_1))
+        .contains("\"encryption\":\"aes-256-gcm\"");
+    assertThat(run("snapshots", "--repo", repo())).isZero();
+    env.put("GRANULE_PASSWORD", "wrong");
+    assertThat(run("snapshots", "--repo", repo())).isEqualTo(ExitCodes.AUTH);
+    assertThat(err.toString())
+        .isEqualTo(
+            "granule: wrong password for repository at '"
+                + repo()
+                + "' (no key matches); try again or use the right --password-file"
+                + System.lineSeparator());
+  }
+
+  @Test
+  void withoutAnyPasswordNonInteractiveIsAUsageErrorNamingTheThreeWays() {
+    assertThat(run("init", "--repo", repo())).isEqualTo(ExitCodes.USAGE);
+    assertThat(err.toString())
+        .contains(
+            "no password given: set GRANULE_PASSWORD, use --password-file FILE, or run"
+                + " interactively to be asked");
+    assertThat(tmp.resolve("repo")).doesNotExist();
+  }
+
+  @Test
+  void passwordFileWinsAndIsReadWithoutItsLineEnding() throws Exception {
+    Path f = Files.writeString(tmp.resolve("pw"), "from file\n", StandardCharsets.UTF_8);
+    env.put("GRANULE_PASSWORD", "from env");
+    assertThat(run("init", "--repo", repo(), "--password-file", f.toString())).isZero();
+    assertThat(run("snapshots", "--repo", repo())).isEqualTo(ExitCodes.AUTH);
+    env.put("GRANULE_PASSWORD", "from file");
+    assertThat(run("snapshots", "--repo", repo())).isZero();
+  }
+
+  @Test
+  void interactiveInitAsksTwiceAndRefusesAMismatch() {
+    interactive = true;
+    typed.add("one");
+    typed.add("two");
+    assertThat(run("init", "--repo", repo())).isEqualTo(ExitCodes.USAGE);
+    assertThat(err.toString()).contains("the passwords differ");
+    typed.add("same");
+    typed.add("same");
+    assertThat(run("init", "--repo", repo())).isZero();
+    typed.add("same");
+    assertThat(run("snapshots", "--repo", repo())).isZero();
+  }
+
+  @Test
+  void keyPasswdReplacesTheKey() {
+    env.put("GRANULE_PASSWORD", "old");
+    assertThat(run("init", "--repo", repo())).isZero();
+    env.put("GRANULE_NEW_PASSWORD", "new");
+    assertThat(run("key", "passwd", "--repo", repo())).isZero();
+    assertThat(out.toString()).startsWith("password changed: new key ");
+    assertThat(run("key", "list", "--repo", repo())).isEqualTo(ExitCodes.AUTH);
+    env.put("GRANULE_PASSWORD", "new");
+    assertThat(run("key", "list", "--repo", repo())).isZero();
+    assertThat(out.toString().lines()).hasSize(2);
+    assertThat(out.toString().lines().skip(1).findFirst().orElseThrow()).startsWith("* ");
+  }
+
+  @Test
+  void insecureNoEncryptionSaysWhatItMeans() throws Exception {
+    assertThat(run("init", "--help")).isZero();
+    assertThat(out.toString()).contains("--insecure-no-encryption").contains("Do NOT encrypt");
+    assertThat(run("init", "--repo", repo(), "--insecure-no-encryption")).isZero();
+    assertThat(out.toString()).startsWith("created UNENCRYPTED repository");
+    assertThat(run("snapshots", "--repo", repo())).isZero();
+    assertThat(run("key", "passwd", "--repo", repo())).isEqualTo(ExitCodes.USAGE);
+  }
+}

@@ -1,0 +1,99 @@
+package io.granule.engine.internal.repo.blob;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class RetryingBlobStoreTest {
+  @TempDir Path tmp;
+
+  /** Fails the first {@code failures} loads with {@code error}, then works. */
+  static final class Flaky implements BlobStore {
+    final AtomicInteger calls = new AtomicInteger();
+    final LocalBlobStore d;
+    final int failures;
+    final IOException error;
+
+    Flaky(Path root, int failures, IOException error) {
+      this.d = new LocalBlobStore(root);
+      this.failures = failures;
+      this.error = error;
+    }
+
+    @Override
+    public byte[] load(BlobName name) throws IOException {
+      if (calls.incrementAndGet() <= failures) {
+        throw error;
+      }
+      return d.load(name);
+    }
+
+    @Override
+    public void save(BlobName name, byte[] data) throws IOException {
+      d.save(name, data);
+    }
+
+    @Override
+    public byte[] load(BlobName name, long offset, int length) throws IOException {
+      return d.load(name, offset, length);
+    }
+
+    @Override
+    public java.util.Optional<BlobInfo> stat(BlobName name) throws IOException {
+      return d.stat(name);
+    }
+
+    @Override
+    public java.util.List<BlobName> list(BlobType type) throws IOException {
+      return d.list(type);
+    }
+
+    @Override
+    public void delete(BlobName name) throws IOException {
+      d.delete(name);
+    }
+
+    @Override
+    public String location() {
+      return d.location();
+    }
+  }
+
+  private static final BlobName NAME = new BlobName(BlobType.INDEX, "ab");
+
+  @Test
+  void transientFailuresAreRetriedUntilTheyPass() throws Exception {
+    Flaky flaky = new Flaky(tmp, 3, new TransientBlobStoreException("HTTP 503 SlowDown", null));
+    flaky.save(NAME, new byte[] {7});
+    RetryingBlobStore s = new RetryingBlobStore(flaky, 4, Duration.ofMillis(1));
+    assertThat(s.load(NAME)).containsExactly(7);
+    assertThat(flaky.calls).hasValue(4);
+  }
+
+  @Test
+  void givesUpAfterTheLastAttempt() throws Exception {
+    Flaky flaky = new Flaky(tmp, 10, new TransientBlobStoreException("connection reset", null));
+    flaky.save(NAME, new byte[] {7});
+    RetryingBlobStore s = new RetryingBlobStore(flaky, 3, Duration.ofMillis(1));
+    assertThatThrownBy(() -> s.load(NAME))
+        .isInstanceOf(TransientBlobStoreException.class)
+        .hasMessage("connection reset");
+    assertThat(flaky.calls).hasValue(3);
+  }
+
+  @Test
+  void permanentFailuresAreNotRetried() throws Exception {
+    Flaky flaky = new Flaky(tmp, 10, new AccessDeniedException("s3:x"));
+    flaky.save(NAME, new byte[] {7});
+    RetryingBlobStore s = new RetryingBlobStore(flaky, 5, Duration.ofMillis(1));
+    assertThatThrownBy(() -> s.load(NAME)).isInstanceOf(AccessDeniedException.class);
+    assertThat(flaky.calls).hasValue(1);
+  }
+}

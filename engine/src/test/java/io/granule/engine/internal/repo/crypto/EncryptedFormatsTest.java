@@ -1,0 +1,83 @@
+package io.granule.engine.internal.repo.crypto;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.util.Arrays;
+import java.util.Base64;
+import javax.crypto.Cipher;
+import javax.crypto.spec.GCMParameterSpec;
+import javax.crypto.spec.SecretKeySpec;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Pins the encrypted record and key blob layouts of docs/formats.md, "Encryption". */
+class EncryptedFormatsTest {
+  @TempDir Path tmp;
+
+  @Test
+  void recordIsNonceCiphertextTagWithTheBlobNameAsAad() throws Exception {
+    byte[] key = new byte[32];
+    Arrays.fill(key, (byte) 7);
+    BlobName name = new BlobName(BlobType.INDEX, "ab12");
+    byte[] plain = "hello, record".getBytes(StandardCharsets.US_ASCII);
+    byte[] stored = new AesGcmCodec(key).encode(name, plain);
+    assertThat(stored).hasSize(plain.length + 28);
+    // decrypt by hand, exactly as the document says
+    Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
+    c.init(
+        Cipher.DECRYPT_MODE,
+        new SecretKeySpec(key, "AES"),
+        new GCMParameterSpec(128, stored, 0, 12));
+    c.updateAAD("granule-v1:index/ab12".getBytes(StandardCharsets.UTF_8));
+    assertThat(c.doFinal(stored, 12, stored.length - 12)).isEqualTo(plain);
+    // another name, same bytes: refused
+    assertThatThrownBy(
+            () -> new AesGcmCodec(key).decode(new BlobName(BlobType.SNAPSHOT, "ab12"), stored))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("authentication failed: the data was changed or damaged");
+  }
+
+  @Test
+  void keyBlobIsFramedJsonWrappingTheMasterKey() throws Exception {
+    LocalBlobStore store = new LocalBlobStore(tmp);
+    MasterKey mk = MasterKey.generate();
+    BlobName n =
+        KeyRing.add(store, "repo-id", mk, "pw".toCharArray(), KdfParams.TESTING, Clock.systemUTC());
+    assertThat(n.name()).matches("[0-9a-f]{64}");
+    byte[] bytes = store.load(n);
+    assertThat(ByteBuffer.wrap(bytes).getInt()).isEqualTo(0x474b4559);
+    JsonNode j = new ObjectMapper().readTree(Arrays.copyOfRange(bytes, 8, bytes.length - 4));
+    assertThat(j.fieldNames())
+        .toIterable()
+        .containsExactly("version", "kdf", "n", "r", "p", "salt", "nonce", "ciphertext", "created");
+    assertThat(j.get("kdf").asText()).isEqualTo("scrypt");
+    byte[] salt = Base64.getDecoder().decode(j.get("salt").asText());
+    byte[] kek =
+        Scrypt.derive(
+            "pw".getBytes(StandardCharsets.UTF_8),
+            salt,
+            j.get("n").asInt(),
+            j.get("r").asInt(),
+            j.get("p").asInt(),
+            32);
+    Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
+    c.init(
+        Cipher.DECRYPT_MODE,
+        new SecretKeySpec(kek, "AES"),
+        new GCMParameterSpec(128, Base64.getDecoder().decode(j.get("nonce").asText())));
+    c.updateAAD("granule-key-v1:repo-id".getBytes(StandardCharsets.UTF_8));
+    byte[] master = c.doFinal(Base64.getDecoder().decode(j.get("ciphertext").asText()));
+    assertThat(master).isEqualTo(mk.toBytes());
+    assertThat(KeyRing.unlock(store, "other-repo", "pw".toCharArray())).isEmpty();
+  }
+}
