@@ -53,8 +53,9 @@ final class Launcher {
     Logging.configure(options);
     Logger log = LoggerFactory.getLogger(Launcher.class);
     List<Path> bundles = BundleCache.locate().bundles();
-    Path storage = FrameworkStorage.create();
-    Framework framework = newFramework(frameworkProperties(storage));
+    FrameworkStorage storage = FrameworkStorage.create();
+    // Felix cleans its storage on first init: keep it below the directory that holds the owner lock
+    Framework framework = newFramework(frameworkProperties(storage.dir().resolve("felix")));
     Thread shutdownHook = new Thread(() -> stop(framework), "granule-shutdown");
     Runtime.getRuntime().addShutdownHook(shutdownHook);
     try {
@@ -69,7 +70,7 @@ final class Launcher {
       throw new LaunchException("unable to start the OSGi framework: " + e.getMessage(), e);
     } finally {
       stop(framework);
-      FrameworkStorage.delete(storage);
+      storage.close();
       try {
         Runtime.getRuntime().removeShutdownHook(shutdownHook);
       } catch (IllegalStateException shuttingDown) {

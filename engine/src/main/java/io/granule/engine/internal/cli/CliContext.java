@@ -42,11 +42,24 @@ public record CliContext(
   public CliContext(
       PluginInventory plugins,
       PluginLeases<DiskImageFormat> formats,
+      PluginLeases<SnapshotProvider> snapshotProviders,
+      PluginLeases<FileSystemType> fileSystems,
       ServerControl server,
       Path dataDir,
       String version,
       PrintWriter out,
       PrintWriter err) {
-    this(plugins, formats, server, dataDir, version, out, err, System::getenv, Terminal.system());
+    this(
+        plugins,
+        formats,
+        snapshotProviders,
+        fileSystems,
+        server,
+        dataDir,
+        version,
+        out,
+        err,
+        System::getenv,
+        Terminal.system());
   }
 }

@@ -37,6 +37,8 @@ class CliPasswordTest {
             List::of,
             new PluginLeases<DiskImageFormat>(
                 "DiskImageFormat", DiskImageFormat::name, Duration.ofSeconds(1)),
+            new PluginLeases<>("SnapshotProvider", s -> s.name(), Duration.ofSeconds(1)),
+            new PluginLeases<>("FileSystemType", s -> s.name(), Duration.ofSeconds(1)),
             null,
             tmp,
             "1.2.3",

@@ -38,12 +38,45 @@ class EncryptedFormatsTest {
         Cipher.DECRYPT_MODE,
         new SecretKeySpec(key, "AES"),
         new GCMParameterSpec(128, stored, 0, 12));
-    c.updateAAD("granule-v1:index/ab12".getBytes(StandardCharsets.UTF_8));
+    // one segment: AAD = name, segment index 0 (4 bytes), last-segment flag 1
+    byte[] aad = "granule-v1:index/ab12".getBytes(StandardCharsets.UTF_8);
+    byte[] segmentAad = Arrays.copyOf(aad, aad.length + 5);
+    segmentAad[aad.length + 4] = 1;
+    c.updateAAD(segmentAad);
     assertThat(c.doFinal(stored, 12, stored.length - 12)).isEqualTo(plain);
     // another name, same bytes: refused
     assertThatThrownBy(
             () -> new AesGcmCodec(key).decode(new BlobName(BlobType.SNAPSHOT, "ab12"), stored))
         .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("authentication failed: the data was changed or damaged");
+  }
+
+  @Test
+  void largeRecordsAreSegmentedAndSegmentsCannotBeReorderedOrDropped() {
+    byte[] key = new byte[32];
+    BlobName name = new BlobName(BlobType.PACK, "cd34");
+    AesGcmCodec codec = new AesGcmCodec(key);
+    for (int len : new int[] {0, 1, 65535, 65536, 65537, 3 * 65536, (1 << 20) + 7}) {
+      byte[] plain = new byte[len];
+      new java.util.Random(len).nextBytes(plain);
+      byte[] stored = codec.encode(name, plain);
+      int segments = Math.max(1, (len + 65535) / 65536);
+      assertThat(stored).as("length " + len).hasSize(12 + len + 16 * segments);
+      assertThat(AesGcmCodec.storedLength(len)).isEqualTo(stored.length);
+      assertThat(codec.decode(name, stored)).as("length " + len).isEqualTo(plain);
+    }
+    byte[] plain = new byte[3 * 65536];
+    byte[] stored = codec.encode(name, plain);
+    // swap the first two segments
+    byte[] swapped = stored.clone();
+    int seg = 65536 + 16;
+    System.arraycopy(stored, 12 + seg, swapped, 12, seg);
+    System.arraycopy(stored, 12, swapped, 12 + seg, seg);
+    assertThatThrownBy(() -> codec.decode(name, swapped))
+        .hasMessage("authentication failed: the data was changed or damaged");
+    // drop the last segment: the new last one is not marked last
+    byte[] cut = Arrays.copyOf(stored, 12 + 2 * seg);
+    assertThatThrownBy(() -> codec.decode(name, cut))
         .hasMessage("authentication failed: the data was changed or damaged");
   }
 
