@@ -72,8 +72,8 @@ bf_backup() { borg create --chunker-params fixed,4194304 "$1::$(date +%s%N)" - <
 export -f g_init g_init_plain g_backup g_restore r_init r_backup r_restore b_init b_backup b_restore bf_backup
 export img work GCHUNK=
 
-bench_tool "granule (1 MiB chunks)" g_init g_backup g_restore "$work/granule"
-bench_tool "granule (1 MiB, unencrypted)" g_init_plain g_backup g_restore "$work/granule-plain"
+bench_tool "granule (default: 512 KiB, encrypted)" g_init g_backup g_restore "$work/granule"
+bench_tool "granule (default: 512 KiB, unencrypted)" g_init_plain g_backup g_restore "$work/granule-plain"
 bench_tool "restic 0.14" r_init r_backup r_restore "$work/restic"
 bench_tool "borg 1.2 (buzhash)" b_init b_backup b_restore "$work/borg"
 bench_tool "borg 1.2 (fixed 4 MiB)" b_init bf_backup b_restore "$work/borgf"

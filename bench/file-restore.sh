@@ -42,7 +42,7 @@ disk_ms=$(( (t1 - t0) / 1000000 ))
   echo
   echo "Command: \`bench/file-restore.sh $disk_mib\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(java -version 2>&1 | head -1)."
   echo "Disk: ${disk_mib} MiB, GPT, one ext4 partition holding a 10 MB file and ${fill_mib} MiB of other files;"
-  echo "repository chunk size: 1 MiB. Wall-clock times include the JVM and runtime start (~0.6 s)."
+  echo "the repository's default chunk size, encrypted. Wall-clock times include the JVM and runtime start (~0.6 s)."
   echo
   echo "| restore | time | chunks fetched | of the disk's chunks |"
   echo "|---|---:|---:|---:|"

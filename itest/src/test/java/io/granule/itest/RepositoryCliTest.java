@@ -68,7 +68,7 @@ class RepositoryCliTest {
 
     Granule.Result r = granule("init", "--repo", repo.toString());
     assertThat(r.exitCode()).as(r.err()).isZero();
-    assertThat(r.out()).contains("created encrypted repository").contains("chunk size 1.0 MiB");
+    assertThat(r.out()).contains("created encrypted repository").contains("chunk size 512 KiB");
     assertThat(granule("init", "--repo", repo.toString()).exitCode()).isEqualTo(3);
 
     r = granule("backup", "--repo", repo.toString(), "--disk", img.toString(), "--tag", "nightly");

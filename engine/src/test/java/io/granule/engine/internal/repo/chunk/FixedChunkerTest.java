@@ -25,6 +25,6 @@ class FixedChunkerTest {
 
   @Test
   void defaultFixedSizeIsOneMebibyte() {
-    assertThat(Chunker.DEFAULT_FIXED_CHUNK_SIZE).isEqualTo(1 << 20);
+    assertThat(Chunker.DEFAULT_FIXED_CHUNK_SIZE).isEqualTo(512 << 10);
   }
 }

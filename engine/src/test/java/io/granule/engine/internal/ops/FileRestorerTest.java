@@ -1,0 +1,232 @@
+package io.granule.engine.internal.ops;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.granule.engine.spi.DirectoryEntry;
+import io.granule.engine.spi.Extent;
+import io.granule.engine.spi.FileKind;
+import io.granule.engine.spi.FileNode;
+import io.granule.engine.spi.FileSystem;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** What a hostile or odd filesystem image can and cannot make a file restore do. */
+class FileRestorerTest {
+  @TempDir Path tmp;
+
+  /** A filesystem made by hand: nodes by id, directory entries by node id, file data by id. */
+  static final class HandMadeFs implements FileSystem {
+    final Map<Long, FileNode> nodes = new HashMap<>();
+    final Map<Long, List<DirectoryEntry>> dirs = new HashMap<>();
+    final Map<Long, byte[]> data = new HashMap<>();
+    final Map<Long, List<Extent>> allocated = new HashMap<>();
+    final Map<Long, String> links = new HashMap<>();
+    long next = 2;
+
+    HandMadeFs() {
+      nodes.put(1L, node(1, FileKind.DIRECTORY, 0, 1));
+      dirs.put(1L, new ArrayList<>());
+    }
+
+    static FileNode node(long id, FileKind kind, long size, long linkCount) {
+      return new FileNode(
+          id,
+          kind,
+          size,
+          0644,
+          -1,
+          -1,
+          linkCount,
+          Instant.ofEpochSecond(1_600_000_000L),
+          null,
+          null,
+          null);
+    }
+
+    long dir(long parent, String name) {
+      long id = next++;
+      nodes.put(id, node(id, FileKind.DIRECTORY, 0, 1));
+      dirs.put(id, new ArrayList<>());
+      dirs.get(parent).add(new DirectoryEntry(name, nodes.get(id)));
+      return id;
+    }
+
+    long file(long parent, String name, byte[] content, List<Extent> extents, long links) {
+      long id = next++;
+      nodes.put(id, node(id, FileKind.FILE, content.length, links));
+      data.put(id, content);
+      allocated.put(id, extents);
+      dirs.get(parent).add(new DirectoryEntry(name, nodes.get(id)));
+      return id;
+    }
+
+    void link(long parent, String name, long id) {
+      dirs.get(parent).add(new DirectoryEntry(name, nodes.get(id)));
+    }
+
+    void symlink(long parent, String name, String target) {
+      long id = next++;
+      nodes.put(id, node(id, FileKind.SYMLINK, target.length(), 1));
+      links.put(id, target);
+      dirs.get(parent).add(new DirectoryEntry(name, nodes.get(id)));
+    }
+
+    @Override
+    public FileNode root() {
+      return nodes.get(1L);
+    }
+
+    @Override
+    public FileNode lookup(String path) throws IOException {
+      FileNode n = root();
+      for (String part : path.split("/")) {
+        if (part.isEmpty()) {
+          continue;
+        }
+        FileNode found = null;
+        for (DirectoryEntry e : dirs.getOrDefault(n.id(), List.of())) {
+          if (e.name().equals(part)) {
+            found = e.node();
+          }
+        }
+        if (found == null) {
+          throw new NoSuchFileException(path);
+        }
+        n = found;
+      }
+      return n;
+    }
+
+    @Override
+    public List<DirectoryEntry> list(FileNode dir) {
+      return dirs.get(dir.id());
+    }
+
+    @Override
+    public int read(FileNode file, long position, ByteBuffer dst) {
+      byte[] d = data.get(file.id());
+      if (position >= d.length) {
+        return -1;
+      }
+      int n = (int) Math.min(dst.remaining(), d.length - position);
+      dst.put(d, (int) position, n);
+      return n;
+    }
+
+    @Override
+    public String readLink(FileNode link) {
+      return links.get(link.id());
+    }
+
+    @Override
+    public List<Extent> allocation(FileNode file) {
+      return allocated.get(file.id());
+    }
+
+    @Override
+    public void close() {}
+  }
+
+  @Test
+  void treeWithSparseFileHardLinksAndSymlinksRestores() throws Exception {
+    HandMadeFs fs = new HandMadeFs();
+    long etc = fs.dir(1, "etc");
+    byte[] sparse = new byte[3 << 20];
+    sparse[0] = 1;
+    sparse[(3 << 20) - 1] = 2;
+    fs.file(
+        etc,
+        "sparse.bin",
+        sparse,
+        List.of(new Extent(0, 4096), new Extent((3 << 20) - 4096, 4096)),
+        1);
+    long shared =
+        fs.file(
+            etc,
+            "a.conf",
+            "x=1\n".getBytes(java.nio.charset.StandardCharsets.UTF_8),
+            List.of(new Extent(0, 4)),
+            2);
+    long other = fs.dir(1, "other");
+    fs.link(other, "b.conf", shared);
+    fs.symlink(other, "abs", "/etc/passwd");
+
+    FileRestorer.Result r = new FileRestorer(fs, tmp.resolve("out")).restore("/");
+    assertThat(r.files()).isEqualTo(2);
+    assertThat(r.hardLinks()).isEqualTo(1);
+    assertThat(r.symlinks()).isEqualTo(1);
+    assertThat(Files.readAllBytes(tmp.resolve("out/etc/sparse.bin"))).isEqualTo(sparse);
+    assertThat(r.bytes()).isEqualTo(8192 + 4);
+    assertThat(Files.getAttribute(tmp.resolve("out/other/b.conf"), "unix:ino"))
+        .isEqualTo(Files.getAttribute(tmp.resolve("out/etc/a.conf"), "unix:ino"));
+    // a symlink is recreated, never followed
+    assertThat(Files.readSymbolicLink(tmp.resolve("out/other/abs")))
+        .isEqualTo(Path.of("/etc/passwd"));
+  }
+
+  @Test
+  void aDirectoryThatContainsItselfIsACycleNotAnEndlessRestore() {
+    HandMadeFs fs = new HandMadeFs();
+    long a = fs.dir(1, "a");
+    fs.dirs.get(a).add(new DirectoryEntry("again", fs.nodes.get(a)));
+    assertThatThrownBy(() -> new FileRestorer(fs, tmp.resolve("out")).restore("/a"))
+        .isInstanceOf(IOException.class)
+        .hasMessageContaining("directory cycle");
+  }
+
+  @Test
+  void aSymlinkFollowedByADirectoryOfTheSameNameCannotWriteThroughIt() throws Exception {
+    Path outside = Files.createDirectories(tmp.resolve("outside"));
+    HandMadeFs fs = new HandMadeFs();
+    fs.symlink(1, "evil", outside.toString());
+    long evil = fs.dir(1, "evil");
+    fs.file(evil, "planted", new byte[] {1}, List.of(new Extent(0, 1)), 1);
+    assertThatThrownBy(() -> new FileRestorer(fs, tmp.resolve("out")).restore("/"))
+        .isInstanceOf(FileAlreadyExistsException.class);
+    try (var s = Files.list(outside)) {
+      assertThat(s).isEmpty();
+    }
+  }
+
+  @Test
+  void anExistingSymlinkInTheTargetIsNeverWrittenThrough() throws Exception {
+    Path outside = Files.createDirectories(tmp.resolve("outside"));
+    Path out = Files.createDirectories(tmp.resolve("out"));
+    Files.createSymbolicLink(out.resolve("etc"), outside);
+    HandMadeFs fs = new HandMadeFs();
+    long etc = fs.dir(1, "etc");
+    fs.file(etc, "x", new byte[] {1}, List.of(new Extent(0, 1)), 1);
+    assertThatThrownBy(() -> new FileRestorer(fs, out).restore("/"))
+        .isInstanceOf(FileAlreadyExistsException.class);
+    try (var s = Files.list(outside)) {
+      assertThat(s).isEmpty();
+    }
+    assertThat(Files.isSymbolicLink(out.resolve("etc"))).isTrue();
+    assertThat(Files.exists(out.resolve("etc"), LinkOption.NOFOLLOW_LINKS)).isTrue();
+  }
+
+  @Test
+  void absurdDepthIsBounded() {
+    HandMadeFs fs = new HandMadeFs();
+    long d = 1;
+    for (int i = 0; i < FileRestorer.MAX_DEPTH + 5; i++) {
+      d = fs.dir(d, "d");
+    }
+    assertThatThrownBy(() -> new FileRestorer(fs, tmp.resolve("out")).restore("/"))
+        .isInstanceOf(IOException.class)
+        .hasMessageContaining("deeper than " + FileRestorer.MAX_DEPTH);
+  }
+}
