@@ -30,7 +30,8 @@ cmp "$work/out/report.pdf" "$work/tree/home/alice/report.pdf"
 file_ms=$(( (t1 - t0) / 1000000 ))
 fetched=$(echo "$line" | sed -E 's/.* ([0-9]+) of ([0-9]+) chunks fetched.*/\1/')
 with_data=$(echo "$line" | sed -E 's/.* ([0-9]+) of ([0-9]+) chunks fetched.*/\2/')
-total_chunks=$(( disk_mib ))
+chunk_size=$(bin/granule stats --repo "$repo" --json | sed -nE 's/.*"chunkSize" *: *([0-9]+).*/\1/p')
+total_chunks=$(( disk_mib * 1048576 / chunk_size ))
 
 t0=$(date +%s%N)
 bin/granule restore disk latest --repo "$repo" --to "$work/disk-restored.img" >/dev/null

@@ -242,31 +242,7 @@ final class ServeCommand extends ContextCommand {
     }
 
     private static InetSocketAddress parseListen(String listen) {
-      int colon = listen.lastIndexOf(':');
-      if (colon <= 0 || colon == listen.length() - 1) {
-        throw new CommandException(
-            ExitCodes.USAGE, "--listen '" + listen + "' is not HOST:PORT, e.g. 127.0.0.1:10809");
-      }
-      String host = listen.substring(0, colon);
-      if (host.startsWith("[") && host.endsWith("]")) {
-        host = host.substring(1, host.length() - 1);
-      }
-      int port;
-      try {
-        port = Integer.parseInt(listen.substring(colon + 1));
-      } catch (NumberFormatException e) {
-        port = -1;
-      }
-      if (port < 0 || port > 65535) {
-        throw new CommandException(
-            ExitCodes.USAGE, "--listen '" + listen + "': the port must be 0 to 65535");
-      }
-      InetSocketAddress a = new InetSocketAddress(host, port);
-      if (a.isUnresolved()) {
-        throw new CommandException(
-            ExitCodes.SERVER, "unable to listen on " + listen + ": unknown host '" + host + "'");
-      }
-      return a;
+      return ListenAddress.parse(listen, "127.0.0.1:10809");
     }
   }
 }

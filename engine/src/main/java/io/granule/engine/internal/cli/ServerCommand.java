@@ -2,6 +2,7 @@ package io.granule.engine.internal.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.file.Files;
 import picocli.CommandLine.Command;
@@ -37,25 +38,9 @@ final class ServerCommand extends ContextCommand {
       throw new CommandException(
           ExitCodes.RUNTIME, "this runtime was not started as a server; run 'granule server'");
     }
-    int colon = listen.lastIndexOf(':');
-    if (colon <= 0 || colon == listen.length() - 1) {
-      throw new CommandException(
-          ExitCodes.USAGE, "--listen '" + listen + "' is not HOST:PORT, e.g. 127.0.0.1:8470");
-    }
-    String host = listen.substring(0, colon);
-    if (host.startsWith("[") && host.endsWith("]")) {
-      host = host.substring(1, host.length() - 1);
-    }
-    int port;
-    try {
-      port = Integer.parseInt(listen.substring(colon + 1));
-    } catch (NumberFormatException e) {
-      port = -1;
-    }
-    if (port < 0 || port > 65535) {
-      throw new CommandException(
-          ExitCodes.USAGE, "--listen '" + listen + "': the port must be 0 to 65535");
-    }
+    InetSocketAddress address = ListenAddress.parse(listen, "127.0.0.1:" + DEFAULT_PORT);
+    String host = address.getHostString();
+    int port = address.getPort();
     Files.createDirectories(ctx.dataDir().resolve("plugins"));
     Files.createDirectories(ctx.dataDir().resolve("config"));
     URI url = ctx.server().start(host, port);

@@ -2,7 +2,6 @@ package io.granule.engine.internal.osgi;
 
 import io.granule.engine.internal.plugin.PluginLeases;
 import io.granule.engine.spi.DiskImageFormat;
-import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import org.osgi.framework.Constants;
@@ -22,19 +21,13 @@ import org.slf4j.LoggerFactory;
  */
 @Component(service = DiskImageFormats.class, immediate = true)
 public final class DiskImageFormats {
-  /** Framework property: seconds a departing plugin waits for operations using it. */
-  static final String DRAIN_PROPERTY = "granule.plugin.drain.seconds";
-
   private static final Logger LOG = LoggerFactory.getLogger(DiskImageFormats.class);
   private final PluginLeases<DiskImageFormat> leases;
   private final Map<Long, String> namesByServiceId = new ConcurrentHashMap<>();
 
   @Activate
   public DiskImageFormats(org.osgi.framework.BundleContext context) {
-    String drain = context.getProperty(DRAIN_PROPERTY);
-    long seconds = drain == null ? 60 : Long.parseLong(drain.trim());
-    this.leases =
-        new PluginLeases<>("DiskImageFormat", DiskImageFormat::name, Duration.ofSeconds(seconds));
+    this.leases = Whiteboard.leases(context, "DiskImageFormat", DiskImageFormat::name);
   }
 
   public PluginLeases<DiskImageFormat> leases() {
@@ -51,22 +44,15 @@ public final class DiskImageFormats {
       cardinality = ReferenceCardinality.MULTIPLE,
       policy = ReferencePolicy.DYNAMIC)
   void addFormat(DiskImageFormat format, ServiceReference<DiskImageFormat> ref) {
-    long id = (Long) ref.getProperty(Constants.SERVICE_ID);
-    Object ranking = ref.getProperty(Constants.SERVICE_RANKING);
-    leases.added(
-        id,
-        format,
-        new PluginLeases.Origin(
-            ref.getBundle().getSymbolicName(), ref.getBundle().getVersion().toString()),
-        ranking instanceof Integer r ? r : 0);
-    namesByServiceId.put(id, format.name());
+    Whiteboard.added(leases, format, ref);
+    namesByServiceId.put((Long) ref.getProperty(Constants.SERVICE_ID), format.name());
     LOG.info("disk image format '{}' available from {}", format.name(), ref.getBundle());
   }
 
   void removeFormat(DiskImageFormat format, ServiceReference<DiskImageFormat> ref) {
     long id = (Long) ref.getProperty(Constants.SERVICE_ID);
     try {
-      int revoked = leases.removed(id);
+      int revoked = Whiteboard.removed(leases, ref);
       if (revoked > 0) {
         LOG.warn(
             "disk image format '{}' from {} went away while {} operation(s) still used it; they"
@@ -75,8 +61,6 @@ public final class DiskImageFormats {
             ref.getBundle(),
             revoked);
       }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
     } finally {
       namesByServiceId.remove(id);
     }
