@@ -671,25 +671,9 @@ public final class Repository implements Closeable {
               + ")");
     }
     BlobName fx = new BlobName(BlobType.FIXED_INDEX, d.fixedIndex());
-    FixedIndex fixed;
-    try {
-      fixed = FixedIndexReader.read(fx, codec.decode(fx, store.load(fx)));
-    } catch (NoSuchFileException e) {
-      throw new RepositoryCorruptedException(
-          "snapshot "
-              + snapshot.id()
-              + " disk '"
-              + diskName
-              + "': fixed index "
-              + fx
-              + " is missing (run 'granule verify' to list the damage)",
-          e);
-    } catch (IOException e) {
-      throw new RepositoryException("unable to load " + fx + ": " + e.getMessage(), e);
-    } catch (RepositoryCorruptedException | IllegalArgumentException e) {
-      throw new RepositoryCorruptedException(
-          "snapshot " + snapshot.id() + " disk '" + diskName + "': " + e.getMessage(), e);
-    }
+    FixedIndex fixed =
+        loadItemIndex(
+            snapshot, "disk '" + diskName + "'", "fixed index", fx, FixedIndexReader::read);
     return new SnapshotDisk(snapshot, d, fixed, reader, cacheBytes);
   }
 
@@ -712,24 +696,41 @@ public final class Repository implements Closeable {
               + ")");
     }
     BlobName dn = new BlobName(BlobType.DYNAMIC_INDEX, s.dynamicIndex());
+    DynamicIndex dynamic =
+        loadItemIndex(
+            snapshot, "stream '" + streamName + "'", "dynamic index", dn, DynamicIndexReader::read);
+    return new SnapshotStream(snapshot, s, dynamic, reader);
+  }
+
+  /**
+   * Loads and decodes the index blob of one item (disk or stream) of a snapshot; a missing or
+   * damaged one is a corruption naming the snapshot and the item.
+   */
+  private <T> T loadItemIndex(
+      Manifest snapshot,
+      String item,
+      String kind,
+      BlobName name,
+      java.util.function.BiFunction<BlobName, byte[], T> parse) {
     try {
-      DynamicIndex dynamic = DynamicIndexReader.read(dn, codec.decode(dn, store.load(dn)));
-      return new SnapshotStream(snapshot, s, dynamic, reader);
+      return parse.apply(name, codec.decode(name, store.load(name)));
     } catch (NoSuchFileException e) {
       throw new RepositoryCorruptedException(
           "snapshot "
               + snapshot.id()
-              + " stream '"
-              + streamName
-              + "': dynamic index "
-              + dn
+              + " "
+              + item
+              + ": "
+              + kind
+              + " "
+              + name
               + " is missing (run 'granule verify' to list the damage)",
           e);
     } catch (IOException e) {
-      throw new RepositoryException("unable to load " + dn + ": " + e.getMessage(), e);
+      throw new RepositoryException("unable to load " + name + ": " + e.getMessage(), e);
     } catch (RepositoryCorruptedException | IllegalArgumentException e) {
       throw new RepositoryCorruptedException(
-          "snapshot " + snapshot.id() + " stream '" + streamName + "': " + e.getMessage(), e);
+          "snapshot " + snapshot.id() + " " + item + ": " + e.getMessage(), e);
     }
   }
 
