@@ -131,6 +131,48 @@ public final class Catalogs {
     return entries;
   }
 
+  /**
+   * One object of one snapshot.
+   *
+   * @param snapshot the snapshot's id
+   * @param time when it was taken
+   * @param host its host
+   * @param object {@code PLUGIN:ID}
+   * @param entry the catalog entry
+   */
+  public record Hit(String snapshot, String time, String host, String object, CatalogEntry entry) {}
+
+  /** The directory of cached catalogs of {@code repository} under a metadata cache. */
+  public static Path cacheDir(Path metadataCache, Repository repository) {
+    return metadataCache.resolve(repository.config().repositoryId()).resolve("catalog");
+  }
+
+  /**
+   * The objects of {@code snapshots} whose id or name contains {@code find} (case-insensitive; all
+   * when null) and whose kind is {@code kind} (all when null), in snapshot order.
+   */
+  public static List<Hit> search(
+      Repository repository, List<Manifest> snapshots, String find, String kind, Path cacheDir) {
+    String needle = find == null ? null : find.toLowerCase(java.util.Locale.ROOT);
+    List<Hit> hits = new ArrayList<>();
+    for (Manifest m : snapshots) {
+      for (StoredApplication a : StoredApplication.of(m)) {
+        for (CatalogEntry e : read(repository, m, a, cacheDir)) {
+          if (kind != null && !kind.equalsIgnoreCase(e.kind())) {
+            continue;
+          }
+          if (needle != null
+              && !e.id().toLowerCase(java.util.Locale.ROOT).contains(needle)
+              && !e.name().toLowerCase(java.util.Locale.ROOT).contains(needle)) {
+            continue;
+          }
+          hits.add(new Hit(m.id(), m.time(), m.host(), a.record().plugin() + ":" + e.id(), e));
+        }
+      }
+    }
+    return hits;
+  }
+
   /** Deletes cached catalogs of snapshots not in {@code live}. */
   public static void forgetOthers(Path cacheDir, java.util.Set<String> live) {
     if (cacheDir == null || !Files.isDirectory(cacheDir)) {

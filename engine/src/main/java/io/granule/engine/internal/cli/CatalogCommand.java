@@ -1,7 +1,6 @@
 package io.granule.engine.internal.cli;
 
 import io.granule.engine.internal.app.Catalogs;
-import io.granule.engine.internal.app.StoredApplication;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.spi.CatalogEntry;
@@ -52,9 +51,6 @@ final class CatalogCommand extends ContextCommand {
   @Option(names = "--json", description = "Print JSON.")
   boolean json;
 
-  /** One object of one snapshot. */
-  record Row(String snapshot, String time, String host, String object, CatalogEntry entry) {}
-
   @Override
   public Integer call() throws IOException {
     if (snap == null && find == null) {
@@ -62,42 +58,27 @@ final class CatalogCommand extends ContextCommand {
           ExitCodes.USAGE, "name a snapshot (granule catalog SNAP) or search (--find TEXT)");
     }
     CliContext ctx = context();
-    List<Row> rows = new ArrayList<>();
+    List<Catalogs.Hit> rows;
     int snapshotsWithCatalog = 0;
     try (Repository r = repo.open(ctx)) {
-      Path cache =
-          RepoOption.metadataCache(ctx).resolve(r.config().repositoryId()).resolve("catalog");
+      Path cache = Catalogs.cacheDir(RepoOption.metadataCache(ctx), r);
       List<Manifest> snaps = snap != null ? List.of(r.resolve(snap)) : r.snapshots();
       if (snap == null) {
         Set<String> live = new HashSet<>();
         snaps.forEach(m -> live.add(m.id()));
         Catalogs.forgetOthers(cache, live);
       }
-      String needle = find == null ? null : find.toLowerCase(Locale.ROOT);
       for (Manifest m : snaps) {
-        List<StoredApplication> apps = StoredApplication.of(m);
-        if (!apps.isEmpty()) {
+        if (!m.applications().isEmpty()) {
           snapshotsWithCatalog++;
         }
-        for (StoredApplication a : apps) {
-          for (CatalogEntry e : Catalogs.read(r, m, a, cache)) {
-            if (kind != null && !kind.equalsIgnoreCase(e.kind())) {
-              continue;
-            }
-            if (needle != null
-                && !e.id().toLowerCase(Locale.ROOT).contains(needle)
-                && !e.name().toLowerCase(Locale.ROOT).contains(needle)) {
-              continue;
-            }
-            rows.add(new Row(m.id(), m.time(), m.host(), a.record().plugin() + ":" + e.id(), e));
-          }
-        }
       }
+      rows = Catalogs.search(r, snaps, find, kind, cache);
     }
     PrintWriter out = ctx.out();
     if (json) {
       List<Map<String, Object>> o = new ArrayList<>();
-      for (Row row : rows) {
+      for (Catalogs.Hit row : rows) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("snapshot", row.snapshot());
         m.put("time", row.time());
@@ -124,7 +105,7 @@ final class CatalogCommand extends ContextCommand {
         out.println(find != null ? "no object matches '" + find + "'" : "no objects");
       }
     } else {
-      for (Row row : rows) {
+      for (Catalogs.Hit row : rows) {
         CatalogEntry e = row.entry();
         String prefix =
             snap == null
