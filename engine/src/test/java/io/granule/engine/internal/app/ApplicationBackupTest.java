@@ -17,20 +17,12 @@ import io.granule.engine.internal.repo.SnapshotNotFoundException;
 import io.granule.engine.internal.repo.backup.BackupResult;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.spi.ApplicationException;
-import io.granule.engine.spi.ApplicationInfo;
 import io.granule.engine.spi.ApplicationPlugin;
 import io.granule.engine.spi.ApplicationRecord;
-import io.granule.engine.spi.ApplicationSession;
-import io.granule.engine.spi.Captured;
 import io.granule.engine.spi.CatalogEntry;
 import io.granule.engine.spi.DiskImageFormat;
 import io.granule.engine.spi.FileSystemType;
-import io.granule.engine.spi.ObjectRestoreReport;
-import io.granule.engine.spi.ObjectRestoreRequest;
-import io.granule.engine.spi.Quiesce;
 import io.granule.engine.spi.SnapshotProvider;
-import io.granule.engine.spi.SnapshotView;
-import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.URI;
@@ -64,8 +56,7 @@ class ApplicationBackupTest {
   private Path disk;
   private Repository repo;
 
-  /** Where the test plugin fails, if anywhere. */
-  private String failAt = "";
+  private RecordingApplication app;
 
   @BeforeEach
   void setUp() throws IOException {
@@ -75,7 +66,9 @@ class ApplicationBackupTest {
         new PluginLeases<>("SnapshotProvider", SnapshotProvider::name, Duration.ofSeconds(1));
     providers.added("rec", new RecordingProvider(), new Origin("test", "0"), 0);
     apps = new PluginLeases<>("ApplicationPlugin", ApplicationPlugin::name, Duration.ofSeconds(1));
-    apps.added("t", new TestApp(), new Origin("test", "0"), 0);
+    RecordingApplication app = new RecordingApplication(events);
+    this.app = app;
+    apps.added("t", app, new Origin("test", "0"), 0);
     disk = tmp.resolve("disk.img");
     byte[] data = new byte[3 << 20];
     new Random(1).nextBytes(data);
@@ -157,7 +150,7 @@ class ApplicationBackupTest {
 
   @Test
   void aQuiesceFailureReleasesTheAppsAlreadyQuiescedAndNamesTheStep() {
-    failAt = "quiesce db2";
+    app.failAt = "quiesce db2";
     assertThatThrownBy(() -> backup(List.of("test://u@db1:1/a", "test://u@db2:2/b"), true))
         .isInstanceOf(ApplicationFailure.class)
         .hasMessageContaining("test://u@db2:2/b")
@@ -169,7 +162,7 @@ class ApplicationBackupTest {
 
   @Test
   void aFreezeFailureReleasesEveryApp() {
-    failAt = "freeze";
+    app.failAt = "freeze";
     assertThatThrownBy(() -> backup(List.of("test://u@db1:1/a"), true))
         .isInstanceOf(ConsistencyException.class)
         .hasMessageContaining("unable to begin");
@@ -181,7 +174,7 @@ class ApplicationBackupTest {
 
   @Test
   void aReleaseFailureThawsFailsTheBackupAndWritesNoSnapshot() {
-    failAt = "release db1";
+    app.failAt = "release db1";
     assertThatThrownBy(() -> backup(List.of("test://u@db1:1/a"), true))
         .isInstanceOf(ApplicationFailure.class)
         .hasMessageContaining("release failed");
@@ -191,7 +184,7 @@ class ApplicationBackupTest {
 
   @Test
   void aHoldThatEndedEarlyFailsTheBackupAndThaws() {
-    failAt = "check db1";
+    app.failAt = "check db1";
     assertThatThrownBy(() -> backup(List.of("test://u@db1:1/a"), true))
         .isInstanceOf(ApplicationFailure.class)
         .hasMessageContaining("hold failed");
@@ -201,7 +194,7 @@ class ApplicationBackupTest {
 
   @Test
   void anUnreadableDiskReleasesEverything() throws IOException {
-    failAt = "none";
+    app.failAt = "none";
     Files.delete(disk);
     Files.createDirectory(disk);
     assertThatThrownBy(() -> backup(List.of("test://u@db1:1/a"), true))
@@ -212,7 +205,7 @@ class ApplicationBackupTest {
 
   @Test
   void aConnectFailureKeepsItsReason() {
-    failAt = "connect db1";
+    app.failAt = "connect db1";
     assertThatThrownBy(() -> backup(List.of("test://u@db1:1/a"), false))
         .isInstanceOfSatisfying(
             ApplicationFailure.class,
@@ -300,17 +293,6 @@ class ApplicationBackupTest {
         .hasMessageContaining("PLUGIN:ID");
   }
 
-  private void event(String e) throws ApplicationException {
-    events.add(e);
-    if (failAt.equals(e)) {
-      throw new ApplicationException(
-          e.startsWith("connect")
-              ? ApplicationException.Reason.AUTH
-              : ApplicationException.Reason.FAILED,
-          e.startsWith("connect") ? "password authentication failed" : "injected at " + e);
-    }
-  }
-
   private final class RecordingProvider implements SnapshotProvider {
     @Override
     public String name() {
@@ -320,7 +302,7 @@ class ApplicationBackupTest {
     @Override
     public Hold begin(List<Path> targets, Duration maxHold) throws IOException {
       events.add("freeze");
-      if (failAt.equals("freeze")) {
+      if (app.failAt.equals("freeze")) {
         throw new IOException("injected freeze failure");
       }
       return new Hold() {
@@ -337,100 +319,6 @@ class ApplicationBackupTest {
           }
         }
       };
-    }
-  }
-
-  private final class TestApp implements ApplicationPlugin {
-    @Override
-    public String name() {
-      return "test";
-    }
-
-    @Override
-    public boolean handles(URI url) {
-      return url.getScheme().equals("test");
-    }
-
-    @Override
-    public ApplicationSession connect(URI url) throws ApplicationException {
-      String host = url.getHost();
-      event("connect " + host);
-      return new ApplicationSession() {
-        @Override
-        public ApplicationInfo info() {
-          return new ApplicationInfo(host, "TestDB", "1.0", List.of("/data/" + host), Map.of());
-        }
-
-        @Override
-        public Quiesce quiesce(Duration maxHold) throws ApplicationException {
-          event("quiesce " + host);
-          return new Quiesce() {
-            @Override
-            public void check() throws ApplicationException {
-              event("check " + host);
-            }
-
-            @Override
-            public Captured release() throws ApplicationException {
-              event("release " + host);
-              return new Captured(
-                  Map.of("lsn", "0/" + host),
-                  List.of(
-                      new Captured.CapturedFile(
-                          "wal/0001",
-                          () ->
-                              new ByteArrayInputStream(
-                                  ("wal of " + host).getBytes(StandardCharsets.UTF_8))),
-                      new Captured.CapturedFile(
-                          "backup_label", () -> new ByteArrayInputStream(new byte[0]))));
-            }
-
-            @Override
-            public void close() {
-              events.add("close-quiesce " + host);
-            }
-          };
-        }
-
-        @Override
-        public List<CatalogEntry> catalog() throws ApplicationException {
-          event("catalog " + host);
-          String db = url.getPath().substring(1);
-          return List.of(
-              new CatalogEntry(db, "database", db, null, 100, -1, List.of(), Map.of()),
-              new CatalogEntry(
-                  db + "/public.orders",
-                  "table",
-                  "public.orders",
-                  db,
-                  8192,
-                  42,
-                  List.of("base/1/16384"),
-                  Map.of("relfilenode", "16384")));
-        }
-
-        @Override
-        public void close() {
-          events.add("close-session " + host);
-        }
-      };
-    }
-
-    @Override
-    public ObjectRestoreReport restore(
-        ObjectRestoreRequest request,
-        SnapshotView snapshot,
-        ApplicationRecord record,
-        RestoreProgress progress)
-        throws ApplicationException {
-      progress.phase("load", "");
-      try (InputStream in = snapshot.openCaptured(record, "wal/0001")) {
-        String wal = new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        return new ObjectRestoreReport(
-            "restored.orders", 42, wal, Map.of("load", Duration.ofMillis(1)), List.of());
-      } catch (IOException e) {
-        throw new ApplicationException(ApplicationException.Reason.FAILED, e.getMessage(), e);
-      }
     }
   }
 }
