@@ -647,6 +647,18 @@ public final class Repository implements Closeable {
     }
   }
 
+  /**
+   * The fixed index of disk {@code diskName} of {@code snapshot}.
+   *
+   * @throws SnapshotNotFoundException if the snapshot has no such disk
+   * @throws RepositoryCorruptedException if the index is missing or damaged
+   */
+  public FixedIndex fixedIndex(Manifest snapshot, String diskName) {
+    try (SnapshotDisk d = openDisk(snapshot, diskName, 0)) {
+      return d.fixedIndex();
+    }
+  }
+
   /** Random access to one disk of a snapshot, with a 64 MiB chunk cache; the caller closes it. */
   public SnapshotDisk openDisk(Manifest snapshot, String diskName) {
     return openDisk(snapshot, diskName, DEFAULT_CACHE_BYTES);

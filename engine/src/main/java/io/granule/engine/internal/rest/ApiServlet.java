@@ -232,7 +232,8 @@ public final class ApiServlet extends HttpServlet {
                 Duration.ofSeconds(
                     body.appMaxHoldSeconds() == null ? 600 : body.appMaxHoldSeconds()));
     BackupOperation op =
-        new BackupOperation(formats.leases(), snapshotProviders.leases(), applications.leases());
+        new BackupOperation(formats.leases(), snapshotProviders.leases(), applications.leases())
+            .withChangeTracking(Boolean.TRUE.equals(body.changeTracking()));
     ConsistencySpec consistency =
         body.freeze() == null || body.freeze().isEmpty()
             ? null
@@ -258,10 +259,13 @@ public final class ApiServlet extends HttpServlet {
                         body.host(),
                         body.tags() == null ? List.of() : body.tags(),
                         p -> j.progress(progress(p)));
-                return Map.of(
-                    "snapshot", res.manifest().id(),
-                    "bytesRead", res.progress().bytesRead(),
-                    "bytesNew", res.progress().bytesNew());
+                Map<String, Object> out = new java.util.LinkedHashMap<>();
+                out.put("snapshot", res.manifest().id());
+                out.put("bytesRead", res.progress().bytesRead());
+                out.put("bytesNew", res.progress().bytesNew());
+                out.put("bytesUnchanged", res.progress().bytesUnchanged());
+                out.put("notes", op.notes());
+                return out;
               }
             });
     resp.setHeader("Location", "/api/jobs/" + job.id());
@@ -277,6 +281,7 @@ public final class ApiServlet extends HttpServlet {
     m.put("bytesNew", p.bytesNew());
     m.put("bytesDeduplicated", p.bytesDeduplicated());
     m.put("bytesZero", p.bytesZero());
+    m.put("bytesUnchanged", p.bytesUnchanged());
     m.put("bytesPerSecond", (long) p.rate());
     m.put("etaSeconds", p.eta() == null ? null : p.eta().toSeconds());
     m.put("done", p.done());
@@ -292,7 +297,8 @@ public final class ApiServlet extends HttpServlet {
       List<String> freeze,
       Long freezeTimeoutSeconds,
       List<String> apps,
-      Long appMaxHoldSeconds) {
+      Long appMaxHoldSeconds,
+      Boolean changeTracking) {
     record Disk(String name, String path, String format) {}
   }
 
