@@ -8,6 +8,7 @@ import io.granule.engine.internal.ops.BackupOperation.StreamSpec;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.backup.BackupProgress;
 import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -109,7 +110,7 @@ final class BackupCommand extends ContextCommand {
             ? null
             : new ProgressBar(ctx.err(), ProgressBar.isTerminal(), Duration.ofSeconds(10));
     BackupResult result;
-    try (Repository r = repo.open(context())) {
+    try (Repository r = repo.open(context(), LockKind.SHARED, "backup")) {
       result =
           new BackupOperation(ctx.formats(), ctx.snapshotProviders())
               .run(

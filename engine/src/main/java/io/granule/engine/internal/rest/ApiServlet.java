@@ -19,6 +19,7 @@ import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.backup.BackupProgress;
 import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.lock.LockKind;
 import jakarta.servlet.Servlet;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
@@ -188,6 +189,8 @@ public final class ApiServlet extends HttpServlet {
             repo,
             j -> {
               try (Repository r = Repository.open(repo, ApiServlet::password)) {
+                // The same shared lock as 'granule backup': a prune elsewhere makes it fail (409).
+                r.lock(LockKind.SHARED, "backup", Duration.ZERO);
                 BackupResult res =
                     op.run(
                         r,
