@@ -9,6 +9,7 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.function.Function;
 
@@ -40,7 +41,10 @@ public record ForgetPolicy(int last, int hourly, int daily, int weekly, int mont
   /** One snapshot's fate. */
   public record Decision(Manifest snapshot, boolean keep, List<String> reasons) {}
 
-  /** One group (host and item names) and the fate of each of its snapshots, newest first. */
+  /**
+   * One group (host and item names) and the fate of each of its snapshots, newest first. Groups
+   * come sorted by host, then item names.
+   */
   public record Group(String host, List<String> items, List<Decision> decisions) {}
 
   /**
@@ -48,7 +52,7 @@ public record ForgetPolicy(int last, int hourly, int daily, int weekly, int mont
    * means any); the others are not looked at (and so kept).
    */
   public List<Group> apply(List<Manifest> snapshots, String host, String tag, ZoneId zone) {
-    Map<String, List<Manifest>> groups = new LinkedHashMap<>();
+    Map<String, List<Manifest>> groups = new TreeMap<>();
     Map<String, List<String>> groupItems = new LinkedHashMap<>();
     Map<String, String> groupHost = new LinkedHashMap<>();
     List<Manifest> sorted = new ArrayList<>(snapshots);
