@@ -18,6 +18,7 @@ import io.granule.engine.internal.repo.index.IndexReader;
 import io.granule.engine.internal.repo.index.IndexWriter;
 import io.granule.engine.internal.repo.pack.ChunkCompressor;
 import io.granule.engine.internal.repo.pack.PackEntry;
+import io.granule.engine.internal.repo.pack.PackFormat;
 import io.granule.engine.internal.repo.pack.PackReader;
 import io.granule.engine.internal.repo.snapshot.DynamicIndexReader;
 import io.granule.engine.internal.repo.snapshot.FixedIndexReader;
@@ -36,6 +37,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.IntFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -109,7 +111,8 @@ public final class Pruner {
    * @param packsKept packs left alone
    * @param orphanPacks packs no index blob listed
    * @param bytesDeleted total size of deleted and repacked packs
-   * @param bytesRepacked stored bytes of live chunks rewritten (plus the new packs' overhead)
+   * @param bytesRepacked size of the new packs repacking wrote (dry run: the stored bytes of the
+   *     live chunks it would move)
    * @param packsWritten new packs written by repacking
    * @param indexesDeleted index blobs deleted (rewritten or damaged)
    * @param indexesWritten new index blobs
@@ -161,6 +164,19 @@ public final class Pruner {
     PackState(PackId id, BlobName name) {
       this.id = id;
       this.name = name;
+    }
+
+    /**
+     * The part of the pack file that live chunks need: their records and trailer entries, and the
+     * pack's header and footer; 1 for a pack without garbage.
+     */
+    double liveFraction() {
+      long needed =
+          PackFormat.HEADER_SIZE
+              + PackFormat.FOOTER_SIZE
+              + liveBytes
+              + liveChunks * PackFormat.ENTRY_SIZE;
+      return size <= 0 ? 0 : Math.min(1.0, (double) needed / size);
     }
   }
 
@@ -330,7 +346,7 @@ public final class Pruner {
           st.action = Action.DELETE;
           remove.add(st);
           bytesDeleted += st.size;
-        } else if ((double) st.liveBytes / st.size < options.repackBelow()) {
+        } else if (st.liveFraction() < options.repackBelow()) {
           st.action = Action.REPACK;
           repack.add(st);
           remove.add(st);
@@ -378,13 +394,14 @@ public final class Pruner {
       }
 
       // 1. Repack: live chunks into new packs and index blobs.
-      long[] repacked = {0};
+      AtomicLong newPackBytes = new AtomicLong();
       long packsWritten = 0;
       long indexesWritten = 0;
       if (!repack.isEmpty()) {
         try (ChunkIndex fresh = new ChunkIndex(cacheDir, 1024);
             ChunkCompressor compressor = new ChunkCompressor(compressionLevel)) {
-          ChunkPacker packer = new ChunkPacker(store, codec, fresh, packSize, 16, p -> {});
+          ChunkPacker packer =
+              new ChunkPacker(countingPacks(newPackBytes), codec, fresh, packSize, 16, p -> {});
           ChunkReader checker = new ChunkReader(store, codec, assigned, hasher);
           done = 0;
           for (PackState st : repack) {
@@ -402,8 +419,7 @@ public final class Pruner {
               if (fresh.contains(e.id())) {
                 continue;
               }
-              repacked[0] +=
-                  packer.add(e.id(), compressor.compress(plain, 0, plain.length), plain.length);
+              packer.add(e.id(), compressor.compress(plain, 0, plain.length), plain.length);
             }
             listener.progress("repack", ++done, repack.size());
           }
@@ -479,7 +495,7 @@ public final class Pruner {
           kept,
           orphans,
           bytesDeleted,
-          repacked[0],
+          newPackBytes.get(),
           packsWritten,
           rewrite.size(),
           indexesWritten,
@@ -495,6 +511,49 @@ public final class Pruner {
               + " (the repository is still valid: run prune again)",
           e);
     }
+  }
+
+  /** The store, adding the size of every pack saved to {@code bytes}. */
+  private BlobStore countingPacks(AtomicLong bytes) {
+    return new BlobStore() {
+      @Override
+      public void save(BlobName name, byte[] data) throws IOException {
+        store.save(name, data);
+        if (name.type() == BlobType.PACK) {
+          bytes.addAndGet(data.length);
+        }
+      }
+
+      @Override
+      public byte[] load(BlobName name) throws IOException {
+        return store.load(name);
+      }
+
+      @Override
+      public byte[] load(BlobName name, long offset, int length) throws IOException {
+        return store.load(name, offset, length);
+      }
+
+      @Override
+      public java.util.Optional<BlobInfo> stat(BlobName name) throws IOException {
+        return store.stat(name);
+      }
+
+      @Override
+      public List<BlobName> list(BlobType type) throws IOException {
+        return store.list(type);
+      }
+
+      @Override
+      public void delete(BlobName name) throws IOException {
+        store.delete(name);
+      }
+
+      @Override
+      public String location() {
+        return store.location();
+      }
+    };
   }
 
   private int saveIndex(List<IndexEntry> entries) throws IOException {
