@@ -72,8 +72,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Opening a repository reads every index blob into an off-heap {@link ChunkIndex} (damaged index
  * blobs are skipped with a warning: their chunks are stored again by the next backup, and verify
- * names them). Backups and reads may run from several threads; backups are serialized. There is no
- * locking between processes yet: run one writer per repository at a time.
+ * names them). Backups and reads may run from several threads; backups are serialized. Between
+ * processes, {@link #lock} takes a shared or exclusive repository lock (see {@link LockManager});
+ * taking one reloads the chunk index if index blobs changed meanwhile (a prune ran), and writes
+ * through this instance then check that the lock is still held.
  *
  * <p>Errors are the unchecked exceptions of this package: {@link NotARepositoryException}, {@link
  * UnsupportedRepositoryVersionException}, {@link RepositoryCorruptedException}, {@link
@@ -652,7 +654,7 @@ public final class Repository implements Closeable {
         byte[] name = new byte[32];
         new SecureRandom().nextBytes(name);
         BlobName n = new BlobName(BlobType.INDEX, Hex.encode(name));
-        store.save(n, codec.encode(n, IndexWriter.write(adopted)));
+        guarded().save(n, codec.encode(n, IndexWriter.write(adopted)));
         LOG.info("indexed {} chunks of packs left by an interrupted backup", adopted.size());
       }
     } catch (IOException e) {
