@@ -59,7 +59,6 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.regex.Pattern;
@@ -806,12 +805,11 @@ public final class Repository implements Closeable {
     int disks = snaps.stream().mapToInt(m -> m.disks().size()).sum();
     long logical = snaps.stream().flatMap(m -> m.disks().stream()).mapToLong(d -> d.size()).sum();
     long stored = 0;
-    List<BlobName> packs;
+    List<BlobInfo> packs;
     try {
-      packs = store.list(BlobType.PACK);
-      for (BlobName p : packs) {
-        Optional<BlobInfo> info = store.stat(p);
-        stored += info.map(BlobInfo::size).orElse(0L);
+      packs = store.listInfo(BlobType.PACK);
+      for (BlobInfo p : packs) {
+        stored += p.size();
       }
     } catch (IOException e) {
       throw new RepositoryException(

@@ -49,6 +49,11 @@ public final class LockCheckingBlobStore implements BlobStore {
   }
 
   @Override
+  public List<BlobInfo> listInfo(BlobType type) throws IOException {
+    return delegate.listInfo(type);
+  }
+
+  @Override
   public void delete(BlobName name) throws IOException {
     lock.check();
     delegate.delete(name);

@@ -252,23 +252,17 @@ public final class Pruner {
       // Which packs exist, and which index blobs list them.
       Map<PackId, PackState> packs = new LinkedHashMap<>();
       long packBytes = 0;
-      List<BlobName> packNames = store.list(BlobType.PACK);
-      done = 0;
-      for (BlobName p : packNames) {
+      for (BlobInfo p : store.listInfo(BlobType.PACK)) {
         PackId id;
         try {
-          id = PackId.parse(p.name());
+          id = PackId.parse(p.name().name());
         } catch (IllegalArgumentException e) {
           continue;
         }
-        PackState st = new PackState(id, p);
-        st.size = store.stat(p).map(BlobInfo::size).orElse(-1L);
-        if (st.size < 0) {
-          continue;
-        }
+        PackState st = new PackState(id, p.name());
+        st.size = p.size();
         packBytes += st.size;
         packs.put(id, st);
-        listener.progress("list packs", ++done, packNames.size());
       }
       Map<BlobName, Set<PackId>> indexPacks = new LinkedHashMap<>();
       List<BlobName> damagedIndexes = new ArrayList<>();
