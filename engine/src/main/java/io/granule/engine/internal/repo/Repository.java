@@ -104,6 +104,7 @@ public final class Repository implements Closeable {
   private Set<BlobName> loadedIndexes = Set.of();
 
   private final LockManager locks;
+  private boolean closed;
 
   /** Locks taken through {@link #lock} and not yet released. */
   private final List<Lock> held = new CopyOnWriteArrayList<>();
@@ -969,6 +970,9 @@ public final class Repository implements Closeable {
     for (Lock l : held) {
       release(l);
     }
-    index.close();
+    if (!closed) {
+      closed = true;
+      index.close();
+    }
   }
 }
