@@ -401,11 +401,13 @@ public final class Pruner {
           for (PackState st : repack) {
             byte[] bytes = store.load(st.name);
             List<PackEntry> entries = PackReader.parse(st.name, bytes);
+            long moved = 0;
             for (PackEntry e : entries) {
               ChunkLocation loc = assigned.get(e.id());
               if (loc == null || !loc.pack().equals(st.id) || loc.offset() != e.offset()) {
                 continue;
               }
+              moved++;
               byte[] record =
                   Arrays.copyOfRange(
                       bytes, (int) e.offset(), (int) (e.offset() + e.storedLength()));
@@ -414,6 +416,18 @@ public final class Pruner {
                 continue;
               }
               packer.add(e.id(), compressor.compress(plain, 0, plain.length), plain.length);
+            }
+            if (moved != st.liveChunks) {
+              // The index and the pack's trailer disagree: deleting the pack could lose data.
+              throw new RepositoryCorruptedException(
+                  "pack "
+                      + st.name
+                      + " holds "
+                      + moved
+                      + " of the "
+                      + st.liveChunks
+                      + " live chunks the index places in it: prune stopped before deleting"
+                      + " anything (run 'granule verify')");
             }
             listener.progress("repack", ++done, repack.size());
           }
