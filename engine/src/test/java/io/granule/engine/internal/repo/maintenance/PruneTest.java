@@ -306,6 +306,48 @@ class PruneTest {
   }
 
   @Test
+  void indexThatDisagreesWithAPackStopsPruneBeforeAnyDelete() throws Exception {
+    Path dir = copy("disagree");
+    try (Repository r = open(dir)) {
+      r.lock(LockKind.SHARED, "forget", Duration.ZERO);
+      r.forgetSnapshots(List.of(a.id()), false);
+    }
+    LocalBlobStore s = new LocalBlobStore(dir);
+    // Shift the offsets of every entry of one index blob: the index now misplaces live chunks.
+    BlobName idx = null;
+    try (Repository r = open(dir)) {
+      Pruner.Report dry = prune(r, 1.0, true);
+      assertThat(dry.packsRepacked()).isPositive();
+    }
+    // The index blob of A's backup (A's packs, partly live through B, are repacked).
+    for (BlobName n : s.list(BlobType.INDEX)) {
+      if (idx == null || s.stat(n).orElseThrow().size() > s.stat(idx).orElseThrow().size()) {
+        idx = n;
+      }
+    }
+    List<io.granule.engine.internal.repo.index.IndexEntry> shifted = new java.util.ArrayList<>();
+    for (var e : io.granule.engine.internal.repo.index.IndexReader.read(idx, s.load(idx))) {
+      var l = e.location();
+      shifted.add(
+          new io.granule.engine.internal.repo.index.IndexEntry(
+              e.id(),
+              new io.granule.engine.internal.repo.index.ChunkLocation(
+                  l.pack(), l.offset() + 1, l.storedLength(), l.rawLength(), l.flags())));
+    }
+    s.save(idx, io.granule.engine.internal.repo.index.IndexWriter.write(shifted));
+    Map<String, String> before = listing(dir);
+    try (Repository r = open(dir)) {
+      assertThatThrownBy(() -> prune(r, 1.0, false))
+          .isInstanceOf(RepositoryCorruptedException.class)
+          .hasMessageContaining("live chunks the index places in it")
+          .hasMessageContaining("prune stopped before deleting anything");
+    }
+    Map<String, String> after = listing(dir);
+    assertThat(after.keySet()).as("only additions").containsAll(before.keySet());
+    before.forEach((k, v) -> assertThat(after.get(k)).as(k).isEqualTo(v));
+  }
+
+  @Test
   void forgetRemovesManifestsByPolicy() throws Exception {
     Path dir = copy("forget");
     try (Repository r = open(dir)) {
