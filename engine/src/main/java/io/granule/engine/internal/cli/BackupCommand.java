@@ -11,6 +11,7 @@ import io.granule.engine.internal.ops.BackupOperation.StreamSpec;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.backup.BackupProgress;
 import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -150,7 +151,7 @@ final class BackupCommand extends ContextCommand {
     BackupOperation op =
         new BackupOperation(ctx.formats(), ctx.snapshotProviders(), ctx.applications())
             .withChangeTracking(cbt);
-    try (Repository r = repo.open(context())) {
+    try (Repository r = repo.open(context(), LockKind.SHARED, "backup")) {
       result =
           op.run(
               r,

@@ -26,6 +26,7 @@ import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.backup.BackupProgress;
 import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import jakarta.servlet.Servlet;
 import jakarta.servlet.http.HttpServlet;
@@ -249,6 +250,8 @@ public final class ApiServlet extends HttpServlet {
             repo,
             j -> {
               try (Repository r = Repository.open(repo, ApiServlet::password)) {
+                // The same shared lock as 'granule backup': a prune elsewhere makes it fail (409).
+                r.lock(LockKind.SHARED, "backup", Duration.ZERO);
                 BackupResult res =
                     op.run(
                         r,
@@ -348,6 +351,7 @@ public final class ApiServlet extends HttpServlet {
             repo,
             j -> {
               try (Repository r = Repository.open(repo, ApiServlet::password)) {
+                r.lock(LockKind.SHARED, "restore table", Duration.ZERO);
                 ObjectRestore.Result res =
                     ObjectRestore.run(
                         r,
