@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -51,6 +52,7 @@ final class StagingServer implements AutoCloseable {
   private final Duration startTimeout;
   private int port;
   private boolean started;
+  private Path socketDir;
 
   /**
    * @param root an empty staging directory the server's user can traverse to
@@ -83,7 +85,7 @@ final class StagingServer implements AutoCloseable {
   }
 
   Path socketDir() {
-    return root.resolve("s");
+    return socketDir;
   }
 
   int port() {
@@ -170,7 +172,12 @@ final class StagingServer implements AutoCloseable {
             "pg_logical/mappings")) {
       Files.createDirectories(data.resolve(dir));
     }
-    Files.createDirectories(socketDir());
+    // A unix socket path holds at most 107 bytes: a deep staging directory gets a short one.
+    socketDir = root.resolve("s");
+    if (socketDir.toString().length() > 80) {
+      socketDir = Files.createTempDirectory(Path.of("/tmp"), "granule-pg-s");
+    }
+    Files.createDirectories(socketDir);
     Path wal = Files.createDirectories(root.resolve("wal"));
     port = freePort();
 
@@ -230,7 +237,7 @@ final class StagingServer implements AutoCloseable {
     if (runAs != null) {
       Processes.Result chown =
           Processes.run(
-              List.of("chown", "-R", runAs + ":", root.toString()),
+              List.of("chown", "-R", runAs + ":", root.toString(), socketDir.toString()),
               Map.of(),
               null,
               null,
@@ -261,14 +268,58 @@ final class StagingServer implements AutoCloseable {
             "start"));
     started = true;
     Processes.Result r = Processes.run(cmd, cleanEnv(), root, null, startTimeout.plusSeconds(30));
-    if (!r.ok()) {
-      throw new ApplicationException(
-          Reason.FAILED,
-          "the staging PostgreSQL "
-              + bins.major()
-              + " server did not start on the snapshot's data directory: "
-              + logTail(log)
-              + (r.tail().isEmpty() ? "" : " (pg_ctl: " + r.tail() + ")"));
+    if (r.ok()) {
+      awaitReady(log);
+      return;
+    }
+    throw new ApplicationException(
+        Reason.FAILED,
+        "the staging PostgreSQL "
+            + bins.major()
+            + " server did not start on the snapshot's data directory: "
+            + logTail(log)
+            + (r.tail().isEmpty() ? "" : " (pg_ctl: " + r.tail().replace('\n', ' ') + ")"));
+  }
+
+  /**
+   * Waits until the server accepts connections. With hot standby off, pg_ctl returns once recovery
+   * reaches a consistent state, before the end of recovery and promotion; the postmaster then
+   * writes "ready" into its pid file.
+   */
+  private void awaitReady(Path log) throws ApplicationException, IOException {
+    Path pidFile = dataDir().resolve("postmaster.pid");
+    long deadline = System.nanoTime() + startTimeout.toNanos();
+    while (true) {
+      List<String> lines;
+      try {
+        lines = Files.readAllLines(pidFile, StandardCharsets.UTF_8);
+      } catch (NoSuchFileException e) {
+        throw new ApplicationException(
+            Reason.FAILED,
+            "the staging PostgreSQL "
+                + bins.major()
+                + " server stopped during recovery: "
+                + logTail(log));
+      }
+      if (lines.size() >= 8 && lines.get(7).strip().equals("ready")) {
+        return;
+      }
+      if (System.nanoTime() > deadline) {
+        throw new ApplicationException(
+            Reason.FAILED,
+            "the staging PostgreSQL "
+                + bins.major()
+                + " server did not finish recovery within "
+                + startTimeout
+                + " (option staging-timeout): "
+                + logTail(log));
+      }
+      try {
+        Thread.sleep(20);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IOException("interrupted while waiting for the staging server", e);
+      }
     }
   }
 
@@ -397,6 +448,9 @@ final class StagingServer implements AutoCloseable {
   public void close() {
     stop();
     FileTrees.delete(root);
+    if (socketDir != null && !socketDir.startsWith(root)) {
+      FileTrees.delete(socketDir);
+    }
   }
 
   static String literal(String s) {
