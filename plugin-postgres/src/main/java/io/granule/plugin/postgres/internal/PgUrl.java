@@ -15,7 +15,8 @@ import java.util.Properties;
  * A parsed {@code postgres://user@host:port/db} (or {@code postgresql://}) URL.
  *
  * <p>A password in the URL is accepted but discouraged: it is kept out of {@link #toString} and
- * every message. Without one, pgjdbc takes it from {@code PGPASSWORD} or {@code ~/.pgpass}.
+ * every message. Without one, it comes from {@code PGPASSWORD} or the password file ({@link
+ * Passwords}).
  *
  * @param host host name or address, {@code localhost} when absent
  * @param port TCP port, 5432 when absent
@@ -58,6 +59,8 @@ record PgUrl(
     String host = url.getHost();
     if (host == null || host.isEmpty()) {
       host = "localhost";
+    } else if (host.startsWith("[") && host.endsWith("]")) {
+      host = host.substring(1, host.length() - 1); // IPv6 literal
     }
     int port = url.getPort() < 0 ? DEFAULT_PORT : url.getPort();
     String user = null;
@@ -106,13 +109,14 @@ record PgUrl(
         + URLEncoder.encode(database, StandardCharsets.UTF_8);
   }
 
-  /** pgjdbc connection properties: user, database, password if the URL had one, parameters. */
+  /** pgjdbc connection properties: user, password if one is configured, parameters. */
   Properties properties() {
     Properties p = new Properties();
     p.putAll(params);
     p.setProperty("user", user);
-    if (password != null) {
-      p.setProperty("password", password);
+    String pw = Passwords.find(this);
+    if (pw != null) {
+      p.setProperty("password", pw);
     }
     p.setProperty("ApplicationName", "granule");
     p.setProperty("connectTimeout", p.getProperty("connectTimeout", "10"));

@@ -301,8 +301,9 @@ final class TableRestore {
               conninfo(target),
               dump.toString()));
       Map<String, String> env = new HashMap<>();
-      if (target.password() != null) {
-        env.put("PGPASSWORD", target.password());
+      String pw = Passwords.find(target);
+      if (pw != null) {
+        env.put("PGPASSWORD", pw);
       }
       check(
           Processes.run(cmd, env, staging.root(), null, Duration.ofHours(6)),
