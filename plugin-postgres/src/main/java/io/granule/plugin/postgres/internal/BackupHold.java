@@ -88,7 +88,8 @@ final class BackupHold implements Quiesce {
     if (maxHold.isNegative() || maxHold.isZero()) {
       throw new IllegalArgumentException("maxHold must be positive: " + maxHold);
     }
-    Connection conn = Jdbc.connect(url);
+    // Named so an operator (and a test) can tell the connection that holds backup mode.
+    Connection conn = Jdbc.connect(url, "granule backup");
     ScheduledThreadPoolExecutor timer =
         new ScheduledThreadPoolExecutor(
             1,

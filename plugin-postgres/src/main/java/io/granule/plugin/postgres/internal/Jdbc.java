@@ -21,8 +21,14 @@ final class Jdbc {
    *     NOT_FOUND for a database that does not exist, FAILED otherwise
    */
   static Connection connect(PgUrl url) throws ApplicationException {
+    return connect(url, "granule");
+  }
+
+  /** {@link #connect(PgUrl)} under another application name. */
+  static Connection connect(PgUrl url, String applicationName) throws ApplicationException {
     try {
-      Connection c = new org.postgresql.Driver().connect(url.jdbcUrl(), url.properties());
+      Connection c =
+          new org.postgresql.Driver().connect(url.jdbcUrl(), url.properties(applicationName));
       if (c == null) {
         throw new ApplicationException(Reason.FAILED, "pgjdbc refused url " + url);
       }

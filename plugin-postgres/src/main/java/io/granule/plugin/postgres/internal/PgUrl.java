@@ -111,6 +111,11 @@ record PgUrl(
 
   /** pgjdbc connection properties: user, password if one is configured, parameters. */
   Properties properties() {
+    return properties("granule");
+  }
+
+  /** {@link #properties()} with the application name PostgreSQL shows in pg_stat_activity. */
+  Properties properties(String applicationName) {
     Properties p = new Properties();
     p.putAll(params);
     p.setProperty("user", user);
@@ -118,7 +123,7 @@ record PgUrl(
     if (pw != null) {
       p.setProperty("password", pw);
     }
-    p.setProperty("ApplicationName", "granule");
+    p.setProperty("ApplicationName", applicationName);
     p.setProperty("connectTimeout", p.getProperty("connectTimeout", "10"));
     return p;
   }
