@@ -14,9 +14,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Reads the catalog of every database of an instance that allows connections: databases, schemas
- * and relations (tables, partitioned tables, TOAST tables, indexes, sequences, views, materialized
- * views), with one query per database for the relations.
+ * Reads the catalog of every database of an instance that allows connections (and that the role may
+ * connect to): databases, schemas and relations (tables, partitioned tables, TOAST tables, indexes,
+ * sequences, views, materialized views), with one query per database for the relations.
  *
  * <p>Ids: {@code DB} for a database, {@code DB/SCHEMA} for a schema, {@code DB/SCHEMA.NAME} for a
  * relation. A table's files are its own, its TOAST table's and TOAST index's and its indexes' main
@@ -28,7 +28,8 @@ final class CatalogReader {
 
   private static final String DATABASES =
       "SELECT oid, datname, pg_database_size(oid), dattablespace"
-          + " FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname";
+          + " FROM pg_database WHERE datallowconn AND NOT datistemplate"
+          + " AND has_database_privilege(oid, 'CONNECT') ORDER BY datname";
 
   private static final String SCHEMAS =
       "SELECT oid, nspname FROM pg_namespace"
