@@ -324,6 +324,7 @@ final class TableRestore {
                   + " RENAME TO "
                   + ident(finalTable));
         }
+        Map<String, String> renamed = renameClashes(c, st);
         st.execute(
             "ALTER TABLE "
                 + ident(tmpSchema)
@@ -336,7 +337,7 @@ final class TableRestore {
               "ALTER TABLE "
                   + ident(tmpSchema)
                   + "."
-                  + ident(r.name())
+                  + ident(renamed.getOrDefault(r.name(), r.name()))
                   + " SET SCHEMA "
                   + ident(finalSchema));
         }
@@ -379,6 +380,82 @@ final class TableRestore {
       }
       Jdbc.closeQuietly(c);
     }
+  }
+
+  /**
+   * Renames what would clash in the final schema (indexes, sequences, partitions named like live
+   * ones, e.g. {@code orders_pkey} when restoring {@code orders} as {@code orders_copy} next to it)
+   * to {@code <final table>_<name>}, made unique.
+   *
+   * @return old name to new name
+   */
+  private Map<String, String> renameClashes(Connection c, Statement st) throws SQLException {
+    record Clash(String name, String relkind) {}
+    List<Clash> clashes = new ArrayList<>();
+    try (PreparedStatement ps =
+        c.prepareStatement(
+            "SELECT c.relname, c.relkind FROM pg_class c"
+                + " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                + " WHERE n.nspname = ? AND c.relname <> ? AND c.relkind IN ('r', 'p', 'i', 'I', 'S')"
+                + " AND EXISTS (SELECT 1 FROM pg_class c2 JOIN pg_namespace n2"
+                + " ON n2.oid = c2.relnamespace WHERE n2.nspname = ? AND c2.relname = c.relname)"
+                + " ORDER BY c.relname")) {
+      ps.setString(1, tmpSchema);
+      ps.setString(2, finalTable);
+      ps.setString(3, finalSchema);
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          clashes.add(new Clash(rs.getString(1), rs.getString(2)));
+        }
+      }
+    }
+    Map<String, String> renamed = new HashMap<>();
+    for (Clash clash : clashes) {
+      String to = null;
+      for (int n = 1; to == null; n++) {
+        String base = finalTable + "_" + clash.name();
+        String suffix = n == 1 ? "" : "_" + n;
+        String candidate = truncate(base, 63 - suffix.length()) + suffix;
+        if (!relationExists(c, finalSchema, candidate)
+            && !relationExists(c, tmpSchema, candidate)) {
+          to = candidate;
+        }
+      }
+      String kind =
+          switch (clash.relkind()) {
+            case "i", "I" -> "INDEX";
+            case "S" -> "SEQUENCE";
+            default -> "TABLE";
+          };
+      st.execute(
+          "ALTER "
+              + kind
+              + " "
+              + ident(tmpSchema)
+              + "."
+              + ident(clash.name())
+              + " RENAME TO "
+              + ident(to));
+      renamed.put(clash.name(), to);
+      notes.add(
+          kind.toLowerCase(Locale.ROOT)
+              + " "
+              + clash.name()
+              + " restored as "
+              + to
+              + ": the name is taken in schema "
+              + finalSchema);
+    }
+    return renamed;
+  }
+
+  /** {@code s} cut to at most {@code maxBytes} UTF-8 bytes (PostgreSQL's name limit is 63). */
+  private static String truncate(String s, int maxBytes) {
+    String out = s;
+    while (out.getBytes(StandardCharsets.UTF_8).length > maxBytes) {
+      out = out.substring(0, out.length() - 1);
+    }
+    return out;
   }
 
   private void dropTmpSchema(Connection c) {

@@ -305,6 +305,27 @@ class PostgresRestoreTest {
   }
 
   @Test
+  void restoresNextToTheLiveTableRenamingWhatClashes() throws Exception {
+    ObjectRestoreReport report =
+        plugin.restore(
+            request(
+                "shop/public.customers", pg.url("shop"), "public.customers_copy", false, options()),
+            snapshot(),
+            record,
+            null);
+    assertThat(report.restoredAs()).isEqualTo("public.customers_copy");
+    assertThat(report.notes())
+        .contains(
+            "index customers_pkey restored as customers_copy_customers_pkey: the name is taken in"
+                + " schema public");
+    assertThat(report.rows()).isEqualTo(1000);
+    try (Connection c = pg.connect("shop")) {
+      assertThat(report.checksum())
+          .isEqualTo(Checksum.compute(c, "public.customers", null).checksum());
+    }
+  }
+
+  @Test
   void replaceRefusesATableOthersDependOn() throws Exception {
     long before = pg.queryLong("shop", "SELECT count(*) FROM customers");
     assertThatThrownBy(
