@@ -78,6 +78,16 @@ class PostgresRestoreTest {
             + " SELECT 1 + g % 1000, g * 1.25, CASE WHEN g % 100 = 0 THEN"
             + " (SELECT string_agg(md5(i::text || g), '') FROM generate_series(1, 400) i)"
             + " ELSE 'order ' || g END FROM generate_series(1, 5000) g");
+    pg.sql(
+        "shop",
+        "CREATE TABLE events (id int, at date NOT NULL, what text) PARTITION BY RANGE (at);"
+            + " CREATE TABLE events_2025 PARTITION OF events"
+            + " FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');"
+            + " CREATE TABLE events_2026 PARTITION OF events"
+            + " FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');"
+            + " CREATE INDEX events_at ON events (at);"
+            + " INSERT INTO events SELECT g, date '2025-06-01' + g % 400, 'e' || g"
+            + " FROM generate_series(1, 3000) g");
     pg.sql("other", "CREATE TABLE log (id bigserial PRIMARY KEY, line text)");
 
     AtomicBoolean stop = new AtomicBoolean();
@@ -323,6 +333,30 @@ class PostgresRestoreTest {
       assertThat(report.checksum())
           .isEqualTo(Checksum.compute(c, "public.customers", null).checksum());
     }
+  }
+
+  @Test
+  void restoresAPartitionedTableWithItsPartitions() throws Exception {
+    ObjectRestoreReport report =
+        plugin.restore(
+            request("shop/public.events", pg.url("shop"), "parts.events", false, options()),
+            snapshot(),
+            record,
+            null);
+    assertThat(report.restoredAs()).isEqualTo("parts.events");
+    assertThat(report.rows()).isEqualTo(3000);
+    try (Connection c = pg.connect("shop")) {
+      assertThat(report.checksum())
+          .isEqualTo(Checksum.compute(c, "public.events", null).checksum());
+    }
+    assertThat(
+            pg.queryLong(
+                "shop",
+                "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                    + " WHERE i.inhparent = 'parts.events'::regclass AND c.relkind = 'r'"
+                    + " AND c.relnamespace = 'parts'::regnamespace"))
+        .isEqualTo(2);
+    assertThat(pg.queryLong("shop", "SELECT count(*) FROM parts.events_2026")).isPositive();
   }
 
   @Test
