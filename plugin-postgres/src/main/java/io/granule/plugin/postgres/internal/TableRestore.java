@@ -5,7 +5,6 @@ import io.granule.engine.spi.ApplicationException.Reason;
 import io.granule.engine.spi.ObjectRestoreReport;
 import io.granule.engine.spi.ObjectRestoreRequest;
 import java.io.IOException;
-import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -642,10 +641,5 @@ final class TableRestore {
   /** A pg_dump -t pattern matching exactly {@code name}. */
   static String pattern(String name) {
     return "\"" + name.replace("\"", "\"\"") + "\"";
-  }
-
-  /** The target URL (for the report). */
-  URI target() {
-    return request.target();
   }
 }
