@@ -469,8 +469,14 @@ class PostgresAppTest {
     Process p =
         pb.redirectErrorStream(true).redirectOutput(tmp.resolve("killed.txt").toFile()).start();
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-    while (!granuleSessionOpen()) {
-      assertThat(System.nanoTime()).as("the backup never connected").isLessThan(deadline);
+    // Kill once backup mode is on (pg_backup_start has returned on the holding connection), not
+    // merely once the plugin has connected: killed before that, there is no backup to abort.
+    while (scalar(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'granule%'"
+                + " AND query LIKE '%pg_backup_start%' AND state = 'idle'")
+        == 0) {
+      assertThat(System.nanoTime()).as("the backup never started").isLessThan(deadline);
       Thread.sleep(5);
     }
     p.destroyForcibly();
