@@ -1,0 +1,265 @@
+package io.granule.plugin.mysql.internal;
+
+import io.granule.engine.spi.ApplicationException;
+import io.granule.engine.spi.ApplicationException.Reason;
+import io.granule.engine.spi.ApplicationPlugin.RestoreProgress;
+import io.granule.engine.spi.ApplicationRecord;
+import io.granule.engine.spi.ObjectRestoreReport;
+import io.granule.engine.spi.ObjectRestoreRequest;
+import io.granule.engine.spi.SnapshotView;
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.UnaryOperator;
+import java.util.stream.Stream;
+
+/**
+ * One single-table restore: locate the data directory in the snapshot, extract what a staging
+ * server needs, start it (crash recovery brings the copy to the snapshot's point), dump the table's
+ * rows, and load them into the target under the new name. Cleans up the staging server and files on
+ * every path.
+ *
+ * <p>Options ({@link ObjectRestoreRequest#options}): {@code mysql-bin} (directory of the staging
+ * server binaries), {@code staging-dir} (where staging copies go, default the temporary directory),
+ * {@code staging-timeout} (seconds to wait for the staging server, default 600).
+ */
+final class TableRestore {
+  private final ObjectRestoreRequest request;
+  private final SnapshotView snapshot;
+  private final ApplicationRecord record;
+  private final RestoreProgress progress;
+  private final String password;
+  private final UnaryOperator<String> env;
+  private final Map<String, Duration> phases = new LinkedHashMap<>();
+  private final List<String> notes = new ArrayList<>();
+
+  TableRestore(
+      ObjectRestoreRequest request,
+      SnapshotView snapshot,
+      ApplicationRecord record,
+      RestoreProgress progress,
+      String password,
+      UnaryOperator<String> env) {
+    this.request = request;
+    this.snapshot = snapshot;
+    this.record = record;
+    this.progress = progress == null ? (p, d) -> {} : progress;
+    this.password = password;
+    this.env = env;
+  }
+
+  @FunctionalInterface
+  private interface Step<T> {
+    T run() throws ApplicationException, IOException;
+  }
+
+  private <T> T phase(String name, String detail, Step<T> step)
+      throws ApplicationException, IOException {
+    progress.phase(name, detail);
+    long start = System.nanoTime();
+    try {
+      return step.run();
+    } finally {
+      phases.merge(name, Duration.ofNanos(System.nanoTime() - start), Duration::plus);
+    }
+  }
+
+  ObjectRestoreReport run() throws ApplicationException {
+    TableName source = TableName.parse(request.objectId());
+    MysqlUrl target = MysqlUrl.parse(request.target());
+    String tag = snapshot.id().substring(0, Math.min(8, snapshot.id().length()));
+    TableName dest = destination(source, request.as(), tag);
+    Path parent =
+        Path.of(
+            request.options().getOrDefault("staging-dir", System.getProperty("java.io.tmpdir")));
+    Duration timeout =
+        Duration.ofSeconds(
+            Long.parseLong(request.options().getOrDefault("staging-timeout", "600")));
+    // Fail fast on the target (credentials, a name taken) before any heavy work.
+    try (Connection c = Jdbc.connect(target.withDatabase(null), password, 10_000)) {
+      if (!request.replace() && Schema.tableExists(c, dest)) {
+        throw new ApplicationException(
+            Reason.TARGET_EXISTS,
+            "table "
+                + dest
+                + " already exists at "
+                + target
+                + ": choose another name (--as DB.TABLE) or replace it");
+      }
+    } catch (SQLException e) {
+      throw Jdbc.translate(e, "unable to inspect the target " + target);
+    }
+    Path work;
+    try {
+      Files.createDirectories(parent);
+      work = Files.createTempDirectory(parent, "granule-mysql-");
+    } catch (IOException e) {
+      throw new ApplicationException(
+          Reason.FAILED, "unable to create a staging directory in " + parent, e);
+    }
+    StagingServer staging = null;
+    try {
+      Locator.Found found =
+          phase("locate", "looking for the data directory", () -> Locator.locate(snapshot, record));
+      if (found.searched()) {
+        notes.add("data directory found by searching the snapshot at " + found.datadir());
+      }
+      Path datadir = work.resolve("data");
+      long bytes =
+          phase("extract", found.datadir().toString(), () -> extract(found, source, datadir));
+      ServerVersion wanted = snapshotVersion(found, datadir);
+      ServerVersion.Family family =
+          wanted != null
+              ? wanted.family()
+              : found.family() != null ? found.family() : ServerVersion.Family.MARIADB;
+      Binaries bin =
+          Binaries.find(family, wanted, request.options().get("mysql-bin"), env.apply("PATH"));
+      if (wanted == null) {
+        notes.add("the snapshot does not tell the server version: staged with " + bin.version());
+      }
+      Map<String, String> settings = record == null ? Map.of() : record.attributes();
+      StagingServer s =
+          phase(
+              "staging start",
+              bin.version() + ", " + bytes + " bytes extracted",
+              () -> StagingServer.start(datadir, work, bin, settings, timeout));
+      staging = s;
+      Loader loader = new Loader(s, source, dest, target, password, request.replace(), tag);
+      phase("dump", source.toString(), () -> loader.dump(work.resolve("rows.sql"), timeout));
+      ObjectRestoreReport report = phase("load", dest + " at " + target, () -> loader.load());
+      notes.addAll(loader.notes());
+      return new ObjectRestoreReport(
+          report.restoredAs(), report.rows(), report.checksum(), phases, notes);
+    } catch (IOException e) {
+      throw new ApplicationException(
+          Reason.FAILED, "unable to restore " + source + ": " + e.getMessage(), e);
+    } finally {
+      if (staging != null) {
+        staging.close();
+      }
+      deleteTree(work);
+    }
+  }
+
+  /** Where the table goes: {@code --as}, or a new database named after the snapshot. */
+  static TableName destination(TableName source, String as, String tag)
+      throws ApplicationException {
+    if (as != null && !as.isBlank()) {
+      return as.contains(".") || as.startsWith("`")
+          ? TableName.parse(as)
+          : new TableName(source.db(), as);
+    }
+    String suffix = "_granule_" + tag;
+    String db = source.db();
+    if (db.length() + suffix.length() > 64) {
+      db = db.substring(0, 64 - suffix.length());
+    }
+    return new TableName(db + suffix, source.table());
+  }
+
+  private long extract(Locator.Found found, TableName table, Path datadir)
+      throws IOException, ApplicationException {
+    long bytes =
+        snapshot.extract(
+            found.datadir().volume(),
+            found.datadir().path(),
+            datadir,
+            ExtractFilter.forTable(table));
+    int i = 0;
+    for (Locator.Place home : found.innodbHomes()) {
+      Path tmp = datadir.resolveSibling("innodb-" + i++);
+      bytes += snapshot.extract(home.volume(), home.path(), tmp, ExtractFilter.innodbOnly());
+      try (Stream<Path> files = Files.list(tmp)) {
+        for (Path f : files.toList()) {
+          Files.move(f, datadir.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+        }
+      }
+    }
+    // Leave nothing from the live server that would confuse a new one on the copy.
+    for (String stale : List.of("mysql.sock", "ib_buffer_pool")) {
+      Files.deleteIfExists(datadir.resolve(stale));
+    }
+    if (found.family() != ServerVersion.Family.MYSQL && FileNames.isExact(table.db())) {
+      // MariaDB keeps a .frm for every table: no file means no such table in the snapshot.
+      Path dbDir = datadir.resolve(FileNames.encode(table.db()));
+      boolean any = false;
+      if (Files.isDirectory(dbDir)) {
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dbDir)) {
+          for (Path f : ds) {
+            any |= !f.getFileName().toString().equals("db.opt");
+          }
+        }
+      }
+      if (!any) {
+        throw new ApplicationException(
+            Reason.NOT_FOUND,
+            "table "
+                + table
+                + " is not in the snapshot (no "
+                + FileNames.encode(table.db())
+                + "/"
+                + FileNames.encode(table.table())
+                + ".* in the data directory at "
+                + found.datadir()
+                + ")");
+      }
+    }
+    return bytes;
+  }
+
+  /** The version of the backed-up server: from the record, else from {@code mysql_upgrade_info}. */
+  private ServerVersion snapshotVersion(Locator.Found found, Path datadir) {
+    if (record != null && record.version() != null) {
+      try {
+        ServerVersion v = ServerVersion.parse(record.version(), record.product());
+        if (ServerVersion.Family.ofProduct(record.product()) != null) {
+          return new ServerVersion(
+              ServerVersion.Family.ofProduct(record.product()),
+              v.major(),
+              v.minor(),
+              v.patch(),
+              v.raw());
+        }
+        return v;
+      } catch (IllegalArgumentException e) {
+        // fall through to the files
+      }
+    }
+    Path info = datadir.resolve("mysql_upgrade_info");
+    if (Files.isRegularFile(info)) {
+      try {
+        String text = Files.readString(info, java.nio.charset.StandardCharsets.UTF_8).strip();
+        ServerVersion v = ServerVersion.parse(text, null);
+        if (found.family() == null || found.family() == v.family()) {
+          return v;
+        }
+      } catch (IOException | IllegalArgumentException e) {
+        // no usable version file
+      }
+    }
+    return null;
+  }
+
+  static void deleteTree(Path root) {
+    if (root == null || !Files.exists(root)) {
+      return;
+    }
+    try (Stream<Path> walk = Files.walk(root)) {
+      for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    } catch (IOException e) {
+      // Best effort: a leftover staging copy is named granule-mysql-* in the temporary directory.
+    }
+  }
+}
