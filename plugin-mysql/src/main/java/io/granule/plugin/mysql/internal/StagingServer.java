@@ -14,7 +14,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * A private server on a copy of a data directory: its own option file (no other option file is
@@ -34,11 +38,42 @@ final class StagingServer implements AutoCloseable {
           "innodb_undo_tablespaces",
           "lower_case_table_names");
 
+  /** Where InnoDB names a tablespace file it needs for recovery, relative to the datadir. */
+  private static final Pattern TABLESPACE_FILE = Pattern.compile("\\./([^'\\s]+?\\.ibd)\\b");
+
+  /**
+   * A staging server that would not start, with the tablespace files the error log says recovery
+   * needed (the redo log holds changes to them), so the caller can extract them and retry.
+   */
+  static final class StartException extends ApplicationException {
+    private static final long serialVersionUID = 1L;
+    private final transient Set<String> missing;
+    private final boolean preparedTransactions;
+
+    StartException(
+        String message, Set<String> missing, boolean preparedTransactions, Throwable cause) {
+      super(Reason.FAILED, message, cause);
+      this.missing = Set.copyOf(missing);
+      this.preparedTransactions = preparedTransactions;
+    }
+
+    /** True if the server refused prepared transactions it could not decide on. */
+    boolean preparedTransactions() {
+      return preparedTransactions;
+    }
+
+    /** Files relative to the data directory, e.g. {@code crm/customers.ibd}. */
+    Set<String> missing() {
+      return missing;
+    }
+  }
+
   private final Process process;
   private final int port;
   private final Path dir;
   private final Path errorLog;
   private final Binaries binaries;
+  private boolean committedPrepared;
 
   private StagingServer(Process process, int port, Path dir, Path errorLog, Binaries binaries) {
     this.process = process;
@@ -59,8 +94,45 @@ final class StagingServer implements AutoCloseable {
       Path datadir, Path dir, Binaries binaries, Map<String, String> settings, Duration timeout)
       throws ApplicationException {
     try {
+      return startOnce(datadir, dir, binaries, settings, timeout, List.of());
+    } catch (StartException e) {
+      if (!e.preparedTransactions()) {
+        throw e;
+      }
+    }
+    // Transactions prepared in InnoDB whose commit the binary log decides (the staging server
+    // runs without it). MariaDB takes the backup commit lock before it prepares, so in a snapshot
+    // taken under BLOCK_COMMIT every prepared transaction had been written to the binary log and
+    // was committed on the live server: commit them. (For a crash-consistent copy this also
+    // commits a transaction caught between prepare and binary log write, which the live server
+    // would have rolled back; it was never acknowledged to its client.) The server exits after
+    // this recovery run; then it starts normally.
+    try {
+      StagingServer s =
+          startOnce(
+              datadir, dir, binaries, settings, timeout, List.of("tc-heuristic-recover=COMMIT"));
+      s.committedPrepared = true;
+      return s;
+    } catch (StartException e) {
+      // expected: it asks to be restarted without the option
+    }
+    StagingServer s = startOnce(datadir, dir, binaries, settings, timeout, List.of());
+    s.committedPrepared = true;
+    return s;
+  }
+
+  private static StagingServer startOnce(
+      Path datadir,
+      Path dir,
+      Binaries binaries,
+      Map<String, String> settings,
+      Duration timeout,
+      List<String> extra)
+      throws ApplicationException {
+    try {
       Path tmp = Files.createDirectories(dir.resolve("tmp"));
       Path errorLog = dir.resolve("staging.err");
+      Files.deleteIfExists(errorLog);
       int port = freePort();
       List<String> lines = new ArrayList<>();
       lines.add("[mysqld]");
@@ -87,6 +159,7 @@ final class StagingServer implements AutoCloseable {
           lines.add(name + "=" + value);
         }
       }
+      lines.addAll(extra);
       Path options = dir.resolve("staging.cnf");
       Files.write(options, lines, StandardCharsets.UTF_8);
       List<String> cmd = new ArrayList<>();
@@ -110,6 +183,8 @@ final class StagingServer implements AutoCloseable {
         throw e;
       }
       return s;
+    } catch (ApplicationException e) {
+      throw e;
     } catch (IOException e) {
       throw new ApplicationException(
           Reason.FAILED, "unable to start a staging server in " + dir + ": " + e.getMessage(), e);
@@ -122,18 +197,37 @@ final class StagingServer implements AutoCloseable {
     }
   }
 
+  private Set<String> missingTablespaces() {
+    Set<String> missing = new TreeSet<>();
+    try {
+      for (String line : Files.readAllLines(errorLog, StandardCharsets.UTF_8)) {
+        if (line.contains("[ERROR]")) {
+          Matcher m = TABLESPACE_FILE.matcher(line);
+          while (m.find()) {
+            missing.add(m.group(1));
+          }
+        }
+      }
+    } catch (IOException e) {
+      // no log, nothing to add
+    }
+    return missing;
+  }
+
   private void awaitReady(Duration timeout) throws ApplicationException {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (true) {
       if (!process.isAlive()) {
-        throw new ApplicationException(
-            Reason.FAILED,
+        throw new StartException(
             "the staging server ("
                 + binaries.version()
                 + ") exited with status "
                 + process.exitValue()
                 + " while starting on the extracted data directory; its log ends with:\n"
-                + logTail(20));
+                + logTail(20),
+            missingTablespaces(),
+            logTail(50).contains("prepared transactions"),
+            null);
       }
       try {
         Jdbc.closeQuietly(connect(1000));
@@ -179,6 +273,11 @@ final class StagingServer implements AutoCloseable {
   private Connection connect(int timeoutMillis) throws ApplicationException {
     return Jdbc.connect(
         new MysqlUrl("root", "127.0.0.1", port, null, Map.of()), null, timeoutMillis);
+  }
+
+  /** True if prepared transactions were committed to start (see {@link #start}). */
+  boolean committedPreparedTransactions() {
+    return committedPrepared;
   }
 
   int port() {
@@ -239,6 +338,8 @@ final class StagingServer implements AutoCloseable {
                 + ": "
                 + Files.readString(err, StandardCharsets.UTF_8).strip());
       }
+    } catch (ApplicationException e) {
+      throw e;
     } catch (IOException e) {
       throw new ApplicationException(
           Reason.FAILED, "unable to run " + binaries.dump() + ": " + e.getMessage(), e);

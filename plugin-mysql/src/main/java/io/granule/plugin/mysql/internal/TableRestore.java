@@ -17,9 +17,13 @@ import java.sql.SQLException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.function.Predicate;
 import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
 
@@ -37,6 +41,10 @@ final class TableRestore {
   private final ObjectRestoreRequest request;
   private final SnapshotView snapshot;
   private final ApplicationRecord record;
+
+  /** How many times a staging server is started, each with more tablespaces extracted. */
+  static final int MAX_STARTS = 8;
+
   private final RestoreProgress progress;
   private final String password;
   private final UnaryOperator<String> env;
@@ -78,7 +86,7 @@ final class TableRestore {
     TableName source = TableName.parse(request.objectId());
     MysqlUrl target = MysqlUrl.parse(request.target());
     String tag = snapshot.id().substring(0, Math.min(8, snapshot.id().length()));
-    TableName dest = destination(source, request.as(), tag);
+    TableName dest = destination(source, request.as(), request.replace(), tag);
     Path parent =
         Path.of(
             request.options().getOrDefault("staging-dir", System.getProperty("java.io.tmpdir")));
@@ -115,8 +123,10 @@ final class TableRestore {
         notes.add("data directory found by searching the snapshot at " + found.datadir());
       }
       Path datadir = work.resolve("data");
+      Set<String> extra = new TreeSet<>();
       long bytes =
-          phase("extract", found.datadir().toString(), () -> extract(found, source, datadir));
+          phase(
+              "extract", found.datadir().toString(), () -> extract(found, source, datadir, extra));
       ServerVersion wanted = snapshotVersion(found, datadir);
       ServerVersion.Family family =
           wanted != null
@@ -128,18 +138,53 @@ final class TableRestore {
         notes.add("the snapshot does not tell the server version: staged with " + bin.version());
       }
       Map<String, String> settings = record == null ? Map.of() : record.attributes();
-      StagingServer s =
-          phase(
-              "staging start",
-              bin.version() + ", " + bytes + " bytes extracted",
-              () -> StagingServer.start(datadir, work, bin, settings, timeout));
-      staging = s;
+      for (int attempt = 1; ; attempt++) {
+        try {
+          long extracted = bytes;
+          staging =
+              phase(
+                  "staging start",
+                  bin.version() + ", " + extracted + " bytes extracted",
+                  () -> StagingServer.start(datadir, work, bin, settings, timeout));
+          break;
+        } catch (StagingServer.StartException e) {
+          // Crash recovery may need tablespaces of other tables (the redo log holds changes to
+          // them, e.g. their creation): extract those too, on a fresh copy, and start again.
+          Set<String> missing = new TreeSet<>(e.missing());
+          missing.removeAll(extra);
+          if (missing.isEmpty() || attempt >= MAX_STARTS) {
+            throw e;
+          }
+          extra.addAll(missing);
+          deleteTree(datadir);
+          bytes =
+              phase(
+                  "extract",
+                  "tablespaces recovery needs: " + missing,
+                  () -> extract(found, source, datadir, extra));
+        }
+      }
+      if (!extra.isEmpty()) {
+        notes.add(
+            "extracted "
+                + extra.size()
+                + " other tablespace(s) crash recovery needed: "
+                + String.join(", ", extra));
+      }
+      StagingServer s = staging;
+      if (s.committedPreparedTransactions()) {
+        notes.add(
+            "committed transactions the snapshot holds as prepared (their commit was in the"
+                + " binary log, which staging does not replay)");
+      }
       Loader loader = new Loader(s, source, dest, target, password, request.replace(), tag);
       phase("dump", source.toString(), () -> loader.dump(work.resolve("rows.sql"), timeout));
       ObjectRestoreReport report = phase("load", dest + " at " + target, () -> loader.load());
       notes.addAll(loader.notes());
       return new ObjectRestoreReport(
           report.restoredAs(), report.rows(), report.checksum(), phases, notes);
+    } catch (ApplicationException e) {
+      throw e;
     } catch (IOException e) {
       throw new ApplicationException(
           Reason.FAILED, "unable to restore " + source + ": " + e.getMessage(), e);
@@ -151,13 +196,19 @@ final class TableRestore {
     }
   }
 
-  /** Where the table goes: {@code --as}, or a new database named after the snapshot. */
-  static TableName destination(TableName source, String as, String tag)
+  /**
+   * Where the table goes: {@code --as}; else its own name when replacing; else a new database named
+   * after the snapshot.
+   */
+  static TableName destination(TableName source, String as, boolean replace, String tag)
       throws ApplicationException {
     if (as != null && !as.isBlank()) {
       return as.contains(".") || as.startsWith("`")
           ? TableName.parse(as)
           : new TableName(source.db(), as);
+    }
+    if (replace) {
+      return source;
     }
     String suffix = "_granule_" + tag;
     String db = source.db();
@@ -167,14 +218,22 @@ final class TableRestore {
     return new TableName(db + suffix, source.table());
   }
 
-  private long extract(Locator.Found found, TableName table, Path datadir)
+  private long extract(Locator.Found found, TableName table, Path datadir, Set<String> extra)
       throws IOException, ApplicationException {
+    Predicate<String> filter = ExtractFilter.forTable(table);
+    Set<String> dirs = new HashSet<>();
+    for (String f : extra) {
+      int slash = f.indexOf('/');
+      if (slash > 0) {
+        dirs.add(f.substring(0, slash));
+      }
+    }
     long bytes =
         snapshot.extract(
             found.datadir().volume(),
             found.datadir().path(),
             datadir,
-            ExtractFilter.forTable(table));
+            filter.or(extra::contains).or(dirs::contains));
     int i = 0;
     for (Locator.Place home : found.innodbHomes()) {
       Path tmp = datadir.resolveSibling("innodb-" + i++);
