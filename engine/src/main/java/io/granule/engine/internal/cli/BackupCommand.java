@@ -1,7 +1,10 @@
 package io.granule.engine.internal.cli;
 
+import io.granule.engine.internal.app.AppUrls;
+import io.granule.engine.internal.app.StoredApplication;
 import io.granule.engine.internal.image.FsFreeze;
 import io.granule.engine.internal.ops.BackupOperation;
+import io.granule.engine.internal.ops.BackupOperation.AppSpec;
 import io.granule.engine.internal.ops.BackupOperation.ConsistencySpec;
 import io.granule.engine.internal.ops.BackupOperation.DiskSpec;
 import io.granule.engine.internal.ops.BackupOperation.StreamSpec;
@@ -11,6 +14,7 @@ import io.granule.engine.internal.repo.backup.BackupResult;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -73,6 +77,26 @@ final class BackupCommand extends ContextCommand {
               + " filesystem is thawed and the backup fails (default: ${DEFAULT-VALUE}).")
   long freezeTimeout;
 
+  @Option(
+      names = "--app",
+      paramLabel = "URL",
+      description =
+          "An application to quiesce for the snapshot and catalog, e.g."
+              + " postgres://backup@db1:5432/shop or mysql://root@127.0.0.1:3306/. Order of a"
+              + " backup: quiesce apps, freeze, read, thaw, release apps, store, catalog; every"
+              + " app is released on every path. Passwords come from the product's usual place"
+              + " (PGPASSWORD, ~/.pgpass, MYSQL_PWD), never from the command line. Repeatable.")
+  List<String> apps = new ArrayList<>();
+
+  @Option(
+      names = "--app-max-hold",
+      paramLabel = "SECONDS",
+      defaultValue = "600",
+      description =
+          "Longest an application may stay quiesced (MariaDB blocks commits meanwhile); past it"
+              + " the application is released and the backup fails (default: ${DEFAULT-VALUE}).")
+  long appMaxHold;
+
   @Option(names = "--host", paramLabel = "HOST", description = "Host name to record.")
   String host;
 
@@ -94,7 +118,11 @@ final class BackupCommand extends ContextCommand {
     }
     List<DiskSpec> specs = new ArrayList<>();
     List<StreamSpec> streamSpecs = new ArrayList<>();
+    List<URI> appUrls = new ArrayList<>();
     try {
+      for (String a : apps) {
+        appUrls.add(AppUrls.parse(a));
+      }
       for (String d : disks) {
         specs.add(DiskSpec.parse(d, format));
       }
@@ -111,7 +139,7 @@ final class BackupCommand extends ContextCommand {
     BackupResult result;
     try (Repository r = repo.open(context())) {
       result =
-          new BackupOperation(ctx.formats(), ctx.snapshotProviders())
+          new BackupOperation(ctx.formats(), ctx.snapshotProviders(), ctx.applications())
               .run(
                   r,
                   specs,
@@ -120,6 +148,7 @@ final class BackupCommand extends ContextCommand {
                       ? null
                       : new ConsistencySpec(
                           FsFreeze.NAME, freeze, Duration.ofSeconds(freezeTimeout)),
+                  appUrls.isEmpty() ? null : new AppSpec(appUrls, Duration.ofSeconds(appMaxHold)),
                   host,
                   tags,
                   p -> {
@@ -168,8 +197,28 @@ final class BackupCommand extends ContextCommand {
             Sizes.human(d.bytesNew()),
             Sizes.human(d.bytesStored()));
       }
+      List<StoredApplication> apps = StoredApplication.of(m);
       for (Manifest.StreamEntry st : m.streams()) {
+        if (apps.stream().anyMatch(a -> st.name().startsWith(a.streamPrefix()))) {
+          continue;
+        }
         out.printf(Locale.ROOT, "  stream %-14s %10s%n", st.name(), Sizes.human(st.size()));
+      }
+      for (StoredApplication a : apps) {
+        long captured =
+            m.streams().stream()
+                .filter(st -> st.name().startsWith(a.streamPrefix()))
+                .mapToLong(Manifest.StreamEntry::size)
+                .sum();
+        out.printf(
+            Locale.ROOT,
+            "  app  %-16s %s %s, %s-consistent, %d objects cataloged, %s captured%n",
+            a.key(),
+            a.record().product(),
+            a.record().version(),
+            a.record().consistency(),
+            a.objects(),
+            Sizes.human(captured));
       }
       double secs = Math.max(0.001, p.elapsed().toNanos() / 1e9);
       out.printf(

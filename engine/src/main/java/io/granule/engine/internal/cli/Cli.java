@@ -70,6 +70,15 @@ public final class Cli {
     if (ex instanceof io.granule.engine.internal.ops.ConsistencyException) {
       return ExitCodes.APPLICATION;
     }
+    if (ex instanceof io.granule.engine.internal.app.ApplicationFailure af) {
+      return switch (af.reason()) {
+        case AUTH -> ExitCodes.AUTH;
+        case NOT_FOUND, NO_DATA -> ExitCodes.NOT_FOUND;
+        case TARGET_EXISTS -> ExitCodes.TARGET;
+        case MISSING_TOOL -> ExitCodes.TOOL;
+        case UNREACHABLE, UNSUPPORTED, FAILED -> ExitCodes.APPLICATION;
+      };
+    }
     if (ex instanceof CommandException ce) {
       return ce.exitCode();
     }

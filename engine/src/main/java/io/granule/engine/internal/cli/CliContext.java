@@ -2,6 +2,7 @@ package io.granule.engine.internal.cli;
 
 import io.granule.engine.api.PluginInventory;
 import io.granule.engine.internal.plugin.PluginLeases;
+import io.granule.engine.spi.ApplicationPlugin;
 import io.granule.engine.spi.DiskImageFormat;
 import io.granule.engine.spi.FileSystemType;
 import io.granule.engine.spi.SnapshotProvider;
@@ -17,6 +18,7 @@ import java.util.function.Function;
  * @param formats the disk image formats plugins provide
  * @param snapshotProviders the snapshot providers (fsfreeze, none, plugins')
  * @param fileSystems the filesystem types plugins provide (ext4, xfs, ntfs)
+ * @param applications the application plugins (postgres, mysql, ...)
  * @param server starts the HTTP API (only in a {@code granule server} process)
  * @param dataDir the data directory (plugins, configuration, logs)
  * @param version the product version
@@ -30,6 +32,7 @@ public record CliContext(
     PluginLeases<DiskImageFormat> formats,
     PluginLeases<SnapshotProvider> snapshotProviders,
     PluginLeases<FileSystemType> fileSystems,
+    PluginLeases<ApplicationPlugin> applications,
     ServerControl server,
     Path dataDir,
     String version,
@@ -44,6 +47,7 @@ public record CliContext(
       PluginLeases<DiskImageFormat> formats,
       PluginLeases<SnapshotProvider> snapshotProviders,
       PluginLeases<FileSystemType> fileSystems,
+      PluginLeases<ApplicationPlugin> applications,
       ServerControl server,
       Path dataDir,
       String version,
@@ -54,6 +58,7 @@ public record CliContext(
         formats,
         snapshotProviders,
         fileSystems,
+        applications,
         server,
         dataDir,
         version,

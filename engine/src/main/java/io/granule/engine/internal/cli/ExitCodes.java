@@ -41,6 +41,12 @@ public final class ExitCodes {
   /** The server cannot listen on the address, or a server URL does not answer. */
   public static final int SERVER = 12;
 
+  /**
+   * A tool the operation needs is not installed, e.g. staging database binaries of the snapshot's
+   * major version.
+   */
+  public static final int TOOL = 13;
+
   /** The runtime itself could not start (set by the launcher). */
   public static final int RUNTIME = 70;
 

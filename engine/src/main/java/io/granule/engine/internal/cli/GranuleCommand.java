@@ -22,6 +22,7 @@ import picocli.CommandLine.Spec;
       BackupCommand.class,
       SnapshotsCommand.class,
       RestoreCommand.class,
+      CatalogCommand.class,
       LsCommand.class,
       VerifyCommand.class,
       StatsCommand.class,
@@ -38,7 +39,7 @@ import picocli.CommandLine.Spec;
       "GRANULE_LOG_LEVEL (log level).",
       "Exit codes: 0 ok, 1 failure, 2 usage, 3 repository, 4 not found, 5 damaged data,",
       "6 source, 7 target, 8 wrong password, 9 locked, 10 plugin, 11 application,",
-      "12 server, 70 runtime, 130 interrupted. See README.md."
+      "12 server, 13 missing tool, 70 runtime, 130 interrupted. See README.md."
     })
 public final class GranuleCommand extends ContextCommand {
 

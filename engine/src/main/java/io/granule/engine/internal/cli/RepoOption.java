@@ -16,7 +16,7 @@ import picocli.CommandLine.Option;
  * s3:http(s)://HOST[:PORT]/BUCKET/PREFIX} / {@code s3:BUCKET/PREFIX}; and {@code --password-file
  * FILE} (default {@code $GRANULE_PASSWORD}, then a prompt).
  */
-final class RepoOption {
+public final class RepoOption {
   @Option(
       names = "--repo",
       paramLabel = "LOCATION",
@@ -70,7 +70,12 @@ final class RepoOption {
 
   /** Where metadata of remote repositories is cached: $XDG_CACHE_HOME/granule, ~/.cache/granule. */
   static Path metadataCache(CliContext ctx) {
-    String xdg = ctx.env().apply("XDG_CACHE_HOME");
+    return metadataCache(ctx.env());
+  }
+
+  /** {@link #metadataCache(CliContext)} from an environment. */
+  public static Path metadataCache(java.util.function.Function<String, String> env) {
+    String xdg = env.apply("XDG_CACHE_HOME");
     if (xdg != null && !xdg.isEmpty()) {
       return Path.of(xdg, "granule");
     }

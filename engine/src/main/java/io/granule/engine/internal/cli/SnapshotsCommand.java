@@ -34,8 +34,8 @@ final class SnapshotsCommand extends ContextCommand {
     } else if (snaps.isEmpty()) {
       out.println("no snapshots");
     } else {
-      String fmt = "%-12s  %-20s  %-16s  %10s  %-24s  %s%n";
-      out.printf(Locale.ROOT, fmt, "ID", "TIME", "HOST", "SIZE", "DISKS", "TAGS");
+      String fmt = "%-12s  %-20s  %-16s  %10s  %-24s  %-24s  %s%n";
+      out.printf(Locale.ROOT, fmt, "ID", "TIME", "HOST", "SIZE", "DISKS", "APPS", "TAGS");
       for (Manifest m : snaps) {
         long size = m.disks().stream().mapToLong(Manifest.DiskEntry::size).sum();
         out.printf(
@@ -46,6 +46,9 @@ final class SnapshotsCommand extends ContextCommand {
             m.host(),
             Sizes.human(size),
             m.disks().stream().map(Manifest.DiskEntry::name).collect(Collectors.joining(",")),
+            m.applications().isEmpty()
+                ? "-"
+                : String.join(",", new java.util.TreeSet<>(m.applications().keySet())),
             String.join(",", m.tags()));
       }
     }

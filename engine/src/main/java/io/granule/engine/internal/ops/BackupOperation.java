@@ -1,5 +1,7 @@
 package io.granule.engine.internal.ops;
 
+import io.granule.engine.internal.app.ApplicationFailure;
+import io.granule.engine.internal.app.ApplicationHolds;
 import io.granule.engine.internal.image.HeldDiskImage;
 import io.granule.engine.internal.image.ImageInspector;
 import io.granule.engine.internal.image.LeasedDiskImage;
@@ -12,6 +14,7 @@ import io.granule.engine.internal.repo.backup.BackupRequest;
 import io.granule.engine.internal.repo.backup.BackupRequest.NamedDisk;
 import io.granule.engine.internal.repo.backup.BackupRequest.NamedStream;
 import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.spi.ApplicationPlugin;
 import io.granule.engine.spi.DiskImageFormat;
 import io.granule.engine.spi.SnapshotProvider;
 import java.io.BufferedInputStream;
@@ -19,6 +22,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
+import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -114,13 +118,35 @@ public final class BackupOperation {
     }
   }
 
+  /**
+   * Applications to quiesce and catalog for the snapshot.
+   *
+   * @param urls their connection URLs, e.g. {@code postgres://backup@db1:5432/shop}
+   * @param maxHold the longest each may stay quiesced
+   */
+  public record AppSpec(List<URI> urls, Duration maxHold) {
+    public AppSpec {
+      urls = List.copyOf(urls);
+      Objects.requireNonNull(maxHold, "maxHold");
+    }
+  }
+
   private final PluginLeases<DiskImageFormat> formats;
   private final PluginLeases<SnapshotProvider> snapshotProviders;
+  private final PluginLeases<ApplicationPlugin> applications;
 
   public BackupOperation(
       PluginLeases<DiskImageFormat> formats, PluginLeases<SnapshotProvider> snapshotProviders) {
+    this(formats, snapshotProviders, null);
+  }
+
+  public BackupOperation(
+      PluginLeases<DiskImageFormat> formats,
+      PluginLeases<SnapshotProvider> snapshotProviders,
+      PluginLeases<ApplicationPlugin> applications) {
     this.formats = formats;
     this.snapshotProviders = snapshotProviders;
+    this.applications = applications;
   }
 
   /**
@@ -150,6 +176,30 @@ public final class BackupOperation {
       String host,
       List<String> tags,
       BackupListener listener) {
+    return run(repository, disks, streams, consistency, null, host, tags, listener);
+  }
+
+  /**
+   * Backs up {@code disks} and {@code streams} into one snapshot of {@code repository}, with the
+   * applications of {@code apps} quiesced and cataloged: quiesce apps, freeze filesystems, read the
+   * disks, thaw, release apps (collecting what they captured), store, write the manifest. A failure
+   * at any step releases every quiesced application and thaws every frozen filesystem; the
+   * exception names the step.
+   *
+   * @param apps the applications, or null for none
+   * @throws IllegalArgumentException if two items share a name, or there is nothing to back up
+   * @throws ApplicationFailure if an application step fails
+   * @throws ConsistencyException if a freeze or thaw fails or a hold passes its time limit
+   */
+  public BackupResult run(
+      Repository repository,
+      List<DiskSpec> disks,
+      List<StreamSpec> streams,
+      ConsistencySpec consistency,
+      AppSpec apps,
+      String host,
+      List<String> tags,
+      BackupListener listener) {
     Map<String, DiskSpec> byName = new LinkedHashMap<>();
     for (DiskSpec d : disks) {
       DiskSpec.checkName(d.name());
@@ -158,9 +208,17 @@ public final class BackupOperation {
             "two disks are named '" + d.name() + "': name them apart with NAME=FILE");
       }
     }
+    if (apps != null && !apps.urls().isEmpty() && applications == null) {
+      throw new IllegalStateException("no application plugins in this context");
+    }
     ImageInspector inspector = new ImageInspector(formats);
     List<LeasedDiskImage> opened = new ArrayList<>();
     List<InputStream> inputs = new ArrayList<>();
+    ApplicationHolds holds =
+        new ApplicationHolds(
+            applications,
+            apps == null ? List.of() : apps.urls(),
+            apps == null ? Duration.ZERO : apps.maxHold());
     try {
       List<NamedDisk> named = new ArrayList<>();
       for (DiskSpec d : byName.values()) {
@@ -174,13 +232,25 @@ public final class BackupOperation {
         inputs.add(in);
         namedStreams.add(new NamedStream(st.name(), in));
       }
+      if (consistency != null) {
+        refuseTargetsHoldingOurFiles(repository, consistency);
+      }
+      // Quiesce apps → freeze → read the disks → thaw → release apps → store → manifest.
+      holds.quiesce();
       if (consistency == null) {
         return repository.backup(
-            new BackupRequest(named, namedStreams, host == null ? localHost() : host, tags, null),
+            new BackupRequest(
+                named,
+                namedStreams,
+                host == null ? localHost() : host,
+                tags,
+                null,
+                holds.isEmpty() ? null : holds::release),
             listener);
       }
-      return backupHeld(repository, named, namedStreams, consistency, host, tags, listener);
+      return backupHeld(repository, named, namedStreams, consistency, holds, host, tags, listener);
     } finally {
+      holds.close();
       for (InputStream in : inputs) {
         try {
           in.close();
@@ -197,10 +267,10 @@ public final class BackupOperation {
       List<NamedDisk> named,
       List<NamedStream> streams,
       ConsistencySpec c,
+      ApplicationHolds holds,
       String host,
       List<String> tags,
       BackupListener listener) {
-    refuseTargetsHoldingOurFiles(repository, c);
     try (Lease<SnapshotProvider> lease = snapshotProviders.acquire(c.provider())) {
       SnapshotProvider.Hold hold;
       try {
@@ -215,9 +285,24 @@ public final class BackupOperation {
         for (NamedDisk d : named) {
           held.add(new NamedDisk(d.name(), new HeldDiskImage(d.image(), hold)));
         }
+        // Once every disk byte is read: check the holds lasted, thaw, then release the apps.
+        BackupRequest.AfterDisks after =
+            () -> {
+              try {
+                hold.check();
+              } catch (IOException x) {
+                throw new ConsistencyException(x.getMessage(), x);
+              }
+              holds.check();
+              closeHold(hold, c, null);
+              return holds.isEmpty()
+                  ? new BackupRequest.Extras(List.of(), Map.of())
+                  : holds.release();
+            };
         result =
             repository.backup(
-                new BackupRequest(held, streams, host == null ? localHost() : host, tags, null),
+                new BackupRequest(
+                    held, streams, host == null ? localHost() : host, tags, null, after),
                 listener);
       } catch (RuntimeException e) {
         IOException expired = null;

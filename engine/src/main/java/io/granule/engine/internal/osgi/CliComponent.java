@@ -41,6 +41,7 @@ public final class CliComponent implements Function<String[], Integer> {
   private final DiskImageFormats formats;
   private final SnapshotProviders snapshotProviders;
   private final FileSystemTypes fileSystems;
+  private final ApplicationPlugins applications;
   private final HttpServerControl server;
 
   @Activate
@@ -50,12 +51,14 @@ public final class CliComponent implements Function<String[], Integer> {
       @Reference DiskImageFormats formats,
       @Reference SnapshotProviders snapshotProviders,
       @Reference FileSystemTypes fileSystems,
+      @Reference ApplicationPlugins applications,
       @Reference ConfigurationAdmin configAdmin) {
     this.context = context;
     this.plugins = plugins;
     this.formats = formats;
     this.snapshotProviders = snapshotProviders;
     this.fileSystems = fileSystems;
+    this.applications = applications;
     this.server =
         RuntimeProperties.server(context) ? new HttpServerControl(context, configAdmin) : null;
   }
@@ -85,6 +88,7 @@ public final class CliComponent implements Function<String[], Integer> {
             formats.leases(),
             snapshotProviders.leases(),
             fileSystems.leases(),
+            applications.leases(),
             server,
             data,
             version,

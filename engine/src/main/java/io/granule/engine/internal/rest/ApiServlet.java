@@ -1,17 +1,24 @@
 package io.granule.engine.internal.rest;
 
 import io.granule.engine.api.PluginInventory;
+import io.granule.engine.internal.app.AppUrls;
+import io.granule.engine.internal.app.Catalogs;
+import io.granule.engine.internal.app.ObjectRestore;
 import io.granule.engine.internal.cli.Cli;
 import io.granule.engine.internal.cli.ExitCodes;
 import io.granule.engine.internal.cli.Json;
+import io.granule.engine.internal.cli.RepoOption;
 import io.granule.engine.internal.image.FsFreeze;
 import io.granule.engine.internal.image.ImageException;
 import io.granule.engine.internal.image.ImageInspector;
 import io.granule.engine.internal.ops.BackupOperation;
+import io.granule.engine.internal.ops.BackupOperation.AppSpec;
 import io.granule.engine.internal.ops.BackupOperation.ConsistencySpec;
 import io.granule.engine.internal.ops.BackupOperation.DiskSpec;
 import io.granule.engine.internal.ops.Jobs;
+import io.granule.engine.internal.osgi.ApplicationPlugins;
 import io.granule.engine.internal.osgi.DiskImageFormats;
+import io.granule.engine.internal.osgi.FileSystemTypes;
 import io.granule.engine.internal.osgi.JobsComponent;
 import io.granule.engine.internal.osgi.SnapshotProviders;
 import io.granule.engine.internal.plugin.PluginUnavailableException;
@@ -19,11 +26,13 @@ import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.backup.BackupProgress;
 import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.snapshot.Manifest;
 import jakarta.servlet.Servlet;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -65,6 +74,8 @@ public final class ApiServlet extends HttpServlet {
   private final transient DiskImageFormats formats;
   private final transient Jobs jobs;
   private final transient SnapshotProviders snapshotProviders;
+  private final transient ApplicationPlugins applications;
+  private final transient FileSystemTypes fileSystems;
   private final String version;
 
   @Activate
@@ -73,8 +84,12 @@ public final class ApiServlet extends HttpServlet {
       @Reference PluginInventory plugins,
       @Reference DiskImageFormats formats,
       @Reference JobsComponent jobs,
-      @Reference SnapshotProviders snapshotProviders) {
+      @Reference SnapshotProviders snapshotProviders,
+      @Reference ApplicationPlugins applications,
+      @Reference FileSystemTypes fileSystems) {
     this.snapshotProviders = snapshotProviders;
+    this.applications = applications;
+    this.fileSystems = fileSystems;
     this.plugins = plugins;
     this.formats = formats;
     this.jobs = jobs.jobs();
@@ -110,6 +125,30 @@ public final class ApiServlet extends HttpServlet {
             send(resp, 200, r.snapshots());
           }
         }
+        case "/catalog" -> {
+          String repo = req.getParameter("repo");
+          String snap = req.getParameter("snapshot");
+          String find = req.getParameter("find");
+          if (repo == null || repo.isBlank() || (snap == null && find == null)) {
+            send(
+                resp,
+                400,
+                Map.of("error", "parameters 'repo' and 'snapshot' or 'find' are required"));
+            return;
+          }
+          try (Repository r = Repository.open(Path.of(repo), ApiServlet::password)) {
+            List<Manifest> snaps = snap != null ? List.of(r.resolve(snap)) : r.snapshots();
+            send(
+                resp,
+                200,
+                Catalogs.search(
+                    r,
+                    snaps,
+                    find,
+                    req.getParameter("kind"),
+                    Catalogs.cacheDir(RepoOption.metadataCache(System::getenv), r)));
+          }
+        }
         case "/jobs" -> send(resp, 200, jobs.list());
         default -> {
           if (path.startsWith("/jobs/")) {
@@ -140,6 +179,10 @@ public final class ApiServlet extends HttpServlet {
   @Override
   protected void doPost(HttpServletRequest req, HttpServletResponse resp) throws IOException {
     String path = req.getPathInfo() == null ? "/" : req.getPathInfo();
+    if (path.equals("/restores/table")) {
+      restoreTable(req, resp);
+      return;
+    }
     if (!path.equals("/backups")) {
       send(resp, 404, Map.of("error", "no such endpoint: POST /api" + path));
       return;
@@ -172,7 +215,24 @@ public final class ApiServlet extends HttpServlet {
       return;
     }
     Path repo = Path.of(body.repo());
-    BackupOperation op = new BackupOperation(formats.leases(), snapshotProviders.leases());
+    List<URI> apps = new ArrayList<>();
+    try {
+      for (String a : body.apps() == null ? List.<String>of() : body.apps()) {
+        apps.add(AppUrls.parse(a));
+      }
+    } catch (IllegalArgumentException e) {
+      send(resp, 400, Map.of("error", e.getMessage()));
+      return;
+    }
+    AppSpec appSpec =
+        apps.isEmpty()
+            ? null
+            : new AppSpec(
+                apps,
+                Duration.ofSeconds(
+                    body.appMaxHoldSeconds() == null ? 600 : body.appMaxHoldSeconds()));
+    BackupOperation op =
+        new BackupOperation(formats.leases(), snapshotProviders.leases(), applications.leases());
     ConsistencySpec consistency =
         body.freeze() == null || body.freeze().isEmpty()
             ? null
@@ -194,6 +254,7 @@ public final class ApiServlet extends HttpServlet {
                         specs,
                         List.of(),
                         consistency,
+                        appSpec,
                         body.host(),
                         body.tags() == null ? List.of() : body.tags(),
                         p -> j.progress(progress(p)));
@@ -229,8 +290,94 @@ public final class ApiServlet extends HttpServlet {
       String host,
       List<String> tags,
       List<String> freeze,
-      Long freezeTimeoutSeconds) {
+      Long freezeTimeoutSeconds,
+      List<String> apps,
+      Long appMaxHoldSeconds) {
     record Disk(String name, String path, String format) {}
+  }
+
+  /** The body of {@code POST /api/restores/table}. */
+  record TableRestoreBody(
+      String repo,
+      String snapshot,
+      String object,
+      String to,
+      String as,
+      Boolean replace,
+      String instance,
+      Map<String, String> options) {}
+
+  private void restoreTable(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+    TableRestoreBody body;
+    try {
+      body = Json.MAPPER.readValue(req.getInputStream(), TableRestoreBody.class);
+    } catch (IOException e) {
+      send(resp, 400, Map.of("error", "request body is not a table restore: " + e.getMessage()));
+      return;
+    }
+    if (body.repo() == null
+        || body.snapshot() == null
+        || body.object() == null
+        || body.to() == null) {
+      send(resp, 400, Map.of("error", "'repo', 'snapshot', 'object' and 'to' are required"));
+      return;
+    }
+    URI target;
+    try {
+      target = AppUrls.parse(body.to());
+    } catch (IllegalArgumentException e) {
+      send(resp, 400, Map.of("error", e.getMessage()));
+      return;
+    }
+    Path repo = Path.of(body.repo());
+    Jobs.Job job =
+        jobs.submit(
+            "restore-table",
+            "restore of "
+                + body.object()
+                + " from "
+                + body.snapshot()
+                + " into "
+                + AppUrls.redact(target),
+            repo,
+            j -> {
+              try (Repository r = Repository.open(repo, ApiServlet::password)) {
+                ObjectRestore.Result res =
+                    ObjectRestore.run(
+                        r,
+                        r.resolve(body.snapshot()),
+                        body.object(),
+                        target,
+                        body.as(),
+                        Boolean.TRUE.equals(body.replace()),
+                        body.options(),
+                        body.instance(),
+                        applications.leases(),
+                        fileSystems.leases(),
+                        Catalogs.cacheDir(RepoOption.metadataCache(System::getenv), r),
+                        (phase, detail) -> {
+                          Map<String, Object> p = new java.util.LinkedHashMap<>();
+                          p.put("phase", phase);
+                          p.put("detail", detail);
+                          j.progress(p);
+                        });
+                Map<String, Object> out = new java.util.LinkedHashMap<>();
+                out.put("restoredAs", res.report().restoredAs());
+                out.put("rows", res.report().rows());
+                out.put("checksum", res.report().checksum());
+                out.put("consistency", res.record() == null ? "crash" : res.record().consistency());
+                Map<String, Double> phases = new java.util.LinkedHashMap<>();
+                res.report().phases().forEach((k, v) -> phases.put(k, v.toNanos() / 1e9));
+                out.put("phases", phases);
+                out.put("bytesFetched", res.bytesFetched());
+                out.put("chunksFetched", res.chunksFetched());
+                out.put("diskDataChunks", res.dataChunks());
+                out.put("notes", res.report().notes());
+                return out;
+              }
+            });
+    resp.setHeader("Location", "/api/jobs/" + job.id());
+    send(resp, 202, job.view());
   }
 
   private static int status(int exitCode) {

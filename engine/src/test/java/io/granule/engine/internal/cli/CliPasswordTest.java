@@ -39,6 +39,7 @@ class CliPasswordTest {
                 "DiskImageFormat", DiskImageFormat::name, Duration.ofSeconds(1)),
             new PluginLeases<>("SnapshotProvider", s -> s.name(), Duration.ofSeconds(1)),
             new PluginLeases<>("FileSystemType", s -> s.name(), Duration.ofSeconds(1)),
+            new PluginLeases<>("ApplicationPlugin", s -> s.name(), Duration.ofSeconds(1)),
             null,
             tmp,
             "1.2.3",

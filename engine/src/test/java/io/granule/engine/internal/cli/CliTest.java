@@ -47,6 +47,7 @@ class CliTest {
             formats,
             new PluginLeases<>("SnapshotProvider", s -> s.name(), Duration.ofSeconds(1)),
             new PluginLeases<>("FileSystemType", s -> s.name(), Duration.ofSeconds(1)),
+            new PluginLeases<>("ApplicationPlugin", s -> s.name(), Duration.ofSeconds(1)),
             null,
             tmp,
             "1.2.3",

@@ -37,7 +37,6 @@ import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 import java.util.function.IntConsumer;
@@ -117,12 +116,14 @@ public final class Backup {
     long started = System.nanoTime();
     String time = clock.instant().toString();
     List<BackupRequest.NamedDisk> disks = request.disks();
-    List<BackupRequest.NamedStream> streams = request.streams();
+    List<BackupRequest.NamedStream> streams = new ArrayList<>(request.streams());
     long total = disks.stream().mapToLong(d -> d.image().size()).sum();
     ChunkPacker packer = new ChunkPacker(store, codec, index, packSize, PACKS_PER_INDEX, indexed);
     Counters c = new Counters(disks.size() + streams.size());
     int bufferSize =
-        streams.isEmpty() ? chunkSize : Math.max(chunkSize, streamChunker.get().maxSize());
+        streams.isEmpty() && request.afterDisks() == null
+            ? chunkSize
+            : Math.max(chunkSize, streamChunker.get().maxSize());
     int buffers = 2 * threads + 2;
     BlockingQueue<byte[]> free = new ArrayBlockingQueue<>(buffers);
     for (int i = 0; i < buffers; i++) {
@@ -142,8 +143,9 @@ public final class Backup {
     }
     List<FixedIndex> fixedIndexes = new ArrayList<>();
     List<DynamicIndex> dynamicIndexes = new ArrayList<>();
-    List<String> names = new ArrayList<>();
-    List<Long> sizes = new ArrayList<>();
+    List<String> names = new java.util.concurrent.CopyOnWriteArrayList<>();
+    List<Long> sizes = new java.util.concurrent.CopyOnWriteArrayList<>();
+    Map<String, Object> applications = Map.of();
     disks.forEach(
         d -> {
           names.add(d.name());
@@ -161,6 +163,19 @@ public final class Backup {
           FixedIndex fixed = new FixedIndex(chunkSize, disks.get(d).image().size());
           fixedIndexes.add(fixed);
           readDisk(d, disks.get(d), fixed, free, work, c, failure, reporter);
+        }
+        if (request.afterDisks() != null) {
+          BackupRequest.Extras extras = request.afterDisks().run();
+          applications = extras.applications();
+          for (BackupRequest.NamedStream s : extras.streams()) {
+            if (names.contains(s.name())) {
+              throw new IllegalArgumentException("two items of one backup are named " + s.name());
+            }
+            c.grow();
+            names.add(s.name());
+            sizes.add(-1L);
+            streams.add(s);
+          }
         }
         for (int s = 0; s < streams.size(); s++) {
           DynamicIndex dynamic = new DynamicIndex();
@@ -217,7 +232,7 @@ public final class Backup {
               request.parent(),
               entries,
               streamEntries,
-              Map.of());
+              applications);
       BlobName name = new BlobName(BlobType.SNAPSHOT, id.hex());
       store.save(name, codec.encode(name, ManifestWriter.write(m)));
       String lastName =
@@ -482,14 +497,38 @@ public final class Backup {
     final AtomicLong stored = new AtomicLong();
     final AtomicLong dedup = new AtomicLong();
     final AtomicLong zero = new AtomicLong();
-    final AtomicLongArray entryRead;
-    final AtomicLongArray entryStored;
-    final AtomicLongArray entryNew;
+    // Per entry (disk or stream); streams added after the disks are read grow them, before any
+    // task of theirs exists.
+    final EntryCounter entryRead = new EntryCounter();
+    final EntryCounter entryStored = new EntryCounter();
+    final EntryCounter entryNew = new EntryCounter();
 
     Counters(int entries) {
-      entryRead = new AtomicLongArray(entries);
-      entryStored = new AtomicLongArray(entries);
-      entryNew = new AtomicLongArray(entries);
+      for (int i = 0; i < entries; i++) {
+        grow();
+      }
+    }
+
+    void grow() {
+      entryRead.grow();
+      entryStored.grow();
+      entryNew.grow();
+    }
+  }
+
+  private static final class EntryCounter {
+    private final List<AtomicLong> values = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+    void grow() {
+      values.add(new AtomicLong());
+    }
+
+    long get(int i) {
+      return values.get(i).get();
+    }
+
+    void addAndGet(int i, long n) {
+      values.get(i).addAndGet(n);
     }
   }
 

@@ -3,6 +3,7 @@ package io.granule.engine.internal.repo.backup;
 import io.granule.engine.spi.DiskImage;
 import java.io.InputStream;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 
 /**
@@ -13,13 +14,16 @@ import java.util.stream.Stream;
  * @param host the host name recorded in the snapshot
  * @param tags user tags
  * @param parent id of the snapshot this one is based on, or null
+ * @param afterDisks run once the disks are read, before the streams, or null: ends what held the
+ *     sources consistent and hands back more streams and the application metadata to record
  */
 public record BackupRequest(
     List<NamedDisk> disks,
     List<NamedStream> streams,
     String host,
     List<String> tags,
-    String parent) {
+    String parent,
+    AfterDisks afterDisks) {
 
   public BackupRequest {
     disks = disks == null ? List.of() : List.copyOf(disks);
@@ -37,6 +41,16 @@ public record BackupRequest(
     }
   }
 
+  /** A backup without an after-disks step. */
+  public BackupRequest(
+      List<NamedDisk> disks,
+      List<NamedStream> streams,
+      String host,
+      List<String> tags,
+      String parent) {
+    this(disks, streams, host, tags, parent, null);
+  }
+
   /** A backup of disks only. */
   public BackupRequest(List<NamedDisk> disks, String host, List<String> tags, String parent) {
     this(disks, List.of(), host, tags, parent);
@@ -47,4 +61,27 @@ public record BackupRequest(
 
   /** A disk and the name it gets in the snapshot. */
   public record NamedDisk(String name, DiskImage image) {}
+
+  /**
+   * The step between reading the disks and reading the streams: the backup's consistency point has
+   * passed (every disk byte is read), so holds end here, and what they captured joins the backup.
+   */
+  @FunctionalInterface
+  public interface AfterDisks {
+    /** Throws a runtime exception, which the backup passes on, to fail it (nothing is recorded). */
+    Extras run();
+  }
+
+  /**
+   * What {@link AfterDisks} adds.
+   *
+   * @param streams more streams, read to their end, not closed by the backup
+   * @param applications the manifest's application metadata
+   */
+  public record Extras(List<NamedStream> streams, Map<String, Object> applications) {
+    public Extras {
+      streams = List.copyOf(streams);
+      applications = Map.copyOf(applications);
+    }
+  }
 }

@@ -1,0 +1,246 @@
+package io.granule.engine.internal.app;
+
+import io.granule.engine.internal.plugin.PluginLeases;
+import io.granule.engine.internal.plugin.PluginLeases.Lease;
+import io.granule.engine.internal.repo.backup.BackupRequest.Extras;
+import io.granule.engine.internal.repo.backup.BackupRequest.NamedStream;
+import io.granule.engine.spi.ApplicationException;
+import io.granule.engine.spi.ApplicationInfo;
+import io.granule.engine.spi.ApplicationPlugin;
+import io.granule.engine.spi.ApplicationRecord;
+import io.granule.engine.spi.ApplicationSession;
+import io.granule.engine.spi.Captured;
+import io.granule.engine.spi.CatalogEntry;
+import io.granule.engine.spi.Quiesce;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URI;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The applications of one backup, from connection to release: {@link #quiesce} connects to each,
+ * quiesces it and reads its catalog; {@link #release} (after the disks are read and the filesystems
+ * thawed) ends each hold and turns what it captured into streams and manifest metadata; {@link
+ * #close} ends whatever is still held, on every path, and never throws.
+ *
+ * <p>Applications are quiesced in the order given and released in reverse order.
+ */
+public final class ApplicationHolds implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(ApplicationHolds.class);
+
+  private final PluginLeases<ApplicationPlugin> plugins;
+  private final List<URI> urls;
+  private final Duration maxHold;
+  private final List<Held> held = new ArrayList<>();
+  private final List<InputStream> opened = new ArrayList<>();
+
+  private static final class Held {
+    final URI url;
+    final String shown;
+    final Lease<ApplicationPlugin> lease;
+    ApplicationSession session;
+    ApplicationInfo info;
+    Quiesce quiesce;
+    List<CatalogEntry> catalog = List.of();
+
+    Held(URI url, Lease<ApplicationPlugin> lease) {
+      this.url = url;
+      this.shown = AppUrls.redact(url);
+      this.lease = lease;
+    }
+  }
+
+  /**
+   * @param plugins the application plugins
+   * @param urls the applications' connection URLs
+   * @param maxHold the longest each may stay quiesced
+   */
+  public ApplicationHolds(
+      PluginLeases<ApplicationPlugin> plugins, List<URI> urls, Duration maxHold) {
+    this.plugins = plugins;
+    this.urls = List.copyOf(urls);
+    this.maxHold = maxHold;
+  }
+
+  /** True when there are no applications. */
+  public boolean isEmpty() {
+    return urls.isEmpty();
+  }
+
+  /**
+   * Finds each application's plugin, connects, quiesces and reads the catalog. On failure,
+   * everything done so far is undone before the exception leaves.
+   *
+   * @throws ApplicationFailure naming the application and the step
+   * @throws io.granule.engine.internal.plugin.PluginUnavailableException if no plugin handles a URL
+   */
+  public void quiesce() {
+    try {
+      for (URI url : urls) {
+        held.add(new Held(url, pluginFor(url)));
+      }
+      for (Held h : held) {
+        try {
+          h.session = h.lease.get().connect(h.url);
+          h.info = h.session.info();
+        } catch (ApplicationException | RuntimeException e) {
+          throw ApplicationFailure.of(h.shown, "connect", e);
+        }
+      }
+      java.util.Set<String> keys = new java.util.HashSet<>();
+      for (Held h : held) {
+        if (!keys.add(h.lease.get().name() + "/" + h.info.instance())) {
+          throw new ApplicationFailure(
+              ApplicationException.Reason.FAILED,
+              h.shown + ": the same instance is named twice by --app: give it once",
+              null);
+        }
+      }
+      for (Held h : held) {
+        try {
+          h.quiesce = h.session.quiesce(maxHold);
+        } catch (ApplicationException | RuntimeException e) {
+          throw ApplicationFailure.of(h.shown, "quiesce", e);
+        }
+        LOG.info("{}: quiesced", h.shown);
+        try {
+          h.catalog = h.session.catalog();
+        } catch (ApplicationException | RuntimeException e) {
+          throw ApplicationFailure.of(h.shown, "catalog", e);
+        }
+      }
+    } catch (RuntimeException e) {
+      close();
+      throw e;
+    }
+  }
+
+  private Lease<ApplicationPlugin> pluginFor(URI url) {
+    for (Lease<ApplicationPlugin> l : plugins.acquireAll()) {
+      boolean mine;
+      try {
+        mine = l.get().handles(url);
+      } catch (RuntimeException e) {
+        mine = false;
+      }
+      if (mine) {
+        return l;
+      }
+      l.close();
+    }
+    throw new io.granule.engine.internal.plugin.PluginUnavailableException(
+        "no application plugin handles '"
+            + AppUrls.redact(url)
+            + "' (application plugins: "
+            + (plugins.names().isEmpty() ? "none" : String.join(", ", plugins.names()))
+            + "); install the plugin for its scheme");
+  }
+
+  /** Throws if any hold ended early. */
+  public void check() {
+    for (Held h : held) {
+      try {
+        h.quiesce.check();
+      } catch (ApplicationException | RuntimeException e) {
+        throw ApplicationFailure.of(h.shown, "hold", e);
+      }
+    }
+  }
+
+  /**
+   * Ends every hold normally, right after the disks were read, and returns what to store: one
+   * stream per captured file, one per catalog, and the manifest's application records.
+   *
+   * @throws ApplicationFailure if a hold ended early or could not end cleanly
+   */
+  public Extras release() {
+    List<NamedStream> streams = new ArrayList<>();
+    Map<String, Object> apps = new LinkedHashMap<>();
+    List<Captured> captured = new ArrayList<>();
+    for (int i = held.size() - 1; i >= 0; i--) {
+      Held h = held.get(i);
+      try {
+        captured.add(0, h.quiesce.release());
+      } catch (ApplicationException | RuntimeException e) {
+        throw ApplicationFailure.of(h.shown, "release", e);
+      }
+      LOG.info("{}: released", h.shown);
+    }
+    for (int i = 0; i < held.size(); i++) {
+      Held h = held.get(i);
+      Captured c = captured.get(i);
+      String plugin = h.lease.get().name();
+      String prefix = StoredApplication.prefix(plugin, h.info.instance());
+      List<String> files = new ArrayList<>();
+      for (Captured.CapturedFile f : c.files()) {
+        InputStream in;
+        try {
+          in = f.content().open();
+        } catch (IOException e) {
+          throw ApplicationFailure.of(h.shown, "reading captured file " + f.name(), e);
+        }
+        opened.add(in);
+        streams.add(new NamedStream(prefix + f.name(), in));
+        files.add(f.name());
+      }
+      String catalogStream = prefix + "catalog.jsonl";
+      streams.add(
+          new NamedStream(catalogStream, new ByteArrayInputStream(Catalogs.encode(h.catalog))));
+      ApplicationRecord record =
+          new ApplicationRecord(
+              plugin,
+              h.info.instance(),
+              h.shown,
+              h.info.product(),
+              h.info.version(),
+              "application",
+              h.info.dataPaths(),
+              h.info.attributes(),
+              c.metadata(),
+              files);
+      StoredApplication stored =
+          new StoredApplication(record, prefix, catalogStream, h.catalog.size());
+      apps.put(stored.key(), stored.toManifestValue());
+    }
+    return new Extras(streams, apps);
+  }
+
+  /** Ends every hold still in place and disconnects; never throws. */
+  @Override
+  public void close() {
+    for (InputStream in : opened) {
+      try {
+        in.close();
+      } catch (IOException e) {
+        // reading is over
+      }
+    }
+    opened.clear();
+    for (int i = held.size() - 1; i >= 0; i--) {
+      Held h = held.get(i);
+      try {
+        if (h.quiesce != null) {
+          h.quiesce.close();
+        }
+      } catch (RuntimeException e) {
+        LOG.warn("{}: ending the hold: {}", h.shown, e.toString());
+      }
+      try {
+        if (h.session != null) {
+          h.session.close();
+        }
+      } catch (RuntimeException e) {
+        LOG.warn("{}: disconnecting: {}", h.shown, e.toString());
+      }
+      h.lease.close();
+    }
+    held.clear();
+  }
+}
