@@ -12,6 +12,7 @@ import io.granule.engine.spi.SnapshotView.Volume;
 import java.io.IOException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.NotDirectoryException;
+import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
@@ -232,5 +233,101 @@ final class Locator {
       names.add(e.name());
     }
     return isDatadir(names);
+  }
+
+  /**
+   * The binary log a staging server needs for crash recovery: the last two files its index lists
+   * (recovery starts at the last binary log checkpoint, normally in the last file).
+   *
+   * @param dir the directory that holds the files
+   * @param baseName the base name, e.g. {@code mysql-bin}
+   * @param files the file names to extract, oldest first
+   */
+  record Binlog(Place dir, String baseName, List<String> files) {}
+
+  /** How many of the last binary log files a staging server gets. */
+  static final int BINLOG_FILES = 2;
+
+  /**
+   * Finds the binary log of the instance in the snapshot: where {@code log_bin_basename} was, or
+   * (without a record) an index file in the data directory. Null when the server had none or the
+   * snapshot does not hold it.
+   */
+  static Binlog binlog(Found found, ApplicationRecord record) throws IOException {
+    String basename = record == null ? null : record.attributes().get("log_bin_basename");
+    if (record != null && "OFF".equalsIgnoreCase(record.attributes().get("log_bin"))) {
+      return null;
+    }
+    FileSystem fs = found.datadir().volume().fileSystem();
+    Place dir = null;
+    String base = null;
+    if (basename != null && !basename.isBlank()) {
+      Path p = Path.of(basename);
+      base = p.getFileName().toString();
+      String datadir = record.attributes().get("datadir");
+      if (datadir != null && p.getParent() != null && p.getParent().equals(Path.of(datadir))) {
+        dir = found.datadir();
+      } else if (p.getParent() != null) {
+        String index = base + ".index";
+        dir =
+            bySuffix(
+                List.of(found.datadir().volume()),
+                p.getParent().toString(),
+                n -> n.contains(index));
+      }
+    } else if (record == null) {
+      for (DirectoryEntry e : fs.list(fs.lookup(found.datadir().path()))) {
+        if (e.name().endsWith(".index") && e.node().kind() == FileKind.FILE) {
+          String b = e.name().substring(0, e.name().length() - ".index".length());
+          if (b.endsWith("-bin") || b.equals("binlog")) {
+            base = b;
+            dir = found.datadir();
+            break;
+          }
+        }
+      }
+    }
+    if (dir == null || base == null) {
+      return null;
+    }
+    FileSystem dfs = dir.volume().fileSystem();
+    String prefix = dir.path().isEmpty() ? "" : dir.path() + "/";
+    FileNode index;
+    try {
+      index = dfs.lookup(prefix + base + ".index");
+    } catch (NoSuchFileException | NotDirectoryException e) {
+      return null;
+    }
+    if (index.kind() != FileKind.FILE || index.size() > 1 << 20) {
+      return null;
+    }
+    java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate((int) index.size());
+    while (buf.hasRemaining() && dfs.read(index, buf.position(), buf) > 0) {
+      // read it all
+    }
+    List<String> files = new ArrayList<>();
+    for (String line :
+        new String(buf.array(), 0, buf.position(), java.nio.charset.StandardCharsets.UTF_8)
+            .split("\n")) {
+      String name = line.strip();
+      int slash = name.lastIndexOf('/');
+      name = slash >= 0 ? name.substring(slash + 1) : name;
+      if (name.matches(java.util.regex.Pattern.quote(base) + "\\.\\d+")) {
+        try {
+          if (dfs.lookup(prefix + name).kind() == FileKind.FILE) {
+            files.add(name);
+          }
+        } catch (NoSuchFileException e) {
+          // rotated away
+        }
+      }
+    }
+    if (files.isEmpty()) {
+      return null;
+    }
+    return new Binlog(
+        dir,
+        base,
+        List.copyOf(files.subList(Math.max(0, files.size() - BINLOG_FILES), files.size())));
   }
 }

@@ -37,6 +37,7 @@ final class MysqlSession implements ApplicationSession {
           "innodb_undo_directory",
           "server_id",
           "log_bin",
+          "log_bin_basename",
           "binlog_format",
           "gtid_mode",
           "gtid_strict_mode",

@@ -73,7 +73,7 @@ final class StagingServer implements AutoCloseable {
   private final Path dir;
   private final Path errorLog;
   private final Binaries binaries;
-  private boolean committedPrepared;
+  private boolean rolledBackPrepared;
 
   private StagingServer(Process process, int port, Path dir, Path errorLog, Binaries binaries) {
     this.process = process;
@@ -93,31 +93,54 @@ final class StagingServer implements AutoCloseable {
   static StagingServer start(
       Path datadir, Path dir, Binaries binaries, Map<String, String> settings, Duration timeout)
       throws ApplicationException {
+    return start(datadir, dir, binaries, settings, timeout, null);
+  }
+
+  /**
+   * Starts a server on {@code datadir}, with the binary log at {@code binlog} when not null.
+   *
+   * <p>With the binary log the server's own crash recovery decides transactions the copy holds as
+   * prepared (committed if their XID is in the binary log, else rolled back): exactly what the live
+   * server would have done. Without it, the server refuses to start on prepared transactions; they
+   * are then rolled back ({@code --tc-heuristic-recover=ROLLBACK}, a run after which the server
+   * exits) and the server started again, which a note reports.
+   *
+   * @param binlog the binary log's base name (e.g. {@code DATADIR/mysql-bin}) whose index lists the
+   *     extracted binary log files, or null
+   */
+  static StagingServer start(
+      Path datadir,
+      Path dir,
+      Binaries binaries,
+      Map<String, String> settings,
+      Duration timeout,
+      Path binlog)
+      throws ApplicationException {
+    List<String> log =
+        binlog == null
+            ? List.of("skip-log-bin")
+            : List.of(
+                "log-bin=" + binlog.toAbsolutePath(),
+                "log-bin-index=" + binlog.toAbsolutePath() + ".index",
+                "server-id=1");
     try {
-      return startOnce(datadir, dir, binaries, settings, timeout, List.of());
+      return startOnce(datadir, dir, binaries, settings, timeout, log);
     } catch (StartException e) {
       if (!e.preparedTransactions()) {
         throw e;
       }
     }
-    // Transactions prepared in InnoDB whose commit the binary log decides (the staging server
-    // runs without it). MariaDB takes the backup commit lock before it prepares, so in a snapshot
-    // taken under BLOCK_COMMIT every prepared transaction had been written to the binary log and
-    // was committed on the live server: commit them. (For a crash-consistent copy this also
-    // commits a transaction caught between prepare and binary log write, which the live server
-    // would have rolled back; it was never acknowledged to its client.) The server exits after
-    // this recovery run; then it starts normally.
+    List<String> heuristic = new ArrayList<>(log);
+    heuristic.add("tc-heuristic-recover=ROLLBACK");
     try {
-      StagingServer s =
-          startOnce(
-              datadir, dir, binaries, settings, timeout, List.of("tc-heuristic-recover=COMMIT"));
-      s.committedPrepared = true;
+      StagingServer s = startOnce(datadir, dir, binaries, settings, timeout, heuristic);
+      s.rolledBackPrepared = true;
       return s;
     } catch (StartException e) {
       // expected: it asks to be restarted without the option
     }
-    StagingServer s = startOnce(datadir, dir, binaries, settings, timeout, List.of());
-    s.committedPrepared = true;
+    StagingServer s = startOnce(datadir, dir, binaries, settings, timeout, log);
+    s.rolledBackPrepared = true;
     return s;
   }
 
@@ -145,7 +168,6 @@ final class StagingServer implements AutoCloseable {
       lines.add("tmpdir=" + tmp.toAbsolutePath());
       lines.add("skip-grant-tables");
       lines.add("skip-name-resolve");
-      lines.add("skip-log-bin");
       lines.add("skip-slave-start");
       lines.add("event-scheduler=DISABLED");
       lines.add("innodb-force-recovery=0");
@@ -275,9 +297,9 @@ final class StagingServer implements AutoCloseable {
         new MysqlUrl("root", "127.0.0.1", port, null, Map.of()), null, timeoutMillis);
   }
 
-  /** True if prepared transactions were committed to start (see {@link #start}). */
-  boolean committedPreparedTransactions() {
-    return committedPrepared;
+  /** True if undecided prepared transactions were rolled back to start (see {@link #start}). */
+  boolean rolledBackPreparedTransactions() {
+    return rolledBackPrepared;
   }
 
   int port() {

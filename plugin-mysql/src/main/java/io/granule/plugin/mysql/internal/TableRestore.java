@@ -8,6 +8,7 @@ import io.granule.engine.spi.ObjectRestoreReport;
 import io.granule.engine.spi.ObjectRestoreRequest;
 import io.granule.engine.spi.SnapshotView;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -124,9 +125,12 @@ final class TableRestore {
       }
       Path datadir = work.resolve("data");
       Set<String> extra = new TreeSet<>();
+      Locator.Binlog binlog = Locator.binlog(found, record);
       long bytes =
           phase(
-              "extract", found.datadir().toString(), () -> extract(found, source, datadir, extra));
+              "extract",
+              found.datadir().toString(),
+              () -> extract(found, source, datadir, extra, binlog));
       ServerVersion wanted = snapshotVersion(found, datadir);
       ServerVersion.Family family =
           wanted != null
@@ -145,7 +149,14 @@ final class TableRestore {
               phase(
                   "staging start",
                   bin.version() + ", " + extracted + " bytes extracted",
-                  () -> StagingServer.start(datadir, work, bin, settings, timeout));
+                  () ->
+                      StagingServer.start(
+                          datadir,
+                          work,
+                          bin,
+                          settings,
+                          timeout,
+                          binlog == null ? null : datadir.resolve(binlog.baseName())));
           break;
         } catch (StagingServer.StartException e) {
           // Crash recovery may need tablespaces of other tables (the redo log holds changes to
@@ -161,7 +172,7 @@ final class TableRestore {
               phase(
                   "extract",
                   "tablespaces recovery needs: " + missing,
-                  () -> extract(found, source, datadir, extra));
+                  () -> extract(found, source, datadir, extra, binlog));
         }
       }
       if (!extra.isEmpty()) {
@@ -172,10 +183,10 @@ final class TableRestore {
                 + String.join(", ", extra));
       }
       StagingServer s = staging;
-      if (s.committedPreparedTransactions()) {
+      if (s.rolledBackPreparedTransactions()) {
         notes.add(
-            "committed transactions the snapshot holds as prepared (their commit was in the"
-                + " binary log, which staging does not replay)");
+            "rolled back transactions the snapshot holds as prepared: without the binary log"
+                + " nothing tells whether they committed");
       }
       Loader loader = new Loader(s, source, dest, target, password, request.replace(), tag);
       phase("dump", source.toString(), () -> loader.dump(work.resolve("rows.sql"), timeout));
@@ -218,7 +229,8 @@ final class TableRestore {
     return new TableName(db + suffix, source.table());
   }
 
-  private long extract(Locator.Found found, TableName table, Path datadir, Set<String> extra)
+  private long extract(
+      Locator.Found found, TableName table, Path datadir, Set<String> extra, Locator.Binlog binlog)
       throws IOException, ApplicationException {
     Predicate<String> filter = ExtractFilter.forTable(table);
     Set<String> dirs = new HashSet<>();
@@ -243,6 +255,20 @@ final class TableRestore {
           Files.move(f, datadir.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
         }
       }
+    }
+    if (binlog != null) {
+      // The last binary log files, for crash recovery to decide prepared transactions, and an
+      // index naming them where they now are.
+      Set<String> names = Set.copyOf(binlog.files());
+      Path tmp = datadir.resolveSibling("binlog");
+      bytes += snapshot.extract(binlog.dir().volume(), binlog.dir().path(), tmp, names::contains);
+      List<String> index = new ArrayList<>();
+      for (String name : binlog.files()) {
+        Files.move(tmp.resolve(name), datadir.resolve(name), StandardCopyOption.REPLACE_EXISTING);
+        index.add(datadir.resolve(name).toAbsolutePath().toString());
+      }
+      deleteTree(tmp);
+      Files.write(datadir.resolve(binlog.baseName() + ".index"), index, StandardCharsets.UTF_8);
     }
     // Leave nothing from the live server that would confuse a new one on the copy.
     for (String stale : List.of("mysql.sock", "ib_buffer_pool")) {
@@ -297,7 +323,7 @@ final class TableRestore {
     Path info = datadir.resolve("mysql_upgrade_info");
     if (Files.isRegularFile(info)) {
       try {
-        String text = Files.readString(info, java.nio.charset.StandardCharsets.UTF_8).strip();
+        String text = Files.readString(info, StandardCharsets.UTF_8).strip();
         ServerVersion v = ServerVersion.parse(text, null);
         if (found.family() == null || found.family() == v.family()) {
           return v;

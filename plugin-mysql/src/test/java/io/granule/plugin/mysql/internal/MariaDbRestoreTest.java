@@ -506,9 +506,26 @@ class MariaDbRestoreTest {
     run("cp", "-a", snapshotRoot.resolve("lib/mysql").toString(), copy.toString());
     Binaries bin = Binaries.find(ServerVersion.Family.MARIADB, null, null, System.getenv("PATH"));
     Path dir = Files.createDirectories(base.resolve("local-staging"));
+    // The copied index names the live server's binary log files: point it at the copies (crash
+    // recovery needs them to commit what the copy holds as prepared).
+    List<String> index = new ArrayList<>();
+    try (Stream<Path> files = Files.list(copy)) {
+      for (Path f : files.sorted().toList()) {
+        if (f.getFileName().toString().matches("mysql-bin\\.\\d+")) {
+          index.add(f.toAbsolutePath().toString());
+        }
+      }
+    }
+    Files.write(copy.resolve("mysql-bin.index"), index, StandardCharsets.UTF_8);
     long start = System.nanoTime();
     try (StagingServer s =
-        StagingServer.start(copy, dir, bin, record.attributes(), Duration.ofSeconds(120))) {
+        StagingServer.start(
+            copy,
+            dir,
+            bin,
+            record.attributes(),
+            Duration.ofSeconds(120),
+            copy.resolve("mysql-bin"))) {
       long started = System.nanoTime();
       try (Connection c = s.connect()) {
         assertThat(
