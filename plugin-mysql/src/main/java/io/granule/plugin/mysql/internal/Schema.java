@@ -121,4 +121,35 @@ final class Schema {
       return rs.getString(2);
     }
   }
+
+  /** ENGINE, ROW_FORMAT and CREATE_OPTIONS of a table (null values as empty strings). */
+  static String[] storage(Connection c, TableName t) throws SQLException {
+    try (PreparedStatement ps =
+        c.prepareStatement(
+            "SELECT ENGINE, ROW_FORMAT, CREATE_OPTIONS FROM information_schema.TABLES"
+                + " WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?")) {
+      ps.setString(1, t.db());
+      ps.setString(2, t.table());
+      try (ResultSet rs = ps.executeQuery()) {
+        if (!rs.next()) {
+          return new String[] {"", "", ""};
+        }
+        String[] out = new String[3];
+        for (int i = 0; i < 3; i++) {
+          out[i] = rs.getString(i + 1) == null ? "" : rs.getString(i + 1);
+        }
+        return out;
+      }
+    }
+  }
+
+  static boolean hasFulltextIndex(Connection c, TableName t) throws SQLException {
+    return !strings(
+            c,
+            "SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ?"
+                + " AND TABLE_NAME = ? AND INDEX_TYPE = 'FULLTEXT'",
+            t.db(),
+            t.table())
+        .isEmpty();
+  }
 }

@@ -69,14 +69,17 @@ final class StagingServer implements AutoCloseable {
   }
 
   private final Process process;
+  private final Path datadir;
   private final int port;
   private final Path dir;
   private final Path errorLog;
   private final Binaries binaries;
   private boolean rolledBackPrepared;
 
-  private StagingServer(Process process, int port, Path dir, Path errorLog, Binaries binaries) {
+  private StagingServer(
+      Process process, int port, Path datadir, Path dir, Path errorLog, Binaries binaries) {
     this.process = process;
+    this.datadir = datadir;
     this.port = port;
     this.dir = dir;
     this.errorLog = errorLog;
@@ -197,7 +200,7 @@ final class StagingServer implements AutoCloseable {
               .redirectOutput(dir.resolve("staging.out").toFile())
               .start();
       p.getOutputStream().close();
-      StagingServer s = new StagingServer(p, port, dir, errorLog, binaries);
+      StagingServer s = new StagingServer(p, port, datadir, dir, errorLog, binaries);
       try {
         s.awaitReady(timeout);
       } catch (ApplicationException | RuntimeException e) {
@@ -304,6 +307,10 @@ final class StagingServer implements AutoCloseable {
 
   int port() {
     return port;
+  }
+
+  Path datadir() {
+    return datadir;
   }
 
   Path directory() {

@@ -188,7 +188,16 @@ final class TableRestore {
             "rolled back transactions the snapshot holds as prepared: without the binary log"
                 + " nothing tells whether they committed");
       }
-      Loader loader = new Loader(s, source, dest, target, password, request.replace(), tag);
+      Loader loader =
+          new Loader(
+              s,
+              source,
+              dest,
+              target,
+              password,
+              request.replace(),
+              tag,
+              !"dump".equals(request.options().getOrDefault("transport", "auto")));
       phase("dump", source.toString(), () -> loader.dump(work.resolve("rows.sql"), timeout));
       ObjectRestoreReport report = phase("load", dest + " at " + target, () -> loader.load());
       notes.addAll(loader.notes());

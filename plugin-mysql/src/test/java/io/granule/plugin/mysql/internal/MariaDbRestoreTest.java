@@ -57,6 +57,9 @@ import org.junit.jupiter.api.io.TempDir;
 class MariaDbRestoreTest {
   static final String SNAPSHOT_ID = "1a2b3c4d".repeat(8);
   static final String TAG = "1a2b3c4d";
+  static final String TRANSPORTED =
+      "copied as a transportable tablespace (the target runs on this machine)";
+  static final Map<String, String> DUMP = Map.of("transport", "dump");
 
   @TempDir static Path base;
   static Path mnt;
@@ -247,8 +250,19 @@ class MariaDbRestoreTest {
   private ObjectRestoreReport restore(
       String table, String as, boolean replace, SnapshotView view, ApplicationRecord rec)
       throws ApplicationException {
+    return restore(table, as, replace, view, rec, Map.of());
+  }
+
+  private ObjectRestoreReport restore(
+      String table,
+      String as,
+      boolean replace,
+      SnapshotView view,
+      ApplicationRecord rec,
+      Map<String, String> options)
+      throws ApplicationException {
     return restore(
-        new MysqlPlugin(env::get), table, server.url(null), as, replace, view, rec, Map.of());
+        new MysqlPlugin(env::get), table, server.url(null), as, replace, view, rec, options);
   }
 
   private ObjectRestoreReport restore(
@@ -314,6 +328,8 @@ class MariaDbRestoreTest {
     // The live table moved on after the snapshot: the restore shows the snapshot, not now.
     assertThat(state("shop.orders")[0]).isNotEqualTo(expected.get("shop.orders")[0]);
     assertThat(r.notes()).anyMatch(n -> n.contains("equals the snapshot's table"));
+    // Same host: the tablespace file is copied rather than dumped and loaded.
+    assertThat(r.notes()).contains(TRANSPORTED);
     assertThat(record.metadata()).containsKeys("binlog_file", "binlog_position");
   }
 
@@ -322,6 +338,7 @@ class MariaDbRestoreTest {
   void restoresANonTransactionalTableAndAnotherDatabase() throws Exception {
     ObjectRestoreReport r = restore("shop.events", "shop.events_then", false, snapshot(), record);
     assertThat(r.restoredAs()).isEqualTo("shop.events_then");
+    assertThat(r.notes()).doesNotContain(TRANSPORTED); // Aria: dumped and loaded
     // One event follows each committed round: the snapshot holds the last round's or not yet.
     long rounds = Long.parseLong(expected.get("crm.customers")[0]);
     assertThat(r.rows()).isBetween(rounds - 1, rounds);
@@ -345,6 +362,7 @@ class MariaDbRestoreTest {
   void foreignKeysToTablesNotRestoredAreLeftOut() throws Exception {
     ObjectRestoreReport r = restore("shop.child", "crm.child_then", false, snapshot(), record);
     assertThat(state("crm.child_then")).containsExactly(expected.get("shop.child"));
+    assertThat(r.notes()).contains(TRANSPORTED);
     assertThat(r.notes())
         .anyMatch(n -> n.startsWith("foreign key child_parent (`parent_id`) left out"));
     String ddl = server.query("SELECT 1");
@@ -392,8 +410,9 @@ class MariaDbRestoreTest {
   @Test
   @Order(6)
   void replaceTheLiveTable() throws Exception {
-    ObjectRestoreReport r = restore("shop.orders", null, true, snapshot(), record);
-    timing("shop.orders replace", r);
+    ObjectRestoreReport r = restore("shop.orders", null, true, snapshot(), record, DUMP);
+    timing("shop.orders replace, dump and load", r);
+    assertThat(r.notes()).doesNotContain(TRANSPORTED);
     assertThat(state("shop.orders")).containsExactly(expected.get("shop.orders"));
     assertThat(r.checksum()).isEqualTo(expected.get("shop.orders")[1]);
   }
@@ -401,7 +420,8 @@ class MariaDbRestoreTest {
   @Test
   @Order(7)
   void withoutARecordTheDataDirectoryIsFoundBySearching() throws Exception {
-    ObjectRestoreReport r = restore("shop.orders", "crm.orders_searched", false, snapshot(), null);
+    ObjectRestoreReport r =
+        restore("shop.orders", "crm.orders_searched", false, snapshot(), null, DUMP);
     assertThat(r.notes()).anyMatch(n -> n.startsWith("data directory found by searching"));
     assertThat(state("crm.orders_searched")).containsExactly(expected.get("shop.orders"));
   }
@@ -415,8 +435,9 @@ class MariaDbRestoreTest {
             "crm.orders_crash",
             false,
             new DirectorySnapshotView(SNAPSHOT_ID, crashRoot),
-            null);
-    timing("shop.orders crash-consistent", r);
+            null,
+            DUMP);
+    timing("shop.orders crash-consistent, dump and load", r);
     assertThat(r.rows()).isGreaterThan(2000);
     assertThat(r.notes()).anyMatch(n -> n.contains("equals the snapshot's table"));
   }
