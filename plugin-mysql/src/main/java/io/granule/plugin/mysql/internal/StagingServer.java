@@ -194,11 +194,12 @@ final class StagingServer implements AutoCloseable {
         // The server refuses to run as root unless told; the copy is private and thrown away.
         cmd.add("--user=root");
       }
-      Process p =
+      ProcessBuilder pb =
           new ProcessBuilder(cmd)
               .redirectErrorStream(true)
-              .redirectOutput(dir.resolve("staging.out").toFile())
-              .start();
+              .redirectOutput(dir.resolve("staging.out").toFile());
+      pb.environment().remove("MYSQL_PWD");
+      Process p = pb.start();
       p.getOutputStream().close();
       StagingServer s = new StagingServer(p, port, datadir, dir, errorLog, binaries);
       try {
@@ -348,8 +349,11 @@ final class StagingServer implements AutoCloseable {
             table.table());
     try {
       Path err = dir.resolve("dump.err");
-      Process p =
-          new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(err.toFile()).start();
+      ProcessBuilder pb =
+          new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(err.toFile());
+      // The staging server needs no password; never hand the live one to a child process.
+      pb.environment().remove("MYSQL_PWD");
+      Process p = pb.start();
       p.getOutputStream().close();
       if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
         p.destroyForcibly();
