@@ -125,12 +125,12 @@ final class TableRestore {
       }
       Path datadir = work.resolve("data");
       Set<String> extra = new TreeSet<>();
-      Locator.Binlog binlog = Locator.binlog(found, record);
+      Locator.Binlog[] binlog = {Locator.binlog(found, record)};
       long bytes =
           phase(
               "extract",
               found.datadir().toString(),
-              () -> extract(found, source, datadir, extra, binlog));
+              () -> extract(found, source, datadir, extra, binlog[0]));
       ServerVersion wanted = snapshotVersion(found, datadir);
       ServerVersion.Family family =
           wanted != null
@@ -156,23 +156,34 @@ final class TableRestore {
                           bin,
                           settings,
                           timeout,
-                          binlog == null ? null : datadir.resolve(binlog.baseName())));
+                          binlog[0] == null ? null : datadir.resolve(binlog[0].baseName())));
           break;
         } catch (StagingServer.StartException e) {
           // Crash recovery may need tablespaces of other tables (the redo log holds changes to
           // them, e.g. their creation): extract those too, on a fresh copy, and start again.
           Set<String> missing = new TreeSet<>(e.missing());
           missing.removeAll(extra);
-          if (missing.isEmpty() || attempt >= MAX_STARTS) {
+          if (attempt >= MAX_STARTS || (missing.isEmpty() && binlog[0] == null)) {
             throw e;
+          }
+          if (missing.isEmpty()) {
+            // The binary log files given did not do (e.g. its last checkpoint is in an older
+            // file): recover without it, which rolls back undecided prepared transactions.
+            notes.add(
+                "staging could not recover with the binary log files "
+                    + binlog[0].files()
+                    + ": started without them");
+            binlog[0] = null;
           }
           extra.addAll(missing);
           deleteTree(datadir);
           bytes =
               phase(
                   "extract",
-                  "tablespaces recovery needs: " + missing,
-                  () -> extract(found, source, datadir, extra, binlog));
+                  missing.isEmpty()
+                      ? "again, without the binary log"
+                      : "tablespaces recovery needs: " + missing,
+                  () -> extract(found, source, datadir, extra, binlog[0]));
         }
       }
       if (!extra.isEmpty()) {

@@ -566,6 +566,32 @@ class MariaDbRestoreTest {
     }
   }
 
+  @Test
+  @Order(11)
+  void unusableBinaryLogFallsBackToRecoveryWithoutIt() throws Exception {
+    Path copy = base.resolve("bad-binlog");
+    run("cp", "-a", snapshotRoot.toString(), copy.toString());
+    try (Stream<Path> files = Files.list(copy.resolve("lib/mysql"))) {
+      for (Path f : files.toList()) {
+        if (f.getFileName().toString().matches("mysql-bin\\.\\d+")) {
+          Files.write(f, new byte[] {(byte) 0xfe, 'b', 'i', 'n', 0, 0, 0, 0});
+        }
+      }
+    }
+    ObjectRestoreReport r =
+        restore(
+            "crm.customers",
+            "crm.customers_nobinlog",
+            false,
+            new DirectorySnapshotView(SNAPSHOT_ID, copy),
+            record,
+            DUMP);
+    assertThat(r.notes()).anyMatch(n -> n.endsWith(": started without them"));
+    long committed = Long.parseLong(expected.get("crm.customers")[0]);
+    // Without the binary log, a transaction committed there but prepared in the copy is lost.
+    assertThat(r.rows()).isBetween(committed - 1, committed);
+  }
+
   private static void assertReason(ThrowingRestore r, Reason reason, String message) {
     assertThatThrownBy(r::run)
         .isInstanceOfSatisfying(
