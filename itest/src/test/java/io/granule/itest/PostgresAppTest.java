@@ -27,13 +27,13 @@ import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.TestMethodOrder;
 
 /**
- * The product's promise end to end, with real processes: PostgreSQL 15 with its data directory on
- * a loop-mounted ext4 image, a writer committing during the backup, {@code granule backup --disk
- * DEV --freeze MOUNT --app postgres://…}, the table dropped, {@code granule restore table} brings
- * it back from the block backup. The restored rows are exactly a prefix of the writer's commits
- * (no gap, no torn row), as many as were committed when the snapshot was taken or more. Fault
- * paths: a failed freeze ends backup mode; a killed backup's connection dies and PostgreSQL aborts
- * the backup (its log says so).
+ * The product's promise end to end, with real processes: PostgreSQL 15 with its data directory on a
+ * loop-mounted ext4 image, a writer committing during the backup, {@code granule backup --disk DEV
+ * --freeze MOUNT --app postgres://…}, the table dropped, {@code granule restore table} brings it
+ * back from the block backup. The restored rows are exactly a prefix of the writer's commits (no
+ * gap, no torn row), as many as were committed when the snapshot was taken or more. Fault paths: a
+ * failed freeze ends backup mode; a killed backup's connection dies and PostgreSQL aborts the
+ * backup (its log says so).
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
@@ -83,14 +83,37 @@ class PostgresAppTest {
     Files.writeString(log, "");
     sh("chown", "postgres:postgres", log.toString());
     sh(
-        "runuser", "-u", "postgres", "--", BIN + "/initdb", "-D", data.toString(), "-U",
-        "granule", "--pwfile", pw.toString(), "--auth-local=trust",
-        "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8");
+        "runuser",
+        "-u",
+        "postgres",
+        "--",
+        BIN + "/initdb",
+        "-D",
+        data.toString(),
+        "-U",
+        "granule",
+        "--pwfile",
+        pw.toString(),
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        "-E",
+        "UTF8",
+        "--locale=C.UTF-8");
     port = freePort();
     sh(
-        "runuser", "-u", "postgres", "--", BIN + "/pg_ctl", "-D", data.toString(), "-l",
-        log.toString(), "-w", "-o",
-        "-p " + port + " -k " + sock + " -c listen_addresses=127.0.0.1", "start");
+        "runuser",
+        "-u",
+        "postgres",
+        "--",
+        BIN + "/pg_ctl",
+        "-D",
+        data.toString(),
+        "-l",
+        log.toString(),
+        "-w",
+        "-o",
+        "-p " + port + " -k " + sock + " -c listen_addresses=127.0.0.1",
+        "start");
     try (Connection c = connect("postgres");
         Statement s = c.createStatement()) {
       s.execute("CREATE DATABASE shop");
@@ -123,8 +146,16 @@ class PostgresAppTest {
     }
     new ProcessBuilder("fsfreeze", "-u", mnt.toString()).start().waitFor(30, TimeUnit.SECONDS);
     new ProcessBuilder(
-            "runuser", "-u", "postgres", "--", BIN + "/pg_ctl", "-D", data.toString(), "-m",
-            "immediate", "stop")
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            BIN + "/pg_ctl",
+            "-D",
+            data.toString(),
+            "-m",
+            "immediate",
+            "stop")
         .start()
         .waitFor(60, TimeUnit.SECONDS);
     new ProcessBuilder("umount", "-l", mnt.toString()).start().waitFor(30, TimeUnit.SECONDS);
@@ -217,8 +248,16 @@ class PostgresAppTest {
     long before = w.committed.get();
     Granule.Result r =
         granule(
-            "backup", "--repo", repo.toString(), "--disk", "pg=" + dev, "--freeze",
-            mnt.toString(), "--app", url("shop"), "--no-progress");
+            "backup",
+            "--repo",
+            repo.toString(),
+            "--disk",
+            "pg=" + dev,
+            "--freeze",
+            mnt.toString(),
+            "--app",
+            url("shop"),
+            "--no-progress");
     long after = w.committed.get();
     w.stop.set(true);
     w.join(30_000);
@@ -240,17 +279,22 @@ class PostgresAppTest {
     }
     Granule.Result rt =
         granule(
-            "restore", "table", "latest", "postgres:shop/public.orders", "--to", url("shop"),
-            "--as", "public.orders", "--repo", repo.toString());
+            "restore",
+            "table",
+            "latest",
+            "postgres:shop/public.orders",
+            "--to",
+            url("shop"),
+            "--as",
+            "public.orders",
+            "--repo",
+            repo.toString());
     assertThat(rt.exitCode()).as(rt.out() + rt.err()).isZero();
     long rows = checkPrefix("orders");
     assertThat(rows).isBetween(before, after);
     assertThat(rt.out()).contains(rows + " rows");
     // restored with its primary key and index, writable again
-    assertThat(
-            scalar(
-                "shop",
-                "SELECT count(*) FROM pg_indexes WHERE tablename = 'orders'"))
+    assertThat(scalar("shop", "SELECT count(*) FROM pg_indexes WHERE tablename = 'orders'"))
         .isGreaterThanOrEqualTo(2);
   }
 
@@ -264,16 +308,31 @@ class PostgresAppTest {
     Thread.sleep(300);
     Granule.Result r =
         granule(
-            "backup", "--repo", repo.toString(), "--disk", "pg=" + dev, "--freeze",
-            mnt.toString(), "--no-progress", "--tag", "crash");
+            "backup",
+            "--repo",
+            repo.toString(),
+            "--disk",
+            "pg=" + dev,
+            "--freeze",
+            mnt.toString(),
+            "--no-progress",
+            "--tag",
+            "crash");
     long after = w.committed.get();
     w.stop.set(true);
     w.join(30_000);
     assertThat(r.exitCode()).as(r.out() + r.err()).isZero();
     Granule.Result rt =
         granule(
-            "restore", "table", "latest", "postgres:shop/public.orders", "--to", url("shop"),
-            "--repo", repo.toString(), "--json");
+            "restore",
+            "table",
+            "latest",
+            "postgres:shop/public.orders",
+            "--to",
+            url("shop"),
+            "--repo",
+            repo.toString(),
+            "--json");
     assertThat(rt.exitCode()).as(rt.out() + rt.err()).isZero();
     var o = new com.fasterxml.jackson.databind.ObjectMapper().readTree(rt.out());
     assertThat(o.get("consistency").asText()).isEqualTo("crash");
@@ -291,41 +350,79 @@ class PostgresAppTest {
   void badInputGetsClearErrorsAndExitCodes() throws Exception {
     Granule.Result r =
         granule(
-            "restore", "table", "latest", "postgres:shop/public.nosuch", "--to", url("shop"),
-            "--repo", repo.toString());
+            "restore",
+            "table",
+            "latest",
+            "postgres:shop/public.nosuch",
+            "--to",
+            url("shop"),
+            "--repo",
+            repo.toString());
     assertThat(r.exitCode()).as(r.err()).isEqualTo(4);
     assertThat(r.err()).contains("nosuch");
 
     // the table restored under the same name again: taken
     Granule.Result snaps = granule("snapshots", "--repo", repo.toString(), "--json");
     String first =
-        new com.fasterxml.jackson.databind.ObjectMapper().readTree(snaps.out()).get(0).get("id").asText();
+        new com.fasterxml.jackson.databind.ObjectMapper()
+            .readTree(snaps.out())
+            .get(0)
+            .get("id")
+            .asText();
     r =
         granule(
-            "restore", "table", first, "postgres:shop/public.orders", "--to", url("shop"),
-            "--as", "public.orders", "--repo", repo.toString());
+            "restore",
+            "table",
+            first,
+            "postgres:shop/public.orders",
+            "--to",
+            url("shop"),
+            "--as",
+            "public.orders",
+            "--repo",
+            repo.toString());
     assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(7);
     assertThat(r.err()).contains("orders");
 
     r =
         granule(
-            "restore", "table", first, "postgres:shop/public.orders", "--to", url("shop"),
-            "--pg-bin", tmp.toString(), "--repo", repo.toString());
+            "restore",
+            "table",
+            first,
+            "postgres:shop/public.orders",
+            "--to",
+            url("shop"),
+            "--pg-bin",
+            tmp.toString(),
+            "--repo",
+            repo.toString());
     assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(13);
 
     r =
         Granule.run(
             tmp,
             Map.of("PGPASSWORD", "wrong"),
-            "backup", "--repo", repo.toString(), "--disk", "pg=" + dev, "--app", url("shop"),
+            "backup",
+            "--repo",
+            repo.toString(),
+            "--disk",
+            "pg=" + dev,
+            "--app",
+            url("shop"),
             "--no-progress");
     assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(8);
     assertThat(r.err()).contains("connect failed");
 
     r =
         granule(
-            "backup", "--repo", repo.toString(), "--disk", "pg=" + dev, "--app",
-            "postgres://granule@127.0.0.1:" + freePort() + "/shop", "--no-progress");
+            "backup",
+            "--repo",
+            repo.toString(),
+            "--disk",
+            "pg=" + dev,
+            "--app",
+            "postgres://granule@127.0.0.1:" + freePort() + "/shop",
+            "--no-progress");
     assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(11);
   }
 
@@ -334,8 +431,17 @@ class PostgresAppTest {
   void aFailedFreezeEndsBackupMode() throws Exception {
     Granule.Result r =
         granule(
-            "backup", "--repo", repo.toString(), "--disk", "pg=" + dev, "--freeze",
-            mnt.toString(), "--freeze", tmp.resolve("missing").toString(), "--app", url("shop"),
+            "backup",
+            "--repo",
+            repo.toString(),
+            "--disk",
+            "pg=" + dev,
+            "--freeze",
+            mnt.toString(),
+            "--freeze",
+            tmp.resolve("missing").toString(),
+            "--app",
+            url("shop"),
             "--no-progress");
     assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(11);
     assertThat(r.err()).contains("unable to begin");
@@ -350,14 +456,27 @@ class PostgresAppTest {
     List<String> args =
         new ArrayList<>(
             List.of(
-                "backup", "--repo", repo.toString(), "--disk", "pg=" + dev, "--app", url("shop"),
+                "backup",
+                "--repo",
+                repo.toString(),
+                "--disk",
+                "pg=" + dev,
+                "--app",
+                url("shop"),
                 "--no-progress"));
     ProcessBuilder pb = Granule.command(List.of(), args.toArray(String[]::new));
     pb.environment().put("PGPASSWORD", PASSWORD);
-    Process p = pb.redirectErrorStream(true).redirectOutput(tmp.resolve("killed.txt").toFile()).start();
+    Process p =
+        pb.redirectErrorStream(true).redirectOutput(tmp.resolve("killed.txt").toFile()).start();
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-    while (!granuleSessionOpen()) {
-      assertThat(System.nanoTime()).as("the backup never connected").isLessThan(deadline);
+    // Kill once backup mode is on (pg_backup_start has returned on the holding connection), not
+    // merely once the plugin has connected: killed before that, there is no backup to abort.
+    while (scalar(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'granule%'"
+                + " AND query LIKE '%pg_backup_start%' AND state = 'idle'")
+        == 0) {
+      assertThat(System.nanoTime()).as("the backup never started").isLessThan(deadline);
       Thread.sleep(5);
     }
     p.destroyForcibly();

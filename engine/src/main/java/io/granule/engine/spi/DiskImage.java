@@ -39,4 +39,12 @@ public interface DiskImage extends Closeable {
   default List<Extent> allocation(long offset, long length) throws IOException {
     return List.of(new Extent(offset, length));
   }
+
+  /**
+   * The changed-block tracking this image carries (qcow2 persistent dirty bitmaps), or null when it
+   * has none.
+   */
+  default ChangeTracking changeTracking() {
+    return null;
+  }
 }

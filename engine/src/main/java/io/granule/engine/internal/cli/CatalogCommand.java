@@ -2,6 +2,7 @@ package io.granule.engine.internal.cli;
 
 import io.granule.engine.internal.app.Catalogs;
 import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.spi.CatalogEntry;
 import java.io.IOException;
@@ -60,7 +61,7 @@ final class CatalogCommand extends ContextCommand {
     CliContext ctx = context();
     List<Catalogs.Hit> rows;
     int snapshotsWithCatalog = 0;
-    try (Repository r = repo.open(ctx)) {
+    try (Repository r = repo.open(ctx, LockKind.SHARED, "catalog")) {
       Path cache = Catalogs.cacheDir(RepoOption.metadataCache(ctx), r);
       List<Manifest> snaps = snap != null ? List.of(r.resolve(snap)) : r.snapshots();
       if (snap == null) {

@@ -104,6 +104,9 @@ public final class Cli {
     if (ex instanceof PasswordRequiredException) {
       return ExitCodes.USAGE;
     }
+    if (ex instanceof io.granule.engine.internal.repo.RepositoryLockedException) {
+      return ExitCodes.LOCKED;
+    }
     if (ex instanceof RepositoryCorruptedException) {
       return ExitCodes.DAMAGED;
     }

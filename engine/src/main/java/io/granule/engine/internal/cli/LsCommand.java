@@ -2,6 +2,7 @@ package io.granule.engine.internal.cli;
 
 import io.granule.engine.internal.ops.FileBrowser;
 import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.spi.DirectoryEntry;
 import io.granule.engine.spi.FileKind;
 import io.granule.engine.spi.FileNode;
@@ -48,7 +49,7 @@ final class LsCommand extends ContextCommand {
   @Override
   public Integer call() throws IOException {
     PrintWriter out = context().out();
-    try (Repository r = repo.open(context());
+    try (Repository r = repo.open(context(), LockKind.SHARED, "ls");
         FileBrowser b = FileBrowser.open(r, where, context().fileSystems())) {
       FileSystem fs = b.fileSystem();
       FileNode node = lookup(b, path);

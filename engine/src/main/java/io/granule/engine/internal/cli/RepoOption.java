@@ -7,8 +7,10 @@ import io.granule.engine.internal.repo.blob.RetryingBlobStore;
 import io.granule.engine.internal.repo.blob.S3BlobStore;
 import io.granule.engine.internal.repo.blob.S3Location;
 import io.granule.engine.internal.repo.crypto.KdfParams;
+import io.granule.engine.internal.repo.lock.LockKind;
 import java.nio.file.Path;
 import java.time.Clock;
+import java.time.Duration;
 import picocli.CommandLine.Option;
 
 /**
@@ -35,6 +37,16 @@ public final class RepoOption {
           "Read the repository password from the first line of FILE. Without it the password"
               + " comes from $GRANULE_PASSWORD, else it is asked on the terminal.")
   Path passwordFile;
+
+  @Option(
+      names = "--retry-lock",
+      paramLabel = "DURATION",
+      defaultValue = "0",
+      converter = DurationConverter.class,
+      description =
+          "If another process holds a conflicting repository lock, keep trying for DURATION"
+              + " (e.g. 30s, 10m) instead of failing at once (exit code 9).")
+  Duration retryLock;
 
   String location() {
     if (repo == null || repo.isEmpty()) {
@@ -93,6 +105,21 @@ public final class RepoOption {
           metadataCache(ctx));
     }
     return Repository.open(path(), Passwords.forOpen(ctx, passwordFile));
+  }
+
+  /**
+   * Opens the repository and takes a {@code kind} lock for {@code operation} (waiting up to
+   * --retry-lock), released when the repository is closed or the process exits.
+   */
+  Repository open(CliContext ctx, LockKind kind, String operation) {
+    Repository r = open(ctx);
+    try {
+      r.lock(kind, operation, retryLock == null ? Duration.ZERO : retryLock);
+      return r;
+    } catch (RuntimeException e) {
+      r.close();
+      throw e;
+    }
   }
 
   /** Creates the repository, encrypted under {@code password} unless it is null. */

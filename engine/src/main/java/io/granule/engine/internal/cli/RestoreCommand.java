@@ -9,6 +9,7 @@ import io.granule.engine.internal.ops.FileRestorer;
 import io.granule.engine.internal.plugin.PluginLeases.Lease;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.backup.RestoreResult;
+import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.spi.DiskImageFormat;
 import io.granule.engine.spi.DiskImageWriter;
@@ -134,7 +135,7 @@ final class RestoreCommand extends ContextCommand {
                 + chosen
                 + ", or restore to a file");
       }
-      try (Repository r = repo.open(context())) {
+      try (Repository r = repo.open(context(), LockKind.SHARED, "restore")) {
         Manifest snap = r.resolve(snapRef);
         if (diskName == null) {
           if (snap.disks().size() != 1) {
@@ -285,7 +286,7 @@ final class RestoreCommand extends ContextCommand {
       }
       String snapRef = what.substring(0, colon);
       String name = what.substring(colon + 1);
-      try (Repository r = repo.open(context())) {
+      try (Repository r = repo.open(context(), LockKind.SHARED, "restore")) {
         Manifest snap = r.resolve(snapRef);
         if (to.equals("-")) {
           Path tmp = Files.createTempFile("granule-stream-", ".tmp");
@@ -353,7 +354,7 @@ final class RestoreCommand extends ContextCommand {
     @Override
     public Integer call() throws IOException {
       long t0 = System.nanoTime();
-      try (Repository r = repo.open(context());
+      try (Repository r = repo.open(context(), LockKind.SHARED, "restore");
           FileBrowser b = FileBrowser.open(r, where, context().fileSystems())) {
         LsCommand.lookup(b, path);
         FileRestorer.Result res = new FileRestorer(b.fileSystem(), to).restore(path);
@@ -472,7 +473,7 @@ final class RestoreCommand extends ContextCommand {
       }
       PrintWriter err = ctx.err();
       ObjectRestore.Result res;
-      try (Repository r = repo.open(ctx)) {
+      try (Repository r = repo.open(ctx, LockKind.SHARED, "restore table")) {
         Manifest m = r.resolve(snap);
         long[] phaseStart = {System.nanoTime()};
         res =

@@ -4,6 +4,7 @@ import io.granule.engine.internal.nbd.NbdExport;
 import io.granule.engine.internal.nbd.NbdServer;
 import io.granule.engine.internal.nbd.OverlayDisk;
 import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
 import java.io.IOException;
@@ -88,7 +89,7 @@ final class ServeCommand extends ContextCommand {
       PrintWriter out = context().out();
       List<SnapshotDisk> disks = new ArrayList<>();
       List<OverlayDisk> overlays = new ArrayList<>();
-      try (Repository r = repo.open(context())) {
+      try (Repository r = repo.open(context(), LockKind.SHARED, "serve nbd")) {
         Manifest snap = r.resolve(snapRef);
         String snapId = snap.id().substring(0, 12);
         List<String> names = new ArrayList<>();

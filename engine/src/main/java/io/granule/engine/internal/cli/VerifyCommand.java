@@ -3,6 +3,7 @@ package io.granule.engine.internal.cli;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.backup.Damage;
 import io.granule.engine.internal.repo.backup.VerifyReport;
+import io.granule.engine.internal.repo.lock.LockKind;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.time.Duration;
@@ -36,7 +37,7 @@ final class VerifyCommand extends ContextCommand {
     ProgressBar bar =
         json ? null : new ProgressBar(ctx.err(), ProgressBar.isTerminal(), Duration.ofSeconds(10));
     VerifyReport report;
-    try (Repository r = repo.open(context())) {
+    try (Repository r = repo.open(context(), LockKind.SHARED, "verify")) {
       report =
           r.verify(
               readData,

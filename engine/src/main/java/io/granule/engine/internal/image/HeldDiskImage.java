@@ -39,6 +39,11 @@ public final class HeldDiskImage implements DiskImage {
   }
 
   @Override
+  public io.granule.engine.spi.ChangeTracking changeTracking() {
+    return image.changeTracking();
+  }
+
+  @Override
   public List<Extent> allocation(long offset, long length) throws IOException {
     List<Extent> a = image.allocation(offset, length);
     hold.check();

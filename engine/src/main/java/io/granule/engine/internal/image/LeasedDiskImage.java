@@ -45,6 +45,11 @@ public final class LeasedDiskImage implements DiskImage {
   }
 
   @Override
+  public io.granule.engine.spi.ChangeTracking changeTracking() {
+    return image.changeTracking();
+  }
+
+  @Override
   public List<Extent> allocation(long offset, long length) throws IOException {
     lease.check();
     return image.allocation(offset, length);

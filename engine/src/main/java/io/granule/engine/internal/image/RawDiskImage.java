@@ -13,16 +13,91 @@ import java.nio.file.StandardOpenOption;
  * A raw disk image file or a block device, read through a {@link FileChannel} with positional reads
  * (safe from several threads). It cannot tell allocated ranges apart, so it reports the whole disk
  * as allocated; zero chunks are still detected and not stored by the backup.
+ *
+ * <p>Block devices are read with {@code O_DIRECT}, bypassing the device's page cache: a filesystem
+ * mounted on the device writes its file data through its own cache, so buffered reads of the device
+ * can return blocks older than what the (frozen, synced) filesystem holds. If the device refuses
+ * direct I/O, its buffers are flushed ({@code blockdev --flushbufs}) before every read pass begins,
+ * and a warning says so.
  */
 public final class RawDiskImage implements DiskImage {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(RawDiskImage.class);
+
+  /** Alignment of direct reads: a multiple of every logical block size in use (512, 4096). */
+  static final int ALIGN = 4096;
+
+  private static final int BOUNCE = 1 << 20;
+
   private final Path path;
   private final FileChannel channel;
   private final long size;
+  private final boolean direct;
+  private final ThreadLocal<ByteBuffer> bounce;
 
-  private RawDiskImage(Path path, FileChannel channel, long size) {
+  private RawDiskImage(Path path, FileChannel channel, long size, boolean direct) {
     this.path = path;
     this.channel = channel;
     this.size = size;
+    this.direct = direct;
+    this.bounce =
+        direct
+            ? ThreadLocal.withInitial(
+                () -> ByteBuffer.allocateDirect(BOUNCE + ALIGN).alignedSlice(ALIGN))
+            : null;
+  }
+
+  /** Whether reads bypass the page cache (block devices). */
+  public boolean direct() {
+    return direct;
+  }
+
+  /** {@code O_DIRECT}, looked up through the platform loader (jdk.unsupported), or null. */
+  private static java.nio.file.OpenOption directOption() {
+    try {
+      Class<?> c =
+          Class.forName(
+              "com.sun.nio.file.ExtendedOpenOption", true, ClassLoader.getPlatformClassLoader());
+      for (Object o : c.getEnumConstants()) {
+        if (((Enum<?>) o).name().equals("DIRECT")) {
+          return (java.nio.file.OpenOption) o;
+        }
+      }
+    } catch (ReflectiveOperationException | LinkageError e) {
+      LOG.debug("no O_DIRECT: {}", e.toString());
+    }
+    return null;
+  }
+
+  /** Whether {@code path} is a block device (by its entry in /sys/class/block). */
+  static boolean isBlockDevice(Path path) {
+    try {
+      if (Files.isRegularFile(path) || Files.isDirectory(path)) {
+        return false;
+      }
+      Path real = path.toRealPath();
+      return Files.exists(Path.of("/sys/class/block", real.getFileName().toString()));
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  /** Flushes and drops a block device's buffered pages, so buffered reads see the disk. */
+  static void flushBuffers(Path device) {
+    try {
+      Process p =
+          new ProcessBuilder("blockdev", "--flushbufs", device.toString())
+              .redirectErrorStream(true)
+              .start();
+      String out =
+          new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+      if (!p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS) || p.exitValue() != 0) {
+        LOG.warn("blockdev --flushbufs {} failed: {}", device, out.trim());
+      }
+    } catch (IOException e) {
+      LOG.warn("blockdev --flushbufs {} failed: {}", device, e.toString());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   /**
@@ -31,18 +106,38 @@ public final class RawDiskImage implements DiskImage {
    * @throws IOException if it cannot be opened or its size cannot be found; the message names it
    */
   public static RawDiskImage open(Path path) throws IOException {
-    FileChannel ch;
-    try {
-      ch = FileChannel.open(path, StandardOpenOption.READ);
-    } catch (IOException e) {
-      throw new IOException("unable to open disk image '" + path + "': " + e, e);
+    FileChannel ch = null;
+    boolean direct = false;
+    if (isBlockDevice(path)) {
+      java.nio.file.OpenOption o = directOption();
+      if (o != null) {
+        try {
+          ch = FileChannel.open(path, StandardOpenOption.READ, o);
+          direct = true;
+        } catch (IOException | UnsupportedOperationException e) {
+          LOG.warn(
+              "block device {} refuses direct I/O ({}); flushing its buffers before reading",
+              path,
+              e.toString());
+        }
+      }
+      if (!direct) {
+        flushBuffers(path);
+      }
+    }
+    if (ch == null) {
+      try {
+        ch = FileChannel.open(path, StandardOpenOption.READ);
+      } catch (IOException e) {
+        throw new IOException("unable to open disk image '" + path + "': " + e, e);
+      }
     }
     try {
       long size = ch.size();
       if (size == 0 && !Files.isRegularFile(path)) {
         size = blockDeviceSize(path);
       }
-      return new RawDiskImage(path, ch, size);
+      return new RawDiskImage(path, ch, size, direct);
     } catch (IOException | RuntimeException e) {
       ch.close();
       throw e;
@@ -88,6 +183,10 @@ public final class RawDiskImage implements DiskImage {
               + " size="
               + size);
     }
+    if (direct) {
+      readDirect(offset, dst);
+      return;
+    }
     long pos = offset;
     while (dst.hasRemaining()) {
       int n;
@@ -102,6 +201,46 @@ public final class RawDiskImage implements DiskImage {
             "disk image '" + path + "' ended at offset " + pos + " while its size is " + size);
       }
       pos += n;
+    }
+  }
+
+  /** Reads through an aligned bounce buffer: O_DIRECT needs aligned offsets, lengths, memory. */
+  private void readDirect(long offset, ByteBuffer dst) throws IOException {
+    ByteBuffer b = bounce.get();
+    long pos = offset;
+    while (dst.hasRemaining()) {
+      long start = pos & -ALIGN;
+      int skip = (int) (pos - start);
+      int want = Math.min(BOUNCE, (int) (((skip + (long) dst.remaining()) + ALIGN - 1) & -ALIGN));
+      b.clear().limit(want);
+      int got = 0;
+      while (b.hasRemaining()) {
+        int n;
+        try {
+          n = channel.read(b, start + got);
+        } catch (IOException e) {
+          throw new IOException(
+              "unable to read block device '" + path + "' at offset " + (start + got) + ": " + e,
+              e);
+        }
+        if (n <= 0) {
+          break;
+        }
+        got += n;
+      }
+      if (got <= skip) {
+        throw new EOFException(
+            "block device '"
+                + path
+                + "' ended at offset "
+                + (start + got)
+                + " while its size is "
+                + size);
+      }
+      int take = Math.min(dst.remaining(), got - skip);
+      b.position(skip).limit(skip + take);
+      dst.put(b);
+      pos += take;
     }
   }
 

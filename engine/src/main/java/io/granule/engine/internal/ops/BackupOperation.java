@@ -134,6 +134,8 @@ public final class BackupOperation {
   private final PluginLeases<DiskImageFormat> formats;
   private final PluginLeases<SnapshotProvider> snapshotProviders;
   private final PluginLeases<ApplicationPlugin> applications;
+  private boolean changeTracking;
+  private final List<String> notes = new ArrayList<>();
 
   public BackupOperation(
       PluginLeases<DiskImageFormat> formats, PluginLeases<SnapshotProvider> snapshotProviders) {
@@ -147,6 +149,21 @@ public final class BackupOperation {
     this.formats = formats;
     this.snapshotProviders = snapshotProviders;
     this.applications = applications;
+  }
+
+  /**
+   * Use the change tracking images carry (qcow2 persistent dirty bitmaps): read only what changed
+   * since the previous snapshot of the same disk from the same host, and leave a new bitmap for the
+   * next backup. See {@link ChangeTrackingPlan}.
+   */
+  public BackupOperation withChangeTracking(boolean on) {
+    this.changeTracking = on;
+    return this;
+  }
+
+  /** What the last run had to say to a person (e.g. why a disk was read in full). */
+  public List<String> notes() {
+    return List.copyOf(notes);
   }
 
   /**
@@ -214,6 +231,8 @@ public final class BackupOperation {
     ImageInspector inspector = new ImageInspector(formats);
     List<LeasedDiskImage> opened = new ArrayList<>();
     List<InputStream> inputs = new ArrayList<>();
+    ChangeTrackingPlan cbt = null;
+    boolean succeeded = false;
     ApplicationHolds holds =
         new ApplicationHolds(
             applications,
@@ -226,6 +245,12 @@ public final class BackupOperation {
         opened.add(img);
         named.add(new NamedDisk(d.name(), img));
       }
+      String recordedHost = host == null ? localHost() : host;
+      if (changeTracking) {
+        cbt = ChangeTrackingPlan.prepare(repository, named, recordedHost);
+        named = cbt.disks();
+        notes.addAll(cbt.notes());
+      }
       List<NamedStream> namedStreams = new ArrayList<>();
       for (StreamSpec st : streams) {
         InputStream in = open(st);
@@ -237,20 +262,39 @@ public final class BackupOperation {
       }
       // Quiesce apps → freeze → read the disks → thaw → release apps → store → manifest.
       holds.quiesce();
+      String parent = cbt == null ? null : cbt.parent();
+      BackupResult result;
       if (consistency == null) {
-        return repository.backup(
-            new BackupRequest(
+        result =
+            repository.backup(
+                new BackupRequest(
+                    named,
+                    namedStreams,
+                    recordedHost,
+                    tags,
+                    parent,
+                    holds.isEmpty() ? null : holds::release),
+                listener);
+      } else {
+        result =
+            backupHeld(
+                repository,
                 named,
                 namedStreams,
-                host == null ? localHost() : host,
+                consistency,
+                holds,
+                recordedHost,
+                parent,
                 tags,
-                null,
-                holds.isEmpty() ? null : holds::release),
-            listener);
+                listener);
       }
-      return backupHeld(repository, named, namedStreams, consistency, holds, host, tags, listener);
+      succeeded = true;
+      return result;
     } finally {
       holds.close();
+      if (cbt != null) {
+        notes.addAll(cbt.finish(succeeded));
+      }
       for (InputStream in : inputs) {
         try {
           in.close();
@@ -269,6 +313,7 @@ public final class BackupOperation {
       ConsistencySpec c,
       ApplicationHolds holds,
       String host,
+      String parent,
       List<String> tags,
       BackupListener listener) {
     try (Lease<SnapshotProvider> lease = snapshotProviders.acquire(c.provider())) {
@@ -283,7 +328,7 @@ public final class BackupOperation {
       try {
         List<NamedDisk> held = new ArrayList<>();
         for (NamedDisk d : named) {
-          held.add(new NamedDisk(d.name(), new HeldDiskImage(d.image(), hold)));
+          held.add(d.withImage(new HeldDiskImage(d.image(), hold)));
         }
         // Once every disk byte is read: check the holds lasted, thaw, then release the apps.
         BackupRequest.AfterDisks after =

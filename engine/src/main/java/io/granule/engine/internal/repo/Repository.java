@@ -25,6 +25,12 @@ import io.granule.engine.internal.repo.index.ChunkLocation;
 import io.granule.engine.internal.repo.index.IndexEntry;
 import io.granule.engine.internal.repo.index.IndexReader;
 import io.granule.engine.internal.repo.index.IndexWriter;
+import io.granule.engine.internal.repo.lock.Lock;
+import io.granule.engine.internal.repo.lock.LockCheckingBlobStore;
+import io.granule.engine.internal.repo.lock.LockKind;
+import io.granule.engine.internal.repo.lock.LockManager;
+import io.granule.engine.internal.repo.maintenance.ForgetPolicy;
+import io.granule.engine.internal.repo.maintenance.Pruner;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackReader;
 import io.granule.engine.internal.repo.snapshot.DynamicIndex;
@@ -46,13 +52,15 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.SecureRandom;
 import java.time.Clock;
+import java.time.Duration;
+import java.time.ZoneId;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import org.slf4j.Logger;
@@ -63,8 +71,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Opening a repository reads every index blob into an off-heap {@link ChunkIndex} (damaged index
  * blobs are skipped with a warning: their chunks are stored again by the next backup, and verify
- * names them). Backups and reads may run from several threads; backups are serialized. There is no
- * locking between processes yet: run one writer per repository at a time.
+ * names them). Backups and reads may run from several threads; backups are serialized. Between
+ * processes, {@link #lock} takes a shared or exclusive repository lock (see {@link LockManager});
+ * taking one reloads the chunk index if index blobs changed meanwhile (a prune ran), and writes
+ * through this instance then check that the lock is still held.
  *
  * <p>Errors are the unchecked exceptions of this package: {@link NotARepositoryException}, {@link
  * UnsupportedRepositoryVersionException}, {@link RepositoryCorruptedException}, {@link
@@ -90,6 +100,15 @@ public final class Repository implements Closeable {
   /** Packs an index blob lists, or found damaged: those the next backup need not look at. */
   private final Set<PackId> knownPacks = new HashSet<>();
 
+  /** The index blobs the chunk index was loaded from. */
+  private Set<BlobName> loadedIndexes = Set.of();
+
+  private final LockManager locks;
+  private boolean closed;
+
+  /** Locks taken through {@link #lock} and not yet released. */
+  private final List<Lock> held = new CopyOnWriteArrayList<>();
+
   private Repository(
       BlobStore store,
       RepositoryConfig config,
@@ -107,6 +126,7 @@ public final class Repository implements Closeable {
     this.cacheDir = cacheDir;
     this.masterKey = masterKey;
     this.keyBlob = keyBlob;
+    this.locks = new LockManager(store, codec, clock);
     loadIndex();
   }
 
@@ -466,6 +486,7 @@ public final class Repository implements Closeable {
       }
       ChunkIndex old = index;
       index = fresh;
+      loadedIndexes = new HashSet<>(names);
       reader = new ChunkReader(store, codec, fresh, hasher);
       if (old != null) {
         old.close();
@@ -573,7 +594,7 @@ public final class Repository implements Closeable {
     adoptUnknownPacks();
     Backup b =
         new Backup(
-            store,
+            guarded(),
             codec,
             index,
             hasher,
@@ -633,7 +654,7 @@ public final class Repository implements Closeable {
         byte[] name = new byte[32];
         new SecureRandom().nextBytes(name);
         BlobName n = new BlobName(BlobType.INDEX, Hex.encode(name));
-        store.save(n, codec.encode(n, IndexWriter.write(adopted)));
+        guarded().save(n, codec.encode(n, IndexWriter.write(adopted)));
         LOG.info("indexed {} chunks of packs left by an interrupted backup", adopted.size());
       }
     } catch (IOException e) {
@@ -644,6 +665,18 @@ public final class Repository implements Closeable {
               + "': "
               + e.getMessage(),
           e);
+    }
+  }
+
+  /**
+   * The fixed index of disk {@code diskName} of {@code snapshot}.
+   *
+   * @throws SnapshotNotFoundException if the snapshot has no such disk
+   * @throws RepositoryCorruptedException if the index is missing or damaged
+   */
+  public FixedIndex fixedIndex(Manifest snapshot, String diskName) {
+    try (SnapshotDisk d = openDisk(snapshot, diskName, 0)) {
+      return d.fixedIndex();
     }
   }
 
@@ -785,12 +818,11 @@ public final class Repository implements Closeable {
     int disks = snaps.stream().mapToInt(m -> m.disks().size()).sum();
     long logical = snaps.stream().flatMap(m -> m.disks().stream()).mapToLong(d -> d.size()).sum();
     long stored = 0;
-    List<BlobName> packs;
+    List<BlobInfo> packs;
     try {
-      packs = store.list(BlobType.PACK);
-      for (BlobName p : packs) {
-        Optional<BlobInfo> info = store.stat(p);
-        stored += info.map(BlobInfo::size).orElse(0L);
+      packs = store.listInfo(BlobType.PACK);
+      for (BlobInfo p : packs) {
+        stored += p.size();
       }
     } catch (IOException e) {
       throw new RepositoryException(
@@ -800,8 +832,159 @@ public final class Repository implements Closeable {
     return new RepositoryStats(snaps.size(), disks, logical, stored, index.size(), packs.size());
   }
 
+  /** The locks of this repository (list, remove stale ones). */
+  public LockManager locks() {
+    return locks;
+  }
+
+  /**
+   * Takes a repository lock for {@code operation}, waiting up to {@code wait} for conflicting locks
+   * to go (see {@link LockManager}); released by closing it or this repository. Then reloads the
+   * chunk index if index blobs came or went since it was loaded, so nothing deduplicates against
+   * chunks a prune removed meanwhile.
+   *
+   * @throws RepositoryLockedException if a conflicting lock remains
+   */
+  public Lock lock(LockKind kind, String operation, Duration wait) {
+    Lock l = locks.acquire(kind, operation, wait);
+    held.add(l);
+    try {
+      synchronized (this) {
+        if (!new HashSet<>(store.list(BlobType.INDEX)).equals(loadedIndexes)) {
+          loadIndex();
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      release(l);
+      if (e instanceof RuntimeException r) {
+        throw r;
+      }
+      throw new RepositoryException(
+          "unable to list the index of the repository at '"
+              + store.location()
+              + "': "
+              + e.getMessage(),
+          e);
+    }
+    return l;
+  }
+
+  /** Releases a lock taken with {@link #lock}. */
+  public void release(Lock l) {
+    held.remove(l);
+    l.close();
+  }
+
+  /** The store, checking every held lock before each save and delete. */
+  private BlobStore guarded() {
+    BlobStore s = store;
+    for (Lock l : held) {
+      s = new LockCheckingBlobStore(s, l);
+    }
+    return s;
+  }
+
+  /**
+   * Deletes what no snapshot references (see {@link Pruner}). Needs an exclusive lock taken with
+   * {@link #lock}; reloads the chunk index afterwards.
+   *
+   * @throws IllegalStateException without an exclusive lock
+   */
+  public synchronized Pruner.Report prune(Pruner.Options options, Pruner.Listener listener) {
+    if (held.stream().noneMatch(l -> l.kind() == LockKind.EXCLUSIVE)) {
+      throw new IllegalStateException("prune needs the repository's exclusive lock");
+    }
+    try {
+      return new Pruner(
+              guarded(), codec, hasher, cacheDir, config.packSize(), config.compressionLevel())
+          .run(options, listener);
+    } finally {
+      loadIndex();
+    }
+  }
+
+  /**
+   * Applies a forget policy (see {@link ForgetPolicy}) to the snapshots of {@code host} and {@code
+   * tag} (null: all) and, unless {@code dryRun}, deletes the manifests it does not keep. Only
+   * manifests go: run {@link #prune} to free their data.
+   */
+  public List<ForgetPolicy.Group> forget(
+      ForgetPolicy policy, String host, String tag, ZoneId zone, boolean dryRun) {
+    if (policy.isEmpty()) {
+      throw new IllegalArgumentException("no keep rule: forget would remove every snapshot");
+    }
+    List<ForgetPolicy.Group> groups = policy.apply(snapshots(), host, tag, zone);
+    if (!dryRun) {
+      BlobStore s = guarded();
+      for (ForgetPolicy.Group g : groups) {
+        for (ForgetPolicy.Decision d : g.decisions()) {
+          if (!d.keep()) {
+            deleteSnapshot(s, d.snapshot().id());
+          }
+        }
+      }
+    }
+    return groups;
+  }
+
+  /**
+   * Deletes the manifests of the snapshots {@code refs} name (ids or unique prefixes; a damaged
+   * manifest can be named too) and returns their ids; {@code dryRun} deletes nothing.
+   *
+   * @throws SnapshotNotFoundException if one matches nothing
+   * @throws AmbiguousSnapshotException if a prefix matches several
+   */
+  public List<String> forgetSnapshots(List<String> refs, boolean dryRun) {
+    List<BlobName> names = snapshotNames();
+    List<String> ids = new ArrayList<>();
+    for (String ref : refs) {
+      if (ref == null || !HEX_PREFIX.matcher(ref).matches()) {
+        throw new SnapshotNotFoundException(
+            "invalid snapshot reference '" + ref + "': give an id or a unique id prefix");
+      }
+      List<String> matches =
+          names.stream().map(BlobName::name).filter(n -> n.startsWith(ref)).sorted().toList();
+      if (matches.isEmpty()) {
+        throw new SnapshotNotFoundException(
+            "no snapshot matches '" + ref + "' (list them with 'granule snapshots')");
+      }
+      if (matches.size() > 1) {
+        throw new AmbiguousSnapshotException(
+            "snapshot prefix '"
+                + ref
+                + "' is ambiguous: it matches "
+                + String.join(", ", matches)
+                + " (give more digits)");
+      }
+      ids.add(matches.get(0));
+    }
+    if (!dryRun) {
+      BlobStore s = guarded();
+      for (String id : ids) {
+        deleteSnapshot(s, id);
+      }
+    }
+    return ids;
+  }
+
+  private void deleteSnapshot(BlobStore s, String id) {
+    try {
+      s.delete(new BlobName(BlobType.SNAPSHOT, id));
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to delete snapshot " + id + " in '" + store.location() + "': " + e.getMessage(),
+          e);
+    }
+  }
+
   @Override
   public synchronized void close() {
-    index.close();
+    for (Lock l : held) {
+      release(l);
+    }
+    if (!closed) {
+      closed = true;
+      index.close();
+    }
   }
 }

@@ -26,6 +26,7 @@ import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.backup.BackupProgress;
 import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import jakarta.servlet.Servlet;
 import jakarta.servlet.http.HttpServlet;
@@ -232,7 +233,8 @@ public final class ApiServlet extends HttpServlet {
                 Duration.ofSeconds(
                     body.appMaxHoldSeconds() == null ? 600 : body.appMaxHoldSeconds()));
     BackupOperation op =
-        new BackupOperation(formats.leases(), snapshotProviders.leases(), applications.leases());
+        new BackupOperation(formats.leases(), snapshotProviders.leases(), applications.leases())
+            .withChangeTracking(Boolean.TRUE.equals(body.changeTracking()));
     ConsistencySpec consistency =
         body.freeze() == null || body.freeze().isEmpty()
             ? null
@@ -248,6 +250,8 @@ public final class ApiServlet extends HttpServlet {
             repo,
             j -> {
               try (Repository r = Repository.open(repo, ApiServlet::password)) {
+                // The same shared lock as 'granule backup': a prune elsewhere makes it fail (409).
+                r.lock(LockKind.SHARED, "backup", Duration.ZERO);
                 BackupResult res =
                     op.run(
                         r,
@@ -258,10 +262,13 @@ public final class ApiServlet extends HttpServlet {
                         body.host(),
                         body.tags() == null ? List.of() : body.tags(),
                         p -> j.progress(progress(p)));
-                return Map.of(
-                    "snapshot", res.manifest().id(),
-                    "bytesRead", res.progress().bytesRead(),
-                    "bytesNew", res.progress().bytesNew());
+                Map<String, Object> out = new java.util.LinkedHashMap<>();
+                out.put("snapshot", res.manifest().id());
+                out.put("bytesRead", res.progress().bytesRead());
+                out.put("bytesNew", res.progress().bytesNew());
+                out.put("bytesUnchanged", res.progress().bytesUnchanged());
+                out.put("notes", op.notes());
+                return out;
               }
             });
     resp.setHeader("Location", "/api/jobs/" + job.id());
@@ -277,6 +284,7 @@ public final class ApiServlet extends HttpServlet {
     m.put("bytesNew", p.bytesNew());
     m.put("bytesDeduplicated", p.bytesDeduplicated());
     m.put("bytesZero", p.bytesZero());
+    m.put("bytesUnchanged", p.bytesUnchanged());
     m.put("bytesPerSecond", (long) p.rate());
     m.put("etaSeconds", p.eta() == null ? null : p.eta().toSeconds());
     m.put("done", p.done());
@@ -292,7 +300,8 @@ public final class ApiServlet extends HttpServlet {
       List<String> freeze,
       Long freezeTimeoutSeconds,
       List<String> apps,
-      Long appMaxHoldSeconds) {
+      Long appMaxHoldSeconds,
+      Boolean changeTracking) {
     record Disk(String name, String path, String format) {}
   }
 
@@ -342,6 +351,7 @@ public final class ApiServlet extends HttpServlet {
             repo,
             j -> {
               try (Repository r = Repository.open(repo, ApiServlet::password)) {
+                r.lock(LockKind.SHARED, "restore table", Duration.ZERO);
                 ObjectRestore.Result res =
                     ObjectRestore.run(
                         r,

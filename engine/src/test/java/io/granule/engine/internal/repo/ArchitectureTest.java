@@ -26,6 +26,8 @@ class ArchitectureTest {
           0,
           "blob",
           0,
+          "lock",
+          1,
           "crypto",
           1,
           "pack",
@@ -37,6 +39,8 @@ class ArchitectureTest {
           "snapshot",
           4,
           "backup",
+          5,
+          "maintenance",
           5);
   private static final Pattern IMPORT =
       Pattern.compile(

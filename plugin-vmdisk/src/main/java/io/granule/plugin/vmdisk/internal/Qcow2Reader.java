@@ -71,6 +71,7 @@ final class Qcow2Reader extends MappedImage {
   private final int csizeShift;
   private final long csizeMask;
   private final long coffsetMask;
+  private volatile io.granule.engine.spi.ChangeTracking changeTracking;
   private final BoundedCache<Long, long[]> l2Cache =
       new BoundedCache<>(L2_CACHE_BYTES, t -> 8L * t.length);
 
@@ -98,6 +99,17 @@ final class Qcow2Reader extends MappedImage {
   /** Whether {@code head} starts with the qcow2 magic. */
   static boolean hasMagic(ByteBuffer head) {
     return head.remaining() >= 4 && head.getInt(head.position()) == MAGIC;
+  }
+
+  /** Makes this (top) image offer its persistent dirty bitmaps for changed-block tracking. */
+  Qcow2Reader trackChanges(java.nio.file.Path path) {
+    this.changeTracking = new Qcow2Bitmaps(path);
+    return this;
+  }
+
+  @Override
+  public io.granule.engine.spi.ChangeTracking changeTracking() {
+    return changeTracking;
   }
 
   /**

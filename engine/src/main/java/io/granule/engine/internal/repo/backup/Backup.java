@@ -41,6 +41,8 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 import java.util.function.IntConsumer;
 import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Backs up disks into a new snapshot with fixed-size chunks.
@@ -63,6 +65,7 @@ import java.util.function.Supplier;
  * <p>One instance runs one backup at a time.
  */
 public final class Backup {
+  private static final Logger LOG = LoggerFactory.getLogger(Backup.class);
   private static final long REPORT_INTERVAL_NANOS = 100_000_000L;
   private static final SecureRandom RANDOM = new SecureRandom();
   private static final int PACKS_PER_INDEX = 16;
@@ -205,7 +208,10 @@ public final class Backup {
                 image.format(),
                 name.name(),
                 c.entryStored.get(d),
-                c.entryNew.get(d)));
+                c.entryNew.get(d),
+                disks.get(d).tracking(),
+                disks.get(d).changes() == null ? null : disks.get(d).changes().parentSnapshot(),
+                c.entryUnchanged.get(d)));
       }
       List<Manifest.StreamEntry> streamEntries = new ArrayList<>();
       for (int s = 0; s < streams.size(); s++) {
@@ -239,7 +245,14 @@ public final class Backup {
           streams.isEmpty()
               ? disks.get(disks.size() - 1).name()
               : streams.get(streams.size() - 1).name();
-      BackupProgress last = reporter.report(lastName, true);
+      // Committed: a listener failing on the final report must not make it look failed.
+      BackupProgress last;
+      try {
+        last = reporter.report(lastName, true);
+      } catch (RuntimeException e) {
+        LOG.warn("progress listener failed after the snapshot was saved: {}", e.toString());
+        last = reporter.snapshot(lastName);
+      }
       return new BackupResult(m, last, packer.packsWritten());
     } catch (IOException e) {
       throw new RepositoryException(
@@ -270,12 +283,37 @@ public final class Backup {
     } catch (IOException e) {
       throw unreadable(disk, 0, e);
     }
+    BackupRequest.Changes changes = disk.changes();
+    if (changes != null
+        && (changes.parent().count() != fixed.count()
+            || changes.parent().chunkSize() != fixed.chunkSize()
+            || changes.parent().diskSize() != fixed.diskSize())) {
+      throw new IllegalArgumentException(
+          "disk '" + disk.name() + "': the parent's index does not match the disk's size");
+    }
+    List<Extent> changed = changes == null ? List.of() : changes.changed();
+    int ch = 0;
     int e = 0;
     for (int p = 0; p < fixed.count(); p++) {
       rethrow(failure.get());
       long start = (long) p * chunkSize;
       int len = fixed.length(p);
       long end = start + len;
+      if (changes != null) {
+        while (ch < changed.size() && changed.get(ch).end() <= start) {
+          ch++;
+        }
+        if (ch >= changed.size() || changed.get(ch).offset() >= end) {
+          // unchanged since the parent: keep its chunk id, read nothing
+          fixed.set(p, changes.parent().get(p));
+          c.unchanged.addAndGet(len);
+          c.entryUnchanged.addAndGet(d, len);
+          c.read.addAndGet(len);
+          c.entryRead.addAndGet(d, len);
+          reporter.maybeReport(disk.name());
+          continue;
+        }
+      }
       while (e < allocated.size() && allocated.get(e).end() <= start) {
         e++;
       }
@@ -502,6 +540,8 @@ public final class Backup {
     final EntryCounter entryRead = new EntryCounter();
     final EntryCounter entryStored = new EntryCounter();
     final EntryCounter entryNew = new EntryCounter();
+    final EntryCounter entryUnchanged = new EntryCounter();
+    final AtomicLong unchanged = new AtomicLong();
 
     Counters(int entries) {
       for (int i = 0; i < entries; i++) {
@@ -513,6 +553,7 @@ public final class Backup {
       entryRead.grow();
       entryStored.grow();
       entryNew.grow();
+      entryUnchanged.grow();
     }
   }
 
@@ -565,7 +606,18 @@ public final class Backup {
       }
     }
 
+    /** The final counts without telling the listener. */
+    BackupProgress snapshot(String disk) {
+      return progress(disk, true);
+    }
+
     BackupProgress report(String disk, boolean done) {
+      BackupProgress p = progress(disk, done);
+      listener.progress(p);
+      return p;
+    }
+
+    private BackupProgress progress(String disk, boolean done) {
       List<BackupProgress.EntryProgress> entries = new ArrayList<>(names.size());
       for (int i = 0; i < names.size(); i++) {
         entries.add(
@@ -580,10 +632,10 @@ public final class Backup {
               c.stored.get(),
               c.dedup.get(),
               c.zero.get(),
+              c.unchanged.get(),
               Duration.ofNanos(System.nanoTime() - started),
               done,
               entries);
-      listener.progress(p);
       return p;
     }
   }

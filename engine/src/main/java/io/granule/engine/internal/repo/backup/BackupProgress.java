@@ -12,6 +12,8 @@ import java.util.List;
  * @param bytesNew bytes stored for new chunks (after compression)
  * @param bytesDeduplicated logical bytes of chunks that were already stored
  * @param bytesZero logical bytes of zero or unallocated chunks (never stored)
+ * @param bytesUnchanged logical bytes not read because changed-block tracking showed them unchanged
+ *     since the parent snapshot (their chunk ids are the parent's)
  * @param elapsed time since the backup started
  * @param done whether this is the final report
  * @param entries the same counts per disk and stream, in request order
@@ -23,6 +25,7 @@ public record BackupProgress(
     long bytesNew,
     long bytesDeduplicated,
     long bytesZero,
+    long bytesUnchanged,
     Duration elapsed,
     boolean done,
     List<EntryProgress> entries) {

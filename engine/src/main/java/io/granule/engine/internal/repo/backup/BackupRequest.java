@@ -59,8 +59,42 @@ public record BackupRequest(
   /** A stream and the name it gets in the snapshot; read to its end, not closed. */
   public record NamedStream(String name, InputStream stream) {}
 
-  /** A disk and the name it gets in the snapshot. */
-  public record NamedDisk(String name, DiskImage image) {}
+  /**
+   * A disk and the name it gets in the snapshot.
+   *
+   * @param changes what changed since a parent snapshot of this disk (changed-block tracking), or
+   *     null to read the whole disk
+   * @param tracking the change-tracking bitmap to record for the next backup, or null
+   */
+  public record NamedDisk(String name, DiskImage image, Changes changes, String tracking) {
+    public NamedDisk(String name, DiskImage image) {
+      this(name, image, null, null);
+    }
+
+    /** The same disk read through {@code other}. */
+    public NamedDisk withImage(DiskImage other) {
+      return new NamedDisk(name, other, changes, tracking);
+    }
+  }
+
+  /**
+   * Changed-block tracking for one disk: only the chunks that overlap {@code changed} are read; the
+   * others keep the parent's chunk ids.
+   *
+   * @param parentSnapshot the parent snapshot's id
+   * @param parent the parent's fixed index of this disk (same size and chunk size)
+   * @param changed the ranges written since the parent was read, sorted, not overlapping
+   * @param source where the ranges come from, for people, e.g. {@code qcow2 bitmap granule-1a2b}
+   */
+  public record Changes(
+      String parentSnapshot,
+      io.granule.engine.internal.repo.snapshot.FixedIndex parent,
+      List<io.granule.engine.spi.Extent> changed,
+      String source) {
+    public Changes {
+      changed = List.copyOf(changed);
+    }
+  }
 
   /**
    * The step between reading the disks and reading the streams: the backup's consistency point has

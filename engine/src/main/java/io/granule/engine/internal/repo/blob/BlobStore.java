@@ -43,6 +43,18 @@ public interface BlobStore {
   /** The names of all blobs of {@code type}. */
   List<BlobName> list(BlobType type) throws IOException;
 
+  /**
+   * The names and sizes of all blobs of {@code type} (a blob deleted meanwhile may be missing).
+   * Stores that learn sizes from their listing (S3) override this to avoid one request per blob.
+   */
+  default List<BlobInfo> listInfo(BlobType type) throws IOException {
+    List<BlobInfo> out = new java.util.ArrayList<>();
+    for (BlobName n : list(type)) {
+      stat(n).ifPresent(out::add);
+    }
+    return out;
+  }
+
   /** Removes a blob; does nothing if it does not exist. */
   void delete(BlobName name) throws IOException;
 

@@ -20,7 +20,7 @@ public enum BlobType {
   DYNAMIC_INDEX("dynamic"),
   /** Snapshot manifests. */
   SNAPSHOT("snapshots"),
-  /** Locks (not used yet). */
+  /** Repository locks (shared and exclusive), rewritten while held. */
   LOCK("locks");
 
   private final String directory;

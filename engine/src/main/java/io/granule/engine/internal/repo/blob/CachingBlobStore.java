@@ -105,6 +105,21 @@ public final class CachingBlobStore implements BlobStore {
   }
 
   @Override
+  public List<BlobInfo> listInfo(BlobType type) throws IOException {
+    List<BlobInfo> infos = remote.listInfo(type);
+    if (CACHED.contains(type)) {
+      Set<BlobName> present = new HashSet<>();
+      infos.forEach(i -> present.add(i.name()));
+      for (BlobName n : cache.list(type)) {
+        if (!present.contains(n)) {
+          Files.deleteIfExists(cache.path(n));
+        }
+      }
+    }
+    return infos;
+  }
+
+  @Override
   public void delete(BlobName name) throws IOException {
     remote.delete(name);
     if (CACHED.contains(name.type())) {

@@ -102,6 +102,11 @@ public final class RetryingBlobStore implements BlobStore {
   }
 
   @Override
+  public List<BlobInfo> listInfo(BlobType type) throws IOException {
+    return retry("listing " + type.directory(), () -> delegate.listInfo(type));
+  }
+
+  @Override
   public void delete(BlobName name) throws IOException {
     retry(
         "deleting " + name,

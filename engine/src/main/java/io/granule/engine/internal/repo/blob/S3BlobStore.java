@@ -415,10 +415,17 @@ public final class S3BlobStore implements BlobStore {
   @Override
   public List<BlobName> list(BlobType type) throws IOException {
     List<BlobName> names = new ArrayList<>();
+    for (BlobInfo i : listInfo(type)) {
+      names.add(i.name());
+    }
+    return names;
+  }
+
+  @Override
+  public List<BlobInfo> listInfo(BlobType type) throws IOException {
+    List<BlobInfo> names = new ArrayList<>();
     if (type == BlobType.CONFIG) {
-      if (stat(BlobName.CONFIG).isPresent()) {
-        names.add(BlobName.CONFIG);
-      }
+      stat(BlobName.CONFIG).ifPresent(names::add);
       return names;
     }
     String dir = where.prefix() + type.directory() + "/";
@@ -438,7 +445,7 @@ public final class S3BlobStore implements BlobStore {
                     ? slash == 2 && n.length() >= 2 && rest.startsWith(n.substring(0, 2) + "/")
                     : slash < 0;
             if (shaped && BlobName.isValid(n)) {
-              names.add(new BlobName(type, n));
+              names.add(new BlobInfo(new BlobName(type, n), o.size()));
             }
           }
           return names;

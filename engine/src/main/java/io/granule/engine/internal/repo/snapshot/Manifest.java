@@ -67,6 +67,11 @@ public record Manifest(
    * @param fixedIndex name of its fixed index blob
    * @param bytesStored stored bytes of the chunks this backup added for this disk
    * @param bytesNew plaintext bytes of the chunks this backup added for this disk
+   * @param changeTracking the image's change-tracking bitmap created by this backup for the next
+   *     one, or null
+   * @param changedSince the parent snapshot whose chunk ids were kept for ranges changed-block
+   *     tracking showed unchanged, or null if the whole disk was read
+   * @param bytesUnchanged bytes not read because they were unchanged since {@code changedSince}
    */
   public record DiskEntry(
       String name,
@@ -75,7 +80,22 @@ public record Manifest(
       String format,
       String fixedIndex,
       long bytesStored,
-      long bytesNew) {}
+      long bytesNew,
+      String changeTracking,
+      String changedSince,
+      long bytesUnchanged) {
+
+    public DiskEntry(
+        String name,
+        long size,
+        int chunkSize,
+        String format,
+        String fixedIndex,
+        long bytesStored,
+        long bytesNew) {
+      this(name, size, chunkSize, format, fixedIndex, bytesStored, bytesNew, null, null, 0);
+    }
+  }
 
   /** The stream entry named {@code name}, or null. */
   public StreamEntry stream(String name) {

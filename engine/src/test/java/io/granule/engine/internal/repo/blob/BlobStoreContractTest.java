@@ -103,6 +103,18 @@ public abstract class BlobStoreContractTest {
   }
 
   @Test
+  void listInfoGivesEveryBlobWithItsSize() throws Exception {
+    BlobName a = new BlobName(BlobType.PACK, "aa01");
+    BlobName b = new BlobName(BlobType.PACK, "bb02");
+    store.save(a, bytes(1234, 7));
+    store.save(b, new byte[0]);
+    store.save(new BlobName(BlobType.INDEX, "i9"), bytes(5, 8));
+    assertThat(store.listInfo(BlobType.PACK))
+        .containsExactlyInAnyOrder(new BlobInfo(a, 1234), new BlobInfo(b, 0));
+    assertThat(store.listInfo(BlobType.SNAPSHOT)).isEmpty();
+  }
+
+  @Test
   void deleteRemovesAndIsIdempotent() throws Exception {
     BlobName name = new BlobName(BlobType.SNAPSHOT, "s1");
     store.save(name, bytes(10, 1));

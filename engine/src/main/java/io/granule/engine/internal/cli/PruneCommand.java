@@ -1,0 +1,124 @@
+package io.granule.engine.internal.cli;
+
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.lock.LockKind;
+import io.granule.engine.internal.repo.maintenance.Pruner;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.time.Duration;
+import java.util.Locale;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code granule prune}: deletes data no snapshot references. */
+@Command(
+    name = "prune",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Delete data no snapshot references: packs with no live chunk are deleted, packs whose",
+      "live part is below --repack-below have their live chunks rewritten into new packs first,",
+      "and index blobs, fixed and dynamic indexes nothing references are removed. Holds the",
+      "repository's exclusive lock: backups and restores wait (--retry-lock) or fail with",
+      "exit code 9 meanwhile. A crash or failure at any point leaves a valid repository; run",
+      "prune again to finish."
+    })
+final class PruneCommand extends ContextCommand {
+  @Mixin RepoOption repo;
+
+  @Option(names = "--dry-run", description = "Only report what would be deleted and rewritten.")
+  boolean dryRun;
+
+  @Option(
+      names = "--repack-below",
+      paramLabel = "FRACTION",
+      defaultValue = "0.5",
+      description =
+          "Rewrite packs whose live chunks fill less than FRACTION of them (0 never rewrites, 1"
+              + " rewrites every pack with garbage); default: ${DEFAULT-VALUE}.")
+  double repackBelow;
+
+  @Option(names = "--json", description = "Print the report as JSON.")
+  boolean json;
+
+  @Option(names = "--no-progress", description = "Do not show progress.")
+  boolean noProgress;
+
+  @Override
+  public Integer call() throws IOException {
+    Pruner.Options options;
+    try {
+      options = new Pruner.Options(dryRun, repackBelow);
+    } catch (IllegalArgumentException e) {
+      throw new CommandException(ExitCodes.USAGE, e.getMessage(), e);
+    }
+    CliContext ctx = context();
+    try (Repository r = repo.open(ctx, LockKind.EXCLUSIVE, "prune")) {
+      print(ctx.out(), run(ctx, r, options, json || noProgress), json);
+    }
+    return ExitCodes.OK;
+  }
+
+  /** Runs prune on a repository locked exclusively, with a progress bar unless {@code quiet}. */
+  static Pruner.Report run(CliContext ctx, Repository r, Pruner.Options options, boolean quiet) {
+    ProgressBar bar =
+        quiet ? null : new ProgressBar(ctx.err(), ProgressBar.isTerminal(), Duration.ofSeconds(10));
+    try {
+      return r.prune(
+          options,
+          (phase, done, total) -> {
+            if (bar != null) {
+              bar.update("prune: " + phase, done, total, "", 0);
+            }
+          });
+    } finally {
+      if (bar != null) {
+        bar.finish();
+      }
+    }
+  }
+
+  static void print(PrintWriter out, Pruner.Report p, boolean json) throws IOException {
+    if (json) {
+      java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+      m.put("report", p);
+      m.put("bytesFreed", p.bytesFreed());
+      out.println(Json.MAPPER.writeValueAsString(m));
+      out.flush();
+      return;
+    }
+    String verb = p.dryRun() ? "would " : "";
+    out.printf(
+        Locale.ROOT,
+        "%d snapshots use %d chunks; %d packs, %s (%d not in any index)%n",
+        p.snapshots(),
+        p.liveChunks(),
+        p.packs(),
+        Sizes.human(p.packBytes()),
+        p.orphanPacks());
+    out.printf(
+        Locale.ROOT,
+        "%sdelete %d packs without live data, %srepack %d packs (%s live rewritten), keep %d%n",
+        verb,
+        p.packsDeleted(),
+        verb,
+        p.packsRepacked(),
+        Sizes.human(p.bytesRepacked()),
+        p.packsKept());
+    out.printf(
+        Locale.ROOT,
+        "%sreplace %d index blobs, %sdelete %d fixed and %d dynamic indexes no snapshot uses%n",
+        verb,
+        p.indexesDeleted(),
+        verb,
+        p.fixedIndexesDeleted(),
+        p.dynamicIndexesDeleted());
+    out.printf(
+        Locale.ROOT,
+        "%s %s in %.1f s%n",
+        p.dryRun() ? "would free about" : "freed",
+        Sizes.human(p.bytesFreed()),
+        p.seconds());
+    out.flush();
+  }
+}

@@ -1,0 +1,113 @@
+package io.granule.engine.internal.repo.lock;
+
+import com.fasterxml.jackson.annotation.JsonIgnore;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.granule.engine.internal.repo.BlobFrames;
+import io.granule.engine.internal.repo.RepositoryCorruptedException;
+import io.granule.engine.internal.repo.blob.BlobName;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.time.Instant;
+
+/**
+ * The content of a lock blob ({@code locks/<64 hex>}): frame {@code GLCK} v1 around JSON, encoded
+ * with the repository's codec like every other metadata blob (so an encrypted repository does not
+ * show host or user names).
+ *
+ * @param kind {@code shared} or {@code exclusive}
+ * @param operation what the holder does (backup, prune, …)
+ * @param host host name of the holder
+ * @param pid process id of the holder on that host
+ * @param user user name of the holder
+ * @param created when the lock was taken (ISO-8601 UTC)
+ * @param refreshed when the holder last rewrote the lock (ISO-8601 UTC)
+ */
+public record LockInfo(
+    String kind,
+    String operation,
+    String host,
+    long pid,
+    String user,
+    String created,
+    String refreshed) {
+  /** Magic of lock blobs: "GLCK". */
+  public static final int MAGIC = 0x474c434b;
+
+  public static final int VERSION = 1;
+
+  private static final ObjectMapper JSON =
+      new ObjectMapper().disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
+
+  @JsonIgnore
+  public LockKind lockKind() {
+    return "exclusive".equals(kind) ? LockKind.EXCLUSIVE : LockKind.SHARED;
+  }
+
+  @JsonIgnore
+  public Instant createdInstant() {
+    return Instant.parse(created);
+  }
+
+  @JsonIgnore
+  public Instant refreshedInstant() {
+    return Instant.parse(refreshed);
+  }
+
+  /** A copy refreshed at {@code now}. */
+  public LockInfo refreshedAt(Instant now) {
+    return new LockInfo(kind, operation, host, pid, user, created, now.toString());
+  }
+
+  /** The framed bytes (before the codec). */
+  public byte[] toBytes() {
+    try {
+      return BlobFrames.frame(MAGIC, VERSION, JSON.writeValueAsBytes(this));
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /**
+   * Parses framed bytes read from {@code name}.
+   *
+   * @throws RepositoryCorruptedException if they are not a lock
+   */
+  public static LockInfo parse(BlobName name, byte[] bytes) {
+    BlobFrames.Framed f = BlobFrames.unframe(name, bytes, MAGIC, VERSION);
+    ByteBuffer p = f.payload();
+    try {
+      LockInfo info =
+          JSON.readValue(p.array(), p.arrayOffset() + p.position(), p.remaining(), LockInfo.class);
+      if (info.kind == null || info.created == null || info.refreshed == null) {
+        throw new RepositoryCorruptedException("lock " + name + ": incomplete");
+      }
+      info.createdInstant();
+      info.refreshedInstant();
+      return info;
+    } catch (IOException | RuntimeException e) {
+      if (e instanceof RepositoryCorruptedException r) {
+        throw r;
+      }
+      throw new RepositoryCorruptedException("lock " + name + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** "exclusive lock of prune by alice@db1 (pid 123) since 2026-…". */
+  public String describe() {
+    return kind
+        + " lock of "
+        + operation
+        + " by "
+        + user
+        + "@"
+        + host
+        + " (pid "
+        + pid
+        + ") since "
+        + created
+        + ", last refreshed "
+        + refreshed;
+  }
+}

@@ -1,0 +1,294 @@
+package io.granule.engine.internal.repo.lock;
+
+import io.granule.engine.internal.repo.Hex;
+import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.RepositoryLockedException;
+import io.granule.engine.internal.repo.blob.BlobCodec;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.BlobType;
+import java.io.IOException;
+import java.nio.file.NoSuchFileException;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.function.LongPredicate;
+
+/**
+ * Repository locks as blobs in the blob store ({@code locks/<64 hex>}), so they work wherever the
+ * repository lives (a directory, S3).
+ *
+ * <p>Taking a lock: save a new lock blob (random name) recording kind, operation, host, pid, user
+ * and time; then list all locks and read the others. If one conflicts (either is exclusive), delete
+ * ours and fail with {@link RepositoryLockedException} naming the holder. Because each taker saves
+ * before it lists, and the store lists what was saved before (local directories; S3 is strongly
+ * consistent), of two takers racing at least one sees the other: both may back off, never both
+ * proceed. {@link #acquire} with a wait retries with jittered backoff until the deadline.
+ *
+ * <p>A held lock is rewritten every {@code refreshEvery} (default 5 min) by a daemon thread. A lock
+ * is <b>stale</b> when it was not refreshed for longer than {@code staleAfter} (default 30 min,
+ * judged with the reader's clock), or when it was taken on this host by a process that no longer
+ * exists, or when it cannot be read. A stale lock still conflicts (the holder may only be slow),
+ * but the error says so and how to clear it: {@code granule unlock} removes stale locks, {@code
+ * granule unlock --remove-all} every lock. Thread-safe.
+ */
+public final class LockManager {
+  /** How often a held lock is rewritten. */
+  public static final Duration DEFAULT_REFRESH = Duration.ofMinutes(5);
+
+  /** How long a lock may go unrefreshed before others consider it stale. */
+  public static final Duration DEFAULT_STALE = Duration.ofMinutes(30);
+
+  static final ScheduledExecutorService REFRESHER =
+      Executors.newSingleThreadScheduledExecutor(
+          r -> {
+            Thread t = new Thread(r, "granule-lock-refresh");
+            t.setDaemon(true);
+            return t;
+          });
+
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  final BlobStore store;
+  final BlobCodec codec;
+  final Clock clock;
+  final LockOwner owner;
+  final Duration refreshEvery;
+  final Duration staleAfter;
+  private final LongPredicate pidAlive;
+
+  /** A lock manager for this process with the default refresh and stale intervals. */
+  public LockManager(BlobStore store, BlobCodec codec, Clock clock) {
+    this(store, codec, clock, LockOwner.current(), DEFAULT_REFRESH, DEFAULT_STALE);
+  }
+
+  /** A lock manager for {@code owner} with the given intervals (tests shorten them). */
+  public LockManager(
+      BlobStore store,
+      BlobCodec codec,
+      Clock clock,
+      LockOwner owner,
+      Duration refreshEvery,
+      Duration staleAfter) {
+    this(store, codec, clock, owner, refreshEvery, staleAfter, LockManager::alive);
+  }
+
+  LockManager(
+      BlobStore store,
+      BlobCodec codec,
+      Clock clock,
+      LockOwner owner,
+      Duration refreshEvery,
+      Duration staleAfter,
+      LongPredicate pidAlive) {
+    if (refreshEvery.compareTo(staleAfter) >= 0) {
+      throw new IllegalArgumentException(
+          "lock refresh interval " + refreshEvery + " must be shorter than " + staleAfter);
+    }
+    this.store = store;
+    this.codec = codec;
+    this.clock = clock;
+    this.owner = owner;
+    this.refreshEvery = refreshEvery;
+    this.staleAfter = staleAfter;
+    this.pidAlive = pidAlive;
+  }
+
+  private static boolean alive(long pid) {
+    return ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false);
+  }
+
+  /** One lock found in the repository. */
+  public record Status(BlobName name, LockInfo info, boolean stale, String why) {
+    /** A one-line description for messages. */
+    public String describe() {
+      String what = info == null ? "unreadable lock " + name : info.describe();
+      return stale ? what + " (stale: " + why + ")" : what;
+    }
+  }
+
+  /**
+   * Takes a lock of {@code kind} for {@code operation}, retrying while a conflicting lock exists
+   * for up to {@code wait} (zero: one attempt).
+   *
+   * @throws RepositoryLockedException if a conflicting lock remains
+   * @throws RepositoryException if the lock cannot be written or the locks listed
+   */
+  public Lock acquire(LockKind kind, String operation, Duration wait) {
+    long deadline = System.nanoTime() + wait.toNanos();
+    long pause = 500;
+    while (true) {
+      try {
+        return tryAcquire(kind, operation);
+      } catch (RepositoryLockedException e) {
+        long left = (deadline - System.nanoTime()) / 1_000_000;
+        if (left <= 0) {
+          throw e;
+        }
+        long sleep = Math.min(left, pause / 2 + ThreadLocalRandom.current().nextLong(pause));
+        pause = Math.min(pause * 2, 10_000);
+        try {
+          Thread.sleep(Math.max(1, sleep));
+        } catch (InterruptedException ie) {
+          Thread.currentThread().interrupt();
+          throw e;
+        }
+      }
+    }
+  }
+
+  private Lock tryAcquire(LockKind kind, String operation) {
+    byte[] b = new byte[32];
+    RANDOM.nextBytes(b);
+    BlobName name = new BlobName(BlobType.LOCK, Hex.encode(b));
+    String now = clock.instant().toString();
+    LockInfo info =
+        new LockInfo(kind.label(), operation, owner.host(), owner.pid(), owner.user(), now, now);
+    try {
+      save(name, info);
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to lock the repository at '" + store.location() + "': " + e.getMessage(), e);
+    }
+    List<Status> conflicts = new ArrayList<>();
+    try {
+      for (Status s : list()) {
+        if (s.name().equals(name)) {
+          continue;
+        }
+        if (s.info() == null || kind.conflictsWith(s.info().lockKind())) {
+          conflicts.add(s);
+        }
+      }
+    } catch (RuntimeException e) {
+      deleteQuietly(name);
+      throw e;
+    }
+    if (!conflicts.isEmpty()) {
+      deleteQuietly(name);
+      throw conflict(kind, operation, conflicts);
+    }
+    return new Lock(this, name, info);
+  }
+
+  private RepositoryLockedException conflict(
+      LockKind kind, String operation, List<Status> conflicts) {
+    Status fresh = conflicts.stream().filter(s -> !s.stale()).findFirst().orElse(null);
+    String where = "the repository at '" + store.location() + "'";
+    if (fresh != null) {
+      return new RepositoryLockedException(
+          "unable to take a "
+              + kind.label()
+              + " lock for "
+              + operation
+              + ": "
+              + where
+              + " is locked: "
+              + fresh.describe()
+              + (conflicts.size() > 1 ? " (and " + (conflicts.size() - 1) + " more)" : "")
+              + "; try again later, or wait with --retry-lock DURATION");
+    }
+    Status s = conflicts.get(0);
+    return new RepositoryLockedException(
+        "unable to take a "
+            + kind.label()
+            + " lock for "
+            + operation
+            + ": "
+            + where
+            + " is locked by a stale lock: "
+            + s.describe()
+            + (conflicts.size() > 1 ? " (and " + (conflicts.size() - 1) + " more)" : "")
+            + "; if no granule process uses the repository any more, remove stale locks with"
+            + " 'granule unlock'");
+  }
+
+  void save(BlobName name, LockInfo info) throws IOException {
+    store.save(name, codec.encode(name, info.toBytes()));
+  }
+
+  void deleteQuietly(BlobName name) {
+    try {
+      store.delete(name);
+    } catch (IOException e) {
+      org.slf4j.LoggerFactory.getLogger(LockManager.class)
+          .warn("unable to remove lock {}: {}", name, e.toString());
+    }
+  }
+
+  /** Every lock in the repository, with whether it is stale and why. */
+  public List<Status> list() {
+    List<Status> out = new ArrayList<>();
+    Instant now = clock.instant();
+    try {
+      for (BlobName n : store.list(BlobType.LOCK)) {
+        LockInfo info;
+        try {
+          info = LockInfo.parse(n, codec.decode(n, store.load(n)));
+        } catch (NoSuchFileException e) {
+          continue; // released meanwhile
+        } catch (RepositoryException | IllegalArgumentException e) {
+          out.add(new Status(n, null, true, "unreadable: " + e.getMessage()));
+          continue;
+        }
+        out.add(status(n, info, now));
+      }
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to list the locks of the repository at '"
+              + store.location()
+              + "': "
+              + e.getMessage(),
+          e);
+    }
+    return out;
+  }
+
+  private Status status(BlobName n, LockInfo info, Instant now) {
+    Duration idle = Duration.between(info.refreshedInstant(), now);
+    if (idle.compareTo(staleAfter) > 0) {
+      return new Status(
+          n,
+          info,
+          true,
+          "not refreshed for " + idle.toMinutes() + " min (limit " + minutes() + ")");
+    }
+    if (owner.host().equals(info.host()) && !pidAlive.test(info.pid())) {
+      return new Status(n, info, true, "process " + info.pid() + " no longer runs on this host");
+    }
+    return new Status(n, info, false, null);
+  }
+
+  private String minutes() {
+    return staleAfter.toMinutes() > 0
+        ? staleAfter.toMinutes() + " min"
+        : staleAfter.toMillis() + " ms";
+  }
+
+  /**
+   * Removes stale locks (or, with {@code all}, every lock) and returns those removed.
+   *
+   * @throws RepositoryException if the locks cannot be listed or removed
+   */
+  public List<Status> remove(boolean all) {
+    List<Status> removed = new ArrayList<>();
+    for (Status s : list()) {
+      if (all || s.stale()) {
+        try {
+          store.delete(s.name());
+        } catch (IOException e) {
+          throw new RepositoryException(
+              "unable to remove lock " + s.name() + ": " + e.getMessage(), e);
+        }
+        removed.add(s);
+      }
+    }
+    return removed;
+  }
+}

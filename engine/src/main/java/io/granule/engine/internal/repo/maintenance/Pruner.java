@@ -1,0 +1,620 @@
+package io.granule.engine.internal.repo.maintenance;
+
+import io.granule.engine.internal.repo.ChunkHasher;
+import io.granule.engine.internal.repo.ChunkId;
+import io.granule.engine.internal.repo.Hex;
+import io.granule.engine.internal.repo.PackId;
+import io.granule.engine.internal.repo.RepositoryCorruptedException;
+import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.blob.BlobCodec;
+import io.granule.engine.internal.repo.blob.BlobInfo;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.index.ChunkIndex;
+import io.granule.engine.internal.repo.index.ChunkLocation;
+import io.granule.engine.internal.repo.index.IndexEntry;
+import io.granule.engine.internal.repo.index.IndexReader;
+import io.granule.engine.internal.repo.index.IndexWriter;
+import io.granule.engine.internal.repo.pack.ChunkCompressor;
+import io.granule.engine.internal.repo.pack.PackEntry;
+import io.granule.engine.internal.repo.pack.PackFormat;
+import io.granule.engine.internal.repo.pack.PackReader;
+import io.granule.engine.internal.repo.snapshot.DynamicIndexReader;
+import io.granule.engine.internal.repo.snapshot.FixedIndexReader;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.internal.repo.snapshot.ManifestReader;
+import io.granule.engine.internal.repo.store.ChunkPacker;
+import io.granule.engine.internal.repo.store.ChunkReader;
+import java.io.IOException;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.IntFunction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Deletes what no snapshot references. Must run under the repository's exclusive lock (no backup
+ * adds packs meanwhile); the caller passes a store that checks the lock before every save and
+ * delete.
+ *
+ * <p><b>Mark</b>: every manifest, then every fixed and dynamic index it names, gives the live chunk
+ * ids (kept off the heap in a {@link ChunkIndex}). A damaged or missing manifest or item index
+ * stops prune before it changes anything.
+ *
+ * <p><b>Sweep plan</b>: every index blob is read; each live chunk is assigned to the first existing
+ * pack that holds it (other copies are garbage). Packs no index lists (left by a crashed backup, or
+ * listed only by a damaged index blob) have their trailer read, and are used for live chunks found
+ * nowhere else. A live chunk found nowhere stops prune. Then each pack is: <i>deleted</i> if it
+ * holds no live chunk; <i>repacked</i> if its live chunks are less than {@code repackBelow} of its
+ * size; else <i>kept</i>. An index blob is <i>rewritten</i> if it lists a pack that is not kept (or
+ * that is missing), or is damaged.
+ *
+ * <p><b>Execution order</b> (each step durable before the next, so a crash anywhere leaves a valid
+ * repository and a second prune finishes the job):
+ *
+ * <ol>
+ *   <li>live chunks of repacked packs are read, checked (hash), and written into new packs, then
+ *       new index blobs listing them (the backup write order);
+ *   <li>new index blobs listing every entry of kept packs that a rewritten index blob listed (and
+ *       the trailers of kept packs no index listed);
+ *   <li>the rewritten index blobs are deleted: every kept pack is now listed by a new blob, every
+ *       live chunk of a repacked pack by the blobs of step 1;
+ *   <li>the deleted and repacked packs are deleted: no index blob lists them any more;
+ *   <li>fixed and dynamic indexes no manifest names are deleted.
+ * </ol>
+ *
+ * A crash after step 1 or 2 leaves duplicates (harmless, the next prune removes them); after 3,
+ * packs no index lists (garbage; the next backup may index them again, the next prune deletes
+ * them).
+ */
+public final class Pruner {
+  private static final Logger LOG = LoggerFactory.getLogger(Pruner.class);
+  private static final SecureRandom RANDOM = new SecureRandom();
+  private static final ChunkLocation MARK = new ChunkLocation(new PackId(0, 0), 0, 0, 0, 0);
+  private static final int ENTRIES_PER_INDEX = 100_000;
+
+  /** What prune does: {@code dryRun} changes nothing; packs less live than {@code repackBelow}. */
+  public record Options(boolean dryRun, double repackBelow) {
+    public Options {
+      if (!(repackBelow >= 0 && repackBelow <= 1)) {
+        throw new IllegalArgumentException(
+            "--repack-below must be between 0 and 1, not " + repackBelow);
+      }
+    }
+  }
+
+  /** Progress: {@code phase} with {@code done} of {@code total} units. */
+  @FunctionalInterface
+  public interface Listener {
+    void progress(String phase, long done, long total);
+  }
+
+  /**
+   * What prune did (or, with dry-run, would do).
+   *
+   * @param snapshots manifests marked
+   * @param liveChunks distinct chunk ids snapshots use
+   * @param packs packs in the repository before
+   * @param packBytes their total size
+   * @param packsDeleted packs with no live chunk (deleted)
+   * @param packsRepacked packs below the threshold (live chunks rewritten, pack deleted)
+   * @param packsKept packs left alone
+   * @param orphanPacks packs no index blob listed
+   * @param bytesDeleted total size of deleted and repacked packs
+   * @param bytesRepacked size of the new packs repacking wrote (dry run: the stored bytes of the
+   *     live chunks it would move)
+   * @param packsWritten new packs written by repacking
+   * @param indexesDeleted index blobs deleted (rewritten or damaged)
+   * @param indexesWritten new index blobs
+   * @param fixedIndexesDeleted fixed indexes no manifest names
+   * @param dynamicIndexesDeleted dynamic indexes no manifest names
+   * @param seconds wall time
+   */
+  public record Report(
+      boolean dryRun,
+      int snapshots,
+      long liveChunks,
+      int packs,
+      long packBytes,
+      int packsDeleted,
+      int packsRepacked,
+      int packsKept,
+      int orphanPacks,
+      long bytesDeleted,
+      long bytesRepacked,
+      long packsWritten,
+      int indexesDeleted,
+      long indexesWritten,
+      int fixedIndexesDeleted,
+      int dynamicIndexesDeleted,
+      double seconds) {
+
+    /** Net bytes freed: deleted packs minus what repacking wrote. */
+    public long bytesFreed() {
+      return bytesDeleted - bytesRepacked;
+    }
+  }
+
+  private enum Action {
+    KEEP,
+    REPACK,
+    DELETE
+  }
+
+  private static final class PackState {
+    final PackId id;
+    final BlobName name;
+    long size;
+    boolean indexed;
+    long liveBytes;
+    long liveChunks;
+    List<PackEntry> trailer; // only for packs no index lists
+    Action action;
+
+    PackState(PackId id, BlobName name) {
+      this.id = id;
+      this.name = name;
+    }
+
+    /**
+     * The part of the pack file that live chunks need: their records and trailer entries, and the
+     * pack's header and footer; 1 for a pack without garbage.
+     */
+    double liveFraction() {
+      long needed =
+          PackFormat.HEADER_SIZE
+              + PackFormat.FOOTER_SIZE
+              + liveBytes
+              + liveChunks * PackFormat.ENTRY_SIZE;
+      return size <= 0 ? 0 : Math.min(1.0, (double) needed / size);
+    }
+  }
+
+  private final BlobStore store;
+  private final BlobCodec codec;
+  private final ChunkHasher hasher;
+  private final Path cacheDir;
+  private final int packSize;
+  private final int compressionLevel;
+
+  public Pruner(
+      BlobStore store,
+      BlobCodec codec,
+      ChunkHasher hasher,
+      Path cacheDir,
+      int packSize,
+      int compressionLevel) {
+    this.store = store;
+    this.codec = codec;
+    this.hasher = hasher;
+    this.cacheDir = cacheDir;
+    this.packSize = packSize;
+    this.compressionLevel = compressionLevel;
+  }
+
+  /**
+   * Runs prune.
+   *
+   * @throws RepositoryCorruptedException if a manifest or item index is damaged, or snapshots use
+   *     chunks that no pack holds (nothing is changed), or a pack to repack is damaged (nothing is
+   *     deleted)
+   * @throws RepositoryException if the store fails (the repository stays valid)
+   */
+  public Report run(Options options, Listener listener) {
+    long started = System.nanoTime();
+    try (ChunkIndex live = new ChunkIndex(cacheDir, 1024);
+        ChunkIndex assigned = new ChunkIndex(cacheDir, 1024)) {
+      // Mark.
+      Set<String> fixedRefs = new HashSet<>();
+      Set<String> dynamicRefs = new HashSet<>();
+      List<BlobName> snapshots = store.list(BlobType.SNAPSHOT);
+      int done = 0;
+      for (BlobName n : snapshots) {
+        Manifest m;
+        try {
+          m = ManifestReader.read(n, codec.decode(n, store.load(n)));
+        } catch (NoSuchFileException e) {
+          continue; // forgotten meanwhile
+        } catch (RepositoryException | IllegalArgumentException e) {
+          throw new RepositoryCorruptedException(
+              "snapshot "
+                  + n
+                  + " is damaged: prune stopped without changing anything (run 'granule verify';"
+                  + " a snapshot beyond repair can be removed with 'granule forget ID'): "
+                  + e.getMessage(),
+              e);
+        }
+        for (Manifest.DiskEntry d : m.disks()) {
+          BlobName fx = new BlobName(BlobType.FIXED_INDEX, d.fixedIndex());
+          fixedRefs.add(fx.name());
+          var f = load(fx, "fixed index of snapshot " + m.id(), FixedIndexReader::read);
+          mark(live, f.count(), f::get);
+        }
+        for (Manifest.StreamEntry s : m.streams()) {
+          BlobName dn = new BlobName(BlobType.DYNAMIC_INDEX, s.dynamicIndex());
+          dynamicRefs.add(dn.name());
+          var dyn = load(dn, "dynamic index of snapshot " + m.id(), DynamicIndexReader::read);
+          mark(live, dyn.count(), dyn::get);
+        }
+        listener.progress("mark", ++done, snapshots.size());
+      }
+
+      // Which packs exist, and which index blobs list them.
+      Map<PackId, PackState> packs = new LinkedHashMap<>();
+      long packBytes = 0;
+      for (BlobInfo p : store.listInfo(BlobType.PACK)) {
+        PackId id;
+        try {
+          id = PackId.parse(p.name().name());
+        } catch (IllegalArgumentException e) {
+          continue;
+        }
+        PackState st = new PackState(id, p.name());
+        st.size = p.size();
+        packBytes += st.size;
+        packs.put(id, st);
+      }
+      Map<BlobName, Set<PackId>> indexPacks = new LinkedHashMap<>();
+      List<BlobName> damagedIndexes = new ArrayList<>();
+      List<BlobName> indexNames = store.list(BlobType.INDEX);
+      done = 0;
+      for (BlobName n : indexNames) {
+        List<IndexEntry> entries;
+        try {
+          entries = IndexReader.read(n, codec.decode(n, store.load(n)));
+        } catch (NoSuchFileException e) {
+          continue;
+        } catch (RepositoryException | IllegalArgumentException e) {
+          LOG.warn("prune: damaged index blob {} is replaced: {}", n, e.getMessage());
+          damagedIndexes.add(n);
+          continue;
+        }
+        Set<PackId> listed = new HashSet<>();
+        for (IndexEntry e : entries) {
+          listed.add(e.location().pack());
+          PackState st = packs.get(e.location().pack());
+          if (st == null) {
+            continue; // a missing pack: the entry goes when its index blob is rewritten
+          }
+          st.indexed = true;
+          if (live.contains(e.id()) && assigned.put(e.id(), e.location())) {
+            st.liveBytes += e.location().storedLength();
+            st.liveChunks++;
+          }
+        }
+        indexPacks.put(n, listed);
+        listener.progress("read index", ++done, indexNames.size());
+      }
+      int orphans = 0;
+      for (PackState st : packs.values()) {
+        if (st.indexed) {
+          continue;
+        }
+        orphans++;
+        try {
+          st.trailer = PackReader.loadTrailer(store, st.name);
+        } catch (IOException | RepositoryException e) {
+          LOG.warn(
+              "prune: unindexed pack {} is unreadable and is deleted: {}", st.name, e.getMessage());
+          st.trailer = List.of();
+        }
+        for (PackEntry e : st.trailer) {
+          if (live.contains(e.id())
+              && assigned.put(
+                  e.id(),
+                  new ChunkLocation(
+                      st.id, e.offset(), e.storedLength(), e.rawLength(), e.flags()))) {
+            st.liveBytes += e.storedLength();
+            st.liveChunks++;
+          }
+        }
+      }
+      long missing = live.size() - assigned.size();
+      if (missing > 0) {
+        throw new RepositoryCorruptedException(
+            missing
+                + " chunks that snapshots use are in no pack of the repository at '"
+                + store.location()
+                + "': prune stopped without changing anything (run 'granule verify' to see which"
+                + " snapshots are damaged)");
+      }
+
+      // Plan.
+      List<PackState> repack = new ArrayList<>();
+      List<PackState> remove = new ArrayList<>();
+      int kept = 0;
+      long bytesDeleted = 0;
+      long liveInRepacked = 0;
+      for (PackState st : packs.values()) {
+        if (st.liveChunks == 0) {
+          st.action = Action.DELETE;
+          remove.add(st);
+          bytesDeleted += st.size;
+        } else if (st.liveFraction() < options.repackBelow()) {
+          st.action = Action.REPACK;
+          repack.add(st);
+          remove.add(st);
+          bytesDeleted += st.size;
+          liveInRepacked += st.liveBytes;
+        } else {
+          st.action = Action.KEEP;
+          kept++;
+        }
+      }
+      List<BlobName> rewrite = new ArrayList<>(damagedIndexes);
+      for (var e : indexPacks.entrySet()) {
+        for (PackId p : e.getValue()) {
+          PackState st = packs.get(p);
+          if (st == null || st.action != Action.KEEP) {
+            rewrite.add(e.getKey());
+            break;
+          }
+        }
+      }
+      List<PackState> keptOrphans =
+          packs.values().stream().filter(s -> !s.indexed && s.action == Action.KEEP).toList();
+      List<BlobName> fixedGarbage = unreferenced(BlobType.FIXED_INDEX, fixedRefs);
+      List<BlobName> dynamicGarbage = unreferenced(BlobType.DYNAMIC_INDEX, dynamicRefs);
+
+      if (options.dryRun()) {
+        return new Report(
+            true,
+            snapshots.size(),
+            live.size(),
+            packs.size(),
+            packBytes,
+            remove.size() - repack.size(),
+            repack.size(),
+            kept,
+            orphans,
+            bytesDeleted,
+            liveInRepacked,
+            0,
+            rewrite.size(),
+            0,
+            fixedGarbage.size(),
+            dynamicGarbage.size(),
+            (System.nanoTime() - started) / 1e9);
+      }
+
+      // 1. Repack: live chunks into new packs and index blobs.
+      AtomicLong newPackBytes = new AtomicLong();
+      long packsWritten = 0;
+      long indexesWritten = 0;
+      if (!repack.isEmpty()) {
+        try (ChunkIndex fresh = new ChunkIndex(cacheDir, 1024);
+            ChunkCompressor compressor = new ChunkCompressor(compressionLevel)) {
+          ChunkPacker packer =
+              new ChunkPacker(countingPacks(newPackBytes), codec, fresh, packSize, 16, p -> {});
+          ChunkReader checker = new ChunkReader(store, codec, assigned, hasher);
+          done = 0;
+          for (PackState st : repack) {
+            byte[] bytes = store.load(st.name);
+            List<PackEntry> entries = PackReader.parse(st.name, bytes);
+            long moved = 0;
+            for (PackEntry e : entries) {
+              ChunkLocation loc = assigned.get(e.id());
+              if (loc == null || !loc.pack().equals(st.id) || loc.offset() != e.offset()) {
+                continue;
+              }
+              moved++;
+              byte[] record =
+                  Arrays.copyOfRange(
+                      bytes, (int) e.offset(), (int) (e.offset() + e.storedLength()));
+              byte[] plain = checker.decode(e.id(), st.name, record, e.flags(), e.rawLength());
+              if (fresh.contains(e.id())) {
+                continue;
+              }
+              packer.add(e.id(), compressor.compress(plain, 0, plain.length), plain.length);
+            }
+            if (moved != st.liveChunks) {
+              // The index and the pack's trailer disagree: deleting the pack could lose data.
+              throw new RepositoryCorruptedException(
+                  "pack "
+                      + st.name
+                      + " holds "
+                      + moved
+                      + " of the "
+                      + st.liveChunks
+                      + " live chunks the index places in it: prune stopped before deleting"
+                      + " anything (run 'granule verify')");
+            }
+            listener.progress("repack", ++done, repack.size());
+          }
+          packer.flush();
+          packsWritten = packer.packsWritten();
+          indexesWritten += packer.indexesWritten();
+        }
+      }
+
+      // 2. New index blobs for the kept packs that rewritten blobs list.
+      List<IndexEntry> pending = new ArrayList<>();
+      Set<IndexEntry> seen = new HashSet<>();
+      done = 0;
+      for (BlobName n : rewrite) {
+        if (!damagedIndexes.contains(n)) {
+          for (IndexEntry e : IndexReader.read(n, codec.decode(n, store.load(n)))) {
+            PackState st = packs.get(e.location().pack());
+            if (st != null && st.action == Action.KEEP && seen.add(e)) {
+              pending.add(e);
+              if (pending.size() >= ENTRIES_PER_INDEX) {
+                indexesWritten += saveIndex(pending);
+              }
+            }
+          }
+        }
+        listener.progress("write index", ++done, rewrite.size());
+      }
+      for (PackState st : keptOrphans) {
+        for (PackEntry e : st.trailer) {
+          pending.add(
+              new IndexEntry(
+                  e.id(),
+                  new ChunkLocation(
+                      st.id, e.offset(), e.storedLength(), e.rawLength(), e.flags())));
+        }
+        if (pending.size() >= ENTRIES_PER_INDEX) {
+          indexesWritten += saveIndex(pending);
+        }
+      }
+      indexesWritten += saveIndex(pending);
+
+      // 3. Old index blobs.
+      done = 0;
+      for (BlobName n : rewrite) {
+        store.delete(n);
+        listener.progress("delete index", ++done, rewrite.size());
+      }
+      // 4. Packs no index lists any more.
+      done = 0;
+      for (PackState st : remove) {
+        store.delete(st.name);
+        listener.progress("delete packs", ++done, remove.size());
+      }
+      // 5. Item indexes no manifest names.
+      done = 0;
+      int items = fixedGarbage.size() + dynamicGarbage.size();
+      for (BlobName n : fixedGarbage) {
+        store.delete(n);
+        listener.progress("delete item indexes", ++done, items);
+      }
+      for (BlobName n : dynamicGarbage) {
+        store.delete(n);
+        listener.progress("delete item indexes", ++done, items);
+      }
+      return new Report(
+          false,
+          snapshots.size(),
+          live.size(),
+          packs.size(),
+          packBytes,
+          remove.size() - repack.size(),
+          repack.size(),
+          kept,
+          orphans,
+          bytesDeleted,
+          newPackBytes.get(),
+          packsWritten,
+          rewrite.size(),
+          indexesWritten,
+          fixedGarbage.size(),
+          dynamicGarbage.size(),
+          (System.nanoTime() - started) / 1e9);
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "prune failed in the repository at '"
+              + store.location()
+              + "': "
+              + e.getMessage()
+              + " (the repository is still valid: run prune again)",
+          e);
+    }
+  }
+
+  /** The store, adding the size of every pack saved to {@code bytes}. */
+  private BlobStore countingPacks(AtomicLong bytes) {
+    return new BlobStore() {
+      @Override
+      public void save(BlobName name, byte[] data) throws IOException {
+        store.save(name, data);
+        if (name.type() == BlobType.PACK) {
+          bytes.addAndGet(data.length);
+        }
+      }
+
+      @Override
+      public byte[] load(BlobName name) throws IOException {
+        return store.load(name);
+      }
+
+      @Override
+      public byte[] load(BlobName name, long offset, int length) throws IOException {
+        return store.load(name, offset, length);
+      }
+
+      @Override
+      public java.util.Optional<BlobInfo> stat(BlobName name) throws IOException {
+        return store.stat(name);
+      }
+
+      @Override
+      public List<BlobName> list(BlobType type) throws IOException {
+        return store.list(type);
+      }
+
+      @Override
+      public void delete(BlobName name) throws IOException {
+        store.delete(name);
+      }
+
+      @Override
+      public String location() {
+        return store.location();
+      }
+    };
+  }
+
+  private int saveIndex(List<IndexEntry> entries) throws IOException {
+    if (entries.isEmpty()) {
+      return 0;
+    }
+    byte[] id = new byte[32];
+    RANDOM.nextBytes(id);
+    BlobName name = new BlobName(BlobType.INDEX, Hex.encode(id));
+    store.save(name, codec.encode(name, IndexWriter.write(entries)));
+    entries.clear();
+    return 1;
+  }
+
+  private List<BlobName> unreferenced(BlobType type, Set<String> referenced) throws IOException {
+    List<BlobName> out = new ArrayList<>();
+    for (BlobName n : store.list(type)) {
+      if (!referenced.contains(n.name())) {
+        out.add(n);
+      }
+    }
+    return out;
+  }
+
+  private static void mark(ChunkIndex live, int count, IntFunction<ChunkId> list) {
+    for (int i = 0; i < count; i++) {
+      ChunkId id = list.apply(i);
+      if (id != null && !id.isZero()) {
+        live.put(id, MARK);
+      }
+    }
+  }
+
+  private <T> T load(
+      BlobName name, String what, java.util.function.BiFunction<BlobName, byte[], T> parse)
+      throws IOException {
+    try {
+      return parse.apply(name, codec.decode(name, store.load(name)));
+    } catch (NoSuchFileException e) {
+      throw new RepositoryCorruptedException(
+          what
+              + " "
+              + name
+              + " is missing: prune stopped without changing anything (run 'granule verify')",
+          e);
+    } catch (RepositoryException | IllegalArgumentException e) {
+      throw new RepositoryCorruptedException(
+          what
+              + " "
+              + name
+              + " is damaged: prune stopped without changing anything (run 'granule verify'): "
+              + e.getMessage(),
+          e);
+    }
+  }
+}

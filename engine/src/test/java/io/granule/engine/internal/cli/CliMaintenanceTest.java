@@ -1,0 +1,197 @@
+package io.granule.engine.internal.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.granule.engine.internal.image.RawDiskImage;
+import io.granule.engine.internal.plugin.PluginLeases;
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.RepositoryConfig;
+import io.granule.engine.internal.repo.TestImages;
+import io.granule.engine.internal.repo.backup.BackupListener;
+import io.granule.engine.internal.repo.backup.BackupRequest;
+import io.granule.engine.internal.repo.blob.BlobCodec;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.lock.Lock;
+import io.granule.engine.internal.repo.lock.LockKind;
+import io.granule.engine.internal.repo.lock.LockManager;
+import io.granule.engine.internal.repo.lock.LockOwner;
+import io.granule.engine.spi.DiskImageFormat;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** forget, prune and unlock on the command line: output, safety refusals and exit codes. */
+class CliMaintenanceTest {
+  @TempDir Path tmp;
+  StringWriter out = new StringWriter();
+  StringWriter err = new StringWriter();
+  final Map<String, String> env = new HashMap<>();
+  Path repo;
+
+  int run(String... args) {
+    out = new StringWriter();
+    err = new StringWriter();
+    CliContext ctx =
+        new CliContext(
+            List::of,
+            new PluginLeases<DiskImageFormat>(
+                "DiskImageFormat", DiskImageFormat::name, Duration.ofSeconds(1)),
+            new PluginLeases<>("SnapshotProvider", s -> s.name(), Duration.ofSeconds(1)),
+            new PluginLeases<>("FileSystemType", s -> s.name(), Duration.ofSeconds(1)),
+            new PluginLeases<>("ApplicationPlugin", s -> s.name(), Duration.ofSeconds(1)),
+            null,
+            tmp,
+            "1.2.3",
+            new PrintWriter(out, true),
+            new PrintWriter(err, true),
+            env::get,
+            Terminal.NONE);
+    return new Cli(ctx).run(args);
+  }
+
+  @BeforeEach
+  void history() throws Exception {
+    repo = tmp.resolve("repo");
+    byte[] data = TestImages.mixed(2 << 20, 5);
+    try (Repository r =
+        Repository.init(
+            repo, RepositoryConfig.defaults().withChunkSize(64 << 10).withPackSize(256 << 10))) {
+      for (int i = 0; i < 3; i++) {
+        TestImages.modify(data, 50, 16, i);
+        Path img = TestImages.write(tmp.resolve("d" + i + ".raw"), data);
+        try (RawDiskImage d = RawDiskImage.open(img)) {
+          r.backup(
+              new BackupRequest(
+                  List.of(new BackupRequest.NamedDisk("vda", d)), "h", List.of("t"), null),
+              BackupListener.NONE);
+        }
+      }
+    }
+  }
+
+  @Test
+  void forgetWithoutAKeepRuleRefusesAndRemovesNothing() throws Exception {
+    assertThat(run("forget", "--repo", repo.toString())).isEqualTo(ExitCodes.USAGE);
+    assertThat(err.toString()).contains("refusing to remove every snapshot");
+    assertThat(run("forget", "--repo", repo.toString(), "--keep-daily", "-1"))
+        .isEqualTo(ExitCodes.USAGE);
+    assertThat(new LocalBlobStore(repo).list(BlobType.SNAPSHOT)).hasSize(3);
+  }
+
+  @Test
+  void forgetDryRunThenForgetWithPrune() throws Exception {
+    assertThat(run("forget", "--repo", repo.toString(), "--keep-last", "1", "--dry-run")).isZero();
+    assertThat(out.toString())
+        .contains("host h, items vda: keep 1, remove 2")
+        .contains("would remove 2 snapshots");
+    assertThat(new LocalBlobStore(repo).list(BlobType.SNAPSHOT)).hasSize(3);
+
+    assertThat(run("forget", "--repo", repo.toString(), "--keep-last", "1", "--prune", "--json"))
+        .as(err.toString())
+        .isZero();
+    assertThat(out.toString()).contains("\"remove\"").contains("\"prune\"");
+    assertThat(new LocalBlobStore(repo).list(BlobType.SNAPSHOT)).hasSize(1);
+    assertThat(new LocalBlobStore(repo).list(BlobType.FIXED_INDEX)).hasSize(1);
+    assertThat(run("verify", "--repo", repo.toString(), "--read-data")).isZero();
+    assertThat(new LocalBlobStore(repo).list(BlobType.LOCK)).isEmpty();
+  }
+
+  @Test
+  void pruneDryRunReportsAndPruneFrees() throws Exception {
+    assertThat(run("forget", "--repo", repo.toString(), "--keep-last", "1")).isZero();
+    assertThat(out.toString()).contains("run 'granule prune' to free their data");
+    assertThat(run("prune", "--repo", repo.toString(), "--dry-run", "--no-progress")).isZero();
+    assertThat(out.toString()).contains("would delete").contains("would free about");
+    assertThat(run("prune", "--repo", repo.toString(), "--repack-below", "2")).isEqualTo(2);
+    assertThat(run("prune", "--repo", repo.toString(), "--no-progress")).isZero();
+    assertThat(out.toString()).contains("freed").doesNotContain("would");
+    assertThat(run("verify", "--repo", repo.toString(), "--read-data")).isZero();
+  }
+
+  @Test
+  void conflictingLocksAreExitCodeNineNamingTheHolderAndUnlockClearsStaleOnes() throws Exception {
+    LocalBlobStore store = new LocalBlobStore(repo);
+    Clock past = Clock.fixed(Instant.parse("2026-01-01T10:00:00Z"), ZoneOffset.UTC);
+    LockManager elsewhere =
+        new LockManager(
+            store,
+            BlobCodec.IDENTITY,
+            Clock.systemUTC(),
+            new LockOwner("otherhost", 4242, "carol"),
+            Duration.ofMinutes(5),
+            Duration.ofMinutes(30));
+    try (Lock backupLock = elsewhere.acquire(LockKind.SHARED, "backup", Duration.ZERO)) {
+      assertThat(run("prune", "--repo", repo.toString())).isEqualTo(ExitCodes.LOCKED);
+      assertThat(err.toString())
+          .contains("shared lock of backup by carol@otherhost (pid 4242) since ");
+      assertThat(run("verify", "--repo", repo.toString())).as("shared with shared").isZero();
+      assertThat(run("unlock", "--repo", repo.toString())).isZero();
+      assertThat(out.toString()).contains("no stale locks").contains("still held: shared lock");
+      assertThat(store.list(BlobType.LOCK)).containsExactly(backupLock.name());
+    }
+    // A lock last refreshed long ago (its holder crashed on another host).
+    LockManager crashed =
+        new LockManager(
+            store,
+            BlobCodec.IDENTITY,
+            past,
+            new LockOwner("otherhost", 4242, "carol"),
+            Duration.ofMinutes(5),
+            Duration.ofMinutes(30));
+    crashed.acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO); // never released
+    assertThat(run("verify", "--repo", repo.toString())).isEqualTo(ExitCodes.LOCKED);
+    assertThat(err.toString())
+        .contains("stale lock: exclusive lock of prune by carol@otherhost")
+        .contains("'granule unlock'");
+    assertThat(run("unlock", "--repo", repo.toString())).isZero();
+    assertThat(out.toString()).contains("removed exclusive lock of prune");
+    assertThat(store.list(BlobType.LOCK)).isEmpty();
+    assertThat(run("verify", "--repo", repo.toString())).isZero();
+
+    elsewhere.acquire(LockKind.SHARED, "backup", Duration.ZERO);
+    assertThat(run("unlock", "--repo", repo.toString(), "--remove-all")).isZero();
+    assertThat(out.toString()).contains("removed shared lock of backup");
+    assertThat(store.list(BlobType.LOCK)).isEmpty();
+  }
+
+  @Test
+  void retryLockWaitsForTheHolder() throws Exception {
+    LockManager elsewhere =
+        new LockManager(
+            new LocalBlobStore(repo),
+            BlobCodec.IDENTITY,
+            Clock.systemUTC(),
+            new LockOwner("otherhost", 1, "carol"),
+            Duration.ofMinutes(5),
+            Duration.ofMinutes(30));
+    Lock held = elsewhere.acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                Thread.sleep(800);
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+              held.close();
+            });
+    t.start();
+    assertThat(run("verify", "--repo", repo.toString(), "--retry-lock", "30s"))
+        .as(err.toString())
+        .isZero();
+    t.join();
+    assertThat(run("verify", "--repo", repo.toString(), "--retry-lock", "soon"))
+        .isEqualTo(ExitCodes.USAGE);
+  }
+}

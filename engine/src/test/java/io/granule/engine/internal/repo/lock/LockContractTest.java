@@ -1,0 +1,315 @@
+package io.granule.engine.internal.repo.lock;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.granule.engine.internal.repo.RepositoryLockedException;
+import io.granule.engine.internal.repo.blob.BlobCodec;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.BlobType;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The lock protocol on a blob store; each store runs it by subclassing. */
+public abstract class LockContractTest {
+  @TempDir Path tmp;
+  protected BlobStore store;
+  final MutableClock clock = new MutableClock(Instant.parse("2026-11-25T12:00:00Z"));
+  static final LockOwner ALICE = new LockOwner("db1", 1111, "alice");
+  static final LockOwner BOB = new LockOwner("db2", 2222, "bob");
+
+  /** A new, empty store. */
+  protected abstract BlobStore newStore(Path tmp) throws Exception;
+
+  @BeforeEach
+  void setUp() throws Exception {
+    store = newStore(tmp);
+  }
+
+  /** A clock tests move by hand. */
+  static final class MutableClock extends Clock {
+    volatile Instant now;
+
+    MutableClock(Instant now) {
+      this.now = now;
+    }
+
+    void advance(Duration d) {
+      now = now.plus(d);
+    }
+
+    @Override
+    public ZoneOffset getZone() {
+      return ZoneOffset.UTC;
+    }
+
+    @Override
+    public Clock withZone(java.time.ZoneId zone) {
+      return this;
+    }
+
+    @Override
+    public Instant instant() {
+      return now;
+    }
+  }
+
+  /** A manager for {@code owner} whose processes all run (pids are not checked across hosts). */
+  LockManager manager(LockOwner owner) {
+    return new LockManager(
+        store,
+        BlobCodec.IDENTITY,
+        clock,
+        owner,
+        Duration.ofMinutes(5),
+        Duration.ofMinutes(30),
+        pid -> true);
+  }
+
+  @Test
+  void sharedLocksCoexist() throws Exception {
+    try (Lock a = manager(ALICE).acquire(LockKind.SHARED, "backup", Duration.ZERO);
+        Lock b = manager(BOB).acquire(LockKind.SHARED, "restore", Duration.ZERO)) {
+      assertThat(store.list(BlobType.LOCK)).containsExactlyInAnyOrder(a.name(), b.name());
+      assertThat(manager(BOB).list()).hasSize(2).noneMatch(LockManager.Status::stale);
+    }
+    assertThat(store.list(BlobType.LOCK)).isEmpty();
+  }
+
+  @Test
+  void exclusiveLockExcludesEveryOtherAndTheErrorNamesTheHolder() throws Exception {
+    try (Lock a = manager(ALICE).acquire(LockKind.SHARED, "backup", Duration.ZERO)) {
+      assertThatThrownBy(() -> manager(BOB).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO))
+          .isInstanceOf(RepositoryLockedException.class)
+          .hasMessageContaining("unable to take a exclusive lock for prune")
+          .hasMessageContaining("shared lock of backup by alice@db1 (pid 1111)")
+          .hasMessageContaining("since 2026-11-25T12:00:00Z")
+          .hasMessageContaining("--retry-lock");
+      assertThat(store.list(BlobType.LOCK))
+          .as("the loser removed its lock")
+          .containsExactly(a.name());
+    }
+    try (Lock p = manager(BOB).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO)) {
+      assertThatThrownBy(() -> manager(ALICE).acquire(LockKind.SHARED, "backup", Duration.ZERO))
+          .isInstanceOf(RepositoryLockedException.class)
+          .hasMessageContaining("exclusive lock of prune by bob@db2 (pid 2222)");
+      assertThatThrownBy(() -> manager(ALICE).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO))
+          .isInstanceOf(RepositoryLockedException.class);
+      assertThat(store.list(BlobType.LOCK)).containsExactly(p.name());
+    }
+  }
+
+  @Test
+  void lockRecordsWhoAndIsRefreshed() throws Exception {
+    try (Lock a = manager(ALICE).acquire(LockKind.SHARED, "verify", Duration.ZERO)) {
+      LockInfo info = manager(BOB).list().get(0).info();
+      assertThat(info.kind()).isEqualTo("shared");
+      assertThat(info.operation()).isEqualTo("verify");
+      assertThat(info.host()).isEqualTo("db1");
+      assertThat(info.pid()).isEqualTo(1111);
+      assertThat(info.user()).isEqualTo("alice");
+      assertThat(info.created()).isEqualTo("2026-11-25T12:00:00Z");
+      clock.advance(Duration.ofMinutes(25));
+      a.refresh();
+      clock.advance(Duration.ofMinutes(25));
+      LockManager.Status s = manager(BOB).list().get(0);
+      assertThat(s.info().refreshed()).isEqualTo("2026-11-25T12:25:00Z");
+      assertThat(s.info().created()).isEqualTo("2026-11-25T12:00:00Z");
+      assertThat(s.stale()).as("refreshed 25 min ago").isFalse();
+    }
+  }
+
+  @Test
+  void refresherThreadRewritesTheLock() throws Exception {
+    LockManager m =
+        new LockManager(
+            store,
+            BlobCodec.IDENTITY,
+            clock,
+            ALICE,
+            Duration.ofMillis(50),
+            Duration.ofMinutes(30),
+            pid -> true);
+    try (Lock a = m.acquire(LockKind.SHARED, "backup", Duration.ZERO)) {
+      clock.advance(Duration.ofMinutes(10));
+      long deadline = System.nanoTime() + 10_000_000_000L;
+      while (!manager(BOB).list().get(0).info().refreshed().equals("2026-11-25T12:10:00Z")) {
+        assertThat(System.nanoTime()).as("refreshed within 10 s").isLessThan(deadline);
+        Thread.sleep(20);
+      }
+    }
+  }
+
+  @Test
+  void unrefreshedLockIsStaleAndUnlockRemovesOnlyStaleLocks() throws Exception {
+    Lock old = manager(ALICE).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+    clock.advance(Duration.ofMinutes(31));
+    try (Lock fresh = manager(BOB).acquire(LockKind.SHARED, "backup", Duration.ofMillis(1))) {
+      throw new AssertionError("a stale exclusive lock must still conflict: " + fresh.name());
+    } catch (RepositoryLockedException e) {
+      assertThat(e)
+          .hasMessageContaining("locked by a stale lock: exclusive lock of prune by alice@db1")
+          .hasMessageContaining("not refreshed for 31 min")
+          .hasMessageContaining("'granule unlock'");
+    }
+    // A stale shared lock does not conflict with a shared one; 'unlock' removes it, not the fresh.
+    old.close();
+    LockInfo i = old.info();
+    LockInfo staleShared =
+        new LockInfo("shared", "backup", i.host(), i.pid(), i.user(), i.created(), i.refreshed());
+    store.save(old.name(), BlobCodec.IDENTITY.encode(old.name(), staleShared.toBytes()));
+    try (Lock fresh = manager(BOB).acquire(LockKind.SHARED, "backup", Duration.ZERO)) {
+      List<LockManager.Status> removed = manager(BOB).remove(false);
+      assertThat(removed).extracting(LockManager.Status::name).containsExactly(old.name());
+      assertThat(store.list(BlobType.LOCK)).containsExactly(fresh.name());
+      assertThat(manager(BOB).remove(true))
+          .extracting(LockManager.Status::name)
+          .containsExactly(fresh.name());
+      assertThat(store.list(BlobType.LOCK)).isEmpty();
+    }
+  }
+
+  @Test
+  void lockOfAProcessGoneFromThisHostIsStale() throws Exception {
+    Process p = new ProcessBuilder("true").start();
+    p.waitFor();
+    long dead = p.pid();
+    LockOwner ghost = new LockOwner("db1", dead, "alice");
+    try (Lock l = manager(ghost).acquire(LockKind.SHARED, "backup", Duration.ZERO)) {
+      LockManager sameHost =
+          new LockManager(
+              store,
+              BlobCodec.IDENTITY,
+              clock,
+              ALICE,
+              Duration.ofMinutes(5),
+              Duration.ofMinutes(30));
+      LockManager.Status s = sameHost.list().get(0);
+      assertThat(s.stale()).isTrue();
+      assertThat(s.why()).contains("process " + dead + " no longer runs on this host");
+      LockManager otherHost =
+          new LockManager(
+              store, BlobCodec.IDENTITY, clock, BOB, Duration.ofMinutes(5), Duration.ofMinutes(30));
+      assertThat(otherHost.list().get(0).stale()).as("another host cannot tell").isFalse();
+      assertThat(sameHost.remove(false)).hasSize(1);
+    }
+  }
+
+  @Test
+  void unreadableLockIsStaleAndConflicts() throws Exception {
+    BlobName junk = new BlobName(BlobType.LOCK, "00ff");
+    store.save(junk, new byte[] {1, 2, 3});
+    assertThat(manager(ALICE).list())
+        .singleElement()
+        .satisfies(
+            s -> {
+              assertThat(s.stale()).isTrue();
+              assertThat(s.info()).isNull();
+            });
+    assertThatThrownBy(() -> manager(ALICE).acquire(LockKind.SHARED, "ls", Duration.ZERO))
+        .isInstanceOf(RepositoryLockedException.class)
+        .hasMessageContaining("unreadable lock locks/00ff");
+    assertThat(manager(ALICE).remove(false)).hasSize(1);
+    manager(ALICE).acquire(LockKind.SHARED, "ls", Duration.ZERO).close();
+  }
+
+  @Test
+  void lostLockStopsWriters() throws Exception {
+    Lock a = manager(ALICE).acquire(LockKind.SHARED, "backup", Duration.ZERO);
+    BlobStore guarded = new LockCheckingBlobStore(store, a);
+    guarded.save(new BlobName(BlobType.INDEX, "aa"), new byte[] {1});
+    manager(BOB).remove(true);
+    a.refresh();
+    assertThatThrownBy(() -> guarded.save(new BlobName(BlobType.SNAPSHOT, "bb"), new byte[] {1}))
+        .isInstanceOf(RepositoryLockedException.class)
+        .hasMessageContaining("was removed by someone else");
+    assertThat(store.stat(new BlobName(BlobType.SNAPSHOT, "bb"))).isEmpty();
+    a.close();
+  }
+
+  @Test
+  void unrefreshedHeldLockStopsWriters() throws Exception {
+    Lock a = manager(ALICE).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+    a.check();
+    clock.advance(Duration.ofMinutes(26));
+    assertThatThrownBy(a::check)
+        .isInstanceOf(RepositoryLockedException.class)
+        .hasMessageContaining("could not be refreshed");
+    a.refresh();
+    a.check();
+    a.close();
+    assertThatThrownBy(a::check).isInstanceOf(RepositoryLockedException.class);
+  }
+
+  @Test
+  void waiterGetsTheLockOnceReleased() throws Exception {
+    Lock a = manager(ALICE).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                Thread.sleep(700);
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+              a.close();
+            });
+    t.start();
+    long t0 = System.nanoTime();
+    try (Lock b = manager(BOB).acquire(LockKind.SHARED, "backup", Duration.ofSeconds(30))) {
+      assertThat(System.nanoTime() - t0).isGreaterThan(600_000_000L);
+      assertThat(store.list(BlobType.LOCK)).containsExactly(b.name());
+    }
+    t.join();
+  }
+
+  @Test
+  void racingExclusiveLocksNeverOverlap() throws Exception {
+    AtomicInteger holders = new AtomicInteger();
+    AtomicInteger maxHolders = new AtomicInteger();
+    AtomicInteger taken = new AtomicInteger();
+    ExecutorService pool = Executors.newFixedThreadPool(4);
+    try {
+      List<Future<?>> all = new ArrayList<>();
+      for (int t = 0; t < 4; t++) {
+        LockOwner o = new LockOwner("h" + t, 10 + t, "u");
+        all.add(
+            pool.submit(
+                () -> {
+                  for (int i = 0; i < 3; i++) {
+                    try (Lock l =
+                        manager(o).acquire(LockKind.EXCLUSIVE, "prune", Duration.ofSeconds(60))) {
+                      int n = holders.incrementAndGet();
+                      maxHolders.accumulateAndGet(n, Math::max);
+                      Thread.sleep(5);
+                      holders.decrementAndGet();
+                      taken.incrementAndGet();
+                    }
+                  }
+                  return null;
+                }));
+      }
+      for (Future<?> f : all) {
+        f.get();
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+    assertThat(taken.get()).isEqualTo(12);
+    assertThat(maxHolders.get()).isEqualTo(1);
+    assertThat(store.list(BlobType.LOCK)).isEmpty();
+  }
+}

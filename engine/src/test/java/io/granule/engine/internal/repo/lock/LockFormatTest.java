@@ -1,0 +1,61 @@
+package io.granule.engine.internal.repo.lock;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.granule.engine.internal.repo.RepositoryCorruptedException;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobType;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import org.junit.jupiter.api.Test;
+
+/** Pins the lock blob layout documented in docs/formats.md ("Locks"). */
+class LockFormatTest {
+  static final BlobName NAME = new BlobName(BlobType.LOCK, "ab".repeat(32));
+
+  @Test
+  void lockBlobIsAGlckFrameAroundJson() {
+    LockInfo info =
+        new LockInfo(
+            "shared",
+            "backup",
+            "db1",
+            4242,
+            "alice",
+            "2026-11-25T16:00:00Z",
+            "2026-11-25T16:05:00Z");
+    byte[] b = info.toBytes();
+    ByteBuffer buf = ByteBuffer.wrap(b);
+    assertThat(buf.getInt()).isEqualTo(0x474c434b);
+    assertThat(buf.getShort()).isEqualTo((short) 1);
+    assertThat(buf.getShort()).isZero();
+    String json = new String(b, 8, b.length - 12, StandardCharsets.UTF_8);
+    assertThat(json)
+        .isEqualTo(
+            "{\"kind\":\"shared\",\"operation\":\"backup\",\"host\":\"db1\",\"pid\":4242,"
+                + "\"user\":\"alice\",\"created\":\"2026-11-25T16:00:00Z\","
+                + "\"refreshed\":\"2026-11-25T16:05:00Z\"}");
+    assertThat(LockInfo.parse(NAME, b)).isEqualTo(info);
+    assertThat(LockInfo.parse(NAME, b).lockKind()).isEqualTo(LockKind.SHARED);
+  }
+
+  @Test
+  void damagedLockIsCorrupt() {
+    LockInfo info = new LockInfo("exclusive", "prune", "h", 1, "u", "x", "y");
+    byte[] b = info.toBytes();
+    assertThatThrownBy(() -> LockInfo.parse(NAME, b))
+        .as("unparseable times")
+        .isInstanceOf(RepositoryCorruptedException.class);
+    byte[] ok =
+        new LockInfo(
+                "exclusive", "prune", "h", 1, "u", "2026-11-25T16:00:00Z", "2026-11-25T16:00:00Z")
+            .toBytes();
+    byte[] flipped = Arrays.copyOf(ok, ok.length);
+    flipped[10] ^= 1;
+    assertThatThrownBy(() -> LockInfo.parse(NAME, flipped))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("checksum mismatch");
+  }
+}
