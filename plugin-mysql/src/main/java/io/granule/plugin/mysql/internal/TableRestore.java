@@ -233,20 +233,19 @@ final class TableRestore {
    */
   static TableName destination(TableName source, String as, boolean replace, String tag)
       throws ApplicationException {
-    if (as != null && !as.isBlank()) {
-      return as.contains(".") || as.startsWith("`")
-          ? TableName.parse(as)
-          : new TableName(source.db(), as);
-    }
-    if (replace) {
-      return source;
-    }
     String suffix = "_granule_" + tag;
     String db = source.db();
     if (db.length() + suffix.length() > 64) {
       db = db.substring(0, 64 - suffix.length());
     }
-    return new TableName(db + suffix, source.table());
+    String snapshotDb = db + suffix;
+    if (as != null && !as.isBlank()) {
+      // DB.TABLE as given; a bare TABLE goes into the snapshot's database, like PostgreSQL's.
+      return as.contains(".") || as.startsWith("`")
+          ? TableName.parse(as)
+          : new TableName(snapshotDb, as);
+    }
+    return replace ? source : new TableName(snapshotDb, source.table());
   }
 
   private long extract(

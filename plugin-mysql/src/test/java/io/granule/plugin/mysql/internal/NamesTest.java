@@ -51,7 +51,7 @@ class NamesTest {
         .isEqualTo(new TableName("shop_granule_1a2b3c4d", "orders"));
     assertThat(TableRestore.destination(src, null, true, "1a2b3c4d")).isEqualTo(src);
     assertThat(TableRestore.destination(src, "copy", false, "1a2b3c4d"))
-        .isEqualTo(new TableName("shop", "copy"));
+        .isEqualTo(new TableName("shop_granule_1a2b3c4d", "copy"));
     assertThat(TableRestore.destination(src, "other.copy", false, "1a2b3c4d"))
         .isEqualTo(new TableName("other", "copy"));
     TableName longDb = new TableName("d".repeat(60), "t");
