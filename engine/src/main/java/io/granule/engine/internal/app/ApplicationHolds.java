@@ -49,6 +49,12 @@ public final class ApplicationHolds implements AutoCloseable {
     ApplicationInfo info;
     Quiesce quiesce;
     List<CatalogEntry> catalog = List.of();
+    final Map<String, Double> seconds = new LinkedHashMap<>();
+    long quiescedAt;
+
+    void time(String step, long startNanos) {
+      seconds.put(step, Math.round((System.nanoTime() - startNanos) / 1e6) / 1e3);
+    }
 
     Held(URI url, Lease<ApplicationPlugin> lease) {
       this.url = url;
@@ -88,7 +94,9 @@ public final class ApplicationHolds implements AutoCloseable {
       }
       for (Held h : held) {
         try {
+          long t0 = System.nanoTime();
           h.session = h.lease.get().connect(h.url);
+          h.time("connect", t0);
           h.info = h.session.info();
         } catch (ApplicationException | RuntimeException e) {
           throw ApplicationFailure.of(h.shown, "connect", e);
@@ -105,13 +113,18 @@ public final class ApplicationHolds implements AutoCloseable {
       }
       for (Held h : held) {
         try {
+          long t0 = System.nanoTime();
           h.quiesce = h.session.quiesce(maxHold);
+          h.time("quiesce", t0);
+          h.quiescedAt = System.nanoTime();
         } catch (ApplicationException | RuntimeException e) {
           throw ApplicationFailure.of(h.shown, "quiesce", e);
         }
         LOG.info("{}: quiesced", h.shown);
         try {
+          long t0 = System.nanoTime();
           h.catalog = h.session.catalog();
+          h.time("catalog", t0);
         } catch (ApplicationException | RuntimeException e) {
           throw ApplicationFailure.of(h.shown, "catalog", e);
         }
@@ -167,7 +180,10 @@ public final class ApplicationHolds implements AutoCloseable {
     for (int i = held.size() - 1; i >= 0; i--) {
       Held h = held.get(i);
       try {
+        long t0 = System.nanoTime();
+        h.time("held", h.quiescedAt);
         captured.add(0, h.quiesce.release());
+        h.time("release", t0);
       } catch (ApplicationException | RuntimeException e) {
         throw ApplicationFailure.of(h.shown, "release", e);
       }
@@ -206,7 +222,7 @@ public final class ApplicationHolds implements AutoCloseable {
               c.metadata(),
               files);
       StoredApplication stored =
-          new StoredApplication(record, prefix, catalogStream, h.catalog.size());
+          new StoredApplication(record, prefix, catalogStream, h.catalog.size(), h.seconds);
       apps.put(stored.key(), stored.toManifestValue());
     }
     return new Extras(streams, apps);

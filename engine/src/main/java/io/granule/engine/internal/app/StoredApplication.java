@@ -20,10 +20,24 @@ import java.util.Map;
  *     app/PLUGIN/INSTANCE/}
  * @param catalog the stream holding its catalog (JSON lines of catalog entries), or null
  * @param objects the number of catalog entries
+ * @param seconds how long each step took at backup: {@code connect}, {@code quiesce}, {@code
+ *     catalog}, {@code held} (from quiesced to the start of release: how long the application was
+ *     held), {@code release}; may be empty
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record StoredApplication(
-    ApplicationRecord record, String streamPrefix, String catalog, long objects) {
+    ApplicationRecord record,
+    String streamPrefix,
+    String catalog,
+    long objects,
+    Map<String, Double> seconds) {
+
+  public StoredApplication {
+    seconds =
+        seconds == null
+            ? Map.of()
+            : java.util.Collections.unmodifiableMap(new LinkedHashMap<>(seconds));
+  }
 
   static final ObjectMapper JSON =
       new ObjectMapper().disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);

@@ -233,13 +233,24 @@ final class BackupCommand extends ContextCommand {
                 .sum();
         out.printf(
             Locale.ROOT,
-            "  app  %-16s %s %s, %s-consistent, %d objects cataloged, %s captured%n",
+            "  app  %-16s %s %s, %s-consistent, %d objects cataloged, %s captured%s%n",
             a.key(),
             a.record().product(),
             a.record().version(),
             a.record().consistency(),
             a.objects(),
-            Sizes.human(captured));
+            Sizes.human(captured),
+            a.seconds().isEmpty()
+                ? ""
+                : "; "
+                    + String.join(
+                        ", ",
+                        a.seconds().entrySet().stream()
+                            .map(
+                                e ->
+                                    String.format(
+                                        Locale.ROOT, "%s %.2f s", e.getKey(), e.getValue()))
+                            .toList()));
       }
       for (String n : notes) {
         out.println("  note: " + n);
