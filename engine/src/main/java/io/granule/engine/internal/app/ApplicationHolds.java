@@ -156,6 +156,38 @@ public final class ApplicationHolds implements AutoCloseable {
             + "); install the plugin for its scheme");
   }
 
+  /**
+   * Warnings for application data paths that exist on this host but on no disk of the backup (their
+   * data would not be in the snapshot). Call after {@link #quiesce}.
+   */
+  public List<String> coverageNotes(List<java.nio.file.Path> disks) {
+    List<String> notes = new ArrayList<>();
+    DiskCoverage coverage = new DiskCoverage();
+    for (Held h : held) {
+      if (h.info == null) {
+        continue;
+      }
+      for (String p : h.info.dataPaths()) {
+        java.util.Optional<Boolean> covered;
+        try {
+          covered = coverage.covers(disks, java.nio.file.Path.of(p));
+        } catch (java.nio.file.InvalidPathException e) {
+          continue;
+        }
+        if (covered.isPresent() && !covered.get()) {
+          notes.add(
+              "WARNING: "
+                  + h.shown
+                  + ": its data path "
+                  + p
+                  + " is on none of the disks of this backup, so the snapshot does not hold it"
+                  + " (back up the disk or image it is on)");
+        }
+      }
+    }
+    return notes;
+  }
+
   /** Throws if any hold ended early. */
   public void check() {
     for (Held h : held) {

@@ -262,6 +262,7 @@ public final class BackupOperation {
       }
       // Quiesce apps → freeze → read the disks → thaw → release apps → store → manifest.
       holds.quiesce();
+      notes.addAll(holds.coverageNotes(byName.values().stream().map(DiskSpec::path).toList()));
       String parent = cbt == null ? null : cbt.parent();
       BackupResult result;
       if (consistency == null) {
