@@ -300,7 +300,11 @@ public final class S3BlobStore implements BlobStore {
                                     .partNumber(partNumber)
                                     .contentLength((long) len)
                                     .contentMD5(md5(data, from, len)),
-                            RequestBody.fromByteBuffer(java.nio.ByteBuffer.wrap(data, from, len)))
+                            // fromByteBuffer would copy the whole backing array from index 0,
+                            // ignoring the position: every part would carry the first part's
+                            // bytes (s3proxy answered BadDigest, or stored them without MD5).
+                            RequestBody.fromRemainingByteBuffer(
+                                java.nio.ByteBuffer.wrap(data, from, len)))
                         .eTag());
         parts.add(CompletedPart.builder().partNumber(n).eTag(etag).build());
       }
