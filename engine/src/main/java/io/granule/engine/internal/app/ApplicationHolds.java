@@ -136,17 +136,24 @@ public final class ApplicationHolds implements AutoCloseable {
   }
 
   private Lease<ApplicationPlugin> pluginFor(URI url) {
+    // Every lease not returned is closed: a leaked lease would make an update or the runtime's
+    // shutdown wait for it until the drain timeout.
+    Lease<ApplicationPlugin> chosen = null;
     for (Lease<ApplicationPlugin> l : plugins.acquireAll()) {
       boolean mine;
       try {
-        mine = l.get().handles(url);
+        mine = chosen == null && l.get().handles(url);
       } catch (RuntimeException e) {
         mine = false;
       }
       if (mine) {
-        return l;
+        chosen = l;
+      } else {
+        l.close();
       }
-      l.close();
+    }
+    if (chosen != null) {
+      return chosen;
     }
     throw new io.granule.engine.internal.plugin.PluginUnavailableException(
         "no application plugin handles '"

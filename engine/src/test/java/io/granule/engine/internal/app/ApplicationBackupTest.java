@@ -136,6 +136,18 @@ class ApplicationBackupTest {
   }
 
   @Test
+  void noPluginLeaseOutlivesTheBackup() throws Exception {
+    // a second plugin after the one that handles the URL: its lease must be closed too, or its
+    // removal (an update, the runtime's shutdown) waits for the drain timeout
+    apps.added("other", new RecordingApplication(), new Origin("other", "0"), 0);
+    backup(List.of("test://u@db1:1/a"), true);
+    long t0 = System.nanoTime();
+    assertThat(apps.removed("other")).isZero();
+    assertThat(apps.removed("t")).isZero();
+    assertThat(System.nanoTime() - t0).isLessThan(500_000_000L);
+  }
+
+  @Test
   void withoutFreezeTheAppsAreReleasedAfterTheDisksAreRead() {
     backup(List.of("test://u@db1:1/a"), false);
     assertThat(events)
