@@ -21,6 +21,9 @@ work="${BENCH_DIR:-/var/tmp}/granule-bench-vmdisk"
 out="bench/results-vmdisk.md"
 rm -rf "$work"; mkdir -p "$work"
 export GRANULE_PASSWORD=bench
+# Long operations, timed with their peak RSS: no class-data-sharing archive, so that no measured run
+# is the one that writes it (about a second more, and the dump's memory). bench/startup.sh covers it.
+export GRANULE_CDS="${GRANULE_CDS:-off}"
 
 raw="$work/vm.img"
 java bench/GenImage.java create "$raw" "$size_mib" 42 >/dev/null

@@ -50,27 +50,40 @@ final class Launcher {
   }
 
   int run() throws LaunchException {
+    StartupTrace.begin();
     Logging.configure(options);
     Logger log = LoggerFactory.getLogger(Launcher.class);
+    StartupTrace.mark("logging");
     List<Path> bundles = BundleCache.locate().bundles();
+    StartupTrace.mark("bundle cache");
     FrameworkStorage storage = FrameworkStorage.create();
+    StartupTrace.mark("framework storage");
     // Felix cleans its storage on first init: keep it below the directory that holds the owner lock
     Framework framework = newFramework(frameworkProperties(storage.dir().resolve("felix")));
+    StartupTrace.mark("new framework");
     Thread shutdownHook = new Thread(() -> stop(framework), "granule-shutdown");
     Runtime.getRuntime().addShutdownHook(shutdownHook);
     try {
       framework.start();
+      StartupTrace.mark("framework start");
       List<Bundle> installed = install(framework.getBundleContext(), bundles, log);
+      StartupTrace.mark("install");
       startAll(installed, log);
+      StartupTrace.mark("start bundles");
       checkEngine(installed);
       Function<String[], Integer> main = awaitMain(framework.getBundleContext(), installed);
+      StartupTrace.mark("await main");
       Integer code = main.apply(options.args().toArray(String[]::new));
+      StartupTrace.mark("command");
       return code == null ? 0 : code;
     } catch (BundleException e) {
       throw new LaunchException("unable to start the OSGi framework: " + e.getMessage(), e);
     } finally {
       stop(framework);
+      StartupTrace.mark("framework stop");
       storage.close();
+      StartupTrace.mark("storage close");
+      StartupTrace.print();
       try {
         Runtime.getRuntime().removeShutdownHook(shutdownHook);
       } catch (IllegalStateException shuttingDown) {

@@ -10,7 +10,8 @@ import java.nio.file.Path;
  * days kept). One-shot commands keep the console for their own output and print only warnings and
  * errors there; they also log INFO to the same file when the data directory exists. {@code
  * GRANULE_LOG_LEVEL} (ERROR, WARN, INFO, DEBUG, TRACE) changes the level of Granule's own loggers;
- * {@code -Dlogback.configurationFile=FILE} replaces the configuration entirely.
+ * {@code -Dlogback.configurationFile=FILE} replaces the configuration entirely. The configuration
+ * itself is built in code by {@link LogConfigurator}, which Logback finds as a service.
  */
 final class Logging {
   private static final String SLF4J_PACKAGES =
@@ -19,25 +20,23 @@ final class Logging {
   private Logging() {}
 
   static void configure(LaunchOptions options) {
-    if (System.getProperty("logback.configurationFile") != null) {
-      return;
-    }
     Path logDir = options.dataDir().resolve("logs");
     boolean toFile = options.server() || Files.isDirectory(options.dataDir());
-    System.setProperty("granule.log.dir", logDir.toString());
+    System.setProperty(LogConfigurator.DIR_PROPERTY, logDir.toString());
     String level = System.getenv("GRANULE_LOG_LEVEL");
     if (level != null && !level.isBlank()) {
-      System.setProperty("granule.log.level", level.trim().toUpperCase(java.util.Locale.ROOT));
+      System.setProperty(
+          LogConfigurator.LEVEL_PROPERTY, level.trim().toUpperCase(java.util.Locale.ROOT));
     }
-    String config;
+    LogConfigurator.Mode mode;
     if (options.server()) {
-      config = "logback-server.xml";
+      mode = LogConfigurator.Mode.SERVER;
     } else if (toFile) {
-      config = "logback-cli.xml";
+      mode = LogConfigurator.Mode.CLI;
     } else {
-      config = "logback-console.xml";
+      mode = LogConfigurator.Mode.CONSOLE;
     }
-    System.setProperty("logback.configurationFile", config);
+    System.setProperty(LogConfigurator.MODE_PROPERTY, mode.name());
   }
 
   /** The SLF4J packages the system bundle exports to bundles, with their version. */

@@ -1,0 +1,92 @@
+package io.granule.runtime;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+
+/**
+ * Start-up phase timings, printed to stderr when the system property {@code granule.startup.trace}
+ * is set ({@code GRANULE_JAVA_OPTS=-Dgranule.startup.trace bin/granule --version}): wall-clock time
+ * and the launcher thread's CPU time per phase (Linux: from {@code /proc}), then the CPU time of
+ * the whole process, JIT and GC threads included.
+ */
+final class StartupTrace {
+  private static final boolean ENABLED = System.getProperty("granule.startup.trace") != null;
+  private static final long T0 = System.nanoTime();
+  private static final StringBuilder LINES = new StringBuilder();
+  private static long lastWall = T0;
+  private static long lastCpu = ENABLED ? threadCpu() : 0;
+
+  private StartupTrace() {}
+
+  /** Starts the clock (the first phase is measured from here). */
+  static void begin() {
+    // loading this class did it
+  }
+
+  /** Records the end of a phase. */
+  static void mark(String phase) {
+    if (!ENABLED) {
+      return;
+    }
+    long now = System.nanoTime();
+    long cpu = threadCpu();
+    LINES.append(
+        String.format(
+            Locale.ROOT,
+            "granule: startup %-18s wall %6.1f ms  cpu %6.1f ms  (at %6.1f ms)%n",
+            phase,
+            (now - lastWall) / 1e6,
+            (cpu - lastCpu) / 1e6,
+            (now - T0) / 1e6));
+    lastWall = now;
+    lastCpu = cpu;
+  }
+
+  /** Prints what was recorded, with the CPU time of all the process's threads. */
+  static void print() {
+    if (!ENABLED) {
+      return;
+    }
+    long sinceFirstMark = (System.nanoTime() - T0) / 1_000_000;
+    // read last: java.lang.management loads many classes
+    long uptime = java.lang.management.ManagementFactory.getRuntimeMXBean().getUptime();
+    System.err.printf(
+        Locale.ROOT,
+        "granule: startup %-18s wall %6d ms%n",
+        "before launcher",
+        uptime - sinceFirstMark);
+    System.err.print(LINES);
+    System.err.printf(
+        Locale.ROOT, "granule: startup process cpu %.1f ms so far%n", processCpu() / 1e6);
+  }
+
+  private static long threadCpu() {
+    return schedstat(Path.of("/proc/thread-self/schedstat"));
+  }
+
+  private static long processCpu() {
+    long sum = 0;
+    try (DirectoryStream<Path> ds = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
+      for (Path t : ds) {
+        sum += schedstat(t.resolve("schedstat"));
+      }
+    } catch (IOException | RuntimeException e) {
+      return -1;
+    }
+    return sum;
+  }
+
+  /** The first field of a schedstat file: nanoseconds on a CPU. */
+  private static long schedstat(Path file) {
+    try {
+      String s = Files.readString(file, StandardCharsets.US_ASCII).trim();
+      return Long.parseLong(s.substring(0, s.indexOf(' ')));
+    } catch (IOException | RuntimeException e) {
+      return 0;
+    }
+  }
+}
