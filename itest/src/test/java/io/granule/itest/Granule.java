@@ -105,13 +105,18 @@ final class Granule {
     }
 
     static Server start(Path data, List<String> jvmArgs) throws Exception {
+      return start(data, jvmArgs, java.util.Map.of());
+    }
+
+    /** Starts a server with extra environment variables. */
+    static Server start(Path data, List<String> jvmArgs, java.util.Map<String, String> env)
+        throws Exception {
       Files.createDirectories(data);
       Path log = data.resolve("server-console.txt");
-      Process p =
-          command(jvmArgs, "server", "--data", data.toString(), "--listen", "127.0.0.1:0")
-              .redirectErrorStream(true)
-              .redirectOutput(log.toFile())
-              .start();
+      ProcessBuilder pb =
+          command(jvmArgs, "server", "--data", data.toString(), "--listen", "127.0.0.1:0");
+      pb.environment().putAll(env);
+      Process p = pb.redirectErrorStream(true).redirectOutput(log.toFile()).start();
       long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
       while (System.nanoTime() < deadline) {
         Matcher m = URL.matcher(Files.readString(log));

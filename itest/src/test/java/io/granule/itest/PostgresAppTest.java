@@ -496,4 +496,68 @@ class PostgresAppTest {
         .filter(l -> l.contains("aborting backup due to backend exiting"))
         .count();
   }
+
+  @Test
+  @Order(6)
+  void theRestApiListsTheCatalogAndRestoresATableAsAJob() throws Exception {
+    try (Granule.Server server =
+        Granule.Server.start(tmp.resolve("server"), List.of(), Map.of("PGPASSWORD", PASSWORD))) {
+      Api api = new Api(server.url);
+      String r = java.net.URLEncoder.encode(repo.toString(), StandardCharsets.UTF_8);
+      Api.Response cat = api.get("/api/catalog?repo=" + r + "&find=orders&kind=table");
+      assertThat(cat.status()).as(cat.body().toString()).isEqualTo(200);
+      assertThat(cat.body().toString()).contains("postgres:shop/public.orders");
+      assertThat(api.get("/api/catalog?repo=" + r).status()).isEqualTo(400);
+
+      Granule.Result snaps = granule("snapshots", "--repo", repo.toString(), "--json");
+      String first = Api.JSON.readTree(snaps.out()).get(0).get("id").asText();
+      String body =
+          Api.JSON.writeValueAsString(
+              Map.of(
+                  "repo",
+                  repo.toString(),
+                  "snapshot",
+                  first,
+                  "object",
+                  "postgres:shop/public.orders",
+                  "to",
+                  url("shop"),
+                  "as",
+                  "rest.orders"));
+      Api.Response job = api.post("/api/restores/table", body);
+      assertThat(job.status()).as(job.body().toString()).isEqualTo(202);
+      String id = job.body().get("id").asText();
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+      com.fasterxml.jackson.databind.JsonNode j;
+      while (true) {
+        j = api.get("/api/jobs/" + id).body();
+        String state = j.get("state").asText();
+        if (state.equals("SUCCEEDED") || state.equals("FAILED")) {
+          break;
+        }
+        assertThat(System.nanoTime()).as("the restore job did not finish").isLessThan(deadline);
+        Thread.sleep(100);
+      }
+      assertThat(j.get("state").asText()).as(j.toString()).isEqualTo("SUCCEEDED");
+      long rows = checkPrefix("rest.orders");
+      assertThat(j.get("result").get("rows").asLong()).isEqualTo(rows);
+      assertThat(j.get("result").get("phases").has("load")).isTrue();
+
+      // the same name again: the job fails with the target exit code
+      job = api.post("/api/restores/table", body);
+      id = job.body().get("id").asText();
+      deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+      while (true) {
+        j = api.get("/api/jobs/" + id).body();
+        if (j.get("state").asText().equals("FAILED")
+            || j.get("state").asText().equals("SUCCEEDED")) {
+          break;
+        }
+        assertThat(System.nanoTime()).isLessThan(deadline);
+        Thread.sleep(100);
+      }
+      assertThat(j.get("state").asText()).isEqualTo("FAILED");
+      assertThat(j.get("exitCode").asInt()).isEqualTo(7);
+    }
+  }
 }
