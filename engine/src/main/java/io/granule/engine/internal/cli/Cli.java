@@ -21,12 +21,40 @@ public final class Cli {
 
   /** Runs {@code args} and returns the exit code (see {@link ExitCodes}). */
   public int run(String... args) {
-    CommandLine cl = commandLine();
+    CommandLine cl = commandLine(subcommandNamed(args));
     return cl.execute(args);
   }
 
+  /** The name of the subcommand {@code args} invoke, or null (help, no command, an error). */
+  static String subcommandNamed(String... args) {
+    for (int i = 0; i < args.length; i++) {
+      String a = args[i];
+      if (a.equals("--data")) {
+        i++;
+      } else if (!a.startsWith("-")) {
+        for (Class<?> c : GranuleCommand.SUBCOMMANDS) {
+          if (c.getAnnotation(CommandLine.Command.class).name().equals(a)) {
+            return a;
+          }
+        }
+        return null;
+      }
+    }
+    return null;
+  }
+
   CommandLine commandLine() {
+    return commandLine(null);
+  }
+
+  /** The command line with every subcommand, or only {@code only} when it names one. */
+  CommandLine commandLine(String only) {
     CommandLine cl = new CommandLine(new GranuleCommand(), new Factory(context));
+    for (Class<?> c : GranuleCommand.SUBCOMMANDS) {
+      if (only == null || c.getAnnotation(CommandLine.Command.class).name().equals(only)) {
+        cl.addSubcommand(c);
+      }
+    }
     cl.setOut(context.out());
     cl.setErr(context.err());
     cl.setCaseInsensitiveEnumValuesAllowed(true);

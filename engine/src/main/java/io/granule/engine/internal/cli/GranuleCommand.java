@@ -1,6 +1,7 @@
 package io.granule.engine.internal.cli;
 
 import java.nio.file.Path;
+import java.util.List;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.IVersionProvider;
 import picocli.CommandLine.Model.CommandSpec;
@@ -17,24 +18,6 @@ import picocli.CommandLine.Spec;
       "Application-aware, deduplicating block-level backup with granular restore.",
       ""
     },
-    subcommands = {
-      InitCommand.class,
-      BackupCommand.class,
-      SnapshotsCommand.class,
-      RestoreCommand.class,
-      CatalogCommand.class,
-      LsCommand.class,
-      VerifyCommand.class,
-      StatsCommand.class,
-      ForgetCommand.class,
-      PruneCommand.class,
-      UnlockCommand.class,
-      KeyCommand.class,
-      ImageCommand.class,
-      PluginsCommand.class,
-      ServerCommand.class,
-      ServeCommand.class
-    },
     footer = {
       "",
       "Environment: GRANULE_REPO (repository), GRANULE_PASSWORD (repository password),",
@@ -45,6 +28,30 @@ import picocli.CommandLine.Spec;
       "12 server, 13 missing tool, 70 runtime, 130 interrupted. See README.md."
     })
 public final class GranuleCommand extends ContextCommand {
+
+  /**
+   * The subcommands, in the order help lists them. {@link Cli} adds only the one a command line
+   * names (building picocli's model of every command costs a cold JVM ~100 ms), or all of them for
+   * help and errors.
+   */
+  static final List<Class<?>> SUBCOMMANDS =
+      List.of(
+          InitCommand.class,
+          BackupCommand.class,
+          SnapshotsCommand.class,
+          RestoreCommand.class,
+          CatalogCommand.class,
+          LsCommand.class,
+          VerifyCommand.class,
+          StatsCommand.class,
+          ForgetCommand.class,
+          PruneCommand.class,
+          UnlockCommand.class,
+          KeyCommand.class,
+          ImageCommand.class,
+          PluginsCommand.class,
+          ServerCommand.class,
+          ServeCommand.class);
 
   @Option(
       names = "--data",

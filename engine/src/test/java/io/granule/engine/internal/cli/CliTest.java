@@ -65,6 +65,19 @@ class CliTest {
   }
 
   @Test
+  void onlyTheNamedSubcommandIsBuiltAndHelpStillListsThemAll() {
+    assertThat(Cli.subcommandNamed("--data", "d", "backup", "--disk", "x")).isEqualTo("backup");
+    assertThat(Cli.subcommandNamed("restore", "table", "latest")).isEqualTo("restore");
+    assertThat(Cli.subcommandNamed("--help")).isNull();
+    assertThat(Cli.subcommandNamed("nosuch", "backup")).isNull();
+    assertThat(Cli.subcommandNamed()).isNull();
+    assertThat(run("--data", tmp.toString(), "backup", "--help")).isZero();
+    assertThat(out.toString()).contains("--disk").contains("--app").contains("--data");
+    assertThat(run("--help")).isZero();
+    assertThat(out.toString()).contains("catalog").contains("prune").contains("serve");
+  }
+
+  @Test
   void unknownCommandIsAUsageError() {
     assertThat(run("frobnicate")).isEqualTo(ExitCodes.USAGE);
     assertThat(err.toString()).contains("granule: Unmatched argument").contains("--help");
