@@ -38,6 +38,8 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class EncryptedRepositoryTest {
   private static final String HOST = "secret-host-name";
+  // long enough that random ciphertext never contains it by chance (a 3-byte name did, ~1% of runs)
+  private static final String DISK = "vda-secret-disk-name";
   private static final String STREAM = "wal-secret-file-name";
 
   @TempDir Path tmp;
@@ -73,7 +75,7 @@ class EncryptedRepositoryTest {
       m =
           repo.backup(
                   new BackupRequest(
-                      List.of(new NamedDisk("vda", img)),
+                      List.of(new NamedDisk(DISK, img)),
                       List.of(new NamedStream(STREAM, new ByteArrayInputStream(stream))),
                       HOST,
                       List.of("tag-secret"),
@@ -91,7 +93,7 @@ class EncryptedRepositoryTest {
       assertThat(repo.config().version()).isEqualTo(2);
       assertThat(repo.resolve("latest")).isEqualTo(m);
       assertThat(repo.resolve("latest").host()).isEqualTo(HOST);
-      repo.restoreDisk(m, "vda", tmp.resolve("out"));
+      repo.restoreDisk(m, DISK, tmp.resolve("out"));
       assertThat(sha256(tmp.resolve("out"))).isEqualTo(sha256(data));
       assertThat(repo.verify(true, VerifyListener.NONE).ok()).isTrue();
     }
@@ -100,7 +102,7 @@ class EncryptedRepositoryTest {
   @Test
   void noPlaintextAtRest() throws Exception {
     List<byte[]> needles =
-        Stream.of("quick brown fox", HOST, STREAM, "tag-secret", "vda")
+        Stream.of("quick brown fox", HOST, STREAM, "tag-secret", DISK)
             .map(s -> s.getBytes(StandardCharsets.UTF_8))
             .toList();
     int files = 0;
@@ -148,7 +150,7 @@ class EncryptedRepositoryTest {
     assertThatThrownBy(() -> open("correct horse")).isInstanceOf(WrongPasswordException.class);
     try (Repository repo = open("battery staple")) {
       assertThat(repo.currentKey()).isEqualTo(added);
-      repo.restoreDisk(m, "vda", tmp.resolve("out"));
+      repo.restoreDisk(m, DISK, tmp.resolve("out"));
       assertThat(sha256(tmp.resolve("out"))).isEqualTo(sha256(data));
     }
     // no data rewritten: only the key blob changed
