@@ -1,5 +1,6 @@
 package io.granule.engine.internal.app;
 
+import io.granule.engine.internal.ops.FileBrowser;
 import io.granule.engine.internal.ops.FileRestorer;
 import io.granule.engine.internal.plugin.PluginLeases;
 import io.granule.engine.internal.plugin.PluginLeases.Lease;
@@ -86,7 +87,7 @@ public final class EngineSnapshotView implements SnapshotView, Closeable {
       }
       for (Partition p : table.partitions()) {
         io.granule.engine.internal.volume.Volume v = PartitionTable.volume(disk, p);
-        Lease<FileSystemType> best = detect(v);
+        Lease<FileSystemType> best = FileBrowser.detect(types, v);
         if (best == null) {
           continue;
         }
@@ -103,29 +104,6 @@ public final class EngineSnapshotView implements SnapshotView, Closeable {
     }
     volumes = List.copyOf(found);
     return volumes;
-  }
-
-  private Lease<FileSystemType> detect(io.granule.engine.internal.volume.Volume v) {
-    Lease<FileSystemType> best = null;
-    int bestScore = 0;
-    for (Lease<FileSystemType> l : types.acquireAll()) {
-      int score;
-      try {
-        score = l.get().probe(v);
-      } catch (IOException e) {
-        score = 0;
-      }
-      if (score > bestScore) {
-        if (best != null) {
-          best.close();
-        }
-        best = l;
-        bestScore = score;
-      } else {
-        l.close();
-      }
-    }
-    return best;
   }
 
   @Override

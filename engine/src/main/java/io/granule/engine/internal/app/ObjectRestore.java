@@ -55,7 +55,33 @@ public final class ObjectRestore {
       long chunksFetched,
       long dataChunks,
       long diskBytes,
-      Duration elapsed) {}
+      Duration elapsed) {
+
+    /** {@code application} or {@code crash}: how consistent the restored object's source was. */
+    public String consistency() {
+      return record == null ? "crash" : record.consistency();
+    }
+
+    /** What the CLI's {@code --json} and the REST job result show, {@code object} included. */
+    public Map<String, Object> summary() {
+      Map<String, Object> o = new java.util.LinkedHashMap<>();
+      o.put("object", plugin + ":" + objectId);
+      o.put("restoredAs", report.restoredAs());
+      o.put("rows", report.rows());
+      o.put("checksum", report.checksum());
+      o.put("consistency", consistency());
+      Map<String, Double> phases = new java.util.LinkedHashMap<>();
+      report.phases().forEach((k, v) -> phases.put(k, v.toNanos() / 1e9));
+      o.put("phases", phases);
+      o.put("seconds", elapsed.toNanos() / 1e9);
+      o.put("bytesFetched", bytesFetched);
+      o.put("chunksFetched", chunksFetched);
+      o.put("diskDataChunks", dataChunks);
+      o.put("diskBytes", diskBytes);
+      o.put("notes", report.notes());
+      return o;
+    }
+  }
 
   private ObjectRestore() {}
 

@@ -506,21 +506,7 @@ final class RestoreCommand extends ContextCommand {
       ObjectRestoreReport rep = res.report();
       double pct = res.dataChunks() == 0 ? 0 : 100.0 * res.chunksFetched() / res.dataChunks();
       if (json) {
-        Map<String, Object> o = new LinkedHashMap<>();
-        o.put("object", object);
-        o.put("restoredAs", rep.restoredAs());
-        o.put("rows", rep.rows());
-        o.put("checksum", rep.checksum());
-        o.put("consistency", res.record() == null ? "crash" : res.record().consistency());
-        Map<String, Double> phases = new LinkedHashMap<>();
-        rep.phases().forEach((k, v) -> phases.put(k, v.toNanos() / 1e9));
-        o.put("phases", phases);
-        o.put("seconds", res.elapsed().toNanos() / 1e9);
-        o.put("bytesFetched", res.bytesFetched());
-        o.put("chunksFetched", res.chunksFetched());
-        o.put("diskDataChunks", res.dataChunks());
-        o.put("diskBytes", res.diskBytes());
-        o.put("notes", rep.notes());
+        Map<String, Object> o = res.summary();
         out.println(Json.MAPPER.writeValueAsString(o));
       } else {
         out.printf(
@@ -528,7 +514,7 @@ final class RestoreCommand extends ContextCommand {
             "restored %s from snapshot %s (%s-consistent) as %s: %d rows, checksum %s%n",
             object,
             snap,
-            res.record() == null ? "crash" : res.record().consistency(),
+            res.consistency(),
             rep.restoredAs(),
             rep.rows(),
             rep.checksum());

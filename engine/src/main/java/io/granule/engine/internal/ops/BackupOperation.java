@@ -217,6 +217,7 @@ public final class BackupOperation {
       String host,
       List<String> tags,
       BackupListener listener) {
+    notes.clear();
     Map<String, DiskSpec> byName = new LinkedHashMap<>();
     for (DiskSpec d : disks) {
       DiskSpec.checkName(d.name());

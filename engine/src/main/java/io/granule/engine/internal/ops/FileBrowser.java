@@ -170,7 +170,11 @@ public final class FileBrowser implements Closeable {
     }
   }
 
-  private static Lease<FileSystemType> detect(PluginLeases<FileSystemType> types, Volume v)
+  /**
+   * The filesystem type that probes {@code v} with the highest score, leased, or null if none
+   * recognises it; every other lease is closed.
+   */
+  public static Lease<FileSystemType> detect(PluginLeases<FileSystemType> types, Volume v)
       throws IOException {
     Lease<FileSystemType> best = null;
     int bestScore = 0;

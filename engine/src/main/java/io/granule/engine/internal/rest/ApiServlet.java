@@ -371,19 +371,7 @@ public final class ApiServlet extends HttpServlet {
                           p.put("detail", detail);
                           j.progress(p);
                         });
-                Map<String, Object> out = new java.util.LinkedHashMap<>();
-                out.put("restoredAs", res.report().restoredAs());
-                out.put("rows", res.report().rows());
-                out.put("checksum", res.report().checksum());
-                out.put("consistency", res.record() == null ? "crash" : res.record().consistency());
-                Map<String, Double> phases = new java.util.LinkedHashMap<>();
-                res.report().phases().forEach((k, v) -> phases.put(k, v.toNanos() / 1e9));
-                out.put("phases", phases);
-                out.put("bytesFetched", res.bytesFetched());
-                out.put("chunksFetched", res.chunksFetched());
-                out.put("diskDataChunks", res.dataChunks());
-                out.put("notes", res.report().notes());
-                return out;
+                return res.summary();
               }
             });
     resp.setHeader("Location", "/api/jobs/" + job.id());
