@@ -19,6 +19,10 @@ public final class Main {
     }
     System.out.flush();
     System.err.flush();
+    if (Boolean.getBoolean("granule.exit.hooks")) {
+      // for profiling: lets JVM shutdown hooks run, such as a flight recording's dump on exit
+      System.exit(code);
+    }
     Runtime.getRuntime().halt(code);
   }
 }
