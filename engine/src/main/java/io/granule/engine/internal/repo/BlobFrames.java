@@ -69,6 +69,63 @@ public final class BlobFrames {
     return (int) c.getValue();
   }
 
+  // ZERO_BYTES[k]: the operator (a 32x32 matrix over GF(2), one int per column) that feeding 2^k
+  // zero bytes applies to a CRC32C register.
+  private static final int[][] ZERO_BYTES = zeroByteOperators();
+
+  private static int[][] zeroByteOperators() {
+    int[] bit = new int[32]; // one zero bit: shift right, xor the reflected polynomial if bit 0 set
+    bit[0] = 0x82f63b78;
+    for (int n = 1; n < 32; n++) {
+      bit[n] = 1 << (n - 1);
+    }
+    int[] op = bit;
+    for (int i = 0; i < 3; i++) {
+      op = gf2MatrixSquare(op); // 2, 4, 8 zero bits
+    }
+    int[][] ops = new int[64][];
+    for (int k = 0; k < 64; k++) {
+      ops[k] = op;
+      op = gf2MatrixSquare(op);
+    }
+    return ops;
+  }
+
+  /**
+   * The CRC32C of the concatenation {@code A || B}, from {@code crcA} = CRC32C(A), {@code crcB} =
+   * CRC32C(B) and {@code lengthB}, without reading the bytes again (zlib's crc32_combine, for the
+   * Castagnoli polynomial): at most one 32x32 GF(2) matrix-vector product per bit of {@code
+   * lengthB}.
+   */
+  public static int crc32cCombine(int crcA, int crcB, long lengthB) {
+    int a = crcA;
+    long len = lengthB;
+    for (int k = 0; len > 0; k++, len >>>= 1) {
+      if ((len & 1) != 0) {
+        a = gf2MatrixTimes(ZERO_BYTES[k], a);
+      }
+    }
+    return a ^ crcB;
+  }
+
+  private static int gf2MatrixTimes(int[] mat, int vec) {
+    int sum = 0;
+    for (int i = 0; vec != 0; i++, vec >>>= 1) {
+      if ((vec & 1) != 0) {
+        sum ^= mat[i];
+      }
+    }
+    return sum;
+  }
+
+  private static int[] gf2MatrixSquare(int[] mat) {
+    int[] square = new int[32];
+    for (int n = 0; n < 32; n++) {
+      square[n] = gf2MatrixTimes(mat, mat[n]);
+    }
+    return square;
+  }
+
   /** Eight hex digits of an int. */
   public static String hex(int v) {
     return String.format(java.util.Locale.ROOT, "%08x", v);

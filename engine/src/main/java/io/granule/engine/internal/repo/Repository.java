@@ -16,6 +16,7 @@ import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.blob.CachingBlobStore;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.crypto.JitWarmup;
 import io.granule.engine.internal.repo.crypto.KdfParams;
 import io.granule.engine.internal.repo.crypto.KeyInfo;
 import io.granule.engine.internal.repo.crypto.KeyRing;
@@ -591,6 +592,7 @@ public final class Repository implements Closeable {
    * @throws RepositoryException if the repository cannot be written (it stays valid)
    */
   public synchronized BackupResult backup(BackupRequest request, BackupListener listener) {
+    JitWarmup.start(codec, hasher);
     adoptUnknownPacks();
     Backup b =
         new Backup(
@@ -791,6 +793,7 @@ public final class Repository implements Closeable {
 
   /** Restores one disk of a snapshot to a file or block device (see {@link DiskRestorer}). */
   public RestoreResult restoreDisk(Manifest snapshot, String diskName, Path target) {
+    JitWarmup.start(codec, hasher);
     try (SnapshotDisk disk = openDisk(snapshot, diskName, 0)) {
       return DiskRestorer.restore(disk, target);
     }
@@ -802,6 +805,7 @@ public final class Repository implements Closeable {
    */
   public RestoreResult restoreDisk(
       Manifest snapshot, String diskName, DiskImageWriter writer, Path target) {
+    JitWarmup.start(codec, hasher);
     try (SnapshotDisk disk = openDisk(snapshot, diskName, 0)) {
       return DiskRestorer.restore(disk, writer, target);
     }
@@ -809,6 +813,9 @@ public final class Repository implements Closeable {
 
   /** Checks the repository (see {@link Verifier}). */
   public VerifyReport verify(boolean readData, VerifyListener listener) {
+    if (readData) {
+      JitWarmup.start(codec, hasher);
+    }
     return new Verifier(store, codec, hasher, cacheDir).verify(readData, listener);
   }
 

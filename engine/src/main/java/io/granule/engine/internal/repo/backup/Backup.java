@@ -69,6 +69,9 @@ public final class Backup {
   private static final long REPORT_INTERVAL_NANOS = 100_000_000L;
   private static final SecureRandom RANDOM = new SecureRandom();
   private static final int PACKS_PER_INDEX = 16;
+  // Packs saved in the background at once (each up to a pack of memory): enough to keep a local
+  // disk's fsyncs and an object store's uploads going while the workers fill the next packs.
+  private static final int SAVE_THREADS = 3;
 
   private final BlobStore store;
   private final BlobCodec codec;
@@ -117,11 +120,18 @@ public final class Backup {
    */
   public BackupResult run(BackupRequest request, BackupListener listener) {
     long started = System.nanoTime();
+    try (ChunkPacker packer =
+        new ChunkPacker(store, codec, index, packSize, PACKS_PER_INDEX, indexed, SAVE_THREADS)) {
+      return run(request, listener, packer, started);
+    }
+  }
+
+  private BackupResult run(
+      BackupRequest request, BackupListener listener, ChunkPacker packer, long started) {
     String time = clock.instant().toString();
     List<BackupRequest.NamedDisk> disks = request.disks();
     List<BackupRequest.NamedStream> streams = new ArrayList<>(request.streams());
     long total = disks.stream().mapToLong(d -> d.image().size()).sum();
-    ChunkPacker packer = new ChunkPacker(store, codec, index, packSize, PACKS_PER_INDEX, indexed);
     Counters c = new Counters(disks.size() + streams.size());
     int bufferSize =
         streams.isEmpty() && request.afterDisks() == null
@@ -412,6 +422,7 @@ public final class Backup {
       byte[] zeros,
       AtomicReference<Throwable> failure) {
     ChunkHasher h = hasher.copy();
+    ChunkPacker.Lane lane = packer.lane();
     try (ChunkCompressor compressor = new ChunkCompressor(compressionLevel)) {
       while (true) {
         Task t = takeUninterruptibly(work);
@@ -420,7 +431,7 @@ public final class Backup {
         }
         try {
           if (failure.get() == null) {
-            process(t, h, compressor, packer, c, zeros);
+            process(t, h, compressor, packer, lane, c, zeros);
           }
         } catch (Throwable ex) {
           failure.compareAndSet(null, ex);
@@ -436,6 +447,7 @@ public final class Backup {
       ChunkHasher h,
       ChunkCompressor compressor,
       ChunkPacker packer,
+      ChunkPacker.Lane lane,
       Counters c,
       byte[] zeros)
       throws IOException {
@@ -447,7 +459,7 @@ public final class Backup {
       ChunkId id = h.hash(buf, 0, len);
       t.list().set(t.position(), id);
       if (packer.claim(id)) {
-        int stored = packer.add(id, compressor.compress(buf, 0, len), len);
+        int stored = lane.add(id, buf, 0, len, compressor);
         c.stored.addAndGet(stored);
         c.entryStored.addAndGet(t.entry(), stored);
         c.entryNew.addAndGet(t.entry(), len);

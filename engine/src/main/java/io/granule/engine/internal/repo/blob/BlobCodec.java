@@ -24,6 +24,22 @@ public interface BlobCodec {
         public byte[] decode(BlobName name, byte[] stored) {
           return stored;
         }
+
+        @Override
+        public boolean transforms() {
+          return false;
+        }
+
+        @Override
+        public int encodedLength(int plainLength) {
+          return plainLength;
+        }
+
+        @Override
+        public int encode(BlobName name, byte[] src, int off, int len, byte[] dst, int dstOff) {
+          System.arraycopy(src, off, dst, dstOff, len);
+          return len;
+        }
       };
 
   /** Transforms {@code plain}, a record of blob {@code name}, into what is stored. */
@@ -31,4 +47,32 @@ public interface BlobCodec {
 
   /** Inverts {@link #encode}. */
   byte[] decode(BlobName name, byte[] stored);
+
+  /**
+   * Whether the stored bytes differ from the plaintext. When false, writers may produce the stored
+   * bytes in place (e.g. compress straight into a pack) instead of calling {@link #encode}.
+   */
+  default boolean transforms() {
+    return true;
+  }
+
+  /**
+   * The most bytes {@link #encode} makes of {@code plainLength} bytes: the room to reserve for
+   * {@link #encode(BlobName, byte[], int, int, byte[], int)}.
+   */
+  default int encodedLength(int plainLength) {
+    return -1;
+  }
+
+  /**
+   * Encodes {@code len} bytes of {@code src} at {@code off} into {@code dst} at {@code dstOff},
+   * which has room for {@link #encodedLength} bytes, and returns how many it wrote. The same bytes
+   * as {@link #encode(BlobName, byte[])}, without the copies; codecs that know their output size
+   * override it.
+   */
+  default int encode(BlobName name, byte[] src, int off, int len, byte[] dst, int dstOff) {
+    byte[] out = encode(name, java.util.Arrays.copyOfRange(src, off, off + len));
+    System.arraycopy(out, 0, dst, dstOff, out.length);
+    return out.length;
+  }
 }

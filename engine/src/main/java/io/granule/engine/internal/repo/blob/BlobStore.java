@@ -31,6 +31,15 @@ public interface BlobStore {
   /** Stores {@code data} under {@code name}, atomically and durably. */
   void save(BlobName name, byte[] data) throws IOException;
 
+  /**
+   * Stores the first {@code length} bytes of {@code data} under {@code name}, as {@link
+   * #save(BlobName, byte[])} does; stores that can write part of an array override it to save a
+   * copy (a pack is assembled in a larger, reused buffer).
+   */
+  default void save(BlobName name, byte[] data, int length) throws IOException {
+    save(name, length == data.length ? data : java.util.Arrays.copyOf(data, length));
+  }
+
   /** The whole content of a blob. */
   byte[] load(BlobName name) throws IOException;
 

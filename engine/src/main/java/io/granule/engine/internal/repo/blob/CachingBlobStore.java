@@ -61,6 +61,15 @@ public final class CachingBlobStore implements BlobStore {
   }
 
   @Override
+  public void save(BlobName name, byte[] data, int length) throws IOException {
+    if (CACHED.contains(name.type())) {
+      save(name, java.util.Arrays.copyOf(data, length));
+    } else {
+      remote.save(name, data, length);
+    }
+  }
+
+  @Override
   public byte[] load(BlobName name) throws IOException {
     if (!CACHED.contains(name.type())) {
       return remote.load(name);

@@ -48,6 +48,11 @@ public final class LocalBlobStore implements BlobStore {
 
   @Override
   public void save(BlobName name, byte[] data) throws IOException {
+    save(name, data, data.length);
+  }
+
+  @Override
+  public void save(BlobName name, byte[] data, int length) throws IOException {
     Path target = path(name);
     Path dir = target.getParent();
     boolean created = !Files.isDirectory(dir);
@@ -60,7 +65,7 @@ public final class LocalBlobStore implements BlobStore {
     try {
       try (FileChannel ch =
           FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-        ByteBuffer buf = ByteBuffer.wrap(data);
+        ByteBuffer buf = ByteBuffer.wrap(data, 0, length);
         while (buf.hasRemaining()) {
           ch.write(buf);
         }

@@ -82,6 +82,16 @@ public final class RetryingBlobStore implements BlobStore {
   }
 
   @Override
+  public void save(BlobName name, byte[] data, int length) throws IOException {
+    retry(
+        "saving " + name,
+        () -> {
+          delegate.save(name, data, length);
+          return null;
+        });
+  }
+
+  @Override
   public byte[] load(BlobName name) throws IOException {
     return retry("loading " + name, () -> delegate.load(name));
   }

@@ -98,27 +98,39 @@ public final class AesGcmCodec implements BlobCodec {
 
   @Override
   public byte[] encode(BlobName name, byte[] plain) {
-    int n = segments(plain.length);
     byte[] out = new byte[Math.toIntExact(storedLength(plain.length))];
+    encode(name, plain, 0, plain.length, out, 0);
+    return out;
+  }
+
+  @Override
+  public int encodedLength(int plainLength) {
+    return Math.toIntExact(storedLength(plainLength));
+  }
+
+  @Override
+  public int encode(BlobName name, byte[] src, int off, int len, byte[] dst, int dstOff) {
+    int n = segments(len);
     byte[] nonce = new byte[NONCE];
     random.nextBytes(nonce);
-    System.arraycopy(nonce, 0, out, 0, NONCE);
+    System.arraycopy(nonce, 0, dst, dstOff, NONCE);
     byte[] aad = aad(name);
+    int at = dstOff + NONCE;
     try {
       Cipher c = ciphers.get();
-      int in = 0;
-      int at = NONCE;
+      int in = off;
+      int end = off + len;
       for (int i = 0; i < n; i++) {
-        int len = Math.min(SEGMENT, plain.length - in);
+        int segment = Math.min(SEGMENT, end - in);
         c.init(Cipher.ENCRYPT_MODE, key, new GCMParameterSpec(TAG * 8, segmentNonce(nonce, i)));
         c.updateAAD(segmentAad(aad, i, i == n - 1));
-        at += c.doFinal(plain, in, len, out, at);
-        in += len;
+        at += c.doFinal(src, in, segment, dst, at);
+        in += segment;
       }
     } catch (GeneralSecurityException e) {
       throw new IllegalStateException("unable to encrypt " + name + ": " + e.getMessage(), e);
     }
-    return out;
+    return at - dstOff;
   }
 
   @Override

@@ -29,6 +29,12 @@ public final class LockCheckingBlobStore implements BlobStore {
   }
 
   @Override
+  public void save(BlobName name, byte[] data, int length) throws IOException {
+    lock.check();
+    delegate.save(name, data, length);
+  }
+
+  @Override
   public byte[] load(BlobName name) throws IOException {
     return delegate.load(name);
   }

@@ -44,6 +44,22 @@ public final class ChunkCompressor implements AutoCloseable {
     return new Stored(Arrays.copyOfRange(data, off, off + len), 0);
   }
 
+  /** Room to reserve for {@link #compressInto} of {@code len} bytes. */
+  public static int bound(int len) {
+    return (int) Zstd.compressBound(len);
+  }
+
+  /**
+   * Compresses {@code len} bytes of {@code data} at {@code off} into {@code dst} at {@code dstOff},
+   * which has room for {@link #bound} bytes. Returns the compressed length if compression is worth
+   * keeping (see {@link #MIN_SAVING_PERCENT}), else -1: then {@code dst} holds nothing useful and
+   * the chunk is stored as it is.
+   */
+  public int compressInto(byte[] data, int off, int len, byte[] dst, int dstOff) {
+    int n = cctx.compressByteArray(dst, dstOff, bound(len), data, off, len);
+    return (long) n * 100 <= (long) len * (100 - MIN_SAVING_PERCENT) ? n : -1;
+  }
+
   /**
    * The plaintext of a stored chunk.
    *

@@ -12,31 +12,50 @@ import io.granule.engine.internal.repo.index.ChunkLocation;
 import io.granule.engine.internal.repo.index.IndexEntry;
 import io.granule.engine.internal.repo.index.IndexWriter;
 import io.granule.engine.internal.repo.pack.ChunkCompressor;
+import io.granule.engine.internal.repo.pack.ChunkFlags;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackWriter;
 import java.io.IOException;
 import java.security.SecureRandom;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 
 /**
  * The write side of the chunk store: decides which chunks are new, collects them into packs and
- * writes packs and index blobs in the crash-safe order: a pack is saved (durable) before any index
+ * saves packs and index blobs in the crash-safe order: a pack is saved (durable) before any index
  * blob lists its chunks. Index blobs are written every {@code packsPerIndex} packs and on {@link
- * #flush}; a crash between leaves packs that no index lists, which are only garbage for a later
- * prune.
+ * #flush}; a crash between leaves packs that no index lists, which the next backup adopts.
  *
- * <p>A chunk enters the {@link ChunkIndex} as soon as it is added to the open pack, so later copies
+ * <p><b>Lanes.</b> Each writer thread adds chunks through its own {@link Lane}: an open pack of its
+ * own, into which it compresses and encodes (encrypts) chunks in place. So workers never wait for
+ * each other's compression or encryption; only {@link #claim} and the index update take the
+ * packer's lock, for a hash-table lookup.
+ *
+ * <p><b>Saving.</b> A full pack is saved on one of {@code saveThreads} background threads (or on
+ * the adding thread when {@code saveThreads} is 0), at most {@code saveThreads} at a time: a lane
+ * that fills a pack while that many are being saved waits (back-pressure), so memory stays at
+ * {@code lanes + saveThreads} packs. Pack buffers are reused.
+ *
+ * <p>A chunk enters the {@link ChunkIndex} as soon as it is added to an open pack, so later copies
  * deduplicate against it; such entries are durable only after {@link #flush}. If a backup fails
  * before that, the caller must rebuild the chunk index from the index blobs.
  *
- * <p>Thread-safe: {@link #claim} and {@link #add} are called by several workers. After a failed
- * save every later {@link #add} and {@link #flush} rethrows that same failure.
+ * <p>Thread-safe as described: {@link #claim} from any thread, a lane from one thread at a time,
+ * {@link #flush} once no lane is in use. After a failed save every later add and {@link #flush}
+ * rethrows that same failure. {@link #close} waits for saves still running.
  */
-public final class ChunkPacker {
+public final class ChunkPacker implements AutoCloseable {
   private static final SecureRandom RANDOM = new SecureRandom();
 
   private final BlobStore store;
@@ -47,16 +66,21 @@ public final class ChunkPacker {
   private final Consumer<PackId> indexed;
   private final Set<ChunkId> inFlight = new HashSet<>();
   private final List<IndexEntry> unindexed = new ArrayList<>();
-  private PackId packId;
-  private PackWriter pack;
+  private final List<Lane> lanes = new ArrayList<>();
+  private final ExecutorService savers;
+  private final int saveThreads;
+  private final Semaphore saving;
+  private final BlockingQueue<byte[]> buffers;
+  private Lane shared;
   private int packsSinceIndex;
   private long packsWritten;
   private long indexesWritten;
-  private IOException failure;
+  private volatile Throwable failure;
 
   /**
-   * A packer saving packs of about {@code packSize} bytes and an index blob every {@code
-   * packsPerIndex} packs; {@code indexed} hears of each pack once an index blob lists it.
+   * A packer saving packs of about {@code packSize} bytes on the adding thread, and an index blob
+   * every {@code packsPerIndex} packs; {@code indexed} hears of each pack once an index blob lists
+   * it.
    */
   public ChunkPacker(
       BlobStore store,
@@ -65,12 +89,45 @@ public final class ChunkPacker {
       int packSize,
       int packsPerIndex,
       Consumer<PackId> indexed) {
+    this(store, codec, index, packSize, packsPerIndex, indexed, 0);
+  }
+
+  /** As above, saving full packs on {@code saveThreads} background threads (0: none). */
+  public ChunkPacker(
+      BlobStore store,
+      BlobCodec codec,
+      ChunkIndex index,
+      int packSize,
+      int packsPerIndex,
+      Consumer<PackId> indexed,
+      int saveThreads) {
     this.store = store;
     this.codec = codec;
     this.index = index;
     this.packSize = packSize;
     this.packsPerIndex = packsPerIndex;
     this.indexed = indexed;
+    this.saveThreads = saveThreads;
+    this.saving = new Semaphore(Math.max(1, saveThreads));
+    this.buffers = new ArrayBlockingQueue<>(Math.max(1, saveThreads) + 4);
+    if (saveThreads > 0) {
+      ThreadPoolExecutor pool =
+          new ThreadPoolExecutor(
+              saveThreads,
+              saveThreads,
+              10,
+              TimeUnit.SECONDS,
+              new LinkedBlockingQueue<>(),
+              r -> {
+                Thread t = new Thread(r, "granule-pack-saver");
+                t.setDaemon(true);
+                return t;
+              });
+      pool.allowCoreThreadTimeOut(true);
+      savers = pool;
+    } else {
+      savers = null;
+    }
   }
 
   /**
@@ -85,37 +142,56 @@ public final class ChunkPacker {
     return true;
   }
 
+  /** A new lane: an open pack for one writer thread. */
+  public synchronized Lane lane() {
+    Lane l = new Lane();
+    lanes.add(l);
+    return l;
+  }
+
   /**
-   * Adds a claimed chunk to the open pack, saving the pack when it reaches the target size.
+   * Adds a claimed chunk, already compressed, through a lane shared by the callers of this method.
    *
    * @return the stored length (after the codec)
    */
-  public synchronized int add(ChunkId id, ChunkCompressor.Stored stored, int rawLength)
-      throws IOException {
-    checkNotFailed();
-    if (pack == null) {
-      packId = PackId.random();
-      pack = new PackWriter(packSize + (packSize >> 3));
+  public int add(ChunkId id, ChunkCompressor.Stored stored, int rawLength) throws IOException {
+    Lane l;
+    synchronized (this) {
+      if (shared == null) {
+        shared = lane();
+      }
+      l = shared;
     }
-    byte[] bytes = codec.encode(ChunkReader.packName(packId), stored.bytes());
-    PackEntry e = pack.add(id, bytes, rawLength, stored.flags());
-    index.put(
-        id, new ChunkLocation(packId, e.offset(), e.storedLength(), e.rawLength(), e.flags()));
-    inFlight.remove(id);
-    if (pack.size() >= packSize) {
-      savePack();
+    synchronized (l) {
+      return l.addStored(id, stored.bytes(), stored.flags(), rawLength);
     }
-    return bytes.length;
   }
 
-  /** Saves the open pack and writes an index blob for every pack not yet indexed. */
-  public synchronized void flush() throws IOException {
+  /**
+   * Saves every lane's open pack, waits for all saves, and writes an index blob for every pack not
+   * yet indexed. Call it when no lane is in use.
+   */
+  public void flush() throws IOException {
     checkNotFailed();
-    if (pack != null) {
-      savePack();
+    List<Lane> all;
+    synchronized (this) {
+      all = new ArrayList<>(lanes);
     }
-    if (!unindexed.isEmpty()) {
-      saveIndex();
+    for (Lane l : all) {
+      synchronized (l) {
+        l.submit();
+      }
+    }
+    awaitSaves();
+    checkNotFailed();
+    List<IndexEntry> rest;
+    synchronized (this) {
+      rest = new ArrayList<>(unindexed);
+      unindexed.clear();
+      packsSinceIndex = 0;
+    }
+    if (!rest.isEmpty()) {
+      saveIndex(rest);
     }
   }
 
@@ -129,48 +205,234 @@ public final class ChunkPacker {
     return indexesWritten;
   }
 
-  private void checkNotFailed() throws IOException {
-    if (failure != null) {
-      throw failure;
+  /** Waits for the saves still running (a failed backup's) and stops the save threads. */
+  @Override
+  public void close() {
+    if (savers != null) {
+      savers.shutdown();
+      boolean interrupted = false;
+      while (true) {
+        try {
+          if (savers.awaitTermination(1, TimeUnit.MINUTES)) {
+            break;
+          }
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
     }
   }
 
-  private void savePack() throws IOException {
-    byte[] file = pack.finish();
-    try {
-      store.save(ChunkReader.packName(packId), file);
-    } catch (IOException e) {
-      // Every later call reports this same failure: the packer cannot continue without the pack.
-      failure = e;
+  private void checkNotFailed() throws IOException {
+    Throwable f = failure;
+    if (f != null) {
+      rethrow(f);
+    }
+  }
+
+  private static void rethrow(Throwable f) throws IOException {
+    if (f instanceof IOException e) {
       throw e;
     }
-    for (PackEntry e : pack.entries()) {
-      unindexed.add(
-          new IndexEntry(
-              e.id(),
-              new ChunkLocation(packId, e.offset(), e.storedLength(), e.rawLength(), e.flags())));
+    if (f instanceof RuntimeException e) {
+      throw e;
     }
-    pack = null;
-    packId = null;
-    packsWritten++;
-    if (++packsSinceIndex >= packsPerIndex) {
-      saveIndex();
+    if (f instanceof Error e) {
+      throw e;
+    }
+    throw new IllegalStateException(f);
+  }
+
+  private synchronized void fail(Throwable t) {
+    if (failure == null) {
+      failure = t;
     }
   }
 
-  private void saveIndex() throws IOException {
+  private void awaitSaves() {
+    int permits = Math.max(1, saveThreads);
+    saving.acquireUninterruptibly(permits);
+    saving.release(permits);
+  }
+
+  private void submit(PackId id, PackWriter pack) throws IOException {
+    if (savers == null) {
+      save(id, pack);
+      return;
+    }
+    saving.acquireUninterruptibly();
+    try {
+      checkNotFailed();
+      savers.execute(
+          () -> {
+            try {
+              save(id, pack);
+            } catch (Throwable t) {
+              // recorded by save(); every later call rethrows it
+            } finally {
+              saving.release();
+            }
+          });
+    } catch (IOException | RuntimeException | Error e) {
+      saving.release();
+      throw e;
+    }
+  }
+
+  /** Saves a pack, then lists its chunks for the next index blob. */
+  private void save(PackId id, PackWriter pack) throws IOException {
+    int length = pack.finishInPlace();
+    try {
+      store.save(ChunkReader.packName(id), pack.buffer(), length);
+    } catch (IOException | RuntimeException | Error e) {
+      fail(e);
+      throw e;
+    }
+    List<IndexEntry> toIndex = null;
+    synchronized (this) {
+      for (PackEntry e : pack.entries()) {
+        unindexed.add(
+            new IndexEntry(
+                e.id(),
+                new ChunkLocation(id, e.offset(), e.storedLength(), e.rawLength(), e.flags())));
+      }
+      packsWritten++;
+      if (++packsSinceIndex >= packsPerIndex) {
+        toIndex = new ArrayList<>(unindexed);
+        unindexed.clear();
+        packsSinceIndex = 0;
+      }
+    }
+    buffers.offer(pack.buffer());
+    if (toIndex != null) {
+      saveIndex(toIndex);
+    }
+  }
+
+  private void saveIndex(List<IndexEntry> entries) throws IOException {
     byte[] id = new byte[32];
     RANDOM.nextBytes(id);
     BlobName name = new BlobName(BlobType.INDEX, Hex.encode(id));
     try {
-      store.save(name, codec.encode(name, IndexWriter.write(unindexed)));
-    } catch (IOException e) {
-      failure = e;
+      store.save(name, codec.encode(name, IndexWriter.write(entries)));
+    } catch (IOException | RuntimeException | Error e) {
+      fail(e);
       throw e;
     }
-    unindexed.stream().map(e -> e.location().pack()).distinct().forEach(indexed);
-    unindexed.clear();
-    packsSinceIndex = 0;
-    indexesWritten++;
+    synchronized (this) {
+      entries.stream().map(e -> e.location().pack()).distinct().forEach(indexed);
+      indexesWritten++;
+    }
+  }
+
+  private synchronized void added(ChunkId id, PackId pack, PackEntry e) {
+    index.put(id, new ChunkLocation(pack, e.offset(), e.storedLength(), e.rawLength(), e.flags()));
+    inFlight.remove(id);
+  }
+
+  /**
+   * An open pack of one writer thread. Not thread-safe: one thread at a time (the packer's {@link
+   * #flush} submits what is left in it).
+   */
+  public final class Lane {
+    private PackWriter pack;
+    private PackId packId;
+    private BlobName packName;
+    private byte[] scratch = new byte[0];
+
+    private Lane() {}
+
+    /**
+     * Adds a chunk that this thread {@link #claim}ed: compresses {@code len} bytes of {@code data}
+     * at {@code off} with {@code compressor} (kept only if that saves enough), encodes the result
+     * into the open pack, and saves the pack when it is full.
+     *
+     * @return the stored length (after the codec)
+     */
+    public int add(ChunkId id, byte[] data, int off, int len, ChunkCompressor compressor)
+        throws IOException {
+      checkNotFailed();
+      open();
+      int stored;
+      int flags;
+      if (!codec.transforms()) {
+        // stored bytes = compressed or plain bytes: write them straight into the pack
+        byte[] b = pack.reserve(Math.max(ChunkCompressor.bound(len), len));
+        int at = pack.size();
+        int n = compressor.compressInto(data, off, len, b, at);
+        if (n >= 0) {
+          stored = n;
+          flags = ChunkFlags.ZSTD;
+        } else {
+          System.arraycopy(data, off, b, at, len);
+          stored = len;
+          flags = 0;
+        }
+      } else {
+        int bound = ChunkCompressor.bound(len);
+        if (scratch.length < bound) {
+          scratch = new byte[bound];
+        }
+        int n = compressor.compressInto(data, off, len, scratch, 0);
+        flags = n >= 0 ? ChunkFlags.ZSTD : 0;
+        return n >= 0 ? encode(id, scratch, 0, n, flags, len) : encode(id, data, off, len, 0, len);
+      }
+      return commit(id, stored, len, flags);
+    }
+
+    int addStored(ChunkId id, byte[] stored, int flags, int rawLength) throws IOException {
+      checkNotFailed();
+      open();
+      return encode(id, stored, 0, stored.length, flags, rawLength);
+    }
+
+    private int encode(ChunkId id, byte[] src, int off, int len, int flags, int rawLength)
+        throws IOException {
+      int room = codec.encodedLength(len);
+      int stored;
+      if (room >= 0) {
+        byte[] b = pack.reserve(room);
+        stored = codec.encode(packName, src, off, len, b, pack.size());
+      } else {
+        byte[] e = codec.encode(packName, Arrays.copyOfRange(src, off, off + len));
+        System.arraycopy(e, 0, pack.reserve(e.length), pack.size(), e.length);
+        stored = e.length;
+      }
+      return commit(id, stored, rawLength, flags);
+    }
+
+    private int commit(ChunkId id, int stored, int rawLength, int flags) throws IOException {
+      PackEntry e = pack.commit(id, stored, rawLength, flags);
+      added(id, packId, e);
+      if (pack.size() >= packSize) {
+        submit();
+      }
+      return stored;
+    }
+
+    private void open() {
+      if (pack == null) {
+        packId = PackId.random();
+        packName = ChunkReader.packName(packId);
+        byte[] b = buffers.poll();
+        pack = b != null ? new PackWriter(b) : new PackWriter(packSize + (packSize >> 3));
+      }
+    }
+
+    /** Hands the open pack, if any, to be saved. */
+    void submit() throws IOException {
+      if (pack == null) {
+        return;
+      }
+      PackWriter p = pack;
+      PackId id = packId;
+      pack = null;
+      packId = null;
+      packName = null;
+      ChunkPacker.this.submit(id, p);
+    }
   }
 }

@@ -81,6 +81,22 @@ class EncryptedFormatsTest {
   }
 
   @Test
+  void encodingInPlaceMakesRecordsThatDecode() {
+    AesGcmCodec codec = new AesGcmCodec(new byte[32]);
+    BlobName name = new BlobName(BlobType.PACK, "ef56");
+    java.util.Random r = new java.util.Random(5);
+    for (int len : new int[] {0, 1, 65536, 65537, 300_000}) {
+      byte[] src = new byte[len + 30];
+      r.nextBytes(src);
+      byte[] dst = new byte[100 + codec.encodedLength(len)];
+      int n = codec.encode(name, src, 30, len, dst, 100);
+      assertThat(n).isEqualTo(codec.encodedLength(len)).isEqualTo(AesGcmCodec.storedLength(len));
+      assertThat(codec.decode(name, Arrays.copyOfRange(dst, 100, 100 + n)))
+          .isEqualTo(Arrays.copyOfRange(src, 30, 30 + len));
+    }
+  }
+
+  @Test
   void keyBlobIsFramedJsonWrappingTheMasterKey() throws Exception {
     LocalBlobStore store = new LocalBlobStore(tmp);
     MasterKey mk = MasterKey.generate();

@@ -68,6 +68,39 @@ class PackTest {
   }
 
   @Test
+  void recordsWrittenInPlaceIntoAReusedBufferMakeTheSamePack() {
+    try (ChunkCompressor c = new ChunkCompressor(1)) {
+      Built b = build(c);
+      byte[] old = random(1_000, 9); // a reused buffer, too small, holding an older pack's bytes
+      PackWriter w = new PackWriter(old);
+      for (int i = 0; i < b.plain().size(); i++) {
+        byte[] p = b.plain().get(i);
+        byte[] buf = w.reserve(Math.max(ChunkCompressor.bound(p.length), p.length));
+        int n = c.compressInto(p, 0, p.length, buf, w.size());
+        int flags = ChunkFlags.ZSTD;
+        if (n < 0) {
+          System.arraycopy(p, 0, buf, w.size(), p.length);
+          n = p.length;
+          flags = 0;
+        }
+        PackEntry e = w.commit(hasher.hash(p, 0, p.length), n, p.length, flags);
+        assertThat(e).isEqualTo(b.entries().get(i));
+      }
+      int length = w.finishInPlace();
+      assertThat(Arrays.copyOf(w.buffer(), length)).isEqualTo(b.file());
+      assertThat(w.buffer()).as("grown past the 1 kB it was given").isNotSameAs(old);
+      assertThat(PackReader.parse(name, b.file())).isEqualTo(b.entries());
+    }
+  }
+
+  @Test
+  void commitWithoutReserveIsRefused() {
+    PackWriter w = new PackWriter(new byte[100]);
+    assertThatThrownBy(() -> w.commit(ChunkId.ZERO, 200, 200, 0))
+        .isInstanceOf(IllegalStateException.class);
+  }
+
+  @Test
   void almostIncompressibleDataIsStoredPlain() {
     byte[] d = random(100_000, 4);
     Arrays.fill(d, 0, 1000, (byte) 0);

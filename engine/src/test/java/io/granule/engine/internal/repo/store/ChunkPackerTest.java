@@ -76,4 +76,102 @@ class ChunkPackerTest {
       assertThatThrownBy(packer::flush).isSameAs(first);
     }
   }
+
+  @Test
+  void lanesOfTwoThreadsWithBackgroundSavesStoreEveryChunkOnce() throws Exception {
+    LocalBlobStore store = new LocalBlobStore(tmp.resolve("r"));
+    java.util.Set<io.granule.engine.internal.repo.PackId> indexed =
+        java.util.concurrent.ConcurrentHashMap.newKeySet();
+    byte[] key = new byte[32];
+    new Random(3).nextBytes(key);
+    BlobCodec codec = new io.granule.engine.internal.repo.crypto.AesGcmCodec(key);
+    int chunks = 400;
+    try (ChunkIndex index = new ChunkIndex(tmp, 0);
+        ChunkPacker packer = new ChunkPacker(store, codec, index, 100_000, 3, indexed::add, 2)) {
+      java.util.concurrent.atomic.AtomicInteger stored =
+          new java.util.concurrent.atomic.AtomicInteger();
+      Runnable writer =
+          () -> {
+            ChunkPacker.Lane lane = packer.lane();
+            ChunkHasher h = hasher.copy(); // one per thread
+            try (ChunkCompressor c = new ChunkCompressor(1)) {
+              // both threads offer every chunk: each is stored once, by whoever claims it first
+              for (int i = 0; i < chunks; i++) {
+                byte[] b = i % 2 == 0 ? chunk(i) : new byte[10_000];
+                if (i % 2 != 0) {
+                  java.util.Arrays.fill(b, (byte) i); // compressible
+                }
+                ChunkId id = h.hash(b, 0, b.length);
+                if (packer.claim(id)) {
+                  lane.add(id, b, 0, b.length, c);
+                  stored.incrementAndGet();
+                }
+              }
+            } catch (java.io.IOException e) {
+              throw new java.io.UncheckedIOException(e);
+            }
+          };
+      Thread t1 = new Thread(writer);
+      Thread t2 = new Thread(writer);
+      t1.start();
+      t2.start();
+      t1.join();
+      t2.join();
+      packer.flush();
+      // 200 random chunks plus the odd fills (their byte values repeat every 256)
+      java.util.Set<ChunkId> distinct = new java.util.HashSet<>();
+      for (int i = 0; i < chunks; i++) {
+        byte[] b = i % 2 == 0 ? chunk(i) : new byte[10_000];
+        if (i % 2 != 0) {
+          java.util.Arrays.fill(b, (byte) i);
+        }
+        distinct.add(id(b));
+      }
+      assertThat(stored.get()).isEqualTo(distinct.size());
+      assertThat(index.size()).isEqualTo(distinct.size());
+      assertThat(indexed).hasSize(store.list(BlobType.PACK).size());
+      assertThat(packer.packsWritten()).isEqualTo(store.list(BlobType.PACK).size());
+      ChunkReader reader = new ChunkReader(store, codec, index, hasher);
+      for (int i = 0; i < chunks; i += 2) {
+        assertThat(reader.read(id(chunk(i)))).isEqualTo(chunk(i));
+      }
+      // the index blobs list every chunk: a fresh index rebuilt from them finds them all
+      long listed = 0;
+      for (var n : store.list(BlobType.INDEX)) {
+        listed +=
+            io.granule.engine.internal.repo.index.IndexReader.read(
+                    n, codec.decode(n, store.load(n)))
+                .size();
+      }
+      assertThat(listed).isEqualTo(distinct.size());
+    }
+  }
+
+  @Test
+  void aFailedBackgroundSaveIsReportedByTheNextAddAndByFlush() throws Exception {
+    FaultyBlobStore store = new FaultyBlobStore(new LocalBlobStore(tmp.resolve("r")), 2);
+    try (ChunkIndex index = new ChunkIndex(tmp, 0);
+        ChunkCompressor c = new ChunkCompressor(1);
+        ChunkPacker packer =
+            new ChunkPacker(store, BlobCodec.IDENTITY, index, 15_000, 16, p -> {}, 1)) {
+      ChunkPacker.Lane lane = packer.lane();
+      Throwable failure = null;
+      for (int i = 0; i < 50 && failure == null; i++) {
+        byte[] b = chunk(i);
+        packer.claim(id(b));
+        try {
+          lane.add(id(b), b, 0, b.length, c);
+        } catch (java.io.IOException e) {
+          failure = e;
+        }
+      }
+      assertThat(failure).as("a later add reports the failed save").isNotNull();
+      assertThat(failure).hasMessageStartingWith("injected fault: save #2");
+      Throwable first = failure;
+      assertThatThrownBy(packer::flush).isSameAs(first);
+      assertThat(store.list(BlobType.INDEX))
+          .as("no index lists a pack that was not saved")
+          .isEmpty();
+    }
+  }
 }
