@@ -1,37 +1,56 @@
 #!/usr/bin/env bash
 # End-to-end benchmark: Granule against restic and borg on the same machine, in the same run.
 #
-#   bench/e2e.sh [SIZE_MIB]      (default 4096: a 4 GiB image; results go to bench/results-e2e.md)
+#   bench/e2e.sh [SIZE_MIB] [ROUNDS]   (default 4096: a 4 GiB image, 3 rounds; results go to
+#                                       bench/results-e2e.md)
+#   E2E_SWEEP=1 bench/e2e.sh           also runs Granule's chunk size sweep (64 KiB … 4 MiB)
 #
-# Needs: runtime/target/granule.jar (./mvnw -q package -DskipTests), restic, borgbackup and GNU
-# time (scripts/setup --bench installs them). Work files go to $BENCH_DIR (default /var/tmp).
+# Needs: runtime/target/granule.jar (./mvnw -q package -DskipTests), restic, borgbackup, GNU time
+# and python3 (scripts/setup --bench installs them). Work files go to $BENCH_DIR (default /var/tmp).
 #
 # For each tool: full backup of a VM-like raw image, then an incremental backup of the same image
-# after 1% of its 4 KiB blocks changed in clusters, then a full restore of the changed image.
-# Reported: wall time, bytes the incremental added to the repository, peak RSS. Then Granule's
-# chunk size sweep (64 KiB … 4 MiB) for the incremental. The page cache is warm for everyone
-# (the image is read once before the first tool), so the figures compare the tools, not the disk.
+# after 1% of its 4 KiB blocks changed in clusters, then a full restore of the changed image, then
+# `sync` (timed apart: the restore plus it is the time until the restored image is on disk; Granule
+# fsyncs what it restores, restic and borg leave that to the kernel). Each step starts after an
+# untimed `sync`, so no step pays for an earlier one's writeback; the page cache holds the images
+# for everyone. The tools take turns within each round, so that a noisy neighbour spreads over all
+# of them; the table gives the median of the rounds (min-max). Reported: wall time, bytes the
+# incremental added to the repository, peak RSS.
+#
+# Granule runs as users run it: bin/granule with its class-data-sharing archives, made by an
+# untimed warm-up backup and restore of a small image first (GRANULE_CDS=off measures without).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib="${1:-4096}"
+rounds="${2:-3}"
 work="${BENCH_DIR:-/var/tmp}/granule-bench"
 out="bench/results-e2e.md"
+[ -f runtime/target/granule.jar ] || { echo "build first: ./mvnw -q package -DskipTests" >&2; exit 1; }
+for t in restic borg python3 /usr/bin/time; do
+  command -v "$t" >/dev/null || { echo "missing $t: scripts/setup --bench" >&2; exit 1; }
+done
 rm -rf "$work"; mkdir -p "$work"
+trap 'rm -rf "$work"' EXIT
 export GRANULE_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE= BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 export GRANULE_JAVA_OPTS="${GRANULE_JAVA_OPTS:-}"
-# Long operations, timed with their peak RSS: no class-data-sharing archive, so that no measured run
-# is the one that writes it (about a second more, and the dump's memory). bench/startup.sh covers it.
-export GRANULE_CDS="${GRANULE_CDS:-off}"
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 img="$work/vm.img"
-java bench/GenImage.java create "$img" "$size_mib" 42 >/dev/null
-cp --sparse=always "$img" "$work/vm-base.img"
-changed_bytes=$(cp --sparse=always "$img" "$work/vm2.img" && java bench/GenImage.java change "$work/vm2.img" 1 7)
-cat "$img" "$work/vm2.img" > /dev/null
+java bench/GenImage.java create "$work/vm-base.img" "$size_mib" 42 >/dev/null
+changed_bytes=$(cp --sparse=always "$work/vm-base.img" "$work/vm2.img" && java bench/GenImage.java change "$work/vm2.img" 1 7)
 
-# run LABEL CMD...: runs CMD under GNU time; sets $secs and $rss_mib
+# Warm-up: class-data-sharing archives for the commands timed below (and the JDK's own files in
+# the page cache), from a small image in a scratch repository.
+java bench/GenImage.java create "$work/small.img" 64 1 >/dev/null
+bin/granule init --repo "$work/warm" >/dev/null
+bin/granule backup --repo "$work/warm" --disk vm="$work/small.img" --no-progress >/dev/null
+bin/granule restore disk latest:vm --repo "$work/warm" --to "$work/small-restored.img" >/dev/null
+rm -rf "$work/warm" "$work/small.img" "$work/small-restored.img"
+
+# run CMD...: runs CMD under GNU time after a sync; sets $secs and $rss_mib
 run() {
   local log="$work/time.log"
+  sync
   # bash -c runs the shell function; GNU time's peak RSS covers the tool it starts (wait4 folds
   # the largest descendant's RSS into the child's).
   /usr/bin/time -f "%e %M" -o "$log" bash -c '"$@"' _ "$@" > "$work/cmd.log" 2>&1 \
@@ -40,24 +59,28 @@ run() {
   rss_mib=$((rss_kib / 1024))
 }
 du_bytes() { du -sb "$1" | cut -f1; }
-row() { printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$@" >> "$out.tmp"; }
 
-: > "$out.tmp"
-bench_tool() {  # name init_fn backup_fn restore_fn repo
+raw="$work/raw.tsv"
+: > "$raw"
+cycle() {  # name init_fn backup_fn restore_fn repo
   local name="$1" init="$2" backup="$3" restore="$4" repo="$5"
   rm -rf "$repo" "$work/restore.img"
   $init "$repo"
   cp --sparse=always "$work/vm-base.img" "$img"
+  cat "$img" > /dev/null
   run $backup "$repo"; local full_s=$secs full_rss=$rss_mib
   local before; before=$(du_bytes "$repo")
   cp --sparse=always "$work/vm2.img" "$img"
+  cat "$img" > /dev/null
   run $backup "$repo"; local inc_s=$secs inc_rss=$rss_mib
   local added=$(( $(du_bytes "$repo") - before ))
   run $restore "$repo"; local res_s=$secs res_rss=$rss_mib
+  local t0 t1; t0=$(date +%s.%N); sync; t1=$(date +%s.%N)
+  local sync_s; sync_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
   cmp -s "$work/restore.img" "$work/vm2.img" || { echo "$name: restored image differs" >&2; exit 1; }
   local peak=$(( full_rss > inc_rss ? full_rss : inc_rss )); peak=$(( peak > res_rss ? peak : res_rss ))
-  row "$name" "$full_s" "$inc_s" "$((added / 1048576))" "$(awk -v a="$added" -v c="$changed_bytes" 'BEGIN{printf "%.1fx", a/c}')" "$res_s" "$peak"
-  rm -rf "$repo"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$full_s" "$inc_s" "$added" "$res_s" "$sync_s" "$peak" >> "$raw"
+  rm -rf "$repo" "$work/restore.img"
 }
 
 g_init() { bin/granule init --repo "$1" ${GCHUNK:+--chunk-size $GCHUNK} > /dev/null; }
@@ -75,36 +98,95 @@ bf_backup() { borg create --chunker-params fixed,4194304 "$1::$(date +%s%N)" - <
 export -f g_init g_init_plain g_backup g_restore r_init r_backup r_restore b_init b_backup b_restore bf_backup
 export img work GCHUNK=
 
-bench_tool "granule (default: 512 KiB, encrypted)" g_init g_backup g_restore "$work/granule"
-bench_tool "granule (default: 512 KiB, unencrypted)" g_init_plain g_backup g_restore "$work/granule-plain"
-bench_tool "restic 0.14" r_init r_backup r_restore "$work/restic"
-bench_tool "borg 1.2 (buzhash)" b_init b_backup b_restore "$work/borg"
-bench_tool "borg 1.2 (fixed 4 MiB)" b_init bf_backup b_restore "$work/borgf"
-main_rows=$(cat "$out.tmp"); : > "$out.tmp"
-for c in 64K 128K 256K 512K 1M 2M 4M; do
-  export GCHUNK=$c
-  bench_tool "granule $c" g_init g_backup g_restore "$work/granule-$c"
+for ((r = 1; r <= rounds; r++)); do
+  echo "round $r of $rounds" >&2
+  cycle "granule (default: 512 KiB, encrypted)" g_init g_backup g_restore "$work/granule"
+  cycle "granule (default: 512 KiB, unencrypted)" g_init_plain g_backup g_restore "$work/granule-plain"
+  cycle "restic $(restic version | cut -d' ' -f2) (encrypted)" r_init r_backup r_restore "$work/restic"
+  cycle "borg $(borg --version | cut -d' ' -f2) (buzhash, unencrypted)" b_init b_backup b_restore "$work/borg"
+  cycle "borg $(borg --version | cut -d' ' -f2) (fixed 4 MiB, unencrypted)" b_init bf_backup b_restore "$work/borgf"
 done
-sweep_rows=$(cat "$out.tmp"); rm -f "$out.tmp"
+main_raw=$(cat "$raw")
+: > "$raw"
+if [ "${E2E_SWEEP:-0}" = 1 ]; then
+  for c in 64K 128K 256K 512K 1M 2M 4M; do
+    export GCHUNK=$c
+    cycle "granule $c" g_init g_backup g_restore "$work/granule-$c"
+  done
+fi
+sweep_raw=$(cat "$raw")
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# table RAW: one row per tool, medians of its rounds (min-max when there are several)
+table() {
+  python3 - "$changed_bytes" <<EOF
+import statistics, sys
+changed = int(sys.argv[1])
+rows = {}
+for line in """$1""".strip().splitlines():
+    name, *v = line.split("\t")
+    rows.setdefault(name, []).append([float(x) for x in v])
+def cell(xs, fmt="%.2f"):
+    m = fmt % statistics.median(xs)
+    return m if len(xs) == 1 else "%s (%s-%s)" % (m, fmt % min(xs), fmt % max(xs))
+for name, runs in rows.items():
+    col = list(zip(*runs))
+    full, inc, added, res, syn, rss = col
+    print("| %s | %s | %s | %d | %.1fx | %s | %s | %d |" % (
+        name, cell(full), cell(inc), statistics.median(added) / 1048576,
+        statistics.median(added) / changed, cell(res),
+        cell([a + b for a, b in zip(res, syn)]), max(rss)))
+EOF
+}
+# ratios: the fastest peer's median over each Granule row's median, per step
+ratios() {
+  python3 - <<EOF
+import statistics
+rows = {}
+for line in """$main_raw""".strip().splitlines():
+    name, *v = line.split("\t")
+    rows.setdefault(name, []).append([float(x) for x in v])
+med = {n: [statistics.median(c) for c in zip(*r)] for n, r in rows.items()}
+peers = {n: m for n, m in med.items() if not n.startswith("granule")}
+for step, i, plus in (("full backup", 0, None), ("full restore", 3, None), ("restore + sync", 3, 4)):
+    val = lambda m: m[i] + (m[plus] if plus is not None else 0)
+    best = min(peers, key=lambda n: val(peers[n]))
+    for n, m in med.items():
+        if n.startswith("granule"):
+            print("- %s, %s: %.2fx faster than the fastest peer (%s, %.2f s against %.2f s)" % (
+                step, n, val(peers[best]) / val(m), best, val(peers[best]), val(m)))
+EOF
+}
 
 {
   echo "# End-to-end benchmark"
   echo
-  echo "Command: \`bench/e2e.sh $size_mib\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r), $(java -version 2>&1 | head -1)."
+  echo "Command: \`bench/e2e.sh $size_mib $rounds\` on $(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -r), $(java -version 2>&1 | head -1)."
+  echo "Load average $load_before before, $load_after after."
   echo "Image: ${size_mib} MiB raw, VM-like (35% zeros, 20% random, 25% compressible, 20% duplicated regions);"
   echo "the incremental changes 1% of its 4 KiB blocks in clusters: $((changed_bytes / 1048576)) MiB."
-  echo "Times are wall-clock seconds, page cache warm; added = repository growth of the incremental;"
-  echo "peak RSS is the largest of the three runs."
+  echo "Times are wall-clock seconds, median of $rounds rounds (min-max), page cache warm; added = repository"
+  echo "growth of the incremental; restore + sync = until the restored image is on disk (Granule fsyncs"
+  echo "it before it exits, restic and borg do not); peak RSS is the largest of all runs."
   echo
-  echo "| tool | full backup s | incremental s | incremental added MiB | added / changed | full restore s | peak RSS MiB |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
-  echo "$main_rows"
+  echo "| tool | full backup s | incremental s | incremental added MiB | added / changed | full restore s | restore + sync s | peak RSS MiB |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  table "$main_raw"
   echo
-  echo "## Granule chunk size sweep"
-  echo
-  echo "| chunk size | full backup s | incremental s | incremental added MiB | added / changed | full restore s | peak RSS MiB |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
-  echo "$sweep_rows"
-} > "$out"
+  ratios
+  if [ -n "$sweep_raw" ]; then
+    echo
+    echo "## Granule chunk size sweep (one round each, encrypted)"
+    echo
+    echo "| chunk size | full backup s | incremental s | incremental added MiB | added / changed | full restore s | restore + sync s | peak RSS MiB |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    table "$sweep_raw"
+  elif [ -f "$out" ] && grep -q '^## Granule chunk size sweep' "$out"; then
+    echo
+    # not re-run (E2E_SWEEP=1 does): keep the last sweep, marked with the run it came from
+    sed -n '/^## Granule chunk size sweep/,$p' "$out" | sed '1s/$/ (kept from an earlier run)/; 1s/ (kept from an earlier run) (kept from an earlier run)/ (kept from an earlier run)/'
+    grep -m1 '^Command:' "$out" | sed 's/^/Earlier run: /'
+  fi
+} > "$out.new"
+mv "$out.new" "$out"
 cat "$out"
-rm -rf "$work"

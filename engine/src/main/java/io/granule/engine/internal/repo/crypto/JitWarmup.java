@@ -32,7 +32,7 @@ public final class JitWarmup {
    * hashing with {@code hasher}, in a daemon thread at low priority.
    */
   public static void start(BlobCodec codec, ChunkHasher hasher) {
-    if (!STARTED.compareAndSet(false, true)) {
+    if (!STARTED.compareAndSet(false, true) || Boolean.getBoolean("granule.jit.warmup.off")) {
       return;
     }
     boolean aes = codec instanceof AesGcmCodec;
