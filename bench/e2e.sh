@@ -153,8 +153,10 @@ for step, i, plus in (("full backup", 0, None), ("full restore", 3, None), ("res
     best = min(peers, key=lambda n: val(peers[n]))
     for n, m in med.items():
         if n.startswith("granule"):
-            print("- %s, %s: %.2fx faster than the fastest peer (%s, %.2f s against %.2f s)" % (
-                step, n, val(peers[best]) / val(m), best, val(peers[best]), val(m)))
+            r = val(peers[best]) / val(m)
+            how = "%.2fx faster than" % r if r >= 1 else "%.2fx slower than" % (1 / r)
+            print("- %s, %s: %s the fastest peer (%s, %.2f s against %.2f s)" % (
+                step, n, how, best, val(peers[best]), val(m)))
 EOF
 }
 
