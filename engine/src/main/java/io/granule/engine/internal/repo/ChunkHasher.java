@@ -1,5 +1,6 @@
 package io.granule.engine.internal.repo;
 
+import io.granule.engine.internal.repo.crypto.NativeCrypto;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 
@@ -21,9 +22,9 @@ public interface ChunkHasher {
   /** The algorithm name recorded in the repository config, e.g. {@code sha256}. */
   String algorithm();
 
-  /** A plain SHA-256 hasher. */
+  /** A plain SHA-256 hasher: libcrypto's where available (see {@link NativeCrypto}). */
   static ChunkHasher sha256() {
-    return new Sha256ChunkHasher();
+    return NativeCrypto.available() ? new NativeSha256ChunkHasher() : new Sha256ChunkHasher();
   }
 
   /**
@@ -31,7 +32,61 @@ public interface ChunkHasher {
    * and so stored names, reveal nothing about content to someone without the key.
    */
   static ChunkHasher hmacSha256(byte[] key) {
+    return NativeCrypto.available() && key.length <= 64
+        ? new NativeHmacChunkHasher(key.clone())
+        : new HmacChunkHasher(key.clone());
+  }
+
+  /** The JDK's SHA-256, whatever is available: for tests comparing implementations. */
+  static ChunkHasher jdkSha256() {
+    return new Sha256ChunkHasher();
+  }
+
+  /** The JDK's HMAC-SHA-256: for tests comparing implementations. */
+  static ChunkHasher jdkHmacSha256(byte[] key) {
     return new HmacChunkHasher(key.clone());
+  }
+
+  /** SHA-256 by libcrypto. Stateless: one instance serves every thread. */
+  final class NativeSha256ChunkHasher implements ChunkHasher {
+    @Override
+    public ChunkId hash(byte[] data, int offset, int length) {
+      return ChunkId.of(NativeCrypto.sha256(data, offset, length), 0);
+    }
+
+    @Override
+    public ChunkHasher copy() {
+      return this;
+    }
+
+    @Override
+    public String algorithm() {
+      return "sha256";
+    }
+  }
+
+  /** HMAC-SHA-256 by libcrypto. Stateless: one instance serves every thread. */
+  final class NativeHmacChunkHasher implements ChunkHasher {
+    private final byte[] key;
+
+    NativeHmacChunkHasher(byte[] key) {
+      this.key = key;
+    }
+
+    @Override
+    public ChunkId hash(byte[] data, int offset, int length) {
+      return ChunkId.of(NativeCrypto.hmacSha256(key, data, offset, length), 0);
+    }
+
+    @Override
+    public ChunkHasher copy() {
+      return this;
+    }
+
+    @Override
+    public String algorithm() {
+      return "hmac-sha256";
+    }
   }
 
   /** Keyed HMAC-SHA-256 of the plaintext. */

@@ -125,11 +125,11 @@ class InterruptedBackupTest {
       }
     }
     // Two workers fill a pack each, so the number of packs (and saves) may differ by one or two
-    // from run to run; the first run that saved everything needed k - 1 saves, and each of those
-    // positions failed once in an earlier run.
+    // from run to run. Runs 1 to k - 1 failed at saves 1 to k - 1 in turn; the first whole run
+    // needed no more than k - 1 saves, so each of its saves was interrupted in an earlier run.
+    assertThat(savesOfTheFirstWholeRun).isLessThanOrEqualTo(interrupted);
     assertThat(interrupted)
         .as("every save of the backup was interrupted once")
-        .isEqualTo(savesOfTheFirstWholeRun)
         .isBetween(counting.saves() - 2, counting.saves() + 2);
   }
 

@@ -43,15 +43,24 @@ public final class AesGcmCodec implements BlobCodec {
   static final int SEGMENT = 64 * 1024;
 
   private final SecretKey key;
+  private final byte[] rawKey;
+  private final boolean nativeCrypto;
   private final SecureRandom random = new SecureRandom();
   private final ThreadLocal<Cipher> ciphers = ThreadLocal.withInitial(AesGcmCodec::newCipher);
 
   /** A codec with a 32-byte key. */
   public AesGcmCodec(byte[] key) {
+    this(key, true);
+  }
+
+  /** A codec that uses libcrypto ({@link NativeCrypto}) if {@code nativeCrypto}, else the JDK. */
+  AesGcmCodec(byte[] key, boolean nativeCrypto) {
     if (key.length != 32) {
       throw new IllegalArgumentException("aes-256 needs a 32-byte key, not " + key.length);
     }
     this.key = new SecretKeySpec(key, "AES");
+    this.rawKey = key.clone();
+    this.nativeCrypto = nativeCrypto && NativeCrypto.available();
   }
 
   private static Cipher newCipher() {
@@ -116,10 +125,32 @@ public final class AesGcmCodec implements BlobCodec {
     System.arraycopy(nonce, 0, dst, dstOff, NONCE);
     byte[] aad = aad(name);
     int at = dstOff + NONCE;
+    int in = off;
+    int end = off + len;
+    if (nativeCrypto) {
+      for (int i = 0; i < n; i++) {
+        int segment = Math.min(SEGMENT, end - in);
+        int r =
+            NativeCrypto.aesGcm(
+                true,
+                rawKey,
+                segmentNonce(nonce, i),
+                segmentAad(aad, i, i == n - 1),
+                src,
+                in,
+                segment,
+                dst,
+                at);
+        if (r != segment + TAG) {
+          throw new IllegalStateException("unable to encrypt " + name + ": libcrypto failed");
+        }
+        at += r;
+        in += segment;
+      }
+      return at - dstOff;
+    }
     try {
       Cipher c = ciphers.get();
-      int in = off;
-      int end = off + len;
       for (int i = 0; i < n; i++) {
         int segment = Math.min(SEGMENT, end - in);
         c.init(Cipher.ENCRYPT_MODE, key, new GCMParameterSpec(TAG * 8, segmentNonce(nonce, i)));
@@ -149,6 +180,33 @@ public final class AesGcmCodec implements BlobCodec {
     byte[] plain = new byte[(int) plainLength];
     byte[] nonce = java.util.Arrays.copyOf(stored, NONCE);
     byte[] aad = aad(name);
+    if (nativeCrypto) {
+      int at = NONCE;
+      int outAt = 0;
+      for (int i = 0; i < n; i++) {
+        int len = Math.min(SEGMENT, plain.length - outAt);
+        int r =
+            NativeCrypto.aesGcm(
+                false,
+                rawKey,
+                segmentNonce(nonce, i),
+                segmentAad(aad, i, i == n - 1),
+                stored,
+                at,
+                len + TAG,
+                plain,
+                outAt);
+        if (r == -2) {
+          throw new IllegalArgumentException(AUTH_FAILED);
+        }
+        if (r != len) {
+          throw new IllegalStateException("unable to decrypt " + name + ": libcrypto failed");
+        }
+        outAt += len;
+        at += len + TAG;
+      }
+      return plain;
+    }
     try {
       Cipher c = ciphers.get();
       int at = NONCE;

@@ -7,8 +7,9 @@ import io.granule.engine.internal.repo.blob.BlobType;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * Gets the JIT to compile the hot paths of chunk hashing and encryption before bulk data reaches
- * them, by running them a few thousand times on small inputs in a background thread.
+ * Where the JDK's own implementations are used (no {@link NativeCrypto}), gets the JIT to compile
+ * the hot paths of chunk hashing and encryption before bulk data reaches them, by running them a
+ * few thousand times on small inputs in a background thread.
  *
  * <p>Why: the CPU instructions for SHA-256, AES and GHASH are used only by code the C2 compiler has
  * compiled, and C2 compiles a method after thousands of calls. A bulk operation calls AES-GCM once
@@ -33,8 +34,10 @@ public final class JitWarmup {
    * hashing with {@code hasher}, in a daemon thread at low priority.
    */
   public static void start(BlobCodec codec, ChunkHasher hasher) {
-    if (!STARTED.compareAndSet(false, true) || Boolean.getBoolean("granule.jit.warmup.off")) {
-      return;
+    if (NativeCrypto.available()
+        || !STARTED.compareAndSet(false, true)
+        || Boolean.getBoolean("granule.jit.warmup.off")) {
+      return; // libcrypto is fast from the first call
     }
     boolean aes = codec instanceof AesGcmCodec;
     ChunkHasher h = hasher.copy();

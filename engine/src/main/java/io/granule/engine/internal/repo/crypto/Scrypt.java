@@ -6,10 +6,10 @@ import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 
 /**
- * The scrypt password-based key derivation function of RFC 7914, in plain Java (the JDK has none,
- * and the libraries that do are not OSGi-friendly single jars). Checked against the RFC's test
- * vectors in {@code ScryptTest}. Stateless and thread-safe; memory use is {@code 128 * r * n}
- * bytes.
+ * The scrypt password-based key derivation function of RFC 7914: libcrypto's where available
+ * ({@link NativeCrypto}), else in plain Java (the JDK has none, and the libraries that do are not
+ * OSGi-friendly single jars). Both are checked against the RFC's test vectors in {@code
+ * ScryptTest}. Stateless and thread-safe; memory use is {@code 128 * r * n} bytes.
  */
 public final class Scrypt {
   private Scrypt() {}
@@ -30,6 +30,18 @@ public final class Scrypt {
       throw new IllegalArgumentException(
           "scrypt parameters out of range: n=" + n + " r=" + r + " p=" + p);
     }
+    if (NativeCrypto.available()) {
+      byte[] out = new byte[dkLen];
+      if (NativeCrypto.scrypt(password, salt, n, r, p, out) == 0) {
+        return out;
+      }
+      // libcrypto refused (its own limits): the Java implementation below decides
+    }
+    return deriveInJava(password, salt, n, r, p, dkLen);
+  }
+
+  /** {@link #derive} in plain Java. */
+  static byte[] deriveInJava(byte[] password, byte[] salt, int n, int r, int p, int dkLen) {
     byte[] b = pbkdf2HmacSha256(password, salt, p * 128 * r);
     int words = 32 * r;
     int[] x = new int[words];

@@ -146,7 +146,9 @@ public abstract class LockContractTest {
     try (Lock a = m.acquire(LockKind.SHARED, "backup", Duration.ZERO)) {
       clock.advance(Duration.ofMinutes(10));
       long deadline = System.nanoTime() + 10_000_000_000L;
-      while (!manager(BOB).list().get(0).info().refreshed().equals("2026-11-25T12:10:00Z")) {
+      // s3proxy's file backend lists an object being overwritten as absent for a moment
+      while (manager(BOB).list().stream()
+          .noneMatch(l -> l.info().refreshed().equals("2026-11-25T12:10:00Z"))) {
         assertThat(System.nanoTime()).as("refreshed within 10 s").isLessThan(deadline);
         Thread.sleep(20);
       }

@@ -1,0 +1,136 @@
+package io.granule.engine.internal.repo.crypto;
+
+import java.net.URISyntaxException;
+import java.net.URL;
+import java.nio.file.Path;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * SHA-256, HMAC-SHA-256, AES-256-GCM and scrypt from the system's OpenSSL 3 libcrypto, through the
+ * engine's small JNI library {@code libgranule-crypto} (source: {@code engine/src/main/c}).
+ *
+ * <p>Why: the JDK computes these at hardware speed (the CPU's SHA and AES instructions) only in
+ * code its C2 compiler has compiled, which a short-lived command pays for in seconds of CPU and a
+ * JVM limited to the C1 compiler never gets (SHA-256 then runs at ~75 MB/s); libcrypto does from
+ * the first call. The bytes are the same as the JDK's: the tests compare both.
+ *
+ * <p>{@link #available()} is false where the library or libcrypto.so.3 cannot be loaded (another OS
+ * or CPU, no OpenSSL 3); callers then use the JDK's implementations. {@link #unavailableReason}
+ * says why. {@code -Dgranule.crypto.native=false} turns it off.
+ *
+ * <p>In the OSGi runtime the engine bundle carries the library ({@code Bundle-NativeCode}); outside
+ * it (unit tests) it is loaded from the build output.
+ */
+public final class NativeCrypto {
+  private static final Logger LOG = LoggerFactory.getLogger(NativeCrypto.class);
+  private static final String LIBRARY = "granule-crypto";
+  private static final String RESOURCE = "/native/linux-x86_64/libgranule-crypto.so";
+  private static final String REASON = load();
+
+  private NativeCrypto() {}
+
+  /** Whether the native implementations can be used. */
+  public static boolean available() {
+    return REASON == null;
+  }
+
+  /** Why the native implementations are not used, or null if they are. */
+  public static String unavailableReason() {
+    return REASON;
+  }
+
+  private static String load() {
+    if (!Boolean.parseBoolean(System.getProperty("granule.crypto.native", "true"))) {
+      return "turned off (granule.crypto.native=false)";
+    }
+    if (!System.getProperty("os.name", "").equals("Linux")
+        || !System.getProperty("os.arch", "").equals("amd64")) {
+      return "no native library for "
+          + System.getProperty("os.name")
+          + " "
+          + System.getProperty("os.arch");
+    }
+    try {
+      try {
+        System.loadLibrary(LIBRARY); // the bundle's Bundle-NativeCode
+      } catch (UnsatisfiedLinkError e) {
+        URL url = NativeCrypto.class.getResource(RESOURCE);
+        if (url == null || !"file".equals(url.getProtocol())) {
+          return "lib" + LIBRARY + ".so not found: " + e.getMessage();
+        }
+        System.load(Path.of(url.toURI()).toString()); // the build output, outside OSGi
+      }
+      return unavailable(init());
+    } catch (UnsatisfiedLinkError | URISyntaxException | SecurityException e) {
+      return unavailable(e.toString());
+    }
+  }
+
+  private static String unavailable(String reason) {
+    if (reason == null) {
+      return null;
+    }
+    if (java.lang.management.ManagementFactory.getRuntimeMXBean()
+        .getInputArguments()
+        .contains("-XX:TieredStopAtLevel=1")) {
+      // The JDK's SHA-256 and AES-GCM are fast only in code of the optimizing compiler.
+      LOG.warn(
+          "native crypto unavailable ({}): hashing and encryption run at a fraction of their"
+              + " speed in this JVM without its optimizing compiler; set GRANULE_JIT=full",
+          reason);
+    } else {
+      LOG.info("native crypto unavailable, using the JDK's: {}", reason);
+    }
+    return reason;
+  }
+
+  /** Binds libcrypto; null, or why it cannot. */
+  private static native String init();
+
+  /** SHA-256 of {@code len} bytes of {@code data} at {@code off} into {@code out} (32 bytes). */
+  static native int sha256(byte[] data, int off, int len, byte[] out);
+
+  /** HMAC-SHA-256 under {@code key} (at most 64 bytes), as {@link #sha256}. */
+  static native int hmacSha256(byte[] key, byte[] data, int off, int len, byte[] out);
+
+  /**
+   * AES-256-GCM with a 16-byte tag. Encrypting: {@code len} bytes of {@code src} become {@code len}
+   * bytes of ciphertext and the tag in {@code dst}; returns {@code len + 16}. Decrypting: {@code
+   * len} bytes of ciphertext and tag become {@code len - 16} bytes of plaintext; returns that, or
+   * -2 if authentication fails (then {@code dst} holds zeros). -1 on other failures.
+   */
+  static native int aesGcm(
+      boolean encrypt,
+      byte[] key,
+      byte[] nonce,
+      byte[] aad,
+      byte[] src,
+      int srcOff,
+      int len,
+      byte[] dst,
+      int dstOff);
+
+  /** scrypt into {@code out}; 0, or -1 if libcrypto refuses the parameters. */
+  static native int scrypt(byte[] password, byte[] salt, long n, int r, int p, byte[] out);
+
+  /** SHA-256 as a 32-byte array; only when {@link #available()}. */
+  public static byte[] sha256(byte[] data, int off, int len) {
+    java.util.Objects.checkFromIndexSize(off, len, data.length);
+    byte[] out = new byte[32];
+    if (sha256(data, off, len, out) != 0) {
+      throw new IllegalStateException("libcrypto failed to compute sha-256");
+    }
+    return out;
+  }
+
+  /** HMAC-SHA-256 as a 32-byte array; only when {@link #available()}. */
+  public static byte[] hmacSha256(byte[] key, byte[] data, int off, int len) {
+    java.util.Objects.checkFromIndexSize(off, len, data.length);
+    byte[] out = new byte[32];
+    if (key.length > 64 || hmacSha256(key, data, off, len, out) != 0) {
+      throw new IllegalStateException("libcrypto failed to compute hmac-sha-256");
+    }
+    return out;
+  }
+}
