@@ -1,5 +1,6 @@
 package io.granule.engine.internal.repo;
 
+import java.nio.ByteBuffer;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 
@@ -14,6 +15,12 @@ public interface ChunkHasher {
 
   /** The id of {@code length} bytes of {@code data} at {@code offset}. */
   ChunkId hash(byte[] data, int offset, int length);
+
+  /**
+   * The id of the bytes remaining in {@code data} (heap or direct), which it consumes: the buffer's
+   * position ends at its limit.
+   */
+  ChunkId hash(ByteBuffer data);
 
   /** A fresh hasher of the same kind, for another thread. */
   ChunkHasher copy();
@@ -56,6 +63,12 @@ public interface ChunkHasher {
     }
 
     @Override
+    public ChunkId hash(ByteBuffer data) {
+      mac.update(data);
+      return ChunkId.of(mac.doFinal(), 0);
+    }
+
+    @Override
     public ChunkHasher copy() {
       return new HmacChunkHasher(key);
     }
@@ -81,6 +94,12 @@ public interface ChunkHasher {
     @Override
     public ChunkId hash(byte[] data, int offset, int length) {
       digest.update(data, offset, length);
+      return ChunkId.of(digest.digest(), 0);
+    }
+
+    @Override
+    public ChunkId hash(ByteBuffer data) {
+      digest.update(data);
       return ChunkId.of(digest.digest(), 0);
     }
 

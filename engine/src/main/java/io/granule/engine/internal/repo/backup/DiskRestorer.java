@@ -13,7 +13,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayDeque;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -21,16 +20,21 @@ import java.util.concurrent.Future;
 import java.util.concurrent.ThreadFactory;
 
 /**
- * Writes a disk of a snapshot to a file or block device, chunk by chunk in order. On a target that
- * does not exist yet, zero chunks are skipped and the file is sparse; on an existing file or device
- * they are written as zeros, so no old byte survives. A regular file is cut to the disk size; a
+ * Writes a disk of a snapshot to a file or block device. On a target that does not exist yet, zero
+ * chunks are skipped and the file is sparse; on an existing file or device they are written as
+ * zeros, so no old byte survives. A regular file is cut (or extended) to the disk size first; a
  * device must be at least as large. Data is fsynced before returning.
  *
- * <p>Two threads fetch, check and decompress chunks a few positions ahead while the calling thread
- * writes them in order, so memory stays at a handful of chunks.
+ * <p>Raw targets: {@link #WRITERS} threads each take the next run of adjacent chunks of one kind
+ * (data, or zeros on an existing target; up to {@link #MAX_WRITE} bytes), fetch, check and
+ * decompress its chunks straight into their own aligned buffer, and write the run at its offset,
+ * with {@code O_DIRECT} where the target takes it ({@link RawTarget}). Runs are written in any
+ * order (their offsets are fixed), so the disk has a queue of writes while other threads decode,
+ * and memory stays at one buffer per thread whatever the disk size.
  *
  * <p>A damaged chunk stops the restore with a {@code RepositoryCorruptedException} naming the chunk
- * and the snapshot; what was written so far stays in the target, which must then not be trusted.
+ * and the snapshot (the one at the lowest offset when several threads fail); what was written so
+ * far stays in the target, which must then not be trusted.
  *
  * <p>{@link #restore(SnapshotDisk, DiskImageWriter, Path)} writes an image file of another format
  * (qcow2, VMDK, VHDX) through a format plugin's writer instead: only non-zero chunks are fetched
@@ -45,6 +49,21 @@ public final class DiskRestorer {
         t.setDaemon(true);
         return t;
       };
+
+  /**
+   * Threads that fetch and write runs of a raw target, and so writes in flight (property {@code
+   * granule.restore.writers}, for measurements).
+   */
+  static final int WRITERS =
+      Math.max(1, Math.min(64, Integer.getInteger("granule.restore.writers", 4)));
+
+  /**
+   * The largest write to a raw target, in bytes: adjacent chunks are gathered up to it (a chunk is
+   * never split). Property {@code granule.restore.write-bytes}, for measurements.
+   */
+  static final int MAX_WRITE =
+      Math.max(
+          4096, Math.min(64 << 20, Integer.getInteger("granule.restore.write-bytes", 2 << 20)));
 
   private DiskRestorer() {}
 
@@ -64,10 +83,19 @@ public final class DiskRestorer {
 
   /** Restores {@code disk} to {@code target}. */
   public static RestoreResult restore(SnapshotDisk disk, Path target) {
+    return restore(disk, target, WRITERS, true);
+  }
+
+  /**
+   * Restores {@code disk} to {@code target} with {@code threads} writers, trying {@code O_DIRECT}
+   * only if {@code tryDirect} (tests use it to write buffered where the target would take direct
+   * writes).
+   */
+  static RestoreResult restore(SnapshotDisk disk, Path target, int threads, boolean tryDirect) {
     boolean fresh = !Files.exists(target);
     boolean regular = fresh || Files.isRegularFile(target);
     FixedIndex fixed = disk.fixedIndex();
-    long zeroChunks = 0;
+    long zeroChunks;
     try (FileChannel ch =
         FileChannel.open(target, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
       if (regular && ch.size() > fixed.diskSize()) {
@@ -83,35 +111,12 @@ public final class DiskRestorer {
                 + " bytes, the disk needs "
                 + fixed.diskSize());
       }
-      ByteBuffer zeros = ByteBuffer.allocate(fixed.chunkSize());
-      ExecutorService fetchers = Executors.newFixedThreadPool(FETCH_THREADS, DAEMON);
-      try {
-        ArrayDeque<Future<byte[]>> ahead = new ArrayDeque<>();
-        int next = 0;
-        for (int p = 0; p < fixed.count(); p++) {
-          while (next < fixed.count() && next < p + READ_AHEAD) {
-            int q = next++;
-            ahead.add(
-                fixed.get(q).isZero()
-                    ? CompletableFuture.completedFuture(null)
-                    : fetchers.submit(() -> disk.readChunk(q)));
-          }
-          byte[] chunk = await(ahead.poll());
-          long offset = (long) p * fixed.chunkSize();
-          if (chunk == null) {
-            zeroChunks++;
-            if (!fresh) {
-              writeFully(ch, zeros.clear().limit(fixed.length(p)), offset);
-            }
-          } else {
-            writeFully(ch, ByteBuffer.wrap(chunk), offset);
-          }
-        }
-      } finally {
-        fetchers.shutdownNow();
-      }
       if (regular && ch.size() < fixed.diskSize()) {
+        // The size first (a sparse file), so that no write below extends the file.
         writeFully(ch, ByteBuffer.allocate(1), fixed.diskSize() - 1);
+      }
+      try (RawTarget out = RawTarget.open(target, ch, tryDirect, fixed.chunkSize())) {
+        zeroChunks = new RawRestore(disk, out, fresh, threads).run();
       }
       ch.force(true);
     } catch (IOException e) {

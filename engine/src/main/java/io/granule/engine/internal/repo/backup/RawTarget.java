@@ -1,0 +1,165 @@
+package io.granule.engine.internal.repo.backup;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.OpenOption;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The file or block device a raw restore writes, with positional writes that are safe from several
+ * threads. Writes go through {@code O_DIRECT} when the target takes it: the bytes go from the
+ * caller's aligned buffer to the disk without a copy into the page cache, and the final fsync has
+ * nothing left to flush. What is not aligned to {@link #align()} (the tail of a disk whose size is
+ * not a multiple of it) and every write to a target that refuses {@code O_DIRECT} (ramfs, some
+ * devices and filesystems) go through the buffered channel the caller opened. If a direct write
+ * fails and the same write then succeeds buffered, the target is written buffered from then on.
+ *
+ * <p>The caller keeps the buffered channel and fsyncs it when done (fsync covers the file, however
+ * it was written); {@link #close} closes only the direct one.
+ */
+final class RawTarget implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(RawTarget.class);
+
+  /** Alignment of direct writes at least: a multiple of every logical block size in use. */
+  static final int MIN_ALIGN = 4096;
+
+  private final Path path;
+  private final FileChannel buffered;
+  private final FileChannel direct;
+  private final int align;
+  private volatile boolean useDirect;
+
+  private RawTarget(Path path, FileChannel buffered, FileChannel direct, int align) {
+    this.path = path;
+    this.buffered = buffered;
+    this.direct = direct;
+    this.align = align;
+    this.useDirect = direct != null;
+  }
+
+  /**
+   * The target {@code path}, already open as {@code buffered}; with a second, direct channel if
+   * {@code tryDirect} and the target accepts {@code O_DIRECT} with an alignment that divides {@code
+   * chunkSize}.
+   */
+  static RawTarget open(Path path, FileChannel buffered, boolean tryDirect, int chunkSize) {
+    if (!tryDirect) {
+      return new RawTarget(path, buffered, null, MIN_ALIGN);
+    }
+    OpenOption o = directOption();
+    if (o == null) {
+      return new RawTarget(path, buffered, null, MIN_ALIGN);
+    }
+    int align;
+    try {
+      long block = Files.getFileStore(path).getBlockSize();
+      align = (int) Math.max(MIN_ALIGN, Math.min(block, 1 << 30));
+    } catch (IOException | UnsupportedOperationException e) {
+      align = MIN_ALIGN;
+    }
+    if (Integer.bitCount(align) != 1 || chunkSize % align != 0) {
+      LOG.debug("{}: block size {} does not divide the chunk size; buffered writes", path, align);
+      return new RawTarget(path, buffered, null, MIN_ALIGN);
+    }
+    try {
+      FileChannel d = FileChannel.open(path, StandardOpenOption.WRITE, o);
+      LOG.debug("{}: direct writes, aligned to {}", path, align);
+      return new RawTarget(path, buffered, d, align);
+    } catch (IOException | UnsupportedOperationException e) {
+      LOG.debug("{} refuses O_DIRECT ({}); buffered writes", path, e.toString());
+      return new RawTarget(path, buffered, null, MIN_ALIGN);
+    }
+  }
+
+  /** {@code O_DIRECT}, looked up through the platform loader (jdk.unsupported), or null. */
+  private static OpenOption directOption() {
+    try {
+      Class<?> c =
+          Class.forName(
+              "com.sun.nio.file.ExtendedOpenOption", true, ClassLoader.getPlatformClassLoader());
+      for (Object o : c.getEnumConstants()) {
+        if (((Enum<?>) o).name().equals("DIRECT")) {
+          return (OpenOption) o;
+        }
+      }
+    } catch (ReflectiveOperationException | LinkageError e) {
+      LOG.debug("no O_DIRECT: {}", e.toString());
+    }
+    return null;
+  }
+
+  /** The alignment buffers given to {@link #write} must have (their address), at least. */
+  int align() {
+    return align;
+  }
+
+  /** Whether writes currently go through {@code O_DIRECT}. */
+  boolean direct() {
+    return useDirect;
+  }
+
+  /**
+   * A direct buffer for {@link #write}, its address aligned, with room for at least {@code length}
+   * bytes (its capacity rounded up to the alignment), its limit at {@code length}.
+   */
+  ByteBuffer allocate(int length) {
+    int rounded = (int) (((long) length + align - 1) / align * align);
+    return ByteBuffer.allocateDirect(rounded + align).alignedSlice(align).limit(length);
+  }
+
+  /**
+   * Writes the remaining bytes of {@code src}, a buffer from {@link #allocate} (or a slice of one
+   * starting at an aligned address), at {@code offset}.
+   */
+  void write(ByteBuffer src, long offset) throws IOException {
+    long pos = offset;
+    if (useDirect && pos % align == 0) {
+      int aligned = src.remaining() - src.remaining() % align;
+      if (aligned > 0) {
+        ByteBuffer head = src.duplicate();
+        head.limit(head.position() + aligned);
+        int start = head.position();
+        try {
+          pos = writeFully(direct, head, pos);
+        } catch (IOException e) {
+          // Some targets open with O_DIRECT and then refuse the writes: try the same write
+          // buffered,
+          // and if that works, write buffered from now on; if it fails too, that is the error.
+          head.position(start);
+          try {
+            pos = writeFully(buffered, head, offset);
+          } catch (IOException again) {
+            again.addSuppressed(e);
+            throw again;
+          }
+          if (useDirect) {
+            useDirect = false;
+            LOG.warn("{} refused a direct write ({}); writing it buffered", path, e.toString());
+          }
+        }
+        src.position(src.position() + aligned);
+      }
+    }
+    writeFully(buffered, src, pos);
+  }
+
+  private static long writeFully(FileChannel ch, ByteBuffer b, long offset) throws IOException {
+    long pos = offset;
+    while (b.hasRemaining()) {
+      pos += ch.write(b, pos);
+    }
+    return pos;
+  }
+
+  @Override
+  public void close() throws IOException {
+    if (direct != null) {
+      direct.close();
+    }
+  }
+}
