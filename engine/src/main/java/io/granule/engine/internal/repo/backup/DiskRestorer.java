@@ -7,6 +7,7 @@ import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
 import io.granule.engine.spi.DiskImageWriter;
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -112,8 +113,10 @@ public final class DiskRestorer {
                 + fixed.diskSize());
       }
       if (regular && ch.size() < fixed.diskSize()) {
-        // The size first (a sparse file), so that no write below extends the file.
-        writeFully(ch, ByteBuffer.allocate(1), fixed.diskSize() - 1);
+        // The size first (ftruncate: a sparse file), so that no write below extends the file.
+        try (RandomAccessFile f = new RandomAccessFile(target.toFile(), "rw")) {
+          f.setLength(fixed.diskSize());
+        }
       }
       try (RawTarget out = RawTarget.open(target, ch, tryDirect, fixed.chunkSize())) {
         zeroChunks = new RawRestore(disk, out, fresh, threads).run();
@@ -172,12 +175,5 @@ public final class DiskRestorer {
       fetchers.shutdownNow();
     }
     return new RestoreResult(fixed.diskSize(), disk.chunksFetched(), zeroChunks, true);
-  }
-
-  private static void writeFully(FileChannel ch, ByteBuffer b, long offset) throws IOException {
-    long pos = offset;
-    while (b.hasRemaining()) {
-      pos += ch.write(b, pos);
-    }
   }
 }
