@@ -82,9 +82,13 @@ public final class DiskRestorer {
     }
   }
 
-  /** Restores {@code disk} to {@code target}. */
+  /**
+   * Restores {@code disk} to {@code target}; through the page cache only where the target refuses
+   * {@code O_DIRECT}, or with the property {@code granule.restore.buffered=true} (for measurements,
+   * and a way around a target that takes direct writes badly).
+   */
   public static RestoreResult restore(SnapshotDisk disk, Path target) {
-    return restore(disk, target, WRITERS, true);
+    return restore(disk, target, WRITERS, !Boolean.getBoolean("granule.restore.buffered"));
   }
 
   /**
