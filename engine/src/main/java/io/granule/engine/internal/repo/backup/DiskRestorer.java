@@ -83,20 +83,42 @@ public final class DiskRestorer {
   }
 
   /**
-   * Restores {@code disk} to {@code target}; through the page cache only where the target refuses
-   * {@code O_DIRECT}, or with the property {@code granule.restore.buffered=true} (for measurements,
-   * and a way around a target that takes direct writes badly).
+   * Buffered bytes after which a background fdatasync starts writing them back (property {@code
+   * granule.restore.writeback-mib}, default 256; 0 turns it off).
+   */
+  static final long WRITEBACK =
+      Math.max(0, Long.getLong("granule.restore.writeback-mib", 256)) << 20;
+
+  /**
+   * Restores {@code disk} to {@code target}: a block device with direct writes, a file through the
+   * page cache with early write-back (see {@link RawTarget}; measured in bench/results-restore.md).
+   * The property {@code granule.restore.direct} ({@code auto}, {@code always}, {@code never})
+   * overrides that, for measurements or a device that takes direct writes badly.
    */
   public static RestoreResult restore(SnapshotDisk disk, Path target) {
-    return restore(disk, target, WRITERS, !Boolean.getBoolean("granule.restore.buffered"));
+    return restore(
+        disk,
+        target,
+        WRITERS,
+        direct(target, System.getProperty("granule.restore.direct", "auto")),
+        WRITEBACK);
+  }
+
+  /** Whether to try direct writes to {@code target} in {@code mode} (auto: block devices only). */
+  static boolean direct(Path target, String mode) {
+    return switch (mode) {
+      case "always" -> true;
+      case "never" -> false;
+      default -> Files.exists(target) && !Files.isRegularFile(target);
+    };
   }
 
   /**
    * Restores {@code disk} to {@code target} with {@code threads} writers, trying {@code O_DIRECT}
-   * only if {@code tryDirect} (tests use it to write buffered where the target would take direct
-   * writes).
+   * if {@code tryDirect}, buffered writes starting a write-back every {@code writeback} bytes.
    */
-  static RestoreResult restore(SnapshotDisk disk, Path target, int threads, boolean tryDirect) {
+  static RestoreResult restore(
+      SnapshotDisk disk, Path target, int threads, boolean tryDirect, long writeback) {
     boolean fresh = !Files.exists(target);
     boolean regular = fresh || Files.isRegularFile(target);
     FixedIndex fixed = disk.fixedIndex();
@@ -122,8 +144,9 @@ public final class DiskRestorer {
           f.setLength(fixed.diskSize());
         }
       }
-      try (RawTarget out = RawTarget.open(target, ch, tryDirect, fixed.chunkSize())) {
+      try (RawTarget out = RawTarget.open(target, ch, tryDirect, fixed.chunkSize(), writeback)) {
         zeroChunks = new RawRestore(disk, out, fresh, threads).run();
+        out.finish();
       }
       ch.force(true);
     } catch (IOException e) {

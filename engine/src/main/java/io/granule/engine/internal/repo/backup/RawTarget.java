@@ -7,20 +7,34 @@ import java.nio.file.Files;
 import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * The file or block device a raw restore writes, with positional writes that are safe from several
- * threads. Writes go through {@code O_DIRECT} when the target takes it: the bytes go from the
- * caller's aligned buffer to the disk without a copy into the page cache, and the final fsync has
- * nothing left to flush. What is not aligned to {@link #align()} (the tail of a disk whose size is
- * not a multiple of it) and every write to a target that refuses {@code O_DIRECT} (ramfs, some
- * devices and filesystems) go through the buffered channel the caller opened. If a direct write
- * fails and the same write then succeeds buffered, the target is written buffered from then on.
+ * threads, in one of two ways:
  *
- * <p>The caller keeps the buffered channel and fsyncs it when done (fsync covers the file, however
- * it was written); {@link #close} closes only the direct one.
+ * <ul>
+ *   <li>Direct ({@code O_DIRECT}, where asked for and the target takes it): the bytes go from the
+ *       caller's aligned buffer to the disk without a copy into the page cache, and the final fsync
+ *       has nothing left to flush. Concurrent writes are concurrent on a block device; filesystems
+ *       may serialize them (ext4 does for writes that allocate blocks).
+ *   <li>Buffered, one write at a time (they serialize on the inode lock anyway), with write-back
+ *       started early: after every {@code writeback} bytes a background {@code fdatasync} sends
+ *       what is dirty to the disk with a deep queue while the restore goes on, so that the final
+ *       fsync has little left. Its error, if any, is thrown by {@link #finish} (an fsync error is
+ *       reported once per open file, so it must not be lost).
+ * </ul>
+ *
+ * What is not aligned to {@link #align()} (the tail of a disk whose size is not a multiple of it)
+ * is always written buffered; so is everything on a target that refuses {@code O_DIRECT} at open
+ * (ramfs, some devices and filesystems), or whose direct write failed where the same write then
+ * succeeded buffered.
+ *
+ * <p>The caller keeps the buffered channel and fsyncs it after {@link #finish} (fsync covers the
+ * file however it was written); {@link #close} waits for a write-back and closes only the direct
+ * channel.
  */
 final class RawTarget implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(RawTarget.class);
@@ -33,28 +47,39 @@ final class RawTarget implements AutoCloseable {
   private final Object bufferedLock = new Object();
   private final FileChannel direct;
   private final int align;
+  private final long writeback;
   private volatile boolean useDirect;
 
-  private RawTarget(Path path, FileChannel buffered, FileChannel direct, int align) {
+  private final AtomicLong unflushed = new AtomicLong();
+  private final Object flushLock = new Object();
+  // Guarded by flushLock.
+  private boolean flushing;
+  private boolean finished;
+  private IOException flushError;
+
+  private RawTarget(
+      Path path, FileChannel buffered, FileChannel direct, int align, long writeback) {
     this.path = path;
     this.buffered = buffered;
     this.direct = direct;
     this.align = align;
+    this.writeback = writeback;
     this.useDirect = direct != null;
   }
 
   /**
    * The target {@code path}, already open as {@code buffered}; with a second, direct channel if
    * {@code tryDirect} and the target accepts {@code O_DIRECT} with an alignment that divides {@code
-   * chunkSize}.
+   * chunkSize}. Buffered writes start a write-back after every {@code writeback} bytes (0: never).
    */
-  static RawTarget open(Path path, FileChannel buffered, boolean tryDirect, int chunkSize) {
+  static RawTarget open(
+      Path path, FileChannel buffered, boolean tryDirect, int chunkSize, long writeback) {
     if (!tryDirect) {
-      return new RawTarget(path, buffered, null, MIN_ALIGN);
+      return new RawTarget(path, buffered, null, MIN_ALIGN, writeback);
     }
     OpenOption o = directOption();
     if (o == null) {
-      return new RawTarget(path, buffered, null, MIN_ALIGN);
+      return new RawTarget(path, buffered, null, MIN_ALIGN, writeback);
     }
     int align;
     try {
@@ -65,15 +90,15 @@ final class RawTarget implements AutoCloseable {
     }
     if (Integer.bitCount(align) != 1 || chunkSize % align != 0) {
       LOG.debug("{}: block size {} does not divide the chunk size; buffered writes", path, align);
-      return new RawTarget(path, buffered, null, MIN_ALIGN);
+      return new RawTarget(path, buffered, null, MIN_ALIGN, writeback);
     }
     try {
       FileChannel d = FileChannel.open(path, StandardOpenOption.WRITE, o);
       LOG.debug("{}: direct writes, aligned to {}", path, align);
-      return new RawTarget(path, buffered, d, align);
+      return new RawTarget(path, buffered, d, align, writeback);
     } catch (IOException | UnsupportedOperationException e) {
       LOG.debug("{} refuses O_DIRECT ({}); buffered writes", path, e.toString());
-      return new RawTarget(path, buffered, null, MIN_ALIGN);
+      return new RawTarget(path, buffered, null, MIN_ALIGN, writeback);
     }
   }
 
@@ -136,6 +161,7 @@ final class RawTarget implements AutoCloseable {
             synchronized (bufferedLock) {
               pos = writeFully(buffered, head, offset);
             }
+            wroteBuffered(aligned);
           } catch (IOException again) {
             again.addSuppressed(e);
             throw again;
@@ -152,8 +178,75 @@ final class RawTarget implements AutoCloseable {
       // One buffered write at a time: they serialize on the inode lock anyway, and threads that
       // wait here park instead of spinning in the kernel (measured: 4 threads writing buffered at
       // once took twice the system time of one).
+      int n = src.remaining();
       synchronized (bufferedLock) {
         writeFully(buffered, src, pos);
+      }
+      wroteBuffered(n);
+    }
+  }
+
+  /** Counts {@code n} buffered bytes; starts a write-back once {@link #writeback} are unflushed. */
+  private void wroteBuffered(long n) {
+    if (writeback <= 0 || unflushed.addAndGet(n) < writeback) {
+      return;
+    }
+    synchronized (flushLock) {
+      if (flushing || finished) {
+        return;
+      }
+      flushing = true;
+      unflushed.set(0);
+    }
+    // Never interrupted: an interrupt would close the channel for every thread.
+    Thread t = new Thread(this::flush, "granule-restore-writeback");
+    t.setDaemon(true);
+    t.start();
+  }
+
+  private void flush() {
+    IOException error = null;
+    try {
+      buffered.force(false);
+    } catch (IOException e) {
+      error = e;
+    }
+    synchronized (flushLock) {
+      if (error != null && flushError == null) {
+        flushError = error;
+      }
+      flushing = false;
+      flushLock.notifyAll();
+    }
+  }
+
+  /** Waits for a running write-back; starts no other. */
+  private void awaitWriteback() {
+    boolean interrupted = false;
+    synchronized (flushLock) {
+      finished = true;
+      while (flushing) {
+        try {
+          flushLock.wait();
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
+    }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /**
+   * Ends the writes: waits for a running write-back and throws its error, if any. The caller then
+   * fsyncs the buffered channel.
+   */
+  void finish() throws IOException {
+    awaitWriteback();
+    synchronized (flushLock) {
+      if (flushError != null) {
+        throw flushError;
       }
     }
   }
@@ -168,6 +261,7 @@ final class RawTarget implements AutoCloseable {
 
   @Override
   public void close() throws IOException {
+    awaitWriteback();
     if (direct != null) {
       direct.close();
     }

@@ -96,8 +96,13 @@ class DiskRestorerTest {
 
   private static RestoreResult restore(
       Repository repo, Manifest m, Path target, int threads, boolean direct) {
+    return restore(repo, m, target, threads, direct, DiskRestorer.WRITEBACK);
+  }
+
+  private static RestoreResult restore(
+      Repository repo, Manifest m, Path target, int threads, boolean direct, long writeback) {
     try (SnapshotDisk disk = repo.openDisk(m, "vda")) {
-      return DiskRestorer.restore(disk, target, threads, direct);
+      return DiskRestorer.restore(disk, target, threads, direct, writeback);
     }
   }
 
@@ -129,6 +134,40 @@ class DiskRestorerTest {
           }
         }
       }
+    }
+  }
+
+  @Test
+  void blockDevicesAreWrittenDirectAndFilesBufferedUnlessTheModeSaysOtherwise() throws Exception {
+    Path file = Files.write(tmp.resolve("existing"), new byte[10]);
+    Path fresh = tmp.resolve("new");
+    assertThat(DiskRestorer.direct(fresh, "auto")).isFalse();
+    assertThat(DiskRestorer.direct(file, "auto")).isFalse();
+    assertThat(DiskRestorer.direct(fresh, "always")).isTrue();
+    assertThat(DiskRestorer.direct(file, "never")).isFalse();
+    Path dev = Path.of("/dev/loop0");
+    if (Files.exists(dev)) {
+      assertThat(DiskRestorer.direct(dev, "auto")).isTrue();
+      assertThat(DiskRestorer.direct(dev, "never")).isFalse();
+    }
+  }
+
+  @ParameterizedTest
+  @ValueSource(ints = {ALIGNED, UNALIGNED})
+  void bufferedWritesWithFrequentWriteBackGiveTheImage(int size) throws Exception {
+    byte[] data = image(size, 23 + size);
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo, tmp, data);
+      Path out = tmp.resolve("wb");
+      RestoreResult r = restore(repo, m, out, 4, false, 64 << 10);
+      assertThat(r.sparse()).isTrue();
+      assertThat(sha256(out)).isEqualTo(sha256(data));
+      Path old = tmp.resolve("wb-old");
+      byte[] junk = new byte[size + 1];
+      Arrays.fill(junk, (byte) 0xee);
+      Files.write(old, junk);
+      restore(repo, m, old, 3, false, 64 << 10);
+      assertThat(sha256(old)).isEqualTo(sha256(data));
     }
   }
 
@@ -187,7 +226,7 @@ class DiskRestorerTest {
     Path f = tmp.resolve("probe");
     try (FileChannel ch =
             FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-        RawTarget t = RawTarget.open(f, ch, true, CHUNK)) {
+        RawTarget t = RawTarget.open(f, ch, true, CHUNK, 0)) {
       boolean takes = t.direct();
       if (!takes) {
         // The temporary directory's filesystem may refuse O_DIRECT on a developer's machine.
@@ -221,7 +260,7 @@ class DiskRestorerTest {
         Path out = mnt.resolve("out-" + size);
         try (FileChannel ch =
                 FileChannel.open(out, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-            RawTarget t = RawTarget.open(out, ch, true, CHUNK)) {
+            RawTarget t = RawTarget.open(out, ch, true, CHUNK, 0)) {
           assertThat(t.direct()).as("ramfs refuses O_DIRECT").isFalse();
         }
         Files.delete(out);
@@ -303,7 +342,7 @@ class DiskRestorerTest {
           try {
             if (direct) {
               try (FileChannel ch = FileChannel.open(dev, StandardOpenOption.WRITE);
-                  RawTarget t = RawTarget.open(dev, ch, true, CHUNK)) {
+                  RawTarget t = RawTarget.open(dev, ch, true, CHUNK, 0)) {
                 assertThat(t.direct()).as("a loop device takes O_DIRECT").isTrue();
               }
             }
