@@ -28,10 +28,10 @@ import java.util.concurrent.ThreadFactory;
  *
  * <p>Raw targets: {@link #WRITERS} threads each take the next run of adjacent chunks of one kind
  * (data, or zeros on an existing target; up to {@link #MAX_WRITE} bytes), fetch, check and
- * decompress its chunks straight into their own aligned buffer, and write the run at its offset,
- * with {@code O_DIRECT} where the target takes it ({@link RawTarget}). Runs are written in any
- * order (their offsets are fixed), so the disk has a queue of writes while other threads decode,
- * and memory stays at one buffer per thread whatever the disk size.
+ * decompress its chunks straight into their own aligned buffer, and write the run at its offset
+ * ({@link RawTarget}: direct writes to a block device, buffered ones with early write-back to a
+ * file). Runs are written in any order (their offsets are fixed), so the disk gets writes while
+ * other threads decode, and memory stays at one buffer per thread whatever the disk size.
  *
  * <p>A damaged chunk stops the restore with a {@code RepositoryCorruptedException} naming the chunk
  * and the snapshot (the one at the lowest offset when several threads fail); what was written so
@@ -66,6 +66,13 @@ public final class DiskRestorer {
       Math.max(
           4096, Math.min(64 << 20, Integer.getInteger("granule.restore.write-bytes", 2 << 20)));
 
+  /**
+   * Buffered bytes after which a background fdatasync starts writing them back (property {@code
+   * granule.restore.writeback-mib}, default 256; 0 turns it off).
+   */
+  static final long WRITEBACK =
+      Math.max(0, Long.getLong("granule.restore.writeback-mib", 256)) << 20;
+
   private DiskRestorer() {}
 
   private static byte[] await(Future<byte[]> f) {
@@ -81,13 +88,6 @@ public final class DiskRestorer {
       throw new RepositoryException("restore interrupted", e);
     }
   }
-
-  /**
-   * Buffered bytes after which a background fdatasync starts writing them back (property {@code
-   * granule.restore.writeback-mib}, default 256; 0 turns it off).
-   */
-  static final long WRITEBACK =
-      Math.max(0, Long.getLong("granule.restore.writeback-mib", 256)) << 20;
 
   /**
    * Restores {@code disk} to {@code target}: a block device with direct writes, a file through the

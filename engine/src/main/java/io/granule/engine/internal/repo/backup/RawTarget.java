@@ -154,8 +154,8 @@ final class RawTarget implements AutoCloseable {
           pos = writeFully(direct, head, pos);
         } catch (IOException e) {
           // Some targets open with O_DIRECT and then refuse the writes: try the same write
-          // buffered,
-          // and if that works, write buffered from now on; if it fails too, that is the error.
+          // buffered, and if that works, write buffered from now on (an error that was real
+          // comes back from the fsync); if it fails too, that is the error.
           head.position(start);
           try {
             synchronized (bufferedLock) {
