@@ -127,36 +127,24 @@ JNIEXPORT jstring JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCryp
   }
 #define UNPIN(arr, ptr, mode) (*env)->ReleasePrimitiveArrayCritical(env, arr, ptr, mode)
 
-/* sha256(data, off, len, out32): 0, or -1 on failure. */
-JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_sha256(
-    JNIEnv *env, jclass cls, jbyteArray data, jint off, jint len, jbyteArray out) {
-  (void)cls;
-  unsigned char md[32];
+/* SHA-256 of len bytes at p into md; 1 on success. */
+static int sha256_of(const unsigned char *p, size_t len, unsigned char md[32]) {
   unsigned int n = 0;
-  PIN(data, d);
-  int ok = p_EVP_Digest(d + off, (size_t)len, md, &n, sha256, NULL);
-  UNPIN(data, d, JNI_ABORT);
-  if (ok != 1 || n != 32) {
-    return -1;
-  }
-  (*env)->SetByteArrayRegion(env, out, 0, 32, (const jbyte *)md);
-  return 0;
+  return p_EVP_Digest(p, len, md, &n, sha256, NULL) == 1 && n == 32;
 }
 
 /*
- * hmacSha256(key, data, off, len, out32): HMAC (RFC 2104) over libcrypto's SHA-256, for keys of
- * at most 64 bytes (one SHA-256 block): H((K ^ opad) || H((K ^ ipad) || data)). 0, or -1.
+ * HMAC (RFC 2104) over libcrypto's SHA-256 of len bytes at p, for keys of at most 64 bytes (one
+ * SHA-256 block): H((K ^ opad) || H((K ^ ipad) || data)). 1 on success.
  */
-JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_hmacSha256(
-    JNIEnv *env, jclass cls, jbyteArray key, jbyteArray data, jint off, jint len, jbyteArray out) {
-  (void)cls;
-  jsize keyLen = (*env)->GetArrayLength(env, key);
+static int hmac_of(const unsigned char *key, size_t keyLen, const unsigned char *p, size_t len,
+                   unsigned char mac[32]) {
+  unsigned char ipad[64], opad[64], inner[32];
   if (keyLen > 64) {
-    return -1;
+    return 0;
   }
-  unsigned char ipad[64], opad[64], inner[32], mac[32];
   memset(ipad, 0, sizeof ipad);
-  (*env)->GetByteArrayRegion(env, key, 0, keyLen, (jbyte *)ipad);
+  memcpy(ipad, key, keyLen);
   memcpy(opad, ipad, sizeof opad);
   for (int i = 0; i < 64; i++) {
     ipad[i] ^= 0x36;
@@ -164,29 +152,75 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_
   }
   EVP_MD_CTX *ctx = p_EVP_MD_CTX_new();
   if (ctx == NULL) {
-    return -1;
+    return 0;
   }
   unsigned int n = 0;
-  int ok = p_EVP_DigestInit_ex(ctx, sha256, NULL) == 1 && p_EVP_DigestUpdate(ctx, ipad, 64) == 1;
-  if (ok) {
-    jbyte *d = (*env)->GetPrimitiveArrayCritical(env, data, NULL);
-    if (d == NULL) {
-      p_EVP_MD_CTX_free(ctx);
-      return -1;
-    }
-    ok = p_EVP_DigestUpdate(ctx, d + off, (size_t)len) == 1;
-    (*env)->ReleasePrimitiveArrayCritical(env, data, d, JNI_ABORT);
-  }
-  ok = ok && p_EVP_DigestFinal_ex(ctx, inner, &n) == 1 && n == 32;
+  int ok = p_EVP_DigestInit_ex(ctx, sha256, NULL) == 1 && p_EVP_DigestUpdate(ctx, ipad, 64) == 1 &&
+           p_EVP_DigestUpdate(ctx, p, len) == 1 && p_EVP_DigestFinal_ex(ctx, inner, &n) == 1 &&
+           n == 32;
   ok = ok && p_EVP_DigestInit_ex(ctx, sha256, NULL) == 1 && p_EVP_DigestUpdate(ctx, opad, 64) == 1 &&
        p_EVP_DigestUpdate(ctx, inner, 32) == 1 && p_EVP_DigestFinal_ex(ctx, mac, &n) == 1 && n == 32;
   p_EVP_MD_CTX_free(ctx);
   memset(ipad, 0, sizeof ipad);
   memset(opad, 0, sizeof opad);
+  return ok;
+}
+
+/*
+ * digest(key, data, off, len, out32): SHA-256 when key is null, else HMAC-SHA-256 under key (at
+ * most 64 bytes), of len bytes of the byte array data at off. 0, or -1 on failure.
+ */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_digest(
+    JNIEnv *env, jclass cls, jbyteArray key, jbyteArray data, jint off, jint len, jbyteArray out) {
+  (void)cls;
+  unsigned char k[64], md[32];
+  jsize keyLen = 0;
+  if (key != NULL) {
+    keyLen = (*env)->GetArrayLength(env, key);
+    if (keyLen > 64) {
+      return -1;
+    }
+    (*env)->GetByteArrayRegion(env, key, 0, keyLen, (jbyte *)k);
+  }
+  jbyte *d = (*env)->GetPrimitiveArrayCritical(env, data, NULL);
+  if (d == NULL) {
+    return -1;
+  }
+  const unsigned char *p = (const unsigned char *)d + off;
+  int ok = key == NULL ? sha256_of(p, (size_t)len, md) : hmac_of(k, (size_t)keyLen, p, (size_t)len, md);
+  (*env)->ReleasePrimitiveArrayCritical(env, data, d, JNI_ABORT);
+  memset(k, 0, sizeof k);
   if (!ok) {
     return -1;
   }
-  (*env)->SetByteArrayRegion(env, out, 0, 32, (const jbyte *)mac);
+  (*env)->SetByteArrayRegion(env, out, 0, 32, (const jbyte *)md);
+  return 0;
+}
+
+/* digestDirect(key, buffer, off, len, out32): as digest, of a direct buffer's bytes. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_digestDirect(
+    JNIEnv *env, jclass cls, jbyteArray key, jobject buffer, jint off, jint len, jbyteArray out) {
+  (void)cls;
+  unsigned char k[64], md[32];
+  jsize keyLen = 0;
+  const unsigned char *base = (*env)->GetDirectBufferAddress(env, buffer);
+  if (base == NULL) {
+    return -1;
+  }
+  if (key != NULL) {
+    keyLen = (*env)->GetArrayLength(env, key);
+    if (keyLen > 64) {
+      return -1;
+    }
+    (*env)->GetByteArrayRegion(env, key, 0, keyLen, (jbyte *)k);
+  }
+  int ok = key == NULL ? sha256_of(base + off, (size_t)len, md)
+                       : hmac_of(k, (size_t)keyLen, base + off, (size_t)len, md);
+  memset(k, 0, sizeof k);
+  if (!ok) {
+    return -1;
+  }
+  (*env)->SetByteArrayRegion(env, out, 0, 32, (const jbyte *)md);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 package io.granule.engine.internal.repo;
 
 import io.granule.engine.internal.repo.crypto.NativeCrypto;
+import java.nio.ByteBuffer;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 
@@ -15,6 +16,12 @@ public interface ChunkHasher {
 
   /** The id of {@code length} bytes of {@code data} at {@code offset}. */
   ChunkId hash(byte[] data, int offset, int length);
+
+  /**
+   * The id of the bytes remaining in {@code data} (heap or direct), which it consumes: the buffer's
+   * position ends at its limit.
+   */
+  ChunkId hash(ByteBuffer data);
 
   /** A fresh hasher of the same kind, for another thread. */
   ChunkHasher copy();
@@ -51,7 +58,12 @@ public interface ChunkHasher {
   final class NativeSha256ChunkHasher implements ChunkHasher {
     @Override
     public ChunkId hash(byte[] data, int offset, int length) {
-      return ChunkId.of(NativeCrypto.sha256(data, offset, length), 0);
+      return ChunkId.of(NativeCrypto.digest(null, data, offset, length), 0);
+    }
+
+    @Override
+    public ChunkId hash(ByteBuffer data) {
+      return ChunkId.of(NativeCrypto.digest(null, data), 0);
     }
 
     @Override
@@ -75,7 +87,12 @@ public interface ChunkHasher {
 
     @Override
     public ChunkId hash(byte[] data, int offset, int length) {
-      return ChunkId.of(NativeCrypto.hmacSha256(key, data, offset, length), 0);
+      return ChunkId.of(NativeCrypto.digest(key, data, offset, length), 0);
+    }
+
+    @Override
+    public ChunkId hash(ByteBuffer data) {
+      return ChunkId.of(NativeCrypto.digest(key, data), 0);
     }
 
     @Override
@@ -111,6 +128,12 @@ public interface ChunkHasher {
     }
 
     @Override
+    public ChunkId hash(ByteBuffer data) {
+      mac.update(data);
+      return ChunkId.of(mac.doFinal(), 0);
+    }
+
+    @Override
     public ChunkHasher copy() {
       return new HmacChunkHasher(key);
     }
@@ -136,6 +159,12 @@ public interface ChunkHasher {
     @Override
     public ChunkId hash(byte[] data, int offset, int length) {
       digest.update(data, offset, length);
+      return ChunkId.of(digest.digest(), 0);
+    }
+
+    @Override
+    public ChunkId hash(ByteBuffer data) {
+      digest.update(data);
       return ChunkId.of(digest.digest(), 0);
     }
 

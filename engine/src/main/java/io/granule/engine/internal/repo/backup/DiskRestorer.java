@@ -7,13 +7,13 @@ import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
 import io.granule.engine.spi.DiskImageWriter;
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayDeque;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -21,16 +21,21 @@ import java.util.concurrent.Future;
 import java.util.concurrent.ThreadFactory;
 
 /**
- * Writes a disk of a snapshot to a file or block device, chunk by chunk in order. On a target that
- * does not exist yet, zero chunks are skipped and the file is sparse; on an existing file or device
- * they are written as zeros, so no old byte survives. A regular file is cut to the disk size; a
+ * Writes a disk of a snapshot to a file or block device. On a target that does not exist yet, zero
+ * chunks are skipped and the file is sparse; on an existing file or device they are written as
+ * zeros, so no old byte survives. A regular file is cut (or extended) to the disk size first; a
  * device must be at least as large. Data is fsynced before returning.
  *
- * <p>Two threads fetch, check and decompress chunks a few positions ahead while the calling thread
- * writes them in order, so memory stays at a handful of chunks.
+ * <p>Raw targets: {@link #WRITERS} threads each take the next run of adjacent chunks of one kind
+ * (data, or zeros on an existing target; up to {@link #MAX_WRITE} bytes), fetch, check and
+ * decompress its chunks straight into their own aligned buffer, and write the run at its offset
+ * ({@link RawTarget}: direct writes to a block device, buffered ones with early write-back to a
+ * file). Runs are written in any order (their offsets are fixed), so the disk gets writes while
+ * other threads decode, and memory stays at one buffer per thread whatever the disk size.
  *
  * <p>A damaged chunk stops the restore with a {@code RepositoryCorruptedException} naming the chunk
- * and the snapshot; what was written so far stays in the target, which must then not be trusted.
+ * and the snapshot (the one at the lowest offset when several threads fail); what was written so
+ * far stays in the target, which must then not be trusted.
  *
  * <p>{@link #restore(SnapshotDisk, DiskImageWriter, Path)} writes an image file of another format
  * (qcow2, VMDK, VHDX) through a format plugin's writer instead: only non-zero chunks are fetched
@@ -45,6 +50,28 @@ public final class DiskRestorer {
         t.setDaemon(true);
         return t;
       };
+
+  /**
+   * Threads that fetch and write runs of a raw target, and so writes in flight (property {@code
+   * granule.restore.writers}, for measurements).
+   */
+  static final int WRITERS =
+      Math.max(1, Math.min(64, Integer.getInteger("granule.restore.writers", 4)));
+
+  /**
+   * The largest write to a raw target, in bytes: adjacent chunks are gathered up to it (a chunk is
+   * never split). Property {@code granule.restore.write-bytes}, for measurements.
+   */
+  static final int MAX_WRITE =
+      Math.max(
+          4096, Math.min(64 << 20, Integer.getInteger("granule.restore.write-bytes", 2 << 20)));
+
+  /**
+   * Buffered bytes after which a background fdatasync starts writing them back (property {@code
+   * granule.restore.writeback-mib}, default 256; 0 turns it off).
+   */
+  static final long WRITEBACK =
+      Math.max(0, Long.getLong("granule.restore.writeback-mib", 256)) << 20;
 
   private DiskRestorer() {}
 
@@ -62,12 +89,40 @@ public final class DiskRestorer {
     }
   }
 
-  /** Restores {@code disk} to {@code target}. */
+  /**
+   * Restores {@code disk} to {@code target}: a block device with direct writes, a file through the
+   * page cache with early write-back (see {@link RawTarget}; measured in bench/results-restore.md).
+   * The property {@code granule.restore.direct} ({@code auto}, {@code always}, {@code never})
+   * overrides that, for measurements or a device that takes direct writes badly.
+   */
   public static RestoreResult restore(SnapshotDisk disk, Path target) {
+    return restore(
+        disk,
+        target,
+        WRITERS,
+        direct(target, System.getProperty("granule.restore.direct", "auto")),
+        WRITEBACK);
+  }
+
+  /** Whether to try direct writes to {@code target} in {@code mode} (auto: block devices only). */
+  static boolean direct(Path target, String mode) {
+    return switch (mode) {
+      case "always" -> true;
+      case "never" -> false;
+      default -> Files.exists(target) && !Files.isRegularFile(target);
+    };
+  }
+
+  /**
+   * Restores {@code disk} to {@code target} with {@code threads} writers, trying {@code O_DIRECT}
+   * if {@code tryDirect}, buffered writes starting a write-back every {@code writeback} bytes.
+   */
+  static RestoreResult restore(
+      SnapshotDisk disk, Path target, int threads, boolean tryDirect, long writeback) {
     boolean fresh = !Files.exists(target);
     boolean regular = fresh || Files.isRegularFile(target);
     FixedIndex fixed = disk.fixedIndex();
-    long zeroChunks = 0;
+    long zeroChunks;
     try (FileChannel ch =
         FileChannel.open(target, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
       if (regular && ch.size() > fixed.diskSize()) {
@@ -83,35 +138,15 @@ public final class DiskRestorer {
                 + " bytes, the disk needs "
                 + fixed.diskSize());
       }
-      ByteBuffer zeros = ByteBuffer.allocate(fixed.chunkSize());
-      ExecutorService fetchers = Executors.newFixedThreadPool(FETCH_THREADS, DAEMON);
-      try {
-        ArrayDeque<Future<byte[]>> ahead = new ArrayDeque<>();
-        int next = 0;
-        for (int p = 0; p < fixed.count(); p++) {
-          while (next < fixed.count() && next < p + READ_AHEAD) {
-            int q = next++;
-            ahead.add(
-                fixed.get(q).isZero()
-                    ? CompletableFuture.completedFuture(null)
-                    : fetchers.submit(() -> disk.readChunk(q)));
-          }
-          byte[] chunk = await(ahead.poll());
-          long offset = (long) p * fixed.chunkSize();
-          if (chunk == null) {
-            zeroChunks++;
-            if (!fresh) {
-              writeFully(ch, zeros.clear().limit(fixed.length(p)), offset);
-            }
-          } else {
-            writeFully(ch, ByteBuffer.wrap(chunk), offset);
-          }
-        }
-      } finally {
-        fetchers.shutdownNow();
-      }
       if (regular && ch.size() < fixed.diskSize()) {
-        writeFully(ch, ByteBuffer.allocate(1), fixed.diskSize() - 1);
+        // The size first (ftruncate: a sparse file), so that no write below extends the file.
+        try (RandomAccessFile f = new RandomAccessFile(target.toFile(), "rw")) {
+          f.setLength(fixed.diskSize());
+        }
+      }
+      try (RawTarget out = RawTarget.open(target, ch, tryDirect, fixed.chunkSize(), writeback)) {
+        zeroChunks = new RawRestore(disk, out, fresh, threads).run();
+        out.finish();
       }
       ch.force(true);
     } catch (IOException e) {
@@ -167,12 +202,5 @@ public final class DiskRestorer {
       fetchers.shutdownNow();
     }
     return new RestoreResult(fixed.diskSize(), disk.chunksFetched(), zeroChunks, true);
-  }
-
-  private static void writeFully(FileChannel ch, ByteBuffer b, long offset) throws IOException {
-    long pos = offset;
-    while (b.hasRemaining()) {
-      pos += ch.write(b, pos);
-    }
   }
 }

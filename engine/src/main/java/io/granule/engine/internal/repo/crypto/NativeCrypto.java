@@ -2,6 +2,7 @@ package io.granule.engine.internal.repo.crypto;
 
 import java.net.URISyntaxException;
 import java.net.URL;
+import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -88,11 +89,15 @@ public final class NativeCrypto {
   /** Binds libcrypto; null, or why it cannot. */
   private static native String init();
 
-  /** SHA-256 of {@code len} bytes of {@code data} at {@code off} into {@code out} (32 bytes). */
-  static native int sha256(byte[] data, int off, int len, byte[] out);
+  /**
+   * SHA-256 if {@code key} is null, else HMAC-SHA-256 under {@code key} (at most 64 bytes), of
+   * {@code len} bytes of {@code data} at {@code off}, into {@code out} (32 bytes); 0, or -1.
+   */
+  private static native int digest(byte[] key, byte[] data, int off, int len, byte[] out);
 
-  /** HMAC-SHA-256 under {@code key} (at most 64 bytes), as {@link #sha256}. */
-  static native int hmacSha256(byte[] key, byte[] data, int off, int len, byte[] out);
+  /** As {@link #digest}, of bytes of a direct buffer (absolute offset). */
+  private static native int digestDirect(
+      byte[] key, ByteBuffer buffer, int off, int len, byte[] out);
 
   /**
    * AES-256-GCM with a 16-byte tag. Encrypting: {@code len} bytes of {@code src} become {@code len}
@@ -114,23 +119,40 @@ public final class NativeCrypto {
   /** scrypt into {@code out}; 0, or -1 if libcrypto refuses the parameters. */
   static native int scrypt(byte[] password, byte[] salt, long n, int r, int p, byte[] out);
 
-  /** SHA-256 as a 32-byte array; only when {@link #available()}. */
-  public static byte[] sha256(byte[] data, int off, int len) {
+  /**
+   * SHA-256 ({@code key} null) or HMAC-SHA-256 under {@code key} of {@code len} bytes of {@code
+   * data} at {@code off}, as a 32-byte array; only when {@link #available()}.
+   */
+  public static byte[] digest(byte[] key, byte[] data, int off, int len) {
     java.util.Objects.checkFromIndexSize(off, len, data.length);
     byte[] out = new byte[32];
-    if (sha256(data, off, len, out) != 0) {
-      throw new IllegalStateException("libcrypto failed to compute sha-256");
+    if ((key != null && key.length > 64) || digest(key, data, off, len, out) != 0) {
+      throw new IllegalStateException("libcrypto failed to compute a digest");
     }
     return out;
   }
 
-  /** HMAC-SHA-256 as a 32-byte array; only when {@link #available()}. */
-  public static byte[] hmacSha256(byte[] key, byte[] data, int off, int len) {
-    java.util.Objects.checkFromIndexSize(off, len, data.length);
-    byte[] out = new byte[32];
-    if (key.length > 64 || hmacSha256(key, data, off, len, out) != 0) {
-      throw new IllegalStateException("libcrypto failed to compute hmac-sha-256");
+  /**
+   * As {@link #digest(byte[], byte[], int, int)}, of the bytes remaining in {@code data} (heap or
+   * direct), which it consumes: the position ends at the limit.
+   */
+  public static byte[] digest(byte[] key, ByteBuffer data) {
+    int pos = data.position();
+    int len = data.remaining();
+    byte[] out;
+    if (data.hasArray()) {
+      out = digest(key, data.array(), data.arrayOffset() + pos, len);
+    } else if (data.isDirect()) {
+      out = new byte[32];
+      if ((key != null && key.length > 64) || digestDirect(key, data, pos, len, out) != 0) {
+        throw new IllegalStateException("libcrypto failed to compute a digest");
+      }
+    } else {
+      byte[] copy = new byte[len];
+      data.duplicate().get(copy);
+      out = digest(key, copy, 0, len);
     }
+    data.position(data.limit());
     return out;
   }
 }

@@ -2,6 +2,7 @@ package io.granule.engine.internal.repo.snapshot;
 
 import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.RepositoryCorruptedException;
+import io.granule.engine.internal.repo.index.ChunkLocation;
 import io.granule.engine.internal.repo.store.ChunkReader;
 import io.granule.engine.spi.DiskImage;
 import io.granule.engine.spi.Extent;
@@ -157,34 +158,75 @@ public final class SnapshotDisk implements DiskImage {
     }
   }
 
+  /** A decoder for {@link #readChunk(int, ByteBuffer, ChunkReader.Decoder)}, for one thread. */
+  public ChunkReader.Decoder decoder() {
+    return chunks.decoder();
+  }
+
+  /**
+   * Puts the plaintext of the non-zero chunk at {@code position} into {@code dst} at its position
+   * and advances it by the chunk's length, bypassing the cache; checked, counted and named in
+   * errors as by {@link #readChunk(int)}. Zero chunks are the caller's to skip.
+   */
+  public void readChunk(int position, ByteBuffer dst, ChunkReader.Decoder decoder) {
+    ChunkId id = fixed.get(position);
+    if (id.isZero()) {
+      throw new IllegalArgumentException("position " + position + " holds a zero chunk");
+    }
+    ChunkLocation loc;
+    try {
+      loc = chunks.location(id);
+    } catch (RepositoryCorruptedException e) {
+      throw named(position, e);
+    }
+    if (loc.rawLength() != fixed.length(position)) {
+      throw wrongLength(id, loc.rawLength(), position);
+    }
+    try {
+      decoder.read(id, loc, dst);
+    } catch (RepositoryCorruptedException e) {
+      throw named(position, e);
+    }
+    chunksFetched.incrementAndGet();
+    bytesFetched.addAndGet(fixed.length(position));
+  }
+
+  private RepositoryCorruptedException named(int position, RepositoryCorruptedException e) {
+    return new RepositoryCorruptedException(
+        "snapshot "
+            + snapshot.id()
+            + " disk '"
+            + disk.name()
+            + "' at offset "
+            + (long) position * fixed.chunkSize()
+            + ": "
+            + e.getMessage(),
+        e);
+  }
+
+  private RepositoryCorruptedException wrongLength(ChunkId id, int actual, int position) {
+    return new RepositoryCorruptedException(
+        "snapshot "
+            + snapshot.id()
+            + " disk '"
+            + disk.name()
+            + "': chunk "
+            + id
+            + " has the wrong length: actual="
+            + actual
+            + " expected="
+            + fixed.length(position));
+  }
+
   private byte[] fetch(int position, ChunkId id) {
     byte[] c;
     try {
       c = chunks.read(id);
     } catch (RepositoryCorruptedException e) {
-      throw new RepositoryCorruptedException(
-          "snapshot "
-              + snapshot.id()
-              + " disk '"
-              + disk.name()
-              + "' at offset "
-              + (long) position * fixed.chunkSize()
-              + ": "
-              + e.getMessage(),
-          e);
+      throw named(position, e);
     }
     if (c.length != fixed.length(position)) {
-      throw new RepositoryCorruptedException(
-          "snapshot "
-              + snapshot.id()
-              + " disk '"
-              + disk.name()
-              + "': chunk "
-              + id
-              + " has the wrong length: actual="
-              + c.length
-              + " expected="
-              + fixed.length(position));
+      throw wrongLength(id, c.length, position);
     }
     chunksFetched.incrementAndGet();
     bytesFetched.addAndGet(c.length);

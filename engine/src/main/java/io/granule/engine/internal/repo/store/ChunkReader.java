@@ -1,5 +1,7 @@
 package io.granule.engine.internal.repo.store;
 
+import com.github.luben.zstd.ZstdDecompressCtx;
+import com.github.luben.zstd.ZstdException;
 import io.granule.engine.internal.repo.BlobFrames;
 import io.granule.engine.internal.repo.ChunkHasher;
 import io.granule.engine.internal.repo.ChunkId;
@@ -11,7 +13,9 @@ import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.index.ChunkIndex;
 import io.granule.engine.internal.repo.index.ChunkLocation;
 import io.granule.engine.internal.repo.pack.ChunkCompressor;
+import io.granule.engine.internal.repo.pack.ChunkFlags;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.NoSuchFileException;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -25,6 +29,7 @@ public final class ChunkReader {
   private final BlobStore store;
   private final BlobCodec codec;
   private final ChunkIndex index;
+  private final ChunkHasher hasherPrototype;
   private final ThreadLocal<ChunkHasher> hasher;
   private final ThreadLocal<ChunkCompressor> compressor =
       ThreadLocal.withInitial(() -> new ChunkCompressor(1));
@@ -34,6 +39,7 @@ public final class ChunkReader {
     this.store = store;
     this.codec = codec;
     this.index = index;
+    this.hasherPrototype = hasher.copy();
     this.hasher = ThreadLocal.withInitial(hasher::copy);
   }
 
@@ -59,17 +65,31 @@ public final class ChunkReader {
    *     damaged, or its content does not hash to {@code id}
    */
   public byte[] read(ChunkId id) {
+    return read(id, location(id));
+  }
+
+  /**
+   * The location of {@code id}.
+   *
+   * @throws RepositoryCorruptedException if no index lists it
+   */
+  public ChunkLocation location(ChunkId id) {
     ChunkLocation loc = index.get(id);
     if (loc == null) {
       throw new RepositoryCorruptedException(
           "chunk " + id + " is not in any index (run 'granule verify' to list the damage)");
     }
-    return read(id, loc);
+    return loc;
   }
 
   /** The plaintext of chunk {@code id} stored at {@code loc}, checked as by {@link #read}. */
   public byte[] read(ChunkId id, ChunkLocation loc) {
     BlobName pack = packName(loc.pack());
+    return decode(id, pack, load(id, pack, loc), loc.flags(), loc.rawLength());
+  }
+
+  /** The stored record of chunk {@code id} at {@code loc} in {@code pack}. */
+  private byte[] load(ChunkId id, BlobName pack, ChunkLocation loc) {
     byte[] stored;
     try {
       stored = store.load(pack, loc.offset(), loc.storedLength());
@@ -86,7 +106,20 @@ public final class ChunkReader {
           "chunk " + id + ": unable to read pack " + pack + ": " + e.getMessage(), e);
     }
     storedBytesLoaded.addAndGet(stored.length);
-    return decode(id, pack, stored, loc.flags(), loc.rawLength());
+    return stored;
+  }
+
+  private static RepositoryCorruptedException undecodable(
+      ChunkId id, BlobName pack, IllegalArgumentException e) {
+    return new RepositoryCorruptedException(
+        "chunk "
+            + id
+            + " in pack "
+            + pack
+            + ": undecodable: "
+            + e.getMessage()
+            + " (run 'granule verify' to list the damage)",
+        e);
   }
 
   /**
@@ -97,20 +130,86 @@ public final class ChunkReader {
     try {
       plain = compressor.get().decompress(codec.decode(pack, stored), flags, rawLength);
     } catch (IllegalArgumentException e) {
-      throw new RepositoryCorruptedException(
-          "chunk "
-              + id
-              + " in pack "
-              + pack
-              + ": undecodable: "
-              + e.getMessage()
-              + " (run 'granule verify' to list the damage)",
-          e);
+      throw undecodable(id, pack, e);
     }
     ChunkId actual = hasher.get().hash(plain, 0, plain.length);
     if (!actual.equals(id)) {
       throw BlobFrames.corrupted("chunk " + id + " in pack " + pack, "hash mismatch", actual, id);
     }
     return plain;
+  }
+
+  /**
+   * A decoder for one thread that writes plaintext into the caller's buffers (heap or direct) with
+   * its own zstd context and hasher, so that a chunk costs no plaintext array. Close it to free the
+   * zstd context.
+   */
+  public Decoder decoder() {
+    return new Decoder();
+  }
+
+  /** See {@link #decoder()}. Not thread-safe. */
+  public final class Decoder implements AutoCloseable {
+    private final ZstdDecompressCtx dctx = new ZstdDecompressCtx();
+    private final ChunkHasher hash = hasherPrototype.copy();
+
+    private Decoder() {}
+
+    /**
+     * Puts the plaintext of chunk {@code id}, stored at {@code loc}, into {@code dst} at its
+     * position and advances it by {@code loc.rawLength()}; checked as by {@link ChunkReader#read}:
+     * on any exception the bytes put into {@code dst} must not be used.
+     *
+     * @throws IllegalArgumentException if {@code dst} has less than {@code loc.rawLength()} bytes
+     *     remaining
+     */
+    public void read(ChunkId id, ChunkLocation loc, ByteBuffer dst) {
+      int raw = loc.rawLength();
+      if (dst.remaining() < raw) {
+        throw new IllegalArgumentException(
+            "buffer of " + dst.remaining() + " bytes for a chunk of " + raw);
+      }
+      BlobName pack = packName(loc.pack());
+      byte[] stored = load(id, pack, loc);
+      int start = dst.position();
+      try {
+        byte[] record = codec.decode(pack, stored);
+        if ((loc.flags() & ChunkFlags.ZSTD) == 0) {
+          if (record.length != raw) {
+            throw new IllegalArgumentException(
+                "stored length " + record.length + " differs from plain length " + raw);
+          }
+          dst.put(record);
+        } else {
+          int n;
+          try {
+            n =
+                dst.isDirect()
+                    ? dctx.decompressByteArrayToDirectByteBuffer(
+                        dst, start, raw, record, 0, record.length)
+                    : dctx.decompressByteArray(
+                        dst.array(), dst.arrayOffset() + start, raw, record, 0, record.length);
+          } catch (ZstdException e) {
+            throw new IllegalArgumentException("zstd: " + e.getMessage(), e);
+          }
+          if (n != raw) {
+            throw new IllegalArgumentException(
+                "decompressed length " + n + " differs from plain length " + raw);
+          }
+          dst.position(start + raw);
+        }
+      } catch (IllegalArgumentException e) {
+        throw undecodable(id, pack, e);
+      }
+      ChunkId actual = hash.hash(dst.duplicate().position(start).limit(start + raw));
+      if (!actual.equals(id)) {
+        throw BlobFrames.corrupted("chunk " + id + " in pack " + pack, "hash mismatch", actual, id);
+      }
+    }
+
+    @Override
+    public void close() {
+      dctx.close();
+    }
   }
 }

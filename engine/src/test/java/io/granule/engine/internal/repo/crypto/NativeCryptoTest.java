@@ -50,6 +50,16 @@ class NativeCryptoTest {
           .as("hmac-sha-256 of %d bytes at %d (seed %d)", len, off, SEED)
           .isEqualTo(ChunkHasher.jdkHmacSha256(key).hash(data, off, len));
     }
+    for (int len : LENGTHS) {
+      byte[] data = random(r, len + 20);
+      java.nio.ByteBuffer direct = java.nio.ByteBuffer.allocateDirect(len + 20);
+      direct.put(data).position(7).limit(7 + len);
+      java.nio.ByteBuffer heap = java.nio.ByteBuffer.wrap(data, 7, len);
+      assertThat(sha.hash(direct)).as("direct, %d bytes", len).isEqualTo(sha.hash(data, 7, len));
+      assertThat(direct.position()).isEqualTo(7 + len);
+      assertThat(hmac.hash(heap)).as("heap, %d bytes", len).isEqualTo(hmac.hash(data, 7, len));
+      assertThat(heap.hasRemaining()).isFalse();
+    }
     byte[] big = random(r, (8 << 20) + 3);
     assertThat(sha.hash(big, 1, big.length - 1))
         .isEqualTo(ChunkHasher.jdkSha256().hash(big, 1, big.length - 1));
@@ -64,10 +74,12 @@ class NativeCryptoTest {
   @Test
   void badIndexesAreRefusedBeforeReachingNativeCode() {
     byte[] data = new byte[10];
-    assertThatThrownBy(() -> NativeCrypto.sha256(data, 5, 6))
+    assertThatThrownBy(() -> NativeCrypto.digest(null, data, 5, 6))
         .isInstanceOf(IndexOutOfBoundsException.class);
-    assertThatThrownBy(() -> NativeCrypto.hmacSha256(new byte[32], data, -1, 2))
+    assertThatThrownBy(() -> NativeCrypto.digest(new byte[32], data, -1, 2))
         .isInstanceOf(IndexOutOfBoundsException.class);
+    assertThatThrownBy(() -> NativeCrypto.digest(new byte[65], data, 0, 2))
+        .isInstanceOf(IllegalStateException.class);
   }
 
   @Test

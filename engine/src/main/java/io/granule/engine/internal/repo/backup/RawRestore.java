@@ -1,0 +1,200 @@
+package io.granule.engine.internal.repo.backup;
+
+import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.snapshot.FixedIndex;
+import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
+import io.granule.engine.internal.repo.store.ChunkReader;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * One raw restore (see {@link DiskRestorer}): writer threads take runs of adjacent chunks of one
+ * kind in disk order, and each fetches, checks and decompresses its run into its own aligned buffer
+ * and writes it at its offset. Workers are never interrupted: an interrupt closes a {@code
+ * FileChannel} for every thread. They stop at the first failure, after their current run; the
+ * failure at the lowest offset is the one thrown.
+ */
+final class RawRestore {
+  private final SnapshotDisk disk;
+  private final FixedIndex fixed;
+  private final RawTarget out;
+  private final boolean fresh;
+  private final int threads;
+
+  /** Chunks per run at most. */
+  private final int perRun;
+
+  private final Object lock = new Object();
+  // Guarded by lock.
+  private int cursor;
+  private long zeroChunks;
+  private int failedAt = Integer.MAX_VALUE;
+  private Throwable failure;
+  private ByteBuffer zeros;
+
+  private volatile boolean stop;
+
+  /** A run of {@code count} chunks from {@code start}, all zero or all data. */
+  private record Run(int start, int count, boolean zero) {}
+
+  RawRestore(SnapshotDisk disk, RawTarget out, boolean fresh, int threads) {
+    this.disk = disk;
+    this.fixed = disk.fixedIndex();
+    this.out = out;
+    this.fresh = fresh;
+    this.threads = threads;
+    this.perRun = Math.max(1, DiskRestorer.MAX_WRITE / fixed.chunkSize());
+  }
+
+  /**
+   * Writes every run and returns the number of zero chunks.
+   *
+   * @throws IOException if a write failed
+   */
+  long run() throws IOException {
+    int n = (int) Math.max(1, Math.min(threads, fixed.count()));
+    ExecutorService pool =
+        Executors.newFixedThreadPool(
+            n,
+            r -> {
+              Thread t = new Thread(r, "granule-restore-write");
+              t.setDaemon(true);
+              return t;
+            });
+    boolean interrupted = false;
+    try {
+      List<Future<?>> workers = new ArrayList<>();
+      for (int i = 0; i < n; i++) {
+        workers.add(pool.submit(this::work));
+      }
+      for (Future<?> f : workers) {
+        while (true) {
+          try {
+            f.get();
+            break;
+          } catch (InterruptedException e) {
+            // Stop taking runs, and wait for the runs being written: never leave a writer behind.
+            interrupted = true;
+            stop = true;
+          } catch (ExecutionException e) {
+            fail(Integer.MAX_VALUE, e.getCause());
+            break;
+          }
+        }
+      }
+    } finally {
+      pool.shutdown();
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    synchronized (lock) {
+      if (failure instanceof IOException e) {
+        throw e;
+      }
+      if (failure instanceof RuntimeException e) {
+        throw e;
+      }
+      if (failure instanceof Error e) {
+        throw e;
+      }
+      if (failure != null) {
+        throw new RepositoryException("restore failed: " + failure, failure);
+      }
+      if (interrupted) {
+        throw new RepositoryException("restore interrupted");
+      }
+      return zeroChunks;
+    }
+  }
+
+  private void work() {
+    ByteBuffer buf = null;
+    try (ChunkReader.Decoder decoder = disk.decoder()) {
+      Run r;
+      while ((r = next()) != null) {
+        try {
+          long offset = (long) r.start() * fixed.chunkSize();
+          int length =
+              (int)
+                  (Math.min(fixed.diskSize(), offset + (long) r.count() * fixed.chunkSize())
+                      - offset);
+          ByteBuffer src;
+          if (r.zero()) {
+            src = zeros().duplicate().limit(length);
+          } else {
+            if (buf == null) {
+              buf = out.allocate(perRun * fixed.chunkSize());
+            }
+            buf.clear();
+            for (int p = r.start(); p < r.start() + r.count(); p++) {
+              disk.readChunk(p, buf, decoder);
+            }
+            src = buf.flip();
+          }
+          out.write(src, offset);
+        } catch (IOException | RuntimeException | Error e) {
+          fail(r.start(), e);
+          return;
+        }
+      }
+    }
+  }
+
+  /** The next run to write, or null when there is none left or the restore stops. */
+  private Run next() {
+    synchronized (lock) {
+      if (stop) {
+        return null;
+      }
+      int count = fixed.count();
+      while (cursor < count && fresh && fixed.get(cursor).isZero()) {
+        zeroChunks++;
+        cursor++;
+      }
+      if (cursor >= count) {
+        return null;
+      }
+      int start = cursor;
+      boolean zero = fixed.get(start).isZero();
+      while (cursor < count && cursor - start < perRun && fixed.get(cursor).isZero() == zero) {
+        cursor++;
+      }
+      if (zero) {
+        zeroChunks += cursor - start;
+      }
+      return new Run(start, cursor - start, zero);
+    }
+  }
+
+  /** A shared buffer of zeros, as large as a run; only read from. */
+  private ByteBuffer zeros() {
+    synchronized (lock) {
+      if (zeros == null) {
+        zeros = out.allocate(perRun * fixed.chunkSize());
+      }
+      return zeros;
+    }
+  }
+
+  private void fail(int position, Throwable t) {
+    synchronized (lock) {
+      stop = true;
+      if (position < failedAt || failure == null) {
+        if (failure != null) {
+          t.addSuppressed(failure);
+        }
+        failure = t;
+        failedAt = position;
+      } else {
+        failure.addSuppressed(t);
+      }
+    }
+  }
+}

@@ -1,0 +1,368 @@
+package io.granule.engine.internal.repo.backup;
+
+import static io.granule.engine.internal.repo.TestImages.sha256;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.granule.engine.internal.image.RawDiskImage;
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.RepositoryConfig;
+import io.granule.engine.internal.repo.RestoreTargetException;
+import io.granule.engine.internal.repo.TestImages;
+import io.granule.engine.internal.repo.backup.BackupRequest.NamedDisk;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The raw restore's write path on real targets: direct and buffered writes, disk sizes that are and
+ * are not multiples of the block and chunk sizes, new and existing targets, filesystems that refuse
+ * {@code O_DIRECT} (ramfs) or take it (tmpfs on recent kernels), a full filesystem, and a loop
+ * device. Every result is compared byte for byte with the image. Tests that need root (mounts, loop
+ * devices) skip without it, and fail without it under {@code CI=true}.
+ */
+class DiskRestorerTest {
+  private static final int CHUNK = 64 << 10;
+  private static final boolean CI = "true".equals(System.getenv("CI"));
+
+  @TempDir Path tmp;
+
+  /** Disk sizes: chunk-aligned, block-aligned with a short last chunk, unaligned, under a block. */
+  private static final int ALIGNED = 6 << 20;
+
+  private static final int SHORT_LAST_CHUNK = (6 << 20) + 12 * 1024;
+  private static final int UNALIGNED = (6 << 20) - 1234;
+  private static final int TINY = 1000;
+
+  private static void assumeRoot(String why) {
+    boolean root = "root".equals(System.getProperty("user.name"));
+    if (CI) {
+      assertThat(root).as("CI runs as root: " + why).isTrue();
+    }
+    assumeTrue(root, "needs root: " + why);
+  }
+
+  private static String run(String... cmd) throws Exception {
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String out;
+    try (InputStream in = p.getInputStream()) {
+      out = new String(in.readAllBytes(), StandardCharsets.UTF_8).trim();
+    }
+    assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("%s finished", List.of(cmd)).isTrue();
+    assertThat(p.exitValue()).as("%s: %s", List.of(cmd), out).isZero();
+    return out;
+  }
+
+  /** A seeded image of {@code size} bytes with zero, random, text and repeated runs. */
+  private static byte[] image(int size, long seed) {
+    byte[] data = TestImages.mixed(Math.max(size, 64 << 10), seed);
+    data = Arrays.copyOf(data, size);
+    // Data right up to the end, so the tail is written (not left to the file's size).
+    data[size - 1] = (byte) 0x5a;
+    return data;
+  }
+
+  /** A repository in {@code tmp} holding {@code data} as disk "vda" of one snapshot. */
+  private static Manifest backup(Repository repo, Path dir, byte[] data) throws IOException {
+    Path file = TestImages.write(dir.resolve("vm-" + data.length + ".raw"), data);
+    try (RawDiskImage img = RawDiskImage.open(file)) {
+      return repo.backup(
+              new BackupRequest(List.of(new NamedDisk("vda", img)), "h", null, null),
+              BackupListener.NONE)
+          .manifest();
+    }
+  }
+
+  private Repository repo() {
+    return Repository.init(
+        tmp.resolve("repo"),
+        RepositoryConfig.defaults().withChunkSize(CHUNK).withPackSize(2 << 20));
+  }
+
+  private static RestoreResult restore(
+      Repository repo, Manifest m, Path target, int threads, boolean direct) {
+    return restore(repo, m, target, threads, direct, DiskRestorer.WRITEBACK);
+  }
+
+  private static RestoreResult restore(
+      Repository repo, Manifest m, Path target, int threads, boolean direct, long writeback) {
+    try (SnapshotDisk disk = repo.openDisk(m, "vda")) {
+      return DiskRestorer.restore(disk, target, threads, direct, writeback);
+    }
+  }
+
+  private static long allocatedBytes(Path file) throws Exception {
+    return Long.parseLong(run("stat", "-c", "%b", file.toString())) * 512;
+  }
+
+  @ParameterizedTest
+  @ValueSource(ints = {ALIGNED, SHORT_LAST_CHUNK, UNALIGNED, TINY})
+  void newFileIsTheImageAndSparseWithDirectAndBufferedWrites(int size) throws Exception {
+    byte[] data = image(size, size);
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo, tmp, data);
+      for (boolean direct : new boolean[] {true, false}) {
+        for (int threads : new int[] {1, 4}) {
+          Path out = tmp.resolve("out-" + direct + "-" + threads);
+          RestoreResult r = restore(repo, m, out, threads, direct);
+          assertThat(r.sparse()).isTrue();
+          assertThat(r.bytes()).isEqualTo(size);
+          assertThat(Files.size(out)).isEqualTo(size);
+          assertThat(sha256(out))
+              .as("direct=%s threads=%d", direct, threads)
+              .isEqualTo(sha256(data));
+          if (size > CHUNK) {
+            assertThat(r.zeroChunks()).isPositive();
+            assertThat(allocatedBytes(out))
+                .as("zero chunks stay holes")
+                .isLessThanOrEqualTo(size - r.zeroChunks() * CHUNK + 8192);
+          }
+        }
+      }
+    }
+  }
+
+  @Test
+  void blockDevicesAreWrittenDirectAndFilesBufferedUnlessTheModeSaysOtherwise() throws Exception {
+    Path file = Files.write(tmp.resolve("existing"), new byte[10]);
+    Path fresh = tmp.resolve("new");
+    assertThat(DiskRestorer.direct(fresh, "auto")).isFalse();
+    assertThat(DiskRestorer.direct(file, "auto")).isFalse();
+    assertThat(DiskRestorer.direct(fresh, "always")).isTrue();
+    assertThat(DiskRestorer.direct(file, "never")).isFalse();
+    Path dev = Path.of("/dev/loop0");
+    if (Files.exists(dev)) {
+      assertThat(DiskRestorer.direct(dev, "auto")).isTrue();
+      assertThat(DiskRestorer.direct(dev, "never")).isFalse();
+    }
+  }
+
+  @ParameterizedTest
+  @ValueSource(ints = {ALIGNED, UNALIGNED})
+  void bufferedWritesWithFrequentWriteBackGiveTheImage(int size) throws Exception {
+    byte[] data = image(size, 23 + size);
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo, tmp, data);
+      Path out = tmp.resolve("wb");
+      RestoreResult r = restore(repo, m, out, 4, false, 64 << 10);
+      assertThat(r.sparse()).isTrue();
+      assertThat(sha256(out)).isEqualTo(sha256(data));
+      Path old = tmp.resolve("wb-old");
+      byte[] junk = new byte[size + 1];
+      Arrays.fill(junk, (byte) 0xee);
+      Files.write(old, junk);
+      restore(repo, m, old, 3, false, 64 << 10);
+      assertThat(sha256(old)).isEqualTo(sha256(data));
+    }
+  }
+
+  @ParameterizedTest
+  @ValueSource(ints = {ALIGNED, UNALIGNED})
+  void existingFilesLongerAndShorterEndAsTheImageWithNoOldByteLeft(int size) throws Exception {
+    byte[] data = image(size, 7 + size);
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo, tmp, data);
+      for (boolean direct : new boolean[] {true, false}) {
+        for (int old : new int[] {size + 70_000, size / 3}) {
+          Path out = tmp.resolve("old-" + direct + "-" + old);
+          byte[] junk = new byte[old];
+          Arrays.fill(junk, (byte) 0xff);
+          Files.write(out, junk);
+          RestoreResult r = restore(repo, m, out, 4, direct);
+          assertThat(r.sparse()).isFalse();
+          assertThat(sha256(out)).as("direct=%s old=%d", direct, old).isEqualTo(sha256(data));
+        }
+      }
+    }
+  }
+
+  @Test
+  void chunksDecodedIntoHeapAndDirectBuffersAreTheChunksAndCounted() throws Exception {
+    byte[] data = image(ALIGNED, 17);
+    try (Repository repo = repo();
+        SnapshotDisk disk = repo.openDisk(backup(repo, tmp, data), "vda");
+        var decoder = disk.decoder()) {
+      int nonZero = 0;
+      ByteBuffer heap = ByteBuffer.allocate(CHUNK + 10);
+      ByteBuffer direct = ByteBuffer.allocateDirect(CHUNK + 10);
+      for (int p = 0; p < disk.fixedIndex().count(); p++) {
+        if (disk.fixedIndex().get(p).isZero()) {
+          continue;
+        }
+        nonZero++;
+        byte[] want = Arrays.copyOfRange(data, p * CHUNK, p * CHUNK + CHUNK);
+        for (ByteBuffer b : new ByteBuffer[] {heap, direct}) {
+          b.clear().position(10);
+          disk.readChunk(p, b, decoder);
+          assertThat(b.position()).isEqualTo(10 + CHUNK);
+          byte[] got = new byte[CHUNK];
+          b.position(10);
+          b.get(got);
+          assertThat(got).as("chunk %d into %s", p, b).isEqualTo(want);
+        }
+      }
+      assertThat(nonZero).isPositive();
+      assertThat(disk.chunksFetched()).isEqualTo(2L * nonZero);
+    }
+  }
+
+  @Test
+  void directWritesAreUsedWhereTheFilesystemTakesThem() throws Exception {
+    Path f = tmp.resolve("probe");
+    try (FileChannel ch =
+            FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+        RawTarget t = RawTarget.open(f, ch, true, CHUNK, 0)) {
+      boolean takes = t.direct();
+      if (!takes) {
+        // The temporary directory's filesystem may refuse O_DIRECT on a developer's machine.
+        assumeTrue(CI, "the temporary directory refuses O_DIRECT");
+      }
+      assertThat(takes).isTrue();
+      ByteBuffer b = t.allocate(3 * 4096 + 100);
+      assertThat(b.alignmentOffset(0, t.align())).isZero();
+      for (int i = 0; i < b.limit(); i++) {
+        b.put(i, (byte) i);
+      }
+      t.write(b, 8192);
+      assertThat(t.direct()).as("still direct after a write with a tail").isTrue();
+    }
+    byte[] got = Files.readAllBytes(f);
+    assertThat(got).hasSize(8192 + 3 * 4096 + 100);
+    for (int i = 0; i < 3 * 4096 + 100; i++) {
+      assertThat(got[8192 + i]).isEqualTo((byte) i);
+    }
+  }
+
+  @Test
+  void filesystemThatRefusesDirectWritesGetsBufferedOnesAndTheImage() throws Exception {
+    assumeRoot("mounts a ramfs, which refuses O_DIRECT");
+    Path mnt = Files.createDirectory(tmp.resolve("ramfs"));
+    run("mount", "-t", "ramfs", "ramfs", mnt.toString());
+    try (Repository repo = repo()) {
+      for (int size : new int[] {ALIGNED, UNALIGNED}) {
+        byte[] data = image(size, 3 + size);
+        Manifest m = backup(repo, tmp, data);
+        Path out = mnt.resolve("out-" + size);
+        try (FileChannel ch =
+                FileChannel.open(out, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+            RawTarget t = RawTarget.open(out, ch, true, CHUNK, 0)) {
+          assertThat(t.direct()).as("ramfs refuses O_DIRECT").isFalse();
+        }
+        Files.delete(out);
+        repo.restoreDisk(m, "vda", out);
+        assertThat(sha256(out)).isEqualTo(sha256(data));
+        byte[] junk = new byte[size + 5000];
+        Arrays.fill(junk, (byte) 0xff);
+        Files.write(out, junk);
+        RestoreResult r = restore(repo, m, out, 4, true);
+        assertThat(r.sparse()).isFalse();
+        assertThat(sha256(out)).isEqualTo(sha256(data));
+      }
+    } finally {
+      run("umount", mnt.toString());
+    }
+  }
+
+  @Test
+  void tmpfsTargetIsTheImage() throws Exception {
+    Path shm = Path.of("/dev/shm");
+    if (!Files.isDirectory(shm) || !Files.isWritable(shm)) {
+      assumeTrue(false, "no writable /dev/shm");
+    }
+    Path dir = Files.createTempDirectory(shm, "granule-restore-test");
+    try (Repository repo = repo()) {
+      byte[] data = image(UNALIGNED, 11);
+      Manifest m = backup(repo, tmp, data);
+      for (boolean direct : new boolean[] {true, false}) {
+        Path out = dir.resolve("out-" + direct);
+        restore(repo, m, out, 4, direct);
+        assertThat(sha256(out)).isEqualTo(sha256(data));
+        Files.delete(out);
+      }
+    } finally {
+      try (var s = Files.list(dir)) {
+        for (Path p : s.toList()) {
+          Files.delete(p);
+        }
+      }
+      Files.delete(dir);
+    }
+  }
+
+  @Test
+  void fullFilesystemFailsWithATargetError() throws Exception {
+    assumeRoot("mounts a 1 MiB tmpfs");
+    Path mnt = Files.createDirectory(tmp.resolve("small"));
+    run("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt.toString());
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo, tmp, image(ALIGNED, 5));
+      Path out = mnt.resolve("out");
+      for (boolean direct : new boolean[] {true, false}) {
+        assertThatThrownBy(() -> restore(repo, m, out, 4, direct))
+            .isInstanceOf(RestoreTargetException.class)
+            .hasMessageStartingWith("unable to restore to '" + out + "': ")
+            .hasMessageContaining("No space left on device")
+            .hasMessageEndingWith(" (check the target path and free space)");
+        Files.deleteIfExists(out);
+      }
+    } finally {
+      run("umount", mnt.toString());
+    }
+  }
+
+  @Test
+  void loopDeviceGetsEveryByteWithDirectAndBufferedWritesAndKeepsWhatLiesBeyond() throws Exception {
+    assumeRoot("attaches a loop device");
+    int deviceSize = 8 << 20;
+    try (Repository repo = repo()) {
+      for (int size : new int[] {ALIGNED, UNALIGNED}) {
+        byte[] data = image(size, 13 + size);
+        Manifest m = backup(repo, tmp, data);
+        for (boolean direct : new boolean[] {true, false}) {
+          Path backing = tmp.resolve("device-" + size + "-" + direct + ".img");
+          byte[] junk = new byte[deviceSize];
+          Arrays.fill(junk, (byte) 0xa5);
+          Files.write(backing, junk);
+          Path dev = Path.of(run("losetup", "--find", "--show", backing.toString()));
+          try {
+            if (direct) {
+              try (FileChannel ch = FileChannel.open(dev, StandardOpenOption.WRITE);
+                  RawTarget t = RawTarget.open(dev, ch, true, CHUNK, 0)) {
+                assertThat(t.direct()).as("a loop device takes O_DIRECT").isTrue();
+              }
+            }
+            RestoreResult r = restore(repo, m, dev, 4, direct);
+            assertThat(r.sparse()).isFalse();
+            try (RawDiskImage device = RawDiskImage.open(dev)) {
+              ByteBuffer head = ByteBuffer.allocate(size);
+              device.read(0, head);
+              assertThat(sha256(head.array()))
+                  .as("size=%d direct=%s", size, direct)
+                  .isEqualTo(sha256(data));
+              ByteBuffer beyond = ByteBuffer.allocate(deviceSize - size);
+              device.read(size, beyond);
+              assertThat(beyond.array()).containsOnly((byte) 0xa5);
+            }
+          } finally {
+            run("losetup", "-d", dev.toString());
+          }
+        }
+      }
+    }
+  }
+}
