@@ -119,14 +119,6 @@ JNIEXPORT jstring JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCryp
   return (*env)->NewStringUTF(env, failure);
 }
 
-/* Both arrays pinned, or neither (and an exception pending). */
-#define PIN(arr, ptr)                                                    \
-  jbyte *ptr = (*env)->GetPrimitiveArrayCritical(env, arr, NULL);       \
-  if (ptr == NULL) {                                                     \
-    return -1;                                                           \
-  }
-#define UNPIN(arr, ptr, mode) (*env)->ReleasePrimitiveArrayCritical(env, arr, ptr, mode)
-
 /* SHA-256 of len bytes at p into md; 1 on success. */
 static int sha256_of(const unsigned char *p, size_t len, unsigned char md[32]) {
   unsigned int n = 0;
@@ -167,46 +159,49 @@ static int hmac_of(const unsigned char *key, size_t keyLen, const unsigned char 
 }
 
 /*
- * digest(key, data, off, len, out32): SHA-256 when key is null, else HMAC-SHA-256 under key (at
- * most 64 bytes), of len bytes of the byte array data at off. 0, or -1 on failure.
+ * The bytes of a Java byte[] or of a direct java.nio.Buffer. JNI allows no other JNI call while an
+ * array is pinned (critical), so every region's direct address is looked up first, then arrays are
+ * pinned, used and released.
  */
-JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_digest(
-    JNIEnv *env, jclass cls, jbyteArray key, jbyteArray data, jint off, jint len, jbyteArray out) {
-  (void)cls;
-  unsigned char k[64], md[32];
-  jsize keyLen = 0;
-  if (key != NULL) {
-    keyLen = (*env)->GetArrayLength(env, key);
-    if (keyLen > 64) {
-      return -1;
-    }
-    (*env)->GetByteArrayRegion(env, key, 0, keyLen, (jbyte *)k);
-  }
-  jbyte *d = (*env)->GetPrimitiveArrayCritical(env, data, NULL);
-  if (d == NULL) {
-    return -1;
-  }
-  const unsigned char *p = (const unsigned char *)d + off;
-  int ok = key == NULL ? sha256_of(p, (size_t)len, md) : hmac_of(k, (size_t)keyLen, p, (size_t)len, md);
-  (*env)->ReleasePrimitiveArrayCritical(env, data, d, JNI_ABORT);
-  memset(k, 0, sizeof k);
-  if (!ok) {
-    return -1;
-  }
-  (*env)->SetByteArrayRegion(env, out, 0, 32, (const jbyte *)md);
-  return 0;
+typedef struct {
+  jobject obj;
+  unsigned char *addr;
+  int pinned;
+} region;
+
+static void lookup(JNIEnv *env, region *r, jobject obj) {
+  r->obj = obj;
+  r->pinned = 0;
+  r->addr = (unsigned char *)(*env)->GetDirectBufferAddress(env, obj);
 }
 
-/* digestDirect(key, buffer, off, len, out32): as digest, of a direct buffer's bytes. */
-JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_digestDirect(
-    JNIEnv *env, jclass cls, jbyteArray key, jobject buffer, jint off, jint len, jbyteArray out) {
+static int pin(JNIEnv *env, region *r) {
+  if (r->addr == NULL) {
+    r->addr = (unsigned char *)(*env)->GetPrimitiveArrayCritical(env, (jarray)r->obj, NULL);
+    if (r->addr == NULL) {
+      return 0;
+    }
+    r->pinned = 1;
+  }
+  return 1;
+}
+
+static void unpin(JNIEnv *env, region *r, jint mode) {
+  if (r->pinned) {
+    (*env)->ReleasePrimitiveArrayCritical(env, (jarray)r->obj, r->addr, mode);
+    r->pinned = 0;
+  }
+}
+
+/*
+ * digest(key, data, off, len, out32): SHA-256 when key is null, else HMAC-SHA-256 under key (at
+ * most 64 bytes), of len bytes at off of data, a byte[] or a direct buffer. 0, or -1 on failure.
+ */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_digest(
+    JNIEnv *env, jclass cls, jbyteArray key, jobject data, jint off, jint len, jbyteArray out) {
   (void)cls;
   unsigned char k[64], md[32];
   jsize keyLen = 0;
-  const unsigned char *base = (*env)->GetDirectBufferAddress(env, buffer);
-  if (base == NULL) {
-    return -1;
-  }
   if (key != NULL) {
     keyLen = (*env)->GetArrayLength(env, key);
     if (keyLen > 64) {
@@ -214,8 +209,15 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_
     }
     (*env)->GetByteArrayRegion(env, key, 0, keyLen, (jbyte *)k);
   }
-  int ok = key == NULL ? sha256_of(base + off, (size_t)len, md)
-                       : hmac_of(k, (size_t)keyLen, base + off, (size_t)len, md);
+  region d;
+  lookup(env, &d, data);
+  if (!pin(env, &d)) {
+    return -1;
+  }
+  const unsigned char *p = d.addr + off;
+  int ok = key == NULL ? sha256_of(p, (size_t)len, md)
+                       : hmac_of(k, (size_t)keyLen, p, (size_t)len, md);
+  unpin(env, &d, JNI_ABORT);
   memset(k, 0, sizeof k);
   if (!ok) {
     return -1;
@@ -226,13 +228,14 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_
 
 /*
  * aesGcm(encrypt, key32, nonce12, aad, src, srcOff, len, dst, dstOff): AES-256-GCM with a 16-byte
- * tag. Encrypting writes len bytes of ciphertext and then the tag at dst[dstOff]; returns len + 16.
- * Decrypting reads len bytes of ciphertext followed by the tag at src[srcOff] and writes len - 16
- * bytes of plaintext; returns len - 16, or -2 if authentication fails. -1 on other failures.
+ * tag; src and dst are each a byte[] or a direct buffer. Encrypting writes len bytes of ciphertext
+ * and then the tag at dst[dstOff]; returns len + 16. Decrypting reads len bytes of ciphertext
+ * followed by the tag at src[srcOff] and writes len - 16 bytes of plaintext; returns len - 16, or
+ * -2 if authentication fails (the plaintext written is then zeroed). -1 on other failures.
  */
 JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_aesGcm(
     JNIEnv *env, jclass cls, jboolean encrypt, jbyteArray key, jbyteArray nonce, jbyteArray aad,
-    jbyteArray src, jint srcOff, jint len, jbyteArray dst, jint dstOff) {
+    jobject src, jint srcOff, jint len, jobject dst, jint dstOff) {
   (void)cls;
   unsigned char k[32], iv[12];
   if ((*env)->GetArrayLength(env, key) != 32 || (*env)->GetArrayLength(env, nonce) != 12) {
@@ -252,15 +255,16 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_
   int result = -1;
   int n = 0, fin = 0;
   int dataLen = encrypt ? len : len - 16;
-  jbyte *a = (*env)->GetPrimitiveArrayCritical(env, aad, NULL);
-  jbyte *s = a == NULL ? NULL : (*env)->GetPrimitiveArrayCritical(env, src, NULL);
-  jbyte *d = s == NULL ? NULL : (*env)->GetPrimitiveArrayCritical(env, dst, NULL);
-  if (d != NULL) {
-    unsigned char *in = (unsigned char *)s + srcOff;
-    unsigned char *out = (unsigned char *)d + dstOff;
+  region a, s, d;
+  lookup(env, &a, aad);
+  lookup(env, &s, src);
+  lookup(env, &d, dst);
+  if (pin(env, &a) && pin(env, &s) && pin(env, &d)) {
+    unsigned char *in = s.addr + srcOff;
+    unsigned char *out = d.addr + dstOff;
     if (encrypt) {
       if (p_EVP_EncryptInit_ex(ctx, aes256gcm, NULL, k, iv) == 1 &&
-          p_EVP_EncryptUpdate(ctx, NULL, &n, (unsigned char *)a, aadLen) == 1 &&
+          p_EVP_EncryptUpdate(ctx, NULL, &n, a.addr, aadLen) == 1 &&
           p_EVP_EncryptUpdate(ctx, out, &n, in, dataLen) == 1 &&
           p_EVP_EncryptFinal_ex(ctx, out + n, &fin) == 1 &&
           p_EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, out + n + fin) == 1) {
@@ -268,7 +272,7 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_
       }
     } else {
       if (p_EVP_DecryptInit_ex(ctx, aes256gcm, NULL, k, iv) == 1 &&
-          p_EVP_DecryptUpdate(ctx, NULL, &n, (unsigned char *)a, aadLen) == 1 &&
+          p_EVP_DecryptUpdate(ctx, NULL, &n, a.addr, aadLen) == 1 &&
           p_EVP_DecryptUpdate(ctx, out, &n, in, dataLen) == 1 &&
           p_EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, in + dataLen) == 1) {
         result = p_EVP_DecryptFinal_ex(ctx, out + n, &fin) == 1 ? n + fin : -2;
@@ -278,15 +282,9 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_
       }
     }
   }
-  if (d != NULL) {
-    (*env)->ReleasePrimitiveArrayCritical(env, dst, d, 0);
-  }
-  if (s != NULL) {
-    (*env)->ReleasePrimitiveArrayCritical(env, src, s, JNI_ABORT);
-  }
-  if (a != NULL) {
-    (*env)->ReleasePrimitiveArrayCritical(env, aad, a, JNI_ABORT);
-  }
+  unpin(env, &d, 0);
+  unpin(env, &s, JNI_ABORT);
+  unpin(env, &a, JNI_ABORT);
   p_EVP_CIPHER_CTX_free(ctx);
   memset(k, 0, sizeof k);
   return result;

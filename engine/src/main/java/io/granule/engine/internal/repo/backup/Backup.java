@@ -31,7 +31,6 @@ import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -69,6 +68,7 @@ public final class Backup {
   private static final long REPORT_INTERVAL_NANOS = 100_000_000L;
   private static final SecureRandom RANDOM = new SecureRandom();
   private static final int PACKS_PER_INDEX = 16;
+  private static final int ALIGN = 4096;
   // Packs saved in the background at once (each up to a pack of memory): enough to keep a local
   // disk's fsyncs and an object store's uploads going while the workers fill the next packs.
   private static final int SAVE_THREADS = 3;
@@ -108,7 +108,7 @@ public final class Backup {
     this.indexed = indexed;
   }
 
-  private record Task(int entry, ChunkList list, int position, byte[] buffer, int length) {}
+  private record Task(int entry, ChunkList list, int position, ByteBuffer buffer, int length) {}
 
   private static final Task STOP = new Task(-1, null, -1, null, 0);
 
@@ -138,13 +138,15 @@ public final class Backup {
             ? chunkSize
             : Math.max(chunkSize, streamChunker.get().maxSize());
     int buffers = 2 * threads + 2;
-    BlockingQueue<byte[]> free = new ArrayBlockingQueue<>(buffers);
+    BlockingQueue<ByteBuffer> free = new ArrayBlockingQueue<>(buffers);
     for (int i = 0; i < buffers; i++) {
-      free.add(new byte[bufferSize]);
+      // direct (read, hashed, compressed and encrypted without copies through the heap) and
+      // page-aligned (what an O_DIRECT read needs)
+      free.add(ByteBuffer.allocateDirect(bufferSize + ALIGN).alignedSlice(ALIGN));
     }
     BlockingQueue<Task> work = new ArrayBlockingQueue<>(buffers + threads);
     AtomicReference<Throwable> failure = new AtomicReference<>();
-    byte[] zeros = new byte[bufferSize];
+    ByteBuffer zeros = ByteBuffer.allocateDirect(bufferSize);
     List<Thread> workers = new ArrayList<>();
     for (int t = 0; t < threads; t++) {
       Thread w =
@@ -279,7 +281,7 @@ public final class Backup {
       int d,
       BackupRequest.NamedDisk disk,
       FixedIndex fixed,
-      BlockingQueue<byte[]> free,
+      BlockingQueue<ByteBuffer> free,
       BlockingQueue<Task> work,
       Counters c,
       AtomicReference<Throwable> failure,
@@ -332,9 +334,9 @@ public final class Backup {
         c.read.addAndGet(len);
         c.entryRead.addAndGet(d, len);
       } else {
-        byte[] buf = takeUninterruptibly(free);
+        ByteBuffer buf = takeUninterruptibly(free);
         try {
-          image.read(start, ByteBuffer.wrap(buf, 0, len));
+          image.read(start, buf.clear().limit(len));
         } catch (IOException | RuntimeException ex) {
           free.add(buf);
           throw unreadable(disk, start, ex);
@@ -349,7 +351,7 @@ public final class Backup {
       int entry,
       BackupRequest.NamedStream stream,
       DynamicIndex dynamic,
-      BlockingQueue<byte[]> free,
+      BlockingQueue<ByteBuffer> free,
       BlockingQueue<Task> work,
       AtomicReference<Throwable> failure,
       Reporter reporter)
@@ -361,8 +363,8 @@ public final class Backup {
     long[] offset = {0};
     IntConsumer emit =
         len -> {
-          byte[] buf = takeUninterruptibly(free);
-          System.arraycopy(window, state[0], buf, 0, len);
+          ByteBuffer buf = takeUninterruptibly(free);
+          buf.clear().put(window, state[0], len);
           state[0] += len;
           offset[0] += len;
           putUninterruptibly(work, new Task(entry, dynamic, dynamic.append(len), buf, len));
@@ -416,10 +418,10 @@ public final class Backup {
 
   private void work(
       BlockingQueue<Task> work,
-      BlockingQueue<byte[]> free,
+      BlockingQueue<ByteBuffer> free,
       ChunkPacker packer,
       Counters c,
-      byte[] zeros,
+      ByteBuffer zeros,
       AtomicReference<Throwable> failure) {
     ChunkHasher h = hasher.copy();
     ChunkPacker.Lane lane = packer.lane();
@@ -449,17 +451,17 @@ public final class Backup {
       ChunkPacker packer,
       ChunkPacker.Lane lane,
       Counters c,
-      byte[] zeros)
+      ByteBuffer zeros)
       throws IOException {
-    byte[] buf = t.buffer();
     int len = t.length();
-    if (Arrays.mismatch(buf, 0, len, zeros, 0, len) < 0) {
+    ByteBuffer data = t.buffer().duplicate().clear().limit(len);
+    if (data.mismatch(zeros.duplicate().clear().limit(len)) < 0) {
       c.zero.addAndGet(len);
     } else {
-      ChunkId id = h.hash(buf, 0, len);
+      ChunkId id = h.hash(data.duplicate());
       t.list().set(t.position(), id);
       if (packer.claim(id)) {
-        int stored = lane.add(id, buf, 0, len, compressor);
+        int stored = lane.add(id, data, compressor);
         c.stored.addAndGet(stored);
         c.entryStored.addAndGet(t.entry(), stored);
         c.entryNew.addAndGet(t.entry(), len);

@@ -36,9 +36,10 @@ public interface BlobCodec {
         }
 
         @Override
-        public int encode(BlobName name, byte[] src, int off, int len, byte[] dst, int dstOff) {
-          System.arraycopy(src, off, dst, dstOff, len);
-          return len;
+        public int encode(BlobName name, java.nio.ByteBuffer src, java.nio.ByteBuffer dst) {
+          int n = src.remaining();
+          dst.put(src);
+          return n;
         }
       };
 
@@ -58,21 +59,23 @@ public interface BlobCodec {
 
   /**
    * The most bytes {@link #encode} makes of {@code plainLength} bytes: the room to reserve for
-   * {@link #encode(BlobName, byte[], int, int, byte[], int)}.
+   * {@link #encode(BlobName, java.nio.ByteBuffer, java.nio.ByteBuffer)}; -1 if unknown.
    */
   default int encodedLength(int plainLength) {
     return -1;
   }
 
   /**
-   * Encodes {@code len} bytes of {@code src} at {@code off} into {@code dst} at {@code dstOff},
-   * which has room for {@link #encodedLength} bytes, and returns how many it wrote. The same bytes
-   * as {@link #encode(BlobName, byte[])}, without the copies; codecs that know their output size
-   * override it.
+   * Encodes the bytes remaining in {@code src} into {@code dst} at its position, which has room for
+   * {@link #encodedLength} of them; advances both buffers and returns how many bytes it wrote. The
+   * same bytes as {@link #encode(BlobName, byte[])}, without the copies (buffers may be heap or
+   * direct); codecs that know their output size override it.
    */
-  default int encode(BlobName name, byte[] src, int off, int len, byte[] dst, int dstOff) {
-    byte[] out = encode(name, java.util.Arrays.copyOfRange(src, off, off + len));
-    System.arraycopy(out, 0, dst, dstOff, out.length);
+  default int encode(BlobName name, java.nio.ByteBuffer src, java.nio.ByteBuffer dst) {
+    byte[] in = new byte[src.remaining()];
+    src.get(in);
+    byte[] out = encode(name, in);
+    dst.put(out);
     return out.length;
   }
 }

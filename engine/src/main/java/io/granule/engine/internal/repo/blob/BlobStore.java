@@ -32,12 +32,14 @@ public interface BlobStore {
   void save(BlobName name, byte[] data) throws IOException;
 
   /**
-   * Stores the first {@code length} bytes of {@code data} under {@code name}, as {@link
-   * #save(BlobName, byte[])} does; stores that can write part of an array override it to save a
-   * copy (a pack is assembled in a larger, reused buffer).
+   * Stores the bytes remaining in {@code data} (heap or direct; its position is left alone) under
+   * {@code name}, as {@link #save(BlobName, byte[])} does. Stores that can write a buffer as it is
+   * override it to save a copy (a pack is assembled in a larger, reused direct buffer).
    */
-  default void save(BlobName name, byte[] data, int length) throws IOException {
-    save(name, length == data.length ? data : java.util.Arrays.copyOf(data, length));
+  default void save(BlobName name, java.nio.ByteBuffer data) throws IOException {
+    byte[] b = new byte[data.remaining()];
+    data.duplicate().get(b);
+    save(name, b);
   }
 
   /** The whole content of a blob. */

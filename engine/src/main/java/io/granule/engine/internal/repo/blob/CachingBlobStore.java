@@ -61,11 +61,13 @@ public final class CachingBlobStore implements BlobStore {
   }
 
   @Override
-  public void save(BlobName name, byte[] data, int length) throws IOException {
+  public void save(BlobName name, java.nio.ByteBuffer data) throws IOException {
     if (CACHED.contains(name.type())) {
-      save(name, java.util.Arrays.copyOf(data, length));
+      byte[] b = new byte[data.remaining()];
+      data.duplicate().get(b);
+      save(name, b);
     } else {
-      remote.save(name, data, length);
+      remote.save(name, data);
     }
   }
 

@@ -48,11 +48,11 @@ public final class LocalBlobStore implements BlobStore {
 
   @Override
   public void save(BlobName name, byte[] data) throws IOException {
-    save(name, data, data.length);
+    save(name, ByteBuffer.wrap(data));
   }
 
   @Override
-  public void save(BlobName name, byte[] data, int length) throws IOException {
+  public void save(BlobName name, ByteBuffer data) throws IOException {
     Path target = path(name);
     Path dir = target.getParent();
     boolean created = !Files.isDirectory(dir);
@@ -65,7 +65,7 @@ public final class LocalBlobStore implements BlobStore {
     try {
       try (FileChannel ch =
           FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-        ByteBuffer buf = ByteBuffer.wrap(data, 0, length);
+        ByteBuffer buf = data.duplicate();
         while (buf.hasRemaining()) {
           ch.write(buf);
         }

@@ -82,11 +82,11 @@ public final class RetryingBlobStore implements BlobStore {
   }
 
   @Override
-  public void save(BlobName name, byte[] data, int length) throws IOException {
+  public void save(BlobName name, java.nio.ByteBuffer data) throws IOException {
     retry(
         "saving " + name,
         () -> {
-          delegate.save(name, data, length);
+          delegate.save(name, data);
           return null;
         });
   }

@@ -2,6 +2,7 @@ package io.granule.engine.internal.repo.crypto;
 
 import io.granule.engine.internal.repo.blob.BlobCodec;
 import io.granule.engine.internal.repo.blob.BlobName;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.SecureRandom;
@@ -108,7 +109,7 @@ public final class AesGcmCodec implements BlobCodec {
   @Override
   public byte[] encode(BlobName name, byte[] plain) {
     byte[] out = new byte[Math.toIntExact(storedLength(plain.length))];
-    encode(name, plain, 0, plain.length, out, 0);
+    encode(name, ByteBuffer.wrap(plain), ByteBuffer.wrap(out));
     return out;
   }
 
@@ -118,50 +119,56 @@ public final class AesGcmCodec implements BlobCodec {
   }
 
   @Override
-  public int encode(BlobName name, byte[] src, int off, int len, byte[] dst, int dstOff) {
+  public int encode(BlobName name, ByteBuffer src, ByteBuffer dst) {
+    int len = src.remaining();
     int n = segments(len);
+    int need = Math.toIntExact(storedLength(len));
+    if (dst.remaining() < need) {
+      throw new IllegalArgumentException("room for " + dst.remaining() + " of " + need + " bytes");
+    }
     byte[] nonce = new byte[NONCE];
     random.nextBytes(nonce);
-    System.arraycopy(nonce, 0, dst, dstOff, NONCE);
+    dst.put(nonce);
     byte[] aad = aad(name);
-    int at = dstOff + NONCE;
-    int in = off;
-    int end = off + len;
     if (nativeCrypto) {
+      Object in = NativeCrypto.target(src);
+      Object out = NativeCrypto.target(dst);
       for (int i = 0; i < n; i++) {
-        int segment = Math.min(SEGMENT, end - in);
+        int segment = Math.min(SEGMENT, src.remaining());
         int r =
             NativeCrypto.aesGcm(
                 true,
                 rawKey,
                 segmentNonce(nonce, i),
                 segmentAad(aad, i, i == n - 1),
-                src,
                 in,
+                NativeCrypto.offset(src, src.position()),
                 segment,
-                dst,
-                at);
+                out,
+                NativeCrypto.offset(dst, dst.position()));
         if (r != segment + TAG) {
           throw new IllegalStateException("unable to encrypt " + name + ": libcrypto failed");
         }
-        at += r;
-        in += segment;
+        src.position(src.position() + segment);
+        dst.position(dst.position() + r);
       }
-      return at - dstOff;
+      return need;
     }
     try {
       Cipher c = ciphers.get();
       for (int i = 0; i < n; i++) {
-        int segment = Math.min(SEGMENT, end - in);
+        int segment = Math.min(SEGMENT, src.remaining());
         c.init(Cipher.ENCRYPT_MODE, key, new GCMParameterSpec(TAG * 8, segmentNonce(nonce, i)));
         c.updateAAD(segmentAad(aad, i, i == n - 1));
-        at += c.doFinal(src, in, segment, dst, at);
-        in += segment;
+        ByteBuffer part = src.duplicate();
+        part.limit(part.position() + segment);
+        c.doFinal(part, dst);
+        src.position(src.position() + segment);
       }
     } catch (GeneralSecurityException e) {
       throw new IllegalStateException("unable to encrypt " + name + ": " + e.getMessage(), e);
     }
-    return at - dstOff;
+    return need;
   }
 
   @Override

@@ -54,7 +54,7 @@ public final class JitWarmup {
                 plain[0] = (byte) i;
                 h.hash(plain, 0, plain.length);
                 if (aes) {
-                  c.encode(name, plain, 0, plain.length, stored, 0);
+                  c.encode(name, java.nio.ByteBuffer.wrap(plain), java.nio.ByteBuffer.wrap(stored));
                   c.decode(name, stored);
                 }
               }

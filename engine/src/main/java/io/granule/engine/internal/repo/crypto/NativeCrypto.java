@@ -91,29 +91,27 @@ public final class NativeCrypto {
 
   /**
    * SHA-256 if {@code key} is null, else HMAC-SHA-256 under {@code key} (at most 64 bytes), of
-   * {@code len} bytes of {@code data} at {@code off}, into {@code out} (32 bytes); 0, or -1.
+   * {@code len} bytes at {@code off} of {@code data}, a byte[] or a direct buffer (absolute
+   * offset), into {@code out} (32 bytes); 0, or -1.
    */
-  private static native int digest(byte[] key, byte[] data, int off, int len, byte[] out);
-
-  /** As {@link #digest}, of bytes of a direct buffer (absolute offset). */
-  private static native int digestDirect(
-      byte[] key, ByteBuffer buffer, int off, int len, byte[] out);
+  private static native int digest(byte[] key, Object data, int off, int len, byte[] out);
 
   /**
-   * AES-256-GCM with a 16-byte tag. Encrypting: {@code len} bytes of {@code src} become {@code len}
+   * AES-256-GCM with a 16-byte tag; {@code src} and {@code dst} are each a byte[] or a direct
+   * buffer (absolute offsets). Encrypting: {@code len} bytes of {@code src} become {@code len}
    * bytes of ciphertext and the tag in {@code dst}; returns {@code len + 16}. Decrypting: {@code
    * len} bytes of ciphertext and tag become {@code len - 16} bytes of plaintext; returns that, or
-   * -2 if authentication fails (then {@code dst} holds zeros). -1 on other failures.
+   * -2 if authentication fails (then {@code dst} holds zeros there). -1 on other failures.
    */
   static native int aesGcm(
       boolean encrypt,
       byte[] key,
       byte[] nonce,
       byte[] aad,
-      byte[] src,
+      Object src,
       int srcOff,
       int len,
-      byte[] dst,
+      Object dst,
       int dstOff);
 
   /** scrypt into {@code out}; 0, or -1 if libcrypto refuses the parameters. */
@@ -125,11 +123,7 @@ public final class NativeCrypto {
    */
   public static byte[] digest(byte[] key, byte[] data, int off, int len) {
     java.util.Objects.checkFromIndexSize(off, len, data.length);
-    byte[] out = new byte[32];
-    if ((key != null && key.length > 64) || digest(key, data, off, len, out) != 0) {
-      throw new IllegalStateException("libcrypto failed to compute a digest");
-    }
-    return out;
+    return digest(key, (Object) data, off, len);
   }
 
   /**
@@ -143,10 +137,7 @@ public final class NativeCrypto {
     if (data.hasArray()) {
       out = digest(key, data.array(), data.arrayOffset() + pos, len);
     } else if (data.isDirect()) {
-      out = new byte[32];
-      if ((key != null && key.length > 64) || digestDirect(key, data, pos, len, out) != 0) {
-        throw new IllegalStateException("libcrypto failed to compute a digest");
-      }
+      out = digest(key, (Object) data, pos, len);
     } else {
       byte[] copy = new byte[len];
       data.duplicate().get(copy);
@@ -154,5 +145,29 @@ public final class NativeCrypto {
     }
     data.position(data.limit());
     return out;
+  }
+
+  private static byte[] digest(byte[] key, Object data, int off, int len) {
+    byte[] out = new byte[32];
+    if ((key != null && key.length > 64) || digest(key, data, off, len, out) != 0) {
+      throw new IllegalStateException("libcrypto failed to compute a digest");
+    }
+    return out;
+  }
+
+  /** The array of a heap buffer, or the direct buffer itself: what the natives take. */
+  static Object target(ByteBuffer b) {
+    if (b.hasArray()) {
+      return b.array();
+    }
+    if (b.isDirect()) {
+      return b;
+    }
+    throw new IllegalArgumentException("a read-only heap buffer");
+  }
+
+  /** The absolute offset in {@link #target} of index {@code i} of {@code b}. */
+  static int offset(ByteBuffer b, int i) {
+    return b.hasArray() ? b.arrayOffset() + i : i;
   }
 }

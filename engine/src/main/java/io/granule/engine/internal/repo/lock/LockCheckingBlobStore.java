@@ -29,9 +29,9 @@ public final class LockCheckingBlobStore implements BlobStore {
   }
 
   @Override
-  public void save(BlobName name, byte[] data, int length) throws IOException {
+  public void save(BlobName name, java.nio.ByteBuffer data) throws IOException {
     lock.check();
-    delegate.save(name, data, length);
+    delegate.save(name, data);
   }
 
   @Override

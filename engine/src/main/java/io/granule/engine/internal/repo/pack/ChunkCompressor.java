@@ -4,6 +4,7 @@ import com.github.luben.zstd.Zstd;
 import com.github.luben.zstd.ZstdCompressCtx;
 import com.github.luben.zstd.ZstdDecompressCtx;
 import com.github.luben.zstd.ZstdException;
+import java.nio.ByteBuffer;
 import java.util.Arrays;
 
 /**
@@ -57,7 +58,26 @@ public final class ChunkCompressor implements AutoCloseable {
    */
   public int compressInto(byte[] data, int off, int len, byte[] dst, int dstOff) {
     int n = cctx.compressByteArray(dst, dstOff, bound(len), data, off, len);
-    return (long) n * 100 <= (long) len * (100 - MIN_SAVING_PERCENT) ? n : -1;
+    return worthIt(n, len) ? n : -1;
+  }
+
+  /**
+   * As {@link #compressInto(byte[], int, int, byte[], int)}, from the bytes remaining in {@code
+   * src} into {@code dst} at its position, both direct buffers; neither position moves.
+   */
+  public int compressInto(ByteBuffer src, ByteBuffer dst) {
+    if (!src.isDirect() || !dst.isDirect()) {
+      throw new IllegalArgumentException("direct buffers only");
+    }
+    int len = src.remaining();
+    int n =
+        cctx.compressDirectByteBuffer(
+            dst, dst.position(), dst.remaining(), src, src.position(), len);
+    return worthIt(n, len) ? n : -1;
+  }
+
+  private static boolean worthIt(int compressed, int len) {
+    return (long) compressed * 100 <= (long) len * (100 - MIN_SAVING_PERCENT);
   }
 
   /**

@@ -4,17 +4,17 @@ import io.granule.engine.internal.repo.BlobFrames;
 import io.granule.engine.internal.repo.ChunkId;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
  * Assembles one pack in memory in the layout of {@link PackFormat}: {@link #add} chunk records (or
  * write them in place: {@link #reserve}, then {@link #commit}), then {@link #finish} to get the
- * bytes to save. Memory use is the pack size plus its trailer; the buffer can be handed in and
- * reused for the next pack. Not thread-safe.
+ * bytes to save. The pack is assembled in a direct buffer, so that compression, encryption and the
+ * file write read and write it without copies through the Java heap. Memory use is the pack size
+ * plus its trailer; the buffer can be handed in and reused for the next pack. Not thread-safe.
  */
 public final class PackWriter {
-  private byte[] buf;
+  private ByteBuffer buf;
   private int size;
   private final List<PackEntry> entries = new ArrayList<>();
   private boolean finished;
@@ -24,31 +24,33 @@ public final class PackWriter {
 
   /** A writer expecting about {@code expectedSize} bytes. */
   public PackWriter(int expectedSize) {
-    this(new byte[Math.max(expectedSize + 4096, 64)]);
+    this(ByteBuffer.allocateDirect(Math.max(expectedSize + 4096, 64)));
   }
 
-  /** A writer that assembles the pack in {@code buffer} (grown if a pack outgrows it). */
-  public PackWriter(byte[] buffer) {
-    buf = buffer.length >= 64 ? buffer : new byte[64];
-    ByteBuffer.wrap(buf)
-        .putInt(PackFormat.MAGIC)
-        .putShort((short) PackFormat.VERSION)
-        .putShort((short) 0);
+  /**
+   * A writer that assembles the pack in {@code buffer}, a direct buffer (from index 0, whatever its
+   * position; grown if a pack outgrows it).
+   */
+  public PackWriter(ByteBuffer buffer) {
+    buf = buffer.isDirect() && buffer.capacity() >= 64 ? buffer : ByteBuffer.allocateDirect(64);
+    buf.clear();
+    buf.putInt(0, PackFormat.MAGIC).putShort(4, (short) PackFormat.VERSION).putShort(6, (short) 0);
     size = PackFormat.HEADER_SIZE;
-    crc = BlobFrames.crc32c(buf, 0, size);
+    crc = crc32c(0, size);
   }
 
   /** Appends the stored bytes of chunk {@code id}; returns its trailer entry. */
   public PackEntry add(ChunkId id, byte[] stored, int rawLength, int flags) {
-    System.arraycopy(stored, 0, reserve(stored.length), size, stored.length);
+    reserve(stored.length).put(size, stored);
     return commit(id, stored.length, rawLength, flags);
   }
 
   /**
-   * Makes room for a record of up to {@code max} bytes and returns the buffer to write it into, at
-   * offset {@link #size()}; then {@link #commit} it. The buffer may change from call to call.
+   * Makes room for a record of up to {@code max} bytes and returns the buffer to write it into
+   * (absolute puts at {@link #size()} on, or a duplicate positioned there); then {@link #commit}
+   * it. The buffer may change from call to call.
    */
-  public byte[] reserve(int max) {
+  public ByteBuffer reserve(int max) {
     if (finished) {
       throw new IllegalStateException("pack already finished");
     }
@@ -61,10 +63,10 @@ public final class PackWriter {
    * {@link #size()} of the {@link #reserve}d buffer; returns its trailer entry.
    */
   public PackEntry commit(ChunkId id, int storedLength, int rawLength, int flags) {
-    if (finished || size + storedLength > buf.length) {
+    if (finished || storedLength < 0 || size + storedLength > buf.capacity()) {
       throw new IllegalStateException("record not reserved");
     }
-    int recordCrc = BlobFrames.crc32c(buf, size, storedLength);
+    int recordCrc = crc32c(size, storedLength);
     PackEntry e = new PackEntry(id, size, storedLength, rawLength, flags, recordCrc);
     crc = BlobFrames.crc32cCombine(crc, recordCrc, storedLength);
     size += storedLength;
@@ -89,7 +91,9 @@ public final class PackWriter {
 
   /** Appends trailer and footer; returns the complete pack file. */
   public byte[] finish() {
-    return Arrays.copyOf(buf, finishInPlace());
+    byte[] file = new byte[finishInPlace()];
+    buf.get(0, file);
+    return file;
   }
 
   /**
@@ -103,8 +107,7 @@ public final class PackWriter {
     finished = true;
     int trailerOffset = size;
     ensure(entries.size() * PackFormat.ENTRY_SIZE + PackFormat.FOOTER_SIZE);
-    ByteBuffer b = ByteBuffer.wrap(buf);
-    b.position(size);
+    ByteBuffer b = buf.duplicate().clear().position(size);
     for (PackEntry e : entries) {
       e.id().write(b);
       b.putLong(e.offset()).putInt(e.storedLength()).putInt(e.rawLength());
@@ -112,22 +115,33 @@ public final class PackWriter {
     }
     int trailerLength = b.position() - trailerOffset;
     b.putLong(trailerOffset).putInt(entries.size());
-    b.putInt(BlobFrames.crc32c(buf, trailerOffset, trailerLength));
+    b.putInt(crc32c(trailerOffset, trailerLength));
     int tail = b.position() - size;
-    b.putInt(BlobFrames.crc32cCombine(crc, BlobFrames.crc32c(buf, size, tail), tail));
+    b.putInt(BlobFrames.crc32cCombine(crc, crc32c(size, tail), tail));
     b.putInt(PackFormat.FOOTER_MAGIC);
     length = b.position();
     return length;
   }
 
-  /** The buffer holding the pack (after {@link #finishInPlace}: the file in its first bytes). */
-  public byte[] buffer() {
+  /**
+   * The direct buffer holding the pack (after {@link #finishInPlace}: the file in its first bytes).
+   * Its position and limit mean nothing.
+   */
+  public ByteBuffer buffer() {
     return buf;
   }
 
+  private int crc32c(int from, int len) {
+    java.util.zip.CRC32C c = new java.util.zip.CRC32C();
+    c.update(buf.duplicate().clear().position(from).limit(from + len));
+    return (int) c.getValue();
+  }
+
   private void ensure(int more) {
-    if (size + more > buf.length) {
-      buf = Arrays.copyOf(buf, Math.max(buf.length * 2, size + more));
+    if (size + more > buf.capacity()) {
+      ByteBuffer bigger = ByteBuffer.allocateDirect(Math.max(buf.capacity() * 2, size + more));
+      bigger.put(0, buf, 0, size);
+      buf = bigger;
     }
   }
 }

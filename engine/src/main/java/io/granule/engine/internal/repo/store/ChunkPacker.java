@@ -16,9 +16,9 @@ import io.granule.engine.internal.repo.pack.ChunkFlags;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackWriter;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.security.SecureRandom;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -70,7 +70,7 @@ public final class ChunkPacker implements AutoCloseable {
   private final ExecutorService savers;
   private final int saveThreads;
   private final Semaphore saving;
-  private final BlockingQueue<byte[]> buffers;
+  private final BlockingQueue<ByteBuffer> buffers;
   private Lane shared;
   private int packsSinceIndex;
   private long packsWritten;
@@ -286,7 +286,7 @@ public final class ChunkPacker implements AutoCloseable {
   private void save(PackId id, PackWriter pack) throws IOException {
     int length = pack.finishInPlace();
     try {
-      store.save(ChunkReader.packName(id), pack.buffer(), length);
+      store.save(ChunkReader.packName(id), pack.buffer().duplicate().clear().limit(length));
     } catch (IOException | RuntimeException | Error e) {
       fail(e);
       throw e;
@@ -341,64 +341,61 @@ public final class ChunkPacker implements AutoCloseable {
     private PackWriter pack;
     private PackId packId;
     private BlobName packName;
-    private byte[] scratch = new byte[0];
+    private ByteBuffer scratch = ByteBuffer.allocateDirect(0);
 
     private Lane() {}
 
     /**
-     * Adds a chunk that this thread {@link #claim}ed: compresses {@code len} bytes of {@code data}
-     * at {@code off} with {@code compressor} (kept only if that saves enough), encodes the result
-     * into the open pack, and saves the pack when it is full.
+     * Adds a chunk that this thread {@link #claim}ed: compresses the bytes remaining in {@code
+     * data} (a direct buffer; its position is left alone) with {@code compressor}, kept only if
+     * that saves enough, encodes the result into the open pack, and saves the pack when it is full.
      *
      * @return the stored length (after the codec)
      */
-    public int add(ChunkId id, byte[] data, int off, int len, ChunkCompressor compressor)
-        throws IOException {
+    public int add(ChunkId id, ByteBuffer data, ChunkCompressor compressor) throws IOException {
       checkNotFailed();
       open();
-      int stored;
-      int flags;
+      int len = data.remaining();
+      int bound = ChunkCompressor.bound(len);
       if (!codec.transforms()) {
         // stored bytes = compressed or plain bytes: write them straight into the pack
-        byte[] b = pack.reserve(Math.max(ChunkCompressor.bound(len), len));
-        int at = pack.size();
-        int n = compressor.compressInto(data, off, len, b, at);
+        ByteBuffer b = pack.reserve(Math.max(bound, len));
+        ByteBuffer at = b.duplicate().clear().position(pack.size());
+        int n = compressor.compressInto(data, at);
         if (n >= 0) {
-          stored = n;
-          flags = ChunkFlags.ZSTD;
-        } else {
-          System.arraycopy(data, off, b, at, len);
-          stored = len;
-          flags = 0;
+          return commit(id, n, len, ChunkFlags.ZSTD);
         }
-      } else {
-        int bound = ChunkCompressor.bound(len);
-        if (scratch.length < bound) {
-          scratch = new byte[bound];
-        }
-        int n = compressor.compressInto(data, off, len, scratch, 0);
-        flags = n >= 0 ? ChunkFlags.ZSTD : 0;
-        return n >= 0 ? encode(id, scratch, 0, n, flags, len) : encode(id, data, off, len, 0, len);
+        b.put(pack.size(), data, data.position(), len);
+        return commit(id, len, len, 0);
       }
-      return commit(id, stored, len, flags);
+      if (scratch.capacity() < bound) {
+        scratch = ByteBuffer.allocateDirect(bound);
+      }
+      ByteBuffer z = scratch.clear();
+      int n = compressor.compressInto(data, z);
+      return n >= 0
+          ? encode(id, z.limit(n), ChunkFlags.ZSTD, len)
+          : encode(id, data.duplicate(), 0, len);
     }
 
     int addStored(ChunkId id, byte[] stored, int flags, int rawLength) throws IOException {
       checkNotFailed();
       open();
-      return encode(id, stored, 0, stored.length, flags, rawLength);
+      return encode(id, ByteBuffer.wrap(stored), flags, rawLength);
     }
 
-    private int encode(ChunkId id, byte[] src, int off, int len, int flags, int rawLength)
-        throws IOException {
-      int room = codec.encodedLength(len);
+    /** Encodes the bytes remaining in {@code src} (consumed) into the pack. */
+    private int encode(ChunkId id, ByteBuffer src, int flags, int rawLength) throws IOException {
+      int room = codec.encodedLength(src.remaining());
       int stored;
       if (room >= 0) {
-        byte[] b = pack.reserve(room);
-        stored = codec.encode(packName, src, off, len, b, pack.size());
+        ByteBuffer at = pack.reserve(room).duplicate().clear().position(pack.size());
+        stored = codec.encode(packName, src, at);
       } else {
-        byte[] e = codec.encode(packName, Arrays.copyOfRange(src, off, off + len));
-        System.arraycopy(e, 0, pack.reserve(e.length), pack.size(), e.length);
+        byte[] in = new byte[src.remaining()];
+        src.get(in);
+        byte[] e = codec.encode(packName, in);
+        pack.reserve(e.length).put(pack.size(), e);
         stored = e.length;
       }
       return commit(id, stored, rawLength, flags);
@@ -417,7 +414,7 @@ public final class ChunkPacker implements AutoCloseable {
       if (pack == null) {
         packId = PackId.random();
         packName = ChunkReader.packName(packId);
-        byte[] b = buffers.poll();
+        ByteBuffer b = buffers.poll();
         pack = b != null ? new PackWriter(b) : new PackWriter(packSize + (packSize >> 3));
       }
     }

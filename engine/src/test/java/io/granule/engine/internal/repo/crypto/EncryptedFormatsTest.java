@@ -89,7 +89,11 @@ class EncryptedFormatsTest {
       byte[] src = new byte[len + 30];
       r.nextBytes(src);
       byte[] dst = new byte[100 + codec.encodedLength(len)];
-      int n = codec.encode(name, src, 30, len, dst, 100);
+      java.nio.ByteBuffer in = java.nio.ByteBuffer.wrap(src, 30, len);
+      java.nio.ByteBuffer out = java.nio.ByteBuffer.wrap(dst, 100, dst.length - 100);
+      int n = codec.encode(name, in, out);
+      assertThat(in.hasRemaining()).isFalse();
+      assertThat(out.position()).isEqualTo(100 + n);
       assertThat(n).isEqualTo(codec.encodedLength(len)).isEqualTo(AesGcmCodec.storedLength(len));
       assertThat(codec.decode(name, Arrays.copyOfRange(dst, 100, 100 + n)))
           .isEqualTo(Arrays.copyOfRange(src, 30, 30 + len));

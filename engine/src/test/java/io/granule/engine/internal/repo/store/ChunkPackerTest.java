@@ -26,6 +26,10 @@ class ChunkPackerTest {
     return b;
   }
 
+  private static java.nio.ByteBuffer direct(byte[] b) {
+    return java.nio.ByteBuffer.allocateDirect(b.length).put(b).flip();
+  }
+
   private ChunkId id(byte[] b) {
     return hasher.hash(b, 0, b.length);
   }
@@ -103,7 +107,7 @@ class ChunkPackerTest {
                 }
                 ChunkId id = h.hash(b, 0, b.length);
                 if (packer.claim(id)) {
-                  lane.add(id, b, 0, b.length, c);
+                  lane.add(id, direct(b), c);
                   stored.incrementAndGet();
                 }
               }
@@ -160,7 +164,7 @@ class ChunkPackerTest {
         byte[] b = chunk(i);
         packer.claim(id(b));
         try {
-          lane.add(id(b), b, 0, b.length, c);
+          lane.add(id(b), direct(b), c);
         } catch (java.io.IOException e) {
           failure = e;
         }
