@@ -32,6 +32,7 @@ typedef struct engine_st ENGINE;
 #define EVP_CTRL_GCM_SET_TAG 0x11
 
 static unsigned long (*p_OpenSSL_version_num)(void);
+static const char *(*p_OpenSSL_version)(int);
 static EVP_MD *(*p_EVP_MD_fetch)(void *, const char *, const char *);
 static EVP_CIPHER *(*p_EVP_CIPHER_fetch)(void *, const char *, const char *);
 static int (*p_EVP_Digest)(const void *, size_t, unsigned char *, unsigned int *, const EVP_MD *,
@@ -82,6 +83,7 @@ static const char *bind(const char *path) {
     snprintf(failure, sizeof failure, "%s is OpenSSL %lx, not 3.x", path, p_OpenSSL_version_num());
     return NULL;
   }
+  SYM(OpenSSL_version);
   SYM(EVP_MD_fetch);
   SYM(EVP_CIPHER_fetch);
   SYM(EVP_Digest);
@@ -117,6 +119,13 @@ JNIEXPORT jstring JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCryp
     return NULL;
   }
   return (*env)->NewStringUTF(env, failure);
+}
+
+/* NativeCrypto.libraryVersion(): libcrypto's version text, e.g. "OpenSSL 3.0.19 27 Jan 2026". */
+JNIEXPORT jstring JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_libraryVersion(
+    JNIEnv *env, jclass cls) {
+  (void)cls;
+  return (*env)->NewStringUTF(env, p_OpenSSL_version(0 /* OPENSSL_VERSION */));
 }
 
 /* SHA-256 of len bytes at p into md; 1 on success. */

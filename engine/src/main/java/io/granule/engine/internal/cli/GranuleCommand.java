@@ -80,7 +80,13 @@ public final class GranuleCommand extends ContextCommand {
             + System.getProperty("java.version")
             + " ("
             + System.getProperty("java.vendor")
-            + ")"
+            + "), JIT: "
+            + (java.lang.management.ManagementFactory.getRuntimeMXBean()
+                    .getInputArguments()
+                    .contains("-XX:TieredStopAtLevel=1")
+                ? "quick (C1 only)"
+                : "full"),
+        "Crypto: " + io.granule.engine.internal.repo.crypto.NativeCrypto.describe()
       };
     }
 

@@ -43,14 +43,15 @@ public final class NativeCrypto {
 
   private static String load() {
     if (!Boolean.parseBoolean(System.getProperty("granule.crypto.native", "true"))) {
-      return "turned off (granule.crypto.native=false)";
+      return unavailable("turned off (granule.crypto.native=false)");
     }
     if (!System.getProperty("os.name", "").equals("Linux")
         || !System.getProperty("os.arch", "").equals("amd64")) {
-      return "no native library for "
-          + System.getProperty("os.name")
-          + " "
-          + System.getProperty("os.arch");
+      return unavailable(
+          "no native library for "
+              + System.getProperty("os.name")
+              + " "
+              + System.getProperty("os.arch"));
     }
     try {
       try {
@@ -58,7 +59,7 @@ public final class NativeCrypto {
       } catch (UnsatisfiedLinkError e) {
         URL url = NativeCrypto.class.getResource(RESOURCE);
         if (url == null || !"file".equals(url.getProtocol())) {
-          return "lib" + LIBRARY + ".so not found: " + e.getMessage();
+          return unavailable("lib" + LIBRARY + ".so not found: " + e.getMessage());
         }
         System.load(Path.of(url.toURI()).toString()); // the build output, outside OSGi
       }
@@ -88,6 +89,19 @@ public final class NativeCrypto {
 
   /** Binds libcrypto; null, or why it cannot. */
   private static native String init();
+
+  private static native String libraryVersion();
+
+  /**
+   * What computes hashes and encryption in this process, for {@code granule --version}: e.g. {@code
+   * OpenSSL 3.0.19 27 Jan 2026 (libcrypto.so.3, through libgranule-crypto)}, or {@code the JDK's
+   * (REASON)}.
+   */
+  public static String describe() {
+    return available()
+        ? libraryVersion() + " (libcrypto.so.3, through libgranule-crypto)"
+        : "the JDK's (" + REASON + ")";
+  }
 
   /**
    * SHA-256 if {@code key} is null, else HMAC-SHA-256 under {@code key} (at most 64 bytes), of

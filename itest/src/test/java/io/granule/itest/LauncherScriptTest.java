@@ -1,0 +1,138 @@
+package io.granule.itest;
+
+import static io.granule.itest.RepositoryCliTest.sha256;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code bin/granule}, as users run it: one-shot commands with the quick compiler (C1) only and
+ * hashing and encryption through libcrypto (libgranule-crypto), a round trip of an encrypted
+ * repository in that mode, and {@code GRANULE_JIT} choosing the compiler.
+ */
+class LauncherScriptTest {
+  @TempDir Path tmp;
+
+  private record Run(int exitCode, String out, String err) {}
+
+  private Run launcher(Map<String, String> env, String... args) throws Exception {
+    Path script = Path.of("../bin/granule").toAbsolutePath().normalize();
+    List<String> cmd = new ArrayList<>(List.of(script.toString()));
+    cmd.addAll(List.of(args));
+    ProcessBuilder pb = new ProcessBuilder(cmd).directory(tmp.toFile());
+    pb.environment().put("GRANULE_JAR", Granule.jar().toAbsolutePath().toString());
+    pb.environment().put("GRANULE_PASSWORD", Granule.PASSWORD);
+    pb.environment().put("XDG_CACHE_HOME", tmp.resolve("cache").toString()); // CDS archives
+    pb.environment().remove("GRANULE_JAVA_OPTS");
+    pb.environment().remove("GRANULE_JIT");
+    pb.environment().putAll(env);
+    Path out = tmp.resolve("out.txt");
+    Path err = tmp.resolve("err.txt");
+    Process p = pb.redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+    if (!p.waitFor(120, TimeUnit.SECONDS)) {
+      p.destroyForcibly();
+      throw new AssertionError("bin/granule " + String.join(" ", args) + " did not finish");
+    }
+    return new Run(
+        p.exitValue(),
+        Files.readString(out, StandardCharsets.UTF_8),
+        Files.readString(err, StandardCharsets.UTF_8));
+  }
+
+  private static boolean libcrypto3() {
+    for (String d :
+        List.of("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64", "/lib64")) {
+      if (Files.exists(Path.of(d, "libcrypto.so.3"))) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static void requireNativeCrypto() {
+    boolean here =
+        System.getProperty("os.arch").equals("amd64")
+            && System.getProperty("os.name").equals("Linux")
+            && libcrypto3();
+    if (!here && "true".equals(System.getenv("CI"))) {
+      throw new AssertionError("CI machines have libcrypto.so.3 on Linux x86-64 (scripts/setup)");
+    }
+    Assumptions.assumeTrue(here, "needs libcrypto.so.3 on Linux x86-64");
+  }
+
+  @Test
+  void oneShotCommandsRunWithTheQuickCompilerAndLibcrypto() throws Exception {
+    requireNativeCrypto();
+    Run r = launcher(Map.of(), "--version");
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(r.out())
+        .contains("JIT: quick (C1 only)")
+        .containsPattern("Crypto: OpenSSL 3\\.\\S+ .*through libgranule-crypto");
+
+    r = launcher(Map.of("GRANULE_JIT", "full"), "--version");
+    assertThat(r.out()).contains("JIT: full").contains("through libgranule-crypto");
+
+    // a compiler option of the user's wins over the launcher's choice
+    r = launcher(Map.of("GRANULE_JAVA_OPTS", "-XX:-TieredCompilation"), "--version");
+    assertThat(r.out()).contains("JIT: full");
+
+    // the JDK's crypto under C1 would crawl: the user is told what to do
+    r =
+        launcher(
+            Map.of("GRANULE_JAVA_OPTS", "-Dgranule.crypto.native=false"),
+            "init",
+            "--repo",
+            tmp.resolve("jdk-repo").toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(r.err()).contains("native crypto unavailable").contains("GRANULE_JIT=full");
+  }
+
+  @Test
+  void encryptedRoundTripInTheLaunchersMode() throws Exception {
+    requireNativeCrypto();
+    Path repo = tmp.resolve("repo");
+    Path img = RepositoryCliTest.image(tmp.resolve("vm.img"), 40, 7);
+    Run r = launcher(Map.of(), "init", "--repo", repo.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    r = launcher(Map.of(), "backup", "--repo", repo.toString(), "--disk", "vm=" + img);
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    r = launcher(Map.of(), "verify", "--repo", repo.toString(), "--read-data");
+    assertThat(r.exitCode()).as(r.out() + r.err()).isZero();
+    Path back = tmp.resolve("back.img");
+    r =
+        launcher(
+            Map.of(),
+            "restore",
+            "disk",
+            "latest:vm",
+            "--repo",
+            repo.toString(),
+            "--to",
+            back.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(sha256(back)).isEqualTo(sha256(img));
+    // the same repository read by the JDK's crypto, under the full JIT: the same bytes
+    Path again = tmp.resolve("again.img");
+    r =
+        launcher(
+            Map.of("GRANULE_JAVA_OPTS", "-Dgranule.crypto.native=false", "GRANULE_JIT", "full"),
+            "restore",
+            "disk",
+            "latest:vm",
+            "--repo",
+            repo.toString(),
+            "--to",
+            again.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(sha256(again)).isEqualTo(sha256(img));
+  }
+}
