@@ -46,15 +46,16 @@ import org.slf4j.LoggerFactory;
 /**
  * Backs up disks into a new snapshot with fixed-size chunks.
  *
- * <p>Pipeline: the calling thread reads chunk after chunk (skipping ranges the image reports
- * unallocated) into a fixed pool of buffers; worker threads check for zeros, hash, look the id up,
- * compress new chunks and add them to packs. The buffer pool is the back-pressure: memory is
- * bounded by {@code (2 × threads + 2)} chunks plus one pack, whatever the disk size (plus the fixed
- * index, 32 bytes per chunk).
+ * <p>Pipeline: the calling thread walks each disk's chunk positions (skipping ranges the image
+ * reports unallocated, and those changed-block tracking says are unchanged) and queues the others;
+ * each worker thread reads its chunk into a buffer of its own, checks for zeros, hashes, looks the
+ * id up, compresses new chunks and adds them to its lane's pack ({@link ChunkPacker.Lane}). The
+ * bounded queue is the back-pressure: memory is one chunk per worker, a few queued positions and
+ * (workers + 3) packs, whatever the disk size (plus the fixed index, 32 bytes per chunk).
  *
  * <p>Streams are cut into content-defined chunks ({@link FastCdcChunker}, 512 KiB / 1 MiB / 4 MiB)
- * by the reading thread and then go through the same workers; their chunk lists are dynamic
- * indexes.
+ * by the calling thread, copied into a pool of {@code (2 × threads + 2)} buffers, and then go
+ * through the same workers; their chunk lists are dynamic indexes.
  *
  * <p>Write order (crash-safe): packs, then the index blobs listing them, then the fixed and dynamic
  * indexes, then the manifest. A failure or crash at any point leaves a valid repository; the next
@@ -108,9 +109,20 @@ public final class Backup {
     this.indexed = indexed;
   }
 
-  private record Task(int entry, ChunkList list, int position, ByteBuffer buffer, int length) {}
+  /**
+   * A chunk for a worker: of a disk, to be read by the worker ({@code buffer} null), or of a
+   * stream, already cut and copied into {@code buffer} by the reading thread.
+   */
+  private record Task(
+      int entry,
+      ChunkList list,
+      int position,
+      ByteBuffer buffer,
+      int length,
+      BackupRequest.NamedDisk disk,
+      long offset) {}
 
-  private static final Task STOP = new Task(-1, null, -1, null, 0);
+  private static final Task STOP = new Task(-1, null, -1, null, 0, null, 0);
 
   /**
    * Runs the backup and writes the snapshot.
@@ -133,16 +145,14 @@ public final class Backup {
     List<BackupRequest.NamedStream> streams = new ArrayList<>(request.streams());
     long total = disks.stream().mapToLong(d -> d.image().size()).sum();
     Counters c = new Counters(disks.size() + streams.size());
-    int bufferSize =
-        streams.isEmpty() && request.afterDisks() == null
-            ? chunkSize
-            : Math.max(chunkSize, streamChunker.get().maxSize());
+    boolean anyStream = !streams.isEmpty() || request.afterDisks() != null;
+    int bufferSize = anyStream ? Math.max(chunkSize, streamChunker.get().maxSize()) : chunkSize;
+    // Stream chunks are cut by the reading thread and handed over in a pool of buffers (the
+    // back-pressure); disk chunks are read by the workers into buffers of their own.
     int buffers = 2 * threads + 2;
     BlockingQueue<ByteBuffer> free = new ArrayBlockingQueue<>(buffers);
-    for (int i = 0; i < buffers; i++) {
-      // direct (read, hashed, compressed and encrypted without copies through the heap) and
-      // page-aligned (what an O_DIRECT read needs)
-      free.add(ByteBuffer.allocateDirect(bufferSize + ALIGN).alignedSlice(ALIGN));
+    for (int i = 0; anyStream && i < buffers; i++) {
+      free.add(newBuffer(bufferSize));
     }
     BlockingQueue<Task> work = new ArrayBlockingQueue<>(buffers + threads);
     AtomicReference<Throwable> failure = new AtomicReference<>();
@@ -177,7 +187,7 @@ public final class Backup {
         for (int d = 0; d < disks.size(); d++) {
           FixedIndex fixed = new FixedIndex(chunkSize, disks.get(d).image().size());
           fixedIndexes.add(fixed);
-          readDisk(d, disks.get(d), fixed, free, work, c, failure, reporter);
+          readDisk(d, disks.get(d), fixed, work, c, failure, reporter);
         }
         if (request.afterDisks() != null) {
           BackupRequest.Extras extras = request.afterDisks().run();
@@ -281,7 +291,6 @@ public final class Backup {
       int d,
       BackupRequest.NamedDisk disk,
       FixedIndex fixed,
-      BlockingQueue<ByteBuffer> free,
       BlockingQueue<Task> work,
       Counters c,
       AtomicReference<Throwable> failure,
@@ -334,14 +343,7 @@ public final class Backup {
         c.read.addAndGet(len);
         c.entryRead.addAndGet(d, len);
       } else {
-        ByteBuffer buf = takeUninterruptibly(free);
-        try {
-          image.read(start, buf.clear().limit(len));
-        } catch (IOException | RuntimeException ex) {
-          free.add(buf);
-          throw unreadable(disk, start, ex);
-        }
-        putUninterruptibly(work, new Task(d, fixed, p, buf, len));
+        putUninterruptibly(work, new Task(d, fixed, p, null, len, disk, start));
       }
       reporter.maybeReport(disk.name());
     }
@@ -367,7 +369,8 @@ public final class Backup {
           buf.clear().put(window, state[0], len);
           state[0] += len;
           offset[0] += len;
-          putUninterruptibly(work, new Task(entry, dynamic, dynamic.append(len), buf, len));
+          putUninterruptibly(
+              work, new Task(entry, dynamic, dynamic.append(len), buf, len, null, 0));
         };
     while (true) {
       rethrow(failure.get());
@@ -425,6 +428,9 @@ public final class Backup {
       AtomicReference<Throwable> failure) {
     ChunkHasher h = hasher.copy();
     ChunkPacker.Lane lane = packer.lane();
+    // Each worker reads its own disk chunks: two workers keep both cores busy, where one reading
+    // thread handing chunks over could not keep up while it shared the cores with them.
+    ByteBuffer own = newBuffer(chunkSize);
     try (ChunkCompressor compressor = new ChunkCompressor(compressionLevel)) {
       while (true) {
         Task t = takeUninterruptibly(work);
@@ -433,19 +439,36 @@ public final class Backup {
         }
         try {
           if (failure.get() == null) {
-            process(t, h, compressor, packer, lane, c, zeros);
+            ByteBuffer data = t.buffer();
+            if (data == null) {
+              data = own;
+              try {
+                t.disk().image().read(t.offset(), own.clear().limit(t.length()));
+              } catch (IOException | RuntimeException ex) {
+                throw unreadable(t.disk(), t.offset(), ex);
+              }
+            }
+            process(t, data, h, compressor, packer, lane, c, zeros);
           }
         } catch (Throwable ex) {
           failure.compareAndSet(null, ex);
         } finally {
-          free.add(t.buffer());
+          if (t.buffer() != null) {
+            free.add(t.buffer());
+          }
         }
       }
     }
   }
 
+  /** Direct (read, hashed, compressed and encrypted in place) and page-aligned (for O_DIRECT). */
+  private static ByteBuffer newBuffer(int size) {
+    return ByteBuffer.allocateDirect(size + ALIGN).alignedSlice(ALIGN);
+  }
+
   private static void process(
       Task t,
+      ByteBuffer buffer,
       ChunkHasher h,
       ChunkCompressor compressor,
       ChunkPacker packer,
@@ -454,7 +477,7 @@ public final class Backup {
       ByteBuffer zeros)
       throws IOException {
     int len = t.length();
-    ByteBuffer data = t.buffer().duplicate().clear().limit(len);
+    ByteBuffer data = buffer.duplicate().clear().limit(len);
     if (data.mismatch(zeros.duplicate().clear().limit(len)) < 0) {
       c.zero.addAndGet(len);
     } else {
