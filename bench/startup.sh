@@ -2,7 +2,8 @@
 # CLI start-up time: wall-clock and CPU time (user + sys, all threads) of `granule --version` and
 # `granule plugins`, N runs each, after one warm-up run (which extracts the bundle cache and, with
 # class data sharing on, writes the CDS archive). Prints min / median / max wall ms and the median
-# CPU ms, with the class-data-sharing archive (the default) and without it (GRANULE_CDS=off).
+# CPU ms, with the class-data-sharing archive (the default) and without it (GRANULE_CDS=off), and
+# with the JVM's full JIT instead of the quick compiler bin/granule chooses (GRANULE_JIT=full).
 # Usage: bench/startup.sh [N]   (needs runtime/target/granule.jar: ./mvnw -q package -DskipTests)
 # The machine's load average is printed before and after: on a shared machine, compare runs made
 # under similar load (the CPU column is less sensitive to it than the wall-clock ones).
@@ -34,5 +35,7 @@ measure "granule --version" --version
 measure "granule plugins" plugins
 GRANULE_CDS=off measure "granule --version (GRANULE_CDS=off)" --version
 GRANULE_CDS=off measure "granule plugins (GRANULE_CDS=off)" plugins
+GRANULE_JIT=full measure "granule --version (GRANULE_JIT=full)" --version
+GRANULE_JIT=full measure "granule plugins (GRANULE_JIT=full)" plugins
 echo
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -156,12 +156,14 @@ public final class Backup {
     }
     BlockingQueue<Task> work = new ArrayBlockingQueue<>(buffers + threads);
     AtomicReference<Throwable> failure = new AtomicReference<>();
+    DiskReads reads = new DiskReads();
     ByteBuffer zeros = ByteBuffer.allocateDirect(bufferSize);
     List<Thread> workers = new ArrayList<>();
     for (int t = 0; t < threads; t++) {
       Thread w =
           new Thread(
-              () -> work(work, free, packer, c, zeros, failure), "granule-backup-worker-" + t);
+              () -> work(work, free, packer, c, zeros, failure, reads),
+              "granule-backup-worker-" + t);
       w.setDaemon(true);
       w.start();
       workers.add(w);
@@ -187,8 +189,13 @@ public final class Backup {
         for (int d = 0; d < disks.size(); d++) {
           FixedIndex fixed = new FixedIndex(chunkSize, disks.get(d).image().size());
           fixedIndexes.add(fixed);
-          readDisk(d, disks.get(d), fixed, work, c, failure, reporter);
+          if (!readDisk(d, disks.get(d), fixed, work, c, failure, reads, reporter)) {
+            break;
+          }
         }
+        // Every disk byte is read before the holds end: the workers read, so wait for them.
+        reads.awaitNone();
+        rethrow(reads.resolve(failure.get()));
         if (request.afterDisks() != null) {
           BackupRequest.Extras extras = request.afterDisks().run();
           applications = extras.applications();
@@ -215,7 +222,7 @@ public final class Backup {
           joinUninterruptibly(w);
         }
       }
-      rethrow(failure.get());
+      rethrow(reads.resolve(failure.get()));
       packer.flush();
       List<Manifest.DiskEntry> entries = new ArrayList<>();
       for (int d = 0; d < disks.size(); d++) {
@@ -287,13 +294,15 @@ public final class Backup {
     }
   }
 
-  private void readDisk(
+  /** Queues the disk's chunks; false if the backup failed meanwhile (nothing more is queued). */
+  private boolean readDisk(
       int d,
       BackupRequest.NamedDisk disk,
       FixedIndex fixed,
       BlockingQueue<Task> work,
       Counters c,
       AtomicReference<Throwable> failure,
+      DiskReads reads,
       Reporter reporter)
       throws IOException {
     DiskImage image = disk.image();
@@ -316,7 +325,9 @@ public final class Backup {
     int ch = 0;
     int e = 0;
     for (int p = 0; p < fixed.count(); p++) {
-      rethrow(failure.get());
+      if (failure.get() != null) {
+        return false;
+      }
       long start = (long) p * chunkSize;
       int len = fixed.length(p);
       long end = start + len;
@@ -343,10 +354,12 @@ public final class Backup {
         c.read.addAndGet(len);
         c.entryRead.addAndGet(d, len);
       } else {
+        reads.queued();
         putUninterruptibly(work, new Task(d, fixed, p, null, len, disk, start));
       }
       reporter.maybeReport(disk.name());
     }
+    return true;
   }
 
   private void readStream(
@@ -425,7 +438,8 @@ public final class Backup {
       ChunkPacker packer,
       Counters c,
       ByteBuffer zeros,
-      AtomicReference<Throwable> failure) {
+      AtomicReference<Throwable> failure,
+      DiskReads reads) {
     ChunkHasher h = hasher.copy();
     ChunkPacker.Lane lane = packer.lane();
     // Each worker reads its own disk chunks: two workers keep both cores busy, where one reading
@@ -438,16 +452,24 @@ public final class Backup {
           return;
         }
         try {
-          if (failure.get() == null) {
-            ByteBuffer data = t.buffer();
-            if (data == null) {
-              data = own;
-              try {
+          ByteBuffer data = t.buffer();
+          if (data == null) {
+            data = own;
+            try {
+              // After a failure, only reads below the lowest unreadable offset still run: the
+              // report names the first unreadable chunk, whichever worker got there first.
+              if (failure.get() == null || reads.below(t.entry(), t.offset())) {
                 t.disk().image().read(t.offset(), own.clear().limit(t.length()));
-              } catch (IOException | RuntimeException ex) {
-                throw unreadable(t.disk(), t.offset(), ex);
               }
+            } catch (IOException | RuntimeException ex) {
+              SourceUnreadableException e = unreadable(t.disk(), t.offset(), ex);
+              reads.unreadable(t.entry(), t.offset(), e);
+              throw e;
+            } finally {
+              reads.done();
             }
+          }
+          if (failure.get() == null) {
             process(t, data, h, compressor, packer, lane, c, zeros);
           }
         } catch (Throwable ex) {
@@ -564,6 +586,61 @@ public final class Backup {
     }
     if (interrupted) {
       Thread.currentThread().interrupt();
+    }
+  }
+
+  /**
+   * The disk reads the workers have queued and not finished, and the unreadable chunk at the lowest
+   * offset: several workers read at once, and which of them fails first must not change what the
+   * report names.
+   */
+  private static final class DiskReads {
+    private long pending;
+    private SourceUnreadableException first;
+    private int firstEntry;
+    private long firstOffset;
+
+    synchronized void queued() {
+      pending++;
+    }
+
+    synchronized void done() {
+      if (--pending == 0) {
+        notifyAll();
+      }
+    }
+
+    /** Waits until no read is queued or running. */
+    synchronized void awaitNone() {
+      boolean interrupted = false;
+      while (pending > 0) {
+        try {
+          wait();
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
+    }
+
+    synchronized void unreadable(int entry, long offset, SourceUnreadableException e) {
+      if (first == null || below(entry, offset)) {
+        first = e;
+        firstEntry = entry;
+        firstOffset = offset;
+      }
+    }
+
+    /** Whether a read at {@code offset} of item {@code entry} comes before the first unreadable. */
+    synchronized boolean below(int entry, long offset) {
+      return first != null && (entry < firstEntry || entry == firstEntry && offset < firstOffset);
+    }
+
+    /** The failure to report: the first unreadable chunk in place of any other unreadable one. */
+    synchronized Throwable resolve(Throwable failure) {
+      return failure instanceof SourceUnreadableException && first != null ? first : failure;
     }
   }
 
