@@ -1,6 +1,7 @@
 /*
- * libgranule-crypto: JNI bindings of io.granule.engine.internal.repo.crypto.NativeCrypto to the
- * system's OpenSSL 3 libcrypto (SHA-256, HMAC-SHA-256, AES-256-GCM, scrypt).
+ * The crypto half of libgranule-native: JNI bindings of
+ * io.granule.engine.internal.repo.crypto.NativeCrypto to the system's OpenSSL 3 libcrypto
+ * (SHA-256, HMAC-SHA-256, AES-256-GCM, scrypt).
  *
  * Why: the JVM runs these at hardware speed (SHA and AES instructions) only in code its C2
  * compiler has compiled, which costs a short-lived command seconds of CPU; through libcrypto they

@@ -16,7 +16,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code bin/granule}, as users run it: one-shot commands with the quick compiler (C1) only and
- * hashing and encryption through libcrypto (libgranule-crypto), a round trip of an encrypted
+ * hashing and encryption through libcrypto (libgranule-native), a round trip of an encrypted
  * repository in that mode, and {@code GRANULE_JIT} choosing the compiler.
  */
 class LauncherScriptTest {
@@ -76,10 +76,10 @@ class LauncherScriptTest {
     assertThat(r.exitCode()).as(r.err()).isZero();
     assertThat(r.out())
         .contains("JIT: quick (C1 only)")
-        .containsPattern("Crypto: OpenSSL 3\\.\\S+ .*through libgranule-crypto");
+        .containsPattern("Crypto: OpenSSL 3\\.\\S+ .*through libgranule-native");
 
     r = launcher(Map.of("GRANULE_JIT", "full"), "--version");
-    assertThat(r.out()).contains("JIT: full").contains("through libgranule-crypto");
+    assertThat(r.out()).contains("JIT: full").contains("through libgranule-native");
 
     // a compiler option of the user's wins over the launcher's choice
     r = launcher(Map.of("GRANULE_JAVA_OPTS", "-XX:-TieredCompilation"), "--version");

@@ -1,6 +1,7 @@
 package io.granule.engine.internal.image;
 
 import io.granule.engine.spi.DiskImage;
+import io.granule.engine.spi.Extent;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -8,11 +9,13 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.List;
 
 /**
  * A raw disk image file or a block device, read through a {@link FileChannel} with positional reads
- * (safe from several threads). It cannot tell allocated ranges apart, so it reports the whole disk
- * as allocated; zero chunks are still detected and not stored by the backup.
+ * (safe from several threads). A sparse file's holes ({@code SEEK_DATA}/{@code SEEK_HOLE}, see
+ * {@link SparseFiles}) are reported as unallocated, so a backup neither reads nor stores them; a
+ * block device reports the whole disk as allocated (zero chunks are still detected and not stored).
  *
  * <p>Block devices are read with {@code O_DIRECT}, bypassing the device's page cache: a filesystem
  * mounted on the device writes its file data through its own cache, so buffered reads of the device
@@ -33,12 +36,15 @@ public final class RawDiskImage implements DiskImage {
   private final long size;
   private final boolean direct;
   private final ThreadLocal<ByteBuffer> bounce;
+  private final SparseFiles sparse;
 
-  private RawDiskImage(Path path, FileChannel channel, long size, boolean direct) {
+  private RawDiskImage(
+      Path path, FileChannel channel, long size, boolean direct, SparseFiles sparse) {
     this.path = path;
     this.channel = channel;
     this.size = size;
     this.direct = direct;
+    this.sparse = sparse;
     this.bounce =
         direct
             ? ThreadLocal.withInitial(
@@ -137,7 +143,8 @@ public final class RawDiskImage implements DiskImage {
       if (size == 0 && !Files.isRegularFile(path)) {
         size = blockDeviceSize(path);
       }
-      return new RawDiskImage(path, ch, size, direct);
+      SparseFiles sparse = Files.isRegularFile(path) ? SparseFiles.open(path) : null;
+      return new RawDiskImage(path, ch, size, direct, sparse);
     } catch (IOException | RuntimeException e) {
       ch.close();
       throw e;
@@ -245,8 +252,23 @@ public final class RawDiskImage implements DiskImage {
   }
 
   @Override
+  public List<Extent> allocation(long offset, long length) throws IOException {
+    if (offset < 0 || length < 0 || offset + length > size) {
+      throw new IllegalArgumentException(
+          "range outside disk image '" + path + "': offset=" + offset + " length=" + length);
+    }
+    return sparse == null ? List.of(new Extent(offset, length)) : sparse.allocation(offset, length);
+  }
+
+  @Override
   public void close() throws IOException {
-    channel.close();
+    try {
+      channel.close();
+    } finally {
+      if (sparse != null) {
+        sparse.close();
+      }
+    }
   }
 
   @Override

@@ -294,6 +294,9 @@ public final class Backup {
     }
   }
 
+  /** Bytes of a disk whose allocation map is asked for at once (rounded to whole chunks). */
+  private static final long ALLOCATION_WINDOW = 1L << 30;
+
   /** Queues the disk's chunks; false if the backup failed meanwhile (nothing more is queued). */
   private boolean readDisk(
       int d,
@@ -307,12 +310,10 @@ public final class Backup {
       throws IOException {
     DiskImage image = disk.image();
     long size = image.size();
-    List<Extent> allocated;
-    try {
-      allocated = image.allocation(0, size);
-    } catch (IOException e) {
-      throw unreadable(disk, 0, e);
-    }
+    // The allocation map is asked for window by window: bounded memory for any disk size.
+    long window = Math.max(1, ALLOCATION_WINDOW / chunkSize) * chunkSize;
+    List<Extent> allocated = List.of();
+    long windowEnd = 0;
     BackupRequest.Changes changes = disk.changes();
     if (changes != null
         && (changes.parent().count() != fixed.count()
@@ -345,6 +346,16 @@ public final class Backup {
           reporter.maybeReport(disk.name());
           continue;
         }
+      }
+      if (start >= windowEnd) {
+        long n = Math.min(window, size - start);
+        try {
+          allocated = image.allocation(start, n);
+        } catch (IOException ex) {
+          throw unreadable(disk, start, ex);
+        }
+        windowEnd = start + n;
+        e = 0;
       }
       while (e < allocated.size() && allocated.get(e).end() <= start) {
         e++;

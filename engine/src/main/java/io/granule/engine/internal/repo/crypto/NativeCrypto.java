@@ -1,15 +1,13 @@
 package io.granule.engine.internal.repo.crypto;
 
-import java.net.URISyntaxException;
-import java.net.URL;
+import io.granule.engine.internal.nativelib.NativeLibrary;
 import java.nio.ByteBuffer;
-import java.nio.file.Path;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * SHA-256, HMAC-SHA-256, AES-256-GCM and scrypt from the system's OpenSSL 3 libcrypto, through the
- * engine's small JNI library {@code libgranule-crypto} (source: {@code engine/src/main/c}).
+ * engine's small JNI library {@code libgranule-native} (source: {@code engine/src/main/c}).
  *
  * <p>Why: the JDK computes these at hardware speed (the CPU's SHA and AES instructions) only in
  * code its C2 compiler has compiled, which a short-lived command pays for in seconds of CPU and a
@@ -25,8 +23,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class NativeCrypto {
   private static final Logger LOG = LoggerFactory.getLogger(NativeCrypto.class);
-  private static final String LIBRARY = "granule-crypto";
-  private static final String RESOURCE = "/native/linux-x86_64/libgranule-crypto.so";
   private static final String REASON = load();
 
   private NativeCrypto() {}
@@ -45,26 +41,13 @@ public final class NativeCrypto {
     if (!Boolean.parseBoolean(System.getProperty("granule.crypto.native", "true"))) {
       return unavailable("turned off (granule.crypto.native=false)");
     }
-    if (!System.getProperty("os.name", "").equals("Linux")
-        || !System.getProperty("os.arch", "").equals("amd64")) {
-      return unavailable(
-          "no native library for "
-              + System.getProperty("os.name")
-              + " "
-              + System.getProperty("os.arch"));
+    String missing = NativeLibrary.unavailableReason();
+    if (missing != null) {
+      return unavailable(missing);
     }
     try {
-      try {
-        System.loadLibrary(LIBRARY); // the bundle's Bundle-NativeCode
-      } catch (UnsatisfiedLinkError e) {
-        URL url = NativeCrypto.class.getResource(RESOURCE);
-        if (url == null || !"file".equals(url.getProtocol())) {
-          return unavailable("lib" + LIBRARY + ".so not found: " + e.getMessage());
-        }
-        System.load(Path.of(url.toURI()).toString()); // the build output, outside OSGi
-      }
       return unavailable(init());
-    } catch (UnsatisfiedLinkError | URISyntaxException | SecurityException e) {
+    } catch (UnsatisfiedLinkError e) {
       return unavailable(e.toString());
     }
   }
@@ -94,12 +77,12 @@ public final class NativeCrypto {
 
   /**
    * What computes hashes and encryption in this process, for {@code granule --version}: e.g. {@code
-   * OpenSSL 3.0.19 27 Jan 2026 (libcrypto.so.3, through libgranule-crypto)}, or {@code the JDK's
+   * OpenSSL 3.0.19 27 Jan 2026 (libcrypto.so.3, through libgranule-native)}, or {@code the JDK's
    * (REASON)}.
    */
   public static String describe() {
     return available()
-        ? libraryVersion() + " (libcrypto.so.3, through libgranule-crypto)"
+        ? libraryVersion() + " (libcrypto.so.3, through libgranule-native)"
         : "the JDK's (" + REASON + ")";
   }
 

@@ -1,0 +1,56 @@
+/*
+ * The file-system half of libgranule-native: JNI bindings of
+ * io.granule.engine.internal.image.SparseFiles to lseek(2)'s SEEK_DATA and SEEK_HOLE, which the
+ * JDK does not offer. A raw image's holes read as zeros: a backup that knows where they are skips
+ * them without reading them (a VM image is often mostly holes).
+ *
+ * Errors come back as -errno; the Java side names the file.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <jni.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io_granule_engine_internal_image_SparseFiles.h"
+
+/* Opens the NUL-terminated path for reading; the descriptor, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_SparseFiles_open0(JNIEnv *env,
+                                                                               jclass cls,
+                                                                               jbyteArray path) {
+  (void)cls;
+  jsize n = (*env)->GetArrayLength(env, path);
+  char *p = malloc((size_t)n + 1);
+  if (p == NULL) {
+    return -ENOMEM;
+  }
+  (*env)->GetByteArrayRegion(env, path, 0, n, (jbyte *)p);
+  p[n] = 0;
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  int err = errno;
+  free(p);
+  return fd < 0 ? -err : fd;
+}
+
+/* lseek(fd, offset, SEEK_HOLE if hole else SEEK_DATA): the offset found, or -errno (-ENXIO: no
+ * data at or after offset). */
+JNIEXPORT jlong JNICALL Java_io_granule_engine_internal_image_SparseFiles_seek0(JNIEnv *env,
+                                                                                jclass cls,
+                                                                                jint fd,
+                                                                                jlong offset,
+                                                                                jboolean hole) {
+  (void)env;
+  (void)cls;
+  off_t r = lseek(fd, (off_t)offset, hole ? SEEK_HOLE : SEEK_DATA);
+  return r < 0 ? -(jlong)errno : (jlong)r;
+}
+
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_SparseFiles_close0(JNIEnv *env,
+                                                                                jclass cls,
+                                                                                jint fd) {
+  (void)env;
+  (void)cls;
+  return close(fd) < 0 ? -errno : 0;
+}

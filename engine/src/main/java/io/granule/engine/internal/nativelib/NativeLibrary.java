@@ -1,0 +1,53 @@
+package io.granule.engine.internal.nativelib;
+
+import java.net.URISyntaxException;
+import java.net.URL;
+import java.nio.file.Path;
+
+/**
+ * Loads the engine's small JNI library {@code libgranule-native} (source: {@code
+ * engine/src/main/c}) once: OpenSSL's hashes and ciphers ({@code NativeCrypto}) and the file-system
+ * calls the JDK lacks ({@code SparseFiles}).
+ *
+ * <p>In the OSGi runtime the engine bundle carries the library ({@code Bundle-NativeCode}); outside
+ * it (unit tests) it is loaded from the build output. Where it cannot be loaded (another OS or
+ * CPU), each user falls back to what the JDK offers.
+ */
+public final class NativeLibrary {
+  /** The library's name for {@link System#loadLibrary}. */
+  public static final String NAME = "granule-native";
+
+  private static final String RESOURCE = "/native/linux-x86_64/libgranule-native.so";
+  private static final String REASON = load();
+
+  private NativeLibrary() {}
+
+  /** Null if the library is loaded, else why it is not. */
+  public static String unavailableReason() {
+    return REASON;
+  }
+
+  private static String load() {
+    if (!System.getProperty("os.name", "").equals("Linux")
+        || !System.getProperty("os.arch", "").equals("amd64")) {
+      return "no native library for "
+          + System.getProperty("os.name")
+          + " "
+          + System.getProperty("os.arch");
+    }
+    try {
+      try {
+        System.loadLibrary(NAME); // the bundle's Bundle-NativeCode
+      } catch (UnsatisfiedLinkError e) {
+        URL url = NativeLibrary.class.getResource(RESOURCE);
+        if (url == null || !"file".equals(url.getProtocol())) {
+          return "lib" + NAME + ".so not found: " + e.getMessage();
+        }
+        System.load(Path.of(url.toURI()).toString()); // the build output, outside OSGi
+      }
+      return null;
+    } catch (UnsatisfiedLinkError | URISyntaxException | SecurityException e) {
+      return e.toString();
+    }
+  }
+}
