@@ -94,8 +94,10 @@ b_init() { borg init -e none "$1"; }
 b_backup() { borg create "$1::$(date +%s%N)" - < "$img"; }
 b_restore() { borg extract --stdout "$1::$(borg list --short --last 1 "$1")" > "$work/restore.img"; }
 bf_backup() { borg create --chunker-params fixed,4194304 "$1::$(date +%s%N)" - < "$img"; }
+# --sparse: borg skips the image's holes and all-zero chunks unhashed, as Granule does by default
+bfs_backup() { borg create --sparse --chunker-params fixed,4194304 "$1::$(date +%s%N)" - < "$img"; }
 
-export -f g_init g_init_plain g_backup g_restore r_init r_backup r_restore b_init b_backup b_restore bf_backup
+export -f g_init g_init_plain g_backup g_restore r_init r_backup r_restore b_init b_backup b_restore bf_backup bfs_backup
 export img work GCHUNK=
 
 for ((r = 1; r <= rounds; r++)); do
@@ -105,6 +107,7 @@ for ((r = 1; r <= rounds; r++)); do
   cycle "restic $(restic version | cut -d' ' -f2) (encrypted)" r_init r_backup r_restore "$work/restic"
   cycle "borg $(borg --version | cut -d' ' -f2) (buzhash, unencrypted)" b_init b_backup b_restore "$work/borg"
   cycle "borg $(borg --version | cut -d' ' -f2) (fixed 4 MiB, unencrypted)" b_init bf_backup b_restore "$work/borgf"
+  cycle "borg $(borg --version | cut -d' ' -f2) (fixed 4 MiB, --sparse, unencrypted)" b_init bfs_backup b_restore "$work/borgfs"
 done
 main_raw=$(cat "$raw")
 : > "$raw"
@@ -187,7 +190,9 @@ EOF
     echo
     # not re-run (E2E_SWEEP=1 does): keep the last sweep, marked with the run it came from
     sed -n '/^## Granule chunk size sweep/,$p' "$out" | sed '1s/$/ (kept from an earlier run)/; 1s/ (kept from an earlier run) (kept from an earlier run)/ (kept from an earlier run)/'
-    grep -m1 '^Command:' "$out" | sed 's/^/Earlier run: /'
+    # the run it came from: named once, when it is first kept
+    sed -n '/^## Granule chunk size sweep/,$p' "$out" | grep -q '^Earlier run: ' \
+      || grep -m1 '^Command:' "$out" | sed 's/^/Earlier run: /'
   fi
 } > "$out.new"
 mv "$out.new" "$out"
