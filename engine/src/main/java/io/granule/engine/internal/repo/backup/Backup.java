@@ -70,6 +70,10 @@ public final class Backup {
   private static final SecureRandom RANDOM = new SecureRandom();
   private static final int PACKS_PER_INDEX = 16;
   private static final int ALIGN = 4096;
+
+  /** Bytes of a disk whose allocation map is asked for at once (rounded to whole chunks). */
+  private static final long ALLOCATION_WINDOW = 1L << 30;
+
   // Packs saved in the background at once (each up to a pack of memory): enough to keep a local
   // disk's fsyncs and an object store's uploads going while the workers fill the next packs.
   private static final int SAVE_THREADS = 3;
@@ -293,9 +297,6 @@ public final class Backup {
           e);
     }
   }
-
-  /** Bytes of a disk whose allocation map is asked for at once (rounded to whole chunks). */
-  private static final long ALLOCATION_WINDOW = 1L << 30;
 
   /** Queues the disk's chunks; false if the backup failed meanwhile (nothing more is queued). */
   private boolean readDisk(

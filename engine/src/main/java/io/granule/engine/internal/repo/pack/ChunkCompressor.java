@@ -88,16 +88,36 @@ public final class ChunkCompressor implements AutoCloseable {
    */
   public byte[] decompress(byte[] stored, int flags, int rawLength) {
     if ((flags & ChunkFlags.ZSTD) == 0) {
-      if (stored.length != rawLength) {
-        throw new IllegalArgumentException(
-            "stored length " + stored.length + " differs from plain length " + rawLength);
-      }
+      checkStoredLength(stored, rawLength);
       return stored;
     }
     byte[] out = new byte[rawLength];
+    decompressInto(stored, flags, rawLength, ByteBuffer.wrap(out));
+    return out;
+  }
+
+  /**
+   * As {@link #decompress}, into {@code dst} (heap or direct) at its position, which advances by
+   * {@code rawLength}; {@code dst} has at least that many bytes remaining.
+   *
+   * @throws IllegalArgumentException as {@link #decompress}; then the bytes put into {@code dst}
+   *     must not be used
+   */
+  public void decompressInto(byte[] stored, int flags, int rawLength, ByteBuffer dst) {
+    int start = dst.position();
+    if ((flags & ChunkFlags.ZSTD) == 0) {
+      checkStoredLength(stored, rawLength);
+      dst.put(stored);
+      return;
+    }
     int n;
     try {
-      n = dctx.decompressByteArray(out, 0, rawLength, stored, 0, stored.length);
+      n =
+          dst.isDirect()
+              ? dctx.decompressByteArrayToDirectByteBuffer(
+                  dst, start, rawLength, stored, 0, stored.length)
+              : dctx.decompressByteArray(
+                  dst.array(), dst.arrayOffset() + start, rawLength, stored, 0, stored.length);
     } catch (ZstdException e) {
       throw new IllegalArgumentException("zstd: " + e.getMessage(), e);
     }
@@ -105,7 +125,14 @@ public final class ChunkCompressor implements AutoCloseable {
       throw new IllegalArgumentException(
           "decompressed length " + n + " differs from plain length " + rawLength);
     }
-    return out;
+    dst.position(start + rawLength);
+  }
+
+  private static void checkStoredLength(byte[] stored, int rawLength) {
+    if (stored.length != rawLength) {
+      throw new IllegalArgumentException(
+          "stored length " + stored.length + " differs from plain length " + rawLength);
+    }
   }
 
   @Override

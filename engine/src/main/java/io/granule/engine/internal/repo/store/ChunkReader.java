@@ -1,7 +1,5 @@
 package io.granule.engine.internal.repo.store;
 
-import com.github.luben.zstd.ZstdDecompressCtx;
-import com.github.luben.zstd.ZstdException;
 import io.granule.engine.internal.repo.BlobFrames;
 import io.granule.engine.internal.repo.ChunkHasher;
 import io.granule.engine.internal.repo.ChunkId;
@@ -13,7 +11,6 @@ import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.index.ChunkIndex;
 import io.granule.engine.internal.repo.index.ChunkLocation;
 import io.granule.engine.internal.repo.pack.ChunkCompressor;
-import io.granule.engine.internal.repo.pack.ChunkFlags;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.NoSuchFileException;
@@ -40,7 +37,7 @@ public final class ChunkReader {
     this.codec = codec;
     this.index = index;
     this.hasherPrototype = hasher.copy();
-    this.hasher = ThreadLocal.withInitial(hasher::copy);
+    this.hasher = ThreadLocal.withInitial(hasherPrototype::copy);
   }
 
   /** The pack blob name of a pack id. */
@@ -150,7 +147,7 @@ public final class ChunkReader {
 
   /** See {@link #decoder()}. Not thread-safe. */
   public final class Decoder implements AutoCloseable {
-    private final ZstdDecompressCtx dctx = new ZstdDecompressCtx();
+    private final ChunkCompressor decompressor = new ChunkCompressor(1);
     private final ChunkHasher hash = hasherPrototype.copy();
 
     private Decoder() {}
@@ -173,31 +170,7 @@ public final class ChunkReader {
       byte[] stored = load(id, pack, loc);
       int start = dst.position();
       try {
-        byte[] record = codec.decode(pack, stored);
-        if ((loc.flags() & ChunkFlags.ZSTD) == 0) {
-          if (record.length != raw) {
-            throw new IllegalArgumentException(
-                "stored length " + record.length + " differs from plain length " + raw);
-          }
-          dst.put(record);
-        } else {
-          int n;
-          try {
-            n =
-                dst.isDirect()
-                    ? dctx.decompressByteArrayToDirectByteBuffer(
-                        dst, start, raw, record, 0, record.length)
-                    : dctx.decompressByteArray(
-                        dst.array(), dst.arrayOffset() + start, raw, record, 0, record.length);
-          } catch (ZstdException e) {
-            throw new IllegalArgumentException("zstd: " + e.getMessage(), e);
-          }
-          if (n != raw) {
-            throw new IllegalArgumentException(
-                "decompressed length " + n + " differs from plain length " + raw);
-          }
-          dst.position(start + raw);
-        }
+        decompressor.decompressInto(codec.decode(pack, stored), loc.flags(), raw, dst);
       } catch (IllegalArgumentException e) {
         throw undecodable(id, pack, e);
       }
@@ -209,7 +182,7 @@ public final class ChunkReader {
 
     @Override
     public void close() {
-      dctx.close();
+      decompressor.close();
     }
   }
 }
