@@ -1,9 +1,9 @@
 package io.granule.engine.internal.repo.backup;
 
+import io.granule.engine.internal.repo.blob.DirectIo;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -40,7 +40,7 @@ final class RawTarget implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(RawTarget.class);
 
   /** Alignment of direct writes at least: a multiple of every logical block size in use. */
-  static final int MIN_ALIGN = 4096;
+  static final int MIN_ALIGN = DirectIo.MIN_ALIGN;
 
   private final Path path;
   private final FileChannel buffered;
@@ -77,18 +77,12 @@ final class RawTarget implements AutoCloseable {
     if (!tryDirect) {
       return new RawTarget(path, buffered, null, MIN_ALIGN, writeback);
     }
-    OpenOption o = directOption();
+    OpenOption o = DirectIo.option();
     if (o == null) {
       return new RawTarget(path, buffered, null, MIN_ALIGN, writeback);
     }
-    int align;
-    try {
-      long block = Files.getFileStore(path).getBlockSize();
-      align = (int) Math.max(MIN_ALIGN, Math.min(block, 1 << 30));
-    } catch (IOException | UnsupportedOperationException e) {
-      align = MIN_ALIGN;
-    }
-    if (Integer.bitCount(align) != 1 || chunkSize % align != 0) {
+    int align = DirectIo.alignment(path);
+    if (align == 0 || chunkSize % align != 0) {
       LOG.debug("{}: block size {} does not divide the chunk size; buffered writes", path, align);
       return new RawTarget(path, buffered, null, MIN_ALIGN, writeback);
     }
@@ -100,23 +94,6 @@ final class RawTarget implements AutoCloseable {
       LOG.debug("{} refuses O_DIRECT ({}); buffered writes", path, e.toString());
       return new RawTarget(path, buffered, null, MIN_ALIGN, writeback);
     }
-  }
-
-  /** {@code O_DIRECT}, looked up through the platform loader (jdk.unsupported), or null. */
-  private static OpenOption directOption() {
-    try {
-      Class<?> c =
-          Class.forName(
-              "com.sun.nio.file.ExtendedOpenOption", true, ClassLoader.getPlatformClassLoader());
-      for (Object o : c.getEnumConstants()) {
-        if (((Enum<?>) o).name().equals("DIRECT")) {
-          return (OpenOption) o;
-        }
-      }
-    } catch (ReflectiveOperationException | LinkageError e) {
-      LOG.debug("no O_DIRECT: {}", e.toString());
-    }
-    return null;
   }
 
   /** The alignment buffers given to {@link #write} must have (their address), at least. */
@@ -134,8 +111,7 @@ final class RawTarget implements AutoCloseable {
    * bytes (its capacity rounded up to the alignment), its limit at {@code length}.
    */
   ByteBuffer allocate(int length) {
-    int rounded = (int) (((long) length + align - 1) / align * align);
-    return ByteBuffer.allocateDirect(rounded + align).alignedSlice(align).limit(length);
+    return DirectIo.allocate(length, align);
   }
 
   /**

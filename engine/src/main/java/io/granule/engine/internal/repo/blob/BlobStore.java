@@ -42,6 +42,18 @@ public interface BlobStore {
     save(name, b);
   }
 
+  /**
+   * As {@link #save(BlobName, java.nio.ByteBuffer)}, running {@code released} once the store reads
+   * {@code data} no more, which may be before the save is durable (a local file: after its writes,
+   * before its fsync), so that the caller can reuse the buffer while the save waits for the disk.
+   * {@code released} runs at most once; after a failure it may not run at all.
+   */
+  default void save(BlobName name, java.nio.ByteBuffer data, Runnable released)
+      throws IOException {
+    save(name, data);
+    released.run();
+  }
+
   /** The whole content of a blob. */
   byte[] load(BlobName name) throws IOException;
 

@@ -14,6 +14,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A {@link BlobStore} over a local directory. Each {@link BlobType} has its own subdirectory; packs
@@ -23,9 +26,26 @@ import java.util.concurrent.ThreadLocalRandom;
  * <p>{@link #save} writes a temporary file (name starting with a dot) in the target directory,
  * fsyncs it, renames it atomically over the target and fsyncs the directory. Temporary files left
  * by a crash, and any file whose name is not a valid blob name, are ignored by {@link #list}.
+ *
+ * <p>Large blobs handed over in a direct buffer at an aligned address (packs: {@link
+ * io.granule.engine.internal.repo.pack.PackWriter} assembles them so) are written with {@code
+ * O_DIRECT}, all but their unaligned tail, which is written buffered before the fsync. Measured on
+ * a 2-core virtual machine writing 832 MiB of packs: 0.8 CPU-seconds instead of 2.4 (buffered
+ * writes allocate and copy into page-cache pages), which the backup's hashing and compression
+ * need, and the host's page cache keeps what it held. A file system that refuses {@code O_DIRECT}
+ * (at open or at the first write) is written buffered from then on. The system property {@code
+ * granule.blob.direct=false} turns direct writes off.
  */
 public final class LocalBlobStore implements BlobStore {
+  private static final Logger LOG = LoggerFactory.getLogger(LocalBlobStore.class);
+
+  /** Blobs smaller than this are written buffered: one block of the page cache costs nothing. */
+  static final int DIRECT_MIN = 1 << 20;
+
   private final Path root;
+  private final AtomicLong directBytes = new AtomicLong();
+  private volatile boolean direct =
+      DirectIo.option() != null && !"false".equals(System.getProperty("granule.blob.direct"));
 
   /** A store rooted at {@code root}; directories are created on first save. */
   public LocalBlobStore(Path root) {
@@ -53,6 +73,11 @@ public final class LocalBlobStore implements BlobStore {
 
   @Override
   public void save(BlobName name, ByteBuffer data) throws IOException {
+    save(name, data, () -> {});
+  }
+
+  @Override
+  public void save(BlobName name, ByteBuffer data, Runnable released) throws IOException {
     Path target = path(name);
     Path dir = target.getParent();
     boolean created = !Files.isDirectory(dir);
@@ -66,9 +91,11 @@ public final class LocalBlobStore implements BlobStore {
       try (FileChannel ch =
           FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
         ByteBuffer buf = data.duplicate();
+        long pos = writeDirect(tmp, buf);
         while (buf.hasRemaining()) {
-          ch.write(buf);
+          pos += ch.write(buf, pos);
         }
+        released.run();
         ch.force(true);
       }
       Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
@@ -80,6 +107,45 @@ public final class LocalBlobStore implements BlobStore {
     if (created) {
       fsyncDirectory(dir.getParent());
     }
+  }
+
+  /**
+   * Writes the aligned head of {@code buf} to the new file {@code tmp} with {@code O_DIRECT}, where
+   * it can; advances {@code buf} past what it wrote and returns its length (0: nothing written).
+   */
+  private long writeDirect(Path tmp, ByteBuffer buf) throws IOException {
+    if (!direct || !buf.isDirect() || buf.remaining() < DIRECT_MIN) {
+      return 0;
+    }
+    int align = DirectIo.alignment(tmp);
+    if (align == 0 || buf.alignmentOffset(buf.position(), align) != 0) {
+      return 0;
+    }
+    int aligned = buf.remaining() - buf.remaining() % align;
+    ByteBuffer head = buf.duplicate();
+    head.limit(head.position() + aligned);
+    long pos = 0;
+    try (FileChannel d = FileChannel.open(tmp, StandardOpenOption.WRITE, DirectIo.option())) {
+      while (head.hasRemaining()) {
+        pos += d.write(head, pos);
+      }
+    } catch (IOException | UnsupportedOperationException e) {
+      // Refused at open (tmpfs before Linux 6.6, some FUSE and network file systems) or at the
+      // first write: this store writes buffered from now on; the caller rewrites from offset 0.
+      if (direct) {
+        direct = false;
+        LOG.debug("{} refuses direct writes ({}); writing buffered", root, e.toString());
+      }
+      return 0;
+    }
+    buf.position(buf.position() + aligned);
+    directBytes.addAndGet(pos);
+    return pos;
+  }
+
+  /** Bytes this store has written with {@code O_DIRECT}. */
+  long directBytes() {
+    return directBytes.get();
   }
 
   private static void fsyncDirectory(Path dir) throws IOException {

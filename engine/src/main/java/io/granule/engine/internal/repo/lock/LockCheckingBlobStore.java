@@ -35,6 +35,13 @@ public final class LockCheckingBlobStore implements BlobStore {
   }
 
   @Override
+  public void save(BlobName name, java.nio.ByteBuffer data, Runnable released)
+      throws IOException {
+    lock.check();
+    delegate.save(name, data, released);
+  }
+
+  @Override
   public byte[] load(BlobName name) throws IOException {
     return delegate.load(name);
   }

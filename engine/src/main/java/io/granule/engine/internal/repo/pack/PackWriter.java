@@ -2,6 +2,7 @@ package io.granule.engine.internal.repo.pack;
 
 import io.granule.engine.internal.repo.BlobFrames;
 import io.granule.engine.internal.repo.ChunkId;
+import io.granule.engine.internal.repo.blob.DirectIo;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
@@ -10,7 +11,8 @@ import java.util.List;
  * Assembles one pack in memory in the layout of {@link PackFormat}: {@link #add} chunk records (or
  * write them in place: {@link #reserve}, then {@link #commit}), then {@link #finish} to get the
  * bytes to save. The pack is assembled in a direct buffer, so that compression, encryption and the
- * file write read and write it without copies through the Java heap. Memory use is the pack size
+ * file write read and write it without copies through the Java heap; its address is aligned for
+ * {@code O_DIRECT} writes. Memory use is the pack size
  * plus its trailer; the buffer can be handed in and reused for the next pack. Not thread-safe.
  */
 public final class PackWriter {
@@ -24,7 +26,7 @@ public final class PackWriter {
 
   /** A writer expecting about {@code expectedSize} bytes. */
   public PackWriter(int expectedSize) {
-    this(ByteBuffer.allocateDirect(Math.max(expectedSize + 4096, 64)));
+    this(DirectIo.allocate(Math.max(expectedSize + 4096, 64), DirectIo.MIN_ALIGN).clear());
   }
 
   /**
@@ -139,7 +141,8 @@ public final class PackWriter {
 
   private void ensure(int more) {
     if (size + more > buf.capacity()) {
-      ByteBuffer bigger = ByteBuffer.allocateDirect(Math.max(buf.capacity() * 2, size + more));
+      ByteBuffer bigger =
+          DirectIo.allocate(Math.max(buf.capacity() * 2, size + more), DirectIo.MIN_ALIGN).clear();
       bigger.put(0, buf, 0, size);
       buf = bigger;
     }

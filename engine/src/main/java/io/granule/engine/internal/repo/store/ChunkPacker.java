@@ -45,7 +45,8 @@ import java.util.function.Consumer;
  * <p><b>Saving.</b> A full pack is saved on one of {@code saveThreads} background threads (or on
  * the adding thread when {@code saveThreads} is 0), at most {@code saveThreads} at a time: a lane
  * that fills a pack while that many are being saved waits (back-pressure), so memory stays at
- * {@code lanes + saveThreads} packs. Pack buffers are reused.
+ * {@code lanes + saveThreads} packs at most; fewer when saves wait for the disk, as a buffer goes
+ * back to the pool once the store has written it (before its fsync). Pack buffers are reused.
  *
  * <p>A chunk enters the {@link ChunkIndex} as soon as it is added to an open pack, so later copies
  * deduplicate against it; such entries are durable only after {@link #flush}. If a backup fails
@@ -286,7 +287,12 @@ public final class ChunkPacker implements AutoCloseable {
   private void save(PackId id, PackWriter pack) throws IOException {
     int length = pack.finishInPlace();
     try {
-      store.save(ChunkReader.packName(id), pack.buffer().duplicate().clear().limit(length));
+      // The buffer goes back to the pool once written, while the save waits for its fsync.
+      ByteBuffer buffer = pack.buffer();
+      store.save(
+          ChunkReader.packName(id),
+          buffer.duplicate().clear().limit(length),
+          () -> buffers.offer(buffer));
     } catch (IOException | RuntimeException | Error e) {
       fail(e);
       throw e;
@@ -306,7 +312,6 @@ public final class ChunkPacker implements AutoCloseable {
         packsSinceIndex = 0;
       }
     }
-    buffers.offer(pack.buffer());
     if (toIndex != null) {
       saveIndex(toIndex);
     }

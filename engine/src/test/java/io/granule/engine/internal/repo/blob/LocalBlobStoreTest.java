@@ -2,8 +2,11 @@ package io.granule.engine.internal.repo.blob;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Random;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 class LocalBlobStoreTest extends BlobStoreContractTest {
@@ -26,5 +29,46 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
     Files.write(tmp.resolve("repo/index/.tmp-real-123"), new byte[] {2});
     Files.write(tmp.resolve("repo/index/README.TXT"), new byte[] {3});
     assertThat(store.list(BlobType.INDEX)).containsExactly(new BlobName(BlobType.INDEX, "real"));
+  }
+
+  @Test
+  void largeAlignedDirectBuffersAreWrittenDirectAndTheirTailBuffered() throws Exception {
+    LocalBlobStore local = (LocalBlobStore) store;
+    int align = DirectIo.alignment(tmp);
+    int length = 3 * LocalBlobStore.DIRECT_MIN + 1234; // not a multiple of the alignment
+    ByteBuffer buf = DirectIo.allocate(length + 100, align).clear();
+    byte[] data = new byte[length];
+    new Random(7).nextBytes(data);
+    buf.put(0, data);
+    AtomicInteger released = new AtomicInteger();
+    BlobName name = new BlobName(BlobType.PACK, "77aa");
+
+    local.save(name, buf.duplicate().limit(length), released::incrementAndGet);
+
+    assertThat(store.load(name)).isEqualTo(data);
+    assertThat(released).hasValue(1);
+    assertThat(local.directBytes()).isEqualTo(length - length % align);
+    assertThat(buf.position()).as("the caller's buffer is left alone").isZero();
+  }
+
+  @Test
+  void smallHeapOrMisalignedBuffersAreWrittenBuffered() throws Exception {
+    LocalBlobStore local = (LocalBlobStore) store;
+    byte[] data = new byte[2 * LocalBlobStore.DIRECT_MIN];
+    new Random(8).nextBytes(data);
+    ByteBuffer aligned = DirectIo.allocate(data.length + 1, DirectIo.MIN_ALIGN).clear();
+    aligned.put(1, data);
+    BlobName heap = new BlobName(BlobType.PACK, "aa01");
+    BlobName misaligned = new BlobName(BlobType.PACK, "aa02");
+    BlobName small = new BlobName(BlobType.PACK, "aa03");
+
+    store.save(heap, ByteBuffer.wrap(data));
+    store.save(misaligned, aligned.duplicate().position(1).limit(1 + data.length));
+    store.save(small, aligned.duplicate().position(0).limit(LocalBlobStore.DIRECT_MIN - 1));
+
+    assertThat(store.load(heap)).isEqualTo(data);
+    assertThat(store.load(misaligned)).isEqualTo(data);
+    assertThat(store.load(small)).hasSize(LocalBlobStore.DIRECT_MIN - 1);
+    assertThat(local.directBytes()).isZero();
   }
 }
