@@ -4,6 +4,8 @@
 #   bench/e2e.sh [SIZE_MIB] [ROUNDS]   (default 4096: a 4 GiB image, 3 rounds; results go to
 #                                       bench/results-e2e.md)
 #   E2E_SWEEP=1 bench/e2e.sh           also runs Granule's chunk size sweep (64 KiB … 4 MiB)
+#   BENCH_DIR=/dev/shm E2E_OUT=bench/results-e2e-tmpfs.md bench/e2e.sh
+#                                       everything in memory: what the tools cost without the disk
 #
 # Needs: runtime/target/granule.jar (./mvnw -q package -DskipTests), restic, borgbackup, GNU time
 # and python3 (scripts/setup --bench installs them). Work files go to $BENCH_DIR (default /var/tmp).
@@ -17,6 +19,11 @@
 # of them; the table gives the median of the rounds (min-max). Reported: wall time, bytes the
 # incremental added to the repository, peak RSS.
 #
+# The disk's floor, measured in every round: the time cp and sync take to write the repository of
+# Granule's full backup (the bytes any backup of this image must store, give or take compression)
+# and the restored image (sparse, so its data only): no tool that writes those bytes durably can
+# take less on this disk.
+#
 # Granule runs as users run it: bin/granule with its class-data-sharing archives, made by an
 # untimed warm-up backup and restore of a small image first (GRANULE_CDS=off measures without).
 set -euo pipefail
@@ -24,7 +31,7 @@ cd "$(dirname "$0")/.."
 size_mib="${1:-4096}"
 rounds="${2:-3}"
 work="${BENCH_DIR:-/var/tmp}/granule-bench"
-out="bench/results-e2e.md"
+out="${E2E_OUT:-bench/results-e2e.md}"
 [ -f runtime/target/granule.jar ] || { echo "build first: ./mvnw -q package -DskipTests" >&2; exit 1; }
 for t in restic borg python3 /usr/bin/time; do
   command -v "$t" >/dev/null || { echo "missing $t: scripts/setup --bench" >&2; exit 1; }
@@ -97,6 +104,27 @@ bf_backup() { borg create --chunker-params fixed,4194304 "$1::$(date +%s%N)" - <
 # --sparse: borg skips the image's holes and all-zero chunks unhashed, as Granule does by default
 bfs_backup() { borg create --sparse --chunker-params fixed,4194304 "$1::$(date +%s%N)" - < "$img"; }
 
+# floor: Granule's encrypted full-backup repository and the changed image, copied and synced (after
+# a sync, their sources in the page cache); appends "backup_s restore_s repo_bytes data_bytes"
+floors="$work/floors.tsv"
+: > "$floors"
+floor() {
+  local src="$work/floor-src" t0 t1 t2 t3 data
+  rm -rf "$src" "$work/floor-copy" "$work/floor.img"
+  g_init "$src"
+  cp --sparse=always "$work/vm-base.img" "$img"
+  g_backup "$src" > /dev/null 2>&1
+  find "$src" -type f -exec cat {} + > /dev/null
+  cat "$work/vm2.img" > /dev/null
+  sync
+  t0=$(date +%s.%N); cp -r "$src" "$work/floor-copy"; sync; t1=$(date +%s.%N)
+  t2=$(date +%s.%N); cp --sparse=always "$work/vm2.img" "$work/floor.img"; sync; t3=$(date +%s.%N)
+  data=$(( $(stat -c '%b * %B' "$work/floor.img") ))
+  printf '%s\t%s\t%s\t%s\n' "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')" \
+    "$(awk -v a="$t2" -v b="$t3" 'BEGIN{printf "%.2f", b-a}')" "$(du_bytes "$src")" "$data" >> "$floors"
+  rm -rf "$src" "$work/floor-copy" "$work/floor.img"
+}
+
 export -f g_init g_init_plain g_backup g_restore r_init r_backup r_restore b_init b_backup b_restore bf_backup bfs_backup
 export img work GCHUNK=
 
@@ -108,6 +136,7 @@ for ((r = 1; r <= rounds; r++)); do
   cycle "borg $(borg --version | cut -d' ' -f2) (buzhash, unencrypted)" b_init b_backup b_restore "$work/borg"
   cycle "borg $(borg --version | cut -d' ' -f2) (fixed 4 MiB, unencrypted)" b_init bf_backup b_restore "$work/borgf"
   cycle "borg $(borg --version | cut -d' ' -f2) (fixed 4 MiB, --sparse, unencrypted)" b_init bfs_backup b_restore "$work/borgfs"
+  floor
 done
 main_raw=$(cat "$raw")
 : > "$raw"
@@ -162,6 +191,22 @@ for step, i, plus in (("full backup", 0, None), ("full restore", 3, None), ("res
                 step, n, how, best, val(peers[best]), val(m)))
 EOF
 }
+# floors_report: the disk floor's medians, and what 2x the fastest peer asks for beside them
+floors_report() {
+  python3 - "$floors" <<EOF
+import statistics, sys
+rows = [[float(x) for x in l.split()] for l in open(sys.argv[1]) if l.strip()]
+if rows:
+    col = list(zip(*rows))
+    cell = lambda xs: "%.2f s" % statistics.median(xs) if len(xs) == 1 else \
+        "%.2f s (%.2f-%.2f)" % (statistics.median(xs), min(xs), max(xs))
+    print()
+    print("Disk floor, measured in every round: \`cp -r\` + \`sync\` of the repository of Granule's encrypted full backup"
+          " (%d MiB): %s; \`cp --sparse=always\` + \`sync\` of the changed image (%d MiB of data): %s."
+          " No tool that writes those bytes durably takes less on this disk."
+          % (statistics.median(col[2]) / 1048576, cell(col[0]), statistics.median(col[3]) / 1048576, cell(col[1])))
+EOF
+}
 
 {
   echo "# End-to-end benchmark"
@@ -179,6 +224,7 @@ EOF
   table "$main_raw"
   echo
   ratios
+  floors_report
   if [ -n "$sweep_raw" ]; then
     echo
     echo "## Granule chunk size sweep (one round each, encrypted)"
