@@ -5,6 +5,7 @@ import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.Hex;
 import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.WorkerFailures;
 import io.granule.engine.internal.repo.SnapshotId;
 import io.granule.engine.internal.repo.SourceUnreadableException;
 import io.granule.engine.internal.repo.blob.BlobCodec;
@@ -534,19 +535,7 @@ public final class Backup {
   }
 
   private static void rethrow(Throwable t) throws IOException {
-    if (t == null) {
-      return;
-    }
-    if (t instanceof IOException e) {
-      throw e;
-    }
-    if (t instanceof RuntimeException e) {
-      throw e;
-    }
-    if (t instanceof Error e) {
-      throw e;
-    }
-    throw new IllegalStateException(t);
+    WorkerFailures.rethrow(t, "backup");
   }
 
   private static String randomHex() {

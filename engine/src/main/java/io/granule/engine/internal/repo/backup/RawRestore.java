@@ -1,6 +1,7 @@
 package io.granule.engine.internal.repo.backup;
 
 import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.WorkerFailures;
 import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
 import io.granule.engine.internal.repo.store.ChunkReader;
@@ -16,7 +17,8 @@ import java.util.concurrent.Future;
 /**
  * One raw restore (see {@link DiskRestorer}): writer threads take runs of adjacent chunks of one
  * kind in disk order, and each fetches, checks and decompresses its run into its own aligned buffer
- * and writes it at its offset. Workers are never interrupted: an interrupt closes a {@code
+ * and writes it at its offset, while a {@link RestoreReadAhead} reads their packs ahead of them.
+ * Workers are never interrupted: an interrupt closes a {@code
  * FileChannel} for every thread. They stop at the first failure, after their current run; the
  * failure at the lowest offset is the one thrown.
  */
@@ -43,6 +45,10 @@ final class RawRestore {
   /** A run of {@code count} chunks from {@code start}, all zero or all data. */
   private record Run(int start, int count, boolean zero) {}
 
+  /** Whether packs are read ahead of the writers ({@code -Dgranule.restore.readahead=false}: no). */
+  static final boolean READ_AHEAD =
+      !"false".equals(System.getProperty("granule.restore.readahead"));
+
   RawRestore(SnapshotDisk disk, RawTarget out, boolean fresh, int threads) {
     this.disk = disk;
     this.fixed = disk.fixedIndex();
@@ -68,6 +74,14 @@ final class RawRestore {
               return t;
             });
     boolean interrupted = false;
+    RestoreReadAhead readAhead = null;
+    Thread readAheadThread = null;
+    if (READ_AHEAD) {
+      readAhead = new RestoreReadAhead(disk, lock, () -> cursor);
+      readAheadThread = new Thread(readAhead, "granule-restore-readahead");
+      readAheadThread.setDaemon(true);
+      readAheadThread.start();
+    }
     try {
       List<Future<?>> workers = new ArrayList<>();
       for (int i = 0; i < n; i++) {
@@ -90,23 +104,16 @@ final class RawRestore {
       }
     } finally {
       pool.shutdown();
+      if (readAhead != null) {
+        readAhead.stop();
+        interrupted |= join(readAheadThread);
+      }
       if (interrupted) {
         Thread.currentThread().interrupt();
       }
     }
     synchronized (lock) {
-      if (failure instanceof IOException e) {
-        throw e;
-      }
-      if (failure instanceof RuntimeException e) {
-        throw e;
-      }
-      if (failure instanceof Error e) {
-        throw e;
-      }
-      if (failure != null) {
-        throw new RepositoryException("restore failed: " + failure, failure);
-      }
+      WorkerFailures.rethrow(failure, "restore");
       if (interrupted) {
         throw new RepositoryException("restore interrupted");
       }
@@ -147,6 +154,19 @@ final class RawRestore {
     }
   }
 
+  /** Waits for {@code t} to end; returns whether this thread was interrupted meanwhile. */
+  private static boolean join(Thread t) {
+    boolean interrupted = false;
+    while (true) {
+      try {
+        t.join();
+        return interrupted;
+      } catch (InterruptedException e) {
+        interrupted = true;
+      }
+    }
+  }
+
   /** The next run to write, or null when there is none left or the restore stops. */
   private Run next() {
     synchronized (lock) {
@@ -169,6 +189,7 @@ final class RawRestore {
       if (zero) {
         zeroChunks += cursor - start;
       }
+      lock.notifyAll(); // the read-ahead waits for the cursor to move
       return new Run(start, cursor - start, zero);
     }
   }
@@ -186,6 +207,7 @@ final class RawRestore {
   private void fail(int position, Throwable t) {
     synchronized (lock) {
       stop = true;
+      lock.notifyAll();
       if (position < failedAt || failure == null) {
         if (failure != null) {
           t.addSuppressed(failure);

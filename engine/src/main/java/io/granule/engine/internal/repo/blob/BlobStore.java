@@ -54,6 +54,15 @@ public interface BlobStore {
     released.run();
   }
 
+  /**
+   * A hint that bytes {@code [offset, offset + length)} of blob {@code name} will be loaded soon:
+   * the store may fetch them now, on the calling thread (a local directory reads them into the
+   * page cache, so that the loads that follow do not wait for the disk). Never fails: a hint the
+   * store cannot act on (a missing blob, an I/O error) is dropped, and the load reports it.
+   * Default: nothing.
+   */
+  default void prefetch(BlobName name, long offset, long length) {}
+
   /** The whole content of a blob. */
   byte[] load(BlobName name) throws IOException;
 

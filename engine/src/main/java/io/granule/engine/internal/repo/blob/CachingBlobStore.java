@@ -91,6 +91,11 @@ public final class CachingBlobStore implements BlobStore {
   }
 
   @Override
+  public void prefetch(BlobName name, long offset, long length) {
+    remote.prefetch(name, offset, length);
+  }
+
+  @Override
   public Optional<BlobInfo> stat(BlobName name) throws IOException {
     if (CACHED.contains(name.type())) {
       Optional<BlobInfo> local = cache.stat(name);

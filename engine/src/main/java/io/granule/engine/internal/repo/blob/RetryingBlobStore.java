@@ -102,6 +102,11 @@ public final class RetryingBlobStore implements BlobStore {
   }
 
   @Override
+  public void prefetch(BlobName name, long offset, long length) {
+    delegate.prefetch(name, offset, length);
+  }
+
+  @Override
   public Optional<BlobInfo> stat(BlobName name) throws IOException {
     return retry("checking " + name, () -> delegate.stat(name));
   }

@@ -52,6 +52,11 @@ public final class LockCheckingBlobStore implements BlobStore {
   }
 
   @Override
+  public void prefetch(BlobName name, long offset, long length) {
+    delegate.prefetch(name, offset, length);
+  }
+
+  @Override
   public Optional<BlobInfo> stat(BlobName name) throws IOException {
     return delegate.stat(name);
   }

@@ -158,6 +158,20 @@ public final class SnapshotDisk implements DiskImage {
     }
   }
 
+  /**
+   * Where the chunk at {@code position} is stored, or null if it is a zero chunk or no index lists
+   * it (reading it names the damage).
+   */
+  public ChunkLocation location(int position) {
+    ChunkId id = fixed.get(position);
+    return id.isZero() ? null : chunks.locate(id);
+  }
+
+  /** See {@link ChunkReader#prefetch}. */
+  public void prefetch(io.granule.engine.internal.repo.PackId pack, long offset, long length) {
+    chunks.prefetch(pack, offset, length);
+  }
+
   /** A decoder for {@link #readChunk(int, ByteBuffer, ChunkReader.Decoder)}, for one thread. */
   public ChunkReader.Decoder decoder() {
     return chunks.decoder();

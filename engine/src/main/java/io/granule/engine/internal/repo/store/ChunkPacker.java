@@ -3,6 +3,7 @@ package io.granule.engine.internal.repo.store;
 import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.Hex;
 import io.granule.engine.internal.repo.PackId;
+import io.granule.engine.internal.repo.WorkerFailures;
 import io.granule.engine.internal.repo.blob.BlobCodec;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
@@ -230,21 +231,8 @@ public final class ChunkPacker implements AutoCloseable {
   private void checkNotFailed() throws IOException {
     Throwable f = failure;
     if (f != null) {
-      rethrow(f);
+      WorkerFailures.rethrow(f, "saving packs");
     }
-  }
-
-  private static void rethrow(Throwable f) throws IOException {
-    if (f instanceof IOException e) {
-      throw e;
-    }
-    if (f instanceof RuntimeException e) {
-      throw e;
-    }
-    if (f instanceof Error e) {
-      throw e;
-    }
-    throw new IllegalStateException(f);
   }
 
   private synchronized void fail(Throwable t) {

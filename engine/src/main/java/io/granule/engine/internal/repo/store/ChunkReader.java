@@ -50,6 +50,14 @@ public final class ChunkReader {
     return storedBytesLoaded.get();
   }
 
+  /**
+   * A hint that {@code length} stored bytes of {@code pack} from {@code offset} will be read soon
+   * (see {@link BlobStore#prefetch}); runs on the calling thread, never fails.
+   */
+  public void prefetch(io.granule.engine.internal.repo.PackId pack, long offset, long length) {
+    store.prefetch(packName(pack), offset, length);
+  }
+
   /** The location of {@code id}, or null if no index lists it. */
   public ChunkLocation locate(ChunkId id) {
     return index.get(id);

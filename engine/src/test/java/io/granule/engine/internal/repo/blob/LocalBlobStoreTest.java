@@ -71,4 +71,18 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
     assertThat(store.load(small)).hasSize(LocalBlobStore.DIRECT_MIN - 1);
     assertThat(local.directBytes()).isZero();
   }
+
+  @Test
+  void prefetchIsAHintThatNeverFails() throws Exception {
+    BlobName name = new BlobName(BlobType.PACK, "77bb");
+    byte[] data = new byte[3 * LocalBlobStore.PREFETCH_READ + 5];
+    new Random(9).nextBytes(data);
+    store.save(name, data);
+
+    store.prefetch(name, 10, data.length); // past the end: up to the end
+    store.prefetch(new BlobName(BlobType.PACK, "77cc"), 0, 100); // missing: dropped
+    store.prefetch(name, -1, 100);
+
+    assertThat(store.load(name, 10, 100)).isEqualTo(java.util.Arrays.copyOfRange(data, 10, 110));
+  }
 }
