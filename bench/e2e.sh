@@ -15,7 +15,8 @@
 # `sync` (timed apart: the restore plus it is the time until the restored image is on disk; Granule
 # fsyncs what it restores, restic and borg leave that to the kernel). Each step starts after an
 # untimed `sync`, so no step pays for an earlier one's writeback; the page cache holds the images
-# for everyone. The tools take turns within each round, so that a noisy neighbour spreads over all
+# for everyone. Restores start with the repository out of the page cache (caches dropped, as root;
+# E2E_COLD_RESTORE=0 keeps them): a restore comes long after its backup. The tools take turns within each round, so that a noisy neighbour spreads over all
 # of them; the table gives the median of the rounds (min-max). Reported: wall time, bytes the
 # incremental added to the repository, peak RSS.
 #
@@ -67,6 +68,21 @@ run() {
 }
 du_bytes() { du -sb "$1" | cut -f1; }
 
+# cold RESTORE_FN: before a restore, the page cache is emptied (as root), so that every tool reads
+# its repository from the disk, as a restore days after the backup does; then the tool's own
+# program files are read back (its version command, untimed), so that none pays for its start-up.
+cold() {
+  [ "${E2E_COLD_RESTORE:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ] || return 0
+  sync
+  echo 3 > /proc/sys/vm/drop_caches
+  case "$1" in
+    g_*) bin/granule --version > /dev/null ;;
+    r_*) restic version > /dev/null ;;
+    b*) borg --version > /dev/null ;;
+  esac
+  cat "$work/vm2.img" > /dev/null  # compared with the restored image after the restore
+}
+
 raw="$work/raw.tsv"
 : > "$raw"
 cycle() {  # name init_fn backup_fn restore_fn repo
@@ -81,6 +97,7 @@ cycle() {  # name init_fn backup_fn restore_fn repo
   cat "$img" > /dev/null
   run $backup "$repo"; local inc_s=$secs inc_rss=$rss_mib
   local added=$(( $(du_bytes "$repo") - before ))
+  cold "$restore"
   run $restore "$repo"; local res_s=$secs res_rss=$rss_mib
   local t0 t1; t0=$(date +%s.%N); sync; t1=$(date +%s.%N)
   local sync_s; sync_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
@@ -215,7 +232,10 @@ EOF
   echo "Load average $load_before before, $load_after after."
   echo "Image: ${size_mib} MiB raw, VM-like (35% zeros, 20% random, 25% compressible, 20% duplicated regions);"
   echo "the incremental changes 1% of its 4 KiB blocks in clusters: $((changed_bytes / 1048576)) MiB."
-  echo "Times are wall-clock seconds, median of $rounds rounds (min-max), page cache warm; added = repository"
+  if [ "${E2E_COLD_RESTORE:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ]; then
+    echo "Restores read their repository from the disk (page cache dropped before each, the tool's own files read back)."
+  fi
+  echo "Times are wall-clock seconds, median of $rounds rounds (min-max), images in the page cache; added = repository"
   echo "growth of the incremental; restore + sync = until the restored image is on disk (Granule fsyncs"
   echo "it before it exits, restic and borg do not); peak RSS is the largest of all runs."
   echo
