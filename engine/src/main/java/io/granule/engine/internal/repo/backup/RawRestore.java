@@ -18,9 +18,9 @@ import java.util.concurrent.Future;
  * One raw restore (see {@link DiskRestorer}): writer threads take runs of adjacent chunks of one
  * kind in disk order, and each fetches, checks and decompresses its run into its own aligned buffer
  * and writes it at its offset, while a {@link RestoreReadAhead} reads their packs ahead of them.
- * Workers are never interrupted: an interrupt closes a {@code
- * FileChannel} for every thread. They stop at the first failure, after their current run; the
- * failure at the lowest offset is the one thrown.
+ * Workers are never interrupted: an interrupt closes a {@code FileChannel} for every thread. They
+ * stop at the first failure, after their current run; the failure at the lowest offset is the one
+ * thrown.
  */
 final class RawRestore {
   private final SnapshotDisk disk;
@@ -45,7 +45,9 @@ final class RawRestore {
   /** A run of {@code count} chunks from {@code start}, all zero or all data. */
   private record Run(int start, int count, boolean zero) {}
 
-  /** Whether packs are read ahead of the writers ({@code -Dgranule.restore.readahead=false}: no). */
+  /**
+   * Whether packs are read ahead of the writers ({@code -Dgranule.restore.readahead=false}: no).
+   */
   static final boolean READ_AHEAD =
       !"false".equals(System.getProperty("granule.restore.readahead"));
 

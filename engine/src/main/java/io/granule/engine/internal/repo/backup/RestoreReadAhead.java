@@ -118,9 +118,9 @@ final class RestoreReadAhead implements Runnable {
   record Range(PackId pack, long offset, long length) {}
 
   /**
-   * The ranges that cover {@code locations}: by pack and offset, records at most {@link #GAP}
-   * apart merged, each range at most {@link #MAX_RANGE} long (a record longer than that is a range
-   * of its own).
+   * The ranges that cover {@code locations}: by pack and offset, records at most {@link #GAP} apart
+   * merged, each range at most {@link #MAX_RANGE} long (a record longer than that is a range of its
+   * own).
    */
   static List<Range> ranges(List<ChunkLocation> locations) {
     List<ChunkLocation> sorted = new ArrayList<>(locations);

@@ -48,18 +48,17 @@ public interface BlobStore {
    * before its fsync), so that the caller can reuse the buffer while the save waits for the disk.
    * {@code released} runs at most once; after a failure it may not run at all.
    */
-  default void save(BlobName name, java.nio.ByteBuffer data, Runnable released)
-      throws IOException {
+  default void save(BlobName name, java.nio.ByteBuffer data, Runnable released) throws IOException {
     save(name, data);
     released.run();
   }
 
   /**
    * A hint that bytes {@code [offset, offset + length)} of blob {@code name} will be loaded soon:
-   * the store may fetch them now, on the calling thread (a local directory reads them into the
-   * page cache, so that the loads that follow do not wait for the disk). Never fails: a hint the
-   * store cannot act on (a missing blob, an I/O error) is dropped, and the load reports it.
-   * Default: nothing.
+   * the store may fetch them now, on the calling thread (a local directory reads them into the page
+   * cache, so that the loads that follow do not wait for the disk). Never fails: a hint the store
+   * cannot act on (a missing blob, an I/O error) is dropped, and the load reports it. Default:
+   * nothing.
    */
   default void prefetch(BlobName name, long offset, long length) {}
 

@@ -10,8 +10,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * {@code O_DIRECT} file I/O from Java: the open option (from {@code jdk.unsupported}), the
- * alignment a file system wants, and aligned direct buffers. Direct writes skip the page cache:
- * no copy into it, no pages to allocate for it (on virtual machines the dearest part of a buffered
+ * alignment a file system wants, and aligned direct buffers. Direct writes skip the page cache: no
+ * copy into it, no pages to allocate for it (on virtual machines the dearest part of a buffered
  * write) and no evicting the host's own cached data for bytes that a backup will not read again.
  */
 public final class DirectIo {

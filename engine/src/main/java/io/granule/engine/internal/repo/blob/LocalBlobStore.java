@@ -31,9 +31,9 @@ import org.slf4j.LoggerFactory;
  * io.granule.engine.internal.repo.pack.PackWriter} assembles them so) are written with {@code
  * O_DIRECT}, all but their unaligned tail, which is written buffered before the fsync. Measured on
  * a 2-core virtual machine writing 832 MiB of packs: 0.8 CPU-seconds instead of 2.4 (buffered
- * writes allocate and copy into page-cache pages), which the backup's hashing and compression
- * need, and the host's page cache keeps what it held. A file system that refuses {@code O_DIRECT}
- * (at open or at the first write) is written buffered from then on. The system property {@code
+ * writes allocate and copy into page-cache pages), which the backup's hashing and compression need,
+ * and the host's page cache keeps what it held. A file system that refuses {@code O_DIRECT} (at
+ * open or at the first write) is written buffered from then on. The system property {@code
  * granule.blob.direct=false} turns direct writes off.
  */
 public final class LocalBlobStore implements BlobStore {
@@ -197,8 +197,8 @@ public final class LocalBlobStore implements BlobStore {
 
   /**
    * Reads the range into the page cache (into a scratch buffer of this thread, then dropped), in
-   * reads of up to {@link #PREFETCH_READ}: one large sequential read instead of the many small
-   * ones of the loads that follow, each of which would otherwise wait for the disk.
+   * reads of up to {@link #PREFETCH_READ}: one large sequential read instead of the many small ones
+   * of the loads that follow, each of which would otherwise wait for the disk.
    */
   @Override
   public void prefetch(BlobName name, long offset, long length) {

@@ -35,8 +35,7 @@ public final class LockCheckingBlobStore implements BlobStore {
   }
 
   @Override
-  public void save(BlobName name, java.nio.ByteBuffer data, Runnable released)
-      throws IOException {
+  public void save(BlobName name, java.nio.ByteBuffer data, Runnable released) throws IOException {
     lock.check();
     delegate.save(name, data, released);
   }

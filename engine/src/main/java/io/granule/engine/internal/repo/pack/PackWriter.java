@@ -12,8 +12,8 @@ import java.util.List;
  * write them in place: {@link #reserve}, then {@link #commit}), then {@link #finish} to get the
  * bytes to save. The pack is assembled in a direct buffer, so that compression, encryption and the
  * file write read and write it without copies through the Java heap; its address is aligned for
- * {@code O_DIRECT} writes. Memory use is the pack size
- * plus its trailer; the buffer can be handed in and reused for the next pack. Not thread-safe.
+ * {@code O_DIRECT} writes. Memory use is the pack size plus its trailer; the buffer can be handed
+ * in and reused for the next pack. Not thread-safe.
  */
 public final class PackWriter {
   private ByteBuffer buf;

@@ -49,8 +49,7 @@ class RestoreReadAheadTest {
             at(A, 2008 + RestoreReadAhead.GAP, 100));
 
     assertThat(RestoreReadAhead.ranges(locations))
-        .containsExactly(
-            new Range(A, 8, 2000 + RestoreReadAhead.GAP + 100), new Range(B, 8, 1000));
+        .containsExactly(new Range(A, 8, 2000 + RestoreReadAhead.GAP + 100), new Range(B, 8, 1000));
   }
 
   @Test
@@ -59,11 +58,7 @@ class RestoreReadAheadTest {
     long far = 100 + RestoreReadAhead.GAP + 1;
     List<ChunkLocation> locations =
         List.of(
-            at(A, 0, 100),
-            at(A, far, 100),
-            at(B, 0, big),
-            at(B, big, big),
-            at(B, 2L * big, 10));
+            at(A, 0, 100), at(A, far, 100), at(B, 0, big), at(B, big, big), at(B, 2L * big, 10));
 
     assertThat(RestoreReadAhead.ranges(locations))
         .containsExactly(
