@@ -57,23 +57,6 @@ public final class RawDiskImage implements DiskImage {
     return direct;
   }
 
-  /** {@code O_DIRECT}, looked up through the platform loader (jdk.unsupported), or null. */
-  private static java.nio.file.OpenOption directOption() {
-    try {
-      Class<?> c =
-          Class.forName(
-              "com.sun.nio.file.ExtendedOpenOption", true, ClassLoader.getPlatformClassLoader());
-      for (Object o : c.getEnumConstants()) {
-        if (((Enum<?>) o).name().equals("DIRECT")) {
-          return (java.nio.file.OpenOption) o;
-        }
-      }
-    } catch (ReflectiveOperationException | LinkageError e) {
-      LOG.debug("no O_DIRECT: {}", e.toString());
-    }
-    return null;
-  }
-
   /** Whether {@code path} is a block device (by its entry in /sys/class/block). */
   static boolean isBlockDevice(Path path) {
     try {
@@ -115,7 +98,7 @@ public final class RawDiskImage implements DiskImage {
     FileChannel ch = null;
     boolean direct = false;
     if (isBlockDevice(path)) {
-      java.nio.file.OpenOption o = directOption();
+      java.nio.file.OpenOption o = io.granule.engine.internal.repo.blob.DirectIo.option();
       if (o != null) {
         try {
           ch = FileChannel.open(path, StandardOpenOption.READ, o);
