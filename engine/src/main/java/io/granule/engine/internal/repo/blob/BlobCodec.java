@@ -41,6 +41,13 @@ public interface BlobCodec {
           dst.put(src);
           return n;
         }
+
+        @Override
+        public int decode(BlobName name, java.nio.ByteBuffer src, java.nio.ByteBuffer dst) {
+          int n = src.remaining();
+          dst.put(src);
+          return n;
+        }
       };
 
   /** Transforms {@code plain}, a record of blob {@code name}, into what is stored. */
@@ -48,6 +55,30 @@ public interface BlobCodec {
 
   /** Inverts {@link #encode}. */
   byte[] decode(BlobName name, byte[] stored);
+
+  /**
+   * The plaintext length of a stored record of {@code storedLength} bytes, for {@link
+   * #decode(BlobName, java.nio.ByteBuffer, java.nio.ByteBuffer)}.
+   *
+   * @throws IllegalArgumentException if no output of {@link #encode} has that length
+   */
+  default int decodedLength(int storedLength) {
+    return storedLength;
+  }
+
+  /**
+   * As {@link #decode(BlobName, byte[])}, of the bytes remaining in {@code src} (consumed) into
+   * {@code dst} at its position (advanced), which has {@link #decodedLength} bytes remaining;
+   * buffers heap or direct. Returns the plaintext length. On an exception the bytes put into {@code
+   * dst} must not be used. Default: through {@link #decode(BlobName, byte[])}.
+   */
+  default int decode(BlobName name, java.nio.ByteBuffer src, java.nio.ByteBuffer dst) {
+    byte[] in = new byte[src.remaining()];
+    src.get(in);
+    byte[] out = decode(name, in);
+    dst.put(out);
+    return out.length;
+  }
 
   /**
    * Whether the stored bytes differ from the plaintext. When false, writers may produce the stored

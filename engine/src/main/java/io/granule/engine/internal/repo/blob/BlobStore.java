@@ -68,6 +68,17 @@ public interface BlobStore {
   /** {@code length} bytes of a blob starting at {@code offset}. */
   byte[] load(BlobName name, long offset, int length) throws IOException;
 
+  /**
+   * As {@link #load(BlobName, long, int)}, of {@code dst.remaining()} bytes, put into {@code dst}
+   * (heap or direct), whose position advances to its limit: a local directory reads them straight
+   * into a direct buffer, without the array and the copies of a {@code byte[]} load. On an
+   * exception the bytes put into {@code dst} must not be used. Default: through {@link
+   * #load(BlobName, long, int)}.
+   */
+  default void load(BlobName name, long offset, java.nio.ByteBuffer dst) throws IOException {
+    dst.put(load(name, offset, dst.remaining()));
+  }
+
   /** The size of a blob, or empty if it does not exist. */
   Optional<BlobInfo> stat(BlobName name) throws IOException;
 

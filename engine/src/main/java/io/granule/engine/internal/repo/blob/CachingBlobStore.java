@@ -91,6 +91,11 @@ public final class CachingBlobStore implements BlobStore {
   }
 
   @Override
+  public void load(BlobName name, long offset, java.nio.ByteBuffer dst) throws IOException {
+    remote.load(name, offset, dst);
+  }
+
+  @Override
   public void prefetch(BlobName name, long offset, long length) {
     remote.prefetch(name, offset, length);
   }

@@ -167,15 +167,26 @@ public final class LocalBlobStore implements BlobStore {
 
   @Override
   public byte[] load(BlobName name, long offset, int length) throws IOException {
-    if (offset < 0 || length < 0) {
+    if (length < 0) {
+      throw new IllegalArgumentException(
+          "invalid range of blob " + name + ": offset=" + offset + " length=" + length);
+    }
+    ByteBuffer buf = ByteBuffer.allocate(length);
+    load(name, offset, buf);
+    return buf.array();
+  }
+
+  @Override
+  public void load(BlobName name, long offset, ByteBuffer dst) throws IOException {
+    int length = dst.remaining();
+    if (offset < 0) {
       throw new IllegalArgumentException(
           "invalid range of blob " + name + ": offset=" + offset + " length=" + length);
     }
     try (FileChannel ch = FileChannel.open(path(name), StandardOpenOption.READ)) {
-      ByteBuffer buf = ByteBuffer.allocate(length);
       long pos = offset;
-      while (buf.hasRemaining()) {
-        int n = ch.read(buf, pos);
+      while (dst.hasRemaining()) {
+        int n = ch.read(dst, pos);
         if (n < 0) {
           throw new EOFException(
               "blob "
@@ -191,7 +202,6 @@ public final class LocalBlobStore implements BlobStore {
         }
         pos += n;
       }
-      return buf.array();
     }
   }
 

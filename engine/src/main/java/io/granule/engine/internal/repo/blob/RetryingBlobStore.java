@@ -102,6 +102,17 @@ public final class RetryingBlobStore implements BlobStore {
   }
 
   @Override
+  public void load(BlobName name, long offset, java.nio.ByteBuffer dst) throws IOException {
+    int start = dst.position();
+    retry(
+        "loading " + name,
+        () -> {
+          delegate.load(name, offset, dst.position(start));
+          return null;
+        });
+  }
+
+  @Override
   public void prefetch(BlobName name, long offset, long length) {
     delegate.prefetch(name, offset, length);
   }

@@ -172,11 +172,11 @@ public final class AesGcmCodec implements BlobCodec {
   }
 
   @Override
-  public byte[] decode(BlobName name, byte[] stored) {
-    long payload = stored.length - NONCE;
+  public int decodedLength(int storedLength) {
+    long payload = (long) storedLength - NONCE;
     if (payload < TAG) {
       throw new IllegalArgumentException(
-          "encrypted record too short: actual=" + stored.length + " expected>=" + (NONCE + TAG));
+          "encrypted record too short: actual=" + storedLength + " expected>=" + (NONCE + TAG));
     }
     // every segment but the last holds SEGMENT + TAG bytes; the last one TAG to SEGMENT + TAG
     int n = (int) Math.max(1, (payload - TAG + SEGMENT + TAG - 1) / (SEGMENT + TAG));
@@ -184,48 +184,70 @@ public final class AesGcmCodec implements BlobCodec {
     if (plainLength < 0 || segments(plainLength) != n) {
       throw new IllegalArgumentException(AUTH_FAILED);
     }
-    byte[] plain = new byte[(int) plainLength];
-    byte[] nonce = java.util.Arrays.copyOf(stored, NONCE);
+    return (int) plainLength;
+  }
+
+  @Override
+  public byte[] decode(BlobName name, byte[] stored) {
+    byte[] plain = new byte[decodedLength(stored.length)];
+    decode(name, ByteBuffer.wrap(stored), ByteBuffer.wrap(plain));
+    return plain;
+  }
+
+  @Override
+  public int decode(BlobName name, ByteBuffer src, ByteBuffer dst) {
+    int plainLength = decodedLength(src.remaining());
+    if (dst.remaining() < plainLength) {
+      throw new IllegalArgumentException(
+          "room for " + dst.remaining() + " of " + plainLength + " bytes");
+    }
+    int n = segments(plainLength);
+    byte[] nonce = new byte[NONCE];
+    src.get(nonce);
     byte[] aad = aad(name);
     if (nativeCrypto) {
-      int at = NONCE;
-      int outAt = 0;
+      Object in = NativeCrypto.target(src);
+      Object out = NativeCrypto.target(dst);
+      int done = 0;
       for (int i = 0; i < n; i++) {
-        int len = Math.min(SEGMENT, plain.length - outAt);
+        int len = Math.min(SEGMENT, plainLength - done);
         int r =
             NativeCrypto.aesGcm(
                 false,
                 rawKey,
                 segmentNonce(nonce, i),
                 segmentAad(aad, i, i == n - 1),
-                stored,
-                at,
+                in,
+                NativeCrypto.offset(src, src.position()),
                 len + TAG,
-                plain,
-                outAt);
+                out,
+                NativeCrypto.offset(dst, dst.position()));
         if (r == -2) {
           throw new IllegalArgumentException(AUTH_FAILED);
         }
         if (r != len) {
           throw new IllegalStateException("unable to decrypt " + name + ": libcrypto failed");
         }
-        outAt += len;
-        at += len + TAG;
+        src.position(src.position() + len + TAG);
+        dst.position(dst.position() + len);
+        done += len;
       }
-      return plain;
+      return plainLength;
     }
     try {
       Cipher c = ciphers.get();
-      int at = NONCE;
-      int outAt = 0;
+      int done = 0;
       for (int i = 0; i < n; i++) {
-        int len = Math.min(SEGMENT, plain.length - outAt);
+        int len = Math.min(SEGMENT, plainLength - done);
         c.init(Cipher.DECRYPT_MODE, key, new GCMParameterSpec(TAG * 8, segmentNonce(nonce, i)));
         c.updateAAD(segmentAad(aad, i, i == n - 1));
-        outAt += c.doFinal(stored, at, len + TAG, plain, outAt);
-        at += len + TAG;
+        ByteBuffer part = src.duplicate();
+        part.limit(part.position() + len + TAG);
+        c.doFinal(part, dst);
+        src.position(src.position() + len + TAG);
+        done += len;
       }
-      return plain;
+      return plainLength;
     } catch (AEADBadTagException e) {
       throw new IllegalArgumentException(AUTH_FAILED, e);
     } catch (GeneralSecurityException e) {

@@ -51,6 +51,11 @@ public final class LockCheckingBlobStore implements BlobStore {
   }
 
   @Override
+  public void load(BlobName name, long offset, java.nio.ByteBuffer dst) throws IOException {
+    delegate.load(name, offset, dst);
+  }
+
+  @Override
   public void prefetch(BlobName name, long offset, long length) {
     delegate.prefetch(name, offset, length);
   }

@@ -104,20 +104,46 @@ public final class ChunkCompressor implements AutoCloseable {
    *     must not be used
    */
   public void decompressInto(byte[] stored, int flags, int rawLength, ByteBuffer dst) {
+    decompressInto(ByteBuffer.wrap(stored), flags, rawLength, dst);
+  }
+
+  /**
+   * As {@link #decompressInto(byte[], int, int, ByteBuffer)}, of the bytes remaining in {@code src}
+   * (heap or direct; consumed).
+   */
+  public void decompressInto(ByteBuffer src, int flags, int rawLength, ByteBuffer dst) {
     int start = dst.position();
+    int len = src.remaining();
     if ((flags & ChunkFlags.ZSTD) == 0) {
-      checkStoredLength(stored, rawLength);
-      dst.put(stored);
+      if (len != rawLength) {
+        throw new IllegalArgumentException(
+            "stored length " + len + " differs from plain length " + rawLength);
+      }
+      dst.put(src);
       return;
     }
+    if (dst.remaining() < rawLength) {
+      throw new IllegalArgumentException(
+          "buffer of " + dst.remaining() + " bytes for a chunk of " + rawLength);
+    }
+    int at = src.position();
     int n;
     try {
-      n =
-          dst.isDirect()
-              ? dctx.decompressByteArrayToDirectByteBuffer(
-                  dst, start, rawLength, stored, 0, stored.length)
-              : dctx.decompressByteArray(
-                  dst.array(), dst.arrayOffset() + start, rawLength, stored, 0, stored.length);
+      if (src.hasArray()) {
+        byte[] in = src.array();
+        int inAt = src.arrayOffset() + at;
+        n =
+            dst.hasArray()
+                ? dctx.decompressByteArray(
+                    dst.array(), dst.arrayOffset() + start, rawLength, in, inAt, len)
+                : dctx.decompressByteArrayToDirectByteBuffer(dst, start, rawLength, in, inAt, len);
+      } else {
+        n =
+            dst.hasArray()
+                ? dctx.decompressDirectByteBufferToByteArray(
+                    dst.array(), dst.arrayOffset() + start, rawLength, src, at, len)
+                : dctx.decompressDirectByteBuffer(dst, start, rawLength, src, at, len);
+      }
     } catch (ZstdException e) {
       throw new IllegalArgumentException("zstd: " + e.getMessage(), e);
     }
@@ -125,6 +151,7 @@ public final class ChunkCompressor implements AutoCloseable {
       throw new IllegalArgumentException(
           "decompressed length " + n + " differs from plain length " + rawLength);
     }
+    src.position(at + len);
     dst.position(start + rawLength);
   }
 

@@ -11,6 +11,7 @@ import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.index.ChunkIndex;
 import io.granule.engine.internal.repo.index.ChunkLocation;
 import io.granule.engine.internal.repo.pack.ChunkCompressor;
+import io.granule.engine.internal.repo.pack.ChunkFlags;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.NoSuchFileException;
@@ -99,19 +100,40 @@ public final class ChunkReader {
     try {
       stored = store.load(pack, loc.offset(), loc.storedLength());
     } catch (NoSuchFileException e) {
-      throw new RepositoryCorruptedException(
-          "chunk "
-              + id
-              + ": pack "
-              + pack
-              + " is missing (run 'granule verify' to list the damage)",
-          e);
+      throw missingPack(id, pack, e);
     } catch (IOException e) {
-      throw new RepositoryCorruptedException(
-          "chunk " + id + ": unable to read pack " + pack + ": " + e.getMessage(), e);
+      throw unreadablePack(id, pack, e);
     }
     storedBytesLoaded.addAndGet(stored.length);
     return stored;
+  }
+
+  /**
+   * As {@link #load(ChunkId, BlobName, ChunkLocation)}, into the bytes remaining in {@code dst}.
+   */
+  private void load(ChunkId id, BlobName pack, ChunkLocation loc, ByteBuffer dst) {
+    int length = dst.remaining();
+    try {
+      store.load(pack, loc.offset(), dst);
+    } catch (NoSuchFileException e) {
+      throw missingPack(id, pack, e);
+    } catch (IOException e) {
+      throw unreadablePack(id, pack, e);
+    }
+    storedBytesLoaded.addAndGet(length);
+  }
+
+  private static RepositoryCorruptedException missingPack(
+      ChunkId id, BlobName pack, NoSuchFileException e) {
+    return new RepositoryCorruptedException(
+        "chunk " + id + ": pack " + pack + " is missing (run 'granule verify' to list the damage)",
+        e);
+  }
+
+  private static RepositoryCorruptedException unreadablePack(
+      ChunkId id, BlobName pack, IOException e) {
+    return new RepositoryCorruptedException(
+        "chunk " + id + ": unable to read pack " + pack + ": " + e.getMessage(), e);
   }
 
   private static RepositoryCorruptedException undecodable(
@@ -157,6 +179,8 @@ public final class ChunkReader {
   public final class Decoder implements AutoCloseable {
     private final ChunkCompressor decompressor = new ChunkCompressor(1);
     private final ChunkHasher hash = hasherPrototype.copy();
+    private ByteBuffer stored = ByteBuffer.allocateDirect(0);
+    private ByteBuffer decoded = ByteBuffer.allocateDirect(0);
 
     private Decoder() {}
 
@@ -175,17 +199,52 @@ public final class ChunkReader {
             "buffer of " + dst.remaining() + " bytes for a chunk of " + raw);
       }
       BlobName pack = packName(loc.pack());
-      byte[] stored = load(id, pack, loc);
       int start = dst.position();
-      try {
-        decompressor.decompressInto(codec.decode(pack, stored), loc.flags(), raw, dst);
-      } catch (IllegalArgumentException e) {
-        throw undecodable(id, pack, e);
+      int storedLength = loc.storedLength();
+      boolean zstd = (loc.flags() & ChunkFlags.ZSTD) != 0;
+      // The record is read into a direct buffer (or straight into dst when it is the plaintext)
+      // and decoded from there: no array per chunk, no copy through the JDK's own buffers.
+      if (!codec.transforms() && !zstd && storedLength == raw) {
+        load(id, pack, loc, dst.duplicate().limit(start + raw));
+      } else {
+        ByteBuffer in = stored = room(stored, storedLength);
+        load(id, pack, loc, in);
+        in.flip();
+        try {
+          if (codec.transforms()) {
+            int plain = codec.decodedLength(storedLength);
+            if (zstd) {
+              ByteBuffer out = decoded = room(decoded, plain);
+              codec.decode(pack, in, out);
+              in = out.flip();
+            } else if (plain == raw) {
+              codec.decode(pack, in, dst.duplicate().limit(start + raw));
+              in = null;
+            } else {
+              throw new IllegalArgumentException(
+                  "stored length " + plain + " differs from plain length " + raw);
+            }
+          }
+          if (in != null) {
+            decompressor.decompressInto(in, loc.flags(), raw, dst.duplicate());
+          }
+        } catch (IllegalArgumentException e) {
+          throw undecodable(id, pack, e);
+        }
       }
+      dst.position(start + raw);
       ChunkId actual = hash.hash(dst.duplicate().position(start).limit(start + raw));
       if (!actual.equals(id)) {
         throw BlobFrames.corrupted("chunk " + id + " in pack " + pack, "hash mismatch", actual, id);
       }
+    }
+
+    /** {@code b} cleared to {@code length} bytes, or a larger direct buffer if it is too small. */
+    private ByteBuffer room(ByteBuffer b, int length) {
+      if (b.capacity() < length) {
+        b = ByteBuffer.allocateDirect(length + (length >> 4));
+      }
+      return b.clear().limit(length);
     }
 
     @Override

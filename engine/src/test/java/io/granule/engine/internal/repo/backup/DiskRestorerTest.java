@@ -8,11 +8,17 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import io.granule.engine.internal.image.RawDiskImage;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
+import io.granule.engine.internal.repo.RepositoryCorruptedException;
 import io.granule.engine.internal.repo.RestoreTargetException;
 import io.granule.engine.internal.repo.TestImages;
 import io.granule.engine.internal.repo.backup.BackupRequest.NamedDisk;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.crypto.KdfParams;
+import io.granule.engine.internal.repo.index.ChunkLocation;
+import io.granule.engine.internal.repo.pack.ChunkFlags;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
+import io.granule.engine.internal.repo.store.ChunkReader;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
@@ -21,6 +27,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.time.Clock;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -191,13 +198,30 @@ class DiskRestorerTest {
     }
   }
 
-  @Test
-  void chunksDecodedIntoHeapAndDirectBuffersAreTheChunksAndCounted() throws Exception {
+  /** A repository in {@code tmp}, encrypted or not. */
+  private Repository repo(boolean encrypted) {
+    if (!encrypted) {
+      return repo();
+    }
+    return Repository.init(
+        new LocalBlobStore(tmp.resolve("repo")),
+        RepositoryConfig.defaults().withChunkSize(CHUNK).withPackSize(2 << 20),
+        Clock.systemUTC(),
+        tmp.resolve("cache"),
+        "pw".toCharArray(),
+        KdfParams.TESTING);
+  }
+
+  @ParameterizedTest
+  @ValueSource(booleans = {false, true})
+  void chunksDecodedIntoHeapAndDirectBuffersAreTheChunksAndCounted(boolean encrypted)
+      throws Exception {
     byte[] data = image(ALIGNED, 17);
-    try (Repository repo = repo();
+    try (Repository repo = repo(encrypted);
         SnapshotDisk disk = repo.openDisk(backup(repo, tmp, data), "vda");
         var decoder = disk.decoder()) {
       int nonZero = 0;
+      int compressed = 0;
       ByteBuffer heap = ByteBuffer.allocate(CHUNK + 10);
       ByteBuffer direct = ByteBuffer.allocateDirect(CHUNK + 10);
       for (int p = 0; p < disk.fixedIndex().count(); p++) {
@@ -205,6 +229,9 @@ class DiskRestorerTest {
           continue;
         }
         nonZero++;
+        if ((disk.location(p).flags() & ChunkFlags.ZSTD) != 0) {
+          compressed++;
+        }
         byte[] want = Arrays.copyOfRange(data, p * CHUNK, p * CHUNK + CHUNK);
         for (ByteBuffer b : new ByteBuffer[] {heap, direct}) {
           b.clear().position(10);
@@ -216,8 +243,55 @@ class DiskRestorerTest {
           assertThat(got).as("chunk %d into %s", p, b).isEqualTo(want);
         }
       }
-      assertThat(nonZero).isPositive();
+      assertThat(compressed).as("compressed chunks").isPositive().isLessThan(nonZero);
       assertThat(disk.chunksFetched()).isEqualTo(2L * nonZero);
+    }
+  }
+
+  @ParameterizedTest
+  @ValueSource(booleans = {false, true})
+  void aDamagedRecordStoredOrCompressedFailsNamingItsChunk(boolean encrypted)
+      throws Exception {
+    byte[] data = image(ALIGNED, 19);
+    Manifest m;
+    try (Repository repo = repo(encrypted)) {
+      m = backup(repo, tmp, data);
+    }
+    LocalBlobStore store = new LocalBlobStore(tmp.resolve("repo"));
+    for (boolean zstd : new boolean[] {false, true}) {
+      try (Repository repo =
+              encrypted
+                  ? Repository.open(tmp.resolve("repo"), () -> "pw".toCharArray())
+                  : Repository.open(tmp.resolve("repo"));
+          SnapshotDisk disk = repo.openDisk(m, "vda");
+          var decoder = disk.decoder()) {
+        int victim = -1;
+        for (int p = 0; p < disk.fixedIndex().count() && victim < 0; p++) {
+          ChunkLocation loc = disk.location(p);
+          if (loc != null && ((loc.flags() & ChunkFlags.ZSTD) != 0) == zstd) {
+            victim = p;
+          }
+        }
+        assertThat(victim)
+            .as("a chunk stored %s", zstd ? "compressed" : "as it is")
+            .isNotNegative();
+        ChunkLocation loc = disk.location(victim);
+        Path pack = store.path(ChunkReader.packName(loc.pack()));
+        try (FileChannel ch =
+            FileChannel.open(pack, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+          ByteBuffer one = ByteBuffer.allocate(1);
+          long at = loc.offset() + loc.storedLength() / 2;
+          ch.read(one, at);
+          one.put(0, (byte) (one.get(0) ^ 0x04)).clear();
+          ch.write(one, at);
+        }
+        String id = disk.fixedIndex().get(victim).toString();
+        int p = victim;
+        ByteBuffer dst = ByteBuffer.allocateDirect(CHUNK);
+        assertThatThrownBy(() -> disk.readChunk(p, dst, decoder))
+            .isInstanceOf(RepositoryCorruptedException.class)
+            .hasMessageContaining("chunk " + id);
+      }
     }
   }
 

@@ -69,6 +69,29 @@ public abstract class BlobStoreContractTest {
   }
 
   @Test
+  void loadRangeIntoABufferFillsWhatRemainsOfItHeapOrDirect() throws Exception {
+    byte[] data = bytes(300_000, 4);
+    BlobName name = new BlobName(BlobType.PACK, "ff02");
+    store.save(name, data);
+    for (java.nio.ByteBuffer b :
+        List.of(
+            java.nio.ByteBuffer.allocate(200_020), java.nio.ByteBuffer.allocateDirect(200_020))) {
+      b.position(10).limit(200_010);
+      store.load(name, 50_000, b);
+      assertThat(b.position()).isEqualTo(200_010);
+      byte[] got = new byte[200_000];
+      b.position(10);
+      b.get(got);
+      assertThat(got).isEqualTo(java.util.Arrays.copyOfRange(data, 50_000, 250_000));
+    }
+    assertThatThrownBy(() -> store.load(name, 299_990, java.nio.ByteBuffer.allocateDirect(11)))
+        .isInstanceOf(EOFException.class);
+    BlobName missing = new BlobName(BlobType.PACK, "ff03");
+    assertThatThrownBy(() -> store.load(missing, 0, java.nio.ByteBuffer.allocate(1)))
+        .isInstanceOf(NoSuchFileException.class);
+  }
+
+  @Test
   void missingBlobIsNoSuchFileAndStatIsEmpty() throws Exception {
     BlobName name = new BlobName(BlobType.SNAPSHOT, "missing");
     assertThatThrownBy(() -> store.load(name)).isInstanceOf(NoSuchFileException.class);

@@ -45,6 +45,16 @@ class RetryingBlobStoreTest {
       return d.load(name, offset, length);
     }
 
+    /** A failing load first puts part of the range into {@code dst}, as a broken stream would. */
+    @Override
+    public void load(BlobName name, long offset, java.nio.ByteBuffer dst) throws IOException {
+      if (calls.incrementAndGet() <= failures) {
+        dst.put(new byte[dst.remaining() / 2]);
+        throw error;
+      }
+      d.load(name, offset, dst);
+    }
+
     @Override
     public java.util.Optional<BlobInfo> stat(BlobName name) throws IOException {
       return d.stat(name);
@@ -75,6 +85,22 @@ class RetryingBlobStoreTest {
     RetryingBlobStore s = new RetryingBlobStore(flaky, 4, Duration.ofMillis(1));
     assertThat(s.load(NAME)).containsExactly(7);
     assertThat(flaky.calls).hasValue(4);
+  }
+
+  @Test
+  void aRetriedLoadIntoABufferStartsAgainWhereItBegan() throws Exception {
+    Flaky flaky = new Flaky(tmp, 2, new TransientBlobStoreException("connection reset", null));
+    byte[] data = new byte[1000];
+    new java.util.Random(3).nextBytes(data);
+    flaky.save(NAME, data);
+    RetryingBlobStore s = new RetryingBlobStore(flaky, 4, Duration.ofMillis(1));
+    java.nio.ByteBuffer dst = java.nio.ByteBuffer.allocateDirect(110).position(10);
+    s.load(NAME, 200, dst);
+    assertThat(flaky.calls).hasValue(3);
+    assertThat(dst.position()).isEqualTo(110);
+    byte[] got = new byte[100];
+    dst.position(10).get(got);
+    assertThat(got).isEqualTo(java.util.Arrays.copyOfRange(data, 200, 300));
   }
 
   @Test

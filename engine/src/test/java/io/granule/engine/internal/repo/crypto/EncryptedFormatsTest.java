@@ -81,6 +81,52 @@ class EncryptedFormatsTest {
   }
 
   @Test
+  void decodingIntoBuffersMatchesDecodingArraysWithLibcryptoAndTheJdk() {
+    BlobName name = new BlobName(BlobType.PACK, "aa77");
+    java.util.Random r = new java.util.Random(9);
+    for (boolean nativeCrypto : new boolean[] {true, false}) {
+      AesGcmCodec codec = new AesGcmCodec(new byte[32], nativeCrypto);
+      for (int len : new int[] {0, 1, 65536, 65537, 300_000}) {
+        byte[] plain = new byte[len];
+        r.nextBytes(plain);
+        byte[] stored = codec.encode(name, plain);
+        assertThat(codec.decodedLength(stored.length)).isEqualTo(len);
+        for (boolean direct : new boolean[] {true, false}) {
+          String what = "native " + nativeCrypto + ", direct " + direct + ", length " + len;
+          ByteBuffer src = buffer(direct, stored.length + 5).position(5);
+          src.put(stored).position(5);
+          ByteBuffer dst = buffer(direct, len + 7).position(7);
+          assertThat(codec.decode(name, src, dst)).as(what).isEqualTo(len);
+          assertThat(src.hasRemaining()).as(what).isFalse();
+          assertThat(dst.position()).as(what).isEqualTo(7 + len);
+          byte[] got = new byte[len];
+          dst.position(7).get(got);
+          assertThat(got).as(what).isEqualTo(plain);
+        }
+        if (len > 0) {
+          byte[] bad = stored.clone();
+          bad[bad.length / 2] ^= 1;
+          assertThatThrownBy(
+                  () -> codec.decode(name, ByteBuffer.wrap(bad), ByteBuffer.allocateDirect(len)))
+              .isInstanceOf(IllegalArgumentException.class)
+              .hasMessage(AesGcmCodec.AUTH_FAILED);
+        }
+      }
+      // no record is 27 bytes (shorter than nonce + tag) or one segment plus 5 bytes of tag room
+      assertThatThrownBy(() -> codec.decodedLength(27))
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageContaining("too short");
+      assertThatThrownBy(() -> codec.decodedLength(12 + 65536 + 16 + 5))
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessage(AesGcmCodec.AUTH_FAILED);
+    }
+  }
+
+  private static ByteBuffer buffer(boolean direct, int capacity) {
+    return direct ? ByteBuffer.allocateDirect(capacity) : ByteBuffer.allocate(capacity);
+  }
+
+  @Test
   void encodingInPlaceMakesRecordsThatDecode() {
     AesGcmCodec codec = new AesGcmCodec(new byte[32]);
     BlobName name = new BlobName(BlobType.PACK, "ef56");
