@@ -250,8 +250,7 @@ class DiskRestorerTest {
 
   @ParameterizedTest
   @ValueSource(booleans = {false, true})
-  void aDamagedRecordStoredOrCompressedFailsNamingItsChunk(boolean encrypted)
-      throws Exception {
+  void aDamagedRecordStoredOrCompressedFailsNamingItsChunk(boolean encrypted) throws Exception {
     byte[] data = image(ALIGNED, 19);
     Manifest m;
     try (Repository repo = repo(encrypted)) {
