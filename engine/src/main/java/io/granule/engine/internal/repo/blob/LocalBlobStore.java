@@ -50,6 +50,9 @@ public final class LocalBlobStore implements BlobStore {
 
   private final Path root;
   private final AtomicLong directBytes = new AtomicLong();
+  private final AtomicLong prefetchedBytes = new AtomicLong();
+  // null until the first prefetch asks
+  private volatile Boolean inMemory;
   private volatile boolean direct =
       DirectIo.option() != null && !"false".equals(System.getProperty("granule.blob.direct"));
 
@@ -212,7 +215,7 @@ public final class LocalBlobStore implements BlobStore {
    */
   @Override
   public void prefetch(BlobName name, long offset, long length) {
-    if (offset < 0 || length <= 0) {
+    if (offset < 0 || length <= 0 || inMemory()) {
       return;
     }
     ByteBuffer scratch = PREFETCH_SCRATCH.get();
@@ -226,10 +229,34 @@ public final class LocalBlobStore implements BlobStore {
           break;
         }
         pos += n;
+        prefetchedBytes.addAndGet(n);
       }
     } catch (IOException e) {
       LOG.debug("prefetch of {} [{}, +{}) dropped: {}", name, offset, length, e.toString());
     }
+  }
+
+  /** Bytes {@link #prefetch} has read. */
+  long prefetchedBytes() {
+    return prefetchedBytes.get();
+  }
+
+  /**
+   * Whether the store lives in memory (tmpfs, ramfs): its files are always in the page cache, and a
+   * prefetch would only copy them for nothing (0.3 CPU-s in a restore of a 4 GiB image).
+   */
+  private boolean inMemory() {
+    Boolean m = inMemory;
+    if (m == null) {
+      try {
+        String type = Files.getFileStore(root).type();
+        m = "tmpfs".equals(type) || "ramfs".equals(type);
+      } catch (IOException | RuntimeException e) {
+        m = false;
+      }
+      inMemory = m;
+    }
+    return m;
   }
 
   @Override

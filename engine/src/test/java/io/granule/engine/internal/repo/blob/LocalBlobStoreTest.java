@@ -85,4 +85,32 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
 
     assertThat(store.load(name, 10, 100)).isEqualTo(java.util.Arrays.copyOfRange(data, 10, 110));
   }
+
+  @Test
+  void prefetchReadsFromADiskAndLeavesAStoreInMemoryAlone() throws Exception {
+    byte[] data = new byte[3 * LocalBlobStore.PREFETCH_READ];
+    new Random(5).nextBytes(data);
+    BlobName name = new BlobName(BlobType.PACK, "99ee");
+    LocalBlobStore onDisk = (LocalBlobStore) store;
+    assertThat(Files.getFileStore(tmp).type()).as("@TempDir on a disk").isNotIn("tmpfs", "ramfs");
+    onDisk.save(name, data);
+    onDisk.prefetch(name, 100, 2 * LocalBlobStore.PREFETCH_READ);
+    assertThat(onDisk.prefetchedBytes()).isEqualTo(2 * LocalBlobStore.PREFETCH_READ);
+
+    Path shm = Files.createTempDirectory(Path.of("/dev/shm"), "granule-prefetch-");
+    try {
+      LocalBlobStore inMemory = new LocalBlobStore(shm);
+      inMemory.save(name, data);
+      inMemory.prefetch(name, 100, 2 * LocalBlobStore.PREFETCH_READ);
+      assertThat(inMemory.prefetchedBytes()).isZero();
+      assertThat(inMemory.load(name, 100, 10))
+          .isEqualTo(java.util.Arrays.copyOfRange(data, 100, 110));
+    } finally {
+      try (var paths = Files.walk(shm)) {
+        for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+          Files.delete(p);
+        }
+      }
+    }
+  }
 }
