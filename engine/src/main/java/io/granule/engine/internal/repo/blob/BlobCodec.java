@@ -43,6 +43,11 @@ public interface BlobCodec {
         }
 
         @Override
+        public int decodedLength(int storedLength) {
+          return storedLength;
+        }
+
+        @Override
         public int decode(BlobName name, java.nio.ByteBuffer src, java.nio.ByteBuffer dst) {
           int n = src.remaining();
           dst.put(src);
@@ -58,12 +63,13 @@ public interface BlobCodec {
 
   /**
    * The plaintext length of a stored record of {@code storedLength} bytes, for {@link
-   * #decode(BlobName, java.nio.ByteBuffer, java.nio.ByteBuffer)}.
+   * #decode(BlobName, java.nio.ByteBuffer, java.nio.ByteBuffer)}; -1 if the codec cannot tell
+   * before decoding (the default): then readers decode arrays.
    *
    * @throws IllegalArgumentException if no output of {@link #encode} has that length
    */
   default int decodedLength(int storedLength) {
-    return storedLength;
+    return -1;
   }
 
   /**

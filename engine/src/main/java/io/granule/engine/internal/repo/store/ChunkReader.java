@@ -213,7 +213,12 @@ public final class ChunkReader {
         try {
           if (codec.transforms()) {
             int plain = codec.decodedLength(storedLength);
-            if (zstd) {
+            if (plain < 0) {
+              // a codec that only decodes arrays
+              byte[] record = new byte[in.remaining()];
+              in.get(record);
+              in = ByteBuffer.wrap(codec.decode(pack, record));
+            } else if (zstd) {
               ByteBuffer out = decoded = room(decoded, plain);
               codec.decode(pack, in, out);
               in = out.flip();
