@@ -79,11 +79,7 @@ public interface BlobCodec {
    * dst} must not be used. Default: through {@link #decode(BlobName, byte[])}.
    */
   default int decode(BlobName name, java.nio.ByteBuffer src, java.nio.ByteBuffer dst) {
-    byte[] in = new byte[src.remaining()];
-    src.get(in);
-    byte[] out = decode(name, in);
-    dst.put(out);
-    return out.length;
+    return throughArrays(src, dst, in -> decode(name, in));
   }
 
   /**
@@ -109,9 +105,17 @@ public interface BlobCodec {
    * direct); codecs that know their output size override it.
    */
   default int encode(BlobName name, java.nio.ByteBuffer src, java.nio.ByteBuffer dst) {
+    return throughArrays(src, dst, in -> encode(name, in));
+  }
+
+  /** {@code transform} of the bytes remaining in {@code src} (consumed), put into {@code dst}. */
+  private static int throughArrays(
+      java.nio.ByteBuffer src,
+      java.nio.ByteBuffer dst,
+      java.util.function.UnaryOperator<byte[]> transform) {
     byte[] in = new byte[src.remaining()];
     src.get(in);
-    byte[] out = encode(name, in);
+    byte[] out = transform.apply(in);
     dst.put(out);
     return out.length;
   }
