@@ -138,7 +138,7 @@ public final class ChunkCompressor implements AutoCloseable {
    */
   public byte[] decompress(byte[] stored, int flags, int rawLength) {
     if ((flags & ChunkFlags.ZSTD) == 0) {
-      checkStoredLength(stored, rawLength);
+      checkStoredLength(stored.length, rawLength);
       return stored;
     }
     byte[] out = new byte[rawLength];
@@ -165,10 +165,7 @@ public final class ChunkCompressor implements AutoCloseable {
     int start = dst.position();
     int len = src.remaining();
     if ((flags & ChunkFlags.ZSTD) == 0) {
-      if (len != rawLength) {
-        throw new IllegalArgumentException(
-            "stored length " + len + " differs from plain length " + rawLength);
-      }
+      checkStoredLength(len, rawLength);
       dst.put(src);
       return;
     }
@@ -205,10 +202,10 @@ public final class ChunkCompressor implements AutoCloseable {
     dst.position(start + rawLength);
   }
 
-  private static void checkStoredLength(byte[] stored, int rawLength) {
-    if (stored.length != rawLength) {
+  private static void checkStoredLength(int storedLength, int rawLength) {
+    if (storedLength != rawLength) {
       throw new IllegalArgumentException(
-          "stored length " + stored.length + " differs from plain length " + rawLength);
+          "stored length " + storedLength + " differs from plain length " + rawLength);
     }
   }
 
