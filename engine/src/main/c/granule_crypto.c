@@ -18,6 +18,7 @@
 #include <dlfcn.h>
 #include <jni.h>
 
+#include "blake3/blake3.h"
 #include "io_granule_engine_internal_repo_crypto_NativeCrypto.h"
 #include <stdint.h>
 #include <stdio.h>
@@ -331,4 +332,39 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_
     (*env)->ReleaseByteArrayElements(env, password, pw, JNI_ABORT);
   }
   return ok;
+}
+
+/*
+ * blake3(key, data, off, len, out32): BLAKE3 of len bytes at off of data, a byte[] or a direct
+ * buffer; its keyed_hash mode under key (32 bytes) when key is not null. The vendored reference C
+ * implementation (blake3/, 1.3.1) picks SSE2, SSE4.1, AVX2 or AVX-512 at run time. Needs no
+ * libcrypto. 0, or -1 on failure.
+ */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_blake3(
+    JNIEnv *env, jclass cls, jbyteArray key, jobject data, jint off, jint len, jbyteArray out) {
+  (void)cls;
+  unsigned char k[BLAKE3_KEY_LEN], md[BLAKE3_OUT_LEN];
+  blake3_hasher h;
+  if (key != NULL) {
+    if ((*env)->GetArrayLength(env, key) != BLAKE3_KEY_LEN) {
+      return -1;
+    }
+    (*env)->GetByteArrayRegion(env, key, 0, BLAKE3_KEY_LEN, (jbyte *)k);
+    blake3_hasher_init_keyed(&h, k);
+    memset(k, 0, sizeof k);
+  } else {
+    blake3_hasher_init(&h);
+  }
+  region d;
+  lookup(env, &d, data);
+  if (!pin(env, &d)) {
+    memset(&h, 0, sizeof h);
+    return -1;
+  }
+  blake3_hasher_update(&h, d.addr + off, (size_t)len);
+  unpin(env, &d, JNI_ABORT);
+  blake3_hasher_finalize(&h, md, sizeof md);
+  memset(&h, 0, sizeof h);
+  (*env)->SetByteArrayRegion(env, out, 0, BLAKE3_OUT_LEN, (const jbyte *)md);
+  return 0;
 }

@@ -52,6 +52,8 @@ public class RepositoryBenchmarks {
     byte[] text;
     byte[] stream;
     ChunkHasher hasher;
+    ChunkHasher blake3;
+    ChunkHasher blake3Keyed;
     ChunkCompressor compressor;
 
     @Setup
@@ -69,6 +71,8 @@ public class RepositoryBenchmarks {
       stream = new byte[64 << 20];
       rnd.nextBytes(stream);
       hasher = ChunkHasher.sha256();
+      blake3 = ChunkHasher.blake3(null);
+      blake3Keyed = ChunkHasher.blake3(new byte[32]);
       compressor = new ChunkCompressor(1);
     }
 
@@ -81,6 +85,18 @@ public class RepositoryBenchmarks {
   @Benchmark
   public ChunkId sha256OfChunk(Data d) {
     return d.hasher.hash(d.random, 0, d.random.length);
+  }
+
+  /** The default chunk id since format 3 (unencrypted repositories). */
+  @Benchmark
+  public ChunkId blake3OfChunk(Data d) {
+    return d.blake3.hash(d.random, 0, d.random.length);
+  }
+
+  /** The default chunk id of an encrypted repository since format 3. */
+  @Benchmark
+  public ChunkId blake3KeyedOfChunk(Data d) {
+    return d.blake3Keyed.hash(d.random, 0, d.random.length);
   }
 
   @Benchmark

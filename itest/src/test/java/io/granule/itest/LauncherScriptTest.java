@@ -76,7 +76,8 @@ class LauncherScriptTest {
     assertThat(r.exitCode()).as(r.err()).isZero();
     assertThat(r.out())
         .contains("JIT: quick (C1 only)")
-        .containsPattern("Crypto: OpenSSL 3\\.\\S+ .*through libgranule-native");
+        .containsPattern("Crypto: OpenSSL 3\\.\\S+ .*through libgranule-native")
+        .contains("BLAKE3: libgranule-native");
 
     r = launcher(Map.of("GRANULE_JIT", "full"), "--version");
     assertThat(r.out()).contains("JIT: full").contains("through libgranule-native");

@@ -86,7 +86,8 @@ public final class GranuleCommand extends ContextCommand {
                     .contains("-XX:TieredStopAtLevel=1")
                 ? "quick (C1 only)"
                 : "full"),
-        "Crypto: " + io.granule.engine.internal.repo.crypto.NativeCrypto.describe()
+        "Crypto: " + io.granule.engine.internal.repo.crypto.NativeCrypto.describe(),
+        "BLAKE3: " + io.granule.engine.internal.repo.crypto.NativeCrypto.describeBlake3()
       };
     }
 

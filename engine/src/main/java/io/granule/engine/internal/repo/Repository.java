@@ -218,7 +218,7 @@ public final class Repository implements Closeable {
           clock,
           cacheDir,
           BlobCodec.IDENTITY,
-          ChunkHasher.sha256(),
+          ChunkHasher.of(c.chunkHash(), null),
           null,
           null);
     }
@@ -235,7 +235,14 @@ public final class Repository implements Closeable {
           "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
     }
     return new Repository(
-        cached(store, c, metadataCache), c, clock, cacheDir, mk.codec(), mk.hasher(), mk, keyBlob);
+        cached(store, c, metadataCache),
+        c,
+        clock,
+        cacheDir,
+        mk.codec(),
+        mk.hasher(c.chunkHash()),
+        mk,
+        keyBlob);
   }
 
   private static BlobStore cached(BlobStore store, RepositoryConfig c, Path metadataCache) {
@@ -278,7 +285,8 @@ public final class Repository implements Closeable {
       throw new RepositoryException(
           "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
     }
-    return new Repository(store, c, clock, cacheDir, codec, ChunkHasher.sha256(), null, null);
+    return new Repository(
+        store, c, clock, cacheDir, codec, ChunkHasher.of(c.chunkHash(), null), null, null);
   }
 
   /**
@@ -341,7 +349,7 @@ public final class Repository implements Closeable {
           clock,
           cacheDir,
           BlobCodec.IDENTITY,
-          ChunkHasher.sha256(),
+          ChunkHasher.of(c.chunkHash(), null),
           null,
           null);
     }
@@ -371,13 +379,21 @@ public final class Repository implements Closeable {
     }
     MasterKey mk = u.key();
     return new Repository(
-        cached(store, c, metadataCache), c, clock, cacheDir, mk.codec(), mk.hasher(), mk, u.blob());
+        cached(store, c, metadataCache),
+        c,
+        clock,
+        cacheDir,
+        mk.codec(),
+        mk.hasher(c.chunkHash()),
+        mk,
+        u.blob());
   }
 
   /** Opens the repository in {@code store}, whose blobs were transformed with {@code codec}. */
   public static Repository open(BlobStore store, Clock clock, Path cacheDir, BlobCodec codec) {
     RepositoryConfig c = readConfig(store);
-    return new Repository(store, c, clock, cacheDir, codec, ChunkHasher.sha256(), null, null);
+    return new Repository(
+        store, c, clock, cacheDir, codec, ChunkHasher.of(c.chunkHash(), null), null, null);
   }
 
   private static RepositoryConfig readConfig(BlobStore store) {

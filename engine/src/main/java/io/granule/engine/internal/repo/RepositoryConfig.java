@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.time.Instant;
+import java.util.List;
 
 /**
  * The settings a repository is created with, stored in its {@code config} blob (JSON in a {@link
@@ -21,10 +22,11 @@ import java.time.Instant;
  * @param chunkSize fixed chunk size for disks, 4 KiB to 8 MiB
  * @param packSize target pack size in bytes
  * @param compressionLevel zstd level per chunk
- * @param chunkHash chunk id algorithm: {@code sha256}, or {@code hmac-sha256} (keyed with the
- *     repository's MAC key) when encrypted
+ * @param chunkHash chunk id algorithm: {@code blake3} or {@code sha256} when unencrypted, {@code
+ *     blake3-keyed} or {@code hmac-sha256} (keyed with the repository's MAC key) when encrypted;
+ *     BLAKE3 ids need format version 3
  * @param encryption {@code aes-256-gcm}, or absent (null) for an unencrypted repository; an
- *     encrypted repository has format version 2 so that older builds refuse it
+ *     encrypted repository has format version 2 or later so that older builds refuse it
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record RepositoryConfig(
@@ -36,8 +38,24 @@ public record RepositoryConfig(
     int compressionLevel,
     String chunkHash,
     String encryption) {
-  /** The newest repository format this build reads and writes (1: plain, 2: encrypted). */
-  public static final int VERSION = 2;
+  /**
+   * The newest repository format this build reads and writes (1: plain, 2: encrypted, 3: BLAKE3
+   * chunk ids). A repository is created with the oldest version that has its features, so that a
+   * SHA-256 repository stays readable by builds older than BLAKE3.
+   */
+  public static final int VERSION = 3;
+
+  /** Chunk ids by SHA-256 (format 1). */
+  public static final String SHA256 = "sha256";
+
+  /** Chunk ids by HMAC-SHA-256 under the MAC key (format 2). */
+  public static final String HMAC_SHA256 = "hmac-sha256";
+
+  /** Chunk ids by BLAKE3 (format 3). */
+  public static final String BLAKE3 = "blake3";
+
+  /** Chunk ids by BLAKE3's keyed mode under the MAC key (format 3). */
+  public static final String BLAKE3_KEYED = "blake3-keyed";
 
   /** The version of the config frame itself (unchanged by format version 2). */
   private static final int FRAME_VERSION = 1;
@@ -52,10 +70,38 @@ public record RepositoryConfig(
   private static final ObjectMapper JSON =
       new ObjectMapper().disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
 
-  /** Defaults: 1 MiB chunks, 16 MiB packs, zstd level 1, SHA-256 ids; id and time unset. */
+  /** Defaults: 1 MiB chunks, 16 MiB packs, zstd level 1, BLAKE3 ids; id and time unset. */
   public static RepositoryConfig defaults() {
     return new RepositoryConfig(
-        1, null, null, Chunker.DEFAULT_FIXED_CHUNK_SIZE, DEFAULT_PACK_SIZE, 1, "sha256", null);
+        3, null, null, Chunker.DEFAULT_FIXED_CHUNK_SIZE, DEFAULT_PACK_SIZE, 1, BLAKE3, null);
+  }
+
+  /**
+   * A copy whose chunk ids use {@code family}: {@code blake3} or {@code sha256} (keyed by {@link
+   * #withEncryption} either way), with the oldest format version that has it.
+   *
+   * @throws IllegalArgumentException for another name
+   */
+  public RepositoryConfig withChunkHashFamily(String family) {
+    String hash;
+    int v;
+    if (BLAKE3.equals(family)) {
+      hash = encrypted() ? BLAKE3_KEYED : BLAKE3;
+      v = 3;
+    } else if (SHA256.equals(family)) {
+      hash = encrypted() ? HMAC_SHA256 : SHA256;
+      v = encrypted() ? 2 : 1;
+    } else {
+      throw new IllegalArgumentException(
+          "unknown chunk hash '" + family + "': choose blake3 (the default) or sha256");
+    }
+    return new RepositoryConfig(
+        v, repositoryId, created, chunkSize, packSize, compressionLevel, hash, encryption);
+  }
+
+  /** The chunk hash without its key: {@code blake3} or {@code sha256}. */
+  public String chunkHashFamily() {
+    return BLAKE3.equals(chunkHash) || BLAKE3_KEYED.equals(chunkHash) ? BLAKE3 : SHA256;
   }
 
   /** Whether records are encrypted and chunk ids keyed. */
@@ -63,16 +109,20 @@ public record RepositoryConfig(
     return encryption != null;
   }
 
-  /** A copy that encrypts with AES-256-GCM and keys chunk ids with HMAC-SHA-256 (version 2). */
+  /**
+   * A copy that encrypts with AES-256-GCM and keys chunk ids with the MAC key: keyed BLAKE3
+   * (version 3) if they are BLAKE3, else HMAC-SHA-256 (version 2).
+   */
   public RepositoryConfig withEncryption() {
+    boolean blake3 = BLAKE3.equals(chunkHashFamily());
     return new RepositoryConfig(
-        2,
+        Math.max(version, blake3 ? 3 : 2),
         repositoryId,
         created,
         chunkSize,
         packSize,
         compressionLevel,
-        "hmac-sha256",
+        blake3 ? BLAKE3_KEYED : HMAC_SHA256,
         AES_256_GCM);
   }
 
@@ -109,8 +159,21 @@ public record RepositoryConfig(
     if (compressionLevel < -7 || compressionLevel > 19) {
       throw new IllegalArgumentException("invalid zstd level " + compressionLevel);
     }
-    if (!(encrypted() ? "hmac-sha256" : "sha256").equals(chunkHash)) {
-      throw new IllegalArgumentException("unsupported chunk hash '" + chunkHash + "'");
+    boolean known =
+        encrypted()
+            ? HMAC_SHA256.equals(chunkHash) || BLAKE3_KEYED.equals(chunkHash)
+            : SHA256.equals(chunkHash) || BLAKE3.equals(chunkHash);
+    if (!known) {
+      throw new IllegalArgumentException(
+          "unsupported chunk hash '"
+              + chunkHash
+              + "' for an "
+              + (encrypted() ? "encrypted" : "unencrypted")
+              + " repository");
+    }
+    if (BLAKE3.equals(chunkHashFamily()) && version < 3) {
+      throw new IllegalArgumentException(
+          "chunk hash " + chunkHash + " needs format version 3, not " + version);
     }
     if (encrypted() && !AES_256_GCM.equals(encryption)) {
       throw new IllegalArgumentException("unsupported encryption '" + encryption + "'");
@@ -167,6 +230,23 @@ public record RepositoryConfig(
               + "' (supported: "
               + AES_256_GCM
               + "): upgrade granule to open it");
+    }
+    String hash = c.chunkHash();
+    if (!List.of(SHA256, HMAC_SHA256, BLAKE3, BLAKE3_KEYED).contains(hash)) {
+      throw new UnsupportedRepositoryVersionException(
+          "repository at '"
+              + where
+              + "' names chunks with '"
+              + hash
+              + "' (supported: "
+              + String.join(", ", SHA256, HMAC_SHA256, BLAKE3, BLAKE3_KEYED)
+              + "): upgrade granule to open it");
+    }
+    try {
+      c.validate();
+    } catch (IllegalArgumentException e) {
+      throw new RepositoryCorruptedException(
+          "config of repository at '" + where + "' is inconsistent: " + e.getMessage(), e);
     }
     return c;
   }

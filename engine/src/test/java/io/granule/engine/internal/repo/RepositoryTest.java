@@ -466,7 +466,7 @@ class RepositoryTest {
         .hasMessage(
             "repository at '"
                 + dir
-                + "' has format version 99 (supported: 2): upgrade granule to open it");
+                + "' has format version 99 (supported: 3): upgrade granule to open it");
   }
 
   @Test

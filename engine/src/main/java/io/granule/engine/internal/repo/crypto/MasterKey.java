@@ -47,8 +47,11 @@ public final class MasterKey {
     return new AesGcmCodec(encryption);
   }
 
-  /** The chunk hasher that keys ids with this key (HMAC-SHA-256). */
-  public ChunkHasher hasher() {
-    return ChunkHasher.hmacSha256(mac);
+  /**
+   * The chunk hasher that keys ids with this key, by {@code algorithm}: {@code blake3-keyed} or
+   * {@code hmac-sha256} (see {@link ChunkHasher#of}).
+   */
+  public ChunkHasher hasher(String algorithm) {
+    return ChunkHasher.of(algorithm, mac);
   }
 }

@@ -24,6 +24,7 @@ import org.slf4j.LoggerFactory;
 public final class NativeCrypto {
   private static final Logger LOG = LoggerFactory.getLogger(NativeCrypto.class);
   private static final String REASON = load();
+  private static final String BLAKE3_REASON = loadBlake3();
 
   private NativeCrypto() {}
 
@@ -50,6 +51,37 @@ public final class NativeCrypto {
     } catch (UnsatisfiedLinkError e) {
       return unavailable(e.toString());
     }
+  }
+
+  private static String loadBlake3() {
+    if (!Boolean.parseBoolean(System.getProperty("granule.crypto.native", "true"))) {
+      return "turned off (granule.crypto.native=false)";
+    }
+    String missing = NativeLibrary.unavailableReason();
+    if (missing != null) {
+      return missing;
+    }
+    try {
+      byte[] out = new byte[32];
+      // the first bytes of BLAKE3("") (the reference test vectors): a build that got it wrong is
+      // never used
+      if (blake3(null, new byte[0], 0, 0, out) != 0 || out[0] != (byte) 0xaf || out[1] != 0x13) {
+        return "libgranule-native's BLAKE3 failed its self-test";
+      }
+      return null;
+    } catch (UnsatisfiedLinkError e) {
+      return e.toString();
+    }
+  }
+
+  /** Whether {@link #blake3} can be used (it needs libgranule-native but not libcrypto). */
+  public static boolean blake3Available() {
+    return BLAKE3_REASON == null;
+  }
+
+  /** Why the native BLAKE3 is not used, or null if it is. */
+  public static String blake3UnavailableReason() {
+    return BLAKE3_REASON;
   }
 
   private static String unavailable(String reason) {
@@ -87,11 +119,35 @@ public final class NativeCrypto {
   }
 
   /**
+   * What computes BLAKE3 chunk ids in this process, for {@code granule --version}: {@code
+   * libgranule-native (reference C 1.3.1, SIMD)}, or {@code commons-codec, Java (REASON)}.
+   */
+  public static String describeBlake3() {
+    return blake3Available()
+        ? "libgranule-native (reference C 1.3.1, SIMD chosen at run time)"
+        : "commons-codec, Java (" + BLAKE3_REASON + ")";
+  }
+
+  /**
    * SHA-256 if {@code key} is null, else HMAC-SHA-256 under {@code key} (at most 64 bytes), of
    * {@code len} bytes at {@code off} of {@code data}, a byte[] or a direct buffer (absolute
    * offset), into {@code out} (32 bytes); 0, or -1.
    */
   private static native int digest(byte[] key, Object data, int off, int len, byte[] out);
+
+  /**
+   * BLAKE3 of {@code len} bytes at {@code off} of {@code data}, a byte[] or a direct buffer
+   * (absolute offset), into {@code out} (32 bytes); its keyed mode under {@code key} (32 bytes)
+   * unless that is null. 0, or -1.
+   */
+  private static native int blake3(byte[] key, Object data, int off, int len, byte[] out);
+
+  /**
+   * A native hash of a region of a byte[] or a direct buffer: {@link #digest} or {@link #blake3}.
+   */
+  private interface Hash {
+    int compute(byte[] key, Object data, int off, int len, byte[] out);
+  }
 
   /**
    * AES-256-GCM with a 16-byte tag; {@code src} and {@code dst} are each a byte[] or a direct
@@ -120,7 +176,7 @@ public final class NativeCrypto {
    */
   public static byte[] digest(byte[] key, byte[] data, int off, int len) {
     java.util.Objects.checkFromIndexSize(off, len, data.length);
-    return digest(key, (Object) data, off, len);
+    return hash(NativeCrypto::digest, key, data, off, len);
   }
 
   /**
@@ -128,26 +184,47 @@ public final class NativeCrypto {
    * direct), which it consumes: the position ends at the limit.
    */
   public static byte[] digest(byte[] key, ByteBuffer data) {
+    return hash(NativeCrypto::digest, key, data);
+  }
+
+  /**
+   * BLAKE3 ({@code key} null) or keyed BLAKE3 under {@code key} (32 bytes) of {@code len} bytes of
+   * {@code data} at {@code off}, as a 32-byte array; only when {@link #blake3Available()}.
+   */
+  public static byte[] blake3(byte[] key, byte[] data, int off, int len) {
+    java.util.Objects.checkFromIndexSize(off, len, data.length);
+    return hash(NativeCrypto::blake3, key, data, off, len);
+  }
+
+  /**
+   * As {@link #blake3(byte[], byte[], int, int)}, of the bytes remaining in {@code data} (heap or
+   * direct), which it consumes: the position ends at the limit.
+   */
+  public static byte[] blake3(byte[] key, ByteBuffer data) {
+    return hash(NativeCrypto::blake3, key, data);
+  }
+
+  private static byte[] hash(Hash h, byte[] key, ByteBuffer data) {
     int pos = data.position();
     int len = data.remaining();
     byte[] out;
     if (data.hasArray()) {
-      out = digest(key, data.array(), data.arrayOffset() + pos, len);
+      out = hash(h, key, data.array(), data.arrayOffset() + pos, len);
     } else if (data.isDirect()) {
-      out = digest(key, (Object) data, pos, len);
+      out = hash(h, key, data, pos, len);
     } else {
       byte[] copy = new byte[len];
       data.duplicate().get(copy);
-      out = digest(key, copy, 0, len);
+      out = hash(h, key, copy, 0, len);
     }
     data.position(data.limit());
     return out;
   }
 
-  private static byte[] digest(byte[] key, Object data, int off, int len) {
+  private static byte[] hash(Hash h, byte[] key, Object data, int off, int len) {
     byte[] out = new byte[32];
-    if ((key != null && key.length > 64) || digest(key, data, off, len, out) != 0) {
-      throw new IllegalStateException("libcrypto failed to compute a digest");
+    if ((key != null && key.length > 64) || h.compute(key, data, off, len, out) != 0) {
+      throw new IllegalStateException("libgranule-native failed to compute a hash");
     }
     return out;
   }
