@@ -61,6 +61,9 @@ public final class CliComponent implements Function<String[], Integer> {
     this.applications = applications;
     this.server =
         RuntimeProperties.server(context) ? new HttpServerControl(context, configAdmin) : null;
+    if (server == null) {
+      StartupWarmup.start();
+    }
   }
 
   @Deactivate

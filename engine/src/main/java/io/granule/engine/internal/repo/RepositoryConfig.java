@@ -143,6 +143,15 @@ public record RepositoryConfig(
         version, id, time.toString(), chunkSize, packSize, compressionLevel, chunkHash, encryption);
   }
 
+  /**
+   * Writes and reads back a config through this class's Jackson mapper, so that a later real read
+   * finds Jackson's classes loaded and the record introspected (see {@code StartupWarmup}).
+   */
+  public static void warmUp() {
+    RepositoryConfig c = defaults().withIdentity("0".repeat(64), Instant.EPOCH);
+    fromBytes("warm-up", c.toBytes());
+  }
+
   void validate() {
     if (chunkSize < 4096 || chunkSize > 8 << 20) {
       throw new IllegalArgumentException(

@@ -55,6 +55,18 @@ public record LockInfo(
     return Instant.parse(refreshed);
   }
 
+  /**
+   * Writes and parses a lock through this class's Jackson mapper, so that the first real lock of a
+   * command does not pay for it (see {@code StartupWarmup}).
+   */
+  public static void warmUp() {
+    String t = Instant.EPOCH.toString();
+    LockInfo l = new LockInfo("shared", "warm-up", "h", 1, "u", t, t);
+    parse(
+        new BlobName(io.granule.engine.internal.repo.blob.BlobType.LOCK, "0".repeat(64)),
+        l.toBytes());
+  }
+
   /** A copy refreshed at {@code now}. */
   public LockInfo refreshedAt(Instant now) {
     return new LockInfo(kind, operation, host, pid, user, created, now.toString());

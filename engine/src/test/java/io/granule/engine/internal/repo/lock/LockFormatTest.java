@@ -58,4 +58,11 @@ class LockFormatTest {
         .isInstanceOf(RepositoryCorruptedException.class)
         .hasMessageContaining("checksum mismatch");
   }
+
+  @Test
+  void startUpWarmUpsRoundTripThroughTheRealMappers() {
+    // the launcher's warm-up thread only logs a failure: a broken round trip must fail here
+    LockInfo.warmUp();
+    io.granule.engine.internal.repo.RepositoryConfig.warmUp();
+  }
 }
