@@ -134,11 +134,11 @@ class RepositoryCliTest {
     assertThat(r.out()).contains("chunk hash blake3-keyed");
     r = granule("backup", "--repo", repo.toString(), "--disk", img.toString());
     assertThat(r.exitCode()).as(r.err()).isZero();
-    long stored =
-        Api.JSON
-            .readTree(granule("stats", "--repo", repo.toString(), "--json").out())
-            .get("storedBytes")
-            .asLong();
+    JsonNode info = Api.JSON.readTree(granule("stats", "--repo", repo.toString(), "--json").out());
+    assertThat(info.get("formatVersion").asInt()).isEqualTo(3);
+    assertThat(info.get("chunkHash").asText()).isEqualTo("blake3-keyed");
+    assertThat(info.get("encryption").asText()).isEqualTo("aes-256-gcm");
+    long stored = info.get("storedBytes").asLong();
     assertThat(stored).isPositive();
 
     // without libgranule-native, the engine's embedded commons-codec BLAKE3 names every chunk as
@@ -171,6 +171,8 @@ class RepositoryCliTest {
     r = granule("init", "--repo", sha.toString(), "--chunk-hash", "SHA256");
     assertThat(r.exitCode()).as(r.err()).isZero();
     assertThat(r.out()).contains("chunk hash hmac-sha256");
+    assertThat(granule("stats", "--repo", sha.toString()).out())
+        .contains("(format 2, chunk size 512 KiB, chunk hash hmac-sha256, encrypted aes-256-gcm)");
     assertThat(granule("backup", "--repo", sha.toString(), "--disk", img.toString()).exitCode())
         .isZero();
     Files.delete(out);

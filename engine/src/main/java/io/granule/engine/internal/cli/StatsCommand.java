@@ -1,6 +1,7 @@
 package io.granule.engine.internal.cli;
 
 import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.RepositoryConfig;
 import io.granule.engine.internal.repo.RepositoryStats;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -25,18 +26,21 @@ final class StatsCommand extends ContextCommand {
   @Override
   public Integer call() throws IOException {
     RepositoryStats s;
-    String id;
-    int chunkSize;
+    RepositoryConfig c;
     try (Repository r = repo.open(context())) {
       s = r.stats();
-      id = r.config().repositoryId();
-      chunkSize = r.config().chunkSize();
+      c = r.config();
     }
+    String id = c.repositoryId();
+    int chunkSize = c.chunkSize();
     PrintWriter out = context().out();
     if (json) {
       Map<String, Object> o = new LinkedHashMap<>();
       o.put("repositoryId", id);
+      o.put("formatVersion", c.version());
       o.put("chunkSize", chunkSize);
+      o.put("chunkHash", c.chunkHash());
+      o.put("encryption", c.encrypted() ? c.encryption() : "none");
       o.put("snapshots", s.snapshots());
       o.put("disks", s.disks());
       o.put("logicalBytes", s.logicalBytes());
@@ -46,7 +50,14 @@ final class StatsCommand extends ContextCommand {
       o.put("dedupRatio", s.dedupRatio());
       out.println(Json.MAPPER.writeValueAsString(o));
     } else {
-      out.printf(Locale.ROOT, "repository:    %s (chunk size %s)%n", id, Sizes.human(chunkSize));
+      out.printf(
+          Locale.ROOT,
+          "repository:    %s (format %d, chunk size %s, chunk hash %s, %s)%n",
+          id,
+          c.version(),
+          Sizes.human(chunkSize),
+          c.chunkHash(),
+          c.encrypted() ? "encrypted " + c.encryption() : "UNENCRYPTED");
       out.printf(Locale.ROOT, "snapshots:     %d (%d disks)%n", s.snapshots(), s.disks());
       out.printf(Locale.ROOT, "logical size:  %s%n", Sizes.human(s.logicalBytes()));
       out.printf(Locale.ROOT, "stored size:   %s%n", Sizes.human(s.storedBytes()));

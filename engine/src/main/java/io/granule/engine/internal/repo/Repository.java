@@ -212,15 +212,7 @@ public final class Repository implements Closeable {
         throw new RepositoryException(
             "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
       }
-      return new Repository(
-          cached(store, c, metadataCache),
-          c,
-          clock,
-          cacheDir,
-          BlobCodec.IDENTITY,
-          ChunkHasher.of(c.chunkHash(), null),
-          null,
-          null);
+      return unencrypted(cached(store, c, metadataCache), c, clock, cacheDir, BlobCodec.IDENTITY);
     }
     RepositoryConfig c = identify(cfg.withEncryption(), clock);
     MasterKey mk = MasterKey.generate();
@@ -234,15 +226,26 @@ public final class Repository implements Closeable {
       throw new RepositoryException(
           "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
     }
+    return encrypted(cached(store, c, metadataCache), c, clock, cacheDir, mk, keyBlob);
+  }
+
+  /** A repository whose records {@code codec} transforms (identity: stored as they are). */
+  private static Repository unencrypted(
+      BlobStore store, RepositoryConfig c, Clock clock, Path cacheDir, BlobCodec codec) {
     return new Repository(
-        cached(store, c, metadataCache),
-        c,
-        clock,
-        cacheDir,
-        mk.codec(),
-        mk.hasher(c.chunkHash()),
-        mk,
-        keyBlob);
+        store, c, clock, cacheDir, codec, ChunkHasher.of(c.chunkHash(), null), null, null);
+  }
+
+  /** An encrypted repository opened with {@code mk}, unwrapped from key blob {@code keyBlob}. */
+  private static Repository encrypted(
+      BlobStore store,
+      RepositoryConfig c,
+      Clock clock,
+      Path cacheDir,
+      MasterKey mk,
+      BlobName keyBlob) {
+    return new Repository(
+        store, c, clock, cacheDir, mk.codec(), mk.hasher(c.chunkHash()), mk, keyBlob);
   }
 
   private static BlobStore cached(BlobStore store, RepositoryConfig c, Path metadataCache) {
@@ -285,8 +288,7 @@ public final class Repository implements Closeable {
       throw new RepositoryException(
           "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
     }
-    return new Repository(
-        store, c, clock, cacheDir, codec, ChunkHasher.of(c.chunkHash(), null), null, null);
+    return unencrypted(store, c, clock, cacheDir, codec);
   }
 
   /**
@@ -343,15 +345,7 @@ public final class Repository implements Closeable {
       BlobStore store, Clock clock, Path cacheDir, PasswordSource password, Path metadataCache) {
     RepositoryConfig c = readConfig(store);
     if (!c.encrypted()) {
-      return new Repository(
-          cached(store, c, metadataCache),
-          c,
-          clock,
-          cacheDir,
-          BlobCodec.IDENTITY,
-          ChunkHasher.of(c.chunkHash(), null),
-          null,
-          null);
+      return unencrypted(cached(store, c, metadataCache), c, clock, cacheDir, BlobCodec.IDENTITY);
     }
     char[] pw = password.password();
     if (pw == null) {
@@ -378,22 +372,13 @@ public final class Repository implements Closeable {
       Arrays.fill(pw, '\0');
     }
     MasterKey mk = u.key();
-    return new Repository(
-        cached(store, c, metadataCache),
-        c,
-        clock,
-        cacheDir,
-        mk.codec(),
-        mk.hasher(c.chunkHash()),
-        mk,
-        u.blob());
+    return encrypted(cached(store, c, metadataCache), c, clock, cacheDir, mk, u.blob());
   }
 
   /** Opens the repository in {@code store}, whose blobs were transformed with {@code codec}. */
   public static Repository open(BlobStore store, Clock clock, Path cacheDir, BlobCodec codec) {
     RepositoryConfig c = readConfig(store);
-    return new Repository(
-        store, c, clock, cacheDir, codec, ChunkHasher.of(c.chunkHash(), null), null, null);
+    return unencrypted(store, c, clock, cacheDir, codec);
   }
 
   private static RepositoryConfig readConfig(BlobStore store) {
