@@ -22,8 +22,8 @@
 #
 # The disk's floor, measured in every round: the time cp and sync take to write the repository of
 # Granule's full backup (the bytes any backup of this image must store, give or take compression)
-# and the restored image (sparse, so its data only): no tool that writes those bytes durably can
-# take less on this disk.
+# and the restored image (sparse, so its data only), and the disk's best write rate (fio, when
+# installed: scripts/setup --bench), at which writing those bytes durably takes the least.
 #
 # Granule runs as users run it: bin/granule with its class-data-sharing archives, made by an
 # untimed warm-up backup and restore of a small image first (GRANULE_CDS=off measures without).
@@ -137,8 +137,19 @@ floor() {
   t0=$(date +%s.%N); cp -r "$src" "$work/floor-copy"; sync; t1=$(date +%s.%N)
   t2=$(date +%s.%N); cp --sparse=always "$work/vm2.img" "$work/floor.img"; sync; t3=$(date +%s.%N)
   data=$(( $(stat -c '%b * %B' "$work/floor.img") ))
-  printf '%s\t%s\t%s\t%s\n' "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')" \
-    "$(awk -v a="$t2" -v b="$t3" 'BEGIN{printf "%.2f", b-a}')" "$(du_bytes "$src")" "$data" >> "$floors"
+  # the disk's best sequential write rate this round (bytes/s; 0 without fio or O_DIRECT): 1 MiB
+  # direct writes, 32 in flight, 1 GiB, fsynced
+  local bw=0
+  if command -v fio > /dev/null; then
+    bw=$(fio --name=floor --filename="$work/fio.tmp" --rw=write --bs=1M --size=1G --direct=1 \
+      --ioengine=libaio --iodepth=32 --end_fsync=1 --output-format=json 2>/dev/null \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobs"][0]["write"]["bw_bytes"])' \
+      2>/dev/null || echo 0)
+    rm -f "$work/fio.tmp"
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\n' "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')" \
+    "$(awk -v a="$t2" -v b="$t3" 'BEGIN{printf "%.2f", b-a}')" "$(du_bytes "$src")" "$data" "$bw" \
+    >> "$floors"
   rm -rf "$src" "$work/floor-copy" "$work/floor.img"
 }
 
@@ -187,10 +198,23 @@ for name, runs in rows.items():
         cell([a + b for a, b in zip(res, syn)]), max(rss)))
 EOF
 }
-# ratios: the fastest peer's median over each Granule row's median, per step
+# ratios: the fastest peer's median over each Granule row's median, per step; then what 2x the
+# fastest peer asks for beside the disk's floor for that step (the repository's write for a
+# backup, the image's for a restore + sync)
 ratios() {
-  python3 - <<EOF
-import statistics
+  python3 - "$floors" <<EOF
+import statistics, sys
+floor_rows = [[float(x) for x in l.split()] for l in open(sys.argv[1]) if l.strip()]
+floor = {}
+copy = {}
+if floor_rows:
+    copy = {"full backup": statistics.median(r[0] for r in floor_rows),
+            "restore + sync": statistics.median(r[1] for r in floor_rows)}
+    bw = statistics.median(r[4] for r in floor_rows)
+    if bw > 0:
+        # the bytes each step must write durably, at the disk's best rate
+        floor = {"full backup": statistics.median(r[2] for r in floor_rows) / bw,
+                 "restore + sync": statistics.median(r[3] for r in floor_rows) / bw}
 rows = {}
 for line in """$main_raw""".strip().splitlines():
     name, *v = line.split("\t")
@@ -208,9 +232,19 @@ for step, i, plus in (("full backup", 0, None), ("full restore", 3, None), ("res
             how = "%.2fx faster than" % r if r >= 1 else "%.2fx slower than" % (1 / r)
             print("- %s, %s: %s the fastest peer (%s, %.2f s against %.2f s)" % (
                 step, n, how, best, val(peers[best]), val(m)))
+    if step in copy:
+        half = val(peers[best]) / 2
+        line = "  - 2x the fastest peer means %.2f s; cp + sync of this step's bytes took %.2f s" % (
+            half, copy[step])
+        if step in floor:
+            line += ", and writing them at the disk's best rate (fio, below) takes %.2f s%s" % (
+                floor[step],
+                ": 2x is below that floor, out of reach of any tool that writes them durably"
+                if half < floor[step] else "")
+        print(line)
 EOF
 }
-# floors_report: the disk floor's medians, and what 2x the fastest peer asks for beside them
+# floors_report: the disk floor's medians
 floors_report() {
   python3 - "$floors" <<EOF
 import statistics, sys
@@ -222,8 +256,20 @@ if rows:
     print()
     print("Disk floor, measured in every round: \`cp -r\` + \`sync\` of the repository of Granule's encrypted full backup"
           " (%d MiB): %s; \`cp --sparse=always\` + \`sync\` of the changed image (%d MiB of data): %s."
-          " No tool that writes those bytes durably takes less on this disk."
+          " A plain copy, not a hard floor: a writer with more writes in flight can beat it."
           % (statistics.median(col[2]) / 1048576, cell(col[0]), statistics.median(col[3]) / 1048576, cell(col[1])))
+    bws = [b for b in col[4] if b > 0] if len(col) > 4 else []
+    if bws:
+        mib = [b / 1048576 for b in bws]
+        m = statistics.median(mib)
+        print()
+        print("The disk's best write rate, measured in every round (fio: 1 MiB O_DIRECT writes, 32 in"
+              " flight, 1 GiB, fsynced): %.0f MiB/s (%.0f-%.0f). At that rate the repository's %d MiB take"
+              " %.2f s and the image's %d MiB %.2f s to write: the floor of a durable backup and restore"
+              " on this disk, start-up and reading aside."
+              % (m, min(mib), max(mib), statistics.median(col[2]) / 1048576,
+                 statistics.median(col[2]) / 1048576 / m, statistics.median(col[3]) / 1048576,
+                 statistics.median(col[3]) / 1048576 / m))
 EOF
 }
 
