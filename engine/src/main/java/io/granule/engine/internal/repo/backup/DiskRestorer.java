@@ -29,9 +29,10 @@ import java.util.concurrent.ThreadFactory;
  * <p>Raw targets: {@link #WRITERS} threads each take the next run of adjacent chunks of one kind
  * (data, or zeros on an existing target; up to {@link #MAX_WRITE} bytes), fetch, check and
  * decompress its chunks straight into their own aligned buffer, and write the run at its offset
- * ({@link RawTarget}: direct writes to a block device, buffered ones with early write-back to a
- * file). Runs are written in any order (their offsets are fixed), so the disk gets writes while
- * other threads decode, and memory stays at one buffer per thread whatever the disk size.
+ * ({@link RawTarget}: direct writes, except short ones to a file, which go through the page cache
+ * with early write-back). Runs are written in any order (their offsets are fixed), so the disk gets
+ * writes while other threads decode, and memory stays at one buffer per thread whatever the disk
+ * size.
  *
  * <p>A damaged chunk stops the restore with a {@code RepositoryCorruptedException} naming the chunk
  * and the snapshot (the one at the lowest offset when several threads fail); what was written so
@@ -56,7 +57,7 @@ public final class DiskRestorer {
    * granule.restore.writers}, for measurements).
    */
   static final int WRITERS =
-      Math.max(1, Math.min(64, Integer.getInteger("granule.restore.writers", 4)));
+      Math.max(1, Math.min(64, Integer.getInteger("granule.restore.writers", 3)));
 
   /**
    * The largest write to a raw target, in bytes: adjacent chunks are gathered up to it (a chunk is
@@ -64,7 +65,16 @@ public final class DiskRestorer {
    */
   static final int MAX_WRITE =
       Math.max(
-          4096, Math.min(64 << 20, Integer.getInteger("granule.restore.write-bytes", 2 << 20)));
+          4096, Math.min(64 << 20, Integer.getInteger("granule.restore.write-bytes", 16 << 20)));
+
+  /**
+   * The shortest write that goes direct to a regular file (property {@code
+   * granule.restore.direct-min-bytes}): ext4 serializes direct writes that allocate blocks, so a
+   * short one leaves the disk's queue nearly empty while it runs, and goes through the page cache
+   * instead, where write-back sends it with others.
+   */
+  static final int MIN_DIRECT_FILE =
+      Math.max(0, Integer.getInteger("granule.restore.direct-min-bytes", 4 << 20));
 
   /**
    * Buffered bytes after which a background fdatasync starts writing them back (property {@code
@@ -90,35 +100,40 @@ public final class DiskRestorer {
   }
 
   /**
-   * Restores {@code disk} to {@code target}: a block device with direct writes, a file through the
-   * page cache with early write-back (see {@link RawTarget}; measured in bench/results-restore.md).
-   * The property {@code granule.restore.direct} ({@code auto}, {@code always}, {@code never})
-   * overrides that, for measurements or a device that takes direct writes badly.
+   * Restores {@code disk} to {@code target} with direct writes (see {@link RawTarget}; measured in
+   * bench/results-restore.md): every write to a block device, the writes of {@link
+   * #MIN_DIRECT_FILE} bytes or more to a file (shorter ones go through the page cache with early
+   * write-back). The property {@code granule.restore.direct} ({@code auto}, {@code always}: every
+   * write direct, {@code never}: none) overrides that, for measurements or a target that takes
+   * direct writes badly.
    */
   public static RestoreResult restore(SnapshotDisk disk, Path target) {
+    String mode = System.getProperty("granule.restore.direct", "auto");
     return restore(
-        disk,
-        target,
-        WRITERS,
-        direct(target, System.getProperty("granule.restore.direct", "auto")),
-        WRITEBACK);
+        disk, target, WRITERS, !"never".equals(mode), minDirect(target, mode), WRITEBACK);
   }
 
-  /** Whether to try direct writes to {@code target} in {@code mode} (auto: block devices only). */
-  static boolean direct(Path target, String mode) {
-    return switch (mode) {
-      case "always" -> true;
-      case "never" -> false;
-      default -> Files.exists(target) && !Files.isRegularFile(target);
-    };
+  /**
+   * The shortest write that goes direct to {@code target} in {@code mode}: on a regular file in
+   * {@code auto} mode {@link #MIN_DIRECT_FILE}, else 0 (all).
+   */
+  static int minDirect(Path target, String mode) {
+    boolean file = !Files.exists(target) || Files.isRegularFile(target);
+    return "auto".equals(mode) && file ? MIN_DIRECT_FILE : 0;
   }
 
   /**
    * Restores {@code disk} to {@code target} with {@code threads} writers, trying {@code O_DIRECT}
-   * if {@code tryDirect}, buffered writes starting a write-back every {@code writeback} bytes.
+   * if {@code tryDirect} for writes of {@code minDirect} bytes or more, buffered writes starting a
+   * write-back every {@code writeback} bytes.
    */
   static RestoreResult restore(
-      SnapshotDisk disk, Path target, int threads, boolean tryDirect, long writeback) {
+      SnapshotDisk disk,
+      Path target,
+      int threads,
+      boolean tryDirect,
+      int minDirect,
+      long writeback) {
     boolean fresh = !Files.exists(target);
     boolean regular = fresh || Files.isRegularFile(target);
     FixedIndex fixed = disk.fixedIndex();
@@ -144,7 +159,8 @@ public final class DiskRestorer {
           f.setLength(fixed.diskSize());
         }
       }
-      try (RawTarget out = RawTarget.open(target, ch, tryDirect, fixed.chunkSize(), writeback)) {
+      try (RawTarget out =
+          RawTarget.open(target, ch, tryDirect, fixed.chunkSize(), minDirect, writeback)) {
         zeroChunks = new RawRestore(disk, out, fresh, threads).run();
         out.finish();
       }

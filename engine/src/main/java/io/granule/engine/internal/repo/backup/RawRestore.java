@@ -13,6 +13,8 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 
 /**
  * One raw restore (see {@link DiskRestorer}): writer threads take runs of adjacent chunks of one
@@ -42,6 +44,11 @@ final class RawRestore {
 
   private volatile boolean stop;
 
+  /** Per writer: the position of the next chunk it reads, or MAX_VALUE between runs. */
+  private final AtomicIntegerArray reading;
+
+  private final AtomicInteger workerIds = new AtomicInteger();
+
   /** A run of {@code count} chunks from {@code start}, all zero or all data. */
   private record Run(int start, int count, boolean zero) {}
 
@@ -58,6 +65,10 @@ final class RawRestore {
     this.fresh = fresh;
     this.threads = threads;
     this.perRun = Math.max(1, DiskRestorer.MAX_WRITE / fixed.chunkSize());
+    this.reading = new AtomicIntegerArray(Math.max(1, threads));
+    for (int i = 0; i < reading.length(); i++) {
+      reading.set(i, Integer.MAX_VALUE);
+    }
   }
 
   /**
@@ -79,7 +90,7 @@ final class RawRestore {
     RestoreReadAhead readAhead = null;
     Thread readAheadThread = null;
     if (READ_AHEAD) {
-      readAhead = new RestoreReadAhead(disk, lock, () -> cursor);
+      readAhead = new RestoreReadAhead(disk, lock, () -> cursor, this::lowestUnread);
       readAheadThread = new Thread(readAhead, "granule-restore-readahead");
       readAheadThread.setDaemon(true);
       readAheadThread.start();
@@ -123,11 +134,21 @@ final class RawRestore {
     }
   }
 
+  /** The lowest position a writer has still to read: called under {@link #lock}. */
+  private int lowestUnread() {
+    int low = cursor;
+    for (int i = 0; i < reading.length(); i++) {
+      low = Math.min(low, reading.get(i));
+    }
+    return low;
+  }
+
   private void work() {
+    int id = workerIds.getAndIncrement();
     ByteBuffer buf = null;
     try (ChunkReader.Decoder decoder = disk.decoder()) {
       Run r;
-      while ((r = next()) != null) {
+      while ((r = next(id)) != null) {
         try {
           long offset = (long) r.start() * fixed.chunkSize();
           int length =
@@ -143,8 +164,10 @@ final class RawRestore {
             }
             buf.clear();
             for (int p = r.start(); p < r.start() + r.count(); p++) {
+              reading.set(id, p);
               disk.readChunk(p, buf, decoder);
             }
+            reading.set(id, Integer.MAX_VALUE);
             src = buf.flip();
           }
           out.write(src, offset);
@@ -169,8 +192,11 @@ final class RawRestore {
     }
   }
 
-  /** The next run to write, or null when there is none left or the restore stops. */
-  private Run next() {
+  /**
+   * The next run for writer {@code id} to write, or null when there is none left or the restore
+   * stops; a run of data is marked as being read by it before the cursor passes it.
+   */
+  private Run next(int id) {
     synchronized (lock) {
       if (stop) {
         return null;
@@ -190,6 +216,8 @@ final class RawRestore {
       }
       if (zero) {
         zeroChunks += cursor - start;
+      } else {
+        reading.set(id, start);
       }
       lock.notifyAll(); // the read-ahead waits for the cursor to move
       return new Run(start, cursor - start, zero);

@@ -18,8 +18,12 @@ import org.slf4j.LoggerFactory;
  * <ul>
  *   <li>Direct ({@code O_DIRECT}, where asked for and the target takes it): the bytes go from the
  *       caller's aligned buffer to the disk without a copy into the page cache, and the final fsync
- *       has nothing left to flush. Concurrent writes are concurrent on a block device; filesystems
- *       may serialize them (ext4 does for writes that allocate blocks).
+ *       has only the device's cache left to flush. Concurrent writes are concurrent on a block
+ *       device; filesystems may serialize them (ext4 does for writes that allocate blocks, holding
+ *       the inode lock until the write completes), so there only a large write keeps the disk's
+ *       queue deep (the block layer splits it into requests in flight at once). Writes shorter than
+ *       {@code minDirect} therefore go buffered. (A periodic fdatasync during direct writes was
+ *       measured and lost: on this VM's disk a flush stalls the writes behind it.)
  *   <li>Buffered, one write at a time (they serialize on the inode lock anyway), with write-back
  *       started early: after every {@code writeback} bytes a background {@code fdatasync} sends
  *       what is dirty to the disk with a deep queue while the restore goes on, so that the final
@@ -47,10 +51,12 @@ final class RawTarget implements AutoCloseable {
   private final Object bufferedLock = new Object();
   private final FileChannel direct;
   private final int align;
+  private final int minDirect;
   private final long writeback;
   private volatile boolean useDirect;
 
   private final AtomicLong unflushed = new AtomicLong();
+  private final AtomicLong directBytes = new AtomicLong();
   private final Object flushLock = new Object();
   // Guarded by flushLock.
   private boolean flushing;
@@ -58,11 +64,17 @@ final class RawTarget implements AutoCloseable {
   private IOException flushError;
 
   private RawTarget(
-      Path path, FileChannel buffered, FileChannel direct, int align, long writeback) {
+      Path path,
+      FileChannel buffered,
+      FileChannel direct,
+      int align,
+      int minDirect,
+      long writeback) {
     this.path = path;
     this.buffered = buffered;
     this.direct = direct;
     this.align = align;
+    this.minDirect = minDirect;
     this.writeback = writeback;
     this.useDirect = direct != null;
   }
@@ -70,35 +82,46 @@ final class RawTarget implements AutoCloseable {
   /**
    * The target {@code path}, already open as {@code buffered}; with a second, direct channel if
    * {@code tryDirect} and the target accepts {@code O_DIRECT} with an alignment that divides {@code
-   * chunkSize}. Buffered writes start a write-back after every {@code writeback} bytes (0: never).
+   * chunkSize}; writes shorter than {@code minDirect} bytes then still go buffered. Buffered writes
+   * start a write-back after every {@code writeback} bytes of them (0: never).
    */
   static RawTarget open(
-      Path path, FileChannel buffered, boolean tryDirect, int chunkSize, long writeback) {
+      Path path,
+      FileChannel buffered,
+      boolean tryDirect,
+      int chunkSize,
+      int minDirect,
+      long writeback) {
     if (!tryDirect) {
-      return new RawTarget(path, buffered, null, MIN_ALIGN, writeback);
+      return new RawTarget(path, buffered, null, MIN_ALIGN, 0, writeback);
     }
     OpenOption o = DirectIo.option();
     if (o == null) {
-      return new RawTarget(path, buffered, null, MIN_ALIGN, writeback);
+      return new RawTarget(path, buffered, null, MIN_ALIGN, 0, writeback);
     }
     int align = DirectIo.alignment(path);
     if (align == 0 || chunkSize % align != 0) {
       LOG.debug("{}: block size {} does not divide the chunk size; buffered writes", path, align);
-      return new RawTarget(path, buffered, null, MIN_ALIGN, writeback);
+      return new RawTarget(path, buffered, null, MIN_ALIGN, 0, writeback);
     }
     try {
       FileChannel d = FileChannel.open(path, StandardOpenOption.WRITE, o);
-      LOG.debug("{}: direct writes, aligned to {}", path, align);
-      return new RawTarget(path, buffered, d, align, writeback);
+      LOG.debug("{}: direct writes of {} bytes or more, aligned to {}", path, minDirect, align);
+      return new RawTarget(path, buffered, d, align, minDirect, writeback);
     } catch (IOException | UnsupportedOperationException e) {
       LOG.debug("{} refuses O_DIRECT ({}); buffered writes", path, e.toString());
-      return new RawTarget(path, buffered, null, MIN_ALIGN, writeback);
+      return new RawTarget(path, buffered, null, MIN_ALIGN, 0, writeback);
     }
   }
 
   /** The alignment buffers given to {@link #write} must have (their address), at least. */
   int align() {
     return align;
+  }
+
+  /** The bytes written with {@code O_DIRECT} so far. */
+  long directBytes() {
+    return directBytes.get();
   }
 
   /** Whether writes currently go through {@code O_DIRECT}. */
@@ -120,7 +143,7 @@ final class RawTarget implements AutoCloseable {
    */
   void write(ByteBuffer src, long offset) throws IOException {
     long pos = offset;
-    if (useDirect && pos % align == 0) {
+    if (useDirect && pos % align == 0 && src.remaining() >= minDirect) {
       int aligned = src.remaining() - src.remaining() % align;
       if (aligned > 0) {
         ByteBuffer head = src.duplicate();
@@ -128,6 +151,7 @@ final class RawTarget implements AutoCloseable {
         int start = head.position();
         try {
           pos = writeFully(direct, head, pos);
+          directBytes.addAndGet(aligned);
         } catch (IOException e) {
           // Some targets open with O_DIRECT and then refuse the writes: try the same write
           // buffered, and if that works, write buffered from now on (an error that was real

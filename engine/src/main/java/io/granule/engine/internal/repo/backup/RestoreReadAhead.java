@@ -21,7 +21,9 @@ import org.slf4j.LoggerFactory;
  * sorts their locations by pack and offset, merges records that are adjacent or close in a pack
  * into ranges of up to {@link #MAX_RANGE}, and asks the store to prefetch each range ({@link
  * SnapshotDisk#prefetch}: large sequential reads). It stays at most {@link #AHEAD_BYTES} of disk
- * ahead of the writers (bounded page cache use) and jumps forward if they overtake it. A hint only:
+ * ahead of the runs handed to the writers (bounded page cache use) and jumps forward if their reads
+ * overtake it (a run is up to 16 MiB of disk, read chunk by chunk after it was handed out, so what
+ * the writers have read, not what they were given, says what is too late to prefetch). A hint only:
  * errors are dropped, and the writers' own reads report them.
  */
 final class RestoreReadAhead implements Runnable {
@@ -45,14 +47,16 @@ final class RestoreReadAhead implements Runnable {
   private final int batch;
   private final Object lock;
   private final IntSupplier cursor;
+  private final IntSupplier reading;
   // Guarded by lock.
   private boolean stopped;
 
   /**
-   * A read-ahead of {@code disk}; {@code cursor} is the writers' next position, read and advanced
-   * under {@code lock}, whose owner notifies it when the cursor moves.
+   * A read-ahead of {@code disk}; {@code cursor} is the position of the next run to hand out, read
+   * and advanced under {@code lock}, whose owner notifies it when the cursor moves; {@code reading}
+   * is the lowest position a writer is still to read (at most the cursor).
    */
-  RestoreReadAhead(SnapshotDisk disk, Object lock, IntSupplier cursor) {
+  RestoreReadAhead(SnapshotDisk disk, Object lock, IntSupplier cursor, IntSupplier reading) {
     this.disk = disk;
     this.count = disk.fixedIndex().count();
     int chunk = disk.fixedIndex().chunkSize();
@@ -60,6 +64,7 @@ final class RestoreReadAhead implements Runnable {
     this.batch = (int) Math.max(1, Math.min(ahead, BATCH_BYTES / chunk));
     this.lock = lock;
     this.cursor = cursor;
+    this.reading = reading;
   }
 
   /** Stops the read-ahead after its current range. */
@@ -82,7 +87,7 @@ final class RestoreReadAhead implements Runnable {
           if (stopped || pos >= count) {
             return;
           }
-          pos = Math.max(pos, cursor.getAsInt());
+          pos = Math.max(pos, reading.getAsInt());
         }
         int end = (int) Math.min(count, (long) pos + batch);
         fetch(pos, end);

@@ -109,7 +109,7 @@ class DiskRestorerTest {
   private static RestoreResult restore(
       Repository repo, Manifest m, Path target, int threads, boolean direct, long writeback) {
     try (SnapshotDisk disk = repo.openDisk(m, "vda")) {
-      return DiskRestorer.restore(disk, target, threads, direct, writeback);
+      return DiskRestorer.restore(disk, target, threads, direct, 0, writeback);
     }
   }
 
@@ -145,17 +145,45 @@ class DiskRestorerTest {
   }
 
   @Test
-  void blockDevicesAreWrittenDirectAndFilesBufferedUnlessTheModeSaysOtherwise() throws Exception {
+  void filesTakeOnlyLongWritesDirectAndBlockDevicesAllUnlessTheModeSaysOtherwise()
+      throws Exception {
     Path file = Files.write(tmp.resolve("existing"), new byte[10]);
     Path fresh = tmp.resolve("new");
-    assertThat(DiskRestorer.direct(fresh, "auto")).isFalse();
-    assertThat(DiskRestorer.direct(file, "auto")).isFalse();
-    assertThat(DiskRestorer.direct(fresh, "always")).isTrue();
-    assertThat(DiskRestorer.direct(file, "never")).isFalse();
+    assertThat(DiskRestorer.minDirect(fresh, "auto")).isEqualTo(DiskRestorer.MIN_DIRECT_FILE);
+    assertThat(DiskRestorer.minDirect(file, "auto")).isEqualTo(DiskRestorer.MIN_DIRECT_FILE);
+    assertThat(DiskRestorer.MIN_DIRECT_FILE).isEqualTo(4 << 20);
+    assertThat(DiskRestorer.minDirect(fresh, "always")).isZero();
     Path dev = Path.of("/dev/loop0");
     if (Files.exists(dev)) {
-      assertThat(DiskRestorer.direct(dev, "auto")).isTrue();
-      assertThat(DiskRestorer.direct(dev, "never")).isFalse();
+      assertThat(DiskRestorer.minDirect(dev, "auto")).isZero();
+    }
+  }
+
+  @Test
+  void writesShorterThanTheDirectMinimumGoThroughThePageCache() throws Exception {
+    Path f = tmp.resolve("mixed");
+    int min = 4 * 4096;
+    try (FileChannel ch =
+            FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+        RawTarget t = RawTarget.open(f, ch, true, CHUNK, min, 0)) {
+      if (!t.direct()) {
+        assumeTrue(CI, "the temporary directory refuses O_DIRECT");
+      }
+      ByteBuffer b = t.allocate(min);
+      for (int i = 0; i < min; i++) {
+        b.put(i, (byte) (i * 7));
+      }
+      t.write(b.duplicate().limit(min - 4096), 0);
+      assertThat(t.directBytes()).as("a write below the minimum").isZero();
+      t.write(b.duplicate(), min);
+      assertThat(t.directBytes()).as("a write of the minimum").isEqualTo(min);
+      t.finish();
+    }
+    byte[] got = Files.readAllBytes(f);
+    assertThat(got).hasSize(2 * min);
+    for (int i = 0; i < min; i++) {
+      assertThat(got[min + i]).isEqualTo((byte) (i * 7));
+      assertThat(got[i]).isEqualTo(i < min - 4096 ? (byte) (i * 7) : 0);
     }
   }
 
@@ -299,7 +327,7 @@ class DiskRestorerTest {
     Path f = tmp.resolve("probe");
     try (FileChannel ch =
             FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-        RawTarget t = RawTarget.open(f, ch, true, CHUNK, 0)) {
+        RawTarget t = RawTarget.open(f, ch, true, CHUNK, 0, 0)) {
       boolean takes = t.direct();
       if (!takes) {
         // The temporary directory's filesystem may refuse O_DIRECT on a developer's machine.
@@ -333,7 +361,7 @@ class DiskRestorerTest {
         Path out = mnt.resolve("out-" + size);
         try (FileChannel ch =
                 FileChannel.open(out, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-            RawTarget t = RawTarget.open(out, ch, true, CHUNK, 0)) {
+            RawTarget t = RawTarget.open(out, ch, true, CHUNK, 0, 0)) {
           assertThat(t.direct()).as("ramfs refuses O_DIRECT").isFalse();
         }
         Files.delete(out);
@@ -415,7 +443,7 @@ class DiskRestorerTest {
           try {
             if (direct) {
               try (FileChannel ch = FileChannel.open(dev, StandardOpenOption.WRITE);
-                  RawTarget t = RawTarget.open(dev, ch, true, CHUNK, 0)) {
+                  RawTarget t = RawTarget.open(dev, ch, true, CHUNK, 0, 0)) {
                 assertThat(t.direct()).as("a loop device takes O_DIRECT").isTrue();
               }
             }

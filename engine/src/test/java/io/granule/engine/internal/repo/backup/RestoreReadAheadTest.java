@@ -162,7 +162,7 @@ class RestoreReadAheadTest {
                 .manifest();
       }
       try (SnapshotDisk disk = repo.openDisk(m, "vda")) {
-        DiskRestorer.restore(disk, out, 4, false, DiskRestorer.WRITEBACK);
+        DiskRestorer.restore(disk, out, 4, false, 0, DiskRestorer.WRITEBACK);
       }
     }
     assertThat(Files.readAllBytes(out)).isEqualTo(data);
