@@ -71,16 +71,21 @@ du_bytes() { du -sb "$1" | cut -f1; }
 # cold RESTORE_FN: before a restore, the page cache is emptied (as root), so that every tool reads
 # its repository from the disk, as a restore days after the backup does; then the tool's own
 # program files are read back (its version command, untimed; for Granule also its class-data-sharing
-# archives), so that none pays for its start-up.
+# archives, extracted bundles and the JDK's module image, which --version leaves partly cold), so
+# that none pays for reading its program from the disk.
 cold() {
   [ "${E2E_COLD_RESTORE:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ] || return 0
   sync
   echo 3 > /proc/sys/vm/drop_caches
   case "$1" in
     g_*) bin/granule --version > /dev/null
-      # and its class-data-sharing archives (one per command word: restore's is not --version's)
+      # and the rest of its program files that --version leaves cold: the class-data-sharing
+      # archives (one per command word), the extracted bundles (restore loads classes --version
+      # does not) and the JDK's module image
       find "${XDG_CACHE_HOME:-$HOME/.cache}/granule/cds" -name '*.jsa' -newer runtime/target/granule.jar \
-        -exec cat {} + > /dev/null 2>&1 || true ;;
+        -exec cat {} + > /dev/null 2>&1 || true
+      cat "${XDG_CACHE_HOME:-$HOME/.cache}"/granule/runtime-*/*.jar > /dev/null 2>&1 || true
+      cat "$(dirname "$(readlink -f "$(command -v java)")")/../lib/modules" > /dev/null 2>&1 || true ;;
     r_*) restic version > /dev/null ;;
     b*) borg --version > /dev/null ;;
   esac
