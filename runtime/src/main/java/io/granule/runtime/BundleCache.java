@@ -183,14 +183,12 @@ final class BundleCache {
         return null;
       }
       return lock;
-    } catch (NoSuchFileException gone) {
-      if (ch != null) {
-        ch.close();
-      }
-      return null;
     } catch (IOException | RuntimeException e) {
       if (ch != null) {
         ch.close();
+      }
+      if (e instanceof NoSuchFileException) {
+        return null; // the directory is gone
       }
       throw e;
     }

@@ -114,12 +114,13 @@ public final class DiskRestorer {
   }
 
   /**
-   * The shortest write that goes direct to {@code target} in {@code mode}: on a regular file in
-   * {@code auto} mode {@link #MIN_DIRECT_FILE}, else 0 (all).
+   * The shortest write that goes direct to {@code target} in {@code mode}: 0 (all) in {@code
+   * always} mode and on a block device, else {@link #MIN_DIRECT_FILE} (a mode not known counts as
+   * {@code auto}, as it always has).
    */
   static int minDirect(Path target, String mode) {
     boolean file = !Files.exists(target) || Files.isRegularFile(target);
-    return "auto".equals(mode) && file ? MIN_DIRECT_FILE : 0;
+    return !"always".equals(mode) && file ? MIN_DIRECT_FILE : 0;
   }
 
   /**
