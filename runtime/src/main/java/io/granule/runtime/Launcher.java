@@ -150,6 +150,7 @@ final class Launcher {
       }
       try {
         b.start(Bundle.START_TRANSIENT);
+        StartupTrace.detail(b.getSymbolicName());
       } catch (BundleException e) {
         // One broken bundle must not take the runtime down: the engine reports it as failed.
         log.error("bundle {} failed to start: {}", b.getSymbolicName(), e.getMessage());

@@ -19,6 +19,9 @@ final class StartupTrace {
   private static final StringBuilder LINES = new StringBuilder();
   private static long lastWall = T0;
   private static long lastCpu = ENABLED ? threadCpu() : 0;
+  private static final StringBuilder DETAILS = new StringBuilder();
+  private static long lastDetailWall = T0;
+  private static long lastDetailCpu = lastCpu;
 
   private StartupTrace() {}
 
@@ -42,8 +45,33 @@ final class StartupTrace {
             (now - lastWall) / 1e6,
             (cpu - lastCpu) / 1e6,
             (now - T0) / 1e6));
+    LINES.append(DETAILS);
+    DETAILS.setLength(0);
     lastWall = now;
     lastCpu = cpu;
+    lastDetailWall = now;
+    lastDetailCpu = cpu;
+  }
+
+  /**
+   * Records the end of a step inside the current phase (a bundle's start), indented, without ending
+   * the phase: the phase's own line still covers all its steps.
+   */
+  static void detail(String step) {
+    if (!ENABLED) {
+      return;
+    }
+    long now = System.nanoTime();
+    long cpu = threadCpu();
+    DETAILS.append(
+        String.format(
+            Locale.ROOT,
+            "granule: startup   %-32.32s wall %6.1f ms  cpu %6.1f ms%n",
+            step,
+            (now - lastDetailWall) / 1e6,
+            (cpu - lastDetailCpu) / 1e6));
+    lastDetailWall = now;
+    lastDetailCpu = cpu;
   }
 
   /** Prints what was recorded, with the CPU time of all the process's threads. */
