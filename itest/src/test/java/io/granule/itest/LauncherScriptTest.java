@@ -6,10 +6,14 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -135,5 +139,42 @@ class LauncherScriptTest {
             again.toString());
     assertThat(r.exitCode()).as(r.err()).isZero();
     assertThat(sha256(again)).isEqualTo(sha256(img));
+  }
+
+  @Test
+  void aCommandPrunesTheCacheOfWhatWasNotUsedForAMonth() throws Exception {
+    Path cache = tmp.resolve("cache/granule");
+    Instant monthAgo = Instant.now().minus(Duration.ofDays(40));
+    Run r = launcher(Map.of(), "--version"); // writes this command's CDS archive
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    List<Path> ours;
+    try (Stream<Path> s = Files.list(cache.resolve("cds"))) {
+      ours = s.filter(p -> p.toString().endsWith(".jsa")).toList();
+    }
+    assertThat(ours).as("the archive of --version").hasSize(1);
+    // an archive unused for 40 days, of a jar that is gone; the repository caches of a repository
+    // unused for 40 days and of one used today; the archive in use, last marked 40 days ago
+    Path gone = Files.writeString(cache.resolve("cds/granule-1-2-3-4-5-6-7-8-9-none.jsa"), "x");
+    Files.setLastModifiedTime(gone, FileTime.from(monthAgo));
+    Path oldRepo = Files.createDirectories(cache.resolve("a".repeat(64)).resolve("catalog"));
+    Files.setLastModifiedTime(
+        Files.createFile(oldRepo.resolveSibling(".used")), FileTime.from(monthAgo));
+    Path liveRepo = Files.createDirectories(cache.resolve("b".repeat(64)));
+    Files.createFile(liveRepo.resolve(".used"));
+    Files.setLastModifiedTime(ours.get(0), FileTime.from(monthAgo));
+    // the first run pruned (nothing to do) and set the day's mark: move it back a day
+    Files.setLastModifiedTime(
+        cache.resolve(".pruned"), FileTime.from(Instant.now().minus(Duration.ofHours(25))));
+
+    r = launcher(Map.of(), "--version");
+
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(gone).doesNotExist();
+    assertThat(oldRepo.getParent()).doesNotExist();
+    assertThat(liveRepo).isDirectory();
+    assertThat(ours.get(0)).exists();
+    assertThat(Files.getLastModifiedTime(ours.get(0)).toInstant())
+        .as("the archive that run mapped is marked used")
+        .isAfter(Instant.now().minus(Duration.ofHours(1)));
   }
 }

@@ -56,15 +56,22 @@ final class BundleCache {
   private static Path inUseDir;
 
   private final Path dir;
+  private final Path root;
 
-  private BundleCache(Path dir) {
+  private BundleCache(Path dir, Path root) {
     this.dir = dir;
+    this.root = root;
+  }
+
+  /** The user's cache directory the bundles were extracted into; null when run from elsewhere. */
+  Path root() {
+    return root;
   }
 
   static BundleCache locate() throws LaunchException {
     String override = System.getProperty(BUNDLES_PROPERTY);
     if (override != null) {
-      return new BundleCache(Path.of(override));
+      return new BundleCache(Path.of(override), null);
     }
     Path self;
     try {
@@ -73,9 +80,10 @@ final class BundleCache {
       throw new LaunchException("unable to locate the granule jar: " + e.getMessage(), e);
     }
     if (Files.isDirectory(self)) {
-      return new BundleCache(self.resolve("bundles"));
+      return new BundleCache(self.resolve("bundles"), null);
     }
-    return new BundleCache(extract(self, cacheRoot()));
+    Path root = cacheRoot();
+    return new BundleCache(extract(self, root), root);
   }
 
   /** The bundle jars, sorted by file name. */

@@ -54,7 +54,8 @@ final class Launcher {
     Logging.configure(options);
     Logger log = LoggerFactory.getLogger(Launcher.class);
     StartupTrace.mark("logging");
-    List<Path> bundles = BundleCache.locate().bundles();
+    BundleCache cache = BundleCache.locate();
+    List<Path> bundles = cache.bundles();
     StartupTrace.mark("bundle cache");
     FrameworkStorage storage = FrameworkStorage.create();
     StartupTrace.mark("framework storage");
@@ -73,8 +74,18 @@ final class Launcher {
       checkEngine(installed);
       Function<String[], Integer> main = awaitMain(framework.getBundleContext(), installed);
       StartupTrace.mark("await main");
+      if (cache.root() != null && options.server()) {
+        Thread t = new Thread(() -> CachePruner.run(cache.root()), "granule-cache-prune");
+        t.setDaemon(true);
+        t.setPriority(Thread.MIN_PRIORITY);
+        t.start();
+      }
       Integer code = main.apply(options.args().toArray(String[]::new));
       StartupTrace.mark("command");
+      if (cache.root() != null && !options.server()) {
+        CachePruner.run(cache.root()); // a stat or two; deletes at most once a day
+        StartupTrace.mark("cache prune");
+      }
       return code == null ? 0 : code;
     } catch (BundleException e) {
       throw new LaunchException("unable to start the OSGi framework: " + e.getMessage(), e);

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.RepositoryCache;
 import io.granule.engine.internal.repo.RepositoryCorruptedException;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.spi.CatalogEntry;
@@ -144,7 +145,8 @@ public final class Catalogs {
 
   /** The directory of cached catalogs of {@code repository} under a metadata cache. */
   public static Path cacheDir(Path metadataCache, Repository repository) {
-    return metadataCache.resolve(repository.config().repositoryId()).resolve("catalog");
+    return RepositoryCache.dir(metadataCache, repository.config().repositoryId())
+        .resolve("catalog");
   }
 
   /**

@@ -1,6 +1,7 @@
 package io.granule.engine.internal.cli;
 
 import io.granule.engine.internal.app.AppUrls;
+import io.granule.engine.internal.app.Catalogs;
 import io.granule.engine.internal.app.ObjectRestore;
 import io.granule.engine.internal.image.LeasedDiskImageWriter;
 import io.granule.engine.internal.image.RawFormat;
@@ -488,7 +489,7 @@ final class RestoreCommand extends ContextCommand {
                 instance,
                 ctx.applications(),
                 ctx.fileSystems(),
-                RepoOption.metadataCache(ctx).resolve(r.config().repositoryId()).resolve("catalog"),
+                Catalogs.cacheDir(RepoOption.metadataCache(ctx), r),
                 (phase, detail) -> {
                   if (!json) {
                     err.printf(

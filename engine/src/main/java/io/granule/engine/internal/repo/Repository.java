@@ -251,7 +251,7 @@ public final class Repository implements Closeable {
   private static BlobStore cached(BlobStore store, RepositoryConfig c, Path metadataCache) {
     return metadataCache == null
         ? store
-        : new CachingBlobStore(store, metadataCache.resolve(c.repositoryId()));
+        : new CachingBlobStore(store, RepositoryCache.dir(metadataCache, c.repositoryId()));
   }
 
   private static RepositoryConfig identify(RepositoryConfig cfg, Clock clock) {
