@@ -37,20 +37,12 @@ final class StartupTrace {
     }
     long now = System.nanoTime();
     long cpu = threadCpu();
-    LINES.append(
-        String.format(
-            Locale.ROOT,
-            "granule: startup %-18s wall %6.1f ms  cpu %6.1f ms  (at %6.1f ms)%n",
-            phase,
-            (now - lastWall) / 1e6,
-            (cpu - lastCpu) / 1e6,
-            (now - T0) / 1e6));
+    LINES.append(line(String.format(Locale.ROOT, "%-18s", phase), now - lastWall, cpu - lastCpu));
+    LINES.append(String.format(Locale.ROOT, "  (at %6.1f ms)%n", (now - T0) / 1e6));
     LINES.append(DETAILS);
     DETAILS.setLength(0);
-    lastWall = now;
-    lastCpu = cpu;
-    lastDetailWall = now;
-    lastDetailCpu = cpu;
+    lastWall = lastDetailWall = now;
+    lastCpu = lastDetailCpu = cpu;
   }
 
   /**
@@ -64,14 +56,22 @@ final class StartupTrace {
     long now = System.nanoTime();
     long cpu = threadCpu();
     DETAILS.append(
-        String.format(
-            Locale.ROOT,
-            "granule: startup   %-32.32s wall %6.1f ms  cpu %6.1f ms%n",
-            step,
-            (now - lastDetailWall) / 1e6,
-            (cpu - lastDetailCpu) / 1e6));
+        line(
+            String.format(Locale.ROOT, "  %-32.32s", step),
+            now - lastDetailWall,
+            cpu - lastDetailCpu));
+    DETAILS.append(System.lineSeparator());
     lastDetailWall = now;
     lastDetailCpu = cpu;
+  }
+
+  private static String line(String label, long wallNanos, long cpuNanos) {
+    return String.format(
+        Locale.ROOT,
+        "granule: startup %s wall %6.1f ms  cpu %6.1f ms",
+        label,
+        wallNanos / 1e6,
+        cpuNanos / 1e6);
   }
 
   /** Prints what was recorded, with the CPU time of all the process's threads. */
