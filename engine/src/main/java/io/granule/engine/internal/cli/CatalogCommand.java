@@ -25,11 +25,12 @@ import picocli.CommandLine.Parameters;
     name = "catalog",
     mixinStandardHelpOptions = true,
     description = {
-      "List the application objects (databases, schemas, tables, indexes, mailboxes, ...) that",
-      "plugins cataloged in a snapshot taken with --app, or with --find search every snapshot",
-      "for objects whose id or name contains TEXT (case-insensitive): which recovery points",
-      "hold this table, and how large was it in each. Catalogs are stored in the repository",
-      "and cached locally, so a search reads each snapshot's catalog from the repository once."
+      "List the application objects (databases, schemas, tables, indexes, mailboxes, ...) "
+          + "that plugins cataloged in a snapshot taken with --app, or with --find search every "
+          + "snapshot for objects whose id or name contains TEXT (case-insensitive): which "
+          + "recovery points hold this table, and how large was it in each. Catalogs are stored "
+          + "in the repository and cached locally, so a search reads each snapshot's catalog from "
+          + "the repository once."
     })
 final class CatalogCommand extends ContextCommand {
   @Mixin RepoOption repo;

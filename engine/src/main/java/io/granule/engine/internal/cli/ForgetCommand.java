@@ -24,13 +24,14 @@ import picocli.CommandLine.Parameters;
     name = "forget",
     mixinStandardHelpOptions = true,
     description = {
-      "Remove snapshots (their manifests only: run prune, or give --prune, to free their data).",
-      "Either name snapshots (ids or unique prefixes), or give keep rules: snapshots are grouped",
-      "by host and the set of their disk and stream names; in each group the N newest (--keep-",
-      "last) and the newest of each of the last N hours, days, ISO weeks, months and years that",
-      "have snapshots are kept (local time; TZ=UTC for UTC); a snapshot kept by any rule stays,",
-      "the rest of the group is removed. Snapshots outside --host/--tag are not touched.",
-      "Without a keep rule or an id nothing is removed (exit code 2)."
+      "Remove snapshots (their manifests only: run prune, or give --prune, to free their "
+          + "data). Either name snapshots (ids or unique prefixes), or give keep rules: snapshots "
+          + "are grouped by host and the set of their disk and stream names; in each group the N "
+          + "newest (--keep-last) and the newest of each of the last N hours, days, ISO weeks, "
+          + "months and years that have snapshots are kept (local time; TZ=UTC for UTC); a "
+          + "snapshot kept by any rule stays, the rest of the group is removed. Snapshots outside "
+          + "--host/--tag are not touched. Without a keep rule or an id nothing is removed (exit "
+          + "code 2)."
     })
 final class ForgetCommand extends ContextCommand {
   @Mixin RepoOption repo;

@@ -68,10 +68,10 @@ final class KeyCommand extends ContextCommand {
       name = "passwd",
       mixinStandardHelpOptions = true,
       description = {
-        "Change the password: add a key blob for the new password and delete the one the old"
-            + " password opened. No data is rewritten; other passwords keep working.",
-        "The new password comes from --new-password-file, $GRANULE_NEW_PASSWORD, or is asked"
-            + " twice on the terminal."
+        "Change the password: add a key blob for the new password and delete the one the old "
+            + "password opened. No data is rewritten; other passwords keep working. The new "
+            + "password comes from --new-password-file, $GRANULE_NEW_PASSWORD, or is asked twice on "
+            + "the terminal."
       })
   static final class Passwd extends ContextCommand {
     @Mixin RepoOption repo;

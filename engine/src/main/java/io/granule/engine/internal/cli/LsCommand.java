@@ -26,10 +26,10 @@ import picocli.CommandLine.Parameters;
     name = "ls",
     mixinStandardHelpOptions = true,
     description = {
-      "List a directory (or show a file) inside a disk of a snapshot, reading only the chunks",
-      "that hold its metadata. SNAP[:DISK[/PART]]: DISK may be left out with one disk, PART",
-      "(p1, p2, … as the partition table numbers them) with one filesystem. Filesystems: ext2/3/4,",
-      "XFS, NTFS (from the vmdisk plugin)."
+      "List a directory (or show a file) inside a disk of a snapshot, reading only the "
+          + "chunks that hold its metadata. SNAP[:DISK[/PART]]: DISK may be left out with one "
+          + "disk, PART (p1, p2, … as the partition table numbers them) with one filesystem. "
+          + "Filesystems: ext2/3/4, XFS, NTFS (from the vmdisk plugin)."
     })
 final class LsCommand extends ContextCommand {
   private static final DateTimeFormatter TIME =

@@ -21,9 +21,9 @@ import picocli.CommandLine.Option;
     name = "plugins",
     mixinStandardHelpOptions = true,
     description = {
-      "List plugin bundles: name, version, state, the services each provides, and why a failed",
-      "one failed. Without --server, lists the plugins this installation loads (built-in ones",
-      "and those in DATA/plugins)."
+      "List plugin bundles: name, version, state, the services each provides, and why a "
+          + "failed one failed. Without --server, lists the plugins this installation loads "
+          + "(built-in ones and those in DATA/plugins)."
     })
 final class PluginsCommand extends ContextCommand {
 

@@ -16,12 +16,12 @@ import picocli.CommandLine.Option;
     name = "prune",
     mixinStandardHelpOptions = true,
     description = {
-      "Delete data no snapshot references: packs with no live chunk are deleted, packs whose",
-      "live part is below --repack-below have their live chunks rewritten into new packs first,",
-      "and index blobs, fixed and dynamic indexes nothing references are removed. Holds the",
-      "repository's exclusive lock: backups and restores wait (--retry-lock) or fail with",
-      "exit code 9 meanwhile. A crash or failure at any point leaves a valid repository; run",
-      "prune again to finish."
+      "Delete data no snapshot references: packs with no live chunk are deleted, packs "
+          + "whose live part is below --repack-below have their live chunks rewritten into new "
+          + "packs first, and index blobs, fixed and dynamic indexes nothing references are "
+          + "removed. Holds the repository's exclusive lock: backups and restores wait "
+          + "(--retry-lock) or fail with exit code 9 meanwhile. A crash or failure at any point "
+          + "leaves a valid repository; run prune again to finish."
     })
 final class PruneCommand extends ContextCommand {
   @Mixin RepoOption repo;

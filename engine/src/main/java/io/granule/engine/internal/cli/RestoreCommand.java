@@ -88,8 +88,8 @@ final class RestoreCommand extends ContextCommand {
         names = "--format",
         paramLabel = "FMT",
         description = {
-          "Image format of FILE: raw, qcow2, vmdk (monolithicSparse) or vhdx (dynamic).",
-          "Default: from FILE's extension, else raw."
+          "Image format of FILE: raw, qcow2, vmdk (monolithicSparse) or vhdx (dynamic);"
+              + " by default from FILE's extension, else raw."
         })
     String format;
 
@@ -335,10 +335,10 @@ final class RestoreCommand extends ContextCommand {
       name = "file",
       mixinStandardHelpOptions = true,
       description = {
-        "Restore a file or a directory tree from inside a disk of a snapshot into DIR, reading",
-        "only the chunks that hold it. Mode, times, symlinks, hard links and sparse files are",
-        "kept, and the owner when run as root. Nothing outside DIR is ever written and nothing",
-        "in DIR is overwritten."
+        "Restore a file or a directory tree from inside a disk of a snapshot into DIR, "
+            + "reading only the chunks that hold it. Mode, times, symlinks, hard links and sparse "
+            + "files are kept, and the owner when run as root. Nothing outside DIR is ever written "
+            + "and nothing in DIR is overwritten."
       })
   static final class FileTree extends ContextCommand {
     @Mixin RepoOption repo;
@@ -390,13 +390,14 @@ final class RestoreCommand extends ContextCommand {
       name = "table",
       mixinStandardHelpOptions = true,
       description = {
-        "Restore one table (or other application object) from a snapshot into a live server,",
-        "without restoring the disk: the plugin finds the data directory inside the backed-up",
-        "disk, extracts only what a staging server needs (fetching only those chunks), starts a",
-        "staging server of the same version on a free port, copies the table out and loads it",
-        "into the target. By default the table lands under a new name made from the snapshot",
-        "(PostgreSQL: schema granule_<id8>), so nothing live is touched; --replace swaps it in",
-        "for the live table in one transaction. Prints the rows restored and a checksum."
+        "Restore one table (or other application object) from a snapshot into a live server, "
+            + "without restoring the disk: the plugin finds the data directory inside the backed-up "
+            + "disk, extracts only what a staging server needs (fetching only those chunks), starts "
+            + "a staging server of the same version on a free port, copies the table out and loads "
+            + "it into the target. By default the table lands under a new name made from the "
+            + "snapshot (PostgreSQL: schema granule_<id8>), so nothing live is touched; --replace "
+            + "swaps it in for the live table in one transaction. Prints the rows restored and a "
+            + "checksum."
       })
   static final class Table extends ContextCommand {
     @Mixin RepoOption repo;

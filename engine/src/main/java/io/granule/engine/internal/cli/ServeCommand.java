@@ -43,15 +43,15 @@ final class ServeCommand extends ContextCommand {
       name = "nbd",
       mixinStandardHelpOptions = true,
       description = {
-        "Serve disks of a snapshot over NBD, fetching chunks from the repository on demand,",
-        "so a VM, qemu-img, nbdcopy or nbdfuse uses the backup directly (instant recovery).",
-        "SNAP is a snapshot id, a unique prefix, or 'latest'. With DISK only that disk is",
-        "served; without it every disk of the snapshot is. Each disk is the export named",
-        "after it; the default export (empty name) is DISK, or the snapshot's first disk.",
-        "Read-only unless --writable: then writes go to a local sparse overlay per disk,",
-        "never to the repository, and are discarded at exit unless --overlay DIR keeps",
-        "them (DIR/NAME.overlay and DIR/NAME.overlay-map; serving the same snapshot and",
-        "disk with the same DIR again resumes them). Runs until Ctrl-C or SIGTERM."
+        "Serve disks of a snapshot over NBD, fetching chunks from the repository on demand, "
+            + "so a VM, qemu-img, nbdcopy or nbdfuse uses the backup directly (instant recovery). "
+            + "SNAP is a snapshot id, a unique prefix, or 'latest'. With DISK only that disk is "
+            + "served; without it every disk of the snapshot is. Each disk is the export named "
+            + "after it; the default export (empty name) is DISK, or the snapshot's first disk. "
+            + "Read-only unless --writable: then writes go to a local sparse overlay per disk, "
+            + "never to the repository, and are discarded at exit unless --overlay DIR keeps them "
+            + "(DIR/NAME.overlay and DIR/NAME.overlay-map; serving the same snapshot and disk with "
+            + "the same DIR again resumes them). Runs until Ctrl-C or SIGTERM."
       })
   static final class Nbd extends ContextCommand {
     static final int DEFAULT_PORT = 10809;

@@ -13,12 +13,12 @@ import picocli.CommandLine.Option;
     name = "server",
     mixinStandardHelpOptions = true,
     description = {
-      "Run the Granule server: the REST API on HOST:PORT and the plugin folder DATA/plugins,",
-      "watched so that dropping a bundle jar there installs and starts it, overwriting it",
-      "updates it and deleting it uninstalls it, with no restart. Configuration files",
-      "(PID.cfg, or FACTORYPID-NAME.cfg for one instance per database or disk) dropped into",
-      "DATA/config reach ConfigAdmin. Logs go to DATA/logs/granule.log. Stop with Ctrl-C or",
-      "SIGTERM."
+      "Run the Granule server: the REST API on HOST:PORT and the plugin folder "
+          + "DATA/plugins, watched so that dropping a bundle jar there installs and starts it, "
+          + "overwriting it updates it and deleting it uninstalls it, with no restart. "
+          + "Configuration files (PID.cfg, or FACTORYPID-NAME.cfg for one instance per database "
+          + "or disk) dropped into DATA/config reach ConfigAdmin. Logs go to "
+          + "DATA/logs/granule.log. Stop with Ctrl-C or SIGTERM."
     })
 final class ServerCommand extends ContextCommand {
   /** The documented default port. */

@@ -14,10 +14,10 @@ import picocli.CommandLine.Option;
     name = "unlock",
     mixinStandardHelpOptions = true,
     description = {
-      "Remove stale repository locks: those not refreshed for 30 minutes, those of processes",
-      "that no longer run on this host, and unreadable ones. With --remove-all, remove every",
-      "lock: only when you are sure no granule process uses the repository (a running",
-      "operation whose lock is removed stops at its next write)."
+      "Remove stale repository locks: those not refreshed for 30 minutes, those of "
+          + "processes that no longer run on this host, and unreadable ones. With --remove-all, "
+          + "remove every lock: only when you are sure no granule process uses the repository (a "
+          + "running operation whose lock is removed stops at its next write)."
     })
 final class UnlockCommand extends ContextCommand {
   @Mixin RepoOption repo;

@@ -17,10 +17,10 @@ import picocli.CommandLine.Option;
     name = "verify",
     mixinStandardHelpOptions = true,
     description = {
-      "Check the repository: every snapshot's indexes reference chunks that exist, every pack's",
-      "trailer agrees with the index. With --read-data, also read every chunk and check its",
-      "checksum and hash. Names each damaged file and the snapshots it affects; exit code 5",
-      "when anything is damaged."
+      "Check the repository: every snapshot's indexes reference chunks that exist, every "
+          + "pack's trailer agrees with the index. With --read-data, also read every chunk and "
+          + "check its checksum and hash. Names each damaged file and the snapshots it affects; "
+          + "exit code 5 when anything is damaged."
     })
 final class VerifyCommand extends ContextCommand {
   @Mixin RepoOption repo;
