@@ -115,7 +115,7 @@ class RepositoryCliTest {
 
     r = Granule.run(tmp, Map.of("GRANULE_REPO", repo.toString()), "verify", "--read-data");
     assertThat(r.exitCode()).as(r.err()).isZero();
-    assertThat(r.out()).contains("checked 1 snapshots").contains("no damage found");
+    assertThat(r.out()).contains("checked 1 snapshot,").contains("no damage found");
 
     r = Granule.run(tmp, Map.of("GRANULE_REPO", repo.toString()), "stats", "--json");
     JsonNode stats = Api.JSON.readTree(r.out());

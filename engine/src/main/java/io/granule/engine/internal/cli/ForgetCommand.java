@@ -124,9 +124,9 @@ final class ForgetCommand extends ContextCommand {
       if (!json) {
         out.printf(
             Locale.ROOT,
-            "%s %d snapshots%s%n",
+            "%s %s%s%n",
             dryRun ? "would remove" : "removed",
-            removed,
+            Sizes.count(removed, "snapshot"),
             prune || dryRun ? "" : " (run 'granule prune' to free their data)");
       }
       if (prune && !dryRun) {

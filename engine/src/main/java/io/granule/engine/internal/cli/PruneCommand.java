@@ -90,19 +90,19 @@ final class PruneCommand extends ContextCommand {
     String verb = p.dryRun() ? "would " : "";
     out.printf(
         Locale.ROOT,
-        "%d snapshots use %d chunks; %d packs, %s (%d not in any index)%n",
-        p.snapshots(),
-        p.liveChunks(),
-        p.packs(),
+        "%s use %s; %s, %s (%d not in any index)%n",
+        Sizes.count(p.snapshots(), "snapshot"),
+        Sizes.count(p.liveChunks(), "chunk"),
+        Sizes.count(p.packs(), "pack"),
         Sizes.human(p.packBytes()),
         p.orphanPacks());
     out.printf(
         Locale.ROOT,
-        "%sdelete %d packs without live data, %srepack %d packs (%s live rewritten), keep %d%n",
+        "%sdelete %s without live data, %srepack %s (%s live rewritten), keep %d%n",
         verb,
-        p.packsDeleted(),
+        Sizes.count(p.packsDeleted(), "pack"),
         verb,
-        p.packsRepacked(),
+        Sizes.count(p.packsRepacked(), "pack"),
         Sizes.human(p.bytesRepacked()),
         p.packsKept());
     out.printf(

@@ -20,4 +20,9 @@ public final class Sizes {
     }
     return String.format(Locale.ROOT, v >= 100 ? "%.0f %s" : "%.1f %s", v, UNITS[u]);
   }
+
+  /** {@code n} and {@code noun}, plural unless {@code n} is 1: "1 snapshot", "2 snapshots". */
+  public static String count(long n, String noun) {
+    return n + " " + noun + (n == 1 ? "" : "s");
+  }
 }

@@ -58,10 +58,12 @@ final class StatsCommand extends ContextCommand {
           Sizes.human(chunkSize),
           c.chunkHash(),
           c.encrypted() ? "encrypted " + c.encryption() : "UNENCRYPTED");
-      out.printf(Locale.ROOT, "snapshots:     %d (%d disks)%n", s.snapshots(), s.disks());
+      out.printf(
+          Locale.ROOT, "snapshots:     %d (%s)%n", s.snapshots(), Sizes.count(s.disks(), "disk"));
       out.printf(Locale.ROOT, "logical size:  %s%n", Sizes.human(s.logicalBytes()));
       out.printf(Locale.ROOT, "stored size:   %s%n", Sizes.human(s.storedBytes()));
-      out.printf(Locale.ROOT, "chunks:        %d in %d packs%n", s.chunks(), s.packs());
+      out.printf(
+          Locale.ROOT, "chunks:        %d in %s%n", s.chunks(), Sizes.count(s.packs(), "pack"));
       out.printf(Locale.ROOT, "dedup ratio:   %.2fx%n", s.dedupRatio());
     }
     out.flush();

@@ -56,10 +56,10 @@ final class VerifyCommand extends ContextCommand {
     } else {
       out.printf(
           Locale.ROOT,
-          "checked %d snapshots, %d packs, %d chunks%s%n",
-          report.snapshots(),
-          report.packs(),
-          report.chunks(),
+          "checked %s, %s, %s%s%n",
+          Sizes.count(report.snapshots(), "snapshot"),
+          Sizes.count(report.packs(), "pack"),
+          Sizes.count(report.chunks(), "chunk"),
           report.dataRead() ? " (data read)" : "");
       for (Damage d : report.damages()) {
         out.printf(Locale.ROOT, "damaged: %s%n", d.file());

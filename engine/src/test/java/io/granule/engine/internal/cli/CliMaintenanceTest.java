@@ -112,11 +112,15 @@ class CliMaintenanceTest {
     assertThat(run("forget", "--repo", repo.toString(), "--keep-last", "1")).isZero();
     assertThat(out.toString()).contains("run 'granule prune' to free their data");
     assertThat(run("prune", "--repo", repo.toString(), "--dry-run", "--no-progress")).isZero();
-    assertThat(out.toString()).contains("would delete").contains("would free about");
+    assertThat(out.toString())
+        .contains("would delete")
+        .contains("would free about")
+        .containsPattern("1 snapshot use \\d+ chunks; \\d+ packs");
     assertThat(run("prune", "--repo", repo.toString(), "--repack-below", "2")).isEqualTo(2);
     assertThat(run("prune", "--repo", repo.toString(), "--no-progress")).isZero();
     assertThat(out.toString()).contains("freed").doesNotContain("would");
     assertThat(run("verify", "--repo", repo.toString(), "--read-data")).isZero();
+    assertThat(out.toString()).containsPattern("checked 1 snapshot, \\d+ packs, \\d+ chunks");
   }
 
   @Test
