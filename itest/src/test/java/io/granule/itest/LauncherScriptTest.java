@@ -82,6 +82,16 @@ class LauncherScriptTest {
         .contains("JIT: quick (C1 only)")
         .containsPattern("Crypto: OpenSSL 3\\.\\S+ .*through libgranule-native")
         .contains("BLAKE3: libgranule-native");
+    // a backup to S3 keeps the full JIT: the AWS SDK hashes uploads with the JDK's digests
+    r = launcher(Map.of(), "backup", "--repo", "s3:http://127.0.0.1:9/bucket", "--version");
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(r.out()).contains("JIT: full").doesNotContain("quick");
+    r = launcher(Map.of("GRANULE_REPO", "s3:http://127.0.0.1:9/bucket"), "prune", "--version");
+    assertThat(r.out()).contains("JIT: full");
+    r = launcher(Map.of(), "backup", "--repo=" + tmp.resolve("local"), "--version");
+    assertThat(r.out()).contains("JIT: quick");
+    r = launcher(Map.of(), "restore", "disk", "--repo=s3:http://127.0.0.1:9/b", "--version");
+    assertThat(r.out()).contains("JIT: quick");
 
     r = launcher(Map.of("GRANULE_JIT", "full"), "--version");
     assertThat(r.out()).contains("JIT: full").contains("through libgranule-native");

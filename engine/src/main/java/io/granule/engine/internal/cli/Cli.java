@@ -55,6 +55,8 @@ public final class Cli {
         cl.addSubcommand(c);
       }
     }
+    // every subcommand's --version (picocli's standard options) prints what the top level does
+    inheritVersion(cl, cl.getCommandSpec().versionProvider());
     cl.setOut(context.out());
     cl.setErr(context.err());
     cl.setCaseInsensitiveEnumValuesAllowed(true);
@@ -72,6 +74,15 @@ public final class Cli {
           return ExitCodes.USAGE;
         });
     return cl;
+  }
+
+  private static void inheritVersion(CommandLine cl, CommandLine.IVersionProvider version) {
+    for (CommandLine sub : cl.getSubcommands().values()) {
+      if (sub.getParent() == cl) {
+        sub.getCommandSpec().versionProvider(version);
+        inheritVersion(sub, version);
+      }
+    }
   }
 
   private int handle(Exception ex, CommandLine cl, CommandLine.ParseResult parsed) {

@@ -3,6 +3,7 @@ package io.granule.engine.internal.cli;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
 import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.PrefetchingBlobStore;
 import io.granule.engine.internal.repo.blob.RetryingBlobStore;
 import io.granule.engine.internal.repo.blob.S3BlobStore;
 import io.granule.engine.internal.repo.blob.S3Location;
@@ -77,7 +78,12 @@ public final class RepoOption {
     } catch (IllegalArgumentException e) {
       throw new CommandException(ExitCodes.USAGE, e.getMessage(), e);
     }
-    return RetryingBlobStore.withDefaults(S3BlobStore.open(where));
+    BlobStore s3 = RetryingBlobStore.withDefaults(S3BlobStore.open(where));
+    // A raw restore's read-ahead hints ranges of packs: one GET per range, not one per chunk.
+    long budget = Long.getLong("granule.s3.prefetch-bytes", PrefetchingBlobStore.DEFAULT_BUDGET);
+    return budget > 0
+        ? new PrefetchingBlobStore(s3, budget, PrefetchingBlobStore.DEFAULT_THREADS)
+        : s3;
   }
 
   /** Where metadata of remote repositories is cached: $XDG_CACHE_HOME/granule, ~/.cache/granule. */

@@ -62,6 +62,9 @@ class CliTest {
     assertThat(out.toString()).startsWith("granule 1.2.3");
     assertThat(run("--help")).isZero();
     assertThat(out.toString()).contains("plugins").contains("server").contains("Exit codes");
+    out.getBuffer().setLength(0);
+    assertThat(run("restore", "disk", "--version")).isZero();
+    assertThat(out.toString()).startsWith("granule 1.2.3");
   }
 
   @Test

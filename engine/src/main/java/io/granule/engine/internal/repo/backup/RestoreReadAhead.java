@@ -115,12 +115,12 @@ final class RestoreReadAhead implements Runnable {
           return;
         }
       }
-      disk.prefetch(r.pack(), r.offset(), r.length());
+      disk.prefetch(r.pack(), r.offset(), r.length(), r.useful());
     }
   }
 
-  /** A range of one pack to prefetch. */
-  record Range(PackId pack, long offset, long length) {}
+  /** A range of one pack to prefetch, {@code useful} bytes of it the records' (gaps aside). */
+  record Range(PackId pack, long offset, long length, long useful) {}
 
   /**
    * The ranges that cover {@code locations}: by pack and offset, records at most {@link #GAP} apart
@@ -137,6 +137,7 @@ final class RestoreReadAhead implements Runnable {
     PackId pack = null;
     long start = 0;
     long end = 0;
+    long useful = 0;
     for (ChunkLocation l : sorted) {
       long lEnd = l.offset() + l.storedLength();
       if (pack != null
@@ -144,17 +145,19 @@ final class RestoreReadAhead implements Runnable {
           && l.offset() <= end + GAP
           && Math.max(end, lEnd) - start <= MAX_RANGE) {
         end = Math.max(end, lEnd);
+        useful += l.storedLength(); // a chunk at two places of the disk is loaded twice
         continue;
       }
       if (pack != null) {
-        out.add(new Range(pack, start, end - start));
+        out.add(new Range(pack, start, end - start, useful));
       }
       pack = l.pack();
       start = l.offset();
       end = lEnd;
+      useful = l.storedLength();
     }
     if (pack != null) {
-      out.add(new Range(pack, start, end - start));
+      out.add(new Range(pack, start, end - start, useful));
     }
     return out;
   }

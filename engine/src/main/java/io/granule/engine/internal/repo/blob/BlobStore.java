@@ -54,13 +54,15 @@ public interface BlobStore {
   }
 
   /**
-   * A hint that bytes {@code [offset, offset + length)} of blob {@code name} will be loaded soon:
-   * the store may fetch them now, on the calling thread (a local directory reads them into the page
-   * cache, so that the loads that follow do not wait for the disk). Never fails: a hint the store
-   * cannot act on (a missing blob, an I/O error) is dropped, and the load reports it. Default:
-   * nothing.
+   * A hint that bytes {@code [offset, offset + length)} of blob {@code name} will be loaded soon,
+   * {@code useful} bytes of them in all (the rest lies between the records to be loaded and is read
+   * through rather than skipped): the store may fetch them now (a local directory reads them into
+   * the page cache on the calling thread; a remote store, see {@link PrefetchingBlobStore}, into
+   * memory in the background, so that the loads that follow need no request of their own). Never
+   * fails: a hint the store cannot act on (a missing blob, an I/O error) is dropped, and the load
+   * reports it. Default: nothing.
    */
-  default void prefetch(BlobName name, long offset, long length) {}
+  default void prefetch(BlobName name, long offset, long length, long useful) {}
 
   /** The whole content of a blob. */
   byte[] load(BlobName name) throws IOException;

@@ -96,8 +96,8 @@ public final class CachingBlobStore implements BlobStore {
   }
 
   @Override
-  public void prefetch(BlobName name, long offset, long length) {
-    remote.prefetch(name, offset, length);
+  public void prefetch(BlobName name, long offset, long length, long useful) {
+    remote.prefetch(name, offset, length, useful);
   }
 
   @Override

@@ -214,7 +214,7 @@ public final class LocalBlobStore implements BlobStore {
    * of the loads that follow, each of which would otherwise wait for the disk.
    */
   @Override
-  public void prefetch(BlobName name, long offset, long length) {
+  public void prefetch(BlobName name, long offset, long length, long useful) {
     if (offset < 0 || length <= 0 || inMemory()) {
       return;
     }

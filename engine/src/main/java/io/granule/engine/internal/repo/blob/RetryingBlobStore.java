@@ -113,8 +113,8 @@ public final class RetryingBlobStore implements BlobStore {
   }
 
   @Override
-  public void prefetch(BlobName name, long offset, long length) {
-    delegate.prefetch(name, offset, length);
+  public void prefetch(BlobName name, long offset, long length, long useful) {
+    delegate.prefetch(name, offset, length, useful);
   }
 
   @Override

@@ -168,8 +168,9 @@ public final class SnapshotDisk implements DiskImage {
   }
 
   /** See {@link ChunkReader#prefetch}. */
-  public void prefetch(io.granule.engine.internal.repo.PackId pack, long offset, long length) {
-    chunks.prefetch(pack, offset, length);
+  public void prefetch(
+      io.granule.engine.internal.repo.PackId pack, long offset, long length, long useful) {
+    chunks.prefetch(pack, offset, length, useful);
   }
 
   /** A decoder for {@link #readChunk(int, ByteBuffer, ChunkReader.Decoder)}, for one thread. */

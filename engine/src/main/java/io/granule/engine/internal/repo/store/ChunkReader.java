@@ -55,8 +55,9 @@ public final class ChunkReader {
    * A hint that {@code length} stored bytes of {@code pack} from {@code offset} will be read soon
    * (see {@link BlobStore#prefetch}); runs on the calling thread, never fails.
    */
-  public void prefetch(io.granule.engine.internal.repo.PackId pack, long offset, long length) {
-    store.prefetch(packName(pack), offset, length);
+  public void prefetch(
+      io.granule.engine.internal.repo.PackId pack, long offset, long length, long useful) {
+    store.prefetch(packName(pack), offset, length, useful);
   }
 
   /** The location of {@code id}, or null if no index lists it. */

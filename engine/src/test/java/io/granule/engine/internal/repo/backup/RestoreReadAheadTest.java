@@ -49,7 +49,8 @@ class RestoreReadAheadTest {
             at(A, 2008 + RestoreReadAhead.GAP, 100));
 
     assertThat(RestoreReadAhead.ranges(locations))
-        .containsExactly(new Range(A, 8, 2000 + RestoreReadAhead.GAP + 100), new Range(B, 8, 1000));
+        .containsExactly(
+            new Range(A, 8, 2000 + RestoreReadAhead.GAP + 100, 2100), new Range(B, 8, 1000, 1000));
   }
 
   @Test
@@ -62,17 +63,17 @@ class RestoreReadAheadTest {
 
     assertThat(RestoreReadAhead.ranges(locations))
         .containsExactly(
-            new Range(A, 0, 100),
-            new Range(A, far, 100),
-            new Range(B, 0, 2L * big),
-            new Range(B, 2L * big, 10));
+            new Range(A, 0, 100, 100),
+            new Range(A, far, 100, 100),
+            new Range(B, 0, 2L * big, 2L * big),
+            new Range(B, 2L * big, 10, 10));
   }
 
   @Test
-  void theSameRecordTwiceIsReadOnce() {
-    // duplicated regions of a disk point at the same record
+  void theSameRecordTwiceIsReadOnceAndCountedAsLoadedTwice() {
+    // duplicated regions of a disk point at the same record, which the writers load twice
     assertThat(RestoreReadAhead.ranges(List.of(at(A, 64, 4096), at(A, 64, 4096))))
-        .containsExactly(new Range(A, 64, 4096));
+        .containsExactly(new Range(A, 64, 4096, 8192));
   }
 
   /** A local store that records prefetches and pack loads; pack loads take a millisecond. */
@@ -96,12 +97,12 @@ class RestoreReadAheadTest {
     }
 
     @Override
-    public void prefetch(BlobName name, long offset, long length) {
+    public void prefetch(BlobName name, long offset, long length, long useful) {
       if (failPrefetch) {
         throw new IllegalStateException("prefetch failed");
       }
       prefetched.add(new long[] {key(name), offset, offset + length});
-      d.prefetch(name, offset, length);
+      d.prefetch(name, offset, length, useful);
     }
 
     @Override

@@ -62,6 +62,26 @@ public abstract class BlobStoreContractTest {
   }
 
   @Test
+  void saveFromABufferHeapOrDirectStoresWhatRemainsAndLeavesItsPosition() throws Exception {
+    byte[] data = bytes(300_000, 9);
+    int i = 0;
+    for (java.nio.ByteBuffer b :
+        List.of(
+            java.nio.ByteBuffer.allocate(300_100), java.nio.ByteBuffer.allocateDirect(300_100))) {
+      b.position(50).put(data).flip().position(50);
+      BlobName name = new BlobName(BlobType.PACK, "ab0" + i++);
+      java.util.concurrent.atomic.AtomicInteger released =
+          new java.util.concurrent.atomic.AtomicInteger();
+      store.save(name, b, released::incrementAndGet);
+      assertThat(released).hasValue(1);
+      assertThat(b.position()).isEqualTo(50);
+      assertThat(b.remaining()).isEqualTo(data.length);
+      assertThat(store.load(name)).isEqualTo(data);
+      assertThat(store.stat(name).orElseThrow().size()).isEqualTo(data.length);
+    }
+  }
+
+  @Test
   void loadRangePastTheEndFails() throws Exception {
     BlobName name = new BlobName(BlobType.PACK, "ff01");
     store.save(name, bytes(100, 3));

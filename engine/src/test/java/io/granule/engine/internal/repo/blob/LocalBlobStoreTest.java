@@ -79,9 +79,9 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
     new Random(9).nextBytes(data);
     store.save(name, data);
 
-    store.prefetch(name, 10, data.length); // past the end: up to the end
-    store.prefetch(new BlobName(BlobType.PACK, "77cc"), 0, 100); // missing: dropped
-    store.prefetch(name, -1, 100);
+    store.prefetch(name, 10, data.length, 0); // past the end: up to the end
+    store.prefetch(new BlobName(BlobType.PACK, "77cc"), 0, 100, 0); // missing: dropped
+    store.prefetch(name, -1, 100, 0);
 
     assertThat(store.load(name, 10, 100)).isEqualTo(java.util.Arrays.copyOfRange(data, 10, 110));
   }
@@ -94,14 +94,14 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
     LocalBlobStore onDisk = (LocalBlobStore) store;
     assertThat(Files.getFileStore(tmp).type()).as("@TempDir on a disk").isNotIn("tmpfs", "ramfs");
     onDisk.save(name, data);
-    onDisk.prefetch(name, 100, 2 * LocalBlobStore.PREFETCH_READ);
+    onDisk.prefetch(name, 100, 2 * LocalBlobStore.PREFETCH_READ, 0);
     assertThat(onDisk.prefetchedBytes()).isEqualTo(2 * LocalBlobStore.PREFETCH_READ);
 
     Path shm = Files.createTempDirectory(Path.of("/dev/shm"), "granule-prefetch-");
     try {
       LocalBlobStore inMemory = new LocalBlobStore(shm);
       inMemory.save(name, data);
-      inMemory.prefetch(name, 100, 2 * LocalBlobStore.PREFETCH_READ);
+      inMemory.prefetch(name, 100, 2 * LocalBlobStore.PREFETCH_READ, 0);
       assertThat(inMemory.prefetchedBytes()).isZero();
       assertThat(inMemory.load(name, 100, 10))
           .isEqualTo(java.util.Arrays.copyOfRange(data, 100, 110));

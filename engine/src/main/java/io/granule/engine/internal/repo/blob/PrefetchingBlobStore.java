@@ -1,0 +1,350 @@
+package io.granule.engine.internal.repo.blob;
+
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayDeque;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Acts on {@link #prefetch} hints for a remote store: each hinted range is fetched with one request
+ * on a background thread and held in memory, and the loads that fall inside it are served from
+ * there. A raw restore's read-ahead hints ranges of up to 8 MiB of a pack, so a restore from S3
+ * makes one ranged GET per range instead of one per chunk (512 KiB by default): fewer requests to
+ * sign, send and pay for, and no round trip per chunk on the writers' path.
+ *
+ * <p>Memory is bounded by {@code budget} bytes of held ranges. A range is let go once the loads it
+ * served add up to its useful bytes (the hint says how many: the gaps between records it was read
+ * through do not count), less those of the loads of it that came before the hint (the writers had
+ * overtaken the read-ahead: the last {@link #MISSES} loads no range served are remembered for this;
+ * a range they cover whole is not fetched). A hint that would go over the budget waits for room,
+ * and after {@link #WAIT_MILLIS} evicts the range used least recently instead. A range longer than
+ * half the budget is not fetched. A failed fetch is dropped: the loads it would have served go to
+ * the store and report the error there. Everything but prefetch and ranged loads goes straight to
+ * the delegate.
+ */
+public final class PrefetchingBlobStore implements BlobStore {
+  /** Bytes of fetched ranges held at most by default. */
+  public static final long DEFAULT_BUDGET = 64L << 20;
+
+  /** Requests in flight at most by default. */
+  public static final int DEFAULT_THREADS = 4;
+
+  /** How long a hint waits for room before it evicts the range used least recently. */
+  static final long WAIT_MILLIS = 200;
+
+  /** Loads not served from a range that are remembered, for hints that come after them. */
+  static final int MISSES = 4096;
+
+  private static final Logger LOG = LoggerFactory.getLogger(PrefetchingBlobStore.class);
+
+  private final BlobStore delegate;
+  private final long budget;
+  private final ThreadPoolExecutor fetchers;
+  private final ReentrantLock lock = new ReentrantLock();
+  private final Condition released = lock.newCondition();
+  // Guarded by lock: held ranges, oldest first, and the sum of their lengths.
+  private final ArrayDeque<Range> ranges = new ArrayDeque<>();
+  private long held;
+  // Guarded by lock: the latest loads no range served, oldest first.
+  private final ArrayDeque<Miss> misses = new ArrayDeque<>();
+  private final AtomicLong fetched = new AtomicLong();
+  private final AtomicLong served = new AtomicLong();
+  private final AtomicLong evicted = new AtomicLong();
+
+  private static final class Range {
+    final BlobName name;
+    final long offset;
+    final int length;
+    final long useful;
+    final CompletableFuture<byte[]> data = new CompletableFuture<>();
+    // Guarded by the store's lock.
+    long used;
+    long lastUse = System.nanoTime();
+    boolean gone;
+
+    Range(BlobName name, long offset, int length, long useful) {
+      this.name = name;
+      this.offset = offset;
+      this.length = length;
+      this.useful = useful;
+    }
+
+    boolean covers(BlobName n, long at, int len) {
+      return name.equals(n) && at >= offset && at + len <= offset + length;
+    }
+  }
+
+  /** A load that no held range covered. */
+  private record Miss(BlobName name, long offset, int length) {}
+
+  /** Prefetches for {@code delegate} with the default budget and threads. */
+  public PrefetchingBlobStore(BlobStore delegate) {
+    this(delegate, DEFAULT_BUDGET, DEFAULT_THREADS);
+  }
+
+  /** Holds at most {@code budget} bytes, fetched by up to {@code threads} requests at a time. */
+  public PrefetchingBlobStore(BlobStore delegate, long budget, int threads) {
+    if (budget <= 0 || threads <= 0) {
+      throw new IllegalArgumentException("budget and threads must be positive");
+    }
+    this.delegate = delegate;
+    this.budget = budget;
+    this.fetchers =
+        new ThreadPoolExecutor(
+            threads,
+            threads,
+            5,
+            TimeUnit.SECONDS,
+            new LinkedBlockingQueue<>(),
+            r -> {
+              Thread t = new Thread(r, "granule-prefetch");
+              t.setDaemon(true);
+              return t;
+            });
+    fetchers.allowCoreThreadTimeOut(true);
+  }
+
+  @Override
+  public void prefetch(BlobName name, long offset, long length, long useful) {
+    if (offset < 0 || length <= 0 || length > budget / 2 || useful <= 0) {
+      return;
+    }
+    Range r;
+    lock.lock();
+    try {
+      // Loads of this range made before the hint (the writers were ahead of the read-ahead) will
+      // not come again: they are not waited for, and a range they cover whole is not fetched.
+      long loaded = 0;
+      for (Iterator<Miss> it = misses.iterator(); it.hasNext(); ) {
+        Miss m = it.next();
+        if (m.name().equals(name)
+            && m.offset() >= offset
+            && m.offset() + m.length() <= offset + length) {
+          loaded += m.length();
+          it.remove();
+        }
+      }
+      if (loaded >= useful) {
+        return;
+      }
+      r = new Range(name, offset, (int) length, useful - loaded);
+      long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(WAIT_MILLIS);
+      while (held + length > budget) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
+          drop(leastRecentlyUsed());
+          evicted.incrementAndGet();
+          deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(WAIT_MILLIS);
+        } else {
+          released.awaitNanos(left);
+        }
+      }
+      ranges.addLast(r);
+      held += length;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return;
+    } finally {
+      lock.unlock();
+    }
+    try {
+      fetchers.execute(() -> fetch(r));
+    } catch (RuntimeException e) {
+      failed(r, e);
+    }
+  }
+
+  private void fetch(Range r) {
+    try {
+      byte[] b = delegate.load(r.name, r.offset, r.length);
+      fetched.addAndGet(b.length);
+      r.data.complete(b);
+    } catch (IOException | RuntimeException e) {
+      failed(r, e);
+    }
+  }
+
+  private void failed(Range r, Exception e) {
+    LOG.debug("prefetch of {} [{}, +{}) dropped: {}", r.name, r.offset, r.length, e.toString());
+    r.data.completeExceptionally(e);
+    lock.lock();
+    try {
+      drop(r);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Lets {@code r} go. Holds the lock. */
+  private void drop(Range r) {
+    if (r != null && !r.gone) {
+      r.gone = true;
+      ranges.remove(r);
+      held -= r.length;
+      released.signalAll();
+    }
+  }
+
+  /** The held range used least recently (hinted or served). Holds the lock. */
+  private Range leastRecentlyUsed() {
+    Range lru = null;
+    for (Range r : ranges) {
+      if (lru == null || r.lastUse - lru.lastUse < 0) {
+        lru = r;
+      }
+    }
+    return lru;
+  }
+
+  /** The held range that covers the load, or null (then the load is remembered as a miss). */
+  private Range find(BlobName name, long offset, int length) {
+    lock.lock();
+    try {
+      for (Range r : ranges) {
+        if (r.covers(name, offset, length)) {
+          r.lastUse = System.nanoTime();
+          return r;
+        }
+      }
+      if (misses.size() >= MISSES) {
+        misses.removeFirst();
+      }
+      misses.addLast(new Miss(name, offset, length));
+      return null;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** The bytes of {@code r}, waiting for its fetch; null if that failed. */
+  private static byte[] await(Range r) throws InterruptedIOException {
+    try {
+      return r.data.get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while loading " + r.name);
+    } catch (ExecutionException e) {
+      return null;
+    }
+  }
+
+  private void used(Range r, int length) {
+    served.addAndGet(length);
+    lock.lock();
+    try {
+      r.used += length;
+      if (r.used >= r.useful) {
+        drop(r);
+      }
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  @Override
+  public void load(BlobName name, long offset, ByteBuffer dst) throws IOException {
+    int length = dst.remaining();
+    Range r = length > 0 ? find(name, offset, length) : null;
+    byte[] b = r == null ? null : await(r);
+    if (b == null) {
+      delegate.load(name, offset, dst);
+      return;
+    }
+    dst.put(b, (int) (offset - r.offset), length);
+    used(r, length);
+  }
+
+  @Override
+  public byte[] load(BlobName name, long offset, int length) throws IOException {
+    Range r = length > 0 ? find(name, offset, length) : null;
+    byte[] b = r == null ? null : await(r);
+    if (b == null) {
+      return delegate.load(name, offset, length);
+    }
+    int at = (int) (offset - r.offset);
+    byte[] out = java.util.Arrays.copyOfRange(b, at, at + length);
+    used(r, length);
+    return out;
+  }
+
+  /** Bytes fetched by prefetches, served from them, and ranges evicted before they were used up. */
+  long fetchedBytes() {
+    return fetched.get();
+  }
+
+  long servedBytes() {
+    return served.get();
+  }
+
+  long evictions() {
+    return evicted.get();
+  }
+
+  /** Bytes held now. */
+  long heldBytes() {
+    lock.lock();
+    try {
+      return held;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  @Override
+  public byte[] load(BlobName name) throws IOException {
+    return delegate.load(name);
+  }
+
+  @Override
+  public void save(BlobName name, byte[] data) throws IOException {
+    delegate.save(name, data);
+  }
+
+  @Override
+  public void save(BlobName name, ByteBuffer data) throws IOException {
+    delegate.save(name, data);
+  }
+
+  @Override
+  public void save(BlobName name, ByteBuffer data, Runnable released) throws IOException {
+    delegate.save(name, data, released);
+  }
+
+  @Override
+  public Optional<BlobInfo> stat(BlobName name) throws IOException {
+    return delegate.stat(name);
+  }
+
+  @Override
+  public List<BlobName> list(BlobType type) throws IOException {
+    return delegate.list(type);
+  }
+
+  @Override
+  public List<BlobInfo> listInfo(BlobType type) throws IOException {
+    return delegate.listInfo(type);
+  }
+
+  @Override
+  public void delete(BlobName name) throws IOException {
+    delegate.delete(name);
+  }
+
+  @Override
+  public String location() {
+    return delegate.location();
+  }
+}
