@@ -82,7 +82,8 @@ public final class RepoOption {
     // A raw restore's read-ahead hints ranges of packs: one GET per range, not one per chunk.
     long budget = Long.getLong("granule.s3.prefetch-bytes", PrefetchingBlobStore.DEFAULT_BUDGET);
     return budget > 0
-        ? new PrefetchingBlobStore(s3, budget, PrefetchingBlobStore.DEFAULT_THREADS)
+        ? new PrefetchingBlobStore(
+            s3, budget, PrefetchingBlobStore.DEFAULT_SLAB, PrefetchingBlobStore.DEFAULT_THREADS)
         : s3;
   }
 

@@ -20,29 +20,34 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Acts on {@link #prefetch} hints for a remote store: each hinted range is fetched with one request
- * on a background thread and held in memory, and the loads that fall inside it are served from
- * there. A raw restore's read-ahead hints ranges of up to 8 MiB of a pack, so a restore from S3
- * makes one ranged GET per range instead of one per chunk (512 KiB by default): fewer requests to
- * sign, send and pay for, and no round trip per chunk on the writers' path.
+ * on a background thread into a buffer of its own, and the loads that fall inside it are served
+ * from there. A raw restore's read-ahead hints ranges of up to 8 MiB of a pack, so a restore from
+ * S3 makes one ranged GET per range instead of one per chunk (512 KiB by default): fewer requests
+ * to sign, send and pay for, and no round trip per chunk on the writers' path.
  *
- * <p>Memory is bounded by {@code budget} bytes of held ranges. A range is let go once the loads it
- * served add up to its useful bytes (the hint says how many: the gaps between records it was read
- * through do not count), less those of the loads of it that came before the hint (the writers had
- * overtaken the read-ahead: the last {@link #MISSES} loads no range served are remembered for this;
- * a range they cover whole is not fetched). A hint that would go over the budget waits for room,
- * and after {@link #WAIT_MILLIS} evicts the range used least recently instead. A range longer than
- * half the budget is not fetched. A failed fetch is dropped: the loads it would have served go to
- * the store and report the error there. Everything but prefetch and ranged loads goes straight to
- * the delegate.
+ * <p>Memory is a fixed set of direct buffers ("slabs", {@code budget / slabSize} of them, made as
+ * needed and reused; none on the Java heap, so the garbage collector and the heap's size are not
+ * involved). A range is let go once the loads it served add up to its useful bytes (the hint says
+ * how many: the gaps between records it was read through do not count), less those of the loads of
+ * it that came before the hint (the writers had overtaken the read-ahead: the last {@link #MISSES}
+ * loads no range served are remembered for this; a range they cover whole is not fetched). A hint
+ * that finds no free slab waits for one, and after {@link #WAIT_MILLIS} evicts the range used least
+ * recently. A slab goes back to the set only when its range is let go, its request is over and no
+ * load is copying from it. A range longer than a slab is not fetched. A failed fetch is dropped:
+ * the loads it would have served go to the store and report the error there. Everything but
+ * prefetch and ranged loads goes straight to the delegate.
  */
 public final class PrefetchingBlobStore implements BlobStore {
-  /** Bytes of fetched ranges held at most by default. */
+  /** Bytes of slabs at most by default. */
   public static final long DEFAULT_BUDGET = 64L << 20;
+
+  /** Size of a slab by default: the read-ahead's largest range. */
+  public static final int DEFAULT_SLAB = 8 << 20;
 
   /** Requests in flight at most by default. */
   public static final int DEFAULT_THREADS = 4;
 
-  /** How long a hint waits for room before it evicts the range used least recently. */
+  /** How long a hint waits for a slab before it evicts the range used least recently. */
   static final long WAIT_MILLIS = 200;
 
   /** Loads not served from a range that are remembered, for hints that come after them. */
@@ -51,13 +56,16 @@ public final class PrefetchingBlobStore implements BlobStore {
   private static final Logger LOG = LoggerFactory.getLogger(PrefetchingBlobStore.class);
 
   private final BlobStore delegate;
-  private final long budget;
+  private final int slabSize;
+  private final int maxSlabs;
   private final ThreadPoolExecutor fetchers;
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition released = lock.newCondition();
-  // Guarded by lock: held ranges, oldest first, and the sum of their lengths.
+  // Guarded by lock: held ranges, oldest first, and the sum of their lengths; slabs.
   private final ArrayDeque<Range> ranges = new ArrayDeque<>();
   private long held;
+  private int slabs;
+  private final ArrayDeque<ByteBuffer> freeSlabs = new ArrayDeque<>();
   // Guarded by lock: the latest loads no range served, oldest first.
   private final ArrayDeque<Miss> misses = new ArrayDeque<>();
   private final AtomicLong fetched = new AtomicLong();
@@ -69,17 +77,23 @@ public final class PrefetchingBlobStore implements BlobStore {
     final long offset;
     final int length;
     final long useful;
-    final CompletableFuture<byte[]> data = new CompletableFuture<>();
+    final ByteBuffer slab;
+
+    /** True once fetched, false if the fetch failed. */
+    final CompletableFuture<Boolean> data = new CompletableFuture<>();
+
     // Guarded by the store's lock.
     long used;
     long lastUse = System.nanoTime();
     boolean gone;
+    int pins = 1; // the fetch's, until it is over
 
-    Range(BlobName name, long offset, int length, long useful) {
+    Range(BlobName name, long offset, int length, long useful, ByteBuffer slab) {
       this.name = name;
       this.offset = offset;
       this.length = length;
       this.useful = useful;
+      this.slab = slab;
     }
 
     boolean covers(BlobName n, long at, int len) {
@@ -90,18 +104,22 @@ public final class PrefetchingBlobStore implements BlobStore {
   /** A load that no held range covered. */
   private record Miss(BlobName name, long offset, int length) {}
 
-  /** Prefetches for {@code delegate} with the default budget and threads. */
+  /** Prefetches for {@code delegate} with the default budget, slabs and threads. */
   public PrefetchingBlobStore(BlobStore delegate) {
-    this(delegate, DEFAULT_BUDGET, DEFAULT_THREADS);
+    this(delegate, DEFAULT_BUDGET, DEFAULT_SLAB, DEFAULT_THREADS);
   }
 
-  /** Holds at most {@code budget} bytes, fetched by up to {@code threads} requests at a time. */
-  public PrefetchingBlobStore(BlobStore delegate, long budget, int threads) {
-    if (budget <= 0 || threads <= 0) {
-      throw new IllegalArgumentException("budget and threads must be positive");
+  /**
+   * Holds at most {@code budget} bytes in slabs of {@code slabSize} (at least one), fetched by up
+   * to {@code threads} requests at a time.
+   */
+  public PrefetchingBlobStore(BlobStore delegate, long budget, int slabSize, int threads) {
+    if (budget <= 0 || slabSize <= 0 || threads <= 0) {
+      throw new IllegalArgumentException("budget, slab size and threads must be positive");
     }
     this.delegate = delegate;
-    this.budget = budget;
+    this.slabSize = slabSize;
+    this.maxSlabs = (int) Math.max(1, Math.min(Integer.MAX_VALUE, budget / slabSize));
     this.fetchers =
         new ThreadPoolExecutor(
             threads,
@@ -119,7 +137,7 @@ public final class PrefetchingBlobStore implements BlobStore {
 
   @Override
   public void prefetch(BlobName name, long offset, long length, long useful) {
-    if (offset < 0 || length <= 0 || length > budget / 2 || useful <= 0) {
+    if (offset < 0 || length <= 0 || length > slabSize || useful <= 0) {
       return;
     }
     Range r;
@@ -140,18 +158,26 @@ public final class PrefetchingBlobStore implements BlobStore {
       if (loaded >= useful) {
         return;
       }
-      r = new Range(name, offset, (int) length, useful - loaded);
       long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(WAIT_MILLIS);
-      while (held + length > budget) {
+      while (freeSlabs.isEmpty() && slabs >= maxSlabs) {
         long left = deadline - System.nanoTime();
-        if (left <= 0) {
+        if (left <= 0 && !ranges.isEmpty()) {
           drop(leastRecentlyUsed());
           evicted.incrementAndGet();
           deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(WAIT_MILLIS);
         } else {
-          released.awaitNanos(left);
+          // a slab of a range let go comes back when its request and loads are over
+          released.awaitNanos(left > 0 ? left : TimeUnit.MILLISECONDS.toNanos(WAIT_MILLIS));
         }
       }
+      ByteBuffer slab;
+      if (freeSlabs.isEmpty()) {
+        slab = ByteBuffer.allocateDirect(slabSize);
+        slabs++;
+      } else {
+        slab = freeSlabs.pop();
+      }
+      r = new Range(name, offset, (int) length, useful - loaded, slab);
       ranges.addLast(r);
       held += length;
     } catch (InterruptedException e) {
@@ -164,22 +190,29 @@ public final class PrefetchingBlobStore implements BlobStore {
       fetchers.execute(() -> fetch(r));
     } catch (RuntimeException e) {
       failed(r, e);
+      unpin(r);
     }
   }
 
   private void fetch(Range r) {
     try {
-      byte[] b = delegate.load(r.name, r.offset, r.length);
-      fetched.addAndGet(b.length);
-      r.data.complete(b);
+      ByteBuffer dst = r.slab.duplicate().clear().limit(r.length);
+      delegate.load(r.name, r.offset, dst);
+      if (dst.hasRemaining()) {
+        throw new java.io.EOFException("short read of " + r.name);
+      }
+      fetched.addAndGet(r.length);
+      r.data.complete(true);
     } catch (IOException | RuntimeException e) {
       failed(r, e);
+    } finally {
+      unpin(r);
     }
   }
 
   private void failed(Range r, Exception e) {
     LOG.debug("prefetch of {} [{}, +{}) dropped: {}", r.name, r.offset, r.length, e.toString());
-    r.data.completeExceptionally(e);
+    r.data.complete(false);
     lock.lock();
     try {
       drop(r);
@@ -188,13 +221,31 @@ public final class PrefetchingBlobStore implements BlobStore {
     }
   }
 
-  /** Lets {@code r} go. Holds the lock. */
+  /** Lets {@code r} go; its slab comes back once it is unpinned. Holds the lock. */
   private void drop(Range r) {
     if (r != null && !r.gone) {
       r.gone = true;
       ranges.remove(r);
       held -= r.length;
+      recycle(r);
+    }
+  }
+
+  /** Gives {@code r}'s slab back if it is let go and nothing uses it. Holds the lock. */
+  private void recycle(Range r) {
+    if (r.gone && r.pins == 0) {
+      freeSlabs.push(r.slab);
       released.signalAll();
+    }
+  }
+
+  private void unpin(Range r) {
+    lock.lock();
+    try {
+      r.pins--;
+      recycle(r);
+    } finally {
+      lock.unlock();
     }
   }
 
@@ -209,13 +260,17 @@ public final class PrefetchingBlobStore implements BlobStore {
     return lru;
   }
 
-  /** The held range that covers the load, or null (then the load is remembered as a miss). */
+  /**
+   * The held range that covers the load, pinned (its slab stays until {@link #unpin}), or null:
+   * then the load is remembered as a miss.
+   */
   private Range find(BlobName name, long offset, int length) {
     lock.lock();
     try {
       for (Range r : ranges) {
         if (r.covers(name, offset, length)) {
           r.lastUse = System.nanoTime();
+          r.pins++;
           return r;
         }
       }
@@ -229,15 +284,15 @@ public final class PrefetchingBlobStore implements BlobStore {
     }
   }
 
-  /** The bytes of {@code r}, waiting for its fetch; null if that failed. */
-  private static byte[] await(Range r) throws InterruptedIOException {
+  /** Whether {@code r} was fetched, waiting for it. */
+  private static boolean await(Range r) throws InterruptedIOException {
     try {
       return r.data.get();
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new InterruptedIOException("interrupted while loading " + r.name);
     } catch (ExecutionException e) {
-      return null;
+      return false;
     }
   }
 
@@ -254,30 +309,41 @@ public final class PrefetchingBlobStore implements BlobStore {
     }
   }
 
+  /** Copies {@code length} bytes at {@code offset} from {@code r} if it was fetched. */
+  private boolean serve(Range r, long offset, int length, ByteBuffer dst)
+      throws InterruptedIOException {
+    try {
+      if (!await(r)) {
+        return false;
+      }
+      int at = (int) (offset - r.offset);
+      dst.put(r.slab.duplicate().limit(at + length).position(at));
+      used(r, length);
+      return true;
+    } finally {
+      unpin(r);
+    }
+  }
+
   @Override
   public void load(BlobName name, long offset, ByteBuffer dst) throws IOException {
     int length = dst.remaining();
     Range r = length > 0 ? find(name, offset, length) : null;
-    byte[] b = r == null ? null : await(r);
-    if (b == null) {
+    if (r == null || !serve(r, offset, length, dst)) {
       delegate.load(name, offset, dst);
-      return;
     }
-    dst.put(b, (int) (offset - r.offset), length);
-    used(r, length);
   }
 
   @Override
   public byte[] load(BlobName name, long offset, int length) throws IOException {
     Range r = length > 0 ? find(name, offset, length) : null;
-    byte[] b = r == null ? null : await(r);
-    if (b == null) {
-      return delegate.load(name, offset, length);
+    if (r != null) {
+      byte[] out = new byte[length];
+      if (serve(r, offset, length, ByteBuffer.wrap(out))) {
+        return out;
+      }
     }
-    int at = (int) (offset - r.offset);
-    byte[] out = java.util.Arrays.copyOfRange(b, at, at + length);
-    used(r, length);
-    return out;
+    return delegate.load(name, offset, length);
   }
 
   /** Bytes fetched by prefetches, served from them, and ranges evicted before they were used up. */
@@ -293,11 +359,21 @@ public final class PrefetchingBlobStore implements BlobStore {
     return evicted.get();
   }
 
-  /** Bytes held now. */
+  /** Bytes of the ranges held now. */
   long heldBytes() {
     lock.lock();
     try {
       return held;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Slabs made so far. */
+  int slabs() {
+    lock.lock();
+    try {
+      return slabs;
     } finally {
       lock.unlock();
     }

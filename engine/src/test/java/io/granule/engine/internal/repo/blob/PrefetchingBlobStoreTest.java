@@ -30,7 +30,7 @@ class PrefetchingBlobStoreTest extends BlobStoreContractTest {
   @Override
   protected BlobStore newStore(Path tmp) {
     counting = new Counting(new LocalBlobStore(tmp.resolve("repo")));
-    return new PrefetchingBlobStore(counting, 1 << 20, 2);
+    return new PrefetchingBlobStore(counting, 1 << 20, 512 << 10, 2); // 2 slabs
   }
 
   private PrefetchingBlobStore prefetching() {
@@ -137,7 +137,7 @@ class PrefetchingBlobStoreTest extends BlobStoreContractTest {
   void heldBytesStayWithinTheBudgetAndTheOldestUnusedRangeIsEvicted() throws Exception {
     byte[] data = pack(3 << 20);
     long start = System.nanoTime();
-    // 5 ranges of 400 000 bytes against a budget of 1 MiB: 2 fit; nothing is loaded from them
+    // 5 ranges of 400 000 bytes and 2 slabs: 2 fit; nothing is loaded from them
     for (int i = 0; i < 5; i++) {
       store.prefetch(PACK, i * 400_000L, 400_000, 400_000);
       assertThat(prefetching().heldBytes()).isLessThanOrEqualTo(1 << 20);
@@ -146,6 +146,7 @@ class PrefetchingBlobStoreTest extends BlobStoreContractTest {
         .as("each hint past the budget waited for room before evicting")
         .isGreaterThanOrEqualTo(3 * PrefetchingBlobStore.WAIT_MILLIS * 1_000_000L);
     assertThat(prefetching().evictions()).isEqualTo(3);
+    assertThat(prefetching().slabs()).as("slabs are reused").isEqualTo(2);
     // the last two are held; the first was evicted and is loaded from the store
     for (int i = 0; i < 500 && prefetching().fetchedBytes() < 5 * 400_000L; i++) {
       Thread.sleep(10); // evicted ranges' requests complete too
@@ -206,7 +207,7 @@ class PrefetchingBlobStoreTest extends BlobStoreContractTest {
     assertThat(prefetching().heldBytes()).isZero();
     // nonsense hints are ignored
     store.prefetch(PACK, -1, 10, 10);
-    store.prefetch(PACK, 0, 1 << 20, 1 << 20); // over half the budget
+    store.prefetch(PACK, 0, 1 << 20, 1 << 20); // longer than a slab
     store.prefetch(PACK, 0, 10, 0);
     assertThat(prefetching().heldBytes()).isZero();
   }
@@ -216,6 +217,7 @@ class PrefetchingBlobStoreTest extends BlobStoreContractTest {
     int chunk = 10_000;
     int chunks = 400;
     byte[] data = pack(chunk * chunks);
+    PrefetchingBlobStore store = new PrefetchingBlobStore(counting, 8 * (256 << 10), 256 << 10, 2);
     ExecutorService pool = Executors.newFixedThreadPool(4);
     try {
       // the read-ahead: ranges of 20 chunks, in order
@@ -229,7 +231,7 @@ class PrefetchingBlobStoreTest extends BlobStoreContractTest {
               });
       // three writers, each chunk taking a while to write, as a restore's writers do, starting
       // once the read-ahead has begun
-      for (int i = 0; i < 500 && prefetching().heldBytes() == 0; i++) {
+      for (int i = 0; i < 500 && store.heldBytes() == 0; i++) {
         Thread.sleep(1);
       }
       List<Future<?>> writers = new ArrayList<>();
@@ -261,6 +263,7 @@ class PrefetchingBlobStoreTest extends BlobStoreContractTest {
     // on the scheduling (about 20 for 400 chunks on an idle machine, 160 on a loaded one, where
     // writers overtake the read-ahead); the exact counts are the single-threaded tests' to check.
     assertThat(counting.rangedLoads.get()).as("requests for %d chunks", chunks).isLessThan(chunks);
-    assertThat(prefetching().heldBytes()).isLessThanOrEqualTo(1 << 20);
+    assertThat(store.heldBytes()).isLessThanOrEqualTo(8 * (256 << 10));
+    assertThat(store.slabs()).isLessThanOrEqualTo(8);
   }
 }
