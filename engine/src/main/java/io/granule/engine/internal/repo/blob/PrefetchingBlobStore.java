@@ -5,8 +5,6 @@ import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.Iterator;
-import java.util.List;
-import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -37,7 +35,7 @@ import org.slf4j.LoggerFactory;
  * the loads it would have served go to the store and report the error there. Everything but
  * prefetch and ranged loads goes straight to the delegate.
  */
-public final class PrefetchingBlobStore implements BlobStore {
+public final class PrefetchingBlobStore extends ForwardingBlobStore {
   /** Bytes of slabs at most by default. */
   public static final long DEFAULT_BUDGET = 64L << 20;
 
@@ -55,7 +53,6 @@ public final class PrefetchingBlobStore implements BlobStore {
 
   private static final Logger LOG = LoggerFactory.getLogger(PrefetchingBlobStore.class);
 
-  private final BlobStore delegate;
   private final int slabSize;
   private final int maxSlabs;
   private final ThreadPoolExecutor fetchers;
@@ -114,10 +111,10 @@ public final class PrefetchingBlobStore implements BlobStore {
    * to {@code threads} requests at a time.
    */
   public PrefetchingBlobStore(BlobStore delegate, long budget, int slabSize, int threads) {
+    super(delegate);
     if (budget <= 0 || slabSize <= 0 || threads <= 0) {
       throw new IllegalArgumentException("budget, slab size and threads must be positive");
     }
-    this.delegate = delegate;
     this.slabSize = slabSize;
     this.maxSlabs = (int) Math.max(1, Math.min(Integer.MAX_VALUE, budget / slabSize));
     this.fetchers =
@@ -377,50 +374,5 @@ public final class PrefetchingBlobStore implements BlobStore {
     } finally {
       lock.unlock();
     }
-  }
-
-  @Override
-  public byte[] load(BlobName name) throws IOException {
-    return delegate.load(name);
-  }
-
-  @Override
-  public void save(BlobName name, byte[] data) throws IOException {
-    delegate.save(name, data);
-  }
-
-  @Override
-  public void save(BlobName name, ByteBuffer data) throws IOException {
-    delegate.save(name, data);
-  }
-
-  @Override
-  public void save(BlobName name, ByteBuffer data, Runnable released) throws IOException {
-    delegate.save(name, data, released);
-  }
-
-  @Override
-  public Optional<BlobInfo> stat(BlobName name) throws IOException {
-    return delegate.stat(name);
-  }
-
-  @Override
-  public List<BlobName> list(BlobType type) throws IOException {
-    return delegate.list(type);
-  }
-
-  @Override
-  public List<BlobInfo> listInfo(BlobType type) throws IOException {
-    return delegate.listInfo(type);
-  }
-
-  @Override
-  public void delete(BlobName name) throws IOException {
-    delegate.delete(name);
-  }
-
-  @Override
-  public String location() {
-    return delegate.location();
   }
 }
