@@ -108,6 +108,7 @@ final class CachePruner {
     } catch (NoSuchFileException e) {
       try {
         Files.createFile(marker);
+        Files.setLastModifiedTime(marker, FileTime.from(now));
       } catch (IOException racedOrReadOnly) {
         return -1; // another process prunes now, or the cache is read-only
       }
