@@ -48,7 +48,7 @@ final class BundleCache {
   private static final String PREFIX = "bundles/";
   static final String IN_USE = ".in-use";
   private static final String RUNTIME_PREFIX = "runtime-";
-  private static final String REMOVING_PREFIX = "removing-";
+  static final String REMOVING_PREFIX = "removing-";
 
   /** This process's shared lock on its runtime directory: held until the process ends. */
   private static FileLock inUse;

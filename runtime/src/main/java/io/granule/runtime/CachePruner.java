@@ -53,7 +53,6 @@ final class CachePruner {
   private static final Duration TEMPORARY = Duration.ofDays(1);
 
   private static final Pattern REPOSITORY_ID = Pattern.compile("[0-9a-f]{64}");
-  private static final String REMOVING_PREFIX = "removing-";
   private static final Logger LOG = LoggerFactory.getLogger(CachePruner.class);
 
   private CachePruner() {}
@@ -123,7 +122,7 @@ final class CachePruner {
         if (REPOSITORY_ID.matcher(name).matches()
             && Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)
             && lastUse(dir).isBefore(cutoff)) {
-          Path doomed = root.resolve(REMOVING_PREFIX + name);
+          Path doomed = root.resolve(BundleCache.REMOVING_PREFIX + name);
           try {
             Files.move(dir, doomed, StandardCopyOption.ATOMIC_MOVE);
           } catch (IOException e) {

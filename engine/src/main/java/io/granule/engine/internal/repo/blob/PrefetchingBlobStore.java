@@ -101,11 +101,6 @@ public final class PrefetchingBlobStore extends ForwardingBlobStore {
   /** A load that no held range covered. */
   private record Miss(BlobName name, long offset, int length) {}
 
-  /** Prefetches for {@code delegate} with the default budget, slabs and threads. */
-  public PrefetchingBlobStore(BlobStore delegate) {
-    this(delegate, DEFAULT_BUDGET, DEFAULT_SLAB, DEFAULT_THREADS);
-  }
-
   /**
    * Holds at most {@code budget} bytes in slabs of {@code slabSize} (at least one), fetched by up
    * to {@code threads} requests at a time.

@@ -267,17 +267,7 @@ public final class S3BlobStore implements BlobStore {
       saveMultipart(name, key, data);
       return;
     }
-    request(
-        "saving",
-        name,
-        () ->
-            s3.putObject(
-                r ->
-                    r.bucket(where.bucket())
-                        .key(key)
-                        .contentLength((long) data.length)
-                        .contentMD5(md5(data, 0, data.length)),
-                RequestBody.fromBytes(data)));
+    save(name, ByteBuffer.wrap(data)); // one PUT, streamed from the array
   }
 
   /**
@@ -416,13 +406,7 @@ public final class S3BlobStore implements BlobStore {
   }
 
   private static String md5(byte[] data, int off, int len) {
-    try {
-      MessageDigest md = MessageDigest.getInstance("MD5");
-      md.update(data, off, len);
-      return Base64.getEncoder().encodeToString(md.digest());
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("md5 is missing from this java runtime", e);
-    }
+    return md5(ByteBuffer.wrap(data, off, len));
   }
 
   @Override
