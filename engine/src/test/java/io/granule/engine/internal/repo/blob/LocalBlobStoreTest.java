@@ -2,14 +2,18 @@ package io.granule.engine.internal.repo.blob;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 class LocalBlobStoreTest extends BlobStoreContractTest {
+  private static final int MIB = 1 << 20;
 
   @Override
   protected BlobStore newStore(Path tmp) {
@@ -75,7 +79,7 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
   @Test
   void prefetchIsAHintThatNeverFails() throws Exception {
     BlobName name = new BlobName(BlobType.PACK, "77bb");
-    byte[] data = new byte[3 * LocalBlobStore.PREFETCH_READ + 5];
+    byte[] data = new byte[3 * MIB + 5];
     new Random(9).nextBytes(data);
     store.save(name, data);
 
@@ -88,20 +92,20 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
 
   @Test
   void prefetchReadsFromADiskAndLeavesAStoreInMemoryAlone() throws Exception {
-    byte[] data = new byte[3 * LocalBlobStore.PREFETCH_READ];
+    byte[] data = new byte[3 * MIB];
     new Random(5).nextBytes(data);
     BlobName name = new BlobName(BlobType.PACK, "99ee");
     LocalBlobStore onDisk = (LocalBlobStore) store;
     assertThat(Files.getFileStore(tmp).type()).as("@TempDir on a disk").isNotIn("tmpfs", "ramfs");
     onDisk.save(name, data);
-    onDisk.prefetch(name, 100, 2 * LocalBlobStore.PREFETCH_READ, 0);
-    assertThat(onDisk.prefetchedBytes()).isEqualTo(2 * LocalBlobStore.PREFETCH_READ);
+    onDisk.prefetch(name, 100, 2 * MIB, 0);
+    assertThat(onDisk.prefetchedBytes()).isEqualTo(2 * MIB);
 
     Path shm = Files.createTempDirectory(Path.of("/dev/shm"), "granule-prefetch-");
     try {
       LocalBlobStore inMemory = new LocalBlobStore(shm);
       inMemory.save(name, data);
-      inMemory.prefetch(name, 100, 2 * LocalBlobStore.PREFETCH_READ, 0);
+      inMemory.prefetch(name, 100, 2 * MIB, 0);
       assertThat(inMemory.prefetchedBytes()).isZero();
       assertThat(inMemory.load(name, 100, 10))
           .isEqualTo(java.util.Arrays.copyOfRange(data, 100, 110));
@@ -112,5 +116,44 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
         }
       }
     }
+  }
+
+  @Test
+  void prefetchReadsTheRangeIntoThePageCache() throws Exception {
+
+    byte[] data = new byte[6 * MIB];
+    new Random(3).nextBytes(data);
+    BlobName name = new BlobName(BlobType.PACK, "88ff");
+    LocalBlobStore local = (LocalBlobStore) store;
+    local.save(name, data); // a heap array: written through the page cache, then fsynced
+    Path file = local.path(name);
+    run("dd", "if=" + file, "iflag=nocache", "count=0", "status=none"); // drops its clean pages
+    assertThat(residentBytes(file)).as("cached after dd iflag=nocache").isLessThan(MIB);
+
+    local.prefetch(name, MIB, 2L * MIB, 2L * MIB);
+
+    long deadline = System.nanoTime() + 10_000_000_000L;
+    while (residentBytes(file) < 2L * MIB && System.nanoTime() < deadline) {
+      Thread.sleep(20);
+    }
+    assertThat(residentBytes(file))
+        .as("cached after the prefetch")
+        .isGreaterThanOrEqualTo(2L * MIB);
+    assertThat(local.prefetchedBytes()).isEqualTo(2L * MIB);
+    assertThat(local.load(name, MIB, 100))
+        .isEqualTo(java.util.Arrays.copyOfRange(data, MIB, MIB + 100));
+  }
+
+  /** The bytes of {@code file} in the page cache, by {@code fincore} (util-linux). */
+  private static long residentBytes(Path file) throws IOException, InterruptedException {
+    return Long.parseLong(
+        run("fincore", "--bytes", "--noheadings", "--output", "RES", file.toString()).trim());
+  }
+
+  private static String run(String... command) throws IOException, InterruptedException {
+    Process p = new ProcessBuilder(List.of(command)).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertThat(p.waitFor()).as(String.join(" ", command) + ": " + out).isZero();
+    return out;
   }
 }
