@@ -8,6 +8,8 @@ import io.granule.engine.internal.repo.store.ChunkReader;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.BitSet;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -20,9 +22,14 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * One raw restore (see {@link DiskRestorer}): writer threads take runs of adjacent chunks of one
  * kind in disk order, and each fetches, checks and decompresses its run into its own aligned buffer
  * and writes it at its offset, while a {@link RestoreReadAhead} reads their packs ahead of them.
- * Workers are never interrupted: an interrupt closes a {@code FileChannel} for every thread. They
- * stop at the first failure, after their current run; the failure at the lowest offset is the one
- * thrown.
+ *
+ * <p>A chunk at several places of the disk is fetched once, at its first place: the writer of that
+ * run also writes it at the others ({@link FixedIndex#nextSame}), which no run covers (copies of
+ * adjacent chunks to adjacent places in one write). The data comes from the checked buffer, so a
+ * copy is as verified as the chunk; a VM image's duplicated files and the bench image's duplicated
+ * regions are fetched, decrypted and checked once instead of at each place. Workers are never
+ * interrupted: an interrupt closes a {@code FileChannel} for every thread. They stop at the first
+ * failure, after their current run; the failure at the lowest offset is the one thrown.
  */
 final class RawRestore {
   private final SnapshotDisk disk;
@@ -33,6 +40,12 @@ final class RawRestore {
 
   /** Chunks per run at most. */
   private final int perRun;
+
+  /** Per position, the next place of the same chunk, or -1; null when copies are off. */
+  private final int[] nextSame;
+
+  /** Positions written as copies of an earlier place of their chunk; empty when copies are off. */
+  private final BitSet copies = new BitSet();
 
   private final Object lock = new Object();
   // Guarded by lock.
@@ -58,6 +71,12 @@ final class RawRestore {
   static final boolean READ_AHEAD =
       !"false".equals(System.getProperty("granule.restore.readahead"));
 
+  /**
+   * Whether a chunk at several places is fetched once and copied ({@code
+   * -Dgranule.restore.copies=false}: fetched at each place, for measurements).
+   */
+  static final boolean COPIES = !"false".equals(System.getProperty("granule.restore.copies"));
+
   RawRestore(SnapshotDisk disk, RawTarget out, boolean fresh, int threads) {
     this.disk = disk;
     this.fixed = disk.fixedIndex();
@@ -65,6 +84,14 @@ final class RawRestore {
     this.fresh = fresh;
     this.threads = threads;
     this.perRun = Math.max(1, DiskRestorer.MAX_WRITE / fixed.chunkSize());
+    this.nextSame = COPIES ? fixed.nextSame() : null;
+    if (nextSame != null) {
+      for (int q : nextSame) {
+        if (q >= 0) {
+          copies.set(q);
+        }
+      }
+    }
     this.reading = new AtomicIntegerArray(Math.max(1, threads));
     for (int i = 0; i < reading.length(); i++) {
       reading.set(i, Integer.MAX_VALUE);
@@ -90,7 +117,8 @@ final class RawRestore {
     RestoreReadAhead readAhead = null;
     Thread readAheadThread = null;
     if (READ_AHEAD) {
-      readAhead = new RestoreReadAhead(disk, lock, () -> cursor, this::lowestUnread);
+      readAhead =
+          new RestoreReadAhead(disk, lock, () -> cursor, this::lowestUnread, p -> !copies.get(p));
       readAheadThread = new Thread(readAhead, "granule-restore-readahead");
       readAheadThread.setDaemon(true);
       readAheadThread.start();
@@ -171,11 +199,53 @@ final class RawRestore {
             src = buf.flip();
           }
           out.write(src, offset);
+          if (!r.zero() && nextSame != null) {
+            writeCopies(r, buf);
+          }
         } catch (IOException | RuntimeException | Error e) {
           fail(r.start(), e);
           return;
         }
       }
+    }
+  }
+
+  /**
+   * Writes the chunks of run {@code r}, read into {@code buf} (chunk {@code i} of the run at {@code
+   * i * chunkSize}), at their other places on the disk: adjacent places that take adjacent chunks
+   * in one write.
+   */
+  private void writeCopies(Run r, ByteBuffer buf) throws IOException {
+    long[] pairs = new long[8]; // place << 32 | index in the run
+    int n = 0;
+    for (int i = 0; i < r.count(); i++) {
+      for (int q = nextSame[r.start() + i]; q >= 0; q = nextSame[q]) {
+        if (n == pairs.length) {
+          pairs = Arrays.copyOf(pairs, n * 2);
+        }
+        pairs[n++] = (long) q << 32 | i;
+      }
+    }
+    if (n == 0) {
+      return;
+    }
+    Arrays.sort(pairs, 0, n);
+    int chunk = fixed.chunkSize();
+    int g = 0;
+    while (g < n) {
+      int place = (int) (pairs[g] >>> 32);
+      int index = (int) pairs[g];
+      int k = 1;
+      while (g + k < n
+          && (int) (pairs[g + k] >>> 32) == place + k
+          && (int) pairs[g + k] == index + k) {
+        k++;
+      }
+      long offset = (long) place * chunk;
+      int length = (int) (Math.min(fixed.diskSize(), offset + (long) k * chunk) - offset);
+      int from = index * chunk;
+      out.write(buf.duplicate().limit(from + length).position(from), offset);
+      g += k;
     }
   }
 
@@ -202,8 +272,10 @@ final class RawRestore {
         return null;
       }
       int count = fixed.count();
-      while (cursor < count && fresh && fixed.get(cursor).isZero()) {
-        zeroChunks++;
+      while (cursor < count && (copies.get(cursor) || fresh && fixed.get(cursor).isZero())) {
+        if (!copies.get(cursor)) {
+          zeroChunks++;
+        }
         cursor++;
       }
       if (cursor >= count) {
@@ -211,7 +283,10 @@ final class RawRestore {
       }
       int start = cursor;
       boolean zero = fixed.get(start).isZero();
-      while (cursor < count && cursor - start < perRun && fixed.get(cursor).isZero() == zero) {
+      while (cursor < count
+          && cursor - start < perRun
+          && !copies.get(cursor)
+          && fixed.get(cursor).isZero() == zero) {
         cursor++;
       }
       if (zero) {

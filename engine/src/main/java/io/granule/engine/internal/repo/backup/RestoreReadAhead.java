@@ -6,6 +6,7 @@ import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.function.IntPredicate;
 import java.util.function.IntSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -48,15 +49,22 @@ final class RestoreReadAhead implements Runnable {
   private final Object lock;
   private final IntSupplier cursor;
   private final IntSupplier reading;
+  private final IntPredicate fetched;
   // Guarded by lock.
   private boolean stopped;
 
   /**
    * A read-ahead of {@code disk}; {@code cursor} is the position of the next run to hand out, read
    * and advanced under {@code lock}, whose owner notifies it when the cursor moves; {@code reading}
-   * is the lowest position a writer is still to read (at most the cursor).
+   * is the lowest position a writer is still to read (at most the cursor); {@code fetched} says
+   * whether the chunk at a position is fetched there (not copied from another place).
    */
-  RestoreReadAhead(SnapshotDisk disk, Object lock, IntSupplier cursor, IntSupplier reading) {
+  RestoreReadAhead(
+      SnapshotDisk disk,
+      Object lock,
+      IntSupplier cursor,
+      IntSupplier reading,
+      IntPredicate fetched) {
     this.disk = disk;
     this.count = disk.fixedIndex().count();
     int chunk = disk.fixedIndex().chunkSize();
@@ -65,6 +73,7 @@ final class RestoreReadAhead implements Runnable {
     this.lock = lock;
     this.cursor = cursor;
     this.reading = reading;
+    this.fetched = fetched;
   }
 
   /** Stops the read-ahead after its current range. */
@@ -104,7 +113,7 @@ final class RestoreReadAhead implements Runnable {
   private void fetch(int from, int to) {
     List<ChunkLocation> locations = new ArrayList<>(to - from);
     for (int p = from; p < to; p++) {
-      ChunkLocation loc = disk.location(p);
+      ChunkLocation loc = fetched.test(p) ? disk.location(p) : null;
       if (loc != null) {
         locations.add(loc);
       }

@@ -226,6 +226,54 @@ class DiskRestorerTest {
     }
   }
 
+  /**
+   * A disk of 64 KiB chunks that repeat: one chunk at three places (one of them in the same run as
+   * its first), an adjacent pair copied as a pair, zeros, and a short last chunk. Copies split the
+   * runs, and with 4 writers land between runs of other writers; an existing target's old bytes
+   * must all be overwritten.
+   */
+  @Test
+  void aChunkAtSeveralPlacesIsFetchedOnceAndWrittenAtEach() throws Exception {
+    byte[][] blocks = new byte[6][];
+    for (int i = 0; i < blocks.length; i++) {
+      blocks[i] = new byte[CHUNK];
+      new java.util.Random(100 + i).nextBytes(blocks[i]);
+    }
+    // A B C A 0 A B C D 0 B C E D B C + a short unique tail (E at index 4 is also random)
+    int[] layout = {0, 1, 2, 0, -1, 0, 1, 2, 3, -1, 1, 2, 4, 3, 1, 2};
+    int size = layout.length * CHUNK + 5000;
+    byte[] data = new byte[size];
+    for (int i = 0; i < layout.length; i++) {
+      if (layout[i] >= 0) {
+        System.arraycopy(blocks[layout[i]], 0, data, i * CHUNK, CHUNK);
+      }
+    }
+    for (int i = layout.length * CHUNK; i < size; i++) {
+      data[i] = (byte) (i * 31 + 7);
+    }
+    int distinct = 5 + 1; // A B C D E and the tail
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo, tmp, data);
+      for (boolean fresh : new boolean[] {true, false}) {
+        for (int threads : new int[] {1, 4}) {
+          Path out = tmp.resolve("copies-" + fresh + "-" + threads);
+          if (!fresh) {
+            byte[] junk = new byte[size];
+            Arrays.fill(junk, (byte) 0xee);
+            Files.write(out, junk);
+          }
+          RestoreResult r;
+          try (SnapshotDisk disk = repo.openDisk(m, "vda")) {
+            r = DiskRestorer.restore(disk, out, threads, true, 0, DiskRestorer.WRITEBACK);
+          }
+          assertThat(sha256(out)).as("fresh=%s threads=%d", fresh, threads).isEqualTo(sha256(data));
+          assertThat(r.chunksFetched()).as("each distinct chunk fetched once").isEqualTo(distinct);
+          assertThat(r.zeroChunks()).isEqualTo(2);
+        }
+      }
+    }
+  }
+
   /** A repository in {@code tmp}, encrypted or not. */
   private Repository repo(boolean encrypted) {
     if (!encrypted) {
