@@ -9,6 +9,7 @@ import io.granule.engine.internal.ops.FileBrowser;
 import io.granule.engine.internal.ops.FileRestorer;
 import io.granule.engine.internal.plugin.PluginLeases.Lease;
 import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.backup.RestoreListener;
 import io.granule.engine.internal.repo.backup.RestoreResult;
 import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.snapshot.Manifest;
@@ -22,6 +23,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -93,6 +95,9 @@ final class RestoreCommand extends ContextCommand {
         })
     String format;
 
+    @Option(names = "--no-progress", description = "Do not show progress.")
+    boolean noProgress;
+
     /** The extensions that choose a format when --format is not given. */
     private static final Map<String, String> EXTENSIONS =
         Map.of(".qcow2", "qcow2", ".vmdk", "vmdk", ".vhdx", "vhdx");
@@ -155,22 +160,29 @@ final class RestoreCommand extends ContextCommand {
         }
         PrintWriter out = context().out();
         long t0 = System.nanoTime();
+        ProgressBar bar =
+            noProgress
+                ? null
+                : new ProgressBar(
+                    context().err(), ProgressBar.isTerminal(), Duration.ofSeconds(10));
+        String label = "restore " + diskName;
+        RestoreListener progress =
+            bar == null
+                ? RestoreListener.NONE
+                : (done, total) -> {
+                  double s = (System.nanoTime() - t0) / 1e9;
+                  bar.update(label, done, total, null, s > 0.5 ? done / s : 0);
+                };
         RestoreResult res;
-        if (chosen.equals(RawFormat.NAME)) {
-          Path target = exists ? to : to.resolveSibling(to.getFileName() + ".partial");
-          try {
-            res = r.restoreDisk(snap, diskName, target);
-            if (!exists) {
-              Files.move(target, to, StandardCopyOption.ATOMIC_MOVE);
-            }
-          } catch (RuntimeException | IOException e) {
-            if (!exists) {
-              Files.deleteIfExists(target);
-            }
-            throw e;
+        try {
+          res =
+              chosen.equals(RawFormat.NAME)
+                  ? restoreRaw(r, snap, diskName, exists, progress)
+                  : restoreImage(r, snap, diskName, chosen, why, out, progress);
+        } finally {
+          if (bar != null) {
+            bar.finish();
           }
-        } else {
-          res = restoreImage(r, snap, diskName, chosen, why, out);
         }
         double secs = Math.max(0.001, (System.nanoTime() - t0) / 1e9);
         out.printf(
@@ -190,11 +202,39 @@ final class RestoreCommand extends ContextCommand {
     }
 
     /**
+     * Writes the disk raw: an existing file or device in place, a new file as FILE.partial, renamed
+     * to FILE once complete and synced (deleted on failure).
+     */
+    private RestoreResult restoreRaw(
+        Repository r, Manifest snap, String diskName, boolean exists, RestoreListener progress)
+        throws IOException {
+      Path target = exists ? to : to.resolveSibling(to.getFileName() + ".partial");
+      try {
+        RestoreResult res = r.restoreDisk(snap, diskName, target, progress);
+        if (!exists) {
+          Files.move(target, to, StandardCopyOption.ATOMIC_MOVE);
+        }
+        return res;
+      } catch (RuntimeException | IOException e) {
+        if (!exists) {
+          Files.deleteIfExists(target);
+        }
+        throw e;
+      }
+    }
+
+    /**
      * Writes the disk as a {@code chosen} image to FILE.partial through the format's plugin,
      * holding a lease on it throughout, and renames it to FILE once the writer has finished.
      */
     private RestoreResult restoreImage(
-        Repository r, Manifest snap, String diskName, String chosen, String why, PrintWriter out)
+        Repository r,
+        Manifest snap,
+        String diskName,
+        String chosen,
+        String why,
+        PrintWriter out,
+        RestoreListener progress)
         throws IOException {
       Lease<DiskImageFormat> lease = context().formats().acquire(chosen);
       if (!lease.get().canCreate()) {
@@ -226,7 +266,7 @@ final class RestoreCommand extends ContextCommand {
                 partial,
                 size,
                 Map.of(DiskImageWriter.OPTION_FILE_NAME, to.getFileName().toString()))) {
-          res = r.restoreDisk(snap, diskName, w, partial);
+          res = r.restoreDisk(snap, diskName, w, partial, progress);
         }
         Files.move(
             partial, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);

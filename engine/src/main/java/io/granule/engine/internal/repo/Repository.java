@@ -5,6 +5,7 @@ import io.granule.engine.internal.repo.backup.BackupListener;
 import io.granule.engine.internal.repo.backup.BackupRequest;
 import io.granule.engine.internal.repo.backup.BackupResult;
 import io.granule.engine.internal.repo.backup.DiskRestorer;
+import io.granule.engine.internal.repo.backup.RestoreListener;
 import io.granule.engine.internal.repo.backup.RestoreResult;
 import io.granule.engine.internal.repo.backup.Verifier;
 import io.granule.engine.internal.repo.backup.VerifyListener;
@@ -794,9 +795,15 @@ public final class Repository implements Closeable {
 
   /** Restores one disk of a snapshot to a file or block device (see {@link DiskRestorer}). */
   public RestoreResult restoreDisk(Manifest snapshot, String diskName, Path target) {
+    return restoreDisk(snapshot, diskName, target, RestoreListener.NONE);
+  }
+
+  /** Restores one disk of a snapshot to a file or block device, reporting progress. */
+  public RestoreResult restoreDisk(
+      Manifest snapshot, String diskName, Path target, RestoreListener listener) {
     JitWarmup.start(codec, hasher);
     try (SnapshotDisk disk = openDisk(snapshot, diskName, 0)) {
-      return DiskRestorer.restore(disk, target);
+      return DiskRestorer.restore(disk, target, listener);
     }
   }
 
@@ -806,9 +813,19 @@ public final class Repository implements Closeable {
    */
   public RestoreResult restoreDisk(
       Manifest snapshot, String diskName, DiskImageWriter writer, Path target) {
+    return restoreDisk(snapshot, diskName, writer, target, RestoreListener.NONE);
+  }
+
+  /** As {@link #restoreDisk(Manifest, String, DiskImageWriter, Path)}, reporting progress. */
+  public RestoreResult restoreDisk(
+      Manifest snapshot,
+      String diskName,
+      DiskImageWriter writer,
+      Path target,
+      RestoreListener listener) {
     JitWarmup.start(codec, hasher);
     try (SnapshotDisk disk = openDisk(snapshot, diskName, 0)) {
-      return DiskRestorer.restore(disk, writer, target);
+      return DiskRestorer.restore(disk, writer, target, listener);
     }
   }
 

@@ -56,6 +56,9 @@ public final class DiskRestorer {
    * Threads that fetch and write runs of a raw target, and so writes in flight (property {@code
    * granule.restore.writers}, for measurements).
    */
+  /** Bytes between two progress reports of an image restore (chunk by chunk otherwise). */
+  private static final long PROGRESS_BYTES = 16L << 20;
+
   static final int WRITERS =
       Math.max(1, Math.min(64, Integer.getInteger("granule.restore.writers", 3)));
 
@@ -108,9 +111,14 @@ public final class DiskRestorer {
    * direct writes badly.
    */
   public static RestoreResult restore(SnapshotDisk disk, Path target) {
+    return restore(disk, target, RestoreListener.NONE);
+  }
+
+  /** As {@link #restore(SnapshotDisk, Path)}, reporting progress to {@code listener}. */
+  public static RestoreResult restore(SnapshotDisk disk, Path target, RestoreListener listener) {
     String mode = System.getProperty("granule.restore.direct", "auto");
     return restore(
-        disk, target, WRITERS, !"never".equals(mode), minDirect(target, mode), WRITEBACK);
+        disk, target, WRITERS, !"never".equals(mode), minDirect(target, mode), WRITEBACK, listener);
   }
 
   /**
@@ -135,6 +143,17 @@ public final class DiskRestorer {
       boolean tryDirect,
       int minDirect,
       long writeback) {
+    return restore(disk, target, threads, tryDirect, minDirect, writeback, RestoreListener.NONE);
+  }
+
+  static RestoreResult restore(
+      SnapshotDisk disk,
+      Path target,
+      int threads,
+      boolean tryDirect,
+      int minDirect,
+      long writeback,
+      RestoreListener listener) {
     boolean fresh = !Files.exists(target);
     boolean regular = fresh || Files.isRegularFile(target);
     FixedIndex fixed = disk.fixedIndex();
@@ -162,7 +181,7 @@ public final class DiskRestorer {
       }
       try (RawTarget out =
           RawTarget.open(target, ch, tryDirect, fixed.chunkSize(), minDirect, writeback)) {
-        zeroChunks = new RawRestore(disk, out, fresh, threads).run();
+        zeroChunks = new RawRestore(disk, out, fresh, threads, listener).run();
         out.finish();
       }
       ch.force(true);
@@ -183,7 +202,14 @@ public final class DiskRestorer {
    * in messages), and finishes it. The caller closes the writer, and deletes the file on failure.
    */
   public static RestoreResult restore(SnapshotDisk disk, DiskImageWriter writer, Path target) {
+    return restore(disk, writer, target, RestoreListener.NONE);
+  }
+
+  /** As {@link #restore(SnapshotDisk, DiskImageWriter, Path)}, reporting progress. */
+  public static RestoreResult restore(
+      SnapshotDisk disk, DiskImageWriter writer, Path target, RestoreListener listener) {
     FixedIndex fixed = disk.fixedIndex();
+    long reported = 0;
     long zeroChunks = 0;
     ExecutorService fetchers = Executors.newFixedThreadPool(FETCH_THREADS, DAEMON);
     try {
@@ -204,9 +230,16 @@ public final class DiskRestorer {
           break;
         }
         byte[] chunk = await(ahead.poll());
-        writer.write((long) positions.poll() * fixed.chunkSize(), ByteBuffer.wrap(chunk));
+        long at = (long) positions.poll() * fixed.chunkSize();
+        writer.write(at, ByteBuffer.wrap(chunk));
+        long done = at + chunk.length; // zeros before it count as restored: the writer skips them
+        if (done - reported >= PROGRESS_BYTES) {
+          listener.progress(done, fixed.diskSize());
+          reported = done;
+        }
       }
       writer.finish();
+      listener.progress(fixed.diskSize(), fixed.diskSize());
     } catch (IOException e) {
       throw new RestoreTargetException(
           "unable to restore to '"

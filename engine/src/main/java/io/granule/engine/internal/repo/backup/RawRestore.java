@@ -17,6 +17,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * One raw restore (see {@link DiskRestorer}): writer threads take runs of adjacent chunks of one
@@ -37,6 +38,10 @@ final class RawRestore {
   private final RawTarget out;
   private final boolean fresh;
   private final int threads;
+  private final RestoreListener listener;
+
+  /** Bytes of the disk restored: written, copied, or left as holes. */
+  private final AtomicLong done = new AtomicLong();
 
   /** Chunks per run at most. */
   private final int perRun;
@@ -77,12 +82,14 @@ final class RawRestore {
    */
   static final boolean COPIES = !"false".equals(System.getProperty("granule.restore.copies"));
 
-  RawRestore(SnapshotDisk disk, RawTarget out, boolean fresh, int threads) {
+  RawRestore(
+      SnapshotDisk disk, RawTarget out, boolean fresh, int threads, RestoreListener listener) {
     this.disk = disk;
     this.fixed = disk.fixedIndex();
     this.out = out;
     this.fresh = fresh;
     this.threads = threads;
+    this.listener = listener;
     this.perRun = Math.max(1, DiskRestorer.MAX_WRITE / fixed.chunkSize());
     this.nextSame = COPIES ? fixed.nextSame() : null;
     if (nextSame != null) {
@@ -199,9 +206,8 @@ final class RawRestore {
             src = buf.flip();
           }
           out.write(src, offset);
-          if (!r.zero() && nextSame != null) {
-            writeCopies(r, buf);
-          }
+          long copied = !r.zero() && nextSame != null ? writeCopies(r, buf) : 0;
+          listener.progress(done.addAndGet(length + copied), fixed.diskSize());
         } catch (IOException | RuntimeException | Error e) {
           fail(r.start(), e);
           return;
@@ -213,9 +219,9 @@ final class RawRestore {
   /**
    * Writes the chunks of run {@code r}, read into {@code buf} (chunk {@code i} of the run at {@code
    * i * chunkSize}), at their other places on the disk: adjacent places that take adjacent chunks
-   * in one write.
+   * in one write. Returns the bytes written.
    */
-  private void writeCopies(Run r, ByteBuffer buf) throws IOException {
+  private long writeCopies(Run r, ByteBuffer buf) throws IOException {
     long[] pairs = new long[8]; // place << 32 | index in the run
     int n = 0;
     for (int i = 0; i < r.count(); i++) {
@@ -227,10 +233,11 @@ final class RawRestore {
       }
     }
     if (n == 0) {
-      return;
+      return 0;
     }
     Arrays.sort(pairs, 0, n);
     int chunk = fixed.chunkSize();
+    long written = 0;
     int g = 0;
     while (g < n) {
       int place = (int) (pairs[g] >>> 32);
@@ -245,8 +252,10 @@ final class RawRestore {
       int length = (int) (Math.min(fixed.diskSize(), offset + (long) k * chunk) - offset);
       int from = index * chunk;
       out.write(buf.duplicate().limit(from + length).position(from), offset);
+      written += length;
       g += k;
     }
+    return written;
   }
 
   /** Waits for {@code t} to end; returns whether this thread was interrupted meanwhile. */
@@ -275,6 +284,7 @@ final class RawRestore {
       while (cursor < count && (copies.get(cursor) || fresh && fixed.get(cursor).isZero())) {
         if (!copies.get(cursor)) {
           zeroChunks++;
+          done.addAndGet(fixed.length(cursor)); // a hole of the new file
         }
         cursor++;
       }

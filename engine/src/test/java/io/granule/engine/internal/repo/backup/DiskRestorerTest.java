@@ -274,6 +274,39 @@ class DiskRestorerTest {
     }
   }
 
+  @Test
+  void progressCountsWritesCopiesAndHolesUpToTheDiskSize() throws Exception {
+    byte[] data = image(SHORT_LAST_CHUNK, 41);
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo, tmp, data);
+      for (boolean fresh : new boolean[] {true, false}) {
+        Path out = tmp.resolve("progress-" + fresh);
+        if (!fresh) {
+          Files.write(out, new byte[100]);
+        }
+        java.util.Queue<long[]> reports = new java.util.concurrent.ConcurrentLinkedQueue<>();
+        try (SnapshotDisk disk = repo.openDisk(m, "vda")) {
+          DiskRestorer.restore(
+              disk,
+              out,
+              4,
+              true,
+              0,
+              DiskRestorer.WRITEBACK,
+              (done, total) -> reports.add(new long[] {done, total}));
+        }
+        assertThat(sha256(out)).isEqualTo(sha256(data));
+        assertThat(reports).as("fresh=%s", fresh).isNotEmpty();
+        assertThat(reports).allSatisfy(r -> assertThat(r[1]).isEqualTo(SHORT_LAST_CHUNK));
+        assertThat(reports)
+            .allSatisfy(r -> assertThat(r[0]).isBetween(1L, (long) SHORT_LAST_CHUNK));
+        assertThat(reports.stream().mapToLong(r -> r[0]).max().getAsLong())
+            .as("the last report is the whole disk")
+            .isEqualTo(SHORT_LAST_CHUNK);
+      }
+    }
+  }
+
   /** A repository in {@code tmp}, encrypted or not. */
   private Repository repo(boolean encrypted) {
     if (!encrypted) {
