@@ -26,6 +26,7 @@ abstract class SparseImageWriter implements DiskImageWriter {
   private final int clusterSize;
   private final byte[] cluster;
   private final byte[] zeros;
+  // The cluster being gathered in the buffer (a write that covers only part of it), or -1.
   private long current = -1;
   private long position;
   private boolean finished;
@@ -151,12 +152,22 @@ abstract class SparseImageWriter implements DiskImageWriter {
     long off = offset;
     while (data.hasRemaining()) {
       long index = off / clusterSize;
-      if (index != current) {
-        flushCluster();
-        current = index;
-      }
       int in = (int) (off % clusterSize);
       int n = Math.min(data.remaining(), clusterSize - in);
+      if (index != current) {
+        flushCluster();
+        if (n == clusterSize) {
+          // A whole cluster: written from the caller's buffer, neither copied nor cleared after.
+          ByteBuffer whole = data.slice(data.position(), n);
+          if (whole.mismatch(ByteBuffer.wrap(zeros)) >= 0) {
+            guard(() -> writeCluster(index, whole));
+          }
+          data.position(data.position() + n);
+          off += n;
+          continue;
+        }
+        current = index;
+      }
       data.get(cluster, in, n);
       off += n;
     }
