@@ -134,18 +134,8 @@ public final class DiskRestorer {
   /**
    * Restores {@code disk} to {@code target} with {@code threads} writers, trying {@code O_DIRECT}
    * if {@code tryDirect} for writes of {@code minDirect} bytes or more, buffered writes starting a
-   * write-back every {@code writeback} bytes.
+   * write-back every {@code writeback} bytes, reporting progress to {@code listener}.
    */
-  static RestoreResult restore(
-      SnapshotDisk disk,
-      Path target,
-      int threads,
-      boolean tryDirect,
-      int minDirect,
-      long writeback) {
-    return restore(disk, target, threads, tryDirect, minDirect, writeback, RestoreListener.NONE);
-  }
-
   static RestoreResult restore(
       SnapshotDisk disk,
       Path target,

@@ -109,7 +109,8 @@ class DiskRestorerTest {
   private static RestoreResult restore(
       Repository repo, Manifest m, Path target, int threads, boolean direct, long writeback) {
     try (SnapshotDisk disk = repo.openDisk(m, "vda")) {
-      return DiskRestorer.restore(disk, target, threads, direct, 0, writeback);
+      return DiskRestorer.restore(
+          disk, target, threads, direct, 0, writeback, RestoreListener.NONE);
     }
   }
 
@@ -264,7 +265,9 @@ class DiskRestorerTest {
           }
           RestoreResult r;
           try (SnapshotDisk disk = repo.openDisk(m, "vda")) {
-            r = DiskRestorer.restore(disk, out, threads, true, 0, DiskRestorer.WRITEBACK);
+            r =
+                DiskRestorer.restore(
+                    disk, out, threads, true, 0, DiskRestorer.WRITEBACK, RestoreListener.NONE);
           }
           assertThat(sha256(out)).as("fresh=%s threads=%d", fresh, threads).isEqualTo(sha256(data));
           assertThat(r.chunksFetched()).as("each distinct chunk fetched once").isEqualTo(distinct);

@@ -163,7 +163,7 @@ class RestoreReadAheadTest {
                 .manifest();
       }
       try (SnapshotDisk disk = repo.openDisk(m, "vda")) {
-        DiskRestorer.restore(disk, out, 4, false, 0, DiskRestorer.WRITEBACK);
+        DiskRestorer.restore(disk, out, 4, false, 0, DiskRestorer.WRITEBACK, RestoreListener.NONE);
       }
     }
     assertThat(Files.readAllBytes(out)).isEqualTo(data);

@@ -120,7 +120,6 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
 
   @Test
   void prefetchReadsTheRangeIntoThePageCache() throws Exception {
-
     byte[] data = new byte[6 * MIB];
     new Random(3).nextBytes(data);
     BlobName name = new BlobName(BlobType.PACK, "88ff");
