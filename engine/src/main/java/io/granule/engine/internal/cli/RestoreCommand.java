@@ -3,18 +3,13 @@ package io.granule.engine.internal.cli;
 import io.granule.engine.internal.app.AppUrls;
 import io.granule.engine.internal.app.Catalogs;
 import io.granule.engine.internal.app.ObjectRestore;
-import io.granule.engine.internal.image.LeasedDiskImageWriter;
-import io.granule.engine.internal.image.RawFormat;
 import io.granule.engine.internal.ops.FileBrowser;
 import io.granule.engine.internal.ops.FileRestorer;
-import io.granule.engine.internal.plugin.PluginLeases.Lease;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.backup.RestoreListener;
 import io.granule.engine.internal.repo.backup.RestoreResult;
 import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.snapshot.Manifest;
-import io.granule.engine.spi.DiskImageFormat;
-import io.granule.engine.spi.DiskImageWriter;
 import io.granule.engine.spi.ObjectRestoreReport;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -24,9 +19,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import picocli.CommandLine.Command;
@@ -98,66 +91,14 @@ final class RestoreCommand extends ContextCommand {
     @Option(names = "--no-progress", description = "Do not show progress.")
     boolean noProgress;
 
-    /** The extensions that choose a format when --format is not given. */
-    private static final Map<String, String> EXTENSIONS =
-        Map.of(".qcow2", "qcow2", ".vmdk", "vmdk", ".vhdx", "vhdx");
-
     @Override
     public Integer call() throws IOException {
       int colon = what.indexOf(':');
       String snapRef = colon < 0 ? what : what.substring(0, colon);
-      String diskName = colon < 0 ? null : what.substring(colon + 1);
-      boolean exists = Files.exists(to, LinkOption.NOFOLLOW_LINKS);
-      if (exists && !force) {
-        throw new CommandException(
-            ExitCodes.TARGET,
-            "restore target '" + to + "' exists: add --force to overwrite it, or choose another");
-      }
-      if (exists && Files.isDirectory(to)) {
-        throw new CommandException(
-            ExitCodes.TARGET, "restore target '" + to + "' is a directory: name a file");
-      }
-      String chosen = format == null ? null : format.toLowerCase(Locale.ROOT);
-      String why = "from --format";
-      if (chosen == null) {
-        String name = to.getFileName() == null ? "" : to.getFileName().toString();
-        String lower = name.toLowerCase(Locale.ROOT);
-        chosen = RawFormat.NAME;
-        why = "the default";
-        for (Map.Entry<String, String> e : EXTENSIONS.entrySet()) {
-          if (lower.endsWith(e.getKey())) {
-            chosen = e.getValue();
-            why = "from the extension " + e.getKey();
-          }
-        }
-      }
-      boolean device = exists && !Files.isRegularFile(to);
-      if (device && !chosen.equals(RawFormat.NAME)) {
-        throw new CommandException(
-            ExitCodes.USAGE,
-            "restore target '"
-                + to
-                + "' is a block device, which is written raw: drop --format "
-                + chosen
-                + ", or restore to a file");
-      }
+      DiskRestore restore = DiskRestore.prepare(context().formats(), to, force, format);
       try (Repository r = repo.open(context(), LockKind.SHARED, "restore")) {
         Manifest snap = r.resolve(snapRef);
-        if (diskName == null) {
-          if (snap.disks().size() != 1) {
-            throw new CommandException(
-                ExitCodes.USAGE,
-                "snapshot "
-                    + snap.id().substring(0, 12)
-                    + " has "
-                    + snap.disks().size()
-                    + " disks: name one as SNAP:DISK ("
-                    + String.join(
-                        ", ", snap.disks().stream().map(Manifest.DiskEntry::name).toList())
-                    + ")");
-          }
-          diskName = snap.disks().get(0).name();
-        }
+        String diskName = DiskRestore.diskName(snap, colon < 0 ? null : what.substring(colon + 1));
         PrintWriter out = context().out();
         long t0 = System.nanoTime();
         ProgressBar bar =
@@ -176,9 +117,15 @@ final class RestoreCommand extends ContextCommand {
         RestoreResult res;
         try {
           res =
-              chosen.equals(RawFormat.NAME)
-                  ? restoreRaw(r, snap, diskName, exists, progress)
-                  : restoreImage(r, snap, diskName, chosen, why, out, progress);
+              restore.run(
+                  r,
+                  snap,
+                  diskName,
+                  progress,
+                  line -> {
+                    out.println(line);
+                    out.flush();
+                  });
         } finally {
           if (bar != null) {
             bar.finish();
@@ -191,7 +138,7 @@ final class RestoreCommand extends ContextCommand {
             diskName,
             snap.id().substring(0, 12),
             to,
-            chosen,
+            restore.format(),
             Sizes.human(res.bytes()),
             secs,
             Sizes.human((long) (res.bytes() / secs)),
@@ -199,99 +146,6 @@ final class RestoreCommand extends ContextCommand {
         out.flush();
       }
       return ExitCodes.OK;
-    }
-
-    /**
-     * Writes the disk raw: an existing file or device in place, a new file as FILE.partial, renamed
-     * to FILE once complete and synced (deleted on failure).
-     */
-    private RestoreResult restoreRaw(
-        Repository r, Manifest snap, String diskName, boolean exists, RestoreListener progress)
-        throws IOException {
-      Path target = exists ? to : to.resolveSibling(to.getFileName() + ".partial");
-      try {
-        RestoreResult res = r.restoreDisk(snap, diskName, target, progress);
-        if (!exists) {
-          Files.move(target, to, StandardCopyOption.ATOMIC_MOVE);
-        }
-        return res;
-      } catch (RuntimeException | IOException e) {
-        if (!exists) {
-          Files.deleteIfExists(target);
-        }
-        throw e;
-      }
-    }
-
-    /**
-     * Writes the disk as a {@code chosen} image to FILE.partial through the format's plugin,
-     * holding a lease on it throughout, and renames it to FILE once the writer has finished.
-     */
-    private RestoreResult restoreImage(
-        Repository r,
-        Manifest snap,
-        String diskName,
-        String chosen,
-        String why,
-        PrintWriter out,
-        RestoreListener progress)
-        throws IOException {
-      Lease<DiskImageFormat> lease = context().formats().acquire(chosen);
-      if (!lease.get().canCreate()) {
-        List<String> writable = writableFormats();
-        lease.close();
-        throw new CommandException(
-            ExitCodes.USAGE,
-            "disk image format '"
-                + chosen
-                + "' cannot be restored to (formats that can: raw, "
-                + String.join(", ", writable)
-                + ")");
-      }
-      long size =
-          snap.disks().stream()
-              .filter(d -> d.name().equals(diskName))
-              .mapToLong(Manifest.DiskEntry::size)
-              .findFirst()
-              .orElse(-1);
-      out.printf(Locale.ROOT, "writing a %s image (%s) to %s%n", chosen, why, to);
-      out.flush();
-      Path partial = to.resolveSibling(to.getFileName() + ".partial");
-      Files.deleteIfExists(partial);
-      try {
-        RestoreResult res;
-        try (LeasedDiskImageWriter w =
-            LeasedDiskImageWriter.create(
-                lease,
-                partial,
-                size,
-                Map.of(DiskImageWriter.OPTION_FILE_NAME, to.getFileName().toString()))) {
-          res = r.restoreDisk(snap, diskName, w, partial, progress);
-        }
-        Files.move(
-            partial, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        return res;
-      } catch (IllegalArgumentException e) {
-        Files.deleteIfExists(partial);
-        throw new CommandException(
-            ExitCodes.TARGET,
-            "unable to restore to '" + to + "' as " + chosen + ": " + e.getMessage());
-      } catch (RuntimeException | IOException e) {
-        Files.deleteIfExists(partial);
-        throw e;
-      }
-    }
-
-    private List<String> writableFormats() {
-      List<String> names = new ArrayList<>();
-      for (Lease<DiskImageFormat> l : context().formats().acquireAll()) {
-        try (l) {
-          if (l.get().canCreate()) {
-            names.add(l.name());
-          }
-        }
-      }
-      return names.stream().distinct().sorted().toList();
     }
   }
 

@@ -5,6 +5,8 @@ import io.granule.engine.internal.app.AppUrls;
 import io.granule.engine.internal.app.Catalogs;
 import io.granule.engine.internal.app.ObjectRestore;
 import io.granule.engine.internal.cli.Cli;
+import io.granule.engine.internal.cli.CommandException;
+import io.granule.engine.internal.cli.DiskRestore;
 import io.granule.engine.internal.cli.ExitCodes;
 import io.granule.engine.internal.cli.Json;
 import io.granule.engine.internal.cli.RepoOption;
@@ -26,6 +28,7 @@ import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.backup.BackupProgress;
 import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.backup.RestoreResult;
 import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import jakarta.servlet.Servlet;
@@ -58,6 +61,12 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code POST /api/backups} with {@code {"repo": PATH, "disks": [{"name": N, "path": FILE,
  *       "format": F}], "host": H, "tags": [T], "freeze": [MOUNT], "freezeTimeoutSeconds": S}}:
  *       starts a backup job; answers 202 with the job
+ *   <li>{@code POST /api/restores/disk} with {@code {"repo": PATH, "snapshot": SNAP, "disk": NAME,
+ *       "to": FILE, "format": F, "force": false}}: starts a restore of a whole disk to a file or
+ *       block device, as {@code granule restore disk}; answers 202 with the job, or 4xx at once for
+ *       a target that exists without force (409), a directory (409), an image format for a device
+ *       (422)
+ *   <li>{@code POST /api/restores/table}: restores one table into a live database
  *   <li>{@code GET /api/jobs}, {@code GET /api/jobs/ID}: jobs with state, progress, result, error
  * </ul>
  */
@@ -184,6 +193,10 @@ public final class ApiServlet extends HttpServlet {
       restoreTable(req, resp);
       return;
     }
+    if (path.equals("/restores/disk")) {
+      restoreDisk(req, resp);
+      return;
+    }
     if (!path.equals("/backups")) {
       send(resp, 404, Map.of("error", "no such endpoint: POST /api" + path));
       return;
@@ -305,6 +318,89 @@ public final class ApiServlet extends HttpServlet {
     record Disk(String name, String path, String format) {}
   }
 
+  /** The body of {@code POST /api/restores/disk}. */
+  record DiskRestoreBody(
+      String repo, String snapshot, String disk, String to, String format, Boolean force) {}
+
+  private void restoreDisk(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+    DiskRestoreBody body;
+    try {
+      body = Json.MAPPER.readValue(req.getInputStream(), DiskRestoreBody.class);
+    } catch (IOException e) {
+      send(resp, 400, Map.of("error", "request body is not a disk restore: " + e.getMessage()));
+      return;
+    }
+    if (body.repo() == null || body.snapshot() == null || body.to() == null) {
+      send(resp, 400, Map.of("error", "'repo', 'snapshot' and 'to' are required"));
+      return;
+    }
+    Path to = Path.of(body.to());
+    DiskRestore restore;
+    try {
+      restore =
+          DiskRestore.prepare(
+              formats.leases(), to, Boolean.TRUE.equals(body.force()), body.format());
+    } catch (CommandException e) {
+      send(resp, status(e.exitCode()), Map.of("error", e.getMessage()));
+      return;
+    }
+    Path repo = Path.of(body.repo());
+    Jobs.Job job =
+        jobs.submit(
+            "restore-disk",
+            "restore of "
+                + body.snapshot()
+                + (body.disk() == null ? "" : ":" + body.disk())
+                + " to "
+                + to
+                + " ("
+                + restore.format()
+                + ")",
+            repo,
+            j -> {
+              try (Repository r = Repository.open(repo, ApiServlet::password)) {
+                r.lock(LockKind.SHARED, "restore", Duration.ZERO);
+                Manifest snap = r.resolve(body.snapshot());
+                String disk = DiskRestore.diskName(snap, body.disk());
+                long t0 = System.nanoTime();
+                RestoreResult res =
+                    restore.run(
+                        r,
+                        snap,
+                        disk,
+                        (done, total) -> j.progress(restoreProgress(disk, done, total, t0)),
+                        line -> {});
+                j.progress(restoreProgress(disk, res.bytes(), res.bytes(), t0));
+                Map<String, Object> out = new java.util.LinkedHashMap<>();
+                out.put("snapshot", snap.id());
+                out.put("disk", disk);
+                out.put("target", to.toString());
+                out.put("format", restore.format());
+                out.put("bytes", res.bytes());
+                out.put("chunksFetched", res.chunksFetched());
+                out.put("zeroChunks", res.zeroChunks());
+                out.put("seconds", (System.nanoTime() - t0) / 1e9);
+                return out;
+              }
+            });
+    resp.setHeader("Location", "/api/jobs/" + job.id());
+    send(resp, 202, job.view());
+  }
+
+  /** A disk restore's progress as the API shows it. */
+  static Map<String, Object> restoreProgress(String disk, long done, long total, long t0) {
+    double secs = (System.nanoTime() - t0) / 1e9;
+    double rate = secs > 0.5 ? done / secs : 0;
+    Map<String, Object> m = new java.util.LinkedHashMap<>();
+    m.put("disk", disk);
+    m.put("bytesTotal", total);
+    m.put("bytesDone", done);
+    m.put("bytesPerSecond", (long) rate);
+    m.put("etaSeconds", rate > 0 ? (long) ((total - done) / rate) : null);
+    m.put("done", done >= total);
+    return m;
+  }
+
   /** The body of {@code POST /api/restores/table}. */
   record TableRestoreBody(
       String repo,
@@ -382,7 +478,7 @@ public final class ApiServlet extends HttpServlet {
     return switch (exitCode) {
       case ExitCodes.NOT_FOUND -> 404;
       case ExitCodes.REPOSITORY, ExitCodes.SOURCE, ExitCodes.USAGE -> 422;
-      case ExitCodes.PLUGIN, ExitCodes.LOCKED -> 409;
+      case ExitCodes.PLUGIN, ExitCodes.LOCKED, ExitCodes.TARGET -> 409;
       default -> 500;
     };
   }

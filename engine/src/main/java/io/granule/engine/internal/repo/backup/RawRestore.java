@@ -43,6 +43,10 @@ final class RawRestore {
   /** Bytes of the disk restored: written, copied, or left as holes. */
   private final AtomicLong done = new AtomicLong();
 
+  // The largest value reported: reports never go backwards, whichever writer sends them first.
+  private final Object reportLock = new Object();
+  private long reported;
+
   /** Chunks per run at most. */
   private final int perRun;
 
@@ -165,6 +169,7 @@ final class RawRestore {
       if (interrupted) {
         throw new RepositoryException("restore interrupted");
       }
+      report(done.get()); // the whole disk: holes at its end are counted after the last write
       return zeroChunks;
     }
   }
@@ -207,7 +212,7 @@ final class RawRestore {
           }
           out.write(src, offset);
           long copied = !r.zero() && nextSame != null ? writeCopies(r, buf) : 0;
-          listener.progress(done.addAndGet(length + copied), fixed.diskSize());
+          report(done.addAndGet(length + copied));
         } catch (IOException | RuntimeException | Error e) {
           fail(r.start(), e);
           return;
@@ -256,6 +261,15 @@ final class RawRestore {
       g += k;
     }
     return written;
+  }
+
+  private void report(long value) {
+    synchronized (reportLock) {
+      if (value > reported) {
+        reported = value;
+        listener.progress(value, fixed.diskSize());
+      }
+    }
   }
 
   /** Waits for {@code t} to end; returns whether this thread was interrupted meanwhile. */

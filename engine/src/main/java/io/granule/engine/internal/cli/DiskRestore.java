@@ -1,0 +1,218 @@
+package io.granule.engine.internal.cli;
+
+import io.granule.engine.internal.image.LeasedDiskImageWriter;
+import io.granule.engine.internal.image.RawFormat;
+import io.granule.engine.internal.plugin.PluginLeases;
+import io.granule.engine.internal.plugin.PluginLeases.Lease;
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.backup.RestoreListener;
+import io.granule.engine.internal.repo.backup.RestoreResult;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.spi.DiskImageFormat;
+import io.granule.engine.spi.DiskImageWriter;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * Restoring one disk of a snapshot to a file or block device: what {@code granule restore disk} and
+ * {@code POST /api/restores/disk} do. {@link #prepare} checks the target before any repository is
+ * opened; {@link #run} writes it. A new file is written as FILE.partial and renamed once complete
+ * and synced, so a failed restore never leaves a file that looks whole; a raw file or device that
+ * exists is written in place (with {@code force} only). Failures are {@link CommandException}s with
+ * their exit code, or the repository's own exceptions.
+ */
+public final class DiskRestore {
+  /** The extensions that choose a format when none is given. */
+  private static final Map<String, String> EXTENSIONS =
+      Map.of(".qcow2", "qcow2", ".vmdk", "vmdk", ".vhdx", "vhdx");
+
+  private final PluginLeases<DiskImageFormat> formats;
+  private final Path to;
+  private final String format;
+  private final String why;
+  private final boolean exists;
+
+  private DiskRestore(
+      PluginLeases<DiskImageFormat> formats, Path to, String format, String why, boolean exists) {
+    this.formats = formats;
+    this.to = to;
+    this.format = format;
+    this.why = why;
+    this.exists = exists;
+  }
+
+  /**
+   * Checks the target {@code to} and chooses its format: {@code format} if given, else by the
+   * extension, else raw. An existing target needs {@code force}; a directory is refused, and so is
+   * an image format for a block device.
+   */
+  public static DiskRestore prepare(
+      PluginLeases<DiskImageFormat> formats, Path to, boolean force, String format) {
+    boolean exists = Files.exists(to, LinkOption.NOFOLLOW_LINKS);
+    if (exists && !force) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "restore target '" + to + "' exists: add --force to overwrite it, or choose another");
+    }
+    if (exists && Files.isDirectory(to)) {
+      throw new CommandException(
+          ExitCodes.TARGET, "restore target '" + to + "' is a directory: name a file");
+    }
+    String chosen = format == null ? null : format.toLowerCase(Locale.ROOT);
+    String why = "from --format";
+    if (chosen == null) {
+      String name = to.getFileName() == null ? "" : to.getFileName().toString();
+      String lower = name.toLowerCase(Locale.ROOT);
+      chosen = RawFormat.NAME;
+      why = "the default";
+      for (Map.Entry<String, String> e : EXTENSIONS.entrySet()) {
+        if (lower.endsWith(e.getKey())) {
+          chosen = e.getValue();
+          why = "from the extension " + e.getKey();
+        }
+      }
+    }
+    boolean device = exists && !Files.isRegularFile(to);
+    if (device && !chosen.equals(RawFormat.NAME)) {
+      throw new CommandException(
+          ExitCodes.USAGE,
+          "restore target '"
+              + to
+              + "' is a block device, which is written raw: drop --format "
+              + chosen
+              + ", or restore to a file");
+    }
+    return new DiskRestore(formats, to, chosen, why, exists);
+  }
+
+  /** The format the target is written in. */
+  public String format() {
+    return format;
+  }
+
+  /**
+   * The disk of {@code snap} named {@code diskName}, or its only disk when the name is null; a
+   * snapshot of several disks needs the name.
+   */
+  public static String diskName(Manifest snap, String diskName) {
+    if (diskName != null) {
+      return diskName;
+    }
+    if (snap.disks().size() != 1) {
+      throw new CommandException(
+          ExitCodes.USAGE,
+          "snapshot "
+              + snap.id().substring(0, 12)
+              + " has "
+              + snap.disks().size()
+              + " disks: name one as SNAP:DISK ("
+              + String.join(", ", snap.disks().stream().map(Manifest.DiskEntry::name).toList())
+              + ")");
+    }
+    return snap.disks().get(0).name();
+  }
+
+  /**
+   * Restores disk {@code diskName} of {@code snap} to the target, reporting progress to {@code
+   * progress} and what it chose (an image format) to {@code info}.
+   */
+  public RestoreResult run(
+      Repository r, Manifest snap, String diskName, RestoreListener progress, Consumer<String> info)
+      throws IOException {
+    return format.equals(RawFormat.NAME)
+        ? restoreRaw(r, snap, diskName, progress)
+        : restoreImage(r, snap, diskName, progress, info);
+  }
+
+  /**
+   * Writes the disk raw: an existing file or device in place, a new file as FILE.partial, renamed
+   * to FILE once complete and synced (deleted on failure).
+   */
+  private RestoreResult restoreRaw(
+      Repository r, Manifest snap, String diskName, RestoreListener progress) throws IOException {
+    Path target = exists ? to : to.resolveSibling(to.getFileName() + ".partial");
+    try {
+      RestoreResult res = r.restoreDisk(snap, diskName, target, progress);
+      if (!exists) {
+        Files.move(target, to, StandardCopyOption.ATOMIC_MOVE);
+      }
+      return res;
+    } catch (RuntimeException | IOException e) {
+      if (!exists) {
+        Files.deleteIfExists(target);
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Writes the disk as an image to FILE.partial through the format's plugin, holding a lease on it
+   * throughout, and renames it to FILE once the writer has finished.
+   */
+  private RestoreResult restoreImage(
+      Repository r, Manifest snap, String diskName, RestoreListener progress, Consumer<String> info)
+      throws IOException {
+    Lease<DiskImageFormat> lease = formats.acquire(format);
+    if (!lease.get().canCreate()) {
+      List<String> writable = writableFormats();
+      lease.close();
+      throw new CommandException(
+          ExitCodes.USAGE,
+          "disk image format '"
+              + format
+              + "' cannot be restored to (formats that can: raw, "
+              + String.join(", ", writable)
+              + ")");
+    }
+    long size =
+        snap.disks().stream()
+            .filter(d -> d.name().equals(diskName))
+            .mapToLong(Manifest.DiskEntry::size)
+            .findFirst()
+            .orElse(-1);
+    info.accept(String.format(Locale.ROOT, "writing a %s image (%s) to %s", format, why, to));
+    Path partial = to.resolveSibling(to.getFileName() + ".partial");
+    Files.deleteIfExists(partial);
+    try {
+      RestoreResult res;
+      try (LeasedDiskImageWriter w =
+          LeasedDiskImageWriter.create(
+              lease,
+              partial,
+              size,
+              Map.of(DiskImageWriter.OPTION_FILE_NAME, to.getFileName().toString()))) {
+        res = r.restoreDisk(snap, diskName, w, partial, progress);
+      }
+      Files.move(partial, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      return res;
+    } catch (IllegalArgumentException e) {
+      Files.deleteIfExists(partial);
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "unable to restore to '" + to + "' as " + format + ": " + e.getMessage());
+    } catch (RuntimeException | IOException e) {
+      Files.deleteIfExists(partial);
+      throw e;
+    }
+  }
+
+  private List<String> writableFormats() {
+    List<String> names = new ArrayList<>();
+    for (Lease<DiskImageFormat> l : formats.acquireAll()) {
+      try (l) {
+        if (l.get().canCreate()) {
+          names.add(l.name());
+        }
+      }
+    }
+    return names.stream().distinct().sorted().toList();
+  }
+}
