@@ -85,4 +85,18 @@ final class Api {
     throw new AssertionError(
         "plugin " + bsn + " did not reach the expected state in " + timeout + "; last: " + last);
   }
+
+  /** Polls job {@code id} until it has succeeded or failed, for at most a minute; its last view. */
+  JsonNode awaitJob(String id) throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+    while (System.nanoTime() < deadline) {
+      JsonNode j = get("/api/jobs/" + id).body();
+      String state = j.get("state").asText();
+      if (state.equals("SUCCEEDED") || state.equals("FAILED")) {
+        return j;
+      }
+      Thread.sleep(50);
+    }
+    throw new AssertionError("job " + id + " did not finish in 60 s");
+  }
 }

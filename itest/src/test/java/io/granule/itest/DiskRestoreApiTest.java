@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -44,7 +43,7 @@ class DiskRestoreApiTest {
 
       Path raw = tmp.resolve("out.img");
       JsonNode job =
-          awaitJob(api, start(api, Map.of("repo", repo, "snapshot", "latest", "to", raw)));
+          api.awaitJob(start(api, Map.of("repo", repo, "snapshot", "latest", "to", raw)));
       assertThat(job.get("state").asText()).as(job.toString()).isEqualTo("SUCCEEDED");
       assertThat(job.get("kind").asText()).isEqualTo("restore-disk");
       assertThat(Files.readAllBytes(raw)).isEqualTo(data);
@@ -69,8 +68,7 @@ class DiskRestoreApiTest {
 
       Path qcow2 = tmp.resolve("out.qcow2");
       job =
-          awaitJob(
-              api,
+          api.awaitJob(
               start(api, Map.of("repo", repo, "snapshot", "latest", "disk", "vm", "to", qcow2)));
       assertThat(job.get("state").asText()).as(job.toString()).isEqualTo("SUCCEEDED");
       assertThat(job.get("result").get("format").asText()).isEqualTo("qcow2");
@@ -78,8 +76,7 @@ class DiskRestoreApiTest {
           .contains("Images are identical");
 
       job =
-          awaitJob(
-              api,
+          api.awaitJob(
               start(api, Map.of("repo", repo, "snapshot", "ffff", "to", tmp.resolve("x.img"))));
       assertThat(job.get("state").asText()).isEqualTo("FAILED");
       assertThat(job.get("exitCode").asInt()).as(job.toString()).isEqualTo(4);
@@ -95,19 +92,6 @@ class DiskRestoreApiTest {
     Api.Response r = api.post("/api/restores/disk", Api.JSON.writeValueAsString(json));
     assertThat(r.status()).as(r.body().toString()).isEqualTo(202);
     return r.body().get("id").asText();
-  }
-
-  private static JsonNode awaitJob(Api api, String id) throws Exception {
-    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    while (System.nanoTime() < deadline) {
-      JsonNode j = api.get("/api/jobs/" + id).body();
-      String state = j.get("state").asText();
-      if (state.equals("SUCCEEDED") || state.equals("FAILED")) {
-        return j;
-      }
-      Thread.sleep(50);
-    }
-    throw new AssertionError("restore job " + id + " did not finish in 60 s");
   }
 
   private static String qemuImg(String... args) throws Exception {

@@ -202,7 +202,7 @@ class HotDeployTest {
     awaitProgress(job.get("id").asText());
     TestBundles.deploy(TestBundles.slow(bundles, "2.0.0"), server.plugins(), "slow.jar");
 
-    JsonNode done = awaitJob(job.get("id").asText());
+    JsonNode done = api.awaitJob(job.get("id").asText());
     assertThat(done.get("state").asText()).as(done.toString()).isEqualTo("SUCCEEDED");
     api.await(TestBundles.SLOW, p -> active(p, "2.0.0"), Duration.ofSeconds(10));
 
@@ -235,7 +235,7 @@ class HotDeployTest {
     awaitProgress(job.get("id").asText());
     Files.delete(server.plugins().resolve("slow.jar"));
 
-    JsonNode done = awaitJob(job.get("id").asText());
+    JsonNode done = api.awaitJob(job.get("id").asText());
     assertThat(done.get("state").asText()).as(done.toString()).isEqualTo("FAILED");
     assertThat(done.get("exitCode").asInt()).isEqualTo(10);
     assertThat(done.get("error").asText())
@@ -271,19 +271,6 @@ class HotDeployTest {
       Thread.sleep(20);
     }
     throw new AssertionError("backup job " + id + " showed no progress in 30 s");
-  }
-
-  private JsonNode awaitJob(String id) throws Exception {
-    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    while (System.nanoTime() < deadline) {
-      JsonNode j = api.get("/api/jobs/" + id).body();
-      String state = j.get("state").asText();
-      if (state.equals("SUCCEEDED") || state.equals("FAILED")) {
-        return j;
-      }
-      Thread.sleep(50);
-    }
-    throw new AssertionError("backup job " + id + " did not finish in 60 s");
   }
 
   private static void awaitFile(Path p) throws InterruptedException {
