@@ -56,11 +56,11 @@ public final class DiskRestorer {
    * Threads that fetch and write runs of a raw target, and so writes in flight (property {@code
    * granule.restore.writers}, for measurements).
    */
-  /** Bytes between two progress reports of an image restore (chunk by chunk otherwise). */
-  private static final long PROGRESS_BYTES = 16L << 20;
-
   static final int WRITERS =
       Math.max(1, Math.min(64, Integer.getInteger("granule.restore.writers", 3)));
+
+  /** Bytes between two progress reports of an image restore (chunk by chunk otherwise). */
+  private static final long PROGRESS_BYTES = 16L << 20;
 
   /**
    * The largest write to a raw target, in bytes: adjacent chunks are gathered up to it (a chunk is

@@ -11,6 +11,7 @@ import io.granule.engine.internal.repo.blob.BlobInfo;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.ForwardingBlobStore;
 import io.granule.engine.internal.repo.index.ChunkIndex;
 import io.granule.engine.internal.repo.index.ChunkLocation;
 import io.granule.engine.internal.repo.index.IndexEntry;
@@ -27,6 +28,7 @@ import io.granule.engine.internal.repo.snapshot.ManifestReader;
 import io.granule.engine.internal.repo.store.ChunkPacker;
 import io.granule.engine.internal.repo.store.ChunkReader;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.SecureRandom;
@@ -521,45 +523,37 @@ public final class Pruner {
     }
   }
 
-  /** The store, adding the size of every pack saved to {@code bytes}. */
+  /**
+   * The store, adding the size of every pack saved to {@code bytes}. Every call is forwarded as it
+   * came: the packer's buffer saves keep their direct-write path instead of the interface's default
+   * copy into an array.
+   */
   private BlobStore countingPacks(AtomicLong bytes) {
-    return new BlobStore() {
+    return new ForwardingBlobStore(store) {
       @Override
       public void save(BlobName name, byte[] data) throws IOException {
-        store.save(name, data);
+        delegate.save(name, data);
+        count(name, data.length);
+      }
+
+      @Override
+      public void save(BlobName name, ByteBuffer data) throws IOException {
+        int length = data.remaining();
+        delegate.save(name, data);
+        count(name, length);
+      }
+
+      @Override
+      public void save(BlobName name, ByteBuffer data, Runnable released) throws IOException {
+        int length = data.remaining();
+        delegate.save(name, data, released);
+        count(name, length);
+      }
+
+      private void count(BlobName name, int length) {
         if (name.type() == BlobType.PACK) {
-          bytes.addAndGet(data.length);
+          bytes.addAndGet(length);
         }
-      }
-
-      @Override
-      public byte[] load(BlobName name) throws IOException {
-        return store.load(name);
-      }
-
-      @Override
-      public byte[] load(BlobName name, long offset, int length) throws IOException {
-        return store.load(name, offset, length);
-      }
-
-      @Override
-      public java.util.Optional<BlobInfo> stat(BlobName name) throws IOException {
-        return store.stat(name);
-      }
-
-      @Override
-      public List<BlobName> list(BlobType type) throws IOException {
-        return store.list(type);
-      }
-
-      @Override
-      public void delete(BlobName name) throws IOException {
-        store.delete(name);
-      }
-
-      @Override
-      public String location() {
-        return store.location();
       }
     };
   }
