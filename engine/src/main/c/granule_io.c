@@ -54,3 +54,41 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_SparseFiles_close0(
   (void)cls;
   return close(fd) < 0 ? -errno : 0;
 }
+
+/* The half of io.granule.engine.internal.repo.backup.FileSpace: fallocate(2) of ranges of a
+ * restore's target file before direct writes fill them. */
+#include "io_granule_engine_internal_repo_backup_FileSpace.h"
+
+/* Opens the NUL-terminated path for writing; the descriptor, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_backup_FileSpace_open0(JNIEnv *env,
+                                                                                  jclass cls,
+                                                                                  jbyteArray path) {
+  (void)cls;
+  jsize n = (*env)->GetArrayLength(env, path);
+  char *p = malloc((size_t)n + 1);
+  if (p == NULL) {
+    return -ENOMEM;
+  }
+  (*env)->GetByteArrayRegion(env, path, 0, n, (jbyte *)p);
+  p[n] = 0;
+  int fd = open(p, O_WRONLY | O_CLOEXEC);
+  int err = errno;
+  free(p);
+  return fd < 0 ? -err : fd;
+}
+
+/* fallocate(fd, 0, offset, length): 0, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_backup_FileSpace_allocate0(
+    JNIEnv *env, jclass cls, jint fd, jlong offset, jlong length) {
+  (void)env;
+  (void)cls;
+  return fallocate(fd, 0, (off_t)offset, (off_t)length) < 0 ? -errno : 0;
+}
+
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_backup_FileSpace_close0(JNIEnv *env,
+                                                                                   jclass cls,
+                                                                                   jint fd) {
+  (void)env;
+  (void)cls;
+  return close(fd) < 0 ? -errno : 0;
+}

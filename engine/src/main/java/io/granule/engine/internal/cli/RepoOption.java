@@ -83,7 +83,10 @@ public final class RepoOption {
     long budget = Long.getLong("granule.s3.prefetch-bytes", PrefetchingBlobStore.DEFAULT_BUDGET);
     return budget > 0
         ? new PrefetchingBlobStore(
-            s3, budget, PrefetchingBlobStore.DEFAULT_SLAB, PrefetchingBlobStore.DEFAULT_THREADS)
+            s3,
+            budget,
+            PrefetchingBlobStore.DEFAULT_MAX_RANGE,
+            PrefetchingBlobStore.DEFAULT_THREADS)
         : s3;
   }
 

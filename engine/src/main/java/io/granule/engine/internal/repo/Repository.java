@@ -319,7 +319,11 @@ public final class Repository implements Closeable {
               + dir
               + "')");
     }
-    return open(new LocalBlobStore(dir), Clock.systemUTC(), defaultCacheDir(), password);
+    return open(
+        new LocalBlobStore(dir).withDirectReadAhead(),
+        Clock.systemUTC(),
+        defaultCacheDir(),
+        password);
   }
 
   /** Opens the repository in {@code store}, whose blobs are stored as they are. */

@@ -72,9 +72,10 @@ public final class DiskRestorer {
 
   /**
    * The shortest write that goes direct to a regular file (property {@code
-   * granule.restore.direct-min-bytes}): ext4 serializes direct writes that allocate blocks, so a
-   * short one leaves the disk's queue nearly empty while it runs, and goes through the page cache
-   * instead, where write-back sends it with others.
+   * granule.restore.direct-min-bytes}) where its blocks could not be allocated ahead ({@link
+   * RawTarget#reserve}): ext4 serializes direct writes that allocate blocks, so a short one leaves
+   * the disk's queue nearly empty while it runs, and goes through the page cache instead, where
+   * write-back sends it with others.
    */
   static final int MIN_DIRECT_FILE =
       Math.max(0, Integer.getInteger("granule.restore.direct-min-bytes", 4 << 20));
@@ -170,7 +171,7 @@ public final class DiskRestorer {
         }
       }
       try (RawTarget out =
-          RawTarget.open(target, ch, tryDirect, fixed.chunkSize(), minDirect, writeback)) {
+          RawTarget.open(target, ch, tryDirect, fixed.chunkSize(), minDirect, writeback, regular)) {
         zeroChunks = new RawRestore(disk, out, fresh, threads, listener).run();
         out.finish();
       }

@@ -115,6 +115,7 @@ final class RawRestore {
    * @throws IOException if a write failed
    */
   long run() throws IOException {
+    reserve();
     int n = (int) Math.max(1, Math.min(threads, fixed.count()));
     ExecutorService pool =
         Executors.newFixedThreadPool(
@@ -158,6 +159,8 @@ final class RawRestore {
       pool.shutdown();
       if (readAhead != null) {
         readAhead.stop();
+        // a hint may be waiting for the store's room (PrefetchingBlobStore): none is needed now
+        readAheadThread.interrupt();
         interrupted |= join(readAheadThread);
       }
       if (interrupted) {
@@ -172,6 +175,40 @@ final class RawRestore {
       report(done.get()); // the whole disk: holes at its end are counted after the last write
       return zeroChunks;
     }
+  }
+
+  /**
+   * Allocates what will be written before any write ({@link RawTarget#reserve}): the whole disk, or
+   * in a new file only its chunks that are not zero (holes stay holes).
+   */
+  private void reserve() throws IOException {
+    long size = fixed.diskSize();
+    if (!fresh) {
+      out.reserve(new long[] {0}, new long[] {size}, size > 0 ? 1 : 0);
+      return;
+    }
+    long[] starts = new long[16];
+    long[] ends = new long[16];
+    int n = 0;
+    int chunk = fixed.chunkSize();
+    for (int p = 0; p < fixed.count(); p++) {
+      if (fixed.get(p).isZero()) {
+        continue;
+      }
+      long from = (long) p * chunk;
+      long to = Math.min(size, from + chunk);
+      if (n > 0 && ends[n - 1] == from) {
+        ends[n - 1] = to;
+        continue;
+      }
+      if (n == starts.length) {
+        starts = Arrays.copyOf(starts, n * 2);
+        ends = Arrays.copyOf(ends, n * 2);
+      }
+      starts[n] = from;
+      ends[n++] = to;
+    }
+    out.reserve(starts, ends, n);
   }
 
   /** The lowest position a writer has still to read: called under {@link #lock}. */

@@ -20,10 +20,12 @@ import org.slf4j.LoggerFactory;
  *       caller's aligned buffer to the disk without a copy into the page cache, and the final fsync
  *       has only the device's cache left to flush. Concurrent writes are concurrent on a block
  *       device; filesystems may serialize them (ext4 does for writes that allocate blocks, holding
- *       the inode lock until the write completes), so there only a large write keeps the disk's
- *       queue deep (the block layer splits it into requests in flight at once). Writes shorter than
- *       {@code minDirect} therefore go buffered. (A periodic fdatasync during direct writes was
- *       measured and lost: on this VM's disk a flush stalls the writes behind it.)
+ *       the inode lock until the write completes), so a regular file has the ranges to be written
+ *       allocated first ({@link #reserve}), after which every aligned write goes direct. Where that
+ *       cannot be done only a large write keeps the disk's queue deep (the block layer splits it
+ *       into requests in flight at once), and writes shorter than {@code minDirect} go buffered. (A
+ *       periodic fdatasync during direct writes was measured and lost: on this VM's disk a flush
+ *       stalls the writes behind it.)
  *   <li>Buffered, one write at a time (they serialize on the inode lock anyway), with write-back
  *       started early: after every {@code writeback} bytes a background {@code fdatasync} sends
  *       what is dirty to the disk with a deep queue while the restore goes on, so that the final
@@ -50,10 +52,14 @@ final class RawTarget implements AutoCloseable {
   private final FileChannel buffered;
   private final Object bufferedLock = new Object();
   private final FileChannel direct;
+  private final FileSpace space;
   private final int align;
   private final int minDirect;
   private final long writeback;
   private volatile boolean useDirect;
+
+  /** Whether every range written was allocated first ({@link #reserve}): no write allocates. */
+  private volatile boolean reserved;
 
   private final AtomicLong unflushed = new AtomicLong();
   private final AtomicLong directBytes = new AtomicLong();
@@ -67,12 +73,14 @@ final class RawTarget implements AutoCloseable {
       Path path,
       FileChannel buffered,
       FileChannel direct,
+      FileSpace space,
       int align,
       int minDirect,
       long writeback) {
     this.path = path;
     this.buffered = buffered;
     this.direct = direct;
+    this.space = space;
     this.align = align;
     this.minDirect = minDirect;
     this.writeback = writeback;
@@ -91,27 +99,59 @@ final class RawTarget implements AutoCloseable {
       boolean tryDirect,
       int chunkSize,
       int minDirect,
-      long writeback) {
+      long writeback,
+      boolean regular) {
     if (!tryDirect) {
-      return new RawTarget(path, buffered, null, MIN_ALIGN, 0, writeback);
+      return new RawTarget(path, buffered, null, null, MIN_ALIGN, 0, writeback);
     }
     OpenOption o = DirectIo.option();
     if (o == null) {
-      return new RawTarget(path, buffered, null, MIN_ALIGN, 0, writeback);
+      return new RawTarget(path, buffered, null, null, MIN_ALIGN, 0, writeback);
     }
     int align = DirectIo.alignment(path);
     if (align == 0 || chunkSize % align != 0) {
       LOG.debug("{}: block size {} does not divide the chunk size; buffered writes", path, align);
-      return new RawTarget(path, buffered, null, MIN_ALIGN, 0, writeback);
+      return new RawTarget(path, buffered, null, null, MIN_ALIGN, 0, writeback);
     }
     try {
       FileChannel d = FileChannel.open(path, StandardOpenOption.WRITE, o);
       LOG.debug("{}: direct writes of {} bytes or more, aligned to {}", path, minDirect, align);
-      return new RawTarget(path, buffered, d, align, minDirect, writeback);
+      return new RawTarget(
+          path, buffered, d, regular ? FileSpace.open(path) : null, align, minDirect, writeback);
     } catch (IOException | UnsupportedOperationException e) {
       LOG.debug("{} refuses O_DIRECT ({}); buffered writes", path, e.toString());
-      return new RawTarget(path, buffered, null, MIN_ALIGN, 0, writeback);
+      return new RawTarget(path, buffered, null, null, MIN_ALIGN, 0, writeback);
     }
+  }
+
+  /**
+   * Allocates the ranges {@code [starts[i], ends[i])} of a regular file before any write (see
+   * {@link FileSpace}): direct writes into them then run at once instead of one at a time, and
+   * writes of any length go direct (no {@code minDirect}). Does nothing where the target is no
+   * regular file, writes buffered, or its file system cannot allocate ahead.
+   *
+   * @throws IOException if the file system has no room for them: the restore could not complete
+   */
+  void reserve(long[] starts, long[] ends, int count) throws IOException {
+    if (space == null || !useDirect) {
+      return;
+    }
+    long total = 0;
+    for (int i = 0; i < count; i++) {
+      total += ends[i] - starts[i];
+    }
+    for (int i = 0; i < count; i++) {
+      try {
+        if (!space.allocate(starts[i], ends[i] - starts[i])) {
+          return; // refused: writes allocate their blocks, as without
+        }
+      } catch (IOException e) {
+        throw new IOException(
+            e.getMessage() + ": the restored disk's data takes " + total + " bytes", e);
+      }
+    }
+    LOG.debug("{}: {} bytes allocated in {} ranges before writing", path, total, count);
+    reserved = true;
   }
 
   /** The alignment buffers given to {@link #write} must have (their address), at least. */
@@ -143,7 +183,7 @@ final class RawTarget implements AutoCloseable {
    */
   void write(ByteBuffer src, long offset) throws IOException {
     long pos = offset;
-    if (useDirect && pos % align == 0 && src.remaining() >= minDirect) {
+    if (useDirect && pos % align == 0 && (reserved || src.remaining() >= minDirect)) {
       int aligned = src.remaining() - src.remaining() % align;
       if (aligned > 0) {
         ByteBuffer head = src.duplicate();
@@ -262,8 +302,10 @@ final class RawTarget implements AutoCloseable {
   @Override
   public void close() throws IOException {
     awaitWriteback();
-    if (direct != null) {
-      direct.close();
+    try (FileSpace s = space) {
+      if (direct != null) {
+        direct.close();
+      }
     }
   }
 }

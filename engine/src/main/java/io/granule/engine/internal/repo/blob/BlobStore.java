@@ -57,10 +57,10 @@ public interface BlobStore {
    * A hint that bytes {@code [offset, offset + length)} of blob {@code name} will be loaded soon,
    * {@code useful} bytes of them in all (the rest lies between the records to be loaded and is read
    * through rather than skipped): the store may fetch them now (a local directory reads them into
-   * the page cache on the calling thread; a remote store, see {@link PrefetchingBlobStore}, into
-   * memory in the background, so that the loads that follow need no request of their own). Never
-   * fails: a hint the store cannot act on (a missing blob, an I/O error) is dropped, and the load
-   * reports it. Default: nothing.
+   * the page cache on the calling thread; {@link PrefetchingBlobStore}, over a remote store or a
+   * local one with direct reads, into memory of its own in the background, so that the loads that
+   * follow need no request of their own). Never fails: a hint the store cannot act on (a missing
+   * blob, an I/O error) is dropped, and the load reports it. Default: nothing.
    */
   default void prefetch(BlobName name, long offset, long length, long useful) {}
 

@@ -52,6 +52,8 @@ public final class LocalBlobStore implements BlobStore {
   private volatile Boolean inMemory;
   private volatile boolean direct =
       DirectIo.option() != null && !"false".equals(System.getProperty("granule.blob.direct"));
+  private final boolean directReads =
+      DirectIo.option() != null && !"false".equals(System.getProperty("granule.blob.direct-read"));
 
   /** A store rooted at {@code root}; directories are created on first save. */
   public LocalBlobStore(Path root) {
@@ -234,6 +236,65 @@ public final class LocalBlobStore implements BlobStore {
       }
     } catch (IOException e) {
       LOG.debug("prefetch of {} [{}, +{}) dropped: {}", name, offset, length, e.toString());
+    }
+  }
+
+  /**
+   * This store with restores' read-ahead into memory of its own: each hinted range is read with
+   * {@code O_DIRECT} by a {@link PrefetchingBlobStore} (64 MiB, 4 reads at a time) and the loads
+   * inside it are served from there, past the page cache. This store itself where direct reads are
+   * off ({@code -Dgranule.blob.direct-read=false}) or cannot work (no {@code O_DIRECT}, a file
+   * system in memory, a block size that is no power of two): its {@link #prefetch} then reads
+   * ranges into the page cache.
+   */
+  public BlobStore withDirectReadAhead() {
+    if (!directReads || inMemory()) {
+      return this;
+    }
+    int align = Files.isDirectory(root) ? DirectIo.alignment(root) : DirectIo.MIN_ALIGN;
+    if (align == 0) {
+      return this;
+    }
+    return new PrefetchingBlobStore(
+        this,
+        PrefetchingBlobStore.DEFAULT_BUDGET,
+        PrefetchingBlobStore.DEFAULT_MAX_RANGE,
+        PrefetchingBlobStore.DEFAULT_THREADS,
+        (name, offset, dst) -> readDirect(name, offset, dst, align),
+        align);
+  }
+
+  /**
+   * Reads {@code dst.remaining()} bytes of {@code name} from {@code offset} with {@code O_DIRECT}
+   * (offset, length and address aligned to {@code align}), fewer where the blob ends; returns how
+   * many. Reads buffered where the file system refuses {@code O_DIRECT} at open.
+   */
+  int readDirect(BlobName name, long offset, ByteBuffer dst, int align) throws IOException {
+    int start = dst.position();
+    try (FileChannel ch = openDirect(path(name))) {
+      long pos = offset;
+      while (dst.hasRemaining()) {
+        int n = ch.read(dst, pos);
+        if (n < 0) {
+          break;
+        }
+        pos += n;
+        if (n % align != 0) {
+          break; // the end of the file: a direct read may not go on from an unaligned offset
+        }
+      }
+    }
+    return dst.position() - start;
+  }
+
+  /** {@code path} opened to read with {@code O_DIRECT}, or buffered if that is refused. */
+  private static FileChannel openDirect(Path path) throws IOException {
+    try {
+      return FileChannel.open(path, StandardOpenOption.READ, DirectIo.option());
+    } catch (NoSuchFileException e) {
+      throw e;
+    } catch (UnsupportedOperationException | java.nio.file.FileSystemException e) {
+      return FileChannel.open(path, StandardOpenOption.READ);
     }
   }
 

@@ -166,7 +166,7 @@ class DiskRestorerTest {
     int min = 4 * 4096;
     try (FileChannel ch =
             FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-        RawTarget t = RawTarget.open(f, ch, true, CHUNK, min, 0)) {
+        RawTarget t = RawTarget.open(f, ch, true, CHUNK, min, 0, true)) {
       if (!t.direct()) {
         assumeTrue(CI, "the temporary directory refuses O_DIRECT");
       }
@@ -186,6 +186,43 @@ class DiskRestorerTest {
       assertThat(got[min + i]).isEqualTo((byte) (i * 7));
       assertThat(got[i]).isEqualTo(i < min - 4096 ? (byte) (i * 7) : 0);
     }
+  }
+
+  @Test
+  void reservedRangesAreAllocatedBeforeAnyWriteAndTakeShortWritesDirect() throws Exception {
+    Path f = tmp.resolve("reserved");
+    int min = 4 << 20;
+    try (FileChannel ch =
+            FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+        RawTarget t = RawTarget.open(f, ch, true, CHUNK, min, 0, true)) {
+      ch.truncate(0);
+      try (java.io.RandomAccessFile r = new java.io.RandomAccessFile(f.toFile(), "rw")) {
+        r.setLength(8 << 20); // sparse, as a restore sizes a new file
+      }
+      if (!t.direct()) {
+        assumeTrue(CI, "the temporary directory refuses O_DIRECT");
+      }
+      assertThat(allocatedBytes(f)).isZero();
+      t.reserve(new long[] {0, 5 << 20}, new long[] {1 << 20, 7 << 20}, 2);
+      assertThat(allocatedBytes(f)).as("allocated before any write").isEqualTo(3 << 20);
+      assertThat(Files.size(f)).isEqualTo(8 << 20);
+
+      ByteBuffer b = t.allocate(8192);
+      for (int i = 0; i < 8192; i++) {
+        b.put(i, (byte) (i * 13));
+      }
+      t.write(b, 5 << 20);
+      assertThat(t.directBytes())
+          .as("a write below the minimum, into reserved blocks")
+          .isEqualTo(8192);
+      t.finish();
+    }
+    byte[] want = new byte[8 << 20];
+    for (int i = 0; i < 8192; i++) {
+      want[(5 << 20) + i] = (byte) (i * 13);
+    }
+    assertThat(Files.readAllBytes(f)).isEqualTo(want);
+    assertThat(allocatedBytes(f)).as("holes stay holes").isEqualTo(3 << 20);
   }
 
   @ParameterizedTest
@@ -414,7 +451,7 @@ class DiskRestorerTest {
     Path f = tmp.resolve("probe");
     try (FileChannel ch =
             FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-        RawTarget t = RawTarget.open(f, ch, true, CHUNK, 0, 0)) {
+        RawTarget t = RawTarget.open(f, ch, true, CHUNK, 0, 0, true)) {
       boolean takes = t.direct();
       if (!takes) {
         // The temporary directory's filesystem may refuse O_DIRECT on a developer's machine.
@@ -448,7 +485,7 @@ class DiskRestorerTest {
         Path out = mnt.resolve("out-" + size);
         try (FileChannel ch =
                 FileChannel.open(out, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-            RawTarget t = RawTarget.open(out, ch, true, CHUNK, 0, 0)) {
+            RawTarget t = RawTarget.open(out, ch, true, CHUNK, 0, 0, true)) {
           assertThat(t.direct()).as("ramfs refuses O_DIRECT").isFalse();
         }
         Files.delete(out);
@@ -530,7 +567,7 @@ class DiskRestorerTest {
           try {
             if (direct) {
               try (FileChannel ch = FileChannel.open(dev, StandardOpenOption.WRITE);
-                  RawTarget t = RawTarget.open(dev, ch, true, CHUNK, 0, 0)) {
+                  RawTarget t = RawTarget.open(dev, ch, true, CHUNK, 0, 0, false)) {
                 assertThat(t.direct()).as("a loop device takes O_DIRECT").isTrue();
               }
             }

@@ -143,6 +143,57 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
         .isEqualTo(java.util.Arrays.copyOfRange(data, MIB, MIB + 100));
   }
 
+  @Test
+  void directReadAheadServesHintedRangesFromItsOwnMemoryAndLeavesThePageCacheAlone()
+      throws Exception {
+    byte[] data = new byte[6 * MIB + 123]; // its end is not aligned: the last read comes up short
+    new Random(4).nextBytes(data);
+    BlobName name = new BlobName(BlobType.PACK, "66dd");
+    LocalBlobStore local = (LocalBlobStore) store;
+    local.save(name, data);
+    Path file = local.path(name);
+    run("dd", "if=" + file, "iflag=nocache", "count=0", "status=none");
+    assertThat(residentBytes(file)).as("cached after dd iflag=nocache").isLessThan(MIB);
+    BlobStore ahead = local.withDirectReadAhead();
+    assertThat(ahead).as("@TempDir on a disk that takes O_DIRECT").isNotSameAs(local);
+    PrefetchingBlobStore prefetching = (PrefetchingBlobStore) ahead;
+
+    // unaligned ranges: one inside, one to the blob's last byte
+    ahead.prefetch(name, 12_345, 3 * MIB, 3 * MIB);
+    ahead.prefetch(name, data.length - MIB - 77, MIB + 77, MIB + 77);
+    for (int at : new int[] {12_345, 12_345 + 4096, 2 * MIB + 1, 3 * MIB + 12_345 - 100}) {
+      assertThat(ahead.load(name, at, 100))
+          .as("at %d", at)
+          .isEqualTo(java.util.Arrays.copyOfRange(data, at, at + 100));
+    }
+    ByteBuffer tail = ByteBuffer.allocateDirect(MIB + 77);
+    ahead.load(name, data.length - MIB - 77, tail);
+    assertThat(copy(tail.flip()))
+        .isEqualTo(java.util.Arrays.copyOfRange(data, data.length - MIB - 77, data.length));
+
+    assertThat(prefetching.fetchedBytes()).isEqualTo(3L * MIB + MIB + 77);
+    assertThat(prefetching.servedBytes()).isEqualTo(4 * 100 + MIB + 77);
+    assertThat(residentBytes(file)).as("read past the page cache").isLessThan(MIB);
+    assertThat(local.prefetchedBytes()).as("no page-cache prefetch").isZero();
+  }
+
+  @Test
+  void directReadAheadIsNotUsedForAStoreInMemory() throws Exception {
+    Path shm = Files.createTempDirectory(Path.of("/dev/shm"), "granule-direct-");
+    try {
+      LocalBlobStore inMemory = new LocalBlobStore(shm);
+      assertThat(inMemory.withDirectReadAhead()).isSameAs(inMemory);
+    } finally {
+      Files.delete(shm);
+    }
+  }
+
+  private static byte[] copy(ByteBuffer b) {
+    byte[] out = new byte[b.remaining()];
+    b.duplicate().get(out);
+    return out;
+  }
+
   /** The bytes of {@code file} in the page cache, by {@code fincore} (util-linux). */
   private static long residentBytes(Path file) throws IOException, InterruptedException {
     return Long.parseLong(

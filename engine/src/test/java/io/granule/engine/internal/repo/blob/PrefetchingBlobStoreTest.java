@@ -19,8 +19,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 /**
- * A remote store's prefetch: a hinted range is fetched with one request and the loads inside it are
- * served from memory, within a memory budget; everything else behaves as the store underneath.
+ * A store's prefetch: a hinted range is fetched with one request and the loads inside it are served
+ * from memory, within a memory budget; everything else behaves as the store underneath.
  */
 class PrefetchingBlobStoreTest extends BlobStoreContractTest {
   private static final BlobName PACK = new BlobName(BlobType.PACK, "ab".repeat(32));
@@ -30,7 +30,8 @@ class PrefetchingBlobStoreTest extends BlobStoreContractTest {
   @Override
   protected BlobStore newStore(Path tmp) {
     counting = new Counting(new LocalBlobStore(tmp.resolve("repo")));
-    return new PrefetchingBlobStore(counting, 1 << 20, 512 << 10, 2); // 2 slabs
+    return new PrefetchingBlobStore(
+        counting, 1 << 20, 512 << 10, 2); // 1 MiB, ranges of 512 KiB at most
   }
 
   private PrefetchingBlobStore prefetching() {
@@ -137,7 +138,7 @@ class PrefetchingBlobStoreTest extends BlobStoreContractTest {
   void heldBytesStayWithinTheBudgetAndTheOldestUnusedRangeIsEvicted() throws Exception {
     byte[] data = pack(3 << 20);
     long start = System.nanoTime();
-    // 5 ranges of 400 000 bytes and 2 slabs: 2 fit; nothing is loaded from them
+    // 5 ranges of 400 000 bytes in 1 MiB: 2 fit; nothing is loaded from them
     for (int i = 0; i < 5; i++) {
       store.prefetch(PACK, i * 400_000L, 400_000, 400_000);
       assertThat(prefetching().heldBytes()).isLessThanOrEqualTo(1 << 20);
@@ -146,7 +147,7 @@ class PrefetchingBlobStoreTest extends BlobStoreContractTest {
         .as("each hint past the budget waited for room before evicting")
         .isGreaterThanOrEqualTo(3 * PrefetchingBlobStore.WAIT_MILLIS * 1_000_000L);
     assertThat(prefetching().evictions()).isEqualTo(3);
-    assertThat(prefetching().slabs()).as("slabs are reused").isEqualTo(2);
+    assertThat(prefetching().arenaBytes()).as("one arena, reused").isEqualTo(1 << 20);
     // the last two are held; the first was evicted and is loaded from the store
     for (int i = 0; i < 500 && prefetching().fetchedBytes() < 5 * 400_000L; i++) {
       Thread.sleep(10); // evicted ranges' requests complete too
@@ -157,6 +158,42 @@ class PrefetchingBlobStoreTest extends BlobStoreContractTest {
     assertThat(counting.rangedLoads).hasValue(before);
     assertThat(store.load(PACK, 0, 1000)).isEqualTo(slice(data, 0, 1000));
     assertThat(counting.rangedLoads).hasValue(before + 1);
+  }
+
+  @Test
+  void rangesTakeTheirLengthOfTheBudgetAndTheRingWrapsAround() throws Exception {
+    byte[] data = pack(3 << 20);
+    // 1 MiB holds ten ranges of 100 000 bytes at once (a slab per range would hold two)
+    for (int i = 0; i < 10; i++) {
+      store.prefetch(PACK, i * 100_000L, 100_000, 100_000);
+    }
+    assertThat(prefetching().heldBytes()).isEqualTo(1_000_000);
+    // used in order, each range gives its room back, and later ranges wrap to the arena's start
+    for (int i = 0; i < 25; i++) {
+      if (i + 10 < 25) {
+        ExecutorService pool = Executors.newSingleThreadExecutor();
+        try {
+          int next = i + 10;
+          Future<?> hint =
+              pool.submit(() -> store.prefetch(PACK, next * 100_000L, 100_000, 100_000));
+          // two loads of 50 000 use range i up; the hint may wait for its room until then
+          assertThat(store.load(PACK, i * 100_000L, 50_000))
+              .isEqualTo(slice(data, i * 100_000, 50_000));
+          assertThat(store.load(PACK, i * 100_000L + 50_000, 50_000))
+              .isEqualTo(slice(data, i * 100_000 + 50_000, 50_000));
+          hint.get();
+        } finally {
+          pool.shutdownNow();
+        }
+      } else {
+        assertThat(store.load(PACK, i * 100_000L, 100_000))
+            .isEqualTo(slice(data, i * 100_000, 100_000));
+      }
+    }
+    assertThat(counting.rangedLoads).as("one request per range, none per load").hasValue(25);
+    assertThat(prefetching().evictions()).isZero();
+    assertThat(prefetching().heldBytes()).isZero();
+    assertThat(prefetching().arenaBytes()).isEqualTo(1 << 20);
   }
 
   @Test
@@ -207,7 +244,7 @@ class PrefetchingBlobStoreTest extends BlobStoreContractTest {
     assertThat(prefetching().heldBytes()).isZero();
     // nonsense hints are ignored
     store.prefetch(PACK, -1, 10, 10);
-    store.prefetch(PACK, 0, 1 << 20, 1 << 20); // longer than a slab
+    store.prefetch(PACK, 0, 1 << 20, 1 << 20); // longer than the longest range
     store.prefetch(PACK, 0, 10, 0);
     assertThat(prefetching().heldBytes()).isZero();
   }
@@ -264,6 +301,6 @@ class PrefetchingBlobStoreTest extends BlobStoreContractTest {
     // writers overtake the read-ahead); the exact counts are the single-threaded tests' to check.
     assertThat(counting.rangedLoads.get()).as("requests for %d chunks", chunks).isLessThan(chunks);
     assertThat(store.heldBytes()).isLessThanOrEqualTo(8 * (256 << 10));
-    assertThat(store.slabs()).isLessThanOrEqualTo(8);
+    assertThat(store.arenaBytes()).isEqualTo(8 * (256 << 10));
   }
 }
