@@ -138,18 +138,77 @@ public final class DiskRestore {
    */
   private RestoreResult restoreRaw(
       Repository r, Manifest snap, String diskName, RestoreListener progress) throws IOException {
-    Path target = exists ? to : to.resolveSibling(to.getFileName() + ".partial");
+    Path target = exists ? to : partial();
+    if (!exists) {
+      Files.deleteIfExists(target); // an earlier restore's leftover: a new file stays sparse
+    }
+    RestoreResult res;
     try {
-      RestoreResult res = r.restoreDisk(snap, diskName, target, progress);
-      if (!exists) {
-        Files.move(target, to, StandardCopyOption.ATOMIC_MOVE);
-      }
-      return res;
-    } catch (RuntimeException | IOException e) {
+      res = r.restoreDisk(snap, diskName, target, progress);
+    } catch (RuntimeException e) {
       if (!exists) {
         Files.deleteIfExists(target);
       }
       throw e;
+    }
+    if (!exists) {
+      publish(target, false);
+    }
+    return res;
+  }
+
+  private Path partial() {
+    return to.resolveSibling(to.getFileName() + ".partial");
+  }
+
+  /**
+   * Renames the complete {@code partial} to the target: over it if {@code replace} (it existed and
+   * --force said so), else only if nothing has taken the name meanwhile. Java has no {@code
+   * rename(2)} that refuses to replace, so a hard link makes the name (atomic, and refused if the
+   * name exists) and the partial name is then removed; where the file system has no hard links, a
+   * check and a rename (a window of a few microseconds). If the name was taken, the restored disk
+   * stays at FILE.partial and the error says so: neither file is lost. The directory is synced, so
+   * the new name outlives a crash.
+   */
+  private void publish(Path partial, boolean replace) throws IOException {
+    if (replace) {
+      Files.move(partial, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    } else {
+      try {
+        Files.createLink(to, partial);
+        Files.delete(partial);
+      } catch (java.nio.file.FileAlreadyExistsException e) {
+        throw new CommandException(
+            ExitCodes.TARGET,
+            "restore target '"
+                + to
+                + "' was created by someone else while the restore ran; the restored disk is"
+                + " complete at '"
+                + partial
+                + "': move it where you want it");
+      } catch (UnsupportedOperationException | java.nio.file.FileSystemException e) {
+        if (Files.exists(to, LinkOption.NOFOLLOW_LINKS)) {
+          throw new CommandException(
+              ExitCodes.TARGET,
+              "restore target '"
+                  + to
+                  + "' was created by someone else while the restore ran; the restored disk is"
+                  + " complete at '"
+                  + partial
+                  + "': move it where you want it");
+        }
+        Files.move(partial, to, StandardCopyOption.ATOMIC_MOVE);
+      }
+    }
+    Path dir = to.toAbsolutePath().getParent();
+    if (dir != null) {
+      try (java.nio.channels.FileChannel ch =
+          java.nio.channels.FileChannel.open(dir, java.nio.file.StandardOpenOption.READ)) {
+        ch.force(true);
+      } catch (IOException e) {
+        // the rename is done; a directory that cannot be synced (some network file systems) is
+        // left to the file system's own write-back
+      }
     }
   }
 
@@ -179,10 +238,10 @@ public final class DiskRestore {
             .findFirst()
             .orElse(-1);
     info.accept(String.format(Locale.ROOT, "writing a %s image (%s) to %s", format, why, to));
-    Path partial = to.resolveSibling(to.getFileName() + ".partial");
+    Path partial = partial();
     Files.deleteIfExists(partial);
+    RestoreResult res;
     try {
-      RestoreResult res;
       try (LeasedDiskImageWriter w =
           LeasedDiskImageWriter.create(
               lease,
@@ -191,8 +250,6 @@ public final class DiskRestore {
               Map.of(DiskImageWriter.OPTION_FILE_NAME, to.getFileName().toString()))) {
         res = r.restoreDisk(snap, diskName, w, partial, progress);
       }
-      Files.move(partial, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-      return res;
     } catch (IllegalArgumentException e) {
       Files.deleteIfExists(partial);
       throw new CommandException(
@@ -202,6 +259,8 @@ public final class DiskRestore {
       Files.deleteIfExists(partial);
       throw e;
     }
+    publish(partial, exists);
+    return res;
   }
 
   private List<String> writableFormats() {

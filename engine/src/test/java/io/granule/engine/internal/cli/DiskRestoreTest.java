@@ -1,0 +1,117 @@
+package io.granule.engine.internal.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.granule.engine.internal.image.RawDiskImage;
+import io.granule.engine.internal.plugin.PluginLeases;
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.RepositoryConfig;
+import io.granule.engine.internal.repo.TestImages;
+import io.granule.engine.internal.repo.backup.BackupListener;
+import io.granule.engine.internal.repo.backup.BackupRequest;
+import io.granule.engine.internal.repo.backup.BackupRequest.NamedDisk;
+import io.granule.engine.internal.repo.backup.RestoreListener;
+import io.granule.engine.internal.repo.backup.RestoreResult;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.spi.DiskImageFormat;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A raw disk restore's target: FILE.partial until complete, then FILE, never over someone's. */
+class DiskRestoreTest {
+  private static final int CHUNK = 64 << 10;
+
+  @TempDir Path tmp;
+
+  private final PluginLeases<DiskImageFormat> formats =
+      new PluginLeases<>("DiskImageFormat", DiskImageFormat::name, Duration.ofSeconds(1));
+
+  private byte[] data;
+
+  private Manifest backup(Repository repo) throws Exception {
+    data = TestImages.mixed(6 << 20, 17);
+    Path img = TestImages.write(tmp.resolve("vm.raw"), data);
+    try (RawDiskImage d = RawDiskImage.open(img)) {
+      return repo.backup(
+              new BackupRequest(List.of(new NamedDisk("vda", d)), "h", null, null),
+              BackupListener.NONE)
+          .manifest();
+    }
+  }
+
+  private Repository repo() {
+    return Repository.init(tmp.resolve("repo"), RepositoryConfig.defaults().withChunkSize(CHUNK));
+  }
+
+  @Test
+  void aNewFileAppearsOnlyWhenCompleteAndAStalePartialIsReplaced() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path to = tmp.resolve("out.img");
+      Path partial = tmp.resolve("out.img.partial");
+      byte[] junk = new byte[(8 << 20) + 3];
+      Arrays.fill(junk, (byte) 0x77);
+      Files.write(partial, junk); // left by an earlier restore that was killed
+      AtomicBoolean seenMidway = new AtomicBoolean();
+      RestoreListener watch =
+          (done, total) -> {
+            if (done < total && Files.exists(partial) && !Files.exists(to)) {
+              seenMidway.set(true);
+            }
+          };
+
+      RestoreResult r =
+          DiskRestore.prepare(formats, to, false, null).run(repo, m, "vda", watch, s -> {});
+
+      assertThat(seenMidway).as("written as FILE.partial while it runs").isTrue();
+      assertThat(partial).doesNotExist();
+      assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
+      assertThat(Files.size(to)).isEqualTo(data.length);
+      Process stat = new ProcessBuilder("stat", "-c", "%b", to.toString()).start();
+      long allocated =
+          Long.parseLong(new String(stat.getInputStream().readAllBytes()).trim()) * 512;
+      assertThat(stat.waitFor()).isZero();
+      assertThat(r.zeroChunks()).isPositive();
+      assertThat(allocated)
+          .as("a new file, its zero chunks holes (not written into the stale partial file)")
+          .isLessThanOrEqualTo(data.length - r.zeroChunks() * CHUNK + 8192);
+    }
+  }
+
+  @Test
+  void aTargetCreatedWhileTheRestoreRunsIsLeftAloneAndTheRestoredDiskKept() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path to = tmp.resolve("taken.img");
+      Path partial = tmp.resolve("taken.img.partial");
+      DiskRestore restore = DiskRestore.prepare(formats, to, false, null); // no target yet
+      RestoreListener someoneElse =
+          (done, total) -> {
+            try {
+              if (!Files.exists(to)) {
+                Files.writeString(to, "someone else's file");
+              }
+            } catch (java.io.IOException e) {
+              throw new java.io.UncheckedIOException(e);
+            }
+          };
+
+      assertThatThrownBy(() -> restore.run(repo, m, "vda", someoneElse, s -> {}))
+          .isInstanceOf(CommandException.class)
+          .hasMessageContaining("'" + to + "' was created by someone else while the restore ran")
+          .hasMessageContaining("complete at '" + partial + "'")
+          .satisfies(
+              e -> assertThat(((CommandException) e).exitCode()).isEqualTo(ExitCodes.TARGET));
+
+      assertThat(Files.readString(to)).isEqualTo("someone else's file");
+      assertThat(TestImages.sha256(partial)).isEqualTo(TestImages.sha256(data));
+    }
+  }
+}
