@@ -16,11 +16,8 @@
 
 #include "io_granule_engine_internal_image_SparseFiles.h"
 
-/* Opens the NUL-terminated path for reading; the descriptor, or -errno. */
-JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_SparseFiles_open0(JNIEnv *env,
-                                                                               jclass cls,
-                                                                               jbyteArray path) {
-  (void)cls;
+/* Opens the path (a Java byte array, NUL-terminated here) with flags; the descriptor, or -errno. */
+static jint open_path(JNIEnv *env, jbyteArray path, int flags) {
   jsize n = (*env)->GetArrayLength(env, path);
   char *p = malloc((size_t)n + 1);
   if (p == NULL) {
@@ -28,10 +25,18 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_SparseFiles_open0(J
   }
   (*env)->GetByteArrayRegion(env, path, 0, n, (jbyte *)p);
   p[n] = 0;
-  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  int fd = open(p, flags | O_CLOEXEC);
   int err = errno;
   free(p);
   return fd < 0 ? -err : fd;
+}
+
+/* Opens the NUL-terminated path for reading; the descriptor, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_SparseFiles_open0(JNIEnv *env,
+                                                                               jclass cls,
+                                                                               jbyteArray path) {
+  (void)cls;
+  return open_path(env, path, O_RDONLY);
 }
 
 /* lseek(fd, offset, SEEK_HOLE if hole else SEEK_DATA): the offset found, or -errno (-ENXIO: no
@@ -64,17 +69,7 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_backup_FileSpace_ope
                                                                                   jclass cls,
                                                                                   jbyteArray path) {
   (void)cls;
-  jsize n = (*env)->GetArrayLength(env, path);
-  char *p = malloc((size_t)n + 1);
-  if (p == NULL) {
-    return -ENOMEM;
-  }
-  (*env)->GetByteArrayRegion(env, path, 0, n, (jbyte *)p);
-  p[n] = 0;
-  int fd = open(p, O_WRONLY | O_CLOEXEC);
-  int err = errno;
-  free(p);
-  return fd < 0 ? -err : fd;
+  return open_path(env, path, O_WRONLY);
 }
 
 /* fallocate(fd, 0, offset, length): 0, or -errno. */

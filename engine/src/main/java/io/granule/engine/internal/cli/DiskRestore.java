@@ -178,24 +178,10 @@ public final class DiskRestore {
         Files.createLink(to, partial);
         Files.delete(partial);
       } catch (java.nio.file.FileAlreadyExistsException e) {
-        throw new CommandException(
-            ExitCodes.TARGET,
-            "restore target '"
-                + to
-                + "' was created by someone else while the restore ran; the restored disk is"
-                + " complete at '"
-                + partial
-                + "': move it where you want it");
+        throw taken(partial);
       } catch (UnsupportedOperationException | java.nio.file.FileSystemException e) {
         if (Files.exists(to, LinkOption.NOFOLLOW_LINKS)) {
-          throw new CommandException(
-              ExitCodes.TARGET,
-              "restore target '"
-                  + to
-                  + "' was created by someone else while the restore ran; the restored disk is"
-                  + " complete at '"
-                  + partial
-                  + "': move it where you want it");
+          throw taken(partial);
         }
         Files.move(partial, to, StandardCopyOption.ATOMIC_MOVE);
       }
@@ -261,6 +247,18 @@ public final class DiskRestore {
     }
     publish(partial, exists);
     return res;
+  }
+
+  /** The target's name was taken while the restore ran; the disk is complete at {@code partial}. */
+  private CommandException taken(Path partial) {
+    return new CommandException(
+        ExitCodes.TARGET,
+        "restore target '"
+            + to
+            + "' was created by someone else while the restore ran; the restored disk is"
+            + " complete at '"
+            + partial
+            + "': move it where you want it");
   }
 
   private List<String> writableFormats() {
