@@ -3,6 +3,7 @@ package io.granule.engine.internal.repo.backup;
 import io.granule.engine.internal.nativelib.NativeLibrary;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -38,9 +39,13 @@ final class FileSpace implements AutoCloseable {
     this.fd = fd;
   }
 
-  /** {@code path}, a regular file, opened to allocate its ranges; null where that is off. */
+  /**
+   * {@code path}, a regular file, opened to allocate its ranges; null where that is off, or where
+   * the file lives in memory (tmpfs, ramfs: allocating there clears pages that the writes then
+   * fill, and no lock is won).
+   */
   static FileSpace open(Path path) {
-    if (!ENABLED) {
+    if (!ENABLED || inMemory(path)) {
       return null;
     }
     int fd;
@@ -55,6 +60,15 @@ final class FileSpace implements AutoCloseable {
       return null;
     }
     return new FileSpace(path, fd);
+  }
+
+  private static boolean inMemory(Path path) {
+    try {
+      String type = Files.getFileStore(path).type();
+      return "tmpfs".equals(type) || "ramfs".equals(type);
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
   }
 
   /**

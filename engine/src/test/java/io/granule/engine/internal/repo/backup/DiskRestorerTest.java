@@ -519,6 +519,16 @@ class DiskRestorerTest {
         assertThat(sha256(out)).isEqualTo(sha256(data));
         Files.delete(out);
       }
+      // no allocation ahead in memory: it would clear pages the writes then fill
+      Path f = dir.resolve("reserve");
+      try (FileChannel ch =
+              FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+          RawTarget t = RawTarget.open(f, ch, true, CHUNK, 0, 0, true)) {
+        ch.write(ByteBuffer.wrap(new byte[1]), (4 << 20) - 1);
+        t.reserve(new long[] {0}, new long[] {4 << 20}, 1);
+        assertThat(allocatedBytes(f)).isLessThanOrEqualTo(4096);
+      }
+      Files.delete(f);
     } finally {
       try (var s = Files.list(dir)) {
         for (Path p : s.toList()) {
