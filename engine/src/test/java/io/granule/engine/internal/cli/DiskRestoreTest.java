@@ -15,6 +15,7 @@ import io.granule.engine.internal.repo.backup.RestoreListener;
 import io.granule.engine.internal.repo.backup.RestoreResult;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.spi.DiskImageFormat;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -76,7 +77,9 @@ class DiskRestoreTest {
       assertThat(Files.size(to)).isEqualTo(data.length);
       Process stat = new ProcessBuilder("stat", "-c", "%b", to.toString()).start();
       long allocated =
-          Long.parseLong(new String(stat.getInputStream().readAllBytes()).trim()) * 512;
+          Long.parseLong(
+                  new String(stat.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim())
+              * 512;
       assertThat(stat.waitFor()).isZero();
       assertThat(r.zeroChunks()).isPositive();
       assertThat(allocated)
