@@ -1,9 +1,9 @@
 package io.granule.engine.internal.repo.backup;
 
 import io.granule.engine.internal.nativelib.NativeLibrary;
+import io.granule.engine.internal.repo.blob.DirectIo;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -45,7 +45,7 @@ final class FileSpace implements AutoCloseable {
    * fill, and no lock is won).
    */
   static FileSpace open(Path path) {
-    if (!ENABLED || inMemory(path)) {
+    if (!ENABLED || DirectIo.inMemory(path)) {
       return null;
     }
     int fd;
@@ -60,15 +60,6 @@ final class FileSpace implements AutoCloseable {
       return null;
     }
     return new FileSpace(path, fd);
-  }
-
-  private static boolean inMemory(Path path) {
-    try {
-      String type = Files.getFileStore(path).type();
-      return "tmpfs".equals(type) || "ramfs".equals(type);
-    } catch (IOException | RuntimeException e) {
-      return false;
-    }
   }
 
   /**

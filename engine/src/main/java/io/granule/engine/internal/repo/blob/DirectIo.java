@@ -61,6 +61,19 @@ public final class DirectIo {
   }
 
   /**
+   * Whether {@code path} (an existing file or directory) lives in memory (tmpfs, ramfs): its pages
+   * are always cached, so reading ahead or allocating ahead there only costs. False if unknown.
+   */
+  public static boolean inMemory(Path path) {
+    try {
+      String type = Files.getFileStore(path).type();
+      return "tmpfs".equals(type) || "ramfs".equals(type);
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
+  }
+
+  /**
    * A direct buffer whose address is aligned to {@code align} (a power of two), with room for at
    * least {@code length} bytes (its capacity rounded up to the alignment), its limit at {@code
    * length}.

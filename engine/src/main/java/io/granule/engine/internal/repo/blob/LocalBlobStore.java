@@ -323,12 +323,7 @@ public final class LocalBlobStore implements BlobStore {
   private boolean inMemory() {
     Boolean m = inMemory;
     if (m == null) {
-      try {
-        String type = Files.getFileStore(root).type();
-        m = "tmpfs".equals(type) || "ramfs".equals(type);
-      } catch (IOException | RuntimeException e) {
-        m = false;
-      }
+      m = DirectIo.inMemory(root);
       inMemory = m;
     }
     return m;
