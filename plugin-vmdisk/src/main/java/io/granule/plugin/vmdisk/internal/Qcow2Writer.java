@@ -80,7 +80,7 @@ final class Qcow2Writer extends SparseImageWriter {
       l2Index = table;
     }
     long off = offsetOf(nextCluster++);
-    writeAt("data cluster", data, off);
+    writeData("data cluster", data, off);
     l2.putLong((int) (index % l2Entries) * 8, off | COPIED);
   }
 

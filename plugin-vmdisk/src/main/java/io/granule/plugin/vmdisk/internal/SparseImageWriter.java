@@ -5,9 +5,12 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.Arrays;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -17,15 +20,32 @@ import java.util.Set;
  * cluster that holds a non-zero byte to {@link #writeCluster} once, in increasing order. All-zero
  * clusters are never handed over, so they stay unallocated.
  *
+ * <p>Data clusters ({@link #writeData}) that follow each other in the file are written together, in
+ * one gathering write per {@link #write} call, straight from the caller's buffer: with {@code
+ * O_DIRECT} where the buffers and offsets are aligned (a restore's direct buffers are), so that the
+ * data skips the page cache (no copy, no pages to allocate, nothing left to write back at the final
+ * fsync), else through the page cache. Metadata ({@link #writeAt}) always goes through the page
+ * cache. A file system that refuses a direct write gets it again buffered, and only buffered writes
+ * after that.
+ *
  * <p>Not thread-safe, like the interface.
  */
 abstract class SparseImageWriter implements DiskImageWriter {
   private final Path path;
   private final FileChannel channel;
+  // O_DIRECT channel of the same file for data, or null; align: its alignment (a power of two)
+  private FileChannel direct;
+  private final int align;
   private final long virtualSize;
   private final int clusterSize;
-  private final byte[] cluster;
-  private final byte[] zeros;
+  // A cluster that writes cover in parts is gathered here (direct and aligned, like the callers')
+  private final ByteBuffer cluster;
+  private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(64 << 10).asReadOnlyBuffer();
+  // Data writes gathered for one write: their buffers, and the file range they fill
+  private final List<ByteBuffer> pending = new ArrayList<>();
+  private String pendingWhat;
+  private long pendingStart;
+  private long pendingEnd;
   // The cluster being gathered in the buffer (a write that covers only part of it), or -1.
   private long current = -1;
   private long position;
@@ -44,8 +64,8 @@ abstract class SparseImageWriter implements DiskImageWriter {
     this.path = path;
     this.virtualSize = virtualSize;
     this.clusterSize = clusterSize;
-    this.cluster = new byte[clusterSize];
-    this.zeros = new byte[clusterSize];
+    this.align = alignment(path.toAbsolutePath().getParent());
+    this.cluster = allocateAligned(clusterSize, align);
     try {
       this.channel =
           FileChannel.open(
@@ -59,6 +79,58 @@ abstract class SparseImageWriter implements DiskImageWriter {
     } catch (IOException e) {
       throw new IOException("unable to create disk image '" + path + "': " + e.getMessage(), e);
     }
+    this.direct = openDirect(path);
+  }
+
+  /** The {@code O_DIRECT} open option of this JVM ({@code jdk.unsupported}), or null. */
+  private static final OpenOption DIRECT = directOption();
+
+  private static OpenOption directOption() {
+    if ("false".equals(System.getProperty("granule.image.direct"))) {
+      return null;
+    }
+    try {
+      Class<?> c =
+          Class.forName(
+              "com.sun.nio.file.ExtendedOpenOption", true, ClassLoader.getPlatformClassLoader());
+      for (Object o : c.getEnumConstants()) {
+        if (((Enum<?>) o).name().equals("DIRECT")) {
+          return (OpenOption) o;
+        }
+      }
+    } catch (ReflectiveOperationException | LinkageError e) {
+      // no O_DIRECT in this JVM: every write goes through the page cache
+    }
+    return null;
+  }
+
+  /** A second channel of {@code path} for direct writes, or null where it cannot be opened. */
+  private static FileChannel openDirect(Path path) {
+    if (DIRECT == null) {
+      return null;
+    }
+    try {
+      return FileChannel.open(path, StandardOpenOption.WRITE, DIRECT);
+    } catch (IOException | UnsupportedOperationException e) {
+      return null; // a file system without O_DIRECT
+    }
+  }
+
+  /** The direct I/O alignment where {@code dir} lives: its block size, at least 4096. */
+  private static int alignment(Path dir) {
+    long block = 4096;
+    try {
+      if (dir != null) {
+        block = Math.max(block, Files.getFileStore(dir).getBlockSize());
+      }
+    } catch (IOException | UnsupportedOperationException e) {
+      // keep 4096
+    }
+    return block <= 1 << 20 && Long.bitCount(block) == 1 ? (int) block : 4096;
+  }
+
+  private static ByteBuffer allocateAligned(int length, int align) {
+    return ByteBuffer.allocateDirect(length + align).alignedSlice(align).limit(length).slice();
   }
 
   /** Fails on any option not in {@code known} or {@link DiskImageWriter#OPTION_FILE_NAME}. */
@@ -159,7 +231,7 @@ abstract class SparseImageWriter implements DiskImageWriter {
         if (n == clusterSize) {
           // A whole cluster: written from the caller's buffer, neither copied nor cleared after.
           ByteBuffer whole = data.slice(data.position(), n);
-          if (whole.mismatch(ByteBuffer.wrap(zeros)) >= 0) {
+          if (!allZero(whole)) {
             guard(() -> writeCluster(index, whole));
           }
           data.position(data.position() + n);
@@ -168,19 +240,36 @@ abstract class SparseImageWriter implements DiskImageWriter {
         }
         current = index;
       }
-      data.get(cluster, in, n);
+      cluster.put(in, data, data.position(), n);
+      data.position(data.position() + n);
       off += n;
     }
+    guard(this::flushData); // the caller's buffer is free again when this returns
     position = offset + length;
+  }
+
+  /** Whether the remaining bytes of {@code b} are all zero (its position unchanged). */
+  private static boolean allZero(ByteBuffer b) {
+    int end = b.limit();
+    for (int at = b.position(); at < end; at += ZEROS.capacity()) {
+      int n = Math.min(ZEROS.capacity(), end - at);
+      if (b.slice(at, n).mismatch(ZEROS.slice(0, n)) >= 0) {
+        return false;
+      }
+    }
+    return true;
   }
 
   private void flushCluster() throws IOException {
     if (current < 0) {
       return;
     }
-    if (Arrays.mismatch(cluster, zeros) >= 0) {
-      guard(() -> writeCluster(current, ByteBuffer.wrap(cluster)));
-      Arrays.fill(cluster, (byte) 0);
+    if (!allZero(cluster.clear())) {
+      guard(() -> writeCluster(current, cluster.duplicate()));
+      guard(this::flushData);
+      for (int at = 0; at < clusterSize; at += ZEROS.capacity()) {
+        cluster.put(at, ZEROS, 0, Math.min(ZEROS.capacity(), clusterSize - at));
+      }
     }
     current = -1;
   }
@@ -215,8 +304,9 @@ abstract class SparseImageWriter implements DiskImageWriter {
 
   /**
    * Writes cluster {@code index} of the virtual disk (bytes {@code [index * clusterSize, …)}),
-   * which holds a non-zero byte. Calls come in increasing index order, each index at most once. The
-   * buffer is reused after the call returns.
+   * which holds a non-zero byte, with {@link #writeData}. Calls come in increasing index order,
+   * each index at most once. The buffer stays as it is until the data is written (the end of the
+   * {@link #write} call).
    */
   abstract void writeCluster(long index, ByteBuffer data) throws IOException;
 
@@ -226,8 +316,101 @@ abstract class SparseImageWriter implements DiskImageWriter {
    */
   abstract void finishImage() throws IOException;
 
-  /** Writes all of {@code b} at {@code offset} of the file. */
+  /**
+   * Writes all of {@code b}, data of the virtual disk, at {@code offset} of the file: with the data
+   * written just before it, in one write, if it follows it in the file. The buffer must stay as it
+   * is until the end of the {@link #write} call that led here.
+   */
+  final void writeData(String what, ByteBuffer b, long offset) throws IOException {
+    if (!pending.isEmpty() && offset != pendingEnd) {
+      flushData();
+    }
+    if (pending.isEmpty()) {
+      pendingWhat = what;
+      pendingStart = offset;
+      pendingEnd = offset;
+    }
+    pending.add(b);
+    pendingEnd += b.remaining();
+  }
+
+  /** Writes the data gathered by {@link #writeData}: direct if it can, else buffered. */
+  private void flushData() throws IOException {
+    if (pending.isEmpty()) {
+      return;
+    }
+    ByteBuffer[] bufs = pending.toArray(new ByteBuffer[0]);
+    pending.clear();
+    long start = pendingStart;
+    if (direct != null && aligned(start, bufs)) {
+      int[] positions = new int[bufs.length];
+      for (int i = 0; i < bufs.length; i++) {
+        positions[i] = bufs[i].position();
+      }
+      try {
+        gather(direct, bufs, start);
+        return;
+      } catch (IOException e) {
+        // Some file systems open with O_DIRECT and then refuse the writes: write buffered from
+        // now on (if the buffered write fails too, that error is the one that counts).
+        FileChannel d = direct;
+        direct = null;
+        try {
+          d.close();
+        } catch (IOException ignored) {
+          // the write's error matters, not this one
+        }
+        for (int i = 0; i < bufs.length; i++) {
+          bufs[i].position(positions[i]);
+        }
+      }
+    }
+    gather(channel, bufs, start);
+  }
+
+  private boolean aligned(long start, ByteBuffer[] bufs) {
+    if (start % align != 0) {
+      return false;
+    }
+    for (ByteBuffer b : bufs) {
+      if (!b.isDirect()
+          || b.remaining() % align != 0
+          || b.alignmentOffset(b.position(), align) != 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Writes all of {@code bufs}, in order, from {@code start} of the file. */
+  private void gather(FileChannel ch, ByteBuffer[] bufs, long start) throws IOException {
+    long pos = start;
+    int first = 0;
+    try {
+      ch.position(start);
+      while (first < bufs.length) {
+        pos += ch.write(bufs, first, bufs.length - first);
+        while (first < bufs.length && !bufs[first].hasRemaining()) {
+          first++;
+        }
+      }
+    } catch (IOException e) {
+      throw new IOException(
+          "unable to write disk image '"
+              + path
+              + "': writing "
+              + pendingWhat
+              + " at offset "
+              + ImageFile.hex(pos)
+              + ": "
+              + e.getMessage(),
+          e);
+    }
+  }
+
+  /** Writes all of {@code b}, metadata, at {@code offset} of the file. */
   final void writeAt(String what, ByteBuffer b, long offset) throws IOException {
+    flushData();
     long pos = offset;
     try {
       while (b.hasRemaining()) {
@@ -259,6 +442,10 @@ abstract class SparseImageWriter implements DiskImageWriter {
 
   @Override
   public void close() throws IOException {
-    channel.close();
+    try (FileChannel c = channel) {
+      if (direct != null) {
+        direct.close();
+      }
+    }
   }
 }

@@ -86,7 +86,7 @@ final class VhdxWriter extends SparseImageWriter {
 
   @Override
   void writeCluster(long index, ByteBuffer data) throws IOException {
-    writeAt("payload block", data, next);
+    writeData("payload block", data, next);
     bat[(int) (index + index / chunkRatio)] = next | STATE_FULLY_PRESENT;
     next += clusterSize();
   }

@@ -83,7 +83,7 @@ final class VmdkWriter extends SparseImageWriter {
       throw new IOException(
           "unable to write disk image '" + path() + "': the file would exceed 2 TiB");
     }
-    writeAt("grain", data, nextSector * SECTOR);
+    writeData("grain", data, nextSector * SECTOR);
     gt.putInt((int) (index % GT_ENTRIES) * 4, (int) nextSector);
     nextSector += GRAIN_SECTORS;
   }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.DynamicTest.dynamicTest;
 import io.granule.engine.spi.DiskImage;
 import io.granule.engine.spi.DiskImageFormat;
 import io.granule.engine.spi.DiskImageWriter;
+import io.granule.plugin.vmdisk.internal.fs.Tools;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -32,9 +33,10 @@ import org.junit.jupiter.api.io.TempDir;
  * The contract every {@link DiskImageWriter} of this plugin must meet, with qemu-img as the oracle:
  * for generated disks (mixed data and holes, all zeros, one repeated cluster, random, a single
  * sector; sizes that are not a multiple of the cluster size), fed in aligned and unaligned pieces
- * with zero pieces skipped as a restore skips them, {@code qemu-img check} finds no error or leak,
- * {@code qemu-img info} reports the virtual size, {@code qemu-img convert -O raw} and our own
- * reader give back the source byte for byte, and zero ranges stay unallocated. A writer closed
+ * from heap buffers and from aligned direct buffers (a restore's, which go to {@code O_DIRECT}
+ * writes) with zero pieces skipped as a restore skips them, {@code qemu-img check} finds no error
+ * or leak, {@code qemu-img info} reports the virtual size, {@code qemu-img convert -O raw} and our
+ * own reader give back the source byte for byte, and zero ranges stay unallocated. A writer closed
  * before {@code finish()} leaves a file that neither qemu-img nor our probe accepts.
  */
 abstract class DiskImageWriterContractTest {
@@ -77,22 +79,32 @@ abstract class DiskImageWriterContractTest {
     int round = 0;
     for (Map<String, String> options : optionVariants()) {
       for (Disk disk : disks()) {
-        int feed = round++ % 2 == 0 ? Fixtures.MIB : 100_000;
-        tests.add(
-            dynamicTest(
-                disk.name() + ", options " + options + ", fed in " + feed + "-byte pieces",
-                () -> roundTrip(disk, options, feed)));
+        for (boolean direct : new boolean[] {false, true}) {
+          int feed = round++ % 3 == 0 ? 100_000 : Fixtures.MIB;
+          tests.add(
+              dynamicTest(
+                  disk.name()
+                      + ", options "
+                      + options
+                      + ", fed in "
+                      + feed
+                      + "-byte pieces from "
+                      + (direct ? "aligned direct" : "heap")
+                      + " buffers",
+                  () -> roundTrip(disk, options, feed, direct, tmp)));
+        }
       }
     }
     return tests;
   }
 
-  private void roundTrip(Disk disk, Map<String, String> options, int feed) throws Exception {
-    Path dir = Files.createTempDirectory(tmp, "d");
+  private void roundTrip(Disk disk, Map<String, String> options, int feed, boolean direct, Path in)
+      throws Exception {
+    Path dir = Files.createTempDirectory(in, "d");
     Path source = disk.source().make(dir);
     long size = Files.size(source);
     Path image = dir.resolve("out." + qemuFormat());
-    write(source, image, options, feed, Long.MAX_VALUE);
+    write(source, image, options, feed, Long.MAX_VALUE, direct);
 
     String check = Qemu.img("check", "-f", qemuFormat(), image.toString());
     assertThat(check).contains("No errors were found").doesNotContain("leak");
@@ -127,7 +139,7 @@ abstract class DiskImageWriterContractTest {
     Qemu.assumeAvailable();
     Path source = Fixtures.raw(tmp.resolve("src"), 8);
     Path image = tmp.resolve("unfinished." + qemuFormat());
-    write(source, image, Map.of(), Fixtures.MIB, 5L * Fixtures.MIB);
+    write(source, image, Map.of(), Fixtures.MIB, 5L * Fixtures.MIB, true);
     assertThat(Files.exists(image)).isTrue();
     assertThat(Qemu.tryImg("info", "-f", qemuFormat(), image.toString()))
         .as("qemu-img info of an unfinished image")
@@ -160,13 +172,70 @@ abstract class DiskImageWriterContractTest {
     assertThat(Files.exists(tmp.resolve("n"))).isFalse();
   }
 
-  /** Feeds {@code source} to a new writer, skipping zero pieces; finishes unless stopped early. */
-  private void write(Path source, Path image, Map<String, String> options, int feed, long stopAt)
+  /**
+   * Data written from aligned direct buffers goes past the page cache ({@code O_DIRECT}): after the
+   * image is written, {@code fincore} finds its metadata cached, not its data; the same image
+   * written from heap buffers has its data cached (which shows the measure sees the difference).
+   */
+  @Test
+  void dataFromAlignedDirectBuffersSkipsThePageCache() throws Exception {
+    Qemu.assumeAvailable();
+    Tools.require("fincore", "util-linux");
+    String type = Files.getFileStore(tmp).type();
+    Tools.assume(
+        !type.equals("tmpfs") && !type.equals("ramfs"),
+        "the temporary directory is in memory (" + type + "): every page of it is cached");
+    byte[] b = new byte[32 * Fixtures.MIB];
+    new Random(3).nextBytes(b);
+    Path source = Files.write(tmp.resolve("random"), b);
+    long[] cached = new long[2];
+    for (boolean direct : new boolean[] {false, true}) {
+      Path image = tmp.resolve("out-" + direct + "." + qemuFormat());
+      write(source, image, Map.of(), Fixtures.MIB, Long.MAX_VALUE, direct);
+      String res =
+          Tools.run(
+              null, "fincore", "--bytes", "--noheadings", "--output", "RES", image.toString());
+      cached[direct ? 1 : 0] = Long.parseLong(res.trim());
+      assertThat(sha256(Qemu.toRaw(image, qemuFormat(), tmp.resolve("back-" + direct))))
+          .isEqualTo(sha256(source));
+    }
+    assertThat(cached[0]).as("bytes cached, heap buffers").isGreaterThanOrEqualTo(b.length);
+    assertThat(cached[1]).as("bytes cached, direct buffers").isLessThan(4L * Fixtures.MIB);
+  }
+
+  /**
+   * A file system that refuses {@code O_DIRECT} (ramfs) gets the data through the page cache, and a
+   * valid image.
+   */
+  @Test
+  void aFileSystemWithoutDirectWritesGetsAValidImage() throws Exception {
+    Qemu.assumeAvailable();
+    Tools.assume("root".equals(System.getProperty("user.name")), "needs root to mount a ramfs");
+    Path mnt = Files.createDirectory(tmp.resolve("ramfs"));
+    Tools.run(null, "mount", "-t", "ramfs", "ramfs", mnt.toString());
+    try {
+      for (int feed : new int[] {Fixtures.MIB, 100_000}) {
+        roundTrip(disks().get(0), Map.of(), feed, true, mnt);
+      }
+    } finally {
+      Tools.run(null, "umount", mnt.toString());
+    }
+  }
+
+  /**
+   * Feeds {@code source} to a new writer, skipping zero pieces, from a heap buffer or (if {@code
+   * direct}) from an aligned direct one as a restore does; finishes unless stopped early.
+   */
+  private void write(
+      Path source, Path image, Map<String, String> options, int feed, long stopAt, boolean direct)
       throws IOException {
     long size = Files.size(source);
     try (FileChannel in = FileChannel.open(source, StandardOpenOption.READ);
         DiskImageWriter w = format().create(image, size, options)) {
-      ByteBuffer buf = ByteBuffer.allocate(feed);
+      ByteBuffer buf =
+          direct
+              ? ByteBuffer.allocateDirect(feed + 8192).alignedSlice(4096).limit(feed).slice()
+              : ByteBuffer.allocate(feed);
       for (long off = 0; off < size; off += feed) {
         if (off >= stopAt) {
           return;

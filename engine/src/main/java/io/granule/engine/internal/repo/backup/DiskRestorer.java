@@ -8,17 +8,10 @@ import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
 import io.granule.engine.spi.DiskImageWriter;
 import java.io.IOException;
 import java.io.RandomAccessFile;
-import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.ArrayDeque;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.ThreadFactory;
 
 /**
  * Writes a disk of a snapshot to a file or block device. On a target that does not exist yet, zero
@@ -39,28 +32,17 @@ import java.util.concurrent.ThreadFactory;
  * far stays in the target, which must then not be trusted.
  *
  * <p>{@link #restore(SnapshotDisk, DiskImageWriter, Path)} writes an image file of another format
- * (qcow2, VMDK, VHDX) through a format plugin's writer instead: only non-zero chunks are fetched
- * and handed to it, in order, and the image is complete only once the writer has finished.
+ * (qcow2, VMDK, VHDX) through a format plugin's writer instead ({@link ImageTarget}): the same
+ * threads fetch and decode runs of non-zero chunks, and hand them to the writer in order on the
+ * calling thread; the image is complete only once the writer has finished.
  */
 public final class DiskRestorer {
-  private static final int FETCH_THREADS = 2;
-  private static final int READ_AHEAD = 6;
-  private static final ThreadFactory DAEMON =
-      r -> {
-        Thread t = new Thread(r, "granule-restore-fetch");
-        t.setDaemon(true);
-        return t;
-      };
-
   /**
-   * Threads that fetch and write runs of a raw target, and so writes in flight (property {@code
-   * granule.restore.writers}, for measurements).
+   * Threads that fetch and decode runs, and so writes in flight to a raw target (an image target
+   * takes one at a time); property {@code granule.restore.writers}, for measurements.
    */
   static final int WRITERS =
       Math.max(1, Math.min(64, Integer.getInteger("granule.restore.writers", 3)));
-
-  /** Bytes between two progress reports of an image restore (chunk by chunk otherwise). */
-  private static final long PROGRESS_BYTES = 16L << 20;
 
   /**
    * The largest write to a raw target, in bytes: adjacent chunks are gathered up to it (a chunk is
@@ -88,20 +70,6 @@ public final class DiskRestorer {
       Math.max(0, Long.getLong("granule.restore.writeback-mib", 256)) << 20;
 
   private DiskRestorer() {}
-
-  private static byte[] await(Future<byte[]> f) {
-    try {
-      return f.get();
-    } catch (ExecutionException e) {
-      if (e.getCause() instanceof RuntimeException r) {
-        throw r;
-      }
-      throw new RepositoryException("restore failed: " + e.getCause(), e.getCause());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new RepositoryException("restore interrupted", e);
-    }
-  }
 
   /**
    * Restores {@code disk} to {@code target} with direct writes (see {@link RawTarget}; measured in
@@ -172,7 +140,7 @@ public final class DiskRestorer {
       }
       try (RawTarget out =
           RawTarget.open(target, ch, tryDirect, fixed.chunkSize(), minDirect, writeback, regular)) {
-        zeroChunks = new RawRestore(disk, out, fresh, threads, listener).run();
+        zeroChunks = new RunRestore(disk, out, fresh, threads, listener).run();
         out.finish();
       }
       ch.force(true);
@@ -200,37 +168,10 @@ public final class DiskRestorer {
   public static RestoreResult restore(
       SnapshotDisk disk, DiskImageWriter writer, Path target, RestoreListener listener) {
     FixedIndex fixed = disk.fixedIndex();
-    long reported = 0;
-    long zeroChunks = 0;
-    ExecutorService fetchers = Executors.newFixedThreadPool(FETCH_THREADS, DAEMON);
+    long zeroChunks;
     try {
-      ArrayDeque<Future<byte[]>> ahead = new ArrayDeque<>();
-      ArrayDeque<Integer> positions = new ArrayDeque<>();
-      int next = 0;
-      while (true) {
-        while (next < fixed.count() && ahead.size() < READ_AHEAD) {
-          int q = next++;
-          if (fixed.get(q).isZero()) {
-            zeroChunks++;
-          } else {
-            positions.add(q);
-            ahead.add(fetchers.submit(() -> disk.readChunk(q)));
-          }
-        }
-        if (ahead.isEmpty()) {
-          break;
-        }
-        byte[] chunk = await(ahead.poll());
-        long at = (long) positions.poll() * fixed.chunkSize();
-        writer.write(at, ByteBuffer.wrap(chunk));
-        long done = at + chunk.length; // zeros before it count as restored: the writer skips them
-        if (done - reported >= PROGRESS_BYTES) {
-          listener.progress(done, fixed.diskSize());
-          reported = done;
-        }
-      }
+      zeroChunks = new RunRestore(disk, new ImageTarget(writer), true, WRITERS, listener).run();
       writer.finish();
-      listener.progress(fixed.diskSize(), fixed.diskSize());
     } catch (IOException e) {
       throw new RestoreTargetException(
           "unable to restore to '"
@@ -239,9 +180,8 @@ public final class DiskRestorer {
               + e.getMessage()
               + " (check the target path and free space)",
           e);
-    } finally {
-      fetchers.shutdownNow();
     }
+    listener.progress(fixed.diskSize(), fixed.diskSize());
     return new RestoreResult(fixed.diskSize(), disk.chunksFetched(), zeroChunks, true);
   }
 }

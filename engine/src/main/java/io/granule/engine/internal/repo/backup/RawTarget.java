@@ -42,7 +42,7 @@ import org.slf4j.LoggerFactory;
  * file however it was written); {@link #close} waits for a write-back and closes only the direct
  * channel.
  */
-final class RawTarget implements AutoCloseable {
+final class RawTarget implements RunTarget, AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(RawTarget.class);
 
   /** Alignment of direct writes at least: a multiple of every logical block size in use. */
@@ -132,7 +132,8 @@ final class RawTarget implements AutoCloseable {
    *
    * @throws IOException if the file system has no room for them: the restore could not complete
    */
-  void reserve(long[] starts, long[] ends, int count) throws IOException {
+  @Override
+  public void reserve(long[] starts, long[] ends, int count) throws IOException {
     if (space == null || !useDirect) {
       return;
     }
@@ -164,6 +165,11 @@ final class RawTarget implements AutoCloseable {
     return directBytes.get();
   }
 
+  @Override
+  public boolean ordered() {
+    return false;
+  }
+
   /** Whether writes currently go through {@code O_DIRECT}. */
   boolean direct() {
     return useDirect;
@@ -173,7 +179,8 @@ final class RawTarget implements AutoCloseable {
    * A direct buffer for {@link #write}, its address aligned, with room for at least {@code length}
    * bytes (its capacity rounded up to the alignment), its limit at {@code length}.
    */
-  ByteBuffer allocate(int length) {
+  @Override
+  public ByteBuffer allocate(int length) {
     return DirectIo.allocate(length, align);
   }
 
@@ -181,7 +188,8 @@ final class RawTarget implements AutoCloseable {
    * Writes the remaining bytes of {@code src}, a buffer from {@link #allocate} (or a slice of one
    * starting at an aligned address), at {@code offset}.
    */
-  void write(ByteBuffer src, long offset) throws IOException {
+  @Override
+  public void write(ByteBuffer src, long offset) throws IOException {
     long pos = offset;
     if (useDirect && pos % align == 0 && (reserved || src.remaining() >= minDirect)) {
       int aligned = src.remaining() - src.remaining() % align;

@@ -10,7 +10,9 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.BitSet;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -20,9 +22,14 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * One raw restore (see {@link DiskRestorer}): writer threads take runs of adjacent chunks of one
+ * One disk restore (see {@link DiskRestorer}): worker threads take runs of adjacent chunks of one
  * kind in disk order, and each fetches, checks and decompresses its run into its own aligned buffer
  * and writes it at its offset, while a {@link RestoreReadAhead} reads their packs ahead of them.
+ *
+ * <p>An {@link RunTarget#ordered() ordered} target (an image file written by a format plugin) takes
+ * the runs in disk order, one at a time, on the thread that called {@link #run}: each worker hands
+ * its decoded run over and waits until that thread has written it, while the other workers decode
+ * the next runs. Chunks at several places are then fetched at each.
  *
  * <p>A chunk at several places of the disk is fetched once, at its first place: the writer of that
  * run also writes it at the others ({@link FixedIndex#nextSame}), which no run covers (copies of
@@ -32,10 +39,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * interrupted: an interrupt closes a {@code FileChannel} for every thread. They stop at the first
  * failure, after their current run; the failure at the lowest offset is the one thrown.
  */
-final class RawRestore {
+final class RunRestore {
   private final SnapshotDisk disk;
   private final FixedIndex fixed;
-  private final RawTarget out;
+  private final RunTarget out;
+  private final boolean ordered;
   private final boolean fresh;
   private final int threads;
   private final RestoreListener listener;
@@ -59,6 +67,11 @@ final class RawRestore {
   private final Object lock = new Object();
   // Guarded by lock.
   private int cursor;
+  // Runs handed out, and (ordered target) runs written: the next one to write is run `written`.
+  private int assigned;
+  private int written;
+  // Ordered target: decoded runs waiting for their turn, by number (at most one per worker).
+  private final Map<Integer, Decoded> decoded = new HashMap<>();
   private long zeroChunks;
   private int failedAt = Integer.MAX_VALUE;
   private Throwable failure;
@@ -71,8 +84,13 @@ final class RawRestore {
 
   private final AtomicInteger workerIds = new AtomicInteger();
 
-  /** A run of {@code count} chunks from {@code start}, all zero or all data. */
-  private record Run(int start, int count, boolean zero) {}
+  /** Run number {@code seq}: {@code count} chunks from {@code start}, all zero or all data. */
+  private record Run(int seq, int start, int count, boolean zero) {}
+
+  /**
+   * A decoded run of an ordered target, its bytes in {@code data}, to be written at {@code offset}.
+   */
+  private record Decoded(Run run, ByteBuffer data, long offset) {}
 
   /**
    * Whether packs are read ahead of the writers ({@code -Dgranule.restore.readahead=false}: no).
@@ -86,16 +104,17 @@ final class RawRestore {
    */
   static final boolean COPIES = !"false".equals(System.getProperty("granule.restore.copies"));
 
-  RawRestore(
-      SnapshotDisk disk, RawTarget out, boolean fresh, int threads, RestoreListener listener) {
+  RunRestore(
+      SnapshotDisk disk, RunTarget out, boolean fresh, int threads, RestoreListener listener) {
     this.disk = disk;
     this.fixed = disk.fixedIndex();
     this.out = out;
+    this.ordered = out.ordered();
     this.fresh = fresh;
     this.threads = threads;
     this.listener = listener;
     this.perRun = Math.max(1, DiskRestorer.MAX_WRITE / fixed.chunkSize());
-    this.nextSame = COPIES ? fixed.nextSame() : null;
+    this.nextSame = COPIES && !ordered ? fixed.nextSame() : null;
     if (nextSame != null) {
       for (int q : nextSame) {
         if (q >= 0) {
@@ -139,6 +158,9 @@ final class RawRestore {
       List<Future<?>> workers = new ArrayList<>();
       for (int i = 0; i < n; i++) {
         workers.add(pool.submit(this::work));
+      }
+      if (ordered) {
+        interrupted |= writeInOrder();
       }
       for (Future<?> f : workers) {
         while (true) {
@@ -247,6 +269,12 @@ final class RawRestore {
             reading.set(id, Integer.MAX_VALUE);
             src = buf.flip();
           }
+          if (ordered) {
+            if (!handOver(new Decoded(r, src, offset))) {
+              return;
+            }
+            continue;
+          }
           out.write(src, offset);
           long copied = !r.zero() && nextSame != null ? writeCopies(r, buf) : 0;
           report(done.addAndGet(length + copied));
@@ -255,6 +283,68 @@ final class RawRestore {
           return;
         }
       }
+    }
+  }
+
+  /**
+   * Ordered target: hands decoded run {@code d} to the thread that writes, and waits until it has
+   * been written (its buffer is free again). Returns false if the restore stops first.
+   */
+  private boolean handOver(Decoded d) {
+    synchronized (lock) {
+      decoded.put(d.run().seq(), d);
+      lock.notifyAll();
+      while (!stop && written <= d.run().seq()) {
+        try {
+          lock.wait();
+        } catch (InterruptedException e) {
+          // Workers are not interrupted (see above); if one is, the restore stops.
+          fail(d.run().start(), e);
+          Thread.currentThread().interrupt();
+          return false;
+        }
+      }
+      return !stop;
+    }
+  }
+
+  /**
+   * Ordered target: writes the decoded runs in order, on this thread, until every run is written or
+   * the restore stops. Returns whether this thread was interrupted (the restore then stops).
+   */
+  private boolean writeInOrder() {
+    while (true) {
+      Decoded d;
+      synchronized (lock) {
+        while (!stop
+            && !decoded.containsKey(written)
+            && !(cursor >= fixed.count() && written == assigned)) {
+          try {
+            lock.wait();
+          } catch (InterruptedException e) {
+            stop = true;
+            lock.notifyAll();
+            return true;
+          }
+        }
+        d = stop ? null : decoded.remove(written);
+      }
+      if (d == null) {
+        return false; // stopped, or all written
+      }
+      int length = d.data().remaining();
+      try {
+        out.write(d.data(), d.offset());
+      } catch (IOException | RuntimeException | Error e) {
+        fail(d.run().start(), e);
+        return false;
+      }
+      synchronized (lock) {
+        written++;
+        lock.notifyAll();
+      }
+      done.addAndGet(length);
+      report(d.offset() + length); // the holes before it count as restored
     }
   }
 
@@ -356,7 +446,7 @@ final class RawRestore {
         reading.set(id, start);
       }
       lock.notifyAll(); // the read-ahead waits for the cursor to move
-      return new Run(start, cursor - start, zero);
+      return new Run(assigned++, start, cursor - start, zero);
     }
   }
 
