@@ -12,6 +12,8 @@
 #include <jni.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "io_granule_engine_internal_image_SparseFiles.h"
@@ -50,6 +52,48 @@ JNIEXPORT jlong JNICALL Java_io_granule_engine_internal_image_SparseFiles_seek0(
   (void)cls;
   off_t r = lseek(fd, (off_t)offset, hole ? SEEK_HOLE : SEEK_DATA);
   return r < 0 ? -(jlong)errno : (jlong)r;
+}
+
+/* cachestat(2) (Linux 6.5): the bytes of the file that are in the page cache, or -errno (-ENOSYS
+ * on older kernels). The number is the same on every architecture (the unified syscall table). */
+#ifndef __NR_cachestat
+#define __NR_cachestat 451
+#endif
+struct granule_cachestat_range {
+  unsigned long long off;
+  unsigned long long len;
+};
+struct granule_cachestat {
+  unsigned long long nr_cache;
+  unsigned long long nr_dirty;
+  unsigned long long nr_writeback;
+  unsigned long long nr_evicted;
+  unsigned long long nr_recently_evicted;
+};
+JNIEXPORT jlong JNICALL Java_io_granule_engine_internal_image_SparseFiles_cached0(JNIEnv *env,
+                                                                                 jclass cls,
+                                                                                 jint fd) {
+  (void)env;
+  (void)cls;
+  struct granule_cachestat_range range = {0, 0}; /* len 0: to the end of the file */
+  struct granule_cachestat cs;
+  if (syscall(__NR_cachestat, fd, &range, &cs, 0) < 0) {
+    return -(jlong)errno;
+  }
+  return (jlong)cs.nr_cache * (jlong)sysconf(_SC_PAGESIZE);
+}
+
+/* fstat(2)'s st_blocks in bytes: what the file takes on its file system, holes not counted. */
+JNIEXPORT jlong JNICALL Java_io_granule_engine_internal_image_SparseFiles_allocated0(JNIEnv *env,
+                                                                                    jclass cls,
+                                                                                    jint fd) {
+  (void)env;
+  (void)cls;
+  struct stat st;
+  if (fstat(fd, &st) < 0) {
+    return -(jlong)errno;
+  }
+  return (jlong)st.st_blocks * 512;
 }
 
 JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_SparseFiles_close0(JNIEnv *env,

@@ -22,6 +22,11 @@ public final class HeldDiskImage implements DiskImage {
     this.hold = hold;
   }
 
+  /** The image read under the hold. */
+  public DiskImage image() {
+    return image;
+  }
+
   @Override
   public long size() {
     return image.size();

@@ -22,6 +22,16 @@ import java.util.List;
  * can return blocks older than what the (frozen, synced) filesystem holds. If the device refuses
  * direct I/O, its buffers are flushed ({@code blockdev --flushbufs}) before every read pass begins,
  * and a warning says so.
+ *
+ * <p>A regular file that is mostly not in the page cache when it is opened (a running VM's disk
+ * usually is not: hypervisors write it past the cache) is read with {@code O_DIRECT} too, for the
+ * large aligned reads of a backup into aligned direct buffers: straight from the disk into the
+ * caller's buffer, with no page cache to fill (the dearest part of a cold read on a VM) and nothing
+ * of the host's cached data evicted for bytes read once. Small or unaligned reads (file systems'
+ * metadata) still go through the page cache, and so does every read of a file that is mostly cached
+ * already, or where the page cache cannot be asked (cachestat(2), Linux 6.5). {@code
+ * -Dgranule.image.direct-read=auto|always|never} overrides the choice; a direct read that fails is
+ * done again through the page cache, and the file is read that way from then on.
  */
 public final class RawDiskImage implements DiskImage {
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(RawDiskImage.class);
@@ -31,10 +41,17 @@ public final class RawDiskImage implements DiskImage {
 
   private static final int BOUNCE = 1 << 20;
 
+  /** The shortest read of a regular file that goes direct when it is read direct. */
+  static final int MIN_DIRECT_FILE_READ = 64 << 10;
+
+  private static final String DIRECT_READ = System.getProperty("granule.image.direct-read", "auto");
+
   private final Path path;
   private final FileChannel channel;
   private final long size;
   private final boolean direct;
+  // A regular file's O_DIRECT channel for large aligned reads, or null (see above)
+  private volatile FileChannel directFile;
   private final ThreadLocal<ByteBuffer> bounce;
   private final SparseFiles sparse;
 
@@ -55,6 +72,44 @@ public final class RawDiskImage implements DiskImage {
   /** Whether reads bypass the page cache (block devices). */
   public boolean direct() {
     return direct;
+  }
+
+  /**
+   * Whether {@code image} (or the image a {@link HeldDiskImage} reads) is read past the page cache:
+   * a block device, or a regular file read direct. Its reads then wait for the disk, and a backup
+   * keeps more of them in flight.
+   */
+  public static boolean readsPastCache(DiskImage image) {
+    DiskImage i = image instanceof HeldDiskImage h ? h.image() : image;
+    return i instanceof RawDiskImage r && (r.direct() || r.directFileReads());
+  }
+
+  /** Whether a regular file's large aligned reads bypass the page cache (see above). */
+  public boolean directFileReads() {
+    return directFile != null;
+  }
+
+  /**
+   * An {@code O_DIRECT} channel of regular file {@code path} if its reads should go direct: it is
+   * mostly not cached ({@code auto}), or {@code always}; else null.
+   */
+  private static FileChannel openDirectFile(Path path, SparseFiles sparse) {
+    java.nio.file.OpenOption o = io.granule.engine.internal.repo.blob.DirectIo.option();
+    boolean want =
+        switch (DIRECT_READ) {
+          case "never" -> false;
+          case "always" -> true;
+          default -> sparse != null && sparse.mostlyUncached();
+        };
+    if (o == null || !want) {
+      return null;
+    }
+    try {
+      return FileChannel.open(path, StandardOpenOption.READ, o);
+    } catch (IOException | UnsupportedOperationException e) {
+      LOG.debug("{}: no direct reads ({})", path, e.toString());
+      return null;
+    }
   }
 
   /** Whether {@code path} is a block device (by its entry in /sys/class/block). */
@@ -127,7 +182,11 @@ public final class RawDiskImage implements DiskImage {
         size = blockDeviceSize(path);
       }
       SparseFiles sparse = Files.isRegularFile(path) ? SparseFiles.open(path) : null;
-      return new RawDiskImage(path, ch, size, direct, sparse);
+      RawDiskImage image = new RawDiskImage(path, ch, size, direct, sparse);
+      if (!direct && Files.isRegularFile(path)) {
+        image.directFile = openDirectFile(path, sparse);
+      }
+      return image;
     } catch (IOException | RuntimeException e) {
       ch.close();
       throw e;
@@ -177,6 +236,20 @@ public final class RawDiskImage implements DiskImage {
       readDirect(offset, dst);
       return;
     }
+    FileChannel d = directFile;
+    if (d != null && dst.remaining() >= MIN_DIRECT_FILE_READ && aligned(offset, dst)) {
+      int start = dst.position();
+      try {
+        readStraight(d, offset, dst);
+        return;
+      } catch (IOException e) {
+        // Some file systems open with O_DIRECT and then refuse the reads: read this file through
+        // the page cache from now on (a real error comes back from the buffered read).
+        LOG.debug("{}: direct read at {} failed, reading buffered: {}", path, offset, e.toString());
+        stopDirectFileReads(d);
+        dst.position(start);
+      }
+    }
     long pos = offset;
     while (dst.hasRemaining()) {
       int n;
@@ -194,8 +267,54 @@ public final class RawDiskImage implements DiskImage {
     }
   }
 
-  /** Reads through an aligned bounce buffer: O_DIRECT needs aligned offsets, lengths, memory. */
+  private synchronized void stopDirectFileReads(FileChannel d) {
+    if (directFile == d) {
+      directFile = null;
+      try {
+        d.close();
+      } catch (IOException ignored) {
+        // only reads were made through it
+      }
+    }
+  }
+
+  /** Whether a direct read can go straight into {@code dst}: offset, length and address aligned. */
+  private static boolean aligned(long offset, ByteBuffer dst) {
+    return dst.isDirect()
+        && (offset & (ALIGN - 1)) == 0
+        && (dst.remaining() & (ALIGN - 1)) == 0
+        && dst.alignmentOffset(dst.position(), ALIGN) == 0;
+  }
+
+  /** Reads all of {@code dst} at {@code offset} from {@code ch}. */
+  private void readStraight(FileChannel ch, long offset, ByteBuffer dst) throws IOException {
+    long pos = offset;
+    while (dst.hasRemaining()) {
+      int n = ch.read(dst, pos);
+      if (n < 0) {
+        throw new EOFException(
+            "disk image '" + path + "' ended at offset " + pos + " while its size is " + size);
+      }
+      pos += n;
+    }
+  }
+
+  /**
+   * Reads with O_DIRECT: straight into {@code dst} where offset, length and address are aligned,
+   * else through an aligned bounce buffer.
+   */
   private void readDirect(long offset, ByteBuffer dst) throws IOException {
+    if (aligned(offset, dst)) {
+      try {
+        readStraight(channel, offset, dst);
+      } catch (EOFException e) {
+        throw e;
+      } catch (IOException e) {
+        throw new IOException(
+            "unable to read block device '" + path + "' at offset " + offset + ": " + e, e);
+      }
+      return;
+    }
     ByteBuffer b = bounce.get();
     long pos = offset;
     while (dst.hasRemaining()) {
@@ -245,7 +364,7 @@ public final class RawDiskImage implements DiskImage {
 
   @Override
   public void close() throws IOException {
-    try {
+    try (FileChannel d = directFile) {
       channel.close();
     } finally {
       if (sparse != null) {

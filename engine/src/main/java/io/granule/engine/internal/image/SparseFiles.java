@@ -98,6 +98,16 @@ final class SparseFiles implements AutoCloseable {
             + -errno);
   }
 
+  /**
+   * Whether less than half of what the file takes on disk is in the page cache (cachestat(2), Linux
+   * 6.5); false where that cannot be found out.
+   */
+  boolean mostlyUncached() {
+    long cached = cached0(fd);
+    long allocated = allocated0(fd);
+    return cached >= 0 && allocated > 0 && cached < allocated / 2;
+  }
+
   @Override
   public void close() {
     close0(fd);
@@ -108,4 +118,8 @@ final class SparseFiles implements AutoCloseable {
   private static native long seek0(int fd, long offset, boolean hole);
 
   private static native int close0(int fd);
+
+  private static native long cached0(int fd);
+
+  private static native long allocated0(int fd);
 }

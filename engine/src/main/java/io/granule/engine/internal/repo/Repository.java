@@ -1,5 +1,6 @@
 package io.granule.engine.internal.repo;
 
+import io.granule.engine.internal.image.RawDiskImage;
 import io.granule.engine.internal.repo.backup.Backup;
 import io.granule.engine.internal.repo.backup.BackupListener;
 import io.granule.engine.internal.repo.backup.BackupRequest;
@@ -597,6 +598,23 @@ public final class Repository implements Closeable {
    * @throws SourceUnreadableException if a disk cannot be read (no snapshot is written)
    * @throws RepositoryException if the repository cannot be written (it stays valid)
    */
+  /**
+   * Backup workers (each reads, hashes, compresses and packs): one per core up to 2; 4 when a disk
+   * is read past the page cache (O_DIRECT: a block device, a cold image file), whose reads wait for
+   * the disk (measured, cold 4 GiB bench image: 2.4 s with 4 against 3.1-3.4 s with 2; 6 took 2.2 s
+   * and 40 MB more memory; with the image in the page cache 4 are no faster). Property {@code
+   * granule.backup.threads} overrides it, for measurements.
+   */
+  private static int backupThreads(BackupRequest request) {
+    int threads = Math.max(1, Math.min(2, Runtime.getRuntime().availableProcessors()));
+    for (BackupRequest.NamedDisk d : request.disks()) {
+      if (RawDiskImage.readsPastCache(d.image())) {
+        threads = 4;
+      }
+    }
+    return Integer.getInteger("granule.backup.threads", threads);
+  }
+
   public synchronized BackupResult backup(BackupRequest request, BackupListener listener) {
     JitWarmup.start(codec, hasher);
     adoptUnknownPacks();
@@ -609,7 +627,7 @@ public final class Repository implements Closeable {
             config.chunkSize(),
             config.packSize(),
             config.compressionLevel(),
-            Math.max(1, Math.min(2, Runtime.getRuntime().availableProcessors())),
+            backupThreads(request),
             clock,
             knownPacks::add);
     try {
