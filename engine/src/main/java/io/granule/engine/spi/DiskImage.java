@@ -47,4 +47,15 @@ public interface DiskImage extends Closeable {
   default ChangeTracking changeTracking() {
     return null;
   }
+
+  /**
+   * Whether this image's large reads go past the page cache ({@code O_DIRECT}, see {@link
+   * PageCache}) and so wait for the disk: a backup then keeps more reads in flight. False by
+   * default.
+   *
+   * @since 1.3
+   */
+  default boolean readsPastPageCache() {
+    return false;
+  }
 }

@@ -22,11 +22,6 @@ public final class HeldDiskImage implements DiskImage {
     this.hold = hold;
   }
 
-  /** The image read under the hold. */
-  public DiskImage image() {
-    return image;
-  }
-
   @Override
   public long size() {
     return image.size();
@@ -35,6 +30,11 @@ public final class HeldDiskImage implements DiskImage {
   @Override
   public String format() {
     return image.format();
+  }
+
+  @Override
+  public boolean readsPastPageCache() {
+    return image.readsPastPageCache();
   }
 
   @Override

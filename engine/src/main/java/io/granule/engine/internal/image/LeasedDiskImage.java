@@ -39,6 +39,11 @@ public final class LeasedDiskImage implements DiskImage {
   }
 
   @Override
+  public boolean readsPastPageCache() {
+    return image.readsPastPageCache();
+  }
+
+  @Override
   public void read(long offset, ByteBuffer dst) throws IOException {
     lease.check();
     image.read(offset, dst);

@@ -74,14 +74,37 @@ public final class RawDiskImage implements DiskImage {
     return direct;
   }
 
+  /** A block device, or a regular file read direct (see above). */
+  @Override
+  public boolean readsPastPageCache() {
+    return direct || directFile != null;
+  }
+
+  private static boolean wantsDirect(SparseFiles sparse) {
+    return switch (DIRECT_READ) {
+      case "never" -> false;
+      case "always" -> true;
+      default -> sparse != null && sparse.mostlyUncached();
+    };
+  }
+
   /**
-   * Whether {@code image} (or the image a {@link HeldDiskImage} reads) is read past the page cache:
-   * a block device, or a regular file read direct. Its reads then wait for the disk, and a backup
-   * keeps more of them in flight.
+   * Whether regular file {@code file} should be read past the page cache: mostly not cached (see
+   * above; {@code io.granule.engine.spi.PageCache} offers it to plugins). False if it cannot be
+   * opened or that cannot be found out.
    */
-  public static boolean readsPastCache(DiskImage image) {
-    DiskImage i = image instanceof HeldDiskImage h ? h.image() : image;
-    return i instanceof RawDiskImage r && (r.direct() || r.directFileReads());
+  public static boolean readDirect(Path file) {
+    if (DIRECT_READ.equals("never") || !Files.isRegularFile(file)) {
+      return false;
+    }
+    if (DIRECT_READ.equals("always")) {
+      return true;
+    }
+    try (SparseFiles sparse = SparseFiles.open(file)) {
+      return wantsDirect(sparse);
+    } catch (IOException e) {
+      return false;
+    }
   }
 
   /** Whether a regular file's large aligned reads bypass the page cache (see above). */
@@ -95,13 +118,7 @@ public final class RawDiskImage implements DiskImage {
    */
   private static FileChannel openDirectFile(Path path, SparseFiles sparse) {
     java.nio.file.OpenOption o = io.granule.engine.internal.repo.blob.DirectIo.option();
-    boolean want =
-        switch (DIRECT_READ) {
-          case "never" -> false;
-          case "always" -> true;
-          default -> sparse != null && sparse.mostlyUncached();
-        };
-    if (o == null || !want) {
+    if (o == null || !wantsDirect(sparse)) {
       return null;
     }
     try {

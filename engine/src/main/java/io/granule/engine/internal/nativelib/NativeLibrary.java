@@ -1,8 +1,12 @@
 package io.granule.engine.internal.nativelib;
 
+import java.io.IOException;
+import java.io.InputStream;
 import java.net.URISyntaxException;
 import java.net.URL;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 
 /**
  * Loads the engine's small JNI library {@code libgranule-native} (source: {@code
@@ -10,8 +14,9 @@ import java.nio.file.Path;
  * calls the JDK lacks ({@code SparseFiles}).
  *
  * <p>In the OSGi runtime the engine bundle carries the library ({@code Bundle-NativeCode}); outside
- * it (unit tests) it is loaded from the build output. Where it cannot be loaded (another OS or
- * CPU), each user falls back to what the JDK offers.
+ * it it is loaded from the build output (the engine's unit tests) or copied out of the engine jar
+ * to a temporary file (plugins' unit tests). Where it cannot be loaded (another OS or CPU), each
+ * user falls back to what the JDK offers.
  */
 public final class NativeLibrary {
   /** The library's name for {@link System#loadLibrary}. */
@@ -27,6 +32,16 @@ public final class NativeLibrary {
     return REASON;
   }
 
+  /** Copies the library out of a jar into a temporary file, deleted when the JVM exits. */
+  private static Path extract(URL url) throws IOException {
+    Path f = Files.createTempFile("lib" + NAME + "-", ".so");
+    f.toFile().deleteOnExit();
+    try (InputStream in = url.openStream()) {
+      Files.copy(in, f, StandardCopyOption.REPLACE_EXISTING);
+    }
+    return f;
+  }
+
   private static String load() {
     if (!System.getProperty("os.name", "").equals("Linux")
         || !System.getProperty("os.arch", "").equals("amd64")) {
@@ -40,13 +55,18 @@ public final class NativeLibrary {
         System.loadLibrary(NAME); // the bundle's Bundle-NativeCode
       } catch (UnsatisfiedLinkError e) {
         URL url = NativeLibrary.class.getResource(RESOURCE);
-        if (url == null || !"file".equals(url.getProtocol())) {
+        if (url == null) {
           return "lib" + NAME + ".so not found: " + e.getMessage();
         }
-        System.load(Path.of(url.toURI()).toString()); // the build output, outside OSGi
+        if ("file".equals(url.getProtocol())) {
+          System.load(Path.of(url.toURI()).toString()); // the build output, outside OSGi
+        } else {
+          System.load(
+              extract(url).toString()); // the engine jar on a plain class path (plugins' tests)
+        }
       }
       return null;
-    } catch (UnsatisfiedLinkError | URISyntaxException | SecurityException e) {
+    } catch (UnsatisfiedLinkError | URISyntaxException | SecurityException | IOException e) {
       return e.toString();
     }
   }

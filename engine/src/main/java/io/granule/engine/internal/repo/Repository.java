@@ -1,6 +1,5 @@
 package io.granule.engine.internal.repo;
 
-import io.granule.engine.internal.image.RawDiskImage;
 import io.granule.engine.internal.repo.backup.Backup;
 import io.granule.engine.internal.repo.backup.BackupListener;
 import io.granule.engine.internal.repo.backup.BackupRequest;
@@ -608,7 +607,7 @@ public final class Repository implements Closeable {
   private static int backupThreads(BackupRequest request) {
     int threads = Math.max(1, Math.min(2, Runtime.getRuntime().availableProcessors()));
     for (BackupRequest.NamedDisk d : request.disks()) {
-      if (RawDiskImage.readsPastCache(d.image())) {
+      if (d.image().readsPastPageCache()) {
         threads = 4;
       }
     }

@@ -127,7 +127,7 @@ class ColdFileReadTest {
     require(cached(f) >= 8 * MIB, "the file stays in the page cache once read");
     try (RawDiskImage img = RawDiskImage.open(f)) {
       assertThat(img.directFileReads()).isFalse();
-      assertThat(RawDiskImage.readsPastCache(img)).isFalse();
+      assertThat(img.readsPastPageCache()).isFalse();
     }
   }
 
@@ -143,7 +143,7 @@ class ColdFileReadTest {
                 tmp.resolve("repo"), RepositoryConfig.defaults().withChunkSize(256 << 10));
         RawDiskImage img = RawDiskImage.open(f)) {
       require(img.directFileReads(), "cachestat(2) and O_DIRECT here");
-      assertThat(RawDiskImage.readsPastCache(img)).isTrue();
+      assertThat(new HeldDiskImage(img, null).readsPastPageCache()).isTrue();
       Manifest m =
           repo.backup(
                   new BackupRequest(

@@ -1,5 +1,6 @@
 package io.granule.plugin.vmdisk.internal;
 
+import io.granule.engine.spi.PageCache;
 import java.io.Closeable;
 import java.io.EOFException;
 import java.io.IOException;
@@ -7,6 +8,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.NoSuchFileException;
+import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
@@ -17,11 +19,23 @@ import java.nio.file.StandardOpenOption;
  * <p>Thread-safe: reads are positional ({@link FileChannel#read(ByteBuffer, long)}), so several
  * threads may read at once. The size is taken once at open: image files are not expected to change
  * while they are read.
+ *
+ * <p>A file that is mostly not in the page cache when it is opened ({@link
+ * PageCache#mostlyUncached}) gets its large aligned reads (a backup's data runs, into aligned
+ * direct buffers) with {@code O_DIRECT}: straight from the disk, no page cache filled, none of the
+ * host's cached data evicted. Tables and other small reads go through the page cache. A direct read
+ * that fails is done again buffered, and the file is read buffered from then on.
  */
 final class ImageFile implements Closeable {
+  /** The shortest read that goes direct, when the file is read direct. */
+  static final int MIN_DIRECT_READ = 64 << 10;
+
+  private static final int ALIGN = 4096;
+
   private final Path path;
   private final FileChannel channel;
   private final long size;
+  private volatile FileChannel direct;
 
   private ImageFile(Path path, FileChannel channel, long size) {
     this.path = path;
@@ -34,7 +48,9 @@ final class ImageFile implements Closeable {
     try {
       FileChannel ch = FileChannel.open(path, StandardOpenOption.READ);
       try {
-        return new ImageFile(path, ch, ch.size());
+        ImageFile f = new ImageFile(path, ch, ch.size());
+        f.direct = openDirect(path);
+        return f;
       } catch (IOException | RuntimeException e) {
         ch.close();
         throw e;
@@ -44,8 +60,25 @@ final class ImageFile implements Closeable {
     }
   }
 
+  private static FileChannel openDirect(Path path) {
+    OpenOption o = PageCache.directOption();
+    if (o == null || !PageCache.mostlyUncached(path)) {
+      return null;
+    }
+    try {
+      return FileChannel.open(path, StandardOpenOption.READ, o);
+    } catch (IOException | UnsupportedOperationException e) {
+      return null; // a file system without O_DIRECT
+    }
+  }
+
   public Path path() {
     return path;
+  }
+
+  /** Whether large aligned reads go past the page cache. */
+  public boolean direct() {
+    return direct != null;
   }
 
   public long size() {
@@ -106,9 +139,44 @@ final class ImageFile implements Closeable {
   }
 
   private void readFully(long offset, ByteBuffer dst) throws IOException {
+    FileChannel d = direct;
+    if (d != null
+        && dst.remaining() >= MIN_DIRECT_READ
+        && dst.isDirect()
+        && (offset & (ALIGN - 1)) == 0
+        && (dst.remaining() & (ALIGN - 1)) == 0
+        && dst.alignmentOffset(dst.position(), ALIGN) == 0) {
+      int start = dst.position();
+      try {
+        readFully(d, offset, dst);
+        return;
+      } catch (EOFException e) {
+        throw e;
+      } catch (IOException e) {
+        // Some file systems open with O_DIRECT and then refuse the reads: read buffered from now
+        // on (a real error comes back from the buffered read).
+        stopDirect(d);
+        dst.position(start);
+      }
+    }
+    readFully(channel, offset, dst);
+  }
+
+  private synchronized void stopDirect(FileChannel d) {
+    if (direct == d) {
+      direct = null;
+      try {
+        d.close();
+      } catch (IOException ignored) {
+        // only reads were made through it
+      }
+    }
+  }
+
+  private void readFully(FileChannel ch, long offset, ByteBuffer dst) throws IOException {
     long pos = offset;
     while (dst.hasRemaining()) {
-      int n = channel.read(dst, pos);
+      int n = ch.read(dst, pos);
       if (n < 0) {
         // The file shrank after it was opened.
         throw new EOFException(
@@ -120,6 +188,8 @@ final class ImageFile implements Closeable {
 
   @Override
   public void close() throws IOException {
-    channel.close();
+    try (FileChannel d = direct) {
+      channel.close();
+    }
   }
 }

@@ -79,6 +79,12 @@ abstract class MappedImage implements DiskImage {
     return format;
   }
 
+  /** Whether the image's own file is read past the page cache ({@link ImageFile}). */
+  @Override
+  public boolean readsPastPageCache() {
+    return file.direct();
+  }
+
   @Override
   public void read(long offset, ByteBuffer dst) throws IOException {
     checkRange(offset, dst.remaining());

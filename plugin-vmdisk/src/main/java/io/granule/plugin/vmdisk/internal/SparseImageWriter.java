@@ -1,6 +1,7 @@
 package io.granule.plugin.vmdisk.internal;
 
 import io.granule.engine.spi.DiskImageWriter;
+import io.granule.engine.spi.PageCache;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -82,26 +83,13 @@ abstract class SparseImageWriter implements DiskImageWriter {
     this.direct = openDirect(path);
   }
 
-  /** The {@code O_DIRECT} open option of this JVM ({@code jdk.unsupported}), or null. */
+  /** The {@code O_DIRECT} open option, or null (none in this JVM, or turned off). */
   private static final OpenOption DIRECT = directOption();
 
   private static OpenOption directOption() {
-    if ("false".equals(System.getProperty("granule.image.direct"))) {
-      return null;
-    }
-    try {
-      Class<?> c =
-          Class.forName(
-              "com.sun.nio.file.ExtendedOpenOption", true, ClassLoader.getPlatformClassLoader());
-      for (Object o : c.getEnumConstants()) {
-        if (((Enum<?>) o).name().equals("DIRECT")) {
-          return (OpenOption) o;
-        }
-      }
-    } catch (ReflectiveOperationException | LinkageError e) {
-      // no O_DIRECT in this JVM: every write goes through the page cache
-    }
-    return null;
+    return "false".equals(System.getProperty("granule.image.direct"))
+        ? null
+        : PageCache.directOption();
   }
 
   /** A second channel of {@code path} for direct writes, or null where it cannot be opened. */
