@@ -24,6 +24,7 @@ import io.granule.engine.internal.repo.store.ChunkReader;
 import java.io.IOException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -32,6 +33,10 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.function.IntFunction;
 
 /**
@@ -50,6 +55,19 @@ import java.util.function.IntFunction;
  * own off-heap {@link ChunkIndex}. Read-only: it never changes the repository.
  */
 public final class Verifier {
+  /**
+   * Threads that read and decode packs with {@code readData}: one per core, up to 2 (the CPU's
+   * work: decryption, decompression and hashing). Property {@code granule.verify.threads}.
+   */
+  static final int PACK_THREADS =
+      Math.max(
+          1,
+          Integer.getInteger(
+              "granule.verify.threads", Math.min(2, Runtime.getRuntime().availableProcessors())));
+
+  /** Threads that load pack trailers without {@code readData}: small reads, latency-bound on S3. */
+  static final int LIST_THREADS = 4;
+
   private final BlobStore store;
   private final BlobCodec codec;
   private final ChunkHasher hasher;
@@ -77,11 +95,8 @@ public final class Verifier {
   public VerifyReport verify(boolean readData, VerifyListener listener) {
     try {
       List<BlobName> packs = store.list(BlobType.PACK);
-      int done = 0;
-      for (BlobName p : packs) {
-        checkPack(p, readData);
-        listener.checked(p.toString(), ++done, packs.size());
-      }
+      checkPacks(packs, readData, listener);
+      int done;
       List<BlobName> indexes = store.list(BlobType.INDEX);
       long entries = 0;
       try (ChunkIndex index = new ChunkIndex(cacheDir, 0)) {
@@ -120,42 +135,119 @@ public final class Verifier {
     }
   }
 
-  private void checkPack(BlobName name, boolean readData) {
+  /**
+   * Checks {@code packs} on {@link #PACK_THREADS} threads (each pack on one), a few packs ahead of
+   * the one whose result is recorded next, recording the results in list order on this thread.
+   */
+  private void checkPacks(List<BlobName> packs, boolean readData, VerifyListener listener) {
+    int threads = readData ? PACK_THREADS : LIST_THREADS;
+    ExecutorService pool =
+        Executors.newFixedThreadPool(
+            threads,
+            r -> {
+              Thread t = new Thread(r, "granule-verify");
+              t.setDaemon(true);
+              return t;
+            });
+    try {
+      ArrayDeque<Future<PackCheck>> ahead = new ArrayDeque<>();
+      int next = 0;
+      int done = 0;
+      while (next < packs.size() || !ahead.isEmpty()) {
+        while (next < packs.size() && ahead.size() < 2 * threads) {
+          BlobName p = packs.get(next++);
+          ahead.add(pool.submit(() -> checkPack(p, readData)));
+        }
+        PackCheck c = await(ahead.poll());
+        record(c);
+        listener.checked(c.name().toString(), ++done, packs.size());
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  private static PackCheck await(Future<PackCheck> f) {
+    try {
+      return f.get();
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      if (e.getCause() instanceof Error r) {
+        throw r;
+      }
+      throw new RepositoryException("verify failed: " + e.getCause(), e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new RepositoryException("verify interrupted", e);
+    }
+  }
+
+  /**
+   * What checking one pack found: its trailer's entries (null if unusable), problems, bad chunks.
+   */
+  private record PackCheck(
+      BlobName name,
+      PackId id,
+      Map<ChunkId, PackEntry> byId,
+      List<String> problems,
+      List<ChunkId> bad) {}
+
+  /** Records what checking a pack found (on the verifying thread). */
+  private void record(PackCheck c) {
+    for (String p : c.problems()) {
+      problem(c.name().toString(), p);
+    }
+    if (c.id() == null) {
+      return;
+    }
+    presentPacks.add(c.id());
+    if (c.byId() != null) {
+      trailers.put(c.id(), c.byId());
+    }
+    for (ChunkId bad : c.bad()) {
+      badChunks.add(new StoredChunk(c.id(), bad));
+    }
+  }
+
+  /** Checks one pack; touches nothing shared (several run at once). */
+  private PackCheck checkPack(BlobName name, boolean readData) {
+    List<String> problems = new ArrayList<>();
+    List<ChunkId> bad = new ArrayList<>();
     PackId id;
     try {
       id = PackId.parse(name.name());
     } catch (IllegalArgumentException e) {
-      problem(name.toString(), "not a pack name: " + e.getMessage());
-      return;
+      problems.add("not a pack name: " + e.getMessage());
+      return new PackCheck(name, null, null, problems, bad);
     }
-    presentPacks.add(id);
     List<PackEntry> entries;
     try {
       entries = PackReader.loadTrailer(store, name);
     } catch (IOException | RepositoryException e) {
-      problem(name.toString(), e.getMessage());
-      return;
+      problems.add(e.getMessage());
+      return new PackCheck(name, id, null, problems, bad);
     }
     Map<ChunkId, PackEntry> byId = new HashMap<>();
     for (PackEntry e : entries) {
       byId.put(e.id(), e);
     }
-    trailers.put(id, byId);
     if (!readData) {
-      return;
+      return new PackCheck(name, id, byId, problems, bad);
     }
     byte[] bytes;
     try {
       bytes = store.load(name);
     } catch (IOException e) {
-      problem(name.toString(), "unreadable: " + e.getMessage());
-      byId.keySet().forEach(c -> badChunks.add(new StoredChunk(id, c)));
-      return;
+      problems.add("unreadable: " + e.getMessage());
+      bad.addAll(byId.keySet());
+      return new PackCheck(name, id, byId, problems, bad);
     }
     try {
       PackReader.parse(name, bytes);
     } catch (RepositoryException e) {
-      problem(name.toString(), e.getMessage());
+      problems.add(e.getMessage());
     }
     ChunkReader reader = new ChunkReader(store, codec, null, hasher);
     for (PackEntry e : entries) {
@@ -166,10 +258,13 @@ public final class Verifier {
                 bytes, (int) e.offset(), (int) e.offset() + e.storedLength());
         reader.decode(e.id(), name, stored, e.flags(), e.rawLength());
       } catch (RepositoryException ex) {
-        badChunks.add(new StoredChunk(id, e.id()));
-        problem(name.toString(), ex.getMessage());
+        bad.add(e.id());
+        if (!problems.contains(ex.getMessage())) {
+          problems.add(ex.getMessage());
+        }
       }
     }
+    return new PackCheck(name, id, byId, problems, bad);
   }
 
   private long checkIndex(BlobName name, ChunkIndex index) {
