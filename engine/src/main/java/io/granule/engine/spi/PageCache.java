@@ -31,6 +31,6 @@ public final class PageCache {
    * always}.
    */
   public static boolean mostlyUncached(Path file) {
-    return RawDiskImage.readDirect(file);
+    return RawDiskImage.shouldReadDirect(file);
   }
 }

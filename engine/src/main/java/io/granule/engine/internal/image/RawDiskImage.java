@@ -93,7 +93,7 @@ public final class RawDiskImage implements DiskImage {
    * above; {@code io.granule.engine.spi.PageCache} offers it to plugins). False if it cannot be
    * opened or that cannot be found out.
    */
-  public static boolean readDirect(Path file) {
+  public static boolean shouldReadDirect(Path file) {
     if (DIRECT_READ.equals("never") || !Files.isRegularFile(file)) {
       return false;
     }
