@@ -17,6 +17,7 @@
 # not a qcow2 disk's) the same disk as qcow2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 size_mib="${1:-4096}"
 rounds="${2:-3}"
 work="${BENCH_DIR:-/var/tmp}/granule-bench-cold"
@@ -50,11 +51,7 @@ one() {
   $init "$repo" > /dev/null 2>&1
   sync; echo 3 > /proc/sys/vm/drop_caches
   case "$backup" in
-    g_*) bin/granule --version > /dev/null
-      find "${XDG_CACHE_HOME:-$HOME/.cache}/granule/cds" -name '*.jsa' -newer runtime/target/granule.jar \
-        -exec cat {} + > /dev/null 2>&1 || true
-      cat "${XDG_CACHE_HOME:-$HOME/.cache}"/granule/runtime-*/*.jar > /dev/null 2>&1 || true
-      cat "$(dirname "$(readlink -f "$(command -v java)")")/../lib/modules" > /dev/null 2>&1 || true ;;
+    g_*) granule_program_cached ;;
     r_*) restic version > /dev/null ;;
     b_*) borg --version > /dev/null ;;
   esac

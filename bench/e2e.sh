@@ -29,6 +29,7 @@
 # untimed warm-up backup and restore of a small image first (GRANULE_CDS=off measures without).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 size_mib="${1:-4096}"
 rounds="${2:-3}"
 work="${BENCH_DIR:-/var/tmp}/granule-bench"
@@ -78,14 +79,7 @@ cold() {
   sync
   echo 3 > /proc/sys/vm/drop_caches
   case "$1" in
-    g_*) bin/granule --version > /dev/null
-      # and the rest of its program files that --version leaves cold: the class-data-sharing
-      # archives (one per command word), the extracted bundles (restore loads classes --version
-      # does not) and the JDK's module image
-      find "${XDG_CACHE_HOME:-$HOME/.cache}/granule/cds" -name '*.jsa' -newer runtime/target/granule.jar \
-        -exec cat {} + > /dev/null 2>&1 || true
-      cat "${XDG_CACHE_HOME:-$HOME/.cache}"/granule/runtime-*/*.jar > /dev/null 2>&1 || true
-      cat "$(dirname "$(readlink -f "$(command -v java)")")/../lib/modules" > /dev/null 2>&1 || true ;;
+    g_*) granule_program_cached ;;
     r_*) restic version > /dev/null ;;
     b*) borg --version > /dev/null ;;
   esac

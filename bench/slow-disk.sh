@@ -14,6 +14,7 @@
 # it decodes? (The CPU is this machine's, not the slower one's.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 rate_mib="${1:-473}"
 size_mib="${2:-4096}"
 rounds="${3:-3}"
@@ -65,9 +66,7 @@ for ((r = 1; r <= rounds; r++)); do
   backup_s=$secs
   repo_bytes=$(du -sb "$work/repo" | cut -f1)
   sync; echo 3 > /proc/sys/vm/drop_caches
-  bin/granule --version > /dev/null
-  find "${XDG_CACHE_HOME:-$HOME/.cache}/granule/cds" -name '*.jsa' -exec cat {} + > /dev/null 2>&1 || true
-  cat "${XDG_CACHE_HOME:-$HOME/.cache}"/granule/runtime-*/*.jar > /dev/null 2>&1 || true
+  granule_program_cached
   slow bin/granule restore disk latest:vm --repo "$work/repo" --to "$work/restored.img" --no-progress
   restore_s=$secs
   data_bytes=$(( $(stat -c '%b * %B' "$work/restored.img") ))
