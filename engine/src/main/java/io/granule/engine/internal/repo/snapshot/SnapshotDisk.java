@@ -121,17 +121,6 @@ public final class SnapshotDisk implements DiskImage {
     }
   }
 
-  /**
-   * The plaintext of the chunk at {@code position} (zeros for a zero chunk), bypassing the cache.
-   */
-  public byte[] readChunk(int position) {
-    ChunkId id = fixed.get(position);
-    if (id.isZero()) {
-      return new byte[fixed.length(position)];
-    }
-    return fetch(position, id);
-  }
-
   private byte[] chunk(int position, ChunkId id) {
     synchronized (cache) {
       byte[] c = cache.get(position);
@@ -181,7 +170,8 @@ public final class SnapshotDisk implements DiskImage {
   /**
    * Puts the plaintext of the non-zero chunk at {@code position} into {@code dst} at its position
    * and advances it by the chunk's length, bypassing the cache; checked, counted and named in
-   * errors as by {@link #readChunk(int)}. Zero chunks are the caller's to skip.
+   * errors as by {@link #read} (which goes through the cache). Zero chunks are the caller's to
+   * skip.
    */
   public void readChunk(int position, ByteBuffer dst, ChunkReader.Decoder decoder) {
     ChunkId id = fixed.get(position);
