@@ -257,7 +257,7 @@ public final class RawDiskImage implements DiskImage {
     if (d != null && dst.remaining() >= MIN_DIRECT_FILE_READ && aligned(offset, dst)) {
       int start = dst.position();
       try {
-        readStraight(d, offset, dst);
+        readStraight(d, offset, dst, "disk image");
         return;
       } catch (IOException e) {
         // Some file systems open with O_DIRECT and then refuse the reads: read this file through
@@ -267,21 +267,7 @@ public final class RawDiskImage implements DiskImage {
         dst.position(start);
       }
     }
-    long pos = offset;
-    while (dst.hasRemaining()) {
-      int n;
-      try {
-        n = channel.read(dst, pos);
-      } catch (IOException e) {
-        throw new IOException(
-            "unable to read disk image '" + path + "' at offset " + pos + ": " + e, e);
-      }
-      if (n < 0) {
-        throw new EOFException(
-            "disk image '" + path + "' ended at offset " + pos + " while its size is " + size);
-      }
-      pos += n;
-    }
+    readStraight(channel, offset, dst, "disk image");
   }
 
   private synchronized void stopDirectFileReads(FileChannel d) {
@@ -303,14 +289,24 @@ public final class RawDiskImage implements DiskImage {
         && dst.alignmentOffset(dst.position(), ALIGN) == 0;
   }
 
-  /** Reads all of {@code dst} at {@code offset} from {@code ch}. */
-  private void readStraight(FileChannel ch, long offset, ByteBuffer dst) throws IOException {
+  /**
+   * Reads all of {@code dst} at {@code offset} from {@code ch}; errors name {@code what} ("disk
+   * image", "block device"), the path and the offset.
+   */
+  private void readStraight(FileChannel ch, long offset, ByteBuffer dst, String what)
+      throws IOException {
     long pos = offset;
     while (dst.hasRemaining()) {
-      int n = ch.read(dst, pos);
+      int n;
+      try {
+        n = ch.read(dst, pos);
+      } catch (IOException e) {
+        throw new IOException(
+            "unable to read " + what + " '" + path + "' at offset " + pos + ": " + e, e);
+      }
       if (n < 0) {
         throw new EOFException(
-            "disk image '" + path + "' ended at offset " + pos + " while its size is " + size);
+            what + " '" + path + "' ended at offset " + pos + " while its size is " + size);
       }
       pos += n;
     }
@@ -322,14 +318,7 @@ public final class RawDiskImage implements DiskImage {
    */
   private void readDirect(long offset, ByteBuffer dst) throws IOException {
     if (aligned(offset, dst)) {
-      try {
-        readStraight(channel, offset, dst);
-      } catch (EOFException e) {
-        throw e;
-      } catch (IOException e) {
-        throw new IOException(
-            "unable to read block device '" + path + "' at offset " + offset + ": " + e, e);
-      }
+      readStraight(channel, offset, dst, "block device");
       return;
     }
     ByteBuffer b = bounce.get();
