@@ -72,6 +72,7 @@ public final class Verifier {
   private final BlobCodec codec;
   private final ChunkHasher hasher;
   private final Path cacheDir;
+  private final ChunkReader reader;
   private final Map<String, Problems> damage = new TreeMap<>();
   private final Set<String> affected = new TreeSet<>();
   private final Map<PackId, Map<ChunkId, PackEntry>> trailers = new HashMap<>();
@@ -89,6 +90,7 @@ public final class Verifier {
     this.codec = codec;
     this.hasher = hasher;
     this.cacheDir = cacheDir;
+    this.reader = new ChunkReader(store, codec, null, hasher); // per-thread state inside
   }
 
   /** Runs the check. */
@@ -244,24 +246,25 @@ public final class Verifier {
       bad.addAll(byId.keySet());
       return new PackCheck(name, id, byId, problems, bad);
     }
+    boolean whole = true; // parse checks every record's checksum: no need to again
     try {
       PackReader.parse(name, bytes);
     } catch (RepositoryException e) {
       problems.add(e.getMessage());
+      whole = false;
     }
-    ChunkReader reader = new ChunkReader(store, codec, null, hasher);
     for (PackEntry e : entries) {
       try {
-        PackReader.checkRecord(name, e, bytes, (int) e.offset());
+        if (!whole) {
+          PackReader.checkRecord(name, e, bytes, (int) e.offset());
+        }
         byte[] stored =
             java.util.Arrays.copyOfRange(
                 bytes, (int) e.offset(), (int) e.offset() + e.storedLength());
         reader.decode(e.id(), name, stored, e.flags(), e.rawLength());
       } catch (RepositoryException ex) {
         bad.add(e.id());
-        if (!problems.contains(ex.getMessage())) {
-          problems.add(ex.getMessage());
-        }
+        problems.add(ex.getMessage()); // repeats are dropped when recorded
       }
     }
     return new PackCheck(name, id, byId, problems, bad);
