@@ -24,6 +24,15 @@ public final class PageCache {
   }
 
   /**
+   * The alignment of direct I/O on the file system holding {@code path} (an existing file or
+   * directory): its block size, at least 4096; 0 if that is not a power of two (then do not use
+   * direct I/O there).
+   */
+  public static int alignment(Path path) {
+    return DirectIo.alignment(path);
+  }
+
+  /**
    * Whether less than half of what regular file {@code file} takes on disk is in the page cache
    * (Linux 6.5's cachestat(2), through the engine's native library): then its large reads are
    * better made with {@link #directOption()}. False where that cannot be found out, or if the

@@ -6,7 +6,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.FileAlreadyExistsException;
-import java.nio.file.Files;
 import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -65,7 +64,9 @@ abstract class SparseImageWriter implements DiskImageWriter {
     this.path = path;
     this.virtualSize = virtualSize;
     this.clusterSize = clusterSize;
-    this.align = alignment(path.toAbsolutePath().getParent());
+    // the file system's direct I/O alignment; 0 (not a power of two) or too large: no direct writes
+    int a = PageCache.alignment(path.toAbsolutePath().getParent());
+    this.align = a > 0 && a <= 1 << 20 ? a : 4096;
     this.cluster = allocateAligned(clusterSize, align);
     try {
       this.channel =
@@ -80,7 +81,7 @@ abstract class SparseImageWriter implements DiskImageWriter {
     } catch (IOException e) {
       throw new IOException("unable to create disk image '" + path + "': " + e.getMessage(), e);
     }
-    this.direct = openDirect(path);
+    this.direct = a == align ? openDirect(path) : null;
   }
 
   /** The {@code O_DIRECT} open option, or null (none in this JVM, or turned off). */
@@ -102,19 +103,6 @@ abstract class SparseImageWriter implements DiskImageWriter {
     } catch (IOException | UnsupportedOperationException e) {
       return null; // a file system without O_DIRECT
     }
-  }
-
-  /** The direct I/O alignment where {@code dir} lives: its block size, at least 4096. */
-  private static int alignment(Path dir) {
-    long block = 4096;
-    try {
-      if (dir != null) {
-        block = Math.max(block, Files.getFileStore(dir).getBlockSize());
-      }
-    } catch (IOException | UnsupportedOperationException e) {
-      // keep 4096
-    }
-    return block <= 1 << 20 && Long.bitCount(block) == 1 ? (int) block : 4096;
   }
 
   private static ByteBuffer allocateAligned(int length, int align) {
