@@ -69,6 +69,13 @@ public final class BlobFrames {
     return (int) c.getValue();
   }
 
+  /** CRC32C of the {@code len} bytes at index {@code off} of {@code b} (its position untouched). */
+  public static int crc32c(java.nio.ByteBuffer b, int off, int len) {
+    CRC32C c = new CRC32C();
+    c.update(b.duplicate().limit(off + len).position(off));
+    return (int) c.getValue();
+  }
+
   // ZERO_BYTES[k]: the operator (a 32x32 matrix over GF(2), one int per column) that feeding 2^k
   // zero bytes applies to a CRC32C register.
   private static final int[][] ZERO_BYTES = zeroByteOperators();

@@ -3,8 +3,10 @@ package io.granule.engine.internal.repo.backup;
 import io.granule.engine.internal.repo.ChunkHasher;
 import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.PackId;
+import io.granule.engine.internal.repo.RepositoryCorruptedException;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.blob.BlobCodec;
+import io.granule.engine.internal.repo.blob.BlobInfo;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
@@ -22,6 +24,7 @@ import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.internal.repo.snapshot.ManifestReader;
 import io.granule.engine.internal.repo.store.ChunkReader;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
@@ -52,7 +55,9 @@ import java.util.function.IntFunction;
  * </ul>
  *
  * <p>Holds the pack trailers on the heap while it runs (about 150 bytes per chunk) and builds its
- * own off-heap {@link ChunkIndex}. Read-only: it never changes the repository.
+ * own off-heap {@link ChunkIndex}; with {@code readData}, each checking thread reads one pack at a
+ * time into a direct buffer it reuses, and decodes its chunks into another. Read-only: it never
+ * changes the repository.
  */
 public final class Verifier {
   /**
@@ -79,6 +84,8 @@ public final class Verifier {
   private final Set<PackId> presentPacks = new HashSet<>();
   private final Set<StoredChunk> badChunks = new HashSet<>();
   private final List<String> damagedIndexes = new ArrayList<>();
+  private final java.util.concurrent.ConcurrentLinkedDeque<Scratch> scratch =
+      new java.util.concurrent.ConcurrentLinkedDeque<>();
 
   private record Problems(List<String> problems, Set<String> snapshots) {}
 
@@ -166,6 +173,19 @@ public final class Verifier {
       }
     } finally {
       pool.shutdownNow();
+      awaitTermination(pool);
+      for (Scratch s; (s = scratch.poll()) != null; ) {
+        s.close();
+      }
+    }
+  }
+
+  /** Waits for the pool's threads to stop using their scratch (they are interrupted). */
+  private static void awaitTermination(ExecutorService pool) {
+    try {
+      pool.awaitTermination(1, java.util.concurrent.TimeUnit.MINUTES);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
   }
 
@@ -225,8 +245,10 @@ public final class Verifier {
       return new PackCheck(name, null, null, problems, bad);
     }
     List<PackEntry> entries;
+    BlobInfo info;
     try {
-      entries = PackReader.loadTrailer(store, name);
+      info = PackReader.stat(store, name);
+      entries = PackReader.loadTrailer(store, name, info);
     } catch (IOException | RepositoryException e) {
       problems.add(e.getMessage());
       return new PackCheck(name, id, null, problems, bad);
@@ -238,36 +260,117 @@ public final class Verifier {
     if (!readData) {
       return new PackCheck(name, id, byId, problems, bad);
     }
-    byte[] bytes;
+    Scratch s = scratch.pollFirst();
+    if (s == null) {
+      s = new Scratch();
+    }
     try {
-      bytes = store.load(name);
+      checkData(name, info.size(), entries, s, problems, bad);
+    } finally {
+      scratch.push(s);
+    }
+    return new PackCheck(name, id, byId, problems, bad);
+  }
+
+  /**
+   * Reads pack {@code name} of {@code size} bytes whole into {@code s}'s buffer, checks its
+   * checksums and decodes each of its {@code entries} (known good from its trailer) into {@code
+   * s}'s plaintext buffer: the memory a thread needs is one pack and one chunk, reused.
+   */
+  private void checkData(
+      BlobName name,
+      long size,
+      List<PackEntry> entries,
+      Scratch s,
+      List<String> problems,
+      List<ChunkId> bad) {
+    ByteBuffer pack;
+    try {
+      if (size > MAX_PACK_BYTES) {
+        throw new IOException(size + " bytes, more than a pack can have (" + MAX_PACK_BYTES + ")");
+      }
+      try {
+        pack = s.pack = room(s.pack, (int) size);
+      } catch (OutOfMemoryError e) {
+        throw new RepositoryException(
+            "unable to verify pack "
+                + name
+                + ": its "
+                + size
+                + " bytes do not fit in memory; allow more with"
+                + " GRANULE_JAVA_OPTS=-XX:MaxDirectMemorySize=…",
+            e);
+      }
+      store.load(name, 0, pack);
+      pack.flip();
     } catch (IOException e) {
       problems.add("unreadable: " + e.getMessage());
-      bad.addAll(byId.keySet());
-      return new PackCheck(name, id, byId, problems, bad);
+      entries.forEach(e2 -> bad.add(e2.id()));
+      return;
     }
     boolean whole = true; // parse checks every record's checksum: no need to again
     try {
-      PackReader.parse(name, bytes);
+      PackReader.parse(name, pack);
     } catch (RepositoryException e) {
       problems.add(e.getMessage());
       whole = false;
     }
     for (PackEntry e : entries) {
       try {
+        int off = (int) e.offset();
         if (!whole) {
-          PackReader.checkRecord(name, e, bytes, (int) e.offset());
+          PackReader.checkRecord(name, e, pack, off);
         }
-        byte[] stored =
-            java.util.Arrays.copyOfRange(
-                bytes, (int) e.offset(), (int) e.offset() + e.storedLength());
-        reader.decode(e.id(), name, stored, e.flags(), e.rawLength());
+        if (e.rawLength() < 0 || e.rawLength() > ChunkIndex.MAX_RAW_LENGTH) {
+          throw new RepositoryCorruptedException(
+              "pack "
+                  + name
+                  + " chunk "
+                  + e.id()
+                  + ": impossible plaintext length "
+                  + e.rawLength());
+        }
+        ByteBuffer record = pack.duplicate().limit(off + e.storedLength()).position(off);
+        ByteBuffer plain = s.plain = room(s.plain, e.rawLength());
+        s.decoder.decode(e.id(), name, record, e.flags(), e.rawLength(), plain);
       } catch (RepositoryException ex) {
         bad.add(e.id());
         problems.add(ex.getMessage()); // repeats are dropped when recorded
       }
     }
-    return new PackCheck(name, id, byId, problems, bad);
+  }
+
+  /**
+   * The largest pack verify reads whole: a repository's packs are at most 1 GiB and a chunk beyond
+   * it (see RepositoryConfig); a larger file in data/ is damage.
+   */
+  private static final long MAX_PACK_BYTES = (1L << 30) + (16 << 20);
+
+  /**
+   * What a pack-checking thread reuses from pack to pack (taken from {@link #scratch} for one
+   * pack): the pack's bytes and a chunk's plaintext in direct buffers that grow to the largest
+   * seen, and a decoder with its own zstd context and hasher.
+   */
+  private final class Scratch implements AutoCloseable {
+    final ChunkReader.Decoder decoder = reader.decoder();
+    ByteBuffer pack = ByteBuffer.allocateDirect(0);
+    ByteBuffer plain = ByteBuffer.allocateDirect(0);
+
+    @Override
+    public void close() {
+      decoder.close();
+    }
+  }
+
+  /**
+   * {@code b} cleared to {@code length} bytes, or a larger direct buffer if it is too small (with
+   * an eighth to spare: packs differ in size by up to a chunk).
+   */
+  private static ByteBuffer room(ByteBuffer b, int length) {
+    if (b.capacity() < length) {
+      b = ByteBuffer.allocateDirect((int) Math.min(Integer.MAX_VALUE - 8, length + (length >> 3)));
+    }
+    return b.clear().limit(length);
   }
 
   private long checkIndex(BlobName name, ChunkIndex index) {

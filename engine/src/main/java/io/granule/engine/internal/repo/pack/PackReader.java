@@ -26,10 +26,23 @@ public final class PackReader {
 
   /** The trailer entries of pack {@code name}, read with range loads and checked. */
   public static List<PackEntry> loadTrailer(BlobStore store, BlobName name) throws IOException {
-    BlobInfo info =
-        store
-            .stat(name)
-            .orElseThrow(() -> new NoSuchFileException(name + " in " + store.location()));
+    return loadTrailer(store, name, stat(store, name));
+  }
+
+  /**
+   * What {@code store} says of pack {@code name}.
+   *
+   * @throws NoSuchFileException if it has no such pack
+   */
+  public static BlobInfo stat(BlobStore store, BlobName name) throws IOException {
+    return store
+        .stat(name)
+        .orElseThrow(() -> new NoSuchFileException(name + " in " + store.location()));
+  }
+
+  /** As {@link #loadTrailer(BlobStore, BlobName)}, of a pack {@code info} describes. */
+  public static List<PackEntry> loadTrailer(BlobStore store, BlobName name, BlobInfo info)
+      throws IOException {
     if (info.size() < PackFormat.HEADER_SIZE + PackFormat.FOOTER_SIZE) {
       throw corrupted(
           "pack " + name, "too short", info.size() + " bytes", "at least header and footer");
@@ -53,22 +66,30 @@ public final class PackReader {
           "size=" + (expectedEnd + PackFormat.FOOTER_SIZE));
     }
     byte[] trailer = store.load(name, trailerOffset, count * PackFormat.ENTRY_SIZE);
-    return parseTrailer(name, trailer, 0, count, trailerCrc, trailerOffset);
+    return parseTrailer(name, ByteBuffer.wrap(trailer), 0, count, trailerCrc, trailerOffset);
   }
 
   /** Checks every byte of a whole pack file and returns its entries. */
   public static List<PackEntry> parse(BlobName name, byte[] pack) {
-    if (pack.length < PackFormat.HEADER_SIZE + PackFormat.FOOTER_SIZE) {
-      throw corrupted(
-          "pack " + name, "too short", pack.length + " bytes", "at least header and footer");
+    return parse(name, ByteBuffer.wrap(pack));
+  }
+
+  /**
+   * Checks every byte of a whole pack file, the bytes of {@code pack} from index 0 to its limit
+   * (heap or direct; its position is ignored and left alone), and returns its entries.
+   */
+  public static List<PackEntry> parse(BlobName name, ByteBuffer pack) {
+    int length = pack.limit();
+    if (length < PackFormat.HEADER_SIZE + PackFormat.FOOTER_SIZE) {
+      throw corrupted("pack " + name, "too short", length + " bytes", "at least header and footer");
     }
-    ByteBuffer b = ByteBuffer.wrap(pack);
-    int footer = pack.length - PackFormat.FOOTER_SIZE;
-    checkFooterMagic(name, b.getInt(pack.length - 4));
-    int fileCrc = crc32c(pack, 0, pack.length - 8);
-    if (fileCrc != b.getInt(pack.length - 8)) {
+    ByteBuffer b = pack.duplicate().order(java.nio.ByteOrder.BIG_ENDIAN);
+    int footer = length - PackFormat.FOOTER_SIZE;
+    checkFooterMagic(name, b.getInt(length - 4));
+    int fileCrc = crc32c(b, 0, length - 8);
+    if (fileCrc != b.getInt(length - 8)) {
       throw corrupted(
-          "pack " + name, "file checksum mismatch", hex(fileCrc), hex(b.getInt(pack.length - 8)));
+          "pack " + name, "file checksum mismatch", hex(fileCrc), hex(b.getInt(length - 8)));
     }
     if (b.getInt(0) != PackFormat.MAGIC) {
       throw corrupted("pack " + name, "wrong magic", hex(b.getInt(0)), hex(PackFormat.MAGIC));
@@ -91,15 +112,23 @@ public final class PackReader {
           "pack " + name, "trailer does not fit the file", "offset=" + trailerOffset, "n=" + count);
     }
     List<PackEntry> entries =
-        parseTrailer(name, pack, (int) trailerOffset, count, b.getInt(footer + 12), trailerOffset);
+        parseTrailer(name, b, (int) trailerOffset, count, b.getInt(footer + 12), trailerOffset);
     for (PackEntry e : entries) {
-      checkRecord(name, e, pack, (int) e.offset());
+      checkRecord(name, e, b, (int) e.offset());
     }
     return entries;
   }
 
   /** Checks the CRC of one record read from {@code pack} at {@code off} against its entry. */
   public static void checkRecord(BlobName pack, PackEntry e, byte[] data, int off) {
+    checkRecord(pack, e, ByteBuffer.wrap(data), off);
+  }
+
+  /**
+   * Checks the CRC of one record at index {@code off} of {@code data} (heap or direct; position
+   * ignored) against its entry.
+   */
+  public static void checkRecord(BlobName pack, PackEntry e, ByteBuffer data, int off) {
     int crc = crc32c(data, off, e.storedLength());
     if (crc != e.crc()) {
       throw corrupted(
@@ -115,12 +144,17 @@ public final class PackReader {
   }
 
   private static List<PackEntry> parseTrailer(
-      BlobName name, byte[] bytes, int off, int count, int expectedCrc, long trailerOffset) {
+      BlobName name, ByteBuffer bytes, int off, int count, int expectedCrc, long trailerOffset) {
     int crc = crc32c(bytes, off, count * PackFormat.ENTRY_SIZE);
     if (crc != expectedCrc) {
       throw corrupted("pack " + name, "trailer checksum mismatch", hex(crc), hex(expectedCrc));
     }
-    ByteBuffer b = ByteBuffer.wrap(bytes, off, count * PackFormat.ENTRY_SIZE);
+    ByteBuffer b =
+        bytes
+            .duplicate()
+            .order(java.nio.ByteOrder.BIG_ENDIAN)
+            .limit(off + count * PackFormat.ENTRY_SIZE)
+            .position(off);
     List<PackEntry> entries = new ArrayList<>(count);
     for (int i = 0; i < count; i++) {
       ChunkId id = ChunkId.read(b);

@@ -200,45 +200,73 @@ public final class ChunkReader {
             "buffer of " + dst.remaining() + " bytes for a chunk of " + raw);
       }
       BlobName pack = packName(loc.pack());
-      int start = dst.position();
       int storedLength = loc.storedLength();
-      boolean zstd = (loc.flags() & ChunkFlags.ZSTD) != 0;
       // The record is read into a direct buffer (or straight into dst when it is the plaintext)
       // and decoded from there: no array per chunk, no copy through the JDK's own buffers.
-      if (!codec.transforms() && !zstd && storedLength == raw) {
+      if (!codec.transforms() && (loc.flags() & ChunkFlags.ZSTD) == 0 && storedLength == raw) {
+        int start = dst.position();
         load(id, pack, loc, dst.duplicate().limit(start + raw));
+        dst.position(start + raw);
+        check(id, pack, dst, start, raw);
       } else {
         ByteBuffer in = stored = room(stored, storedLength);
         load(id, pack, loc, in);
-        in.flip();
-        try {
-          if (codec.transforms()) {
-            int plain = codec.decodedLength(storedLength);
-            if (plain < 0) {
-              // a codec that only decodes arrays
-              byte[] record = new byte[in.remaining()];
-              in.get(record);
-              in = ByteBuffer.wrap(codec.decode(pack, record));
-            } else if (zstd) {
-              ByteBuffer out = decoded = room(decoded, plain);
-              codec.decode(pack, in, out);
-              in = out.flip();
-            } else if (plain == raw) {
-              codec.decode(pack, in, dst.duplicate().limit(start + raw));
-              in = null;
-            } else {
-              throw new IllegalArgumentException(
-                  "stored length " + plain + " differs from plain length " + raw);
-            }
+        decode(id, pack, in.flip(), loc.flags(), raw, dst);
+      }
+    }
+
+    /**
+     * Puts the plaintext of chunk {@code id}, whose stored record (in {@code pack}, with {@code
+     * flags}) is the bytes remaining in {@code record} (consumed), into {@code dst} at its position
+     * and advances it by {@code rawLength}; checked as {@link #read} checks: on any exception the
+     * bytes put into {@code dst} must not be used.
+     *
+     * @throws IllegalArgumentException if {@code dst} has less than {@code rawLength} bytes
+     *     remaining
+     */
+    public void decode(
+        ChunkId id, BlobName pack, ByteBuffer record, int flags, int rawLength, ByteBuffer dst) {
+      int raw = rawLength;
+      if (dst.remaining() < raw) {
+        throw new IllegalArgumentException(
+            "buffer of " + dst.remaining() + " bytes for a chunk of " + raw);
+      }
+      int start = dst.position();
+      int storedLength = record.remaining();
+      boolean zstd = (flags & ChunkFlags.ZSTD) != 0;
+      ByteBuffer in = record;
+      try {
+        if (codec.transforms()) {
+          int plain = codec.decodedLength(storedLength);
+          if (plain < 0) {
+            // a codec that only decodes arrays
+            byte[] bytes = new byte[in.remaining()];
+            in.get(bytes);
+            in = ByteBuffer.wrap(codec.decode(pack, bytes));
+          } else if (zstd) {
+            ByteBuffer out = decoded = room(decoded, plain);
+            codec.decode(pack, in, out);
+            in = out.flip();
+          } else if (plain == raw) {
+            codec.decode(pack, in, dst.duplicate().limit(start + raw));
+            in = null;
+          } else {
+            throw new IllegalArgumentException(
+                "stored length " + plain + " differs from plain length " + raw);
           }
-          if (in != null) {
-            decompressor.decompressInto(in, loc.flags(), raw, dst.duplicate());
-          }
-        } catch (IllegalArgumentException e) {
-          throw undecodable(id, pack, e);
         }
+        if (in != null) {
+          decompressor.decompressInto(in, flags, raw, dst.duplicate());
+        }
+      } catch (IllegalArgumentException e) {
+        throw undecodable(id, pack, e);
       }
       dst.position(start + raw);
+      check(id, pack, dst, start, raw);
+    }
+
+    /** Checks that the {@code raw} bytes at {@code start} of {@code dst} hash to {@code id}. */
+    private void check(ChunkId id, BlobName pack, ByteBuffer dst, int start, int raw) {
       ChunkId actual = hash.hash(dst.duplicate().position(start).limit(start + raw));
       if (!actual.equals(id)) {
         throw BlobFrames.corrupted("chunk " + id + " in pack " + pack, "hash mismatch", actual, id);
