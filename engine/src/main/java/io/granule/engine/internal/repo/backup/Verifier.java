@@ -290,7 +290,7 @@ public final class Verifier {
         throw new IOException(size + " bytes, more than a pack can have (" + MAX_PACK_BYTES + ")");
       }
       try {
-        pack = s.pack = room(s.pack, (int) size);
+        pack = s.pack = ChunkReader.room(s.pack, (int) size);
       } catch (OutOfMemoryError e) {
         throw new RepositoryException(
             "unable to verify pack "
@@ -331,7 +331,7 @@ public final class Verifier {
                   + e.rawLength());
         }
         ByteBuffer record = pack.duplicate().limit(off + e.storedLength()).position(off);
-        ByteBuffer plain = s.plain = room(s.plain, e.rawLength());
+        ByteBuffer plain = s.plain = ChunkReader.room(s.plain, e.rawLength());
         s.decoder.decode(e.id(), name, record, e.flags(), e.rawLength(), plain);
       } catch (RepositoryException ex) {
         bad.add(e.id());
@@ -360,17 +360,6 @@ public final class Verifier {
     public void close() {
       decoder.close();
     }
-  }
-
-  /**
-   * {@code b} cleared to {@code length} bytes, or a larger direct buffer if it is too small (with
-   * an eighth to spare: packs differ in size by up to a chunk).
-   */
-  private static ByteBuffer room(ByteBuffer b, int length) {
-    if (b.capacity() < length) {
-      b = ByteBuffer.allocateDirect((int) Math.min(Integer.MAX_VALUE - 8, length + (length >> 3)));
-    }
-    return b.clear().limit(length);
   }
 
   private long checkIndex(BlobName name, ChunkIndex index) {

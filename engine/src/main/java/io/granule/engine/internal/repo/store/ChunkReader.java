@@ -168,6 +168,17 @@ public final class ChunkReader {
   }
 
   /**
+   * {@code b} cleared to {@code length} bytes, or a larger direct buffer (a sixteenth to spare) if
+   * it is too small: a scratch buffer reused from record to record, or pack to pack.
+   */
+  public static ByteBuffer room(ByteBuffer b, int length) {
+    if (b.capacity() < length) {
+      b = ByteBuffer.allocateDirect((int) Math.min(Integer.MAX_VALUE - 8, length + (length >> 4L)));
+    }
+    return b.clear().limit(length);
+  }
+
+  /**
    * A decoder for one thread that writes plaintext into the caller's buffers (heap or direct) with
    * its own zstd context and hasher, so that a chunk costs no plaintext array. Close it to free the
    * zstd context.
@@ -271,14 +282,6 @@ public final class ChunkReader {
       if (!actual.equals(id)) {
         throw BlobFrames.corrupted("chunk " + id + " in pack " + pack, "hash mismatch", actual, id);
       }
-    }
-
-    /** {@code b} cleared to {@code length} bytes, or a larger direct buffer if it is too small. */
-    private ByteBuffer room(ByteBuffer b, int length) {
-      if (b.capacity() < length) {
-        b = ByteBuffer.allocateDirect(length + (length >> 4));
-      }
-      return b.clear().limit(length);
     }
 
     @Override
