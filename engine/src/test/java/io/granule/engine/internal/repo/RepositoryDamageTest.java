@@ -14,11 +14,19 @@ import io.granule.engine.internal.repo.blob.LocalBlobStore;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackReader;
 import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
 import java.io.RandomAccessFile;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -118,6 +126,56 @@ class RepositoryDamageTest {
     assertThat(d.snapshots()).containsExactly(b.id());
     assertThat(r.affectedSnapshots()).containsExactly(b.id());
     assertARestoresAndBFails("chunk " + victim.id());
+  }
+
+  @Test
+  void randomReadsOfADamagedChunkFailEachTimeAndTheRestReadsRight() throws Exception {
+    BlobName pack = packsOnlyOfB.get(1);
+    PackEntry victim = PackReader.loadTrailer(store, pack).get(0);
+    flipBit(pack, victim.offset() + victim.storedLength() / 2);
+    byte[] data = Files.readAllBytes(imageB);
+    try (Repository repo = Repository.open(dir);
+        SnapshotDisk disk = repo.openDisk(repo.resolve(b.id()), "vda")) {
+      int chunk = disk.fixedIndex().chunkSize();
+      int position = 0;
+      while (!disk.fixedIndex().get(position).equals(victim.id())) {
+        position++;
+      }
+      long at = (long) position * chunk;
+      int readers = 4;
+      ExecutorService pool = Executors.newFixedThreadPool(readers);
+      try {
+        for (int round = 0; round < 3; round++) {
+          List<Future<?>> reads = new ArrayList<>();
+          for (int t = 0; t < readers; t++) {
+            reads.add(
+                pool.submit(
+                    () -> {
+                      disk.read(at + 10, ByteBuffer.allocate(100));
+                      return null;
+                    }));
+          }
+          for (Future<?> f : reads) {
+            assertThatThrownBy(() -> f.get(60, TimeUnit.SECONDS))
+                .isInstanceOf(ExecutionException.class)
+                .cause()
+                .isInstanceOf(RepositoryCorruptedException.class)
+                .hasMessageContaining("snapshot " + b.id())
+                .hasMessageContaining("chunk " + victim.id());
+          }
+        }
+      } finally {
+        pool.shutdownNow();
+      }
+      for (long off = 0; off < data.length; off += chunk) {
+        if (!disk.fixedIndex().get((int) (off / chunk)).equals(victim.id())) {
+          ByteBuffer bytes = ByteBuffer.allocate(chunk);
+          disk.read(off, bytes);
+          assertThat(bytes.array())
+              .isEqualTo(Arrays.copyOfRange(data, (int) off, (int) off + chunk));
+        }
+      }
+    }
   }
 
   @Test

@@ -19,6 +19,7 @@ import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
 import io.granule.engine.spi.DiskImage;
 import io.granule.engine.spi.Extent;
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,6 +28,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CyclicBarrier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -238,6 +240,104 @@ class RepositoryTest {
           assertThat(th.isAlive()).isFalse();
         }
         assertThat(errors).isEmpty();
+      }
+    }
+  }
+
+  @Test
+  void readersOfAChunkBeingFetchedWaitForItInsteadOfFetchingItAgain() throws Exception {
+    byte[] data = TestImages.mixed(8 << 20, 17);
+    Path image = TestImages.write(tmp.resolve("vm.raw"), data);
+    try (Repository repo = init()) {
+      Manifest m = backup(repo, "vda", image, "h").manifest();
+      try (SnapshotDisk disk = repo.openDisk(m, "vda", 1 << 20)) {
+        int position = 0;
+        while (disk.location(position) == null) {
+          position++;
+        }
+        long at = (long) position * disk.fixedIndex().chunkSize() + 100;
+        int readers = 8;
+        CyclicBarrier start = new CyclicBarrier(readers);
+        List<Throwable> errors = new CopyOnWriteArrayList<>();
+        List<Thread> threads = new ArrayList<>();
+        for (int t = 0; t < readers; t++) {
+          Thread th =
+              new Thread(
+                  () -> {
+                    try {
+                      ByteBuffer b = ByteBuffer.allocate(1000);
+                      start.await();
+                      disk.read(at, b);
+                      assertThat(b.array())
+                          .isEqualTo(Arrays.copyOfRange(data, (int) at, (int) at + 1000));
+                    } catch (Throwable e) {
+                      errors.add(e);
+                    }
+                  });
+          th.start();
+          threads.add(th);
+        }
+        for (Thread th : threads) {
+          th.join(60_000);
+          assertThat(th.isAlive()).isFalse();
+        }
+        assertThat(errors).isEmpty();
+        assertThat(disk.chunksFetched()).as("one fetch for %d readers", readers).isEqualTo(1);
+      }
+    }
+  }
+
+  @Test
+  void uncachedReadsAreRightAndFetchEachTime() throws Exception {
+    byte[] data = TestImages.mixed(4 << 20, 19);
+    Path image = TestImages.write(tmp.resolve("vm.raw"), data);
+    try (Repository repo = init()) {
+      Manifest m = backup(repo, "vda", image, "h").manifest();
+      try (SnapshotDisk disk = repo.openDisk(m, "vda", 0)) {
+        int position = 0;
+        while (disk.location(position) == null) {
+          position++;
+        }
+        long at = (long) position * disk.fixedIndex().chunkSize() + 5;
+        for (int i = 1; i <= 3; i++) {
+          ByteBuffer b = ByteBuffer.allocate(4096);
+          disk.read(at, b);
+          assertThat(b.array()).isEqualTo(Arrays.copyOfRange(data, (int) at, (int) at + 4096));
+          assertThat(disk.chunksFetched()).isEqualTo(i);
+        }
+        ByteBuffer all = ByteBuffer.allocate(data.length);
+        disk.read(0, all);
+        assertThat(all.array()).isEqualTo(data);
+      }
+    }
+  }
+
+  @Test
+  void sequentialReadsAllocateNoArrayPerChunk() throws Exception {
+    byte[] data = TestImages.mixed(16 << 20, 23);
+    Path image = TestImages.write(tmp.resolve("vm.raw"), data);
+    var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+    try (Repository repo = init()) {
+      Manifest m = backup(repo, "vda", image, "h").manifest();
+      try (SnapshotDisk disk = repo.openDisk(m, "vda", 1 << 20)) {
+        ByteBuffer b = ByteBuffer.allocate(256 << 10);
+        disk.read(0, b); // decoders and buffers made once
+        long fetchedBefore = disk.chunksFetched();
+        long before = threads.getCurrentThreadAllocatedBytes();
+        for (long at = 0; at < data.length; at += b.capacity()) {
+          disk.read(at, b.clear());
+          if (!Arrays.equals(b.array(), 0, b.capacity(), data, (int) at, (int) at + b.capacity())) {
+            throw new AssertionError("wrong bytes at " + at);
+          }
+        }
+        long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+        long fetched = disk.chunksFetched() - fetchedBefore;
+        assertThat(fetched).isGreaterThan(100);
+        // A few small objects per chunk (buffer views, the cache's entry, the pack's channel),
+        // against two arrays of the chunk's size each before.
+        assertThat(allocated / fetched)
+            .as("heap bytes allocated per chunk of %d bytes fetched", 64 << 10)
+            .isLessThan(8 << 10);
       }
     }
   }
