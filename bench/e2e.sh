@@ -43,6 +43,9 @@ trap 'rm -rf "$work"' EXIT
 export GRANULE_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE= BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 export GRANULE_JAVA_OPTS="${GRANULE_JAVA_OPTS:-}"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+# What Granule's hashing and encryption run on here (native or the JDK's, which SIMD): a result
+# from another machine says whether its CPU, not the code, made the difference.
+granule_build="$(bin/granule --version 2>&1 | paste -sd ';' | sed 's/;/; /g')"
 
 img="$work/vm.img"
 java bench/GenImage.java create "$work/vm-base.img" "$size_mib" 42 >/dev/null
@@ -281,6 +284,7 @@ EOF
   echo
   echo "Command: \`bench/e2e.sh $size_mib $rounds\` on $(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -r), $(java -version 2>&1 | head -1)."
   echo "Load average $load_before before, $load_after after."
+  echo "Granule: $granule_build."
   echo "Image: ${size_mib} MiB raw, VM-like (35% zeros, 20% random, 25% compressible, 20% duplicated regions);"
   echo "the incremental changes 1% of its 4 KiB blocks in clusters: $((changed_bytes / 1048576)) MiB."
   if [ "${E2E_COLD_RESTORE:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ]; then

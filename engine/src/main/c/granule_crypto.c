@@ -19,6 +19,7 @@
 #include <jni.h>
 
 #include "blake3/blake3.h"
+#include "blake3/blake3_impl.h"
 #include "io_granule_engine_internal_repo_crypto_NativeCrypto.h"
 #include <stdint.h>
 #include <stdio.h>
@@ -332,6 +333,18 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_
     (*env)->ReleaseByteArrayElements(env, password, pw, JNI_ABORT);
   }
   return ok;
+}
+
+/*
+ * blake3SimdDegree(): how many inputs the BLAKE3 code picked at run time hashes at once: 16
+ * (AVX-512), 8 (AVX2), 4 (SSE4.1 or SSE2) or 1 (portable C). For granule --version, so that a
+ * benchmark's machine says what its hashing ran on.
+ */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_crypto_NativeCrypto_blake3SimdDegree(
+    JNIEnv *env, jclass cls) {
+  (void)env;
+  (void)cls;
+  return (jint)blake3_simd_degree();
 }
 
 /*

@@ -6,6 +6,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.granule.engine.internal.repo.crypto.NativeCrypto;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Random;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
@@ -111,6 +113,30 @@ class Blake3ChunkHasherTest {
     direct.put(shifted).position(5).limit(5 + len);
     assertThat(withKey.hash(direct).toString()).isEqualTo(keyed);
     assertThat(direct.position()).isEqualTo(5 + len);
+  }
+
+  @Test
+  void versionNamesTheInstructionSetThisCpuGets() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        nativeAvailable(), "no native BLAKE3: " + NativeCrypto.blake3UnavailableReason());
+    Path cpuinfo = Path.of("/proc/cpuinfo");
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        "amd64".equals(System.getProperty("os.arch")) && Files.isReadable(cpuinfo),
+        "x86-64 Linux only");
+    String flags =
+        Files.readAllLines(cpuinfo).stream()
+                .filter(l -> l.startsWith("flags"))
+                .findFirst()
+                .orElse("")
+            + " ";
+    // The reference C picks AVX-512 where the CPU has AVX512F and AVX512VL (and the kernel saves
+    // their registers, as every kernel of this decade does), else AVX2, else SSE4.1 or SSE2. (A
+    // build with -DBLAKE3_NO_AVX512, for benchmarks, says AVX2 there.)
+    String expected =
+        flags.contains(" avx512f ") && flags.contains(" avx512vl ")
+            ? "AVX-512: 16 inputs at once"
+            : flags.contains(" avx2 ") ? "AVX2: 8 inputs at once" : "SSE4.1 or SSE2: 4 inputs";
+    assertThat(NativeCrypto.describeBlake3()).contains(expected);
   }
 
   @Test

@@ -19,7 +19,6 @@ import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
 import io.granule.engine.spi.DiskImage;
 import io.granule.engine.spi.Extent;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -308,36 +307,6 @@ class RepositoryTest {
         ByteBuffer all = ByteBuffer.allocate(data.length);
         disk.read(0, all);
         assertThat(all.array()).isEqualTo(data);
-      }
-    }
-  }
-
-  @Test
-  void sequentialReadsAllocateNoArrayPerChunk() throws Exception {
-    byte[] data = TestImages.mixed(16 << 20, 23);
-    Path image = TestImages.write(tmp.resolve("vm.raw"), data);
-    var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
-    try (Repository repo = init()) {
-      Manifest m = backup(repo, "vda", image, "h").manifest();
-      try (SnapshotDisk disk = repo.openDisk(m, "vda", 1 << 20)) {
-        ByteBuffer b = ByteBuffer.allocate(256 << 10);
-        disk.read(0, b); // decoders and buffers made once
-        long fetchedBefore = disk.chunksFetched();
-        long before = threads.getCurrentThreadAllocatedBytes();
-        for (long at = 0; at < data.length; at += b.capacity()) {
-          disk.read(at, b.clear());
-          if (!Arrays.equals(b.array(), 0, b.capacity(), data, (int) at, (int) at + b.capacity())) {
-            throw new AssertionError("wrong bytes at " + at);
-          }
-        }
-        long allocated = threads.getCurrentThreadAllocatedBytes() - before;
-        long fetched = disk.chunksFetched() - fetchedBefore;
-        assertThat(fetched).isGreaterThan(100);
-        // A few small objects per chunk (buffer views, the cache's entry, the pack's channel),
-        // against two arrays of the chunk's size each before.
-        assertThat(allocated / fetched)
-            .as("heap bytes allocated per chunk of %d bytes fetched", 64 << 10)
-            .isLessThan(8 << 10);
       }
     }
   }
