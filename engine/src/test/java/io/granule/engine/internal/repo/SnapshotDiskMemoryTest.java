@@ -5,15 +5,13 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
-import java.io.InputStream;
 import java.lang.management.GarbageCollectorMXBean;
 import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.concurrent.TimeUnit;
+import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
@@ -70,27 +68,13 @@ class SnapshotDiskMemoryTest {
             dir, RepositoryConfig.defaults().withChunkSize(64 << 10).withPackSize(1 << 20))) {
       m = backup(repo, "vda", image, "h").manifest();
     }
-    String java = ProcessHandle.current().info().command().orElse("java");
-    Process p =
-        new ProcessBuilder(
-                java,
-                "-XX:+UseSerialGC",
-                "-Xmx96m",
-                "-Xmn4m",
-                "-cp",
-                System.getProperty("java.class.path"),
-                SnapshotDiskMemoryTest.class.getName(),
-                dir.toString(),
-                m.id(),
-                image.toString())
-            .redirectErrorStream(true)
-            .start();
-    String out;
-    try (InputStream in = p.getInputStream()) {
-      out = new String(in.readAllBytes(), StandardCharsets.UTF_8);
-    }
-    assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
-    assertThat(p.exitValue()).as(out).isZero();
+    String out =
+        ChildJvm.run(
+            List.of("-XX:+UseSerialGC", "-Xmx96m", "-Xmn4m"),
+            SnapshotDiskMemoryTest.class,
+            dir.toString(),
+            m.id(),
+            image.toString());
     Matcher r = Pattern.compile("collections=(\\d+) fetched=(\\d+)").matcher(out);
     assertThat(r.find()).as(out).isTrue();
     long collections = Long.parseLong(r.group(1));

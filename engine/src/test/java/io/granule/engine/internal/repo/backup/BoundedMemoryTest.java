@@ -2,15 +2,13 @@ package io.granule.engine.internal.repo.backup;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.granule.engine.internal.repo.ChildJvm;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
 import io.granule.engine.spi.DiskImage;
-import java.io.InputStream;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -62,25 +60,13 @@ class BoundedMemoryTest {
 
   @Test
   void twoGibDiskBacksUpInAFortyMibHeap() throws Exception {
-    String java = ProcessHandle.current().info().command().orElse("java");
     long size = 2L << 30;
-    Process p =
-        new ProcessBuilder(
-                java,
-                "-Xmx40m",
-                "-cp",
-                System.getProperty("java.class.path"),
-                BoundedMemoryTest.class.getName(),
-                tmp.resolve("repo").toString(),
-                Long.toString(size))
-            .redirectErrorStream(true)
-            .start();
-    String out;
-    try (InputStream in = p.getInputStream()) {
-      out = new String(in.readAllBytes(), StandardCharsets.UTF_8);
-    }
-    assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
-    assertThat(p.exitValue()).as(out).isZero();
+    String out =
+        ChildJvm.run(
+            List.of("-Xmx40m"),
+            BoundedMemoryTest.class,
+            tmp.resolve("repo").toString(),
+            Long.toString(size));
     assertThat(out).contains("read=" + size);
   }
 }

@@ -2,18 +2,16 @@ package io.granule.engine.internal.repo.backup;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.granule.engine.internal.repo.ChildJvm;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
 import io.granule.engine.spi.DiskImage;
-import java.io.InputStream;
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.SplittableRandom;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -121,24 +119,11 @@ class VerifyMemoryTest {
   }
 
   private String verifyInSmallHeap() throws Exception {
-    String java = ProcessHandle.current().info().command().orElse("java");
-    Process p =
-        new ProcessBuilder(
-                java,
-                "-Xmx24m",
-                "-XX:MaxDirectMemorySize=256m",
-                "-cp",
-                System.getProperty("java.class.path"),
-                VerifyMemoryTest.class.getName(),
-                repo.toString())
-            .redirectErrorStream(true)
-            .start();
-    String out;
-    try (InputStream in = p.getInputStream()) {
-      out = new String(in.readAllBytes(), StandardCharsets.UTF_8);
-    }
-    assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
-    assertThat(p.exitValue()).as(out).isZero();
+    String out =
+        ChildJvm.run(
+            List.of("-Xmx24m", "-XX:MaxDirectMemorySize=256m"),
+            VerifyMemoryTest.class,
+            repo.toString());
     assertThat(out).as(out).contains("chunks=");
     return out;
   }
