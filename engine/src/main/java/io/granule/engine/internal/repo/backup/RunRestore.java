@@ -1,5 +1,6 @@
 package io.granule.engine.internal.repo.backup;
 
+import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.WorkerFailures;
 import io.granule.engine.internal.repo.snapshot.FixedIndex;
@@ -29,7 +30,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>An {@link RunTarget#ordered() ordered} target (an image file written by a format plugin) takes
  * the runs in disk order, one at a time, on the thread that called {@link #run}: each worker hands
  * its decoded run over and waits until that thread has written it, while the other workers decode
- * the next runs. Chunks at several places are then fetched at each.
+ * the next runs. A chunk at several places is then kept for its next place by a {@link
+ * DuplicateCache} (a bounded number of chunks), fetched again where it was not kept.
  *
  * <p>A chunk at several places of the disk is fetched once, at its first place: the writer of that
  * run also writes it at the others ({@link FixedIndex#nextSame}), which no run covers (copies of
@@ -60,6 +62,19 @@ final class RunRestore {
 
   /** Per position, the next place of the same chunk, or -1; null when copies are off. */
   private final int[] nextSame;
+
+  /**
+   * Ordered target: decoded chunks kept for their next place (at each place otherwise fetched
+   * again); null when copies are off or the target is not ordered.
+   */
+  private final DuplicateCache duplicates;
+
+  /**
+   * Chunks an ordered restore keeps for their next place ({@code
+   * -Dgranule.restore.duplicate-chunks}, default 64: 32 MiB of 512 KiB chunks; 0 turns it off).
+   */
+  static final int DUPLICATES =
+      Math.max(0, Integer.getInteger("granule.restore.duplicate-chunks", 64));
 
   /** Positions written as copies of an earlier place of their chunk; empty when copies are off. */
   private final BitSet copies = new BitSet();
@@ -114,7 +129,12 @@ final class RunRestore {
     this.threads = threads;
     this.listener = listener;
     this.perRun = Math.max(1, DiskRestorer.MAX_WRITE / fixed.chunkSize());
-    this.nextSame = COPIES && !ordered ? fixed.nextSame() : null;
+    int[] same = COPIES ? fixed.nextSame() : null;
+    this.nextSame = ordered ? null : same;
+    this.duplicates =
+        ordered && same != null && DUPLICATES > 0
+            ? new DuplicateCache(same, DUPLICATES, fixed.chunkSize())
+            : null;
     if (nextSame != null) {
       for (int q : nextSame) {
         if (q >= 0) {
@@ -264,7 +284,16 @@ final class RunRestore {
             buf.clear();
             for (int p = r.start(); p < r.start() + r.count(); p++) {
               reading.set(id, p);
-              disk.readChunk(p, buf, decoder);
+              if (duplicates == null) {
+                disk.readChunk(p, buf, decoder);
+                continue;
+              }
+              ChunkId chunk = fixed.get(p);
+              if (!duplicates.take(chunk, p, buf)) {
+                int at = buf.position();
+                disk.readChunk(p, buf, decoder);
+                duplicates.offer(chunk, p, buf, at, buf.position() - at);
+              }
             }
             reading.set(id, Integer.MAX_VALUE);
             src = buf.flip();

@@ -24,6 +24,7 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Random;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -151,6 +152,30 @@ class ImageRestoreTest {
       assertThat(reports).last().isEqualTo((long) size);
     }
     assertThat(workersEnd()).isTrue();
+  }
+
+  @Test
+  void aChunkAtSeveralPlacesIsFetchedOnceAndWrittenAtEach() throws Exception {
+    int distinct = 8;
+    byte[] template = new byte[distinct * CHUNK];
+    new Random(11).nextBytes(template);
+    byte[] data = new byte[distinct * CHUNK * 8];
+    for (int copy = 0; copy < 8; copy++) {
+      System.arraycopy(template, 0, data, copy * template.length, template.length);
+    }
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo, data);
+      RecordingWriter w = new RecordingWriter(data.length, -1);
+      RestoreResult r;
+      try (SnapshotDisk disk = repo.openDisk(m, "vda")) {
+        r = DiskRestorer.restore(disk, w, tmp.resolve("out.qcow2"), (d, t) -> {});
+      }
+      assertThat(w.violations).isEmpty();
+      assertThat(w.disk).isEqualTo(data);
+      // One run holds the whole disk here (16 MiB runs of 64 KiB chunks): decoded in order by one
+      // worker, every later place finds its chunk kept.
+      assertThat(r.chunksFetched()).isEqualTo(distinct);
+    }
   }
 
   @Test
