@@ -70,11 +70,12 @@ final class RunRestore {
   private final DuplicateCache duplicates;
 
   /**
-   * Chunks an ordered restore keeps for their next place ({@code
-   * -Dgranule.restore.duplicate-chunks}, default 64: 32 MiB of 512 KiB chunks; 0 turns it off).
+   * Bytes of decoded chunks an ordered restore keeps for their next place ({@code
+   * -Dgranule.restore.duplicate-mib}, default 32: 64 chunks of 512 KiB, 8 of 4 MiB; 0 turns it
+   * off). Bytes, not chunks: direct memory is shared with the runs and the read-ahead.
    */
-  static final int DUPLICATES =
-      Math.max(0, Integer.getInteger("granule.restore.duplicate-chunks", 64));
+  static final long DUPLICATE_BYTES =
+      Math.max(0, Long.getLong("granule.restore.duplicate-mib", 32)) << 20;
 
   /** Positions written as copies of an earlier place of their chunk; empty when copies are off. */
   private final BitSet copies = new BitSet();
@@ -132,8 +133,9 @@ final class RunRestore {
     int[] same = COPIES ? fixed.nextSame() : null;
     this.nextSame = ordered ? null : same;
     this.duplicates =
-        ordered && same != null && DUPLICATES > 0
-            ? new DuplicateCache(same, DUPLICATES, fixed.chunkSize())
+        ordered && same != null && DUPLICATE_BYTES >= fixed.chunkSize()
+            ? new DuplicateCache(
+                same, (int) Math.min(4096, DUPLICATE_BYTES / fixed.chunkSize()), fixed.chunkSize())
             : null;
     if (nextSame != null) {
       for (int q : nextSame) {
