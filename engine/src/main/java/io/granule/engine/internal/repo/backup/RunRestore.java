@@ -31,7 +31,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * the runs in disk order, one at a time, on the thread that called {@link #run}: each worker hands
  * its decoded run over and waits until that thread has written it, while the other workers decode
  * the next runs. A chunk at several places is then kept for its next place by a {@link
- * DuplicateCache} (a bounded number of chunks), fetched again where it was not kept.
+ * DuplicateCache} ({@link #DUPLICATE_BYTES} of them), fetched again where it was not kept.
  *
  * <p>A chunk at several places of the disk is fetched once, at its first place: the writer of that
  * run also writes it at the others ({@link FixedIndex#nextSame}), which no run covers (copies of

@@ -165,7 +165,7 @@ public final class SnapshotDisk implements DiskImage {
    * has any, evicting the least recently used unpinned ones beyond its size).
    */
   private Slot acquire(int position) {
-    Slot slot = new Slot();
+    Slot slot;
     ByteBuffer buffer;
     synchronized (lock) {
       boolean interrupted = false;
@@ -186,6 +186,7 @@ public final class SnapshotDisk implements DiskImage {
           Thread.currentThread().interrupt();
         }
       }
+      slot = new Slot();
       if (maxSlots > 0 && !closed) {
         slot.cached = true;
         cache.put(position, slot);
