@@ -111,6 +111,11 @@ final class Launcher {
     // Bundles find the data directory through this property (plugins, configuration, logs).
     p.put("granule.data", options.dataDir().toString());
     p.put("granule.mode", options.server() ? "server" : "cli");
+    if (!options.server()) {
+      // The command line, NUL-separated, for work the engine starts before the command runs (an
+      // encrypted repository's key derivation).
+      p.put("granule.cli.args", String.join("\0", options.args()));
+    }
     // HTTP listens on loopback only, and only when `granule server` configures a port.
     p.put("org.apache.felix.http.host", "127.0.0.1");
     p.put("org.apache.felix.http.enable", "false");

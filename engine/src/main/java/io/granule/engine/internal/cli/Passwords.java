@@ -72,7 +72,7 @@ final class Passwords {
   }
 
   /** The first line of {@code file} (UTF-8, without its line ending). */
-  private static char[] fromFile(Path file, String option) {
+  static char[] fromFile(Path file, String option) {
     byte[] bytes;
     try {
       bytes = Files.readAllBytes(file);

@@ -4,6 +4,7 @@ import io.granule.engine.api.PluginInventory;
 import io.granule.engine.internal.cli.Cli;
 import io.granule.engine.internal.cli.CliContext;
 import io.granule.engine.internal.image.FsFreeze;
+import io.granule.engine.internal.repo.crypto.PrederivedKeys;
 import java.io.IOException;
 import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
@@ -97,7 +98,11 @@ public final class CliComponent implements Function<String[], Integer> {
             version,
             out,
             err);
-    return new Cli(ctx).run(args);
+    try {
+      return new Cli(ctx).run(args);
+    } finally {
+      PrederivedKeys.forget();
+    }
   }
 
   private void installPluginFolder(Path dir) {

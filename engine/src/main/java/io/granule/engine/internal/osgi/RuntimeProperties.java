@@ -1,6 +1,7 @@
 package io.granule.engine.internal.osgi;
 
 import java.nio.file.Path;
+import java.util.List;
 import org.osgi.framework.BundleContext;
 
 /** Framework properties the launcher sets for the engine. */
@@ -11,6 +12,12 @@ final class RuntimeProperties {
   static Path dataDir(BundleContext context) {
     String d = context.getProperty("granule.data");
     return Path.of(d == null ? "granule-data" : d).toAbsolutePath().normalize();
+  }
+
+  /** The one-shot command's arguments ({@code granule.cli.args}, NUL-separated); empty if none. */
+  static List<String> cliArgs(BundleContext context) {
+    String a = context.getProperty("granule.cli.args");
+    return a == null || a.isEmpty() ? List.of() : List.of(a.split("\0", -1));
   }
 
   /** True in a {@code granule server} process. */

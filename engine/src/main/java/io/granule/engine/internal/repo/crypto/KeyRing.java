@@ -21,6 +21,7 @@ import java.util.Arrays;
 import java.util.Base64;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import javax.crypto.AEADBadTagException;
 import javax.crypto.Cipher;
 import javax.crypto.spec.GCMParameterSpec;
@@ -88,7 +89,7 @@ public final class KeyRing {
     byte[] plain = key.toBytes();
     byte[] ct;
     try {
-      ct = wrap(Cipher.ENCRYPT_MODE, kek, nonce, repositoryId).doFinal(plain);
+      ct = wrap(true, kek, nonce, repositoryId, plain, NativeCrypto.available());
     } catch (GeneralSecurityException e) {
       throw new IllegalStateException("unable to wrap the master key: " + e.getMessage(), e);
     } finally {
@@ -131,8 +132,13 @@ public final class KeyRing {
       byte[] kek = kek(password, b64.decode(f.salt()), new KdfParams(f.n(), f.r(), f.p()));
       try {
         byte[] plain =
-            wrap(Cipher.DECRYPT_MODE, kek, b64.decode(f.nonce()), repositoryId)
-                .doFinal(b64.decode(f.ciphertext()));
+            wrap(
+                false,
+                kek,
+                b64.decode(f.nonce()),
+                repositoryId,
+                b64.decode(f.ciphertext()),
+                NativeCrypto.available());
         MasterKey k = MasterKey.fromBytes(plain);
         Arrays.fill(plain, (byte) 0);
         return Optional.of(new Unlocked(k, n));
@@ -145,6 +151,37 @@ public final class KeyRing {
       }
     }
     return Optional.empty();
+  }
+
+  /**
+   * Registers with {@link PrederivedKeys} every key blob of {@code store} (its salt and parameters
+   * under {@code password}), completes {@code listed}, then derives each key in turn: the work of a
+   * {@link PrederivedKeys#task}, on its thread. Unreadable or damaged key blobs are skipped
+   * silently (the unlock meets them too, and reports them).
+   */
+  static void prederive(BlobStore store, byte[] password, CompletableFuture<Void> listed) {
+    List<PrederivedKeys.Entry> mine = new ArrayList<>();
+    try {
+      for (BlobName n : store.list(BlobType.KEY)) {
+        try {
+          KeyFile f = read(n, store.load(n));
+          mine.add(
+              PrederivedKeys.register(
+                  password,
+                  Base64.getDecoder().decode(f.salt()),
+                  new KdfParams(f.n(), f.r(), f.p())));
+        } catch (RepositoryCorruptedException | IllegalArgumentException | IOException e) {
+          // skipped
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.debug("keys not derived ahead: {}", e.toString());
+    } finally {
+      listed.complete(null);
+    }
+    for (PrederivedKeys.Entry e : mine) {
+      e.derive(password);
+    }
   }
 
   /** Every readable key blob, in no particular order; damaged ones are skipped with a warning. */
@@ -179,22 +216,62 @@ public final class KeyRing {
   }
 
   private static byte[] kek(char[] password, byte[] salt, KdfParams params) {
-    ByteBuffer enc = StandardCharsets.UTF_8.encode(CharBuffer.wrap(password));
-    byte[] pw = new byte[enc.remaining()];
-    enc.get(pw);
-    Arrays.fill(enc.array(), (byte) 0);
+    byte[] pw = utf8(password);
     try {
-      return Scrypt.derive(pw, salt, params.n(), params.r(), params.p(), 32);
+      byte[] ahead = PrederivedKeys.take(pw, salt, params);
+      return ahead != null
+          ? ahead
+          : Scrypt.derive(pw, salt, params.n(), params.r(), params.p(), 32);
     } finally {
       Arrays.fill(pw, (byte) 0);
     }
   }
 
-  private static Cipher wrap(int mode, byte[] kek, byte[] nonce, String repositoryId)
+  private static byte[] utf8(char[] password) {
+    ByteBuffer enc = StandardCharsets.UTF_8.encode(CharBuffer.wrap(password));
+    byte[] pw = new byte[enc.remaining()];
+    enc.get(pw);
+    Arrays.fill(enc.array(), (byte) 0);
+    return pw;
+  }
+
+  /**
+   * AES-256-GCM of a master key ({@code encrypt}) or of its wrapped form under {@code kek}, with
+   * the key blob's AAD: libcrypto's when {@code nativeCrypto} (no JCA provider to load on the way
+   * to a command's first byte), else the JDK's; the same bytes either way.
+   *
+   * @throws AEADBadTagException if the wrapped form does not authenticate under {@code kek}
+   */
+  static byte[] wrap(
+      boolean encrypt,
+      byte[] kek,
+      byte[] nonce,
+      String repositoryId,
+      byte[] in,
+      boolean nativeCrypto)
       throws GeneralSecurityException {
+    byte[] aad = ("granule-key-v1:" + repositoryId).getBytes(StandardCharsets.UTF_8);
+    int len = encrypt ? in.length + AesGcmCodec.TAG : in.length - AesGcmCodec.TAG;
+    if (len < 0) {
+      throw new AEADBadTagException("wrapped key shorter than its tag");
+    }
+    if (nativeCrypto) {
+      byte[] out = new byte[len];
+      int r = NativeCrypto.aesGcm(encrypt, kek, nonce, aad, in, 0, in.length, out, 0);
+      if (r == -2) {
+        throw new AEADBadTagException("wrapped key does not authenticate");
+      }
+      if (r != len) {
+        throw new GeneralSecurityException("libcrypto failed on a key blob");
+      }
+      return out;
+    }
     Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
-    c.init(mode, new SecretKeySpec(kek, "AES"), new GCMParameterSpec(AesGcmCodec.TAG * 8, nonce));
-    c.updateAAD(("granule-key-v1:" + repositoryId).getBytes(StandardCharsets.UTF_8));
-    return c;
+    c.init(
+        encrypt ? Cipher.ENCRYPT_MODE : Cipher.DECRYPT_MODE,
+        new SecretKeySpec(kek, "AES"),
+        new GCMParameterSpec(AesGcmCodec.TAG * 8, nonce));
+    c.updateAAD(aad);
+    return c.doFinal(in);
   }
 }

@@ -1,0 +1,90 @@
+package io.granule.engine.internal.repo.crypto;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.util.Arrays;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Keys derived ahead ({@link PrederivedKeys}): an unlock with the same password takes the key
+ * instead of deriving it again, any other unlock behaves as without it, and nothing is left behind.
+ */
+class KeyPrederiveTest {
+  @TempDir Path dir;
+
+  @AfterEach
+  void forget() {
+    PrederivedKeys.forget();
+  }
+
+  private LocalBlobStore storeWithKey(MasterKey mk, String password) throws Exception {
+    LocalBlobStore store = new LocalBlobStore(dir.resolve("repo"));
+    KeyRing.add(store, "repo-id", mk, password.toCharArray(), KdfParams.TESTING, Clock.systemUTC());
+    return store;
+  }
+
+  @Test
+  void anUnlockWithTheSamePasswordTakesTheKeyDerivedAhead() throws Exception {
+    MasterKey mk = MasterKey.generate();
+    LocalBlobStore store = storeWithKey(mk, "right");
+    char[] pw = "right".toCharArray();
+    Runnable task = PrederivedKeys.task(store, pw);
+    Arrays.fill(pw, '\0'); // the task keeps its own copy
+    task.run();
+    assertThat(PrederivedKeys.count()).isEqualTo(1);
+
+    KeyRing.Unlocked u = KeyRing.unlock(store, "repo-id", "right".toCharArray()).orElseThrow();
+    assertThat(u.key().toBytes()).isEqualTo(mk.toBytes());
+    assertThat(PrederivedKeys.count()).as("taken, once").isZero();
+    // the next unlock derives its own and still opens
+    assertThat(KeyRing.unlock(store, "repo-id", "right".toCharArray())).isPresent();
+  }
+
+  @Test
+  void aKeyDerivedAheadFromAnotherPasswordIsNotTakenAndTheWrongPasswordStillFails()
+      throws Exception {
+    MasterKey mk = MasterKey.generate();
+    LocalBlobStore store = storeWithKey(mk, "right");
+    PrederivedKeys.task(store, "wrong".toCharArray()).run();
+    assertThat(KeyRing.unlock(store, "repo-id", "wrong".toCharArray())).isEmpty();
+    assertThat(PrederivedKeys.count()).as("taken by the wrong password's unlock").isZero();
+
+    PrederivedKeys.task(store, "wrong".toCharArray()).run();
+    KeyRing.Unlocked u = KeyRing.unlock(store, "repo-id", "right".toCharArray()).orElseThrow();
+    assertThat(u.key().toBytes()).isEqualTo(mk.toBytes());
+    assertThat(PrederivedKeys.count()).as("another password's key stays untaken").isEqualTo(1);
+    PrederivedKeys.forget();
+    assertThat(PrederivedKeys.count()).isZero();
+  }
+
+  @Test
+  void anUnlockDoesNotWaitLongForATaskThatNeverRuns() throws Exception {
+    MasterKey mk = MasterKey.generate();
+    LocalBlobStore store = storeWithKey(mk, "right");
+    PrederivedKeys.task(store, "right".toCharArray()); // created, never run
+    long t0 = System.nanoTime();
+    assertThat(KeyRing.unlock(store, "repo-id", "right".toCharArray())).isPresent();
+    long ms = (System.nanoTime() - t0) / 1_000_000;
+    assertThat(ms).isGreaterThanOrEqualTo(PrederivedKeys.LISTING_WAIT_MS - 5).isLessThan(10_000);
+  }
+
+  @Test
+  void aDamagedKeyBlobIsSkippedAndTheOthersAreDerived() throws Exception {
+    MasterKey mk = MasterKey.generate();
+    LocalBlobStore store = storeWithKey(mk, "right");
+    Path bad = store.path(new BlobName(BlobType.KEY, "00".repeat(32)));
+    Files.write(bad, new byte[] {1, 2, 3});
+    PrederivedKeys.task(store, "right".toCharArray()).run();
+    assertThat(PrederivedKeys.count()).isEqualTo(1);
+    assertThat(KeyRing.unlock(store, "repo-id", "right".toCharArray())).isPresent();
+    assertThat(PrederivedKeys.count()).isZero();
+  }
+}
