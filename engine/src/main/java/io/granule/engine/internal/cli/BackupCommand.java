@@ -71,12 +71,14 @@ final class BackupCommand extends ContextCommand {
 
   @Option(
       names = "--freeze-timeout",
-      paramLabel = "SECONDS",
+      paramLabel = "DURATION",
       defaultValue = "120",
+      converter = DurationConverter.class,
       description =
-          "Longest a filesystem may stay frozen (writers to it wait meanwhile); past it the"
-              + " filesystem is thawed and the backup fails (default: ${DEFAULT-VALUE}).")
-  long freezeTimeout;
+          "Longest a filesystem may stay frozen (writers to it wait meanwhile), e.g. 90 (seconds),"
+              + " 30s, 2m; past it the filesystem is thawed and the backup fails (default:"
+              + " ${DEFAULT-VALUE} s).")
+  Duration freezeTimeout;
 
   @Option(
       names = "--app",
@@ -143,6 +145,10 @@ final class BackupCommand extends ContextCommand {
     } catch (IllegalArgumentException e) {
       throw new CommandException(ExitCodes.USAGE, e.getMessage(), e);
     }
+    if (freezeTimeout.isZero()) {
+      throw new CommandException(
+          ExitCodes.USAGE, "--freeze-timeout must be longer than 0 (e.g. 120, 30s, 2m)");
+    }
     ProgressBar bar =
         noProgress || json
             ? null
@@ -157,9 +163,7 @@ final class BackupCommand extends ContextCommand {
               r,
               specs,
               streamSpecs,
-              freeze.isEmpty()
-                  ? null
-                  : new ConsistencySpec(FsFreeze.NAME, freeze, Duration.ofSeconds(freezeTimeout)),
+              freeze.isEmpty() ? null : new ConsistencySpec(FsFreeze.NAME, freeze, freezeTimeout),
               appUrls.isEmpty() ? null : new AppSpec(appUrls, Duration.ofSeconds(appMaxHold)),
               host,
               tags,

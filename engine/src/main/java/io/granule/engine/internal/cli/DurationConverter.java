@@ -12,11 +12,16 @@ final class DurationConverter implements ITypeConverter<Duration> {
     String v = value.trim().toLowerCase(Locale.ROOT);
     long unit = 1;
     if (v.endsWith("ms")) {
+      long ms;
       try {
-        return Duration.ofMillis(Long.parseLong(v.substring(0, v.length() - 2)));
+        ms = Long.parseLong(v.substring(0, v.length() - 2));
       } catch (NumberFormatException e) {
         throw invalid(value);
       }
+      if (ms < 0) {
+        throw invalid(value);
+      }
+      return Duration.ofMillis(ms);
     }
     if (v.endsWith("s")) {
       v = v.substring(0, v.length() - 1);

@@ -158,9 +158,9 @@ public final class FsFreeze implements SnapshotProvider {
                 }
                 expired = true;
                 LOG.error(
-                    "{} stayed frozen for the {} s limit: thawing now; the backup fails",
+                    "{} stayed frozen for the {} limit: thawing now; the backup fails",
                     mounts,
-                    maxHold.toSeconds());
+                    limit(maxHold));
                 thawQuietly();
               },
               "granule-freeze-watchdog");
@@ -175,8 +175,8 @@ public final class FsFreeze implements SnapshotProvider {
             "the freeze of "
                 + mounts
                 + " passed its "
-                + maxHold.toSeconds()
-                + " s limit and was lifted while the backup read: the snapshot would not be"
+                + limit(maxHold)
+                + " limit and was lifted while the backup read: the snapshot would not be"
                 + " consistent (raise --freeze-timeout, or back up less at once)");
       }
     }
@@ -235,5 +235,10 @@ public final class FsFreeze implements SnapshotProvider {
       String name = Integer.toHexString(mount.toString().hashCode()) + ".frozen";
       return RECORDS.resolve(name);
     }
+  }
+
+  /** A freeze's time limit as a user gave it: "120 s", or "250 ms" when not in whole seconds. */
+  static String limit(Duration d) {
+    return d.toMillis() % 1000 == 0 ? d.toSeconds() + " s" : d.toMillis() + " ms";
   }
 }

@@ -87,6 +87,17 @@ class CliTest {
   }
 
   @Test
+  void freezeTimeoutTakesADurationAndRefusesZeroOrNonsense() {
+    assertThat(run("backup", "--repo", tmp.toString(), "--disk", "x", "--freeze-timeout", "0"))
+        .isEqualTo(ExitCodes.USAGE);
+    assertThat(err.toString()).contains("--freeze-timeout must be longer than 0");
+    err.getBuffer().setLength(0);
+    assertThat(run("backup", "--repo", tmp.toString(), "--disk", "x", "--freeze-timeout", "-5ms"))
+        .isEqualTo(ExitCodes.USAGE);
+    assertThat(err.toString()).contains("'-5ms' is not a duration");
+  }
+
+  @Test
   void pluginsTableShowsStateServicesAndFailureReason() {
     assertThat(run("plugins")).isZero();
     assertThat(out.toString())
