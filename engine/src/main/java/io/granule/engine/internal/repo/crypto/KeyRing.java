@@ -11,7 +11,6 @@ import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.CharBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.SecureRandom;
@@ -216,7 +215,7 @@ public final class KeyRing {
   }
 
   private static byte[] kek(char[] password, byte[] salt, KdfParams params) {
-    byte[] pw = utf8(password);
+    byte[] pw = Scrypt.passwordBytes(password);
     try {
       byte[] ahead = PrederivedKeys.take(pw, salt, params);
       return ahead != null
@@ -225,14 +224,6 @@ public final class KeyRing {
     } finally {
       Arrays.fill(pw, (byte) 0);
     }
-  }
-
-  private static byte[] utf8(char[] password) {
-    ByteBuffer enc = StandardCharsets.UTF_8.encode(CharBuffer.wrap(password));
-    byte[] pw = new byte[enc.remaining()];
-    enc.get(pw);
-    Arrays.fill(enc.array(), (byte) 0);
-    return pw;
   }
 
   /**

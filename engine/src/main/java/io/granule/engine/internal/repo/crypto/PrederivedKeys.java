@@ -1,9 +1,6 @@
 package io.granule.engine.internal.repo.crypto;
 
 import io.granule.engine.internal.repo.blob.BlobStore;
-import java.nio.ByteBuffer;
-import java.nio.CharBuffer;
-import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.Arrays;
 import java.util.List;
@@ -78,10 +75,7 @@ public final class PrederivedKeys {
    * password} (copied: the caller may zero it once this returns).
    */
   public static Runnable task(BlobStore store, char[] password) {
-    ByteBuffer enc = StandardCharsets.UTF_8.encode(CharBuffer.wrap(password));
-    byte[] pw = new byte[enc.remaining()];
-    enc.get(pw);
-    Arrays.fill(enc.array(), (byte) 0);
+    byte[] pw = Scrypt.passwordBytes(password);
     CompletableFuture<Void> listed = new CompletableFuture<>();
     listing = listed;
     return () -> {

@@ -1,7 +1,11 @@
 package io.granule.engine.internal.repo.crypto;
 
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.StandardCharsets;
 import java.security.InvalidKeyException;
 import java.security.NoSuchAlgorithmException;
+import java.util.Arrays;
 import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 
@@ -13,6 +17,15 @@ import javax.crypto.spec.SecretKeySpec;
  */
 public final class Scrypt {
   private Scrypt() {}
+
+  /** A password's UTF-8 bytes, as scrypt takes them; the caller zeroes them after use. */
+  static byte[] passwordBytes(char[] password) {
+    ByteBuffer enc = StandardCharsets.UTF_8.encode(CharBuffer.wrap(password));
+    byte[] pw = new byte[enc.remaining()];
+    enc.get(pw);
+    Arrays.fill(enc.array(), (byte) 0);
+    return pw;
+  }
 
   /**
    * Derives {@code dkLen} bytes from {@code password} and {@code salt}.
