@@ -11,6 +11,10 @@ import io.granule.engine.internal.repo.backup.VerifyReport;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.index.ChunkLocation;
+import io.granule.engine.internal.repo.index.IndexEntry;
+import io.granule.engine.internal.repo.index.IndexReader;
+import io.granule.engine.internal.repo.index.IndexWriter;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackReader;
 import io.granule.engine.internal.repo.snapshot.Manifest;
@@ -215,6 +219,52 @@ class RepositoryDamageTest {
     assertThat(d.snapshots()).containsExactly(b.id());
     assertThat(r.affectedSnapshots()).containsExactly(b.id());
     assertARestoresAndBFails("is not in any index");
+  }
+
+  @Test
+  void indexEntryThatDisagreesWithItsPackTrailerIsNamed() throws Exception {
+    BlobName index = indexesOfB.get(0);
+    IndexEntry moved =
+        rewriteFirstEntry(
+            index,
+            e -> {
+              ChunkLocation l = e.location();
+              return new IndexEntry(
+                  e.id(),
+                  new ChunkLocation(
+                      l.pack(), l.offset() + 1, l.storedLength(), l.rawLength(), l.flags()));
+            });
+    VerifyReport r = verify(false);
+    assertThat(damageOf(r, index).problems())
+        .anyMatch(
+            p ->
+                p.startsWith("chunk " + moved.id() + " disagrees with the trailer of pack ")
+                    && p.contains("offset=" + moved.location().offset())
+                    && p.contains("offset=" + (moved.location().offset() - 1)));
+  }
+
+  @Test
+  void indexEntryForAChunkItsPackDoesNotHoldIsNamed() throws Exception {
+    BlobName index = indexesOfB.get(0);
+    ChunkId stranger = ChunkId.parse("17".repeat(32));
+    rewriteFirstEntry(index, e -> new IndexEntry(stranger, e.location()));
+    VerifyReport r = verify(false);
+    assertThat(damageOf(r, index).problems())
+        .anyMatch(
+            p ->
+                p.startsWith("chunk " + stranger + " disagrees with the trailer of pack ")
+                    && p.endsWith("expected=no such chunk in it"));
+  }
+
+  /** Replaces index blob {@code name} by one whose first entry is {@code change}d; returns it. */
+  private IndexEntry rewriteFirstEntry(
+      BlobName name, java.util.function.UnaryOperator<IndexEntry> change) throws Exception {
+    List<IndexEntry> entries = new ArrayList<>(IndexReader.read(name, store.load(name)));
+    IndexEntry changed = change.apply(entries.get(0));
+    entries.set(0, changed);
+    store.delete(name);
+    store.save(name, IndexWriter.write(entries));
+    return changed;
   }
 
   @Test

@@ -29,7 +29,6 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -54,10 +53,12 @@ import java.util.function.IntFunction;
  *       and hashed; a bad chunk affects exactly the snapshots that use it.
  * </ul>
  *
- * <p>Holds the pack trailers on the heap while it runs (about 150 bytes per chunk) and builds its
- * own off-heap {@link ChunkIndex}; with {@code readData}, each checking thread reads one pack at a
- * time into a direct buffer it reuses, and decodes its chunks into another. Read-only: it never
- * changes the repository.
+ * <p>Keeps what it learns per chunk off the Java heap, in two {@link ChunkIndex} tables (the pack
+ * trailers' entries, keyed by pack and chunk, and the index blobs' chunk locations: 80-160 bytes of
+ * file-backed mapping each per chunk), and on the heap only per pack (its id) and per damaged
+ * chunk, so that a repository of 10^8 chunks verifies in the same heap as a small one; with {@code
+ * readData}, each checking thread reads one pack at a time into a direct buffer it reuses, and
+ * decodes its chunks into another. Read-only: it never changes the repository.
  */
 public final class Verifier {
   /**
@@ -80,7 +81,13 @@ public final class Verifier {
   private final ChunkReader reader;
   private final Map<String, Problems> damage = new TreeMap<>();
   private final Set<String> affected = new TreeSet<>();
-  private final Map<PackId, Map<ChunkId, PackEntry>> trailers = new HashMap<>();
+
+  /** Packs whose trailer is intact: their entries are in {@link #trailerEntries}. */
+  private final Set<PackId> intactTrailers = new HashSet<>();
+
+  /** Every entry of an intact trailer, by pack and chunk ({@link ChunkIndex#putInPack}). */
+  private ChunkIndex trailerEntries;
+
   private final Set<PackId> presentPacks = new HashSet<>();
   private final Set<StoredChunk> badChunks = new HashSet<>();
   private final List<String> damagedIndexes = new ArrayList<>();
@@ -104,11 +111,13 @@ public final class Verifier {
   public VerifyReport verify(boolean readData, VerifyListener listener) {
     try {
       List<BlobName> packs = store.list(BlobType.PACK);
-      checkPacks(packs, readData, listener);
       int done;
       List<BlobName> indexes = store.list(BlobType.INDEX);
       long entries = 0;
-      try (ChunkIndex index = new ChunkIndex(cacheDir, 0)) {
+      try (ChunkIndex trailerTable = new ChunkIndex(cacheDir, 0);
+          ChunkIndex index = new ChunkIndex(cacheDir, 0)) {
+        trailerEntries = trailerTable;
+        checkPacks(packs, readData, listener);
         done = 0;
         for (BlobName i : indexes) {
           entries += checkIndex(i, index);
@@ -212,7 +221,7 @@ public final class Verifier {
   private record PackCheck(
       BlobName name,
       PackId id,
-      Map<ChunkId, PackEntry> byId,
+      List<PackEntry> entries,
       List<String> problems,
       List<ChunkId> bad) {}
 
@@ -225,8 +234,17 @@ public final class Verifier {
       return;
     }
     presentPacks.add(c.id());
-    if (c.byId() != null) {
-      trailers.put(c.id(), c.byId());
+    if (c.entries() != null) {
+      intactTrailers.add(c.id());
+      for (PackEntry e : c.entries()) {
+        ChunkLocation l =
+            new ChunkLocation(c.id(), e.offset(), e.storedLength(), e.rawLength(), e.flags());
+        try {
+          trailerEntries.putInPack(e.id(), l);
+        } catch (IllegalArgumentException outOfRange) {
+          problem(c.name().toString(), "chunk " + e.id() + ": impossible location " + l);
+        }
+      }
     }
     for (ChunkId bad : c.bad()) {
       badChunks.add(new StoredChunk(c.id(), bad));
@@ -253,12 +271,8 @@ public final class Verifier {
       problems.add(e.getMessage());
       return new PackCheck(name, id, null, problems, bad);
     }
-    Map<ChunkId, PackEntry> byId = new HashMap<>();
-    for (PackEntry e : entries) {
-      byId.put(e.id(), e);
-    }
     if (!readData) {
-      return new PackCheck(name, id, byId, problems, bad);
+      return new PackCheck(name, id, entries, problems, bad);
     }
     Scratch s = scratch.pollFirst();
     if (s == null) {
@@ -269,7 +283,7 @@ public final class Verifier {
     } finally {
       scratch.push(s);
     }
-    return new PackCheck(name, id, byId, problems, bad);
+    return new PackCheck(name, id, entries, problems, bad);
   }
 
   /**
@@ -379,17 +393,12 @@ public final class Verifier {
         index.put(e.id(), l);
         continue;
       }
-      Map<ChunkId, PackEntry> trailer = trailers.get(l.pack());
-      if (trailer == null) {
+      if (!intactTrailers.contains(l.pack())) {
         index.put(e.id(), l);
         continue;
       }
-      PackEntry p = trailer.get(e.id());
-      if (p == null
-          || p.offset() != l.offset()
-          || p.storedLength() != l.storedLength()
-          || p.rawLength() != l.rawLength()
-          || p.flags() != l.flags()) {
+      ChunkLocation p = trailerEntries.getInPack(l.pack(), e.id());
+      if (!l.equals(p)) {
         problem(
             name.toString(),
             "chunk "
@@ -399,7 +408,7 @@ public final class Verifier {
                 + ": actual="
                 + l
                 + " expected="
-                + p);
+                + (p == null ? "no such chunk in it" : p));
         continue;
       }
       index.put(e.id(), l);
@@ -501,7 +510,7 @@ public final class Verifier {
         affected.add(snap);
         continue;
       }
-      if (!trailers.containsKey(l.pack()) || badChunks.contains(new StoredChunk(l.pack(), id))) {
+      if (!intactTrailers.contains(l.pack()) || badChunks.contains(new StoredChunk(l.pack(), id))) {
         at(ChunkReader.packName(l.pack()).toString()).snapshots().add(snap);
         affected.add(snap);
       }

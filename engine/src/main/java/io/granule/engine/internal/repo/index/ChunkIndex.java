@@ -94,6 +94,29 @@ public final class ChunkIndex implements Closeable {
     return true;
   }
 
+  /**
+   * Adds chunk {@code id} of pack {@code location.pack()} to an index of (pack, chunk) pairs, in
+   * which the same chunk in two packs is two entries; returns whether it was added (false: that
+   * pair is present, or, never in practice, another pair has its key). Such an index takes only
+   * {@code putInPack} and {@link #getInPack}. The key is the id with the pack id folded (xor) into
+   * its first 128 bits: the first word stays uniform, and two pairs share a key only if their chunk
+   * ids share their last 128 bits, which {@link #getInPack} tells apart by the pack it stored.
+   */
+  public synchronized boolean putInPack(ChunkId id, ChunkLocation location) {
+    ChunkId key = inPack(location.pack(), id);
+    return !key.isZero() && put(key, location);
+  }
+
+  /** The location of chunk {@code id} in pack {@code pack} (see {@link #putInPack}), or null. */
+  public synchronized ChunkLocation getInPack(PackId pack, ChunkId id) {
+    ChunkLocation l = get(inPack(pack, id));
+    return l != null && l.pack().equals(pack) ? l : null;
+  }
+
+  private static ChunkId inPack(PackId pack, ChunkId id) {
+    return new ChunkId(id.w0() ^ pack.hi(), id.w1() ^ pack.lo(), id.w2(), id.w3());
+  }
+
   private void grow() {
     Table bigger = new Table(dir, table.capacity * 2);
     for (long s = 0; s < table.capacity; s++) {

@@ -16,6 +16,13 @@ public final class IndexWriter {
   public static final int VERSION = 1;
   static final int ENTRY_SIZE = 65;
 
+  /**
+   * The most entries a writer puts in one index blob (2 MiB of entries), whatever the number of
+   * packs it lists: reading a blob costs a bounded heap (its bytes, and ~130 bytes per entry while
+   * they are put into the off-heap chunk index), however small and compressible the chunks are.
+   */
+  public static final int MAX_ENTRIES = 32_768;
+
   private IndexWriter() {}
 
   /** The framed bytes of an index blob holding {@code entries} (before any {@code BlobCodec}). */

@@ -83,7 +83,7 @@ public final class Pruner {
   private static final Logger LOG = LoggerFactory.getLogger(Pruner.class);
   private static final SecureRandom RANDOM = new SecureRandom();
   private static final ChunkLocation MARK = new ChunkLocation(new PackId(0, 0), 0, 0, 0, 0);
-  private static final int ENTRIES_PER_INDEX = 100_000;
+  private static final int ENTRIES_PER_INDEX = IndexWriter.MAX_ENTRIES;
 
   /** What prune does: {@code dryRun} changes nothing; packs less live than {@code repackBelow}. */
   public record Options(boolean dryRun, double repackBelow) {
@@ -440,22 +440,29 @@ public final class Pruner {
       }
 
       // 2. New index blobs for the kept packs that rewritten blobs list.
+      // (each (pack, chunk) pair once, the pairs already written kept off the heap)
       List<IndexEntry> pending = new ArrayList<>();
-      Set<IndexEntry> seen = new HashSet<>();
-      done = 0;
-      for (BlobName n : rewrite) {
-        if (!damagedIndexes.contains(n)) {
-          for (IndexEntry e : IndexReader.read(n, codec.decode(n, store.load(n)))) {
-            PackState st = packs.get(e.location().pack());
-            if (st != null && st.action == Action.KEEP && seen.add(e)) {
-              pending.add(e);
-              if (pending.size() >= ENTRIES_PER_INDEX) {
-                indexesWritten += saveIndex(pending);
+      try (ChunkIndex written = new ChunkIndex(cacheDir, 1024)) {
+        Set<IndexEntry> writtenElsewhere = new HashSet<>(); // pairs written cannot hold: none
+        done = 0;
+        for (BlobName n : rewrite) {
+          if (!damagedIndexes.contains(n)) {
+            for (IndexEntry e : IndexReader.read(n, codec.decode(n, store.load(n)))) {
+              ChunkLocation l = e.location();
+              PackState st = packs.get(l.pack());
+              if (st != null
+                  && st.action == Action.KEEP
+                  && (written.putInPack(e.id(), l)
+                      || written.getInPack(l.pack(), e.id()) == null && writtenElsewhere.add(e))) {
+                pending.add(e);
+                if (pending.size() >= ENTRIES_PER_INDEX) {
+                  indexesWritten += saveIndex(pending);
+                }
               }
             }
           }
+          listener.progress("write index", ++done, rewrite.size());
         }
-        listener.progress("write index", ++done, rewrite.size());
       }
       for (PackState st : keptOrphans) {
         for (PackEntry e : st.trailer) {
@@ -558,16 +565,20 @@ public final class Pruner {
     };
   }
 
+  /** Saves {@code entries} in index blobs of at most {@link IndexWriter#MAX_ENTRIES}; clears it. */
   private int saveIndex(List<IndexEntry> entries) throws IOException {
-    if (entries.isEmpty()) {
-      return 0;
+    int blobs = 0;
+    for (int from = 0; from < entries.size(); from += IndexWriter.MAX_ENTRIES) {
+      byte[] id = new byte[32];
+      RANDOM.nextBytes(id);
+      BlobName name = new BlobName(BlobType.INDEX, Hex.encode(id));
+      List<IndexEntry> part =
+          entries.subList(from, Math.min(entries.size(), from + IndexWriter.MAX_ENTRIES));
+      store.save(name, codec.encode(name, IndexWriter.write(part)));
+      blobs++;
     }
-    byte[] id = new byte[32];
-    RANDOM.nextBytes(id);
-    BlobName name = new BlobName(BlobType.INDEX, Hex.encode(id));
-    store.save(name, codec.encode(name, IndexWriter.write(entries)));
     entries.clear();
-    return 1;
+    return blobs;
   }
 
   private List<BlobName> unreferenced(BlobType type, Set<String> referenced) throws IOException {

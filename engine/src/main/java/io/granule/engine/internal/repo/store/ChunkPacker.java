@@ -15,6 +15,7 @@ import io.granule.engine.internal.repo.index.IndexWriter;
 import io.granule.engine.internal.repo.pack.ChunkCompressor;
 import io.granule.engine.internal.repo.pack.ChunkFlags;
 import io.granule.engine.internal.repo.pack.PackEntry;
+import io.granule.engine.internal.repo.pack.PackFormat;
 import io.granule.engine.internal.repo.pack.PackWriter;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -59,6 +60,13 @@ import java.util.function.Consumer;
  */
 public final class ChunkPacker implements AutoCloseable {
   private static final SecureRandom RANDOM = new SecureRandom();
+
+  /**
+   * The most chunks in one pack, whatever its size (a trailer of 896 KiB): tiny records of very
+   * compressible chunks would otherwise put hundreds of thousands in a pack, and readers (verify,
+   * prune) hold a pack's trailer entries on the heap, ~100 bytes each, a few packs at a time.
+   */
+  static final int MAX_PACK_ENTRIES = 16_384;
 
   private final BlobStore store;
   private final BlobCodec codec;
@@ -294,7 +302,7 @@ public final class ChunkPacker implements AutoCloseable {
                 new ChunkLocation(id, e.offset(), e.storedLength(), e.rawLength(), e.flags())));
       }
       packsWritten++;
-      if (++packsSinceIndex >= packsPerIndex) {
+      if (++packsSinceIndex >= packsPerIndex || unindexed.size() >= IndexWriter.MAX_ENTRIES) {
         toIndex = new ArrayList<>(unindexed);
         unindexed.clear();
         packsSinceIndex = 0;
@@ -305,19 +313,29 @@ public final class ChunkPacker implements AutoCloseable {
     }
   }
 
+  /**
+   * Saves {@code entries} in index blobs of at most {@link IndexWriter#MAX_ENTRIES}, then tells
+   * {@code indexed} of their packs.
+   */
   private void saveIndex(List<IndexEntry> entries) throws IOException {
-    byte[] id = new byte[32];
-    RANDOM.nextBytes(id);
-    BlobName name = new BlobName(BlobType.INDEX, Hex.encode(id));
-    try {
-      store.save(name, codec.encode(name, IndexWriter.write(entries)));
-    } catch (IOException | RuntimeException | Error e) {
-      fail(e);
-      throw e;
+    int blobs = 0;
+    for (int from = 0; from < entries.size(); from += IndexWriter.MAX_ENTRIES) {
+      List<IndexEntry> part =
+          entries.subList(from, Math.min(entries.size(), from + IndexWriter.MAX_ENTRIES));
+      byte[] id = new byte[32];
+      RANDOM.nextBytes(id);
+      BlobName name = new BlobName(BlobType.INDEX, Hex.encode(id));
+      try {
+        store.save(name, codec.encode(name, IndexWriter.write(part)));
+      } catch (IOException | RuntimeException | Error e) {
+        fail(e);
+        throw e;
+      }
+      blobs++;
     }
     synchronized (this) {
       entries.stream().map(e -> e.location().pack()).distinct().forEach(indexed);
-      indexesWritten++;
+      indexesWritten += blobs;
     }
   }
 
@@ -397,7 +415,9 @@ public final class ChunkPacker implements AutoCloseable {
     private int commit(ChunkId id, int stored, int rawLength, int flags) throws IOException {
       PackEntry e = pack.commit(id, stored, rawLength, flags);
       added(id, packId, e);
-      if (pack.size() >= packSize) {
+      // full: its records and trailer reach the pack size, or it has the most chunks a pack has
+      if (pack.size() + (long) pack.count() * PackFormat.ENTRY_SIZE >= packSize
+          || pack.count() >= MAX_PACK_ENTRIES) {
         submit();
       }
       return stored;
