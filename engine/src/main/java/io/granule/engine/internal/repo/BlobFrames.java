@@ -28,18 +28,47 @@ public final class BlobFrames {
   }
 
   /**
+   * Frames a payload of {@code payloadLength} bytes in a buffer from {@link LargeBuffers}: returns
+   * it with the header written and its position at the payload, for the caller to put the payload
+   * and then call {@link #seal}.
+   */
+  public static ByteBuffer open(int magic, int version, long payloadLength, String what) {
+    ByteBuffer b = LargeBuffers.allocate(payloadLength + OVERHEAD, what);
+    b.putInt(magic).putShort((short) version).putShort((short) 0);
+    return b;
+  }
+
+  /** Appends the checksum to a frame from {@link #open} whose payload is complete; flips it. */
+  public static ByteBuffer seal(ByteBuffer b) {
+    if (b.remaining() != 4) {
+      throw new IllegalStateException("payload incomplete: " + (b.remaining() - 4) + " bytes left");
+    }
+    b.putInt(crc32c(b, 0, b.position()));
+    return b.flip();
+  }
+
+  /**
    * Checks and opens a frame read from {@code name}.
    *
    * @throws RepositoryCorruptedException if the length, checksum or magic is wrong
    * @throws UnsupportedRepositoryVersionException if the version is newer than {@code maxVersion}
    */
   public static Framed unframe(BlobName name, byte[] bytes, int magic, int maxVersion) {
-    if (bytes.length < OVERHEAD) {
-      throw corrupted(name, "too short", bytes.length + " bytes", "at least " + OVERHEAD);
+    return unframe(name, ByteBuffer.wrap(bytes), magic, maxVersion);
+  }
+
+  /**
+   * As {@link #unframe(BlobName, byte[], int, int)}, of the bytes from 0 to the limit of {@code
+   * frame} (heap, direct or mapped); the payload is a slice of it.
+   */
+  public static Framed unframe(BlobName name, ByteBuffer frame, int magic, int maxVersion) {
+    int length = frame.limit();
+    if (length < OVERHEAD) {
+      throw corrupted(name, "too short", length + " bytes", "at least " + OVERHEAD);
     }
-    ByteBuffer b = ByteBuffer.wrap(bytes);
-    int expectedCrc = b.getInt(bytes.length - 4);
-    int actualCrc = crc32c(bytes, 0, bytes.length - 4);
+    ByteBuffer b = frame.duplicate().position(0);
+    int expectedCrc = b.getInt(length - 4);
+    int actualCrc = crc32c(b, 0, length - 4);
     if (actualCrc != expectedCrc) {
       throw corrupted(name, "checksum mismatch", hex(actualCrc), hex(expectedCrc));
     }
@@ -59,7 +88,7 @@ public final class BlobFrames {
               + maxVersion
               + "): upgrade granule to read it");
     }
-    return new Framed(version, b.slice(8, bytes.length - OVERHEAD));
+    return new Framed(version, b.slice(8, length - OVERHEAD));
   }
 
   /** CRC32C of a byte range. */

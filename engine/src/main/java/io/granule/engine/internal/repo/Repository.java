@@ -731,7 +731,11 @@ public final class Repository implements Closeable {
     BlobName fx = new BlobName(BlobType.FIXED_INDEX, d.fixedIndex());
     FixedIndex fixed =
         loadItemIndex(
-            snapshot, "disk '" + diskName + "'", "fixed index", fx, FixedIndexReader::read);
+            snapshot,
+            "disk '" + diskName + "'",
+            "fixed index",
+            fx,
+            n -> FixedIndexReader.load(store, codec, n));
     return new SnapshotDisk(snapshot, d, fixed, reader, cacheBytes);
   }
 
@@ -756,7 +760,11 @@ public final class Repository implements Closeable {
     BlobName dn = new BlobName(BlobType.DYNAMIC_INDEX, s.dynamicIndex());
     DynamicIndex dynamic =
         loadItemIndex(
-            snapshot, "stream '" + streamName + "'", "dynamic index", dn, DynamicIndexReader::read);
+            snapshot,
+            "stream '" + streamName + "'",
+            "dynamic index",
+            dn,
+            n -> DynamicIndexReader.read(n, codec.decode(n, store.load(n))));
     return new SnapshotStream(snapshot, s, dynamic, reader);
   }
 
@@ -764,14 +772,15 @@ public final class Repository implements Closeable {
    * Loads and decodes the index blob of one item (disk or stream) of a snapshot; a missing or
    * damaged one is a corruption naming the snapshot and the item.
    */
+  /** Loads and parses an item index blob. */
+  private interface ItemLoader<T> {
+    T apply(BlobName name) throws IOException;
+  }
+
   private <T> T loadItemIndex(
-      Manifest snapshot,
-      String item,
-      String kind,
-      BlobName name,
-      java.util.function.BiFunction<BlobName, byte[], T> parse) {
+      Manifest snapshot, String item, String kind, BlobName name, ItemLoader<T> load) {
     try {
-      return parse.apply(name, codec.decode(name, store.load(name)));
+      return load.apply(name);
     } catch (NoSuchFileException e) {
       throw new RepositoryCorruptedException(
           "snapshot "

@@ -235,7 +235,7 @@ public final class Backup {
       List<Manifest.DiskEntry> entries = new ArrayList<>();
       for (int d = 0; d < disks.size(); d++) {
         BlobName name = new BlobName(BlobType.FIXED_INDEX, randomHex());
-        store.save(name, codec.encode(name, FixedIndexWriter.write(fixedIndexes.get(d))));
+        saveFixedIndex(name, fixedIndexes.get(d));
         DiskImage image = disks.get(d).image();
         entries.add(
             new Manifest.DiskEntry(
@@ -756,5 +756,34 @@ public final class Backup {
               entries);
       return p;
     }
+  }
+
+  /**
+   * Saves a disk's fixed index: a small one through arrays, a large one (32 bytes per chunk
+   * position: 64 MiB per TiB of disk at 512 KiB chunks) framed and encoded in buffers off the Java
+   * heap ({@link io.granule.engine.internal.repo.LargeBuffers}), so the heap does not bound the
+   * size of a disk.
+   */
+  private void saveFixedIndex(BlobName name, FixedIndex index) throws IOException {
+    if (index.count() * 32 <= io.granule.engine.internal.repo.LargeBuffers.HEAP_MAX) {
+      store.save(name, codec.encode(name, FixedIndexWriter.write(index)));
+      return;
+    }
+    ByteBuffer plain = FixedIndexWriter.frame(index);
+    if (!codec.transforms()) {
+      store.save(name, plain);
+      return;
+    }
+    int room = codec.encodedLength(plain.remaining());
+    if (room < 0) {
+      byte[] b = new byte[plain.remaining()];
+      plain.get(b);
+      store.save(name, codec.encode(name, b));
+      return;
+    }
+    ByteBuffer stored =
+        io.granule.engine.internal.repo.LargeBuffers.allocate(room, "fixed index " + name);
+    codec.encode(name, plain, stored);
+    store.save(name, stored.flip());
   }
 }

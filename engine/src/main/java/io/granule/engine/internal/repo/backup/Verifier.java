@@ -429,7 +429,7 @@ public final class Verifier {
       BlobName fx = new BlobName(BlobType.FIXED_INDEX, d.fixedIndex());
       FixedIndex fixed;
       try {
-        fixed = FixedIndexReader.read(fx, codec.decode(fx, store.load(fx)));
+        fixed = FixedIndexReader.load(store, codec, fx);
       } catch (NoSuchFileException e) {
         damaged(fx.toString(), "missing, listed by " + name + " for disk '" + d.name() + "'", snap);
         continue;

@@ -239,13 +239,21 @@ public final class Pruner {
         for (Manifest.DiskEntry d : m.disks()) {
           BlobName fx = new BlobName(BlobType.FIXED_INDEX, d.fixedIndex());
           fixedRefs.add(fx.name());
-          var f = load(fx, "fixed index of snapshot " + m.id(), FixedIndexReader::read);
+          var f =
+              load(
+                  fx,
+                  "fixed index of snapshot " + m.id(),
+                  blob -> FixedIndexReader.load(store, codec, blob));
           mark(live, f.count(), f::get);
         }
         for (Manifest.StreamEntry s : m.streams()) {
           BlobName dn = new BlobName(BlobType.DYNAMIC_INDEX, s.dynamicIndex());
           dynamicRefs.add(dn.name());
-          var dyn = load(dn, "dynamic index of snapshot " + m.id(), DynamicIndexReader::read);
+          var dyn =
+              load(
+                  dn,
+                  "dynamic index of snapshot " + m.id(),
+                  blob -> DynamicIndexReader.read(blob, codec.decode(blob, store.load(blob))));
           mark(live, dyn.count(), dyn::get);
         }
         listener.progress("mark", ++done, snapshots.size());
@@ -600,11 +608,14 @@ public final class Pruner {
     }
   }
 
-  private <T> T load(
-      BlobName name, String what, java.util.function.BiFunction<BlobName, byte[], T> parse)
-      throws IOException {
+  /** Loads and parses an item index blob. */
+  private interface ItemLoader<T> {
+    T apply(BlobName name) throws IOException;
+  }
+
+  private <T> T load(BlobName name, String what, ItemLoader<T> load) throws IOException {
     try {
-      return parse.apply(name, codec.decode(name, store.load(name)));
+      return load.apply(name);
     } catch (NoSuchFileException e) {
       throw new RepositoryCorruptedException(
           what

@@ -1,6 +1,7 @@
 package io.granule.engine.internal.repo.snapshot;
 
 import io.granule.engine.internal.repo.ChunkId;
+import io.granule.engine.internal.repo.LargeBuffers;
 import java.nio.ByteBuffer;
 
 /**
@@ -8,22 +9,41 @@ import java.nio.ByteBuffer;
  * ChunkId#ZERO} for a chunk of zeros, which is not stored). Position {@code i} covers bytes {@code
  * [i * chunkSize, min(size, (i + 1) * chunkSize))}.
  *
- * <p>Held in memory at 32 bytes per chunk (32 KiB per GiB of disk at 1 MiB chunks). {@link #set} is
- * safe from several threads for distinct positions; publication to readers goes through whatever
- * joins those threads.
+ * <p>Held in memory at 32 bytes per chunk position (64 KiB per GiB of disk at 512 KiB chunks), on
+ * the Java heap up to {@link LargeBuffers#HEAP_MAX} and beyond that in a memory-mapped temporary
+ * file (the kernel's to page), so the heap does not bound the size of a disk. {@link #set} is safe
+ * from several threads for distinct positions; publication to readers goes through whatever joins
+ * those threads.
  */
 public final class FixedIndex implements ChunkList {
   private final int chunkSize;
   private final long diskSize;
   private final ByteBuffer ids;
 
-  /** An index of all-zero chunks for a disk of {@code diskSize} bytes. */
+  /**
+   * The blob frame the ids are a slice of (header written, checksum not yet), or null: an index
+   * made to be written is framed in place ({@link FixedIndexWriter#frame}), without a copy.
+   */
+  private final ByteBuffer frame;
+
+  /**
+   * An index of all-zero chunks for a disk of {@code diskSize} bytes, to be filled and written: its
+   * ids are in a buffer from {@link LargeBuffers} (off the Java heap for a large disk) inside the
+   * frame of the blob it will be written as.
+   */
   public FixedIndex(int chunkSize, long diskSize) {
-    this(
-        chunkSize, diskSize, ByteBuffer.allocate(Math.toIntExact(count(chunkSize, diskSize) * 32)));
+    this(chunkSize, diskSize, framed(chunkSize, diskSize));
+  }
+
+  private FixedIndex(int chunkSize, long diskSize, ByteBuffer[] frame) {
+    this(chunkSize, diskSize, frame[0].slice(HEADER, frame[0].capacity() - HEADER - 4), frame[0]);
   }
 
   FixedIndex(int chunkSize, long diskSize, ByteBuffer ids) {
+    this(chunkSize, diskSize, ids, null);
+  }
+
+  private FixedIndex(int chunkSize, long diskSize, ByteBuffer ids, ByteBuffer frame) {
     if (chunkSize <= 0 || diskSize < 0) {
       throw new IllegalArgumentException(
           "invalid fixed index: chunk size " + chunkSize + ", disk size " + diskSize);
@@ -31,6 +51,36 @@ public final class FixedIndex implements ChunkList {
     this.chunkSize = chunkSize;
     this.diskSize = diskSize;
     this.ids = ids;
+    this.frame = frame;
+  }
+
+  /**
+   * Bytes before the ids in a fixed index blob: the frame's header, then chunk size, size, count.
+   */
+  static final int HEADER = 8 + 20;
+
+  /**
+   * A new frame for the ids (in an array: the constructor taking it must differ from the others).
+   */
+  private static ByteBuffer[] framed(int chunkSize, long diskSize) {
+    if (chunkSize <= 0 || diskSize < 0) {
+      throw new IllegalArgumentException(
+          "invalid fixed index: chunk size " + chunkSize + ", disk size " + diskSize);
+    }
+    long count = count(chunkSize, diskSize);
+    ByteBuffer b =
+        io.granule.engine.internal.repo.BlobFrames.open(
+            FixedIndexWriter.MAGIC,
+            FixedIndexWriter.VERSION,
+            20 + count * ChunkId.BYTES,
+            "the fixed index of a disk of " + diskSize + " bytes");
+    b.putInt(chunkSize).putLong(diskSize).putLong(count);
+    return new ByteBuffer[] {b};
+  }
+
+  /** The frame the ids are in ({@link #FixedIndex(int, long)}), or null. */
+  ByteBuffer frame() {
+    return frame == null ? null : frame.duplicate();
   }
 
   /** Number of chunk positions of a disk. */
@@ -74,15 +124,23 @@ public final class FixedIndex implements ChunkList {
   /**
    * For each position, the next position after it that holds the same chunk (not zeros), or -1: the
    * chains of a chunk's places on the disk, each in ascending order, so that a restore can fetch a
-   * chunk once and write it everywhere it goes. 4 bytes per position, and 8 to 16 more while it is
-   * built (an open-addressing table of positions, at most half full, compared by id in place: no
-   * object per chunk).
+   * chunk once and write it everywhere it goes. 4 bytes per position, and 8 to 16 more per position
+   * that is not zeros while it is built (an open-addressing table of positions, at most half full,
+   * compared by id in place: no object per chunk).
    */
   public int[] nextSame() {
     int n = count();
     int[] next = new int[n];
     java.util.Arrays.fill(next, -1);
-    int slots = Integer.highestOneBit(Math.max(1, 2 * n - 1)) << 1; // at most half full
+    int stored = 0; // positions that are not zeros: the table's size (a sparse disk has few)
+    for (int p = 0; p < n; p++) {
+      int at = p * ChunkId.BYTES;
+      if ((ids.getLong(at) | ids.getLong(at + 8) | ids.getLong(at + 16) | ids.getLong(at + 24))
+          != 0) {
+        stored++;
+      }
+    }
+    int slots = Integer.highestOneBit(Math.max(1, 2 * stored - 1)) << 1; // at most half full
     if (n > 1 << 29 || slots <= 0) {
       throw new IllegalStateException("fixed index too large to find duplicates: " + n);
     }

@@ -16,6 +16,23 @@ public final class FixedIndexWriter {
 
   private FixedIndexWriter() {}
 
+  /**
+   * The framed bytes of {@code index} (before any {@code BlobCodec}) in a buffer from {@link
+   * io.granule.engine.internal.repo.LargeBuffers} (off the heap for a large disk), flipped.
+   */
+  public static ByteBuffer frame(FixedIndex index) {
+    ByteBuffer ids = index.raw();
+    ByteBuffer inPlace = index.frame();
+    if (inPlace != null) {
+      return BlobFrames.seal(inPlace.position(FixedIndex.HEADER + ids.capacity()));
+    }
+    ByteBuffer b =
+        BlobFrames.open(MAGIC, VERSION, 20L + ids.capacity(), "the fixed index of a disk");
+    b.putInt(index.chunkSize()).putLong(index.diskSize()).putLong(index.count());
+    b.put(ids.clear());
+    return BlobFrames.seal(b);
+  }
+
   /** The framed bytes of {@code index} (before any {@code BlobCodec}). */
   public static byte[] write(FixedIndex index) {
     ByteBuffer ids = index.raw();

@@ -30,14 +30,7 @@ class VerifyManyChunksTest {
 
   /** Entry point of the child JVM: args are the repository directory; prints the report. */
   public static void main(String[] args) throws Exception {
-    try (Repository r = Repository.open(Path.of(args[0]))) {
-      VerifyReport report = r.verify(Boolean.parseBoolean(args[1]), VerifyListener.NONE);
-      System.out.println("packs=" + report.packs() + " chunks=" + report.chunks());
-      for (Damage d : report.damages()) {
-        System.out.println("damaged " + d.file() + ": " + d.problems());
-      }
-      System.out.println("affected=" + report.affectedSnapshots().size());
-    }
+    VerifyMemoryTest.verifyAndPrint(Path.of(args[0]), Boolean.parseBoolean(args[1]));
   }
 
   @Test

@@ -32,8 +32,13 @@ class VerifyMemoryTest {
 
   /** Entry point of the child JVM: args are the repository directory; prints the report. */
   public static void main(String[] args) throws Exception {
-    try (Repository r = Repository.open(Path.of(args[0]))) {
-      VerifyReport report = r.verify(true, VerifyListener.NONE);
+    verifyAndPrint(Path.of(args[0]), true);
+  }
+
+  /** Verifies {@code repo} and prints the report (what the child JVMs of verify tests run). */
+  static void verifyAndPrint(Path repo, boolean readData) {
+    try (Repository r = Repository.open(repo)) {
+      VerifyReport report = r.verify(readData, VerifyListener.NONE);
       System.out.println("packs=" + report.packs() + " chunks=" + report.chunks());
       for (Damage d : report.damages()) {
         System.out.println("damaged " + d.file() + ": " + d.problems());
