@@ -31,8 +31,8 @@ public final class LargeBuffers {
    */
   public static ByteBuffer allocate(long bytes, String what) {
     if (bytes < 0 || bytes > MAX) {
-      throw new IllegalArgumentException(
-          what + " would take " + bytes + " bytes, more than a buffer holds (" + MAX + ")");
+      throw new NoRoomException(
+          what + " would take " + bytes + " bytes, more than a buffer holds (" + MAX + ")", null);
     }
     if (bytes <= HEAP_MAX) {
       return ByteBuffer.allocate((int) bytes);
@@ -40,6 +40,13 @@ public final class LargeBuffers {
     Path dir = Path.of(System.getProperty("granule.tmpdir", System.getProperty("java.io.tmpdir")));
     Path file = null;
     try {
+      // The mapping reserves no blocks: a file system that fills up later would fail a write
+      // into it with a memory fault, not an I/O error, so look at the free space first.
+      long free = Files.getFileStore(dir).getUsableSpace();
+      if (free < bytes + (64 << 20)) {
+        throw new IOException(
+            "only " + (free >> 20) + " MiB free there, " + ((bytes >> 20) + 64) + " MiB needed");
+      }
       file = Files.createTempFile(dir, ".granule-", ".tmp");
       try (FileChannel ch =
           FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
@@ -48,7 +55,7 @@ public final class LargeBuffers {
         Files.deleteIfExists(file);
       }
     } catch (IOException e) {
-      throw new RepositoryException(
+      throw new NoRoomException(
           "unable to make room for "
               + what
               + " ("
@@ -57,8 +64,18 @@ public final class LargeBuffers {
               + dir
               + ": "
               + e.getMessage()
-              + " (free space there, or point -Dgranule.tmpdir elsewhere)",
+              + " (free space there, or point GRANULE_JAVA_OPTS=-Dgranule.tmpdir=DIR elsewhere)",
           e);
+    }
+  }
+
+  /**
+   * No room for a large buffer (temporary space, or its size): a local condition, never damage in
+   * the repository (verify and prune let it through instead of naming a blob).
+   */
+  public static final class NoRoomException extends RepositoryException {
+    NoRoomException(String message, Throwable cause) {
+      super(message, cause);
     }
   }
 }

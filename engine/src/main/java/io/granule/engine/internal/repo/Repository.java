@@ -675,11 +675,16 @@ public final class Repository implements Closeable {
         }
         knownPacks.add(id);
       }
-      if (!adopted.isEmpty()) {
+      SecureRandom random = new SecureRandom();
+      for (int from = 0; from < adopted.size(); from += IndexWriter.MAX_ENTRIES) {
         byte[] name = new byte[32];
-        new SecureRandom().nextBytes(name);
+        random.nextBytes(name);
         BlobName n = new BlobName(BlobType.INDEX, Hex.encode(name));
-        guarded().save(n, codec.encode(n, IndexWriter.write(adopted)));
+        List<IndexEntry> part =
+            adopted.subList(from, Math.min(adopted.size(), from + IndexWriter.MAX_ENTRIES));
+        guarded().save(n, codec.encode(n, IndexWriter.write(part)));
+      }
+      if (!adopted.isEmpty()) {
         LOG.info("indexed {} chunks of packs left by an interrupted backup", adopted.size());
       }
     } catch (IOException e) {

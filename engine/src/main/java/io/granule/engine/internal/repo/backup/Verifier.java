@@ -2,6 +2,7 @@ package io.granule.engine.internal.repo.backup;
 
 import io.granule.engine.internal.repo.ChunkHasher;
 import io.granule.engine.internal.repo.ChunkId;
+import io.granule.engine.internal.repo.LargeBuffers;
 import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.RepositoryCorruptedException;
 import io.granule.engine.internal.repo.RepositoryException;
@@ -433,6 +434,8 @@ public final class Verifier {
       } catch (NoSuchFileException e) {
         damaged(fx.toString(), "missing, listed by " + name + " for disk '" + d.name() + "'", snap);
         continue;
+      } catch (LargeBuffers.NoRoomException local) {
+        throw local; // no room here to check it: not damage
       } catch (IOException | RepositoryException | IllegalArgumentException e) {
         damaged(fx.toString(), e.getMessage(), snap);
         continue;

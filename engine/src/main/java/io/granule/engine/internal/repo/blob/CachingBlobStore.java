@@ -62,12 +62,13 @@ public final class CachingBlobStore implements BlobStore {
 
   @Override
   public void save(BlobName name, java.nio.ByteBuffer data) throws IOException {
+    remote.save(name, data.duplicate());
     if (CACHED.contains(name.type())) {
-      byte[] b = new byte[data.remaining()];
-      data.duplicate().get(b);
-      save(name, b);
-    } else {
-      remote.save(name, data);
+      try {
+        cache.save(name, data.duplicate()); // from the buffer: a large fixed index is off the heap
+      } catch (IOException e) {
+        LOG.warn("unable to cache {} in {}: {}", name, cache.root(), e.toString());
+      }
     }
   }
 
@@ -92,7 +93,30 @@ public final class CachingBlobStore implements BlobStore {
 
   @Override
   public void load(BlobName name, long offset, java.nio.ByteBuffer dst) throws IOException {
+    if (!CACHED.contains(name.type())) {
+      remote.load(name, offset, dst);
+      return;
+    }
+    // A metadata blob read into a buffer (a large fixed index): from the cache if it holds it,
+    // else from the remote store, and a whole blob read is kept for the next time.
+    int start = dst.position();
+    try {
+      cache.load(name, offset, dst);
+      return;
+    } catch (IOException missingOrShort) {
+      dst.position(start);
+    }
     remote.load(name, offset, dst);
+    if (offset == 0) {
+      Optional<BlobInfo> info = remote.stat(name);
+      if (info.isPresent() && info.get().size() == dst.position() - start) {
+        try {
+          cache.save(name, dst.duplicate().flip().position(start));
+        } catch (IOException e) {
+          LOG.warn("unable to cache {} in {}: {}", name, cache.root(), e.toString());
+        }
+      }
+    }
   }
 
   @Override

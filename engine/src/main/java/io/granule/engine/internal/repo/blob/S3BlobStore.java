@@ -264,7 +264,7 @@ public final class S3BlobStore implements BlobStore {
   public void save(BlobName name, byte[] data) throws IOException {
     String key = key(name);
     if (data.length >= multipartThreshold) {
-      saveMultipart(name, key, data);
+      saveMultipart(name, key, ByteBuffer.wrap(data));
       return;
     }
     save(name, ByteBuffer.wrap(data)); // one PUT, streamed from the array
@@ -280,13 +280,11 @@ public final class S3BlobStore implements BlobStore {
   @Override
   public void save(BlobName name, ByteBuffer data) throws IOException {
     int length = data.remaining();
+    String key = key(name);
     if (length >= multipartThreshold) {
-      byte[] b = new byte[length];
-      data.duplicate().get(b);
-      save(name, b);
+      saveMultipart(name, key, data.duplicate());
       return;
     }
-    String key = key(name);
     ByteBuffer body = data.duplicate();
     String md5 = md5(body.duplicate());
     request(
@@ -344,7 +342,11 @@ public final class S3BlobStore implements BlobStore {
     }
   }
 
-  private void saveMultipart(BlobName name, String key, byte[] data) throws IOException {
+  /**
+   * Uploads the bytes remaining in {@code data} in parts of the multipart threshold, each sent
+   * straight from its slice of the buffer (a large fixed index's is a mapped file: no heap copy).
+   */
+  private void saveMultipart(BlobName name, String key, ByteBuffer data) throws IOException {
     String upload =
         request(
             "starting the upload of",
@@ -353,10 +355,12 @@ public final class S3BlobStore implements BlobStore {
     boolean done = false;
     try {
       List<CompletedPart> parts = new ArrayList<>();
-      for (int off = 0, n = 1; off < data.length; off += multipartThreshold, n++) {
-        int len = Math.min(multipartThreshold, data.length - off);
+      int length = data.remaining();
+      for (int off = 0, n = 1; off < length; off += multipartThreshold, n++) {
+        int len = Math.min(multipartThreshold, length - off);
         int partNumber = n;
-        int from = off;
+        ByteBuffer part = data.slice(data.position() + off, len);
+        String md5 = md5(part.duplicate());
         String etag =
             request(
                 "uploading part " + n + " of",
@@ -369,12 +373,14 @@ public final class S3BlobStore implements BlobStore {
                                     .uploadId(upload)
                                     .partNumber(partNumber)
                                     .contentLength((long) len)
-                                    .contentMD5(md5(data, from, len)),
-                            // fromByteBuffer would copy the whole backing array from index 0,
-                            // ignoring the position: every part would carry the first part's
-                            // bytes (s3proxy answered BadDigest, or stored them without MD5).
-                            RequestBody.fromRemainingByteBuffer(
-                                java.nio.ByteBuffer.wrap(data, from, len)))
+                                    .contentMD5(md5),
+                            // from the part's own slice (fromByteBuffer would copy a heap
+                            // buffer's whole backing array from index 0, ignoring the position:
+                            // every part would carry the first part's bytes)
+                            RequestBody.fromContentProvider(
+                                () -> new BufferInputStream(part.duplicate()),
+                                len,
+                                "application/octet-stream"))
                         .eTag());
         parts.add(CompletedPart.builder().partNumber(n).eTag(etag).build());
       }
@@ -403,10 +409,6 @@ public final class S3BlobStore implements BlobStore {
         }
       }
     }
-  }
-
-  private static String md5(byte[] data, int off, int len) {
-    return md5(ByteBuffer.wrap(data, off, len));
   }
 
   @Override

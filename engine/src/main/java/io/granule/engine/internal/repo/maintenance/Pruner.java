@@ -623,6 +623,8 @@ public final class Pruner {
               + name
               + " is missing: prune stopped without changing anything (run 'granule verify')",
           e);
+    } catch (io.granule.engine.internal.repo.LargeBuffers.NoRoomException local) {
+      throw local; // no room here to read it: not damage
     } catch (RepositoryException | IllegalArgumentException e) {
       throw new RepositoryCorruptedException(
           what

@@ -68,6 +68,23 @@ public final class FixedIndex implements ChunkList {
           "invalid fixed index: chunk size " + chunkSize + ", disk size " + diskSize);
     }
     long count = count(chunkSize, diskSize);
+    // room for the blob's encoding too (AES-GCM adds under 0.1 %)
+    long most = (LargeBuffers.MAX - (LargeBuffers.MAX >>> 10) - HEADER - 4) / ChunkId.BYTES;
+    if (count > most) {
+      throw new io.granule.engine.internal.repo.SourceUnreadableException(
+          "a disk of "
+              + diskSize
+              + " bytes has "
+              + count
+              + " chunks of "
+              + chunkSize
+              + " bytes, more than a fixed index holds ("
+              + most
+              + ", a disk of "
+              + (most * chunkSize >> 40)
+              + " TiB): back it up into a repository with a larger chunk size (granule init"
+              + " --chunk-size)");
+    }
     ByteBuffer b =
         io.granule.engine.internal.repo.BlobFrames.open(
             FixedIndexWriter.MAGIC,

@@ -75,6 +75,38 @@ class S3BlobStoreTest extends BlobStoreContractTest {
     }
   }
 
+  /**
+   * A large blob saved from a buffer (a large fixed index's mapped buffer) goes in parts straight
+   * from slices of it, whatever its position; through the metadata cache it is kept, read back in
+   * ranges from the cache, and on a host with an empty cache from S3 (and then kept).
+   */
+  @Test
+  void largeBuffersAreUploadedInPartsFromTheirSlicesAndCached() throws Exception {
+    byte[] data = new byte[(11 << 20) + 77];
+    new java.util.Random(11).nextBytes(data);
+    java.nio.ByteBuffer direct = java.nio.ByteBuffer.allocateDirect(data.length + 1000);
+    direct.position(1000);
+    direct.put(data);
+    direct.position(1000);
+    BlobName name = new BlobName(BlobType.FIXED_INDEX, "11large");
+    Path cacheDir = Files.createDirectories(tmp.resolve("cache-here"));
+    CachingBlobStore cached = new CachingBlobStore(store, cacheDir);
+    cached.save(name, direct);
+    assertThat(direct.position()).isEqualTo(1000); // the caller's buffer untouched
+    assertThat(store.load(name)).isEqualTo(data); // on S3, in parts
+    assertThat(new LocalBlobStore(cacheDir).load(name)).isEqualTo(data); // and kept
+    java.nio.ByteBuffer range = java.nio.ByteBuffer.allocate(1 << 20);
+    cached.load(name, 5 << 20, range);
+    assertThat(range.array())
+        .isEqualTo(java.util.Arrays.copyOfRange(data, 5 << 20, (5 << 20) + (1 << 20)));
+    Path otherHost = Files.createDirectories(tmp.resolve("cache-there"));
+    CachingBlobStore fresh = new CachingBlobStore(store, otherHost);
+    java.nio.ByteBuffer whole = java.nio.ByteBuffer.allocate(data.length);
+    fresh.load(name, 0, whole);
+    assertThat(whole.array()).isEqualTo(data);
+    assertThat(new LocalBlobStore(otherHost).load(name)).isEqualTo(data);
+  }
+
   /** With the default part size (32 MiB), a 40 MiB blob goes in two parts and round-trips. */
   @Test
   void blobsOverTheDefaultThresholdRoundTrip() throws Exception {
