@@ -675,15 +675,7 @@ public final class Repository implements Closeable {
         }
         knownPacks.add(id);
       }
-      SecureRandom random = new SecureRandom();
-      for (int from = 0; from < adopted.size(); from += IndexWriter.MAX_ENTRIES) {
-        byte[] name = new byte[32];
-        random.nextBytes(name);
-        BlobName n = new BlobName(BlobType.INDEX, Hex.encode(name));
-        List<IndexEntry> part =
-            adopted.subList(from, Math.min(adopted.size(), from + IndexWriter.MAX_ENTRIES));
-        guarded().save(n, codec.encode(n, IndexWriter.write(part)));
-      }
+      IndexWriter.save(guarded(), codec, adopted);
       if (!adopted.isEmpty()) {
         LOG.info("indexed {} chunks of packs left by an interrupted backup", adopted.size());
       }

@@ -1,7 +1,14 @@
 package io.granule.engine.internal.repo.index;
 
 import io.granule.engine.internal.repo.BlobFrames;
+import io.granule.engine.internal.repo.Hex;
+import io.granule.engine.internal.repo.blob.BlobCodec;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.BlobType;
+import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.security.SecureRandom;
 import java.util.List;
 
 /**
@@ -23,7 +30,27 @@ public final class IndexWriter {
    */
   public static final int MAX_ENTRIES = 32_768;
 
+  private static final SecureRandom RANDOM = new SecureRandom();
+
   private IndexWriter() {}
+
+  /**
+   * Saves {@code entries} to {@code store} through {@code codec} as new index blobs (random names)
+   * of at most {@link #MAX_ENTRIES} each; returns how many.
+   */
+  public static int save(BlobStore store, BlobCodec codec, List<IndexEntry> entries)
+      throws IOException {
+    int blobs = 0;
+    for (int from = 0; from < entries.size(); from += MAX_ENTRIES) {
+      byte[] id = new byte[32];
+      RANDOM.nextBytes(id);
+      BlobName name = new BlobName(BlobType.INDEX, Hex.encode(id));
+      List<IndexEntry> part = entries.subList(from, Math.min(entries.size(), from + MAX_ENTRIES));
+      store.save(name, codec.encode(name, write(part)));
+      blobs++;
+    }
+    return blobs;
+  }
 
   /** The framed bytes of an index blob holding {@code entries} (before any {@code BlobCodec}). */
   public static byte[] write(List<IndexEntry> entries) {

@@ -2,7 +2,6 @@ package io.granule.engine.internal.repo.maintenance;
 
 import io.granule.engine.internal.repo.ChunkHasher;
 import io.granule.engine.internal.repo.ChunkId;
-import io.granule.engine.internal.repo.Hex;
 import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.RepositoryCorruptedException;
 import io.granule.engine.internal.repo.RepositoryException;
@@ -31,7 +30,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -81,7 +79,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class Pruner {
   private static final Logger LOG = LoggerFactory.getLogger(Pruner.class);
-  private static final SecureRandom RANDOM = new SecureRandom();
   private static final ChunkLocation MARK = new ChunkLocation(new PackId(0, 0), 0, 0, 0, 0);
   private static final int ENTRIES_PER_INDEX = IndexWriter.MAX_ENTRIES;
 
@@ -575,16 +572,7 @@ public final class Pruner {
 
   /** Saves {@code entries} in index blobs of at most {@link IndexWriter#MAX_ENTRIES}; clears it. */
   private int saveIndex(List<IndexEntry> entries) throws IOException {
-    int blobs = 0;
-    for (int from = 0; from < entries.size(); from += IndexWriter.MAX_ENTRIES) {
-      byte[] id = new byte[32];
-      RANDOM.nextBytes(id);
-      BlobName name = new BlobName(BlobType.INDEX, Hex.encode(id));
-      List<IndexEntry> part =
-          entries.subList(from, Math.min(entries.size(), from + IndexWriter.MAX_ENTRIES));
-      store.save(name, codec.encode(name, IndexWriter.write(part)));
-      blobs++;
-    }
+    int blobs = IndexWriter.save(store, codec, entries);
     entries.clear();
     return blobs;
   }

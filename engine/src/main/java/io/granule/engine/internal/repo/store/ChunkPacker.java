@@ -1,13 +1,11 @@
 package io.granule.engine.internal.repo.store;
 
 import io.granule.engine.internal.repo.ChunkId;
-import io.granule.engine.internal.repo.Hex;
 import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.WorkerFailures;
 import io.granule.engine.internal.repo.blob.BlobCodec;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
-import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.index.ChunkIndex;
 import io.granule.engine.internal.repo.index.ChunkLocation;
 import io.granule.engine.internal.repo.index.IndexEntry;
@@ -19,7 +17,6 @@ import io.granule.engine.internal.repo.pack.PackFormat;
 import io.granule.engine.internal.repo.pack.PackWriter;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -59,7 +56,6 @@ import java.util.function.Consumer;
  * rethrows that same failure. {@link #close} waits for saves still running.
  */
 public final class ChunkPacker implements AutoCloseable {
-  private static final SecureRandom RANDOM = new SecureRandom();
 
   /**
    * The most chunks in one pack, whatever its size (a trailer of 896 KiB): tiny records of very
@@ -318,20 +314,12 @@ public final class ChunkPacker implements AutoCloseable {
    * {@code indexed} of their packs.
    */
   private void saveIndex(List<IndexEntry> entries) throws IOException {
-    int blobs = 0;
-    for (int from = 0; from < entries.size(); from += IndexWriter.MAX_ENTRIES) {
-      List<IndexEntry> part =
-          entries.subList(from, Math.min(entries.size(), from + IndexWriter.MAX_ENTRIES));
-      byte[] id = new byte[32];
-      RANDOM.nextBytes(id);
-      BlobName name = new BlobName(BlobType.INDEX, Hex.encode(id));
-      try {
-        store.save(name, codec.encode(name, IndexWriter.write(part)));
-      } catch (IOException | RuntimeException | Error e) {
-        fail(e);
-        throw e;
-      }
-      blobs++;
+    int blobs;
+    try {
+      blobs = IndexWriter.save(store, codec, entries);
+    } catch (IOException | RuntimeException | Error e) {
+      fail(e);
+      throw e;
     }
     synchronized (this) {
       entries.stream().map(e -> e.location().pack()).distinct().forEach(indexed);
