@@ -759,16 +759,12 @@ public final class Backup {
   }
 
   /**
-   * Saves a disk's fixed index: a small one through arrays, a large one (32 bytes per chunk
-   * position: 64 MiB per TiB of disk at 512 KiB chunks) framed and encoded in buffers off the Java
-   * heap ({@link io.granule.engine.internal.repo.LargeBuffers}), so the heap does not bound the
-   * size of a disk.
+   * Saves a disk's fixed index from the frame it was filled in, encoded into a second buffer when
+   * the codec transforms it; both from {@link io.granule.engine.internal.repo.LargeBuffers}, so a
+   * large one (32 bytes per chunk position: 64 MiB per TiB of disk at 512 KiB chunks) stays off the
+   * Java heap and the heap does not bound the size of a disk.
    */
   private void saveFixedIndex(BlobName name, FixedIndex index) throws IOException {
-    if (index.count() * 32 <= io.granule.engine.internal.repo.LargeBuffers.HEAP_MAX) {
-      store.save(name, codec.encode(name, FixedIndexWriter.write(index)));
-      return;
-    }
     ByteBuffer plain = FixedIndexWriter.frame(index);
     if (!codec.transforms()) {
       store.save(name, plain);

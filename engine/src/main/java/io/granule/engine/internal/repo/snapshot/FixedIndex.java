@@ -35,15 +35,12 @@ public final class FixedIndex implements ChunkList {
     this(chunkSize, diskSize, framed(chunkSize, diskSize));
   }
 
-  private FixedIndex(int chunkSize, long diskSize, ByteBuffer[] frame) {
-    this(chunkSize, diskSize, frame[0].slice(HEADER, frame[0].capacity() - HEADER - 4), frame[0]);
+  private FixedIndex(int chunkSize, long diskSize, ByteBuffer frame) {
+    this(chunkSize, diskSize, frame.slice(HEADER, frame.capacity() - HEADER - 4), frame);
   }
 
-  FixedIndex(int chunkSize, long diskSize, ByteBuffer ids) {
-    this(chunkSize, diskSize, ids, null);
-  }
-
-  private FixedIndex(int chunkSize, long diskSize, ByteBuffer ids, ByteBuffer frame) {
+  /** An index over {@code ids} (32 bytes per position), in {@code frame} if not null. */
+  FixedIndex(int chunkSize, long diskSize, ByteBuffer ids, ByteBuffer frame) {
     if (chunkSize <= 0 || diskSize < 0) {
       throw new IllegalArgumentException(
           "invalid fixed index: chunk size " + chunkSize + ", disk size " + diskSize);
@@ -59,10 +56,8 @@ public final class FixedIndex implements ChunkList {
    */
   static final int HEADER = 8 + 20;
 
-  /**
-   * A new frame for the ids (in an array: the constructor taking it must differ from the others).
-   */
-  private static ByteBuffer[] framed(int chunkSize, long diskSize) {
+  /** A new blob frame for the ids, its header written. */
+  private static ByteBuffer framed(int chunkSize, long diskSize) {
     if (chunkSize <= 0 || diskSize < 0) {
       throw new IllegalArgumentException(
           "invalid fixed index: chunk size " + chunkSize + ", disk size " + diskSize);
@@ -92,7 +87,7 @@ public final class FixedIndex implements ChunkList {
             20 + count * ChunkId.BYTES,
             "the fixed index of a disk of " + diskSize + " bytes");
     b.putInt(chunkSize).putLong(diskSize).putLong(count);
-    return new ByteBuffer[] {b};
+    return b;
   }
 
   /** The frame the ids are in ({@link #FixedIndex(int, long)}), or null. */

@@ -45,7 +45,7 @@ public final class FixedIndexReader {
           "chunkSize=" + chunkSize + " diskSize=" + diskSize + " count=" + count,
           "count=ceil(diskSize/chunkSize) and " + count * 32 + " bytes of ids");
     }
-    return new FixedIndex(chunkSize, diskSize, b.slice());
+    return new FixedIndex(chunkSize, diskSize, b.slice(), null);
   }
 
   /**

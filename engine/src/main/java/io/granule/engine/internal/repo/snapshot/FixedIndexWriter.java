@@ -21,25 +21,18 @@ public final class FixedIndexWriter {
    * io.granule.engine.internal.repo.LargeBuffers} (off the heap for a large disk), flipped.
    */
   public static ByteBuffer frame(FixedIndex index) {
-    ByteBuffer ids = index.raw();
     ByteBuffer inPlace = index.frame();
-    if (inPlace != null) {
-      return BlobFrames.seal(inPlace.position(FixedIndex.HEADER + ids.capacity()));
+    if (inPlace == null) {
+      throw new IllegalStateException("a fixed index read from a blob is not written again");
     }
-    ByteBuffer b =
-        BlobFrames.open(MAGIC, VERSION, 20L + ids.capacity(), "the fixed index of a disk");
-    b.putInt(index.chunkSize()).putLong(index.diskSize()).putLong(index.count());
-    b.put(ids.clear());
-    return BlobFrames.seal(b);
+    return BlobFrames.seal(inPlace.position(FixedIndex.HEADER + index.raw().capacity()));
   }
 
-  /** The framed bytes of {@code index} (before any {@code BlobCodec}). */
+  /** The framed bytes of {@code index} (before any {@code BlobCodec}), in an array. */
   public static byte[] write(FixedIndex index) {
-    ByteBuffer ids = index.raw();
-    ByteBuffer b = ByteBuffer.allocate(20 + ids.capacity());
-    b.putInt(index.chunkSize()).putLong(index.diskSize()).putLong(index.count());
-    ids.rewind();
-    b.put(ids);
-    return BlobFrames.frame(MAGIC, VERSION, b.array());
+    ByteBuffer frame = frame(index);
+    byte[] b = new byte[frame.remaining()];
+    frame.get(b);
+    return b;
   }
 }
