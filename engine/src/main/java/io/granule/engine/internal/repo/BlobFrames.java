@@ -28,26 +28,6 @@ public final class BlobFrames {
   }
 
   /**
-   * Frames a payload of {@code payloadLength} bytes in a buffer from {@link LargeBuffers}: returns
-   * it with the header written and its position at the payload, for the caller to put the payload
-   * and then call {@link #seal}.
-   */
-  public static ByteBuffer open(int magic, int version, long payloadLength, String what) {
-    ByteBuffer b = LargeBuffers.allocate(payloadLength + OVERHEAD, what);
-    b.putInt(magic).putShort((short) version).putShort((short) 0);
-    return b;
-  }
-
-  /** Appends the checksum to a frame from {@link #open} whose payload is complete; flips it. */
-  public static ByteBuffer seal(ByteBuffer b) {
-    if (b.remaining() != 4) {
-      throw new IllegalStateException("payload incomplete: " + (b.remaining() - 4) + " bytes left");
-    }
-    b.putInt(crc32c(b, 0, b.position()));
-    return b.flip();
-  }
-
-  /**
    * Checks and opens a frame read from {@code name}.
    *
    * @throws RepositoryCorruptedException if the length, checksum or magic is wrong

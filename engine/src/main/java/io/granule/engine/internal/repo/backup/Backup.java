@@ -235,7 +235,7 @@ public final class Backup {
       List<Manifest.DiskEntry> entries = new ArrayList<>();
       for (int d = 0; d < disks.size(); d++) {
         BlobName name = new BlobName(BlobType.FIXED_INDEX, randomHex());
-        saveFixedIndex(name, fixedIndexes.get(d));
+        FixedIndexWriter.save(store, codec, name, fixedIndexes.get(d));
         DiskImage image = disks.get(d).image();
         entries.add(
             new Manifest.DiskEntry(
@@ -299,6 +299,8 @@ public final class Backup {
               + e.getMessage()
               + " (the repository is still valid: fix the cause and run the backup again)",
           e);
+    } finally {
+      fixedIndexes.forEach(FixedIndex::close); // a large one's temporary file
     }
   }
 
@@ -756,30 +758,5 @@ public final class Backup {
               entries);
       return p;
     }
-  }
-
-  /**
-   * Saves a disk's fixed index from the frame it was filled in, encoded into a second buffer when
-   * the codec transforms it; both from {@link io.granule.engine.internal.repo.LargeBuffers}, so a
-   * large one (32 bytes per chunk position: 64 MiB per TiB of disk at 512 KiB chunks) stays off the
-   * Java heap and the heap does not bound the size of a disk.
-   */
-  private void saveFixedIndex(BlobName name, FixedIndex index) throws IOException {
-    ByteBuffer plain = FixedIndexWriter.frame(index);
-    if (!codec.transforms()) {
-      store.save(name, plain);
-      return;
-    }
-    int room = codec.encodedLength(plain.remaining());
-    if (room < 0) {
-      byte[] b = new byte[plain.remaining()];
-      plain.get(b);
-      store.save(name, codec.encode(name, b));
-      return;
-    }
-    ByteBuffer stored =
-        io.granule.engine.internal.repo.LargeBuffers.allocate(room, "fixed index " + name);
-    codec.encode(name, plain, stored);
-    store.save(name, stored.flip());
   }
 }

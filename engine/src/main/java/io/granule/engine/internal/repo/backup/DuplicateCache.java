@@ -28,7 +28,7 @@ final class DuplicateCache {
     }
   }
 
-  private final int[] nextSame;
+  private final io.granule.engine.internal.repo.snapshot.FixedIndex.NextSame nextSame;
   private final int capacity;
   private final int chunkSize;
   private final Map<ChunkId, Entry> entries = new HashMap<>();
@@ -40,7 +40,10 @@ final class DuplicateCache {
    * A cache of up to {@code capacity} chunks of at most {@code chunkSize} bytes; {@code nextSame}
    * gives, per position, the next position of the same chunk or -1 ({@code FixedIndex.nextSame()}).
    */
-  DuplicateCache(int[] nextSame, int capacity, int chunkSize) {
+  DuplicateCache(
+      io.granule.engine.internal.repo.snapshot.FixedIndex.NextSame nextSame,
+      int capacity,
+      int chunkSize) {
     this.nextSame = nextSame;
     this.capacity = capacity;
     this.chunkSize = chunkSize;
@@ -57,7 +60,7 @@ final class DuplicateCache {
     }
     dst.put(e.data.duplicate().limit(e.length).position(0));
     hits++;
-    int n = nextSame[p];
+    int n = nextSame.get(p);
     if (n < 0 && e.next <= p) {
       entries.remove(id);
       free.push(e.data);
@@ -73,7 +76,7 @@ final class DuplicateCache {
    * the class).
    */
   synchronized void offer(ChunkId id, int p, ByteBuffer src, int from, int length) {
-    int n = nextSame[p];
+    int n = nextSame.get(p);
     if (n < 0) {
       return;
     }

@@ -61,7 +61,10 @@ final class RunRestore {
   private final int perRun;
 
   /** Per position, the next place of the same chunk, or -1; null when copies are off. */
-  private final int[] nextSame;
+  private final FixedIndex.NextSame nextSame;
+
+  /** The table behind {@link #nextSame} and {@link #duplicates}, closed at the end; or null. */
+  private final FixedIndex.NextSame same;
 
   /**
    * Ordered target: decoded chunks kept for their next place (at each place otherwise fetched
@@ -130,7 +133,8 @@ final class RunRestore {
     this.threads = threads;
     this.listener = listener;
     this.perRun = Math.max(1, DiskRestorer.MAX_WRITE / fixed.chunkSize());
-    int[] same = COPIES ? fixed.nextSame() : null;
+    FixedIndex.NextSame same = COPIES ? fixed.nextSame() : null;
+    this.same = same;
     this.nextSame = ordered ? null : same;
     this.duplicates =
         ordered && same != null && DUPLICATE_BYTES >= fixed.chunkSize()
@@ -138,7 +142,8 @@ final class RunRestore {
                 same, (int) Math.min(4096, DUPLICATE_BYTES / fixed.chunkSize()), fixed.chunkSize())
             : null;
     if (nextSame != null) {
-      for (int q : nextSame) {
+      for (int p = 0; p < nextSame.count(); p++) {
+        int q = nextSame.get(p);
         if (q >= 0) {
           copies.set(q);
         }
@@ -156,6 +161,16 @@ final class RunRestore {
    * @throws IOException if a write failed
    */
   long run() throws IOException {
+    try {
+      return runAll();
+    } finally {
+      if (same != null) {
+        same.close(); // a large disk's temporary file
+      }
+    }
+  }
+
+  private long runAll() throws IOException {
     reserve();
     int n = (int) Math.max(1, Math.min(threads, fixed.count()));
     ExecutorService pool =
@@ -388,7 +403,7 @@ final class RunRestore {
     long[] pairs = new long[8]; // place << 32 | index in the run
     int n = 0;
     for (int i = 0; i < r.count(); i++) {
-      for (int q = nextSame[r.start() + i]; q >= 0; q = nextSame[q]) {
+      for (int q = nextSame.get(r.start() + i); q >= 0; q = nextSame.get(q)) {
         if (n == pairs.length) {
           pairs = Arrays.copyOf(pairs, n * 2);
         }

@@ -2,8 +2,8 @@ package io.granule.engine.internal.repo.backup;
 
 import io.granule.engine.internal.repo.ChunkHasher;
 import io.granule.engine.internal.repo.ChunkId;
-import io.granule.engine.internal.repo.LargeBuffers;
 import io.granule.engine.internal.repo.PackId;
+import io.granule.engine.internal.repo.PagedFile;
 import io.granule.engine.internal.repo.RepositoryCorruptedException;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.blob.BlobCodec;
@@ -434,7 +434,7 @@ public final class Verifier {
       } catch (NoSuchFileException e) {
         damaged(fx.toString(), "missing, listed by " + name + " for disk '" + d.name() + "'", snap);
         continue;
-      } catch (LargeBuffers.NoRoomException local) {
+      } catch (PagedFile.NoRoomException local) {
         throw local; // no room here to check it: not damage
       } catch (IOException | RepositoryException | IllegalArgumentException e) {
         damaged(fx.toString(), e.getMessage(), snap);

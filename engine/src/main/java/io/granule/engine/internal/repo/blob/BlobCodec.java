@@ -51,6 +51,47 @@ public interface BlobCodec {
         public int decode(BlobName name, java.nio.ByteBuffer src, java.nio.ByteBuffer dst) {
           return encode(name, src, dst); // both copy
         }
+
+        @Override
+        public Pieces encoder(BlobName name, long plainLength) {
+          return COPY;
+        }
+
+        @Override
+        public Pieces decoder(BlobName name, long storedLength) {
+          return COPY;
+        }
+
+        @Override
+        public long encodedLength(long plainLength) {
+          return plainLength;
+        }
+      };
+
+  /** Pieces copied as they are. */
+  Pieces COPY =
+      new Pieces() {
+        @Override
+        public int unit() {
+          return 1;
+        }
+
+        @Override
+        public int prefix() {
+          return 0;
+        }
+
+        @Override
+        public int room(int inputLength) {
+          return inputLength;
+        }
+
+        @Override
+        public int next(java.nio.ByteBuffer src, java.nio.ByteBuffer dst, boolean last) {
+          int n = src.remaining();
+          dst.put(src);
+          return n;
+        }
       };
 
   /** Transforms {@code plain}, a record of blob {@code name}, into what is stored. */
@@ -104,6 +145,56 @@ public interface BlobCodec {
    */
   default int encode(BlobName name, java.nio.ByteBuffer src, java.nio.ByteBuffer dst) {
     return throughArrays(src, dst, in -> encode(name, in));
+  }
+
+  /**
+   * A record too large to hold in memory, encoded or decoded piece by piece in order (a large
+   * disk's fixed index): the same bytes as the whole-record methods.
+   */
+  interface Pieces {
+    /**
+     * Bytes of input that make one unit: every piece but the last is a whole number of units, the
+     * first one preceded by {@link #prefix} bytes of input (a decoder's nonce).
+     */
+    int unit();
+
+    /** Bytes of input before the first unit (0 when encoding). */
+    int prefix();
+
+    /** The most output bytes {@code inputLength} bytes of input make. */
+    int room(int inputLength);
+
+    /**
+     * Transforms the next piece, the bytes remaining in {@code src} (consumed), into {@code dst}
+     * (advanced); {@code last} on the final piece. Returns the bytes put.
+     *
+     * @throws IllegalArgumentException as {@link BlobCodec#decode} does, or if the piece is not a
+     *     whole number of units and not the last
+     */
+    int next(java.nio.ByteBuffer src, java.nio.ByteBuffer dst, boolean last);
+  }
+
+  /**
+   * An encoder of a record of blob {@code name} of {@code plainLength} bytes, in pieces; null if
+   * the codec only encodes whole records (the default): then large records go through arrays.
+   */
+  default Pieces encoder(BlobName name, long plainLength) {
+    return null;
+  }
+
+  /**
+   * A decoder of a stored record of blob {@code name} of {@code storedLength} bytes, in pieces;
+   * null if the codec only decodes whole records (the default).
+   *
+   * @throws IllegalArgumentException if no output of {@link #encode} has that length
+   */
+  default Pieces decoder(BlobName name, long storedLength) {
+    return null;
+  }
+
+  /** The length of what {@link #encoder} makes of {@code plainLength} bytes, or -1. */
+  default long encodedLength(long plainLength) {
+    return -1;
   }
 
   /** {@code transform} of the bytes remaining in {@code src} (consumed), put into {@code dst}. */

@@ -54,6 +54,18 @@ public interface BlobStore {
   }
 
   /**
+   * Stores the first {@code length} bytes of {@code file} under {@code name}, as {@link
+   * #save(BlobName, byte[])} does, read with positional reads (the channel's position untouched; a
+   * retry reads them again): a blob too large for memory (a large disk's fixed index), written
+   * without holding it. The stores of the product copy it through the kernel or in parts; the
+   * default maps it.
+   */
+  default void save(BlobName name, java.nio.channels.FileChannel file, long length)
+      throws IOException {
+    save(name, file.map(java.nio.channels.FileChannel.MapMode.READ_ONLY, 0, length));
+  }
+
+  /**
    * A hint that bytes {@code [offset, offset + length)} of blob {@code name} will be loaded soon,
    * {@code useful} bytes of them in all (the rest lies between the records to be loaded and is read
    * through rather than skipped): the store may fetch them now (a local directory reads them into

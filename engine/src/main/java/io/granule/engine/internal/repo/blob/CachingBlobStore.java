@@ -73,6 +73,19 @@ public final class CachingBlobStore implements BlobStore {
   }
 
   @Override
+  public void save(BlobName name, java.nio.channels.FileChannel file, long length)
+      throws IOException {
+    remote.save(name, file, length);
+    if (CACHED.contains(name.type())) {
+      try {
+        cache.save(name, file, length);
+      } catch (IOException e) {
+        LOG.warn("unable to cache {} in {}: {}", name, cache.root(), e.toString());
+      }
+    }
+  }
+
+  @Override
   public byte[] load(BlobName name) throws IOException {
     if (!CACHED.contains(name.type())) {
       return remote.load(name);

@@ -19,6 +19,12 @@ public abstract class ForwardingBlobStore implements BlobStore {
   }
 
   @Override
+  public void save(BlobName name, java.nio.channels.FileChannel file, long length)
+      throws IOException {
+    delegate.save(name, file, length);
+  }
+
+  @Override
   public void save(BlobName name, byte[] data) throws IOException {
     delegate.save(name, data);
   }

@@ -95,6 +95,46 @@ public final class LocalBlobStore implements BlobStore {
 
   @Override
   public void save(BlobName name, ByteBuffer data, Runnable released) throws IOException {
+    save(
+        name,
+        (tmp, ch) -> {
+          ByteBuffer buf = data.duplicate();
+          long pos = writeDirect(tmp, buf);
+          while (buf.hasRemaining()) {
+            pos += ch.write(buf, pos);
+          }
+          released.run();
+        });
+  }
+
+  /** Copies the file's bytes through the kernel (copy_file_range): none pass through memory. */
+  @Override
+  public void save(BlobName name, FileChannel file, long length) throws IOException {
+    save(
+        name,
+        (tmp, ch) -> {
+          long pos = 0;
+          while (pos < length) {
+            long n = file.transferTo(pos, length - pos, ch);
+            if (n <= 0 && file.size() <= pos) {
+              throw new java.io.EOFException(
+                  "file ends " + (length - pos) + " bytes short of blob " + name);
+            }
+            pos += n;
+          }
+        });
+  }
+
+  /** Fills a new temporary file of a blob. */
+  private interface Filler {
+    void fill(Path tmp, FileChannel ch) throws IOException;
+  }
+
+  /**
+   * Saves a blob atomically and durably: filled into a temporary file beside it, synced, renamed
+   * into place, its directory synced.
+   */
+  private void save(BlobName name, Filler filler) throws IOException {
     Path target = path(name);
     Path dir = target.getParent();
     boolean created = !Files.isDirectory(dir);
@@ -107,12 +147,7 @@ public final class LocalBlobStore implements BlobStore {
     try {
       try (FileChannel ch =
           FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-        ByteBuffer buf = data.duplicate();
-        long pos = writeDirect(tmp, buf);
-        while (buf.hasRemaining()) {
-          pos += ch.write(buf, pos);
-        }
-        released.run();
+        filler.fill(tmp, ch);
         ch.force(true);
       }
       Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);

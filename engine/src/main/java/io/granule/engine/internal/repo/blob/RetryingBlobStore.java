@@ -92,6 +92,17 @@ public final class RetryingBlobStore implements BlobStore {
   }
 
   @Override
+  public void save(BlobName name, java.nio.channels.FileChannel file, long length)
+      throws IOException {
+    retry(
+        "saving " + name,
+        () -> {
+          delegate.save(name, file, length);
+          return null;
+        });
+  }
+
+  @Override
   public byte[] load(BlobName name) throws IOException {
     return retry("loading " + name, () -> delegate.load(name));
   }

@@ -262,12 +262,7 @@ public final class S3BlobStore implements BlobStore {
 
   @Override
   public void save(BlobName name, byte[] data) throws IOException {
-    String key = key(name);
-    if (data.length >= multipartThreshold) {
-      saveMultipart(name, key, ByteBuffer.wrap(data));
-      return;
-    }
-    save(name, ByteBuffer.wrap(data)); // one PUT, streamed from the array
+    save(name, ByteBuffer.wrap(data)); // streamed from the array
   }
 
   /**
@@ -279,24 +274,98 @@ public final class S3BlobStore implements BlobStore {
    */
   @Override
   public void save(BlobName name, ByteBuffer data) throws IOException {
-    int length = data.remaining();
+    ByteBuffer body = data.duplicate();
+    upload(
+        name,
+        body.remaining(),
+        (off, len) -> new BufferInputStream(body.slice(body.position() + (int) off, (int) len)));
+  }
+
+  /**
+   * Uploads the first {@code length} bytes of {@code file} read with positional reads, part by part
+   * from the multipart threshold on: no copy of the whole on the heap or in a mapping (a large
+   * disk's fixed index).
+   */
+  @Override
+  public void save(BlobName name, java.nio.channels.FileChannel file, long length)
+      throws IOException {
+    upload(name, length, (off, len) -> new ChannelRangeInputStream(file, off, len));
+  }
+
+  /** Bytes {@code [offset, offset + length)} of what is uploaded, as a new stream each time. */
+  private interface Body {
+    InputStream open(long offset, long length) throws IOException;
+  }
+
+  /**
+   * Uploads {@code length} bytes of {@code body}: one PUT below the multipart threshold, else
+   * parts. The SDK reads a body twice (the SigV4 payload hash over http, then the body), each time
+   * from a stream of its own.
+   */
+  private void upload(BlobName name, long length, Body body) throws IOException {
     String key = key(name);
     if (length >= multipartThreshold) {
-      saveMultipart(name, key, data.duplicate());
+      saveMultipart(name, key, length, body);
       return;
     }
-    ByteBuffer body = data.duplicate();
-    String md5 = md5(body.duplicate());
+    String md5 = md5(body.open(0, length));
     request(
         "saving",
         name,
         () ->
             s3.putObject(
-                r -> r.bucket(where.bucket()).key(key).contentLength((long) length).contentMD5(md5),
+                r -> r.bucket(where.bucket()).key(key).contentLength(length).contentMD5(md5),
                 RequestBody.fromContentProvider(
-                    () -> new BufferInputStream(body.duplicate()),
-                    length,
-                    "application/octet-stream")));
+                    () -> open(body, 0, length), length, "application/octet-stream")));
+  }
+
+  private static InputStream open(Body body, long offset, long length) {
+    try {
+      return body.open(offset, length);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  /** Reads a range of a file with positional reads (its position untouched). */
+  private static final class ChannelRangeInputStream extends InputStream {
+    private final java.nio.channels.FileChannel ch;
+    private long pos;
+    private final long end;
+
+    ChannelRangeInputStream(java.nio.channels.FileChannel ch, long offset, long length) {
+      this.ch = ch;
+      this.pos = offset;
+      this.end = offset + length;
+    }
+
+    @Override
+    public int read() throws IOException {
+      byte[] one = new byte[1];
+      return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+    }
+
+    @Override
+    public int read(byte[] dst, int off, int len) throws IOException {
+      java.util.Objects.checkFromIndexSize(off, len, dst.length);
+      if (len == 0) {
+        return 0;
+      }
+      if (pos >= end) {
+        return -1;
+      }
+      int n = ch.read(ByteBuffer.wrap(dst, off, (int) Math.min(len, end - pos)), pos);
+      if (n < 0) {
+        throw new EOFException("file ends " + (end - pos) + " bytes short of the upload");
+      }
+      pos += n;
+      return n;
+    }
+
+    @Override
+    public int available() {
+      return (int) Math.min(Integer.MAX_VALUE, end - pos);
+    }
   }
 
   /** Reads a buffer from its position to its limit. */
@@ -332,10 +401,13 @@ public final class S3BlobStore implements BlobStore {
     }
   }
 
-  private static String md5(ByteBuffer data) {
-    try {
+  private static String md5(InputStream in) throws IOException {
+    try (in) {
       MessageDigest md = MessageDigest.getInstance("MD5");
-      md.update(data);
+      byte[] b = new byte[64 << 10];
+      for (int n; (n = in.read(b)) > 0; ) {
+        md.update(b, 0, n);
+      }
       return Base64.getEncoder().encodeToString(md.digest());
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("md5 is missing from this java runtime", e);
@@ -343,10 +415,10 @@ public final class S3BlobStore implements BlobStore {
   }
 
   /**
-   * Uploads the bytes remaining in {@code data} in parts of the multipart threshold, each sent
-   * straight from its slice of the buffer (a large fixed index's is a mapped file: no heap copy).
+   * Uploads {@code length} bytes of {@code body} in parts of the multipart threshold, each read
+   * from its range of the body (a buffer's slice, a file's range: no copy of the whole).
    */
-  private void saveMultipart(BlobName name, String key, ByteBuffer data) throws IOException {
+  private void saveMultipart(BlobName name, String key, long length, Body body) throws IOException {
     String upload =
         request(
             "starting the upload of",
@@ -355,12 +427,12 @@ public final class S3BlobStore implements BlobStore {
     boolean done = false;
     try {
       List<CompletedPart> parts = new ArrayList<>();
-      int length = data.remaining();
-      for (int off = 0, n = 1; off < length; off += multipartThreshold, n++) {
-        int len = Math.min(multipartThreshold, length - off);
+      int n = 1;
+      for (long off = 0; off < length; off += multipartThreshold, n++) {
+        long len = Math.min(multipartThreshold, length - off);
+        long partOffset = off;
         int partNumber = n;
-        ByteBuffer part = data.slice(data.position() + off, len);
-        String md5 = md5(part.duplicate());
+        String md5 = md5(body.open(partOffset, len));
         String etag =
             request(
                 "uploading part " + n + " of",
@@ -372,15 +444,13 @@ public final class S3BlobStore implements BlobStore {
                                     .key(key)
                                     .uploadId(upload)
                                     .partNumber(partNumber)
-                                    .contentLength((long) len)
+                                    .contentLength(len)
                                     .contentMD5(md5),
-                            // from the part's own slice (fromByteBuffer would copy a heap
+                            // from the part's own range (fromByteBuffer would copy a heap
                             // buffer's whole backing array from index 0, ignoring the position:
                             // every part would carry the first part's bytes)
                             RequestBody.fromContentProvider(
-                                () -> new BufferInputStream(part.duplicate()),
-                                len,
-                                "application/octet-stream"))
+                                () -> open(body, partOffset, len), len, "application/octet-stream"))
                         .eTag());
         parts.add(CompletedPart.builder().partNumber(n).eTag(etag).build());
       }

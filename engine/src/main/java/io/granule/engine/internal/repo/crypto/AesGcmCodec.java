@@ -121,7 +121,6 @@ public final class AesGcmCodec implements BlobCodec {
   @Override
   public int encode(BlobName name, ByteBuffer src, ByteBuffer dst) {
     int len = src.remaining();
-    int n = segments(len);
     int need = Math.toIntExact(storedLength(len));
     if (dst.remaining() < need) {
       throw new IllegalArgumentException("room for " + dst.remaining() + " of " + need + " bytes");
@@ -129,46 +128,176 @@ public final class AesGcmCodec implements BlobCodec {
     byte[] nonce = new byte[NONCE];
     random.nextBytes(nonce);
     dst.put(nonce);
-    byte[] aad = aad(name);
+    crypt(true, name, nonce, aad(name), 0, segments(len), segments(len), src, dst);
+    return need;
+  }
+
+  /**
+   * Encrypts (or decrypts) segments {@code first} to {@code first + count - 1} of a record of
+   * {@code total} segments from {@code src} (consumed) into {@code dst} (advanced): plaintext
+   * segments of {@link #SEGMENT} bytes but the last, each stored with its tag.
+   *
+   * @throws IllegalArgumentException if a tag does not authenticate its segment
+   */
+  private void crypt(
+      boolean encrypt,
+      BlobName name,
+      byte[] nonce,
+      byte[] aad,
+      int first,
+      int count,
+      int total,
+      ByteBuffer src,
+      ByteBuffer dst) {
+    int plain = encrypt ? src.remaining() : src.remaining() - TAG * count;
     if (nativeCrypto) {
       Object in = NativeCrypto.target(src);
       Object out = NativeCrypto.target(dst);
-      for (int i = 0; i < n; i++) {
-        int segment = Math.min(SEGMENT, src.remaining());
+      for (int i = first; i < first + count; i++) {
+        int len = Math.min(SEGMENT, plain);
         int r =
             NativeCrypto.aesGcm(
-                true,
+                encrypt,
                 rawKey,
                 segmentNonce(nonce, i),
-                segmentAad(aad, i, i == n - 1),
+                segmentAad(aad, i, i == total - 1),
                 in,
                 NativeCrypto.offset(src, src.position()),
-                segment,
+                encrypt ? len : len + TAG,
                 out,
                 NativeCrypto.offset(dst, dst.position()));
-        if (r != segment + TAG) {
-          throw new IllegalStateException("unable to encrypt " + name + ": libcrypto failed");
+        if (r == -2 && !encrypt) {
+          throw new IllegalArgumentException(AUTH_FAILED);
         }
-        src.position(src.position() + segment);
+        if (r != (encrypt ? len + TAG : len)) {
+          throw new IllegalStateException(
+              "unable to " + (encrypt ? "encrypt " : "decrypt ") + name + ": libcrypto failed");
+        }
+        src.position(src.position() + (encrypt ? len : len + TAG));
         dst.position(dst.position() + r);
+        plain -= len;
       }
-      return need;
+      return;
     }
     try {
       Cipher c = ciphers.get();
-      for (int i = 0; i < n; i++) {
-        int segment = Math.min(SEGMENT, src.remaining());
-        c.init(Cipher.ENCRYPT_MODE, key, new GCMParameterSpec(TAG * 8, segmentNonce(nonce, i)));
-        c.updateAAD(segmentAad(aad, i, i == n - 1));
+      for (int i = first; i < first + count; i++) {
+        int len = Math.min(SEGMENT, plain);
+        c.init(
+            encrypt ? Cipher.ENCRYPT_MODE : Cipher.DECRYPT_MODE,
+            key,
+            new GCMParameterSpec(TAG * 8, segmentNonce(nonce, i)));
+        c.updateAAD(segmentAad(aad, i, i == total - 1));
+        int in = encrypt ? len : len + TAG;
         ByteBuffer part = src.duplicate();
-        part.limit(part.position() + segment);
+        part.limit(part.position() + in);
         c.doFinal(part, dst);
-        src.position(src.position() + segment);
+        src.position(src.position() + in);
+        plain -= len;
       }
+    } catch (AEADBadTagException e) {
+      throw new IllegalArgumentException(AUTH_FAILED, e);
     } catch (GeneralSecurityException e) {
-      throw new IllegalStateException("unable to encrypt " + name + ": " + e.getMessage(), e);
+      throw new IllegalStateException(
+          "unable to " + (encrypt ? "encrypt " : "decrypt ") + name + ": " + e.getMessage(), e);
     }
-    return need;
+  }
+
+  @Override
+  public long encodedLength(long plainLength) {
+    return storedLength(plainLength);
+  }
+
+  @Override
+  public Pieces encoder(BlobName name, long plainLength) {
+    byte[] nonce = new byte[NONCE];
+    random.nextBytes(nonce);
+    return new Segments(true, name, nonce, segments(plainLength));
+  }
+
+  @Override
+  public Pieces decoder(BlobName name, long storedLength) {
+    long payload = storedLength - NONCE;
+    if (payload < TAG) {
+      throw new IllegalArgumentException(
+          "encrypted record too short: actual=" + storedLength + " expected>=" + (NONCE + TAG));
+    }
+    long n = Math.max(1, (payload - TAG + SEGMENT + TAG - 1) / (SEGMENT + TAG));
+    long plainLength = payload - TAG * n;
+    if (plainLength < 0 || n > Integer.MAX_VALUE || segments(plainLength) != n) {
+      throw new IllegalArgumentException(AUTH_FAILED);
+    }
+    return new Segments(false, name, null, (int) n);
+  }
+
+  /** A record encrypted or decrypted a few segments at a time, in order. */
+  private final class Segments implements Pieces {
+    private final boolean encrypt;
+    private final BlobName name;
+    private final byte[] aad;
+    private final int total;
+    private byte[] nonce;
+    private int done; // segments
+
+    Segments(boolean encrypt, BlobName name, byte[] nonce, int total) {
+      this.encrypt = encrypt;
+      this.name = name;
+      this.aad = aad(name);
+      this.nonce = nonce;
+      this.total = total;
+    }
+
+    @Override
+    public int unit() {
+      return encrypt ? SEGMENT : SEGMENT + TAG;
+    }
+
+    @Override
+    public int prefix() {
+      return encrypt ? 0 : NONCE;
+    }
+
+    @Override
+    public int room(int inputLength) {
+      return encrypt
+          ? (done == 0 ? NONCE : 0) + inputLength + TAG * segments(inputLength)
+          : inputLength;
+    }
+
+    @Override
+    public int next(ByteBuffer src, ByteBuffer dst, boolean last) {
+      int start = dst.position();
+      if (done == 0) {
+        if (encrypt) {
+          dst.put(nonce);
+        } else {
+          if (src.remaining() < NONCE) {
+            throw new IllegalArgumentException("encrypted record too short: no nonce");
+          }
+          nonce = new byte[NONCE];
+          src.get(nonce);
+        }
+      }
+      int unit = unit();
+      int count = last ? Math.max(1, (src.remaining() + unit - 1) / unit) : src.remaining() / unit;
+      if (!last && src.remaining() % unit != 0
+          || done + count > total
+          || last && done + count != total) {
+        throw new IllegalArgumentException(
+            "piece of "
+                + src.remaining()
+                + " bytes at segment "
+                + done
+                + " of "
+                + total
+                + " of "
+                + name
+                + ": not whole segments");
+      }
+      crypt(encrypt, name, nonce, aad, done, count, total, src, dst);
+      done += count;
+      return dst.position() - start;
+    }
   }
 
   @Override
@@ -204,54 +333,7 @@ public final class AesGcmCodec implements BlobCodec {
     int n = segments(plainLength);
     byte[] nonce = new byte[NONCE];
     src.get(nonce);
-    byte[] aad = aad(name);
-    if (nativeCrypto) {
-      Object in = NativeCrypto.target(src);
-      Object out = NativeCrypto.target(dst);
-      int done = 0;
-      for (int i = 0; i < n; i++) {
-        int len = Math.min(SEGMENT, plainLength - done);
-        int r =
-            NativeCrypto.aesGcm(
-                false,
-                rawKey,
-                segmentNonce(nonce, i),
-                segmentAad(aad, i, i == n - 1),
-                in,
-                NativeCrypto.offset(src, src.position()),
-                len + TAG,
-                out,
-                NativeCrypto.offset(dst, dst.position()));
-        if (r == -2) {
-          throw new IllegalArgumentException(AUTH_FAILED);
-        }
-        if (r != len) {
-          throw new IllegalStateException("unable to decrypt " + name + ": libcrypto failed");
-        }
-        src.position(src.position() + len + TAG);
-        dst.position(dst.position() + len);
-        done += len;
-      }
-      return plainLength;
-    }
-    try {
-      Cipher c = ciphers.get();
-      int done = 0;
-      for (int i = 0; i < n; i++) {
-        int len = Math.min(SEGMENT, plainLength - done);
-        c.init(Cipher.DECRYPT_MODE, key, new GCMParameterSpec(TAG * 8, segmentNonce(nonce, i)));
-        c.updateAAD(segmentAad(aad, i, i == n - 1));
-        ByteBuffer part = src.duplicate();
-        part.limit(part.position() + len + TAG);
-        c.doFinal(part, dst);
-        src.position(src.position() + len + TAG);
-        done += len;
-      }
-      return plainLength;
-    } catch (AEADBadTagException e) {
-      throw new IllegalArgumentException(AUTH_FAILED, e);
-    } catch (GeneralSecurityException e) {
-      throw new IllegalStateException("unable to decrypt " + name + ": " + e.getMessage(), e);
-    }
+    crypt(false, name, nonce, aad(name), 0, n, n, src, dst);
+    return plainLength;
   }
 }

@@ -19,6 +19,13 @@ public final class LockCheckingBlobStore extends ForwardingBlobStore {
   }
 
   @Override
+  public void save(BlobName name, java.nio.channels.FileChannel file, long length)
+      throws IOException {
+    lock.check();
+    delegate.save(name, file, length);
+  }
+
+  @Override
   public void save(BlobName name, byte[] data) throws IOException {
     lock.check();
     delegate.save(name, data);

@@ -611,7 +611,7 @@ public final class Pruner {
               + name
               + " is missing: prune stopped without changing anything (run 'granule verify')",
           e);
-    } catch (io.granule.engine.internal.repo.LargeBuffers.NoRoomException local) {
+    } catch (io.granule.engine.internal.repo.PagedFile.NoRoomException local) {
       throw local; // no room here to read it: not damage
     } catch (RepositoryException | IllegalArgumentException e) {
       throw new RepositoryCorruptedException(

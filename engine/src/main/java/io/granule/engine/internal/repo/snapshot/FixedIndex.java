@@ -1,7 +1,8 @@
 package io.granule.engine.internal.repo.snapshot;
 
 import io.granule.engine.internal.repo.ChunkId;
-import io.granule.engine.internal.repo.LargeBuffers;
+import io.granule.engine.internal.repo.PagedFile;
+import io.granule.engine.internal.repo.SourceUnreadableException;
 import java.nio.ByteBuffer;
 
 /**
@@ -9,64 +10,60 @@ import java.nio.ByteBuffer;
  * ChunkId#ZERO} for a chunk of zeros, which is not stored). Position {@code i} covers bytes {@code
  * [i * chunkSize, min(size, (i + 1) * chunkSize))}.
  *
- * <p>Held in memory at 32 bytes per chunk position (64 KiB per GiB of disk at 512 KiB chunks), on
- * the Java heap up to {@link LargeBuffers#HEAP_MAX} and beyond that in a memory-mapped temporary
- * file (the kernel's to page), so the heap does not bound the size of a disk. {@link #set} is safe
+ * <p>32 bytes per chunk position (64 MiB per TiB of disk at 512 KiB chunks): on the Java heap up to
+ * {@link #HEAP_MAX}, beyond that in a {@link PagedFile} (a temporary file read through a 2 MiB
+ * cache), so neither the heap nor the process's memory grows with the disk. {@link #set} is safe
  * from several threads for distinct positions; publication to readers goes through whatever joins
- * those threads.
+ * those threads. {@link #close} frees the temporary file of a large one.
  */
-public final class FixedIndex implements ChunkList {
+public final class FixedIndex implements ChunkList, AutoCloseable {
+  /** Ids up to this many bytes (262 144 positions: 128 GiB at 512 KiB chunks) stay on the heap. */
+  public static final int HEAP_MAX = 8 << 20;
+
+  /**
+   * The most positions a fixed index has: 256 Mi, a disk of 128 TiB at 512 KiB chunks (VHDX and
+   * VMDK stop at 64 TiB); a restore keeps a bit per position on the heap.
+   */
+  public static final int MAX_POSITIONS = 1 << 28;
+
   private final int chunkSize;
   private final long diskSize;
-  private final ByteBuffer ids;
+  private final int count;
+
+  /** The ids of a small index, else null. */
+  private final ByteBuffer heap;
+
+  /** The ids of a large index, else null. */
+  private final PagedFile paged;
 
   /**
-   * The blob frame the ids are a slice of (header written, checksum not yet), or null: an index
-   * made to be written is framed in place ({@link FixedIndexWriter#frame}), without a copy.
-   */
-  private final ByteBuffer frame;
-
-  /**
-   * An index of all-zero chunks for a disk of {@code diskSize} bytes, to be filled and written: its
-   * ids are in a buffer from {@link LargeBuffers} (off the Java heap for a large disk) inside the
-   * frame of the blob it will be written as.
+   * An index of all-zero chunks for a disk of {@code diskSize} bytes, to be filled and written.
+   *
+   * @throws SourceUnreadableException if the disk has more than {@link #MAX_POSITIONS} positions
+   * @throws PagedFile.NoRoomException if a large one has no room for its temporary file
    */
   public FixedIndex(int chunkSize, long diskSize) {
-    this(chunkSize, diskSize, framed(chunkSize, diskSize));
-  }
-
-  private FixedIndex(int chunkSize, long diskSize, ByteBuffer frame) {
-    this(chunkSize, diskSize, frame.slice(HEADER, frame.capacity() - HEADER - 4), frame);
-  }
-
-  /** An index over {@code ids} (32 bytes per position), in {@code frame} if not null. */
-  FixedIndex(int chunkSize, long diskSize, ByteBuffer ids, ByteBuffer frame) {
-    if (chunkSize <= 0 || diskSize < 0) {
-      throw new IllegalArgumentException(
-          "invalid fixed index: chunk size " + chunkSize + ", disk size " + diskSize);
-    }
+    this.count = checkedCount(chunkSize, diskSize);
     this.chunkSize = chunkSize;
     this.diskSize = diskSize;
-    this.ids = ids;
-    this.frame = frame;
+    long bytes = (long) count * ChunkId.BYTES;
+    if (bytes <= HEAP_MAX) {
+      this.heap = ByteBuffer.allocate((int) bytes);
+      this.paged = null;
+    } else {
+      this.heap = null;
+      this.paged = PagedFile.create(bytes, "the fixed index of a disk of " + diskSize + " bytes");
+    }
   }
 
-  /**
-   * Bytes before the ids in a fixed index blob: the frame's header, then chunk size, size, count.
-   */
-  static final int HEADER = 8 + 20;
-
-  /** A new blob frame for the ids, its header written. */
-  private static ByteBuffer framed(int chunkSize, long diskSize) {
+  private static int checkedCount(int chunkSize, long diskSize) {
     if (chunkSize <= 0 || diskSize < 0) {
       throw new IllegalArgumentException(
           "invalid fixed index: chunk size " + chunkSize + ", disk size " + diskSize);
     }
     long count = count(chunkSize, diskSize);
-    // room for the blob's encoding too (AES-GCM adds under 0.1 %)
-    long most = (LargeBuffers.MAX - (LargeBuffers.MAX >>> 10) - HEADER - 4) / ChunkId.BYTES;
-    if (count > most) {
-      throw new io.granule.engine.internal.repo.SourceUnreadableException(
+    if (count > MAX_POSITIONS) {
+      throw new SourceUnreadableException(
           "a disk of "
               + diskSize
               + " bytes has "
@@ -74,30 +71,23 @@ public final class FixedIndex implements ChunkList {
               + " chunks of "
               + chunkSize
               + " bytes, more than a fixed index holds ("
-              + most
+              + MAX_POSITIONS
               + ", a disk of "
-              + (most * chunkSize >> 40)
+              + ((long) MAX_POSITIONS * chunkSize >> 40)
               + " TiB): back it up into a repository with a larger chunk size (granule init"
               + " --chunk-size)");
     }
-    ByteBuffer b =
-        io.granule.engine.internal.repo.BlobFrames.open(
-            FixedIndexWriter.MAGIC,
-            FixedIndexWriter.VERSION,
-            20 + count * ChunkId.BYTES,
-            "the fixed index of a disk of " + diskSize + " bytes");
-    b.putInt(chunkSize).putLong(diskSize).putLong(count);
-    return b;
-  }
-
-  /** The frame the ids are in ({@link #FixedIndex(int, long)}), or null. */
-  ByteBuffer frame() {
-    return frame == null ? null : frame.duplicate();
+    return (int) count;
   }
 
   /** Number of chunk positions of a disk. */
   public static long count(int chunkSize, long diskSize) {
     return (diskSize + chunkSize - 1) / chunkSize;
+  }
+
+  /** Whether the ids live in a temporary file rather than on the heap. */
+  public boolean paged() {
+    return paged != null;
   }
 
   public int chunkSize() {
@@ -110,7 +100,7 @@ public final class FixedIndex implements ChunkList {
 
   /** Number of chunk positions. */
   public int count() {
-    return ids.capacity() / ChunkId.BYTES;
+    return count;
   }
 
   /** Length of the chunk at {@code position} (the last one may be short). */
@@ -120,76 +110,212 @@ public final class FixedIndex implements ChunkList {
 
   /** The id at {@code position}. */
   public ChunkId get(int position) {
-    int p = position * ChunkId.BYTES;
-    return new ChunkId(
-        ids.getLong(p), ids.getLong(p + 8), ids.getLong(p + 16), ids.getLong(p + 24));
+    long p = (long) position * ChunkId.BYTES;
+    if (heap != null) {
+      int at = (int) p;
+      return new ChunkId(
+          heap.getLong(at), heap.getLong(at + 8), heap.getLong(at + 16), heap.getLong(at + 24));
+    }
+    long[] w = new long[4];
+    paged.getLongs(p, w, 4);
+    return new ChunkId(w[0], w[1], w[2], w[3]);
   }
 
   /** Records {@code id} at {@code position}. */
   @Override
   public void set(int position, ChunkId id) {
-    int p = position * ChunkId.BYTES;
-    ids.putLong(p, id.w0()).putLong(p + 8, id.w1()).putLong(p + 16, id.w2());
-    ids.putLong(p + 24, id.w3());
+    long p = (long) position * ChunkId.BYTES;
+    if (heap != null) {
+      int at = (int) p;
+      heap.putLong(at, id.w0()).putLong(at + 8, id.w1()).putLong(at + 16, id.w2());
+      heap.putLong(at + 24, id.w3());
+      return;
+    }
+    if (position < 0 || position >= count) {
+      throw new IndexOutOfBoundsException("position " + position + " of " + count);
+    }
+    paged.putLongs(p, id.w0(), id.w1(), id.w2(), id.w3());
   }
+
+  /** Puts the ids' bytes from byte {@code offset} into {@code dst} (what a blob holds). */
+  void readIds(long offset, ByteBuffer dst) {
+    if (heap != null) {
+      dst.put(heap.duplicate().position((int) offset).limit((int) offset + dst.remaining()));
+    } else {
+      paged.read(offset, dst);
+    }
+  }
+
+  /** Writes the ids' bytes from byte {@code offset} (as a blob holds them). */
+  void writeIds(long offset, ByteBuffer src) {
+    if (heap != null) {
+      heap.put((int) offset, src, src.position(), src.remaining());
+      src.position(src.limit());
+    } else {
+      paged.write(offset, src);
+    }
+  }
+
+  /** Frees a large index's temporary file; the index is unusable afterwards. */
+  @Override
+  public void close() {
+    if (paged != null) {
+      paged.close();
+    }
+  }
+
+  /** Slots of {@link #nextSame}'s table at most: 32 MiB of heap. */
+  static final int MAX_SLOTS = 1 << 22;
 
   /**
    * For each position, the next position after it that holds the same chunk (not zeros), or -1: the
    * chains of a chunk's places on the disk, each in ascending order, so that a restore can fetch a
-   * chunk once and write it everywhere it goes. 4 bytes per position, and 8 to 16 more per position
-   * that is not zeros while it is built (an open-addressing table of positions, at most half full,
-   * compared by id in place: no object per chunk).
+   * chunk once and write it everywhere it goes. 4 bytes per position (in a temporary file for a
+   * large index), and while it is built an open-addressing table of (position, 32 bits of the id),
+   * at most half full, of at most {@link #MAX_SLOTS} slots: a disk of more distinct chunks than
+   * half of that links the first ones it meets, and the others are fetched at each place (correct,
+   * only slower). Ids are compared in full when their 32 bits agree.
    */
-  public int[] nextSame() {
-    int n = count();
-    int[] next = new int[n];
-    java.util.Arrays.fill(next, -1);
+  public NextSame nextSame() {
+    return nextSame(MAX_SLOTS);
+  }
+
+  /** {@link #nextSame()} with a table of at most {@code maxSlots} slots, a power of two. */
+  NextSame nextSame(int maxSlots) {
     int stored = 0; // positions that are not zeros: the table's size (a sparse disk has few)
-    for (int p = 0; p < n; p++) {
-      int at = p * ChunkId.BYTES;
-      if ((ids.getLong(at) | ids.getLong(at + 8) | ids.getLong(at + 16) | ids.getLong(at + 24))
-          != 0) {
+    long[] w = new long[4];
+    for (int p = 0; p < count; p++) {
+      words(p, w);
+      if ((w[0] | w[1] | w[2] | w[3]) != 0) {
         stored++;
       }
     }
-    int slots = Integer.highestOneBit(Math.max(1, 2 * stored - 1)) << 1; // at most half full
-    if (n > 1 << 29 || slots <= 0) {
-      throw new IllegalStateException("fixed index too large to find duplicates: " + n);
-    }
-    int[] last = new int[slots]; // position + 1 of the last place seen of each id, 0 if empty
+    int slots = (int) Math.min(maxSlots, Integer.highestOneBit(Math.max(1, 2 * stored - 1)) << 1);
+    long[] table = new long[slots]; // (32 bits of the id) << 32 | (position + 1); 0: empty
     int mask = slots - 1;
-    for (int p = 0; p < n; p++) {
-      int at = p * ChunkId.BYTES;
-      long w0 = ids.getLong(at);
-      long w1 = ids.getLong(at + 8);
-      long w2 = ids.getLong(at + 16);
-      long w3 = ids.getLong(at + 24);
-      if ((w0 | w1 | w2 | w3) == 0) {
-        continue; // zeros: not stored, never fetched
-      }
-      int slot = (int) (w0 ^ (w0 >>> 32)) * 0x9E3779B9 & mask; // ids are hashes already
-      while (true) {
-        int q = last[slot] - 1;
-        if (q < 0) {
-          last[slot] = p + 1;
-          break;
+    int filled = 0;
+    NextSame next = new NextSame(count, paged != null);
+    long[] other = new long[4];
+    try {
+      for (int p = 0; p < count; p++) {
+        words(p, w);
+        if ((w[0] | w[1] | w[2] | w[3]) == 0) {
+          continue; // zeros: not stored, never fetched
         }
-        int qa = q * ChunkId.BYTES;
-        if (ids.getLong(qa) == w0
-            && ids.getLong(qa + 8) == w1
-            && ids.getLong(qa + 16) == w2
-            && ids.getLong(qa + 24) == w3) {
-          next[q] = p;
-          last[slot] = p + 1;
-          break;
+        long tag = (long) (int) w[1] << 32;
+        int slot = (int) (w[0] ^ (w[0] >>> 32)) * 0x9E3779B9 & mask; // ids are hashes already
+        while (true) {
+          long s = table[slot];
+          if (s == 0) {
+            if (filled < slots / 2) {
+              table[slot] = tag | (p + 1L);
+              filled++;
+            }
+            break;
+          }
+          if ((s & 0xFFFFFFFF00000000L) == tag) {
+            int q = (int) s - 1;
+            words(q, other);
+            if (other[0] == w[0] && other[1] == w[1] && other[2] == w[2] && other[3] == w[3]) {
+              next.set(q, p);
+              table[slot] = tag | (p + 1L);
+              break;
+            }
+          }
+          slot = (slot + 1) & mask;
         }
-        slot = (slot + 1) & mask;
       }
+    } catch (RuntimeException | Error e) {
+      next.close();
+      throw e;
     }
     return next;
   }
 
-  ByteBuffer raw() {
-    return ids.duplicate();
+  private void words(int position, long[] w) {
+    long p = (long) position * ChunkId.BYTES;
+    if (heap != null) {
+      int at = (int) p;
+      w[0] = heap.getLong(at);
+      w[1] = heap.getLong(at + 8);
+      w[2] = heap.getLong(at + 16);
+      w[3] = heap.getLong(at + 24);
+    } else {
+      paged.getLongs(p, w, 4);
+    }
+  }
+
+  /**
+   * Per position, the next position of the same chunk or -1 ({@link #nextSame}): an int array on
+   * the heap, or in a temporary file for a large index. {@link #close} frees the file.
+   */
+  public static final class NextSame implements AutoCloseable {
+    private final int count;
+    private final int[] small;
+    private final PagedFile large;
+
+    NextSame(int count, boolean large) {
+      this.count = count;
+      if (large) {
+        this.small = null;
+        this.large = PagedFile.create(4L * count + 7 & ~7L, "the duplicate chunks of a disk");
+      } else {
+        this.small = new int[count];
+        this.large = null;
+      }
+    }
+
+    /** Links given as an array ({@code next[p]}: the next position of p's chunk, or -1). */
+    public static NextSame of(int... next) {
+      NextSame n = new NextSame(next.length, false);
+      for (int p = 0; p < next.length; p++) {
+        n.set(p, next[p]);
+      }
+      return n;
+    }
+
+    /** Number of positions. */
+    public int count() {
+      return count;
+    }
+
+    /** The next position of the chunk at {@code p}, or -1. */
+    public int get(int p) {
+      if (small != null) {
+        return small[p] - 1;
+      }
+      long v = large.getLong(p * 4L & ~7L);
+      return (int) ((p & 1) == 0 ? v >>> 32 : v) - 1;
+    }
+
+    void set(int p, int next) {
+      if (small != null) {
+        small[p] = next + 1;
+        return;
+      }
+      long at = p * 4L & ~7L;
+      long v = large.getLong(at);
+      v =
+          (p & 1) == 0
+              ? (v & 0xFFFFFFFFL) | (long) (next + 1) << 32
+              : (v & 0xFFFFFFFF00000000L) | (next + 1 & 0xFFFFFFFFL);
+      large.putLong(at, v);
+    }
+
+    /** The whole array (for tests and small disks). */
+    public int[] toArray() {
+      int[] a = new int[count];
+      for (int p = 0; p < count; p++) {
+        a[p] = get(p);
+      }
+      return a;
+    }
+
+    @Override
+    public void close() {
+      if (large != null) {
+        large.close();
+      }
+    }
   }
 }

@@ -3,6 +3,7 @@ package io.granule.engine.internal.repo.backup;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.granule.engine.internal.repo.ChunkId;
+import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 import org.junit.jupiter.api.Test;
@@ -33,7 +34,7 @@ class DuplicateCacheTest {
   void keepsWhatIsNeededSoonestAndDropsWhatIsDone() {
     // Disk of 10 positions: chunk A at 0, 5, 9; B at 1, 3; C at 2, 8; D at 4 only.
     int[] next = {5, 3, 8, -1, -1, 9, -1, -1, -1, -1};
-    DuplicateCache c = new DuplicateCache(next, 2, SIZE);
+    DuplicateCache c = new DuplicateCache(FixedIndex.NextSame.of(next), 2, SIZE);
     c.offer(id(0xA), 0, bytes(0xA), 0, SIZE);
     c.offer(id(0xB), 1, bytes(0xB), 0, SIZE);
     // Full: C (next at 8) is needed later than A (5) and B (3): not kept.
@@ -53,7 +54,7 @@ class DuplicateCacheTest {
   void aChunkWhosePlaceWasPassedMakesRoomFirst() {
     // A at 0 and 2, B at 1 and 9, C at 3 and 4; capacity 2.
     int[] next = {2, 9, -1, 4, -1, -1, -1, -1, -1, -1};
-    DuplicateCache c = new DuplicateCache(next, 2, SIZE);
+    DuplicateCache c = new DuplicateCache(FixedIndex.NextSame.of(next), 2, SIZE);
     c.offer(id(0xA), 0, bytes(0xA), 0, SIZE);
     c.offer(id(0xB), 1, bytes(0xB), 0, SIZE);
     // Position 2 was decoded by another worker (a miss there): A's entry is stale at position 3,
@@ -66,7 +67,7 @@ class DuplicateCacheTest {
   @Test
   void copiesOnlyTheChunksBytesFromWhereItWasDecoded() {
     int[] next = {1, -1};
-    DuplicateCache c = new DuplicateCache(next, 1, SIZE);
+    DuplicateCache c = new DuplicateCache(FixedIndex.NextSame.of(next), 1, SIZE);
     ByteBuffer run = ByteBuffer.allocate(3 * SIZE);
     run.put(bytes(1)).put(bytes(2)).put(bytes(3));
     c.offer(id(2), 0, run, SIZE, SIZE - 3); // a short chunk in the middle of a run

@@ -81,6 +81,26 @@ public abstract class BlobStoreContractTest {
     }
   }
 
+  /**
+   * A blob saved from a file (a large fixed index, streamed into a temporary file) holds the file's
+   * first {@code length} bytes, read with positional reads: the channel's position is untouched.
+   */
+  @Test
+  void saveFromAFileStoresItsFirstBytesAndLeavesItsPosition() throws Exception {
+    byte[] data = new byte[(3 << 20) + 4321];
+    new java.util.Random(3).nextBytes(data);
+    Path file = tmp.resolve("source.bin");
+    java.nio.file.Files.write(file, data);
+    BlobName name = new BlobName(BlobType.FIXED_INDEX, "fromfile");
+    try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
+      ch.position(77);
+      store.save(name, ch, data.length - 1000);
+      assertThat(ch.position()).isEqualTo(77);
+    }
+    assertThat(store.load(name)).isEqualTo(java.util.Arrays.copyOf(data, data.length - 1000));
+    assertThat(store.stat(name)).contains(new BlobInfo(name, data.length - 1000));
+  }
+
   @Test
   void loadRangePastTheEndFails() throws Exception {
     BlobName name = new BlobName(BlobType.PACK, "ff01");

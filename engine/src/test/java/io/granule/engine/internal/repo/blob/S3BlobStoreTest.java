@@ -107,6 +107,29 @@ class S3BlobStoreTest extends BlobStoreContractTest {
     assertThat(new LocalBlobStore(otherHost).load(name)).isEqualTo(data);
   }
 
+  /**
+   * A large blob saved from a file goes in parts, each read from its range of the file, and the
+   * metadata cache keeps a copy (a large fixed index on a remote repository).
+   */
+  @Test
+  void largeFilesAreUploadedInPartsFromTheirRangesAndCached() throws Exception {
+    byte[] data = new byte[(11 << 20) + 99];
+    new java.util.Random(12).nextBytes(data);
+    Path file = tmp.resolve("large.bin");
+    Files.write(file, data);
+    BlobName name = new BlobName(BlobType.FIXED_INDEX, "12fromfile");
+    Path cacheDir = Files.createDirectories(tmp.resolve("cache-file"));
+    CachingBlobStore cached = new CachingBlobStore(store, cacheDir);
+    try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
+      cached.save(name, ch, data.length);
+    }
+    assertThat(store.load(name)).isEqualTo(data);
+    assertThat(new LocalBlobStore(cacheDir).load(name)).isEqualTo(data);
+    try (var c = proxy.client()) {
+      assertThat(c.listMultipartUploads(r -> r.bucket(S3Proxy.BUCKET)).uploads()).isEmpty();
+    }
+  }
+
   /** With the default part size (32 MiB), a 40 MiB blob goes in two parts and round-trips. */
   @Test
   void blobsOverTheDefaultThresholdRoundTrip() throws Exception {
