@@ -30,7 +30,7 @@ public final class PagedFile implements AutoCloseable {
   static final int PAGES = 32;
 
   private final FileChannel ch;
-  private final long length;
+  private long length;
   private final String what;
   private final Path dir;
 
@@ -129,8 +129,42 @@ public final class PagedFile implements AutoCloseable {
   }
 
   /** The length in bytes. */
-  public long length() {
+  public synchronized long length() {
     return length;
+  }
+
+  /**
+   * Makes the array {@code newLength} bytes long (zeros after the old end): no I/O, the file is
+   * sparse; its file system is checked for room for the bytes added.
+   *
+   * @throws NoRoomException if there is not room for them
+   */
+  public synchronized void grow(long newLength) {
+    if (newLength <= length) {
+      return;
+    }
+    try {
+      long free = Files.getFileStore(dir).getUsableSpace();
+      if (free < newLength - length + (64 << 20)) {
+        throw new IOException(
+            "only "
+                + (free >> 20)
+                + " MiB free there, "
+                + ((newLength - length >> 20) + 64)
+                + " MiB more needed");
+      }
+    } catch (IOException e) {
+      throw noRoom(what, newLength, dir, e);
+    }
+    long oldPages = (length + PAGE - 1) / PAGE;
+    Page last = pages.get(oldPages - 1);
+    if (last != null) {
+      pages.remove(oldPages - 1); // its length changes: reloaded (after writing back) when needed
+      if (last.dirty) {
+        writeFile((oldPages - 1) * PAGE, last.data.clear().limit(pageLength(oldPages - 1)));
+      }
+    }
+    length = newLength;
   }
 
   /** Page loads from the file so far (for tests of the access pattern). */

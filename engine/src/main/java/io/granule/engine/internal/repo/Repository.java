@@ -761,7 +761,7 @@ public final class Repository implements Closeable {
             "stream '" + streamName + "'",
             "dynamic index",
             dn,
-            n -> DynamicIndexReader.read(n, codec.decode(n, store.load(n))));
+            n -> DynamicIndexReader.load(store, codec, n));
     return new SnapshotStream(snapshot, s, dynamic, reader);
   }
 

@@ -254,7 +254,7 @@ public final class Backup {
       for (int s = 0; s < streams.size(); s++) {
         BlobName name = new BlobName(BlobType.DYNAMIC_INDEX, randomHex());
         DynamicIndex dynamic = dynamicIndexes.get(s);
-        store.save(name, codec.encode(name, DynamicIndexWriter.write(dynamic)));
+        DynamicIndexWriter.save(store, codec, name, dynamic);
         int e = disks.size() + s;
         streamEntries.add(
             new Manifest.StreamEntry(
@@ -301,6 +301,7 @@ public final class Backup {
           e);
     } finally {
       fixedIndexes.forEach(FixedIndex::close); // a large one's temporary file
+      dynamicIndexes.forEach(DynamicIndex::close);
     }
   }
 

@@ -241,7 +241,9 @@ public final class Pruner {
                   fx,
                   "fixed index of snapshot " + m.id(),
                   blob -> FixedIndexReader.load(store, codec, blob));
-          mark(live, f.count(), f::get);
+          try (f) {
+            mark(live, f.count(), f::get);
+          }
         }
         for (Manifest.StreamEntry s : m.streams()) {
           BlobName dn = new BlobName(BlobType.DYNAMIC_INDEX, s.dynamicIndex());
@@ -250,8 +252,10 @@ public final class Pruner {
               load(
                   dn,
                   "dynamic index of snapshot " + m.id(),
-                  blob -> DynamicIndexReader.read(blob, codec.decode(blob, store.load(blob))));
-          mark(live, dyn.count(), dyn::get);
+                  blob -> DynamicIndexReader.load(store, codec, blob));
+          try (dyn) {
+            mark(live, dyn.count(), dyn::get);
+          }
         }
         listener.progress("mark", ++done, snapshots.size());
       }

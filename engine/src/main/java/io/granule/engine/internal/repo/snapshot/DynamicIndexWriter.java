@@ -1,6 +1,11 @@
 package io.granule.engine.internal.repo.snapshot;
 
 import io.granule.engine.internal.repo.BlobFrames;
+import io.granule.engine.internal.repo.StreamedFrames;
+import io.granule.engine.internal.repo.blob.BlobCodec;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobStore;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 
 /**
@@ -19,13 +24,51 @@ public final class DynamicIndexWriter {
 
   /** The framed bytes of {@code index} (before any {@code BlobCodec}). */
   public static byte[] write(DynamicIndex index) {
-    int n = index.count();
-    ByteBuffer b = ByteBuffer.allocate(8 + n * ENTRY_SIZE);
-    b.putLong(n);
-    for (int i = 0; i < n; i++) {
-      b.putLong(index.start(i) + index.length(i));
-      index.get(i).write(b);
+    long length = payloadLength(index);
+    if (length > Integer.MAX_VALUE - 64) {
+      throw new IllegalArgumentException("a dynamic index of " + length + " bytes is no array");
     }
+    ByteBuffer b = ByteBuffer.allocate((int) length);
+    payload(index).fill(b);
     return BlobFrames.frame(MAGIC, VERSION, b.array());
+  }
+
+  /**
+   * Saves {@code index} as blob {@code name}, encoded by {@code codec}: a large one (a long
+   * stream's: 40 MiB per TiB at 1 MiB chunks) streamed ({@link StreamedFrames}), never whole in
+   * memory.
+   */
+  public static void save(BlobStore store, BlobCodec codec, BlobName name, DynamicIndex index)
+      throws IOException {
+    StreamedFrames.save(store, codec, name, MAGIC, VERSION, payloadLength(index), payload(index));
+  }
+
+  private static long payloadLength(DynamicIndex index) {
+    return 8 + (long) index.count() * ENTRY_SIZE;
+  }
+
+  /** The payload of an index, produced in order, an entry at a time. */
+  private static StreamedFrames.Source payload(DynamicIndex index) {
+    int n = index.count();
+    ByteBuffer entry = ByteBuffer.allocate(ENTRY_SIZE);
+    entry.putLong(n).flip(); // first the count
+    int[] next = {0};
+    return dst -> {
+      while (dst.hasRemaining()) {
+        if (!entry.hasRemaining()) {
+          if (next[0] == n) {
+            return;
+          }
+          int p = next[0]++;
+          entry.clear();
+          entry.putLong(index.start(p) + index.length(p));
+          index.get(p).write(entry);
+          entry.flip();
+        }
+        int k = Math.min(entry.remaining(), dst.remaining());
+        dst.put(entry.duplicate().limit(entry.position() + k));
+        entry.position(entry.position() + k);
+      }
+    };
   }
 }
