@@ -52,6 +52,17 @@ public final class BlobFrames {
     if (actualCrc != expectedCrc) {
       throw corrupted(name, "checksum mismatch", hex(actualCrc), hex(expectedCrc));
     }
+    return new Framed(header(name, b, magic, maxVersion), b.slice(8, length - OVERHEAD));
+  }
+
+  /**
+   * Reads and checks the 8-byte header at the position of {@code b} (advanced past it); returns the
+   * version.
+   *
+   * @throws RepositoryCorruptedException if the magic is wrong
+   * @throws UnsupportedRepositoryVersionException if the version is newer than {@code maxVersion}
+   */
+  static int header(BlobName name, ByteBuffer b, int magic, int maxVersion) {
     int actualMagic = b.getInt();
     if (actualMagic != magic) {
       throw corrupted(name, "wrong magic", hex(actualMagic), hex(magic));
@@ -68,7 +79,7 @@ public final class BlobFrames {
               + maxVersion
               + "): upgrade granule to read it");
     }
-    return new Framed(version, b.slice(8, length - OVERHEAD));
+    return version;
   }
 
   /** CRC32C of a byte range. */

@@ -70,12 +70,7 @@ public final class StreamedFrames {
     BlobCodec.Pieces pieces = payloadLength > small ? codec.encoder(name, plainLength) : null;
     long storedLength = codec.encodedLength(plainLength);
     if (pieces == null || storedLength < 0) {
-      if (payloadLength > Integer.MAX_VALUE - 64) {
-        throw new IllegalArgumentException(name + ": a payload of " + payloadLength + " bytes");
-      }
-      ByteBuffer b = ByteBuffer.allocate((int) payloadLength);
-      payload.fill(b);
-      store.save(name, codec.encode(name, BlobFrames.frame(magic, version, b.array())));
+      store.save(name, codec.encode(name, frame(magic, version, payloadLength, payload)));
       return;
     }
     Framer plain = new Framer(magic, version, payloadLength, payload);
@@ -106,6 +101,28 @@ public final class StreamedFrames {
       }
       store.save(name, out, storedLength);
     }
+  }
+
+  /**
+   * A frame of {@code magic} and {@code version} around {@code payloadLength} bytes, in an array.
+   */
+  public static byte[] frame(int magic, int version, long payloadLength, Source payload) {
+    if (payloadLength > Integer.MAX_VALUE - 64) {
+      throw new IllegalArgumentException("a payload of " + payloadLength + " bytes is no array");
+    }
+    ByteBuffer b = ByteBuffer.allocate((int) payloadLength);
+    payload.fill(b);
+    return BlobFrames.frame(magic, version, b.array());
+  }
+
+  /**
+   * Checks the frame in {@code bytes} (as {@link BlobFrames#unframe(BlobName, byte[], int, int)})
+   * and feeds its payload to {@code payload}; returns its version.
+   */
+  public static int read(BlobName name, byte[] bytes, int magic, int maxVersion, Sink payload) {
+    BlobFrames.Framed f = BlobFrames.unframe(name, bytes, magic, maxVersion);
+    payload.accept(f.payload());
+    return f.version();
   }
 
   /** The frame around a payload: header, payload, checksum, produced in order. */
@@ -186,10 +203,7 @@ public final class StreamedFrames {
             .orElseThrow(() -> new NoSuchFileException(name.toString()));
     BlobCodec.Pieces pieces = size > small ? codec.decoder(name, size) : null;
     if (pieces == null) {
-      BlobFrames.Framed f =
-          BlobFrames.unframe(name, codec.decode(name, store.load(name)), magic, maxVersion);
-      payload.accept(f.payload());
-      return f.version();
+      return read(name, codec.decode(name, store.load(name)), magic, maxVersion, payload);
     }
     Unframer unframer = new Unframer(name, magic, maxVersion, payload);
     int step = Math.max(1, STEP / pieces.unit()) * pieces.unit();
@@ -238,24 +252,7 @@ public final class StreamedFrames {
         if (header.hasRemaining()) {
           return;
         }
-        header.flip();
-        int actualMagic = header.getInt();
-        if (actualMagic != magic) {
-          throw BlobFrames.corrupted(
-              name, "wrong magic", BlobFrames.hex(actualMagic), BlobFrames.hex(magic));
-        }
-        version = Short.toUnsignedInt(header.getShort());
-        header.position(header.limit()); // read
-        if (version > maxVersion || version == 0) {
-          throw new UnsupportedRepositoryVersionException(
-              "file "
-                  + name
-                  + " has format version "
-                  + version
-                  + " (supported: 1 to "
-                  + maxVersion
-                  + "): upgrade granule to read it");
-        }
+        version = BlobFrames.header(name, header.flip(), magic, maxVersion);
       }
       // What was held back, and all of b but its last 4 bytes, is payload.
       int release = tail.position() + b.remaining() - 4;

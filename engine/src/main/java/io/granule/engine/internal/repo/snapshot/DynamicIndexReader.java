@@ -22,9 +22,8 @@ public final class DynamicIndexReader {
   public static DynamicIndex read(BlobName name, byte[] bytes) {
     Parser parser = new Parser(name);
     try {
-      parser.accept(
-          BlobFrames.unframe(name, bytes, DynamicIndexWriter.MAGIC, DynamicIndexWriter.VERSION)
-              .payload());
+      StreamedFrames.read(
+          name, bytes, DynamicIndexWriter.MAGIC, DynamicIndexWriter.VERSION, parser);
       return parser.finish();
     } catch (RuntimeException e) {
       parser.index.close();

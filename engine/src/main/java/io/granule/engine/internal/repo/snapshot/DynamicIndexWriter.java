@@ -24,13 +24,7 @@ public final class DynamicIndexWriter {
 
   /** The framed bytes of {@code index} (before any {@code BlobCodec}). */
   public static byte[] write(DynamicIndex index) {
-    long length = payloadLength(index);
-    if (length > Integer.MAX_VALUE - 64) {
-      throw new IllegalArgumentException("a dynamic index of " + length + " bytes is no array");
-    }
-    ByteBuffer b = ByteBuffer.allocate((int) length);
-    payload(index).fill(b);
-    return BlobFrames.frame(MAGIC, VERSION, b.array());
+    return StreamedFrames.frame(MAGIC, VERSION, payloadLength(index), payload(index));
   }
 
   /**

@@ -22,9 +22,7 @@ public final class FixedIndexReader {
   public static FixedIndex read(BlobName name, byte[] bytes) {
     Parser parser = new Parser(name);
     try {
-      parser.accept(
-          BlobFrames.unframe(name, bytes, FixedIndexWriter.MAGIC, FixedIndexWriter.VERSION)
-              .payload());
+      StreamedFrames.read(name, bytes, FixedIndexWriter.MAGIC, FixedIndexWriter.VERSION, parser);
       return parser.finish();
     } catch (RuntimeException e) {
       parser.abandon();

@@ -27,13 +27,7 @@ public final class FixedIndexWriter {
 
   /** The framed bytes of {@code index} (before any {@code BlobCodec}), in an array. */
   public static byte[] write(FixedIndex index) {
-    long length = payloadLength(index);
-    if (length > Integer.MAX_VALUE - 64) {
-      throw new IllegalArgumentException("a fixed index of " + length + " bytes is no array");
-    }
-    ByteBuffer b = ByteBuffer.allocate((int) length);
-    payload(index).fill(b);
-    return BlobFrames.frame(MAGIC, VERSION, b.array());
+    return StreamedFrames.frame(MAGIC, VERSION, payloadLength(index), payload(index));
   }
 
   /**
