@@ -71,12 +71,13 @@ import org.slf4j.LoggerFactory;
 /**
  * A deduplicating repository: the facade the CLI and the engine call.
  *
- * <p>Opening a repository reads every index blob into an off-heap {@link ChunkIndex} (damaged index
- * blobs are skipped with a warning: their chunks are stored again by the next backup, and verify
- * names them). Backups and reads may run from several threads; backups are serialized. Between
- * processes, {@link #lock} takes a shared or exclusive repository lock (see {@link LockManager});
- * taking one reloads the chunk index if index blobs changed meanwhile (a prune ran), and writes
- * through this instance then check that the lock is still held.
+ * <p>The first operation that needs chunk locations (a backup, a read of a disk or stream, stats)
+ * reads every index blob into an off-heap {@link ChunkIndex} (damaged index blobs are skipped with
+ * a warning: their chunks are stored again by the next backup, and verify names them); listing
+ * snapshots and the like never load it. Backups and reads may run from several threads; backups are
+ * serialized. Between processes, {@link #lock} takes a shared or exclusive repository lock (see
+ * {@link LockManager}); taking one reloads the chunk index if index blobs changed meanwhile (a
+ * prune ran), and writes through this instance then check that the lock is still held.
  *
  * <p>Errors are the unchecked exceptions of this package: {@link NotARepositoryException}, {@link
  * UnsupportedRepositoryVersionException}, {@link RepositoryCorruptedException}, {@link
@@ -98,6 +99,12 @@ public final class Repository implements Closeable {
   private volatile BlobName keyBlob;
   private volatile ChunkIndex index;
   private volatile ChunkReader reader;
+
+  /**
+   * Whether the chunk index must be read again before its next use (index blobs changed, or a
+   * failed backup may have put chunks of packs never saved into it).
+   */
+  private volatile boolean indexStale;
 
   /** Packs an index blob lists, or found damaged: those the next backup need not look at. */
   private final Set<PackId> knownPacks = new HashSet<>();
@@ -129,7 +136,26 @@ public final class Repository implements Closeable {
     this.masterKey = masterKey;
     this.keyBlob = keyBlob;
     this.locks = new LockManager(store, codec, clock);
-    loadIndex();
+  }
+
+  /** The chunk index, loaded on first use and again after {@link #indexStale} was set. */
+  private ChunkIndex index() {
+    ChunkIndex i = index;
+    if (i == null || indexStale) {
+      synchronized (this) {
+        if (index == null || indexStale) {
+          loadIndex();
+        }
+        i = index;
+      }
+    }
+    return i;
+  }
+
+  /** The reader of chunks through the current chunk index. */
+  private ChunkReader reader() {
+    index();
+    return reader;
   }
 
   /**
@@ -474,10 +500,11 @@ public final class Repository implements Closeable {
 
   private synchronized void loadIndex() {
     try {
-      List<BlobName> names = store.list(BlobType.INDEX);
+      List<BlobInfo> infos = store.listInfo(BlobType.INDEX); // one listing, no stat per blob
+      List<BlobName> names = infos.stream().map(BlobInfo::name).toList();
       long expected = 0;
-      for (BlobName n : names) {
-        expected += store.stat(n).map(BlobInfo::size).orElse(0L) / 65;
+      for (BlobInfo i : infos) {
+        expected += i.size() / IndexWriter.ENTRY_SIZE;
       }
       ChunkIndex fresh = new ChunkIndex(cacheDir, expected);
       knownPacks.clear();
@@ -493,6 +520,7 @@ public final class Repository implements Closeable {
       }
       ChunkIndex old = index;
       index = fresh;
+      indexStale = false;
       loadedIndexes = new HashSet<>(names);
       reader = new ChunkReader(store, codec, fresh, hasher);
       if (old != null) {
@@ -621,7 +649,7 @@ public final class Repository implements Closeable {
         new Backup(
             guarded(),
             codec,
-            index,
+            index(),
             hasher,
             config.chunkSize(),
             config.packSize(),
@@ -633,7 +661,7 @@ public final class Repository implements Closeable {
       return b.run(request, listener);
     } catch (RuntimeException | Error e) {
       // The in-memory index may now list chunks of packs that were never saved.
-      loadIndex();
+      indexStale = true;
       throw e;
     }
   }
@@ -645,6 +673,7 @@ public final class Repository implements Closeable {
    * nothing (their ids are remembered); a damaged orphan is left alone for verify to report.
    */
   private void adoptUnknownPacks() {
+    index(); // the packs its blobs list are known
     List<IndexEntry> adopted = new ArrayList<>();
     try {
       for (BlobName p : store.list(BlobType.PACK)) {
@@ -669,7 +698,7 @@ public final class Repository implements Closeable {
         for (PackEntry e : entries) {
           ChunkLocation l =
               new ChunkLocation(id, e.offset(), e.storedLength(), e.rawLength(), e.flags());
-          if (index.put(e.id(), l)) {
+          if (index().put(e.id(), l)) {
             adopted.add(new IndexEntry(e.id(), l));
           }
         }
@@ -680,7 +709,7 @@ public final class Repository implements Closeable {
         LOG.info("indexed {} chunks of packs left by an interrupted backup", adopted.size());
       }
     } catch (IOException e) {
-      loadIndex();
+      indexStale = true;
       throw new RepositoryException(
           "unable to index packs left by an interrupted backup in '"
               + store.location()
@@ -733,7 +762,7 @@ public final class Repository implements Closeable {
             "fixed index",
             fx,
             n -> FixedIndexReader.load(store, codec, n));
-    return new SnapshotDisk(snapshot, d, fixed, reader, cacheBytes);
+    return new SnapshotDisk(snapshot, d, fixed, reader(), cacheBytes);
   }
 
   /**
@@ -762,7 +791,7 @@ public final class Repository implements Closeable {
             "dynamic index",
             dn,
             n -> DynamicIndexReader.load(store, codec, n));
-    return new SnapshotStream(snapshot, s, dynamic, reader);
+    return new SnapshotStream(snapshot, s, dynamic, reader());
   }
 
   /**
@@ -881,7 +910,7 @@ public final class Repository implements Closeable {
           "unable to list packs of the repository at '" + store.location() + "': " + e.getMessage(),
           e);
     }
-    return new RepositoryStats(snaps.size(), disks, logical, stored, index.size(), packs.size());
+    return new RepositoryStats(snaps.size(), disks, logical, stored, index().size(), packs.size());
   }
 
   /** The locks of this repository (list, remove stale ones). */
@@ -902,8 +931,8 @@ public final class Repository implements Closeable {
     held.add(l);
     try {
       synchronized (this) {
-        if (!new HashSet<>(store.list(BlobType.INDEX)).equals(loadedIndexes)) {
-          loadIndex();
+        if (index != null && !new HashSet<>(store.list(BlobType.INDEX)).equals(loadedIndexes)) {
+          indexStale = true; // read again on its next use
         }
       }
     } catch (IOException | RuntimeException e) {
@@ -951,7 +980,7 @@ public final class Repository implements Closeable {
               guarded(), codec, hasher, cacheDir, config.packSize(), config.compressionLevel())
           .run(options, listener);
     } finally {
-      loadIndex();
+      indexStale = index != null;
     }
   }
 
@@ -1036,7 +1065,9 @@ public final class Repository implements Closeable {
     }
     if (!closed) {
       closed = true;
-      index.close();
+      if (index != null) {
+        index.close();
+      }
     }
   }
 }

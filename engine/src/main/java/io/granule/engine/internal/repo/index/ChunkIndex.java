@@ -32,7 +32,10 @@ public final class ChunkIndex implements Closeable {
   public static final int MAX_RAW_LENGTH = (1 << 24) - 1;
 
   static final int SLOT = 64;
-  private static final int SEGMENT_SHIFT = 24;
+
+  /** Slots per mapping: 16 MiB, so that a table being doubled releases its old one piecemeal. */
+  private static final int SEGMENT_SHIFT = 18;
+
   private static final long SEGMENT_SLOTS = 1L << SEGMENT_SHIFT;
   private static final int MIN_CAPACITY = 1 << 12;
 
@@ -117,6 +120,10 @@ public final class ChunkIndex implements Closeable {
     return new ChunkId(id.w0() ^ pack.hi(), id.w1() ^ pack.lo(), id.w2(), id.w3());
   }
 
+  /**
+   * Doubles the table. Each mapping of the old one is released as soon as its slots are moved, so
+   * that the two tables are never both in memory (a table of 2 M chunks is 256 MiB).
+   */
   private void grow() {
     Table bigger = new Table(dir, table.capacity * 2);
     for (long s = 0; s < table.capacity; s++) {
@@ -124,8 +131,11 @@ public final class ChunkIndex implements Closeable {
       if (!id.isZero()) {
         bigger.insert(id, table.location(s));
       }
+      if (((s + 1) & (SEGMENT_SLOTS - 1)) == 0) {
+        table.release((int) (s >>> SEGMENT_SHIFT)); // never read again
+      }
     }
-    table.close();
+    table.release(); // unreachable from here on: its mapping goes now, not at the next GC
     table = bigger;
   }
 
@@ -234,6 +244,20 @@ public final class ChunkIndex implements Closeable {
       } catch (IOException e) {
         throw new UncheckedIOException(e);
       }
+    }
+
+    /** Closes the table and releases its mappings: it must never be touched again. */
+    void release() {
+      close();
+      for (int i = 0; i < segments.length; i++) {
+        release(i);
+      }
+    }
+
+    /** Releases mapping {@code i}: its slots must never be touched again. */
+    void release(int i) {
+      io.granule.engine.internal.repo.Unmapper.unmap(segments[i]);
+      segments[i] = null;
     }
   }
 }

@@ -21,7 +21,9 @@ public final class IndexWriter {
   public static final int MAGIC = 0x47494458;
 
   public static final int VERSION = 1;
-  static final int ENTRY_SIZE = 65;
+
+  /** Bytes per entry of an index blob (before its codec). */
+  public static final int ENTRY_SIZE = 65;
 
   /**
    * The most entries a writer puts in one index blob (2 MiB of entries), whatever the number of

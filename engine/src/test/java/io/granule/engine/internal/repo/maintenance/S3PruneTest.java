@@ -74,6 +74,7 @@ class S3PruneTest {
       }
       try (Repository host2 =
           Repository.open(remote, Clock.systemUTC(), tmp.resolve("idx2"), pw, cache2)) {
+        host2.stats(); // loads its chunk index (on first use), which caches the index blobs
         long before = cachedIndexes(cache2);
         assertThat(before).isPositive();
         try (Repository host1 =
