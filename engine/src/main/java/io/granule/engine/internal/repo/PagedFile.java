@@ -1,6 +1,7 @@
 package io.granule.engine.internal.repo;
 
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -14,10 +15,13 @@ import java.util.Map;
  * A zero-filled array of bytes that grows with a disk (a fixed index holds 32 bytes per chunk
  * position: 64 MiB per TiB of disk at 512 KiB chunks), in a temporary file deleted as soon as it is
  * open, read and written through a cache of {@link #PAGES} pages of {@link #PAGE} bytes on the Java
- * heap with positional reads and writes. It is never mapped: whatever its length, it adds its cache
- * (2 MiB) to the process's memory, and the rest is the kernel's page cache, which the kernel writes
- * back or drops as it needs. The file is in {@code granule.tmpdir}, else {@code java.io.tmpdir};
- * {@link #close} frees its space (else the collector does, when it collects the channel).
+ * heap with reads and writes of a {@link RandomAccessFile} (not its channel: a channel is closed
+ * for good when a thread using it is interrupted, and this file, deleted, could not be opened
+ * again; a thread that serves a disk may be interrupted). It is never mapped: whatever its length,
+ * it adds its cache (2 MiB) to the process's memory, and the rest is the kernel's page cache, which
+ * the kernel writes back or drops as it needs. The file is in {@code granule.tmpdir}, else {@code
+ * java.io.tmpdir}; {@link #close} frees its space (else the collector does, when it collects the
+ * channel).
  *
  * <p>Thread-safe: every access takes the file's lock (callers touch it once per chunk of the disk,
  * so the lock is never the bottleneck).
@@ -29,7 +33,7 @@ public final class PagedFile implements AutoCloseable {
   /** Pages the cache holds. */
   static final int PAGES = 32;
 
-  private final FileChannel ch;
+  private final RandomAccessFile file;
   private long length;
   private final String what;
   private final Path dir;
@@ -46,8 +50,8 @@ public final class PagedFile implements AutoCloseable {
     boolean dirty;
   }
 
-  private PagedFile(FileChannel ch, long length, String what, Path dir) {
-    this.ch = ch;
+  private PagedFile(RandomAccessFile file, long length, String what, Path dir) {
+    this.file = file;
     this.length = length;
     this.what = what;
     this.dir = dir;
@@ -65,7 +69,51 @@ public final class PagedFile implements AutoCloseable {
    *     for it
    */
   public static PagedFile create(long length, String what) {
-    return new PagedFile(temporary(length, what), length, what, directory());
+    Path dir = directory();
+    Path path = reserve(length, what, dir);
+    try {
+      RandomAccessFile f = new RandomAccessFile(path.toFile(), "rw");
+      try {
+        Files.delete(path);
+      } catch (IOException e) {
+        f.close();
+        throw e;
+      }
+      return new PagedFile(f, length, what, dir);
+    } catch (IOException e) {
+      deleteQuietly(path);
+      throw noRoom(what, length, dir, e);
+    }
+  }
+
+  /**
+   * A new temporary file in {@code dir} once its file system was seen to have room for {@code
+   * length} bytes.
+   */
+  private static Path reserve(long length, String what, Path dir) {
+    if (length < 0) {
+      throw new IllegalArgumentException(what + ": negative length " + length);
+    }
+    try {
+      // A sparse file takes its blocks as pages are written back: make sure they will fit, so
+      // that the failure, if any, comes now and names the place, not in the middle of a backup.
+      long free = Files.getFileStore(dir).getUsableSpace();
+      if (free < length + (64 << 20)) {
+        throw new IOException(
+            "only " + (free >> 20) + " MiB free there, " + ((length >> 20) + 64) + " MiB needed");
+      }
+      return Files.createTempFile(dir, ".granule-", ".tmp");
+    } catch (IOException e) {
+      throw noRoom(what, length, dir, e);
+    }
+  }
+
+  private static void deleteQuietly(Path path) {
+    try {
+      Files.deleteIfExists(path);
+    } catch (IOException ignored) {
+      // the first failure is the one to report
+    }
   }
 
   /**
@@ -75,20 +123,9 @@ public final class PagedFile implements AutoCloseable {
    * @throws NoRoomException if it cannot be made or its file system has not room for it
    */
   public static FileChannel temporary(long length, String what) {
-    if (length < 0) {
-      throw new IllegalArgumentException(what + ": negative length " + length);
-    }
     Path dir = directory();
-    Path file = null;
+    Path file = reserve(length, what, dir);
     try {
-      // A sparse file takes its blocks as pages are written back: make sure they will fit, so
-      // that the failure, if any, comes now and names the place, not in the middle of a backup.
-      long free = Files.getFileStore(dir).getUsableSpace();
-      if (free < length + (64 << 20)) {
-        throw new IOException(
-            "only " + (free >> 20) + " MiB free there, " + ((length >> 20) + 64) + " MiB needed");
-      }
-      file = Files.createTempFile(dir, ".granule-", ".tmp");
       FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
       try {
         Files.delete(file);
@@ -98,13 +135,7 @@ public final class PagedFile implements AutoCloseable {
       }
       return ch;
     } catch (IOException e) {
-      if (file != null) {
-        try {
-          Files.deleteIfExists(file);
-        } catch (IOException ignored) {
-          // the first failure is the one to report
-        }
-      }
+      deleteQuietly(file);
       throw noRoom(what, length, dir, e);
     }
   }
@@ -123,7 +154,7 @@ public final class PagedFile implements AutoCloseable {
             + " MiB) in a temporary file in "
             + dir
             + ": "
-            + e.getMessage()
+            + (e.getMessage() == null ? e.toString() : e.getMessage())
             + " (free space there, or point GRANULE_JAVA_OPTS=-Dgranule.tmpdir=DIR elsewhere)",
         e);
   }
@@ -176,6 +207,12 @@ public final class PagedFile implements AutoCloseable {
   public synchronized long getLong(long offset) {
     check(offset, 8);
     return page(offset / PAGE).data.getLong((int) (offset % PAGE));
+  }
+
+  /** The int at byte {@code offset}. */
+  public synchronized int getInt(long offset) {
+    check(offset, 4);
+    return page(offset / PAGE).data.getInt((int) (offset % PAGE));
   }
 
   /**
@@ -258,7 +295,7 @@ public final class PagedFile implements AutoCloseable {
   public synchronized void close() {
     pages.clear();
     try {
-      ch.close();
+      file.close();
     } catch (IOException ignored) {
       // a deleted file: nothing is lost
     }
@@ -304,16 +341,24 @@ public final class PagedFile implements AutoCloseable {
   /** Reads the file from {@code offset} into {@code dst}; past its end (never written) zeros. */
   private void readFile(long offset, ByteBuffer dst) {
     try {
-      long pos = offset;
+      file.seek(offset);
+      byte[] a = dst.hasArray() ? dst.array() : new byte[Math.min(dst.remaining(), PAGE)];
       while (dst.hasRemaining()) {
-        int n = ch.read(dst, pos);
+        int at = dst.hasArray() ? dst.arrayOffset() + dst.position() : 0;
+        int n =
+            file.read(
+                a, at, dst.hasArray() ? dst.remaining() : Math.min(dst.remaining(), a.length));
         if (n < 0) {
           while (dst.hasRemaining()) {
             dst.put((byte) 0);
           }
           return;
         }
-        pos += n;
+        if (dst.hasArray()) {
+          dst.position(dst.position() + n);
+        } else {
+          dst.put(a, 0, n);
+        }
       }
     } catch (IOException e) {
       throw noRoom(what, length, dir, e);
@@ -322,9 +367,17 @@ public final class PagedFile implements AutoCloseable {
 
   private void writeFile(long offset, ByteBuffer src) {
     try {
-      long pos = offset;
+      file.seek(offset);
+      if (src.hasArray()) {
+        file.write(src.array(), src.arrayOffset() + src.position(), src.remaining());
+        src.position(src.limit());
+        return;
+      }
+      byte[] a = new byte[Math.min(src.remaining(), PAGE)];
       while (src.hasRemaining()) {
-        pos += ch.write(src, pos);
+        int n = Math.min(a.length, src.remaining());
+        src.get(a, 0, n);
+        file.write(a, 0, n);
       }
     } catch (IOException e) {
       throw noRoom(what, length, dir, e);

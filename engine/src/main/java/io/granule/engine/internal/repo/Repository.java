@@ -726,9 +726,7 @@ public final class Repository implements Closeable {
    * @throws RepositoryCorruptedException if the index is missing or damaged
    */
   public FixedIndex fixedIndex(Manifest snapshot, String diskName) {
-    try (SnapshotDisk d = openDisk(snapshot, diskName, 0)) {
-      return d.fixedIndex();
-    }
+    return loadFixed(snapshot, diskEntry(snapshot, diskName));
   }
 
   /** Random access to one disk of a snapshot, with a 64 MiB chunk cache; the caller closes it. */
@@ -743,6 +741,11 @@ public final class Repository implements Closeable {
    * @throws RepositoryCorruptedException if its fixed index is missing or damaged
    */
   public SnapshotDisk openDisk(Manifest snapshot, String diskName, long cacheBytes) {
+    Manifest.DiskEntry d = diskEntry(snapshot, diskName);
+    return new SnapshotDisk(snapshot, d, loadFixed(snapshot, d), reader(), cacheBytes);
+  }
+
+  private static Manifest.DiskEntry diskEntry(Manifest snapshot, String diskName) {
     Manifest.DiskEntry d = snapshot.disk(diskName);
     if (d == null) {
       throw new SnapshotNotFoundException(
@@ -754,15 +757,17 @@ public final class Repository implements Closeable {
               + snapshot.disks().stream().map(Manifest.DiskEntry::name).toList()
               + ")");
     }
+    return d;
+  }
+
+  private FixedIndex loadFixed(Manifest snapshot, Manifest.DiskEntry d) {
     BlobName fx = new BlobName(BlobType.FIXED_INDEX, d.fixedIndex());
-    FixedIndex fixed =
-        loadItemIndex(
-            snapshot,
-            "disk '" + diskName + "'",
-            "fixed index",
-            fx,
-            n -> FixedIndexReader.load(store, codec, n));
-    return new SnapshotDisk(snapshot, d, fixed, reader(), cacheBytes);
+    return loadItemIndex(
+        snapshot,
+        "disk '" + d.name() + "'",
+        "fixed index",
+        fx,
+        n -> FixedIndexReader.load(store, codec, n));
   }
 
   /**

@@ -233,6 +233,7 @@ public final class StreamedFrames {
     private final CRC32C crc = new CRC32C();
     private int version;
     private long length;
+    private RepositoryException headerError;
 
     Unframer(BlobName name, int magic, int maxVersion, Sink payload) {
       this.name = name;
@@ -252,7 +253,14 @@ public final class StreamedFrames {
         if (header.hasRemaining()) {
           return;
         }
-        version = BlobFrames.header(name, header.flip(), magic, maxVersion);
+        try {
+          version = BlobFrames.header(name, header.flip(), magic, maxVersion);
+        } catch (RepositoryException e) {
+          // Reported once the checksum is known, as for a whole frame: damage in the header is
+          // "checksum mismatch", never "upgrade granule"; the payload is not parsed meanwhile.
+          headerError = e;
+          version = -1;
+        }
       }
       // What was held back, and all of b but its last 4 bytes, is payload.
       int release = tail.position() + b.remaining() - 4;
@@ -261,7 +269,9 @@ public final class StreamedFrames {
         if (fromTail > 0) {
           ByteBuffer t = tail.duplicate().flip().limit(fromTail);
           crc.update(t.duplicate());
-          payload.accept(t);
+          if (headerError == null) {
+            payload.accept(t);
+          }
           tail.flip().position(fromTail);
           tail.compact();
         }
@@ -269,7 +279,9 @@ public final class StreamedFrames {
         if (fromB > 0) {
           ByteBuffer part = b.duplicate().limit(b.position() + fromB);
           crc.update(part.duplicate());
-          payload.accept(part);
+          if (headerError == null) {
+            payload.accept(part);
+          }
           b.position(b.position() + fromB);
         }
       }
@@ -286,6 +298,9 @@ public final class StreamedFrames {
       if (actual != expected) {
         throw BlobFrames.corrupted(
             name, "checksum mismatch", BlobFrames.hex(actual), BlobFrames.hex(expected));
+      }
+      if (headerError != null) {
+        throw headerError;
       }
       return version;
     }

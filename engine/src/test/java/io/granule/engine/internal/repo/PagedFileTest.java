@@ -79,6 +79,37 @@ class PagedFileTest {
     }
   }
 
+  /**
+   * A thread interrupted while it reads or writes (a served disk's reader, a restore's read-ahead
+   * being stopped) leaves the array usable by every thread: a channel would have been closed for
+   * good by the interrupt, and the file, deleted, could not be opened again.
+   */
+  @Test
+  void anInterruptedThreadLeavesTheArrayUsable() throws Exception {
+    System.setProperty("granule.tmpdir", tmp.toString());
+    long length = 4L * PagedFile.PAGES * PagedFile.PAGE;
+    try (PagedFile f = PagedFile.create(length, "interrupted")) {
+      f.putLong(8, 77);
+      Thread t =
+          new Thread(
+              () -> {
+                Thread.currentThread().interrupt();
+                for (long off = 0; off < length; off += PagedFile.PAGE) {
+                  f.putLong(off + 16, off); // pages loaded and evicted while interrupted
+                }
+                f.read(24, ByteBuffer.allocate(8));
+                f.write(length - 8, ByteBuffer.allocate(8).putLong(0, 5));
+              });
+      t.start();
+      t.join();
+      assertThat(f.getLong(8)).isEqualTo(77);
+      for (long off = 0; off < length; off += PagedFile.PAGE) {
+        assertThat(f.getLong(off + 16)).isEqualTo(off);
+      }
+      assertThat(f.getLong(length - 8)).isEqualTo(5);
+    }
+  }
+
   /** A sequential scan loads each page once, however long the array. */
   @Test
   void aScanLoadsEachPageOnce() {

@@ -119,6 +119,14 @@ class StreamedFramesTest {
     StreamedFrames.save(
         store, BlobCodec.IDENTITY, name, MAGIC, 1, payload.length, from(payload), 0);
     Path file = store.path(name);
+    byte[] v = Files.readAllBytes(file);
+    v[5] ^= 0x40; // damage in the version field reads as damage, not as a newer format
+    Files.write(file, v);
+    assertThatThrownBy(() -> loadAll(store, BlobCodec.IDENTITY, name, 0, version))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("checksum mismatch");
+    StreamedFrames.save(
+        store, BlobCodec.IDENTITY, name, MAGIC, 1, payload.length, from(payload), 0);
     byte[] b = Files.readAllBytes(file);
     b[200_000] ^= 4;
     Files.write(file, b);

@@ -302,6 +302,11 @@ public final class Backup {
     } finally {
       fixedIndexes.forEach(FixedIndex::close); // a large one's temporary file
       dynamicIndexes.forEach(DynamicIndex::close);
+      for (BackupRequest.NamedDisk d : disks) {
+        if (d.changes() != null) {
+          d.changes().parent().close(); // loaded for this backup alone
+        }
+      }
     }
   }
 

@@ -82,7 +82,8 @@ public record BackupRequest(
    * others keep the parent's chunk ids.
    *
    * @param parentSnapshot the parent snapshot's id
-   * @param parent the parent's fixed index of this disk (same size and chunk size)
+   * @param parent the parent's fixed index of this disk (same size and chunk size), which the
+   *     backup closes when it ends
    * @param changed the ranges written since the parent was read, sorted, not overlapping
    * @param source where the ranges come from, for people, e.g. {@code qcow2 bitmap granule-1a2b}
    */

@@ -142,11 +142,16 @@ final class RunRestore {
                 same, (int) Math.min(4096, DUPLICATE_BYTES / fixed.chunkSize()), fixed.chunkSize())
             : null;
     if (nextSame != null) {
-      for (int p = 0; p < nextSame.count(); p++) {
-        int q = nextSame.get(p);
-        if (q >= 0) {
-          copies.set(q);
+      try {
+        for (int p = 0; p < nextSame.count(); p++) {
+          int q = nextSame.get(p);
+          if (q >= 0) {
+            copies.set(q);
+          }
         }
+      } catch (RuntimeException e) {
+        same.close();
+        throw e;
       }
     }
     this.reading = new AtomicIntegerArray(Math.max(1, threads));

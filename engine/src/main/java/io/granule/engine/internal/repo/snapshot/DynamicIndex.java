@@ -64,8 +64,14 @@ public final class DynamicIndex implements ChunkList, AutoCloseable {
       ids = ByteBuffer.allocate((int) bigger * ChunkId.BYTES).put(ids.rewind());
     } else if (ends != null) {
       // to temporary files: the heap's arrays written into them once
-      pagedEnds = PagedFile.create(8 * bigger, "the index of a stream");
-      pagedIds = PagedFile.create(ChunkId.BYTES * bigger, "the index of a stream");
+      PagedFile e0 = PagedFile.create(8 * bigger, "the index of a stream");
+      try {
+        pagedIds = PagedFile.create(ChunkId.BYTES * bigger, "the index of a stream");
+      } catch (RuntimeException failed) {
+        e0.close();
+        throw failed;
+      }
+      pagedEnds = e0;
       ByteBuffer e = ByteBuffer.allocate(8 * count);
       e.asLongBuffer().put(ends, 0, count);
       pagedEnds.write(0, e);

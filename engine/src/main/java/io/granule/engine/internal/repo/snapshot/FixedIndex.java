@@ -196,6 +196,7 @@ public final class FixedIndex implements ChunkList, AutoCloseable {
     int filled = 0;
     NextSame next = new NextSame(count, paged != null);
     long[] other = new long[4];
+    ByteBuffer scratch = ByteBuffer.allocate(ChunkId.BYTES);
     try {
       for (int p = 0; p < count; p++) {
         words(p, w);
@@ -215,7 +216,7 @@ public final class FixedIndex implements ChunkList, AutoCloseable {
           }
           if ((s & 0xFFFFFFFF00000000L) == tag) {
             int q = (int) s - 1;
-            words(q, other);
+            wordsAnywhere(q, other, scratch);
             if (other[0] == w[0] && other[1] == w[1] && other[2] == w[2] && other[3] == w[3]) {
               next.set(q, p);
               table[slot] = tag | (p + 1L);
@@ -230,6 +231,21 @@ public final class FixedIndex implements ChunkList, AutoCloseable {
       throw e;
     }
     return next;
+  }
+
+  /**
+   * As {@link #words}, for a position far from the last ones read: a large index reads its 32 bytes
+   * alone instead of loading (and evicting) a page of the cache for them.
+   */
+  private void wordsAnywhere(int position, long[] w, ByteBuffer scratch) {
+    if (heap != null) {
+      words(position, w);
+      return;
+    }
+    paged.read((long) position * ChunkId.BYTES, scratch.clear());
+    for (int i = 0; i < 4; i++) {
+      w[i] = scratch.getLong(8 * i);
+    }
   }
 
   private void words(int position, long[] w) {
@@ -284,22 +300,16 @@ public final class FixedIndex implements ChunkList, AutoCloseable {
       if (small != null) {
         return small[p] - 1;
       }
-      long v = large.getLong(p * 4L & ~7L);
-      return (int) ((p & 1) == 0 ? v >>> 32 : v) - 1;
+      return large.getInt(4L * p) - 1;
     }
 
+    /** Links {@code p} to {@code next}: written alone, without loading a page for it. */
     void set(int p, int next) {
       if (small != null) {
         small[p] = next + 1;
         return;
       }
-      long at = p * 4L & ~7L;
-      long v = large.getLong(at);
-      v =
-          (p & 1) == 0
-              ? (v & 0xFFFFFFFFL) | (long) (next + 1) << 32
-              : (v & 0xFFFFFFFF00000000L) | (next + 1 & 0xFFFFFFFFL);
-      large.putLong(at, v);
+      large.write(4L * p, ByteBuffer.allocate(4).putInt(0, next + 1));
     }
 
     /** The whole array (for tests and small disks). */

@@ -378,5 +378,6 @@ public final class SnapshotDisk implements DiskImage {
     for (ChunkReader.Decoder d = decoders.poll(); d != null; d = decoders.poll()) {
       d.close();
     }
+    fixed.close(); // a large disk's temporary file
   }
 }

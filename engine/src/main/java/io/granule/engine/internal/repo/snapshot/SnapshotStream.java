@@ -89,4 +89,10 @@ public final class SnapshotStream extends InputStream {
     pos += n;
     return n;
   }
+
+  /** Frees the index of a long stream (its temporary files). */
+  @Override
+  public void close() {
+    index.close();
+  }
 }
