@@ -1,12 +1,17 @@
 package io.granule.engine.internal.repo.blob;
 
+import io.granule.engine.internal.repo.PagedFile;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.EnumSet;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import org.slf4j.Logger;
@@ -120,14 +125,86 @@ public final class CachingBlobStore implements BlobStore {
       dst.position(start);
     }
     remote.load(name, offset, dst);
+    ByteBuffer got = dst.duplicate().flip().position(start);
+    try {
+      keepRange(name, offset, got);
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("unable to cache {} in {}: {}", name, cache.root(), e.toString());
+      drop(name);
+    }
+  }
+
+  /**
+   * A metadata blob being read from the remote store in ranges, in order (a large index, streamed a
+   * step at a time), copied into a temporary file as the ranges come: kept in the cache once read
+   * to its end, so the next run reads it here.
+   */
+  private record Pending(FileChannel file, long size, long next) {}
+
+  /** Blobs being read in order, at most {@link #MAX_PENDING}. */
+  private final Map<BlobName, Pending> pending = new LinkedHashMap<>();
+
+  private static final int MAX_PENDING = 4;
+
+  /** Keeps {@code got}, bytes {@code offset...} of blob {@code name}, toward a whole copy. */
+  private void keepRange(BlobName name, long offset, ByteBuffer got) throws IOException {
+    int length = got.remaining();
     if (offset == 0) {
-      Optional<BlobInfo> info = remote.stat(name);
-      if (info.isPresent() && info.get().size() == dst.position() - start) {
-        try {
-          cache.save(name, dst.duplicate().flip().position(start));
-        } catch (IOException e) {
-          LOG.warn("unable to cache {} in {}: {}", name, cache.root(), e.toString());
+      drop(name);
+      long size = remote.stat(name).map(BlobInfo::size).orElse(-1L);
+      if (size == length) {
+        cache.save(name, got); // read whole at once
+        return;
+      }
+      if (size < length) {
+        return;
+      }
+      FileChannel file = PagedFile.temporary(size, "a cached copy of " + name);
+      Pending p = new Pending(file, size, 0);
+      synchronized (pending) {
+        pending.put(name, p);
+        if (pending.size() > MAX_PENDING) {
+          BlobName oldest = pending.keySet().iterator().next();
+          closeQuietly(pending.remove(oldest));
         }
+      }
+    }
+    Pending p;
+    synchronized (pending) {
+      p = pending.get(name);
+      if (p == null || p.next() != offset) {
+        closeQuietly(pending.remove(name)); // not in order: no copy
+        return;
+      }
+      pending.remove(name);
+    }
+    long pos = offset;
+    while (got.hasRemaining()) {
+      pos += p.file().write(got, pos);
+    }
+    if (pos == p.size()) {
+      try (FileChannel f = p.file()) {
+        cache.save(name, f, p.size());
+      }
+      return;
+    }
+    synchronized (pending) {
+      pending.put(name, new Pending(p.file(), p.size(), pos));
+    }
+  }
+
+  private void drop(BlobName name) {
+    synchronized (pending) {
+      closeQuietly(pending.remove(name));
+    }
+  }
+
+  private static void closeQuietly(Pending p) {
+    if (p != null) {
+      try {
+        p.file().close();
+      } catch (IOException ignored) {
+        // a deleted temporary file: nothing to keep
       }
     }
   }

@@ -130,6 +130,35 @@ class S3BlobStoreTest extends BlobStoreContractTest {
     }
   }
 
+  /**
+   * A large metadata blob read from S3 in ranges, in order (a large index, streamed a step at a
+   * time), is kept whole in the cache once read to its end; read out of order, it is not kept.
+   */
+  @Test
+  void aBlobReadInOrderInRangesIsCachedWhole() throws Exception {
+    byte[] data = new byte[(5 << 20) + 1234];
+    new java.util.Random(13).nextBytes(data);
+    BlobName name = new BlobName(BlobType.FIXED_INDEX, "13ranges");
+    store.save(name, data);
+    Path cacheDir = Files.createDirectories(tmp.resolve("cache-ranges"));
+    CachingBlobStore cached = new CachingBlobStore(store, cacheDir);
+    java.io.ByteArrayOutputStream got = new java.io.ByteArrayOutputStream();
+    for (int off = 0; off < data.length; off += 1 << 20) {
+      java.nio.ByteBuffer step = java.nio.ByteBuffer.allocate(Math.min(1 << 20, data.length - off));
+      cached.load(name, off, step);
+      got.write(step.array(), 0, step.capacity());
+    }
+    assertThat(got.toByteArray()).isEqualTo(data);
+    assertThat(new LocalBlobStore(cacheDir).load(name)).isEqualTo(data);
+
+    BlobName other = new BlobName(BlobType.FIXED_INDEX, "13skipped");
+    store.save(other, data);
+    cached.load(other, 0, java.nio.ByteBuffer.allocate(1 << 20));
+    cached.load(other, 2 << 20, java.nio.ByteBuffer.allocate(1 << 20)); // a gap
+    cached.load(other, 3 << 20, java.nio.ByteBuffer.allocate(data.length - (3 << 20)));
+    assertThat(new LocalBlobStore(cacheDir).stat(other)).isEmpty();
+  }
+
   /** With the default part size (32 MiB), a 40 MiB blob goes in two parts and round-trips. */
   @Test
   void blobsOverTheDefaultThresholdRoundTrip() throws Exception {
