@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Repository-scale memory: peak RSS and time of Granule's commands on a repository of many distinct
+# chunks. What grows with a repository is its chunk index (docs/formats.md, "Chunk index"): 64-byte
+# slots in a memory-mapped table 40-80 % full, rebuilt from the index blobs by the first command that
+# needs chunk locations. To reach millions of chunks on this machine's disk, the repository uses
+# 4 KiB chunks: N GiB of random data (default 8) is N * 262144 distinct chunks (8 GiB: 2 Mi chunks,
+# what 1 TiB of unique data makes at the default 512 KiB chunks).
+#
+#   bench/many-chunks.sh [GIB]   (results go to bench/results-many-chunks.md)
+#
+# Needs runtime/target/granule.jar, GNU time, root to drop the page cache before each step, and
+# about 2.2 * GIB GiB free in $BENCH_DIR (default /var/tmp).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/common.sh
+gib="${1:-8}"
+work="${BENCH_DIR:-/var/tmp}/granule-bench-many"
+out="bench/results-many-chunks.md"
+[ -f runtime/target/granule.jar ] || { echo "build first: ./mvnw -q package -DskipTests" >&2; exit 1; }
+command -v /usr/bin/time > /dev/null || { echo "missing GNU time: scripts/setup --bench" >&2; exit 1; }
+rm -rf "$work"; mkdir -p "$work"
+trap 'rm -rf "$work"' EXIT
+
+head -c "${gib}G" /dev/urandom > "$work/random.img"
+repo="$work/repo"
+bin/granule init --repo "$repo" --insecure-no-encryption --chunk-size 4K > /dev/null
+
+step() { # NAME CMD...: one timed step after an empty page cache; prints a table row
+  local name="$1"; shift
+  sync
+  [ -w /proc/sys/vm/drop_caches ] && echo 3 > /proc/sys/vm/drop_caches
+  granule_program_cached
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$work/out" 2>&1 \
+    || { echo "$name failed:" >&2; cat "$work/out" >&2; exit 1; }
+  read -r wall kb < "$work/time"
+  printf '| %s | %s s | %d MB |\n' "$name" "$wall" $((kb * 1024 / 1000000))
+}
+
+rows=""
+rows+=$(step "backup (first: every chunk new)" bin/granule backup --repo "$repo" --disk vm="$work/random.img" --no-progress)$'\n'
+rows+=$(step "backup (second: every chunk known)" bin/granule backup --repo "$repo" --disk vm="$work/random.img" --no-progress)$'\n'
+rows+=$(step "snapshots" bin/granule snapshots --repo "$repo")$'\n'
+rows+=$(step "stats" bin/granule stats --repo "$repo")$'\n'
+rows+=$(step "verify" bin/granule verify --repo "$repo")$'\n'
+rm -f "$work/restored.img"
+rows+=$(step "restore" bin/granule restore disk latest:vm --repo "$repo" --to "$work/restored.img")$'\n'
+cmp "$work/random.img" "$work/restored.img" || { echo "restored image differs" >&2; exit 1; }
+chunks=$(bin/granule stats --repo "$repo" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["chunks"])')
+
+{
+  echo "# Many chunks: a repository of $chunks distinct chunks"
+  echo
+  echo "\`bench/many-chunks.sh $gib\` on $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)," \
+    "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM," \
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)."
+  echo "$gib GiB of random data backed up at 4 KiB chunks (as many chunks as $((gib * 128)) GiB of unique"
+  echo "data at the default 512 KiB); each step after \`sync\` and an empty page cache; wall time and"
+  echo "peak RSS (GNU time); the restored image compared (cmp)."
+  echo
+  echo "| step | wall | peak RSS |"
+  echo "|---|---|---|"
+  printf '%s' "$rows"
+} > "$out"
+cat "$out"
