@@ -152,6 +152,11 @@ public final class Repository implements Closeable {
     return i;
   }
 
+  /** Whether the repository's chunk index is loaded (for tests). */
+  boolean chunkIndexLoaded() {
+    return index != null;
+  }
+
   /** The reader of chunks through the current chunk index. */
   private ChunkReader reader() {
     index();
@@ -742,8 +747,79 @@ public final class Repository implements Closeable {
    */
   public SnapshotDisk openDisk(Manifest snapshot, String diskName, long cacheBytes) {
     Manifest.DiskEntry d = diskEntry(snapshot, diskName);
-    return new SnapshotDisk(snapshot, d, loadFixed(snapshot, d), reader(), cacheBytes);
+    FixedIndex fixed = loadFixed(snapshot, d);
+    try {
+      return new SnapshotDisk(snapshot, d, fixed, readerFor(fixed.count(), fixed::get), cacheBytes);
+    } catch (RuntimeException | Error e) {
+      fixed.close();
+      throw e;
+    }
   }
+
+  /**
+   * The reader of the chunks an item lists ({@code count} ids from {@code ids}): the repository's
+   * chunk index when it is loaded, when the item is small (under {@link #SCOPED_MIN} positions) or
+   * holds a good part of the repository's chunks (then later reads share it); else an index of the
+   * item's chunks alone, reserved from its list and filled from the index blobs, so that restoring
+   * or serving one disk of a large repository takes memory for that disk's chunks, not the
+   * repository's. The caller closes the reader.
+   */
+  private ChunkReader readerFor(int count, java.util.function.IntFunction<ChunkId> ids) {
+    if (index != null && !indexStale || count < SCOPED_MIN) {
+      return reader(); // small items (a catalog) would pay a whole read of the index blobs each
+    }
+    List<BlobInfo> infos;
+    try {
+      infos = store.listInfo(BlobType.INDEX);
+    } catch (IOException e) {
+      return reader(); // reports it
+    }
+    long entries = 0;
+    for (BlobInfo i : infos) {
+      entries += i.size() / IndexWriter.ENTRY_SIZE;
+    }
+    long positions = 0;
+    for (int p = 0; p < count; p++) {
+      if (!ids.apply(p).isZero()) {
+        positions++;
+      }
+    }
+    if (positions * SCOPED_SHARE > entries) {
+      return reader();
+    }
+    ChunkIndex own = new ChunkIndex(cacheDir, positions);
+    try {
+      for (int p = 0; p < count; p++) {
+        ChunkId id = ids.apply(p);
+        if (!id.isZero()) {
+          own.reserve(id);
+        }
+      }
+      for (BlobInfo i : infos) {
+        BlobName n = i.name();
+        try {
+          for (IndexEntry e : IndexReader.read(n, codec.decode(n, store.load(n)))) {
+            own.fill(e.id(), e.location());
+          }
+        } catch (IOException | RepositoryException | IllegalArgumentException e) {
+          LOG.warn("skipping damaged index blob: {}", e.getMessage());
+        }
+      }
+      return new ChunkReader(store, codec, own, hasher, true);
+    } catch (RuntimeException | Error e) {
+      own.close();
+      throw e;
+    }
+  }
+
+  /**
+   * An item whose chunk positions are fewer than the repository's index entries divided by this
+   * gets an index of its own chunks rather than the repository's.
+   */
+  private static final int SCOPED_SHARE = 4;
+
+  /** Items of fewer chunk positions always use the repository's chunk index. */
+  private static final int SCOPED_MIN = 4096;
 
   private static Manifest.DiskEntry diskEntry(Manifest snapshot, String diskName) {
     Manifest.DiskEntry d = snapshot.disk(diskName);
@@ -796,7 +872,12 @@ public final class Repository implements Closeable {
             "dynamic index",
             dn,
             n -> DynamicIndexReader.load(store, codec, n));
-    return new SnapshotStream(snapshot, s, dynamic, reader());
+    try {
+      return new SnapshotStream(snapshot, s, dynamic, readerFor(dynamic.count(), dynamic::get));
+    } catch (RuntimeException | Error e) {
+      dynamic.close();
+      throw e;
+    }
   }
 
   /**

@@ -65,13 +65,51 @@ public final class ChunkIndex implements Closeable {
 
   /** Whether {@code id} is in the index. */
   public synchronized boolean contains(ChunkId id) {
-    return table.find(id) >= 0;
+    long slot = table.find(id);
+    return slot >= 0 && !table.reserved(slot);
   }
 
-  /** The location of {@code id}, or null if absent. */
+  /** The location of {@code id}, or null if absent (or only reserved). */
   public synchronized ChunkLocation get(ChunkId id) {
     long slot = table.find(id);
-    return slot < 0 ? null : table.location(slot);
+    return slot < 0 || table.reserved(slot) ? null : table.location(slot);
+  }
+
+  /**
+   * Adds {@code id} without a location, for {@link #fill} to give it one: until then {@link #get}
+   * and {@link #contains} do not see it. An index of the chunks one disk needs is made so: its ids
+   * reserved first, then filled from the index blobs, which list the whole repository. Returns
+   * whether it was added.
+   */
+  public synchronized boolean reserve(ChunkId id) {
+    if (id.isZero()) {
+      throw new IllegalArgumentException("the zero chunk id is never indexed");
+    }
+    if (table.find(id) >= 0) {
+      return false;
+    }
+    if ((size + 1) * 5 > table.capacity * 4) {
+      grow();
+    }
+    table.insert(id, null);
+    size++;
+    return true;
+  }
+
+  /**
+   * Gives reserved {@code id} its location, unless it is not reserved or has one already (the first
+   * location wins, as with {@link #put}); returns whether it did.
+   */
+  public synchronized boolean fill(ChunkId id, ChunkLocation location) {
+    if (location.rawLength() > MAX_RAW_LENGTH || location.offset() > 0xffffffffL) {
+      throw new IllegalArgumentException("chunk location out of range: " + location);
+    }
+    long slot = table.find(id);
+    if (slot < 0 || !table.reserved(slot)) {
+      return false;
+    }
+    table.locate(slot, location);
+    return true;
   }
 
   /**
@@ -143,6 +181,10 @@ public final class ChunkIndex implements Closeable {
   public synchronized void close() {
     table.close();
   }
+
+  /** The location a reserved id has until it is filled. */
+  private static final ChunkLocation RESERVED =
+      new ChunkLocation(new PackId(0, 0), 0, 0, MAX_RAW_LENGTH, 0xff);
 
   private static final class Table {
     final long capacity;
@@ -223,19 +265,37 @@ public final class ChunkIndex implements Closeable {
       }
     }
 
+    /** Inserts {@code id} at {@code l}, or reserved (see {@link #reserved}) if null. */
     void insert(ChunkId id, ChunkLocation l) {
       long mask = capacity - 1;
       long s = id.w0() & mask;
       while (!id(s).isZero()) {
         s = (s + 1) & mask;
       }
+      locate(s, l == null ? RESERVED : l);
+      MappedByteBuffer b = seg(s);
+      int p = pos(s);
+      b.putLong(p, id.w0()).putLong(p + 8, id.w1()).putLong(p + 16, id.w2());
+      b.putLong(p + 24, id.w3());
+    }
+
+    /** Writes the location of slot {@code s}. */
+    void locate(long s, ChunkLocation l) {
       MappedByteBuffer b = seg(s);
       int p = pos(s);
       b.putLong(p + 32, l.pack().hi()).putLong(p + 40, l.pack().lo());
       b.putInt(p + 48, (int) l.offset()).putInt(p + 52, l.storedLength());
       b.putInt(p + 56, (l.rawLength() << 8) | (l.flags() & 0xff));
-      b.putLong(p, id.w0()).putLong(p + 8, id.w1()).putLong(p + 16, id.w2());
-      b.putLong(p + 24, id.w3());
+    }
+
+    /**
+     * Whether slot {@code s} (in use) has no location yet: pack id zero (never a pack's) and raw
+     * length and flags all ones (no chunk's: its flags use the low bits), as {@link #RESERVED}.
+     */
+    boolean reserved(long s) {
+      MappedByteBuffer b = seg(s);
+      int p = pos(s);
+      return (b.getLong(p + 32) | b.getLong(p + 40)) == 0 && b.getInt(p + 56) == -1;
     }
 
     void close() {

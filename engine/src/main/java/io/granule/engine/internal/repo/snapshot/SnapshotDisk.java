@@ -379,5 +379,6 @@ public final class SnapshotDisk implements DiskImage {
       d.close();
     }
     fixed.close(); // a large disk's temporary file
+    chunks.close(); // an index of this disk's chunks alone, if it has one
   }
 }

@@ -94,5 +94,6 @@ public final class SnapshotStream extends InputStream {
   @Override
   public void close() {
     index.close();
+    chunks.close(); // an index of this stream's chunks alone, if it has one
   }
 }

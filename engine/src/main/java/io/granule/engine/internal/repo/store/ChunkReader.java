@@ -33,12 +33,29 @@ public final class ChunkReader {
       ThreadLocal.withInitial(() -> new ChunkCompressor(1));
   private final AtomicLong storedBytesLoaded = new AtomicLong();
 
+  /** Whether {@link #close} closes the index: one made for this reader alone. */
+  private final boolean ownsIndex;
+
   public ChunkReader(BlobStore store, BlobCodec codec, ChunkIndex index, ChunkHasher hasher) {
+    this(store, codec, index, hasher, false);
+  }
+
+  /** A reader whose {@link #close} closes {@code index} if {@code ownsIndex}. */
+  public ChunkReader(
+      BlobStore store, BlobCodec codec, ChunkIndex index, ChunkHasher hasher, boolean ownsIndex) {
     this.store = store;
     this.codec = codec;
     this.index = index;
     this.hasherPrototype = hasher.copy();
     this.hasher = ThreadLocal.withInitial(hasherPrototype::copy);
+    this.ownsIndex = ownsIndex;
+  }
+
+  /** Closes the index if this reader owns it (a reader shared by many disks owns nothing). */
+  public void close() {
+    if (ownsIndex && index != null) {
+      index.close();
+    }
   }
 
   /** The pack blob name of a pack id. */

@@ -51,6 +51,41 @@ class ChunkIndexTest {
     }
   }
 
+  /**
+   * Reserved ids are invisible until filled; the first location given wins; reserved and filled
+   * entries survive the table doubling.
+   */
+  @Test
+  void reservedIdsAreFilledOnceAndInvisibleUntilThen() {
+    SplittableRandom r = new SplittableRandom(5);
+    List<ChunkId> ids = new ArrayList<>();
+    try (ChunkIndex index = new ChunkIndex(tmp, 0)) {
+      for (int i = 0; i < 20_000; i++) {
+        ChunkId id = id(r);
+        ids.add(id);
+        assertThat(index.reserve(id)).isTrue();
+        if (i % 2 == 0) {
+          assertThat(index.fill(id, loc(i))).isTrue();
+        }
+      }
+      assertThat(index.reserve(ids.get(0))).isFalse();
+      for (int i = 0; i < ids.size(); i++) {
+        ChunkId id = ids.get(i);
+        if (i % 2 == 0) {
+          assertThat(index.get(id)).isEqualTo(loc(i));
+          assertThat(index.fill(id, loc(i + 1))).as("first location wins").isFalse();
+        } else {
+          assertThat(index.get(id)).isNull();
+          assertThat(index.contains(id)).isFalse();
+        }
+      }
+      assertThat(index.fill(id(r), loc(3))).as("not reserved").isFalse();
+      ChunkId late = ids.get(1);
+      assertThat(index.fill(late, loc(77))).isTrue();
+      assertThat(index.get(late)).isEqualTo(loc(77));
+    }
+  }
+
   @Test
   void firstLocationWins() {
     try (ChunkIndex index = new ChunkIndex(tmp, 10)) {
