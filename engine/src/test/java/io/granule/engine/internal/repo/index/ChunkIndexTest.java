@@ -86,6 +86,35 @@ class ChunkIndexTest {
     }
   }
 
+  /**
+   * Sized for an expected count, a table is 70 % full once they are in (whatever the count, not
+   * rounded to a power of two), takes ~14 % more before it doubles, and finds every id after.
+   */
+  @Test
+  void aPresizedTableIsSeventyPercentFullAndDoublesAtEighty() {
+    SplittableRandom r = new SplittableRandom(9);
+    List<ChunkId> ids = new ArrayList<>();
+    try (ChunkIndex index = new ChunkIndex(tmp, 100_000)) {
+      long slots = index.mappedBytes() / ChunkIndex.SLOT;
+      assertThat(slots).isEqualTo(100_000 * 10 / 7 + 1);
+      for (int i = 0; i < 114_000; i++) {
+        ChunkId id = id(r);
+        ids.add(id);
+        index.put(id, loc(i));
+      }
+      assertThat(index.mappedBytes() / ChunkIndex.SLOT).as("not grown yet").isEqualTo(slots);
+      for (int i = 114_000; i < 120_000; i++) {
+        ChunkId id = id(r);
+        ids.add(id);
+        index.put(id, loc(i));
+      }
+      assertThat(index.mappedBytes() / ChunkIndex.SLOT).isEqualTo(2 * slots);
+      for (int i = 0; i < ids.size(); i++) {
+        assertThat(index.get(ids.get(i))).isEqualTo(loc(i));
+      }
+    }
+  }
+
   @Test
   void firstLocationWins() {
     try (ChunkIndex index = new ChunkIndex(tmp, 10)) {
