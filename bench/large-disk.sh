@@ -16,24 +16,16 @@ cd "$(dirname "$0")/.."
 sizes="${1:-2T 15T}"
 work="${BENCH_DIR:-/var/tmp}/granule-bench-large"
 out="bench/results-large-disk.md"
-[ -f runtime/target/granule.jar ] || { echo "build first: ./mvnw -q package -DskipTests" >&2; exit 1; }
-command -v /usr/bin/time > /dev/null || { echo "missing GNU time: scripts/setup --bench" >&2; exit 1; }
-rm -rf "$work"; mkdir -p "$work"
-trap 'rm -rf "$work"' EXIT
+granule_memory_bench_setup
 export GRANULE_PASSWORD=bench
 
 region=$((200 << 20))
 java bench/GenImage.java create "$work/data.img" 600 42 > /dev/null
 
-step() { # NAME CMD...: one timed step after an empty page cache; prints "wall s, RSS MB"
-  local name="$1"; shift
-  sync
-  [ -w /proc/sys/vm/drop_caches ] && echo 3 > /proc/sys/vm/drop_caches
-  granule_program_cached
-  /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$work/out" 2>&1 \
-    || { echo "$name failed:" >&2; cat "$work/out" >&2; exit 1; }
-  read -r wall kb < "$work/time"
-  printf '%s s, %d MB' "$wall" $((kb * 1024 / 1000000))
+step() { # NAME CMD...: prints "wall s, RSS MB" of one run (measure, bench/common.sh)
+  local m
+  m=$(measure "$@")
+  printf '%s s, %s MB' "${m% *}" "${m#* }"
 }
 
 rows=""

@@ -16,24 +16,16 @@ cd "$(dirname "$0")/.."
 gib="${1:-8}"
 work="${BENCH_DIR:-/var/tmp}/granule-bench-many"
 out="bench/results-many-chunks.md"
-[ -f runtime/target/granule.jar ] || { echo "build first: ./mvnw -q package -DskipTests" >&2; exit 1; }
-command -v /usr/bin/time > /dev/null || { echo "missing GNU time: scripts/setup --bench" >&2; exit 1; }
-rm -rf "$work"; mkdir -p "$work"
-trap 'rm -rf "$work"' EXIT
+granule_memory_bench_setup
 
 head -c "${gib}G" /dev/urandom > "$work/random.img"
 repo="$work/repo"
 bin/granule init --repo "$repo" --insecure-no-encryption --chunk-size 4K > /dev/null
 
-step() { # NAME CMD...: one timed step after an empty page cache; prints a table row
-  local name="$1"; shift
-  sync
-  [ -w /proc/sys/vm/drop_caches ] && echo 3 > /proc/sys/vm/drop_caches
-  granule_program_cached
-  /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$work/out" 2>&1 \
-    || { echo "$name failed:" >&2; cat "$work/out" >&2; exit 1; }
-  read -r wall kb < "$work/time"
-  printf '| %s | %s s | %d MB |\n' "$name" "$wall" $((kb * 1024 / 1000000))
+step() { # NAME CMD...: a table row of one run (measure, bench/common.sh)
+  local m
+  m=$(measure "$@")
+  printf '| %s | %s s | %s MB |\n' "$1" "${m% *}" "${m#* }"
 }
 
 rows=""

@@ -39,6 +39,44 @@ public final class StreamedFrames {
     void accept(ByteBuffer part);
   }
 
+  /** A sink that makes a {@code T} of the whole payload. */
+  public interface Parser<T> extends Sink {
+    /**
+     * What the payload made, once it was all fed and the frame checked.
+     *
+     * @throws RepositoryCorruptedException if the payload is incomplete or inconsistent
+     */
+    T finish();
+
+    /** Frees what the parser holds (temporary files) after a failure. */
+    void abandon();
+  }
+
+  /** Parses the frame in {@code bytes} with {@code parser} (see {@link #read}). */
+  public static <T> T parse(
+      BlobName name, byte[] bytes, int magic, int maxVersion, Parser<T> parser) {
+    try {
+      read(name, bytes, magic, maxVersion, parser);
+      return parser.finish();
+    } catch (RuntimeException | Error e) {
+      parser.abandon();
+      throw e;
+    }
+  }
+
+  /** Loads blob {@code name} and parses its frame with {@code parser} (see {@link #load}). */
+  public static <T> T parse(
+      BlobStore store, BlobCodec codec, BlobName name, int magic, int maxVersion, Parser<T> parser)
+      throws IOException {
+    try {
+      load(store, codec, name, magic, maxVersion, parser);
+      return parser.finish();
+    } catch (IOException | RuntimeException | Error e) {
+      parser.abandon();
+      throw e;
+    }
+  }
+
   /**
    * Saves a frame of {@code magic} and {@code version} around {@code payloadLength} bytes from
    * {@code payload} as blob {@code name}, encoded by {@code codec}.

@@ -20,15 +20,8 @@ public final class DynamicIndexReader {
    * @throws io.granule.engine.internal.repo.RepositoryCorruptedException if it is damaged
    */
   public static DynamicIndex read(BlobName name, byte[] bytes) {
-    Parser parser = new Parser(name);
-    try {
-      StreamedFrames.read(
-          name, bytes, DynamicIndexWriter.MAGIC, DynamicIndexWriter.VERSION, parser);
-      return parser.finish();
-    } catch (RuntimeException e) {
-      parser.index.close();
-      throw e;
-    }
+    return StreamedFrames.parse(
+        name, bytes, DynamicIndexWriter.MAGIC, DynamicIndexWriter.VERSION, new Parser(name));
   }
 
   /**
@@ -42,19 +35,12 @@ public final class DynamicIndexReader {
    */
   public static DynamicIndex load(BlobStore store, BlobCodec codec, BlobName name)
       throws IOException {
-    Parser parser = new Parser(name);
-    try {
-      StreamedFrames.load(
-          store, codec, name, DynamicIndexWriter.MAGIC, DynamicIndexWriter.VERSION, parser);
-      return parser.finish();
-    } catch (IOException | RuntimeException | Error e) {
-      parser.index.close();
-      throw e;
-    }
+    return StreamedFrames.parse(
+        store, codec, name, DynamicIndexWriter.MAGIC, DynamicIndexWriter.VERSION, new Parser(name));
   }
 
   /** Parses the payload fed in order, an entry at a time. */
-  private static final class Parser implements StreamedFrames.Sink {
+  private static final class Parser implements StreamedFrames.Parser<DynamicIndex> {
     private final BlobName name;
     final DynamicIndex index = new DynamicIndex();
     private final ByteBuffer entry = ByteBuffer.allocate(DynamicIndexWriter.ENTRY_SIZE).limit(8);
@@ -106,7 +92,8 @@ public final class DynamicIndexReader {
       }
     }
 
-    DynamicIndex finish() {
+    @Override
+    public DynamicIndex finish() {
       if (expected < 0 || entries != expected || extra > 0) {
         throw BlobFrames.corrupted(
             "dynamic index " + name,
@@ -115,6 +102,11 @@ public final class DynamicIndexReader {
             (8 + Math.max(0, expected) * DynamicIndexWriter.ENTRY_SIZE) + " bytes");
       }
       return index;
+    }
+
+    @Override
+    public void abandon() {
+      index.close();
     }
   }
 }

@@ -20,14 +20,8 @@ public final class FixedIndexReader {
    * @throws io.granule.engine.internal.repo.RepositoryCorruptedException if it is damaged
    */
   public static FixedIndex read(BlobName name, byte[] bytes) {
-    Parser parser = new Parser(name);
-    try {
-      StreamedFrames.read(name, bytes, FixedIndexWriter.MAGIC, FixedIndexWriter.VERSION, parser);
-      return parser.finish();
-    } catch (RuntimeException e) {
-      parser.abandon();
-      throw e;
-    }
+    return StreamedFrames.parse(
+        name, bytes, FixedIndexWriter.MAGIC, FixedIndexWriter.VERSION, new Parser(name));
   }
 
   /**
@@ -41,19 +35,12 @@ public final class FixedIndexReader {
    */
   public static FixedIndex load(BlobStore store, BlobCodec codec, BlobName name)
       throws IOException {
-    Parser parser = new Parser(name);
-    try {
-      StreamedFrames.load(
-          store, codec, name, FixedIndexWriter.MAGIC, FixedIndexWriter.VERSION, parser);
-      return parser.finish();
-    } catch (IOException | RuntimeException | Error e) {
-      parser.abandon();
-      throw e;
-    }
+    return StreamedFrames.parse(
+        store, codec, name, FixedIndexWriter.MAGIC, FixedIndexWriter.VERSION, new Parser(name));
   }
 
   /** Parses the payload fed in order, its ids written into the index as they come. */
-  private static final class Parser implements StreamedFrames.Sink {
+  private static final class Parser implements StreamedFrames.Parser<FixedIndex> {
     private final BlobName name;
     private final ByteBuffer header = ByteBuffer.allocate(FixedIndexWriter.HEADER);
     private FixedIndex index;
@@ -107,7 +94,8 @@ public final class FixedIndexReader {
       index = new FixedIndex(chunkSize, diskSize);
     }
 
-    FixedIndex finish() {
+    @Override
+    public FixedIndex finish() {
       if (index == null || ids < idsLength || extra > 0) {
         throw BlobFrames.corrupted(
             "fixed index " + name,
@@ -120,7 +108,8 @@ public final class FixedIndexReader {
       return index;
     }
 
-    void abandon() {
+    @Override
+    public void abandon() {
       if (index != null) {
         index.close();
       }
