@@ -21,10 +21,10 @@ import java.nio.file.StandardOpenOption;
  * full chunk id (32; all-zero means empty, which is safe because {@link ChunkId#ZERO} is never
  * stored), the pack id (16), u32 offset, u32 stored length, u32 raw length (24 bits) and flags (8
  * bits). Sized for an expected count, it is 70 % full once they are in (91 bytes per chunk); it
- * doubles when it is 80 % full, so a table grown by inserts is 40 to 80 % full: <b>80 to 160 bytes
- * per chunk, none of it on the Java heap</b> (10^8 chunks: 8 to 16 GB of file-backed mapping). Ids
- * are uniformly distributed (BLAKE3, SHA-256 or keyed), so the first word of the id, scaled to the
- * capacity, is the slot where its probe starts.
+ * grows by half when it is 80 % full, so a table grown by inserts is 53 to 80 % full: <b>80 to 120
+ * bytes per chunk, none of it on the Java heap</b> (10^8 chunks: 8 to 12 GB of file-backed
+ * mapping). Ids are uniformly distributed (BLAKE3, SHA-256 or keyed), so the first word of the id,
+ * scaled to the capacity, is the slot where its probe starts.
  *
  * <p>Thread-safe: all methods synchronize on the index. Lookups cost one or two cache lines.
  */
@@ -34,7 +34,7 @@ public final class ChunkIndex implements Closeable {
 
   static final int SLOT = 64;
 
-  /** Slots per mapping: 16 MiB, so that a table being doubled releases its old one piecemeal. */
+  /** Slots per mapping: 16 MiB, so that a table being grown releases its old one piecemeal. */
   private static final int SEGMENT_SHIFT = 18;
 
   private static final long SEGMENT_SLOTS = 1L << SEGMENT_SHIFT;
@@ -47,7 +47,7 @@ public final class ChunkIndex implements Closeable {
   /**
    * An empty index with its mapping file in {@code dir}, sized for {@code expected} chunks: 70 %
    * full when they are in (any capacity, not a power of two: a table sized to the next power of two
-   * was 40-80 % full, up to twice the memory), so that ~14 % more fit before it doubles.
+   * was 40-80 % full, up to twice the memory), so that ~14 % more fit before it grows.
    */
   public ChunkIndex(Path dir, long expected) {
     this.dir = dir;
@@ -160,11 +160,11 @@ public final class ChunkIndex implements Closeable {
   }
 
   /**
-   * Doubles the table. Each mapping of the old one is released as soon as its slots are moved, so
-   * that the two tables are never both in memory (a table of 2 M chunks is 256 MiB).
+   * Grows the table by half. Each mapping of the old one is released as soon as its slots are
+   * moved, so that the two tables are never both in memory (a table of 2 M chunks is 256 MiB).
    */
   private void grow() {
-    Table bigger = new Table(dir, table.capacity * 2);
+    Table bigger = new Table(dir, table.capacity * 3 / 2);
     for (long s = 0; s < table.capacity; s++) {
       ChunkId id = table.id(s);
       if (!id.isZero()) {
