@@ -507,22 +507,14 @@ public final class Repository implements Closeable {
     try {
       List<BlobInfo> infos = store.listInfo(BlobType.INDEX); // one listing, no stat per blob
       List<BlobName> names = infos.stream().map(BlobInfo::name).toList();
-      long expected = 0;
-      for (BlobInfo i : infos) {
-        expected += i.size() / IndexWriter.ENTRY_SIZE;
-      }
-      ChunkIndex fresh = new ChunkIndex(cacheDir, expected);
+      ChunkIndex fresh = new ChunkIndex(cacheDir, IndexReader.estimatedEntries(infos));
       knownPacks.clear();
-      for (BlobName n : names) {
-        try {
-          for (IndexEntry e : IndexReader.read(n, codec.decode(n, store.load(n)))) {
+      eachIndexEntry(
+          infos,
+          e -> {
             fresh.put(e.id(), e.location());
             knownPacks.add(e.location().pack());
-          }
-        } catch (IOException | RepositoryException | IllegalArgumentException e) {
-          LOG.warn("skipping damaged index blob: {}", e.getMessage());
-        }
-      }
+          });
       ChunkIndex old = index;
       index = fresh;
       indexStale = false;
@@ -538,6 +530,21 @@ public final class Repository implements Closeable {
               + "': "
               + e.getMessage(),
           e);
+    }
+  }
+
+  /**
+   * Feeds every entry of the index blobs {@code infos} to {@code each}; a damaged blob is skipped
+   * with a warning (its chunks are stored again by the next backup, and verify names it).
+   */
+  private void eachIndexEntry(List<BlobInfo> infos, java.util.function.Consumer<IndexEntry> each) {
+    for (BlobInfo i : infos) {
+      BlobName n = i.name();
+      try {
+        IndexReader.read(n, codec.decode(n, store.load(n))).forEach(each);
+      } catch (IOException | RepositoryException | IllegalArgumentException e) {
+        LOG.warn("skipping damaged index blob: {}", e.getMessage());
+      }
     }
   }
 
@@ -774,10 +781,7 @@ public final class Repository implements Closeable {
     } catch (IOException e) {
       return reader(); // reports it
     }
-    long entries = 0;
-    for (BlobInfo i : infos) {
-      entries += i.size() / IndexWriter.ENTRY_SIZE;
-    }
+    long entries = IndexReader.estimatedEntries(infos);
     long positions = 0;
     for (int p = 0; p < count; p++) {
       if (!ids.apply(p).isZero()) {
@@ -795,16 +799,7 @@ public final class Repository implements Closeable {
           own.reserve(id);
         }
       }
-      for (BlobInfo i : infos) {
-        BlobName n = i.name();
-        try {
-          for (IndexEntry e : IndexReader.read(n, codec.decode(n, store.load(n)))) {
-            own.fill(e.id(), e.location());
-          }
-        } catch (IOException | RepositoryException | IllegalArgumentException e) {
-          LOG.warn("skipping damaged index blob: {}", e.getMessage());
-        }
-      }
+      eachIndexEntry(infos, e -> own.fill(e.id(), e.location()));
       return new ChunkReader(store, codec, own, hasher, true);
     } catch (RuntimeException | Error e) {
       own.close();

@@ -157,7 +157,7 @@ public final class StreamedFrames {
    * Checks the frame in {@code bytes} (as {@link BlobFrames#unframe(BlobName, byte[], int, int)})
    * and feeds its payload to {@code payload}; returns its version.
    */
-  public static int read(BlobName name, byte[] bytes, int magic, int maxVersion, Sink payload) {
+  private static int read(BlobName name, byte[] bytes, int magic, int maxVersion, Sink payload) {
     BlobFrames.Framed f = BlobFrames.unframe(name, bytes, magic, maxVersion);
     payload.accept(f.payload());
     return f.version();

@@ -15,7 +15,6 @@ import io.granule.engine.internal.repo.index.ChunkIndex;
 import io.granule.engine.internal.repo.index.ChunkLocation;
 import io.granule.engine.internal.repo.index.IndexEntry;
 import io.granule.engine.internal.repo.index.IndexReader;
-import io.granule.engine.internal.repo.index.IndexWriter;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackReader;
 import io.granule.engine.internal.repo.snapshot.DynamicIndex;
@@ -117,10 +116,7 @@ public final class Verifier {
       List<BlobInfo> indexInfo = store.listInfo(BlobType.INDEX);
       List<BlobName> indexes = indexInfo.stream().map(BlobInfo::name).toList();
       // Both tables sized for the chunks the index blobs list: no doubling on the way.
-      long expected = 0;
-      for (BlobInfo i : indexInfo) {
-        expected += i.size() / IndexWriter.ENTRY_SIZE;
-      }
+      long expected = IndexReader.estimatedEntries(indexInfo);
       long entries = 0;
       try (ChunkIndex trailerTable = new ChunkIndex(cacheDir, expected);
           ChunkIndex index = new ChunkIndex(cacheDir, expected)) {

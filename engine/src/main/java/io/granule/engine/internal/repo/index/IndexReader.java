@@ -13,6 +13,18 @@ public final class IndexReader {
   private IndexReader() {}
 
   /**
+   * About how many entries index blobs of these sizes hold (their stored size over {@link
+   * IndexWriter#ENTRY_SIZE}): what a chunk index for them is sized for.
+   */
+  public static long estimatedEntries(List<io.granule.engine.internal.repo.blob.BlobInfo> blobs) {
+    long entries = 0;
+    for (io.granule.engine.internal.repo.blob.BlobInfo b : blobs) {
+      entries += b.size() / IndexWriter.ENTRY_SIZE;
+    }
+    return entries;
+  }
+
+  /**
    * The entries of index blob {@code name}.
    *
    * @throws io.granule.engine.internal.repo.RepositoryCorruptedException if the frame or its length

@@ -23,7 +23,7 @@ public final class IndexWriter {
   public static final int VERSION = 1;
 
   /** Bytes per entry of an index blob (before its codec). */
-  public static final int ENTRY_SIZE = 65;
+  static final int ENTRY_SIZE = 65;
 
   /**
    * The most entries a writer puts in one index blob (2 MiB of entries), whatever the number of
