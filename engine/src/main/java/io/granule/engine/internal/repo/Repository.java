@@ -507,14 +507,21 @@ public final class Repository implements Closeable {
     try {
       List<BlobInfo> infos = store.listInfo(BlobType.INDEX); // one listing, no stat per blob
       List<BlobName> names = infos.stream().map(BlobInfo::name).toList();
-      ChunkIndex fresh = new ChunkIndex(cacheDir, IndexReader.estimatedEntries(infos));
+      long expected = IndexReader.estimatedEntries(infos);
+      ChunkIndex fresh = new ChunkIndex(cacheDir, expected);
       knownPacks.clear();
-      eachIndexEntry(
-          infos,
-          e -> {
-            fresh.put(e.id(), e.location());
-            knownPacks.add(e.location().pack());
-          });
+      try (ChunkIndex.Loader load = fresh.loader(expected)) {
+        eachIndexEntry(
+            infos,
+            e -> {
+              load.put(e.id(), e.location());
+              knownPacks.add(e.location().pack());
+            });
+        load.finish();
+      } catch (RuntimeException | Error e) {
+        fresh.close();
+        throw e;
+      }
       ChunkIndex old = index;
       index = fresh;
       indexStale = false;

@@ -89,6 +89,9 @@ public final class Verifier {
   /** Every entry of an intact trailer, by pack and chunk ({@link ChunkIndex#putInPack}). */
   private ChunkIndex trailerEntries;
 
+  /** Loads {@link #trailerEntries} while the packs are checked (see {@link ChunkIndex#loader}). */
+  private ChunkIndex.Loader trailerLoad;
+
   private final Set<PackId> presentPacks = new HashSet<>();
   private final Set<StoredChunk> badChunks = new HashSet<>();
   private final List<String> damagedIndexes = new ArrayList<>();
@@ -118,14 +121,21 @@ public final class Verifier {
       // Both tables sized for the chunks the index blobs list: no doubling on the way.
       long expected = IndexReader.estimatedEntries(indexInfo);
       long entries = 0;
-      try (ChunkIndex trailerTable = new ChunkIndex(cacheDir, expected);
-          ChunkIndex index = new ChunkIndex(cacheDir, expected)) {
+      long memory = ChunkIndex.DEFAULT_MEMORY / 2; // two tables: together one index's budget
+      try (ChunkIndex trailerTable = new ChunkIndex(cacheDir, expected, memory);
+          ChunkIndex index = new ChunkIndex(cacheDir, expected, memory)) {
         trailerEntries = trailerTable;
-        checkPacks(packs, readData, listener);
-        done = 0;
-        for (BlobName i : indexes) {
-          entries += checkIndex(i, index);
-          listener.checked(i.toString(), ++done, indexes.size());
+        try (ChunkIndex.Loader trailers = trailerTable.loader(expected);
+            ChunkIndex.Loader indexLoad = index.loader(expected)) {
+          trailerLoad = trailers;
+          checkPacks(packs, readData, listener);
+          trailers.finish();
+          done = 0;
+          for (BlobName i : indexes) {
+            entries += checkIndex(i, indexLoad);
+            listener.checked(i.toString(), ++done, indexes.size());
+          }
+          indexLoad.finish();
         }
         List<BlobName> snapshots = store.list(BlobType.SNAPSHOT);
         done = 0;
@@ -244,7 +254,7 @@ public final class Verifier {
         ChunkLocation l =
             new ChunkLocation(c.id(), e.offset(), e.storedLength(), e.rawLength(), e.flags());
         try {
-          trailerEntries.putInPack(e.id(), l);
+          trailerLoad.putInPack(e.id(), l);
         } catch (IllegalArgumentException outOfRange) {
           problem(c.name().toString(), "chunk " + e.id() + ": impossible location " + l);
         }
@@ -380,7 +390,7 @@ public final class Verifier {
     }
   }
 
-  private long checkIndex(BlobName name, ChunkIndex index) {
+  private long checkIndex(BlobName name, ChunkIndex.Loader index) {
     List<IndexEntry> entries;
     try {
       entries = IndexReader.read(name, codec.decode(name, store.load(name)));

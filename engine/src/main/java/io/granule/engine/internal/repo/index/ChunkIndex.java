@@ -3,28 +3,34 @@ package io.granule.engine.internal.repo.index;
 import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.RepositoryException;
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
 import java.io.Closeable;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.MappedByteBuffer;
-import java.nio.channels.FileChannel;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 
 /**
  * The dedup lookup table: chunk id to {@link ChunkLocation}, for every chunk of the repository,
- * kept off the Java heap so that it scales to 10^8 chunks.
+ * kept off the Java heap and in bounded memory so that it scales to 10^8 chunks.
  *
- * <p>An open-addressing hash table with linear probing in a memory-mapped temporary file (deleted
- * as soon as it is mapped; the kernel pages it in and out as needed). Each slot is 64 bytes: the
- * full chunk id (32; all-zero means empty, which is safe because {@link ChunkId#ZERO} is never
- * stored), the pack id (16), u32 offset, u32 stored length, u32 raw length (24 bits) and flags (8
- * bits). Sized for an expected count, it is 70 % full once they are in (91 bytes per chunk); it
- * grows by half when it is 80 % full, so a table grown by inserts is 53 to 80 % full: <b>80 to 120
- * bytes per chunk, none of it on the Java heap</b> (10^8 chunks: 8 to 12 GB of file-backed
- * mapping). Ids are uniformly distributed (BLAKE3, SHA-256 or keyed), so the first word of the id,
- * scaled to the capacity, is the slot where its probe starts.
+ * <p>An open-addressing hash table with linear probing. Each slot is 64 bytes: the full chunk id
+ * (32; all-zero means empty, which is safe because {@link ChunkId#ZERO} is never stored), the pack
+ * id (16), u32 offset, u32 stored length, u32 raw length (24 bits) and flags (8 bits). Sized for an
+ * expected count, it is 70 % full once they are in (91 bytes per chunk); it grows by half when it
+ * is 80 % full, so a table grown by inserts is 53 to 80 % full: <b>80 to 120 bytes per chunk</b>.
+ * Ids are uniformly distributed (BLAKE3, SHA-256 or keyed), so the first word of the id, scaled to
+ * the capacity, is the slot where its probe starts.
+ *
+ * <p>The table's bytes are {@link SlotPages}: off the Java heap, all in memory while the table fits
+ * the index's memory budget ({@link #DEFAULT_MEMORY}, 80 to 128 MiB: 0.9 to 1.4 M chunks), else in
+ * a temporary file read and written through a cache of that size, so that the process's memory does
+ * not grow with the repository (10^8 chunks: 8 to 12 GB of file, which the kernel caches as it
+ * can). Past the budget a lookup that misses the cache costs a read of 4 KiB from the file (~1.3 µs
+ * from the kernel's cache, plus ~5 µs to write back a dirty page it evicts).
  *
  * <p>Thread-safe: all methods synchronize on the index. Lookups cost one or two cache lines.
  */
@@ -34,13 +40,21 @@ public final class ChunkIndex implements Closeable {
 
   static final int SLOT = 64;
 
-  /** Slots per mapping: 16 MiB, so that a table being grown releases its old one piecemeal. */
-  private static final int SEGMENT_SHIFT = 18;
+  /**
+   * Memory an index holds at most unless told otherwise: {@code granule.index.memory-mib}, else 128
+   * MiB or a quarter of the cap on direct buffers, whichever is less (80 MiB under {@code
+   * bin/granule}'s 320 MiB heap), so that a backup's peak RSS stays under 512 MiB however many
+   * chunks the repository has.
+   */
+  public static final long DEFAULT_MEMORY =
+      Long.getLong("granule.index.memory-mib") != null
+          ? Math.max(1, Long.getLong("granule.index.memory-mib")) << 20
+          : Math.min(128L << 20, SlotPages.DIRECT_LIMIT / 4);
 
-  private static final long SEGMENT_SLOTS = 1L << SEGMENT_SHIFT;
   private static final int MIN_CAPACITY = 1 << 12;
 
   private final Path dir;
+  private final long memory;
   private Table table;
   private long size;
 
@@ -50,8 +64,17 @@ public final class ChunkIndex implements Closeable {
    * was 40-80 % full, up to twice the memory), so that ~14 % more fit before it grows.
    */
   public ChunkIndex(Path dir, long expected) {
+    this(dir, expected, DEFAULT_MEMORY);
+  }
+
+  /**
+   * An empty index as {@link #ChunkIndex(Path, long)} that holds at most {@code memory} bytes in
+   * memory (at least 1 MiB): past that its table is paged through a temporary file in {@code dir}.
+   */
+  public ChunkIndex(Path dir, long expected, long memory) {
     this.dir = dir;
-    this.table = new Table(dir, Math.max(MIN_CAPACITY, expected * 10 / 7 + 1));
+    this.memory = memory;
+    this.table = new Table(dir, Math.max(MIN_CAPACITY, expected * 10 / 7 + 1), memory);
   }
 
   /** Number of chunks in the index. */
@@ -59,9 +82,19 @@ public final class ChunkIndex implements Closeable {
     return size;
   }
 
-  /** Bytes of mapping the table uses now. */
-  public synchronized long mappedBytes() {
+  /** Bytes the table takes: in memory while it fits the budget, else in its file. */
+  public synchronized long tableBytes() {
     return table.capacity * SLOT;
+  }
+
+  /** Bytes of memory the table holds now (at most the budget). */
+  public synchronized long memoryBytes() {
+    return table.slots.memoryBytes();
+  }
+
+  /** Whether the whole table is in memory (it fits the budget). */
+  public synchronized boolean resident() {
+    return table.slots.resident();
   }
 
   /** Whether {@code id} is in the index. */
@@ -160,23 +193,174 @@ public final class ChunkIndex implements Closeable {
   }
 
   /**
-   * Grows the table by half. Each mapping of the old one is released as soon as its slots are
-   * moved, so that the two tables are never both in memory (a table of 2 M chunks is 256 MiB).
+   * Grows the table by half, reading the old one in order and releasing its memory as it goes, so
+   * that the two together hold no more than the budget (a resident table frees each block it has
+   * read; a paged one writes back and drops its cache first). Ids come out of the old table nearly
+   * in the order of their home slots, so the new one is written nearly in order too.
    */
   private void grow() {
-    Table bigger = new Table(dir, table.capacity * 3 / 2);
-    for (long s = 0; s < table.capacity; s++) {
-      ChunkId id = table.id(s);
+    grow(table.capacity * 3 / 2);
+  }
+
+  private void grow(long capacity) {
+    Table old = table;
+    Table bigger = new Table(dir, capacity, memory);
+    old.slots.beginScan();
+    bigger.slots.limit(memory - old.slots.memoryBytes());
+    for (long s = 0; s < old.capacity; s++) {
+      ChunkId id = old.id(s);
       if (!id.isZero()) {
-        bigger.insert(id, table.location(s));
+        bigger.insert(id, old.location(s));
       }
-      if (((s + 1) & (SEGMENT_SLOTS - 1)) == 0) {
-        table.release((int) (s >>> SEGMENT_SHIFT)); // never read again
+      long end = (s + 1) * SLOT;
+      if ((end & (SlotPages.BLOCK - 1)) == 0) {
+        old.slots.scanned(end); // never read again
+        bigger.slots.limit(memory - old.slots.memoryBytes());
       }
     }
-    table.release(); // unreachable from here on: its mapping goes now, not at the next GC
+    old.close(); // its memory goes now, not at the next GC
+    bigger.slots.limit(memory);
     table = bigger;
   }
+
+  /**
+   * A loader of about {@code expected} more entries (a repository's index blobs, a verify's pack
+   * trailers): {@link Loader#put} and {@link Loader#putInPack} as the index's, visible once {@link
+   * Loader#finish} returns. Into a table over its memory budget, one by one in the order given
+   * would cost a read of the file (and a write back) for most entries: the loader instead sorts
+   * them into temporary files by the part of the table they go to, each part half the budget, and
+   * inserts a part at a time, so that each page of the table is read and written about once. The
+   * table is grown first, at once, to hold the entries expected.
+   */
+  public synchronized Loader loader(long expected) {
+    long needed = size + Math.max(0, expected);
+    if (needed * 5 > table.capacity * 4) {
+      grow(Math.max(table.capacity, needed * 10 / 7 + 1));
+    }
+    long part = Math.max(SlotPages.BLOCK, memory / 2);
+    int parts = table.slots.resident() ? 1 : (int) Math.min(4096, tableBytes() / part + 1);
+    return new Loader(parts);
+  }
+
+  /** See {@link #loader}. Not thread-safe; {@link #close} deletes what it has not inserted. */
+  public final class Loader implements Closeable {
+    private final int parts;
+    private final long capacity;
+    private final Path[] paths;
+    private final DataOutputStream[] outs;
+
+    private Loader(int parts) {
+      this.parts = parts;
+      this.capacity = table.capacity;
+      this.paths = new Path[parts];
+      this.outs = new DataOutputStream[parts];
+    }
+
+    /** As {@link ChunkIndex#put}, at {@link #finish}. */
+    public void put(ChunkId id, ChunkLocation location) {
+      if (id.isZero()) {
+        throw new IllegalArgumentException("the zero chunk id is never indexed");
+      }
+      if (location.rawLength() > MAX_RAW_LENGTH || location.offset() > 0xffffffffL) {
+        throw new IllegalArgumentException("chunk location out of range: " + location);
+      }
+      if (parts == 1) {
+        ChunkIndex.this.put(id, location);
+        return;
+      }
+      int p = (int) (Math.multiplyHigh(id.w0() >>> 1, capacity << 1) * parts / capacity);
+      try {
+        DataOutputStream out = outs[p];
+        if (out == null) {
+          Files.createDirectories(dir);
+          paths[p] = Files.createTempFile(dir, ".chunk-index-load-", ".tmp");
+          out =
+              outs[p] =
+                  new DataOutputStream(
+                      new BufferedOutputStream(Files.newOutputStream(paths[p]), 16 << 10));
+        }
+        out.writeLong(id.w0());
+        out.writeLong(id.w1());
+        out.writeLong(id.w2());
+        out.writeLong(id.w3());
+        out.writeLong(location.pack().hi());
+        out.writeLong(location.pack().lo());
+        out.writeInt((int) location.offset());
+        out.writeInt(location.storedLength());
+        out.writeInt((location.rawLength() << 8) | (location.flags() & 0xff));
+      } catch (IOException e) {
+        throw failure(e);
+      }
+    }
+
+    /** As {@link ChunkIndex#putInPack}, at {@link #finish}. */
+    public void putInPack(ChunkId id, ChunkLocation location) {
+      ChunkId key = inPack(location.pack(), id);
+      if (!key.isZero()) {
+        put(key, location);
+      }
+    }
+
+    /** Inserts what was put, a part of the table at a time, and deletes the temporary files. */
+    public void finish() {
+      try {
+        for (int p = 0; p < parts; p++) {
+          if (outs[p] == null) {
+            continue;
+          }
+          outs[p].close();
+          outs[p] = null;
+          try (DataInputStream in =
+              new DataInputStream(
+                  new BufferedInputStream(Files.newInputStream(paths[p]), 64 << 10))) {
+            long n = Files.size(paths[p]) / RECORD;
+            for (long i = 0; i < n; i++) {
+              ChunkId id = new ChunkId(in.readLong(), in.readLong(), in.readLong(), in.readLong());
+              PackId pack = new PackId(in.readLong(), in.readLong());
+              long offset = Integer.toUnsignedLong(in.readInt());
+              int stored = in.readInt();
+              int rawAndFlags = in.readInt();
+              ChunkIndex.this.put(
+                  id,
+                  new ChunkLocation(pack, offset, stored, rawAndFlags >>> 8, rawAndFlags & 0xff));
+            }
+          }
+          Files.deleteIfExists(paths[p]);
+          paths[p] = null;
+        }
+      } catch (IOException e) {
+        throw failure(e);
+      }
+    }
+
+    private RepositoryException failure(IOException e) {
+      return new RepositoryException(
+          "unable to sort the chunk index's entries in "
+              + dir
+              + ": "
+              + e.getMessage()
+              + " (free space there or point the cache directory elsewhere)",
+          e);
+    }
+
+    @Override
+    public void close() {
+      for (int p = 0; p < parts; p++) {
+        try {
+          if (outs[p] != null) {
+            outs[p].close();
+          }
+          if (paths[p] != null) {
+            Files.deleteIfExists(paths[p]);
+          }
+        } catch (IOException e) {
+          // a temporary file left behind in the cache directory: nothing depends on it
+        }
+      }
+    }
+  }
+
+  private static final int RECORD = 60;
 
   @Override
   public synchronized void close() {
@@ -189,56 +373,22 @@ public final class ChunkIndex implements Closeable {
 
   private static final class Table {
     final long capacity;
-    final MappedByteBuffer[] segments;
-    final FileChannel channel;
+    final SlotPages slots;
 
-    Table(Path dir, long capacity) {
+    Table(Path dir, long capacity, long memory) {
       this.capacity = capacity;
-      try {
-        Files.createDirectories(dir);
-        Path file = Files.createTempFile(dir, ".chunk-index-", ".tmp");
-        channel =
-            FileChannel.open(
-                file,
-                StandardOpenOption.READ,
-                StandardOpenOption.WRITE,
-                StandardOpenOption.DELETE_ON_CLOSE);
-        int n = (int) ((capacity + SEGMENT_SLOTS - 1) / SEGMENT_SLOTS);
-        segments = new MappedByteBuffer[n];
-        for (int i = 0; i < n; i++) {
-          long slots = Math.min(SEGMENT_SLOTS, capacity - i * SEGMENT_SLOTS);
-          segments[i] =
-              channel.map(FileChannel.MapMode.READ_WRITE, i * SEGMENT_SLOTS * SLOT, slots * SLOT);
-        }
-        Files.deleteIfExists(file);
-      } catch (IOException e) {
-        throw new RepositoryException(
-            "unable to create the chunk index in "
-                + dir
-                + ": "
-                + e.getMessage()
-                + " (free space there or point the cache directory elsewhere)",
-            e);
-      }
-    }
-
-    private MappedByteBuffer seg(long slot) {
-      return segments[(int) (slot >>> SEGMENT_SHIFT)];
-    }
-
-    private static int pos(long slot) {
-      return (int) (slot & (SEGMENT_SLOTS - 1)) * SLOT;
+      this.slots = new SlotPages(dir, capacity * SLOT, memory);
     }
 
     ChunkId id(long slot) {
-      MappedByteBuffer b = seg(slot);
-      int p = pos(slot);
+      ByteBuffer b = slots.read(slot * SLOT);
+      int p = slots.pos;
       return new ChunkId(b.getLong(p), b.getLong(p + 8), b.getLong(p + 16), b.getLong(p + 24));
     }
 
     ChunkLocation location(long slot) {
-      MappedByteBuffer b = seg(slot);
-      int p = pos(slot);
+      ByteBuffer b = slots.read(slot * SLOT);
+      int p = slots.pos;
       int rawAndFlags = b.getInt(p + 56);
       return new ChunkLocation(
           new PackId(b.getLong(p + 32), b.getLong(p + 40)),
@@ -259,8 +409,8 @@ public final class ChunkIndex implements Closeable {
 
     long find(ChunkId id) {
       for (long s = home(id); ; s = next(s)) {
-        MappedByteBuffer b = seg(s);
-        int p = pos(s);
+        ByteBuffer b = slots.read(s * SLOT);
+        int p = slots.pos;
         long w0 = b.getLong(p);
         long w1 = b.getLong(p + 8);
         long w2 = b.getLong(p + 16);
@@ -277,20 +427,26 @@ public final class ChunkIndex implements Closeable {
     /** Inserts {@code id} at {@code l}, or reserved (see {@link #reserved}) if null. */
     void insert(ChunkId id, ChunkLocation l) {
       long s = home(id);
-      while (!id(s).isZero()) {
+      while (!empty(s)) {
         s = next(s);
       }
       locate(s, l == null ? RESERVED : l);
-      MappedByteBuffer b = seg(s);
-      int p = pos(s);
+      ByteBuffer b = slots.write(s * SLOT);
+      int p = slots.pos;
       b.putLong(p, id.w0()).putLong(p + 8, id.w1()).putLong(p + 16, id.w2());
       b.putLong(p + 24, id.w3());
     }
 
+    private boolean empty(long s) {
+      ByteBuffer b = slots.read(s * SLOT);
+      int p = slots.pos;
+      return (b.getLong(p) | b.getLong(p + 8) | b.getLong(p + 16) | b.getLong(p + 24)) == 0;
+    }
+
     /** Writes the location of slot {@code s}. */
     void locate(long s, ChunkLocation l) {
-      MappedByteBuffer b = seg(s);
-      int p = pos(s);
+      ByteBuffer b = slots.write(s * SLOT);
+      int p = slots.pos;
       b.putLong(p + 32, l.pack().hi()).putLong(p + 40, l.pack().lo());
       b.putInt(p + 48, (int) l.offset()).putInt(p + 52, l.storedLength());
       b.putInt(p + 56, (l.rawLength() << 8) | (l.flags() & 0xff));
@@ -301,31 +457,13 @@ public final class ChunkIndex implements Closeable {
      * length and flags all ones (no chunk's: its flags use the low bits), as {@link #RESERVED}.
      */
     boolean reserved(long s) {
-      MappedByteBuffer b = seg(s);
-      int p = pos(s);
+      ByteBuffer b = slots.read(s * SLOT);
+      int p = slots.pos;
       return (b.getLong(p + 32) | b.getLong(p + 40)) == 0 && b.getInt(p + 56) == -1;
     }
 
     void close() {
-      try {
-        channel.close();
-      } catch (IOException e) {
-        throw new UncheckedIOException(e);
-      }
-    }
-
-    /** Closes the table and releases its mappings: it must never be touched again. */
-    void release() {
-      close();
-      for (int i = 0; i < segments.length; i++) {
-        release(i);
-      }
-    }
-
-    /** Releases mapping {@code i}: its slots must never be touched again. */
-    void release(int i) {
-      io.granule.engine.internal.repo.Unmapper.unmap(segments[i]);
-      segments[i] = null;
+      slots.close();
     }
   }
 }

@@ -201,6 +201,9 @@ public final class Pruner {
     this.compressionLevel = compressionLevel;
   }
 
+  /** Memory each of prune's (at most three at once) chunk tables holds: a third of the budget. */
+  private static final long MEMORY = ChunkIndex.DEFAULT_MEMORY / 3;
+
   /**
    * Runs prune.
    *
@@ -211,8 +214,8 @@ public final class Pruner {
    */
   public Report run(Options options, Listener listener) {
     long started = System.nanoTime();
-    try (ChunkIndex live = new ChunkIndex(cacheDir, 1024);
-        ChunkIndex assigned = new ChunkIndex(cacheDir, 1024)) {
+    try (ChunkIndex live = new ChunkIndex(cacheDir, 1024, MEMORY);
+        ChunkIndex assigned = new ChunkIndex(cacheDir, 1024, MEMORY)) {
       // Mark.
       Set<String> fixedRefs = new HashSet<>();
       Set<String> dynamicRefs = new HashSet<>();
@@ -403,7 +406,7 @@ public final class Pruner {
       long packsWritten = 0;
       long indexesWritten = 0;
       if (!repack.isEmpty()) {
-        try (ChunkIndex fresh = new ChunkIndex(cacheDir, 1024);
+        try (ChunkIndex fresh = new ChunkIndex(cacheDir, 1024, MEMORY);
             ChunkCompressor compressor = new ChunkCompressor(compressionLevel)) {
           ChunkPacker packer =
               new ChunkPacker(countingPacks(newPackBytes), codec, fresh, packSize, 16, p -> {});
@@ -451,7 +454,7 @@ public final class Pruner {
       // 2. New index blobs for the kept packs that rewritten blobs list.
       // (each (pack, chunk) pair once, the pairs already written kept off the heap)
       List<IndexEntry> pending = new ArrayList<>();
-      try (ChunkIndex written = new ChunkIndex(cacheDir, 1024)) {
+      try (ChunkIndex written = new ChunkIndex(cacheDir, 1024, MEMORY)) {
         Set<IndexEntry> writtenElsewhere = new HashSet<>(); // pairs written cannot hold: none
         done = 0;
         for (BlobName n : rewrite) {

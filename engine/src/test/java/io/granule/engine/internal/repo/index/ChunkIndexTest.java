@@ -39,7 +39,7 @@ class ChunkIndexTest {
       }
       assertThat(index.size()).isEqualTo(300_000);
       // 4096 slots grown by half at 80 % up to 531 441 (4096 * 1.5^12)
-      assertThat(index.mappedBytes()).isEqualTo(531_441L * ChunkIndex.SLOT);
+      assertThat(index.tableBytes()).isEqualTo(531_441L * ChunkIndex.SLOT);
       for (int i = 0; i < ids.size(); i++) {
         assertThat(index.get(ids.get(i))).isEqualTo(loc(i));
       }
@@ -96,20 +96,20 @@ class ChunkIndexTest {
     SplittableRandom r = new SplittableRandom(9);
     List<ChunkId> ids = new ArrayList<>();
     try (ChunkIndex index = new ChunkIndex(tmp, 100_000)) {
-      long slots = index.mappedBytes() / ChunkIndex.SLOT;
+      long slots = index.tableBytes() / ChunkIndex.SLOT;
       assertThat(slots).isEqualTo(100_000 * 10 / 7 + 1);
       for (int i = 0; i < 114_000; i++) {
         ChunkId id = id(r);
         ids.add(id);
         index.put(id, loc(i));
       }
-      assertThat(index.mappedBytes() / ChunkIndex.SLOT).as("not grown yet").isEqualTo(slots);
+      assertThat(index.tableBytes() / ChunkIndex.SLOT).as("not grown yet").isEqualTo(slots);
       for (int i = 114_000; i < 120_000; i++) {
         ChunkId id = id(r);
         ids.add(id);
         index.put(id, loc(i));
       }
-      assertThat(index.mappedBytes() / ChunkIndex.SLOT).isEqualTo(slots * 3 / 2);
+      assertThat(index.tableBytes() / ChunkIndex.SLOT).isEqualTo(slots * 3 / 2);
       for (int i = 0; i < ids.size(); i++) {
         assertThat(index.get(ids.get(i))).isEqualTo(loc(i));
       }
