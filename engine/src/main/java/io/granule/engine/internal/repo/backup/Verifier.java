@@ -121,7 +121,7 @@ public final class Verifier {
       // Both tables sized for the chunks the index blobs list: no doubling on the way.
       long expected = IndexReader.estimatedEntries(indexInfo);
       long entries = 0;
-      long memory = ChunkIndex.DEFAULT_MEMORY / 2; // two tables: together one index's budget
+      long memory = ChunkIndex.defaultMemory() / 2; // two tables: together one index's budget
       try (ChunkIndex trailerTable = new ChunkIndex(cacheDir, expected, memory);
           ChunkIndex index = new ChunkIndex(cacheDir, expected, memory)) {
         trailerEntries = trailerTable;

@@ -26,8 +26,8 @@ import java.nio.file.Path;
  * the capacity, is the slot where its probe starts.
  *
  * <p>The table's bytes are {@link SlotPages}: off the Java heap, all in memory while the table fits
- * the index's memory budget ({@link #DEFAULT_MEMORY}, 80 to 128 MiB: 0.9 to 1.4 M chunks), else in
- * a temporary file read and written through a cache of that size, so that the process's memory does
+ * the index's memory budget ({@link #defaultMemory}, 80 to 128 MiB: 0.9 to 1.4 M chunks), else in a
+ * temporary file read and written through a cache of that size, so that the process's memory does
  * not grow with the repository (10^8 chunks: 8 to 12 GB of file, which the kernel caches as it
  * can). Past the budget a lookup that misses the cache costs a read of 4 KiB from the file (~1.3 µs
  * from the kernel's cache, plus ~5 µs to write back a dirty page it evicts).
@@ -46,10 +46,10 @@ public final class ChunkIndex implements Closeable {
    * bin/granule}'s 320 MiB heap), so that a backup's peak RSS stays under 512 MiB however many
    * chunks the repository has.
    */
-  public static final long DEFAULT_MEMORY =
-      Long.getLong("granule.index.memory-mib") != null
-          ? Math.max(1, Long.getLong("granule.index.memory-mib")) << 20
-          : Math.min(128L << 20, SlotPages.DIRECT_LIMIT / 4);
+  public static long defaultMemory() {
+    Long mib = Long.getLong("granule.index.memory-mib");
+    return mib != null ? Math.max(1, mib) << 20 : Math.min(128L << 20, SlotPages.DIRECT_LIMIT / 4);
+  }
 
   private static final int MIN_CAPACITY = 1 << 12;
 
@@ -64,7 +64,7 @@ public final class ChunkIndex implements Closeable {
    * was 40-80 % full, up to twice the memory), so that ~14 % more fit before it grows.
    */
   public ChunkIndex(Path dir, long expected) {
-    this(dir, expected, DEFAULT_MEMORY);
+    this(dir, expected, defaultMemory());
   }
 
   /**

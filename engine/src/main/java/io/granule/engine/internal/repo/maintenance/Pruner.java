@@ -201,9 +201,6 @@ public final class Pruner {
     this.compressionLevel = compressionLevel;
   }
 
-  /** Memory each of prune's (at most three at once) chunk tables holds: a third of the budget. */
-  private static final long MEMORY = ChunkIndex.DEFAULT_MEMORY / 3;
-
   /**
    * Runs prune.
    *
@@ -214,9 +211,23 @@ public final class Pruner {
    */
   public Report run(Options options, Listener listener) {
     long started = System.nanoTime();
-    try (ChunkIndex live = new ChunkIndex(cacheDir, 1024, MEMORY);
-        ChunkIndex assigned = new ChunkIndex(cacheDir, 1024, MEMORY)) {
-      // Mark.
+    long memory = ChunkIndex.defaultMemory() / 3; // at most three tables at once share the budget
+    long expected; // distinct chunks at most: what the index blobs list
+    try {
+      expected = IndexReader.estimatedEntries(store.listInfo(BlobType.INDEX));
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "prune failed in the repository at '"
+              + store.location()
+              + "': "
+              + e.getMessage()
+              + " (the repository is still valid: run prune again)",
+          e);
+    }
+    try (ChunkIndex live = new ChunkIndex(cacheDir, expected, memory);
+        ChunkIndex assigned = new ChunkIndex(cacheDir, expected, memory);
+        ChunkIndex.Loader marks = live.loader(expected)) {
+      // Mark (through a loader: a table over its budget is written nearly in order).
       Set<String> fixedRefs = new HashSet<>();
       Set<String> dynamicRefs = new HashSet<>();
       List<BlobName> snapshots = store.list(BlobType.SNAPSHOT);
@@ -245,7 +256,7 @@ public final class Pruner {
                   "fixed index of snapshot " + m.id(),
                   blob -> FixedIndexReader.load(store, codec, blob));
           try (f) {
-            mark(live, f.count(), f::get);
+            mark(marks, f.count(), f::get);
           }
         }
         for (Manifest.StreamEntry s : m.streams()) {
@@ -257,11 +268,12 @@ public final class Pruner {
                   "dynamic index of snapshot " + m.id(),
                   blob -> DynamicIndexReader.load(store, codec, blob));
           try (dyn) {
-            mark(live, dyn.count(), dyn::get);
+            mark(marks, dyn.count(), dyn::get);
           }
         }
         listener.progress("mark", ++done, snapshots.size());
       }
+      marks.finish();
 
       // Which packs exist, and which index blobs list them.
       Map<PackId, PackState> packs = new LinkedHashMap<>();
@@ -406,7 +418,7 @@ public final class Pruner {
       long packsWritten = 0;
       long indexesWritten = 0;
       if (!repack.isEmpty()) {
-        try (ChunkIndex fresh = new ChunkIndex(cacheDir, 1024, MEMORY);
+        try (ChunkIndex fresh = new ChunkIndex(cacheDir, 1024, memory);
             ChunkCompressor compressor = new ChunkCompressor(compressionLevel)) {
           ChunkPacker packer =
               new ChunkPacker(countingPacks(newPackBytes), codec, fresh, packSize, 16, p -> {});
@@ -454,7 +466,7 @@ public final class Pruner {
       // 2. New index blobs for the kept packs that rewritten blobs list.
       // (each (pack, chunk) pair once, the pairs already written kept off the heap)
       List<IndexEntry> pending = new ArrayList<>();
-      try (ChunkIndex written = new ChunkIndex(cacheDir, 1024, MEMORY)) {
+      try (ChunkIndex written = new ChunkIndex(cacheDir, 1024, memory)) {
         Set<IndexEntry> writtenElsewhere = new HashSet<>(); // pairs written cannot hold: none
         done = 0;
         for (BlobName n : rewrite) {
@@ -594,7 +606,7 @@ public final class Pruner {
     return out;
   }
 
-  private static void mark(ChunkIndex live, int count, IntFunction<ChunkId> list) {
+  private static void mark(ChunkIndex.Loader live, int count, IntFunction<ChunkId> list) {
     for (int i = 0; i < count; i++) {
       ChunkId id = list.apply(i);
       if (id != null && !id.isZero()) {
