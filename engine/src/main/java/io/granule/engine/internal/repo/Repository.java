@@ -141,9 +141,9 @@ public final class Repository implements Closeable {
   /** The chunk index, loaded on first use and again after {@link #indexStale} was set. */
   private ChunkIndex index() {
     ChunkIndex i = index;
-    if (i == null || indexStale) {
+    if (i == null || indexStale || i.failed()) {
       synchronized (this) {
-        if (index == null || indexStale) {
+        if (index == null || indexStale || index.failed()) {
           loadIndex();
         }
         i = index;
@@ -522,14 +522,16 @@ public final class Repository implements Closeable {
         fresh.close();
         throw e;
       }
-      ChunkIndex old = index;
-      index = fresh;
+      if (index == null) {
+        index = fresh;
+      } else {
+        // in place: a reader still holding the index (an open disk) reads through the fresh one,
+        // and the old table's memory goes now
+        index.replaceWith(fresh);
+      }
       indexStale = false;
       loadedIndexes = new HashSet<>(names);
-      reader = new ChunkReader(store, codec, fresh, hasher);
-      if (old != null) {
-        old.close();
-      }
+      reader = new ChunkReader(store, codec, index, hasher);
     } catch (IOException e) {
       throw new RepositoryException(
           "unable to read the index of the repository at '"
@@ -547,10 +549,17 @@ public final class Repository implements Closeable {
   private void eachIndexEntry(List<BlobInfo> infos, java.util.function.Consumer<IndexEntry> each) {
     for (BlobInfo i : infos) {
       BlobName n = i.name();
+      List<IndexEntry> entries;
       try {
-        IndexReader.read(n, codec.decode(n, store.load(n))).forEach(each);
+        entries = IndexReader.read(n, codec.decode(n, store.load(n)));
       } catch (IOException | RepositoryException | IllegalArgumentException e) {
         LOG.warn("skipping damaged index blob: {}", e.getMessage());
+        continue;
+      }
+      try {
+        entries.forEach(each); // a failure here (no room for the index's files) is not damage
+      } catch (IllegalArgumentException e) { // an entry no index could hold: damage
+        LOG.warn("skipping damaged index blob {}: {}", n, e.getMessage());
       }
     }
   }

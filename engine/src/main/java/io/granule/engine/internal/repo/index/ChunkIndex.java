@@ -58,6 +58,9 @@ public final class ChunkIndex implements Closeable {
   private Table table;
   private long size;
 
+  /** Why the index became unusable, if it did (see {@link #grow}). */
+  private Throwable failure;
+
   /**
    * An empty index with its mapping file in {@code dir}, sized for {@code expected} chunks: 70 %
    * full when they are in (any capacity, not a power of two: a table sized to the next power of two
@@ -84,27 +87,32 @@ public final class ChunkIndex implements Closeable {
 
   /** Bytes the table takes: in memory while it fits the budget, else in its file. */
   public synchronized long tableBytes() {
+    check();
     return table.capacity * SLOT;
   }
 
   /** Bytes of memory the table holds now (at most the budget). */
   public synchronized long memoryBytes() {
+    check();
     return table.slots.memoryBytes();
   }
 
   /** Whether the whole table is in memory (it fits the budget). */
   public synchronized boolean resident() {
+    check();
     return table.slots.resident();
   }
 
   /** Whether {@code id} is in the index. */
   public synchronized boolean contains(ChunkId id) {
+    check();
     long slot = table.find(id);
     return slot >= 0 && !table.reserved(slot);
   }
 
   /** The location of {@code id}, or null if absent (or only reserved). */
   public synchronized ChunkLocation get(ChunkId id) {
+    check();
     long slot = table.find(id);
     return slot < 0 || table.reserved(slot) ? null : table.location(slot);
   }
@@ -116,6 +124,7 @@ public final class ChunkIndex implements Closeable {
    * whether it was added.
    */
   public synchronized boolean reserve(ChunkId id) {
+    check();
     if (id.isZero()) {
       throw new IllegalArgumentException("the zero chunk id is never indexed");
     }
@@ -135,6 +144,7 @@ public final class ChunkIndex implements Closeable {
    * location wins, as with {@link #put}); returns whether it did.
    */
   public synchronized boolean fill(ChunkId id, ChunkLocation location) {
+    check();
     if (location.rawLength() > MAX_RAW_LENGTH || location.offset() > 0xffffffffL) {
       throw new IllegalArgumentException("chunk location out of range: " + location);
     }
@@ -151,6 +161,7 @@ public final class ChunkIndex implements Closeable {
    * location of a chunk wins).
    */
   public synchronized boolean put(ChunkId id, ChunkLocation location) {
+    check();
     if (id.isZero()) {
       throw new IllegalArgumentException("the zero chunk id is never indexed");
     }
@@ -205,22 +216,69 @@ public final class ChunkIndex implements Closeable {
   private void grow(long capacity) {
     Table old = table;
     Table bigger = new Table(dir, capacity, memory);
-    old.slots.beginScan();
-    bigger.slots.limit(memory - old.slots.memoryBytes());
-    for (long s = 0; s < old.capacity; s++) {
-      ChunkId id = old.id(s);
-      if (!id.isZero()) {
-        bigger.insert(id, old.location(s));
+    try {
+      old.slots.beginScan();
+      bigger.slots.limit(memory - old.slots.memoryBytes());
+      for (long s = 0; s < old.capacity; s++) {
+        ChunkId id = old.id(s);
+        if (!id.isZero()) {
+          bigger.insert(id, old.location(s));
+        }
+        long end = (s + 1) * SLOT;
+        if ((end & (SlotPages.BLOCK - 1)) == 0) {
+          old.slots.scanned(end); // never read again
+          bigger.slots.limit(memory - old.slots.memoryBytes());
+        }
       }
-      long end = (s + 1) * SLOT;
-      if ((end & (SlotPages.BLOCK - 1)) == 0) {
-        old.slots.scanned(end); // never read again
-        bigger.slots.limit(memory - old.slots.memoryBytes());
-      }
+    } catch (RuntimeException | Error e) {
+      // the old table has given up part of its memory: the index is unusable from here on
+      bigger.close();
+      old.close();
+      table = null;
+      failure = e;
+      throw e;
     }
     old.close(); // its memory goes now, not at the next GC
     bigger.slots.limit(memory);
     table = bigger;
+  }
+
+  /** Whether the index failed (a table could not grow: no room for its file) and is unusable. */
+  public synchronized boolean failed() {
+    return failure != null;
+  }
+
+  private void check() {
+    if (table == null) {
+      throw new RepositoryException(
+          failure == null
+              ? "the chunk index is closed"
+              : "the chunk index is unusable after an earlier failure ("
+                  + failure.getMessage()
+                  + "): the repository reloads it on its next use",
+          failure);
+    }
+  }
+
+  /**
+   * Takes {@code fresh}'s entries in place of its own (a repository reloading its index): readers
+   * that hold this index see the fresh entries from now on, and the old table's memory and file go
+   * now. {@code fresh} is closed.
+   */
+  public void replaceWith(ChunkIndex fresh) {
+    synchronized (this) {
+      synchronized (fresh) {
+        fresh.check();
+        Table old = table;
+        table = fresh.table;
+        size = fresh.size;
+        failure = null;
+        fresh.table = null;
+        if (old != null) {
+          old.close();
+        }
+      }
+    }
   }
 
   /**
@@ -233,6 +291,7 @@ public final class ChunkIndex implements Closeable {
    * table is grown first, at once, to hold the entries expected.
    */
   public synchronized Loader loader(long expected) {
+    check();
     long needed = size + Math.max(0, expected);
     if (needed * 5 > table.capacity * 4) {
       grow(Math.max(table.capacity, needed * 10 / 7 + 1));
@@ -248,12 +307,15 @@ public final class ChunkIndex implements Closeable {
     private final long capacity;
     private final Path[] paths;
     private final DataOutputStream[] outs;
+    private final int buffer;
 
     private Loader(int parts) {
       this.parts = parts;
       this.capacity = table.capacity;
       this.paths = new Path[parts];
       this.outs = new DataOutputStream[parts];
+      // 16 KiB a part, less (down to 4 KiB) past 512 parts: at most 16 MiB of heap
+      this.buffer = (int) Math.max(4 << 10, Math.min(16 << 10, (8L << 20) / parts));
     }
 
     /** As {@link ChunkIndex#put}, at {@link #finish}. */
@@ -277,7 +339,7 @@ public final class ChunkIndex implements Closeable {
           out =
               outs[p] =
                   new DataOutputStream(
-                      new BufferedOutputStream(Files.newOutputStream(paths[p]), 16 << 10));
+                      new BufferedOutputStream(Files.newOutputStream(paths[p]), buffer));
         }
         out.writeLong(id.w0());
         out.writeLong(id.w1());
@@ -364,7 +426,10 @@ public final class ChunkIndex implements Closeable {
 
   @Override
   public synchronized void close() {
-    table.close();
+    if (table != null) {
+      table.close();
+      table = null;
+    }
   }
 
   /** The location a reserved id has until it is filled. */

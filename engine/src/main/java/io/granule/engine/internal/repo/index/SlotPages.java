@@ -125,12 +125,19 @@ final class SlotPages implements Closeable {
     try {
       Files.createDirectories(dir);
       Path path = Files.createTempFile(dir, ".chunk-index-", ".tmp");
-      try (FileChannel channel =
-          FileChannel.open(
-              path,
-              StandardOpenOption.READ,
-              StandardOpenOption.WRITE,
-              StandardOpenOption.DELETE_ON_CLOSE)) {
+      FileChannel open;
+      try {
+        open =
+            FileChannel.open(
+                path,
+                StandardOpenOption.READ,
+                StandardOpenOption.WRITE,
+                StandardOpenOption.DELETE_ON_CLOSE);
+      } catch (IOException | RuntimeException e) {
+        Files.deleteIfExists(path);
+        throw e;
+      }
+      try (FileChannel channel = open) {
         Files.deleteIfExists(path);
         ByteBuffer[] blocks = new ByteBuffer[(int) ((length + BLOCK - 1) >>> BLOCK_SHIFT)];
         for (int k = 0; k < blocks.length; k++) {
@@ -203,13 +210,15 @@ final class SlotPages implements Closeable {
    * can take the budget.
    */
   void beginScan() {
-    if (resident || frames <= FRAMES_PER_BLOCK) {
+    if (resident) {
       return;
     }
     for (int f = 0; f < frames; f++) {
       if ((state[f] & DIRTY) != 0) {
         writeBack(f);
       }
+    }
+    for (int f = 0; f < frames; f++) {
       frameOfPage[pageOfFrame[f]] = -1;
     }
     frames = 0;
@@ -333,9 +342,11 @@ final class SlotPages implements Closeable {
   private RandomAccessFile open() throws IOException {
     Files.createDirectories(dir);
     Path path = Files.createTempFile(dir, ".chunk-index-", ".tmp");
-    RandomAccessFile f = new RandomAccessFile(path.toFile(), "rw");
-    Files.deleteIfExists(path);
-    return f;
+    try {
+      return new RandomAccessFile(path.toFile(), "rw");
+    } finally {
+      Files.deleteIfExists(path); // open (the file lives on, nameless) or failed
+    }
   }
 
   private RepositoryException failure(String what, IOException e) {
