@@ -8,9 +8,11 @@ import java.io.BufferedOutputStream;
 import java.io.Closeable;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
+import java.io.FileInputStream;
+import java.io.FileOutputStream;
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
-import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
@@ -301,21 +303,29 @@ public final class ChunkIndex implements Closeable {
     return new Loader(parts);
   }
 
-  /** See {@link #loader}. Not thread-safe; {@link #close} deletes what it has not inserted. */
+  /**
+   * See {@link #loader}. Not thread-safe. Its parts are temporary files deleted as soon as they are
+   * open: a crash leaves nothing behind; {@link #close} frees what was not inserted.
+   */
   public final class Loader implements Closeable {
     private final int parts;
     private final long capacity;
-    private final Path[] paths;
+    private final RandomAccessFile[] files;
     private final DataOutputStream[] outs;
     private final int buffer;
 
     private Loader(int parts) {
       this.parts = parts;
       this.capacity = table.capacity;
-      this.paths = new Path[parts];
+      this.files = new RandomAccessFile[parts];
       this.outs = new DataOutputStream[parts];
       // 16 KiB a part, less (down to 4 KiB) past 512 parts: at most 16 MiB of heap
       this.buffer = (int) Math.max(4 << 10, Math.min(16 << 10, (8L << 20) / parts));
+    }
+
+    /** Parts of the table it sorts into (1: it inserts at once). */
+    int parts() {
+      return parts;
     }
 
     /** As {@link ChunkIndex#put}, at {@link #finish}. */
@@ -334,12 +344,11 @@ public final class ChunkIndex implements Closeable {
       try {
         DataOutputStream out = outs[p];
         if (out == null) {
-          Files.createDirectories(dir);
-          paths[p] = Files.createTempFile(dir, ".chunk-index-load-", ".tmp");
+          files[p] = SlotPages.nameless(dir, ".chunk-index-load-");
           out =
               outs[p] =
                   new DataOutputStream(
-                      new BufferedOutputStream(Files.newOutputStream(paths[p]), buffer));
+                      new BufferedOutputStream(new FileOutputStream(files[p].getFD()), buffer));
         }
         out.writeLong(id.w0());
         out.writeLong(id.w1());
@@ -363,32 +372,32 @@ public final class ChunkIndex implements Closeable {
       }
     }
 
-    /** Inserts what was put, a part of the table at a time, and deletes the temporary files. */
+    /** Inserts what was put, a part of the table at a time, and frees the temporary files. */
     public void finish() {
       try {
         for (int p = 0; p < parts; p++) {
           if (outs[p] == null) {
             continue;
           }
-          outs[p].close();
-          outs[p] = null;
-          try (DataInputStream in =
+          outs[p].flush();
+          outs[p] = null; // shares the file's descriptor: closed with it below
+          RandomAccessFile f = files[p];
+          long n = f.length() / RECORD;
+          f.seek(0);
+          DataInputStream in =
               new DataInputStream(
-                  new BufferedInputStream(Files.newInputStream(paths[p]), 64 << 10))) {
-            long n = Files.size(paths[p]) / RECORD;
-            for (long i = 0; i < n; i++) {
-              ChunkId id = new ChunkId(in.readLong(), in.readLong(), in.readLong(), in.readLong());
-              PackId pack = new PackId(in.readLong(), in.readLong());
-              long offset = Integer.toUnsignedLong(in.readInt());
-              int stored = in.readInt();
-              int rawAndFlags = in.readInt();
-              ChunkIndex.this.put(
-                  id,
-                  new ChunkLocation(pack, offset, stored, rawAndFlags >>> 8, rawAndFlags & 0xff));
-            }
+                  new BufferedInputStream(new FileInputStream(f.getFD()), 64 << 10));
+          for (long i = 0; i < n; i++) {
+            ChunkId id = new ChunkId(in.readLong(), in.readLong(), in.readLong(), in.readLong());
+            PackId pack = new PackId(in.readLong(), in.readLong());
+            long offset = Integer.toUnsignedLong(in.readInt());
+            int stored = in.readInt();
+            int rawAndFlags = in.readInt();
+            ChunkIndex.this.put(
+                id, new ChunkLocation(pack, offset, stored, rawAndFlags >>> 8, rawAndFlags & 0xff));
           }
-          Files.deleteIfExists(paths[p]);
-          paths[p] = null;
+          f.close();
+          files[p] = null;
         }
       } catch (IOException e) {
         throw failure(e);
@@ -408,15 +417,14 @@ public final class ChunkIndex implements Closeable {
     @Override
     public void close() {
       for (int p = 0; p < parts; p++) {
-        try {
-          if (outs[p] != null) {
-            outs[p].close();
+        if (files[p] != null) {
+          try {
+            files[p].close(); // nameless: its space is freed now
+          } catch (IOException e) {
+            // freed when the process exits
           }
-          if (paths[p] != null) {
-            Files.deleteIfExists(paths[p]);
-          }
-        } catch (IOException e) {
-          // a temporary file left behind in the cache directory: nothing depends on it
+          files[p] = null;
+          outs[p] = null;
         }
       }
     }

@@ -340,8 +340,16 @@ final class SlotPages implements Closeable {
   }
 
   private RandomAccessFile open() throws IOException {
+    return nameless(dir, ".chunk-index-");
+  }
+
+  /**
+   * A new temporary file in {@code dir} open for reading and writing and deleted at once: it lives
+   * on, nameless, until closed or the process ends, so a crash leaves nothing behind.
+   */
+  static RandomAccessFile nameless(Path dir, String prefix) throws IOException {
     Files.createDirectories(dir);
-    Path path = Files.createTempFile(dir, ".chunk-index-", ".tmp");
+    Path path = Files.createTempFile(dir, prefix, ".tmp");
     try {
       return new RandomAccessFile(path.toFile(), "rw");
     } finally {
