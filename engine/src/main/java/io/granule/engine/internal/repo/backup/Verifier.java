@@ -83,13 +83,13 @@ public final class Verifier {
   private final Map<String, Problems> damage = new TreeMap<>();
   private final Set<String> affected = new TreeSet<>();
 
-  /** Packs whose trailer is intact: their entries are in {@link #trailerEntries}. */
+  /** Packs whose trailer is intact: their entries are in the table {@link #trailerLoad} fills. */
   private final Set<PackId> intactTrailers = new HashSet<>();
 
-  /** Every entry of an intact trailer, by pack and chunk ({@link ChunkIndex#putInPack}). */
-  private ChunkIndex trailerEntries;
-
-  /** Loads {@link #trailerEntries} while the packs are checked (see {@link ChunkIndex#loader}). */
+  /**
+   * Loads every entry of an intact trailer, by pack and chunk ({@link ChunkIndex#putInPack}), into
+   * a table while the packs are checked (see {@link ChunkIndex#loader}).
+   */
   private ChunkIndex.Loader trailerLoad;
 
   private final Set<PackId> presentPacks = new HashSet<>();
@@ -124,16 +124,21 @@ public final class Verifier {
       long memory = ChunkIndex.defaultMemory() / 2; // two tables: together one index's budget
       try (ChunkIndex trailerTable = new ChunkIndex(cacheDir, expected, memory);
           ChunkIndex index = new ChunkIndex(cacheDir, expected, memory)) {
-        trailerEntries = trailerTable;
         try (ChunkIndex.Loader trailers = trailerTable.loader(expected);
             ChunkIndex.Loader indexLoad = index.loader(expected)) {
           trailerLoad = trailers;
           checkPacks(packs, readData, listener);
           trailers.finish();
           done = 0;
-          for (BlobName i : indexes) {
-            entries += checkIndex(i, indexLoad);
-            listener.checked(i.toString(), ++done, indexes.size());
+          try (ChunkIndex.Lookups trailerChecks =
+              trailerTable.lookups(
+                  (key, l, tag, found) ->
+                      checkAgainstTrailer(key, l, found, indexes.get(tag), indexLoad))) {
+            for (int i = 0; i < indexes.size(); i++) {
+              entries += checkIndex(indexes.get(i), i, indexLoad, trailerChecks);
+              listener.checked(indexes.get(i).toString(), ++done, indexes.size());
+            }
+            trailerChecks.finish();
           }
           indexLoad.finish();
         }
@@ -390,7 +395,13 @@ public final class Verifier {
     }
   }
 
-  private long checkIndex(BlobName name, ChunkIndex.Loader index) {
+  /**
+   * Checks index blob {@code name} (number {@code tag}): each entry's pack exists; an entry of a
+   * pack with an intact trailer is queued for {@link #checkAgainstTrailer}, the others go to the
+   * index at once.
+   */
+  private long checkIndex(
+      BlobName name, int tag, ChunkIndex.Loader index, ChunkIndex.Lookups trailerChecks) {
     List<IndexEntry> entries;
     try {
       entries = IndexReader.read(name, codec.decode(name, store.load(name)));
@@ -401,9 +412,8 @@ public final class Verifier {
     }
     for (IndexEntry e : entries) {
       ChunkLocation l = e.location();
-      BlobName pack = ChunkReader.packName(l.pack());
       if (!presentPacks.contains(l.pack())) {
-        problem(pack.toString(), "missing, listed by " + name);
+        problem(ChunkReader.packName(l.pack()).toString(), "missing, listed by " + name);
         index.put(e.id(), l);
         continue;
       }
@@ -411,23 +421,38 @@ public final class Verifier {
         index.put(e.id(), l);
         continue;
       }
-      ChunkLocation p = trailerEntries.getInPack(l.pack(), e.id());
-      if (!l.equals(p)) {
-        problem(
-            name.toString(),
-            "chunk "
-                + e.id()
-                + " disagrees with the trailer of pack "
-                + pack
-                + ": actual="
-                + l
-                + " expected="
-                + (p == null ? "no such chunk in it" : p));
-        continue;
+      ChunkId key = ChunkIndex.inPackKey(l.pack(), e.id());
+      if (key.isZero()) { // no trailer entry has this key (see ChunkIndex#putInPack)
+        checkAgainstTrailer(key, l, null, name, index);
+      } else {
+        trailerChecks.add(key, l, tag);
       }
-      index.put(e.id(), l);
     }
     return entries.size();
+  }
+
+  /**
+   * An index entry, keyed by pack and chunk ({@link ChunkIndex#inPackKey}) at {@code l}, against
+   * the trailer's entry {@code found} for that key: the index takes it if they agree.
+   */
+  private void checkAgainstTrailer(
+      ChunkId key, ChunkLocation l, ChunkLocation found, BlobName name, ChunkIndex.Loader index) {
+    ChunkId id = ChunkIndex.inPackKey(l.pack(), key); // the fold undone
+    ChunkLocation p = found != null && found.pack().equals(l.pack()) ? found : null;
+    if (!l.equals(p)) {
+      problem(
+          name.toString(),
+          "chunk "
+              + id
+              + " disagrees with the trailer of pack "
+              + ChunkReader.packName(l.pack())
+              + ": actual="
+              + l
+              + " expected="
+              + (p == null ? "no such chunk in it" : p));
+      return;
+    }
+    index.put(id, l);
   }
 
   private void checkSnapshot(BlobName name, ChunkIndex index) {
@@ -510,6 +535,9 @@ public final class Verifier {
     affected.add(snap);
   }
 
+  /** Ids an item (a disk or stream) may have before verify sorts its lookups. */
+  private static final int SORTED_LOOKUPS = 1 << 16;
+
   private void checkChunks(
       String snap,
       BlobName list,
@@ -517,32 +545,47 @@ public final class Verifier {
       int count,
       IntFunction<ChunkId> idAt,
       ChunkIndex index) {
-    long unindexed = 0;
-    ChunkId firstUnindexed = null;
-    for (int p = 0; p < count; p++) {
-      ChunkId id = idAt.apply(p);
-      if (id.isZero()) {
-        continue;
-      }
-      ChunkLocation l = index.get(id);
-      if (l == null) {
-        if (unindexed++ == 0) {
-          firstUnindexed = id;
+    long[] unindexedCount = {0};
+    ChunkId[] someUnindexed = {null};
+    ChunkIndex.Answer tally =
+        (id, ignored, tag, l) -> {
+          if (l == null) {
+            if (unindexedCount[0]++ == 0) {
+              someUnindexed[0] = id;
+            }
+            affected.add(snap);
+          } else if (!intactTrailers.contains(l.pack())
+              || badChunks.contains(new StoredChunk(l.pack(), id))) {
+            at(ChunkReader.packName(l.pack()).toString()).snapshots().add(snap);
+            affected.add(snap);
+          }
+        };
+    if (index.resident() || count < SORTED_LOOKUPS) {
+      for (int p = 0; p < count; p++) {
+        ChunkId id = idAt.apply(p);
+        if (!id.isZero()) {
+          tally.accept(id, null, 0, index.get(id));
         }
-        affected.add(snap);
-        continue;
       }
-      if (!intactTrailers.contains(l.pack()) || badChunks.contains(new StoredChunk(l.pack(), id))) {
-        at(ChunkReader.packName(l.pack()).toString()).snapshots().add(snap);
-        affected.add(snap);
+    } else { // a table paged through its file: lookups sorted by where they land
+      try (ChunkIndex.Lookups lookups = index.lookups(tally)) {
+        for (int p = 0; p < count; p++) {
+          ChunkId id = idAt.apply(p);
+          if (!id.isZero()) {
+            lookups.add(id, ChunkIndex.NO_LOCATION, 0);
+          }
+        }
+        lookups.finish();
       }
     }
+    long unindexed = unindexedCount[0];
+    ChunkId firstUnindexed = someUnindexed[0];
     if (unindexed > 0) {
       String problem =
           what
               + " references "
               + unindexed
-              + " chunks that no intact index lists, first "
+              + " chunks that no intact index lists, one is "
               + firstUnindexed;
       if (damagedIndexes.isEmpty()) {
         damaged(list.toString(), problem, snap);

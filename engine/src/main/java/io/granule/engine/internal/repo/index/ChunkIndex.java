@@ -201,6 +201,14 @@ public final class ChunkIndex implements Closeable {
     return l != null && l.pack().equals(pack) ? l : null;
   }
 
+  /**
+   * The key of chunk {@code id} of pack {@code pack} in an index of (pack, chunk) pairs (see {@link
+   * #putInPack}); the fold is its own inverse: {@code inPackKey(pack, key)} is the id again.
+   */
+  public static ChunkId inPackKey(PackId pack, ChunkId id) {
+    return inPack(pack, id);
+  }
+
   private static ChunkId inPack(PackId pack, ChunkId id) {
     return new ChunkId(id.w0() ^ pack.hi(), id.w1() ^ pack.lo(), id.w2(), id.w3());
   }
@@ -298,9 +306,30 @@ public final class ChunkIndex implements Closeable {
     if (needed * 5 > table.capacity * 4) {
       grow(Math.max(table.capacity, needed * 10 / 7 + 1));
     }
+    return new Loader();
+  }
+
+  /**
+   * Lookups of many ids whose answers may come in any order (verify's checks): {@link Lookups#add}
+   * queues an id with a location and a tag of the caller's, and {@link Lookups#finish} hands each
+   * back with what {@link #get} gives for it. In a table within its budget each is answered at
+   * once; in a paged one they are sorted as a {@link #loader}'s entries are, so that each page is
+   * read about once instead of once per lookup.
+   */
+  public synchronized Lookups lookups(Answer answer) {
+    check();
+    return new Lookups(answer);
+  }
+
+  /** What {@link Lookups} hands back: the id, the location and tag it was added with, its entry. */
+  public interface Answer {
+    void accept(ChunkId id, ChunkLocation location, int tag, ChunkLocation found);
+  }
+
+  /** The number of parts a sort into this table needs: 1 if the table is in memory. */
+  private int parts() {
     long part = Math.max(SlotPages.BLOCK, memory / 2);
-    int parts = table.slots.resident() ? 1 : (int) Math.min(4096, tableBytes() / part + 1);
-    return new Loader(parts);
+    return table.slots.resident() ? 1 : (int) Math.min(4096, tableBytes() / part + 1);
   }
 
   /**
@@ -308,24 +337,13 @@ public final class ChunkIndex implements Closeable {
    * open: a crash leaves nothing behind; {@link #close} frees what was not inserted.
    */
   public final class Loader implements Closeable {
-    private final int parts;
-    private final long capacity;
-    private final RandomAccessFile[] files;
-    private final DataOutputStream[] outs;
-    private final int buffer;
+    private final Sorter sorter = new Sorter((id, l, tag) -> ChunkIndex.this.put(id, l));
 
-    private Loader(int parts) {
-      this.parts = parts;
-      this.capacity = table.capacity;
-      this.files = new RandomAccessFile[parts];
-      this.outs = new DataOutputStream[parts];
-      // 16 KiB a part, less (down to 4 KiB) past 512 parts: at most 16 MiB of heap
-      this.buffer = (int) Math.max(4 << 10, Math.min(16 << 10, (8L << 20) / parts));
-    }
+    private Loader() {}
 
     /** Parts of the table it sorts into (1: it inserts at once). */
     int parts() {
-      return parts;
+      return sorter.parts;
     }
 
     /** As {@link ChunkIndex#put}, at {@link #finish}. */
@@ -336,15 +354,99 @@ public final class ChunkIndex implements Closeable {
       if (location.rawLength() > MAX_RAW_LENGTH || location.offset() > 0xffffffffL) {
         throw new IllegalArgumentException("chunk location out of range: " + location);
       }
+      sorter.add(id, location, 0);
+    }
+
+    /** As {@link ChunkIndex#putInPack}, at {@link #finish}. */
+    public void putInPack(ChunkId id, ChunkLocation location) {
+      ChunkId key = inPack(location.pack(), id);
+      if (!key.isZero()) {
+        put(key, location);
+      }
+    }
+
+    /** Inserts what was put, a part of the table at a time, and frees the temporary files. */
+    public void finish() {
+      sorter.finish();
+    }
+
+    @Override
+    public void close() {
+      sorter.close();
+    }
+  }
+
+  /** See {@link #lookups}. Not thread-safe; {@link #close} frees what was not answered. */
+  public final class Lookups implements Closeable {
+    private final Sorter sorter;
+
+    private Lookups(Answer answer) {
+      sorter = new Sorter((id, l, tag) -> answer.accept(id, l, tag, get(id)));
+    }
+
+    /**
+     * Queues a lookup of {@code id}; {@code location} (its offset under 2^32, its raw length under
+     * 2^24; {@link #NO_LOCATION} if none) and {@code tag} come back with the answer.
+     */
+    public void add(ChunkId id, ChunkLocation location, int tag) {
+      sorter.add(id, location, tag);
+    }
+
+    /** Answers every lookup queued, a part of the table at a time, and frees the files. */
+    public void finish() {
+      sorter.finish();
+    }
+
+    @Override
+    public void close() {
+      sorter.close();
+    }
+  }
+
+  /** A location to pass to {@link Lookups#add} when the lookup has none. */
+  public static final ChunkLocation NO_LOCATION = new ChunkLocation(new PackId(0, 0), 0, 0, 0, 0);
+
+  /** What a {@link Sorter} hands back, a part at a time. */
+  private interface Sink {
+    void accept(ChunkId id, ChunkLocation location, int tag);
+  }
+
+  /**
+   * Records of (id, location, tag) sorted by the part of the table (half the budget each) where the
+   * id's probe starts, into nameless temporary files of {@link #RECORD} bytes each, then handed to
+   * a sink a part at a time. In a table within its budget a record goes to the sink at once.
+   */
+  private final class Sorter implements Closeable {
+    final int parts;
+    private final long capacity;
+    private final Sink sink;
+    private final RandomAccessFile[] files;
+    private final DataOutputStream[] outs;
+    private final int buffer;
+
+    Sorter(Sink sink) {
+      synchronized (ChunkIndex.this) {
+        check();
+        this.parts = ChunkIndex.this.parts();
+        this.capacity = table.capacity;
+      }
+      this.sink = sink;
+      this.files = new RandomAccessFile[parts];
+      this.outs = new DataOutputStream[parts];
+      // 16 KiB a part, less (down to 4 KiB) past 512 parts: at most 16 MiB of heap
+      this.buffer = (int) Math.max(4 << 10, Math.min(16 << 10, (8L << 20) / parts));
+    }
+
+    void add(ChunkId id, ChunkLocation location, int tag) {
       if (parts == 1) {
-        ChunkIndex.this.put(id, location);
+        sink.accept(id, location, tag);
         return;
       }
       int p = (int) (Math.multiplyHigh(id.w0() >>> 1, capacity << 1) * parts / capacity);
       try {
         DataOutputStream out = outs[p];
         if (out == null) {
-          files[p] = SlotPages.nameless(dir, ".chunk-index-load-");
+          files[p] = SlotPages.nameless(dir, ".chunk-index-sort-");
           out =
               outs[p] =
                   new DataOutputStream(
@@ -359,21 +461,13 @@ public final class ChunkIndex implements Closeable {
         out.writeInt((int) location.offset());
         out.writeInt(location.storedLength());
         out.writeInt((location.rawLength() << 8) | (location.flags() & 0xff));
+        out.writeInt(tag);
       } catch (IOException e) {
         throw failure(e);
       }
     }
 
-    /** As {@link ChunkIndex#putInPack}, at {@link #finish}. */
-    public void putInPack(ChunkId id, ChunkLocation location) {
-      ChunkId key = inPack(location.pack(), id);
-      if (!key.isZero()) {
-        put(key, location);
-      }
-    }
-
-    /** Inserts what was put, a part of the table at a time, and frees the temporary files. */
-    public void finish() {
+    void finish() {
       try {
         for (int p = 0; p < parts; p++) {
           if (outs[p] == null) {
@@ -393,8 +487,11 @@ public final class ChunkIndex implements Closeable {
             long offset = Integer.toUnsignedLong(in.readInt());
             int stored = in.readInt();
             int rawAndFlags = in.readInt();
-            ChunkIndex.this.put(
-                id, new ChunkLocation(pack, offset, stored, rawAndFlags >>> 8, rawAndFlags & 0xff));
+            int tag = in.readInt();
+            sink.accept(
+                id,
+                new ChunkLocation(pack, offset, stored, rawAndFlags >>> 8, rawAndFlags & 0xff),
+                tag);
           }
           f.close();
           files[p] = null;
@@ -430,7 +527,7 @@ public final class ChunkIndex implements Closeable {
     }
   }
 
-  private static final int RECORD = 60;
+  private static final int RECORD = 64;
 
   @Override
   public synchronized void close() {
