@@ -13,6 +13,7 @@ import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.index.ChunkIndex;
 import io.granule.engine.internal.repo.index.ChunkLocation;
+import io.granule.engine.internal.repo.index.EntrySpill;
 import io.granule.engine.internal.repo.index.IndexEntry;
 import io.granule.engine.internal.repo.index.IndexReader;
 import io.granule.engine.internal.repo.pack.PackEntry;
@@ -30,6 +31,8 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.BitSet;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -130,15 +133,32 @@ public final class Verifier {
           checkPacks(packs, readData, listener);
           trailers.finish();
           done = 0;
-          try (ChunkIndex.Lookups trailerChecks =
-              trailerTable.lookups(
-                  (key, l, tag, found) ->
-                      checkAgainstTrailer(key, l, found, indexes.get(tag), indexLoad))) {
+          // Entries are decided in the order of the trailer table (sorted lookups) but go to the
+          // index in the order the blobs list them, as when a repository loads its index: the
+          // first location listed for a chunk is the one a restore reads.
+          BitSet rejected = new BitSet();
+          int[] firstOfBlob = new int[indexes.size()];
+          try (EntrySpill listed = new EntrySpill(cacheDir);
+              ChunkIndex.Lookups trailerChecks =
+                  trailerTable.lookups(
+                      (key, l, number, found) -> {
+                        int blob = blobOf(firstOfBlob, number);
+                        if (!agreesWithTrailer(key, l, found, indexes.get(blob))) {
+                          rejected.set(number);
+                        }
+                      })) {
             for (int i = 0; i < indexes.size(); i++) {
-              entries += checkIndex(indexes.get(i), i, indexLoad, trailerChecks);
+              firstOfBlob[i] = listed.size();
+              entries += checkIndex(indexes.get(i), listed, trailerChecks);
               listener.checked(indexes.get(i).toString(), ++done, indexes.size());
             }
             trailerChecks.finish();
+            listed.replay(
+                (number, id, l) -> {
+                  if (!rejected.get(number)) {
+                    indexLoad.put(id, l);
+                  }
+                });
           }
           indexLoad.finish();
         }
@@ -395,13 +415,24 @@ public final class Verifier {
     }
   }
 
+  /** The number of the index blob whose entries start at or before entry {@code number}. */
+  private static int blobOf(int[] firstOfBlob, int number) {
+    int i = Arrays.binarySearch(firstOfBlob, number);
+    if (i < 0) {
+      return -i - 2;
+    }
+    while (i + 1 < firstOfBlob.length && firstOfBlob[i + 1] == number) {
+      i++; // blobs without entries start where the next one does
+    }
+    return i;
+  }
+
   /**
-   * Checks index blob {@code name} (number {@code tag}): each entry's pack exists; an entry of a
-   * pack with an intact trailer is queued for {@link #checkAgainstTrailer}, the others go to the
-   * index at once.
+   * Checks index blob {@code name}: each entry's location is possible and its pack exists; the
+   * entries go to {@code listed} in order, and those of a pack with an intact trailer are queued
+   * for {@link #agreesWithTrailer} under their number there.
    */
-  private long checkIndex(
-      BlobName name, int tag, ChunkIndex.Loader index, ChunkIndex.Lookups trailerChecks) {
+  private long checkIndex(BlobName name, EntrySpill listed, ChunkIndex.Lookups trailerChecks) {
     List<IndexEntry> entries;
     try {
       entries = IndexReader.read(name, codec.decode(name, store.load(name)));
@@ -412,47 +443,46 @@ public final class Verifier {
     }
     for (IndexEntry e : entries) {
       ChunkLocation l = e.location();
+      if (l.rawLength() > ChunkIndex.MAX_RAW_LENGTH || l.offset() > 0xffffffffL) {
+        problem(name.toString(), "chunk " + e.id() + ": impossible location " + l);
+        continue;
+      }
+      int number = listed.add(e.id(), l);
       if (!presentPacks.contains(l.pack())) {
         problem(ChunkReader.packName(l.pack()).toString(), "missing, listed by " + name);
-        index.put(e.id(), l);
         continue;
       }
       if (!intactTrailers.contains(l.pack())) {
-        index.put(e.id(), l);
         continue;
       }
-      ChunkId key = ChunkIndex.inPackKey(l.pack(), e.id());
-      if (key.isZero()) { // no trailer entry has this key (see ChunkIndex#putInPack)
-        checkAgainstTrailer(key, l, null, name, index);
-      } else {
-        trailerChecks.add(key, l, tag);
-      }
+      // (a zero key, which no trailer entry has, finds nothing: the entry disagrees)
+      trailerChecks.add(ChunkIndex.inPackKey(l.pack(), e.id()), l, number);
     }
     return entries.size();
   }
 
   /**
-   * An index entry, keyed by pack and chunk ({@link ChunkIndex#inPackKey}) at {@code l}, against
-   * the trailer's entry {@code found} for that key: the index takes it if they agree.
+   * Whether an index entry, keyed by pack and chunk ({@link ChunkIndex#inPackKey}) at {@code l},
+   * agrees with the trailer's entry {@code found} for that key; if not, the blob that lists it is
+   * named.
    */
-  private void checkAgainstTrailer(
-      ChunkId key, ChunkLocation l, ChunkLocation found, BlobName name, ChunkIndex.Loader index) {
-    ChunkId id = ChunkIndex.inPackKey(l.pack(), key); // the fold undone
+  private boolean agreesWithTrailer(
+      ChunkId key, ChunkLocation l, ChunkLocation found, BlobName name) {
     ChunkLocation p = found != null && found.pack().equals(l.pack()) ? found : null;
-    if (!l.equals(p)) {
-      problem(
-          name.toString(),
-          "chunk "
-              + id
-              + " disagrees with the trailer of pack "
-              + ChunkReader.packName(l.pack())
-              + ": actual="
-              + l
-              + " expected="
-              + (p == null ? "no such chunk in it" : p));
-      return;
+    if (l.equals(p)) {
+      return true;
     }
-    index.put(id, l);
+    problem(
+        name.toString(),
+        "chunk "
+            + ChunkIndex.inPackKey(l.pack(), key) // the fold undone: the chunk's id
+            + " disagrees with the trailer of pack "
+            + ChunkReader.packName(l.pack())
+            + ": actual="
+            + l
+            + " expected="
+            + (p == null ? "no such chunk in it" : p));
+    return false;
   }
 
   private void checkSnapshot(BlobName name, ChunkIndex index) {

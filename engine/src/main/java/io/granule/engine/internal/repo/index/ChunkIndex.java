@@ -389,6 +389,9 @@ public final class ChunkIndex implements Closeable {
      * 2^24; {@link #NO_LOCATION} if none) and {@code tag} come back with the answer.
      */
     public void add(ChunkId id, ChunkLocation location, int tag) {
+      if (location.rawLength() > MAX_RAW_LENGTH || location.offset() > 0xffffffffL) {
+        throw new IllegalArgumentException("chunk location out of range: " + location);
+      }
       sorter.add(id, location, tag);
     }
 
@@ -452,16 +455,7 @@ public final class ChunkIndex implements Closeable {
                   new DataOutputStream(
                       new BufferedOutputStream(new FileOutputStream(files[p].getFD()), buffer));
         }
-        out.writeLong(id.w0());
-        out.writeLong(id.w1());
-        out.writeLong(id.w2());
-        out.writeLong(id.w3());
-        out.writeLong(location.pack().hi());
-        out.writeLong(location.pack().lo());
-        out.writeInt((int) location.offset());
-        out.writeInt(location.storedLength());
-        out.writeInt((location.rawLength() << 8) | (location.flags() & 0xff));
-        out.writeInt(tag);
+        EntrySpill.write(out, id, location, tag);
       } catch (IOException e) {
         throw failure(e);
       }
@@ -482,16 +476,7 @@ public final class ChunkIndex implements Closeable {
               new DataInputStream(
                   new BufferedInputStream(new FileInputStream(f.getFD()), 64 << 10));
           for (long i = 0; i < n; i++) {
-            ChunkId id = new ChunkId(in.readLong(), in.readLong(), in.readLong(), in.readLong());
-            PackId pack = new PackId(in.readLong(), in.readLong());
-            long offset = Integer.toUnsignedLong(in.readInt());
-            int stored = in.readInt();
-            int rawAndFlags = in.readInt();
-            int tag = in.readInt();
-            sink.accept(
-                id,
-                new ChunkLocation(pack, offset, stored, rawAndFlags >>> 8, rawAndFlags & 0xff),
-                tag);
+            EntrySpill.read(in, sink::accept);
           }
           f.close();
           files[p] = null;
@@ -502,13 +487,7 @@ public final class ChunkIndex implements Closeable {
     }
 
     private RepositoryException failure(IOException e) {
-      return new RepositoryException(
-          "unable to sort the chunk index's entries in "
-              + dir
-              + ": "
-              + e.getMessage()
-              + " (free space there or point the cache directory elsewhere)",
-          e);
+      return EntrySpill.failure(dir, e);
     }
 
     @Override
@@ -527,7 +506,7 @@ public final class ChunkIndex implements Closeable {
     }
   }
 
-  private static final int RECORD = 64;
+  private static final int RECORD = EntrySpill.RECORD;
 
   @Override
   public synchronized void close() {

@@ -350,11 +350,20 @@ final class SlotPages implements Closeable {
   static RandomAccessFile nameless(Path dir, String prefix) throws IOException {
     Files.createDirectories(dir);
     Path path = Files.createTempFile(dir, prefix, ".tmp");
+    RandomAccessFile f;
     try {
-      return new RandomAccessFile(path.toFile(), "rw");
-    } finally {
-      Files.deleteIfExists(path); // open (the file lives on, nameless) or failed
+      f = new RandomAccessFile(path.toFile(), "rw");
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(path);
+      throw e;
     }
+    try {
+      Files.delete(path); // the file lives on, nameless, while open
+    } catch (IOException | RuntimeException e) {
+      f.close();
+      throw e;
+    }
+    return f;
   }
 
   private RepositoryException failure(String what, IOException e) {
