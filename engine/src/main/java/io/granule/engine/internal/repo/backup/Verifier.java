@@ -138,6 +138,8 @@ public final class Verifier {
           // first location listed for a chunk is the one a restore reads.
           BitSet rejected = new BitSet();
           int[] firstOfBlob = new int[indexes.size()];
+          Arrays.fill(firstOfBlob, Integer.MAX_VALUE); // sorted while blobs are read: answers
+          // come as the blobs are read when the table is in memory
           try (EntrySpill listed = new EntrySpill(cacheDir);
               ChunkIndex.Lookups trailerChecks =
                   trailerTable.lookups(

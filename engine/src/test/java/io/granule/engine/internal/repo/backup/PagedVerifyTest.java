@@ -234,7 +234,7 @@ class PagedVerifyTest {
     BlobName later = newBlobListedAfterTheFirst();
     List<IndexEntry> earlier = entriesBefore(later);
     PackId p1 = earlier.get(0).location().pack();
-    PackId p2 = new PackId(0x0abc, 0xdef0);
+    PackId p2 = new PackId(~p1.hi(), ~p1.lo()); // its keys sort far from p1's: mirrored
     BlobName n1 = new BlobName(BlobType.PACK, p1.toString());
     BlobName n2 = new BlobName(BlobType.PACK, p2.toString());
     Files.createDirectories(store.path(n2).getParent());
