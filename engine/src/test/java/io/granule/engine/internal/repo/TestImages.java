@@ -108,4 +108,43 @@ public final class TestImages {
     @Override
     public void write(byte[] b, int off, int len) {}
   }
+
+  /**
+   * A virtual disk of {@code chunks} chunks of {@code chunk} bytes, each distinct (its number, from
+   * 1, in its first 8 bytes, little-endian) and compressible (zeros after): many chunks, few bytes.
+   */
+  public static io.granule.engine.spi.DiskImage numbered(int chunk, int chunks) {
+    byte[] zeros = new byte[chunk];
+    return new io.granule.engine.spi.DiskImage() {
+      @Override
+      public long size() {
+        return (long) chunks * chunk;
+      }
+
+      @Override
+      public String format() {
+        return "virtual";
+      }
+
+      @Override
+      public void read(long offset, java.nio.ByteBuffer dst) {
+        while (dst.hasRemaining()) {
+          long number = offset / chunk + 1;
+          int at = (int) (offset % chunk);
+          int n = Math.min(dst.remaining(), chunk - at);
+          for (int i = 0; i < n; i++, at++) {
+            if (at >= 8) {
+              dst.put(zeros, 0, n - i);
+              break;
+            }
+            dst.put((byte) (number >>> (8 * at)));
+          }
+          offset += n;
+        }
+      }
+
+      @Override
+      public void close() {}
+    };
+  }
 }

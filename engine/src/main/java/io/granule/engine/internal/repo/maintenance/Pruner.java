@@ -216,13 +216,7 @@ public final class Pruner {
     try {
       expected = IndexReader.estimatedEntries(store.listInfo(BlobType.INDEX));
     } catch (IOException e) {
-      throw new RepositoryException(
-          "prune failed in the repository at '"
-              + store.location()
-              + "': "
-              + e.getMessage()
-              + " (the repository is still valid: run prune again)",
-          e);
+      throw failed(e);
     }
     try (ChunkIndex live = new ChunkIndex(cacheDir, expected, memory);
         ChunkIndex assigned = new ChunkIndex(cacheDir, expected, memory);
@@ -544,14 +538,18 @@ public final class Pruner {
           dynamicGarbage.size(),
           (System.nanoTime() - started) / 1e9);
     } catch (IOException e) {
-      throw new RepositoryException(
-          "prune failed in the repository at '"
-              + store.location()
-              + "': "
-              + e.getMessage()
-              + " (the repository is still valid: run prune again)",
-          e);
+      throw failed(e);
     }
+  }
+
+  private RepositoryException failed(IOException e) {
+    return new RepositoryException(
+        "prune failed in the repository at '"
+            + store.location()
+            + "': "
+            + e.getMessage()
+            + " (the repository is still valid: run prune again)",
+        e);
   }
 
   /**

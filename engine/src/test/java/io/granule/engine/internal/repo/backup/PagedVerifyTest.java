@@ -6,6 +6,7 @@ import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
+import io.granule.engine.internal.repo.TestImages;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
@@ -16,8 +17,6 @@ import io.granule.engine.internal.repo.index.IndexReader;
 import io.granule.engine.internal.repo.index.IndexWriter;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackReader;
-import io.granule.engine.spi.DiskImage;
-import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -46,36 +45,6 @@ class PagedVerifyTest {
   String before;
   LocalBlobStore store;
 
-  /** A virtual disk of distinct, compressible chunks: each one's number, then zeros. */
-  private static DiskImage numbered() {
-    return new DiskImage() {
-      @Override
-      public long size() {
-        return (long) CHUNKS * CHUNK;
-      }
-
-      @Override
-      public String format() {
-        return "virtual";
-      }
-
-      @Override
-      public void read(long offset, ByteBuffer dst) {
-        while (dst.hasRemaining()) {
-          int n = (int) Math.min(dst.remaining(), CHUNK - offset % CHUNK);
-          for (int i = 0; i < n; i++) {
-            long at = (offset + i) % CHUNK;
-            dst.put(at < 8 ? (byte) ((offset / CHUNK + 1) >>> (8 * at)) : 0);
-          }
-          offset += n;
-        }
-      }
-
-      @Override
-      public void close() {}
-    };
-  }
-
   @BeforeEach
   void backUpAndShrinkTheBudget() {
     repo = tmp.resolve("repo");
@@ -85,7 +54,10 @@ class PagedVerifyTest {
       snapshot =
           r.backup(
                   new BackupRequest(
-                      List.of(new BackupRequest.NamedDisk("d", numbered())), "h", null, null),
+                      List.of(new BackupRequest.NamedDisk("d", TestImages.numbered(CHUNK, CHUNKS))),
+                      "h",
+                      null,
+                      null),
                   BackupListener.NONE)
               .manifest()
               .id();

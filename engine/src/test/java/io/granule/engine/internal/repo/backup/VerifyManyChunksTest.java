@@ -5,10 +5,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.granule.engine.internal.repo.ChildJvm;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
+import io.granule.engine.internal.repo.TestImages;
 import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
 import io.granule.engine.spi.DiskImage;
-import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -24,7 +24,6 @@ import org.junit.jupiter.api.io.TempDir;
 class VerifyManyChunksTest {
   private static final int CHUNK = 4096;
   private static final int CHUNKS = 400_000;
-  private static final byte[] ZEROS = new byte[CHUNK];
 
   @TempDir Path tmp;
 
@@ -36,40 +35,7 @@ class VerifyManyChunksTest {
   @Test
   void aRepositoryOfManyChunksVerifiesInASmallHeap() throws Exception {
     Path repo = tmp.resolve("repo");
-    // every chunk unique (its number in its first 8 bytes) and compressible (zeros after): many
-    // chunks, few bytes
-    DiskImage numbered =
-        new DiskImage() {
-          @Override
-          public long size() {
-            return (long) CHUNKS * CHUNK;
-          }
-
-          @Override
-          public String format() {
-            return "virtual";
-          }
-
-          @Override
-          public void read(long offset, ByteBuffer dst) {
-            while (dst.hasRemaining()) {
-              long number = offset / CHUNK + 1;
-              int at = (int) (offset % CHUNK);
-              int n = Math.min(dst.remaining(), CHUNK - at);
-              for (int i = 0; i < n; i++, at++) {
-                if (at >= 8) {
-                  dst.put(ZEROS, 0, n - i);
-                  break;
-                }
-                dst.put((byte) (number >>> (8 * at)));
-              }
-              offset += n;
-            }
-          }
-
-          @Override
-          public void close() {}
-        };
+    DiskImage numbered = TestImages.numbered(CHUNK, CHUNKS);
     try (Repository r =
         Repository.init(
             repo, RepositoryConfig.defaults().withChunkSize(CHUNK).withPackSize(1 << 20))) {

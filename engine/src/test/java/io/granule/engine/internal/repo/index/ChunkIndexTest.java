@@ -19,11 +19,13 @@ import org.junit.jupiter.api.io.TempDir;
 class ChunkIndexTest {
   @TempDir Path tmp;
 
-  private static ChunkId id(SplittableRandom r) {
+  /** A random chunk id (shared with {@link PagedChunkIndexTest}). */
+  static ChunkId id(SplittableRandom r) {
     return new ChunkId(r.nextLong(), r.nextLong(), r.nextLong(), r.nextLong());
   }
 
-  private static ChunkLocation loc(int i) {
+  /** A location made from {@code i}, different for each. */
+  static ChunkLocation loc(int i) {
     return new ChunkLocation(new PackId(i, ~i), i * 1000L + 8, 500 + i % 1000, 1 << 20, i & 1);
   }
 

@@ -24,11 +24,11 @@ class PagedChunkIndexTest {
   @TempDir Path tmp;
 
   private static ChunkId id(SplittableRandom r) {
-    return new ChunkId(r.nextLong(), r.nextLong(), r.nextLong(), r.nextLong());
+    return ChunkIndexTest.id(r);
   }
 
   private static ChunkLocation loc(int i) {
-    return new ChunkLocation(new PackId(i, ~i), i * 1000L + 8, 500 + i % 1000, 1 << 20, i & 1);
+    return ChunkIndexTest.loc(i);
   }
 
   /**
