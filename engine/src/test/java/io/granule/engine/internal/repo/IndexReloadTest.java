@@ -2,17 +2,12 @@ package io.granule.engine.internal.repo;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.granule.engine.internal.image.RawDiskImage;
-import io.granule.engine.internal.repo.backup.BackupListener;
-import io.granule.engine.internal.repo.backup.BackupRequest;
-import io.granule.engine.internal.repo.backup.BackupRequest.NamedDisk;
 import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -25,15 +20,6 @@ import org.junit.jupiter.api.io.TempDir;
 class IndexReloadTest {
   @TempDir Path tmp;
 
-  private static Manifest backup(Repository repo, Path image, String name) throws Exception {
-    try (RawDiskImage img = RawDiskImage.open(image)) {
-      return repo.backup(
-              new BackupRequest(List.of(new NamedDisk(name, img)), "h", null, null),
-              BackupListener.NONE)
-          .manifest();
-    }
-  }
-
   @Test
   void anOpenDiskReadsOnAfterTheIndexIsReloaded() throws Exception {
     byte[] a = new byte[8 << 20];
@@ -44,13 +30,13 @@ class IndexReloadTest {
     Path ib = TestImages.write(tmp.resolve("b.raw"), b);
     RepositoryConfig cfg = RepositoryConfig.defaults().withChunkSize(4096).withPackSize(4 << 20);
     try (Repository repo = Repository.init(tmp.resolve("repo"), cfg)) {
-      Manifest s = backup(repo, ia, "a");
+      Manifest s = RepositoryTest.backup(repo, "a", ia, "h").manifest();
       repo.stats(); // index loaded
       try (SnapshotDisk disk = repo.openDisk(s, "a", 1 << 20)) {
         ByteBuffer first = ByteBuffer.allocate(4096);
         disk.read(0, first);
         repo.release(repo.lock(LockKind.SHARED, "x", Duration.ZERO)); // index blobs changed: stale
-        backup(repo, ib, "b"); // reloads the index, closes the old one
+        RepositoryTest.backup(repo, "b", ib, "h"); // reloads the index, closes the old one
         ByteBuffer rest = ByteBuffer.allocate(a.length - 4096);
         disk.read(4096, rest);
         assertThat(rest.array()).isEqualTo(java.util.Arrays.copyOfRange(a, 4096, a.length));

@@ -3,10 +3,6 @@ package io.granule.engine.internal.repo;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.granule.engine.internal.image.RawDiskImage;
-import io.granule.engine.internal.repo.backup.BackupListener;
-import io.granule.engine.internal.repo.backup.BackupRequest;
-import io.granule.engine.internal.repo.backup.BackupRequest.NamedDisk;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
@@ -16,7 +12,6 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashSet;
-import java.util.List;
 import java.util.Random;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -36,15 +31,6 @@ class ScopedChunkIndexTest {
     return b;
   }
 
-  private static Manifest backup(Repository repo, Path image, String name) throws Exception {
-    try (RawDiskImage img = RawDiskImage.open(image)) {
-      return repo.backup(
-              new BackupRequest(List.of(new NamedDisk(name, img)), "h", null, null),
-              BackupListener.NONE)
-          .manifest();
-    }
-  }
-
   @Test
   void oneSmallDiskOfALargeRepositoryIsReadThroughAnIndexOfItsOwn() throws Exception {
     Path dir = tmp.resolve("repo");
@@ -56,9 +42,9 @@ class ScopedChunkIndexTest {
     Manifest s;
     RepositoryConfig cfg = RepositoryConfig.defaults().withChunkSize(4096).withPackSize(4 << 20);
     try (Repository repo = Repository.init(dir, cfg)) {
-      backup(repo, bigImage, "big");
+      RepositoryTest.backup(repo, "big", bigImage, "h");
       bigIndexes = new HashSet<>(new LocalBlobStore(dir).list(BlobType.INDEX));
-      s = backup(repo, smallImage, "small");
+      s = RepositoryTest.backup(repo, "small", smallImage, "h").manifest();
     }
     try (Repository repo = Repository.open(dir)) {
       try (SnapshotDisk disk = repo.openDisk(s, "small")) {

@@ -445,7 +445,7 @@ public final class Verifier {
     }
     for (IndexEntry e : entries) {
       ChunkLocation l = e.location();
-      if (l.rawLength() > ChunkIndex.MAX_RAW_LENGTH || l.offset() > 0xffffffffL) {
+      if (!ChunkIndex.fits(l)) {
         problem(name.toString(), "chunk " + e.id() + ": impossible location " + l);
         continue;
       }

@@ -147,9 +147,7 @@ public final class ChunkIndex implements Closeable {
    */
   public synchronized boolean fill(ChunkId id, ChunkLocation location) {
     check();
-    if (location.rawLength() > MAX_RAW_LENGTH || location.offset() > 0xffffffffL) {
-      throw new IllegalArgumentException("chunk location out of range: " + location);
-    }
+    checkRange(location);
     long slot = table.find(id);
     if (slot < 0 || !table.reserved(slot)) {
       return false;
@@ -167,9 +165,7 @@ public final class ChunkIndex implements Closeable {
     if (id.isZero()) {
       throw new IllegalArgumentException("the zero chunk id is never indexed");
     }
-    if (location.rawLength() > MAX_RAW_LENGTH || location.offset() > 0xffffffffL) {
-      throw new IllegalArgumentException("chunk location out of range: " + location);
-    }
+    checkRange(location);
     long slot = table.find(id);
     if (slot >= 0) {
       return false;
@@ -191,13 +187,13 @@ public final class ChunkIndex implements Closeable {
    * ids share their last 128 bits, which {@link #getInPack} tells apart by the pack it stored.
    */
   public synchronized boolean putInPack(ChunkId id, ChunkLocation location) {
-    ChunkId key = inPack(location.pack(), id);
+    ChunkId key = inPackKey(location.pack(), id);
     return !key.isZero() && put(key, location);
   }
 
   /** The location of chunk {@code id} in pack {@code pack} (see {@link #putInPack}), or null. */
   public synchronized ChunkLocation getInPack(PackId pack, ChunkId id) {
-    ChunkLocation l = get(inPack(pack, id));
+    ChunkLocation l = get(inPackKey(pack, id));
     return l != null && l.pack().equals(pack) ? l : null;
   }
 
@@ -206,10 +202,6 @@ public final class ChunkIndex implements Closeable {
    * #putInPack}); the fold is its own inverse: {@code inPackKey(pack, key)} is the id again.
    */
   public static ChunkId inPackKey(PackId pack, ChunkId id) {
-    return inPack(pack, id);
-  }
-
-  private static ChunkId inPack(PackId pack, ChunkId id) {
     return new ChunkId(id.w0() ^ pack.hi(), id.w1() ^ pack.lo(), id.w2(), id.w3());
   }
 
@@ -251,6 +243,20 @@ public final class ChunkIndex implements Closeable {
     old.close(); // its memory goes now, not at the next GC
     bigger.slots.limit(memory);
     table = bigger;
+  }
+
+  /** Whether a slot can hold {@code location}: an offset under 2^32, a raw length under 2^24. */
+  public static boolean fits(ChunkLocation location) {
+    return location.rawLength() <= MAX_RAW_LENGTH && location.offset() <= 0xffffffffL;
+  }
+
+  /**
+   * @throws IllegalArgumentException unless a slot can hold {@code location} (see {@link #fits})
+   */
+  static void checkRange(ChunkLocation location) {
+    if (!fits(location)) {
+      throw new IllegalArgumentException("chunk location out of range: " + location);
+    }
   }
 
   /** Whether the index failed (a table could not grow: no room for its file) and is unusable. */
@@ -351,15 +357,13 @@ public final class ChunkIndex implements Closeable {
       if (id.isZero()) {
         throw new IllegalArgumentException("the zero chunk id is never indexed");
       }
-      if (location.rawLength() > MAX_RAW_LENGTH || location.offset() > 0xffffffffL) {
-        throw new IllegalArgumentException("chunk location out of range: " + location);
-      }
+      checkRange(location);
       sorter.add(id, location, 0);
     }
 
     /** As {@link ChunkIndex#putInPack}, at {@link #finish}. */
     public void putInPack(ChunkId id, ChunkLocation location) {
-      ChunkId key = inPack(location.pack(), id);
+      ChunkId key = inPackKey(location.pack(), id);
       if (!key.isZero()) {
         put(key, location);
       }
@@ -389,9 +393,7 @@ public final class ChunkIndex implements Closeable {
      * 2^24; {@link #NO_LOCATION} if none) and {@code tag} come back with the answer.
      */
     public void add(ChunkId id, ChunkLocation location, int tag) {
-      if (location.rawLength() > MAX_RAW_LENGTH || location.offset() > 0xffffffffL) {
-        throw new IllegalArgumentException("chunk location out of range: " + location);
-      }
+      checkRange(location);
       sorter.add(id, location, tag);
     }
 

@@ -42,9 +42,7 @@ public final class EntrySpill implements Closeable {
    * 2 and so on.
    */
   public int add(ChunkId id, ChunkLocation location) {
-    if (location.rawLength() > ChunkIndex.MAX_RAW_LENGTH || location.offset() > 0xffffffffL) {
-      throw new IllegalArgumentException("chunk location out of range: " + location);
-    }
+    ChunkIndex.checkRange(location);
     if (count == Integer.MAX_VALUE) {
       throw new RepositoryException("more than 2^31 index entries to check at once");
     }

@@ -60,7 +60,6 @@ final class SlotPages implements Closeable {
   private int frame;
   private RandomAccessFile file;
   private byte[] scratch;
-  private long misses;
 
   /**
    * A zero-filled table of {@code length} bytes (a multiple of 64) that keeps at most {@code
@@ -171,11 +170,6 @@ final class SlotPages implements Closeable {
     return n;
   }
 
-  /** Pages read from the file so far (paged tables). */
-  long misses() {
-    return misses;
-  }
-
   /**
    * The buffer holding the 64 bytes at {@code offset}, for reading; the offset is in {@link #pos}.
    */
@@ -270,7 +264,6 @@ final class SlotPages implements Closeable {
         throw failure("read", e);
       }
       b.put(at, scratch);
-      misses++;
     } else {
       b.put(at, ZEROS);
     }
