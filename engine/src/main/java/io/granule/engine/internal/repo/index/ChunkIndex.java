@@ -126,19 +126,7 @@ public final class ChunkIndex implements Closeable {
    * whether it was added.
    */
   public synchronized boolean reserve(ChunkId id) {
-    check();
-    if (id.isZero()) {
-      throw new IllegalArgumentException("the zero chunk id is never indexed");
-    }
-    if (table.find(id) >= 0) {
-      return false;
-    }
-    if ((size + 1) * 5 > table.capacity * 4) {
-      grow();
-    }
-    table.insert(id, null);
-    size++;
-    return true;
+    return add(id, null);
   }
 
   /**
@@ -161,13 +149,17 @@ public final class ChunkIndex implements Closeable {
    * location of a chunk wins).
    */
   public synchronized boolean put(ChunkId id, ChunkLocation location) {
+    checkRange(location);
+    return add(id, location);
+  }
+
+  /** Adds {@code id} at {@code location} (reserved if null) unless present; whether it did. */
+  private boolean add(ChunkId id, ChunkLocation location) {
     check();
     if (id.isZero()) {
       throw new IllegalArgumentException("the zero chunk id is never indexed");
     }
-    checkRange(location);
-    long slot = table.find(id);
-    if (slot >= 0) {
+    if (table.find(id) >= 0) {
       return false;
     }
     if ((size + 1) * 5 > table.capacity * 4) {
