@@ -1,6 +1,7 @@
 package io.granule.engine.internal.cli;
 
 import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.RepositoryCache;
 import io.granule.engine.internal.repo.RepositoryConfig;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.PrefetchingBlobStore;
@@ -106,15 +107,21 @@ public final class RepoOption {
 
   /** Opens the repository, asking for its password only if it is encrypted. */
   Repository open(CliContext ctx) {
-    if (remote()) {
-      return Repository.open(
-          remoteStore(),
-          Clock.systemUTC(),
-          Repository.defaultCacheDir(),
-          Passwords.forOpen(ctx, passwordFile),
-          metadataCache(ctx));
-    }
-    return Repository.open(path(), Passwords.forOpen(ctx, passwordFile));
+    Repository r =
+        remote()
+            ? Repository.open(
+                remoteStore(),
+                Clock.systemUTC(),
+                Repository.defaultCacheDir(),
+                Passwords.forOpen(ctx, passwordFile),
+                metadataCache(ctx))
+            : Repository.open(path(), Passwords.forOpen(ctx, passwordFile));
+    return keepIndex(ctx, r);
+  }
+
+  /** {@code r}, its chunk index kept between runs in its directory of the user's cache. */
+  private static Repository keepIndex(CliContext ctx, Repository r) {
+    return r.keepIndexIn(RepositoryCache.dir(metadataCache(ctx), r.config().repositoryId()));
   }
 
   /**
@@ -135,15 +142,17 @@ public final class RepoOption {
   /** Creates the repository, encrypted under {@code password} unless it is null. */
   Repository init(CliContext ctx, RepositoryConfig cfg, char[] password) {
     if (remote()) {
-      return Repository.init(
-          remoteStore(),
-          cfg,
-          Clock.systemUTC(),
-          Repository.defaultCacheDir(),
-          password,
-          KdfParams.DEFAULT,
-          metadataCache(ctx));
+      return keepIndex(
+          ctx,
+          Repository.init(
+              remoteStore(),
+              cfg,
+              Clock.systemUTC(),
+              Repository.defaultCacheDir(),
+              password,
+              KdfParams.DEFAULT,
+              metadataCache(ctx)));
     }
-    return Repository.init(path(), cfg, password);
+    return keepIndex(ctx, Repository.init(path(), cfg, password));
   }
 }

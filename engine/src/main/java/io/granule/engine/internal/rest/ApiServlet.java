@@ -25,6 +25,7 @@ import io.granule.engine.internal.osgi.JobsComponent;
 import io.granule.engine.internal.osgi.SnapshotProviders;
 import io.granule.engine.internal.plugin.PluginUnavailableException;
 import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.RepositoryCache;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.backup.BackupProgress;
 import io.granule.engine.internal.repo.backup.BackupResult;
@@ -131,7 +132,7 @@ public final class ApiServlet extends HttpServlet {
             send(resp, 400, Map.of("error", "parameter 'repo' is required"));
             return;
           }
-          try (Repository r = Repository.open(Path.of(repo), ApiServlet::password)) {
+          try (Repository r = openRepository(Path.of(repo))) {
             send(resp, 200, r.snapshots());
           }
         }
@@ -146,7 +147,7 @@ public final class ApiServlet extends HttpServlet {
                 Map.of("error", "parameters 'repo' and 'snapshot' or 'find' are required"));
             return;
           }
-          try (Repository r = Repository.open(Path.of(repo), ApiServlet::password)) {
+          try (Repository r = openRepository(Path.of(repo))) {
             List<Manifest> snaps = snap != null ? List.of(r.resolve(snap)) : r.snapshots();
             send(
                 resp,
@@ -262,7 +263,7 @@ public final class ApiServlet extends HttpServlet {
             "backup of " + specs.stream().map(DiskSpec::name).toList() + " into " + repo,
             repo,
             j -> {
-              try (Repository r = Repository.open(repo, ApiServlet::password)) {
+              try (Repository r = openRepository(repo)) {
                 // The same shared lock as 'granule backup': a prune elsewhere makes it fail (409).
                 r.lock(LockKind.SHARED, "backup", Duration.ZERO);
                 BackupResult res =
@@ -358,7 +359,7 @@ public final class ApiServlet extends HttpServlet {
                 + ")",
             repo,
             j -> {
-              try (Repository r = Repository.open(repo, ApiServlet::password)) {
+              try (Repository r = openRepository(repo)) {
                 r.lock(LockKind.SHARED, "restore", Duration.ZERO);
                 Manifest snap = r.resolve(body.snapshot());
                 String disk = DiskRestore.diskName(snap, body.disk());
@@ -446,7 +447,7 @@ public final class ApiServlet extends HttpServlet {
                 + AppUrls.redact(target),
             repo,
             j -> {
-              try (Repository r = Repository.open(repo, ApiServlet::password)) {
+              try (Repository r = openRepository(repo)) {
                 r.lock(LockKind.SHARED, "restore table", Duration.ZERO);
                 ObjectRestore.Result res =
                     ObjectRestore.run(
@@ -491,6 +492,16 @@ public final class ApiServlet extends HttpServlet {
   }
 
   /** The server process's repository password: {@code GRANULE_PASSWORD}, if set. */
+
+  /**
+   * Opens the repository at {@code repo}, its chunk index kept in the user's cache between uses.
+   */
+  private static Repository openRepository(Path repo) {
+    Repository r = Repository.open(repo, ApiServlet::password);
+    return r.keepIndexIn(
+        RepositoryCache.dir(RepoOption.metadataCache(System::getenv), r.config().repositoryId()));
+  }
+
   private static char[] password() {
     String p = System.getenv("GRANULE_PASSWORD");
     return p == null ? null : p.toCharArray();

@@ -121,6 +121,49 @@ class CliAppTest {
     assertThat(run("catalog", "--repo", repo())).isEqualTo(ExitCodes.USAGE);
   }
 
+  /**
+   * A repository of more chunks than an index worth keeping (65 536) keeps its chunk index in the
+   * user's cache, in the repository's directory, from the first command that loads it; the next
+   * commands read it and give the same answers.
+   */
+  @Test
+  void theChunkIndexIsKeptInTheUsersCache() throws Exception {
+    Path image = tmp.resolve("many.img");
+    byte[] block = new byte[1 << 20];
+    Random r = new Random(9);
+    try (var o = Files.newOutputStream(image)) {
+      for (int i = 0; i < 260; i++) { // 66 560 chunks of 4 KiB
+        r.nextBytes(block);
+        o.write(block);
+      }
+    }
+    String many = tmp.resolve("many").toString();
+    assertThat(run("init", "--repo", many, "--chunk-size", "4K")).as(err.toString()).isZero();
+    String args = "--repo=" + many;
+    assertThat(run("backup", args, "--disk", "vm=" + image, "--no-progress"))
+        .as(err.toString())
+        .isZero();
+    String id =
+        new String(
+                Files.readAllBytes(Path.of(many, "config")),
+                java.nio.charset.StandardCharsets.ISO_8859_1)
+            .replaceAll("(?s).*\"repositoryId\":\"([0-9a-f]+)\".*", "$1");
+    Path kept = tmp.resolve("cache/granule").resolve(id).resolve("chunk-index");
+    assertThat(kept).doesNotExist(); // the backup loaded an empty index
+    assertThat(run("stats", args, "--json")).as(err.toString()).isZero();
+    long chunks = new ObjectMapper().readTree(out.toString()).get("chunks").asLong();
+    assertThat(chunks).isEqualTo(66_560);
+    assertThat(kept).isRegularFile();
+    long written = Files.getLastModifiedTime(kept).toMillis();
+    assertThat(Files.size(kept)).isGreaterThan(chunks * 64);
+    assertThat(run("stats", args, "--json")).as(err.toString()).isZero();
+    assertThat(new ObjectMapper().readTree(out.toString()).get("chunks").asLong())
+        .isEqualTo(chunks);
+    assertThat(Files.getLastModifiedTime(kept).toMillis()).isEqualTo(written); // read, not written
+    assertThat(run("backup", args, "--disk", "vm=" + image, "--no-progress")).isZero();
+    assertThat(out.toString()).contains("0 B new");
+  }
+
   @Test
   void restoreTablePrintsRowsChecksumPhasesAndChunks() throws Exception {
     assertThat(backup("test://u@db1:1/shop")).isZero();

@@ -11,9 +11,12 @@ import java.io.DataOutputStream;
 import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.zip.CRC32;
 
 /**
  * The dedup lookup table: chunk id to {@link ChunkLocation}, for every chunk of the repository,
@@ -77,9 +80,56 @@ public final class ChunkIndex implements Closeable {
    * memory (at least 1 MiB): past that its table is paged through a temporary file in {@code dir}.
    */
   public ChunkIndex(Path dir, long expected, long memory) {
+    this(dir, memory, new Table(dir, Math.max(MIN_CAPACITY, expected * 10 / 7 + 1), memory));
+  }
+
+  private ChunkIndex(Path dir, long memory, Table table) {
     this.dir = dir;
     this.memory = memory;
-    this.table = new Table(dir, Math.max(MIN_CAPACITY, expected * 10 / 7 + 1), memory);
+    this.table = table;
+  }
+
+  /**
+   * An index of {@code size} entries whose table of {@code capacity} slots is the next {@code
+   * capacity * 64} bytes of {@code in} (as {@link #writeTable} wrote them), added to {@code crc};
+   * its memory and files as {@link #ChunkIndex(Path, long, long)}'s.
+   *
+   * @throws IllegalArgumentException if no table has that capacity and size
+   * @throws IOException if {@code in} fails or ends first
+   */
+  static ChunkIndex readTable(
+      Path dir, long capacity, long size, long memory, InputStream in, CRC32 crc)
+      throws IOException {
+    if (capacity < MIN_CAPACITY
+        || capacity > (Integer.MAX_VALUE * (long) SlotPages.PAGE) / SLOT
+        || size < 0
+        || size * 5 > capacity * 4) {
+      throw new IllegalArgumentException(
+          "no chunk index table has " + capacity + " slots and " + size + " entries");
+    }
+    ChunkIndex index = new ChunkIndex(dir, memory, new Table(dir, capacity, memory));
+    try {
+      index.table.slots.copyFrom(in, crc);
+    } catch (IOException | RuntimeException | Error e) {
+      index.close();
+      throw e;
+    }
+    index.size = size;
+    return index;
+  }
+
+  /** Slots of the table (see {@link #readTable}). */
+  synchronized long capacity() {
+    check();
+    return table.capacity;
+  }
+
+  /**
+   * Writes the table's {@code capacity() * 64} bytes to {@code out}, adding them to {@code crc}.
+   */
+  synchronized void writeTable(OutputStream out, CRC32 crc) throws IOException {
+    check();
+    table.slots.copyTo(out, crc);
   }
 
   /** Number of chunks in the index. */
@@ -335,9 +385,21 @@ public final class ChunkIndex implements Closeable {
    * open: a crash leaves nothing behind; {@link #close} frees what was not inserted.
    */
   public final class Loader implements Closeable {
-    private final Sorter sorter = new Sorter((id, l, tag) -> ChunkIndex.this.put(id, l));
+    private long duplicates;
+    private final Sorter sorter =
+        new Sorter(
+            (id, l, tag) -> {
+              if (!ChunkIndex.this.put(id, l)) {
+                duplicates++;
+              }
+            });
 
     private Loader() {}
+
+    /** Entries put so far whose id the index held already (the first location stayed). */
+    public long duplicates() {
+      return duplicates;
+    }
 
     /** Parts of the table it sorts into (1: it inserts at once). */
     int parts() {

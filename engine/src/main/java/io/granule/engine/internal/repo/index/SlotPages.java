@@ -4,6 +4,8 @@ import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.Unmapper;
 import java.io.Closeable;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.io.RandomAccessFile;
 import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
@@ -12,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
+import java.util.zip.CRC32;
 
 /**
  * The bytes of one chunk-index table (zero-filled at first) in memory that does not grow past a
@@ -330,6 +333,70 @@ final class SlotPages implements Closeable {
     }
     written[page >>> 6] |= 1L << page;
     state[f] &= ~DIRTY;
+  }
+
+  /**
+   * Writes the table's bytes to {@code out} in order and adds them to {@code crc}; a paged table's
+   * pages come from its cache, its file, or are zeros, and its cache is left as it was.
+   */
+  void copyTo(OutputStream out, CRC32 crc) throws IOException {
+    byte[] buf = new byte[BLOCK];
+    for (long at = 0; at < length; at += BLOCK) {
+      int n = (int) Math.min(BLOCK, length - at);
+      if (resident) {
+        blocks[(int) (at >>> BLOCK_SHIFT)].get(0, buf, 0, n);
+      } else {
+        for (int o = 0; o < n; o += PAGE) {
+          int page = (int) ((at + o) >>> PAGE_SHIFT);
+          int len = Math.min(PAGE, n - o);
+          int f = frameOfPage[page];
+          if (f >= 0) {
+            blocks[f / FRAMES_PER_BLOCK].get((f % FRAMES_PER_BLOCK) * PAGE, buf, o, len);
+          } else if ((written[page >>> 6] & (1L << page)) != 0) {
+            file.seek((long) page << PAGE_SHIFT);
+            file.readFully(buf, o, len);
+          } else {
+            Arrays.fill(buf, o, o + len, (byte) 0);
+          }
+        }
+      }
+      crc.update(buf, 0, n);
+      out.write(buf, 0, n);
+    }
+  }
+
+  /**
+   * Fills a table that was never touched with the next {@code length} bytes of {@code in}, adding
+   * them to {@code crc}: a resident table into its memory, a paged one into its file.
+   *
+   * @throws java.io.EOFException if {@code in} ends first
+   */
+  void copyFrom(InputStream in, CRC32 crc) throws IOException {
+    if (!resident && frames != 0) {
+      throw new IllegalStateException("the table is in use");
+    }
+    byte[] buf = new byte[BLOCK];
+    for (long at = 0; at < length; at += BLOCK) {
+      int n = (int) Math.min(BLOCK, length - at);
+      if (in.readNBytes(buf, 0, n) != n) {
+        throw new java.io.EOFException("the table ends after " + at + " of " + length + " bytes");
+      }
+      crc.update(buf, 0, n);
+      if (resident) {
+        blocks[(int) (at >>> BLOCK_SHIFT)].put(0, buf, 0, n);
+      } else {
+        if (file == null) {
+          file = open();
+        }
+        file.seek(at);
+        file.write(buf, 0, n);
+      }
+    }
+    if (!resident) {
+      long pages = (length + PAGE - 1) >>> PAGE_SHIFT;
+      file.setLength(pages << PAGE_SHIFT); // a last page read whole
+      Arrays.fill(written, -1L);
+    }
   }
 
   private RandomAccessFile open() throws IOException {
