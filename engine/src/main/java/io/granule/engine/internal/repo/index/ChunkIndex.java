@@ -11,7 +11,6 @@ import java.io.DataOutputStream;
 import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
@@ -90,15 +89,18 @@ public final class ChunkIndex implements Closeable {
   }
 
   /**
-   * An index of {@code size} entries whose table of {@code capacity} slots is the next {@code
-   * capacity * 64} bytes of {@code in} (as {@link #writeTable} wrote them), added to {@code crc};
-   * its memory and files as {@link #ChunkIndex(Path, long, long)}'s.
+   * An index of {@code size} entries whose table of {@code capacity} slots is the {@code capacity *
+   * 64} bytes at {@code offset} of {@code in} (as {@link #writeTable} wrote them), read once in
+   * order and added to {@code crc}; its memory and files as {@link #ChunkIndex(Path, long,
+   * long)}'s. A table over the memory budget keeps {@code in} open and reads its pages from there
+   * until it writes them (see {@link SlotPages#readFrom}): then {@code in} is closed with the
+   * index, else it is the caller's to close ({@link #resident} tells which).
    *
    * @throws IllegalArgumentException if no table has that capacity and size
    * @throws IOException if {@code in} fails or ends first
    */
   static ChunkIndex readTable(
-      Path dir, long capacity, long size, long memory, InputStream in, CRC32 crc)
+      Path dir, long capacity, long size, long memory, RandomAccessFile in, long offset, CRC32 crc)
       throws IOException {
     if (capacity < MIN_CAPACITY
         || capacity > (Integer.MAX_VALUE * (long) SlotPages.PAGE) / SLOT
@@ -109,7 +111,7 @@ public final class ChunkIndex implements Closeable {
     }
     ChunkIndex index = new ChunkIndex(dir, memory, new Table(dir, capacity, memory));
     try {
-      index.table.slots.copyFrom(in, crc);
+      index.table.slots.readFrom(in, offset, crc);
     } catch (IOException | RuntimeException | Error e) {
       index.close();
       throw e;

@@ -8,12 +8,15 @@ import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.EOFException;
+import java.io.FileInputStream;
+import java.io.FileNotFoundException;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.io.RandomAccessFile;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Duration;
@@ -35,7 +38,9 @@ import org.slf4j.LoggerFactory;
  * id>/chunk-index}): the table's bytes as they are, with the index blobs whose entries it holds
  * (name and size) and the packs those list. A command opens its index by reading this one file in
  * order, at the disk's speed, instead of decoding every index blob and inserting every entry again
- * (at 2.3 M chunks ~3 s; at 10^8 minutes).
+ * (at 2.3 M chunks ~3 s; at 10^8 minutes). A table within the memory budget is copied into memory;
+ * a larger one reads its pages from this file until it writes them (see {@link
+ * SlotPages#readFrom}), so the file stays open, unchanged, while the index is.
  *
  * <p>The file is only ever replaced whole (written under a temporary name, then renamed over), so a
  * reader sees one writer's file or another's, never a mix; checksums over the header and the table
@@ -54,6 +59,7 @@ public final class IndexCache {
   public static final String FILE = "chunk-index";
 
   static final int MAGIC = 0x47434958; // "GCIX"
+  private static final int SLOT = ChunkIndex.SLOT;
   static final int VERSION = 1;
 
   private static final String TEMP_PREFIX = ".chunk-index-";
@@ -71,18 +77,22 @@ public final class IndexCache {
    * another repository's, of another version, or damaged (then logged: the caller reads the blobs).
    */
   public static Optional<Contents> read(Path file, String repositoryId, Path tempDir, long memory) {
-    long length;
+    RandomAccessFile raf;
     try {
-      length = Files.size(file);
-    } catch (NoSuchFileException e) {
-      return Optional.empty();
-    } catch (IOException e) {
-      LOG.warn("not using the kept chunk index {}: {}", file, e.toString());
+      raf = new RandomAccessFile(file.toFile(), "r");
+    } catch (FileNotFoundException e) {
+      if (Files.exists(file)) {
+        LOG.warn("not using the kept chunk index {}: {}", file, e.getMessage());
+      }
       return Optional.empty();
     }
-    try (InputStream raw = new BufferedInputStream(Files.newInputStream(file), 1 << 16)) {
+    boolean kept = false;
+    try {
+      long length = raf.length();
       CRC32 headerCrc = new CRC32();
-      DataInputStream in = new DataInputStream(new CheckedInputStream(raw, headerCrc));
+      Counting counted =
+          new Counting(new BufferedInputStream(new FileInputStream(raf.getFD()), 1 << 16));
+      DataInputStream in = new DataInputStream(new CheckedInputStream(counted, headerCrc));
       if (in.readInt() != MAGIC) {
         throw new IOException("not a chunk index file");
       }
@@ -112,27 +122,76 @@ public final class IndexCache {
       if (in.readInt() != expectedHeader) {
         throw new IOException("its header's checksum does not match");
       }
+      long tableAt = counted.count;
+      if (capacity < 0 || capacity > length / SLOT || tableAt + capacity * SLOT + 8 != length) {
+        throw new IOException(
+            length < tableAt + Math.max(0, capacity) * SLOT + 8
+                ? "it is truncated"
+                : "it does not end where its table does");
+      }
+      raf.seek(tableAt + capacity * SLOT);
+      int expectedTable = raf.readInt();
+      if (raf.readInt() != MAGIC) {
+        throw new IOException("it does not end with its magic number");
+      }
       CRC32 tableCrc = new CRC32();
-      ChunkIndex index = ChunkIndex.readTable(tempDir, capacity, size, memory, raw, tableCrc);
-      try {
-        DataInputStream tail = new DataInputStream(raw);
-        if (tail.readInt() != (int) tableCrc.getValue()) {
-          throw new IOException("its table's checksum does not match");
-        }
-        if (tail.readInt() != MAGIC || raw.read() != -1) {
-          throw new IOException("it does not end where its table does");
-        }
-      } catch (IOException | RuntimeException | Error e) {
+      ChunkIndex index =
+          ChunkIndex.readTable(tempDir, capacity, size, memory, raf, tableAt, tableCrc);
+      kept = !index.resident();
+      if ((int) tableCrc.getValue() != expectedTable) {
         index.close();
-        throw e;
+        kept = false; // closed with the index
+        throw new IOException("its table's checksum does not match");
       }
       return Optional.of(new Contents(index, blobs, packs));
     } catch (EOFException e) {
       LOG.warn("not using the kept chunk index {}: it is truncated", file);
     } catch (IOException | RuntimeException e) {
       LOG.warn("not using the kept chunk index {}: {}", file, e.getMessage());
+    } finally {
+      if (!kept) {
+        try {
+          raf.close();
+        } catch (IOException e) {
+          // opened for reading: nothing is lost
+        }
+      }
     }
     return Optional.empty();
+  }
+
+  /** Counts the bytes read through it: where the header ends. */
+  private static final class Counting extends FilterInputStream {
+    long count;
+
+    Counting(InputStream in) {
+      super(in);
+    }
+
+    @Override
+    public int read() throws IOException {
+      int b = super.read();
+      if (b >= 0) {
+        count++;
+      }
+      return b;
+    }
+
+    @Override
+    public int read(byte[] b, int off, int len) throws IOException {
+      int n = super.read(b, off, len);
+      if (n > 0) {
+        count += n;
+      }
+      return n;
+    }
+
+    @Override
+    public long skip(long n) throws IOException {
+      long k = super.skip(n);
+      count += k;
+      return k;
+    }
   }
 
   /** A count of records of at least {@code bytes} each, which a file of {@code length} can hold. */

@@ -4,7 +4,6 @@ import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.Unmapper;
 import java.io.Closeable;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.RandomAccessFile;
 import java.lang.management.ManagementFactory;
@@ -62,6 +61,14 @@ final class SlotPages implements Closeable {
   private int hand;
   private int frame;
   private RandomAccessFile file;
+
+  /**
+   * A paged table read from a kept index ({@link #readFrom}): the file its bytes are in, from
+   * {@link #baseOffset}; a page not written since is read from there.
+   */
+  private RandomAccessFile base;
+
+  private long baseOffset;
   private byte[] scratch;
 
   /**
@@ -267,6 +274,9 @@ final class SlotPages implements Closeable {
         throw failure("read", e);
       }
       b.put(at, scratch);
+    } else if (base != null) {
+      readBase(page, scratch, 0);
+      b.put(at, scratch);
     } else {
       b.put(at, ZEROS);
     }
@@ -355,6 +365,8 @@ final class SlotPages implements Closeable {
           } else if ((written[page >>> 6] & (1L << page)) != 0) {
             file.seek((long) page << PAGE_SHIFT);
             file.readFully(buf, o, len);
+          } else if (base != null) {
+            readBase(page, buf, o);
           } else {
             Arrays.fill(buf, o, o + len, (byte) 0);
           }
@@ -366,36 +378,53 @@ final class SlotPages implements Closeable {
   }
 
   /**
-   * Fills a table that was never touched with the next {@code length} bytes of {@code in}, adding
-   * them to {@code crc}: a resident table into its memory, a paged one into its file.
+   * Makes a table that was never touched hold the {@code length} bytes at {@code offset} of {@code
+   * in}, reading them once in order and adding them to {@code crc}. A resident table copies them
+   * into its memory; a paged one keeps {@code in} as its base, from which it reads each page it has
+   * not written since (into its own temporary file), and closes it with itself. So {@code in} must
+   * not change while the table is open (a kept index is only ever replaced by a rename). Returns
+   * whether the table kept {@code in}; if not, it is the caller's to close.
    *
    * @throws java.io.EOFException if {@code in} ends first
    */
-  void copyFrom(InputStream in, CRC32 crc) throws IOException {
-    if (!resident && frames != 0) {
+  boolean readFrom(RandomAccessFile in, long offset, CRC32 crc) throws IOException {
+    if (file != null || base != null || frames != 0) {
       throw new IllegalStateException("the table is in use");
     }
     byte[] buf = new byte[BLOCK];
+    in.seek(offset);
     for (long at = 0; at < length; at += BLOCK) {
       int n = (int) Math.min(BLOCK, length - at);
-      if (in.readNBytes(buf, 0, n) != n) {
-        throw new java.io.EOFException("the table ends after " + at + " of " + length + " bytes");
-      }
+      in.readFully(buf, 0, n);
       crc.update(buf, 0, n);
       if (resident) {
         blocks[(int) (at >>> BLOCK_SHIFT)].put(0, buf, 0, n);
-      } else {
-        if (file == null) {
-          file = open();
-        }
-        file.seek(at);
-        file.write(buf, 0, n);
       }
     }
     if (!resident) {
-      long pages = (length + PAGE - 1) >>> PAGE_SHIFT;
-      file.setLength(pages << PAGE_SHIFT); // a last page read whole
-      Arrays.fill(written, -1L);
+      base = in;
+      baseOffset = offset;
+    }
+    return !resident;
+  }
+
+  /** Reads page {@code page} (as much as the table has of it) from the base into {@code dst}. */
+  private void readBase(int page, byte[] dst, int off) {
+    long from = (long) page << PAGE_SHIFT;
+    int n = (int) Math.min(PAGE, length - from);
+    try {
+      base.seek(baseOffset + from);
+      base.readFully(dst, off, n);
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to read the chunk index kept in the user's cache: "
+              + e.getMessage()
+              + " (delete the file chunk-index in the repository's cache directory: the next"
+              + " command reads the index blobs again)",
+          e);
+    }
+    if (n < PAGE && off + PAGE <= dst.length) {
+      Arrays.fill(dst, off + n, off + PAGE, (byte) 0);
     }
   }
 
@@ -446,6 +475,14 @@ final class SlotPages implements Closeable {
       blocks[i] = null;
     }
     frames = 0;
+    if (base != null) {
+      try {
+        base.close();
+      } catch (IOException e) {
+        // opened for reading: nothing is lost
+      }
+      base = null;
+    }
     if (file != null) {
       try {
         file.close();

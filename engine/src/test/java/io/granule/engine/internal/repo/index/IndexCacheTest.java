@@ -98,13 +98,31 @@ class IndexCacheTest {
       IndexCache.write(file, REPO, index, blobs, packs);
       assertHoldsAll(index); // its cache and file untouched by the write
     }
+    byte[] before = Files.readAllBytes(file);
     IndexCache.Contents c = read(file, MIB).orElseThrow();
     try (ChunkIndex back = c.index()) {
       assertThat(back.resident()).isFalse();
       assertThat(back.memoryBytes()).isLessThanOrEqualTo(MIB);
       assertHoldsAll(back);
+      // pages it reads from the kept file and pages it wrote since, written out again
+      SplittableRandom s = new SplittableRandom(66);
+      for (int i = 0; i < 500; i++) {
+        ChunkId id = ChunkIndexTest.id(s);
+        ids.add(id);
+        assertThat(back.put(id, ChunkIndexTest.loc(40_000 + i))).isTrue();
+      }
+      Path again = tmp.resolve("again");
+      IndexCache.write(again, REPO, back, blobs, packs);
+      try (ChunkIndex copy = read(again, MIB).orElseThrow().index()) {
+        assertThat(copy.size()).isEqualTo(40_500);
+        for (int i = 0; i < 500; i++) {
+          assertThat(copy.get(ids.get(40_000 + i))).isEqualTo(ChunkIndexTest.loc(40_000 + i));
+        }
+        assertThat(copy.get(ids.get(0))).isEqualTo(ChunkIndexTest.loc(0));
+      }
+      assertThat(Files.readAllBytes(file)).as("the kept file is never written").isEqualTo(before);
       SplittableRandom r = new SplittableRandom(77);
-      for (int i = 40_000; i < 80_000; i++) { // grows past the table read
+      for (int i = 40_500; i < 80_000; i++) { // grows past the table read
         ChunkId id = ChunkIndexTest.id(r);
         ids.add(id);
         assertThat(back.put(id, ChunkIndexTest.loc(i))).isTrue();
