@@ -652,8 +652,9 @@ public final class Repository implements Closeable {
       }
       // Written again once the blobs read on top of it are worth the write: a sixteenth of its
       // entries, or many blobs (each a read from the store).
-      long addedEntries = IndexReader.estimatedEntries(added);
-      boolean rewrite = addedEntries * 16 >= kept.index().size() || added.size() > 64;
+      List<BlobInfo> read = added.stream().filter(i -> blobs.containsKey(i.name())).toList();
+      long addedEntries = IndexReader.estimatedEntries(read); // damaged blobs change nothing
+      boolean rewrite = addedEntries * 16 >= kept.index().size() || read.size() > 64;
       return new LoadedIndex(kept.index(), blobs, packs, IndexSource.FILE_AND_BLOBS, rewrite);
     } catch (RuntimeException | Error e) {
       kept.index().close();
@@ -722,12 +723,26 @@ public final class Repository implements Closeable {
         LOG.warn("skipping damaged index blob: {}", e.getMessage());
         continue;
       }
-      try {
-        entries.forEach(each); // a failure here (no room for the index's files) is not damage
-        whole.add(i);
-      } catch (IllegalArgumentException e) { // an entry no index could hold: damage
-        LOG.warn("skipping damaged index blob {}: {}", n, e.getMessage());
+      // All of a blob or none of it: an entry no index could hold is damage, and a blob half put
+      // would leave chunks in the index (and in the index kept between runs) that no blob read
+      // whole lists, which a later prune could delete unseen.
+      IndexEntry bad = null;
+      for (IndexEntry e : entries) {
+        if (e.id().isZero() || !ChunkIndex.fits(e.location())) {
+          bad = e;
+          break;
+        }
       }
+      if (bad != null) {
+        LOG.warn(
+            "skipping damaged index blob {}: it lists chunk {} at an impossible location {}",
+            n,
+            bad.id(),
+            bad.location());
+        continue;
+      }
+      entries.forEach(each); // a failure here (no room for the index's files) is not damage
+      whole.add(i);
     }
     return whole;
   }
@@ -949,19 +964,15 @@ public final class Repository implements Closeable {
 
   /**
    * The reader of the chunks an item lists ({@code count} ids from {@code ids}): the repository's
-   * chunk index when it is loaded, when it is kept in a file ({@link #keepIndexIn}: reading that
-   * costs less than decoding the index blobs), when the item is small (under {@link #SCOPED_MIN}
-   * positions) or holds a good part of the repository's chunks (then later reads share it); else an
-   * index of the item's chunks alone, reserved from its list and filled from the index blobs, so
-   * that restoring or serving one disk of a large repository takes memory for that disk's chunks,
-   * not the repository's. The caller closes the reader.
+   * chunk index when it is loaded, when the item is small (under {@link #SCOPED_MIN} positions) or
+   * holds a good part of the repository's chunks (then later reads share it); else an index of the
+   * item's chunks alone, reserved from its list and filled from the index blobs, so that restoring
+   * or serving one disk of a large repository takes memory for that disk's chunks, not the
+   * repository's. The caller closes the reader.
    */
   private ChunkReader readerFor(int count, java.util.function.IntFunction<ChunkId> ids) {
     if (index != null && !indexStale || count < SCOPED_MIN) {
       return reader(); // small items (a catalog) would pay a whole read of the index blobs each
-    }
-    if (indexFile != null && Files.isRegularFile(indexFile)) {
-      return reader(); // one file read in order costs less than decoding every index blob
     }
     List<BlobInfo> infos;
     try {

@@ -67,6 +67,8 @@ public record RepositoryConfig(
   public static final int DEFAULT_PACK_SIZE = 16 << 20;
 
   static final int MAGIC = 0x47434647;
+  private static final java.util.regex.Pattern HEX_ID =
+      java.util.regex.Pattern.compile("[0-9a-f]{1,128}");
   private static final ObjectMapper JSON =
       new ObjectMapper().disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
 
@@ -153,6 +155,13 @@ public record RepositoryConfig(
   }
 
   void validate() {
+    if (repositoryId != null && !HEX_ID.matcher(repositoryId).matches()) {
+      // it names the repository's directory in the user's cache: never a path
+      throw new IllegalArgumentException(
+          "invalid repository id '"
+              + repositoryId.substring(0, Math.min(80, repositoryId.length()))
+              + "': not 1-128 lowercase hex digits");
+    }
     if (chunkSize < 4096 || chunkSize > 8 << 20) {
       throw new IllegalArgumentException(
           "invalid chunk size " + chunkSize + ": choose between 4096 and 8388608 bytes");

@@ -491,8 +491,6 @@ public final class ApiServlet extends HttpServlet {
     Json.MAPPER.writeValue(resp.getOutputStream(), body);
   }
 
-  /** The server process's repository password: {@code GRANULE_PASSWORD}, if set. */
-
   /**
    * Opens the repository at {@code repo}, its chunk index kept in the user's cache between uses.
    */
@@ -502,6 +500,7 @@ public final class ApiServlet extends HttpServlet {
         RepositoryCache.dir(RepoOption.metadataCache(System::getenv), r.config().repositoryId()));
   }
 
+  /** The server process's repository password: {@code GRANULE_PASSWORD}, if set. */
   private static char[] password() {
     String p = System.getenv("GRANULE_PASSWORD");
     return p == null ? null : p.toCharArray();

@@ -220,6 +220,49 @@ class KeptIndexTest {
     }
   }
 
+  /**
+   * An index blob with one entry no index can hold is skipped whole, its other entries too: half
+   * put, they would be in the kept index with no blob it lists naming them, so that a prune that
+   * deleted their packs would leave the kept index pointing at them.
+   */
+  @Test
+  void aBlobWithAnImpossibleEntryIsSkippedWhole() throws Exception {
+    try (Repository r = Repository.init(dir, CFG).keepIndexIn(cache, 0)) {
+      backup(r, "a", imageA);
+    }
+    ChunkId fresh = new ChunkId(1, 2, 3, 4);
+    ChunkLocation somewhere = new ChunkLocation(PackId.random(), 0, 100, 4096, 0);
+    ChunkLocation impossible = new ChunkLocation(PackId.random(), 1L << 40, 100, 4096, 0);
+    IndexWriter.save(
+        new LocalBlobStore(dir),
+        BlobCodec.IDENTITY,
+        List.of(
+            new IndexEntry(fresh, somewhere), new IndexEntry(new ChunkId(5, 6, 7, 8), impossible)));
+    for (int run = 0; run < 2; run++) {
+      try (Repository r = open()) {
+        assertThat(r.stats().chunks()).isEqualTo(1024);
+        assertThat(r.lastIndexLoad()).isEqualTo(IndexSource.FILE_AND_BLOBS); // skipped each time
+      }
+    }
+    try (Repository r = Repository.open(dir)) {
+      assertThat(r.stats().chunks()).as("the same from the blobs alone").isEqualTo(1024);
+    }
+  }
+
+  @Test
+  void aRepositoryIdThatIsNotHexIsRefused() throws Exception {
+    Path odd = tmp.resolve("odd");
+    new LocalBlobStore(odd)
+        .save(
+            io.granule.engine.internal.repo.blob.BlobName.CONFIG,
+            new RepositoryConfig(
+                    3, "../../x", "2030-01-01T00:00:00Z", 4096, 1 << 20, 1, "blake3", null)
+                .toBytes());
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> Repository.open(odd))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("invalid repository id '../../x'");
+  }
+
   /** Under the default threshold an index is read from its blobs and no file is kept. */
   @Test
   void aSmallIndexIsNotKept() throws Exception {

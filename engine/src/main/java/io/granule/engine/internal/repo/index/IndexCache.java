@@ -108,13 +108,13 @@ public final class IndexCache {
       long capacity = in.readLong();
       long size = in.readLong();
       int blobCount = count(in, length, 10);
-      Map<BlobName, Long> blobs = new HashMap<>(blobCount * 2);
+      Map<BlobName, Long> blobs = new HashMap<>(Math.min(blobCount, 1 << 16) * 2);
       for (int i = 0; i < blobCount; i++) {
         BlobName name = new BlobName(BlobType.INDEX, in.readUTF());
         blobs.put(name, in.readLong());
       }
       int packCount = count(in, length, PackId.BYTES);
-      Set<PackId> packs = new HashSet<>(packCount * 2);
+      Set<PackId> packs = new HashSet<>(Math.min(packCount, 1 << 16) * 2);
       for (int i = 0; i < packCount; i++) {
         packs.add(new PackId(in.readLong(), in.readLong()));
       }
