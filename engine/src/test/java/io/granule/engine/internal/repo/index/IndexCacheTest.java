@@ -229,6 +229,30 @@ class IndexCacheTest {
     }
   }
 
+  /**
+   * A writer killed mid-write leaves its temporary file; the next write deletes those older than a
+   * day (never a fresh one: another process may be writing it).
+   */
+  @Test
+  void aWriteDeletesTemporaryFilesLeftByKilledWriters() throws Exception {
+    Path dir = tmp.resolve("c");
+    Files.createDirectories(dir);
+    Path old = Files.writeString(dir.resolve(".chunk-index-123.tmp"), "left by a crash");
+    Files.setLastModifiedTime(
+        old,
+        java.nio.file.attribute.FileTime.from(java.time.Instant.now().minusSeconds(2 * 86400)));
+    Path fresh = Files.writeString(dir.resolve(".chunk-index-456.tmp"), "being written");
+    Path other = Files.writeString(dir.resolve("catalog-x"), "not ours");
+    Files.setLastModifiedTime(other, Files.getLastModifiedTime(old));
+    try (ChunkIndex index = new ChunkIndex(tmp, 0, MIB)) {
+      IndexCache.write(dir.resolve(IndexCache.FILE), REPO, index, Map.of(), Set.of());
+    }
+    assertThat(old).doesNotExist();
+    assertThat(fresh).exists();
+    assertThat(other).exists();
+    assertThat(read(dir.resolve(IndexCache.FILE), MIB)).isPresent();
+  }
+
   private Path write() throws Exception {
     Path file = tmp.resolve(IndexCache.FILE);
     try (ChunkIndex index = filled(6000, MIB)) {
