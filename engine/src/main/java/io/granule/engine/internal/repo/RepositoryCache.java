@@ -12,10 +12,11 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A repository's directory in the user's cache: {@code <metadata cache>/<repository id>/}, holding
- * copies of a remote repository's metadata blobs and cached catalogs. Everything in it can be made
- * again. The runtime deletes such directories when their {@link #USED} file is older than 30 days
- * (see docs/design.md, "Caches"); resolving the directory here marks it used, at most once a day so
- * that a command pays one {@code stat} for it.
+ * copies of a remote repository's metadata blobs, cached catalogs and the kept chunk index ({@link
+ * io.granule.engine.internal.repo.index.IndexCache}). Everything in it can be made again. The
+ * runtime deletes such directories when their {@link #USED} file is older than 30 days (see
+ * docs/design.md, "Caches"); resolving the directory here marks it used, at most once a day so that
+ * a command pays one {@code stat} for it.
  */
 public final class RepositoryCache {
   /** The file whose modification time is the directory's last use (the runtime reads it). */
