@@ -990,6 +990,30 @@ public final class Repository implements Closeable {
     if (positions * SCOPED_SHARE > entries) {
       return reader();
     }
+    ChunkIndex own = reserved(count, ids, positions);
+    try {
+      boolean filled = indexFile != null && fillFromKept(own, infos);
+      if (!filled && indexFile != null) {
+        own.close(); // partly filled: start again
+        own = reserved(count, ids, positions);
+      }
+      if (!filled) {
+        ChunkIndex o = own;
+        eachIndexEntry(infos, e -> o.fill(e.id(), e.location()));
+      }
+      lastScopedFill = filled ? IndexSource.FILE_AND_BLOBS : IndexSource.BLOBS;
+      return new ChunkReader(store, codec, own, hasher, true);
+    } catch (RuntimeException | Error e) {
+      own.close();
+      throw e;
+    }
+  }
+
+  /**
+   * An index of the {@code positions} non-zero ids of {@code ids}' first {@code count}, reserved.
+   */
+  private ChunkIndex reserved(
+      int count, java.util.function.IntFunction<ChunkId> ids, long positions) {
     ChunkIndex own = new ChunkIndex(cacheDir, positions);
     try {
       for (int p = 0; p < count; p++) {
@@ -998,12 +1022,54 @@ public final class Repository implements Closeable {
           own.reserve(id);
         }
       }
-      eachIndexEntry(infos, e -> own.fill(e.id(), e.location()));
-      return new ChunkReader(store, codec, own, hasher, true);
+      return own;
     } catch (RuntimeException | Error e) {
       own.close();
       throw e;
     }
+  }
+
+  /**
+   * Fills the reserved ids of {@code own} from the kept index (one read of the file in order), then
+   * from the index blobs listed since; true if it did. False, with {@code own} partly filled, if
+   * the file is missing, damaged or no longer describes the repository (see {@link
+   * #indexFromFile}), or an added blob lists a chunk {@code own} has a location for already (which
+   * copy comes first would depend on the order of blobs the file no longer knows).
+   */
+  private boolean fillFromKept(ChunkIndex own, List<BlobInfo> infos) {
+    Map<BlobName, Long> listed = new HashMap<>();
+    for (BlobInfo i : infos) {
+      listed.put(i.name(), i.size());
+    }
+    Map<BlobName, Long> kept =
+        IndexCache.scan(
+            indexFile,
+            config.repositoryId(),
+            blobs ->
+                blobs.entrySet().stream()
+                    .allMatch(b -> b.getValue().equals(listed.get(b.getKey()))),
+            own::fill);
+    if (kept == null) {
+      return false;
+    }
+    boolean[] repeated = {false};
+    eachIndexEntry(
+        infos.stream().filter(i -> !kept.containsKey(i.name())).toList(),
+        e -> {
+          if (own.get(e.id()) != null) {
+            repeated[0] = true;
+          } else {
+            own.fill(e.id(), e.location());
+          }
+        });
+    return !repeated[0];
+  }
+
+  /** Where the last scoped index was filled from (for tests): FILE_AND_BLOBS or BLOBS. */
+  private volatile IndexSource lastScopedFill;
+
+  IndexSource lastScopedFill() {
+    return lastScopedFill;
   }
 
   /**

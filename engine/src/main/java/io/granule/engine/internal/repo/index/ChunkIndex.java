@@ -578,6 +578,37 @@ public final class ChunkIndex implements Closeable {
   private static final ChunkLocation RESERVED =
       new ChunkLocation(new PackId(0, 0), 0, 0, MAX_RAW_LENGTH, 0xff);
 
+  /** The location in the slot at {@code p} of {@code b}. */
+  private static ChunkLocation locationAt(ByteBuffer b, int p) {
+    int rawAndFlags = b.getInt(p + 56);
+    return new ChunkLocation(
+        new PackId(b.getLong(p + 32), b.getLong(p + 40)),
+        Integer.toUnsignedLong(b.getInt(p + 48)),
+        b.getInt(p + 52),
+        rawAndFlags >>> 8,
+        rawAndFlags & 0xff);
+  }
+
+  /**
+   * Feeds each entry in the first {@code n} bytes (whole slots) of {@code block}, bytes of a table
+   * as {@link #writeTable} writes them, to {@code each}; empty and reserved slots are skipped.
+   */
+  static void eachEntry(
+      byte[] block, int n, java.util.function.BiConsumer<ChunkId, ChunkLocation> each) {
+    ByteBuffer b = ByteBuffer.wrap(block);
+    for (int p = 0; p + SLOT <= n; p += SLOT) {
+      long w0 = b.getLong(p);
+      long w1 = b.getLong(p + 8);
+      long w2 = b.getLong(p + 16);
+      long w3 = b.getLong(p + 24);
+      if ((w0 | w1 | w2 | w3) == 0
+          || (b.getLong(p + 32) | b.getLong(p + 40)) == 0 && b.getInt(p + 56) == -1) {
+        continue;
+      }
+      each.accept(new ChunkId(w0, w1, w2, w3), locationAt(b, p));
+    }
+  }
+
   private static final class Table {
     final long capacity;
     final SlotPages slots;
@@ -595,14 +626,7 @@ public final class ChunkIndex implements Closeable {
 
     ChunkLocation location(long slot) {
       ByteBuffer b = slots.read(slot * SLOT);
-      int p = slots.pos;
-      int rawAndFlags = b.getInt(p + 56);
-      return new ChunkLocation(
-          new PackId(b.getLong(p + 32), b.getLong(p + 40)),
-          Integer.toUnsignedLong(b.getInt(p + 48)),
-          b.getInt(p + 52),
-          rawAndFlags >>> 8,
-          rawAndFlags & 0xff);
+      return locationAt(b, slots.pos);
     }
 
     /** The slot where {@code id}'s probe starts: its first word scaled to the capacity. */

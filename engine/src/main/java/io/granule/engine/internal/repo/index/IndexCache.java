@@ -77,87 +77,167 @@ public final class IndexCache {
    * another repository's, of another version, or damaged (then logged: the caller reads the blobs).
    */
   public static Optional<Contents> read(Path file, String repositoryId, Path tempDir, long memory) {
-    RandomAccessFile raf;
-    try {
-      raf = new RandomAccessFile(file.toFile(), "r");
-    } catch (FileNotFoundException e) {
-      if (Files.exists(file)) {
-        LOG.warn("not using the kept chunk index {}: {}", file, e.getMessage());
-      }
+    RandomAccessFile raf = open(file);
+    if (raf == null) {
       return Optional.empty();
     }
     boolean kept = false;
     try {
-      long length = raf.length();
-      CRC32 headerCrc = new CRC32();
-      Counting counted =
-          new Counting(new BufferedInputStream(new FileInputStream(raf.getFD()), 1 << 16));
-      DataInputStream in = new DataInputStream(new CheckedInputStream(counted, headerCrc));
-      if (in.readInt() != MAGIC) {
-        throw new IOException("not a chunk index file");
-      }
-      int version = in.readUnsignedShort();
-      if (version != VERSION) {
-        LOG.debug("not using the chunk index {} of version {}", file, version);
+      Header h = header(raf, file, repositoryId);
+      if (h == null) {
         return Optional.empty();
-      }
-      String id = in.readUTF();
-      if (!id.equals(repositoryId)) {
-        throw new IOException("it is repository " + id + "'s, not " + repositoryId + "'s");
-      }
-      long capacity = in.readLong();
-      long size = in.readLong();
-      int blobCount = count(in, length, 10);
-      Map<BlobName, Long> blobs = new HashMap<>(Math.min(blobCount, 1 << 16) * 2);
-      for (int i = 0; i < blobCount; i++) {
-        BlobName name = new BlobName(BlobType.INDEX, in.readUTF());
-        blobs.put(name, in.readLong());
-      }
-      int packCount = count(in, length, PackId.BYTES);
-      Set<PackId> packs = new HashSet<>(Math.min(packCount, 1 << 16) * 2);
-      for (int i = 0; i < packCount; i++) {
-        packs.add(new PackId(in.readLong(), in.readLong()));
-      }
-      int expectedHeader = (int) headerCrc.getValue();
-      if (in.readInt() != expectedHeader) {
-        throw new IOException("its header's checksum does not match");
-      }
-      long tableAt = counted.count;
-      if (capacity < 0 || capacity > length / SLOT || tableAt + capacity * SLOT + 8 != length) {
-        throw new IOException(
-            length < tableAt + Math.max(0, capacity) * SLOT + 8
-                ? "it is truncated"
-                : "it does not end where its table does");
-      }
-      raf.seek(tableAt + capacity * SLOT);
-      int expectedTable = raf.readInt();
-      if (raf.readInt() != MAGIC) {
-        throw new IOException("it does not end with its magic number");
       }
       CRC32 tableCrc = new CRC32();
       ChunkIndex index =
-          ChunkIndex.readTable(tempDir, capacity, size, memory, raf, tableAt, tableCrc);
+          ChunkIndex.readTable(tempDir, h.capacity, h.size, memory, raf, h.tableAt, tableCrc);
       kept = !index.resident();
-      if ((int) tableCrc.getValue() != expectedTable) {
+      if ((int) tableCrc.getValue() != h.tableCrc) {
         index.close();
         kept = false; // closed with the index
         throw new IOException("its table's checksum does not match");
       }
-      return Optional.of(new Contents(index, blobs, packs));
+      return Optional.of(new Contents(index, h.blobs, h.packs));
     } catch (EOFException e) {
       LOG.warn("not using the kept chunk index {}: it is truncated", file);
     } catch (IOException | RuntimeException e) {
       LOG.warn("not using the kept chunk index {}: {}", file, e.getMessage());
     } finally {
       if (!kept) {
-        try {
-          raf.close();
-        } catch (IOException e) {
-          // opened for reading: nothing is lost
-        }
+        close(raf);
       }
     }
     return Optional.empty();
+  }
+
+  /**
+   * Feeds every entry of the index kept in {@code file} for repository {@code repositoryId} to
+   * {@code each}, in the table's order, if the index blobs it was read from (name to size) pass
+   * {@code usable}; returns those blobs, or null if there is no such file, it is not usable, or it
+   * is damaged (then what {@code each} was fed must be dropped: the table's checksum is checked at
+   * its end). One read of the file in order, with no table built: a restore of one disk fills its
+   * own index so, instead of decoding every index blob.
+   */
+  public static Map<BlobName, Long> scan(
+      Path file,
+      String repositoryId,
+      java.util.function.Predicate<Map<BlobName, Long>> usable,
+      java.util.function.BiConsumer<io.granule.engine.internal.repo.ChunkId, ChunkLocation> each) {
+    RandomAccessFile raf = open(file);
+    if (raf == null) {
+      return null;
+    }
+    try {
+      Header h = header(raf, file, repositoryId);
+      if (h == null || !usable.test(h.blobs)) {
+        return null;
+      }
+      CRC32 crc = new CRC32();
+      byte[] block = new byte[1 << 20];
+      long length = h.capacity * SLOT;
+      raf.seek(h.tableAt);
+      for (long at = 0; at < length; at += block.length) {
+        int n = (int) Math.min(block.length, length - at);
+        raf.readFully(block, 0, n);
+        crc.update(block, 0, n);
+        ChunkIndex.eachEntry(block, n, each);
+      }
+      if ((int) crc.getValue() != h.tableCrc) {
+        throw new IOException("its table's checksum does not match");
+      }
+      return h.blobs;
+    } catch (EOFException e) {
+      LOG.warn("not using the kept chunk index {}: it is truncated", file);
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("not using the kept chunk index {}: {}", file, e.getMessage());
+    } finally {
+      close(raf);
+    }
+    return null;
+  }
+
+  private static RandomAccessFile open(Path file) {
+    try {
+      return new RandomAccessFile(file.toFile(), "r");
+    } catch (FileNotFoundException e) {
+      if (Files.exists(file)) {
+        LOG.warn("not using the kept chunk index {}: {}", file, e.getMessage());
+      }
+      return null;
+    }
+  }
+
+  private static void close(RandomAccessFile raf) {
+    try {
+      raf.close();
+    } catch (IOException e) {
+      // opened for reading: nothing is lost
+    }
+  }
+
+  /** A kept index's header: where its table starts and its checksum, from the trailer. */
+  private record Header(
+      long capacity,
+      long size,
+      Map<BlobName, Long> blobs,
+      Set<PackId> packs,
+      long tableAt,
+      int tableCrc) {}
+
+  /**
+   * The header of the kept index open in {@code raf}, checked (magic, repository, checksum, the
+   * file's length and trailer); null if it is of another version.
+   *
+   * @throws IOException if it is damaged or another repository's
+   */
+  private static Header header(RandomAccessFile raf, Path file, String repositoryId)
+      throws IOException {
+    long length = raf.length();
+    CRC32 headerCrc = new CRC32();
+    Counting counted =
+        new Counting(new BufferedInputStream(new FileInputStream(raf.getFD()), 1 << 16));
+    DataInputStream in = new DataInputStream(new CheckedInputStream(counted, headerCrc));
+    if (in.readInt() != MAGIC) {
+      throw new IOException("not a chunk index file");
+    }
+    int version = in.readUnsignedShort();
+    if (version != VERSION) {
+      LOG.debug("not using the chunk index {} of version {}", file, version);
+      return null;
+    }
+    String id = in.readUTF();
+    if (!id.equals(repositoryId)) {
+      throw new IOException("it is repository " + id + "'s, not " + repositoryId + "'s");
+    }
+    long capacity = in.readLong();
+    long size = in.readLong();
+    int blobCount = count(in, length, 10);
+    Map<BlobName, Long> blobs = new HashMap<>(Math.min(blobCount, 1 << 16) * 2);
+    for (int i = 0; i < blobCount; i++) {
+      BlobName name = new BlobName(BlobType.INDEX, in.readUTF());
+      blobs.put(name, in.readLong());
+    }
+    int packCount = count(in, length, PackId.BYTES);
+    Set<PackId> packs = new HashSet<>(Math.min(packCount, 1 << 16) * 2);
+    for (int i = 0; i < packCount; i++) {
+      packs.add(new PackId(in.readLong(), in.readLong()));
+    }
+    int expectedHeader = (int) headerCrc.getValue();
+    if (in.readInt() != expectedHeader) {
+      throw new IOException("its header's checksum does not match");
+    }
+    long tableAt = counted.count;
+    if (capacity < 0 || capacity > length / SLOT || tableAt + capacity * SLOT + 8 != length) {
+      throw new IOException(
+          length < tableAt + Math.max(0, capacity) * SLOT + 8
+              ? "it is truncated"
+              : "it does not end where its table does");
+    }
+    raf.seek(tableAt + capacity * SLOT);
+    int tableCrc = raf.readInt();
+    if (raf.readInt() != MAGIC) {
+      throw new IOException("it does not end with its magic number");
+    }
+    return new Header(capacity, size, blobs, packs, tableAt, tableCrc);
   }
 
   /** Counts the bytes read through it: where the header ends. */
