@@ -72,8 +72,10 @@ later backups read that file instead. "stats, index read from its blobs" is the 
 the file turned off (-Dgranule.index.keep=false). Run by hand on the same data (8 GiB, 4 KiB
 chunks, page cache dropped): a backup of it all known took 29.8 s with the file off, 25.2 s
 writing it, 22.1 s reading it (runs vary by a few seconds). The restore of a disk a tenth that
-size indexes its own chunks from the blobs either way (faster than the kept index there: its
-lookups past the memory budget are reads of the file).
+size indexes its own chunks only (faster than through the whole kept index, whose lookups past
+the memory budget are reads of the file), filled since ec4fcc3 from one read of the kept file
+and the index blobs the small disk's backup added: by hand, 3.25-3.33 s against 3.52-3.66 s
+filled from every index blob.
 
 Earlier runs, same machine and command: fe7c7b8 with the index's memory bounded but rebuilt from
 the index blobs by every command and SerialGC's default young generation (about 106 MiB; now
