@@ -1,7 +1,6 @@
 package io.granule.engine.internal.cli;
 
 import io.granule.engine.internal.repo.Repository;
-import io.granule.engine.internal.repo.RepositoryCache;
 import io.granule.engine.internal.repo.RepositoryConfig;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.PrefetchingBlobStore;
@@ -121,7 +120,7 @@ public final class RepoOption {
 
   /** {@code r}, its chunk index kept between runs in its directory of the user's cache. */
   private static Repository keepIndex(CliContext ctx, Repository r) {
-    return r.keepIndexIn(RepositoryCache.dir(metadataCache(ctx), r.config().repositoryId()));
+    return r.keepIndexUnder(metadataCache(ctx));
   }
 
   /**

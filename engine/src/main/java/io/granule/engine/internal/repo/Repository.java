@@ -172,6 +172,14 @@ public final class Repository implements Closeable {
   }
 
   /**
+   * As {@link #keepIndexIn(Path)}, in this repository's directory of the user's cache {@code
+   * metadataCache} ({@link RepositoryCache#dir}).
+   */
+  public Repository keepIndexUnder(Path metadataCache) {
+    return keepIndexIn(RepositoryCache.dir(metadataCache, config.repositoryId()));
+  }
+
+  /**
    * As {@link #keepIndexIn(Path)}, for an index of at least {@code minEntries} entries (a smaller
    * one is read from its blobs about as fast).
    */
@@ -627,19 +635,11 @@ public final class Repository implements Closeable {
       return null;
     }
     try {
-      Map<BlobName, Long> listed = new HashMap<>();
-      for (BlobInfo i : infos) {
-        listed.put(i.name(), i.size());
+      if (!stillListed(kept.blobs(), infos)) {
+        kept.index().close();
+        return null;
       }
-      for (Map.Entry<BlobName, Long> b : kept.blobs().entrySet()) {
-        if (!b.getValue().equals(listed.get(b.getKey()))) {
-          LOG.debug("the kept chunk index lists {}, which is gone or changed", b.getKey());
-          kept.index().close();
-          return null;
-        }
-      }
-      List<BlobInfo> added =
-          infos.stream().filter(i -> !kept.blobs().containsKey(i.name())).toList();
+      List<BlobInfo> added = addedSince(kept.blobs(), infos);
       if (added.isEmpty()) {
         return new LoadedIndex(kept.index(), kept.blobs(), kept.packs(), IndexSource.FILE, false);
       }
@@ -660,6 +660,32 @@ public final class Repository implements Closeable {
       kept.index().close();
       throw e;
     }
+  }
+
+  /**
+   * Whether every index blob a kept index was read from ({@code kept}: name to size) is still among
+   * {@code infos} with that size: else a prune rewrote them, and the file describes chunks that may
+   * be gone.
+   */
+  private static boolean stillListed(Map<BlobName, Long> kept, List<BlobInfo> infos) {
+    Map<BlobName, Long> listed = new HashMap<>();
+    for (BlobInfo i : infos) {
+      listed.put(i.name(), i.size());
+    }
+    for (Map.Entry<BlobName, Long> b : kept.entrySet()) {
+      if (!b.getValue().equals(listed.get(b.getKey()))) {
+        LOG.debug("the kept chunk index lists {}, which is gone or changed", b.getKey());
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * The index blobs of {@code infos} a kept index ({@code kept}: name to size) was not read from.
+   */
+  private static List<BlobInfo> addedSince(Map<BlobName, Long> kept, List<BlobInfo> infos) {
+    return infos.stream().filter(i -> !kept.containsKey(i.name())).toList();
   }
 
   /**
@@ -1037,24 +1063,15 @@ public final class Repository implements Closeable {
    * copy comes first would depend on the order of blobs the file no longer knows).
    */
   private boolean fillFromKept(ChunkIndex own, List<BlobInfo> infos) {
-    Map<BlobName, Long> listed = new HashMap<>();
-    for (BlobInfo i : infos) {
-      listed.put(i.name(), i.size());
-    }
     Map<BlobName, Long> kept =
         IndexCache.scan(
-            indexFile,
-            config.repositoryId(),
-            blobs ->
-                blobs.entrySet().stream()
-                    .allMatch(b -> b.getValue().equals(listed.get(b.getKey()))),
-            own::fill);
+            indexFile, config.repositoryId(), blobs -> stillListed(blobs, infos), own::fill);
     if (kept == null) {
       return false;
     }
     boolean[] repeated = {false};
     eachIndexEntry(
-        infos.stream().filter(i -> !kept.containsKey(i.name())).toList(),
+        addedSince(kept, infos),
         e -> {
           if (own.get(e.id()) != null) {
             repeated[0] = true;

@@ -25,7 +25,6 @@ import io.granule.engine.internal.osgi.JobsComponent;
 import io.granule.engine.internal.osgi.SnapshotProviders;
 import io.granule.engine.internal.plugin.PluginUnavailableException;
 import io.granule.engine.internal.repo.Repository;
-import io.granule.engine.internal.repo.RepositoryCache;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.backup.BackupProgress;
 import io.granule.engine.internal.repo.backup.BackupResult;
@@ -496,8 +495,7 @@ public final class ApiServlet extends HttpServlet {
    */
   private static Repository openRepository(Path repo) {
     Repository r = Repository.open(repo, ApiServlet::password);
-    return r.keepIndexIn(
-        RepositoryCache.dir(RepoOption.metadataCache(System::getenv), r.config().repositoryId()));
+    return r.keepIndexUnder(RepoOption.metadataCache(System::getenv));
   }
 
   /** The server process's repository password: {@code GRANULE_PASSWORD}, if set. */

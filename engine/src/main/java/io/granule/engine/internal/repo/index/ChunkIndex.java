@@ -578,6 +578,15 @@ public final class ChunkIndex implements Closeable {
   private static final ChunkLocation RESERVED =
       new ChunkLocation(new PackId(0, 0), 0, 0, MAX_RAW_LENGTH, 0xff);
 
+  /**
+   * Whether the slot at {@code p} of {@code b} (in use) has no location yet: pack id zero (never a
+   * pack's) and raw length and flags all ones (no chunk's: its flags use the low bits), as {@link
+   * #RESERVED}.
+   */
+  private static boolean reservedAt(ByteBuffer b, int p) {
+    return (b.getLong(p + 32) | b.getLong(p + 40)) == 0 && b.getInt(p + 56) == -1;
+  }
+
   /** The location in the slot at {@code p} of {@code b}. */
   private static ChunkLocation locationAt(ByteBuffer b, int p) {
     int rawAndFlags = b.getInt(p + 56);
@@ -601,8 +610,7 @@ public final class ChunkIndex implements Closeable {
       long w1 = b.getLong(p + 8);
       long w2 = b.getLong(p + 16);
       long w3 = b.getLong(p + 24);
-      if ((w0 | w1 | w2 | w3) == 0
-          || (b.getLong(p + 32) | b.getLong(p + 40)) == 0 && b.getInt(p + 56) == -1) {
+      if ((w0 | w1 | w2 | w3) == 0 || reservedAt(b, p)) {
         continue;
       }
       each.accept(new ChunkId(w0, w1, w2, w3), locationAt(b, p));
@@ -689,8 +697,7 @@ public final class ChunkIndex implements Closeable {
      */
     boolean reserved(long s) {
       ByteBuffer b = slots.read(s * SLOT);
-      int p = slots.pos;
-      return (b.getLong(p + 32) | b.getLong(p + 40)) == 0 && b.getInt(p + 56) == -1;
+      return reservedAt(b, slots.pos);
     }
 
     void close() {

@@ -266,27 +266,33 @@ final class SlotPages implements Closeable {
     }
     ByteBuffer b = blocks[f / FRAMES_PER_BLOCK];
     int at = (f % FRAMES_PER_BLOCK) * PAGE;
-    if ((written[page >>> 6] & (1L << page)) != 0) {
-      try {
-        file.seek((long) page << PAGE_SHIFT);
-        file.readFully(scratch);
-      } catch (IOException e) {
-        throw failure("read", e);
-      }
-      b.put(at, scratch);
-    } else if (base != null) {
-      readBase(page, scratch, 0);
-      b.put(at, scratch);
-    } else {
-      b.put(at, ZEROS);
-    }
+    readPage(page, scratch, 0, PAGE);
+    b.put(at, scratch);
     frameOfPage[page] = f;
     pageOfFrame[f] = page;
     state[f] = 0;
     return f;
   }
 
-  private static final byte[] ZEROS = new byte[PAGE];
+  /**
+   * Reads the first {@code len} bytes (at most a page) of page {@code page}, which is not in the
+   * cache, into {@code dst} at {@code off}: from the table's file if the page was written there,
+   * else from its base if it has one, else zeros.
+   */
+  private void readPage(int page, byte[] dst, int off, int len) {
+    if ((written[page >>> 6] & (1L << page)) != 0) {
+      try {
+        file.seek((long) page << PAGE_SHIFT);
+        file.readFully(dst, off, len);
+      } catch (IOException e) {
+        throw failure("read", e);
+      }
+    } else if (base != null) {
+      readBase(page, dst, off, len);
+    } else {
+      Arrays.fill(dst, off, off + len, (byte) 0);
+    }
+  }
 
   /** Allocates the block for frame {@code f}; false if the process has no room for it. */
   private boolean addBlock(int f) {
@@ -362,13 +368,8 @@ final class SlotPages implements Closeable {
           int f = frameOfPage[page];
           if (f >= 0) {
             blocks[f / FRAMES_PER_BLOCK].get((f % FRAMES_PER_BLOCK) * PAGE, buf, o, len);
-          } else if ((written[page >>> 6] & (1L << page)) != 0) {
-            file.seek((long) page << PAGE_SHIFT);
-            file.readFully(buf, o, len);
-          } else if (base != null) {
-            readBase(page, buf, o);
           } else {
-            Arrays.fill(buf, o, o + len, (byte) 0);
+            readPage(page, buf, o, len);
           }
         }
       }
@@ -408,10 +409,10 @@ final class SlotPages implements Closeable {
     return !resident;
   }
 
-  /** Reads page {@code page} (as much as the table has of it) from the base into {@code dst}. */
-  private void readBase(int page, byte[] dst, int off) {
+  /** Reads {@code len} bytes of page {@code page} from the base (zeros past the table's end). */
+  private void readBase(int page, byte[] dst, int off, int len) {
     long from = (long) page << PAGE_SHIFT;
-    int n = (int) Math.min(PAGE, length - from);
+    int n = (int) Math.min(len, length - from);
     try {
       base.seek(baseOffset + from);
       base.readFully(dst, off, n);
@@ -423,9 +424,7 @@ final class SlotPages implements Closeable {
               + " command reads the index blobs again)",
           e);
     }
-    if (n < PAGE && off + PAGE <= dst.length) {
-      Arrays.fill(dst, off + n, off + PAGE, (byte) 0);
-    }
+    Arrays.fill(dst, off + n, off + len, (byte) 0);
   }
 
   private RandomAccessFile open() throws IOException {
