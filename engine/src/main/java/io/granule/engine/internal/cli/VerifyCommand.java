@@ -2,6 +2,7 @@ package io.granule.engine.internal.cli;
 
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.backup.Damage;
+import io.granule.engine.internal.repo.backup.DataSubset;
 import io.granule.engine.internal.repo.backup.VerifyReport;
 import io.granule.engine.internal.repo.lock.LockKind;
 import java.io.IOException;
@@ -19,7 +20,7 @@ import picocli.CommandLine.Option;
     description = {
       "Check the repository: every snapshot's indexes reference chunks that exist, every "
           + "pack's trailer agrees with the index. With --read-data, also read every chunk and "
-          + "check its checksum and hash. Names each damaged file and the snapshots it affects; "
+          + "check its checksum and hash; with --read-data-subset, those of some packs. Names each damaged file and the snapshots it affects; "
           + "exit code 5 when anything is damaged."
     })
 final class VerifyCommand extends ContextCommand {
@@ -28,19 +29,42 @@ final class VerifyCommand extends ContextCommand {
   @Option(names = "--read-data", description = "Read and check every chunk (slow).")
   boolean readData;
 
+  @Option(
+      names = "--read-data-subset",
+      paramLabel = "SUBSET",
+      description = {
+        "Read and check the chunks of some packs only: N/T, group N of T, the same packs each"
+            + " time (1/7 … 7/7 over a week read every pack once); P%%, a random share of the"
+            + " packs; or a size (10G), random packs up to that many bytes."
+      })
+  String readDataSubset;
+
   @Option(names = "--json", description = "Print the report as JSON.")
   boolean json;
 
   @Override
   public Integer call() throws IOException {
     CliContext ctx = context();
+    DataSubset data = readData ? DataSubset.ALL : DataSubset.NONE;
+    if (readDataSubset != null) {
+      if (readData) {
+        throw new CommandException(
+            ExitCodes.USAGE,
+            "give --read-data (every pack) or --read-data-subset " + readDataSubset + ", not both");
+      }
+      try {
+        data = DataSubset.parse(readDataSubset);
+      } catch (IllegalArgumentException e) {
+        throw new CommandException(ExitCodes.USAGE, "--read-data-subset " + e.getMessage(), e);
+      }
+    }
     ProgressBar bar =
         json ? null : new ProgressBar(ctx.err(), ProgressBar.isTerminal(), Duration.ofSeconds(10));
     VerifyReport report;
     try (Repository r = repo.open(context(), LockKind.SHARED, "verify")) {
       report =
           r.verify(
-              readData,
+              data,
               (file, done, total) -> {
                 if (bar != null) {
                   bar.update("verify", done, total, file, 0);
@@ -60,7 +84,16 @@ final class VerifyCommand extends ContextCommand {
           Sizes.count(report.snapshots(), "snapshot"),
           Sizes.count(report.packs(), "pack"),
           Sizes.count(report.chunks(), "chunk"),
-          report.dataRead() ? " (data read)" : "");
+          report.dataRead()
+              ? " (data read)"
+              : report.dataSubset().equals("none")
+                  ? ""
+                  : String.format(
+                      Locale.ROOT,
+                      " (data read of %s, %s: subset %s)",
+                      Sizes.count(report.dataPacks(), "pack"),
+                      Sizes.human(report.dataBytes()),
+                      report.dataSubset()));
       for (Damage d : report.damages()) {
         out.printf(Locale.ROOT, "damaged: %s%n", d.file());
         for (String p : d.problems()) {

@@ -4,6 +4,7 @@ import io.granule.engine.internal.repo.backup.Backup;
 import io.granule.engine.internal.repo.backup.BackupListener;
 import io.granule.engine.internal.repo.backup.BackupRequest;
 import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.backup.DataSubset;
 import io.granule.engine.internal.repo.backup.DiskRestorer;
 import io.granule.engine.internal.repo.backup.RestoreListener;
 import io.granule.engine.internal.repo.backup.RestoreResult;
@@ -1248,12 +1249,21 @@ public final class Repository implements Closeable {
     }
   }
 
-  /** Checks the repository (see {@link Verifier}). */
+  /**
+   * Checks the repository (see {@link Verifier}), reading every pack's data if {@code readData}.
+   */
   public VerifyReport verify(boolean readData, VerifyListener listener) {
-    if (readData) {
+    return verify(readData ? DataSubset.ALL : DataSubset.NONE, listener);
+  }
+
+  /**
+   * Checks the repository (see {@link Verifier}), reading the data of the packs {@code data} picks.
+   */
+  public VerifyReport verify(DataSubset data, VerifyListener listener) {
+    if (data != DataSubset.NONE) {
       JitWarmup.start(codec, hasher);
     }
-    return new Verifier(store, codec, hasher, cacheDir).verify(readData, listener);
+    return new Verifier(store, codec, hasher, cacheDir).verify(data, listener);
   }
 
   /** Counts snapshots, disks, chunks and packs, and sums their sizes. */

@@ -108,6 +108,40 @@ class CliMaintenanceTest {
   }
 
   @Test
+  void verifyReadsTheDataOfASubsetOfThePacks() throws Exception {
+    int packs = new LocalBlobStore(repo).list(BlobType.PACK).size();
+    int read = 0;
+    for (int n = 1; n <= 2; n++) {
+      assertThat(run("verify", "--repo", repo.toString(), "--read-data-subset", n + "/2"))
+          .as(err.toString())
+          .isZero();
+      java.util.regex.Matcher m =
+          java.util.regex.Pattern.compile(
+                  "\\(data read of (\\d+) packs?, [^:]+: subset " + n + "/2\\)")
+              .matcher(out.toString());
+      assertThat(m.find()).as(out.toString()).isTrue();
+      read += Integer.parseInt(m.group(1));
+    }
+    assertThat(read).isEqualTo(packs);
+    assertThat(run("verify", "--repo", repo.toString(), "--read-data-subset", "100%", "--json"))
+        .isZero();
+    var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.toString());
+    assertThat(json.get("dataRead").asBoolean()).isTrue();
+    assertThat(json.get("dataSubset").asText()).isEqualTo("100%");
+    assertThat(json.get("dataPacks").asInt()).isEqualTo(packs);
+
+    assertThat(run("verify", "--repo", repo.toString(), "--read-data-subset", "8/7"))
+        .isEqualTo(ExitCodes.USAGE);
+    assertThat(err.toString()).contains("--read-data-subset '8/7'").contains("e.g. 1/7");
+    assertThat(run("verify", "--repo", repo.toString(), "--read-data-subset", "some"))
+        .isEqualTo(ExitCodes.USAGE);
+    assertThat(err.toString()).contains("N/T");
+    assertThat(run("verify", "--repo", repo.toString(), "--read-data", "--read-data-subset", "1/7"))
+        .isEqualTo(ExitCodes.USAGE);
+    assertThat(err.toString()).contains("not both");
+  }
+
+  @Test
   void pruneDryRunReportsAndPruneFrees() throws Exception {
     assertThat(run("forget", "--repo", repo.toString(), "--keep-last", "1")).isZero();
     assertThat(out.toString()).contains("run 'granule prune' to free their data");

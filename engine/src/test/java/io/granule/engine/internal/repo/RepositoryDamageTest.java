@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.granule.engine.internal.repo.backup.Damage;
+import io.granule.engine.internal.repo.backup.DataSubset;
 import io.granule.engine.internal.repo.backup.VerifyListener;
 import io.granule.engine.internal.repo.backup.VerifyReport;
 import io.granule.engine.internal.repo.blob.BlobName;
@@ -130,6 +131,61 @@ class RepositoryDamageTest {
     assertThat(d.snapshots()).containsExactly(b.id());
     assertThat(r.affectedSnapshots()).containsExactly(b.id());
     assertARestoresAndBFails("chunk " + victim.id());
+  }
+
+  /**
+   * A subset of the data read (--read-data-subset) finds a damaged chunk exactly when it reads its
+   * pack: of the groups 1/t … t/t, which together read every pack once, exactly one; a size or
+   * share reads that many packs; the structure is checked in full whatever the subset.
+   */
+  @Test
+  void aSubsetOfTheDataFindsADamagedChunkOnlyInTheGroupThatReadsItsPack() throws Exception {
+    BlobName pack = packsOnlyOfB.get(1);
+    PackEntry victim = PackReader.loadTrailer(store, pack).get(0);
+    flipBit(pack, victim.offset() + victim.storedLength() / 2);
+    int packs = packsOfA.size() + packsOnlyOfB.size();
+    int t = 3;
+    int found = 0;
+    int read = 0;
+    long bytes = 0;
+    for (int n = 1; n <= t; n++) {
+      VerifyReport r = verify(DataSubset.parse(n + "/" + t));
+      assertThat(r.dataRead()).isFalse();
+      assertThat(r.dataSubset()).isEqualTo(n + "/" + t);
+      assertThat(r.packs()).isEqualTo(packs);
+      read += r.dataPacks();
+      bytes += r.dataBytes();
+      if (!r.ok()) {
+        found++;
+        assertThat(damageOf(r, pack).problems()).anyMatch(p -> p.contains("chunk " + victim.id()));
+        assertThat(r.affectedSnapshots()).containsExactly(b.id());
+      }
+    }
+    assertThat(found).as("one group reads the damaged pack").isEqualTo(1);
+    assertThat(read).as("the groups read every pack once").isEqualTo(packs);
+    long total = 0;
+    for (BlobName p : store.list(BlobType.PACK)) {
+      total += Files.size(store.path(p));
+    }
+    assertThat(bytes).isEqualTo(total);
+
+    VerifyReport one = verify(DataSubset.parse("1"));
+    assertThat(one.dataPacks()).isEqualTo(1);
+    VerifyReport half = verify(DataSubset.parse("50%"));
+    assertThat(half.dataPacks()).isEqualTo((packs + 1) / 2);
+    VerifyReport every = verify(DataSubset.parse("100%"));
+    assertThat(every.dataRead()).isTrue();
+    assertThat(every.ok()).isFalse();
+    VerifyReport none = verify(false);
+    assertThat(none.dataPacks()).isZero();
+    assertThat(none.dataSubset()).isEqualTo("none");
+    assertThat(none.ok()).isTrue();
+  }
+
+  private VerifyReport verify(DataSubset data) {
+    try (Repository repo = Repository.open(dir)) {
+      return repo.verify(data, VerifyListener.NONE);
+    }
   }
 
   @Test

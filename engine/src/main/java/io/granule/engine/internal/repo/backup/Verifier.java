@@ -96,6 +96,19 @@ public final class Verifier {
   private ChunkIndex.Loader trailerLoad;
 
   private final Set<PackId> presentPacks = new HashSet<>();
+
+  /** Packs whose data was read, and their bytes (the report's). */
+  private int dataPacks;
+
+  private long dataBytes;
+
+  /** At most {@link #PACK_THREADS} packs' data read at once: each holds a pack's bytes. */
+  private final java.util.concurrent.Semaphore dataReaders =
+      new java.util.concurrent.Semaphore(PACK_THREADS);
+
+  /** Picks the packs of random subsets ({@link DataSubset}). */
+  private final java.util.Random random;
+
   private final Set<StoredChunk> badChunks = new HashSet<>();
   private final List<String> damagedIndexes = new ArrayList<>();
   private final java.util.concurrent.ConcurrentLinkedDeque<Scratch> scratch =
@@ -107,6 +120,17 @@ public final class Verifier {
   private record StoredChunk(PackId pack, ChunkId id) {}
 
   public Verifier(BlobStore store, BlobCodec codec, ChunkHasher hasher, Path cacheDir) {
+    this(store, codec, hasher, cacheDir, new java.security.SecureRandom());
+  }
+
+  /** A verifier whose random data subsets {@code random} picks (tests give it a seed). */
+  Verifier(
+      BlobStore store,
+      BlobCodec codec,
+      ChunkHasher hasher,
+      Path cacheDir,
+      java.util.Random random) {
+    this.random = random;
     this.store = store;
     this.codec = codec;
     this.hasher = hasher;
@@ -114,10 +138,17 @@ public final class Verifier {
     this.reader = new ChunkReader(store, codec, null, hasher); // per-thread state inside
   }
 
-  /** Runs the check. */
+  /** Runs the check, reading every pack's data if {@code readData}. */
   public VerifyReport verify(boolean readData, VerifyListener listener) {
+    return verify(readData ? DataSubset.ALL : DataSubset.NONE, listener);
+  }
+
+  /** Runs the check, reading the data of the packs {@code subset} picks. */
+  public VerifyReport verify(DataSubset subset, VerifyListener listener) {
     try {
-      List<BlobName> packs = store.list(BlobType.PACK);
+      List<BlobInfo> packInfo = store.listInfo(BlobType.PACK);
+      List<BlobName> packs = packInfo.stream().map(BlobInfo::name).toList();
+      Set<BlobName> dataOf = subset.select(packInfo, random);
       int done;
       List<BlobInfo> indexInfo = store.listInfo(BlobType.INDEX);
       List<BlobName> indexes = indexInfo.stream().map(BlobInfo::name).toList();
@@ -130,7 +161,7 @@ public final class Verifier {
         try (ChunkIndex.Loader trailers = trailerTable.loader(expected);
             ChunkIndex.Loader indexLoad = index.loader(expected)) {
           trailerLoad = trailers;
-          checkPacks(packs, readData, listener);
+          checkPacks(packs, dataOf, listener);
           trailers.finish();
           done = 0;
           // Entries are decided in the order of the trailer table (sorted lookups) but go to the
@@ -175,7 +206,15 @@ public final class Verifier {
             (file, p) ->
                 out.add(new Damage(file, List.copyOf(p.problems()), Set.copyOf(p.snapshots()))));
         return new VerifyReport(
-            out, Set.copyOf(affected), snapshots.size(), packs.size(), entries, readData);
+            out,
+            Set.copyOf(affected),
+            snapshots.size(),
+            packs.size(),
+            entries,
+            subset.all() || (subset != DataSubset.NONE && dataOf.size() == packs.size()),
+            subset.toString(),
+            dataPacks,
+            dataBytes);
       }
     } catch (IOException e) {
       throw new RepositoryException(
@@ -195,11 +234,14 @@ public final class Verifier {
   }
 
   /**
-   * Checks {@code packs} on {@link #PACK_THREADS} threads (each pack on one), a few packs ahead of
-   * the one whose result is recorded next, recording the results in list order on this thread.
+   * Checks {@code packs}, reading the data of those in {@code dataOf}, each pack on one thread, a
+   * few packs ahead of the one whose result is recorded next, recording the results in list order
+   * on this thread: on {@link #PACK_THREADS} threads if every pack's data is read, else on {@link
+   * #LIST_THREADS} of which at most {@link #PACK_THREADS} read data at once (the memory of a pack
+   * each).
    */
-  private void checkPacks(List<BlobName> packs, boolean readData, VerifyListener listener) {
-    int threads = readData ? PACK_THREADS : LIST_THREADS;
+  private void checkPacks(List<BlobName> packs, Set<BlobName> dataOf, VerifyListener listener) {
+    int threads = dataOf.size() == packs.size() && !packs.isEmpty() ? PACK_THREADS : LIST_THREADS;
     ExecutorService pool =
         Executors.newFixedThreadPool(
             threads,
@@ -215,6 +257,7 @@ public final class Verifier {
       while (next < packs.size() || !ahead.isEmpty()) {
         while (next < packs.size() && ahead.size() < 2 * threads) {
           BlobName p = packs.get(next++);
+          boolean readData = dataOf.contains(p);
           ahead.add(pool.submit(() -> checkPack(p, readData)));
         }
         PackCheck c = await(ahead.poll());
@@ -264,7 +307,17 @@ public final class Verifier {
       PackId id,
       List<PackEntry> entries,
       List<String> problems,
-      List<ChunkId> bad) {}
+      List<ChunkId> bad,
+      long dataBytes) {
+    PackCheck(
+        BlobName name,
+        PackId id,
+        List<PackEntry> entries,
+        List<String> problems,
+        List<ChunkId> bad) {
+      this(name, id, entries, problems, bad, -1);
+    }
+  }
 
   /** Records what checking a pack found (on the verifying thread). */
   private void record(PackCheck c) {
@@ -275,6 +328,10 @@ public final class Verifier {
       return;
     }
     presentPacks.add(c.id());
+    if (c.dataBytes() >= 0) {
+      dataPacks++;
+      dataBytes += c.dataBytes();
+    }
     if (c.entries() != null) {
       intactTrailers.add(c.id());
       for (PackEntry e : c.entries()) {
@@ -315,16 +372,26 @@ public final class Verifier {
     if (!readData) {
       return new PackCheck(name, id, entries, problems, bad);
     }
-    Scratch s = scratch.pollFirst();
-    if (s == null) {
-      s = new Scratch();
+    try {
+      dataReaders.acquire();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new RepositoryException("verify interrupted", e);
     }
     try {
-      checkData(name, info.size(), entries, s, problems, bad);
+      Scratch s = scratch.pollFirst();
+      if (s == null) {
+        s = new Scratch();
+      }
+      try {
+        checkData(name, info.size(), entries, s, problems, bad);
+      } finally {
+        scratch.push(s);
+      }
     } finally {
-      scratch.push(s);
+      dataReaders.release();
     }
-    return new PackCheck(name, id, entries, problems, bad);
+    return new PackCheck(name, id, entries, problems, bad, info.size());
   }
 
   /**

@@ -12,6 +12,10 @@ import java.util.Set;
  * @param packs packs checked
  * @param chunks index entries checked
  * @param dataRead whether every chunk was read and checked ({@code --read-data})
+ * @param dataSubset the packs whose data was asked for: "none", "all", or as given to {@code
+ *     --read-data-subset} ({@code 1/7}, {@code 5%}, {@code 10G})
+ * @param dataPacks packs whose data was read and checked
+ * @param dataBytes their bytes
  */
 public record VerifyReport(
     List<Damage> damages,
@@ -19,7 +23,10 @@ public record VerifyReport(
     int snapshots,
     int packs,
     long chunks,
-    boolean dataRead) {
+    boolean dataRead,
+    String dataSubset,
+    int dataPacks,
+    long dataBytes) {
 
   /** Whether nothing is damaged. */
   public boolean ok() {

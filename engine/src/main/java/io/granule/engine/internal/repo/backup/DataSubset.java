@@ -1,0 +1,254 @@
+package io.granule.engine.internal.repo.backup;
+
+import io.granule.engine.internal.repo.PackId;
+import io.granule.engine.internal.repo.blob.BlobInfo;
+import io.granule.engine.internal.repo.blob.BlobName;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Which packs verify reads whole (their chunks read, decrypted, decompressed and hashed), when
+ * reading all of them at once costs too much (a large repository, or one on S3 where every byte
+ * read is paid for): none, all, group {@code n} of {@code t} (the same packs every time, so that
+ * {@code 1/7} … {@code 7/7} over a week read every pack once, new ones included), a random share of
+ * them ({@code 5%}), or random packs up to a number of bytes ({@code 2G}).
+ *
+ * <p>Groups are by pack id (random names, so the groups are about equal): a pack is in group {@code
+ * 1 + (hi mod t)} of its id's first 64 bits, unsigned. A pack whose name is not a pack id is in
+ * every group (verify names it damaged whatever it reads).
+ */
+public abstract sealed class DataSubset {
+  /** No pack's data: the structure only. */
+  public static final DataSubset NONE = new None();
+
+  /** Every pack's data ({@code --read-data}). */
+  public static final DataSubset ALL = new All();
+
+  private static final long MAX_GROUPS = 1_000_000;
+  private static final Pattern GROUP = Pattern.compile("(\\d{1,7})/(\\d{1,7})");
+  private static final Pattern PERCENT = Pattern.compile("(\\d{1,3}(?:\\.\\d{1,6})?)%");
+  private static final Pattern SIZE =
+      Pattern.compile("(\\d{1,15})\\s*([KMGT]?)(?:I?B)?", Pattern.CASE_INSENSITIVE);
+
+  private DataSubset() {}
+
+  /**
+   * Parses {@code n/t} (1 ≤ n ≤ t ≤ 1 000 000), {@code P%} (0 < P ≤ 100) or a size in bytes with an
+   * optional K, M, G or T suffix (powers of 1024).
+   *
+   * @throws IllegalArgumentException naming the value and the forms it may take
+   */
+  public static DataSubset parse(String value) {
+    String v = value.trim();
+    Matcher m = GROUP.matcher(v);
+    if (m.matches()) {
+      long n = Long.parseLong(m.group(1));
+      long t = Long.parseLong(m.group(2));
+      if (t < 1 || t > MAX_GROUPS || n < 1 || n > t) {
+        throw new IllegalArgumentException(
+            "'" + value + "': group N of T needs 1 <= N <= T <= " + MAX_GROUPS + ", e.g. 1/7");
+      }
+      return new Group((int) n, (int) t);
+    }
+    m = PERCENT.matcher(v);
+    if (m.matches()) {
+      double p = Double.parseDouble(m.group(1));
+      if (!(p > 0) || p > 100) {
+        throw new IllegalArgumentException(
+            "'" + value + "': a share of the packs is more than 0% and at most 100%, e.g. 5%");
+      }
+      return new Share(p);
+    }
+    m = SIZE.matcher(v);
+    if (m.matches()) {
+      int shift =
+          switch (m.group(2).toUpperCase(Locale.ROOT)) {
+            case "K" -> 10;
+            case "M" -> 20;
+            case "G" -> 30;
+            case "T" -> 40;
+            default -> 0;
+          };
+      long n = Long.parseLong(m.group(1));
+      if (n <= 0 || n > (Long.MAX_VALUE >> shift)) {
+        throw new IllegalArgumentException(
+            "'" + value + "': a size of data to read is more than 0 bytes, e.g. 10G");
+      }
+      return new Bytes(n << shift);
+    }
+    throw new IllegalArgumentException(
+        "'"
+            + value
+            + "' is not a subset of the data: give a group N/T (1/7: the same packs each time),"
+            + " a share P% (5%: random packs) or a size (10G: random packs up to that many bytes)");
+  }
+
+  /** The packs of {@code packs} whose data to read; {@code random} picks the random subsets. */
+  public abstract Set<BlobName> select(List<BlobInfo> packs, Random random);
+
+  /** Whether every pack is read. */
+  public boolean all() {
+    return false;
+  }
+
+  /** What was asked for, as given ({@code 1/7}, {@code 5%}, {@code 10G}, "all" or "none"). */
+  @Override
+  public abstract String toString();
+
+  private static final class None extends DataSubset {
+    @Override
+    public Set<BlobName> select(List<BlobInfo> packs, Random random) {
+      return Set.of();
+    }
+
+    @Override
+    public String toString() {
+      return "none";
+    }
+  }
+
+  private static final class All extends DataSubset {
+    @Override
+    public Set<BlobName> select(List<BlobInfo> packs, Random random) {
+      Set<BlobName> out = new HashSet<>(packs.size() * 2);
+      packs.forEach(p -> out.add(p.name()));
+      return out;
+    }
+
+    @Override
+    public boolean all() {
+      return true;
+    }
+
+    @Override
+    public String toString() {
+      return "all";
+    }
+  }
+
+  /** Group {@code n} of {@code t}, by pack id. */
+  static final class Group extends DataSubset {
+    final int n;
+    final int t;
+
+    Group(int n, int t) {
+      this.n = n;
+      this.t = t;
+    }
+
+    @Override
+    public Set<BlobName> select(List<BlobInfo> packs, Random random) {
+      Set<BlobName> out = new HashSet<>();
+      for (BlobInfo p : packs) {
+        int g = groupOf(p.name(), t);
+        if (g == 0 || g == n) {
+          out.add(p.name());
+        }
+      }
+      return out;
+    }
+
+    @Override
+    public boolean all() {
+      return t == 1;
+    }
+
+    @Override
+    public String toString() {
+      return n + "/" + t;
+    }
+  }
+
+  /** The group, 1 to {@code t}, of pack {@code name}; 0 (every group) if it is not a pack id. */
+  static int groupOf(BlobName name, int t) {
+    PackId id;
+    try {
+      id = PackId.parse(name.name());
+    } catch (IllegalArgumentException e) {
+      return 0;
+    }
+    return 1 + (int) Long.remainderUnsigned(id.hi(), t);
+  }
+
+  /** A share of the packs, picked at random. */
+  static final class Share extends DataSubset {
+    final double percent;
+
+    Share(double percent) {
+      this.percent = percent;
+    }
+
+    @Override
+    public Set<BlobName> select(List<BlobInfo> packs, Random random) {
+      int k = (int) Math.min(packs.size(), Math.ceil(packs.size() * percent / 100));
+      List<BlobInfo> shuffled = new ArrayList<>(packs);
+      Collections.shuffle(shuffled, random);
+      Set<BlobName> out = new HashSet<>(k * 2);
+      for (int i = 0; i < k; i++) {
+        out.add(shuffled.get(i).name());
+      }
+      return out;
+    }
+
+    @Override
+    public boolean all() {
+      return percent >= 100;
+    }
+
+    @Override
+    public String toString() {
+      String s = String.format(Locale.ROOT, "%.6f", percent).replaceAll("\\.?0+$", "");
+      return s + "%";
+    }
+  }
+
+  /** Random packs until their sizes add up to at least {@code bytes} (or every pack). */
+  static final class Bytes extends DataSubset {
+    final long bytes;
+
+    Bytes(long bytes) {
+      this.bytes = bytes;
+    }
+
+    @Override
+    public Set<BlobName> select(List<BlobInfo> packs, Random random) {
+      List<BlobInfo> shuffled = new ArrayList<>(packs);
+      Collections.shuffle(shuffled, random);
+      Set<BlobName> out = new HashSet<>();
+      long total = 0;
+      for (BlobInfo p : shuffled) {
+        if (total >= bytes) {
+          break;
+        }
+        out.add(p.name());
+        total += p.size();
+      }
+      return out;
+    }
+
+    @Override
+    public String toString() {
+      long b = bytes;
+      for (String unit : new String[] {"T", "G", "M", "K"}) {
+        int shift =
+            switch (unit) {
+              case "T" -> 40;
+              case "G" -> 30;
+              case "M" -> 20;
+              default -> 10;
+            };
+        if (b >= (1L << shift) && (b & ((1L << shift) - 1)) == 0) {
+          return (b >> shift) + unit;
+        }
+      }
+      return Long.toString(b);
+    }
+  }
+}
