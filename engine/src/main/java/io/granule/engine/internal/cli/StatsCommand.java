@@ -17,11 +17,29 @@ import picocli.CommandLine.Option;
     name = "stats",
     mixinStandardHelpOptions = true,
     description = "Show snapshots, disks, logical and stored bytes, chunks, packs and dedup ratio.")
-final class StatsCommand extends ContextCommand {
+public final class StatsCommand extends ContextCommand {
   @Mixin RepoOption repo;
 
   @Option(names = "--json", description = "Print JSON.")
   boolean json;
+
+  /** The stats as {@code --json} prints them (and {@code GET /api/stats} answers). */
+  public static Map<String, Object> json(RepositoryStats s, RepositoryConfig c) {
+    Map<String, Object> o = new LinkedHashMap<>();
+    o.put("repositoryId", c.repositoryId());
+    o.put("formatVersion", c.version());
+    o.put("chunkSize", c.chunkSize());
+    o.put("chunkHash", c.chunkHash());
+    o.put("encryption", c.encrypted() ? c.encryption() : "none");
+    o.put("snapshots", s.snapshots());
+    o.put("disks", s.disks());
+    o.put("logicalBytes", s.logicalBytes());
+    o.put("storedBytes", s.storedBytes());
+    o.put("chunks", s.chunks());
+    o.put("packs", s.packs());
+    o.put("dedupRatio", s.dedupRatio());
+    return o;
+  }
 
   @Override
   public Integer call() throws IOException {
@@ -35,20 +53,7 @@ final class StatsCommand extends ContextCommand {
     int chunkSize = c.chunkSize();
     PrintWriter out = context().out();
     if (json) {
-      Map<String, Object> o = new LinkedHashMap<>();
-      o.put("repositoryId", id);
-      o.put("formatVersion", c.version());
-      o.put("chunkSize", chunkSize);
-      o.put("chunkHash", c.chunkHash());
-      o.put("encryption", c.encrypted() ? c.encryption() : "none");
-      o.put("snapshots", s.snapshots());
-      o.put("disks", s.disks());
-      o.put("logicalBytes", s.logicalBytes());
-      o.put("storedBytes", s.storedBytes());
-      o.put("chunks", s.chunks());
-      o.put("packs", s.packs());
-      o.put("dedupRatio", s.dedupRatio());
-      out.println(Json.MAPPER.writeValueAsString(o));
+      out.println(Json.MAPPER.writeValueAsString(json(s, c)));
     } else {
       out.printf(
           Locale.ROOT,

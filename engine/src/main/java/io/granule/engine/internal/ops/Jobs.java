@@ -46,6 +46,22 @@ public final class Jobs implements AutoCloseable {
     Object run(Job job) throws Exception;
   }
 
+  /**
+   * Thrown by a job's work that ran to its end and found something wrong (verify found damage): the
+   * job fails with this message and exit code, and keeps {@code result} (the full report).
+   */
+  public static final class Failed extends Exception {
+    private static final long serialVersionUID = 1L;
+    private final transient Object result;
+    private final int exitCode;
+
+    public Failed(String message, int exitCode, Object result) {
+      super(message);
+      this.exitCode = exitCode;
+      this.result = result;
+    }
+  }
+
   /** A job as the API shows it. */
   public record JobView(
       String id,
@@ -155,7 +171,12 @@ public final class Jobs implements AutoCloseable {
             job.state = State.SUCCEEDED;
           } catch (Exception | Error e) {
             job.error = e.getMessage() == null ? e.toString() : e.getMessage();
-            job.exitCode = exitCodes.applyAsInt(e);
+            if (e instanceof Failed f) {
+              job.result = f.result;
+              job.exitCode = f.exitCode;
+            } else {
+              job.exitCode = exitCodes.applyAsInt(e);
+            }
             job.state = State.FAILED;
             LOG.warn("job {} ({}) failed: {}", job.id, description, job.error);
           } finally {

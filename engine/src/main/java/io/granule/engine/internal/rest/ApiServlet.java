@@ -10,6 +10,7 @@ import io.granule.engine.internal.cli.DiskRestore;
 import io.granule.engine.internal.cli.ExitCodes;
 import io.granule.engine.internal.cli.Json;
 import io.granule.engine.internal.cli.RepoOption;
+import io.granule.engine.internal.cli.StatsCommand;
 import io.granule.engine.internal.image.FsFreeze;
 import io.granule.engine.internal.image.ImageException;
 import io.granule.engine.internal.image.ImageInspector;
@@ -28,7 +29,9 @@ import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.backup.BackupProgress;
 import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.backup.DataSubset;
 import io.granule.engine.internal.repo.backup.RestoreResult;
+import io.granule.engine.internal.repo.backup.VerifyReport;
 import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import jakarta.servlet.Servlet;
@@ -67,6 +70,10 @@ import org.slf4j.LoggerFactory;
  *       a target that exists without force (409), a directory (409), an image format for a device
  *       (422)
  *   <li>{@code POST /api/restores/table}: restores one table into a live database
+ *   <li>{@code GET /api/stats?repo=PATH}: as {@code granule stats --json}
+ *   <li>{@code POST /api/verify} with {@code {"repo": PATH, "readData": false, "readDataSubset":
+ *       "1/7"}}: starts a verify job; damage found fails it with exit code 5, its report kept as
+ *       the result
  *   <li>{@code GET /api/jobs}, {@code GET /api/jobs/ID}: jobs with state, progress, result, error
  * </ul>
  */
@@ -159,6 +166,16 @@ public final class ApiServlet extends HttpServlet {
                     Catalogs.cacheDir(RepoOption.metadataCache(System::getenv), r)));
           }
         }
+        case "/stats" -> {
+          String repo = req.getParameter("repo");
+          if (repo == null || repo.isBlank()) {
+            send(resp, 400, Map.of("error", "parameter 'repo' is required"));
+            return;
+          }
+          try (Repository r = openRepository(Path.of(repo))) {
+            send(resp, 200, StatsCommand.json(r.stats(), r.config()));
+          }
+        }
         case "/jobs" -> send(resp, 200, jobs.list());
         default -> {
           if (path.startsWith("/jobs/")) {
@@ -195,6 +212,10 @@ public final class ApiServlet extends HttpServlet {
     }
     if (path.equals("/restores/disk")) {
       restoreDisk(req, resp);
+      return;
+    }
+    if (path.equals("/verify")) {
+      verify(req, resp);
       return;
     }
     if (!path.equals("/backups")) {
@@ -398,6 +419,83 @@ public final class ApiServlet extends HttpServlet {
     m.put("bytesPerSecond", (long) rate);
     m.put("etaSeconds", rate > 0 ? (long) ((total - done) / rate) : null);
     m.put("done", done >= total);
+    return m;
+  }
+
+  /** The body of {@code POST /api/verify}. */
+  record VerifyBody(String repo, Boolean readData, String readDataSubset) {}
+
+  private void verify(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+    VerifyBody body;
+    try {
+      body = Json.MAPPER.readValue(req.getInputStream(), VerifyBody.class);
+    } catch (IOException e) {
+      send(resp, 400, Map.of("error", "request body is not a verify request: " + e.getMessage()));
+      return;
+    }
+    if (body.repo() == null || body.repo().isBlank()) {
+      send(resp, 400, Map.of("error", "'repo' is required"));
+      return;
+    }
+    DataSubset data = Boolean.TRUE.equals(body.readData()) ? DataSubset.ALL : DataSubset.NONE;
+    if (body.readDataSubset() != null) {
+      if (Boolean.TRUE.equals(body.readData())) {
+        send(resp, 400, Map.of("error", "give 'readData' or 'readDataSubset', not both"));
+        return;
+      }
+      try {
+        data = DataSubset.parse(body.readDataSubset());
+      } catch (IllegalArgumentException e) {
+        send(resp, 400, Map.of("error", "'readDataSubset' " + e.getMessage()));
+        return;
+      }
+    }
+    DataSubset subset = data;
+    Path repo = Path.of(body.repo());
+    Jobs.Job job =
+        jobs.submit(
+            "verify",
+            "verify of "
+                + repo
+                + (subset == DataSubset.NONE ? "" : " reading data (" + subset + ")"),
+            repo,
+            j -> {
+              try (Repository r = openRepository(repo)) {
+                r.lock(LockKind.SHARED, "verify", Duration.ZERO);
+                VerifyReport report =
+                    r.verify(
+                        subset,
+                        (file, done, total) -> j.progress(verifyProgress(file, done, total)));
+                if (!report.ok()) {
+                  throw new Jobs.Failed(
+                      "damage found in "
+                          + report.damages().size()
+                          + " files; snapshots affected: "
+                          + (report.affectedSnapshots().isEmpty()
+                              ? "none"
+                              : String.join(
+                                  ", ", new java.util.TreeSet<>(report.affectedSnapshots()))),
+                      ExitCodes.DAMAGED,
+                      report);
+                }
+                return report;
+              }
+            });
+    resp.setHeader("Location", "/api/jobs/" + job.id());
+    send(resp, 202, job.view());
+  }
+
+  /**
+   * Verify's progress as the API shows it: the phase (packs, then index blobs, then snapshots), the
+   * file just checked, and how many of the phase's files are done.
+   */
+  static Map<String, Object> verifyProgress(String file, int done, int total) {
+    Map<String, Object> m = new java.util.LinkedHashMap<>();
+    int slash = file.indexOf('/');
+    m.put("phase", slash < 0 ? "" : file.substring(0, slash));
+    m.put("file", file);
+    m.put("filesDone", done);
+    m.put("filesTotal", total);
     return m;
   }
 

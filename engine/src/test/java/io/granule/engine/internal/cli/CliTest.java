@@ -93,7 +93,7 @@ class CliTest {
     java.io.ByteArrayOutputStream stderr = new java.io.ByteArrayOutputStream();
     List<String> commands = new java.util.ArrayList<>();
     try {
-      System.setErr(new java.io.PrintStream(stderr, true));
+      System.setErr(new java.io.PrintStream(stderr, true, java.nio.charset.StandardCharsets.UTF_8));
       CommandLine all = new Cli(context()).commandLine();
       java.util.ArrayDeque<CommandLine> todo = new java.util.ArrayDeque<>(List.of(all));
       while (!todo.isEmpty()) {
@@ -106,7 +106,7 @@ class CliTest {
       System.setErr(saved);
     }
     assertThat(commands).contains("granule verify", "granule restore disk", "granule key passwd");
-    assertThat(stderr.toString()).isEmpty();
+    assertThat(stderr.toString(java.nio.charset.StandardCharsets.UTF_8)).isEmpty();
   }
 
   @Test
