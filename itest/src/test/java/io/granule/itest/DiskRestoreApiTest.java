@@ -86,6 +86,84 @@ class DiskRestoreApiTest {
     }
   }
 
+  /**
+   * Two hosts in one repository: {@code GET /api/snapshots?host=} lists one host's, and a disk
+   * restore of {@code latest} with {@code "host"} restores that host's disk, not the other's.
+   */
+  @Test
+  void hostChoosesWhichSnapshotLatestIs() throws Exception {
+    byte[] a = new byte[4 * MIB];
+    byte[] b = new byte[4 * MIB];
+    new Random(1).nextBytes(a);
+    new Random(2).nextBytes(b);
+    Path repo = tmp.resolve("repo");
+    assertThat(
+            Granule.run(tmp, "init", "--insecure-no-encryption", "--repo", repo.toString())
+                .exitCode())
+        .isZero();
+    for (var e : Map.of("db1", a, "db2", b).entrySet()) {
+      Path image = Files.write(tmp.resolve(e.getKey() + ".img"), e.getValue());
+      Granule.Result r =
+          Granule.run(
+              tmp,
+              "backup",
+              "--repo",
+              repo.toString(),
+              "--disk",
+              "vda=" + image,
+              "--host",
+              e.getKey(),
+              "--no-progress");
+      assertThat(r.exitCode()).as(r.err()).isZero();
+    }
+    try (Granule.Server server = Granule.Server.start(tmp.resolve("data"), List.of())) {
+      Api api = new Api(server.url);
+      JsonNode all = api.get("/api/snapshots?repo=" + repo).body();
+      assertThat(all).hasSize(2);
+      for (String host : List.of("db1", "db2")) {
+        JsonNode mine = api.get("/api/snapshots?repo=" + repo + "&host=" + host).body();
+        assertThat(mine).hasSize(1);
+        assertThat(mine.get(0).get("host").asText()).isEqualTo(host);
+        Path to = tmp.resolve(host + ".out");
+        JsonNode job =
+            api.awaitJob(
+                start(
+                    api,
+                    Map.of(
+                        "repo",
+                        repo,
+                        "snapshot",
+                        "latest",
+                        "disk",
+                        "vda",
+                        "to",
+                        to,
+                        "host",
+                        host)));
+        assertThat(job.get("state").asText()).as(job.toString()).isEqualTo("SUCCEEDED");
+        assertThat(job.get("result").get("snapshot").asText())
+            .isEqualTo(mine.get(0).get("id").asText());
+        assertThat(Files.readAllBytes(to)).isEqualTo(host.equals("db1") ? a : b);
+      }
+      JsonNode job =
+          api.awaitJob(
+              start(
+                  api,
+                  Map.of(
+                      "repo",
+                      repo,
+                      "snapshot",
+                      "latest",
+                      "to",
+                      tmp.resolve("x.out"),
+                      "host",
+                      "db3")));
+      assertThat(job.get("state").asText()).isEqualTo("FAILED");
+      assertThat(job.get("exitCode").asInt()).isEqualTo(4);
+      assertThat(job.get("error").asText()).contains("of host db3");
+    }
+  }
+
   private static String start(Api api, Map<String, Object> body) throws Exception {
     Map<String, String> json = new java.util.LinkedHashMap<>();
     body.forEach((k, v) -> json.put(k, v.toString()));

@@ -35,6 +35,8 @@ import picocli.CommandLine.Parameters;
 final class CatalogCommand extends ContextCommand {
   @Mixin RepoOption repo;
 
+  @Mixin SnapshotFilterOption filter;
+
   @Parameters(
       arity = "0..1",
       paramLabel = "SNAP",
@@ -64,7 +66,10 @@ final class CatalogCommand extends ContextCommand {
     int snapshotsWithCatalog = 0;
     try (Repository r = repo.open(ctx, LockKind.SHARED, "catalog")) {
       Path cache = Catalogs.cacheDir(RepoOption.metadataCache(ctx), r);
-      List<Manifest> snaps = snap != null ? List.of(r.resolve(snap)) : r.snapshots();
+      List<Manifest> snaps =
+          snap != null
+              ? List.of(r.resolve(snap, filter.filter(), null))
+              : r.snapshots().stream().filter(filter.filter()::matches).toList();
       if (snap == null) {
         Set<String> live = new HashSet<>();
         snaps.forEach(m -> live.add(m.id()));

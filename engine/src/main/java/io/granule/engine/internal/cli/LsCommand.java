@@ -37,6 +37,8 @@ final class LsCommand extends ContextCommand {
 
   @Mixin RepoOption repo;
 
+  @Mixin SnapshotFilterOption filter;
+
   @Parameters(index = "0", paramLabel = "SNAP[:DISK[/PART]]", description = "Where to look.")
   String where;
 
@@ -50,7 +52,7 @@ final class LsCommand extends ContextCommand {
   public Integer call() throws IOException {
     PrintWriter out = context().out();
     try (Repository r = repo.open(context(), LockKind.SHARED, "ls");
-        FileBrowser b = FileBrowser.open(r, where, context().fileSystems())) {
+        FileBrowser b = FileBrowser.open(r, where, filter.filter(), context().fileSystems())) {
       FileSystem fs = b.fileSystem();
       FileNode node = lookup(b, path);
       List<DirectoryEntry> entries =

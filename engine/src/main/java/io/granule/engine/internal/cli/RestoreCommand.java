@@ -64,6 +64,8 @@ final class RestoreCommand extends ContextCommand {
   static final class Disk extends ContextCommand {
     @Mixin RepoOption repo;
 
+    @Mixin SnapshotFilterOption filter;
+
     @Parameters(paramLabel = "SNAP[:DISK]", description = "What to restore.")
     String what;
 
@@ -97,8 +99,9 @@ final class RestoreCommand extends ContextCommand {
       String snapRef = colon < 0 ? what : what.substring(0, colon);
       DiskRestore restore = DiskRestore.prepare(context().formats(), to, force, format);
       try (Repository r = repo.open(context(), LockKind.SHARED, "restore")) {
-        Manifest snap = r.resolve(snapRef);
-        String diskName = DiskRestore.diskName(snap, colon < 0 ? null : what.substring(colon + 1));
+        String asked = colon < 0 ? null : what.substring(colon + 1);
+        Manifest snap = r.resolve(snapRef, filter.filter(), asked);
+        String diskName = DiskRestore.diskName(snap, asked);
         PrintWriter out = context().out();
         long t0 = System.nanoTime();
         ProgressBar bar =
@@ -160,6 +163,8 @@ final class RestoreCommand extends ContextCommand {
   static final class Stream extends ContextCommand {
     @Mixin RepoOption repo;
 
+    @Mixin SnapshotFilterOption filter;
+
     @Parameters(paramLabel = "SNAP:NAME", description = "What to restore.")
     String what;
 
@@ -182,7 +187,7 @@ final class RestoreCommand extends ContextCommand {
       String snapRef = what.substring(0, colon);
       String name = what.substring(colon + 1);
       try (Repository r = repo.open(context(), LockKind.SHARED, "restore")) {
-        Manifest snap = r.resolve(snapRef);
+        Manifest snap = r.resolve(snapRef, filter.filter(), name);
         if (to.equals("-")) {
           Path tmp = Files.createTempFile("granule-stream-", ".tmp");
           try {
@@ -237,6 +242,8 @@ final class RestoreCommand extends ContextCommand {
   static final class FileTree extends ContextCommand {
     @Mixin RepoOption repo;
 
+    @Mixin SnapshotFilterOption filter;
+
     @Parameters(index = "0", paramLabel = "SNAP[:DISK[/PART]]", description = "Where from.")
     String where;
 
@@ -250,7 +257,7 @@ final class RestoreCommand extends ContextCommand {
     public Integer call() throws IOException {
       long t0 = System.nanoTime();
       try (Repository r = repo.open(context(), LockKind.SHARED, "restore");
-          FileBrowser b = FileBrowser.open(r, where, context().fileSystems())) {
+          FileBrowser b = FileBrowser.open(r, where, filter.filter(), context().fileSystems())) {
         LsCommand.lookup(b, path);
         FileRestorer.Result res = new FileRestorer(b.fileSystem(), to).restore(path);
         double secs = Math.max(0.001, (System.nanoTime() - t0) / 1e9);
@@ -295,6 +302,8 @@ final class RestoreCommand extends ContextCommand {
       })
   static final class Table extends ContextCommand {
     @Mixin RepoOption repo;
+
+    @Mixin SnapshotFilterOption filter;
 
     @Parameters(index = "0", paramLabel = "SNAP", description = "The snapshot.")
     String snap;
@@ -370,7 +379,7 @@ final class RestoreCommand extends ContextCommand {
       PrintWriter err = ctx.err();
       ObjectRestore.Result res;
       try (Repository r = repo.open(ctx, LockKind.SHARED, "restore table")) {
-        Manifest m = r.resolve(snap);
+        Manifest m = r.resolve(snap, filter.filter(), null);
         long[] phaseStart = {System.nanoTime()};
         res =
             ObjectRestore.run(

@@ -58,6 +58,8 @@ final class ServeCommand extends ContextCommand {
 
     @Mixin RepoOption repo;
 
+    @Mixin SnapshotFilterOption filter;
+
     @Parameters(paramLabel = "SNAP[:DISK]", description = "What to serve.")
     String what;
 
@@ -90,7 +92,7 @@ final class ServeCommand extends ContextCommand {
       List<SnapshotDisk> disks = new ArrayList<>();
       List<OverlayDisk> overlays = new ArrayList<>();
       try (Repository r = repo.open(context(), LockKind.SHARED, "serve nbd")) {
-        Manifest snap = r.resolve(snapRef);
+        Manifest snap = r.resolve(snapRef, filter.filter(), diskName);
         String snapId = snap.id().substring(0, 12);
         List<String> names = new ArrayList<>();
         if (diskName != null) {

@@ -19,20 +19,35 @@ import picocli.CommandLine.Option;
 final class SnapshotsCommand extends ContextCommand {
   @Mixin RepoOption repo;
 
+  @Mixin SnapshotFilterOption filter;
+
+  @Option(
+      names = "--last",
+      paramLabel = "N",
+      description = "Only the N latest (of those the filters pass).")
+  Integer last;
+
   @Option(names = "--json", description = "Print JSON (the full manifests).")
   boolean json;
 
   @Override
   public Integer call() throws IOException {
     List<Manifest> snaps;
+    if (last != null && last < 1) {
+      throw new CommandException(ExitCodes.USAGE, "--last must be 1 or more, not " + last);
+    }
     try (Repository r = repo.open(context())) {
-      snaps = r.snapshots();
+      snaps = r.snapshots().stream().filter(filter.filter()::matches).toList();
+    }
+    if (last != null && snaps.size() > last) {
+      snaps = snaps.subList(snaps.size() - last, snaps.size());
     }
     PrintWriter out = context().out();
     if (json) {
       out.println(Json.MAPPER.writeValueAsString(snaps));
     } else if (snaps.isEmpty()) {
-      out.println("no snapshots");
+      out.println(
+          filter.filter().isAny() ? "no snapshots" : "no snapshots " + filter.filter().describe());
     } else {
       String fmt = "%-12s  %-20s  %-16s  %10s  %-24s  %-24s  %s%n";
       out.printf(Locale.ROOT, fmt, "ID", "TIME", "HOST", "SIZE", "DISKS", "APPS", "TAGS");

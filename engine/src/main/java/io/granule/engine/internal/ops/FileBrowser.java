@@ -8,6 +8,7 @@ import io.granule.engine.internal.repo.SnapshotNotFoundException;
 import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
+import io.granule.engine.internal.repo.snapshot.SnapshotFilter;
 import io.granule.engine.internal.volume.Partition;
 import io.granule.engine.internal.volume.PartitionTable;
 import io.granule.engine.internal.volume.PartitionTableReader;
@@ -70,6 +71,21 @@ public final class FileBrowser implements Closeable {
    */
   public static FileBrowser open(
       Repository repository, String ref, PluginLeases<FileSystemType> types) {
+    return open(repository, ref, SnapshotFilter.ANY, types);
+  }
+
+  /**
+   * Opens {@code ref} = {@code SNAP[:DISK[/PART]]} among the snapshots {@code filter} passes
+   * ({@code latest}: the latest of them holding DISK, if named).
+   *
+   * @throws SnapshotNotFoundException if the snapshot, disk or partition does not exist
+   * @throws NoFileSystemException if no plugin recognises a filesystem there
+   */
+  public static FileBrowser open(
+      Repository repository,
+      String ref,
+      SnapshotFilter filter,
+      PluginLeases<FileSystemType> types) {
     int colon = ref.indexOf(':');
     String snapRef = colon < 0 ? ref : ref.substring(0, colon);
     String rest = colon < 0 ? null : ref.substring(colon + 1);
@@ -79,7 +95,7 @@ public final class FileBrowser implements Closeable {
       diskName = rest.substring(0, rest.indexOf('/'));
       partName = rest.substring(rest.indexOf('/') + 1);
     }
-    Manifest snap = repository.resolve(snapRef);
+    Manifest snap = repository.resolve(snapRef, filter, diskName);
     if (diskName == null || diskName.isEmpty()) {
       if (snap.disks().size() != 1) {
         throw new SnapshotNotFoundException(

@@ -44,6 +44,7 @@ import io.granule.engine.internal.repo.snapshot.FixedIndexReader;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.internal.repo.snapshot.ManifestReader;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
+import io.granule.engine.internal.repo.snapshot.SnapshotFilter;
 import io.granule.engine.internal.repo.snapshot.SnapshotStream;
 import io.granule.engine.internal.repo.store.ChunkReader;
 import io.granule.engine.spi.DiskImageWriter;
@@ -821,14 +822,63 @@ public final class Repository implements Closeable {
    * @throws RepositoryCorruptedException if the matching manifest is damaged
    */
   public Manifest resolve(String ref) {
+    return resolve(ref, SnapshotFilter.ANY, null);
+  }
+
+  /**
+   * Resolves {@code ref} among the snapshots {@code filter} passes: {@code latest} is the latest of
+   * them, and the latest holding a disk or stream named {@code item} if it is not null; an id or
+   * prefix names one snapshot, which must pass the filter.
+   *
+   * @throws SnapshotNotFoundException if there is no such snapshot, or it does not pass
+   * @throws AmbiguousSnapshotException if a prefix matches several
+   */
+  public Manifest resolve(String ref, SnapshotFilter filter, String item) {
     if ("latest".equals(ref)) {
       List<Manifest> all = snapshots();
       if (all.isEmpty()) {
         throw new SnapshotNotFoundException(
             "no snapshot in the repository at '" + store.location() + "': run a backup first");
       }
-      return all.get(all.size() - 1);
+      for (int i = all.size() - 1; i >= 0; i--) {
+        Manifest m = all.get(i);
+        if (filter.matches(m) && (item == null || item.isEmpty() || holds(m, item))) {
+          return m;
+        }
+      }
+      String what =
+          (filter.describe() + (item == null || item.isEmpty() ? "" : " holding " + item)).trim();
+      throw new SnapshotNotFoundException(
+          "no snapshot "
+              + what
+              + " in the repository at '"
+              + store.location()
+              + "' (list them with 'granule snapshots'"
+              + (filter.host() != null ? " --host " + filter.host() : "")
+              + ")");
     }
+    Manifest m = resolveId(ref);
+    if (!filter.matches(m)) {
+      throw new SnapshotNotFoundException(
+          "snapshot "
+              + m.id().substring(0, 12)
+              + " is of host "
+              + m.host()
+              + (m.tags().isEmpty() ? "" : " with tags " + String.join(", ", m.tags()))
+              + ", not "
+              + filter.describe());
+    }
+    return m;
+  }
+
+  /** Whether snapshot {@code m} holds a disk or stream named {@code name}. */
+  private static boolean holds(Manifest m, String name) {
+    return m.disks().stream().anyMatch(d -> d.name().equals(name))
+        || m.streams().stream().anyMatch(s -> s.name().equals(name));
+  }
+
+  /** The snapshot of id or unique id prefix {@code ref}. */
+  private Manifest resolveId(String ref) {
     if (ref == null || !HEX_PREFIX.matcher(ref).matches()) {
       throw new SnapshotNotFoundException(
           "invalid snapshot reference '" + ref + "': give an id, a unique id prefix, or 'latest'");

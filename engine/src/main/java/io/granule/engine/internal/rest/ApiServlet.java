@@ -34,6 +34,7 @@ import io.granule.engine.internal.repo.backup.RestoreResult;
 import io.granule.engine.internal.repo.backup.VerifyReport;
 import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.internal.repo.snapshot.SnapshotFilter;
 import jakarta.servlet.Servlet;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
@@ -60,7 +61,7 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code GET /api/version}
  *   <li>{@code GET /api/plugins}: the plugin inventory, as {@code granule plugins --json}
  *   <li>{@code GET /api/images/info?path=FILE[&format=NAME]}: as {@code granule image info --json}
- *   <li>{@code GET /api/snapshots?repo=PATH}: as {@code granule snapshots --json}
+ *   <li>{@code GET /api/snapshots?repo=PATH[&host=H][&tag=T…]}: as {@code granule snapshots --json}
  *   <li>{@code POST /api/backups} with {@code {"repo": PATH, "disks": [{"name": N, "path": FILE,
  *       "format": F}], "host": H, "tags": [T], "freeze": [MOUNT], "freezeTimeoutSeconds": S}}:
  *       starts a backup job; answers 202 with the job
@@ -139,7 +140,8 @@ public final class ApiServlet extends HttpServlet {
             return;
           }
           try (Repository r = openRepository(Path.of(repo))) {
-            send(resp, 200, r.snapshots());
+            SnapshotFilter filter = filter(req);
+            send(resp, 200, r.snapshots().stream().filter(filter::matches).toList());
           }
         }
         case "/catalog" -> {
@@ -154,7 +156,11 @@ public final class ApiServlet extends HttpServlet {
             return;
           }
           try (Repository r = openRepository(Path.of(repo))) {
-            List<Manifest> snaps = snap != null ? List.of(r.resolve(snap)) : r.snapshots();
+            SnapshotFilter filter = filter(req);
+            List<Manifest> snaps =
+                snap != null
+                    ? List.of(r.resolve(snap, filter, null))
+                    : r.snapshots().stream().filter(filter::matches).toList();
             send(
                 resp,
                 200,
@@ -341,7 +347,14 @@ public final class ApiServlet extends HttpServlet {
 
   /** The body of {@code POST /api/restores/disk}. */
   record DiskRestoreBody(
-      String repo, String snapshot, String disk, String to, String format, Boolean force) {}
+      String repo,
+      String snapshot,
+      String disk,
+      String to,
+      String format,
+      Boolean force,
+      String host,
+      List<String> tags) {}
 
   private void restoreDisk(HttpServletRequest req, HttpServletResponse resp) throws IOException {
     DiskRestoreBody body;
@@ -381,7 +394,9 @@ public final class ApiServlet extends HttpServlet {
             j -> {
               try (Repository r = openRepository(repo)) {
                 r.lock(LockKind.SHARED, "restore", Duration.ZERO);
-                Manifest snap = r.resolve(body.snapshot());
+                Manifest snap =
+                    r.resolve(
+                        body.snapshot(), new SnapshotFilter(body.host(), body.tags()), body.disk());
                 String disk = DiskRestore.diskName(snap, body.disk());
                 long t0 = System.nanoTime();
                 RestoreResult res =
@@ -420,6 +435,15 @@ public final class ApiServlet extends HttpServlet {
     m.put("etaSeconds", rate > 0 ? (long) ((total - done) / rate) : null);
     m.put("done", done >= total);
     return m;
+  }
+
+  /**
+   * The snapshots a GET considers: parameters {@code host} and {@code tag} (repeated: all of them),
+   * as the CLI's {@code --host} and {@code --tag}.
+   */
+  private static SnapshotFilter filter(HttpServletRequest req) {
+    String[] tags = req.getParameterValues("tag");
+    return new SnapshotFilter(req.getParameter("host"), tags == null ? List.of() : List.of(tags));
   }
 
   /** The body of {@code POST /api/verify}. */
@@ -508,7 +532,9 @@ public final class ApiServlet extends HttpServlet {
       String as,
       Boolean replace,
       String instance,
-      Map<String, String> options) {}
+      Map<String, String> options,
+      String host,
+      List<String> tags) {}
 
   private void restoreTable(HttpServletRequest req, HttpServletResponse resp) throws IOException {
     TableRestoreBody body;
@@ -549,7 +575,8 @@ public final class ApiServlet extends HttpServlet {
                 ObjectRestore.Result res =
                     ObjectRestore.run(
                         r,
-                        r.resolve(body.snapshot()),
+                        r.resolve(
+                            body.snapshot(), new SnapshotFilter(body.host(), body.tags()), null),
                         body.object(),
                         target,
                         body.as(),

@@ -107,6 +107,132 @@ class CliMaintenanceTest {
     assertThat(new LocalBlobStore(repo).list(BlobType.LOCK)).isEmpty();
   }
 
+  /** Backs up {@code data} as disk {@code disk} of host {@code host} with {@code tags}. */
+  private void backup(String host, String disk, byte[] data, String... tags) throws Exception {
+    Path img = TestImages.write(tmp.resolve(host + "-" + disk + ".raw"), data);
+    try (Repository r = Repository.open(repo);
+        RawDiskImage d = RawDiskImage.open(img)) {
+      r.backup(
+          new BackupRequest(
+              List.of(new BackupRequest.NamedDisk(disk, d)), host, List.of(tags), null),
+          BackupListener.NONE);
+    }
+  }
+
+  /**
+   * With two hosts in one repository, --host and --tag choose the snapshots a command considers:
+   * 'latest' is that host's latest (and the latest holding the disk named), never the other host's;
+   * an id of another host's snapshot is refused; the listing filters the same way.
+   */
+  @Test
+  void hostAndTagFiltersChooseWhichSnapshotLatestIs() throws Exception {
+    byte[] h = TestImages.mixed(2 << 20, 5); // as history() left it, then its last change
+    byte[] other = TestImages.mixed(2 << 20, 77);
+    byte[] extra = TestImages.mixed(1 << 20, 78);
+    backup("h", "vdb", extra, "t", "weekly");
+    backup("other", "vda", other);
+    Path hImage = tmp.resolve("d2.raw"); // history()'s last image of host h's vda
+
+    Path target = tmp.resolve("out.raw");
+    assertThat(
+            run(
+                "restore",
+                "disk",
+                "latest:vda",
+                "--repo",
+                repo.toString(),
+                "--to",
+                target.toString()))
+        .as(err.toString())
+        .isZero();
+    assertThat(java.nio.file.Files.readAllBytes(target))
+        .isEqualTo(other); // the latest: host other's
+    assertThat(
+            run(
+                "restore",
+                "disk",
+                "latest:vda",
+                "--host",
+                "h",
+                "--repo",
+                repo.toString(),
+                "--to",
+                target.toString(),
+                "--force"))
+        .as(err.toString())
+        .isZero();
+    assertThat(java.nio.file.Files.readAllBytes(target))
+        .isEqualTo(java.nio.file.Files.readAllBytes(hImage));
+    // host h's latest snapshot holds vdb only: latest:vda is the latest holding vda
+    assertThat(
+            run(
+                "restore",
+                "disk",
+                "latest",
+                "--host",
+                "h",
+                "--tag",
+                "weekly",
+                "--repo",
+                repo.toString(),
+                "--to",
+                target.toString(),
+                "--force"))
+        .as(err.toString())
+        .isZero();
+    assertThat(java.nio.file.Files.readAllBytes(target)).isEqualTo(extra);
+
+    assertThat(
+            run(
+                "restore",
+                "disk",
+                "latest:vda",
+                "--host",
+                "nobody",
+                "--repo",
+                repo.toString(),
+                "--to",
+                tmp.resolve("none.raw").toString()))
+        .isEqualTo(ExitCodes.NOT_FOUND);
+    assertThat(err.toString()).contains("no snapshot of host nobody holding vda");
+    assertThat(tmp.resolve("none.raw")).doesNotExist();
+
+    assertThat(run("snapshots", "--repo", repo.toString(), "--json")).isZero();
+    var all = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.toString());
+    assertThat(all).hasSize(5);
+    String otherId = all.get(4).get("id").asText();
+    assertThat(
+            run(
+                "restore",
+                "disk",
+                otherId.substring(0, 10) + ":vda",
+                "--host",
+                "h",
+                "--repo",
+                repo.toString(),
+                "--to",
+                tmp.resolve("none.raw").toString()))
+        .isEqualTo(ExitCodes.NOT_FOUND);
+    assertThat(err.toString()).contains("is of host other, not of host h");
+
+    assertThat(run("snapshots", "--repo", repo.toString(), "--host", "h", "--json")).isZero();
+    var hs = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.toString());
+    assertThat(hs).hasSize(4);
+    hs.forEach(m -> assertThat(m.get("host").asText()).isEqualTo("h"));
+    assertThat(run("snapshots", "--repo", repo.toString(), "--tag", "t", "--tag", "weekly"))
+        .isZero();
+    assertThat(out.toString().lines().count()).isEqualTo(2); // heading and one snapshot
+    assertThat(out.toString()).contains("vdb").doesNotContain("other");
+    assertThat(run("snapshots", "--repo", repo.toString(), "--last", "2", "--json")).isZero();
+    var last = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.toString());
+    assertThat(last).hasSize(2);
+    assertThat(last.get(1).get("id").asText()).isEqualTo(otherId);
+    assertThat(run("snapshots", "--repo", repo.toString(), "--host", "nobody")).isZero();
+    assertThat(out.toString()).contains("no snapshots of host nobody");
+    assertThat(run("snapshots", "--repo", repo.toString(), "--last", "0"))
+        .isEqualTo(ExitCodes.USAGE);
+  }
+
   @Test
   void verifyReadsTheDataOfASubsetOfThePacks() throws Exception {
     int packs = new LocalBlobStore(repo).list(BlobType.PACK).size();
