@@ -15,7 +15,11 @@ import picocli.CommandLine.Option;
 @Command(
     name = "snapshots",
     mixinStandardHelpOptions = true,
-    description = "List the snapshots (recovery points) in the repository, oldest first.")
+    description = {
+      "List the snapshots (recovery points) in the repository, oldest first: size of their"
+          + " disks and streams, and ADDED, the stored (compressed) bytes of the chunks the"
+          + " backup that made it added to the repository."
+    })
 final class SnapshotsCommand extends ContextCommand {
   @Mixin RepoOption repo;
 
@@ -49,10 +53,15 @@ final class SnapshotsCommand extends ContextCommand {
       out.println(
           filter.filter().isAny() ? "no snapshots" : "no snapshots " + filter.filter().describe());
     } else {
-      String fmt = "%-12s  %-20s  %-16s  %10s  %-24s  %-24s  %s%n";
-      out.printf(Locale.ROOT, fmt, "ID", "TIME", "HOST", "SIZE", "DISKS", "APPS", "TAGS");
+      String fmt = "%-12s  %-20s  %-16s  %10s  %10s  %-24s  %-24s  %s%n";
+      out.printf(Locale.ROOT, fmt, "ID", "TIME", "HOST", "SIZE", "ADDED", "DISKS", "APPS", "TAGS");
       for (Manifest m : snaps) {
-        long size = m.disks().stream().mapToLong(Manifest.DiskEntry::size).sum();
+        long size =
+            m.disks().stream().mapToLong(Manifest.DiskEntry::size).sum()
+                + m.streams().stream().mapToLong(Manifest.StreamEntry::size).sum();
+        long added =
+            m.disks().stream().mapToLong(Manifest.DiskEntry::bytesStored).sum()
+                + m.streams().stream().mapToLong(Manifest.StreamEntry::bytesStored).sum();
         out.printf(
             Locale.ROOT,
             fmt,
@@ -60,7 +69,11 @@ final class SnapshotsCommand extends ContextCommand {
             m.time().length() > 19 ? m.time().substring(0, 19) + "Z" : m.time(),
             m.host(),
             Sizes.human(size),
-            m.disks().stream().map(Manifest.DiskEntry::name).collect(Collectors.joining(",")),
+            Sizes.human(added),
+            java.util.stream.Stream.concat(
+                    m.disks().stream().map(Manifest.DiskEntry::name),
+                    m.streams().stream().map(st -> st.name() + " (stream)"))
+                .collect(Collectors.joining(",")),
             m.applications().isEmpty()
                 ? "-"
                 : String.join(",", new java.util.TreeSet<>(m.applications().keySet())),

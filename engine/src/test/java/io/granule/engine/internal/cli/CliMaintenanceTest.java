@@ -227,6 +227,14 @@ class CliMaintenanceTest {
     var last = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.toString());
     assertThat(last).hasSize(2);
     assertThat(last.get(1).get("id").asText()).isEqualTo(otherId);
+    long added = last.get(1).get("disks").get(0).get("bytesStored").asLong();
+    assertThat(added).isPositive();
+    assertThat(run("snapshots", "--repo", repo.toString(), "--host", "other")).isZero();
+    assertThat(out.toString().lines().findFirst().orElseThrow()).contains("SIZE").contains("ADDED");
+    assertThat(out.toString().lines().skip(1).findFirst().orElseThrow())
+        .contains(otherId.substring(0, 12))
+        .contains(Sizes.human(2 << 20))
+        .contains(Sizes.human(added));
     assertThat(run("snapshots", "--repo", repo.toString(), "--host", "nobody")).isZero();
     assertThat(out.toString()).contains("no snapshots of host nobody");
     assertThat(run("snapshots", "--repo", repo.toString(), "--last", "0"))
