@@ -122,9 +122,8 @@ public final class ApiServlet extends HttpServlet {
         case "/version" -> send(resp, 200, Map.of("version", version));
         case "/plugins" -> send(resp, 200, plugins.plugins());
         case "/images/info" -> {
-          String file = req.getParameter("path");
-          if (file == null || file.isBlank()) {
-            send(resp, 400, Map.of("error", "parameter 'path' is required"));
+          String file = required(req, resp, "path");
+          if (file == null) {
             return;
           }
           send(
@@ -134,9 +133,8 @@ public final class ApiServlet extends HttpServlet {
                   .inspect(Path.of(file), req.getParameter("format")));
         }
         case "/snapshots" -> {
-          String repo = req.getParameter("repo");
-          if (repo == null || repo.isBlank()) {
-            send(resp, 400, Map.of("error", "parameter 'repo' is required"));
+          String repo = required(req, resp, "repo");
+          if (repo == null) {
             return;
           }
           try (Repository r = openRepository(Path.of(repo))) {
@@ -173,9 +171,8 @@ public final class ApiServlet extends HttpServlet {
           }
         }
         case "/stats" -> {
-          String repo = req.getParameter("repo");
-          if (repo == null || repo.isBlank()) {
-            send(resp, 400, Map.of("error", "parameter 'repo' is required"));
+          String repo = required(req, resp, "repo");
+          if (repo == null) {
             return;
           }
           try (Repository r = openRepository(Path.of(repo))) {
@@ -435,6 +432,20 @@ public final class ApiServlet extends HttpServlet {
     m.put("etaSeconds", rate > 0 ? (long) ((total - done) / rate) : null);
     m.put("done", done >= total);
     return m;
+  }
+
+  /**
+   * Query parameter {@code name} of {@code req}, or null once a 400 naming it is sent when it is
+   * missing or blank.
+   */
+  private static String required(HttpServletRequest req, HttpServletResponse resp, String name)
+      throws IOException {
+    String v = req.getParameter(name);
+    if (v == null || v.isBlank()) {
+      send(resp, 400, Map.of("error", "parameter '" + name + "' is required"));
+      return null;
+    }
+    return v;
   }
 
   /**
