@@ -558,6 +558,40 @@ public final class Repository implements Closeable {
   }
 
   private synchronized void loadIndex() {
+    for (int attempt = 1; ; attempt++) {
+      try {
+        loadIndexOnce();
+        return;
+      } catch (IndexBlobsChanged e) {
+        // a backup that found packs missing replaced the index blobs listing them meanwhile
+        if (attempt == 3) {
+          throw new RepositoryException(
+              "unable to read the index of the repository at '"
+                  + store.location()
+                  + "': its index blobs kept changing while they were read ("
+                  + e.getMessage()
+                  + " was listed, then gone); run the command again",
+              e);
+        }
+        LOG.debug("index blob {} went while the index was read: reading it again", e.getMessage());
+      }
+    }
+  }
+
+  /**
+   * An index blob was listed and then gone when it was read: not damage, the blobs changed (under a
+   * shared lock only a backup's repair of the index replaces blobs, see {@link
+   * #forgetMissingPacks}); the reader lists them again.
+   */
+  private static final class IndexBlobsChanged extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    IndexBlobsChanged(BlobName gone, Throwable cause) {
+      super(gone.toString(), cause);
+    }
+  }
+
+  private void loadIndexOnce() {
     try {
       List<BlobInfo> infos = store.listInfo(BlobType.INDEX); // one listing, no stat per blob
       List<BlobName> names = infos.stream().map(BlobInfo::name).toList();
@@ -747,6 +781,8 @@ public final class Repository implements Closeable {
       List<IndexEntry> entries;
       try {
         entries = IndexReader.read(n, codec.decode(n, store.load(n)));
+      } catch (NoSuchFileException e) {
+        throw new IndexBlobsChanged(n, e);
       } catch (IOException | RepositoryException | IllegalArgumentException e) {
         LOG.warn("skipping damaged index blob: {}", e.getMessage());
         continue;
@@ -840,22 +876,25 @@ public final class Repository implements Closeable {
         throw new SnapshotNotFoundException(
             "no snapshot in the repository at '" + store.location() + "': run a backup first");
       }
+      Manifest latest = null; // the filter's, whether or not it holds the item
       for (int i = all.size() - 1; i >= 0; i--) {
         Manifest m = all.get(i);
-        if (filter.matches(m) && (item == null || item.isEmpty() || holds(m, item))) {
-          return m;
+        if (filter.matches(m)) {
+          if (item == null || item.isEmpty() || holds(m, item)) {
+            return m;
+          }
+          latest = latest == null ? m : latest;
         }
       }
-      String what =
-          (filter.describe() + (item == null || item.isEmpty() ? "" : " holding " + item)).trim();
+      if (latest != null) {
+        return latest; // no snapshot holds it: the caller says what the latest holds instead
+      }
       throw new SnapshotNotFoundException(
           "no snapshot "
-              + what
-              + " in the repository at '"
+              + (filter.isAny() ? "" : filter.describe() + " ")
+              + "in the repository at '"
               + store.location()
-              + "' (list them with 'granule snapshots'"
-              + (filter.host() != null ? " --host " + filter.host() : "")
-              + ")");
+              + "' (list them with 'granule snapshots')");
     }
     Manifest m = resolveId(ref);
     if (!filter.matches(m)) {
@@ -964,7 +1003,19 @@ public final class Repository implements Closeable {
     index(); // the packs its blobs list are known
     List<IndexEntry> adopted = new ArrayList<>();
     try {
-      for (BlobName p : store.list(BlobType.PACK)) {
+      List<BlobName> listed = store.list(BlobType.PACK);
+      Set<PackId> missing = new HashSet<>(knownPacks);
+      for (BlobName p : listed) {
+        try {
+          missing.remove(PackId.parse(p.name()));
+        } catch (IllegalArgumentException e) {
+          // not a pack: verify names it
+        }
+      }
+      if (!missing.isEmpty()) {
+        forgetMissingPacks(missing);
+      }
+      for (BlobName p : listed) {
         PackId id;
         try {
           id = PackId.parse(p.name());
@@ -1005,6 +1056,65 @@ public final class Repository implements Closeable {
               + e.getMessage(),
           e);
     }
+  }
+
+  /**
+   * Drops from the index the chunks of {@code missing}, packs that index blobs list but that are
+   * gone (deleted by hand, lost with a disk: a prune never deletes a pack an index blob still
+   * lists): without this, a backup would deduplicate against chunks that no longer exist and write
+   * a snapshot that cannot be restored, silently. Each index blob listing one of them is replaced
+   * by one listing its other entries (written first, then the old one deleted, so every chunk that
+   * exists stays listed at every instant), and the index is read again: the backup then stores
+   * those chunks again from its disks, and its snapshot, and later ones, restore whole. The
+   * snapshots that used them stay damaged ({@code granule verify} names them). A reader that listed
+   * a replaced blob lists the blobs again ({@link IndexBlobsChanged}).
+   */
+  private void forgetMissingPacks(Set<PackId> missing) throws IOException {
+    List<String> names = missing.stream().map(PackId::toString).sorted().toList();
+    LOG.warn(
+        "{} pack(s) that the index lists are missing from the repository at '{}' ({}): this"
+            + " backup stores their chunks again where its disks still have them, which heals"
+            + " the snapshots that used them too; 'granule verify' names those still damaged",
+        missing.size(),
+        store.location(),
+        names.size() <= 5
+            ? String.join(", ", names)
+            : String.join(", ", names.subList(0, 5)) + ", …");
+    long dropped = 0;
+    int replaced = 0;
+    BlobStore out = guarded();
+    for (BlobInfo i : store.listInfo(BlobType.INDEX)) {
+      BlobName n = i.name();
+      List<IndexEntry> entries;
+      try {
+        entries = IndexReader.read(n, codec.decode(n, store.load(n)));
+      } catch (IOException | RepositoryException | IllegalArgumentException e) {
+        continue; // damaged or gone: not part of the index anyway
+      }
+      List<IndexEntry> kept =
+          entries.stream().filter(e -> !missing.contains(e.location().pack())).toList();
+      if (kept.size() == entries.size()) {
+        continue;
+      }
+      IndexWriter.save(out, codec, kept);
+      out.delete(n);
+      dropped += entries.size() - kept.size();
+      replaced++;
+    }
+    LOG.warn(
+        "dropped {} chunks of missing packs from the index ({} index blobs replaced)",
+        dropped,
+        replaced);
+    missingPacksForgotten += missing.size();
+    indexStale = true;
+    index();
+  }
+
+  /** Packs found missing and dropped from the index by this repository's backups (for tests). */
+  private int missingPacksForgotten;
+
+  int missingPacksForgotten() {
+    return missingPacksForgotten;
   }
 
   /**
@@ -1051,6 +1161,19 @@ public final class Repository implements Closeable {
     if (index != null && !indexStale || count < SCOPED_MIN) {
       return reader(); // small items (a catalog) would pay a whole read of the index blobs each
     }
+    for (int attempt = 1; ; attempt++) {
+      try {
+        return scopedReader(count, ids);
+      } catch (IndexBlobsChanged e) {
+        if (attempt == 3) {
+          return reader(); // reads them again as many times, then says so
+        }
+      }
+    }
+  }
+
+  /** {@link #readerFor} once: null-free, through the repository's index when not worth one. */
+  private ChunkReader scopedReader(int count, java.util.function.IntFunction<ChunkId> ids) {
     List<BlobInfo> infos;
     try {
       infos = store.listInfo(BlobType.INDEX);

@@ -194,8 +194,22 @@ class CliMaintenanceTest {
                 "--to",
                 tmp.resolve("none.raw").toString()))
         .isEqualTo(ExitCodes.NOT_FOUND);
-    assertThat(err.toString()).contains("no snapshot of host nobody holding vda");
+    assertThat(err.toString()).contains("no snapshot of host nobody in the repository");
     assertThat(tmp.resolve("none.raw")).doesNotExist();
+
+    assertThat(
+            run(
+                "restore",
+                "disk",
+                "latest:vdz",
+                "--host",
+                "h",
+                "--repo",
+                repo.toString(),
+                "--to",
+                tmp.resolve("none.raw").toString()))
+        .isEqualTo(ExitCodes.NOT_FOUND);
+    assertThat(err.toString()).contains("has no disk 'vdz'"); // the latest of h: what it has
 
     assertThat(run("snapshots", "--repo", repo.toString(), "--json")).isZero();
     var all = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.toString());

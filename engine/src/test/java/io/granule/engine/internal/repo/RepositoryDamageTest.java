@@ -5,6 +5,7 @@ import static io.granule.engine.internal.repo.TestImages.sha256;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.granule.engine.internal.repo.backup.BackupResult;
 import io.granule.engine.internal.repo.backup.Damage;
 import io.granule.engine.internal.repo.backup.DataSubset;
 import io.granule.engine.internal.repo.backup.VerifyListener;
@@ -263,6 +264,78 @@ class RepositoryDamageTest {
     assertThat(d.snapshots()).containsExactly(b.id());
     assertThat(r.affectedSnapshots()).containsExactly(b.id());
     assertARestoresAndBFails("pack " + pack + " is missing");
+  }
+
+  /**
+   * A pack gone from under the index (deleted by hand, lost with a disk): the next backup drops its
+   * chunks from the index instead of deduplicating against them, so a backup of the data they held
+   * stores them again. Chunks are named by their content, so that heals the damaged snapshot too;
+   * until then it fails naming itself, and verify names it alone.
+   */
+  @Test
+  void aBackupAfterAPackWentMissingStoresItsChunksAgain() throws Exception {
+    BlobName gone = packsOnlyOfB.get(1);
+    Files.delete(store.path(gone));
+    try (Repository repo = Repository.open(dir)) {
+      BackupResult res = backup(repo, "vda", imageA, "h");
+      assertThat(repo.missingPacksForgotten()).isEqualTo(1);
+      assertThat(res.progress().bytesNew()).isZero();
+    }
+    for (BlobName i : store.list(BlobType.INDEX)) {
+      for (IndexEntry e : IndexReader.read(i, store.load(i))) {
+        assertThat(e.location().pack().toString()).isNotEqualTo(gone.name());
+      }
+    }
+    assertARestoresAndBFails("snapshot " + b.id());
+    assertThat(verify(false).affectedSnapshots()).containsExactly(b.id());
+
+    Manifest c;
+    try (Repository repo = Repository.open(dir)) {
+      BackupResult res = backup(repo, "vda", imageB, "h");
+      c = res.manifest();
+      assertThat(repo.missingPacksForgotten()).isZero();
+      assertThat(res.progress().bytesNew()).as("stored again").isPositive();
+    }
+    try (Repository repo = Repository.open(dir)) {
+      for (Manifest m : List.of(c, b)) {
+        Path out = tmp.resolve(m.id() + ".out");
+        repo.restoreDisk(repo.resolve(m.id()), "vda", out);
+        assertThat(sha256(out)).as(m.id()).isEqualTo(sha256(imageB));
+      }
+    }
+    VerifyReport r = verify(true);
+    assertThat(r.ok()).as("%s", r.damages()).isTrue();
+  }
+
+  /**
+   * An index blob listed and then gone when read (a backup replaced it meanwhile, see above) is not
+   * damage: the reader lists the blobs again and gets every chunk.
+   */
+  @Test
+  void anIndexBlobReplacedWhileTheIndexIsReadIsReadAgain() throws Exception {
+    BlobName victim = indexesOfB.get(0);
+    byte[] bytes = store.load(victim);
+    java.util.concurrent.atomic.AtomicBoolean replaced =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    io.granule.engine.internal.repo.blob.ForwardingBlobStore racing =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(store) {
+          @Override
+          public byte[] load(BlobName name) throws java.io.IOException {
+            if (name.equals(victim) && replaced.compareAndSet(false, true)) {
+              // as a backup replacing it does: the same entries under a new name, then the old gone
+              delegate.save(new BlobName(BlobType.INDEX, "f".repeat(64)), bytes);
+              delegate.delete(victim);
+            }
+            return super.load(name);
+          }
+        };
+    try (Repository repo =
+        Repository.open(racing, java.time.Clock.systemUTC(), tmp.resolve("cache"))) {
+      Path out = tmp.resolve("b.out");
+      repo.restoreDisk(repo.resolve(b.id()), "vda", out);
+      assertThat(sha256(out)).isEqualTo(sha256(imageB));
+    }
+    assertThat(replaced).isTrue();
   }
 
   @Test
