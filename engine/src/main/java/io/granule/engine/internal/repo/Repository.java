@@ -1012,6 +1012,9 @@ public final class Repository implements Closeable {
           // not a pack: verify names it
         }
       }
+      // each confirmed on its own: a store whose listing lags its writes must not make a pack that
+      // exists look lost
+      missing.removeIf(id -> packExists(id));
       if (!missing.isEmpty()) {
         forgetMissingPacks(missing);
       }
@@ -1055,6 +1058,16 @@ public final class Repository implements Closeable {
               + "': "
               + e.getMessage(),
           e);
+    }
+  }
+
+  /** Whether pack {@code id} is in the store, asked for it alone. */
+  private boolean packExists(PackId id) {
+    try {
+      return store.stat(ChunkReader.packName(id)).isPresent();
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to check pack " + id + " in '" + store.location() + "': " + e.getMessage(), e);
     }
   }
 

@@ -308,6 +308,33 @@ class RepositoryDamageTest {
   }
 
   /**
+   * A store whose listing lags its writes (some S3-compatible servers) and leaves out a pack that
+   * exists: the pack is asked for on its own before anything is dropped.
+   */
+  @Test
+  void aPackTheListingLeavesOutButThatExistsIsNotDropped() throws Exception {
+    BlobName unlisted = packsOnlyOfB.get(1);
+    List<BlobName> indexesBefore = store.list(BlobType.INDEX);
+    io.granule.engine.internal.repo.blob.ForwardingBlobStore lagging =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(store) {
+          @Override
+          public List<BlobName> list(BlobType type) throws java.io.IOException {
+            List<BlobName> names = new ArrayList<>(super.list(type));
+            names.remove(unlisted);
+            return names;
+          }
+        };
+    try (Repository repo =
+        Repository.open(lagging, java.time.Clock.systemUTC(), tmp.resolve("cache"))) {
+      BackupResult res = backup(repo, "vda", imageB, "h");
+      assertThat(repo.missingPacksForgotten()).isZero();
+      assertThat(res.progress().bytesNew()).isZero();
+    }
+    assertThat(store.list(BlobType.INDEX)).containsAll(indexesBefore);
+    assertThat(verify(true).ok()).isTrue();
+  }
+
+  /**
    * An index blob listed and then gone when read (a backup replaced it meanwhile, see above) is not
    * damage: the reader lists the blobs again and gets every chunk.
    */
