@@ -349,9 +349,12 @@ public final class Backup {
         while (ch < changed.size() && changed.get(ch).end() <= start) {
           ch++;
         }
-        if (ch >= changed.size() || changed.get(ch).offset() >= end) {
-          // unchanged since the parent: keep its chunk id, read nothing
-          fixed.set(p, changes.parent().get(p));
+        ChunkId kept;
+        if ((ch >= changed.size() || changed.get(ch).offset() >= end)
+            && ((kept = changes.parent().get(p)).isZero() || index.contains(kept))) {
+          // unchanged since the parent: keep its chunk id, read nothing (unless the index lost
+          // it, its pack gone or its index blob damaged: then it is read and stored again)
+          fixed.set(p, kept);
           c.unchanged.addAndGet(len);
           c.entryUnchanged.addAndGet(d, len);
           c.read.addAndGet(len);
