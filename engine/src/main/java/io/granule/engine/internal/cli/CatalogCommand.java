@@ -66,14 +66,15 @@ final class CatalogCommand extends ContextCommand {
     int snapshotsWithCatalog = 0;
     try (Repository r = repo.open(ctx, LockKind.SHARED, "catalog")) {
       Path cache = Catalogs.cacheDir(RepoOption.metadataCache(ctx), r);
-      List<Manifest> snaps =
-          snap != null
-              ? List.of(r.resolve(snap, filter.filter(), null))
-              : r.snapshots().stream().filter(filter.filter()::matches).toList();
-      if (snap == null) {
+      List<Manifest> snaps;
+      if (snap != null) {
+        snaps = List.of(r.resolve(snap, filter.filter(), null));
+      } else {
+        List<Manifest> all = r.snapshots();
         Set<String> live = new HashSet<>();
-        snaps.forEach(m -> live.add(m.id()));
+        all.forEach(m -> live.add(m.id())); // every snapshot's, not only those the filter passes
         Catalogs.forgetOthers(cache, live);
+        snaps = all.stream().filter(filter.filter()::matches).toList();
       }
       for (Manifest m : snaps) {
         if (!m.applications().isEmpty()) {

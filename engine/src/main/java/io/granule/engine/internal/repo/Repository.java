@@ -1082,7 +1082,7 @@ public final class Repository implements Closeable {
    * snapshots that used them stay damaged ({@code granule verify} names them). A reader that listed
    * a replaced blob lists the blobs again ({@link IndexBlobsChanged}).
    */
-  private void forgetMissingPacks(Set<PackId> missing) throws IOException {
+  private void forgetMissingPacks(Set<PackId> missing) {
     List<String> names = missing.stream().map(PackId::toString).sorted().toList();
     LOG.warn(
         "{} pack(s) that the index lists are missing from the repository at '{}' ({}): this"
@@ -1096,31 +1096,53 @@ public final class Repository implements Closeable {
     long dropped = 0;
     int replaced = 0;
     BlobStore out = guarded();
-    for (BlobInfo i : store.listInfo(BlobType.INDEX)) {
-      BlobName n = i.name();
-      List<IndexEntry> entries;
+    // Again while a missing pack is still listed after the reload: another backup replacing the
+    // same blobs for another missing pack at once writes its copy with this one's entries.
+    for (int round = 1; ; round++) {
       try {
-        entries = IndexReader.read(n, codec.decode(n, store.load(n)));
-      } catch (IOException | RepositoryException | IllegalArgumentException e) {
-        continue; // damaged or gone: not part of the index anyway
+        for (BlobInfo i : store.listInfo(BlobType.INDEX)) {
+          BlobName n = i.name();
+          List<IndexEntry> entries;
+          try {
+            entries = IndexReader.read(n, codec.decode(n, store.load(n)));
+          } catch (IOException | RepositoryException | IllegalArgumentException e) {
+            continue; // damaged or gone: not part of the index anyway
+          }
+          List<IndexEntry> kept =
+              entries.stream().filter(e -> !missing.contains(e.location().pack())).toList();
+          if (kept.size() == entries.size()) {
+            continue;
+          }
+          IndexWriter.save(out, codec, kept);
+          out.delete(n);
+          dropped += entries.size() - kept.size();
+          replaced++;
+        }
+      } catch (IOException e) {
+        throw new RepositoryException(
+            "unable to drop the chunks of missing packs from the index of '"
+                + store.location()
+                + "': "
+                + e.getMessage(),
+            e);
       }
-      List<IndexEntry> kept =
-          entries.stream().filter(e -> !missing.contains(e.location().pack())).toList();
-      if (kept.size() == entries.size()) {
-        continue;
+      indexStale = true;
+      index();
+      if (java.util.Collections.disjoint(knownPacks, missing)) {
+        break;
       }
-      IndexWriter.save(out, codec, kept);
-      out.delete(n);
-      dropped += entries.size() - kept.size();
-      replaced++;
+      if (round == 3) {
+        throw new RepositoryException(
+            "unable to drop the chunks of missing packs from the index of '"
+                + store.location()
+                + "': index blobs listing them keep appearing; run the backup again");
+      }
     }
     LOG.warn(
         "dropped {} chunks of missing packs from the index ({} index blobs replaced)",
         dropped,
         replaced);
     missingPacksForgotten += missing.size();
-    indexStale = true;
-    index();
   }
 
   /** Packs found missing and dropped from the index by this repository's backups (for tests). */

@@ -308,6 +308,46 @@ class RepositoryDamageTest {
   }
 
   /**
+   * Two backups replacing the same index blob at once, each for its own missing pack, each write a
+   * copy with the other's entries: the one that still finds its missing pack listed after reading
+   * the index again replaces blobs again, so it never deduplicates against the lost chunks.
+   */
+  @Test
+  void aMissingPackListedAgainByAConcurrentReplacementIsDroppedAgain() throws Exception {
+    BlobName gone = packsOnlyOfB.get(1);
+    Files.delete(store.path(gone));
+    java.util.concurrent.atomic.AtomicBoolean raced =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    io.granule.engine.internal.repo.blob.ForwardingBlobStore racing =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(store) {
+          @Override
+          public void delete(BlobName name) throws java.io.IOException {
+            if (name.type() == BlobType.INDEX && raced.compareAndSet(false, true)) {
+              // the other backup's copy of this blob: its entries, ours included
+              delegate.save(new BlobName(BlobType.INDEX, "e".repeat(64)), delegate.load(name));
+            }
+            super.delete(name);
+          }
+        };
+    Manifest c;
+    try (Repository repo =
+        Repository.open(racing, java.time.Clock.systemUTC(), tmp.resolve("cache"))) {
+      c = backup(repo, "vda", imageB, "h").manifest();
+    }
+    assertThat(raced).isTrue();
+    for (BlobName i : store.list(BlobType.INDEX)) {
+      for (IndexEntry e : IndexReader.read(i, store.load(i))) {
+        assertThat(e.location().pack().toString()).isNotEqualTo(gone.name());
+      }
+    }
+    try (Repository repo = Repository.open(dir)) {
+      Path out = tmp.resolve("c.out");
+      repo.restoreDisk(repo.resolve(c.id()), "vda", out);
+      assertThat(sha256(out)).isEqualTo(sha256(imageB));
+    }
+  }
+
+  /**
    * A store whose listing lags its writes (some S3-compatible servers) and leaves out a pack that
    * exists: the pack is asked for on its own before anything is dropped.
    */

@@ -209,7 +209,10 @@ public abstract sealed class DataSubset {
     }
   }
 
-  /** Random packs until their sizes add up to at least {@code bytes} (or every pack). */
+  /**
+   * Random packs whose sizes add up to at most {@code bytes} (packs that would go over it are
+   * passed over), and at least one pack.
+   */
   static final class Bytes extends DataSubset {
     final long bytes;
 
@@ -224,11 +227,13 @@ public abstract sealed class DataSubset {
       Set<BlobName> out = new HashSet<>();
       long total = 0;
       for (BlobInfo p : shuffled) {
-        if (total >= bytes) {
-          break;
+        if (p.size() <= bytes - total) {
+          out.add(p.name());
+          total += p.size();
         }
-        out.add(p.name());
-        total += p.size();
+      }
+      if (out.isEmpty() && !shuffled.isEmpty()) {
+        out.add(shuffled.get(0).name()); // every pack is larger: one of them
       }
       return out;
     }

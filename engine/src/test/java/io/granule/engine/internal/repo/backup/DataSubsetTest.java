@@ -103,11 +103,16 @@ class DataSubsetTest {
   }
 
   @Test
-  void aSizeIsRandomPacksUntilTheyHoldThatManyBytes() {
+  void aSizeIsRandomPacksHoldingAtMostThatManyBytes() {
     List<BlobInfo> packs = packs(100, 16 << 20);
-    assertThat(DataSubset.parse("100M").select(packs, new Random(1))).hasSize(7); // 6 < 100/16 <= 7
+    assertThat(DataSubset.parse("100M").select(packs, new Random(1))).hasSize(6); // 96 <= 100
     assertThat(DataSubset.parse("96M").select(packs, new Random(1))).hasSize(6);
-    assertThat(DataSubset.parse("1").select(packs, new Random(1))).hasSize(1);
+    assertThat(DataSubset.parse("95M").select(packs, new Random(1))).hasSize(5);
+    assertThat(DataSubset.parse("1").select(packs, new Random(1))).as("at least one").hasSize(1);
+    List<BlobInfo> mixed = new ArrayList<>(packs(3, 64 << 20));
+    mixed.addAll(packs(5, 1 << 20));
+    Set<BlobName> fit = DataSubset.parse("8M").select(mixed, new Random(3));
+    assertThat(fit).as("the large packs passed over, the small ones taken").hasSize(5);
     assertThat(DataSubset.parse("10T").select(packs, new Random(1))).hasSize(100);
     assertThat(DataSubset.NONE.select(packs, new Random(1))).isEmpty();
     assertThat(DataSubset.ALL.select(packs, new Random(1))).hasSize(100);
