@@ -348,6 +348,58 @@ class RepositoryDamageTest {
   }
 
   /**
+   * Verify runs under a shared lock, beside backups, forgets and the repairs of backups that found
+   * packs missing. None of them makes it report damage that is not there: a backup that writes a
+   * snapshot while verify checks the packs, a snapshot forgotten and an index blob replaced while
+   * it checks the index blobs.
+   */
+  @Test
+  void verifyReportsNoDamageForWhatOthersChangeWhileItRuns() throws Exception {
+    Path imageC = TestImages.write(tmp.resolve("c.raw"), TestImages.mixed(6 << 20, 23));
+    BlobName indexToReplace = indexesOfB.get(0);
+    java.util.concurrent.atomic.AtomicInteger events =
+        new java.util.concurrent.atomic.AtomicInteger();
+    io.granule.engine.internal.repo.blob.ForwardingBlobStore busy =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(store) {
+          @Override
+          public java.util.Optional<io.granule.engine.internal.repo.blob.BlobInfo> stat(
+              BlobName name) throws java.io.IOException {
+            if (name.type() == BlobType.PACK && events.compareAndSet(0, 1)) {
+              try (Repository other = Repository.open(dir)) { // a backup while packs are checked
+                backup(other, "vda", imageC, "h2");
+              }
+            }
+            return super.stat(name);
+          }
+
+          @Override
+          public byte[] load(BlobName name) throws java.io.IOException {
+            if (name.type() == BlobType.INDEX && events.compareAndSet(1, 2)) {
+              // a snapshot forgotten, and a blob replaced as a backup that found packs missing does
+              delegate.delete(new BlobName(BlobType.SNAPSHOT, a.id()));
+              byte[] bytes = delegate.load(indexToReplace);
+              delegate.save(new BlobName(BlobType.INDEX, "d".repeat(64)), bytes);
+              delegate.delete(indexToReplace);
+            }
+            return super.load(name);
+          }
+        };
+    VerifyReport r;
+    try (Repository repo =
+        Repository.open(busy, java.time.Clock.systemUTC(), tmp.resolve("cache"))) {
+      r = repo.verify(true, VerifyListener.NONE);
+    }
+    assertThat(events.get()).isEqualTo(2);
+    assertThat(r.ok()).as("%s", r.damages()).isTrue();
+    assertThat(r.snapshots())
+        .as("b; a was forgotten, the new one came after the listing")
+        .isEqualTo(1);
+    VerifyReport after = verify(true);
+    assertThat(after.ok()).as("%s", after.damages()).isTrue();
+    assertThat(after.snapshots()).isEqualTo(2);
+  }
+
+  /**
    * A store whose listing lags its writes (some S3-compatible servers) and leaves out a pack that
    * exists: the pack is asked for on its own before anything is dropped.
    */

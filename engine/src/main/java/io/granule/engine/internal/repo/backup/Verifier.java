@@ -146,12 +146,16 @@ public final class Verifier {
   /** Runs the check, reading the data of the packs {@code subset} picks. */
   public VerifyReport verify(DataSubset subset, VerifyListener listener) {
     try {
+      // Listed in the reverse of the backup's write order: everything the snapshots listed need
+      // was written before them, so backups running meanwhile (under their shared locks) add
+      // blobs this check may not see, never take away ones it needs.
+      List<BlobName> snapshots = store.list(BlobType.SNAPSHOT);
+      List<BlobInfo> indexInfo = store.listInfo(BlobType.INDEX);
       List<BlobInfo> packInfo = store.listInfo(BlobType.PACK);
       List<BlobName> packs = packInfo.stream().map(BlobInfo::name).toList();
       Set<BlobName> dataOf = subset.select(packInfo, random);
       int done;
-      List<BlobInfo> indexInfo = store.listInfo(BlobType.INDEX);
-      List<BlobName> indexes = indexInfo.stream().map(BlobInfo::name).toList();
+      List<BlobName> indexes = new ArrayList<>(indexInfo.stream().map(BlobInfo::name).toList());
       // Both tables sized for the chunks the index blobs list: no doubling on the way.
       long expected = IndexReader.estimatedEntries(indexInfo);
       long entries = 0;
@@ -168,22 +172,50 @@ public final class Verifier {
           // index in the order the blobs list them, as when a repository loads its index: the
           // first location listed for a chunk is the one a restore reads.
           BitSet rejected = new BitSet();
-          int[] firstOfBlob = new int[indexes.size()];
-          Arrays.fill(firstOfBlob, Integer.MAX_VALUE); // sorted while blobs are read: answers
+          int[][] firstOfBlob = {new int[indexes.size()]};
+          Arrays.fill(firstOfBlob[0], Integer.MAX_VALUE); // sorted while blobs are read: answers
           // come as the blobs are read when the table is in memory
           try (EntrySpill listed = new EntrySpill(cacheDir);
               ChunkIndex.Lookups trailerChecks =
                   trailerTable.lookups(
                       (key, l, number, found) -> {
-                        int blob = blobOf(firstOfBlob, number);
+                        int blob = blobOf(firstOfBlob[0], number);
                         if (!agreesWithTrailer(key, l, found, indexes.get(blob))) {
                           rejected.set(number);
                         }
                       })) {
-            for (int i = 0; i < indexes.size(); i++) {
-              firstOfBlob[i] = listed.size();
-              entries += checkIndex(indexes.get(i), listed, trailerChecks);
-              listener.checked(indexes.get(i).toString(), ++done, indexes.size());
+            List<BlobName> gone = new ArrayList<>();
+            for (int round = 1, i = 0; i < indexes.size(); ) {
+              for (; i < indexes.size(); i++) {
+                firstOfBlob[0][i] = listed.size();
+                long n = checkIndex(indexes.get(i), listed, trailerChecks);
+                if (n < 0) {
+                  gone.add(indexes.get(i));
+                } else {
+                  entries += n;
+                }
+                listener.checked(indexes.get(i).toString(), ++done, indexes.size());
+              }
+              if (!gone.isEmpty() && round++ < 3) {
+                // replaced while verify ran (a backup that found packs missing writes the
+                // replacement first): check the blobs listed since
+                Set<BlobName> seen = new HashSet<>(indexes);
+                for (BlobName n : store.list(BlobType.INDEX)) {
+                  if (!seen.contains(n)) {
+                    indexes.add(n);
+                  }
+                }
+                if (indexes.size() > firstOfBlob[0].length) {
+                  int from = firstOfBlob[0].length;
+                  firstOfBlob[0] = Arrays.copyOf(firstOfBlob[0], indexes.size());
+                  Arrays.fill(firstOfBlob[0], from, indexes.size(), Integer.MAX_VALUE);
+                }
+                gone.clear();
+              }
+            }
+            for (BlobName g : gone) {
+              problem(g.toString(), "listed, then gone while verify ran");
+              damagedIndexes.add(g.toString());
             }
             trailerChecks.finish();
             listed.replay(
@@ -195,10 +227,12 @@ public final class Verifier {
           }
           indexLoad.finish();
         }
-        List<BlobName> snapshots = store.list(BlobType.SNAPSHOT);
         done = 0;
+        int forgotten = 0;
         for (BlobName s : snapshots) {
-          checkSnapshot(s, index);
+          if (!checkSnapshot(s, index)) {
+            forgotten++;
+          }
           listener.checked(s.toString(), ++done, snapshots.size());
         }
         List<Damage> out = new ArrayList<>();
@@ -208,7 +242,7 @@ public final class Verifier {
         return new VerifyReport(
             out,
             Set.copyOf(affected),
-            snapshots.size(),
+            snapshots.size() - forgotten,
             packs.size(),
             entries,
             subset.all() || (subset != DataSubset.NONE && dataOf.size() == packs.size()),
@@ -499,12 +533,15 @@ public final class Verifier {
   /**
    * Checks index blob {@code name}: each entry's location is possible and its pack exists; the
    * entries go to {@code listed} in order, and those of a pack with an intact trailer are queued
-   * for {@link #agreesWithTrailer} under their number there.
+   * for {@link #agreesWithTrailer} under their number there. Returns the number of entries, or -1
+   * if the blob is gone (replaced since it was listed).
    */
   private long checkIndex(BlobName name, EntrySpill listed, ChunkIndex.Lookups trailerChecks) {
     List<IndexEntry> entries;
     try {
       entries = IndexReader.read(name, codec.decode(name, store.load(name)));
+    } catch (NoSuchFileException e) {
+      return -1; // listed, then gone: the caller lists the blobs again
     } catch (IOException | RepositoryException | IllegalArgumentException e) {
       problem(name.toString(), e.getMessage());
       damagedIndexes.add(name.toString());
@@ -518,7 +555,9 @@ public final class Verifier {
       }
       int number = listed.add(e.id(), l);
       if (!presentPacks.contains(l.pack())) {
-        problem(ChunkReader.packName(l.pack()).toString(), "missing, listed by " + name);
+        if (!existsSinceListed(l.pack())) {
+          problem(ChunkReader.packName(l.pack()).toString(), "missing, listed by " + name);
+        }
         continue;
       }
       if (!intactTrailers.contains(l.pack())) {
@@ -554,14 +593,40 @@ public final class Verifier {
     return false;
   }
 
-  private void checkSnapshot(BlobName name, ChunkIndex index) {
+  /**
+   * Whether pack {@code id}, not in the listing verify started from, is in the store now (asked
+   * once per pack): written since by a backup running beside verify, whose index blob verify read
+   * when it listed the blobs again; or left out by a listing that lags. Such a pack is not checked.
+   */
+  private boolean existsSinceListed(PackId id) {
+    return packsSinceListed.computeIfAbsent(
+        id,
+        p -> {
+          try {
+            return store.stat(ChunkReader.packName(p)).isPresent();
+          } catch (IOException e) {
+            return false; // reported as missing: verify cannot tell
+          }
+        });
+  }
+
+  private final Map<PackId, Boolean> packsSinceListed = new java.util.HashMap<>();
+
+  /**
+   * Checks snapshot {@code name}: its manifest, its fixed and dynamic indexes and that every chunk
+   * they use is indexed in a healthy pack. False if its manifest is gone (forgotten since it was
+   * listed: not damage).
+   */
+  private boolean checkSnapshot(BlobName name, ChunkIndex index) {
     String snap = name.name();
     Manifest m;
     try {
       m = ManifestReader.read(name, codec.decode(name, store.load(name)));
+    } catch (NoSuchFileException e) {
+      return false; // forgotten while verify ran (forget runs under a shared lock)
     } catch (IOException | RepositoryException | IllegalArgumentException e) {
       damaged(name.toString(), e.getMessage(), snap);
-      return;
+      return true;
     }
     for (Manifest.DiskEntry d : m.disks()) {
       BlobName fx = new BlobName(BlobType.FIXED_INDEX, d.fixedIndex());
@@ -626,6 +691,7 @@ public final class Verifier {
         checkChunks(snap, dn, "stream '" + st.name() + "'", dynamic.count(), dynamic::get, index);
       }
     }
+    return true;
   }
 
   private void damaged(String file, String what, String snap) {
