@@ -264,6 +264,51 @@ class KeptIndexTest {
   }
 
   /**
+   * The index of a small disk's own chunks, filled from the blobs while a backup replaces one of
+   * them (one that found packs missing does): the blobs are listed again and the disk restores
+   * byte-identically through its own index, not the repository's.
+   */
+  @Test
+  void aSmallDisksIndexFilledWhileABlobIsReplacedIsFilledAgain() throws Exception {
+    byte[] big = new byte[64 << 20];
+    new Random(3).nextBytes(big);
+    byte[] c = new byte[16 << 20];
+    new Random(4).nextBytes(c);
+    Manifest mc;
+    try (Repository r = Repository.init(dir, CFG)) {
+      backup(r, "big", TestImages.write(tmp.resolve("big.raw"), big));
+      mc = backup(r, "c", TestImages.write(tmp.resolve("c.raw"), c)).manifest();
+    }
+    LocalBlobStore store = new LocalBlobStore(dir);
+    var victim = store.list(io.granule.engine.internal.repo.blob.BlobType.INDEX).get(0);
+    java.util.concurrent.atomic.AtomicBoolean replaced =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    var racing =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(store) {
+          @Override
+          public byte[] load(io.granule.engine.internal.repo.blob.BlobName name)
+              throws java.io.IOException {
+            if (name.type() == io.granule.engine.internal.repo.blob.BlobType.INDEX
+                && replaced.compareAndSet(false, true)) {
+              byte[] bytes = delegate.load(victim);
+              delegate.save(
+                  new io.granule.engine.internal.repo.blob.BlobName(
+                      io.granule.engine.internal.repo.blob.BlobType.INDEX, "c".repeat(64)),
+                  bytes);
+              delegate.delete(victim);
+            }
+            return super.load(name);
+          }
+        };
+    try (Repository r = Repository.open(racing, java.time.Clock.systemUTC(), tmp.resolve("t"))) {
+      assertRestores(r, r.resolve(mc.id()), "c", c);
+      assertThat(r.lastScopedFill()).isEqualTo(IndexSource.BLOBS);
+      assertThat(r.chunkIndexLoaded()).isFalse();
+    }
+    assertThat(replaced).isTrue();
+  }
+
+  /**
    * A restore of one disk small beside the repository fills an index of its own chunks from the
    * kept file (one read of it) and the blobs added since; from the blobs alone when the file is
    * damaged or no longer describes the repository (a prune), or an added blob repeats one of the
