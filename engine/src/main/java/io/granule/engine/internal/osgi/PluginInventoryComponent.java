@@ -106,8 +106,10 @@ public final class PluginInventoryComponent implements PluginInventory {
     boolean fragment = b.getHeaders("").get(Constants.FRAGMENT_HOST) != null;
     switch (b.getState()) {
       case Bundle.INSTALLED -> {
-        state = PluginState.FAILED;
+        // Just installed (the plugin folder's watcher starts it next) or unresolvable: asking
+        // why resolves it if it can be, and then it has not failed (yet).
         failure = unresolvedReason(b);
+        state = failure == null ? stateOf(b) : PluginState.FAILED;
       }
       case Bundle.RESOLVED -> {
         if (fragment) {
