@@ -45,18 +45,11 @@ final class VerifyCommand extends ContextCommand {
   @Override
   public Integer call() throws IOException {
     CliContext ctx = context();
-    DataSubset data = readData ? DataSubset.ALL : DataSubset.NONE;
-    if (readDataSubset != null) {
-      if (readData) {
-        throw new CommandException(
-            ExitCodes.USAGE,
-            "give --read-data (every pack) or --read-data-subset " + readDataSubset + ", not both");
-      }
-      try {
-        data = DataSubset.parse(readDataSubset);
-      } catch (IllegalArgumentException e) {
-        throw new CommandException(ExitCodes.USAGE, "--read-data-subset " + e.getMessage(), e);
-      }
+    DataSubset data;
+    try {
+      data = DataSubset.of(readData, readDataSubset, "--read-data", "--read-data-subset");
+    } catch (IllegalArgumentException e) {
+      throw new CommandException(ExitCodes.USAGE, e.getMessage(), e);
     }
     ProgressBar bar =
         json ? null : new ProgressBar(ctx.err(), ProgressBar.isTerminal(), Duration.ofSeconds(10));

@@ -1003,28 +1003,25 @@ public final class Repository implements Closeable {
     index(); // the packs its blobs list are known
     List<IndexEntry> adopted = new ArrayList<>();
     try {
-      List<BlobName> listed = store.list(BlobType.PACK);
-      Set<PackId> missing = new HashSet<>(knownPacks);
-      for (BlobName p : listed) {
+      Map<PackId, BlobName> listed = new java.util.LinkedHashMap<>();
+      for (BlobName p : store.list(BlobType.PACK)) {
         try {
-          missing.remove(PackId.parse(p.name()));
+          listed.put(PackId.parse(p.name()), p);
         } catch (IllegalArgumentException e) {
           // not a pack: verify names it
         }
       }
+      Set<PackId> missing = new HashSet<>(knownPacks);
+      missing.removeAll(listed.keySet());
       // each confirmed on its own: a store whose listing lags its writes must not make a pack that
       // exists look lost
       missing.removeIf(id -> packExists(id));
       if (!missing.isEmpty()) {
         forgetMissingPacks(missing);
       }
-      for (BlobName p : listed) {
-        PackId id;
-        try {
-          id = PackId.parse(p.name());
-        } catch (IllegalArgumentException e) {
-          continue;
-        }
+      for (Map.Entry<PackId, BlobName> pack : listed.entrySet()) {
+        PackId id = pack.getKey();
+        BlobName p = pack.getValue();
         if (knownPacks.contains(id)) {
           continue;
         }

@@ -225,11 +225,8 @@ public final class ApiServlet extends HttpServlet {
       send(resp, 404, Map.of("error", "no such endpoint: POST /api" + path));
       return;
     }
-    BackupBody body;
-    try {
-      body = Json.MAPPER.readValue(req.getInputStream(), BackupBody.class);
-    } catch (IOException e) {
-      send(resp, 400, Map.of("error", "request body is not a backup request: " + e.getMessage()));
+    BackupBody body = body(req, resp, BackupBody.class, "a backup request");
+    if (body == null) {
       return;
     }
     if (body.repo() == null || body.disks() == null || body.disks().isEmpty()) {
@@ -354,11 +351,8 @@ public final class ApiServlet extends HttpServlet {
       List<String> tags) {}
 
   private void restoreDisk(HttpServletRequest req, HttpServletResponse resp) throws IOException {
-    DiskRestoreBody body;
-    try {
-      body = Json.MAPPER.readValue(req.getInputStream(), DiskRestoreBody.class);
-    } catch (IOException e) {
-      send(resp, 400, Map.of("error", "request body is not a disk restore: " + e.getMessage()));
+    DiskRestoreBody body = body(req, resp, DiskRestoreBody.class, "a disk restore");
+    if (body == null) {
       return;
     }
     if (body.repo() == null || body.snapshot() == null || body.to() == null) {
@@ -435,6 +429,21 @@ public final class ApiServlet extends HttpServlet {
   }
 
   /**
+   * The JSON body of {@code req} as {@code type}, or null once a 400 saying it is not {@code what}
+   * is sent.
+   */
+  private static <T> T body(
+      HttpServletRequest req, HttpServletResponse resp, Class<T> type, String what)
+      throws IOException {
+    try {
+      return Json.MAPPER.readValue(req.getInputStream(), type);
+    } catch (IOException e) {
+      send(resp, 400, Map.of("error", "request body is not " + what + ": " + e.getMessage()));
+      return null;
+    }
+  }
+
+  /**
    * Query parameter {@code name} of {@code req}, or null once a 400 naming it is sent when it is
    * missing or blank.
    */
@@ -461,31 +470,26 @@ public final class ApiServlet extends HttpServlet {
   record VerifyBody(String repo, Boolean readData, String readDataSubset) {}
 
   private void verify(HttpServletRequest req, HttpServletResponse resp) throws IOException {
-    VerifyBody body;
-    try {
-      body = Json.MAPPER.readValue(req.getInputStream(), VerifyBody.class);
-    } catch (IOException e) {
-      send(resp, 400, Map.of("error", "request body is not a verify request: " + e.getMessage()));
+    VerifyBody body = body(req, resp, VerifyBody.class, "a verify request");
+    if (body == null) {
       return;
     }
     if (body.repo() == null || body.repo().isBlank()) {
       send(resp, 400, Map.of("error", "'repo' is required"));
       return;
     }
-    DataSubset data = Boolean.TRUE.equals(body.readData()) ? DataSubset.ALL : DataSubset.NONE;
-    if (body.readDataSubset() != null) {
-      if (Boolean.TRUE.equals(body.readData())) {
-        send(resp, 400, Map.of("error", "give 'readData' or 'readDataSubset', not both"));
-        return;
-      }
-      try {
-        data = DataSubset.parse(body.readDataSubset());
-      } catch (IllegalArgumentException e) {
-        send(resp, 400, Map.of("error", "'readDataSubset' " + e.getMessage()));
-        return;
-      }
+    DataSubset subset;
+    try {
+      subset =
+          DataSubset.of(
+              Boolean.TRUE.equals(body.readData()),
+              body.readDataSubset(),
+              "'readData'",
+              "'readDataSubset'");
+    } catch (IllegalArgumentException e) {
+      send(resp, 400, Map.of("error", e.getMessage()));
+      return;
     }
-    DataSubset subset = data;
     Path repo = Path.of(body.repo());
     Jobs.Job job =
         jobs.submit(
@@ -548,11 +552,8 @@ public final class ApiServlet extends HttpServlet {
       List<String> tags) {}
 
   private void restoreTable(HttpServletRequest req, HttpServletResponse resp) throws IOException {
-    TableRestoreBody body;
-    try {
-      body = Json.MAPPER.readValue(req.getInputStream(), TableRestoreBody.class);
-    } catch (IOException e) {
-      send(resp, 400, Map.of("error", "request body is not a table restore: " + e.getMessage()));
+    TableRestoreBody body = body(req, resp, TableRestoreBody.class, "a table restore");
+    if (body == null) {
       return;
     }
     if (body.repo() == null

@@ -90,6 +90,27 @@ public abstract sealed class DataSubset {
             + " a share P% (5%: random packs) or a size (10G: random packs up to that many bytes)");
   }
 
+  /**
+   * What {@code --read-data} ({@code all}) and {@code --read-data-subset} ({@code subset}, or null)
+   * ask for together, as options named {@code allName} and {@code subsetName} in messages.
+   *
+   * @throws IllegalArgumentException if both are given, or the subset is not one
+   */
+  public static DataSubset of(boolean all, String subset, String allName, String subsetName) {
+    if (subset == null) {
+      return all ? ALL : NONE;
+    }
+    if (all) {
+      throw new IllegalArgumentException(
+          "give " + allName + " (every pack) or " + subsetName + " " + subset + ", not both");
+    }
+    try {
+      return parse(subset);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException(subsetName + " " + e.getMessage(), e);
+    }
+  }
+
   /** The packs of {@code packs} whose data to read; {@code random} picks the random subsets. */
   public abstract Set<BlobName> select(List<BlobInfo> packs, Random random);
 
@@ -177,6 +198,12 @@ public abstract sealed class DataSubset {
     return 1 + (int) Long.remainderUnsigned(id.hi(), t);
   }
 
+  private static List<BlobInfo> shuffled(List<BlobInfo> packs, Random random) {
+    List<BlobInfo> out = new ArrayList<>(packs);
+    Collections.shuffle(out, random);
+    return out;
+  }
+
   /** A share of the packs, picked at random. */
   static final class Share extends DataSubset {
     final double percent;
@@ -188,8 +215,7 @@ public abstract sealed class DataSubset {
     @Override
     public Set<BlobName> select(List<BlobInfo> packs, Random random) {
       int k = (int) Math.min(packs.size(), Math.ceil(packs.size() * percent / 100));
-      List<BlobInfo> shuffled = new ArrayList<>(packs);
-      Collections.shuffle(shuffled, random);
+      List<BlobInfo> shuffled = shuffled(packs, random);
       Set<BlobName> out = new HashSet<>(k * 2);
       for (int i = 0; i < k; i++) {
         out.add(shuffled.get(i).name());
@@ -222,8 +248,7 @@ public abstract sealed class DataSubset {
 
     @Override
     public Set<BlobName> select(List<BlobInfo> packs, Random random) {
-      List<BlobInfo> shuffled = new ArrayList<>(packs);
-      Collections.shuffle(shuffled, random);
+      List<BlobInfo> shuffled = shuffled(packs, random);
       Set<BlobName> out = new HashSet<>();
       long total = 0;
       for (BlobInfo p : shuffled) {
@@ -240,20 +265,14 @@ public abstract sealed class DataSubset {
 
     @Override
     public String toString() {
-      long b = bytes;
-      for (String unit : new String[] {"T", "G", "M", "K"}) {
-        int shift =
-            switch (unit) {
-              case "T" -> 40;
-              case "G" -> 30;
-              case "M" -> 20;
-              default -> 10;
-            };
-        if (b >= (1L << shift) && (b & ((1L << shift) - 1)) == 0) {
-          return (b >> shift) + unit;
+      String units = "KMGT";
+      for (int u = units.length() - 1; u >= 0; u--) {
+        int shift = 10 * (u + 1);
+        if (bytes >= (1L << shift) && (bytes & ((1L << shift) - 1)) == 0) {
+          return (bytes >> shift) + units.substring(u, u + 1);
         }
       }
-      return Long.toString(b);
+      return Long.toString(bytes);
     }
   }
 }
