@@ -6,6 +6,7 @@ import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.maintenance.ForgetPolicy;
 import io.granule.engine.internal.repo.maintenance.Pruner;
 import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.internal.repo.snapshot.SnapshotFilter;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.time.ZoneId;
@@ -30,8 +31,9 @@ import picocli.CommandLine.Parameters;
           + "newest (--keep-last) and the newest of each of the last N hours, days, ISO weeks, "
           + "months and years that have snapshots are kept (local time; TZ=UTC for UTC); a "
           + "snapshot kept by any rule stays, the rest of the group is removed. Snapshots outside "
-          + "--host/--tag are not touched. Without a keep rule or an id nothing is removed (exit "
-          + "code 2)."
+          + "--host/--tag are not touched: an id given with them must be one of theirs (exit code "
+          + "4 otherwise, before anything is removed). Without a keep rule or an id nothing is "
+          + "removed (exit code 2)."
     })
 final class ForgetCommand extends ContextCommand {
   @Mixin RepoOption repo;
@@ -60,8 +62,11 @@ final class ForgetCommand extends ContextCommand {
   @Option(names = "--host", paramLabel = "HOST", description = "Only snapshots of this host.")
   String host;
 
-  @Option(names = "--tag", paramLabel = "TAG", description = "Only snapshots with this tag.")
-  String tag;
+  @Option(
+      names = "--tag",
+      paramLabel = "TAG",
+      description = "Only snapshots carrying this tag (repeat: all of them).")
+  List<String> tags;
 
   @Option(names = "--dry-run", description = "Only show what would be removed.")
   boolean dryRun;
@@ -99,6 +104,7 @@ final class ForgetCommand extends ContextCommand {
       throw new CommandException(
           ExitCodes.USAGE, "give either snapshot ids or keep rules, not both");
     }
+    SnapshotFilter filter = new SnapshotFilter(host, tags);
     CliContext ctx = context();
     PrintWriter out = ctx.out();
     Map<String, Object> result = new LinkedHashMap<>();
@@ -107,7 +113,7 @@ final class ForgetCommand extends ContextCommand {
       Lock shared = r.lock(LockKind.SHARED, "forget", repo.retryLock);
       int removed;
       if (!ids.isEmpty()) {
-        List<String> gone = r.forgetSnapshots(ids, dryRun);
+        List<String> gone = r.forgetSnapshots(ids, filter, dryRun);
         removed = gone.size();
         result.put("removed", gone);
         if (!json) {
@@ -116,8 +122,7 @@ final class ForgetCommand extends ContextCommand {
           }
         }
       } else {
-        List<ForgetPolicy.Group> groups =
-            r.forget(policy, host, tag, ZoneId.systemDefault(), dryRun);
+        List<ForgetPolicy.Group> groups = r.forget(policy, filter, ZoneId.systemDefault(), dryRun);
         removed = print(out, groups, result);
       }
       r.release(shared);

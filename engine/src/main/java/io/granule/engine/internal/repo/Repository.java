@@ -897,6 +897,12 @@ public final class Repository implements Closeable {
               + "' (list them with 'granule snapshots')");
     }
     Manifest m = resolveId(ref);
+    requirePasses(m, filter);
+    return m;
+  }
+
+  /** Fails unless {@code m} passes {@code filter}, naming its host and tags. */
+  private static void requirePasses(Manifest m, SnapshotFilter filter) {
     if (!filter.matches(m)) {
       throw new SnapshotNotFoundException(
           "snapshot "
@@ -907,7 +913,6 @@ public final class Repository implements Closeable {
               + ", not "
               + filter.describe());
     }
-    return m;
   }
 
   /** Whether snapshot {@code m} holds a disk or stream named {@code name}. */
@@ -1563,16 +1568,16 @@ public final class Repository implements Closeable {
   }
 
   /**
-   * Applies a forget policy (see {@link ForgetPolicy}) to the snapshots of {@code host} and {@code
-   * tag} (null: all) and, unless {@code dryRun}, deletes the manifests it does not keep. Only
-   * manifests go: run {@link #prune} to free their data.
+   * Applies a forget policy (see {@link ForgetPolicy}) to the snapshots {@code filter} passes and,
+   * unless {@code dryRun}, deletes the manifests it does not keep. Only manifests go: run {@link
+   * #prune} to free their data.
    */
   public List<ForgetPolicy.Group> forget(
-      ForgetPolicy policy, String host, String tag, ZoneId zone, boolean dryRun) {
+      ForgetPolicy policy, SnapshotFilter filter, ZoneId zone, boolean dryRun) {
     if (policy.isEmpty()) {
       throw new IllegalArgumentException("no keep rule: forget would remove every snapshot");
     }
-    List<ForgetPolicy.Group> groups = policy.apply(snapshots(), host, tag, zone);
+    List<ForgetPolicy.Group> groups = policy.apply(snapshots(), filter, zone);
     if (!dryRun) {
       BlobStore s = guarded();
       for (ForgetPolicy.Group g : groups) {
@@ -1594,6 +1599,18 @@ public final class Repository implements Closeable {
    * @throws AmbiguousSnapshotException if a prefix matches several
    */
   public List<String> forgetSnapshots(List<String> refs, boolean dryRun) {
+    return forgetSnapshots(refs, SnapshotFilter.ANY, dryRun);
+  }
+
+  /**
+   * As {@link #forgetSnapshots(List, boolean)}, but every snapshot named must pass {@code filter}
+   * (checked before anything is deleted): {@code forget ID --host H} never removes another host's
+   * snapshot. With a filter, a damaged manifest cannot be checked and is refused.
+   *
+   * @throws SnapshotNotFoundException if one matches nothing or does not pass
+   * @throws RepositoryCorruptedException if a filter is given and a named manifest is damaged
+   */
+  public List<String> forgetSnapshots(List<String> refs, SnapshotFilter filter, boolean dryRun) {
     List<BlobName> names = snapshotNames();
     List<String> ids = new ArrayList<>();
     for (String ref : refs) {
@@ -1616,6 +1633,22 @@ public final class Repository implements Closeable {
                 + " (give more digits)");
       }
       ids.add(matches.get(0));
+    }
+    if (!filter.isAny()) {
+      for (String id : ids) {
+        Manifest m;
+        try {
+          m = loadManifest(new BlobName(BlobType.SNAPSHOT, id));
+        } catch (RepositoryCorruptedException e) {
+          throw new RepositoryCorruptedException(
+              e.getMessage()
+                  + ": its host and tags cannot be checked against "
+                  + filter.describe()
+                  + " (forget it by id without --host/--tag)",
+              e);
+        }
+        requirePasses(m, filter);
+      }
     }
     if (!dryRun) {
       BlobStore s = guarded();

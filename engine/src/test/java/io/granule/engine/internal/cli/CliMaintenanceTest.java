@@ -16,6 +16,7 @@ import io.granule.engine.internal.repo.lock.Lock;
 import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.lock.LockManager;
 import io.granule.engine.internal.repo.lock.LockOwner;
+import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.spi.DiskImageFormat;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -105,6 +106,38 @@ class CliMaintenanceTest {
     assertThat(new LocalBlobStore(repo).list(BlobType.FIXED_INDEX)).hasSize(1);
     assertThat(run("verify", "--repo", repo.toString(), "--read-data")).isZero();
     assertThat(new LocalBlobStore(repo).list(BlobType.LOCK)).isEmpty();
+  }
+
+  /**
+   * Ids given with --host/--tag must all be snapshots those pass, checked before anything is
+   * removed: {@code forget ID --host db1} never removes web1's snapshot (it did, ignoring --host).
+   */
+  @Test
+  void forgetByIdWithFiltersRefusesAnotherHostsSnapshot() throws Exception {
+    backup("web1", "vda", TestImages.mixed(1 << 20, 9), "nightly");
+    List<Manifest> all;
+    try (Repository r = Repository.open(repo)) {
+      all = r.snapshots();
+    }
+    String web1 = all.stream().filter(m -> m.host().equals("web1")).findFirst().orElseThrow().id();
+    String h = all.stream().filter(m -> m.host().equals("h")).findFirst().orElseThrow().id();
+
+    assertThat(run("forget", "--repo", repo.toString(), "--host", "h", h, web1.substring(0, 12)))
+        .isEqualTo(ExitCodes.NOT_FOUND);
+    assertThat(err.toString()).contains(web1.substring(0, 12)).contains("is of host web1");
+    assertThat(run("forget", "--repo", repo.toString(), "--tag", "t", "--tag", "nightly", web1))
+        .isEqualTo(ExitCodes.NOT_FOUND);
+    assertThat(new LocalBlobStore(repo).list(BlobType.SNAPSHOT)).hasSize(4);
+
+    assertThat(run("forget", "--repo", repo.toString(), "--host", "web1", "--tag", "nightly", web1))
+        .as(err.toString())
+        .isZero();
+    assertThat(run("forget", "--repo", repo.toString(), "--host", "h", "--tag", "t", h))
+        .as(err.toString())
+        .isZero();
+    try (Repository r = Repository.open(repo)) {
+      assertThat(r.snapshots()).extracting(Manifest::id).doesNotContain(web1, h).hasSize(2);
+    }
   }
 
   /** Backs up {@code data} as disk {@code disk} of host {@code host} with {@code tags}. */

@@ -29,6 +29,7 @@ public final class Lock implements AutoCloseable {
   private final Thread hook;
   private volatile LockInfo info;
   private volatile Instant lastRefresh;
+  private volatile Instant lastConfirmed;
   private volatile String lost;
   private volatile boolean closed;
 
@@ -37,6 +38,7 @@ public final class Lock implements AutoCloseable {
     this.name = name;
     this.info = info;
     this.lastRefresh = manager.clock.instant();
+    this.lastConfirmed = lastRefresh;
     long every = manager.refreshEvery.toMillis();
     this.refresher =
         LockManager.REFRESHER.scheduleWithFixedDelay(
@@ -108,6 +110,41 @@ public final class Lock implements AutoCloseable {
               + idle.toSeconds()
               + " s: others may consider it stale, so the operation stops (is the repository"
               + " reachable?)");
+    }
+  }
+
+  /**
+   * As {@link #check}, and asks the store whether the lock blob is still there: writers call it
+   * before a commit (a snapshot manifest or an index blob), so an operation whose lock was removed
+   * meanwhile ({@code granule unlock --remove-all}, then perhaps a prune deleting the data it
+   * wrote) fails instead of committing, rather than noticing only at its next refresh. One stat.
+   *
+   * @throws RepositoryLockedException naming why
+   * @throws IOException if the store cannot be asked
+   */
+  public void confirm() throws IOException {
+    check();
+    if (manager.store.stat(name).isEmpty()) {
+      synchronized (this) {
+        if (!closed && lost == null) {
+          lost = "lock " + name + " was removed by someone else (granule unlock --remove-all?)";
+          LOG.warn("{}", lost);
+        }
+      }
+    }
+    lastConfirmed = manager.clock.instant();
+    check();
+  }
+
+  /**
+   * {@link #confirm} if it last asked the store (or the lock was taken) more than {@code every}
+   * ago, else {@link #check}.
+   */
+  public void confirmEvery(Duration every) throws IOException {
+    if (Duration.between(lastConfirmed, manager.clock.instant()).compareTo(every) > 0) {
+      confirm();
+    } else {
+      check();
     }
   }
 

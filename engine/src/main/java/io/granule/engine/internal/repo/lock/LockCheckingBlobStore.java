@@ -2,15 +2,23 @@ package io.granule.engine.internal.repo.lock;
 
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.blob.ForwardingBlobStore;
 import java.io.IOException;
+import java.time.Duration;
 
 /**
  * Checks a held {@link Lock} before every save and delete, so an operation whose lock was lost
  * (removed by {@code unlock --remove-all}, or unrefreshed for too long) stops before it writes or
- * deletes anything more; reads pass through.
+ * deletes anything more; reads pass through. Before a commit (a snapshot manifest or an index blob)
+ * it also asks the store whether the lock blob is still there ({@link Lock#confirm}), and before a
+ * delete at most every {@link #CONFIRM_DELETES_EVERY}: a backup whose lock someone removed, and
+ * whose data a prune may then have deleted, fails rather than saving a snapshot that names it.
  */
 public final class LockCheckingBlobStore extends ForwardingBlobStore {
+  /** How often deletes (a prune deletes many packs) confirm the lock blob is still there. */
+  static final Duration CONFIRM_DELETES_EVERY = Duration.ofSeconds(10);
+
   private final Lock lock;
 
   public LockCheckingBlobStore(BlobStore delegate, Lock lock) {
@@ -18,34 +26,43 @@ public final class LockCheckingBlobStore extends ForwardingBlobStore {
     this.lock = lock;
   }
 
+  /** Checks the lock before saving {@code name}: a commit confirms it with the store. */
+  private void beforeSave(BlobName name) throws IOException {
+    if (name.type() == BlobType.SNAPSHOT || name.type() == BlobType.INDEX) {
+      lock.confirm();
+    } else {
+      lock.check();
+    }
+  }
+
   @Override
   public void save(BlobName name, java.nio.channels.FileChannel file, long length)
       throws IOException {
-    lock.check();
+    beforeSave(name);
     delegate.save(name, file, length);
   }
 
   @Override
   public void save(BlobName name, byte[] data) throws IOException {
-    lock.check();
+    beforeSave(name);
     delegate.save(name, data);
   }
 
   @Override
   public void save(BlobName name, java.nio.ByteBuffer data) throws IOException {
-    lock.check();
+    beforeSave(name);
     delegate.save(name, data);
   }
 
   @Override
   public void save(BlobName name, java.nio.ByteBuffer data, Runnable released) throws IOException {
-    lock.check();
+    beforeSave(name);
     delegate.save(name, data, released);
   }
 
   @Override
   public void delete(BlobName name) throws IOException {
-    lock.check();
+    lock.confirmEvery(CONFIRM_DELETES_EVERY);
     delegate.delete(name);
   }
 }

@@ -1,6 +1,7 @@
 package io.granule.engine.internal.repo.maintenance;
 
 import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.internal.repo.snapshot.SnapshotFilter;
 import java.time.ZoneId;
 import java.time.ZonedDateTime;
 import java.time.temporal.IsoFields;
@@ -48,20 +49,17 @@ public record ForgetPolicy(int last, int hourly, int daily, int weekly, int mont
   public record Group(String host, List<String> items, List<Decision> decisions) {}
 
   /**
-   * Applies the policy to the snapshots that pass the filters ({@code host}, {@code tag}; null
-   * means any); the others are not looked at (and so kept).
+   * Applies the policy to the snapshots that pass {@code filter}; the others are not looked at (and
+   * so kept).
    */
-  public List<Group> apply(List<Manifest> snapshots, String host, String tag, ZoneId zone) {
+  public List<Group> apply(List<Manifest> snapshots, SnapshotFilter filter, ZoneId zone) {
     Map<String, List<Manifest>> groups = new TreeMap<>();
     Map<String, List<String>> groupItems = new LinkedHashMap<>();
     Map<String, String> groupHost = new LinkedHashMap<>();
     List<Manifest> sorted = new ArrayList<>(snapshots);
     sorted.sort(Comparator.comparing(Manifest::instant).thenComparing(Manifest::id).reversed());
     for (Manifest m : sorted) {
-      if (host != null && !host.equals(m.host())) {
-        continue;
-      }
-      if (tag != null && !m.tags().contains(tag)) {
+      if (!filter.matches(m)) {
         continue;
       }
       TreeSet<String> items = new TreeSet<>();

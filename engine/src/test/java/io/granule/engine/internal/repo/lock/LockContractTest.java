@@ -242,6 +242,41 @@ public abstract class LockContractTest {
     a.close();
   }
 
+  /**
+   * A commit (snapshot or index blob) asks the store whether the lock is still there, so a lock
+   * removed since the last refresh (refreshes come every 5 minutes) stops it at once; pack saves
+   * only check what is known; deletes ask at most every 10 s.
+   */
+  @Test
+  void removedLockStopsTheNextCommitWithoutWaitingForARefresh() throws Exception {
+    Lock a = manager(ALICE).acquire(LockKind.SHARED, "backup", Duration.ZERO);
+    BlobStore guarded = new LockCheckingBlobStore(store, a);
+    guarded.save(new BlobName(BlobType.INDEX, "aa"), new byte[] {1});
+    manager(BOB).remove(true);
+    guarded.save(new BlobName(BlobType.PACK, "cc"), new byte[] {1});
+    guarded.delete(new BlobName(BlobType.PACK, "cc"));
+    assertThatThrownBy(() -> guarded.save(new BlobName(BlobType.SNAPSHOT, "bb"), new byte[] {1}))
+        .isInstanceOf(RepositoryLockedException.class)
+        .hasMessageContaining("was removed by someone else");
+    assertThat(store.stat(new BlobName(BlobType.SNAPSHOT, "bb"))).isEmpty();
+    assertThatThrownBy(() -> guarded.save(new BlobName(BlobType.PACK, "dd"), new byte[] {1}))
+        .isInstanceOf(RepositoryLockedException.class);
+    a.close();
+
+    Lock p = manager(ALICE).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+    BlobStore pruning = new LockCheckingBlobStore(store, p);
+    store.save(new BlobName(BlobType.PACK, "ee"), new byte[] {1});
+    store.save(new BlobName(BlobType.PACK, "ff"), new byte[] {1});
+    manager(BOB).remove(true);
+    pruning.delete(new BlobName(BlobType.PACK, "ee"));
+    clock.advance(Duration.ofSeconds(11));
+    assertThatThrownBy(() -> pruning.delete(new BlobName(BlobType.PACK, "ff")))
+        .isInstanceOf(RepositoryLockedException.class)
+        .hasMessageContaining("was removed by someone else");
+    assertThat(store.stat(new BlobName(BlobType.PACK, "ff"))).isPresent();
+    p.close();
+  }
+
   @Test
   void unrefreshedHeldLockStopsWriters() throws Exception {
     Lock a = manager(ALICE).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO);

@@ -205,4 +205,64 @@ class ConcurrentPruneTest {
       assertValid(r, expected, tmp);
     }
   }
+
+  /**
+   * {@code unlock --remove-all} while a backup runs (documented as unsafe), then a prune that
+   * deletes the packs the backup has written so far: the backup notices its lock is gone when it
+   * commits, fails, and saves no snapshot naming the deleted data (it used to exit 0 with a
+   * snapshot verify then called damaged).
+   */
+  @Test
+  void backupWhoseLockWasRemovedFailsInsteadOfCommitting() throws Exception {
+    Path dir = tmp.resolve("repo");
+    byte[] base = TestImages.mixed(4 << 20, 11);
+    Path baseImg = TestImages.write(tmp.resolve("base.raw"), base);
+    Manifest first;
+    try (Repository r = Repository.init(dir, SMALL)) {
+      first = backup(r, "vda", baseImg, "h").manifest();
+    }
+    Path img = TestImages.write(tmp.resolve("new.raw"), TestImages.mixed(8 << 20, 12));
+    AtomicInteger prunes = new AtomicInteger();
+    // After the backup's first pack is saved: unlock --remove-all, then a prune from elsewhere.
+    var store =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public void save(
+              io.granule.engine.internal.repo.blob.BlobName name,
+              java.nio.ByteBuffer data,
+              Runnable released)
+              throws java.io.IOException {
+            super.save(name, data, released);
+            if (name.type() == BlobType.PACK && prunes.getAndIncrement() == 0) {
+              try (Repository other = open(dir, "cache-prune")) {
+                assertThat(other.locks().remove(true)).hasSize(1);
+                other.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+                assertThat(
+                        other.prune(new Pruner.Options(false, 1.0), (x, y, z) -> {}).packsDeleted())
+                    .isPositive();
+              }
+            }
+          }
+        };
+    try (Repository r = Repository.open(store, Clock.systemUTC(), tmp.resolve("cache-backup"));
+        io.granule.engine.internal.image.RawDiskImage d =
+            io.granule.engine.internal.image.RawDiskImage.open(img)) {
+      r.lock(LockKind.SHARED, "backup", Duration.ZERO);
+      var request =
+          new io.granule.engine.internal.repo.backup.BackupRequest(
+              List.of(new io.granule.engine.internal.repo.backup.BackupRequest.NamedDisk("vdb", d)),
+              "h",
+              List.of(),
+              null);
+      assertThatThrownBy(
+              () -> r.backup(request, io.granule.engine.internal.repo.backup.BackupListener.NONE))
+          .isInstanceOf(RepositoryLockedException.class)
+          .hasMessageContaining("was removed by someone else");
+    }
+    assertThat(prunes.get()).as("the prune ran during the backup").isPositive();
+    assertThat(new LocalBlobStore(dir).list(BlobType.SNAPSHOT)).hasSize(1);
+    try (Repository r = open(dir, "check")) {
+      assertValid(r, Map.of(first.id(), TestImages.sha256(base)), tmp);
+    }
+  }
 }

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.internal.repo.snapshot.SnapshotFilter;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneId;
@@ -48,7 +49,7 @@ class ForgetPolicyTest {
   }
 
   static List<ForgetPolicy.Group> apply(ForgetPolicy p, List<Manifest> all) {
-    return p.apply(all, null, null, ZoneOffset.UTC);
+    return p.apply(all, SnapshotFilter.ANY, ZoneOffset.UTC);
   }
 
   @Test
@@ -112,7 +113,7 @@ class ForgetPolicyTest {
             snap("2026-01-01T00:00:00Z", "b", List.of("vda"), "nightly"),
             snap("2026-01-02T00:00:00Z", "b", List.of("vda"), "nightly"));
     ForgetPolicy last1 = new ForgetPolicy(1, 0, 0, 0, 0, 0);
-    List<ForgetPolicy.Group> groups = last1.apply(all, null, null, ZoneOffset.UTC);
+    List<ForgetPolicy.Group> groups = last1.apply(all, SnapshotFilter.ANY, ZoneOffset.UTC);
     assertThat(groups)
         .extracting(g -> g.host() + " " + g.items() + " " + g.decisions().size())
         .containsExactly("a [vda] 2", "a [vda, vdb] 2", "b [vda] 2");
@@ -122,10 +123,11 @@ class ForgetPolicyTest {
               assertThat(g.decisions().get(0).keep()).isTrue();
               assertThat(g.decisions().get(1).keep()).isFalse();
             });
-    assertThat(last1.apply(all, "b", null, ZoneOffset.UTC))
+    assertThat(last1.apply(all, new SnapshotFilter("b", null), ZoneOffset.UTC))
         .extracting(ForgetPolicy.Group::host)
         .containsExactly("b");
-    List<ForgetPolicy.Group> tagged = last1.apply(all, null, "nightly", ZoneOffset.UTC);
+    List<ForgetPolicy.Group> tagged =
+        last1.apply(all, new SnapshotFilter(null, List.of("nightly")), ZoneOffset.UTC);
     assertThat(tagged)
         .extracting(g -> g.host() + " " + g.decisions().size())
         .containsExactly("a 1", "b 2");
@@ -139,9 +141,9 @@ class ForgetPolicyTest {
             snap("2026-11-25T23:30:00Z"),
             snap("2026-11-26T00:30:00Z"));
     ForgetPolicy daily2 = new ForgetPolicy(0, 0, 2, 0, 0, 0);
-    assertThat(keptTimes(daily2.apply(all, null, null, ZoneOffset.UTC)))
+    assertThat(keptTimes(daily2.apply(all, SnapshotFilter.ANY, ZoneOffset.UTC)))
         .containsExactly("2026-11-26T00:30:00Z", "2026-11-25T23:30:00Z");
-    assertThat(keptTimes(daily2.apply(all, null, null, ZoneId.of("+03:00"))))
+    assertThat(keptTimes(daily2.apply(all, SnapshotFilter.ANY, ZoneId.of("+03:00"))))
         .as("all on 2026-11-26 at +03:00")
         .containsExactly("2026-11-26T00:30:00Z");
   }

@@ -356,18 +356,25 @@ class PruneTest {
               () ->
                   r.forget(
                       new ForgetPolicy(0, 0, 0, 0, 0, 0),
-                      null,
-                      null,
+                      io.granule.engine.internal.repo.snapshot.SnapshotFilter.ANY,
                       java.time.ZoneOffset.UTC,
                       false))
           .isInstanceOf(IllegalArgumentException.class);
       var dry =
-          r.forget(new ForgetPolicy(1, 0, 0, 0, 0, 0), null, null, java.time.ZoneOffset.UTC, true);
+          r.forget(
+              new ForgetPolicy(1, 0, 0, 0, 0, 0),
+              io.granule.engine.internal.repo.snapshot.SnapshotFilter.ANY,
+              java.time.ZoneOffset.UTC,
+              true);
       assertThat(dry.get(0).decisions())
           .extracting(ForgetPolicy.Decision::keep)
           .containsExactly(true, false, false);
       assertThat(r.snapshots()).hasSize(3);
-      r.forget(new ForgetPolicy(1, 0, 0, 0, 0, 0), null, null, java.time.ZoneOffset.UTC, false);
+      r.forget(
+          new ForgetPolicy(1, 0, 0, 0, 0, 0),
+          io.granule.engine.internal.repo.snapshot.SnapshotFilter.ANY,
+          java.time.ZoneOffset.UTC,
+          false);
       assertThat(r.snapshots()).extracting(Manifest::id).containsExactly(c.id());
     }
   }
