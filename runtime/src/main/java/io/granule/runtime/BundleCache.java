@@ -2,24 +2,27 @@ package io.granule.runtime;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.UncheckedIOException;
 import java.net.URISyntaxException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.util.ArrayList;
 import java.util.Enumeration;
 import java.util.HexFormat;
 import java.util.List;
@@ -291,17 +294,40 @@ final class BundleCache {
     }
   }
 
+  /**
+   * Deletes {@code dir} and what it holds, best effort: a leftover temporary directory is harmless
+   * and cleaned on a later start. Another process deleting the same tree at once (two commands
+   * starting together, both cleaning up after a killed one) is not an error.
+   */
   static void deleteTree(Path dir) {
-    if (!Files.exists(dir)) {
-      return;
-    }
-    try (Stream<Path> s = Files.walk(dir)) {
-      List<Path> all = new ArrayList<>(s.toList());
-      for (int i = all.size() - 1; i >= 0; i--) {
-        Files.deleteIfExists(all.get(i));
-      }
-    } catch (IOException e) {
-      // Best effort: a leftover temporary directory is harmless and cleaned on a later start.
+    try {
+      Files.walkFileTree(
+          dir,
+          new SimpleFileVisitor<>() {
+            @Override
+            public FileVisitResult visitFile(Path file, BasicFileAttributes attrs)
+                throws IOException {
+              Files.deleteIfExists(file);
+              return FileVisitResult.CONTINUE;
+            }
+
+            @Override
+            public FileVisitResult visitFileFailed(Path file, IOException e) {
+              return FileVisitResult.CONTINUE; // gone meanwhile, or unreadable: leave it
+            }
+
+            @Override
+            public FileVisitResult postVisitDirectory(Path d, IOException e) throws IOException {
+              try {
+                Files.deleteIfExists(d);
+              } catch (DirectoryNotEmptyException stillUsed) {
+                // something was created in it meanwhile: leave it
+              }
+              return FileVisitResult.CONTINUE;
+            }
+          });
+    } catch (IOException | UncheckedIOException e) {
+      // best effort (see above)
     }
   }
 }

@@ -130,4 +130,45 @@ class BundleCacheTest {
       }
     }
   }
+
+  /**
+   * Two commands starting together both remove what a killed one left: deleting the same tree from
+   * several threads at once never throws (a vanished directory made Files.walk throw
+   * UncheckedIOException, and the start failed with exit 1) and leaves nothing.
+   */
+  @Test
+  void deletingOneTreeFromSeveralThreadsAtOnceNeverThrows() throws Exception {
+    for (int round = 0; round < 8; round++) {
+      Path root = tmp.resolve("left-behind-" + round);
+      for (int d = 0; d < 100; d++) {
+        Path dir = Files.createDirectories(root.resolve("felix/bundle" + d + "/version0.0"));
+        for (int f = 0; f < 20; f++) {
+          Files.createFile(dir.resolve("f" + f));
+        }
+      }
+      java.util.concurrent.ExecutorService pool =
+          java.util.concurrent.Executors.newFixedThreadPool(4);
+      try {
+        java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(4);
+        List<java.util.concurrent.Future<?>> runs = new java.util.ArrayList<>();
+        for (int t = 0; t < 4; t++) {
+          long delayMicros = t * 1500L * (round + 1); // the others walk while the first deletes
+          runs.add(
+              pool.submit(
+                  () -> {
+                    start.await();
+                    java.util.concurrent.TimeUnit.MICROSECONDS.sleep(delayMicros);
+                    BundleCache.deleteTree(root);
+                    return null;
+                  }));
+        }
+        for (java.util.concurrent.Future<?> r : runs) {
+          r.get(); // throws if deleteTree threw
+        }
+      } finally {
+        pool.shutdownNow();
+      }
+      assertThat(root).doesNotExist();
+    }
+  }
 }
