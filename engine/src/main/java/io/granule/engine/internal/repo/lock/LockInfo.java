@@ -1,6 +1,7 @@
 package io.granule.engine.internal.repo.lock;
 
 import com.fasterxml.jackson.annotation.JsonIgnore;
+import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.granule.engine.internal.repo.BlobFrames;
@@ -23,7 +24,12 @@ import java.time.Instant;
  * @param user user name of the holder
  * @param created when the lock was taken (ISO-8601 UTC)
  * @param refreshed when the holder last rewrote the lock (ISO-8601 UTC)
+ * @param machineId the holder's machine id, or null (see {@link LockOwner}; absent in locks of
+ *     earlier versions)
+ * @param bootId the holder's kernel boot id, or null
+ * @param pidNamespace the holder's PID namespace, or null
  */
+@JsonInclude(JsonInclude.Include.NON_NULL)
 public record LockInfo(
     String kind,
     String operation,
@@ -31,7 +37,10 @@ public record LockInfo(
     long pid,
     String user,
     String created,
-    String refreshed) {
+    String refreshed,
+    String machineId,
+    String bootId,
+    String pidNamespace) {
   /** Magic of lock blobs: "GLCK". */
   public static final int MAGIC = 0x474c434b;
 
@@ -39,6 +48,33 @@ public record LockInfo(
 
   private static final ObjectMapper JSON =
       new ObjectMapper().disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
+
+  /** A lock without the machine, boot and namespace ids (judged by host name, as before them). */
+  public LockInfo(
+      String kind,
+      String operation,
+      String host,
+      long pid,
+      String user,
+      String created,
+      String refreshed) {
+    this(kind, operation, host, pid, user, created, refreshed, null, null, null);
+  }
+
+  /** A lock {@code owner} takes at {@code now}. */
+  static LockInfo of(LockKind kind, String operation, LockOwner owner, String now) {
+    return new LockInfo(
+        kind.label(),
+        operation,
+        owner.host(),
+        owner.pid(),
+        owner.user(),
+        now,
+        now,
+        owner.machineId(),
+        owner.bootId(),
+        owner.pidNamespace());
+  }
 
   @JsonIgnore
   public LockKind lockKind() {
@@ -69,7 +105,8 @@ public record LockInfo(
 
   /** A copy refreshed at {@code now}. */
   public LockInfo refreshedAt(Instant now) {
-    return new LockInfo(kind, operation, host, pid, user, created, now.toString());
+    return new LockInfo(
+        kind, operation, host, pid, user, created, now.toString(), machineId, bootId, pidNamespace);
   }
 
   /** The framed bytes (before the codec). */

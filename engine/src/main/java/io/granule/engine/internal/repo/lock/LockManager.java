@@ -34,7 +34,8 @@ import java.util.function.LongPredicate;
  * <p>A held lock is rewritten every {@code refreshEvery} (default 5 min) by a daemon thread. A lock
  * is <b>stale</b> when it was not refreshed for longer than {@code staleAfter} (default 30 min,
  * judged with the reader's clock), or when it was taken on this host by a process that no longer
- * exists, or when it cannot be read. A stale lock still conflicts (the holder may only be slow),
+ * exists (in this boot and PID namespace: see {@link LockOwner}), or on this machine before its
+ * last boot, or when it cannot be read. A stale lock still conflicts (the holder may only be slow),
  * but the error says so and how to clear it: {@code granule unlock} removes stale locks, {@code
  * granule unlock --remove-all} every lock. Thread-safe.
  */
@@ -148,8 +149,7 @@ public final class LockManager {
     RANDOM.nextBytes(b);
     BlobName name = new BlobName(BlobType.LOCK, Hex.encode(b));
     String now = clock.instant().toString();
-    LockInfo info =
-        new LockInfo(kind.label(), operation, owner.host(), owner.pid(), owner.user(), now, now);
+    LockInfo info = LockInfo.of(kind, operation, owner, now);
     try {
       save(name, info);
     } catch (IOException e) {
@@ -259,10 +259,38 @@ public final class LockManager {
           true,
           "not refreshed for " + idle.toMinutes() + " min (limit " + minutes() + ")");
     }
-    if (owner.host().equals(info.host()) && !pidAlive.test(info.pid())) {
-      return new Status(n, info, true, "process " + info.pid() + " no longer runs on this host");
+    String gone = owner.host().equals(info.host()) ? holderGone(info) : null;
+    if (gone != null) {
+      return new Status(n, info, true, gone);
     }
     return new Status(n, info, false, null);
+  }
+
+  /**
+   * Why the holder of a lock taken under this host's name is known to be gone, or null if it may
+   * run (see {@link LockOwner}): a lock of an earlier version is judged by its pid; otherwise the
+   * pid only in this boot and PID namespace, and a lock of this machine from an earlier boot is
+   * gone. A container or a cloned VM with the same host name is judged by refresh time only.
+   */
+  private String holderGone(LockInfo info) {
+    if (info.bootId() == null) {
+      return pidAlive.test(info.pid())
+          ? null
+          : "process " + info.pid() + " no longer runs on this host";
+    }
+    if (owner.machineId() != null
+        && owner.machineId().equals(info.machineId())
+        && owner.bootId() != null
+        && !owner.bootId().equals(info.bootId())) {
+      return "taken before this host last started (process " + info.pid() + ")";
+    }
+    if (info.bootId().equals(owner.bootId())
+        && info.pidNamespace() != null
+        && info.pidNamespace().equals(owner.pidNamespace())
+        && !pidAlive.test(info.pid())) {
+      return "process " + info.pid() + " no longer runs on this host";
+    }
+    return null;
   }
 
   private String minutes() {

@@ -1,15 +1,46 @@
 package io.granule.engine.internal.repo.lock;
 
+import java.io.IOException;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 
-/** Who takes a lock: host name, process id and user name. */
-public record LockOwner(String host, long pid, String user) {
+/**
+ * Who takes a lock: host name, process id and user name, and where that pid means something.
+ *
+ * <p>A host name alone does not say whether a pid can be checked: a container sharing the host's
+ * name (host networking, a copied UTS namespace) or a cloned VM runs other processes under the same
+ * name. So a lock also records the machine id ({@code /etc/machine-id}), the kernel's boot id
+ * ({@code /proc/sys/kernel/random/boot_id}) and the PID namespace ({@code /proc/self/ns/pid});
+ * another process judges the pid only when all three match its own, and calls a lock of the same
+ * machine taken before its last boot stale. Each is null where the system does not have it.
+ *
+ * @param host host name
+ * @param pid process id
+ * @param user user name
+ * @param machineId the machine id, or null
+ * @param bootId the boot id, or null
+ * @param pidNamespace the PID namespace ({@code pid:[4026531836]}), or null
+ */
+public record LockOwner(
+    String host, long pid, String user, String machineId, String bootId, String pidNamespace) {
 
-  /** This process: the host name, {@link ProcessHandle#current()} pid, {@code user.name}. */
+  /** An owner whose pid is judged by host name alone (as locks of earlier versions are). */
+  public LockOwner(String host, long pid, String user) {
+    this(host, pid, user, null, null, null);
+  }
+
+  /** This process. */
   public static LockOwner current() {
     return new LockOwner(
-        hostName(), ProcessHandle.current().pid(), System.getProperty("user.name"));
+        hostName(),
+        ProcessHandle.current().pid(),
+        System.getProperty("user.name"),
+        firstLine(Path.of("/etc/machine-id")),
+        firstLine(Path.of("/proc/sys/kernel/random/boot_id")),
+        link(Path.of("/proc/self/ns/pid")));
   }
 
   private static String hostName() {
@@ -17,6 +48,23 @@ public record LockOwner(String host, long pid, String user) {
       return InetAddress.getLocalHost().getHostName();
     } catch (UnknownHostException e) {
       return "unknown";
+    }
+  }
+
+  private static String firstLine(Path p) {
+    try {
+      String s = Files.readString(p, StandardCharsets.US_ASCII).strip();
+      return s.isEmpty() ? null : s;
+    } catch (IOException | RuntimeException e) {
+      return null;
+    }
+  }
+
+  private static String link(Path p) {
+    try {
+      return Files.readSymbolicLink(p).toString();
+    } catch (IOException | RuntimeException e) {
+      return null;
     }
   }
 }

@@ -14,7 +14,9 @@ import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -207,6 +209,63 @@ public abstract class LockContractTest {
               store, BlobCodec.IDENTITY, clock, BOB, Duration.ofMinutes(5), Duration.ofMinutes(30));
       assertThat(otherHost.list().get(0).stale()).as("another host cannot tell").isFalse();
       assertThat(sameHost.remove(false)).hasSize(1);
+    }
+  }
+
+  /**
+   * A pid is judged only in the holder's boot and PID namespace: a container or a cloned VM sharing
+   * the host name runs its own pids (its live backup's lock was called stale, so plain 'unlock'
+   * removed it and a prune deleted its data). A lock of this machine from before its last boot is
+   * stale whatever its pid.
+   */
+  @Test
+  void pidIsJudgedOnlyInTheHoldersBootAndPidNamespace() throws Exception {
+    Process p = new ProcessBuilder("true").start();
+    p.waitFor();
+    long dead = p.pid();
+    LockOwner here = new LockOwner("db1", 1, "alice", "m1", "boot1", "pid:[1]");
+    Map<String, LockOwner> holders = new LinkedHashMap<>();
+    holders.put("same namespace", new LockOwner("db1", dead, "alice", "m1", "boot1", "pid:[1]"));
+    holders.put("container", new LockOwner("db1", dead, "alice", "m2", "boot1", "pid:[2]"));
+    holders.put("cloned VM", new LockOwner("db1", dead, "alice", "m1b", "boot2", "pid:[1]"));
+    holders.put("before reboot", new LockOwner("db1", dead, "alice", "m1", "boot0", "pid:[1]"));
+    holders.put("older version", new LockOwner("db1", dead, "alice"));
+    Map<String, String> why = new LinkedHashMap<>();
+    for (var h : holders.entrySet()) {
+      try (Lock l = manager(h.getValue()).acquire(LockKind.SHARED, "backup", Duration.ZERO)) {
+        LockManager.Status s =
+            new LockManager(
+                    store,
+                    BlobCodec.IDENTITY,
+                    clock,
+                    here,
+                    Duration.ofMinutes(5),
+                    Duration.ofMinutes(30),
+                    pid -> pid != dead)
+                .list()
+                .get(0);
+        why.put(h.getKey(), s.stale() ? s.why() : "live");
+      }
+    }
+    assertThat(why)
+        .containsEntry("same namespace", "process " + dead + " no longer runs on this host")
+        .containsEntry("container", "live")
+        .containsEntry("cloned VM", "live")
+        .containsEntry(
+            "before reboot", "taken before this host last started (process " + dead + ")")
+        .containsEntry("older version", "process " + dead + " no longer runs on this host");
+    // the ids are in the blob (and omitted when unknown, as earlier versions wrote it)
+    try (Lock l =
+        manager(holders.get("container")).acquire(LockKind.SHARED, "backup", Duration.ZERO)) {
+      LockInfo read = manager(ALICE).list().get(0).info();
+      assertThat(read.machineId()).isEqualTo("m2");
+      assertThat(read.bootId()).isEqualTo("boot1");
+      assertThat(read.pidNamespace()).isEqualTo("pid:[2]");
+    }
+    LockOwner me = LockOwner.current();
+    if (java.nio.file.Files.exists(java.nio.file.Path.of("/proc/self/ns/pid"))) {
+      assertThat(me.bootId()).isNotBlank();
+      assertThat(me.pidNamespace()).startsWith("pid:[");
     }
   }
 
