@@ -21,22 +21,38 @@ public final class RetryingBlobStore implements BlobStore {
   private static final long MAX_DELAY_MS = 30_000;
 
   private final BlobStore delegate;
+  private final int untilReached;
   private final int attempts;
   private final long baseMs;
+  private volatile boolean reached;
 
   /** Retries up to {@code attempts} calls in all, the first backoff up to {@code base}. */
   public RetryingBlobStore(BlobStore delegate, int attempts, Duration base) {
-    if (attempts < 1) {
+    this(delegate, attempts, attempts, base);
+  }
+
+  /**
+   * Retries up to {@code untilReached} calls in all until a call has once succeeded (a store that
+   * never answered is more likely misconfigured than restarting: fail fast), then up to {@code
+   * attempts} (an outage in the middle of a long backup is ridden out); the first backoff is up to
+   * {@code base}.
+   */
+  public RetryingBlobStore(BlobStore delegate, int untilReached, int attempts, Duration base) {
+    if (attempts < 1 || untilReached < 1) {
       throw new IllegalArgumentException("attempts must be at least 1, not " + attempts);
     }
     this.delegate = delegate;
+    this.untilReached = untilReached;
     this.attempts = attempts;
     this.baseMs = Math.max(1, base.toMillis());
   }
 
-  /** Six attempts over about half a minute at worst, starting at 200 ms. */
+  /**
+   * Until the store first answers, 5 attempts over 4-8 s; then 11 attempts, backoffs capped at 0.5,
+   * 1, 2, 4, 8, 16 and 30 s: an outage of about 75 s at least (150 s at most) is ridden out.
+   */
   public static RetryingBlobStore withDefaults(BlobStore delegate) {
-    return new RetryingBlobStore(delegate, 6, Duration.ofMillis(200));
+    return new RetryingBlobStore(delegate, 5, 11, Duration.ofMillis(500));
   }
 
   @FunctionalInterface
@@ -47,9 +63,11 @@ public final class RetryingBlobStore implements BlobStore {
   private <T> T retry(String what, Call<T> call) throws IOException {
     for (int attempt = 1; ; attempt++) {
       try {
-        return call.call();
+        T result = call.call();
+        reached = true;
+        return result;
       } catch (TransientBlobStoreException e) {
-        if (attempt >= attempts) {
+        if (attempt >= (reached ? attempts : untilReached)) {
           throw e;
         }
         long cap = Math.min(MAX_DELAY_MS, baseMs << Math.min(20, attempt - 1));

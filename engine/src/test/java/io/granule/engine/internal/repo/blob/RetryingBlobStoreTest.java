@@ -18,18 +18,19 @@ class RetryingBlobStoreTest {
   static final class Flaky implements BlobStore {
     final AtomicInteger calls = new AtomicInteger();
     final LocalBlobStore d;
-    final int failures;
+    final AtomicInteger failures = new AtomicInteger(); // still to come
     final IOException error;
 
     Flaky(Path root, int failures, IOException error) {
       this.d = new LocalBlobStore(root);
-      this.failures = failures;
+      this.failures.set(failures);
       this.error = error;
     }
 
     @Override
     public byte[] load(BlobName name) throws IOException {
-      if (calls.incrementAndGet() <= failures) {
+      calls.incrementAndGet();
+      if (failures.getAndUpdate(f -> Math.max(0, f - 1)) > 0) {
         throw error;
       }
       return d.load(name);
@@ -48,7 +49,8 @@ class RetryingBlobStoreTest {
     /** A failing load first puts part of the range into {@code dst}, as a broken stream would. */
     @Override
     public void load(BlobName name, long offset, java.nio.ByteBuffer dst) throws IOException {
-      if (calls.incrementAndGet() <= failures) {
+      calls.incrementAndGet();
+      if (failures.getAndUpdate(f -> Math.max(0, f - 1)) > 0) {
         dst.put(new byte[dst.remaining() / 2]);
         throw error;
       }
@@ -112,6 +114,29 @@ class RetryingBlobStoreTest {
         .isInstanceOf(TransientBlobStoreException.class)
         .hasMessage("connection reset");
     assertThat(flaky.calls).hasValue(3);
+  }
+
+  /**
+   * A store that never answered fails after the short budget (misconfigured, most likely); once it
+   * has answered, an outage gets the long one (an S3 restart of ~8 s failed a backup that had run
+   * for minutes: the budget was 2-6 s in all).
+   */
+  @Test
+  void onceTheStoreAnsweredAnOutageGetsMoreAttempts() throws Exception {
+    Flaky never = new Flaky(tmp, 100, new TransientBlobStoreException("connection refused", null));
+    never.save(NAME, new byte[] {7});
+    RetryingBlobStore cold = new RetryingBlobStore(never, 2, 6, Duration.ofMillis(1));
+    assertThatThrownBy(() -> cold.load(NAME)).isInstanceOf(TransientBlobStoreException.class);
+    assertThat(never.calls).hasValue(2);
+
+    Flaky later = new Flaky(tmp, 0, new TransientBlobStoreException("connection refused", null));
+    RetryingBlobStore warm = new RetryingBlobStore(later, 2, 6, Duration.ofMillis(1));
+    assertThat(warm.load(NAME)).containsExactly(7);
+    later.failures.set(5); // the server restarts: 5 calls fail, the 6th attempt gets through
+    assertThat(warm.load(NAME)).containsExactly(7);
+    assertThat(later.calls).hasValue(7);
+    later.failures.set(6);
+    assertThatThrownBy(() -> warm.load(NAME)).isInstanceOf(TransientBlobStoreException.class);
   }
 
   @Test
