@@ -813,12 +813,20 @@ public final class Repository implements Closeable {
 
   /** Readable snapshots, oldest first; damaged manifests are skipped with a warning. */
   public List<Manifest> snapshots() {
+    return snapshots(new ArrayList<>());
+  }
+
+  /** As {@link #snapshots()}, adding the failures of damaged manifests to {@code damaged}. */
+  private List<Manifest> snapshots(List<RepositoryException> damaged) {
     List<Manifest> out = new ArrayList<>();
     for (BlobName n : snapshotNames()) {
       try {
         out.add(loadManifest(n));
+      } catch (SnapshotNotFoundException e) {
+        // forgotten since it was listed
       } catch (RepositoryException e) {
         LOG.warn("skipping damaged snapshot: {}", e.getMessage());
+        damaged.add(e);
       }
     }
     out.sort(Comparator.comparing(Manifest::instant).thenComparing(Manifest::id));
@@ -868,10 +876,25 @@ public final class Repository implements Closeable {
    *
    * @throws SnapshotNotFoundException if there is no such snapshot, or it does not pass
    * @throws AmbiguousSnapshotException if a prefix matches several
+   * @throws RepositoryCorruptedException for {@code latest} when a manifest is damaged (it may be
+   *     the latest: restoring an older snapshot instead, silently, is what this refuses), and for
+   *     an id whose manifest is damaged
    */
   public Manifest resolve(String ref, SnapshotFilter filter, String item) {
     if ("latest".equals(ref)) {
-      List<Manifest> all = snapshots();
+      List<RepositoryException> damaged = new ArrayList<>();
+      List<Manifest> all = snapshots(damaged);
+      if (!damaged.isEmpty()) {
+        RepositoryException first = damaged.get(0);
+        throw new RepositoryCorruptedException(
+            first.getMessage()
+                + (damaged.size() > 1 ? " (and " + (damaged.size() - 1) + " more)" : "")
+                + ": a damaged snapshot may be the latest, so 'latest' is refused rather than"
+                + " resolved to an older one; name a snapshot by id ('granule snapshots' lists"
+                + " the readable ones), or remove the damaged one with 'granule forget ID' if it"
+                + " cannot be repaired",
+            first);
+      }
       if (all.isEmpty()) {
         throw new SnapshotNotFoundException(
             "no snapshot in the repository at '" + store.location() + "': run a backup first");

@@ -21,10 +21,12 @@ import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackReader;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
+import io.granule.engine.internal.repo.snapshot.SnapshotFilter;
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -550,6 +552,14 @@ class RepositoryDamageTest {
           .hasMessageStartingWith("snapshots/" + b.id() + ": checksum mismatch: actual=");
       repo.restoreDisk(repo.resolve(a.id()), "vda", tmp.resolve("a.out"));
       assertThat(sha256(tmp.resolve("a.out"))).isEqualTo(sha256(imageA));
+      // b, the newest, is damaged: 'latest' is refused, never resolved to a (the older one)
+      assertThatThrownBy(() -> repo.resolve("latest", SnapshotFilter.ANY, "vda"))
+          .isInstanceOf(RepositoryCorruptedException.class)
+          .hasMessageStartingWith("snapshots/" + b.id() + ": checksum mismatch")
+          .hasMessageContaining("'latest' is refused");
+      repo.lock(io.granule.engine.internal.repo.lock.LockKind.SHARED, "forget", Duration.ZERO);
+      assertThat(repo.forgetSnapshots(List.of(b.id()), false)).containsExactly(b.id());
+      assertThat(repo.resolve("latest").id()).isEqualTo(a.id());
     }
   }
 
