@@ -780,7 +780,7 @@ public final class Repository implements Closeable {
       BlobName n = i.name();
       List<IndexEntry> entries;
       try {
-        entries = IndexReader.read(n, codec.decode(n, store.load(n)));
+        entries = MetadataBlobs.read(store, codec, n, IndexReader::read);
       } catch (NoSuchFileException e) {
         throw new IndexBlobsChanged(n, e);
       } catch (IOException | RepositoryException | IllegalArgumentException e) {
@@ -848,7 +848,7 @@ public final class Repository implements Closeable {
 
   private Manifest loadManifest(BlobName n) {
     try {
-      return ManifestReader.read(n, codec.decode(n, store.load(n)));
+      return MetadataBlobs.read(store, codec, n, ManifestReader::read);
     } catch (NoSuchFileException e) {
       throw new SnapshotNotFoundException("snapshot " + n.name() + " does not exist", e);
     } catch (IOException e) {
@@ -1129,7 +1129,7 @@ public final class Repository implements Closeable {
           BlobName n = i.name();
           List<IndexEntry> entries;
           try {
-            entries = IndexReader.read(n, codec.decode(n, store.load(n)));
+            entries = MetadataBlobs.read(store, codec, n, IndexReader::read);
           } catch (IOException | RepositoryException | IllegalArgumentException e) {
             continue; // damaged or gone: not part of the index anyway
           }

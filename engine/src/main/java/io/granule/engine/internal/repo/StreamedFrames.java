@@ -64,17 +64,32 @@ public final class StreamedFrames {
     }
   }
 
-  /** Loads blob {@code name} and parses its frame with {@code parser} (see {@link #load}). */
+  /**
+   * Loads blob {@code name} and parses its frame with a parser from {@code parsers} (see {@link
+   * #load}); if it is damaged and was a cached copy, with a new parser from the repository's copy
+   * ({@link MetadataBlobs#retryUncached}).
+   */
   public static <T> T parse(
-      BlobStore store, BlobCodec codec, BlobName name, int magic, int maxVersion, Parser<T> parser)
+      BlobStore store,
+      BlobCodec codec,
+      BlobName name,
+      int magic,
+      int maxVersion,
+      java.util.function.Supplier<Parser<T>> parsers)
       throws IOException {
-    try {
-      load(store, codec, name, magic, maxVersion, parser);
-      return parser.finish();
-    } catch (IOException | RuntimeException | Error e) {
-      parser.abandon();
-      throw e;
-    }
+    return MetadataBlobs.retryUncached(
+        store,
+        name,
+        () -> {
+          Parser<T> parser = parsers.get();
+          try {
+            load(store, codec, name, magic, maxVersion, parser);
+            return parser.finish();
+          } catch (IOException | RuntimeException | Error e) {
+            parser.abandon();
+            throw e;
+          }
+        });
   }
 
   /**

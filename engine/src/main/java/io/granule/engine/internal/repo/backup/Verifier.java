@@ -2,6 +2,7 @@ package io.granule.engine.internal.repo.backup;
 
 import io.granule.engine.internal.repo.ChunkHasher;
 import io.granule.engine.internal.repo.ChunkId;
+import io.granule.engine.internal.repo.MetadataBlobs;
 import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.PagedFile;
 import io.granule.engine.internal.repo.RepositoryCorruptedException;
@@ -539,7 +540,7 @@ public final class Verifier {
   private long checkIndex(BlobName name, EntrySpill listed, ChunkIndex.Lookups trailerChecks) {
     List<IndexEntry> entries;
     try {
-      entries = IndexReader.read(name, codec.decode(name, store.load(name)));
+      entries = MetadataBlobs.read(store, codec, name, IndexReader::read);
     } catch (NoSuchFileException e) {
       return -1; // listed, then gone: the caller lists the blobs again
     } catch (IOException | RepositoryException | IllegalArgumentException e) {
@@ -621,7 +622,7 @@ public final class Verifier {
     String snap = name.name();
     Manifest m;
     try {
-      m = ManifestReader.read(name, codec.decode(name, store.load(name)));
+      m = MetadataBlobs.read(store, codec, name, ManifestReader::read);
     } catch (NoSuchFileException e) {
       return false; // forgotten while verify ran (forget runs under a shared lock)
     } catch (IOException | RepositoryException | IllegalArgumentException e) {

@@ -76,6 +76,15 @@ public interface BlobStore {
    */
   default void prefetch(BlobName name, long offset, long length, long useful) {}
 
+  /**
+   * Drops a local copy of blob {@code name} if this store keeps one (a cache of a remote store), so
+   * the next load reads the original; whether there was one. A reader that finds a blob damaged
+   * calls it and reads once more: a copy damaged on this host is not damage of the repository.
+   */
+  default boolean evictCached(BlobName name) throws IOException {
+    return false;
+  }
+
   /** The whole content of a blob. */
   byte[] load(BlobName name) throws IOException;
 

@@ -26,8 +26,10 @@ import org.slf4j.LoggerFactory;
  * cached.
  *
  * <p>The cache is a {@link LocalBlobStore} (atomic writes; a crash leaves no partial copy). What is
- * read from it is checked exactly like remote data (frame checksums, AES-GCM), so a damaged copy is
- * reported as damage; deleting the cache directory is always safe. Thread-safe.
+ * read from it is checked exactly like remote data (frame checksums, AES-GCM); a reader that finds
+ * a blob damaged calls {@link #evictCached} and reads it again, from the remote store this time
+ * ({@link io.granule.engine.internal.repo.MetadataBlobs}), so a copy damaged on this host is not
+ * reported as damage of the repository. Deleting the cache directory is always safe. Thread-safe.
  */
 public final class CachingBlobStore implements BlobStore {
   private static final Logger LOG = LoggerFactory.getLogger(CachingBlobStore.class);
@@ -212,6 +214,25 @@ public final class CachingBlobStore implements BlobStore {
   @Override
   public void prefetch(BlobName name, long offset, long length, long useful) {
     remote.prefetch(name, offset, length, useful);
+  }
+
+  /**
+   * Deletes the cached copy of {@code name}, which a reader found damaged; whether there was one.
+   */
+  @Override
+  public boolean evictCached(BlobName name) throws IOException {
+    if (!CACHED.contains(name.type())) {
+      return false;
+    }
+    drop(name);
+    boolean had = Files.deleteIfExists(cache.path(name));
+    if (had) {
+      LOG.warn(
+          "the copy of {} cached in {} is damaged: deleted, reading the repository's",
+          name,
+          cache.root());
+    }
+    return had;
   }
 
   @Override

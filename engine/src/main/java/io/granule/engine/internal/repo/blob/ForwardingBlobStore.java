@@ -45,6 +45,11 @@ public abstract class ForwardingBlobStore implements BlobStore {
   }
 
   @Override
+  public boolean evictCached(BlobName name) throws IOException {
+    return delegate.evictCached(name);
+  }
+
+  @Override
   public byte[] load(BlobName name) throws IOException {
     return delegate.load(name);
   }

@@ -147,6 +147,11 @@ public final class RetryingBlobStore implements BlobStore {
   }
 
   @Override
+  public boolean evictCached(BlobName name) throws IOException {
+    return delegate.evictCached(name);
+  }
+
+  @Override
   public Optional<BlobInfo> stat(BlobName name) throws IOException {
     return retry("checking " + name, () -> delegate.stat(name));
   }

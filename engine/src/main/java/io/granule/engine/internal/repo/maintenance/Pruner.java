@@ -2,6 +2,7 @@ package io.granule.engine.internal.repo.maintenance;
 
 import io.granule.engine.internal.repo.ChunkHasher;
 import io.granule.engine.internal.repo.ChunkId;
+import io.granule.engine.internal.repo.MetadataBlobs;
 import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.RepositoryCorruptedException;
 import io.granule.engine.internal.repo.RepositoryException;
@@ -229,7 +230,7 @@ public final class Pruner {
       for (BlobName n : snapshots) {
         Manifest m;
         try {
-          m = ManifestReader.read(n, codec.decode(n, store.load(n)));
+          m = MetadataBlobs.read(store, codec, n, ManifestReader::read);
         } catch (NoSuchFileException e) {
           continue; // forgotten meanwhile
         } catch (RepositoryException | IllegalArgumentException e) {
@@ -291,7 +292,7 @@ public final class Pruner {
       for (BlobName n : indexNames) {
         List<IndexEntry> entries;
         try {
-          entries = IndexReader.read(n, codec.decode(n, store.load(n)));
+          entries = MetadataBlobs.read(store, codec, n, IndexReader::read);
         } catch (NoSuchFileException e) {
           continue;
         } catch (RepositoryException | IllegalArgumentException e) {
@@ -465,7 +466,7 @@ public final class Pruner {
         done = 0;
         for (BlobName n : rewrite) {
           if (!damagedIndexes.contains(n)) {
-            for (IndexEntry e : IndexReader.read(n, codec.decode(n, store.load(n)))) {
+            for (IndexEntry e : MetadataBlobs.read(store, codec, n, IndexReader::read)) {
               ChunkLocation l = e.location();
               PackState st = packs.get(l.pack());
               if (st != null

@@ -36,7 +36,12 @@ public final class DynamicIndexReader {
   public static DynamicIndex load(BlobStore store, BlobCodec codec, BlobName name)
       throws IOException {
     return StreamedFrames.parse(
-        store, codec, name, DynamicIndexWriter.MAGIC, DynamicIndexWriter.VERSION, new Parser(name));
+        store,
+        codec,
+        name,
+        DynamicIndexWriter.MAGIC,
+        DynamicIndexWriter.VERSION,
+        () -> new Parser(name));
   }
 
   /** Parses the payload fed in order, an entry at a time. */

@@ -36,7 +36,12 @@ public final class FixedIndexReader {
   public static FixedIndex load(BlobStore store, BlobCodec codec, BlobName name)
       throws IOException {
     return StreamedFrames.parse(
-        store, codec, name, FixedIndexWriter.MAGIC, FixedIndexWriter.VERSION, new Parser(name));
+        store,
+        codec,
+        name,
+        FixedIndexWriter.MAGIC,
+        FixedIndexWriter.VERSION,
+        () -> new Parser(name));
   }
 
   /** Parses the payload fed in order, its ids written into the index as they come. */
