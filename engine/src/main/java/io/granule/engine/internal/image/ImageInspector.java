@@ -35,6 +35,7 @@ public final class ImageInspector {
    * @throws ImageException if the file cannot be read or no format recognises it
    */
   public Lease<DiskImageFormat> detect(Path path, String format) {
+    requireImageOrDevice(path);
     if (format != null) {
       return formats.acquire(format);
     }
@@ -84,6 +85,55 @@ public final class ImageInspector {
               + "); name it with --format");
     }
     return best;
+  }
+
+  /**
+   * Fails unless {@code path} is a regular file or a block device (a symbolic link to one is
+   * followed): a FIFO, a character device or a socket would block an open or a read forever, or
+   * give endless bytes, and a directory is no disk.
+   *
+   * @throws ImageException naming what it is
+   */
+  public static void requireImageOrDevice(Path path) {
+    java.nio.file.attribute.BasicFileAttributes a;
+    try {
+      a = Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class);
+    } catch (NoSuchFileException e) {
+      throw new ImageException("unable to open disk image '" + path + "': no such file");
+    } catch (IOException e) {
+      throw new ImageException("unable to read disk image '" + path + "': " + e.getMessage(), e);
+    }
+    if (a.isRegularFile()) {
+      return;
+    }
+    String what = "not a regular file";
+    if (a.isDirectory()) {
+      what = "a directory";
+    } else if (a.isOther()) {
+      int type;
+      try {
+        type = ((Integer) Files.getAttribute(path, "unix:mode")) & 0170000;
+      } catch (IOException | RuntimeException e) {
+        return; // no unix view: let the open judge it
+      }
+      if (type == 0060000) {
+        return; // a block device
+      }
+      what =
+          switch (type) {
+            case 0010000 -> "a FIFO (named pipe)";
+            case 0020000 -> "a character device";
+            case 0140000 -> "a socket";
+            default -> what;
+          };
+    }
+    throw new ImageException(
+        "'"
+            + path
+            + "' is "
+            + what
+            + ", not a disk image or a block device (a stream of data, such as a dump read from a"
+            + " pipe, is backed up with --stream NAME=FILE)");
   }
 
   /**

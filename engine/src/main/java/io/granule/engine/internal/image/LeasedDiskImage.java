@@ -23,6 +23,12 @@ public final class LeasedDiskImage implements DiskImage {
     this.lease = lease;
   }
 
+  /** The image as its plugin describes it (its file, usually). */
+  @Override
+  public String toString() {
+    return image.toString();
+  }
+
   /** The plugin that reads this image: symbolic name and version. */
   public String plugin() {
     return lease.origin().toString();
