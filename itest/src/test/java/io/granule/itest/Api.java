@@ -43,6 +43,23 @@ final class Api {
     return new Response(r.statusCode(), JSON.readTree(r.body()));
   }
 
+  /** A request with any method, body (or none) and extra headers ("Name", "value", …). */
+  Response send(String method, String path, String body, String... headers) throws Exception {
+    HttpRequest.Builder b =
+        HttpRequest.newBuilder(base.resolve(path))
+            .timeout(Duration.ofSeconds(60))
+            .method(
+                method,
+                body == null
+                    ? HttpRequest.BodyPublishers.noBody()
+                    : HttpRequest.BodyPublishers.ofString(body));
+    for (int i = 0; i + 1 < headers.length; i += 2) {
+      b.header(headers[i], headers[i + 1]);
+    }
+    HttpResponse<String> r = http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+    return new Response(r.statusCode(), JSON.readTree(r.body()));
+  }
+
   CompletableFuture<Response> getAsync(String path) {
     return http.sendAsync(
             HttpRequest.newBuilder(base.resolve(path)).timeout(Duration.ofSeconds(120)).build(),

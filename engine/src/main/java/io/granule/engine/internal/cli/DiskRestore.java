@@ -57,14 +57,14 @@ public final class DiskRestore {
   public static DiskRestore prepare(
       PluginLeases<DiskImageFormat> formats, Path to, boolean force, String format) {
     boolean exists = Files.exists(to, LinkOption.NOFOLLOW_LINKS);
+    if (exists && Files.isDirectory(to)) {
+      throw new CommandException(
+          ExitCodes.TARGET, "restore target '" + to + "' is a directory: name a file");
+    }
     if (exists && !force) {
       throw new CommandException(
           ExitCodes.TARGET,
           "restore target '" + to + "' exists: add --force to overwrite it, or choose another");
-    }
-    if (exists && Files.isDirectory(to)) {
-      throw new CommandException(
-          ExitCodes.TARGET, "restore target '" + to + "' is a directory: name a file");
     }
     String chosen = format == null ? null : format.toLowerCase(Locale.ROOT);
     String why = "from --format";
@@ -138,23 +138,98 @@ public final class DiskRestore {
    */
   private RestoreResult restoreRaw(
       Repository r, Manifest snap, String diskName, RestoreListener progress) throws IOException {
-    Path target = exists ? to : partial();
-    if (!exists) {
+    if (exists) {
+      return r.restoreDisk(snap, diskName, to, progress);
+    }
+    Path target = partial();
+    try (PartialLock held = PartialLock.take(target)) {
       Files.deleteIfExists(target); // an earlier restore's leftover: a new file stays sparse
-    }
-    RestoreResult res;
-    try {
-      res = r.restoreDisk(snap, diskName, target, progress);
-    } catch (RuntimeException e) {
-      if (!exists) {
+      RestoreResult res;
+      try {
+        res = r.restoreDisk(snap, diskName, target, progress);
+      } catch (RuntimeException e) {
         Files.deleteIfExists(target);
+        throw e;
       }
-      throw e;
-    }
-    if (!exists) {
       publish(target, false);
+      return res;
     }
-    return res;
+  }
+
+  /**
+   * Who writes FILE.partial: a restore holds an exclusive lock on {@code FILE.partial.lock} from
+   * before it first touches FILE.partial until the file is renamed or deleted, so two restores to
+   * one new target (two jobs, two commands) never write, delete or publish each other's file: the
+   * second fails at once. The lock file is deleted when released; a taker checks that the file it
+   * locked is still the one of that name (a token written under the lock and read back by name), so
+   * a file deleted by a releasing holder is never locked in vain.
+   */
+  static final class PartialLock implements AutoCloseable {
+    private final Path path;
+    private final java.nio.channels.FileChannel channel;
+
+    private PartialLock(Path path, java.nio.channels.FileChannel channel) {
+      this.path = path;
+      this.channel = channel;
+    }
+
+    static PartialLock take(Path partial) throws IOException {
+      Path path = partial.resolveSibling(partial.getFileName() + ".lock");
+      byte[] token =
+          (java.util.UUID.randomUUID() + " " + ProcessHandle.current().pid() + "\n")
+              .getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+      for (int attempt = 0; attempt < 10; attempt++) {
+        java.nio.channels.FileChannel ch =
+            java.nio.channels.FileChannel.open(
+                path,
+                java.nio.file.StandardOpenOption.CREATE,
+                java.nio.file.StandardOpenOption.WRITE);
+        java.nio.channels.FileLock lock;
+        try {
+          lock = ch.tryLock();
+        } catch (java.nio.channels.OverlappingFileLockException e) {
+          lock = null; // this process holds it (another job of the same server)
+        } catch (IOException | RuntimeException e) {
+          ch.close();
+          throw e;
+        }
+        if (lock == null) {
+          ch.close();
+          throw new CommandException(
+              ExitCodes.TARGET,
+              "another restore is writing '"
+                  + partial
+                  + "' (it holds "
+                  + path
+                  + "): wait for it to finish, or restore to another file");
+        }
+        try {
+          ch.truncate(0);
+          ch.write(java.nio.ByteBuffer.wrap(token), 0);
+          if (java.util.Arrays.equals(Files.readAllBytes(path), token)) {
+            return new PartialLock(path, ch);
+          }
+        } catch (java.nio.file.NoSuchFileException e) {
+          // deleted by the holder that just released it: take the next one
+        } catch (IOException | RuntimeException e) {
+          ch.close();
+          throw e;
+        }
+        ch.close(); // locked a file that is no longer the one of that name
+      }
+      throw new CommandException(
+          ExitCodes.TARGET, "unable to lock '" + path + "': it keeps changing; try again");
+    }
+
+    /** Deletes the lock file, then releases the lock. */
+    @Override
+    public void close() throws IOException {
+      try {
+        Files.deleteIfExists(path);
+      } finally {
+        channel.close();
+      }
+    }
   }
 
   private Path partial() {
@@ -225,28 +300,37 @@ public final class DiskRestore {
             .orElse(-1);
     info.accept(String.format(Locale.ROOT, "writing a %s image (%s) to %s", format, why, to));
     Path partial = partial();
-    Files.deleteIfExists(partial);
-    RestoreResult res;
+    PartialLock taken;
     try {
-      try (LeasedDiskImageWriter w =
-          LeasedDiskImageWriter.create(
-              lease,
-              partial,
-              size,
-              Map.of(DiskImageWriter.OPTION_FILE_NAME, to.getFileName().toString()))) {
-        res = r.restoreDisk(snap, diskName, w, partial, progress);
-      }
-    } catch (IllegalArgumentException e) {
-      Files.deleteIfExists(partial);
-      throw new CommandException(
-          ExitCodes.TARGET,
-          "unable to restore to '" + to + "' as " + format + ": " + e.getMessage());
-    } catch (RuntimeException | IOException e) {
-      Files.deleteIfExists(partial);
+      taken = PartialLock.take(partial);
+    } catch (IOException | RuntimeException e) {
+      lease.close();
       throw e;
     }
-    publish(partial, exists);
-    return res;
+    try (PartialLock held = taken) {
+      Files.deleteIfExists(partial);
+      RestoreResult res;
+      try {
+        try (LeasedDiskImageWriter w =
+            LeasedDiskImageWriter.create(
+                lease,
+                partial,
+                size,
+                Map.of(DiskImageWriter.OPTION_FILE_NAME, to.getFileName().toString()))) {
+          res = r.restoreDisk(snap, diskName, w, partial, progress);
+        }
+      } catch (IllegalArgumentException e) {
+        Files.deleteIfExists(partial);
+        throw new CommandException(
+            ExitCodes.TARGET,
+            "unable to restore to '" + to + "' as " + format + ": " + e.getMessage());
+      } catch (RuntimeException | IOException e) {
+        Files.deleteIfExists(partial);
+        throw e;
+      }
+      publish(partial, exists);
+      return res;
+    }
   }
 
   /** The target's name was taken while the restore ran; the disk is complete at {@code partial}. */

@@ -77,12 +77,32 @@ public final class BackupOperation {
       return new DiskSpec(name, path, format);
     }
 
-    static void checkName(String name) {
+    /**
+     * @throws IllegalArgumentException if {@code name} is empty or holds '/' or ':'
+     */
+    public static void checkName(String name) {
       if (name.isEmpty() || name.contains("/") || name.contains(":")) {
         throw new IllegalArgumentException(
             "invalid disk name '" + name + "': no '/' or ':' (use NAME=FILE)");
       }
     }
+  }
+
+  /**
+   * The disks by name, in order.
+   *
+   * @throws IllegalArgumentException if a name is invalid or two disks share one
+   */
+  public static Map<String, DiskSpec> checkNames(List<DiskSpec> disks) {
+    Map<String, DiskSpec> byName = new LinkedHashMap<>();
+    for (DiskSpec d : disks) {
+      DiskSpec.checkName(d.name());
+      if (byName.put(d.name(), d) != null) {
+        throw new IllegalArgumentException(
+            "two disks are named '" + d.name() + "': name them apart with NAME=FILE");
+      }
+    }
+    return byName;
   }
 
   /**
@@ -218,14 +238,7 @@ public final class BackupOperation {
       List<String> tags,
       BackupListener listener) {
     notes.clear();
-    Map<String, DiskSpec> byName = new LinkedHashMap<>();
-    for (DiskSpec d : disks) {
-      DiskSpec.checkName(d.name());
-      if (byName.put(d.name(), d) != null) {
-        throw new IllegalArgumentException(
-            "two disks are named '" + d.name() + "': name them apart with NAME=FILE");
-      }
-    }
+    Map<String, DiskSpec> byName = checkNames(disks);
     if (apps != null && !apps.urls().isEmpty() && applications == null) {
       throw new IllegalStateException("no application plugins in this context");
     }

@@ -3,18 +3,23 @@ package io.granule.engine.internal.ops;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Instant;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.UUID;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.ToIntFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -23,13 +28,18 @@ import org.slf4j.LoggerFactory;
  * Long operations the server runs in the background (backups today), with their progress and
  * outcome, for {@code /api/jobs}.
  *
- * <p>At most {@link #WORKERS} jobs run at once; operations on one repository run one at a time in
- * this process (the repository has no cross-process writer lock yet). The newest {@link #KEEP}
- * finished jobs are kept. Thread-safe.
+ * <p>Jobs start in submission order, at most {@link #WORKERS} at once and one per repository at a
+ * time (a job waits for earlier ones on its repository, never for another repository's); at most
+ * {@link #MAX_QUEUED} wait. A job can be cancelled. The newest {@link #KEEP} finished jobs are kept
+ * (in memory: a restarted server starts with none). Thread-safe.
  */
 public final class Jobs implements AutoCloseable {
   static final int WORKERS = 2;
   static final int KEEP = 100;
+
+  /** Jobs that may wait at once; more are refused ({@link Refused}: HTTP 503). */
+  public static final int MAX_QUEUED = 1000;
+
   private static final Logger LOG = LoggerFactory.getLogger(Jobs.class);
 
   /** The state of a job. */
@@ -89,6 +99,8 @@ public final class Jobs implements AutoCloseable {
     private volatile Integer exitCode;
     private volatile Instant started;
     private volatile Instant finished;
+    private volatile boolean cancelled;
+    private String claim; // guarded by the scheduler's monitor
 
     Job(String id, String kind, String description, Instant created) {
       this.id = id;
@@ -129,15 +141,47 @@ public final class Jobs implements AutoCloseable {
   private final ExecutorService pool;
   private final Clock clock;
   private final ToIntFunction<Throwable> exitCodes;
+  private final int maxQueued;
   private final Map<String, Job> jobs = Collections.synchronizedMap(new LinkedHashMap<>());
-  private final Map<Path, ReentrantLock> repoLocks = new ConcurrentHashMap<>();
+  // The scheduler's state, guarded by itself: queued jobs in submission order, the repositories
+  // a running job works on, the running jobs' futures.
+  private final Deque<Queued> queue = new ArrayDeque<>();
+  private final Set<Path> busy = new HashSet<>();
+  private final Map<String, Future<?>> running = new HashMap<>();
+  private final Map<String, String> claims = new HashMap<>(); // claim -> job id
+  private boolean closed;
+
+  private record Queued(Job job, Path repository, Work work) {}
+
+  /** Refused work: another queued or running job holds its claim (HTTP 409). */
+  public static final class Claimed extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    Claimed(String message) {
+      super(message);
+    }
+  }
+
+  /** Refused work: too many jobs queued, or the server is stopping. */
+  public static final class Refused extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    Refused(String message) {
+      super(message);
+    }
+  }
 
   /**
    * @param exitCodes maps a failure to the CLI exit code that means the same
    */
   public Jobs(Clock clock, ToIntFunction<Throwable> exitCodes) {
+    this(clock, exitCodes, MAX_QUEUED);
+  }
+
+  Jobs(Clock clock, ToIntFunction<Throwable> exitCodes, int maxQueued) {
     this.clock = clock;
     this.exitCodes = exitCodes;
+    this.maxQueued = maxQueued;
     this.pool =
         Executors.newFixedThreadPool(
             WORKERS,
@@ -149,42 +193,148 @@ public final class Jobs implements AutoCloseable {
   }
 
   /**
-   * Queues {@code work}; it runs when a worker is free and no other job of this process works on
-   * {@code repository}.
+   * Queues {@code work}. Jobs start in the order they were submitted, at most {@link #WORKERS} at
+   * once and one per repository at a time: a job waits for an earlier one on its repository (so a
+   * backup then a restore of "latest" run in that order), never for another repository's.
+   *
+   * @throws Refused if {@link #MAX_QUEUED} jobs wait already, or the server is stopping
    */
   public Job submit(String kind, String description, Path repository, Work work) {
+    return submit(kind, description, repository, null, work);
+  }
+
+  /**
+   * As {@link #submit(String, String, Path, Work)}, the job also holding {@code claim} (a restore
+   * target, say) until it ends: a job submitted meanwhile with the same claim is refused.
+   *
+   * @throws Claimed if a queued or running job holds {@code claim}
+   */
+  public Job submit(String kind, String description, Path repository, String claim, Work work) {
     Job job = new Job(UUID.randomUUID().toString(), kind, description, clock.instant());
-    synchronized (jobs) {
-      jobs.put(job.id, job);
-      trim();
+    synchronized (queue) {
+      if (closed) {
+        throw new Refused("the server is stopping: no new jobs");
+      }
+      if (queue.size() >= maxQueued) {
+        throw new Refused(
+            queue.size() + " jobs are queued already: submit again once some have run");
+      }
+      if (claim != null) {
+        String holder = claims.get(claim);
+        if (holder != null) {
+          throw new Claimed(claim + " is taken by job " + holder + ", queued or running");
+        }
+        claims.put(claim, job.id);
+        job.claim = claim;
+      }
+      synchronized (jobs) {
+        jobs.put(job.id, job);
+        trim();
+      }
+      queue.add(new Queued(job, repository.toAbsolutePath().normalize(), work));
+      dispatch();
     }
-    ReentrantLock lock =
-        repoLocks.computeIfAbsent(
-            repository.toAbsolutePath().normalize(), p -> new ReentrantLock());
-    pool.execute(
-        () -> {
-          lock.lock();
-          try {
-            job.started = clock.instant();
-            job.state = State.RUNNING;
-            job.result = work.run(job);
-            job.state = State.SUCCEEDED;
-          } catch (Exception | Error e) {
-            job.error = e.getMessage() == null ? e.toString() : e.getMessage();
-            if (e instanceof Failed f) {
-              job.result = f.result;
-              job.exitCode = f.exitCode;
-            } else {
-              job.exitCode = exitCodes.applyAsInt(e);
-            }
-            job.state = State.FAILED;
-            LOG.warn("job {} ({}) failed: {}", job.id, description, job.error);
-          } finally {
-            job.finished = clock.instant();
-            lock.unlock();
-          }
-        });
     return job;
+  }
+
+  /** Starts queued jobs while a worker is free; the caller holds {@code queue}'s monitor. */
+  private void dispatch() {
+    if (closed) {
+      return;
+    }
+    Set<Path> passed = new HashSet<>(); // repositories with an earlier job still queued
+    for (Iterator<Queued> it = queue.iterator(); it.hasNext() && running.size() < WORKERS; ) {
+      Queued q = it.next();
+      if (busy.contains(q.repository) || !passed.add(q.repository)) {
+        passed.add(q.repository);
+        continue;
+      }
+      it.remove();
+      busy.add(q.repository);
+      q.job.state = State.RUNNING;
+      q.job.started = clock.instant();
+      running.put(q.job.id, pool.submit(() -> run(q)));
+    }
+  }
+
+  private void run(Queued q) {
+    Job job = q.job;
+    try {
+      Object result = q.work.run(job);
+      job.result = result;
+      job.finished = clock.instant();
+      job.state = State.SUCCEEDED;
+    } catch (Exception | Error e) {
+      String message = e.getMessage() == null ? e.toString() : e.getMessage();
+      if (job.cancelled) {
+        job.error = "cancelled: " + message;
+        job.exitCode = 130;
+      } else {
+        job.error = message;
+        if (e instanceof Failed f) {
+          job.result = f.result;
+          job.exitCode = f.exitCode;
+        } else {
+          job.exitCode = exitCodes.applyAsInt(e);
+        }
+      }
+      job.finished = clock.instant();
+      job.state = State.FAILED;
+      LOG.warn("job {} ({}) failed: {}", job.id, job.description, job.error);
+    } finally {
+      synchronized (queue) {
+        running.remove(job.id);
+        busy.remove(q.repository);
+        release(job);
+        dispatch();
+      }
+    }
+  }
+
+  /** Frees the job's claim; the caller holds the scheduler's monitor. */
+  private void release(Job job) {
+    if (job.claim != null) {
+      claims.remove(job.claim, job.id);
+      job.claim = null;
+    }
+  }
+
+  /**
+   * Ends a job that never ran: FAILED with {@code why} and exit code 130; the caller holds the
+   * scheduler's monitor.
+   */
+  private void abandon(Job job, String why) {
+    release(job);
+    job.error = why;
+    job.exitCode = 130;
+    job.finished = clock.instant();
+    job.state = State.FAILED;
+  }
+
+  /**
+   * Cancels job {@code id}: a queued one never runs; a running one is interrupted (its operation
+   * stops at its next interruptible step and cleans up as on any failure: locks released, the
+   * application and filesystem released). Either way it ends FAILED with exit code 130.
+   *
+   * @return the job, or empty if there is none of that id
+   */
+  public Optional<JobView> cancel(String id) {
+    Job job = jobs.get(id);
+    if (job == null) {
+      return Optional.empty();
+    }
+    synchronized (queue) {
+      if (job.state == State.QUEUED && queue.removeIf(q -> q.job == job)) {
+        abandon(job, "cancelled before it started");
+      } else if (job.state == State.RUNNING) {
+        Future<?> f = running.get(id);
+        if (f != null) {
+          job.cancelled = true;
+          f.cancel(true);
+        }
+      }
+    }
+    return Optional.of(job.view());
   }
 
   private void trim() {
@@ -211,9 +361,19 @@ public final class Jobs implements AutoCloseable {
     }
   }
 
-  /** Stops taking jobs and waits up to 30 s for running ones. */
+  /**
+   * Stops: takes no new jobs, ends the queued ones without running them, waits up to 30 s for the
+   * running ones, then interrupts them.
+   */
   @Override
   public void close() {
+    synchronized (queue) {
+      closed = true;
+      for (Queued q : queue) {
+        abandon(q.job, "the server stopped before the job started");
+      }
+      queue.clear();
+    }
     pool.shutdown();
     try {
       if (!pool.awaitTermination(30, TimeUnit.SECONDS)) {

@@ -36,11 +36,13 @@ import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.internal.repo.snapshot.SnapshotFilter;
 import jakarta.servlet.Servlet;
+import jakarta.servlet.ServletException;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.net.URI;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -114,6 +116,120 @@ public final class ApiServlet extends HttpServlet {
     this.version = context.getBundle().getVersion().toString();
   }
 
+  /** Request bodies are a few KB; a larger one is refused (413) before it fills the heap. */
+  static final int MAX_BODY_BYTES = 1 << 20;
+
+  /** Bad input found while handling a request: 400 with this message. */
+  private static final class BadRequest extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+    private final int status;
+
+    BadRequest(int status, String message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  /**
+   * Refuses what a web page in the operator's browser could send (a cross-origin request; a
+   * loopback server reached under a foreign host name, i.e. DNS rebinding: 403), and answers every
+   * failure as JSON: bad input 400, a full queue 503, anything else 500.
+   */
+  @Override
+  protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+    String refused = crossSite(req);
+    if (refused != null) {
+      send(resp, 403, Map.of("error", refused));
+      return;
+    }
+    try {
+      super.service(req, resp);
+    } catch (BadRequest e) {
+      sendIfOpen(resp, e.status, e.getMessage());
+    } catch (InvalidPathException e) {
+      sendIfOpen(resp, 400, "invalid path: " + e.getMessage());
+    } catch (Jobs.Claimed e) {
+      sendIfOpen(resp, 409, e.getMessage());
+    } catch (Jobs.Refused e) {
+      resp.setHeader("Retry-After", "60");
+      sendIfOpen(resp, 503, e.getMessage());
+    } catch (RuntimeException e) {
+      LOG.error("{} /api{} failed", req.getMethod(), req.getPathInfo(), e);
+      sendIfOpen(resp, 500, String.valueOf(e.getMessage()));
+    } catch (ServletException e) {
+      LOG.error("{} /api{} failed", req.getMethod(), req.getPathInfo(), e);
+      sendIfOpen(resp, 500, String.valueOf(e.getMessage()));
+    }
+  }
+
+  /** Why a request must be refused as cross-site, or null. */
+  static String crossSite(HttpServletRequest req) {
+    String host = req.getHeader("Host");
+    String origin = req.getHeader("Origin");
+    if (origin != null) {
+      String originHost;
+      try {
+        URI o = URI.create(origin);
+        originHost = o.getRawAuthority();
+      } catch (IllegalArgumentException e) {
+        originHost = null;
+      }
+      if (originHost == null || !originHost.equalsIgnoreCase(host)) {
+        return "cross-origin request from " + origin + " refused";
+      }
+    }
+    if (isLoopback(req.getLocalAddr()) && host != null && !isLoopbackName(host)) {
+      return "this server listens on a loopback address: requests must name it so (Host: "
+          + host
+          + " refused)";
+    }
+    return null;
+  }
+
+  private static boolean isLoopback(String address) {
+    return address != null
+        && (address.startsWith("127.")
+            || address.equals("::1")
+            || address.equals("0:0:0:0:0:0:0:1")
+            || address.equals("[::1]"));
+  }
+
+  /** Whether a Host header ({@code name[:port]}) names this host's loopback interface. */
+  static boolean isLoopbackName(String hostHeader) {
+    String h = hostHeader.trim().toLowerCase(java.util.Locale.ROOT);
+    if (h.startsWith("[")) {
+      int end = h.indexOf(']');
+      return end > 0 && isLoopback(h.substring(1, end));
+    }
+    int colon = h.lastIndexOf(':');
+    String name = colon >= 0 ? h.substring(0, colon) : h;
+    return name.equals("localhost") || name.endsWith(".localhost") || isLoopback(name);
+  }
+
+  private static void sendIfOpen(HttpServletResponse resp, int status, String error)
+      throws IOException {
+    if (!resp.isCommitted()) {
+      resp.reset();
+      send(resp, status, Map.of("error", error));
+    }
+  }
+
+  @Override
+  protected void doDelete(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+    String path = req.getPathInfo() == null ? "/" : req.getPathInfo();
+    if (!path.startsWith("/jobs/")) {
+      send(resp, 404, Map.of("error", "no such endpoint: DELETE /api" + path));
+      return;
+    }
+    String id = path.substring("/jobs/".length());
+    var job = jobs.cancel(id);
+    if (job.isPresent()) {
+      send(resp, 200, job.get());
+    } else {
+      send(resp, 404, Map.of("error", "no job " + id));
+    }
+  }
+
   @Override
   protected void doGet(HttpServletRequest req, HttpServletResponse resp) throws IOException {
     String path = req.getPathInfo() == null ? "/" : req.getPathInfo();
@@ -154,6 +270,8 @@ public final class ApiServlet extends HttpServlet {
             return;
           }
           try (Repository r = openRepository(Path.of(repo))) {
+            // The same shared lock as 'granule catalog': not while a prune runs (409).
+            r.lock(LockKind.SHARED, "catalog", Duration.ZERO);
             SnapshotFilter filter = filter(req);
             List<Manifest> snaps =
                 snap != null
@@ -200,9 +318,8 @@ public final class ApiServlet extends HttpServlet {
       send(resp, 422, Map.of("error", e.getMessage()));
     } catch (PluginUnavailableException e) {
       send(resp, 409, Map.of("error", e.getMessage()));
-    } catch (RuntimeException e) {
-      LOG.error("GET /api{} failed", path, e);
-      send(resp, 500, Map.of("error", String.valueOf(e.getMessage())));
+    } catch (InvalidPathException e) {
+      send(resp, 400, Map.of("error", "invalid path: " + e.getMessage()));
     }
   }
 
@@ -236,7 +353,7 @@ public final class ApiServlet extends HttpServlet {
     List<DiskSpec> specs = new ArrayList<>();
     try {
       for (BackupBody.Disk d : body.disks()) {
-        if (d.path() == null) {
+        if (d == null || d.path() == null) {
           send(resp, 400, Map.of("error", "every disk needs a 'path'"));
           return;
         }
@@ -245,10 +362,14 @@ public final class ApiServlet extends HttpServlet {
                 ? DiskSpec.parse(d.path(), d.format())
                 : new DiskSpec(d.name(), Path.of(d.path()), d.format()));
       }
+      BackupOperation.checkNames(specs);
     } catch (IllegalArgumentException e) {
       send(resp, 400, Map.of("error", e.getMessage()));
       return;
     }
+    noNulls(body.tags(), "tags");
+    noNulls(body.freeze(), "freeze");
+    noNulls(body.apps(), "apps");
     Path repo = Path.of(body.repo());
     List<URI> apps = new ArrayList<>();
     try {
@@ -369,6 +490,7 @@ public final class ApiServlet extends HttpServlet {
       send(resp, status(e.exitCode()), Map.of("error", e.getMessage()));
       return;
     }
+    noNulls(body.tags(), "tags");
     Path repo = Path.of(body.repo());
     Jobs.Job job =
         jobs.submit(
@@ -382,6 +504,7 @@ public final class ApiServlet extends HttpServlet {
                 + restore.format()
                 + ")",
             repo,
+            "restore target " + to.toAbsolutePath().normalize(),
             j -> {
               try (Repository r = openRepository(repo)) {
                 r.lock(LockKind.SHARED, "restore", Duration.ZERO);
@@ -435,11 +558,32 @@ public final class ApiServlet extends HttpServlet {
   private static <T> T body(
       HttpServletRequest req, HttpServletResponse resp, Class<T> type, String what)
       throws IOException {
+    if (req.getContentLengthLong() > MAX_BODY_BYTES) {
+      send(resp, 413, Map.of("error", "request body over " + MAX_BODY_BYTES + " bytes"));
+      return null;
+    }
+    byte[] bytes = req.getInputStream().readNBytes(MAX_BODY_BYTES + 1);
+    if (bytes.length > MAX_BODY_BYTES) {
+      send(resp, 413, Map.of("error", "request body over " + MAX_BODY_BYTES + " bytes"));
+      return null;
+    }
+    T body;
     try {
-      return Json.MAPPER.readValue(req.getInputStream(), type);
+      body = Json.MAPPER.readValue(bytes, type);
     } catch (IOException e) {
       send(resp, 400, Map.of("error", "request body is not " + what + ": " + e.getMessage()));
       return null;
+    }
+    if (body == null) {
+      send(resp, 400, Map.of("error", "request body is not " + what + ": it is empty or null"));
+    }
+    return body;
+  }
+
+  /** Refuses (400) a list holding null. */
+  private static void noNulls(List<?> list, String field) {
+    if (list != null && list.contains(null)) {
+      throw new BadRequest(400, "'" + field + "' holds null");
     }
   }
 
@@ -563,6 +707,7 @@ public final class ApiServlet extends HttpServlet {
       send(resp, 400, Map.of("error", "'repo', 'snapshot', 'object' and 'to' are required"));
       return;
     }
+    noNulls(body.tags(), "tags");
     URI target;
     try {
       target = AppUrls.parse(body.to());
@@ -601,7 +746,7 @@ public final class ApiServlet extends HttpServlet {
                         (phase, detail) -> {
                           Map<String, Object> p = new java.util.LinkedHashMap<>();
                           p.put("phase", phase);
-                          p.put("detail", detail);
+                          p.put("detail", detail == null ? null : AppUrls.redact(detail));
                           j.progress(p);
                         });
                 return res.summary();
@@ -616,6 +761,7 @@ public final class ApiServlet extends HttpServlet {
       case ExitCodes.NOT_FOUND -> 404;
       case ExitCodes.REPOSITORY, ExitCodes.SOURCE, ExitCodes.USAGE -> 422;
       case ExitCodes.PLUGIN, ExitCodes.LOCKED, ExitCodes.TARGET -> 409;
+      case ExitCodes.AUTH -> 403;
       default -> 500;
     };
   }

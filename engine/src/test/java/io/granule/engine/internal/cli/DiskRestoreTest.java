@@ -117,4 +117,47 @@ class DiskRestoreTest {
       assertThat(TestImages.sha256(partial)).isEqualTo(TestImages.sha256(data));
     }
   }
+
+  /**
+   * Two restores to one new target (two REST jobs, two commands): the second fails at once while
+   * the first writes FILE.partial, and the first publishes its own disk. They used to share the
+   * partial file: the "successful" one could publish the other's data, the other's was lost.
+   */
+  @Test
+  void aSecondRestoreToTheSameNewTargetFailsAtOnceAndTheFirstIsIntact() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path to = tmp.resolve("shared.img");
+      Path partial = tmp.resolve("shared.img.partial");
+      AtomicBoolean tried = new AtomicBoolean();
+      RestoreListener second =
+          (done, total) -> {
+            if (done > 0 && done < total && tried.compareAndSet(false, true)) {
+              assertThatThrownBy(
+                      () ->
+                          DiskRestore.prepare(formats, to, false, null)
+                              .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+                  .isInstanceOf(CommandException.class)
+                  .hasMessageContaining("another restore is writing '" + partial + "'")
+                  .satisfies(
+                      e ->
+                          assertThat(((CommandException) e).exitCode())
+                              .isEqualTo(ExitCodes.TARGET));
+              assertThat(partial).as("the first one's file is left alone").exists();
+            }
+          };
+      DiskRestore.prepare(formats, to, false, null).run(repo, m, "vda", second, s -> {});
+      assertThat(tried).as("the second restore ran during the first").isTrue();
+      assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
+      assertThat(partial).doesNotExist();
+      assertThat(tmp.resolve("shared.img.partial.lock")).as("lock file removed").doesNotExist();
+
+      // a lock file left by a killed restore (no holder) does not block the next one
+      Files.writeString(tmp.resolve("again.img.partial.lock"), "left by a killed restore");
+      DiskRestore.prepare(formats, tmp.resolve("again.img"), false, null)
+          .run(repo, m, "vda", RestoreListener.NONE, s -> {});
+      assertThat(TestImages.sha256(tmp.resolve("again.img"))).isEqualTo(TestImages.sha256(data));
+      assertThat(tmp.resolve("again.img.partial.lock")).doesNotExist();
+    }
+  }
 }

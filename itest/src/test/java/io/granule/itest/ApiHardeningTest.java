@@ -1,0 +1,175 @@
+package io.granule.itest;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The REST API against bad input and misuse (from an adversarial audit): every refusal is a JSON
+ * 4xx naming the problem, never HTML or a 500, never a job doomed to fail; requests a web page
+ * could send from the operator's browser are refused; jobs on one repository start in the order
+ * they were submitted, another repository's never wait behind them, and a job can be cancelled; two
+ * restores to one new target are not both accepted.
+ */
+class ApiHardeningTest {
+  private static final int MIB = 1 << 20;
+
+  @TempDir Path tmp;
+
+  @Test
+  void badInputCrossSiteRequestsJobOrderCancelAndTargetClaims() throws Exception {
+    byte[] data = new byte[32 * MIB];
+    new Random(9).nextBytes(data);
+    Path image = Files.write(tmp.resolve("vm.img"), data);
+    Path repo = tmp.resolve("repo");
+    Path other = tmp.resolve("other");
+    for (Path r : List.of(repo, other)) {
+      Granule.Result res =
+          Granule.run(tmp, "init", "--insecure-no-encryption", "--repo", r.toString());
+      assertThat(res.exitCode()).as(res.err()).isZero();
+      res =
+          Granule.run(
+              tmp, "backup", "--repo", r.toString(), "--disk", "vm=" + image, "--no-progress");
+      assertThat(res.exitCode()).as(res.err()).isZero();
+    }
+
+    try (Granule.Server server = Granule.Server.start(tmp.resolve("data"), List.of())) {
+      Api api = new Api(server.url);
+
+      // a JSON null, a null disk, a NUL in a path, invalid names, null tags: 400 JSON
+      for (String endpoint :
+          List.of("/api/backups", "/api/verify", "/api/restores/disk", "/api/restores/table")) {
+        Api.Response r = api.post(endpoint, "null");
+        assertThat(r.status()).as(endpoint).isEqualTo(400);
+        assertThat(r.body().get("error").asText()).contains("empty or null");
+      }
+      String[] bad = {
+        "{\"repo\":\"" + repo + "\",\"disks\":[null]}",
+        "{\"repo\":\"" + repo + "\",\"disks\":[{\"path\":\"" + image + "\u0000x\"}]}",
+        "{\"repo\":\"" + repo + "\",\"disks\":[{\"name\":\"a/b\",\"path\":\"" + image + "\"}]}",
+        "{\"repo\":\"" + repo + "\",\"disks\":[{\"name\":\"\",\"path\":\"" + image + "\"}]}",
+        "{\"repo\":\""
+            + repo
+            + "\",\"disks\":[{\"name\":\"x\",\"path\":\""
+            + image
+            + "\"},{\"name\":\"x\",\"path\":\""
+            + image
+            + "\"}]}",
+        "{\"repo\":\"" + repo + "\",\"disks\":[{\"path\":\"" + image + "\"}],\"tags\":[null]}",
+      };
+      for (String body : bad) {
+        Api.Response r = api.post("/api/backups", body.replace("\u0000", "\\u0000"));
+        assertThat(r.status()).as(body).isEqualTo(400);
+        assertThat(r.body().get("error").asText()).as(body).isNotBlank();
+      }
+      Api.Response nul = api.get("/api/stats?repo=%00");
+      assertThat(nul.status()).isEqualTo(400);
+      assertThat(nul.body().get("error").asText()).contains("invalid path");
+      Api.Response huge = api.post("/api/verify", "{\"repo\":\"" + "x".repeat(2 * MIB) + "\"}");
+      assertThat(huge.status()).isEqualTo(413);
+      assertThat(api.get("/api/jobs").body()).as("no job was queued").isEmpty();
+
+      // cross-site: another origin, or a loopback server reached under a foreign name
+      Api.Response cross =
+          api.send(
+              "POST",
+              "/api/verify",
+              "{\"repo\":\"" + repo + "\"}",
+              "Origin",
+              "http://evil.example",
+              "Content-Type",
+              "text/plain");
+      assertThat(cross.status()).isEqualTo(403);
+      assertThat(cross.body().get("error").asText()).contains("cross-origin");
+      String sameOrigin = "http://" + server.url.getAuthority();
+      assertThat(api.send("GET", "/api/version", null, "Origin", sameOrigin).status())
+          .isEqualTo(200);
+      String rebound = rawGet(server.url.getPort(), "evil.example:" + server.url.getPort());
+      assertThat(rebound).startsWith("HTTP/1.1 403").contains("loopback");
+      assertThat(rawGet(server.url.getPort(), "localhost:" + server.url.getPort()))
+          .startsWith("HTTP/1.1 200");
+      assertThat(api.get("/api/jobs").body()).isEmpty();
+
+      // five verifies of one repository reading data, then one of another: the five start in
+      // submission order, one at a time; the other repository's starts at once
+      List<String> ids = new ArrayList<>();
+      for (int i = 0; i < 5; i++) {
+        ids.add(verify(api, repo));
+      }
+      String otherId = verify(api, other);
+      JsonNode cancelled = api.send("DELETE", "/api/jobs/" + ids.get(4), null).body();
+      assertThat(cancelled.get("state").asText()).isEqualTo("FAILED");
+      assertThat(cancelled.get("exitCode").asInt()).isEqualTo(130);
+      assertThat(cancelled.get("error").asText()).contains("cancelled before it started");
+      assertThat(api.send("DELETE", "/api/jobs/nope", null).status()).isEqualTo(404);
+
+      JsonNode otherJob = api.awaitJob(otherId);
+      assertThat(otherJob.get("state").asText()).isEqualTo("SUCCEEDED");
+      JsonNode first = api.get("/api/jobs/" + ids.get(0)).body();
+      assertThat(Instant.parse(otherJob.get("started").asText()))
+          .as("the other repository's job did not wait for the first repository's queue")
+          .isBefore(
+              first.get("finished").isNull()
+                  ? Instant.now()
+                  : Instant.parse(first.get("finished").asText()));
+      Instant previousEnd = Instant.MIN;
+      for (String id : ids.subList(0, 4)) {
+        JsonNode j = api.awaitJob(id);
+        assertThat(j.get("state").asText()).as(j.toString()).isEqualTo("SUCCEEDED");
+        Instant started = Instant.parse(j.get("started").asText());
+        assertThat(started).as("in order, one at a time").isAfterOrEqualTo(previousEnd);
+        previousEnd = Instant.parse(j.get("finished").asText());
+      }
+
+      // two restores to one new target: the second is refused at once
+      Path target = tmp.resolve("restored.img");
+      String body =
+          Api.JSON.writeValueAsString(
+              Map.of("repo", repo.toString(), "snapshot", "latest", "to", target.toString()));
+      verify(api, repo); // keeps the repository busy, so the first restore waits queued
+      Api.Response a = api.post("/api/restores/disk", body);
+      Api.Response b = api.post("/api/restores/disk", body);
+      assertThat(a.status()).isEqualTo(202);
+      assertThat(b.status()).as(b.body().toString()).isEqualTo(409);
+      assertThat(b.body().get("error").asText()).contains("restore target").contains("taken");
+      JsonNode restored = api.awaitJob(a.body().get("id").asText());
+      assertThat(restored.get("state").asText()).as(restored.toString()).isEqualTo("SUCCEEDED");
+      assertThat(Files.readAllBytes(target)).isEqualTo(data);
+    }
+  }
+
+  private static String verify(Api api, Path repo) throws Exception {
+    Api.Response r =
+        api.post(
+            "/api/verify",
+            Api.JSON.writeValueAsString(Map.of("repo", repo.toString(), "readData", true)));
+    assertThat(r.status()).as(r.body().toString()).isEqualTo(202);
+    return r.body().get("id").asText();
+  }
+
+  /** GET /api/version with this Host header, over a plain socket; the status line and body. */
+  private static String rawGet(int port, String host) throws Exception {
+    try (Socket s = new Socket("127.0.0.1", port)) {
+      OutputStream out = s.getOutputStream();
+      out.write(
+          ("GET /api/version HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n")
+              .getBytes(StandardCharsets.US_ASCII));
+      out.flush();
+      InputStream in = s.getInputStream();
+      return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+    }
+  }
+}
