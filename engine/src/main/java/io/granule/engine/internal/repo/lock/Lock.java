@@ -47,7 +47,12 @@ public final class Lock implements AutoCloseable {
     try {
       Runtime.getRuntime().addShutdownHook(hook);
     } catch (IllegalStateException e) {
-      // shutting down already: close() releases it
+      // The JVM is exiting: nothing would release the lock if the exit came before close() (a
+      // server's job started while it stops), so it is not taken.
+      refresher.cancel(false);
+      manager.deleteQuietly(name);
+      throw new RepositoryLockedException(
+          "the process is shutting down: not locking the repository for " + info.operation());
     }
   }
 
