@@ -481,13 +481,49 @@ public final class S3BlobStore implements BlobStore {
     }
   }
 
+  /**
+   * The whole blob. A body shorter than the response's Content-Length was cut by the network: a
+   * transient error (retried), never bytes returned as if they were the blob (a cut download of a
+   * manifest was cached, and looked like damage from then on).
+   */
   @Override
   public byte[] load(BlobName name) throws IOException {
     String key = key(name);
     return request(
         "loading",
         name,
-        () -> s3.getObjectAsBytes(r -> r.bucket(where.bucket()).key(key)).asByteArray());
+        () -> {
+          try (ResponseInputStream<GetObjectResponse> in =
+              s3.getObject(r -> r.bucket(where.bucket()).key(key))) {
+            byte[] all = in.readAllBytes();
+            Long expected = in.response().contentLength();
+            if (expected != null && all.length != expected) {
+              throw cut(name, all.length, expected);
+            }
+            return all;
+          } catch (IOException e) {
+            if (e instanceof TransientBlobStoreException t) {
+              throw t;
+            }
+            throw new TransientBlobStoreException(
+                "reading " + describe(name) + " from " + where + ": " + e.getMessage(), e);
+          }
+        });
+  }
+
+  /** A response body that ended before its Content-Length: the connection was cut. */
+  private TransientBlobStoreException cut(BlobName name, long got, long expected) {
+    return new TransientBlobStoreException(
+        "reading "
+            + describe(name)
+            + " from "
+            + where
+            + ": the response ended after "
+            + got
+            + " of "
+            + expected
+            + " bytes (connection cut)",
+        null);
   }
 
   @Override
@@ -565,8 +601,18 @@ public final class S3BlobStore implements BlobStore {
           () -> {
             try (ResponseInputStream<GetObjectResponse> in =
                 s3.getObject(r -> r.bucket(where.bucket()).key(key).range(range))) {
-              return reader.read(in);
+              int n = reader.read(in);
+              // Fewer bytes than the range: the blob ends there (Content-Length says so too), or
+              // the body was cut (Content-Length promised more): retried, not a short blob.
+              Long promised = in.response().contentLength();
+              if (n < length && promised != null && n < promised) {
+                throw cut(name, n, promised);
+              }
+              return n;
             } catch (IOException e) {
+              if (e instanceof TransientBlobStoreException t) {
+                throw t;
+              }
               throw new TransientBlobStoreException(
                   "reading " + describe(name) + " from " + where + ": " + e.getMessage(), e);
             }
