@@ -7,6 +7,7 @@ import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.PagedFile;
 import io.granule.engine.internal.repo.RepositoryCorruptedException;
 import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.RepositoryUnreachableException;
 import io.granule.engine.internal.repo.blob.BlobCodec;
 import io.granule.engine.internal.repo.blob.BlobInfo;
 import io.granule.engine.internal.repo.blob.BlobName;
@@ -257,6 +258,20 @@ public final class Verifier {
     }
   }
 
+  /**
+   * Stops the verify if {@code e}, met reading {@code name}, says the repository did not answer or
+   * refused access: that is no damage of {@code name}, and calling it so would send its user to
+   * forget intact snapshots.
+   */
+  private void stopIfUnreachable(BlobName name, Exception e) {
+    if (e instanceof RepositoryUnreachableException u) {
+      throw u;
+    }
+    if (e instanceof IOException io && RepositoryUnreachableException.unreachable(io)) {
+      throw RepositoryUnreachableException.reading(name, store.location(), io);
+    }
+  }
+
   private Problems at(String file) {
     return damage.computeIfAbsent(file, f -> new Problems(new ArrayList<>(), new TreeSet<>()));
   }
@@ -401,6 +416,7 @@ public final class Verifier {
       info = PackReader.stat(store, name);
       entries = PackReader.loadTrailer(store, name, info);
     } catch (IOException | RepositoryException e) {
+      stopIfUnreachable(name, e);
       problems.add(e.getMessage());
       return new PackCheck(name, id, null, problems, bad);
     }
@@ -461,6 +477,7 @@ public final class Verifier {
       store.load(name, 0, pack);
       pack.flip();
     } catch (IOException e) {
+      stopIfUnreachable(name, e);
       problems.add("unreadable: " + e.getMessage());
       entries.forEach(e2 -> bad.add(e2.id()));
       return;
@@ -544,6 +561,7 @@ public final class Verifier {
     } catch (NoSuchFileException e) {
       return -1; // listed, then gone: the caller lists the blobs again
     } catch (IOException | RepositoryException | IllegalArgumentException e) {
+      stopIfUnreachable(name, e);
       problem(name.toString(), e.getMessage());
       damagedIndexes.add(name.toString());
       return 0;
@@ -606,6 +624,7 @@ public final class Verifier {
           try {
             return store.stat(ChunkReader.packName(p)).isPresent();
           } catch (IOException e) {
+            stopIfUnreachable(ChunkReader.packName(p), e);
             return false; // reported as missing: verify cannot tell
           }
         });
@@ -626,6 +645,7 @@ public final class Verifier {
     } catch (NoSuchFileException e) {
       return false; // forgotten while verify ran (forget runs under a shared lock)
     } catch (IOException | RepositoryException | IllegalArgumentException e) {
+      stopIfUnreachable(name, e);
       damaged(name.toString(), e.getMessage(), snap);
       return true;
     }
@@ -640,6 +660,7 @@ public final class Verifier {
       } catch (PagedFile.NoRoomException local) {
         throw local; // no room here to check it: not damage
       } catch (IOException | RepositoryException | IllegalArgumentException e) {
+        stopIfUnreachable(fx, e);
         damaged(fx.toString(), e.getMessage(), snap);
         continue;
       }
@@ -674,6 +695,7 @@ public final class Verifier {
       } catch (PagedFile.NoRoomException local) {
         throw local; // no room here to check it: not damage
       } catch (IOException | RepositoryException | IllegalArgumentException e) {
+        stopIfUnreachable(dn, e);
         damaged(dn.toString(), e.getMessage(), snap);
         continue;
       }
