@@ -113,6 +113,12 @@ final class PruneCommand extends ContextCommand {
         verb,
         p.fixedIndexesDeleted(),
         p.dynamicIndexesDeleted());
+    if (p.leftoverBytesDeleted() > 0) {
+      out.printf(
+          Locale.ROOT,
+          "deleted %s of temporary files interrupted writers left%n",
+          Sizes.human(p.leftoverBytesDeleted()));
+    }
     out.printf(
         Locale.ROOT,
         "%s %s in %.1f s%n",

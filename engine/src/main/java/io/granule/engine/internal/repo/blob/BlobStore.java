@@ -85,6 +85,16 @@ public interface BlobStore {
     return false;
   }
 
+  /**
+   * Deletes what writers killed mid-save left behind (a local directory's {@code .tmp-*} files)
+   * unchanged for longer than {@code olderThan}, and returns the bytes freed. Only under the
+   * repository's exclusive lock (prune), when no other writer can be mid-save. Stores that leave
+   * nothing (S3: an upload is atomic) free nothing.
+   */
+  default long deleteLeftovers(java.time.Duration olderThan) throws IOException {
+    return 0;
+  }
+
   /** The whole content of a blob. */
   byte[] load(BlobName name) throws IOException;
 

@@ -50,6 +50,11 @@ public abstract class ForwardingBlobStore implements BlobStore {
   }
 
   @Override
+  public long deleteLeftovers(java.time.Duration olderThan) throws IOException {
+    return delegate.deleteLeftovers(olderThan);
+  }
+
+  @Override
   public byte[] load(BlobName name) throws IOException {
     return delegate.load(name);
   }

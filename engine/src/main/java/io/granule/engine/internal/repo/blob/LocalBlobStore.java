@@ -74,6 +74,40 @@ public final class LocalBlobStore implements BlobStore {
     return root;
   }
 
+  @Override
+  public long deleteLeftovers(java.time.Duration olderThan) throws IOException {
+    long cutoff = System.currentTimeMillis() - olderThan.toMillis();
+    long freed = 0;
+    for (BlobType t : BlobType.values()) {
+      if (t == BlobType.LOCK) {
+        continue; // lock takers write there while a prune holds its lock
+      }
+      Path dir = t == BlobType.CONFIG ? root : root.resolve(t.directory());
+      if (!Files.isDirectory(dir)) {
+        continue;
+      }
+      try (java.util.stream.Stream<Path> files =
+          t == BlobType.PACK ? Files.walk(dir, 2) : Files.list(dir)) {
+        for (Path f : (Iterable<Path>) files::iterator) {
+          if (!f.getFileName().toString().startsWith(".tmp-") || !Files.isRegularFile(f)) {
+            continue;
+          }
+          try {
+            java.nio.file.attribute.BasicFileAttributes a =
+                Files.readAttributes(f, java.nio.file.attribute.BasicFileAttributes.class);
+            if (a.lastModifiedTime().toMillis() < cutoff) {
+              Files.delete(f);
+              freed += a.size();
+            }
+          } catch (java.nio.file.NoSuchFileException gone) {
+            // removed meanwhile
+          }
+        }
+      }
+    }
+    return freed;
+  }
+
   /** The file that holds {@code name}. */
   public Path path(BlobName name) {
     Path dir = root.resolve(name.type().directory());

@@ -152,6 +152,11 @@ public final class RetryingBlobStore implements BlobStore {
   }
 
   @Override
+  public long deleteLeftovers(java.time.Duration olderThan) throws IOException {
+    return delegate.deleteLeftovers(olderThan);
+  }
+
+  @Override
   public Optional<BlobInfo> stat(BlobName name) throws IOException {
     return retry("checking " + name, () -> delegate.stat(name));
   }

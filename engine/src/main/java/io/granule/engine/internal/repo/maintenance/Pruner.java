@@ -120,6 +120,9 @@ public final class Pruner {
    * @param dynamicIndexesDeleted dynamic indexes no manifest names
    * @param seconds wall time
    */
+  /** Temporary files younger than this are left alone (a writer that ignores locks, say). */
+  static final java.time.Duration LEFTOVER_AGE = java.time.Duration.ofMinutes(1);
+
   public record Report(
       boolean dryRun,
       int snapshots,
@@ -137,11 +140,12 @@ public final class Pruner {
       long indexesWritten,
       int fixedIndexesDeleted,
       int dynamicIndexesDeleted,
+      long leftoverBytesDeleted,
       double seconds) {
 
-    /** Net bytes freed: deleted packs minus what repacking wrote. */
+    /** Net bytes freed: deleted packs minus what repacking wrote, plus leftover files deleted. */
     public long bytesFreed() {
-      return bytesDeleted - bytesRepacked;
+      return bytesDeleted - bytesRepacked + leftoverBytesDeleted;
     }
   }
 
@@ -212,6 +216,15 @@ public final class Pruner {
    */
   public Report run(Options options, Listener listener) {
     long started = System.nanoTime();
+    long leftovers = 0;
+    if (!options.dryRun()) {
+      // Under the exclusive lock no writer is mid-save: a temporary file is a killed one's.
+      try {
+        leftovers = store.deleteLeftovers(LEFTOVER_AGE);
+      } catch (IOException e) {
+        throw failed(e);
+      }
+    }
     long memory = ChunkIndex.defaultMemory() / 3; // at most three tables at once share the budget
     long expected; // distinct chunks at most: what the index blobs list
     try {
@@ -405,6 +418,7 @@ public final class Pruner {
             0,
             fixedGarbage.size(),
             dynamicGarbage.size(),
+            0,
             (System.nanoTime() - started) / 1e9);
       }
 
@@ -537,6 +551,7 @@ public final class Pruner {
           indexesWritten,
           fixedGarbage.size(),
           dynamicGarbage.size(),
+          leftovers,
           (System.nanoTime() - started) / 1e9);
     } catch (IOException e) {
       throw failed(e);

@@ -174,6 +174,50 @@ class PruneTest {
     assertThat(packed(dir).keySet()).isEqualTo(liveBC);
   }
 
+  /**
+   * Temporary files a writer killed mid-save left (up to a pack each) are deleted by the next prune
+   * once a minute old; younger ones, and the lock directory, are left alone. They were never freed.
+   */
+  @Test
+  void pruneDeletesTemporaryFilesKilledWritersLeft() throws Exception {
+    Path dir = copy("leftovers");
+    java.nio.file.attribute.FileTime old =
+        java.nio.file.attribute.FileTime.from(java.time.Instant.now().minusSeconds(600));
+    List<Path> stale = new java.util.ArrayList<>();
+    try (var packDirs = java.nio.file.Files.list(dir.resolve("data"))) {
+      Path fan = packDirs.findFirst().orElseThrow();
+      stale.add(java.nio.file.Files.write(fan.resolve(".tmp-abcd-1"), new byte[300_000]));
+    }
+    stale.add(java.nio.file.Files.write(dir.resolve("index/.tmp-ef01-2"), new byte[1000]));
+    stale.add(java.nio.file.Files.write(dir.resolve("snapshots/.tmp-ef02-3"), new byte[10]));
+    for (Path p : stale) {
+      java.nio.file.Files.setLastModifiedTime(p, old);
+    }
+    Path young = java.nio.file.Files.write(dir.resolve("index/.tmp-young-4"), new byte[5]);
+    java.nio.file.Files.createDirectories(dir.resolve("locks"));
+    Path lockTmp = java.nio.file.Files.write(dir.resolve("locks/.tmp-lock-5"), new byte[5]);
+    java.nio.file.Files.setLastModifiedTime(lockTmp, old);
+    Map<String, String> before = listing(dir);
+
+    Pruner.Report dry;
+    try (Repository r = open(dir)) {
+      dry = prune(r, 0.5, true);
+    }
+    assertThat(listing(dir)).isEqualTo(before);
+    assertThat(dry.leftoverBytesDeleted()).isZero();
+    Pruner.Report real;
+    try (Repository r = open(dir)) {
+      real = prune(r, 0.5, false);
+    }
+    assertThat(real.leftoverBytesDeleted()).isEqualTo(301_010);
+    assertThat(stale).allSatisfy(p -> assertThat(p).doesNotExist());
+    assertThat(young).exists();
+    assertThat(lockTmp).exists();
+    try (Repository r = open(dir)) {
+      assertValid(r, expected(a, b, c), tmp);
+    }
+  }
+
   @Test
   void dryRunChangesNothingAndPredictsTheRealRun() throws Exception {
     Path dir = copy("dry");
