@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -55,5 +56,47 @@ class DiskFullTest {
             tmp, "restore", "disk", "latest", "--repo", repo.toString(), "--to", out.toString());
     assertThat(r.exitCode()).as(r.err()).isZero();
     assertThat(RepositoryCliTest.sha256(out)).isEqualTo(RepositoryCliTest.sha256(small));
+
+    // Not a byte left (not even for a lock), then mounted read-only: what only reads still works
+    // (it used to fail with exit 3: no lock could be written); a backup fails clearly.
+    Path filler = mnt.resolve("filler");
+    try (var ch =
+        java.nio.channels.FileChannel.open(
+            filler,
+            java.nio.file.StandardOpenOption.CREATE,
+            java.nio.file.StandardOpenOption.WRITE)) {
+      java.nio.ByteBuffer zeros = java.nio.ByteBuffer.allocate(64 << 10);
+      try {
+        while (true) {
+          ch.write(zeros.clear());
+        }
+      } catch (java.io.IOException full) {
+        assertThat(full).hasMessageContaining("No space left on device");
+      }
+    }
+    for (String mode : List.of("full", "read-only")) {
+      if (mode.equals("read-only")) {
+        FreezeTest.sh("mount", "-o", "remount,ro", mnt.toString());
+      }
+      r = Granule.run(tmp, "verify", "--repo", repo.toString(), "--read-data");
+      assertThat(r.exitCode()).as(mode + ": " + r.err()).isZero();
+      assertThat(r.err()).contains("continuing without a lock");
+      Path again = tmp.resolve("again-" + mode + ".img");
+      r =
+          Granule.run(
+              tmp,
+              "restore",
+              "disk",
+              "latest",
+              "--repo",
+              repo.toString(),
+              "--to",
+              again.toString());
+      assertThat(r.exitCode()).as(mode + ": " + r.err()).isZero();
+      assertThat(RepositoryCliTest.sha256(again)).isEqualTo(RepositoryCliTest.sha256(small));
+      r = Granule.run(tmp, "backup", "--repo", repo.toString(), "--disk", small.toString());
+      assertThat(r.exitCode()).as(mode).isEqualTo(3);
+      assertThat(r.err()).contains("unable to lock the repository");
+    }
   }
 }

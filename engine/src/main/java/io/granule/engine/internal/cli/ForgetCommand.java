@@ -84,6 +84,9 @@ final class ForgetCommand extends ContextCommand {
   @Option(names = "--json", description = "Print JSON.")
   boolean json;
 
+  @Option(names = "--no-progress", description = "With --prune: do not show its progress.")
+  boolean noProgress;
+
   @Override
   public Integer call() throws IOException {
     ForgetPolicy policy;
@@ -136,7 +139,7 @@ final class ForgetCommand extends ContextCommand {
       }
       if (prune && !dryRun) {
         r.lock(LockKind.EXCLUSIVE, "prune", repo.retryLock);
-        Pruner.Report report = PruneCommand.run(ctx, r, pruneOptions, json);
+        Pruner.Report report = PruneCommand.run(ctx, r, pruneOptions, json || noProgress);
         if (json) {
           result.put("prune", report);
         } else {

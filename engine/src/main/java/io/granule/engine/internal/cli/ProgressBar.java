@@ -49,12 +49,25 @@ public final class ProgressBar {
    * @param rate bytes per second
    */
   public synchronized void update(String label, long done, long total, String detail, double rate) {
+    draw(render(label, done, total, detail, rate, Sizes::human));
+  }
+
+  /**
+   * Draws a count of things (files, packs) rather than bytes: {@code 9 / 23 files}.
+   *
+   * @param unit what is counted, plural
+   */
+  public synchronized void updateCount(
+      String label, long done, long total, String unit, String detail) {
+    draw(render(label, done, total, detail, 0, n -> n + (n == total ? " " + unit : "")));
+  }
+
+  private void draw(String line) {
     long now = System.nanoTime();
     if ((!terminal || lastDraw != 0) && now - lastDraw < minIntervalNanos) {
       return;
     }
     lastDraw = now;
-    String line = render(label, done, total, detail, rate);
     if (terminal) {
       StringBuilder sb = new StringBuilder("\r").append(line);
       for (int i = line.length(); i < lastLength; i++) {
@@ -78,6 +91,16 @@ public final class ProgressBar {
   }
 
   static String render(String label, long done, long total, String detail, double rate) {
+    return render(label, done, total, detail, rate, Sizes::human);
+  }
+
+  private static String render(
+      String label,
+      long done,
+      long total,
+      String detail,
+      double rate,
+      java.util.function.LongFunction<String> amount) {
     StringBuilder sb = new StringBuilder(label).append(' ');
     if (total > 0) {
       double f = Math.min(1.0, (double) done / total);
@@ -87,11 +110,11 @@ public final class ProgressBar {
           .append("-".repeat(WIDTH - filled))
           .append("] ")
           .append(String.format(Locale.ROOT, "%3.0f%% ", f * 100))
-          .append(Sizes.human(done))
+          .append(amount.apply(done))
           .append(" / ")
-          .append(Sizes.human(total));
+          .append(amount.apply(total));
     } else {
-      sb.append(Sizes.human(done));
+      sb.append(amount.apply(done));
     }
     if (detail != null && !detail.isEmpty()) {
       sb.append("  ").append(detail);

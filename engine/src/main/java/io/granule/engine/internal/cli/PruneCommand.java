@@ -68,7 +68,7 @@ final class PruneCommand extends ContextCommand {
           options,
           (phase, done, total) -> {
             if (bar != null) {
-              bar.update("prune: " + phase, done, total, "", 0);
+              bar.updateCount("prune: " + phase, done, total, "items", "");
             }
           });
     } finally {

@@ -2,6 +2,8 @@ package io.granule.engine.internal.cli;
 
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
+import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.RepositoryLockedException;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.PrefetchingBlobStore;
 import io.granule.engine.internal.repo.blob.RetryingBlobStore;
@@ -9,6 +11,7 @@ import io.granule.engine.internal.repo.blob.S3BlobStore;
 import io.granule.engine.internal.repo.blob.S3Location;
 import io.granule.engine.internal.repo.crypto.KdfParams;
 import io.granule.engine.internal.repo.lock.LockKind;
+import io.granule.engine.internal.repo.lock.LockManager;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
@@ -132,11 +135,35 @@ public final class RepoOption {
     try {
       r.lock(kind, operation, retryLock == null ? Duration.ZERO : retryLock);
       return r;
+    } catch (RepositoryException e) {
+      if (kind == LockKind.SHARED
+          && READ_ONLY.contains(operation)
+          && !(e instanceof RepositoryLockedException)
+          && LockManager.unwritable(e)) {
+        // A full or read-only repository (a full disk, a read-only mount or snapshot, read-only
+        // S3 credentials) must still restore: its lock cannot be written, and a prune could not
+        // take its own either.
+        ctx.err()
+            .println(
+                "warning: "
+                    + e.getMessage()
+                    + ": continuing without a lock, since "
+                    + operation
+                    + " only reads (do not prune this repository until it is done)");
+        ctx.err().flush();
+        return r;
+      }
+      r.close();
+      throw e;
     } catch (RuntimeException e) {
       r.close();
       throw e;
     }
   }
+
+  /** Operations that only read the repository: they run unlocked where no lock can be written. */
+  private static final java.util.Set<String> READ_ONLY =
+      java.util.Set.of("verify", "ls", "restore", "restore table", "serve nbd", "catalog");
 
   /** Creates the repository, encrypted under {@code password} unless it is null. */
   Repository init(CliContext ctx, RepositoryConfig cfg, char[] password) {

@@ -60,7 +60,7 @@ final class VerifyCommand extends ContextCommand {
               data,
               (file, done, total) -> {
                 if (bar != null) {
-                  bar.update("verify", done, total, file, 0);
+                  bar.updateCount("verify", done, total, "files", file);
                 }
               });
     }

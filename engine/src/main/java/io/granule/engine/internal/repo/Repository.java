@@ -1662,7 +1662,9 @@ public final class Repository implements Closeable {
                 + String.join(", ", matches)
                 + " (give more digits)");
       }
-      ids.add(matches.get(0));
+      if (!ids.contains(matches.get(0))) {
+        ids.add(matches.get(0)); // named twice (an id and its prefix): removed once
+      }
     }
     if (!filter.isAny()) {
       for (String id : ids) {

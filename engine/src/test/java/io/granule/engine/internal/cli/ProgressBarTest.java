@@ -23,6 +23,16 @@ class ProgressBarTest {
     assertThat(ProgressBar.render("dump", 1536, -1, "", 0)).isEqualTo("dump 1.5 KiB");
   }
 
+  /** Verify and prune count files, not bytes ("9 B / 23 B" before). */
+  @Test
+  void countsAreShownAsCountsNotBytes() {
+    StringWriter sw = new StringWriter();
+    ProgressBar bar = new ProgressBar(new PrintWriter(sw), true, Duration.ofSeconds(5));
+    bar.updateCount("verify", 9, 23, "files", "data/ab/abcd");
+    assertThat(sw.toString())
+        .isEqualTo("\rverify [#########---------------]  39% 9 / 23 files  data/ab/abcd");
+  }
+
   @Test
   void etaFormatsHours() {
     assertThat(ProgressBar.eta(3 * 3600 + 62)).isEqualTo("3:01:02");

@@ -101,6 +101,27 @@ public final class LockManager {
     this.pidAlive = pidAlive;
   }
 
+  /**
+   * Whether {@code e} (taking a lock failed) says the store cannot be written at all: no space, a
+   * read-only file system, no permission (read-only credentials).
+   */
+  public static boolean unwritable(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof java.nio.file.AccessDeniedException) {
+        return true;
+      }
+      String m = t.getMessage();
+      if (t instanceof IOException
+          && m != null
+          && (m.contains("No space left on device")
+              || m.contains("Read-only file system")
+              || m.contains("Disk quota exceeded"))) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   private static boolean alive(long pid) {
     return ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false);
   }
@@ -183,7 +204,8 @@ public final class LockManager {
     String where = "the repository at '" + store.location() + "'";
     if (fresh != null) {
       return new RepositoryLockedException(
-          "unable to take a "
+          "unable to take "
+              + (kind == LockKind.EXCLUSIVE ? "an " : "a ")
               + kind.label()
               + " lock for "
               + operation
@@ -196,7 +218,8 @@ public final class LockManager {
     }
     Status s = conflicts.get(0);
     return new RepositoryLockedException(
-        "unable to take a "
+        "unable to take "
+            + (kind == LockKind.EXCLUSIVE ? "an " : "a ")
             + kind.label()
             + " lock for "
             + operation

@@ -96,7 +96,7 @@ public abstract class LockContractTest {
     try (Lock a = manager(ALICE).acquire(LockKind.SHARED, "backup", Duration.ZERO)) {
       assertThatThrownBy(() -> manager(BOB).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO))
           .isInstanceOf(RepositoryLockedException.class)
-          .hasMessageContaining("unable to take a exclusive lock for prune")
+          .hasMessageContaining("unable to take an exclusive lock for prune")
           .hasMessageContaining("shared lock of backup by alice@db1 (pid 1111)")
           .hasMessageContaining("since 2026-11-25T12:00:00Z")
           .hasMessageContaining("--retry-lock");
