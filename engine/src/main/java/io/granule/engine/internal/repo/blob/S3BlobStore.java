@@ -223,7 +223,7 @@ public final class S3BlobStore implements BlobStore {
   }
 
   private NoSuchFileException noSuch(BlobName name, Exception cause) {
-    NoSuchFileException e = new NoSuchFileException(where + "/" + key(name));
+    NoSuchFileException e = new NoSuchFileException(where + "/" + name);
     e.initCause(cause);
     return e;
   }
@@ -242,6 +242,16 @@ public final class S3BlobStore implements BlobStore {
             + (code == null ? "" : " " + code)
             + ": "
             + e.getMessage();
+    if ("NoSuchBucket".equals(code)) {
+      return new IOException(
+          "bucket '"
+              + where.bucket()
+              + "' does not exist at "
+              + where
+              + ": create it first (with the storage's console or 'aws s3 mb'), or check the"
+              + " repository URL",
+          e);
+    }
     if (status == 404 && name != null) {
       return noSuch(name, e);
     }

@@ -264,4 +264,22 @@ class S3BlobStoreTest extends BlobStoreContractTest {
           .isInstanceOf(java.io.EOFException.class);
     }
   }
+
+  /** A bucket that does not exist is named as such, not as a missing repository. */
+  @Test
+  void aMissingBucketIsNamed() throws Exception {
+    S3BlobStore s =
+        S3BlobStore.open(
+            S3Location.parse("s3:" + proxy.endpoint() + "/no-such-bucket/r"),
+            S3Proxy.credentials(),
+            5 << 20);
+    assertThatThrownBy(() -> s.load(BlobName.CONFIG))
+        .isNotInstanceOf(java.nio.file.NoSuchFileException.class)
+        .hasMessageContaining("bucket 'no-such-bucket' does not exist");
+    BlobName missing = new BlobName(BlobType.KEY, "k1");
+    assertThatThrownBy(() -> ((S3BlobStore) store).load(missing))
+        .isInstanceOf(java.nio.file.NoSuchFileException.class)
+        .hasMessageEndingWith("/sub/keys/k1")
+        .hasMessageNotContaining("/sub/sub/");
+  }
 }
