@@ -69,6 +69,12 @@ class ApiHardeningTest {
             + image
             + "\"}]}",
         "{\"repo\":\"" + repo + "\",\"disks\":[{\"path\":\"" + image + "\"}],\"tags\":[null]}",
+        "{\"repo\":\"repo\",\"disks\":[{\"path\":\"" + image + "\"}]}",
+        "{\"repo\":\"" + repo + "\",\"disks\":[{\"path\":\"vm.img\"}]}",
+        "{\"repo\":\"s3:bucket/r\",\"disks\":[{\"path\":\"" + image + "\"}]}",
+        "{\"repo\":\"" + repo + "\",\"disks\":[{\"path\":\"" + image + "\"}]} trailing",
+        "{\"repo\":\"" + repo + "\",\"repo\":\"/x\",\"disks\":[{\"path\":\"" + image + "\"}]}",
+        "{\"repo\":\"" + repo + "\",\"disk\":[{\"path\":\"" + image + "\"}]}",
       };
       for (String body : bad) {
         Api.Response r = api.post("/api/backups", body.replace("\u0000", "\\u0000"));

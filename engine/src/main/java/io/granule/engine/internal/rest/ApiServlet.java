@@ -246,14 +246,14 @@ public final class ApiServlet extends HttpServlet {
               resp,
               200,
               new ImageInspector(formats.leases())
-                  .inspect(Path.of(file), req.getParameter("format")));
+                  .inspect(path(file, "path"), req.getParameter("format")));
         }
         case "/snapshots" -> {
           String repo = required(req, resp, "repo");
           if (repo == null) {
             return;
           }
-          try (Repository r = openRepository(Path.of(repo))) {
+          try (Repository r = openRepository(path(repo, "repo"))) {
             SnapshotFilter filter = filter(req);
             send(resp, 200, r.snapshots().stream().filter(filter::matches).toList());
           }
@@ -269,7 +269,7 @@ public final class ApiServlet extends HttpServlet {
                 Map.of("error", "parameters 'repo' and 'snapshot' or 'find' are required"));
             return;
           }
-          try (Repository r = openRepository(Path.of(repo))) {
+          try (Repository r = openRepository(path(repo, "repo"))) {
             // The same shared lock as 'granule catalog': not while a prune runs (409).
             r.lock(LockKind.SHARED, "catalog", Duration.ZERO);
             SnapshotFilter filter = filter(req);
@@ -293,7 +293,7 @@ public final class ApiServlet extends HttpServlet {
           if (repo == null) {
             return;
           }
-          try (Repository r = openRepository(Path.of(repo))) {
+          try (Repository r = openRepository(path(repo, "repo"))) {
             send(resp, 200, StatsCommand.json(r.stats(), r.config()));
           }
         }
@@ -357,6 +357,7 @@ public final class ApiServlet extends HttpServlet {
           send(resp, 400, Map.of("error", "every disk needs a 'path'"));
           return;
         }
+        path(d.path(), "disks[].path");
         specs.add(
             d.name() == null
                 ? DiskSpec.parse(d.path(), d.format())
@@ -370,7 +371,7 @@ public final class ApiServlet extends HttpServlet {
     noNulls(body.tags(), "tags");
     noNulls(body.freeze(), "freeze");
     noNulls(body.apps(), "apps");
-    Path repo = Path.of(body.repo());
+    Path repo = path(body.repo(), "repo");
     List<URI> apps = new ArrayList<>();
     try {
       for (String a : body.apps() == null ? List.<String>of() : body.apps()) {
@@ -395,7 +396,7 @@ public final class ApiServlet extends HttpServlet {
             ? null
             : new ConsistencySpec(
                 FsFreeze.NAME,
-                body.freeze().stream().map(Path::of).toList(),
+                body.freeze().stream().map(f -> path(f, "freeze")).toList(),
                 Duration.ofSeconds(
                     body.freezeTimeoutSeconds() == null ? 120 : body.freezeTimeoutSeconds()));
     Jobs.Job job =
@@ -480,7 +481,7 @@ public final class ApiServlet extends HttpServlet {
       send(resp, 400, Map.of("error", "'repo', 'snapshot' and 'to' are required"));
       return;
     }
-    Path to = Path.of(body.to());
+    Path to = path(body.to(), "to");
     DiskRestore restore;
     try {
       restore =
@@ -491,7 +492,7 @@ public final class ApiServlet extends HttpServlet {
       return;
     }
     noNulls(body.tags(), "tags");
-    Path repo = Path.of(body.repo());
+    Path repo = path(body.repo(), "repo");
     Jobs.Job job =
         jobs.submit(
             "restore-disk",
@@ -569,7 +570,12 @@ public final class ApiServlet extends HttpServlet {
     }
     T body;
     try {
-      body = Json.MAPPER.readValue(bytes, type);
+      body =
+          Json.MAPPER
+              .readerFor(type)
+              .with(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+              .with(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+              .readValue(bytes);
     } catch (IOException e) {
       send(resp, 400, Map.of("error", "request body is not " + what + ": " + e.getMessage()));
       return null;
@@ -578,6 +584,35 @@ public final class ApiServlet extends HttpServlet {
       send(resp, 400, Map.of("error", "request body is not " + what + ": it is empty or null"));
     }
     return body;
+  }
+
+  /**
+   * {@code value} of field {@code field} as an absolute path; 400 otherwise: a relative path would
+   * resolve against the server's working directory, not the client's, and the API has no S3
+   * repositories yet (the CLI has).
+   */
+  static Path path(String value, String field) {
+    if (value.startsWith("s3:")) {
+      throw new BadRequest(
+          400,
+          "'"
+              + field
+              + "': S3 repositories are not served by the REST API yet; use the CLI ('granule"
+              + " … --repo "
+              + value
+              + "')");
+    }
+    Path p = Path.of(value);
+    if (!p.isAbsolute()) {
+      throw new BadRequest(
+          400,
+          "'"
+              + field
+              + "' must be an absolute path, not '"
+              + value
+              + "' (it would name a file in the server's working directory)");
+    }
+    return p;
   }
 
   /** Refuses (400) a list holding null. */
@@ -634,7 +669,7 @@ public final class ApiServlet extends HttpServlet {
       send(resp, 400, Map.of("error", e.getMessage()));
       return;
     }
-    Path repo = Path.of(body.repo());
+    Path repo = path(body.repo(), "repo");
     Jobs.Job job =
         jobs.submit(
             "verify",
@@ -715,7 +750,7 @@ public final class ApiServlet extends HttpServlet {
       send(resp, 400, Map.of("error", e.getMessage()));
       return;
     }
-    Path repo = Path.of(body.repo());
+    Path repo = path(body.repo(), "repo");
     Jobs.Job job =
         jobs.submit(
             "restore-table",
