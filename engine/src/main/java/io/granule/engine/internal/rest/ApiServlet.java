@@ -422,6 +422,7 @@ public final class ApiServlet extends HttpServlet {
                 out.put("snapshot", res.manifest().id());
                 out.put("bytesRead", res.progress().bytesRead());
                 out.put("bytesNew", res.progress().bytesNew());
+                out.put("bytesStored", res.progress().bytesNew());
                 out.put("bytesUnchanged", res.progress().bytesUnchanged());
                 out.put("notes", op.notes());
                 return out;
@@ -437,7 +438,8 @@ public final class ApiServlet extends HttpServlet {
     m.put("disk", p.disk());
     m.put("bytesTotal", p.bytesTotal());
     m.put("bytesRead", p.bytesRead());
-    m.put("bytesNew", p.bytesNew());
+    m.put("bytesNew", p.bytesNew()); // as bytesStored (the name of earlier versions)
+    m.put("bytesStored", p.bytesNew());
     m.put("bytesDeduplicated", p.bytesDeduplicated());
     m.put("bytesZero", p.bytesZero());
     m.put("bytesUnchanged", p.bytesUnchanged());
