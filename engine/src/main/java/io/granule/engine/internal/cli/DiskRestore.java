@@ -246,6 +246,23 @@ public final class DiskRestore {
    * the new name outlives a crash.
    */
   private void publish(Path partial, boolean replace) throws IOException {
+    try {
+      rename(partial, replace);
+    } catch (java.nio.file.NoSuchFileException e) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "unable to finish the restore to '"
+              + to
+              + "': "
+              + (Files.isDirectory(to.toAbsolutePath().getParent())
+                  ? "'" + partial + "' is gone (deleted while the restore ran?)"
+                  : "its directory " + to.toAbsolutePath().getParent() + " is gone")
+              + "; restore again",
+          e);
+    }
+  }
+
+  private void rename(Path partial, boolean replace) throws IOException {
     if (replace) {
       Files.move(partial, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
     } else {
