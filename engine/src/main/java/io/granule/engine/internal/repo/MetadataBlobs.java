@@ -49,6 +49,8 @@ public final class MetadataBlobs {
       throws IOException {
     try {
       return read.read();
+    } catch (PagedFile.NoRoomException local) {
+      throw local; // no room here to hold it: not the copy's fault
     } catch (RuntimeException damaged) {
       boolean evicted;
       try {
