@@ -6,6 +6,7 @@ import io.granule.engine.internal.repo.MetadataBlobs;
 import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.RepositoryCorruptedException;
 import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.RepositoryUnreachableException;
 import io.granule.engine.internal.repo.blob.BlobCodec;
 import io.granule.engine.internal.repo.blob.BlobInfo;
 import io.granule.engine.internal.repo.blob.BlobName;
@@ -338,6 +339,10 @@ public final class Pruner {
         try {
           st.trailer = PackReader.loadTrailer(store, st.name);
         } catch (IOException | RepositoryException e) {
+          if (e instanceof IOException io && RepositoryUnreachableException.unreachable(io)) {
+            // no answer says nothing about the pack: stop before deleting anything
+            throw RepositoryUnreachableException.reading(st.name, store.location(), io);
+          }
           LOG.warn(
               "prune: unindexed pack {} is unreadable and is deleted: {}", st.name, e.getMessage());
           st.trailer = List.of();
