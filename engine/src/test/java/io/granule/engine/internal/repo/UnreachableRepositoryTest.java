@@ -93,5 +93,30 @@ class UnreachableRepositoryTest {
       down.set(null);
       assertThat(r.verify(true, VerifyListener.NONE).ok()).isTrue();
     }
+
+    // Packs no index lists (here: every one) whose trailers cannot be read for an outage: prune
+    // stops before deleting anything (they were deleted as unreadable)
+    try (var blobs = java.nio.file.Files.list(dir.resolve("index"))) {
+      for (Path p : blobs.toList()) {
+        java.nio.file.Files.delete(p);
+      }
+    }
+    List<BlobName> packs = new LocalBlobStore(dir).list(BlobType.PACK);
+    assertThat(packs).isNotEmpty();
+    try (Repository r = Repository.open(flaky, Clock.systemUTC(), tmp.resolve("cache2"))) {
+      r.lock(
+          io.granule.engine.internal.repo.lock.LockKind.EXCLUSIVE,
+          "prune",
+          java.time.Duration.ZERO);
+      down.set(BlobType.PACK);
+      assertThatThrownBy(
+              () ->
+                  r.prune(
+                      new io.granule.engine.internal.repo.maintenance.Pruner.Options(false, 0.5),
+                      (phase, done, total) -> {}))
+          .isInstanceOf(RepositoryUnreachableException.class);
+    }
+    assertThat(new LocalBlobStore(dir).list(BlobType.PACK))
+        .containsExactlyInAnyOrderElementsOf(packs);
   }
 }
