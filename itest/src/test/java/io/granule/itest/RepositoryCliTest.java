@@ -260,6 +260,34 @@ class RepositoryCliTest {
     assertThat(r.out()).isEqualTo(sb.toString());
     r = granule("restore", "stream", "latest:nope", "--repo", repo.toString(), "--to", "x");
     assertThat(r.exitCode()).isEqualTo(4);
+
+    // Another process writing db2.restored.partial (it holds the lock file): refused at once,
+    // nothing touched; once it is done, the restore runs and leaves no lock file behind.
+    Path out2 = tmp.resolve("db2.restored");
+    Path lockFile = tmp.resolve("db2.restored.partial.lock");
+    Files.writeString(tmp.resolve("db2.restored.partial"), "the other restore's bytes");
+    try (java.nio.channels.FileChannel ch =
+            java.nio.channels.FileChannel.open(
+                lockFile,
+                java.nio.file.StandardOpenOption.CREATE,
+                java.nio.file.StandardOpenOption.WRITE);
+        java.nio.channels.FileLock held = ch.lock()) {
+      r =
+          granule(
+              "restore", "stream", "latest:db", "--repo", repo.toString(), "--to", out2.toString());
+      assertThat(r.exitCode()).as(r.err()).isEqualTo(7);
+      assertThat(r.err()).contains("another restore is writing");
+      assertThat(Files.readString(tmp.resolve("db2.restored.partial")))
+          .isEqualTo("the other restore's bytes");
+      assertThat(out2).doesNotExist();
+    }
+    Files.delete(lockFile);
+    r =
+        granule(
+            "restore", "stream", "latest:db", "--repo", repo.toString(), "--to", out2.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(sha256(out2)).isEqualTo(sha256(dump));
+    assertThat(lockFile).doesNotExist();
   }
 
   /** qemu-img, or a skip (a failure under CI) saying it is missing. */

@@ -14,7 +14,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -141,8 +140,8 @@ public final class DiskRestore {
     if (exists) {
       return r.restoreDisk(snap, diskName, to, progress);
     }
-    Path target = partial();
-    try (PartialLock held = PartialLock.take(target)) {
+    try (PartialFile held = PartialFile.take(to)) {
+      Path target = held.path();
       Files.deleteIfExists(target); // an earlier restore's leftover: a new file stays sparse
       RestoreResult res;
       try {
@@ -151,142 +150,8 @@ public final class DiskRestore {
         Files.deleteIfExists(target);
         throw e;
       }
-      publish(target, false);
+      held.publish(false);
       return res;
-    }
-  }
-
-  /**
-   * Who writes FILE.partial: a restore holds an exclusive lock on {@code FILE.partial.lock} from
-   * before it first touches FILE.partial until the file is renamed or deleted, so two restores to
-   * one new target (two jobs, two commands) never write, delete or publish each other's file: the
-   * second fails at once. The lock file is deleted when released; a taker checks that the file it
-   * locked is still the one of that name (a token written under the lock and read back by name), so
-   * a file deleted by a releasing holder is never locked in vain.
-   */
-  static final class PartialLock implements AutoCloseable {
-    private final Path path;
-    private final java.nio.channels.FileChannel channel;
-
-    private PartialLock(Path path, java.nio.channels.FileChannel channel) {
-      this.path = path;
-      this.channel = channel;
-    }
-
-    static PartialLock take(Path partial) throws IOException {
-      Path path = partial.resolveSibling(partial.getFileName() + ".lock");
-      byte[] token =
-          (java.util.UUID.randomUUID() + " " + ProcessHandle.current().pid() + "\n")
-              .getBytes(java.nio.charset.StandardCharsets.US_ASCII);
-      for (int attempt = 0; attempt < 10; attempt++) {
-        java.nio.channels.FileChannel ch =
-            java.nio.channels.FileChannel.open(
-                path,
-                java.nio.file.StandardOpenOption.CREATE,
-                java.nio.file.StandardOpenOption.WRITE);
-        java.nio.channels.FileLock lock;
-        try {
-          lock = ch.tryLock();
-        } catch (java.nio.channels.OverlappingFileLockException e) {
-          lock = null; // this process holds it (another job of the same server)
-        } catch (IOException | RuntimeException e) {
-          ch.close();
-          throw e;
-        }
-        if (lock == null) {
-          ch.close();
-          throw new CommandException(
-              ExitCodes.TARGET,
-              "another restore is writing '"
-                  + partial
-                  + "' (it holds "
-                  + path
-                  + "): wait for it to finish, or restore to another file");
-        }
-        try {
-          ch.truncate(0);
-          ch.write(java.nio.ByteBuffer.wrap(token), 0);
-          if (java.util.Arrays.equals(Files.readAllBytes(path), token)) {
-            return new PartialLock(path, ch);
-          }
-        } catch (java.nio.file.NoSuchFileException e) {
-          // deleted by the holder that just released it: take the next one
-        } catch (IOException | RuntimeException e) {
-          ch.close();
-          throw e;
-        }
-        ch.close(); // locked a file that is no longer the one of that name
-      }
-      throw new CommandException(
-          ExitCodes.TARGET, "unable to lock '" + path + "': it keeps changing; try again");
-    }
-
-    /** Deletes the lock file, then releases the lock. */
-    @Override
-    public void close() throws IOException {
-      try {
-        Files.deleteIfExists(path);
-      } finally {
-        channel.close();
-      }
-    }
-  }
-
-  private Path partial() {
-    return to.resolveSibling(to.getFileName() + ".partial");
-  }
-
-  /**
-   * Renames the complete {@code partial} to the target: over it if {@code replace} (it existed and
-   * --force said so), else only if nothing has taken the name meanwhile. Java has no {@code
-   * rename(2)} that refuses to replace, so a hard link makes the name (atomic, and refused if the
-   * name exists) and the partial name is then removed; where the file system has no hard links, a
-   * check and a rename (a window of a few microseconds). If the name was taken, the restored disk
-   * stays at FILE.partial and the error says so: neither file is lost. The directory is synced, so
-   * the new name outlives a crash.
-   */
-  private void publish(Path partial, boolean replace) throws IOException {
-    try {
-      rename(partial, replace);
-    } catch (java.nio.file.NoSuchFileException e) {
-      throw new CommandException(
-          ExitCodes.TARGET,
-          "unable to finish the restore to '"
-              + to
-              + "': "
-              + (Files.isDirectory(to.toAbsolutePath().getParent())
-                  ? "'" + partial + "' is gone (deleted while the restore ran?)"
-                  : "its directory " + to.toAbsolutePath().getParent() + " is gone")
-              + "; restore again",
-          e);
-    }
-  }
-
-  private void rename(Path partial, boolean replace) throws IOException {
-    if (replace) {
-      Files.move(partial, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    } else {
-      try {
-        Files.createLink(to, partial);
-        Files.delete(partial);
-      } catch (java.nio.file.FileAlreadyExistsException e) {
-        throw taken(partial);
-      } catch (UnsupportedOperationException | java.nio.file.FileSystemException e) {
-        if (Files.exists(to, LinkOption.NOFOLLOW_LINKS)) {
-          throw taken(partial);
-        }
-        Files.move(partial, to, StandardCopyOption.ATOMIC_MOVE);
-      }
-    }
-    Path dir = to.toAbsolutePath().getParent();
-    if (dir != null) {
-      try (java.nio.channels.FileChannel ch =
-          java.nio.channels.FileChannel.open(dir, java.nio.file.StandardOpenOption.READ)) {
-        ch.force(true);
-      } catch (IOException e) {
-        // the rename is done; a directory that cannot be synced (some network file systems) is
-        // left to the file system's own write-back
-      }
     }
   }
 
@@ -316,15 +181,15 @@ public final class DiskRestore {
             .findFirst()
             .orElse(-1);
     info.accept(String.format(Locale.ROOT, "writing a %s image (%s) to %s", format, why, to));
-    Path partial = partial();
-    PartialLock taken;
+    PartialFile taken;
     try {
-      taken = PartialLock.take(partial);
+      taken = PartialFile.take(to);
     } catch (IOException | RuntimeException e) {
       lease.close();
       throw e;
     }
-    try (PartialLock held = taken) {
+    try (PartialFile held = taken) {
+      Path partial = held.path();
       Files.deleteIfExists(partial);
       RestoreResult res;
       try {
@@ -345,21 +210,9 @@ public final class DiskRestore {
         Files.deleteIfExists(partial);
         throw e;
       }
-      publish(partial, exists);
+      held.publish(exists);
       return res;
     }
-  }
-
-  /** The target's name was taken while the restore ran; the disk is complete at {@code partial}. */
-  private CommandException taken(Path partial) {
-    return new CommandException(
-        ExitCodes.TARGET,
-        "restore target '"
-            + to
-            + "' was created by someone else while the restore ran; the restored disk is"
-            + " complete at '"
-            + partial
-            + "': move it where you want it");
   }
 
   private List<String> writableFormats() {

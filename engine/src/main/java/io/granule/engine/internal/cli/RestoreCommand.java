@@ -17,7 +17,6 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Locale;
@@ -200,20 +199,27 @@ final class RestoreCommand extends ContextCommand {
           return ExitCodes.OK;
         }
         Path target = Path.of(to);
-        if (Files.exists(target, LinkOption.NOFOLLOW_LINKS) && !force) {
+        boolean exists = Files.exists(target, LinkOption.NOFOLLOW_LINKS);
+        if (exists && Files.isDirectory(target)) {
+          throw new CommandException(
+              ExitCodes.TARGET, "restore target '" + target + "' is a directory: name a file");
+        }
+        if (exists && !force) {
           throw new CommandException(
               ExitCodes.TARGET,
               "restore target '" + target + "' exists: add --force to overwrite it");
         }
-        Path partial = target.resolveSibling(target.getFileName() + ".partial");
         long bytes;
-        try {
-          bytes = r.restoreStream(snap, name, partial);
-          Files.move(
-              partial, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (RuntimeException | IOException e) {
-          Files.deleteIfExists(partial);
-          throw e;
+        try (PartialFile held = PartialFile.take(target)) {
+          Path partial = held.path();
+          try {
+            bytes = r.restoreStream(snap, name, partial);
+          } catch (RuntimeException e) {
+            Files.deleteIfExists(partial);
+            throw e;
+          }
+          // over the target only if it existed and --force said so; one created meanwhile stays
+          held.publish(exists);
         }
         PrintWriter out = context().out();
         out.printf(

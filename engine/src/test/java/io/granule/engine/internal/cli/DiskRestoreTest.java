@@ -133,6 +133,16 @@ class DiskRestoreTest {
       RestoreListener second =
           (done, total) -> {
             if (done > 0 && done < total && tried.compareAndSet(false, true)) {
+              // the kernel holds the lock (another process's restore sees it): the lock used to be
+              // dropped at once by reading the lock file back through another descriptor
+              try {
+                Object ino = Files.getAttribute(tmp.resolve("shared.img.partial.lock"), "unix:ino");
+                assertThat(Files.readAllLines(Path.of("/proc/locks")))
+                    .as("a POSIX lock on the lock file's inode %s", ino)
+                    .anySatisfy(l -> assertThat(l).contains("POSIX").contains(":" + ino + " "));
+              } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+              }
               assertThatThrownBy(
                       () ->
                           DiskRestore.prepare(formats, to, false, null)
