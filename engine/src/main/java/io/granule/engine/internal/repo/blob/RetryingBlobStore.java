@@ -68,6 +68,9 @@ public final class RetryingBlobStore implements BlobStore {
         return result;
       } catch (TransientBlobStoreException e) {
         if (attempt >= (reached ? attempts : untilReached)) {
+          // Given up: until the store answers again, calls fail fast (a command failing for an
+          // outage must not spend another long budget releasing its lock).
+          reached = false;
           throw e;
         }
         long cap = Math.min(MAX_DELAY_MS, baseMs << Math.min(20, attempt - 1));

@@ -137,6 +137,15 @@ class RetryingBlobStoreTest {
     assertThat(later.calls).hasValue(7);
     later.failures.set(6);
     assertThatThrownBy(() -> warm.load(NAME)).isInstanceOf(TransientBlobStoreException.class);
+    // given up once: the next call gets the short budget until the store answers again
+    int before = later.calls.get();
+    later.failures.set(100);
+    assertThatThrownBy(() -> warm.load(NAME)).isInstanceOf(TransientBlobStoreException.class);
+    assertThat(later.calls.get() - before).isEqualTo(2);
+    later.failures.set(0);
+    assertThat(warm.load(NAME)).containsExactly(7);
+    later.failures.set(5);
+    assertThat(warm.load(NAME)).as("answered again: the long budget").containsExactly(7);
   }
 
   @Test
