@@ -100,6 +100,16 @@ class ApiHardeningTest {
               "text/plain");
       assertThat(cross.status()).isEqualTo(403);
       assertThat(cross.body().get("error").asText()).contains("cross-origin");
+      Api.Response noOrigin =
+          api.send(
+              "POST",
+              "/api/verify",
+              "{\"repo\":\"" + repo + "\"}",
+              "Sec-Fetch-Site",
+              "cross-site",
+              "Referer",
+              "http://evil.example/");
+      assertThat(noOrigin.status()).as("a browser's cross-site POST without Origin").isEqualTo(403);
       String sameOrigin = "http://" + server.url.getAuthority();
       assertThat(api.send("GET", "/api/version", null, "Origin", sameOrigin).status())
           .isEqualTo(200);

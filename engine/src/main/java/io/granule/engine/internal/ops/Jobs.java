@@ -267,8 +267,9 @@ public final class Jobs implements AutoCloseable {
     } catch (Exception | Error e) {
       String message = e.getMessage() == null ? e.toString() : e.getMessage();
       if (job.cancelled) {
-        job.error = "cancelled: " + message;
+        job.error = "cancelled while it ran";
         job.exitCode = 130;
+        LOG.info("job {} cancelled: {}", job.id, message);
       } else {
         job.error = message;
         if (e instanceof Failed f) {
@@ -286,6 +287,9 @@ public final class Jobs implements AutoCloseable {
         running.remove(job.id);
         busy.remove(q.repository);
         release(job);
+        synchronized (jobs) {
+          trim();
+        }
         dispatch();
       }
     }
@@ -326,6 +330,9 @@ public final class Jobs implements AutoCloseable {
     synchronized (queue) {
       if (job.state == State.QUEUED && queue.removeIf(q -> q.job == job)) {
         abandon(job, "cancelled before it started");
+        synchronized (jobs) {
+          trim();
+        }
       } else if (job.state == State.RUNNING) {
         Future<?> f = running.get(id);
         if (f != null) {

@@ -165,6 +165,12 @@ public final class ApiServlet extends HttpServlet {
   /** Why a request must be refused as cross-site, or null. */
   static String crossSite(HttpServletRequest req) {
     String host = req.getHeader("Host");
+    String fetchSite = req.getHeader("Sec-Fetch-Site"); // set by browsers, even without Origin
+    if (fetchSite != null
+        && !fetchSite.equalsIgnoreCase("same-origin")
+        && !fetchSite.equalsIgnoreCase("none")) {
+      return "cross-site request (Sec-Fetch-Site: " + fetchSite + ") refused";
+    }
     String origin = req.getHeader("Origin");
     if (origin != null) {
       String originHost;

@@ -228,7 +228,8 @@ public final class CachingBlobStore implements BlobStore {
     boolean had = Files.deleteIfExists(cache.path(name));
     if (had) {
       LOG.warn(
-          "the copy of {} cached in {} is damaged: deleted, reading the repository's",
+          "{} failed its checks: reading it again from the repository (the copy cached in {} is"
+              + " deleted)",
           name,
           cache.root());
     }
