@@ -81,6 +81,17 @@ class ApiHardeningTest {
         assertThat(r.status()).as(body).isEqualTo(400);
         assertThat(r.body().get("error").asText()).as(body).isNotBlank();
       }
+      Api.Response bogus =
+          api.post(
+              "/api/restores/table",
+              Api.JSON.writeValueAsString(
+                  Map.of(
+                      "repo", repo.toString(),
+                      "snapshot", "latest",
+                      "object", "bogus",
+                      "to", "postgres://u@127.0.0.1:1/x")));
+      assertThat(bogus.status()).isEqualTo(400);
+      assertThat(bogus.body().get("error").asText()).contains("use PLUGIN:ID");
       Api.Response nul = api.get("/api/stats?repo=%00");
       assertThat(nul.status()).isEqualTo(400);
       assertThat(nul.body().get("error").asText()).contains("invalid path");

@@ -86,6 +86,21 @@ public final class ObjectRestore {
   private ObjectRestore() {}
 
   /**
+   * Fails unless {@code object} reads PLUGIN:ID.
+   *
+   * @throws IllegalArgumentException naming the expected form
+   */
+  public static void checkObject(String object) {
+    int colon = object.indexOf(':');
+    if (colon <= 0 || colon == object.length() - 1) {
+      throw new IllegalArgumentException(
+          "invalid object '"
+              + object
+              + "': use PLUGIN:ID as 'granule catalog SNAP' lists it, e.g. postgres:shop/public.orders");
+    }
+  }
+
+  /**
    * @param object {@code PLUGIN:ID}
    * @param instance the instance key when the snapshot holds several of the plugin's, or null
    * @param catalogCache the local catalog cache of this repository, or null
@@ -106,13 +121,8 @@ public final class ObjectRestore {
       PluginLeases<FileSystemType> fileSystems,
       Path catalogCache,
       ApplicationPlugin.RestoreProgress progress) {
+    checkObject(object);
     int colon = object.indexOf(':');
-    if (colon <= 0 || colon == object.length() - 1) {
-      throw new IllegalArgumentException(
-          "invalid object '"
-              + object
-              + "': use PLUGIN:ID as 'granule catalog SNAP' lists it, e.g. postgres:shop/public.orders");
-    }
     String pluginName = object.substring(0, colon);
     String id = object.substring(colon + 1);
     long t0 = System.nanoTime();

@@ -753,6 +753,7 @@ public final class ApiServlet extends HttpServlet {
     noNulls(body.tags(), "tags");
     URI target;
     try {
+      ObjectRestore.checkObject(body.object());
       target = AppUrls.parse(body.to());
     } catch (IllegalArgumentException e) {
       send(resp, 400, Map.of("error", e.getMessage()));
