@@ -138,7 +138,13 @@ public final class DiskRestore {
   private RestoreResult restoreRaw(
       Repository r, Manifest snap, String diskName, RestoreListener progress) throws IOException {
     if (exists) {
-      return r.restoreDisk(snap, diskName, to, progress);
+      if (!Files.isRegularFile(to)) {
+        return r.restoreDisk(snap, diskName, to, progress); // a block device, written in place
+      }
+      try (PartialFile held = PartialFile.take(to)) {
+        // an existing file (--force) is written in place, by one restore at a time
+        return r.restoreDisk(snap, diskName, to, progress);
+      }
     }
     try (PartialFile held = PartialFile.take(to)) {
       Path target = held.path();

@@ -31,11 +31,14 @@ final class PartialFile implements AutoCloseable {
   private final Path lockPath;
   private final FileChannel channel;
 
-  private PartialFile(Path target, Path lockPath, FileChannel channel) {
+  private final Object key;
+
+  private PartialFile(Path target, Path lockPath, FileChannel channel, Object key) {
     this.target = target;
     this.partial = partialOf(target);
     this.lockPath = lockPath;
     this.channel = channel;
+    this.key = key;
   }
 
   /** {@code FILE.partial}. */
@@ -56,42 +59,70 @@ final class PartialFile implements AutoCloseable {
   static PartialFile take(Path target) throws IOException {
     Path partial = partialOf(target);
     Path lockPath = partial.resolveSibling(partial.getFileName() + ".lock");
-    for (int attempt = 0; attempt < 10; attempt++) {
-      FileChannel ch =
-          FileChannel.open(lockPath, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-      FileLock lock;
-      try {
-        lock = ch.tryLock();
-      } catch (OverlappingFileLockException e) {
-        lock = null; // this process holds it (another job of the same server)
-      } catch (IOException | RuntimeException e) {
-        ch.close();
-        throw e;
+    // All of it under one monitor: this process must never open a second descriptor of a lock
+    // file it holds (closing it would drop the lock: POSIX locks belong to the process), which a
+    // second restore to the same file under another name (a symbolic link) would otherwise do.
+    synchronized (HELD) {
+      for (int attempt = 0; attempt < 10; attempt++) {
+        Object held = fileKey(lockPath);
+        if (held != null && HELD.containsKey(held)) {
+          throw busy(partial, lockPath);
+        }
+        FileChannel ch =
+            FileChannel.open(lockPath, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        FileLock lock;
+        try {
+          lock = ch.tryLock();
+        } catch (OverlappingFileLockException e) {
+          // held by this process but not registered: never close this descriptor (see above)
+          throw busy(partial, lockPath);
+        } catch (IOException | RuntimeException e) {
+          ch.close();
+          throw e;
+        }
+        if (lock == null) {
+          ch.close();
+          throw busy(partial, lockPath);
+        }
+        boolean current;
+        Object key;
+        try {
+          current = lockedIsCurrent(lockPath);
+          key = current ? fileKey(lockPath) : null;
+        } catch (IOException | RuntimeException e) {
+          ch.close();
+          throw e;
+        }
+        if (current && key != null) {
+          HELD.put(key, lockPath);
+          return new PartialFile(target, lockPath, ch, key);
+        }
+        ch.close(); // locked a file deleted meanwhile by the holder that released it: again
       }
-      if (lock == null) {
-        ch.close();
-        throw new CommandException(
-            ExitCodes.TARGET,
-            "another restore is writing '"
-                + partial
-                + "' (it holds "
-                + lockPath
-                + "): wait for it to finish, or restore to another file");
-      }
-      boolean current;
-      try {
-        current = lockedIsCurrent(lockPath);
-      } catch (IOException | RuntimeException e) {
-        ch.close();
-        throw e;
-      }
-      if (current) {
-        return new PartialFile(target, lockPath, ch);
-      }
-      ch.close(); // locked a file deleted meanwhile by the holder that released it: again
     }
     throw new CommandException(
         ExitCodes.TARGET, "unable to lock '" + lockPath + "': it keeps changing; try again");
+  }
+
+  /** The lock files this process holds, by file key (device and inode). */
+  private static final java.util.Map<Object, Path> HELD = new java.util.HashMap<>();
+
+  private static Object fileKey(Path p) throws IOException {
+    try {
+      return Files.readAttributes(p, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
+    } catch (NoSuchFileException gone) {
+      return null;
+    }
+  }
+
+  private static CommandException busy(Path partial, Path lockPath) {
+    return new CommandException(
+        ExitCodes.TARGET,
+        "another restore is writing '"
+            + partial
+            + "' (it holds "
+            + lockPath
+            + "): wait for it to finish, or restore to another file");
   }
 
   /**
@@ -205,10 +236,13 @@ final class PartialFile implements AutoCloseable {
   /** Deletes the lock file, then releases the lock. */
   @Override
   public void close() throws IOException {
-    try {
-      Files.deleteIfExists(lockPath);
-    } finally {
-      channel.close();
+    synchronized (HELD) {
+      try {
+        Files.deleteIfExists(lockPath);
+      } finally {
+        HELD.remove(key);
+        channel.close();
+      }
     }
   }
 }

@@ -262,6 +262,7 @@ public final class Jobs implements AutoCloseable {
     try {
       Object result = q.work.run(job);
       job.result = result;
+      job.exitCode = 0;
       job.finished = clock.instant();
       job.state = State.SUCCEEDED;
     } catch (Exception | Error e) {

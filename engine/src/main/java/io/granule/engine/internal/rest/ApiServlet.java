@@ -513,7 +513,7 @@ public final class ApiServlet extends HttpServlet {
                 + restore.format()
                 + ")",
             repo,
-            "restore target " + to.toAbsolutePath().normalize(),
+            "restore target " + canonical(to),
             j -> {
               try (Repository r = openRepository(repo)) {
                 r.lock(LockKind.SHARED, "restore", Duration.ZERO);
@@ -621,6 +621,20 @@ public final class ApiServlet extends HttpServlet {
               + "' (it would name a file in the server's working directory)");
     }
     return p;
+  }
+
+  /**
+   * {@code p} with the symbolic links of its directory resolved, so one file reached under two
+   * names is one restore target.
+   */
+  private static Path canonical(Path p) {
+    Path abs = p.toAbsolutePath().normalize();
+    Path dir = abs.getParent();
+    try {
+      return dir == null ? abs : dir.toRealPath().resolve(abs.getFileName());
+    } catch (IOException e) {
+      return abs; // no such directory: the restore fails on its own
+    }
   }
 
   /** Refuses (400) a list holding null. */

@@ -154,6 +154,23 @@ class DiskRestoreTest {
                           assertThat(((CommandException) e).exitCode())
                               .isEqualTo(ExitCodes.TARGET));
               assertThat(partial).as("the first one's file is left alone").exists();
+              // the same file under another name (a linked directory): refused too, and the
+              // refusal must not drop this process's lock (closing a second descriptor would)
+              try {
+                Path alias = Files.createSymbolicLink(tmp.resolve("alias"), tmp);
+                assertThatThrownBy(
+                        () ->
+                            DiskRestore.prepare(formats, alias.resolve("shared.img"), false, null)
+                                .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+                    .isInstanceOf(CommandException.class)
+                    .hasMessageContaining("another restore is writing");
+                Object ino = Files.getAttribute(tmp.resolve("shared.img.partial.lock"), "unix:ino");
+                assertThat(Files.readAllLines(Path.of("/proc/locks")))
+                    .as("still locked after the refusal")
+                    .anySatisfy(l -> assertThat(l).contains("POSIX").contains(":" + ino + " "));
+              } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+              }
             }
           };
       DiskRestore.prepare(formats, to, false, null).run(repo, m, "vda", second, s -> {});
@@ -168,6 +185,34 @@ class DiskRestoreTest {
           .run(repo, m, "vda", RestoreListener.NONE, s -> {});
       assertThat(TestImages.sha256(tmp.resolve("again.img"))).isEqualTo(TestImages.sha256(data));
       assertThat(tmp.resolve("again.img.partial.lock")).doesNotExist();
+    }
+  }
+
+  /**
+   * An existing file restored over (--force) is written in place by one restore at a time: a second
+   * forced restore to it fails at once (two used to both exit 0, the file a mix).
+   */
+  @Test
+  void forcedRestoresOverOneExistingFileAreOneAtATime() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path to = Files.write(tmp.resolve("existing.img"), new byte[1 << 20]);
+      AtomicBoolean tried = new AtomicBoolean();
+      RestoreListener second =
+          (done, total) -> {
+            if (done > 0 && done < total && tried.compareAndSet(false, true)) {
+              assertThatThrownBy(
+                      () ->
+                          DiskRestore.prepare(formats, to, true, null)
+                              .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+                  .isInstanceOf(CommandException.class)
+                  .hasMessageContaining("another restore is writing");
+            }
+          };
+      DiskRestore.prepare(formats, to, true, null).run(repo, m, "vda", second, s -> {});
+      assertThat(tried).isTrue();
+      assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
+      assertThat(tmp.resolve("existing.img.partial.lock")).doesNotExist();
     }
   }
 }

@@ -199,19 +199,11 @@ public final class S3BlobStore implements BlobStore {
       throw translate(what, name, e);
     } catch (AbortedException e) {
       throw (IOException)
-          new InterruptedIOException("interrupted while " + what + " " + describe(name))
-              .initCause(e);
+          new InterruptedIOException("interrupted while " + what + describe(name)).initCause(e);
     } catch (SdkClientException e) {
       // network errors, timeouts, unreadable responses
       throw new TransientBlobStoreException(
-          "unable to reach "
-              + where
-              + " while "
-              + what
-              + " "
-              + describe(name)
-              + ": "
-              + e.getMessage(),
+          "unable to reach " + where + " while " + what + describe(name) + ": " + e.getMessage(),
           e);
     } finally {
       t.setContextClassLoader(old);
@@ -219,7 +211,7 @@ public final class S3BlobStore implements BlobStore {
   }
 
   private String describe(BlobName name) {
-    return name == null ? "" : "blob " + name;
+    return name == null ? "" : " blob " + name;
   }
 
   private NoSuchFileException noSuch(BlobName name, Exception cause) {
@@ -233,7 +225,6 @@ public final class S3BlobStore implements BlobStore {
     String code = e.awsErrorDetails() == null ? null : e.awsErrorDetails().errorCode();
     String msg =
         what
-            + " "
             + describe(name)
             + " in "
             + where
@@ -516,7 +507,7 @@ public final class S3BlobStore implements BlobStore {
               throw t;
             }
             throw new TransientBlobStoreException(
-                "reading " + describe(name) + " from " + where + ": " + e.getMessage(), e);
+                "reading" + describe(name) + " from " + where + ": " + e.getMessage(), e);
           }
         });
   }
@@ -524,7 +515,7 @@ public final class S3BlobStore implements BlobStore {
   /** A response body that ended before its Content-Length: the connection was cut. */
   private TransientBlobStoreException cut(BlobName name, long got, long expected) {
     return new TransientBlobStoreException(
-        "reading "
+        "reading"
             + describe(name)
             + " from "
             + where
@@ -624,7 +615,7 @@ public final class S3BlobStore implements BlobStore {
                 throw t;
               }
               throw new TransientBlobStoreException(
-                  "reading " + describe(name) + " from " + where + ": " + e.getMessage(), e);
+                  "reading" + describe(name) + " from " + where + ": " + e.getMessage(), e);
             }
           });
     } catch (IOException e) {
@@ -681,7 +672,7 @@ public final class S3BlobStore implements BlobStore {
     ListObjectsV2Request req =
         ListObjectsV2Request.builder().bucket(where.bucket()).prefix(dir).maxKeys(pageSize).build();
     return request(
-        "listing",
+        "listing " + type.directory() + "/",
         null,
         () -> {
           // the paginator follows continuation tokens: 1000 keys a page
