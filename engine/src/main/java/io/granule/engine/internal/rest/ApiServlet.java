@@ -119,6 +119,9 @@ public final class ApiServlet extends HttpServlet {
   /** Request bodies are a few KB; a larger one is refused (413) before it fills the heap. */
   static final int MAX_BODY_BYTES = 1 << 20;
 
+  /** How much of an oversized body is read and dropped before the 413. */
+  private static final long DRAIN_BYTES = 64L << 20;
+
   /** Bad input found while handling a request: 400 with this message. */
   private static final class BadRequest extends RuntimeException {
     private static final long serialVersionUID = 1L;
@@ -567,12 +570,19 @@ public final class ApiServlet extends HttpServlet {
   private static <T> T body(
       HttpServletRequest req, HttpServletResponse resp, Class<T> type, String what)
       throws IOException {
-    if (req.getContentLengthLong() > MAX_BODY_BYTES) {
-      send(resp, 413, Map.of("error", "request body over " + MAX_BODY_BYTES + " bytes"));
-      return null;
-    }
-    byte[] bytes = req.getInputStream().readNBytes(MAX_BODY_BYTES + 1);
-    if (bytes.length > MAX_BODY_BYTES) {
+    byte[] bytes =
+        req.getContentLengthLong() > MAX_BODY_BYTES
+            ? null
+            : req.getInputStream().readNBytes(MAX_BODY_BYTES + 1);
+    if (bytes == null || bytes.length > MAX_BODY_BYTES) {
+      // Read (and drop) what a client still sends, up to a limit, so it reads the answer rather
+      // than a connection closed under its upload; past the limit the connection is closed.
+      long left = DRAIN_BYTES;
+      java.io.InputStream in = req.getInputStream();
+      byte[] sink = new byte[64 << 10];
+      for (int n; left > 0 && (n = in.read(sink, 0, (int) Math.min(sink.length, left))) > 0; ) {
+        left -= n;
+      }
       send(resp, 413, Map.of("error", "request body over " + MAX_BODY_BYTES + " bytes"));
       return null;
     }
