@@ -783,14 +783,9 @@ public final class Repository implements Closeable {
         entries = MetadataBlobs.read(store, codec, n, IndexReader::read);
       } catch (NoSuchFileException e) {
         throw new IndexBlobsChanged(n, e);
-      } catch (IOException e) {
-        if (RepositoryUnreachableException.unreachable(e)) {
-          // no answer is no damage: an index missing its chunks would fail restores (exit 5)
-          throw RepositoryUnreachableException.reading(n, store.location(), e);
-        }
-        LOG.warn("skipping damaged index blob: {}", e.getMessage());
-        continue;
-      } catch (RepositoryException | IllegalArgumentException e) {
+      } catch (IOException | RepositoryException | IllegalArgumentException e) {
+        // no answer is no damage: an index missing its chunks would fail restores (exit 5)
+        RepositoryUnreachableException.throwIfUnreachable(n, store.location(), e);
         LOG.warn("skipping damaged index blob: {}", e.getMessage());
         continue;
       }

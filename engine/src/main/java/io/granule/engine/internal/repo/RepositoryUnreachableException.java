@@ -18,14 +18,21 @@ public class RepositoryUnreachableException extends RepositoryException {
   }
 
   /**
-   * Whether {@code e}, met reading a blob, says the store is unreachable rather than the blob bad.
+   * Throws this exception if {@code e}, met reading {@code name} from the store at {@code where},
+   * says the store did not answer or refused access (or is one already) rather than that the blob
+   * is bad; returns otherwise, for the caller to treat {@code e} as damage.
    */
-  public static boolean unreachable(IOException e) {
-    return e instanceof TransientBlobStoreException || e instanceof AccessDeniedException;
+  public static void throwIfUnreachable(BlobName name, String where, Exception e) {
+    if (e instanceof RepositoryUnreachableException u) {
+      throw u;
+    }
+    if (e instanceof TransientBlobStoreException || e instanceof AccessDeniedException) {
+      throw reading(name, where, (IOException) e);
+    }
   }
 
-  /** The exception for {@code e}, met reading {@code name} from the store at {@code where}. */
-  public static RepositoryUnreachableException reading(BlobName name, String where, IOException e) {
+  private static RepositoryUnreachableException reading(
+      BlobName name, String where, IOException e) {
     return new RepositoryUnreachableException(
         "unable to read "
             + name

@@ -264,12 +264,7 @@ public final class Verifier {
    * forget intact snapshots.
    */
   private void stopIfUnreachable(BlobName name, Exception e) {
-    if (e instanceof RepositoryUnreachableException u) {
-      throw u;
-    }
-    if (e instanceof IOException io && RepositoryUnreachableException.unreachable(io)) {
-      throw RepositoryUnreachableException.reading(name, store.location(), io);
-    }
+    RepositoryUnreachableException.throwIfUnreachable(name, store.location(), e);
   }
 
   private Problems at(String file) {

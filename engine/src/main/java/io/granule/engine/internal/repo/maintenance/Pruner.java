@@ -339,10 +339,8 @@ public final class Pruner {
         try {
           st.trailer = PackReader.loadTrailer(store, st.name);
         } catch (IOException | RepositoryException e) {
-          if (e instanceof IOException io && RepositoryUnreachableException.unreachable(io)) {
-            // no answer says nothing about the pack: stop before deleting anything
-            throw RepositoryUnreachableException.reading(st.name, store.location(), io);
-          }
+          // no answer says nothing about the pack: stop before deleting anything
+          RepositoryUnreachableException.throwIfUnreachable(st.name, store.location(), e);
           LOG.warn(
               "prune: unindexed pack {} is unreadable and is deleted: {}", st.name, e.getMessage());
           st.trailer = List.of();

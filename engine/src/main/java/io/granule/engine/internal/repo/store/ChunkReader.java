@@ -4,7 +4,6 @@ import io.granule.engine.internal.repo.BlobFrames;
 import io.granule.engine.internal.repo.ChunkHasher;
 import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.RepositoryCorruptedException;
-import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.RepositoryUnreachableException;
 import io.granule.engine.internal.repo.blob.BlobCodec;
 import io.granule.engine.internal.repo.blob.BlobName;
@@ -150,10 +149,8 @@ public final class ChunkReader {
         e);
   }
 
-  private RepositoryException unreadablePack(ChunkId id, BlobName pack, IOException e) {
-    if (RepositoryUnreachableException.unreachable(e)) {
-      return RepositoryUnreachableException.reading(pack, store.location(), e);
-    }
+  private RepositoryCorruptedException unreadablePack(ChunkId id, BlobName pack, IOException e) {
+    RepositoryUnreachableException.throwIfUnreachable(pack, store.location(), e);
     return new RepositoryCorruptedException(
         "chunk " + id + ": unable to read pack " + pack + ": " + e.getMessage(), e);
   }
