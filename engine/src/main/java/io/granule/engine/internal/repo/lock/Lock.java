@@ -1,5 +1,6 @@
 package io.granule.engine.internal.repo.lock;
 
+import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.RepositoryLockedException;
 import io.granule.engine.internal.repo.blob.BlobName;
 import java.io.IOException;
@@ -11,9 +12,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A held repository lock. Rewritten every refresh interval while held; released by {@link #close}
- * (idempotent) or, if the JVM exits first (Ctrl-C, SIGTERM), by a shutdown hook. After SIGKILL the
- * lock stays until it is stale (its pid is gone, or it is not refreshed for the stale interval).
+ * A held repository lock. Replaced by a new blob every refresh interval while held (see {@link
+ * #refresh}); released by {@link #close} (idempotent) or, if the JVM exits first (Ctrl-C, SIGTERM),
+ * by a shutdown hook. After SIGKILL the lock stays until it is stale (its pid is gone, or it is not
+ * refreshed for the stale interval).
  *
  * <p>{@link #check} fails once the lock is lost: its blob was removed by someone else ({@code
  * granule unlock --remove-all}), or refreshing failed for so long that others may consider it
@@ -24,36 +26,91 @@ public final class Lock implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Lock.class);
 
   private final LockManager manager;
-  private final BlobName name;
-  private final ScheduledFuture<?> refresher;
   private final Thread hook;
+
+  /** Earlier blobs of this lock a refresh could not delete: deleted on release. */
+  private final java.util.Set<BlobName> leftovers = new java.util.LinkedHashSet<>();
+
+  private ScheduledFuture<?> refresher;
+  private volatile BlobName name;
   private volatile LockInfo info;
   private volatile Instant lastRefresh;
   private volatile Instant lastConfirmed;
   private volatile String lost;
   private volatile boolean closed;
 
-  Lock(LockManager manager, BlobName name, LockInfo info) {
+  private Lock(LockManager manager, BlobName name, LockInfo info) {
     this.manager = manager;
     this.name = name;
     this.info = info;
     this.lastRefresh = manager.clock.instant();
     this.lastConfirmed = lastRefresh;
-    long every = manager.refreshEvery.toMillis();
-    this.refresher =
-        LockManager.REFRESHER.scheduleWithFixedDelay(
-            this::refresh, every, every, TimeUnit.MILLISECONDS);
-    this.hook = new Thread(() -> manager.deleteQuietly(name), "granule-lock-release");
+    this.hook = new Thread(this::releaseAtExit, "granule-lock-release");
+  }
+
+  /**
+   * Saves lock blob {@code name} with {@code info}, its shutdown hook registered first: a signal at
+   * any moment, even while the blob is being saved, leaves no lock behind. Not refreshed until
+   * {@link #startRefreshing}.
+   *
+   * @throws RepositoryLockedException if the JVM is shutting down (nothing would release the lock
+   *     if the exit came before close(): a server's job started while it stops)
+   * @throws RepositoryException if the blob cannot be saved
+   */
+  static Lock take(LockManager manager, BlobName name, LockInfo info) {
+    Lock l = new Lock(manager, name, info);
     try {
-      Runtime.getRuntime().addShutdownHook(hook);
+      Runtime.getRuntime().addShutdownHook(l.hook);
     } catch (IllegalStateException e) {
-      // The JVM is exiting: nothing would release the lock if the exit came before close() (a
-      // server's job started while it stops), so it is not taken.
-      refresher.cancel(false);
-      manager.deleteQuietly(name);
       throw new RepositoryLockedException(
           "the process is shutting down: not locking the repository for " + info.operation());
     }
+    synchronized (l) {
+      try {
+        manager.save(name, info);
+      } catch (RuntimeException e) {
+        l.close();
+        throw e;
+      } catch (IOException e) {
+        l.close();
+        throw new RepositoryException(
+            "unable to lock the repository at '"
+                + manager.store.location()
+                + "': "
+                + e.getMessage(),
+            e);
+      }
+    }
+    return l;
+  }
+
+  /** Starts the refresher thread (once the lock is known not to conflict). */
+  synchronized void startRefreshing() {
+    if (closed || refresher != null) {
+      return;
+    }
+    long every = manager.refreshEvery.toMillis();
+    refresher =
+        LockManager.REFRESHER.scheduleWithFixedDelay(
+            this::refresh, every, every, TimeUnit.MILLISECONDS);
+  }
+
+  /** The shutdown hook: waits for a save or refresh under way, then deletes the lock's blobs. */
+  private void releaseAtExit() {
+    synchronized (this) {
+      if (!closed) {
+        closed = true;
+        deleteAll();
+      }
+    }
+  }
+
+  private void deleteAll() {
+    manager.deleteQuietly(name);
+    for (BlobName n : leftovers) {
+      manager.deleteQuietly(n);
+    }
+    leftovers.clear();
   }
 
   /** The lock blob. */
@@ -71,24 +128,61 @@ public final class Lock implements AutoCloseable {
     return info.lockKind();
   }
 
-  /** Rewrites the lock blob with the current time (also called by the refresher thread). */
+  /**
+   * Refreshes the lock (also called by the refresher thread): saves a new blob with the current
+   * time, then asks whether the current one is still there; if it is, the new one replaces it (the
+   * old is deleted), otherwise someone removed the lock ({@code granule unlock --remove-all}) and
+   * it is lost: the new blob is deleted again. Never rewriting a blob in place is what keeps a
+   * refresh from bringing back a removed lock: a prune that saw no lock in the meantime may be
+   * deleting this operation's data, and the commit's {@link #confirm} would find the lock back. At
+   * every moment one blob of the lock is listed, unless it was removed (which the check then sees).
+   *
+   * <p>After a gap longer than the stale interval less one refresh interval (a stalled JVM, a
+   * suspended machine, a store out of reach) others may have judged the lock stale: it is lost, not
+   * refreshed.
+   */
   public synchronized void refresh() {
     if (closed || lost != null) {
       return;
     }
+    Instant now = manager.clock.instant();
+    Duration idle = Duration.between(lastRefresh, now);
+    if (idle.compareTo(manager.staleAfter.minus(manager.refreshEvery)) > 0) {
+      lost =
+          "lock "
+              + name
+              + " was not refreshed for "
+              + idle.toSeconds()
+              + " s, so others may have judged it stale";
+      LOG.warn("{}", lost);
+      return;
+    }
+    LockInfo nextInfo = info.refreshedAt(now);
+    BlobName next = LockManager.newName();
+    boolean present;
     try {
-      if (manager.store.stat(name).isEmpty()) {
-        lost = "lock " + name + " was removed by someone else (granule unlock --remove-all?)";
-        LOG.warn("{}", lost);
-        return;
-      }
-      Instant now = manager.clock.instant();
-      LockInfo next = info.refreshedAt(now);
-      manager.save(name, next);
-      info = next;
-      lastRefresh = now;
+      manager.save(next, nextInfo);
+      present = manager.store.stat(name).isPresent();
     } catch (IOException | RuntimeException e) {
       LOG.warn("unable to refresh lock {}: {}", name, e.toString());
+      manager.deleteQuietly(next);
+      return;
+    }
+    if (!present) {
+      manager.deleteQuietly(next);
+      lost = "lock " + name + " was removed by someone else (granule unlock --remove-all?)";
+      LOG.warn("{}", lost);
+      return;
+    }
+    BlobName old = name;
+    name = next;
+    info = nextInfo;
+    lastRefresh = now;
+    try {
+      manager.store.delete(old);
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("unable to remove the earlier blob {} of lock {}: {}", old, next, e.toString());
+      leftovers.add(old); // removed on release
     }
   }
 
@@ -129,12 +223,10 @@ public final class Lock implements AutoCloseable {
    */
   public void confirm() throws IOException {
     check();
-    if (manager.store.stat(name).isEmpty()) {
-      synchronized (this) {
-        if (!closed && lost == null) {
-          lost = "lock " + name + " was removed by someone else (granule unlock --remove-all?)";
-          LOG.warn("{}", lost);
-        }
+    synchronized (this) { // not while a refresh replaces the blob
+      if (!closed && lost == null && manager.store.stat(name).isEmpty()) {
+        lost = "lock " + name + " was removed by someone else (granule unlock --remove-all?)";
+        LOG.warn("{}", lost);
       }
     }
     lastConfirmed = manager.clock.instant();
@@ -160,8 +252,10 @@ public final class Lock implements AutoCloseable {
       return;
     }
     closed = true;
-    refresher.cancel(false);
-    manager.deleteQuietly(name);
+    if (refresher != null) {
+      refresher.cancel(false);
+    }
+    deleteAll();
     try {
       Runtime.getRuntime().removeShutdownHook(hook);
     } catch (IllegalStateException e) {

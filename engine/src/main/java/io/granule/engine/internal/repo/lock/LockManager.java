@@ -31,13 +31,15 @@ import java.util.function.LongPredicate;
  * consistent), of two takers racing at least one sees the other: both may back off, never both
  * proceed. {@link #acquire} with a wait retries with jittered backoff until the deadline.
  *
- * <p>A held lock is rewritten every {@code refreshEvery} (default 5 min) by a daemon thread. A lock
- * is <b>stale</b> when it was not refreshed for longer than {@code staleAfter} (default 30 min,
- * judged with the reader's clock), or when it was taken on this host by a process that no longer
- * exists (in this boot and PID namespace: see {@link LockOwner}), or on this machine before its
- * last boot, or when it cannot be read. A stale lock still conflicts (the holder may only be slow),
- * but the error says so and how to clear it: {@code granule unlock} removes stale locks, {@code
- * granule unlock --remove-all} every lock. Thread-safe.
+ * <p>A held lock is refreshed every {@code refreshEvery} (default 5 min) by a daemon thread: it
+ * saves a new blob with the time, then makes sure the old one is still there before deleting it, so
+ * a refresh never brings back a lock someone removed (see {@link Lock#refresh}). A lock is
+ * <b>stale</b> when it was not refreshed for longer than {@code staleAfter} (default 30 min, judged
+ * with the reader's clock), or when it was taken on this host by a process that no longer exists
+ * (in this boot and PID namespace: see {@link LockOwner}), or on this machine before its last boot
+ * and not refreshed since, or when it cannot be read. A stale lock still conflicts (the holder may
+ * only be slow), but the error says so and how to clear it: {@code granule unlock} removes stale
+ * locks, {@code granule unlock --remove-all} every lock. Thread-safe.
  */
 public final class LockManager {
   /** How often a held lock is rewritten. */
@@ -122,8 +124,19 @@ public final class LockManager {
     return false;
   }
 
+  /**
+   * Whether process {@code pid} may run. A process this one cannot see is not known to be gone:
+   * with {@code /proc} mounted {@code hidepid=2} another user's processes are hidden (there, {@code
+   * /proc/1} is too), and with {@code hidepid=1} only their directory shows.
+   */
   private static boolean alive(long pid) {
-    return ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false);
+    if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+      return true;
+    }
+    java.nio.file.Path proc = java.nio.file.Path.of("/proc");
+    return java.nio.file.Files.exists(proc.resolve(Long.toString(pid)))
+        || (java.nio.file.Files.isDirectory(proc.resolve("self"))
+            && !java.nio.file.Files.isDirectory(proc.resolve("1")));
   }
 
   /** One lock found in the repository. */
@@ -165,22 +178,23 @@ public final class LockManager {
     }
   }
 
-  private Lock tryAcquire(LockKind kind, String operation) {
+  /** A new random lock blob name. */
+  static BlobName newName() {
     byte[] b = new byte[32];
     RANDOM.nextBytes(b);
-    BlobName name = new BlobName(BlobType.LOCK, Hex.encode(b));
+    return new BlobName(BlobType.LOCK, Hex.encode(b));
+  }
+
+  private Lock tryAcquire(LockKind kind, String operation) {
     String now = clock.instant().toString();
     LockInfo info = LockInfo.of(kind, operation, owner, now);
-    try {
-      save(name, info);
-    } catch (IOException e) {
-      throw new RepositoryException(
-          "unable to lock the repository at '" + store.location() + "': " + e.getMessage(), e);
-    }
+    // registers its shutdown hook before the blob is saved: a signal at any moment from here on
+    // removes it
+    Lock lock = Lock.take(this, newName(), info);
     List<Status> conflicts = new ArrayList<>();
     try {
       for (Status s : list()) {
-        if (s.name().equals(name)) {
+        if (s.name().equals(lock.name())) {
           continue;
         }
         if (s.info() == null || kind.conflictsWith(s.info().lockKind())) {
@@ -188,14 +202,15 @@ public final class LockManager {
         }
       }
     } catch (RuntimeException e) {
-      deleteQuietly(name);
+      lock.close();
       throw e;
     }
     if (!conflicts.isEmpty()) {
-      deleteQuietly(name);
+      lock.close();
       throw conflict(kind, operation, conflicts);
     }
-    return new Lock(this, name, info);
+    lock.startRefreshing();
+    return lock;
   }
 
   private RepositoryLockedException conflict(
@@ -282,7 +297,7 @@ public final class LockManager {
           true,
           "not refreshed for " + idle.toMinutes() + " min (limit " + minutes() + ")");
     }
-    String gone = owner.host().equals(info.host()) ? holderGone(info) : null;
+    String gone = owner.host().equals(info.host()) ? holderGone(info, idle) : null;
     if (gone != null) {
       return new Status(n, info, true, gone);
     }
@@ -293,9 +308,11 @@ public final class LockManager {
    * Why the holder of a lock taken under this host's name is known to be gone, or null if it may
    * run (see {@link LockOwner}): a lock of an earlier version is judged by its pid; otherwise the
    * pid only in this boot and PID namespace, and a lock of this machine from an earlier boot is
-   * gone. A container or a cloned VM with the same host name is judged by refresh time only.
+   * gone once it was not refreshed since this boot for two refresh intervals. A container or a
+   * cloned VM with the same host name (and machine id) is judged by refresh time only: a clone's
+   * live lock is refreshed after this machine booted, every refresh interval.
    */
-  private String holderGone(LockInfo info) {
+  private String holderGone(LockInfo info, Duration idle) {
     if (info.bootId() == null) {
       return pidAlive.test(info.pid())
           ? null
@@ -304,8 +321,13 @@ public final class LockManager {
     if (owner.machineId() != null
         && owner.machineId().equals(info.machineId())
         && owner.bootId() != null
-        && !owner.bootId().equals(info.bootId())) {
-      return "taken before this host last started (process " + info.pid() + ")";
+        && !owner.bootId().equals(info.bootId())
+        && owner.bootTime() != null
+        && info.refreshedInstant().isBefore(owner.bootTime())
+        && idle.compareTo(refreshEvery.multipliedBy(2)) > 0) {
+      return "taken before this host last started (process "
+          + info.pid()
+          + ") and not refreshed since";
     }
     if (info.bootId().equals(owner.bootId())
         && info.pidNamespace() != null

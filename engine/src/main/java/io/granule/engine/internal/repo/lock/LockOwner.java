@@ -6,6 +6,7 @@ import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
 
 /**
  * Who takes a lock: host name, process id and user name, and where that pid means something.
@@ -15,7 +16,8 @@ import java.nio.file.Path;
  * name. So a lock also records the machine id ({@code /etc/machine-id}), the kernel's boot id
  * ({@code /proc/sys/kernel/random/boot_id}) and the PID namespace ({@code /proc/self/ns/pid});
  * another process judges the pid only when all three match its own, and calls a lock of the same
- * machine taken before its last boot stale. Each is null where the system does not have it.
+ * machine taken before its last boot, and not refreshed since, stale. Each is null where the system
+ * does not have it.
  *
  * @param host host name
  * @param pid process id
@@ -23,13 +25,27 @@ import java.nio.file.Path;
  * @param machineId the machine id, or null
  * @param bootId the boot id, or null
  * @param pidNamespace the PID namespace ({@code pid:[4026531836]}), or null
+ * @param bootTime when this machine booted ({@code btime} in {@code /proc/stat}), or null; not
+ *     recorded in locks, only used to judge them
  */
 public record LockOwner(
-    String host, long pid, String user, String machineId, String bootId, String pidNamespace) {
+    String host,
+    long pid,
+    String user,
+    String machineId,
+    String bootId,
+    String pidNamespace,
+    Instant bootTime) {
 
   /** An owner whose pid is judged by host name alone (as locks of earlier versions are). */
   public LockOwner(String host, long pid, String user) {
-    this(host, pid, user, null, null, null);
+    this(host, pid, user, null, null, null, null);
+  }
+
+  /** An owner whose boot time is unknown. */
+  public LockOwner(
+      String host, long pid, String user, String machineId, String bootId, String pidNamespace) {
+    this(host, pid, user, machineId, bootId, pidNamespace, null);
   }
 
   /** This process. */
@@ -40,7 +56,21 @@ public record LockOwner(
         System.getProperty("user.name"),
         firstLine(Path.of("/etc/machine-id")),
         firstLine(Path.of("/proc/sys/kernel/random/boot_id")),
-        link(Path.of("/proc/self/ns/pid")));
+        link(Path.of("/proc/self/ns/pid")),
+        bootTime(Path.of("/proc/stat")));
+  }
+
+  private static Instant bootTime(Path stat) {
+    try {
+      for (String line : Files.readAllLines(stat, StandardCharsets.US_ASCII)) {
+        if (line.startsWith("btime ")) {
+          return Instant.ofEpochSecond(Long.parseLong(line.substring(6).strip()));
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      // unknown
+    }
+    return null;
   }
 
   private static String hostName() {

@@ -100,6 +100,9 @@ public final class Pruner {
     void progress(String phase, long done, long total);
   }
 
+  /** Temporary files younger than this are left alone (a writer that ignores locks, say). */
+  static final java.time.Duration LEFTOVER_AGE = java.time.Duration.ofMinutes(1);
+
   /**
    * What prune did (or, with dry-run, would do).
    *
@@ -119,11 +122,9 @@ public final class Pruner {
    * @param indexesWritten new index blobs
    * @param fixedIndexesDeleted fixed indexes no manifest names
    * @param dynamicIndexesDeleted dynamic indexes no manifest names
+   * @param leftoverBytesDeleted size of the temporary files killed writers left, deleted
    * @param seconds wall time
    */
-  /** Temporary files younger than this are left alone (a writer that ignores locks, say). */
-  static final java.time.Duration LEFTOVER_AGE = java.time.Duration.ofMinutes(1);
-
   public record Report(
       boolean dryRun,
       int snapshots,

@@ -8,6 +8,7 @@ import io.granule.engine.internal.repo.blob.BlobCodec;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
@@ -215,8 +216,7 @@ public abstract class LockContractTest {
   /**
    * A pid is judged only in the holder's boot and PID namespace: a container or a cloned VM sharing
    * the host name runs its own pids (its live backup's lock was called stale, so plain 'unlock'
-   * removed it and a prune deleted its data). A lock of this machine from before its last boot is
-   * stale whatever its pid.
+   * removed it and a prune deleted its data).
    */
   @Test
   void pidIsJudgedOnlyInTheHoldersBootAndPidNamespace() throws Exception {
@@ -228,7 +228,7 @@ public abstract class LockContractTest {
     holders.put("same namespace", new LockOwner("db1", dead, "alice", "m1", "boot1", "pid:[1]"));
     holders.put("container", new LockOwner("db1", dead, "alice", "m2", "boot1", "pid:[2]"));
     holders.put("cloned VM", new LockOwner("db1", dead, "alice", "m1b", "boot2", "pid:[1]"));
-    holders.put("before reboot", new LockOwner("db1", dead, "alice", "m1", "boot0", "pid:[1]"));
+    holders.put("other boot", new LockOwner("db1", dead, "alice", "m1", "boot0", "pid:[1]"));
     holders.put("older version", new LockOwner("db1", dead, "alice"));
     Map<String, String> why = new LinkedHashMap<>();
     for (var h : holders.entrySet()) {
@@ -251,8 +251,7 @@ public abstract class LockContractTest {
         .containsEntry("same namespace", "process " + dead + " no longer runs on this host")
         .containsEntry("container", "live")
         .containsEntry("cloned VM", "live")
-        .containsEntry(
-            "before reboot", "taken before this host last started (process " + dead + ")")
+        .containsEntry("other boot", "live") // see the next test
         .containsEntry("older version", "process " + dead + " no longer runs on this host");
     // the ids are in the blob (and omitted when unknown, as earlier versions wrote it)
     try (Lock l =
@@ -344,10 +343,188 @@ public abstract class LockContractTest {
     assertThatThrownBy(a::check)
         .isInstanceOf(RepositoryLockedException.class)
         .hasMessageContaining("could not be refreshed");
+    // others may have judged it stale by now: a late refresh does not bring it back
     a.refresh();
-    a.check();
+    assertThatThrownBy(a::check)
+        .isInstanceOf(RepositoryLockedException.class)
+        .hasMessageContaining("was not refreshed for 1560 s");
+    assertThat(manager(BOB).list())
+        .singleElement()
+        .extracting(s -> s.info().refreshed())
+        .isEqualTo("2026-11-25T12:00:00Z");
     a.close();
     assertThatThrownBy(a::check).isInstanceOf(RepositoryLockedException.class);
+    assertThat(store.list(BlobType.LOCK)).isEmpty();
+
+    Lock b = manager(ALICE).acquire(LockKind.SHARED, "backup", Duration.ZERO);
+    clock.advance(Duration.ofMinutes(24));
+    b.refresh();
+    b.check();
+    b.close();
+  }
+
+  /**
+   * A store that runs {@code onLockSave} once, after the next lock blob other than {@code skip} is
+   * saved.
+   */
+  static final class InterleavingStore
+      extends io.granule.engine.internal.repo.blob.ForwardingBlobStore {
+    volatile Runnable afterLockSave;
+
+    InterleavingStore(BlobStore delegate) {
+      super(delegate);
+    }
+
+    volatile Runnable afterLockStat;
+
+    @Override
+    public void save(BlobName name, byte[] data) throws IOException {
+      delegate.save(name, data);
+      Runnable r = afterLockSave;
+      if (r != null && name.type() == BlobType.LOCK) {
+        afterLockSave = null;
+        r.run();
+      }
+    }
+
+    @Override
+    public java.util.Optional<io.granule.engine.internal.repo.blob.BlobInfo> stat(BlobName name)
+        throws IOException {
+      java.util.Optional<io.granule.engine.internal.repo.blob.BlobInfo> found = delegate.stat(name);
+      Runnable r = afterLockStat;
+      if (r != null && name.type() == BlobType.LOCK) {
+        afterLockStat = null;
+        r.run();
+      }
+      return found;
+    }
+  }
+
+  /**
+   * A refresh never brings back a lock removed while it runs ({@code unlock --remove-all}): it used
+   * to check the blob, then rewrite it, so a removal between the two was undone, and a prune that
+   * started in the gap deleted data the backup then committed a snapshot of (its confirm found the
+   * lock back). Now the refresh saves a new blob and keeps it only if the old one is still there.
+   */
+  @Test
+  void refreshNeverBringsBackARemovedLock() throws Exception {
+    InterleavingStore racing = new InterleavingStore(store);
+    LockManager alice =
+        new LockManager(
+            racing,
+            BlobCodec.IDENTITY,
+            clock,
+            ALICE,
+            Duration.ofMinutes(5),
+            Duration.ofMinutes(30),
+            pid -> true);
+    // removed before the new blob is listed: the refresh sees it and the lock is lost
+    Lock a = alice.acquire(LockKind.SHARED, "backup", Duration.ZERO);
+    BlobName first = a.name();
+    clock.advance(Duration.ofMinutes(5));
+    racing.afterLockSave =
+        () -> {
+          try {
+            store.delete(first); // an 'unlock --remove-all' that listed before the new blob
+          } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+          }
+        };
+    a.refresh();
+    assertThat(store.list(BlobType.LOCK)).as("nothing brought back").isEmpty();
+    BlobStore guarded = new LockCheckingBlobStore(racing, a);
+    assertThatThrownBy(() -> guarded.save(new BlobName(BlobType.SNAPSHOT, "bb"), new byte[] {1}))
+        .isInstanceOf(RepositoryLockedException.class)
+        .hasMessageContaining("was removed by someone else");
+    assertThat(store.stat(new BlobName(BlobType.SNAPSHOT, "bb"))).isEmpty();
+    a.close();
+
+    // removed after the new blob is saved: the new one stays listed, so a prune cannot start
+    Lock b = alice.acquire(LockKind.SHARED, "backup", Duration.ZERO);
+    BlobName old = b.name();
+    clock.advance(Duration.ofMinutes(5));
+    List<LockManager.Status> seen = new ArrayList<>();
+    racing.afterLockSave = () -> seen.addAll(manager(BOB).remove(true));
+    b.refresh();
+    assertThat(seen).extracting(LockManager.Status::name).contains(old);
+    assertThat(store.list(BlobType.LOCK)).as("every blob was removed").isEmpty();
+    assertThatThrownBy(b::check).hasMessageContaining("was removed by someone else");
+    b.close();
+
+    // removed just after the refresh found it there (where the old refresh rewrote it): a prune
+    // started then still sees the lock
+    Lock d = alice.acquire(LockKind.SHARED, "backup", Duration.ZERO);
+    BlobName checked = d.name();
+    clock.advance(Duration.ofMinutes(5));
+    List<String> pruneSaw = new ArrayList<>();
+    racing.afterLockStat =
+        () -> {
+          try {
+            store.delete(checked); // an 'unlock --remove-all' that listed before the refresh
+          } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+          }
+          try (Lock p = manager(BOB).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO)) {
+            pruneSaw.add("no lock: the prune ran");
+          } catch (RepositoryLockedException e) {
+            pruneSaw.add(e.getMessage());
+          }
+        };
+    d.refresh();
+    assertThat(pruneSaw).singleElement().asString().contains("shared lock of backup");
+    assertThat(store.list(BlobType.LOCK)).containsExactly(d.name());
+    d.confirm();
+    d.close();
+
+    // an ordinary refresh: one blob, a new name, the new time
+    Lock c = alice.acquire(LockKind.SHARED, "backup", Duration.ZERO);
+    BlobName before = c.name();
+    clock.advance(Duration.ofMinutes(5));
+    c.refresh();
+    assertThat(c.name()).isNotEqualTo(before);
+    assertThat(store.list(BlobType.LOCK)).containsExactly(c.name());
+    assertThat(manager(BOB).list().get(0).info().refreshed()).isEqualTo(clock.instant().toString());
+    assertThatThrownBy(() -> manager(BOB).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO))
+        .isInstanceOf(RepositoryLockedException.class);
+    c.confirm();
+    c.close();
+    assertThat(store.list(BlobType.LOCK)).isEmpty();
+  }
+
+  /**
+   * A lock of this machine (same machine id) from another boot is stale only if it was last
+   * refreshed before this boot and not for two refresh intervals: a cloned or restored VM running
+   * beside the original has the same machine id and refreshes its live lock every 5 minutes.
+   */
+  @Test
+  void lockOfAnotherBootIsStaleOnlyWhenNotRefreshedSinceThisBoot() throws Exception {
+    Instant t0 = clock.instant();
+    LockOwner earlier = new LockOwner("db1", 7, "alice", "m1", "boot0", "pid:[1]");
+    try (Lock l = manager(earlier).acquire(LockKind.SHARED, "backup", Duration.ZERO)) {
+      java.util.function.Function<Instant, LockManager.Status> judgedBy =
+          booted ->
+              new LockManager(
+                      store,
+                      BlobCodec.IDENTITY,
+                      clock,
+                      new LockOwner("db1", 1, "alice", "m1", "boot1", "pid:[1]", booted),
+                      Duration.ofMinutes(5),
+                      Duration.ofMinutes(30),
+                      pid -> false)
+                  .list()
+                  .get(0);
+      clock.advance(Duration.ofMinutes(3));
+      assertThat(judgedBy.apply(t0.plusSeconds(60)).stale())
+          .as("booted after its last refresh, but a live clone refreshes only every 5 min")
+          .isFalse();
+      clock.advance(Duration.ofMinutes(8));
+      assertThat(judgedBy.apply(t0.plusSeconds(60)).why())
+          .isEqualTo("taken before this host last started (process 7) and not refreshed since");
+      assertThat(judgedBy.apply(t0.minusSeconds(60)).stale())
+          .as("a clone: refreshed after this machine booted")
+          .isFalse();
+      assertThat(judgedBy.apply(null).stale()).as("boot time unknown").isFalse();
+    }
   }
 
   @Test
