@@ -128,6 +128,14 @@ class ApiHardeningTest {
       assertThat(rebound).startsWith("HTTP/1.1 403").contains("loopback");
       assertThat(rawGet(server.url.getPort(), "localhost:" + server.url.getPort()))
           .startsWith("HTTP/1.1 200");
+      assertThat(rawGet(server.url.getPort(), "127.0.0.1:" + server.url.getPort()))
+          .startsWith("HTTP/1.1 200");
+      // names that only begin like a loopback address can be rebound by whoever owns them
+      for (String name : List.of("127.evil.example", "127.0.0.1.evil.example", "127.0.0.1x")) {
+        assertThat(rawGet(server.url.getPort(), name + ":" + server.url.getPort()))
+            .as(name)
+            .startsWith("HTTP/1.1 403");
+      }
       assertThat(api.get("/api/jobs").body()).isEmpty();
 
       // five verifies of one repository reading data, then one of another: the five start in

@@ -18,7 +18,6 @@ import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.function.ToIntFunction;
 import org.slf4j.Logger;
@@ -113,6 +112,11 @@ public final class Jobs implements AutoCloseable {
       return id;
     }
 
+    /** Whether the job was cancelled (its work stops at its next check, or when interrupted). */
+    public boolean cancelled() {
+      return cancelled;
+    }
+
     /** Publishes the latest progress (any JSON-serialisable value). */
     public void progress(Object p) {
       this.progress = p;
@@ -147,7 +151,8 @@ public final class Jobs implements AutoCloseable {
   // a running job works on, the running jobs' futures.
   private final Deque<Queued> queue = new ArrayDeque<>();
   private final Set<Path> busy = new HashSet<>();
-  private final Map<String, Future<?>> running = new HashMap<>();
+  // running jobs' ids -> the worker thread running them, or null until a worker starts them
+  private final Map<String, Thread> running = new HashMap<>();
   private final Map<String, String> claims = new HashMap<>(); // claim -> job id
   private boolean closed;
 
@@ -231,10 +236,20 @@ public final class Jobs implements AutoCloseable {
         jobs.put(job.id, job);
         trim();
       }
-      queue.add(new Queued(job, repository.toAbsolutePath().normalize(), work));
+      queue.add(new Queued(job, key(repository), work));
       dispatch();
     }
     return job;
+  }
+
+  /** The repository as one name whatever its spelling: links resolved, where it exists. */
+  private static Path key(Path repository) {
+    Path p = repository.toAbsolutePath().normalize();
+    try {
+      return p.toRealPath();
+    } catch (java.io.IOException | RuntimeException e) {
+      return p; // not there (yet): the job fails on its own
+    }
   }
 
   /** Starts queued jobs while a worker is free; the caller holds {@code queue}'s monitor. */
@@ -253,13 +268,20 @@ public final class Jobs implements AutoCloseable {
       busy.add(q.repository);
       q.job.state = State.RUNNING;
       q.job.started = clock.instant();
-      running.put(q.job.id, pool.submit(() -> run(q)));
+      running.put(q.job.id, null);
+      pool.execute(() -> run(q));
     }
   }
 
   private void run(Queued q) {
     Job job = q.job;
     try {
+      synchronized (queue) {
+        if (job.cancelled) {
+          throw new java.util.concurrent.CancellationException("cancelled as it started");
+        }
+        running.put(job.id, Thread.currentThread()); // from now on, cancel() interrupts it
+      }
       Object result = q.work.run(job);
       job.result = result;
       job.exitCode = 0;
@@ -286,6 +308,7 @@ public final class Jobs implements AutoCloseable {
     } finally {
       synchronized (queue) {
         running.remove(job.id);
+        Thread.interrupted(); // a cancel that came as the work ended does not reach the next job
         busy.remove(q.repository);
         release(job);
         synchronized (jobs) {
@@ -334,26 +357,35 @@ public final class Jobs implements AutoCloseable {
         synchronized (jobs) {
           trim();
         }
-      } else if (job.state == State.RUNNING) {
-        Future<?> f = running.get(id);
-        if (f != null) {
-          job.cancelled = true;
-          f.cancel(true);
+      } else if (job.state == State.RUNNING && running.containsKey(id)) {
+        // a job a worker has not started yet sees the flag when it does; a started one is
+        // interrupted (and its work may check the flag: Job.cancelled())
+        job.cancelled = true;
+        Thread worker = running.get(id);
+        if (worker != null) {
+          worker.interrupt();
         }
       }
     }
     return Optional.of(job.view());
   }
 
+  /** Drops the finished jobs that ended first, beyond the newest {@link #KEEP}. */
   private void trim() {
-    List<String> finished = new ArrayList<>();
+    List<Job> finished = new ArrayList<>();
     for (Job j : jobs.values()) {
-      if (j.state == State.SUCCEEDED || j.state == State.FAILED) {
-        finished.add(j.id);
+      if ((j.state == State.SUCCEEDED || j.state == State.FAILED) && j.finished != null) {
+        finished.add(j);
       }
     }
+    if (finished.size() <= KEEP) {
+      return;
+    }
+    // by when they ended, not when submitted: a long backup's result outlives the short jobs
+    // submitted after it that ended before it
+    finished.sort(java.util.Comparator.comparing((Job j) -> j.finished));
     for (int i = 0; i < finished.size() - KEEP; i++) {
-      jobs.remove(finished.get(i));
+      jobs.remove(finished.get(i).id);
     }
   }
 

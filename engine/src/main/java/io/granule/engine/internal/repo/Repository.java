@@ -826,6 +826,8 @@ public final class Repository implements Closeable {
         out.add(loadManifest(n));
       } catch (SnapshotNotFoundException e) {
         // forgotten since it was listed
+      } catch (RepositoryUnreachableException e) {
+        throw e; // not damage: a listing of some snapshots would mislead
       } catch (RepositoryException e) {
         LOG.warn("skipping damaged snapshot: {}", e.getMessage());
         damaged.add(e);
@@ -854,6 +856,8 @@ public final class Repository implements Closeable {
     } catch (NoSuchFileException e) {
       throw new SnapshotNotFoundException("snapshot " + n.name() + " does not exist", e);
     } catch (IOException e) {
+      // an outage is not a damaged snapshot (listings would skip it, 'latest' be refused)
+      RepositoryUnreachableException.throwIfUnreachable(n, store.location(), e);
       throw new RepositoryException("unable to load snapshot " + n + ": " + e.getMessage(), e);
     } catch (IllegalArgumentException e) {
       throw new RepositoryCorruptedException("snapshot " + n + ": " + e.getMessage(), e);

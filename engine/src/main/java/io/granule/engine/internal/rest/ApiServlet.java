@@ -116,8 +116,12 @@ public final class ApiServlet extends HttpServlet {
     this.version = context.getBundle().getVersion().toString();
   }
 
-  /** Request bodies are a few KB; a larger one is refused (413) before it fills the heap. */
-  static final int MAX_BODY_BYTES = 1 << 20;
+  /**
+   * Request bodies are a few KB; a larger one is refused (413) before it fills the heap. Small
+   * enough that a full queue of jobs ({@link Jobs#MAX_QUEUED}) made from such bodies fits the heap
+   * (at 1 MiB, 293 queued jobs were an OutOfMemoryError).
+   */
+  static final int MAX_BODY_BYTES = 64 << 10;
 
   /** How much of an oversized body is read and dropped before the 413. */
   private static final long DRAIN_BYTES = 64L << 20;
@@ -212,7 +216,25 @@ public final class ApiServlet extends HttpServlet {
     }
     int colon = h.lastIndexOf(':');
     String name = colon >= 0 ? h.substring(0, colon) : h;
-    return name.equals("localhost") || name.endsWith(".localhost") || isLoopback(name);
+    if (colon >= 0 && !h.substring(colon + 1).matches("[0-9]{1,5}")) {
+      return false;
+    }
+    // a name beginning with "127." is not an address: 127.attacker.example can be rebound
+    return name.equals("localhost") || name.endsWith(".localhost") || isLoopbackIpv4(name);
+  }
+
+  /** Whether {@code s} is a dotted-quad address in 127.0.0.0/8 (and nothing else). */
+  private static boolean isLoopbackIpv4(String s) {
+    String[] parts = s.split("\\.", -1);
+    if (parts.length != 4 || !parts[0].equals("127")) {
+      return false;
+    }
+    for (String p : parts) {
+      if (!p.matches("[0-9]{1,3}") || Integer.parseInt(p) > 255) {
+        return false;
+      }
+    }
+    return true;
   }
 
   private static void sendIfOpen(HttpServletResponse resp, int status, String error)
@@ -426,7 +448,12 @@ public final class ApiServlet extends HttpServlet {
                         appSpec,
                         body.host(),
                         body.tags() == null ? List.of() : body.tags(),
-                        p -> j.progress(progress(p)));
+                        p -> {
+                          if (j.cancelled()) { // the reader does not wait interruptibly
+                            throw new java.util.concurrent.CancellationException("cancelled");
+                          }
+                          j.progress(progress(p));
+                        });
                 Map<String, Object> out = new java.util.LinkedHashMap<>();
                 out.put("snapshot", res.manifest().id());
                 out.put("bytesRead", res.progress().bytesRead());

@@ -86,6 +86,13 @@ class UnreachableRepositoryTest {
             .hasMessageContaining("nothing is known to be damaged")
             .satisfies(e -> assertThat(Cli.exitCode(e)).isEqualTo(ExitCodes.REPOSITORY));
       }
+      // an unreadable manifest is not a damaged one: listings and 'latest' stop (they skipped it,
+      // or refused 'latest' as if it were damaged)
+      down.set(BlobType.SNAPSHOT);
+      assertThatThrownBy(r::snapshots).isInstanceOf(RepositoryUnreachableException.class);
+      assertThatThrownBy(() -> r.resolve("latest"))
+          .isInstanceOf(RepositoryUnreachableException.class)
+          .satisfies(e -> assertThat(Cli.exitCode(e)).isEqualTo(ExitCodes.REPOSITORY));
       down.set(BlobType.PACK);
       assertThatThrownBy(() -> r.restoreDisk(m, "vda", tmp.resolve("out")))
           .isInstanceOf(RepositoryUnreachableException.class)
@@ -118,5 +125,71 @@ class UnreachableRepositoryTest {
     }
     assertThat(new LocalBlobStore(dir).list(BlobType.PACK))
         .containsExactlyInAnyOrderElementsOf(packs);
+  }
+
+  /**
+   * A store that answers 404 for a manifest it has just listed (a lagging or misrouted store):
+   * prune stops without deleting anything. It took the 404 for a snapshot forgotten meanwhile,
+   * which cannot happen under its exclusive lock, and deleted the snapshot's data.
+   */
+  @Test
+  void pruneStopsWhenAListedManifestIsNotFound() throws Exception {
+    Path dir = tmp.resolve("repo404");
+    byte[] a = TestImages.mixed(2 << 20, 31);
+    byte[] b = TestImages.mixed(2 << 20, 32);
+    List<Manifest> made = new java.util.ArrayList<>();
+    try (Repository r =
+        Repository.init(
+            dir, RepositoryConfig.defaults().withChunkSize(64 << 10).withPackSize(256 << 10))) {
+      for (byte[] data : List.of(a, b)) {
+        try (RawDiskImage d =
+            RawDiskImage.open(TestImages.write(tmp.resolve("d" + made.size() + ".raw"), data))) {
+          made.add(
+              r.backup(
+                      new BackupRequest(List.of(new NamedDisk("vda", d)), "h", null, null),
+                      BackupListener.NONE)
+                  .manifest());
+        }
+      }
+    }
+    String hidden = made.get(1).id();
+    java.util.concurrent.atomic.AtomicBoolean lagging =
+        new java.util.concurrent.atomic.AtomicBoolean(true);
+    ForwardingBlobStore store =
+        new ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public byte[] load(BlobName n) throws IOException {
+            if (lagging.get() && n.type() == BlobType.SNAPSHOT && n.name().equals(hidden)) {
+              throw new java.nio.file.NoSuchFileException(n.toString());
+            }
+            return super.load(n);
+          }
+        };
+    List<BlobName> packs = new LocalBlobStore(dir).list(BlobType.PACK);
+    try (Repository r = Repository.open(store, Clock.systemUTC(), tmp.resolve("cache404"))) {
+      r.lock(
+          io.granule.engine.internal.repo.lock.LockKind.EXCLUSIVE,
+          "prune",
+          java.time.Duration.ZERO);
+      assertThatThrownBy(
+              () ->
+                  r.prune(
+                      new io.granule.engine.internal.repo.maintenance.Pruner.Options(false, 0.5),
+                      (phase, done, total) -> {}))
+          .isInstanceOf(RepositoryUnreachableException.class)
+          .hasMessageContaining("listed snapshots/" + hidden)
+          .hasMessageContaining("prune stopped without changing anything");
+      assertThat(new LocalBlobStore(dir).list(BlobType.PACK))
+          .containsExactlyInAnyOrderElementsOf(packs);
+      lagging.set(false);
+      r.prune(
+          new io.granule.engine.internal.repo.maintenance.Pruner.Options(false, 0.5),
+          (phase, done, total) -> {});
+      for (int i = 0; i < 2; i++) {
+        Path out = tmp.resolve("out404-" + i);
+        r.restoreDisk(made.get(i), "vda", out);
+        assertThat(java.nio.file.Files.readAllBytes(out)).isEqualTo(i == 0 ? a : b);
+      }
+    }
   }
 }

@@ -277,6 +277,11 @@ public final class Backup {
               streamEntries,
               applications);
       BlobName name = new BlobName(BlobType.SNAPSHOT, id.hex());
+      if (Thread.currentThread().isInterrupted()) { // a cancelled job: the last moment to stop
+        throw new RepositoryException(
+            "the backup was interrupted before its snapshot was saved: no snapshot was saved (the"
+                + " repository is still valid)");
+      }
       store.save(name, codec.encode(name, ManifestWriter.write(m)));
       String lastName =
           streams.isEmpty()

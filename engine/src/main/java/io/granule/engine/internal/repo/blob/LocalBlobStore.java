@@ -189,9 +189,32 @@ public final class LocalBlobStore implements BlobStore {
       Files.deleteIfExists(tmp);
       throw e;
     }
-    fsyncDirectory(dir);
-    if (created) {
-      fsyncDirectory(dir.getParent());
+    // The blob is in place (committed, if it is a snapshot): an interrupt (a cancelled job) must
+    // not make the save look failed now, so the directory syncs ignore it and it is kept.
+    boolean interrupted = Thread.interrupted();
+    try {
+      interrupted |= fsyncDirectoryUninterruptibly(dir);
+      if (created) {
+        interrupted |= fsyncDirectoryUninterruptibly(dir.getParent());
+      }
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  /** Syncs {@code dir}, again if an interrupt closed the channel; whether one came. */
+  private static boolean fsyncDirectoryUninterruptibly(Path dir) throws IOException {
+    boolean interrupted = false;
+    while (true) {
+      try {
+        fsyncDirectory(dir);
+        return interrupted;
+      } catch (java.nio.channels.ClosedByInterruptException e) {
+        interrupted = true;
+        Thread.interrupted();
+      }
     }
   }
 

@@ -247,7 +247,10 @@ public final class Pruner {
         try {
           m = MetadataBlobs.read(store, codec, n, ManifestReader::read);
         } catch (NoSuchFileException e) {
-          continue; // forgotten meanwhile
+          // Under the exclusive lock nothing forgets a snapshot: a listed manifest the store says
+          // is not there is the store's error (a lagging or misrouted one). Going on would delete
+          // that snapshot's data as garbage.
+          throw listedButMissing(n, e);
         } catch (RepositoryException | IllegalArgumentException e) {
           throw new RepositoryCorruptedException(
               "snapshot "
@@ -309,7 +312,7 @@ public final class Pruner {
         try {
           entries = MetadataBlobs.read(store, codec, n, IndexReader::read);
         } catch (NoSuchFileException e) {
-          continue;
+          throw listedButMissing(n, e); // as for manifests: nothing else deletes index blobs now
         } catch (RepositoryException | IllegalArgumentException e) {
           LOG.warn("prune: damaged index blob {} is replaced: {}", n, e.getMessage());
           damagedIndexes.add(n);
@@ -605,6 +608,18 @@ public final class Pruner {
         }
       }
     };
+  }
+
+  private RepositoryUnreachableException listedButMissing(BlobName n, NoSuchFileException e) {
+    return new RepositoryUnreachableException(
+        "the repository at '"
+            + store.location()
+            + "' listed "
+            + n
+            + " but answered that it does not exist when it was read: prune stopped without"
+            + " changing anything (nothing else removes it while prune holds its exclusive lock; a"
+            + " store that lags or misroutes requests answers so: run prune again)",
+        e);
   }
 
   /** Saves {@code entries} in index blobs of at most {@link IndexWriter#MAX_ENTRIES}; clears it. */

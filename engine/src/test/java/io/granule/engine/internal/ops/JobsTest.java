@@ -1,0 +1,133 @@
+package io.granule.engine.internal.ops;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Path;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+
+/** The scheduler on its own: cancels racing the start of jobs, and which finished jobs it keeps. */
+class JobsTest {
+
+  private static Jobs.JobView await(Jobs jobs, String id) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+    while (System.nanoTime() < deadline) {
+      Jobs.JobView v = jobs.get(id).orElseThrow();
+      if (v.state() == Jobs.State.SUCCEEDED || v.state() == Jobs.State.FAILED) {
+        return v;
+      }
+      Thread.sleep(2);
+    }
+    throw new AssertionError("job " + id + " never ended: " + jobs.get(id).orElseThrow());
+  }
+
+  /**
+   * A cancel that lands after a job was handed to a worker but before the worker started it used to
+   * cancel the task itself: its bookkeeping never ran, the job stayed RUNNING, its worker slot and
+   * claim were never freed, and after two of them no job ever started again.
+   */
+  @Test
+  void cancelAsAJobStartsNeverWedgesTheScheduler() throws Exception {
+    try (Jobs jobs = new Jobs(Clock.systemUTC(), e -> 1)) {
+      AtomicInteger ran = new AtomicInteger();
+      for (int i = 0; i < 300; i++) {
+        Path repo = Path.of("/repo" + (i % 3));
+        int pause = i % 2;
+        Jobs.Job job =
+            jobs.submit(
+                "verify",
+                "job " + i,
+                repo,
+                "/target" + (i % 3),
+                j -> {
+                  ran.incrementAndGet();
+                  Thread.sleep(pause);
+                  return "done";
+                });
+        jobs.cancel(job.id());
+        Jobs.JobView v = await(jobs, job.id());
+        if (v.state() == Jobs.State.FAILED) {
+          assertThat(v.exitCode()).as(v.toString()).isEqualTo(130);
+        } else {
+          assertThat(v.result()).isEqualTo("done");
+        }
+      }
+      // every slot, repository and claim is free: new jobs on them all run
+      List<String> ids = new ArrayList<>();
+      for (int i = 0; i < 3; i++) {
+        ids.add(
+            jobs.submit("verify", "after", Path.of("/repo" + i), "/target" + i, j -> "ok").id());
+      }
+      for (String id : ids) {
+        assertThat(await(jobs, id).state()).isEqualTo(Jobs.State.SUCCEEDED);
+      }
+    }
+  }
+
+  /** A running job's worker is interrupted by a cancel and the job ends FAILED 130. */
+  @Test
+  void cancelInterruptsARunningJob() throws Exception {
+    try (Jobs jobs = new Jobs(Clock.systemUTC(), e -> 1)) {
+      CountDownLatch started = new CountDownLatch(1);
+      Jobs.Job job =
+          jobs.submit(
+              "verify",
+              "sleeper",
+              Path.of("/r"),
+              j -> {
+                started.countDown();
+                Thread.sleep(60_000);
+                return "slept";
+              });
+      assertThat(started.await(10, TimeUnit.SECONDS)).isTrue();
+      jobs.cancel(job.id());
+      Jobs.JobView v = await(jobs, job.id());
+      assertThat(v.state()).isEqualTo(Jobs.State.FAILED);
+      assertThat(v.exitCode()).isEqualTo(130);
+      assertThat(v.error()).contains("cancelled");
+      // the interrupt does not leak into the next job on that worker
+      Jobs.Job next =
+          jobs.submit(
+              "verify",
+              "next",
+              Path.of("/r"),
+              j -> Thread.currentThread().isInterrupted() ? "interrupted" : "clean");
+      assertThat(await(jobs, next.id()).result()).isEqualTo("clean");
+    }
+  }
+
+  /**
+   * Finished jobs are dropped in the order they ended: a long job's result is kept although more
+   * than {@link Jobs#KEEP} shorter jobs submitted after it ended first.
+   */
+  @Test
+  void aLongJobsResultOutlivesShorterLaterOnes() throws Exception {
+    try (Jobs jobs = new Jobs(Clock.systemUTC(), e -> 1)) {
+      CountDownLatch release = new CountDownLatch(1);
+      Jobs.Job longOne =
+          jobs.submit(
+              "backup",
+              "long",
+              Path.of("/slow"),
+              j -> {
+                release.await();
+                return "long result";
+              });
+      String last = null;
+      for (int i = 0; i < Jobs.KEEP + 20; i++) {
+        last = jobs.submit("verify", "short " + i, Path.of("/fast"), j -> "short").id();
+      }
+      await(jobs, last);
+      release.countDown();
+      assertThat(await(jobs, longOne.id()).result()).isEqualTo("long result");
+      Thread.sleep(50); // the trim after the long job ended
+      assertThat(jobs.get(longOne.id())).as("the job that ended last is kept").isPresent();
+      assertThat(jobs.list().stream().filter(v -> v.finished() != null)).hasSize(Jobs.KEEP);
+    }
+  }
+}
