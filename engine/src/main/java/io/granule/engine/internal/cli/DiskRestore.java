@@ -80,6 +80,16 @@ public final class DiskRestore {
       }
     }
     boolean device = exists && !Files.isRegularFile(to);
+    if (device && !isBlockDevice(to)) {
+      // a FIFO would block the restore forever in open(2), a character device swallow it
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "restore target '"
+              + to
+              + "' is "
+              + io.granule.engine.internal.image.ImageInspector.describeType(to)
+              + ", not a file or a block device: name a file or a block device");
+    }
     if (device && !chosen.equals(RawFormat.NAME)) {
       throw new CommandException(
           ExitCodes.USAGE,
@@ -90,6 +100,57 @@ public final class DiskRestore {
               + ", or restore to a file");
     }
     return new DiskRestore(formats, to, chosen, why, exists);
+  }
+
+  /**
+   * Whether {@code p} is the lock file of a restore this process runs: code that opens files users
+   * name (a server inspecting or backing up a file) must leave it alone, since closing any
+   * descriptor of it drops the restore's lock.
+   */
+  public static boolean isRestoreLock(Path p) {
+    return PartialFile.isHeld(p);
+  }
+
+  /** Whether {@code p} (links followed) is a block device. */
+  static boolean isBlockDevice(Path p) {
+    try {
+      return (((Integer) Files.getAttribute(p, "unix:mode")) & 0170000) == 0060000;
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
+  }
+
+  /**
+   * Refuses (exit code 7) a target inside the local repository {@code r} reads from: writing over
+   * its own config, packs or indexes would destroy it.
+   */
+  static void requireOutsideRepository(Repository r, Path target) {
+    String location = r.store().location();
+    if (location.startsWith("s3:")) {
+      return;
+    }
+    try {
+      Path root = Path.of(location).toRealPath();
+      Path abs = target.toAbsolutePath();
+      Path real;
+      try {
+        real = abs.toRealPath();
+      } catch (IOException e) {
+        Path dir = abs.getParent();
+        real = dir == null ? abs : dir.toRealPath().resolve(abs.getFileName());
+      }
+      if (real.startsWith(root)) {
+        throw new CommandException(
+            ExitCodes.TARGET,
+            "restore target '"
+                + target
+                + "' is inside the repository at '"
+                + root
+                + "' it restores from: name a file outside it");
+      }
+    } catch (IOException | java.nio.file.InvalidPathException e) {
+      // a directory that does not exist: the restore fails on its own
+    }
   }
 
   /** The format the target is written in. */
@@ -126,6 +187,7 @@ public final class DiskRestore {
   public RestoreResult run(
       Repository r, Manifest snap, String diskName, RestoreListener progress, Consumer<String> info)
       throws IOException {
+    requireOutsideRepository(r, to);
     return format.equals(RawFormat.NAME)
         ? restoreRaw(r, snap, diskName, progress)
         : restoreImage(r, snap, diskName, progress, info);
@@ -138,17 +200,14 @@ public final class DiskRestore {
   private RestoreResult restoreRaw(
       Repository r, Manifest snap, String diskName, RestoreListener progress) throws IOException {
     if (exists) {
-      if (!Files.isRegularFile(to)) {
-        return r.restoreDisk(snap, diskName, to, progress); // a block device, written in place
-      }
-      try (PartialFile held = PartialFile.take(to)) {
-        // an existing file (--force) is written in place, by one restore at a time
+      // an existing file (--force) or block device is written in place, by one restore at a
+      // time whatever name each gives it
+      try (PartialFile held = PartialFile.takeInPlace(to)) {
         return r.restoreDisk(snap, diskName, to, progress);
       }
     }
     try (PartialFile held = PartialFile.take(to)) {
-      Path target = held.path();
-      Files.deleteIfExists(target); // an earlier restore's leftover: a new file stays sparse
+      Path target = held.create(); // an earlier restore's leftover goes: a new file stays sparse
       RestoreResult res;
       try {
         res = r.restoreDisk(snap, diskName, target, progress);
@@ -205,6 +264,7 @@ public final class DiskRestore {
                 partial,
                 size,
                 Map.of(DiskImageWriter.OPTION_FILE_NAME, to.getFileName().toString()))) {
+          held.created();
           res = r.restoreDisk(snap, diskName, w, partial, progress);
         }
       } catch (IllegalArgumentException e) {

@@ -32,10 +32,11 @@ final class PartialFile implements AutoCloseable {
   private final FileChannel channel;
 
   private final Object key;
+  private Object partialKey; // FILE.partial as this restore created it
 
-  private PartialFile(Path target, Path lockPath, FileChannel channel, Object key) {
+  private PartialFile(Path target, Path partial, Path lockPath, FileChannel channel, Object key) {
     this.target = target;
-    this.partial = partialOf(target);
+    this.partial = partial;
     this.lockPath = lockPath;
     this.channel = channel;
     this.key = key;
@@ -59,6 +60,45 @@ final class PartialFile implements AutoCloseable {
   static PartialFile take(Path target) throws IOException {
     Path partial = partialOf(target);
     Path lockPath = partial.resolveSibling(partial.getFileName() + ".lock");
+    return take(target, partial, lockPath, "'" + partial + "'");
+  }
+
+  /**
+   * Takes an existing target written in place (a file with --force, a block device) for this
+   * restore: the lock is on the file itself, whatever its name (a hard or symbolic link, a device
+   * node under another path), through a lock file named after its identity in a directory shared by
+   * this host's restores ({@code /run/granule/targets}, else the temporary directory). Nothing is
+   * published: {@link #path} is null.
+   *
+   * @throws CommandException (exit code 7) if another restore is writing it
+   */
+  static PartialFile takeInPlace(Path target) throws IOException {
+    java.util.Map<String, Object> a = Files.readAttributes(target, "unix:dev,ino,rdev,mode");
+    int type = ((Integer) a.get("mode")) & 0170000;
+    String id =
+        type == 0060000
+            ? "blk-" + Long.toHexString((Long) a.get("rdev")) // the device, whatever its node
+            : "file-" + Long.toHexString((Long) a.get("dev")) + "-" + a.get("ino");
+    Path dir = sharedLockDirectory();
+    return take(target, null, dir.resolve(id + ".lock"), "'" + target + "'");
+  }
+
+  private static Path sharedLockDirectory() throws IOException {
+    Path run = Path.of("/run");
+    Path dir =
+        Files.isDirectory(run) && Files.isWritable(run)
+            ? run.resolve("granule").resolve("targets")
+            : Path.of(System.getProperty("java.io.tmpdir"), "granule-targets-" + userName());
+    Files.createDirectories(dir);
+    return dir;
+  }
+
+  private static String userName() {
+    return System.getProperty("user.name", "user").replaceAll("[^A-Za-z0-9_.-]", "_");
+  }
+
+  private static PartialFile take(Path target, Path partial, Path lockPath, String what)
+      throws IOException {
     // All of it under one monitor: this process must never open a second descriptor of a lock
     // file it holds (closing it would drop the lock: POSIX locks belong to the process), which a
     // second restore to the same file under another name (a symbolic link) would otherwise do.
@@ -66,23 +106,38 @@ final class PartialFile implements AutoCloseable {
       for (int attempt = 0; attempt < 10; attempt++) {
         Object held = fileKey(lockPath);
         if (held != null && HELD.containsKey(held)) {
-          throw busy(partial, lockPath);
+          throw busy(what, lockPath);
         }
-        FileChannel ch =
-            FileChannel.open(lockPath, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        FileChannel ch;
+        try {
+          // not through a link planted at its name (it would create or lock a file elsewhere)
+          ch =
+              FileChannel.open(
+                  lockPath,
+                  StandardOpenOption.CREATE,
+                  StandardOpenOption.WRITE,
+                  LinkOption.NOFOLLOW_LINKS);
+        } catch (FileSystemException e) {
+          if (Files.isSymbolicLink(lockPath)) {
+            throw new CommandException(
+                ExitCodes.TARGET,
+                "'" + lockPath + "' is a symbolic link, not a restore's lock file: remove it");
+          }
+          throw e;
+        }
         FileLock lock;
         try {
           lock = ch.tryLock();
         } catch (OverlappingFileLockException e) {
           // held by this process but not registered: never close this descriptor (see above)
-          throw busy(partial, lockPath);
+          throw busy(what, lockPath);
         } catch (IOException | RuntimeException e) {
           ch.close();
           throw e;
         }
         if (lock == null) {
           ch.close();
-          throw busy(partial, lockPath);
+          throw busy(what, lockPath);
         }
         boolean current;
         Object key;
@@ -95,13 +150,28 @@ final class PartialFile implements AutoCloseable {
         }
         if (current && key != null) {
           HELD.put(key, lockPath);
-          return new PartialFile(target, lockPath, ch, key);
+          return new PartialFile(target, partial, lockPath, ch, key);
         }
         ch.close(); // locked a file deleted meanwhile by the holder that released it: again
       }
     }
     throw new CommandException(
         ExitCodes.TARGET, "unable to lock '" + lockPath + "': it keeps changing; try again");
+  }
+
+  /**
+   * Whether {@code p} (links followed) is a lock file a restore of this process holds: a server
+   * must not open it for anything else (closing that descriptor would drop the restore's lock).
+   */
+  static boolean isHeld(Path p) {
+    synchronized (HELD) {
+      try {
+        Object k = fileKey(p);
+        return k != null && HELD.containsKey(k);
+      } catch (IOException e) {
+        return false;
+      }
+    }
   }
 
   /** The lock files this process holds, by file key (device and inode). */
@@ -115,12 +185,12 @@ final class PartialFile implements AutoCloseable {
     }
   }
 
-  private static CommandException busy(Path partial, Path lockPath) {
+  private static CommandException busy(String what, Path lockPath) {
     return new CommandException(
         ExitCodes.TARGET,
-        "another restore is writing '"
-            + partial
-            + "' (it holds "
+        "another restore is writing "
+            + what
+            + " (it holds "
             + lockPath
             + "): wait for it to finish, or restore to another file");
   }
@@ -164,6 +234,57 @@ final class PartialFile implements AutoCloseable {
   }
 
   /**
+   * Creates FILE.partial afresh for this restore: an earlier one's leftover is deleted, and the new
+   * file is created exclusively, so a symbolic link planted at its name is never written through.
+   * {@link #publish} then checks it is still this file.
+   */
+  Path create() throws IOException {
+    Files.deleteIfExists(partial);
+    Files.createFile(partial);
+    created();
+    return partial;
+  }
+
+  /** Records FILE.partial as this restore's, once something (an image writer) created it. */
+  void created() throws IOException {
+    partialKey = fileKeyNoFollow(partial);
+  }
+
+  private static Object fileKeyNoFollow(Path p) throws IOException {
+    try {
+      return Files.readAttributes(
+              p, java.nio.file.attribute.BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS)
+          .fileKey();
+    } catch (NoSuchFileException gone) {
+      return null;
+    }
+  }
+
+  /**
+   * Fails (exit code 7) unless this restore still holds its lock file under its name and
+   * FILE.partial is still the file it created: someone who deleted the lock file (a cleanup of
+   * {@code *.lock}) let another restore replace FILE.partial, which must not be published as this
+   * restore's.
+   */
+  private void requireStillOurs() throws IOException {
+    boolean lockOurs = lockedIsCurrent(lockPath) && key.equals(fileKey(lockPath));
+    boolean partialOurs = partialKey == null || partialKey.equals(fileKeyNoFollow(partial));
+    if (!lockOurs || !partialOurs) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "unable to finish the restore to '"
+              + target
+              + "': "
+              + (lockOurs
+                  ? "'" + partial + "' was replaced while the restore ran"
+                  : "its lock file '" + lockPath + "' was removed while the restore ran")
+              + ", so another restore may have written '"
+              + partial
+              + "'; nothing was published: restore again");
+    }
+  }
+
+  /**
    * Renames the complete FILE.partial to the target: over it if {@code replace} (it existed and
    * --force said so), else only if nothing has taken the name meanwhile. Java has no {@code
    * rename(2)} that refuses to replace, so a hard link makes the name (atomic, and refused if the
@@ -173,6 +294,9 @@ final class PartialFile implements AutoCloseable {
    * the new name outlives a crash.
    */
   void publish(boolean replace) throws IOException {
+    if (Files.exists(partial, LinkOption.NOFOLLOW_LINKS)) {
+      requireStillOurs(); // (a partial that is gone is named as such below)
+    }
     try {
       rename(replace);
     } catch (NoSuchFileException e) {
@@ -238,7 +362,9 @@ final class PartialFile implements AutoCloseable {
   public void close() throws IOException {
     synchronized (HELD) {
       try {
-        Files.deleteIfExists(lockPath);
+        if (key.equals(fileKey(lockPath))) { // not another restore's, if ours was removed
+          Files.deleteIfExists(lockPath);
+        }
       } finally {
         HELD.remove(key);
         channel.close();

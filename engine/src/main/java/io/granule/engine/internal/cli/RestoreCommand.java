@@ -209,9 +209,22 @@ final class RestoreCommand extends ContextCommand {
               ExitCodes.TARGET,
               "restore target '" + target + "' exists: add --force to overwrite it");
         }
+        if (exists && !Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)) {
+          // the new file is renamed over it: a device node or a link would be replaced
+          throw new CommandException(
+              ExitCodes.TARGET,
+              "restore target '"
+                  + target
+                  + "' is "
+                  + (Files.isSymbolicLink(target)
+                      ? "a symbolic link"
+                      : io.granule.engine.internal.image.ImageInspector.describeType(target))
+                  + ": a stream is restored to a regular file (name one, or '-' for stdout)");
+        }
+        DiskRestore.requireOutsideRepository(r, target);
         long bytes;
         try (PartialFile held = PartialFile.take(target)) {
-          Path partial = held.path();
+          Path partial = held.create();
           try {
             bytes = r.restoreStream(snap, name, partial);
           } catch (RuntimeException e) {

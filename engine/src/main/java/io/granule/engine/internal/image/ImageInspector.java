@@ -106,26 +106,9 @@ public final class ImageInspector {
     if (a.isRegularFile()) {
       return;
     }
-    String what = "not a regular file";
-    if (a.isDirectory()) {
-      what = "a directory";
-    } else if (a.isOther()) {
-      int type;
-      try {
-        type = ((Integer) Files.getAttribute(path, "unix:mode")) & 0170000;
-      } catch (IOException | RuntimeException e) {
-        return; // no unix view: let the open judge it
-      }
-      if (type == 0060000) {
-        return; // a block device
-      }
-      what =
-          switch (type) {
-            case 0010000 -> "a FIFO (named pipe)";
-            case 0020000 -> "a character device";
-            case 0140000 -> "a socket";
-            default -> what;
-          };
+    String what = describeType(path);
+    if (what == null) {
+      return; // a block device, or no unix view: let the open judge it
     }
     throw new ImageException(
         "'"
@@ -134,6 +117,29 @@ public final class ImageInspector {
             + what
             + ", not a disk image or a block device (a stream of data, such as a dump read from a"
             + " pipe, is backed up with --stream NAME=FILE)");
+  }
+
+  /**
+   * What {@code path} (links followed) is when it is neither a regular file nor a block device: "a
+   * directory", "a FIFO (named pipe)", "a character device", "a socket"; null for a regular file, a
+   * block device, or when it cannot tell.
+   */
+  public static String describeType(Path path) {
+    int type;
+    try {
+      type = ((Integer) Files.getAttribute(path, "unix:mode")) & 0170000;
+    } catch (IOException | RuntimeException e) {
+      return null;
+    }
+    return switch (type) {
+      case 0100000, 0060000 -> null;
+      case 0040000 -> "a directory";
+      case 0010000 -> "a FIFO (named pipe)";
+      case 0020000 -> "a character device";
+      case 0140000 -> "a socket";
+      case 0120000 -> "a symbolic link";
+      default -> "not a regular file";
+    };
   }
 
   /**

@@ -277,7 +277,7 @@ public final class ApiServlet extends HttpServlet {
               resp,
               200,
               new ImageInspector(formats.leases())
-                  .inspect(path(file, "path"), req.getParameter("format")));
+                  .inspect(notARestoreLock(path(file, "path")), req.getParameter("format")));
         }
         case "/snapshots" -> {
           String repo = required(req, resp, "repo");
@@ -392,7 +392,7 @@ public final class ApiServlet extends HttpServlet {
         specs.add(
             d.name() == null
                 ? DiskSpec.parse(d.path(), d.format())
-                : new DiskSpec(d.name(), Path.of(d.path()), d.format()));
+                : new DiskSpec(d.name(), notARestoreLock(Path.of(d.path())), d.format()));
       }
       BackupOperation.checkNames(specs);
     } catch (IllegalArgumentException e) {
@@ -665,13 +665,26 @@ public final class ApiServlet extends HttpServlet {
    * names is one restore target.
    */
   private static Path canonical(Path p) {
-    Path abs = p.toAbsolutePath().normalize();
+    Path abs = p.toAbsolutePath();
+    try {
+      return abs.toRealPath(); // an existing target: a link to it is the same target
+    } catch (IOException e) {
+      // a new file: its directory's links (and "..") resolved
+    }
     Path dir = abs.getParent();
     try {
-      return dir == null ? abs : dir.toRealPath().resolve(abs.getFileName());
+      return dir == null ? abs.normalize() : dir.toRealPath().resolve(abs.getFileName());
     } catch (IOException e) {
-      return abs; // no such directory: the restore fails on its own
+      return abs.normalize(); // no such directory: the restore fails on its own
     }
+  }
+
+  /** Refuses (409) the lock file of a restore this server runs: opening it would drop the lock. */
+  private static Path notARestoreLock(Path p) {
+    if (DiskRestore.isRestoreLock(p)) {
+      throw new BadRequest(409, "'" + p + "' is the lock file of a running restore, not a disk");
+    }
+    return p;
   }
 
   /** Refuses (400) a list holding null. */

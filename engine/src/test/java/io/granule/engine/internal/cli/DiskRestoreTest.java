@@ -197,22 +197,113 @@ class DiskRestoreTest {
     try (Repository repo = repo()) {
       Manifest m = backup(repo);
       Path to = Files.write(tmp.resolve("existing.img"), new byte[1 << 20]);
+      // the same file under other names: a hard link, a symbolic link (each used to get its own
+      // lock file beside it: two restores both exited 0, the file a mix)
+      Path hard = Files.createLink(tmp.resolve("hard.img"), to);
+      Path soft = Files.createSymbolicLink(tmp.resolve("soft.img"), to);
       AtomicBoolean tried = new AtomicBoolean();
       RestoreListener second =
           (done, total) -> {
             if (done > 0 && done < total && tried.compareAndSet(false, true)) {
-              assertThatThrownBy(
-                      () ->
-                          DiskRestore.prepare(formats, to, true, null)
-                              .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
-                  .isInstanceOf(CommandException.class)
-                  .hasMessageContaining("another restore is writing");
+              for (Path name : List.of(to, hard, soft)) {
+                assertThatThrownBy(
+                        () ->
+                            DiskRestore.prepare(formats, name, true, null)
+                                .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+                    .as(name.toString())
+                    .isInstanceOf(CommandException.class)
+                    .hasMessageContaining("another restore is writing");
+              }
             }
           };
       DiskRestore.prepare(formats, to, true, null).run(repo, m, "vda", second, s -> {});
       assertThat(tried).isTrue();
       assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
       assertThat(tmp.resolve("existing.img.partial.lock")).doesNotExist();
+      // released: the next forced restore through a link runs
+      DiskRestore.prepare(formats, hard, true, null)
+          .run(repo, m, "vda", RestoreListener.NONE, s -> {});
+      assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
+    }
+  }
+
+  /**
+   * Targets that are not files: a FIFO (its open blocked a restore forever, and a server's job
+   * queue with it), a character device; and files inside the repository being read (a forced
+   * restore over its own config destroyed it). All refused before anything is written.
+   */
+  @Test
+  void targetsThatAreNotFilesOrAreInsideTheRepositoryAreRefused() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path fifo = tmp.resolve("pipe");
+      Process mk = new ProcessBuilder("mkfifo", fifo.toString()).start();
+      assertThat(mk.waitFor()).isZero();
+      assertThatThrownBy(() -> DiskRestore.prepare(formats, fifo, true, null))
+          .isInstanceOf(CommandException.class)
+          .hasMessageContaining("is a FIFO (named pipe), not a file or a block device")
+          .satisfies(
+              e -> assertThat(((CommandException) e).exitCode()).isEqualTo(ExitCodes.TARGET));
+      assertThatThrownBy(() -> DiskRestore.prepare(formats, Path.of("/dev/null"), true, null))
+          .isInstanceOf(CommandException.class)
+          .hasMessageContaining("is a character device");
+
+      Path config = tmp.resolve("repo").resolve("config");
+      byte[] before = Files.readAllBytes(config);
+      for (Path inside : List.of(config, tmp.resolve("repo").resolve("new.img"))) {
+        assertThatThrownBy(
+                () ->
+                    DiskRestore.prepare(formats, inside, true, null)
+                        .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+            .isInstanceOf(CommandException.class)
+            .hasMessageContaining("is inside the repository");
+      }
+      assertThat(Files.readAllBytes(config)).isEqualTo(before);
+      assertThat(tmp.resolve("repo").resolve("new.img")).doesNotExist();
+    }
+  }
+
+  /**
+   * A lock file someone deleted while the restore ran (a cleanup of *.lock) let another restore
+   * replace FILE.partial; the first then published the other's half-written file. Now nothing is
+   * published. And a symbolic link planted at FILE.partial is never written through.
+   */
+  @Test
+  void aRemovedLockFileOrAPlantedLinkIsNeverPublishedOrWrittenThrough() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path to = tmp.resolve("n.img");
+      Path lock = tmp.resolve("n.img.partial.lock");
+      AtomicBoolean removed = new AtomicBoolean();
+      RestoreListener cleanup =
+          (done, total) -> {
+            if (done > 0 && done < total && removed.compareAndSet(false, true)) {
+              try {
+                Files.delete(lock);
+                Files.writeString(lock, ""); // another restore's, say
+              } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+              }
+            }
+          };
+      assertThatThrownBy(
+              () ->
+                  DiskRestore.prepare(formats, to, false, null)
+                      .run(repo, m, "vda", cleanup, s -> {}))
+          .isInstanceOf(CommandException.class)
+          .hasMessageContaining("lock file '" + lock + "' was removed while the restore ran")
+          .hasMessageContaining("nothing was published");
+      assertThat(to).doesNotExist();
+      assertThat(lock).as("the other one's lock file is not deleted").exists();
+      Files.delete(lock);
+
+      Path victim = Files.writeString(tmp.resolve("victim.txt"), "precious");
+      Files.createSymbolicLink(tmp.resolve("v.img.partial"), victim);
+      DiskRestore.prepare(formats, tmp.resolve("v.img"), false, null)
+          .run(repo, m, "vda", RestoreListener.NONE, s -> {});
+      assertThat(Files.readString(victim)).isEqualTo("precious");
+      assertThat(TestImages.sha256(tmp.resolve("v.img"))).isEqualTo(TestImages.sha256(data));
+      assertThat(Files.isSymbolicLink(tmp.resolve("v.img"))).isFalse();
     }
   }
 }

@@ -100,6 +100,14 @@ public final class DiskRestorer {
     return !"always".equals(mode) && file ? MIN_DIRECT_FILE : 0;
   }
 
+  private static boolean isEmptyFile(Path p) {
+    try {
+      return Files.isRegularFile(p) && Files.size(p) == 0;
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
   /**
    * Restores {@code disk} to {@code target} with {@code threads} writers, trying {@code O_DIRECT}
    * if {@code tryDirect} for writes of {@code minDirect} bytes or more, buffered writes starting a
@@ -113,7 +121,9 @@ public final class DiskRestorer {
       int minDirect,
       long writeback,
       RestoreListener listener) {
-    boolean fresh = !Files.exists(target);
+    // an empty file (created for this restore) is as new: it reads zeros once extended, so zero
+    // chunks stay holes
+    boolean fresh = !Files.exists(target) || isEmptyFile(target);
     boolean regular = fresh || Files.isRegularFile(target);
     FixedIndex fixed = disk.fixedIndex();
     long zeroChunks;
