@@ -92,9 +92,50 @@ public final class CachingBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * Blobs whose cached copy cannot be used nor removed (unreadable, not a file, in a read-only
+   * cache): read from the remote store for the rest of this run.
+   */
+  private final Set<BlobName> bypass = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+  /**
+   * Whether the cache may serve {@code name}: not bypassed, and its copy (if any) a regular file (a
+   * FIFO would block the read forever, a directory fail it).
+   */
+  private boolean servable(BlobName name) {
+    if (bypass.contains(name)) {
+      return false;
+    }
+    Path p = cache.path(name);
+    if (Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+        && !Files.isRegularFile(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+      unusable(name, "it is not a regular file");
+      return false;
+    }
+    return true;
+  }
+
+  /** Stops using the cached copy of {@code name}: deleted if possible, else bypassed. */
+  private void unusable(BlobName name, String why) {
+    LOG.warn(
+        "the copy of {} cached in {} cannot be used ({}): reading it from the repository",
+        name,
+        cache.root(),
+        why);
+    try {
+      if (Files.isDirectory(cache.path(name), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+        bypass.add(name); // not ours to delete recursively
+      } else {
+        Files.deleteIfExists(cache.path(name));
+      }
+    } catch (IOException | RuntimeException e) {
+      bypass.add(name);
+    }
+  }
+
   @Override
   public byte[] load(BlobName name) throws IOException {
-    if (!CACHED.contains(name.type())) {
+    if (!CACHED.contains(name.type()) || !servable(name)) {
       return remote.load(name);
     }
     try {
@@ -103,6 +144,10 @@ public final class CachingBlobStore implements BlobStore {
       byte[] data = remote.load(name);
       keep(name, data);
       return data;
+    } catch (IOException e) {
+      // an unreadable copy (a disk error) is not the repository's damage
+      unusable(name, e.toString());
+      return remote.load(name);
     }
   }
 
@@ -113,7 +158,7 @@ public final class CachingBlobStore implements BlobStore {
 
   @Override
   public void load(BlobName name, long offset, java.nio.ByteBuffer dst) throws IOException {
-    if (!CACHED.contains(name.type())) {
+    if (!CACHED.contains(name.type()) || !servable(name)) {
       remote.load(name, offset, dst);
       return;
     }
@@ -225,7 +270,23 @@ public final class CachingBlobStore implements BlobStore {
       return false;
     }
     drop(name);
-    boolean had = Files.deleteIfExists(cache.path(name));
+    if (bypass.contains(name)) {
+      return false; // read from the repository already
+    }
+    boolean had;
+    try {
+      had = Files.deleteIfExists(cache.path(name));
+    } catch (IOException | RuntimeException e) {
+      // a read-only cache, say: read around it
+      LOG.warn(
+          "{} failed its checks and its copy cached in {} cannot be deleted ({}): reading it from"
+              + " the repository",
+          name,
+          cache.root(),
+          e.toString());
+      bypass.add(name);
+      return true;
+    }
     if (had) {
       LOG.warn(
           "{} failed its checks: reading it again from the repository (the copy cached in {} is"
@@ -238,7 +299,7 @@ public final class CachingBlobStore implements BlobStore {
 
   @Override
   public Optional<BlobInfo> stat(BlobName name) throws IOException {
-    if (CACHED.contains(name.type())) {
+    if (CACHED.contains(name.type()) && servable(name)) {
       Optional<BlobInfo> local = cache.stat(name);
       if (local.isPresent()) {
         return local;
@@ -251,12 +312,7 @@ public final class CachingBlobStore implements BlobStore {
   public List<BlobName> list(BlobType type) throws IOException {
     List<BlobName> names = remote.list(type);
     if (CACHED.contains(type)) {
-      Set<BlobName> present = new HashSet<>(names);
-      for (BlobName n : cache.list(type)) {
-        if (!present.contains(n)) {
-          Files.deleteIfExists(cache.path(n));
-        }
-      }
+      forgetAllBut(type, new HashSet<>(names));
     }
     return names;
   }
@@ -267,20 +323,43 @@ public final class CachingBlobStore implements BlobStore {
     if (CACHED.contains(type)) {
       Set<BlobName> present = new HashSet<>();
       infos.forEach(i -> present.add(i.name()));
-      for (BlobName n : cache.list(type)) {
-        if (!present.contains(n)) {
-          Files.deleteIfExists(cache.path(n));
-        }
-      }
+      forgetAllBut(type, present);
     }
     return infos;
+  }
+
+  /**
+   * Deletes the cached copies of blobs of {@code type} the repository no longer lists; best effort
+   * (a cache that cannot be changed only keeps stale files, which nothing reads: nothing lists
+   * them).
+   */
+  private void forgetAllBut(BlobType type, Set<BlobName> present) {
+    try {
+      for (BlobName n : cache.list(type)) {
+        if (!present.contains(n)) {
+          try {
+            Files.deleteIfExists(cache.path(n));
+          } catch (IOException e) {
+            LOG.debug("unable to delete stale cached {}: {}", n, e.toString());
+          }
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      LOG.warn("unable to tidy the cache {}: {}", cache.root(), e.toString());
+    }
   }
 
   @Override
   public void delete(BlobName name) throws IOException {
     remote.delete(name);
     if (CACHED.contains(name.type())) {
-      cache.delete(name);
+      try {
+        cache.delete(name);
+      } catch (IOException e) {
+        // deleted where it matters; the stale copy goes with the next listing, or is bypassed
+        bypass.add(name);
+        LOG.warn("unable to delete cached {} in {}: {}", name, cache.root(), e.toString());
+      }
     }
   }
 

@@ -59,6 +59,8 @@ import software.amazon.awssdk.services.s3.model.S3Object;
  * instance roles); the region from the default chain, else us-east-1. Thread-safe.
  */
 public final class S3BlobStore implements BlobStore {
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(S3BlobStore.class);
+
   /**
    * Default part size and threshold for multipart uploads: 32 MiB, so packs of the default size (16
    * MiB) are single PUTs and larger configured packs go in parts.
@@ -602,10 +604,35 @@ public final class S3BlobStore implements BlobStore {
           () -> {
             try (ResponseInputStream<GetObjectResponse> in =
                 s3.getObject(r -> r.bucket(where.bucket()).key(key).range(range))) {
+              Long promised = in.response().contentLength();
+              String answered = in.response().contentRange();
+              if (answered == null) {
+                // A server (a gateway) that ignores Range sends the whole blob: the range is
+                // taken from it, slowly but right, rather than bytes from its start.
+                warnRangeIgnored();
+                long skipped = skipFully(in, offset);
+                if (skipped < offset) {
+                  if (promised != null && promised > skipped) {
+                    throw cut(name, skipped, promised);
+                  }
+                  throw new java.io.UncheckedIOException(pastEnd(name, skipped, offset, length));
+                }
+                promised = promised == null ? null : promised - offset;
+              } else if (!answered.startsWith("bytes " + offset + "-")) {
+                throw new TransientBlobStoreException(
+                    "reading"
+                        + describe(name)
+                        + " from "
+                        + where
+                        + ": asked for "
+                        + range
+                        + ", the server answered with "
+                        + answered,
+                    null);
+              }
               int n = reader.read(in);
               // Fewer bytes than the range: the blob ends there (Content-Length says so too), or
               // the body was cut (Content-Length promised more): retried, not a short blob.
-              Long promised = in.response().contentLength();
               if (n < length && promised != null && n < promised) {
                 throw cut(name, n, promised);
               }
@@ -618,12 +645,47 @@ public final class S3BlobStore implements BlobStore {
                   "reading" + describe(name) + " from " + where + ": " + e.getMessage(), e);
             }
           });
+    } catch (java.io.UncheckedIOException e) {
+      throw e.getCause();
     } catch (IOException e) {
       if (e.getCause() instanceof S3Exception s && s.statusCode() == 416) {
         throw pastEnd(name, stat(name).map(BlobInfo::size).orElse(-1L), offset, length);
       }
       throw e;
     }
+  }
+
+  private volatile boolean rangeIgnoredWarned;
+
+  private void warnRangeIgnored() {
+    if (!rangeIgnoredWarned) {
+      rangeIgnoredWarned = true;
+      LOG.warn(
+          "the S3 server at {} ignores Range headers (it sends whole blobs): reads of parts of"
+              + " packs download the whole pack, which is slow",
+          where);
+    }
+  }
+
+  /** Skips up to {@code n} bytes of {@code in}; how many it skipped (fewer: the body ended). */
+  private static long skipFully(InputStream in, long n) throws IOException {
+    long left = n;
+    byte[] scratch = null;
+    while (left > 0) {
+      long k = in.skip(left);
+      if (k <= 0) {
+        if (scratch == null) {
+          scratch = new byte[8192];
+        }
+        int r = in.read(scratch, 0, (int) Math.min(scratch.length, left));
+        if (r < 0) {
+          break;
+        }
+        k = r;
+      }
+      left -= k;
+    }
+    return n - left;
   }
 
   private EOFException pastEnd(BlobName name, long size, long offset, int length) {
