@@ -136,6 +136,33 @@ class ApiHardeningTest {
             .as(name)
             .startsWith("HTTP/1.1 403");
       }
+      // methods the API has no use for (TRACE would echo headers), a query that is not valid
+      // percent-encoding, null option values, a negative freeze timeout: JSON errors, no job
+      String hostPort = "127.0.0.1:" + server.url.getPort();
+      for (String method : List.of("TRACE", "PUT", "PATCH")) {
+        String answer = raw(server.url.getPort(), method, "/api/jobs", hostPort);
+        assertThat(answer).as(method).startsWith("HTTP/1.1 405").contains("application/json");
+      }
+      assertThat(raw(server.url.getPort(), "GET", "/api/snapshots?repo=%zz", hostPort))
+          .startsWith("HTTP/1.1 400")
+          .contains("application/json");
+      Api.Response nullOption =
+          api.post(
+              "/api/restores/table",
+              "{\"repo\":\""
+                  + repo
+                  + "\",\"snapshot\":\"latest\",\"object\":\"postgres:db/t\","
+                  + "\"to\":\"postgres://u@127.0.0.1:1/x\",\"options\":{\"pg-bin\":null}}");
+      assertThat(nullOption.status()).as(nullOption.body().toString()).isEqualTo(400);
+      Api.Response negative =
+          api.post(
+              "/api/backups",
+              "{\"repo\":\""
+                  + repo
+                  + "\",\"disks\":[{\"path\":\""
+                  + image
+                  + "\"}],\"freeze\":[\"/\"],\"freezeTimeoutSeconds\":-1}");
+      assertThat(negative.status()).as(negative.body().toString()).isEqualTo(400);
       assertThat(api.get("/api/jobs").body()).isEmpty();
 
       // five verifies of one repository reading data, then one of another: the five start in
@@ -197,10 +224,20 @@ class ApiHardeningTest {
 
   /** GET /api/version with this Host header, over a plain socket; the status line and body. */
   private static String rawGet(int port, String host) throws Exception {
+    return raw(port, "GET", "/api/version", host);
+  }
+
+  /** A request over a plain socket; the status line, headers and body. */
+  private static String raw(int port, String method, String path, String host) throws Exception {
     try (Socket s = new Socket("127.0.0.1", port)) {
       OutputStream out = s.getOutputStream();
       out.write(
-          ("GET /api/version HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n")
+          (method
+                  + " "
+                  + path
+                  + " HTTP/1.1\r\nHost: "
+                  + host
+                  + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
               .getBytes(StandardCharsets.US_ASCII));
       out.flush();
       InputStream in = s.getInputStream();

@@ -101,7 +101,8 @@ public final class Cli {
   /** The exit code for a failure; see {@link ExitCodes}. */
   public static int exitCode(Throwable ex) {
     // A plugin that went away mid-operation surfaces wrapped (e.g. as an unreadable source).
-    for (Throwable t = ex; t != null; t = t.getCause()) {
+    int depth = 0; // a cause chain can loop (a.initCause(b), b.initCause(a))
+    for (Throwable t = ex; t != null && depth++ < 100; t = t.getCause()) {
       if (t instanceof PluginUnavailableException) {
         return ExitCodes.PLUGIN;
       }

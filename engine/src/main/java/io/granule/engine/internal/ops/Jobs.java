@@ -299,7 +299,13 @@ public final class Jobs implements AutoCloseable {
           job.result = f.result;
           job.exitCode = f.exitCode;
         } else {
-          job.exitCode = exitCodes.applyAsInt(e);
+          int code;
+          try {
+            code = exitCodes.applyAsInt(e);
+          } catch (RuntimeException | StackOverflowError mapper) {
+            code = 1; // the job still ends
+          }
+          job.exitCode = code;
         }
       }
       job.finished = clock.instant();
@@ -417,6 +423,14 @@ public final class Jobs implements AutoCloseable {
     pool.shutdown();
     try {
       if (!pool.awaitTermination(30, TimeUnit.SECONDS)) {
+        synchronized (queue) {
+          for (String id : running.keySet()) {
+            Job j = jobs.get(id);
+            if (j != null) {
+              j.cancelled = true; // interrupted by the stop: exit code 130, as a cancel
+            }
+          }
+        }
         pool.shutdownNow();
       }
     } catch (InterruptedException e) {

@@ -149,6 +149,13 @@ public final class ApiServlet extends HttpServlet {
       send(resp, 403, Map.of("error", refused));
       return;
     }
+    String method = req.getMethod();
+    if (!List.of("GET", "HEAD", "POST", "DELETE", "OPTIONS").contains(method)) {
+      // TRACE would echo the request's headers; PUT, PATCH and the rest mean nothing here
+      resp.setHeader("Allow", "GET, HEAD, POST, DELETE, OPTIONS");
+      send(resp, 405, Map.of("error", "method " + method + " is not allowed"));
+      return;
+    }
     try {
       super.service(req, resp);
     } catch (BadRequest e) {
@@ -161,6 +168,12 @@ public final class ApiServlet extends HttpServlet {
       resp.setHeader("Retry-After", "60");
       sendIfOpen(resp, 503, e.getMessage());
     } catch (RuntimeException e) {
+      if (e.getClass().getSimpleName().equals("BadMessageException")) {
+        // the container's own "bad request" (a query that is not valid percent-encoding, say),
+        // without a compile-time dependency on the container
+        sendIfOpen(resp, 400, "bad request: " + e.getMessage());
+        return;
+      }
       LOG.error("{} /api{} failed", req.getMethod(), req.getPathInfo(), e);
       sendIfOpen(resp, 500, String.valueOf(e.getMessage()));
     } catch (ServletException e) {
@@ -422,6 +435,12 @@ public final class ApiServlet extends HttpServlet {
     BackupOperation op =
         new BackupOperation(formats.leases(), snapshotProviders.leases(), applications.leases())
             .withChangeTracking(Boolean.TRUE.equals(body.changeTracking()));
+    if (body.freezeTimeoutSeconds() != null && body.freezeTimeoutSeconds() < 1) {
+      throw new BadRequest(400, "'freezeTimeoutSeconds' must be at least 1");
+    }
+    if (body.appMaxHoldSeconds() != null && body.appMaxHoldSeconds() < 1) {
+      throw new BadRequest(400, "'appMaxHoldSeconds' must be at least 1");
+    }
     ConsistencySpec consistency =
         body.freeze() == null || body.freeze().isEmpty()
             ? null
@@ -597,10 +616,17 @@ public final class ApiServlet extends HttpServlet {
   private static <T> T body(
       HttpServletRequest req, HttpServletResponse resp, Class<T> type, String what)
       throws IOException {
-    byte[] bytes =
-        req.getContentLengthLong() > MAX_BODY_BYTES
-            ? null
-            : req.getInputStream().readNBytes(MAX_BODY_BYTES + 1);
+    byte[] bytes;
+    try {
+      bytes =
+          req.getContentLengthLong() > MAX_BODY_BYTES
+              ? null
+              : req.getInputStream().readNBytes(MAX_BODY_BYTES + 1);
+    } catch (IOException e) {
+      // a client that stalled mid-body (the container's idle timeout) or went away
+      sendIfOpen(resp, 408, "request body not received: " + e.getMessage());
+      return null;
+    }
     if (bytes == null || bytes.length > MAX_BODY_BYTES) {
       // Read (and drop) what a client still sends, up to a limit, so it reads the answer rather
       // than a connection closed under its upload; past the limit the connection is closed.
@@ -815,6 +841,9 @@ public final class ApiServlet extends HttpServlet {
       return;
     }
     noNulls(body.tags(), "tags");
+    if (body.options() != null && body.options().containsValue(null)) {
+      throw new BadRequest(400, "'options' holds null values: give each option a string");
+    }
     URI target;
     try {
       ObjectRestore.checkObject(body.object());
@@ -867,7 +896,7 @@ public final class ApiServlet extends HttpServlet {
   private static int status(int exitCode) {
     return switch (exitCode) {
       case ExitCodes.NOT_FOUND -> 404;
-      case ExitCodes.REPOSITORY, ExitCodes.SOURCE, ExitCodes.USAGE -> 422;
+      case ExitCodes.REPOSITORY, ExitCodes.SOURCE, ExitCodes.USAGE, ExitCodes.DAMAGED -> 422;
       case ExitCodes.PLUGIN, ExitCodes.LOCKED, ExitCodes.TARGET -> 409;
       case ExitCodes.AUTH -> 403;
       default -> 500;
