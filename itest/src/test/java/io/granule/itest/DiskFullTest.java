@@ -99,4 +99,68 @@ class DiskFullTest {
       assertThat(r.err()).contains("unable to lock the repository");
     }
   }
+
+  /**
+   * A restore target whose filesystem fills up: exit code 7 (the target's fault), naming it, and
+   * nothing left behind. A stream restore said exit code 3, as if the repository had failed.
+   */
+  @Test
+  void fullTargetFilesystemFailsTheRestoreWithTheTargetsExitCode() throws Exception {
+    boolean root = "root".equals(System.getProperty("user.name"));
+    if (!root && "true".equals(System.getenv("CI"))) {
+      throw new AssertionError("DiskFullTest mounts a tmpfs and needs root, which CI has");
+    }
+    org.junit.jupiter.api.Assumptions.assumeTrue(root, "mounting a small tmpfs needs root");
+    Path repo = tmp.resolve("repo");
+    Path data = tmp.resolve("dump.bin");
+    byte[] b = new byte[8 << 20];
+    new java.util.Random(3).nextBytes(b);
+    Files.write(data, b);
+    Granule.Result r =
+        Granule.run(tmp, "init", "--insecure-no-encryption", "--repo", repo.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    r =
+        Granule.run(
+            tmp,
+            "backup",
+            "--repo",
+            repo.toString(),
+            "--stream",
+            "dump=" + data,
+            "--disk",
+            "vda=" + data,
+            "--no-progress");
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    mnt = Files.createDirectories(tmp.resolve("target"));
+    FreezeTest.sh("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt.toString());
+    Path out = mnt.resolve("dump.out");
+    r =
+        Granule.run(
+            tmp,
+            "restore",
+            "stream",
+            "latest:dump",
+            "--repo",
+            repo.toString(),
+            "--to",
+            out.toString());
+    assertThat(r.exitCode()).as(r.err()).isEqualTo(7);
+    assertThat(r.err()).contains("No space left on device").contains(out.toString());
+    Path disk = mnt.resolve("vda.img");
+    r =
+        Granule.run(
+            tmp,
+            "restore",
+            "disk",
+            "latest:vda",
+            "--repo",
+            repo.toString(),
+            "--to",
+            disk.toString(),
+            "--no-progress");
+    assertThat(r.exitCode()).as(r.err()).isEqualTo(7);
+    try (var left = Files.list(mnt)) {
+      assertThat(left.toList()).as("nothing left on the full filesystem").isEmpty();
+    }
+  }
 }

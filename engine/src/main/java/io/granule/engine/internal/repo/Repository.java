@@ -1434,11 +1434,18 @@ public final class Repository implements Closeable {
   public long restoreStream(Manifest snapshot, String streamName, Path target) {
     try (SnapshotStream in = openStream(snapshot, streamName)) {
       long n;
-      try (var out = Files.newOutputStream(target)) {
+      try (var out = new TargetStream(target)) {
         n = in.transferTo(out);
-      }
-      try (var ch = FileChannel.open(target, StandardOpenOption.WRITE)) {
-        ch.force(true);
+        out.sync();
+      } catch (TargetStream.Failed e) {
+        // the target's fault (a full disk, a read-only one): exit code 7, not the repository's
+        throw new RestoreTargetException(
+            "unable to restore to '"
+                + target
+                + "': "
+                + e.getCause().getMessage()
+                + " (check the target path and free space)",
+            e.getCause());
       }
       return n;
     } catch (IOException e) {
@@ -1449,6 +1456,74 @@ public final class Repository implements Closeable {
               + e.getMessage()
               + " (check the target path and free space)",
           e);
+    }
+  }
+
+  /**
+   * A restored stream's target file: its failures (open, write, sync, close) come out as {@link
+   * Failed}, so they are told from the repository's.
+   */
+  private static final class TargetStream extends java.io.OutputStream {
+    static final class Failed extends IOException {
+      private static final long serialVersionUID = 1L;
+
+      Failed(IOException cause) {
+        super(cause.getMessage(), cause);
+      }
+    }
+
+    private final FileChannel ch;
+    private final java.io.OutputStream out;
+
+    TargetStream(Path target) throws Failed {
+      try {
+        ch =
+            FileChannel.open(
+                target,
+                StandardOpenOption.CREATE,
+                StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING);
+      } catch (IOException e) {
+        throw new Failed(e);
+      }
+      out =
+          new java.io.BufferedOutputStream(java.nio.channels.Channels.newOutputStream(ch), 1 << 20);
+    }
+
+    @Override
+    public void write(int b) throws IOException {
+      try {
+        out.write(b);
+      } catch (IOException e) {
+        throw new Failed(e);
+      }
+    }
+
+    @Override
+    public void write(byte[] b, int off, int len) throws IOException {
+      try {
+        out.write(b, off, len);
+      } catch (IOException e) {
+        throw new Failed(e);
+      }
+    }
+
+    void sync() throws Failed {
+      try {
+        out.flush();
+        ch.force(true);
+      } catch (IOException e) {
+        throw new Failed(e);
+      }
+    }
+
+    @Override
+    public void close() throws IOException {
+      try {
+        out.close();
+      } catch (IOException e) {
+        throw new Failed(e);
+      }
     }
   }
 
