@@ -165,11 +165,15 @@ public final class Lock implements AutoCloseable {
       present = manager.store.stat(name).isPresent();
     } catch (IOException | RuntimeException e) {
       LOG.warn("unable to refresh lock {}: {}", name, e.toString());
-      manager.deleteQuietly(next);
+      if (!manager.deleteQuietly(next)) {
+        leftovers.add(next); // perhaps saved: removed on release
+      }
       return;
     }
     if (!present) {
-      manager.deleteQuietly(next);
+      if (!manager.deleteQuietly(next)) {
+        leftovers.add(next);
+      }
       lost = "lock " + name + " was removed by someone else (granule unlock --remove-all?)";
       LOG.warn("{}", lost);
       return;

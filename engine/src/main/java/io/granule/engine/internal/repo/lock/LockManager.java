@@ -134,7 +134,8 @@ public final class LockManager {
       return true;
     }
     java.nio.file.Path proc = java.nio.file.Path.of("/proc");
-    return java.nio.file.Files.exists(proc.resolve(Long.toString(pid)))
+    return java.nio.file.Files.exists(
+            proc.resolve(Long.toString(pid)), java.nio.file.LinkOption.NOFOLLOW_LINKS)
         || (java.nio.file.Files.isDirectory(proc.resolve("self"))
             && !java.nio.file.Files.isDirectory(proc.resolve("1")));
   }
@@ -251,26 +252,44 @@ public final class LockManager {
     store.save(name, codec.encode(name, info.toBytes()));
   }
 
-  void deleteQuietly(BlobName name) {
+  /** Deletes lock blob {@code name}; whether that worked (a failure is logged). */
+  boolean deleteQuietly(BlobName name) {
     try {
       store.delete(name);
-    } catch (IOException e) {
+      return true;
+    } catch (IOException | RuntimeException e) {
       org.slf4j.LoggerFactory.getLogger(LockManager.class)
           .warn("unable to remove lock {}: {}", name, e.toString());
+      return false;
     }
   }
 
-  /** Every lock in the repository, with whether it is stale and why. */
+  /**
+   * Every lock in the repository, with whether it is stale and why. A lock listed but gone when
+   * read was released, or replaced by a refresh (a new blob saved, then the old deleted): the locks
+   * are listed again until a listing reads whole, so a refreshing holder is never missed.
+   */
   public List<Status> list() {
-    List<Status> out = new ArrayList<>();
+    for (int attempt = 1; ; attempt++) {
+      List<Status> out = new ArrayList<>();
+      if (listOnce(out) || attempt >= 20) {
+        return out;
+      }
+    }
+  }
+
+  /** Fills {@code out}; false if a listed lock was gone when read. */
+  private boolean listOnce(List<Status> out) {
     Instant now = clock.instant();
+    boolean whole = true;
     try {
       for (BlobName n : store.list(BlobType.LOCK)) {
         LockInfo info;
         try {
           info = LockInfo.parse(n, codec.decode(n, store.load(n)));
         } catch (NoSuchFileException e) {
-          continue; // released meanwhile
+          whole = false; // released, or replaced by a refresh: list again
+          continue;
         } catch (RepositoryException | IllegalArgumentException e) {
           out.add(new Status(n, null, true, "unreadable: " + e.getMessage()));
           continue;
@@ -285,7 +304,7 @@ public final class LockManager {
               + e.getMessage(),
           e);
     }
-    return out;
+    return whole;
   }
 
   private Status status(BlobName n, LockInfo info, Instant now) {

@@ -376,6 +376,18 @@ public abstract class LockContractTest {
     }
 
     volatile Runnable afterLockStat;
+    volatile Runnable afterLockList;
+
+    @Override
+    public List<BlobName> list(BlobType type) throws IOException {
+      List<BlobName> names = delegate.list(type);
+      Runnable r = afterLockList;
+      if (r != null && type == BlobType.LOCK) {
+        afterLockList = null;
+        r.run();
+      }
+      return names;
+    }
 
     @Override
     public void save(BlobName name, byte[] data) throws IOException {
@@ -488,6 +500,37 @@ public abstract class LockContractTest {
         .isInstanceOf(RepositoryLockedException.class);
     c.confirm();
     c.close();
+    assertThat(store.list(BlobType.LOCK)).isEmpty();
+  }
+
+  /**
+   * A taker that lists the locks just before a holder's refresh replaces its blob finds the listed
+   * blob gone when it reads it: it lists again and sees the new one. It took the gone blob for a
+   * released lock, so a prune ran beside a live backup (which then saved a damaged snapshot).
+   */
+  @Test
+  void aTakerListingDuringARefreshStillSeesTheLock() throws Exception {
+    Lock a = manager(ALICE).acquire(LockKind.SHARED, "backup", Duration.ZERO);
+    clock.advance(Duration.ofMinutes(5));
+    InterleavingStore racing = new InterleavingStore(store);
+    racing.afterLockList = a::refresh;
+    LockManager bob =
+        new LockManager(
+            racing,
+            BlobCodec.IDENTITY,
+            clock,
+            BOB,
+            Duration.ofMinutes(5),
+            Duration.ofMinutes(30),
+            pid -> true);
+    BlobName before = a.name();
+    assertThatThrownBy(() -> bob.acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO))
+        .isInstanceOf(RepositoryLockedException.class)
+        .hasMessageContaining("shared lock of backup by alice@db1");
+    assertThat(a.name())
+        .as("the refresh ran between the listing and the reads")
+        .isNotEqualTo(before);
+    a.close();
     assertThat(store.list(BlobType.LOCK)).isEmpty();
   }
 
