@@ -217,8 +217,23 @@ public final class RawDiskImage implements DiskImage {
   }
 
   private static long blockDeviceSize(Path device) throws IOException {
-    Path real = device.toRealPath();
-    Path sys = Path.of("/sys/class/block", real.getFileName().toString(), "size");
+    Path sys = null;
+    try {
+      // by device number, so a node of any name (mknod elsewhere) is found
+      long rdev = (Long) Files.getAttribute(device, "unix:rdev");
+      long major = ((rdev >>> 8) & 0xfff) | ((rdev >>> 32) & ~0xfffL);
+      long minor = (rdev & 0xff) | ((rdev >>> 12) & ~0xffL);
+      Path byNumber = Path.of("/sys/dev/block", major + ":" + minor, "size");
+      if (Files.exists(byNumber)) {
+        sys = byNumber;
+      }
+    } catch (IOException | RuntimeException e) {
+      // no unix view: by name below
+    }
+    if (sys == null) {
+      Path real = device.toRealPath();
+      sys = Path.of("/sys/class/block", real.getFileName().toString(), "size");
+    }
     try {
       return Long.parseLong(Files.readString(sys).trim()) * 512;
     } catch (IOException | NumberFormatException e) {

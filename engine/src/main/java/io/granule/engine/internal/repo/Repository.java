@@ -542,9 +542,13 @@ public final class Repository implements Closeable {
     }
   }
 
-  /** The default directory for the in-process chunk index. */
+  /**
+   * The default directory for the in-process chunk index: one per user in the temporary directory
+   * (a shared one belonged to whoever made it first, and other users' commands failed there).
+   */
   public static Path defaultCacheDir() {
-    return Path.of(System.getProperty("java.io.tmpdir"), "granule-cache");
+    String user = System.getProperty("user.name", "user").replaceAll("[^A-Za-z0-9_.-]", "_");
+    return Path.of(System.getProperty("java.io.tmpdir"), "granule-cache-" + user);
   }
 
   /** The settings of this repository. */
