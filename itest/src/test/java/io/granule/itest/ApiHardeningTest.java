@@ -228,6 +228,70 @@ class ApiHardeningTest {
   }
 
   /** A request over a plain socket; the status line, headers and body. */
+  /**
+   * Clients that send a body a byte now and then (slowloris) held one of the container's threads
+   * each until it had none left: 300 of them took the API down for as long as they kept going.
+   * Bodies are now read without a thread, and one not received in time gets 408.
+   */
+  @Test
+  @org.junit.jupiter.api.Timeout(300)
+  void clientsTricklingBodiesNeitherHoldTheApiNorWaitForever() throws Exception {
+    try (Granule.Server server =
+        Granule.Server.start(tmp.resolve("data"), List.of("-Dgranule.api.bodyTimeoutMs=4000"))) {
+      Api api = new Api(server.url);
+      int port = server.url.getPort();
+      List<Socket> slow = new ArrayList<>();
+      try {
+        for (int i = 0; i < 300; i++) {
+          Socket s = new Socket("127.0.0.1", port);
+          s.getOutputStream()
+              .write(
+                  ("POST /api/backups HTTP/1.1\r\nHost: 127.0.0.1:"
+                          + port
+                          + "\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+                      .getBytes(StandardCharsets.US_ASCII));
+          slow.add(s);
+        }
+        for (int round = 0; round < 3; round++) {
+          for (Socket s : slow) {
+            s.getOutputStream().write(' ');
+          }
+          long t0 = System.nanoTime();
+          assertThat(api.get("/api/version").status()).isEqualTo(200);
+          assertThat((System.nanoTime() - t0) / 1_000_000)
+              .as("ms to answer beside 300 trickling clients")
+              .isLessThan(3000);
+          Thread.sleep(1000);
+        }
+        Socket first = slow.get(0);
+        first.setSoTimeout(30_000);
+        String answer = new String(first.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(answer)
+            .startsWith("HTTP/1.1 408")
+            .contains("application/json")
+            .contains("request body not received within 4000 ms");
+      } finally {
+        for (Socket s : slow) {
+          s.close();
+        }
+      }
+      // a body cut off by a client that went away leaves the API as it was
+      for (int i = 0; i < 20; i++) {
+        try (Socket s = new Socket("127.0.0.1", port)) {
+          s.getOutputStream()
+              .write(
+                  ("POST /api/verify HTTP/1.1\r\nHost: 127.0.0.1:"
+                          + port
+                          + "\r\nContent-Length: 100\r\n\r\n{\"re")
+                      .getBytes(StandardCharsets.US_ASCII));
+        }
+      }
+      assertThat(api.get("/api/version").status()).isEqualTo(200);
+      assertThat(api.get("/api/jobs").body()).as("no job was queued").isEmpty();
+      assertThat(server.console()).doesNotContain("Exception");
+    }
+  }
+
   private static String raw(int port, String method, String path, String host) throws Exception {
     try (Socket s = new Socket("127.0.0.1", port)) {
       OutputStream out = s.getOutputStream();

@@ -84,7 +84,9 @@ import org.slf4j.LoggerFactory;
     service = Servlet.class,
     property = {
       "osgi.http.whiteboard.servlet.pattern=/api/*",
-      "osgi.http.whiteboard.servlet.name=granule-api"
+      "osgi.http.whiteboard.servlet.name=granule-api",
+      // request bodies are read without holding a thread (see readBodyThenDispatch)
+      "osgi.http.whiteboard.servlet.asyncSupported=true"
     })
 public final class ApiServlet extends HttpServlet {
   private static final long serialVersionUID = 1L;
@@ -126,6 +128,17 @@ public final class ApiServlet extends HttpServlet {
   /** How much of an oversized body is read and dropped before the 413. */
   private static final long DRAIN_BYTES = 64L << 20;
 
+  /**
+   * How long a client has to send a request body, from the end of its headers: past it, 408. A body
+   * is at most {@link #MAX_BODY_BYTES}, so any live client sends it in far less; without a bound,
+   * clients trickling a byte now and then held the container's threads until it had none left for
+   * anyone (300 such connections took the API down).
+   */
+  static final long BODY_TIMEOUT_MS = Long.getLong("granule.api.bodyTimeoutMs", 30_000L);
+
+  /** The request attribute holding a body {@link #readBodyThenDispatch} read. */
+  private static final String BODY_ATTRIBUTE = ApiServlet.class.getName() + ".body";
+
   /** Bad input found while handling a request: 400 with this message. */
   private static final class BadRequest extends RuntimeException {
     private static final long serialVersionUID = 1L;
@@ -154,6 +167,10 @@ public final class ApiServlet extends HttpServlet {
       // TRACE would echo the request's headers; PUT, PATCH and the rest mean nothing here
       resp.setHeader("Allow", "GET, HEAD, POST, DELETE, OPTIONS");
       send(resp, 405, Map.of("error", "method " + method + " is not allowed"));
+      return;
+    }
+    if (method.equals("POST") && req.getAttribute(BODY_ATTRIBUTE) == null) {
+      readBodyThenDispatch(req, resp);
       return;
     }
     try {
@@ -254,6 +271,18 @@ public final class ApiServlet extends HttpServlet {
       throws IOException {
     if (!resp.isCommitted()) {
       resp.reset();
+      send(resp, status, Map.of("error", error));
+    }
+  }
+
+  /**
+   * As {@link #sendIfOpen}, and the connection is closed after the answer (its input is unread).
+   */
+  private static void sendClosing(HttpServletResponse resp, int status, String error)
+      throws IOException {
+    if (!resp.isCommitted()) {
+      resp.reset();
+      resp.setHeader("Connection", "close");
       send(resp, status, Map.of("error", error));
     }
   }
@@ -610,34 +639,113 @@ public final class ApiServlet extends HttpServlet {
   }
 
   /**
+   * Reads a POST's body without holding a container thread while the client sends it (non-blocking
+   * reads), then dispatches the request again with the body as {@link #BODY_ATTRIBUTE}, for {@link
+   * #body} to parse. A body over {@link #MAX_BODY_BYTES} is read and dropped (up to {@link
+   * #DRAIN_BYTES}, so the client reads the answer rather than a connection closed under its upload)
+   * and answered 413; one not received within {@link #BODY_TIMEOUT_MS}, or cut off, 408.
+   */
+  private static void readBodyThenDispatch(HttpServletRequest req, HttpServletResponse resp)
+      throws IOException {
+    jakarta.servlet.AsyncContext async = req.startAsync();
+    async.setTimeout(BODY_TIMEOUT_MS);
+    jakarta.servlet.ServletInputStream in = req.getInputStream();
+    boolean declaredTooLarge = req.getContentLengthLong() > MAX_BODY_BYTES;
+    java.util.concurrent.atomic.AtomicBoolean ended =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    async.addListener(
+        new jakarta.servlet.AsyncListener() {
+          @Override
+          public void onTimeout(jakarta.servlet.AsyncEvent event) throws IOException {
+            if (ended.compareAndSet(false, true)) {
+              sendClosing(resp, 408, "request body not received within " + BODY_TIMEOUT_MS + " ms");
+              async.complete();
+            }
+          }
+
+          @Override
+          public void onError(jakarta.servlet.AsyncEvent event) {
+            ended.set(true);
+          }
+
+          @Override
+          public void onComplete(jakarta.servlet.AsyncEvent event) {}
+
+          @Override
+          public void onStartAsync(jakarta.servlet.AsyncEvent event) {}
+        });
+    in.setReadListener(
+        new jakarta.servlet.ReadListener() {
+          private final java.io.ByteArrayOutputStream body = new java.io.ByteArrayOutputStream();
+          private final byte[] buffer = new byte[16 << 10];
+          private long received;
+
+          @Override
+          public void onDataAvailable() throws IOException {
+            while (!ended.get() && in.isReady()) {
+              int n = in.read(buffer);
+              if (n < 0) {
+                return;
+              }
+              received += n;
+              if (received > MAX_BODY_BYTES + DRAIN_BYTES) {
+                // past what is worth draining: answer and close the connection
+                end(413);
+                return;
+              }
+              if (!declaredTooLarge && received <= MAX_BODY_BYTES) {
+                body.write(buffer, 0, n);
+              }
+            }
+          }
+
+          @Override
+          public void onAllDataRead() throws IOException {
+            if (declaredTooLarge || received > MAX_BODY_BYTES) {
+              end(413);
+            } else if (ended.compareAndSet(false, true)) {
+              req.setAttribute(BODY_ATTRIBUTE, body.toByteArray());
+              async.dispatch();
+            }
+          }
+
+          @Override
+          public void onError(Throwable t) {
+            // a client that went away or sent a malformed body; answered if it can still read
+            try {
+              if (ended.compareAndSet(false, true)) {
+                sendClosing(resp, 408, "request body not received: " + t);
+                async.complete();
+              }
+            } catch (IOException | RuntimeException e) {
+              LOG.debug("answering a failed request body read", e);
+            }
+          }
+
+          private void end(int status) throws IOException {
+            if (ended.compareAndSet(false, true)) {
+              String error = "request body over " + MAX_BODY_BYTES + " bytes";
+              if (received > MAX_BODY_BYTES + DRAIN_BYTES) {
+                sendClosing(resp, status, error);
+              } else {
+                sendIfOpen(resp, status, error);
+              }
+              async.complete();
+            }
+          }
+        });
+  }
+
+  /**
    * The JSON body of {@code req} as {@code type}, or null once a 400 saying it is not {@code what}
    * is sent.
    */
   private static <T> T body(
       HttpServletRequest req, HttpServletResponse resp, Class<T> type, String what)
       throws IOException {
-    byte[] bytes;
-    try {
-      bytes =
-          req.getContentLengthLong() > MAX_BODY_BYTES
-              ? null
-              : req.getInputStream().readNBytes(MAX_BODY_BYTES + 1);
-    } catch (IOException e) {
-      // a client that stalled mid-body (the container's idle timeout) or went away
-      sendIfOpen(resp, 408, "request body not received: " + e.getMessage());
-      return null;
-    }
-    if (bytes == null || bytes.length > MAX_BODY_BYTES) {
-      // Read (and drop) what a client still sends, up to a limit, so it reads the answer rather
-      // than a connection closed under its upload; past the limit the connection is closed.
-      long left = DRAIN_BYTES;
-      java.io.InputStream in = req.getInputStream();
-      byte[] sink = new byte[64 << 10];
-      for (int n; left > 0 && (n = in.read(sink, 0, (int) Math.min(sink.length, left))) > 0; ) {
-        left -= n;
-      }
-      send(resp, 413, Map.of("error", "request body over " + MAX_BODY_BYTES + " bytes"));
-      return null;
+    byte[] bytes = (byte[]) req.getAttribute(BODY_ATTRIBUTE);
+    if (bytes == null) {
+      throw new IllegalStateException("the request body was not read before " + req.getPathInfo());
     }
     T body;
     try {
