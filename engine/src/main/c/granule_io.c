@@ -113,7 +113,7 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_backup_FileSpace_ope
                                                                                   jclass cls,
                                                                                   jbyteArray path) {
   (void)cls;
-  return open_path(env, path, O_WRONLY);
+  return open_path(env, path, O_WRONLY | O_NOFOLLOW);
 }
 
 /* fallocate(fd, 0, offset, length): 0, or -errno. */
@@ -127,6 +127,27 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_backup_FileSpace_all
 JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_backup_FileSpace_close0(JNIEnv *env,
                                                                                    jclass cls,
                                                                                    jint fd) {
+  (void)env;
+  (void)cls;
+  return close(fd) < 0 ? -errno : 0;
+}
+
+/* The half of io.granule.engine.internal.image.BlockDeviceClaim: an exclusive open (O_EXCL on a
+ * block device, which the kernel refuses with EBUSY while the device, or a partition of it, or the
+ * disk it is a partition of, is mounted, in use by device mapper, md or swap, or claimed by another
+ * exclusive opener). */
+#include "io_granule_engine_internal_image_BlockDeviceClaim.h"
+
+/* Opens the NUL-terminated path read-only and exclusively; the descriptor, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_BlockDeviceClaim_claim0(
+    JNIEnv *env, jclass cls, jbyteArray path) {
+  (void)cls;
+  return open_path(env, path, O_RDONLY | O_EXCL);
+}
+
+/* close(fd): 0, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_BlockDeviceClaim_release0(
+    JNIEnv *env, jclass cls, jint fd) {
   (void)env;
   (void)cls;
   return close(fd) < 0 ? -errno : 0;

@@ -1,5 +1,6 @@
 package io.granule.engine.internal.cli;
 
+import io.granule.engine.internal.image.BlockDeviceClaim;
 import io.granule.engine.internal.image.LeasedDiskImageWriter;
 import io.granule.engine.internal.image.RawFormat;
 import io.granule.engine.internal.plugin.PluginLeases;
@@ -99,7 +100,48 @@ public final class DiskRestore {
               + chosen
               + ", or restore to a file");
     }
-    return new DiskRestore(formats, to, chosen, why, exists);
+    if (!exists) {
+      requireNotADeviceDirectory(to);
+    }
+    // An existing target is written where its links lead (a /dev/disk/by-id name, an image behind
+    // a link), opened there without following links again: a link planted later is not followed.
+    Path target = to;
+    if (exists) {
+      try {
+        target = to.toRealPath();
+      } catch (IOException e) {
+        throw new CommandException(
+            ExitCodes.TARGET,
+            "restore target '"
+                + to
+                + "' is a symbolic link to nothing ("
+                + e.getMessage()
+                + "): remove it or name a file");
+      }
+    }
+    return new DiskRestore(formats, target, chosen, why, exists);
+  }
+
+  /**
+   * Refuses a new file in a device directory ({@code /dev}, devtmpfs): a device path that does not
+   * exist (a partition node not created yet) would become a regular file in memory there.
+   */
+  private static void requireNotADeviceDirectory(Path to) {
+    Path dir = to.toAbsolutePath().getParent();
+    try {
+      if (dir != null && "devtmpfs".equals(Files.getFileStore(dir).type())) {
+        throw new CommandException(
+            ExitCodes.TARGET,
+            "restore target '"
+                + to
+                + "' does not exist, and "
+                + dir
+                + " holds devices, not files: name an existing device (is a partition's node"
+                + " not created yet? see partx, udevadm settle)");
+      }
+    } catch (IOException e) {
+      // a directory that does not exist: the restore fails on its own, naming it
+    }
   }
 
   /**
@@ -122,34 +164,100 @@ public final class DiskRestore {
 
   /**
    * Refuses (exit code 7) a target inside the local repository {@code r} reads from: writing over
-   * its own config, packs or indexes would destroy it.
+   * its own config, packs or indexes would destroy it. Inside is by identity, not by name: the
+   * repository's directory reached through a bind mount or a link, a hard link of one of its files,
+   * the block device its file system is on.
    */
   static void requireOutsideRepository(Repository r, Path target) {
     String location = r.store().location();
     if (location.startsWith("s3:")) {
       return;
     }
+    Path root;
+    Object rootKey;
     try {
-      Path root = Path.of(location).toRealPath();
-      Path abs = target.toAbsolutePath();
-      Path real;
+      root = Path.of(location).toRealPath();
+      rootKey = Files.readAttributes(root, "unix:dev,ino");
+    } catch (IOException | RuntimeException e) {
+      return; // not a local directory we can look at
+    }
+    Path abs = target.toAbsolutePath();
+    Path real;
+    try {
+      real = abs.toRealPath();
+    } catch (IOException e) {
+      Path dir = abs.getParent();
       try {
-        real = abs.toRealPath();
-      } catch (IOException e) {
-        Path dir = abs.getParent();
         real = dir == null ? abs : dir.toRealPath().resolve(abs.getFileName());
+      } catch (IOException | RuntimeException e2) {
+        return; // a directory that does not exist: the restore fails on its own
       }
-      if (real.startsWith(root)) {
-        throw new CommandException(
-            ExitCodes.TARGET,
-            "restore target '"
-                + target
-                + "' is inside the repository at '"
-                + root
-                + "' it restores from: name a file outside it");
+    }
+    boolean inside = real.startsWith(root);
+    for (Path p = real; !inside && p != null; p = p.getParent()) {
+      try {
+        inside = rootKey.equals(Files.readAttributes(p, "unix:dev,ino"));
+      } catch (IOException | RuntimeException e) {
+        // not there yet
       }
-    } catch (IOException | java.nio.file.InvalidPathException e) {
-      // a directory that does not exist: the restore fails on its own
+    }
+    if (!inside) {
+      inside = isRepositoryFile(root, rootKey, real) || holdsRepository(root, real);
+    }
+    if (inside) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "restore target '"
+              + target
+              + "' is inside the repository at '"
+              + root
+              + "' it restores from"
+              + (real.startsWith(root)
+                  ? ""
+                  : " (through another name: a mount, a link or its device)")
+              + ": name a file outside it");
+    }
+  }
+
+  /**
+   * Whether {@code file} is a hard link of a file of the repository at {@code root}: only a file
+   * with other links, on the repository's file system, is looked for there.
+   */
+  private static boolean isRepositoryFile(Path root, Object rootKey, Path file) {
+    try {
+      Map<String, Object> a = Files.readAttributes(file, "unix:dev,ino,nlink,mode");
+      if ((((Integer) a.get("mode")) & 0170000) != 0100000
+          || ((Integer) a.get("nlink")) < 2
+          || !a.get("dev").equals(((Map<?, ?>) rootKey).get("dev"))) {
+        return false;
+      }
+      Object key = Map.of("dev", a.get("dev"), "ino", a.get("ino"));
+      try (var files = Files.walk(root)) {
+        return files.anyMatch(
+            f -> {
+              try {
+                Map<String, Object> b =
+                    Files.readAttributes(f, "unix:dev,ino", LinkOption.NOFOLLOW_LINKS);
+                return key.equals(Map.of("dev", b.get("dev"), "ino", b.get("ino")));
+              } catch (IOException | RuntimeException e) {
+                return false;
+              }
+            });
+      }
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
+  }
+
+  /** Whether {@code device} is the block device the repository's file system is on. */
+  private static boolean holdsRepository(Path root, Path device) {
+    try {
+      if (!isBlockDevice(device)) {
+        return false;
+      }
+      return Files.getAttribute(device, "unix:rdev").equals(Files.getAttribute(root, "unix:dev"));
+    } catch (IOException | RuntimeException e) {
+      return false;
     }
   }
 
@@ -201,8 +309,9 @@ public final class DiskRestore {
       Repository r, Manifest snap, String diskName, RestoreListener progress) throws IOException {
     if (exists) {
       // an existing file (--force) or block device is written in place, by one restore at a
-      // time whatever name each gives it
-      try (PartialFile held = PartialFile.takeInPlace(to)) {
+      // time whatever name each gives it, and only while nothing has it mounted
+      try (PartialFile held = PartialFile.takeInPlace(to);
+          Claims claims = Claims.of(to)) {
         return r.restoreDisk(snap, diskName, to, progress);
       }
     }
@@ -217,6 +326,52 @@ public final class DiskRestore {
       }
       held.publish(false);
       return res;
+    }
+  }
+
+  /**
+   * The exclusive claims a restore in place holds: on a block device target, the device; on a file,
+   * every loop device it backs (writing the file writes them).
+   */
+  private static final class Claims implements AutoCloseable {
+    private final List<BlockDeviceClaim> held = new ArrayList<>();
+
+    static Claims of(Path target) throws IOException {
+      Claims c = new Claims();
+      try {
+        if (isBlockDevice(target)) {
+          c.held.add(claim(target, target));
+        } else {
+          for (Path loop : BlockDeviceClaim.loopDevicesBackedBy(target)) {
+            c.held.add(claim(loop, target));
+          }
+        }
+      } catch (IOException | RuntimeException e) {
+        c.close();
+        throw e;
+      }
+      return c;
+    }
+
+    private static BlockDeviceClaim claim(Path device, Path target) throws IOException {
+      try {
+        return BlockDeviceClaim.claim(device);
+      } catch (BlockDeviceClaim.DeviceBusyException e) {
+        throw new CommandException(
+            ExitCodes.TARGET,
+            "restore target '"
+                + target
+                + "': "
+                + (device.equals(target) ? "" : "it backs " + device + ", and ")
+                + e.getMessage());
+      }
+    }
+
+    @Override
+    public void close() throws IOException {
+      for (BlockDeviceClaim c : held) {
+        c.close();
+      }
     }
   }
 

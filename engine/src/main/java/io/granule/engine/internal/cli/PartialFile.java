@@ -33,6 +33,9 @@ final class PartialFile implements AutoCloseable {
 
   private final Object key;
   private Object partialKey; // FILE.partial as this restore created it
+  // identity locks this restore also holds: FILE.partial once created (a --force restore naming
+  // it writes it in place), the existing FILE it renames over
+  private final java.util.List<PartialFile> identities = new java.util.ArrayList<>();
 
   private PartialFile(Path target, Path partial, Path lockPath, FileChannel channel, Object key) {
     this.target = target;
@@ -60,7 +63,18 @@ final class PartialFile implements AutoCloseable {
   static PartialFile take(Path target) throws IOException {
     Path partial = partialOf(target);
     Path lockPath = partial.resolveSibling(partial.getFileName() + ".lock");
-    return take(target, partial, lockPath, "'" + partial + "'");
+    PartialFile taken = take(target, partial, lockPath, "'" + partial + "'");
+    if (Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)) {
+      // the file a --force restore renames over: a restore writing it in place must not run
+      // meanwhile (its data would go to the replaced file)
+      try {
+        taken.identities.add(takeInPlace(target));
+      } catch (IOException | RuntimeException e) {
+        taken.close();
+        throw e;
+      }
+    }
+    return taken;
   }
 
   /**
@@ -73,7 +87,15 @@ final class PartialFile implements AutoCloseable {
    * @throws CommandException (exit code 7) if another restore is writing it
    */
   static PartialFile takeInPlace(Path target) throws IOException {
-    java.util.Map<String, Object> a = Files.readAttributes(target, "unix:dev,ino,rdev,mode");
+    java.util.Map<String, Object> a;
+    try {
+      // the target itself (callers resolve links): a link planted later is not followed
+      a = Files.readAttributes(target, "unix:dev,ino,rdev,mode", LinkOption.NOFOLLOW_LINKS);
+    } catch (NoSuchFileException e) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "restore target '" + target + "' disappeared before it could be locked: restore again");
+    }
     int type = ((Integer) a.get("mode")) & 0170000;
     String id =
         type == 0060000
@@ -248,6 +270,9 @@ final class PartialFile implements AutoCloseable {
   /** Records FILE.partial as this restore's, once something (an image writer) created it. */
   void created() throws IOException {
     partialKey = fileKeyNoFollow(partial);
+    if (partialKey != null && Files.isRegularFile(partial, LinkOption.NOFOLLOW_LINKS)) {
+      identities.add(takeInPlace(partial));
+    }
   }
 
   private static Object fileKeyNoFollow(Path p) throws IOException {
@@ -360,6 +385,10 @@ final class PartialFile implements AutoCloseable {
   /** Deletes the lock file, then releases the lock. */
   @Override
   public void close() throws IOException {
+    for (PartialFile identity : identities) {
+      identity.close();
+    }
+    identities.clear();
     synchronized (HELD) {
       try {
         if (key.equals(fileKey(lockPath))) { // not another restore's, if ours was removed

@@ -278,6 +278,7 @@ final class RestoreCommand extends ContextCommand {
       try (Repository r = repo.open(context(), LockKind.SHARED, "restore");
           FileBrowser b = FileBrowser.open(r, where, filter.filter(), context().fileSystems())) {
         LsCommand.lookup(b, path);
+        DiskRestore.requireOutsideRepository(r, to);
         FileRestorer.Result res = new FileRestorer(b.fileSystem(), to).restore(path);
         double secs = Math.max(0.001, (System.nanoTime() - t0) / 1e9);
         PrintWriter out = context().out();

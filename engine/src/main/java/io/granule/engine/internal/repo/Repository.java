@@ -1486,7 +1486,8 @@ public final class Repository implements Closeable {
                 target,
                 StandardOpenOption.CREATE,
                 StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING);
+                StandardOpenOption.TRUNCATE_EXISTING,
+                java.nio.file.LinkOption.NOFOLLOW_LINKS); // not through a link planted since
       } catch (IOException e) {
         throw new Failed(e);
       }

@@ -430,7 +430,7 @@ public final class ApiServlet extends HttpServlet {
           send(resp, 400, Map.of("error", "every disk needs a 'path'"));
           return;
         }
-        path(d.path(), "disks[].path");
+        notARestoreLock(path(d.path(), "disks[].path"));
         specs.add(
             d.name() == null
                 ? DiskSpec.parse(d.path(), d.format())

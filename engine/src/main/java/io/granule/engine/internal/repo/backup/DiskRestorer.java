@@ -7,7 +7,6 @@ import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
 import io.granule.engine.spi.DiskImageWriter;
 import java.io.IOException;
-import java.io.RandomAccessFile;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -127,8 +126,14 @@ public final class DiskRestorer {
     boolean regular = fresh || Files.isRegularFile(target);
     FixedIndex fixed = disk.fixedIndex();
     long zeroChunks;
+    // not through a link (one planted at a new file's name since it was created): the caller
+    // resolves an existing target's links
     try (FileChannel ch =
-        FileChannel.open(target, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+        FileChannel.open(
+            target,
+            StandardOpenOption.CREATE,
+            StandardOpenOption.WRITE,
+            java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
       if (regular && ch.size() > fixed.diskSize()) {
         ch.truncate(fixed.diskSize());
       }
@@ -143,10 +148,9 @@ public final class DiskRestorer {
                 + fixed.diskSize());
       }
       if (regular && ch.size() < fixed.diskSize()) {
-        // The size first (ftruncate: a sparse file), so that no write below extends the file.
-        try (RandomAccessFile f = new RandomAccessFile(target.toFile(), "rw")) {
-          f.setLength(fixed.diskSize());
-        }
+        // The size first (a sparse file: one zero byte written at its end, through this
+        // descriptor, not the path), so that no write below extends the file.
+        ch.write(java.nio.ByteBuffer.allocate(1), fixed.diskSize() - 1);
       }
       try (RawTarget out =
           RawTarget.open(target, ch, tryDirect, fixed.chunkSize(), minDirect, writeback, regular)) {

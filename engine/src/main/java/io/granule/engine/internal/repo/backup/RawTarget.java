@@ -114,7 +114,9 @@ final class RawTarget implements RunTarget, AutoCloseable {
       return new RawTarget(path, buffered, null, null, MIN_ALIGN, 0, writeback);
     }
     try {
-      FileChannel d = FileChannel.open(path, StandardOpenOption.WRITE, o);
+      FileChannel d =
+          FileChannel.open(
+              path, StandardOpenOption.WRITE, o, java.nio.file.LinkOption.NOFOLLOW_LINKS);
       LOG.debug("{}: direct writes of {} bytes or more, aligned to {}", path, minDirect, align);
       return new RawTarget(
           path, buffered, d, regular ? FileSpace.open(path) : null, align, minDirect, writeback);
