@@ -142,7 +142,14 @@ public final class RepoOption {
           && LockManager.unwritable(e)) {
         // A full or read-only repository (a full disk, a read-only mount or snapshot, read-only
         // S3 credentials) must still restore: its lock cannot be written, and a prune could not
-        // take its own either.
+        // take its own either. One this user may not write but another may: not while a prune
+        // runs there.
+        try {
+          r.locks().awaitNoExclusive(operation, retryLock == null ? Duration.ZERO : retryLock);
+        } catch (RuntimeException locked) {
+          r.close();
+          throw locked;
+        }
         ctx.err()
             .println(
                 "warning: "

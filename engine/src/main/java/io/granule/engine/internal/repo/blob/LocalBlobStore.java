@@ -456,7 +456,13 @@ public final class LocalBlobStore implements BlobStore {
   }
 
   private static void collect(BlobType type, Path dir, List<BlobName> names) throws IOException {
-    try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, Files::isRegularFile)) {
+    // Locks: every entry that is not a directory, even one gone by the time it is looked at. A
+    // refresh replaces its lock blob (new saved, old deleted); a listing that read the directory
+    // before the save and dropped the old one as gone showed no lock at all, and its taker never
+    // learned it should list again (it does when a listed lock is gone on reading).
+    DirectoryStream.Filter<Path> filter =
+        type == BlobType.LOCK ? f -> !Files.isDirectory(f) : Files::isRegularFile;
+    try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, filter)) {
       for (Path f : files) {
         String n = f.getFileName().toString();
         if (BlobName.isValid(n)) {

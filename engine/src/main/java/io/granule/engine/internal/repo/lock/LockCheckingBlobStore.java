@@ -35,29 +35,61 @@ public final class LockCheckingBlobStore extends ForwardingBlobStore {
     }
   }
 
+  /**
+   * Confirms the lock once more after a snapshot is saved: a save that took long (a slow or retried
+   * upload) left a window in which the lock could be removed and a prune delete the data the
+   * snapshot names, and the backup reported success. Then the snapshot is deleted again and the
+   * backup fails: a backup that must be run again, never a damaged snapshot called saved.
+   */
+  private void afterSave(BlobName name) throws IOException {
+    if (name.type() != BlobType.SNAPSHOT) {
+      return;
+    }
+    try {
+      lock.confirm();
+    } catch (io.granule.engine.internal.repo.RepositoryLockedException e) {
+      try {
+        delegate.delete(name);
+      } catch (IOException | RuntimeException gone) {
+        e.addSuppressed(gone);
+      }
+      throw new io.granule.engine.internal.repo.RepositoryLockedException(
+          e.getMessage()
+              + "; snapshot "
+              + name
+              + " was saved meanwhile and removed again, since a prune may have deleted data it"
+              + " names: run the backup again",
+          e);
+    }
+  }
+
   @Override
   public void save(BlobName name, java.nio.channels.FileChannel file, long length)
       throws IOException {
     beforeSave(name);
     delegate.save(name, file, length);
+    afterSave(name);
   }
 
   @Override
   public void save(BlobName name, byte[] data) throws IOException {
     beforeSave(name);
     delegate.save(name, data);
+    afterSave(name);
   }
 
   @Override
   public void save(BlobName name, java.nio.ByteBuffer data) throws IOException {
     beforeSave(name);
     delegate.save(name, data);
+    afterSave(name);
   }
 
   @Override
   public void save(BlobName name, java.nio.ByteBuffer data, Runnable released) throws IOException {
     beforeSave(name);
     delegate.save(name, data, released);
+    afterSave(name);
   }
 
   @Override

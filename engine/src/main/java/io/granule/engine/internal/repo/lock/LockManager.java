@@ -179,6 +179,37 @@ public final class LockManager {
     }
   }
 
+  /**
+   * For a reader that cannot write a lock of its own (a repository it may not write): waits up to
+   * {@code wait} while a live exclusive lock (a prune) is held, then fails as a conflict would. A
+   * prune running meanwhile deletes what such a reader is about to read.
+   *
+   * @throws RepositoryLockedException if a live exclusive lock remains
+   */
+  public void awaitNoExclusive(String operation, Duration wait) {
+    long deadline = System.nanoTime() + wait.toNanos();
+    while (true) {
+      List<Status> exclusive =
+          list().stream()
+              .filter(
+                  s -> !s.stale() && s.info() != null && s.info().lockKind() == LockKind.EXCLUSIVE)
+              .toList();
+      if (exclusive.isEmpty()) {
+        return;
+      }
+      long left = (deadline - System.nanoTime()) / 1_000_000;
+      if (left <= 0) {
+        throw conflict(LockKind.SHARED, operation, exclusive);
+      }
+      try {
+        Thread.sleep(Math.min(left, 1000));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw conflict(LockKind.SHARED, operation, exclusive);
+      }
+    }
+  }
+
   /** A new random lock blob name. */
   static BlobName newName() {
     byte[] b = new byte[32];

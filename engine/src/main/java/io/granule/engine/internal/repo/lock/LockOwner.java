@@ -50,14 +50,26 @@ public record LockOwner(
 
   /** This process. */
   public static LockOwner current() {
+    long pid = ProcessHandle.current().pid();
     return new LockOwner(
         hostName(),
-        ProcessHandle.current().pid(),
+        pid,
         System.getProperty("user.name"),
         firstLine(Path.of("/etc/machine-id")),
         firstLine(Path.of("/proc/sys/kernel/random/boot_id")),
-        link(Path.of("/proc/self/ns/pid")),
+        procShowsOwnPids(pid) ? link(Path.of("/proc/self/ns/pid")) : null,
         bootTime(Path.of("/proc/stat")));
+  }
+
+  /**
+   * Whether {@code /proc} shows the pids of this process's own PID namespace: not so in a namespace
+   * made without mounting its own {@code /proc} ({@code unshare --pid --fork}), where pids looked
+   * up there are another namespace's (a live holder's lock was judged stale). Without it no pid is
+   * judged: the PID namespace is recorded as unknown.
+   */
+  static boolean procShowsOwnPids(long pid) {
+    String self = link(Path.of("/proc/self"));
+    return self != null && self.equals(Long.toString(pid));
   }
 
   private static Instant bootTime(Path stat) {

@@ -504,6 +504,70 @@ public abstract class LockContractTest {
   }
 
   /**
+   * A lock removed while a snapshot is being saved (a slow upload; `unlock --remove-all`, then a
+   * prune deleting the data it names): the backup reported the snapshot saved, and verify then
+   * found it damaged. The lock is confirmed again after the save: the snapshot is removed again and
+   * the save fails.
+   */
+  @Test
+  void aLockRemovedWhileASnapshotIsSavedFailsTheSaveAndRemovesTheSnapshot() throws Exception {
+    Lock a = manager(ALICE).acquire(LockKind.SHARED, "backup", Duration.ZERO);
+    BlobStore slow =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(store) {
+          @Override
+          public void save(BlobName name, byte[] data) throws IOException {
+            if (name.type() == BlobType.SNAPSHOT) {
+              store.delete(a.name()); // removed by someone else while the upload runs
+            }
+            delegate.save(name, data);
+          }
+        };
+    LockCheckingBlobStore checked = new LockCheckingBlobStore(slow, a);
+    BlobName index = new BlobName(BlobType.INDEX, "1".repeat(64));
+    checked.save(index, new byte[] {1});
+    BlobName snapshot = new BlobName(BlobType.SNAPSHOT, "2".repeat(64));
+    assertThatThrownBy(() -> checked.save(snapshot, new byte[] {2}))
+        .isInstanceOf(RepositoryLockedException.class)
+        .hasMessageContaining("was removed by someone else")
+        .hasMessageContaining("saved meanwhile and removed again");
+    assertThat(store.stat(snapshot)).isEmpty();
+    assertThat(store.stat(index)).isPresent();
+    a.close();
+  }
+
+  /**
+   * A reader that cannot write a lock (a repository this user may not write) went on beside a prune
+   * holding the exclusive lock, and reported the packs the prune deleted as damage. It waits for
+   * the prune now, and fails as locked if the prune outlasts its wait.
+   */
+  @Test
+  void aReaderWithoutALockOfItsOwnWaitsForAPrune() throws Exception {
+    manager(ALICE).awaitNoExclusive("restore", Duration.ZERO); // nothing held
+    Lock shared = manager(BOB).acquire(LockKind.SHARED, "backup", Duration.ZERO);
+    manager(ALICE).awaitNoExclusive("restore", Duration.ZERO); // a backup: no harm
+    shared.close();
+    Lock prune = manager(BOB).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+    assertThatThrownBy(() -> manager(ALICE).awaitNoExclusive("restore", Duration.ZERO))
+        .isInstanceOf(RepositoryLockedException.class)
+        .hasMessageContaining("exclusive lock of prune");
+    ExecutorService pool = Executors.newSingleThreadExecutor();
+    try {
+      Future<?> waiting =
+          pool.submit(
+              () -> {
+                manager(ALICE).awaitNoExclusive("restore", Duration.ofSeconds(30));
+                return null;
+              });
+      Thread.sleep(300);
+      assertThat(waiting.isDone()).as("waits while the prune runs").isFalse();
+      prune.close();
+      waiting.get(10, java.util.concurrent.TimeUnit.SECONDS);
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  /**
    * A taker that lists the locks just before a holder's refresh replaces its blob finds the listed
    * blob gone when it reads it: it lists again and sees the new one. It took the gone blob for a
    * released lock, so a prune ran beside a live backup (which then saved a damaged snapshot).
