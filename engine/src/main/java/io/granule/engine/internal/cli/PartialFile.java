@@ -172,7 +172,12 @@ final class PartialFile implements AutoCloseable {
         }
         if (current && key != null) {
           HELD.put(key, lockPath);
-          return new PartialFile(target, partial, lockPath, ch, key);
+          PartialFile taken = new PartialFile(target, partial, lockPath, ch, key);
+          if (partial != null) {
+            OPEN.add(taken);
+            registerExitHook();
+          }
+          return taken;
         }
         ch.close(); // locked a file deleted meanwhile by the holder that released it: again
       }
@@ -198,6 +203,47 @@ final class PartialFile implements AutoCloseable {
 
   /** The lock files this process holds, by file key (device and inode). */
   private static final java.util.Map<Object, Path> HELD = new java.util.HashMap<>();
+
+  /** New-file restores under way in this process (guarded by {@link #HELD}). */
+  private static final java.util.Set<PartialFile> OPEN = new java.util.HashSet<>();
+
+  private static boolean exitHookRegistered; // guarded by HELD
+
+  /**
+   * Once per process: on exit (Ctrl-C, SIGTERM) the FILE.partial of every restore still under way
+   * is deleted, and its lock file: an interrupted restore left a disk-sized FILE.partial behind.
+   * Its writers may still be writing: into a file no longer named, harmless to a restore starting
+   * next.
+   */
+  private static void registerExitHook() {
+    if (exitHookRegistered) {
+      return;
+    }
+    try {
+      Runtime.getRuntime()
+          .addShutdownHook(new Thread(PartialFile::abandonAll, "granule-restore-cleanup"));
+      exitHookRegistered = true;
+    } catch (IllegalStateException shuttingDown) {
+      // exiting already: the restore's own failure path deletes it
+    }
+  }
+
+  private static void abandonAll() {
+    synchronized (HELD) {
+      for (PartialFile p : OPEN) {
+        try {
+          if (p.partialKey != null && p.partialKey.equals(fileKeyNoFollow(p.partial))) {
+            Files.deleteIfExists(p.partial);
+          }
+          if (p.key.equals(fileKey(p.lockPath))) {
+            Files.deleteIfExists(p.lockPath);
+          }
+        } catch (IOException | RuntimeException e) {
+          // best effort: the process is exiting
+        }
+      }
+    }
+  }
 
   private static Object fileKey(Path p) throws IOException {
     try {
@@ -396,6 +442,7 @@ final class PartialFile implements AutoCloseable {
         }
       } finally {
         HELD.remove(key);
+        OPEN.remove(this);
         channel.close();
       }
     }

@@ -34,6 +34,26 @@ import org.slf4j.LoggerFactory;
  */
 public final class Jobs implements AutoCloseable {
   static final int WORKERS = 2;
+
+  /** How long a stopping server lets running jobs finish. */
+  public static final java.time.Duration STOP_GRACE = java.time.Duration.ofSeconds(30);
+
+  /**
+   * How long a cancelled job may take to end before it stops counting against {@link #WORKERS}: one
+   * stuck in a read that never returns (a hung source disk, a dead NFS mount) held a worker for
+   * good, and two such jobs kept every other repository's jobs queued. It keeps its repository (its
+   * lock too) until it does end.
+   */
+  static final java.time.Duration CANCEL_GRACE =
+      java.time.Duration.ofMillis(Long.getLong("granule.jobs.cancelGraceMs", 30_000L));
+
+  private static final java.util.concurrent.ScheduledExecutorService TIMER =
+      Executors.newSingleThreadScheduledExecutor(
+          r -> {
+            Thread t = new Thread(r, "granule-job-timer");
+            t.setDaemon(true);
+            return t;
+          });
   static final int KEEP = 100;
 
   /** Jobs that may wait at once; more are refused ({@link Refused}: HTTP 503). */
@@ -146,17 +166,20 @@ public final class Jobs implements AutoCloseable {
   private final Clock clock;
   private final ToIntFunction<Throwable> exitCodes;
   private final int maxQueued;
+  private final java.time.Duration cancelGrace;
   private final Map<String, Job> jobs = Collections.synchronizedMap(new LinkedHashMap<>());
   // The scheduler's state, guarded by itself: queued jobs in submission order, the repositories
   // a running job works on, the running jobs' futures.
   private final Deque<Queued> queue = new ArrayDeque<>();
-  private final Set<Path> busy = new HashSet<>();
+  private final Set<Object> busy = new HashSet<>();
+  // cancelled jobs still running past CANCEL_GRACE: not counted against WORKERS
+  private final Set<String> stuck = new HashSet<>();
   // running jobs' ids -> the worker thread running them, or null until a worker starts them
   private final Map<String, Thread> running = new HashMap<>();
   private final Map<String, String> claims = new HashMap<>(); // claim -> job id
   private boolean closed;
 
-  private record Queued(Job job, Path repository, Work work) {}
+  private record Queued(Job job, Object repository, Work work) {}
 
   /** Refused work: another queued or running job holds its claim (HTTP 409). */
   public static final class Claimed extends RuntimeException {
@@ -184,12 +207,20 @@ public final class Jobs implements AutoCloseable {
   }
 
   Jobs(Clock clock, ToIntFunction<Throwable> exitCodes, int maxQueued) {
+    this(clock, exitCodes, maxQueued, CANCEL_GRACE);
+  }
+
+  Jobs(
+      Clock clock,
+      ToIntFunction<Throwable> exitCodes,
+      int maxQueued,
+      java.time.Duration cancelGrace) {
+    this.cancelGrace = cancelGrace;
     this.clock = clock;
     this.exitCodes = exitCodes;
     this.maxQueued = maxQueued;
     this.pool =
-        Executors.newFixedThreadPool(
-            WORKERS,
+        Executors.newCachedThreadPool( // at most WORKERS jobs counted at once: see dispatch
             r -> {
               Thread t = new Thread(r, "granule-job");
               t.setDaemon(true);
@@ -242,13 +273,20 @@ public final class Jobs implements AutoCloseable {
     return job;
   }
 
-  /** The repository as one name whatever its spelling: links resolved, where it exists. */
-  private static Path key(Path repository) {
+  /**
+   * The repository as one key whatever its name: its directory's device and inode, so a link or a
+   * bind mount of it is the same repository (by resolved name where it cannot be looked at).
+   */
+  private static Object key(Path repository) {
     Path p = repository.toAbsolutePath().normalize();
     try {
-      return p.toRealPath();
+      return java.nio.file.Files.readAttributes(p, "unix:dev,ino");
     } catch (java.io.IOException | RuntimeException e) {
-      return p; // not there (yet): the job fails on its own
+      try {
+        return p.toRealPath();
+      } catch (java.io.IOException | RuntimeException e2) {
+        return p; // not there (yet): the job fails on its own
+      }
     }
   }
 
@@ -257,8 +295,9 @@ public final class Jobs implements AutoCloseable {
     if (closed) {
       return;
     }
-    Set<Path> passed = new HashSet<>(); // repositories with an earlier job still queued
-    for (Iterator<Queued> it = queue.iterator(); it.hasNext() && running.size() < WORKERS; ) {
+    Set<Object> passed = new HashSet<>(); // repositories with an earlier job still queued
+    for (Iterator<Queued> it = queue.iterator();
+        it.hasNext() && running.size() - stuck.size() < WORKERS; ) {
       Queued q = it.next();
       if (busy.contains(q.repository) || !passed.add(q.repository)) {
         passed.add(q.repository);
@@ -314,6 +353,7 @@ public final class Jobs implements AutoCloseable {
     } finally {
       synchronized (queue) {
         running.remove(job.id);
+        stuck.remove(job.id);
         Thread.interrupted(); // a cancel that came as the work ended does not reach the next job
         busy.remove(q.repository);
         release(job);
@@ -371,6 +411,21 @@ public final class Jobs implements AutoCloseable {
         if (worker != null) {
           worker.interrupt();
         }
+        TIMER.schedule(
+            () -> {
+              synchronized (queue) {
+                if (running.containsKey(id) && stuck.add(id)) {
+                  LOG.warn(
+                      "job {} was cancelled {} s ago and still runs (stuck in I/O?): it no longer"
+                          + " holds a worker",
+                      id,
+                      cancelGrace.toSeconds());
+                  dispatch();
+                }
+              }
+            },
+            cancelGrace.toMillis(),
+            TimeUnit.MILLISECONDS);
       }
     }
     return Optional.of(job.view());
@@ -422,7 +477,7 @@ public final class Jobs implements AutoCloseable {
     }
     pool.shutdown();
     try {
-      if (!pool.awaitTermination(30, TimeUnit.SECONDS)) {
+      if (!pool.awaitTermination(STOP_GRACE.toSeconds(), TimeUnit.SECONDS)) {
         synchronized (queue) {
           for (String id : running.keySet()) {
             Job j = jobs.get(id);

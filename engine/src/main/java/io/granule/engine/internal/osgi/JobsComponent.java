@@ -13,8 +13,13 @@ public final class JobsComponent {
   private final Jobs jobs;
 
   @Activate
-  public JobsComponent() {
+  public JobsComponent(org.osgi.framework.BundleContext context) {
     this.jobs = new Jobs(Clock.systemUTC(), Cli::exitCode);
+    if ("server".equals(context.getProperty("granule.mode"))) {
+      // a stopping server lets running jobs finish (Jobs.close): their locks wait for them
+      io.granule.engine.internal.repo.lock.Lock.setExitGrace(
+          Jobs.STOP_GRACE.plus(java.time.Duration.ofSeconds(5)));
+    }
   }
 
   public Jobs jobs() {

@@ -130,4 +130,54 @@ class JobsTest {
       assertThat(jobs.list().stream().filter(v -> v.finished() != null)).hasSize(Jobs.KEEP);
     }
   }
+
+  /**
+   * A cancelled job stuck in a read that never returns (a hung source disk) held its worker for
+   * good: two of them kept every other repository's jobs queued. Past the cancel grace it no longer
+   * holds a worker; it keeps its repository until it ends.
+   */
+  @Test
+  void aCancelledJobStuckInIoStopsHoldingAWorker() throws Exception {
+    try (Jobs jobs =
+        new Jobs(Clock.systemUTC(), e -> 1, Jobs.MAX_QUEUED, java.time.Duration.ofMillis(300))) {
+      CountDownLatch release = new CountDownLatch(1);
+      List<Jobs.Job> stuck = new ArrayList<>();
+      for (int i = 0; i < Jobs.WORKERS; i++) {
+        stuck.add(
+            jobs.submit(
+                "backup",
+                "stuck " + i,
+                Path.of("/stuck" + i),
+                j -> {
+                  while (true) { // deaf to interrupts, as a read of a hung device is
+                    try {
+                      if (release.await(10, TimeUnit.MILLISECONDS)) {
+                        return "late";
+                      }
+                    } catch (InterruptedException ignored) {
+                      // still stuck
+                    }
+                  }
+                }));
+      }
+      Jobs.Job other = jobs.submit("verify", "other", Path.of("/other"), j -> "ran");
+      Thread.sleep(500);
+      assertThat(jobs.get(other.id()).orElseThrow().state()).isEqualTo(Jobs.State.QUEUED);
+      for (Jobs.Job j : stuck) {
+        jobs.cancel(j.id());
+      }
+      assertThat(await(jobs, other.id()).state()).isEqualTo(Jobs.State.SUCCEEDED);
+      Jobs.Job same = jobs.submit("verify", "same repository", Path.of("/stuck0"), j -> "after");
+      Thread.sleep(500);
+      assertThat(jobs.get(same.id()).orElseThrow().state())
+          .as("waits for the stuck job of its repository")
+          .isEqualTo(Jobs.State.QUEUED);
+      release.countDown();
+      for (Jobs.Job j : stuck) {
+        // work that finished in spite of the cancel says so (a backup checks before it commits)
+        assertThat(await(jobs, j.id()).result()).isEqualTo("late");
+      }
+      assertThat(await(jobs, same.id()).state()).isEqualTo(Jobs.State.SUCCEEDED);
+    }
+  }
 }

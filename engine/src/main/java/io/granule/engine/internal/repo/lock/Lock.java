@@ -95,8 +95,32 @@ public final class Lock implements AutoCloseable {
             this::refresh, every, every, TimeUnit.MILLISECONDS);
   }
 
-  /** The shutdown hook: waits for a save or refresh under way, then deletes the lock's blobs. */
+  /**
+   * How long the exit hook lets the lock's owner finish and release the lock itself: zero in a
+   * command (Ctrl-C releases at once); a server, which lets running jobs finish for up to 30 s when
+   * it stops, sets more (its jobs' locks were released under them within a few seconds, and they
+   * failed instead of finishing).
+   */
+  private static volatile Duration exitGrace = Duration.ZERO;
+
+  /** Sets {@link #exitGrace}. */
+  public static void setExitGrace(Duration grace) {
+    exitGrace = grace;
+  }
+
+  /**
+   * The shutdown hook: waits up to {@link #exitGrace} for the owner to release the lock, then for a
+   * save or refresh under way, then deletes the lock's blobs.
+   */
   private void releaseAtExit() {
+    long deadline = System.nanoTime() + exitGrace.toNanos();
+    while (!closed && System.nanoTime() < deadline) {
+      try {
+        Thread.sleep(50);
+      } catch (InterruptedException e) {
+        break;
+      }
+    }
     synchronized (this) {
       if (!closed) {
         closed = true;
