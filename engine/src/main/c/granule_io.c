@@ -152,3 +152,25 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_BlockDeviceClaim_re
   (void)cls;
   return close(fd) < 0 ? -errno : 0;
 }
+
+/* The half of io.granule.engine.internal.ops.DirectoryHandle: a directory held open, so a restore
+ * writes into it through /proc/self/fd/N whatever is renamed or linked in its place by name. */
+#include "io_granule_engine_internal_ops_DirectoryHandle.h"
+
+/* Opens the NUL-terminated path as a directory, not through a link at its last component; the
+ * descriptor, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_open0(JNIEnv *env,
+                                                                                jclass cls,
+                                                                                jbyteArray path) {
+  (void)cls;
+  return open_path(env, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+}
+
+/* close(fd): 0, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_close0(JNIEnv *env,
+                                                                                 jclass cls,
+                                                                                 jint fd) {
+  (void)env;
+  (void)cls;
+  return close(fd) < 0 ? -errno : 0;
+}

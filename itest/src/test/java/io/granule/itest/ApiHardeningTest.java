@@ -163,6 +163,16 @@ class ApiHardeningTest {
                   + image
                   + "\"}],\"freeze\":[\"/\"],\"freezeTimeoutSeconds\":-1}");
       assertThat(negative.status()).as(negative.body().toString()).isEqualTo(400);
+      Api.Response endless =
+          api.post(
+              "/api/backups",
+              "{\"repo\":\""
+                  + repo
+                  + "\",\"disks\":[{\"path\":\""
+                  + image
+                  + "\"}],\"freeze\":[\"/\"],\"freezeTimeoutSeconds\":9223372036854775807}");
+      assertThat(endless.status()).as(endless.body().toString()).isEqualTo(400);
+      assertThat(endless.body().get("error").asText()).contains("at most 86400");
       assertThat(api.get("/api/jobs").body()).isEmpty();
 
       // five verifies of one repository reading data, then one of another: the five start in

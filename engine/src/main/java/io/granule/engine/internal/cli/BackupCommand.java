@@ -149,6 +149,12 @@ final class BackupCommand extends ContextCommand {
       throw new CommandException(
           ExitCodes.USAGE, "--freeze-timeout must be longer than 0 (e.g. 120, 30s, 2m)");
     }
+    if (freezeTimeout.compareTo(BackupOperation.MAX_HOLD) > 0
+        || appMaxHold > BackupOperation.MAX_HOLD.toSeconds()) {
+      // past this a limit means nothing (and a huge one overflowed the watchdog's timer)
+      throw new CommandException(
+          ExitCodes.USAGE, "--freeze-timeout and --app-max-hold are at most a day (86400 s)");
+    }
     ProgressBar bar =
         noProgress || json
             ? null

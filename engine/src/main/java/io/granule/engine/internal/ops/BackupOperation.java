@@ -42,6 +42,11 @@ import java.util.Objects;
  * manifest is written last).
  */
 public final class BackupOperation {
+  /**
+   * The longest freeze or application hold a backup may ask for: past it a limit means nothing, and
+   * a huge one overflowed the watchdog's timer (the hold then had none).
+   */
+  public static final java.time.Duration MAX_HOLD = java.time.Duration.ofDays(1);
 
   /**
    * One disk to back up.

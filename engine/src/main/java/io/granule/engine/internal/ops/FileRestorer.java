@@ -5,7 +5,6 @@ import io.granule.engine.spi.Extent;
 import io.granule.engine.spi.FileNode;
 import io.granule.engine.spi.FileSystem;
 import java.io.IOException;
-import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.FileAlreadyExistsException;
@@ -44,6 +43,7 @@ public final class FileRestorer {
   private final FileSystem fs;
   private final Path root;
   private final boolean asRoot;
+  private final Integer uid; // this process's, which directories it makes have
   private final Map<Long, Path> restoredInodes = new HashMap<>();
   private final Set<Long> dirsOnPath = new HashSet<>();
   private final ByteBuffer buffer = ByteBuffer.allocate(BUFFER);
@@ -64,6 +64,18 @@ public final class FileRestorer {
     Files.createDirectories(target);
     this.root = target.toRealPath();
     this.asRoot = "root".equals(System.getProperty("user.name"));
+    Integer uid;
+    try {
+      uid = (Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid");
+    } catch (IOException | RuntimeException e) {
+      uid = null;
+    }
+    this.uid = uid;
+  }
+
+  /** The target directory, held open. */
+  private DirectoryHandle rootHandle() throws IOException {
+    return DirectoryHandle.open(root, root, null);
   }
 
   /**
@@ -96,7 +108,9 @@ public final class FileRestorer {
       throw new java.nio.file.NotDirectoryException(path);
     }
     dirsOnPath.add(node.id());
-    restoreChildren(node, root, 0);
+    try (DirectoryHandle r = rootHandle()) {
+      restoreChildren(node, r, 0);
+    }
     dirsOnPath.remove(node.id());
     applyMetadata(root, node);
     return new Result(files, dirs, links, hardLinks, bytes);
@@ -110,11 +124,15 @@ public final class FileRestorer {
   public Result restore(String path) throws IOException {
     FileNode node = fs.lookup(path);
     String name = lastName(path);
+    try (DirectoryHandle r = rootHandle()) {
+      if (name == null) {
+        restoreChildren(node, r, 0);
+      } else {
+        restore(node, name, r, 0);
+      }
+    }
     if (name == null) {
-      restoreChildren(node, root, 0);
       applyMetadata(root, node);
-    } else {
-      restore(node, name, root, 0);
     }
     return new Result(files, dirs, links, hardLinks, bytes);
   }
@@ -130,7 +148,13 @@ public final class FileRestorer {
     return p.substring(p.lastIndexOf('/') + 1);
   }
 
-  private void restore(FileNode node, String name, Path parent, int depth) throws IOException {
+  /**
+   * Restores {@code node} as entry {@code name} of {@code dir}: made through the open directory
+   * ({@link DirectoryHandle}), named {@code target} in messages.
+   */
+  private void restore(FileNode node, String name, DirectoryHandle dir, int depth)
+      throws IOException {
+    Path parent = dir.shown();
     if (!DirectoryEntry.isValidName(name)) {
       throw new IOException("refusing to restore an entry named '" + name + "' under " + parent);
     }
@@ -141,7 +165,8 @@ public final class FileRestorer {
     if (!include.test(root.relativize(target).toString())) {
       return;
     }
-    if (Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
+    Path at = dir.entry(name);
+    if (Files.exists(at, LinkOption.NOFOLLOW_LINKS)) {
       throw new FileAlreadyExistsException(
           target.toString(), null, "already exists: restore into an empty directory");
     }
@@ -153,20 +178,29 @@ public final class FileRestorer {
         if (!dirsOnPath.add(node.id())) {
           throw new IOException("directory cycle: inode " + node.id() + " contains itself");
         }
-        Files.createDirectory(target);
+        Files.createDirectory(at);
         dirs++;
-        restoreChildren(node, target, depth + 1);
-        dirsOnPath.remove(node.id());
-        applyMetadata(target, node);
+        // entered through its descriptor: swapped for a link or another directory meanwhile,
+        // it is refused, and once open, renaming it changes nothing
+        try (DirectoryHandle child = DirectoryHandle.open(at, target, uid)) {
+          restoreChildren(node, child, depth + 1);
+          dirsOnPath.remove(node.id());
+          if (child.held()) {
+            // through its descriptor (/proc/self/fd/N, followed): the directory made, wherever
+            // it is now
+            applyMetadata(child.self(), node, new LinkOption[0]);
+          } else {
+            applyMetadata(at, node);
+          }
+        }
       }
       case SYMLINK -> {
-        Files.createSymbolicLink(target, Path.of(fs.readLink(node)));
+        Files.createSymbolicLink(at, Path.of(fs.readLink(node)));
         links++;
-        setOwner(target, node);
+        setOwner(at, node);
         // a symlink's own times (lutimes); its permissions are not settable on Linux
         PosixFileAttributeView view =
-            Files.getFileAttributeView(
-                target, PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS);
+            Files.getFileAttributeView(at, PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS);
         FileTime mtime = FileTime.from(node.modified());
         view.setTimes(
             mtime, node.accessed() == null ? mtime : FileTime.from(node.accessed()), null);
@@ -174,13 +208,13 @@ public final class FileRestorer {
       case FILE -> {
         Path first = node.linkCount() > 1 ? restoredInodes.get(node.id()) : null;
         if (first != null) {
-          Files.createLink(target, first);
+          Files.createLink(at, first);
           hardLinks++;
           return;
         }
-        copy(node, target);
+        copy(node, at, target);
         files++;
-        applyMetadata(target, node);
+        applyMetadata(at, node);
         if (node.linkCount() > 1) {
           restoredInodes.put(node.id(), target);
         }
@@ -191,16 +225,17 @@ public final class FileRestorer {
     }
   }
 
-  private void restoreChildren(FileNode dir, Path target, int depth) throws IOException {
+  private void restoreChildren(FileNode dir, DirectoryHandle target, int depth) throws IOException {
     for (DirectoryEntry e : fs.list(dir)) {
       restore(e.node(), e.name(), target, depth);
     }
   }
 
-  private void copy(FileNode node, Path target) throws IOException {
+  /** Copies file {@code node} to the new file {@code at}, named {@code target} in messages. */
+  private void copy(FileNode node, Path at, Path target) throws IOException {
     try (FileChannel out =
         FileChannel.open(
-            target,
+            at,
             StandardOpenOption.CREATE_NEW,
             StandardOpenOption.WRITE,
             LinkOption.NOFOLLOW_LINKS)) {
@@ -222,24 +257,27 @@ public final class FileRestorer {
           bytes += n;
         }
       }
+      if (out.size() < node.size()) {
+        // a trailing hole: the size through this descriptor, not the name (a link swapped in
+        // meanwhile would be followed): one zero byte at the end, the rest a hole
+        out.write(ByteBuffer.allocate(1), node.size() - 1);
+      }
       if (durable) {
         out.force(true);
-      }
-    }
-    if (Files.size(target) < node.size()) {
-      // a trailing hole: extend the file without writing (it stays sparse)
-      try (RandomAccessFile raf = new RandomAccessFile(target.toFile(), "rw")) {
-        raf.setLength(node.size());
       }
     }
   }
 
   private void applyMetadata(Path target, FileNode node) throws IOException {
+    applyMetadata(target, node, new LinkOption[] {LinkOption.NOFOLLOW_LINKS});
+  }
+
+  private void applyMetadata(Path target, FileNode node, LinkOption[] options) throws IOException {
     PosixFileAttributeView view =
-        Files.getFileAttributeView(target, PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS);
+        Files.getFileAttributeView(target, PosixFileAttributeView.class, options);
     if (view != null) {
       view.setPermissions(permissions(node.mode()));
-      setOwner(target, node);
+      setOwner(target, node, options);
       FileTime mtime = FileTime.from(node.modified());
       FileTime atime = node.accessed() == null ? mtime : FileTime.from(node.accessed());
       view.setTimes(mtime, atime, null);
@@ -247,9 +285,13 @@ public final class FileRestorer {
   }
 
   private void setOwner(Path target, FileNode node) throws IOException {
+    setOwner(target, node, new LinkOption[] {LinkOption.NOFOLLOW_LINKS});
+  }
+
+  private void setOwner(Path target, FileNode node, LinkOption[] options) throws IOException {
     if (asRoot && node.uid() >= 0 && node.gid() >= 0) {
-      Files.setAttribute(target, "unix:uid", (int) node.uid(), LinkOption.NOFOLLOW_LINKS);
-      Files.setAttribute(target, "unix:gid", (int) node.gid(), LinkOption.NOFOLLOW_LINKS);
+      Files.setAttribute(target, "unix:uid", (int) node.uid(), options);
+      Files.setAttribute(target, "unix:gid", (int) node.gid(), options);
     }
   }
 

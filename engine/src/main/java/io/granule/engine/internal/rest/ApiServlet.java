@@ -467,6 +467,12 @@ public final class ApiServlet extends HttpServlet {
     if (body.freezeTimeoutSeconds() != null && body.freezeTimeoutSeconds() < 1) {
       throw new BadRequest(400, "'freezeTimeoutSeconds' must be at least 1");
     }
+    long maxHold = BackupOperation.MAX_HOLD.toSeconds();
+    if ((body.freezeTimeoutSeconds() != null && body.freezeTimeoutSeconds() > maxHold)
+        || (body.appMaxHoldSeconds() != null && body.appMaxHoldSeconds() > maxHold)) {
+      throw new BadRequest(
+          400, "'freezeTimeoutSeconds' and 'appMaxHoldSeconds' are at most " + maxHold);
+    }
     if (body.appMaxHoldSeconds() != null && body.appMaxHoldSeconds() < 1) {
       throw new BadRequest(400, "'appMaxHoldSeconds' must be at least 1");
     }

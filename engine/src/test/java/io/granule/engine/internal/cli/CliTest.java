@@ -121,6 +121,11 @@ class CliTest {
         .isEqualTo(ExitCodes.USAGE);
     assertThat(err.toString()).contains("--freeze-timeout must be longer than 0");
     err.getBuffer().setLength(0);
+    // a limit past a day means nothing (a huge one overflowed the watchdog's timer)
+    assertThat(run("backup", "--repo", tmp.toString(), "--disk", "x", "--freeze-timeout", "25h"))
+        .isEqualTo(ExitCodes.USAGE);
+    assertThat(err.toString()).contains("at most a day");
+    err.getBuffer().setLength(0);
     assertThat(run("backup", "--repo", tmp.toString(), "--disk", "x", "--freeze-timeout", "-5ms"))
         .isEqualTo(ExitCodes.USAGE);
     assertThat(err.toString()).contains("'-5ms' is not a duration");

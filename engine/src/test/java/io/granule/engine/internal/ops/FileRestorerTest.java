@@ -140,6 +140,53 @@ class FileRestorerTest {
     public void close() {}
   }
 
+  /**
+   * Someone who can write the target directory swaps a directory the restore just made for a
+   * symbolic link to elsewhere (or moves it) mid-restore: the restore created every file after that
+   * through the link, outside the target (as root, with the backup's owners). It now writes into
+   * the directory it made, through its descriptor, wherever that directory went, and a trailing
+   * hole is sized through the file's descriptor, never through a name.
+   */
+  @Test
+  void aDirectorySwappedForALinkMidRestoreIsNotFollowed() throws Exception {
+    HandMadeFs fs = new HandMadeFs();
+    long sub = fs.dir(1, "sub");
+    for (int i = 0; i < 20; i++) {
+      byte[] content = new byte[8192];
+      content[0] = (byte) i; // the rest a trailing hole
+      fs.file(sub, "f" + i, content, List.of(new Extent(0, 4096)), 1);
+    }
+    Path out = tmp.resolve("out");
+    Path outside = Files.createDirectories(tmp.resolve("outside"));
+    java.util.concurrent.atomic.AtomicBoolean swapped =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    FileRestorer restorer =
+        new FileRestorer(fs, out)
+            .include(
+                rel -> {
+                  if (rel.equals("sub/f5") && swapped.compareAndSet(false, true)) {
+                    try {
+                      Files.move(out.resolve("sub"), out.resolve("sub.moved"));
+                      Files.createSymbolicLink(out.resolve("sub"), outside);
+                    } catch (IOException e) {
+                      throw new java.io.UncheckedIOException(e);
+                    }
+                  }
+                  return true;
+                });
+    restorer.restore("/");
+    assertThat(swapped).isTrue();
+    try (var written = Files.list(outside)) {
+      assertThat(written).as("nothing written outside the target").isEmpty();
+    }
+    try (var kept = Files.list(out.resolve("sub.moved"))) {
+      assertThat(kept).hasSize(20);
+    }
+    byte[] f7 = Files.readAllBytes(out.resolve("sub.moved/f7"));
+    assertThat(f7).hasSize(8192);
+    assertThat(f7[0]).isEqualTo((byte) 7);
+  }
+
   @Test
   void treeWithSparseFileHardLinksAndSymlinksRestores() throws Exception {
     HandMadeFs fs = new HandMadeFs();

@@ -1,0 +1,105 @@
+package io.granule.engine.internal.ops;
+
+import io.granule.engine.internal.nativelib.NativeLibrary;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * A directory a restore writes into, held open (through {@code libgranule-native}): entries are
+ * made through {@code /proc/self/fd/N/NAME}, which the kernel resolves through the open directory
+ * itself, not through its name. Someone who can write a parent directory and swaps the directory
+ * for a symbolic link (or moves it) mid-restore can then no longer make the restore write outside
+ * the target. Where the library or {@code /proc} is missing, the directory's own path is used.
+ */
+final class DirectoryHandle implements AutoCloseable {
+  private static final boolean ENABLED =
+      NativeLibrary.unavailableReason() == null && Files.isDirectory(Path.of("/proc/self/fd"));
+
+  private final Path shown;
+  private final Path via;
+  private final int fd;
+
+  private DirectoryHandle(Path shown, Path via, int fd) {
+    this.shown = shown;
+    this.via = via;
+    this.fd = fd;
+  }
+
+  /**
+   * Opens directory {@code at} (not through a link at its last component), named {@code shown} in
+   * messages; {@code owner}, if not null, is the uid it must belong to (a directory this restore
+   * made: another one swapped in is refused).
+   */
+  static DirectoryHandle open(Path at, Path shown, Integer owner) throws IOException {
+    if (!ENABLED) {
+      return new DirectoryHandle(shown, shown, -1);
+    }
+    int fd;
+    try {
+      fd = open0((at.toString() + "\0").getBytes(StandardCharsets.UTF_8));
+    } catch (UnsatisfiedLinkError e) {
+      return new DirectoryHandle(shown, shown, -1);
+    }
+    if (fd < 0) {
+      throw new IOException(
+          "unable to open directory '"
+              + shown
+              + "' (errno "
+              + -fd
+              + (-fd == 40 || -fd == 20 ? ": it was replaced while the restore ran" : "")
+              + ")");
+    }
+    DirectoryHandle h = new DirectoryHandle(shown, Path.of("/proc/self/fd/" + fd), fd);
+    if (owner != null) {
+      Object uid;
+      try {
+        uid = Files.getAttribute(h.via, "unix:uid");
+      } catch (IOException | RuntimeException e) {
+        h.close();
+        throw e;
+      }
+      if (!owner.equals(uid)) {
+        h.close();
+        throw new IOException(
+            "directory '" + shown + "' was replaced by another user's while the restore ran");
+      }
+    }
+    return h;
+  }
+
+  /** Whether the directory is held open (else its name is used). */
+  boolean held() {
+    return fd >= 0;
+  }
+
+  /** The directory's name, for messages and include rules. */
+  Path shown() {
+    return shown;
+  }
+
+  /** Entry {@code name} of this directory, as file operations must name it. */
+  Path entry(String name) {
+    return via.resolve(name);
+  }
+
+  /** The directory itself, as file operations must name it. */
+  Path self() {
+    return via;
+  }
+
+  @Override
+  public void close() throws IOException {
+    if (fd >= 0) {
+      int r = close0(fd);
+      if (r != 0) {
+        throw new IOException("unable to close directory '" + shown + "': errno " + -r);
+      }
+    }
+  }
+
+  private static native int open0(byte[] path);
+
+  private static native int close0(int fd);
+}
