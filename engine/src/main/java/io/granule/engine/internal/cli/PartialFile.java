@@ -229,6 +229,21 @@ final class PartialFile implements AutoCloseable {
   }
 
   private static void abandonAll() {
+    // a stopping server lets its running jobs finish first (a command: no wait)
+    long deadline =
+        System.nanoTime() + io.granule.engine.internal.repo.lock.Lock.exitGrace().toNanos();
+    while (System.nanoTime() < deadline) {
+      synchronized (HELD) {
+        if (OPEN.isEmpty()) {
+          return;
+        }
+      }
+      try {
+        Thread.sleep(50);
+      } catch (InterruptedException e) {
+        break;
+      }
+    }
     synchronized (HELD) {
       for (PartialFile p : OPEN) {
         try {

@@ -103,6 +103,11 @@ public final class Lock implements AutoCloseable {
    */
   private static volatile Duration exitGrace = Duration.ZERO;
 
+  /** {@link #exitGrace}: how long exit hooks let a server's running jobs finish. */
+  public static Duration exitGrace() {
+    return exitGrace;
+  }
+
   /** Sets {@link #exitGrace}. */
   public static void setExitGrace(Duration grace) {
     exitGrace = grace;
