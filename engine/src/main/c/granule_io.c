@@ -174,3 +174,37 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_close
   (void)cls;
   return close(fd) < 0 ? -errno : 0;
 }
+
+/* The half of io.granule.engine.internal.cli.OfdLock: an open-file-description write lock on a
+ * whole file (F_OFD_SETLK), which every process of every user sees, under any name of the file,
+ * and which no other descriptor's close drops. */
+#include "io_granule_engine_internal_cli_OfdLock.h"
+
+/* Opens the NUL-terminated path for writing (not through a link at its last component) and locks
+ * it; the descriptor, or -errno (EAGAIN: another holds a lock on it). */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_cli_OfdLock_lock0(JNIEnv *env, jclass cls,
+                                                                        jbyteArray path) {
+  (void)cls;
+  int fd = open_path(env, path, O_WRONLY | O_NOFOLLOW);
+  if (fd < 0) {
+    return fd;
+  }
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+    int err = errno;
+    close(fd);
+    return err == EACCES ? -EAGAIN : -err; /* held, either way */
+  }
+  return fd;
+}
+
+/* close(fd), which releases the lock: 0, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_cli_OfdLock_unlock0(JNIEnv *env, jclass cls,
+                                                                          jint fd) {
+  (void)env;
+  (void)cls;
+  return close(fd) < 0 ? -errno : 0;
+}

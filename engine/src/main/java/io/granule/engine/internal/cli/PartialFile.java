@@ -36,6 +36,7 @@ final class PartialFile implements AutoCloseable {
   // identity locks this restore also holds: FILE.partial once created (a --force restore naming
   // it writes it in place), the existing FILE it renames over
   private final java.util.List<PartialFile> identities = new java.util.ArrayList<>();
+  private OfdLock fileLock; // an in-place target's own lock, where it could be taken
 
   private PartialFile(Path target, Path partial, Path lockPath, FileChannel channel, Object key) {
     this.target = target;
@@ -102,7 +103,19 @@ final class PartialFile implements AutoCloseable {
             ? "blk-" + Long.toHexString((Long) a.get("rdev")) // the device, whatever its node
             : "file-" + Long.toHexString((Long) a.get("dev")) + "-" + a.get("ino");
     Path dir = sharedLockDirectory();
-    return take(target, null, dir.resolve(id + ".lock"), "'" + target + "'");
+    PartialFile taken = take(target, null, dir.resolve(id + ".lock"), "'" + target + "'");
+    if (type == 0100000) {
+      // the lock files above are per user where /run/granule cannot be written; this lock, on
+      // the file itself, is every user's
+      try {
+        taken.fileLock = OfdLock.lock(target);
+      } catch (OfdLock.HeldException e) {
+        taken.close();
+        throw new CommandException(
+            ExitCodes.TARGET, e.getMessage() + ": wait for it to finish, or restore elsewhere");
+      }
+    }
+    return taken;
   }
 
   private static Path sharedLockDirectory() throws IOException {
@@ -450,6 +463,10 @@ final class PartialFile implements AutoCloseable {
       identity.close();
     }
     identities.clear();
+    if (fileLock != null) {
+      fileLock.close();
+      fileLock = null;
+    }
     synchronized (HELD) {
       try {
         if (key.equals(fileKey(lockPath))) { // not another restore's, if ours was removed

@@ -424,6 +424,32 @@ class DiskRestoreTest {
   }
 
   /**
+   * Root and another user restoring one existing file at once were not kept apart: their lock files
+   * live in per-user directories. The file itself is locked now (an open-file-description lock,
+   * which every process of every user sees): a lock on it held elsewhere refuses the restore.
+   */
+  @Test
+  void aLockOnTheTargetFileItselfRefusesAnInPlaceRestore() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path x = Files.write(tmp.resolve("shared.img"), new byte[] {1, 2, 3});
+      try (OfdLock other = OfdLock.lock(x)) { // as another user's restore holds it
+        assertThat(other).as("libgranule-native is loaded in tests").isNotNull();
+        assertThatThrownBy(
+                () ->
+                    DiskRestore.prepare(formats, x, true, null)
+                        .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+            .isInstanceOf(CommandException.class)
+            .hasMessageContaining("another restore (of any user) is writing");
+      }
+      assertThat(Files.readAllBytes(x)).containsExactly(1, 2, 3);
+      DiskRestore.prepare(formats, x, true, null)
+          .run(repo, m, "vda", RestoreListener.NONE, s -> {});
+      assertThat(TestImages.sha256(x)).isEqualTo(TestImages.sha256(data));
+    }
+  }
+
+  /**
    * The writer opens its target without following links: a link planted at a target's name after
    * the checks (at FILE.partial, say) made a restore overwrite the file it pointed to.
    */
