@@ -12,6 +12,8 @@
 #include <jni.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -145,11 +147,16 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_BlockDeviceClaim_cl
   return open_path(env, path, O_RDONLY | O_EXCL);
 }
 
-/* close(fd): 0, or -errno. */
+/* Asks the kernel to read the device's partition table again (BLKRRPART: as the exclusive holder,
+ * which udev's own request after the restore's writes cannot be while the claim is held), then
+ * close(fd): 0, or -errno of the close. A device without partitions (EINVAL) is fine. */
 JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_BlockDeviceClaim_release0(
-    JNIEnv *env, jclass cls, jint fd) {
+    JNIEnv *env, jclass cls, jint fd, jboolean reread) {
   (void)env;
   (void)cls;
+  if (reread) {
+    (void)ioctl(fd, BLKRRPART, 0);
+  }
   return close(fd) < 0 ? -errno : 0;
 }
 
@@ -163,7 +170,7 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_open0
                                                                                 jclass cls,
                                                                                 jbyteArray path) {
   (void)cls;
-  return open_path(env, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  return open_path(env, path, O_PATH | O_DIRECTORY | O_NOFOLLOW);
 }
 
 /* close(fd): 0, or -errno. */
@@ -175,9 +182,9 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_close
   return close(fd) < 0 ? -errno : 0;
 }
 
-/* The half of io.granule.engine.internal.cli.OfdLock: an open-file-description write lock on a
- * whole file (F_OFD_SETLK), which every process of every user sees, under any name of the file,
- * and which no other descriptor's close drops. */
+/* The half of io.granule.engine.internal.cli.OfdLock: an open-file-description write lock on one
+ * byte of a file that only restores lock (F_OFD_SETLK), which every process of every user sees,
+ * under any name of the file, and which no other descriptor's close drops. */
 #include "io_granule_engine_internal_cli_OfdLock.h"
 
 /* Opens the NUL-terminated path for writing (not through a link at its last component) and locks
@@ -193,6 +200,10 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_cli_OfdLock_lock0(JNIEnv 
   memset(&fl, 0, sizeof fl);
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
+  /* one byte far past any file's end, which only restores lock: other programs' locks on the
+   * file (QEMU's on an image, SQLite's) do not conflict with it */
+  fl.l_start = (off_t)0x4000000000000000LL;
+  fl.l_len = 1;
   if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
     int err = errno;
     close(fd);

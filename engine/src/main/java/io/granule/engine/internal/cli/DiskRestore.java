@@ -39,6 +39,7 @@ public final class DiskRestore {
   private final String format;
   private final String why;
   private final boolean exists;
+  private final boolean device; // an existing target that was a block device when prepared
 
   private DiskRestore(
       PluginLeases<DiskImageFormat> formats, Path to, String format, String why, boolean exists) {
@@ -47,6 +48,22 @@ public final class DiskRestore {
     this.format = format;
     this.why = why;
     this.exists = exists;
+    this.device = exists && isBlockDevice(to);
+  }
+
+  private DiskRestore(
+      PluginLeases<DiskImageFormat> formats,
+      Path to,
+      String format,
+      String why,
+      boolean exists,
+      boolean device) {
+    this.formats = formats;
+    this.to = to;
+    this.format = format;
+    this.why = why;
+    this.exists = exists;
+    this.device = device;
   }
 
   /**
@@ -103,23 +120,30 @@ public final class DiskRestore {
     if (!exists) {
       requireNotADeviceDirectory(to);
     }
-    // An existing target is written where its links lead (a /dev/disk/by-id name, an image behind
-    // a link), opened there without following links again: a link planted later is not followed.
-    Path target = to;
     if (exists) {
-      try {
-        target = to.toRealPath();
-      } catch (IOException e) {
-        throw new CommandException(
-            ExitCodes.TARGET,
-            "restore target '"
-                + to
-                + "' is a symbolic link to nothing ("
-                + e.getMessage()
-                + "): remove it or name a file");
-      }
+      resolve(to); // a link to nothing is refused now
     }
-    return new DiskRestore(formats, target, chosen, why, exists);
+    return new DiskRestore(formats, to, chosen, why, exists);
+  }
+
+  /**
+   * Where an existing target's links lead (a /dev/disk/by-id name, an image behind a link): the
+   * writers open that without following links again, so a link planted later is not followed.
+   * Resolved when the restore runs, not when it was prepared (a server's job may wait for hours,
+   * and disks can be renumbered meanwhile).
+   */
+  private static Path resolve(Path to) {
+    try {
+      return to.toRealPath();
+    } catch (IOException e) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "restore target '"
+              + to
+              + "' is a symbolic link to nothing, or gone ("
+              + e.getMessage()
+              + "): remove it or name a file");
+    }
   }
 
   /**
@@ -293,6 +317,26 @@ public final class DiskRestore {
    * progress} and what it chose (an image format) to {@code info}.
    */
   public RestoreResult run(
+      Repository r, Manifest snap, String diskName, RestoreListener progress, Consumer<String> info)
+      throws IOException {
+    if (exists) {
+      Path real = resolve(to);
+      if (isBlockDevice(real) != device) {
+        throw new CommandException(
+            ExitCodes.TARGET,
+            "restore target '"
+                + to
+                + "' changed since the restore was prepared (it "
+                + (device ? "was" : "was not")
+                + " a block device): check it and restore again");
+      }
+      return new DiskRestore(formats, real, format, why, true, device)
+          .runChecked(r, snap, diskName, progress, info);
+    }
+    return runChecked(r, snap, diskName, progress, info);
+  }
+
+  private RestoreResult runChecked(
       Repository r, Manifest snap, String diskName, RestoreListener progress, Consumer<String> info)
       throws IOException {
     requireOutsideRepository(r, to);

@@ -145,7 +145,11 @@ public final class RepoOption {
         // take its own either. One this user may not write but another may: not while a prune
         // runs there.
         try {
-          r.locks().awaitNoExclusive(operation, retryLock == null ? Duration.ZERO : retryLock);
+          r.locks()
+              .awaitNoExclusive(
+                  operation,
+                  retryLock == null ? Duration.ZERO : retryLock,
+                  LockManager.readOnlyMedium(e));
         } catch (RuntimeException locked) {
           r.close();
           throw locked;

@@ -195,7 +195,9 @@ public final class BlockDeviceClaim implements AutoCloseable {
   @Override
   public void close() throws IOException {
     if (fd >= 0) {
-      int r = release0(fd);
+      // the partition table is read again by the claim's holder: udev's request after the
+      // writes is refused while the claim is held, and a restored disk's partitions would not show
+      int r = release0(fd, true);
       if (r != 0) {
         throw new IOException("unable to close a claimed device: errno " + -r);
       }
@@ -204,5 +206,5 @@ public final class BlockDeviceClaim implements AutoCloseable {
 
   private static native int claim0(byte[] path);
 
-  private static native int release0(int fd);
+  private static native int release0(int fd, boolean rereadPartitions);
 }

@@ -124,12 +124,21 @@ public final class FsFreeze implements SnapshotProvider {
     private final Thread shutdownHook;
     private Thread watchdog;
     private volatile boolean expired;
+    private volatile boolean thawedAtExit;
     private boolean closed;
 
     FrozenHold(List<Path> mounts, Duration maxHold) {
       this.mounts = mounts;
       this.maxHold = maxHold;
-      this.shutdownHook = new Thread(this::thawQuietly, "granule-thaw-on-exit");
+      this.shutdownHook =
+          new Thread(
+              () -> {
+                // the process is stopping: whatever reads on (a server lets running jobs finish)
+                // must not save a snapshot as frozen
+                thawedAtExit = true;
+                thawQuietly();
+              },
+              "granule-thaw-on-exit");
       Runtime.getRuntime().addShutdownHook(shutdownHook);
     }
 
@@ -170,6 +179,13 @@ public final class FsFreeze implements SnapshotProvider {
 
     @Override
     public void check() throws IOException {
+      if (thawedAtExit) {
+        throw new IOException(
+            "the freeze of "
+                + mounts
+                + " was lifted because the process is stopping: the snapshot would not be"
+                + " consistent");
+      }
       if (expired) {
         throw new IOException(
             "the freeze of "

@@ -29,10 +29,10 @@ final class DirectoryHandle implements AutoCloseable {
 
   /**
    * Opens directory {@code at} (not through a link at its last component), named {@code shown} in
-   * messages; {@code owner}, if not null, is the uid it must belong to (a directory this restore
-   * made: another one swapped in is refused).
+   * messages; {@code made}, if not null, is the device and inode ({@code unix:dev,ino}) it had when
+   * this restore made it: another directory swapped in since is refused.
    */
-  static DirectoryHandle open(Path at, Path shown, Integer owner) throws IOException {
+  static DirectoryHandle open(Path at, Path shown, Object made) throws IOException {
     if (!ENABLED) {
       return new DirectoryHandle(shown, shown, -1);
     }
@@ -52,18 +52,18 @@ final class DirectoryHandle implements AutoCloseable {
               + ")");
     }
     DirectoryHandle h = new DirectoryHandle(shown, Path.of("/proc/self/fd/" + fd), fd);
-    if (owner != null) {
-      Object uid;
+    if (made != null) {
+      Object opened;
       try {
-        uid = Files.getAttribute(h.via, "unix:uid");
+        opened = Files.readAttributes(h.via, "unix:dev,ino");
       } catch (IOException | RuntimeException e) {
         h.close();
         throw e;
       }
-      if (!owner.equals(uid)) {
+      if (!made.equals(opened)) {
         h.close();
         throw new IOException(
-            "directory '" + shown + "' was replaced by another user's while the restore ran");
+            "directory '" + shown + "' was replaced by another while the restore ran");
       }
     }
     return h;

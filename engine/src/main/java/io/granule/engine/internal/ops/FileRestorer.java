@@ -43,7 +43,6 @@ public final class FileRestorer {
   private final FileSystem fs;
   private final Path root;
   private final boolean asRoot;
-  private final Integer uid; // this process's, which directories it makes have
   private final Map<Long, Path> restoredInodes = new HashMap<>();
   private final Set<Long> dirsOnPath = new HashSet<>();
   private final ByteBuffer buffer = ByteBuffer.allocate(BUFFER);
@@ -64,13 +63,6 @@ public final class FileRestorer {
     Files.createDirectories(target);
     this.root = target.toRealPath();
     this.asRoot = "root".equals(System.getProperty("user.name"));
-    Integer uid;
-    try {
-      uid = (Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid");
-    } catch (IOException | RuntimeException e) {
-      uid = null;
-    }
-    this.uid = uid;
   }
 
   /** The target directory, held open. */
@@ -179,10 +171,11 @@ public final class FileRestorer {
           throw new IOException("directory cycle: inode " + node.id() + " contains itself");
         }
         Files.createDirectory(at);
+        Object made = Files.readAttributes(at, "unix:dev,ino", LinkOption.NOFOLLOW_LINKS);
         dirs++;
         // entered through its descriptor: swapped for a link or another directory meanwhile,
         // it is refused, and once open, renaming it changes nothing
-        try (DirectoryHandle child = DirectoryHandle.open(at, target, uid)) {
+        try (DirectoryHandle child = DirectoryHandle.open(at, target, made)) {
           restoreChildren(node, child, depth + 1);
           dirsOnPath.remove(node.id());
           if (child.held()) {

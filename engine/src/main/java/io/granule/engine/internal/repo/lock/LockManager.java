@@ -104,6 +104,19 @@ public final class LockManager {
   }
 
   /**
+   * Whether {@code e} says the repository's medium is read-only for everyone (a read-only mount).
+   */
+  public static boolean readOnlyMedium(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      String m = t.getMessage();
+      if (t instanceof IOException && m != null && m.contains("Read-only file system")) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
    * Whether {@code e} (taking a lock failed) says the store cannot be written at all: no space, a
    * read-only file system, no permission (read-only credentials).
    */
@@ -186,7 +199,10 @@ public final class LockManager {
    *
    * @throws RepositoryLockedException if a live exclusive lock remains
    */
-  public void awaitNoExclusive(String operation, Duration wait) {
+  public void awaitNoExclusive(String operation, Duration wait, boolean readOnlyMedium) {
+    if (readOnlyMedium) {
+      return; // a read-only file system or copy: no prune can run there (its lock is a leftover)
+    }
     long deadline = System.nanoTime() + wait.toNanos();
     while (true) {
       List<Status> exclusive =
