@@ -247,7 +247,7 @@ class ApiHardeningTest {
   @org.junit.jupiter.api.Timeout(300)
   void clientsTricklingBodiesNeitherHoldTheApiNorWaitForever() throws Exception {
     try (Granule.Server server =
-        Granule.Server.start(tmp.resolve("data"), List.of("-Dgranule.api.bodyTimeoutMs=4000"))) {
+        Granule.Server.start(tmp.resolve("data"), List.of("-Dgranule.api.bodyTimeoutMs=10000"))) {
       Api api = new Api(server.url);
       int port = server.url.getPort();
       List<Socket> slow = new ArrayList<>();
@@ -264,14 +264,18 @@ class ApiHardeningTest {
         }
         for (int round = 0; round < 3; round++) {
           for (Socket s : slow) {
-            s.getOutputStream().write(' ');
+            try {
+              s.getOutputStream().write(' ');
+            } catch (java.io.IOException answered) {
+              // a slow machine: its 408 came already, and the server closed it
+            }
           }
           long t0 = System.nanoTime();
           assertThat(api.get("/api/version").status()).isEqualTo(200);
           assertThat((System.nanoTime() - t0) / 1_000_000)
               .as("ms to answer beside 300 trickling clients")
               .isLessThan(3000);
-          Thread.sleep(1000);
+          Thread.sleep(500);
         }
         Socket first = slow.get(0);
         first.setSoTimeout(30_000);
@@ -279,7 +283,7 @@ class ApiHardeningTest {
         assertThat(answer)
             .startsWith("HTTP/1.1 408")
             .contains("application/json")
-            .contains("request body not received within 4000 ms");
+            .contains("request body not received within 10000 ms");
       } finally {
         for (Socket s : slow) {
           s.close();
