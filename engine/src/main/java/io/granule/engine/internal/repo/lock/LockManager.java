@@ -241,12 +241,17 @@ public final class LockManager {
     Lock lock = Lock.take(this, newName(), info);
     List<Status> conflicts = new ArrayList<>();
     try {
-      for (Status s : list()) {
-        if (s.name().equals(lock.name())) {
-          continue;
-        }
-        if (s.info() == null || kind.conflictsWith(s.info().lockKind())) {
-          conflicts.add(s);
+      // Two listings must both show no conflict: a store whose listing can leave out a blob that
+      // exists (s3proxy's file backend, racing a delete, did: two prunes ran at once in a test;
+      // an S3-compatible store that lags) would otherwise let two takers past each other.
+      for (int pass = 0; pass < 2 && conflicts.isEmpty(); pass++) {
+        for (Status s : list()) {
+          if (s.name().equals(lock.name())) {
+            continue;
+          }
+          if (s.info() == null || kind.conflictsWith(s.info().lockKind())) {
+            conflicts.add(s);
+          }
         }
       }
     } catch (RuntimeException e) {
