@@ -20,6 +20,9 @@
 
 #include "io_granule_engine_internal_image_SparseFiles.h"
 
+/* close(fd): 0, or -errno. */
+static jint close_fd(jint fd) { return close(fd) < 0 ? -errno : 0; }
+
 /* Opens the path (a Java byte array, NUL-terminated here) with flags; the descriptor, or -errno. */
 static jint open_path(JNIEnv *env, jbyteArray path, int flags) {
   jsize n = (*env)->GetArrayLength(env, path);
@@ -103,7 +106,7 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_SparseFiles_close0(
                                                                                 jint fd) {
   (void)env;
   (void)cls;
-  return close(fd) < 0 ? -errno : 0;
+  return close_fd(fd);
 }
 
 /* The half of io.granule.engine.internal.repo.backup.FileSpace: fallocate(2) of ranges of a
@@ -131,7 +134,7 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_backup_FileSpace_clo
                                                                                    jint fd) {
   (void)env;
   (void)cls;
-  return close(fd) < 0 ? -errno : 0;
+  return close_fd(fd);
 }
 
 /* The half of io.granule.engine.internal.image.BlockDeviceClaim: an exclusive open (O_EXCL on a
@@ -157,7 +160,7 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_BlockDeviceClaim_re
   if (reread) {
     (void)ioctl(fd, BLKRRPART, 0);
   }
-  return close(fd) < 0 ? -errno : 0;
+  return close_fd(fd);
 }
 
 /* The half of io.granule.engine.internal.ops.DirectoryHandle: a directory held open, so a restore
@@ -179,7 +182,7 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_close
                                                                                  jint fd) {
   (void)env;
   (void)cls;
-  return close(fd) < 0 ? -errno : 0;
+  return close_fd(fd);
 }
 
 /* The half of io.granule.engine.internal.cli.OfdLock: an open-file-description write lock on one
@@ -217,5 +220,5 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_cli_OfdLock_unlock0(JNIEn
                                                                           jint fd) {
   (void)env;
   (void)cls;
-  return close(fd) < 0 ? -errno : 0;
+  return close_fd(fd);
 }

@@ -86,7 +86,7 @@ public final class DiskCoverage {
       if (f.length < 5) {
         continue;
       }
-      String mountPoint = unescape(f[4]);
+      String mountPoint = io.granule.engine.internal.image.BlockDeviceClaim.unescape(f[4]);
       if ((real.toString().equals(mountPoint) || real.startsWith(Path.of(mountPoint)))
           && mountPoint.length() >= bestLength) {
         best = f[2];
@@ -94,20 +94,6 @@ public final class DiskCoverage {
       }
     }
     return best;
-  }
-
-  private static String unescape(String s) {
-    StringBuilder b = new StringBuilder();
-    for (int i = 0; i < s.length(); i++) {
-      char c = s.charAt(i);
-      if (c == '\\' && i + 3 < s.length()) {
-        b.append((char) Integer.parseInt(s.substring(i + 1, i + 4), 8));
-        i += 3;
-      } else {
-        b.append(c);
-      }
-    }
-    return b.toString();
   }
 
   /** The block device name (e.g. {@code loop3p1}) with this major:minor, or null. */

@@ -43,12 +43,7 @@ public final class DiskRestore {
 
   private DiskRestore(
       PluginLeases<DiskImageFormat> formats, Path to, String format, String why, boolean exists) {
-    this.formats = formats;
-    this.to = to;
-    this.format = format;
-    this.why = why;
-    this.exists = exists;
-    this.device = exists && isBlockDevice(to);
+    this(formats, to, format, why, exists, exists && isBlockDevice(to));
   }
 
   private DiskRestore(

@@ -144,8 +144,8 @@ public final class BlockDeviceClaim implements AutoCloseable {
     }
   }
 
-  /** A mountinfo field: spaces and the like are octal escapes there. */
-  private static String unescape(String s) {
+  /** A field of {@code /proc/self/mountinfo}: spaces and the like are octal escapes there. */
+  public static String unescape(String s) {
     StringBuilder b = new StringBuilder();
     for (int i = 0; i < s.length(); i++) {
       char c = s.charAt(i);

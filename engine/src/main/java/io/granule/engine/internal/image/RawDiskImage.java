@@ -218,17 +218,10 @@ public final class RawDiskImage implements DiskImage {
 
   private static long blockDeviceSize(Path device) throws IOException {
     Path sys = null;
-    try {
-      // by device number, so a node of any name (mknod elsewhere) is found
-      long rdev = (Long) Files.getAttribute(device, "unix:rdev");
-      long major = ((rdev >>> 8) & 0xfff) | ((rdev >>> 32) & ~0xfffL);
-      long minor = (rdev & 0xff) | ((rdev >>> 12) & ~0xffL);
-      Path byNumber = Path.of("/sys/dev/block", major + ":" + minor, "size");
-      if (Files.exists(byNumber)) {
-        sys = byNumber;
-      }
-    } catch (IOException | RuntimeException e) {
-      // no unix view: by name below
+    // by device number, so a node of any name (mknod elsewhere) is found
+    String majorMinor = BlockDeviceClaim.majorMinor(device);
+    if (majorMinor != null && Files.exists(Path.of("/sys/dev/block", majorMinor, "size"))) {
+      sys = Path.of("/sys/dev/block", majorMinor, "size");
     }
     if (sys == null) {
       Path real = device.toRealPath();
