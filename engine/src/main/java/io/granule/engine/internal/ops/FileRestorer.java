@@ -15,9 +15,11 @@ import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFilePermission;
+import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Predicate;
@@ -37,13 +39,19 @@ public final class FileRestorer {
   static final int MAX_DEPTH = 1024;
   private static final int BUFFER = 1 << 20;
 
+  /** A file restored: its path relative to the target and its {@code unix:dev,ino}. */
+  private record Restored(String relative, Object identity) {}
+
   /** What a restore did. */
   public record Result(long files, long directories, long symlinks, long hardLinks, long bytes) {}
 
   private final FileSystem fs;
   private final Path root;
   private final boolean asRoot;
-  private final Map<Long, Path> restoredInodes = new HashMap<>();
+
+  /** Files with several links restored so far: their path under the target and identity. */
+  private final Map<Long, Restored> restoredInodes = new HashMap<>();
+
   private final Set<Long> dirsOnPath = new HashSet<>();
   private final ByteBuffer buffer = ByteBuffer.allocate(BUFFER);
   private long files;
@@ -199,22 +207,69 @@ public final class FileRestorer {
             mtime, node.accessed() == null ? mtime : FileTime.from(node.accessed()), null);
       }
       case FILE -> {
-        Path first = node.linkCount() > 1 ? restoredInodes.get(node.id()) : null;
+        Restored first = node.linkCount() > 1 ? restoredInodes.get(node.id()) : null;
         if (first != null) {
-          Files.createLink(at, first);
+          link(first, at, target);
           hardLinks++;
           return;
         }
         copy(node, at, target);
         files++;
+        Object identity =
+            node.linkCount() > 1
+                ? Files.readAttributes(at, "unix:dev,ino", LinkOption.NOFOLLOW_LINKS)
+                : null;
         applyMetadata(at, node);
-        if (node.linkCount() > 1) {
-          restoredInodes.put(node.id(), target);
+        if (identity != null) {
+          restoredInodes.put(node.id(), new Restored(root.relativize(target).toString(), identity));
         }
       }
       case OTHER -> {
         // devices, FIFOs, sockets: nothing to copy
       }
+    }
+  }
+
+  /**
+   * Makes {@code at} (named {@code target} in messages) a hard link to the file restored first as
+   * {@code first}. The first file is reached from the target directory one directory at a time,
+   * each opened without following a link, and the link made must be that file (device and inode):
+   * someone who can write the target and swaps a directory on the way for a link, or the file for
+   * another, cannot make the restore link a file from outside the target.
+   */
+  private void link(Restored first, Path at, Path target) throws IOException {
+    String[] parts = first.relative().split("/");
+    List<DirectoryHandle> opened = new ArrayList<>();
+    try {
+      DirectoryHandle dir = rootHandle();
+      opened.add(dir);
+      for (int i = 0; i < parts.length - 1; i++) {
+        dir = DirectoryHandle.open(dir.entry(parts[i]), dir.shown().resolve(parts[i]), null);
+        opened.add(dir);
+      }
+      Files.createLink(at, dir.entry(parts[parts.length - 1]));
+    } finally {
+      IOException failed = null;
+      for (DirectoryHandle h : opened) {
+        try {
+          h.close();
+        } catch (IOException e) {
+          failed = e;
+        }
+      }
+      if (failed != null) {
+        throw failed;
+      }
+    }
+    Object linked = Files.readAttributes(at, "unix:dev,ino", LinkOption.NOFOLLOW_LINKS);
+    if (!first.identity().equals(linked)) {
+      Files.deleteIfExists(at);
+      throw new IOException(
+          "refusing to link '"
+              + target
+              + "' to '"
+              + root.resolve(first.relative())
+              + "': that file was replaced while the restore ran");
     }
   }
 

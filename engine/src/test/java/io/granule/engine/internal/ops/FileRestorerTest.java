@@ -187,6 +187,51 @@ class FileRestorerTest {
     assertThat(f7[0]).isEqualTo((byte) 7);
   }
 
+  /**
+   * A hard link was made by the first file's path: someone who can write the target and swapped a
+   * directory on that path for a link to elsewhere made the restore (as root) link a file from
+   * outside the target into it. The first file is now reached one directory at a time without
+   * following links, and the link must be the file restored.
+   */
+  @Test
+  void aHardLinkIsNeverMadeToAFileOutsideTheTarget() throws Exception {
+    HandMadeFs fs = new HandMadeFs();
+    long etc = fs.dir(1, "etc");
+    long shared =
+        fs.file(
+            etc,
+            "a.conf",
+            "x=1\n".getBytes(java.nio.charset.StandardCharsets.UTF_8),
+            List.of(new Extent(0, 4)),
+            2);
+    long other = fs.dir(1, "other");
+    fs.link(other, "b.conf", shared);
+    Path out = tmp.resolve("out");
+    Path outside = Files.createDirectories(tmp.resolve("outside"));
+    Path secret = Files.writeString(outside.resolve("a.conf"), "secret");
+    FileRestorer restorer =
+        new FileRestorer(fs, out)
+            .include(
+                rel -> {
+                  if (rel.equals("other/b.conf")) {
+                    try {
+                      Files.move(out.resolve("etc"), out.resolve("etc.moved"));
+                      Files.createSymbolicLink(out.resolve("etc"), outside);
+                    } catch (IOException e) {
+                      throw new java.io.UncheckedIOException(e);
+                    }
+                  }
+                  return true;
+                });
+    assertThatThrownBy(() -> restorer.restore("/"))
+        .isInstanceOf(IOException.class)
+        .hasMessageContaining("replaced while the restore ran");
+    assertThat(Files.getAttribute(secret, "unix:nlink"))
+        .as("outside file never linked")
+        .isEqualTo(1);
+    assertThat(out.resolve("other/b.conf")).doesNotExist();
+  }
+
   @Test
   void treeWithSparseFileHardLinksAndSymlinksRestores() throws Exception {
     HandMadeFs fs = new HandMadeFs();

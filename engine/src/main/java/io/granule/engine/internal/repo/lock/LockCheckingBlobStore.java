@@ -39,7 +39,8 @@ public final class LockCheckingBlobStore extends ForwardingBlobStore {
    * Confirms the lock once more after a snapshot is saved: a save that took long (a slow or retried
    * upload) left a window in which the lock could be removed and a prune delete the data the
    * snapshot names, and the backup reported success. Then the snapshot is deleted again and the
-   * backup fails: a backup that must be run again, never a damaged snapshot called saved.
+   * backup fails: a backup that must be run again, never a damaged snapshot called saved. A store
+   * that cannot answer is treated the same way (the snapshot is removed if it can be).
    */
   private void afterSave(BlobName name) throws IOException {
     if (name.type() != BlobType.SNAPSHOT) {
@@ -59,6 +60,27 @@ public final class LockCheckingBlobStore extends ForwardingBlobStore {
               + name
               + " was saved meanwhile and removed again, since a prune may have deleted data it"
               + " names: run the backup again",
+          e);
+    } catch (IOException e) {
+      // the store could not say whether the lock is still there: the snapshot cannot be called
+      // safe, so the backup fails, and leaves no snapshot if the store lets it be removed
+      boolean removed = false;
+      try {
+        delegate.delete(name);
+        removed = true;
+      } catch (IOException | RuntimeException gone) {
+        e.addSuppressed(gone);
+      }
+      throw new IOException(
+          "snapshot "
+              + name
+              + " was saved, but whether this operation's lock held through the save could not be"
+              + " checked ("
+              + e.getMessage()
+              + (removed
+                  ? "): it was removed again; run the backup again"
+                  : "), nor could it be removed: check it with `granule verify --read-data` before"
+                      + " relying on it, or `granule forget` it"),
           e);
     }
   }

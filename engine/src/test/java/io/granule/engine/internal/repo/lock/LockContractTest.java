@@ -536,6 +536,55 @@ public abstract class LockContractTest {
   }
 
   /**
+   * The store cannot be asked after a snapshot save whether the lock held (an outage right after
+   * the upload): the backup failed with the snapshot left saved, unchecked. It is removed again
+   * now.
+   */
+  @Test
+  void aLockThatCannotBeConfirmedAfterASnapshotSaveFailsTheSaveAndRemovesTheSnapshot()
+      throws Exception {
+    BlobStore real = store;
+    java.util.concurrent.atomic.AtomicBoolean outage =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    store =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(real) {
+          @Override
+          public java.util.Optional<io.granule.engine.internal.repo.blob.BlobInfo> stat(
+              BlobName name) throws IOException {
+            if (outage.get() && name.type() == BlobType.LOCK) {
+              throw new IOException("connection reset");
+            }
+            return delegate.stat(name);
+          }
+        };
+    try {
+      Lock a = manager(ALICE).acquire(LockKind.SHARED, "backup", Duration.ZERO);
+      BlobStore failing =
+          new io.granule.engine.internal.repo.blob.ForwardingBlobStore(real) {
+            @Override
+            public void save(BlobName name, byte[] data) throws IOException {
+              delegate.save(name, data);
+              if (name.type() == BlobType.SNAPSHOT) {
+                outage.set(true);
+              }
+            }
+          };
+      LockCheckingBlobStore checked = new LockCheckingBlobStore(failing, a);
+      BlobName snapshot = new BlobName(BlobType.SNAPSHOT, "3".repeat(64));
+      assertThatThrownBy(() -> checked.save(snapshot, new byte[] {3}))
+          .isInstanceOf(IOException.class)
+          .isNotInstanceOf(RepositoryLockedException.class)
+          .hasMessageContaining("connection reset")
+          .hasMessageContaining("removed again");
+      assertThat(real.stat(snapshot)).isEmpty();
+      outage.set(false);
+      a.close();
+    } finally {
+      store = real;
+    }
+  }
+
+  /**
    * A reader that cannot write a lock (a repository this user may not write) went on beside a prune
    * holding the exclusive lock, and reported the packs the prune deleted as damage. It waits for
    * the prune now, and fails as locked if the prune outlasts its wait.
