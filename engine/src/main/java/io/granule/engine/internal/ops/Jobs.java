@@ -171,7 +171,8 @@ public final class Jobs implements AutoCloseable {
   // The scheduler's state, guarded by itself: queued jobs in submission order, the repositories
   // a running job works on, the running jobs' futures.
   private final Deque<Queued> queue = new ArrayDeque<>();
-  private final Set<Object> busy = new HashSet<>();
+  // running jobs' ids -> the jobs, for the repository each works on
+  private final Map<String, Queued> busy = new HashMap<>();
   // cancelled jobs still running past CANCEL_GRACE: not counted against WORKERS
   private final Set<String> stuck = new HashSet<>();
   // running jobs' ids -> the worker thread running them, or null until a worker starts them
@@ -179,7 +180,48 @@ public final class Jobs implements AutoCloseable {
   private final Map<String, String> claims = new HashMap<>(); // claim -> job id
   private boolean closed;
 
-  private record Queued(Job job, Object repository, Work work) {}
+  private static final class Queued {
+    final Job job;
+    final Path repository;
+    final Work work;
+    RepoKey key;
+
+    Queued(Job job, Path repository, Work work) {
+      this.job = job;
+      this.repository = repository;
+      this.work = work;
+      this.key = Jobs.key(repository);
+    }
+
+    /** Its repository's key, looked at again while the repository did not exist. */
+    RepoKey key() {
+      if (key.identity() == null) {
+        key = Jobs.key(repository);
+      }
+      return key;
+    }
+  }
+
+  /**
+   * A repository as the scheduler tells one from another: the directory's device and inode (null
+   * while it does not exist) and its absolute name. Two are the same repository if either matches:
+   * a link or bind mount of it is the same, and so is a repository that appears (or is made again)
+   * after a job naming it was queued or started.
+   */
+  private record RepoKey(Object identity, Path path) {
+    boolean same(RepoKey other) {
+      return (identity != null && identity.equals(other.identity)) || path.equals(other.path);
+    }
+
+    static boolean any(java.util.Collection<RepoKey> keys, RepoKey key) {
+      for (RepoKey k : keys) {
+        if (k.same(key)) {
+          return true;
+        }
+      }
+      return false;
+    }
+  }
 
   /** Refused work: another queued or running job holds its claim (HTTP 409). */
   public static final class Claimed extends RuntimeException {
@@ -267,27 +309,25 @@ public final class Jobs implements AutoCloseable {
         jobs.put(job.id, job);
         trim();
       }
-      queue.add(new Queued(job, key(repository), work));
+      queue.add(new Queued(job, repository, work));
       dispatch();
     }
     return job;
   }
 
   /**
-   * The repository as one key whatever its name: its directory's device and inode, so a link or a
-   * bind mount of it is the same repository (by resolved name where it cannot be looked at).
+   * The repository as the scheduler knows it now (one named by a job queued before it existed is
+   * looked at again, and is the same repository once it does).
    */
-  private static Object key(Path repository) {
+  private static RepoKey key(Path repository) {
     Path p = repository.toAbsolutePath().normalize();
+    Object identity;
     try {
-      return java.nio.file.Files.readAttributes(p, "unix:dev,ino");
+      identity = java.nio.file.Files.readAttributes(p, "unix:dev,ino");
     } catch (java.io.IOException | RuntimeException e) {
-      try {
-        return p.toRealPath();
-      } catch (java.io.IOException | RuntimeException e2) {
-        return p; // not there (yet): the job fails on its own
-      }
+      identity = null; // not there (yet): known by name
     }
+    return new RepoKey(identity, p);
   }
 
   /** Starts queued jobs while a worker is free; the caller holds {@code queue}'s monitor. */
@@ -295,16 +335,17 @@ public final class Jobs implements AutoCloseable {
     if (closed) {
       return;
     }
-    Set<Object> passed = new HashSet<>(); // repositories with an earlier job still queued
+    List<RepoKey> passed = new ArrayList<>(); // repositories with an earlier job still queued
     for (Iterator<Queued> it = queue.iterator();
         it.hasNext() && running.size() - stuck.size() < WORKERS; ) {
       Queued q = it.next();
-      if (busy.contains(q.repository) || !passed.add(q.repository)) {
-        passed.add(q.repository);
+      RepoKey key = q.key();
+      if (busy.values().stream().anyMatch(r -> r.key().same(key)) || RepoKey.any(passed, key)) {
+        passed.add(key);
         continue;
       }
       it.remove();
-      busy.add(q.repository);
+      busy.put(q.job.id, q);
       q.job.state = State.RUNNING;
       q.job.started = clock.instant();
       running.put(q.job.id, null);
@@ -355,7 +396,7 @@ public final class Jobs implements AutoCloseable {
         running.remove(job.id);
         stuck.remove(job.id);
         Thread.interrupted(); // a cancel that came as the work ended does not reach the next job
-        busy.remove(q.repository);
+        busy.remove(job.id);
         release(job);
         synchronized (jobs) {
           trim();

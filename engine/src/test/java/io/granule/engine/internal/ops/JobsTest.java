@@ -180,4 +180,54 @@ class JobsTest {
       assertThat(await(jobs, same.id()).state()).isEqualTo(Jobs.State.SUCCEEDED);
     }
   }
+
+  /**
+   * A job named a repository that did not exist yet (it was being made), and the scheduler keyed it
+   * by name; once the directory existed, a job naming it through a link was keyed by device and
+   * inode, and both ran at once on one repository.
+   */
+  @Test
+  void aRepositoryThatAppearsAfterAJobStartedIsStillOneRepository(
+      @org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+    Path repo = tmp.resolve("repo");
+    try (Jobs jobs = new Jobs(Clock.systemUTC(), e -> 1)) {
+      CountDownLatch started = new CountDownLatch(1);
+      CountDownLatch release = new CountDownLatch(1);
+      AtomicInteger atOnce = new AtomicInteger();
+      AtomicInteger most = new AtomicInteger();
+      Jobs.Job first =
+          jobs.submit(
+              "backup",
+              "before the repository exists",
+              repo,
+              j -> {
+                most.accumulateAndGet(atOnce.incrementAndGet(), Math::max);
+                started.countDown();
+                release.await();
+                atOnce.decrementAndGet();
+                return "first";
+              });
+      assertThat(started.await(10, TimeUnit.SECONDS)).isTrue();
+      java.nio.file.Files.createDirectories(repo);
+      Path alias = java.nio.file.Files.createSymbolicLink(tmp.resolve("alias"), repo);
+      Jobs.Job second =
+          jobs.submit(
+              "restore-disk",
+              "through a link",
+              alias,
+              j -> {
+                most.accumulateAndGet(atOnce.incrementAndGet(), Math::max);
+                atOnce.decrementAndGet();
+                return "second";
+              });
+      Thread.sleep(300);
+      assertThat(jobs.get(second.id()).orElseThrow().state())
+          .as("waits for the job on its repository")
+          .isEqualTo(Jobs.State.QUEUED);
+      release.countDown();
+      assertThat(await(jobs, first.id()).state()).isEqualTo(Jobs.State.SUCCEEDED);
+      assertThat(await(jobs, second.id()).state()).isEqualTo(Jobs.State.SUCCEEDED);
+      assertThat(most.get()).isEqualTo(1);
+    }
+  }
 }
