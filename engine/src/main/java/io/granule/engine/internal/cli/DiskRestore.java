@@ -3,6 +3,7 @@ package io.granule.engine.internal.cli;
 import io.granule.engine.internal.image.BlockDeviceClaim;
 import io.granule.engine.internal.image.LeasedDiskImageWriter;
 import io.granule.engine.internal.image.RawFormat;
+import io.granule.engine.internal.ops.DirectoryHandle;
 import io.granule.engine.internal.plugin.PluginLeases;
 import io.granule.engine.internal.plugin.PluginLeases.Lease;
 import io.granule.engine.internal.repo.Repository;
@@ -346,26 +347,129 @@ public final class DiskRestore {
    */
   private RestoreResult restoreRaw(
       Repository r, Manifest snap, String diskName, RestoreListener progress) throws IOException {
-    if (exists) {
-      // an existing file (--force) or block device is written in place, by one restore at a
-      // time whatever name each gives it, and only while nothing has it mounted
+    if (exists && device) {
+      // a block device is written in place, by one restore at a time whatever node names it,
+      // and only while nothing has it mounted
       try (PartialFile held = PartialFile.takeInPlace(to);
           Claims claims = Claims.of(to)) {
         return r.restoreDisk(snap, diskName, to, progress);
       }
     }
-    try (PartialFile held = PartialFile.take(to)) {
-      Path target = held.create(); // an earlier restore's leftover goes: a new file stays sparse
-      RestoreResult res;
-      try {
-        res = r.restoreDisk(snap, diskName, target, progress);
-      } catch (RuntimeException e) {
-        Files.deleteIfExists(target);
-        throw e;
+    try (DirectoryHandle dir = pinDirectory()) {
+      String name = to.getFileName().toString();
+      if (exists) {
+        // an existing file (--force) is written in place, by one restore at a time whatever
+        // name each gives it, and only while no loop device it backs is in use
+        try (PartialFile held = PartialFile.takeInPlace(to);
+            Claims claims = Claims.of(to)) {
+          Path pinned = dir.entry(name);
+          requireSame(pinned, held.lockedIdentity());
+          return named(pinned, () -> r.restoreDisk(snap, diskName, pinned, progress));
+        }
       }
-      held.publish(false);
-      return res;
+      try (PartialFile held = PartialFile.take(to)) {
+        Path pinned = dir.entry(held.path().getFileName().toString());
+        RestoreResult res;
+        try {
+          held.create(pinned); // an earlier restore's leftover goes: a new file stays sparse
+          requireSame(pinned, held.partialIdentity());
+          res = named(pinned, () -> r.restoreDisk(snap, diskName, pinned, progress));
+        } catch (RuntimeException | IOException e) {
+          Files.deleteIfExists(pinned);
+          throw e;
+        }
+        publish(held, pinned, false);
+        return res;
+      }
     }
+  }
+
+  /**
+   * Publishes FILE.partial as FILE; if that fails because FILE.partial or its directory was moved
+   * or replaced meanwhile, the file this restore wrote (still reached through the held directory)
+   * is deleted rather than left as a disk-sized leftover nobody would look for.
+   */
+  private static void publish(PartialFile held, Path pinned, boolean replace) throws IOException {
+    try {
+      held.publish(replace);
+    } catch (IOException | RuntimeException e) {
+      try {
+        Map<String, Object> ours = held.partialIdentity();
+        if (ours != null
+            && ours.equals(PartialFile.identityOf(pinned))
+            && !ours.equals(PartialFile.identityOf(held.path()))) {
+          // kept where its name still leads to it (FILE created meanwhile: the restored disk
+          // stays at FILE.partial, as the message says); deleted where nobody would find it
+          Files.deleteIfExists(pinned);
+        }
+      } catch (IOException | RuntimeException cleanup) {
+        e.addSuppressed(cleanup);
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * The target's directory, held open for the whole restore: the files of a restore to a file are
+   * written through it ({@code /proc/self/fd/N/NAME}), and must be the ones locked and checked by
+   * name. Someone who can write a directory above the target and swaps it for a link once the
+   * checks are done cannot make the restore write another file (another VM's disk).
+   */
+  private DirectoryHandle pinDirectory() throws IOException {
+    Path dir = to.toAbsolutePath().getParent();
+    Path real;
+    Object identity;
+    try {
+      real = dir.toRealPath();
+      identity = Files.readAttributes(real, "unix:dev,ino");
+    } catch (IOException e) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "the directory of restore target '"
+              + to
+              + "' is missing or cannot be read ("
+              + e.getMessage()
+              + "): create it, or name a file elsewhere");
+    }
+    return DirectoryHandle.open(real, dir, identity);
+  }
+
+  /**
+   * Fails (exit code 7) unless {@code pinned} (an entry of the held directory) is the file locked
+   * and checked under the target's name.
+   */
+  private void requireSame(Path pinned, Map<String, Object> locked) throws IOException {
+    Map<String, Object> found = PartialFile.identityOf(pinned);
+    if (locked == null || !locked.equals(found)) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "restore target '"
+              + to
+              + "' is no longer the file that was checked and locked (it, or a directory above"
+              + " it, was moved or replaced as the restore started): check who writes those"
+              + " directories, and restore again");
+    }
+  }
+
+  /** Work on a pinned path, its messages naming the target's own path instead. */
+  private RestoreResult named(Path pinned, IoWork work) throws IOException {
+    String via = pinned.getParent().toString();
+    String shown = to.toAbsolutePath().getParent().toString();
+    try {
+      return work.run();
+    } catch (io.granule.engine.internal.repo.RestoreTargetException e) {
+      String m = e.getMessage();
+      if (m != null && m.contains(via)) {
+        throw new io.granule.engine.internal.repo.RestoreTargetException(
+            m.replace(via, shown), e.getCause());
+      }
+      throw e;
+    }
+  }
+
+  @FunctionalInterface
+  private interface IoWork {
+    RestoreResult run() throws IOException;
   }
 
   /**
@@ -447,30 +551,43 @@ public final class DiskRestore {
       lease.close();
       throw e;
     }
-    try (PartialFile held = taken) {
+    DirectoryHandle dir;
+    try {
+      dir = pinDirectory();
+    } catch (IOException | RuntimeException e) {
+      taken.close();
+      lease.close();
+      throw e;
+    }
+    try (DirectoryHandle held0 = dir;
+        PartialFile held = taken) {
       Path partial = held.path();
-      Files.deleteIfExists(partial);
+      // created and written through the held directory, so a directory swapped above it
+      // changes nothing; the writer's second (direct I/O) open does not follow a link either
+      Path pinned = dir.entry(partial.getFileName().toString());
+      Files.deleteIfExists(pinned);
       RestoreResult res;
       try {
         try (LeasedDiskImageWriter w =
             LeasedDiskImageWriter.create(
                 lease,
-                partial,
+                pinned,
                 size,
                 Map.of(DiskImageWriter.OPTION_FILE_NAME, to.getFileName().toString()))) {
           held.created();
+          requireSame(pinned, held.partialIdentity());
           res = r.restoreDisk(snap, diskName, w, partial, progress);
         }
       } catch (IllegalArgumentException e) {
-        Files.deleteIfExists(partial);
+        Files.deleteIfExists(pinned);
         throw new CommandException(
             ExitCodes.TARGET,
             "unable to restore to '" + to + "' as " + format + ": " + e.getMessage());
       } catch (RuntimeException | IOException e) {
-        Files.deleteIfExists(partial);
+        Files.deleteIfExists(pinned);
         throw e;
       }
-      held.publish(exists);
+      publish(held, pinned, exists);
       return res;
     }
   }

@@ -159,6 +159,16 @@ final class LsCommand extends ContextCommand {
     for (int i = 0; i < 9; i++) {
       sb.append((n.mode() & (1 << (8 - i))) != 0 ? rwx.charAt(i) : '-');
     }
+    // set-user-ID, set-group-ID and sticky, as ls(1) shows them: s/t over x, S/T without it
+    special(sb, 3, (n.mode() & 04000) != 0, 's');
+    special(sb, 6, (n.mode() & 02000) != 0, 's');
+    special(sb, 9, (n.mode() & 01000) != 0, 't');
     return sb.toString();
+  }
+
+  private static void special(StringBuilder sb, int at, boolean set, char mark) {
+    if (set) {
+      sb.setCharAt(at, sb.charAt(at) == 'x' ? mark : Character.toUpperCase(mark));
+    }
   }
 }

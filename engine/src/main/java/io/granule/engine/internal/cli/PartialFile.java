@@ -33,6 +33,8 @@ final class PartialFile implements AutoCloseable {
 
   private final Object key;
   private Object partialKey; // FILE.partial as this restore created it
+  private java.util.Map<String, Object> partialIdentity; // its device and inode
+  private java.util.Map<String, Object> lockedIdentity; // what an in-place take locked
   // identity locks this restore also holds: FILE.partial once created (a --force restore naming
   // it writes it in place), the existing FILE it renames over
   private final java.util.List<PartialFile> identities = new java.util.ArrayList<>();
@@ -104,6 +106,7 @@ final class PartialFile implements AutoCloseable {
             : "file-" + Long.toHexString((Long) a.get("dev")) + "-" + a.get("ino");
     Path dir = sharedLockDirectory();
     PartialFile taken = take(target, null, dir.resolve(id + ".lock"), "'" + target + "'");
+    taken.lockedIdentity = java.util.Map.of("dev", a.get("dev"), "ino", a.get("ino"));
     if (type == 0100000) {
       // the lock files above are per user where /run/granule cannot be written; this lock, on
       // the file itself, is every user's
@@ -335,17 +338,61 @@ final class PartialFile implements AutoCloseable {
    * {@link #publish} then checks it is still this file.
    */
   Path create() throws IOException {
-    Files.deleteIfExists(partial);
-    Files.createFile(partial);
+    return create(partial);
+  }
+
+  /**
+   * As {@link #create()}, the file made at {@code at}: FILE.partial reached another way (through
+   * the target's directory held open).
+   */
+  Path create(Path at) throws IOException {
+    Files.deleteIfExists(at);
+    Files.createFile(at);
     created();
     return partial;
   }
 
-  /** Records FILE.partial as this restore's, once something (an image writer) created it. */
+  /**
+   * Records FILE.partial as this restore's, once something (an image writer) created it. Anything
+   * but a regular file there (a link someone renamed over it since) is refused.
+   */
   void created() throws IOException {
+    if (!Files.isRegularFile(partial, LinkOption.NOFOLLOW_LINKS)) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "'"
+              + partial
+              + "' was replaced by "
+              + (Files.exists(partial, LinkOption.NOFOLLOW_LINKS)
+                  ? "something that is not a regular file"
+                  : "nothing (it was removed)")
+              + " while the restore created it: check who writes that directory, and restore"
+              + " again");
+    }
     partialKey = fileKeyNoFollow(partial);
-    if (partialKey != null && Files.isRegularFile(partial, LinkOption.NOFOLLOW_LINKS)) {
-      identities.add(takeInPlace(partial));
+    PartialFile locked = takeInPlace(partial);
+    identities.add(locked);
+    partialIdentity = locked.lockedIdentity;
+  }
+
+  /** FILE.partial's identity (see {@link #identityOf}) as this restore created it, or null. */
+  java.util.Map<String, Object> partialIdentity() {
+    return partialIdentity;
+  }
+
+  /** The identity (see {@link #identityOf}) of the file an in-place take locked, or null. */
+  java.util.Map<String, Object> lockedIdentity() {
+    return lockedIdentity;
+  }
+
+  /** The device and inode of {@code p} itself (not through a link), or null if it is gone. */
+  static java.util.Map<String, Object> identityOf(Path p) throws IOException {
+    try {
+      java.util.Map<String, Object> a =
+          Files.readAttributes(p, "unix:dev,ino", LinkOption.NOFOLLOW_LINKS);
+      return java.util.Map.of("dev", a.get("dev"), "ino", a.get("ino"));
+    } catch (NoSuchFileException gone) {
+      return null;
     }
   }
 

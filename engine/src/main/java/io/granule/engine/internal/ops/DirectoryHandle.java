@@ -13,7 +13,7 @@ import java.nio.file.Path;
  * for a symbolic link (or moves it) mid-restore can then no longer make the restore write outside
  * the target. Where the library or {@code /proc} is missing, the directory's own path is used.
  */
-final class DirectoryHandle implements AutoCloseable {
+public final class DirectoryHandle implements AutoCloseable {
   private static final boolean ENABLED =
       NativeLibrary.unavailableReason() == null && Files.isDirectory(Path.of("/proc/self/fd"));
 
@@ -32,7 +32,7 @@ final class DirectoryHandle implements AutoCloseable {
    * messages; {@code made}, if not null, is the device and inode ({@code unix:dev,ino}) it had when
    * this restore made it: another directory swapped in since is refused.
    */
-  static DirectoryHandle open(Path at, Path shown, Object made) throws IOException {
+  public static DirectoryHandle open(Path at, Path shown, Object made) throws IOException {
     if (!ENABLED) {
       return new DirectoryHandle(shown, shown, -1);
     }
@@ -70,22 +70,22 @@ final class DirectoryHandle implements AutoCloseable {
   }
 
   /** Whether the directory is held open (else its name is used). */
-  boolean held() {
+  public boolean held() {
     return fd >= 0;
   }
 
   /** The directory's name, for messages and include rules. */
-  Path shown() {
+  public Path shown() {
     return shown;
   }
 
   /** Entry {@code name} of this directory, as file operations must name it. */
-  Path entry(String name) {
+  public Path entry(String name) {
     return via.resolve(name);
   }
 
   /** The directory itself, as file operations must name it. */
-  Path self() {
+  public Path self() {
     return via;
   }
 

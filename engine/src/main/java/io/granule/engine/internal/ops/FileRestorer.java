@@ -324,8 +324,15 @@ public final class FileRestorer {
     PosixFileAttributeView view =
         Files.getFileAttributeView(target, PosixFileAttributeView.class, options);
     if (view != null) {
-      view.setPermissions(permissions(node.mode()));
+      // the owner first: a chown clears set-user-ID and set-group-ID
       setOwner(target, node, options);
+      int mode = node.mode() & 07777;
+      if ((mode & 07000) != 0) {
+        // set-user-ID, set-group-ID, sticky (a restored /tmp must stay sticky): chmod(2) itself
+        Files.setAttribute(target, "unix:mode", mode, options);
+      } else {
+        view.setPermissions(permissions(mode));
+      }
       FileTime mtime = FileTime.from(node.modified());
       FileTime atime = node.accessed() == null ? mtime : FileTime.from(node.accessed());
       view.setTimes(mtime, atime, null);

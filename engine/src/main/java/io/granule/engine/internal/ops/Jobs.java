@@ -171,8 +171,8 @@ public final class Jobs implements AutoCloseable {
   // The scheduler's state, guarded by itself: queued jobs in submission order, the repositories
   // a running job works on, the running jobs' futures.
   private final Deque<Queued> queue = new ArrayDeque<>();
-  // running jobs' ids -> the jobs, for the repository each works on
-  private final Map<String, Queued> busy = new HashMap<>();
+  // running jobs' ids -> the repository each works on
+  private final Map<String, RepoKey> busy = new HashMap<>();
   // cancelled jobs still running past CANCEL_GRACE: not counted against WORKERS
   private final Set<String> stuck = new HashSet<>();
   // running jobs' ids -> the worker thread running them, or null until a worker starts them
@@ -180,37 +180,27 @@ public final class Jobs implements AutoCloseable {
   private final Map<String, String> claims = new HashMap<>(); // claim -> job id
   private boolean closed;
 
-  private static final class Queued {
-    final Job job;
-    final Path repository;
-    final Work work;
-    RepoKey key;
-
-    Queued(Job job, Path repository, Work work) {
-      this.job = job;
-      this.repository = repository;
-      this.work = work;
-      this.key = Jobs.key(repository);
-    }
-
-    /** Its repository's key, looked at again while the repository did not exist. */
-    RepoKey key() {
-      if (key.identity() == null) {
-        key = Jobs.key(repository);
-      }
-      return key;
-    }
-  }
+  private record Queued(Job job, RepoKey key, Work work) {}
 
   /**
-   * A repository as the scheduler tells one from another: the directory's device and inode (null
-   * while it does not exist) and its absolute name. Two are the same repository if either matches:
-   * a link or bind mount of it is the same, and so is a repository that appears (or is made again)
-   * after a job naming it was queued or started.
+   * A repository as the scheduler tells one from another, looked at once when its job is submitted
+   * (never while the scheduler is locked: a path on a hung mount would stop every job): the
+   * directory's device and inode (null if it does not exist), and its names, absolute and with
+   * links resolved. Two are the same repository if the identities or any names match: a link or a
+   * bind mount of it is the same, and so is a repository that appears after a job naming it was
+   * queued (a job naming it through a link then resolves to the first job's name).
    */
-  private record RepoKey(Object identity, Path path) {
+  private record RepoKey(Object identity, Set<Path> names) {
     boolean same(RepoKey other) {
-      return (identity != null && identity.equals(other.identity)) || path.equals(other.path);
+      if (identity != null && identity.equals(other.identity)) {
+        return true;
+      }
+      for (Path n : names) {
+        if (other.names.contains(n)) {
+          return true;
+        }
+      }
+      return false;
     }
 
     static boolean any(java.util.Collection<RepoKey> keys, RepoKey key) {
@@ -289,6 +279,7 @@ public final class Jobs implements AutoCloseable {
    */
   public Job submit(String kind, String description, Path repository, String claim, Work work) {
     Job job = new Job(UUID.randomUUID().toString(), kind, description, clock.instant());
+    RepoKey key = key(repository); // file system calls: before the scheduler's lock
     synchronized (queue) {
       if (closed) {
         throw new Refused("the server is stopping: no new jobs");
@@ -309,16 +300,13 @@ public final class Jobs implements AutoCloseable {
         jobs.put(job.id, job);
         trim();
       }
-      queue.add(new Queued(job, repository, work));
+      queue.add(new Queued(job, key, work));
       dispatch();
     }
     return job;
   }
 
-  /**
-   * The repository as the scheduler knows it now (one named by a job queued before it existed is
-   * looked at again, and is the same repository once it does).
-   */
+  /** The repository named {@code repository}, as the scheduler tells it from others. */
   private static RepoKey key(Path repository) {
     Path p = repository.toAbsolutePath().normalize();
     Object identity;
@@ -327,7 +315,22 @@ public final class Jobs implements AutoCloseable {
     } catch (java.io.IOException | RuntimeException e) {
       identity = null; // not there (yet): known by name
     }
-    return new RepoKey(identity, p);
+    Set<Path> names = new HashSet<>();
+    names.add(p);
+    try {
+      names.add(p.toRealPath());
+    } catch (java.io.IOException | RuntimeException e) {
+      // not there (yet): its directory's real name and its own
+      Path parent = p.getParent();
+      if (parent != null && p.getFileName() != null) {
+        try {
+          names.add(parent.toRealPath().resolve(p.getFileName()));
+        } catch (java.io.IOException | RuntimeException e2) {
+          // nor its directory
+        }
+      }
+    }
+    return new RepoKey(identity, Set.copyOf(names));
   }
 
   /** Starts queued jobs while a worker is free; the caller holds {@code queue}'s monitor. */
@@ -340,12 +343,12 @@ public final class Jobs implements AutoCloseable {
         it.hasNext() && running.size() - stuck.size() < WORKERS; ) {
       Queued q = it.next();
       RepoKey key = q.key();
-      if (busy.values().stream().anyMatch(r -> r.key().same(key)) || RepoKey.any(passed, key)) {
+      if (RepoKey.any(busy.values(), key) || RepoKey.any(passed, key)) {
         passed.add(key);
         continue;
       }
       it.remove();
-      busy.put(q.job.id, q);
+      busy.put(q.job.id, key);
       q.job.state = State.RUNNING;
       q.job.started = clock.instant();
       running.put(q.job.id, null);

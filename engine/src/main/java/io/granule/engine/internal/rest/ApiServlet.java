@@ -229,12 +229,34 @@ public final class ApiServlet extends HttpServlet {
     return null;
   }
 
-  private static boolean isLoopback(String address) {
-    return address != null
-        && (address.startsWith("127.")
-            || address.equals("::1")
-            || address.equals("0:0:0:0:0:0:0:1")
-            || address.equals("[::1]"));
+  /**
+   * Whether {@code address}, an IP address literal (IPv6 with or without brackets, in any of its
+   * spellings, or IPv4-mapped), is a loopback address.
+   */
+  static boolean isLoopback(String address) {
+    if (address == null) {
+      return false;
+    }
+    String a = address.trim();
+    if (a.startsWith("[") && a.endsWith("]")) {
+      a = a.substring(1, a.length() - 1);
+    }
+    int zone = a.indexOf('%');
+    if (zone >= 0) {
+      a = a.substring(0, zone);
+    }
+    if (a.indexOf(':') >= 0) {
+      if (!a.matches("[0-9a-fA-F:.]+")) {
+        return false;
+      }
+      try {
+        // an IPv6 literal: parsed, never looked up
+        return java.net.InetAddress.getByName("[" + a + "]").isLoopbackAddress();
+      } catch (java.net.UnknownHostException | RuntimeException e) {
+        return false;
+      }
+    }
+    return isLoopbackIpv4(a);
   }
 
   /** Whether a Host header ({@code name[:port]}) names this host's loopback interface. */

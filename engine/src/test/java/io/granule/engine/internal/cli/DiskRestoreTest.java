@@ -424,6 +424,30 @@ class DiskRestoreTest {
   }
 
   /**
+   * An image writer created FILE.partial, someone who can write the directory renamed a link over
+   * it, and the restore recorded the link as its file and published it as FILE (its writer's second
+   * open followed it and overwrote what it pointed to). Anything but a regular file there is now
+   * refused, and is never what the restore writes through.
+   */
+  @Test
+  void aLinkRenamedOverACreatedPartialIsRefused() throws Exception {
+    Path victim = Files.writeString(tmp.resolve("victim.txt"), "precious");
+    Path y = tmp.resolve("y.qcow2");
+    try (PartialFile writing = PartialFile.take(y)) {
+      Path partial = writing.path();
+      Files.createFile(partial); // as a writer would
+      Path link = Files.createSymbolicLink(tmp.resolve("planted"), victim);
+      Files.move(link, partial, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      assertThatThrownBy(writing::created)
+          .isInstanceOf(CommandException.class)
+          .hasMessageContaining("was replaced by something that is not a regular file")
+          .satisfies(e -> assertThat(((CommandException) e).exitCode()).isEqualTo(7));
+    }
+    assertThat(Files.readString(victim)).isEqualTo("precious");
+    assertThat(y).doesNotExist();
+  }
+
+  /**
    * Root and another user restoring one existing file at once were not kept apart: their lock files
    * live in per-user directories. The file itself is locked now (an open-file-description lock,
    * which every process of every user sees): a lock on it held elsewhere refuses the restore.

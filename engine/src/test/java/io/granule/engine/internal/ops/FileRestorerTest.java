@@ -232,6 +232,30 @@ class FileRestorerTest {
     assertThat(out.resolve("other/b.conf")).doesNotExist();
   }
 
+  /** Set-user-ID, set-group-ID and sticky bits were dropped: a restored /tmp came back 0777. */
+  @Test
+  void specialModeBitsAreRestored() throws Exception {
+    HandMadeFs fs = new HandMadeFs();
+    long t = fs.dir(1, "tmp");
+    FileNode sticky =
+        new FileNode(
+            t, FileKind.DIRECTORY, 0, 01777, -1, -1, 1, Instant.ofEpochSecond(1), null, null, null);
+    fs.nodes.put(t, sticky);
+    fs.dirs.get(1L).set(0, new DirectoryEntry("tmp", sticky));
+    long f = fs.file(1, "su", new byte[] {1}, List.of(new Extent(0, 1)), 1);
+    FileNode setuid =
+        new FileNode(
+            f, FileKind.FILE, 1, 06755, -1, -1, 1, Instant.ofEpochSecond(1), null, null, null);
+    fs.nodes.put(f, setuid);
+    fs.dirs.get(1L).set(1, new DirectoryEntry("su", setuid));
+    Path out = tmp.resolve("out");
+    new FileRestorer(fs, out).restore("/");
+    assertThat(Integer.toOctalString((Integer) Files.getAttribute(out.resolve("tmp"), "unix:mode")))
+        .endsWith("1777");
+    assertThat(Integer.toOctalString((Integer) Files.getAttribute(out.resolve("su"), "unix:mode")))
+        .endsWith("6755");
+  }
+
   @Test
   void treeWithSparseFileHardLinksAndSymlinksRestores() throws Exception {
     HandMadeFs fs = new HandMadeFs();

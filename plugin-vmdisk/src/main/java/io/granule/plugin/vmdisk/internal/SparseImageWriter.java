@@ -68,6 +68,7 @@ abstract class SparseImageWriter implements DiskImageWriter {
     int a = PageCache.alignment(path.toAbsolutePath().getParent());
     this.align = a > 0 && a <= 1 << 20 ? a : 4096;
     this.cluster = allocateAligned(clusterSize, align);
+    Object created;
     try {
       this.channel =
           FileChannel.open(
@@ -76,12 +77,20 @@ abstract class SparseImageWriter implements DiskImageWriter {
               StandardOpenOption.WRITE,
               StandardOpenOption.READ,
               StandardOpenOption.SPARSE);
+      created = key(path);
     } catch (FileAlreadyExistsException e) {
       throw new IOException("unable to create disk image '" + path + "': the file exists", e);
     } catch (IOException e) {
       throw new IOException("unable to create disk image '" + path + "': " + e.getMessage(), e);
     }
-    this.direct = a == align ? openDirect(path) : null;
+    FileChannel d;
+    try {
+      d = a == align ? openDirect(path, created) : null;
+    } catch (IOException e) {
+      channel.close();
+      throw e;
+    }
+    this.direct = d;
   }
 
   /** The {@code O_DIRECT} open option, or null (none in this JVM, or turned off). */
@@ -93,16 +102,52 @@ abstract class SparseImageWriter implements DiskImageWriter {
         : PageCache.directOption();
   }
 
-  /** A second channel of {@code path} for direct writes, or null where it cannot be opened. */
-  private static FileChannel openDirect(Path path) {
+  /**
+   * A second channel of {@code path} for direct writes, or null where it cannot be opened. Never
+   * through a link: someone who can write the directory and renamed a link over the file just
+   * created would have this restore write where it points.
+   *
+   * @throws IOException if {@code path} is no longer the file {@code created} is open on
+   */
+  private static FileChannel openDirect(Path path, Object created) throws IOException {
     if (DIRECT == null) {
       return null;
     }
+    FileChannel direct;
     try {
-      return FileChannel.open(path, StandardOpenOption.WRITE, DIRECT);
+      direct =
+          FileChannel.open(
+              path, StandardOpenOption.WRITE, DIRECT, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+    } catch (java.nio.file.FileSystemException e) {
+      if (!java.nio.file.Files.isRegularFile(path, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+        throw new IOException(
+            "disk image '" + path + "' was replaced while it was being created: " + e.getMessage(),
+            e);
+      }
+      return null; // a file system without O_DIRECT
     } catch (IOException | UnsupportedOperationException e) {
       return null; // a file system without O_DIRECT
     }
+    Object opened;
+    try {
+      opened = key(path);
+    } catch (IOException e) {
+      direct.close();
+      throw e;
+    }
+    if (!created.equals(opened)) {
+      direct.close();
+      throw new IOException("disk image '" + path + "' was replaced while it was being created");
+    }
+    return direct;
+  }
+
+  private static Object key(Path path) throws IOException {
+    return java.nio.file.Files.readAttributes(
+            path,
+            java.nio.file.attribute.BasicFileAttributes.class,
+            java.nio.file.LinkOption.NOFOLLOW_LINKS)
+        .fileKey();
   }
 
   private static ByteBuffer allocateAligned(int length, int align) {
