@@ -98,6 +98,33 @@ public final class BackupOperation {
    *
    * @throws IllegalArgumentException if a name is invalid or two disks share one
    */
+  /**
+   * Refuses a host name or tag holding control or format characters (escape sequences, a
+   * right-to-left override): listings print them to operators' terminals.
+   *
+   * @throws IllegalArgumentException naming the label
+   */
+  public static void checkLabel(String what, String value) {
+    if (value == null) {
+      return;
+    }
+    for (int i = 0; i < value.length(); ) {
+      int c = value.codePointAt(i);
+      int type = Character.getType(c);
+      if (type == Character.CONTROL || type == Character.FORMAT) {
+        throw new IllegalArgumentException(
+            "invalid "
+                + what
+                + " '"
+                + value.replaceAll("\\p{Cc}|\\p{Cf}", "?")
+                + "': it holds a control character (U+"
+                + String.format(java.util.Locale.ROOT, "%04X", c)
+                + "): use printable characters");
+      }
+      i += Character.charCount(c);
+    }
+  }
+
   public static Map<String, DiskSpec> checkNames(List<DiskSpec> disks) {
     Map<String, DiskSpec> byName = new LinkedHashMap<>();
     for (DiskSpec d : disks) {
@@ -243,6 +270,10 @@ public final class BackupOperation {
       List<String> tags,
       BackupListener listener) {
     notes.clear();
+    checkLabel("host", host);
+    for (String t : tags == null ? List.<String>of() : tags) {
+      checkLabel("tag", t);
+    }
     Map<String, DiskSpec> byName = checkNames(disks);
     if (apps != null && !apps.urls().isEmpty() && applications == null) {
       throw new IllegalStateException("no application plugins in this context");

@@ -459,6 +459,10 @@ public final class ApiServlet extends HttpServlet {
                 : new DiskSpec(d.name(), notARestoreLock(Path.of(d.path())), d.format()));
       }
       BackupOperation.checkNames(specs);
+      BackupOperation.checkLabel("host", body.host());
+      for (String t : body.tags() == null ? List.<String>of() : body.tags()) {
+        BackupOperation.checkLabel("tag", t);
+      }
     } catch (IllegalArgumentException e) {
       send(resp, 400, Map.of("error", e.getMessage()));
       return;
