@@ -213,17 +213,8 @@ public final class DiskRestore {
         return; // a directory that does not exist: the restore fails on its own
       }
     }
-    boolean inside = real.startsWith(root);
-    for (Path p = real; !inside && p != null; p = p.getParent()) {
-      try {
-        inside = rootKey.equals(Files.readAttributes(p, "unix:dev,ino"));
-      } catch (IOException | RuntimeException e) {
-        // not there yet
-      }
-    }
-    if (!inside) {
-      inside = isRepositoryFile(root, rootKey, real) || holdsRepository(root, real);
-    }
+    boolean inside =
+        real.startsWith(root) || isInRepository(root, rootKey, real) || holdsRepository(root, real);
     if (inside) {
       throw new CommandException(
           ExitCodes.TARGET,
@@ -240,33 +231,63 @@ public final class DiskRestore {
   }
 
   /**
-   * Whether {@code file} is a hard link of a file of the repository at {@code root}: only a file
-   * with other links, on the repository's file system, is looked for there.
+   * Whether {@code target} or a directory above it is the repository's directory or one of its
+   * directories or files, by identity: reached through a bind mount (of the repository, one of its
+   * directories, or one file), a link or a hard link. Only what is on the repository's file system
+   * is compared; the repository is walked only then.
    */
-  private static boolean isRepositoryFile(Path root, Object rootKey, Path file) {
-    try {
-      Map<String, Object> a = Files.readAttributes(file, "unix:dev,ino,nlink,mode");
-      if ((((Integer) a.get("mode")) & 0170000) != 0100000
-          || ((Integer) a.get("nlink")) < 2
-          || !a.get("dev").equals(((Map<?, ?>) rootKey).get("dev"))) {
-        return false;
+  private static boolean isInRepository(Path root, Object rootKey, Path target) {
+    Object rootDev = ((Map<?, ?>) rootKey).get("dev");
+    java.util.Set<Object> candidates = new java.util.HashSet<>();
+    for (Path p = target; p != null; p = p.getParent()) {
+      try {
+        if (rootDev.equals(Files.getAttribute(p, "unix:dev"))) {
+          candidates.add(
+              Files.readAttributes(p, java.nio.file.attribute.BasicFileAttributes.class).fileKey());
+        }
+      } catch (IOException | RuntimeException e) {
+        // not there yet
       }
-      Object key = Map.of("dev", a.get("dev"), "ino", a.get("ino"));
-      try (var files = Files.walk(root)) {
-        return files.anyMatch(
-            f -> {
-              try {
-                Map<String, Object> b =
-                    Files.readAttributes(f, "unix:dev,ino", LinkOption.NOFOLLOW_LINKS);
-                return key.equals(Map.of("dev", b.get("dev"), "ino", b.get("ino")));
-              } catch (IOException | RuntimeException e) {
-                return false;
-              }
-            });
-      }
-    } catch (IOException | RuntimeException e) {
+    }
+    candidates.remove(null);
+    if (candidates.isEmpty()) {
       return false;
     }
+    boolean[] found = {false};
+    try {
+      Files.walkFileTree(
+          root,
+          new java.nio.file.SimpleFileVisitor<>() {
+            @Override
+            public java.nio.file.FileVisitResult preVisitDirectory(
+                Path dir, java.nio.file.attribute.BasicFileAttributes attrs) {
+              return visit(attrs);
+            }
+
+            @Override
+            public java.nio.file.FileVisitResult visitFile(
+                Path file, java.nio.file.attribute.BasicFileAttributes attrs) {
+              return visit(attrs);
+            }
+
+            @Override
+            public java.nio.file.FileVisitResult visitFileFailed(Path file, IOException e) {
+              return java.nio.file.FileVisitResult.CONTINUE;
+            }
+
+            private java.nio.file.FileVisitResult visit(
+                java.nio.file.attribute.BasicFileAttributes attrs) {
+              if (candidates.contains(attrs.fileKey())) {
+                found[0] = true;
+                return java.nio.file.FileVisitResult.TERMINATE;
+              }
+              return java.nio.file.FileVisitResult.CONTINUE;
+            }
+          });
+    } catch (IOException | RuntimeException e) {
+      return found[0];
+    }
+    return found[0];
   }
 
   /** Whether {@code device} is the block device the repository's file system is on. */

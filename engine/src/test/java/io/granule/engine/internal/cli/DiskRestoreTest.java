@@ -348,8 +348,30 @@ class DiskRestoreTest {
       } finally {
         sh("umount", alias.toString());
       }
+      // one of its directories, or one of its files, bound elsewhere (both destroyed data: the
+      // only snapshot, the config)
+      Path snaps = Files.createDirectories(tmp.resolve("snaps"));
+      sh("mount", "--bind", tmp.resolve("repo").resolve("snapshots").toString(), snaps.toString());
+      Path cfg = Files.createFile(tmp.resolve("cfg"));
+      sh("mount", "--bind", config.toString(), cfg.toString());
+      try {
+        for (Path p : List.of(snaps.resolve(m.id()), snaps.resolve("new"), cfg)) {
+          assertThatThrownBy(
+                  () ->
+                      DiskRestore.prepare(formats, p, true, null)
+                          .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+              .as(p.toString())
+              .isInstanceOf(CommandException.class)
+              .hasMessageContaining("is inside the repository");
+        }
+      } finally {
+        sh("umount", snaps.toString());
+        sh("umount", cfg.toString());
+      }
       assertThat(Files.readAllBytes(config)).isEqualTo(before);
       assertThat(tmp.resolve("repo").resolve("snapshots").resolve("x")).doesNotExist();
+      assertThat(tmp.resolve("repo").resolve("snapshots").resolve("new")).doesNotExist();
+      assertThat(repo.snapshots()).hasSize(1);
 
       Path backing = tmp.resolve("fs.img");
       try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(backing.toFile(), "rw")) {
