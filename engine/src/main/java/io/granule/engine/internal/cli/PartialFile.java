@@ -123,16 +123,65 @@ final class PartialFile implements AutoCloseable {
 
   private static Path sharedLockDirectory() throws IOException {
     Path run = Path.of("/run");
+    if (Files.isDirectory(run) && Files.isWritable(run)) {
+      Path dir = run.resolve("granule").resolve("targets");
+      Files.createDirectories(dir);
+      return dir;
+    }
+    // a user's own, the same for all their processes: in their home, else in the temporary
+    // directory, where it must be theirs alone (another user who made it first would hold its
+    // lock files, and every restore of this user would be refused as busy)
+    Path home = Path.of(System.getProperty("user.home", "/nonexistent"));
     Path dir =
-        Files.isDirectory(run) && Files.isWritable(run)
-            ? run.resolve("granule").resolve("targets")
+        Files.isDirectory(home) && Files.isWritable(home)
+            ? home.resolve(".cache").resolve("granule").resolve("targets")
             : Path.of(System.getProperty("java.io.tmpdir"), "granule-targets-" + userName());
-    Files.createDirectories(dir);
+    if (dir.startsWith(home)) {
+      Files.createDirectories(dir.getParent());
+    }
+    try {
+      Files.createDirectory(
+          dir,
+          java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+              java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+    } catch (java.nio.file.FileAlreadyExistsException e) {
+      // checked below
+    }
+    java.util.Map<String, Object> a =
+        Files.readAttributes(dir, "unix:uid,mode", LinkOption.NOFOLLOW_LINKS);
+    Object me = Files.getAttribute(Path.of("/proc/self"), "unix:uid");
+    int mode = (Integer) a.get("mode");
+    if ((mode & 0170000) != 0040000 || !a.get("uid").equals(me) || (mode & 0022) != 0) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "the restore lock directory '"
+              + dir
+              + "' is not a directory of this user's alone (another user made it, or it can be"
+              + " written by others): remove it, and restore again");
+    }
     return dir;
   }
 
   private static String userName() {
     return System.getProperty("user.name", "user").replaceAll("[^A-Za-z0-9_.-]", "_");
+  }
+
+  /**
+   * Refuses (exit code 7) anything but a regular file at a lock file's name: a FIFO there blocked
+   * the restore forever in open(2), a device or socket is nobody's lock.
+   */
+  private static void requireLockFileOrNothing(Path lockPath) {
+    if (Files.exists(lockPath, LinkOption.NOFOLLOW_LINKS)
+        && !Files.isRegularFile(lockPath, LinkOption.NOFOLLOW_LINKS)
+        && !Files.isSymbolicLink(lockPath)) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "'"
+              + lockPath
+              + "' is "
+              + io.granule.engine.internal.image.ImageInspector.describeType(lockPath)
+              + ", not a restore's lock file: remove it, and restore again");
+    }
   }
 
   private static PartialFile take(Path target, Path partial, Path lockPath, String what)
@@ -146,13 +195,16 @@ final class PartialFile implements AutoCloseable {
         if (held != null && HELD.containsKey(held)) {
           throw busy(what, lockPath);
         }
+        requireLockFileOrNothing(lockPath);
         FileChannel ch;
         try {
-          // not through a link planted at its name (it would create or lock a file elsewhere)
+          // not through a link planted at its name (it would create or lock a file elsewhere);
+          // read and write, so a FIFO planted meanwhile does not block the open (refused below)
           ch =
               FileChannel.open(
                   lockPath,
                   StandardOpenOption.CREATE,
+                  StandardOpenOption.READ,
                   StandardOpenOption.WRITE,
                   LinkOption.NOFOLLOW_LINKS);
         } catch (FileSystemException e) {
@@ -176,6 +228,12 @@ final class PartialFile implements AutoCloseable {
         if (lock == null) {
           ch.close();
           throw busy(what, lockPath);
+        }
+        try {
+          requireLockFileOrNothing(lockPath);
+        } catch (RuntimeException e) {
+          ch.close();
+          throw e;
         }
         boolean current;
         Object key;

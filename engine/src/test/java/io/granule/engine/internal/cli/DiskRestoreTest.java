@@ -469,6 +469,20 @@ class DiskRestoreTest {
     assertThat(y).doesNotExist();
   }
 
+  /** A FIFO planted at a restore's lock file name blocked the restore forever in open(2). */
+  @Test
+  void aFifoAtTheLockFileIsRefusedNotWaitedOn() throws Exception {
+    Path y = tmp.resolve("y.img");
+    sh("mkfifo", tmp.resolve("y.img.partial.lock").toString());
+    org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(
+        java.time.Duration.ofSeconds(20),
+        () ->
+            assertThatThrownBy(() -> PartialFile.take(y))
+                .isInstanceOf(CommandException.class)
+                .hasMessageContaining("not a restore's lock file")
+                .satisfies(e -> assertThat(((CommandException) e).exitCode()).isEqualTo(7)));
+  }
+
   /**
    * Root and another user restoring one existing file at once were not kept apart: their lock files
    * live in per-user directories. The file itself is locked now (an open-file-description lock,

@@ -51,11 +51,12 @@ class BlockDeviceTest {
       Manifest tooBig = backup(repo, "big", bigger, "h").manifest();
       org.assertj.core.api.Assertions.assertThatThrownBy(
               () -> repo.restoreDisk(tooBig, "big", Path.of(dev)))
-          .isInstanceOf(RepositoryException.class)
-          .hasMessage(
+          .isInstanceOf(io.granule.engine.internal.repo.RestoreTargetException.class)
+          .hasMessageStartingWith(
               "unable to restore to '"
                   + dev
-                  + "': device holds 8388608 bytes, the disk needs 9437184");
+                  + "': the device holds 8388608 bytes, the disk needs 9437184: restore to a"
+                  + " device at least that large");
       try (RawDiskImage device = RawDiskImage.open(Path.of(dev))) {
         assertThat(device.size()).isEqualTo(8 << 20);
         ByteBuffer head = ByteBuffer.allocate(data.length);

@@ -1,7 +1,6 @@
 package io.granule.engine.internal.repo.backup;
 
 import io.granule.engine.internal.image.RawDiskImage;
-import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.RestoreTargetException;
 import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
@@ -139,13 +138,13 @@ public final class DiskRestorer {
       }
       long deviceSize = regular ? 0 : RawDiskImage.sizeOf(target);
       if (!regular && deviceSize < fixed.diskSize()) {
-        throw new RepositoryException(
-            "unable to restore to '"
-                + target
-                + "': device holds "
+        // a target problem (exit code 7), wrapped below
+        throw new IOException(
+            "the device holds "
                 + deviceSize
                 + " bytes, the disk needs "
-                + fixed.diskSize());
+                + fixed.diskSize()
+                + ": restore to a device at least that large");
       }
       if (regular && ch.size() < fixed.diskSize()) {
         // The size first (a sparse file: one zero byte written at its end, through this
