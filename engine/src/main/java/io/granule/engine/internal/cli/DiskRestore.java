@@ -356,6 +356,14 @@ public final class DiskRestore {
   private RestoreResult runChecked(
       Repository r, Manifest snap, String diskName, RestoreListener progress, Consumer<String> info)
       throws IOException {
+    String missing = io.granule.engine.internal.nativelib.NativeLibrary.unavailableReason();
+    if (missing != null) {
+      org.slf4j.LoggerFactory.getLogger(DiskRestore.class)
+          .warn(
+              "libgranule-native is not loaded ({}): the restore target's device claim, the lock"
+                  + " on the file itself and its held directory fall back to checks by name",
+              missing);
+    }
     requireOutsideRepository(r, to);
     return format.equals(RawFormat.NAME)
         ? restoreRaw(r, snap, diskName, progress)
