@@ -49,17 +49,23 @@ public final class LockCheckingBlobStore extends ForwardingBlobStore {
     try {
       lock.confirm();
     } catch (io.granule.engine.internal.repo.RepositoryLockedException e) {
+      String removal;
       try {
         delegate.delete(name);
+        removal = " was saved meanwhile and removed again";
       } catch (IOException | RuntimeException gone) {
         e.addSuppressed(gone);
+        removal =
+            " was saved meanwhile and could not be removed again ("
+                + gone.getMessage()
+                + "): `granule forget` it";
       }
       throw new io.granule.engine.internal.repo.RepositoryLockedException(
           e.getMessage()
               + "; snapshot "
               + name
-              + " was saved meanwhile and removed again, since a prune may have deleted data it"
-              + " names: run the backup again",
+              + removal
+              + ", since a prune may have deleted data it names: run the backup again",
           e);
     } catch (IOException e) {
       // the store could not say whether the lock is still there: the snapshot cannot be called

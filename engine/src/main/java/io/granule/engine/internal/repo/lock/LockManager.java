@@ -233,6 +233,40 @@ public final class LockManager {
     return new BlobName(BlobType.LOCK, Hex.encode(b));
   }
 
+  /** Attempts at a listing that shows a taker's own lock before the store is called unreliable. */
+  static final int COMPLETE_LISTING_ATTEMPTS = 30;
+
+  /**
+   * The locks, from a listing that shows {@code own} (a lock this process saved before listing):
+   * listings that leave it out are incomplete and are retried after a short random pause.
+   *
+   * @throws RepositoryException if {@link #COMPLETE_LISTING_ATTEMPTS} listings all left it out
+   */
+  private List<Status> listShowing(BlobName own) {
+    for (int attempt = 1; ; attempt++) {
+      List<Status> listed = list();
+      for (Status s : listed) {
+        if (s.name().equals(own)) {
+          return listed;
+        }
+      }
+      if (attempt >= COMPLETE_LISTING_ATTEMPTS) {
+        throw new RepositoryException(
+            "the repository's listing of locks/ left out this process's own lock "
+                + attempt
+                + " times in a row, so it cannot be trusted to show other processes' locks"
+                + " either (an S3-compatible store whose listings lag or drop entries?): check"
+                + " the store, and try again");
+      }
+      try {
+        Thread.sleep(10 + ThreadLocalRandom.current().nextLong(40));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new RepositoryException("interrupted while listing locks", null);
+      }
+    }
+  }
+
   private Lock tryAcquire(LockKind kind, String operation) {
     String now = clock.instant().toString();
     LockInfo info = LockInfo.of(kind, operation, owner, now);
@@ -241,11 +275,13 @@ public final class LockManager {
     Lock lock = Lock.take(this, newName(), info);
     List<Status> conflicts = new ArrayList<>();
     try {
-      // Two listings must both show no conflict: a store whose listing can leave out a blob that
-      // exists (s3proxy's file backend, racing a delete, did: two prunes ran at once in a test;
-      // an S3-compatible store that lags) would otherwise let two takers past each other.
+      // Two listings must both show no conflict, and each must show this taker's own lock
+      // (saved before either): a store whose listing can leave out blobs that exist (s3proxy's
+      // file backend answers a listing racing a delete with nothing at all, now and then twice
+      // in a row: two prunes, or a prune and a backup, ran at once) would otherwise let two
+      // takers past each other. A listing without the taker's own lock is incomplete: again.
       for (int pass = 0; pass < 2 && conflicts.isEmpty(); pass++) {
-        for (Status s : list()) {
+        for (Status s : listShowing(lock.name())) {
           if (s.name().equals(lock.name())) {
             continue;
           }
@@ -385,6 +421,13 @@ public final class LockManager {
    */
   private String holderGone(LockInfo info, Duration idle) {
     if (info.bootId() == null) {
+      if (info.pidNamespace() != null
+          && !(info.pidNamespace().equals(owner.pidNamespace())
+              && (info.machineId() == null || info.machineId().equals(owner.machineId())))) {
+        // a holder that could not read its boot id, in another PID namespace (a container) or
+        // on another machine of this name: its pid means nothing here
+        return null;
+      }
       return pidAlive.test(info.pid())
           ? null
           : "process " + info.pid() + " no longer runs on this host";
