@@ -513,6 +513,18 @@ public final class DiskRestore {
       try {
         if (isBlockDevice(target)) {
           c.held.add(claim(target, target));
+          // another loop device over the same file, and the device a loop device is stacked
+          // on (and so on down), are the same bytes, perhaps mounted
+          Path dev = target;
+          for (int depth = 0; dev != null && depth < 8; depth++) {
+            for (Path sibling : BlockDeviceClaim.loopSiblings(dev)) {
+              c.held.add(claim(sibling, target));
+            }
+            dev = BlockDeviceClaim.loopBackingDevice(dev);
+            if (dev != null) {
+              c.held.add(claim(dev, target));
+            }
+          }
         } else {
           for (Path loop : BlockDeviceClaim.loopDevicesBackedBy(target)) {
             c.held.add(claim(loop, target));
@@ -534,7 +546,12 @@ public final class DiskRestore {
             "restore target '"
                 + target
                 + "': "
-                + (device.equals(target) ? "" : "it backs " + device + ", and ")
+                + (device.equals(target)
+                    ? ""
+                    : (isBlockDevice(target)
+                            ? "it shows the same bytes as " + device
+                            : "it backs " + device)
+                        + ", and ")
                 + e.getMessage());
       }
     }

@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * An exclusive claim on a block device for as long as a restore writes it: the device opened with
@@ -135,10 +136,7 @@ public final class BlockDeviceClaim implements AutoCloseable {
   /** {@code MAJOR:MINOR} of a block device (links followed), or null. */
   static String majorMinor(Path device) {
     try {
-      long rdev = (Long) Files.getAttribute(device, "unix:rdev");
-      long major = ((rdev >>> 8) & 0xfff) | ((rdev >>> 32) & ~0xfffL);
-      long minor = (rdev & 0xff) | ((rdev >>> 12) & ~0xffL);
-      return major + ":" + minor;
+      return majorMinorOf((Long) Files.getAttribute(device, "unix:rdev"));
     } catch (IOException | RuntimeException e) {
       return null;
     }
@@ -161,15 +159,24 @@ public final class BlockDeviceClaim implements AutoCloseable {
 
   /**
    * The loop devices whose backing file is {@code file} (by device and inode), as device paths:
-   * writing the file writes them.
+   * writing the file writes them. Asked of the kernel through {@code losetup} (the backing file's
+   * device and inode, whatever its name: a name with trailing spaces, a deleted name with another
+   * hard link, a name under a mount since detached), and from sysfs' backing file names too.
    */
   public static List<Path> loopDevicesBackedBy(Path file) {
     List<Path> loops = new ArrayList<>();
-    Object key;
+    Map<String, Object> key;
     try {
       key = Files.readAttributes(file, "unix:dev,ino");
     } catch (IOException | RuntimeException e) {
       return loops;
+    }
+    String devMajMin = majorMinorOf((Long) key.get("dev"));
+    for (LoopDevice l : loopDevices()) {
+      if (l.backingIno() == ((Number) key.get("ino")).longValue()
+          && devMajMin.equals(l.backingMajMin())) {
+        loops.add(l.device());
+      }
     }
     try (var entries = Files.newDirectoryStream(Path.of("/sys/block"), "loop*")) {
       for (Path loop : entries) {
@@ -177,19 +184,124 @@ public final class BlockDeviceClaim implements AutoCloseable {
         if (!Files.isRegularFile(backing)) {
           continue;
         }
-        String name = Files.readString(backing).trim();
+        String name = Files.readString(backing);
+        if (name.endsWith("\n")) {
+          name =
+              name.substring(0, name.length() - 1); // only the line's end: names may end in spaces
+        }
         try {
-          if (key.equals(Files.readAttributes(Path.of(name), "unix:dev,ino"))) {
-            loops.add(Path.of("/dev", loop.getFileName().toString()));
+          Path dev = Path.of("/dev", loop.getFileName().toString());
+          if (key.equals(Files.readAttributes(Path.of(name), "unix:dev,ino"))
+              && !loops.contains(dev)) {
+            loops.add(dev);
           }
         } catch (IOException | RuntimeException e) {
-          // a deleted backing file, or one under another mount namespace
+          // a deleted backing file, or one under another mount namespace: see losetup above
         }
       }
     } catch (IOException e) {
       // no sysfs
     }
     return loops;
+  }
+
+  /**
+   * The other loop devices over the same backing file as loop device {@code loop} (two loop devices
+   * over one file are the same bytes: writing one writes what the other, perhaps mounted, shows).
+   */
+  public static List<Path> loopSiblings(Path loop) {
+    List<Path> siblings = new ArrayList<>();
+    String mine = majorMinor(loop);
+    if (mine == null) {
+      return siblings;
+    }
+    List<LoopDevice> all = loopDevices();
+    LoopDevice self = null;
+    for (LoopDevice l : all) {
+      if (mine.equals(majorMinor(l.device()))) {
+        self = l;
+      }
+    }
+    if (self == null) {
+      return siblings;
+    }
+    for (LoopDevice l : all) {
+      if (l != self
+          && l.backingIno() == self.backingIno()
+          && l.backingMajMin().equals(self.backingMajMin())) {
+        siblings.add(l.device());
+      }
+    }
+    return siblings;
+  }
+
+  /**
+   * The block device loop device {@code loop} is backed by (a loop device stacked on another
+   * device), or null if it is backed by a file or is no loop device.
+   */
+  public static Path loopBackingDevice(Path loop) {
+    String majMin = majorMinor(loop);
+    if (majMin == null) {
+      return null;
+    }
+    Path backing = Path.of("/sys/dev/block", majMin, "loop", "backing_file");
+    try {
+      String name = Files.readString(backing);
+      if (name.endsWith("\n")) {
+        name = name.substring(0, name.length() - 1);
+      }
+      Path dev = Path.of(name);
+      return (((Integer) Files.getAttribute(dev, "unix:mode")) & 0170000) == 0060000 ? dev : null;
+    } catch (IOException | RuntimeException e) {
+      return null; // not a loop device, or its backing name is not reachable from here
+    }
+  }
+
+  /** A loop device and its backing file's inode and device ({@code MAJOR:MINOR}). */
+  record LoopDevice(Path device, long backingIno, String backingMajMin) {}
+
+  /**
+   * Every loop device with a backing file, from {@code losetup --list --json}; empty without it.
+   */
+  static List<LoopDevice> loopDevices() {
+    List<LoopDevice> out = new ArrayList<>();
+    try {
+      Process p =
+          new ProcessBuilder(
+                  "losetup", "--list", "--json", "--output", "NAME,BACK-INO,BACK-MAJ:MIN")
+              .redirectErrorStream(false)
+              .redirectError(ProcessBuilder.Redirect.DISCARD)
+              .start();
+      byte[] json = p.getInputStream().readAllBytes();
+      if (!p.waitFor(10, java.util.concurrent.TimeUnit.SECONDS) || p.exitValue() != 0) {
+        p.destroyForcibly();
+        return out;
+      }
+      if (json.length == 0) {
+        return out; // no loop devices
+      }
+      var root = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json);
+      for (var d : root.path("loopdevices")) {
+        String name = d.path("name").asText(null);
+        var ino = d.path("back-ino");
+        String majMin = d.path("back-maj:min").asText("").trim();
+        if (name != null && ino.canConvertToLong() && !majMin.isEmpty()) {
+          out.add(new LoopDevice(Path.of(name), ino.asLong(), majMin));
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      // no losetup: sysfs names only
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    return out;
+  }
+
+  /** {@code MAJOR:MINOR} of a {@code dev_t}. */
+  static String majorMinorOf(long dev) {
+    long major = ((dev >>> 8) & 0xfff) | ((dev >>> 32) & ~0xfffL);
+    long minor = (dev & 0xff) | ((dev >>> 12) & ~0xffL);
+    return major + ":" + minor;
   }
 
   @Override

@@ -397,6 +397,22 @@ class DiskRestoreTest {
                         .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
             .isInstanceOf(CommandException.class)
             .hasMessageContaining("it backs " + dev);
+        // a second loop device over the same file, and one stacked on the mounted device
+        for (String over : List.of(backing.toString(), dev)) {
+          String second = sh("losetup", "-f", "--show", over);
+          try {
+            assertThatThrownBy(
+                    () ->
+                        DiskRestore.prepare(formats, Path.of(second), true, null)
+                            .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+                .as(second + " over " + over)
+                .isInstanceOf(CommandException.class)
+                .hasMessageContaining("it shows the same bytes as " + dev)
+                .hasMessageContaining("is in use (mounted at " + mnt);
+          } finally {
+            sh("losetup", "-d", second);
+          }
+        }
       } finally {
         sh("umount", mnt.toString());
       }
