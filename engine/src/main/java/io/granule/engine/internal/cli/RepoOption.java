@@ -149,7 +149,9 @@ public final class RepoOption {
               .awaitNoExclusive(
                   operation,
                   retryLock == null ? Duration.ZERO : retryLock,
-                  LockManager.readOnlyMedium(e));
+                  LockManager.readOnlyMedium(e)
+                      // a read-only bind mount of a live repository: pruned through another
+                      && (remote() || LockManager.fileSystemReadOnly(path())));
         } catch (RuntimeException locked) {
           r.close();
           throw locked;

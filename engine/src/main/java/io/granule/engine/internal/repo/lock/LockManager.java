@@ -8,7 +8,9 @@ import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
@@ -114,6 +116,40 @@ public final class LockManager {
       }
     }
     return false;
+  }
+
+  /**
+   * Whether the file system holding directory {@code dir} is itself read-only (its superblock, as
+   * {@code /proc/self/mountinfo} shows it), not only this mount of it: a read-only bind mount of a
+   * live repository is still written (and pruned) through its other mounts. True if it cannot be
+   * told (no mountinfo), as before.
+   */
+  public static boolean fileSystemReadOnly(Path dir) {
+    return fileSystemReadOnly(dir, Path.of("/proc/self/mountinfo"));
+  }
+
+  static boolean fileSystemReadOnly(Path dir, Path mountinfo) {
+    try {
+      Path real = dir.toRealPath();
+      String superOptions = null;
+      int depth = -1;
+      for (String line : Files.readAllLines(mountinfo)) {
+        String[] f = line.split(" ");
+        int sep = java.util.Arrays.asList(f).indexOf("-");
+        if (f.length < 5 || sep < 0 || sep + 3 >= f.length) {
+          continue;
+        }
+        Path point = Path.of(io.granule.engine.internal.image.BlockDeviceClaim.unescape(f[4]));
+        // the last mount on the deepest mount point holding it is the one in effect
+        if (real.startsWith(point) && point.getNameCount() >= depth) {
+          depth = point.getNameCount();
+          superOptions = f[sep + 3];
+        }
+      }
+      return superOptions == null || java.util.List.of(superOptions.split(",")).contains("ro");
+    } catch (IOException | RuntimeException e) {
+      return true;
+    }
   }
 
   /**
