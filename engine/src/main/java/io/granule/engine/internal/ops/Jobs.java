@@ -288,6 +288,20 @@ public final class Jobs implements AutoCloseable {
         throw new Refused(
             queue.size() + " jobs are queued already: submit again once some have run");
       }
+      // one repository may not fill the queue for all (its jobs wait behind one stuck in a read
+      // that never returns, say)
+      int same = 0;
+      for (Queued q : queue) {
+        if (q.key().same(key)) {
+          same++;
+        }
+      }
+      if (same >= Math.max(1, maxQueued / 4)) {
+        throw new Refused(
+            same
+                + " jobs are queued for this repository already (is the one running stuck?):"
+                + " submit again once some have run");
+      }
       if (claim != null) {
         String holder = claims.get(claim);
         if (holder != null) {
@@ -422,6 +436,7 @@ public final class Jobs implements AutoCloseable {
    * scheduler's monitor.
    */
   private void abandon(Job job, String why) {
+    LOG.warn("job {} ({}) ended unrun: {}", job.id, job.description, why);
     release(job);
     job.error = why;
     job.exitCode = 130;

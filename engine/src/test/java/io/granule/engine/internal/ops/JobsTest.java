@@ -230,4 +230,32 @@ class JobsTest {
       assertThat(most.get()).isEqualTo(1);
     }
   }
+
+  /**
+   * A repository whose running job is stuck took every queue slot with its waiting jobs, and every
+   * other repository's submissions were refused. A quarter of the queue is its limit now.
+   */
+  @Test
+  void oneRepositoryCannotFillTheQueueForAll() throws Exception {
+    try (Jobs jobs = new Jobs(Clock.systemUTC(), e -> 1, 8)) {
+      CountDownLatch release = new CountDownLatch(1);
+      jobs.submit(
+          "backup",
+          "stuck",
+          Path.of("/stuck"),
+          j -> {
+            release.await();
+            return "late";
+          });
+      jobs.submit("verify", "waits 1", Path.of("/stuck"), j -> "1");
+      jobs.submit("verify", "waits 2", Path.of("/stuck"), j -> "2");
+      org.assertj.core.api.Assertions.assertThatThrownBy(
+              () -> jobs.submit("verify", "one too many", Path.of("/stuck"), j -> "3"))
+          .isInstanceOf(Jobs.Refused.class)
+          .hasMessageContaining("queued for this repository already");
+      Jobs.Job other = jobs.submit("verify", "another repository", Path.of("/other"), j -> "ok");
+      assertThat(await(jobs, other.id()).state()).isEqualTo(Jobs.State.SUCCEEDED);
+      release.countDown();
+    }
+  }
 }

@@ -162,7 +162,7 @@ public final class DiskRestorer {
           "unable to restore to '"
               + target
               + "': "
-              + e.getMessage()
+              + describe(e)
               + " (check the target path and free space)",
           e);
     }
@@ -190,11 +190,25 @@ public final class DiskRestorer {
           "unable to restore to '"
               + target
               + "': "
-              + e.getMessage()
+              + describe(e)
               + " (check the target path and free space)",
           e);
     }
     listener.progress(fixed.diskSize(), fixed.diskSize());
     return new RestoreResult(fixed.diskSize(), disk.chunksFetched(), zeroChunks, true);
+  }
+
+  /** An I/O failure's message: the bare path Java gives some of them says what went wrong. */
+  static String describe(IOException e) {
+    if (e instanceof java.nio.file.AccessDeniedException) {
+      return "permission denied: " + e.getMessage();
+    }
+    if (e instanceof java.nio.file.NoSuchFileException) {
+      return "no such file or directory: " + e.getMessage();
+    }
+    if (e instanceof java.nio.file.FileAlreadyExistsException) {
+      return "it exists already: " + e.getMessage();
+    }
+    return e.getMessage();
   }
 }
