@@ -79,21 +79,9 @@ public final class DiskCoverage {
 
   /** major:minor of the filesystem holding {@code real}: the longest mount point prefix. */
   String deviceOf(Path real) throws IOException {
-    String best = null;
-    int bestLength = -1;
-    for (String line : Files.readAllLines(mountinfo, StandardCharsets.UTF_8)) {
-      String[] f = line.split(" ");
-      if (f.length < 5) {
-        continue;
-      }
-      String mountPoint = io.granule.engine.internal.image.BlockDeviceClaim.unescape(f[4]);
-      if ((real.toString().equals(mountPoint) || real.startsWith(Path.of(mountPoint)))
-          && mountPoint.length() >= bestLength) {
-        best = f[2];
-        bestLength = mountPoint.length();
-      }
-    }
-    return best;
+    String[] mount =
+        io.granule.engine.internal.image.BlockDeviceClaim.mountHolding(real, mountinfo);
+    return mount == null ? null : mount[2];
   }
 
   /** The block device name (e.g. {@code loop3p1}) with this major:minor, or null. */

@@ -32,8 +32,7 @@ final class PartialFile implements AutoCloseable {
   private final FileChannel channel;
 
   private final Object key;
-  private Object partialKey; // FILE.partial as this restore created it
-  private java.util.Map<String, Object> partialIdentity; // its device and inode
+  private java.util.Map<String, Object> partialIdentity; // FILE.partial as this restore made it
   private java.util.Map<String, Object> lockedIdentity; // what an in-place take locked
   // identity locks this restore also holds: FILE.partial once created (a --force restore naming
   // it writes it in place), the existing FILE it renames over
@@ -321,7 +320,7 @@ final class PartialFile implements AutoCloseable {
     synchronized (HELD) {
       for (PartialFile p : OPEN) {
         try {
-          if (p.partialKey != null && p.partialKey.equals(fileKeyNoFollow(p.partial))) {
+          if (p.partialIdentity != null && p.partialIdentity.equals(identityOf(p.partial))) {
             Files.deleteIfExists(p.partial);
           }
           if (p.key.equals(fileKey(p.lockPath))) {
@@ -427,7 +426,6 @@ final class PartialFile implements AutoCloseable {
               + " while the restore created it: check who writes that directory, and restore"
               + " again");
     }
-    partialKey = fileKeyNoFollow(partial);
     PartialFile locked = takeInPlace(partial);
     identities.add(locked);
     partialIdentity = locked.lockedIdentity;
@@ -454,16 +452,6 @@ final class PartialFile implements AutoCloseable {
     }
   }
 
-  private static Object fileKeyNoFollow(Path p) throws IOException {
-    try {
-      return Files.readAttributes(
-              p, java.nio.file.attribute.BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS)
-          .fileKey();
-    } catch (NoSuchFileException gone) {
-      return null;
-    }
-  }
-
   /**
    * Fails (exit code 7) unless this restore still holds its lock file under its name and
    * FILE.partial is still the file it created: someone who deleted the lock file (a cleanup of
@@ -472,7 +460,7 @@ final class PartialFile implements AutoCloseable {
    */
   private void requireStillOurs() throws IOException {
     boolean lockOurs = lockedIsCurrent(lockPath) && key.equals(fileKey(lockPath));
-    boolean partialOurs = partialKey == null || partialKey.equals(fileKeyNoFollow(partial));
+    boolean partialOurs = partialIdentity == null || partialIdentity.equals(identityOf(partial));
     if (!lockOurs || !partialOurs) {
       throw new CommandException(
           ExitCodes.TARGET,

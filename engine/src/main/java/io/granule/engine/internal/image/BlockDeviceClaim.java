@@ -142,6 +142,29 @@ public final class BlockDeviceClaim implements AutoCloseable {
     }
   }
 
+  /**
+   * The fields of the line of {@code mountinfo} (a {@code /proc/self/mountinfo}) for the mount in
+   * effect at {@code real} (a path with links resolved): the last mount on the longest mount point
+   * holding it; null if none does.
+   */
+  public static String[] mountHolding(Path real, Path mountinfo) throws IOException {
+    String[] best = null;
+    int bestLength = -1;
+    for (String line : Files.readAllLines(mountinfo, StandardCharsets.UTF_8)) {
+      String[] f = line.split(" ");
+      if (f.length < 5) {
+        continue;
+      }
+      String mountPoint = unescape(f[4]);
+      if ((real.toString().equals(mountPoint) || real.startsWith(Path.of(mountPoint)))
+          && mountPoint.length() >= bestLength) {
+        best = f;
+        bestLength = mountPoint.length();
+      }
+    }
+    return best;
+  }
+
   /** A field of {@code /proc/self/mountinfo}: spaces and the like are octal escapes there. */
   public static String unescape(String s) {
     StringBuilder b = new StringBuilder();
@@ -180,14 +203,9 @@ public final class BlockDeviceClaim implements AutoCloseable {
     }
     try (var entries = Files.newDirectoryStream(Path.of("/sys/block"), "loop*")) {
       for (Path loop : entries) {
-        Path backing = loop.resolve("loop").resolve("backing_file");
-        if (!Files.isRegularFile(backing)) {
+        String name = backingFileName(loop);
+        if (name == null) {
           continue;
-        }
-        String name = Files.readString(backing);
-        if (name.endsWith("\n")) {
-          name =
-              name.substring(0, name.length() - 1); // only the line's end: names may end in spaces
         }
         try {
           Path dev = Path.of("/dev", loop.getFileName().toString());
@@ -244,17 +262,30 @@ public final class BlockDeviceClaim implements AutoCloseable {
     if (majMin == null) {
       return null;
     }
-    Path backing = Path.of("/sys/dev/block", majMin, "loop", "backing_file");
     try {
-      String name = Files.readString(backing);
-      if (name.endsWith("\n")) {
-        name = name.substring(0, name.length() - 1);
+      String name = backingFileName(Path.of("/sys/dev/block", majMin));
+      if (name == null) {
+        return null;
       }
       Path dev = Path.of(name);
       return (((Integer) Files.getAttribute(dev, "unix:mode")) & 0170000) == 0060000 ? dev : null;
     } catch (IOException | RuntimeException e) {
       return null; // not a loop device, or its backing name is not reachable from here
     }
+  }
+
+  /**
+   * The backing file name sysfs shows for the block device at {@code sysDevice} (a {@code
+   * /sys/block/loopN} directory), or null if it is no loop device with one. Only the line's end is
+   * cut: names may end in spaces.
+   */
+  private static String backingFileName(Path sysDevice) throws IOException {
+    Path backing = sysDevice.resolve("loop").resolve("backing_file");
+    if (!Files.isRegularFile(backing)) {
+      return null;
+    }
+    String name = Files.readString(backing);
+    return name.endsWith("\n") ? name.substring(0, name.length() - 1) : name;
   }
 
   /** A loop device and its backing file's inode and device ({@code MAJOR:MINOR}). */

@@ -94,11 +94,6 @@ public final class BackupOperation {
   }
 
   /**
-   * The disks by name, in order.
-   *
-   * @throws IllegalArgumentException if a name is invalid or two disks share one
-   */
-  /**
    * Refuses a host name or tag holding control or format characters (escape sequences, a
    * right-to-left override): listings print them to operators' terminals.
    *
@@ -125,6 +120,11 @@ public final class BackupOperation {
     }
   }
 
+  /**
+   * The disks by name, in order.
+   *
+   * @throws IllegalArgumentException if a name is invalid or two disks share one
+   */
   public static Map<String, DiskSpec> checkNames(List<DiskSpec> disks) {
     Map<String, DiskSpec> byName = new LinkedHashMap<>();
     for (DiskSpec d : disks) {

@@ -8,7 +8,6 @@ import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.SecureRandom;
@@ -130,23 +129,14 @@ public final class LockManager {
 
   static boolean fileSystemReadOnly(Path dir, Path mountinfo) {
     try {
-      Path real = dir.toRealPath();
-      String superOptions = null;
-      int depth = -1;
-      for (String line : Files.readAllLines(mountinfo)) {
-        String[] f = line.split(" ");
-        int sep = java.util.Arrays.asList(f).indexOf("-");
-        if (f.length < 5 || sep < 0 || sep + 3 >= f.length) {
-          continue;
-        }
-        Path point = Path.of(io.granule.engine.internal.image.BlockDeviceClaim.unescape(f[4]));
-        // the last mount on the deepest mount point holding it is the one in effect
-        if (real.startsWith(point) && point.getNameCount() >= depth) {
-          depth = point.getNameCount();
-          superOptions = f[sep + 3];
-        }
+      String[] f =
+          io.granule.engine.internal.image.BlockDeviceClaim.mountHolding(
+              dir.toRealPath(), mountinfo);
+      int sep = f == null ? -1 : java.util.Arrays.asList(f).indexOf("-");
+      if (sep < 0 || sep + 3 >= f.length) {
+        return true;
       }
-      return superOptions == null || java.util.List.of(superOptions.split(",")).contains("ro");
+      return java.util.List.of(f[sep + 3].split(",")).contains("ro");
     } catch (IOException | RuntimeException e) {
       return true;
     }
