@@ -143,10 +143,7 @@ class DiskRestoreTest {
               } catch (java.io.IOException e) {
                 throw new java.io.UncheckedIOException(e);
               }
-              assertThatThrownBy(
-                      () ->
-                          DiskRestore.prepare(formats, to, false, null)
-                              .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+              assertThatThrownBy(() -> restoreVda(repo, m, to, false))
                   .isInstanceOf(CommandException.class)
                   .hasMessageContaining("another restore is writing '" + partial + "'")
                   .satisfies(
@@ -158,10 +155,7 @@ class DiskRestoreTest {
               // refusal must not drop this process's lock (closing a second descriptor would)
               try {
                 Path alias = Files.createSymbolicLink(tmp.resolve("alias"), tmp);
-                assertThatThrownBy(
-                        () ->
-                            DiskRestore.prepare(formats, alias.resolve("shared.img"), false, null)
-                                .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+                assertThatThrownBy(() -> restoreVda(repo, m, alias.resolve("shared.img"), false))
                     .isInstanceOf(CommandException.class)
                     .hasMessageContaining("another restore is writing");
                 Object ino = Files.getAttribute(tmp.resolve("shared.img.partial.lock"), "unix:ino");
@@ -181,8 +175,7 @@ class DiskRestoreTest {
 
       // a lock file left by a killed restore (no holder) does not block the next one
       Files.writeString(tmp.resolve("again.img.partial.lock"), "left by a killed restore");
-      DiskRestore.prepare(formats, tmp.resolve("again.img"), false, null)
-          .run(repo, m, "vda", RestoreListener.NONE, s -> {});
+      restoreVda(repo, m, tmp.resolve("again.img"), false);
       assertThat(TestImages.sha256(tmp.resolve("again.img"))).isEqualTo(TestImages.sha256(data));
       assertThat(tmp.resolve("again.img.partial.lock")).doesNotExist();
     }
@@ -206,10 +199,7 @@ class DiskRestoreTest {
           (done, total) -> {
             if (done > 0 && done < total && tried.compareAndSet(false, true)) {
               for (Path name : List.of(to, hard, soft)) {
-                assertThatThrownBy(
-                        () ->
-                            DiskRestore.prepare(formats, name, true, null)
-                                .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+                assertThatThrownBy(() -> restoreVda(repo, m, name, true))
                     .as(name.toString())
                     .isInstanceOf(CommandException.class)
                     .hasMessageContaining("another restore is writing");
@@ -221,8 +211,7 @@ class DiskRestoreTest {
       assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
       assertThat(tmp.resolve("existing.img.partial.lock")).doesNotExist();
       // released: the next forced restore through a link runs
-      DiskRestore.prepare(formats, hard, true, null)
-          .run(repo, m, "vda", RestoreListener.NONE, s -> {});
+      restoreVda(repo, m, hard, true);
       assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
     }
   }
@@ -251,10 +240,7 @@ class DiskRestoreTest {
       Path config = tmp.resolve("repo").resolve("config");
       byte[] before = Files.readAllBytes(config);
       for (Path inside : List.of(config, tmp.resolve("repo").resolve("new.img"))) {
-        assertThatThrownBy(
-                () ->
-                    DiskRestore.prepare(formats, inside, true, null)
-                        .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+        assertThatThrownBy(() -> restoreVda(repo, m, inside, true))
             .isInstanceOf(CommandException.class)
             .hasMessageContaining("is inside the repository");
       }
@@ -299,8 +285,7 @@ class DiskRestoreTest {
 
       Path victim = Files.writeString(tmp.resolve("victim.txt"), "precious");
       Files.createSymbolicLink(tmp.resolve("v.img.partial"), victim);
-      DiskRestore.prepare(formats, tmp.resolve("v.img"), false, null)
-          .run(repo, m, "vda", RestoreListener.NONE, s -> {});
+      restoreVda(repo, m, tmp.resolve("v.img"), false);
       assertThat(Files.readString(victim)).isEqualTo("precious");
       assertThat(TestImages.sha256(tmp.resolve("v.img"))).isEqualTo(TestImages.sha256(data));
       assertThat(Files.isSymbolicLink(tmp.resolve("v.img"))).isFalse();
@@ -321,10 +306,7 @@ class DiskRestoreTest {
       byte[] before = Files.readAllBytes(config);
       Path link = tmp.resolve("cfglink");
       Files.createLink(link, config);
-      assertThatThrownBy(
-              () ->
-                  DiskRestore.prepare(formats, link, true, null)
-                      .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+      assertThatThrownBy(() -> restoreVda(repo, m, link, true))
           .isInstanceOf(CommandException.class)
           .hasMessageContaining("is inside the repository")
           .hasMessageContaining("through another name");
@@ -337,10 +319,7 @@ class DiskRestoreTest {
       sh("mount", "--bind", tmp.resolve("repo").toString(), alias.toString());
       try {
         for (Path p : List.of(alias.resolve("config"), alias.resolve("snapshots").resolve("x"))) {
-          assertThatThrownBy(
-                  () ->
-                      DiskRestore.prepare(formats, p, true, null)
-                          .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+          assertThatThrownBy(() -> restoreVda(repo, m, p, true))
               .as(p.toString())
               .isInstanceOf(CommandException.class)
               .hasMessageContaining("is inside the repository");
@@ -356,10 +335,7 @@ class DiskRestoreTest {
       sh("mount", "--bind", config.toString(), cfg.toString());
       try {
         for (Path p : List.of(snaps.resolve(m.id()), snaps.resolve("new"), cfg)) {
-          assertThatThrownBy(
-                  () ->
-                      DiskRestore.prepare(formats, p, true, null)
-                          .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+          assertThatThrownBy(() -> restoreVda(repo, m, p, true))
               .as(p.toString())
               .isInstanceOf(CommandException.class)
               .hasMessageContaining("is inside the repository");
@@ -383,28 +359,19 @@ class DiskRestoreTest {
       sh("mount", dev, mnt.toString());
       try {
         Files.writeString(mnt.resolve("keep.txt"), "on the mounted file system");
-        assertThatThrownBy(
-                () ->
-                    DiskRestore.prepare(formats, Path.of(dev), true, null)
-                        .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+        assertThatThrownBy(() -> restoreVda(repo, m, Path.of(dev), true))
             .isInstanceOf(CommandException.class)
             .hasMessageContaining("is in use (mounted at " + mnt)
             .satisfies(
                 e -> assertThat(((CommandException) e).exitCode()).isEqualTo(ExitCodes.TARGET));
-        assertThatThrownBy(
-                () ->
-                    DiskRestore.prepare(formats, backing, true, null)
-                        .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+        assertThatThrownBy(() -> restoreVda(repo, m, backing, true))
             .isInstanceOf(CommandException.class)
             .hasMessageContaining("it backs " + dev);
         // a second loop device over the same file, and one stacked on the mounted device
         for (String over : List.of(backing.toString(), dev)) {
           String second = sh("losetup", "-f", "--show", over);
           try {
-            assertThatThrownBy(
-                    () ->
-                        DiskRestore.prepare(formats, Path.of(second), true, null)
-                            .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+            assertThatThrownBy(() -> restoreVda(repo, m, Path.of(second), true))
                 .as(second + " over " + over)
                 .isInstanceOf(CommandException.class)
                 .hasMessageContaining("it shows the same bytes as " + dev)
@@ -421,8 +388,7 @@ class DiskRestoreTest {
       assertThat(Files.readString(mnt.resolve("keep.txt"))).isEqualTo("on the mounted file system");
       sh("umount", mnt.toString());
       try {
-        DiskRestore.prepare(formats, Path.of(dev), true, null)
-            .run(repo, m, "vda", RestoreListener.NONE, s -> {});
+        restoreVda(repo, m, Path.of(dev), true);
       } finally {
         sh("losetup", "-d", dev);
       }
@@ -450,10 +416,7 @@ class DiskRestoreTest {
       Path y = tmp.resolve("y.img");
       try (PartialFile writing = PartialFile.take(y)) {
         Path partial = writing.create();
-        assertThatThrownBy(
-                () ->
-                    DiskRestore.prepare(formats, partial, true, null)
-                        .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+        assertThatThrownBy(() -> restoreVda(repo, m, partial, true))
             .isInstanceOf(CommandException.class)
             .hasMessageContaining("another restore is writing");
         assertThat(Files.size(partial)).isZero();
@@ -511,16 +474,12 @@ class DiskRestoreTest {
       Path x = Files.write(tmp.resolve("shared.img"), new byte[] {1, 2, 3});
       try (OfdLock other = OfdLock.lock(x)) { // as another user's restore holds it
         assertThat(other).as("libgranule-native is loaded in tests").isNotNull();
-        assertThatThrownBy(
-                () ->
-                    DiskRestore.prepare(formats, x, true, null)
-                        .run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+        assertThatThrownBy(() -> restoreVda(repo, m, x, true))
             .isInstanceOf(CommandException.class)
             .hasMessageContaining("another restore (of any user) is writing");
       }
       assertThat(Files.readAllBytes(x)).containsExactly(1, 2, 3);
-      DiskRestore.prepare(formats, x, true, null)
-          .run(repo, m, "vda", RestoreListener.NONE, s -> {});
+      restoreVda(repo, m, x, true);
       assertThat(TestImages.sha256(x)).isEqualTo(TestImages.sha256(data));
     }
   }
@@ -541,14 +500,19 @@ class DiskRestoreTest {
       // a link the user names is followed once, by the checks, and the file behind it written
       Path image = Files.write(tmp.resolve("behind.img"), new byte[] {9});
       Path named = Files.createSymbolicLink(tmp.resolve("named.img"), image);
-      DiskRestore.prepare(formats, named, true, null)
-          .run(repo, m, "vda", RestoreListener.NONE, s -> {});
+      restoreVda(repo, m, named, true);
       assertThat(Files.isSymbolicLink(named)).isTrue();
       assertThat(TestImages.sha256(image)).isEqualTo(TestImages.sha256(data));
     }
   }
 
   /** Whether this runs as root; false (a skip, said why) on a laptop, a failure under CI. */
+  /** Restores disk vda of {@code m} to {@code to} as `restore disk` does. */
+  private void restoreVda(Repository repo, Manifest m, Path to, boolean force) throws Exception {
+    DiskRestore.prepare(formats, to, force, null)
+        .run(repo, m, "vda", RestoreListener.NONE, s -> {});
+  }
+
   private static boolean asRoot(String what) {
     if ("root".equals(System.getProperty("user.name"))) {
       return true;

@@ -141,6 +141,32 @@ class FileRestorerTest {
   }
 
   /**
+   * Moves directory {@code dir} aside (to DIR.moved) and puts a link to {@code to} in its place.
+   */
+  static void swapForLink(Path dir, Path to) {
+    try {
+      Files.move(dir, dir.resolveSibling(dir.getFileName() + ".moved"));
+      Files.createSymbolicLink(dir, to);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  /** etc/a.conf, hard-linked as other/b.conf; returns directory other's id. */
+  static long hardLinkedConf(HandMadeFs fs, long etc) {
+    long shared =
+        fs.file(
+            etc,
+            "a.conf",
+            "x=1\n".getBytes(java.nio.charset.StandardCharsets.UTF_8),
+            List.of(new Extent(0, 4)),
+            2);
+    long other = fs.dir(1, "other");
+    fs.link(other, "b.conf", shared);
+    return other;
+  }
+
+  /**
    * Someone who can write the target directory swaps a directory the restore just made for a
    * symbolic link to elsewhere (or moves it) mid-restore: the restore created every file after that
    * through the link, outside the target (as root, with the backup's owners). It now writes into
@@ -165,12 +191,7 @@ class FileRestorerTest {
             .include(
                 rel -> {
                   if (rel.equals("sub/f5") && swapped.compareAndSet(false, true)) {
-                    try {
-                      Files.move(out.resolve("sub"), out.resolve("sub.moved"));
-                      Files.createSymbolicLink(out.resolve("sub"), outside);
-                    } catch (IOException e) {
-                      throw new java.io.UncheckedIOException(e);
-                    }
+                    swapForLink(out.resolve("sub"), outside);
                   }
                   return true;
                 });
@@ -197,15 +218,7 @@ class FileRestorerTest {
   void aHardLinkIsNeverMadeToAFileOutsideTheTarget() throws Exception {
     HandMadeFs fs = new HandMadeFs();
     long etc = fs.dir(1, "etc");
-    long shared =
-        fs.file(
-            etc,
-            "a.conf",
-            "x=1\n".getBytes(java.nio.charset.StandardCharsets.UTF_8),
-            List.of(new Extent(0, 4)),
-            2);
-    long other = fs.dir(1, "other");
-    fs.link(other, "b.conf", shared);
+    hardLinkedConf(fs, etc);
     Path out = tmp.resolve("out");
     Path outside = Files.createDirectories(tmp.resolve("outside"));
     Path secret = Files.writeString(outside.resolve("a.conf"), "secret");
@@ -214,12 +227,7 @@ class FileRestorerTest {
             .include(
                 rel -> {
                   if (rel.equals("other/b.conf")) {
-                    try {
-                      Files.move(out.resolve("etc"), out.resolve("etc.moved"));
-                      Files.createSymbolicLink(out.resolve("etc"), outside);
-                    } catch (IOException e) {
-                      throw new java.io.UncheckedIOException(e);
-                    }
+                    swapForLink(out.resolve("etc"), outside);
                   }
                   return true;
                 });
@@ -269,15 +277,7 @@ class FileRestorerTest {
         sparse,
         List.of(new Extent(0, 4096), new Extent((3 << 20) - 4096, 4096)),
         1);
-    long shared =
-        fs.file(
-            etc,
-            "a.conf",
-            "x=1\n".getBytes(java.nio.charset.StandardCharsets.UTF_8),
-            List.of(new Extent(0, 4)),
-            2);
-    long other = fs.dir(1, "other");
-    fs.link(other, "b.conf", shared);
+    long other = hardLinkedConf(fs, etc);
     fs.symlink(other, "abs", "/etc/passwd");
 
     FileRestorer.Result r = new FileRestorer(fs, tmp.resolve("out")).restore("/");
