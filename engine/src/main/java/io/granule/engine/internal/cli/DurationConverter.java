@@ -5,7 +5,7 @@ import java.util.Locale;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.TypeConversionException;
 
-/** Parses durations like {@code 90} (seconds), {@code 30s}, {@code 5m}, {@code 2h}. */
+/** Parses durations like {@code 90} (seconds), {@code 30s}, {@code 5m}, {@code 2h}, {@code 1d}. */
 final class DurationConverter implements ITypeConverter<Duration> {
   @Override
   public Duration convert(String value) {
@@ -31,6 +31,9 @@ final class DurationConverter implements ITypeConverter<Duration> {
     } else if (v.endsWith("h")) {
       unit = 3600;
       v = v.substring(0, v.length() - 1);
+    } else if (v.endsWith("d")) {
+      unit = 86400;
+      v = v.substring(0, v.length() - 1);
     }
     try {
       long n = Long.parseLong(v);
@@ -44,6 +47,7 @@ final class DurationConverter implements ITypeConverter<Duration> {
   }
 
   private static TypeConversionException invalid(String value) {
-    return new TypeConversionException("'" + value + "' is not a duration like 90, 30s, 5m or 2h");
+    return new TypeConversionException(
+        "'" + value + "' is not a duration like 90, 30s, 5m, 2h or 1d");
   }
 }

@@ -81,6 +81,14 @@ final class ForgetCommand extends ContextCommand {
       description = "With --prune: see 'granule prune --help' (default: ${DEFAULT-VALUE}).")
   double repackBelow;
 
+  @Option(
+      names = "--keep-recent",
+      paramLabel = "DURATION",
+      defaultValue = "1h",
+      converter = DurationConverter.class,
+      description = "With --prune: see 'granule prune --help' (default: ${DEFAULT-VALUE}).")
+  java.time.Duration keepRecent;
+
   @Option(names = "--json", description = "Print JSON.")
   boolean json;
 
@@ -93,7 +101,7 @@ final class ForgetCommand extends ContextCommand {
     Pruner.Options pruneOptions;
     try {
       policy = new ForgetPolicy(last, hourly, daily, weekly, monthly, yearly);
-      pruneOptions = new Pruner.Options(false, repackBelow);
+      pruneOptions = new Pruner.Options(false, repackBelow, keepRecent);
     } catch (IllegalArgumentException e) {
       throw new CommandException(ExitCodes.USAGE, e.getMessage(), e);
     }

@@ -38,6 +38,18 @@ final class PruneCommand extends ContextCommand {
               + " rewrites every pack with garbage); default: ${DEFAULT-VALUE}.")
   double repackBelow;
 
+  @Option(
+      names = "--keep-recent",
+      paramLabel = "DURATION",
+      defaultValue = "1h",
+      converter = DurationConverter.class,
+      description =
+          "Delete and rewrite nothing written less than DURATION ago (packs, index blobs, fixed"
+              + " and dynamic indexes): a backup whose lock went stale while its last uploads were"
+              + " still on the way may yet save a snapshot that uses them. 0 turns it off (only"
+              + " when no backup can be running); default: ${DEFAULT-VALUE}.")
+  Duration keepRecent;
+
   @Option(names = "--json", description = "Print the report as JSON.")
   boolean json;
 
@@ -48,7 +60,7 @@ final class PruneCommand extends ContextCommand {
   public Integer call() throws IOException {
     Pruner.Options options;
     try {
-      options = new Pruner.Options(dryRun, repackBelow);
+      options = new Pruner.Options(dryRun, repackBelow, keepRecent);
     } catch (IllegalArgumentException e) {
       throw new CommandException(ExitCodes.USAGE, e.getMessage(), e);
     }
@@ -118,6 +130,16 @@ final class PruneCommand extends ContextCommand {
           Locale.ROOT,
           "deleted %s of temporary files interrupted writers left%n",
           Sizes.human(p.leftoverBytesDeleted()));
+    }
+    if (p.packsSpared() > 0 || p.itemIndexesSpared() > 0) {
+      out.printf(
+          Locale.ROOT,
+          "%sspare %s (%s) and %d fixed or dynamic indexes written too recently to delete"
+              + " (--keep-recent): a prune after that frees them%n",
+          verb,
+          Sizes.count(p.packsSpared(), "pack"),
+          Sizes.human(p.bytesSpared()),
+          p.itemIndexesSpared());
     }
     out.printf(
         Locale.ROOT,

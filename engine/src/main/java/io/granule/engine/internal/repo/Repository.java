@@ -58,6 +58,7 @@ import java.nio.file.StandardOpenOption;
 import java.security.SecureRandom;
 import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
 import java.time.ZoneId;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -66,6 +67,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.regex.Pattern;
@@ -1669,11 +1671,39 @@ public final class Repository implements Closeable {
     }
     try {
       return new Pruner(
-              guarded(), codec, hasher, cacheDir, config.packSize(), config.compressionLevel())
+              guarded(),
+              codec,
+              hasher,
+              cacheDir,
+              config.packSize(),
+              config.compressionLevel(),
+              storeNow())
           .run(options, listener);
     } finally {
       indexStale = index != null;
     }
+  }
+
+  /**
+   * Now, by the earlier of this host's clock and the store's: the time the store gave the exclusive
+   * lock this process saved (a local directory's clock is this host's; an S3 server's or an NFS
+   * server's may be behind).
+   */
+  private Instant storeNow() {
+    Instant here = Instant.now();
+    for (Lock l : held) {
+      try {
+        Optional<BlobInfo> saved = store.stat(l.name());
+        if (saved.isPresent()
+            && saved.get().modified() != null
+            && saved.get().modified().isBefore(here)) {
+          here = saved.get().modified();
+        }
+      } catch (IOException e) {
+        LOG.debug("no time of lock {}: {}", l.name(), e.toString());
+      }
+    }
+    return here;
   }
 
   /**

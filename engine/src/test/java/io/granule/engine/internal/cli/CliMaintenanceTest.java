@@ -98,7 +98,17 @@ class CliMaintenanceTest {
         .contains("would remove 2 snapshots");
     assertThat(new LocalBlobStore(repo).list(BlobType.SNAPSHOT)).hasSize(3);
 
-    assertThat(run("forget", "--repo", repo.toString(), "--keep-last", "1", "--prune", "--json"))
+    assertThat(
+            run(
+                "forget",
+                "--repo",
+                repo.toString(),
+                "--keep-last",
+                "1",
+                "--prune",
+                "--keep-recent",
+                "0",
+                "--json"))
         .as(err.toString())
         .isZero();
     assertThat(out.toString()).contains("\"remove\"").contains("\"prune\"");
@@ -332,8 +342,20 @@ class CliMaintenanceTest {
         .contains("would free about")
         .containsPattern("1 snapshot use \\d+ chunks; \\d+ packs");
     assertThat(run("prune", "--repo", repo.toString(), "--repack-below", "2")).isEqualTo(2);
+    assertThat(run("prune", "--repo", repo.toString(), "--keep-recent", "-1")).isEqualTo(2);
+    assertThat(err.toString()).contains("'-1' is not a duration");
+    // By default what was written in the last hour stays: the forgotten snapshots' data is new.
+    int fixed = new LocalBlobStore(repo).list(BlobType.FIXED_INDEX).size();
     assertThat(run("prune", "--repo", repo.toString(), "--no-progress")).isZero();
+    assertThat(out.toString())
+        .containsPattern("spare \\d+ packs? \\(.+\\) and 2 fixed or dynamic indexes written too")
+        .contains("delete 0 packs")
+        .contains("freed 0 B");
+    assertThat(new LocalBlobStore(repo).list(BlobType.FIXED_INDEX)).hasSize(fixed);
+    assertThat(run("prune", "--repo", repo.toString(), "--keep-recent", "0", "--no-progress"))
+        .isZero();
     assertThat(out.toString()).contains("freed").doesNotContain("would");
+    assertThat(new LocalBlobStore(repo).list(BlobType.FIXED_INDEX)).hasSize(1);
     assertThat(run("verify", "--repo", repo.toString(), "--read-data")).isZero();
     assertThat(out.toString()).containsPattern("checked 1 snapshot, \\d+ packs, \\d+ chunks");
   }

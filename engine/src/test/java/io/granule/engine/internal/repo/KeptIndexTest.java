@@ -149,7 +149,7 @@ class KeptIndexTest {
     try (Repository r = Repository.open(dir)) {
       r.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
       assertThat(r.forgetSnapshots(List.of(ma.id()), false)).hasSize(1);
-      r.prune(new Pruner.Options(false, 1.0), (phase, done, total) -> {});
+      r.prune(new Pruner.Options(false, 1.0, java.time.Duration.ZERO), (phase, done, total) -> {});
       assertThat(r.stats().chunks()).isEqualTo(512);
     }
     try (Repository r = open()) {
@@ -357,7 +357,7 @@ class KeptIndexTest {
     try (Repository r = Repository.open(dir)) { // a prune by a process that keeps nothing
       r.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
       assertThat(r.forgetSnapshots(List.of(mb.id()), false)).hasSize(1);
-      r.prune(new Pruner.Options(false, 1.0), (phase, done, total) -> {});
+      r.prune(new Pruner.Options(false, 1.0, java.time.Duration.ZERO), (phase, done, total) -> {});
     }
     try (Repository r = open()) {
       assertRestores(r, mc, "c", c);

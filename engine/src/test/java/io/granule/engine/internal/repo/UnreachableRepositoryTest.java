@@ -119,7 +119,8 @@ class UnreachableRepositoryTest {
       assertThatThrownBy(
               () ->
                   r.prune(
-                      new io.granule.engine.internal.repo.maintenance.Pruner.Options(false, 0.5),
+                      new io.granule.engine.internal.repo.maintenance.Pruner.Options(
+                          false, 0.5, java.time.Duration.ZERO),
                       (phase, done, total) -> {}))
           .isInstanceOf(RepositoryUnreachableException.class);
     }
@@ -174,7 +175,8 @@ class UnreachableRepositoryTest {
       assertThatThrownBy(
               () ->
                   r.prune(
-                      new io.granule.engine.internal.repo.maintenance.Pruner.Options(false, 0.5),
+                      new io.granule.engine.internal.repo.maintenance.Pruner.Options(
+                          false, 0.5, java.time.Duration.ZERO),
                       (phase, done, total) -> {}))
           .isInstanceOf(RepositoryUnreachableException.class)
           .hasMessageContaining("listed snapshots/" + hidden)
@@ -183,7 +185,8 @@ class UnreachableRepositoryTest {
           .containsExactlyInAnyOrderElementsOf(packs);
       lagging.set(false);
       r.prune(
-          new io.granule.engine.internal.repo.maintenance.Pruner.Options(false, 0.5),
+          new io.granule.engine.internal.repo.maintenance.Pruner.Options(
+              false, 0.5, java.time.Duration.ZERO),
           (phase, done, total) -> {});
       for (int i = 0; i < 2; i++) {
         Path out = tmp.resolve("out404-" + i);

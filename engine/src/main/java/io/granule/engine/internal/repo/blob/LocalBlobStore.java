@@ -424,7 +424,9 @@ public final class LocalBlobStore implements BlobStore {
   @Override
   public Optional<BlobInfo> stat(BlobName name) throws IOException {
     try {
-      return Optional.of(new BlobInfo(name, Files.size(path(name))));
+      java.nio.file.attribute.BasicFileAttributes a =
+          Files.readAttributes(path(name), java.nio.file.attribute.BasicFileAttributes.class);
+      return Optional.of(new BlobInfo(name, a.size(), a.lastModifiedTime().toInstant()));
     } catch (NoSuchFileException e) {
       return Optional.empty();
     }

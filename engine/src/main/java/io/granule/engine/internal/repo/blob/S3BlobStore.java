@@ -708,7 +708,7 @@ public final class S3BlobStore implements BlobStore {
     try {
       HeadObjectResponse h =
           request("checking", name, () -> s3.headObject(r -> r.bucket(where.bucket()).key(key)));
-      return Optional.of(new BlobInfo(name, h.contentLength()));
+      return Optional.of(new BlobInfo(name, h.contentLength(), h.lastModified()));
     } catch (NoSuchFileException e) {
       return Optional.empty();
     }
@@ -747,7 +747,7 @@ public final class S3BlobStore implements BlobStore {
                     ? slash == 2 && n.length() >= 2 && rest.startsWith(n.substring(0, 2) + "/")
                     : slash < 0;
             if (shaped && BlobName.isValid(n)) {
-              names.add(new BlobInfo(new BlobName(type, n), o.size()));
+              names.add(new BlobInfo(new BlobName(type, n), o.size(), o.lastModified()));
             }
           }
           return names;

@@ -32,8 +32,11 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -59,7 +62,10 @@ import org.slf4j.LoggerFactory;
  * nowhere else. A live chunk found nowhere stops prune. Then each pack is: <i>deleted</i> if it
  * holds no live chunk; <i>repacked</i> if its live chunks are less than {@code repackBelow} of its
  * size; else <i>kept</i>. An index blob is <i>rewritten</i> if it lists a pack that is not kept (or
- * that is missing), or is damaged.
+ * that is missing), or is damaged. <b>Safety margin</b>: packs and item indexes written less than
+ * {@link Options#keepRecent} ago are kept whatever they hold, and an index blob written then is not
+ * rewritten for listing a pack the listing did not show: a backup whose lock went stale while its
+ * uploads were still on the way may yet commit a snapshot that uses them.
  *
  * <p><b>Execution order</b> (each step durable before the next, so a crash anywhere leaves a valid
  * repository and a second prune finishes the job):
@@ -69,6 +75,8 @@ import org.slf4j.LoggerFactory;
  *       new index blobs listing them (the backup write order);
  *   <li>new index blobs listing every entry of kept packs that a rewritten index blob listed (and
  *       the trailers of kept packs no index listed);
+ *   <li>(the snapshots are listed again: one the mark did not see stops prune, see {@code
+ *       #noSnapshotSince})
  *   <li>the rewritten index blobs are deleted: every kept pack is now listed by a new blob, every
  *       live chunk of a repacked pack by the blobs of step 1;
  *   <li>the deleted and repacked packs are deleted: no index blob lists them any more;
@@ -83,13 +91,26 @@ public final class Pruner {
   private static final Logger LOG = LoggerFactory.getLogger(Pruner.class);
   private static final ChunkLocation MARK = new ChunkLocation(new PackId(0, 0), 0, 0, 0, 0);
   private static final int ENTRIES_PER_INDEX = IndexWriter.MAX_ENTRIES;
+  private static final BlobInfo UNKNOWN = new BlobInfo(BlobName.CONFIG, 0); // time not known
 
-  /** What prune does: {@code dryRun} changes nothing; packs less live than {@code repackBelow}. */
-  public record Options(boolean dryRun, double repackBelow) {
+  /**
+   * What prune does: {@code dryRun} changes nothing; packs less live than {@code repackBelow} are
+   * rewritten; packs, index blobs and item indexes written less than {@code keepRecent} ago are
+   * neither deleted nor rewritten ({@link Duration#ZERO}: no margin).
+   */
+  public record Options(boolean dryRun, double repackBelow, Duration keepRecent) {
+    /** The margin {@code granule prune} keeps by default. */
+    public static final Duration DEFAULT_KEEP_RECENT = Duration.ofHours(1);
+
     public Options {
       if (!(repackBelow >= 0 && repackBelow <= 1)) {
         throw new IllegalArgumentException(
             "--repack-below must be between 0 and 1, not " + repackBelow);
+      }
+      if (keepRecent == null || keepRecent.isNegative()) {
+        throw new IllegalArgumentException(
+            "--keep-recent must be a duration of 0 or more (such as 1h, 30m or 0), not "
+                + keepRecent);
       }
     }
   }
@@ -101,7 +122,7 @@ public final class Pruner {
   }
 
   /** Temporary files younger than this are left alone (a writer that ignores locks, say). */
-  static final java.time.Duration LEFTOVER_AGE = java.time.Duration.ofMinutes(1);
+  static final Duration LEFTOVER_AGE = Duration.ofMinutes(1);
 
   /**
    * What prune did (or, with dry-run, would do).
@@ -112,7 +133,10 @@ public final class Pruner {
    * @param packBytes their total size
    * @param packsDeleted packs with no live chunk (deleted)
    * @param packsRepacked packs below the threshold (live chunks rewritten, pack deleted)
-   * @param packsKept packs left alone
+   * @param packsKept packs left alone, the spared ones among them
+   * @param packsSpared packs written within {@code keepRecent} that would otherwise have been
+   *     deleted or repacked
+   * @param bytesSpared their total size
    * @param orphanPacks packs no index blob listed
    * @param bytesDeleted total size of deleted and repacked packs
    * @param bytesRepacked size of the new packs repacking wrote (dry run: the stored bytes of the
@@ -122,6 +146,8 @@ public final class Pruner {
    * @param indexesWritten new index blobs
    * @param fixedIndexesDeleted fixed indexes no manifest names
    * @param dynamicIndexesDeleted dynamic indexes no manifest names
+   * @param itemIndexesSpared fixed and dynamic indexes no manifest names, written within {@code
+   *     keepRecent} (the indexes of a backup not yet committed, say): kept
    * @param leftoverBytesDeleted size of the temporary files killed writers left, deleted
    * @param seconds wall time
    */
@@ -134,6 +160,8 @@ public final class Pruner {
       int packsDeleted,
       int packsRepacked,
       int packsKept,
+      int packsSpared,
+      long bytesSpared,
       int orphanPacks,
       long bytesDeleted,
       long bytesRepacked,
@@ -142,6 +170,7 @@ public final class Pruner {
       long indexesWritten,
       int fixedIndexesDeleted,
       int dynamicIndexesDeleted,
+      int itemIndexesSpared,
       long leftoverBytesDeleted,
       double seconds) {
 
@@ -161,6 +190,7 @@ public final class Pruner {
     final PackId id;
     final BlobName name;
     long size;
+    boolean recent; // written within the margin: kept whatever its chunks
     boolean indexed;
     long liveBytes;
     long liveChunks;
@@ -192,14 +222,22 @@ public final class Pruner {
   private final Path cacheDir;
   private final int packSize;
   private final int compressionLevel;
+  private final Instant now;
 
+  /**
+   * @param now the time the margin of {@link Options#keepRecent} counts back from: the earlier of
+   *     this host's clock and the store's (a store whose clock is behind dates its blobs earlier;
+   *     counting from this host's clock would take a blob written minutes ago for an old one)
+   */
   public Pruner(
       BlobStore store,
       BlobCodec codec,
       ChunkHasher hasher,
       Path cacheDir,
       int packSize,
-      int compressionLevel) {
+      int compressionLevel,
+      Instant now) {
+    this.now = now;
     this.store = store;
     this.codec = codec;
     this.hasher = hasher;
@@ -219,10 +257,15 @@ public final class Pruner {
   public Report run(Options options, Listener listener) {
     long started = System.nanoTime();
     long leftovers = 0;
+    // Blobs written after this are spared: a backup whose lock went stale (its process killed
+    // while its upload was still on the way, or the lock removed by hand) may still commit a
+    // snapshot that uses them.
+    Instant cutoff = options.keepRecent().isZero() ? null : now.minus(options.keepRecent());
     if (!options.dryRun()) {
       // Under the exclusive lock no writer is mid-save: a temporary file is a killed one's.
       try {
-        leftovers = store.deleteLeftovers(LEFTOVER_AGE);
+        Duration age = options.keepRecent();
+        leftovers = store.deleteLeftovers(age.compareTo(LEFTOVER_AGE) > 0 ? age : LEFTOVER_AGE);
       } catch (IOException e) {
         throw failed(e);
       }
@@ -300,12 +343,19 @@ public final class Pruner {
         }
         PackState st = new PackState(id, p.name());
         st.size = p.size();
+        st.recent = cutoff != null && p.writtenAfter(cutoff);
         packBytes += st.size;
         packs.put(id, st);
       }
       Map<BlobName, Set<PackId>> indexPacks = new LinkedHashMap<>();
       List<BlobName> damagedIndexes = new ArrayList<>();
-      List<BlobName> indexNames = store.list(BlobType.INDEX);
+      Set<BlobName> recentIndexes = new HashSet<>();
+      Map<BlobName, BlobInfo> indexTimes = new HashMap<>();
+      List<BlobName> indexNames = new ArrayList<>();
+      for (BlobInfo i : store.listInfo(BlobType.INDEX)) {
+        indexNames.add(i.name());
+        indexTimes.put(i.name(), i);
+      }
       done = 0;
       for (BlobName n : indexNames) {
         List<IndexEntry> entries;
@@ -332,6 +382,9 @@ public final class Pruner {
           }
         }
         indexPacks.put(n, listed);
+        if (cutoff != null && indexTimes.getOrDefault(n, UNKNOWN).writtenAfter(cutoff)) {
+          recentIndexes.add(n);
+        }
         listener.progress("read index", ++done, indexNames.size());
       }
       int orphans = 0;
@@ -374,10 +427,17 @@ public final class Pruner {
       List<PackState> repack = new ArrayList<>();
       List<PackState> remove = new ArrayList<>();
       int kept = 0;
+      int spared = 0;
+      long bytesSpared = 0;
       long bytesDeleted = 0;
       long liveInRepacked = 0;
       for (PackState st : packs.values()) {
-        if (st.liveChunks == 0) {
+        if (st.recent && (st.liveChunks == 0 || st.liveFraction() < options.repackBelow())) {
+          st.action = Action.KEEP;
+          kept++;
+          spared++;
+          bytesSpared += st.size;
+        } else if (st.liveChunks == 0) {
           st.action = Action.DELETE;
           remove.add(st);
           bytesDeleted += st.size;
@@ -394,9 +454,12 @@ public final class Pruner {
       }
       List<BlobName> rewrite = new ArrayList<>(damagedIndexes);
       for (var e : indexPacks.entrySet()) {
+        boolean recent = recentIndexes.contains(e.getKey());
         for (PackId p : e.getValue()) {
           PackState st = packs.get(p);
-          if (st == null || st.action != Action.KEEP) {
+          // A pack missing from the listing is gone, unless the index blob is recent: a writer's
+          // pack and index blob saved after the packs were listed (its entries are not dropped).
+          if (st == null ? !recent : st.action != Action.KEEP) {
             rewrite.add(e.getKey());
             break;
           }
@@ -404,8 +467,11 @@ public final class Pruner {
       }
       List<PackState> keptOrphans =
           packs.values().stream().filter(s -> !s.indexed && s.action == Action.KEEP).toList();
-      List<BlobName> fixedGarbage = unreferenced(BlobType.FIXED_INDEX, fixedRefs);
-      List<BlobName> dynamicGarbage = unreferenced(BlobType.DYNAMIC_INDEX, dynamicRefs);
+      int[] itemsSpared = new int[1];
+      List<BlobName> fixedGarbage =
+          unreferenced(BlobType.FIXED_INDEX, fixedRefs, cutoff, itemsSpared);
+      List<BlobName> dynamicGarbage =
+          unreferenced(BlobType.DYNAMIC_INDEX, dynamicRefs, cutoff, itemsSpared);
 
       if (options.dryRun()) {
         return new Report(
@@ -417,6 +483,8 @@ public final class Pruner {
             remove.size() - repack.size(),
             repack.size(),
             kept,
+            spared,
+            bytesSpared,
             orphans,
             bytesDeleted,
             liveInRepacked,
@@ -425,6 +493,7 @@ public final class Pruner {
             0,
             fixedGarbage.size(),
             dynamicGarbage.size(),
+            itemsSpared[0],
             0,
             (System.nanoTime() - started) / 1e9);
       }
@@ -518,6 +587,9 @@ public final class Pruner {
       }
       indexesWritten += saveIndex(pending);
 
+      // Before the first delete: a snapshot saved since the mark would lose what it uses.
+      noSnapshotSince(snapshots);
+
       // 3. Old index blobs.
       done = 0;
       for (BlobName n : rewrite) {
@@ -550,6 +622,8 @@ public final class Pruner {
           remove.size() - repack.size(),
           repack.size(),
           kept,
+          spared,
+          bytesSpared,
           orphans,
           bytesDeleted,
           newPackBytes.get(),
@@ -558,6 +632,7 @@ public final class Pruner {
           indexesWritten,
           fixedGarbage.size(),
           dynamicGarbage.size(),
+          itemsSpared[0],
           leftovers,
           (System.nanoTime() - started) / 1e9);
     } catch (IOException e) {
@@ -629,14 +704,45 @@ public final class Pruner {
     return blobs;
   }
 
-  private List<BlobName> unreferenced(BlobType type, Set<String> referenced) throws IOException {
+  /**
+   * The blobs of {@code type} whose names are not {@code referenced}, but for those written after
+   * {@code cutoff} (if not null), which are counted in {@code spared[0]}.
+   */
+  private List<BlobName> unreferenced(
+      BlobType type, Set<String> referenced, Instant cutoff, int[] spared) throws IOException {
     List<BlobName> out = new ArrayList<>();
-    for (BlobName n : store.list(type)) {
-      if (!referenced.contains(n.name())) {
-        out.add(n);
+    for (BlobInfo i : store.listInfo(type)) {
+      if (!referenced.contains(i.name().name())) {
+        if (cutoff != null && i.writtenAfter(cutoff)) {
+          spared[0]++; // the index of a backup that has not saved its snapshot yet, say
+        } else {
+          out.add(i.name());
+        }
       }
     }
     return out;
+  }
+
+  /**
+   * Fails if a snapshot not among {@code marked} is in the repository now: under the exclusive lock
+   * none can be saved, so a backup ignores the lock (its lock removed by {@code unlock
+   * --remove-all}, or taken for stale while its process was still saving). Deleting what the mark
+   * found unused could delete chunks that snapshot uses.
+   */
+  private void noSnapshotSince(List<BlobName> marked) throws IOException {
+    Set<BlobName> known = new HashSet<>(marked);
+    for (BlobName n : store.list(BlobType.SNAPSHOT)) {
+      if (!known.contains(n)) {
+        throw new io.granule.engine.internal.repo.RepositoryLockedException(
+            "snapshot "
+                + n.name()
+                + " was saved in the repository at '"
+                + store.location()
+                + "' while prune held its exclusive lock (a backup whose lock was removed, or"
+                + " taken for stale, is still writing): prune stopped before deleting anything"
+                + " (what it wrote is harmless). Prune again when that backup has ended");
+      }
+    }
   }
 
   private static void mark(ChunkIndex.Loader live, int count, IntFunction<ChunkId> list) {

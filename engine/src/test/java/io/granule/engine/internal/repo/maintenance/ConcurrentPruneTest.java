@@ -132,7 +132,8 @@ class ConcurrentPruneTest {
               r.forgetSnapshots(List.of(victim), false);
               r.release(shared);
               lockOrWait(r, LockKind.EXCLUSIVE, "prune", conflicts);
-              return r.prune(new Pruner.Options(false, 1.0), (p, d, t) -> {});
+              return r.prune(
+                  new Pruner.Options(false, 1.0, java.time.Duration.ZERO), (p, d, t) -> {});
             }
           };
       Future<BackupResult> b = pool.submit(backupRun);
@@ -238,7 +239,11 @@ class ConcurrentPruneTest {
                 assertThat(other.locks().remove(true)).hasSize(1);
                 other.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
                 assertThat(
-                        other.prune(new Pruner.Options(false, 1.0), (x, y, z) -> {}).packsDeleted())
+                        other
+                            .prune(
+                                new Pruner.Options(false, 1.0, java.time.Duration.ZERO),
+                                (x, y, z) -> {})
+                            .packsDeleted())
                     .isPositive();
               }
             }

@@ -54,7 +54,8 @@ class LockProcessTest {
             System.out.println(
                 "done " + backup(repo, "vda", Path.of(args[2]), "child").manifest().id());
         case "prune" -> {
-          Pruner.Report r = repo.prune(new Pruner.Options(false, 1.0), (p, d, t) -> {});
+          Pruner.Report r =
+              repo.prune(new Pruner.Options(false, 1.0, java.time.Duration.ZERO), (p, d, t) -> {});
           System.out.println("done " + (r.packsDeleted() + r.packsRepacked()));
         }
         default -> Thread.sleep(600_000);

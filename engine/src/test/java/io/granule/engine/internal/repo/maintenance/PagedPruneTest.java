@@ -79,7 +79,10 @@ class PagedPruneTest {
       Pruner.Report rep;
       try (Repository r = open(dir)) {
         r.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
-        rep = r.prune(new Pruner.Options(false, 1.0), (phase, done, total) -> {});
+        rep =
+            r.prune(
+                new Pruner.Options(false, 1.0, java.time.Duration.ZERO),
+                (phase, done, total) -> {});
         assertThat(r.stats().chunks()).as("chunk index after reload").isEqualTo(CHUNKS);
         assertValid(r, Map.of(second.id(), TestImages.sha256(b)), tmp);
       }

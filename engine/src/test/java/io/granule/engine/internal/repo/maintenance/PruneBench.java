@@ -55,7 +55,8 @@ public final class PruneBench {
     for (boolean dry : new boolean[] {true, false}) {
       try (Repository repo = Repository.open(dir)) {
         repo.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
-        Pruner.Report r = repo.prune(new Pruner.Options(dry, 0.5), (p, d, t) -> {});
+        Pruner.Report r =
+            repo.prune(new Pruner.Options(dry, 0.5, java.time.Duration.ZERO), (p, d, t) -> {});
         System.out.printf(
             Locale.ROOT,
             "prune%s: %.2f s; packs %d (%.1f MiB): deleted %d, repacked %d (%.1f MiB written),"

@@ -85,7 +85,9 @@ class PruneTest {
 
   static Pruner.Report prune(Repository r, double repackBelow, boolean dryRun) {
     r.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
-    return r.prune(new Pruner.Options(dryRun, repackBelow), (phase, done, total) -> {});
+    return r.prune(
+        new Pruner.Options(dryRun, repackBelow, java.time.Duration.ZERO),
+        (phase, done, total) -> {});
   }
 
   Map<String, String> expected(Manifest... snaps) throws Exception {
@@ -330,10 +332,14 @@ class PruneTest {
   void pruneNeedsTheExclusiveLockAndStopsOnDamageWithoutChangingAnything() throws Exception {
     Path dir = copy("damage");
     try (Repository r = open(dir)) {
-      assertThatThrownBy(() -> r.prune(new Pruner.Options(true, 0.5), (p, d, t) -> {}))
+      assertThatThrownBy(
+              () ->
+                  r.prune(new Pruner.Options(true, 0.5, java.time.Duration.ZERO), (p, d, t) -> {}))
           .isInstanceOf(IllegalStateException.class);
       r.lock(LockKind.SHARED, "verify", Duration.ZERO);
-      assertThatThrownBy(() -> r.prune(new Pruner.Options(true, 0.5), (p, d, t) -> {}))
+      assertThatThrownBy(
+              () ->
+                  r.prune(new Pruner.Options(true, 0.5, java.time.Duration.ZERO), (p, d, t) -> {}))
           .isInstanceOf(IllegalStateException.class);
     }
     Files.delete(

@@ -1,0 +1,207 @@
+package io.granule.engine.internal.repo.maintenance;
+
+import static io.granule.engine.internal.repo.maintenance.PruneSupport.assertValid;
+import static io.granule.engine.internal.repo.maintenance.PruneSupport.backup;
+import static io.granule.engine.internal.repo.maintenance.PruneSupport.copyTree;
+import static io.granule.engine.internal.repo.maintenance.PruneSupport.listing;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.RepositoryLockedException;
+import io.granule.engine.internal.repo.TestImages;
+import io.granule.engine.internal.repo.backup.VerifyListener;
+import io.granule.engine.internal.repo.blob.BlobInfo;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.ForwardingBlobStore;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.lock.LockKind;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Prune's safety margin ({@code --keep-recent}) and its check for snapshots saved while it runs:
+ * the data of a backup whose lock went stale while its snapshot was still on the way survives a
+ * prune, and that snapshot restores when it lands.
+ */
+class PruneMarginTest {
+  static final Duration HOUR = Duration.ofHours(1);
+
+  @TempDir Path tmp;
+  Path dir;
+  byte[] dataA;
+  byte[] dataB;
+  Path imageA;
+  Path imageB;
+  Manifest a;
+
+  @BeforeEach
+  void repository() throws Exception {
+    dataA = TestImages.mixed(2 << 20, 21);
+    dataB = TestImages.mixed(2 << 20, 22);
+    imageA = TestImages.write(tmp.resolve("a.raw"), dataA);
+    imageB = TestImages.write(tmp.resolve("b.raw"), dataB);
+    dir = tmp.resolve("repo");
+    try (Repository r = Repository.init(dir, PruneTest.SMALL)) {
+      a = backup(r, "vda", imageA, "h").manifest();
+    }
+  }
+
+  Repository open(BlobStore store) {
+    return Repository.open(store, Clock.systemUTC(), tmp.resolve("cache"));
+  }
+
+  static Pruner.Report prune(Repository r, Duration keepRecent) {
+    r.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+    return r.prune(new Pruner.Options(false, 1.0, keepRecent), (phase, done, total) -> {});
+  }
+
+  /** Sets every blob's modification time {@code age} back, as if written that long ago. */
+  static void age(Path dir, Duration age) throws IOException {
+    FileTime then = FileTime.from(Instant.now().minus(age));
+    try (Stream<Path> all = Files.walk(dir)) {
+      for (Path p : all.filter(Files::isRegularFile).toList()) {
+        Files.setLastModifiedTime(p, then);
+      }
+    }
+  }
+
+  /**
+   * Backs up image B with the snapshot's save held back, as a backup killed while its snapshot's
+   * upload was on the way (its lock then stale, removed by {@code unlock}); returns the manifest
+   * blob that lands later.
+   */
+  Map.Entry<BlobName, byte[]> backupWhoseSnapshotLandsLate() throws Exception {
+    AtomicReference<Map.Entry<BlobName, byte[]>> held = new AtomicReference<>();
+    BlobStore withheld =
+        new ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public void save(BlobName name, byte[] data) throws IOException {
+            if (name.type() == BlobType.SNAPSHOT) {
+              held.set(Map.entry(name, data.clone()));
+              throw new IOException("killed while the snapshot was uploaded");
+            }
+            delegate.save(name, data);
+          }
+        };
+    try (Repository r = open(withheld)) {
+      assertThatThrownBy(() -> backup(r, "vda", imageB, "h"))
+          .isInstanceOf(RepositoryException.class);
+    }
+    assertThat(held.get()).as("the backup got as far as its snapshot").isNotNull();
+    return held.get();
+  }
+
+  @Test
+  void recentUnusedDataIsSparedAndFreedOnceOlderThanTheMargin() throws Exception {
+    try (Repository r = open(new LocalBlobStore(dir))) {
+      Manifest b = backup(r, "vda", imageB, "h").manifest();
+      r.lock(LockKind.SHARED, "forget", Duration.ZERO);
+      assertThat(r.forgetSnapshots(List.of(b.id()), false)).hasSize(1);
+    }
+    Map<String, String> before = listing(dir.resolve("data"));
+    age(dir.resolve("snapshots"), Duration.ofHours(3)); // a's snapshot is old; data all new
+    Pruner.Report spared;
+    try (Repository r = open(new LocalBlobStore(dir))) {
+      spared = prune(r, HOUR);
+      assertValid(r, Map.of(a.id(), TestImages.sha256(dataA)), tmp);
+    }
+    assertThat(spared.packsDeleted() + spared.packsRepacked()).isZero();
+    assertThat(spared.packsSpared()).isPositive();
+    assertThat(spared.bytesSpared()).isPositive();
+    assertThat(spared.fixedIndexesDeleted()).isZero();
+    assertThat(spared.itemIndexesSpared()).isEqualTo(1);
+    assertThat(spared.bytesFreed()).isZero();
+    assertThat(listing(dir.resolve("data"))).as("no pack touched").isEqualTo(before);
+
+    age(dir, Duration.ofHours(2));
+    Pruner.Report freed;
+    try (Repository r = open(new LocalBlobStore(dir))) {
+      freed = prune(r, HOUR);
+      assertValid(r, Map.of(a.id(), TestImages.sha256(dataA)), tmp);
+    }
+    assertThat(freed.packsSpared()).isZero();
+    assertThat(freed.itemIndexesSpared()).isZero();
+    assertThat(freed.packsDeleted()).isPositive();
+    assertThat(freed.fixedIndexesDeleted()).isEqualTo(1);
+    assertThat(freed.bytesFreed()).isPositive();
+  }
+
+  @Test
+  void aSnapshotLandingAfterPruneRestoresBecauseItsDataWasSpared() throws Exception {
+    Path control = tmp.resolve("control");
+    copyTree(dir, control);
+    var late = backupWhoseSnapshotLandsLate();
+    try (Repository r = open(new LocalBlobStore(dir))) {
+      Pruner.Report rep = prune(r, HOUR);
+      assertThat(rep.packsSpared()).isPositive();
+      assertThat(rep.itemIndexesSpared()).isEqualTo(1);
+    }
+    new LocalBlobStore(dir).save(late.getKey(), late.getValue()); // the upload lands
+    try (Repository r = open(new LocalBlobStore(dir))) {
+      String b = r.snapshots().stream().filter(m -> !m.id().equals(a.id())).findFirst().get().id();
+      assertValid(r, Map.of(a.id(), TestImages.sha256(dataA), b, TestImages.sha256(dataB)), tmp);
+    }
+
+    // Without the margin the same sequence damages the snapshot: what the margin is for.
+    dir = control;
+    late = backupWhoseSnapshotLandsLate();
+    try (Repository r = open(new LocalBlobStore(dir))) {
+      assertThat(prune(r, Duration.ZERO).fixedIndexesDeleted()).isEqualTo(1);
+    }
+    new LocalBlobStore(dir).save(late.getKey(), late.getValue());
+    try (Repository r = open(new LocalBlobStore(dir))) {
+      assertThat(r.verify(false, VerifyListener.NONE).ok()).isFalse();
+    }
+  }
+
+  @Test
+  void aSnapshotSavedWhilePruneRunsStopsItBeforeItDeletesAnything() throws Exception {
+    var late = backupWhoseSnapshotLandsLate();
+    AtomicBoolean armed = new AtomicBoolean();
+    BlobStore landing =
+        new ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public List<BlobInfo> listInfo(BlobType type) throws IOException {
+            if (type == BlobType.PACK && armed.getAndSet(false)) {
+              delegate.save(late.getKey(), late.getValue()); // lands after prune's mark
+            }
+            return delegate.listInfo(type);
+          }
+        };
+    Map<String, String> before = listing(dir.resolve("data"));
+    try (Repository r = open(landing)) {
+      r.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+      armed.set(true);
+      assertThatThrownBy(
+              () -> r.prune(new Pruner.Options(false, 1.0, Duration.ZERO), (p, d, t) -> {}))
+          .isInstanceOf(RepositoryLockedException.class)
+          .hasMessageContaining(late.getKey().name())
+          .hasMessageContaining("prune stopped before deleting anything");
+    }
+    assertThat(armed).as("the snapshot landed mid-prune").isFalse();
+    Map<String, String> after = listing(dir.resolve("data"));
+    assertThat(after.keySet()).as("no pack deleted").containsAll(before.keySet());
+    try (Repository r = open(new LocalBlobStore(dir))) {
+      String b = r.snapshots().stream().filter(m -> !m.id().equals(a.id())).findFirst().get().id();
+      assertValid(r, Map.of(a.id(), TestImages.sha256(dataA), b, TestImages.sha256(dataB)), tmp);
+    }
+  }
+}
