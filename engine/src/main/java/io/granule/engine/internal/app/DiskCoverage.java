@@ -60,7 +60,7 @@ public final class DiskCoverage {
         Path real = disk.toRealPath();
         if (Files.isRegularFile(real)) {
           String loop = name == null ? null : loopOf(name);
-          if (loop != null && real.toString().equals(backingFile(loop))) {
+          if (loop != null && backs(loop, real)) {
             return Optional.of(true);
           }
         } else {
@@ -110,8 +110,19 @@ public final class DiskCoverage {
     return p < 0 ? name : name.substring(0, p);
   }
 
-  private String backingFile(String loop) throws IOException {
-    Path f = sysBlock.resolve(loop).resolve("loop").resolve("backing_file");
-    return Files.exists(f) ? Files.readString(f, StandardCharsets.UTF_8).trim() : null;
+  /**
+   * Whether loop device {@code loop} is backed by the image file {@code real}: by the name sysfs
+   * shows (which may end in spaces), else by the file's device and inode (a name renamed or deleted
+   * since the loop device was set up, or one under a mount since detached, still backs it).
+   */
+  private boolean backs(String loop, Path real) throws IOException {
+    if (real.toString()
+        .equals(
+            io.granule.engine.internal.image.BlockDeviceClaim.backingFileName(
+                sysBlock.resolve(loop)))) {
+      return true;
+    }
+    return io.granule.engine.internal.image.BlockDeviceClaim.loopDevicesBackedBy(real)
+        .contains(Path.of("/dev", loop));
   }
 }

@@ -279,7 +279,7 @@ public final class BlockDeviceClaim implements AutoCloseable {
    * /sys/block/loopN} directory), or null if it is no loop device with one. Only the line's end is
    * cut: names may end in spaces.
    */
-  private static String backingFileName(Path sysDevice) throws IOException {
+  public static String backingFileName(Path sysDevice) throws IOException {
     Path backing = sysDevice.resolve("loop").resolve("backing_file");
     if (!Files.isRegularFile(backing)) {
       return null;

@@ -71,6 +71,32 @@ class DiskCoverageTest {
     assertThat(c.covers(List.of(img), tmp.resolve("no/such/dir"))).isEmpty();
   }
 
+  /**
+   * An image whose name ends in a space, then renamed after its loop device was set up: sysfs shows
+   * the old name (it was trimmed, then compared by name only, so the data was reported as not in
+   * the backup). The file is matched by device and inode.
+   */
+  @Test
+  void anImageIsFoundByIdentityWhateverTheNameItsLoopDeviceShows() throws Exception {
+    requireRoot();
+    Path img = tmp.resolve("vm disk.img ");
+    sh("truncate", "-s", "32M", img.toString());
+    sh("mkfs.ext4", "-q", "-F", img.toString());
+    dev = sh("losetup", "-f", "--show", img.toString());
+    mnt = Files.createDirectories(tmp.resolve("m"));
+    sh("mount", dev, mnt.toString());
+    Path data = Files.createDirectories(mnt.resolve("pg/data"));
+    Path trimmed = Files.write(tmp.resolve("vm disk.img"), new byte[4096]);
+
+    DiskCoverage c = new DiskCoverage();
+    assertThat(c.covers(List.of(img), data)).contains(true);
+    assertThat(c.covers(List.of(trimmed), data))
+        .as("the trimmed name is another file")
+        .contains(false);
+    Path renamed = Files.move(img, tmp.resolve("renamed.img"));
+    assertThat(c.covers(List.of(renamed), data)).contains(true);
+  }
+
   @Test
   void aPartitionAttachedAtItsOffsetIsHeldByTheImage() throws Exception {
     // this kernel's loop driver does not scan partitions (no loopNp1): attach the partition
