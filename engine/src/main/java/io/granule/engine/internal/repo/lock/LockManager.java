@@ -46,6 +46,9 @@ public final class LockManager {
   /** How often a held lock is rewritten. */
   public static final Duration DEFAULT_REFRESH = Duration.ofMinutes(5);
 
+  /** How far hosts' clocks may disagree (a lock's time ahead of the reader's by more is noted). */
+  static final Duration CLOCK_TOLERANCE = Duration.ofMinutes(5);
+
   /** How long a lock may go unrefreshed before others consider it stale. */
   public static final Duration DEFAULT_STALE = Duration.ofMinutes(30);
 
@@ -184,7 +187,7 @@ public final class LockManager {
     /** A one-line description for messages. */
     public String describe() {
       String what = info == null ? "unreadable lock " + name : info.describe();
-      return stale ? what + " (stale: " + why + ")" : what;
+      return stale ? what + " (stale: " + why + ")" : why == null ? what : what + " (" + why + ")";
     }
   }
 
@@ -433,6 +436,20 @@ public final class LockManager {
     String gone = owner.host().equals(info.host()) ? holderGone(info, idle) : null;
     if (gone != null) {
       return new Status(n, info, true, gone);
+    }
+    if (idle.compareTo(CLOCK_TOLERANCE.negated()) < 0) {
+      // Its holder's clock is ahead: by time it goes stale only that much later.
+      return new Status(
+          n,
+          info,
+          false,
+          "refreshed "
+              + idle.negated().toMinutes()
+              + " min ahead of this host's clock: the clocks disagree, so it is taken for stale"
+              + " only "
+              + minutes()
+              + " after that time; if its holder is gone, remove it with 'granule unlock"
+              + " --remove-all'");
     }
     return new Status(n, info, false, null);
   }

@@ -158,6 +158,39 @@ public abstract class LockContractTest {
     }
   }
 
+  /**
+   * A lock from a host whose clock is two hours ahead is not stale by time until two and a half
+   * hours from now: the conflict and {@code unlock} say why, and what to do if its holder is gone.
+   */
+  @Test
+  void aLockFromAHostWhoseClockIsAheadSaysSo() throws Exception {
+    MutableClock ahead = new MutableClock(clock.instant().plus(Duration.ofHours(2)));
+    LockManager fast =
+        new LockManager(
+            store,
+            BlobCodec.IDENTITY,
+            ahead,
+            ALICE,
+            Duration.ofMinutes(5),
+            Duration.ofMinutes(30),
+            pid -> true);
+    try (Lock held = fast.acquire(LockKind.SHARED, "backup", Duration.ZERO)) {
+      clock.advance(Duration.ofMinutes(40)); // its holder died 40 min ago, by this host's clock
+      LockManager.Status s = manager(BOB).list().get(0);
+      assertThat(s.stale()).isFalse();
+      assertThat(s.describe())
+          .contains("refreshed 80 min ahead of this host's clock")
+          .contains("'granule unlock --remove-all'");
+      assertThatThrownBy(() -> manager(BOB).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO))
+          .isInstanceOf(RepositoryLockedException.class)
+          .hasMessageContaining("80 min ahead of this host's clock");
+      assertThat(manager(BOB).remove(false)).isEmpty();
+      clock.advance(Duration.ofMinutes(111));
+      assertThat(manager(BOB).list().get(0).stale()).as("31 min after its time").isTrue();
+      assertThat(held.name()).isNotNull();
+    }
+  }
+
   @Test
   void unrefreshedLockIsStaleAndUnlockRemovesOnlyStaleLocks() throws Exception {
     Lock old = manager(ALICE).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
