@@ -53,8 +53,9 @@ import org.slf4j.LoggerFactory;
  * delete.
  *
  * <p><b>Mark</b>: every manifest, then every fixed and dynamic index it names, gives the live chunk
- * ids (kept off the heap in a {@link ChunkIndex}). A damaged or missing manifest or item index
- * stops prune before it changes anything.
+ * ids (kept off the heap in a {@link ChunkIndex}), and so does every item index no manifest names
+ * that was written within the safety margin. A damaged or missing manifest or item index of a
+ * snapshot stops prune before it changes anything.
  *
  * <p><b>Sweep plan</b>: every index blob is read; each live chunk is assigned to the first existing
  * pack that holds it (other copies are garbage). Packs no index lists (left by a crashed backup, or
@@ -128,7 +129,7 @@ public final class Pruner {
    * What prune did (or, with dry-run, would do).
    *
    * @param snapshots manifests marked
-   * @param liveChunks distinct chunk ids snapshots use
+   * @param liveChunks distinct chunk ids snapshots use, and the item indexes the margin spares
    * @param packs packs in the repository before
    * @param packBytes their total size
    * @param packsDeleted packs with no live chunk (deleted)
@@ -329,6 +330,15 @@ public final class Pruner {
         }
         listener.progress("mark", ++done, snapshots.size());
       }
+      // Item indexes no manifest names but written within the margin are roots too: the indexes
+      // of a backup whose snapshot may yet land. Their chunks stay, whatever pack holds them (a
+      // long backup's first packs are older than the margin; a backup deduplicates against
+      // chunks that only snapshots forgotten since then used).
+      int roots = 0;
+      if (cutoff != null) {
+        roots += markRecent(marks, BlobType.FIXED_INDEX, fixedRefs, cutoff);
+        roots += markRecent(marks, BlobType.DYNAMIC_INDEX, dynamicRefs, cutoff);
+      }
       marks.finish();
 
       // Which packs exist, and which index blobs list them.
@@ -414,6 +424,16 @@ public final class Pruner {
         }
       }
       long missing = live.size() - assigned.size();
+      if (missing > 0 && roots > 0) {
+        // Chunks only the spared indexes use may be gone (a backup that failed mid-way): they
+        // stop nothing. Only chunks snapshots use count.
+        missing = missingForSnapshots(snapshots, assigned);
+        if (missing == 0) {
+          LOG.warn(
+              "prune: {} chunks that only recent indexes no snapshot names use are in no pack",
+              live.size() - assigned.size());
+        }
+      }
       if (missing > 0) {
         throw new RepositoryCorruptedException(
             missing
@@ -702,6 +722,74 @@ public final class Pruner {
     int blobs = IndexWriter.save(store, codec, entries);
     entries.clear();
     return blobs;
+  }
+
+  /**
+   * Marks the chunks of the item indexes of {@code type} that no manifest names ({@code
+   * referenced}) and that were written after {@code cutoff}; returns how many it marked. One that
+   * cannot be read is left out (it is spared all the same; only a snapshot's index stops prune).
+   */
+  private int markRecent(
+      ChunkIndex.Loader marks, BlobType type, Set<String> referenced, Instant cutoff)
+      throws IOException {
+    int n = 0;
+    for (BlobInfo i : store.listInfo(type)) {
+      if (referenced.contains(i.name().name()) || !i.writtenAfter(cutoff)) {
+        continue;
+      }
+      try {
+        if (type == BlobType.FIXED_INDEX) {
+          try (var f = FixedIndexReader.load(store, codec, i.name())) {
+            mark(marks, f.count(), f::get);
+          }
+        } else {
+          try (var d = DynamicIndexReader.load(store, codec, i.name())) {
+            mark(marks, d.count(), d::get);
+          }
+        }
+        n++;
+      } catch (NoSuchFileException e) {
+        LOG.debug("prune: recent {} went meanwhile", i.name());
+      } catch (io.granule.engine.internal.repo.PagedFile.NoRoomException local) {
+        throw local; // no room here to read it: not damage
+      } catch (RepositoryException | IllegalArgumentException e) {
+        LOG.warn("prune: recent {} no snapshot names is unreadable: {}", i.name(), e.getMessage());
+      }
+    }
+    return n;
+  }
+
+  /** How many chunk references of the snapshots {@code manifests} no pack holds. */
+  private long missingForSnapshots(List<BlobName> manifests, ChunkIndex assigned)
+      throws IOException {
+    long missing = 0;
+    for (BlobName n : manifests) {
+      Manifest m = MetadataBlobs.read(store, codec, n, ManifestReader::read);
+      for (Manifest.DiskEntry d : m.disks()) {
+        BlobName fx = new BlobName(BlobType.FIXED_INDEX, d.fixedIndex());
+        try (var f = FixedIndexReader.load(store, codec, fx)) {
+          missing += absent(assigned, f.count(), f::get);
+        }
+      }
+      for (Manifest.StreamEntry s : m.streams()) {
+        BlobName dn = new BlobName(BlobType.DYNAMIC_INDEX, s.dynamicIndex());
+        try (var dyn = DynamicIndexReader.load(store, codec, dn)) {
+          missing += absent(assigned, dyn.count(), dyn::get);
+        }
+      }
+    }
+    return missing;
+  }
+
+  private static long absent(ChunkIndex assigned, int count, IntFunction<ChunkId> list) {
+    long n = 0;
+    for (int i = 0; i < count; i++) {
+      ChunkId id = list.apply(i);
+      if (id != null && !id.isZero() && !assigned.contains(id)) {
+        n++;
+      }
+    }
+    return n;
   }
 
   /**
