@@ -90,6 +90,13 @@ public final class Cli {
     int code = exitCode(ex);
     String msg = ex.getMessage() == null ? ex.toString() : ex.getMessage();
     err.println("granule: " + msg);
+    if (code == ExitCodes.DAMAGED) {
+      java.util.Optional<String> changed = unlockedReadChanged(parsed);
+      if (changed.isPresent()) {
+        err.println("granule: " + unlockedDamage(changed.get()));
+        code = ExitCodes.LOCKED;
+      }
+    }
     if (code == ExitCodes.FAILURE) {
       // Unexpected: keep the stack trace for the bug report.
       ex.printStackTrace(err);
@@ -99,6 +106,34 @@ public final class Cli {
   }
 
   /** The exit code for a failure; see {@link ExitCodes}. */
+  /**
+   * For a command that read its repository without a lock: why the damage it met may be a prune's
+   * doing elsewhere (see {@link RepoOption#changedWhileUnlocked}).
+   */
+  static java.util.Optional<String> unlockedReadChanged(CommandLine.ParseResult parsed) {
+    CommandLine.ParseResult last = parsed;
+    while (last != null && last.hasSubcommand()) {
+      last = last.subcommand();
+    }
+    if (last == null) {
+      return java.util.Optional.empty();
+    }
+    for (CommandLine.Model.CommandSpec m : last.commandSpec().mixins().values()) {
+      if (m.userObject() instanceof RepoOption repo) {
+        return repo.changedWhileUnlocked();
+      }
+    }
+    return java.util.Optional.empty();
+  }
+
+  /** The message for damage met by a read without a lock while the repository changed. */
+  static String unlockedDamage(String why) {
+    return "this ran without a lock, and "
+        + why
+        + ": what it reported missing or damaged may only be what that removed. Run it again"
+        + " when no prune runs (exit code 9)";
+  }
+
   public static int exitCode(Throwable ex) {
     // A plugin that went away mid-operation surfaces wrapped (e.g. as an unreadable source).
     int depth = 0; // a cause chain can loop (a.initCause(b), b.initCause(a))

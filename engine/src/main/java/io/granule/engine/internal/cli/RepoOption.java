@@ -15,6 +15,7 @@ import io.granule.engine.internal.repo.lock.LockManager;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.Optional;
 import picocli.CommandLine.Option;
 
 /**
@@ -156,6 +157,8 @@ public final class RepoOption {
           r.close();
           throw locked;
         }
+        r.readingWithoutLock();
+        unlocked = r;
         ctx.err()
             .println(
                 "warning: "
@@ -172,6 +175,21 @@ public final class RepoOption {
       r.close();
       throw e;
     }
+  }
+
+  /**
+   * The repository {@link #open} opened without a lock, if it did (see {@link
+   * #changedWhileUnlocked}).
+   */
+  Repository unlocked;
+
+  /**
+   * Why damage a read without a lock met may not be damage (a prune elsewhere removed data
+   * meanwhile), if so; empty for a locked read.
+   */
+  Optional<String> changedWhileUnlocked() {
+    Repository r = unlocked;
+    return r == null ? Optional.empty() : r.changedWhileUnlocked();
   }
 
   /** Operations that only read the repository: they run unlocked where no lock can be written. */

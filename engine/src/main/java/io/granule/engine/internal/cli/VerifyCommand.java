@@ -105,6 +105,14 @@ final class VerifyCommand extends ContextCommand {
                       : String.join(", ", report.affectedSnapshots())));
     }
     out.flush();
+    if (!report.ok()) {
+      java.util.Optional<String> changed = repo.changedWhileUnlocked();
+      if (changed.isPresent()) {
+        ctx.err().println("granule: " + Cli.unlockedDamage(changed.get()));
+        ctx.err().flush();
+        return ExitCodes.LOCKED;
+      }
+    }
     return report.ok() ? ExitCodes.OK : ExitCodes.DAMAGED;
   }
 }

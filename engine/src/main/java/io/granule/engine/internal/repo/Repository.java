@@ -127,6 +127,7 @@ public final class Repository implements Closeable {
 
   private final LockManager locks;
   private boolean closed;
+  private volatile Set<BlobName> unlockedAt; // see readingWithoutLock
 
   /** Locks taken through {@link #lock} and not yet released. */
   private final List<Lock> held = new CopyOnWriteArrayList<>();
@@ -1682,6 +1683,49 @@ public final class Repository implements Closeable {
     } finally {
       indexStale = index != null;
     }
+  }
+
+  /**
+   * Notes that this process reads the repository without a lock (one it cannot write: a read-only
+   * medium or credentials), so that {@link #changedWhileUnlocked} can tell damage it met from what
+   * a prune elsewhere removed meanwhile: the names of the index blobs and snapshots now.
+   */
+  public void readingWithoutLock() {
+    try {
+      unlockedAt = indexAndSnapshotNames();
+    } catch (IOException | RuntimeException e) {
+      LOG.debug("cannot list the repository for an unlocked read: {}", e.toString());
+    }
+  }
+
+  /**
+   * For a read without a lock ({@link #readingWithoutLock}): why what it found missing or damaged
+   * may be a prune's or forget's doing, if index blobs or snapshots it started with are gone; empty
+   * if none is, or for a locked read (a prune waits for it).
+   */
+  public Optional<String> changedWhileUnlocked() {
+    Set<BlobName> before = unlockedAt;
+    if (before == null) {
+      return Optional.empty();
+    }
+    try {
+      Set<BlobName> gone = new HashSet<>(before);
+      gone.removeAll(indexAndSnapshotNames());
+      return gone.isEmpty()
+          ? Optional.empty()
+          : Optional.of(
+              gone.size()
+                  + " of the index blobs and snapshots it started with were removed meanwhile (a"
+                  + " prune or forget ran elsewhere)");
+    } catch (IOException | RuntimeException e) {
+      return Optional.empty();
+    }
+  }
+
+  private Set<BlobName> indexAndSnapshotNames() throws IOException {
+    Set<BlobName> names = new HashSet<>(store.list(BlobType.INDEX));
+    names.addAll(store.list(BlobType.SNAPSHOT));
+    return names;
   }
 
   /**

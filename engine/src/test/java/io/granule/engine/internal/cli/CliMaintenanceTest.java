@@ -332,6 +332,42 @@ class CliMaintenanceTest {
     assertThat(err.toString()).contains("not both");
   }
 
+  /**
+   * A read without a lock (a read-only repository) that meets damage while a prune elsewhere
+   * removed index blobs and snapshots it started with says so and exits 9, not 5 (damage): what it
+   * found missing may only be what that prune removed.
+   */
+  @Test
+  void anUnlockedReadTellsDamageFromWhatAPruneElsewhereRemoved() throws Exception {
+    picocli.CommandLine cl = new picocli.CommandLine(new VerifyCommand());
+    picocli.CommandLine.ParseResult parsed = cl.parseArgs("--repo", repo.toString());
+    RepoOption option = (RepoOption) parsed.commandSpec().mixins().get("repo").userObject();
+    assertThat(Cli.unlockedReadChanged(parsed)).as("a locked read").isEmpty();
+    try (Repository reader = Repository.open(repo)) {
+      option.unlocked = reader;
+      reader.readingWithoutLock();
+      assertThat(Cli.unlockedReadChanged(parsed)).as("nothing changed yet").isEmpty();
+      assertThat(
+              run(
+                  "forget",
+                  "--repo",
+                  repo.toString(),
+                  "--keep-last",
+                  "1",
+                  "--prune",
+                  "--keep-recent",
+                  "0",
+                  "--no-progress"))
+          .isZero();
+      assertThat(Cli.unlockedReadChanged(parsed))
+          .hasValueSatisfying(
+              why ->
+                  assertThat(why)
+                      .contains("index blobs and snapshots it started with were removed"));
+      assertThat(Cli.unlockedDamage("x")).contains("Run it again when no prune runs");
+    }
+  }
+
   @Test
   void pruneDryRunReportsAndPruneFrees() throws Exception {
     assertThat(run("forget", "--repo", repo.toString(), "--keep-last", "1")).isZero();
