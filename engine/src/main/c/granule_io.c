@@ -32,7 +32,7 @@ static jint open_path(JNIEnv *env, jbyteArray path, int flags) {
   }
   (*env)->GetByteArrayRegion(env, path, 0, n, (jbyte *)p);
   p[n] = 0;
-  int fd = open(p, flags | O_CLOEXEC);
+  int fd = open(p, flags | O_CLOEXEC, (mode_t)0600); /* the mode only counts with O_CREAT */
   int err = errno;
   free(p);
   return fd < 0 ? -err : fd;
@@ -174,6 +174,15 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_open0
                                                                                 jbyteArray path) {
   (void)cls;
   return open_path(env, path, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+}
+
+/* Creates the NUL-terminated path as a new regular file (failing if anything is there, a link
+ * included), open for writing, mode 0600; the descriptor, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_create0(JNIEnv *env,
+                                                                                  jclass cls,
+                                                                                  jbyteArray path) {
+  (void)cls;
+  return open_path(env, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW);
 }
 
 /* close(fd): 0, or -errno. */

@@ -84,6 +84,56 @@ public final class DirectoryHandle implements AutoCloseable {
     return via.resolve(name);
   }
 
+  /**
+   * Creates entry {@code name} as a new regular file, held open: {@link NewFile#self()} names that
+   * file whatever is renamed over {@code name} meanwhile, so its owner and mode are set on the file
+   * made and on no other. Only when {@link #held()}.
+   *
+   * @throws java.nio.file.FileAlreadyExistsException if anything is at {@code name}, a link too
+   */
+  public NewFile create(String name) throws IOException {
+    if (fd < 0) {
+      throw new IllegalStateException("directory '" + shown + "' is not held open");
+    }
+    Path shownFile = shown.resolve(name);
+    int f = create0((entry(name).toString() + "\0").getBytes(StandardCharsets.UTF_8));
+    if (f == -17) {
+      throw new java.nio.file.FileAlreadyExistsException(
+          shownFile.toString(), null, "already exists: restore into an empty directory");
+    }
+    if (f < 0) {
+      throw new IOException("unable to create '" + shownFile + "' (errno " + -f + ")");
+    }
+    return new NewFile(f, shownFile);
+  }
+
+  /** A file {@link #create} made, held open until closed. */
+  public static final class NewFile implements AutoCloseable {
+    private final int fd;
+    private final Path shown;
+
+    private NewFile(int fd, Path shown) {
+      this.fd = fd;
+      this.shown = shown;
+    }
+
+    /**
+     * The file made, as file operations must name it ({@code /proc/self/fd/N}: opened, stat'ed,
+     * chmod'ed or chown'ed following this link, they act on the file made).
+     */
+    public Path self() {
+      return Path.of("/proc/self/fd/" + fd);
+    }
+
+    @Override
+    public void close() throws IOException {
+      int r = close0(fd);
+      if (r != 0) {
+        throw new IOException("unable to close '" + shown + "': errno " + -r);
+      }
+    }
+  }
+
   /** The directory itself, as file operations must name it. */
   public Path self() {
     return via;
@@ -102,4 +152,6 @@ public final class DirectoryHandle implements AutoCloseable {
   private static native int open0(byte[] path);
 
   private static native int close0(int fd);
+
+  private static native int create0(byte[] path);
 }

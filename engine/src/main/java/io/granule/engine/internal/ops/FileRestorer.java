@@ -110,9 +110,9 @@ public final class FileRestorer {
     dirsOnPath.add(node.id());
     try (DirectoryHandle r = rootHandle()) {
       restoreChildren(node, r, 0);
+      dirsOnPath.remove(node.id());
+      applyDirectoryMetadata(r, node);
     }
-    dirsOnPath.remove(node.id());
-    applyMetadata(root, node);
     return new Result(files, dirs, links, hardLinks, bytes);
   }
 
@@ -127,12 +127,10 @@ public final class FileRestorer {
     try (DirectoryHandle r = rootHandle()) {
       if (name == null) {
         restoreChildren(node, r, 0);
+        applyDirectoryMetadata(r, node);
       } else {
         restore(node, name, r, 0);
       }
-    }
-    if (name == null) {
-      applyMetadata(root, node);
     }
     return new Result(files, dirs, links, hardLinks, bytes);
   }
@@ -186,13 +184,7 @@ public final class FileRestorer {
         try (DirectoryHandle child = DirectoryHandle.open(at, target, made)) {
           restoreChildren(node, child, depth + 1);
           dirsOnPath.remove(node.id());
-          if (child.held()) {
-            // through its descriptor (/proc/self/fd/N, followed): the directory made, wherever
-            // it is now
-            applyMetadata(child.self(), node, new LinkOption[0]);
-          } else {
-            applyMetadata(at, node);
-          }
+          applyDirectoryMetadata(child, node);
         }
       }
       case SYMLINK -> {
@@ -213,14 +205,38 @@ public final class FileRestorer {
           hardLinks++;
           return;
         }
-        copy(node, at, target);
-        files++;
-        Object identity =
-            node.linkCount() > 1
-                ? Files.readAttributes(at, "unix:dev,ino", LinkOption.NOFOLLOW_LINKS)
-                : null;
-        applyMetadata(at, node);
-        if (identity != null) {
+        Object identity;
+        if (dir.held()) {
+          // Made and held open, written, and given its owner and mode through its descriptor:
+          // someone who can write the directory and renames a file of theirs over the name
+          // meanwhile does not get it chowned and made set-user-ID.
+          try (DirectoryHandle.NewFile made = dir.create(name)) {
+            copy(node, made.self(), target, false);
+            files++;
+            identity = Files.readAttributes(made.self(), "unix:dev,ino");
+            Object named;
+            try {
+              named = Files.readAttributes(at, "unix:dev,ino", LinkOption.NOFOLLOW_LINKS);
+            } catch (java.nio.file.NoSuchFileException e) {
+              named = null;
+            }
+            if (!identity.equals(named)) {
+              throw new IOException(
+                  "'"
+                      + target
+                      + "' was replaced or removed while the restore wrote it (someone else can"
+                      + " write its directory): its owner and mode were not set; restore into a"
+                      + " directory only you can write");
+            }
+            applyMetadata(made.self(), node, new LinkOption[0]);
+          }
+        } else {
+          copy(node, at, target, true);
+          files++;
+          identity = Files.readAttributes(at, "unix:dev,ino", LinkOption.NOFOLLOW_LINKS);
+          applyMetadata(at, node);
+        }
+        if (node.linkCount() > 1) {
           restoredInodes.put(node.id(), new Restored(root.relativize(target).toString(), identity));
         }
       }
@@ -279,14 +295,19 @@ public final class FileRestorer {
     }
   }
 
-  /** Copies file {@code node} to the new file {@code at}, named {@code target} in messages. */
-  private void copy(FileNode node, Path at, Path target) throws IOException {
+  /**
+   * Copies file {@code node} to {@code at}, named {@code target} in messages: a new file made by
+   * this open if {@code create}, else the file made and held open ({@code /proc/self/fd/N}).
+   */
+  private void copy(FileNode node, Path at, Path target, boolean create) throws IOException {
     try (FileChannel out =
-        FileChannel.open(
-            at,
-            StandardOpenOption.CREATE_NEW,
-            StandardOpenOption.WRITE,
-            LinkOption.NOFOLLOW_LINKS)) {
+        create
+            ? FileChannel.open(
+                at,
+                StandardOpenOption.CREATE_NEW,
+                StandardOpenOption.WRITE,
+                LinkOption.NOFOLLOW_LINKS)
+            : FileChannel.open(at, StandardOpenOption.WRITE)) {
       for (Extent e : fs.allocation(node)) {
         long pos = e.offset();
         long end = Math.min(e.end(), node.size());
@@ -313,6 +334,18 @@ public final class FileRestorer {
       if (durable) {
         out.force(true);
       }
+    }
+  }
+
+  /**
+   * Gives directory {@code dir} the owner, mode and times of {@code node}: through its descriptor
+   * ({@code /proc/self/fd/N}, followed) when held, the directory made wherever it is now.
+   */
+  private void applyDirectoryMetadata(DirectoryHandle dir, FileNode node) throws IOException {
+    if (dir.held()) {
+      applyMetadata(dir.self(), node, new LinkOption[0]);
+    } else {
+      applyMetadata(dir.shown(), node);
     }
   }
 

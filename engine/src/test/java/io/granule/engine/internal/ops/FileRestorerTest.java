@@ -28,7 +28,7 @@ class FileRestorerTest {
   @TempDir Path tmp;
 
   /** A filesystem made by hand: nodes by id, directory entries by node id, file data by id. */
-  static final class HandMadeFs implements FileSystem {
+  static class HandMadeFs implements FileSystem {
     final Map<Long, FileNode> nodes = new HashMap<>();
     final Map<Long, List<DirectoryEntry>> dirs = new HashMap<>();
     final Map<Long, byte[]> data = new HashMap<>();
@@ -262,6 +262,87 @@ class FileRestorerTest {
         .endsWith("1777");
     assertThat(Integer.toOctalString((Integer) Files.getAttribute(out.resolve("su"), "unix:mode")))
         .endsWith("6755");
+  }
+
+  /**
+   * Someone who can write the target directory renames a program of theirs over a set-user-ID file
+   * while the restore copies it: the owner and mode were set by name, so root made that program
+   * set-user-ID root. They are now set through the descriptor of the file made, and the swap is
+   * reported.
+   */
+  @Test
+  void aFileRenamedOverARestoredOneNeverGetsItsOwnerOrMode() throws Exception {
+    Path out = tmp.resolve("out");
+    Path mine = Files.writeString(tmp.resolve("mine"), "#!/bin/sh\nid\n");
+    Files.setPosixFilePermissions(mine, FileRestorer.permissions(0755));
+    HandMadeFs fs =
+        new HandMadeFs() {
+          @Override
+          public int read(FileNode file, long position, ByteBuffer dst) {
+            if (position == 0) {
+              try {
+                Files.move(
+                    mine, out.resolve("su"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+              } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+              }
+            }
+            return super.read(file, position, dst);
+          }
+        };
+    long f = fs.file(1, "su", new byte[] {1, 2, 3}, List.of(new Extent(0, 3)), 1);
+    FileNode setuid =
+        new FileNode(
+            f, FileKind.FILE, 3, 04755, 0, 0, 1, Instant.ofEpochSecond(1), null, null, null);
+    fs.nodes.put(f, setuid);
+    fs.dirs.get(1L).set(0, new DirectoryEntry("su", setuid));
+    assertThatThrownBy(() -> new FileRestorer(fs, out).restore("/"))
+        .isInstanceOf(IOException.class)
+        .hasMessageContaining("was replaced or removed while the restore wrote it");
+    Path swapped = out.resolve("su");
+    assertThat(Files.readString(swapped)).startsWith("#!/bin/sh");
+    assertThat(Integer.toOctalString((Integer) Files.getAttribute(swapped, "unix:mode")))
+        .as("never made set-user-ID")
+        .endsWith("100755");
+    assertThat(Files.getLastModifiedTime(swapped))
+        .as("its times untouched")
+        .isNotEqualTo(java.nio.file.attribute.FileTime.from(Instant.ofEpochSecond(1)));
+  }
+
+  /**
+   * The target directory's own owner and mode (from the backup's root directory) were set by its
+   * name at the end: someone who can write its parent put a program of theirs there meanwhile, and
+   * it got them. They are set through the directory held open.
+   */
+  @Test
+  void theTargetDirectorysModeGoesToTheDirectoryRestoredInto() throws Exception {
+    HandMadeFs fs = new HandMadeFs();
+    FileNode setuidRoot =
+        new FileNode(
+            1, FileKind.DIRECTORY, 0, 04755, -1, -1, 1, Instant.ofEpochSecond(1), null, null, null);
+    fs.nodes.put(1L, setuidRoot);
+    fs.file(1, "a", new byte[] {1}, List.of(new Extent(0, 1)), 1);
+    Path out = tmp.resolve("out");
+    Path moved = tmp.resolve("out.moved");
+    FileRestorer restorer =
+        new FileRestorer(fs, out)
+            .include(
+                rel -> {
+                  try {
+                    Files.move(out, moved);
+                    Files.writeString(out, "#!/bin/sh\n");
+                  } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                  }
+                  return true;
+                });
+    restorer.restore("/");
+    assertThat(Integer.toOctalString((Integer) Files.getAttribute(out, "unix:mode")))
+        .as("the file put in its place")
+        .endsWith("100644");
+    assertThat(Integer.toOctalString((Integer) Files.getAttribute(moved, "unix:mode")))
+        .endsWith("4755");
+    assertThat(moved.resolve("a")).exists();
   }
 
   @Test
