@@ -29,6 +29,44 @@ class ApiHardeningTest {
 
   @TempDir Path tmp;
 
+  /** curl as {@code user} (through runuser) to {@code url}: the HTTP status and body. */
+  static String curlAs(String user, String url) throws Exception {
+    Process p =
+        new ProcessBuilder("runuser", "-u", user, "--", "curl", "-s", "-w", "\n%{http_code}", url)
+            .redirectErrorStream(true)
+            .start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertThat(p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+    return out;
+  }
+
+  /**
+   * A root server on loopback took jobs from every local user: any of them could restore bytes of
+   * their choice over any file. Only the server's own user and root may use it, and the users
+   * {@code --api-users} names (told by the kernel's socket table).
+   */
+  @Test
+  void onlyTheServersUserRootAndNamedUsersMayUseALoopbackServer() throws Exception {
+    if (!"root".equals(System.getProperty("user.name"))) {
+      org.junit.jupiter.api.Assumptions.assumeTrue(
+          "true".equals(System.getenv("CI")), "needs root to run a client as another user");
+      throw new AssertionError("needs root under CI");
+    }
+    try (Granule.Server server = Granule.Server.start(tmp.resolve("data"), List.of())) {
+      String version = server.url.resolve("/api/version").toString();
+      assertThat(curlAs("root", version)).endsWith("\n200");
+      String other = curlAs("nobody", version);
+      assertThat(other)
+          .endsWith("\n403")
+          .contains("user nobody (uid 65534) may not use this server");
+      assertThat(other).contains("--api-users");
+    }
+    try (Granule.Server server =
+        Granule.Server.start(tmp.resolve("data2"), List.of("-Dgranule.api.users=daemon,nobody"))) {
+      assertThat(curlAs("nobody", server.url.resolve("/api/version").toString())).endsWith("\n200");
+    }
+  }
+
   @Test
   void badInputCrossSiteRequestsJobOrderCancelAndTargetClaims() throws Exception {
     byte[] data = new byte[32 * MIB];

@@ -31,6 +31,15 @@ final class ServerCommand extends ContextCommand {
       description = "Address to listen on (default: ${DEFAULT-VALUE}; port 0 picks a free port).")
   String listen;
 
+  @Option(
+      names = "--api-users",
+      paramLabel = "USER[,USER]",
+      description =
+          "Other local users (names or uids) who may use the API on a loopback address. Without"
+              + " it only the user the server runs as, and root, may: a job runs with the server's"
+              + " rights.")
+  String apiUsers;
+
   @Override
   public Integer call() throws IOException, InterruptedException {
     CliContext ctx = context();
@@ -41,6 +50,9 @@ final class ServerCommand extends ContextCommand {
     InetSocketAddress address = ListenAddress.parse(listen, "127.0.0.1:" + DEFAULT_PORT);
     String host = address.getHostString();
     int port = address.getPort();
+    if (apiUsers != null) {
+      System.setProperty(io.granule.engine.internal.rest.ApiServlet.API_USERS, apiUsers);
+    }
     Files.createDirectories(ctx.dataDir().resolve("plugins"));
     Files.createDirectories(ctx.dataDir().resolve("config"));
     URI url = ctx.server().start(host, port);

@@ -158,6 +158,9 @@ public final class ApiServlet extends HttpServlet {
   @Override
   protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
     String refused = crossSite(req);
+    if (refused == null) {
+      refused = otherUser(req);
+    }
     if (refused != null) {
       send(resp, 403, Map.of("error", refused));
       return;
@@ -198,6 +201,37 @@ public final class ApiServlet extends HttpServlet {
       sendIfOpen(resp, 500, String.valueOf(e.getMessage()));
     }
   }
+
+  /**
+   * Why a request to a loopback address must be refused as another local user's, or null: a job
+   * runs with the server's rights, so only the user the server runs as, root, and the users {@code
+   * granule server --api-users} names may use it (the kernel's socket table says who connected). A
+   * server listening on another address cannot tell its clients apart (see the README).
+   */
+  static String otherUser(HttpServletRequest req) {
+    if (!isLoopback(req.getLocalAddr())) {
+      return null;
+    }
+    int self = PeerUser.self();
+    java.util.OptionalInt peer = PeerUser.uidOf(req.getRemotePort(), req.getLocalPort());
+    if (peer.isEmpty()) {
+      return "cannot tell which local user sent this request (no single socket from port "
+          + req.getRemotePort()
+          + " in /proc/net/tcp): refused";
+    }
+    int uid = peer.getAsInt();
+    if (uid == self || uid == 0 || PeerUser.parse(System.getProperty(API_USERS)).contains(uid)) {
+      return null;
+    }
+    return "user "
+        + PeerUser.name(uid)
+        + " may not use this server: its jobs run as "
+        + PeerUser.name(self)
+        + " (start it with --api-users NAME to let that user in)";
+  }
+
+  /** The system property {@code granule server --api-users} sets. */
+  public static final String API_USERS = "granule.api.users";
 
   /** Why a request must be refused as cross-site, or null. */
   static String crossSite(HttpServletRequest req) {
