@@ -150,6 +150,38 @@ class FreezeTest {
     assertThat(granule("snapshots", "--repo", repo.toString()).out()).contains("no snapshots");
   }
 
+  /**
+   * A freeze of the filesystem holding this process's own files (its log, temporary files, caches,
+   * or the root filesystem) blocked the process's next write there, a log line written before the
+   * watchdog started: frozen with no limit. It is refused before anything is frozen.
+   */
+  @Test
+  void aFilesystemHoldingThisProcesssOwnFilesIsNeverFrozen() throws Exception {
+    Path repo = tmp.resolve("repo");
+    assertThat(granule("init", "--repo", repo.toString()).exitCode()).isZero();
+    Path own = Files.createDirectories(mnt.resolve("tmp"));
+    Process p =
+        Granule.command(
+                List.of("-Djava.io.tmpdir=" + own),
+                "backup",
+                "--repo",
+                repo.toString(),
+                "--disk",
+                "data=" + dev,
+                "--freeze",
+                mnt.toString(),
+                "--no-progress")
+            .redirectErrorStream(true)
+            .start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
+    assertThat(p.exitValue()).as(out).isEqualTo(11);
+    assertThat(out)
+        .contains("refusing to freeze " + mnt)
+        .contains("this process's temporary files");
+    assertThat(writable()).isTrue();
+  }
+
   @Test
   void aFreezeThatCannotBeginFreezesNothing() throws Exception {
     Path repo = tmp.resolve("repo");

@@ -49,15 +49,18 @@ public final class FsFreeze implements SnapshotProvider {
       mounts.add(m);
     }
     FrozenHold hold = new FrozenHold(mounts, maxHold);
+    // The limit counts from the first freeze, and its thaw comes before anything is logged: a
+    // write to a frozen filesystem (a log, a temporary file) blocks until the thaw.
+    hold.startWatchdog();
     try {
       for (Path m : mounts) {
         hold.freeze(m);
+        LOG.info("froze {}", m);
       }
     } catch (IOException | RuntimeException e) {
       hold.close();
       throw e;
     }
-    hold.startWatchdog();
     return hold;
   }
 
@@ -153,7 +156,6 @@ public final class FsFreeze implements SnapshotProvider {
         throw e;
       }
       frozen.add(m);
-      LOG.info("froze {}", m);
     }
 
     void startWatchdog() {
@@ -166,11 +168,11 @@ public final class FsFreeze implements SnapshotProvider {
                   return;
                 }
                 expired = true;
+                thawQuietly(); // first: logging while frozen may block
                 LOG.error(
-                    "{} stayed frozen for the {} limit: thawing now; the backup fails",
+                    "{} stayed frozen for the {} limit: thawed; the backup fails",
                     mounts,
                     limit(maxHold));
-                thawQuietly();
               },
               "granule-freeze-watchdog");
       watchdog.setDaemon(true);
@@ -205,21 +207,25 @@ public final class FsFreeze implements SnapshotProvider {
       }
     }
 
-    private synchronized void thaw() throws IOException {
+    private void thaw() throws IOException {
+      List<Path> thawed = new ArrayList<>();
       IOException first = null;
-      for (int i = frozen.size() - 1; i >= 0; i--) {
-        Path m = frozen.get(i);
-        try {
-          run("-u", m);
-          Files.deleteIfExists(record(m));
-          LOG.info("thawed {}", m);
-          frozen.remove(i);
-        } catch (IOException e) {
-          if (first == null) {
-            first = e;
+      synchronized (this) {
+        for (int i = frozen.size() - 1; i >= 0; i--) {
+          Path m = frozen.get(i);
+          try {
+            run("-u", m);
+            Files.deleteIfExists(record(m));
+            thawed.add(m);
+            frozen.remove(i);
+          } catch (IOException e) {
+            if (first == null) {
+              first = e;
+            }
           }
         }
       }
+      thawed.forEach(m -> LOG.info("thawed {}", m)); // when all are thawed: a log may be on one
       if (first != null) {
         throw first;
       }

@@ -439,11 +439,46 @@ public final class BackupOperation {
     }
   }
 
-  /** Freezing the filesystem the repository lives on would deadlock the backup. */
+  /**
+   * Freezing the filesystem the repository lives on would deadlock the backup; so would freezing
+   * the one holding this process's log, temporary files or caches, or the root filesystem (where
+   * every process of the machine writes): their writes would block until the freeze's limit, and a
+   * log written before the watchdog started blocked the thaw itself.
+   */
   private static void refuseTargetsHoldingOurFiles(Repository repository, ConsistencySpec c) {
     String location = repository.store().location();
     Path repo = location.contains(":") ? null : Path.of(location);
+    Map<String, Path> ours = new LinkedHashMap<>();
+    ours.put("the root filesystem (every process of this machine writes there)", Path.of("/"));
+    String logs = System.getProperty("granule.log.dir");
+    if (logs != null) {
+      ours.put("this process's log directory", Path.of(logs).toAbsolutePath());
+    }
+    ours.put("this process's temporary files", Path.of(System.getProperty("java.io.tmpdir")));
+    ours.put("the chunk index cache", Repository.defaultCacheDir());
     for (Path t : c.targets()) {
+      if (Files.exists(t)) {
+        for (Map.Entry<String, Path> e : ours.entrySet()) {
+          Path existing = existingAncestor(e.getValue());
+          try {
+            if (existing != null && Files.getFileStore(existing).equals(Files.getFileStore(t))) {
+              throw new ConsistencyException(
+                  c.provider()
+                      + ": refusing to freeze "
+                      + t
+                      + ": it is on the filesystem of "
+                      + e.getKey()
+                      + " ("
+                      + e.getValue()
+                      + "), which would hang until the freeze's limit; name the mount point of"
+                      + " the application's own filesystem",
+                  null);
+            }
+          } catch (IOException ex) {
+            // cannot tell: the repository check below still runs
+          }
+        }
+      }
       try {
         if (repo != null
             && Files.exists(repo)
@@ -463,6 +498,16 @@ public final class BackupOperation {
             c.provider() + ": unable to examine " + t + ": " + e.getMessage(), e);
       }
     }
+  }
+
+  /** {@code p} or its nearest ancestor that exists, or null. */
+  private static Path existingAncestor(Path p) {
+    for (Path a = p.toAbsolutePath(); a != null; a = a.getParent()) {
+      if (Files.exists(a)) {
+        return a;
+      }
+    }
+    return null;
   }
 
   private static InputStream open(StreamSpec st) {

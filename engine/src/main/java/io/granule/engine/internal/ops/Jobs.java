@@ -372,6 +372,7 @@ public final class Jobs implements AutoCloseable {
 
   private void run(Queued q) {
     Job job = q.job;
+    State end = State.FAILED;
     try {
       synchronized (queue) {
         if (job.cancelled) {
@@ -382,8 +383,7 @@ public final class Jobs implements AutoCloseable {
       Object result = q.work.run(job);
       job.result = result;
       job.exitCode = 0;
-      job.finished = clock.instant();
-      job.state = State.SUCCEEDED;
+      end = State.SUCCEEDED;
     } catch (Exception | Error e) {
       String message = e.getMessage() == null ? e.toString() : e.getMessage();
       if (job.cancelled) {
@@ -405,8 +405,6 @@ public final class Jobs implements AutoCloseable {
           job.exitCode = code;
         }
       }
-      job.finished = clock.instant();
-      job.state = State.FAILED;
       LOG.warn("job {} ({}) failed: {}", job.id, job.description, job.error);
     } finally {
       synchronized (queue) {
@@ -415,6 +413,9 @@ public final class Jobs implements AutoCloseable {
         Thread.interrupted(); // a cancel that came as the work ended does not reach the next job
         busy.remove(job.id);
         release(job);
+        // ended only once its claim is free: a client that saw it end may reuse the target
+        job.finished = clock.instant();
+        job.state = end;
         synchronized (jobs) {
           trim();
         }
@@ -436,7 +437,10 @@ public final class Jobs implements AutoCloseable {
    * scheduler's monitor.
    */
   private void abandon(Job job, String why) {
-    LOG.warn("job {} ({}) ended unrun: {}", job.id, job.description, why);
+    // logged by another thread: the caller holds the scheduler's monitor, and a log write that
+    // blocks (a log on a filesystem a job froze) must not hold every request behind it
+    String description = job.description;
+    TIMER.execute(() -> LOG.warn("job {} ({}) ended unrun: {}", job.id, description, why));
     release(job);
     job.error = why;
     job.exitCode = 130;
@@ -472,15 +476,20 @@ public final class Jobs implements AutoCloseable {
         }
         TIMER.schedule(
             () -> {
+              boolean nowStuck;
               synchronized (queue) {
-                if (running.containsKey(id) && stuck.add(id)) {
-                  LOG.warn(
-                      "job {} was cancelled {} s ago and still runs (stuck in I/O?): it no longer"
-                          + " holds a worker",
-                      id,
-                      cancelGrace.toSeconds());
+                nowStuck = running.containsKey(id) && stuck.add(id);
+                if (nowStuck) {
                   dispatch();
                 }
+              }
+              if (nowStuck) {
+                // logged outside the scheduler's monitor: a log on a frozen filesystem blocks
+                LOG.warn(
+                    "job {} was cancelled {} s ago and still runs (stuck in I/O?): it no longer"
+                        + " holds a worker",
+                    id,
+                    cancelGrace.toSeconds());
               }
             },
             cancelGrace.toMillis(),
