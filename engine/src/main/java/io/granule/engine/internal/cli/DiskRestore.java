@@ -69,6 +69,11 @@ public final class DiskRestore {
    */
   public static DiskRestore prepare(
       PluginLeases<DiskImageFormat> formats, Path to, boolean force, String format) {
+    try {
+      io.granule.engine.internal.ops.ForeignLinks.refuse(to);
+    } catch (IOException e) {
+      throw new CommandException(ExitCodes.TARGET, e.getMessage(), e);
+    }
     boolean exists = Files.exists(to, LinkOption.NOFOLLOW_LINKS);
     if (exists && Files.isDirectory(to)) {
       throw new CommandException(

@@ -68,6 +68,7 @@ public final class FileRestorer {
    */
   public FileRestorer(FileSystem fs, Path target) throws IOException {
     this.fs = fs;
+    ForeignLinks.refuse(target);
     Files.createDirectories(target);
     this.root = target.toRealPath();
     this.asRoot = "root".equals(System.getProperty("user.name"));

@@ -345,6 +345,33 @@ class FileRestorerTest {
     assertThat(moved.resolve("a")).exists();
   }
 
+  /**
+   * A user who owns the --to path made it a link to a directory of root's: root's restore wrote
+   * root-owned files there. A link another user owns is refused anywhere on the way; root's own
+   * links are followed.
+   */
+  @Test
+  void aTargetThroughAnotherUsersLinkIsRefused() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        "root".equals(System.getProperty("user.name")) || "true".equals(System.getenv("CI")),
+        "needs root to make a link of another user's");
+    HandMadeFs fs = new HandMadeFs();
+    fs.file(1, "a", new byte[] {1}, List.of(new Extent(0, 1)), 1);
+    Path rootOnly = Files.createDirectories(tmp.resolve("cron.d"));
+    Path home = Files.createDirectories(tmp.resolve("home"));
+    Path theirs = Files.createSymbolicLink(home.resolve("restored"), rootOnly);
+    Files.setAttribute(theirs, "unix:uid", 65534, LinkOption.NOFOLLOW_LINKS);
+    assertThatThrownBy(() -> new FileRestorer(fs, theirs))
+        .isInstanceOf(IOException.class)
+        .hasMessageContaining("is a symbolic link owned by uid 65534");
+    assertThatThrownBy(() -> new FileRestorer(fs, theirs.resolve("deeper")))
+        .hasMessageContaining("symbolic link owned by uid 65534");
+    assertThat(rootOnly.resolve("a")).doesNotExist();
+    Path mine = Files.createSymbolicLink(home.resolve("mine"), rootOnly);
+    new FileRestorer(fs, mine).restore("/");
+    assertThat(rootOnly.resolve("a")).exists();
+  }
+
   @Test
   void treeWithSparseFileHardLinksAndSymlinksRestores() throws Exception {
     HandMadeFs fs = new HandMadeFs();
