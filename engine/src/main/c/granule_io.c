@@ -114,11 +114,10 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_image_SparseFiles_close0(
 #include "io_granule_engine_internal_repo_backup_FileSpace.h"
 
 /* Opens the NUL-terminated path for writing; the descriptor, or -errno. */
-JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_backup_FileSpace_open0(JNIEnv *env,
-                                                                                  jclass cls,
-                                                                                  jbyteArray path) {
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_backup_FileSpace_open0(
+    JNIEnv *env, jclass cls, jbyteArray path, jboolean follow) {
   (void)cls;
-  return open_path(env, path, O_WRONLY | O_NOFOLLOW);
+  return open_path(env, path, follow ? O_WRONLY : O_WRONLY | O_NOFOLLOW);
 }
 
 /* fallocate(fd, 0, offset, length): 0, or -errno. */
@@ -183,6 +182,15 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_creat
                                                                                   jbyteArray path) {
   (void)cls;
   return open_path(env, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW);
+}
+
+/* Opens the NUL-terminated path as an O_PATH descriptor, not through a link at its last component
+ * (a FIFO does not block it); the descriptor, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_pin0(JNIEnv *env,
+                                                                               jclass cls,
+                                                                               jbyteArray path) {
+  (void)cls;
+  return open_path(env, path, O_PATH | O_NOFOLLOW);
 }
 
 /* close(fd): 0, or -errno. */

@@ -397,8 +397,25 @@ public final class DiskRestore {
         try (PartialFile held = PartialFile.takeInPlace(to);
             Claims claims = Claims.of(to)) {
           Path pinned = dir.entry(name);
-          requireSame(pinned, held.lockedIdentity());
-          return named(pinned, () -> r.restoreDisk(snap, diskName, pinned, progress));
+          try (DirectoryHandle.NewFile file = dir.held() ? dir.pin(name) : null) {
+            // written through the file held open, checked once: a file renamed over the name
+            // later is not reopened by name
+            Path target = file == null ? pinned : file.self();
+            requireSame(target, held.lockedIdentity());
+            RestoreResult res =
+                named(target, () -> r.restoreDisk(snap, diskName, target, progress));
+            if (!held.lockedIdentity().equals(PartialFile.identityOf(pinned))) {
+              throw new CommandException(
+                  ExitCodes.TARGET,
+                  "restore target '"
+                      + to
+                      + "' was replaced while the restore wrote it: the disk was restored into"
+                      + " the file that was there when it started, which that name no longer"
+                      + " leads to (the file now there was not touched); check who writes that"
+                      + " directory, and restore again");
+            }
+            return res;
+          }
         }
       }
       try (PartialFile held = PartialFile.take(to)) {
@@ -406,8 +423,12 @@ public final class DiskRestore {
         RestoreResult res;
         try {
           held.create(pinned); // an earlier restore's leftover goes: a new file stays sparse
-          requireSame(pinned, held.partialIdentity());
-          res = named(pinned, () -> r.restoreDisk(snap, diskName, pinned, progress));
+          try (DirectoryHandle.NewFile file =
+              dir.held() ? dir.pin(pinned.getFileName().toString()) : null) {
+            Path target = file == null ? pinned : file.self();
+            requireSame(target, held.partialIdentity());
+            res = named(target, () -> r.restoreDisk(snap, diskName, target, progress));
+          }
         } catch (RuntimeException | IOException e) {
           Files.deleteIfExists(pinned);
           throw e;
@@ -473,7 +494,10 @@ public final class DiskRestore {
    * and checked under the target's name.
    */
   private void requireSame(Path pinned, Map<String, Object> locked) throws IOException {
-    Map<String, Object> found = PartialFile.identityOf(pinned);
+    Map<String, Object> found =
+        DirectoryHandle.isHeldFile(pinned)
+            ? PartialFile.identityOfHeld(pinned)
+            : PartialFile.identityOf(pinned);
     if (locked == null || !locked.equals(found)) {
       throw new CommandException(
           ExitCodes.TARGET,
@@ -487,8 +511,9 @@ public final class DiskRestore {
 
   /** Work on a pinned path, its messages naming the target's own path instead. */
   private RestoreResult named(Path pinned, IoWork work) throws IOException {
-    String via = pinned.getParent().toString();
-    String shown = to.toAbsolutePath().getParent().toString();
+    boolean file = DirectoryHandle.isHeldFile(pinned);
+    String via = (file ? pinned : pinned.getParent()).toString();
+    String shown = (file ? to.toAbsolutePath() : to.toAbsolutePath().getParent()).toString();
     try {
       return work.run();
     } catch (io.granule.engine.internal.repo.RestoreTargetException e) {

@@ -441,6 +441,12 @@ final class PartialFile implements AutoCloseable {
     return lockedIdentity;
   }
 
+  /** The device and inode of a file held open ({@code /proc/self/fd/N}, followed). */
+  static java.util.Map<String, Object> identityOfHeld(Path held) throws IOException {
+    java.util.Map<String, Object> a = Files.readAttributes(held, "unix:dev,ino");
+    return java.util.Map.of("dev", a.get("dev"), "ino", a.get("ino"));
+  }
+
   /** The device and inode of {@code p} itself (not through a link), or null if it is gone. */
   static java.util.Map<String, Object> identityOf(Path p) throws IOException {
     try {

@@ -107,7 +107,39 @@ public final class DirectoryHandle implements AutoCloseable {
     return new NewFile(f, shownFile);
   }
 
-  /** A file {@link #create} made, held open until closed. */
+  /**
+   * Holds entry {@code name} (whatever it is, not through a link: an O_PATH descriptor, which a
+   * FIFO does not block): {@link NewFile#self()} then names that file whatever is renamed over
+   * {@code name} meanwhile. Only when {@link #held()}.
+   */
+  public NewFile pin(String name) throws IOException {
+    if (fd < 0) {
+      throw new IllegalStateException("directory '" + shown + "' is not held open");
+    }
+    Path shownFile = shown.resolve(name);
+    int f = pin0((entry(name).toString() + "\0").getBytes(StandardCharsets.UTF_8));
+    if (f < 0) {
+      throw new IOException(
+          "unable to open '"
+              + shownFile
+              + "' (errno "
+              + -f
+              + (-f == 40 ? ": it was replaced by a link while the restore ran" : "")
+              + ")");
+    }
+    return new NewFile(f, shownFile);
+  }
+
+  /**
+   * Whether {@code p} names a file held open ({@code /proc/self/fd/N}, see {@link NewFile#self}):
+   * opened following that link, it is the file held; the entries of a held directory ({@code
+   * /proc/self/fd/N/NAME}) are not.
+   */
+  public static boolean isHeldFile(Path p) {
+    return p.getNameCount() == 4 && p.startsWith("/proc/self/fd");
+  }
+
+  /** A file {@link #create} made or {@link #pin} holds, held open until closed. */
   public static final class NewFile implements AutoCloseable {
     private final int fd;
     private final Path shown;
@@ -154,4 +186,6 @@ public final class DirectoryHandle implements AutoCloseable {
   private static native int close0(int fd);
 
   private static native int create0(byte[] path);
+
+  private static native int pin0(byte[] path);
 }

@@ -119,6 +119,40 @@ class DiskRestoreTest {
   }
 
   /**
+   * Someone who can write the target's directory renames another file (another VM's disk) over an
+   * existing target while a --force restore writes it in place: the restore reopened the target by
+   * name and wrote into that file. It now writes the file it checked and locked, held open, leaves
+   * the other alone, and fails naming the swap.
+   */
+  @Test
+  void aFileRenamedOverAnInPlaceTargetIsNeverWritten() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path to = Files.write(tmp.resolve("disk.img"), new byte[1 << 20]);
+      byte[] otherDisk = new byte[8 << 20];
+      Arrays.fill(otherDisk, (byte) 0x5a);
+      Path other = Files.write(tmp.resolve("other.img"), otherDisk);
+      AtomicBoolean swapped = new AtomicBoolean();
+      RestoreListener swap =
+          (done, total) -> {
+            if (swapped.compareAndSet(false, true)) {
+              try {
+                Files.move(other, to, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+              } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+              }
+            }
+          };
+      assertThatThrownBy(
+              () -> DiskRestore.prepare(formats, to, true, null).run(repo, m, "vda", swap, s -> {}))
+          .isInstanceOf(CommandException.class)
+          .hasMessageContaining("was replaced while the restore wrote it");
+      assertThat(swapped).isTrue();
+      assertThat(Files.readAllBytes(to)).as("the other disk untouched").isEqualTo(otherDisk);
+    }
+  }
+
+  /**
    * Two restores to one new target (two REST jobs, two commands): the second fails at once while
    * the first writes FILE.partial, and the first publishes its own disk. They used to share the
    * partial file: the "successful" one could publish the other's data, the other's was lost.

@@ -128,11 +128,13 @@ public final class DiskRestorer {
     // not through a link (one planted at a new file's name since it was created): the caller
     // resolves an existing target's links
     try (FileChannel ch =
-        FileChannel.open(
-            target,
-            StandardOpenOption.CREATE,
-            StandardOpenOption.WRITE,
-            java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+        io.granule.engine.internal.ops.DirectoryHandle.isHeldFile(target)
+            ? FileChannel.open(target, StandardOpenOption.WRITE) // the file held open
+            : FileChannel.open(
+                target,
+                StandardOpenOption.CREATE,
+                StandardOpenOption.WRITE,
+                java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
       if (regular && ch.size() > fixed.diskSize()) {
         ch.truncate(fixed.diskSize());
       }

@@ -50,7 +50,10 @@ final class FileSpace implements AutoCloseable {
     }
     int fd;
     try {
-      fd = open0((path.toAbsolutePath() + "\0").getBytes(StandardCharsets.UTF_8));
+      fd =
+          open0(
+              (path.toAbsolutePath() + "\0").getBytes(StandardCharsets.UTF_8),
+              io.granule.engine.internal.ops.DirectoryHandle.isHeldFile(path));
     } catch (UnsatisfiedLinkError e) {
       LOG.debug("no fallocate: {}", e.toString());
       return null;
@@ -92,7 +95,8 @@ final class FileSpace implements AutoCloseable {
     }
   }
 
-  private static native int open0(byte[] path);
+  /** {@code follow}: a held file ({@code /proc/self/fd/N}), opened through that link. */
+  private static native int open0(byte[] path, boolean follow);
 
   private static native int allocate0(int fd, long offset, long length);
 

@@ -115,8 +115,10 @@ final class RawTarget implements RunTarget, AutoCloseable {
     }
     try {
       FileChannel d =
-          FileChannel.open(
-              path, StandardOpenOption.WRITE, o, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+          io.granule.engine.internal.ops.DirectoryHandle.isHeldFile(path)
+              ? FileChannel.open(path, StandardOpenOption.WRITE, o) // the file held open
+              : FileChannel.open(
+                  path, StandardOpenOption.WRITE, o, java.nio.file.LinkOption.NOFOLLOW_LINKS);
       LOG.debug("{}: direct writes of {} bytes or more, aligned to {}", path, minDirect, align);
       return new RawTarget(
           path, buffered, d, regular ? FileSpace.open(path) : null, align, minDirect, writeback);
