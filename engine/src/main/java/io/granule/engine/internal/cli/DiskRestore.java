@@ -543,9 +543,25 @@ public final class DiskRestore {
       try {
         if (isBlockDevice(target)) {
           c.held.add(claim(target, target));
+          c.stackedOn(target, target, 0);
           // another loop device over the same file, and the device a loop device is stacked
           // on (and so on down), are the same bytes, perhaps mounted
           Path dev = target;
+          var partition = BlockDeviceClaim.partitionOf(target);
+          if (partition != null) {
+            // a partition of a loop device: the same partition of another loop device over the
+            // same file (the whole of it where its partitions are not scanned), and what the
+            // disk is stacked on, show its bytes
+            Path whole = partition.getKey();
+            for (Path sibling : BlockDeviceClaim.loopSiblings(whole)) {
+              Path same = Path.of(sibling + "p" + partition.getValue());
+              c.held.add(claim(Files.exists(same) ? same : sibling, target));
+            }
+            dev = BlockDeviceClaim.loopBackingDevice(whole);
+            if (dev != null) {
+              c.held.add(claim(dev, target));
+            }
+          }
           for (int depth = 0; dev != null && depth < 8; depth++) {
             for (Path sibling : BlockDeviceClaim.loopSiblings(dev)) {
               c.held.add(claim(sibling, target));
@@ -558,6 +574,7 @@ public final class DiskRestore {
         } else {
           for (Path loop : BlockDeviceClaim.loopDevicesBackedBy(target)) {
             c.held.add(claim(loop, target));
+            c.stackedOn(loop, target, 0);
           }
         }
       } catch (IOException | RuntimeException e) {
@@ -565,6 +582,17 @@ public final class DiskRestore {
         throw e;
       }
       return c;
+    }
+
+    /** Claims the loop devices stacked on {@code dev}, and those stacked on them. */
+    private void stackedOn(Path dev, Path target, int depth) throws IOException {
+      if (depth >= 8) {
+        return;
+      }
+      for (Path loop : BlockDeviceClaim.loopsStackedOn(dev)) {
+        held.add(claim(loop, target));
+        stackedOn(loop, target, depth + 1);
+      }
     }
 
     private static BlockDeviceClaim claim(Path device, Path target) throws IOException {

@@ -254,6 +254,62 @@ public final class BlockDeviceClaim implements AutoCloseable {
   }
 
   /**
+   * The loop devices backed by block device {@code dev} (stacked on it: they show its bytes, and
+   * one of them may be mounted).
+   */
+  public static List<Path> loopsStackedOn(Path dev) {
+    List<Path> out = new ArrayList<>();
+    String mine = majorMinor(dev);
+    if (mine == null || mine.equals("0:0")) {
+      return out;
+    }
+    try (var entries = Files.newDirectoryStream(Path.of("/sys/block"), "loop*")) {
+      for (Path loop : entries) {
+        try {
+          String name = backingFileName(loop);
+          if (name == null) {
+            continue;
+          }
+          Path b = Path.of(name);
+          if ((((Integer) Files.getAttribute(b, "unix:mode")) & 0170000) == 0060000
+              && mine.equals(majorMinor(b))) {
+            out.add(Path.of("/dev", loop.getFileName().toString()));
+          }
+        } catch (IOException | RuntimeException e) {
+          // its backing name is not reachable from here
+        }
+      }
+    } catch (IOException e) {
+      // no sysfs
+    }
+    return out;
+  }
+
+  /**
+   * If block device {@code dev} is a partition: its whole disk's node and its partition number;
+   * else null (sysfs: a partition's directory has a {@code partition} file and sits in its disk's).
+   */
+  public static java.util.Map.Entry<Path, Integer> partitionOf(Path dev) {
+    String majMin = majorMinor(dev);
+    if (majMin == null) {
+      return null;
+    }
+    try {
+      Path sys = Path.of("/sys/dev/block", majMin);
+      Path number = sys.resolve("partition");
+      if (!Files.isRegularFile(number)) {
+        return null;
+      }
+      Path whole = Path.of("/dev", sys.toRealPath().getParent().getFileName().toString());
+      return Files.exists(whole)
+          ? java.util.Map.entry(whole, Integer.parseInt(Files.readString(number).trim()))
+          : null;
+    } catch (IOException | RuntimeException e) {
+      return null;
+    }
+  }
+
+  /**
    * The block device loop device {@code loop} is backed by (a loop device stacked on another
    * device), or null if it is backed by a file or is no loop device.
    */

@@ -417,6 +417,22 @@ class DiskRestoreTest {
       } finally {
         sh("umount", mnt.toString());
       }
+      // the other way round: a loop device stacked on the file's loop device is mounted; the
+      // file and the device under it show its bytes
+      String upper = sh("losetup", "-f", "--show", dev);
+      sh("mount", upper, mnt.toString());
+      try {
+        assertThatThrownBy(() -> restoreVda(repo, m, backing, true))
+            .isInstanceOf(CommandException.class)
+            .hasMessageContaining("it backs " + upper)
+            .hasMessageContaining("is in use (mounted at " + mnt);
+        assertThatThrownBy(() -> restoreVda(repo, m, Path.of(dev), true))
+            .isInstanceOf(CommandException.class)
+            .hasMessageContaining("it shows the same bytes as " + upper);
+      } finally {
+        sh("umount", mnt.toString());
+        sh("losetup", "-d", upper);
+      }
       // nothing was written over it; unmounted, the same device is written
       sh("mount", "-o", "ro", dev, mnt.toString());
       assertThat(Files.readString(mnt.resolve("keep.txt"))).isEqualTo("on the mounted file system");
