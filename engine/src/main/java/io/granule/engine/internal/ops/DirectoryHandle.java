@@ -43,7 +43,9 @@ public final class DirectoryHandle implements AutoCloseable {
       return new DirectoryHandle(shown, shown, -1);
     }
     if (fd < 0) {
-      throw new IOException(
+      throw new java.nio.file.FileSystemException(
+          null,
+          null,
           "unable to open directory '"
               + shown
               + "' (errno "
@@ -62,8 +64,8 @@ public final class DirectoryHandle implements AutoCloseable {
       }
       if (!made.equals(opened)) {
         h.close();
-        throw new IOException(
-            "directory '" + shown + "' was replaced by another while the restore ran");
+        throw new java.nio.file.FileSystemException(
+            null, null, "directory '" + shown + "' was replaced by another while the restore ran");
       }
     }
     return h;
@@ -102,7 +104,8 @@ public final class DirectoryHandle implements AutoCloseable {
           shownFile.toString(), null, "already exists: restore into an empty directory");
     }
     if (f < 0) {
-      throw new IOException("unable to create '" + shownFile + "' (errno " + -f + ")");
+      throw new java.nio.file.FileSystemException(
+          null, null, "unable to create '" + shownFile + "' (errno " + -f + ")");
     }
     return new NewFile(f, shownFile);
   }
@@ -119,7 +122,9 @@ public final class DirectoryHandle implements AutoCloseable {
     Path shownFile = shown.resolve(name);
     int f = pin0((entry(name).toString() + "\0").getBytes(StandardCharsets.UTF_8));
     if (f < 0) {
-      throw new IOException(
+      throw new java.nio.file.FileSystemException(
+          null,
+          null,
           "unable to open '"
               + shownFile
               + "' (errno "

@@ -222,7 +222,9 @@ public final class FileRestorer {
               named = null;
             }
             if (!identity.equals(named)) {
-              throw new IOException(
+              throw new java.nio.file.FileSystemException(
+                  null,
+                  null,
                   "'"
                       + target
                       + "' was replaced or removed while the restore wrote it (someone else can"
@@ -281,7 +283,9 @@ public final class FileRestorer {
     Object linked = Files.readAttributes(at, "unix:dev,ino", LinkOption.NOFOLLOW_LINKS);
     if (!first.identity().equals(linked)) {
       Files.deleteIfExists(at);
-      throw new IOException(
+      throw new java.nio.file.FileSystemException(
+          null,
+          null,
           "refusing to link '"
               + target
               + "' to '"

@@ -36,7 +36,9 @@ public final class ForeignLinks {
       if (Files.isSymbolicLink(next)) {
         int owner = uid(next, false);
         if (owner != 0 && owner != self) {
-          throw new IOException(
+          throw new java.nio.file.FileSystemException(
+              null,
+              null,
               "'"
                   + next
                   + "' on the way to restore target '"
