@@ -176,6 +176,23 @@ public final class ApiServlet extends HttpServlet {
       readBodyThenDispatch(req, resp);
       return;
     }
+    // Requests that touch paths (a repository, a disk, a target) may block on a filesystem that
+    // does not answer (a dead NFS mount), and a blocked one holds a container thread: at most
+    // PROBING of them at once, so that the others (version, jobs, cancels) are always answered.
+    String info = req.getPathInfo() == null ? "/" : req.getPathInfo();
+    boolean light = info.equals("/version") || info.equals("/jobs") || info.startsWith("/jobs/");
+    if (!light && !probing.tryAcquire()) {
+      resp.setHeader("Retry-After", "60");
+      send(
+          resp,
+          503,
+          Map.of(
+              "error",
+              PROBING
+                  + " requests are already waiting on repositories or disks (a filesystem that"
+                  + " does not answer?): try again later; GET /api/jobs and cancels still work"));
+      return;
+    }
     try {
       super.service(req, resp);
     } catch (BadRequest e) {
@@ -199,8 +216,18 @@ public final class ApiServlet extends HttpServlet {
     } catch (ServletException e) {
       LOG.error("{} /api{} failed", req.getMethod(), req.getPathInfo(), e);
       sendIfOpen(resp, 500, String.valueOf(e.getMessage()));
+    } finally {
+      if (!light) {
+        probing.release();
+      }
     }
   }
+
+  /** Requests touching paths that may run at once (see {@link #service}). */
+  static final int PROBING = 64;
+
+  private final java.util.concurrent.Semaphore probing =
+      new java.util.concurrent.Semaphore(PROBING);
 
   /**
    * Why a request to a loopback address must be refused as another local user's, or null: a job

@@ -265,7 +265,12 @@ public final class LocalBlobStore implements BlobStore {
 
   @Override
   public byte[] load(BlobName name) throws IOException {
-    return Files.readAllBytes(path(name));
+    Path p = path(name);
+    if (Files.exists(p) && !Files.isRegularFile(p)) {
+      // a FIFO would block this read forever (a repository's config replaced by one, say)
+      throw new IOException("blob " + name + " in " + root + " is not a regular file");
+    }
+    return Files.readAllBytes(p);
   }
 
   @Override

@@ -20,6 +20,23 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
     return new LocalBlobStore(tmp.resolve("repo"));
   }
 
+  /**
+   * A repository whose config someone replaced by a FIFO blocked every reader forever (and a REST
+   * request naming it held a server thread for good): it is refused at once.
+   */
+  @Test
+  @org.junit.jupiter.api.Timeout(30)
+  void aFifoInPlaceOfABlobIsRefusedNotWaitedOn() throws Exception {
+    store.save(BlobName.CONFIG, new byte[] {1});
+    Path config = tmp.resolve("repo").resolve("config");
+    java.nio.file.Files.delete(config);
+    Process mkfifo = new ProcessBuilder("mkfifo", config.toString()).start();
+    assertThat(mkfifo.waitFor()).isZero();
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> store.load(BlobName.CONFIG))
+        .isInstanceOf(java.io.IOException.class)
+        .hasMessageContaining("is not a regular file");
+  }
+
   @Test
   void packsAreFannedOutByTheirFirstTwoCharacters() throws Exception {
     BlobName name = new BlobName(BlobType.PACK, "3fa2beef");
