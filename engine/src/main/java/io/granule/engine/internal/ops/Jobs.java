@@ -258,7 +258,18 @@ public final class Jobs implements AutoCloseable {
               t.setDaemon(true);
               return t;
             });
+    // A stop (SIGTERM) closes the intake at once: the framework stops the plugins first, which
+    // waits for running jobs' leases, and meanwhile new jobs were accepted and queued ones
+    // started, to fail as "shutting down".
+    this.stopHook = new Thread(this::close, "granule-jobs-stop");
+    try {
+      Runtime.getRuntime().addShutdownHook(stopHook);
+    } catch (IllegalStateException stopping) {
+      // already stopping: close() comes
+    }
   }
+
+  private final Thread stopHook;
 
   /**
    * Queues {@code work}. Jobs start in the order they were submitted, at most {@link #WORKERS} at
@@ -536,6 +547,13 @@ public final class Jobs implements AutoCloseable {
    */
   @Override
   public void close() {
+    if (Thread.currentThread() != stopHook) {
+      try {
+        Runtime.getRuntime().removeShutdownHook(stopHook);
+      } catch (IllegalStateException stopping) {
+        // the hook runs (or ran) close() too: the second call finds it done
+      }
+    }
     synchronized (queue) {
       closed = true;
       for (Queued q : queue) {
