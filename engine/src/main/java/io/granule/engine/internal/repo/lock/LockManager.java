@@ -130,6 +130,11 @@ public final class LockManager {
     return fileSystemReadOnly(dir, Path.of("/proc/self/mountinfo"));
   }
 
+  /** File system types that show files written elsewhere (the kernel's names in mountinfo). */
+  private static final java.util.Set<String> VIEWS =
+      java.util.Set.of(
+          "overlay", "nfs", "nfs4", "cifs", "smb3", "9p", "ceph", "glusterfs", "virtiofs", "afs");
+
   static boolean fileSystemReadOnly(Path dir, Path mountinfo) {
     try {
       String[] f =
@@ -138,6 +143,12 @@ public final class LockManager {
       int sep = f == null ? -1 : java.util.Arrays.asList(f).indexOf("-");
       if (sep < 0 || sep + 3 >= f.length) {
         return true;
+      }
+      String type = f[sep + 1];
+      if (VIEWS.contains(type) || type.startsWith("fuse")) {
+        // read-only here says nothing of the files it shows: an overlay over a live repository's
+        // directory, a network or FUSE mount of one written elsewhere
+        return false;
       }
       return java.util.List.of(f[sep + 3].split(",")).contains("ro");
     } catch (IOException | RuntimeException e) {

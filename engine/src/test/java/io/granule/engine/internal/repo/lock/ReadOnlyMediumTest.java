@@ -41,6 +41,12 @@ class ReadOnlyMediumTest {
                 "42 22 254:0 /srv " + point + " ro - ext4 /dev/vda1 rw"))
         .isFalse();
     assertThat(readOnly(repo, root)).isFalse();
+    // a read-only overlay, NFS or FUSE mount may show a repository written elsewhere
+    for (String type : java.util.List.of("overlay overlay", "nfs4 srv:/repo", "fuse.sshfs h:/r")) {
+      assertThat(readOnly(repo, root, "43 22 0:77 / " + point + " ro - " + type + " ro"))
+          .as(type)
+          .isFalse();
+    }
     // nothing to tell by: as before
     assertThat(LockManager.fileSystemReadOnly(repo, tmp.resolve("missing"))).isTrue();
   }
