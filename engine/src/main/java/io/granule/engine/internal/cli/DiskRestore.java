@@ -219,7 +219,10 @@ public final class DiskRestore {
       }
     }
     boolean inside =
-        real.startsWith(root) || isInRepository(root, rootKey, real) || holdsRepository(root, real);
+        real.startsWith(root)
+            || isInRepository(root, rootKey, real)
+            || holdsRepository(root, real)
+            || loopOverRepositoryFile(root, rootKey, real);
     if (inside) {
       throw new CommandException(
           ExitCodes.TARGET,
@@ -232,6 +235,31 @@ public final class DiskRestore {
                   ? ""
                   : " (through another name: a mount, a link or its device)")
               + ": name a file outside it");
+    }
+  }
+
+  /**
+   * Whether {@code target} is a loop device (or a partition of one) whose backing file is one of
+   * the repository's files: writing it writes that file.
+   */
+  private static boolean loopOverRepositoryFile(Path root, Object rootKey, Path target) {
+    if (!isBlockDevice(target)) {
+      return false;
+    }
+    var partition = BlockDeviceClaim.partitionOf(target);
+    Path loop = partition == null ? target : partition.getKey();
+    try {
+      String majMin = BlockDeviceClaim.majorMinorOf((Long) Files.getAttribute(loop, "unix:rdev"));
+      String backing = BlockDeviceClaim.backingFileName(Path.of("/sys/dev/block", majMin));
+      if (backing == null) {
+        return false;
+      }
+      Path file = Path.of(backing);
+      return Files.exists(file)
+          && (file.toRealPath().startsWith(root)
+              || isInRepository(root, rootKey, file.toRealPath()));
+    } catch (IOException | RuntimeException e) {
+      return false;
     }
   }
 

@@ -349,6 +349,23 @@ class DiskRestoreTest {
       if (!asRoot("bind mounts and loop devices")) {
         return;
       }
+      // a loop device over one of the repository's files (a pack)
+      Path pack;
+      try (var files = Files.walk(tmp.resolve("repo").resolve("data"))) {
+        pack = files.filter(Files::isRegularFile).findFirst().orElseThrow();
+      }
+      byte[] packBefore = Files.readAllBytes(pack);
+      // (its output ends with the device, after a warning that the file is not whole sectors)
+      String overPack =
+          sh("losetup", "-f", "--show", pack.toString()).lines().reduce((x, y) -> y).orElseThrow();
+      try {
+        assertThatThrownBy(() -> restoreVda(repo, m, Path.of(overPack), true))
+            .isInstanceOf(CommandException.class)
+            .hasMessageContaining("is inside the repository");
+      } finally {
+        sh("losetup", "-d", overPack);
+      }
+      assertThat(Files.readAllBytes(pack)).isEqualTo(packBefore);
       Path alias = Files.createDirectories(tmp.resolve("alias"));
       sh("mount", "--bind", tmp.resolve("repo").toString(), alias.toString());
       try {
