@@ -49,16 +49,24 @@ class DiskCoverageTest {
     }
   }
 
-  @Test
-  void aBareFilesystemIsHeldByItsImageAndItsLoopDevice() throws Exception {
+  /**
+   * A 32 MiB ext4 image at {@code img}, on a loop device ({@link #dev}) mounted at {@link #mnt};
+   * returns its directory pg/data.
+   */
+  Path mountedImage(Path img) throws Exception {
     requireRoot();
-    Path img = tmp.resolve("a.img");
     sh("truncate", "-s", "32M", img.toString());
     sh("mkfs.ext4", "-q", "-F", img.toString());
     dev = sh("losetup", "-f", "--show", img.toString());
     mnt = Files.createDirectories(tmp.resolve("m"));
     sh("mount", dev, mnt.toString());
-    Path data = Files.createDirectories(mnt.resolve("pg/data"));
+    return Files.createDirectories(mnt.resolve("pg/data"));
+  }
+
+  @Test
+  void aBareFilesystemIsHeldByItsImageAndItsLoopDevice() throws Exception {
+    Path img = tmp.resolve("a.img");
+    Path data = mountedImage(img);
     Path other = tmp.resolve("other.img");
     Files.write(other, new byte[4096]);
 
@@ -78,14 +86,8 @@ class DiskCoverageTest {
    */
   @Test
   void anImageIsFoundByIdentityWhateverTheNameItsLoopDeviceShows() throws Exception {
-    requireRoot();
     Path img = tmp.resolve("vm disk.img ");
-    sh("truncate", "-s", "32M", img.toString());
-    sh("mkfs.ext4", "-q", "-F", img.toString());
-    dev = sh("losetup", "-f", "--show", img.toString());
-    mnt = Files.createDirectories(tmp.resolve("m"));
-    sh("mount", dev, mnt.toString());
-    Path data = Files.createDirectories(mnt.resolve("pg/data"));
+    Path data = mountedImage(img);
     Path trimmed = Files.write(tmp.resolve("vm disk.img"), new byte[4096]);
 
     DiskCoverage c = new DiskCoverage();
