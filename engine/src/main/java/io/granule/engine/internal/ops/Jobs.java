@@ -91,13 +91,19 @@ public final class Jobs implements AutoCloseable {
     }
   }
 
-  /** A job as the API shows it. */
+  /**
+   * A job as the API shows it. {@code progressUpdated}: when the work last published {@code
+   * progress} (a stalled job's rate and ETA are as of then); {@code cancelRequested}: a cancel
+   * reached it, and a running job has not stopped yet.
+   */
   public record JobView(
       String id,
       String kind,
       String description,
       State state,
       Object progress,
+      String progressUpdated,
+      boolean cancelRequested,
       Object result,
       String error,
       Integer exitCode,
@@ -113,6 +119,7 @@ public final class Jobs implements AutoCloseable {
     private final Instant created;
     private volatile State state = State.QUEUED;
     private volatile Object progress;
+    private volatile Instant progressAt;
     private volatile Object result;
     private volatile String error;
     private volatile Integer exitCode;
@@ -140,6 +147,7 @@ public final class Jobs implements AutoCloseable {
     /** Publishes the latest progress (any JSON-serialisable value). */
     public void progress(Object p) {
       this.progress = p;
+      this.progressAt = Instant.now();
     }
 
     public JobView view() {
@@ -149,6 +157,8 @@ public final class Jobs implements AutoCloseable {
           description,
           state,
           progress,
+          iso(progressAt),
+          cancelled,
           result,
           error,
           exitCode,

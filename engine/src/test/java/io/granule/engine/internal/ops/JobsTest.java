@@ -69,6 +69,48 @@ class JobsTest {
     }
   }
 
+  /**
+   * A stalled job showed its last rate and ETA as if current, and a cancel that had not taken
+   * effect was invisible: the view says when the progress was published, and that a cancel came.
+   */
+  @Test
+  void aStalledJobSaysWhenItLastMovedAndThatACancelCame() throws Exception {
+    try (Jobs jobs = new Jobs(Clock.systemUTC(), e -> 1)) {
+      CountDownLatch published = new CountDownLatch(1);
+      CountDownLatch release = new CountDownLatch(1);
+      Jobs.Job job =
+          jobs.submit(
+              "backup",
+              "stalls",
+              Path.of("/r"),
+              j -> {
+                j.progress(java.util.Map.of("bytesPerSecond", 20_000_000));
+                published.countDown();
+                while (release.getCount() > 0) {
+                  try {
+                    release.await();
+                  } catch (InterruptedException stuck) {
+                    // stuck in I/O: a cancel does not stop it
+                  }
+                }
+                return "done";
+              });
+      assertThat(published.await(10, TimeUnit.SECONDS)).isTrue();
+      Jobs.JobView v = jobs.get(job.id()).orElseThrow();
+      assertThat(v.progressUpdated()).isNotNull();
+      java.time.Instant at = java.time.Instant.parse(v.progressUpdated());
+      assertThat(at).isBeforeOrEqualTo(java.time.Instant.now());
+      assertThat(v.cancelRequested()).isFalse();
+      jobs.cancel(job.id());
+      v = jobs.get(job.id()).orElseThrow();
+      assertThat(v.state()).isEqualTo(Jobs.State.RUNNING);
+      assertThat(v.cancelRequested()).isTrue();
+      assertThat(v.progressUpdated()).as("no newer progress").isEqualTo(at.toString());
+      release.countDown();
+      await(jobs, job.id()); // it ends once its I/O returns
+    }
+  }
+
   /** A running job's worker is interrupted by a cancel and the job ends FAILED 130. */
   @Test
   void cancelInterruptsARunningJob() throws Exception {
