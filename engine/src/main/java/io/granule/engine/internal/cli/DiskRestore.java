@@ -248,14 +248,10 @@ public final class DiskRestore {
     }
     var partition = BlockDeviceClaim.partitionOf(target);
     Path loop = partition == null ? target : partition.getKey();
+    Path file = BlockDeviceClaim.loopBackingFile(loop);
     try {
-      String majMin = BlockDeviceClaim.majorMinorOf((Long) Files.getAttribute(loop, "unix:rdev"));
-      String backing = BlockDeviceClaim.backingFileName(Path.of("/sys/dev/block", majMin));
-      if (backing == null) {
-        return false;
-      }
-      Path file = Path.of(backing);
-      return Files.exists(file)
+      return file != null
+          && Files.exists(file)
           && (file.toRealPath().startsWith(root)
               || isInRepository(root, rootKey, file.toRealPath()));
     } catch (IOException | RuntimeException e) {

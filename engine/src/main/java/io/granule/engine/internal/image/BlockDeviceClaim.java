@@ -314,19 +314,30 @@ public final class BlockDeviceClaim implements AutoCloseable {
    * device), or null if it is backed by a file or is no loop device.
    */
   public static Path loopBackingDevice(Path loop) {
+    Path dev = loopBackingFile(loop);
+    try {
+      return dev != null && (((Integer) Files.getAttribute(dev, "unix:mode")) & 0170000) == 0060000
+          ? dev
+          : null;
+    } catch (IOException | RuntimeException e) {
+      return null; // its backing name is not reachable from here
+    }
+  }
+
+  /**
+   * The name sysfs shows for what loop device {@code loop} is backed by (a file or a device), or
+   * null if it is no loop device.
+   */
+  public static Path loopBackingFile(Path loop) {
     String majMin = majorMinor(loop);
     if (majMin == null) {
       return null;
     }
     try {
       String name = backingFileName(Path.of("/sys/dev/block", majMin));
-      if (name == null) {
-        return null;
-      }
-      Path dev = Path.of(name);
-      return (((Integer) Files.getAttribute(dev, "unix:mode")) & 0170000) == 0060000 ? dev : null;
+      return name == null ? null : Path.of(name);
     } catch (IOException | RuntimeException e) {
-      return null; // not a loop device, or its backing name is not reachable from here
+      return null;
     }
   }
 
@@ -385,7 +396,7 @@ public final class BlockDeviceClaim implements AutoCloseable {
   }
 
   /** {@code MAJOR:MINOR} of a {@code dev_t}. */
-  public static String majorMinorOf(long dev) {
+  static String majorMinorOf(long dev) {
     long major = ((dev >>> 8) & 0xfff) | ((dev >>> 32) & ~0xfffL);
     long minor = (dev & 0xff) | ((dev >>> 12) & ~0xffL);
     return major + ":" + minor;

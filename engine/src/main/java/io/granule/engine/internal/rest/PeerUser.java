@@ -93,30 +93,29 @@ final class PeerUser {
 
   /** The user name of {@code uid} from /etc/passwd, or "uid N". */
   static String name(int uid) {
-    try {
-      for (String line : Files.readAllLines(Path.of("/etc/passwd"))) {
-        String[] f = line.split(":");
-        if (f.length > 2 && f[2].equals(Integer.toString(uid))) {
-          return f[0] + " (uid " + uid + ")";
-        }
-      }
-    } catch (IOException | RuntimeException e) {
-      // fall through
-    }
-    return "uid " + uid;
+    String[] f = passwd(2, Integer.toString(uid));
+    return f == null ? "uid " + uid : f[0] + " (uid " + uid + ")";
   }
 
   private static OptionalInt uidOfName(String name) {
+    String[] f = passwd(0, name);
+    return f == null || !f[2].matches("[0-9]+")
+        ? OptionalInt.empty()
+        : OptionalInt.of(Integer.parseInt(f[2]));
+  }
+
+  /** The fields of the first /etc/passwd line whose field {@code field} is {@code value}. */
+  private static String[] passwd(int field, String value) {
     try {
       for (String line : Files.readAllLines(Path.of("/etc/passwd"))) {
         String[] f = line.split(":");
-        if (f.length > 2 && f[0].equals(name) && f[2].matches("[0-9]+")) {
-          return OptionalInt.of(Integer.parseInt(f[2]));
+        if (f.length > 2 && f[field].equals(value)) {
+          return f;
         }
       }
     } catch (IOException | RuntimeException e) {
       // not known
     }
-    return OptionalInt.empty();
+    return null;
   }
 }

@@ -327,7 +327,10 @@ public final class LockManager {
       // An S3-compatible store gets four, spaced out: s3proxy's file backend also returns
       // partial listings (the taker's own lock, but not a live backup's) while lock files are
       // being made; apart in time, they do not all leave out the same live lock.
-      int passes = store.location().startsWith("s3:") ? 4 : 2;
+      int passes =
+          store.location().startsWith(io.granule.engine.internal.repo.blob.S3Location.SCHEME)
+              ? 4
+              : 2;
       for (int pass = 0; pass < passes && conflicts.isEmpty(); pass++) {
         if (pass > 0 && passes > 2) {
           pause(50 + ThreadLocalRandom.current().nextLong(100));

@@ -100,9 +100,6 @@ public final class Pruner {
    * neither deleted nor rewritten ({@link Duration#ZERO}: no margin).
    */
   public record Options(boolean dryRun, double repackBelow, Duration keepRecent) {
-    /** The margin {@code granule prune} keeps by default. */
-    public static final Duration DEFAULT_KEEP_RECENT = Duration.ofHours(1);
-
     public Options {
       if (!(repackBelow >= 0 && repackBelow <= 1)) {
         throw new IllegalArgumentException(
@@ -334,10 +331,13 @@ public final class Pruner {
       // of a backup whose snapshot may yet land. Their chunks stay, whatever pack holds them (a
       // long backup's first packs are older than the margin; a backup deduplicates against
       // chunks that only snapshots forgotten since then used).
+      // (listed once, here: the same listing decides what is garbage below)
+      List<BlobInfo> fixedItems = store.listInfo(BlobType.FIXED_INDEX);
+      List<BlobInfo> dynamicItems = store.listInfo(BlobType.DYNAMIC_INDEX);
       int roots = 0;
       if (cutoff != null) {
-        roots += markRecent(marks, BlobType.FIXED_INDEX, fixedRefs, cutoff);
-        roots += markRecent(marks, BlobType.DYNAMIC_INDEX, dynamicRefs, cutoff);
+        roots += markRecent(marks, fixedItems, fixedRefs, cutoff);
+        roots += markRecent(marks, dynamicItems, dynamicRefs, cutoff);
       }
       marks.finish();
 
@@ -488,10 +488,8 @@ public final class Pruner {
       List<PackState> keptOrphans =
           packs.values().stream().filter(s -> !s.indexed && s.action == Action.KEEP).toList();
       int[] itemsSpared = new int[1];
-      List<BlobName> fixedGarbage =
-          unreferenced(BlobType.FIXED_INDEX, fixedRefs, cutoff, itemsSpared);
-      List<BlobName> dynamicGarbage =
-          unreferenced(BlobType.DYNAMIC_INDEX, dynamicRefs, cutoff, itemsSpared);
+      List<BlobName> fixedGarbage = unreferenced(fixedItems, fixedRefs, cutoff, itemsSpared);
+      List<BlobName> dynamicGarbage = unreferenced(dynamicItems, dynamicRefs, cutoff, itemsSpared);
 
       if (options.dryRun()) {
         return new Report(
@@ -725,20 +723,21 @@ public final class Pruner {
   }
 
   /**
-   * Marks the chunks of the item indexes of {@code type} that no manifest names ({@code
-   * referenced}) and that were written after {@code cutoff}; returns how many it marked. One that
-   * cannot be read is left out (it is spared all the same; only a snapshot's index stops prune).
+   * Marks the chunks of the item indexes {@code items} (fixed or dynamic) that no manifest names
+   * ({@code referenced}) and that were written after {@code cutoff}; returns how many it marked.
+   * One that cannot be read is left out (it is spared all the same; only a snapshot's index stops
+   * prune).
    */
   private int markRecent(
-      ChunkIndex.Loader marks, BlobType type, Set<String> referenced, Instant cutoff)
+      ChunkIndex.Loader marks, List<BlobInfo> items, Set<String> referenced, Instant cutoff)
       throws IOException {
     int n = 0;
-    for (BlobInfo i : store.listInfo(type)) {
+    for (BlobInfo i : items) {
       if (referenced.contains(i.name().name()) || !i.writtenAfter(cutoff)) {
         continue;
       }
       try {
-        if (type == BlobType.FIXED_INDEX) {
+        if (i.name().type() == BlobType.FIXED_INDEX) {
           try (var f = FixedIndexReader.load(store, codec, i.name())) {
             mark(marks, f.count(), f::get);
           }
@@ -793,13 +792,13 @@ public final class Pruner {
   }
 
   /**
-   * The blobs of {@code type} whose names are not {@code referenced}, but for those written after
+   * The blobs of {@code items} whose names are not {@code referenced}, but for those written after
    * {@code cutoff} (if not null), which are counted in {@code spared[0]}.
    */
-  private List<BlobName> unreferenced(
-      BlobType type, Set<String> referenced, Instant cutoff, int[] spared) throws IOException {
+  private static List<BlobName> unreferenced(
+      List<BlobInfo> items, Set<String> referenced, Instant cutoff, int[] spared) {
     List<BlobName> out = new ArrayList<>();
-    for (BlobInfo i : store.listInfo(type)) {
+    for (BlobInfo i : items) {
       if (!referenced.contains(i.name().name())) {
         if (cutoff != null && i.writtenAfter(cutoff)) {
           spared[0]++; // the index of a backup that has not saved its snapshot yet, say
