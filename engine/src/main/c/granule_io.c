@@ -202,34 +202,51 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_close
   return close_fd(fd);
 }
 
-/* The half of io.granule.engine.internal.cli.OfdLock: an open-file-description write lock on one
- * byte of a file that only restores lock (F_OFD_SETLK), which every process of every user sees,
- * under any name of the file, and which no other descriptor's close drops. */
+/* The half of io.granule.engine.internal.cli.OfdLock: an open-file-description lock on one byte of
+ * a file, which every process of every user sees, under any name of the file, and which no other
+ * descriptor's close drops. Restores take it for writing, backups for reading. */
 #include "io_granule_engine_internal_cli_OfdLock.h"
 
-/* Opens the NUL-terminated path for writing (not through a link at its last component) and locks
- * it; the descriptor, or -errno (EAGAIN: another holds a lock on it). */
+/* Opens the NUL-terminated path (for writing if write, else for reading; not through a link at its
+ * last component) and locks the byte (a write lock if write, else a read lock); the descriptor, or
+ * -errno: -EAGAIN where another holds a write lock on it, -EBUSY where others hold only read locks
+ * (readers: a backup reading the file, or any program that may read it). */
 JNIEXPORT jint JNICALL Java_io_granule_engine_internal_cli_OfdLock_lock0(JNIEnv *env, jclass cls,
-                                                                        jbyteArray path) {
+                                                                        jbyteArray path,
+                                                                        jboolean write) {
   (void)cls;
-  int fd = open_path(env, path, O_WRONLY | O_NOFOLLOW);
+  int fd = open_path(env, path, (write ? O_WRONLY : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
     return fd;
   }
   struct flock fl;
   memset(&fl, 0, sizeof fl);
-  fl.l_type = F_WRLCK;
+  fl.l_type = write ? F_WRLCK : F_RDLCK;
   fl.l_whence = SEEK_SET;
-  /* one byte far past any file's end, which only restores lock: other programs' locks on the
+  /* one byte far past any file's end, which only Granule locks: other programs' locks on the
    * file (QEMU's on an image, SQLite's) do not conflict with it */
   fl.l_start = (off_t)0x4000000000000000LL;
   fl.l_len = 1;
-  if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+  for (int attempt = 0; attempt < 3; attempt++) {
+    if (fcntl(fd, F_OFD_SETLK, &fl) == 0) {
+      return fd;
+    }
     int err = errno;
+    if (err != EAGAIN && err != EACCES) {
+      close(fd);
+      return -err;
+    }
+    /* held: by whom (readers and a writer never hold it at once, so the type says which) */
+    struct flock q = fl;
+    int known = fcntl(fd, F_OFD_GETLK, &q) == 0;
+    if (known && q.l_type == F_UNLCK) {
+      continue; /* released meanwhile */
+    }
     close(fd);
-    return err == EACCES ? -EAGAIN : -err; /* held, either way */
+    return known && q.l_type == F_RDLCK ? -EBUSY : -EAGAIN;
   }
-  return fd;
+  close(fd);
+  return -EAGAIN;
 }
 
 /* close(fd), which releases the lock: 0, or -errno. */

@@ -162,7 +162,8 @@ final class BackupCommand extends ContextCommand {
     BackupResult result;
     BackupOperation op =
         new BackupOperation(ctx.formats(), ctx.snapshotProviders(), ctx.applications())
-            .withChangeTracking(cbt);
+            .withChangeTracking(cbt)
+            .withReadLocks(DiskRestore::lockForReading);
     try (Repository r = repo.open(context(), LockKind.SHARED, "backup")) {
       result =
           op.run(

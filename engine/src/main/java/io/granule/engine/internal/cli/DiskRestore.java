@@ -382,6 +382,17 @@ public final class DiskRestore {
     return runChecked(r, snap, diskName, progress, info);
   }
 
+  /**
+   * Locks a disk (a file or block device) a backup is about to read against restores writing it in
+   * place meanwhile (see {@link PartialFile#lockForReading}).
+   *
+   * @return what releases the lock
+   * @throws CommandException (exit code 6) if a restore is writing it
+   */
+  public static java.io.Closeable lockForReading(Path disk) throws IOException {
+    return PartialFile.lockForReading(disk);
+  }
+
   private RestoreResult runChecked(
       Repository r, Manifest snap, String diskName, RestoreListener progress, Consumer<String> info)
       throws IOException {

@@ -99,12 +99,8 @@ final class PartialFile implements AutoCloseable {
           "restore target '" + target + "' disappeared before it could be locked: restore again");
     }
     int type = ((Integer) a.get("mode")) & 0170000;
-    String id =
-        type == 0060000
-            ? "blk-" + Long.toHexString((Long) a.get("rdev")) // the device, whatever its node
-            : "file-" + Long.toHexString((Long) a.get("dev")) + "-" + a.get("ino");
     Path dir = sharedLockDirectory();
-    PartialFile taken = take(target, null, dir.resolve(id + ".lock"), "'" + target + "'");
+    PartialFile taken = take(target, null, dir.resolve(identityLockName(a)), "'" + target + "'");
     taken.lockedIdentity = java.util.Map.of("dev", a.get("dev"), "ino", a.get("ino"));
     if (type == 0100000) {
       // the lock files above are per user where /run/granule cannot be written; this lock, on
@@ -115,9 +111,199 @@ final class PartialFile implements AutoCloseable {
         taken.close();
         throw new CommandException(
             ExitCodes.TARGET, e.getMessage() + ": wait for it to finish, or restore elsewhere");
+      } catch (OfdLock.ReadersException e) {
+        if (!rootWide(dir)) {
+          // perhaps root's backup (whose lock file is in /run/granule, not seen from here)
+          taken.close();
+          throw new CommandException(
+              ExitCodes.TARGET,
+              e.getMessage() + ": wait for the backup to finish, or restore elsewhere");
+        }
+        // root's backups hold the lock file just taken: a reader of another user cannot keep
+        // root from restoring (anyone who may read the file could take a read lock), nor can a
+        // backup of another user, which would read a mix of two disks: say so
+        org.slf4j.LoggerFactory.getLogger(PartialFile.class)
+            .warn(
+                "{}; restoring over it anyway (a backup of it by another user would hold a mix of"
+                    + " the old and the restored disk)",
+                e.getMessage());
       }
     }
     return taken;
+  }
+
+  /** The lock file name of the file or device with these attributes (dev, ino, rdev, mode). */
+  private static String identityLockName(java.util.Map<String, Object> a) {
+    int type = ((Integer) a.get("mode")) & 0170000;
+    return (type == 0060000
+            ? "blk-" + Long.toHexString((Long) a.get("rdev")) // the device, whatever its node
+            : "file-" + Long.toHexString((Long) a.get("dev")) + "-" + a.get("ino"))
+        + ".lock";
+  }
+
+  /** Whether lock files in {@code dir} are seen by every root process here (/run/granule). */
+  private static boolean rootWide(Path dir) {
+    return dir.startsWith(Path.of("/run"))
+        && "root".equals(System.getProperty("user.name"))
+        && Long.valueOf(0).equals(uidOfThisProcess());
+  }
+
+  private static Object uidOfThisProcess() {
+    try {
+      Object uid = Files.getAttribute(Path.of("/proc/self"), "unix:uid");
+      return uid instanceof Integer i ? Long.valueOf(i) : uid;
+    } catch (IOException | RuntimeException e) {
+      return null;
+    }
+  }
+
+  /**
+   * Locks {@code disk} (links followed), a file or block device a backup is about to read, against
+   * restores writing it in place meanwhile: the backup would store a mix of the old and the
+   * restored disk. A shared lock on the file {@link #takeInPlace} locks exclusively (many backups
+   * may read one disk at once), and, for a regular file, a read lock on the file itself that
+   * restores of every user see. Anything else (a pipe) is not locked.
+   *
+   * @return what releases the locks
+   * @throws CommandException (exit code 6) if a restore is writing it
+   */
+  static java.io.Closeable lockForReading(Path disk) throws IOException {
+    Path real = disk.toRealPath();
+    java.util.Map<String, Object> a = Files.readAttributes(real, "unix:dev,ino,rdev,mode");
+    int type = ((Integer) a.get("mode")) & 0170000;
+    if (type != 0100000 && type != 0060000) {
+      return () -> {};
+    }
+    Reading reading = Reading.take(sharedLockDirectory().resolve(identityLockName(a)), disk);
+    OfdLock ofd = null;
+    if (type == 0100000) {
+      try {
+        ofd = OfdLock.lockForReading(real);
+      } catch (OfdLock.HeldException e) {
+        reading.close();
+        throw new CommandException(
+            ExitCodes.SOURCE, e.getMessage() + ": back it up when the restore has finished");
+      }
+    }
+    OfdLock fileLock = ofd;
+    java.util.concurrent.atomic.AtomicBoolean closed =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    return () -> {
+      if (closed.getAndSet(true)) {
+        return; // closing twice does nothing
+      }
+      try {
+        if (fileLock != null) {
+          fileLock.close();
+        }
+      } finally {
+        reading.close();
+      }
+    };
+  }
+
+  /**
+   * A shared lock on an identity lock file, held by this process's backups of one disk together:
+   * one descriptor and one lock, counted (a second lock by this process on the same file would
+   * overlap the first, and closing a second descriptor would drop both).
+   */
+  private static final class Reading {
+    private final Object key;
+    private final Path lockPath;
+    private final FileChannel channel;
+    private final FileLock lock;
+    private int count = 1; // guarded by HELD
+
+    private Reading(Object key, Path lockPath, FileChannel channel, FileLock lock) {
+      this.key = key;
+      this.lockPath = lockPath;
+      this.channel = channel;
+      this.lock = lock;
+    }
+
+    static Reading take(Path lockPath, Path disk) throws IOException {
+      synchronized (HELD) {
+        for (int attempt = 0; attempt < 10; attempt++) {
+          Object held = fileKey(lockPath);
+          if (held != null && HELD.containsKey(held)) {
+            throw restoring(disk, lockPath);
+          }
+          Reading r = held == null ? null : READING.get(held);
+          if (r != null) {
+            r.count++;
+            return r;
+          }
+          requireLockFileOrNothing(lockPath);
+          FileChannel ch = openLockFile(lockPath);
+          FileLock lock;
+          try {
+            lock = ch.tryLock(0, Long.MAX_VALUE, true);
+          } catch (OverlappingFileLockException e) {
+            throw restoring(disk, lockPath); // held by this process, not registered: keep ch
+          } catch (IOException | RuntimeException e) {
+            ch.close();
+            throw e;
+          }
+          if (lock == null) {
+            ch.close();
+            throw restoring(disk, lockPath);
+          }
+          Object key;
+          try {
+            requireLockFileOrNothing(lockPath);
+            key = lockedIsCurrent(lockPath) ? fileKey(lockPath) : null;
+          } catch (IOException | RuntimeException e) {
+            ch.close();
+            throw e;
+          }
+          if (key != null) {
+            Reading taken = new Reading(key, lockPath, ch, lock);
+            READING.put(key, taken);
+            return taken;
+          }
+          ch.close(); // a file its last holder deleted meanwhile: again
+        }
+      }
+      throw new CommandException(
+          ExitCodes.SOURCE, "unable to lock '" + lockPath + "': it keeps changing; try again");
+    }
+
+    private static CommandException restoring(Path disk, Path lockPath) {
+      return new CommandException(
+          ExitCodes.SOURCE,
+          "a restore is writing '"
+              + disk
+              + "' (it holds "
+              + lockPath
+              + "): back it up when the restore has finished");
+    }
+
+    /** The last of this process's backups of the disk deletes the lock file, if no one holds it. */
+    void close() throws IOException {
+      synchronized (HELD) {
+        if (--count > 0) {
+          return;
+        }
+        READING.remove(key);
+        try {
+          // other processes' backups may hold it too: delete it only if it can be locked alone
+          // (released first: a lock of this process cannot be upgraded in place)
+          lock.release();
+        } catch (IOException | RuntimeException e) {
+          // released with the descriptor below
+        }
+        try {
+          FileLock alone = channel.tryLock();
+          if (alone != null && key.equals(fileKey(lockPath))) {
+            Files.deleteIfExists(lockPath);
+          }
+        } catch (IOException | RuntimeException e) {
+          // left behind: the next taker locks it as it is
+        } finally {
+          channel.close();
+        }
+      }
+    }
   }
 
   private static Path sharedLockDirectory() throws IOException {
@@ -183,6 +369,26 @@ final class PartialFile implements AutoCloseable {
     }
   }
 
+  private static FileChannel openLockFile(Path lockPath) throws IOException {
+    try {
+      // not through a link planted at its name (it would create or lock a file elsewhere); read
+      // and write, so a FIFO planted meanwhile does not block the open (refused after locking)
+      return FileChannel.open(
+          lockPath,
+          StandardOpenOption.CREATE,
+          StandardOpenOption.READ,
+          StandardOpenOption.WRITE,
+          LinkOption.NOFOLLOW_LINKS);
+    } catch (FileSystemException e) {
+      if (Files.isSymbolicLink(lockPath)) {
+        throw new CommandException(
+            ExitCodes.TARGET,
+            "'" + lockPath + "' is a symbolic link, not a restore's lock file: remove it");
+      }
+      throw e;
+    }
+  }
+
   private static PartialFile take(Path target, Path partial, Path lockPath, String what)
       throws IOException {
     // All of it under one monitor: this process must never open a second descriptor of a lock
@@ -194,26 +400,11 @@ final class PartialFile implements AutoCloseable {
         if (held != null && HELD.containsKey(held)) {
           throw busy(what, lockPath);
         }
-        requireLockFileOrNothing(lockPath);
-        FileChannel ch;
-        try {
-          // not through a link planted at its name (it would create or lock a file elsewhere);
-          // read and write, so a FIFO planted meanwhile does not block the open (refused below)
-          ch =
-              FileChannel.open(
-                  lockPath,
-                  StandardOpenOption.CREATE,
-                  StandardOpenOption.READ,
-                  StandardOpenOption.WRITE,
-                  LinkOption.NOFOLLOW_LINKS);
-        } catch (FileSystemException e) {
-          if (Files.isSymbolicLink(lockPath)) {
-            throw new CommandException(
-                ExitCodes.TARGET,
-                "'" + lockPath + "' is a symbolic link, not a restore's lock file: remove it");
-          }
-          throw e;
+        if (held != null && READING.containsKey(held)) {
+          throw read(what, lockPath);
         }
+        requireLockFileOrNothing(lockPath);
+        FileChannel ch = openLockFile(lockPath);
         FileLock lock;
         try {
           lock = ch.tryLock();
@@ -225,8 +416,17 @@ final class PartialFile implements AutoCloseable {
           throw e;
         }
         if (lock == null) {
-          ch.close();
-          throw busy(what, lockPath);
+          boolean readers;
+          try {
+            // only backups share it: if a shared lock can be had, no restore holds it
+            FileLock shared = ch.tryLock(0, Long.MAX_VALUE, true);
+            readers = shared != null;
+          } catch (IOException | RuntimeException e) {
+            readers = false;
+          } finally {
+            ch.close();
+          }
+          throw readers ? read(what, lockPath) : busy(what, lockPath);
         }
         try {
           requireLockFileOrNothing(lockPath);
@@ -267,7 +467,7 @@ final class PartialFile implements AutoCloseable {
     synchronized (HELD) {
       try {
         Object k = fileKey(p);
-        return k != null && HELD.containsKey(k);
+        return k != null && (HELD.containsKey(k) || READING.containsKey(k));
       } catch (IOException e) {
         return false;
       }
@@ -276,6 +476,9 @@ final class PartialFile implements AutoCloseable {
 
   /** The lock files this process holds, by file key (device and inode). */
   private static final java.util.Map<Object, Path> HELD = new java.util.HashMap<>();
+
+  /** The identity lock files this process's backups hold, by file key (guarded by HELD). */
+  private static final java.util.Map<Object, Reading> READING = new java.util.HashMap<>();
 
   /** New-file restores under way in this process (guarded by {@link #HELD}). */
   private static final java.util.Set<PartialFile> OPEN = new java.util.HashSet<>();
@@ -339,6 +542,16 @@ final class PartialFile implements AutoCloseable {
     } catch (NoSuchFileException gone) {
       return null;
     }
+  }
+
+  private static CommandException read(String what, Path lockPath) {
+    return new CommandException(
+        ExitCodes.TARGET,
+        "a backup is reading "
+            + what
+            + " (it holds "
+            + lockPath
+            + "): wait for it to finish, or restore to another file");
   }
 
   private static CommandException busy(String what, Path lockPath) {

@@ -213,6 +213,27 @@ public final class BackupOperation {
     return this;
   }
 
+  /** Locks a disk a backup is about to read against writers of it (restores in place). */
+  @FunctionalInterface
+  public interface ReadLocks {
+    /**
+     * @return what releases the lock
+     * @throws RuntimeException naming the writer, if the disk is being written
+     */
+    java.io.Closeable lock(Path disk) throws IOException;
+  }
+
+  private ReadLocks readLocks = disk -> () -> {};
+
+  /**
+   * Hold {@code locks} on every disk while it is read: a restore writing it in place meanwhile
+   * would leave a snapshot that is a mix of two disks.
+   */
+  public BackupOperation withReadLocks(ReadLocks locks) {
+    this.readLocks = java.util.Objects.requireNonNull(locks);
+    return this;
+  }
+
   /** What the last run had to say to a person (e.g. why a disk was read in full). */
   public List<String> notes() {
     return List.copyOf(notes);
@@ -280,6 +301,7 @@ public final class BackupOperation {
     }
     ImageInspector inspector = new ImageInspector(formats);
     List<LeasedDiskImage> opened = new ArrayList<>();
+    List<java.io.Closeable> locks = new ArrayList<>();
     List<InputStream> inputs = new ArrayList<>();
     ChangeTrackingPlan cbt = null;
     boolean succeeded = false;
@@ -291,6 +313,14 @@ public final class BackupOperation {
     try {
       List<NamedDisk> named = new ArrayList<>();
       for (DiskSpec d : byName.values()) {
+        try {
+          locks.add(readLocks.lock(d.path()));
+        } catch (java.nio.file.NoSuchFileException e) {
+          // opening it says so, in its words
+        } catch (IOException e) {
+          throw new UncheckedIOException(
+              "unable to lock disk '" + d.path() + "' for reading: " + e.getMessage(), e);
+        }
         LeasedDiskImage img = inspector.open(d.path(), d.format());
         opened.add(img);
         named.add(new NamedDisk(d.name(), img));
@@ -353,7 +383,17 @@ public final class BackupOperation {
           // reading is over; a close failure of an input changes nothing stored
         }
       }
-      closeAll(opened);
+      try {
+        closeAll(opened);
+      } finally {
+        for (java.io.Closeable l : locks) {
+          try {
+            l.close();
+          } catch (IOException e) {
+            // released when this process ends; the backup itself is done
+          }
+        }
+      }
     }
   }
 

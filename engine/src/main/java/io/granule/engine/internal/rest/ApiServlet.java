@@ -550,7 +550,8 @@ public final class ApiServlet extends HttpServlet {
                     body.appMaxHoldSeconds() == null ? 600 : body.appMaxHoldSeconds()));
     BackupOperation op =
         new BackupOperation(formats.leases(), snapshotProviders.leases(), applications.leases())
-            .withChangeTracking(Boolean.TRUE.equals(body.changeTracking()));
+            .withChangeTracking(Boolean.TRUE.equals(body.changeTracking()))
+            .withReadLocks(DiskRestore::lockForReading);
     if (body.freezeTimeoutSeconds() != null && body.freezeTimeoutSeconds() < 1) {
       throw new BadRequest(400, "'freezeTimeoutSeconds' must be at least 1");
     }

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.granule.engine.internal.image.RawDiskImage;
+import io.granule.engine.internal.ops.BackupOperation;
 import io.granule.engine.internal.plugin.PluginLeases;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
@@ -548,6 +549,103 @@ class DiskRestoreTest {
       assertThat(Files.readAllBytes(x)).containsExactly(1, 2, 3);
       restoreVda(repo, m, x, true);
       assertThat(TestImages.sha256(x)).isEqualTo(TestImages.sha256(data));
+    }
+  }
+
+  /**
+   * A --force restore onto a disk a backup was reading made the backup store a mix of the two
+   * disks, and both said they succeeded. A backup now holds a read lock on each disk it reads:
+   * restores of it are refused meanwhile, and a backup of a disk a restore is writing does not
+   * start.
+   */
+  @Test
+  void backupsAndInPlaceRestoresOfOneDiskAreKeptApart() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path x = Files.write(tmp.resolve("vm.img"), new byte[] {1, 2, 3});
+      Path link = Files.createSymbolicLink(tmp.resolve("vm-link.img"), x);
+      try (java.io.Closeable reading = DiskRestore.lockForReading(x);
+          java.io.Closeable again = DiskRestore.lockForReading(link)) { // two backups of it
+        assertThatThrownBy(() -> restoreVda(repo, m, x, true))
+            .isInstanceOf(CommandException.class)
+            .hasMessageContaining("a backup is reading")
+            .satisfies(e -> assertThat(((CommandException) e).exitCode()).isEqualTo(7));
+        reading.close(); // the other backup still reads it
+        assertThatThrownBy(() -> restoreVda(repo, m, link, true))
+            .isInstanceOf(CommandException.class)
+            .hasMessageContaining("a backup is reading");
+      }
+      assertThat(Files.readAllBytes(x)).containsExactly(1, 2, 3);
+
+      PluginLeases<DiskImageFormat> raw =
+          new PluginLeases<>("DiskImageFormat", DiskImageFormat::name, Duration.ofSeconds(1));
+      raw.added(
+          "raw",
+          new io.granule.engine.internal.image.RawFormat(),
+          new PluginLeases.Origin("io.granule.engine", "0"),
+          0);
+      BackupOperation op =
+          new BackupOperation(
+                  raw, new PluginLeases<>("SnapshotProvider", p -> p.name(), Duration.ofSeconds(1)))
+              .withReadLocks(DiskRestore::lockForReading);
+      List<BackupOperation.DiskSpec> disks = List.of(new BackupOperation.DiskSpec("vda", x, "raw"));
+      try (PartialFile writing = PartialFile.takeInPlace(x)) { // a restore of this process
+        assertThatThrownBy(
+                () ->
+                    op.run(repo, disks, List.of(), null, null, "h", List.of(), BackupListener.NONE))
+            .isInstanceOf(CommandException.class)
+            .hasMessageContaining("a restore is writing '" + x + "'")
+            .satisfies(e -> assertThat(((CommandException) e).exitCode()).isEqualTo(6));
+      }
+      try (OfdLock other = OfdLock.lock(x)) { // another user's restore: its lock on the file
+        assertThat(other).as("libgranule-native is loaded in tests").isNotNull();
+        assertThatThrownBy(() -> DiskRestore.lockForReading(link))
+            .isInstanceOf(CommandException.class)
+            .hasMessageContaining("a restore (of some user) is writing")
+            .satisfies(e -> assertThat(((CommandException) e).exitCode()).isEqualTo(6));
+      }
+      int before = repo.snapshots().size();
+      op.run(repo, disks, List.of(), null, null, "h", List.of(), BackupListener.NONE);
+      assertThat(repo.snapshots()).hasSize(before + 1);
+      restoreVda(repo, m, x, true); // nothing held any more
+      assertThat(TestImages.sha256(x)).isEqualTo(TestImages.sha256(data));
+      if (Files.isWritable(Path.of("/run"))) {
+        var a = Files.readAttributes(x, "unix:dev,ino");
+        Path lockFile =
+            Path.of(
+                "/run/granule/targets",
+                "file-" + Long.toHexString((Long) a.get("dev")) + "-" + a.get("ino") + ".lock");
+        assertThat(lockFile).as("released and removed by the last backup").doesNotExist();
+      }
+    }
+  }
+
+  /**
+   * Anyone who may read an image could take a read lock on its lock byte and so keep root from
+   * restoring it, told that "another restore is writing". Root's backups hold root's lock file, so
+   * a read lock root meets is another user's: root restores anyway. Another user's restore is
+   * refused, named for what it is (the reader could be root's backup, whose lock file it cannot
+   * see).
+   */
+  @Test
+  void aReadersLockIsNamedAndDoesNotStopRoot() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path x = Files.write(tmp.resolve("vm.img"), new byte[] {1, 2, 3});
+      try (OfdLock reader = OfdLock.lockForReading(x)) { // a reader that is no backup of root's
+        assertThat(reader).as("libgranule-native is loaded in tests").isNotNull();
+        assertThatThrownBy(() -> OfdLock.lock(x))
+            .isInstanceOf(OfdLock.ReadersException.class)
+            .hasMessageContaining("holds a read lock on it");
+        if (asRoot("restoring over a reader's lock")) {
+          restoreVda(repo, m, x, true);
+          assertThat(TestImages.sha256(x)).isEqualTo(TestImages.sha256(data));
+        } else {
+          assertThatThrownBy(() -> restoreVda(repo, m, x, true))
+              .isInstanceOf(CommandException.class)
+              .hasMessageContaining("wait for the backup to finish");
+        }
+      }
     }
   }
 
