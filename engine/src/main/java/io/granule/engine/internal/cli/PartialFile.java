@@ -307,6 +307,65 @@ final class PartialFile implements AutoCloseable {
   }
 
   private static Path sharedLockDirectory() throws IOException {
+    Path dir = lockDirectory();
+    synchronized (HELD) {
+      if (!swept) {
+        swept = true;
+        sweepStale(dir);
+      }
+    }
+    return dir;
+  }
+
+  private static boolean swept; // guarded by HELD
+
+  /** Lock files older than this, that nobody holds, are left by processes killed holding them. */
+  private static final java.time.Duration STALE = java.time.Duration.ofMinutes(10);
+
+  /**
+   * Deletes the lock files of {@code dir} that restores or backups killed while holding them left
+   * behind: older than {@link #STALE} and locked by nobody. Safe against a taker that opened one
+   * just before: it checks, once it holds the lock, that the file is still the one of that name.
+   * Never a file this process holds (opening and closing another descriptor of it would drop the
+   * lock).
+   */
+  static void sweepStale(Path dir) {
+    synchronized (HELD) {
+      sweepStaleHeld(dir);
+    }
+  }
+
+  private static void sweepStaleHeld(Path dir) {
+    long before = System.currentTimeMillis() - STALE.toMillis();
+    try (var entries = Files.newDirectoryStream(dir, "{file,blk}-*.lock")) {
+      for (Path f : entries) {
+        try {
+          var a =
+              Files.readAttributes(
+                  f, java.nio.file.attribute.BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+          if (!a.isRegularFile()
+              || a.lastModifiedTime().toMillis() > before
+              || HELD.containsKey(a.fileKey())
+              || READING.containsKey(a.fileKey())) {
+            continue;
+          }
+          try (FileChannel ch =
+              FileChannel.open(f, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS)) {
+            FileLock alone = ch.tryLock();
+            if (alone != null && lockedIsCurrent(f)) {
+              Files.deleteIfExists(f);
+            }
+          }
+        } catch (IOException | RuntimeException e) {
+          // in use, or gone meanwhile: left as it is
+        }
+      }
+    } catch (IOException e) {
+      // nothing to tidy
+    }
+  }
+
+  private static Path lockDirectory() throws IOException {
     Path run = Path.of("/run");
     if (Files.isDirectory(run) && Files.isWritable(run)) {
       Path dir = run.resolve("granule").resolve("targets");

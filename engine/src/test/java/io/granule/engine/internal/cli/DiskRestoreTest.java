@@ -650,6 +650,48 @@ class DiskRestoreTest {
   }
 
   /**
+   * Identity lock files of restores and backups that were killed stayed in /run/granule/targets
+   * forever. A process's first lock removes those older than ten minutes that nobody holds.
+   */
+  @Test
+  void staleIdentityLockFilesAreSweptAndHeldOrRecentOnesKept() throws Exception {
+    Path dir = Files.createDirectory(tmp.resolve("targets"));
+    java.nio.file.attribute.FileTime old =
+        java.nio.file.attribute.FileTime.from(java.time.Instant.now().minusSeconds(3600));
+    Path stale = Files.createFile(dir.resolve("file-fe00-1.lock"));
+    Path recent = Files.createFile(dir.resolve("file-fe00-2.lock"));
+    Path held = Files.createFile(dir.resolve("blk-801.lock"));
+    Path other = Files.createFile(dir.resolve("notes.txt"));
+    for (Path p : List.of(stale, held, other)) {
+      Files.setLastModifiedTime(p, old);
+    }
+    Process holder =
+        new ProcessBuilder(
+                "python3",
+                "-c",
+                "import fcntl,os,sys,time\n"
+                    + "fd=os.open(sys.argv[1],os.O_RDWR)\n"
+                    + "fcntl.lockf(fd,fcntl.LOCK_SH)\n"
+                    + "print('held',flush=True)\n"
+                    + "time.sleep(60)",
+                held.toString())
+            .start();
+    try {
+      assertThat(new String(holder.getInputStream().readNBytes(4), StandardCharsets.UTF_8))
+          .isEqualTo("held");
+      PartialFile.sweepStale(dir);
+      assertThat(stale).doesNotExist();
+      assertThat(recent).exists();
+      assertThat(held).as("held by another process (a backup)").exists();
+      assertThat(other).as("not a lock file").exists();
+    } finally {
+      holder.destroyForcibly().waitFor();
+    }
+    PartialFile.sweepStale(dir);
+    assertThat(held).doesNotExist();
+  }
+
+  /**
    * The writer opens its target without following links: a link planted at a target's name after
    * the checks (at FILE.partial, say) made a restore overwrite the file it pointed to.
    */
