@@ -174,13 +174,25 @@ final class PartialFile implements AutoCloseable {
     if (type != 0100000 && type != 0060000) {
       return () -> {};
     }
-    Reading reading = Reading.take(sharedLockDirectory().resolve(identityLockName(a)), disk);
+    Path dir;
+    try {
+      dir = sharedLockDirectory();
+    } catch (IOException | CommandException e) {
+      // a backup is not refused for want of a lock directory (a user without a home of their
+      // own): it then only holds the lock on the file itself, which restores of every user see
+      org.slf4j.LoggerFactory.getLogger(PartialFile.class)
+          .warn("'{}' is read without this user's restore lock: {}", disk, e.getMessage());
+      dir = null;
+    }
+    Reading reading = dir == null ? null : Reading.take(dir.resolve(identityLockName(a)), disk);
     OfdLock ofd = null;
     if (type == 0100000) {
       try {
         ofd = OfdLock.lockForReading(real);
       } catch (OfdLock.HeldException e) {
-        reading.close();
+        if (reading != null) {
+          reading.close();
+        }
         throw new CommandException(
             ExitCodes.SOURCE, e.getMessage() + ": back it up when the restore has finished");
       }
@@ -197,7 +209,9 @@ final class PartialFile implements AutoCloseable {
           fileLock.close();
         }
       } finally {
-        reading.close();
+        if (reading != null) {
+          reading.close();
+        }
       }
     };
   }

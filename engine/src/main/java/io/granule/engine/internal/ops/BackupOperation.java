@@ -315,7 +315,7 @@ public final class BackupOperation {
       for (DiskSpec d : byName.values()) {
         try {
           locks.add(readLocks.lock(d.path()));
-        } catch (java.nio.file.NoSuchFileException e) {
+        } catch (java.nio.file.NoSuchFileException | java.nio.file.AccessDeniedException e) {
           // opening it says so, in its words
         } catch (IOException e) {
           throw new UncheckedIOException(
