@@ -235,14 +235,36 @@ public final class ApiServlet extends HttpServlet {
    * granule server --api-users} names may use it (the kernel's socket table says who connected). A
    * server listening on another address cannot tell its clients apart (see the README).
    */
+  /**
+   * An address literal as the container gives it ({@code [::1]} or {@code ::1}), never looked up.
+   */
+  private static java.net.InetAddress literal(String ip) throws java.net.UnknownHostException {
+    String bare = ip.startsWith("[") && ip.endsWith("]") ? ip.substring(1, ip.length() - 1) : ip;
+    if (!bare.matches("[0-9A-Fa-f:.%a-zA-Z]+")
+        || !(bare.contains(":") || bare.matches("[0-9.]+"))) {
+      throw new java.net.UnknownHostException(ip);
+    }
+    return java.net.InetAddress.getByName(bare);
+  }
+
   static String otherUser(HttpServletRequest req) {
     if (!isLoopback(req.getLocalAddr())) {
       return null;
     }
     int self = PeerUser.self();
-    java.util.OptionalInt peer = PeerUser.uidOf(req.getRemotePort(), req.getLocalPort());
+    java.util.OptionalInt peer;
+    try {
+      peer =
+          PeerUser.uidOf(
+              new java.net.InetSocketAddress(literal(req.getRemoteAddr()), req.getRemotePort()),
+              new java.net.InetSocketAddress(literal(req.getLocalAddr()), req.getLocalPort()));
+    } catch (java.net.UnknownHostException e) {
+      peer = java.util.OptionalInt.empty();
+    }
     if (peer.isEmpty()) {
-      return "cannot tell which local user sent this request (no single socket from port "
+      return "cannot tell which local user sent this request (no single socket from "
+          + req.getRemoteAddr()
+          + " port "
           + req.getRemotePort()
           + " in /proc/net/tcp): refused";
     }

@@ -1,6 +1,7 @@
 package io.granule.engine.internal.rest;
 
 import java.io.IOException;
+import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -12,26 +13,35 @@ import java.util.Set;
 
 /**
  * Which local user opened a TCP connection to this host, from the kernel's socket tables ({@code
- * /proc/net/tcp}, {@code /proc/net/tcp6}: the client's socket, ESTABLISHED, whose local port is the
- * connection's client port and whose remote port is the server's, records the user that made it). A
- * loopback API reached by every local user would run their jobs with the server's rights (as root:
- * restore any bytes over any file), so the server serves only the users it runs as.
+ * /proc/net/tcp}, {@code /proc/net/tcp6}): the client's socket, the one whose local address and
+ * port are the connection's client end and whose remote address and port are the server's end,
+ * records the user that made it. A loopback API reached by every local user would run their jobs
+ * with the server's rights (as root: restore any bytes over any file), so the server serves only
+ * the users it runs as.
+ *
+ * <p>The whole pair of ends is matched, addresses too: a user who bound his client port on another
+ * loopback address (127.0.0.2) matched, by ports alone, a socket of root's to the server from the
+ * same port on 127.0.0.1. The kernel keeps the pair of ends unique among live sockets; a socket in
+ * TIME_WAIT or without an inode (no owner) is not one.
  */
 final class PeerUser {
   private static final List<Path> TABLES =
       List.of(Path.of("/proc/net/tcp"), Path.of("/proc/net/tcp6"));
 
+  /** Client socket states: established, or closing its sending side after the request. */
+  private static final Set<String> CLIENT_STATES = Set.of("01", "04", "05");
+
   private PeerUser() {}
 
   /**
-   * The uid of the process that made the connection from local port {@code clientPort} to {@code
-   * serverPort}; empty if no socket or several of different users match.
+   * The uid of the process that made the connection from {@code client} to {@code server}; empty if
+   * no socket, or several of different users, match.
    */
-  static OptionalInt uidOf(int clientPort, int serverPort) {
+  static OptionalInt uidOf(InetSocketAddress client, InetSocketAddress server) {
     Set<Integer> uids = new HashSet<>();
     for (Path t : TABLES) {
       try {
-        uids.addAll(uids(Files.readString(t, StandardCharsets.US_ASCII), clientPort, serverPort));
+        uids.addAll(uids(Files.readString(t, StandardCharsets.US_ASCII), client, server));
       } catch (IOException | RuntimeException e) {
         // no IPv6 table, say
       }
@@ -40,25 +50,66 @@ final class PeerUser {
   }
 
   /**
-   * The uids of the established sockets in {@code table} from {@code localPort} to {@code
-   * remotePort}.
+   * The uids of the live sockets in {@code table} (either table's format) whose local end is {@code
+   * local} and remote end {@code remote}.
    */
-  static Set<Integer> uids(String table, int localPort, int remotePort) {
+  static Set<Integer> uids(String table, InetSocketAddress local, InetSocketAddress remote) {
+    Set<String> locals = forms(local);
+    Set<String> remotes = forms(remote);
     Set<Integer> out = new HashSet<>();
-    String local = String.format(Locale.ROOT, ":%04X", localPort);
-    String remote = String.format(Locale.ROOT, ":%04X", remotePort);
     for (String line : table.split("\n")) {
       String[] f = line.trim().split("\\s+");
-      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid ...
-      if (f.length > 7
-          && f[1].toUpperCase(Locale.ROOT).endsWith(local)
-          && f[2].toUpperCase(Locale.ROOT).endsWith(remote)
-          && f[3].equals("01")
-          && f[7].matches("[0-9]+")) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      if (f.length > 9
+          && locals.contains(f[1].toUpperCase(Locale.ROOT))
+          && remotes.contains(f[2].toUpperCase(Locale.ROOT))
+          && CLIENT_STATES.contains(f[3])
+          && f[7].matches("[0-9]+")
+          && f[9].matches("[0-9]+")
+          && !f[9].equals("0")) {
         out.add(Integer.parseInt(f[7]));
       }
     }
     return out;
+  }
+
+  /**
+   * How the kernel's tables write {@code a}: ADDR:PORT in hex, the address as 32-bit words in this
+   * machine's byte order; an IPv4 address also as the IPv4-mapped IPv6 address an IPv6 socket has.
+   */
+  static Set<String> forms(InetSocketAddress a) {
+    byte[] b = a.getAddress().getAddress();
+    String port = String.format(Locale.ROOT, ":%04X", a.getPort());
+    Set<String> out = new HashSet<>();
+    if (b.length == 4) {
+      out.add(words(b) + port);
+      byte[] mapped = new byte[16];
+      mapped[10] = (byte) 0xff;
+      mapped[11] = (byte) 0xff;
+      System.arraycopy(b, 0, mapped, 12, 4);
+      out.add(words(mapped) + port);
+    } else {
+      out.add(words(b) + port);
+      boolean v4mapped = true;
+      for (int i = 0; i < 12; i++) {
+        v4mapped &= b[i] == (i < 10 ? 0 : (byte) 0xff);
+      }
+      if (v4mapped) {
+        out.add(words(java.util.Arrays.copyOfRange(b, 12, 16)) + port);
+      }
+    }
+    return out;
+  }
+
+  private static String words(byte[] b) {
+    boolean little = java.nio.ByteOrder.nativeOrder() == java.nio.ByteOrder.LITTLE_ENDIAN;
+    StringBuilder sb = new StringBuilder();
+    for (int w = 0; w < b.length; w += 4) {
+      for (int i = 0; i < 4; i++) {
+        sb.append(String.format(Locale.ROOT, "%02X", b[w + (little ? 3 - i : i)] & 0xff));
+      }
+    }
+    return sb.toString();
   }
 
   /** The uid this process runs as, or -1 if it cannot be told. */

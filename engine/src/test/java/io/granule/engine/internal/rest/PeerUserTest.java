@@ -3,6 +3,7 @@ package io.granule.engine.internal.rest;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.util.concurrent.TimeUnit;
@@ -20,15 +21,36 @@ class PeerUserTest {
           + "   2: 0100007F:2116 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0 "
           + "       0 3 1 0000000000000000 20 4 30 10 -1\n"
           + "   3: 0100007F:D432 0100007F:2116 06 00000000:00000000 00:00000000 00000000    33 "
-          + "       0 0 3 0000000000000000\n";
+          + "       0 0 3 0000000000000000\n"
+          // root's client from 127.0.0.1:54333, and a user's from 127.0.0.2:54333, half-closed
+          + "   4: 0100007F:D43D 0100007F:2116 01 00000000:00000000 00:00000000 00000000     0 "
+          + "       0 5 1 0000000000000000 20 4 30 10 -1\n"
+          + "   5: 0200007F:D43D 0100007F:2116 05 00000000:00000000 00:00000000 00000000  1001 "
+          + "       0 6 1 0000000000000000 20 4 30 10 -1\n";
+
+  static InetSocketAddress at(String ip, int port) throws Exception {
+    return new InetSocketAddress(InetAddress.getByName(ip), port);
+  }
 
   @Test
-  void theClientsSocketNamesItsUser() {
+  void theClientsSocketNamesItsUser() throws Exception {
+    InetSocketAddress server = at("127.0.0.1", 8470);
     // 0xD431 = 54321 to 0x2116 = 8470; the listening socket and the server's own end are not it
-    assertThat(PeerUser.uids(TABLE, 54321, 8470)).containsExactly(1001);
+    assertThat(PeerUser.uids(TABLE, at("127.0.0.1", 54321), server)).containsExactly(1001);
     // a socket in TIME_WAIT (06) is no connection
-    assertThat(PeerUser.uids(TABLE, 54322, 8470)).isEmpty();
-    assertThat(PeerUser.uids(TABLE, 8470, 54321)).containsExactly(0);
+    assertThat(PeerUser.uids(TABLE, at("127.0.0.1", 54322), server)).isEmpty();
+    assertThat(PeerUser.uids(TABLE, server, at("127.0.0.1", 54321))).containsExactly(0);
+    // the same port from another address is another socket: ports alone made this one root's
+    assertThat(PeerUser.uids(TABLE, at("127.0.0.2", 54333), server)).containsExactly(1001);
+    assertThat(PeerUser.uids(TABLE, at("127.0.0.1", 54333), server)).containsExactly(0);
+  }
+
+  @Test
+  void addressesAreWrittenAsTheKernelsTablesWriteThem() throws Exception {
+    assertThat(PeerUser.forms(at("127.0.0.1", 8470)))
+        .containsExactlyInAnyOrder("0100007F:2116", "0000000000000000FFFF00000100007F:2116");
+    assertThat(PeerUser.forms(at("::1", 8470)))
+        .containsExactly("00000000000000000000000001000000:2116");
   }
 
   @Test
@@ -36,9 +58,14 @@ class PeerUserTest {
     try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
         Socket client = new Socket(InetAddress.getLoopbackAddress(), server.getLocalPort());
         Socket accepted = server.accept()) {
-      assertThat(PeerUser.uidOf(accepted.getPort(), accepted.getLocalPort()))
-          .hasValue(PeerUser.self());
+      assertThat(uidOf(accepted)).hasValue(PeerUser.self());
     }
+  }
+
+  private static java.util.OptionalInt uidOf(Socket accepted) {
+    return PeerUser.uidOf(
+        (InetSocketAddress) accepted.getRemoteSocketAddress(),
+        (InetSocketAddress) accepted.getLocalSocketAddress());
   }
 
   /** Another user's connection (nobody's, through runuser) is that user's, not this process's. */
@@ -65,12 +92,59 @@ class PeerUserTest {
               .redirectOutput(ProcessBuilder.Redirect.DISCARD)
               .start();
       try (Socket accepted = server.accept()) {
-        assertThat(PeerUser.uidOf(accepted.getPort(), accepted.getLocalPort())).hasValue(65534);
+        assertThat(uidOf(accepted)).hasValue(65534);
         assertThat(PeerUser.name(65534)).startsWith("nobody");
       } finally {
         p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
       }
     }
     assertThat(PeerUser.parse("nobody, 1234 ,nosuchuser-x")).containsExactlyInAnyOrder(65534, 1234);
+  }
+
+  /**
+   * The audit's bypass, live: root holds a connection to the server from 127.0.0.1:P, and another
+   * user connects from 127.0.0.2:P (the same port, another loopback address), half-closed. By ports
+   * alone the request was root's; it is the user's.
+   */
+  @Test
+  void theSamePortFromAnotherLoopbackAddressIsNotRootsConnection() throws Exception {
+    if (PeerUser.self() != 0) {
+      org.junit.jupiter.api.Assumptions.assumeTrue(
+          "true".equals(System.getenv("CI")), "needs root to run a client as nobody");
+      throw new AssertionError("PeerUserTest needs root under CI");
+    }
+    try (ServerSocket server = new ServerSocket(0, 5, InetAddress.getByName("0.0.0.0"));
+        Socket rootClient = new Socket(InetAddress.getLoopbackAddress(), server.getLocalPort());
+        Socket rootAccepted = server.accept()) {
+      Process p =
+          new ProcessBuilder(
+                  "runuser",
+                  "-u",
+                  "nobody",
+                  "--",
+                  "python3",
+                  "-c",
+                  "import socket,time\n"
+                      + "s=socket.socket()\n"
+                      + "s.bind(('127.0.0.2',"
+                      + rootClient.getLocalPort()
+                      + "))\n"
+                      + "s.connect(('127.0.0.1',"
+                      + server.getLocalPort()
+                      + "))\n"
+                      + "s.shutdown(socket.SHUT_WR)\n"
+                      + "time.sleep(20)")
+              .redirectErrorStream(true)
+              .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+              .start();
+      try (Socket accepted = server.accept()) {
+        assertThat(accepted.getPort()).isEqualTo(rootClient.getLocalPort());
+        assertThat(accepted.getInetAddress().getHostAddress()).isEqualTo("127.0.0.2");
+        assertThat(uidOf(rootAccepted)).hasValue(0);
+        assertThat(uidOf(accepted)).hasValue(65534);
+      } finally {
+        p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+      }
+    }
   }
 }
