@@ -71,6 +71,14 @@ final class ServeCommand extends ContextCommand {
     String listen;
 
     @Option(
+        names = "--users",
+        paramLabel = "NAME[,NAME...]",
+        description =
+            "On a loopback address, also serve these users (names or uids): by default only the"
+                + " user this runs as and root may connect; anyone may on any other address.")
+    String users;
+
+    @Option(
         names = "--writable",
         description = "Accept writes, kept in a local overlay; the repository is never changed.")
     boolean writable;
@@ -84,6 +92,12 @@ final class ServeCommand extends ContextCommand {
     @Override
     public Integer call() throws IOException, InterruptedException {
       InetSocketAddress address = parseListen(listen);
+      java.util.Set<Integer> allowed;
+      try {
+        allowed = io.granule.engine.internal.net.PeerUser.parse(users);
+      } catch (IllegalArgumentException e) {
+        throw new CommandException(ExitCodes.USAGE, "--users: " + e.getMessage());
+      }
       int colon = what.indexOf(':');
       String snapRef = colon < 0 ? what : what.substring(0, colon);
       String diskName = colon < 0 ? null : what.substring(colon + 1);
@@ -116,7 +130,7 @@ final class ServeCommand extends ContextCommand {
           }
           NbdExport first = exports.get(0);
           exports.add(new NbdExport("", first.image(), first.overlay()));
-          server = new NbdServer(exports);
+          server = new NbdServer(exports).allowUsers(allowed);
           try {
             server.start(address);
           } catch (IOException e) {

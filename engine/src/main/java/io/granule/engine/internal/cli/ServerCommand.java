@@ -51,6 +51,11 @@ final class ServerCommand extends ContextCommand {
     String host = address.getHostString();
     int port = address.getPort();
     if (apiUsers != null) {
+      try {
+        io.granule.engine.internal.net.PeerUser.parse(apiUsers);
+      } catch (IllegalArgumentException e) {
+        throw new CommandException(ExitCodes.USAGE, "--api-users: " + e.getMessage());
+      }
       System.setProperty(io.granule.engine.internal.rest.ApiServlet.API_USERS, apiUsers);
     }
     Files.createDirectories(ctx.dataDir().resolve("plugins"));

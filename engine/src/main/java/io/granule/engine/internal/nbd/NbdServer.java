@@ -85,6 +85,18 @@ public final class NbdServer implements Closeable {
     acceptor.start();
   }
 
+  private volatile java.util.Set<Integer> allowedUsers = java.util.Set.of();
+
+  /**
+   * On a loopback address, let these users (uids) connect besides this process's user and root;
+   * nobody else may (the kernel's socket table says who connected). On any other address every
+   * client is served.
+   */
+  public NbdServer allowUsers(java.util.Set<Integer> uids) {
+    this.allowedUsers = java.util.Set.copyOf(uids);
+    return this;
+  }
+
   /** The address the server listens on; only after {@link #start}. */
   public synchronized InetSocketAddress address() {
     return (InetSocketAddress) socket.getLocalSocketAddress();
@@ -108,6 +120,19 @@ public final class NbdServer implements Closeable {
         if (!closing) {
           LOG.warn("nbd: accept failed: {}", e.getMessage());
         }
+        continue;
+      }
+      String refused =
+          io.granule.engine.internal.net.PeerUser.refusal(
+              (InetSocketAddress) client.getRemoteSocketAddress(),
+              (InetSocketAddress) client.getLocalSocketAddress(),
+              allowedUsers,
+              "serve with --users NAME");
+      if (refused != null) {
+        // a loopback export reached by every local user would let them read the whole backup
+        // and write into a writable export another user runs
+        LOG.warn("nbd: refusing {}: {}", client.getRemoteSocketAddress(), refused);
+        closeQuietly(client);
         continue;
       }
       if (connections.size() >= MAX_CONNECTIONS) {

@@ -14,6 +14,7 @@ import io.granule.engine.internal.cli.StatsCommand;
 import io.granule.engine.internal.image.FsFreeze;
 import io.granule.engine.internal.image.ImageException;
 import io.granule.engine.internal.image.ImageInspector;
+import io.granule.engine.internal.net.PeerUser;
 import io.granule.engine.internal.ops.BackupOperation;
 import io.granule.engine.internal.ops.BackupOperation.AppSpec;
 import io.granule.engine.internal.ops.BackupOperation.ConsistencySpec;
@@ -230,12 +231,6 @@ public final class ApiServlet extends HttpServlet {
       new java.util.concurrent.Semaphore(PROBING);
 
   /**
-   * Why a request to a loopback address must be refused as another local user's, or null: a job
-   * runs with the server's rights, so only the user the server runs as, root, and the users {@code
-   * granule server --api-users} names may use it (the kernel's socket table says who connected). A
-   * server listening on another address cannot tell its clients apart (see the README).
-   */
-  /**
    * An address literal as the container gives it ({@code [::1]} or {@code ::1}), never looked up.
    */
   private static java.net.InetAddress literal(String ip) throws java.net.UnknownHostException {
@@ -247,36 +242,25 @@ public final class ApiServlet extends HttpServlet {
     return java.net.InetAddress.getByName(bare);
   }
 
+  /**
+   * Why a request to a loopback address must be refused as another local user's, or null: a job
+   * runs with the server's rights, so only the user the server runs as, root, and the users {@code
+   * granule server --api-users} names may use it (the kernel's socket table says who connected). A
+   * server listening on another address cannot tell its clients apart (see the README).
+   */
   static String otherUser(HttpServletRequest req) {
     if (!isLoopback(req.getLocalAddr())) {
       return null;
     }
-    int self = PeerUser.self();
-    java.util.OptionalInt peer;
     try {
-      peer =
-          PeerUser.uidOf(
-              new java.net.InetSocketAddress(literal(req.getRemoteAddr()), req.getRemotePort()),
-              new java.net.InetSocketAddress(literal(req.getLocalAddr()), req.getLocalPort()));
+      return PeerUser.refusal(
+          new java.net.InetSocketAddress(literal(req.getRemoteAddr()), req.getRemotePort()),
+          new java.net.InetSocketAddress(literal(req.getLocalAddr()), req.getLocalPort()),
+          PeerUser.parse(System.getProperty(API_USERS)),
+          "start it with --api-users NAME");
     } catch (java.net.UnknownHostException e) {
-      peer = java.util.OptionalInt.empty();
+      return "cannot tell which local user sent this request (address " + e.getMessage() + ")";
     }
-    if (peer.isEmpty()) {
-      return "cannot tell which local user sent this request (no single socket from "
-          + req.getRemoteAddr()
-          + " port "
-          + req.getRemotePort()
-          + " in /proc/net/tcp): refused";
-    }
-    int uid = peer.getAsInt();
-    if (uid == self || uid == 0 || PeerUser.parse(System.getProperty(API_USERS)).contains(uid)) {
-      return null;
-    }
-    return "user "
-        + PeerUser.name(uid)
-        + " may not use this server: its jobs run as "
-        + PeerUser.name(self)
-        + " (start it with --api-users NAME to let that user in)";
   }
 
   /** The system property {@code granule server --api-users} sets. */

@@ -440,4 +440,51 @@ class NbdServerTest {
       }
     }
   }
+
+  /**
+   * Any local user reached a loopback export: read the whole backup, write into a writable export
+   * root was using. Only this process's user and root may connect now, and users let in by name.
+   */
+  @Test
+  void onLoopbackOnlyThisUserRootAndNamedUsersAreServed() throws Exception {
+    if (io.granule.engine.internal.net.PeerUser.self() != 0) {
+      org.junit.jupiter.api.Assumptions.assumeTrue(
+          "true".equals(System.getenv("CI")), "needs root to run a client as nobody");
+      throw new AssertionError("the NBD peer check test needs root under CI");
+    }
+    // the greeting's first 8 bytes as nobody reads them, or what it got before the close
+    java.util.concurrent.Callable<String> asNobody =
+        () -> {
+          Process p =
+              new ProcessBuilder(
+                      "runuser",
+                      "-u",
+                      "nobody",
+                      "--",
+                      "python3",
+                      "-c",
+                      "import socket,sys\n"
+                          + "s=socket.create_connection(('127.0.0.1',"
+                          + address.getPort()
+                          + "))\n"
+                          + "s.settimeout(20)\n"
+                          + "b=b''\n"
+                          + "while len(b)<8:\n"
+                          + "  c=s.recv(8-len(b))\n"
+                          + "  if not c: break\n"
+                          + "  b+=c\n"
+                          + "print(repr(b))")
+                  .redirectErrorStream(true)
+                  .start();
+          String out = new String(p.getInputStream().readAllBytes()).trim();
+          p.waitFor();
+          return out;
+        };
+    assertThat(asNobody.call()).isEqualTo("b''");
+    try (NbdTestClient c = new NbdTestClient(address)) { // this user still is
+      assertThat(c.handshakeFlags & NbdProtocol.FLAG_FIXED_NEWSTYLE).isNotZero();
+    }
+    server.allowUsers(java.util.Set.of(65534));
+    assertThat(asNobody.call()).isEqualTo("b'NBDMAGIC'");
+  }
 }

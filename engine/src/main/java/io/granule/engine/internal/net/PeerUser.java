@@ -1,4 +1,4 @@
-package io.granule.engine.internal.rest;
+package io.granule.engine.internal.net;
 
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -24,7 +24,7 @@ import java.util.Set;
  * same port on 127.0.0.1. The kernel keeps the pair of ends unique among live sockets; a socket in
  * TIME_WAIT or without an inode (no owner) is not one.
  */
-final class PeerUser {
+public final class PeerUser {
   private static final List<Path> TABLES =
       List.of(Path.of("/proc/net/tcp"), Path.of("/proc/net/tcp6"));
 
@@ -37,7 +37,7 @@ final class PeerUser {
    * The uid of the process that made the connection from {@code client} to {@code server}; empty if
    * no socket, or several of different users, match.
    */
-  static OptionalInt uidOf(InetSocketAddress client, InetSocketAddress server) {
+  public static OptionalInt uidOf(InetSocketAddress client, InetSocketAddress server) {
     Set<Integer> uids = new HashSet<>();
     for (Path t : TABLES) {
       try {
@@ -64,10 +64,10 @@ final class PeerUser {
           && locals.contains(f[1].toUpperCase(Locale.ROOT))
           && remotes.contains(f[2].toUpperCase(Locale.ROOT))
           && CLIENT_STATES.contains(f[3])
-          && f[7].matches("[0-9]+")
+          && f[7].matches("[0-9]{1,10}")
           && f[9].matches("[0-9]+")
           && !f[9].equals("0")) {
-        out.add(Integer.parseInt(f[7]));
+        out.add((int) Long.parseLong(f[7])); // as parse() keeps uids past 2^31
       }
     }
     return out;
@@ -112,8 +112,43 @@ final class PeerUser {
     return sb.toString();
   }
 
+  /**
+   * Why a connection from {@code client} to {@code server} must be refused as another local user's,
+   * or null: on a loopback address only the user this process runs as, root and the {@code allowed}
+   * users may use it (what it does runs with this process's rights). A connection to any other
+   * address is not judged here (the kernel cannot say who made a remote one).
+   *
+   * @param letIn how to let another user in, for the message (e.g. "start it with --api-users")
+   */
+  public static String refusal(
+      InetSocketAddress client, InetSocketAddress server, Set<Integer> allowed, String letIn) {
+    if (!server.getAddress().isLoopbackAddress()) {
+      return null;
+    }
+    OptionalInt peer = uidOf(client, server);
+    if (peer.isEmpty()) {
+      return "cannot tell which local user made this connection (no single socket from "
+          + client.getAddress().getHostAddress()
+          + " port "
+          + client.getPort()
+          + " in /proc/net/tcp): refused";
+    }
+    int uid = peer.getAsInt();
+    int self = self();
+    if (uid == self || uid == 0 || allowed.contains(uid)) {
+      return null;
+    }
+    return "user "
+        + name(uid)
+        + " may not use this server: it runs as "
+        + name(self)
+        + " ("
+        + letIn
+        + " to let that user in)";
+  }
+
   /** The uid this process runs as, or -1 if it cannot be told. */
-  static int self() {
+  public static int self() {
     try {
       return (Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid");
     } catch (IOException | RuntimeException e) {
@@ -123,27 +158,36 @@ final class PeerUser {
 
   /**
    * The uids that {@code users} (comma-separated user names or uids, as {@code --api-users} takes
-   * them) name; a name this host does not know is left out.
+   * them) names.
+   *
+   * @throws IllegalArgumentException naming an entry that is no user of this host or no uid
    */
-  static Set<Integer> parse(String users) {
+  public static Set<Integer> parse(String users) {
     Set<Integer> out = new HashSet<>();
     if (users == null || users.isBlank()) {
       return out;
     }
     for (String u : users.split(",")) {
       String name = u.trim();
-      if (name.matches("[0-9]+")) {
-        out.add(Integer.parseInt(name));
-      } else if (!name.isEmpty()) {
+      if (name.isEmpty()) {
+        continue;
+      }
+      if (name.matches("[0-9]{1,10}") && Long.parseLong(name) <= 0xFFFFFFFEL) {
+        out.add((int) Long.parseLong(name)); // uids past 2^31 are kept as the kernel's bits
+      } else {
         OptionalInt uid = uidOfName(name);
-        uid.ifPresent(out::add);
+        if (uid.isEmpty()) {
+          throw new IllegalArgumentException(
+              "'" + name + "' is no user of this host (nor a uid): name users in /etc/passwd");
+        }
+        out.add(uid.getAsInt());
       }
     }
     return out;
   }
 
   /** The user name of {@code uid} from /etc/passwd, or "uid N". */
-  static String name(int uid) {
+  public static String name(int uid) {
     String[] f = passwd(2, Integer.toString(uid));
     return f == null ? "uid " + uid : f[0] + " (uid " + uid + ")";
   }

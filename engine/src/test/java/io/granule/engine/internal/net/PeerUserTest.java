@@ -1,11 +1,13 @@
-package io.granule.engine.internal.rest;
+package io.granule.engine.internal.net;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
@@ -98,7 +100,13 @@ class PeerUserTest {
         p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
       }
     }
-    assertThat(PeerUser.parse("nobody, 1234 ,nosuchuser-x")).containsExactlyInAnyOrder(65534, 1234);
+    assertThat(PeerUser.parse("nobody, 1234 ,")).containsExactlyInAnyOrder(65534, 1234);
+    // refused at start, not at every request (a huge uid failed each one with an HTML 500)
+    for (String bad : List.of("nosuchuser-x", "99999999999", "-1")) {
+      assertThatThrownBy(() -> PeerUser.parse(bad))
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageContaining("'" + bad + "' is no user of this host");
+    }
   }
 
   /**
