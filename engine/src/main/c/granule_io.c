@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jni.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/fs.h>
@@ -191,6 +192,198 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_pin0(
                                                                                jbyteArray path) {
   (void)cls;
   return open_path(env, path, O_PATH | O_NOFOLLOW);
+}
+
+/* Resolves the NUL-terminated absolute path one component at a time from "/", each opened with
+ * O_PATH|O_NOFOLLOW relative to the directory held before it, so nothing renamed or swapped
+ * meanwhile changes what was checked: a symbolic link is followed only where root or this
+ * process's effective user owns it (as protected_symlinks does in sticky directories), at most 40.
+ * Stops at the first component that does not exist.
+ *
+ * Returns the O_PATH descriptor of the last directory reached, or -errno (-EXDEV: a link of another
+ * user; -ELOOP: too many links; -ENOTDIR: a file where a directory was needed). rest (as long as
+ * the caller likes, 8 KiB here) receives what is left to resolve below that directory, '/'
+ * separated: the last name only, or missing directories and the last name, or nothing where the
+ * path names a directory. out[0] = length of rest, out[1] = owner of a refused link, out[2] = 1 if
+ * the last component exists (rest is then that one name), out[3] = its st_mode. */
+#include "io_granule_engine_internal_ops_SafePath.h"
+
+#define WALK_MAX 8192
+
+static int pop_component(char *pending, char *name) {
+  /* moves the first component of pending into name (NAME_MAX bytes); 0 if there is none */
+  char *p = pending;
+  while (*p == '/') p++;
+  if (*p == 0) {
+    pending[0] = 0;
+    return 0;
+  }
+  char *end = strchr(p, '/');
+  size_t n = end ? (size_t)(end - p) : strlen(p);
+  if (n > 255) {
+    return -ENAMETOOLONG;
+  }
+  memcpy(name, p, n);
+  name[n] = 0;
+  memmove(pending, p + n, strlen(p + n) + 1);
+  return 1;
+}
+
+static int only_slashes(const char *s) {
+  while (*s == '/') s++;
+  return *s == 0;
+}
+
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_SafePath_resolve0(
+    JNIEnv *env, jclass cls, jbyteArray path, jbyteArray restOut, jintArray outArr) {
+  (void)cls;
+  jsize n = (*env)->GetArrayLength(env, path);
+  if (n >= WALK_MAX) {
+    return -ENAMETOOLONG;
+  }
+  char *pending = calloc(1, 2 * WALK_MAX + 2);
+  char *name = malloc(256);
+  char *link = malloc(WALK_MAX);
+  if (pending == NULL || name == NULL || link == NULL) {
+    free(pending);
+    free(name);
+    free(link);
+    return -ENOMEM;
+  }
+  (*env)->GetByteArrayRegion(env, path, 0, n, (jbyte *)pending);
+  pending[n] = 0;
+  jint out[4] = {0, -1, 0, 0};
+  uid_t self = geteuid();
+  int links = 0;
+  int dirfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  int result = dirfd < 0 ? -errno : 0;
+  while (result == 0) {
+    int got = pop_component(pending, name);
+    if (got < 0) {
+      result = got;
+      break;
+    }
+    if (got == 0) {
+      break; /* the path names the directory held */
+    }
+    if (strcmp(name, ".") == 0) {
+      continue;
+    }
+    int last = only_slashes(pending);
+    if (strcmp(name, "..") == 0) {
+      int up = openat(dirfd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (up < 0) {
+        result = -errno;
+        break;
+      }
+      close(dirfd);
+      dirfd = up;
+      continue;
+    }
+    int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno != ENOENT) {
+        result = -errno;
+        break;
+      }
+      /* not there: the rest is the caller's to make */
+      size_t len = strlen(name) + 1 + strlen(pending) + 1;
+      char *rest = malloc(len);
+      if (rest == NULL) {
+        result = -ENOMEM;
+        break;
+      }
+      snprintf(rest, len, "%s%s%s", name, pending[0] == '/' ? "" : (pending[0] ? "/" : ""),
+               pending);
+      size_t rl = strlen(rest);
+      while (rl > 0 && rest[rl - 1] == '/') rest[--rl] = 0;
+      jsize cap = (*env)->GetArrayLength(env, restOut);
+      if ((jsize)rl > cap) {
+        free(rest);
+        result = -ENAMETOOLONG;
+        break;
+      }
+      (*env)->SetByteArrayRegion(env, restOut, 0, (jsize)rl, (const jbyte *)rest);
+      out[0] = (jint)rl;
+      free(rest);
+      break;
+    }
+    struct stat st;
+    if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0) {
+      result = -errno;
+      close(fd);
+      break;
+    }
+    if (S_ISLNK(st.st_mode)) {
+      if (st.st_uid != 0 && st.st_uid != self) {
+        out[1] = (jint)st.st_uid;
+        jsize nl = (jsize)strlen(name);
+        (*env)->SetByteArrayRegion(env, restOut, 0, nl, (const jbyte *)name);
+        out[0] = nl;
+        close(fd);
+        result = -EXDEV;
+        break;
+      }
+      if (++links > 40) {
+        close(fd);
+        result = -ELOOP;
+        break;
+      }
+      ssize_t ln = readlinkat(fd, "", link, WALK_MAX - 1);
+      close(fd);
+      if (ln < 0) {
+        result = -errno;
+        break;
+      }
+      link[ln] = 0;
+      if (strlen(pending) + (size_t)ln + 2 > 2 * WALK_MAX) {
+        result = -ENAMETOOLONG;
+        break;
+      }
+      /* the link's text goes before what was left */
+      memmove(pending + ln + 1, pending, strlen(pending) + 1);
+      memcpy(pending, link, (size_t)ln);
+      pending[ln] = '/';
+      if (link[0] == '/') {
+        int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root < 0) {
+          result = -errno;
+          break;
+        }
+        close(dirfd);
+        dirfd = root;
+      }
+      continue;
+    }
+    if (last) {
+      /* the last component, there: its directory and name are the answer */
+      jsize nl = (jsize)strlen(name);
+      (*env)->SetByteArrayRegion(env, restOut, 0, nl, (const jbyte *)name);
+      out[0] = nl;
+      out[2] = 1;
+      out[3] = (jint)st.st_mode;
+      close(fd);
+      break;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      close(fd);
+      result = -ENOTDIR;
+      break;
+    }
+    close(dirfd);
+    dirfd = fd;
+  }
+  free(pending);
+  free(name);
+  free(link);
+  (*env)->SetIntArrayRegion(env, outArr, 0, 4, out);
+  if (result < 0) {
+    if (dirfd >= 0) {
+      close(dirfd);
+    }
+    return result;
+  }
+  return dirfd;
 }
 
 /* close(fd): 0, or -errno. */

@@ -41,6 +41,8 @@ public final class DiskRestore {
   private final String why;
   private final boolean exists;
   private final boolean device; // an existing target that was a block device when prepared
+  // the target directory's device and inode as resolved when the restore ran (SafePath), or null
+  private Object dirIdentity;
 
   private DiskRestore(
       PluginLeases<DiskImageFormat> formats, Path to, String format, String why, boolean exists) {
@@ -365,8 +367,38 @@ public final class DiskRestore {
   public RestoreResult run(
       Repository r, Manifest snap, String diskName, RestoreListener progress, Consumer<String> info)
       throws IOException {
-    if (exists) {
-      Path real = resolve(to);
+    // resolved now (a server's job may have waited), once, component by component from a held
+    // directory, links of other users refused: checked by name at prepare and resolved by name
+    // here, the path could be flipped between the two to lead to a file of root's
+    Path real;
+    Object identity;
+    try (io.granule.engine.internal.ops.SafePath.Location at =
+        io.granule.engine.internal.ops.SafePath.locate(to)) {
+      if (exists && !at.exists()) {
+        throw new CommandException(
+            ExitCodes.TARGET,
+            "restore target '"
+                + to
+                + "' is a symbolic link to nothing, or gone: remove it or name a file");
+      }
+      if (at.rest().contains("/") || at.rest().isEmpty()) {
+        throw new CommandException(
+            ExitCodes.TARGET,
+            "the directory of restore target '"
+                + to
+                + "' is missing, or the target is a directory: create it, or name a file");
+      }
+      real = at.real();
+      identity = at.dir().held() ? Files.readAttributes(at.dir().self(), "unix:dev,ino") : null;
+    } catch (java.nio.file.FileSystemException e) {
+      throw new CommandException(ExitCodes.TARGET, e.getMessage(), e);
+    }
+    if (!exists) {
+      // a new file: written through its directory as resolved (another one there now is refused)
+      dirIdentity = identity;
+      return runChecked(r, snap, diskName, progress, info);
+    }
+    {
       if (isBlockDevice(real) != device) {
         throw new CommandException(
             ExitCodes.TARGET,
@@ -376,10 +408,10 @@ public final class DiskRestore {
                 + (device ? "was" : "was not")
                 + " a block device): check it and restore again");
       }
-      return new DiskRestore(formats, real, format, why, true, device)
-          .runChecked(r, snap, diskName, progress, info);
+      DiskRestore resolved = new DiskRestore(formats, real, format, why, true, device);
+      resolved.dirIdentity = identity;
+      return resolved.runChecked(r, snap, diskName, progress, info);
     }
-    return runChecked(r, snap, diskName, progress, info);
   }
 
   /**
@@ -511,7 +543,8 @@ public final class DiskRestore {
     Object identity;
     try {
       real = dir.toRealPath();
-      identity = Files.readAttributes(real, "unix:dev,ino");
+      // the directory resolved when the restore started, not whatever the name leads to now
+      identity = dirIdentity != null ? dirIdentity : Files.readAttributes(real, "unix:dev,ino");
     } catch (IOException e) {
       throw new CommandException(
           ExitCodes.TARGET,

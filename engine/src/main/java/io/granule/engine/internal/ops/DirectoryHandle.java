@@ -14,7 +14,7 @@ import java.nio.file.Path;
  * the target. Where the library or {@code /proc} is missing, the directory's own path is used.
  */
 public final class DirectoryHandle implements AutoCloseable {
-  private static final boolean ENABLED =
+  static final boolean ENABLED =
       NativeLibrary.unavailableReason() == null && Files.isDirectory(Path.of("/proc/self/fd"));
 
   private final Path shown;
@@ -69,6 +69,30 @@ public final class DirectoryHandle implements AutoCloseable {
       }
     }
     return h;
+  }
+
+  /**
+   * Holds directory descriptor {@code fd} (an O_PATH one, from {@link SafePath}), named in messages
+   * by the path the kernel gives it.
+   */
+  static DirectoryHandle adopt(int fd) throws IOException {
+    Path via = Path.of("/proc/self/fd/" + fd);
+    Path shown;
+    try {
+      shown = Files.readSymbolicLink(via);
+    } catch (IOException | RuntimeException e) {
+      close0(fd);
+      throw e;
+    }
+    return new DirectoryHandle(shown, via, fd);
+  }
+
+  /**
+   * Directory {@code name} of this directory, held open in turn (not through a link: one renamed
+   * over it meanwhile is refused), named {@code shown} in messages.
+   */
+  public DirectoryHandle child(String name, Path shown) throws IOException {
+    return open(entry(name), shown, null);
   }
 
   /** Whether the directory is held open (else its name is used). */

@@ -68,15 +68,45 @@ public final class FileRestorer {
    */
   public FileRestorer(FileSystem fs, Path target) throws IOException {
     this.fs = fs;
-    ForeignLinks.refuse(target);
-    Files.createDirectories(target);
-    this.root = target.toRealPath();
+    // resolved once, from a held directory down (links of other users refused), and the missing
+    // directories made through it: a user who flips a component of the path to a link meanwhile
+    // cannot send the restore into a directory of his choosing
+    SafePath.Location at = SafePath.locate(target);
+    DirectoryHandle dir = at.dir();
+    try {
+      if (at.exists() && !at.isDirectory()) {
+        throw new java.nio.file.FileAlreadyExistsException(
+            target.toString(), null, "is not a directory: name a directory to restore into");
+      }
+      Path shown = dir.shown();
+      for (String name : at.rest().isEmpty() ? new String[0] : at.rest().split("/")) {
+        shown = shown.resolve(name);
+        try {
+          Files.createDirectory(dir.entry(name));
+        } catch (java.nio.file.FileAlreadyExistsException e) {
+          // made meanwhile: opened below without following a link, or refused
+        }
+        DirectoryHandle next = dir.child(name, shown);
+        dir.close();
+        dir = next;
+      }
+      this.root = dir.held() ? dir.self().toRealPath() : shown;
+      this.rootIdentity = dir.held() ? Files.readAttributes(dir.self(), "unix:dev,ino") : null;
+    } finally {
+      dir.close();
+    }
     this.asRoot = "root".equals(System.getProperty("user.name"));
   }
 
-  /** The target directory, held open. */
+  /** The target directory's device and inode as resolved, or null without the library. */
+  private final Object rootIdentity;
+
+  /**
+   * The target directory, held open: the one resolved and checked (another directory at its path
+   * now is refused).
+   */
   private DirectoryHandle rootHandle() throws IOException {
-    return DirectoryHandle.open(root, root, null);
+    return DirectoryHandle.open(root, root, rootIdentity);
   }
 
   /**

@@ -22,6 +22,11 @@ public final class ForeignLinks {
    * @throws IOException naming the first link another user owns
    */
   public static void refuse(Path target) throws IOException {
+    SafePath.locate(target).close();
+  }
+
+  /** As {@link #refuse}, by name (where libgranule-native is missing). */
+  static void refuseByName(Path target) throws IOException {
     int self = uid(Path.of("/proc/self"), true);
     if (self < 0) {
       return; // not Linux: nothing to tell by

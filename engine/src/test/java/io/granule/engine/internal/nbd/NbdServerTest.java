@@ -476,7 +476,9 @@ class NbdServerTest {
                           + "print(repr(b))")
                   .redirectErrorStream(true)
                   .start();
-          String out = new String(p.getInputStream().readAllBytes()).trim();
+          String out =
+              new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)
+                  .trim();
           p.waitFor();
           return out;
         };

@@ -1,0 +1,96 @@
+package io.granule.engine.internal.ops;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A restore target resolved once, component by component, links of other users refused. */
+class SafePathTest {
+  @TempDir Path tmp;
+
+  @Test
+  void existingAndMissingTargetsAreTheirDirectoryHeldAndWhatIsLeft() throws Exception {
+    Path a = Files.createDirectories(tmp.resolve("a"));
+    Files.writeString(a.resolve("f"), "x");
+    try (SafePath.Location l = SafePath.locate(a.resolve("f"))) {
+      assertThat(l.dir().held()).as("libgranule-native is loaded in tests").isTrue();
+      assertThat(l.real()).isEqualTo(a.toRealPath().resolve("f"));
+      assertThat(l.rest()).isEqualTo("f");
+      assertThat(l.exists()).isTrue();
+      assertThat(l.isDirectory()).isFalse();
+    }
+    try (SafePath.Location l = SafePath.locate(a.resolve("x/y/f"))) {
+      assertThat(l.dir().self().toRealPath()).isEqualTo(a.toRealPath());
+      assertThat(l.rest()).isEqualTo("x/y/f");
+      assertThat(l.exists()).isFalse();
+    }
+    try (SafePath.Location l = SafePath.locate(a)) {
+      assertThat(l.real()).isEqualTo(a.toRealPath());
+      assertThat(l.isDirectory()).isTrue();
+    }
+    try (SafePath.Location l = SafePath.locate(a.resolve("../a/./f"))) {
+      assertThat(l.real()).isEqualTo(a.toRealPath().resolve("f"));
+    }
+  }
+
+  @Test
+  void ownLinksAreFollowedAndLoopsRefused() throws Exception {
+    Path a = Files.createDirectories(tmp.resolve("a"));
+    Files.writeString(a.resolve("f"), "x");
+    Files.createSymbolicLink(tmp.resolve("dirlink"), Path.of("a"));
+    Files.createSymbolicLink(tmp.resolve("filelink"), a.resolve("f"));
+    try (SafePath.Location l = SafePath.locate(tmp.resolve("dirlink/f"))) {
+      assertThat(l.real()).isEqualTo(a.toRealPath().resolve("f"));
+    }
+    try (SafePath.Location l = SafePath.locate(tmp.resolve("filelink"))) {
+      assertThat(l.real()).isEqualTo(a.toRealPath().resolve("f"));
+      assertThat(l.exists()).isTrue();
+    }
+    Files.createSymbolicLink(tmp.resolve("loop1"), Path.of("loop2"));
+    Files.createSymbolicLink(tmp.resolve("loop2"), Path.of("loop1"));
+    assertThatThrownBy(() -> SafePath.locate(tmp.resolve("loop1/f")))
+        .isInstanceOf(FileSystemException.class)
+        .hasMessageContaining("too many symbolic links");
+    assertThatThrownBy(() -> SafePath.locate(a.resolve("f/g")))
+        .isInstanceOf(FileSystemException.class)
+        .hasMessageContaining("a file where a directory is needed");
+  }
+
+  /**
+   * A link of another user is refused wherever it is met: behind a link of root's too (the old
+   * check followed root's link with toRealPath, and every link behind it unchecked).
+   */
+  @Test
+  void aLinkOfAnotherUserIsRefusedEvenBehindRootsLink() throws Exception {
+    if (!"root".equals(System.getProperty("user.name"))) {
+      org.junit.jupiter.api.Assumptions.assumeTrue(
+          "true".equals(System.getenv("CI")), "needs root to make links of another user");
+      throw new AssertionError("SafePathTest needs root under CI");
+    }
+    Path secret = Files.writeString(tmp.resolve("secret"), "root's");
+    Path user = Files.createDirectories(tmp.resolve("home-of-user"));
+    Path theirs = Files.createSymbolicLink(user.resolve("vm.img"), secret);
+    lchown(theirs, "nobody");
+    Path mine = Files.createSymbolicLink(tmp.resolve("srv-vm.img"), theirs);
+    for (Path to : new Path[] {theirs, mine, user.resolve("vm.img")}) {
+      assertThatThrownBy(() -> SafePath.locate(to))
+          .isInstanceOf(FileSystemException.class)
+          .hasMessageContaining("is a symbolic link owned by uid 65534, another user");
+    }
+    Path theirDir = Files.createSymbolicLink(tmp.resolve("dirlink"), user);
+    lchown(theirDir, "nobody");
+    assertThatThrownBy(() -> SafePath.locate(theirDir.resolve("new/file")))
+        .isInstanceOf(FileSystemException.class)
+        .hasMessageContaining("'dirlink' on the way");
+  }
+
+  private static void lchown(Path p, String user) throws Exception {
+    Process pr = new ProcessBuilder("chown", "-h", user, p.toString()).inheritIO().start();
+    assertThat(pr.waitFor()).isZero();
+  }
+}
