@@ -496,12 +496,22 @@ public final class BackupOperation {
     }
     ours.put("this process's temporary files", Path.of(System.getProperty("java.io.tmpdir")));
     ours.put("the chunk index cache", Repository.defaultCacheDir());
+    String scratch = System.getProperty("granule.tmpdir");
+    if (scratch != null) {
+      ours.put("this process's scratch directory", Path.of(scratch));
+    }
+    for (int fd : new int[] {1, 2}) { // output redirected to a file blocks there too
+      Path out = Path.of("/proc/self/fd/" + fd);
+      if (Files.isRegularFile(out)) {
+        ours.put(fd == 1 ? "this process's standard output" : "this process's error output", out);
+      }
+    }
     for (Path t : c.targets()) {
       if (Files.exists(t)) {
         for (Map.Entry<String, Path> e : ours.entrySet()) {
           Path existing = existingAncestor(e.getValue());
           try {
-            if (existing != null && Files.getFileStore(existing).equals(Files.getFileStore(t))) {
+            if (existing != null && sameFilesystem(existing, t)) {
               throw new ConsistencyException(
                   c.provider()
                       + ": refusing to freeze "
@@ -520,10 +530,7 @@ public final class BackupOperation {
         }
       }
       try {
-        if (repo != null
-            && Files.exists(repo)
-            && Files.exists(t)
-            && Files.getFileStore(repo).equals(Files.getFileStore(t))) {
+        if (repo != null && Files.exists(repo) && Files.exists(t) && sameFilesystem(repo, t)) {
           throw new ConsistencyException(
               c.provider()
                   + ": the repository "
@@ -538,6 +545,16 @@ public final class BackupOperation {
             c.provider() + ": unable to examine " + t + ": " + e.getMessage(), e);
       }
     }
+  }
+
+  /**
+   * Whether {@code a} and {@code b} are on one filesystem: the same device (a bind mount of a
+   * filesystem is another mount entry, which {@code FileStore.equals} told apart, but the same
+   * device, and freezing either freezes both), or the same mount.
+   */
+  private static boolean sameFilesystem(Path a, Path b) throws IOException {
+    return Files.getAttribute(a, "unix:dev").equals(Files.getAttribute(b, "unix:dev"))
+        || Files.getFileStore(a).equals(Files.getFileStore(b));
   }
 
   /** {@code p} or its nearest ancestor that exists, or null. */
