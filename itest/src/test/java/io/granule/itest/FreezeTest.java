@@ -193,6 +193,60 @@ class FreezeTest {
     }
   }
 
+  /**
+   * A filesystem inside an image that lives on another one being frozen: its freeze must write its
+   * journal through the loop device into the frozen one, and hung until someone thawed that by hand
+   * (11 min with a 15 s limit), holding the lock the watchdog, cancels and the exit hook needed.
+   * The freeze now gives up after 30 s, the limit's thaw goes through, and the inner filesystem,
+   * frozen once the outer thaws, is thawed too.
+   */
+  @Test
+  void aFreezeThatHangsOnAnotherFrozenFilesystemStillEndsThawed() throws Exception {
+    Path repo = tmp.resolve("repo");
+    assertThat(granule("init", "--repo", repo.toString()).exitCode()).isZero();
+    Path inner = mnt.resolve("inner.img");
+    sh("truncate", "-s", "64M", inner.toString());
+    sh("mkfs.ext4", "-q", "-F", inner.toString());
+    String innerDev = sh("losetup", "-f", "--show", inner.toString());
+    Path innerMnt = Files.createDirectories(tmp.resolve("inner"));
+    sh("mount", innerDev, innerMnt.toString());
+    try {
+      // dirty pages for the inner freeze to flush through the loop device into the outer one
+      byte[] dirty = new byte[20 << 20];
+      new Random(3).nextBytes(dirty);
+      Files.write(innerMnt.resolve("dirty.bin"), dirty);
+      long started = System.nanoTime();
+      Granule.Result r =
+          granule(
+              "backup",
+              "--repo",
+              repo.toString(),
+              "--disk",
+              "data=" + dev,
+              "--freeze",
+              mnt.toString(),
+              "--freeze",
+              innerMnt.toString(),
+              "--freeze-timeout",
+              "5",
+              "--no-progress");
+      long seconds = (System.nanoTime() - started) / 1_000_000_000L;
+      assertThat(r.exitCode()).as(r.err()).isEqualTo(11);
+      assertThat(seconds).as("bounded by fsfreeze's own 30 s limit, not by a hand").isLessThan(100);
+      assertThat(writable()).isTrue();
+      Process probe =
+          new ProcessBuilder("sh", "-c", "echo probe > '" + innerMnt + "/probe.txt'").start();
+      assertThat(probe.waitFor(5, TimeUnit.SECONDS)).as("the inner filesystem is thawed").isTrue();
+    } finally {
+      new ProcessBuilder("fsfreeze", "-u", mnt.toString()).start().waitFor(30, TimeUnit.SECONDS);
+      new ProcessBuilder("fsfreeze", "-u", innerMnt.toString())
+          .start()
+          .waitFor(30, TimeUnit.SECONDS);
+      new ProcessBuilder("umount", "-l", innerMnt.toString()).start().waitFor(30, TimeUnit.SECONDS);
+      new ProcessBuilder("losetup", "-d", innerDev).start().waitFor(30, TimeUnit.SECONDS);
+    }
+  }
+
   @Test
   void aFreezeThatCannotBeginFreezesNothing() throws Exception {
     Path repo = tmp.resolve("repo");

@@ -690,7 +690,11 @@ final class PartialFile implements AutoCloseable {
    */
   Path create(Path at) throws IOException {
     Files.deleteIfExists(at);
-    Files.createFile(at);
+    // the owner's alone: a disk or a dump holds everything on it (chmod it to share it)
+    Files.createFile(
+        at,
+        java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+            java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
     created();
     return partial;
   }

@@ -223,12 +223,41 @@ final class RestoreCommand extends ContextCommand {
         }
         DiskRestore.requireOutsideRepository(r, target);
         long bytes;
-        try (PartialFile held = PartialFile.take(target)) {
-          Path partial = held.create();
+        io.granule.engine.internal.ops.SafePath.Location at;
+        try {
+          at = io.granule.engine.internal.ops.SafePath.locate(target);
+        } catch (java.nio.file.FileSystemException e) {
+          throw new CommandException(ExitCodes.TARGET, e.getMessage(), e);
+        }
+        try (io.granule.engine.internal.ops.DirectoryHandle dir = at.dir();
+            PartialFile held = PartialFile.take(target)) {
+          if (at.rest().isEmpty() || at.rest().contains("/")) {
+            throw new CommandException(
+                ExitCodes.TARGET,
+                "the directory of restore target '" + target + "' is missing: create it");
+          }
+          // FILE.partial made afresh through the directory as resolved, and written through its
+          // own descriptor: reopened by name, a file another user renamed over it was truncated
+          Path pinned = dir.entry(held.path().getFileName().toString());
           try {
-            bytes = r.restoreStream(snap, name, partial);
-          } catch (RuntimeException e) {
-            Files.deleteIfExists(partial);
+            held.create(pinned);
+            try (io.granule.engine.internal.ops.DirectoryHandle.NewFile file =
+                dir.held() ? dir.pin(pinned.getFileName().toString()) : null) {
+              Path out = file == null ? pinned : file.self();
+              if (file != null
+                  && !java.util.Objects.equals(
+                      held.partialIdentity(), PartialFile.identityOfHeld(out))) {
+                throw new CommandException(
+                    ExitCodes.TARGET,
+                    "'"
+                        + held.path()
+                        + "' was replaced as the restore created it: check who writes that"
+                        + " directory, and restore again");
+              }
+              bytes = r.restoreStream(snap, name, out);
+            }
+          } catch (RuntimeException | IOException e) {
+            Files.deleteIfExists(pinned);
             throw e;
           }
           // over the target only if it existed and --force said so; one created meanwhile stays

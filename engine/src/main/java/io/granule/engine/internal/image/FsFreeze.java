@@ -54,8 +54,8 @@ public final class FsFreeze implements SnapshotProvider {
     hold.startWatchdog();
     try {
       for (Path m : mounts) {
+        LOG.info("freezing {}", m); // before: a log on a frozen filesystem would block
         hold.freeze(m);
-        LOG.info("froze {}", m);
       }
     } catch (IOException | RuntimeException e) {
       hold.close();
@@ -89,19 +89,78 @@ public final class FsFreeze implements SnapshotProvider {
     }
   }
 
+  /** How long one fsfreeze may take before it is given up on. */
+  static final Duration STEP_LIMIT = Duration.ofSeconds(30);
+
+  /** fsfreeze did not finish within {@link #STEP_LIMIT}: it may still take effect later. */
+  static final class StuckException extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    StuckException(String message) {
+      super(message);
+    }
+  }
+
+  /**
+   * Runs {@code fsfreeze FLAG MOUNT}, waiting at most {@link #STEP_LIMIT}, whatever interrupts the
+   * thread meanwhile (a cancel): a thaw given up half way left a filesystem frozen, and a freeze
+   * given up may still take effect. The interrupt is kept for the caller.
+   *
+   * @throws StuckException if it did not finish in time (it may still take effect)
+   */
   static void run(String flag, Path mount) throws IOException {
     Process p =
         new ProcessBuilder("fsfreeze", flag, mount.toString()).redirectErrorStream(true).start();
-    String out;
-    try {
-      out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
-      if (!p.waitFor(30, TimeUnit.SECONDS)) {
-        p.destroyForcibly();
-        throw new IOException("fsfreeze " + flag + " " + mount + " did not finish in 30 s");
+    // read aside: reading first and waiting after put no bound on an fsfreeze that hangs
+    java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
+    Thread reader =
+        new Thread(
+            () -> {
+              try (var in = p.getInputStream()) {
+                in.transferTo(buf);
+              } catch (IOException e) {
+                // the process is gone
+              }
+            },
+            "fsfreeze-output");
+    reader.setDaemon(true);
+    reader.start();
+    boolean interrupted = false;
+    long deadline = System.nanoTime() + STEP_LIMIT.toNanos();
+    boolean done = false;
+    while (!done) {
+      long left = deadline - System.nanoTime();
+      if (left <= 0) {
+        break;
       }
+      try {
+        done = p.waitFor(left, TimeUnit.NANOSECONDS);
+      } catch (InterruptedException e) {
+        interrupted = true;
+      }
+    }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
+    }
+    if (!done) {
+      p.destroyForcibly(); // in the kernel it may not die: its effect may still come
+      throw new StuckException(
+          "fsfreeze "
+              + flag
+              + " "
+              + mount
+              + " did not finish in "
+              + STEP_LIMIT.toSeconds()
+              + " s (a filesystem it needs is frozen, or its device hangs)");
+    }
+    try {
+      reader.join(1000);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      throw new IOException("interrupted while running fsfreeze " + flag + " " + mount, e);
+    }
+    String out;
+    synchronized (buf) {
+      out = buf.toString(StandardCharsets.UTF_8).trim();
     }
     if (p.exitValue() != 0) {
       // Thawing a filesystem that is not frozen is harmless: fsfreeze says EINVAL.
@@ -123,6 +182,9 @@ public final class FsFreeze implements SnapshotProvider {
   static final class FrozenHold implements Hold {
     private final List<Path> mounts;
     private final List<Path> frozen = new ArrayList<>();
+    private final List<Path> freezing = new ArrayList<>(); // fsfreeze -f under way
+    private final List<Path> stuck = new ArrayList<>(); // fsfreeze -f given up on
+    private boolean thawing; // a thaw was asked for: a freeze finishing now thaws again
     private final Duration maxHold;
     private final Thread shutdownHook;
     private Thread watchdog;
@@ -145,17 +207,45 @@ public final class FsFreeze implements SnapshotProvider {
       Runtime.getRuntime().addShutdownHook(shutdownHook);
     }
 
-    synchronized void freeze(Path m) throws IOException {
-      Files.createDirectories(RECORDS);
+    /**
+     * Freezes {@code m}. It counts as frozen from before fsfreeze runs (thawing what is not frozen
+     * is harmless), and fsfreeze runs outside this hold's monitor: a freeze that hangs (a
+     * filesystem inside an image on one frozen already) no longer kept the watchdog, the exit hook
+     * and the thaw waiting on it, and one given up on may still take effect, so it stays to thaw.
+     */
+    void freeze(Path m) throws IOException {
       Path record = record(m);
-      Files.writeString(record, ProcessHandle.current().pid() + "\n" + m + "\n");
+      synchronized (this) {
+        Files.createDirectories(RECORDS);
+        Files.writeString(record, ProcessHandle.current().pid() + "\n" + m + "\n");
+        frozen.add(m);
+        freezing.add(m);
+      }
+      boolean thawNow;
       try {
         run("-f", m);
-      } catch (IOException e) {
-        Files.deleteIfExists(record);
+      } catch (StuckException e) {
+        synchronized (this) {
+          freezing.remove(m);
+          stuck.add(m); // its record outlives a thaw: the next granule command thaws it again
+        }
         throw e;
+      } catch (IOException e) {
+        synchronized (this) { // refused outright: nothing to thaw
+          freezing.remove(m);
+          frozen.remove(m);
+          Files.deleteIfExists(record);
+        }
+        throw e;
+      } finally {
+        synchronized (this) {
+          freezing.remove(m);
+          thawNow = thawing && frozen.contains(m);
+        }
       }
-      frozen.add(m);
+      if (thawNow) {
+        thaw(); // a thaw ran while this froze: it could not count on this one
+      }
     }
 
     void startWatchdog() {
@@ -207,17 +297,46 @@ public final class FsFreeze implements SnapshotProvider {
       }
     }
 
+    /**
+     * Thaws every mount frozen (or being frozen), last first, outside this hold's monitor (a thaw
+     * may wait for a hung freeze); one that fails is tried again once the others are thawed (a
+     * filesystem inside an image on another thaws once that other does).
+     */
     private void thaw() throws IOException {
       List<Path> thawed = new ArrayList<>();
       IOException first = null;
       synchronized (this) {
-        for (int i = frozen.size() - 1; i >= 0; i--) {
-          Path m = frozen.get(i);
+        thawing = true;
+      }
+      for (int pass = 0; pass < 2; pass++) {
+        List<Path> todo;
+        synchronized (this) {
+          todo = new ArrayList<>(frozen);
+          if (pass == 0) {
+            // first those whose freeze went through: a freeze still hanging (or given up on)
+            // usually waits for one of them, and a thaw of it would wait as long
+            todo.removeAll(freezing);
+            todo.removeAll(stuck);
+          }
+        }
+        if (todo.isEmpty()) {
+          continue;
+        }
+        first = null;
+        for (int i = todo.size() - 1; i >= 0; i--) {
+          Path m = todo.get(i);
           try {
             run("-u", m);
-            Files.deleteIfExists(record(m));
+            synchronized (this) {
+              if (freezing.contains(m)) {
+                continue; // its freeze, once it returns, thaws it again
+              }
+              frozen.remove(m);
+              if (!stuck.contains(m)) {
+                Files.deleteIfExists(record(m));
+              }
+            }
             thawed.add(m);
-            frozen.remove(i);
           } catch (IOException e) {
             if (first == null) {
               first = e;

@@ -207,7 +207,12 @@ public final class FileRestorer {
         if (!dirsOnPath.add(node.id())) {
           throw new IOException("directory cycle: inode " + node.id() + " contains itself");
         }
-        Files.createDirectory(at);
+        // the owner's alone until its contents are done and its own mode is set: made 0755, a
+        // 0700 directory's files could be read by anyone while the restore ran
+        Files.createDirectory(
+            at,
+            java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
         Object made = Files.readAttributes(at, "unix:dev,ino", LinkOption.NOFOLLOW_LINKS);
         dirs++;
         // entered through its descriptor: swapped for a link or another directory meanwhile,

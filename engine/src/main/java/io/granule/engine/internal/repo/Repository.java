@@ -1484,13 +1484,17 @@ public final class Repository implements Closeable {
 
     TargetStream(Path target) throws Failed {
       try {
+        boolean held = // a file held open (/proc/self/fd/N): opened through that link
+            target.getNameCount() == 4 && target.startsWith("/proc/self/fd");
         ch =
-            FileChannel.open(
-                target,
-                StandardOpenOption.CREATE,
-                StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING,
-                java.nio.file.LinkOption.NOFOLLOW_LINKS); // not through a link planted since
+            held
+                ? FileChannel.open(target, StandardOpenOption.WRITE)
+                : FileChannel.open(
+                    target,
+                    StandardOpenOption.CREATE,
+                    StandardOpenOption.WRITE,
+                    StandardOpenOption.TRUNCATE_EXISTING,
+                    java.nio.file.LinkOption.NOFOLLOW_LINKS); // not through a link planted since
       } catch (IOException e) {
         throw new Failed(e);
       }
