@@ -386,6 +386,33 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_SafePath_resolve0(
   return dirfd;
 }
 
+/* Removes the access ACL of the NUL-terminated path (links followed: a /proc/self/fd/N name of a
+ * file held open), and its default ACL if dir: a restored file then has its mode and nothing an
+ * ACL on the directory it was made in gave it. 0, or -errno (none there, or no ACLs here: 0). */
+#include <sys/xattr.h>
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_dropAcl0(
+    JNIEnv *env, jclass cls, jbyteArray path, jboolean dir) {
+  (void)cls;
+  jsize n = (*env)->GetArrayLength(env, path);
+  char *p = malloc((size_t)n + 1);
+  if (p == NULL) {
+    return -ENOMEM;
+  }
+  (*env)->GetByteArrayRegion(env, path, 0, n, (jbyte *)p);
+  p[n] = 0;
+  int result = 0;
+  const char *names[] = {"system.posix_acl_access", "system.posix_acl_default"};
+  for (int i = 0; i < (dir ? 2 : 1); i++) {
+    if (removexattr(p, names[i]) < 0 && errno != ENODATA && errno != ENOTSUP &&
+        errno != EOPNOTSUPP) {
+      result = -errno;
+      break;
+    }
+  }
+  free(p);
+  return result;
+}
+
 /* close(fd): 0, or -errno. */
 JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_close0(JNIEnv *env,
                                                                                  jclass cls,

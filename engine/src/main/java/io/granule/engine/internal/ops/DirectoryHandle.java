@@ -210,6 +210,30 @@ public final class DirectoryHandle implements AutoCloseable {
     }
   }
 
+  /**
+   * Removes the ACLs file {@code p} inherited from a default ACL of its directory (through a held
+   * name such as {@link NewFile#self()}): the restored file keeps the snapshot's mode, and no entry
+   * a user put on the target directory (setfacl -d) lets him read what it holds. A no-op without
+   * the library.
+   */
+  public static void dropInheritedAcl(Path p, boolean directory) throws IOException {
+    if (!ENABLED) {
+      return;
+    }
+    int r;
+    try {
+      r = dropAcl0((p.toString() + "\0").getBytes(StandardCharsets.UTF_8), directory);
+    } catch (UnsatisfiedLinkError e) {
+      return;
+    }
+    if (r < 0) {
+      throw new java.nio.file.FileSystemException(
+          p.toString(), null, "unable to remove an inherited ACL (errno " + -r + ")");
+    }
+  }
+
+  private static native int dropAcl0(byte[] path, boolean directory);
+
   private static native int open0(byte[] path);
 
   private static native int close0(int fd);

@@ -218,6 +218,9 @@ public final class FileRestorer {
         // entered through its descriptor: swapped for a link or another directory meanwhile,
         // it is refused, and once open, renaming it changes nothing
         try (DirectoryHandle child = DirectoryHandle.open(at, target, made)) {
+          if (child.held()) {
+            DirectoryHandle.dropInheritedAcl(child.self(), true);
+          }
           restoreChildren(node, child, depth + 1);
           dirsOnPath.remove(node.id());
           applyDirectoryMetadata(child, node);
@@ -247,6 +250,7 @@ public final class FileRestorer {
           // someone who can write the directory and renames a file of theirs over the name
           // meanwhile does not get it chowned and made set-user-ID.
           try (DirectoryHandle.NewFile made = dir.create(name)) {
+            DirectoryHandle.dropInheritedAcl(made.self(), false);
             copy(node, made.self(), target, false);
             files++;
             identity = Files.readAttributes(made.self(), "unix:dev,ino");

@@ -10,6 +10,7 @@ import io.granule.engine.spi.FileNode;
 import io.granule.engine.spi.FileSystem;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -262,6 +263,56 @@ class FileRestorerTest {
         .endsWith("1777");
     assertThat(Integer.toOctalString((Integer) Files.getAttribute(out.resolve("su"), "unix:mode")))
         .endsWith("6755");
+  }
+
+  /**
+   * A default ACL a user put on the target directory (setfacl -d -m u:them:rwx) was inherited by
+   * everything restored into it: he read a restored 0640 root:shadow file. Restored files and
+   * directories keep their snapshot's mode and no inherited ACL; directories stay the owner's alone
+   * until their own mode is set.
+   */
+  @Test
+  void aDefaultAclOnTheTargetIsNotInherited() throws Exception {
+    HandMadeFs fs = new HandMadeFs();
+    long d = fs.dir(1, "etc");
+    long f = fs.file(d, "shadow", new byte[] {7}, List.of(new Extent(0, 1)), 1);
+    FileNode secret =
+        new FileNode(
+            f, FileKind.FILE, 1, 0640, -1, -1, 1, Instant.ofEpochSecond(1), null, null, null);
+    fs.nodes.put(f, secret);
+    fs.dirs.get(d).set(0, new DirectoryEntry("shadow", secret));
+    Path out = Files.createDirectories(tmp.resolve("out"));
+    Process acl =
+        new ProcessBuilder(
+                "python3",
+                "-c",
+                "import os,struct,sys\n"
+                    + "e=[(1,7,0xffffffff),(2,7,65534),(4,5,0xffffffff),(0x10,7,0xffffffff),"
+                    + "(0x20,5,0xffffffff)]\n"
+                    + "b=struct.pack('<I',2)+b''.join(struct.pack('<HHI',t,p,i) for t,p,i in e)\n"
+                    + "os.setxattr(sys.argv[1],'system.posix_acl_default',b)\n",
+                out.toString())
+            .inheritIO()
+            .start();
+    assertThat(acl.waitFor()).isZero();
+    new FileRestorer(fs, out).restore("/");
+    for (Path p : List.of(out.resolve("etc"), out.resolve("etc/shadow"))) {
+      Process get =
+          new ProcessBuilder(
+                  "python3",
+                  "-c",
+                  "import os,sys\n"
+                      + "print(sorted(n for n in os.listxattr(sys.argv[1]) if 'acl' in n))",
+                  p.toString())
+              .start();
+      String attrs = new String(get.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertThat(get.waitFor()).isZero();
+      assertThat(attrs.trim()).as(p + " inherits no ACL").isEqualTo("[]");
+    }
+    assertThat(
+            Integer.toOctalString(
+                (Integer) Files.getAttribute(out.resolve("etc/shadow"), "unix:mode")))
+        .endsWith("640");
   }
 
   /**
