@@ -41,6 +41,26 @@ class ApiHardeningTest {
   }
 
   /**
+   * A server told to listen on IPv6 loopback or on every address never started: it could not find
+   * its port in an unbracketed IPv6 endpoint, and probed 0.0.0.0 by that name, which the API
+   * refuses. On IPv6 loopback other users are refused as on IPv4.
+   */
+  @Test
+  void ipv6LoopbackAndWildcardAddressesStart() throws Exception {
+    for (String listen : List.of("[::1]:0", "0.0.0.0:0")) {
+      try (Granule.Server server =
+          Granule.Server.start(
+              tmp.resolve("data-" + listen.length()), List.of(), Map.of(), listen)) {
+        String url = server.url.toString().replace("0.0.0.0", "127.0.0.1") + "api/version";
+        assertThat(curlAs("root", url)).as(listen).endsWith("\n200");
+        if (listen.startsWith("[") && "root".equals(System.getProperty("user.name"))) {
+          assertThat(curlAs("nobody", url)).endsWith("\n403");
+        }
+      }
+    }
+  }
+
+  /**
    * A root server on loopback took jobs from every local user: any of them could restore bytes of
    * their choice over any file. Only the server's own user and root may use it, and the users
    * {@code --api-users} names (told by the kernel's socket table).

@@ -111,10 +111,16 @@ final class Granule {
     /** Starts a server with extra environment variables. */
     static Server start(Path data, List<String> jvmArgs, java.util.Map<String, String> env)
         throws Exception {
+      return start(data, jvmArgs, env, "127.0.0.1:0");
+    }
+
+    /** Starts a server listening on {@code listen}. */
+    static Server start(
+        Path data, List<String> jvmArgs, java.util.Map<String, String> env, String listen)
+        throws Exception {
       Files.createDirectories(data);
       Path log = data.resolve("server-console.txt");
-      ProcessBuilder pb =
-          command(jvmArgs, "server", "--data", data.toString(), "--listen", "127.0.0.1:0");
+      ProcessBuilder pb = command(jvmArgs, "server", "--data", data.toString(), "--listen", listen);
       pb.environment().putAll(env);
       Process p = pb.redirectErrorStream(true).redirectOutput(log.toFile()).start();
       long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();

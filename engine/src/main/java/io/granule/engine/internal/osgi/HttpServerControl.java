@@ -7,9 +7,6 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.Collection;
 import java.util.Dictionary;
@@ -112,13 +109,15 @@ final class HttpServerControl implements ServerControl {
     }
     for (ServiceReference<?> r : refs) {
       for (String endpoint : strings(r.getProperty("osgi.http.endpoint"))) {
-        try {
-          int p = URI.create(endpoint).getPort();
+        // the port after the last ':' (the whiteboard writes an IPv6 host unbracketed, which
+        // URI parsing took for no port at all)
+        java.util.regex.Matcher m =
+            java.util.regex.Pattern.compile(":([0-9]{1,5})/?$").matcher(endpoint);
+        if (m.find()) {
+          int p = Integer.parseInt(m.group(1));
           if (p > 0 && (wanted == 0 || p == wanted)) {
             return p;
           }
-        } catch (IllegalArgumentException ignored) {
-          // not a URL we understand; try the next one
         }
       }
     }
@@ -138,28 +137,47 @@ final class HttpServerControl implements ServerControl {
     return new String[0];
   }
 
+  /**
+   * Waits until {@code base} answers {@code /api/version} with 200. A wildcard address (0.0.0.0,
+   * ::) is probed on loopback, which the API serves under that name. Each probe is one request on a
+   * connection closed at once: a kept-alive probe of root's stayed open for a minute, a socket
+   * other users could pose as.
+   */
   private static void awaitApi(URI base, long deadline) {
-    HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
-    URI probe = base.resolve("/api/version");
+    String host = base.getHost();
+    String bare = host.startsWith("[") ? host.substring(1, host.length() - 1) : host;
+    String probeHost;
+    try {
+      java.net.InetAddress a = java.net.InetAddress.getByName(bare);
+      probeHost =
+          a.isAnyLocalAddress() ? (a instanceof java.net.Inet6Address ? "::1" : "127.0.0.1") : bare;
+    } catch (IOException e) {
+      probeHost = bare;
+    }
+    String hostHeader =
+        (probeHost.contains(":") ? "[" + probeHost + "]" : probeHost) + ":" + base.getPort();
     while (System.nanoTime() < deadline) {
-      try {
-        HttpResponse<Void> r =
-            client.send(
-                HttpRequest.newBuilder(probe).timeout(Duration.ofSeconds(2)).build(),
-                HttpResponse.BodyHandlers.discarding());
-        if (r.statusCode() == 200) {
+      try (java.net.Socket s = new java.net.Socket()) {
+        s.connect(new java.net.InetSocketAddress(probeHost, base.getPort()), 2000);
+        s.setSoTimeout(2000);
+        s.getOutputStream()
+            .write(
+                ("GET /api/version HTTP/1.1\r\nHost: "
+                        + hostHeader
+                        + "\r\nConnection: close\r\n\r\n")
+                    .getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        byte[] head = s.getInputStream().readNBytes(12); // "HTTP/1.1 200"
+        if (new String(head, java.nio.charset.StandardCharsets.US_ASCII).endsWith(" 200")) {
           return;
         }
       } catch (IOException e) {
         // not listening yet
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        return;
       }
       sleep();
     }
     throw new CommandException(
-        ExitCodes.SERVER, "the REST API did not come up at " + probe + "; see the log");
+        ExitCodes.SERVER,
+        "the REST API did not come up at " + base.resolve("/api/version") + "; see the log");
   }
 
   private static void sleep() {
