@@ -141,7 +141,7 @@ public final class ApiServlet extends HttpServlet {
   private static final String BODY_ATTRIBUTE = ApiServlet.class.getName() + ".body";
 
   /** Bad input found while handling a request: 400 with this message. */
-  private static final class BadRequest extends RuntimeException {
+  static final class BadRequest extends RuntimeException {
     private static final long serialVersionUID = 1L;
     private final int status;
 
@@ -194,6 +194,9 @@ public final class ApiServlet extends HttpServlet {
                   + " does not answer?): try again later; GET /api/jobs and cancels still work"));
       return;
     }
+    if (!light) {
+      beginClaims();
+    }
     try {
       super.service(req, resp);
     } catch (BadRequest e) {
@@ -219,6 +222,7 @@ public final class ApiServlet extends HttpServlet {
       sendIfOpen(resp, 500, String.valueOf(e.getMessage()));
     } finally {
       if (!light) {
+        releasePrefixes();
         probing.release();
       }
     }
@@ -891,7 +895,59 @@ public final class ApiServlet extends HttpServlet {
               + value
               + "' (it would name a file in the server's working directory)");
     }
+    claimPrefix(p);
     return p;
+  }
+
+  /** Requests naming paths under one top directory (see {@link #claimPrefix}) that may wait. */
+  static final int PER_PREFIX = 8;
+
+  private static final java.util.concurrent.ConcurrentHashMap<Path, java.util.concurrent.Semaphore>
+      PREFIXES = new java.util.concurrent.ConcurrentHashMap<>();
+
+  /** What this request thread claimed; null outside a request (a job naming a path). */
+  private static final ThreadLocal<List<java.util.concurrent.Semaphore>> CLAIMED =
+      new ThreadLocal<>();
+
+  /**
+   * Counts this request against the paths under {@code p}'s first two directories (/mnt/nfs): at
+   * most {@link #PER_PREFIX} requests at once, so that a filesystem that does not answer (a dead
+   * NFS mount a monitor keeps polling) holds that many of the {@link #PROBING} threads, not all of
+   * them, and other repositories are still served. Told by name only: touching the path is what may
+   * hang.
+   */
+  static void claimPrefix(Path p) {
+    Path n = p.normalize();
+    Path key = n.getNameCount() <= 2 ? n : n.getRoot().resolve(n.subpath(0, 2));
+    List<java.util.concurrent.Semaphore> claimed = CLAIMED.get();
+    if (claimed == null) {
+      return;
+    }
+    java.util.concurrent.Semaphore s =
+        PREFIXES.computeIfAbsent(key, k -> new java.util.concurrent.Semaphore(PER_PREFIX));
+    if (!s.tryAcquire()) {
+      throw new BadRequest(
+          503,
+          PER_PREFIX
+              + " requests are already waiting on paths under "
+              + key
+              + " (a filesystem that does not answer?): try again later");
+    }
+    claimed.add(s);
+  }
+
+  /** Starts counting this request thread's paths (see {@link #claimPrefix}). */
+  static void beginClaims() {
+    CLAIMED.set(new ArrayList<>());
+  }
+
+  /** Releases what {@link #claimPrefix} took for this request. */
+  static void releasePrefixes() {
+    List<java.util.concurrent.Semaphore> held = CLAIMED.get();
+    if (held != null) {
+      held.forEach(java.util.concurrent.Semaphore::release);
+    }
+    CLAIMED.remove();
   }
 
   /**
