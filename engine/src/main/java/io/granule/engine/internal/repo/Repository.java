@@ -445,15 +445,21 @@ public final class Repository implements Closeable {
       pw = PasswordSource.NONE.password();
     }
     KeyRing.Unlocked u;
+    List<String> unreadable = new ArrayList<>();
     try {
       u =
-          KeyRing.unlock(store, c.repositoryId(), pw)
+          KeyRing.unlock(store, c.repositoryId(), pw, unreadable)
               .orElseThrow(
                   () ->
                       new WrongPasswordException(
                           "wrong password for repository at '"
                               + store.location()
-                              + "' (no key matches); try again or use the right --password-file"));
+                              + "' (no key matches); try again or use the right --password-file"
+                              + (unreadable.isEmpty()
+                                  ? ""
+                                  : "; if the password is right, the key it opens is not"
+                                      + " readable: "
+                                      + String.join("; ", unreadable))));
     } catch (IOException e) {
       throw new RepositoryException(
           "unable to read the keys of the repository at '"

@@ -138,6 +138,27 @@ class EncryptedRepositoryTest {
         .hasMessageContaining("GRANULE_PASSWORD");
   }
 
+  /**
+   * A key blob that cannot be read (a FIFO planted at its name, a damaged file) was skipped in
+   * silence: the right password was told it was wrong. It is still a wrong-password error (another
+   * key may be the one), but it says which key blobs could not be read.
+   */
+  @Test
+  void anUnreadableKeyBlobIsNamedNotJustAWrongPassword() throws Exception {
+    List<Path> keys;
+    try (Stream<Path> s = Files.list(dir.resolve("keys"))) {
+      keys = s.toList();
+    }
+    assertThat(keys).hasSize(1);
+    Files.delete(keys.get(0));
+    Process p = new ProcessBuilder("mkfifo", keys.get(0).toString()).start();
+    assertThat(p.waitFor()).isZero();
+    assertThatThrownBy(() -> open("correct horse"))
+        .isInstanceOf(WrongPasswordException.class)
+        .hasMessageContaining("if the password is right, the key it opens is not readable")
+        .hasMessageContaining("lists no key blob at all");
+  }
+
   @Test
   void changedPasswordOpensAndOldOneNoLonger() throws Exception {
     List<Path> before = files();

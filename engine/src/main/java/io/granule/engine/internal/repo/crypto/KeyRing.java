@@ -119,12 +119,29 @@ public final class KeyRing {
    */
   public static Optional<Unlocked> unlock(BlobStore store, String repositoryId, char[] password)
       throws IOException {
-    for (BlobName n : store.list(BlobType.KEY)) {
+    return unlock(store, repositoryId, password, new java.util.ArrayList<>());
+  }
+
+  /**
+   * As {@link #unlock(BlobStore, String, char[])}, adding to {@code unreadable} why each key blob
+   * that could not be read or parsed was skipped (a wrong password is then not the only answer).
+   */
+  public static Optional<Unlocked> unlock(
+      BlobStore store, String repositoryId, char[] password, java.util.List<String> unreadable)
+      throws IOException {
+    List<BlobName> listed = store.list(BlobType.KEY);
+    if (listed.isEmpty()) {
+      unreadable.add(
+          "the repository lists no key blob at all (its keys hold none that is a regular file:"
+              + " damaged, or copied incompletely)");
+    }
+    for (BlobName n : listed) {
       KeyFile f;
       try {
         f = read(n, store.load(n));
       } catch (RepositoryCorruptedException | IllegalArgumentException e) {
         LOG.warn("skipping damaged key blob: {}", e.getMessage());
+        unreadable.add(e.getMessage());
         continue;
       }
       Base64.Decoder b64 = Base64.getDecoder();
