@@ -68,6 +68,12 @@ class VmImageRestoreTest {
           .contains("writing a " + fmt + " image (from the extension ." + fmt + ")")
           .contains("(" + fmt + "): ");
       assertThat(Files.exists(tmp.resolve("vm." + fmt + ".partial"))).isFalse();
+      // a disk holds everything on it: the owner's alone, whatever the umask
+      assertThat(
+              java.nio.file.attribute.PosixFilePermissions.toString(
+                  Files.getPosixFilePermissions(vm)))
+          .as(fmt)
+          .isEqualTo("rw-------");
       assertThat(qemu("check", "-f", fmt, vm.toString())).contains("No errors were found");
       Path back = tmp.resolve("back-" + fmt + ".raw");
       qemuImg(tmp, "convert", "-f", fmt, "-O", "raw", vm.toString(), back.toString());

@@ -558,6 +558,24 @@ public final class DiskRestore {
   }
 
   /**
+   * Makes the image file a writer created (with the default mode, 0644 under the usual umask) the
+   * owner's alone, as a raw FILE.partial is made: a disk holds everything on it. Through the file
+   * held open, checked to be the one this restore created.
+   */
+  private void ownerOnly(DirectoryHandle dir, Path pinned, PartialFile held) throws IOException {
+    java.util.Set<java.nio.file.attribute.PosixFilePermission> mode =
+        java.nio.file.attribute.PosixFilePermissions.fromString("rw-------");
+    if (!dir.held()) {
+      Files.setPosixFilePermissions(pinned, mode);
+      return;
+    }
+    try (DirectoryHandle.NewFile file = dir.pin(pinned.getFileName().toString())) {
+      requireSame(file.self(), held.partialIdentity());
+      Files.setPosixFilePermissions(file.self(), mode);
+    }
+  }
+
+  /**
    * Fails (exit code 7) unless {@code pinned} (an entry of the held directory) is the file locked
    * and checked under the target's name.
    */
@@ -748,6 +766,7 @@ public final class DiskRestore {
                 Map.of(DiskImageWriter.OPTION_FILE_NAME, to.getFileName().toString()))) {
           held.created();
           requireSame(pinned, held.partialIdentity());
+          ownerOnly(dir, pinned, held);
           res = r.restoreDisk(snap, diskName, w, partial, progress);
         }
       } catch (IllegalArgumentException e) {

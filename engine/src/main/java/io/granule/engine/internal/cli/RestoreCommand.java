@@ -254,7 +254,16 @@ final class RestoreCommand extends ContextCommand {
                         + "' was replaced as the restore created it: check who writes that"
                         + " directory, and restore again");
               }
-              bytes = r.restoreStream(snap, name, out);
+              try {
+                bytes = r.restoreStream(snap, name, out);
+              } catch (io.granule.engine.internal.repo.RestoreTargetException e) {
+                // named as the user knows it, not as the descriptor it was written through
+                String m = e.getMessage();
+                throw m != null && m.contains(out.toString())
+                    ? new io.granule.engine.internal.repo.RestoreTargetException(
+                        m.replace(out.toString(), held.path().toString()), e.getCause())
+                    : e;
+              }
             }
           } catch (RuntimeException | IOException e) {
             Files.deleteIfExists(pinned);

@@ -41,17 +41,7 @@ public final class ForeignLinks {
       if (Files.isSymbolicLink(next)) {
         int owner = uid(next, false);
         if (owner != 0 && owner != self) {
-          throw new java.nio.file.FileSystemException(
-              null,
-              null,
-              "'"
-                  + next
-                  + "' on the way to restore target '"
-                  + target
-                  + "' is a symbolic link owned by uid "
-                  + owner
-                  + ", another user: a restore through it would write where that user chose;"
-                  + " name the real path");
+          throw SafePath.foreign(target, next.toString(), owner);
         }
         next = next.toRealPath();
       }

@@ -87,7 +87,8 @@ public final class SafePath {
     return new Location(dir, left, out[2] == 1, out[3]);
   }
 
-  private static FileSystemException foreign(Path target, String link, int owner) {
+  /** The refusal of a link of another user ({@code owner}) met on the way to {@code target}. */
+  static FileSystemException foreign(Path target, String link, int owner) {
     return new FileSystemException(
         null,
         null,

@@ -76,6 +76,11 @@ class DiskRestoreTest {
       assertThat(partial).doesNotExist();
       assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
       assertThat(Files.size(to)).isEqualTo(data.length);
+      assertThat(
+              java.nio.file.attribute.PosixFilePermissions.toString(
+                  Files.getPosixFilePermissions(to)))
+          .as("a disk holds everything on it: the owner's alone")
+          .isEqualTo("rw-------");
       Process stat = new ProcessBuilder("stat", "-c", "%b", to.toString()).start();
       long allocated =
           Long.parseLong(
