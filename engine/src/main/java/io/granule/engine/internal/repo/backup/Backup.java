@@ -5,6 +5,7 @@ import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.Hex;
 import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.RepositoryLockedException;
 import io.granule.engine.internal.repo.SnapshotId;
 import io.granule.engine.internal.repo.SourceUnreadableException;
 import io.granule.engine.internal.repo.WorkerFailures;
@@ -15,6 +16,7 @@ import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.chunk.Chunker;
 import io.granule.engine.internal.repo.chunk.FastCdcChunker;
 import io.granule.engine.internal.repo.index.ChunkIndex;
+import io.granule.engine.internal.repo.index.ChunkLocation;
 import io.granule.engine.internal.repo.pack.ChunkCompressor;
 import io.granule.engine.internal.repo.snapshot.ChunkList;
 import io.granule.engine.internal.repo.snapshot.DynamicIndex;
@@ -264,6 +266,8 @@ public final class Backup {
                 c.entryStored.get(e),
                 c.entryNew.get(e)));
       }
+      // after the indexes are saved (a prune starting from now on keeps what they name)
+      requirePacksExist(fixedIndexes, dynamicIndexes);
       SnapshotId id = SnapshotId.random();
       Manifest m =
           new Manifest(
@@ -548,6 +552,64 @@ public final class Backup {
     }
     c.read.addAndGet(len);
     c.entryRead.addAndGet(t.entry(), len);
+  }
+
+  /**
+   * Checks, before the snapshot is saved, that every pack holding its chunks is still there: a
+   * prune that did not see this backup's lock (a store whose listings leave blobs out) deleted the
+   * packs it reused, or those it wrote longer ago than prune's margin, and the backup saved a
+   * snapshot that did not restore. One listing of the packs; a pack it leaves out is asked for by
+   * name, since a listing can be partial.
+   *
+   * @throws RepositoryLockedException (exit code 9) naming the packs that are gone
+   */
+  private void requirePacksExist(List<FixedIndex> fixed, List<DynamicIndex> dynamic)
+      throws IOException {
+    java.util.Set<PackId> packs = new java.util.HashSet<>();
+    for (FixedIndex f : fixed) {
+      for (int p = 0; p < f.count(); p++) {
+        addPack(packs, f.get(p));
+      }
+    }
+    for (DynamicIndex d : dynamic) {
+      for (int p = 0; p < d.count(); p++) {
+        addPack(packs, d.get(p));
+      }
+    }
+    if (packs.isEmpty()) {
+      return;
+    }
+    java.util.Set<String> listed = new java.util.HashSet<>();
+    for (BlobName n : store.list(BlobType.PACK)) {
+      listed.add(n.name());
+    }
+    List<String> missing = new ArrayList<>();
+    for (PackId p : packs) {
+      String name = p.toString();
+      if (!listed.contains(name) && store.stat(new BlobName(BlobType.PACK, name)).isEmpty()) {
+        missing.add(name);
+      }
+    }
+    if (!missing.isEmpty()) {
+      java.util.Collections.sort(missing);
+      throw new RepositoryLockedException(
+          missing.size()
+              + " pack(s) holding chunks of this backup were deleted while it ran ("
+              + String.join(", ", missing.subList(0, Math.min(3, missing.size())))
+              + (missing.size() > 3 ? ", …" : "")
+              + "): a prune ran without seeing this backup's lock; no snapshot was saved (the"
+              + " repository is still valid): run the backup again");
+    }
+  }
+
+  private void addPack(java.util.Set<PackId> packs, ChunkId id) {
+    if (id == null || id.isZero()) {
+      return;
+    }
+    ChunkLocation at = index.get(id);
+    if (at != null && at != ChunkIndex.NO_LOCATION) {
+      packs.add(at.pack());
+    }
   }
 
   private static void rethrow(Throwable t) throws IOException {

@@ -257,4 +257,53 @@ class PruneMarginTest {
       assertValid(r, Map.of(a.id(), TestImages.sha256(dataA), b, TestImages.sha256(dataB)), tmp);
     }
   }
+
+  /**
+   * A prune that did not see a running backup's lock (a store whose listings leave blobs out)
+   * deleted the packs it reused, and the backup saved a snapshot that did not restore, exit 0. A
+   * backup now checks, before it saves its snapshot, that every pack holding its chunks is there.
+   */
+  @Test
+  void aBackupWhosePacksWereDeletedWhileItRanSavesNoSnapshot() throws Exception {
+    List<Path> packs;
+    try (Stream<Path> s = Files.walk(dir.resolve("data"))) {
+      packs = s.filter(Files::isRegularFile).toList();
+    }
+    assertThat(packs).isNotEmpty();
+    io.granule.engine.internal.repo.backup.BackupRequest.AfterDisks prunedMeanwhile =
+        () -> {
+          for (Path p : packs) {
+            try {
+              Files.delete(p);
+            } catch (IOException e) {
+              throw new java.io.UncheckedIOException(e);
+            }
+          }
+          return new io.granule.engine.internal.repo.backup.BackupRequest.Extras(
+              List.of(), Map.of());
+        };
+    try (Repository r = open(new LocalBlobStore(dir));
+        io.granule.engine.internal.image.RawDiskImage d =
+            io.granule.engine.internal.image.RawDiskImage.open(imageA)) {
+      int before = r.snapshots().size();
+      // the same data as snapshot a: every chunk is reused from the packs deleted meanwhile
+      assertThatThrownBy(
+              () ->
+                  r.backup(
+                      new io.granule.engine.internal.repo.backup.BackupRequest(
+                          List.of(
+                              new io.granule.engine.internal.repo.backup.BackupRequest.NamedDisk(
+                                  "vda", d)),
+                          List.of(),
+                          "h",
+                          List.of(),
+                          null,
+                          prunedMeanwhile),
+                      io.granule.engine.internal.repo.backup.BackupListener.NONE))
+          .isInstanceOf(RepositoryLockedException.class)
+          .hasMessageContaining("were deleted while it ran")
+          .hasMessageContaining("no snapshot was saved");
+      assertThat(r.snapshots()).hasSize(before);
+    }
+  }
 }
