@@ -371,6 +371,7 @@ public final class DiskRestore {
     // directory, links of other users refused: checked by name at prepare and resolved by name
     // here, the path could be flipped between the two to lead to a file of root's
     Path real;
+    boolean blockDevice;
     Object identity;
     try (io.granule.engine.internal.ops.SafePath.Location at =
         io.granule.engine.internal.ops.SafePath.locate(to)) {
@@ -381,7 +382,7 @@ public final class DiskRestore {
                 + to
                 + "' is a symbolic link to nothing, or gone: remove it or name a file");
       }
-      if (at.rest().contains("/") || at.rest().isEmpty()) {
+      if (at.name() == null) {
         throw new CommandException(
             ExitCodes.TARGET,
             "the directory of restore target '"
@@ -389,6 +390,7 @@ public final class DiskRestore {
                 + "' is missing, or the target is a directory: create it, or name a file");
       }
       real = at.real();
+      blockDevice = at.exists() && (at.mode() & 0170000) == 0060000;
       identity = at.dir().held() ? Files.readAttributes(at.dir().self(), "unix:dev,ino") : null;
     } catch (java.nio.file.FileSystemException e) {
       throw new CommandException(ExitCodes.TARGET, e.getMessage(), e);
@@ -398,20 +400,18 @@ public final class DiskRestore {
       dirIdentity = identity;
       return runChecked(r, snap, diskName, progress, info);
     }
-    {
-      if (isBlockDevice(real) != device) {
-        throw new CommandException(
-            ExitCodes.TARGET,
-            "restore target '"
-                + to
-                + "' changed since the restore was prepared (it "
-                + (device ? "was" : "was not")
-                + " a block device): check it and restore again");
-      }
-      DiskRestore resolved = new DiskRestore(formats, real, format, why, true, device);
-      resolved.dirIdentity = identity;
-      return resolved.runChecked(r, snap, diskName, progress, info);
+    if (blockDevice != device) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "restore target '"
+              + to
+              + "' changed since the restore was prepared (it "
+              + (device ? "was" : "was not")
+              + " a block device): check it and restore again");
     }
+    DiskRestore resolved = new DiskRestore(formats, real, format, why, true, device);
+    resolved.dirIdentity = identity;
+    return resolved.runChecked(r, snap, diskName, progress, info);
   }
 
   /**

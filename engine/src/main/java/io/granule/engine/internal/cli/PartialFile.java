@@ -143,18 +143,7 @@ final class PartialFile implements AutoCloseable {
 
   /** Whether lock files in {@code dir} are seen by every root process here (/run/granule). */
   private static boolean rootWide(Path dir) {
-    return dir.startsWith(Path.of("/run"))
-        && "root".equals(System.getProperty("user.name"))
-        && Long.valueOf(0).equals(uidOfThisProcess());
-  }
-
-  private static Object uidOfThisProcess() {
-    try {
-      Object uid = Files.getAttribute(Path.of("/proc/self"), "unix:uid");
-      return uid instanceof Integer i ? Long.valueOf(i) : uid;
-    } catch (IOException | RuntimeException e) {
-      return null;
-    }
+    return dir.startsWith(Path.of("/run")) && io.granule.engine.internal.net.PeerUser.self() == 0;
   }
 
   /**

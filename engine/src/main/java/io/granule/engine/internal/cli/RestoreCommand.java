@@ -231,7 +231,7 @@ final class RestoreCommand extends ContextCommand {
         }
         try (io.granule.engine.internal.ops.DirectoryHandle dir = at.dir();
             PartialFile held = PartialFile.take(target)) {
-          if (at.rest().isEmpty() || at.rest().contains("/")) {
+          if (at.name() == null) {
             throw new CommandException(
                 ExitCodes.TARGET,
                 "the directory of restore target '" + target + "' is missing: create it");

@@ -39,6 +39,14 @@ public final class SafePath {
       return rest.isEmpty() ? d : d.resolve(rest);
     }
 
+    /**
+     * The target's name in {@link #dir()}, or null where that directory is not the target's own
+     * (directories are missing on the way, or the target is that directory).
+     */
+    public String name() {
+      return rest.isEmpty() || rest.contains("/") ? null : rest;
+    }
+
     /** Whether the target exists and is a directory. */
     public boolean isDirectory() {
       return rest.isEmpty() || (exists && (mode & 0170000) == 0040000);
