@@ -133,6 +133,18 @@ class ApiHardeningTest {
         "{\"repo\":\"" + repo + "\",\"disks\":[{\"path\":\"" + image + "\"}]} trailing",
         "{\"repo\":\"" + repo + "\",\"repo\":\"/x\",\"disks\":[{\"path\":\"" + image + "\"}]}",
         "{\"repo\":\"" + repo + "\",\"disk\":[{\"path\":\"" + image + "\"}]}",
+        // values of another JSON type are refused, not coerced
+        "{\"repo\":\""
+            + repo
+            + "\",\"disks\":[{\"path\":\""
+            + image
+            + "\"}],\"freeze\":[\"/\"],\"freezeTimeoutSeconds\":\"20\"}",
+        "{\"repo\":\""
+            + repo
+            + "\",\"disks\":[{\"path\":\""
+            + image
+            + "\"}],\"freeze\":[\"/\"],\"freezeTimeoutSeconds\":1.5}",
+        "{\"repo\":\"" + repo + "\",\"disks\":[{\"path\":\"" + image + "\"}],\"tags\":\"t\"}",
       };
       for (String body : bad) {
         Api.Response r = api.post("/api/backups", body.replace("\u0000", "\\u0000"));
@@ -244,6 +256,7 @@ class ApiHardeningTest {
       assertThat(cancelled.get("state").asText()).isEqualTo("FAILED");
       assertThat(cancelled.get("exitCode").asInt()).isEqualTo(130);
       assertThat(cancelled.get("error").asText()).contains("cancelled before it started");
+      assertThat(cancelled.get("cancelRequested").asBoolean()).as("it has ended").isFalse();
       assertThat(api.send("DELETE", "/api/jobs/nope", null).status()).isEqualTo(404);
 
       JsonNode otherJob = api.awaitJob(otherId);

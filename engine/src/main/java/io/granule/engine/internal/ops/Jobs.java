@@ -94,7 +94,8 @@ public final class Jobs implements AutoCloseable {
   /**
    * A job as the API shows it. {@code progressUpdated}: when the work last published {@code
    * progress} (a stalled job's rate and ETA are as of then); {@code cancelRequested}: a cancel
-   * reached it, and a running job has not stopped yet.
+   * reached it and it has not ended yet (false once it has: a cancelled job's end is its state,
+   * error and exit code).
    */
   public record JobView(
       String id,
@@ -151,14 +152,15 @@ public final class Jobs implements AutoCloseable {
     }
 
     public JobView view() {
+      State s = state;
       return new JobView(
           id,
           kind,
           description,
-          state,
+          s,
           progress,
           iso(progressAt),
-          cancelled,
+          cancelled && (s == State.QUEUED || s == State.RUNNING),
           result,
           error,
           exitCode,

@@ -853,12 +853,7 @@ public final class ApiServlet extends HttpServlet {
     }
     T body;
     try {
-      body =
-          Json.MAPPER
-              .readerFor(type)
-              .with(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
-              .with(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
-              .readValue(bytes);
+      body = Json.strictReader(type).readValue(bytes);
     } catch (IOException e) {
       send(resp, 400, Map.of("error", "request body is not " + what + ": " + e.getMessage()));
       return null;

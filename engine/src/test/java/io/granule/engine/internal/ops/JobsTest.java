@@ -107,7 +107,8 @@ class JobsTest {
       assertThat(v.cancelRequested()).isTrue();
       assertThat(v.progressUpdated()).as("no newer progress").isEqualTo(at.toString());
       release.countDown();
-      await(jobs, job.id()); // it ends once its I/O returns
+      v = await(jobs, job.id()); // it ends once its I/O returns
+      assertThat(v.cancelRequested()).as("a job that has ended is no longer cancelling").isFalse();
     }
   }
 
