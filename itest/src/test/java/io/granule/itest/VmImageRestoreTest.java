@@ -209,6 +209,38 @@ class VmImageRestoreTest {
     assertThat(info.waitFor()).as("qemu-img info of the killed restore's file: " + out).isNotZero();
   }
 
+  /**
+   * A backup of a qcow2 image locks its backing file too: while a restore holds the write lock on
+   * the backing file (this test, in its place), the backup does not start and says which file.
+   */
+  @Test
+  void aBackupOfAQcow2LocksItsBackingFile() throws Exception {
+    requireQemuImg();
+    Path base = physicalDisk(tmp.resolve("base.raw"), 8);
+    Path top = tmp.resolve("top.qcow2");
+    qemu("create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "raw", top.toString());
+    Path repo = tmp.resolve("repo");
+    Granule.Result r = granule("init", "--repo", repo.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    byte[] before = Files.readAllBytes(base);
+    try (FileChannel ch = FileChannel.open(base, StandardOpenOption.WRITE);
+        java.nio.channels.FileLock writing = ch.lock(1L << 62, 1, false)) {
+      r = granule("backup", "--repo", repo.toString(), "--disk", top.toString());
+      assertThat(r.exitCode()).as(r.err()).isEqualTo(6);
+      assertThat(r.err()).contains("is writing '" + base + "'");
+    }
+    r = granule("snapshots", "--repo", repo.toString(), "--json");
+    assertThat(Api.JSON.readTree(r.out())).as("no snapshot").isEmpty();
+    r = granule("backup", "--repo", repo.toString(), "--disk", top.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    Path restored = tmp.resolve("restored.raw");
+    r =
+        granule(
+            "restore", "disk", "latest", "--repo", repo.toString(), "--to", restored.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(Files.readAllBytes(restored)).isEqualTo(before);
+  }
+
   private static String qemu(String... args) throws Exception {
     List<String> cmd = new ArrayList<>(List.of("qemu-img"));
     cmd.addAll(List.of(args));

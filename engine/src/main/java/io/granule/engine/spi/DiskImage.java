@@ -58,4 +58,17 @@ public interface DiskImage extends Closeable {
   default boolean readsPastPageCache() {
     return false;
   }
+
+  /**
+   * Every file this image reads, its own first: the images of its backing chain, a VMDK
+   * descriptor's extent files. A backup holds read locks on each while it reads, so a restore
+   * writing one of them in place is refused (and a backup of an image whose backing file is being
+   * restored does not start). The default, an empty list, means the file the image was opened from
+   * is the only one.
+   *
+   * @since 1.4
+   */
+  default List<java.nio.file.Path> files() {
+    return List.of();
+  }
 }

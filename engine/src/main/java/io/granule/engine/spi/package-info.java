@@ -8,7 +8,7 @@
  * tracks them dynamically, so a plugin can be installed, updated and removed while the engine runs.
  */
 @Export
-@Version("1.3.0")
+@Version("1.4.0")
 package io.granule.engine.spi;
 
 import org.osgi.annotation.bundle.Export;

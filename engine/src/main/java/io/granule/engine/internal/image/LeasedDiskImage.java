@@ -56,6 +56,11 @@ public final class LeasedDiskImage implements DiskImage {
   }
 
   @Override
+  public List<java.nio.file.Path> files() {
+    return image.files();
+  }
+
+  @Override
   public io.granule.engine.spi.ChangeTracking changeTracking() {
     return image.changeTracking();
   }

@@ -323,6 +323,23 @@ public final class BackupOperation {
         }
         LeasedDiskImage img = inspector.open(d.path(), d.format());
         opened.add(img);
+        // the files behind it too (a qcow2's backing chain, a VMDK's extents), before any is read
+        for (Path f : img.files()) {
+          if (!f.equals(d.path())) {
+            try {
+              locks.add(readLocks.lock(f));
+            } catch (IOException e) {
+              throw new UncheckedIOException(
+                  "unable to lock '"
+                      + f
+                      + "', a file of disk '"
+                      + d.path()
+                      + "', for reading: "
+                      + e.getMessage(),
+                  e);
+            }
+          }
+        }
         named.add(new NamedDisk(d.name(), img));
       }
       String recordedHost = host == null ? localHost() : host;

@@ -202,6 +202,21 @@ abstract class MappedImage implements DiskImage {
     return run.length();
   }
 
+  /** This image's files (its own first), then its backing chain's. */
+  @Override
+  public List<java.nio.file.Path> files() {
+    List<java.nio.file.Path> all = new ArrayList<>();
+    for (Closeable c : resources) {
+      if (c instanceof ImageFile f) {
+        all.add(f.path());
+      }
+    }
+    if (backing != null) {
+      all.addAll(backing.files());
+    }
+    return all;
+  }
+
   @Override
   public void close() throws IOException {
     IOException first = null;

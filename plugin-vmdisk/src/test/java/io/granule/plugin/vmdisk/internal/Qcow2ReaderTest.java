@@ -129,6 +129,23 @@ class Qcow2ReaderTest extends DiskImageFormatContractTest {
         .hasMessageContaining(message);
   }
 
+  /** A backup locks every file an image reads: the top image's first, then its backing chain's. */
+  @Test
+  void anImageNamesEveryFileOfItsChain() throws IOException {
+    Path dir = Files.createDirectories(tmp.resolve("files-of-chain"));
+    Path raw = Files.write(dir.resolve("in.raw"), new byte[4 << 20]);
+    Path top = threeLevels(dir, raw);
+    try (DiskImage img = format().open(top)) {
+      assertThat(img.files())
+          .containsExactly(top, dir.resolve("mid.qcow2"), dir.resolve("base.qcow2"));
+    }
+    Path alone = dir.resolve("alone.qcow2");
+    Qemu.img("convert", "-f", "raw", "-O", "qcow2", raw.toString(), alone.toString());
+    try (DiskImage img = format().open(alone)) {
+      assertThat(img.files()).containsExactly(alone);
+    }
+  }
+
   @Test
   void cyclicBackingChainIsRefused() throws IOException {
     Path a = image("a.qcow2", "-o", "size=1M");

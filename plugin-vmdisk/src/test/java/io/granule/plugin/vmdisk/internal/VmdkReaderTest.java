@@ -117,6 +117,19 @@ class VmdkReaderTest extends DiskImageFormatContractTest {
     return Files.writeString(dir.resolve(name), content, StandardCharsets.UTF_8);
   }
 
+  /** A descriptor names its extents: the image's files are the descriptor, then each extent. */
+  @Test
+  void aDescriptorsImageNamesItsExtentFiles() throws IOException {
+    Path dir = Files.createDirectories(tmp.resolve("files-of-split"));
+    Path raw = Files.write(dir.resolve("in.raw"), new byte[12 << 20]);
+    Path split = split(dir, raw, "FLAT");
+    try (DiskImage img = format().open(split)) {
+      assertThat(img.files())
+          .containsExactly(
+              split, dir.resolve("extent-0-flat.vmdk"), dir.resolve("extent-1-flat.vmdk"));
+    }
+  }
+
   @Test
   void zeroExtentReadsAsZeros() throws IOException {
     Path dir = Files.createDirectories(tmp.resolve("zero-extent"));
