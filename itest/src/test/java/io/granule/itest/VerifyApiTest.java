@@ -41,6 +41,8 @@ class VerifyApiTest {
     assertThat(r.exitCode()).as(r.err()).isZero();
     JsonNode cliStats = Api.JSON.readTree(r.out());
 
+    JsonNode damaged;
+    JsonNode all;
     try (Granule.Server server = Granule.Server.start(tmp.resolve("data"), List.of())) {
       Api api = new Api(server.url);
       Api.Response stats = api.get("/api/stats?repo=" + repo);
@@ -76,6 +78,7 @@ class VerifyApiTest {
       assertThat(job.get("state").asText()).as(job.toString()).isEqualTo("SUCCEEDED");
 
       job = api.awaitJob(start(api, Map.of("repo", repo.toString(), "readData", true)));
+      damaged = job;
       assertThat(job.get("state").asText()).as(job.toString()).isEqualTo("FAILED");
       assertThat(job.get("exitCode").asInt()).isEqualTo(5);
       String snapshot = api.get("/api/snapshots?repo=" + repo).body().get(0).get("id").asText();
@@ -113,6 +116,13 @@ class VerifyApiTest {
                   Map.of("repo", repo.toString(), "readData", true, "readDataSubset", "1/2")));
       assertThat(bad.status()).isEqualTo(400);
       assertThat(api.post("/api/verify", "{}").status()).isEqualTo(400);
+      all = api.get("/api/jobs").body();
+    }
+    // a restarted server shows the jobs of the last one as they ended: the report of damage too
+    try (Granule.Server server = Granule.Server.start(tmp.resolve("data"), List.of())) {
+      Api api = new Api(server.url);
+      assertThat(api.get("/api/jobs/" + damaged.get("id").asText()).body()).isEqualTo(damaged);
+      assertThat(api.get("/api/jobs").body()).isEqualTo(all);
     }
   }
 

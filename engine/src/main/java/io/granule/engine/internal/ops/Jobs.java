@@ -29,8 +29,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Jobs start in submission order, at most {@link #WORKERS} at once and one per repository at a
  * time (a job waits for earlier ones on its repository, never for another repository's); at most
- * {@link #MAX_QUEUED} wait. A job can be cancelled. The newest {@link #KEEP} finished jobs are kept
- * (in memory: a restarted server starts with none). Thread-safe.
+ * {@link #MAX_QUEUED} wait. A job can be cancelled. The newest {@link #KEEP} finished jobs are
+ * kept, and with a journal ({@link JobJournal}) a restarted server shows them again. Thread-safe.
  */
 public final class Jobs implements AutoCloseable {
   static final int WORKERS = 2;
@@ -134,6 +134,20 @@ public final class Jobs implements AutoCloseable {
       this.kind = kind;
       this.description = description;
       this.created = created;
+    }
+
+    /** A job a previous server ran, as its journal had it (ended). */
+    static Job of(JobView v) {
+      Job j = new Job(v.id(), v.kind(), v.description(), JobJournal.instant(v.created()));
+      j.state = v.state();
+      j.progress = v.progress();
+      j.progressAt = v.progressUpdated() == null ? null : JobJournal.instant(v.progressUpdated());
+      j.result = v.result();
+      j.error = v.error();
+      j.exitCode = v.exitCode();
+      j.started = v.started() == null ? null : JobJournal.instant(v.started());
+      j.finished = JobJournal.instant(v.finished());
+      return j;
     }
 
     public String id() {
@@ -259,6 +273,30 @@ public final class Jobs implements AutoCloseable {
       ToIntFunction<Throwable> exitCodes,
       int maxQueued,
       java.time.Duration cancelGrace) {
+    this(clock, exitCodes, maxQueued, cancelGrace, null);
+  }
+
+  /**
+   * @param journal where the jobs are kept across restarts ({@code jobs/} of the server's data
+   *     directory), or null to keep them in memory only
+   */
+  public Jobs(Clock clock, ToIntFunction<Throwable> exitCodes, Path journal) {
+    this(clock, exitCodes, MAX_QUEUED, CANCEL_GRACE, journal);
+  }
+
+  Jobs(
+      Clock clock,
+      ToIntFunction<Throwable> exitCodes,
+      int maxQueued,
+      java.time.Duration cancelGrace,
+      Path journal) {
+    this.journal = journal == null ? null : JobJournal.open(journal, KEEP, clock.instant());
+    if (this.journal != null) {
+      for (JobView v : this.journal.recovered()) {
+        jobs.put(v.id(), Job.of(v));
+      }
+      this.journal.start(this::list);
+    }
     this.cancelGrace = cancelGrace;
     this.clock = clock;
     this.exitCodes = exitCodes;
@@ -282,6 +320,14 @@ public final class Jobs implements AutoCloseable {
   }
 
   private final Thread stopHook;
+  private final JobJournal journal; // null: in memory only
+
+  /** Journals {@code job}'s state, if there is a journal. */
+  private void journal(Job job) {
+    if (journal != null) {
+      journal.record(job.view());
+    }
+  }
 
   /**
    * Queues {@code work}. Jobs start in the order they were submitted, at most {@link #WORKERS} at
@@ -338,6 +384,7 @@ public final class Jobs implements AutoCloseable {
         trim();
       }
       queue.add(new Queued(job, key, work));
+      journal(job);
       dispatch();
     }
     return job;
@@ -388,6 +435,7 @@ public final class Jobs implements AutoCloseable {
       busy.put(q.job.id, key);
       q.job.state = State.RUNNING;
       q.job.started = clock.instant();
+      journal(q.job);
       running.put(q.job.id, null);
       pool.execute(() -> run(q));
     }
@@ -439,6 +487,7 @@ public final class Jobs implements AutoCloseable {
         // ended only once its claim is free: a client that saw it end may reuse the target
         job.finished = clock.instant();
         job.state = end;
+        journal(job);
         synchronized (jobs) {
           trim();
         }
@@ -469,6 +518,7 @@ public final class Jobs implements AutoCloseable {
     job.exitCode = 130;
     job.finished = clock.instant();
     job.state = State.FAILED;
+    journal(job);
   }
 
   /**
@@ -589,6 +639,9 @@ public final class Jobs implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       pool.shutdownNow();
+    }
+    if (journal != null) {
+      journal.close(); // what ended by now is written; a job still running is "stopped" next time
     }
   }
 }
