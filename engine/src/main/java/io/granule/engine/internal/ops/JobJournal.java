@@ -79,6 +79,12 @@ final class JobJournal implements Closeable {
     FileChannel ch = null;
     try {
       Files.createDirectories(dir);
+      if (!Files.isDirectory(dir, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+          || !Files.getOwner(dir, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+              .equals(Files.getOwner(dir.getParent()))) {
+        throw new IOException(
+            dir + " is a link, or not owned by the data directory's owner: remove it");
+      }
       Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
       ch =
           FileChannel.open(

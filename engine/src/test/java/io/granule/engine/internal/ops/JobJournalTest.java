@@ -150,6 +150,22 @@ class JobJournalTest {
     }
   }
 
+  /** A journal directory that is a link is not followed (nor chmodded): jobs stay in memory. */
+  @Test
+  void aLinkInPlaceOfTheJournalDirectoryIsNotFollowed() throws Exception {
+    Path elsewhere = Files.createDirectories(tmp.resolve("elsewhere"));
+    Files.setPosixFilePermissions(elsewhere, PosixFilePermissions.fromString("rwxr-xr-x"));
+    Path dir = Files.createSymbolicLink(tmp.resolve("jobs"), elsewhere);
+    try (Jobs jobs = jobs(dir)) {
+      await(jobs, jobs.submit("verify", "v", Path.of("/r"), j -> "x").id());
+    }
+    assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(elsewhere)))
+        .isEqualTo("rwxr-xr-x");
+    try (java.util.stream.Stream<Path> s = Files.list(elsewhere)) {
+      assertThat(s).isEmpty();
+    }
+  }
+
   /** The file is rewritten with only the kept jobs as it grows; a restart shows the newest. */
   @Test
   void theJournalKeepsTheNewestJobsAndStaysSmall() throws Exception {
