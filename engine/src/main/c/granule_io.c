@@ -413,6 +413,45 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_dropA
   return result;
 }
 
+/* Gives the symbolic link held by fd (O_PATH|O_NOFOLLOW) owner uid:gid, if it is still a link whose
+ * target is the NUL-terminated expected (whoever renamed another link of the same target over it
+ * meanwhile gets nothing a link of the snapshot's would not have had): 0, -EINVAL if fd holds no
+ * link, -ESTALE if its target differs, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_chownLink0(
+    JNIEnv *env, jclass cls, jint fd, jbyteArray expected, jint uid, jint gid) {
+  (void)cls;
+  struct stat st;
+  if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+    return -errno;
+  }
+  if (!S_ISLNK(st.st_mode)) {
+    return -EINVAL;
+  }
+  jsize n = (*env)->GetArrayLength(env, expected);
+  char *want = malloc((size_t)n + 1);
+  char *got = malloc((size_t)n + 2);
+  if (want == NULL || got == NULL) {
+    free(want);
+    free(got);
+    return -ENOMEM;
+  }
+  (*env)->GetByteArrayRegion(env, expected, 0, n, (jbyte *)want);
+  want[n] = 0;
+  size_t wlen = strlen(want);
+  ssize_t r = readlinkat(fd, "", got, wlen + 1);
+  int result = 0;
+  if (r < 0) {
+    result = -errno;
+  } else if ((size_t)r != wlen || memcmp(got, want, wlen) != 0) {
+    result = -ESTALE;
+  } else if (fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+    result = -errno;
+  }
+  free(want);
+  free(got);
+  return result;
+}
+
 /* close(fd): 0, or -errno. */
 JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_close0(JNIEnv *env,
                                                                                  jclass cls,

@@ -186,6 +186,34 @@ public final class DirectoryHandle implements AutoCloseable {
       return Path.of("/proc/self/fd/" + fd);
     }
 
+    /**
+     * Gives the symbolic link {@link #pin} holds owner {@code uid:gid}, if it is still a link to
+     * {@code target}: a file (or another link) renamed over the one the restore made is not given
+     * the snapshot's owner.
+     *
+     * @throws java.nio.file.FileSystemException if it was replaced, or the owner cannot be set
+     */
+    public void chownLink(String target, int uid, int gid) throws IOException {
+      // the bytes the JDK wrote the link with (file names use the platform's encoding)
+      java.nio.charset.Charset names =
+          java.nio.charset.Charset.forName(System.getProperty("sun.jnu.encoding", "UTF-8"));
+      int r = chownLink0(fd, (target + "\0").getBytes(names), uid, gid);
+      if (r == -22 || r == -116) { // EINVAL: not a link; ESTALE: another target
+        throw new java.nio.file.FileSystemException(
+            null,
+            null,
+            "'"
+                + shown
+                + "' was replaced while the restore made it (someone else can write its"
+                + " directory): its owner was not set; restore into a directory only you can"
+                + " write");
+      }
+      if (r < 0) {
+        throw new java.nio.file.FileSystemException(
+            null, null, "unable to set the owner of link '" + shown + "' (errno " + -r + ")");
+      }
+    }
+
     @Override
     public void close() throws IOException {
       int r = close0(fd);
@@ -241,4 +269,6 @@ public final class DirectoryHandle implements AutoCloseable {
   private static native int create0(byte[] path);
 
   private static native int pin0(byte[] path);
+
+  private static native int chownLink0(int fd, byte[] expected, int uid, int gid);
 }

@@ -227,9 +227,18 @@ public final class FileRestorer {
         }
       }
       case SYMLINK -> {
-        Files.createSymbolicLink(at, Path.of(fs.readLink(node)));
+        String linkTarget = fs.readLink(node);
+        Files.createSymbolicLink(at, Path.of(linkTarget));
         links++;
-        setOwner(at, node);
+        if (dir.held() && asRoot && node.uid() >= 0 && node.gid() >= 0) {
+          // given its owner through a descriptor of the link itself, if it is still the link
+          // made: a file renamed over it meanwhile is not made the snapshot owner's
+          try (DirectoryHandle.NewFile made = dir.pin(name)) {
+            made.chownLink(linkTarget, (int) node.uid(), (int) node.gid());
+          }
+        } else {
+          setOwner(at, node);
+        }
         // a symlink's own times (lutimes); its permissions are not settable on Linux
         PosixFileAttributeView view =
             Files.getFileAttributeView(at, PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS);
