@@ -19,15 +19,7 @@ class JobJournalTest {
   @TempDir Path tmp;
 
   private static Jobs.JobView await(Jobs jobs, String id) throws InterruptedException {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-    while (System.nanoTime() < deadline) {
-      Jobs.JobView v = jobs.get(id).orElseThrow();
-      if (v.state() == Jobs.State.SUCCEEDED || v.state() == Jobs.State.FAILED) {
-        return v;
-      }
-      Thread.sleep(2);
-    }
-    throw new AssertionError("job " + id + " never ended");
+    return JobsTest.await(jobs, id);
   }
 
   private static Jobs jobs(Path dir) {

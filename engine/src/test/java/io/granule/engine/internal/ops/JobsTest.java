@@ -14,7 +14,8 @@ import org.junit.jupiter.api.Test;
 /** The scheduler on its own: cancels racing the start of jobs, and which finished jobs it keeps. */
 class JobsTest {
 
-  private static Jobs.JobView await(Jobs jobs, String id) throws InterruptedException {
+  /** Waits (up to 20 s) for job {@code id} to end; its view. */
+  static Jobs.JobView await(Jobs jobs, String id) throws InterruptedException {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
     while (System.nanoTime() < deadline) {
       Jobs.JobView v = jobs.get(id).orElseThrow();
