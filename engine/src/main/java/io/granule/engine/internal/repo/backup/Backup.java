@@ -267,7 +267,16 @@ public final class Backup {
                 c.entryNew.get(e)));
       }
       // after the indexes are saved (a prune starting from now on keeps what they name)
-      requirePacksExist(fixedIndexes, dynamicIndexes);
+      java.util.Set<PackId> packsUsed = packsUsed(fixedIndexes, dynamicIndexes);
+      List<String> missing = missingPacks(packsUsed);
+      if (!missing.isEmpty()) {
+        throw new RepositoryLockedException(
+            missing.size()
+                + " pack(s) holding chunks of this backup were deleted while it ran ("
+                + some(missing)
+                + "): a prune ran without seeing this backup's lock; no snapshot was saved (the"
+                + " repository is still valid): run the backup again");
+      }
       SnapshotId id = SnapshotId.random();
       Manifest m =
           new Manifest(
@@ -287,6 +296,15 @@ public final class Backup {
                 + " repository is still valid)");
       }
       store.save(name, codec.encode(name, ManifestWriter.write(m)));
+      try {
+        requirePacksStillExist(packsUsed, name);
+      } catch (IOException e) {
+        // saved, and checked just before: a store that cannot list now does not undo the backup
+        LOG.warn(
+            "snapshot {} saved; its packs could not be checked again after the save: {}",
+            id.hex(),
+            e.toString());
+      }
       String lastName =
           streams.isEmpty()
               ? disks.get(disks.size() - 1).name()
@@ -555,16 +573,12 @@ public final class Backup {
   }
 
   /**
-   * Checks, before the snapshot is saved, that every pack holding its chunks is still there: a
-   * prune that did not see this backup's lock (a store whose listings leave blobs out) deleted the
-   * packs it reused, or those it wrote longer ago than prune's margin, and the backup saved a
-   * snapshot that did not restore. One listing of the packs; a pack it leaves out is asked for by
-   * name, since a listing can be partial.
-   *
-   * @throws RepositoryLockedException (exit code 9) naming the packs that are gone
+   * The packs holding this backup's chunks. They are checked before the snapshot is saved and again
+   * after ({@link #missingPacks}): a prune that did not see this backup's lock (a store whose
+   * listings leave blobs out) deleted the packs it reused, or those it wrote longer ago than
+   * prune's margin, and the backup saved a snapshot that did not restore.
    */
-  private void requirePacksExist(List<FixedIndex> fixed, List<DynamicIndex> dynamic)
-      throws IOException {
+  private java.util.Set<PackId> packsUsed(List<FixedIndex> fixed, List<DynamicIndex> dynamic) {
     java.util.Set<PackId> packs = new java.util.HashSet<>();
     for (FixedIndex f : fixed) {
       for (int p = 0; p < f.count(); p++) {
@@ -576,8 +590,16 @@ public final class Backup {
         addPack(packs, d.get(p));
       }
     }
+    return packs;
+  }
+
+  /**
+   * Those of {@code packs} that are gone, sorted: one listing of the packs; a pack it leaves out is
+   * asked for by name, since a listing can be partial.
+   */
+  private List<String> missingPacks(java.util.Set<PackId> packs) throws IOException {
     if (packs.isEmpty()) {
-      return;
+      return List.of();
     }
     java.util.Set<String> listed = new java.util.HashSet<>();
     for (BlobName n : store.list(BlobType.PACK)) {
@@ -590,16 +612,45 @@ public final class Backup {
         missing.add(name);
       }
     }
-    if (!missing.isEmpty()) {
-      java.util.Collections.sort(missing);
-      throw new RepositoryLockedException(
-          missing.size()
-              + " pack(s) holding chunks of this backup were deleted while it ran ("
-              + String.join(", ", missing.subList(0, Math.min(3, missing.size())))
-              + (missing.size() > 3 ? ", …" : "")
-              + "): a prune ran without seeing this backup's lock; no snapshot was saved (the"
-              + " repository is still valid): run the backup again");
+    java.util.Collections.sort(missing);
+    return missing;
+  }
+
+  private static String some(List<String> names) {
+    return String.join(", ", names.subList(0, Math.min(3, names.size())))
+        + (names.size() > 3 ? ", …" : "");
+  }
+
+  /**
+   * After the snapshot {@code name} was saved: a prune that missed this backup's lock and deleted
+   * its packs in the seconds between the check before the save and the save made it a snapshot that
+   * does not restore. It is deleted again (exit code 9).
+   */
+  private void requirePacksStillExist(java.util.Set<PackId> packs, BlobName name)
+      throws IOException {
+    List<String> missing = missingPacks(packs);
+    if (missing.isEmpty()) {
+      return;
     }
+    String removed;
+    try {
+      store.delete(name);
+      removed =
+          "the snapshot was removed again (the repository is still valid): run the backup again";
+    } catch (IOException | RuntimeException e) {
+      removed =
+          "snapshot "
+              + name.name()
+              + " is left and does not restore ("
+              + e.getMessage()
+              + "): 'granule forget' it, then run the backup again";
+    }
+    throw new RepositoryLockedException(
+        missing.size()
+            + " pack(s) holding chunks of this backup were deleted as it saved its snapshot ("
+            + some(missing)
+            + "): a prune ran without seeing this backup's lock; "
+            + removed);
   }
 
   private void addPack(java.util.Set<PackId> packs, ChunkId id) {

@@ -631,6 +631,9 @@ public final class Pruner {
         store.delete(n);
         listener.progress("delete item indexes", ++done, items);
       }
+      // After the deletes: a snapshot saved since the check before them may use what was deleted
+      // (its backup checks its packs after its save too, and removes it if they are gone).
+      noSnapshotSinceDeletes(snapshots);
       return new Report(
           false,
           snapshots.size(),
@@ -829,6 +832,30 @@ public final class Pruner {
                 + " taken for stale, is still writing): prune stopped before deleting anything"
                 + " (what it wrote is harmless). Prune again when that backup has ended");
       }
+    }
+  }
+
+  /**
+   * Snapshots saved while prune deleted (a backup whose lock it did not see saved one after the
+   * check before the deletes): said, loudly, since they may use chunks of deleted packs.
+   */
+  private void noSnapshotSinceDeletes(List<BlobName> marked) throws IOException {
+    Set<BlobName> known = new HashSet<>(marked);
+    List<String> added = new ArrayList<>();
+    for (BlobName n : store.list(BlobType.SNAPSHOT)) {
+      if (!known.contains(n)) {
+        added.add(n.name());
+      }
+    }
+    if (!added.isEmpty()) {
+      throw new io.granule.engine.internal.repo.RepositoryLockedException(
+          "prune finished, but snapshot(s) "
+              + String.join(", ", added)
+              + " were saved in the repository at '"
+              + store.location()
+              + "' while it deleted (a backup whose lock was removed, or taken for stale, was"
+              + " still writing): they may use chunks of packs prune deleted; run 'granule verify'"
+              + " and forget any it reports damaged");
     }
   }
 

@@ -306,4 +306,66 @@ class PruneMarginTest {
       assertThat(r.snapshots()).hasSize(before);
     }
   }
+
+  /**
+   * The packs are deleted in the moment between the backup's check and its snapshot's save (a prune
+   * that missed its lock): the check after the save finds them gone and removes the snapshot again,
+   * exit code 9.
+   */
+  @Test
+  void aBackupWhosePacksWereDeletedAsItSavedItsSnapshotRemovesIt() throws Exception {
+    BlobStore deleting =
+        new ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public void save(BlobName name, byte[] data) throws IOException {
+            if (name.type() == BlobType.SNAPSHOT) {
+              for (BlobName pack : delegate.list(BlobType.PACK)) {
+                delegate.delete(pack);
+              }
+            }
+            delegate.save(name, data);
+          }
+        };
+    try (Repository r = open(deleting)) {
+      int before = r.snapshots().size();
+      assertThatThrownBy(() -> backup(r, "vda", imageA, "h"))
+          .isInstanceOf(RepositoryLockedException.class)
+          .hasMessageContaining("were deleted as it saved its snapshot")
+          .hasMessageContaining("the snapshot was removed again");
+      assertThat(r.snapshots()).hasSize(before);
+    }
+  }
+
+  /**
+   * A snapshot lands while prune deletes (after its check before the deletes): prune says so and
+   * exits 9 instead of reporting success over a snapshot that may not restore.
+   */
+  @Test
+  void aSnapshotSavedWhilePruneDeletesIsReported() throws Exception {
+    var late = backupWhoseSnapshotLandsLate();
+    try (Repository r = open(new LocalBlobStore(dir))) {
+      r.lock(LockKind.SHARED, "forget", Duration.ZERO);
+      r.forgetSnapshots(List.of(a.id()), false); // a's packs become garbage: prune deletes them
+    }
+    AtomicBoolean armed = new AtomicBoolean(true);
+    BlobStore landing =
+        new ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public void delete(BlobName name) throws IOException {
+            delegate.delete(name);
+            if (name.type() == BlobType.PACK && armed.getAndSet(false)) {
+              delegate.save(late.getKey(), late.getValue()); // lands after the first delete
+            }
+          }
+        };
+    try (Repository r = open(landing)) {
+      r.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+      assertThatThrownBy(
+              () -> r.prune(new Pruner.Options(false, 1.0, Duration.ZERO), (p, d, t) -> {}))
+          .isInstanceOf(RepositoryLockedException.class)
+          .hasMessageContaining("prune finished, but snapshot(s) " + late.getKey().name())
+          .hasMessageContaining("granule verify");
+    }
+    assertThat(armed).as("the snapshot landed mid-delete").isFalse();
+  }
 }
