@@ -47,6 +47,7 @@ import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.osgi.framework.BundleContext;
@@ -900,12 +901,16 @@ public final class ApiServlet extends HttpServlet {
   private static final java.util.concurrent.ConcurrentHashMap<Path, java.util.concurrent.Semaphore>
       PREFIXES = new java.util.concurrent.ConcurrentHashMap<>();
 
-  /** What this request thread claimed; null outside a request (a job naming a path). */
-  private static final ThreadLocal<List<java.util.concurrent.Semaphore>> CLAIMED =
+  /**
+   * The prefixes this request thread claimed, each once; null outside a request (a job naming a
+   * path).
+   */
+  private static final ThreadLocal<Map<Path, java.util.concurrent.Semaphore>> CLAIMED =
       new ThreadLocal<>();
 
   /**
-   * Counts this request against the paths under {@code p}'s first two directories (/mnt/nfs): at
+   * Counts this request against the paths under {@code p}'s first two directories (/mnt/nfs), once
+   * however many of its paths are there (a backup of 12 disks in one directory is one request): at
    * most {@link #PER_PREFIX} requests at once, so that a filesystem that does not answer (a dead
    * NFS mount a monitor keeps polling) holds that many of the {@link #PROBING} threads, not all of
    * them, and other repositories are still served. Told by name only: touching the path is what may
@@ -914,8 +919,8 @@ public final class ApiServlet extends HttpServlet {
   static void claimPrefix(Path p) {
     Path n = p.normalize();
     Path key = n.getNameCount() <= 2 ? n : n.getRoot().resolve(n.subpath(0, 2));
-    List<java.util.concurrent.Semaphore> claimed = CLAIMED.get();
-    if (claimed == null) {
+    Map<Path, java.util.concurrent.Semaphore> claimed = CLAIMED.get();
+    if (claimed == null || claimed.containsKey(key)) {
       return;
     }
     java.util.concurrent.Semaphore s =
@@ -928,19 +933,19 @@ public final class ApiServlet extends HttpServlet {
               + key
               + " (a filesystem that does not answer?): try again later");
     }
-    claimed.add(s);
+    claimed.put(key, s);
   }
 
   /** Starts counting this request thread's paths (see {@link #claimPrefix}). */
   static void beginClaims() {
-    CLAIMED.set(new ArrayList<>());
+    CLAIMED.set(new HashMap<>());
   }
 
   /** Releases what {@link #claimPrefix} took for this request. */
   static void releasePrefixes() {
-    List<java.util.concurrent.Semaphore> held = CLAIMED.get();
+    Map<Path, java.util.concurrent.Semaphore> held = CLAIMED.get();
     if (held != null) {
-      held.forEach(java.util.concurrent.Semaphore::release);
+      held.values().forEach(java.util.concurrent.Semaphore::release);
     }
     CLAIMED.remove();
   }

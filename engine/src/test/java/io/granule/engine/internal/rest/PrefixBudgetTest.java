@@ -63,4 +63,24 @@ class PrefixBudgetTest {
       ApiServlet.releasePrefixes();
     }
   }
+
+  /**
+   * A request counts once against a directory however many of its paths are there: a backup of 12
+   * disks in /var/lib/libvirt/images was refused 503 on an idle server.
+   */
+  @Test
+  void oneRequestNamingManyPathsUnderADirectoryCountsOnce() {
+    for (int round = 0; round < 2; round++) {
+      ApiServlet.beginClaims();
+      try {
+        ApiServlet.path("/var/lib/granule-repo", "repo");
+        for (int i = 0; i < 3 * ApiServlet.PER_PREFIX; i++) {
+          assertThat(ApiServlet.path("/var/lib/libvirt/images/vm" + i + ".qcow2", "path"))
+              .isNotNull();
+        }
+      } finally {
+        ApiServlet.releasePrefixes();
+      }
+    }
+  }
 }
