@@ -15,11 +15,10 @@ import java.util.Map;
  * @param args the command line, unchanged, handed on to the engine
  * @param server true when the command is {@code server}
  * @param dataDir the data directory: {@code --data DIR}, else {@code $GRANULE_DATA}, else {@code
- *     ./granule-data}
+ *     /var/lib/granule} for root and {@code $XDG_DATA_HOME/granule} ({@code
+ *     ~/.local/share/granule}) for other users (see {@link DataDirectory})
  */
 public record LaunchOptions(List<String> args, boolean server, Path dataDir) {
-
-  static final String DEFAULT_DATA_DIR = "granule-data";
 
   public LaunchOptions {
     args = List.copyOf(args);
@@ -42,9 +41,29 @@ public record LaunchOptions(List<String> args, boolean server, Path dataDir) {
       }
     }
     if (data == null) {
-      data = env.getOrDefault("GRANULE_DATA", DEFAULT_DATA_DIR);
+      data = env.get("GRANULE_DATA");
     }
+    Path dir =
+        data == null || data.isEmpty()
+            ? DataDirectory.defaultFor(env, uid(), System.getProperty("user.home"))
+            : Path.of(data);
     return new LaunchOptions(
-        List.of(args), "server".equals(command), Path.of(data).toAbsolutePath().normalize());
+        List.of(args), "server".equals(command), dir.toAbsolutePath().normalize());
+  }
+
+  /** This process's effective user id (from /proc/self/status; -1 if it cannot be read). */
+  static long uid() {
+    try {
+      for (String line :
+          java.nio.file.Files.readAllLines(
+              Path.of("/proc/self/status"), java.nio.charset.StandardCharsets.US_ASCII)) {
+        if (line.startsWith("Uid:")) {
+          return Long.parseLong(line.substring(4).trim().split("\\s+")[1]);
+        }
+      }
+    } catch (java.io.IOException | RuntimeException e) {
+      // not Linux: no user is trusted but root, and no default for root
+    }
+    return -1;
   }
 }

@@ -51,6 +51,8 @@ final class Launcher {
 
   int run() throws LaunchException {
     StartupTrace.begin();
+    // before anything is read from it or written to it: its plugins run as this user
+    DataDirectory.check(options.dataDir(), LaunchOptions.uid());
     Logging.configure(options);
     Logger log = LoggerFactory.getLogger(Launcher.class);
     StartupTrace.mark("logging");

@@ -58,7 +58,9 @@ public final class GranuleCommand extends ContextCommand {
       scope = ScopeType.INHERIT,
       paramLabel = "DIR",
       description =
-          "Data directory: plugins/, config/, logs/ (default: $GRANULE_DATA or ./granule-data).")
+          "Data directory: plugins/, config/, logs/ (default: $GRANULE_DATA, else"
+              + " /var/lib/granule for root, ~/.local/share/granule for others); only you and"
+              + " root may be able to write it.")
   Path data;
 
   @Spec CommandSpec spec;

@@ -1,0 +1,187 @@
+package io.granule.runtime;
+
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * Where the data directory is by default, and whether it may be used: it holds plugins (code this
+ * process runs), configuration and the log, so whoever can write it, or any directory above it, or
+ * swap a link on the way, runs code as the user of every granule command that uses it. A root
+ * {@code granule --version} run in a directory another user owns ran that user's plugin as root.
+ *
+ * <p>The check is OpenSSH's {@code StrictModes} for this process's user: every directory from
+ * {@code /} to the data directory, and the data directory's {@code plugins/}, {@code config/} and
+ * {@code logs/} and their files, must be owned by root or by this user, and writable by no one else
+ * (a world-writable directory above it is fine if it is sticky, as {@code /tmp} is, since then only
+ * its owner may rename what is in it); a symbolic link on the way must be owned by root or this
+ * user too and is checked where it leads. Nothing is created here.
+ */
+final class DataDirectory {
+  private static final int MAX_LINKS = 40;
+
+  private DataDirectory() {}
+
+  /**
+   * The default data directory: {@code /var/lib/granule} for root, else {@code
+   * $XDG_DATA_HOME/granule} ({@code ~/.local/share/granule}); never the working directory, which
+   * may be anyone's.
+   */
+  static Path defaultFor(Map<String, String> env, long uid, String home) {
+    if (uid == 0) {
+      return Path.of("/var/lib/granule");
+    }
+    String xdg = env.get("XDG_DATA_HOME");
+    if (xdg != null && xdg.startsWith("/")) {
+      return Path.of(xdg, "granule");
+    }
+    return Path.of(home, ".local", "share", "granule");
+  }
+
+  /**
+   * Checks {@code data} (absolute, normalized) for this process's user {@code uid}.
+   *
+   * @throws LaunchException naming the directory or file another user controls, and what to do
+   */
+  static void check(Path data, long uid) throws LaunchException {
+    Path real;
+    try {
+      real = walk(data, uid);
+    } catch (IOException e) {
+      throw new LaunchException(
+          "unable to check the data directory " + data + ": " + e.getMessage(), e);
+    }
+    if (real == null || !Files.isDirectory(real, LinkOption.NOFOLLOW_LINKS)) {
+      return; // not there yet: whoever makes it is this process, under checked directories
+    }
+    for (String sub : new String[] {"plugins", "config", "logs"}) {
+      Path dir = real.resolve(sub);
+      try {
+        if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
+          continue;
+        }
+        if (Files.isSymbolicLink(dir) || !Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)) {
+          throw refused(data, dir, "is not a directory (a link is not followed here)");
+        }
+        requireOwn(data, dir, uid, false);
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(dir)) {
+          for (Path f : files) {
+            if (Files.isDirectory(f, LinkOption.NOFOLLOW_LINKS)) {
+              continue; // not read by the runtime (fileinstall reads files of the folder only)
+            }
+            if (Files.isSymbolicLink(f)) {
+              throw refused(data, f, "is a symbolic link (a plugin or setting must be a file)");
+            }
+            requireOwn(data, f, uid, false);
+          }
+        }
+      } catch (IOException e) {
+        throw new LaunchException(
+            "unable to check the data directory " + data + ": " + e.getMessage(), e);
+      }
+    }
+  }
+
+  /**
+   * Walks {@code path} from {@code /}, checking each directory and each link met; the real path of
+   * the data directory, or null where a component does not exist (the rest is not checked: it is
+   * made by this process).
+   */
+  private static Path walk(Path path, long uid) throws IOException, LaunchException {
+    Path at = path.getRoot();
+    requireOwn(path, at, uid, true);
+    java.util.ArrayDeque<Path> rest = new java.util.ArrayDeque<>();
+    for (Path p : path) {
+      rest.add(p);
+    }
+    int links = 0;
+    while (!rest.isEmpty()) {
+      Path name = rest.poll();
+      String n = name.toString();
+      if (n.equals(".")) {
+        continue;
+      }
+      if (n.equals("..")) {
+        at = at.getParent() == null ? at : at.getParent();
+        continue;
+      }
+      Path next = at.resolve(n);
+      Map<String, Object> a;
+      try {
+        a = Files.readAttributes(next, "unix:uid,mode", LinkOption.NOFOLLOW_LINKS);
+      } catch (NoSuchFileException e) {
+        return null;
+      }
+      int mode = (Integer) a.get("mode");
+      if ((mode & 0170000) == 0120000) {
+        int owner = (Integer) a.get("uid");
+        if (owner != 0 && owner != uid) {
+          throw refused(
+              path,
+              next,
+              "is a symbolic link owned by uid " + owner + ", who could point it elsewhere");
+        }
+        if (++links > MAX_LINKS) {
+          throw refused(path, next, "leads through too many symbolic links");
+        }
+        Path target = Files.readSymbolicLink(next);
+        java.util.ArrayDeque<Path> spliced = new java.util.ArrayDeque<>();
+        for (Path p : target) {
+          spliced.add(p);
+        }
+        spliced.addAll(rest);
+        rest = spliced;
+        if (target.isAbsolute()) {
+          at = target.getRoot();
+        }
+        continue;
+      }
+      at = next;
+      requireOwn(path, at, uid, !rest.isEmpty());
+    }
+    return at;
+  }
+
+  /**
+   * {@code p} (in data directory {@code data}) must be owned by root or {@code uid} and writable by
+   * no one else; {@code above}: a directory above the data directory, which may be world-writable
+   * if sticky.
+   */
+  private static void requireOwn(Path data, Path p, long uid, boolean above)
+      throws IOException, LaunchException {
+    Map<String, Object> a = Files.readAttributes(p, "unix:uid,mode", LinkOption.NOFOLLOW_LINKS);
+    int owner = (Integer) a.get("uid");
+    int mode = (Integer) a.get("mode");
+    if (owner != 0 && owner != uid) {
+      throw refused(data, p, "is owned by uid " + owner + ", not by you or root");
+    }
+    boolean sticky = (mode & 01000) != 0 && (mode & 0170000) == 0040000;
+    if ((mode & 0022) != 0 && !(above && sticky)) {
+      throw refused(
+          data,
+          p,
+          "can be written by "
+              + ((mode & 0002) != 0 ? "every user" : "its group")
+              + " (mode "
+              + Integer.toOctalString(mode & 07777)
+              + ")");
+    }
+  }
+
+  private static LaunchException refused(Path data, Path p, String why) {
+    return new LaunchException(
+        "refusing the data directory "
+            + data
+            + ": "
+            + p
+            + " "
+            + why
+            + "; its plugins would run as you. Use --data DIR or GRANULE_DATA naming a directory"
+            + " only you (and root) can write, or fix the owner or mode of "
+            + p);
+  }
+}

@@ -1,0 +1,123 @@
+package io.granule.runtime;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatCode;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A data directory someone else can write (or a directory above it, or a link on the way) is
+ * refused before anything is read from it: a root command run in a directory another user owned
+ * started that user's plugin from ./granule-data/plugins.
+ */
+class DataDirectoryTest {
+  @TempDir Path tmp;
+
+  private static final long ME = LaunchOptions.uid();
+
+  private static void chown(Path p, int uid) throws Exception {
+    Files.setAttribute(p, "unix:uid", uid, LinkOption.NOFOLLOW_LINKS);
+  }
+
+  private static void chmod(Path p, String mode) throws Exception {
+    Files.setPosixFilePermissions(p, PosixFilePermissions.fromString(mode));
+  }
+
+  @Test
+  void theDefaultIsNeverTheWorkingDirectory() {
+    assertThat(DataDirectory.defaultFor(Map.of(), 0, "/root"))
+        .isEqualTo(Path.of("/var/lib/granule"));
+    assertThat(DataDirectory.defaultFor(Map.of(), 1000, "/home/a"))
+        .isEqualTo(Path.of("/home/a/.local/share/granule"));
+    assertThat(DataDirectory.defaultFor(Map.of("XDG_DATA_HOME", "/d"), 1000, "/home/a"))
+        .isEqualTo(Path.of("/d/granule"));
+    assertThat(DataDirectory.defaultFor(Map.of("XDG_DATA_HOME", "rel"), 1000, "/home/a"))
+        .as("a relative XDG_DATA_HOME is ignored, as the spec says")
+        .isEqualTo(Path.of("/home/a/.local/share/granule"));
+    assertThat(LaunchOptions.parse(new String[] {"--version"}, Map.of()).dataDir()).isAbsolute();
+  }
+
+  @Test
+  void ownDirectoriesAndMissingOnesAreFine() throws Exception {
+    chmod(tmp, "rwx------");
+    Path data = Files.createDirectories(tmp.resolve("data/plugins"));
+    chmod(tmp.resolve("data"), "rwxr-xr-x");
+    chmod(data, "rwxr-xr-x");
+    Files.writeString(data.resolve("p.jar"), "jar");
+    chmod(data.resolve("p.jar"), "rw-r--r--");
+    assertThatCode(() -> DataDirectory.check(tmp.resolve("data"), ME)).doesNotThrowAnyException();
+    assertThatCode(() -> DataDirectory.check(tmp.resolve("none/data"), ME))
+        .doesNotThrowAnyException();
+    // through a link of this user's
+    Files.createSymbolicLink(tmp.resolve("link"), tmp.resolve("data"));
+    assertThatCode(() -> DataDirectory.check(tmp.resolve("link"), ME)).doesNotThrowAnyException();
+  }
+
+  @Test
+  void writableByOthersIsRefused() throws Exception {
+    chmod(tmp, "rwx------");
+    Path data = Files.createDirectories(tmp.resolve("data"));
+    chmod(data, "rwxrwxrwx");
+    assertThatThrownBy(() -> DataDirectory.check(data, ME))
+        .isInstanceOf(LaunchException.class)
+        .hasMessageContaining("refusing the data directory " + data)
+        .hasMessageContaining("can be written by every user");
+    chmod(data, "rwxr-xr-x");
+    Path plugins = Files.createDirectories(data.resolve("plugins"));
+    chmod(plugins, "rwxrwxr-x");
+    assertThatThrownBy(() -> DataDirectory.check(data, ME))
+        .hasMessageContaining(plugins + " can be written by its group");
+    chmod(plugins, "rwxr-xr-x");
+    Path jar = Files.writeString(plugins.resolve("x.jar"), "x");
+    chmod(jar, "rw-rw-rw-");
+    assertThatThrownBy(() -> DataDirectory.check(data, ME)).hasMessageContaining(jar.toString());
+    chmod(jar, "rw-r--r--");
+    assertThatCode(() -> DataDirectory.check(data, ME)).doesNotThrowAnyException();
+    // a world-writable directory above is fine only if sticky (/tmp)
+    Path open = Files.createDirectories(tmp.resolve("open"));
+    Path under = Files.createDirectories(open.resolve("data"));
+    chmod(under, "rwx------");
+    chmod(open, "rwxrwxrwx");
+    assertThatThrownBy(() -> DataDirectory.check(under, ME))
+        .hasMessageContaining(open + " can be written by every user");
+    Files.setAttribute(open, "unix:mode", 01777);
+    assertThatCode(() -> DataDirectory.check(under, ME)).doesNotThrowAnyException();
+  }
+
+  @Test
+  void anotherUsersDirectoryLinkOrPluginIsRefused() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        ME == 0 || "true".equals(System.getenv("CI")), "needs root to make another user's files");
+    chmod(tmp, "rwxr-xr-x");
+    Path theirs = Files.createDirectories(tmp.resolve("home-gu1"));
+    Path data = Files.createDirectories(theirs.resolve("granule-data/plugins"));
+    chown(theirs, 1001);
+    assertThatThrownBy(() -> DataDirectory.check(theirs.resolve("granule-data"), 0))
+        .isInstanceOf(LaunchException.class)
+        .hasMessageContaining(theirs + " is owned by uid 1001, not by you or root");
+    chown(theirs, 0);
+    Path jar = Files.writeString(data.resolve("evil.jar"), "x");
+    chown(jar, 1001);
+    assertThatThrownBy(() -> DataDirectory.check(theirs.resolve("granule-data"), 0))
+        .hasMessageContaining(jar + " is owned by uid 1001");
+    Files.delete(jar);
+    Path link = Files.createSymbolicLink(tmp.resolve("data-link"), theirs.resolve("granule-data"));
+    chown(link, 1001);
+    assertThatThrownBy(() -> DataDirectory.check(link, 0))
+        .hasMessageContaining(link + " is a symbolic link owned by uid 1001");
+    // a user's own data directory is theirs, not root's: root does not run its plugins
+    chown(theirs.resolve("granule-data"), 1001);
+    assertThatThrownBy(() -> DataDirectory.check(theirs.resolve("granule-data"), 0))
+        .hasMessageContaining("owned by uid 1001");
+    assertThatCode(() -> DataDirectory.check(theirs.resolve("granule-data"), 1001))
+        .as("the same directory is fine for its owner")
+        .doesNotThrowAnyException();
+  }
+}
