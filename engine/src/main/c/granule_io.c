@@ -197,7 +197,8 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_pin0(
 /* Resolves the NUL-terminated absolute path one component at a time from "/", each opened with
  * O_PATH|O_NOFOLLOW relative to the directory held before it, so nothing renamed or swapped
  * meanwhile changes what was checked: a symbolic link is followed only where root or this
- * process's effective user owns it (as protected_symlinks does in sticky directories), at most 40.
+ * process's effective user owns it and the directory holding it (which no one else may then write:
+ * its owner could rename any link into place), at most 40.
  * Stops at the first component that does not exist.
  *
  * Returns the O_PATH descriptor of the last directory reached, or -errno (-EXDEV: a link of another
@@ -205,7 +206,8 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_pin0(
  * the caller likes, 8 KiB here) receives what is left to resolve below that directory, '/'
  * separated: the last name only, or missing directories and the last name, or nothing where the
  * path names a directory. out[0] = length of rest, out[1] = owner of a refused link, out[2] = 1 if
- * the last component exists (rest is then that one name), out[3] = its st_mode. */
+ * the last component exists (rest is then that one name; 2 with -EXDEV: the link's directory, of
+ * owner out[1], is what others can change), out[3] = its st_mode. */
 #include "io_granule_engine_internal_ops_SafePath.h"
 
 #define WALK_MAX 8192
@@ -315,8 +317,28 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_SafePath_resolve0(
       break;
     }
     if (S_ISLNK(st.st_mode)) {
+      /* and only in a directory no other user can change: a root-owned link (one a root restore
+       * made from a user's image, say) renamed into place by the user who owns the directory is
+       * his choice, not root's */
+      struct stat dst;
+      if (fstatat(dirfd, "", &dst, AT_EMPTY_PATH) < 0) {
+        result = -errno;
+        close(fd);
+        break;
+      }
+      int dirOpen = (dst.st_uid != 0 && dst.st_uid != self) || (dst.st_mode & 0022) != 0;
       if (st.st_uid != 0 && st.st_uid != self) {
         out[1] = (jint)st.st_uid;
+        jsize nl = (jsize)strlen(name);
+        (*env)->SetByteArrayRegion(env, restOut, 0, nl, (const jbyte *)name);
+        out[0] = nl;
+        close(fd);
+        result = -EXDEV;
+        break;
+      }
+      if (dirOpen) {
+        out[1] = (jint)dst.st_uid;
+        out[2] = 2; /* the link's directory is the one others can change */
         jsize nl = (jsize)strlen(name);
         (*env)->SetByteArrayRegion(env, restOut, 0, nl, (const jbyte *)name);
         out[0] = nl;

@@ -78,6 +78,21 @@ public final class SafePath {
       return byName(target, abs);
     }
     String left = new String(rest, 0, Math.max(0, out[0]), StandardCharsets.UTF_8);
+    if (fd == -18 && out[2] == 2) { // EXDEV: a link in a directory others can change
+      throw new FileSystemException(
+          null,
+          null,
+          "'"
+              + left
+              + "' on the way to restore target '"
+              + target
+              + "' is a symbolic link in a directory "
+              + (out[1] == 0 || out[1] == io.granule.engine.internal.net.PeerUser.self()
+                  ? "others can write"
+                  : "of uid " + out[1])
+              + ", who could have put any link there (one a restore of theirs made, say): a"
+              + " restore through it would write where they chose; name the real path");
+    }
     if (fd == -18) { // EXDEV: a link of another user
       throw foreign(target, left, out[1]);
     }

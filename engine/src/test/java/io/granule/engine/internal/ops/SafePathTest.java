@@ -89,6 +89,40 @@ class SafePathTest {
         .hasMessageContaining("'dirlink' on the way");
   }
 
+  /**
+   * Root's own link in a directory another user owns (a root restore of that user's image made it
+   * there with the image's owner, uid 0) is his to rename into place: it is refused, and so is a
+   * root link in a directory others can write.
+   */
+  @Test
+  void rootsLinkInADirectoryAnotherUserCanChangeIsRefused() throws Exception {
+    if (!"root".equals(System.getProperty("user.name"))) {
+      org.junit.jupiter.api.Assumptions.assumeTrue(
+          "true".equals(System.getenv("CI")), "needs root to make another user's directory");
+      throw new AssertionError("SafePathTest needs root under CI");
+    }
+    Path etc = Files.createDirectories(tmp.resolve("etc"));
+    Path home = Files.createDirectories(tmp.resolve("home-gu1"));
+    Path link = Files.createSymbolicLink(home.resolve("out"), etc); // root's
+    lchown(home, "nobody");
+    assertThatThrownBy(() -> SafePath.locate(link.resolve("passwd")))
+        .isInstanceOf(FileSystemException.class)
+        .hasMessageContaining("'out' on the way")
+        .hasMessageContaining("symbolic link in a directory of uid 65534");
+    Path shared = Files.createDirectories(tmp.resolve("shared"));
+    Files.setPosixFilePermissions(
+        shared, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+    Path link2 = Files.createSymbolicLink(shared.resolve("out"), etc);
+    assertThatThrownBy(() -> SafePath.locate(link2.resolve("passwd")))
+        .isInstanceOf(FileSystemException.class)
+        .hasMessageContaining("in a directory others can write");
+    // the same link in root's own directory is followed
+    Path mine = Files.createSymbolicLink(tmp.resolve("out"), etc);
+    try (SafePath.Location l = SafePath.locate(mine.resolve("passwd"))) {
+      assertThat(l.dir().self().toRealPath()).isEqualTo(etc.toRealPath());
+    }
+  }
+
   private static void lchown(Path p, String user) throws Exception {
     Process pr = new ProcessBuilder("chown", "-h", user, p.toString()).inheritIO().start();
     assertThat(pr.waitFor()).isZero();
