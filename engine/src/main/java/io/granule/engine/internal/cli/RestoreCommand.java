@@ -293,8 +293,9 @@ final class RestoreCommand extends ContextCommand {
       description = {
         "Restore a file or a directory tree from inside a disk of a snapshot into DIR, "
             + "reading only the chunks that hold it. Mode, times, symlinks, hard links and sparse "
-            + "files are kept, and the owner when run as root. Nothing outside DIR is ever written "
-            + "and nothing in DIR is overwritten."
+            + "files are kept, and the owner when run as root (set-user-ID and set-group-ID bits "
+            + "only with --keep-set-id). Nothing outside DIR is ever written and nothing in DIR is "
+            + "overwritten."
       })
   static final class FileTree extends ContextCommand {
     @Mixin RepoOption repo;
@@ -310,6 +311,14 @@ final class RestoreCommand extends ContextCommand {
     @Option(names = "--to", required = true, paramLabel = "DIR", description = "Target directory.")
     Path to;
 
+    @Option(
+        names = "--keep-set-id",
+        description =
+            "As root, restore set-user-ID and set-group-ID bits too (cleared by default: a"
+                + " set-user-ID program of uid 0 from a tenant's disk would make the tenant root)."
+                + " Only for a disk whose every owner you trust, such as a bare-metal restore.")
+    boolean keepSetId;
+
     @Override
     public Integer call() throws IOException {
       long t0 = System.nanoTime();
@@ -317,7 +326,8 @@ final class RestoreCommand extends ContextCommand {
           FileBrowser b = FileBrowser.open(r, where, filter.filter(), context().fileSystems())) {
         LsCommand.lookup(b, path);
         DiskRestore.requireOutsideRepository(r, to);
-        FileRestorer.Result res = new FileRestorer(b.fileSystem(), to).restore(path);
+        FileRestorer.Result res =
+            new FileRestorer(b.fileSystem(), to).keepSetId(keepSetId).restore(path);
         double secs = Math.max(0.001, (System.nanoTime() - t0) / 1e9);
         PrintWriter out = context().out();
         out.printf(
@@ -338,6 +348,13 @@ final class RestoreCommand extends ContextCommand {
             b.chunksFetched(),
             b.chunksWithData(),
             b.chunksWithData() == 0 ? 0.0 : 100.0 * b.chunksFetched() / b.chunksWithData());
+        if (res.setIdCleared() > 0) {
+          out.printf(
+              Locale.ROOT,
+              "set-user-ID/set-group-ID bits not restored on %d file(s) (--keep-set-id restores"
+                  + " them)%n",
+              res.setIdCleared());
+        }
         out.flush();
       }
       return ExitCodes.OK;

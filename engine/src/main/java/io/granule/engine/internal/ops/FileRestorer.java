@@ -42,12 +42,18 @@ public final class FileRestorer {
   /** A file restored: its path relative to the target and its {@code unix:dev,ino}. */
   private record Restored(String relative, Object identity) {}
 
-  /** What a restore did. */
-  public record Result(long files, long directories, long symlinks, long hardLinks, long bytes) {}
+  /**
+   * What a restore did; {@code setIdCleared}: files and directories whose set-user-ID or
+   * set-group-ID bit a root restore did not restore (see {@link #keepSetId}).
+   */
+  public record Result(
+      long files, long directories, long symlinks, long hardLinks, long bytes, long setIdCleared) {}
 
   private final FileSystem fs;
   private final Path root;
   private final boolean asRoot;
+  private boolean keepSetId;
+  private long setIdCleared;
 
   /** Files with several links restored so far: their path under the target and identity. */
   private final Map<Long, Restored> restoredInodes = new HashMap<>();
@@ -119,6 +125,18 @@ public final class FileRestorer {
   }
 
   /**
+   * Whether a root restore gives files and directories their set-user-ID and set-group-ID bits
+   * (false by default). The files come from a disk whose owner may not be root's to trust (a
+   * tenant's VM): restored as root with the snapshot's owners, a set-user-ID program of uid 0 from
+   * that disk, in a directory the tenant can reach, made him root. Cleared ones are counted ({@link
+   * Result#setIdCleared}). A restore by another user keeps them (the files are that user's).
+   */
+  public FileRestorer keepSetId(boolean keep) {
+    this.keepSetId = keep;
+    return this;
+  }
+
+  /**
    * Whether each file is flushed to stable storage (the default). Off for scratch copies such as a
    * staging database, where a crash loses nothing of value.
    */
@@ -144,7 +162,7 @@ public final class FileRestorer {
       dirsOnPath.remove(node.id());
       applyDirectoryMetadata(r, node);
     }
-    return new Result(files, dirs, links, hardLinks, bytes);
+    return new Result(files, dirs, links, hardLinks, bytes, setIdCleared);
   }
 
   /**
@@ -163,7 +181,7 @@ public final class FileRestorer {
         restore(node, name, r, 0);
       }
     }
-    return new Result(files, dirs, links, hardLinks, bytes);
+    return new Result(files, dirs, links, hardLinks, bytes, setIdCleared);
   }
 
   private static String lastName(String path) {
@@ -413,6 +431,10 @@ public final class FileRestorer {
       // the owner first: a chown clears set-user-ID and set-group-ID
       setOwner(target, node, options);
       int mode = node.mode() & 07777;
+      if (asRoot && !keepSetId && (mode & 06000) != 0) {
+        mode &= ~06000;
+        setIdCleared++;
+      }
       if ((mode & 07000) != 0) {
         // set-user-ID, set-group-ID, sticky (a restored /tmp must stay sticky): chmod(2) itself
         Files.setAttribute(target, "unix:mode", mode, options);

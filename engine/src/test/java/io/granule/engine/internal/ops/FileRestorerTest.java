@@ -189,6 +189,7 @@ class FileRestorerTest {
         new java.util.concurrent.atomic.AtomicBoolean();
     FileRestorer restorer =
         new FileRestorer(fs, out)
+            .keepSetId(true)
             .include(
                 rel -> {
                   if (rel.equals("sub/f5") && swapped.compareAndSet(false, true)) {
@@ -225,6 +226,7 @@ class FileRestorerTest {
     Path secret = Files.writeString(outside.resolve("a.conf"), "secret");
     FileRestorer restorer =
         new FileRestorer(fs, out)
+            .keepSetId(true)
             .include(
                 rel -> {
                   if (rel.equals("other/b.conf")) {
@@ -258,11 +260,24 @@ class FileRestorerTest {
     fs.nodes.put(f, setuid);
     fs.dirs.get(1L).set(1, new DirectoryEntry("su", setuid));
     Path out = tmp.resolve("out");
-    new FileRestorer(fs, out).restore("/");
+    new FileRestorer(fs, out).keepSetId(true).restore("/");
     assertThat(Integer.toOctalString((Integer) Files.getAttribute(out.resolve("tmp"), "unix:mode")))
         .endsWith("1777");
     assertThat(Integer.toOctalString((Integer) Files.getAttribute(out.resolve("su"), "unix:mode")))
         .endsWith("6755");
+
+    // by default a root restore leaves set-ID bits out (the disk's owners may be a tenant's to
+    // choose: a set-user-ID program of uid 0 made him root), and says how many; sticky stays
+    boolean root = "root".equals(System.getProperty("user.name"));
+    Path plain = tmp.resolve("plain");
+    FileRestorer.Result r = new FileRestorer(fs, plain).restore("/");
+    assertThat(
+            Integer.toOctalString((Integer) Files.getAttribute(plain.resolve("su"), "unix:mode")))
+        .endsWith(root ? "100755" : "6755");
+    assertThat(r.setIdCleared()).isEqualTo(root ? 1 : 0);
+    assertThat(
+            Integer.toOctalString((Integer) Files.getAttribute(plain.resolve("tmp"), "unix:mode")))
+        .endsWith("1777");
   }
 
   /**
@@ -377,6 +392,7 @@ class FileRestorerTest {
     Path moved = tmp.resolve("out.moved");
     FileRestorer restorer =
         new FileRestorer(fs, out)
+            .keepSetId(true)
             .include(
                 rel -> {
                   try {
