@@ -314,6 +314,12 @@ public final class BackupOperation {
       List<NamedDisk> named = new ArrayList<>();
       for (DiskSpec d : byName.values()) {
         try {
+          SourceAccess.checkPath(d.path());
+        } catch (IOException e) {
+          throw new UncheckedIOException(
+              "unable to check backup source '" + d.path() + "': " + e.getMessage(), e);
+        }
+        try {
           locks.add(readLocks.lock(d.path()));
         } catch (java.nio.file.NoSuchFileException | java.nio.file.AccessDeniedException e) {
           // opening it says so, in its words
@@ -323,7 +329,15 @@ public final class BackupOperation {
         }
         LeasedDiskImage img = inspector.open(d.path(), d.format());
         opened.add(img);
-        // the files behind it too (a qcow2's backing chain, a VMDK's extents), before any is read
+        // the files behind it too (a qcow2's backing chain, a VMDK's extents), before any is read:
+        // only those its owner could read, then locked
+        try {
+          SourceAccess.checkFiles(d.path(), img.files());
+        } catch (IOException e) {
+          throw new UncheckedIOException(
+              "unable to check the files of backup source '" + d.path() + "': " + e.getMessage(),
+              e);
+        }
         for (Path f : img.files()) {
           if (!f.equals(d.path())) {
             try {
