@@ -537,3 +537,107 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_cli_OfdLock_unlock0(JNIEn
   (void)cls;
   return close_fd(fd);
 }
+
+/*
+ * io.granule.engine.internal.net.PeerUser: who owns the socket with this exact pair of ends, asked
+ * of the kernel by NETLINK_SOCK_DIAG (one exact lookup, SOCK_DIAG_BY_FAMILY without NLM_F_DUMP)
+ * instead of reading all of /proc/net/tcp. src/dst are 16 bytes (network order; an IPv4 address
+ * in the first 4), ports host order; loopback: look up on "lo" (a socket bound to that device is
+ * not found without it). out = {state, uid, inode}. 0 if found, -errno otherwise (-ENOENT: no
+ * such socket, or no inet_diag in this kernel: the Java side tells the two apart once).
+ */
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_net_PeerUser_diag0(
+    JNIEnv *env, jclass cls, jboolean v6, jbyteArray src, jint sport, jbyteArray dst, jint dport,
+    jboolean loopback, jlongArray out) {
+  (void)cls;
+  if ((*env)->GetArrayLength(env, src) != 16 || (*env)->GetArrayLength(env, dst) != 16 ||
+      (*env)->GetArrayLength(env, out) < 3) {
+    return -EINVAL;
+  }
+  struct {
+    struct nlmsghdr nlh;
+    struct inet_diag_req_v2 req;
+  } msg;
+  memset(&msg, 0, sizeof msg);
+  msg.nlh.nlmsg_len = sizeof msg;
+  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+  msg.nlh.nlmsg_seq = 1;
+  msg.req.sdiag_family = v6 ? AF_INET6 : AF_INET;
+  msg.req.sdiag_protocol = IPPROTO_TCP;
+  msg.req.idiag_states = ~0U; /* an exact lookup ignores it; the caller judges the state */
+  msg.req.id.idiag_sport = htons((uint16_t)sport);
+  msg.req.id.idiag_dport = htons((uint16_t)dport);
+  (*env)->GetByteArrayRegion(env, src, 0, 16, (jbyte *)msg.req.id.idiag_src);
+  (*env)->GetByteArrayRegion(env, dst, 0, 16, (jbyte *)msg.req.id.idiag_dst);
+  msg.req.id.idiag_if = loopback ? if_nametoindex("lo") : 0;
+  msg.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+  msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+
+  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) {
+    return -errno;
+  }
+  struct timeval tv = {1, 0}; /* the kernel answers within sendto; never wait long */
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_nl kernel;
+  memset(&kernel, 0, sizeof kernel);
+  kernel.nl_family = AF_NETLINK;
+  if (sendto(fd, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  long buf[1024]; /* 8 KiB, aligned: one reply with no extensions is ~100 bytes */
+  for (int attempt = 0; attempt < 4; attempt++) {
+    struct sockaddr_nl from;
+    socklen_t fromlen = sizeof from;
+    ssize_t n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fromlen);
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      return err == EAGAIN || err == EWOULDBLOCK ? -ETIMEDOUT : -err;
+    }
+    if (fromlen != sizeof from || from.nl_pid != 0) {
+      continue; /* only the kernel's answer counts */
+    }
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+         h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_seq != 1) {
+        continue;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *e = (struct nlmsgerr *)NLMSG_DATA(h);
+        close(fd);
+        if (h->nlmsg_len < NLMSG_LENGTH(sizeof *e)) {
+          return -EPROTO;
+        }
+        return e->error < 0 ? e->error : -ENOENT;
+      }
+      if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+          h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+        struct inet_diag_msg *m = (struct inet_diag_msg *)NLMSG_DATA(h);
+        /* the exact pair asked for, echoed back (a listener answers for its port otherwise) */
+        if (ntohs(m->id.idiag_sport) != (uint16_t)sport ||
+            ntohs(m->id.idiag_dport) != (uint16_t)dport) {
+          close(fd);
+          return -ENOENT;
+        }
+        jlong r[3] = {m->idiag_state, (jlong)m->idiag_uid, (jlong)m->idiag_inode};
+        (*env)->SetLongArrayRegion(env, out, 0, 3, r);
+        close(fd);
+        return 0;
+      }
+    }
+  }
+  close(fd);
+  return -EPROTO;
+}

@@ -122,12 +122,18 @@ public final class NbdServer implements Closeable {
         }
         continue;
       }
-      String refused =
-          io.granule.engine.internal.net.PeerUser.refusal(
-              (InetSocketAddress) client.getRemoteSocketAddress(),
-              (InetSocketAddress) client.getLocalSocketAddress(),
-              allowedUsers,
-              "serve with --users NAME");
+      String refused;
+      try {
+        refused =
+            io.granule.engine.internal.net.PeerUser.refusal(
+                (InetSocketAddress) client.getRemoteSocketAddress(),
+                (InetSocketAddress) client.getLocalSocketAddress(),
+                allowedUsers,
+                "serve with --users NAME");
+      } catch (io.granule.engine.internal.net.PeerUser.Busy e) {
+        closeQuietly(client); // too many lookups at once (with the API's, in this process)
+        continue;
+      }
       if (refused != null) {
         // a loopback export reached by every local user would let them read the whole backup
         // and write into a writable export another user runs

@@ -1,7 +1,12 @@
 package io.granule.engine.internal.net;
 
+import io.granule.engine.internal.nativelib.NativeLibrary;
 import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -12,12 +17,19 @@ import java.util.OptionalInt;
 import java.util.Set;
 
 /**
- * Which local user opened a TCP connection to this host, from the kernel's socket tables ({@code
- * /proc/net/tcp}, {@code /proc/net/tcp6}): the client's socket, the one whose local address and
- * port are the connection's client end and whose remote address and port are the server's end,
- * records the user that made it. A loopback API reached by every local user would run their jobs
- * with the server's rights (as root: restore any bytes over any file), so the server serves only
- * the users it runs as.
+ * Which local user opened a TCP connection to this host: the client's socket, the one whose local
+ * address and port are the connection's client end and whose remote address and port are the
+ * server's end, records the user that made it. A loopback API reached by every local user would run
+ * their jobs with the server's rights (as root: restore any bytes over any file), so the server
+ * serves only the users it runs as.
+ *
+ * <p>The kernel is asked for that one socket ({@code NETLINK_SOCK_DIAG}, an exact lookup of the
+ * pair of ends, through {@code libgranule-native}); only where that cannot be done (no library, no
+ * inet_diag in the kernel) are its tables ({@code /proc/net/tcp}, {@code /proc/net/tcp6}) read,
+ * line by line, up to the first match. Reading and parsing both whole tables for every request let
+ * a local user who filled them with his own connections (54k rows, 8 MB) and sent refused requests
+ * exhaust the server's heap; and at most {@link #LOOKUPS_AT_ONCE} lookups run at once ({@link Busy}
+ * past that).
  *
  * <p>The whole pair of ends is matched, addresses too: a user who bound his client port on another
  * loopback address (127.0.0.2) matched, by ports alone, a socket of root's to the server from the
@@ -29,48 +41,285 @@ public final class PeerUser {
       List.of(Path.of("/proc/net/tcp"), Path.of("/proc/net/tcp6"));
 
   /** Client socket states: established, or closing its sending side after the request. */
-  private static final Set<String> CLIENT_STATES = Set.of("01", "04", "05");
+  private static final int ESTABLISHED = 1;
+
+  private static final int FIN_WAIT1 = 4;
+  private static final int FIN_WAIT2 = 5;
+
+  private static final int ENOENT = 2;
+
+  /** Lookups that may run at once; see {@link #refusal}. */
+  public static final int LOOKUPS_AT_ONCE = 4;
+
+  static final java.util.concurrent.Semaphore LOOKUPS =
+      new java.util.concurrent.Semaphore(LOOKUPS_AT_ONCE);
+
+  /** Longest line of the tables read (about 150 bytes); a longer one is no socket of ours. */
+  private static final int MAX_LINE = 512;
+
+  private static final int SELF = uid("/proc/self");
+
+  /**
+   * Thrown by {@link #refusal} when {@link #LOOKUPS_AT_ONCE} lookups are under way: the caller
+   * refuses the connection at once (503, or closes it). One shared instance, without a stack trace:
+   * a flood of them allocates nothing.
+   */
+  public static final class Busy extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    static final Busy INSTANCE = new Busy();
+
+    private Busy() {
+      super(
+          LOOKUPS_AT_ONCE
+              + " connections are already being checked for their local user: try again",
+          null,
+          false,
+          false);
+    }
+  }
 
   private PeerUser() {}
 
   /**
    * The uid of the process that made the connection from {@code client} to {@code server}; empty if
-   * no socket, or several of different users, match.
+   * no live socket with an inode has that pair of ends.
    */
   public static OptionalInt uidOf(InetSocketAddress client, InetSocketAddress server) {
-    Set<Integer> uids = new HashSet<>();
-    for (Path t : TABLES) {
+    if (Diag.WORKS) {
+      long[] found = diag(client, server);
+      if (found != null) {
+        return found.length == 0 ? OptionalInt.empty() : OptionalInt.of((int) found[1]);
+      }
+    }
+    return scanTables(client, server);
+  }
+
+  /** Whether lookups ask the kernel for the one socket (else they read its tables). */
+  static boolean asksTheKernel() {
+    return Diag.WORKS;
+  }
+
+  /**
+   * The kernel's {state, uid, inode} of the live socket with local end {@code local} and remote end
+   * {@code remote}; empty if there is none; null if the kernel could not be asked.
+   */
+  static long[] diag(InetSocketAddress local, InetSocketAddress remote) {
+    byte[] l = v4(local.getAddress().getAddress());
+    byte[] r = v4(remote.getAddress().getAddress());
+    if (l.length != r.length) {
+      return new long[0]; // an IPv4 end and an IPv6 one: no such connection
+    }
+    boolean v6 = l.length == 16;
+    byte[] src = java.util.Arrays.copyOf(l, 16);
+    byte[] dst = java.util.Arrays.copyOf(r, 16);
+    long[] out = new long[3];
+    // on any device, then on "lo" (a socket bound to that device is found only there)
+    for (boolean loopback : new boolean[] {false, true}) {
+      int rc;
       try {
-        uids.addAll(uids(Files.readString(t, StandardCharsets.US_ASCII), client, server));
+        rc = diag0(v6, src, local.getPort(), dst, remote.getPort(), loopback, out);
+      } catch (UnsatisfiedLinkError e) {
+        return null;
+      }
+      if (rc == 0 && live((int) out[0]) && out[2] != 0) {
+        return out;
+      }
+      if (rc != 0 && rc != -ENOENT) {
+        return null;
+      }
+    }
+    return new long[0];
+  }
+
+  private static boolean live(int state) {
+    return state == ESTABLISHED || state == FIN_WAIT1 || state == FIN_WAIT2;
+  }
+
+  /** An IPv4-mapped IPv6 address as its IPv4 address (the kernel looks both up alike). */
+  private static byte[] v4(byte[] b) {
+    if (b.length == 16) {
+      for (int i = 0; i < 12; i++) {
+        if (b[i] != (i < 10 ? 0 : (byte) 0xff)) {
+          return b;
+        }
+      }
+      return java.util.Arrays.copyOfRange(b, 12, 16);
+    }
+    return b;
+  }
+
+  private static native int diag0(
+      boolean v6, byte[] src, int sport, byte[] dst, int dport, boolean loopback, long[] out);
+
+  /** Whether the kernel answers exact lookups here: tried once, on a connection of our own. */
+  private static final class Diag {
+    static final boolean WORKS = works();
+
+    private static boolean works() {
+      if (NativeLibrary.unavailableReason() != null) {
+        return false;
+      }
+      InetAddress lo = InetAddress.getLoopbackAddress();
+      try (ServerSocket server = new ServerSocket(0, 1, lo);
+          Socket client = new Socket(lo, server.getLocalPort());
+          Socket accepted = server.accept()) {
+        long[] found =
+            diag(
+                (InetSocketAddress) client.getLocalSocketAddress(),
+                (InetSocketAddress) client.getRemoteSocketAddress());
+        return found != null && found.length == 3 && (SELF < 0 || (int) found[1] == SELF);
+      } catch (IOException | RuntimeException | UnsatisfiedLinkError e) {
+        return false;
+      }
+    }
+  }
+
+  /** Tables opened for reading so far (the fallback's). */
+  static final java.util.concurrent.atomic.AtomicLong TABLES_READ =
+      new java.util.concurrent.atomic.AtomicLong();
+
+  /** As {@link #uidOf}, from the kernel's tables. */
+  static OptionalInt scanTables(InetSocketAddress client, InetSocketAddress server) {
+    byte[][] locals = ascii(forms(client));
+    byte[][] remotes = ascii(forms(server));
+    for (Path t : TABLES) {
+      TABLES_READ.incrementAndGet();
+      try (InputStream in = Files.newInputStream(t)) {
+        long uid = scan(in, locals, remotes);
+        if (uid >= 0) {
+          return OptionalInt.of((int) uid); // as parse() keeps uids past 2^31
+        }
       } catch (IOException | RuntimeException e) {
         // no IPv6 table, say
       }
     }
-    return uids.size() == 1 ? OptionalInt.of(uids.iterator().next()) : OptionalInt.empty();
+    return OptionalInt.empty();
+  }
+
+  private static byte[][] ascii(Set<String> forms) {
+    return forms.stream().map(f -> f.getBytes(StandardCharsets.US_ASCII)).toArray(byte[][]::new);
   }
 
   /**
-   * The uids of the live sockets in {@code table} (either table's format) whose local end is {@code
-   * local} and remote end {@code remote}.
+   * The uid of the first live socket in {@code table} (either table's format) whose local end is
+   * {@code local} and remote end {@code remote}, or -1: read line by line into one fixed buffer,
+   * nothing kept of the lines that do not match.
    */
-  static Set<Integer> uids(String table, InetSocketAddress local, InetSocketAddress remote) {
-    Set<String> locals = forms(local);
-    Set<String> remotes = forms(remote);
-    Set<Integer> out = new HashSet<>();
-    for (String line : table.split("\n")) {
-      String[] f = line.trim().split("\\s+");
-      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-      if (f.length > 9
-          && locals.contains(f[1].toUpperCase(Locale.ROOT))
-          && remotes.contains(f[2].toUpperCase(Locale.ROOT))
-          && CLIENT_STATES.contains(f[3])
-          && f[7].matches("[0-9]{1,10}")
-          && f[9].matches("[0-9]+")
-          && !f[9].equals("0")) {
-        out.add((int) Long.parseLong(f[7])); // as parse() keeps uids past 2^31
+  static long scan(InputStream table, InetSocketAddress local, InetSocketAddress remote)
+      throws IOException {
+    return scan(table, ascii(forms(local)), ascii(forms(remote)));
+  }
+
+  private static long scan(InputStream in, byte[][] locals, byte[][] remotes) throws IOException {
+    byte[] buf = new byte[16384];
+    byte[] line = new byte[MAX_LINE];
+    int len = 0;
+    boolean tooLong = false;
+    int n;
+    while ((n = in.read(buf)) > 0) {
+      for (int i = 0; i < n; i++) {
+        byte c = buf[i];
+        if (c == '\n') {
+          long uid = tooLong ? -1 : match(line, len, locals, remotes);
+          if (uid >= 0) {
+            return uid;
+          }
+          len = 0;
+          tooLong = false;
+        } else if (len < MAX_LINE) {
+          line[len++] = c;
+        } else {
+          tooLong = true;
+        }
       }
     }
-    return out;
+    return tooLong ? -1 : match(line, len, locals, remotes);
+  }
+
+  /**
+   * The uid of {@code line} if it is a live socket with an inode from one of {@code locals} to one
+   * of {@code remotes}, else -1. Fields: sl local_address rem_address st tx_queue:rx_queue
+   * tr:tm->when retrnsmt uid timeout inode.
+   */
+  private static long match(byte[] line, int len, byte[][] locals, byte[][] remotes) {
+    long uid = -1;
+    int field = 0;
+    int i = 0;
+    while (true) {
+      while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) {
+        i++;
+      }
+      if (i >= len) {
+        return -1; // fewer than 10 fields
+      }
+      int start = i;
+      while (i < len && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') {
+        i++;
+      }
+      switch (field) {
+        case 1:
+          if (!oneOf(line, start, i, locals)) {
+            return -1;
+          }
+          break;
+        case 2:
+          if (!oneOf(line, start, i, remotes)) {
+            return -1;
+          }
+          break;
+        case 3:
+          if (i - start != 2
+              || line[start] != '0'
+              || !(line[start + 1] == '1' || line[start + 1] == '4' || line[start + 1] == '5')) {
+            return -1;
+          }
+          break;
+        case 7:
+          uid = i - start <= 10 ? decimal(line, start, i) : -1;
+          if (uid < 0) {
+            return -1;
+          }
+          break;
+        case 9:
+          long inode = decimal(line, start, i);
+          return inode > 0 ? uid : -1; // an inode of 0 (or not a number): no owner
+        default:
+          break;
+      }
+      field++;
+    }
+  }
+
+  private static boolean oneOf(byte[] line, int start, int end, byte[][] forms) {
+    for (byte[] f : forms) {
+      if (f.length == end - start) {
+        boolean same = true;
+        for (int k = 0; k < f.length && same; k++) {
+          int c = line[start + k];
+          same = (c >= 'a' && c <= 'f' ? c - 32 : c) == f[k];
+        }
+        if (same) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /** The decimal number at line[start, end), or -1 (not all digits, or past 18 digits). */
+  private static long decimal(byte[] line, int start, int end) {
+    if (end == start || end - start > 18) {
+      return -1;
+    }
+    long v = 0;
+    for (int k = start; k < end; k++) {
+      if (line[k] < '0' || line[k] > '9') {
+        return -1;
+      }
+      v = v * 10 + (line[k] - '0');
+    }
+    return v;
   }
 
   /**
@@ -119,19 +368,28 @@ public final class PeerUser {
    * address is not judged here (the kernel cannot say who made a remote one).
    *
    * @param letIn how to let another user in, for the message (e.g. "start it with --api-users")
+   * @throws Busy if {@link #LOOKUPS_AT_ONCE} lookups are under way (refuse the connection at once)
    */
   public static String refusal(
       InetSocketAddress client, InetSocketAddress server, Set<Integer> allowed, String letIn) {
     if (!server.getAddress().isLoopbackAddress()) {
       return null;
     }
-    OptionalInt peer = uidOf(client, server);
+    if (!LOOKUPS.tryAcquire()) {
+      throw Busy.INSTANCE;
+    }
+    OptionalInt peer;
+    try {
+      peer = uidOf(client, server);
+    } finally {
+      LOOKUPS.release();
+    }
     if (peer.isEmpty()) {
-      return "cannot tell which local user made this connection (no single socket from "
+      return "cannot tell which local user made this connection (no live socket from "
           + client.getAddress().getHostAddress()
           + " port "
           + client.getPort()
-          + " in /proc/net/tcp): refused";
+          + " to this server in the kernel's socket table): refused";
     }
     int uid = peer.getAsInt();
     int self = self();
@@ -149,8 +407,12 @@ public final class PeerUser {
 
   /** The uid this process runs as, or -1 if it cannot be told. */
   public static int self() {
+    return SELF;
+  }
+
+  private static int uid(String path) {
     try {
-      return (Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid");
+      return (Integer) Files.getAttribute(Path.of(path), "unix:uid");
     } catch (IOException | RuntimeException e) {
       return -1;
     }
@@ -201,8 +463,9 @@ public final class PeerUser {
 
   /** The fields of the first /etc/passwd line whose field {@code field} is {@code value}. */
   private static String[] passwd(int field, String value) {
-    try {
-      for (String line : Files.readAllLines(Path.of("/etc/passwd"))) {
+    try (java.io.BufferedReader r =
+        Files.newBufferedReader(Path.of("/etc/passwd"), StandardCharsets.UTF_8)) {
+      for (String line = r.readLine(); line != null; line = r.readLine()) {
         String[] f = line.split(":");
         if (f.length > 2 && f[field].equals(value)) {
           return f;

@@ -161,7 +161,14 @@ public final class ApiServlet extends HttpServlet {
   protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
     String refused = crossSite(req);
     if (refused == null) {
-      refused = otherUser(req);
+      try {
+        refused = otherUser(req);
+      } catch (PeerUser.Busy e) {
+        // a flood of connections (another local user's?): refused before anything is done for it
+        resp.setHeader("Retry-After", "1");
+        send(resp, 503, Map.of("error", e.getMessage()));
+        return;
+      }
     }
     if (refused != null) {
       send(resp, 403, Map.of("error", refused));
@@ -261,11 +268,24 @@ public final class ApiServlet extends HttpServlet {
       return PeerUser.refusal(
           new java.net.InetSocketAddress(literal(req.getRemoteAddr()), req.getRemotePort()),
           new java.net.InetSocketAddress(literal(req.getLocalAddr()), req.getLocalPort()),
-          PeerUser.parse(System.getProperty(API_USERS)),
+          allowedUsers(),
           "start it with --api-users NAME");
     } catch (java.net.UnknownHostException e) {
       return "cannot tell which local user sent this request (address " + e.getMessage() + ")";
     }
+  }
+
+  /** {@link #API_USERS} and the uids it names, parsed once per value (not per request). */
+  private static volatile Map.Entry<String, java.util.Set<Integer>> allowed;
+
+  private static java.util.Set<Integer> allowedUsers() {
+    String users = System.getProperty(API_USERS, "");
+    Map.Entry<String, java.util.Set<Integer>> a = allowed;
+    if (a == null || !a.getKey().equals(users)) {
+      a = Map.entry(users, java.util.Set.copyOf(PeerUser.parse(users)));
+      allowed = a;
+    }
+    return a.getValue();
   }
 
   /** The system property {@code granule server --api-users} sets. */

@@ -489,4 +489,27 @@ class NbdServerTest {
     server.allowUsers(java.util.Set.of(65534));
     assertThat(asNobody.call()).isEqualTo("b'NBDMAGIC'");
   }
+
+  /**
+   * The accept loop checked every loopback client's user by reading all of /proc/net/tcp; past the
+   * cap of lookups at once a connection is closed at once, and the loop goes on serving.
+   */
+  @Test
+  void pastTheCapOfPeerLookupsAConnectionIsClosedAndTheLoopGoesOn() throws Exception {
+    java.lang.reflect.Field f =
+        io.granule.engine.internal.net.PeerUser.class.getDeclaredField("LOOKUPS");
+    f.setAccessible(true);
+    java.util.concurrent.Semaphore lookups = (java.util.concurrent.Semaphore) f.get(null);
+    int cap = io.granule.engine.internal.net.PeerUser.LOOKUPS_AT_ONCE;
+    lookups.acquire(cap);
+    try {
+      assertThatThrownBy(() -> new NbdTestClient(address).close())
+          .isInstanceOf(java.io.IOException.class);
+    } finally {
+      lookups.release(cap);
+    }
+    try (NbdTestClient c = new NbdTestClient(address)) {
+      assertThat(c.go("")).isEqualTo(SIZE);
+    }
+  }
 }

@@ -3,10 +3,12 @@ package io.granule.engine.internal.net;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.io.ByteArrayInputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -34,17 +36,26 @@ class PeerUserTest {
     return new InetSocketAddress(InetAddress.getByName(ip), port);
   }
 
+  /** The uid the streaming reader finds in {@code table}, as a list (empty: none). */
+  static List<Long> uids(String table, InetSocketAddress local, InetSocketAddress remote)
+      throws Exception {
+    long uid =
+        PeerUser.scan(
+            new ByteArrayInputStream(table.getBytes(StandardCharsets.US_ASCII)), local, remote);
+    return uid < 0 ? List.of() : List.of(uid);
+  }
+
   @Test
   void theClientsSocketNamesItsUser() throws Exception {
     InetSocketAddress server = at("127.0.0.1", 8470);
     // 0xD431 = 54321 to 0x2116 = 8470; the listening socket and the server's own end are not it
-    assertThat(PeerUser.uids(TABLE, at("127.0.0.1", 54321), server)).containsExactly(1001);
+    assertThat(uids(TABLE, at("127.0.0.1", 54321), server)).containsExactly(1001L);
     // a socket in TIME_WAIT (06) is no connection
-    assertThat(PeerUser.uids(TABLE, at("127.0.0.1", 54322), server)).isEmpty();
-    assertThat(PeerUser.uids(TABLE, server, at("127.0.0.1", 54321))).containsExactly(0);
+    assertThat(uids(TABLE, at("127.0.0.1", 54322), server)).isEmpty();
+    assertThat(uids(TABLE, server, at("127.0.0.1", 54321))).containsExactly(0L);
     // the same port from another address is another socket: ports alone made this one root's
-    assertThat(PeerUser.uids(TABLE, at("127.0.0.2", 54333), server)).containsExactly(1001);
-    assertThat(PeerUser.uids(TABLE, at("127.0.0.1", 54333), server)).containsExactly(0);
+    assertThat(uids(TABLE, at("127.0.0.2", 54333), server)).containsExactly(1001L);
+    assertThat(uids(TABLE, at("127.0.0.1", 54333), server)).containsExactly(0L);
   }
 
   @Test

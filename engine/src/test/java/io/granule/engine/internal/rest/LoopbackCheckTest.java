@@ -56,4 +56,38 @@ class LoopbackCheckTest {
     assertThat(ApiServlet.isLoopbackName("[fe80::1]:8470")).isFalse();
     assertThat(ApiServlet.isLoopbackName("127.0.0.1.evil.example")).isFalse();
   }
+
+  /**
+   * Past the cap of peer lookups at once, a loopback request is refused (503 in service) before any
+   * lookup: a flood of another user's requests made each read all of /proc/net/tcp.
+   */
+  @Test
+  void pastTheCapOfPeerLookupsARequestIsRefusedAtOnce() throws Exception {
+    jakarta.servlet.http.HttpServletRequest req =
+        (jakarta.servlet.http.HttpServletRequest)
+            java.lang.reflect.Proxy.newProxyInstance(
+                getClass().getClassLoader(),
+                new Class<?>[] {jakarta.servlet.http.HttpServletRequest.class},
+                (proxy, m, args) ->
+                    switch (m.getName()) {
+                      case "getLocalAddr", "getRemoteAddr" -> "127.0.0.1";
+                      case "getLocalPort" -> 8470;
+                      case "getRemotePort" -> 54321;
+                      default -> null;
+                    });
+    java.lang.reflect.Field f =
+        io.granule.engine.internal.net.PeerUser.class.getDeclaredField("LOOKUPS");
+    f.setAccessible(true);
+    java.util.concurrent.Semaphore lookups = (java.util.concurrent.Semaphore) f.get(null);
+    int cap = io.granule.engine.internal.net.PeerUser.LOOKUPS_AT_ONCE;
+    lookups.acquire(cap);
+    try {
+      org.assertj.core.api.Assertions.assertThatThrownBy(() -> ApiServlet.otherUser(req))
+          .isInstanceOf(io.granule.engine.internal.net.PeerUser.Busy.class);
+    } finally {
+      lookups.release(cap);
+    }
+    // no such connection: refused as no one's
+    assertThat(ApiServlet.otherUser(req)).contains("cannot tell which local user");
+  }
 }
