@@ -526,6 +526,9 @@ public final class BackupOperation {
       ours.put("this process's log directory", Path.of(logs).toAbsolutePath());
     }
     ours.put("this process's temporary files", Path.of(System.getProperty("java.io.tmpdir")));
+    // the JVM maps its performance counters from /tmp/hsperfdata_USER whatever java.io.tmpdir is
+    // (and the attach socket is there): frozen, every thread that touches them stalls
+    ours.put("the JVM's performance data (/tmp)", Path.of("/tmp"));
     ours.put("the chunk index cache", Repository.defaultCacheDir());
     String scratch = System.getProperty("granule.tmpdir");
     if (scratch != null) {
