@@ -5,9 +5,13 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.osgi.service.component.annotations.Component;
 import org.slf4j.Logger;
@@ -19,15 +23,32 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Thaw is guaranteed on every path the process survives: on {@link Hold#close}, by a watchdog
  * thread when {@code maxHold} passes (the backup then fails), and by a JVM shutdown hook (SIGTERM,
- * Ctrl-C). A process killed with SIGKILL cannot thaw: each frozen mount is recorded in {@code
- * /run/granule/frozen/} with the freezing process id, and the next granule command thaws mounts
- * whose freezer is gone ({@link #thawStale}). By hand: {@code fsfreeze -u MOUNT}.
+ * Ctrl-C). A mount whose {@code fsfreeze -f} did not finish in {@link #STEP_LIMIT} stays tracked:
+ * the kernel may complete that freeze later (it waits for writers to drain, and a thaw meanwhile is
+ * answered EINVAL), so it is thawed again once that fsfreeze has ended. A process killed with
+ * SIGKILL cannot thaw: each freeze is recorded in {@code /run/granule/frozen/} ({@link
+ * FreezeRecord}), and the next granule command thaws a mount whose freezer is gone and which is
+ * still the filesystem it froze ({@link #thawStale}). By hand: {@code fsfreeze -u MOUNT}.
  */
 @Component(service = SnapshotProvider.class)
 public final class FsFreeze implements SnapshotProvider {
   public static final String NAME = "fsfreeze";
   static final Path RECORDS = Path.of("/run/granule/frozen");
   private static final Logger LOG = LoggerFactory.getLogger(FsFreeze.class);
+
+  /** How long one fsfreeze may take before it is given up on (it is still waited for after). */
+  static final Duration STEP_LIMIT = Duration.ofSeconds(30);
+
+  // what tests replace: where records go, the fsfreeze run, its bound, and what records see
+  static volatile Path records = RECORDS;
+  static volatile String command = "fsfreeze";
+  static volatile Duration stepLimit = STEP_LIMIT;
+  static volatile FreezeRecord.Host host = FreezeRecord.LINUX;
+
+  /** How often a thaw that failed is tried again while the process lives, and for how long. */
+  static volatile Duration retryEvery = Duration.ofSeconds(30);
+
+  static volatile Duration retryFor = Duration.ofMinutes(10);
 
   @Override
   public String name() {
@@ -58,59 +79,152 @@ public final class FsFreeze implements SnapshotProvider {
         hold.freeze(m);
       }
     } catch (IOException | RuntimeException e) {
-      hold.close();
+      try {
+        hold.close();
+      } catch (IOException | RuntimeException c) {
+        e.addSuppressed(c);
+      }
       throw e;
     }
     return hold;
   }
 
-  /** Thaws mounts frozen by granule processes that no longer exist (killed with SIGKILL). */
+  /**
+   * Thaws mounts frozen by granule processes that no longer exist (killed with SIGKILL), each only
+   * if its freezer is gone (pid absent, or taken by a process with another start time), the
+   * filesystem mounted there is still the one it froze, no {@code fsfreeze -f} of it is under way,
+   * no live freezer has a record of that filesystem, and the freeze's deadline is at most {@link
+   * FreezeRecord#STALE_MARGIN} ago. Records that fail a test other than the first are removed
+   * without a thaw (see {@link FreezeRecord.Verdict}).
+   */
   public static void thawStale() {
-    if (!Files.isDirectory(RECORDS)) {
-      return;
+    Path dir = records;
+    if (!Files.isDirectory(dir) || !Files.isWritable(dir)) {
+      return; // none, or not root: this process could neither thaw nor clean up
     }
-    try (var records = Files.list(RECORDS)) {
-      for (Path r : records.toList()) {
+    Map<Path, FreezeRecord> found = new LinkedHashMap<>();
+    try (var list = Files.list(dir)) {
+      for (Path r : list.toList()) {
+        if (!r.getFileName().toString().endsWith(FreezeRecord.SUFFIX)) {
+          continue;
+        }
         try {
-          List<String> lines = Files.readAllLines(r, StandardCharsets.UTF_8);
-          long pid = Long.parseLong(lines.get(0).trim());
-          Path mount = Path.of(lines.get(1).trim());
-          if (ProcessHandle.of(pid).isEmpty()) {
-            LOG.warn("thawing {}: frozen by granule process {}, which is gone", mount, pid);
-            run("-u", mount);
-            Files.deleteIfExists(r);
-          }
+          found.put(r, FreezeRecord.parse(Files.readString(r, StandardCharsets.UTF_8)));
         } catch (IOException | RuntimeException e) {
-          LOG.warn("unable to check freeze record {}: {}", r, e.toString());
+          LOG.warn("unable to read freeze record {}: {}", r, e.toString());
         }
       }
     } catch (IOException e) {
-      LOG.warn("unable to list {}: {}", RECORDS, e.toString());
+      LOG.warn("unable to list {}: {}", dir, e.toString());
+      return;
+    }
+    FreezeRecord.Host h = host;
+    Map<Path, FreezeRecord.Verdict> verdicts = new LinkedHashMap<>();
+    found.forEach((r, rec) -> verdicts.put(r, rec.verdict(h)));
+    for (Map.Entry<Path, FreezeRecord> e : found.entrySet()) {
+      Path r = e.getKey();
+      FreezeRecord rec = e.getValue();
+      try {
+        switch (verdicts.get(r)) {
+          case KEEP:
+            break;
+          case DROP_LEGACY:
+            LOG.warn(
+                "freeze record {} (granule process {} froze {}) is from an older granule and cannot"
+                    + " be checked: removed; if {} is still frozen, thaw it with 'fsfreeze -u {}'",
+                r,
+                rec.pid,
+                rec.mount,
+                rec.mount,
+                rec.mount);
+            Files.deleteIfExists(r);
+            break;
+          case DROP_REBOOTED:
+            Files.deleteIfExists(r);
+            break;
+          case DROP_EXPIRED:
+            LOG.warn(
+                "freeze record {}: granule process {} froze {} and is gone, and the freeze's limit"
+                    + " passed more than {} ago: removed without thawing (a freeze there now may be"
+                    + " another tool's); if it is still frozen from then, run 'fsfreeze -u {}'",
+                r,
+                rec.pid,
+                rec.mount,
+                FreezeRecord.STALE_MARGIN.toMinutes() + " min",
+                rec.mount);
+            Files.deleteIfExists(r);
+            break;
+          case DROP_OTHER_FILESYSTEM:
+            LOG.info(
+                "freeze record {}: {} is no longer the filesystem granule process {} froze"
+                    + " (unmounted): removed without thawing",
+                r,
+                rec.mount,
+                rec.pid);
+            Files.deleteIfExists(r);
+            break;
+          case THAW:
+            boolean liveFreeze = false;
+            for (Map.Entry<Path, FreezeRecord> o : found.entrySet()) {
+              liveFreeze |=
+                  verdicts.get(o.getKey()) == FreezeRecord.Verdict.KEEP
+                      && o.getValue().sameFilesystemAs(rec);
+            }
+            if (liveFreeze) {
+              LOG.info(
+                  "freeze record {}: granule process {} is gone, but another freeze of {} is live:"
+                      + " removed without thawing",
+                  r,
+                  rec.pid,
+                  rec.mount);
+            } else if (run("-u", rec.mount) == Outcome.DONE) {
+              LOG.warn(
+                  "thawed {}: frozen by granule process {}, which is gone", rec.mount, rec.pid);
+            } else {
+              LOG.info(
+                  "{} (frozen by granule process {}, which is gone) was thawed already",
+                  rec.mount,
+                  rec.pid);
+            }
+            Files.deleteIfExists(r);
+            break;
+        }
+      } catch (IOException | RuntimeException x) {
+        LOG.warn("unable to act on freeze record {}: {}", r, x.toString());
+      }
     }
   }
 
-  /** How long one fsfreeze may take before it is given up on. */
-  static final Duration STEP_LIMIT = Duration.ofSeconds(30);
+  /** What a finished fsfreeze did. */
+  enum Outcome {
+    /** It froze, or thawed. */
+    DONE,
+    /** A thaw answered EINVAL: the filesystem was not frozen (or its freeze is not complete). */
+    NOT_FROZEN
+  }
 
-  /** fsfreeze did not finish within {@link #STEP_LIMIT}: it may still take effect later. */
+  /** fsfreeze did not finish within {@link #stepLimit}: it may still take effect later. */
   static final class StuckException extends IOException {
     private static final long serialVersionUID = 1L;
+    final transient Process process;
 
-    StuckException(String message) {
+    StuckException(String message, Process process) {
       super(message);
+      this.process = process;
     }
   }
 
   /**
-   * Runs {@code fsfreeze FLAG MOUNT}, waiting at most {@link #STEP_LIMIT}, whatever interrupts the
+   * Runs {@code fsfreeze FLAG MOUNT}, waiting at most {@link #stepLimit}, whatever interrupts the
    * thread meanwhile (a cancel): a thaw given up half way left a filesystem frozen, and a freeze
-   * given up may still take effect. The interrupt is kept for the caller.
+   * given up may still take effect. The interrupt is kept for the caller. One given up on is left
+   * running (inside the kernel a kill would not stop it), for the caller to wait for.
    *
    * @throws StuckException if it did not finish in time (it may still take effect)
    */
-  static void run(String flag, Path mount) throws IOException {
+  static Outcome run(String flag, Path mount) throws IOException {
     Process p =
-        new ProcessBuilder("fsfreeze", flag, mount.toString()).redirectErrorStream(true).start();
+        new ProcessBuilder(command, flag, mount.toString()).redirectErrorStream(true).start();
     // read aside: reading first and waiting after put no bound on an fsfreeze that hangs
     java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
     Thread reader =
@@ -126,7 +240,8 @@ public final class FsFreeze implements SnapshotProvider {
     reader.setDaemon(true);
     reader.start();
     boolean interrupted = false;
-    long deadline = System.nanoTime() + STEP_LIMIT.toNanos();
+    Duration limit = stepLimit;
+    long deadline = System.nanoTime() + limit.toNanos();
     boolean done = false;
     while (!done) {
       long left = deadline - System.nanoTime();
@@ -143,15 +258,16 @@ public final class FsFreeze implements SnapshotProvider {
       Thread.currentThread().interrupt();
     }
     if (!done) {
-      p.destroyForcibly(); // in the kernel it may not die: its effect may still come
       throw new StuckException(
           "fsfreeze "
               + flag
               + " "
               + mount
               + " did not finish in "
-              + STEP_LIMIT.toSeconds()
-              + " s (a filesystem it needs is frozen, or its device hangs)");
+              + limit(limit)
+              + " (a filesystem it needs is frozen, its device hangs, or a writer to it does not"
+              + " finish)",
+          p);
     }
     try {
       reader.join(1000);
@@ -163,9 +279,9 @@ public final class FsFreeze implements SnapshotProvider {
       out = buf.toString(StandardCharsets.UTF_8).trim();
     }
     if (p.exitValue() != 0) {
-      // Thawing a filesystem that is not frozen is harmless: fsfreeze says EINVAL.
+      // EINVAL: not frozen, or a freeze not complete yet (it waits for writers): the caller judges
       if (flag.equals("-u") && out.contains("Invalid argument")) {
-        return;
+        return Outcome.NOT_FROZEN;
       }
       throw new IOException(
           "fsfreeze "
@@ -176,18 +292,25 @@ public final class FsFreeze implements SnapshotProvider {
               + (out.isEmpty() ? "exit code " + p.exitValue() : out)
               + (flag.equals("-f") ? " (is it a mounted ext4, XFS or btrfs filesystem?)" : ""));
     }
+    return Outcome.DONE;
   }
 
-  /** Frozen mounts, thawed exactly once. */
+  /**
+   * Frozen mounts, each tracked from before its freeze until it is known thawed: by a thaw that
+   * succeeded, or one answered "not frozen" while no fsfreeze of it is under way.
+   */
   static final class FrozenHold implements Hold {
     private final List<Path> mounts;
-    private final List<Path> frozen = new ArrayList<>();
-    private final List<Path> freezing = new ArrayList<>(); // fsfreeze -f under way
-    private final List<Path> stuck = new ArrayList<>(); // fsfreeze -f given up on
+    private final List<Path> frozen = new ArrayList<>(); // tracked: may be frozen by this hold
+    private final List<Path> freezing = new ArrayList<>(); // fsfreeze -f under way, in its step
+    private final Map<Path, Process> pending = new HashMap<>(); // fsfreeze given up on, running
+    private final Map<Path, Path> recordFiles = new HashMap<>(); // this hold's own records
+    private final Object thawLock = new Object(); // one thaw at a time (the others wait for it)
     private boolean thawing; // a thaw was asked for: a freeze finishing now thaws again
     private final Duration maxHold;
     private final Thread shutdownHook;
     private Thread watchdog;
+    private Thread retrier;
     private volatile boolean expired;
     private volatile boolean thawedAtExit;
     private boolean closed;
@@ -202,22 +325,29 @@ public final class FsFreeze implements SnapshotProvider {
                 // must not save a snapshot as frozen
                 thawedAtExit = true;
                 thawQuietly();
+                awaitPendingAtExit();
               },
               "granule-thaw-on-exit");
       Runtime.getRuntime().addShutdownHook(shutdownHook);
     }
 
     /**
-     * Freezes {@code m}. It counts as frozen from before fsfreeze runs (thawing what is not frozen
-     * is harmless), and fsfreeze runs outside this hold's monitor: a freeze that hangs (a
-     * filesystem inside an image on one frozen already) no longer kept the watchdog, the exit hook
-     * and the thaw waiting on it, and one given up on may still take effect, so it stays to thaw.
+     * Freezes {@code m}. It counts as frozen from before fsfreeze runs (its record is written
+     * first), and fsfreeze runs outside this hold's monitor: a freeze that hangs (a filesystem
+     * inside an image on one frozen already, a writer that does not finish) no longer kept the
+     * watchdog, the exit hook and the thaw waiting on it. One given up on may still take effect: it
+     * stays tracked, and is thawed once its fsfreeze has ended.
      */
     void freeze(Path m) throws IOException {
-      Path record = record(m);
+      FreezeRecord rec = FreezeRecord.ofThisProcess(m, maxHold, host);
+      Path dir = records;
+      Path file = dir.resolve(rec.fileName());
       synchronized (this) {
-        Files.createDirectories(RECORDS);
-        Files.writeString(record, ProcessHandle.current().pid() + "\n" + m + "\n");
+        Files.createDirectories(dir);
+        Path tmp = dir.resolve(rec.fileName() + ".tmp");
+        Files.writeString(tmp, rec.format(), StandardCharsets.UTF_8);
+        Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+        recordFiles.put(m, file);
         frozen.add(m);
         freezing.add(m);
       }
@@ -227,20 +357,21 @@ public final class FsFreeze implements SnapshotProvider {
       } catch (StuckException e) {
         synchronized (this) {
           freezing.remove(m);
-          stuck.add(m); // its record outlives a thaw: the next granule command thaws it again
+          pending.put(m, e.process); // thawed once it ends: it may freeze at any time till then
         }
+        startRetrier();
         throw e;
       } catch (IOException e) {
-        synchronized (this) { // refused outright: nothing to thaw
+        synchronized (this) { // refused outright (EBUSY: frozen by another): nothing to thaw
           freezing.remove(m);
           frozen.remove(m);
-          Files.deleteIfExists(record);
+          forgetRecord(m);
         }
         throw e;
       } finally {
         synchronized (this) {
           freezing.remove(m);
-          thawNow = thawing && frozen.contains(m);
+          thawNow = thawing && frozen.contains(m) && !pending.containsKey(m);
         }
       }
       if (thawNow) {
@@ -293,60 +424,195 @@ public final class FsFreeze implements SnapshotProvider {
       try {
         thaw();
       } catch (IOException e) {
-        LOG.error("unable to thaw {}: {}; run 'fsfreeze -u' on them now", frozen, e.toString());
+        LOG.error("unable to thaw {}: {}; run 'fsfreeze -u' on them now", tracked(), e.toString());
+      }
+    }
+
+    synchronized List<Path> tracked() {
+      return new ArrayList<>(frozen);
+    }
+
+    /** Mounts whose fsfreeze ran past its step and has not ended yet. */
+    synchronized List<Path> pending() {
+      return new ArrayList<>(pending.keySet());
+    }
+
+    /** Forgets the fsfreeze runs given up on that have ended; whether any had. */
+    private synchronized boolean reapPending() {
+      boolean ended = pending.values().removeIf(p -> !p.isAlive());
+      if (ended) {
+        notifyAll();
+      }
+      return ended;
+    }
+
+    /**
+     * Thaws every mount tracked, last first, outside this hold's monitor (a thaw may wait for a
+     * hung freeze), except those with an fsfreeze under way: the end of that thaws them. One that
+     * fails is tried again once the others are thawed (a filesystem inside an image on another
+     * thaws once that other does), and in the background after, as long as the process lives.
+     */
+    private void thaw() throws IOException {
+      List<Path> thawed = new ArrayList<>();
+      List<Path> wereNot = new ArrayList<>();
+      IOException first = null;
+      synchronized (thawLock) {
+        synchronized (this) {
+          thawing = true;
+        }
+        reapPending();
+        for (int pass = 0; pass < 2; pass++) {
+          List<Path> todo;
+          synchronized (this) {
+            todo = new ArrayList<>(frozen);
+            todo.removeAll(freezing); // its freeze, once it returns, thaws it again
+            todo.removeAll(pending.keySet()); // thawed once that fsfreeze ends
+          }
+          if (todo.isEmpty()) {
+            break;
+          }
+          first = null;
+          for (int i = todo.size() - 1; i >= 0; i--) {
+            Path m = todo.get(i);
+            Outcome o;
+            try {
+              o = run("-u", m);
+            } catch (StuckException e) {
+              synchronized (this) {
+                pending.put(m, e.process); // it may thaw later; tried again once it has ended
+              }
+              if (first == null) {
+                first = e;
+              }
+              continue;
+            } catch (IOException e) {
+              if (first == null) {
+                first = e;
+              }
+              continue;
+            }
+            synchronized (this) {
+              if (freezing.contains(m) || pending.containsKey(m)) {
+                continue; // a freeze of it is under way: a thaw now does not count
+              }
+              frozen.remove(m);
+              forgetRecord(m);
+            }
+            (o == Outcome.DONE ? thawed : wereNot).add(m);
+          }
+        }
+      }
+      // when all are thawed: a log may be on one
+      thawed.forEach(m -> LOG.info("thawed {}", m));
+      wereNot.forEach(m -> LOG.info("thawed {} (it was not frozen)", m));
+      if (!tracked().isEmpty()) {
+        startRetrier();
+      }
+      if (first != null) {
+        throw first;
+      }
+    }
+
+    /** Deletes this hold's record of {@code m}, and no other (caller holds this monitor). */
+    private void forgetRecord(Path m) {
+      Path file = recordFiles.remove(m);
+      if (file == null) {
+        return;
+      }
+      try {
+        Files.deleteIfExists(file);
+      } catch (IOException e) {
+        LOG.warn("unable to delete freeze record {}: {}", file, e.toString());
       }
     }
 
     /**
-     * Thaws every mount frozen (or being frozen), last first, outside this hold's monitor (a thaw
-     * may wait for a hung freeze); one that fails is tried again once the others are thawed (a
-     * filesystem inside an image on another thaws once that other does).
+     * Starts (once) the thread that, after a thaw left mounts tracked, thaws each again once its
+     * fsfreeze given up on has ended, and retries failed thaws every {@link #retryEvery} for {@link
+     * #retryFor}. Once nothing is tracked, the exit hook is not needed any more.
      */
-    private void thaw() throws IOException {
-      List<Path> thawed = new ArrayList<>();
-      IOException first = null;
-      synchronized (this) {
-        thawing = true;
+    private synchronized void startRetrier() {
+      if (retrier != null && retrier.isAlive()) {
+        return;
       }
-      for (int pass = 0; pass < 2; pass++) {
-        List<Path> todo;
-        synchronized (this) {
-          todo = new ArrayList<>(frozen);
-          if (pass == 0) {
-            // first those whose freeze went through: a freeze still hanging (or given up on)
-            // usually waits for one of them, and a thaw of it would wait as long
-            todo.removeAll(freezing);
-            todo.removeAll(stuck);
-          }
-        }
-        if (todo.isEmpty()) {
-          continue;
-        }
-        first = null;
-        for (int i = todo.size() - 1; i >= 0; i--) {
-          Path m = todo.get(i);
+      retrier =
+          new Thread(
+              () -> {
+                long giveUp = System.nanoTime() + retryFor.toNanos();
+                long next = System.nanoTime() + retryEvery.toNanos();
+                boolean warned = false;
+                while (true) {
+                  synchronized (this) {
+                    if (frozen.isEmpty()) {
+                      break;
+                    }
+                  }
+                  boolean ended = reapPending();
+                  long now = System.nanoTime();
+                  boolean failedOnly = pending().isEmpty() && !ended;
+                  if (failedOnly && now - giveUp > 0) {
+                    LOG.error(
+                        "unable to thaw {} for {}: giving up; run 'fsfreeze -u' on them now",
+                        tracked(),
+                        retryFor);
+                    return;
+                  }
+                  if (ended || now - next > 0) {
+                    next = now + retryEvery.toNanos();
+                    try {
+                      thaw();
+                    } catch (IOException e) {
+                      if (!warned) {
+                        LOG.warn("unable to thaw {} yet: {}", tracked(), e.toString());
+                        warned = true;
+                      }
+                    }
+                  }
+                  try {
+                    Thread.sleep(100);
+                  } catch (InterruptedException e) {
+                    return;
+                  }
+                }
+                try {
+                  Runtime.getRuntime().removeShutdownHook(shutdownHook);
+                } catch (IllegalStateException shuttingDown) {
+                  // the hook runs anyway
+                }
+              },
+              "granule-thaw-retry");
+      retrier.setDaemon(true);
+      retrier.start();
+    }
+
+    /**
+     * At exit, waits up to {@link #stepLimit} for the fsfreeze runs given up on to end, thawing
+     * each mount once its own has; what is left keeps its record for the next granule command.
+     */
+    private void awaitPendingAtExit() {
+      long deadline = System.nanoTime() + stepLimit.toNanos();
+      while (!pending().isEmpty() && System.nanoTime() - deadline < 0) {
+        if (reapPending()) {
+          thawQuietly();
+        } else {
           try {
-            run("-u", m);
-            synchronized (this) {
-              if (freezing.contains(m)) {
-                continue; // its freeze, once it returns, thaws it again
-              }
-              frozen.remove(m);
-              if (!stuck.contains(m)) {
-                Files.deleteIfExists(record(m));
-              }
-            }
-            thawed.add(m);
-          } catch (IOException e) {
-            if (first == null) {
-              first = e;
-            }
+            Thread.sleep(100);
+          } catch (InterruptedException e) {
+            break;
           }
         }
       }
-      thawed.forEach(m -> LOG.info("thawed {}", m)); // when all are thawed: a log may be on one
-      if (first != null) {
-        throw first;
+      if (!tracked().isEmpty()) {
+        thawQuietly(); // after a thaw under way in the background, if one is
+      }
+      List<Path> left = tracked();
+      if (!left.isEmpty()) {
+        LOG.error(
+            "{} may still be frozen, or become frozen once an fsfreeze under way ends: the next"
+                + " granule command thaws {} (records in {}); by hand: fsfreeze -u MOUNT",
+            left,
+            left.size() == 1 ? "it" : "them",
+            records);
       }
     }
 
@@ -364,17 +630,20 @@ public final class FsFreeze implements SnapshotProvider {
       try {
         thaw();
       } finally {
-        try {
-          Runtime.getRuntime().removeShutdownHook(shutdownHook);
-        } catch (IllegalStateException shuttingDown) {
-          // the hook runs anyway
+        List<Path> stillPending = pending();
+        if (!stillPending.isEmpty()) {
+          LOG.warn(
+              "{}: an fsfreeze given up on is still under way: thawed as soon as it ends",
+              stillPending);
+        }
+        if (tracked().isEmpty()) {
+          try {
+            Runtime.getRuntime().removeShutdownHook(shutdownHook);
+          } catch (IllegalStateException shuttingDown) {
+            // the hook runs anyway
+          }
         }
       }
-    }
-
-    private static Path record(Path mount) {
-      String name = Integer.toHexString(mount.toString().hashCode()) + ".frozen";
-      return RECORDS.resolve(name);
     }
   }
 
