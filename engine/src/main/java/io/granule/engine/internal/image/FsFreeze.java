@@ -586,10 +586,11 @@ public final class FsFreeze implements SnapshotProvider {
     }
 
     /**
-     * At exit, waits up to {@link #stepLimit} for the fsfreeze runs given up on to end, thawing
-     * each mount once its own has; what is left keeps its record for the next granule command.
+     * Waits up to {@link #stepLimit} for the fsfreeze runs given up on to end, thawing each mount
+     * once its own has (on close, and at exit: a command ends with {@code halt}, and a process gone
+     * leaves what is still under way to the next granule command).
      */
-    private void awaitPendingAtExit() {
+    private void awaitPending() {
       long deadline = System.nanoTime() + stepLimit.toNanos();
       while (!pending().isEmpty() && System.nanoTime() - deadline < 0) {
         if (reapPending()) {
@@ -598,6 +599,7 @@ public final class FsFreeze implements SnapshotProvider {
           try {
             Thread.sleep(100);
           } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
             break;
           }
         }
@@ -605,6 +607,10 @@ public final class FsFreeze implements SnapshotProvider {
       if (!tracked().isEmpty()) {
         thawQuietly(); // after a thaw under way in the background, if one is
       }
+    }
+
+    private void awaitPendingAtExit() {
+      awaitPending();
       List<Path> left = tracked();
       if (!left.isEmpty()) {
         LOG.error(
@@ -630,10 +636,14 @@ public final class FsFreeze implements SnapshotProvider {
       try {
         thaw();
       } finally {
+        if (!pending().isEmpty()) {
+          awaitPending();
+        }
         List<Path> stillPending = pending();
         if (!stillPending.isEmpty()) {
           LOG.warn(
-              "{}: an fsfreeze given up on is still under way: thawed as soon as it ends",
+              "{}: an fsfreeze given up on is still under way: thawed as soon as it ends (by the"
+                  + " next granule command if this process has ended by then)",
               stillPending);
         }
         if (tracked().isEmpty()) {
