@@ -306,4 +306,66 @@ class FreezeTest {
     assertThat(r.exitCode()).isZero();
     assertThat(writable()).as("thawed by the next granule command").isTrue();
   }
+
+  /**
+   * A writer that holds the filesystem's write level (here a splice() from an idle pipe into a file
+   * on it, which any user who can write there can do) keeps {@code fsfreeze -f} waiting in the
+   * kernel; a thaw meanwhile is answered EINVAL. The freeze was given up on after 30 s, "thawed"
+   * (EINVAL taken for "not frozen") and forgotten, and took effect once the writer ended: frozen
+   * with nothing left to thaw it. It is now waited for and thawed once it has taken effect.
+   */
+  @Test
+  void aFreezeThatTakesEffectAfterItWasGivenUpOnIsThawed() throws Exception {
+    Path repo = tmp.resolve("repo");
+    assertThat(granule("init", "--repo", repo.toString()).exitCode()).isZero();
+    Path script = tmp.resolve("splice_hold.py");
+    Files.writeString(
+        script,
+        String.join(
+            "\n",
+            "import os, sys, time",
+            "r, w = os.pipe()",
+            "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)",
+            "if os.fork() == 0:",
+            "    os.close(r); time.sleep(float(sys.argv[2])); os.write(w, b'x'); os._exit(0)",
+            "os.close(w)",
+            "print('holding', flush=True)",
+            "os.splice(r, fd, 65536)",
+            ""));
+    Process holder =
+        new ProcessBuilder("python3", script.toString(), mnt.resolve("held").toString(), "40")
+            .redirectErrorStream(true)
+            .start();
+    try {
+      assertThat(new String(holder.getInputStream().readNBytes(7), StandardCharsets.UTF_8))
+          .isEqualTo("holding");
+      Thread.sleep(500);
+      Granule.Result r =
+          granule(
+              "backup",
+              "--repo",
+              repo.toString(),
+              "--disk",
+              "data=" + dev,
+              "--freeze",
+              mnt.toString(),
+              "--freeze-timeout",
+              "120",
+              "--no-progress");
+      assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(11);
+      assertThat(r.err()).contains("did not finish in 30 s");
+      assertThat(holder.waitFor(60, TimeUnit.SECONDS)).as("the writer ends").isTrue();
+      assertThat(writable()).as("thawed once the freeze took effect").isTrue();
+      Path records = Path.of("/run/granule/frozen");
+      if (Files.isDirectory(records)) {
+        try (var l = Files.list(records)) {
+          for (Path rec : l.toList()) {
+            assertThat(Files.readString(rec)).as("a record left").doesNotContain(mnt.toString());
+          }
+        }
+      }
+    } finally {
+      holder.destroyForcibly();
+    }
+  }
 }
