@@ -194,6 +194,27 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_pin0(
   return open_path(env, path, O_PATH | O_NOFOLLOW);
 }
 
+/* Gives the file held by fd a new name, the NUL-terminated path (failing with -EEXIST if anything
+ * is there): the file itself, through /proc/self/fd/N, whatever was renamed over its old name
+ * since. 0, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_linkHeld0(
+    JNIEnv *env, jclass cls, jint fd, jbyteArray path) {
+  (void)cls;
+  jsize n = (*env)->GetArrayLength(env, path);
+  char *p = malloc((size_t)n + 1);
+  if (p == NULL) {
+    return -ENOMEM;
+  }
+  (*env)->GetByteArrayRegion(env, path, 0, n, (jbyte *)p);
+  p[n] = 0;
+  char self[64];
+  snprintf(self, sizeof self, "/proc/self/fd/%d", (int)fd);
+  int r = linkat(AT_FDCWD, self, AT_FDCWD, p, AT_SYMLINK_FOLLOW);
+  int err = errno;
+  free(p);
+  return r < 0 ? -err : 0;
+}
+
 /* Resolves the NUL-terminated absolute path one component at a time from "/", each opened with
  * O_PATH|O_NOFOLLOW relative to the directory held before it, so nothing renamed or swapped
  * meanwhile changes what was checked: a symbolic link is followed only where root or this
@@ -488,6 +509,8 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_close
  * descriptor's close drops. Restores take it for writing, backups for reading. */
 #include "io_granule_engine_internal_cli_OfdLock.h"
 
+static jint lock_fd(int fd, jboolean write);
+
 /* Opens the NUL-terminated path (for writing if write, else for reading; not through a link at its
  * last component) and locks the byte (a write lock if write, else a read lock); the descriptor, or
  * -errno: -EAGAIN where another holds a write lock on it, -EBUSY where others hold only read locks
@@ -496,7 +519,22 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_cli_OfdLock_lock0(JNIEnv 
                                                                         jbyteArray path,
                                                                         jboolean write) {
   (void)cls;
-  int fd = open_path(env, path, (write ? O_WRONLY : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK);
+  return lock_fd(open_path(env, path, (write ? O_WRONLY : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK),
+                 write);
+}
+
+/* As lock0, but for a file held open, named /proc/self/fd/N: that link is followed (to the file
+ * the descriptor holds, whatever is renamed over its name since). */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_cli_OfdLock_lockHeld0(JNIEnv *env,
+                                                                            jclass cls,
+                                                                            jbyteArray path,
+                                                                            jboolean write) {
+  (void)cls;
+  return lock_fd(open_path(env, path, (write ? O_WRONLY : O_RDONLY) | O_NONBLOCK), write);
+}
+
+/* Locks the byte of fd (see lock0), closing fd on failure; fd, or -errno (fd < 0: returned). */
+static jint lock_fd(int fd, jboolean write) {
   if (fd < 0) {
     return fd;
   }

@@ -485,19 +485,19 @@ public final class DiskRestore {
           }
         }
       }
-      try (PartialFile held = PartialFile.take(to)) {
+      try (PartialFile held = PartialFile.take(to, dir)) {
         Path pinned = dir.entry(held.path().getFileName().toString());
         RestoreResult res;
         try {
-          held.create(pinned); // an earlier restore's leftover goes: a new file stays sparse
-          try (DirectoryHandle.NewFile file =
-              dir.held() ? dir.pin(pinned.getFileName().toString()) : null) {
-            Path target = file == null ? pinned : file.self();
+          // an earlier restore's leftover goes (a new file stays sparse); written through the
+          // descriptor that created it: a file renamed over its name later is never written
+          Path target = held.create();
+          if (!dir.held()) {
             requireSame(target, held.partialIdentity());
-            res = named(target, () -> r.restoreDisk(snap, diskName, target, progress));
           }
+          res = named(target, () -> r.restoreDisk(snap, diskName, target, progress));
         } catch (RuntimeException | IOException e) {
-          Files.deleteIfExists(pinned);
+          held.discard();
           throw e;
         }
         publish(held, pinned, false);
@@ -734,18 +734,18 @@ public final class DiskRestore {
             .findFirst()
             .orElse(-1);
     info.accept(String.format(Locale.ROOT, "writing a %s image (%s) to %s", format, why, to));
-    PartialFile taken;
-    try {
-      taken = PartialFile.take(to);
-    } catch (IOException | RuntimeException e) {
-      lease.close();
-      throw e;
-    }
     DirectoryHandle dir;
     try {
       dir = pinDirectory();
     } catch (IOException | RuntimeException e) {
-      taken.close();
+      lease.close();
+      throw e;
+    }
+    PartialFile taken;
+    try {
+      taken = PartialFile.take(to, dir);
+    } catch (IOException | RuntimeException e) {
+      dir.close();
       lease.close();
       throw e;
     }
@@ -758,6 +758,7 @@ public final class DiskRestore {
       Files.deleteIfExists(pinned);
       RestoreResult res;
       try {
+        held.beforeCreate();
         try (LeasedDiskImageWriter w =
             LeasedDiskImageWriter.create(
                 lease,
@@ -770,12 +771,12 @@ public final class DiskRestore {
           res = r.restoreDisk(snap, diskName, w, partial, progress);
         }
       } catch (IllegalArgumentException e) {
-        Files.deleteIfExists(pinned);
+        held.discard();
         throw new CommandException(
             ExitCodes.TARGET,
             "unable to restore to '" + to + "' as " + format + ": " + e.getMessage());
       } catch (RuntimeException | IOException e) {
-        Files.deleteIfExists(pinned);
+        held.discard();
         throw e;
       }
       publish(held, pinned, exists);

@@ -54,7 +54,27 @@ final class OfdLock implements AutoCloseable {
    * @throws ReadersException if others hold read locks on it
    */
   static OfdLock lock(Path file) throws HeldException, ReadersException {
-    int fd = lock0(file, true);
+    return lock(file, file, false);
+  }
+
+  /**
+   * As {@link #lock}, the file at {@code at} (an entry of a held directory), named {@code file}.
+   */
+  static OfdLock lock(Path at, Path file) throws HeldException, ReadersException {
+    return lock(at, file, false);
+  }
+
+  /**
+   * As {@link #lock}, for the file held open as {@code held} ({@code /proc/self/fd/N}, followed:
+   * the file the descriptor holds, not whatever has its name now), named {@code file} in messages.
+   */
+  static OfdLock lockHeld(Path held, Path file) throws HeldException, ReadersException {
+    return lock(held, file, true);
+  }
+
+  private static OfdLock lock(Path at, Path file, boolean follow)
+      throws HeldException, ReadersException {
+    int fd = lock0(at, true, follow);
     if (fd == -EAGAIN) {
       throw new HeldException("another restore (of any user) is writing '" + file + "'");
     }
@@ -75,19 +95,20 @@ final class OfdLock implements AutoCloseable {
    * @throws HeldException if a restore holds its write lock
    */
   static OfdLock lockForReading(Path file) throws HeldException {
-    int fd = lock0(file, false);
+    int fd = lock0(file, false, false);
     if (fd == -EAGAIN) {
       throw new HeldException("a restore (of some user) is writing '" + file + "'");
     }
     return fd < 0 ? null : new OfdLock(fd);
   }
 
-  private static int lock0(Path file, boolean write) {
+  private static int lock0(Path file, boolean write, boolean follow) {
     if (NativeLibrary.unavailableReason() != null) {
       return -1;
     }
     try {
-      return lock0((file.toAbsolutePath() + "\0").getBytes(StandardCharsets.UTF_8), write);
+      byte[] path = (file.toAbsolutePath() + "\0").getBytes(StandardCharsets.UTF_8);
+      return follow ? lockHeld0(path, write) : lock0(path, write);
     } catch (UnsatisfiedLinkError e) {
       return -1;
     }
@@ -102,6 +123,8 @@ final class OfdLock implements AutoCloseable {
   }
 
   private static native int lock0(byte[] path, boolean write);
+
+  private static native int lockHeld0(byte[] path, boolean write);
 
   private static native int unlock0(int fd);
 }

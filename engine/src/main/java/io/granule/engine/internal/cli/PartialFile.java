@@ -28,8 +28,16 @@ import java.nio.file.StandardOpenOption;
 final class PartialFile implements AutoCloseable {
   private final Path target;
   private final Path partial;
-  private final Path lockPath;
+  private final Path lockPath; // as file operations name it (through the held directory)
+  private final Path lockShown; // as messages name it
   private final FileChannel channel;
+  // the target's directory held open, or null: FILE, FILE.partial and the lock file are reached
+  // through it (/proc/self/fd/N/NAME), never by their names, which a directory swapped above them
+  // since would lead elsewhere
+  private final io.granule.engine.internal.ops.DirectoryHandle dir;
+  // FILE.partial as the descriptor that created it (or, made by an image writer, pinned) holds it:
+  // its identity, locks and publishing come from this descriptor, not from the name
+  private io.granule.engine.internal.ops.DirectoryHandle.NewFile made;
 
   private final Object key;
   private java.util.Map<String, Object> partialIdentity; // FILE.partial as this restore made it
@@ -39,12 +47,29 @@ final class PartialFile implements AutoCloseable {
   private final java.util.List<PartialFile> identities = new java.util.ArrayList<>();
   private OfdLock fileLock; // an in-place target's own lock, where it could be taken
 
-  private PartialFile(Path target, Path partial, Path lockPath, FileChannel channel, Object key) {
+  private PartialFile(
+      Path target,
+      Path partial,
+      Path lockPath,
+      Path lockShown,
+      FileChannel channel,
+      Object key,
+      io.granule.engine.internal.ops.DirectoryHandle dir) {
     this.target = target;
     this.partial = partial;
     this.lockPath = lockPath;
+    this.lockShown = lockShown;
     this.channel = channel;
     this.key = key;
+    this.dir = dir != null && dir.held() ? dir : null;
+  }
+
+  /** Test seam: runs right after FILE.partial was created (by name: as file operations name it). */
+  static volatile java.util.function.Consumer<Path> afterCreate;
+
+  /** Entry {@code shown}'s name, as file operations must name it: through the held directory. */
+  private Path via(Path shown) {
+    return dir == null ? shown : dir.entry(shown.getFileName().toString());
   }
 
   /** {@code FILE.partial}. */
@@ -63,14 +88,28 @@ final class PartialFile implements AutoCloseable {
    * @throws CommandException (exit code 7) if another restore is writing it
    */
   static PartialFile take(Path target) throws IOException {
+    return take(target, null);
+  }
+
+  /**
+   * As {@link #take(Path)}, {@code target} being an entry of directory {@code dir}, held open (as
+   * resolved when the restore started): the lock file, FILE.partial and FILE are made, locked,
+   * renamed and deleted through it, never by name (a link swapped for the directory meanwhile would
+   * lead to another directory, root's). {@code dir} must stay open until this is closed.
+   */
+  static PartialFile take(Path target, io.granule.engine.internal.ops.DirectoryHandle dir)
+      throws IOException {
     Path partial = partialOf(target);
-    Path lockPath = partial.resolveSibling(partial.getFileName() + ".lock");
-    PartialFile taken = take(target, partial, lockPath, "'" + partial + "'");
-    if (Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)) {
+    Path lockShown = partial.resolveSibling(partial.getFileName() + ".lock");
+    boolean held = dir != null && dir.held();
+    Path lockPath = held ? dir.entry(lockShown.getFileName().toString()) : lockShown;
+    Path targetVia = held ? dir.entry(target.getFileName().toString()) : target;
+    PartialFile taken = take(target, partial, lockPath, lockShown, "'" + partial + "'", dir);
+    if (Files.isRegularFile(targetVia, LinkOption.NOFOLLOW_LINKS)) {
       // the file a --force restore renames over: a restore writing it in place must not run
       // meanwhile (its data would go to the replaced file)
       try {
-        taken.identities.add(takeInPlace(target));
+        taken.identities.add(takeInPlace(targetVia, target, false));
       } catch (IOException | RuntimeException e) {
         taken.close();
         throw e;
@@ -89,10 +128,23 @@ final class PartialFile implements AutoCloseable {
    * @throws CommandException (exit code 7) if another restore is writing it
    */
   static PartialFile takeInPlace(Path target) throws IOException {
+    return takeInPlace(target, target, false);
+  }
+
+  /**
+   * As {@link #takeInPlace(Path)}, the file at {@code at}, named {@code target} in messages: if
+   * {@code heldFile}, {@code at} is a descriptor's {@code /proc/self/fd/N}, followed to the file
+   * the descriptor holds (its identity, not that of whatever has its name now).
+   */
+  private static PartialFile takeInPlace(Path at, Path target, boolean heldFile)
+      throws IOException {
     java.util.Map<String, Object> a;
     try {
       // the target itself (callers resolve links): a link planted later is not followed
-      a = Files.readAttributes(target, "unix:dev,ino,rdev,mode", LinkOption.NOFOLLOW_LINKS);
+      a =
+          heldFile
+              ? Files.readAttributes(at, "unix:dev,ino,rdev,mode")
+              : Files.readAttributes(at, "unix:dev,ino,rdev,mode", LinkOption.NOFOLLOW_LINKS);
     } catch (NoSuchFileException e) {
       throw new CommandException(
           ExitCodes.TARGET,
@@ -100,13 +152,14 @@ final class PartialFile implements AutoCloseable {
     }
     int type = ((Integer) a.get("mode")) & 0170000;
     Path dir = sharedLockDirectory();
-    PartialFile taken = take(target, null, dir.resolve(identityLockName(a)), "'" + target + "'");
+    Path lockFile = dir.resolve(identityLockName(a));
+    PartialFile taken = take(target, null, lockFile, lockFile, "'" + target + "'", null);
     taken.lockedIdentity = java.util.Map.of("dev", a.get("dev"), "ino", a.get("ino"));
     if (type == 0100000) {
       // the lock files above are per user where /run/granule cannot be written; this lock, on
       // the file itself, is every user's
       try {
-        taken.fileLock = OfdLock.lock(target);
+        taken.fileLock = heldFile ? OfdLock.lockHeld(at, target) : OfdLock.lock(at, target);
       } catch (OfdLock.HeldException e) {
         taken.close();
         throw new CommandException(
@@ -236,8 +289,8 @@ final class PartialFile implements AutoCloseable {
             r.count++;
             return r;
           }
-          requireLockFileOrNothing(lockPath);
-          FileChannel ch = openLockFile(lockPath);
+          requireLockFileOrNothing(lockPath, lockPath);
+          FileChannel ch = openLockFile(lockPath, lockPath);
           FileLock lock;
           try {
             lock = ch.tryLock(0, Long.MAX_VALUE, true);
@@ -253,7 +306,7 @@ final class PartialFile implements AutoCloseable {
           }
           Object key;
           try {
-            requireLockFileOrNothing(lockPath);
+            requireLockFileOrNothing(lockPath, lockPath);
             key = lockedIsCurrent(lockPath) ? fileKey(lockPath) : null;
           } catch (IOException | RuntimeException e) {
             ch.close();
@@ -417,21 +470,21 @@ final class PartialFile implements AutoCloseable {
    * Refuses (exit code 7) anything but a regular file at a lock file's name: a FIFO there blocked
    * the restore forever in open(2), a device or socket is nobody's lock.
    */
-  private static void requireLockFileOrNothing(Path lockPath) {
+  private static void requireLockFileOrNothing(Path lockPath, Path shown) {
     if (Files.exists(lockPath, LinkOption.NOFOLLOW_LINKS)
         && !Files.isRegularFile(lockPath, LinkOption.NOFOLLOW_LINKS)
         && !Files.isSymbolicLink(lockPath)) {
       throw new CommandException(
           ExitCodes.TARGET,
           "'"
-              + lockPath
+              + shown
               + "' is "
               + io.granule.engine.internal.image.ImageInspector.describeType(lockPath)
               + ", not a restore's lock file: remove it, and restore again");
     }
   }
 
-  private static FileChannel openLockFile(Path lockPath) throws IOException {
+  private static FileChannel openLockFile(Path lockPath, Path shown) throws IOException {
     try {
       // not through a link planted at its name (it would create or lock a file elsewhere); read
       // and write, so a FIFO planted meanwhile does not block the open (refused after locking)
@@ -445,13 +498,19 @@ final class PartialFile implements AutoCloseable {
       if (Files.isSymbolicLink(lockPath)) {
         throw new CommandException(
             ExitCodes.TARGET,
-            "'" + lockPath + "' is a symbolic link, not a restore's lock file: remove it");
+            "'" + shown + "' is a symbolic link, not a restore's lock file: remove it");
       }
       throw e;
     }
   }
 
-  private static PartialFile take(Path target, Path partial, Path lockPath, String what)
+  private static PartialFile take(
+      Path target,
+      Path partial,
+      Path lockPath,
+      Path lockShown,
+      String what,
+      io.granule.engine.internal.ops.DirectoryHandle dir)
       throws IOException {
     // All of it under one monitor: this process must never open a second descriptor of a lock
     // file it holds (closing it would drop the lock: POSIX locks belong to the process), which a
@@ -460,19 +519,19 @@ final class PartialFile implements AutoCloseable {
       for (int attempt = 0; attempt < 10; attempt++) {
         Object held = fileKey(lockPath);
         if (held != null && HELD.containsKey(held)) {
-          throw busy(what, lockPath);
+          throw busy(what, lockShown);
         }
         if (held != null && READING.containsKey(held)) {
-          throw read(what, lockPath);
+          throw read(what, lockShown);
         }
-        requireLockFileOrNothing(lockPath);
-        FileChannel ch = openLockFile(lockPath);
+        requireLockFileOrNothing(lockPath, lockShown);
+        FileChannel ch = openLockFile(lockPath, lockShown);
         FileLock lock;
         try {
           lock = ch.tryLock();
         } catch (OverlappingFileLockException e) {
           // held by this process but not registered: never close this descriptor (see above)
-          throw busy(what, lockPath);
+          throw busy(what, lockShown);
         } catch (IOException | RuntimeException e) {
           ch.close();
           throw e;
@@ -488,10 +547,10 @@ final class PartialFile implements AutoCloseable {
           } finally {
             ch.close();
           }
-          throw readers ? read(what, lockPath) : busy(what, lockPath);
+          throw readers ? read(what, lockShown) : busy(what, lockShown);
         }
         try {
-          requireLockFileOrNothing(lockPath);
+          requireLockFileOrNothing(lockPath, lockShown);
         } catch (RuntimeException e) {
           ch.close();
           throw e;
@@ -507,7 +566,7 @@ final class PartialFile implements AutoCloseable {
         }
         if (current && key != null) {
           HELD.put(key, lockPath);
-          PartialFile taken = new PartialFile(target, partial, lockPath, ch, key);
+          PartialFile taken = new PartialFile(target, partial, lockPath, lockShown, ch, key, dir);
           if (partial != null) {
             OPEN.add(taken);
             registerExitHook();
@@ -518,7 +577,7 @@ final class PartialFile implements AutoCloseable {
       }
     }
     throw new CommandException(
-        ExitCodes.TARGET, "unable to lock '" + lockPath + "': it keeps changing; try again");
+        ExitCodes.TARGET, "unable to lock '" + lockShown + "': it keeps changing; try again");
   }
 
   /**
@@ -585,8 +644,9 @@ final class PartialFile implements AutoCloseable {
     synchronized (HELD) {
       for (PartialFile p : OPEN) {
         try {
-          if (p.partialIdentity != null && p.partialIdentity.equals(identityOf(p.partial))) {
-            Files.deleteIfExists(p.partial);
+          Path at = p.via(p.partial);
+          if (p.partialIdentity != null && p.partialIdentity.equals(identityOf(at))) {
+            Files.deleteIfExists(at);
           }
           if (p.key.equals(fileKey(p.lockPath))) {
             Files.deleteIfExists(p.lockPath);
@@ -645,7 +705,13 @@ final class PartialFile implements AutoCloseable {
     }
     String name; // as the kernel names it: symbolic links in the directories resolved
     try {
-      name = path.toRealPath().toString();
+      Path parent = path.getParent();
+      name =
+          parent != null && io.granule.engine.internal.ops.DirectoryHandle.isHeldFile(parent)
+              // an entry of a held directory: that directory as the kernel names it, not its
+              // path resolved again by name
+              ? Files.readSymbolicLink(parent).resolve(path.getFileName()).toString()
+              : path.toRealPath().toString();
     } catch (NoSuchFileException gone) {
       return false;
     }
@@ -668,9 +734,49 @@ final class PartialFile implements AutoCloseable {
    * Creates FILE.partial afresh for this restore: an earlier one's leftover is deleted, and the new
    * file is created exclusively, so a symbolic link planted at its name is never written through.
    * {@link #publish} then checks it is still this file.
+   *
+   * <p>Taken with the target's directory held ({@link #take(Path, DirectoryHandle)}), the file is
+   * created through that directory and its descriptor kept open: its identity and locks are the
+   * descriptor's, and the path returned ({@code /proc/self/fd/N}) is what the restore writes
+   * through, so a file someone renames over the name FILE.partial afterwards is never written,
+   * truncated or published (the restore fails at publish, exit code 7). Else FILE.partial by name.
+   *
+   * @return the path to write FILE.partial through
    */
   Path create() throws IOException {
-    return create(partial);
+    if (dir == null) {
+      return create(partial);
+    }
+    String name = partial.getFileName().toString();
+    Path at = dir.entry(name);
+    Files.deleteIfExists(at);
+    io.granule.engine.internal.ops.DirectoryHandle.NewFile file;
+    try {
+      // O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600: the owner's alone (a disk or a dump holds
+      // everything on it; chmod it to share it)
+      file = dir.create(name);
+    } catch (FileAlreadyExistsException e) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "'"
+              + partial
+              + "' was created by someone else as the restore created it: check who writes that"
+              + " directory, and restore again");
+    }
+    made = file;
+    var hook = afterCreate;
+    if (hook != null) {
+      hook.accept(at);
+    }
+    recordMade();
+    return file.self();
+  }
+
+  /** Takes FILE.partial's identity and locks from {@link #made}, the descriptor holding it. */
+  private void recordMade() throws IOException {
+    PartialFile locked = takeInPlace(made.self(), partial, true);
+    identities.add(locked);
+    partialIdentity = locked.lockedIdentity;
   }
 
   /**
@@ -693,6 +799,10 @@ final class PartialFile implements AutoCloseable {
    * but a regular file there (a link someone renamed over it since) is refused.
    */
   void created() throws IOException {
+    if (dir != null) {
+      createdHeld();
+      return;
+    }
     if (!Files.isRegularFile(partial, LinkOption.NOFOLLOW_LINKS)) {
       throw new CommandException(
           ExitCodes.TARGET,
@@ -708,6 +818,104 @@ final class PartialFile implements AutoCloseable {
     PartialFile locked = takeInPlace(partial);
     identities.add(locked);
     partialIdentity = locked.lockedIdentity;
+  }
+
+  /** The descriptors this process has open, by number: their identities (see identityOfHeld). */
+  static java.util.Map<String, Object> openDescriptors() {
+    java.util.Map<String, Object> fds = new java.util.HashMap<>();
+    try (var entries = Files.newDirectoryStream(Path.of("/proc/self/fd"))) {
+      for (Path fd : entries) {
+        try {
+          fds.put(
+              fd.getFileName().toString(),
+              java.util.List.of(
+                  Files.readSymbolicLink(fd).toString(), Files.readAttributes(fd, "unix:dev,ino")));
+        } catch (IOException | RuntimeException e) {
+          // closed meanwhile
+        }
+      }
+    } catch (IOException e) {
+      // not Linux: nothing to compare
+    }
+    return fds;
+  }
+
+  private java.util.Map<String, Object> before; // see beforeCreate
+
+  /**
+   * Records the descriptors this process has open before an image writer creates FILE.partial, so
+   * {@link #created} can tell the writer's own descriptor of it from a file renamed over its name.
+   */
+  void beforeCreate() {
+    before = dir == null ? null : openDescriptors();
+  }
+
+  /**
+   * {@link #created} through the held directory: FILE.partial is held (O_PATH, not through a link)
+   * and accepted only if it is the file the writer holds open, a descriptor this process opened
+   * since {@link #beforeCreate} under that name; a file renamed over the name after the writer
+   * created it is not, and fails the restore (exit code 7).
+   */
+  private void createdHeld() throws IOException {
+    String name = partial.getFileName().toString();
+    io.granule.engine.internal.ops.DirectoryHandle.NewFile pinned;
+    try {
+      pinned = dir.pin(name);
+    } catch (FileSystemException e) {
+      throw replacedAsCreated("nothing, or a link");
+    }
+    made = pinned;
+    java.util.Map<String, Object> a = Files.readAttributes(pinned.self(), "unix:dev,ino,mode");
+    if ((((Integer) a.get("mode")) & 0170000) != 0100000) {
+      throw replacedAsCreated("something that is not a regular file");
+    }
+    Object identity = java.util.Map.of("dev", a.get("dev"), "ino", a.get("ino"));
+    String expected = Files.readSymbolicLink(dir.self()).resolve(name).toString();
+    boolean writers = false;
+    if (before != null) {
+      for (var e : openDescriptors().entrySet()) {
+        java.util.List<?> now = (java.util.List<?>) e.getValue();
+        if (!now.equals(before.get(e.getKey()))
+            && now.get(0).equals(expected)
+            && identity.equals(now.get(1))
+            && !e.getKey().equals(pinned.self().getFileName().toString())) {
+          writers = true;
+          break;
+        }
+      }
+    }
+    if (!writers) {
+      throw replacedAsCreated("another file");
+    }
+    recordMade();
+  }
+
+  private CommandException replacedAsCreated(String by) {
+    return new CommandException(
+        ExitCodes.TARGET,
+        "'"
+            + partial
+            + "' was replaced by "
+            + by
+            + " while the restore created it: check who writes that directory, and restore"
+            + " again");
+  }
+
+  /**
+   * Deletes FILE.partial after a failure: the file this restore made, not one renamed over its name
+   * since (which is left as it is). Before anything was created, whatever is at the name.
+   */
+  void discard() throws IOException {
+    Path at = via(partial);
+    if (partialIdentity == null) {
+      if (made == null) {
+        Files.deleteIfExists(at);
+      }
+      return;
+    }
+    if (partialIdentity.equals(identityOf(at))) {
+      Files.deleteIfExists(at);
+    }
   }
 
   /** FILE.partial's identity (see {@link #identityOf}) as this restore created it, or null. */
@@ -745,7 +953,8 @@ final class PartialFile implements AutoCloseable {
    */
   private void requireStillOurs() throws IOException {
     boolean lockOurs = lockedIsCurrent(lockPath) && key.equals(fileKey(lockPath));
-    boolean partialOurs = partialIdentity == null || partialIdentity.equals(identityOf(partial));
+    boolean partialOurs =
+        partialIdentity == null || partialIdentity.equals(identityOf(via(partial)));
     if (!lockOurs || !partialOurs) {
       throw new CommandException(
           ExitCodes.TARGET,
@@ -754,7 +963,7 @@ final class PartialFile implements AutoCloseable {
               + "': "
               + (lockOurs
                   ? "'" + partial + "' was replaced while the restore ran"
-                  : "its lock file '" + lockPath + "' was removed while the restore ran")
+                  : "its lock file '" + lockShown + "' was removed while the restore ran")
               + ", so another restore may have written '"
               + partial
               + "'; nothing was published: restore again");
@@ -771,7 +980,7 @@ final class PartialFile implements AutoCloseable {
    * the new name outlives a crash.
    */
   void publish(boolean replace) throws IOException {
-    if (Files.exists(partial, LinkOption.NOFOLLOW_LINKS)) {
+    if (Files.exists(via(partial), LinkOption.NOFOLLOW_LINKS)) {
       requireStillOurs(); // (a partial that is gone is named as such below)
     }
     try {
@@ -792,9 +1001,31 @@ final class PartialFile implements AutoCloseable {
   }
 
   private void rename(boolean replace) throws IOException {
-    if (replace) {
+    Path partial = via(this.partial);
+    Path target = via(this.target);
+    if (made != null && partialIdentity != null && !replace) {
+      // the file this restore made gets the name, whatever was renamed over FILE.partial since
+      try {
+        made.link(target, this.target);
+      } catch (FileAlreadyExistsException e) {
+        throw taken();
+      }
+      if (partialIdentity.equals(identityOf(partial))) {
+        Files.delete(partial);
+      }
+    } else if (replace) {
       Files.move(
           partial, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      if (made != null && partialIdentity != null && !partialIdentity.equals(identityOf(target))) {
+        throw new CommandException(
+            ExitCodes.TARGET,
+            "unable to finish the restore to '"
+                + this.target
+                + "': '"
+                + this.partial
+                + "' was replaced as it was renamed to it, so what is there now is not the"
+                + " restored file: check who writes that directory, and restore again");
+      }
     } else {
       try {
         Files.createLink(target, partial);
@@ -811,7 +1042,7 @@ final class PartialFile implements AutoCloseable {
         Files.move(partial, target, StandardCopyOption.ATOMIC_MOVE);
       }
     }
-    Path dir = target.toAbsolutePath().getParent();
+    Path dir = this.dir != null ? this.dir.self() : this.target.toAbsolutePath().getParent();
     if (dir != null) {
       try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
         ch.force(true);
@@ -844,6 +1075,10 @@ final class PartialFile implements AutoCloseable {
     if (fileLock != null) {
       fileLock.close();
       fileLock = null;
+    }
+    if (made != null) {
+      made.close();
+      made = null;
     }
     synchronized (HELD) {
       try {

@@ -230,7 +230,7 @@ final class RestoreCommand extends ContextCommand {
           throw new CommandException(ExitCodes.TARGET, e.getMessage(), e);
         }
         try (io.granule.engine.internal.ops.DirectoryHandle dir = at.dir();
-            PartialFile held = PartialFile.take(target)) {
+            PartialFile held = PartialFile.take(target, dir)) {
           if (at.name() == null) {
             throw new CommandException(
                 ExitCodes.TARGET,
@@ -238,35 +238,22 @@ final class RestoreCommand extends ContextCommand {
           }
           // FILE.partial made afresh through the directory as resolved, and written through its
           // own descriptor: reopened by name, a file another user renamed over it was truncated
-          Path pinned = dir.entry(held.path().getFileName().toString());
           try {
-            held.create(pinned);
-            try (io.granule.engine.internal.ops.DirectoryHandle.NewFile file =
-                dir.held() ? dir.pin(pinned.getFileName().toString()) : null) {
-              Path out = file == null ? pinned : file.self();
-              if (file != null
-                  && !java.util.Objects.equals(
-                      held.partialIdentity(), PartialFile.identityOfHeld(out))) {
-                throw new CommandException(
-                    ExitCodes.TARGET,
-                    "'"
-                        + held.path()
-                        + "' was replaced as the restore created it: check who writes that"
-                        + " directory, and restore again");
-              }
-              try {
-                bytes = r.restoreStream(snap, name, out);
-              } catch (io.granule.engine.internal.repo.RestoreTargetException e) {
-                // named as the user knows it, not as the descriptor it was written through
-                String m = e.getMessage();
-                throw m != null && m.contains(out.toString())
-                    ? new io.granule.engine.internal.repo.RestoreTargetException(
-                        m.replace(out.toString(), held.path().toString()), e.getCause())
-                    : e;
-              }
+            // written through the descriptor that created it (its identity and locks are that
+            // descriptor's): a file another user renamed over the name is never written
+            Path out = held.create();
+            try {
+              bytes = r.restoreStream(snap, name, out);
+            } catch (io.granule.engine.internal.repo.RestoreTargetException e) {
+              // named as the user knows it, not as the descriptor it was written through
+              String m = e.getMessage();
+              throw m != null && m.contains(out.toString())
+                  ? new io.granule.engine.internal.repo.RestoreTargetException(
+                      m.replace(out.toString(), held.path().toString()), e.getCause())
+                  : e;
             }
           } catch (RuntimeException | IOException e) {
-            Files.deleteIfExists(pinned);
+            held.discard();
             throw e;
           }
           // over the target only if it existed and --force said so; one created meanwhile stays

@@ -214,6 +214,26 @@ public final class DirectoryHandle implements AutoCloseable {
       }
     }
 
+    /**
+     * Gives the file held (the one {@link #create} made, whatever was renamed over its name since)
+     * the new name {@code at}, an entry of a held directory.
+     *
+     * @throws java.nio.file.FileAlreadyExistsException if anything is at {@code at}, a link too
+     */
+    public void link(Path at, Path shownAt) throws IOException {
+      int r = linkHeld0(fd, (at.toString() + "\0").getBytes(StandardCharsets.UTF_8));
+      if (r == -17) {
+        throw new java.nio.file.FileAlreadyExistsException(shownAt.toString());
+      }
+      if (r == -2) {
+        throw new java.nio.file.NoSuchFileException(shownAt.toString());
+      }
+      if (r < 0) {
+        throw new java.nio.file.FileSystemException(
+            null, null, "unable to name '" + shown + "' '" + shownAt + "' (errno " + -r + ")");
+      }
+    }
+
     @Override
     public void close() throws IOException {
       int r = close0(fd);
@@ -269,6 +289,8 @@ public final class DirectoryHandle implements AutoCloseable {
   private static native int create0(byte[] path);
 
   private static native int pin0(byte[] path);
+
+  private static native int linkHeld0(int fd, byte[] path);
 
   private static native int chownLink0(int fd, byte[] expected, int uid, int gid);
 }

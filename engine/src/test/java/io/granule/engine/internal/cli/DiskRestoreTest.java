@@ -718,6 +718,78 @@ class DiskRestoreTest {
     }
   }
 
+  /**
+   * A restore to a new file created FILE.partial through the held directory, closed it, and then
+   * took its identity by name: someone who can write the directory renamed another file (root's
+   * other disk) over FILE.partial in between, and the restore wrote the disk into it, truncated it
+   * and published it as FILE (audit8 F6). The identity is now the creating descriptor's, and the
+   * restore writes through it: the other file is never written, truncated or published.
+   */
+  @Test
+  void aFileRenamedOverTheNewPartialAsItIsCreatedIsNeverWrittenOrPublished() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path to = tmp.resolve("out.img");
+      byte[] otherDisk = new byte[8 << 20];
+      Arrays.fill(otherDisk, (byte) 0x5a);
+      Path other = Files.write(tmp.resolve("other.img"), otherDisk);
+      AtomicBoolean swapped = new AtomicBoolean();
+      PartialFile.afterCreate =
+          partial -> {
+            try {
+              Files.move(other, partial, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+              swapped.set(true);
+            } catch (java.io.IOException e) {
+              throw new java.io.UncheckedIOException(e);
+            }
+          };
+      try {
+        assertThatThrownBy(() -> restoreVda(repo, m, to, false))
+            .isInstanceOf(CommandException.class)
+            .hasMessageContaining("was replaced while the restore ran")
+            .satisfies(e -> assertThat(((CommandException) e).exitCode()).isEqualTo(7));
+      } finally {
+        PartialFile.afterCreate = null;
+      }
+      assertThat(swapped).isTrue();
+      assertThat(to).as("nothing published").doesNotExist();
+      Path partial = tmp.resolve("out.img.partial");
+      assertThat(Files.readAllBytes(partial)).as("the other disk untouched").isEqualTo(otherDisk);
+    }
+  }
+
+  /**
+   * The lock file FILE.partial.lock was created (and deleted) by its full name after the target's
+   * directory had been resolved: a directory swapped for a link meanwhile had root create an empty
+   * lock file in a directory of the swapper's choice (audit8 F3). It is made, locked and deleted
+   * through the held directory now.
+   */
+  @Test
+  void theLockFileIsMadeThroughTheHeldDirectoryNotByName() throws Exception {
+    Path real = Files.createDirectory(tmp.resolve("real"));
+    Path elsewhere = Files.createDirectory(tmp.resolve("elsewhere"));
+    Path named = Files.createSymbolicLink(tmp.resolve("d"), real);
+    Path target = named.resolve("job");
+    try (io.granule.engine.internal.ops.DirectoryHandle dir =
+        io.granule.engine.internal.ops.DirectoryHandle.open(real, named, null)) {
+      // the name now leads elsewhere: what the restore makes must still be in the held directory
+      Files.delete(named);
+      Files.createSymbolicLink(named, elsewhere);
+      try (PartialFile held = PartialFile.take(target, dir)) {
+        Path made = held.create();
+        Files.write(made, new byte[] {1, 2, 3});
+        assertThat(real.resolve("job.partial.lock")).exists();
+        assertThat(real.resolve("job.partial")).exists();
+        held.publish(false);
+      }
+      assertThat(Files.readAllBytes(real.resolve("job"))).containsExactly(1, 2, 3);
+      assertThat(real.resolve("job.partial.lock")).as("deleted on release").doesNotExist();
+      try (var left = Files.list(elsewhere)) {
+        assertThat(left).as("nothing made or left where the name leads").isEmpty();
+      }
+    }
+  }
+
   /** Whether this runs as root; false (a skip, said why) on a laptop, a failure under CI. */
   /** Restores disk vda of {@code m} to {@code to} as `restore disk` does. */
   private void restoreVda(Repository repo, Manifest m, Path to, boolean force) throws Exception {
