@@ -108,7 +108,9 @@ public final class DiskRestore {
           "restore target '"
               + to
               + "' is "
-              + io.granule.engine.internal.image.ImageInspector.describeType(to)
+              + java.util.Objects.requireNonNullElse(
+                  io.granule.engine.internal.image.ImageInspector.describeType(to),
+                  "not a regular file") // null: changed as it was looked at
               + ", not a file or a block device: name a file or a block device");
     }
     if (device && !chosen.equals(RawFormat.NAME)) {

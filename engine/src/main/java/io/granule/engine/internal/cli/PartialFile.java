@@ -474,26 +474,37 @@ final class PartialFile implements AutoCloseable {
     if (Files.exists(lockPath, LinkOption.NOFOLLOW_LINKS)
         && !Files.isRegularFile(lockPath, LinkOption.NOFOLLOW_LINKS)
         && !Files.isSymbolicLink(lockPath)) {
+      String type = io.granule.engine.internal.image.ImageInspector.describeType(lockPath);
       throw new CommandException(
           ExitCodes.TARGET,
           "'"
               + shown
               + "' is "
-              + io.granule.engine.internal.image.ImageInspector.describeType(lockPath)
+              // null: it changed (or went) as it was looked at
+              + (type != null ? type : "not a regular file")
               + ", not a restore's lock file: remove it, and restore again");
     }
   }
 
+  /** Lock files are their owner's alone: another user's read lock on one would block restores. */
+  private static final java.nio.file.attribute.FileAttribute<?> OWNER_ONLY =
+      java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+          java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+
   private static FileChannel openLockFile(Path lockPath, Path shown) throws IOException {
+    FileChannel ch;
     try {
       // not through a link planted at its name (it would create or lock a file elsewhere); read
       // and write, so a FIFO planted meanwhile does not block the open (refused after locking)
-      return FileChannel.open(
-          lockPath,
-          StandardOpenOption.CREATE,
-          StandardOpenOption.READ,
-          StandardOpenOption.WRITE,
-          LinkOption.NOFOLLOW_LINKS);
+      ch =
+          FileChannel.open(
+              lockPath,
+              java.util.Set.of(
+                  StandardOpenOption.CREATE,
+                  StandardOpenOption.READ,
+                  StandardOpenOption.WRITE,
+                  LinkOption.NOFOLLOW_LINKS),
+              OWNER_ONLY);
     } catch (FileSystemException e) {
       if (Files.isSymbolicLink(lockPath)) {
         throw new CommandException(
@@ -502,6 +513,21 @@ final class PartialFile implements AutoCloseable {
       }
       throw e;
     }
+    try {
+      // one an earlier version made readable by all (0644): any user could open it and hold a
+      // read lock on it, refusing root's restores; made the owner's alone (from now on)
+      var a = Files.readAttributes(lockPath, "unix:uid,mode", LinkOption.NOFOLLOW_LINKS);
+      int mode = (Integer) a.get("mode");
+      if ((mode & 0170000) == 0100000
+          && (mode & 0077) != 0
+          && a.get("uid").equals(Files.getAttribute(Path.of("/proc/self"), "unix:uid"))) {
+        Files.setPosixFilePermissions(
+            lockPath, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+      }
+    } catch (IOException | RuntimeException e) {
+      // gone or replaced meanwhile (checked once locked), or not ours: left as it is
+    }
+    return ch;
   }
 
   private static PartialFile take(

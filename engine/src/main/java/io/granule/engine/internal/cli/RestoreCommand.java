@@ -218,7 +218,10 @@ final class RestoreCommand extends ContextCommand {
                   + "' is "
                   + (Files.isSymbolicLink(target)
                       ? "a symbolic link"
-                      : io.granule.engine.internal.image.ImageInspector.describeType(target))
+                      : java.util.Objects.requireNonNullElse(
+                          io.granule.engine.internal.image.ImageInspector.describeType(target),
+                          "not a regular file") // null: changed as it was looked at
+                  )
                   + ": a stream is restored to a regular file (name one, or '-' for stdout)");
         }
         DiskRestore.requireOutsideRepository(r, target);

@@ -762,7 +762,7 @@ class DiskRestoreTest {
    * The lock file FILE.partial.lock was created (and deleted) by its full name after the target's
    * directory had been resolved: a directory swapped for a link meanwhile had root create an empty
    * lock file in a directory of the swapper's choice (audit8 F3). It is made, locked and deleted
-   * through the held directory now.
+   * through the held directory now, and is its owner's alone.
    */
   @Test
   void theLockFileIsMadeThroughTheHeldDirectoryNotByName() throws Exception {
@@ -779,6 +779,10 @@ class DiskRestoreTest {
         Path made = held.create();
         Files.write(made, new byte[] {1, 2, 3});
         assertThat(real.resolve("job.partial.lock")).exists();
+        assertThat(
+                java.nio.file.attribute.PosixFilePermissions.toString(
+                    Files.getPosixFilePermissions(real.resolve("job.partial.lock"))))
+            .isEqualTo("rw-------");
         assertThat(real.resolve("job.partial")).exists();
         held.publish(false);
       }
@@ -788,6 +792,58 @@ class DiskRestoreTest {
         assertThat(left).as("nothing made or left where the name leads").isEmpty();
       }
     }
+  }
+
+  /**
+   * Identity lock files were created 0644: any user could open one and hold a read lock on it while
+   * root's backup held it, and root's later in-place restores of that disk were refused (audit8
+   * F4). They are made 0600, and an existing one's mode is repaired by its owner.
+   */
+  @Test
+  void identityLockFilesAreTheOwnersAlone() throws Exception {
+    Path x = Files.write(tmp.resolve("vm.img"), new byte[] {1, 2, 3});
+    java.util.Map<String, Object> a =
+        Files.readAttributes(x, "unix:dev,ino", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+    try (java.io.Closeable reading = PartialFile.lockForReading(x)) {
+      Path lockFile = heldIdentityLock(a);
+      assertThat(
+              java.nio.file.attribute.PosixFilePermissions.toString(
+                  Files.getPosixFilePermissions(lockFile)))
+          .isEqualTo("rw-------");
+    }
+    // one an earlier version made readable by all
+    try (PartialFile w = PartialFile.takeInPlace(x)) {
+      Path lockFile = heldIdentityLock(a);
+      Files.setPosixFilePermissions(
+          lockFile, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+    }
+    try (java.io.Closeable reading = PartialFile.lockForReading(x)) {
+      Path lockFile = heldIdentityLock(a);
+      if (Files.exists(lockFile)) {
+        assertThat(
+                java.nio.file.attribute.PosixFilePermissions.toString(
+                    Files.getPosixFilePermissions(lockFile)))
+            .isEqualTo("rw-------");
+      }
+    }
+  }
+
+  /** The identity lock file of the file with these attributes that this process holds. */
+  private static Path heldIdentityLock(java.util.Map<String, Object> a) throws Exception {
+    String name = "file-" + Long.toHexString((Long) a.get("dev")) + "-" + a.get("ino") + ".lock";
+    try (var fds = Files.list(Path.of("/proc/self/fd"))) {
+      for (Path fd : (Iterable<Path>) fds::iterator) {
+        try {
+          Path p = Files.readSymbolicLink(fd);
+          if (p.getFileName() != null && p.getFileName().toString().equals(name)) {
+            return p;
+          }
+        } catch (java.io.IOException e) {
+          // closed meanwhile
+        }
+      }
+    }
+    throw new AssertionError("no identity lock file " + name + " held");
   }
 
   /** Whether this runs as root; false (a skip, said why) on a laptop, a failure under CI. */
