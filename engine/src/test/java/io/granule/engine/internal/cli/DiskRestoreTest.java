@@ -759,6 +759,53 @@ class DiskRestoreTest {
   }
 
   /**
+   * An image writer creates FILE.partial itself: a file renamed over that name before the restore
+   * recorded it was taken as the restore's (audit8 F6, image writers). It is accepted only if it is
+   * a file the writer opened under that name.
+   */
+  @Test
+  void aFileRenamedOverAnImageWritersPartialIsRefused() throws Exception {
+    Path real = Files.createDirectory(tmp.resolve("vms"));
+    byte[] otherDisk = new byte[1 << 20];
+    Arrays.fill(otherDisk, (byte) 0x5a);
+    Path other = Files.write(real.resolve("other.img"), otherDisk);
+    Path y = real.resolve("y.qcow2");
+    try (io.granule.engine.internal.ops.DirectoryHandle dir =
+        io.granule.engine.internal.ops.DirectoryHandle.open(real, real, null)) {
+      try (PartialFile writing = PartialFile.take(y, dir)) {
+        writing.beforeCreate();
+        Path at = dir.entry("y.qcow2.partial");
+        try (java.nio.channels.FileChannel w =
+            java.nio.channels.FileChannel.open(
+                at,
+                java.nio.file.StandardOpenOption.CREATE_NEW,
+                java.nio.file.StandardOpenOption.WRITE)) {
+          Files.move(other, at, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+          assertThatThrownBy(writing::created)
+              .isInstanceOf(CommandException.class)
+              .hasMessageContaining("was replaced by another file")
+              .satisfies(e -> assertThat(((CommandException) e).exitCode()).isEqualTo(7));
+        }
+      }
+      assertThat(Files.readAllBytes(real.resolve("y.qcow2.partial"))).isEqualTo(otherDisk);
+      Files.delete(real.resolve("y.qcow2.partial"));
+      try (PartialFile writing = PartialFile.take(y, dir)) {
+        writing.beforeCreate();
+        try (java.nio.channels.FileChannel w =
+            java.nio.channels.FileChannel.open(
+                dir.entry("y.qcow2.partial"),
+                java.nio.file.StandardOpenOption.CREATE_NEW,
+                java.nio.file.StandardOpenOption.WRITE)) {
+          writing.created(); // the writer's own file
+          w.write(java.nio.ByteBuffer.wrap(new byte[] {7}));
+        }
+        writing.publish(false);
+      }
+      assertThat(Files.readAllBytes(y)).containsExactly(7);
+    }
+  }
+
+  /**
    * The lock file FILE.partial.lock was created (and deleted) by its full name after the target's
    * directory had been resolved: a directory swapped for a link meanwhile had root create an empty
    * lock file in a directory of the swapper's choice (audit8 F3). It is made, locked and deleted
