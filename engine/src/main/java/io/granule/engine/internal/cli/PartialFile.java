@@ -978,7 +978,9 @@ final class PartialFile implements AutoCloseable {
    * restore's.
    */
   private void requireStillOurs() throws IOException {
-    boolean lockOurs = lockedIsCurrent(lockPath) && key.equals(fileKey(lockPath));
+    // through the held directory, the inode alone tells (held open by this restore, it cannot be
+    // reused): the kernel's name of that directory changes if someone renames it meanwhile
+    boolean lockOurs = (dir != null || lockedIsCurrent(lockPath)) && key.equals(fileKey(lockPath));
     boolean partialOurs =
         partialIdentity == null || partialIdentity.equals(identityOf(via(partial)));
     if (!lockOurs || !partialOurs) {
