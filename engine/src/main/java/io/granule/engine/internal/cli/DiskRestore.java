@@ -453,7 +453,14 @@ public final class DiskRestore {
     if (exists && device) {
       // a block device is written in place, by one restore at a time whatever node names it,
       // and only while nothing has it mounted
+      // a loop device writes its backing file: a backup reading that file (or the device) must
+      // not see a mix of two disks, nor another restore write it meanwhile
+      Path backing = io.granule.engine.internal.image.BlockDeviceClaim.loopBackingFile(to);
       try (PartialFile held = PartialFile.takeInPlace(to);
+          PartialFile behind =
+              backing != null && Files.isRegularFile(backing)
+                  ? PartialFile.takeInPlace(backing.toRealPath())
+                  : null;
           Claims claims = Claims.of(to)) {
         return r.restoreDisk(snap, diskName, to, progress);
       }

@@ -216,6 +216,35 @@ final class PartialFile implements AutoCloseable {
     if (type != 0100000 && type != 0060000) {
       return () -> {};
     }
+    java.io.Closeable device = lockOne(disk, real, a, type);
+    // a loop device's bytes are its backing file's: a restore writing that file in place (or
+    // the device, which locks the file too) would make this backup a mix of two disks
+    Path backing =
+        type == 0060000
+            ? io.granule.engine.internal.image.BlockDeviceClaim.loopBackingFile(real)
+            : null;
+    if (backing == null || !Files.isRegularFile(backing)) {
+      return device;
+    }
+    java.io.Closeable file;
+    try {
+      file = lockForReading(backing);
+    } catch (IOException | RuntimeException e) {
+      device.close();
+      throw e;
+    }
+    return () -> {
+      try {
+        file.close();
+      } finally {
+        device.close();
+      }
+    };
+  }
+
+  /** {@link #lockForReading} of the file or device itself. */
+  private static java.io.Closeable lockOne(
+      Path disk, Path real, java.util.Map<String, Object> a, int type) throws IOException {
     Path dir;
     try {
       dir = sharedLockDirectory();

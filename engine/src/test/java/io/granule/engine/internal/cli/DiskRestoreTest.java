@@ -626,6 +626,46 @@ class DiskRestoreTest {
   }
 
   /**
+   * A backup of a loop device and a restore in place of the file behind it (or the other way round)
+   * ran together, exit 0, and the snapshot was neither disk: a loop device's bytes are its backing
+   * file's, so both sides lock that file too.
+   */
+  @Test
+  void aLoopDeviceAndItsBackingFileAreOneDiskToBackupsAndRestores() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path x = Files.write(tmp.resolve("loop-backing.img"), new byte[data.length]);
+      Path dev = Path.of(sh("losetup", "-f", "--show", x.toString()));
+      try {
+        try (java.io.Closeable reading = DiskRestore.lockForReading(dev)) { // backup of the device
+          assertThatThrownBy(() -> restoreVda(repo, m, x, true))
+              .isInstanceOf(CommandException.class)
+              .hasMessageContaining("a backup is reading")
+              .satisfies(e -> assertThat(((CommandException) e).exitCode()).isEqualTo(7));
+        }
+        try (java.io.Closeable reading = DiskRestore.lockForReading(x)) { // backup of the file
+          assertThatThrownBy(() -> restoreVda(repo, m, dev, true))
+              .isInstanceOf(CommandException.class)
+              .hasMessageContaining("a backup is reading")
+              .satisfies(e -> assertThat(((CommandException) e).exitCode()).isEqualTo(7));
+        }
+        try (PartialFile writing = PartialFile.takeInPlace(x)) { // a restore of the file
+          assertThatThrownBy(() -> DiskRestore.lockForReading(dev))
+              .isInstanceOf(CommandException.class)
+              .satisfies(e -> assertThat(((CommandException) e).exitCode()).isEqualTo(6));
+        }
+        assertThat(Files.readAllBytes(x))
+            .as("nothing written meanwhile")
+            .isEqualTo(new byte[data.length]);
+        restoreVda(repo, m, dev, true); // nothing held any more
+        assertThat(Files.readAllBytes(x)).isEqualTo(data);
+      } finally {
+        sh("losetup", "-d", dev.toString());
+      }
+    }
+  }
+
+  /**
    * Anyone who may read an image could take a read lock on its lock byte and so keep root from
    * restoring it, told that "another restore is writing". Root's backups hold root's lock file, so
    * a read lock root meets is another user's: root restores anyway. Another user's restore is
