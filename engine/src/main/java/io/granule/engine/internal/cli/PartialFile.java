@@ -255,7 +255,20 @@ final class PartialFile implements AutoCloseable {
           .warn("'{}' is read without this user's restore lock: {}", disk, e.getMessage());
       dir = null;
     }
-    Reading reading = dir == null ? null : Reading.take(dir.resolve(identityLockName(a)), disk);
+    Reading reading = null;
+    if (dir != null) {
+      try {
+        reading = Reading.take(dir.resolve(identityLockName(a)), disk);
+      } catch (java.nio.file.FileSystemException e) {
+        // the directory cannot hold lock files (read-only, full): as without one, a backup goes
+        // on with the lock on the file itself (a restore that busy is refused all the same)
+        org.slf4j.LoggerFactory.getLogger(PartialFile.class)
+            .warn(
+                "'{}' is read without this user's restore lock: {}",
+                disk,
+                e.getReason() == null ? e.toString() : e.getFile() + ": " + e.getReason());
+      }
+    }
     OfdLock ofd = null;
     if (type == 0100000) {
       try {
@@ -269,6 +282,7 @@ final class PartialFile implements AutoCloseable {
       }
     }
     OfdLock fileLock = ofd;
+    Reading identityLock = reading;
     java.util.concurrent.atomic.AtomicBoolean closed =
         new java.util.concurrent.atomic.AtomicBoolean();
     return () -> {
@@ -280,8 +294,8 @@ final class PartialFile implements AutoCloseable {
           fileLock.close();
         }
       } finally {
-        if (reading != null) {
-          reading.close();
+        if (identityLock != null) {
+          identityLock.close();
         }
       }
     };
@@ -392,7 +406,17 @@ final class PartialFile implements AutoCloseable {
   }
 
   private static Path sharedLockDirectory() throws IOException {
-    Path dir = lockDirectory();
+    Path dir;
+    try {
+      dir = lockDirectory();
+    } catch (java.nio.file.FileSystemException e) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "cannot make the directory where restores lock their targets ("
+              + (e.getFile() == null ? "" : e.getFile() + ": ")
+              + (e.getReason() == null ? e.toString() : e.getReason())
+              + "): it must be writable (/run/granule/targets for root, else ~/.cache/granule/targets)");
+    }
     synchronized (HELD) {
       if (!swept) {
         swept = true;
