@@ -86,11 +86,35 @@ abstract class SparseImageWriter implements DiskImageWriter {
     FileChannel d;
     try {
       d = a == align ? openDirect(path, created) : null;
+      if (d != null && !sameFile(channel, d)) {
+        // a file renamed over the new one before its identity was read by name: the direct
+        // channel would write into it
+        d.close();
+        throw new IOException("disk image '" + path + "' was replaced while it was being created");
+      }
     } catch (IOException e) {
       channel.close();
       throw e;
     }
     this.direct = d;
+  }
+
+  /**
+   * Whether two channels of this process are open on one file, told by the file each descriptor
+   * holds (not by name): the JVM keeps one lock table per file, so a lock on the second channel
+   * overlapping one held on the first is refused only when both are the same file.
+   */
+  static boolean sameFile(FileChannel a, FileChannel b) throws IOException {
+    long at = Long.MAX_VALUE - 1; // a byte no image and no other lock uses
+    try (java.nio.channels.FileLock held = a.lock(at, 1, false)) {
+      java.nio.channels.FileLock other = b.tryLock(at, 1, false);
+      if (other != null) {
+        other.release();
+      }
+      return false;
+    } catch (java.nio.channels.OverlappingFileLockException same) {
+      return true;
+    }
   }
 
   /** The {@code O_DIRECT} open option, or null (none in this JVM, or turned off). */
