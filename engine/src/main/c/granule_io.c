@@ -24,15 +24,24 @@
 /* close(fd): 0, or -errno. */
 static jint close_fd(jint fd) { return close(fd) < 0 ? -errno : 0; }
 
-/* Opens the path (a Java byte array, NUL-terminated here) with flags; the descriptor, or -errno. */
-static jint open_path(JNIEnv *env, jbyteArray path, int flags) {
+/* A copy of the path (a Java byte array), NUL-terminated, to free(); NULL if out of memory. */
+static char *copy_path(JNIEnv *env, jbyteArray path) {
   jsize n = (*env)->GetArrayLength(env, path);
   char *p = malloc((size_t)n + 1);
   if (p == NULL) {
-    return -ENOMEM;
+    return NULL;
   }
   (*env)->GetByteArrayRegion(env, path, 0, n, (jbyte *)p);
   p[n] = 0;
+  return p;
+}
+
+/* Opens the path (a Java byte array, NUL-terminated here) with flags; the descriptor, or -errno. */
+static jint open_path(JNIEnv *env, jbyteArray path, int flags) {
+  char *p = copy_path(env, path);
+  if (p == NULL) {
+    return -ENOMEM;
+  }
   int fd = open(p, flags | O_CLOEXEC, (mode_t)0600); /* the mode only counts with O_CREAT */
   int err = errno;
   free(p);
@@ -200,13 +209,10 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_pin0(
 JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_linkHeld0(
     JNIEnv *env, jclass cls, jint fd, jbyteArray path) {
   (void)cls;
-  jsize n = (*env)->GetArrayLength(env, path);
-  char *p = malloc((size_t)n + 1);
+  char *p = copy_path(env, path);
   if (p == NULL) {
     return -ENOMEM;
   }
-  (*env)->GetByteArrayRegion(env, path, 0, n, (jbyte *)p);
-  p[n] = 0;
   char self[64];
   snprintf(self, sizeof self, "/proc/self/fd/%d", (int)fd);
   int r = linkat(AT_FDCWD, self, AT_FDCWD, p, AT_SYMLINK_FOLLOW);
@@ -436,13 +442,10 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_SafePath_resolve0(
 JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_dropAcl0(
     JNIEnv *env, jclass cls, jbyteArray path, jboolean dir) {
   (void)cls;
-  jsize n = (*env)->GetArrayLength(env, path);
-  char *p = malloc((size_t)n + 1);
+  char *p = copy_path(env, path);
   if (p == NULL) {
     return -ENOMEM;
   }
-  (*env)->GetByteArrayRegion(env, path, 0, n, (jbyte *)p);
-  p[n] = 0;
   int result = 0;
   const char *names[] = {"system.posix_acl_access", "system.posix_acl_default"};
   for (int i = 0; i < (dir ? 2 : 1); i++) {

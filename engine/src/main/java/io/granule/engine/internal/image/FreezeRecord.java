@@ -434,26 +434,12 @@ final class FreezeRecord {
       if (f.length < 5) {
         continue;
       }
-      Path mp = Path.of(unescapeOctal(f[4]));
+      Path mp = Path.of(BlockDeviceClaim.unescape(f[4]));
       if (path.startsWith(mp) && mp.getNameCount() >= best) {
         best = mp.getNameCount();
         id = Long.parseLong(f[0]);
       }
     }
     return id < 0 ? OptionalLong.empty() : OptionalLong.of(id);
-  }
-
-  private static String unescapeOctal(String s) {
-    StringBuilder b = new StringBuilder();
-    for (int i = 0; i < s.length(); i++) {
-      char c = s.charAt(i);
-      if (c == '\\' && i + 3 < s.length() && s.substring(i + 1, i + 4).matches("[0-7]{3}")) {
-        b.append((char) Integer.parseInt(s.substring(i + 1, i + 4), 8));
-        i += 3;
-      } else {
-        b.append(c);
-      }
-    }
-    return b.toString();
   }
 }
