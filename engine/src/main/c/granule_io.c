@@ -284,6 +284,11 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_SafePath_resolve0(
   jint out[4] = {0, -1, 0, 0};
   uid_t self = geteuid();
   int links = 0;
+  /* -1 while every directory walked so far is root's or this user's and no one else can write
+   * it; else the owner of the first that is not: below it, entries (a directory of root's
+   * holding root's links, made by a restore of that user's image) are that user's to rename, and
+   * no link is followed any more */
+  long untrusted = -1;
   int dirfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   int result = dirfd < 0 ? -errno : 0;
   while (result == 0) {
@@ -354,6 +359,10 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_SafePath_resolve0(
         break;
       }
       int dirOpen = (dst.st_uid != 0 && dst.st_uid != self) || (dst.st_mode & 0022) != 0;
+      if (untrusted >= 0 && !dirOpen) {
+        dst.st_uid = (uid_t)untrusted; /* named below: the directory above that lets others in */
+        dirOpen = 1;
+      }
       if (st.st_uid != 0 && st.st_uid != self) {
         out[1] = (jint)st.st_uid;
         jsize nl = (jsize)strlen(name);
@@ -418,6 +427,12 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_SafePath_resolve0(
       close(fd);
       result = -ENOTDIR;
       break;
+    }
+    /* a sticky directory (/tmp) lets others add entries, not rename root's or this user's, and
+     * a directory of theirs cannot be moved in from elsewhere (its ".." would change) */
+    if (untrusted < 0 && ((st.st_uid != 0 && st.st_uid != self) ||
+                          ((st.st_mode & 0022) != 0 && (st.st_mode & S_ISVTX) == 0))) {
+      untrusted = (long)st.st_uid;
     }
     close(dirfd);
     dirfd = fd;

@@ -86,12 +86,12 @@ public final class SafePath {
               + left
               + "' on the way to restore target '"
               + target
-              + "' is a symbolic link in a directory "
+              + "' is a symbolic link in (or below) a directory "
               + (out[1] == 0 || out[1] == io.granule.engine.internal.net.PeerUser.self()
                   ? "others can write"
                   : "of uid " + out[1])
-              + ", who could have put any link there (one a restore of theirs made, say): a"
-              + " restore through it would write where they chose; name the real path");
+              + ", who could have put or renamed any link there (one a restore of theirs made,"
+              + " say): a restore through it would write where they chose; name the real path");
     }
     if (fd == -18) { // EXDEV: a link of another user
       throw foreign(target, left, out[1]);

@@ -108,14 +108,27 @@ class SafePathTest {
     assertThatThrownBy(() -> SafePath.locate(link.resolve("passwd")))
         .isInstanceOf(FileSystemException.class)
         .hasMessageContaining("'out' on the way")
-        .hasMessageContaining("symbolic link in a directory of uid 65534");
+        .hasMessageContaining("symbolic link in (or below) a directory of uid 65534");
     Path shared = Files.createDirectories(tmp.resolve("shared"));
     Files.setPosixFilePermissions(
         shared, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
     Path link2 = Files.createSymbolicLink(shared.resolve("out"), etc);
     assertThatThrownBy(() -> SafePath.locate(link2.resolve("passwd")))
         .isInstanceOf(FileSystemException.class)
-        .hasMessageContaining("in a directory others can write");
+        .hasMessageContaining("a directory others can write");
+    // root's own directory of root's links, below the user's directory (he renamed it into
+    // place): refused too
+    lchown(home, "root");
+    Path rootDir = Files.createDirectories(home.resolve("cfg"));
+    Files.createSymbolicLink(rootDir.resolve("vm.img"), etc.resolve("passwd"));
+    lchown(home, "nobody");
+    assertThatThrownBy(() -> SafePath.locate(rootDir.resolve("vm.img")))
+        .isInstanceOf(FileSystemException.class)
+        .hasMessageContaining("'vm.img' on the way")
+        .hasMessageContaining("(or below) a directory of uid 65534");
+    try (SafePath.Location l = SafePath.locate(rootDir.resolve("new.img"))) {
+      assertThat(l.exists()).as("no link on the way: a real directory is fine").isFalse();
+    }
     // the same link in root's own directory is followed
     Path mine = Files.createSymbolicLink(tmp.resolve("out"), etc);
     try (SafePath.Location l = SafePath.locate(mine.resolve("passwd"))) {

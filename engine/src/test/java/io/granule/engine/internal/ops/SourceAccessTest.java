@@ -82,7 +82,7 @@ class SourceAccessTest {
     chown(link, 0);
     chown(home, 65534);
     assertThatThrownBy(() -> SourceAccess.checkPath(link))
-        .hasMessageContaining("in a directory of uid 65534");
+        .hasMessageContaining("below) a directory of uid 65534");
     chown(home, 0);
     assertThatCode(() -> SourceAccess.checkPath(link)).doesNotThrowAnyException();
     assertThatCode(() -> SourceAccess.checkPath(tmp.resolve("missing.img")))
