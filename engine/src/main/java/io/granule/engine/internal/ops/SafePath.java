@@ -78,23 +78,8 @@ public final class SafePath {
       return byName(target, abs);
     }
     String left = new String(rest, 0, Math.max(0, out[0]), StandardCharsets.UTF_8);
-    if (fd == -18 && out[2] == 2) { // EXDEV: a link in a directory others can change
-      throw new FileSystemException(
-          null,
-          null,
-          "'"
-              + left
-              + "' on the way to restore target '"
-              + target
-              + "' is a symbolic link in (or below) a directory "
-              + (out[1] == 0 || out[1] == io.granule.engine.internal.net.PeerUser.self()
-                  ? "others can write"
-                  : "of uid " + out[1])
-              + ", who could have put or renamed any link there (one a restore of theirs made,"
-              + " say): a restore through it would write where they chose; name the real path");
-    }
-    if (fd == -18) { // EXDEV: a link of another user
-      throw foreign(target, left, out[1]);
+    if (fd == -18) { // EXDEV: a link of another user, or in (or below) a directory others change
+      throw new ChosenLink(target, left, out[1], out[2] == 2);
     }
     if (fd < 0) {
       throw new FileSystemException(
@@ -112,17 +97,67 @@ public final class SafePath {
 
   /** The refusal of a link of another user ({@code owner}) met on the way to {@code target}. */
   static FileSystemException foreign(Path target, String link, int owner) {
-    return new FileSystemException(
-        null,
-        null,
-        "'"
-            + link
-            + "' on the way to restore target '"
-            + target
-            + "' is a symbolic link owned by uid "
-            + owner
-            + ", another user: a restore through it would write where that user chose;"
-            + " name the real path");
+    return new ChosenLink(target, link, owner, false);
+  }
+
+  /**
+   * A link on the way to a path that another user chose: his own, or any link in (or below) a
+   * directory that user owns or others can write ({@code openDirectory}; {@code owner} is then that
+   * directory's).
+   */
+  public static final class ChosenLink extends FileSystemException {
+    private static final long serialVersionUID = 1L;
+    private final Path target;
+    private final String link;
+    private final int owner;
+    private final boolean openDirectory;
+
+    ChosenLink(Path target, String link, int owner, boolean openDirectory) {
+      super(
+          null,
+          null,
+          describe(
+              target,
+              link,
+              owner,
+              openDirectory,
+              "restore target ",
+              "a restore through it would write where"));
+      this.target = target;
+      this.link = link;
+      this.owner = owner;
+      this.openDirectory = openDirectory;
+    }
+
+    /**
+     * The refusal in words: {@code role} names the path ("restore target "), {@code harm} what
+     * going through the link would do ("a restore through it would write where").
+     */
+    public String describe(String role, String harm) {
+      return describe(target, link, owner, openDirectory, role, harm);
+    }
+
+    private static String describe(
+        Path target, String link, int owner, boolean openDirectory, String role, String harm) {
+      String on = "'" + link + "' on the way to " + role + "'" + target + "'";
+      if (openDirectory) {
+        return on
+            + " is a symbolic link in (or below) a directory "
+            + (owner == 0 || owner == io.granule.engine.internal.net.PeerUser.self()
+                ? "others can write"
+                : "of uid " + owner)
+            + ", who could have put or renamed any link there (one a restore of theirs made,"
+            + " say): "
+            + harm
+            + " they chose; name the real path";
+      }
+      return on
+          + " is a symbolic link owned by uid "
+          + owner
+          + ", another user: "
+          + harm
+          + " that user chose; name the real path";
+    }
   }
 
   /** The same rule, by name (no library): links checked, then the directory opened by name. */

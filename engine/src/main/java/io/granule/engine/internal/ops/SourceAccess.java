@@ -41,20 +41,14 @@ public final class SourceAccess {
     }
     try (SafePath.Location l = SafePath.locate(disk)) {
       // resolved under the rules: nothing more to hold (the image is opened by its path next)
-    } catch (java.nio.file.FileSystemException e) {
-      String m = e.getReason() == null ? e.getMessage() : e.getReason();
-      if (m == null || !m.contains("symbolic link")) {
-        return; // not there, not a directory where one is needed: the opener says so
-      }
+    } catch (SafePath.ChosenLink e) {
       throw new SourceUnreadableException(
           "backup source '"
               + disk
               + "' refused: "
-              + m.replace("on the way to restore target", "on the way to")
-                  .replace(
-                      "a restore through it would write where",
-                      "a backup through it would read what")
-                  .replace("write where they chose", "read what they chose"));
+              + e.describe("", "a backup through it would read what"));
+    } catch (java.nio.file.FileSystemException e) {
+      // not there, not a directory where one is needed: the opener says so
     }
   }
 
