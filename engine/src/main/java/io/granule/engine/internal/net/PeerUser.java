@@ -28,8 +28,9 @@ import java.util.Set;
  * inet_diag in the kernel) are its tables ({@code /proc/net/tcp}, {@code /proc/net/tcp6}) read,
  * line by line, up to the first match. Reading and parsing both whole tables for every request let
  * a local user who filled them with his own connections (54k rows, 8 MB) and sent refused requests
- * exhaust the server's heap; and at most {@link #LOOKUPS_AT_ONCE} lookups run at once ({@link Busy}
- * past that).
+ * exhaust the server's heap; and at most {@link #LOOKUPS_AT_ONCE} table reads run at once ({@link
+ * Busy} past that). The kernel's exact lookup is one small query: it is not capped, so a flood of
+ * another user's connections does not turn the server's own user away.
  *
  * <p>The whole pair of ends is matched, addresses too: a user who bound his client port on another
  * loopback address (127.0.0.2) matched, by ports alone, a socket of root's to the server from the
@@ -48,7 +49,7 @@ public final class PeerUser {
 
   private static final int ENOENT = 2;
 
-  /** Lookups that may run at once; see {@link #refusal}. */
+  /** Reads of the tables (the fallback) that may run at once; see {@link #refusal}. */
   public static final int LOOKUPS_AT_ONCE = 4;
 
   static final java.util.concurrent.Semaphore LOOKUPS =
@@ -86,14 +87,24 @@ public final class PeerUser {
    * no live socket with an inode has that pair of ends.
    */
   public static OptionalInt uidOf(InetSocketAddress client, InetSocketAddress server) {
-    if (Diag.WORKS) {
+    if (askKernel && Diag.WORKS) {
       long[] found = diag(client, server);
       if (found != null) {
         return found.length == 0 ? OptionalInt.empty() : OptionalInt.of((int) found[1]);
       }
     }
-    return scanTables(client, server);
+    if (!LOOKUPS.tryAcquire()) {
+      throw Busy.INSTANCE;
+    }
+    try {
+      return scanTables(client, server);
+    } finally {
+      LOOKUPS.release();
+    }
   }
+
+  /** Whether lookups may ask the kernel (tests turn it off to exercise the tables' cap). */
+  static volatile boolean askKernel = true;
 
   /** Whether lookups ask the kernel for the one socket (else they read its tables). */
   static boolean asksTheKernel() {
@@ -368,22 +379,15 @@ public final class PeerUser {
    * address is not judged here (the kernel cannot say who made a remote one).
    *
    * @param letIn how to let another user in, for the message (e.g. "start it with --api-users")
-   * @throws Busy if {@link #LOOKUPS_AT_ONCE} lookups are under way (refuse the connection at once)
+   * @throws Busy if the kernel cannot be asked and {@link #LOOKUPS_AT_ONCE} reads of its tables are
+   *     under way (refuse the connection at once)
    */
   public static String refusal(
       InetSocketAddress client, InetSocketAddress server, Set<Integer> allowed, String letIn) {
     if (!server.getAddress().isLoopbackAddress()) {
       return null;
     }
-    if (!LOOKUPS.tryAcquire()) {
-      throw Busy.INSTANCE;
-    }
-    OptionalInt peer;
-    try {
-      peer = uidOf(client, server);
-    } finally {
-      LOOKUPS.release();
-    }
+    OptionalInt peer = uidOf(client, server);
     if (peer.isEmpty()) {
       return "cannot tell which local user made this connection (no live socket from "
           + client.getAddress().getHostAddress()

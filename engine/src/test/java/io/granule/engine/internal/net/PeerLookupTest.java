@@ -220,16 +220,15 @@ class PeerLookupTest {
   }
 
   /**
-   * At most {@link PeerUser#LOOKUPS_AT_ONCE} lookups run at once; past that a connection is refused
-   * at once with one shared exception, not queued.
+   * Where the kernel cannot be asked, at most {@link PeerUser#LOOKUPS_AT_ONCE} reads of its tables
+   * run at once; past that a connection is refused at once with one shared exception, not queued.
    */
   @Test
-  void lookupsPastTheCapAreRefusedAtOnce() throws Exception {
+  void tableReadsPastTheCapAreRefusedAtOnce() throws Exception {
     try (ServerSocket server = new ServerSocket(0, 1, LO);
         Socket client = new Socket(LO, server.getLocalPort());
         Socket accepted = server.accept()) {
-      PeerUser.LOOKUPS.acquire(PeerUser.LOOKUPS_AT_ONCE);
-      try {
+      try (PeerLookupCap cap = PeerLookupCap.exhausted()) {
         PeerUser.Busy busy = null;
         for (int i = 0; i < 2; i++) {
           Throwable t =
@@ -250,11 +249,30 @@ class PeerLookupTest {
                     Set.of(),
                     "x"))
             .isNull();
-      } finally {
-        PeerUser.LOOKUPS.release(PeerUser.LOOKUPS_AT_ONCE);
       }
       assertThat(PeerUser.refusal(remote(accepted), local(accepted), Set.of(), "x")).isNull();
       assertThat(PeerUser.LOOKUPS.availablePermits()).isEqualTo(PeerUser.LOOKUPS_AT_ONCE);
+    }
+  }
+
+  /**
+   * The kernel's exact lookup is not capped: a flood of another user's connections taking up the
+   * tables' cap does not turn the server's own user away (it got 503 with the others).
+   */
+  @Test
+  void kernelLookupsAreNotCapped() throws Exception {
+    assertThat(PeerUser.asksTheKernel()).isTrue();
+    try (ServerSocket server = new ServerSocket(0, 1, LO);
+        Socket client = new Socket(LO, server.getLocalPort());
+        Socket accepted = server.accept()) {
+      PeerUser.LOOKUPS.acquire(PeerUser.LOOKUPS_AT_ONCE);
+      try {
+        long read = PeerUser.TABLES_READ.get();
+        assertThat(PeerUser.refusal(remote(accepted), local(accepted), Set.of(), "x")).isNull();
+        assertThat(PeerUser.TABLES_READ.get()).isEqualTo(read);
+      } finally {
+        PeerUser.LOOKUPS.release(PeerUser.LOOKUPS_AT_ONCE);
+      }
     }
   }
 }

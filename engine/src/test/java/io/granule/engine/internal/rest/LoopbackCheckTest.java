@@ -58,8 +58,9 @@ class LoopbackCheckTest {
   }
 
   /**
-   * Past the cap of peer lookups at once, a loopback request is refused (503 in service) before any
-   * lookup: a flood of another user's requests made each read all of /proc/net/tcp.
+   * Where the kernel cannot be asked, past the cap of table reads at once a loopback request is
+   * refused (503 in service) before any read: a flood of another user's requests made each read all
+   * of /proc/net/tcp.
    */
   @Test
   void pastTheCapOfPeerLookupsARequestIsRefusedAtOnce() throws Exception {
@@ -75,17 +76,9 @@ class LoopbackCheckTest {
                       case "getRemotePort" -> 54321;
                       default -> null;
                     });
-    java.lang.reflect.Field f =
-        io.granule.engine.internal.net.PeerUser.class.getDeclaredField("LOOKUPS");
-    f.setAccessible(true);
-    java.util.concurrent.Semaphore lookups = (java.util.concurrent.Semaphore) f.get(null);
-    int cap = io.granule.engine.internal.net.PeerUser.LOOKUPS_AT_ONCE;
-    lookups.acquire(cap);
-    try {
+    try (var cap = io.granule.engine.internal.net.PeerLookupCap.exhausted()) {
       org.assertj.core.api.Assertions.assertThatThrownBy(() -> ApiServlet.otherUser(req))
           .isInstanceOf(io.granule.engine.internal.net.PeerUser.Busy.class);
-    } finally {
-      lookups.release(cap);
     }
     // no such connection: refused as no one's
     assertThat(ApiServlet.otherUser(req)).contains("cannot tell which local user");
