@@ -85,17 +85,21 @@ public final class FileRestorer {
             target.toString(), null, "is not a directory: name a directory to restore into");
       }
       Path shown = dir.shown();
+      boolean made = false;
       for (String name : at.rest().isEmpty() ? new String[0] : at.rest().split("/")) {
         shown = shown.resolve(name);
         try {
           Files.createDirectory(dir.entry(name));
+          made = true;
         } catch (java.nio.file.FileAlreadyExistsException e) {
-          // made meanwhile: opened below without following a link, or refused
+          // there, or made meanwhile: opened below without following a link, or refused
+          made = false;
         }
         DirectoryHandle next = dir.child(name, shown);
         dir.close();
         dir = next;
       }
+      this.madeTarget = made;
       this.root = dir.held() ? dir.self().toRealPath() : shown;
       this.rootIdentity = dir.held() ? Files.readAttributes(dir.self(), "unix:dev,ino") : null;
     } finally {
@@ -103,6 +107,14 @@ public final class FileRestorer {
     }
     this.asRoot = "root".equals(System.getProperty("user.name"));
   }
+
+  /**
+   * Whether this restorer made the target directory (it was missing). Only then does a restore of
+   * the filesystem's root give it the root directory's owner, mode and times: a directory that
+   * existed is the caller's (root's {@code --to /srv/restores} was handed to the image's owner,
+   * mode 0777, with root's files in it).
+   */
+  private final boolean madeTarget;
 
   /** The target directory's device and inode as resolved, or null without the library. */
   private final Object rootIdentity;
@@ -168,7 +180,8 @@ public final class FileRestorer {
   /**
    * Restores the object at {@code path} (a file, symlink or directory tree) into the target as
    * {@code TARGET/NAME}, NAME being the last component of {@code path} (or the whole filesystem's
-   * contents for {@code /}).
+   * contents for {@code /}: the target gets the root directory's owner, mode and times only if this
+   * restorer made it).
    */
   public Result restore(String path) throws IOException {
     FileNode node = fs.lookup(path);
@@ -176,7 +189,9 @@ public final class FileRestorer {
     try (DirectoryHandle r = rootHandle()) {
       if (name == null) {
         restoreChildren(node, r, 0);
-        applyDirectoryMetadata(r, node);
+        if (madeTarget) {
+          applyDirectoryMetadata(r, node);
+        }
       } else {
         restore(node, name, r, 0);
       }

@@ -413,6 +413,46 @@ class FileRestorerTest {
   }
 
   /**
+   * Restoring {@code /} into a directory that exists leaves that directory's owner and mode alone:
+   * root's {@code --to /srv/restores} was given the image root's owner and mode (a tenant's uid,
+   * 0777), with root's files in it. A directory the restore makes gets them.
+   */
+  @Test
+  void anExistingTargetDirectoryKeepsItsOwnerAndMode() throws Exception {
+    HandMadeFs fs = new HandMadeFs();
+    fs.nodes.put(
+        1L,
+        new FileNode(
+            1,
+            FileKind.DIRECTORY,
+            0,
+            0777,
+            1001,
+            1001,
+            1,
+            Instant.ofEpochSecond(1),
+            null,
+            null,
+            null));
+    fs.file(1, "a", new byte[] {1}, List.of(new Extent(0, 1)), 1);
+    Path existing = Files.createDirectory(tmp.resolve("existing"));
+    Files.setPosixFilePermissions(
+        existing, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-x---"));
+    Object owner = Files.getAttribute(existing, "unix:uid");
+    new FileRestorer(fs, existing).restore("/");
+    assertThat(existing.resolve("a")).exists();
+    assertThat((Integer) Files.getAttribute(existing, "unix:mode") & 07777).isEqualTo(0750);
+    assertThat(Files.getAttribute(existing, "unix:uid")).isEqualTo(owner);
+
+    Path made = tmp.resolve("made");
+    new FileRestorer(fs, made).restore("/");
+    assertThat((Integer) Files.getAttribute(made, "unix:mode") & 07777).isEqualTo(0777);
+    if ("root".equals(System.getProperty("user.name"))) {
+      assertThat(Files.getAttribute(made, "unix:uid")).isEqualTo(1001);
+    }
+  }
+
+  /**
    * A user who owns the --to path made it a link to a directory of root's: root's restore wrote
    * root-owned files there. A link another user owns is refused anywhere on the way; root's own
    * links are followed.
