@@ -6,6 +6,7 @@ import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
@@ -67,11 +68,27 @@ final class FrameworkStorage implements AutoCloseable {
   }
 
   private static void removeStale(Path tmp) {
+    removeStale(tmp, LaunchOptions.uid());
+  }
+
+  /**
+   * Removes what killed processes of user {@code uid} left in {@code tmp}: only real directories of
+   * that user that no one else can write. In a shared {@code /tmp} another user made a {@code
+   * granule-osgi-*} directory of his, and root's start deleted by name in it while he swapped a
+   * subdirectory for a link to /etc (audit9 paths F1). Another user's are left to him.
+   */
+  static void removeStale(Path tmp, long uid) {
     Instant cutoff = Instant.now().minus(STALE_AFTER);
     try (DirectoryStream<Path> ds = Files.newDirectoryStream(tmp, PREFIX + "*")) {
       for (Path p : ds) {
         try {
-          if (Files.getLastModifiedTime(p).toInstant().isAfter(cutoff)) {
+          java.util.Map<String, Object> a =
+              Files.readAttributes(p, "unix:uid,mode", LinkOption.NOFOLLOW_LINKS);
+          int mode = (Integer) a.get("mode");
+          if ((Integer) a.get("uid") != uid || (mode & 0170000) != 0040000 || (mode & 0022) != 0) {
+            continue; // another user's, a link, or writable by others: not ours to delete
+          }
+          if (Files.getLastModifiedTime(p, LinkOption.NOFOLLOW_LINKS).toInstant().isAfter(cutoff)) {
             continue; // may be starting right now, before it took its lock
           }
           if (unowned(p)) {
@@ -89,10 +106,11 @@ final class FrameworkStorage implements AutoCloseable {
   /** Whether nobody holds the directory's owner lock (its process is gone). */
   private static boolean unowned(Path dir) throws IOException {
     Path owner = dir.resolve(OWNER);
-    if (!Files.exists(owner)) {
-      return false; // written by an older granule, or not ours: leave it
+    if (!Files.isRegularFile(owner, LinkOption.NOFOLLOW_LINKS)) {
+      return false; // written by an older granule, or not ours (a FIFO would hang us): leave it
     }
-    try (FileChannel ch = FileChannel.open(owner, StandardOpenOption.WRITE)) {
+    try (FileChannel ch =
+        FileChannel.open(owner, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS)) {
       FileLock l = ch.tryLock();
       if (l == null) {
         return false;
