@@ -75,6 +75,54 @@ class HotDeployTest {
     assertThat(r.out()).contains("io.granule.plugin.vmdisk").doesNotContain(TestBundles.SLOW);
   }
 
+  /**
+   * What the folder watcher installs after the start is checked as the start checks it: a jar
+   * another user owns (moved in with {@code mv}, which keeps its owner: his to rewrite) does not
+   * resolve and is listed as failed with the reason, and loads once root owns it; a subdirectory of
+   * plugins/ (installed as an exploded bundle before) is not installed at all.
+   */
+  @Test
+  void aJarAnotherUserOwnsIsRefusedAndASubdirectoryIsNotInstalled() throws Exception {
+    if (!"root".equals(System.getProperty("user.name"))) {
+      org.junit.jupiter.api.Assumptions.assumeTrue(
+          "true".equals(System.getenv("CI")), "needs root to give a jar to another user");
+      throw new AssertionError("needs root under CI");
+    }
+    Path staged = tmp.resolve("slow.jar");
+    Files.copy(TestBundles.slow(bundles, "1.0.0"), staged);
+    Files.setAttribute(staged, "unix:uid", 65534);
+    Files.move(staged, server.plugins().resolve("slow.jar"));
+    api.await(
+        TestBundles.SLOW,
+        p -> p.isPresent() && p.get().get("state").asText().equals("FAILED"),
+        Duration.ofSeconds(10));
+    JsonNode listed = api.plugin(TestBundles.SLOW).orElseThrow();
+    assertThat(listed.get("failure").asText()).contains("refused").contains("owned by uid 65534");
+
+    Path jar = server.plugins().resolve("slow.jar");
+    Files.setAttribute(jar, "unix:uid", 0);
+    Files.setLastModifiedTime(jar, java.nio.file.attribute.FileTime.from(java.time.Instant.now()));
+    api.await(TestBundles.SLOW, p -> active(p, "1.0.0"), Duration.ofSeconds(10));
+
+    // an exploded bundle in a subdirectory: never installed
+    Path dir = Files.createDirectories(server.plugins().resolve("exploded"));
+    try (java.util.zip.ZipInputStream in =
+        new java.util.zip.ZipInputStream(
+            Files.newInputStream(TestBundles.slow(bundles, "2.0.0")))) {
+      for (java.util.zip.ZipEntry e; (e = in.getNextEntry()) != null; ) {
+        Path out = dir.resolve(e.getName());
+        if (e.isDirectory()) {
+          Files.createDirectories(out);
+        } else {
+          Files.createDirectories(out.getParent());
+          Files.copy(in, out);
+        }
+      }
+    }
+    Thread.sleep(3000);
+    assertThat(api.get("/api/plugins").body().toString()).doesNotContain("\"2.0.0\"");
+  }
+
   @Test
   void brokenBundlesAreListedAsFailedWithTheReasonAndTheServerKeepsServing() throws Exception {
     TestBundles.deploy(TestBundles.broken(bundles), server.plugins(), "broken.jar");

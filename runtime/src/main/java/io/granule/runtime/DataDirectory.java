@@ -71,7 +71,7 @@ final class DataDirectory {
         try (DirectoryStream<Path> files = Files.newDirectoryStream(dir)) {
           for (Path f : files) {
             if (Files.isDirectory(f, LinkOption.NOFOLLOW_LINKS)) {
-              continue; // not read by the runtime (fileinstall reads files of the folder only)
+              continue; // not read: the folder watcher skips directories (subdir.mode=skip)
             }
             if (Files.isSymbolicLink(f)) {
               throw refused(data, f, "is a symbolic link (a plugin or setting must be a file)");
@@ -83,6 +83,45 @@ final class DataDirectory {
         throw new LaunchException(
             "unable to check the data directory " + data + ": " + e.getMessage(), e);
       }
+    }
+  }
+
+  /**
+   * Checks {@code file}, a plugin or setting the server's folder watcher found in {@code data}
+   * after the start: the data directory as {@link #check} does, the folder holding the file, and
+   * the file itself (a real file, owned by root or {@code uid}, writable by no one else). The check
+   * at start saw only what was there then: a jar another user owned, moved in later (deploying with
+   * {@code mv} keeps its owner), was his to rewrite, and the server ran it.
+   *
+   * @return why it is refused, or null
+   */
+  static String refusal(Path data, Path file, long uid) {
+    try {
+      check(data, uid);
+      Path real = walk(data, uid);
+      if (real == null) {
+        return "the data directory " + data + " is gone";
+      }
+      Path abs = file.toAbsolutePath().normalize();
+      Path rel = data.relativize(abs);
+      if (rel.getNameCount() != 2 || rel.startsWith("..")) {
+        return file
+            + " is not a file of "
+            + data.resolve("plugins")
+            + " or "
+            + data.resolve("config");
+      }
+      Path f = real.resolve(rel);
+      requireOwn(data, f.getParent(), uid, false);
+      if (!Files.isRegularFile(f, LinkOption.NOFOLLOW_LINKS)) {
+        return f + " is not a file (a link or a directory is not loaded)";
+      }
+      requireOwn(data, f, uid, false);
+      return null;
+    } catch (LaunchException e) {
+      return e.getMessage();
+    } catch (IOException e) {
+      return "unable to check " + file + ": " + e.getMessage();
     }
   }
 

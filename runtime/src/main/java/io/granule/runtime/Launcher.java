@@ -68,6 +68,18 @@ final class Launcher {
     Runtime.getRuntime().addShutdownHook(shutdownHook);
     try {
       framework.start();
+      // before any plugin can resolve: what the folder watcher installs later is checked too
+      PluginGate gate = new PluginGate(options.dataDir(), LaunchOptions.uid());
+      framework
+          .getBundleContext()
+          .registerService(org.osgi.framework.hooks.resolver.ResolverHookFactory.class, gate, null);
+      // and says why, for the plugin inventory
+      framework
+          .getBundleContext()
+          .registerService(
+              java.util.function.Function.class,
+              (java.util.function.Function<Bundle, String>) gate::refusal,
+              new java.util.Hashtable<>(java.util.Map.of(PluginGate.PROPERTY, true)));
       StartupTrace.mark("framework start");
       List<Bundle> installed = install(framework.getBundleContext(), bundles, log);
       StartupTrace.mark("install");
@@ -126,6 +138,10 @@ final class Launcher {
       Path plugins = options.dataDir().resolve("plugins");
       Path config = options.dataDir().resolve("config");
       p.put("felix.fileinstall.dir", plugins + "," + config);
+      // files only: a subdirectory was installed as an exploded bundle ("jar" mode, the default)
+      // though the data directory's check skips subdirectories
+      p.put("felix.fileinstall.subdir.mode", "skip");
+      p.put("felix.fileinstall.filter", ".*\\.(jar|cfg|config)");
       p.put("felix.fileinstall.poll", "500");
       p.put("felix.fileinstall.noInitialDelay", "true");
       p.put("felix.fileinstall.bundles.new.start", "true");
