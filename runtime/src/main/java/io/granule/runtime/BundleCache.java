@@ -86,7 +86,12 @@ final class BundleCache {
       return new BundleCache(self.resolve("bundles"), null);
     }
     Path root = cacheRoot();
-    return new BundleCache(extract(self, root), root);
+    Path dir = extract(self, root);
+    // checked once it exists, as the data directory is: its jars run as this user, and a cache
+    // another user can write (root's XDG_CACHE_HOME kept by sudo -E, or under his directory)
+    // ran his jar as root
+    DataDirectory.checkCode(dir, LaunchOptions.uid());
+    return new BundleCache(dir, root);
   }
 
   /** The bundle jars, sorted by file name. */
@@ -273,7 +278,7 @@ final class BundleCache {
   private static Path cacheRoot() {
     String xdg = System.getenv("XDG_CACHE_HOME");
     Path base =
-        xdg != null && !xdg.isBlank()
+        xdg != null && xdg.startsWith("/") // a relative one is ignored (XDG): the cwd is anyone's
             ? Path.of(xdg)
             : Path.of(System.getProperty("user.home"), ".cache");
     return base.resolve("granule");

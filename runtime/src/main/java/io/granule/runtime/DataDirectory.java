@@ -19,7 +19,8 @@ import java.util.Map;
  * {@code logs/} and their files, must be owned by root or by this user, and writable by no one else
  * (a world-writable directory above it is fine if it is sticky, as {@code /tmp} is, since then only
  * its owner may rename what is in it); a symbolic link on the way must be owned by root or this
- * user too and is checked where it leads. Nothing is created here.
+ * user too and is checked where it leads. A data directory that does not exist is made (0700) and
+ * then checked.
  */
 final class DataDirectory {
   private static final int MAX_LINKS = 40;
@@ -51,12 +52,26 @@ final class DataDirectory {
     Path real;
     try {
       real = walk(data, uid);
+      if (real == null) {
+        // made now (0700) and checked again: left for later, another user who can write a
+        // sticky directory above it (/tmp) made it first, between this check and the server's
+        // plugins/, and his jar ran as root
+        try {
+          Files.createDirectories(
+              data,
+              java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                  java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+        } catch (IOException e) {
+          // cannot be made (read-only, say): nothing will be loaded from it either
+        }
+        real = walk(data, uid);
+      }
     } catch (IOException e) {
       throw new LaunchException(
           "unable to check the data directory " + data + ": " + e.getMessage(), e);
     }
     if (real == null || !Files.isDirectory(real, LinkOption.NOFOLLOW_LINKS)) {
-      return; // not there yet: whoever makes it is this process, under checked directories
+      return; // not there and cannot be made: nothing is loaded from it
     }
     for (String sub : new String[] {"plugins", "config", "logs"}) {
       Path dir = real.resolve(sub);
@@ -83,6 +98,33 @@ final class DataDirectory {
         throw new LaunchException(
             "unable to check the data directory " + data + ": " + e.getMessage(), e);
       }
+    }
+  }
+
+  /**
+   * Checks {@code dir}, the directory the runtime's own bundles are installed from, and its jars,
+   * for this process's user {@code uid} as {@link #check} checks the data directory.
+   *
+   * @throws LaunchException naming the directory or file another user controls, and what to do
+   */
+  static void checkCode(Path dir, long uid) throws LaunchException {
+    Path abs = dir.toAbsolutePath().normalize();
+    try {
+      Path real = walk(abs, uid, "the runtime's bundle cache");
+      if (real == null) {
+        throw new LaunchException("the runtime's bundle cache " + abs + " is gone: start again");
+      }
+      try (DirectoryStream<Path> files = Files.newDirectoryStream(real, "*.jar")) {
+        for (Path f : files) {
+          if (!Files.isRegularFile(f, LinkOption.NOFOLLOW_LINKS)) {
+            throw refused(abs, f, "is not a file", "the runtime's bundle cache");
+          }
+          requireOwn(abs, f, uid, false, "the runtime's bundle cache");
+        }
+      }
+    } catch (IOException e) {
+      throw new LaunchException(
+          "unable to check the bundle cache " + abs + ": " + e.getMessage(), e);
     }
   }
 
@@ -131,8 +173,12 @@ final class DataDirectory {
    * made by this process).
    */
   private static Path walk(Path path, long uid) throws IOException, LaunchException {
+    return walk(path, uid, DATA);
+  }
+
+  private static Path walk(Path path, long uid, String what) throws IOException, LaunchException {
     Path at = path.getRoot();
-    requireOwn(path, at, uid, true);
+    requireOwn(path, at, uid, true, what);
     java.util.ArrayDeque<Path> rest = new java.util.ArrayDeque<>();
     for (Path p : path) {
       rest.add(p);
@@ -162,10 +208,11 @@ final class DataDirectory {
           throw refused(
               path,
               next,
-              "is a symbolic link owned by uid " + owner + ", who could point it elsewhere");
+              "is a symbolic link owned by uid " + owner + ", who could point it elsewhere",
+              what);
         }
         if (++links > MAX_LINKS) {
-          throw refused(path, next, "leads through too many symbolic links");
+          throw refused(path, next, "leads through too many symbolic links", what);
         }
         Path target = Files.readSymbolicLink(next);
         java.util.ArrayDeque<Path> spliced = new java.util.ArrayDeque<>();
@@ -180,7 +227,7 @@ final class DataDirectory {
         continue;
       }
       at = next;
-      requireOwn(path, at, uid, !rest.isEmpty());
+      requireOwn(path, at, uid, !rest.isEmpty(), what);
     }
     return at;
   }
@@ -192,11 +239,16 @@ final class DataDirectory {
    */
   private static void requireOwn(Path data, Path p, long uid, boolean above)
       throws IOException, LaunchException {
+    requireOwn(data, p, uid, above, DATA);
+  }
+
+  private static void requireOwn(Path data, Path p, long uid, boolean above, String what)
+      throws IOException, LaunchException {
     Map<String, Object> a = Files.readAttributes(p, "unix:uid,mode", LinkOption.NOFOLLOW_LINKS);
     int owner = (Integer) a.get("uid");
     int mode = (Integer) a.get("mode");
     if (owner != 0 && owner != uid) {
-      throw refused(data, p, "is owned by uid " + owner + ", not by you or root");
+      throw refused(data, p, "is owned by uid " + owner + ", not by you or root", what);
     }
     boolean sticky = (mode & 01000) != 0 && (mode & 0170000) == 0040000;
     if ((mode & 0022) != 0 && !(above && sticky)) {
@@ -207,20 +259,32 @@ final class DataDirectory {
               + ((mode & 0002) != 0 ? "every user" : "its group")
               + " (mode "
               + Integer.toOctalString(mode & 07777)
-              + ")");
+              + ")",
+          what);
     }
   }
 
+  private static final String DATA = "the data directory";
+
   private static LaunchException refused(Path data, Path p, String why) {
+    return refused(data, p, why, DATA);
+  }
+
+  private static LaunchException refused(Path data, Path p, String why, String what) {
     return new LaunchException(
-        "refusing the data directory "
+        "refusing "
+            + what
+            + " "
             + data
             + ": "
             + p
             + " "
             + why
-            + "; its plugins would run as you. Use --data DIR or GRANULE_DATA naming a directory"
-            + " only you (and root) can write, or fix the owner or mode of "
+            + (what.equals(DATA)
+                ? "; its plugins would run as you. Use --data DIR or GRANULE_DATA naming a"
+                    + " directory only you (and root) can write, or fix the owner or mode of "
+                : "; its code would run as you. Set XDG_CACHE_HOME to a directory only you (and"
+                    + " root) can write, or fix the owner or mode of ")
             + p);
   }
 }

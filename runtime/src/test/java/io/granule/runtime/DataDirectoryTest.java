@@ -55,6 +55,11 @@ class DataDirectoryTest {
     assertThatCode(() -> DataDirectory.check(tmp.resolve("data"), ME)).doesNotThrowAnyException();
     assertThatCode(() -> DataDirectory.check(tmp.resolve("none/data"), ME))
         .doesNotThrowAnyException();
+    // a missing one is made then, 0700, and checked (made later, another user could make it first
+    // under a sticky directory)
+    assertThat(tmp.resolve("none/data")).isDirectory();
+    assertThat(Files.getPosixFilePermissions(tmp.resolve("none/data")))
+        .isEqualTo(PosixFilePermissions.fromString("rwx------"));
     // through a link of this user's
     Files.createSymbolicLink(tmp.resolve("link"), tmp.resolve("data"));
     assertThatCode(() -> DataDirectory.check(tmp.resolve("link"), ME)).doesNotThrowAnyException();
@@ -119,5 +124,32 @@ class DataDirectoryTest {
     assertThatCode(() -> DataDirectory.check(theirs.resolve("granule-data"), 1001))
         .as("the same directory is fine for its owner")
         .doesNotThrowAnyException();
+  }
+
+  /**
+   * The runtime's own bundles are installed from the user's cache: one another user can write (a
+   * root XDG_CACHE_HOME under his directory, kept by sudo -E) ran his jar as root. It is checked as
+   * the data directory is.
+   */
+  @Test
+  void theBundleCacheIsCheckedAsTheDataDirectoryIs() throws Exception {
+    chmod(tmp, "rwx------");
+    Path cache = Files.createDirectories(tmp.resolve("cache/granule/runtime-1"));
+    Files.writeString(cache.resolve("engine.jar"), "jar");
+    chmod(cache.resolve("engine.jar"), "rw-r--r--");
+    assertThatCode(() -> DataDirectory.checkCode(cache, ME)).doesNotThrowAnyException();
+
+    Files.writeString(cache.resolve("aaa-evil.jar"), "jar");
+    chmod(cache.resolve("aaa-evil.jar"), "rw-rw-r--");
+    assertThatThrownBy(() -> DataDirectory.checkCode(cache, ME))
+        .isInstanceOf(LaunchException.class)
+        .hasMessageContaining("refusing the runtime's bundle cache")
+        .hasMessageContaining("aaa-evil.jar can be written by its group")
+        .hasMessageContaining("XDG_CACHE_HOME");
+    Files.delete(cache.resolve("aaa-evil.jar"));
+
+    chmod(tmp.resolve("cache"), "rwxrwxrwx");
+    assertThatThrownBy(() -> DataDirectory.checkCode(cache, ME))
+        .hasMessageContaining(tmp.resolve("cache") + " can be written by every user");
   }
 }
