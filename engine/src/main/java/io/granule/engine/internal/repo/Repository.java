@@ -553,11 +553,61 @@ public final class Repository implements Closeable {
 
   /**
    * The default directory for the in-process chunk index: one per user in the temporary directory
-   * (a shared one belonged to whoever made it first, and other users' commands failed there).
+   * (a shared one belonged to whoever made it first, and other users' commands failed there), made
+   * 0700 by this user. If another user made it first (he can, in a shared /tmp), or it is a link,
+   * it is not used: his directory held root's index file, which he swapped for one of his own and
+   * kept a copy of. Then {@code ~/.cache/granule/tmp} is used.
    */
   public static Path defaultCacheDir() {
-    String user = System.getProperty("user.name", "user").replaceAll("[^A-Za-z0-9_.-]", "_");
-    return Path.of(System.getProperty("java.io.tmpdir"), "granule-cache-" + user);
+    Path d = defaultCache;
+    if (d == null) {
+      String user = System.getProperty("user.name", "user").replaceAll("[^A-Za-z0-9_.-]", "_");
+      d = privateDir(Path.of(System.getProperty("java.io.tmpdir"), "granule-cache-" + user));
+      if (d == null) {
+        Path home =
+            Path.of(System.getProperty("user.home"), ".cache", "granule", "tmp").toAbsolutePath();
+        LOG.warn(
+            "{} belongs to another user or is a link: the chunk index's"
+                + " temporary files go to {} instead (remove the first if it is not yours)",
+            Path.of(System.getProperty("java.io.tmpdir"), "granule-cache-" + user),
+            home);
+        d = home;
+      }
+      defaultCache = d;
+    }
+    return d;
+  }
+
+  private static volatile Path defaultCache;
+
+  /** {@code dir}, made 0700 if missing, if it is this user's own directory no one else enters. */
+  static Path privateDir(Path dir) {
+    try {
+      Files.createDirectory(
+          dir,
+          java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+              java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+    } catch (java.nio.file.FileAlreadyExistsException e) {
+      // checked below
+    } catch (IOException | UnsupportedOperationException e) {
+      return dir; // cannot tell here: the index says so when it cannot write there
+    }
+    try {
+      Map<String, Object> a =
+          Files.readAttributes(dir, "unix:uid,mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+      int mode = (Integer) a.get("mode");
+      Object self = Files.getAttribute(Path.of("/proc/self"), "unix:uid");
+      if ((mode & 0170000) != 0040000 || !a.get("uid").equals(self)) {
+        return null;
+      }
+      if ((mode & 0077) != 0) { // made 0755 by an older version: ours, closed now
+        Files.setPosixFilePermissions(
+            dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+      }
+      return dir;
+    } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
+      return dir;
+    }
   }
 
   /** The settings of this repository. */
