@@ -163,4 +163,40 @@ class DiskFullTest {
       assertThat(left.toList()).as("nothing left on the full filesystem").isEmpty();
     }
   }
+
+  /**
+   * A temporary directory mounted noexec (a common hardening of /tmp): zstd-jni cannot load its
+   * library there. The backup's worker threads died with that error and the backup waited for them
+   * forever, holding its locks; it now fails at once naming the cause.
+   */
+  @Test
+  void aNoexecTemporaryDirectoryFailsTheBackupClearlyInsteadOfHanging() throws Exception {
+    boolean root = "root".equals(System.getProperty("user.name"));
+    if (!root && "true".equals(System.getenv("CI"))) {
+      throw new AssertionError("mounting a noexec tmpfs needs root, which CI has");
+    }
+    org.junit.jupiter.api.Assumptions.assumeTrue(root, "mounting a noexec tmpfs needs root");
+    mnt = Files.createDirectories(tmp.resolve("noexec"));
+    FreezeTest.sh("mount", "-t", "tmpfs", "-o", "size=64m,noexec", "tmpfs", mnt.toString());
+    Path repo = tmp.resolve("repo");
+    Path disk = RepositoryCliTest.image(tmp.resolve("d.img"), 8, 3);
+    assertThat(Granule.run(tmp, "init", "--repo", repo.toString()).exitCode()).isZero();
+    long started = System.nanoTime();
+    Granule.Result r =
+        Granule.run(
+            tmp,
+            java.util.Map.of("JAVA_TOOL_OPTIONS", "-Djava.io.tmpdir=" + mnt),
+            "backup",
+            "--repo",
+            repo.toString(),
+            "--disk",
+            disk.toString());
+    assertThat(r.exitCode()).as(r.err()).isEqualTo(3);
+    assertThat(r.err()).contains("zstd's native library could not be loaded").contains("noexec");
+    assertThat(System.nanoTime() - started).isLessThan(java.time.Duration.ofSeconds(50).toNanos());
+    assertThat(
+            Granule.run(tmp, "backup", "--repo", repo.toString(), "--disk", disk.toString())
+                .exitCode())
+        .isZero();
+  }
 }

@@ -142,6 +142,7 @@ public final class Backup {
    */
   public BackupResult run(BackupRequest request, BackupListener listener) {
     long started = System.nanoTime();
+    ChunkCompressor.requireNative();
     try (ChunkPacker packer =
         new ChunkPacker(store, codec, index, packSize, PACKS_PER_INDEX, indexed, SAVE_THREADS)) {
       return run(request, listener, packer, started);
@@ -494,12 +495,24 @@ public final class Backup {
       ByteBuffer zeros,
       AtomicReference<Throwable> failure,
       DiskReads reads) {
-    ChunkHasher h = hasher.copy();
-    ChunkPacker.Lane lane = packer.lane();
-    // Each worker reads its own disk chunks: two workers keep both cores busy, where one reading
-    // thread handing chunks over could not keep up while it shared the cores with them.
-    ByteBuffer own = newBuffer(chunkSize);
-    try (ChunkCompressor compressor = new ChunkCompressor(compressionLevel)) {
+    ChunkHasher h;
+    ChunkPacker.Lane lane;
+    ByteBuffer own;
+    ChunkCompressor made;
+    try {
+      h = hasher.copy();
+      lane = packer.lane();
+      // Each worker reads its own disk chunks: two workers keep both cores busy, where one
+      // reading thread handing chunks over could not keep up while it shared the cores with them.
+      own = newBuffer(chunkSize);
+      made = new ChunkCompressor(compressionLevel);
+    } catch (Throwable ex) {
+      // a worker that cannot start still takes its tasks, or the reader waits on a full queue
+      failure.compareAndSet(null, ex);
+      drain(work, free, reads);
+      return;
+    }
+    try (ChunkCompressor compressor = made) {
       while (true) {
         Task t = takeUninterruptibly(work);
         if (t == STOP) {
@@ -533,6 +546,22 @@ public final class Backup {
             free.add(t.buffer());
           }
         }
+      }
+    }
+  }
+
+  /** Takes tasks until {@link #STOP}, doing none: their reads are counted done, buffers freed. */
+  private static void drain(
+      BlockingQueue<Task> work, BlockingQueue<ByteBuffer> free, DiskReads reads) {
+    while (true) {
+      Task t = takeUninterruptibly(work);
+      if (t == STOP) {
+        return;
+      }
+      if (t.buffer() == null) {
+        reads.done();
+      } else {
+        free.add(t.buffer());
       }
     }
   }

@@ -42,6 +42,28 @@ public final class ChunkCompressor implements AutoCloseable {
   /** A chunk as stored: bytes plus {@link ChunkFlags}. */
   public record Stored(byte[] bytes, int flags) {}
 
+  /**
+   * Loads zstd's native library now, on the calling thread, or fails naming the likely cause:
+   * loaded first by a worker thread, its failure killed that thread and the backup waited for it
+   * forever.
+   *
+   * @throws io.granule.engine.internal.repo.RepositoryException if it cannot be loaded
+   */
+  public static void requireNative() {
+    try {
+      Zstd.compressBound(1);
+    } catch (LinkageError e) {
+      throw new io.granule.engine.internal.repo.RepositoryException(
+          "zstd's native library could not be loaded ("
+              + e
+              + "): zstd-jni unpacks it into the temporary directory "
+              + System.getProperty("java.io.tmpdir")
+              + ", which must allow running code (not mounted noexec); name another with"
+              + " GRANULE_JAVA_OPTS=-Djava.io.tmpdir=DIR",
+          e);
+    }
+  }
+
   /** A compressor at zstd {@code level} (1 to 3 are the useful ones here). */
   public ChunkCompressor(int level) {
     cctx.setLevel(level);
