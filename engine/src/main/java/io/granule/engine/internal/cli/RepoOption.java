@@ -118,7 +118,7 @@ public final class RepoOption {
                 Repository.defaultCacheDir(),
                 Passwords.forOpen(ctx, passwordFile),
                 metadataCache(ctx))
-            : Repository.open(path(), Passwords.forOpen(ctx, passwordFile));
+            : Repository.open(path(), Passwords.forOpen(ctx, passwordFile), metadataCache(ctx));
     return keepIndex(ctx, r);
   }
 
@@ -210,6 +210,6 @@ public final class RepoOption {
               KdfParams.DEFAULT,
               metadataCache(ctx)));
     }
-    return keepIndex(ctx, Repository.init(path(), cfg, password));
+    return keepIndex(ctx, Repository.init(path(), cfg, password, metadataCache(ctx)));
   }
 }

@@ -236,6 +236,15 @@ public final class Repository implements Closeable {
    * @throws RepositoryException if {@code dir} holds a repository or other files already
    */
   public static Repository init(Path dir, RepositoryConfig cfg, char[] password) {
+    return init(dir, cfg, password, null);
+  }
+
+  /**
+   * As {@link #init(Path, RepositoryConfig, char[])}; an encrypted repository is recorded as such
+   * in the user's metadata cache {@code metadataCache} unless it is null (see {@link ConfigPin}).
+   */
+  public static Repository init(
+      Path dir, RepositoryConfig cfg, char[] password, Path metadataCache) {
     try {
       if (Files.isDirectory(dir)) {
         try (var entries = Files.list(dir)) {
@@ -260,7 +269,9 @@ public final class Repository implements Closeable {
         Clock.systemUTC(),
         defaultCacheDir(),
         password,
-        KdfParams.DEFAULT);
+        KdfParams.DEFAULT,
+        null,
+        metadataCache);
   }
 
   /**
@@ -292,6 +303,22 @@ public final class Repository implements Closeable {
       char[] password,
       KdfParams kdf,
       Path metadataCache) {
+    return init(store, cfg, clock, cacheDir, password, kdf, metadataCache, metadataCache);
+  }
+
+  /**
+   * As {@link #init(BlobStore, RepositoryConfig, Clock, Path, char[], KdfParams, Path)}, with the
+   * {@link ConfigPin} of an encrypted repository kept under {@code pins} unless it is null.
+   */
+  private static Repository init(
+      BlobStore store,
+      RepositoryConfig cfg,
+      Clock clock,
+      Path cacheDir,
+      char[] password,
+      KdfParams kdf,
+      Path metadataCache,
+      Path pins) {
     if (password == null) {
       RepositoryConfig c = identify(cfg, clock);
       try {
@@ -310,7 +337,11 @@ public final class Repository implements Closeable {
       checkEmpty(store);
       // The key first: a config without a key would be a repository nobody can open.
       keyBlob = KeyRing.add(store, c.repositoryId(), mk, password, kdf, clock);
-      store.save(BlobName.CONFIG, c.toBytes());
+      byte[] configBytes = c.toBytes();
+      store.save(BlobName.CONFIG, configBytes);
+      if (pins != null) {
+        ConfigPin.write(ConfigPin.file(pins, c.repositoryId()), c.repositoryId(), configBytes);
+      }
     } catch (IOException e) {
       throw new RepositoryException(
           "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
@@ -399,6 +430,17 @@ public final class Repository implements Closeable {
    * @throws WrongPasswordException if no key blob opens with the password
    */
   public static Repository open(Path dir, PasswordSource password) {
+    return open(dir, password, null);
+  }
+
+  /**
+   * As {@link #open(Path, PasswordSource)}, remembering in the user's metadata cache {@code
+   * metadataCache} (unless null) that the repository is encrypted, and refusing it if its config
+   * changed since (see {@link ConfigPin}).
+   *
+   * @throws RepositoryCorruptedException if the config was changed after this user opened it
+   */
+  public static Repository open(Path dir, PasswordSource password, Path metadataCache) {
     if (!Files.isDirectory(dir)) {
       throw new NotARepositoryException(
           "no repository at '"
@@ -411,7 +453,9 @@ public final class Repository implements Closeable {
         new LocalBlobStore(dir).withDirectReadAhead(),
         Clock.systemUTC(),
         defaultCacheDir(),
-        password);
+        password,
+        null,
+        metadataCache);
   }
 
   /** Opens the repository in {@code store}, whose blobs are stored as they are. */
@@ -436,9 +480,30 @@ public final class Repository implements Closeable {
    */
   public static Repository open(
       BlobStore store, Clock clock, Path cacheDir, PasswordSource password, Path metadataCache) {
-    RepositoryConfig c = readConfig(store);
+    return open(store, clock, cacheDir, password, metadataCache, metadataCache);
+  }
+
+  /**
+   * Opens the repository in {@code store}, keeping a local copy of its metadata blobs under {@code
+   * metadataCache} unless it is null, and its {@link ConfigPin} under {@code pins} unless it is
+   * null.
+   */
+  private static Repository open(
+      BlobStore store,
+      Clock clock,
+      Path cacheDir,
+      PasswordSource password,
+      Path metadataCache,
+      Path pins) {
+    byte[] configBytes = loadConfig(store);
+    RepositoryConfig c = RepositoryConfig.fromBytes(store.location(), configBytes);
+    Path pin = pins == null ? null : ConfigPin.file(pins, c.repositoryId());
     if (!c.encrypted()) {
+      refuseDowngrade(store, pin);
       return unencrypted(cached(store, c, metadataCache), c, clock, cacheDir, BlobCodec.IDENTITY);
+    }
+    if (pin != null) {
+      checkPinned(store, pin, configBytes);
     }
     char[] pw = password.password();
     if (pw == null) {
@@ -471,7 +536,91 @@ public final class Repository implements Closeable {
       Arrays.fill(pw, '\0');
     }
     MasterKey mk = u.key();
+    if (pin != null) {
+      ConfigPin.write(pin, c.repositoryId(), configBytes);
+    }
     return encrypted(cached(store, c, metadataCache), c, clock, cacheDir, mk, u.blob());
+  }
+
+  /**
+   * Refuses to open as unencrypted a repository whose config says so but which has key blobs, or
+   * which this user opened encrypted before ({@code pin}, unless null): its config was rewritten by
+   * someone who can write the storage (granule never changes a config), and opening it as
+   * unencrypted would store the next backups in plaintext.
+   */
+  private static void refuseDowngrade(BlobStore store, Path pin) {
+    String config = configName(store);
+    if (pin != null && ConfigPin.read(pin).isPresent()) {
+      throw new RepositoryCorruptedException(
+          "the config of the repository at '"
+              + store.location()
+              + "' was changed to unencrypted ("
+              + config
+              + "), but this user opened it encrypted before (recorded in '"
+              + pin
+              + "'): someone who can write the storage may have rewritten it; nothing was read or"
+              + " written. Put back the original config (a copy of the repository has it); if the"
+              + " change was intended, delete '"
+              + pin
+              + "'");
+    }
+    List<BlobName> keys;
+    try {
+      keys = store.list(BlobType.KEY);
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to list the keys of the repository at '"
+              + store.location()
+              + "': "
+              + e.getMessage(),
+          e);
+    }
+    if (!keys.isEmpty()) {
+      throw new RepositoryCorruptedException(
+          "the config of the repository at '"
+              + store.location()
+              + "' says it is not encrypted ("
+              + config
+              + "), but it has "
+              + keys.size()
+              + " key blob(s) in keys/: the config was changed to unencrypted, not by granule;"
+              + " nothing was read or written. Put back the original config (a copy of the"
+              + " repository has it); if the repository really is unencrypted, delete its keys/");
+    }
+  }
+
+  /**
+   * Refuses an encrypted repository whose config differs from the one pinned in {@code pin} (if
+   * any): another chunk hash, chunk size or compression is no less someone else's doing.
+   */
+  private static void checkPinned(BlobStore store, Path pin, byte[] configBytes) {
+    Optional<String> pinned = ConfigPin.read(pin);
+    String actual = ConfigPin.sha256(configBytes);
+    if (pinned.isPresent() && !pinned.get().equals(actual)) {
+      throw new RepositoryCorruptedException(
+          "the config of the repository at '"
+              + store.location()
+              + "' ("
+              + configName(store)
+              + ") changed since this user last opened it: sha256 actual="
+              + actual
+              + " expected="
+              + (pinned.get().isEmpty() ? "(unreadable)" : pinned.get())
+              + " (recorded in '"
+              + pin
+              + "'); granule never changes a config, so someone who can write the storage may"
+              + " have; nothing was read or written. Put back the original config; if the change"
+              + " was intended, delete '"
+              + pin
+              + "'");
+    }
+  }
+
+  /** How to name the config blob of {@code store} in messages: its path if it is local. */
+  private static String configName(BlobStore store) {
+    return store instanceof LocalBlobStore l
+        ? l.path(BlobName.CONFIG).toString()
+        : store.location() + "/config";
   }
 
   /** Opens the repository in {@code store}, whose blobs were transformed with {@code codec}. */
@@ -481,6 +630,10 @@ public final class Repository implements Closeable {
   }
 
   private static RepositoryConfig readConfig(BlobStore store) {
+    return RepositoryConfig.fromBytes(store.location(), loadConfig(store));
+  }
+
+  private static byte[] loadConfig(BlobStore store) {
     byte[] bytes;
     try {
       bytes = store.load(BlobName.CONFIG);
@@ -496,7 +649,7 @@ public final class Repository implements Closeable {
       throw new RepositoryException(
           "unable to open the repository at '" + store.location() + "': " + e.getMessage(), e);
     }
-    return RepositoryConfig.fromBytes(store.location(), bytes);
+    return bytes;
   }
 
   /** The key blobs of an encrypted repository (empty for an unencrypted one). */

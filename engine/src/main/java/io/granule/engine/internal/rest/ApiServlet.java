@@ -1198,8 +1198,8 @@ public final class ApiServlet extends HttpServlet {
    * Opens the repository at {@code repo}, its chunk index kept in the user's cache between uses.
    */
   private static Repository openRepository(Path repo) {
-    Repository r = Repository.open(repo, ApiServlet::password);
-    return r.keepIndexUnder(RepoOption.metadataCache(System::getenv));
+    Path cache = RepoOption.metadataCache(System::getenv);
+    return Repository.open(repo, ApiServlet::password, cache).keepIndexUnder(cache);
   }
 
   /** The server process's repository password: {@code GRANULE_PASSWORD}, if set. */

@@ -36,7 +36,11 @@ class S3PruneTest {
 
   static long cachedIndexes(Path cache) throws Exception {
     try (Stream<Path> s = Files.list(cache)) {
-      Path repoCache = s.findFirst().orElseThrow();
+      // the repository's directory, not pins/
+      Path repoCache =
+          s.filter(p -> p.getFileName().toString().matches("[0-9a-f]{64}"))
+              .findFirst()
+              .orElseThrow();
       Path idx = repoCache.resolve("index");
       if (!Files.isDirectory(idx)) {
         return 0;

@@ -1,0 +1,99 @@
+package io.granule.engine.internal.repo;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * What this user's machine remembers of an encrypted repository: that it is encrypted, and the
+ * SHA-256 of its {@code config} blob, in {@code <metadata cache>/pins/<repository id>}. The config
+ * is not authenticated (it says whether there is a key to ask for), so someone who can write the
+ * storage could rewrite it, e.g. as unencrypted, and make the owner's next backup store plaintext;
+ * with the pin, a repository once opened (or created) encrypted here is refused when its config
+ * later differs. Granule never rewrites a config, so any change is someone else's.
+ *
+ * <p>Pins live outside the repository directories of the cache ({@link RepositoryCache}), which are
+ * deleted when unused for a while: a pin is a few bytes and is kept. Writing one is best effort (a
+ * read-only cache only loses the protection, with a debug line); reading one that exists but cannot
+ * be read is refused, since a downgrade would then go unnoticed. Stateless.
+ */
+final class ConfigPin {
+  /** The directory of pins in the user's metadata cache. */
+  static final String DIR = "pins";
+
+  private static final String KEY = "config-sha256=";
+  private static final Logger LOG = LoggerFactory.getLogger(ConfigPin.class);
+
+  private ConfigPin() {}
+
+  /** The pin file of repository {@code repositoryId} under {@code metadataCache}. */
+  static Path file(Path metadataCache, String repositoryId) {
+    return metadataCache.resolve(DIR).resolve(repositoryId);
+  }
+
+  /** The config hash pinned in {@code file}, empty if there is no pin. */
+  static Optional<String> read(Path file) {
+    String text;
+    try {
+      text = Files.readString(file, StandardCharsets.UTF_8);
+    } catch (NoSuchFileException e) {
+      return Optional.empty();
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to read '"
+              + file
+              + "', which records that a repository is encrypted: "
+              + e.getMessage()
+              + " (fix its permissions, or delete it to trust the repository's config as it is)",
+          e);
+    }
+    for (String line : text.split("\n")) {
+      if (line.startsWith(KEY)) {
+        return Optional.of(line.substring(KEY.length()).trim());
+      }
+    }
+    return Optional.of(""); // damaged: pinned as encrypted, hash unknown
+  }
+
+  /** Records in {@code file} that the repository is encrypted, with config {@code configBytes}. */
+  static void write(Path file, String repositoryId, byte[] configBytes) {
+    String hash = sha256(configBytes);
+    try {
+      if (read(file).filter(hash::equals).isPresent()) {
+        return;
+      }
+      Files.createDirectories(file.getParent());
+      Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+      Files.writeString(
+          tmp,
+          "# granule: repository "
+              + repositoryId
+              + " is encrypted; a config that differs from this one is refused\n"
+              + "encrypted=true\n"
+              + KEY
+              + hash
+              + "\n",
+          StandardCharsets.UTF_8);
+      Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    } catch (IOException | RepositoryException | UnsupportedOperationException e) {
+      LOG.debug("unable to record that repository {} is encrypted: {}", repositoryId, e.toString());
+    }
+  }
+
+  /** The lowercase hex SHA-256 of {@code bytes}. */
+  static String sha256(byte[] bytes) {
+    try {
+      return Hex.encode(MessageDigest.getInstance("SHA-256").digest(bytes));
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}

@@ -1,0 +1,135 @@
+package io.granule.engine.internal.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.granule.engine.internal.image.RawFormat;
+import io.granule.engine.internal.plugin.PluginLeases;
+import io.granule.engine.internal.plugin.PluginLeases.Origin;
+import io.granule.engine.internal.repo.TamperedConfigs;
+import io.granule.engine.spi.DiskImageFormat;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * audit9 C1 on the command line: the config of an encrypted repository is rewritten as unencrypted
+ * (no {@code encryption}, chunk hash {@code blake3}) by someone who can write the storage. The
+ * owner's next {@code granule backup}, password set as usual, used to store the disk in plaintext
+ * and exit 0; it now stores nothing and exits 5 (damaged), naming the config.
+ */
+class CliConfigDowngradeTest {
+  private static final String MARKER = "TOP-SECRET-MARKER-4f1c";
+
+  @TempDir Path tmp;
+  StringWriter out = new StringWriter();
+  StringWriter err = new StringWriter();
+  final Map<String, String> env = new HashMap<>();
+  PluginLeases<DiskImageFormat> formats;
+  Path image;
+
+  @BeforeEach
+  void setUp() throws Exception {
+    formats = new PluginLeases<>("DiskImageFormat", DiskImageFormat::name, Duration.ofSeconds(1));
+    formats.added("raw", new RawFormat(), new Origin("io.granule.engine", "0"), 0);
+    env.put("GRANULE_PASSWORD", "pw");
+    env.put("XDG_CACHE_HOME", tmp.resolve("cache").toString());
+    image = tmp.resolve("vm.img");
+    Files.write(image, MARKER.repeat(40_000).getBytes(StandardCharsets.UTF_8));
+    assertThat(run("init", "--repo", repo())).as(err.toString()).isZero();
+    assertThat(backup()).as(err.toString()).isZero();
+    TamperedConfigs.downgrade(repoDir());
+  }
+
+  int run(String... args) {
+    out = new StringWriter();
+    err = new StringWriter();
+    CliContext ctx =
+        new CliContext(
+            List::of,
+            formats,
+            new PluginLeases<>("SnapshotProvider", s -> s.name(), Duration.ofSeconds(1)),
+            new PluginLeases<>("FileSystemType", s -> s.name(), Duration.ofSeconds(1)),
+            new PluginLeases<>("ApplicationPlugin", s -> s.name(), Duration.ofSeconds(1)),
+            null,
+            tmp,
+            "1.2.3",
+            new PrintWriter(out, true),
+            new PrintWriter(err, true),
+            env::get,
+            Terminal.NONE);
+    return new Cli(ctx).run(args);
+  }
+
+  int backup() {
+    return run("backup", "--repo", repo(), "--disk", "vm=" + image, "--no-progress");
+  }
+
+  Path repoDir() {
+    return tmp.resolve("repo");
+  }
+
+  String repo() {
+    return repoDir().toString();
+  }
+
+  /** The repository's files, and whether any holds the marker in the clear. */
+  List<Path> files() throws Exception {
+    try (Stream<Path> all = Files.walk(repoDir())) {
+      return all.filter(Files::isRegularFile).sorted().toList();
+    }
+  }
+
+  boolean anyPlaintext() throws Exception {
+    byte[] needle = MARKER.getBytes(StandardCharsets.UTF_8);
+    for (Path f : files()) {
+      byte[] b = Files.readAllBytes(f);
+      outer:
+      for (int i = 0; i + needle.length <= b.length; i++) {
+        for (int j = 0; j < needle.length; j++) {
+          if (b[i + j] != needle[j]) {
+            continue outer;
+          }
+        }
+        return true;
+      }
+    }
+    return false;
+  }
+
+  @Test
+  void theNextBackupRefusesAndStoresNothing() throws Exception {
+    List<Path> before = files();
+    assertThat(backup()).as(out + "" + err).isEqualTo(ExitCodes.DAMAGED);
+    assertThat(err.toString())
+        .startsWith(
+            "granule: the config of the repository at '"
+                + repo()
+                + "' was changed to unencrypted ("
+                + repoDir().resolve("config")
+                + "), but this user opened it encrypted before");
+    assertThat(files()).isEqualTo(before);
+    assertThat(anyPlaintext()).isFalse();
+  }
+
+  @Test
+  void anotherUserWithoutThePinIsRefusedByTheKeyBlobs() throws Exception {
+    env.put("XDG_CACHE_HOME", tmp.resolve("other-cache").toString());
+    List<Path> before = files();
+    assertThat(backup()).as(out + "" + err).isEqualTo(ExitCodes.DAMAGED);
+    assertThat(err.toString())
+        .contains("says it is not encrypted")
+        .contains("key blob(s) in keys/: the config was changed to unencrypted");
+    assertThat(files()).isEqualTo(before);
+    assertThat(anyPlaintext()).isFalse();
+  }
+}

@@ -1,0 +1,190 @@
+package io.granule.engine.internal.repo;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.crypto.KdfParams;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Someone who can write the storage but has no password rewrites the config of an encrypted
+ * repository (audit9 C1): as unencrypted, so that the owner's next backup would store plaintext, or
+ * with another chunk hash. The open is refused, naming the config, before anything is written.
+ */
+class ConfigDowngradeTest {
+  @TempDir Path tmp;
+  private Path dir;
+  private LocalBlobStore store;
+  private Path pins;
+  private RepositoryConfig original;
+
+  private static PasswordSource pw(String s) {
+    return s::toCharArray;
+  }
+
+  /** Opens the repository as a command does, its pins under {@link #pins}. */
+  private Repository open() {
+    return Repository.open(dir, pw("correct horse"), pins);
+  }
+
+  @BeforeEach
+  void setUp() {
+    dir = tmp.resolve("repo");
+    store = new LocalBlobStore(dir);
+    pins = tmp.resolve("cache/granule");
+    // created without pins: as by another machine, or by a build before pins
+    try (Repository r =
+        Repository.init(
+            store,
+            RepositoryConfig.defaults(),
+            Clock.systemUTC(),
+            tmp.resolve("chunk-cache"),
+            "correct horse".toCharArray(),
+            KdfParams.TESTING)) {
+      original = r.config();
+    }
+  }
+
+  /** Rewrites the config as the attacker does. */
+  private void rewriteConfig(RepositoryConfig c) throws Exception {
+    Files.write(dir.resolve("config"), c.toBytes());
+  }
+
+  private RepositoryConfig unencrypted() {
+    return new RepositoryConfig(
+        original.version(),
+        original.repositoryId(),
+        original.created(),
+        original.chunkSize(),
+        original.packSize(),
+        original.compressionLevel(),
+        RepositoryConfig.BLAKE3,
+        null);
+  }
+
+  private long files() throws Exception {
+    try (var all = Files.walk(dir)) {
+      return all.filter(Files::isRegularFile).count();
+    }
+  }
+
+  @Test
+  void anUnencryptedConfigBesideKeyBlobsIsRefused() throws Exception {
+    rewriteConfig(unencrypted());
+    long before = files();
+    assertThatThrownBy(() -> Repository.open(dir, pw("correct horse")))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessage(
+            "the config of the repository at '"
+                + dir
+                + "' says it is not encrypted ("
+                + dir.resolve("config")
+                + "), but it has 1 key blob(s) in keys/: the config was changed to unencrypted,"
+                + " not by granule; nothing was read or written. Put back the original config (a"
+                + " copy of the repository has it); if the repository really is unencrypted,"
+                + " delete its keys/");
+    assertThat(files()).isEqualTo(before);
+    // and once put back, the repository opens as before
+    rewriteConfig(original);
+    try (Repository r = Repository.open(dir, pw("correct horse"))) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+  }
+
+  @Test
+  void aRepositoryOpenedEncryptedIsRefusedAsUnencryptedEvenWithItsKeysDeleted() throws Exception {
+    try (Repository r = open()) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    Path pin = pins.resolve("pins").resolve(original.repositoryId());
+    assertThat(pin).isRegularFile();
+    rewriteConfig(unencrypted());
+    for (BlobName k : store.list(BlobType.KEY)) {
+      store.delete(k);
+    }
+    long before = files();
+    assertThatThrownBy(this::open)
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessage(
+            "the config of the repository at '"
+                + dir
+                + "' was changed to unencrypted ("
+                + dir.resolve("config")
+                + "), but this user opened it encrypted before (recorded in '"
+                + pin
+                + "'): someone who can write the storage may have rewritten it; nothing was read"
+                + " or written. Put back the original config (a copy of the repository has it);"
+                + " if the change was intended, delete '"
+                + pin
+                + "'");
+    assertThat(files()).isEqualTo(before);
+    // the way out the message names
+    Files.delete(pin);
+    try (Repository r = open()) {
+      assertThat(r.config().encrypted()).isFalse();
+    }
+  }
+
+  @Test
+  void anyOtherChangeToThePinnedConfigIsRefused() throws Exception {
+    try (Repository r = open()) {
+      assertThat(r.snapshots()).isEmpty();
+    }
+    try (Repository r = open()) { // the same config opens again and again
+      assertThat(r.config()).isEqualTo(original);
+    }
+    RepositoryConfig weaker =
+        new RepositoryConfig(
+            original.version(),
+            original.repositoryId(),
+            original.created(),
+            original.chunkSize(),
+            original.packSize(),
+            0,
+            RepositoryConfig.HMAC_SHA256,
+            original.encryption());
+    rewriteConfig(weaker);
+    Path pin = pins.resolve("pins").resolve(original.repositoryId());
+    assertThatThrownBy(this::open)
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageStartingWith(
+            "the config of the repository at '"
+                + dir
+                + "' ("
+                + dir.resolve("config")
+                + ") changed since this user last opened it: sha256 actual="
+                + ConfigPin.sha256(weaker.toBytes())
+                + " expected="
+                + ConfigPin.sha256(original.toBytes())
+                + " (recorded in '"
+                + pin
+                + "')");
+  }
+
+  @Test
+  void initPinsAnEncryptedRepositoryAndAnUnencryptedOneOpensAsBefore() throws Exception {
+    Path enc = tmp.resolve("enc");
+    String id;
+    try (Repository r =
+        Repository.init(enc, RepositoryConfig.defaults(), "pw".toCharArray(), pins)) {
+      id = r.config().repositoryId();
+    }
+    assertThat(pins.resolve("pins").resolve(id)).isRegularFile();
+    Path plain = tmp.resolve("plain");
+    try (Repository r = Repository.init(plain, RepositoryConfig.defaults(), null, pins)) {
+      id = r.config().repositoryId();
+    }
+    try (Repository r = Repository.open(plain, pw("a password nobody needs"), pins)) {
+      assertThat(r.config().encrypted()).isFalse();
+    }
+    assertThat(pins.resolve("pins").resolve(id)).doesNotExist();
+  }
+}
