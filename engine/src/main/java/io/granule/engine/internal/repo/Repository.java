@@ -36,6 +36,7 @@ import io.granule.engine.internal.repo.lock.LockManager;
 import io.granule.engine.internal.repo.maintenance.ForgetPolicy;
 import io.granule.engine.internal.repo.maintenance.Pruner;
 import io.granule.engine.internal.repo.pack.PackEntry;
+import io.granule.engine.internal.repo.pack.PackFormat;
 import io.granule.engine.internal.repo.pack.PackReader;
 import io.granule.engine.internal.repo.snapshot.DynamicIndex;
 import io.granule.engine.internal.repo.snapshot.DynamicIndexReader;
@@ -1245,9 +1246,11 @@ public final class Repository implements Closeable {
 
   /**
    * Indexes packs that no index blob lists: those a crashed or failed backup saved before it could
-   * write their index. Each is read whole and all its checksums checked, then one index blob is
-   * written for all of them, so the next backup reuses their chunks. Packs already indexed cost
-   * nothing (their ids are remembered); a damaged orphan is left alone for verify to report.
+   * write their index. Each is checked record by record ({@link #checkUnknownPack}: every record
+   * decoded, authenticated where encrypted, and hashed to its id), then one index blob is written
+   * for all of them, so the next backup reuses their chunks. Packs already indexed cost nothing
+   * (their ids are remembered); a damaged, forged or oversized one is left alone, with a warning
+   * naming it, for verify to report and prune to remove.
    */
   private void adoptUnknownPacks() {
     index(); // the packs its blobs list are known
@@ -1277,10 +1280,14 @@ public final class Repository implements Closeable {
         }
         List<PackEntry> entries;
         try {
-          // Read whole: a pack a crash left behind is reused only if every record checks out.
-          entries = PackReader.parse(p, store.load(p));
-        } catch (IOException | RepositoryException e) {
-          LOG.warn("not reusing damaged pack: {}", e.getMessage());
+          entries = checkUnknownPack(p);
+        } catch (IOException | RuntimeException e) {
+          // one bad pack (damaged, forged, a stray file) never stops a backup: its chunks are
+          // stored again, and verify names it
+          LOG.warn(
+              "not reusing a pack that no index lists: {} ('granule prune' removes such packs"
+                  + " once they are older than its --keep-recent)",
+              e.getMessage() == null ? e.toString() : e.getMessage());
           knownPacks.add(id);
           continue;
         }
@@ -1306,6 +1313,98 @@ public final class Repository implements Closeable {
               + e.getMessage(),
           e);
     }
+  }
+
+  /**
+   * Checks a pack that no index lists, record by record, as {@code verify --read-data} does, and
+   * returns its entries: its size is at most what a pack of this repository can be ({@link
+   * #maxPackBytes}), its trailer is read alone, then its records in windows of at most {@link
+   * #ADOPT_WINDOW} bytes (or one record), each record's CRC checked and the record decoded through
+   * the codec (in an encrypted repository: authenticated with the pack's name), decompressed and
+   * hashed to its id. The trailer of an encrypted repository's pack is neither encrypted nor
+   * authenticated, so without this a forged pack of copied chunk ids would be indexed, under an
+   * authenticated index blob, and deduplicated against (audit9 M1); and reading a pack whole made a
+   * large stray file under data/ stop every backup (M2).
+   *
+   * @throws RepositoryCorruptedException naming the pack and what is wrong with it
+   */
+  private List<PackEntry> checkUnknownPack(BlobName p) throws IOException {
+    BlobInfo info = PackReader.stat(store, p);
+    long max = maxPackBytes();
+    if (info.size() > max) {
+      throw new RepositoryCorruptedException(
+          "pack "
+              + p
+              + ": "
+              + info.size()
+              + " bytes, more than a pack of this repository can have ("
+              + max
+              + ") (run 'granule verify' to list the damage)");
+    }
+    List<PackEntry> entries = PackReader.loadTrailer(store, p, info);
+    for (PackEntry e : entries) {
+      if (e.rawLength() < 0
+          || e.rawLength() > ChunkIndex.MAX_RAW_LENGTH
+          || e.storedLength() > codec.encodedLength(e.rawLength())) {
+        throw new RepositoryCorruptedException(
+            "pack "
+                + p
+                + " chunk "
+                + e.id()
+                + ": impossible lengths: stored="
+                + e.storedLength()
+                + " plaintext="
+                + e.rawLength()
+                + " (run 'granule verify' to list the damage)");
+      }
+    }
+    List<PackEntry> byOffset =
+        entries.stream().sorted(Comparator.comparingLong(PackEntry::offset)).toList();
+    ChunkReader r = reader();
+    for (int i = 0; i < byOffset.size(); ) {
+      long start = byOffset.get(i).offset();
+      long end = start + byOffset.get(i).storedLength();
+      int j = i + 1;
+      while (j < byOffset.size()) {
+        PackEntry next = byOffset.get(j);
+        long nextEnd = Math.max(end, next.offset() + next.storedLength());
+        if (nextEnd - start > ADOPT_WINDOW) {
+          break;
+        }
+        end = nextEnd;
+        j++;
+      }
+      byte[] window = store.load(p, start, Math.toIntExact(end - start));
+      for (int k = i; k < j; k++) {
+        PackEntry e = byOffset.get(k);
+        int off = (int) (e.offset() - start);
+        PackReader.checkRecord(p, e, window, off);
+        r.decode(
+            e.id(),
+            p,
+            Arrays.copyOfRange(window, off, off + e.storedLength()),
+            e.flags(),
+            e.rawLength());
+      }
+      i = j;
+    }
+    return entries;
+  }
+
+  /** The most bytes of a pack that no index lists read at once to check it (or one record). */
+  private static final int ADOPT_WINDOW = 16 << 20;
+
+  /**
+   * The largest file a pack of this repository can be: a backup closes a pack once its records and
+   * trailer reach the pack size, so the last record (at most a whole chunk, encoded) and its entry
+   * come on top, with header and footer.
+   */
+  private long maxPackBytes() {
+    return (long) config.packSize()
+        + codec.encodedLength(ChunkIndex.MAX_RAW_LENGTH)
+        + PackFormat.ENTRY_SIZE
+        + PackFormat.HEADER_SIZE
+        + PackFormat.FOOTER_SIZE;
   }
 
   /** Whether pack {@code id} is in the store, asked for it alone. */

@@ -15,6 +15,7 @@ public final class FaultyBlobStore implements BlobStore {
   private final int failAt;
   private final AtomicInteger saves = new AtomicInteger();
   private final AtomicInteger wholePackLoads = new AtomicInteger();
+  private final AtomicInteger footerLoads = new AtomicInteger();
 
   /** Fails save number {@code failAt} and all later ones; 0 never fails. */
   public FaultyBlobStore(BlobStore delegate, int failAt) {
@@ -54,8 +55,17 @@ public final class FaultyBlobStore implements BlobStore {
     return delegate.load(name);
   }
 
+  /** Range loads of a pack's footer alone: its trailer read ({@code PackReader.loadTrailer}). */
+  public int footerLoads() {
+    return footerLoads.get();
+  }
+
   @Override
   public byte[] load(BlobName name, long offset, int length) throws IOException {
+    if (name.type() == BlobType.PACK
+        && length == io.granule.engine.internal.repo.pack.PackFormat.FOOTER_SIZE) {
+      footerLoads.incrementAndGet();
+    }
     return delegate.load(name, offset, length);
   }
 

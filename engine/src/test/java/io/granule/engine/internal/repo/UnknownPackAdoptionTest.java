@@ -1,0 +1,122 @@
+package io.granule.engine.internal.repo;
+
+import static io.granule.engine.internal.repo.RepositoryTest.backup;
+import static io.granule.engine.internal.repo.TestImages.sha256;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.crypto.KdfParams;
+import io.granule.engine.internal.repo.pack.PackEntry;
+import io.granule.engine.internal.repo.pack.PackReader;
+import io.granule.engine.internal.repo.pack.PackWriter;
+import io.granule.engine.internal.repo.store.ChunkReader;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A backup indexes packs no index lists (left by a crash) only after checking every record: a pack
+ * forged by someone who can write the storage (audit9 M1) or a huge stray file under data/ (M2) is
+ * left alone, and the backup still succeeds and restores.
+ */
+class UnknownPackAdoptionTest {
+  @TempDir Path tmp;
+  private Path dir;
+  private LocalBlobStore store;
+  private byte[] data;
+  private Path image;
+
+  private Repository open() {
+    return Repository.open(store, Clock.systemUTC(), tmp.resolve("cache"), "pw"::toCharArray);
+  }
+
+  @BeforeEach
+  void setUp() throws Exception {
+    dir = tmp.resolve("repo");
+    store = new LocalBlobStore(dir);
+    data = TestImages.mixed(3 << 20, 77);
+    image = TestImages.write(tmp.resolve("vm.raw"), data);
+    try (Repository r =
+        Repository.init(
+            store,
+            RepositoryConfig.defaults().withChunkSize(64 << 10).withPackSize(256 << 10),
+            Clock.systemUTC(),
+            tmp.resolve("cache"),
+            "pw".toCharArray(),
+            KdfParams.TESTING)) {
+      backup(r, "vda", image, "h");
+    }
+  }
+
+  /** Backs the image up again, then restores that snapshot and checks it is the image. */
+  private BackupResult backupAndRestore(String out) throws Exception {
+    try (Repository r = open()) {
+      BackupResult b = backup(r, "vda", image, "h");
+      r.restoreDisk(b.manifest(), "vda", tmp.resolve(out));
+      assertThat(sha256(tmp.resolve(out))).isEqualTo(sha256(data));
+      return b;
+    }
+  }
+
+  @Test
+  void aForgedPackOfCopiedChunkIdsIsNotAdoptedAndTheBackupStoresTheChunksAgain() throws Exception {
+    List<BlobName> packs = store.list(BlobType.PACK);
+    BlobName victim = packs.get(0);
+    List<PackEntry> entries = PackReader.loadTrailer(store, victim);
+    store.delete(victim);
+    // the attacker's pack: the real (keyed) chunk ids from the trailer, random records, right CRCs
+    Random random = new Random(5);
+    PackWriter w = new PackWriter(1 << 20);
+    for (PackEntry e : entries) {
+      byte[] junk = new byte[e.storedLength()];
+      random.nextBytes(junk);
+      w.add(e.id(), junk, e.rawLength(), e.flags());
+    }
+    BlobName forged = ChunkReader.packName(PackId.random());
+    store.save(forged, w.finish());
+    PackReader.parse(forged, store.load(forged)); // every checksum is right
+
+    BackupResult b = backupAndRestore("out");
+    assertThat(b.progress().bytesNew())
+        .as("the victim's chunks are stored again, not deduplicated against the forged pack")
+        .isPositive();
+    assertThat(Files.exists(store.path(forged))).as("left for verify and prune").isTrue();
+    // and not adopted by a later backup either
+    assertThat(backupAndRestore("again").progress().bytesNew()).isZero();
+  }
+
+  @Test
+  void aHugeStrayFileUnderDataDoesNotStopTheBackup() throws Exception {
+    Path stray = store.path(ChunkReader.packName(PackId.random()));
+    Files.createDirectories(stray.getParent());
+    try (RandomAccessFile f = new RandomAccessFile(stray.toFile(), "rw")) {
+      f.setLength(3L << 30); // sparse: it costs a few KiB on disk
+    }
+    Path garbage = store.path(ChunkReader.packName(PackId.random()));
+    Files.createDirectories(garbage.getParent());
+    Files.write(garbage, new byte[100_000]);
+
+    assertThat(backupAndRestore("out").progress().bytesNew()).isZero();
+    assertThat(stray).exists();
+    assertThat(garbage).exists();
+    assertThat(backupAndRestore("again").progress().bytesNew()).isZero();
+  }
+
+  @Test
+  void aPackLeftByACrashIsStillAdopted() throws Exception {
+    // an orphan with good records: the index blobs listing it gone, as if the crash came first
+    for (BlobName i : store.list(BlobType.INDEX)) {
+      store.delete(i);
+    }
+    assertThat(backupAndRestore("out").progress().bytesNew()).isZero();
+  }
+}
