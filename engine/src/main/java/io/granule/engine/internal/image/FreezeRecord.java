@@ -79,8 +79,11 @@ final class FreezeRecord {
     this.legacy = legacy;
   }
 
-  /** A record of a freeze of {@code mount} by this process, lasting at most {@code limit}. */
-  static FreezeRecord ofThisProcess(Path mount, Duration limit, Host host) {
+  /**
+   * A record of a freeze of {@code mount} (its real path; {@code dev} and {@code mountId} those of
+   * the directory held, -1 if unknown) by this process, lasting at most {@code limit}.
+   */
+  static FreezeRecord ofThisProcess(Path mount, long dev, long mountId, Duration limit, Host host) {
     long pid = ProcessHandle.current().pid();
     byte[] n = new byte[8];
     new SecureRandom().nextBytes(n);
@@ -92,8 +95,8 @@ final class FreezeRecord {
         host.pidNs(),
         host.mntNs(),
         mount,
-        host.dev(mount).orElse(-1),
-        host.mountId(mount).orElse(-1),
+        dev,
+        mountId,
         now,
         now + limit.toMillis() + FsFreeze.stepLimit.toMillis(),
         HexFormat.of().formatHex(n),
@@ -215,8 +218,16 @@ final class FreezeRecord {
     DROP_OTHER_FILESYSTEM
   }
 
-  /** What this record says to do now, by what {@code host} sees. */
+  /** What this record says to do now, by what {@code host} sees at {@link #mount}. */
   Verdict verdict(Host host) {
+    return verdict(host, mount);
+  }
+
+  /**
+   * What this record says to do now, by what {@code host} sees at {@code at}: where the mount point
+   * was resolved and is held ({@code /proc/PID/fd/N}), or its path.
+   */
+  Verdict verdict(Host host, Path at) {
     if (legacy) {
       return Verdict.DROP_LEGACY;
     }
@@ -234,10 +245,10 @@ final class FreezeRecord {
     if (expired) {
       return Verdict.DROP_EXPIRED;
     }
-    if (host.freezeUnderWay(mount)) {
+    if (host.freezeUnderWay(mount, dev)) {
       return Verdict.KEEP; // a thaw now would be answered EINVAL, and that freeze take effect after
     }
-    return sameFilesystem(host) ? Verdict.THAW : Verdict.DROP_OTHER_FILESYSTEM;
+    return sameFilesystem(host, at) ? Verdict.THAW : Verdict.DROP_OTHER_FILESYSTEM;
   }
 
   /** Whether the process that froze may still be running (a reused pid is not it). */
@@ -249,14 +260,14 @@ final class FreezeRecord {
     return start.isPresent() && (startTime < 0 || start.getAsLong() == startTime);
   }
 
-  /** Whether what is mounted at {@link #mount} now is the filesystem this record froze. */
-  boolean sameFilesystem(Host host) {
-    OptionalLong d = host.dev(mount);
+  /** Whether what is at {@code at} (the mount point) now is the filesystem this record froze. */
+  boolean sameFilesystem(Host host, Path at) {
+    OptionalLong d = host.dev(at);
     if (d.isEmpty() || dev < 0 || d.getAsLong() != dev) {
       return false;
     }
     if (mntNs.equals(host.mntNs()) && mountId >= 0) {
-      OptionalLong id = host.mountId(mount);
+      OptionalLong id = host.mountId(at);
       return id.isPresent() && id.getAsLong() == mountId;
     }
     return true; // another mount namespace: its mount ids are not ours; the device must do
@@ -301,11 +312,19 @@ final class FreezeRecord {
     /** {@code st_dev} of {@code path}, empty if it cannot be read. */
     OptionalLong dev(Path path);
 
-    /** The id of the mount {@code path} is on, in this mount namespace, empty if unknown. */
+    /**
+     * The id of the mount {@code path} is on, in this mount namespace, empty if unknown; for a
+     * {@code /proc/PID/fd/N} path, that of the descriptor.
+     */
     OptionalLong mountId(Path path);
 
-    /** Whether an {@code fsfreeze -f PATH} runs (left by a freezer that exited meanwhile). */
-    boolean freezeUnderWay(Path path);
+    /**
+     * Whether an {@code fsfreeze -f} of the filesystem at {@code path} (device {@code dev}) runs,
+     * left by a freezer that exited meanwhile. Only a process that can freeze counts: the real
+     * fsfreeze binary, run by root (or with CAP_SYS_ADMIN); anyone can name a process {@code
+     * fsfreeze} and give it {@code -f PATH} as arguments.
+     */
+    boolean freezeUnderWay(Path path, long dev);
   }
 
   /** The real machine: {@code /proc}. */
@@ -351,6 +370,9 @@ final class FreezeRecord {
 
         @Override
         public OptionalLong mountId(Path path) {
+          if (path.startsWith("/proc") && path.getParent().endsWith("fd")) {
+            return FreezeTarget.mountIdOfDescriptor(path);
+          }
           try {
             return mountIdIn(
                 Files.readString(Path.of("/proc/self/mountinfo"), StandardCharsets.UTF_8),
@@ -361,28 +383,91 @@ final class FreezeRecord {
         }
 
         @Override
-        public boolean freezeUnderWay(Path path) {
+        public boolean freezeUnderWay(Path path, long dev) {
+          Optional<Object> binary = fsfreezeBinary();
+          if (binary.isEmpty()) {
+            return false; // none to run: none runs
+          }
           try (var procs = Files.list(Path.of("/proc"))) {
             for (Path p : procs.toList()) {
               if (!p.getFileName().toString().matches("\\d+")) {
                 continue;
               }
-              byte[] raw;
               try {
-                raw = Files.readAllBytes(p.resolve("cmdline"));
+                if (isFreeze(p, binary.get(), path, dev)) {
+                  return true;
+                }
               } catch (IOException | RuntimeException gone) {
-                continue;
-              }
-              List<String> argv = List.of(new String(raw, StandardCharsets.UTF_8).split("\0"));
-              if (argv.size() >= 3
-                  && argv.get(0).endsWith("fsfreeze")
-                  && (argv.contains("-f") || argv.contains("--freeze"))
-                  && argv.get(argv.size() - 1).equals(path.toString())) {
-                return true;
+                // ended meanwhile, or not ours to read
               }
             }
           } catch (IOException | RuntimeException e) {
             return false;
+          }
+          return false;
+        }
+
+        /** The device and inode of the fsfreeze that {@link FsFreeze#run} executes. */
+        private Optional<Object> fsfreezeBinary() {
+          String cmd = FsFreeze.command;
+          List<Path> candidates = new java.util.ArrayList<>();
+          if (cmd.contains("/")) {
+            candidates.add(Path.of(cmd));
+          } else {
+            String pathVar = System.getenv("PATH");
+            for (String d :
+                (pathVar == null ? "/usr/sbin:/usr/bin:/sbin:/bin" : pathVar).split(":")) {
+              if (!d.isEmpty()) {
+                candidates.add(Path.of(d, cmd));
+              }
+            }
+          }
+          for (Path c : candidates) {
+            if (Files.isRegularFile(c) && Files.isExecutable(c)) {
+              try {
+                return Optional.of(Files.readAttributes(c, "unix:dev,ino"));
+              } catch (IOException | RuntimeException e) {
+                return Optional.empty();
+              }
+            }
+          }
+          return Optional.empty();
+        }
+
+        /**
+         * Whether process {@code proc} ({@code /proc/PID}) is a freeze of the filesystem at {@code
+         * path}: it runs {@code binary} with root's power, has {@code -f}, and names {@code path}
+         * or holds a directory of device {@code dev} open (fsfreeze opens what it freezes).
+         */
+        private boolean isFreeze(Path proc, Object binary, Path path, long dev) throws IOException {
+          if (!mayFreeze(Files.readString(proc.resolve("status"), StandardCharsets.UTF_8))) {
+            return false;
+          }
+          if (!binary.equals(Files.readAttributes(proc.resolve("exe"), "unix:dev,ino"))) {
+            return false; // another program, named fsfreeze
+          }
+          byte[] raw = Files.readAllBytes(proc.resolve("cmdline"));
+          List<String> argv = List.of(new String(raw, StandardCharsets.UTF_8).split("\0"));
+          if (!argv.contains("-f") && !argv.contains("--freeze")) {
+            return false;
+          }
+          if (argv.get(argv.size() - 1).equals(path.toString())) {
+            return true;
+          }
+          if (dev < 0) {
+            return false;
+          }
+          try (var fds = Files.list(proc.resolve("fd"))) {
+            for (Path fd : fds.toList()) {
+              try {
+                if (Files.isDirectory(fd)
+                    && ((Number) Files.getAttribute(fd, "unix:dev")).longValue() == dev) {
+                  return true;
+                }
+              } catch (IOException | RuntimeException closed) {
+                // closed meanwhile
+              }
+            }
           }
           return false;
         }
@@ -403,6 +488,28 @@ final class FreezeRecord {
           }
         }
       };
+
+  /**
+   * Whether the process of {@code /proc/PID/status} text {@code status} may freeze a filesystem:
+   * effective uid 0, or CAP_SYS_ADMIN in its effective set (FIFREEZE needs it).
+   */
+  static boolean mayFreeze(String status) {
+    boolean root = false;
+    boolean admin = false;
+    for (String l : status.split("\n")) {
+      String[] f = l.split("\\s+");
+      if (f[0].equals("Uid:") && f.length >= 3) {
+        root = f[2].equals("0");
+      } else if (f[0].equals("CapEff:") && f.length >= 2) {
+        try {
+          admin = (new java.math.BigInteger(f[1], 16).testBit(21)); // CAP_SYS_ADMIN
+        } catch (NumberFormatException e) {
+          admin = false;
+        }
+      }
+    }
+    return root || admin;
+  }
 
   /** Field 22 (starttime) of a {@code /proc/PID/stat} line; the name (2) may hold spaces. */
   static OptionalLong startTimeOf(String stat) {

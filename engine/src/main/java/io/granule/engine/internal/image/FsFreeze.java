@@ -58,25 +58,38 @@ public final class FsFreeze implements SnapshotProvider {
   @Override
   public Hold begin(List<Path> targets, Duration maxHold) throws IOException {
     thawStale();
-    List<Path> mounts = new ArrayList<>();
-    for (Path t : targets) {
-      Path m = t.toAbsolutePath().normalize();
-      if (m.getNameCount() == 0) {
-        throw new IOException("refusing to freeze '/': it would hang this machine");
+    // each resolved once and held: every step below reaches what was resolved and checked
+    List<FreezeTarget> held = new ArrayList<>();
+    try {
+      for (Path t : targets) {
+        FreezeTarget ft = FreezeTarget.resolve(t);
+        if (held.stream().anyMatch(h -> h.real().equals(ft.real()))) {
+          ft.close(); // named twice
+          continue;
+        }
+        held.add(ft);
+        if (!FreezeTarget.directoriesStandIn) {
+          refuseOwnFilesystems(ft);
+        }
       }
-      if (!Files.isDirectory(m)) {
-        throw new IOException("unable to freeze '" + t + "': not a directory (name a mount point)");
+    } catch (IOException | RuntimeException e) {
+      for (FreezeTarget ft : held) {
+        try {
+          ft.close();
+        } catch (IOException c) {
+          e.addSuppressed(c);
+        }
       }
-      mounts.add(m);
+      throw e;
     }
-    FrozenHold hold = new FrozenHold(mounts, maxHold);
+    FrozenHold hold = new FrozenHold(held, maxHold);
     // The limit counts from the first freeze, and its thaw comes before anything is logged: a
     // write to a frozen filesystem (a log, a temporary file) blocks until the thaw.
     hold.startWatchdog();
     try {
-      for (Path m : mounts) {
-        LOG.info("freezing {}", m); // before: a log on a frozen filesystem would block
-        hold.freeze(m);
+      for (FreezeTarget t : held) {
+        LOG.info("freezing {}", t.real()); // before: a log on a frozen filesystem would block
+        hold.freeze(t);
       }
     } catch (IOException | RuntimeException e) {
       try {
@@ -87,6 +100,70 @@ public final class FsFreeze implements SnapshotProvider {
       throw e;
     }
     return hold;
+  }
+
+  /**
+   * The files this process writes while it runs, by what holds them: a freeze of a filesystem
+   * holding any would block this process (and a log write before the watchdog started blocked the
+   * thaw itself); the root filesystem, where every process of the machine writes, is among them.
+   */
+  public static Map<String, Path> ownFiles() {
+    Map<String, Path> ours = new LinkedHashMap<>();
+    ours.put("the root filesystem (every process of this machine writes there)", Path.of("/"));
+    String logs = System.getProperty("granule.log.dir");
+    if (logs != null) {
+      ours.put("this process's log directory", Path.of(logs).toAbsolutePath());
+    }
+    ours.put("this process's temporary files", Path.of(System.getProperty("java.io.tmpdir")));
+    // the JVM maps its performance counters from /tmp/hsperfdata_USER whatever java.io.tmpdir is
+    // (and the attach socket is there): frozen, every thread that touches them stalls
+    ours.put("the JVM's performance data (/tmp)", Path.of("/tmp"));
+    String scratch = System.getProperty("granule.tmpdir");
+    if (scratch != null) {
+      ours.put("this process's scratch directory", Path.of(scratch));
+    }
+    for (int fd : new int[] {1, 2}) { // output redirected to a file blocks there too
+      Path out = Path.of("/proc/self/fd/" + fd);
+      if (Files.isRegularFile(out)) {
+        ours.put(fd == 1 ? "this process's standard output" : "this process's error output", out);
+      }
+    }
+    return ours;
+  }
+
+  /**
+   * Refuses a target on the filesystem of {@link #ownFiles}, by the device of the directory held
+   * (the backup checks the names before; this is what is frozen).
+   */
+  private static void refuseOwnFilesystems(FreezeTarget t) throws IOException {
+    for (Map.Entry<String, Path> e : ownFiles().entrySet()) {
+      Path existing = null;
+      for (Path a = e.getValue().toAbsolutePath(); a != null; a = a.getParent()) {
+        if (Files.exists(a)) {
+          existing = a;
+          break;
+        }
+      }
+      Object dev;
+      try {
+        dev = existing == null ? null : Files.getAttribute(existing, "unix:dev");
+      } catch (IOException | RuntimeException x) {
+        continue; // cannot tell
+      }
+      if (dev instanceof Number n && n.longValue() == t.dev()) {
+        throw new IOException(
+            "refusing to freeze '"
+                + t.named()
+                + "'"
+                + (t.real().equals(t.named()) ? "" : " ('" + t.real() + "')")
+                + ": it is on the filesystem of "
+                + e.getKey()
+                + " ("
+                + e.getValue()
+                + "), which would hang until the freeze's limit; name the mount point of the"
+                + " application's own filesystem");
+      }
+    }
   }
 
   /**
@@ -120,7 +197,42 @@ public final class FsFreeze implements SnapshotProvider {
     }
     FreezeRecord.Host h = host;
     Map<Path, FreezeRecord.Verdict> verdicts = new LinkedHashMap<>();
-    found.forEach((r, rec) -> verdicts.put(r, rec.verdict(h)));
+    // each recorded mount resolved once (by SafePath's rules) and held: the filesystem checked is
+    // the one thawed
+    Map<Path, FreezeTarget> held = new HashMap<>();
+    Map<Path, String> unreachable = new HashMap<>();
+    for (Map.Entry<Path, FreezeRecord> e : found.entrySet()) {
+      FreezeRecord rec = e.getValue();
+      Path at = rec.mount;
+      if (!rec.legacy && Files.exists(rec.mount)) {
+        try {
+          FreezeTarget t = FreezeTarget.forThaw(rec.mount);
+          held.put(e.getKey(), t);
+          at = t.at();
+        } catch (IOException | RuntimeException x) {
+          unreachable.put(e.getKey(), x.getMessage());
+        }
+      }
+      verdicts.put(e.getKey(), rec.verdict(h, at));
+    }
+    try {
+      actOnStale(found, verdicts, held, unreachable);
+    } finally {
+      for (FreezeTarget t : held.values()) {
+        try {
+          t.close();
+        } catch (IOException x) {
+          LOG.warn("unable to close {}: {}", t.real(), x.toString());
+        }
+      }
+    }
+  }
+
+  private static void actOnStale(
+      Map<Path, FreezeRecord> found,
+      Map<Path, FreezeRecord.Verdict> verdicts,
+      Map<Path, FreezeTarget> held,
+      Map<Path, String> unreachable) {
     for (Map.Entry<Path, FreezeRecord> e : found.entrySet()) {
       Path r = e.getKey();
       FreezeRecord rec = e.getValue();
@@ -143,14 +255,18 @@ public final class FsFreeze implements SnapshotProvider {
             Files.deleteIfExists(r);
             break;
           case DROP_EXPIRED:
-            LOG.warn(
+            // no thaw was tried for it (its freezer was killed, and no command since could): say
+            // so loudly, the filesystem may have stayed frozen all along
+            LOG.error(
                 "freeze record {}: granule process {} froze {} and is gone, and the freeze's limit"
-                    + " passed more than {} ago: removed without thawing (a freeze there now may be"
-                    + " another tool's); if it is still frozen from then, run 'fsfreeze -u {}'",
+                    + " passed more than {} ago with no thaw of it: removed without thawing (a"
+                    + " freeze there now may be another tool's); {} may still be frozen: if"
+                    + " writes to it hang, run 'fsfreeze -u {}'",
                 r,
                 rec.pid,
                 rec.mount,
                 FreezeRecord.STALE_MARGIN.toMinutes() + " min",
+                rec.mount,
                 rec.mount);
             Files.deleteIfExists(r);
             break;
@@ -177,7 +293,16 @@ public final class FsFreeze implements SnapshotProvider {
                   r,
                   rec.pid,
                   rec.mount);
-            } else if (run("-u", rec.mount) == Outcome.DONE) {
+            } else if (!held.containsKey(r)) {
+              LOG.error(
+                  "freeze record {}: granule process {} froze {} and is gone, but it cannot be"
+                      + " reached safely ({}): removed without thawing; if it is still frozen,"
+                      + " run 'fsfreeze -u' on its real path",
+                  r,
+                  rec.pid,
+                  rec.mount,
+                  unreachable.getOrDefault(r, "not held"));
+            } else if (run("-u", held.get(r).at(), rec.mount) == Outcome.DONE) {
               LOG.warn(
                   "thawed {}: frozen by granule process {}, which is gone", rec.mount, rec.pid);
             } else {
@@ -215,16 +340,16 @@ public final class FsFreeze implements SnapshotProvider {
   }
 
   /**
-   * Runs {@code fsfreeze FLAG MOUNT}, waiting at most {@link #stepLimit}, whatever interrupts the
-   * thread meanwhile (a cancel): a thaw given up half way left a filesystem frozen, and a freeze
-   * given up may still take effect. The interrupt is kept for the caller. One given up on is left
-   * running (inside the kernel a kill would not stop it), for the caller to wait for.
+   * Runs {@code fsfreeze FLAG AT} ({@code AT} reaches {@code mount}, which messages name), waiting
+   * at most {@link #stepLimit}, whatever interrupts the thread meanwhile (a cancel): a thaw given
+   * up half way left a filesystem frozen, and a freeze given up may still take effect. The
+   * interrupt is kept for the caller. One given up on is left running (inside the kernel a kill
+   * would not stop it), for the caller to wait for.
    *
    * @throws StuckException if it did not finish in time (it may still take effect)
    */
-  static Outcome run(String flag, Path mount) throws IOException {
-    Process p =
-        new ProcessBuilder(command, flag, mount.toString()).redirectErrorStream(true).start();
+  static Outcome run(String flag, Path at, Path mount) throws IOException {
+    Process p = new ProcessBuilder(command, flag, at.toString()).redirectErrorStream(true).start();
     // read aside: reading first and waiting after put no bound on an fsfreeze that hangs
     java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
     Thread reader =
@@ -276,7 +401,7 @@ public final class FsFreeze implements SnapshotProvider {
     }
     String out;
     synchronized (buf) {
-      out = buf.toString(StandardCharsets.UTF_8).trim();
+      out = buf.toString(StandardCharsets.UTF_8).trim().replace(at.toString(), mount.toString());
     }
     if (p.exitValue() != 0) {
       // EINVAL: not frozen, or a freeze not complete yet (it waits for writers): the caller judges
@@ -300,7 +425,9 @@ public final class FsFreeze implements SnapshotProvider {
    * succeeded, or one answered "not frozen" while no fsfreeze of it is under way.
    */
   static final class FrozenHold implements Hold {
-    private final List<Path> mounts;
+    private final List<Path> mounts; // the targets' real paths
+    private final Map<Path, FreezeTarget> targets = new HashMap<>(); // held till known thawed
+    private final java.util.Set<Path> confirmed = new java.util.HashSet<>(); // fsfreeze -f: done
     private final List<Path> frozen = new ArrayList<>(); // tracked: may be frozen by this hold
     private final List<Path> freezing = new ArrayList<>(); // fsfreeze -f under way, in its step
     private final Map<Path, Process> pending = new HashMap<>(); // fsfreeze given up on, running
@@ -315,8 +442,12 @@ public final class FsFreeze implements SnapshotProvider {
     private volatile boolean thawedAtExit;
     private boolean closed;
 
-    FrozenHold(List<Path> mounts, Duration maxHold) {
-      this.mounts = mounts;
+    FrozenHold(List<FreezeTarget> held, Duration maxHold) {
+      this.mounts = new ArrayList<>();
+      for (FreezeTarget t : held) {
+        mounts.add(t.real());
+        targets.put(t.real(), t);
+      }
       this.maxHold = maxHold;
       this.shutdownHook =
           new Thread(
@@ -338,8 +469,9 @@ public final class FsFreeze implements SnapshotProvider {
      * watchdog, the exit hook and the thaw waiting on it. One given up on may still take effect: it
      * stays tracked, and is thawed once its fsfreeze has ended.
      */
-    void freeze(Path m) throws IOException {
-      FreezeRecord rec = FreezeRecord.ofThisProcess(m, maxHold, host);
+    void freeze(FreezeTarget t) throws IOException {
+      Path m = t.real();
+      FreezeRecord rec = FreezeRecord.ofThisProcess(m, t.dev(), t.mountId(), maxHold, host);
       Path dir = records;
       Path file = dir.resolve(rec.fileName());
       synchronized (this) {
@@ -353,7 +485,10 @@ public final class FsFreeze implements SnapshotProvider {
       }
       boolean thawNow;
       try {
-        run("-f", m);
+        run("-f", t.at(), m);
+        synchronized (this) {
+          confirmed.add(m);
+        }
       } catch (StuckException e) {
         synchronized (this) {
           freezing.remove(m);
@@ -454,6 +589,7 @@ public final class FsFreeze implements SnapshotProvider {
      */
     private void thaw() throws IOException {
       List<Path> thawed = new ArrayList<>();
+      List<Path> thawedByOthers = new ArrayList<>();
       List<Path> wereNot = new ArrayList<>();
       IOException first = null;
       synchronized (thawLock) {
@@ -475,8 +611,15 @@ public final class FsFreeze implements SnapshotProvider {
           for (int i = todo.size() - 1; i >= 0; i--) {
             Path m = todo.get(i);
             Outcome o;
+            boolean wasConfirmed;
             try {
-              o = run("-u", m);
+              Path at;
+              synchronized (this) {
+                FreezeTarget t = targets.get(m);
+                at = t == null ? m : t.at();
+                wasConfirmed = confirmed.contains(m);
+              }
+              o = run("-u", at, m);
             } catch (StuckException e) {
               synchronized (this) {
                 pending.put(m, e.process); // it may thaw later; tried again once it has ended
@@ -498,13 +641,32 @@ public final class FsFreeze implements SnapshotProvider {
               frozen.remove(m);
               forgetRecord(m);
             }
-            (o == Outcome.DONE ? thawed : wereNot).add(m);
+            if (o == Outcome.DONE) {
+              thawed.add(m);
+            } else if (wasConfirmed) {
+              // its freeze succeeded, through the same held directory: thawed meanwhile by
+              // another (a thaw by hand), so what was read after that was not frozen
+              thawedByOthers.add(m);
+            } else {
+              wereNot.add(m);
+            }
           }
         }
       }
       // when all are thawed: a log may be on one
       thawed.forEach(m -> LOG.info("thawed {}", m));
       wereNot.forEach(m -> LOG.info("thawed {} (it was not frozen)", m));
+      if (first == null && !thawedByOthers.isEmpty()) {
+        first =
+            new IOException(
+                "fsfreeze -u "
+                    + thawedByOthers
+                    + " answered that "
+                    + (thawedByOthers.size() == 1 ? "it was" : "they were")
+                    + " not frozen, though the freeze succeeded: another process thawed it"
+                    + " meanwhile, so the data read after that may not be consistent; check that"
+                    + " no filesystem is left frozen (by hand: fsfreeze -u MOUNT)");
+      }
       if (!tracked().isEmpty()) {
         startRetrier();
       }
@@ -515,6 +677,8 @@ public final class FsFreeze implements SnapshotProvider {
 
     /** Deletes this hold's record of {@code m}, and no other (caller holds this monitor). */
     private void forgetRecord(Path m) {
+      confirmed.remove(m);
+      release(m);
       Path file = recordFiles.remove(m);
       if (file == null) {
         return;
@@ -523,6 +687,28 @@ public final class FsFreeze implements SnapshotProvider {
         Files.deleteIfExists(file);
       } catch (IOException e) {
         LOG.warn("unable to delete freeze record {}: {}", file, e.toString());
+      }
+    }
+
+    /** Closes the descriptor of {@code m}'s target (caller holds this monitor). */
+    private void release(Path m) {
+      FreezeTarget t = targets.remove(m);
+      if (t == null) {
+        return;
+      }
+      try {
+        t.close();
+      } catch (IOException e) {
+        LOG.warn("unable to close {}: {}", m, e.toString());
+      }
+    }
+
+    /** Closes the descriptors of targets not tracked (never frozen, or known thawed). */
+    private synchronized void releaseUntracked() {
+      for (Path m : new ArrayList<>(targets.keySet())) {
+        if (!frozen.contains(m)) {
+          release(m);
+        }
       }
     }
 
@@ -646,6 +832,7 @@ public final class FsFreeze implements SnapshotProvider {
                   + " next granule command if this process has ended by then)",
               stillPending);
         }
+        releaseUntracked();
         if (tracked().isEmpty()) {
           try {
             Runtime.getRuntime().removeShutdownHook(shutdownHook);

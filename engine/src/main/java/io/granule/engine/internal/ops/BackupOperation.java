@@ -2,6 +2,7 @@ package io.granule.engine.internal.ops;
 
 import io.granule.engine.internal.app.ApplicationFailure;
 import io.granule.engine.internal.app.ApplicationHolds;
+import io.granule.engine.internal.image.FsFreeze;
 import io.granule.engine.internal.image.HeldDiskImage;
 import io.granule.engine.internal.image.ImageInspector;
 import io.granule.engine.internal.image.LeasedDiskImage;
@@ -519,27 +520,8 @@ public final class BackupOperation {
   private static void refuseTargetsHoldingOurFiles(Repository repository, ConsistencySpec c) {
     String location = repository.store().location();
     Path repo = location.contains(":") ? null : Path.of(location);
-    Map<String, Path> ours = new LinkedHashMap<>();
-    ours.put("the root filesystem (every process of this machine writes there)", Path.of("/"));
-    String logs = System.getProperty("granule.log.dir");
-    if (logs != null) {
-      ours.put("this process's log directory", Path.of(logs).toAbsolutePath());
-    }
-    ours.put("this process's temporary files", Path.of(System.getProperty("java.io.tmpdir")));
-    // the JVM maps its performance counters from /tmp/hsperfdata_USER whatever java.io.tmpdir is
-    // (and the attach socket is there): frozen, every thread that touches them stalls
-    ours.put("the JVM's performance data (/tmp)", Path.of("/tmp"));
+    Map<String, Path> ours = new LinkedHashMap<>(FsFreeze.ownFiles());
     ours.put("the chunk index cache", Repository.defaultCacheDir());
-    String scratch = System.getProperty("granule.tmpdir");
-    if (scratch != null) {
-      ours.put("this process's scratch directory", Path.of(scratch));
-    }
-    for (int fd : new int[] {1, 2}) { // output redirected to a file blocks there too
-      Path out = Path.of("/proc/self/fd/" + fd);
-      if (Files.isRegularFile(out)) {
-        ours.put(fd == 1 ? "this process's standard output" : "this process's error output", out);
-      }
-    }
     for (Path t : c.targets()) {
       if (Files.exists(t)) {
         for (Map.Entry<String, Path> e : ours.entrySet()) {

@@ -54,6 +54,7 @@ class FsFreezeTest {
     FsFreeze.records = records;
     FsFreeze.stepLimit = Duration.ofSeconds(1);
     FsFreeze.retryEvery = Duration.ofMillis(200);
+    FreezeTarget.directoriesStandIn = true; // directories stand in for mounts
   }
 
   @AfterEach
@@ -63,6 +64,7 @@ class FsFreezeTest {
     FsFreeze.stepLimit = FsFreeze.STEP_LIMIT;
     FsFreeze.retryEvery = Duration.ofSeconds(30);
     FsFreeze.host = FreezeRecord.LINUX;
+    FreezeTarget.directoriesStandIn = false;
   }
 
   Path mount(String name) throws IOException {
@@ -187,8 +189,10 @@ class FsFreezeTest {
   @Test
   void recordsAreUniquePerFreezeAndReadBack() {
     Path m = tmp.resolve("with space\nand newline");
-    FreezeRecord a = FreezeRecord.ofThisProcess(m, Duration.ofSeconds(120), FreezeRecord.LINUX);
-    FreezeRecord b = FreezeRecord.ofThisProcess(m, Duration.ofSeconds(120), FreezeRecord.LINUX);
+    FreezeRecord a =
+        FreezeRecord.ofThisProcess(m, 7, 30, Duration.ofSeconds(120), FreezeRecord.LINUX);
+    FreezeRecord b =
+        FreezeRecord.ofThisProcess(m, 7, 30, Duration.ofSeconds(120), FreezeRecord.LINUX);
     assertThat(a.fileName())
         .isNotEqualTo(b.fileName())
         .startsWith(ProcessHandle.current().pid() + "-");
@@ -267,7 +271,7 @@ class FsFreezeTest {
     }
 
     @Override
-    public boolean freezeUnderWay(Path path) {
+    public boolean freezeUnderWay(Path path, long dev) {
       return underWay;
     }
   }
@@ -327,7 +331,13 @@ class FsFreezeTest {
 
   /** A record as this process would write it for {@code m}, by a process that is gone. */
   FreezeRecord goneFreezer(Path m, long deadline) {
-    FreezeRecord mine = FreezeRecord.ofThisProcess(m, Duration.ofSeconds(60), FreezeRecord.LINUX);
+    FreezeRecord mine =
+        FreezeRecord.ofThisProcess(
+            m,
+            FreezeRecord.LINUX.dev(m).orElse(-1),
+            FreezeRecord.LINUX.mountId(m).orElse(-1),
+            Duration.ofSeconds(60),
+            FreezeRecord.LINUX);
     return new FreezeRecord(
         mine.pid,
         mine.startTime + 1, // this pid, reused by this process
