@@ -62,7 +62,7 @@ class FsFreezeMountTest {
     for (int i = mounts.size() - 1; i >= 0; i--) {
       Path m = mounts.get(i);
       new ProcessBuilder("fsfreeze", "-u", m.toString()).start().waitFor(30, TimeUnit.SECONDS);
-      new ProcessBuilder("umount", m.toString()).start().waitFor(30, TimeUnit.SECONDS);
+      new ProcessBuilder("umount", "-l", m.toString()).start().waitFor(30, TimeUnit.SECONDS);
     }
     for (String l : loops) {
       new ProcessBuilder("losetup", "-d", l).start().waitFor(30, TimeUnit.SECONDS);
