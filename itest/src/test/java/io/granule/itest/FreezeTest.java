@@ -252,7 +252,7 @@ class FreezeTest {
     Path repo = tmp.resolve("repo");
     assertThat(granule("init", "--repo", repo.toString()).exitCode()).isZero();
     Path notAMount = Files.createDirectories(mnt.resolve("sub"));
-    // a second target that fails after the first froze: the first must be thawed again
+    // a second target that does not exist: every target is resolved before the first freezes
     Granule.Result r =
         granule(
             "backup",
@@ -267,7 +267,27 @@ class FreezeTest {
     assertThat(r.exitCode()).as(r.err()).isEqualTo(11);
     assertThat(r.err()).contains("unable to begin");
     assertThat(writable()).isTrue();
-    assertThat(Files.isDirectory(notAMount)).isTrue();
+    // a directory below the mount point: fsfreeze froze the whole filesystem through it, and the
+    // path (resolved again at each step) could be renamed meanwhile; refused, naming the mount
+    r =
+        granule(
+            "backup",
+            "--repo",
+            repo.toString(),
+            "--disk",
+            "data=" + dev,
+            "--freeze",
+            notAMount.toString());
+    assertThat(r.exitCode()).as(r.err()).isEqualTo(11);
+    assertThat(r.err())
+        .contains(
+            "unable to freeze '"
+                + notAMount
+                + "': it is not a mount point but a directory of the filesystem mounted at '"
+                + mnt.toRealPath()
+                + "'")
+        .contains("name '" + mnt.toRealPath() + "' instead");
+    assertThat(writable()).isTrue();
   }
 
   @Test
