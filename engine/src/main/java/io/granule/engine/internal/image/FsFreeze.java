@@ -29,6 +29,11 @@ import org.slf4j.LoggerFactory;
  * SIGKILL cannot thaw: each freeze is recorded in {@code /run/granule/frozen/} ({@link
  * FreezeRecord}), and the next granule command thaws a mount whose freezer is gone and which is
  * still the filesystem it froze ({@link #thawStale}). By hand: {@code fsfreeze -u MOUNT}.
+ *
+ * <p>Each target must be a mount point, and is resolved once and held ({@link FreezeTarget}): the
+ * refusal of this process's own filesystems, the record, the freeze and the thaw all reach the
+ * directory resolved, whatever is renamed on its path meanwhile. A thaw answered "not frozen" for a
+ * freeze that succeeded is an error: someone thawed it while the backup read.
  */
 @Component(service = SnapshotProvider.class)
 public final class FsFreeze implements SnapshotProvider {
