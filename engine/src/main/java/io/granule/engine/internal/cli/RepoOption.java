@@ -102,7 +102,8 @@ public final class RepoOption {
   /** {@link #metadataCache(CliContext)} from an environment. */
   public static Path metadataCache(java.util.function.Function<String, String> env) {
     String xdg = env.apply("XDG_CACHE_HOME");
-    if (xdg != null && xdg.startsWith("/")) { // a relative one is ignored (XDG), as the launcher does
+    if (xdg != null
+        && xdg.startsWith("/")) { // a relative one is ignored (XDG), as the launcher does
       return Path.of(xdg, "granule");
     }
     return Path.of(System.getProperty("user.home"), ".cache", "granule");
