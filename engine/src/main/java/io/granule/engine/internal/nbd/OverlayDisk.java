@@ -91,7 +91,11 @@ public final class OverlayDisk implements DiskImage {
   public static OverlayDisk open(DiskImage base, Path dir, String name, String identity)
       throws IOException {
     checkSize(base, dir);
-    Files.createDirectories(dir);
+    Files.createDirectories(
+        dir,
+        java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+            java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+    requirePrivate(dir);
     Path data = dir.resolve(name + ".overlay");
     Path map = dir.resolve(name + ".overlay-map");
     BitSet written = new BitSet();
@@ -104,8 +108,62 @@ public final class OverlayDisk implements DiskImage {
     }
     FileChannel ch =
         FileChannel.open(
-            data, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.CREATE);
+            data,
+            java.util.Set.of(
+                StandardOpenOption.READ,
+                StandardOpenOption.WRITE,
+                StandardOpenOption.CREATE,
+                java.nio.file.LinkOption.NOFOLLOW_LINKS),
+            OWN_ONLY);
     return new OverlayDisk(base, identity, data, map, ch, written, zeroed);
+  }
+
+  /** Overlay files: the served disk's written blocks, the owner's alone. */
+  private static final java.nio.file.attribute.FileAttribute<?> OWN_ONLY =
+      java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+          java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+
+  /**
+   * Refuses {@code dir} unless it and every directory above it are owned by root or this user and
+   * writable by no one else (a sticky directory above it aside, as /tmp): root's {@code --overlay
+   * /var/tmp/ov}, made first by another user with a link {@code NAME.overlay-map.tmp} to a file of
+   * root's, truncated that file and wrote the map into it.
+   */
+  static void requirePrivate(Path dir) throws IOException {
+    Path real = dir.toRealPath();
+    int self = io.granule.engine.internal.net.PeerUser.self();
+    Path at = real.getRoot();
+    java.util.List<Path> chain = new java.util.ArrayList<>();
+    chain.add(at);
+    for (Path part : real) {
+      at = at.resolve(part);
+      chain.add(at);
+    }
+    for (int i = 0; i < chain.size(); i++) {
+      Path p = chain.get(i);
+      java.util.Map<String, Object> a =
+          Files.readAttributes(p, "unix:uid,mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+      int owner = (Integer) a.get("uid");
+      int mode = (Integer) a.get("mode");
+      boolean last = i == chain.size() - 1;
+      String why = null;
+      if (owner != 0 && owner != self) {
+        why = "is owned by uid " + owner;
+      } else if ((mode & 0022) != 0 && (last || (mode & 01000) == 0)) {
+        why = "can be written by " + ((mode & 0002) != 0 ? "every user" : "its group");
+      }
+      if (why != null) {
+        throw new java.nio.file.AccessDeniedException(
+            dir.toString(),
+            null,
+            "refusing the overlay directory: "
+                + p
+                + " "
+                + why
+                + ", who could put a link there to a file of yours; name a directory only you"
+                + " (and root) can write, e.g. one made with mkdir -m 700");
+      }
+    }
   }
 
   private static void checkSize(DiskImage base, Path dir) throws IOException {
@@ -362,9 +420,12 @@ public final class OverlayDisk implements DiskImage {
     try (FileChannel ch =
         FileChannel.open(
             tmp,
-            StandardOpenOption.WRITE,
-            StandardOpenOption.CREATE,
-            StandardOpenOption.TRUNCATE_EXISTING)) {
+            java.util.Set.of(
+                StandardOpenOption.WRITE,
+                StandardOpenOption.CREATE,
+                StandardOpenOption.TRUNCATE_EXISTING,
+                java.nio.file.LinkOption.NOFOLLOW_LINKS),
+            OWN_ONLY)) {
       ByteBuffer b = ByteBuffer.wrap(bytes.toByteArray());
       while (b.hasRemaining()) {
         ch.write(b);

@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
@@ -111,5 +112,36 @@ class OverlayDiskTest {
           .isInstanceOf(EOFException.class);
       assertThat(o.allocation(0, 8192)).isEqualTo(List.of());
     }
+  }
+
+  /**
+   * A kept overlay's directory must be this user's (or root's) alone: root's --overlay /var/tmp/ov,
+   * made first by another user with a link NAME.overlay-map.tmp to a file of root's, had that file
+   * truncated and overwritten with the map. Its files are made 0600, and a link in their place is
+   * never followed.
+   */
+  @Test
+  void aKeptOverlayNeedsAPrivateDirectoryAndFollowsNoLink() throws Exception {
+    MemoryDisk disk = new MemoryDisk(new byte[65536], 4096);
+    Path open = Files.createDirectory(tmp.resolve("open"));
+    Files.setAttribute(open, "unix:mode", 01777); // sticky, as /var/tmp: not for the last one
+    assertThatThrownBy(() -> OverlayDisk.open(disk, open, "vm", "id"))
+        .isInstanceOf(java.nio.file.AccessDeniedException.class)
+        .hasMessageContaining("refusing the overlay directory")
+        .hasMessageContaining("can be written by every user");
+
+    Path made = tmp.resolve("ov");
+    Path victim = Files.writeString(tmp.resolve("victim"), "secret");
+    OverlayDisk o = OverlayDisk.open(disk, made, "vm", "id");
+    o.write(0, ByteBuffer.wrap(new byte[] {1, 2, 3}));
+    Path link = Files.createSymbolicLink(made.resolve("vm.overlay-map.tmp"), victim);
+    assertThatThrownBy(o::close).isInstanceOf(IOException.class);
+    Files.delete(link);
+    o.close();
+    assertThat(Files.readString(victim)).isEqualTo("secret");
+    assertThat(Files.getPosixFilePermissions(made))
+        .isEqualTo(PosixFilePermissions.fromString("rwx------"));
+    assertThat(Files.getPosixFilePermissions(made.resolve("vm.overlay")))
+        .isEqualTo(PosixFilePermissions.fromString("rw-------"));
   }
 }
