@@ -52,6 +52,7 @@ public final class FileRestorer {
   private final FileSystem fs;
   private final Path root;
   private final boolean asRoot;
+  private final boolean clearsSetId;
   private boolean keepSetId;
   private long setIdCleared;
 
@@ -105,7 +106,9 @@ public final class FileRestorer {
     } finally {
       dir.close();
     }
-    this.asRoot = "root".equals(System.getProperty("user.name"));
+    // root's rules wherever root's powers are (a capability too, not only uid 0)
+    this.asRoot = Privilege.chownsFiles();
+    this.clearsSetId = Privilege.ownsAnyFile();
   }
 
   /**
@@ -446,7 +449,7 @@ public final class FileRestorer {
       // the owner first: a chown clears set-user-ID and set-group-ID
       setOwner(target, node, options);
       int mode = node.mode() & 07777;
-      if (asRoot && !keepSetId && (mode & 06000) != 0) {
+      if (clearsSetId && !keepSetId && (mode & 06000) != 0) {
         mode &= ~06000;
         setIdCleared++;
       }
