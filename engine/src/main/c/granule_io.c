@@ -697,3 +697,77 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_net_PeerUser_diag0(
   close(fd);
   return -EPROTO;
 }
+
+/*
+ * io.granule.engine.internal.ops.FileCredentials: the calling thread's file-system identity
+ * (fsuid, fsgid, supplementary groups), so that the files a root backup opens for a user are
+ * opened with that user's rights and the kernel decides what he may read (ACLs included). The raw
+ * system calls change the calling thread only (glibc's setgroups(3) would change every thread of
+ * the process). A fsuid other than 0 also drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the
+ * thread's effective set; setting it back to 0 restores them.
+ */
+
+/* The thread's fsuid and fsgid into ids[0..1]; its groups into groups (at most its length) and
+ * their count as the result, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_FileCredentials_current0(
+    JNIEnv *env, jclass cls, jintArray ids, jintArray groups) {
+  (void)cls;
+  if ((*env)->GetArrayLength(env, ids) < 2) {
+    return -EINVAL;
+  }
+  jint now[2] = {(jint)syscall(SYS_setfsuid, -1), (jint)syscall(SYS_setfsgid, -1)};
+  (*env)->SetIntArrayRegion(env, ids, 0, 2, now);
+  jsize max = (*env)->GetArrayLength(env, groups);
+  gid_t *list = calloc((size_t)max + 1, sizeof(gid_t));
+  if (list == NULL) {
+    return -ENOMEM;
+  }
+  long n = syscall(SYS_getgroups, (int)max, list);
+  if (n < 0) {
+    int err = errno;
+    free(list);
+    return -err;
+  }
+  (*env)->SetIntArrayRegion(env, groups, 0, (jsize)n, (jint *)list);
+  free(list);
+  return (jint)n;
+}
+
+/* Sets the thread's groups (the first count of groups), fsgid and fsuid, in that order (or, when
+ * back, fsuid first: the rights to set the others come back with fsuid 0), and checks that each
+ * took: 0, or -errno (-EPERM if one did not take). */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_FileCredentials_set0(
+    JNIEnv *env, jclass cls, jint uid, jint gid, jintArray groups, jint count, jboolean back) {
+  (void)cls;
+  if (count < 0 || count > (*env)->GetArrayLength(env, groups)) {
+    return -EINVAL;
+  }
+  if (back) {
+    syscall(SYS_setfsuid, (uid_t)uid);
+    if ((jint)syscall(SYS_setfsuid, -1) != uid) {
+      return -EPERM;
+    }
+  }
+  gid_t *list = calloc((size_t)count + 1, sizeof(gid_t));
+  if (list == NULL) {
+    return -ENOMEM;
+  }
+  (*env)->GetIntArrayRegion(env, groups, 0, count, (jint *)list);
+  long r = syscall(SYS_setgroups, (size_t)count, list);
+  int err = errno;
+  free(list);
+  if (r < 0) {
+    return -err;
+  }
+  syscall(SYS_setfsgid, (gid_t)gid);
+  if ((jint)syscall(SYS_setfsgid, -1) != gid) {
+    return -EPERM;
+  }
+  if (!back) {
+    syscall(SYS_setfsuid, (uid_t)uid);
+    if ((jint)syscall(SYS_setfsuid, -1) != uid) {
+      return -EPERM;
+    }
+  }
+  return 0;
+}

@@ -328,17 +328,17 @@ public final class BackupOperation {
           throw new UncheckedIOException(
               "unable to lock disk '" + d.path() + "' for reading: " + e.getMessage(), e);
         }
-        LeasedDiskImage img = inspector.open(d.path(), d.format());
-        opened.add(img);
-        // the files behind it too (a qcow2's backing chain, a VMDK's extents), before any is read:
-        // only those its owner could read, then locked
+        // the image and the files behind it (a qcow2's backing chain, a VMDK's extents), opened
+        // as those who can change what it names (only what they could read), then locked
+        LeasedDiskImage img;
         try {
-          SourceAccess.checkFiles(d.path(), img.files());
+          img = SourceAccess.open(d.path(), () -> inspector.open(d.path(), d.format()));
         } catch (IOException e) {
           throw new UncheckedIOException(
               "unable to check the files of backup source '" + d.path() + "': " + e.getMessage(),
               e);
         }
+        opened.add(img);
         for (Path f : img.files()) {
           if (!f.equals(d.path())) {
             try {

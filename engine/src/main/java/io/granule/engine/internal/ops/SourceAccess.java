@@ -1,6 +1,7 @@
 package io.granule.engine.internal.ops;
 
 import io.granule.engine.internal.repo.SourceUnreadableException;
+import io.granule.engine.spi.DiskImage;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -12,23 +13,41 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * What a backup may read for a disk: a backup run by root hands whoever can restore the snapshot
- * everything it read, so it reads nothing the disk's owner could not have read. A root backup of a
- * user's qcow2 whose header named /root/secret as its backing file (or a VMDK descriptor naming it
- * as an extent), or of a link of that user's to it, stored root's file in the user's disk.
+ * What a backup may read for a disk: a backup run by root (or by a process whose capabilities let
+ * it read every file, see {@link Privilege}) hands whoever can restore the snapshot everything it
+ * read, so it reads nothing the users who choose what the image names could not have read. A root
+ * backup of a user's qcow2 whose header named /root/secret as its backing file (or a VMDK
+ * descriptor naming it as an extent), or of a link of that user's to it, stored root's file in the
+ * user's disk.
  *
  * <ul>
  *   <li>The disk's path is resolved as restore targets are ({@link SafePath}): a link another user
  *       owns, or any link in a directory another user can change, is refused.
- *   <li>Every other file the image reads (its backing chain, its extents) must be readable by the
- *       image file's owner: his own, or readable by his group or by everyone, with every directory
- *       above it searchable by him (by mode bits; ACLs are not consulted).
+ *   <li>The image's readers ({@link #readers}) are everyone who can change what it names: the
+ *       owners of the image and of the directories above it (other than root and this process's
+ *       user), a group that can write one of them, everyone if anyone can. The image and every file
+ *       behind it (its backing chain, its extents) are opened as one identity standing for all of
+ *       them ({@link FileCredentials}): the kernel decides, ACLs included, on the very files
+ *       opened, whatever links are swapped meanwhile.
+ *   <li>Where identities cannot be switched (no native library, or a capable non-root process
+ *       without CAP_SETUID/CAP_SETGID), the files the image names are checked by name after the
+ *       open: readable by that identity by mode bits, every directory above searchable.
  * </ul>
  *
- * A backup by a non-root user, or of an image root owns, reads only what its user can read anyway.
+ * A backup by an unprivileged user, or of an image root alone can change, reads only what its user
+ * can read anyway.
  */
 public final class SourceAccess {
+  /** The overflow user and group: an identity no file of anyone else belongs to. */
+  static final int NOBODY = 65534;
+
   private SourceAccess() {}
+
+  /**
+   * Who may choose what an image reads, as one identity: {@code who} names them in messages, as
+   * "uid 1001, the image's owner" does.
+   */
+  record Readers(FileCredentials.Identity identity, String who, String them, String fix) {}
 
   /**
    * Refuses {@code disk} if a link on the way to it is another user's choice.
@@ -36,7 +55,7 @@ public final class SourceAccess {
    * @throws SourceUnreadableException (exit code 6) naming the link
    */
   public static void checkPath(Path disk) throws IOException {
-    if (!DirectoryHandle.ENABLED || io.granule.engine.internal.net.PeerUser.self() != 0) {
+    if (!DirectoryHandle.ENABLED || !Privilege.readsAnyFile()) {
       return; // another user reads only what he can read; without the library: by name below
     }
     try (SafePath.Location l = SafePath.locate(disk)) {
@@ -52,41 +71,218 @@ public final class SourceAccess {
     }
   }
 
+  /** Opens an image: {@link io.granule.engine.internal.image.ImageInspector#open}, usually. */
+  @FunctionalInterface
+  public interface Opener<T extends DiskImage> {
+    T open() throws IOException;
+  }
+
+  /**
+   * Opens {@code disk} with {@code opener} as its {@link #readers} (see the class comment), and
+   * checks the files it reads by name where that cannot be done.
+   *
+   * @throws SourceUnreadableException (exit code 6) naming a file the readers cannot read
+   */
+  public static <T extends DiskImage> T open(Path disk, Opener<T> opener) throws IOException {
+    Readers readers = Privilege.readsAnyFile() ? readers(disk) : null;
+    if (readers == null) {
+      return opener.open();
+    }
+    if (FileCredentials.unavailableReason() == null) {
+      try {
+        return FileCredentials.call(readers.identity(), opener::open);
+      } catch (IOException | RuntimeException e) {
+        Path denied = denied(e);
+        if (denied == null) {
+          throw e;
+        }
+        throw refusal(disk, denied, readers, "cannot be read");
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
+    }
+    T img = opener.open();
+    try {
+      check(disk, img.files(), readers);
+      return img;
+    } catch (IOException | RuntimeException e) {
+      img.close();
+      throw e;
+    }
+  }
+
+  /**
+   * The file an access was denied to, from an open's exception (its causes, or its messages where a
+   * plugin kept only the words); {@code Path.of("")} if the words say so without a path, null if it
+   * was not a denial.
+   */
+  static Path denied(Throwable e) {
+    for (Throwable c = e; c != null; c = c.getCause()) {
+      if (c instanceof java.nio.file.AccessDeniedException a && a.getFile() != null) {
+        return Path.of(a.getFile());
+      }
+    }
+    for (Throwable c = e; c != null; c = c.getCause()) {
+      String m = c.getMessage();
+      if (m == null) {
+        continue;
+      }
+      int at = m.indexOf("AccessDeniedException: ");
+      if (at >= 0) {
+        String rest = m.substring(at + "AccessDeniedException: ".length());
+        int end = rest.indexOf(' ');
+        return Path.of(end < 0 ? rest : rest.substring(0, end));
+      }
+      if (m.contains("Permission denied")) {
+        return Path.of("");
+      }
+    }
+    return null;
+  }
+
+  private static SourceUnreadableException refusal(
+      Path disk, Path file, Readers readers, String why) {
+    String what =
+        file.toString().isEmpty()
+            ? "a file '" + disk + "' reads (the image, a backing file or an extent)"
+            : file.equals(disk)
+                ? "'" + disk + "'"
+                : "'" + file + "', a file '" + disk + "' reads (a backing file or an extent),";
+    return new SourceUnreadableException(
+        what
+            + " "
+            + why
+            + " by "
+            + readers.who()
+            + ": a backup of it would hand "
+            + readers.them()
+            + " data "
+            + (readers.them().equals("him") ? "he cannot" : "they cannot")
+            + " read. "
+            + readers.fix());
+  }
+
   /**
    * Refuses {@code files} (those an image of {@code disk} reads besides {@code disk} itself) that
-   * {@code disk}'s owner could not read.
+   * {@code disk}'s readers could not read, by name (see the class comment).
    *
-   * @throws SourceUnreadableException (exit code 6) naming the file and the owner
+   * @throws SourceUnreadableException (exit code 6) naming the file and the readers
    */
   public static void checkFiles(Path disk, List<Path> files) throws IOException {
-    if (io.granule.engine.internal.net.PeerUser.self() != 0 || files.size() <= 1) {
+    if (!Privilege.readsAnyFile() || files.size() <= 1) {
       return;
     }
-    Map<String, Object> top = Files.readAttributes(disk, "unix:uid,mode");
-    int owner = (Integer) top.get("uid");
-    if (owner == 0 || ((Integer) top.get("mode") & 0170000) != 0100000) {
-      return; // root's image, or a device: root's to read
+    Readers readers = readers(disk);
+    if (readers != null) {
+      check(disk, files, readers);
     }
-    Set<Integer> groups = groupsOf(owner);
+  }
+
+  private static void check(Path disk, List<Path> files, Readers readers) throws IOException {
+    FileCredentials.Identity id = readers.identity();
+    Set<Integer> groups = new HashSet<>();
+    groups.add(id.gid());
+    for (int g : id.groups()) {
+      groups.add(g);
+    }
     for (Path f : files) {
       if (f.equals(disk)) {
         continue;
       }
-      String why = unreadable(f.toAbsolutePath().normalize(), owner, groups);
+      String why = unreadable(f.toAbsolutePath().normalize(), id.uid(), groups);
       if (why != null) {
-        throw new SourceUnreadableException(
-            "'"
-                + f
-                + "', a file '"
-                + disk
-                + "' reads (a backing file or an extent), "
-                + why
-                + " by uid "
-                + owner
-                + ", the image's owner: a backup of it would hand him data he cannot read."
-                + " Back it up as that user, or let him read it");
+        throw refusal(disk, f, readers, why);
       }
     }
+  }
+
+  /**
+   * Who can change what {@code disk} names, as one identity; null if no one but root (and this
+   * process's user) can, or if it is not a regular file (a device is root's to read). They are the
+   * owners of the image and of every directory above it, a group that can write one of them, and
+   * everyone if anyone can (a sticky directory's other entries are not theirs to rename). One user
+   * is himself; one group (whose members include every such user) is a user of no group but it;
+   * anything more is everyone: the overflow user and group.
+   */
+  static Readers readers(Path disk) throws IOException {
+    Path real = disk.toRealPath();
+    Map<String, Object> top = Files.readAttributes(real, "unix:uid,gid,mode");
+    if (((Integer) top.get("mode") & 0170000) != 0100000) {
+      return null;
+    }
+    int self = io.granule.engine.internal.net.PeerUser.self();
+    Set<Integer> users = new java.util.TreeSet<>();
+    Set<Integer> groups = new java.util.TreeSet<>();
+    boolean everyone = false;
+    List<Path> chain = new java.util.ArrayList<>();
+    for (Path p = real; p != null; p = p.getParent()) {
+      chain.add(p);
+    }
+    for (Path p : chain) {
+      Map<String, Object> a =
+          p == real ? top : Files.readAttributes(p, "unix:uid,gid,mode", LinkOption.NOFOLLOW_LINKS);
+      int uid = (Integer) a.get("uid");
+      int mode = (Integer) a.get("mode");
+      if (uid != 0 && uid != self) {
+        users.add(uid);
+      }
+      if (p != real && (mode & 01000) != 0) {
+        continue; // sticky: only the owners of its entries (counted) rename them
+      }
+      if ((mode & 0020) != 0) {
+        groups.add((Integer) a.get("gid"));
+      }
+      everyone |= (mode & 0002) != 0;
+    }
+    String fixAll = "Make the image and the directories above it writable by root alone";
+    if (!everyone && groups.isEmpty() && users.size() == 1) {
+      int u = users.iterator().next();
+      Set<Integer> his = groupsOf(u);
+      int[] g = his.stream().mapToInt(Integer::intValue).toArray();
+      boolean owner = u == (Integer) top.get("uid");
+      return new Readers(
+          new FileCredentials.Identity(u, primaryGroupOf(u), g),
+          "uid " + u + (owner ? ", the image's owner" : ", who owns a directory above the image"),
+          "him",
+          "Back it up as that user, or let him read it");
+    }
+    if (!everyone && groups.size() == 1) {
+      int g = groups.iterator().next();
+      if (users.stream().allMatch(u -> groupsOf(u).contains(g))) {
+        return new Readers(
+            new FileCredentials.Identity(NOBODY, g, new int[] {g}),
+            "group " + g + " alone, which can write the image or a directory above it",
+            "its members",
+            fixAll + ", or let the group read it");
+      }
+    }
+    if (!everyone && users.isEmpty() && groups.isEmpty()) {
+      return null;
+    }
+    return new Readers(
+        new FileCredentials.Identity(NOBODY, NOBODY, new int[0]),
+        "everyone, and "
+            + (everyone
+                ? "everyone"
+                : "uids " + users + (groups.isEmpty() ? "" : " and groups " + groups))
+            + " can write the image or a directory above it",
+        "them",
+        fixAll + ", or let everyone read it");
+  }
+
+  /** {@code uid}'s primary group from /etc/passwd, or the overflow group. */
+  static int primaryGroupOf(int uid) {
+    try {
+      for (String line : Files.readAllLines(Path.of("/etc/passwd"), StandardCharsets.UTF_8)) {
+        String[] f = line.split(":", -1);
+        if (f.length > 3 && f[2].equals(Integer.toString(uid))) {
+          return Integer.parseInt(f[3]);
+        }
+      }
+    } catch (IOException | NumberFormatException e) {
+      // below
+    }
+    return NOBODY;
   }
 
   /** Why {@code uid} (in {@code groups}) cannot read {@code f}, or null if he can. */

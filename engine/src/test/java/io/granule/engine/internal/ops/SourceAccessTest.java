@@ -1,13 +1,29 @@
 package io.granule.engine.internal.ops;
 
+import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.granule.engine.internal.plugin.PluginLeases;
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.RepositoryConfig;
 import io.granule.engine.internal.repo.SourceUnreadableException;
+import io.granule.engine.internal.repo.backup.BackupListener;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.spi.DiskImage;
+import io.granule.engine.spi.DiskImageFormat;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -87,5 +103,177 @@ class SourceAccessTest {
     assertThatCode(() -> SourceAccess.checkPath(link)).doesNotThrowAnyException();
     assertThatCode(() -> SourceAccess.checkPath(tmp.resolve("missing.img")))
         .doesNotThrowAnyException();
+  }
+
+  /**
+   * A format of this test: the image file holds its backing file's name; opening it opens that file
+   * by name, and then the image's user exchanges his links (as the audit's racer did with
+   * renameat2), so that a check by name after the open sees his own file.
+   */
+  private static final class Linked implements DiskImageFormat {
+    private final Runnable afterOpen;
+
+    Linked(Runnable afterOpen) {
+      this.afterOpen = afterOpen;
+    }
+
+    @Override
+    public String name() {
+      return "linked";
+    }
+
+    @Override
+    public int probe(ByteBuffer head, long fileSize) {
+      return 0;
+    }
+
+    @Override
+    public DiskImage open(Path path) throws IOException {
+      Path backing = Path.of(Files.readString(path, StandardCharsets.UTF_8).trim());
+      FileChannel ch = FileChannel.open(backing, StandardOpenOption.READ);
+      afterOpen.run();
+      long size = ch.size();
+      return new DiskImage() {
+        @Override
+        public long size() {
+          return size;
+        }
+
+        @Override
+        public String format() {
+          return "linked";
+        }
+
+        @Override
+        public void read(long offset, ByteBuffer dst) throws IOException {
+          while (dst.hasRemaining() && ch.read(dst, offset + dst.position()) > 0) {
+            // to the end
+          }
+        }
+
+        @Override
+        public List<Path> files() {
+          return List.of(path, backing);
+        }
+
+        @Override
+        public void close() throws IOException {
+          ch.close();
+        }
+      };
+    }
+  }
+
+  private Manifest backUp(Path image, Linked format) throws Exception {
+    PluginLeases<DiskImageFormat> formats =
+        new PluginLeases<>("DiskImageFormat", DiskImageFormat::name, Duration.ofSeconds(1));
+    formats.added("linked", format, new PluginLeases.Origin("test", "0"), 0);
+    try (Repository repo =
+        Repository.init(tmp.resolve("repo-" + System.nanoTime()), RepositoryConfig.defaults())) {
+      new BackupOperation(
+              formats, new PluginLeases<>("SnapshotProvider", p -> p.name(), Duration.ofSeconds(1)))
+          .run(
+              repo,
+              List.of(new BackupOperation.DiskSpec("vda", image, "linked")),
+              List.of(),
+              null,
+              null,
+              "h",
+              List.of(),
+              BackupListener.NONE);
+      return repo.snapshots().get(0);
+    }
+  }
+
+  /**
+   * The audit's race, made deterministic (audit9 F5): the user's link named root's file when the
+   * image reader opened it and his own file when the check after the open looked at it by name, and
+   * the backup stored root's file. The files are now opened as the image's owner: the kernel
+   * refuses the open itself.
+   */
+  @Test
+  void aLinkSwappedBetweenTheOpenAndTheCheckReadsNothingOfRoots() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        FileCredentials.unavailableReason() == null, FileCredentials.unavailableReason());
+    chmod(tmp, "rwxr-xr-x");
+    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
+    chmod(rootOnly, "rwx------");
+    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    Path home = Files.createDirectories(tmp.resolve("home"));
+    chown(home, 65534);
+    Path pub = Files.writeString(home.resolve("pub"), "his own file");
+    chown(pub, 65534);
+    Path back = Files.createSymbolicLink(home.resolve("back"), secret);
+    Path alt = Files.createSymbolicLink(home.resolve("alt"), pub);
+    chown(back, 65534);
+    chown(alt, 65534);
+    Path image = Files.writeString(home.resolve("vm.img"), back.toString());
+    chown(image, 65534);
+    Linked swapping =
+        new Linked(
+            () -> {
+              try {
+                Files.move(
+                    alt, back, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+              } catch (IOException e) {
+                throw new UncheckedIOException(e);
+              }
+            });
+    assertThatThrownBy(() -> backUp(image, swapping))
+        .isInstanceOf(SourceUnreadableException.class)
+        .hasMessage(
+            "'"
+                + back
+                + "', a file '"
+                + image
+                + "' reads (a backing file or an extent), cannot be read by uid 65534, the"
+                + " image's owner: a backup of it would hand him data he cannot read. Back it up as"
+                + " that user, or let him read it");
+    // his own file, opened as him: backed up
+    Files.writeString(image, pub.toString());
+    assertThat(backUp(image, new Linked(() -> {})).disks()).isNotEmpty();
+  }
+
+  /**
+   * An image root owns but others can write was never checked (audit9 F6): a user of its group
+   * rebased a root:gshared 0660 qcow2 onto a root-only file. Its readers are now its group (or
+   * everyone, if everyone can write it).
+   */
+  @Test
+  void aRootImageOthersCanWriteReadsOnlyWhatTheyCouldRead() throws Exception {
+    chmod(tmp, "rwxr-xr-x");
+    Path secret = Files.writeString(tmp.resolve("shadow"), "root's secret");
+    chmod(secret, "rw-------");
+    Path pool = Files.createDirectories(tmp.resolve("pool"));
+    Path image = Files.writeString(pool.resolve("vm1.img"), secret.toString());
+    chmod(image, "rw-rw----");
+    Files.setAttribute(image, "unix:gid", 1002);
+    assertThatThrownBy(() -> backUp(image, new Linked(() -> {})))
+        .isInstanceOf(SourceUnreadableException.class)
+        .hasMessageContaining("'" + secret + "', a file '" + image + "' reads")
+        .hasMessageContaining("cannot be read by group 1002 alone, which can write the image");
+    assertThatThrownBy(() -> SourceAccess.checkFiles(image, List.of(image, secret)))
+        .hasMessageContaining("cannot be read by group 1002 alone");
+    chmod(image, "rw-rw-rw-");
+    assertThatThrownBy(() -> backUp(image, new Linked(() -> {})))
+        .hasMessageContaining("cannot be read by everyone, and everyone can write the image");
+    // a directory above it that a user owns: his image as much as root's
+    chmod(image, "rw-r--r--");
+    chown(pool, 65534);
+    assertThatThrownBy(() -> backUp(image, new Linked(() -> {})))
+        .hasMessageContaining("cannot be read by uid 65534, who owns a directory above the image");
+    // root's alone: root's to read
+    chown(pool, 0);
+    assertThat(backUp(image, new Linked(() -> {})).disks()).isNotEmpty();
+  }
+
+  @Test
+  void privilegeComesFromCapabilitiesToo() throws Exception {
+    Path status =
+        Files.writeString(tmp.resolve("status"), "Name:\tjava\nCapEff:\t0000000000000004\n");
+    long caps = Privilege.effective(status);
+    assertThat(Privilege.has(caps, Privilege.CAP_DAC_READ_SEARCH)).isTrue();
+    assertThat(Privilege.has(caps, Privilege.CAP_DAC_OVERRIDE)).isFalse();
+    assertThat(Privilege.effective(tmp.resolve("missing"))).as("unknown: all").isEqualTo(-1L);
   }
 }

@@ -30,9 +30,10 @@ record Chain(List<Path> paths, List<Path> realPaths) {
       real = path.toRealPath();
     } catch (IOException e) {
       String msg = "backing file '" + path + "' cannot be opened: " + e;
+      // the cause kept: a root backup tells a file its user may not read from one that is missing
       throw file == null
           ? new IOException("unable to open disk image '" + path + "': no such file", e)
-          : file.openError(msg);
+          : (IOException) file.openError(msg).initCause(e);
     }
     if (realPaths.contains(real)) {
       String cycle =

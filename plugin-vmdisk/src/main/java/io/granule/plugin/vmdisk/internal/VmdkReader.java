@@ -328,8 +328,10 @@ final class VmdkReader extends MappedImage {
     try {
       f = ImageFile.open(Qcow2Reader.resolve(descriptor, name));
     } catch (IOException e) {
-      throw descriptor.openError(
-          where + ": extent file '" + name + "' cannot be opened: " + e.getMessage());
+      throw (IOException)
+          descriptor
+              .openError(where + ": extent file '" + name + "' cannot be opened: " + e.getMessage())
+              .initCause(e);
     }
     files.add(f);
     return f;
