@@ -131,7 +131,27 @@ final class JobJournal implements Closeable {
     }
     Map<String, Jobs.JobView> latest = new LinkedHashMap<>();
     int bad = 0;
-    for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+    // line by line, each decoded on its own: a line torn inside a multi-byte character (a name
+    // with an 'é') made the whole file unreadable, and every later start ran without a journal
+    byte[] all = Files.readAllBytes(file);
+    for (int start = 0; start < all.length; ) {
+      int end = start;
+      while (end < all.length && all[end] != '\n') {
+        end++;
+      }
+      int from = start;
+      start = end + 1;
+      String line;
+      try {
+        line =
+            StandardCharsets.UTF_8
+                .newDecoder()
+                .decode(java.nio.ByteBuffer.wrap(all, from, end - from))
+                .toString();
+      } catch (java.nio.charset.CharacterCodingException e) {
+        bad++;
+        continue;
+      }
       if (line.isBlank()) {
         continue;
       }

@@ -84,6 +84,35 @@ class JobJournalTest {
   }
 
   /**
+   * A line torn inside a multi-byte character (a description with an 'é') is skipped alone: read as
+   * one text, the whole journal was refused and every later server ran without one.
+   */
+  @Test
+  void aLineTornInsideACharacterIsSkippedAlone() throws Exception {
+    Path dir = tmp.resolve("jobs");
+    String ok;
+    try (Jobs jobs = jobs(dir)) {
+      ok = jobs.submit("verify", "café", Path.of("/r1"), j -> "fine").id();
+      await(jobs, ok);
+    }
+    Path file = dir.resolve("jobs.jsonl");
+    awaitJournal(file, "caf");
+    byte[] torn =
+        "{\"id\":\"x\",\"state\":\"SUCCEEDED\",\"description\":\"caf\u00e9"
+            .getBytes(StandardCharsets.UTF_8);
+    byte[] cut = java.util.Arrays.copyOf(torn, torn.length - 1); // half of the 'é'
+    Files.write(file, cut, java.nio.file.StandardOpenOption.APPEND);
+    try (Jobs again = jobs(dir)) {
+      assertThat(again.list()).extracting(Jobs.JobView::id).containsExactly(ok);
+      String next = again.submit("verify", "next", Path.of("/r1"), j -> "fine").id();
+      await(again, next);
+    }
+    try (Jobs third = jobs(dir)) {
+      assertThat(third.list()).hasSize(2);
+    }
+  }
+
+  /**
    * A server killed with jobs queued and running (its journal copied while they were): the next one
    * shows them FAILED 130, saying the server stopped; a torn last line is skipped. A second server
    * on a journal in use keeps its jobs in memory.
