@@ -138,7 +138,7 @@ public final class KeyRing {
     for (BlobName n : listed) {
       KeyFile f;
       try {
-        f = read(n, store.load(n));
+        f = read(n, loadKey(store, n));
       } catch (RepositoryCorruptedException | IllegalArgumentException e) {
         LOG.warn("skipping damaged key blob: {}", e.getMessage());
         unreadable.add(e.getMessage());
@@ -169,6 +169,32 @@ public final class KeyRing {
     return Optional.empty();
   }
 
+  /** Largest key blob read: they are a few hundred bytes. */
+  static final long MAX_KEY_BLOB = 64 << 10;
+
+  /**
+   * Key blob {@code n}, refused unread if it is larger than a key blob can be: one large file in
+   * keys/ ran the key derivation ahead out of memory, and every command then waited for it forever.
+   */
+  static byte[] loadKey(BlobStore store, BlobName n) throws IOException {
+    Optional<io.granule.engine.internal.repo.blob.BlobInfo> info = store.stat(n);
+    if (info.isPresent() && info.get().size() > MAX_KEY_BLOB) {
+      throw new RepositoryCorruptedException(
+          "key blob "
+              + n
+              + " is "
+              + info.get().size()
+              + " bytes, not a key blob (they are under 1 KiB): damaged, or not written by"
+              + " granule; move it out of keys/ if no key is lost with it");
+    }
+    byte[] b = store.load(n);
+    if (b.length > MAX_KEY_BLOB) {
+      throw new RepositoryCorruptedException(
+          "key blob " + n + " is " + b.length + " bytes, not a key blob (they are under 1 KiB)");
+    }
+    return b;
+  }
+
   /**
    * Registers with {@link PrederivedKeys} every key blob of {@code store} (its salt and parameters
    * under {@code password}), completes {@code listed}, then derives each key in turn: the work of a
@@ -180,7 +206,7 @@ public final class KeyRing {
     try {
       for (BlobName n : store.list(BlobType.KEY)) {
         try {
-          KeyFile f = read(n, store.load(n));
+          KeyFile f = read(n, loadKey(store, n));
           mine.add(
               PrederivedKeys.register(
                   password,
@@ -190,7 +216,9 @@ public final class KeyRing {
           // skipped
         }
       }
-    } catch (IOException | RuntimeException e) {
+    } catch (IOException | RuntimeException | Error e) {
+      // an error too: the keys registered so far are derived below all the same (a waiter for
+      // one of them waited forever once this thread died)
       LOG.debug("keys not derived ahead: {}", e.toString());
     } finally {
       listed.complete(null);
@@ -205,7 +233,7 @@ public final class KeyRing {
     List<KeyInfo> out = new ArrayList<>();
     for (BlobName n : store.list(BlobType.KEY)) {
       try {
-        KeyFile f = read(n, store.load(n));
+        KeyFile f = read(n, loadKey(store, n));
         out.add(
             new KeyInfo(
                 n.name(), f.created(), "scrypt n=" + f.n() + " r=" + f.r() + " p=" + f.p()));

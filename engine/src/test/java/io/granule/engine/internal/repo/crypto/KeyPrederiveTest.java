@@ -87,4 +87,31 @@ class KeyPrederiveTest {
     assertThat(KeyRing.unlock(store, "repo-id", "right".toCharArray())).isPresent();
     assertThat(PrederivedKeys.count()).isZero();
   }
+
+  /**
+   * A huge file in keys/ (sparse: it costs nothing on disk) is refused unread: read whole, it ran
+   * the derivation ahead out of memory, and the unlock then waited forever for a key it had
+   * registered.
+   */
+  @Test
+  void aHugeKeyBlobIsRefusedUnreadAndTheRealKeyStillUnlocks() throws Exception {
+    MasterKey mk = MasterKey.generate();
+    LocalBlobStore store = storeWithKey(mk, "right");
+    Path keys = dir.resolve("repo/keys");
+    String real;
+    try (var files = Files.list(keys)) {
+      real = files.findFirst().orElseThrow().getFileName().toString();
+    }
+    String bigName = "f".repeat(real.length());
+    try (java.io.RandomAccessFile f =
+        new java.io.RandomAccessFile(keys.resolve(bigName).toFile(), "rw")) {
+      f.setLength(4L << 30);
+    }
+    BlobName big = new BlobName(BlobType.KEY, bigName);
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> KeyRing.loadKey(store, big))
+        .hasMessageContaining("not a key blob");
+    PrederivedKeys.task(store, "right".toCharArray()).run();
+    KeyRing.Unlocked u = KeyRing.unlock(store, "repo-id", "right".toCharArray()).orElseThrow();
+    assertThat(u.key().toBytes()).isEqualTo(mk.toBytes());
+  }
 }
