@@ -135,4 +135,28 @@ public interface BlobStore {
 
   /** A human-readable location of the store, e.g. its directory, for messages. */
   String location();
+
+  /**
+   * Refuses to read blob {@code name} of {@code size} bytes whole if this process could not hold it
+   * (more than a quarter of its heap): one large stray file (sparse: it costs nothing on disk)
+   * killed every command with OutOfMemoryError and a stack trace that named nothing.
+   *
+   * @throws BlobTooLargeException naming the blob, its size and what to do
+   */
+  static void requireLoadable(BlobName name, long size, String where) throws BlobTooLargeException {
+    long limit = Math.min(Integer.MAX_VALUE - 16, Runtime.getRuntime().maxMemory() / 4);
+    if (size > limit) {
+      throw new BlobTooLargeException(
+          "blob "
+              + name
+              + " in "
+              + where
+              + " is "
+              + size
+              + " bytes, more than this process reads whole (at most "
+              + limit
+              + " with this heap): damaged or not written by granule (run granule verify, which"
+              + " names it), or give the JVM more heap (GRANULE_JAVA_OPTS=-Xmx…)");
+    }
+  }
 }

@@ -270,6 +270,13 @@ public final class LocalBlobStore implements BlobStore {
       // a FIFO would block this read forever (a repository's config replaced by one, say)
       throw new IOException("blob " + name + " in " + root + " is not a regular file");
     }
+    long size;
+    try {
+      size = Files.size(p);
+    } catch (java.nio.file.NoSuchFileException e) {
+      return Files.readAllBytes(p); // says so in its words
+    }
+    BlobStore.requireLoadable(name, size, root.toString());
     return Files.readAllBytes(p);
   }
 

@@ -498,8 +498,11 @@ public final class S3BlobStore implements BlobStore {
         () -> {
           try (ResponseInputStream<GetObjectResponse> in =
               s3.getObject(r -> r.bucket(where.bucket()).key(key))) {
-            byte[] all = in.readAllBytes();
             Long expected = in.response().contentLength();
+            if (expected != null) {
+              BlobStore.requireLoadable(name, expected, where.toString());
+            }
+            byte[] all = in.readAllBytes();
             if (expected != null && all.length != expected) {
               throw cut(name, all.length, expected);
             }
@@ -507,6 +510,9 @@ public final class S3BlobStore implements BlobStore {
           } catch (IOException e) {
             if (e instanceof TransientBlobStoreException t) {
               throw t;
+            }
+            if (e instanceof BlobTooLargeException) {
+              throw e; // not transient: the same object is as large the next time
             }
             throw new TransientBlobStoreException(
                 "reading" + describe(name) + " from " + where + ": " + e.getMessage(), e);
