@@ -159,6 +159,9 @@ public final class LocalBlobStore implements BlobStore {
         });
   }
 
+  /** Blob directories whose entry in their parent this store has synced since they existed. */
+  private final java.util.Set<Path> syncedDirs = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
   /** Fills a new temporary file of a blob. */
   private interface Filler {
     void fill(Path tmp, FileChannel ch) throws IOException;
@@ -171,8 +174,11 @@ public final class LocalBlobStore implements BlobStore {
   private void save(BlobName name, Filler filler) throws IOException {
     Path target = path(name);
     Path dir = target.getParent();
-    boolean created = !Files.isDirectory(dir);
-    if (created) {
+    // The directory's own entry is synced (its parent synced after it exists) by the first save
+    // into it of this store, not only by the save that made it: another thread's save could make
+    // it and still be writing its blob when this one's is renamed in and counted durable.
+    boolean created = !syncedDirs.contains(dir);
+    if (!Files.isDirectory(dir)) {
       Files.createDirectories(dir);
     }
     Path tmp =
@@ -196,6 +202,7 @@ public final class LocalBlobStore implements BlobStore {
       interrupted |= fsyncDirectoryUninterruptibly(dir);
       if (created) {
         interrupted |= fsyncDirectoryUninterruptibly(dir.getParent());
+        syncedDirs.add(dir);
       }
     } finally {
       if (interrupted) {
