@@ -373,6 +373,10 @@ public final class Pruner {
           entries = MetadataBlobs.read(store, codec, n, IndexReader::read);
         } catch (NoSuchFileException e) {
           throw listedButMissing(n, e); // as for manifests: nothing else deletes index blobs now
+        } catch (io.granule.engine.internal.repo.UnsupportedRepositoryVersionException e) {
+          // a newer granule's: replaced, what that version added to it would be lost
+          throw new io.granule.engine.internal.repo.UnsupportedRepositoryVersionException(
+              "prune: nothing deleted: " + e.getMessage());
         } catch (RepositoryException | IllegalArgumentException e) {
           LOG.warn("prune: damaged index blob {} is replaced: {}", n, e.getMessage());
           damagedIndexes.add(n);

@@ -428,4 +428,41 @@ class PruneTest {
       assertThat(r.snapshots()).extracting(Manifest::id).containsExactly(c.id());
     }
   }
+
+  /**
+   * An index blob of a newer format (a newer granule shares the repository): prune deleted it as
+   * damaged, losing what that version added. It now refuses, deleting nothing.
+   */
+  @Test
+  void anIndexBlobOfANewerFormatStopsPruneBeforeAnythingIsDeleted() throws Exception {
+    Path dir = copy("newer");
+    Path index;
+    try (var files = java.nio.file.Files.walk(dir.resolve("index"))) {
+      index = files.filter(java.nio.file.Files::isRegularFile).findFirst().orElseThrow();
+    }
+    byte[] framed = java.nio.file.Files.readAllBytes(index);
+    java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(framed);
+    io.granule.engine.internal.repo.BlobFrames.Framed f =
+        io.granule.engine.internal.repo.BlobFrames.unframe(
+            null, framed, b.getInt(0), Integer.MAX_VALUE);
+    byte[] payload = new byte[f.payload().remaining()];
+    f.payload().get(payload);
+    java.nio.file.Files.write(
+        index, io.granule.engine.internal.repo.BlobFrames.frame(b.getInt(0), 99, payload));
+    long files;
+    try (var all = java.nio.file.Files.walk(dir)) {
+      files = all.count();
+    }
+    try (Repository r = Repository.open(dir)) {
+      org.assertj.core.api.Assertions.assertThatThrownBy(() -> prune(r, 1.0, false))
+          .isInstanceOf(io.granule.engine.internal.repo.UnsupportedRepositoryVersionException.class)
+          .hasMessageContaining("nothing deleted")
+          .hasMessageContaining("upgrade granule");
+    }
+    assertThat(index).exists();
+    try (var all = java.nio.file.Files.walk(dir)) {
+      assertThat(all.filter(p -> !p.toString().contains("locks")).count())
+          .isLessThanOrEqualTo(files);
+    }
+  }
 }
