@@ -120,7 +120,48 @@ public final class RepoOption {
                 Passwords.forOpen(ctx, passwordFile),
                 metadataCache(ctx))
             : Repository.open(path(), Passwords.forOpen(ctx, passwordFile), metadataCache(ctx));
+    if (!remote()) {
+      warnIfOthersCanWrite(ctx, path());
+    }
     return keepIndex(ctx, r);
+  }
+
+  /**
+   * Warns if another user (not root) owns the repository or one of its directories, or everyone can
+   * write one: whoever can write it can delete, withhold or roll back backups, and (by rewriting
+   * its config for a client that never opened it encrypted) have new ones written in the clear. A
+   * group-writable repository (a backup group) is not warned about.
+   */
+  static void warnIfOthersCanWrite(CliContext ctx, Path repo) {
+    int self = io.granule.engine.internal.net.PeerUser.self();
+    for (String sub : new String[] {"", "config", "keys", "data", "index", "snapshots", "locks"}) {
+      Path p = sub.isEmpty() ? repo : repo.resolve(sub);
+      try {
+        java.util.Map<String, Object> a =
+            java.nio.file.Files.readAttributes(
+                p, "unix:uid,mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+        int owner = (Integer) a.get("uid");
+        int mode = (Integer) a.get("mode");
+        String why =
+            owner != 0 && owner != self
+                ? "is owned by uid " + owner
+                : (mode & 0002) != 0 ? "can be written by every user" : null;
+        if (why != null) {
+          ctx.err()
+              .println(
+                  "warning: "
+                      + p
+                      + " "
+                      + why
+                      + ": whoever can write the repository can delete, withhold or roll back"
+                      + " its backups; keep it writable by you (and a backup group) only");
+          ctx.err().flush();
+          return;
+        }
+      } catch (java.io.IOException | UnsupportedOperationException e) {
+        // not there (yet): nothing to say
+      }
+    }
   }
 
   /** {@code r}, its chunk index kept between runs in its directory of the user's cache. */
@@ -211,6 +252,8 @@ public final class RepoOption {
               KdfParams.DEFAULT,
               metadataCache(ctx)));
     }
-    return keepIndex(ctx, Repository.init(path(), cfg, password, metadataCache(ctx)));
+    Repository r = Repository.init(path(), cfg, password, metadataCache(ctx));
+    warnIfOthersCanWrite(ctx, path());
+    return keepIndex(ctx, r);
   }
 }

@@ -87,6 +87,22 @@ class CliAppTest {
     return run(args.toArray(String[]::new));
   }
 
+  /**
+   * A repository everyone can write is used with a warning: whoever can write it can delete,
+   * withhold or roll back backups, and (for a client with no pin) downgrade its config.
+   */
+  @Test
+  void aRepositoryEveryoneCanWriteIsUsedWithAWarning() throws Exception {
+    assertThat(run("snapshots", "--repo", repo())).isZero();
+    assertThat(err.toString()).doesNotContain("warning");
+    Files.setPosixFilePermissions(
+        tmp.resolve("repo/keys"),
+        java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+    assertThat(run("snapshots", "--repo", repo())).isZero();
+    assertThat(err.toString())
+        .contains("warning: " + tmp.resolve("repo/keys") + " can be written by every user");
+  }
+
   @Test
   void backupReportsEachApplicationAndCatalogListsAndFindsObjects() throws Exception {
     assertThat(backup("test://u:pw123@db1:1/shop")).as(err.toString()).isZero();
