@@ -322,8 +322,8 @@ public final class BackupOperation {
         }
         try {
           locks.add(readLocks.lock(d.path()));
-        } catch (java.nio.file.NoSuchFileException | java.nio.file.AccessDeniedException e) {
-          // opening it says so, in its words
+        } catch (java.nio.file.FileSystemException e) {
+          // not there, denied, not a directory on the way: opening it says so, in its words
         } catch (IOException e) {
           throw new UncheckedIOException(
               "unable to lock disk '" + d.path() + "' for reading: " + e.getMessage(), e);

@@ -84,7 +84,22 @@ public final class SourceAccess {
    * @throws SourceUnreadableException (exit code 6) naming a file the readers cannot read
    */
   public static <T extends DiskImage> T open(Path disk, Opener<T> opener) throws IOException {
-    Readers readers = Privilege.readsAnyFile() ? readers(disk) : null;
+    Readers readers;
+    try {
+      readers = Privilege.readsAnyFile() ? readers(disk) : null;
+    } catch (java.nio.file.NoSuchFileException e) {
+      // said here, not by opening it by name after all: made meanwhile (a link), it would be
+      // opened with this process's rights
+      throw new io.granule.engine.internal.image.ImageException(
+          "unable to open disk image '" + disk + "': no such file");
+    } catch (java.nio.file.FileSystemException e) {
+      throw new io.granule.engine.internal.image.ImageException(
+          "unable to open disk image '"
+              + disk
+              + "': "
+              + (e.getReason() == null ? e.getClass().getSimpleName() : e.getReason()),
+          e);
+    }
     if (readers == null) {
       return opener.open();
     }

@@ -39,6 +39,17 @@ final class ConfigPin {
     return metadataCache.resolve(DIR).resolve(repositoryId);
   }
 
+  /**
+   * The pin file of the encrypted repository last opened at {@code location} (a path or URL): the
+   * repository id is read from the config the pin guards, and a config rewritten as unencrypted
+   * with a new id (its keys/ moved away) found no pin by id.
+   */
+  static Path locationFile(Path metadataCache, String location) {
+    return metadataCache
+        .resolve(DIR)
+        .resolve("at-" + sha256(location.getBytes(StandardCharsets.UTF_8)).substring(0, 32));
+  }
+
   /** The config hash pinned in {@code file}, empty if there is no pin. */
   static Optional<String> read(Path file) {
     String text;

@@ -342,6 +342,8 @@ public final class Repository implements Closeable {
       store.save(BlobName.CONFIG, configBytes);
       if (pins != null) {
         ConfigPin.write(ConfigPin.file(pins, c.repositoryId()), c.repositoryId(), configBytes);
+        ConfigPin.write(
+            ConfigPin.locationFile(pins, store.location()), c.repositoryId(), configBytes);
       }
     } catch (IOException e) {
       throw new RepositoryException(
@@ -499,8 +501,12 @@ public final class Repository implements Closeable {
     byte[] configBytes = loadConfig(store);
     RepositoryConfig c = RepositoryConfig.fromBytes(store.location(), configBytes);
     Path pin = pins == null ? null : ConfigPin.file(pins, c.repositoryId());
+    // also by where it is: the id is read from the config it guards, and a config rewritten with
+    // a new id found no pin
+    Path placePin = pins == null ? null : ConfigPin.locationFile(pins, store.location());
     if (!c.encrypted()) {
       refuseDowngrade(store, pin);
+      refuseDowngrade(store, placePin);
       return unencrypted(cached(store, c, metadataCache), c, clock, cacheDir, BlobCodec.IDENTITY);
     }
     if (pin != null) {
@@ -539,6 +545,7 @@ public final class Repository implements Closeable {
     MasterKey mk = u.key();
     if (pin != null) {
       ConfigPin.write(pin, c.repositoryId(), configBytes);
+      ConfigPin.write(placePin, c.repositoryId(), configBytes);
     }
     return encrypted(cached(store, c, metadataCache), c, clock, cacheDir, mk, u.blob());
   }

@@ -126,11 +126,44 @@ class ConfigDowngradeTest {
                 + pin
                 + "'");
     assertThat(files()).isEqualTo(before);
-    // the way out the message names
+    // the way out the message names (then the pin of the place, which the next refusal names)
     Files.delete(pin);
+    Path place = ConfigPin.locationFile(pins, store.location());
+    assertThatThrownBy(this::open).hasMessageContaining("recorded in '" + place + "'");
+    Files.delete(place);
     try (Repository r = open()) {
       assertThat(r.config().encrypted()).isFalse();
     }
+  }
+
+  /**
+   * The pin by id is found through the config it guards: rewritten as unencrypted with a new id
+   * (and its keys moved away), no pin was found and the next backup stored plaintext. The pin of
+   * the repository's place refuses it.
+   */
+  @Test
+  void aConfigRewrittenWithANewIdIsRefusedByThePinOfItsPlace() throws Exception {
+    try (Repository r = open()) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    RepositoryConfig u = unencrypted();
+    rewriteConfig(
+        new RepositoryConfig(
+            u.version(),
+            "0".repeat(u.repositoryId().length()),
+            u.created(),
+            u.chunkSize(),
+            u.packSize(),
+            u.compressionLevel(),
+            u.chunkHash(),
+            null));
+    for (BlobName k : store.list(BlobType.KEY)) {
+      store.delete(k);
+    }
+    assertThatThrownBy(this::open)
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("was changed to unencrypted")
+        .hasMessageContaining(ConfigPin.locationFile(pins, store.location()).toString());
   }
 
   @Test
