@@ -125,7 +125,7 @@ public final class NbdServer implements Closeable {
       String refused;
       try {
         refused =
-            io.granule.engine.internal.net.PeerUser.refusal(
+            io.granule.engine.internal.net.PeerUser.acceptRefusal(
                 (InetSocketAddress) client.getRemoteSocketAddress(),
                 (InetSocketAddress) client.getLocalSocketAddress(),
                 allowedUsers,

@@ -47,6 +47,9 @@ public final class PeerUser {
   private static final int FIN_WAIT1 = 4;
   private static final int FIN_WAIT2 = 5;
 
+  /** An accepted socket whose client has sent its FIN (a half-closed request). */
+  private static final int CLOSE_WAIT = 8;
+
   private static final int ENOENT = 2;
 
   /** Reads of the tables (the fallback) that may run at once; see {@link #refusal}. */
@@ -116,6 +119,15 @@ public final class PeerUser {
    * {@code remote}; empty if there is none; null if the kernel could not be asked.
    */
   static long[] diag(InetSocketAddress local, InetSocketAddress remote) {
+    return diag(local, remote, false);
+  }
+
+  /**
+   * As {@link #diag(InetSocketAddress, InetSocketAddress)}; {@code serverEnd} asks for an accepted
+   * socket (established, or closed by the client after its request: CLOSE_WAIT) instead of a
+   * client's.
+   */
+  private static long[] diag(InetSocketAddress local, InetSocketAddress remote, boolean serverEnd) {
     byte[] l = v4(local.getAddress().getAddress());
     byte[] r = v4(remote.getAddress().getAddress());
     if (l.length != r.length) {
@@ -133,7 +145,10 @@ public final class PeerUser {
       } catch (UnsatisfiedLinkError e) {
         return null;
       }
-      if (rc == 0 && live((int) out[0]) && out[2] != 0) {
+      int state = (int) out[0];
+      if (rc == 0
+          && (serverEnd ? state == ESTABLISHED || state == CLOSE_WAIT : live(state))
+          && out[2] != 0) {
         return out;
       }
       if (rc != 0 && rc != -ENOENT) {
@@ -407,6 +422,44 @@ public final class PeerUser {
         + " ("
         + letIn
         + " to let that user in)";
+  }
+
+  /**
+   * As {@link #refusal}, for a connection just accepted, before anything is read from it: also
+   * refused if the accepted socket is no longer connected (the client reset it).
+   *
+   * <p>The client's socket is looked up by the connection's pair of ends; once a client has reset
+   * its connection, another process may connect from the same port, and that new socket (root's,
+   * say) is the one the lookup finds: a user who queued a request on a connection and reset it
+   * before the server accepted it had it run as root (audit9 rest F6). So the accepted socket
+   * itself is asked for after the client's: if it is still connected (established, or half-closed
+   * by its client) when the client's socket has been found, no other socket can have taken that
+   * pair of ends in between, and the owner found is the one who sent what will be read. The caller
+   * accepts connections one at a time (one acceptor thread), so no other accepted socket of this
+   * server has that pair of ends while this one is checked.
+   *
+   * <p>Where the kernel cannot be asked for one socket (the tables' fallback), only the client's
+   * socket is checked.
+   *
+   * @throws Busy as {@link #refusal}
+   */
+  public static String acceptRefusal(
+      InetSocketAddress client, InetSocketAddress server, Set<Integer> allowed, String letIn) {
+    String refused = refusal(client, server, allowed, letIn);
+    if (refused != null || !server.getAddress().isLoopbackAddress()) {
+      return refused;
+    }
+    if (askKernel && Diag.WORKS) {
+      long[] accepted = diag(server, client, true);
+      if (accepted != null && accepted.length == 0) {
+        return "the connection from "
+            + client.getAddress().getHostAddress()
+            + " port "
+            + client.getPort()
+            + " was closed by its client before it was accepted: refused";
+      }
+    }
+    return null;
   }
 
   /** The uid this process runs as, or -1 if it cannot be told. */

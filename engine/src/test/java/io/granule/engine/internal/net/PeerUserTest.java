@@ -166,4 +166,56 @@ class PeerUserTest {
       }
     }
   }
+
+  /**
+   * audit9 rest F6: a client queues a request on a connection and resets it before the server
+   * accepts it, and another socket (here this process's) connects from the same port. Judged by the
+   * pair of ends alone, the queued request was that other socket's (root's, in the audit); judged
+   * with the accepted socket, it is refused, and the other socket's own connection is not.
+   */
+  @Test
+  void aConnectionResetBeforeItIsAcceptedIsRefusedThoughItsPortWasTakenAgain() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        PeerUser.asksTheKernel(), "the kernel cannot be asked for one socket here");
+    InetAddress lo = InetAddress.getLoopbackAddress();
+    try (ServerSocket server = new ServerSocket(0, 5, lo)) {
+      int port;
+      try (Socket first = new Socket()) {
+        first.setReuseAddress(true);
+        first.bind(new InetSocketAddress(lo, 0));
+        first.connect(server.getLocalSocketAddress());
+        port = first.getLocalPort();
+        first
+            .getOutputStream()
+            .write("POST /x HTTP/1.1\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+        first.setSoLinger(true, 0); // closed with a reset: its pair of ends is free at once
+      }
+      try (Socket second = new Socket()) {
+        second.setReuseAddress(true);
+        second.bind(new InetSocketAddress(lo, port));
+        second.connect(server.getLocalSocketAddress());
+        try (Socket reset = server.accept()) {
+          InetSocketAddress client = (InetSocketAddress) reset.getRemoteSocketAddress();
+          InetSocketAddress local = (InetSocketAddress) reset.getLocalSocketAddress();
+          assertThat(client.getPort()).isEqualTo(port);
+          // the lookup by the pair of ends finds the second client's live socket
+          assertThat(PeerUser.refusal(client, local, java.util.Set.of(), "x")).isNull();
+          assertThat(PeerUser.acceptRefusal(client, local, java.util.Set.of(), "x"))
+              .contains("closed by its client before it was accepted");
+          // and what the first client sent is still there to be read
+          assertThat(new String(reset.getInputStream().readNBytes(4), StandardCharsets.US_ASCII))
+              .isEqualTo("POST");
+        }
+        try (Socket live = server.accept()) {
+          assertThat(
+                  PeerUser.acceptRefusal(
+                      (InetSocketAddress) live.getRemoteSocketAddress(),
+                      (InetSocketAddress) live.getLocalSocketAddress(),
+                      java.util.Set.of(),
+                      "x"))
+              .isNull();
+        }
+      }
+    }
+  }
 }
