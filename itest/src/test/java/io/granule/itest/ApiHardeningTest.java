@@ -43,7 +43,8 @@ class ApiHardeningTest {
   /**
    * A server told to listen on IPv6 loopback or on every address never started: it could not find
    * its port in an unbracketed IPv6 endpoint, and probed 0.0.0.0 by that name, which the API
-   * refuses. On IPv6 loopback other users are refused as on IPv4.
+   * refuses. On IPv6 loopback other users are refused as on IPv4 (their connections closed as they
+   * are accepted: curl reads no answer, status 000).
    */
   @Test
   void ipv6LoopbackAndWildcardAddressesStart() throws Exception {
@@ -54,7 +55,7 @@ class ApiHardeningTest {
         String url = server.url.toString().replace("0.0.0.0", "127.0.0.1") + "api/version";
         assertThat(curlAs("root", url)).as(listen).endsWith("\n200");
         if (listen.startsWith("[") && "root".equals(System.getProperty("user.name"))) {
-          assertThat(curlAs("nobody", url)).endsWith("\n403");
+          assertThat(curlAs("nobody", url)).endsWith("\n000");
         }
       }
     }
@@ -63,7 +64,9 @@ class ApiHardeningTest {
   /**
    * A root server on loopback took jobs from every local user: any of them could restore bytes of
    * their choice over any file. Only the server's own user and root may use it, and the users
-   * {@code --api-users} names (told by the kernel's socket table).
+   * {@code --api-users} names (told by the kernel's socket table). Another user's connection is
+   * closed as it is accepted, before a byte of it is read (curl gets no answer: 000); the server's
+   * log says why.
    */
   @Test
   void onlyTheServersUserRootAndNamedUsersMayUseALoopbackServer() throws Exception {
@@ -75,15 +78,106 @@ class ApiHardeningTest {
     try (Granule.Server server = Granule.Server.start(tmp.resolve("data"), List.of())) {
       String version = server.url.resolve("/api/version").toString();
       assertThat(curlAs("root", version)).endsWith("\n200");
-      String other = curlAs("nobody", version);
-      assertThat(other)
-          .endsWith("\n403")
-          .contains("user nobody (uid 65534) may not use this server");
-      assertThat(other).contains("--api-users");
+      assertThat(curlAs("nobody", version)).endsWith("\n000");
+      long deadline = System.nanoTime() + 5_000_000_000L;
+      while (!server.console().contains("user nobody (uid 65534) may not use this server")
+          && System.nanoTime() < deadline) {
+        Thread.sleep(50);
+      }
+      assertThat(server.console())
+          .contains("user nobody (uid 65534) may not use this server")
+          .contains("--api-users");
     }
     try (Granule.Server server =
         Granule.Server.start(tmp.resolve("data2"), List.of("-Dgranule.api.users=daemon,nobody"))) {
       assertThat(curlAs("nobody", server.url.resolve("/api/version").toString())).endsWith("\n200");
+    }
+  }
+
+  /**
+   * python3 as {@code user}: opens {@code count} connections to {@code port} and holds them; once
+   * all are open it prints "open N", then for the first connection what a read of it gives within 3
+   * s ("eof" if the server closed it, "open" if it is still open), then keeps them {@code
+   * holdSeconds}.
+   */
+  private static Process holdAs(String user, int port, int count, int holdSeconds)
+      throws Exception {
+    String script =
+        "import socket,sys,time\n"
+            + "socks=[]\n"
+            + "for i in range("
+            + count
+            + "):\n"
+            + "    socks.append(socket.create_connection(('127.0.0.1',"
+            + port
+            + ")))\n"
+            + "print('open',len(socks),flush=True)\n"
+            + "socks[0].settimeout(3)\n"
+            + "try:\n"
+            + "    print('eof' if socks[0].recv(1)==b'' else 'data',flush=True)\n"
+            + "except socket.timeout:\n"
+            + "    print('open',flush=True)\n"
+            + "except OSError as e:\n"
+            + "    print('eof',e,flush=True)\n"
+            + "time.sleep("
+            + holdSeconds
+            + ")\n";
+    return new ProcessBuilder("runuser", "-u", user, "--", "python3", "-c", script)
+        .redirectErrorStream(true)
+        .start();
+  }
+
+  private static long openFiles(Process p) throws Exception {
+    try (var files = Files.list(Path.of("/proc", Long.toString(p.pid()), "fd"))) {
+      return files.count();
+    }
+  }
+
+  /**
+   * audit9 rest F3/F6: the check of who made a connection ran only once a request's headers had
+   * come, so another local user could hold as many connections as he liked (the server, root, ran
+   * out of descriptors and its own requests timed out), and queue requests that waited to be
+   * accepted. Another user's connection is now closed as it is accepted, before anything is read
+   * from it: a read of it ends at once, while root's stays open; a flood of 500 of them holds no
+   * descriptors of the server's, and root is served meanwhile.
+   */
+  @Test
+  void anotherUsersConnectionsAreClosedAsTheyAreAccepted() throws Exception {
+    if (!"root".equals(System.getProperty("user.name"))) {
+      org.junit.jupiter.api.Assumptions.assumeTrue(
+          "true".equals(System.getenv("CI")), "needs root to run a client as another user");
+      throw new AssertionError("needs root under CI");
+    }
+    try (Granule.Server server = Granule.Server.start(tmp.resolve("data"), List.of())) {
+      int port = server.url.getPort();
+      String version = server.url.resolve("/api/version").toString();
+      assertThat(curlAs("root", version)).endsWith("\n200");
+
+      Process root = holdAs("root", port, 1, 0);
+      assertThat(new String(root.getInputStream().readAllBytes(), StandardCharsets.UTF_8))
+          .isEqualTo("open 1\nopen\n");
+      Process nobody = holdAs("nobody", port, 1, 0);
+      long start = System.nanoTime();
+      String one = new String(nobody.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertThat(one).startsWith("open 1\neof");
+      assertThat(System.nanoTime() - start).isLessThan(2_500_000_000L); // not the read's 3 s
+
+      long before = openFiles(server.process);
+      Process flood = holdAs("nobody", port, 500, 30);
+      try {
+        java.io.BufferedReader out =
+            new java.io.BufferedReader(
+                new java.io.InputStreamReader(flood.getInputStream(), StandardCharsets.UTF_8));
+        assertThat(out.readLine()).isEqualTo("open 500");
+        assertThat(out.readLine()).startsWith("eof");
+        // nobody holds 500 connections; the server holds none of them
+        assertThat(openFiles(server.process)).isLessThan(before + 50);
+        for (int i = 0; i < 5; i++) {
+          assertThat(curlAs("root", version)).endsWith("\n200");
+        }
+      } finally {
+        flood.destroyForcibly().waitFor(10, java.util.concurrent.TimeUnit.SECONDS);
+      }
     }
   }
 

@@ -8,13 +8,11 @@ import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.time.Duration;
-import java.util.Collection;
 import java.util.Dictionary;
 import java.util.Hashtable;
 import java.util.concurrent.CountDownLatch;
 import org.osgi.framework.BundleContext;
 import org.osgi.framework.InvalidSyntaxException;
-import org.osgi.framework.ServiceReference;
 import org.osgi.service.cm.Configuration;
 import org.osgi.service.cm.ConfigurationAdmin;
 
@@ -22,9 +20,11 @@ import org.osgi.service.cm.ConfigurationAdmin;
  * Starts Felix HTTP (Jetty) on the requested address through ConfigAdmin and waits until the REST
  * API answers.
  *
- * <p>The launcher starts the HTTP bundle disabled; this class enables it with the host and port of
- * {@code --listen}, reads the port Jetty actually bound (for port 0) from the HTTP runtime's {@code
- * osgi.http.endpoint} property, then polls {@code /api/version} until the whiteboard serves it.
+ * <p>The launcher starts the HTTP bundle disabled; this class registers the API's connector ({@link
+ * CheckedConnectorFactory}: it binds the host and port of {@code --listen} and closes other local
+ * users' connections as it accepts them), enables the bundle, reads the port the connector actually
+ * bound (for port 0), waits until the HTTP runtime announces it ({@code osgi.http.endpoint}), then
+ * polls {@code /api/version} until the whiteboard serves it.
  */
 final class HttpServerControl implements ServerControl {
   static final String HTTP_PID = "org.apache.felix.http";
@@ -59,13 +59,18 @@ final class HttpServerControl implements ServerControl {
                 + "; choose another address with --listen HOST:PORT (port 0 picks a free one)");
       }
     }
+    // the API's connector, which checks who made each connection as it accepts it; Felix's own
+    // (which Felix needs enabled to start Jetty at all) is put on port 0 and removed by it
+    CheckedConnectorFactory connectors = new CheckedConnectorFactory(host, port);
+    context.registerService(
+        org.apache.felix.http.jetty.ConnectorFactory.class, connectors, new Hashtable<>());
     try {
       Configuration c = configAdmin.getConfiguration(HTTP_PID, "?");
       Dictionary<String, Object> props = new Hashtable<>();
       props.put("org.apache.felix.http.enable", Boolean.TRUE);
       props.put("org.apache.felix.https.enable", Boolean.FALSE);
       props.put("org.apache.felix.http.host", host);
-      props.put("org.osgi.service.http.port", port);
+      props.put("org.osgi.service.http.port", 0);
       c.update(props);
     } catch (IOException e) {
       throw new CommandException(
@@ -74,10 +79,15 @@ final class HttpServerControl implements ServerControl {
     long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
     int bound = -1;
     while (System.nanoTime() < deadline) {
-      bound = boundPort(port);
-      if (bound > 0) {
+      CheckedConnectorFactory.Checked checked = connectors.connector();
+      if (checked != null && checked.isFailed()) {
         break;
       }
+      bound = checked != null && checked.isStarted() ? checked.getLocalPort() : -1;
+      if (bound > 0 && runtimeUp()) {
+        break;
+      }
+      bound = -1;
       sleep();
     }
     if (bound <= 0) {
@@ -97,44 +107,13 @@ final class HttpServerControl implements ServerControl {
     return base;
   }
 
-  private int boundPort(int wanted) {
-    ServiceReference<?>[] refs;
+  /** Whether the HTTP runtime is announced (the whiteboard then registers the API). */
+  private boolean runtimeUp() {
     try {
-      refs = context.getAllServiceReferences(null, RUNTIME_FILTER);
+      return context.getAllServiceReferences(null, RUNTIME_FILTER) != null;
     } catch (InvalidSyntaxException e) {
       throw new IllegalStateException(e);
     }
-    if (refs == null) {
-      return -1;
-    }
-    for (ServiceReference<?> r : refs) {
-      for (String endpoint : strings(r.getProperty("osgi.http.endpoint"))) {
-        // the port after the last ':' (the whiteboard writes an IPv6 host unbracketed, which
-        // URI parsing took for no port at all)
-        java.util.regex.Matcher m =
-            java.util.regex.Pattern.compile(":([0-9]{1,5})/?$").matcher(endpoint);
-        if (m.find()) {
-          int p = Integer.parseInt(m.group(1));
-          if (p > 0 && (wanted == 0 || p == wanted)) {
-            return p;
-          }
-        }
-      }
-    }
-    return -1;
-  }
-
-  private static String[] strings(Object v) {
-    if (v instanceof String s) {
-      return new String[] {s};
-    }
-    if (v instanceof String[] a) {
-      return a;
-    }
-    if (v instanceof Collection<?> c) {
-      return c.stream().map(String::valueOf).toArray(String[]::new);
-    }
-    return new String[0];
   }
 
   /**

@@ -278,7 +278,8 @@ public final class ApiServlet extends HttpServlet {
   /** {@link #API_USERS} and the uids it names, parsed once per value (not per request). */
   private static volatile Map.Entry<String, java.util.Set<Integer>> allowed;
 
-  private static java.util.Set<Integer> allowedUsers() {
+  /** The uids {@link #API_USERS} lets in besides the server's own user and root. */
+  public static java.util.Set<Integer> allowedUsers() {
     String users = System.getProperty(API_USERS, "");
     Map.Entry<String, java.util.Set<Integer>> a = allowed;
     if (a == null || !a.getKey().equals(users)) {
