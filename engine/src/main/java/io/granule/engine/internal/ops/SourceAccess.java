@@ -222,16 +222,39 @@ public final class SourceAccess {
   static Readers readers(Path disk) throws IOException {
     Path real = disk.toRealPath();
     Map<String, Object> top = Files.readAttributes(real, "unix:uid,gid,mode");
-    if (((Integer) top.get("mode") & 0170000) != 0100000) {
-      return null;
-    }
+    // a device is root's to read, unless someone else chose the way to it (below)
+    boolean device = ((Integer) top.get("mode") & 0170000) != 0100000;
     int self = io.granule.engine.internal.net.PeerUser.self();
     Set<Integer> users = new java.util.TreeSet<>();
     Set<Integer> groups = new java.util.TreeSet<>();
     boolean everyone = false;
     List<Path> chain = new java.util.ArrayList<>();
-    for (Path p = real; p != null; p = p.getParent()) {
+    for (Path p = real; p != null && !device; p = p.getParent()) {
       chain.add(p);
+    }
+    // and the way as named: whoever can change it chooses where it leads. Judged by where it led
+    // alone, a link swapped in at that moment led to root's file, and root opened that as root.
+    Path named = disk.toAbsolutePath().normalize();
+    for (Path p = named; p != null; p = p.getParent()) {
+      Map<String, Object> a;
+      try {
+        a = Files.readAttributes(p, "unix:uid,gid,mode", LinkOption.NOFOLLOW_LINKS);
+      } catch (IOException e) {
+        continue; // below a link: judged where it leads (above)
+      }
+      int uid = (Integer) a.get("uid");
+      int mode = (Integer) a.get("mode");
+      if (uid != 0 && uid != self) {
+        users.add(uid);
+      }
+      if ((mode & 0170000) == 0120000 || p == named || (mode & 01000) != 0) {
+        continue; // a link (its owner counted, its mode means nothing), the disk (judged where
+        // the way leads, above), or sticky
+      }
+      if ((mode & 0020) != 0) {
+        groups.add((Integer) a.get("gid"));
+      }
+      everyone |= (mode & 0002) != 0;
     }
     for (Path p : chain) {
       Map<String, Object> a =

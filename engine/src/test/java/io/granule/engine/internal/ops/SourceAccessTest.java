@@ -276,4 +276,28 @@ class SourceAccessTest {
     assertThat(Privilege.has(caps, Privilege.CAP_DAC_OVERRIDE)).isFalse();
     assertThat(Privilege.effective(tmp.resolve("missing"))).as("unknown: all").isEqualTo(-1L);
   }
+
+  /**
+   * The readers were judged by where the disk's path led: a link the user swapped in at that moment
+   * led to root's file in root's directory, no reader but root was found, and root opened it as
+   * root through his link (audit9 recheck NEW-2). Whoever can change the way as named is a reader
+   * too, also on the way to a device.
+   */
+  @Test
+  void whoeverCanChangeTheWayAsNamedIsAReader() throws Exception {
+    Path rootOnly = Files.createDirectories(tmp.resolve("rootdir"));
+    chmod(rootOnly, "rwx------");
+    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    Path his = Files.createDirectories(tmp.resolve("his"));
+    chown(his, 1001);
+    Path link = Files.createSymbolicLink(his.resolve("vm.img"), secret);
+    chown(link, 1001);
+    SourceAccess.Readers r = SourceAccess.readers(link);
+    assertThat(r).isNotNull();
+    assertThat(r.identity().uid()).isEqualTo(1001);
+    Files.delete(link);
+    Path dev = Files.createSymbolicLink(his.resolve("dev.img"), Path.of("/dev/null"));
+    assertThat(SourceAccess.readers(dev)).isNotNull();
+    assertThat(SourceAccess.readers(Path.of("/dev/null"))).as("root's own way").isNull();
+  }
 }
