@@ -201,7 +201,10 @@ public final class LocalBlobStore implements BlobStore {
     try {
       interrupted |= fsyncDirectoryUninterruptibly(dir);
       if (created) {
-        interrupted |= fsyncDirectoryUninterruptibly(dir.getParent());
+        Path parent = dir.toAbsolutePath().getParent(); // "repo" (relative) has one too
+        if (parent != null) {
+          interrupted |= fsyncDirectoryUninterruptibly(parent);
+        }
         syncedDirs.add(dir);
       }
     } finally {

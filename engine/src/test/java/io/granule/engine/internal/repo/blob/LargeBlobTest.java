@@ -42,4 +42,22 @@ class LargeBlobTest {
         .hasMessageContaining("3221225472 bytes")
         .hasMessageContaining("granule verify");
   }
+
+  /** A store named by one relative name ("repo") saves its first blob (its parent is the cwd). */
+  @Test
+  void aStoreNamedByOneRelativeNameSaves() throws Exception {
+    Path cwd = Path.of("").toAbsolutePath();
+    Path name = Path.of("granule-test-" + ProcessHandle.current().pid());
+    LocalBlobStore store = new LocalBlobStore(name);
+    try {
+      store.save(BlobName.CONFIG, new byte[] {1});
+      assertThat(store.load(BlobName.CONFIG)).containsExactly(1);
+    } finally {
+      try (var all = Files.walk(cwd.resolve(name))) {
+        for (Path p : all.sorted(java.util.Comparator.reverseOrder()).toList()) {
+          Files.delete(p);
+        }
+      }
+    }
+  }
 }
