@@ -86,6 +86,7 @@ final class BundleCache {
       return new BundleCache(self.resolve("bundles"), null);
     }
     Path root = cacheRoot();
+    DataDirectory.prepareCache(root, LaunchOptions.uid());
     Path dir = extract(self, root);
     // checked once it exists, as the data directory is: its jars run as this user, and a cache
     // another user can write (root's XDG_CACHE_HOME kept by sudo -E, or under his directory)

@@ -102,6 +102,41 @@ final class DataDirectory {
   }
 
   /**
+   * Makes {@code root}, the cache the runtime's bundles are extracted into, if it is missing
+   * (0700), and checks it and every directory above it as the data directory is checked, before
+   * anything is extracted into it or cleaned up in it: checked only afterwards, a link another user
+   * planted there had root create a file of his choosing, and root's clean-up deleted by name in
+   * it.
+   *
+   * @throws LaunchException naming the directory another user controls, and what to do
+   */
+  static void prepareCache(Path root, long uid) throws LaunchException {
+    Path abs = root.toAbsolutePath().normalize();
+    try {
+      Path real = walk(abs, uid, "the runtime's bundle cache");
+      if (real == null) {
+        Files.createDirectories(
+            abs,
+            java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+        real = walk(abs, uid, "the runtime's bundle cache");
+      }
+      if (real == null) {
+        throw new LaunchException("unable to make the bundle cache " + abs);
+      }
+    } catch (IOException e) {
+      throw new LaunchException(
+          "unable to check the bundle cache "
+              + abs
+              + ": "
+              + e.getMessage()
+              + " (set XDG_CACHE_HOME"
+              + " to a directory only you can write)",
+          e);
+    }
+  }
+
+  /**
    * Checks {@code dir}, the directory the runtime's own bundles are installed from, and its jars,
    * for this process's user {@code uid} as {@link #check} checks the data directory.
    *

@@ -151,5 +151,12 @@ class DataDirectoryTest {
     chmod(tmp.resolve("cache"), "rwxrwxrwx");
     assertThatThrownBy(() -> DataDirectory.checkCode(cache, ME))
         .hasMessageContaining(tmp.resolve("cache") + " can be written by every user");
+    // and before anything is extracted or cleaned up in it
+    assertThatThrownBy(() -> DataDirectory.prepareCache(tmp.resolve("cache/granule"), ME))
+        .hasMessageContaining(tmp.resolve("cache") + " can be written by every user");
+    chmod(tmp.resolve("cache"), "rwx------");
+    DataDirectory.prepareCache(tmp.resolve("cache/new/granule"), ME);
+    assertThat(Files.getPosixFilePermissions(tmp.resolve("cache/new/granule")))
+        .isEqualTo(PosixFilePermissions.fromString("rwx------"));
   }
 }
