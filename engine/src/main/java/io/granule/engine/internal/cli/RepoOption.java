@@ -138,14 +138,19 @@ public final class RepoOption {
       Path p = sub.isEmpty() ? repo : repo.resolve(sub);
       try {
         java.util.Map<String, Object> a =
-            java.nio.file.Files.readAttributes(
-                p, "unix:uid,mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+            sub.isEmpty() // the repository named through a link is the directory it names
+                ? java.nio.file.Files.readAttributes(p, "unix:uid,mode")
+                : java.nio.file.Files.readAttributes(
+                    p, "unix:uid,mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
         int owner = (Integer) a.get("uid");
         int mode = (Integer) a.get("mode");
+        boolean link = (mode & 0170000) == 0120000;
         String why =
             owner != 0 && owner != self
                 ? "is owned by uid " + owner
-                : (mode & 0002) != 0 ? "can be written by every user" : null;
+                : link
+                    ? "is a symbolic link (to " + java.nio.file.Files.readSymbolicLink(p) + ")"
+                    : (mode & 0002) != 0 ? "can be written by every user" : null;
         if (why != null) {
           ctx.err()
               .println(
