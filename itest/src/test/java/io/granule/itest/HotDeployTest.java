@@ -123,6 +123,48 @@ class HotDeployTest {
     assertThat(api.get("/api/plugins").body().toString()).doesNotContain("\"2.0.0\"");
   }
 
+  /**
+   * A settings file another user owns, moved into config/ after the start, reached the plugins: its
+   * settings are now stripped (the instance sees none of its values), and apply once root owns the
+   * file.
+   */
+  @Test
+  void aSettingsFileAnotherUserOwnsDoesNotConfigureAPlugin() throws Exception {
+    if (!"root".equals(System.getProperty("user.name"))) {
+      org.junit.jupiter.api.Assumptions.assumeTrue(
+          "true".equals(System.getenv("CI")), "needs root to give a file to another user");
+      throw new AssertionError("needs root under CI");
+    }
+    TestBundles.deploy(TestBundles.configured(bundles), server.plugins(), "configured.jar");
+    api.await(
+        TestBundles.CONFIGURED,
+        p -> p.isPresent() && p.get().get("state").asText().equals("ACTIVE"),
+        Duration.ofSeconds(10));
+    Path staged = tmp.resolve("io.granule.itest.configured-gamma.cfg");
+    Files.writeString(staged, "name = gamma\n");
+    Files.setAttribute(staged, "unix:uid", 65534);
+    Path cfg = server.data.resolve("config").resolve(staged.getFileName());
+    Files.move(staged, cfg);
+    Files.writeString(
+        server.data.resolve("config").resolve("io.granule.itest.configured-delta.cfg"),
+        "name = delta\n");
+    api.await(
+        TestBundles.CONFIGURED,
+        p -> p.isPresent() && p.get().get("services").toString().contains("\"delta\""),
+        Duration.ofSeconds(10));
+    Thread.sleep(2000);
+    assertThat(api.plugin(TestBundles.CONFIGURED).orElseThrow().get("services").toString())
+        .doesNotContain("\"gamma\"");
+
+    // root's now, and changed: its settings apply
+    Files.setAttribute(cfg, "unix:uid", 0);
+    Files.writeString(cfg, "name = gamma2\n");
+    api.await(
+        TestBundles.CONFIGURED,
+        p -> p.isPresent() && p.get().get("services").toString().contains("\"gamma2\""),
+        Duration.ofSeconds(10));
+  }
+
   @Test
   void brokenBundlesAreListedAsFailedWithTheReasonAndTheServerKeepsServing() throws Exception {
     TestBundles.deploy(TestBundles.broken(bundles), server.plugins(), "broken.jar");

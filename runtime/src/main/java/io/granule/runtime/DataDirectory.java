@@ -174,7 +174,7 @@ final class DataDirectory {
    */
   static String refusal(Path data, Path file, long uid) {
     try {
-      check(data, uid);
+      // the way to it and its own folder and file: another file's fault is not this one's
       Path real = walk(data, uid);
       if (real == null) {
         return "the data directory " + data + " is gone";

@@ -80,6 +80,14 @@ final class Launcher {
               java.util.function.Function.class,
               (java.util.function.Function<Bundle, String>) gate::refusal,
               new java.util.Hashtable<>(java.util.Map.of(PluginGate.PROPERTY, true)));
+      // and a setting file's, for the engine's configuration gate
+      framework
+          .getBundleContext()
+          .registerService(
+              java.util.function.Function.class,
+              (java.util.function.Function<Path, String>)
+                  f -> DataDirectory.refusal(options.dataDir(), f, LaunchOptions.uid()),
+              new java.util.Hashtable<>(java.util.Map.of("granule.data.file.check", true)));
       StartupTrace.mark("framework start");
       List<Bundle> installed = install(framework.getBundleContext(), bundles, log);
       StartupTrace.mark("install");

@@ -1,0 +1,96 @@
+package io.granule.engine.internal.osgi;
+
+import java.net.URI;
+import java.nio.file.Path;
+import java.util.Collections;
+import java.util.Dictionary;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
+import org.osgi.framework.BundleContext;
+import org.osgi.framework.InvalidSyntaxException;
+import org.osgi.framework.ServiceReference;
+import org.osgi.service.cm.ConfigurationPlugin;
+import org.osgi.service.component.annotations.Activate;
+import org.osgi.service.component.annotations.Component;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Settings from a {@code .cfg} file of the data directory reach a plugin only if the file passes
+ * the data directory's rules when it is read, not only at the server's start (the launcher's check,
+ * offered as a {@code Function<Path, String>} service with {@code granule.data.file.check=true}): a
+ * file another user owned, moved in later, was his to rewrite, and a plugin's settings can name
+ * programs it runs. A refused file's settings are stripped (the plugin sees none of its values) and
+ * the reason is logged, once per file and reason.
+ */
+@Component(service = ConfigurationPlugin.class)
+public final class ConfigFileGate implements ConfigurationPlugin {
+  private static final Logger LOG = LoggerFactory.getLogger(ConfigFileGate.class);
+
+  /** FileInstall's property naming the file a configuration came from. */
+  static final String FILENAME = "felix.fileinstall.filename";
+
+  private static final Set<String> KEPT =
+      Set.of("service.pid", "service.factoryPid", FILENAME, "service.bundleLocation");
+
+  private final BundleContext context;
+  private final Set<String> logged = ConcurrentHashMap.newKeySet();
+
+  @Activate
+  public ConfigFileGate(BundleContext context) {
+    this.context = context;
+  }
+
+  @Override
+  public void modifyConfiguration(ServiceReference<?> target, Dictionary<String, Object> props) {
+    Object file = props.get(FILENAME);
+    if (file == null) {
+      return;
+    }
+    String why;
+    try {
+      why = refusal(Path.of(URI.create(file.toString())));
+    } catch (RuntimeException e) {
+      why = "its file " + file + " cannot be checked: " + e.getMessage();
+    }
+    if (why == null) {
+      return;
+    }
+    List<String> keys = Collections.list(props.keys());
+    for (String k : keys) {
+      if (!KEPT.contains(k)) {
+        props.remove(k);
+      }
+    }
+    props.put("granule.refused", why);
+    if (logged.add(file + "\0" + why)) {
+      LOG.error("not applying the settings of {}: {}", file, why);
+    }
+  }
+
+  /** Why {@code file} may not configure anything, or null (no check offered: nothing refused). */
+  @SuppressWarnings("unchecked")
+  private String refusal(Path file) {
+    ServiceReference<?>[] refs;
+    try {
+      refs =
+          context.getServiceReferences(Function.class.getName(), "(granule.data.file.check=true)");
+    } catch (InvalidSyntaxException e) {
+      throw new IllegalStateException(e);
+    }
+    for (ServiceReference<?> ref : refs == null ? new ServiceReference<?>[0] : refs) {
+      Object f = context.getService(ref);
+      try {
+        if (f instanceof Function<?, ?> check) {
+          Object why = ((Function<Path, Object>) check).apply(file);
+          return why == null ? null : why.toString();
+        }
+      } finally {
+        context.ungetService(ref);
+      }
+    }
+    return null;
+  }
+}
