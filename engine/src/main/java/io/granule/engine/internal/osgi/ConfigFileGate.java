@@ -7,9 +7,7 @@ import java.util.Dictionary;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.function.Function;
 import org.osgi.framework.BundleContext;
-import org.osgi.framework.InvalidSyntaxException;
 import org.osgi.framework.ServiceReference;
 import org.osgi.service.cm.ConfigurationPlugin;
 import org.osgi.service.component.annotations.Activate;
@@ -71,26 +69,7 @@ public final class ConfigFileGate implements ConfigurationPlugin {
   }
 
   /** Why {@code file} may not configure anything, or null (no check offered: nothing refused). */
-  @SuppressWarnings("unchecked")
   private String refusal(Path file) {
-    ServiceReference<?>[] refs;
-    try {
-      refs =
-          context.getServiceReferences(Function.class.getName(), "(granule.data.file.check=true)");
-    } catch (InvalidSyntaxException e) {
-      throw new IllegalStateException(e);
-    }
-    for (ServiceReference<?> ref : refs == null ? new ServiceReference<?>[0] : refs) {
-      Object f = context.getService(ref);
-      try {
-        if (f instanceof Function<?, ?> check) {
-          Object why = ((Function<Path, Object>) check).apply(file);
-          return why == null ? null : why.toString();
-        }
-      } finally {
-        context.ungetService(ref);
-      }
-    }
-    return null;
+    return LauncherChecks.refusal(context, LauncherChecks.DATA_FILE, file);
   }
 }

@@ -205,30 +205,12 @@ public final class PluginInventoryComponent implements PluginInventory {
    * Why the launcher's plugin gate (which lets no plugin from the data directory resolve unless its
    * file is owned by root or this user and writable by no one else) refuses {@code b}, or null.
    */
-  @SuppressWarnings("unchecked")
   private String gateRefusal(Bundle b) {
     try {
-      org.osgi.framework.ServiceReference<?>[] refs =
-          context.getServiceReferences(
-              java.util.function.Function.class.getName(), "(granule.plugin.gate=true)");
-      for (org.osgi.framework.ServiceReference<?> ref :
-          refs == null ? new org.osgi.framework.ServiceReference<?>[0] : refs) {
-        Object gate = context.getService(ref);
-        try {
-          if (gate instanceof java.util.function.Function<?, ?> f) {
-            Object why = ((java.util.function.Function<Bundle, Object>) f).apply(b);
-            if (why != null) {
-              return why.toString();
-            }
-          }
-        } finally {
-          context.ungetService(ref);
-        }
-      }
-    } catch (org.osgi.framework.InvalidSyntaxException | RuntimeException e) {
-      // no gate (tests), or it failed: the generic reason below
+      return LauncherChecks.refusal(context, LauncherChecks.PLUGIN_GATE, b);
+    } catch (RuntimeException e) {
+      return null; // it failed: the generic reason below
     }
-    return null;
   }
 
   /** Why a resolved bundle did not start, trying it once per bundle version. */
