@@ -165,6 +165,55 @@ class HotDeployTest {
         Duration.ofSeconds(10));
   }
 
+  /**
+   * audit10 F-G: a folder watcher's settings file another user owns, moved into config/, is
+   * refused; with its values stripped it still made a FileInstall watcher with FileInstall's
+   * defaults, {@code ./load} in the server's working directory, and the jar another user had put
+   * there ran as the server's user. A refused watcher now watches nothing; and a bundle from any
+   * folder but plugins/ (here one a root-owned watcher setting names) does not resolve.
+   */
+  @Test
+  void aRefusedFolderWatcherSettingWatchesNothingAndNoBundleLoadsFromElsewhere() throws Exception {
+    if (!"root".equals(System.getProperty("user.name"))) {
+      org.junit.jupiter.api.Assumptions.assumeTrue(
+          "true".equals(System.getenv("CI")), "needs root to give a file to another user");
+      throw new AssertionError("needs root under CI");
+    }
+    server.close();
+    Path cwd = Files.createDirectories(tmp.resolve("cwd"));
+    Files.copy(
+        TestBundles.slow(bundles, "1.0.0"),
+        Files.createDirectories(cwd.resolve("load")).resolve("slow.jar"));
+    server =
+        Granule.Server.start(
+            tmp.resolve("data"),
+            List.of("-Dgranule.plugin.drain.seconds=" + DRAIN_SECONDS),
+            java.util.Map.of(),
+            "127.0.0.1:0",
+            cwd);
+    api = new Api(server.url);
+    Path staged = tmp.resolve("org.apache.felix.fileinstall-extra.cfg");
+    Files.writeString(staged, "felix.fileinstall.poll = 200\n");
+    Files.setAttribute(staged, "unix:uid", 65534);
+    Files.move(staged, server.data.resolve("config").resolve(staged.getFileName()));
+    Thread.sleep(4000);
+    assertThat(api.plugin(TestBundles.SLOW)).as("nothing installed from ./load").isEmpty();
+
+    // root's own watcher setting, naming another folder: its jar is installed, and refused
+    Path elsewhere = Files.createDirectories(tmp.resolve("elsewhere"));
+    Files.copy(TestBundles.slow(bundles, "2.0.0"), elsewhere.resolve("slow.jar"));
+    Files.writeString(
+        server.data.resolve("config").resolve("org.apache.felix.fileinstall-other.cfg"),
+        "felix.fileinstall.dir = " + elsewhere + "\nfelix.fileinstall.poll = 200\n");
+    api.await(
+        TestBundles.SLOW,
+        p -> p.isPresent() && p.get().get("state").asText().equals("FAILED"),
+        Duration.ofSeconds(10));
+    assertThat(api.plugin(TestBundles.SLOW).orElseThrow().get("failure").asText())
+        .contains("refused")
+        .contains("plugins load from there only");
+  }
+
   @Test
   void brokenBundlesAreListedAsFailedWithTheReasonAndTheServerKeepsServing() throws Exception {
     TestBundles.deploy(TestBundles.broken(bundles), server.plugins(), "broken.jar");

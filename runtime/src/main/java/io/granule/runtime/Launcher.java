@@ -69,7 +69,7 @@ final class Launcher {
     try {
       framework.start();
       // before any plugin can resolve: what the folder watcher installs later is checked too
-      PluginGate gate = new PluginGate(options.dataDir(), LaunchOptions.uid());
+      PluginGate gate = new PluginGate(options.dataDir(), LaunchOptions.uid(), bundles);
       framework
           .getBundleContext()
           .registerService(org.osgi.framework.hooks.resolver.ResolverHookFactory.class, gate, null);

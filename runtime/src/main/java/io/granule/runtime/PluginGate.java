@@ -15,11 +15,15 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Lets no bundle installed from the data directory resolve (so none of its code runs) unless its
- * file passes the data directory's rules now ({@link DataDirectory#refusal}): the server's folder
- * watcher installs plugins long after the check at start, and a jar another user owned or could
- * write, moved in meanwhile, ran as the server's user. A refused bundle stays installed and is
- * listed as failed; the reason is logged once per file.
+ * Lets a bundle resolve (so that its code runs) only if it is one of granule's own (the runtime's
+ * bundle cache, checked at start) or a jar of the data directory's {@code plugins/} that passes the
+ * data directory's rules now ({@link DataDirectory#refusal}): the server's folder watcher installs
+ * plugins long after the check at start, and a jar another user owned or could write, moved in
+ * meanwhile, ran as the server's user. Any other bundle is refused too, wherever it comes from: a
+ * folder watcher configured by a refused settings file (its values stripped) watched FileInstall's
+ * default {@code ./load}, in the server's working directory, and started what another user put
+ * there. A refused bundle stays installed and is listed as failed; the reason is logged once per
+ * file.
  */
 final class PluginGate implements ResolverHookFactory {
   private static final Logger LOG = LoggerFactory.getLogger(PluginGate.class);
@@ -32,11 +36,20 @@ final class PluginGate implements ResolverHookFactory {
 
   private final Path data;
   private final long uid;
+  private final Set<Path> own;
   private final Set<String> logged = ConcurrentHashMap.newKeySet();
 
-  PluginGate(Path data, long uid) {
+  /**
+   * A gate for data directory {@code data} of user {@code uid}, letting granule's own bundles
+   * {@code own} (the runtime's, as installed by the launcher) resolve.
+   */
+  PluginGate(Path data, long uid, Collection<Path> own) {
     this.data = data.toAbsolutePath().normalize();
     this.uid = uid;
+    this.own =
+        own.stream()
+            .map(p -> p.toAbsolutePath().normalize())
+            .collect(java.util.stream.Collectors.toUnmodifiableSet());
   }
 
   @Override
@@ -60,17 +73,25 @@ final class PluginGate implements ResolverHookFactory {
     };
   }
 
-  /**
-   * Why {@code b} may not resolve, or null (a bundle not from the data directory is not judged).
-   */
+  /** Why {@code b} may not resolve, or null. */
   String refusal(Bundle b) {
+    if (b.getBundleId() == 0) {
+      return null; // the framework itself
+    }
     Path file = pathOf(b.getLocation());
-    if (file == null || !file.startsWith(data)) {
+    if (file != null && own.contains(file)) {
       return null;
     }
-    String why = DataDirectory.refusal(data, file, uid);
+    String why =
+        file != null && file.startsWith(data)
+            ? DataDirectory.refusal(data, file, uid)
+            : "it is not one of granule's own bundles nor a jar of "
+                + data.resolve("plugins")
+                + " (installed from "
+                + b.getLocation()
+                + "): plugins load from there only";
     if (why != null && logged.add(b.getLocation() + "\0" + why)) {
-      LOG.error("not loading plugin {}: {}", file, why);
+      LOG.error("not loading plugin {}: {}", file != null ? file : b.getLocation(), why);
     }
     return why;
   }

@@ -22,6 +22,13 @@ import org.slf4j.LoggerFactory;
  * file another user owned, moved in later, was his to rewrite, and a plugin's settings can name
  * programs it runs. A refused file's settings are stripped (the plugin sees none of its values) and
  * the reason is logged, once per file and reason.
+ *
+ * <p>Stripped is not inert for a folder watcher: a refused {@code
+ * org.apache.felix.fileinstall-NAME.cfg} still made a FileInstall watcher, with FileInstall's
+ * defaults: {@code ./load} in the server's working directory, every jar there installed and
+ * started. A refused watcher gets settings that watch nothing instead (the data directory's {@code
+ * plugins/}, already watched, with a filter no file name matches); the launcher's plugin gate would
+ * refuse what it installed anyway.
  */
 @Component(service = ConfigurationPlugin.class)
 public final class ConfigFileGate implements ConfigurationPlugin {
@@ -29,6 +36,12 @@ public final class ConfigFileGate implements ConfigurationPlugin {
 
   /** FileInstall's property naming the file a configuration came from. */
   static final String FILENAME = "felix.fileinstall.filename";
+
+  /** FileInstall's factory of folder watchers. */
+  static final String FILEINSTALL = "org.apache.felix.fileinstall";
+
+  /** A regular expression no file name matches. */
+  static final String NOTHING = "(?!)";
 
   private static final Set<String> KEPT =
       Set.of("service.pid", "service.factoryPid", FILENAME, "service.bundleLocation");
@@ -63,6 +76,16 @@ public final class ConfigFileGate implements ConfigurationPlugin {
       }
     }
     props.put("granule.refused", why);
+    if (FILEINSTALL.equals(props.get("service.factoryPid"))) {
+      String data = context.getProperty("granule.data");
+      props.put(
+          "felix.fileinstall.dir",
+          data == null ? "/proc/granule-refused" : Path.of(data, "plugins").toString());
+      props.put("felix.fileinstall.filter", NOTHING);
+      props.put("felix.fileinstall.subdir.mode", "skip");
+      props.put("felix.fileinstall.poll", "3600000");
+      props.put("felix.fileinstall.bundles.new.start", "false");
+    }
     if (logged.add(file + "\0" + why)) {
       LOG.error("not applying the settings of {}: {}", file, why);
     }
