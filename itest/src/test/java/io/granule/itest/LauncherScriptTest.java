@@ -187,4 +187,26 @@ class LauncherScriptTest {
         .as("the archive that run mapped is marked used")
         .isAfter(Instant.now().minus(Duration.ofHours(1)));
   }
+
+  /**
+   * audit10 F-L: the class-data-sharing directory was made ({@code mkdir -p}, following links)
+   * before its path was checked: with a cache directory another user owns, his link made this
+   * user's {@code cds} directory where he chose. Nothing is made there now (the Java side refuses
+   * the cache as before).
+   */
+  @Test
+  void noCdsDirectoryIsMadeThroughAnotherUsersCacheDirectory() throws Exception {
+    if (!"root".equals(System.getProperty("user.name"))) {
+      org.junit.jupiter.api.Assumptions.assumeTrue(
+          "true".equals(System.getenv("CI")), "needs root to give a directory to another user");
+      throw new AssertionError("needs root under CI");
+    }
+    Path xdg = Files.createDirectories(tmp.resolve("xdg"));
+    Path chosen = Files.createDirectories(tmp.resolve("chosen"));
+    Files.createSymbolicLink(xdg.resolve("granule"), chosen);
+    Files.setAttribute(xdg, "unix:uid", 65534);
+    Run r = launcher(Map.of("XDG_CACHE_HOME", xdg.toString()), "--version");
+    assertThat(r.exitCode()).as(r.err()).isEqualTo(70);
+    assertThat(chosen.resolve("cds")).doesNotExist();
+  }
 }
