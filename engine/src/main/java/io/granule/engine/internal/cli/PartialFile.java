@@ -558,7 +558,7 @@ final class PartialFile implements AutoCloseable {
                   StandardOpenOption.WRITE,
                   LinkOption.NOFOLLOW_LINKS),
               OWNER_ONLY);
-    } catch (FileSystemException e) {
+    } catch (IOException e) { // ELOOP under NOFOLLOW_LINKS is a plain IOException
       if (Files.isSymbolicLink(lockPath)) {
         throw new CommandException(
             ExitCodes.TARGET,

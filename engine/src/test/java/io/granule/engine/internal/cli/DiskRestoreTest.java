@@ -222,6 +222,27 @@ class DiskRestoreTest {
   }
 
   /**
+   * audit10: a link planted at FILE.partial.lock (to a file that does not exist) made the restore
+   * die with a stack trace, exit 1; it is now refused as a target fault (exit 7) naming the link,
+   * and nothing is made where it leads.
+   */
+  @Test
+  void aLinkAtTheLockFileIsRefusedAsATargetFault() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path elsewhere = tmp.resolve("elsewhere");
+      Files.createSymbolicLink(tmp.resolve("linked.img.partial.lock"), elsewhere);
+      assertThatThrownBy(() -> restoreVda(repo, m, tmp.resolve("linked.img"), false))
+          .isInstanceOf(CommandException.class)
+          .hasMessageContaining("linked.img.partial.lock' is a symbolic link")
+          .satisfies(
+              e -> assertThat(((CommandException) e).exitCode()).isEqualTo(ExitCodes.TARGET));
+      assertThat(elsewhere).doesNotExist();
+      assertThat(tmp.resolve("linked.img")).doesNotExist();
+    }
+  }
+
+  /**
    * An existing file restored over (--force) is written in place by one restore at a time: a second
    * forced restore to it fails at once (two used to both exit 0, the file a mix).
    */
