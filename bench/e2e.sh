@@ -117,6 +117,9 @@ g_init() { bin/granule init --repo "$1" ${GCHUNK:+--chunk-size $GCHUNK} > /dev/n
 g_init_plain() { bin/granule init --insecure-no-encryption --repo "$1" > /dev/null; }
 g_backup() { bin/granule backup --repo "$1" --disk vm="$img" --no-progress; }
 g_restore() { rm -f "$work/restore.img"; bin/granule restore disk latest:vm --repo "$1" --to "$work/restore.img"; }
+# an unencrypted repository is used without a password (one given for it is refused)
+g_backup_plain() { env -u GRANULE_PASSWORD bash -c 'g_backup "$1"' _ "$1"; }
+g_restore_plain() { env -u GRANULE_PASSWORD bash -c 'g_restore "$1"' _ "$1"; }
 r_init() { restic init -q --repo "$1"; }
 r_backup() { restic backup -q --repo "$1" --stdin --stdin-filename vm.img < "$img"; }
 r_restore() { restic dump -q --repo "$1" latest vm.img > "$work/restore.img"; }
@@ -159,13 +162,13 @@ floor() {
   rm -rf "$src" "$work/floor-copy" "$work/floor.img"
 }
 
-export -f g_init g_init_plain g_backup g_restore r_init r_backup r_restore b_init b_backup b_restore bf_backup bfs_backup
+export -f g_init g_init_plain g_backup g_restore g_backup_plain g_restore_plain r_init r_backup r_restore b_init b_backup b_restore bf_backup bfs_backup
 export img work GCHUNK=
 
 for ((r = 1; r <= rounds; r++)); do
   echo "round $r of $rounds" >&2
   cycle "granule (default: 512 KiB, encrypted)" g_init g_backup g_restore "$work/granule"
-  cycle "granule (default: 512 KiB, unencrypted)" g_init_plain g_backup g_restore "$work/granule-plain"
+  cycle "granule (default: 512 KiB, unencrypted)" g_init_plain g_backup_plain g_restore_plain "$work/granule-plain"
   cycle "restic $(restic version | cut -d' ' -f2) (encrypted)" r_init r_backup r_restore "$work/restic"
   cycle "borg $(borg --version | cut -d' ' -f2) (buzhash, unencrypted)" b_init b_backup b_restore "$work/borg"
   cycle "borg $(borg --version | cut -d' ' -f2) (fixed 4 MiB, unencrypted)" b_init bf_backup b_restore "$work/borgf"

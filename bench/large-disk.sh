@@ -43,16 +43,18 @@ done
 for kind in plain encrypted; do
   repo="$work/repo-$kind"
   rm -rf "$repo"
+  g=(bin/granule)
   if [ "$kind" = plain ]; then
-    bin/granule init --repo "$repo" --insecure-no-encryption > /dev/null
+    g=(env -u GRANULE_PASSWORD bin/granule) # a password given for an unencrypted one is refused
+    "${g[@]}" init --repo "$repo" --insecure-no-encryption > /dev/null
   else
-    bin/granule init --repo "$repo" > /dev/null
+    "${g[@]}" init --repo "$repo" > /dev/null
   fi
-  b1=$(step backup bin/granule backup --repo "$repo" --disk vm="$work/disk.img" --no-progress)
-  b2=$(step backup2 bin/granule backup --repo "$repo" --disk vm="$work/disk.img" --no-progress)
-  v=$(step verify bin/granule verify --read-data --repo "$repo")
+  b1=$(step backup "${g[@]}" backup --repo "$repo" --disk vm="$work/disk.img" --no-progress)
+  b2=$(step backup2 "${g[@]}" backup --repo "$repo" --disk vm="$work/disk.img" --no-progress)
+  v=$(step verify "${g[@]}" verify --read-data --repo "$repo")
   rm -f "$work/restored.img"
-  r=$(step restore bin/granule restore disk latest:vm --repo "$repo" --to "$work/restored.img")
+  r=$(step restore "${g[@]}" restore disk latest:vm --repo "$repo" --to "$work/restored.img")
   [ "$(stat -c %s "$work/restored.img")" = "$bytes" ] || { echo "restored size differs" >&2; exit 1; }
   for off in $offsets; do
     cmp -n "$region" -i "$off:$off" "$work/disk.img" "$work/restored.img" \

@@ -28,10 +28,11 @@ first_jar="${first_jar#*=}"
 for kind in plain enc; do
   repo="$work/repo-$kind"
   [ -d "$repo" ] && continue
-  flag=""
-  [ "$kind" = plain ] && flag=--insecure-no-encryption
-  GRANULE_JAR="$first_jar" bin/granule init $flag --repo "$repo" > /dev/null
-  GRANULE_JAR="$first_jar" bin/granule backup --repo "$repo" --disk vm="$img" --no-progress > /dev/null
+  flag="" pw=(env)
+  # a password given for an unencrypted repository is refused
+  [ "$kind" = plain ] && flag=--insecure-no-encryption pw=(env -u GRANULE_PASSWORD)
+  "${pw[@]}" GRANULE_JAR="$first_jar" bin/granule init $flag --repo "$repo" > /dev/null
+  "${pw[@]}" GRANULE_JAR="$first_jar" bin/granule backup --repo "$repo" --disk vm="$img" --no-progress > /dev/null
 done
 cat "$work"/repo-*/data/*/* > /dev/null
 
@@ -46,7 +47,8 @@ for kind in plain enc; do
       rm -f "$out"
       sync
       opts_var="OPTS_$label"
-      GRANULE_JAVA_OPTS="${!opts_var:-}" GRANULE_JAR="${b#*=}" /usr/bin/time -f "%e %U %S %M" -o "$work/time.log" \
+      pw=(env); [ "$kind" = plain ] && pw=(env -u GRANULE_PASSWORD)
+      "${pw[@]}" GRANULE_JAVA_OPTS="${!opts_var:-}" GRANULE_JAR="${b#*=}" /usr/bin/time -f "%e %U %S %M" -o "$work/time.log" \
         bin/granule restore disk latest:vm --repo "$work/repo-$kind" --to "$out" \
         > "$work/cmd.log" 2>&1 || { cat "$work/cmd.log"; exit 1; }
       s0=$(date +%s%N)

@@ -198,7 +198,8 @@ class ApiHardeningTest {
       assertThat(res.exitCode()).as(res.err()).isZero();
     }
 
-    try (Granule.Server server = Granule.Server.start(tmp.resolve("data"), List.of())) {
+    try (Granule.Server server =
+        Granule.Server.start(tmp.resolve("data"), List.of(), Granule.NO_PASSWORD)) {
       Api api = new Api(server.url);
 
       // a JSON null, a null disk, a NUL in a path, invalid names, null tags: 400 JSON

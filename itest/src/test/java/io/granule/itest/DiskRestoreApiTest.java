@@ -38,7 +38,8 @@ class DiskRestoreApiTest {
             tmp, "backup", "--repo", repo.toString(), "--disk", "vm=" + image, "--no-progress");
     assertThat(r.exitCode()).as(r.err()).isZero();
 
-    try (Granule.Server server = Granule.Server.start(tmp.resolve("data"), List.of())) {
+    try (Granule.Server server =
+        Granule.Server.start(tmp.resolve("data"), List.of(), Granule.NO_PASSWORD)) {
       Api api = new Api(server.url);
 
       Path raw = tmp.resolve("out.img");
@@ -116,7 +117,8 @@ class DiskRestoreApiTest {
               "--no-progress");
       assertThat(r.exitCode()).as(r.err()).isZero();
     }
-    try (Granule.Server server = Granule.Server.start(tmp.resolve("data"), List.of())) {
+    try (Granule.Server server =
+        Granule.Server.start(tmp.resolve("data"), List.of(), Granule.NO_PASSWORD)) {
       Api api = new Api(server.url);
       JsonNode all = api.get("/api/snapshots?repo=" + repo).body();
       assertThat(all).hasSize(2);

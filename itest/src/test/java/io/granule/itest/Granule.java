@@ -32,6 +32,21 @@ final class Granule {
    */
   static final String PASSWORD = "itest password";
 
+  /**
+   * The environment for a server that serves unencrypted repositories: no password (a password
+   * given for an unencrypted repository is refused, see {@link #command}).
+   */
+  static final java.util.Map<String, String> NO_PASSWORD =
+      java.util.Collections.singletonMap("GRANULE_PASSWORD", null);
+
+  /**
+   * Repositories made with {@code --insecure-no-encryption}: commands naming one get no {@code
+   * GRANULE_PASSWORD}, as a password given for an unencrypted repository is refused (it may be an
+   * encrypted one whose config was rewritten).
+   */
+  private static final java.util.Set<String> UNENCRYPTED =
+      java.util.concurrent.ConcurrentHashMap.newKeySet();
+
   static ProcessBuilder command(List<String> jvmArgs, String... args) {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
@@ -40,7 +55,15 @@ final class Granule {
     cmd.add(jar().toString());
     cmd.addAll(List.of(args));
     ProcessBuilder pb = new ProcessBuilder(cmd);
-    pb.environment().put("GRANULE_PASSWORD", PASSWORD);
+    List<String> a = List.of(args);
+    int repo = a.indexOf("--repo");
+    String named = repo >= 0 && repo + 1 < a.size() ? a.get(repo + 1) : null;
+    if (named != null && a.contains("--insecure-no-encryption")) {
+      UNENCRYPTED.add(named);
+    }
+    if (named == null || !UNENCRYPTED.contains(named)) {
+      pb.environment().put("GRANULE_PASSWORD", PASSWORD);
+    }
     return pb;
   }
 
@@ -118,10 +141,31 @@ final class Granule {
     static Server start(
         Path data, List<String> jvmArgs, java.util.Map<String, String> env, String listen)
         throws Exception {
+      return start(data, jvmArgs, env, listen, null);
+    }
+
+    /** Starts a server listening on {@code listen}, in working directory {@code workDir}. */
+    static Server start(
+        Path data,
+        List<String> jvmArgs,
+        java.util.Map<String, String> env,
+        String listen,
+        Path workDir)
+        throws Exception {
       Files.createDirectories(data);
       Path log = data.resolve("server-console.txt");
       ProcessBuilder pb = command(jvmArgs, "server", "--data", data.toString(), "--listen", listen);
-      pb.environment().putAll(env);
+      if (workDir != null) {
+        pb.directory(workDir.toFile());
+      }
+      env.forEach(
+          (k, v) -> {
+            if (v == null) {
+              pb.environment().remove(k);
+            } else {
+              pb.environment().put(k, v);
+            }
+          });
       Process p = pb.redirectErrorStream(true).redirectOutput(log.toFile()).start();
       long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
       while (System.nanoTime() < deadline) {

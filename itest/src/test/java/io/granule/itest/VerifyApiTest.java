@@ -43,7 +43,8 @@ class VerifyApiTest {
 
     JsonNode damaged;
     JsonNode all;
-    try (Granule.Server server = Granule.Server.start(tmp.resolve("data"), List.of())) {
+    try (Granule.Server server =
+        Granule.Server.start(tmp.resolve("data"), List.of(), Granule.NO_PASSWORD)) {
       Api api = new Api(server.url);
       Api.Response stats = api.get("/api/stats?repo=" + repo);
       assertThat(stats.status()).as(stats.body().toString()).isEqualTo(200);
@@ -119,7 +120,8 @@ class VerifyApiTest {
       all = api.get("/api/jobs").body();
     }
     // a restarted server shows the jobs of the last one as they ended: the report of damage too
-    try (Granule.Server server = Granule.Server.start(tmp.resolve("data"), List.of())) {
+    try (Granule.Server server =
+        Granule.Server.start(tmp.resolve("data"), List.of(), Granule.NO_PASSWORD)) {
       Api api = new Api(server.url);
       assertThat(api.get("/api/jobs/" + damaged.get("id").asText()).body()).isEqualTo(damaged);
       assertThat(api.get("/api/jobs").body()).isEqualTo(all);

@@ -37,25 +37,53 @@ final class KeyCommand extends ContextCommand {
   static final class ListKeys extends ContextCommand {
     @Mixin RepoOption repo;
 
+    @Option(names = "--json", description = "Print JSON.")
+    boolean json;
+
     @Override
-    public Integer call() {
+    public Integer call() throws Exception {
       try (Repository r = repo.open(context())) {
         PrintWriter out = context().out();
+        if (json) {
+          java.util.List<java.util.Map<String, Object>> list = new java.util.ArrayList<>();
+          for (KeyInfo k :
+              r.keys().stream().sorted(Comparator.comparing(KeyInfo::created)).toList()) {
+            java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+            m.put("id", k.id());
+            m.put("created", k.created());
+            m.put("kdf", k.kdf());
+            m.put("version", k.version());
+            m.put("sealsConfig", k.sealsConfig());
+            m.put("current", k.id().equals(r.currentKey()));
+            list.add(m);
+          }
+          out.println(Json.MAPPER.writeValueAsString(list));
+          out.flush();
+          return ExitCodes.OK;
+        }
         if (!r.config().encrypted()) {
           out.println("the repository is not encrypted: it has no keys");
           out.flush();
           return ExitCodes.OK;
         }
-        out.printf(Locale.ROOT, "  %-16s %-24s %s%n", "ID", "CREATED", "KDF");
+        out.printf(Locale.ROOT, "  %-16s %-24s %-22s %s%n", "ID", "CREATED", "KDF", "CONFIG");
+        boolean old = false;
         for (KeyInfo k :
             r.keys().stream().sorted(Comparator.comparing(KeyInfo::created)).toList()) {
+          old |= !k.sealsConfig();
           out.printf(
               Locale.ROOT,
-              "%s %-16s %-24s %s%n",
+              "%s %-16s %-24s %-22s %s%n",
               k.id().equals(r.currentKey()) ? "*" : " ",
               k.id().substring(0, 16),
               k.created(),
-              k.kdf());
+              k.kdf(),
+              k.sealsConfig() ? "sealed" : "not sealed");
+        }
+        if (old) {
+          out.println(
+              "a key blob marked 'not sealed' (an older format) does not authenticate the"
+                  + " repository's config; 'granule key passwd' with its password replaces it");
         }
         out.flush();
       }

@@ -23,7 +23,23 @@ final class Passwords {
 
   /** The source for opening a repository. */
   static PasswordSource forOpen(CliContext ctx, Path file) {
-    return () -> read(ctx, file, ENV, "--password-file", "repository password: ", false);
+    return new PasswordSource() {
+      @Override
+      public char[] password() {
+        return read(ctx, file, ENV, "--password-file", "repository password: ", false);
+      }
+
+      @Override
+      public boolean given() {
+        String v = ctx.env().apply(ENV);
+        return file != null || (v != null && !v.isEmpty()); // set empty: cleared, not given
+      }
+
+      @Override
+      public String toString() {
+        return file != null ? "--password-file" : ENV;
+      }
+    };
   }
 
   /**

@@ -20,4 +20,15 @@ public interface PasswordSource {
    * @throws PasswordRequiredException (or another unchecked exception) if there is none
    */
   char[] password();
+
+  /**
+   * Whether a password was given before anyone asked (a password file, an environment variable):
+   * whoever gives one expects the repository to be encrypted, and an unencrypted one is then
+   * refused (its config may have been rewritten as unencrypted, keys deleted, by someone who can
+   * write the storage, so that the next backup stores plaintext). False for a source that would ask
+   * (a terminal prompt).
+   */
+  default boolean given() {
+    return false;
+  }
 }

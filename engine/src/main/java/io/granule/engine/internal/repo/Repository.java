@@ -104,6 +104,10 @@ public final class Repository implements Closeable {
   private final Clock clock;
   private final Path cacheDir;
   private final MasterKey masterKey;
+
+  /** The config blob as read or written (encrypted only: new key blobs seal its digest). */
+  private final byte[] configBlob;
+
   private volatile BlobName keyBlob;
   private volatile ChunkIndex index;
   private volatile ChunkReader reader;
@@ -141,6 +145,7 @@ public final class Repository implements Closeable {
       BlobCodec codec,
       ChunkHasher hasher,
       MasterKey masterKey,
+      byte[] configBlob,
       BlobName keyBlob) {
     this.store = store;
     this.config = config;
@@ -149,6 +154,7 @@ public final class Repository implements Closeable {
     this.clock = clock;
     this.cacheDir = cacheDir;
     this.masterKey = masterKey;
+    this.configBlob = configBlob;
     this.keyBlob = keyBlob;
     this.locks = new LockManager(store, codec, clock);
   }
@@ -334,11 +340,12 @@ public final class Repository implements Closeable {
     RepositoryConfig c = identify(cfg.withEncryption(), clock);
     MasterKey mk = MasterKey.generate();
     BlobName keyBlob;
+    byte[] configBytes;
     try {
       checkEmpty(store);
       // The key first: a config without a key would be a repository nobody can open.
-      keyBlob = KeyRing.add(store, c.repositoryId(), mk, password, kdf, clock);
-      byte[] configBytes = c.toBytes();
+      configBytes = c.toBytes();
+      keyBlob = KeyRing.add(store, c.repositoryId(), configBytes, mk, password, kdf, clock);
       store.save(BlobName.CONFIG, configBytes);
       if (pins != null) {
         ConfigPin.write(ConfigPin.file(pins, c.repositoryId()), c.repositoryId(), configBytes);
@@ -349,26 +356,38 @@ public final class Repository implements Closeable {
       throw new RepositoryException(
           "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
     }
-    return encrypted(cached(store, c, metadataCache), c, clock, cacheDir, mk, keyBlob);
+    return encrypted(cached(store, c, metadataCache), c, configBytes, clock, cacheDir, mk, keyBlob);
   }
 
   /** A repository whose records {@code codec} transforms (identity: stored as they are). */
   private static Repository unencrypted(
       BlobStore store, RepositoryConfig c, Clock clock, Path cacheDir, BlobCodec codec) {
     return new Repository(
-        store, c, clock, cacheDir, codec, ChunkHasher.of(c.chunkHash(), null), null, null);
+        store, c, clock, cacheDir, codec, ChunkHasher.of(c.chunkHash(), null), null, null, null);
   }
 
-  /** An encrypted repository opened with {@code mk}, unwrapped from key blob {@code keyBlob}. */
+  /**
+   * An encrypted repository with config {@code c} (stored as {@code configBytes}) opened with
+   * {@code mk}, unwrapped from key blob {@code keyBlob}.
+   */
   private static Repository encrypted(
       BlobStore store,
       RepositoryConfig c,
+      byte[] configBytes,
       Clock clock,
       Path cacheDir,
       MasterKey mk,
       BlobName keyBlob) {
     return new Repository(
-        store, c, clock, cacheDir, mk.codec(), mk.hasher(c.chunkHash()), mk, keyBlob);
+        store,
+        c,
+        clock,
+        cacheDir,
+        mk.codec(),
+        mk.hasher(c.chunkHash()),
+        mk,
+        configBytes.clone(),
+        keyBlob);
   }
 
   private static BlobStore cached(BlobStore store, RepositoryConfig c, Path metadataCache) {
@@ -507,6 +526,17 @@ public final class Repository implements Closeable {
     if (!c.encrypted()) {
       refuseDowngrade(store, pin);
       refuseDowngrade(store, placePin);
+      if (password.given()) {
+        throw new WrongPasswordException(
+            "the repository at '"
+                + store.location()
+                + "' is not encrypted, but a password was given ("
+                + password
+                + "): if it should be encrypted, its config ("
+                + configName(store)
+                + ") was rewritten by someone who can write the storage, and nothing was read or"
+                + " written; if it really is unencrypted, give no password for it");
+      }
       return unencrypted(cached(store, c, metadataCache), c, clock, cacheDir, BlobCodec.IDENTITY);
     }
     if (pin != null) {
@@ -520,7 +550,7 @@ public final class Repository implements Closeable {
     List<String> unreadable = new ArrayList<>();
     try {
       u =
-          KeyRing.unlock(store, c.repositoryId(), pw, unreadable)
+          KeyRing.unlock(store, c.repositoryId(), configBytes, pw, unreadable)
               .orElseThrow(
                   () ->
                       new WrongPasswordException(
@@ -532,6 +562,9 @@ public final class Repository implements Closeable {
                                   : "; if the password is right, the key it opens is not"
                                       + " readable: "
                                       + String.join("; ", unreadable))));
+    } catch (KeyRing.ConfigChangedException e) {
+      throw new RepositoryCorruptedException(
+          "repository at '" + store.location() + "': " + e.getMessage(), e);
     } catch (IOException e) {
       throw new RepositoryException(
           "unable to read the keys of the repository at '"
@@ -547,7 +580,15 @@ public final class Repository implements Closeable {
       ConfigPin.write(pin, c.repositoryId(), configBytes);
       ConfigPin.write(placePin, c.repositoryId(), configBytes);
     }
-    return encrypted(cached(store, c, metadataCache), c, clock, cacheDir, mk, u.blob());
+    if (!u.sealed()) {
+      LOG.info(
+          "the key blob {} of the repository at '{}' is of an older format that does not seal the"
+              + " config; 'granule key passwd' replaces it with one that does",
+          u.blob().name(),
+          store.location());
+    }
+    return encrypted(
+        cached(store, c, metadataCache), c, configBytes, clock, cacheDir, mk, u.blob());
   }
 
   /**
@@ -697,7 +738,7 @@ public final class Repository implements Closeable {
     }
     try {
       BlobName added =
-          KeyRing.add(store, config.repositoryId(), masterKey, newPassword, kdf, clock);
+          KeyRing.add(store, config.repositoryId(), configBlob, masterKey, newPassword, kdf, clock);
       BlobName old = keyBlob;
       keyBlob = added;
       store.delete(old);

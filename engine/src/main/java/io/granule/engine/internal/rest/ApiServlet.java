@@ -26,6 +26,7 @@ import io.granule.engine.internal.osgi.FileSystemTypes;
 import io.granule.engine.internal.osgi.JobsComponent;
 import io.granule.engine.internal.osgi.SnapshotProviders;
 import io.granule.engine.internal.plugin.PluginUnavailableException;
+import io.granule.engine.internal.repo.PasswordSource;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.backup.BackupProgress;
@@ -1200,7 +1201,25 @@ public final class ApiServlet extends HttpServlet {
    */
   private static Repository openRepository(Path repo) {
     Path cache = RepoOption.metadataCache(System::getenv);
-    return Repository.open(repo, ApiServlet::password, cache).keepIndexUnder(cache);
+    PasswordSource pw =
+        new PasswordSource() {
+          @Override
+          public char[] password() {
+            return ApiServlet.password();
+          }
+
+          @Override
+          public boolean given() {
+            String v = System.getenv("GRANULE_PASSWORD");
+            return v != null && !v.isEmpty();
+          }
+
+          @Override
+          public String toString() {
+            return "GRANULE_PASSWORD";
+          }
+        };
+    return Repository.open(repo, pw, cache).keepIndexUnder(cache);
   }
 
   /** The server process's repository password: {@code GRANULE_PASSWORD}, if set. */

@@ -132,4 +132,32 @@ class CliConfigDowngradeTest {
     assertThat(files()).isEqualTo(before);
     assertThat(anyPlaintext()).isFalse();
   }
+
+  /**
+   * The keys deleted too, on a machine that never opened the repository: only the password given
+   * tells that the owner expects encryption. The backup is refused (exit 8) before anything is
+   * written; without a password it would have stored the disk in plaintext.
+   */
+  @Test
+  void aNewMachineGivingAPasswordIsRefusedWhenTheKeysAreGoneToo() throws Exception {
+    env.put("XDG_CACHE_HOME", tmp.resolve("new-machine-cache").toString());
+    try (Stream<Path> keys = Files.list(repoDir().resolve("keys"))) {
+      for (Path k : keys.toList()) {
+        Files.delete(k);
+      }
+    }
+    List<Path> before = files();
+    assertThat(backup()).as(out + "" + err).isEqualTo(ExitCodes.AUTH);
+    assertThat(err.toString())
+        .contains("is not encrypted, but a password was given (GRANULE_PASSWORD)");
+    Path pwFile = tmp.resolve("pw.txt");
+    Files.writeString(pwFile, "pw\n");
+    env.remove("GRANULE_PASSWORD");
+    assertThat(run("snapshots", "--repo", repo(), "--password-file", pwFile.toString()))
+        .as(out + "" + err)
+        .isEqualTo(ExitCodes.AUTH);
+    assertThat(err.toString()).contains("a password was given (--password-file)");
+    assertThat(files()).isEqualTo(before);
+    assertThat(anyPlaintext()).isFalse();
+  }
 }

@@ -108,7 +108,7 @@ class CliPasswordTest {
   }
 
   @Test
-  void keyPasswdReplacesTheKey() {
+  void keyPasswdReplacesTheKey() throws Exception {
     env.put("GRANULE_PASSWORD", "old");
     assertThat(run("init", "--repo", repo())).isZero();
     env.put("GRANULE_NEW_PASSWORD", "new");
@@ -118,7 +118,16 @@ class CliPasswordTest {
     env.put("GRANULE_PASSWORD", "new");
     assertThat(run("key", "list", "--repo", repo())).isZero();
     assertThat(out.toString().lines()).hasSize(2);
-    assertThat(out.toString().lines().skip(1).findFirst().orElseThrow()).startsWith("* ");
+    assertThat(out.toString().lines().skip(1).findFirst().orElseThrow())
+        .startsWith("* ")
+        .endsWith(" sealed");
+    assertThat(run("key", "list", "--repo", repo(), "--json")).isZero();
+    com.fasterxml.jackson.databind.JsonNode keys =
+        new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.toString());
+    assertThat(keys).hasSize(1);
+    assertThat(keys.get(0).get("version").asInt()).isEqualTo(2);
+    assertThat(keys.get(0).get("sealsConfig").asBoolean()).isTrue();
+    assertThat(keys.get(0).get("current").asBoolean()).isTrue();
   }
 
   @Test

@@ -220,4 +220,104 @@ class ConfigDowngradeTest {
     }
     assertThat(pins.resolve("pins").resolve(id)).doesNotExist();
   }
+
+  private RepositoryConfig withChunkSize(int size) {
+    return new RepositoryConfig(
+        original.version(),
+        original.repositoryId(),
+        original.created(),
+        size,
+        original.packSize(),
+        original.compressionLevel(),
+        original.chunkHash(),
+        original.encryption());
+  }
+
+  /**
+   * Without a pin (another machine, another user, a deleted cache) the key blob the password opens
+   * still says the config changed: it sealed the config's digest. Before, a new chunk size (or
+   * compression level, chunk hash, pack size) was taken as it was.
+   */
+  @Test
+  void aChangedConfigIsRefusedByTheKeyBlobWithoutAnyPin() throws Exception {
+    rewriteConfig(withChunkSize(original.chunkSize() / 2));
+    long before = files();
+    assertThatThrownBy(() -> Repository.open(dir, pw("correct horse")))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageStartingWith(
+            "repository at '"
+                + dir
+                + "': the config of this repository is not the one its key blob keys/")
+        .hasMessageContaining("Put back the original config")
+        .hasMessageContaining(ConfigPin.sha256(original.toBytes()));
+    assertThatThrownBy(() -> Repository.open(dir, pw("wrong")))
+        .isInstanceOf(WrongPasswordException.class);
+    assertThat(files()).isEqualTo(before);
+    assertThat(pins).as("no pin written for a changed config").doesNotExist();
+    rewriteConfig(original);
+    try (Repository r = Repository.open(dir, pw("correct horse"))) {
+      assertThat(r.config()).isEqualTo(original);
+    }
+  }
+
+  /** A changed password's new key blob seals the config the repository was opened with. */
+  @Test
+  void aNewPasswordsKeyBlobSealsTheConfigToo() throws Exception {
+    try (Repository r = Repository.open(dir, pw("correct horse"))) {
+      r.changePassword("battery staple".toCharArray(), KdfParams.TESTING);
+    }
+    assertThat(store.list(BlobType.KEY)).hasSize(1);
+    try (Repository r = Repository.open(dir, pw("battery staple"))) {
+      assertThat(r.keys()).singleElement().matches(k -> k.sealsConfig());
+    }
+    rewriteConfig(withChunkSize(original.chunkSize() * 2));
+    assertThatThrownBy(() -> Repository.open(dir, pw("battery staple")))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("is not the one its key blob");
+  }
+
+  /**
+   * The config rewritten as unencrypted and the key blobs deleted, opened where no pin is: a
+   * password given (file, environment) says the owner expects encryption, and the repository is
+   * refused instead of storing plaintext. Asked interactively, no password is given: it opens.
+   */
+  @Test
+  void anUnencryptedRepositoryIsRefusedWhenAPasswordIsGiven() throws Exception {
+    rewriteConfig(unencrypted());
+    for (BlobName k : store.list(BlobType.KEY)) {
+      store.delete(k);
+    }
+    PasswordSource given =
+        new PasswordSource() {
+          @Override
+          public char[] password() {
+            return "correct horse".toCharArray();
+          }
+
+          @Override
+          public boolean given() {
+            return true;
+          }
+
+          @Override
+          public String toString() {
+            return "GRANULE_PASSWORD";
+          }
+        };
+    long before = files();
+    assertThatThrownBy(() -> Repository.open(dir, given, pins))
+        .isInstanceOf(WrongPasswordException.class)
+        .hasMessage(
+            "the repository at '"
+                + dir
+                + "' is not encrypted, but a password was given (GRANULE_PASSWORD): if it should"
+                + " be encrypted, its config ("
+                + dir.resolve("config")
+                + ") was rewritten by someone who can write the storage, and nothing was read or"
+                + " written; if it really is unencrypted, give no password for it");
+    assertThat(files()).isEqualTo(before);
+    try (Repository r = Repository.open(dir, pw("asked, never given"), pins)) {
+      assertThat(r.config().encrypted()).isFalse();
+    }
+  }
 }

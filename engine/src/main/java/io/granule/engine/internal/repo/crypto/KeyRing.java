@@ -34,15 +34,26 @@ import org.slf4j.LoggerFactory;
  * password opens the repository; adding and deleting key blobs changes passwords without touching
  * data.
  *
- * <p>A key blob is a {@link BlobFrames} frame (magic "GKEY", version 1) around JSON: {@code
- * {"version":1,"kdf":"scrypt","n":32768,"r":8,"p":1,"salt":B64,"nonce":B64,"ciphertext":B64,
- * "created":ISO}}. The ciphertext is the 64-byte master key plus the 16-byte tag; the AAD is {@code
- * "granule-key-v1:" + repository id}, so a key blob cannot be moved to another repository. Key
- * blobs are never transformed by the repository codec (they are what unlocks it). Stateless.
+ * <p>A key blob is a {@link BlobFrames} frame (magic "GKEY", version 2) around JSON: {@code
+ * {"version":2,"kdf":"scrypt","n":32768,"r":8,"p":1,"salt":B64,"nonce":B64,"ciphertext":B64,
+ * "created":ISO}}. The ciphertext is the 64-byte master key and the SHA-256 of the repository's
+ * {@code config} blob, plus the 16-byte tag; the AAD is {@code "granule-key-v2:" + repository id},
+ * so a key blob cannot be moved to another repository, nor made to pass for a version 1 blob. The
+ * config is thus sealed by every password: whoever can write the storage but knows no password
+ * cannot change it (chunk size, compression, chunk ids, pack size) without {@link #unlock} noticing
+ * ({@link ConfigChangedException}). Version 1 blobs (older builds) hold the master key alone under
+ * AAD {@code "granule-key-v1:" + repository id}; they still open, and seal nothing: {@code granule
+ * key passwd} replaces the blob it is run with by a version 2 one. Key blobs are never transformed
+ * by the repository codec (they are what unlocks it). Stateless.
  */
 public final class KeyRing {
   private static final Logger LOG = LoggerFactory.getLogger(KeyRing.class);
   static final int MAGIC = 0x474b4559;
+
+  /** The key blob version this build writes (see the class comment); it reads 1 and 2. */
+  static final int VERSION = 2;
+
+  private static final int DIGEST = 32;
   private static final ObjectMapper JSON =
       new ObjectMapper().disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
 
@@ -60,17 +71,36 @@ public final class KeyRing {
       @JsonProperty("ciphertext") String ciphertext,
       @JsonProperty("created") String created) {}
 
-  /** A master key opened with a password, and the key blob that opened it. */
-  public record Unlocked(MasterKey key, BlobName blob) {}
+  /**
+   * A master key opened with a password, and the key blob that opened it.
+   *
+   * @param sealed whether that blob seals the config (version 2): if not, the config the repository
+   *     was opened with is not authenticated
+   */
+  public record Unlocked(MasterKey key, BlobName blob, boolean sealed) {}
 
   /**
-   * Wraps {@code key} under {@code password} and saves it as a new key blob.
+   * A password opened a key blob whose sealed config digest is not the one of the config read: the
+   * config was changed after that key blob was written, and granule never changes a config.
+   */
+  public static final class ConfigChangedException extends RepositoryCorruptedException {
+    private static final long serialVersionUID = 1L;
+
+    ConfigChangedException(String message) {
+      super(message);
+    }
+  }
+
+  /**
+   * Wraps {@code key} and the SHA-256 of {@code config} (the repository's config blob, as stored)
+   * under {@code password} and saves them as a new key blob.
    *
    * @return the new key blob
    */
   public static BlobName add(
       BlobStore store,
       String repositoryId,
+      byte[] config,
       MasterKey key,
       char[] password,
       KdfParams params,
@@ -85,20 +115,24 @@ public final class KeyRing {
     random.nextBytes(nonce);
     random.nextBytes(id);
     byte[] kek = kek(password, salt, params);
-    byte[] plain = key.toBytes();
+    byte[] master = key.toBytes();
+    byte[] plain = new byte[MasterKey.LENGTH + DIGEST];
+    System.arraycopy(master, 0, plain, 0, MasterKey.LENGTH);
+    System.arraycopy(sha256(config), 0, plain, MasterKey.LENGTH, DIGEST);
     byte[] ct;
     try {
-      ct = wrap(true, kek, nonce, repositoryId, plain, NativeCrypto.available());
+      ct = wrap(true, kek, nonce, VERSION, repositoryId, plain, NativeCrypto.available());
     } catch (GeneralSecurityException e) {
       throw new IllegalStateException("unable to wrap the master key: " + e.getMessage(), e);
     } finally {
       Arrays.fill(kek, (byte) 0);
+      Arrays.fill(master, (byte) 0);
       Arrays.fill(plain, (byte) 0);
     }
     Base64.Encoder b64 = Base64.getEncoder();
     KeyFile f =
         new KeyFile(
-            1,
+            VERSION,
             "scrypt",
             params.n(),
             params.r(),
@@ -108,26 +142,41 @@ public final class KeyRing {
             b64.encodeToString(ct),
             clock.instant().toString());
     BlobName name = new BlobName(BlobType.KEY, Hex.encode(id));
-    store.save(name, BlobFrames.frame(MAGIC, 1, JSON.writeValueAsBytes(f)));
+    store.save(name, BlobFrames.frame(MAGIC, VERSION, JSON.writeValueAsBytes(f)));
     return name;
   }
 
-  /**
-   * Tries {@code password} on every key blob.
-   *
-   * @return the master key and the blob it came from, or empty if no key blob matches
-   */
-  public static Optional<Unlocked> unlock(BlobStore store, String repositoryId, char[] password)
-      throws IOException {
-    return unlock(store, repositoryId, password, new java.util.ArrayList<>());
+  static byte[] sha256(byte[] bytes) {
+    try {
+      return java.security.MessageDigest.getInstance("SHA-256").digest(bytes);
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is missing from this JDK", e);
+    }
   }
 
   /**
-   * As {@link #unlock(BlobStore, String, char[])}, adding to {@code unreadable} why each key blob
-   * that could not be read or parsed was skipped (a wrong password is then not the only answer).
+   * Tries {@code password} on every key blob of the repository whose config blob is {@code config}
+   * (as stored).
+   *
+   * @return the master key and the blob it came from, or empty if no key blob matches
+   * @throws ConfigChangedException if the password opens a key blob that sealed another config
    */
   public static Optional<Unlocked> unlock(
-      BlobStore store, String repositoryId, char[] password, java.util.List<String> unreadable)
+      BlobStore store, String repositoryId, byte[] config, char[] password) throws IOException {
+    return unlock(store, repositoryId, config, password, new java.util.ArrayList<>());
+  }
+
+  /**
+   * As {@link #unlock(BlobStore, String, byte[], char[])}, adding to {@code unreadable} why each
+   * key blob that could not be read or parsed was skipped (a wrong password is then not the only
+   * answer).
+   */
+  public static Optional<Unlocked> unlock(
+      BlobStore store,
+      String repositoryId,
+      byte[] config,
+      char[] password,
+      java.util.List<String> unreadable)
       throws IOException {
     List<BlobName> listed = store.list(BlobType.KEY);
     if (listed.isEmpty()) {
@@ -136,7 +185,7 @@ public final class KeyRing {
               + " damaged, or copied incompletely)");
     }
     for (BlobName n : listed) {
-      KeyFile f;
+      Read f;
       try {
         f = read(n, loadKey(store, n));
       } catch (RepositoryCorruptedException | IllegalArgumentException e) {
@@ -145,25 +194,54 @@ public final class KeyRing {
         continue;
       }
       Base64.Decoder b64 = Base64.getDecoder();
-      byte[] kek = kek(password, b64.decode(f.salt()), new KdfParams(f.n(), f.r(), f.p()));
+      byte[] kek =
+          kek(
+              password,
+              b64.decode(f.file().salt()),
+              new KdfParams(f.file().n(), f.file().r(), f.file().p()));
+      byte[] plain;
       try {
-        byte[] plain =
+        plain =
             wrap(
                 false,
                 kek,
-                b64.decode(f.nonce()),
+                b64.decode(f.file().nonce()),
+                f.version(),
                 repositoryId,
-                b64.decode(f.ciphertext()),
+                b64.decode(f.file().ciphertext()),
                 NativeCrypto.available());
-        MasterKey k = MasterKey.fromBytes(plain);
-        Arrays.fill(plain, (byte) 0);
-        return Optional.of(new Unlocked(k, n));
       } catch (AEADBadTagException e) {
         // another password's key blob (or a damaged one): try the next
+        continue;
       } catch (GeneralSecurityException e) {
         throw new IllegalStateException("unable to unwrap " + n + ": " + e.getMessage(), e);
       } finally {
         Arrays.fill(kek, (byte) 0);
+      }
+      try {
+        if (f.version() == 1) {
+          return Optional.of(new Unlocked(MasterKey.fromBytes(plain), n, false));
+        }
+        if (plain.length != MasterKey.LENGTH + DIGEST) {
+          throw new RepositoryCorruptedException(
+              "key blob " + n + " holds " + plain.length + " bytes, not a master key and a digest");
+        }
+        byte[] sealed = Arrays.copyOfRange(plain, MasterKey.LENGTH, plain.length);
+        if (!java.security.MessageDigest.isEqual(sealed, sha256(config))) {
+          throw new ConfigChangedException(
+              "the config of this repository is not the one its key blob "
+                  + n
+                  + " (opened with this password) was made with: it was changed after, and"
+                  + " granule never changes a config, so someone who can write the storage did;"
+                  + " nothing was read or written. Put back the original config (a copy of the"
+                  + " repository has it: its SHA-256 is "
+                  + Hex.encode(sealed)
+                  + ")");
+        }
+        return Optional.of(
+            new Unlocked(MasterKey.fromBytes(Arrays.copyOf(plain, MasterKey.LENGTH)), n, true));
+      } finally {
+        Arrays.fill(plain, (byte) 0);
       }
     }
     return Optional.empty();
@@ -206,7 +284,7 @@ public final class KeyRing {
     try {
       for (BlobName n : store.list(BlobType.KEY)) {
         try {
-          KeyFile f = read(n, loadKey(store, n));
+          KeyFile f = read(n, loadKey(store, n)).file();
           mine.add(
               PrederivedKeys.register(
                   password,
@@ -233,10 +311,14 @@ public final class KeyRing {
     List<KeyInfo> out = new ArrayList<>();
     for (BlobName n : store.list(BlobType.KEY)) {
       try {
-        KeyFile f = read(n, loadKey(store, n));
+        Read r = read(n, loadKey(store, n));
+        KeyFile f = r.file();
         out.add(
             new KeyInfo(
-                n.name(), f.created(), "scrypt n=" + f.n() + " r=" + f.r() + " p=" + f.p()));
+                n.name(),
+                f.created(),
+                "scrypt n=" + f.n() + " r=" + f.r() + " p=" + f.p(),
+                r.version()));
       } catch (RepositoryCorruptedException | IllegalArgumentException e) {
         LOG.warn("skipping damaged key blob: {}", e.getMessage());
       }
@@ -244,8 +326,12 @@ public final class KeyRing {
     return out;
   }
 
-  private static KeyFile read(BlobName name, byte[] bytes) {
-    ByteBuffer p = BlobFrames.unframe(name, bytes, MAGIC, 1).payload();
+  /** A parsed key blob and its frame version. */
+  private record Read(int version, KeyFile file) {}
+
+  private static Read read(BlobName name, byte[] bytes) {
+    BlobFrames.Framed framed = BlobFrames.unframe(name, bytes, MAGIC, VERSION);
+    ByteBuffer p = framed.payload();
     KeyFile f;
     try {
       f = JSON.readValue(p.array(), p.arrayOffset() + p.position(), p.remaining(), KeyFile.class);
@@ -256,7 +342,7 @@ public final class KeyRing {
       throw new IllegalArgumentException(name + ": unsupported key derivation '" + f.kdf() + "'");
     }
     new KdfParams(f.n(), f.r(), f.p()).validate();
-    return f;
+    return new Read(framed.version(), f);
   }
 
   private static byte[] kek(char[] password, byte[] salt, KdfParams params) {
@@ -272,9 +358,10 @@ public final class KeyRing {
   }
 
   /**
-   * AES-256-GCM of a master key ({@code encrypt}) or of its wrapped form under {@code kek}, with
-   * the key blob's AAD: libcrypto's when {@code nativeCrypto} (no JCA provider to load on the way
-   * to a command's first byte), else the JDK's; the same bytes either way.
+   * AES-256-GCM of a key blob's secret ({@code encrypt}) or of its wrapped form under {@code kek},
+   * with the AAD of a key blob of {@code version}: libcrypto's when {@code nativeCrypto} (no JCA
+   * provider to load on the way to a command's first byte), else the JDK's; the same bytes either
+   * way.
    *
    * @throws AEADBadTagException if the wrapped form does not authenticate under {@code kek}
    */
@@ -282,11 +369,12 @@ public final class KeyRing {
       boolean encrypt,
       byte[] kek,
       byte[] nonce,
+      int version,
       String repositoryId,
       byte[] in,
       boolean nativeCrypto)
       throws GeneralSecurityException {
-    byte[] aad = ("granule-key-v1:" + repositoryId).getBytes(StandardCharsets.UTF_8);
+    byte[] aad = ("granule-key-v" + version + ":" + repositoryId).getBytes(StandardCharsets.UTF_8);
     int len = encrypt ? in.length + AesGcmCodec.TAG : in.length - AesGcmCodec.TAG;
     if (len < 0) {
       throw new AEADBadTagException("wrapped key shorter than its tag");

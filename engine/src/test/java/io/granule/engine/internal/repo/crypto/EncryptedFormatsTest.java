@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.granule.engine.internal.repo.Hex;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
@@ -146,20 +147,10 @@ class EncryptedFormatsTest {
     }
   }
 
-  @Test
-  void keyBlobIsFramedJsonWrappingTheMasterKey() throws Exception {
-    LocalBlobStore store = new LocalBlobStore(tmp);
-    MasterKey mk = MasterKey.generate();
-    BlobName n =
-        KeyRing.add(store, "repo-id", mk, "pw".toCharArray(), KdfParams.TESTING, Clock.systemUTC());
-    assertThat(n.name()).matches("[0-9a-f]{64}");
-    byte[] bytes = store.load(n);
-    assertThat(ByteBuffer.wrap(bytes).getInt()).isEqualTo(0x474b4559);
-    JsonNode j = new ObjectMapper().readTree(Arrays.copyOfRange(bytes, 8, bytes.length - 4));
-    assertThat(j.fieldNames())
-        .toIterable()
-        .containsExactly("version", "kdf", "n", "r", "p", "salt", "nonce", "ciphertext", "created");
-    assertThat(j.get("kdf").asText()).isEqualTo("scrypt");
+  private static final byte[] CONFIG = "the config blob".getBytes(StandardCharsets.UTF_8);
+
+  /** The AES-GCM key of a key blob's JSON {@code j} under password "pw", by hand. */
+  private static byte[] unwrapByHand(JsonNode j, String aad) throws Exception {
     byte[] salt = Base64.getDecoder().decode(j.get("salt").asText());
     byte[] kek =
         Scrypt.derive(
@@ -174,9 +165,148 @@ class EncryptedFormatsTest {
         Cipher.DECRYPT_MODE,
         new SecretKeySpec(kek, "AES"),
         new GCMParameterSpec(128, Base64.getDecoder().decode(j.get("nonce").asText())));
+    c.updateAAD(aad.getBytes(StandardCharsets.UTF_8));
+    return c.doFinal(Base64.getDecoder().decode(j.get("ciphertext").asText()));
+  }
+
+  @Test
+  void keyBlobIsFramedJsonWrappingTheMasterKeyAndTheConfigDigest() throws Exception {
+    LocalBlobStore store = new LocalBlobStore(tmp);
+    MasterKey mk = MasterKey.generate();
+    BlobName n =
+        KeyRing.add(
+            store, "repo-id", CONFIG, mk, "pw".toCharArray(), KdfParams.TESTING, Clock.systemUTC());
+    assertThat(n.name()).matches("[0-9a-f]{64}");
+    byte[] bytes = store.load(n);
+    ByteBuffer header = ByteBuffer.wrap(bytes);
+    assertThat(header.getInt()).isEqualTo(0x474b4559);
+    assertThat(header.getShort()).as("frame version").isEqualTo((short) 2);
+    JsonNode j = new ObjectMapper().readTree(Arrays.copyOfRange(bytes, 8, bytes.length - 4));
+    assertThat(j.fieldNames())
+        .toIterable()
+        .containsExactly("version", "kdf", "n", "r", "p", "salt", "nonce", "ciphertext", "created");
+    assertThat(j.get("version").asInt()).isEqualTo(2);
+    assertThat(j.get("kdf").asText()).isEqualTo("scrypt");
+    byte[] plain = unwrapByHand(j, "granule-key-v2:repo-id");
+    assertThat(Arrays.copyOf(plain, 64)).isEqualTo(mk.toBytes());
+    assertThat(Arrays.copyOfRange(plain, 64, plain.length))
+        .isEqualTo(java.security.MessageDigest.getInstance("SHA-256").digest(CONFIG));
+    assertThatThrownBy(() -> unwrapByHand(j, "granule-key-v1:repo-id"))
+        .as("a version 2 blob is not a version 1 blob")
+        .isInstanceOf(javax.crypto.AEADBadTagException.class);
+    assertThat(KeyRing.unlock(store, "other-repo", CONFIG, "pw".toCharArray())).isEmpty();
+    KeyRing.Unlocked u = KeyRing.unlock(store, "repo-id", CONFIG, "pw".toCharArray()).orElseThrow();
+    assertThat(u.key().toBytes()).isEqualTo(mk.toBytes());
+    assertThat(u.sealed()).isTrue();
+    assertThat(KeyRing.list(store)).singleElement().matches(KeyInfo::sealsConfig);
+  }
+
+  /**
+   * Someone who can write the storage but knows no password changes the config (here any byte of
+   * it): the password opens its key blob, and the digest sealed in it says the config is not the
+   * one it was made with. A wrong password is still only a wrong password.
+   */
+  @Test
+  void aKeyBlobRefusesAnotherConfigThanTheOneItSealed() throws Exception {
+    LocalBlobStore store = new LocalBlobStore(tmp);
+    MasterKey mk = MasterKey.generate();
+    BlobName n =
+        KeyRing.add(
+            store, "repo-id", CONFIG, mk, "pw".toCharArray(), KdfParams.TESTING, Clock.systemUTC());
+    byte[] changed = CONFIG.clone();
+    changed[3] ^= 1;
+    assertThatThrownBy(() -> KeyRing.unlock(store, "repo-id", changed, "pw".toCharArray()))
+        .isInstanceOf(KeyRing.ConfigChangedException.class)
+        .hasMessageContaining("key blob " + n)
+        .hasMessageContaining(
+            Hex.encode(java.security.MessageDigest.getInstance("SHA-256").digest(CONFIG)));
+    assertThat(KeyRing.unlock(store, "repo-id", changed, "wrong".toCharArray())).isEmpty();
+  }
+
+  /**
+   * A version 2 blob relabelled as version 1 (frame and JSON), so that its sealed digest would not
+   * be checked: its AAD then differs and it opens with no password.
+   */
+  @Test
+  void aSealingKeyBlobRelabelledAsVersionOneDoesNotOpen() throws Exception {
+    LocalBlobStore store = new LocalBlobStore(tmp);
+    BlobName n =
+        KeyRing.add(
+            store,
+            "repo-id",
+            CONFIG,
+            MasterKey.generate(),
+            "pw".toCharArray(),
+            KdfParams.TESTING,
+            Clock.systemUTC());
+    byte[] bytes = store.load(n);
+    ObjectNodeEdit.relabel(store, n, bytes, 1);
+    byte[] changed = CONFIG.clone();
+    changed[0] ^= 1;
+    assertThat(KeyRing.unlock(store, "repo-id", changed, "pw".toCharArray())).isEmpty();
+    assertThat(KeyRing.unlock(store, "repo-id", CONFIG, "pw".toCharArray())).isEmpty();
+  }
+
+  /**
+   * A key blob of version 1, written as builds before config sealing wrote them (the master key
+   * alone under AAD "granule-key-v1:" + id), still opens whatever the config: it seals nothing.
+   */
+  @Test
+  void aVersionOneKeyBlobStillOpensAndSaysItSealsNothing() throws Exception {
+    LocalBlobStore store = new LocalBlobStore(tmp);
+    MasterKey mk = MasterKey.generate();
+    byte[] salt = new byte[32];
+    byte[] nonce = new byte[12];
+    new java.security.SecureRandom().nextBytes(salt);
+    KdfParams p = KdfParams.TESTING;
+    byte[] kek =
+        Scrypt.derive("pw".getBytes(StandardCharsets.UTF_8), salt, p.n(), p.r(), p.p(), 32);
+    Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
+    c.init(Cipher.ENCRYPT_MODE, new SecretKeySpec(kek, "AES"), new GCMParameterSpec(128, nonce));
     c.updateAAD("granule-key-v1:repo-id".getBytes(StandardCharsets.UTF_8));
-    byte[] master = c.doFinal(Base64.getDecoder().decode(j.get("ciphertext").asText()));
-    assertThat(master).isEqualTo(mk.toBytes());
-    assertThat(KeyRing.unlock(store, "other-repo", "pw".toCharArray())).isEmpty();
+    byte[] ct = c.doFinal(mk.toBytes());
+    Base64.Encoder b64 = Base64.getEncoder();
+    String json =
+        "{\"version\":1,\"kdf\":\"scrypt\",\"n\":"
+            + p.n()
+            + ",\"r\":"
+            + p.r()
+            + ",\"p\":"
+            + p.p()
+            + ",\"salt\":\""
+            + b64.encodeToString(salt)
+            + "\",\"nonce\":\""
+            + b64.encodeToString(nonce)
+            + "\",\"ciphertext\":\""
+            + b64.encodeToString(ct)
+            + "\",\"created\":\"2026-01-01T00:00:00Z\"}";
+    BlobName n = new BlobName(BlobType.KEY, "ab".repeat(32));
+    store.save(
+        n,
+        io.granule.engine.internal.repo.BlobFrames.frame(
+            KeyRing.MAGIC, 1, json.getBytes(StandardCharsets.UTF_8)));
+    KeyRing.Unlocked u =
+        KeyRing.unlock(
+                store, "repo-id", "any config".getBytes(StandardCharsets.UTF_8), "pw".toCharArray())
+            .orElseThrow();
+    assertThat(u.key().toBytes()).isEqualTo(mk.toBytes());
+    assertThat(u.sealed()).isFalse();
+    assertThat(KeyRing.list(store)).singleElement().matches(k -> !k.sealsConfig());
+  }
+
+  /** Rewrites a key blob's frame version and JSON version. */
+  private static final class ObjectNodeEdit {
+    static void relabel(LocalBlobStore store, BlobName n, byte[] bytes, int version)
+        throws Exception {
+      com.fasterxml.jackson.databind.node.ObjectNode j =
+          (com.fasterxml.jackson.databind.node.ObjectNode)
+              new ObjectMapper().readTree(Arrays.copyOfRange(bytes, 8, bytes.length - 4));
+      j.put("version", version);
+      store.delete(n);
+      store.save(
+          n,
+          io.granule.engine.internal.repo.BlobFrames.frame(
+              KeyRing.MAGIC, version, new ObjectMapper().writeValueAsBytes(j)));
+    }
   }
 }

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -18,6 +19,8 @@ import org.junit.jupiter.api.io.TempDir;
  * instead of deriving it again, any other unlock behaves as without it, and nothing is left behind.
  */
 class KeyPrederiveTest {
+  private static final byte[] CONFIG = "the config blob".getBytes(StandardCharsets.UTF_8);
+
   @TempDir Path dir;
 
   @AfterEach
@@ -27,7 +30,8 @@ class KeyPrederiveTest {
 
   private LocalBlobStore storeWithKey(MasterKey mk, String password) throws Exception {
     LocalBlobStore store = new LocalBlobStore(dir.resolve("repo"));
-    KeyRing.add(store, "repo-id", mk, password.toCharArray(), KdfParams.TESTING, Clock.systemUTC());
+    KeyRing.add(
+        store, "repo-id", CONFIG, mk, password.toCharArray(), KdfParams.TESTING, Clock.systemUTC());
     return store;
   }
 
@@ -41,11 +45,12 @@ class KeyPrederiveTest {
     task.run();
     assertThat(PrederivedKeys.count()).isEqualTo(1);
 
-    KeyRing.Unlocked u = KeyRing.unlock(store, "repo-id", "right".toCharArray()).orElseThrow();
+    KeyRing.Unlocked u =
+        KeyRing.unlock(store, "repo-id", CONFIG, "right".toCharArray()).orElseThrow();
     assertThat(u.key().toBytes()).isEqualTo(mk.toBytes());
     assertThat(PrederivedKeys.count()).as("taken, once").isZero();
     // the next unlock derives its own and still opens
-    assertThat(KeyRing.unlock(store, "repo-id", "right".toCharArray())).isPresent();
+    assertThat(KeyRing.unlock(store, "repo-id", CONFIG, "right".toCharArray())).isPresent();
   }
 
   @Test
@@ -54,11 +59,12 @@ class KeyPrederiveTest {
     MasterKey mk = MasterKey.generate();
     LocalBlobStore store = storeWithKey(mk, "right");
     PrederivedKeys.task(store, "wrong".toCharArray()).run();
-    assertThat(KeyRing.unlock(store, "repo-id", "wrong".toCharArray())).isEmpty();
+    assertThat(KeyRing.unlock(store, "repo-id", CONFIG, "wrong".toCharArray())).isEmpty();
     assertThat(PrederivedKeys.count()).as("taken by the wrong password's unlock").isZero();
 
     PrederivedKeys.task(store, "wrong".toCharArray()).run();
-    KeyRing.Unlocked u = KeyRing.unlock(store, "repo-id", "right".toCharArray()).orElseThrow();
+    KeyRing.Unlocked u =
+        KeyRing.unlock(store, "repo-id", CONFIG, "right".toCharArray()).orElseThrow();
     assertThat(u.key().toBytes()).isEqualTo(mk.toBytes());
     assertThat(PrederivedKeys.count()).as("another password's key stays untaken").isEqualTo(1);
     PrederivedKeys.forget();
@@ -71,7 +77,7 @@ class KeyPrederiveTest {
     LocalBlobStore store = storeWithKey(mk, "right");
     PrederivedKeys.task(store, "right".toCharArray()); // created, never run
     long t0 = System.nanoTime();
-    assertThat(KeyRing.unlock(store, "repo-id", "right".toCharArray())).isPresent();
+    assertThat(KeyRing.unlock(store, "repo-id", CONFIG, "right".toCharArray())).isPresent();
     long ms = (System.nanoTime() - t0) / 1_000_000;
     assertThat(ms).isGreaterThanOrEqualTo(PrederivedKeys.LISTING_WAIT_MS - 5).isLessThan(10_000);
   }
@@ -84,7 +90,7 @@ class KeyPrederiveTest {
     Files.write(bad, new byte[] {1, 2, 3});
     PrederivedKeys.task(store, "right".toCharArray()).run();
     assertThat(PrederivedKeys.count()).isEqualTo(1);
-    assertThat(KeyRing.unlock(store, "repo-id", "right".toCharArray())).isPresent();
+    assertThat(KeyRing.unlock(store, "repo-id", CONFIG, "right".toCharArray())).isPresent();
     assertThat(PrederivedKeys.count()).isZero();
   }
 
@@ -111,7 +117,8 @@ class KeyPrederiveTest {
     org.assertj.core.api.Assertions.assertThatThrownBy(() -> KeyRing.loadKey(store, big))
         .hasMessageContaining("not a key blob");
     PrederivedKeys.task(store, "right".toCharArray()).run();
-    KeyRing.Unlocked u = KeyRing.unlock(store, "repo-id", "right".toCharArray()).orElseThrow();
+    KeyRing.Unlocked u =
+        KeyRing.unlock(store, "repo-id", CONFIG, "right".toCharArray()).orElseThrow();
     assertThat(u.key().toBytes()).isEqualTo(mk.toBytes());
   }
 }

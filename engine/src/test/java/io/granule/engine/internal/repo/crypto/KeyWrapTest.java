@@ -26,27 +26,27 @@ class KeyWrapTest {
     r.nextBytes(kek);
     r.nextBytes(nonce);
     r.nextBytes(master);
-    byte[] viaNative = KeyRing.wrap(true, kek, nonce, "repo-id", master, true);
-    byte[] viaJdk = KeyRing.wrap(true, kek, nonce, "repo-id", master, false);
+    byte[] viaNative = KeyRing.wrap(true, kek, nonce, 1, "repo-id", master, true);
+    byte[] viaJdk = KeyRing.wrap(true, kek, nonce, 1, "repo-id", master, false);
     assertThat(viaNative).hasSize(64 + AesGcmCodec.TAG).isEqualTo(viaJdk);
-    assertThat(KeyRing.wrap(false, kek, nonce, "repo-id", viaJdk, true)).isEqualTo(master);
-    assertThat(KeyRing.wrap(false, kek, nonce, "repo-id", viaNative, false)).isEqualTo(master);
+    assertThat(KeyRing.wrap(false, kek, nonce, 1, "repo-id", viaJdk, true)).isEqualTo(master);
+    assertThat(KeyRing.wrap(false, kek, nonce, 1, "repo-id", viaNative, false)).isEqualTo(master);
   }
 
   @Test
   void aChangedByteOrAnotherRepositoryFailsAuthenticationBothWays() throws Exception {
     byte[] kek = new byte[32];
     byte[] nonce = new byte[AesGcmCodec.NONCE];
-    byte[] wrapped = KeyRing.wrap(true, kek, nonce, "repo-id", new byte[64], true);
+    byte[] wrapped = KeyRing.wrap(true, kek, nonce, 1, "repo-id", new byte[64], true);
     byte[] flipped = wrapped.clone();
     flipped[10] ^= 1;
     for (boolean nativeCrypto : new boolean[] {true, false}) {
-      assertThatThrownBy(() -> KeyRing.wrap(false, kek, nonce, "repo-id", flipped, nativeCrypto))
+      assertThatThrownBy(() -> KeyRing.wrap(false, kek, nonce, 1, "repo-id", flipped, nativeCrypto))
           .isInstanceOf(AEADBadTagException.class);
-      assertThatThrownBy(() -> KeyRing.wrap(false, kek, nonce, "other", wrapped, nativeCrypto))
+      assertThatThrownBy(() -> KeyRing.wrap(false, kek, nonce, 1, "other", wrapped, nativeCrypto))
           .isInstanceOf(AEADBadTagException.class);
       assertThatThrownBy(
-              () -> KeyRing.wrap(false, kek, nonce, "repo-id", new byte[5], nativeCrypto))
+              () -> KeyRing.wrap(false, kek, nonce, 1, "repo-id", new byte[5], nativeCrypto))
           .isInstanceOf(AEADBadTagException.class);
     }
   }
