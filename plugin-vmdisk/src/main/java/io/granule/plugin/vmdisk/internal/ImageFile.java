@@ -7,10 +7,12 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 
 /**
  * One file of a disk image, opened read-only, with bounds-checked positional reads and the error
@@ -25,6 +27,10 @@ import java.nio.file.StandardOpenOption;
  * direct buffers) with {@code O_DIRECT}: straight from the disk, no page cache filled, none of the
  * host's cached data evicted. Tables and other small reads go through the page cache. A direct read
  * that fails is done again buffered, and the file is read buffered from then on.
+ *
+ * <p>The file's identity (device and inode) is taken when it is opened; a name that led elsewhere
+ * before the open than after it (a link swapped meanwhile) is an error, and {@link #isAt} tells
+ * later whether the name still leads to the opened file.
  */
 final class ImageFile implements Closeable {
   /** The shortest read that goes direct, when the file is read direct. */
@@ -35,29 +41,72 @@ final class ImageFile implements Closeable {
   private final Path path;
   private final FileChannel channel;
   private final long size;
+  private final Object key;
+  private final boolean owner;
   private volatile FileChannel direct;
 
-  private ImageFile(Path path, FileChannel channel, long size) {
+  private ImageFile(Path path, FileChannel channel, long size, Object key, boolean owner) {
     this.path = path;
     this.channel = channel;
     this.size = size;
+    this.key = key;
+    this.owner = owner;
   }
 
-  /** Opens {@code path} for reading. */
+  /**
+   * Opens {@code path} for reading.
+   *
+   * @throws IOException also if the name led to another file after the open than before it
+   */
   public static ImageFile open(Path path) throws IOException {
     try {
+      Object before = key(path);
       FileChannel ch = FileChannel.open(path, StandardOpenOption.READ);
+      ImageFile f = null;
       try {
-        ImageFile f = new ImageFile(path, ch, ch.size());
+        f = new ImageFile(path, ch, ch.size(), before, true);
         f.direct = openDirect(path);
+        if (before == null || !before.equals(key(path))) {
+          throw f.openError(
+              "it was replaced while it was opened (the name led to another file afterwards)");
+        }
         return f;
       } catch (IOException | RuntimeException e) {
-        ch.close();
+        if (f != null) {
+          f.close();
+        } else {
+          ch.close();
+        }
         throw e;
       }
     } catch (NoSuchFileException e) {
       throw new IOException("unable to open disk image '" + path + "': no such file", e);
     }
+  }
+
+  /** The identity (device and inode) of the file {@code path} leads to now. */
+  static Object key(Path path) throws IOException {
+    return Files.readAttributes(path, BasicFileAttributes.class).fileKey();
+  }
+
+  /**
+   * Whether this file's name still leads to the file that was opened (same device and inode); false
+   * if it leads elsewhere or nowhere.
+   */
+  boolean isAt() {
+    try {
+      return key != null && key.equals(key(path));
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  /**
+   * This file as it is now: the same open file (not opened again by name), its current size, read
+   * buffered. Closing the view leaves this file open.
+   */
+  ImageFile current() throws IOException {
+    return new ImageFile(path, channel, channel.size(), key, false);
   }
 
   private static FileChannel openDirect(Path path) {
@@ -188,6 +237,9 @@ final class ImageFile implements Closeable {
 
   @Override
   public void close() throws IOException {
+    if (!owner) {
+      return; // a view: the file is its owner's to close
+    }
     try (FileChannel d = direct) {
       channel.close();
     }

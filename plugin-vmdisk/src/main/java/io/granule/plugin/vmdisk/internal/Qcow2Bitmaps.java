@@ -23,6 +23,22 @@ import java.util.concurrent.TimeUnit;
  * {@code in_use} (set while a program has it loaded; left set if it crashed). Every structure is
  * bounds-checked against the file and the virtual size; a damaged one is an error naming it and its
  * offset.
+ *
+ * <p>Everything is done on the file the image was opened as, never on whatever its name leads to
+ * later (a root backup opens a user's image as the users who can change it, see the engine's {@code
+ * SourceAccess}; the name is theirs to swap for a link to root's files afterwards):
+ *
+ * <ul>
+ *   <li>Bitmaps are read through the image's own open file ({@link ImageFile#current}), never
+ *       reopened by name.
+ *   <li>{@code qemu-img} runs as the identity the image was opened with ({@link Opener}), through
+ *       {@code setpriv}: every file it opens (the image, and whatever a header it reads names) is
+ *       then the kernel's decision for those users, whatever they write into the header or swap
+ *       meanwhile. An image opened with this process's own identity (root's image in root's
+ *       directories) is handed to qemu-img as before.
+ *   <li>Before and after each {@code qemu-img} run, the image's name must still lead to the opened
+ *       file (device and inode); otherwise nothing is run, and the error names the file.
+ * </ul>
  */
 final class Qcow2Bitmaps implements ChangeTracking {
   private static final int EXT_BITMAPS = 0x23852875;
@@ -35,10 +51,127 @@ final class Qcow2Bitmaps implements ChangeTracking {
   private static final long TABLE_OFFSET_MASK = 0x00fffffffffffe00L;
   private static final int MAX_BITMAPS = 65535;
 
+  private final ImageFile file;
   private final Path path;
+  private final Opener opener;
 
-  Qcow2Bitmaps(Path path) {
-    this.path = path;
+  /**
+   * The bitmaps of {@code file}, an image's own open file, which {@code opener} opened.
+   *
+   * @param opener who opened it, {@link Opener#ofThisThread} on the thread that did
+   */
+  Qcow2Bitmaps(ImageFile file, Opener opener) {
+    this.file = file;
+    this.path = file.path();
+    this.opener = opener;
+  }
+
+  /**
+   * The file-system identity a file was opened with: this process's own ({@code switched} false),
+   * or the fsuid, fsgid and supplementary groups of a thread that opened it as other users; {@code
+   * known} false if it could not be told.
+   */
+  record Opener(boolean known, boolean switched, int uid, int gid, int[] groups) {
+    /** This process's own identity. */
+    static final Opener PROCESS = new Opener(true, false, -1, -1, new int[0]);
+
+    Opener {
+      groups = groups.clone();
+    }
+
+    @Override
+    public int[] groups() {
+      return groups.clone();
+    }
+
+    /**
+     * The calling thread's file-system identity, from {@code /proc/thread-self/status}: switched if
+     * its fsuid or fsgid differs from its effective ones (the engine opens a user's image on a
+     * thread of its own that switched only those and the groups).
+     */
+    static Opener ofThisThread() {
+      return parse(readStatus());
+    }
+
+    private static String readStatus() {
+      try {
+        return java.nio.file.Files.readString(
+            Path.of("/proc/thread-self/status"), StandardCharsets.UTF_8);
+      } catch (IOException | RuntimeException e) {
+        return null;
+      }
+    }
+
+    static Opener parse(String status) {
+      if (status == null) {
+        return new Opener(false, false, -1, -1, new int[0]);
+      }
+      long[] uid = null;
+      long[] gid = null;
+      int[] groups = null;
+      for (String line : status.split("\n")) {
+        String[] kv = line.split(":", 2);
+        if (kv.length != 2) {
+          continue;
+        }
+        String v = kv[1].trim();
+        switch (kv[0]) {
+          case "Uid" -> uid = numbers(v);
+          case "Gid" -> gid = numbers(v);
+          case "Groups" ->
+              groups =
+                  v.isEmpty()
+                      ? new int[0]
+                      : java.util.Arrays.stream(v.split("\\s+"))
+                          .mapToInt(Integer::parseUnsignedInt)
+                          .toArray();
+          default -> {
+            // not needed
+          }
+        }
+      }
+      if (uid == null || gid == null || groups == null || uid.length != 4 || gid.length != 4) {
+        return new Opener(false, false, -1, -1, new int[0]);
+      }
+      boolean switched = uid[3] != uid[1] || gid[3] != gid[1];
+      return switched ? new Opener(true, true, (int) uid[3], (int) gid[3], groups) : PROCESS;
+    }
+
+    private static long[] numbers(String v) {
+      try {
+        return java.util.Arrays.stream(v.split("\\s+")).mapToLong(Long::parseLong).toArray();
+      } catch (NumberFormatException e) {
+        return null;
+      }
+    }
+
+    /** The command prefix that runs a program as this identity: none for the process's own. */
+    List<String> prefix() {
+      if (!switched) {
+        return List.of();
+      }
+      List<String> p = new ArrayList<>();
+      p.add("setpriv");
+      p.add("--reuid=" + Integer.toUnsignedString(uid));
+      p.add("--regid=" + Integer.toUnsignedString(gid));
+      if (groups.length == 0) {
+        p.add("--clear-groups");
+      } else {
+        StringBuilder g = new StringBuilder("--groups=");
+        for (int i = 0; i < groups.length; i++) {
+          g.append(i == 0 ? "" : ",").append(Integer.toUnsignedString(groups[i]));
+        }
+        p.add(g.toString());
+      }
+      p.add("--no-new-privs");
+      p.add("--");
+      return p;
+    }
+
+    /** Who, for messages. */
+    String who() {
+      return switched ? "uid " + Integer.toUnsignedString(uid) : "this process's user";
+    }
   }
 
   /** A directory entry. */
@@ -172,7 +305,7 @@ final class Qcow2Bitmaps implements ChangeTracking {
 
   @Override
   public List<Bitmap> bitmaps() throws IOException {
-    try (ImageFile f = ImageFile.open(path)) {
+    try (ImageFile f = file.current()) {
       Header h = header(f);
       List<Bitmap> out = new ArrayList<>();
       for (Entry e : directory(f, h)) {
@@ -184,7 +317,7 @@ final class Qcow2Bitmaps implements ChangeTracking {
 
   @Override
   public List<Extent> changed(String name) throws IOException {
-    try (ImageFile f = ImageFile.open(path)) {
+    try (ImageFile f = file.current()) {
       Header h = header(f);
       Entry entry = null;
       for (Entry e : directory(f, h)) {
@@ -296,28 +429,87 @@ final class Qcow2Bitmaps implements ChangeTracking {
     }
   }
 
+  /**
+   * Refuses to go on unless the image's name still leads to the file that was opened.
+   *
+   * @param when {@code "before"} or {@code "after"}, for the message
+   */
+  private void checkSameFile(String op, String name, String when) throws IOException {
+    if (!file.isAt()) {
+      throw new IOException(
+          "disk image '"
+              + path
+              + "' is no longer the file that was opened and read (it was replaced, or a link on"
+              + " the way to it was changed) "
+              + when
+              + " qemu-img bitmap "
+              + op
+              + " "
+              + name
+              + ("before".equals(when)
+                  ? ": refusing to run it"
+                  : ": the bitmap may have gone to another file; refusing to use it"));
+    }
+  }
+
   private void qemuImg(String op, String name) throws IOException {
+    if (!opener.known()) {
+      throw new IOException(
+          "refusing to run qemu-img bitmap "
+              + op
+              + " on disk image '"
+              + path
+              + "': the identity it was opened with cannot be told (/proc/thread-self/status is"
+              + " unreadable)");
+    }
+    checkSameFile(op, name, "before");
+    List<String> cmd = new ArrayList<>(opener.prefix());
+    cmd.addAll(
+        List.of("qemu-img", "bitmap", op, "-f", "qcow2", path.toAbsolutePath().toString(), name));
+    // "/" as working directory: the opener may not be able to search this process's
     ProcessBuilder pb =
-        new ProcessBuilder("qemu-img", "bitmap", op, "-f", "qcow2", path.toString(), name)
-            .redirectErrorStream(true);
+        new ProcessBuilder(cmd).directory(new java.io.File("/")).redirectErrorStream(true);
     Process p;
     try {
       p = pb.start();
     } catch (IOException e) {
       throw new IOException(
-          "changed-block tracking needs qemu-img (Debian package qemu-utils): " + e.getMessage(),
+          "changed-block tracking needs qemu-img (Debian package qemu-utils)"
+              + (opener.switched() ? " and setpriv (util-linux)" : "")
+              + ": "
+              + e.getMessage(),
           e);
     }
-    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+    p.getOutputStream().close();
+    // read on a thread of its own: a qemu-img that hangs is then killed after the timeout
+    java.util.concurrent.CompletableFuture<String> output =
+        new java.util.concurrent.CompletableFuture<>();
+    Thread drain =
+        new Thread(
+            () -> {
+              try {
+                output.complete(
+                    new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim());
+              } catch (IOException e) {
+                output.complete("");
+              }
+            },
+            "granule-qemu-img-output");
+    drain.setDaemon(true);
+    drain.start();
+    String out;
     try {
       if (!p.waitFor(120, TimeUnit.SECONDS)) {
         p.destroyForcibly();
         throw new IOException("qemu-img bitmap " + op + " " + name + " on '" + path + "' hung");
       }
+      out = output.get(10, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       p.destroyForcibly();
       Thread.currentThread().interrupt();
       throw new IOException("interrupted", e);
+    } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+      out = "";
     }
     if (p.exitValue() != 0) {
       throw new IOException(
@@ -329,8 +521,14 @@ final class Qcow2Bitmaps implements ChangeTracking {
               + path
               + "' failed"
               + (out.contains("lock") ? " (is a running VM using the image?)" : "")
+              + (opener.switched()
+                  ? " (run as "
+                      + opener.who()
+                      + ", the identity the image was opened with: the users who can change it)"
+                  : "")
               + ": "
               + out);
     }
+    checkSameFile(op, name, "after");
   }
 }

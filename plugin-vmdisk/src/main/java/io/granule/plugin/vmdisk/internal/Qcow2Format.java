@@ -29,7 +29,7 @@ public final class Qcow2Format implements DiskImageFormat {
 
   @Override
   public DiskImage open(Path path) throws IOException {
-    return Images.openTop(path, (file, chain) -> Qcow2Reader.open(file, chain).trackChanges(path));
+    return Images.openTop(path, (file, chain) -> Qcow2Reader.open(file, chain).trackChanges());
   }
 
   @Override

@@ -101,9 +101,13 @@ final class Qcow2Reader extends MappedImage {
     return head.remaining() >= 4 && head.getInt(head.position()) == MAGIC;
   }
 
-  /** Makes this (top) image offer its persistent dirty bitmaps for changed-block tracking. */
-  Qcow2Reader trackChanges(java.nio.file.Path path) {
-    this.changeTracking = new Qcow2Bitmaps(path);
+  /**
+   * Makes this (top) image offer its persistent dirty bitmaps for changed-block tracking, read
+   * through its own open file and changed as the identity that opened it: call it on the thread
+   * that opened the image.
+   */
+  Qcow2Reader trackChanges() {
+    this.changeTracking = new Qcow2Bitmaps(file(), Qcow2Bitmaps.Opener.ofThisThread());
     return this;
   }
 

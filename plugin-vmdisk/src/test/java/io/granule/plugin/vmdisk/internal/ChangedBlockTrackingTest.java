@@ -95,7 +95,10 @@ class ChangedBlockTrackingTest {
   }
 
   List<String> bitmaps() throws Exception {
-    return new Qcow2Bitmaps(img).bitmaps().stream().map(ChangeTracking.Bitmap::name).toList();
+    try (ImageFile f = ImageFile.open(img)) {
+      return new Qcow2Bitmaps(f, Qcow2Bitmaps.Opener.PROCESS)
+          .bitmaps().stream().map(ChangeTracking.Bitmap::name).toList();
+    }
   }
 
   void assertRestoresToTheImageNow(BackupResult r) throws Exception {
@@ -220,6 +223,40 @@ class ChangedBlockTrackingTest {
     assertThat(again.progress().bytesUnchanged()).isZero();
     assertThat(op.notes()).anyMatch(n -> n.contains("is not in the image"));
     assertRestoresToTheImageNow(again);
+  }
+
+  /**
+   * A root backup of a user's image opens it as him (the engine's SourceAccess): its bitmaps are
+   * read through that open file and qemu-img runs as him (audit finding F-B), and tracking works
+   * across backups as for root's own image.
+   */
+  @Test
+  void aUsersImageIsTrackedAsHim() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        "root".equals(System.getProperty("user.name")), "needs root to make files of another user");
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        io.granule.engine.internal.ops.FileCredentials.unavailableReason() == null,
+        io.granule.engine.internal.ops.FileCredentials.unavailableReason());
+    Files.setPosixFilePermissions(
+        tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+    Path home = Files.createDirectories(tmp.resolve("home"));
+    Path his = home.resolve("vm.qcow2");
+    Files.move(img, his);
+    img = his;
+    for (Path p : List.of(home, his)) {
+      Files.setAttribute(p, "unix:uid", 1001);
+      Files.setAttribute(p, "unix:gid", 1001);
+    }
+    BackupResult full = backup("h", p -> {});
+    String bm = full.manifest().disk("vm").changeTracking();
+    assertThat(bitmaps()).containsExactly(bm);
+    write(3, 7);
+    BackupResult r = backup("h", p -> {});
+    assertThat(r.progress().bytesUnchanged()).as(op.notes().toString()).isPositive();
+    assertThat(bitmaps()).containsExactly(r.manifest().disk("vm").changeTracking());
+    assertRestoresToTheImageNow(r);
+    // his image, as the bitmaps left it: still his
+    assertThat(Files.getAttribute(his, "unix:uid")).isEqualTo(1001);
   }
 
   /** A blob store that refuses to save snapshot manifests. */

@@ -26,9 +26,25 @@ import org.junit.jupiter.api.io.TempDir;
 class Qcow2BitmapsTest {
   @TempDir Path tmp;
 
+  private final List<ImageFile> opened = new ArrayList<>();
+
   @BeforeEach
   void tools() {
     Qemu.assumeAvailable();
+  }
+
+  @org.junit.jupiter.api.AfterEach
+  void close() throws Exception {
+    for (ImageFile f : opened) {
+      f.close();
+    }
+  }
+
+  /** The bitmaps of {@code img}, opened here with this process's identity. */
+  Qcow2Bitmaps bitmapsOf(Path img) throws Exception {
+    ImageFile f = ImageFile.open(img);
+    opened.add(f);
+    return new Qcow2Bitmaps(f, Qcow2Bitmaps.Opener.PROCESS);
   }
 
   /** The dirty ranges as QEMU reports them through NBD. */
@@ -116,7 +132,7 @@ class Qcow2BitmapsTest {
     // a whole bitmap cluster written: QEMU may store it as "all ones" without a data cluster
     Qemu.io("-c", "write -P 9 " + (32L << 20) + " " + (16L << 20), img.toString());
     Qemu.io("-c", "write -P 7 " + (size - 512) + " 512", img.toString());
-    Qcow2Bitmaps bm = new Qcow2Bitmaps(img);
+    Qcow2Bitmaps bm = bitmapsOf(img);
     for (String name : List.of("fine", "coarse")) {
       assertThat(bm.changed(name)).as(name).isEqualTo(oracle(img, name));
     }
@@ -132,7 +148,7 @@ class Qcow2BitmapsTest {
   void aNewBitmapIsEmptyAndRecordsOnlyLaterWrites() throws Exception {
     Path img = image("64M", "65536");
     Qemu.io("-c", "write -P 1 0 1M", img.toString());
-    Qcow2Bitmaps bm = new Qcow2Bitmaps(img);
+    Qcow2Bitmaps bm = bitmapsOf(img);
     bm.create("granule-1");
     assertThat(bm.changed("granule-1")).isEmpty();
     Qemu.io("-c", "write -P 2 8M 4k", img.toString());
@@ -148,7 +164,7 @@ class Qcow2BitmapsTest {
     Qemu.img("bitmap", "--add", img.toString(), "off");
     Qemu.img("bitmap", "--disable", img.toString(), "off");
     Qemu.img("bitmap", "--add", img.toString(), "used");
-    Qcow2Bitmaps bm = new Qcow2Bitmaps(img);
+    Qcow2Bitmaps bm = bitmapsOf(img);
     assertThat(bm.bitmaps().get(0).usable()).isFalse();
     assertThatThrownBy(() -> bm.changed("off")).hasMessageContaining("disabled");
     assertThatThrownBy(() -> bm.changed("nosuch")).hasMessageContaining("no bitmap 'nosuch'");
