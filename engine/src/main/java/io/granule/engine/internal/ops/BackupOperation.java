@@ -313,6 +313,7 @@ public final class BackupOperation {
             apps == null ? Duration.ZERO : apps.maxHold());
     try {
       List<NamedDisk> named = new ArrayList<>();
+      Map<String, String> untrackable = new java.util.HashMap<>();
       for (DiskSpec d : byName.values()) {
         try {
           SourceAccess.checkPath(d.path());
@@ -356,10 +357,16 @@ public final class BackupOperation {
           }
         }
         named.add(new NamedDisk(d.name(), img));
+        if (changeTracking && img.changeTracking() != null) {
+          String why = SourceAccess.untrackable(d.path());
+          if (why != null) {
+            untrackable.put(d.name(), why);
+          }
+        }
       }
       String recordedHost = host == null ? localHost() : host;
       if (changeTracking) {
-        cbt = ChangeTrackingPlan.prepare(repository, named, recordedHost);
+        cbt = ChangeTrackingPlan.prepare(repository, named, recordedHost, untrackable);
         named = cbt.disks();
         notes.addAll(cbt.notes());
       }

@@ -68,6 +68,18 @@ final class ChangeTrackingPlan {
    *     qemu-img is missing); bitmaps already created are removed
    */
   static ChangeTrackingPlan prepare(Repository repository, List<NamedDisk> named, String host) {
+    return prepare(repository, named, host, java.util.Map.of());
+  }
+
+  /**
+   * As {@link #prepare(Repository, List, String)}, leaving the disks {@code untrackable} names
+   * alone (read in full, no bitmap created or removed), with the reason for each.
+   */
+  static ChangeTrackingPlan prepare(
+      Repository repository,
+      List<NamedDisk> named,
+      String host,
+      java.util.Map<String, String> untrackable) {
     List<Manifest> snapshots = new ArrayList<>(repository.snapshots());
     snapshots.sort(Comparator.comparing(Manifest::time).reversed());
     List<NamedDisk> out = new ArrayList<>();
@@ -77,6 +89,12 @@ final class ChangeTrackingPlan {
     try {
       for (NamedDisk d : named) {
         ChangeTracking ct = d.image().changeTracking();
+        String refused = untrackable.get(d.name());
+        if (ct != null && refused != null) {
+          notes.add("disk '" + d.name() + "': no change tracking, read in full: " + refused);
+          out.add(d);
+          continue;
+        }
         if (ct == null) {
           notes.add(
               "disk '"

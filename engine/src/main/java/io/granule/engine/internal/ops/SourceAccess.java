@@ -127,6 +127,36 @@ public final class SourceAccess {
   }
 
   /**
+   * Why changed-block tracking ({@code --cbt}) must leave {@code disk} alone, or null if it may
+   * track it: tracking runs {@code qemu-img bitmap} on the image as the identity that opened it,
+   * and where identities cannot be switched ({@link FileCredentials#unavailableReason}) an image
+   * others can change was opened with this process's rights, so qemu-img would modify it as this
+   * process (root) on a name those users can swap (audit10 F-B).
+   */
+  public static String untrackable(Path disk) {
+    return untrackable(disk, FileCredentials.unavailableReason());
+  }
+
+  static String untrackable(Path disk, String cannotSwitch) {
+    if (cannotSwitch == null || !Privilege.readsAnyFile()) {
+      return null;
+    }
+    Readers readers;
+    try {
+      readers = readers(disk);
+    } catch (IOException e) {
+      return "its writers cannot be told (" + e.getMessage() + ")";
+    }
+    return readers == null
+        ? null
+        : readers.who()
+            + " can change it, and qemu-img would modify it as this process: identities cannot be"
+            + " switched here ("
+            + cannotSwitch
+            + ")";
+  }
+
+  /**
    * The file an access was denied to, from an open's exception (its causes, or its messages where a
    * plugin kept only the words); {@code Path.of("")} if the words say so without a path, null if it
    * was not a denial.

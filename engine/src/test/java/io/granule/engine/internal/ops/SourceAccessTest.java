@@ -300,4 +300,28 @@ class SourceAccessTest {
     assertThat(SourceAccess.readers(dev)).isNotNull();
     assertThat(SourceAccess.readers(Path.of("/dev/null"))).as("root's own way").isNull();
   }
+
+  /**
+   * Audit10 F-B: {@code --cbt} runs qemu-img bitmap on an image as the identity that opened it.
+   * Where identities cannot be switched, a user's image was opened as root, and qemu-img would have
+   * modified it as root on a name he can swap: such an image is not tracked (read in full).
+   */
+  @Test
+  void changeTrackingLeavesAnImageOthersCanChangeAloneWhereIdentitiesCannotBeSwitched()
+      throws Exception {
+    chmod(tmp, "rwxr-xr-x");
+    Path his = Files.createDirectories(tmp.resolve("his"));
+    chown(his, 1001);
+    Path image = Files.writeString(his.resolve("vm.qcow2"), "top");
+    chown(image, 1001);
+    assertThat(SourceAccess.untrackable(image, "no native library"))
+        .isEqualTo(
+            "uid 1001, the image's owner can change it, and qemu-img would modify it as this"
+                + " process: identities cannot be switched here (no native library)");
+    assertThat(SourceAccess.untrackable(image, null)).as("switched: tracked as him").isNull();
+    Path rootOnly = Files.createDirectories(tmp.resolve("rootdir"));
+    chmod(rootOnly, "rwx------");
+    Path own = Files.writeString(rootOnly.resolve("vm.qcow2"), "top");
+    assertThat(SourceAccess.untrackable(own, "no native library")).as("root's own").isNull();
+  }
 }
