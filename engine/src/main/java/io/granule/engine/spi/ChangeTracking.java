@@ -14,7 +14,11 @@ import org.osgi.annotation.versioning.ConsumerType;
  * removes the new one. Anything that makes a bitmap doubtful ({@link Bitmap#usable} false) makes
  * the engine read everything.
  *
- * <p>Each call reads the image file afresh (creating or removing a bitmap rewrites its metadata).
+ * <p>Each call reads the image file afresh (creating or removing a bitmap rewrites its metadata),
+ * through the file the image was opened as, never by its name again: the engine opens a user's
+ * image as the users who can change it, and the name is theirs to swap afterwards. Programs run to
+ * change the image run as that same identity, and only while the name still leads to the opened
+ * file.
  */
 @ConsumerType
 public interface ChangeTracking {
