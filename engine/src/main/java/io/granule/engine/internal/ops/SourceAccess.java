@@ -38,8 +38,14 @@ import java.util.Set;
  * can read anyway.
  */
 public final class SourceAccess {
-  /** The overflow user and group: an identity no file of anyone else belongs to. */
-  static final int NOBODY = 65534;
+  /**
+   * The stand-in user and group for "a group" or "everyone": 65535, {@code (uint16_t) -1}, which no
+   * account may have (systemd reserves it: 16-bit system calls read it as "no change"), so that no
+   * file belongs to it. The overflow id 65534 was used before, and files of {@code nobody}'s with
+   * mode 0600 (NFS root_squash, daemons) were read for a group's members (audit10 F-N). Where
+   * /etc/passwd or /etc/group lists 65535, a backup that would need the stand-in is refused.
+   */
+  static final int STAND_IN = 65535;
 
   private SourceAccess() {}
 
@@ -247,7 +253,7 @@ public final class SourceAccess {
    * owners of the image and of every directory above it, a group that can write one of them, and
    * everyone if anyone can (a sticky directory's other entries are not theirs to rename). One user
    * is himself; one group (whose members include every such user) is a user of no group but it;
-   * anything more is everyone: the overflow user and group.
+   * anything more is everyone: the stand-in user and group ({@link #STAND_IN}).
    */
   static Readers readers(Path disk) throws IOException {
     Path real = disk.toRealPath();
@@ -314,21 +320,22 @@ public final class SourceAccess {
           "him",
           "Back it up as that user, or let him read it");
     }
+    if (!everyone && users.isEmpty() && groups.isEmpty()) {
+      return null;
+    }
+    standInUnlisted();
     if (!everyone && groups.size() == 1) {
       int g = groups.iterator().next();
       if (users.stream().allMatch(u -> groupsOf(u).contains(g))) {
         return new Readers(
-            new FileCredentials.Identity(NOBODY, g, new int[] {g}),
+            new FileCredentials.Identity(STAND_IN, g, new int[] {g}),
             "group " + g + " alone, which can write the image or a directory above it",
             "its members",
             fixAll + ", or let the group read it");
       }
     }
-    if (!everyone && users.isEmpty() && groups.isEmpty()) {
-      return null;
-    }
     return new Readers(
-        new FileCredentials.Identity(NOBODY, NOBODY, new int[0]),
+        new FileCredentials.Identity(STAND_IN, STAND_IN, new int[0]),
         "everyone, and "
             + (everyone
                 ? "everyone"
@@ -338,7 +345,34 @@ public final class SourceAccess {
         fixAll + ", or let everyone read it");
   }
 
-  /** {@code uid}'s primary group from /etc/passwd, or the overflow group. */
+  /**
+   * Refuses if the stand-in user or group is an account here: its files would pass for a group or
+   * for everyone.
+   */
+  private static void standInUnlisted() throws IOException {
+    for (String db : List.of("/etc/passwd", "/etc/group")) {
+      try {
+        for (String line : Files.readAllLines(Path.of(db), StandardCharsets.UTF_8)) {
+          String[] f = line.split(":", -1);
+          if (f.length > 2 && f[2].equals(Integer.toString(STAND_IN))) {
+            throw new SourceUnreadableException(
+                db
+                    + " lists id "
+                    + STAND_IN
+                    + " ('"
+                    + f[0]
+                    + "'), which a root backup opens a disk as when a group or everyone can"
+                    + " change it (an id no file may belong to): remove that entry, or make the"
+                    + " image and the files it reads writable by root or one user alone");
+          }
+        }
+      } catch (java.nio.file.NoSuchFileException e) {
+        // no such database: nothing listed
+      }
+    }
+  }
+
+  /** {@code uid}'s primary group from /etc/passwd, or the stand-in group. */
   static int primaryGroupOf(int uid) {
     try {
       for (String line : Files.readAllLines(Path.of("/etc/passwd"), StandardCharsets.UTF_8)) {
@@ -350,7 +384,7 @@ public final class SourceAccess {
     } catch (IOException | NumberFormatException e) {
       // below
     }
-    return NOBODY;
+    return STAND_IN;
   }
 
   /** Why {@code uid} (in {@code groups}) cannot read {@code f}, or null if he can. */
