@@ -396,7 +396,7 @@ public final class BlockDeviceClaim implements AutoCloseable {
   }
 
   /** {@code MAJOR:MINOR} of a {@code dev_t}. */
-  static String majorMinorOf(long dev) {
+  public static String majorMinorOf(long dev) {
     long major = ((dev >>> 8) & 0xfff) | ((dev >>> 32) & ~0xfffL);
     long minor = (dev & 0xff) | ((dev >>> 12) & ~0xffL);
     return major + ":" + minor;

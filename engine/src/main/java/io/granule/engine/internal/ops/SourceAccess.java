@@ -11,6 +11,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 
 /**
  * What a backup may read for a disk: a backup run by root (or by a process whose capabilities let
@@ -23,19 +24,31 @@ import java.util.Set;
  * <ul>
  *   <li>The disk's path is resolved as restore targets are ({@link SafePath}): a link another user
  *       owns, or any link in a directory another user can change, is refused.
- *   <li>The image's readers ({@link #readers}) are everyone who can change what it names: the
- *       owners of the image and of the directories above it (other than root and this process's
- *       user), a group that can write one of them, everyone if anyone can. The image and every file
- *       behind it (its backing chain, its extents) are opened as one identity standing for all of
- *       them ({@link FileCredentials}): the kernel decides, ACLs included, on the very files
- *       opened, whatever links are swapped meanwhile.
+ *   <li>The image's writers ({@link #writers}) are everyone who can change what it names, judged on
+ *       the way the kernel resolves its path, one component at a time: the owners (other than root
+ *       and this process's user) of every directory on the way, of every link followed and of the
+ *       file, a group that can write one of these directories or the file, everyone if anyone can
+ *       (a sticky directory adds only its entries' owners). A block device's node counts as a file
+ *       does (its group and other write bits too: a root:disk 0660 device is its group's to write),
+ *       and so does what is behind it: a loop device's backing file (as sysfs names it, on its own
+ *       way), a partition's whole disk, the devices under a device-mapper or md device ({@code
+ *       slaves}), down the stack. A virtual device whose source cannot be told (nbd, ublk, a loop
+ *       device whose file was deleted or is out of reach) is everyone's to write (audit10 F-A: a
+ *       group-writable device, or the stock root:disk loop device over a user's file, held a qcow2
+ *       header naming root's file, and root opened it as root).
+ *   <li>The readers ({@link #readers(Writers)}) are one identity standing for all the writers: one
+ *       user is himself; one group whose members include every such user is the stand-in user with
+ *       that group alone; anything more is the stand-in user and group ({@link #STAND_IN}). The
+ *       image and every file behind it (its backing chain, its extents) are opened as them ({@link
+ *       FileCredentials}): the kernel decides, ACLs included, on the very files opened, whatever
+ *       links are swapped meanwhile.
  *   <li>Where identities cannot be switched (no native library, or a capable non-root process
  *       without CAP_SETUID/CAP_SETGID), the files the image names are checked by name after the
- *       open: readable by that identity by mode bits, every directory above searchable.
+ *       open: readable by the readers by mode bits, every directory above searchable.
  * </ul>
  *
- * A backup by an unprivileged user, or of an image root alone can change, reads only what its user
- * can read anyway.
+ * A backup by an unprivileged user, or of an image and files root alone can change, reads only what
+ * its user can read anyway.
  */
 public final class SourceAccess {
   /**
@@ -47,6 +60,13 @@ public final class SourceAccess {
    */
   static final int STAND_IN = 65535;
 
+  private static final String IMAGE = "the image";
+
+  private static final int MAX_LINKS = 40;
+
+  /** How deep devices may be stacked (a loop device over a file on a loop device …). */
+  private static final int MAX_STACK = 8;
+
   private SourceAccess() {}
 
   /**
@@ -54,6 +74,69 @@ public final class SourceAccess {
    * "uid 1001, the image's owner" does.
    */
   record Readers(FileCredentials.Identity identity, String who, String them, String fix) {}
+
+  /**
+   * Who can change what an image reads: users (other than root and this process's user) and groups,
+   * each with the first reason found, in words; {@code everyone}, why everyone can, or null.
+   */
+  static final class Writers {
+    final Map<Integer, String> users = new TreeMap<>();
+    final Map<Integer, String> groups = new TreeMap<>();
+    String everyone;
+    private final int self = io.granule.engine.internal.net.PeerUser.self();
+
+    private final Set<Integer> owners = new HashSet<>();
+
+    void user(int uid, String why) {
+      if (uid != 0 && uid != self) {
+        users.putIfAbsent(uid, why);
+      }
+    }
+
+    /** A file's owner: named so rather than by a directory of his found on the way to it. */
+    void owner(int uid, String why) {
+      if (uid != 0 && uid != self && owners.add(uid)) {
+        users.put(uid, why);
+      }
+    }
+
+    void group(int gid, String why) {
+      groups.putIfAbsent(gid, why);
+    }
+
+    void everyone(String why) {
+      if (everyone == null) {
+        everyone = why;
+      }
+    }
+
+    void addAll(Writers o) {
+      o.users.forEach(users::putIfAbsent);
+      owners.addAll(o.owners);
+      o.groups.forEach(groups::putIfAbsent);
+      if (o.everyone != null) {
+        everyone(o.everyone);
+      }
+    }
+
+    Writers copy() {
+      Writers w = new Writers();
+      w.addAll(this);
+      return w;
+    }
+
+    boolean isEmpty() {
+      return users.isEmpty() && groups.isEmpty() && everyone == null;
+    }
+
+    /** Whether the readers of these writers stand for {@code o}'s too. */
+    boolean covers(Writers o) {
+      return everyone != null
+          || (o.everyone == null
+              && users.keySet().containsAll(o.users.keySet())
+              && groups.keySet().containsAll(o.groups.keySet()));
+    }
+  }
 
   /**
    * Refuses {@code disk} if a link on the way to it is another user's choice.
@@ -84,8 +167,8 @@ public final class SourceAccess {
   }
 
   /**
-   * Opens {@code disk} with {@code opener} as its {@link #readers} (see the class comment), and
-   * checks the files it reads by name where that cannot be done.
+   * Opens {@code disk} with {@code opener} as its readers (see the class comment), and checks the
+   * files it reads by name where that cannot be done.
    *
    * @throws SourceUnreadableException (exit code 6) naming a file the readers cannot read
    */
@@ -110,17 +193,7 @@ public final class SourceAccess {
       return opener.open();
     }
     if (FileCredentials.unavailableReason() == null) {
-      try {
-        return FileCredentials.call(readers.identity(), opener::open);
-      } catch (IOException | RuntimeException e) {
-        Path denied = denied(e);
-        if (denied == null) {
-          throw e;
-        }
-        throw refusal(disk, denied, readers, "cannot be read");
-      } catch (Exception e) {
-        throw new IllegalStateException(e);
-      }
+      return openAs(disk, opener, readers);
     }
     T img = opener.open();
     try {
@@ -129,6 +202,21 @@ public final class SourceAccess {
     } catch (IOException | RuntimeException e) {
       img.close();
       throw e;
+    }
+  }
+
+  private static <T extends DiskImage> T openAs(Path disk, Opener<T> opener, Readers readers)
+      throws IOException {
+    try {
+      return FileCredentials.call(readers.identity(), opener::open);
+    } catch (IOException | RuntimeException e) {
+      Path denied = denied(e);
+      if (denied == null) {
+        throw e;
+      }
+      throw refusal(disk, denied, readers, "cannot be read");
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
     }
   }
 
@@ -215,7 +303,8 @@ public final class SourceAccess {
 
   /**
    * Refuses {@code files} (those an image of {@code disk} reads besides {@code disk} itself) that
-   * {@code disk}'s readers could not read, by name (see the class comment).
+   * the readers of {@code disk}'s and their writers could not read, by name (see the class
+   * comment).
    *
    * @throws SourceUnreadableException (exit code 6) naming the file and the readers
    */
@@ -247,89 +336,201 @@ public final class SourceAccess {
     }
   }
 
-  /**
-   * Who can change what {@code disk} names, as one identity; null if no one but root (and this
-   * process's user) can, or if it is not a regular file (a device is root's to read). They are the
-   * owners of the image and of every directory above it, a group that can write one of them, and
-   * everyone if anyone can (a sticky directory's other entries are not theirs to rename). One user
-   * is himself; one group (whose members include every such user) is a user of no group but it;
-   * anything more is everyone: the stand-in user and group ({@link #STAND_IN}).
-   */
+  /** Who can change what {@code disk} names (see the class comment). */
+  static Writers writers(Path disk) throws IOException {
+    Writers w = new Writers();
+    walk(disk, IMAGE, w, 0);
+    return w;
+  }
+
+  /** The readers of who can change what {@code disk} names: {@code readers(writers(disk))}. */
   static Readers readers(Path disk) throws IOException {
-    Path real = disk.toRealPath();
-    Map<String, Object> top = Files.readAttributes(real, "unix:uid,gid,mode");
-    // a device is root's to read, unless someone else chose the way to it (below)
-    boolean device = ((Integer) top.get("mode") & 0170000) != 0100000;
-    int self = io.granule.engine.internal.net.PeerUser.self();
-    Set<Integer> users = new java.util.TreeSet<>();
-    Set<Integer> groups = new java.util.TreeSet<>();
-    boolean everyone = false;
-    List<Path> chain = new java.util.ArrayList<>();
-    for (Path p = real; p != null && !device; p = p.getParent()) {
-      chain.add(p);
+    return readers(writers(disk));
+  }
+
+  private static Map<String, Object> lstat(Path p) throws IOException {
+    return Files.readAttributes(p, "unix:uid,gid,mode,rdev", LinkOption.NOFOLLOW_LINKS);
+  }
+
+  /**
+   * Adds to {@code w} who can change what {@code path} leads to ({@code role} names it in words):
+   * its path resolved as the kernel does, one component at a time, links followed by hand, every
+   * directory on the way, every link and the file judged (see the class comment); {@code depth}
+   * devices down a stack.
+   */
+  static void walk(Path path, String role, Writers w, int depth) throws IOException {
+    if (depth > MAX_STACK) {
+      w.everyone("devices are stacked more than " + MAX_STACK + " deep under " + role);
+      return;
     }
-    // and the way as named: whoever can change it chooses where it leads. Judged by where it led
-    // alone, a link swapped in at that moment led to root's file, and root opened that as root.
-    Path named = disk.toAbsolutePath().normalize();
-    for (Path p = named; p != null; p = p.getParent()) {
-      Map<String, Object> a;
-      try {
-        a = Files.readAttributes(p, "unix:uid,gid,mode", LinkOption.NOFOLLOW_LINKS);
-      } catch (IOException e) {
-        continue; // below a link: judged where it leads (above)
-      }
-      int uid = (Integer) a.get("uid");
-      int mode = (Integer) a.get("mode");
-      if (uid != 0 && uid != self) {
-        users.add(uid);
-      }
-      if ((mode & 0170000) == 0120000 || p == named || (mode & 01000) != 0) {
-        continue; // a link (its owner counted, its mode means nothing), the disk (judged where
-        // the way leads, above), or sticky
-      }
-      if ((mode & 0020) != 0) {
-        groups.add((Integer) a.get("gid"));
-      }
-      everyone |= (mode & 0002) != 0;
+    Path abs = path.toAbsolutePath();
+    Path root = abs.getRoot();
+    java.util.Deque<String> rest = new java.util.ArrayDeque<>();
+    for (Path part : abs) {
+      rest.add(part.toString());
     }
-    for (Path p : chain) {
-      Map<String, Object> a =
-          p == real ? top : Files.readAttributes(p, "unix:uid,gid,mode", LinkOption.NOFOLLOW_LINKS);
-      int uid = (Integer) a.get("uid");
-      int mode = (Integer) a.get("mode");
-      if (uid != 0 && uid != self) {
-        users.add(uid);
+    Path at = root;
+    int links = 0;
+    while (!rest.isEmpty()) {
+      String name = rest.removeFirst();
+      if (name.isEmpty() || name.equals(".")) {
+        continue;
       }
-      if (p != real && (mode & 01000) != 0) {
-        continue; // sticky: only the owners of its entries (counted) rename them
+      if (name.equals("..")) {
+        at = at.getParent() == null ? at : at.getParent();
+        continue;
       }
-      if ((mode & 0020) != 0) {
-        groups.add((Integer) a.get("gid"));
+      // whoever can change this directory's entries chooses what the name leads to
+      Map<String, Object> d = lstat(at);
+      int mode = (Integer) d.get("mode");
+      w.user((Integer) d.get("uid"), "who owns a directory above " + role);
+      if ((mode & 01000) == 0) { // sticky: only the owners of its entries (counted) rename them
+        writable(d, role + " or a directory above it", w);
       }
-      everyone |= (mode & 0002) != 0;
+      Path next = at.resolve(name);
+      Map<String, Object> e = lstat(next);
+      if (((Integer) e.get("mode") & 0170000) == 0120000) {
+        // a link: its owner chooses where it leads (its mode means nothing)
+        w.user((Integer) e.get("uid"), "who owns a link on the way to " + role);
+        if (++links > MAX_LINKS) {
+          throw new java.nio.file.FileSystemException(
+              path.toString(), null, "Too many levels of symbolic links");
+        }
+        Path target = Files.readSymbolicLink(next);
+        List<String> parts = new java.util.ArrayList<>();
+        for (Path part : target) {
+          parts.add(part.toString());
+        }
+        for (int i = parts.size() - 1; i >= 0; i--) {
+          rest.addFirst(parts.get(i));
+        }
+        if (target.isAbsolute()) {
+          at = root;
+        }
+        continue;
+      }
+      at = next;
     }
-    String fixAll = "Make the image and the directories above it writable by root alone";
-    if (!everyone && groups.isEmpty() && users.size() == 1) {
-      int u = users.iterator().next();
-      Set<Integer> his = groupsOf(u);
-      int[] g = his.stream().mapToInt(Integer::intValue).toArray();
-      boolean owner = u == (Integer) top.get("uid");
-      return new Readers(
-          new FileCredentials.Identity(u, primaryGroupOf(u), g),
-          "uid " + u + (owner ? ", the image's owner" : ", who owns a directory above the image"),
-          "him",
-          "Back it up as that user, or let him read it");
+    Map<String, Object> f = lstat(at);
+    int mode = (Integer) f.get("mode");
+    w.owner((Integer) f.get("uid"), role.equals(IMAGE) ? "the image's owner" : "who owns " + role);
+    if ((mode & 0170000) != 0040000) {
+      writable(f, role + " or a directory above it", w);
     }
-    if (!everyone && users.isEmpty() && groups.isEmpty()) {
+    if ((mode & 0170000) == 0060000) {
+      behindDevice(at, (Long) f.get("rdev"), w, depth);
+    }
+  }
+
+  /** Counts the group and everyone if {@code a}'s mode lets them write it. */
+  private static void writable(Map<String, Object> a, String what, Writers w) {
+    int mode = (Integer) a.get("mode");
+    if ((mode & 0020) != 0) {
+      w.group((Integer) a.get("gid"), "which can write " + what);
+    }
+    if ((mode & 0002) != 0) {
+      w.everyone("everyone can write " + what);
+    }
+  }
+
+  /**
+   * Adds who can change what is behind block device {@code dev}: a loop device's backing file, a
+   * partition's whole disk, a stacked device's devices; a virtual device whose source cannot be
+   * told is everyone's.
+   */
+  private static void behindDevice(Path dev, long rdev, Writers w, int depth) {
+    String majMin = io.granule.engine.internal.image.BlockDeviceClaim.majorMinorOf(rdev);
+    Path sys;
+    try {
+      sys = Path.of("/sys/dev/block", majMin).toRealPath();
+    } catch (IOException e) {
+      w.everyone("what is behind '" + dev + "' cannot be told (no /sys/dev/block/" + majMin + ")");
+      return;
+    }
+    String name = sys.getFileName().toString();
+    try {
+      if (Files.isRegularFile(sys.resolve("partition"))) {
+        Path whole = Path.of("/dev", sys.getParent().getFileName().toString());
+        walk(whole, "'" + whole + "', the disk '" + dev + "' is a partition of", w, depth + 1);
+        return;
+      }
+      String backing = io.granule.engine.internal.image.BlockDeviceClaim.backingFileName(sys);
+      if (backing != null) {
+        if (!backing.startsWith("/")
+            || !Files.exists(Path.of(backing), LinkOption.NOFOLLOW_LINKS)) {
+          w.everyone(
+              "the file behind '"
+                  + dev
+                  + "', '"
+                  + backing
+                  + "', cannot be judged (deleted or out"
+                  + " of reach)");
+          return;
+        }
+        walk(Path.of(backing), "'" + backing + "', the file behind '" + dev + "'", w, depth + 1);
+        return;
+      }
+      List<String> slaves = new java.util.ArrayList<>();
+      if (Files.isDirectory(sys.resolve("slaves"))) {
+        try (var entries = Files.newDirectoryStream(sys.resolve("slaves"))) {
+          for (Path s : entries) {
+            slaves.add(s.getFileName().toString());
+          }
+        }
+      }
+      for (String s : new java.util.TreeSet<>(slaves)) {
+        Path under = Path.of("/dev", s);
+        walk(under, "'" + under + "', a device under '" + dev + "'", w, depth + 1);
+      }
+      if (slaves.isEmpty()
+          && sys.toString().startsWith("/sys/devices/virtual/")
+          && !name.startsWith("loop")
+          && !name.startsWith("zram")
+          && !name.startsWith("ram")) {
+        // nbd, ublk, drbd, a device-mapper device over nothing it names: served by someone
+        w.everyone("what is behind '" + dev + "' (" + name + ") cannot be told");
+      }
+    } catch (IOException | RuntimeException e) {
+      w.everyone("what is behind '" + dev + "' (" + name + ") cannot be told (" + e + ")");
+    }
+  }
+
+  /**
+   * One identity standing for {@code w}, or null if no one but root (and this process's user) can
+   * change anything: one user is himself; one group (whose members include every such user) is the
+   * stand-in user of no group but it; anything more is everyone: the stand-in user and group.
+   */
+  static Readers readers(Writers w) throws IOException {
+    if (w.isEmpty()) {
       return null;
     }
+    String fixAll =
+        "Make the image, the files it reads and the directories above them writable by"
+            + " root alone";
+    if (w.everyone == null && w.groups.isEmpty() && w.users.size() == 1) {
+      var only = w.users.entrySet().iterator().next();
+      int u = only.getKey();
+      Set<Integer> his = groupsOf(u);
+      int[] g = his.stream().mapToInt(Integer::intValue).toArray();
+      boolean image =
+          only.getValue().equals("the image's owner") || only.getValue().endsWith(" " + IMAGE);
+      return new Readers(
+          new FileCredentials.Identity(u, primaryGroupOf(u), g),
+          "uid " + u + ", " + only.getValue(),
+          "him",
+          image
+              ? "Back it up as that user, or let him read it"
+              : "Keep the files the image reads where root alone can change them, or back it up"
+                  + " as that user");
+    }
     standInUnlisted();
-    if (!everyone && groups.size() == 1) {
-      int g = groups.iterator().next();
-      if (users.stream().allMatch(u -> groupsOf(u).contains(g))) {
+    if (w.everyone == null && w.groups.size() == 1) {
+      var only = w.groups.entrySet().iterator().next();
+      int g = only.getKey();
+      if (w.users.keySet().stream().allMatch(u -> groupsOf(u).contains(g))) {
         return new Readers(
             new FileCredentials.Identity(STAND_IN, g, new int[] {g}),
-            "group " + g + " alone, which can write the image or a directory above it",
+            "group " + g + " alone, " + only.getValue(),
             "its members",
             fixAll + ", or let the group read it");
       }
@@ -337,10 +538,16 @@ public final class SourceAccess {
     return new Readers(
         new FileCredentials.Identity(STAND_IN, STAND_IN, new int[0]),
         "everyone, and "
-            + (everyone
-                ? "everyone"
-                : "uids " + users + (groups.isEmpty() ? "" : " and groups " + groups))
-            + " can write the image or a directory above it",
+            + (w.everyone != null
+                ? w.everyone
+                : String.join(
+                    "; ",
+                    java.util.stream.Stream.concat(
+                            w.users.entrySet().stream()
+                                .map(e -> "uid " + e.getKey() + ", " + e.getValue()),
+                            w.groups.entrySet().stream()
+                                .map(e -> "group " + e.getKey() + ", " + e.getValue()))
+                        .toList())),
         "them",
         fixAll + ", or let everyone read it");
   }

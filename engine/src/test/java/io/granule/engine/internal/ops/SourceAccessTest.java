@@ -129,7 +129,9 @@ class SourceAccessTest {
 
     @Override
     public DiskImage open(Path path) throws IOException {
-      Path backing = Path.of(Files.readString(path, StandardCharsets.UTF_8).trim());
+      String text = Files.readString(path, StandardCharsets.UTF_8);
+      int nul = text.indexOf('\0'); // on a device: the name, then zeros
+      Path backing = Path.of((nul < 0 ? text : text.substring(0, nul)).trim());
       FileChannel ch = FileChannel.open(backing, StandardOpenOption.READ);
       afterOpen.run();
       long size = ch.size();
@@ -296,9 +298,12 @@ class SourceAccessTest {
     assertThat(r).isNotNull();
     assertThat(r.identity().uid()).isEqualTo(1001);
     Files.delete(link);
-    Path dev = Files.createSymbolicLink(his.resolve("dev.img"), Path.of("/dev/null"));
+    Path dev = Files.createSymbolicLink(his.resolve("dev.img"), Path.of("/dev/loop-control"));
     assertThat(SourceAccess.readers(dev)).isNotNull();
-    assertThat(SourceAccess.readers(Path.of("/dev/null"))).as("root's own way").isNull();
+    assertThat(SourceAccess.readers(Path.of("/dev/loop-control"))).as("root's own way").isNull();
+    // a device everyone can write is everyone's (its mode bits count as a file's do)
+    assertThat(SourceAccess.readers(Path.of("/dev/null")).who())
+        .isEqualTo("everyone, and everyone can write the image or a directory above it");
   }
 
   /**
@@ -331,6 +336,100 @@ class SourceAccessTest {
       org.junit.jupiter.api.Assertions.fail("CI: " + what);
     }
     org.junit.jupiter.api.Assumptions.assumeTrue(ok, what);
+  }
+
+  private static String run(String... cmd) throws Exception {
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+    return p.waitFor() == 0 ? out : null;
+  }
+
+  /** A loop device over {@code file}, its node given {@code gid} and {@code mode}. */
+  private final class Loop implements AutoCloseable {
+    final Path dev;
+    private final Object gid;
+    private final java.util.Set<java.nio.file.attribute.PosixFilePermission> mode;
+
+    Loop(Path file, int gid, String mode) throws Exception {
+      String name = run("losetup", "--find", "--show", file.toString());
+      need(name != null && name.startsWith("/dev/loop"), "losetup --find --show (loop devices)");
+      dev = Path.of(name);
+      this.gid = Files.getAttribute(dev, "unix:gid");
+      this.mode = Files.getPosixFilePermissions(dev);
+      Files.setAttribute(dev, "unix:gid", gid);
+      chmod(dev, mode);
+    }
+
+    @Override
+    public void close() throws Exception {
+      Files.setAttribute(dev, "unix:gid", gid);
+      Files.setPosixFilePermissions(dev, mode);
+      run("losetup", "--detach", dev.toString());
+    }
+  }
+
+  private Path deviceFile(Path dir, String content) throws Exception {
+    Path f = dir.resolve("disk-" + System.nanoTime() + ".img");
+    try (FileChannel ch =
+        FileChannel.open(f, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      ch.write(ByteBuffer.wrap(content.getBytes(StandardCharsets.UTF_8)));
+      ch.truncate(1 << 20);
+      ch.write(ByteBuffer.wrap(new byte[] {0}), (1 << 20) - 1);
+    }
+    return f;
+  }
+
+  /**
+   * A device's writers were its owner alone (audit10 F-A): a root:gshared 0660 device, or the stock
+   * root:disk loop device over a user's file, held a header naming root's file, and root opened it
+   * as root and stored root's file. The node's group and other write bits count now, and so does
+   * the file behind a loop device (also under a stacked one).
+   */
+  @Test
+  void whoCanWriteADeviceOrTheFileBehindItIsAReader() throws Exception {
+    need("root".equals(System.getProperty("user.name")), "root, for loop devices");
+    need(FileCredentials.unavailableReason() == null, "libgranule-native");
+    chmod(tmp, "rwxr-xr-x");
+    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
+    chmod(rootOnly, "rwx------");
+    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    // root's file behind a device its group can write
+    Path pool = Files.createDirectories(tmp.resolve("pool"));
+    try (Loop l = new Loop(deviceFile(pool, secret.toString()), 1002, "rw-rw----")) {
+      SourceAccess.Readers r = SourceAccess.readers(l.dev);
+      assertThat(r).isNotNull();
+      assertThat(r.identity().gid()).isEqualTo(1002);
+      assertThatThrownBy(() -> backUp(l.dev, new Linked(() -> {})))
+          .isInstanceOf(SourceUnreadableException.class)
+          .hasMessageContaining("'" + secret + "', a file '" + l.dev + "' reads")
+          .hasMessageContaining("cannot be read by group 1002 alone, which can write the image");
+    }
+    // a user's file behind a root-only device, and a device stacked on that one
+    Path his = Files.createDirectories(tmp.resolve("his"));
+    chown(his, 1001);
+    Path file = deviceFile(his, secret.toString());
+    chown(file, 1001);
+    try (Loop l = new Loop(file, 0, "rw-------");
+        Loop upper = new Loop(l.dev, 0, "rw-------")) {
+      assertThat(SourceAccess.readers(l.dev).who())
+          .isEqualTo("uid 1001, who owns '" + file + "', the file behind '" + l.dev + "'");
+      assertThat(SourceAccess.readers(upper.dev).identity().uid()).isEqualTo(1001);
+      assertThatThrownBy(() -> backUp(upper.dev, new Linked(() -> {})))
+          .isInstanceOf(SourceUnreadableException.class)
+          .hasMessageStartingWith("'" + upper.dev + "' cannot be read by uid 1001");
+    }
+    // the stock root:disk 0660 node: its group and the file's owner, so everyone
+    try (Loop l = new Loop(file, 6, "rw-rw----")) {
+      assertThat(SourceAccess.readers(l.dev).identity().uid()).isEqualTo(SourceAccess.STAND_IN);
+      assertThatThrownBy(() -> backUp(l.dev, new Linked(() -> {})))
+          .isInstanceOf(SourceUnreadableException.class)
+          .hasMessageContaining("cannot be read by everyone");
+    }
+    // root's file behind root's device: root's to read
+    try (Loop l = new Loop(deviceFile(pool, secret.toString()), 0, "rw-------")) {
+      assertThat(SourceAccess.readers(l.dev)).isNull();
+      assertThat(backUp(l.dev, new Linked(() -> {})).disks()).isNotEmpty();
+    }
   }
 
   /**
