@@ -42,9 +42,18 @@ import java.util.TreeMap;
  *       image and every file behind it (its backing chain, its extents) are opened as them ({@link
  *       FileCredentials}): the kernel decides, ACLs included, on the very files opened, whatever
  *       links are swapped meanwhile.
+ *   <li>The files an image read ({@link DiskImage#files}) are judged too, each on its own way as
+ *       the image names it: if one of them can be changed by anyone the identity used does not
+ *       stand for, the whole image is opened again as the identity of all their writers together,
+ *       until that identity stands for every writer of every file it opened (audit10 F-C: a root
+ *       overlay in a root-only directory over a base image in a user's directory was opened wholly
+ *       as root, and the user made his base image a link to root's file). What a user could change
+ *       at the open he can still change when the files are judged (a directory he can write stays
+ *       his, a link he owns stays his), so a swap meanwhile only makes him a writer.
  *   <li>Where identities cannot be switched (no native library, or a capable non-root process
  *       without CAP_SETUID/CAP_SETGID), the files the image names are checked by name after the
- *       open: readable by the readers by mode bits, every directory above searchable.
+ *       open: readable by the readers of all their writers by mode bits, every directory above
+ *       searchable.
  * </ul>
  *
  * A backup by an unprivileged user, or of an image and files root alone can change, reads only what
@@ -66,6 +75,9 @@ public final class SourceAccess {
 
   /** How deep devices may be stacked (a loop device over a file on a loop device …). */
   private static final int MAX_STACK = 8;
+
+  /** How often an image is opened again as a narrower identity before the backup gives up. */
+  private static final int MAX_REOPENS = 8;
 
   private SourceAccess() {}
 
@@ -167,15 +179,19 @@ public final class SourceAccess {
   }
 
   /**
-   * Opens {@code disk} with {@code opener} as its readers (see the class comment), and checks the
-   * files it reads by name where that cannot be done.
+   * Opens {@code disk} with {@code opener} as the readers of everyone who can change it and the
+   * files it reads (see the class comment), and checks the files it reads by name where that cannot
+   * be done.
    *
    * @throws SourceUnreadableException (exit code 6) naming a file the readers cannot read
    */
   public static <T extends DiskImage> T open(Path disk, Opener<T> opener) throws IOException {
-    Readers readers;
+    if (!Privilege.readsAnyFile()) {
+      return opener.open();
+    }
+    Writers writers;
     try {
-      readers = Privilege.readsAnyFile() ? readers(disk) : null;
+      writers = writers(disk);
     } catch (java.nio.file.NoSuchFileException e) {
       // said here, not by opening it by name after all: made meanwhile (a link), it would be
       // opened with this process's rights
@@ -189,19 +205,36 @@ public final class SourceAccess {
               + (e.getReason() == null ? e.getClass().getSimpleName() : e.getReason()),
           e);
     }
-    if (readers == null) {
-      return opener.open();
-    }
-    if (FileCredentials.unavailableReason() == null) {
-      return openAs(disk, opener, readers);
-    }
-    T img = opener.open();
-    try {
-      check(disk, img.files(), readers);
-      return img;
-    } catch (IOException | RuntimeException e) {
+    boolean switches = FileCredentials.unavailableReason() == null;
+    for (int round = 0; ; round++) {
+      Readers readers = readers(writers);
+      T img = readers == null || !switches ? opener.open() : openAs(disk, opener, readers);
+      try {
+        Writers all = withFiles(disk, img.files(), writers);
+        if (!switches) {
+          Readers them = readers(all);
+          if (them != null) {
+            check(disk, img.files(), them);
+          }
+          return img;
+        }
+        if (writers.covers(all)) {
+          return img; // every file it opened is one only those it was opened as can change
+        }
+        if (round >= MAX_REOPENS) {
+          throw new SourceUnreadableException(
+              "'"
+                  + disk
+                  + "' refused: the files it reads changed each time it was opened (opened "
+                  + (round + 1)
+                  + " times, as the readers of who could change them)");
+        }
+        writers = all; // opened again, as those who can change the files it reads too
+      } catch (IOException | RuntimeException e) {
+        img.close();
+        throw e;
+      }
       img.close();
-      throw e;
     }
   }
 
@@ -218,6 +251,30 @@ public final class SourceAccess {
     } catch (Exception e) {
       throw new IllegalStateException(e);
     }
+  }
+
+  /** {@code writers} and the writers of {@code files} (but {@code disk}), each on its way. */
+  private static Writers withFiles(Path disk, List<Path> files, Writers writers)
+      throws IOException {
+    Writers all = writers.copy();
+    for (Path f : files) {
+      if (f.equals(disk)) {
+        continue;
+      }
+      try {
+        walk(f, "'" + f + "', a file the image reads", all, 0);
+      } catch (java.nio.file.FileSystemException e) {
+        throw new SourceUnreadableException(
+            "'"
+                + f
+                + "', a file '"
+                + disk
+                + "' reads (a backing file or an extent), changed while it was opened ("
+                + (e.getReason() == null ? e.getClass().getSimpleName() : e.getReason())
+                + " now): who can change it cannot be told. Try again");
+      }
+    }
+    return all;
   }
 
   /**
@@ -312,7 +369,7 @@ public final class SourceAccess {
     if (!Privilege.readsAnyFile() || files.size() <= 1) {
       return;
     }
-    Readers readers = readers(disk);
+    Readers readers = readers(withFiles(disk, files, writers(disk)));
     if (readers != null) {
       check(disk, files, readers);
     }

@@ -433,6 +433,66 @@ class SourceAccessTest {
   }
 
   /**
+   * Only the top image's path was judged (audit10 F-C): root's overlay in a root-only directory
+   * over a base image in a user's directory was opened wholly as root, and the user made his base
+   * image a link to root's file. Every file the image reads is judged on its way as named now; the
+   * image is opened again as the readers of all their writers.
+   */
+  @Test
+  void theFilesAnImageReadsAreJudgedOnTheirWayToo() throws Exception {
+    need(FileCredentials.unavailableReason() == null, "libgranule-native");
+    chmod(tmp, "rwxr-xr-x");
+    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
+    chmod(rootOnly, "rwx------");
+    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    Path his = Files.createDirectories(tmp.resolve("his"));
+    chown(his, 1001);
+    Path base = Files.createSymbolicLink(his.resolve("base.raw"), secret);
+    chown(base, 1001);
+    Path top = Files.writeString(rootOnly.resolve("top.img"), base.toString());
+    assertThatThrownBy(() -> backUp(top, new Linked(() -> {})))
+        .isInstanceOf(SourceUnreadableException.class)
+        .hasMessageStartingWith(
+            "'"
+                + top
+                + "' cannot be read by uid 1001, who owns a directory above '"
+                + base
+                + "', a file the image reads");
+    assertThatThrownBy(() -> SourceAccess.checkFiles(top, List.of(top, base)))
+        .isInstanceOf(SourceUnreadableException.class)
+        .hasMessageContaining("by uid 1001");
+    // his own base under root's readable overlay: read as him
+    Files.delete(base);
+    Path own = Files.writeString(his.resolve("base.raw"), "his own");
+    chown(own, 1001);
+    Path pub = Files.createDirectories(tmp.resolve("pub"));
+    Path overlay = Files.writeString(pub.resolve("top.img"), own.toString());
+    assertThat(backUp(overlay, new Linked(() -> {})).disks()).isNotEmpty();
+    // a swap between the first open (as root) and the check: opened again as him, refused
+    Files.delete(own);
+    Path alt = Files.createSymbolicLink(his.resolve("alt"), secret);
+    Files.writeString(his.resolve("base.raw"), "his own");
+    assertThatThrownBy(
+            () ->
+                backUp(
+                    overlay,
+                    new Linked(
+                        () -> {
+                          try {
+                            Files.move(
+                                alt,
+                                his.resolve("base.raw"),
+                                StandardCopyOption.ATOMIC_MOVE,
+                                StandardCopyOption.REPLACE_EXISTING);
+                          } catch (IOException e) {
+                            // the second open: already swapped
+                          }
+                        })))
+        .isInstanceOf(SourceUnreadableException.class)
+        .hasMessageContaining("cannot be read by uid 1001");
+  }
+
+  /**
    * The stand-in for a group was uid 65534, and a file of nobody's, 0600, was read for the group's
    * members (audit10 F-N). The stand-in owns nothing now.
    */
