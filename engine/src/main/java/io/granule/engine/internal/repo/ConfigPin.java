@@ -30,6 +30,12 @@ final class ConfigPin {
   static final String DIR = "pins";
 
   private static final String KEY = "config-sha256=";
+  private static final String ID = "repository=";
+
+  /** Pins this process could not write, warned about once each. */
+  private static final java.util.Set<Path> UNWRITTEN =
+      java.util.concurrent.ConcurrentHashMap.newKeySet();
+
   private static final Logger LOG = LoggerFactory.getLogger(ConfigPin.class);
 
   private ConfigPin() {}
@@ -40,9 +46,11 @@ final class ConfigPin {
   }
 
   /**
-   * The pin file of the encrypted repository last opened at {@code location} (a path or URL): the
-   * repository id is read from the config the pin guards, and a config rewritten as unencrypted
-   * with a new id (its keys/ moved away) found no pin by id.
+   * The pin file of the encrypted repository last opened at {@code location} (a store's {@code
+   * place()}: its real path, or its S3 location spelled one way; as typed, {@code ./repo} or a link
+   * to it found no pin): the repository id is read from the config the pin guards, and a config
+   * rewritten as unencrypted with a new id (its keys/ moved away) found no pin by id; and another
+   * encrypted repository put in its place is told by its id.
    */
   static Path locationFile(Path metadataCache, String location) {
     return metadataCache
@@ -50,13 +58,32 @@ final class ConfigPin {
         .resolve("at-" + sha256(location.getBytes(StandardCharsets.UTF_8)).substring(0, 32));
   }
 
-  /** The config hash pinned in {@code file}, empty if there is no pin. */
-  static Optional<String> read(Path file) {
-    String text;
-    try {
-      text = Files.readString(file, StandardCharsets.UTF_8);
-    } catch (NoSuchFileException e) {
+  /**
+   * The repository id recorded in {@code file}, empty if there is no pin or it names none (a pin of
+   * a build before ids were recorded as data names it in its comment line, read too).
+   */
+  static Optional<String> readId(Path file) {
+    String text = text(file);
+    if (text == null) {
       return Optional.empty();
+    }
+    for (String line : text.split("\n")) {
+      if (line.startsWith(ID)) {
+        return Optional.of(line.substring(ID.length()).trim());
+      }
+    }
+    java.util.regex.Matcher m =
+        java.util.regex.Pattern.compile("^# granule: repository ([0-9a-f]+) is encrypted")
+            .matcher(text);
+    return m.find() ? Optional.of(m.group(1)) : Optional.empty();
+  }
+
+  /** The text of {@code file}, null if there is none. */
+  private static String text(Path file) {
+    try {
+      return Files.readString(file, StandardCharsets.UTF_8);
+    } catch (NoSuchFileException e) {
+      return null;
     } catch (IOException e) {
       throw new RepositoryException(
           "unable to read '"
@@ -65,6 +92,14 @@ final class ConfigPin {
               + e.getMessage()
               + " (fix its permissions, or delete it to trust the repository's config as it is)",
           e);
+    }
+  }
+
+  /** The config hash pinned in {@code file}, empty if there is no pin. */
+  static Optional<String> read(Path file) {
+    String text = text(file);
+    if (text == null) {
+      return Optional.empty();
     }
     for (String line : text.split("\n")) {
       if (line.startsWith(KEY)) {
@@ -78,7 +113,8 @@ final class ConfigPin {
   static void write(Path file, String repositoryId, byte[] configBytes) {
     String hash = sha256(configBytes);
     try {
-      if (read(file).filter(hash::equals).isPresent()) {
+      if (read(file).filter(hash::equals).isPresent()
+          && readId(file).filter(repositoryId::equals).isPresent()) {
         return;
       }
       Files.createDirectories(file.getParent());
@@ -89,13 +125,25 @@ final class ConfigPin {
               + repositoryId
               + " is encrypted; a config that differs from this one is refused\n"
               + "encrypted=true\n"
+              + ID
+              + repositoryId
+              + "\n"
               + KEY
               + hash
               + "\n",
           StandardCharsets.UTF_8);
       Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException | RepositoryException | UnsupportedOperationException e) {
-      LOG.debug("unable to record that repository {} is encrypted: {}", repositoryId, e.toString());
+      // without it a later downgrade or swap goes unnoticed here: said once per pin and process
+      if (UNWRITTEN.add(file)) {
+        LOG.warn(
+            "unable to record in {} that repository {} is encrypted ({}): a config later rewritten"
+                + " as unencrypted, or another repository put in its place, will not be noticed by"
+                + " this user; make the cache directory writable",
+            file,
+            repositoryId,
+            e.toString());
+      }
     }
   }
 

@@ -349,8 +349,7 @@ public final class Repository implements Closeable {
       store.save(BlobName.CONFIG, configBytes);
       if (pins != null) {
         ConfigPin.write(ConfigPin.file(pins, c.repositoryId()), c.repositoryId(), configBytes);
-        ConfigPin.write(
-            ConfigPin.locationFile(pins, store.location()), c.repositoryId(), configBytes);
+        ConfigPin.write(ConfigPin.locationFile(pins, store.place()), c.repositoryId(), configBytes);
       }
     } catch (IOException e) {
       throw new RepositoryException(
@@ -522,7 +521,7 @@ public final class Repository implements Closeable {
     Path pin = pins == null ? null : ConfigPin.file(pins, c.repositoryId());
     // also by where it is: the id is read from the config it guards, and a config rewritten with
     // a new id found no pin
-    Path placePin = pins == null ? null : ConfigPin.locationFile(pins, store.location());
+    Path placePin = pins == null ? null : ConfigPin.locationFile(pins, store.place());
     if (!c.encrypted()) {
       refuseDowngrade(store, pin);
       refuseDowngrade(store, placePin);
@@ -541,6 +540,7 @@ public final class Repository implements Closeable {
     }
     if (pin != null) {
       checkPinned(store, pin, configBytes);
+      checkPlace(store, placePin, c.repositoryId());
     }
     char[] pw = password.password();
     if (pw == null) {
@@ -661,6 +661,31 @@ public final class Repository implements Closeable {
               + " have; nothing was read or written. Put back the original config; if the change"
               + " was intended, delete '"
               + pin
+              + "'");
+    }
+  }
+
+  /**
+   * Refuses an encrypted repository with another id than the one this user last opened at the same
+   * place ({@code placePin}): a whole repository of the same owner (same password) copied over this
+   * one was used without a word, and {@code restore latest} wrote the other machine's disk.
+   */
+  private static void checkPlace(BlobStore store, Path placePin, String id) {
+    Optional<String> before = ConfigPin.readId(placePin);
+    if (before.isPresent() && !before.get().equals(id)) {
+      throw new RepositoryCorruptedException(
+          "the repository at '"
+              + store.location()
+              + "' is not the one this user opened there before: it was repository "
+              + before.get().substring(0, Math.min(16, before.get().length()))
+              + "…, it is "
+              + id.substring(0, Math.min(16, id.length()))
+              + "… (recorded in '"
+              + placePin
+              + "'); someone who can write the storage may have put another repository in its"
+              + " place; nothing was read or written. If you moved or replaced repositories on"
+              + " purpose, delete '"
+              + placePin
               + "'");
     }
   }

@@ -320,4 +320,77 @@ class ConfigDowngradeTest {
       assertThat(r.config().encrypted()).isFalse();
     }
   }
+
+  /**
+   * audit10 H1: the pin of the place was kept by the location as typed; named another way ({@code
+   * ./repo}, a link, {@code /x/./repo}) the rewritten config found no pin and the next backup
+   * stored plaintext. The place is the repository's real path now.
+   */
+  @Test
+  void thePinOfThePlaceIsFoundWhateverWayTheRepositoryIsNamed() throws Exception {
+    try (Repository r = open()) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    RepositoryConfig u = unencrypted();
+    rewriteConfig(
+        new RepositoryConfig(
+            u.version(),
+            "1".repeat(u.repositoryId().length()),
+            u.created(),
+            u.chunkSize(),
+            u.packSize(),
+            u.compressionLevel(),
+            u.chunkHash(),
+            null));
+    for (BlobName k : store.list(BlobType.KEY)) {
+      store.delete(k);
+    }
+    Path link = Files.createSymbolicLink(tmp.resolve("link"), dir);
+    for (Path named : new Path[] {link, tmp.resolve("x/../repo"), tmp.resolve("./repo")}) {
+      Files.createDirectories(tmp.resolve("x"));
+      assertThatThrownBy(() -> Repository.open(named, pw("correct horse"), pins))
+          .as(named.toString())
+          .isInstanceOf(RepositoryCorruptedException.class)
+          .hasMessageContaining("was changed to unencrypted");
+    }
+  }
+
+  /**
+   * audit10 M1: another encrypted repository of the same owner (same password) copied over this one
+   * was used without a word ({@code restore latest} wrote the other machine's disk). The pin of the
+   * place records which repository was there.
+   */
+  @Test
+  void anotherRepositoryPutInThePlaceOfOneOpenedThereIsRefused() throws Exception {
+    try (Repository r = open()) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    Path other = tmp.resolve("other");
+    String otherId;
+    try (Repository r =
+        Repository.init(
+            new LocalBlobStore(other),
+            RepositoryConfig.defaults(),
+            Clock.systemUTC(),
+            tmp.resolve("chunk-cache2"),
+            "correct horse".toCharArray(),
+            KdfParams.TESTING)) {
+      otherId = r.config().repositoryId();
+    }
+    Path moved = tmp.resolve("moved-away");
+    Files.move(dir, moved);
+    Files.move(other, dir);
+    assertThatThrownBy(this::open)
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("is not the one this user opened there before")
+        .hasMessageContaining(original.repositoryId().substring(0, 16))
+        .hasMessageContaining(otherId.substring(0, 16))
+        .hasMessageContaining(ConfigPin.locationFile(pins, dir.toRealPath().toString()).toString());
+    // put back, it opens
+    Files.move(dir, other);
+    Files.move(moved, dir);
+    try (Repository r = open()) {
+      assertThat(r.config().repositoryId()).isEqualTo(original.repositoryId());
+    }
+  }
 }

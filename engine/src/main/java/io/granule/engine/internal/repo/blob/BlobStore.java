@@ -137,6 +137,14 @@ public interface BlobStore {
   String location();
 
   /**
+   * Where the store is, spelled one way whatever way it was named (to remember a repository by its
+   * place: {@code ConfigPin}); by default its {@link #location}.
+   */
+  default String place() {
+    return location();
+  }
+
+  /**
    * Refuses to read blob {@code name} of {@code size} bytes whole if this process could not hold it
    * (more than a quarter of its heap): one large stray file (sparse: it costs nothing on disk)
    * killed every command with OutOfMemoryError and a stack trace that named nothing.

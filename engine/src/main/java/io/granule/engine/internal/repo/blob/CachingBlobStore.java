@@ -367,4 +367,9 @@ public final class CachingBlobStore implements BlobStore {
   public String location() {
     return remote.location();
   }
+
+  @Override
+  public String place() {
+    return remote.place();
+  }
 }

@@ -93,4 +93,9 @@ public abstract class ForwardingBlobStore implements BlobStore {
   public String location() {
     return delegate.location();
   }
+
+  @Override
+  public String place() {
+    return delegate.place();
+  }
 }

@@ -505,4 +505,14 @@ public final class LocalBlobStore implements BlobStore {
   public String location() {
     return root.toString();
   }
+
+  /** The real path of the directory (links resolved), else its absolute normalized path. */
+  @Override
+  public String place() {
+    try {
+      return root.toRealPath().toString();
+    } catch (IOException e) {
+      return root.toAbsolutePath().normalize().toString();
+    }
+  }
 }

@@ -188,4 +188,9 @@ public final class RetryingBlobStore implements BlobStore {
   public String location() {
     return delegate.location();
   }
+
+  @Override
+  public String place() {
+    return delegate.place();
+  }
 }

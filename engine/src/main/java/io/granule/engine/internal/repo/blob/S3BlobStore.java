@@ -770,4 +770,9 @@ public final class S3BlobStore implements BlobStore {
   public String location() {
     return where.toString();
   }
+
+  @Override
+  public String place() {
+    return where.place();
+  }
 }

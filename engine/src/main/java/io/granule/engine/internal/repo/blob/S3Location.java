@@ -77,4 +77,43 @@ public record S3Location(URI endpoint, String bucket, String prefix) {
         + bucket
         + (prefix.isEmpty() ? "" : "/" + prefix.substring(0, prefix.length() - 1));
   }
+
+  /**
+   * This location spelled one way whatever way it was given (for remembering a repository by its
+   * place, {@code ConfigPin}): scheme and host lowercase, the scheme's default port explicit, any
+   * name or address of this host's loopback as {@code loopback}, AWS's own endpoints (none given,
+   * {@code s3.amazonaws.com}, {@code s3.REGION.amazonaws.com}) as {@code aws}.
+   */
+  public String place() {
+    String ep;
+    String host = endpoint == null ? null : endpoint.getHost().toLowerCase(java.util.Locale.ROOT);
+    if (host == null || host.matches("s3([.-][a-z0-9-]+)?\\.amazonaws\\.com")) {
+      ep = "aws";
+    } else {
+      String scheme = endpoint.getScheme().toLowerCase(java.util.Locale.ROOT);
+      int port = endpoint.getPort();
+      if (port < 0) {
+        port = "https".equals(scheme) ? 443 : 80;
+      }
+      ep = scheme + "://" + (loopback(host) ? "loopback" : host) + ":" + port;
+    }
+    return SCHEME + ep + "/" + bucket + "/" + prefix;
+  }
+
+  /** Whether {@code host} names this host's loopback: localhost, 127.0.0.0/8, ::1. */
+  private static boolean loopback(String host) {
+    if (host.equals("localhost") || host.endsWith(".localhost")) {
+      return true;
+    }
+    String h =
+        host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
+    if (!h.matches("[0-9.]+") && !h.contains(":")) {
+      return false; // a name: not resolved (no lookup for a place)
+    }
+    try {
+      return java.net.InetAddress.getByName(h).isLoopbackAddress(); // a literal: no lookup
+    } catch (java.net.UnknownHostException e) {
+      return false;
+    }
+  }
 }
