@@ -83,7 +83,8 @@ final class KeyCommand extends ContextCommand {
         if (old) {
           out.println(
               "a key blob marked 'not sealed' (an older format) does not authenticate the"
-                  + " repository's config; 'granule key passwd' with its password replaces it");
+                  + " repository's config; 'granule key passwd' with its password replaces it"
+                  + " (give a new password: a copy of the old blob opens with the old one)");
         }
         out.flush();
       }
