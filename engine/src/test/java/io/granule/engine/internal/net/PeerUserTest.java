@@ -218,4 +218,88 @@ class PeerUserTest {
       }
     }
   }
+
+  private static String acceptRefusal(Socket accepted) {
+    return PeerUser.acceptRefusal(
+        (InetSocketAddress) accepted.getRemoteSocketAddress(),
+        (InetSocketAddress) accepted.getLocalSocketAddress(),
+        java.util.Set.of(),
+        "x");
+  }
+
+  /**
+   * audit10 rest F2: whether the kernel answers exact lookups was decided once, at the first
+   * accepted connection, by a test that needed a free ephemeral port; a user who held them all then
+   * made the server read /proc/net/tcp for good. A first probe that fails for a transient reason
+   * (here made to) leaves it undecided: that connection is checked from the tables, and the next
+   * one by the kernel again.
+   */
+  @Test
+  void aTransientlyFailedFirstProbeDoesNotTurnTheKernelLookupOff() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        PeerUser.asksTheKernel(), "the kernel cannot be asked for one socket here");
+    InetAddress lo = InetAddress.getLoopbackAddress();
+    try (ServerSocket server = new ServerSocket(0, 5, lo)) {
+      PeerUser.forgetKernel();
+      PeerUser.FAIL_PROBES.set(1);
+      try {
+        long read = PeerUser.TABLES_READ.get();
+        try (Socket first = new Socket(lo, server.getLocalPort());
+            Socket accepted = server.accept()) {
+          assertThat(acceptRefusal(accepted)).isNull();
+        }
+        assertThat(PeerUser.TABLES_READ.get()).isGreaterThan(read); // that one: the tables
+        read = PeerUser.TABLES_READ.get();
+        for (int i = 0; i < 3; i++) {
+          try (Socket next = new Socket(lo, server.getLocalPort());
+              Socket accepted = server.accept()) {
+            assertThat(acceptRefusal(accepted)).isNull();
+          }
+        }
+        assertThat(PeerUser.TABLES_READ.get()).isEqualTo(read); // the kernel, asked again
+        assertThat(PeerUser.asksTheKernel()).isTrue();
+      } finally {
+        PeerUser.FAIL_PROBES.set(0);
+      }
+    }
+  }
+
+  /** The probe asks the kernel for the listening socket itself: no port is taken for it. */
+  @Test
+  void theKernelIsProbedOnTheServersOwnListeningSocket() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        PeerUser.asksTheKernel(), "the kernel cannot be asked for one socket here");
+    for (String a : List.of("127.0.0.1", "::1", "::")) {
+      try (ServerSocket server = new ServerSocket(0, 5, InetAddress.getByName(a))) {
+        PeerUser.forgetKernel();
+        InetAddress to =
+            a.equals("::") ? InetAddress.getLoopbackAddress() : server.getInetAddress();
+        try (Socket c = new Socket(to, server.getLocalPort());
+            Socket accepted = server.accept()) {
+          long read = PeerUser.TABLES_READ.get();
+          assertThat(acceptRefusal(accepted)).as(a).isNull();
+          assertThat(PeerUser.TABLES_READ.get()).as(a).isEqualTo(read);
+        }
+      }
+    }
+    // a lookup for a server address with no listener of ours decides nothing
+    PeerUser.forgetKernel();
+    PeerUser.uidOf(at("127.0.0.1", 1), at("127.0.0.1", 2));
+    assertThat(PeerUser.asksTheKernel()).isTrue();
+  }
+
+  /**
+   * audit10 rest F2, second half: where the tables are read, the accepted socket was not checked,
+   * so a request queued on a connection reset before it was accepted was judged by the socket that
+   * took its port again (root's). The tables are read for the accepted socket too.
+   */
+  @Test
+  void withTheTablesAConnectionResetBeforeItIsAcceptedIsRefusedToo() throws Exception {
+    PeerUser.askKernel = false;
+    try {
+      aConnectionResetBeforeItIsAcceptedIsRefusedThoughItsPortWasTakenAgain();
+    } finally {
+      PeerUser.askKernel = true;
+    }
+  }
 }
