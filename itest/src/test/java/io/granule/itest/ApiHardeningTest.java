@@ -95,6 +95,48 @@ class ApiHardeningTest {
   }
 
   /**
+   * audit10 rest F1: a server on 0.0.0.0, :: or a host address judged no connection, so a local
+   * user who connected through the host's own address (which a firewall does not filter for local
+   * users) ran jobs as root. Local users are judged on every address of this host; the server warns
+   * at start that it listens on a non-loopback address.
+   */
+  @Test
+  void onAHostAddressLocalUsersAreJudgedAsOnLoopback() throws Exception {
+    if (!"root".equals(System.getProperty("user.name"))) {
+      org.junit.jupiter.api.Assumptions.assumeTrue(
+          "true".equals(System.getenv("CI")), "needs root to run a client as another user");
+      throw new AssertionError("needs root under CI");
+    }
+    String host = null;
+    for (java.net.NetworkInterface i :
+        java.util.Collections.list(java.net.NetworkInterface.getNetworkInterfaces())) {
+      for (java.net.InetAddress a : java.util.Collections.list(i.getInetAddresses())) {
+        if (host == null
+            && i.isUp()
+            && !i.isLoopback()
+            && a instanceof java.net.Inet4Address
+            && !a.isLinkLocalAddress()) {
+          host = a.getHostAddress();
+        }
+      }
+    }
+    org.junit.jupiter.api.Assumptions.assumeTrue(host != null, "no non-loopback address here");
+    for (String listen : List.of("0.0.0.0:0", "[::]:0", host + ":0")) {
+      try (Granule.Server server =
+          Granule.Server.start(
+              tmp.resolve("data-" + listen.length()), List.of(), Map.of(), listen)) {
+        String version = "http://" + host + ":" + server.url.getPort() + "/api/version";
+        assertThat(curlAs("root", version)).as(listen).endsWith("\n200");
+        assertThat(curlAs("nobody", version)).as(listen).endsWith("\n000");
+        assertThat(server.console())
+            .as(listen)
+            .contains("warning: the REST API listens on")
+            .contains("not a loopback address");
+      }
+    }
+  }
+
+  /**
    * python3 as {@code user}: opens {@code count} connections to {@code port} and holds them; once
    * all are open it prints "open N", then for the first connection what a read of it gives within 3
    * s ("eof" if the server closed it, "open" if it is still open), then keeps them {@code

@@ -38,4 +38,29 @@ final class ListenAddress {
     }
     return a;
   }
+
+  /**
+   * The warning to print when a server listens on {@code a}, or null for a loopback address: with
+   * no password, anyone on another host who can reach the port is served with the server's rights;
+   * local users are checked as on loopback (their connections through this host's own addresses
+   * too), remote ones cannot be.
+   *
+   * @param what the server, e.g. "the REST API"
+   */
+  static String exposure(java.net.InetAddress a, String what) {
+    if (a == null || a.isLoopbackAddress()) {
+      return null;
+    }
+    return "warning: "
+        + what
+        + " listens on "
+        + a.getHostAddress()
+        + ", not a loopback address, with no password: a client on another host that can reach"
+        + " this port is served with this process's rights (uid "
+        + io.granule.engine.internal.net.PeerUser.self()
+        + (io.granule.engine.internal.net.PeerUser.self() == 0 ? ", root" : "")
+        + "). Local users are checked as on loopback; remote ones cannot be. Let only trusted"
+        + " hosts reach it (a firewall rule for the port), or keep it on 127.0.0.1 and reach it"
+        + " through an SSH tunnel.";
+  }
 }

@@ -74,8 +74,9 @@ final class ServeCommand extends ContextCommand {
         names = "--users",
         paramLabel = "NAME[,NAME...]",
         description =
-            "On a loopback address, also serve these users (names or uids): by default only the"
-                + " user this runs as and root may connect; anyone may on any other address.")
+            "Also serve these local users (names or uids): by default only the user this runs as"
+                + " and root may connect from this host (through any of its addresses); on a"
+                + " non-loopback address anyone on another host who can reach it may.")
     String users;
 
     @Option(
@@ -177,6 +178,12 @@ final class ServeCommand extends ContextCommand {
                       + (write ? " (writable)" : " (read-only)"));
             }
             out.flush();
+            String exposed = ListenAddress.exposure(bound.getAddress(), "serve nbd");
+            if (exposed != null) {
+              context().err().println(exposed);
+              context().err().flush();
+              org.slf4j.LoggerFactory.getLogger(ServeCommand.class).warn("{}", exposed);
+            }
             stop.await();
           } finally {
             try {

@@ -35,9 +35,9 @@ final class ServerCommand extends ContextCommand {
       names = "--api-users",
       paramLabel = "USER[,USER]",
       description =
-          "Other local users (names or uids) who may use the API on a loopback address. Without"
-              + " it only the user the server runs as, and root, may: a job runs with the server's"
-              + " rights.")
+          "Other local users (names or uids) who may use the API. Without it only the user the"
+              + " server runs as, and root, may from this host (through any of its addresses): a"
+              + " job runs with the server's rights.")
   String apiUsers;
 
   @Override
@@ -64,6 +64,12 @@ final class ServerCommand extends ContextCommand {
     PrintWriter out = ctx.out();
     out.println("granule server listening on " + url + " (data: " + ctx.dataDir() + ")");
     out.flush();
+    String exposed = ListenAddress.exposure(address.getAddress(), "the REST API");
+    if (exposed != null) {
+      ctx.err().println(exposed);
+      ctx.err().flush();
+      org.slf4j.LoggerFactory.getLogger(ServerCommand.class).warn("{}", exposed);
+    }
     ctx.server().awaitStop();
     return ExitCodes.OK;
   }

@@ -575,9 +575,16 @@ public final class PeerUser {
 
   /**
    * Why a connection from {@code client} to {@code server} must be refused as another local user's,
-   * or null: on a loopback address only the user this process runs as, root and the {@code allowed}
-   * users may use it (what it does runs with this process's rights). A connection to any other
-   * address is not judged here (the kernel cannot say who made a remote one).
+   * or null: a connection made on this host, whatever address it came through, may be used only by
+   * the user this process runs as, root and the {@code allowed} users (what it does runs with this
+   * process's rights). Only a connection from another host is not judged here (the kernel cannot
+   * say who made it): one whose client socket is not in this host's tables, from an address that is
+   * not one of this host's.
+   *
+   * <p>A server on 0.0.0.0, :: or a host address skipped the check for every connection: a local
+   * user who connected through the host's own address (192.0.2.2, which a firewall does not filter
+   * for local users) was served with root's rights (audit10 rest F1). The kernel finds the client's
+   * socket by its pair of ends on any address.
    *
    * @param letIn how to let another user in, for the message (e.g. "start it with --api-users")
    * @throws Busy if the kernel cannot be asked and {@link #LOOKUPS_AT_ONCE} reads of its tables are
@@ -588,16 +595,16 @@ public final class PeerUser {
     return judge(client, server, allowed, letIn).refusal;
   }
 
-  /** A refusal, or null; {@code local}: the connection was judged (a loopback one). */
+  /** A refusal, or null; {@code local}: the client's socket is one of this host's. */
   private record Judged(String refusal, boolean local) {}
 
   private static Judged judge(
       InetSocketAddress client, InetSocketAddress server, Set<Integer> allowed, String letIn) {
-    if (!server.getAddress().isLoopbackAddress()) {
-      return new Judged(null, false);
-    }
     OptionalInt peer = uidOf(client, server);
     if (peer.isEmpty()) {
+      if (!server.getAddress().isLoopbackAddress() && !onThisHost(client.getAddress())) {
+        return new Judged(null, false); // from another host
+      }
       return new Judged(
           "cannot tell which local user made this connection (no live socket from "
               + client.getAddress().getHostAddress()
@@ -620,6 +627,21 @@ public final class PeerUser {
             + letIn
             + " to let that user in)",
         true);
+  }
+
+  /**
+   * Whether {@code a} is an address of this host (loopback, the wildcard, or an address of one of
+   * its interfaces); if that cannot be told, it is taken as one (the connection is refused).
+   */
+  static boolean onThisHost(InetAddress a) {
+    if (a.isLoopbackAddress() || a.isAnyLocalAddress()) {
+      return true;
+    }
+    try {
+      return java.net.NetworkInterface.getByInetAddress(a) != null;
+    } catch (IOException | RuntimeException e) {
+      return true;
+    }
   }
 
   /**

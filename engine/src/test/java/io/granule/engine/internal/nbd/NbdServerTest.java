@@ -505,4 +505,57 @@ class NbdServerTest {
       assertThat(c.go("")).isEqualTo(SIZE);
     }
   }
+
+  /**
+   * audit10 rest F1: on a wildcard or host address every connection was served, so a local user who
+   * connected through the host's own address read root's backed-up disk. A local user is judged on
+   * any address of this host; this process's user still is served.
+   */
+  @Test
+  void onAHostAddressLocalUsersAreJudgedAsOnLoopback() throws Exception {
+    if (io.granule.engine.internal.net.PeerUser.self() != 0) {
+      org.junit.jupiter.api.Assumptions.assumeTrue(
+          "true".equals(System.getenv("CI")), "needs root to run a client as nobody");
+      throw new AssertionError("the NBD peer check test needs root under CI");
+    }
+    InetAddress host = io.granule.engine.internal.net.PeerUserTestAccess.hostAddress();
+    org.junit.jupiter.api.Assumptions.assumeTrue(host != null, "no non-loopback address here");
+    for (String listen : List.of("0.0.0.0", "::", host.getHostAddress())) {
+      try (NbdServer wide = new NbdServer(List.of(NbdExport.readOnly("", disk)))) {
+        wide.start(new InetSocketAddress(InetAddress.getByName(listen), 0));
+        int port = wide.address().getPort();
+        Process p =
+            new ProcessBuilder(
+                    "runuser",
+                    "-u",
+                    "nobody",
+                    "--",
+                    "python3",
+                    "-c",
+                    "import socket\n"
+                        + "s=socket.create_connection(('"
+                        + host.getHostAddress()
+                        + "',"
+                        + port
+                        + "))\n"
+                        + "s.settimeout(20)\n"
+                        + "b=b''\n"
+                        + "while len(b)<8:\n"
+                        + "  c=s.recv(8-len(b))\n"
+                        + "  if not c: break\n"
+                        + "  b+=c\n"
+                        + "print(repr(b))")
+                .redirectErrorStream(true)
+                .start();
+        String out =
+            new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)
+                .trim();
+        p.waitFor();
+        assertThat(out).as(listen).isEqualTo("b''");
+        try (NbdTestClient c = new NbdTestClient(new InetSocketAddress(host, port))) {
+          assertThat(c.go("")).isEqualTo(SIZE);
+        }
+      }
+    }
+  }
 }

@@ -241,14 +241,16 @@ class PeerLookupTest {
           }
           busy = (PeerUser.Busy) t;
         }
-        // a server on another address looks nothing up
+        // a server on another address looks its clients up too (audit10 rest F1)
         assertThat(
-                PeerUser.refusal(
-                    remote(accepted),
-                    new InetSocketAddress(InetAddress.getByName("10.0.0.1"), 1),
-                    Set.of(),
-                    "x"))
-            .isNull();
+                org.assertj.core.api.Assertions.catchThrowable(
+                    () ->
+                        PeerUser.refusal(
+                            remote(accepted),
+                            new InetSocketAddress(InetAddress.getByName("10.0.0.1"), 1),
+                            Set.of(),
+                            "x")))
+            .isSameAs(busy);
       }
       assertThat(PeerUser.refusal(remote(accepted), local(accepted), Set.of(), "x")).isNull();
       assertThat(PeerUser.LOOKUPS.availablePermits()).isEqualTo(PeerUser.LOOKUPS_AT_ONCE);

@@ -219,12 +219,108 @@ class PeerUserTest {
     }
   }
 
+  private static void assumeRoot() {
+    if (PeerUser.self() != 0) {
+      org.junit.jupiter.api.Assumptions.assumeTrue(
+          "true".equals(System.getenv("CI")), "needs root to run a client as nobody");
+      throw new AssertionError("PeerUserTest needs root under CI");
+    }
+  }
+
+  /** An address of this host's that is not loopback (nor link-local), or null. */
+  static InetAddress hostAddress() throws Exception {
+    for (java.net.NetworkInterface i :
+        java.util.Collections.list(java.net.NetworkInterface.getNetworkInterfaces())) {
+      if (!i.isUp() || i.isLoopback()) {
+        continue;
+      }
+      for (InetAddress a : java.util.Collections.list(i.getInetAddresses())) {
+        if (a instanceof java.net.Inet4Address && !a.isLinkLocalAddress()) {
+          return a;
+        }
+      }
+    }
+    return null;
+  }
+
+  /** python3 as nobody: connects to {@code to}:{@code port} and holds the connection 20 s. */
+  private static Process connectAsNobody(InetAddress to, int port) throws Exception {
+    return new ProcessBuilder(
+            "runuser",
+            "-u",
+            "nobody",
+            "--",
+            "python3",
+            "-c",
+            "import socket,time; s=socket.create_connection(('"
+                + to.getHostAddress()
+                + "',"
+                + port
+                + ")); time.sleep(20)")
+        .redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+        .start();
+  }
+
   private static String acceptRefusal(Socket accepted) {
     return PeerUser.acceptRefusal(
         (InetSocketAddress) accepted.getRemoteSocketAddress(),
         (InetSocketAddress) accepted.getLocalSocketAddress(),
         java.util.Set.of(),
         "x");
+  }
+
+  /**
+   * audit10 rest F1: a server on a wildcard or host address judged no connection, so a local user
+   * who connected through the host's own address (192.0.2.2) was served with root's rights. A
+   * connection whose client socket is on this host is judged whatever address it came through, by
+   * the kernel's exact lookup and by the tables alike; only a client on another host (no socket
+   * here, an address not this host's) is not.
+   */
+  @Test
+  void aLocalUserThroughTheHostsOwnAddressIsJudgedAsOnLoopback() throws Exception {
+    assumeRoot();
+    InetAddress host = hostAddress();
+    org.junit.jupiter.api.Assumptions.assumeTrue(host != null, "no non-loopback address here");
+    assertThat(PeerUser.onThisHost(host)).isTrue();
+    for (String listen : List.of("0.0.0.0", host.getHostAddress())) {
+      for (boolean askKernel : new boolean[] {true, false}) {
+        PeerUser.askKernel = askKernel;
+        try (ServerSocket server = new ServerSocket(0, 5, InetAddress.getByName(listen))) {
+          Process p = connectAsNobody(host, server.getLocalPort());
+          try (Socket accepted = server.accept()) {
+            assertThat(accepted.getInetAddress()).isEqualTo(host);
+            assertThat(acceptRefusal(accepted))
+                .as(listen + (askKernel ? "" : ", tables"))
+                .contains("user nobody (uid 65534) may not use this server");
+            assertThat(
+                    PeerUser.refusal(
+                        (InetSocketAddress) accepted.getRemoteSocketAddress(),
+                        (InetSocketAddress) accepted.getLocalSocketAddress(),
+                        java.util.Set.of(65534),
+                        "x"))
+                .isNull();
+          } finally {
+            p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+          }
+          // this process's own connection through that address is served
+          try (Socket mine = new Socket(host, server.getLocalPort());
+              Socket accepted = server.accept()) {
+            assertThat(acceptRefusal(accepted)).isNull();
+          }
+          // a pair of ends with no socket here: from this host's address it is refused; from an
+          // address of no interface here (TEST-NET-3), it is another host's, not judged
+          InetSocketAddress at = new InetSocketAddress(host, server.getLocalPort());
+          assertThat(PeerUser.refusal(new InetSocketAddress(host, 1), at, java.util.Set.of(), "x"))
+              .contains("cannot tell which local user");
+          InetSocketAddress remote = at("203.0.113.9", 40000);
+          assertThat(PeerUser.onThisHost(remote.getAddress())).isFalse();
+          assertThat(PeerUser.acceptRefusal(remote, at, java.util.Set.of(), "x")).isNull();
+        } finally {
+          PeerUser.askKernel = true;
+        }
+      }
+    }
   }
 
   /**
