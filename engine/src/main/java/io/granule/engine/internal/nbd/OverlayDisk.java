@@ -1,5 +1,7 @@
 package io.granule.engine.internal.nbd;
 
+import io.granule.engine.internal.ops.DirectoryHandle;
+import io.granule.engine.internal.ops.SafePath;
 import io.granule.engine.spi.DiskImage;
 import io.granule.engine.spi.Extent;
 import java.io.ByteArrayOutputStream;
@@ -10,6 +12,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -42,8 +45,11 @@ public final class OverlayDisk implements DiskImage {
 
   private final DiskImage base;
   private final String identity;
-  private final Path data;
-  private final Path map;
+  private final Path data; // as messages name it
+  private final Path map; // as messages name it; null for a temporary overlay
+  // the kept overlay's directory, held open as resolved and checked: its files are reached
+  // through it (/proc/self/fd/N/NAME), never by the directory's name again; null if temporary
+  private final DirectoryHandle dir;
   private final FileChannel file;
   private final BitSet written;
   private final BitSet zeroed;
@@ -55,6 +61,7 @@ public final class OverlayDisk implements DiskImage {
       String identity,
       Path data,
       Path map,
+      DirectoryHandle dir,
       FileChannel file,
       BitSet written,
       BitSet zeroed) {
@@ -62,6 +69,7 @@ public final class OverlayDisk implements DiskImage {
     this.identity = identity;
     this.data = data;
     this.map = map;
+    this.dir = dir;
     this.file = file;
     this.written = written;
     this.zeroed = zeroed;
@@ -77,7 +85,7 @@ public final class OverlayDisk implements DiskImage {
             StandardOpenOption.READ,
             StandardOpenOption.WRITE,
             StandardOpenOption.DELETE_ON_CLOSE);
-    return new OverlayDisk(base, null, f, null, ch, new BitSet(), new BitSet());
+    return new OverlayDisk(base, null, f, null, null, ch, new BitSet(), new BitSet());
   }
 
   /**
@@ -85,67 +93,256 @@ public final class OverlayDisk implements DiskImage {
    * (bitmaps): resumed when both exist and were made for the same {@code identity} (e.g. snapshot
    * id and disk name), created otherwise.
    *
+   * <p>{@code dir} is resolved once with {@link SafePath}'s rules (a symbolic link on the way is
+   * followed only where root or this user owns it and no one else can change the directory holding
+   * it), made {@code 0700} where missing, held open and checked ({@link #requirePrivate}); every
+   * file is then created, opened, renamed and deleted through the held directory, never by its name
+   * again. Checked by its real path and used by name, the directory could be a link that another
+   * user flipped in a sticky directory such as /var/tmp between the check and each later step
+   * (audit10 F3): root's overlay data went into that user's file.
+   *
    * @throws IOException if the files cannot be opened, or the map is damaged or belongs to another
    *     disk; the message names the file
    */
   public static OverlayDisk open(DiskImage base, Path dir, String name, String identity)
       throws IOException {
     checkSize(base, dir);
-    Files.createDirectories(
-        dir,
-        java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
-            java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
-    requirePrivate(dir);
-    Path data = dir.resolve(name + ".overlay");
-    Path map = dir.resolve(name + ".overlay-map");
-    BitSet written = new BitSet();
-    BitSet zeroed = new BitSet();
-    if (Files.exists(map)) {
-      loadMap(map, identity, base.size(), written, zeroed);
-    } else {
-      // A data file without its map has no block we can trust: start over.
-      Files.deleteIfExists(data);
+    DirectoryHandle held = openDirectory(dir);
+    try {
+      requirePrivate(dir, held);
+      Runnable hook = afterCheck;
+      if (hook != null) {
+        hook.run();
+      }
+      String dataName = name + ".overlay";
+      String mapName = name + ".overlay-map";
+      Path data = dir.resolve(dataName);
+      Path map = dir.resolve(mapName);
+      BitSet written = new BitSet();
+      BitSet zeroed = new BitSet();
+      FileChannel ch;
+      if (Files.exists(held.entry(mapName), LinkOption.NOFOLLOW_LINKS)) {
+        byte[] all;
+        try (FileChannel m = openOwn(held, mapName, map, false)) {
+          all = readAll(m);
+        }
+        loadMap(all, map, identity, base.size(), written, zeroed);
+        ch =
+            Files.exists(held.entry(dataName), LinkOption.NOFOLLOW_LINKS)
+                ? openOwn(held, dataName, data, true)
+                : createOwn(held, dataName, data, true);
+      } else {
+        // A data file without its map has no block we can trust: start over.
+        Files.deleteIfExists(held.entry(dataName));
+        ch = createOwn(held, dataName, data, true);
+      }
+      return new OverlayDisk(base, identity, data, map, held, ch, written, zeroed);
+    } catch (IOException | RuntimeException e) {
+      held.close();
+      throw e;
     }
-    FileChannel ch =
-        FileChannel.open(
-            data,
-            java.util.Set.of(
-                StandardOpenOption.READ,
-                StandardOpenOption.WRITE,
-                StandardOpenOption.CREATE,
-                java.nio.file.LinkOption.NOFOLLOW_LINKS),
-            OWN_ONLY);
-    return new OverlayDisk(base, identity, data, map, ch, written, zeroed);
   }
+
+  /** Test seam: runs right after the overlay directory was resolved, held and checked. */
+  static volatile Runnable afterCheck;
 
   /** Overlay files: the served disk's written blocks, the owner's alone. */
   private static final java.nio.file.attribute.FileAttribute<?> OWN_ONLY =
       java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
           java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
 
+  private static final java.nio.file.attribute.FileAttribute<?> OWN_DIR =
+      java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+          java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+
   /**
-   * Refuses {@code dir} unless it and every directory above it are owned by root or this user and
-   * writable by no one else (a sticky directory above it aside, as /tmp): root's {@code --overlay
-   * /var/tmp/ov}, made first by another user with a link {@code NAME.overlay-map.tmp} to a file of
-   * root's, truncated that file and wrote the map into it.
+   * Resolves {@code named} with {@link SafePath#locate} and holds the directory it names, making
+   * the missing ones {@code 0700}, each through the one held above it (not through a link: a link
+   * renamed over a name meanwhile is refused).
    */
-  static void requirePrivate(Path dir) throws IOException {
-    Path real = dir.toRealPath();
-    int self = io.granule.engine.internal.net.PeerUser.self();
-    Path at = real.getRoot();
-    java.util.List<Path> chain = new java.util.ArrayList<>();
-    chain.add(at);
-    for (Path part : real) {
-      at = at.resolve(part);
-      chain.add(at);
+  private static DirectoryHandle openDirectory(Path named) throws IOException {
+    SafePath.Location loc;
+    try {
+      loc = SafePath.locate(named);
+    } catch (SafePath.ChosenLink e) {
+      throw new java.nio.file.AccessDeniedException(
+          named.toString(),
+          null,
+          "refusing the overlay directory: "
+              + e.describe("overlay directory ", "the overlay would be written where"));
     }
-    for (int i = 0; i < chain.size(); i++) {
-      Path p = chain.get(i);
-      java.util.Map<String, Object> a =
-          Files.readAttributes(p, "unix:uid,mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+    DirectoryHandle d = loc.dir();
+    try {
+      if (loc.rest().isEmpty()) {
+        return d;
+      }
+      if (loc.exists()) {
+        if (!loc.isDirectory()) {
+          throw new java.nio.file.FileSystemException(
+              named.toString(), null, "not a directory: name a directory for the overlays");
+        }
+        DirectoryHandle c = d.child(loc.name(), d.shown().resolve(loc.name()));
+        d.close();
+        return c;
+      }
+      for (String part : loc.rest().split("/")) {
+        if (part.isEmpty() || part.equals(".")) {
+          continue;
+        }
+        try {
+          Files.createDirectory(d.entry(part), OWN_DIR);
+        } catch (java.nio.file.FileAlreadyExistsException madeMeanwhile) {
+          // judged below like any other directory
+        }
+        DirectoryHandle c = d.child(part, d.shown().resolve(part));
+        d.close();
+        d = c;
+      }
+      return d;
+    } catch (IOException | RuntimeException e) {
+      d.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Creates {@code name} in the held directory, {@code 0600}, exclusively and not through a link
+   * ({@code O_CREAT|O_EXCL|O_NOFOLLOW}): for reading and writing if {@code read}, else writing.
+   */
+  private static FileChannel createOwn(DirectoryHandle dir, String name, Path shown, boolean read)
+      throws IOException {
+    java.util.Set<java.nio.file.OpenOption> options = new java.util.HashSet<>();
+    options.add(StandardOpenOption.WRITE);
+    options.add(StandardOpenOption.CREATE_NEW);
+    options.add(LinkOption.NOFOLLOW_LINKS);
+    if (read) {
+      options.add(StandardOpenOption.READ);
+    }
+    try {
+      return FileChannel.open(dir.entry(name), options, OWN_ONLY);
+    } catch (java.nio.file.FileAlreadyExistsException e) {
+      throw new java.nio.file.FileAlreadyExistsException(
+          shown.toString(), null, "created by someone else as the overlay created it");
+    }
+  }
+
+  /**
+   * Opens existing file {@code name} of the held directory, for reading and writing if {@code
+   * write}, else reading, if it is this user's own: a regular file (not a link) of this user with
+   * one name. Held first (O_PATH, not through a link) and opened through that descriptor, so the
+   * file checked is the file opened.
+   */
+  private static FileChannel openOwn(DirectoryHandle dir, String name, Path shown, boolean write)
+      throws IOException {
+    java.util.Set<java.nio.file.OpenOption> options =
+        write
+            ? java.util.Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE)
+            : java.util.Set.of(StandardOpenOption.READ);
+    if (!dir.held()) {
+      requireOwn(
+          Files.readAttributes(dir.entry(name), "unix:uid,mode,nlink", LinkOption.NOFOLLOW_LINKS),
+          shown);
+      java.util.Set<java.nio.file.OpenOption> byName = new java.util.HashSet<>(options);
+      byName.add(LinkOption.NOFOLLOW_LINKS);
+      return FileChannel.open(dir.entry(name), byName);
+    }
+    try (DirectoryHandle.NewFile pinned = dir.pin(name)) {
+      requireOwn(Files.readAttributes(pinned.self(), "unix:uid,mode,nlink"), shown);
+      return FileChannel.open(pinned.self(), options);
+    }
+  }
+
+  private static void requireOwn(java.util.Map<String, Object> a, Path shown) throws IOException {
+    int mode = (Integer) a.get("mode");
+    int owner = (Integer) a.get("uid");
+    int links = (Integer) a.get("nlink");
+    String why = null;
+    if ((mode & 0170000) != 0100000) {
+      why = "is not a regular file";
+    } else if (owner != io.granule.engine.internal.net.PeerUser.self()) {
+      why = "is owned by uid " + owner;
+    } else if (links != 1) {
+      why = "has " + links + " names (hard links)";
+    }
+    if (why != null) {
+      throw new java.nio.file.AccessDeniedException(
+          shown.toString(),
+          null,
+          "refusing the overlay file: it "
+              + why
+              + ", not a file this overlay made; delete it (and its map) to start over");
+    }
+  }
+
+  private static byte[] readAll(FileChannel ch) throws IOException {
+    long size = ch.size();
+    if (size > Integer.MAX_VALUE - 64) {
+      throw new IOException("overlay map of " + size + " bytes");
+    }
+    ByteArrayOutputStream out = new ByteArrayOutputStream((int) size);
+    ByteBuffer b = ByteBuffer.allocate(64 * 1024);
+    while (ch.read(b) >= 0) {
+      b.flip();
+      out.write(b.array(), 0, b.limit());
+      b.clear();
+    }
+    return out.toByteArray();
+  }
+
+  /**
+   * Refuses the directory held unless it and every directory above it are owned by root or this
+   * user and writable by no one else (a sticky directory above it aside, as /tmp): root's {@code
+   * --overlay /var/tmp/ov}, made first by another user with a link {@code NAME.overlay-map.tmp} to
+   * a file of root's, truncated that file and wrote the map into it. The directories judged are the
+   * held one and those above it as the kernel finds them from it ({@code /proc/self/fd/N/..}, and
+   * so on up to {@code /}), not names resolved again.
+   */
+  static void requirePrivate(Path named, DirectoryHandle held) throws IOException {
+    int self = io.granule.engine.internal.net.PeerUser.self();
+    // the chain, from the directory held up to /, as (name for messages, attributes)
+    java.util.List<Path> names = new java.util.ArrayList<>();
+    java.util.List<java.util.Map<String, Object>> attrs = new java.util.ArrayList<>();
+    if (held.held()) {
+      Path shown = Files.readSymbolicLink(held.self());
+      java.util.Map<String, Object> top = Files.readAttributes(Path.of("/"), "unix:dev,ino");
+      Path at = held.self();
+      for (int depth = 0; ; depth++) {
+        java.util.Map<String, Object> a = Files.readAttributes(at, "unix:uid,mode,dev,ino");
+        names.add(shown);
+        attrs.add(a);
+        if (top.get("dev").equals(a.get("dev")) && top.get("ino").equals(a.get("ino"))) {
+          break;
+        }
+        if (depth > 4096) {
+          throw new java.nio.file.FileSystemException(
+              named.toString(), null, "refusing the overlay directory: / not found above it");
+        }
+        at = at.resolve("..");
+        shown = shown.getParent() == null ? shown : shown.getParent();
+      }
+    } else {
+      Path real = named.toRealPath();
+      Path at = real.getRoot();
+      java.util.List<Path> down = new java.util.ArrayList<>();
+      down.add(at);
+      for (Path part : real) {
+        at = at.resolve(part);
+        down.add(at);
+      }
+      for (int i = down.size() - 1; i >= 0; i--) {
+        names.add(down.get(i));
+        attrs.add(
+            Files.readAttributes(
+                down.get(i), "unix:uid,mode", java.nio.file.LinkOption.NOFOLLOW_LINKS));
+      }
+    }
+    // judged from / down, so the refusal names the highest directory at fault
+    for (int i = names.size() - 1; i >= 0; i--) {
+      Path p = names.get(i);
+      java.util.Map<String, Object> a = attrs.get(i);
       int owner = (Integer) a.get("uid");
       int mode = (Integer) a.get("mode");
-      boolean last = i == chain.size() - 1;
+      boolean last = i == 0;
       String why = null;
       if (owner != 0 && owner != self) {
         why = "is owned by uid " + owner;
@@ -154,7 +351,7 @@ public final class OverlayDisk implements DiskImage {
       }
       if (why != null) {
         throw new java.nio.file.AccessDeniedException(
-            dir.toString(),
+            named.toString(),
             null,
             "refusing the overlay directory: "
                 + p
@@ -416,23 +613,24 @@ public final class OverlayDisk implements DiskImage {
       crc.update(bytes.toByteArray());
       out.writeInt((int) crc.getValue());
     }
-    Path tmp = map.resolveSibling(map.getFileName() + ".tmp");
-    try (FileChannel ch =
-        FileChannel.open(
-            tmp,
-            java.util.Set.of(
-                StandardOpenOption.WRITE,
-                StandardOpenOption.CREATE,
-                StandardOpenOption.TRUNCATE_EXISTING,
-                java.nio.file.LinkOption.NOFOLLOW_LINKS),
-            OWN_ONLY)) {
+    // through the held directory; a leftover .tmp (a crash between its creation and the rename)
+    // is removed, not written through, and the new one made exclusively
+    String mapName = map.getFileName().toString();
+    String tmpName = mapName + ".tmp";
+    Path tmp = dir.entry(tmpName);
+    Files.deleteIfExists(tmp);
+    try (FileChannel ch = createOwn(dir, tmpName, map.resolveSibling(tmpName), false)) {
       ByteBuffer b = ByteBuffer.wrap(bytes.toByteArray());
       while (b.hasRemaining()) {
         ch.write(b);
       }
       ch.force(true);
     }
-    Files.move(tmp, map, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    Files.move(
+        tmp,
+        dir.entry(mapName),
+        StandardCopyOption.ATOMIC_MOVE,
+        StandardCopyOption.REPLACE_EXISTING);
   }
 
   private static void writeBits(DataOutputStream out, BitSet bits) throws IOException {
@@ -443,9 +641,9 @@ public final class OverlayDisk implements DiskImage {
     }
   }
 
-  private static void loadMap(Path map, String identity, long size, BitSet written, BitSet zeroed)
+  private static void loadMap(
+      byte[] all, Path map, String identity, long size, BitSet written, BitSet zeroed)
       throws IOException {
-    byte[] all = Files.readAllBytes(map);
     if (all.length < 4) {
       throw damaged(map, "truncated");
     }
@@ -522,7 +720,13 @@ public final class OverlayDisk implements DiskImage {
         saveMap();
       }
       closed = true;
-      file.close();
+      try {
+        file.close();
+      } finally {
+        if (dir != null) {
+          dir.close();
+        }
+      }
     } finally {
       lock.writeLock().unlock();
     }
