@@ -209,4 +209,111 @@ class LauncherScriptTest {
     assertThat(r.exitCode()).as(r.err()).isEqualTo(70);
     assertThat(chosen.resolve("cds")).doesNotExist();
   }
+
+  /**
+   * Starts {@code bin/granule} with {@code args} (a long-running command), its output going to
+   * {@code log}, and waits until {@code ready} shows there.
+   */
+  private Process startLauncher(Path log, String ready, String... args) throws Exception {
+    Path script = Path.of("../bin/granule").toAbsolutePath().normalize();
+    List<String> cmd = new ArrayList<>(List.of(script.toString()));
+    cmd.addAll(List.of(args));
+    ProcessBuilder pb = new ProcessBuilder(cmd).directory(tmp.toFile());
+    pb.environment().put("GRANULE_JAR", Granule.jar().toAbsolutePath().toString());
+    pb.environment().put("GRANULE_PASSWORD", Granule.PASSWORD);
+    pb.environment().put("XDG_CACHE_HOME", tmp.resolve("cache").toString());
+    pb.environment().remove("GRANULE_JAVA_OPTS");
+    pb.environment().remove("GRANULE_CDS");
+    Process p = pb.redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+    while (!Files.readString(log, StandardCharsets.UTF_8).contains(ready)) {
+      if (!p.isAlive() || System.nanoTime() > until) {
+        p.destroyForcibly();
+        throw new AssertionError(
+            "bin/granule " + String.join(" ", args) + ": " + Files.readString(log));
+      }
+      Thread.sleep(100);
+    }
+    return p;
+  }
+
+  /** The java processes serving {@code repo} (their command line names it). */
+  private static List<ProcessHandle> serving(Path repo) {
+    return ProcessHandle.allProcesses()
+        .filter(h -> h.info().commandLine().map(c -> c.contains(repo.toString())).orElse(false))
+        .filter(h -> h.info().command().map(c -> c.endsWith("/java")).orElse(false))
+        .toList();
+  }
+
+  /**
+   * Stops the launcher of a long-running command (its pid, as a service manager or {@code kill $!}
+   * would) with {@code signal}: java must stop too, and the launcher exit as java did. On a
+   * command's first run the launcher runs java as a child (to publish the class-data-sharing
+   * archive afterwards), and did not pass the signal on: {@code serve nbd} kept serving.
+   */
+  private void stopsJava(Path repo, String mode, String signal, int exitCode) throws Exception {
+    Path log = tmp.resolve("serve-" + mode + "-" + signal + ".log");
+    Process p =
+        startLauncher(
+            log,
+            "nbd://",
+            "serve",
+            "nbd",
+            "latest",
+            "--repo",
+            repo.toString(),
+            "--listen",
+            "127.0.0.1:0");
+    try {
+      List<ProcessHandle> java = serving(repo);
+      assertThat(java).as("java serving, in %s mode", mode).hasSize(1);
+      if (mode.equals("first-run")) {
+        assertThat(java.get(0).pid()).as("java is the launcher's child").isNotEqualTo(p.pid());
+        assertThat(java.get(0).parent().map(ProcessHandle::pid)).contains(p.pid());
+      } else {
+        assertThat(java.get(0).pid()).as("the launcher exec'd java").isEqualTo(p.pid());
+      }
+      Process kill = new ProcessBuilder("kill", "-s", signal, Long.toString(p.pid())).start();
+      assertThat(kill.waitFor()).isZero();
+      assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("the launcher ends").isTrue();
+      assertThat(p.exitValue()).as(Files.readString(log)).isEqualTo(exitCode);
+      for (ProcessHandle h : java) {
+        try {
+          h.onExit().get(30, TimeUnit.SECONDS);
+        } catch (java.util.concurrent.TimeoutException stillRunning) {
+          // named by the assertion below
+        }
+      }
+      assertThat(serving(repo)).as("java left running after %s in %s mode", signal, mode).isEmpty();
+      assertThat(Files.readString(log)).contains("stopped serving snapshot");
+    } finally {
+      for (ProcessHandle h : serving(repo)) {
+        h.destroyForcibly();
+      }
+      p.destroyForcibly();
+    }
+  }
+
+  @Test
+  void stoppingTheLauncherStopsJavaOnAFirstRunAndAfter() throws Exception {
+    Path repo = tmp.resolve("repo");
+    Path img = RepositoryCliTest.image(tmp.resolve("vm.img"), 4, 3);
+    assertThat(Granule.run(tmp, "init", "--repo", repo.toString()).exitCode()).isZero();
+    assertThat(
+            Granule.run(tmp, "backup", "--repo", repo.toString(), "--disk", "vm=" + img).exitCode())
+        .isZero();
+    Path cds = tmp.resolve("cache/granule/cds");
+    // no archive of `serve` yet: the launcher runs java as a child to write one
+    stopsJava(repo, "first-run", "TERM", 143);
+    stopsJava(repo, "first-run", "INT", 130);
+    stopsJava(repo, "first-run", "HUP", 129);
+    // a run that succeeds publishes the archive; later runs exec java
+    Run r = launcher(Map.of(), "serve", "nbd", "--help");
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    try (Stream<Path> s = Files.list(cds)) {
+      assertThat(s.filter(f -> f.toString().endsWith("-serve.jsa")).toList()).hasSize(1);
+    }
+    stopsJava(repo, "later-run", "TERM", 143);
+    stopsJava(repo, "later-run", "INT", 130);
+  }
 }
