@@ -70,6 +70,27 @@ class ConfigDowngradeTest {
         null);
   }
 
+  /**
+   * Rewrites the config as unencrypted with a new repository id ({@code digit} repeated) and
+   * deletes the key blobs, as the attacker does so that no pin by id is found.
+   */
+  private void downgradeWithNewId(String digit) throws Exception {
+    RepositoryConfig u = unencrypted();
+    rewriteConfig(
+        new RepositoryConfig(
+            u.version(),
+            digit.repeat(u.repositoryId().length()),
+            u.created(),
+            u.chunkSize(),
+            u.packSize(),
+            u.compressionLevel(),
+            u.chunkHash(),
+            null));
+    for (BlobName k : store.list(BlobType.KEY)) {
+      store.delete(k);
+    }
+  }
+
   private long files() throws Exception {
     try (var all = Files.walk(dir)) {
       return all.filter(Files::isRegularFile).count();
@@ -128,7 +149,7 @@ class ConfigDowngradeTest {
     assertThat(files()).isEqualTo(before);
     // the way out the message names (then the pin of the place, which the next refusal names)
     Files.delete(pin);
-    Path place = ConfigPin.locationFile(pins, store.location());
+    Path place = ConfigPin.locationFile(pins, store.place());
     assertThatThrownBy(this::open).hasMessageContaining("recorded in '" + place + "'");
     Files.delete(place);
     try (Repository r = open()) {
@@ -146,24 +167,11 @@ class ConfigDowngradeTest {
     try (Repository r = open()) {
       assertThat(r.config().encrypted()).isTrue();
     }
-    RepositoryConfig u = unencrypted();
-    rewriteConfig(
-        new RepositoryConfig(
-            u.version(),
-            "0".repeat(u.repositoryId().length()),
-            u.created(),
-            u.chunkSize(),
-            u.packSize(),
-            u.compressionLevel(),
-            u.chunkHash(),
-            null));
-    for (BlobName k : store.list(BlobType.KEY)) {
-      store.delete(k);
-    }
+    downgradeWithNewId("0");
     assertThatThrownBy(this::open)
         .isInstanceOf(RepositoryCorruptedException.class)
         .hasMessageContaining("was changed to unencrypted")
-        .hasMessageContaining(ConfigPin.locationFile(pins, store.location()).toString());
+        .hasMessageContaining(ConfigPin.locationFile(pins, store.place()).toString());
   }
 
   @Test
@@ -331,20 +339,7 @@ class ConfigDowngradeTest {
     try (Repository r = open()) {
       assertThat(r.config().encrypted()).isTrue();
     }
-    RepositoryConfig u = unencrypted();
-    rewriteConfig(
-        new RepositoryConfig(
-            u.version(),
-            "1".repeat(u.repositoryId().length()),
-            u.created(),
-            u.chunkSize(),
-            u.packSize(),
-            u.compressionLevel(),
-            u.chunkHash(),
-            null));
-    for (BlobName k : store.list(BlobType.KEY)) {
-      store.delete(k);
-    }
+    downgradeWithNewId("1");
     Path link = Files.createSymbolicLink(tmp.resolve("link"), dir);
     for (Path named : new Path[] {link, tmp.resolve("x/../repo"), tmp.resolve("./repo")}) {
       Files.createDirectories(tmp.resolve("x"));
