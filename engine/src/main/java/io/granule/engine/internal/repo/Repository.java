@@ -36,7 +36,6 @@ import io.granule.engine.internal.repo.lock.LockManager;
 import io.granule.engine.internal.repo.maintenance.ForgetPolicy;
 import io.granule.engine.internal.repo.maintenance.Pruner;
 import io.granule.engine.internal.repo.pack.PackEntry;
-import io.granule.engine.internal.repo.pack.PackFormat;
 import io.granule.engine.internal.repo.pack.PackReader;
 import io.granule.engine.internal.repo.snapshot.DynamicIndex;
 import io.granule.engine.internal.repo.snapshot.DynamicIndexReader;
@@ -48,6 +47,7 @@ import io.granule.engine.internal.repo.snapshot.SnapshotDisk;
 import io.granule.engine.internal.repo.snapshot.SnapshotFilter;
 import io.granule.engine.internal.repo.snapshot.SnapshotStream;
 import io.granule.engine.internal.repo.store.ChunkReader;
+import io.granule.engine.internal.repo.store.UnlistedPacks;
 import io.granule.engine.spi.DiskImageWriter;
 import java.io.Closeable;
 import java.io.IOException;
@@ -1390,94 +1390,23 @@ public final class Repository implements Closeable {
 
   /**
    * Checks a pack that no index lists, record by record, as {@code verify --read-data} does, and
-   * returns its entries: its size is at most what a pack of this repository can be ({@link
-   * #maxPackBytes}), its trailer is read alone, then its records in windows of at most {@link
-   * #ADOPT_WINDOW} bytes (or one record), each record's CRC checked and the record decoded through
-   * the codec (in an encrypted repository: authenticated with the pack's name), decompressed and
-   * hashed to its id. The trailer of an encrypted repository's pack is neither encrypted nor
-   * authenticated, so without this a forged pack of copied chunk ids would be indexed, under an
-   * authenticated index blob, and deduplicated against (audit9 M1); and reading a pack whole made a
-   * large stray file under data/ stop every backup (M2).
+   * returns its entries: its size is at most what a pack of this repository can be, its trailer is
+   * read alone, then its records in windows, each record's CRC checked and the record decoded
+   * through the codec (in an encrypted repository: authenticated with the pack's name),
+   * decompressed and hashed to its id ({@link UnlistedPacks}). The trailer of an encrypted
+   * repository's pack is neither encrypted nor authenticated, so without this a forged pack of
+   * copied chunk ids would be indexed, under an authenticated index blob, and deduplicated against
+   * (audit9 M1); and reading a pack whole made a large stray file under data/ stop every backup
+   * (M2).
    *
    * @throws RepositoryCorruptedException naming the pack and what is wrong with it
    */
   private List<PackEntry> checkUnknownPack(BlobName p) throws IOException {
     BlobInfo info = PackReader.stat(store, p);
-    long max = maxPackBytes();
-    if (info.size() > max) {
-      throw new RepositoryCorruptedException(
-          "pack "
-              + p
-              + ": "
-              + info.size()
-              + " bytes, more than a pack of this repository can have ("
-              + max
-              + ") (run 'granule verify' to list the damage)");
-    }
-    List<PackEntry> entries = PackReader.loadTrailer(store, p, info);
-    for (PackEntry e : entries) {
-      if (e.rawLength() < 0
-          || e.rawLength() > ChunkIndex.MAX_RAW_LENGTH
-          || e.storedLength() > codec.encodedLength(e.rawLength())) {
-        throw new RepositoryCorruptedException(
-            "pack "
-                + p
-                + " chunk "
-                + e.id()
-                + ": impossible lengths: stored="
-                + e.storedLength()
-                + " plaintext="
-                + e.rawLength()
-                + " (run 'granule verify' to list the damage)");
-      }
-    }
-    List<PackEntry> byOffset =
-        entries.stream().sorted(Comparator.comparingLong(PackEntry::offset)).toList();
-    ChunkReader r = reader();
-    for (int i = 0; i < byOffset.size(); ) {
-      long start = byOffset.get(i).offset();
-      long end = start + byOffset.get(i).storedLength();
-      int j = i + 1;
-      while (j < byOffset.size()) {
-        PackEntry next = byOffset.get(j);
-        long nextEnd = Math.max(end, next.offset() + next.storedLength());
-        if (nextEnd - start > ADOPT_WINDOW) {
-          break;
-        }
-        end = nextEnd;
-        j++;
-      }
-      byte[] window = store.load(p, start, Math.toIntExact(end - start));
-      for (int k = i; k < j; k++) {
-        PackEntry e = byOffset.get(k);
-        int off = (int) (e.offset() - start);
-        PackReader.checkRecord(p, e, window, off);
-        r.decode(
-            e.id(),
-            p,
-            Arrays.copyOfRange(window, off, off + e.storedLength()),
-            e.flags(),
-            e.rawLength());
-      }
-      i = j;
-    }
-    return entries;
-  }
-
-  /** The most bytes of a pack that no index lists read at once to check it (or one record). */
-  private static final int ADOPT_WINDOW = 16 << 20;
-
-  /**
-   * The largest file a pack of this repository can be: a backup closes a pack once its records and
-   * trailer reach the pack size, so the last record (at most a whole chunk, encoded) and its entry
-   * come on top, with header and footer.
-   */
-  private long maxPackBytes() {
-    return (long) config.packSize()
-        + codec.encodedLength(ChunkIndex.MAX_RAW_LENGTH)
-        + PackFormat.ENTRY_SIZE
-        + PackFormat.HEADER_SIZE
-        + PackFormat.FOOTER_SIZE;
+    List<PackEntry> entries =
+        UnlistedPacks.trailer(
+            store, codec, p, info, UnlistedPacks.maxPackBytes(config.packSize(), codec));
+    return UnlistedPacks.checkRecords(store, p, entries, reader(), null);
   }
 
   /** Whether pack {@code id} is in the store, asked for it alone. */

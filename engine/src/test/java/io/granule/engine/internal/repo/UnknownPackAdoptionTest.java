@@ -12,11 +12,13 @@ import io.granule.engine.internal.repo.crypto.KdfParams;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackReader;
 import io.granule.engine.internal.repo.pack.PackWriter;
+import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.internal.repo.store.ChunkReader;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
+import java.time.Duration;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.BeforeEach;
@@ -118,5 +120,67 @@ class UnknownPackAdoptionTest {
       store.delete(i);
     }
     assertThat(backupAndRestore("out").progress().bytesNew()).isZero();
+  }
+
+  @Test
+  void pruneDoesNotTrustForgedTrailersOfUnindexedPacks() throws Exception {
+    // audit10 M3: every index blob damaged (the real packs become unindexed too), and forged packs
+    // copying the real trailers' ids, random records, right CRCs, listed before the real ones
+    List<BlobName> real = store.list(BlobType.PACK);
+    Random random = new Random(9);
+    List<BlobName> forged = new java.util.ArrayList<>();
+    for (BlobName p : real) {
+      PackWriter w = new PackWriter(1 << 20);
+      for (PackEntry e : PackReader.loadTrailer(store, p)) {
+        byte[] junk = new byte[e.storedLength()];
+        random.nextBytes(junk);
+        w.add(e.id(), junk, e.rawLength(), e.flags());
+      }
+      BlobName f = ChunkReader.packName(PackId.random());
+      store.save(f, w.finish());
+      forged.add(f);
+    }
+    for (BlobName i : store.list(BlobType.INDEX)) {
+      byte[] b = store.load(i);
+      b[b.length / 2] ^= 1;
+      store.save(i, b);
+    }
+    io.granule.engine.internal.repo.blob.BlobStore forgedFirst =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(store) {
+          @Override
+          public List<io.granule.engine.internal.repo.blob.BlobInfo> listInfo(BlobType type)
+              throws java.io.IOException {
+            List<io.granule.engine.internal.repo.blob.BlobInfo> all =
+                new java.util.ArrayList<>(delegate.listInfo(type));
+            all.sort(
+                java.util.Comparator.comparing(
+                    (io.granule.engine.internal.repo.blob.BlobInfo i) ->
+                        !forged.contains(i.name())));
+            return all;
+          }
+        };
+    try (Repository r =
+        Repository.open(forgedFirst, Clock.systemUTC(), tmp.resolve("cache"), "pw"::toCharArray)) {
+      r.lock(io.granule.engine.internal.repo.lock.LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+      var report =
+          r.prune(
+              new io.granule.engine.internal.repo.maintenance.Pruner.Options(
+                  false, 0.0, Duration.ZERO),
+              (phase, done, total) -> {});
+      assertThat(report.orphanPacks()).isEqualTo(real.size() + forged.size());
+    }
+    for (BlobName p : real) {
+      assertThat(Files.exists(store.path(p))).as("real pack %s kept", p).isTrue();
+    }
+    for (BlobName f : forged) {
+      assertThat(Files.exists(store.path(f))).as("forged pack %s deleted", f).isFalse();
+    }
+    try (Repository r = open()) {
+      assertThat(r.verify(true, io.granule.engine.internal.repo.backup.VerifyListener.NONE).ok())
+          .isTrue();
+      Manifest last = r.snapshots().get(r.snapshots().size() - 1);
+      r.restoreDisk(last, "vda", tmp.resolve("restored"));
+      assertThat(sha256(tmp.resolve("restored"))).isEqualTo(sha256(data));
+    }
   }
 }

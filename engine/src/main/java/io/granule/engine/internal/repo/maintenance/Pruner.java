@@ -28,6 +28,7 @@ import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.internal.repo.snapshot.ManifestReader;
 import io.granule.engine.internal.repo.store.ChunkPacker;
 import io.granule.engine.internal.repo.store.ChunkReader;
+import io.granule.engine.internal.repo.store.UnlistedPacks;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.NoSuchFileException;
@@ -60,11 +61,14 @@ import org.slf4j.LoggerFactory;
  * <p><b>Sweep plan</b>: every index blob is read; each live chunk is assigned to the first existing
  * pack that holds it (other copies are garbage). Packs no index lists (left by a crashed backup, or
  * listed only by a damaged index blob) have their trailer read, and are used for live chunks found
- * nowhere else. A live chunk found nowhere stops prune. Then each pack is: <i>deleted</i> if it
- * holds no live chunk; <i>repacked</i> if its live chunks are less than {@code repackBelow} of its
- * size; else <i>kept</i>. An index blob is <i>rewritten</i> if it lists a pack that is not kept (or
- * that is missing), or is damaged. <b>Safety margin</b>: packs and item indexes written less than
- * {@link Options#keepRecent} ago are kept whatever they hold, and an index blob written then is not
+ * nowhere else, each record only once it is checked as {@code verify --read-data} checks it
+ * (decoded, authenticated where encrypted, hashed to its id: the trailer itself is not
+ * authenticated, and a forged one could otherwise have the real packs deleted as duplicates). A
+ * live chunk found nowhere stops prune. Then each pack is: <i>deleted</i> if it holds no live
+ * chunk; <i>repacked</i> if its live chunks are less than {@code repackBelow} of its size; else
+ * <i>kept</i>. An index blob is <i>rewritten</i> if it lists a pack that is not kept (or that is
+ * missing), or is damaged. <b>Safety margin</b>: packs and item indexes written less than {@link
+ * Options#keepRecent} ago are kept whatever they hold, and an index blob written then is not
  * rewritten for listing a pack the listing did not show: a backup whose lock went stale while its
  * uploads were still on the way may yet commit a snapshot that uses them.
  *
@@ -75,7 +79,7 @@ import org.slf4j.LoggerFactory;
  *   <li>live chunks of repacked packs are read, checked (hash), and written into new packs, then
  *       new index blobs listing them (the backup write order);
  *   <li>new index blobs listing every entry of kept packs that a rewritten index blob listed (and
- *       the trailers of kept packs no index listed);
+ *       the checked live records of kept packs no index listed);
  *   <li>(the snapshots are listed again: one the mark did not see stops prune, see {@code
  *       #noSnapshotSince})
  *   <li>the rewritten index blobs are deleted: every kept pack is now listed by a new blob, every
@@ -192,7 +196,7 @@ public final class Pruner {
     boolean indexed;
     long liveBytes;
     long liveChunks;
-    List<PackEntry> trailer; // only for packs no index lists
+    List<PackEntry> trailer; // no index lists it: the checked live records it supplies
     Action action;
 
     PackState(PackId id, BlobName name) {
@@ -402,30 +406,72 @@ public final class Pruner {
         listener.progress("read index", ++done, indexNames.size());
       }
       int orphans = 0;
+      // A pack no index lists supplies a live chunk found in no index blob only through a record
+      // that passed its check (decoded, authenticated, hashed to its id): its trailer is not
+      // authenticated, and the storage can forge one that copies the real ids. Trusting it, prune
+      // deleted the real packs as duplicates and indexed the forgeries (audit10 M3).
+      long maxPackBytes = UnlistedPacks.maxPackBytes(packSize, codec);
+      ChunkReader orphanChecker = new ChunkReader(store, codec, assigned, hasher);
       for (PackState st : packs.values()) {
         if (st.indexed) {
           continue;
         }
         orphans++;
+        st.trailer = List.of();
+        List<PackEntry> wanted = new ArrayList<>();
+        List<PackEntry> good;
+        int[] bad = new int[1];
+        String[] firstBad = new String[1];
         try {
-          st.trailer = PackReader.loadTrailer(store, st.name);
+          List<PackEntry> trailer =
+              UnlistedPacks.trailer(
+                  store, codec, st.name, PackReader.stat(store, st.name), maxPackBytes);
+          Set<ChunkId> seen = new HashSet<>();
+          for (PackEntry e : trailer) {
+            // only the records it would supply are read: live chunks no index blob placed
+            if (live.contains(e.id()) && !assigned.contains(e.id()) && seen.add(e.id())) {
+              wanted.add(e);
+            }
+          }
+          good =
+              UnlistedPacks.checkRecords(
+                  store,
+                  st.name,
+                  wanted,
+                  orphanChecker,
+                  (e, ex) -> {
+                    if (bad[0]++ == 0) {
+                      firstBad[0] = ex.getMessage();
+                    }
+                  });
         } catch (IOException | RepositoryException e) {
           // no answer says nothing about the pack: stop before deleting anything
           RepositoryUnreachableException.throwIfUnreachable(st.name, store.location(), e);
           LOG.warn(
               "prune: unindexed pack {} is unreadable and is deleted: {}", st.name, e.getMessage());
-          st.trailer = List.of();
+          continue;
         }
-        for (PackEntry e : st.trailer) {
-          if (live.contains(e.id())
-              && assigned.put(
-                  e.id(),
-                  new ChunkLocation(
-                      st.id, e.offset(), e.storedLength(), e.rawLength(), e.flags()))) {
+        if (bad[0] > 0) {
+          LOG.warn(
+              "prune: unindexed pack {}: {} of the {} live chunks its trailer claims fail their"
+                  + " check (a forged or damaged pack): not used, and the pack is deleted unless"
+                  + " it holds live chunks that pass; first: {}",
+              st.name,
+              bad[0],
+              wanted.size(),
+              firstBad[0]);
+        }
+        List<PackEntry> used = new ArrayList<>(good.size());
+        for (PackEntry e : good) {
+          if (assigned.put(
+              e.id(),
+              new ChunkLocation(st.id, e.offset(), e.storedLength(), e.rawLength(), e.flags()))) {
             st.liveBytes += e.storedLength();
             st.liveChunks++;
+            used.add(e);
           }
         }
+        st.trailer = used; // a kept one is indexed with the checked records alone
       }
       long missing = live.size() - assigned.size();
       if (missing > 0 && roots > 0) {
