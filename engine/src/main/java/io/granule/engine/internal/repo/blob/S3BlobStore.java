@@ -35,6 +35,7 @@ import software.amazon.awssdk.services.s3.model.CompletedPart;
 import software.amazon.awssdk.services.s3.model.GetObjectResponse;
 import software.amazon.awssdk.services.s3.model.HeadObjectResponse;
 import software.amazon.awssdk.services.s3.model.ListObjectsV2Request;
+import software.amazon.awssdk.services.s3.model.ListObjectsV2Response;
 import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
 import software.amazon.awssdk.services.s3.model.S3Exception;
 import software.amazon.awssdk.services.s3.model.S3Object;
@@ -71,6 +72,8 @@ public final class S3BlobStore implements BlobStore {
   private final S3Client s3;
   private final int multipartThreshold;
   private volatile int pageSize = 1000;
+  private volatile int maxPages = MAX_PAGES;
+  private volatile int maxKeys = MAX_KEYS;
 
   private S3BlobStore(S3Location where, S3Client s3, int multipartThreshold) {
     this.where = where;
@@ -145,6 +148,12 @@ public final class S3BlobStore implements BlobStore {
   /** Keys per listing page (S3's maximum and default is 1000); smaller only for tests. */
   void pageSize(int keys) {
     this.pageSize = keys;
+  }
+
+  /** For tests: the most pages and kept keys of one listing. */
+  void listLimits(int pages, int keys) {
+    this.maxPages = pages;
+    this.maxKeys = keys;
   }
 
   /** The part size and multipart threshold in bytes. */
@@ -729,6 +738,30 @@ public final class S3BlobStore implements BlobStore {
     return names;
   }
 
+  /**
+   * The most pages one listing follows: 10<sup>5</sup> pages of 1000 keys are 10<sup>8</sup> blobs,
+   * far beyond any repository (a petabyte of 16 MiB packs is 6·10<sup>7</sup>). A server that
+   * answers forever with new continuation tokens is stopped here (audit10 M5).
+   */
+  static final int MAX_PAGES = 100_000;
+
+  /**
+   * The most blobs one listing keeps: 10<sup>7</sup> (160 TB of 16 MiB packs, about 2 GB of heap).
+   * A server that keeps sending new keys is stopped here, not by running out of memory.
+   */
+  static final int MAX_KEYS = 10_000_000;
+
+  /** The longest one page of a listing may take, all of it (a server that trickles bytes). */
+  static final Duration PAGE_TIMEOUT = Duration.ofMinutes(2);
+
+  /**
+   * Lists the blobs of {@code type}, following continuation tokens page by page. A server that
+   * breaks the protocol is refused with an {@link IOException} naming bucket and prefix, never
+   * followed forever: a continuation token it gave before, a truncated page without a token, more
+   * than {@link #MAX_PAGES} pages or {@link #MAX_KEYS} kept keys (each page is bounded by {@link
+   * #PAGE_TIMEOUT} too). A key outside the requested prefix is skipped with a warning (audit10 M5:
+   * a repeated token hung every command, a key shorter than the prefix crashed it).
+   */
   @Override
   public List<BlobInfo> listInfo(BlobType type) throws IOException {
     List<BlobInfo> names = new ArrayList<>();
@@ -737,27 +770,85 @@ public final class S3BlobStore implements BlobStore {
       return names;
     }
     String dir = where.prefix() + type.directory() + "/";
-    ListObjectsV2Request req =
-        ListObjectsV2Request.builder().bucket(where.bucket()).prefix(dir).maxKeys(pageSize).build();
-    return request(
-        "listing " + type.directory() + "/",
-        null,
-        () -> {
-          // the paginator follows continuation tokens: 1000 keys a page
-          for (S3Object o : s3.listObjectsV2Paginator(req).contents()) {
-            String rest = o.key().substring(dir.length());
-            int slash = rest.lastIndexOf('/');
-            String n = rest.substring(slash + 1);
-            boolean shaped =
-                type == BlobType.PACK
-                    ? slash == 2 && n.length() >= 2 && rest.startsWith(n.substring(0, 2) + "/")
-                    : slash < 0;
-            if (shaped && BlobName.isValid(n)) {
-              names.add(new BlobInfo(new BlobName(type, n), o.size(), o.lastModified()));
-            }
+    String what = "listing " + type.directory() + "/";
+    java.util.Set<String> tokens = new java.util.HashSet<>();
+    String token = null;
+    int outside = 0;
+    String firstOutside = null;
+    for (int page = 1; ; page++) {
+      if (page > maxPages) {
+        throw brokenListing(dir, "more than " + maxPages + " pages");
+      }
+      String from = token;
+      ListObjectsV2Request req =
+          ListObjectsV2Request.builder()
+              .bucket(where.bucket())
+              .prefix(dir)
+              .maxKeys(pageSize)
+              .continuationToken(from)
+              .overrideConfiguration(o -> o.apiCallTimeout(PAGE_TIMEOUT))
+              .build();
+      ListObjectsV2Response r = request(what, null, () -> s3.listObjectsV2(req));
+      for (S3Object o : r.contents()) {
+        String key = o.key();
+        if (key == null || !key.startsWith(dir)) {
+          if (outside++ == 0) {
+            firstOutside = key;
           }
-          return names;
-        });
+          continue;
+        }
+        String rest = key.substring(dir.length());
+        int slash = rest.lastIndexOf('/');
+        String n = rest.substring(slash + 1);
+        boolean shaped =
+            type == BlobType.PACK
+                ? slash == 2 && n.length() >= 2 && rest.startsWith(n.substring(0, 2) + "/")
+                : slash < 0;
+        if (shaped && BlobName.isValid(n)) {
+          if (names.size() >= maxKeys) {
+            throw brokenListing(dir, "more than " + maxKeys + " blobs");
+          }
+          names.add(new BlobInfo(new BlobName(type, n), o.size(), o.lastModified()));
+        }
+      }
+      if (!Boolean.TRUE.equals(r.isTruncated())) {
+        break;
+      }
+      token = r.nextContinuationToken();
+      if (token == null || token.isEmpty()) {
+        throw brokenListing(dir, "page " + page + " says more follow but gives no token");
+      }
+      if (!tokens.add(token)) {
+        throw brokenListing(
+            dir,
+            "page "
+                + page
+                + " gives a continuation token it gave before: following it would never end");
+      }
+    }
+    if (outside > 0) {
+      LOG.warn(
+          "{} of {} answered {} key(s) outside the prefix '{}' asked for, skipped (first: '{}')",
+          what,
+          where,
+          outside,
+          dir,
+          firstOutside);
+    }
+    return names;
+  }
+
+  private IOException brokenListing(String prefix, String why) {
+    return new IOException(
+        "the S3 server of "
+            + where
+            + " broke the listing of bucket '"
+            + where.bucket()
+            + "' prefix '"
+            + prefix
+            + "': "
+            + why
+            + "; listing stopped (a faulty or hostile server: check the endpoint)");
   }
 
   @Override
