@@ -746,10 +746,13 @@ public final class S3BlobStore implements BlobStore {
   static final int MAX_PAGES = 100_000;
 
   /**
-   * The most blobs one listing keeps: 10<sup>7</sup> (160 TB of 16 MiB packs, about 2 GB of heap).
-   * A server that keeps sending new keys is stopped here, not by running out of memory.
+   * The most blobs one listing keeps: 10<sup>7</sup> (160 TB of 16 MiB packs), and no more than
+   * half the heap holds (about 160 bytes each: a million, 16 TB of packs, under the launcher's 320
+   * MiB). A server that keeps sending new keys under new tokens is stopped here, not by running out
+   * of memory.
    */
-  static final int MAX_KEYS = 10_000_000;
+  static final int MAX_KEYS =
+      (int) Math.min(10_000_000L, Math.max(100_000L, Runtime.getRuntime().maxMemory() / 2 / 160));
 
   /** The longest one page of a listing may take, all of it (a server that trickles bytes). */
   static final Duration PAGE_TIMEOUT = Duration.ofMinutes(2);
@@ -806,7 +809,12 @@ public final class S3BlobStore implements BlobStore {
                 : slash < 0;
         if (shaped && BlobName.isValid(n)) {
           if (names.size() >= maxKeys) {
-            throw brokenListing(dir, "more than " + maxKeys + " blobs");
+            throw brokenListing(
+                dir,
+                "more than "
+                    + maxKeys
+                    + " blobs (the most one listing keeps; a larger heap raises it:"
+                    + " GRANULE_JAVA_OPTS=-Xmx<size>)");
           }
           names.add(new BlobInfo(new BlobName(type, n), o.size(), o.lastModified()));
         }
