@@ -1066,6 +1066,7 @@ public final class Repository implements Closeable {
   private List<BlobInfo> eachIndexEntry(
       List<BlobInfo> infos, java.util.function.Consumer<IndexEntry> each) {
     List<BlobInfo> whole = new ArrayList<>(infos.size());
+    int damaged = 0;
     for (BlobInfo i : infos) {
       BlobName n = i.name();
       List<IndexEntry> entries;
@@ -1076,7 +1077,9 @@ public final class Repository implements Closeable {
       } catch (IOException | RepositoryException | IllegalArgumentException e) {
         // no answer is no damage: an index missing its chunks would fail restores (exit 5)
         RepositoryUnreachableException.throwIfUnreachable(n, store.location(), e);
-        LOG.warn("skipping damaged index blob: {}", e.getMessage());
+        if (++damaged <= WARN_EACH) {
+          LOG.warn("skipping damaged index blob: {}", e.getMessage());
+        }
         continue;
       }
       // All of a blob or none of it: an entry no index could hold is damage, and a blob half put
@@ -1090,18 +1093,33 @@ public final class Repository implements Closeable {
         }
       }
       if (bad != null) {
-        LOG.warn(
-            "skipping damaged index blob {}: it lists chunk {} at an impossible location {}",
-            n,
-            bad.id(),
-            bad.location());
+        if (++damaged <= WARN_EACH) {
+          LOG.warn(
+              "skipping damaged index blob {}: it lists chunk {} at an impossible location {}",
+              n,
+              bad.id(),
+              bad.location());
+        }
         continue;
       }
       entries.forEach(each); // a failure here (no room for the index's files) is not damage
       whole.add(i);
     }
+    if (damaged > WARN_EACH) {
+      // junk blobs by the thousand must not bury the log (audit10 L3)
+      LOG.warn(
+          "skipped {} damaged index blobs in all ({} more than named above; 'granule verify' lists"
+              + " them)",
+          damaged,
+          damaged - WARN_EACH);
+    }
     return whole;
   }
+
+  /**
+   * Blobs of one kind refused in one run that are named in a warning each; the rest are counted.
+   */
+  private static final int WARN_EACH = 3;
 
   /** Readable snapshots, oldest first; damaged manifests are skipped with a warning. */
   public List<Manifest> snapshots() {
@@ -1328,6 +1346,7 @@ public final class Repository implements Closeable {
   private void adoptUnknownPacks() {
     index(); // the packs its blobs list are known
     List<IndexEntry> adopted = new ArrayList<>();
+    int refused = 0;
     try {
       Map<PackId, BlobName> listed = new java.util.LinkedHashMap<>();
       for (BlobName p : store.list(BlobType.PACK)) {
@@ -1357,10 +1376,12 @@ public final class Repository implements Closeable {
         } catch (IOException | RuntimeException e) {
           // one bad pack (damaged, forged, a stray file) never stops a backup: its chunks are
           // stored again, and verify names it
-          LOG.warn(
-              "not reusing a pack that no index lists: {} ('granule prune' removes such packs"
-                  + " once they are older than its --keep-recent)",
-              e.getMessage() == null ? e.toString() : e.getMessage());
+          if (++refused <= WARN_EACH) {
+            LOG.warn(
+                "not reusing a pack that no index lists: {} ('granule prune' removes such packs"
+                    + " once they are older than its --keep-recent)",
+                e.getMessage() == null ? e.toString() : e.getMessage());
+          }
           knownPacks.add(id);
           continue;
         }
@@ -1372,6 +1393,15 @@ public final class Repository implements Closeable {
           }
         }
         knownPacks.add(id);
+      }
+      if (refused > WARN_EACH) {
+        // junk files by the thousand under data/ must not bury the log (audit10 L3)
+        LOG.warn(
+            "not reusing {} packs that no index lists in all ({} more than named above; 'granule"
+                + " verify' lists them, 'granule prune' removes them once they are older than its"
+                + " --keep-recent)",
+            refused,
+            refused - WARN_EACH);
       }
       IndexWriter.save(guarded(), codec, adopted);
       if (!adopted.isEmpty()) {
