@@ -6,6 +6,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.InvalidKeyException;
 import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
+import java.util.concurrent.Semaphore;
 import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
 
@@ -16,6 +17,16 @@ import javax.crypto.spec.SecretKeySpec;
  * ScryptTest}. Stateless and thread-safe; memory use is {@code 128 * r * n} bytes.
  */
 public final class Scrypt {
+  /**
+   * How much scrypt memory (MiB) derivations running at once may hold: a key derived ahead and one
+   * derived by the unlock may overlap, and two of the largest a key blob may ask for ({@link
+   * KdfParams#MAX_MEMORY}) at once would not fit the 320 MiB heap of {@code bin/granule}. A
+   * derivation waits until its memory is free.
+   */
+  static final int MEMORY_MIB = 160;
+
+  private static final Semaphore MEMORY = new Semaphore(MEMORY_MIB, true);
+
   private Scrypt() {}
 
   /** A password's UTF-8 bytes, as scrypt takes them; the caller zeroes them after use. */
@@ -43,14 +54,20 @@ public final class Scrypt {
       throw new IllegalArgumentException(
           "scrypt parameters out of range: n=" + n + " r=" + r + " p=" + p);
     }
-    if (NativeCrypto.available()) {
-      byte[] out = new byte[dkLen];
-      if (NativeCrypto.scrypt(password, salt, n, r, p, out) == 0) {
-        return out;
+    int mib = (int) Math.min(MEMORY_MIB, Math.max(1, (128L * r * n + (1 << 20) - 1) >> 20));
+    MEMORY.acquireUninterruptibly(mib);
+    try {
+      if (NativeCrypto.available()) {
+        byte[] out = new byte[dkLen];
+        if (NativeCrypto.scrypt(password, salt, n, r, p, out) == 0) {
+          return out;
+        }
+        // libcrypto refused (its own limits): the Java implementation below decides
       }
-      // libcrypto refused (its own limits): the Java implementation below decides
+      return deriveInJava(password, salt, n, r, p, dkLen);
+    } finally {
+      MEMORY.release(mib);
     }
-    return deriveInJava(password, salt, n, r, p, dkLen);
   }
 
   /** {@link #derive} in plain Java. */
