@@ -194,11 +194,28 @@ public final class KeyRing {
         continue;
       }
       Base64.Decoder b64 = Base64.getDecoder();
-      byte[] kek =
-          kek(
-              password,
-              b64.decode(f.file().salt()),
-              new KdfParams(f.file().n(), f.file().r(), f.file().p()));
+      KdfParams params = new KdfParams(f.file().n(), f.file().r(), f.file().p());
+      byte[] kek;
+      try {
+        kek = kek(password, b64.decode(f.file().salt()), params);
+      } catch (RuntimeException | Error e) {
+        // an OutOfMemoryError too (the memory of the derivation is free again): the next blob
+        Throwable cause = e instanceof PrederivedKeys.DerivationFailedException ? e.getCause() : e;
+        String why =
+            "key blob "
+                + n
+                + " (scrypt n="
+                + params.n()
+                + " r="
+                + params.r()
+                + " p="
+                + params.p()
+                + "): its key could not be derived: "
+                + cause;
+        LOG.warn("skipping {}", why);
+        unreadable.add(why);
+        continue;
+      }
       byte[] plain;
       try {
         plain =
@@ -277,7 +294,9 @@ public final class KeyRing {
    * Registers with {@link PrederivedKeys} every key blob of {@code store} (its salt and parameters
    * under {@code password}), completes {@code listed}, then derives each key in turn: the work of a
    * {@link PrederivedKeys#task}, on its thread. Unreadable or damaged key blobs are skipped
-   * silently (the unlock meets them too, and reports them).
+   * silently (the unlock meets them too, and reports them). Every key registered is completed,
+   * whatever happens: derived, failed (an OutOfMemoryError too), or given up for the unlock to
+   * derive; an unlock waits for it.
    */
   static void prederive(BlobStore store, byte[] password, CompletableFuture<Void> listed) {
     List<PrederivedKeys.Entry> mine = new ArrayList<>();
@@ -301,8 +320,14 @@ public final class KeyRing {
     } finally {
       listed.complete(null);
     }
-    for (PrederivedKeys.Entry e : mine) {
-      e.derive(password);
+    try {
+      for (PrederivedKeys.Entry e : mine) {
+        e.derive(password);
+      }
+    } finally {
+      for (PrederivedKeys.Entry e : mine) {
+        e.abandon(); // not derived: the unlock derives it
+      }
     }
   }
 
@@ -341,7 +366,18 @@ public final class KeyRing {
     if (!"scrypt".equals(f.kdf())) {
       throw new IllegalArgumentException(name + ": unsupported key derivation '" + f.kdf() + "'");
     }
-    new KdfParams(f.n(), f.r(), f.p()).validate();
+    try {
+      new KdfParams(f.n(), f.r(), f.p()).validate();
+    } catch (IllegalArgumentException e) {
+      // named: a forged blob is told apart from the real ones, and can be moved out of keys/
+      throw new IllegalArgumentException(
+          "key blob "
+              + name
+              + " refused, its key not derived: "
+              + e.getMessage()
+              + "; not written by granule, move it out of keys/",
+          e);
+    }
     return new Read(framed.version(), f);
   }
 
@@ -349,9 +385,7 @@ public final class KeyRing {
     byte[] pw = Scrypt.passwordBytes(password);
     try {
       byte[] ahead = PrederivedKeys.take(pw, salt, params);
-      return ahead != null
-          ? ahead
-          : Scrypt.derive(pw, salt, params.n(), params.r(), params.p(), 32);
+      return ahead != null ? ahead : PrederivedKeys.kdf.derive(pw, salt, params);
     } finally {
       Arrays.fill(pw, (byte) 0);
     }

@@ -27,6 +27,12 @@ public final class PrederivedKeys {
   /** How long an unlock waits for a task still reading the key blobs. */
   static final long LISTING_WAIT_MS = 250;
 
+  /**
+   * How long an unlock waits for a key still being derived ahead before it derives the key itself
+   * (a derivation ahead that never ends must not hold the unlock).
+   */
+  static volatile long derivationWaitMs = 60_000;
+
   /** Each taken at most once; usually empty. */
   private static final List<Entry> ENTRIES = new CopyOnWriteArrayList<>();
 
@@ -60,13 +66,46 @@ public final class PrederivedKeys {
           && MessageDigest.isEqual(password, pw);
     }
 
-    /** Runs scrypt (on the task's thread). */
+    /**
+     * Runs scrypt (on the task's thread). Any failure, an {@link OutOfMemoryError} too, completes
+     * the entry: an unlock waiting for it then goes on (a forged key blob once ran this thread out
+     * of memory, and every command waited forever for a key that never came).
+     */
     void derive(byte[] pw) {
       try {
-        kek.complete(Scrypt.derive(pw, salt, n, r, p, 32));
-      } catch (RuntimeException | LinkageError e) {
+        kek.complete(kdf.derive(pw, salt, new KdfParams(n, r, p)));
+      } catch (Throwable e) {
         kek.completeExceptionally(e);
       }
+    }
+
+    /**
+     * Gives the entry up if it is not derived yet (the task stopped before it): a waiter then
+     * derives the key itself.
+     */
+    void abandon() {
+      kek.complete(null);
+    }
+  }
+
+  /** scrypt to a 32-byte key; a seam for tests (a derivation that fails, or runs out of memory). */
+  @FunctionalInterface
+  interface Kdf {
+    byte[] derive(byte[] password, byte[] salt, KdfParams params);
+  }
+
+  /** The derivation of every key-encryption key, ahead or in the unlock ({@link KeyRing}). */
+  static final Kdf SCRYPT = (pw, salt, q) -> Scrypt.derive(pw, salt, q.n(), q.r(), q.p(), 32);
+
+  /** {@link #SCRYPT}, but in tests. */
+  static volatile Kdf kdf = SCRYPT;
+
+  /** The derivation ahead of a key failed (with its cause): the unlock skips that key blob. */
+  static final class DerivationFailedException extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    DerivationFailedException(Throwable cause) {
+      super(cause.toString(), cause);
     }
   }
 
@@ -96,7 +135,9 @@ public final class PrederivedKeys {
 
   /**
    * The key derived ahead for exactly these inputs, waiting for its derivation if it is under way
-   * (removed: taken once), or null.
+   * (removed: taken once), or null (none, or not derived within {@link #derivationWaitMs}).
+   *
+   * @throws DerivationFailedException if its derivation ahead failed
    */
   static byte[] take(byte[] password, byte[] salt, KdfParams params) {
     CompletableFuture<Void> l = listing;
@@ -114,8 +155,11 @@ public final class PrederivedKeys {
       if (e.matches(password, salt, params) && ENTRIES.remove(e)) {
         Arrays.fill(e.password, (byte) 0);
         try {
-          return e.kek.get();
+          return e.kek.get(derivationWaitMs, TimeUnit.MILLISECONDS); // null if abandoned
         } catch (ExecutionException x) {
+          throw new DerivationFailedException(x.getCause() == null ? x : x.getCause());
+        } catch (TimeoutException x) {
+          e.kek.thenAccept(k -> zero(k));
           return null;
         } catch (InterruptedException x) {
           Thread.currentThread().interrupt();
@@ -132,8 +176,14 @@ public final class PrederivedKeys {
     for (Entry e : ENTRIES) {
       if (ENTRIES.remove(e)) {
         Arrays.fill(e.password, (byte) 0);
-        e.kek.thenAccept(k -> Arrays.fill(k, (byte) 0));
+        e.kek.thenAccept(k -> zero(k));
       }
+    }
+  }
+
+  private static void zero(byte[] k) {
+    if (k != null) {
+      Arrays.fill(k, (byte) 0);
     }
   }
 

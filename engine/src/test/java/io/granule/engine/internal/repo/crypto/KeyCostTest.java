@@ -2,10 +2,26 @@ package io.granule.engine.internal.repo.crypto;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
+import io.granule.engine.internal.repo.BlobFrames;
+import io.granule.engine.internal.repo.Hex;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.security.SecureRandom;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * What key blobs written by someone who can write the storage, but knows no password, may cost an
@@ -16,6 +32,66 @@ import org.junit.jupiter.api.Test;
 class KeyCostTest {
   private static final byte[] CONFIG = "the config blob".getBytes(StandardCharsets.UTF_8);
   private static final SecureRandom RANDOM = new SecureRandom();
+
+  @TempDir Path dir;
+
+  /** The parameters of every derivation, ahead or not (when {@link #recording} is in place). */
+  private final List<KdfParams> derived = new CopyOnWriteArrayList<>();
+
+  @AfterEach
+  void reset() {
+    PrederivedKeys.kdf = PrederivedKeys.SCRYPT;
+    PrederivedKeys.derivationWaitMs = 60_000;
+    PrederivedKeys.forget();
+  }
+
+  private LocalBlobStore storeWithKey(MasterKey mk, String password) throws Exception {
+    LocalBlobStore store = new LocalBlobStore(dir.resolve("repo"));
+    KeyRing.add(
+        store, "repo-id", CONFIG, mk, password.toCharArray(), KdfParams.TESTING, Clock.systemUTC());
+    return store;
+  }
+
+  /** A key blob of version 2 as a forger writes it: any parameters, random salt and ciphertext. */
+  private static BlobName forge(LocalBlobStore store, int n, int r, int p) throws Exception {
+    byte[] id = new byte[32];
+    byte[] salt = new byte[32];
+    byte[] nonce = new byte[12];
+    byte[] ct = new byte[64 + 32 + 16];
+    RANDOM.nextBytes(id);
+    RANDOM.nextBytes(salt);
+    RANDOM.nextBytes(nonce);
+    RANDOM.nextBytes(ct);
+    Base64.Encoder b64 = Base64.getEncoder();
+    String json =
+        "{\"version\":2,\"kdf\":\"scrypt\",\"n\":"
+            + n
+            + ",\"r\":"
+            + r
+            + ",\"p\":"
+            + p
+            + ",\"salt\":\""
+            + b64.encodeToString(salt)
+            + "\",\"nonce\":\""
+            + b64.encodeToString(nonce)
+            + "\",\"ciphertext\":\""
+            + b64.encodeToString(ct)
+            + "\",\"created\":\"2026-01-01T00:00:00Z\"}";
+    BlobName name = new BlobName(BlobType.KEY, Hex.encode(id));
+    store.save(name, BlobFrames.frame(KeyRing.MAGIC, 2, json.getBytes(StandardCharsets.UTF_8)));
+    return name;
+  }
+
+  /** Derivations are recorded and cost nothing (the keys they give open nothing forged). */
+  private void recording() {
+    PrederivedKeys.kdf =
+        (pw, salt, q) -> {
+          derived.add(q);
+          return q.equals(KdfParams.TESTING)
+              ? PrederivedKeys.SCRYPT.derive(pw, salt, q)
+              : new byte[32];
+        };
+  }
 
   @Test
   void granuleAcceptsAtMostFourTimesItsDefaultMemoryAndFourLanes() {
@@ -30,5 +106,127 @@ class KeyCostTest {
     assertThatThrownBy(() -> new KdfParams(1 << 30, 1 << 30, 1).validate())
         .isInstanceOf(IllegalArgumentException.class);
     assertThat(new KdfParams(1 << 17, 8, 4).memory()).isLessThan(320L << 20 >> 1);
+  }
+
+  /**
+   * A forged blob asking for 1 GiB, or for p=16 (each accepted before), is refused by name without
+   * a derivation, and the unlock goes on.
+   */
+  @Test
+  void aForgedBlobAskingForHugeParametersIsRefusedByNameAndNotDerived() throws Exception {
+    MasterKey mk = MasterKey.generate();
+    LocalBlobStore store = storeWithKey(mk, "right");
+    BlobName huge = forge(store, 1 << 20, 8, 1);
+    BlobName lanes = forge(store, 1 << 15, 8, 16);
+    BlobName big = forge(store, 1 << 18, 8, 1);
+    recording();
+    List<String> why = new ArrayList<>();
+    long t0 = System.nanoTime();
+    assertThat(KeyRing.unlock(store, "repo-id", CONFIG, "wrong".toCharArray(), why)).isEmpty();
+    assertThat(System.nanoTime() - t0).isLessThan(Duration.ofSeconds(10).toNanos());
+    assertThat(derived).containsExactly(KdfParams.TESTING);
+    assertThat(why)
+        .anySatisfy(
+            s -> assertThat(s).contains("key blob " + huge + " refused").contains("1024 MiB"))
+        .anySatisfy(s -> assertThat(s).contains("key blob " + lanes + " refused").contains("p=16"))
+        .anySatisfy(s -> assertThat(s).contains("key blob " + big + " refused"));
+    assertThat(KeyRing.unlock(store, "repo-id", CONFIG, "right".toCharArray())).isPresent();
+  }
+
+  /**
+   * The derivation ahead runs out of memory on a forged blob (injected: the JDK scrypt did so on a
+   * forged 1 GiB blob, and the unlock waited forever for that key): the unlock skips that blob,
+   * says why, and opens the real one.
+   */
+  @Test
+  void anOutOfMemoryErrorDerivingAheadDoesNotHoldTheUnlock() throws Exception {
+    MasterKey mk = MasterKey.generate();
+    LocalBlobStore store = storeWithKey(mk, "right");
+    BlobName forged = forge(store, 1 << 9, 8, 1);
+    PrederivedKeys.kdf =
+        (pw, salt, q) -> {
+          if (q.n() == 1 << 9) {
+            throw new OutOfMemoryError("Java heap space");
+          }
+          return PrederivedKeys.SCRYPT.derive(pw, salt, q);
+        };
+    for (String password : List.of("wrong", "right")) {
+      Thread ahead = new Thread(PrederivedKeys.task(store, password.toCharArray()), "granule-key");
+      ahead.setDaemon(true);
+      ahead.start();
+      List<String> why = new ArrayList<>();
+      java.util.Optional<KeyRing.Unlocked> u =
+          assertTimeoutPreemptively(
+              Duration.ofSeconds(20),
+              () -> KeyRing.unlock(store, "repo-id", CONFIG, password.toCharArray(), why));
+      ahead.join(10_000);
+      if (password.equals("wrong")) {
+        assertThat(u).isEmpty();
+        assertThat(why)
+            .singleElement()
+            .satisfies(
+                s ->
+                    assertThat(s)
+                        .contains("key blob " + forged)
+                        .contains("could not be derived")
+                        .contains("OutOfMemoryError"));
+      } else {
+        assertThat(u.orElseThrow().key().toBytes()).isEqualTo(mk.toBytes());
+      }
+      PrederivedKeys.forget();
+    }
+  }
+
+  /** Out of memory in the unlock's own derivation: that blob is skipped, the unlock goes on. */
+  @Test
+  void anOutOfMemoryErrorInTheUnlocksOwnDerivationSkipsThatBlob() throws Exception {
+    MasterKey mk = MasterKey.generate();
+    LocalBlobStore store = storeWithKey(mk, "right");
+    forge(store, 1 << 9, 8, 1);
+    PrederivedKeys.kdf =
+        (pw, salt, q) -> {
+          if (q.n() == 1 << 9) {
+            throw new OutOfMemoryError("Java heap space");
+          }
+          return PrederivedKeys.SCRYPT.derive(pw, salt, q);
+        };
+    List<String> why = new ArrayList<>();
+    assertThat(KeyRing.unlock(store, "repo-id", CONFIG, "wrong".toCharArray(), why)).isEmpty();
+    assertThat(why).singleElement().asString().contains("OutOfMemoryError");
+    assertThat(KeyRing.unlock(store, "repo-id", CONFIG, "right".toCharArray())).isPresent();
+  }
+
+  /** A derivation ahead that never ends holds the unlock no longer than its wait. */
+  @Test
+  void aDerivationAheadThatNeverEndsDoesNotHoldTheUnlock() throws Exception {
+    MasterKey mk = MasterKey.generate();
+    LocalBlobStore store = storeWithKey(mk, "right");
+    CountDownLatch never = new CountDownLatch(1);
+    PrederivedKeys.derivationWaitMs = 300;
+    PrederivedKeys.kdf =
+        (pw, salt, q) -> {
+          if (Thread.currentThread().getName().equals("granule-key-test")) {
+            try {
+              never.await();
+            } catch (InterruptedException e) {
+              Thread.currentThread().interrupt();
+            }
+          }
+          return PrederivedKeys.SCRYPT.derive(pw, salt, q);
+        };
+    Thread ahead =
+        new Thread(PrederivedKeys.task(store, "right".toCharArray()), "granule-key-test");
+    ahead.setDaemon(true);
+    ahead.start();
+    try {
+      KeyRing.Unlocked u =
+          assertTimeoutPreemptively(
+              Duration.ofSeconds(20),
+              () -> KeyRing.unlock(store, "repo-id", CONFIG, "right".toCharArray()).orElseThrow());
+      assertThat(u.key().toBytes()).isEqualTo(mk.toBytes());
+    } finally {
+      never.countDown();
+      ahead.join(10_000);
+    }
   }
 }
