@@ -560,7 +560,7 @@ public final class Repository implements Closeable {
                               + (unreadable.isEmpty()
                                   ? ""
                                   : "; if the password is right, the key it opens is not"
-                                      + " readable: "
+                                      + " readable or was not tried: "
                                       + String.join("; ", unreadable))));
     } catch (KeyRing.ConfigChangedException e) {
       throw new RepositoryCorruptedException(

@@ -18,6 +18,7 @@ import java.time.Clock;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
@@ -168,8 +169,15 @@ public final class KeyRing {
 
   /**
    * As {@link #unlock(BlobStore, String, byte[], char[])}, adding to {@code unreadable} why each
-   * key blob that could not be read or parsed was skipped (a wrong password is then not the only
-   * answer).
+   * key blob that could not be read, parsed or derived was skipped, and how many were not tried (a
+   * wrong password is then not the only answer).
+   *
+   * <p>Key blobs are read before anything is authenticated, so whoever can write the storage can
+   * add key blobs, and each costs the scrypt its parameters ask for. The cost is bounded: blobs
+   * asking for more than {@link KdfParams#MAX_MEMORY} or {@link KdfParams#MAX_P} are refused
+   * unread, at most {@link #MAX_READ} are read, and at most {@link #MAX_TRIED} are tried within
+   * {@link #MAX_WORK}, those with {@link KdfParams#DEFAULT} (what granule writes) first, then the
+   * cheapest (see {@link #plan}).
    */
   public static Optional<Unlocked> unlock(
       BlobStore store,
@@ -178,26 +186,13 @@ public final class KeyRing {
       char[] password,
       java.util.List<String> unreadable)
       throws IOException {
-    List<BlobName> listed = store.list(BlobType.KEY);
-    if (listed.isEmpty()) {
-      unreadable.add(
-          "the repository lists no key blob at all (its keys hold none that is a regular file:"
-              + " damaged, or copied incompletely)");
-    }
-    for (BlobName n : listed) {
-      Read f;
-      try {
-        f = read(n, loadKey(store, n));
-      } catch (RepositoryCorruptedException | IllegalArgumentException e) {
-        LOG.warn("skipping damaged key blob: {}", e.getMessage());
-        unreadable.add(e.getMessage());
-        continue;
-      }
+    for (Candidate c : plan(store, unreadable, true).tried()) {
+      BlobName n = c.name();
+      Read f = c.read();
       Base64.Decoder b64 = Base64.getDecoder();
-      KdfParams params = new KdfParams(f.file().n(), f.file().r(), f.file().p());
       byte[] kek;
       try {
-        kek = kek(password, b64.decode(f.file().salt()), params);
+        kek = kek(password, b64.decode(f.file().salt()), c.params());
       } catch (RuntimeException | Error e) {
         // an OutOfMemoryError too (the memory of the derivation is free again): the next blob
         Throwable cause = e instanceof PrederivedKeys.DerivationFailedException ? e.getCause() : e;
@@ -205,11 +200,11 @@ public final class KeyRing {
             "key blob "
                 + n
                 + " (scrypt n="
-                + params.n()
+                + c.params().n()
                 + " r="
-                + params.r()
+                + c.params().r()
                 + " p="
-                + params.p()
+                + c.params().p()
                 + "): its key could not be derived: "
                 + cause;
         LOG.warn("skipping {}", why);
@@ -264,6 +259,89 @@ public final class KeyRing {
     return Optional.empty();
   }
 
+  /** The most key blobs an unlock reads (a small load each; one GET on S3). */
+  static final int MAX_READ = 256;
+
+  /** The most key blobs an unlock tries (one scrypt each). */
+  static final int MAX_TRIED = 64;
+
+  /** The most scrypt work ({@link KdfParams#work}) of one unlock: 64 derivations with DEFAULT. */
+  static final long MAX_WORK = 64 * KdfParams.DEFAULT.work();
+
+  /** How many keys are derived ahead at most: the first ones an unlock tries. */
+  static final int AHEAD = 4;
+
+  /** A key blob read and parsed, to try. */
+  record Candidate(BlobName name, Read read, KdfParams params) {}
+
+  /**
+   * The key blobs to try, in order, and how many were left out.
+   *
+   * @param notTried key blobs readable (or not read) that are not tried
+   */
+  record Plan(List<Candidate> tried, int notTried) {}
+
+  /**
+   * Reads the key blobs of {@code store} (at most {@link #MAX_READ}, in listing order) and orders
+   * them: those with {@link KdfParams#DEFAULT} first (what granule writes), then the others by
+   * increasing cost, in listing order where equal; then keeps the first ones, at most {@link
+   * #MAX_TRIED} and at most {@link #MAX_WORK} in all. Why each unreadable blob was skipped, and how
+   * many were not tried, is added to {@code unreadable}.
+   */
+  static Plan plan(BlobStore store, List<String> unreadable, boolean warn) throws IOException {
+    List<BlobName> listed = store.list(BlobType.KEY);
+    if (listed.isEmpty()) {
+      unreadable.add(
+          "the repository lists no key blob at all (its keys hold none that is a regular file:"
+              + " damaged, or copied incompletely)");
+    }
+    List<Candidate> readable = new ArrayList<>();
+    for (BlobName n : listed.subList(0, Math.min(listed.size(), MAX_READ))) {
+      try {
+        Read f = read(n, loadKey(store, n));
+        readable.add(new Candidate(n, f, new KdfParams(f.file().n(), f.file().r(), f.file().p())));
+      } catch (RepositoryCorruptedException | IllegalArgumentException e) {
+        if (warn) {
+          LOG.warn("skipping damaged key blob: {}", e.getMessage());
+        }
+        unreadable.add(e.getMessage());
+      }
+    }
+    readable.sort(
+        Comparator.comparing((Candidate c) -> !KdfParams.DEFAULT.equals(c.params()))
+            .thenComparingLong(c -> c.params().work()));
+    List<Candidate> tried = new ArrayList<>();
+    long work = 0;
+    int left = listed.size() - Math.min(listed.size(), MAX_READ);
+    for (Candidate c : readable) {
+      if (tried.size() < MAX_TRIED && work + c.params().work() <= MAX_WORK) {
+        tried.add(c);
+        work += c.params().work();
+      } else {
+        left++;
+      }
+    }
+    if (left > 0) {
+      String why =
+          left
+              + " of the "
+              + listed.size()
+              + " key blobs were not tried: an unlock reads at most "
+              + MAX_READ
+              + " key blobs and tries at most "
+              + MAX_TRIED
+              + ", within the scrypt work of "
+              + (MAX_WORK / KdfParams.DEFAULT.work())
+              + " derivations with the default parameters (those first, then the cheapest);"
+              + " move the key blobs not written by granule out of keys/";
+      if (warn) {
+        LOG.warn("{}", why);
+      }
+      unreadable.add(why);
+    }
+    return new Plan(tried, left);
+  }
+
   /** Largest key blob read: they are a few hundred bytes. */
   static final long MAX_KEY_BLOB = 64 << 10;
 
@@ -291,27 +369,21 @@ public final class KeyRing {
   }
 
   /**
-   * Registers with {@link PrederivedKeys} every key blob of {@code store} (its salt and parameters
-   * under {@code password}), completes {@code listed}, then derives each key in turn: the work of a
-   * {@link PrederivedKeys#task}, on its thread. Unreadable or damaged key blobs are skipped
-   * silently (the unlock meets them too, and reports them). Every key registered is completed,
-   * whatever happens: derived, failed (an OutOfMemoryError too), or given up for the unlock to
-   * derive; an unlock waits for it.
+   * Registers with {@link PrederivedKeys} the first {@link #AHEAD} key blobs an unlock tries (see
+   * {@link #plan}: their salt and parameters under {@code password}), completes {@code listed},
+   * then derives each key in turn: the work of a {@link PrederivedKeys#task}, on its thread.
+   * Unreadable or damaged key blobs are skipped silently (the unlock meets them too, and reports
+   * them). Every key registered is completed, whatever happens: derived, failed (an
+   * OutOfMemoryError too), or given up for the unlock to derive; an unlock waits for it.
    */
   static void prederive(BlobStore store, byte[] password, CompletableFuture<Void> listed) {
     List<PrederivedKeys.Entry> mine = new ArrayList<>();
     try {
-      for (BlobName n : store.list(BlobType.KEY)) {
-        try {
-          KeyFile f = read(n, loadKey(store, n)).file();
-          mine.add(
-              PrederivedKeys.register(
-                  password,
-                  Base64.getDecoder().decode(f.salt()),
-                  new KdfParams(f.n(), f.r(), f.p())));
-        } catch (RepositoryCorruptedException | IllegalArgumentException | IOException e) {
-          // skipped
-        }
+      List<Candidate> tried = plan(store, new ArrayList<>(), false).tried();
+      for (Candidate c : tried.subList(0, Math.min(tried.size(), AHEAD))) {
+        mine.add(
+            PrederivedKeys.register(
+                password, Base64.getDecoder().decode(c.read().file().salt()), c.params()));
       }
     } catch (IOException | RuntimeException | Error e) {
       // an error too: the keys registered so far are derived below all the same (a waiter for
@@ -352,7 +424,7 @@ public final class KeyRing {
   }
 
   /** A parsed key blob and its frame version. */
-  private record Read(int version, KeyFile file) {}
+  record Read(int version, KeyFile file) {}
 
   private static Read read(BlobName name, byte[] bytes) {
     BlobFrames.Framed framed = BlobFrames.unframe(name, bytes, MAGIC, VERSION);

@@ -133,6 +133,68 @@ class KeyCostTest {
     assertThat(KeyRing.unlock(store, "repo-id", CONFIG, "right".toCharArray())).isPresent();
   }
 
+  /** Blobs with granule's default parameters, then the cheapest, are tried first. */
+  @Test
+  void theCheapestBlobsAreTriedFirstSoCostlyForgedOnesDelayNothing() throws Exception {
+    MasterKey mk = MasterKey.generate();
+    LocalBlobStore store = storeWithKey(mk, "right");
+    for (int i = 0; i < 3; i++) {
+      forge(store, 1 << 17, 8, 4);
+    }
+    recording();
+    KeyRing.Unlocked u =
+        KeyRing.unlock(store, "repo-id", CONFIG, "right".toCharArray()).orElseThrow();
+    assertThat(u.key().toBytes()).isEqualTo(mk.toBytes());
+    assertThat(derived).containsExactly(KdfParams.TESTING);
+  }
+
+  /** At most 64 key blobs are tried, and the wrong-password reasons say how many were not. */
+  @Test
+  void atMostSixtyFourBlobsAreTriedAndTheRestAreReported() throws Exception {
+    LocalBlobStore store = storeWithKey(MasterKey.generate(), "right");
+    for (int i = 0; i < 80; i++) {
+      forge(store, 1 << 9, 8, 1);
+    }
+    recording();
+    List<String> why = new ArrayList<>();
+    assertThat(KeyRing.unlock(store, "repo-id", CONFIG, "wrong".toCharArray(), why)).isEmpty();
+    assertThat(derived).hasSize(KeyRing.MAX_TRIED);
+    assertThat(why)
+        .anySatisfy(
+            s ->
+                assertThat(s)
+                    .startsWith("17 of the 81 key blobs were not tried")
+                    .contains("tries at most 64"));
+  }
+
+  /** The blobs tried cost at most 64 default derivations in all. */
+  @Test
+  void theTotalWorkOfAnUnlockIsBounded() throws Exception {
+    LocalBlobStore store = storeWithKey(MasterKey.generate(), "right");
+    for (int i = 0; i < 6; i++) {
+      forge(store, 1 << 17, 8, 4); // 16 default derivations each
+    }
+    recording();
+    List<String> why = new ArrayList<>();
+    assertThat(KeyRing.unlock(store, "repo-id", CONFIG, "wrong".toCharArray(), why)).isEmpty();
+    long work = derived.stream().mapToLong(KdfParams::work).sum();
+    assertThat(work).isLessThanOrEqualTo(KeyRing.MAX_WORK);
+    assertThat(derived).hasSize(1 + 3); // the real one, then three of the costly ones
+    assertThat(why).anySatisfy(s -> assertThat(s).startsWith("3 of the 7 key blobs were not"));
+  }
+
+  @Test
+  void atMostAFewKeysAreDerivedAhead() throws Exception {
+    LocalBlobStore store = storeWithKey(MasterKey.generate(), "right");
+    for (int i = 0; i < 10; i++) {
+      forge(store, 1 << 9, 8, 1);
+    }
+    recording();
+    PrederivedKeys.task(store, "right".toCharArray()).run();
+    assertThat(PrederivedKeys.count()).isEqualTo(KeyRing.AHEAD);
+    assertThat(derived).hasSize(KeyRing.AHEAD);
+  }
+
   /**
    * The derivation ahead runs out of memory on a forged blob (injected: the JDK scrypt did so on a
    * forged 1 GiB blob, and the unlock waited forever for that key): the unlock skips that blob,
