@@ -369,18 +369,22 @@ public final class KeyRing {
   }
 
   /**
-   * Registers with {@link PrederivedKeys} the first {@link #AHEAD} key blobs an unlock tries (see
-   * {@link #plan}: their salt and parameters under {@code password}), completes {@code listed},
-   * then derives each key in turn: the work of a {@link PrederivedKeys#task}, on its thread.
-   * Unreadable or damaged key blobs are skipped silently (the unlock meets them too, and reports
-   * them). Every key registered is completed, whatever happens: derived, failed (an
-   * OutOfMemoryError too), or given up for the unlock to derive; an unlock waits for it.
+   * Registers with {@link PrederivedKeys} the first {@link #AHEAD} key blobs an unlock tries, those
+   * that cost no more than {@link KdfParams#DEFAULT} (see {@link #plan}: their salt and parameters
+   * under {@code password}), completes {@code listed}, then derives each key in turn: the work of a
+   * {@link PrederivedKeys#task}, on its thread. Unreadable or damaged key blobs are skipped
+   * silently (the unlock meets them too, and reports them). Every key registered is completed,
+   * whatever happens: derived, failed (an OutOfMemoryError too), or given up for the unlock to
+   * derive; an unlock waits for it.
    */
   static void prederive(BlobStore store, byte[] password, CompletableFuture<Void> listed) {
     List<PrederivedKeys.Entry> mine = new ArrayList<>();
     try {
       List<Candidate> tried = plan(store, new ArrayList<>(), false).tried();
       for (Candidate c : tried.subList(0, Math.min(tried.size(), AHEAD))) {
+        if (c.params().work() > KdfParams.DEFAULT.work()) {
+          break; // costlier than granule writes: derived by the unlock, only if it gets there
+        }
         mine.add(
             PrederivedKeys.register(
                 password, Base64.getDecoder().decode(c.read().file().salt()), c.params()));
@@ -394,7 +398,9 @@ public final class KeyRing {
     }
     try {
       for (PrederivedKeys.Entry e : mine) {
-        e.derive(password);
+        if (!e.forgotten()) { // the command may be over
+          e.derive(password);
+        }
       }
     } finally {
       for (PrederivedKeys.Entry e : mine) {

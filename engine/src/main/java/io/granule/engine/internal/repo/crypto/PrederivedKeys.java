@@ -49,6 +49,7 @@ public final class PrederivedKeys {
     private final int r;
     private final int p;
     private final CompletableFuture<byte[]> kek = new CompletableFuture<>();
+    private volatile boolean forgotten;
 
     private Entry(byte[] password, byte[] salt, KdfParams params) {
       this.password = password.clone();
@@ -77,6 +78,11 @@ public final class PrederivedKeys {
       } catch (Throwable e) {
         kek.completeExceptionally(e);
       }
+    }
+
+    /** Whether {@link #forget} dropped it (no unlock will take it). */
+    boolean forgotten() {
+      return forgotten;
     }
 
     /**
@@ -175,6 +181,7 @@ public final class PrederivedKeys {
     listing = null;
     for (Entry e : ENTRIES) {
       if (ENTRIES.remove(e)) {
+        e.forgotten = true;
         Arrays.fill(e.password, (byte) 0);
         e.kek.thenAccept(k -> zero(k));
       }

@@ -196,6 +196,22 @@ class KeyCostTest {
   }
 
   /**
+   * Blobs costlier than granule's default are not derived ahead (the unlock derives them if it gets
+   * there), nor anything once the command forgot the keys derived ahead.
+   */
+  @Test
+  void costlyBlobsAreNotDerivedAhead() throws Exception {
+    LocalBlobStore store = storeWithKey(MasterKey.generate(), "right");
+    for (int i = 0; i < 3; i++) {
+      forge(store, 1 << 17, 8, 4);
+    }
+    recording();
+    PrederivedKeys.task(store, "right".toCharArray()).run();
+    assertThat(derived).containsExactly(KdfParams.TESTING);
+    assertThat(PrederivedKeys.count()).isEqualTo(1);
+  }
+
+  /**
    * The derivation ahead runs out of memory on a forged blob (injected: the JDK scrypt did so on a
    * forged 1 GiB blob, and the unlock waited forever for that key): the unlock skips that blob,
    * says why, and opens the real one.
