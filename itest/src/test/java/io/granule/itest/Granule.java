@@ -67,6 +67,18 @@ final class Granule {
     return pb;
   }
 
+  /** Adds {@code env} to {@code pb}'s environment; a null value removes the variable. */
+  static void withEnv(ProcessBuilder pb, java.util.Map<String, String> env) {
+    env.forEach(
+        (k, v) -> {
+          if (v == null) {
+            pb.environment().remove(k);
+          } else {
+            pb.environment().put(k, v);
+          }
+        });
+  }
+
   /** The result of a one-shot command. */
   record Result(int exitCode, String out, String err) {}
 
@@ -87,14 +99,7 @@ final class Granule {
     Path out = Files.createTempFile(workDir, "out", ".txt");
     Path err = Files.createTempFile(workDir, "err", ".txt");
     ProcessBuilder pb = command(List.of(), args);
-    env.forEach(
-        (k, v) -> {
-          if (v == null) {
-            pb.environment().remove(k);
-          } else {
-            pb.environment().put(k, v);
-          }
-        });
+    withEnv(pb, env);
     if (stdin != null) {
       pb.redirectInput(stdin.toFile());
     }
@@ -158,14 +163,7 @@ final class Granule {
       if (workDir != null) {
         pb.directory(workDir.toFile());
       }
-      env.forEach(
-          (k, v) -> {
-            if (v == null) {
-              pb.environment().remove(k);
-            } else {
-              pb.environment().put(k, v);
-            }
-          });
+      withEnv(pb, env);
       Process p = pb.redirectErrorStream(true).redirectOutput(log.toFile()).start();
       long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
       while (System.nanoTime() < deadline) {
