@@ -300,15 +300,21 @@ public final class KeyRing {
       try {
         Read f = read(n, loadKey(store, n));
         readable.add(new Candidate(n, f, new KdfParams(f.file().n(), f.file().r(), f.file().p())));
-      } catch (RepositoryCorruptedException | IllegalArgumentException e) {
+      } catch (RepositoryCorruptedException
+          | io.granule.engine.internal.repo.UnsupportedRepositoryVersionException
+          | IllegalArgumentException e) {
         if (warn) {
           LOG.warn("skipping damaged key blob: {}", e.getMessage());
         }
         unreadable.add(e.getMessage());
       }
     }
+    // a blob that seals the config before one that does not, at equal parameters: with both for
+    // one password (an old blob kept and put back), the one listed first decided, and blob names
+    // are the storage's to choose
     readable.sort(
         Comparator.comparing((Candidate c) -> !KdfParams.DEFAULT.equals(c.params()))
+            .thenComparing(c -> c.read().version() < VERSION)
             .thenComparingLong(c -> c.params().work()));
     List<Candidate> tried = new ArrayList<>();
     long work = 0;
@@ -422,7 +428,9 @@ public final class KeyRing {
                 f.created(),
                 "scrypt n=" + f.n() + " r=" + f.r() + " p=" + f.p(),
                 r.version()));
-      } catch (RepositoryCorruptedException | IllegalArgumentException e) {
+      } catch (RepositoryCorruptedException
+          | io.granule.engine.internal.repo.UnsupportedRepositoryVersionException
+          | IllegalArgumentException e) {
         LOG.warn("skipping damaged key blob: {}", e.getMessage());
       }
     }

@@ -251,10 +251,9 @@ class EncryptedFormatsTest {
    * A key blob of version 1, written as builds before config sealing wrote them (the master key
    * alone under AAD "granule-key-v1:" + id), still opens whatever the config: it seals nothing.
    */
-  @Test
-  void aVersionOneKeyBlobStillOpensAndSaysItSealsNothing() throws Exception {
-    LocalBlobStore store = new LocalBlobStore(tmp);
-    MasterKey mk = MasterKey.generate();
+  /** Writes a version 1 key blob (as builds before config sealing did) of {@code mk} under "pw". */
+  private static void writeVersionOne(LocalBlobStore store, String name, MasterKey mk)
+      throws Exception {
     byte[] salt = new byte[32];
     byte[] nonce = new byte[12];
     new java.security.SecureRandom().nextBytes(salt);
@@ -280,11 +279,18 @@ class EncryptedFormatsTest {
             + "\",\"ciphertext\":\""
             + b64.encodeToString(ct)
             + "\",\"created\":\"2026-01-01T00:00:00Z\"}";
-    BlobName n = new BlobName(BlobType.KEY, "ab".repeat(32));
+    BlobName n = new BlobName(BlobType.KEY, name);
     store.save(
         n,
         io.granule.engine.internal.repo.BlobFrames.frame(
             KeyRing.MAGIC, 1, json.getBytes(StandardCharsets.UTF_8)));
+  }
+
+  @Test
+  void aVersionOneKeyBlobStillOpensAndSaysItSealsNothing() throws Exception {
+    LocalBlobStore store = new LocalBlobStore(tmp);
+    MasterKey mk = MasterKey.generate();
+    writeVersionOne(store, "ab".repeat(32), mk);
     KeyRing.Unlocked u =
         KeyRing.unlock(
                 store, "repo-id", "any config".getBytes(StandardCharsets.UTF_8), "pw".toCharArray())
@@ -292,6 +298,55 @@ class EncryptedFormatsTest {
     assertThat(u.key().toBytes()).isEqualTo(mk.toBytes());
     assertThat(u.sealed()).isFalse();
     assertThat(KeyRing.list(store)).singleElement().matches(k -> !k.sealsConfig());
+  }
+
+  /**
+   * audit11: a version 1 blob kept by the storage and put back beside the version 2 blob of the
+   * same password, named so that it is listed first, decided the unlock, and a changed config
+   * opened unsealed. The sealing blob is tried first whatever the names.
+   */
+  @Test
+  void aSealingKeyBlobIsTriedBeforeAnOldOneOfTheSamePassword() throws Exception {
+    for (String oldName : new String[] {"00".repeat(32), "ff".repeat(32)}) {
+      LocalBlobStore store = new LocalBlobStore(tmp.resolve(oldName.substring(0, 2)));
+      MasterKey mk = MasterKey.generate();
+      KeyRing.add(
+          store, "repo-id", CONFIG, mk, "pw".toCharArray(), KdfParams.TESTING, Clock.systemUTC());
+      writeVersionOne(store, oldName, mk);
+      byte[] changed = CONFIG.clone();
+      changed[1] ^= 1;
+      assertThatThrownBy(() -> KeyRing.unlock(store, "repo-id", changed, "pw".toCharArray()))
+          .as(oldName)
+          .isInstanceOf(KeyRing.ConfigChangedException.class);
+      assertThat(
+              KeyRing.unlock(store, "repo-id", CONFIG, "pw".toCharArray()).orElseThrow().sealed())
+          .isTrue();
+    }
+  }
+
+  /**
+   * audit11: one key blob of a newer frame version stopped every unlock and key list ("upgrade
+   * granule") though the password's own blob was there; it is skipped with the reason.
+   */
+  @Test
+  void aKeyBlobOfANewerVersionIsSkippedNotFatal() throws Exception {
+    LocalBlobStore store = new LocalBlobStore(tmp);
+    MasterKey mk = MasterKey.generate();
+    BlobName real =
+        KeyRing.add(
+            store, "repo-id", CONFIG, mk, "pw".toCharArray(), KdfParams.TESTING, Clock.systemUTC());
+    byte[] bytes = store.load(real);
+    BlobName newer = new BlobName(BlobType.KEY, "00".repeat(32));
+    store.save(
+        newer,
+        io.granule.engine.internal.repo.BlobFrames.frame(
+            KeyRing.MAGIC, 3, Arrays.copyOfRange(bytes, 8, bytes.length - 4)));
+    assertThat(KeyRing.unlock(store, "repo-id", CONFIG, "pw".toCharArray()).orElseThrow().blob())
+        .isEqualTo(real);
+    assertThat(KeyRing.list(store)).extracting(KeyInfo::id).containsExactly(real.name());
+    java.util.List<String> why = new java.util.ArrayList<>();
+    assertThat(KeyRing.unlock(store, "repo-id", CONFIG, "wrong".toCharArray(), why)).isEmpty();
+    assertThat(why).anySatisfy(w -> assertThat(w).contains("version 3"));
   }
 
   /** Rewrites a key blob's frame version and JSON version. */
