@@ -67,15 +67,24 @@ final class ConfigPin {
     if (text == null) {
       return Optional.empty();
     }
+    return field(text, ID)
+        .or(
+            () -> {
+              java.util.regex.Matcher m =
+                  java.util.regex.Pattern.compile("^# granule: repository ([0-9a-f]+) is encrypted")
+                      .matcher(text);
+              return m.find() ? Optional.of(m.group(1)) : Optional.empty();
+            });
+  }
+
+  /** The value of the first line of {@code text} starting with {@code key}. */
+  private static Optional<String> field(String text, String key) {
     for (String line : text.split("\n")) {
-      if (line.startsWith(ID)) {
-        return Optional.of(line.substring(ID.length()).trim());
+      if (line.startsWith(key)) {
+        return Optional.of(line.substring(key.length()).trim());
       }
     }
-    java.util.regex.Matcher m =
-        java.util.regex.Pattern.compile("^# granule: repository ([0-9a-f]+) is encrypted")
-            .matcher(text);
-    return m.find() ? Optional.of(m.group(1)) : Optional.empty();
+    return Optional.empty();
   }
 
   /** The text of {@code file}, null if there is none. */
@@ -101,20 +110,18 @@ final class ConfigPin {
     if (text == null) {
       return Optional.empty();
     }
-    for (String line : text.split("\n")) {
-      if (line.startsWith(KEY)) {
-        return Optional.of(line.substring(KEY.length()).trim());
-      }
-    }
-    return Optional.of(""); // damaged: pinned as encrypted, hash unknown
+    return Optional.of(
+        field(text, KEY).orElse("")); // "": damaged, pinned as encrypted, hash unknown
   }
 
   /** Records in {@code file} that the repository is encrypted, with config {@code configBytes}. */
   static void write(Path file, String repositoryId, byte[] configBytes) {
     String hash = sha256(configBytes);
     try {
-      if (read(file).filter(hash::equals).isPresent()
-          && readId(file).filter(repositoryId::equals).isPresent()) {
+      String text = text(file); // one read: already this pin?
+      if (text != null
+          && field(text, KEY).filter(hash::equals).isPresent()
+          && field(text, ID).filter(repositoryId::equals).isPresent()) {
         return;
       }
       Files.createDirectories(file.getParent());
