@@ -26,9 +26,11 @@ import java.util.function.Consumer;
  * Restoring one disk of a snapshot to a file or block device: what {@code granule restore disk} and
  * {@code POST /api/restores/disk} do. {@link #prepare} checks the target before any repository is
  * opened; {@link #run} writes it. A new file is written as FILE.partial and renamed once complete
- * and synced, so a failed restore never leaves a file that looks whole; a raw file or device that
- * exists is written in place (with {@code force} only). Failures are {@link CommandException}s with
- * their exit code, or the repository's own exceptions.
+ * and synced, so a failed restore never leaves a file that looks whole; a file that exists (with
+ * {@code force} only) is replaced the same way, keeping its owner and mode, so a failed restore
+ * leaves it as it was. A block device, and a raw file with {@code inPlace}, are written in place: a
+ * failure then leaves them part restored (the message says so). Failures are {@link
+ * CommandException}s with their exit code, or the repository's own exceptions.
  */
 public final class DiskRestore {
   /** The extensions that choose a format when none is given. */
@@ -41,6 +43,10 @@ public final class DiskRestore {
   private final String why;
   private final boolean exists;
   private final boolean device; // an existing target that was a block device when prepared
+  // an existing raw file written in place (--in-place) rather than replaced by FILE.partial
+  private boolean inPlace;
+  // set once an in-place restore has written its target: a failure then left it part restored
+  private volatile boolean touched;
   // the target directory's device and inode as resolved when the restore ran (SafePath), or null
   private Object dirIdentity;
 
@@ -71,6 +77,20 @@ public final class DiskRestore {
    */
   public static DiskRestore prepare(
       PluginLeases<DiskImageFormat> formats, Path to, boolean force, String format) {
+    return prepare(formats, to, force, format, false);
+  }
+
+  /**
+   * As {@link #prepare(PluginLeases, Path, boolean, String)}; {@code inPlace} writes an existing
+   * raw file in place (no room needed for a second copy; a failure leaves it part restored) rather
+   * than replacing it once the restored copy is complete.
+   */
+  public static DiskRestore prepare(
+      PluginLeases<DiskImageFormat> formats,
+      Path to,
+      boolean force,
+      String format,
+      boolean inPlace) {
     try {
       io.granule.engine.internal.ops.ForeignLinks.refuse(to);
     } catch (IOException e) {
@@ -128,7 +148,36 @@ public final class DiskRestore {
     if (exists) {
       resolve(to); // a link to nothing is refused now
     }
-    return new DiskRestore(formats, to, chosen, why, exists);
+    if (inPlace && !chosen.equals(RawFormat.NAME)) {
+      throw new CommandException(
+          ExitCodes.USAGE,
+          "--in-place writes a raw disk over an existing file or device; a "
+              + chosen
+              + " image ("
+              + why
+              + ") is always written as '"
+              + to
+              + ".partial' and renamed: drop --in-place");
+    }
+    DiskRestore prepared = new DiskRestore(formats, to, chosen, why, exists);
+    prepared.inPlace = inPlace && exists;
+    return prepared;
+  }
+
+  /**
+   * What a failed {@link #run} may have left, for the error output: a block device, or a file
+   * written with {@code inPlace}, once writing began, may hold part of the restored disk; null if
+   * the target was left as it was (a new or replaced file).
+   */
+  public String partRestoredNote() {
+    if (!touched) {
+      return null;
+    }
+    return "'"
+        + to
+        + "' was being written in place: it may now hold part of the restored disk and part of"
+        + " what was there before; restore it again"
+        + (device ? "" : " (without --in-place a failed restore leaves the file as it was)");
   }
 
   /**
@@ -413,7 +462,12 @@ public final class DiskRestore {
     }
     DiskRestore resolved = new DiskRestore(formats, real, format, why, true, device);
     resolved.dirIdentity = identity;
-    return resolved.runChecked(r, snap, diskName, progress, info);
+    resolved.inPlace = inPlace;
+    try {
+      return resolved.runChecked(r, snap, diskName, progress, info);
+    } finally {
+      touched = resolved.touched;
+    }
   }
 
   /**
@@ -445,8 +499,9 @@ public final class DiskRestore {
   }
 
   /**
-   * Writes the disk raw: an existing file or device in place, a new file as FILE.partial, renamed
-   * to FILE once complete and synced (deleted on failure).
+   * Writes the disk raw: a device, or an existing file with {@code inPlace}, in place; a new file
+   * as FILE.partial, renamed to FILE once complete and synced (deleted on failure); an existing
+   * file the same way, renamed over it keeping its owner and mode.
    */
   private RestoreResult restoreRaw(
       Repository r, Manifest snap, String diskName, RestoreListener progress) throws IOException {
@@ -462,13 +517,14 @@ public final class DiskRestore {
                   ? PartialFile.takeInPlace(backing.toRealPath())
                   : null;
           Claims claims = Claims.of(to)) {
+        touched = true; // from here a failure may leave it part restored
         return r.restoreDisk(snap, diskName, to, progress);
       }
     }
     try (DirectoryHandle dir = pinDirectory()) {
       String name = to.getFileName().toString();
-      if (exists) {
-        // an existing file (--force) is written in place, by one restore at a time whatever
+      if (exists && inPlace) {
+        // an existing file (--in-place) is written in place, by one restore at a time whatever
         // name each gives it, and only while no loop device it backs is in use
         try (PartialFile held = PartialFile.takeInPlace(to);
             Claims claims = Claims.of(to)) {
@@ -478,6 +534,7 @@ public final class DiskRestore {
             // later is not reopened by name
             Path target = file == null ? pinned : file.self();
             requireSame(target, held.lockedIdentity());
+            touched = true; // from here a failure may leave it part restored
             RestoreResult res =
                 named(target, () -> r.restoreDisk(snap, diskName, target, progress));
             if (!held.lockedIdentity().equals(PartialFile.identityOf(pinned))) {
@@ -494,8 +551,14 @@ public final class DiskRestore {
           }
         }
       }
-      try (PartialFile held = PartialFile.take(to, dir)) {
+      // an existing file is replaced only once the restored copy is complete: by one restore at
+      // a time whatever name each gives it, and only while no loop device it backs is in use
+      // (FILE.partial's lock also keeps in-place restores of that file away meanwhile)
+      try (Claims claims = exists ? Claims.of(to) : null;
+          PartialFile held = PartialFile.take(to, dir)) {
         Path pinned = dir.entry(held.path().getFileName().toString());
+        Replaced replaced =
+            exists ? Replaced.of(to, dir, name, PartialFile.identityOf(dir.entry(name))) : null;
         RestoreResult res;
         try {
           // an earlier restore's leftover goes (a new file stays sparse); written through the
@@ -505,12 +568,116 @@ public final class DiskRestore {
             requireSame(target, held.partialIdentity());
           }
           res = named(target, () -> r.restoreDisk(snap, diskName, target, progress));
+          if (replaced != null) {
+            replaced.keepOwnerAndMode(dir, pinned, held);
+          }
         } catch (RuntimeException | IOException e) {
           held.discard();
           throw e;
         }
-        publish(held, pinned, false);
+        if (replaced != null) {
+          replaced.requireStillThere(dir, held);
+        }
+        publish(held, pinned, exists);
         return res;
+      }
+    }
+  }
+
+  /**
+   * The existing file a restore replaces: its identity, owner and mode as checked and locked when
+   * the restore started. The restored copy takes its owner and mode (a VM's disk stays its
+   * hypervisor user's), and replaces it only if the name still leads to it.
+   */
+  private static final class Replaced {
+    private final Path to;
+    private final String name;
+    private final Map<String, Object> identity;
+    private final int uid;
+    private final int gid;
+    private final int mode;
+
+    private Replaced(
+        Path to, String name, Map<String, Object> identity, int uid, int gid, int mode) {
+      this.to = to;
+      this.name = name;
+      this.identity = identity;
+      this.uid = uid;
+      this.gid = gid;
+      this.mode = mode;
+    }
+
+    /** The file {@code name} in {@code dir}, which must be the one {@code locked}. */
+    static Replaced of(Path to, DirectoryHandle dir, String name, Map<String, Object> locked)
+        throws IOException {
+      Map<String, Object> a =
+          Files.readAttributes(
+              dir.entry(name), "unix:dev,ino,uid,gid,mode", LinkOption.NOFOLLOW_LINKS);
+      Map<String, Object> identity = Map.of("dev", a.get("dev"), "ino", a.get("ino"));
+      if (locked == null || !locked.equals(identity)) {
+        throw new CommandException(
+            ExitCodes.TARGET,
+            "restore target '"
+                + to
+                + "' is no longer the file that was checked and locked (it, or a directory above"
+                + " it, was moved or replaced as the restore started): check who writes those"
+                + " directories, and restore again");
+      }
+      return new Replaced(
+          to,
+          name,
+          identity,
+          (Integer) a.get("uid"),
+          (Integer) a.get("gid"),
+          (Integer) a.get("mode"));
+    }
+
+    /**
+     * Gives the restored copy (FILE.partial, {@code pinned} in {@code dir}) the replaced file's
+     * owner, group and permission bits (not set-id bits), through the file held open.
+     */
+    void keepOwnerAndMode(DirectoryHandle dir, Path pinned, PartialFile held) throws IOException {
+      if (!dir.held()) {
+        apply(pinned);
+        return;
+      }
+      try (DirectoryHandle.NewFile file = dir.pin(pinned.getFileName().toString())) {
+        Map<String, Object> found = PartialFile.identityOfHeld(file.self());
+        if (!java.util.Objects.equals(found, held.partialIdentity())) {
+          throw new CommandException(
+              ExitCodes.TARGET,
+              "'"
+                  + held.path()
+                  + "' was replaced while the restore wrote it: check who writes that directory,"
+                  + " and restore again ('"
+                  + to
+                  + "' was left as it was)");
+        }
+        apply(file.self());
+      }
+    }
+
+    private void apply(Path file) throws IOException {
+      Files.setAttribute(file, "unix:uid", uid);
+      Files.setAttribute(file, "unix:gid", gid);
+      Files.setAttribute(file, "unix:mode", mode & 0777);
+    }
+
+    /**
+     * Fails (exit code 7), keeping the restored disk at FILE.partial, if FILE is no longer the file
+     * this restore set out to replace (someone who can write its directory renamed another file,
+     * another VM's disk, over it meanwhile): that one is not replaced.
+     */
+    void requireStillThere(DirectoryHandle dir, PartialFile held) throws IOException {
+      if (!identity.equals(PartialFile.identityOf(dir.entry(name)))) {
+        throw new CommandException(
+            ExitCodes.TARGET,
+            "restore target '"
+                + to
+                + "' was replaced or removed while the restore ran: the file now there was not"
+                + " touched; the restored disk is at '"
+                + held.path()
+                + "': check who writes that directory, then rename it yourself or restore again");
       }
     }
   }
@@ -765,6 +932,11 @@ public final class DiskRestore {
       // changes nothing; the writer's second (direct I/O) open does not follow a link either
       Path pinned = dir.entry(partial.getFileName().toString());
       Files.deleteIfExists(pinned);
+      String name = to.getFileName().toString();
+      // an existing image is replaced only once the new one is complete, keeping its owner and
+      // mode, and only if the name still leads to the file checked now
+      Replaced replaced =
+          exists ? Replaced.of(to, dir, name, PartialFile.identityOf(dir.entry(name))) : null;
       RestoreResult res;
       try {
         held.beforeCreate();
@@ -776,7 +948,11 @@ public final class DiskRestore {
                 Map.of(DiskImageWriter.OPTION_FILE_NAME, to.getFileName().toString()))) {
           held.created();
           requireSame(pinned, held.partialIdentity());
-          ownerOnly(dir, pinned, held);
+          if (replaced != null) {
+            replaced.keepOwnerAndMode(dir, pinned, held);
+          } else {
+            ownerOnly(dir, pinned, held);
+          }
           res = r.restoreDisk(snap, diskName, w, partial, progress);
         }
       } catch (IllegalArgumentException e) {
@@ -787,6 +963,9 @@ public final class DiskRestore {
       } catch (RuntimeException | IOException e) {
         held.discard();
         throw e;
+      }
+      if (replaced != null) {
+        replaced.requireStillThere(dir, held);
       }
       publish(held, pinned, exists);
       return res;

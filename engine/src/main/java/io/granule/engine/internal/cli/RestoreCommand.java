@@ -77,8 +77,20 @@ final class RestoreCommand extends ContextCommand {
 
     @Option(
         names = "--force",
-        description = "Overwrite an existing file or block device (its old contents are lost).")
+        description = {
+          "Overwrite an existing file or block device (its old contents are lost). A file is"
+              + " replaced once the restored copy is complete (keeping its owner and mode), so a"
+              + " failed restore leaves it as it was; a block device is written in place."
+        })
     boolean force;
+
+    @Option(
+        names = "--in-place",
+        description = {
+          "With --force, write an existing raw file in place (no room needed for a second copy;"
+              + " a failed restore leaves it part restored)."
+        })
+    boolean inPlace;
 
     @Option(
         names = "--format",
@@ -92,11 +104,37 @@ final class RestoreCommand extends ContextCommand {
     @Option(names = "--no-progress", description = "Do not show progress.")
     boolean noProgress;
 
+    /**
+     * Runs {@code restore}; a failure that may have left its target part restored (a block device,
+     * a file written with --in-place) says so after its own message, keeping its exit code.
+     */
+    private static RestoreResult restoreNoting(
+        DiskRestore restore,
+        Repository r,
+        Manifest snap,
+        String diskName,
+        RestoreListener progress,
+        java.util.function.Consumer<String> info)
+        throws IOException {
+      try {
+        return restore.run(r, snap, diskName, progress, info);
+      } catch (IOException | RuntimeException e) {
+        String note = restore.partRestoredNote();
+        if (note == null) {
+          throw e;
+        }
+        throw new CommandException(
+            Cli.exitCode(e),
+            (e.getMessage() == null ? e.toString() : e.getMessage()) + "\ngranule: " + note,
+            e);
+      }
+    }
+
     @Override
     public Integer call() throws IOException {
       int colon = what.indexOf(':');
       String snapRef = colon < 0 ? what : what.substring(0, colon);
-      DiskRestore restore = DiskRestore.prepare(context().formats(), to, force, format);
+      DiskRestore restore = DiskRestore.prepare(context().formats(), to, force, format, inPlace);
       try (Repository r = repo.open(context(), LockKind.SHARED, "restore")) {
         String asked = colon < 0 ? null : what.substring(colon + 1);
         Manifest snap = r.resolve(snapRef, filter.filter(), asked);
@@ -119,7 +157,8 @@ final class RestoreCommand extends ContextCommand {
         RestoreResult res;
         try {
           res =
-              restore.run(
+              restoreNoting(
+                  restore,
                   r,
                   snap,
                   diskName,

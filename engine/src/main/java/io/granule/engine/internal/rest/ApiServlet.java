@@ -71,10 +71,10 @@ import org.slf4j.LoggerFactory;
  *       "format": F}], "host": H, "tags": [T], "freeze": [MOUNT], "freezeTimeoutSeconds": S}}:
  *       starts a backup job; answers 202 with the job
  *   <li>{@code POST /api/restores/disk} with {@code {"repo": PATH, "snapshot": SNAP, "disk": NAME,
- *       "to": FILE, "format": F, "force": false}}: starts a restore of a whole disk to a file or
- *       block device, as {@code granule restore disk}; answers 202 with the job, or 4xx at once for
- *       a target that exists without force (409), a directory (409), an image format for a device
- *       (422)
+ *       "to": FILE, "format": F, "force": false, "inPlace": false}}: starts a restore of a whole
+ *       disk to a file or block device, as {@code granule restore disk}; answers 202 with the job,
+ *       or 4xx at once for a target that exists without force (409), a directory (409), an image
+ *       format for a device (422)
  *   <li>{@code POST /api/restores/table}: restores one table into a live database
  *   <li>{@code GET /api/stats?repo=PATH}: as {@code granule stats --json}
  *   <li>{@code POST /api/verify} with {@code {"repo": PATH, "readData": false, "readDataSubset":
@@ -680,6 +680,7 @@ public final class ApiServlet extends HttpServlet {
       String to,
       String format,
       Boolean force,
+      Boolean inPlace,
       String host,
       List<String> tags) {}
 
@@ -697,7 +698,11 @@ public final class ApiServlet extends HttpServlet {
     try {
       restore =
           DiskRestore.prepare(
-              formats.leases(), to, Boolean.TRUE.equals(body.force()), body.format());
+              formats.leases(),
+              to,
+              Boolean.TRUE.equals(body.force()),
+              body.format(),
+              Boolean.TRUE.equals(body.inPlace()));
     } catch (CommandException e) {
       send(resp, status(e.exitCode()), Map.of("error", e.getMessage()));
       return;
@@ -725,13 +730,26 @@ public final class ApiServlet extends HttpServlet {
                         body.snapshot(), new SnapshotFilter(body.host(), body.tags()), body.disk());
                 String disk = DiskRestore.diskName(snap, body.disk());
                 long t0 = System.nanoTime();
-                RestoreResult res =
-                    restore.run(
-                        r,
-                        snap,
-                        disk,
-                        (done, total) -> j.progress(restoreProgress(disk, done, total, t0)),
-                        line -> {});
+                RestoreResult res;
+                try {
+                  res =
+                      restore.run(
+                          r,
+                          snap,
+                          disk,
+                          (done, total) -> j.progress(restoreProgress(disk, done, total, t0)),
+                          line -> {});
+                } catch (IOException | RuntimeException e) {
+                  String note = restore.partRestoredNote();
+                  if (note == null) {
+                    throw e;
+                  }
+                  // the job's error says what a failure in place left behind
+                  throw new Jobs.Failed(
+                      (e.getMessage() == null ? e.toString() : e.getMessage()) + "; " + note,
+                      Cli.exitCode(e),
+                      null);
+                }
                 j.progress(restoreProgress(disk, res.bytes(), res.bytes(), t0));
                 Map<String, Object> out = new java.util.LinkedHashMap<>();
                 out.put("snapshot", snap.id());

@@ -150,11 +150,136 @@ class DiskRestoreTest {
             }
           };
       assertThatThrownBy(
-              () -> DiskRestore.prepare(formats, to, true, null).run(repo, m, "vda", swap, s -> {}))
+              () ->
+                  DiskRestore.prepare(formats, to, true, null, true)
+                      .run(repo, m, "vda", swap, s -> {}))
           .isInstanceOf(CommandException.class)
           .hasMessageContaining("was replaced while the restore wrote it");
       assertThat(swapped).isTrue();
       assertThat(Files.readAllBytes(to)).as("the other disk untouched").isEqualTo(otherDisk);
+    }
+  }
+
+  /**
+   * A forced restore over an existing file replaces it only once the restored copy is complete,
+   * keeping its owner and mode (another name of the old file keeps the old disk). One that fails
+   * midway (a damaged pack) leaves the file as it was: it used to write in place, and a failure
+   * left a file of the same size, part new disk, part old, with nothing saying so (audit12).
+   */
+  @Test
+  void aForcedRestoreReplacesTheFileWhenCompleteAndAFailedOneLeavesItAsItWas() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      byte[] old = new byte[3 << 20];
+      Arrays.fill(old, (byte) 0x33);
+      Path to = Files.write(tmp.resolve("vm-disk.img"), old);
+      Path other = Files.createLink(tmp.resolve("other-name.img"), to);
+      boolean root = asRoot("giving the old file another owner");
+      if (root) {
+        Files.setAttribute(to, "unix:uid", 1001);
+        Files.setAttribute(to, "unix:gid", 1002);
+      }
+      Files.setAttribute(to, "unix:mode", 0640);
+
+      DiskRestore.prepare(formats, to, true, null)
+          .run(repo, m, "vda", RestoreListener.NONE, s -> {});
+
+      assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
+      assertThat(Files.readAllBytes(other)).as("the old file, under its other name").isEqualTo(old);
+      var a = Files.readAttributes(to, "unix:uid,gid,mode");
+      assertThat((Integer) a.get("mode") & 07777).as("mode kept").isEqualTo(0640);
+      if (root) {
+        assertThat(a.get("uid")).as("owner kept").isEqualTo(1001);
+        assertThat(a.get("gid")).as("group kept").isEqualTo(1002);
+      }
+      assertThat(tmp.resolve("vm-disk.img.partial")).doesNotExist();
+
+      // a damaged pack: the restore fails part way, and the file it was to replace is untouched
+      byte[] older = new byte[8 << 20];
+      Arrays.fill(older, (byte) 0x44);
+      Files.write(to, older);
+      damageLargestPack(tmp.resolve("repo"));
+      DiskRestore failing = DiskRestore.prepare(formats, to, true, null);
+      assertThatThrownBy(() -> failing.run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+          .isNotNull();
+      assertThat(failing.partRestoredNote()).as("nothing was changed").isNull();
+      assertThat(Files.readAllBytes(to)).as("left as it was").isEqualTo(older);
+      assertThat(tmp.resolve("vm-disk.img.partial")).doesNotExist();
+
+      // --in-place writes over it; its failure says the file may now be part restored
+      DiskRestore inPlace = DiskRestore.prepare(formats, to, true, null, true);
+      assertThatThrownBy(() -> inPlace.run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+          .isNotNull();
+      assertThat(inPlace.partRestoredNote())
+          .contains("'" + to + "' was being written in place")
+          .contains("part of the restored disk");
+      assertThat(Files.readAllBytes(to)).as("written in place").isNotEqualTo(older);
+    }
+  }
+
+  /**
+   * Someone who can write the directory renames another file (another VM's disk) over the target
+   * while a forced restore builds its replacement: that file is not replaced; the restored disk
+   * stays at FILE.partial and the restore fails naming both.
+   */
+  @Test
+  void aFileRenamedOverTheTargetBeingReplacedIsNotReplaced() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path to = Files.write(tmp.resolve("disk.img"), new byte[1 << 20]);
+      byte[] otherDisk = new byte[2 << 20];
+      Arrays.fill(otherDisk, (byte) 0x5a);
+      Path other = Files.write(tmp.resolve("other.img"), otherDisk);
+      AtomicBoolean swapped = new AtomicBoolean();
+      RestoreListener swap =
+          (done, total) -> {
+            if (swapped.compareAndSet(false, true)) {
+              try {
+                Files.move(other, to, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+              } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+              }
+            }
+          };
+      assertThatThrownBy(
+              () -> DiskRestore.prepare(formats, to, true, null).run(repo, m, "vda", swap, s -> {}))
+          .isInstanceOf(CommandException.class)
+          .hasMessageContaining("was replaced or removed while the restore ran")
+          .hasMessageContaining("the restored disk is at '" + to + ".partial'")
+          .satisfies(
+              e -> assertThat(((CommandException) e).exitCode()).isEqualTo(ExitCodes.TARGET));
+      assertThat(swapped).isTrue();
+      assertThat(Files.readAllBytes(to)).as("the other disk untouched").isEqualTo(otherDisk);
+      assertThat(TestImages.sha256(tmp.resolve("disk.img.partial")))
+          .isEqualTo(TestImages.sha256(data));
+    }
+  }
+
+  /** --in-place is for raw disks: an image format is always written as FILE.partial. */
+  @Test
+  void inPlaceIsRefusedForAnImageFormat() throws Exception {
+    Path to = Files.write(tmp.resolve("vm.qcow2"), new byte[4096]);
+    assertThatThrownBy(() -> DiskRestore.prepare(formats, to, true, null, true))
+        .isInstanceOf(CommandException.class)
+        .hasMessageContaining("drop --in-place")
+        .satisfies(e -> assertThat(((CommandException) e).exitCode()).isEqualTo(ExitCodes.USAGE));
+  }
+
+  /** Flips bytes in the middle of the repository's largest pack. */
+  private static void damageLargestPack(Path repoDir) throws Exception {
+    Path largest;
+    try (var files = Files.walk(repoDir.resolve("data"))) {
+      largest =
+          files
+              .filter(Files::isRegularFile)
+              .max(java.util.Comparator.comparingLong(p -> p.toFile().length()))
+              .orElseThrow();
+    }
+    try (var ch =
+        java.nio.channels.FileChannel.open(largest, java.nio.file.StandardOpenOption.WRITE)) {
+      byte[] junk = new byte[4096];
+      Arrays.fill(junk, (byte) 0xa5);
+      ch.write(java.nio.ByteBuffer.wrap(junk), ch.size() / 2);
     }
   }
 
@@ -267,7 +392,7 @@ class DiskRestoreTest {
               }
             }
           };
-      DiskRestore.prepare(formats, to, true, null).run(repo, m, "vda", second, s -> {});
+      DiskRestore.prepare(formats, to, true, null, true).run(repo, m, "vda", second, s -> {});
       assertThat(tried).isTrue();
       assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
       assertThat(tmp.resolve("existing.img.partial.lock")).doesNotExist();
@@ -957,7 +1082,7 @@ class DiskRestoreTest {
   /** Whether this runs as root; false (a skip, said why) on a laptop, a failure under CI. */
   /** Restores disk vda of {@code m} to {@code to} as `restore disk` does. */
   private void restoreVda(Repository repo, Manifest m, Path to, boolean force) throws Exception {
-    DiskRestore.prepare(formats, to, force, null)
+    DiskRestore.prepare(formats, to, force, null, force)
         .run(repo, m, "vda", RestoreListener.NONE, s -> {});
   }
 
