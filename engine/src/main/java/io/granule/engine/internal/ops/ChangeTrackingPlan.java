@@ -37,6 +37,12 @@ import org.slf4j.LoggerFactory;
  *       keep the parent's, which still covers every change since the parent.
  * </ol>
  *
+ * <p>A disk that cannot be tracked because the identity its image was opened with cannot write it
+ * (a user's read-only image; root's image opened as a user) is read in full and recorded as
+ * untracked; the backup of the other disks goes on. The next backup of that disk reads it in full
+ * too (no bitmap of a snapshot older than the untracked one is trusted) and, once a bitmap can be
+ * created again, tracking resumes from it.
+ *
  * <p>A crash between writing the snapshot and removing the old bitmap leaves a stale bitmap behind
  * (harmless; remove it with {@code qemu-img bitmap --remove}). Creating and removing bitmaps
  * modifies the image file, so it is done only when asked ({@code --cbt}) and fails for an image a
@@ -64,8 +70,12 @@ final class ChangeTrackingPlan {
   /**
    * Creates the new bitmaps and works out, for each disk, what changed since its parent.
    *
-   * @throws SourceUnreadableException if a bitmap cannot be created (the image is in use, or
-   *     qemu-img is missing); bitmaps already created are removed
+   * <p>A disk whose image the identity it was opened with cannot write (no bitmap can be created)
+   * is read in full, untracked, with a note, and its snapshot entry says so ({@code untracked}):
+   * the next backup of it reads it in full again rather than trust an older bitmap.
+   *
+   * @throws SourceUnreadableException if a bitmap cannot be created for another reason (the image
+   *     is in use, damaged, or qemu-img is missing); bitmaps already created are removed
    */
   static ChangeTrackingPlan prepare(Repository repository, List<NamedDisk> named, String host) {
     return prepare(repository, named, host, java.util.Map.of());
@@ -92,7 +102,7 @@ final class ChangeTrackingPlan {
         String refused = untrackable.get(d.name());
         if (ct != null && refused != null) {
           notes.add("disk '" + d.name() + "': no change tracking, read in full: " + refused);
-          out.add(d);
+          out.add(new NamedDisk(d.name(), d.image(), null, null, refused));
           continue;
         }
         if (ct == null) {
@@ -108,6 +118,25 @@ final class ChangeTrackingPlan {
         String created = "granule-" + token();
         try {
           ct.create(created);
+        } catch (java.nio.file.AccessDeniedException e) {
+          // the identity the image was opened with cannot write it (a user made his image
+          // read-only, or root's image sits where it is opened as a user): this disk goes
+          // untracked, the others are not held hostage to it
+          String reason = "cannot create a bitmap: " + e.getReason();
+          String note =
+              "disk '"
+                  + d.name()
+                  + "': not tracked, read in full: image '"
+                  + e.getFile()
+                  + "': "
+                  + e.getReason()
+                  + "; to track it, make it writable by the users who can change it (for a"
+                  + " user's image, its owner: chmod u+w), or keep root's images where only root"
+                  + " can write";
+          LOG.warn("{}", note);
+          notes.add(note);
+          out.add(new NamedDisk(d.name(), d.image(), null, null, reason));
+          continue;
         } catch (IOException e) {
           throw new SourceUnreadableException(
               "disk '"
@@ -120,9 +149,17 @@ final class ChangeTrackingPlan {
         }
         Manifest parent = null;
         Manifest.DiskEntry pe = null;
+        Manifest untrackedIn = null;
         for (Manifest m : snapshots) {
           Manifest.DiskEntry e = m.disk(d.name());
-          if (host.equals(m.host()) && e != null && e.changeTracking() != null) {
+          if (!host.equals(m.host()) || e == null) {
+            continue;
+          }
+          if (e.untracked() != null && untrackedIn == null) {
+            // read untracked after the older bitmap was made: go no further back than it
+            untrackedIn = m;
+          }
+          if (e.changeTracking() != null) {
             parent = m;
             pe = e;
             break;
@@ -130,7 +167,16 @@ final class ChangeTrackingPlan {
         }
         Changes changes = null;
         String why = null;
-        if (parent == null) {
+        if (untrackedIn != null) {
+          // the older bitmap is this repository's: removed after this backup
+          why =
+              "snapshot "
+                  + untrackedIn.id().substring(0, 12)
+                  + " could not track it ("
+                  + untrackedIn.disk(d.name()).untracked()
+                  + "); no older bitmap is trusted";
+          parent = null;
+        } else if (parent == null) {
           why = "no earlier snapshot of it from host " + host + " was made with change tracking";
         } else if (pe.size() != d.image().size()) {
           why = "its size changed since snapshot " + parent.id().substring(0, 12);

@@ -414,9 +414,62 @@ final class Qcow2Bitmaps implements ChangeTracking {
     }
   }
 
+  /**
+   * {@inheritDoc}
+   *
+   * @throws java.nio.file.AccessDeniedException if the identity the image was opened with cannot
+   *     write it (checked with {@code access(W_OK)} as that identity first, or qemu-img said so):
+   *     the image cannot be tracked, which is not a fault of the image
+   */
   @Override
   public void create(String name) throws IOException {
+    checkSameFile("--add", name, "before");
+    String denied = notWritable();
+    if (denied != null) {
+      // judged by name: only if the name still leads to the opened file is it about that file
+      checkSameFile("--add", name, "before");
+      throw new java.nio.file.AccessDeniedException(path.toString(), null, denied);
+    }
     qemuImg("--add", name);
+  }
+
+  /**
+   * Why the identity the image was opened with cannot write it, or null if it can (or that cannot
+   * be told: qemu-img then finds out). Asks the kernel ({@code access(W_OK)}, which also knows
+   * ACLs, read-only mounts and immutable files) through {@code test -w} run as that identity.
+   */
+  private String notWritable() {
+    if (!opener.known()) {
+      return null;
+    }
+    if (!opener.switched()) {
+      return java.nio.file.Files.isWritable(path)
+          ? null
+          : "this process cannot write it (a read-only file system, or an immutable file)";
+    }
+    List<String> cmd = new ArrayList<>(opener.prefix());
+    cmd.addAll(List.of("test", "-w", path.toAbsolutePath().toString()));
+    try {
+      Process p =
+          new ProcessBuilder(cmd)
+              .directory(new java.io.File("/"))
+              .redirectErrorStream(true)
+              .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+              .start();
+      p.getOutputStream().close();
+      if (!p.waitFor(30, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        return null;
+      }
+      return p.exitValue() == 1
+          ? opener.who() + ", the identity it was opened with, cannot write it"
+          : null;
+    } catch (IOException e) {
+      return null;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return null;
+    }
   }
 
   @Override
@@ -469,6 +522,8 @@ final class Qcow2Bitmaps implements ChangeTracking {
     // "/" as working directory: the opener may not be able to search this process's
     ProcessBuilder pb =
         new ProcessBuilder(cmd).directory(new java.io.File("/")).redirectErrorStream(true);
+    // untranslated messages: a denial is told from them
+    pb.environment().put("LC_ALL", "C");
     Process p;
     try {
       p = pb.start();
@@ -512,6 +567,21 @@ final class Qcow2Bitmaps implements ChangeTracking {
       out = "";
     }
     if (p.exitValue() != 0) {
+      if (out.contains("Permission denied")
+          || out.contains("Read-only file system")
+          || out.contains("Operation not permitted")) {
+        // the image cannot be written as its opener (it changed since notWritable looked)
+        checkSameFile(op, name, "after");
+        throw new java.nio.file.AccessDeniedException(
+            path.toString(),
+            null,
+            "qemu-img bitmap "
+                + op
+                + " run as "
+                + opener.who()
+                + ", the identity the image was opened with, cannot write it: "
+                + out);
+      }
       throw new IOException(
           "qemu-img bitmap "
               + op

@@ -63,6 +63,11 @@ class ChangedBlockTrackingTest {
 
   /** {@code n} random writes of up to 200 KiB. */
   void write(int n, long seed) {
+    write(img, n, seed);
+  }
+
+  /** {@code n} random writes of up to 200 KiB into {@code img}. */
+  static void write(Path img, int n, long seed) {
     Random rnd = new Random(seed);
     List<String> args = new ArrayList<>();
     for (int i = 0; i < n; i++) {
@@ -257,6 +262,190 @@ class ChangedBlockTrackingTest {
     assertRestoresToTheImageNow(r);
     // his image, as the bitmaps left it: still his
     assertThat(Files.getAttribute(his, "unix:uid")).isEqualTo(1001);
+  }
+
+  /** Skips a test that needs root and uid 1001; under CI=true fails it instead. */
+  static void requireRootAndAnotherUser() throws IOException {
+    String why = null;
+    if (!"root".equals(System.getProperty("user.name"))) {
+      why = "needs root to make files of another user";
+    } else if (io.granule.engine.internal.ops.FileCredentials.unavailableReason() != null) {
+      why = io.granule.engine.internal.ops.FileCredentials.unavailableReason();
+    } else if (Files.readAllLines(Path.of("/etc/passwd"), java.nio.charset.StandardCharsets.UTF_8)
+        .stream()
+        .noneMatch(l -> l.contains(":1001:"))) {
+      why = "needs a user of uid 1001";
+    }
+    if (why != null) {
+      if ("true".equals(System.getenv("CI"))) {
+        org.junit.jupiter.api.Assertions.fail(why + " and CI=true");
+      }
+      org.junit.jupiter.api.Assumptions.assumeTrue(false, why);
+    }
+  }
+
+  BackupResult backupBoth(Path his) {
+    op =
+        new BackupOperation(
+                formats,
+                new PluginLeases<SnapshotProvider>(
+                    "SnapshotProvider", SnapshotProvider::name, Duration.ofSeconds(1)))
+            .withChangeTracking(true);
+    return op.run(
+        repo,
+        List.of(DiskSpec.parse("vm=" + img, null), DiskSpec.parse("his=" + his, null)),
+        List.of(),
+        null,
+        "h",
+        List.of(),
+        p -> {});
+  }
+
+  static String sha256(Path f) throws Exception {
+    java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
+    try (java.io.InputStream in = Files.newInputStream(f)) {
+      byte[] b = new byte[1 << 20];
+      for (int n; (n = in.read(b)) > 0; ) {
+        md.update(b, 0, n);
+      }
+    }
+    return io.granule.engine.internal.repo.Hex.encode(md.digest());
+  }
+
+  /** Both disks of {@code r} restore to what qemu-img reads from the images now (SHA-256). */
+  void assertBothRestore(BackupResult r, Path his) throws Exception {
+    Manifest m = repo.resolve(r.manifest().id());
+    for (var disk : List.of(java.util.Map.entry("vm", img), java.util.Map.entry("his", his))) {
+      Path expected =
+          Qemu.toRaw(disk.getValue(), "qcow2", tmp.resolve("expected-" + System.nanoTime()));
+      Path got = tmp.resolve("got-" + System.nanoTime());
+      repo.restoreDisk(m, disk.getKey(), got);
+      assertThat(sha256(got)).as(disk.getKey()).isEqualTo(sha256(expected));
+      Files.delete(expected);
+      Files.delete(got);
+    }
+  }
+
+  List<String> bitmapsOf(Path image) throws Exception {
+    try (ImageFile f = ImageFile.open(image)) {
+      return new Qcow2Bitmaps(f, Qcow2Bitmaps.Opener.PROCESS)
+          .bitmaps().stream().map(ChangeTracking.Bitmap::name).toList();
+    }
+  }
+
+  /**
+   * audit11 F3: a user makes his image read-only (0444). His disk, opened as him, cannot get a
+   * bitmap: it is read in full with a note naming it, and root's disk in the same backup is still
+   * tracked; the backup succeeds. While it stays read-only every backup reads it in full; the
+   * bitmap of a snapshot from before it became read-only is not trusted afterwards (it is removed
+   * once tracking works again), and tracking resumes once it is writable.
+   */
+  @Test
+  void aDiskWhoseReadersCannotWriteItIsReadInFullAndTheOthersAreTracked() throws Exception {
+    requireRootAndAnotherUser();
+    Files.setPosixFilePermissions(
+        tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+    Path home = Files.createDirectories(tmp.resolve("home"));
+    Path his = home.resolve("his.qcow2");
+    Qemu.img("create", "-q", "-f", "qcow2", his.toString(), Long.toString(SIZE));
+    write(his, 40, 11);
+    for (Path p : List.of(home, his)) {
+      Files.setAttribute(p, "unix:uid", 1001);
+      Files.setAttribute(p, "unix:gid", 1001);
+    }
+    // tracked while he may write it: his bitmap from before
+    BackupResult before = backupBoth(his);
+    String old = before.manifest().disk("his").changeTracking();
+    assertThat(old).startsWith("granule-");
+
+    Files.setPosixFilePermissions(
+        his, java.nio.file.attribute.PosixFilePermissions.fromString("r--r--r--"));
+    write(his, 5, 12); // root writes it (qemu records it in the old bitmap too)
+    write(5, 13);
+    BackupResult r1 = backupBoth(his);
+    Manifest.DiskEntry h1 = r1.manifest().disk("his");
+    Manifest.DiskEntry v1 = r1.manifest().disk("vm");
+    assertThat(h1.changeTracking()).isNull();
+    assertThat(h1.untracked()).contains("uid 1001").contains("cannot write it");
+    assertThat(h1.bytesUnchanged()).isZero();
+    assertThat(h1.changedSince()).isNull();
+    assertThat(op.notes())
+        .anyMatch(
+            n ->
+                n.startsWith("disk 'his': not tracked, read in full: image '" + his + "'")
+                    && n.contains("cannot write it")
+                    && n.contains("chmod u+w"));
+    // root's disk: tracked, an incremental
+    assertThat(v1.changeTracking()).startsWith("granule-");
+    assertThat(v1.changedSince()).isEqualTo(before.manifest().id());
+    assertThat(v1.bytesUnchanged()).isPositive();
+    // nothing was created in his image; the old bitmap could not be removed
+    assertThat(bitmapsOf(his)).containsExactly(old);
+    assertBothRestore(r1, his);
+
+    // still read-only: read in full again
+    write(his, 3, 14);
+    BackupResult r2 = backupBoth(his);
+    assertThat(r2.manifest().disk("his").untracked()).isNotNull();
+    assertThat(r2.manifest().disk("his").bytesUnchanged()).isZero();
+    assertThat(r2.manifest().disk("vm").bytesUnchanged()).isPositive();
+    assertBothRestore(r2, his);
+
+    // writable again: a new bitmap, but the old one is not trusted (snapshots were read untracked
+    // since), so this one reads in full and removes the old bitmap
+    Files.setPosixFilePermissions(
+        his, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+    write(his, 3, 15);
+    BackupResult r3 = backupBoth(his);
+    Manifest.DiskEntry h3 = r3.manifest().disk("his");
+    assertThat(h3.untracked()).isNull();
+    assertThat(h3.changeTracking()).startsWith("granule-");
+    assertThat(h3.bytesUnchanged()).isZero();
+    assertThat(op.notes())
+        .anyMatch(
+            n ->
+                n.startsWith("disk 'his': read in full: snapshot ")
+                    && n.contains("could not track"));
+    assertThat(bitmapsOf(his)).containsExactly(h3.changeTracking());
+    assertBothRestore(r3, his);
+
+    // and from then on it is tracked
+    write(his, 3, 16);
+    BackupResult r4 = backupBoth(his);
+    Manifest.DiskEntry h4 = r4.manifest().disk("his");
+    assertThat(h4.changedSince()).isEqualTo(r3.manifest().id());
+    assertThat(h4.bytesUnchanged()).isPositive();
+    assertThat(bitmapsOf(his)).containsExactly(h4.changeTracking());
+    assertBothRestore(r4, his);
+    assertThat(Files.getAttribute(his, "unix:uid")).isEqualTo(1001);
+  }
+
+  /**
+   * audit11 F3/t4: root's own image (0644) in his directory is opened as him, who can never write
+   * it: it goes untracked, read in full, and the backup succeeds.
+   */
+  @Test
+  void rootsImageInAUsersDirectoryIsReadInFull() throws Exception {
+    requireRootAndAnotherUser();
+    Files.setPosixFilePermissions(
+        tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+    Path home = Files.createDirectories(tmp.resolve("home"));
+    Files.setAttribute(home, "unix:uid", 1001);
+    Files.setAttribute(home, "unix:gid", 1001);
+    Path his = home.resolve("rootimg.qcow2");
+    Qemu.img("create", "-q", "-f", "qcow2", his.toString(), Long.toString(SIZE));
+    write(his, 20, 21);
+    Files.setPosixFilePermissions(
+        his, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+    for (int i = 0; i < 2; i++) {
+      BackupResult r = backupBoth(his);
+      assertThat(r.manifest().disk("his").untracked()).contains("cannot write it");
+      assertThat(r.manifest().disk("his").bytesUnchanged()).isZero();
+      assertThat(r.manifest().disk("vm").changeTracking()).startsWith("granule-");
+      assertBothRestore(r, his);
+      write(his, 2, 22 + i);
+    }
+    assertThat(bitmapsOf(his)).isEmpty();
   }
 
   /** A blob store that refuses to save snapshot manifests. */

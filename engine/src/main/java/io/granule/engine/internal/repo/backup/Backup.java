@@ -251,7 +251,8 @@ public final class Backup {
                 c.entryNew.get(d),
                 disks.get(d).tracking(),
                 disks.get(d).changes() == null ? null : disks.get(d).changes().parentSnapshot(),
-                c.entryUnchanged.get(d)));
+                c.entryUnchanged.get(d),
+                disks.get(d).untracked()));
       }
       List<Manifest.StreamEntry> streamEntries = new ArrayList<>();
       for (int s = 0; s < streams.size(); s++) {

@@ -65,15 +65,22 @@ public record BackupRequest(
    * @param changes what changed since a parent snapshot of this disk (changed-block tracking), or
    *     null to read the whole disk
    * @param tracking the change-tracking bitmap to record for the next backup, or null
+   * @param untracked why change tracking was asked for and this disk could not be tracked (it is
+   *     read in full and no bitmap is recorded), or null
    */
-  public record NamedDisk(String name, DiskImage image, Changes changes, String tracking) {
+  public record NamedDisk(
+      String name, DiskImage image, Changes changes, String tracking, String untracked) {
     public NamedDisk(String name, DiskImage image) {
-      this(name, image, null, null);
+      this(name, image, null, null, null);
+    }
+
+    public NamedDisk(String name, DiskImage image, Changes changes, String tracking) {
+      this(name, image, changes, tracking, null);
     }
 
     /** The same disk read through {@code other}. */
     public NamedDisk withImage(DiskImage other) {
-      return new NamedDisk(name, other, changes, tracking);
+      return new NamedDisk(name, other, changes, tracking, untracked);
     }
   }
 

@@ -72,6 +72,9 @@ public record Manifest(
    * @param changedSince the parent snapshot whose chunk ids were kept for ranges changed-block
    *     tracking showed unchanged, or null if the whole disk was read
    * @param bytesUnchanged bytes not read because they were unchanged since {@code changedSince}
+   * @param untracked why this backup was asked to track changes ({@code --cbt}) and could not track
+   *     this disk (read in full, no bitmap created), or null: a later backup then reads the disk in
+   *     full rather than go back past this snapshot to an older one's bitmap
    */
   public record DiskEntry(
       String name,
@@ -83,7 +86,8 @@ public record Manifest(
       long bytesNew,
       String changeTracking,
       String changedSince,
-      long bytesUnchanged) {
+      long bytesUnchanged,
+      String untracked) {
 
     public DiskEntry(
         String name,
@@ -93,7 +97,7 @@ public record Manifest(
         String fixedIndex,
         long bytesStored,
         long bytesNew) {
-      this(name, size, chunkSize, format, fixedIndex, bytesStored, bytesNew, null, null, 0);
+      this(name, size, chunkSize, format, fixedIndex, bytesStored, bytesNew, null, null, 0, null);
     }
   }
 
