@@ -81,6 +81,75 @@ class CliMaintenanceTest {
     }
   }
 
+  /**
+   * A forced restore that fails (a damaged pack) keeps its exit code; over an existing file it
+   * leaves the file as it was and says nothing more, and with --in-place it says the file may now
+   * hold part of the restored disk.
+   */
+  @Test
+  void aFailedRestoreSaysWhetherItsTargetWasWrittenInPlace() throws Exception {
+    Path largest;
+    try (var files = java.nio.file.Files.walk(repo.resolve("data"))) {
+      largest =
+          files
+              .filter(java.nio.file.Files::isRegularFile)
+              .max(java.util.Comparator.comparingLong(p -> p.toFile().length()))
+              .orElseThrow();
+    }
+    byte[] pack = java.nio.file.Files.readAllBytes(largest);
+    for (int i = pack.length / 4; i < pack.length * 3 / 4; i++) {
+      pack[i] ^= 0x5a;
+    }
+    java.nio.file.Files.write(largest, pack);
+    byte[] old = new byte[1 << 20];
+    java.util.Arrays.fill(old, (byte) 0x11);
+    Path target = java.nio.file.Files.write(tmp.resolve("old.raw"), old);
+
+    int code =
+        run(
+            "restore",
+            "disk",
+            "latest",
+            "--repo",
+            repo.toString(),
+            "--to",
+            target.toString(),
+            "--force",
+            "--no-progress");
+    assertThat(code).as(err.toString()).isEqualTo(ExitCodes.DAMAGED);
+    assertThat(err.toString()).doesNotContain("in place");
+    assertThat(java.nio.file.Files.readAllBytes(target)).as("left as it was").isEqualTo(old);
+
+    code =
+        run(
+            "restore",
+            "disk",
+            "latest",
+            "--repo",
+            repo.toString(),
+            "--to",
+            target.toString(),
+            "--force",
+            "--in-place",
+            "--no-progress");
+    assertThat(code).as(err.toString()).isEqualTo(ExitCodes.DAMAGED);
+    assertThat(err.toString())
+        .contains("granule: '" + target + "' was being written in place")
+        .contains("part of the restored disk");
+
+    code =
+        run(
+            "restore",
+            "disk",
+            "latest",
+            "--repo",
+            repo.toString(),
+            "--to",
+            tmp.resolve("x.qcow2").toString(),
+            "--in-place");
+    assertThat(code).as(err.toString()).isEqualTo(ExitCodes.USAGE);
+  }
+
   @Test
   void forgetWithoutAKeepRuleRefusesAndRemovesNothing() throws Exception {
     assertThat(run("forget", "--repo", repo.toString())).isEqualTo(ExitCodes.USAGE);
