@@ -40,7 +40,10 @@ import java.util.function.LongPredicate;
  * (in this boot and PID namespace: see {@link LockOwner}), or on this machine before its last boot
  * and not refreshed since, or when it cannot be read. A stale lock still conflicts (the holder may
  * only be slow), but the error says so and how to clear it: {@code granule unlock} removes stale
- * locks, {@code granule unlock --remove-all} every lock. Thread-safe.
+ * locks, {@code granule unlock --remove-all} every lock. The exception: in a repository that is a
+ * directory, a lock whose holder is proven gone (this host, this boot and PID namespace, process
+ * ended; or taken before this host last started) is removed by the next taker it conflicts with,
+ * with a warning: a killed prune no longer blocks every later command. Thread-safe.
  */
 public final class LockManager {
   /** How often a held lock is rewritten. */
@@ -193,8 +196,17 @@ public final class LockManager {
             && !java.nio.file.Files.isDirectory(proc.resolve("1")));
   }
 
-  /** One lock found in the repository. */
-  public record Status(BlobName name, LockInfo info, boolean stale, String why) {
+  /**
+   * One lock found in the repository. {@code holderGone}: its holder is proven to have ended (taken
+   * on this host in this boot and PID namespace by a process that no longer runs, or before this
+   * host last started): it can write nothing any more.
+   */
+  public record Status(
+      BlobName name, LockInfo info, boolean stale, String why, boolean holderGone) {
+    Status(BlobName name, LockInfo info, boolean stale, String why) {
+      this(name, info, stale, why, false);
+    }
+
     /** A one-line description for messages. */
     public String describe() {
       String what = info == null ? "unreadable lock " + name : info.describe();
@@ -340,7 +352,9 @@ public final class LockManager {
             continue;
           }
           if (s.info() == null || kind.conflictsWith(s.info().lockKind())) {
-            conflicts.add(s);
+            if (!removeLeftover(s)) {
+              conflicts.add(s);
+            }
           }
         }
       }
@@ -354,6 +368,33 @@ public final class LockManager {
     }
     lock.startRefreshing();
     return lock;
+  }
+
+  /**
+   * Removes lock {@code s} if it is a leftover no one can still act on: its holder is proven gone
+   * (killed on this host, or before it last started) and the repository is a directory, where a
+   * process that ended writes nothing more. On an S3 store a request the holder sent may still land
+   * after it ended, so such a lock stays for {@code granule unlock} (the error says so).
+   *
+   * @return whether it was removed (or was gone already)
+   */
+  private boolean removeLeftover(Status s) {
+    if (!s.holderGone()
+        || store.location().startsWith(io.granule.engine.internal.repo.blob.S3Location.SCHEME)) {
+      return false;
+    }
+    try {
+      store.delete(s.name());
+    } catch (NoSuchFileException e) {
+      // removed by another taker meanwhile
+    } catch (IOException | RuntimeException e) {
+      org.slf4j.LoggerFactory.getLogger(LockManager.class)
+          .warn("unable to remove the leftover lock {}: {}", s.name(), e.toString());
+      return false;
+    }
+    org.slf4j.LoggerFactory.getLogger(LockManager.class)
+        .warn("removed a leftover lock: {}", s.describe());
+    return true;
   }
 
   private RepositoryLockedException conflict(
@@ -451,16 +492,24 @@ public final class LockManager {
 
   private Status status(BlobName n, LockInfo info, Instant now) {
     Duration idle = Duration.between(info.refreshedInstant(), now);
+    String gone = owner.host().equals(info.host()) ? holderGone(info, idle) : null;
+    // proven only from a boot id (a lock of an older version is judged by its pid alone)
+    boolean proven = gone != null && info.bootId() != null;
     if (idle.compareTo(staleAfter) > 0) {
       return new Status(
           n,
           info,
           true,
-          "not refreshed for " + idle.toMinutes() + " min (limit " + minutes() + ")");
+          "not refreshed for "
+              + idle.toMinutes()
+              + " min (limit "
+              + minutes()
+              + ")"
+              + (gone == null ? "" : "; " + gone),
+          proven);
     }
-    String gone = owner.host().equals(info.host()) ? holderGone(info, idle) : null;
     if (gone != null) {
-      return new Status(n, info, true, gone);
+      return new Status(n, info, true, gone, proven);
     }
     if (idle.compareTo(CLOCK_TOLERANCE.negated()) < 0) {
       // Its holder's clock is ahead: by time it goes stale only that much later.

@@ -723,6 +723,56 @@ public abstract class LockContractTest {
   }
 
   /**
+   * A lock left by a killed process (a prune killed by the OOM killer) blocked every later backup,
+   * restore and verify until someone ran 'granule unlock', although its holder was proven gone
+   * (audit12). In a directory the next taker removes such a leftover, with a warning; on S3, where
+   * a request the holder sent may still land, it stays stale and conflicts; so does a lock whose
+   * holder is not proven gone (an older version's, judged by its pid alone; a live pid).
+   */
+  @Test
+  void aLockLeftByAProcessProvenGoneIsRemovedByTheNextTakerInADirectory() throws Exception {
+    Process p = new ProcessBuilder("true").start();
+    p.waitFor();
+    long dead = p.pid();
+    LockOwner here = new LockOwner("db1", 1, "alice", "m1", "boot1", "pid:[1]");
+    java.util.function.Supplier<LockManager> taker =
+        () ->
+            new LockManager(
+                store,
+                BlobCodec.IDENTITY,
+                clock,
+                here,
+                Duration.ofMinutes(5),
+                Duration.ofMinutes(30),
+                pid -> pid != dead);
+    boolean s3 =
+        store.location().startsWith(io.granule.engine.internal.repo.blob.S3Location.SCHEME);
+    LockOwner killed = new LockOwner("db1", dead, "alice", "m1", "boot1", "pid:[1]");
+    try (Lock left = manager(killed).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO)) {
+      if (s3) {
+        assertThatThrownBy(() -> taker.get().acquire(LockKind.SHARED, "backup", Duration.ZERO))
+            .isInstanceOf(RepositoryLockedException.class)
+            .hasMessageContaining("stale: process " + dead + " no longer runs on this host");
+        assertThat(store.list(BlobType.LOCK)).containsExactly(left.name());
+      } else {
+        try (Lock b = taker.get().acquire(LockKind.SHARED, "backup", Duration.ZERO)) {
+          assertThat(store.list(BlobType.LOCK)).containsExactly(b.name());
+        }
+      }
+    }
+    for (LockOwner unproven :
+        List.of(
+            new LockOwner("db1", dead, "alice"), // an older version's: its pid alone
+            new LockOwner("db1", 1, "alice", "m1", "boot1", "pid:[1]"))) { // pid 1 runs
+      try (Lock l = manager(unproven).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO)) {
+        assertThatThrownBy(() -> taker.get().acquire(LockKind.SHARED, "backup", Duration.ZERO))
+            .isInstanceOf(RepositoryLockedException.class);
+        assertThat(store.list(BlobType.LOCK)).containsExactly(l.name());
+      }
+    }
+  }
+
+  /**
    * A lock of this machine (same machine id) from another boot is stale only if it was last
    * refreshed before this boot and not for two refresh intervals: a cloned or restored VM running
    * beside the original has the same machine id and refreshes its live lock every 5 minutes.
