@@ -93,6 +93,19 @@ public final class KeyRing {
   }
 
   /**
+   * A password opened only an old key blob (version 1, sealing no config) while key blobs were left
+   * unread or untried: a blob of this password that seals the config may be among them, and without
+   * it a changed config would go unnoticed.
+   */
+  public static final class UnsealedOpenException extends RepositoryCorruptedException {
+    private static final long serialVersionUID = 1L;
+
+    UnsealedOpenException(String message) {
+      super(message);
+    }
+  }
+
+  /**
    * Wraps {@code key} and the SHA-256 of {@code config} (the repository's config blob, as stored)
    * under {@code password} and saves them as a new key blob.
    *
@@ -186,9 +199,16 @@ public final class KeyRing {
       char[] password,
       java.util.List<String> unreadable)
       throws IOException {
-    for (Candidate c : plan(store, unreadable, true).tried()) {
+    Plan plan = plan(store, unreadable, true);
+    // an old blob (version 1) that opened: used only once every blob that could seal the config
+    // was tried, since blob names and listing order are the storage's to choose
+    Unlocked old = null;
+    for (Candidate c : plan.tried()) {
       BlobName n = c.name();
       Read f = c.read();
+      if (old != null && f.version() == 1) {
+        continue; // another old one: nothing more to learn from it
+      }
       Base64.Decoder b64 = Base64.getDecoder();
       byte[] kek;
       try {
@@ -232,7 +252,8 @@ public final class KeyRing {
       }
       try {
         if (f.version() == 1) {
-          return Optional.of(new Unlocked(MasterKey.fromBytes(plain), n, false));
+          old = new Unlocked(MasterKey.fromBytes(plain), n, false);
+          continue;
         }
         if (plain.length != MasterKey.LENGTH + DIGEST) {
           throw new RepositoryCorruptedException(
@@ -256,7 +277,19 @@ public final class KeyRing {
         Arrays.fill(plain, (byte) 0);
       }
     }
-    return Optional.empty();
+    if (old != null && plan.notTried() > 0) {
+      throw new UnsealedOpenException(
+          "the password opened key blob "
+              + old.blob()
+              + ", an old one (version 1) that does not seal the repository's config, but "
+              + plan.notTried()
+              + " key blob(s) were not read or tried, and one of them may be this password's"
+              + " sealing key blob: without it a changed config would go unnoticed, so nothing"
+              + " was read or written. Move the key blobs not written by granule out of keys/"
+              + " (see 'granule key list'), then run again; 'granule key passwd' replaces the old"
+              + " blob");
+    }
+    return Optional.ofNullable(old);
   }
 
   /** The most key blobs an unlock reads (a small load each; one GET on S3). */
@@ -300,6 +333,8 @@ public final class KeyRing {
       try {
         Read f = read(n, loadKey(store, n));
         readable.add(new Candidate(n, f, new KdfParams(f.file().n(), f.file().r(), f.file().p())));
+      } catch (java.nio.file.NoSuchFileException gone) {
+        // removed since it was listed ('key remove' elsewhere): nothing to try
       } catch (RepositoryCorruptedException
           | io.granule.engine.internal.repo.UnsupportedRepositoryVersionException
           | IllegalArgumentException e) {

@@ -15,6 +15,7 @@ import java.nio.file.Path;
 import java.time.Clock;
 import java.util.Arrays;
 import java.util.Base64;
+import java.util.List;
 import javax.crypto.Cipher;
 import javax.crypto.spec.GCMParameterSpec;
 import javax.crypto.spec.SecretKeySpec;
@@ -322,6 +323,62 @@ class EncryptedFormatsTest {
               KeyRing.unlock(store, "repo-id", CONFIG, "pw".toCharArray()).orElseThrow().sealed())
           .isTrue();
     }
+  }
+
+  /**
+   * audit12: the storage listed the old (version 1) blob of the password first, then enough junk
+   * that the sealing blob was never read (an unlock reads at most 256): the old blob opened and a
+   * changed config was accepted. An old blob is now used only once every blob was read and tried;
+   * otherwise the unlock is refused, naming what to move out of keys/.
+   */
+  @Test
+  void anOldKeyBlobIsNotUsedWhileTheSealingOneMayBeAmongBlobsNotRead() throws Exception {
+    LocalBlobStore local = new LocalBlobStore(tmp);
+    MasterKey mk = MasterKey.generate();
+    BlobName sealing =
+        KeyRing.add(
+            local, "repo-id", CONFIG, mk, "pw".toCharArray(), KdfParams.TESTING, Clock.systemUTC());
+    String oldName = "00".repeat(32);
+    writeVersionOne(local, oldName, mk);
+    List<BlobName> junk = new java.util.ArrayList<>();
+    for (int i = 1; i <= KeyRing.MAX_READ + 10; i++) {
+      BlobName n = new BlobName(BlobType.KEY, String.format(java.util.Locale.ROOT, "%064x", i));
+      local.save(n, "junk".getBytes(StandardCharsets.UTF_8));
+      junk.add(n);
+    }
+    // the storage's order: the old blob first, the junk, the sealing blob last
+    io.granule.engine.internal.repo.blob.BlobStore ordered =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(local) {
+          @Override
+          public List<BlobName> list(BlobType type) throws java.io.IOException {
+            if (type != BlobType.KEY) {
+              return super.list(type);
+            }
+            List<BlobName> l = new java.util.ArrayList<>();
+            l.add(new BlobName(BlobType.KEY, oldName));
+            l.addAll(junk);
+            l.add(sealing);
+            return l;
+          }
+        };
+    byte[] changed = CONFIG.clone();
+    changed[1] ^= 1;
+    for (byte[] config : List.of(changed, CONFIG)) {
+      assertThatThrownBy(() -> KeyRing.unlock(ordered, "repo-id", config, "pw".toCharArray()))
+          .isInstanceOf(KeyRing.UnsealedOpenException.class)
+          .hasMessageContaining("opened key blob keys/" + oldName)
+          .hasMessageContaining("were not read or tried")
+          .hasMessageContaining("out of keys/");
+    }
+    // every blob read: the sealing one is found and decides, whatever the order
+    for (BlobName n : junk) {
+      local.delete(n);
+    }
+    junk.clear();
+    assertThatThrownBy(() -> KeyRing.unlock(ordered, "repo-id", changed, "pw".toCharArray()))
+        .isInstanceOf(KeyRing.ConfigChangedException.class);
+    assertThat(KeyRing.unlock(ordered, "repo-id", CONFIG, "pw".toCharArray()).orElseThrow().blob())
+        .isEqualTo(sealing);
   }
 
   /**
