@@ -356,7 +356,23 @@ public final class BlockDeviceClaim implements AutoCloseable {
   }
 
   /** A loop device and its backing file's inode and device ({@code MAJOR:MINOR}). */
-  record LoopDevice(Path device, long backingIno, String backingMajMin) {}
+  public record LoopDevice(Path device, long backingIno, String backingMajMin) {}
+
+  /**
+   * Loop device {@code name} ({@code loop1}) with the inode and device of the file behind it as the
+   * kernel holds them ({@code LOOP_GET_STATUS64}'s {@code lo_inode} and {@code lo_device}, through
+   * {@code losetup}), whatever name sysfs shows for it; null if it is no loop device with a backing
+   * file or this cannot be asked.
+   */
+  public static LoopDevice loopDevice(String name) {
+    for (LoopDevice l : loopDevices()) {
+      Path n = l.device().getFileName();
+      if (n != null && n.toString().equals(name)) {
+        return l;
+      }
+    }
+    return null;
+  }
 
   /**
    * Every loop device with a backing file, from {@code losetup --list --json}; empty without it.

@@ -513,18 +513,18 @@ public final class SourceAccess {
       }
       String backing = io.granule.engine.internal.image.BlockDeviceClaim.backingFileName(sys);
       if (backing != null) {
-        if (!backing.startsWith("/")
-            || !Files.exists(Path.of(backing), LinkOption.NOFOLLOW_LINKS)) {
-          w.everyone(
-              "the file behind '"
-                  + dev
-                  + "', '"
-                  + backing
-                  + "', cannot be judged (deleted or out"
-                  + " of reach)");
-          return;
+        // sysfs shows a name in the mount namespace that set the loop device up, " (deleted)"
+        // added if it was removed: judged only if it leads here to the very file the kernel reads
+        // (audit11 F2, F5), before and after its way is walked
+        String why = notTheBackingFile(name, backing);
+        if (why == null) {
+          walk(Path.of(backing), "'" + backing + "', the file behind '" + dev + "'", w, depth + 1);
+          why = notTheBackingFile(name, backing);
         }
-        walk(Path.of(backing), "'" + backing + "', the file behind '" + dev + "'", w, depth + 1);
+        if (why != null) {
+          w.everyone(
+              "the file behind '" + dev + "', '" + backing + "', cannot be judged (" + why + ")");
+        }
         return;
       }
       List<String> slaves = new java.util.ArrayList<>();
@@ -550,6 +550,47 @@ public final class SourceAccess {
     } catch (IOException | RuntimeException e) {
       w.everyone("what is behind '" + dev + "' (" + name + ") cannot be told (" + e + ")");
     }
+  }
+
+  /**
+   * Why {@code backing}, the name sysfs shows for the file behind loop device {@code loop} ({@code
+   * loop1}), is not here the file the kernel reads through it (by device and inode, as {@code
+   * losetup} asks the kernel), or null if it is: the name is one in the mount namespace that set
+   * the loop device up (a container's, a service's with BindPaths=), where it may lead to a user's
+   * file while here it leads to root's; a removed file's name ends in " (deleted)", and a file of
+   * that name may be another.
+   */
+  private static String notTheBackingFile(String loop, String backing) {
+    if (!backing.startsWith("/")) {
+      return "no path";
+    }
+    var kernel = io.granule.engine.internal.image.BlockDeviceClaim.loopDevice(loop);
+    if (kernel == null) {
+      return "the device and inode of the file the kernel reads cannot be asked (losetup --list"
+          + " --json)";
+    }
+    Map<String, Object> here;
+    try {
+      here = Files.readAttributes(Path.of(backing), "unix:dev,ino");
+    } catch (IOException | RuntimeException e) {
+      return "not there in this mount namespace: deleted, or out of reach";
+    }
+    String devHere =
+        io.granule.engine.internal.image.BlockDeviceClaim.majorMinorOf((Long) here.get("dev"));
+    long inoHere = ((Number) here.get("ino")).longValue();
+    if (!devHere.equals(kernel.backingMajMin()) || inoHere != kernel.backingIno()) {
+      return "the name leads here to another file (device "
+          + devHere
+          + ", inode "
+          + inoHere
+          + ") than the one the kernel reads (device "
+          + kernel.backingMajMin()
+          + ", inode "
+          + kernel.backingIno()
+          + "): the loop device was set up in another mount namespace, or its file was deleted"
+          + " or replaced";
+    }
+    return null;
   }
 
   /**

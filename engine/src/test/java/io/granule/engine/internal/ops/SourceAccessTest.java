@@ -112,9 +112,16 @@ class SourceAccessTest {
    */
   private static final class Linked implements DiskImageFormat {
     private final Runnable afterOpen;
+    private final boolean probes;
 
     Linked(Runnable afterOpen) {
+      this(afterOpen, false);
+    }
+
+    /** {@code probes}: claims what starts with '/' (a name) when formats are probed. */
+    Linked(Runnable afterOpen, boolean probes) {
       this.afterOpen = afterOpen;
+      this.probes = probes;
     }
 
     @Override
@@ -124,7 +131,7 @@ class SourceAccessTest {
 
     @Override
     public int probe(ByteBuffer head, long fileSize) {
-      return 0;
+      return probes && head.hasRemaining() && head.get(0) == '/' ? 100 : 0;
     }
 
     @Override
@@ -167,23 +174,45 @@ class SourceAccessTest {
   }
 
   private Manifest backUp(Path image, Linked format) throws Exception {
+    return backUp(image, format, "linked", new java.util.ArrayList<>(), null);
+  }
+
+  /**
+   * Backs {@code image} up as {@code formatName} (null: probed; raw is there too), adding the
+   * backup's notes to {@code notes}, and restores it to {@code restoreTo} unless that is null.
+   */
+  private Manifest backUp(
+      Path image, Linked format, String formatName, List<String> notes, Path restoreTo)
+      throws Exception {
     PluginLeases<DiskImageFormat> formats =
         new PluginLeases<>("DiskImageFormat", DiskImageFormat::name, Duration.ofSeconds(1));
     formats.added("linked", format, new PluginLeases.Origin("test", "0"), 0);
+    formats.added(
+        "raw",
+        new io.granule.engine.internal.image.RawFormat(),
+        new PluginLeases.Origin("test", "0"),
+        0);
     try (Repository repo =
         Repository.init(tmp.resolve("repo-" + System.nanoTime()), RepositoryConfig.defaults())) {
-      new BackupOperation(
-              formats, new PluginLeases<>("SnapshotProvider", p -> p.name(), Duration.ofSeconds(1)))
-          .run(
-              repo,
-              List.of(new BackupOperation.DiskSpec("vda", image, "linked")),
-              List.of(),
-              null,
-              null,
-              "h",
-              List.of(),
-              BackupListener.NONE);
-      return repo.snapshots().get(0);
+      BackupOperation op =
+          new BackupOperation(
+              formats,
+              new PluginLeases<>("SnapshotProvider", p -> p.name(), Duration.ofSeconds(1)));
+      op.run(
+          repo,
+          List.of(new BackupOperation.DiskSpec("vda", image, formatName)),
+          List.of(),
+          null,
+          null,
+          "h",
+          List.of(),
+          BackupListener.NONE);
+      notes.addAll(op.notes());
+      Manifest m = repo.snapshots().get(0);
+      if (restoreTo != null) {
+        repo.restoreDisk(m, "vda", restoreTo);
+      }
+      return m;
     }
   }
 
@@ -351,7 +380,11 @@ class SourceAccessTest {
     private final java.util.Set<java.nio.file.attribute.PosixFilePermission> mode;
 
     Loop(Path file, int gid, String mode) throws Exception {
-      String name = run("losetup", "--find", "--show", file.toString());
+      this(run("losetup", "--find", "--show", file.toString()), gid, mode);
+    }
+
+    /** Loop device {@code name}, set up already (null: it could not be). */
+    Loop(String name, int gid, String mode) throws Exception {
       need(name != null && name.startsWith("/dev/loop"), "losetup --find --show (loop devices)");
       dev = Path.of(name);
       this.gid = Files.getAttribute(dev, "unix:gid");
@@ -490,6 +523,109 @@ class SourceAccessTest {
                         })))
         .isInstanceOf(SourceUnreadableException.class)
         .hasMessageContaining("cannot be read by uid 1001");
+  }
+
+  private Path named(Path dir, String name, String content) throws Exception {
+    return Files.move(deviceFile(dir, content), dir.resolve(name));
+  }
+
+  /**
+   * Audit11 F2: sysfs names a loop device's file as the mount namespace that set it up sees it (a
+   * container's, a service's with BindPaths=). There it was the user's file, holding a header that
+   * named root's; here the same name is root's own file in root's directory, and the device was
+   * judged root's alone. The name is judged only if it leads here to the file the kernel reads.
+   */
+  @Test
+  void aLoopDeviceSetUpInAnotherMountNamespaceIsEveryones() throws Exception {
+    need("root".equals(System.getProperty("user.name")), "root, for loop devices");
+    need(FileCredentials.unavailableReason() == null, "libgranule-native");
+    chmod(tmp, "rwxr-xr-x");
+    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
+    chmod(rootOnly, "rwx------");
+    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    Path srv = Files.createDirectories(tmp.resolve("srv"));
+    Path hosts = named(srv, "vm.img", "root's own disk");
+    Path his = Files.createDirectories(tmp.resolve("his"));
+    chown(his, 1001);
+    chown(named(his, "vm.img", secret.toString()), 1001);
+    Process ns =
+        new ProcessBuilder(
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                "mount --bind \"$1\" \"$2\" && losetup --find --show \"$2/vm.img\" && exec sleep 300",
+                "sh",
+                his.toString(),
+                srv.toString())
+            .redirectError(ProcessBuilder.Redirect.DISCARD)
+            .start();
+    try {
+      String name =
+          new java.io.BufferedReader(
+                  new java.io.InputStreamReader(ns.getInputStream(), StandardCharsets.UTF_8))
+              .readLine();
+      need(name != null, "unshare -m, mount --bind and losetup in another mount namespace");
+      try (Loop l = new Loop(name, 0, "rw-------")) {
+        assertThat(io.granule.engine.internal.image.BlockDeviceClaim.loopBackingFile(l.dev))
+            .as("sysfs names root's file here")
+            .isEqualTo(hosts);
+        SourceAccess.Readers r = SourceAccess.readers(l.dev);
+        assertThat(r).isNotNull();
+        assertThat(r.identity().uid()).isEqualTo(SourceAccess.STAND_IN);
+        assertThat(r.who())
+            .startsWith(
+                "everyone, and the file behind '"
+                    + l.dev
+                    + "', '"
+                    + hosts
+                    + "', cannot be judged (the name leads here to another file");
+        // root's 0600 node: the stand-in cannot even open it
+        assertThatThrownBy(() -> backUp(l.dev, new Linked(() -> {})))
+            .isInstanceOf(SourceUnreadableException.class)
+            .hasMessageStartingWith("'" + l.dev + "' cannot be read by everyone, and the file");
+      }
+    } finally {
+      ns.destroy();
+      ns.waitFor();
+    }
+  }
+
+  /**
+   * Audit11 F5: sysfs names a loop device's deleted file "NAME (deleted)", and a file of that name
+   * (root's) was judged in its place. It is judged only if it is the file the kernel reads.
+   */
+  @Test
+  void aLoopDeviceOverADeletedFileIsEveryonesWhateverHasItsName() throws Exception {
+    need("root".equals(System.getProperty("user.name")), "root, for loop devices");
+    need(FileCredentials.unavailableReason() == null, "libgranule-native");
+    chmod(tmp, "rwxr-xr-x");
+    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
+    chmod(rootOnly, "rwx------");
+    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    Path vms = Files.createDirectories(tmp.resolve("vms"));
+    Path his = named(vms, "vm.img", secret.toString());
+    chown(his, 1001);
+    try (Loop l = new Loop(his, 0, "rw-------")) {
+      assertThat(SourceAccess.readers(l.dev).who())
+          .as("there: his file")
+          .isEqualTo("uid 1001, who owns '" + his + "', the file behind '" + l.dev + "'");
+      Files.delete(his);
+      Path deleted = named(vms, "vm.img (deleted)", "root's own disk");
+      assertThat(io.granule.engine.internal.image.BlockDeviceClaim.loopBackingFile(l.dev))
+          .isEqualTo(deleted);
+      SourceAccess.Readers r = SourceAccess.readers(l.dev);
+      assertThat(r.identity().uid()).isEqualTo(SourceAccess.STAND_IN);
+      assertThat(r.who()).contains("cannot be judged (the name leads here to another file");
+      assertThatThrownBy(() -> backUp(l.dev, new Linked(() -> {})))
+          .isInstanceOf(SourceUnreadableException.class)
+          .hasMessageContaining("cannot be read by everyone");
+      Files.delete(deleted);
+      assertThat(SourceAccess.readers(l.dev).who())
+          .contains("cannot be judged (not there in this mount namespace");
+    }
   }
 
   /**
