@@ -497,6 +497,7 @@ public final class SourceAccess {
    */
   private static void behindDevice(Path dev, long rdev, Writers w, int depth) {
     String majMin = io.granule.engine.internal.image.BlockDeviceClaim.majorMinorOf(rdev);
+    otherNodes(dev, rdev, w);
     Path sys;
     try {
       sys = Path.of("/sys/dev/block", majMin).toRealPath();
@@ -591,6 +592,63 @@ public final class SourceAccess {
           + " or replaced";
     }
     return null;
+  }
+
+  /** How many entries of /dev {@link #otherNodes} looks at before it counts everyone. */
+  private static final int MAX_DEV_ENTRIES = 100_000;
+
+  /**
+   * Adds the writers of the other block device nodes for {@code rdev} under /dev (audit11 F4: a
+   * udev OWNER= rule, or a VM manager, makes a node of a disk a user may write, and he wrote a
+   * header through it onto root's 0600 device). The file systems mounted under /dev (shm, pts,
+   * mqueue) are not looked at. Nodes elsewhere and open descriptors cannot be found: a device is
+   * read as raw unless its format is given for that ({@code ImageInspector#detect}).
+   */
+  private static void otherNodes(Path dev, long rdev, Writers w) {
+    Path top = Path.of("/dev");
+    Object fs;
+    try {
+      fs = Files.getAttribute(top, "unix:dev", LinkOption.NOFOLLOW_LINKS);
+    } catch (IOException | RuntimeException e) {
+      return; // no /dev: no nodes but the one named
+    }
+    java.util.Deque<Path> dirs = new java.util.ArrayDeque<>(List.of(top));
+    int seen = 0;
+    String majMin = io.granule.engine.internal.image.BlockDeviceClaim.majorMinorOf(rdev);
+    while (!dirs.isEmpty()) {
+      Path dir = dirs.removeFirst();
+      try (var entries = Files.newDirectoryStream(dir)) {
+        for (Path e : entries) {
+          if (++seen > MAX_DEV_ENTRIES) {
+            w.everyone(
+                "/dev holds more than "
+                    + MAX_DEV_ENTRIES
+                    + " entries: the nodes of '"
+                    + dev
+                    + "' cannot all be found");
+            return;
+          }
+          Map<String, Object> a;
+          try {
+            a = Files.readAttributes(e, "unix:uid,gid,mode,rdev,dev", LinkOption.NOFOLLOW_LINKS);
+          } catch (IOException | RuntimeException x) {
+            continue; // gone meanwhile
+          }
+          int type = (Integer) a.get("mode") & 0170000;
+          if (type == 0040000) {
+            if (fs.equals(a.get("dev"))) {
+              dirs.add(e);
+            }
+          } else if (type == 0060000 && ((Long) a.get("rdev")) == rdev) {
+            String role = "'" + e + "', a node of device " + majMin + " as '" + dev + "' is";
+            w.user((Integer) a.get("uid"), "who owns " + role);
+            writable(a, role, w);
+          }
+        }
+      } catch (IOException | RuntimeException x) {
+        // a directory not read (gone, denied): its nodes are not counted
+      }
+    }
   }
 
   /**

@@ -629,6 +629,60 @@ class SourceAccessTest {
   }
 
   /**
+   * Audit11 F4: only the node named was judged; the user wrote a header onto root's 0600 device
+   * through his own node of it (a udev OWNER= rule's, a VM manager's). The block nodes under /dev
+   * of the same device count too.
+   */
+  @Test
+  void anotherNodeOfTheDeviceUnderDevCountsItsWriters() throws Exception {
+    need("root".equals(System.getProperty("user.name")), "root, for loop devices and mknod");
+    need(FileCredentials.unavailableReason() == null, "libgranule-native");
+    chmod(tmp, "rwxr-xr-x");
+    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
+    chmod(rootOnly, "rwx------");
+    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    try (Loop l = new Loop(deviceFile(rootOnly, secret.toString()), 0, "rw-------")) {
+      assertThat(SourceAccess.readers(l.dev)).as("root's alone").isNull();
+      String majMin =
+          io.granule.engine.internal.image.BlockDeviceClaim.majorMinorOf(
+              (Long) Files.getAttribute(l.dev, "unix:rdev"));
+      Path dir = Files.createDirectory(Path.of("/dev", "granule-test-" + System.nanoTime()));
+      Path node = dir.resolve("vmdisk");
+      try {
+        chown(dir, 1001);
+        String[] mm = majMin.split(":");
+        need(run("mknod", node.toString(), "b", mm[0], mm[1]) != null, "mknod under /dev");
+        chown(node, 1001);
+        chmod(node, "rw-------");
+        SourceAccess.Readers r = SourceAccess.readers(l.dev);
+        assertThat(r.who())
+            .isEqualTo(
+                "uid 1001, who owns '"
+                    + node
+                    + "', a node of device "
+                    + majMin
+                    + " as '"
+                    + l.dev
+                    + "' is");
+        assertThatThrownBy(() -> backUp(l.dev, new Linked(() -> {})))
+            .isInstanceOf(SourceUnreadableException.class)
+            .hasMessageContaining("cannot be read by uid 1001");
+        // root's node that its group may write: the group's
+        chown(node, 0);
+        Files.setAttribute(node, "unix:gid", 1002);
+        chmod(node, "rw-rw----");
+        assertThat(SourceAccess.readers(l.dev).identity().gid()).isEqualTo(1002);
+        // root's alone: root's to read
+        chmod(node, "rw-------");
+        assertThat(SourceAccess.readers(l.dev)).isNull();
+      } finally {
+        Files.deleteIfExists(node);
+        Files.delete(dir);
+      }
+    }
+  }
+
+  /**
    * The stand-in for a group was uid 65534, and a file of nobody's, 0600, was read for the group's
    * members (audit10 F-N). The stand-in owns nothing now.
    */
