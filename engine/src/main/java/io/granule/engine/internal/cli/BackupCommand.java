@@ -58,7 +58,9 @@ final class BackupCommand extends ContextCommand {
   @Option(
       names = "--format",
       paramLabel = "NAME",
-      description = "Image format of every --disk, skipping detection (raw, qcow2, …).")
+      description =
+          "Image format of every --disk, skipping detection (raw, qcow2, …); a block device is"
+              + " read as raw without it.")
   String format;
 
   @Option(

@@ -23,12 +23,18 @@ import java.util.List;
 public final class ImageInspector {
   private final PluginLeases<DiskImageFormat> formats;
 
+  /** Block devices read as raw, and the format probing found on each. */
+  private final java.util.Map<Path, String> readAsRaw =
+      new java.util.concurrent.ConcurrentHashMap<>();
+
   public ImageInspector(PluginLeases<DiskImageFormat> formats) {
     this.formats = formats;
   }
 
   /**
-   * Detects the format of {@code path} by asking every format to probe its first bytes.
+   * Detects the format of {@code path} by asking every format to probe its first bytes; a block
+   * device is raw unless {@code format} names its format (what probing found on it is kept: {@link
+   * #readAsRaw}).
    *
    * @param format the format to use instead of detecting one, or null
    * @return a lease on the format; the caller closes it
@@ -39,6 +45,42 @@ public final class ImageInspector {
     if (format != null) {
       return formats.acquire(format);
     }
+    if (isBlockDevice(path)) {
+      // who can write a device cannot be known (another node of it, a descriptor held open): a
+      // header on it is no one's word, and is read as data (audit11 F4; libvirt, CVE-2010-2237)
+      Lease<DiskImageFormat> probed = probe(path);
+      try {
+        String name = probed.get().name();
+        if (!name.equals(RawFormat.NAME)) {
+          readAsRaw.put(path, name);
+        }
+      } finally {
+        probed.close();
+      }
+      return formats.acquire(RawFormat.NAME);
+    }
+    return probe(path);
+  }
+
+  /**
+   * The format probing found on block device {@code path}, which {@link #detect} read as raw since
+   * no format was given; null if it found none but raw, or {@code path} was not detected as one.
+   */
+  public String readAsRaw(Path path) {
+    return readAsRaw.get(path);
+  }
+
+  /** Whether {@code path} (links followed) is a block device. */
+  static boolean isBlockDevice(Path path) {
+    try {
+      return (((Integer) Files.getAttribute(path, "unix:mode")) & 0170000) == 0060000;
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
+  }
+
+  /** The best format for {@code path} by asking every format to probe its first and last bytes. */
+  private Lease<DiskImageFormat> probe(Path path) {
     ByteBuffer head = ByteBuffer.allocate(DiskImageFormat.PROBE_BYTES);
     ByteBuffer tail = ByteBuffer.allocate(DiskImageFormat.PROBE_TAIL_BYTES);
     long size;

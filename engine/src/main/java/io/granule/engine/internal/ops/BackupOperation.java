@@ -340,6 +340,20 @@ public final class BackupOperation {
               e);
         }
         opened.add(img);
+        String looks = d.format() == null ? inspector.readAsRaw(d.path()) : null;
+        if (looks != null) {
+          notes.add(
+              "disk "
+                  + d.name()
+                  + ": "
+                  + d.path()
+                  + " looks like "
+                  + looks
+                  + "; read as raw: give --format "
+                  + looks
+                  + " to read it as "
+                  + looks);
+        }
         for (Path f : img.files()) {
           if (!f.equals(d.path())) {
             try {

@@ -683,6 +683,43 @@ class SourceAccessTest {
   }
 
   /**
+   * Audit11 F4: who can write a device cannot be known (a node anywhere, a descriptor held open),
+   * so a header on it is not followed unless its format is given: a device is read as raw then, and
+   * the backup says what probing found (libvirt's answer to CVE-2010-2237).
+   */
+  @Test
+  void aDeviceIsReadAsRawUnlessItsFormatIsGiven() throws Exception {
+    need("root".equals(System.getProperty("user.name")), "root, for loop devices");
+    need(FileCredentials.unavailableReason() == null, "libgranule-native");
+    chmod(tmp, "rwxr-xr-x");
+    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
+    chmod(rootOnly, "rwx------");
+    Path base = Files.writeString(rootOnly.resolve("base"), "root's base disk");
+    Path file = deviceFile(rootOnly, base.toString());
+    try (Loop l = new Loop(file, 0, "rw-------")) {
+      List<String> notes = new java.util.ArrayList<>();
+      Path out = tmp.resolve("out.raw");
+      Manifest m = backUp(l.dev, new Linked(() -> {}, true), null, notes, out);
+      assertThat(m.disk("vda").format()).isEqualTo("raw");
+      assertThat(m.disk("vda").size()).isEqualTo(1 << 20);
+      assertThat(Files.mismatch(out, file)).as("the device's bytes").isEqualTo(-1L);
+      assertThat(notes)
+          .contains(
+              "disk vda: "
+                  + l.dev
+                  + " looks like linked; read as raw: give --format linked to read it as linked");
+      notes.clear();
+      m = backUp(l.dev, new Linked(() -> {}, true), "linked", notes, null);
+      assertThat(m.disk("vda").format()).isEqualTo("linked");
+      assertThat(m.disk("vda").size()).isEqualTo(Files.size(base));
+      assertThat(notes).noneMatch(n -> n.contains("looks like"));
+      // a file is probed as before
+      m = backUp(file, new Linked(() -> {}, true), null, notes, null);
+      assertThat(m.disk("vda").format()).isEqualTo("linked");
+    }
+  }
+
+  /**
    * The stand-in for a group was uid 65534, and a file of nobody's, 0600, was read for the group's
    * members (audit10 F-N). The stand-in owns nothing now.
    */

@@ -40,7 +40,12 @@ final class Images {
     Chain next = chain.enter(path, child);
     ImageFile file = ImageFile.open(path);
     try {
-      String name = format == null ? detect(file) : format.toLowerCase(Locale.ROOT);
+      // a block device is raw unless the child names its format: who can write a device (another
+      // node of it, a descriptor held open) cannot be known, so a header on it is no one's word
+      String name =
+          format != null
+              ? format.toLowerCase(Locale.ROOT)
+              : isBlockDevice(path) ? "raw" : detect(file);
       switch (name) {
         case "raw":
         case "file":
@@ -65,6 +70,15 @@ final class Images {
     } catch (IOException | RuntimeException e) {
       file.close();
       throw e;
+    }
+  }
+
+  /** Whether {@code path} (links followed) is a block device. */
+  static boolean isBlockDevice(Path path) {
+    try {
+      return (((Integer) java.nio.file.Files.getAttribute(path, "unix:mode")) & 0170000) == 0060000;
+    } catch (IOException | RuntimeException e) {
+      return false;
     }
   }
 

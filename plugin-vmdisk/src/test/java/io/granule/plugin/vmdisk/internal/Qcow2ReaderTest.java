@@ -146,6 +146,63 @@ class Qcow2ReaderTest extends DiskImageFormatContractTest {
     }
   }
 
+  /**
+   * Audit11 F4: who can write a block device cannot be known (another node of it, a descriptor held
+   * open), so a backing file that is a block device is raw unless the image names its format: a
+   * qcow2 header on the device is its data, not followed.
+   */
+  @Test
+  void aBackingDeviceIsRawUnlessItsFormatIsNamed() throws Exception {
+    if (!"root".equals(System.getProperty("user.name"))) {
+      if ("true".equals(System.getenv("CI"))) {
+        org.junit.jupiter.api.Assertions.fail("CI: a loop device needs root");
+      }
+      org.junit.jupiter.api.Assumptions.assumeTrue(false, "a loop device needs root");
+    }
+    Path dir = Files.createDirectories(tmp.resolve("device-backing"));
+    Path base = dir.resolve("base.qcow2");
+    Qemu.img("create", "-q", "-f", "qcow2", base.toString(), "1M");
+    Qemu.io("-c", "write -P 0x55 0 64k", base.toString());
+    try (FileChannel ch = FileChannel.open(base, StandardOpenOption.WRITE)) {
+      ch.write(ByteBuffer.allocate(1), (1 << 20) - 1);
+    }
+    Process p = new ProcessBuilder("losetup", "--find", "--show", base.toString()).start();
+    String dev =
+        new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)
+            .trim();
+    if (p.waitFor() != 0 || !dev.startsWith("/dev/loop")) {
+      if ("true".equals(System.getenv("CI"))) {
+        org.junit.jupiter.api.Assertions.fail("CI: losetup --find --show failed");
+      }
+      org.junit.jupiter.api.Assumptions.assumeTrue(false, "losetup --find --show failed");
+    }
+    try {
+      Path top = dir.resolve("top.qcow2");
+      Qemu.img("create", "-q", "-f", "qcow2", "-u", "-b", dev, "-F", "qcow2", top.toString(), "1M");
+      try (DiskImage img = format().open(top)) {
+        ByteBuffer b = ByteBuffer.allocate(512);
+        img.read(0, b);
+        assertThat(b.array()).as("named qcow2: read as one").containsOnly((byte) 0x55);
+        assertThat(img.files()).containsExactly(top, Path.of(dev));
+      }
+      // the backing format extension made an unknown one: the device is raw
+      byte[] bytes = Files.readAllBytes(top);
+      for (int i = 72; i + 4 < 4096; i += 4) {
+        if (ByteBuffer.wrap(bytes, i, 4).getInt() == 0xe2792aca) {
+          patch(top, i, ByteBuffer.allocate(4).putInt(0, 0x6772616e));
+          break;
+        }
+      }
+      try (DiskImage img = format().open(top)) {
+        ByteBuffer b = ByteBuffer.allocate(4);
+        img.read(0, b);
+        assertThat(b.getInt(0)).as("the device's own header, as data").isEqualTo(0x514649fb);
+      }
+    } finally {
+      new ProcessBuilder("losetup", "--detach", dev).start().waitFor();
+    }
+  }
+
   @Test
   void cyclicBackingChainIsRefused() throws IOException {
     Path a = image("a.qcow2", "-o", "size=1M");
