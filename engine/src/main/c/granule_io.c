@@ -474,6 +474,35 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_DirectoryHandle_dropA
   return result;
 }
 
+/* The half of io.granule.engine.internal.ops.PosixAcl: the access ACL of the NUL-terminated path
+ * (not through a link at its last component), as the kernel stores it, into buf: its length, or
+ * -errno (-ENODATA: none; -EOPNOTSUPP: no ACLs on that file system). */
+#include "io_granule_engine_internal_ops_PosixAcl.h"
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_PosixAcl_access0(JNIEnv *env,
+                                                                           jclass cls,
+                                                                           jbyteArray path,
+                                                                           jbyteArray buf) {
+  (void)cls;
+  char *p = copy_path(env, path);
+  if (p == NULL) {
+    return -ENOMEM;
+  }
+  jsize cap = (*env)->GetArrayLength(env, buf);
+  char *value = malloc((size_t)cap);
+  if (value == NULL) {
+    free(p);
+    return -ENOMEM;
+  }
+  ssize_t n = lgetxattr(p, "system.posix_acl_access", value, (size_t)cap);
+  int err = errno;
+  free(p);
+  if (n >= 0) {
+    (*env)->SetByteArrayRegion(env, buf, 0, (jsize)n, (const jbyte *)value);
+  }
+  free(value);
+  return n < 0 ? -err : (jint)n;
+}
+
 /* Gives the symbolic link held by fd (O_PATH|O_NOFOLLOW) owner uid:gid, if it is still a link whose
  * target is the NUL-terminated expected (whoever renamed another link of the same target over it
  * meanwhile gets nothing a link of the snapshot's would not have had): 0, -EINVAL if fd holds no

@@ -36,6 +36,9 @@ import java.util.TreeMap;
  *       device whose file was deleted or is out of reach) is everyone's to write (audit10 F-A: a
  *       group-writable device, or the stock root:disk loop device over a user's file, held a qcow2
  *       header naming root's file, and root opened it as root).
+ *   <li>An ACL counts as the mode bits do: the users and groups its entries let write (masked), and
+ *       the owning group only if its own entry lets it write; an ACL that cannot be read counts
+ *       everyone (audit11 R1: a root image with the entry user:gu1:rw- was opened as group 0).
  *   <li>The readers ({@link #readers(Writers)}) are one identity standing for all the writers: one
  *       user is himself; one group whose members include every such user is the stand-in user with
  *       that group alone; anything more is the stand-in user and group ({@link #STAND_IN}). The
@@ -442,7 +445,7 @@ public final class SourceAccess {
       int mode = (Integer) d.get("mode");
       w.user((Integer) d.get("uid"), "who owns a directory above " + role);
       if ((mode & 01000) == 0) { // sticky: only the owners of its entries (counted) rename them
-        writable(d, role + " or a directory above it", w);
+        writable(at, d, role + " or a directory above it", w);
       }
       Path next = at.resolve(name);
       Map<String, Object> e = lstat(next);
@@ -472,21 +475,43 @@ public final class SourceAccess {
     int mode = (Integer) f.get("mode");
     w.owner((Integer) f.get("uid"), role.equals(IMAGE) ? "the image's owner" : "who owns " + role);
     if ((mode & 0170000) != 0040000) {
-      writable(f, role + " or a directory above it", w);
+      writable(at, f, role + " or a directory above it", w);
     }
     if ((mode & 0170000) == 0060000) {
       behindDevice(at, (Long) f.get("rdev"), w, depth);
     }
   }
 
-  /** Counts the group and everyone if {@code a}'s mode lets them write it. */
-  private static void writable(Map<String, Object> a, String what, Writers w) {
+  /**
+   * Counts the group and everyone if {@code a}'s mode lets them write {@code p}, and the users and
+   * groups its access ACL lets write it: where there is one, the mode's group bits are its mask,
+   * and the owning group writes only if its own entry does. An ACL that cannot be read or makes no
+   * sense lets everyone write.
+   */
+  private static void writable(Path p, Map<String, Object> a, String what, Writers w) {
     int mode = (Integer) a.get("mode");
-    if ((mode & 0020) != 0) {
-      w.group((Integer) a.get("gid"), "which can write " + what);
+    int gid = (Integer) a.get("gid");
+    PosixAcl acl;
+    try {
+      acl = PosixAcl.of(p);
+    } catch (IOException e) {
+      w.everyone("the ACL of '" + p + "' cannot be read (" + e.getMessage() + ")");
+      return;
+    }
+    boolean groupWrites = acl == null ? (mode & 0020) != 0 : acl.owningGroupWrites();
+    if (groupWrites) {
+      w.group(gid, "which can write " + what);
     }
     if ((mode & 0002) != 0) {
       w.everyone("everyone can write " + what);
+    }
+    if (acl != null) {
+      for (int u : acl.writingUsers()) {
+        w.user(u, "whom an ACL lets write " + what);
+      }
+      for (int g : acl.writingGroups()) {
+        w.group(g, "which an ACL lets write " + what);
+      }
     }
   }
 

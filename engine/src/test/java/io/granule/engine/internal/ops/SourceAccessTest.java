@@ -746,4 +746,55 @@ class SourceAccessTest {
         .hasMessageContaining("'" + nobodys + "', a file '" + image + "' reads")
         .hasMessageContaining("cannot be read by group 1002 alone");
   }
+
+  @Test
+  void aclFormsAreRead() throws Exception {
+    PosixAcl acl =
+        PosixAcl.parse(
+            "user::rw-\nuser:1001:rw-\ngroup::r--\ngroup:1002:rwx\nmask::r-x\nother::---\n");
+    assertThat(acl.writingUsers()).as("masked").isEmpty();
+    assertThat(acl.writingGroups()).isEmpty();
+    acl = PosixAcl.parse("user::rw-\nuser:1001:rw-\ngroup::rw-\nmask::rw-\nother::---\n");
+    assertThat(acl.writingUsers()).containsExactly(1001);
+    assertThat(acl.owningGroupWrites()).isTrue();
+    assertThatThrownBy(() -> PosixAcl.parse("user:1001:rw-\n")).hasMessageContaining("no mask");
+  }
+
+  /**
+   * Writers were judged by mode bits alone (audit11 R1): a root:root 0600 image with the ACL entry
+   * user:gu1:rw- showed g+rw (the ACL's mask) and was opened as (65535, gid 0), and gu1's header
+   * named a gid-0-readable file of root's. The ACL's named writers count now.
+   */
+  @Test
+  void whomAnAclLetsWriteIsAReader() throws Exception {
+    need("root".equals(System.getProperty("user.name")), "root, to set ACLs");
+    need(FileCredentials.unavailableReason() == null, "libgranule-native");
+    need(run("sh", "-c", "command -v setfacl") != null, "setfacl (acl)");
+    chmod(tmp, "rwxr-xr-x");
+    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
+    chmod(rootOnly, "rwxr-x---");
+    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    chmod(secret, "rw-r-----");
+    Path pool = Files.createDirectories(tmp.resolve("pool"));
+    Path image = Files.writeString(pool.resolve("vm1.img"), secret.toString());
+    chmod(image, "rw-------");
+    need(run("setfacl", "-m", "u:1001:rw", image.toString()) != null, "setfacl -m (ACLs here)");
+    SourceAccess.Readers r = SourceAccess.readers(image);
+    assertThat(r.identity().uid()).isEqualTo(1001);
+    assertThat(r.who())
+        .isEqualTo("uid 1001, whom an ACL lets write the image or a directory above it");
+    assertThatThrownBy(() -> backUp(image, new Linked(() -> {})))
+        .isInstanceOf(SourceUnreadableException.class)
+        .hasMessageContaining("'" + secret + "', a file '" + image + "' reads")
+        .hasMessageContaining("cannot be read by uid 1001");
+    // a group's entry on a directory above: its entries can be replaced by the group
+    run("setfacl", "-b", image.toString());
+    need(run("setfacl", "-m", "g:1002:rwx", pool.toString()) != null, "setfacl -m");
+    assertThat(SourceAccess.readers(image).who())
+        .isEqualTo("group 1002 alone, which an ACL lets write the image or a directory above it");
+    // an entry its mask takes away writes nothing
+    run("setfacl", "-b", pool.toString());
+    need(run("setfacl", "-n", "-m", "u:1001:rw,m::r", image.toString()) != null, "setfacl -n");
+    assertThat(SourceAccess.readers(image)).isNull();
+  }
 }
