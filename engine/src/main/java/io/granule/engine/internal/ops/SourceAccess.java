@@ -39,6 +39,14 @@ import java.util.TreeMap;
  *   <li>An ACL counts as the mode bits do: the users and groups its entries let write (masked), and
  *       the owning group only if its own entry lets it write; an ACL that cannot be read counts
  *       everyone (audit11 R1: a root image with the entry user:gu1:rw- was opened as group 0).
+ *   <li>So does the file system every file and directory on the way is on ({@link #filesystem}),
+ *       once per file system: a block device's source as behind a device (a loop device's backing
+ *       file, a partition's disk, a stacked device's devices, its node's owner and mode but group
+ *       disk, root's equal), a FUSE file system's server ({@code user_id=}), nothing for a
+ *       kernel-local one (tmpfs, proc …), and everyone for any other (NFS, CIFS, 9p, virtiofs,
+ *       overlay, unknown): the owners and modes a file system a user built vouch for nothing
+ *       (audit11 F1: root mounted a user's ext4 image and backed up a qcow2 on it that claimed to
+ *       be root's, and its header named root's file).
  *   <li>The readers ({@link #readers(Writers)}) are one identity standing for all the writers: one
  *       user is himself; one group whose members include every such user is the stand-in user with
  *       that group alone; anything more is the stand-in user and group ({@link #STAND_IN}). The
@@ -102,6 +110,14 @@ public final class SourceAccess {
 
     private final Set<Integer> owners = new HashSet<>();
 
+    /** The file systems ({@code st_dev}) whose sources were judged already. */
+    private final Set<Long> filesystems = new HashSet<>();
+
+    /** Whether file system {@code dev}'s source is still to be judged (once per judgement). */
+    boolean firstOn(long dev) {
+      return filesystems.add(dev);
+    }
+
     void user(int uid, String why) {
       if (uid != 0 && uid != self) {
         users.putIfAbsent(uid, why);
@@ -128,6 +144,7 @@ public final class SourceAccess {
     void addAll(Writers o) {
       o.users.forEach(users::putIfAbsent);
       owners.addAll(o.owners);
+      filesystems.addAll(o.filesystems);
       o.groups.forEach(groups::putIfAbsent);
       if (o.everyone != null) {
         everyone(o.everyone);
@@ -409,7 +426,7 @@ public final class SourceAccess {
   }
 
   private static Map<String, Object> lstat(Path p) throws IOException {
-    return Files.readAttributes(p, "unix:uid,gid,mode,rdev", LinkOption.NOFOLLOW_LINKS);
+    return Files.readAttributes(p, "unix:uid,gid,mode,rdev,dev", LinkOption.NOFOLLOW_LINKS);
   }
 
   /**
@@ -445,8 +462,9 @@ public final class SourceAccess {
       int mode = (Integer) d.get("mode");
       w.user((Integer) d.get("uid"), "who owns a directory above " + role);
       if ((mode & 01000) == 0) { // sticky: only the owners of its entries (counted) rename them
-        writable(at, d, role + " or a directory above it", w);
+        writable(at, d, role + " or a directory above it", w, -1);
       }
+      filesystem(at, d, role, w, depth);
       Path next = at.resolve(name);
       Map<String, Object> e = lstat(next);
       if (((Integer) e.get("mode") & 0170000) == 0120000) {
@@ -475,20 +493,21 @@ public final class SourceAccess {
     int mode = (Integer) f.get("mode");
     w.owner((Integer) f.get("uid"), role.equals(IMAGE) ? "the image's owner" : "who owns " + role);
     if ((mode & 0170000) != 0040000) {
-      writable(at, f, role + " or a directory above it", w);
+      writable(at, f, role + " or a directory above it", w, -1);
     }
+    filesystem(at, f, role, w, depth);
     if ((mode & 0170000) == 0060000) {
       behindDevice(at, (Long) f.get("rdev"), w, depth);
     }
   }
 
   /**
-   * Counts the group and everyone if {@code a}'s mode lets them write {@code p}, and the users and
-   * groups its access ACL lets write it: where there is one, the mode's group bits are its mask,
-   * and the owning group writes only if its own entry does. An ACL that cannot be read or makes no
-   * sense lets everyone write.
+   * Counts the group and everyone if {@code a}'s mode lets them write {@code p} (but group {@code
+   * ignored}), and the users and groups its access ACL lets write it: where there is one, the
+   * mode's group bits are its mask, and the owning group writes only if its own entry does. An ACL
+   * that cannot be read or makes no sense lets everyone write.
    */
-  private static void writable(Path p, Map<String, Object> a, String what, Writers w) {
+  private static void writable(Path p, Map<String, Object> a, String what, Writers w, int ignored) {
     int mode = (Integer) a.get("mode");
     int gid = (Integer) a.get("gid");
     PosixAcl acl;
@@ -499,7 +518,7 @@ public final class SourceAccess {
       return;
     }
     boolean groupWrites = acl == null ? (mode & 0020) != 0 : acl.owningGroupWrites();
-    if (groupWrites) {
+    if (groupWrites && gid != ignored) {
       w.group(gid, "which can write " + what);
     }
     if ((mode & 0002) != 0) {
@@ -510,7 +529,9 @@ public final class SourceAccess {
         w.user(u, "whom an ACL lets write " + what);
       }
       for (int g : acl.writingGroups()) {
-        w.group(g, "which an ACL lets write " + what);
+        if (g != ignored) {
+          w.group(g, "which an ACL lets write " + what);
+        }
       }
     }
   }
@@ -522,7 +543,7 @@ public final class SourceAccess {
    */
   private static void behindDevice(Path dev, long rdev, Writers w, int depth) {
     String majMin = io.granule.engine.internal.image.BlockDeviceClaim.majorMinorOf(rdev);
-    otherNodes(dev, rdev, w);
+    otherNodes(dev, rdev, w, -1);
     Path sys;
     try {
       sys = Path.of("/sys/dev/block", majMin).toRealPath();
@@ -530,11 +551,27 @@ public final class SourceAccess {
       w.everyone("what is behind '" + dev + "' cannot be told (no /sys/dev/block/" + majMin + ")");
       return;
     }
+    behind("'" + dev + "'", sys, false, w, depth);
+  }
+
+  /**
+   * Adds who can change what is behind the block device sysfs shows at {@code sys} ({@code what}
+   * names it, quoted): a loop device's backing file, a partition's whole disk, a stacked device's
+   * devices; a virtual device whose source cannot be told is everyone's. {@code mounted}: the
+   * device holds a mounted file system, and the devices under it are judged as {@link
+   * #mountedDevice} judges it; else by their nodes' way and modes, as a disk named for a backup is.
+   */
+  private static void behind(String what, Path sys, boolean mounted, Writers w, int depth) {
     String name = sys.getFileName().toString();
     try {
       if (Files.isRegularFile(sys.resolve("partition"))) {
         Path whole = Path.of("/dev", sys.getParent().getFileName().toString());
-        walk(whole, "'" + whole + "', the disk '" + dev + "' is a partition of", w, depth + 1);
+        String role = "'" + whole + "', the disk " + what + " is a partition of";
+        if (mounted) {
+          mountedDevice(sys.getParent(), role, w, depth + 1);
+        } else {
+          walk(whole, role, w, depth + 1);
+        }
         return;
       }
       String backing = io.granule.engine.internal.image.BlockDeviceClaim.backingFileName(sys);
@@ -544,12 +581,12 @@ public final class SourceAccess {
         // (audit11 F2, F5), before and after its way is walked
         String why = notTheBackingFile(name, backing);
         if (why == null) {
-          walk(Path.of(backing), "'" + backing + "', the file behind '" + dev + "'", w, depth + 1);
+          walk(Path.of(backing), "'" + backing + "', the file behind " + what, w, depth + 1);
           why = notTheBackingFile(name, backing);
         }
         if (why != null) {
           w.everyone(
-              "the file behind '" + dev + "', '" + backing + "', cannot be judged (" + why + ")");
+              "the file behind " + what + ", '" + backing + "', cannot be judged (" + why + ")");
         }
         return;
       }
@@ -563,7 +600,12 @@ public final class SourceAccess {
       }
       for (String s : new java.util.TreeSet<>(slaves)) {
         Path under = Path.of("/dev", s);
-        walk(under, "'" + under + "', a device under '" + dev + "'", w, depth + 1);
+        String role = "'" + under + "', a device under " + what;
+        if (mounted) {
+          mountedDevice(sys.resolve("slaves").resolve(s).toRealPath(), role, w, depth + 1);
+        } else {
+          walk(under, role, w, depth + 1);
+        }
       }
       if (slaves.isEmpty()
           && sys.toString().startsWith("/sys/devices/virtual/")
@@ -571,10 +613,10 @@ public final class SourceAccess {
           && !name.startsWith("zram")
           && !name.startsWith("ram")) {
         // nbd, ublk, drbd, a device-mapper device over nothing it names: served by someone
-        w.everyone("what is behind '" + dev + "' (" + name + ") cannot be told");
+        w.everyone("what is behind " + what + " (" + name + ") cannot be told");
       }
     } catch (IOException | RuntimeException e) {
-      w.everyone("what is behind '" + dev + "' (" + name + ") cannot be told (" + e + ")");
+      w.everyone("what is behind " + what + " (" + name + ") cannot be told (" + e + ")");
     }
   }
 
@@ -623,13 +665,14 @@ public final class SourceAccess {
   private static final int MAX_DEV_ENTRIES = 100_000;
 
   /**
-   * Adds the writers of the other block device nodes for {@code rdev} under /dev (audit11 F4: a
-   * udev OWNER= rule, or a VM manager, makes a node of a disk a user may write, and he wrote a
-   * header through it onto root's 0600 device). The file systems mounted under /dev (shm, pts,
-   * mqueue) are not looked at. Nodes elsewhere and open descriptors cannot be found: a device is
-   * read as raw unless its format is given for that ({@code ImageInspector#detect}).
+   * Adds the writers of the other block device nodes for {@code rdev} under /dev, but group {@code
+   * ignored} (audit11 F4: a udev OWNER= rule, or a VM manager, makes a node of a disk a user may
+   * write, and he wrote a header through it onto root's 0600 device). The file systems mounted
+   * under /dev (shm, pts, mqueue) are not looked at. Nodes elsewhere and open descriptors cannot be
+   * found: a device is read as raw unless its format is given for that ({@code
+   * ImageInspector#detect}).
    */
-  private static void otherNodes(Path dev, long rdev, Writers w) {
+  private static void otherNodes(Path dev, long rdev, Writers w, int ignored) {
     Path top = Path.of("/dev");
     Object fs;
     try {
@@ -667,13 +710,277 @@ public final class SourceAccess {
           } else if (type == 0060000 && ((Long) a.get("rdev")) == rdev) {
             String role = "'" + e + "', a node of device " + majMin + " as '" + dev + "' is";
             w.user((Integer) a.get("uid"), "who owns " + role);
-            writable(a, role, w);
+            writable(e, a, role, w, ignored);
           }
         }
       } catch (IOException | RuntimeException x) {
         // a directory not read (gone, denied): its nodes are not counted
       }
     }
+  }
+
+  /**
+   * Adds who can change the file system on the block device sysfs shows at {@code sys} ({@code
+   * what} names it): the owner of its node in /dev and a group or everyone its mode or ACL lets
+   * write it, but group disk, and what is behind it ({@link #behind}). Group disk can read and
+   * write every disk, as root can (root-equivalent): counted, it would make every file on a
+   * root:disk 0660 disk (the usual /dev/sda) its group's, and every root backup of root's images
+   * would be read as the stand-in. Its other nodes under /dev count the same way ({@link
+   * #otherNodes}).
+   */
+  private static void mountedDevice(Path sys, String what, Writers w, int depth) {
+    if (depth > MAX_STACK) {
+      w.everyone("devices are stacked more than " + MAX_STACK + " deep under " + what);
+      return;
+    }
+    Path node = Path.of("/dev", sys.getFileName().toString());
+    try {
+      Map<String, Object> n = lstat(node);
+      if (((Integer) n.get("mode") & 0170000) == 0060000) {
+        w.user((Integer) n.get("uid"), "who owns " + what);
+        writable(node, n, what, w, diskGroup());
+        otherNodes(node, (Long) n.get("rdev"), w, diskGroup());
+      }
+    } catch (IOException e) {
+      // no node of its name in /dev: what is behind it is judged
+    }
+    behind(what, sys, true, w, depth);
+  }
+
+  /** Group disk's id, from /etc/group, or -1. */
+  private static int diskGroup() {
+    try {
+      for (String line : Files.readAllLines(Path.of("/etc/group"), StandardCharsets.UTF_8)) {
+        String[] f = line.split(":", -1);
+        if (f.length > 2 && f[0].equals("disk")) {
+          return Integer.parseInt(f[2]);
+        }
+      }
+    } catch (IOException | NumberFormatException e) {
+      // none: its nodes' group counts as any group does
+    }
+    return -1;
+  }
+
+  /**
+   * File systems whose files live in the kernel's memory alone (or are the kernel's): their owners
+   * and modes are the only ones to judge.
+   */
+  private static final Set<String> KERNEL_LOCAL =
+      Set.of(
+          "tmpfs",
+          "ramfs",
+          "devtmpfs",
+          "proc",
+          "sysfs",
+          "devpts",
+          "cgroup",
+          "cgroup2",
+          "mqueue",
+          "hugetlbfs",
+          "securityfs",
+          "debugfs",
+          "tracefs",
+          "configfs",
+          "pstore",
+          "bpf",
+          "efivarfs",
+          "binfmt_misc",
+          "autofs",
+          "rpc_pipefs",
+          "nsfs",
+          "fusectl",
+          "selinuxfs");
+
+  /** A line of /proc/self/mountinfo: where, what kind, from what, its super block's options. */
+  record Mount(String majMin, Path point, String type, String source, String options) {}
+
+  /**
+   * Adds who can change the file system {@code p} (lstat as {@code a}) is on, once per file system
+   * in a judgement (F1, audit11: the owners and modes on a file system a user built vouch for
+   * nothing; root mounted his ext4 image and backed up a qcow2 on it claiming to be root's, and his
+   * header's backing file, root's, was stored). A block device: {@link #mountedDevice}. Else, by
+   * /proc/self/mountinfo: a kernel-local one adds nothing, a FUSE one its server's user ({@code
+   * user_id=}), one over a block device (btrfs) its devices, and any other (NFS, CIFS, 9p,
+   * virtiofs, overlay, unknown) everyone.
+   */
+  private static void filesystem(Path p, Map<String, Object> a, String role, Writers w, int depth) {
+    long dev = (Long) a.get("dev");
+    if (!w.firstOn(dev)) {
+      return;
+    }
+    String majMin = io.granule.engine.internal.image.BlockDeviceClaim.majorMinorOf(dev);
+    String on = "the file system " + role + " is on";
+    if (!majMin.startsWith("0:")) {
+      try {
+        Path sys = Path.of("/sys/dev/block", majMin).toRealPath();
+        mountedDevice(sys, "'/dev/" + sys.getFileName() + "', which holds " + on, w, depth + 1);
+      } catch (IOException e) {
+        w.everyone("the device of " + on + " cannot be told (no /sys/dev/block/" + majMin + ")");
+      }
+      return;
+    }
+    Mount m;
+    try {
+      m = mountOf(majMin, p);
+    } catch (IOException e) {
+      w.everyone(on + " cannot be told (/proc/self/mountinfo: " + e.getMessage() + ")");
+      return;
+    }
+    if (m == null) {
+      w.everyone(on + " (" + majMin + ") is not in /proc/self/mountinfo");
+      return;
+    }
+    if (KERNEL_LOCAL.contains(m.type())) {
+      return;
+    }
+    String at = "the " + m.type() + " file system at '" + m.point() + "'";
+    boolean fuse = m.type().equals("fuse") || m.type().startsWith("fuse.");
+    if (fuse || m.type().equals("fuseblk")) {
+      Integer server = numericOption(m.options(), "user_id");
+      if (server == null) {
+        w.everyone("who serves " + at + " cannot be told (no user_id=)");
+        return;
+      }
+      w.user(server, "who serves " + at + " (" + role + " is on it)");
+      if (fuse) {
+        return;
+      }
+    }
+    List<Path> devices = sourceDevices(m);
+    if (devices == null) {
+      w.everyone(at + " (from '" + m.source() + "') is served from where no one can judge");
+      return;
+    }
+    for (Path sys : devices) {
+      mountedDevice(
+          sys,
+          "'/dev/" + sys.getFileName() + "', which holds " + at + " (" + role + " is on it)",
+          w,
+          depth + 1);
+    }
+  }
+
+  /**
+   * The sysfs directories of the block devices {@code m} is mounted from (a btrfs file system's
+   * every device), or null if its source is no block device.
+   */
+  private static List<Path> sourceDevices(Mount m) {
+    if (!m.source().startsWith("/")) {
+      return null;
+    }
+    Path sys;
+    try {
+      Map<String, Object> a = Files.readAttributes(Path.of(m.source()), "unix:mode,rdev");
+      if (((Integer) a.get("mode") & 0170000) != 0060000) {
+        return null;
+      }
+      sys =
+          Path.of(
+                  "/sys/dev/block",
+                  io.granule.engine.internal.image.BlockDeviceClaim.majorMinorOf(
+                      (Long) a.get("rdev")))
+              .toRealPath();
+    } catch (IOException e) {
+      return null;
+    }
+    if (!m.type().equals("btrfs")) {
+      return List.of(sys);
+    }
+    try (var fss = Files.newDirectoryStream(Path.of("/sys/fs/btrfs"))) {
+      for (Path fs : fss) {
+        if (!Files.isDirectory(fs.resolve("devices"))) {
+          continue;
+        }
+        List<Path> all = new java.util.ArrayList<>();
+        try (var devs = Files.newDirectoryStream(fs.resolve("devices"))) {
+          for (Path d : devs) {
+            all.add(d.toRealPath());
+          }
+        }
+        if (all.contains(sys)) {
+          return all;
+        }
+      }
+    } catch (IOException e) {
+      return null; // its other devices cannot be told
+    }
+    return List.of(sys);
+  }
+
+  /** The value of option {@code name=} in a mount's comma-separated options, if numeric. */
+  private static Integer numericOption(String options, String name) {
+    for (String o : options.split(",")) {
+      if (o.startsWith(name + "=")) {
+        try {
+          return Integer.parseInt(o.substring(name.length() + 1));
+        } catch (NumberFormatException e) {
+          return null;
+        }
+      }
+    }
+    return null;
+  }
+
+  /**
+   * The mount of file system {@code majMin} in /proc/self/mountinfo, or else (a btrfs subvolume has
+   * a number of its own) the one with the longest mount point above {@code p}; null if none.
+   */
+  static Mount mountOf(String majMin, Path p) throws IOException {
+    Path abs = p.toAbsolutePath().normalize();
+    Mount longest = null;
+    for (String line :
+        Files.readAllLines(Path.of("/proc/self/mountinfo"), StandardCharsets.UTF_8)) {
+      Mount m = mount(line);
+      if (m == null) {
+        continue;
+      }
+      if (m.majMin().equals(majMin)) {
+        return m;
+      }
+      if (abs.startsWith(m.point())
+          && (longest == null || m.point().getNameCount() >= longest.point().getNameCount())) {
+        longest = m; // a later mount on the same point covers an earlier one
+      }
+    }
+    return longest;
+  }
+
+  /**
+   * One line of /proc/self/mountinfo ({@code ID PARENT MAJ:MIN ROOT POINT OPTIONS [TAGS] - TYPE
+   * SOURCE SUPER_OPTIONS}), or null if it has another form.
+   */
+  static Mount mount(String line) {
+    String[] f = line.split(" ");
+    int dash = -1;
+    for (int i = 6; i < f.length; i++) {
+      if (f[i].equals("-")) {
+        dash = i;
+        break;
+      }
+    }
+    if (f.length < 6 || dash < 0 || f.length < dash + 4) {
+      return null;
+    }
+    return new Mount(
+        f[2], Path.of(unescape(f[4])), unescape(f[dash + 1]), unescape(f[dash + 2]), f[dash + 3]);
+  }
+
+  /** A mountinfo field with its octal escapes ({@code \040} for a space …) undone. */
+  static String unescape(String field) {
+    StringBuilder b = new StringBuilder();
+    for (int i = 0; i < field.length(); i++) {
+      char c = field.charAt(i);
+      if (c == '\\'
+          && i + 3 < field.length()
+          && field.substring(i + 1, i + 4).chars().allMatch(d -> d >= '0' && d <= '7')) {
+        b.append((char) Integer.parseInt(field.substring(i + 1, i + 4), 8));
+        i += 3;
+      } else {
+        b.append(c);
+      }
+    }
+    return b.toString();
   }
 
   /**

@@ -747,6 +747,141 @@ class SourceAccessTest {
         .hasMessageContaining("cannot be read by group 1002 alone");
   }
 
+  /** Runs debugfs's {@code commands} on file system image {@code fs} (as its -f file). */
+  private void debugfs(Path fs, String... commands) throws Exception {
+    Path script =
+        Files.writeString(
+            tmp.resolve("debugfs-" + System.nanoTime()), String.join("\n", commands) + "\n");
+    need(
+        run("debugfs", "-w", "-f", script.toString(), fs.toString()) != null,
+        "debugfs -w on " + fs);
+  }
+
+  /**
+   * A file system a user built vouched for itself (audit11 F1): gu1 made an ext4 image with mkfs
+   * and debugfs holding a qcow2 whose inode claimed root:root 0644 in a root 0755 directory; root
+   * mounted it (read-only) and backed the qcow2 up as root's, and its backing file, root's, was
+   * stored. The file system's source counts now: the loop device's backing file and its owner.
+   */
+  @Test
+  void aFileSystemAUserBuiltVouchesForNothing() throws Exception {
+    need("root".equals(System.getProperty("user.name")), "root, to mount");
+    need(FileCredentials.unavailableReason() == null, "libgranule-native");
+    need(
+        run("sh", "-c", "command -v mkfs.ext4 && command -v debugfs") != null,
+        "mkfs.ext4 and debugfs (e2fsprogs)");
+    chmod(tmp, "rwxr-xr-x");
+    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
+    chmod(rootOnly, "rwx------");
+    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    chmod(secret, "rw-------");
+    Path his = Files.createDirectories(tmp.resolve("his"));
+    chown(his, 1001);
+    Path fs = his.resolve("fs.img");
+    try (FileChannel ch =
+        FileChannel.open(fs, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      ch.truncate(8 << 20);
+      ch.write(ByteBuffer.wrap(new byte[] {0}), (8 << 20) - 1);
+    }
+    chown(fs, 1001);
+    need(run("mkfs.ext4", "-q", "-F", fs.toString()) != null, "mkfs.ext4");
+    Path header = Files.writeString(his.resolve("vm.img"), secret.toString());
+    debugfs(
+        fs,
+        "mkdir vms",
+        "cd vms",
+        "write " + header + " vm.img",
+        "sif vm.img uid 0",
+        "sif vm.img gid 0",
+        "sif vm.img mode 0100644");
+    Path mnt = Files.createDirectories(tmp.resolve("mnt"));
+    need(run("mount", "-o", "loop,ro", fs.toString(), mnt.toString()) != null, "mount -o loop,ro");
+    try {
+      Path image = mnt.resolve("vms/vm.img");
+      assertThat(Files.getAttribute(image, "unix:uid")).as("it claims to be root's").isEqualTo(0);
+      SourceAccess.Readers r = SourceAccess.readers(image);
+      assertThat(r).isNotNull();
+      assertThat(r.identity().uid()).isEqualTo(1001);
+      assertThat(r.who()).startsWith("uid 1001, who owns '" + fs + "', the file behind '/dev/loop");
+      assertThatThrownBy(() -> backUp(image, new Linked(() -> {})))
+          .isInstanceOf(SourceUnreadableException.class)
+          .hasMessageContaining("'" + secret + "', a file '" + image + "' reads")
+          .hasMessageContaining("cannot be read by uid 1001");
+    } finally {
+      run("umount", mnt.toString());
+    }
+    // root's own file system image, on root's way: root's (the loop device's group disk is not
+    // counted: root's equal)
+    chown(fs, 0);
+    chown(his, 0);
+    need(run("mount", "-o", "loop,ro", fs.toString(), mnt.toString()) != null, "mount -o loop,ro");
+    try {
+      assertThat(SourceAccess.readers(mnt.resolve("vms/vm.img"))).isNull();
+    } finally {
+      run("umount", mnt.toString());
+    }
+  }
+
+  /**
+   * Kernel-local file systems (tmpfs) are judged by their owners and modes alone; one served from
+   * elsewhere (overlay here, NFS, 9p, virtiofs) is everyone's.
+   */
+  @Test
+  void aTmpfsIsJudgedByItsModesAndAnOverlayIsEveryones() throws Exception {
+    need("root".equals(System.getProperty("user.name")), "root, to mount");
+    chmod(tmp, "rwxr-xr-x");
+    Path mnt = Files.createDirectories(tmp.resolve("tmpfs"));
+    need(
+        run("mount", "-t", "tmpfs", "-o", "mode=0755", "granule-test", mnt.toString()) != null,
+        "mount -t tmpfs");
+    try {
+      Path pool = Files.createDirectories(mnt.resolve("pool"));
+      Path image = Files.writeString(pool.resolve("vm.img"), "root's");
+      assertThat(SourceAccess.readers(image)).as("root's").isNull();
+      chown(pool, 1001);
+      assertThat(SourceAccess.readers(image).who())
+          .isEqualTo("uid 1001, who owns a directory above the image");
+      chown(pool, 0);
+      Path lower = Files.createDirectories(mnt.resolve("lower"));
+      Files.writeString(lower.resolve("vm.img"), "root's");
+      Path upper = Files.createDirectories(mnt.resolve("upper"));
+      Path work = Files.createDirectories(mnt.resolve("work"));
+      Path merged = Files.createDirectories(tmp.resolve("merged"));
+      need(
+          run(
+                  "mount",
+                  "-t",
+                  "overlay",
+                  "granule-test",
+                  "-o",
+                  "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work,
+                  merged.toString())
+              != null,
+          "mount -t overlay");
+      try {
+        assertThat(SourceAccess.readers(merged.resolve("vm.img")).who())
+            .startsWith("everyone, and the overlay file system at '" + merged + "'");
+      } finally {
+        run("umount", merged.toString());
+      }
+    } finally {
+      run("umount", mnt.toString());
+    }
+  }
+
+  @Test
+  void mountinfoLinesAreRead() throws Exception {
+    SourceAccess.Mount m =
+        SourceAccess.mount(
+            "57 27 0:50 / /mnt/my\\040disk rw,nosuid shared:9 - fuse.sshfs me@host:/x"
+                + " rw,user_id=1001,group_id=1001,allow_other");
+    assertThat(m.point()).isEqualTo(Path.of("/mnt/my disk"));
+    assertThat(m.type()).isEqualTo("fuse.sshfs");
+    assertThat(m.source()).isEqualTo("me@host:/x");
+    assertThat(m.options()).contains("user_id=1001");
+    assertThat(SourceAccess.mount("junk")).isNull();
+  }
+
   @Test
   void aclFormsAreRead() throws Exception {
     PosixAcl acl =
