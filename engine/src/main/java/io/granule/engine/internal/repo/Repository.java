@@ -254,6 +254,9 @@ public final class Repository implements Closeable {
       Path dir, RepositoryConfig cfg, char[] password, Path metadataCache) {
     try {
       if (Files.isDirectory(dir)) {
+        if (!Files.exists(dir.resolve("config"), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+          clearInterruptedInit(dir);
+        }
         try (var entries = Files.list(dir)) {
           if (entries.findAny().isPresent()) {
             throw new RepositoryException(
@@ -279,6 +282,54 @@ public final class Repository implements Closeable {
         KdfParams.DEFAULT,
         null,
         metadataCache);
+  }
+
+  /**
+   * Removes what an {@code init} killed before it saved the config left in {@code dir} (the config
+   * is saved last): its key blob in {@code keys/} and the config's temporary file, and nothing
+   * else. Such a directory was refused as "not empty" by every later init, and as "config file
+   * missing" by every other command, until removed by hand (audit12). A directory holding anything
+   * else is left as it is (and refused as not empty).
+   */
+  private static void clearInterruptedInit(Path dir) throws IOException {
+    List<Path> leftovers = new ArrayList<>();
+    try (var entries = Files.list(dir)) {
+      for (Path e : (Iterable<Path>) entries::iterator) {
+        String name = e.getFileName().toString();
+        if (name.startsWith(".tmp-config-")
+            && Files.isRegularFile(e, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+          leftovers.add(e);
+        } else if (name.equals(BlobType.KEY.directory())
+            && Files.isDirectory(e, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+          try (var keys = Files.list(e)) {
+            for (Path k : (Iterable<Path>) keys::iterator) {
+              String kn = k.getFileName().toString();
+              if (!(kn.matches("[0-9a-f]{64}") || kn.startsWith(".tmp-"))
+                  || !Files.isRegularFile(k, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                  || Files.size(k) > KeyRing.MAX_KEY_BLOB) {
+                return; // not what an init writes
+              }
+              leftovers.add(k);
+            }
+          }
+          leftovers.add(e);
+        } else {
+          return;
+        }
+      }
+    }
+    if (leftovers.isEmpty()) {
+      return;
+    }
+    for (Path p : leftovers) {
+      Files.deleteIfExists(p); // a key blob's directory after its blobs (listed after them)
+    }
+    LoggerFactory.getLogger(Repository.class)
+        .warn(
+            "removed what an interrupted 'granule init' left in '{}' (a key blob saved before"
+                + " the config, which was never written): {}",
+            dir,
+            leftovers);
   }
 
   /**

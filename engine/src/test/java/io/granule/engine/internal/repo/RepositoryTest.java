@@ -549,4 +549,40 @@ class RepositoryTest {
     assertThatThrownBy(() -> Repository.init(other, SMALL))
         .hasMessageContaining("the directory is not empty");
   }
+
+  /**
+   * An init killed after its key blob was saved and before the config (saved last) left a directory
+   * every command refused ("config file missing") and init too ("not empty") until it was removed
+   * by hand (audit12). Init now clears such leftovers, and only them.
+   */
+  @Test
+  void initRedoesAnInterruptedInitButNothingElse() throws Exception {
+    Path dir = tmp.resolve("killed");
+    Files.createDirectories(dir.resolve("keys"));
+    Files.write(dir.resolve("keys").resolve("ab".repeat(32)), new byte[300]);
+    Files.write(dir.resolve("keys").resolve(".tmp-" + "cd".repeat(32) + "-1f"), new byte[10]);
+    Files.write(dir.resolve(".tmp-config-7a"), new byte[10]);
+    try (Repository r = Repository.init(dir, SMALL, "pw".toCharArray())) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    try (var keys = Files.list(dir.resolve("keys"))) {
+      assertThat(keys.map(p -> p.getFileName().toString()))
+          .hasSize(1)
+          .doesNotContain("ab".repeat(32));
+    }
+    assertThat(dir.resolve(".tmp-config-7a")).doesNotExist();
+
+    // anything else there: left alone, and refused
+    for (String other : new String[] {"notes.txt", "keys/README"}) {
+      Path d = tmp.resolve("kept-" + other.replace('/', '-'));
+      Files.createDirectories(d.resolve("keys"));
+      Files.write(d.resolve("keys").resolve("ab".repeat(32)), new byte[300]);
+      Files.writeString(d.resolve(other), "mine");
+      assertThatThrownBy(() -> Repository.init(d, SMALL))
+          .as(other)
+          .hasMessageContaining("the directory is not empty");
+      assertThat(d.resolve(other)).hasContent("mine");
+      assertThat(d.resolve("keys").resolve("ab".repeat(32))).exists();
+    }
+  }
 }

@@ -384,7 +384,7 @@ public final class KeyRing {
   }
 
   /** Largest key blob read: they are a few hundred bytes. */
-  static final long MAX_KEY_BLOB = 64 << 10;
+  public static final long MAX_KEY_BLOB = 64 << 10;
 
   /**
    * Key blob {@code n}, refused unread if it is larger than a key blob can be: one large file in
