@@ -31,6 +31,7 @@ final class ConfigPin {
 
   private static final String KEY = "config-sha256=";
   private static final String ID = "repository=";
+  private static final String PLACE = "place=";
 
   /** Pins this process could not write, warned about once each. */
   private static final java.util.Set<Path> UNWRITTEN =
@@ -56,6 +57,57 @@ final class ConfigPin {
     return metadataCache
         .resolve(DIR)
         .resolve("at-" + sha256(location.getBytes(StandardCharsets.UTF_8)).substring(0, 32));
+  }
+
+  /**
+   * The pin file of the encrypted repository last opened in the directory whose {@code identity}
+   * (device and inode numbers: {@code BlobStore.placeIdentity()}) is given: found through a bind
+   * mount of that directory too, or any other path to it, where {@link #locationFile} (by real
+   * path) is not. It records the place it was written from ({@link #readPlace}): device numbers
+   * change with a reboot or a filesystem mounted elsewhere, and an inode number is given to a new
+   * directory once the old one is deleted, so the pin applies only while that place still is this
+   * directory ({@link #stillNames}).
+   */
+  static Path identityFile(Path metadataCache, String identity) {
+    return metadataCache
+        .resolve(DIR)
+        .resolve("dir-" + sha256(identity.getBytes(StandardCharsets.UTF_8)).substring(0, 32));
+  }
+
+  /** The place recorded in {@code file} when it was written, empty if none (or no pin). */
+  static Optional<String> readPlace(Path file) {
+    String text = text(file);
+    return text == null ? Optional.empty() : field(text, PLACE);
+  }
+
+  /**
+   * Whether the pin by identity {@code file} applies to a store at {@code place} with {@code
+   * identity}: it was written from that place, or the place it was written from is still that
+   * directory ({@code identityOf} tells what a place is now). A pin whose place is gone or is
+   * another directory now is stale (a reboot renumbered the devices, or the inode number went to a
+   * new directory) and applies to nothing, so it never refuses a repository it did not guard.
+   */
+  static boolean stillNames(
+      Path file,
+      String place,
+      String identity,
+      java.util.function.Function<String, Optional<String>> identityOf) {
+    Optional<String> then = readPlace(file);
+    if (then.isEmpty()) {
+      return false;
+    }
+    if (then.get().equals(place)) {
+      return true;
+    }
+    boolean same = identityOf.apply(then.get()).filter(identity::equals).isPresent();
+    if (!same) {
+      LOG.debug(
+          "{} was written from '{}', which is not the directory {} now: stale, ignored",
+          file,
+          then.get(),
+          identity);
+    }
+    return same;
   }
 
   /**
@@ -116,12 +168,21 @@ final class ConfigPin {
 
   /** Records in {@code file} that the repository is encrypted, with config {@code configBytes}. */
   static void write(Path file, String repositoryId, byte[] configBytes) {
+    write(file, repositoryId, configBytes, null);
+  }
+
+  /**
+   * Records in {@code file} that the repository is encrypted, with config {@code configBytes},
+   * opened at {@code place} unless it is null (see {@link #identityFile}).
+   */
+  static void write(Path file, String repositoryId, byte[] configBytes, String place) {
     String hash = sha256(configBytes);
     try {
       String text = text(file); // one read: already this pin?
       if (text != null
           && field(text, KEY).filter(hash::equals).isPresent()
-          && field(text, ID).filter(repositoryId::equals).isPresent()) {
+          && field(text, ID).filter(repositoryId::equals).isPresent()
+          && (place == null || field(text, PLACE).filter(place::equals).isPresent())) {
         return;
       }
       Files.createDirectories(file.getParent());
@@ -137,7 +198,8 @@ final class ConfigPin {
               + "\n"
               + KEY
               + hash
-              + "\n",
+              + "\n"
+              + (place == null || place.contains("\n") ? "" : PLACE + place + "\n"),
           StandardCharsets.UTF_8);
       Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException | RepositoryException | UnsupportedOperationException e) {

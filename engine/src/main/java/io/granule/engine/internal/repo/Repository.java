@@ -401,6 +401,10 @@ public final class Repository implements Closeable {
       if (pins != null) {
         ConfigPin.write(ConfigPin.file(pins, c.repositoryId()), c.repositoryId(), configBytes);
         ConfigPin.write(ConfigPin.locationFile(pins, store.place()), c.repositoryId(), configBytes);
+        Path dirPin = identityPin(pins, store);
+        if (dirPin != null) {
+          ConfigPin.write(dirPin, c.repositoryId(), configBytes, store.place());
+        }
       }
     } catch (IOException e) {
       throw new RepositoryException(
@@ -573,9 +577,13 @@ public final class Repository implements Closeable {
     // also by where it is: the id is read from the config it guards, and a config rewritten with
     // a new id found no pin
     Path placePin = pins == null ? null : ConfigPin.locationFile(pins, store.place());
+    // and by what the directory is (device, inode): a bind mount of it is another real path
+    Path dirPin = pins == null ? null : identityPin(pins, store);
+    List<Path> placePins = Arrays.asList(placePin, appliesHere(dirPin, store));
     if (!c.encrypted()) {
-      refuseDowngrade(store, pin);
-      refuseDowngrade(store, placePin);
+      List<Path> all = new ArrayList<>(placePins);
+      all.add(0, pin);
+      refuseDowngrade(store, all);
       if (password.given()) {
         throw new WrongPasswordException(
             "the repository at '"
@@ -591,7 +599,7 @@ public final class Repository implements Closeable {
     }
     if (pin != null) {
       checkPinned(store, pin, configBytes);
-      checkPlace(store, placePin, c.repositoryId());
+      checkPlace(store, placePins, c.repositoryId());
     }
     char[] pw = password.password();
     if (pw == null) {
@@ -630,6 +638,9 @@ public final class Repository implements Closeable {
     if (pin != null) {
       ConfigPin.write(pin, c.repositoryId(), configBytes);
       ConfigPin.write(placePin, c.repositoryId(), configBytes);
+      if (dirPin != null) {
+        ConfigPin.write(dirPin, c.repositoryId(), configBytes, store.place());
+      }
     }
     if (!u.sealed()) {
       LOG.info(
@@ -643,26 +654,90 @@ public final class Repository implements Closeable {
   }
 
   /**
-   * Refuses to open as unencrypted a repository whose config says so but which has key blobs, or
-   * which this user opened encrypted before ({@code pin}, unless null): its config was rewritten by
-   * someone who can write the storage (granule never changes a config), and opening it as
-   * unencrypted would store the next backups in plaintext.
+   * The pin of the directory of {@code store} by its device and inode numbers ({@link
+   * ConfigPin#identityFile}), null if the store has no such identity (S3) or it cannot be read.
    */
-  private static void refuseDowngrade(BlobStore store, Path pin) {
+  private static Path identityPin(Path pins, BlobStore store) {
+    return store.placeIdentity().map(i -> ConfigPin.identityFile(pins, i)).orElse(null);
+  }
+
+  /**
+   * {@code dirPin} if it applies to {@code store}: the place it was written from is still this
+   * directory ({@link ConfigPin#stillNames}); null otherwise, or if it is null.
+   */
+  private static Path appliesHere(Path dirPin, BlobStore store) {
+    if (dirPin == null) {
+      return null;
+    }
+    Optional<String> identity = store.placeIdentity();
+    return identity.isPresent()
+            && ConfigPin.stillNames(
+                dirPin,
+                store.place(),
+                identity.get(),
+                place -> {
+                  try {
+                    return LocalBlobStore.identity(Path.of(place));
+                  } catch (java.nio.file.InvalidPathException e) {
+                    return Optional.empty();
+                  }
+                })
+        ? dirPin
+        : null;
+  }
+
+  /** {@code 'a'} or {@code 'a' and 'b'}: the pin files named in a refusal. */
+  private static String quoted(List<Path> files) {
+    return files.stream()
+        .map(p -> "'" + p + "'")
+        .collect(java.util.stream.Collectors.joining(" and "));
+  }
+
+  /**
+   * Where this user opened the repository before, if it was reached by another path to the same
+   * directory (a bind mount): said in a refusal by a pin found by directory identity.
+   */
+  private static String seenAs(BlobStore store, List<Path> found) {
+    for (Path p : found) {
+      Optional<String> then = ConfigPin.readPlace(p);
+      if (then.isPresent() && !then.get().equals(store.place())) {
+        return " as '"
+            + then.get()
+            + "' (the same directory, by its device and inode numbers: a bind mount or another"
+            + " path to it)";
+      }
+    }
+    return "";
+  }
+
+  /**
+   * Refuses to open as unencrypted a repository whose config says so but which has key blobs, or
+   * which this user opened encrypted before (any of {@code pins} that exists; null ones are
+   * skipped): its config was rewritten by someone who can write the storage (granule never changes
+   * a config), and opening it as unencrypted would store the next backups in plaintext.
+   */
+  private static void refuseDowngrade(BlobStore store, List<Path> pins) {
     String config = configName(store);
-    if (pin != null && ConfigPin.read(pin).isPresent()) {
+    List<Path> found = new ArrayList<>();
+    for (Path pin : pins) {
+      if (pin != null && ConfigPin.read(pin).isPresent()) {
+        found.add(pin);
+      }
+    }
+    if (!found.isEmpty()) {
       throw new RepositoryCorruptedException(
           "the config of the repository at '"
               + store.location()
               + "' was changed to unencrypted ("
               + config
-              + "), but this user opened it encrypted before (recorded in '"
-              + pin
-              + "'): someone who can write the storage may have rewritten it; nothing was read or"
+              + "), but this user opened it encrypted before"
+              + seenAs(store, found)
+              + " (recorded in "
+              + quoted(found)
+              + "): someone who can write the storage may have rewritten it; nothing was read or"
               + " written. Put back the original config (a copy of the repository has it); if the"
-              + " change was intended, delete '"
-              + pin
-              + "'");
+              + " change was intended, delete "
+              + quoted(found));
     }
     List<BlobName> keys;
     try {
@@ -718,26 +793,36 @@ public final class Repository implements Closeable {
 
   /**
    * Refuses an encrypted repository with another id than the one this user last opened at the same
-   * place ({@code placePin}): a whole repository of the same owner (same password) copied over this
-   * one was used without a word, and {@code restore latest} wrote the other machine's disk.
+   * place ({@code placePins}: by real path, by directory identity; null ones are skipped): a whole
+   * repository of the same owner (same password) copied over this one was used without a word, and
+   * {@code restore latest} wrote the other machine's disk.
    */
-  private static void checkPlace(BlobStore store, Path placePin, String id) {
-    Optional<String> before = ConfigPin.readId(placePin);
-    if (before.isPresent() && !before.get().equals(id)) {
+  private static void checkPlace(BlobStore store, List<Path> placePins, String id) {
+    String before = null;
+    List<Path> found = new ArrayList<>();
+    for (Path placePin : placePins) {
+      Optional<String> was = placePin == null ? Optional.empty() : ConfigPin.readId(placePin);
+      if (was.isPresent() && !was.get().equals(id)) {
+        before = before == null ? was.get() : before;
+        found.add(placePin);
+      }
+    }
+    if (before != null) {
       throw new RepositoryCorruptedException(
           "the repository at '"
               + store.location()
-              + "' is not the one this user opened there before: it was repository "
-              + before.get().substring(0, Math.min(16, before.get().length()))
+              + "' is not the one this user opened there before"
+              + seenAs(store, found)
+              + ": it was repository "
+              + before.substring(0, Math.min(16, before.length()))
               + "…, it is "
               + id.substring(0, Math.min(16, id.length()))
-              + "… (recorded in '"
-              + placePin
-              + "'); someone who can write the storage may have put another repository in its"
+              + "… (recorded in "
+              + quoted(found)
+              + "); someone who can write the storage may have put another repository in its"
               + " place; nothing was read or written. If you moved or replaced repositories on"
-              + " purpose, delete '"
-              + placePin
-              + "'");
+              + " purpose, delete "
+              + quoted(found));
     }
   }
 

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
 import io.granule.engine.internal.repo.crypto.KdfParams;
@@ -132,6 +133,9 @@ class ConfigDowngradeTest {
       store.delete(k);
     }
     long before = files();
+    Path place = ConfigPin.locationFile(pins, store.place());
+    Path byIdentity = ConfigPin.identityFile(pins, store.placeIdentity().orElseThrow());
+    String pinsNamed = "'" + pin + "' and '" + place + "' and '" + byIdentity + "'";
     assertThatThrownBy(this::open)
         .isInstanceOf(RepositoryCorruptedException.class)
         .hasMessage(
@@ -139,19 +143,19 @@ class ConfigDowngradeTest {
                 + dir
                 + "' was changed to unencrypted ("
                 + dir.resolve("config")
-                + "), but this user opened it encrypted before (recorded in '"
-                + pin
-                + "'): someone who can write the storage may have rewritten it; nothing was read"
+                + "), but this user opened it encrypted before (recorded in "
+                + pinsNamed
+                + "): someone who can write the storage may have rewritten it; nothing was read"
                 + " or written. Put back the original config (a copy of the repository has it);"
-                + " if the change was intended, delete '"
-                + pin
-                + "'");
+                + " if the change was intended, delete "
+                + pinsNamed);
     assertThat(files()).isEqualTo(before);
-    // the way out the message names (then the pin of the place, which the next refusal names)
+    // the way out the message names: every pin that refuses it, named at once
     Files.delete(pin);
-    Path place = ConfigPin.locationFile(pins, store.place());
-    assertThatThrownBy(this::open).hasMessageContaining("recorded in '" + place + "'");
+    assertThatThrownBy(this::open)
+        .hasMessageContaining("recorded in '" + place + "' and '" + byIdentity + "'");
     Files.delete(place);
+    Files.delete(byIdentity);
     try (Repository r = open()) {
       assertThat(r.config().encrypted()).isFalse();
     }
@@ -386,6 +390,158 @@ class ConfigDowngradeTest {
     Files.move(moved, dir);
     try (Repository r = open()) {
       assertThat(r.config().repositoryId()).isEqualTo(original.repositoryId());
+    }
+  }
+
+  /**
+   * The store at {@link #dir} as reached by another path: {@code place} is what its real path would
+   * be (a bind mount of it), {@code identity} its device and inode numbers.
+   */
+  private static BlobStore reachedAs(Path dir, String place, String identity) {
+    return new io.granule.engine.internal.repo.blob.ForwardingBlobStore(new LocalBlobStore(dir)) {
+      @Override
+      public String place() {
+        return place;
+      }
+
+      @Override
+      public java.util.Optional<String> placeIdentity() {
+        return java.util.Optional.of(identity);
+      }
+    };
+  }
+
+  private Repository openVia(BlobStore s, PasswordSource p) {
+    return Repository.open(s, Clock.systemUTC(), tmp.resolve("chunk-cache"), p, pins);
+  }
+
+  /**
+   * audit11 netkeys F3: a bind mount of the repository directory is another real path, so the pin
+   * of the place was not found and the downgraded repository opened as unencrypted (the next backup
+   * plaintext). The directory's device and inode numbers are pinned too.
+   */
+  @Test
+  void theDirectoryIsKnownByItsIdentityThroughAnotherPathToIt() throws Exception {
+    try (Repository r = open()) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    String identity = LocalBlobStore.identity(dir).orElseThrow();
+    Path idPin = ConfigPin.identityFile(pins, identity);
+    assertThat(ConfigPin.readPlace(idPin)).contains(dir.toRealPath().toString());
+    downgradeWithNewId("2");
+    BlobStore mount = reachedAs(dir, "/mnt/elsewhere", identity);
+    assertThatThrownBy(() -> openVia(mount, PasswordSource.NONE))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("was changed to unencrypted")
+        .hasMessageContaining("as '" + dir.toRealPath() + "' (the same directory")
+        .hasMessageContaining(idPin.toString());
+  }
+
+  /** Another encrypted repository reached through another path to the pinned directory. */
+  @Test
+  void anotherRepositoryInThePinnedDirectoryIsRefusedThroughAnotherPathToIt() throws Exception {
+    try (Repository r = open()) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    String identity = LocalBlobStore.identity(dir).orElseThrow();
+    // same password, another id: the config and the key blob of another repository copied in
+    Path other = tmp.resolve("other");
+    try (Repository r =
+        Repository.init(
+            new LocalBlobStore(other),
+            RepositoryConfig.defaults(),
+            Clock.systemUTC(),
+            tmp.resolve("chunk-cache2"),
+            "correct horse".toCharArray(),
+            KdfParams.TESTING)) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    for (BlobName k : store.list(BlobType.KEY)) {
+      store.delete(k);
+    }
+    try (var keys = Files.list(other.resolve("keys"))) {
+      for (Path k : keys.toList()) {
+        Files.copy(k, dir.resolve("keys").resolve(k.getFileName()));
+      }
+    }
+    Files.copy(
+        other.resolve("config"),
+        dir.resolve("config"),
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    assertThatThrownBy(
+            () -> openVia(reachedAs(dir, "/mnt/elsewhere", identity), pw("correct horse")))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("is not the one this user opened there before")
+        .hasMessageContaining(ConfigPin.identityFile(pins, identity).toString());
+  }
+
+  /**
+   * A pin by device and inode numbers outlives its directory: after a reboot (devices renumbered)
+   * or once the directory is deleted, the same numbers can name another directory. The pin applies
+   * only while the place it was written from is still that directory, so an unrelated repository
+   * that gets those numbers opens as it would without the pin.
+   */
+  @Test
+  void aPinByIdentityWhosePlaceIsAnotherDirectoryNowIsStale() throws Exception {
+    try (Repository r = open()) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    String identity = LocalBlobStore.identity(dir).orElseThrow();
+    // the pinned directory is gone; an unencrypted repository elsewhere now has its numbers
+    Path gone = tmp.resolve("gone");
+    Files.move(dir, gone);
+    Path fresh = tmp.resolve("fresh");
+    Repository.init(
+            new LocalBlobStore(fresh),
+            RepositoryConfig.defaults(),
+            Clock.systemUTC(),
+            tmp.resolve("chunk-cache3"),
+            null,
+            KdfParams.TESTING)
+        .close();
+    BlobStore reused = reachedAs(fresh, fresh.toRealPath().toString(), identity);
+    try (Repository r = openVia(reused, PasswordSource.NONE)) {
+      assertThat(r.config().encrypted()).isFalse();
+    }
+    // while the place it was written from is that directory, it applies
+    Files.move(gone, dir);
+    downgradeWithNewId("3");
+    assertThatThrownBy(() -> openVia(reachedAs(dir, "/mnt/x", identity), PasswordSource.NONE))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("was changed to unencrypted");
+  }
+
+  /** {@code init} in a pinned directory rewrites its pin by identity, as it does the others. */
+  @Test
+  void initRewritesThePinByIdentity() throws Exception {
+    try (Repository r = open()) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    String identity = LocalBlobStore.identity(dir).orElseThrow();
+    Path idPin = ConfigPin.identityFile(pins, identity);
+    assertThat(ConfigPin.readId(idPin)).contains(original.repositoryId());
+    try (var all = Files.walk(dir)) {
+      for (Path p : all.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        if (!p.equals(dir)) {
+          Files.delete(p);
+        }
+      }
+    }
+    String id;
+    try (Repository r =
+        Repository.init(
+            store,
+            RepositoryConfig.defaults(),
+            Clock.systemUTC(),
+            tmp.resolve("chunk-cache"),
+            "correct horse".toCharArray(),
+            KdfParams.TESTING,
+            pins)) {
+      id = r.config().repositoryId();
+    }
+    assertThat(ConfigPin.readId(idPin)).contains(id);
+    try (Repository r = openVia(reachedAs(dir, "/mnt/elsewhere", identity), pw("correct horse"))) {
+      assertThat(r.config().repositoryId()).isEqualTo(id);
     }
   }
 }

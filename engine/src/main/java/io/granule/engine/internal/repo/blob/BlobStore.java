@@ -145,6 +145,15 @@ public interface BlobStore {
   }
 
   /**
+   * What the store's place is rather than how it is reached, if it has such a name: a local
+   * directory's device and inode numbers, the same through a bind mount or another spelling of a
+   * path that {@link #place} cannot resolve ({@code ConfigPin}); empty by default.
+   */
+  default Optional<String> placeIdentity() {
+    return Optional.empty();
+  }
+
+  /**
    * Refuses to read blob {@code name} of {@code size} bytes whole if this process could not hold it
    * (more than a quarter of its heap): one large stray file (sparse: it costs nothing on disk)
    * killed every command with OutOfMemoryError and a stack trace that named nothing.

@@ -372,4 +372,9 @@ public final class CachingBlobStore implements BlobStore {
   public String place() {
     return remote.place();
   }
+
+  @Override
+  public Optional<String> placeIdentity() {
+    return remote.placeIdentity();
+  }
 }

@@ -98,4 +98,9 @@ public abstract class ForwardingBlobStore implements BlobStore {
   public String place() {
     return delegate.place();
   }
+
+  @Override
+  public Optional<String> placeIdentity() {
+    return delegate.placeIdentity();
+  }
 }

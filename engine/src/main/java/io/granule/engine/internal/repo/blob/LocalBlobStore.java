@@ -515,4 +515,23 @@ public final class LocalBlobStore implements BlobStore {
       return root.toAbsolutePath().normalize().toString();
     }
   }
+
+  /** The device and inode numbers of the directory (see {@link #identity(Path)}). */
+  @Override
+  public Optional<String> placeIdentity() {
+    return identity(root);
+  }
+
+  /**
+   * {@code dev=D,ino=I} of directory {@code dir} (links followed), the same however it is reached
+   * (a bind mount too) while its filesystem is mounted; empty if it cannot be read.
+   */
+  public static Optional<String> identity(Path dir) {
+    try {
+      java.util.Map<String, Object> a = Files.readAttributes(dir, "unix:dev,ino");
+      return Optional.of("dev=" + a.get("dev") + ",ino=" + a.get("ino"));
+    } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
+      return Optional.empty();
+    }
+  }
 }

@@ -193,4 +193,9 @@ public final class RetryingBlobStore implements BlobStore {
   public String place() {
     return delegate.place();
   }
+
+  @Override
+  public Optional<String> placeIdentity() {
+    return delegate.placeIdentity();
+  }
 }

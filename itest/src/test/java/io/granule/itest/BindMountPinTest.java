@@ -1,0 +1,74 @@
+package io.granule.itest;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * audit11 netkeys F3: the pin of a repository's place was kept by its real path only, and a bind
+ * mount of the same directory is another real path. Someone who can write the storage rewrites an
+ * encrypted repository's config as unencrypted (a new id, keys/ deleted); the owner, typing no
+ * password, reached it through the bind mount and it opened as unencrypted (the next backup in
+ * plaintext). The directory's device and inode numbers are pinned too: refused, exit code 5.
+ */
+class BindMountPinTest {
+  @TempDir Path tmp;
+  Path mnt;
+
+  @AfterEach
+  void unmount() throws Exception {
+    if (mnt != null) {
+      new ProcessBuilder("umount", "-l", mnt.toString()).start().waitFor(30, TimeUnit.SECONDS);
+    }
+  }
+
+  @Test
+  void aDowngradedRepositoryIsRefusedThroughABindMountOfItsDirectory() throws Exception {
+    boolean root = "root".equals(System.getProperty("user.name"));
+    if (!root && "true".equals(System.getenv("CI"))) {
+      throw new AssertionError("BindMountPinTest makes a bind mount and needs root, which CI has");
+    }
+    org.junit.jupiter.api.Assumptions.assumeTrue(root, "a bind mount needs root");
+    Map<String, String> env = new HashMap<>();
+    env.put("XDG_CACHE_HOME", tmp.resolve("cache").toString());
+    Path repo = tmp.resolve("repo");
+    Granule.Result r = Granule.run(tmp, env, "init", "--repo", repo.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    r = Granule.run(tmp, env, "snapshots", "--repo", repo.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+
+    // the storage writer: the config of an unencrypted repository (another id), keys/ deleted
+    Path plain = tmp.resolve("plain");
+    r = Granule.run(tmp, "init", "--insecure-no-encryption", "--repo", plain.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    Files.copy(
+        plain.resolve("config"), repo.resolve("config"), StandardCopyOption.REPLACE_EXISTING);
+    try (Stream<Path> keys = Files.list(repo.resolve("keys"))) {
+      for (Path k : keys.toList()) {
+        Files.delete(k);
+      }
+    }
+    mnt = Files.createDirectories(tmp.resolve("mnt"));
+    FreezeTest.sh("mount", "--bind", repo.toString(), mnt.toString());
+
+    // the interactive user: no password given
+    env.put("GRANULE_PASSWORD", null);
+    for (Path named : new Path[] {repo, mnt}) {
+      r = Granule.run(tmp, env, Path.of("/dev/null"), "snapshots", "--repo", named.toString());
+      assertThat(r.exitCode()).as(named + ": " + r.out() + r.err()).isEqualTo(5);
+      assertThat(r.err()).contains("was changed to unencrypted").contains("opened it encrypted");
+    }
+    assertThat(r.err()).contains("as '" + repo.toRealPath() + "' (the same directory");
+    r = Granule.run(tmp, env, Path.of("/dev/null"), "snapshots", "--repo", plain.toString());
+    assertThat(r.exitCode()).as("an unencrypted repository of its own opens: " + r.err()).isZero();
+  }
+}
