@@ -16,13 +16,18 @@ import java.util.Arrays;
  * interactive prompt. Passwords never appear in arguments, logs or messages.
  */
 final class Passwords {
-  static final String ENV = "GRANULE_PASSWORD";
+  static final String ENV = PasswordSource.ENV;
   static final String NEW_ENV = "GRANULE_NEW_PASSWORD";
 
   private Passwords() {}
 
   /** The source for opening a repository. */
   static PasswordSource forOpen(CliContext ctx, Path file) {
+    if (file == null) {
+      // GRANULE_PASSWORD set (empty too) is given; else asked on the terminal
+      return PasswordSource.fromEnvironment(
+          ctx.env(), () -> read(ctx, null, ENV, "--password-file", "repository password: ", false));
+    }
     return new PasswordSource() {
       @Override
       public char[] password() {
@@ -31,13 +36,12 @@ final class Passwords {
 
       @Override
       public boolean given() {
-        String v = ctx.env().apply(ENV);
-        return file != null || (v != null && !v.isEmpty()); // set empty: cleared, not given
+        return true;
       }
 
       @Override
       public String toString() {
-        return file != null ? "--password-file" : ENV;
+        return "--password-file";
       }
     };
   }

@@ -593,7 +593,8 @@ public final class Repository implements Closeable {
                 + "): if it should be encrypted, its config ("
                 + configName(store)
                 + ") was rewritten by someone who can write the storage, and nothing was read or"
-                + " written; if it really is unencrypted, give no password for it");
+                + " written; "
+                + password.unencryptedRemedy());
       }
       return unencrypted(cached(store, c, metadataCache), c, clock, cacheDir, BlobCodec.IDENTITY);
     }

@@ -1217,30 +1217,7 @@ public final class ApiServlet extends HttpServlet {
    */
   private static Repository openRepository(Path repo) {
     Path cache = RepoOption.metadataCache(System::getenv);
-    PasswordSource pw =
-        new PasswordSource() {
-          @Override
-          public char[] password() {
-            return ApiServlet.password();
-          }
-
-          @Override
-          public boolean given() {
-            String v = System.getenv("GRANULE_PASSWORD");
-            return v != null && !v.isEmpty();
-          }
-
-          @Override
-          public String toString() {
-            return "GRANULE_PASSWORD";
-          }
-        };
-    return Repository.open(repo, pw, cache).keepIndexUnder(cache);
-  }
-
-  /** The server process's repository password: {@code GRANULE_PASSWORD}, if set. */
-  private static char[] password() {
-    String p = System.getenv("GRANULE_PASSWORD");
-    return p == null ? null : p.toCharArray();
+    return Repository.open(repo, PasswordSource.ofServer(System::getenv), cache)
+        .keepIndexUnder(cache);
   }
 }

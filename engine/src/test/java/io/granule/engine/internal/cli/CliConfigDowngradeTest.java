@@ -160,4 +160,37 @@ class CliConfigDowngradeTest {
     assertThat(files()).isEqualTo(before);
     assertThat(anyPlaintext()).isFalse();
   }
+
+  /**
+   * audit11 netkeys F5: {@code GRANULE_PASSWORD} set but empty counts as a password given, as an
+   * empty {@code --password-file} does: the downgraded repository (keys gone, no pins) is refused,
+   * not opened as unencrypted; an encrypted one asks for a real password (usage, exit 2).
+   */
+  @Test
+  void anEmptyGranulePasswordIsAPasswordGiven() throws Exception {
+    env.put("XDG_CACHE_HOME", tmp.resolve("new-machine-cache").toString());
+    try (Stream<Path> keys = Files.list(repoDir().resolve("keys"))) {
+      for (Path k : keys.toList()) {
+        Files.delete(k);
+      }
+    }
+    List<Path> before = files();
+    env.put("GRANULE_PASSWORD", "");
+    assertThat(run("snapshots", "--repo", repo())).as(out + "" + err).isEqualTo(ExitCodes.AUTH);
+    assertThat(err.toString())
+        .contains("is not encrypted, but a password was given (GRANULE_PASSWORD)")
+        .contains("give no password for it");
+    assertThat(backup()).as(out + "" + err).isEqualTo(ExitCodes.AUTH);
+    assertThat(files()).isEqualTo(before);
+    assertThat(anyPlaintext()).isFalse();
+    // an encrypted repository: the empty variable is no password
+    env.put("GRANULE_PASSWORD", "pw");
+    Path enc = tmp.resolve("enc");
+    assertThat(run("init", "--repo", enc.toString())).as(err.toString()).isZero();
+    env.put("GRANULE_PASSWORD", "");
+    assertThat(run("snapshots", "--repo", enc.toString()))
+        .as(out + "" + err)
+        .isEqualTo(ExitCodes.USAGE);
+    assertThat(err.toString()).contains("GRANULE_PASSWORD is set but empty");
+  }
 }
