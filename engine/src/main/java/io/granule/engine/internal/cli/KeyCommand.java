@@ -52,9 +52,12 @@ final class KeyCommand extends ContextCommand {
             m.put("id", k.id());
             m.put("created", k.created());
             m.put("kdf", k.kdf());
-            m.put("version", k.version());
-            m.put("sealsConfig", k.sealsConfig());
-            m.put("current", k.id().equals(r.currentKey()));
+            boolean current = k.id().equals(r.currentKey());
+            m.put("version", k.version()); // as its frame says: checked only if current
+            // whether it seals the config, known only of the blob the password opened
+            m.put("sealsConfig", current ? k.sealsConfig() : null);
+            m.put("verified", current);
+            m.put("current", current);
             list.add(m);
           }
           out.println(Json.MAPPER.writeValueAsString(list));
@@ -68,23 +71,34 @@ final class KeyCommand extends ContextCommand {
         }
         out.printf(Locale.ROOT, "  %-16s %-24s %-22s %s%n", "ID", "CREATED", "KDF", "CONFIG");
         boolean old = false;
+        boolean unverified = false;
         for (KeyInfo k :
             r.keys().stream().sorted(Comparator.comparing(KeyInfo::created)).toList()) {
-          old |= !k.sealsConfig();
+          // only the blob the password opened is authenticated (its format is bound to its
+          // contents); what another says of itself is anyone's who can write the storage
+          boolean current = k.id().equals(r.currentKey());
+          old |= current && !k.sealsConfig();
+          unverified |= !current;
           out.printf(
               Locale.ROOT,
               "%s %-16s %-24s %-22s %s%n",
-              k.id().equals(r.currentKey()) ? "*" : " ",
+              current ? "*" : " ",
               k.id().substring(0, 16),
               k.created(),
               k.kdf(),
-              k.sealsConfig() ? "sealed" : "not sealed");
+              !current ? "unverified" : k.sealsConfig() ? "sealed" : "not sealed");
         }
         if (old) {
           out.println(
               "a key blob marked 'not sealed' (an older format) does not authenticate the"
                   + " repository's config; 'granule key passwd' with its password replaces it"
                   + " (give a new password: a copy of the old blob opens with the old one)");
+        }
+        if (unverified) {
+          out.println(
+              "a key blob marked 'unverified' is not opened by the given password: what it says of"
+                  + " itself (created, kdf, format) is not checked; list with its password to see"
+                  + " whether it seals the config");
         }
         out.flush();
       }

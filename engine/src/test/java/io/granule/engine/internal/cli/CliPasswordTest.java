@@ -130,6 +130,50 @@ class CliPasswordTest {
     assertThat(keys.get(0).get("current").asBoolean()).isTrue();
   }
 
+  /**
+   * audit11 netkeys F6: whether a key blob seals the config is known only of the one the password
+   * opened; another's format is what its unauthenticated frame says, so it is shown as "unverified"
+   * (and {@code sealsConfig} null, {@code verified} false in JSON).
+   */
+  @Test
+  void keyListVouchesOnlyForTheBlobThePasswordOpened() throws Exception {
+    env.put("GRANULE_PASSWORD", "mine");
+    assertThat(run("init", "--repo", repo())).isZero();
+    // a blob of another repository (another password) put beside it
+    env.put("GRANULE_PASSWORD", "theirs");
+    assertThat(run("init", "--repo", tmp.resolve("other").toString())).isZero();
+    try (var keys = Files.list(tmp.resolve("other/keys"))) {
+      for (Path k : keys.toList()) {
+        Files.copy(k, tmp.resolve("repo/keys").resolve(k.getFileName()));
+      }
+    }
+    env.put("GRANULE_PASSWORD", "mine");
+    assertThat(run("key", "list", "--repo", repo())).as(err.toString()).isZero();
+    java.util.List<String> lines = out.toString().lines().toList();
+    assertThat(lines.stream().filter(l -> l.startsWith("* ")))
+        .singleElement()
+        .matches(l -> l.endsWith(" sealed"));
+    assertThat(lines.stream().filter(l -> l.startsWith("  ") && !l.startsWith("  ID")))
+        .singleElement()
+        .matches(l -> l.endsWith(" unverified"));
+    assertThat(out.toString()).contains("a key blob marked 'unverified' is not opened");
+    assertThat(out.toString()).doesNotContain("not sealed");
+    assertThat(run("key", "list", "--repo", repo(), "--json")).isZero();
+    com.fasterxml.jackson.databind.JsonNode keys =
+        new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.toString());
+    assertThat(keys).hasSize(2);
+    for (com.fasterxml.jackson.databind.JsonNode k : keys) {
+      boolean current = k.get("current").asBoolean();
+      assertThat(k.get("verified").asBoolean()).isEqualTo(current);
+      assertThat(k.get("version").asInt()).isEqualTo(2);
+      if (current) {
+        assertThat(k.get("sealsConfig").asBoolean()).isTrue();
+      } else {
+        assertThat(k.get("sealsConfig").isNull()).isTrue();
+      }
+    }
+  }
+
   @Test
   void insecureNoEncryptionSaysWhatItMeans() throws Exception {
     assertThat(run("init", "--help")).isZero();
