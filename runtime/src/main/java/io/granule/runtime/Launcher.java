@@ -43,7 +43,24 @@ final class Launcher {
   private static final long MAIN_SERVICE_TIMEOUT_MS = 30_000;
   private static final long STOP_TIMEOUT_MS = 30_000;
 
+  /**
+   * System property a command sets (to {@code true}) when it ends by itself on SIGTERM, as {@code
+   * serve nbd} does (its own shutdown hook releases it, and it then closes its repository and
+   * overlays): the shutdown hook then lets it finish, up to {@link #STOP_TIMEOUT_MS}, before it
+   * stops the framework. Stopped under it, the command's bundles lose their class loaders while it
+   * still runs: a class it loads first on the way out (the index's {@code Unmapper} on close) was a
+   * {@code NoClassDefFoundError}, and a kept overlay's map could be left unsaved.
+   */
+  static final String AWAIT_COMMAND_PROPERTY = "granule.stop.awaits.command";
+
   private final LaunchOptions options;
+
+  /** Set by the shutdown hook (SIGTERM, SIGINT, SIGHUP): the JVM is exiting. */
+  private volatile boolean signalled;
+
+  /** Counted down when the command returns (or fails). */
+  private final java.util.concurrent.CountDownLatch commandDone =
+      new java.util.concurrent.CountDownLatch(1);
 
   Launcher(LaunchOptions options) {
     this.options = options;
@@ -64,7 +81,7 @@ final class Launcher {
     // Felix cleans its storage on first init: keep it below the directory that holds the owner lock
     Framework framework = newFramework(frameworkProperties(storage.dir().resolve("felix")));
     StartupTrace.mark("new framework");
-    Thread shutdownHook = new Thread(() -> stop(framework), "granule-shutdown");
+    Thread shutdownHook = new Thread(() -> stopOnSignal(framework), "granule-shutdown");
     Runtime.getRuntime().addShutdownHook(shutdownHook);
     try {
       framework.start();
@@ -102,7 +119,12 @@ final class Launcher {
         t.setPriority(Thread.MIN_PRIORITY);
         t.start();
       }
-      Integer code = main.apply(options.args().toArray(String[]::new));
+      Integer code;
+      try {
+        code = main.apply(options.args().toArray(String[]::new));
+      } finally {
+        commandDone.countDown();
+      }
       StartupTrace.mark("command");
       if (cache.root() != null && !options.server()) {
         CachePruner.run(cache.root()); // a stat or two; deletes at most once a day
@@ -110,7 +132,17 @@ final class Launcher {
       }
       return code == null ? 0 : code;
     } catch (BundleException e) {
+      if (signalled) {
+        return SIGNALLED;
+      }
       throw new LaunchException("unable to start the OSGi framework: " + e.getMessage(), e);
+    } catch (RuntimeException | Error | LaunchException e) {
+      if (signalled) {
+        // the framework was stopped under the command (a signal during start-up, or a command
+        // that does not end by itself on one): what failed is the teardown's doing, not news
+        return SIGNALLED;
+      }
+      throw e;
     } finally {
       stop(framework);
       StartupTrace.mark("framework stop");
@@ -245,6 +277,31 @@ final class Launcher {
     } finally {
       tracker.close();
     }
+  }
+
+  /** What {@link #run} returns when a signal stopped the framework: the JVM exits with its code. */
+  static final int SIGNALLED = -1;
+
+  /** Whether a signal is stopping this process (its exit code is then the signal's). */
+  boolean signalled() {
+    return signalled;
+  }
+
+  /**
+   * The shutdown hook: stops the framework, after the command has ended if it said it ends by
+   * itself on a signal ({@link #AWAIT_COMMAND_PROPERTY}); never in {@code granule server}, whose
+   * command waits for the framework to stop.
+   */
+  private void stopOnSignal(Framework framework) {
+    signalled = true;
+    if (!options.server() && Boolean.getBoolean(AWAIT_COMMAND_PROPERTY)) {
+      try {
+        commandDone.await(STOP_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    stop(framework);
   }
 
   private static void stop(Framework framework) {

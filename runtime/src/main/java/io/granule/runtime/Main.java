@@ -11,14 +11,21 @@ public final class Main {
 
   public static void main(String[] args) {
     int code;
+    Launcher launcher = null;
     try {
-      code = new Launcher(LaunchOptions.parse(args, System.getenv())).run();
+      launcher = new Launcher(LaunchOptions.parse(args, System.getenv()));
+      code = launcher.run();
     } catch (LaunchException e) {
       System.err.println("granule: " + e.getMessage());
       code = e.exitCode();
     }
     System.out.flush();
     System.err.flush();
+    if (launcher != null && (code == Launcher.SIGNALLED || launcher.signalled())) {
+      // a signal is stopping the JVM: its shutdown hooks finish and it exits with the signal's
+      // code (143 for SIGTERM); halting here would cut them short with another code
+      return;
+    }
     if (Boolean.getBoolean("granule.exit.hooks")) {
       // for profiling: lets JVM shutdown hooks run, such as a flight recording's dump on exit
       System.exit(code);

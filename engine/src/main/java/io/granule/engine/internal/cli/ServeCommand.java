@@ -54,6 +54,9 @@ final class ServeCommand extends ContextCommand {
             + "the same DIR again resumes them). Runs until Ctrl-C or SIGTERM."
       })
   static final class Nbd extends ContextCommand {
+    /** The launcher's {@code Launcher.AWAIT_COMMAND_PROPERTY} (the runtime is not visible here). */
+    static final String STOP_AWAITS_COMMAND = "granule.stop.awaits.command";
+
     static final int DEFAULT_PORT = 10809;
 
     @Mixin RepoOption repo;
@@ -155,7 +158,16 @@ final class ServeCommand extends ContextCommand {
                     awaitQuietly(reported);
                   },
                   "granule-serve-nbd-stop");
-          Runtime.getRuntime().addShutdownHook(hook);
+          // the launcher's own hook then waits for this command to end (it does, released by the
+          // hook above) before it stops the framework: stopped under it, the repository's close
+          // met bundles without class loaders (NoClassDefFoundError: Unmapper), and a kept
+          // overlay's map could go unsaved
+          System.setProperty(STOP_AWAITS_COMMAND, "true");
+          try {
+            Runtime.getRuntime().addShutdownHook(hook);
+          } catch (IllegalStateException shuttingDown) {
+            stop.countDown(); // a signal came already: stop at once, closing as below
+          }
           try {
             InetSocketAddress bound = server.address();
             String host = bound.getAddress().getHostAddress();
