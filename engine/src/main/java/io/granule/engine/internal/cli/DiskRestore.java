@@ -615,13 +615,7 @@ public final class DiskRestore {
               dir.entry(name), "unix:dev,ino,uid,gid,mode", LinkOption.NOFOLLOW_LINKS);
       Map<String, Object> identity = Map.of("dev", a.get("dev"), "ino", a.get("ino"));
       if (locked == null || !locked.equals(identity)) {
-        throw new CommandException(
-            ExitCodes.TARGET,
-            "restore target '"
-                + to
-                + "' is no longer the file that was checked and locked (it, or a directory above"
-                + " it, was moved or replaced as the restore started): check who writes those"
-                + " directories, and restore again");
+        throw notTheFileChecked(to);
       }
       return new Replaced(
           to,
@@ -761,14 +755,19 @@ public final class DiskRestore {
             ? PartialFile.identityOfHeld(pinned)
             : PartialFile.identityOf(pinned);
     if (locked == null || !locked.equals(found)) {
-      throw new CommandException(
-          ExitCodes.TARGET,
-          "restore target '"
-              + to
-              + "' is no longer the file that was checked and locked (it, or a directory above"
-              + " it, was moved or replaced as the restore started): check who writes those"
-              + " directories, and restore again");
+      throw notTheFileChecked(to);
     }
+  }
+
+  /** The target {@code to} is no longer the file checked and locked (exit code 7). */
+  private static CommandException notTheFileChecked(Path to) {
+    return new CommandException(
+        ExitCodes.TARGET,
+        "restore target '"
+            + to
+            + "' is no longer the file that was checked and locked (it, or a directory above"
+            + " it, was moved or replaced as the restore started): check who writes those"
+            + " directories, and restore again");
   }
 
   /** Work on a pinned path, its messages naming the target's own path instead. */
