@@ -183,4 +183,110 @@ class UnknownPackAdoptionTest {
       assertThat(sha256(tmp.resolve("restored"))).isEqualTo(sha256(data));
     }
   }
+
+  /**
+   * audit12 M1: the index blobs deleted, and a genuine pack's trailer rewritten (checksums right)
+   * so that many entries name its largest record. The next backup refuses that trailer before
+   * reading any record of the pack (it decoded the record once per entry, and adopted it), stores
+   * the pack's chunks again, adopts the other packs, and verify names the pack.
+   */
+  @Test
+  void aTrailerNamingOneRecordManyTimesIsRefusedWithoutReadingTheRecords() throws Exception {
+    for (BlobName i : store.list(BlobType.INDEX)) {
+      store.delete(i);
+    }
+    BlobName victim = null;
+    PackEntry largest = null;
+    for (BlobName p : store.list(BlobType.PACK)) {
+      for (PackEntry e : PackReader.loadTrailer(store, p)) {
+        if (largest == null || e.storedLength() > largest.storedLength()) {
+          largest = e;
+          victim = p;
+        }
+      }
+    }
+    store.save(
+        victim,
+        io.granule.engine.internal.repo.pack.PackForgery.withTrailer(
+            store.load(victim), java.util.Collections.nCopies(2000, largest)));
+    long trailerOffset =
+        PackReader.stat(store, victim).size()
+            - io.granule.engine.internal.repo.pack.PackFormat.FOOTER_SIZE
+            - 2000L * io.granule.engine.internal.repo.pack.PackFormat.ENTRY_SIZE;
+    BlobName forged = victim;
+    java.util.concurrent.atomic.AtomicLong recordBytesRead =
+        new java.util.concurrent.atomic.AtomicLong();
+    io.granule.engine.internal.repo.blob.BlobStore counting =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(store) {
+          @Override
+          public byte[] load(BlobName name, long offset, int length) throws java.io.IOException {
+            if (name.equals(forged) && offset < trailerOffset) {
+              recordBytesRead.addAndGet(length);
+            }
+            return delegate.load(name, offset, length);
+          }
+        };
+    try (Repository r =
+        Repository.open(counting, Clock.systemUTC(), tmp.resolve("cache"), "pw"::toCharArray)) {
+      BackupResult b = backup(r, "vda", image, "h");
+      assertThat(recordBytesRead.get()).as("no record of the forged pack read").isZero();
+      assertThat(b.progress().bytesNew())
+          .as("the refused pack's chunks are stored again")
+          .isPositive();
+      r.restoreDisk(b.manifest(), "vda", tmp.resolve("out"));
+      assertThat(sha256(tmp.resolve("out"))).isEqualTo(sha256(data));
+      var report = r.verify(false, io.granule.engine.internal.repo.backup.VerifyListener.NONE);
+      assertThat(report.damages())
+          .anySatisfy(
+              d -> {
+                assertThat(d.file()).isEqualTo(forged.toString());
+                assertThat(String.join(" ", d.problems())).contains("forged or damaged");
+              });
+    }
+    // nothing was adopted from it: the snapshot restores without the pack
+    store.delete(victim);
+    try (Repository r = open()) {
+      Manifest last = r.snapshots().get(r.snapshots().size() - 1);
+      r.restoreDisk(last, "vda", tmp.resolve("without"));
+      assertThat(sha256(tmp.resolve("without"))).isEqualTo(sha256(data));
+    }
+  }
+
+  /**
+   * The layout rule takes every pack a backup writes: packs of several sizes, encrypted or not, the
+   * index blobs gone, are all adopted (nothing stored again).
+   */
+  @Test
+  void genuinePacksOfSeveralSizesEncryptedOrNotAreAdopted() throws Exception {
+    int[][] sizes = {{16 << 10, 64 << 10}, {64 << 10, 256 << 10}, {1 << 20, 16 << 20}};
+    int k = 0;
+    for (boolean encrypted : new boolean[] {false, true}) {
+      for (int[] s : sizes) {
+        Path d = tmp.resolve("g" + ++k);
+        LocalBlobStore st = new LocalBlobStore(d);
+        RepositoryConfig config =
+            RepositoryConfig.defaults().withChunkSize(s[0]).withPackSize(s[1]);
+        Path cache = tmp.resolve("cache" + k);
+        try (Repository r =
+            encrypted
+                ? Repository.init(
+                    st, config, Clock.systemUTC(), cache, "pw".toCharArray(), KdfParams.TESTING)
+                : Repository.init(st, config, Clock.systemUTC(), cache, null, null)) {
+          backup(r, "vda", image, "h");
+        }
+        int packs = st.list(BlobType.PACK).size();
+        for (BlobName i : st.list(BlobType.INDEX)) {
+          st.delete(i);
+        }
+        try (Repository r = Repository.open(st, Clock.systemUTC(), cache, "pw"::toCharArray)) {
+          BackupResult b = backup(r, "vda", image, "h");
+          assertThat(b.progress().bytesNew())
+              .as("encrypted=%s chunk=%d pack=%d: %d packs adopted", encrypted, s[0], s[1], packs)
+              .isZero();
+          r.restoreDisk(b.manifest(), "vda", tmp.resolve("out" + k));
+          assertThat(sha256(tmp.resolve("out" + k))).isEqualTo(sha256(data));
+        }
+      }
+    }
+  }
 }

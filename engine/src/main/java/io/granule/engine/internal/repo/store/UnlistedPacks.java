@@ -105,6 +105,25 @@ public final class UnlistedPacks {
       throws IOException {
     List<PackEntry> byOffset =
         entries.stream().sorted(Comparator.comparingLong(PackEntry::offset)).toList();
+    // Each record is read and decoded once: entries that overlap (or repeat one record) are
+    // refused as a whole, so the bytes checked are at most the pack's. PackReader refuses such a
+    // trailer already; this holds for any list handed in (audit12 M1).
+    long end0 = 0;
+    for (PackEntry e : byOffset) {
+      if (e.offset() < end0 || e.storedLength() < 0) {
+        throw new RepositoryCorruptedException(
+            "pack "
+                + p
+                + " chunk "
+                + e.id()
+                + ": its record at offset "
+                + e.offset()
+                + " overlaps another entry's, which ends at "
+                + end0
+                + " (a forged or damaged trailer; run 'granule verify' to list the damage)");
+      }
+      end0 = e.offset() + e.storedLength();
+    }
     java.util.Set<PackEntry> good = new java.util.HashSet<>();
     for (int i = 0; i < byOffset.size(); ) {
       long start = byOffset.get(i).offset();
