@@ -1223,8 +1223,13 @@ public final class Repository implements Closeable {
       // would leave chunks in the index (and in the index kept between runs) that no blob read
       // whole lists, which a later prune could delete unseen.
       IndexEntry bad = null;
+      String why = null;
       for (IndexEntry e : entries) {
-        if (e.id().isZero() || !ChunkIndex.fits(e.location())) {
+        why =
+            e.id().isZero()
+                ? "impossible location " + e.location()
+                : ChunkIndex.impossible(e.location(), codec);
+        if (why != null) {
           bad = e;
           break;
         }
@@ -1232,10 +1237,11 @@ public final class Repository implements Closeable {
       if (bad != null) {
         if (++damaged <= WARN_EACH) {
           LOG.warn(
-              "skipping damaged index blob {}: it lists chunk {} at an impossible location {}",
+              "skipping damaged index blob {}: it lists chunk {} at an {} ('granule verify' lists"
+                  + " the damage)",
               n,
               bad.id(),
-              bad.location());
+              why);
         }
         continue;
       }

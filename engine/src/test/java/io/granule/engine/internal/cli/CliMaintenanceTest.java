@@ -150,6 +150,78 @@ class CliMaintenanceTest {
     assertThat(code).as(err.toString()).isEqualTo(ExitCodes.USAGE);
   }
 
+  /**
+   * audit12 L1: index blobs (of an unencrypted repository) rewritten so that every entry claims a
+   * stored length near 2^31. Restore crashed with "capacity < 0" and a stack trace (exit 1); now
+   * the blobs are skipped as damaged with a warning naming each, and restore fails with the damage
+   * exit code and no stack trace.
+   */
+  @Test
+  void anIndexEntryWithAHugeStoredLengthIsDamageNotACrash() throws Exception {
+    LocalBlobStore store = new LocalBlobStore(repo);
+    List<String> forged = new java.util.ArrayList<>();
+    for (var n : store.list(BlobType.INDEX)) {
+      List<io.granule.engine.internal.repo.index.IndexEntry> entries = new java.util.ArrayList<>();
+      for (var e :
+          io.granule.engine.internal.repo.MetadataBlobs.read(
+              store,
+              BlobCodec.IDENTITY,
+              n,
+              io.granule.engine.internal.repo.index.IndexReader::read)) {
+        var l = e.location();
+        entries.add(
+            new io.granule.engine.internal.repo.index.IndexEntry(
+                e.id(),
+                new io.granule.engine.internal.repo.index.ChunkLocation(
+                    l.pack(), l.offset(), 0x7ffffff0, l.rawLength(), l.flags())));
+      }
+      store.delete(n);
+      io.granule.engine.internal.repo.index.IndexWriter.save(store, BlobCodec.IDENTITY, entries);
+    }
+    for (var n : store.list(BlobType.INDEX)) {
+      forged.add(n.toString());
+    }
+    ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> log =
+        new ch.qos.logback.core.read.ListAppender<>();
+    ch.qos.logback.classic.Logger root =
+        (ch.qos.logback.classic.Logger)
+            org.slf4j.LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
+    log.start();
+    root.addAppender(log);
+    try {
+      int code =
+          run(
+              "restore",
+              "disk",
+              "latest",
+              "--repo",
+              repo.toString(),
+              "--to",
+              tmp.resolve("out.raw").toString(),
+              "--no-progress");
+      assertThat(code).as(err.toString()).isEqualTo(ExitCodes.DAMAGED);
+      assertThat(err.toString())
+          .as("no stack trace")
+          .doesNotContain("Exception")
+          .doesNotContain("\tat ")
+          .contains("not in any index");
+      List<String> warnings =
+          log.list.stream()
+              .map(ch.qos.logback.classic.spi.ILoggingEvent::getFormattedMessage)
+              .toList();
+      for (String n : forged) {
+        assertThat(warnings)
+            .anySatisfy(
+                w ->
+                    assertThat(w)
+                        .contains("skipping damaged index blob " + n)
+                        .contains("impossible stored length 2147483632"));
+      }
+    } finally {
+      root.detachAppender(log);
+    }
+  }
+
   @Test
   void forgetWithoutAKeepRuleRefusesAndRemovesNothing() throws Exception {
     assertThat(run("forget", "--repo", repo.toString())).isEqualTo(ExitCodes.USAGE);

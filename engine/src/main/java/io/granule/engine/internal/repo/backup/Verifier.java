@@ -563,8 +563,9 @@ public final class Verifier {
     }
     for (IndexEntry e : entries) {
       ChunkLocation l = e.location();
-      if (!ChunkIndex.fits(l)) {
-        problem(name.toString(), "chunk " + e.id() + ": impossible location " + l);
+      String why = ChunkIndex.impossible(l, codec);
+      if (why != null) {
+        problem(name.toString(), "chunk " + e.id() + ": " + why);
         continue;
       }
       int number = listed.add(e.id(), l);

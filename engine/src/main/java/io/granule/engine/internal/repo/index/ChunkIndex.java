@@ -3,6 +3,7 @@ package io.granule.engine.internal.repo.index;
 import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.blob.BlobCodec;
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.Closeable;
@@ -292,6 +293,35 @@ public final class ChunkIndex implements Closeable {
   /** Whether a slot can hold {@code location}: an offset under 2^32, a raw length under 2^24. */
   public static boolean fits(ChunkLocation location) {
     return location.rawLength() <= MAX_RAW_LENGTH && location.offset() <= 0xffffffffL;
+  }
+
+  /**
+   * Why no chunk of a repository whose records go through {@code codec} can be stored at {@code
+   * location}, or null if one can: a slot must hold it ({@link #fits}), its lengths and offset are
+   * not negative, and its stored length is at most its plaintext length through the codec. Every
+   * writer keeps a chunk's zstd output only when it is shorter than the plaintext ({@code
+   * ChunkCompressor.MIN_SAVING_PERCENT}), else stores the plaintext, so no genuine record is
+   * longer; a longer one is damage or forgery (audit12 L1: a stored length near 2^31 in an index
+   * blob crashed restore, or ran it out of memory).
+   */
+  public static String impossible(ChunkLocation location, BlobCodec codec) {
+    if (!fits(location)
+        || location.offset() < 0
+        || location.rawLength() < 0
+        || location.storedLength() < 0) {
+      return "impossible location " + location;
+    }
+    int most = codec.encodedLength(location.rawLength());
+    if (most >= 0 && location.storedLength() > most) {
+      return "impossible stored length "
+          + location.storedLength()
+          + " for a chunk of "
+          + location.rawLength()
+          + " bytes (at most "
+          + most
+          + ")";
+    }
+    return null;
   }
 
   /**

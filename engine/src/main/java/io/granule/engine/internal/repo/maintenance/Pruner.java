@@ -386,6 +386,20 @@ public final class Pruner {
           damagedIndexes.add(n);
           continue;
         }
+        String why = null;
+        for (IndexEntry e : entries) {
+          why = ChunkIndex.impossible(e.location(), codec);
+          if (why != null) {
+            why = "chunk " + e.id() + ": " + why;
+            break;
+          }
+        }
+        if (why != null) {
+          // all of a blob or none of it, as a backup reads it (Repository.eachIndexEntry)
+          LOG.warn("prune: damaged index blob {} is replaced: {}", n, why);
+          damagedIndexes.add(n);
+          continue;
+        }
         Set<PackId> listed = new HashSet<>();
         for (IndexEntry e : entries) {
           listed.add(e.location().pack());

@@ -110,6 +110,7 @@ public final class ChunkReader {
   /** The plaintext of chunk {@code id} stored at {@code loc}, checked as by {@link #read}. */
   public byte[] read(ChunkId id, ChunkLocation loc) {
     BlobName pack = packName(loc.pack());
+    checkLocation(id, pack, loc);
     return decode(id, pack, load(id, pack, loc), loc.flags(), loc.rawLength());
   }
 
@@ -140,6 +141,26 @@ public final class ChunkReader {
       throw unreadablePack(id, pack, e);
     }
     storedBytesLoaded.addAndGet(length);
+  }
+
+  /**
+   * Refuses, as damage, a location no chunk can have ({@link ChunkIndex#impossible}) before
+   * anything is allocated or read for it: index blobs are checked as they are loaded, but an index
+   * kept between runs by an earlier version was not (audit12 L1: a stored length near 2^31 made
+   * restore fail with "capacity < 0", or run out of memory).
+   */
+  private void checkLocation(ChunkId id, BlobName pack, ChunkLocation loc) {
+    String why = ChunkIndex.impossible(loc, codec);
+    if (why != null) {
+      throw new RepositoryCorruptedException(
+          "chunk "
+              + id
+              + " in pack "
+              + pack
+              + ": the index gives an "
+              + why
+              + " (run 'granule verify' to list the damage)");
+    }
   }
 
   private static RepositoryCorruptedException missingPack(
@@ -229,6 +250,7 @@ public final class ChunkReader {
             "buffer of " + dst.remaining() + " bytes for a chunk of " + raw);
       }
       BlobName pack = packName(loc.pack());
+      checkLocation(id, pack, loc);
       int storedLength = loc.storedLength();
       // The record is read into a direct buffer (or straight into dst when it is the plaintext)
       // and decoded from there: no array per chunk, no copy through the JDK's own buffers.
