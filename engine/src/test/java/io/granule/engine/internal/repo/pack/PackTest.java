@@ -226,7 +226,8 @@ class PackTest {
         assertThatThrownBy(() -> PackReader.parse(name, file))
             .isInstanceOf(RepositoryCorruptedException.class)
             .hasMessageContaining("forged or damaged");
-        BlobName n = new BlobName(BlobType.PACK, String.format("%032x", ++k));
+        BlobName n =
+            new BlobName(BlobType.PACK, String.format(java.util.Locale.ROOT, "%032x", ++k));
         store.save(n, file);
         assertThatThrownBy(() -> PackReader.loadTrailer(store, n))
             .isInstanceOf(RepositoryCorruptedException.class)
@@ -234,7 +235,7 @@ class PackTest {
             .hasMessageContaining("forged or damaged");
       }
       // the genuine trailer, rewritten as it was, still reads
-      BlobName n = new BlobName(BlobType.PACK, String.format("%032x", ++k));
+      BlobName n = new BlobName(BlobType.PACK, String.format(java.util.Locale.ROOT, "%032x", ++k));
       store.save(n, PackForgery.withTrailer(b.file(), e));
       assertThat(PackReader.loadTrailer(store, n)).isEqualTo(e);
     }
@@ -258,7 +259,8 @@ class PackTest {
         }
         byte[] file = w.finish();
         assertThat(PackReader.parse(name, file)).isEqualTo(entries);
-        BlobName p = new BlobName(BlobType.PACK, String.format("%032x", n + 1));
+        BlobName p =
+            new BlobName(BlobType.PACK, String.format(java.util.Locale.ROOT, "%032x", n + 1));
         store.save(p, file);
         assertThat(PackReader.loadTrailer(store, p)).isEqualTo(entries);
       }
