@@ -95,6 +95,11 @@ public final class DirectoryHandle implements AutoCloseable {
     return open(entry(name), shown, null);
   }
 
+  /** Whether directories can be held open here (libgranule-native and /proc are there). */
+  public static boolean heldAvailable() {
+    return ENABLED;
+  }
+
   /** Whether the directory is held open (else its name is used). */
   public boolean held() {
     return fd >= 0;

@@ -288,48 +288,83 @@ public final class Repository implements Closeable {
    * Removes what an {@code init} killed before it saved the config left in {@code dir} (the config
    * is saved last): its key blob in {@code keys/} and the config's temporary file, and nothing
    * else. Such a directory was refused as "not empty" by every later init, and as "config file
-   * missing" by every other command, until removed by hand (audit12). A directory holding anything
+   * missing" by every other command, until removed by hand (audit12). Only files this process's
+   * user owns are removed, through the directories held open (not by name: someone who can write a
+   * directory above, or {@code dir} itself, and swaps {@code keys} or {@code dir} for a link cannot
+   * make it delete another repository's files; audit12 recheck N1). A directory holding anything
    * else is left as it is (and refused as not empty).
    */
   private static void clearInterruptedInit(Path dir) throws IOException {
-    List<Path> leftovers = new ArrayList<>();
-    try (var entries = Files.list(dir)) {
-      for (Path e : (Iterable<Path>) entries::iterator) {
-        String name = e.getFileName().toString();
-        if (name.startsWith(".tmp-config-")
-            && Files.isRegularFile(e, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-          leftovers.add(e);
-        } else if (name.equals(BlobType.KEY.directory())
-            && Files.isDirectory(e, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-          try (var keys = Files.list(e)) {
-            for (Path k : (Iterable<Path>) keys::iterator) {
-              String kn = k.getFileName().toString();
-              if (!(kn.matches("[0-9a-f]{64}") || kn.startsWith(".tmp-"))
-                  || !Files.isRegularFile(k, java.nio.file.LinkOption.NOFOLLOW_LINKS)
-                  || Files.size(k) > KeyRing.MAX_KEY_BLOB) {
-                return; // not what an init writes
-              }
-              leftovers.add(k);
-            }
+    if (!io.granule.engine.internal.ops.DirectoryHandle.heldAvailable()) {
+      return; // by name only: not safe against a swap, so left for the user to remove
+    }
+    int me = io.granule.engine.internal.net.PeerUser.self();
+    List<String> files = new ArrayList<>();
+    List<String> keyFiles = new ArrayList<>();
+    boolean keysDir = false;
+    try (var held = io.granule.engine.internal.ops.DirectoryHandle.open(dir, dir, null)) {
+      try (var entries = Files.list(held.self())) {
+        for (Path e : (Iterable<Path>) entries::iterator) {
+          String name = e.getFileName().toString();
+          Map<String, Object> a = leftoverAttributes(held.entry(name));
+          if (a == null || (Integer) a.get("uid") != me) {
+            return;
           }
-          leftovers.add(e);
-        } else {
-          return;
+          boolean file = ((Integer) a.get("mode") & 0170000) == 0100000;
+          boolean directory = ((Integer) a.get("mode") & 0170000) == 0040000;
+          if (name.startsWith(".tmp-config-") && file) {
+            files.add(name);
+          } else if (name.equals(BlobType.KEY.directory()) && directory) {
+            keysDir = true;
+          } else {
+            return;
+          }
         }
       }
+      if (keysDir) {
+        try (var keys =
+                held.child(BlobType.KEY.directory(), dir.resolve(BlobType.KEY.directory()));
+            var entries = Files.list(keys.self())) {
+          for (Path k : (Iterable<Path>) entries::iterator) {
+            String kn = k.getFileName().toString();
+            Map<String, Object> a = leftoverAttributes(keys.entry(kn));
+            if (!(kn.matches("[0-9a-f]{64}") || kn.startsWith(".tmp-"))
+                || a == null
+                || (Integer) a.get("uid") != me
+                || ((Integer) a.get("mode") & 0170000) != 0100000
+                || (Long) a.get("size") > KeyRing.MAX_KEY_BLOB) {
+              return; // not what an init of this user writes
+            }
+            keyFiles.add(kn);
+          }
+          for (String kn : keyFiles) {
+            Files.deleteIfExists(keys.entry(kn));
+          }
+        }
+        Files.deleteIfExists(held.entry(BlobType.KEY.directory()));
+      }
+      for (String f : files) {
+        Files.deleteIfExists(held.entry(f));
+      }
     }
-    if (leftovers.isEmpty()) {
-      return;
+    if (keysDir || !files.isEmpty()) {
+      LoggerFactory.getLogger(Repository.class)
+          .warn(
+              "removed what an interrupted 'granule init' left in '{}' (a key blob saved before"
+                  + " the config, which was never written): {} {}",
+              dir,
+              keyFiles,
+              files);
     }
-    for (Path p : leftovers) {
-      Files.deleteIfExists(p); // a key blob's directory after its blobs (listed after them)
+  }
+
+  /** Owner, mode and size of {@code p} itself (not through a link), or null if it is gone. */
+  private static Map<String, Object> leftoverAttributes(Path p) throws IOException {
+    try {
+      return Files.readAttributes(p, "unix:uid,mode,size", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+    } catch (java.nio.file.NoSuchFileException e) {
+      return null;
     }
-    LoggerFactory.getLogger(Repository.class)
-        .warn(
-            "removed what an interrupted 'granule init' left in '{}' (a key blob saved before"
-                + " the config, which was never written): {}",
-            dir,
-            leftovers);
   }
 
   /**

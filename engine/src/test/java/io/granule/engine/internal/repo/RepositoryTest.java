@@ -572,6 +572,33 @@ class RepositoryTest {
     }
     assertThat(dir.resolve(".tmp-config-7a")).doesNotExist();
 
+    // keys/ a link to another repository's keys (audit12 recheck N1: swapped in as the leftovers
+    // were removed, it made init delete that repository's key blob): refused, nothing removed
+    Path victim = tmp.resolve("victim");
+    Repository.init(victim, SMALL, "pw".toCharArray()).close();
+    long victimKeys;
+    try (var keys = Files.list(victim.resolve("keys"))) {
+      victimKeys = keys.count();
+    }
+    Path linked = tmp.resolve("linked");
+    Files.createDirectories(linked);
+    Files.createSymbolicLink(linked.resolve("keys"), victim.resolve("keys"));
+    assertThatThrownBy(() -> Repository.init(linked, SMALL))
+        .hasMessageContaining("the directory is not empty");
+    try (var keys = Files.list(victim.resolve("keys"))) {
+      assertThat(keys.count()).isEqualTo(victimKeys);
+    }
+    if ("root".equals(System.getProperty("user.name"))) {
+      // a key blob another user put there is not this user's leftover
+      Path planted = tmp.resolve("planted");
+      Files.createDirectories(planted.resolve("keys"));
+      Path his = Files.write(planted.resolve("keys").resolve("ef".repeat(32)), new byte[300]);
+      Files.setAttribute(his, "unix:uid", 1001);
+      assertThatThrownBy(() -> Repository.init(planted, SMALL))
+          .hasMessageContaining("the directory is not empty");
+      assertThat(his).exists();
+    }
+
     // anything else there: left alone, and refused
     for (String other : new String[] {"notes.txt", "keys/README"}) {
       Path d = tmp.resolve("kept-" + other.replace('/', '-'));
