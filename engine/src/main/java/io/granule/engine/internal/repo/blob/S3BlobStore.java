@@ -754,6 +754,23 @@ public final class S3BlobStore implements BlobStore {
   static final int MAX_KEYS =
       (int) Math.min(10_000_000L, Math.max(100_000L, Runtime.getRuntime().maxMemory() / 2 / 160));
 
+  /**
+   * The most pages in a row one listing follows that bring no new key (none in the prefix after the
+   * greatest one seen so far). AWS S3 returns a page without keys only in rare cases (many deleted
+   * objects scanned within one request), MinIO may end a listing with one empty truncated page; ten
+   * in a row is far beyond either, and a server answering empty pages with new tokens forever is
+   * stopped after ten (audit12 M2), not after {@link #MAX_PAGES}.
+   */
+  static final int MAX_EMPTY_PAGES = 10;
+
+  /**
+   * The pages one listing may take beyond what its keys need: a listing of k keys in pages of p
+   * keys may take at most {@code PAGE_SLACK + 10·k/p} pages (with the default page of 1000 keys, 50
+   * pages plus one per 100 keys: ten times what a full page each needs). A server that answers a
+   * key or two per page is stopped by this, long before {@link #MAX_PAGES}.
+   */
+  static final int PAGE_SLACK = 50;
+
   /** The longest one page of a listing may take, all of it (a server that trickles bytes). */
   static final Duration PAGE_TIMEOUT = Duration.ofMinutes(2);
 
@@ -761,9 +778,11 @@ public final class S3BlobStore implements BlobStore {
    * Lists the blobs of {@code type}, following continuation tokens page by page. A server that
    * breaks the protocol is refused with an {@link IOException} naming bucket and prefix, never
    * followed forever: a continuation token it gave before, a truncated page without a token, more
-   * than {@link #MAX_PAGES} pages or {@link #MAX_KEYS} kept keys (each page is bounded by {@link
-   * #PAGE_TIMEOUT} too). A key outside the requested prefix is skipped with a warning (audit10 M5:
-   * a repeated token hung every command, a key shorter than the prefix crashed it).
+   * than {@link #MAX_EMPTY_PAGES} pages in a row without a new key, more pages than the keys listed
+   * need ({@link #PAGE_SLACK}), more than {@link #MAX_PAGES} pages or {@link #MAX_KEYS} kept keys
+   * (each page is bounded by {@link #PAGE_TIMEOUT} too). A key outside the requested prefix is
+   * skipped with a warning (audit10 M5: a repeated token hung every command, a key shorter than the
+   * prefix crashed it).
    */
   @Override
   public List<BlobInfo> listInfo(BlobType type) throws IOException {
@@ -778,9 +797,26 @@ public final class S3BlobStore implements BlobStore {
     String token = null;
     int outside = 0;
     String firstOutside = null;
+    // work bounds (audit12 M2): keys in the prefix beyond the greatest seen so far are progress
+    String greatest = null;
+    long progress = 0;
+    long unkept = 0;
+    int empty = 0;
     for (int page = 1; ; page++) {
       if (page > maxPages) {
         throw brokenListing(dir, "more than " + maxPages + " pages");
+      }
+      long budget = PAGE_SLACK + progress * 10 / Math.max(1, pageSize);
+      if (page > budget) {
+        throw brokenListing(
+            dir,
+            "more than "
+                + budget
+                + " pages for "
+                + progress
+                + " keys (pages of at most "
+                + pageSize
+                + " keys were asked for)");
       }
       String from = token;
       ListObjectsV2Request req =
@@ -792,6 +828,7 @@ public final class S3BlobStore implements BlobStore {
               .overrideConfiguration(o -> o.apiCallTimeout(PAGE_TIMEOUT))
               .build();
       ListObjectsV2Response r = request(what, null, () -> s3.listObjectsV2(req));
+      boolean advanced = false;
       for (S3Object o : r.contents()) {
         String key = o.key();
         if (key == null || !key.startsWith(dir)) {
@@ -799,6 +836,11 @@ public final class S3BlobStore implements BlobStore {
             firstOutside = key;
           }
           continue;
+        }
+        if (greatest == null || key.compareTo(greatest) > 0) {
+          greatest = key;
+          progress++;
+          advanced = true;
         }
         String rest = key.substring(dir.length());
         int slash = rest.lastIndexOf('/');
@@ -817,10 +859,22 @@ public final class S3BlobStore implements BlobStore {
                     + " GRANULE_JAVA_OPTS=-Xmx<size>)");
           }
           names.add(new BlobInfo(new BlobName(type, n), o.size(), o.lastModified()));
+        } else if (++unkept > maxKeys) {
+          throw brokenListing(
+              dir, "more than " + maxKeys + " keys that are not blobs of this repository");
         }
       }
       if (!Boolean.TRUE.equals(r.isTruncated())) {
         break;
+      }
+      empty = advanced ? 0 : empty + 1;
+      if (empty >= MAX_EMPTY_PAGES) {
+        throw brokenListing(
+            dir,
+            empty
+                + " truncated pages in a row brought no new key (page "
+                + page
+                + "): following it might never end");
       }
       token = r.nextContinuationToken();
       if (token == null || token.isEmpty()) {

@@ -192,6 +192,69 @@ class S3HostileListingTest {
   }
 
   @Test
+  void emptyTruncatedPagesWithNewTokensStopAfterAFewPages() {
+    AtomicInteger n = new AtomicInteger();
+    pages = (prefix, token) -> new String[] {"true", "t" + n.incrementAndGet()};
+    assertThatThrownBy(() -> store().list(BlobType.SNAPSHOT))
+        .isInstanceOf(IOException.class)
+        .isNotInstanceOf(TransientBlobStoreException.class)
+        .hasMessageContaining("127.0.0.1:" + server.getLocalPort())
+        .hasMessageContaining("bucket 'bkt' prefix 'repo/snapshots/'")
+        .hasMessageContaining("10 truncated pages in a row brought no new key");
+    assertThat(requests.get()).isEqualTo(S3BlobStore.MAX_EMPTY_PAGES);
+  }
+
+  @Test
+  void theSameKeysOnEveryPageWithNewTokensAreNoProgress() {
+    AtomicInteger n = new AtomicInteger();
+    pages =
+        (prefix, token) ->
+            new String[] {"true", "t" + n.incrementAndGet(), prefix + hex(1), prefix + hex(2)};
+    assertThatThrownBy(() -> store().list(BlobType.INDEX))
+        .isInstanceOf(IOException.class)
+        .hasMessageContaining("truncated pages in a row brought no new key");
+    assertThat(requests.get()).isEqualTo(S3BlobStore.MAX_EMPTY_PAGES + 1);
+  }
+
+  @Test
+  void aNewKeyOnEveryPageStopsWhenThePagesOutgrowTheKeys() {
+    AtomicInteger n = new AtomicInteger();
+    pages =
+        (prefix, token) -> new String[] {"true", "t" + n.incrementAndGet(), prefix + hex(n.get())};
+    assertThatThrownBy(() -> store().list(BlobType.INDEX))
+        .isInstanceOf(IOException.class)
+        .hasMessageContaining("bucket 'bkt' prefix 'repo/index/'")
+        .hasMessageContaining("more than 50 pages for 50 keys");
+    assertThat(requests.get()).isEqualTo(S3BlobStore.PAGE_SLACK);
+  }
+
+  @Test
+  void aFewEmptyTruncatedPagesAmongFullOnesAreFollowed() throws IOException {
+    // a real server may answer a page without keys now and then (MinIO: one at the end)
+    AtomicInteger n = new AtomicInteger();
+    pages =
+        (prefix, token) -> {
+          int i = n.incrementAndGet();
+          if (i == 30) {
+            return new String[] {"false", null};
+          }
+          if (i % 3 != 0) {
+            return new String[] {"true", "t" + i};
+          }
+          String[] p = new String[2 + 10];
+          p[0] = "true";
+          p[1] = "t" + i;
+          for (int k = 2; k < p.length; k++) {
+            p[k] = prefix + hex(i * 100 + k);
+          }
+          return p;
+        };
+    S3BlobStore s = store();
+    s.pageSize(10);
+    assertThat(s.list(BlobType.INDEX)).hasSize(9 * 10);
+  }
+
+  @Test
   void keysOutsideThePrefixAreSkippedNotACrash() throws IOException {
     pages =
         (prefix, token) ->
