@@ -564,6 +564,34 @@ class RepositoryDamageTest {
   }
 
   @Test
+  void aManifestPastTheBoundsIsSkippedAsDamagedNotAnOutOfMemoryError() throws Exception {
+    // audit12 M3: millions of entries within the size cap ran every listing out of memory
+    BlobName snap = new BlobName(BlobType.SNAPSHOT, b.id());
+    List<Manifest.DiskEntry> disks = java.util.Collections.nCopies(5000, b.disks().get(0));
+    Files.write(
+        store.path(snap),
+        io.granule.engine.internal.repo.snapshot.ManifestWriter.write(
+            new Manifest(
+                b.version(),
+                b.id(),
+                b.time(),
+                b.host(),
+                b.tags(),
+                b.parent(),
+                disks,
+                b.streams(),
+                b.applications())));
+    VerifyReport r = verify(false);
+    assertThat(damageOf(r, snap).snapshots()).containsExactly(b.id());
+    try (Repository repo = Repository.open(dir)) {
+      assertThat(repo.snapshots()).extracting(Manifest::id).containsExactly(a.id());
+      assertThatThrownBy(() -> repo.resolve(b.id()))
+          .isInstanceOf(RepositoryCorruptedException.class)
+          .hasMessageContaining("more than 4096 entries in 'disks'");
+    }
+  }
+
+  @Test
   void missingFixedIndexIsNamed() throws Exception {
     BlobName fixed = new BlobName(BlobType.FIXED_INDEX, b.disks().get(0).fixedIndex());
     Files.delete(store.path(fixed));
