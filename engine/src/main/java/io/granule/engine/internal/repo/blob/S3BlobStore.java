@@ -756,10 +756,11 @@ public final class S3BlobStore implements BlobStore {
 
   /**
    * The most pages in a row one listing follows that bring no new key (none in the prefix after the
-   * greatest one seen so far). AWS S3 returns a page without keys only in rare cases (many deleted
-   * objects scanned within one request), MinIO may end a listing with one empty truncated page; ten
-   * in a row is far beyond either, and a server answering empty pages with new tokens forever is
-   * stopped after ten (audit12 M2), not after {@link #MAX_PAGES}.
+   * greatest one seen so far: S3 lists keys in ascending order, so a key at or before it is one
+   * already listed, or a server that does not keep the order). AWS S3 returns a page without keys
+   * only in rare cases (many deleted objects scanned within one request), MinIO may end a listing
+   * with one empty truncated page; ten in a row is far beyond either, and a server answering empty
+   * pages with new tokens forever is stopped after ten (audit12 M2), not after {@link #MAX_PAGES}.
    */
   static final int MAX_EMPTY_PAGES = 10;
 
@@ -872,7 +873,8 @@ public final class S3BlobStore implements BlobStore {
         throw brokenListing(
             dir,
             empty
-                + " truncated pages in a row brought no new key (page "
+                + " truncated pages in a row brought no new key (none after the last one listed;"
+                + " S3 lists keys in order) (page "
                 + page
                 + "): following it might never end");
       }
