@@ -154,4 +154,36 @@ class FileRestoreTest {
     assertThat(r.exitCode()).isEqualTo(4);
     assertThat(r.err()).contains("no '/no/such/dir' in ext4 on vm/p1");
   }
+
+  /**
+   * A file name made by a VM's user is shown escaped by {@code ls}, never sent raw to the
+   * operator's terminal, and kept exact in {@code --json} (audit12 storage L2).
+   */
+  @Test
+  void aFileNameWithAnEscapeSequenceIsListedEscaped() throws Exception {
+    requireTools();
+    String evil = "evil\u001b[2J\u001b[31mname\u202e";
+    Path tree = Files.createDirectories(tmp.resolve("tree/d"));
+    Files.writeString(tree.resolve(evil), "hi\n", StandardCharsets.UTF_8);
+    sh(tmp, "truncate", "-s", "16M", "esc.img");
+    sh(tmp, "mkfs.ext4", "-q", "-F", "-d", tmp.resolve("tree").toString(), "esc.img");
+    Path repo = tmp.resolve("repo");
+    assertThat(Granule.run(tmp, "init", "--repo", repo.toString()).exitCode()).isZero();
+    Granule.Result r =
+        Granule.run(tmp, "backup", "--repo", repo.toString(), "--disk", "esc=esc.img");
+    assertThat(r.exitCode()).as(r.err()).isZero();
+
+    r = Granule.run(tmp, "ls", "--repo", repo.toString(), "latest:esc", "/d");
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    assertThat(r.out())
+        .contains("evil\\x1b[2J\\x1b[31mname\\u202e")
+        .doesNotContain("\u001b")
+        .doesNotContain("\u202e");
+
+    r = Granule.run(tmp, "ls", "--repo", repo.toString(), "latest:esc", "/d", "--json");
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    com.fasterxml.jackson.databind.JsonNode entries =
+        new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out()).get("entries");
+    assertThat(entries.findValuesAsText("name")).contains(evil);
+  }
 }

@@ -218,7 +218,7 @@ final class BackupCommand extends ContextCommand {
         out.printf(
             Locale.ROOT,
             "  disk %-16s %10s  %s, new %s (stored %s)%s%n",
-            d.name(),
+            Printable.text(d.name()),
             Sizes.human(d.size()),
             d.format(),
             Sizes.human(d.bytesNew()),
@@ -236,7 +236,11 @@ final class BackupCommand extends ContextCommand {
         if (apps.stream().anyMatch(a -> st.name().startsWith(a.streamPrefix()))) {
           continue;
         }
-        out.printf(Locale.ROOT, "  stream %-14s %10s%n", st.name(), Sizes.human(st.size()));
+        out.printf(
+            Locale.ROOT,
+            "  stream %-14s %10s%n",
+            Printable.text(st.name()),
+            Sizes.human(st.size()));
       }
       for (StoredApplication a : apps) {
         long captured =

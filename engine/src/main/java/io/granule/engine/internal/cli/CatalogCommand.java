@@ -110,7 +110,8 @@ final class CatalogCommand extends ContextCommand {
                     + " be restored from a crash-consistent copy)"
                 : "no snapshot has a catalog: back up with --app to catalog applications");
       } else {
-        out.println(find != null ? "no object matches '" + find + "'" : "no objects");
+        out.println(
+            find != null ? "no object matches '" + Printable.text(find) + "'" : "no objects");
       }
     } else {
       for (Catalogs.Hit row : rows) {
@@ -121,14 +122,15 @@ final class CatalogCommand extends ContextCommand {
                     Locale.ROOT,
                     "%-12s  %-20s  ",
                     row.snapshot().substring(0, 12),
-                    row.time().length() > 19 ? row.time().substring(0, 19) + "Z" : row.time())
+                    Printable.text(
+                        row.time().length() > 19 ? row.time().substring(0, 19) + "Z" : row.time()))
                 : "";
         out.printf(
             Locale.ROOT,
             "%s%-48s  %-17s  %10s  %s%n",
             prefix,
-            row.object(),
-            e.kind(),
+            Printable.text(row.object()),
+            Printable.text(e.kind()),
             e.size() < 0 ? "-" : Sizes.human(e.size()),
             e.rows() < 0 ? "" : "~" + e.rows() + " rows");
       }

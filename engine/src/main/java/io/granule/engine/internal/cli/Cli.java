@@ -65,7 +65,7 @@ public final class Cli {
     cl.setParameterExceptionHandler(
         (ex, args) -> {
           PrintWriter err = ex.getCommandLine().getErr();
-          err.println("granule: " + ex.getMessage());
+          err.println("granule: " + Printable.lines(ex.getMessage()));
           err.println(
               "run '"
                   + ex.getCommandLine().getCommandSpec().qualifiedName()
@@ -89,7 +89,7 @@ public final class Cli {
     PrintWriter err = cl.getErr();
     int code = exitCode(ex);
     String msg = ex.getMessage() == null ? ex.toString() : ex.getMessage();
-    err.println("granule: " + msg);
+    err.println("granule: " + Printable.lines(msg));
     if (code == ExitCodes.DAMAGED) {
       java.util.Optional<String> changed = unlockedReadChanged(parsed);
       if (changed.isPresent()) {

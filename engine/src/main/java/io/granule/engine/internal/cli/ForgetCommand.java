@@ -190,8 +190,8 @@ final class ForgetCommand extends ContextCommand {
         out.printf(
             Locale.ROOT,
             "host %s, items %s: keep %d, remove %d%n",
-            g.host(),
-            String.join(",", g.items()),
+            Printable.text(g.host()),
+            Printable.text(String.join(",", g.items())),
             keep.size(),
             remove.size());
         for (ForgetPolicy.Decision d : g.decisions()) {
@@ -201,7 +201,7 @@ final class ForgetCommand extends ContextCommand {
               "  %-6s  %s  %s  %s%n",
               d.keep() ? "keep" : "remove",
               m.id().substring(0, 12),
-              m.time(),
+              Printable.text(m.time()),
               String.join(", ", d.reasons()));
         }
       }

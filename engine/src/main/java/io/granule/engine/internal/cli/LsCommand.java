@@ -89,7 +89,9 @@ final class LsCommand extends ContextCommand {
         for (DirectoryEntry e : entries) {
           FileNode n = e.node();
           String name =
-              n.kind() == FileKind.SYMLINK ? e.name() + " -> " + fs.readLink(n) : e.name();
+              n.kind() == FileKind.SYMLINK
+                  ? Printable.text(e.name()) + " -> " + Printable.text(fs.readLink(n))
+                  : Printable.text(e.name());
           out.printf(
               Locale.ROOT,
               "%s %3d %5d %5d %12d %s %s%n",
@@ -107,9 +109,9 @@ final class LsCommand extends ContextCommand {
                 Locale.ROOT,
                 "%s %s on %s/%s of snapshot %s: %d of %d chunks fetched%n",
                 b.type(),
-                path,
-                b.disk().disk().name(),
-                b.volume().name(),
+                Printable.text(path),
+                Printable.text(b.disk().disk().name()),
+                Printable.text(b.volume().name()),
                 b.snapshot().id().substring(0, 12),
                 b.chunksFetched(),
                 b.chunksWithData());

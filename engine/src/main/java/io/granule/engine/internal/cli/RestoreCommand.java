@@ -164,7 +164,7 @@ final class RestoreCommand extends ContextCommand {
                   diskName,
                   progress,
                   line -> {
-                    out.println(line);
+                    out.println(Printable.text(line));
                     out.flush();
                   });
         } finally {
@@ -176,9 +176,9 @@ final class RestoreCommand extends ContextCommand {
         out.printf(
             Locale.ROOT,
             "restored disk %s of snapshot %s to %s (%s): %s in %.1f s (%s/s), %d chunks fetched%n",
-            diskName,
+            Printable.text(diskName),
             snap.id().substring(0, 12),
-            to,
+            Printable.text(String.valueOf(to)),
             restore.format(),
             Sizes.human(res.bytes()),
             secs,
@@ -305,9 +305,9 @@ final class RestoreCommand extends ContextCommand {
         out.printf(
             Locale.ROOT,
             "restored stream %s of snapshot %s to %s: %s%n",
-            name,
+            Printable.text(name),
             snap.id().substring(0, 12),
-            target,
+            Printable.text(String.valueOf(target)),
             Sizes.human(bytes));
         out.flush();
       }
@@ -363,11 +363,11 @@ final class RestoreCommand extends ContextCommand {
             Locale.ROOT,
             "restored %s from %s/%s of snapshot %s into %s: %d files, %d directories, %d symlinks,"
                 + " %d hard links, %s in %.1f s; %d of %d chunks fetched (%.1f%%)%n",
-            path,
-            b.disk().disk().name(),
-            b.volume().name(),
+            Printable.text(path),
+            Printable.text(b.disk().disk().name()),
+            Printable.text(b.volume().name()),
             b.snapshot().id().substring(0, 12),
-            to,
+            Printable.text(String.valueOf(to)),
             res.files(),
             res.directories(),
             res.symlinks(),
@@ -504,7 +504,7 @@ final class RestoreCommand extends ContextCommand {
                         Locale.ROOT,
                         "%s%s%n",
                         phase,
-                        detail == null || detail.isEmpty() ? "" : ": " + detail);
+                        detail == null || detail.isEmpty() ? "" : ": " + Printable.text(detail));
                     err.flush();
                   }
                 });
@@ -521,10 +521,10 @@ final class RestoreCommand extends ContextCommand {
         out.printf(
             Locale.ROOT,
             "restored %s from snapshot %s (%s-consistent) as %s: %d rows, checksum %s%n",
-            object,
-            snap,
+            Printable.text(object),
+            Printable.text(snap),
             res.consistency(),
-            rep.restoredAs(),
+            Printable.text(String.valueOf(rep.restoredAs())),
             rep.rows(),
             rep.checksum());
         StringBuilder phases = new StringBuilder();
@@ -545,7 +545,7 @@ final class RestoreCommand extends ContextCommand {
             pct,
             Sizes.human(res.diskBytes()));
         for (String n : rep.notes()) {
-          out.println("  note: " + n);
+          out.println("  note: " + Printable.text(n));
         }
       }
       out.flush();

@@ -66,18 +66,19 @@ final class SnapshotsCommand extends ContextCommand {
             Locale.ROOT,
             fmt,
             m.id().substring(0, 12),
-            m.time().length() > 19 ? m.time().substring(0, 19) + "Z" : m.time(),
-            m.host(),
+            Printable.text(m.time().length() > 19 ? m.time().substring(0, 19) + "Z" : m.time()),
+            Printable.text(m.host()),
             Sizes.human(size),
             Sizes.human(added),
             java.util.stream.Stream.concat(
-                    m.disks().stream().map(Manifest.DiskEntry::name),
-                    m.streams().stream().map(st -> st.name() + " (stream)"))
+                    m.disks().stream().map(d -> Printable.text(d.name())),
+                    m.streams().stream().map(st -> Printable.text(st.name()) + " (stream)"))
                 .collect(Collectors.joining(",")),
             m.applications().isEmpty()
                 ? "-"
-                : String.join(",", new java.util.TreeSet<>(m.applications().keySet())),
-            String.join(",", m.tags()));
+                : Printable.text(
+                    String.join(",", new java.util.TreeSet<>(m.applications().keySet()))),
+            Printable.text(String.join(",", m.tags())));
       }
     }
     out.flush();

@@ -88,9 +88,9 @@ final class VerifyCommand extends ContextCommand {
                       Sizes.human(report.dataBytes()),
                       report.dataSubset()));
       for (Damage d : report.damages()) {
-        out.printf(Locale.ROOT, "damaged: %s%n", d.file());
+        out.printf(Locale.ROOT, "damaged: %s%n", Printable.text(d.file()));
         for (String p : d.problems()) {
-          out.printf(Locale.ROOT, "  %s%n", p);
+          out.printf(Locale.ROOT, "  %s%n", Printable.lines(p));
         }
         if (!d.snapshots().isEmpty()) {
           out.printf(Locale.ROOT, "  affects snapshots: %s%n", String.join(", ", d.snapshots()));

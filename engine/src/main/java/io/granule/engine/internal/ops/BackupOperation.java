@@ -84,13 +84,24 @@ public final class BackupOperation {
     }
 
     /**
-     * @throws IllegalArgumentException if {@code name} is empty or holds '/' or ':'
+     * @throws IllegalArgumentException if {@code name} is empty or holds '/', ':' or a control or
+     *     format character (listings print it to operators' terminals, audit12 storage L2)
      */
     public static void checkName(String name) {
+      checkName("disk", name);
+    }
+
+    /** As {@link #checkName(String)} for a disk or stream ({@code what}). */
+    public static void checkName(String what, String name) {
       if (name.isEmpty() || name.contains("/") || name.contains(":")) {
         throw new IllegalArgumentException(
-            "invalid disk name '" + name + "': no '/' or ':' (use NAME=FILE)");
+            "invalid "
+                + what
+                + " name '"
+                + name.replaceAll("\\p{Cc}|\\p{Cf}", "?")
+                + "': no '/' or ':' (use NAME=FILE)");
       }
+      checkLabel(what + " name", name);
     }
   }
 
@@ -153,7 +164,7 @@ public final class BackupOperation {
             "invalid stream '" + spec + "': use NAME=FILE (FILE may be - for standard input)");
       }
       String name = spec.substring(0, eq);
-      DiskSpec.checkName(name);
+      DiskSpec.checkName("stream", name);
       return new StreamSpec(name, spec.substring(eq + 1));
     }
   }
@@ -297,6 +308,9 @@ public final class BackupOperation {
       checkLabel("tag", t);
     }
     Map<String, DiskSpec> byName = checkNames(disks);
+    for (StreamSpec st : streams == null ? List.<StreamSpec>of() : streams) {
+      DiskSpec.checkName("stream", st.name());
+    }
     if (apps != null && !apps.urls().isEmpty() && applications == null) {
       throw new IllegalStateException("no application plugins in this context");
     }
