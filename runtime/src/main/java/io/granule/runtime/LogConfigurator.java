@@ -39,7 +39,7 @@ public final class LogConfigurator extends ContextAwareBase implements Configura
     CONSOLE
   }
 
-  private static final String FILE_PATTERN = "%d{ISO8601} [%thread] %-5level %logger - %msg%n";
+  private static final String FILE_PATTERN = "%d{ISO8601} [%thread] %-5level %logger - %safemsg%n";
 
   /** Public no-argument constructor, for {@link java.util.ServiceLoader}. */
   public LogConfigurator() {}
@@ -58,25 +58,42 @@ public final class LogConfigurator extends ContextAwareBase implements Configura
     String dir = System.getProperty(DIR_PROPERTY, "logs");
     // Logback's own status messages stay quiet, as with <statusListener class="Nop…"/>
     context.getStatusManager().add(new NopStatusListener());
+    // %safemsg: the console is a terminal; names quoted in messages may hold escape sequences
+    @SuppressWarnings("unchecked")
+    java.util.Map<
+            String, java.util.function.Supplier<ch.qos.logback.core.pattern.DynamicConverter<?>>>
+        rules =
+            (java.util.Map<
+                    String,
+                    java.util.function.Supplier<ch.qos.logback.core.pattern.DynamicConverter<?>>>)
+                context.getObject(
+                    ch.qos.logback.core.CoreConstants.PATTERN_RULE_REGISTRY_FOR_SUPPLIERS);
+    if (rules == null) {
+      rules = new java.util.HashMap<>();
+      context.putObject(
+          ch.qos.logback.core.CoreConstants.PATTERN_RULE_REGISTRY_FOR_SUPPLIERS, rules);
+    }
+    rules.put("safemsg", SafeMessageConverter::new);
     Logger root = context.getLogger(Logger.ROOT_LOGGER_NAME);
     Level granuleDefault;
     switch (mode) {
       case SERVER -> {
         root.setLevel(Level.INFO);
         root.addAppender(
-            console(context, "System.out", "%d{HH:mm:ss.SSS} %-5level %logger{1} - %msg%n", null));
+            console(
+                context, "System.out", "%d{HH:mm:ss.SSS} %-5level %logger{1} - %safemsg%n", null));
         root.addAppender(file(context, dir));
         granuleDefault = Level.INFO;
       }
       case CLI -> {
         root.setLevel(Level.INFO);
-        root.addAppender(console(context, "System.err", "%-5level %msg%n", Level.WARN));
+        root.addAppender(console(context, "System.err", "%-5level %safemsg%n", Level.WARN));
         root.addAppender(file(context, dir));
         granuleDefault = Level.INFO;
       }
       default -> {
         root.setLevel(Level.WARN);
-        root.addAppender(console(context, "System.err", "%-5level %msg%n", null));
+        root.addAppender(console(context, "System.err", "%-5level %safemsg%n", null));
         granuleDefault = Level.WARN;
       }
     }

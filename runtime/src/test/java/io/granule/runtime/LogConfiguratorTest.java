@@ -94,6 +94,18 @@ class LogConfiguratorTest {
   }
 
   @Test
+  void controlCharactersInMessagesAreEscaped() throws Exception {
+    // names quoted in warnings come from repositories and disks (audit12 storage L2)
+    LoggerContext context = configure(LogConfigurator.Mode.CLI, null);
+    context.getLogger("io.granule.test").warn("skipping {}", "vm\u001b[2J\u202ex\nnext");
+    context.stop();
+    assertThat(Files.readString(tmp.resolve("logs/granule.log"), StandardCharsets.UTF_8))
+        .contains("WARN  io.granule.test - skipping vm\\x1b[2J\\u202ex\nnext")
+        .doesNotContain("\u001b");
+    assertThat(SafeMessageConverter.escape("a\u0085b\tc\u0007")).isEqualTo("a\\x85b\tc\\x07");
+  }
+
+  @Test
   void serverModeLogsInfoToStdoutAndTheFile() {
     LoggerContext context = configure(LogConfigurator.Mode.SERVER, "not-a-level");
     assertThat(context.getLogger("io.granule").getLevel()).isEqualTo(Level.INFO);
