@@ -15,6 +15,7 @@ import io.granule.engine.internal.repo.backup.BackupRequest;
 import io.granule.engine.internal.repo.backup.BackupRequest.NamedDisk;
 import io.granule.engine.internal.repo.backup.BackupRequest.NamedStream;
 import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.snapshot.ManifestReader;
 import io.granule.engine.spi.ApplicationPlugin;
 import io.granule.engine.spi.DiskImageFormat;
 import io.granule.engine.spi.SnapshotProvider;
@@ -129,6 +130,22 @@ public final class BackupOperation {
                 + "): use printable characters");
       }
       i += Character.charCount(c);
+    }
+  }
+
+  /**
+   * Refuses more disks or tags than a manifest may hold (readers treat one beyond as damaged).
+   *
+   * @throws IllegalArgumentException saying which
+   */
+  public static void checkCounts(int disks, int tags) {
+    if (disks > ManifestReader.MAX_DISKS) {
+      throw new IllegalArgumentException(
+          disks + " disks: a snapshot holds at most " + ManifestReader.MAX_DISKS);
+    }
+    if (tags > ManifestReader.MAX_TAGS) {
+      throw new IllegalArgumentException(
+          tags + " tags: a snapshot holds at most " + ManifestReader.MAX_TAGS);
     }
   }
 
@@ -303,6 +320,7 @@ public final class BackupOperation {
       List<String> tags,
       BackupListener listener) {
     notes.clear();
+    checkCounts(disks == null ? 0 : disks.size(), tags == null ? 0 : tags.size());
     checkLabel("host", host);
     for (String t : tags == null ? List.<String>of() : tags) {
       checkLabel("tag", t);

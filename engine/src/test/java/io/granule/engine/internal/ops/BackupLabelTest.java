@@ -29,4 +29,29 @@ class BackupLabelTest {
     }
     assertThatCode(() -> BackupOperation.checkLabel("host", null)).doesNotThrowAnyException();
   }
+
+  @Test
+  void moreDisksOrTagsThanAManifestMayHoldAreRefused() {
+    // a manifest beyond the readers' bounds would be skipped as damaged (audit12 storage M3)
+    assertThatCode(() -> BackupOperation.checkCounts(4096, 1024)).doesNotThrowAnyException();
+    assertThatThrownBy(() -> BackupOperation.checkCounts(4097, 0))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("4097 disks: a snapshot holds at most 4096");
+    assertThatThrownBy(() -> BackupOperation.checkCounts(1, 1025))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("at most 1024");
+  }
+
+  @Test
+  void diskAndStreamNamesRefuseControlCharactersToo() {
+    assertThatThrownBy(() -> BackupOperation.DiskSpec.parse("vm\u001b[31m=/x.img", null))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("invalid disk name")
+        .hasMessageNotContaining("\u001b");
+    assertThatThrownBy(() -> BackupOperation.StreamSpec.parse("s\u202e=-"))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("invalid stream name");
+    assertThatCode(() -> BackupOperation.DiskSpec.parse("vm-1 ü=/x.img", null))
+        .doesNotThrowAnyException();
+  }
 }

@@ -297,7 +297,16 @@ public final class Backup {
             "the backup was interrupted before its snapshot was saved: no snapshot was saved (the"
                 + " repository is still valid)");
       }
-      store.save(name, codec.encode(name, ManifestWriter.write(m)));
+      byte[] manifest = ManifestWriter.write(m);
+      try {
+        // within the bounds every reader applies, or it would be saved only to be skipped as
+        // damaged
+        io.granule.engine.internal.repo.snapshot.ManifestReader.read(name, manifest);
+      } catch (io.granule.engine.internal.repo.RepositoryCorruptedException e) {
+        throw new IllegalArgumentException(
+            "this snapshot would be unreadable, not saved: " + e.getMessage(), e);
+      }
+      store.save(name, codec.encode(name, manifest));
       try {
         requirePacksStillExist(packsUsed, name);
       } catch (IOException e) {
