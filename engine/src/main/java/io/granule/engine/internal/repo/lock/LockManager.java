@@ -493,8 +493,13 @@ public final class LockManager {
   private Status status(BlobName n, LockInfo info, Instant now) {
     Duration idle = Duration.between(info.refreshedInstant(), now);
     String gone = owner.host().equals(info.host()) ? holderGone(info, idle) : null;
-    // proven only from a boot id (a lock of an older version is judged by its pid alone)
-    boolean proven = gone != null && info.bootId() != null;
+    // proven only from a boot id (a lock of an older version is judged by its pid alone); one of
+    // an earlier boot only once stale by time too: a clone of this machine (same name and machine
+    // id) whose clock runs behind looks as if it last refreshed before this boot
+    boolean proven =
+        gone != null
+            && info.bootId() != null
+            && (info.bootId().equals(owner.bootId()) || idle.compareTo(staleAfter) > 0);
     if (idle.compareTo(staleAfter) > 0) {
       return new Status(
           n,

@@ -760,6 +760,32 @@ public abstract class LockContractTest {
         }
       }
     }
+    // a lock of an earlier boot of this machine: removed only once stale by time as well (a clone
+    // whose clock runs behind looks as if it last refreshed before this boot)
+    if (!s3) {
+      LockOwner earlier = new LockOwner("db1", 7, "alice", "m1", "boot0", "pid:[1]");
+      java.util.function.Supplier<LockManager> booted =
+          () ->
+              new LockManager(
+                  store,
+                  BlobCodec.IDENTITY,
+                  clock,
+                  new LockOwner(
+                      "db1", 1, "alice", "m1", "boot1", "pid:[1]", clock.instant().plusSeconds(1)),
+                  Duration.ofMinutes(5),
+                  Duration.ofMinutes(30),
+                  pid -> false);
+      try (Lock old = manager(earlier).acquire(LockKind.EXCLUSIVE, "prune", Duration.ZERO)) {
+        clock.advance(Duration.ofMinutes(11));
+        assertThatThrownBy(() -> booted.get().acquire(LockKind.SHARED, "backup", Duration.ZERO))
+            .as("stale (taken before this boot), not yet removed")
+            .isInstanceOf(RepositoryLockedException.class);
+        clock.advance(Duration.ofMinutes(25));
+        try (Lock b = booted.get().acquire(LockKind.SHARED, "backup", Duration.ZERO)) {
+          assertThat(store.list(BlobType.LOCK)).containsExactly(b.name());
+        }
+      }
+    }
     for (LockOwner unproven :
         List.of(
             new LockOwner("db1", dead, "alice"), // an older version's: its pid alone
