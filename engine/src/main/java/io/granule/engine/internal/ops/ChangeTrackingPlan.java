@@ -130,9 +130,9 @@ final class ChangeTrackingPlan {
                   + e.getFile()
                   + "': "
                   + e.getReason()
-                  + "; to track it, make it writable by the users who can change it (for a"
-                  + " user's image, its owner: chmod u+w), or keep root's images where only root"
-                  + " can write";
+                  + "; to track it, its users must let it be (make it writable by them, for a"
+                  + " user's image its owner: chmod u+w; release it from a VM holding it; repair"
+                  + " its bitmaps), or keep root's images where only root can write";
           LOG.warn("{}", note);
           notes.add(note);
           out.add(new NamedDisk(d.name(), d.image(), null, null, reason));

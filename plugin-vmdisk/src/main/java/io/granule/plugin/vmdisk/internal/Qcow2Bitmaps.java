@@ -418,8 +418,9 @@ final class Qcow2Bitmaps implements ChangeTracking {
    * {@inheritDoc}
    *
    * @throws java.nio.file.AccessDeniedException if the identity the image was opened with cannot
-   *     write it (checked with {@code access(W_OK)} as that identity first, or qemu-img said so):
-   *     the image cannot be tracked, which is not a fault of the image
+   *     write it (checked with {@code access(W_OK)} as that identity first, or qemu-img said so),
+   *     or qemu-img run as another identity than this process's failed in any way (the image's
+   *     users hold or damaged it): the image cannot be tracked, which fails no backup
    */
   @Override
   public void create(String name) throws IOException {
@@ -580,6 +581,23 @@ final class Qcow2Bitmaps implements ChangeTracking {
                 + " run as "
                 + opener.who()
                 + ", the identity the image was opened with, cannot write it: "
+                + out);
+      }
+      if (opener.switched()) {
+        // an image its users can change (opened as them): whatever they did to it (a VM of
+        // theirs holding it, bitmaps they damaged) decides whether it is tracked, not whether
+        // everyone's backup succeeds (audit13 M1)
+        checkSameFile(op, name, "after");
+        throw new java.nio.file.AccessDeniedException(
+            path.toString(),
+            null,
+            "qemu-img bitmap "
+                + op
+                + " run as "
+                + opener.who()
+                + ", the identity the image was opened with (the users who can change it), failed"
+                + (out.contains("lock") ? " (is a running VM of theirs using the image?)" : "")
+                + ": "
                 + out);
       }
       throw new IOException(

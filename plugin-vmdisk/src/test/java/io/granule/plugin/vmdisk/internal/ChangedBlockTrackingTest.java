@@ -421,6 +421,73 @@ class ChangedBlockTrackingTest {
   }
 
   /**
+   * audit13 M1: a user whose VM holds his image (qemu's write lock) made qemu-img bitmap fail, and
+   * with it the whole backup of every disk (exit 6, no snapshot). A bitmap failure of an image
+   * opened as its users leaves that disk untracked; the others are tracked, the backup succeeds.
+   */
+  @Test
+  void aUsersImageHeldByHisVmIsReadInFullAndTheOthersAreTracked() throws Exception {
+    requireRootAndAnotherUser();
+    Files.setPosixFilePermissions(
+        tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+    Path home = Files.createDirectories(tmp.resolve("home"));
+    Path his = home.resolve("held.qcow2");
+    Qemu.img("create", "-q", "-f", "qcow2", his.toString(), Long.toString(SIZE));
+    write(his, 20, 31);
+    for (Path p : List.of(home, his)) {
+      Files.setAttribute(p, "unix:uid", 1001);
+      Files.setAttribute(p, "unix:gid", 1001);
+    }
+    Process vm =
+        new ProcessBuilder(
+                "setpriv",
+                "--reuid=1001",
+                "--regid=1001",
+                "--clear-groups",
+                "sh",
+                "-c",
+                "sleep 120 | exec qemu-io -f qcow2 " + his)
+            .redirectErrorStream(true)
+            .start();
+    BackupResult r;
+    try {
+      // qemu-io holds the image's write lock once it opened it
+      long deadline = System.nanoTime() + 20_000_000_000L;
+      while (!heldByQemu(his)) {
+        assertThat(System.nanoTime()).as("qemu-io opened the image").isLessThan(deadline);
+        Thread.sleep(100);
+      }
+      write(7, 32);
+      r = backupBoth(his);
+    } finally {
+      vm.toHandle().descendants().forEach(ProcessHandle::destroy);
+      vm.destroy();
+      vm.waitFor(10, java.util.concurrent.TimeUnit.SECONDS);
+    }
+    Manifest.DiskEntry h = r.manifest().disk("his");
+    assertThat(h.changeTracking()).isNull();
+    assertThat(h.untracked()).contains("failed");
+    assertThat(r.manifest().disk("vm").changeTracking()).startsWith("granule-");
+    assertThat(op.notes()).anyMatch(n -> n.startsWith("disk 'his': not tracked, read in full"));
+    long deadline = System.nanoTime() + 20_000_000_000L;
+    while (heldByQemu(his)) { // released once qemu-io is gone (it wrote nothing)
+      assertThat(System.nanoTime()).as("qemu-io ended").isLessThan(deadline);
+      Thread.sleep(100);
+    }
+    assertBothRestore(r, his);
+  }
+
+  /** Whether a qemu process holds {@code img}'s write lock (qemu-img info -U cannot tell). */
+  private static boolean heldByQemu(Path img) throws Exception {
+    Process p =
+        new ProcessBuilder("qemu-img", "info", img.toString()).redirectErrorStream(true).start();
+    String out =
+        new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+    p.waitFor();
+    return p.exitValue() != 0 && out.contains("lock");
+  }
+
+  /**
    * audit11 F3/t4: root's own image (0644) in his directory is opened as him, who can never write
    * it: it goes untracked, read in full, and the backup succeeds.
    */
