@@ -627,24 +627,25 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_cli_OfdLock_unlock0(JNIEn
  * io.granule.engine.internal.net.PeerUser: who owns the socket with this exact pair of ends, asked
  * of the kernel by NETLINK_SOCK_DIAG (one exact lookup, SOCK_DIAG_BY_FAMILY without NLM_F_DUMP)
  * instead of reading all of /proc/net/tcp. src/dst are 16 bytes (network order; an IPv4 address
- * in the first 4), ports host order; loopback: look up on "lo" (a socket bound to that device is
- * not found without it). out = {state, uid, inode}. 0 if found, -errno otherwise (-ENOENT: no
- * such socket, or no inet_diag in this kernel: the Java side tells the two apart once).
+ * in the first 4), ports host order; ifindex: the device to look up on (idiag_if; 0: any, which
+ * does not find a socket bound to a device, SO_BINDTODEVICE or an IPv6 link-local scope: the Java
+ * side asks again on "lo" and on the devices of the connection's server address). out = {state,
+ * uid, inode}. 0 if found, -errno otherwise (-ENOENT: no such socket, or no inet_diag in this
+ * kernel: the Java side tells the two apart once).
  */
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
 JNIEXPORT jint JNICALL Java_io_granule_engine_internal_net_PeerUser_diag0(
     JNIEnv *env, jclass cls, jboolean v6, jbyteArray src, jint sport, jbyteArray dst, jint dport,
-    jboolean loopback, jlongArray out) {
+    jint ifindex, jlongArray out) {
   (void)cls;
   if ((*env)->GetArrayLength(env, src) != 16 || (*env)->GetArrayLength(env, dst) != 16 ||
-      (*env)->GetArrayLength(env, out) < 3) {
+      (*env)->GetArrayLength(env, out) < 3 || ifindex < 0) {
     return -EINVAL;
   }
   struct {
@@ -663,7 +664,7 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_net_PeerUser_diag0(
   msg.req.id.idiag_dport = htons((uint16_t)dport);
   (*env)->GetByteArrayRegion(env, src, 0, 16, (jbyte *)msg.req.id.idiag_src);
   (*env)->GetByteArrayRegion(env, dst, 0, 16, (jbyte *)msg.req.id.idiag_dst);
-  msg.req.id.idiag_if = loopback ? if_nametoindex("lo") : 0;
+  msg.req.id.idiag_if = (uint32_t)ifindex;
   msg.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
   msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
 

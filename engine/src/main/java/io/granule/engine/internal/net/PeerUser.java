@@ -233,7 +233,10 @@ public final class PeerUser {
     byte[] a = v4(at.getAddress().getAddress());
     long[] out = new long[3];
     int rc = -ENOENT;
-    for (boolean loopback : new boolean[] {false, true}) {
+    // a listener on an IPv6 link-local address is bound to its device: found only there
+    int[] devices = {0, LO};
+    for (int tried = 0; tried < devices.length; tried++) {
+      int device = devices[tried];
       try {
         // the listener answers for its address and port (remote end: none)
         rc =
@@ -243,7 +246,7 @@ public final class PeerUser {
                 at.getPort(),
                 new byte[16],
                 0,
-                loopback,
+                device,
                 out);
       } catch (UnsatisfiedLinkError e) {
         return NO_LIBRARY;
@@ -255,6 +258,9 @@ public final class PeerUser {
         rc = -ENOENT; // not (or no longer) our listener: tells nothing
       } else if (rc != -ENOENT) {
         return rc;
+      }
+      if (tried == 1) {
+        devices = devices(at, at, at);
       }
     }
     return rc;
@@ -328,11 +334,13 @@ public final class PeerUser {
     byte[] src = java.util.Arrays.copyOf(l, 16);
     byte[] dst = java.util.Arrays.copyOf(r, 16);
     long[] out = new long[3];
-    // on any device, then on "lo" (a socket bound to that device is found only there)
-    for (boolean loopback : new boolean[] {false, true}) {
+    // on any device, then on "lo" (a socket bound to a device is found only on that device), then
+    // on the devices the connection can be bound to; each lookup is of the exact pair of ends
+    int[] devices = {0, LO};
+    for (int tried = 0; tried < devices.length; tried++) {
       int rc;
       try {
-        rc = diag0(v6, src, local.getPort(), dst, remote.getPort(), loopback, out);
+        rc = diag0(v6, src, local.getPort(), dst, remote.getPort(), devices[tried], out);
       } catch (UnsatisfiedLinkError e) {
         err[0] = NO_LIBRARY;
         return null;
@@ -347,8 +355,68 @@ public final class PeerUser {
         err[0] = rc;
         return null;
       }
+      if (tried == 1) { // not found on any device nor on "lo"
+        devices = devices(local, remote, serverEnd ? local : remote);
+      }
     }
     return new long[0];
+  }
+
+  /** The index of "lo" (1 in every network namespace; 0 if it cannot be told: any device). */
+  private static final int LO = index("lo");
+
+  private static int index(String name) {
+    try {
+      java.net.NetworkInterface i = java.net.NetworkInterface.getByName(name);
+      return i == null ? 0 : i.getIndex();
+    } catch (IOException | RuntimeException e) {
+      return 0;
+    }
+  }
+
+  /** Devices looked up on past "lo" for one connection, at most (see {@link #devices}). */
+  static final int MAX_DEVICES = 8;
+
+  /**
+   * 0 and {@link #LO}, then the devices a client's socket to {@code server} can be bound to, at
+   * most {@link #MAX_DEVICES} of them: the scope of an IPv6 link-local end (a link-local connect
+   * binds the socket to that device), and every device that holds the server's address (a client
+   * bound to a device with SO_BINDTODEVICE, unprivileged since Linux 5.7, reaches this host's
+   * address on that device). Such a socket is not found on any device nor on "lo": the server's own
+   * user was refused there (audit11 netkeys F4). Only the kernel's exact lookup of the pair of ends
+   * on one of these names the socket's owner; a socket bound to another device is not found (the
+   * connection is refused, as one of no known user).
+   */
+  static int[] devices(
+      InetSocketAddress local, InetSocketAddress remote, InetSocketAddress server) {
+    java.util.LinkedHashSet<Integer> out = new java.util.LinkedHashSet<>();
+    for (InetSocketAddress end : List.of(local, remote)) {
+      if (end.getAddress() instanceof java.net.Inet6Address a && a.getScopeId() > 0) {
+        out.add(a.getScopeId());
+      }
+    }
+    byte[] held = v4(server.getAddress().getAddress());
+    try {
+      java.util.Enumeration<java.net.NetworkInterface> all =
+          java.net.NetworkInterface.getNetworkInterfaces();
+      while (all != null && all.hasMoreElements() && out.size() < MAX_DEVICES) {
+        java.net.NetworkInterface i = all.nextElement();
+        for (java.util.Enumeration<InetAddress> as = i.getInetAddresses(); as.hasMoreElements(); ) {
+          if (java.util.Arrays.equals(as.nextElement().getAddress(), held)) {
+            out.add(i.getIndex());
+            break;
+          }
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      // the scopes only
+    }
+    out.remove(0);
+    out.remove(LO);
+    return java.util.stream.IntStream.concat(
+            java.util.stream.IntStream.of(0, LO),
+            out.stream().limit(MAX_DEVICES).mapToInt(Integer::intValue))
+        .toArray();
   }
 
   private static boolean live(int state) {
@@ -369,7 +437,7 @@ public final class PeerUser {
   }
 
   private static native int diag0(
-      boolean v6, byte[] src, int sport, byte[] dst, int dport, boolean loopback, long[] out);
+      boolean v6, byte[] src, int sport, byte[] dst, int dport, int ifindex, long[] out);
 
   /** Tables opened for reading so far (the fallback's). */
   static final java.util.concurrent.atomic.AtomicLong TABLES_READ =

@@ -323,6 +323,132 @@ class PeerUserTest {
     }
   }
 
+  /** An interface to reach this host through other than loopback, with its addresses. */
+  private record Link(java.net.NetworkInterface nic, InetAddress v4, InetAddress linkLocal) {}
+
+  /**
+   * A non-loopback interface that is up and holds an IPv4 address and an IPv6 link-local one (eth0
+   * here, whatever it is called elsewhere); without one the test is skipped, or fails under CI.
+   */
+  private static Link link() throws Exception {
+    for (java.net.NetworkInterface i :
+        java.util.Collections.list(java.net.NetworkInterface.getNetworkInterfaces())) {
+      if (!i.isUp() || i.isLoopback() || i.isVirtual()) {
+        continue;
+      }
+      InetAddress v4 = null;
+      InetAddress linkLocal = null;
+      for (InetAddress a : java.util.Collections.list(i.getInetAddresses())) {
+        if (a instanceof java.net.Inet4Address && !a.isLinkLocalAddress()) {
+          v4 = a;
+        } else if (a instanceof java.net.Inet6Address && a.isLinkLocalAddress()) {
+          linkLocal = a;
+        }
+      }
+      if (v4 != null && linkLocal != null) {
+        return new Link(i, v4, linkLocal);
+      }
+    }
+    String why = "no non-loopback interface with an IPv4 and an IPv6 link-local address here";
+    if ("true".equals(System.getenv("CI"))) {
+      throw new AssertionError("PeerUserTest needs under CI: " + why);
+    }
+    org.junit.jupiter.api.Assumptions.abort(why);
+    return null;
+  }
+
+  /**
+   * python3 as {@code uid} (this process's user if negative): connects to {@code host} (an address,
+   * with %DEVICE for a link-local one) at {@code port}, its socket bound to {@code device} first
+   * (SO_BINDTODEVICE) unless null, and holds the connection 20 s.
+   */
+  private static Process client(int uid, String device, String host, int port) throws Exception {
+    String code =
+        "import socket,time\n"
+            + "a=socket.getaddrinfo('"
+            + host
+            + "',"
+            + port
+            + ",0,socket.SOCK_STREAM)[0]\n"
+            + "s=socket.socket(a[0],socket.SOCK_STREAM)\n"
+            + (device == null
+                ? ""
+                : "s.setsockopt(socket.SOL_SOCKET,socket.SO_BINDTODEVICE,b'" + device + "')\n")
+            + "s.connect(a[4])\n"
+            + "time.sleep(20)";
+    List<String> command = new java.util.ArrayList<>();
+    if (uid >= 0) {
+      command.addAll(
+          List.of("setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--"));
+    }
+    command.addAll(List.of("python3", "-c", code));
+    ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
+    pb.environment().put("PATH", "/usr/local/bin:/usr/bin:/bin");
+    return pb.redirectOutput(ProcessBuilder.Redirect.INHERIT).start();
+  }
+
+  /**
+   * audit11 netkeys F4: a client socket bound to a device (SO_BINDTODEVICE, unprivileged since
+   * Linux 5.7) or to an IPv6 link-local address's scope is found by the kernel's exact lookup only
+   * on that device, and the lookups on any device and on "lo" did not find it: root's own
+   * connections were refused as of no known user. They are looked up on the devices of the
+   * connection's scope and of the server's address too: root's are served, another user's (uid
+   * 1001) are named and refused.
+   */
+  @Test
+  void aDeviceBoundOrLinkLocalConnectionIsJudgedByItsOwner() throws Exception {
+    assumeRoot();
+    Link link = link();
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        PeerUser.asksTheKernel(), "the kernel cannot be asked for one socket here");
+    String dev = link.nic().getName();
+    String v4 = link.v4().getHostAddress();
+    String linkLocal = link.linkLocal().getHostAddress().replaceFirst("%.*", "") + "%" + dev;
+    // {listen on, connect to, bind the client to device}
+    List<String[]> cases =
+        List.of(
+            new String[] {"0.0.0.0", v4, dev},
+            new String[] {v4, v4, dev},
+            new String[] {"::", v4, dev}, // the server end as ::ffff:a.b.c.d
+            new String[] {"::", linkLocal, null},
+            new String[] {linkLocal, linkLocal, null},
+            new String[] {"::", linkLocal, dev});
+    for (String[] c : cases) {
+      for (int uid : new int[] {-1, 1001}) {
+        String what = String.join(" ", java.util.Arrays.asList(c)) + " uid " + uid;
+        try (ServerSocket server = new ServerSocket()) {
+          server.bind(new InetSocketAddress(InetAddress.getByName(c[0]), 0), 5);
+          server.setSoTimeout(15_000);
+          Process p = client(uid, c[2], c[1], server.getLocalPort());
+          PeerUser.forgetKernel(); // probed on this listener (one on a link-local address too)
+          long tables = PeerUser.TABLES_READ.get();
+          try (Socket accepted = server.accept()) {
+            InetSocketAddress from = (InetSocketAddress) accepted.getRemoteSocketAddress();
+            InetSocketAddress to = (InetSocketAddress) accepted.getLocalSocketAddress();
+            assertThat(PeerUser.devices(from, to, to))
+                .as(what)
+                .contains(link.nic().getIndex())
+                .hasSizeLessThanOrEqualTo(2 + PeerUser.MAX_DEVICES);
+            if (uid < 0) {
+              assertThat(uidOf(accepted)).as(what).hasValue(PeerUser.self());
+              assertThat(acceptRefusal(accepted)).as(what).isNull();
+            } else {
+              assertThat(uidOf(accepted)).as(what).hasValue(uid);
+              assertThat(acceptRefusal(accepted))
+                  .as(what)
+                  .contains("(uid " + uid + ") may not use this server");
+              assertThat(PeerUser.refusal(from, to, java.util.Set.of(uid), "x")).as(what).isNull();
+            }
+            // told by the kernel's exact lookup, not by reading its tables
+            assertThat(PeerUser.TABLES_READ.get()).as(what).isEqualTo(tables);
+          } finally {
+            p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+          }
+        }
+      }
+    }
+  }
+
   /**
    * audit10 rest F2: whether the kernel answers exact lookups was decided once, at the first
    * accepted connection, by a test that needed a free ephemeral port; a user who held them all then
