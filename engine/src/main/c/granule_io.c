@@ -629,8 +629,8 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_cli_OfdLock_unlock0(JNIEn
  * instead of reading all of /proc/net/tcp. src/dst are 16 bytes (network order; an IPv4 address
  * in the first 4), ports host order; ifindex: the device to look up on (idiag_if; 0: any, which
  * does not find a socket bound to a device, SO_BINDTODEVICE or an IPv6 link-local scope: the Java
- * side asks again on "lo" and on the devices of the connection's server address). out = {state,
- * uid, inode}. 0 if found, -errno otherwise (-ENOENT: no such socket, or no inet_diag in this
+ * side asks again on "lo", on a link-local end's scope and on the devices holding the
+ * connection's server address). out = {state, uid, inode}. 0 if found, -errno otherwise (-ENOENT: no such socket, or no inet_diag in this
  * kernel: the Java side tells the two apart once).
  */
 #include <linux/inet_diag.h>
