@@ -494,7 +494,7 @@ public final class DiskRestore {
     }
     requireOutsideRepository(r, to);
     return format.equals(RawFormat.NAME)
-        ? restoreRaw(r, snap, diskName, progress)
+        ? restoreRaw(r, snap, diskName, progress, info)
         : restoreImage(r, snap, diskName, progress, info);
   }
 
@@ -504,7 +504,8 @@ public final class DiskRestore {
    * file the same way, renamed over it keeping its owner and mode.
    */
   private RestoreResult restoreRaw(
-      Repository r, Manifest snap, String diskName, RestoreListener progress) throws IOException {
+      Repository r, Manifest snap, String diskName, RestoreListener progress, Consumer<String> info)
+      throws IOException {
     if (exists && device) {
       // a block device is written in place, by one restore at a time whatever node names it,
       // and only while nothing has it mounted
@@ -569,7 +570,7 @@ public final class DiskRestore {
           }
           res = named(target, () -> r.restoreDisk(snap, diskName, target, progress));
           if (replaced != null) {
-            replaced.keepOwnerAndMode(dir, pinned, held);
+            replaced.keepOwnerAndMode(dir, pinned, held, info);
           }
         } catch (RuntimeException | IOException e) {
           held.discard();
@@ -587,7 +588,11 @@ public final class DiskRestore {
   /**
    * The existing file a restore replaces: its identity, owner and mode as checked and locked when
    * the restore started. The restored copy takes its owner and mode (a VM's disk stays its
-   * hypervisor user's), and replaces it only if the name still leads to it.
+   * hypervisor user's) where only root or the restoring user can write the directory, and replaces
+   * it only if the name still leads to it. Where others can write the directory, the file there may
+   * be theirs, put in place of the one meant (audit13 M2: gu1 swapped root's 0600 disk image for
+   * his own 0666 file, and root's restored disk became his): the copy stays the restoring user's,
+   * 0600, and the output says so.
    */
   private static final class Replaced {
     private final Path to;
@@ -596,15 +601,46 @@ public final class DiskRestore {
     private final int uid;
     private final int gid;
     private final int mode;
+    private final String othersWrite; // who else can write the directory, or null
 
     private Replaced(
-        Path to, String name, Map<String, Object> identity, int uid, int gid, int mode) {
+        Path to,
+        String name,
+        Map<String, Object> identity,
+        int uid,
+        int gid,
+        int mode,
+        String othersWrite) {
       this.to = to;
       this.name = name;
       this.identity = identity;
       this.uid = uid;
       this.gid = gid;
       this.mode = mode;
+      this.othersWrite = othersWrite;
+    }
+
+    /**
+     * Who besides root and this process's user can write directory {@code dir} (its owner, its
+     * group, everyone: by mode bits, whose group bits are an ACL's mask), or null if no one.
+     */
+    private static String othersWrite(DirectoryHandle dir) throws IOException {
+      // the held directory itself (/proc/self/fd/N followed), not the link naming it
+      Map<String, Object> d =
+          Files.readAttributes(dir.held() ? dir.self() : dir.shown(), "unix:uid,gid,mode");
+      int me = io.granule.engine.internal.net.PeerUser.self();
+      int owner = (Integer) d.get("uid");
+      int mode = (Integer) d.get("mode");
+      if (owner != 0 && owner != me) {
+        return "its owner (uid " + owner + ")";
+      }
+      if ((mode & 0002) != 0) {
+        return "everyone";
+      }
+      if ((mode & 0020) != 0) {
+        return "group " + d.get("gid") + " (or users an ACL names)";
+      }
+      return null;
     }
 
     /** The file {@code name} in {@code dir}, which must be the one {@code locked}. */
@@ -623,14 +659,33 @@ public final class DiskRestore {
           identity,
           (Integer) a.get("uid"),
           (Integer) a.get("gid"),
-          (Integer) a.get("mode"));
+          (Integer) a.get("mode"),
+          othersWrite(dir));
     }
 
     /**
      * Gives the restored copy (FILE.partial, {@code pinned} in {@code dir}) the replaced file's
      * owner, group and permission bits (not set-id bits), through the file held open.
      */
-    void keepOwnerAndMode(DirectoryHandle dir, Path pinned, PartialFile held) throws IOException {
+    void keepOwnerAndMode(DirectoryHandle dir, Path pinned, PartialFile held, Consumer<String> info)
+        throws IOException {
+      if (othersWrite != null) {
+        int me = io.granule.engine.internal.net.PeerUser.self();
+        if (uid != me || (mode & 0777) != 0600) {
+          info.accept(
+              String.format(
+                  Locale.ROOT,
+                  "the restored disk is yours alone (0600), not given the owner (uid %d, gid %d)"
+                      + " and mode (%04o) of the file it replaces: %s can write '%s', so that"
+                      + " file may not be the one you meant; chown and chmod it if it is",
+                  uid,
+                  gid,
+                  mode & 0777,
+                  othersWrite,
+                  to.toAbsolutePath().getParent()));
+        }
+        return;
+      }
       if (!dir.held()) {
         apply(pinned);
         return;
@@ -947,10 +1002,9 @@ public final class DiskRestore {
                 Map.of(DiskImageWriter.OPTION_FILE_NAME, to.getFileName().toString()))) {
           held.created();
           requireSame(pinned, held.partialIdentity());
+          ownerOnly(dir, pinned, held);
           if (replaced != null) {
-            replaced.keepOwnerAndMode(dir, pinned, held);
-          } else {
-            ownerOnly(dir, pinned, held);
+            replaced.keepOwnerAndMode(dir, pinned, held, info);
           }
           res = r.restoreDisk(snap, diskName, w, partial, progress);
         }

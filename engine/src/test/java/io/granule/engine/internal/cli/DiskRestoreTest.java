@@ -218,6 +218,40 @@ class DiskRestoreTest {
   }
 
   /**
+   * audit13 M2: in a directory others can write, the file a forced restore replaces may be theirs,
+   * put in place of the one meant (gu1 swapped root's 0600 disk for his own 0666 file): the
+   * restored disk is not given its owner and mode but stays the restoring user's, 0600, and the
+   * output says so.
+   */
+  @Test
+  void aReplacedFileInADirectoryOthersCanWriteDoesNotGiveAwayTheRestoredDisk() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path shared = Files.createDirectory(tmp.resolve("shared"));
+      Files.setAttribute(shared, "unix:mode", 0777);
+      Path to = Files.write(shared.resolve("vm.img"), new byte[4096]);
+      Files.setAttribute(to, "unix:mode", 0666);
+      boolean root = asRoot("a file of another user's");
+      if (root) {
+        Files.setAttribute(to, "unix:uid", 1001);
+      }
+      List<String> said = new java.util.ArrayList<>();
+      DiskRestore.prepare(formats, to, true, null)
+          .run(repo, m, "vda", RestoreListener.NONE, said::add);
+      assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
+      var a = Files.readAttributes(to, "unix:uid,mode");
+      assertThat((Integer) a.get("mode") & 07777).isEqualTo(0600);
+      assertThat(a.get("uid")).isEqualTo(io.granule.engine.internal.net.PeerUser.self());
+      assertThat(said)
+          .anySatisfy(
+              l ->
+                  assertThat(l)
+                      .contains("the restored disk is yours alone (0600)")
+                      .contains("everyone can write '" + shared + "'"));
+    }
+  }
+
+  /**
    * Someone who can write the directory renames another file (another VM's disk) over the target
    * while a forced restore builds its replacement: that file is not replaced; the restored disk
    * stays at FILE.partial and the restore fails naming both.
