@@ -602,6 +602,7 @@ public final class DiskRestore {
     private final int gid;
     private final int mode;
     private final String othersWrite; // who else can write the directory, or null
+    private final boolean acl; // it has an access ACL (its mode's group bits are the ACL's mask)
 
     private Replaced(
         Path to,
@@ -610,7 +611,8 @@ public final class DiskRestore {
         int uid,
         int gid,
         int mode,
-        String othersWrite) {
+        String othersWrite,
+        boolean acl) {
       this.to = to;
       this.name = name;
       this.identity = identity;
@@ -618,6 +620,7 @@ public final class DiskRestore {
       this.gid = gid;
       this.mode = mode;
       this.othersWrite = othersWrite;
+      this.acl = acl;
     }
 
     /**
@@ -660,7 +663,8 @@ public final class DiskRestore {
           (Integer) a.get("uid"),
           (Integer) a.get("gid"),
           (Integer) a.get("mode"),
-          othersWrite(dir));
+          othersWrite(dir),
+          io.granule.engine.internal.ops.PosixAcl.present(dir.entry(name)));
     }
 
     /**
@@ -686,8 +690,21 @@ public final class DiskRestore {
         }
         return;
       }
+      if (acl) {
+        // its mode's group bits are the ACL's mask: as plain bits they would let the owning group
+        // read and write what the ACL kept from it (audit13 H1); the ACL itself is not copied
+        info.accept(
+            String.format(
+                Locale.ROOT,
+                "the restored disk keeps the owner (uid %d, gid %d) of the file it replaces, but"
+                    + " not its access ACL: it is 0600; set the ACL again (getfacl of a copy,"
+                    + " setfacl)",
+                uid,
+                gid));
+      }
+      int kept = acl ? 0600 : mode & 0777;
       if (!dir.held()) {
-        apply(pinned);
+        apply(pinned, kept);
         return;
       }
       try (DirectoryHandle.NewFile file = dir.pin(pinned.getFileName().toString())) {
@@ -702,14 +719,14 @@ public final class DiskRestore {
                   + to
                   + "' was left as it was)");
         }
-        apply(file.self());
+        apply(file.self(), kept);
       }
     }
 
-    private void apply(Path file) throws IOException {
+    private void apply(Path file, int permissions) throws IOException {
       Files.setAttribute(file, "unix:uid", uid);
       Files.setAttribute(file, "unix:gid", gid);
-      Files.setAttribute(file, "unix:mode", mode & 0777);
+      Files.setAttribute(file, "unix:mode", permissions);
     }
 
     /**

@@ -14,7 +14,7 @@ import java.util.List;
  * lets write the file beyond its mode bits. Read with {@code lgetxattr} through {@code
  * libgranule-native}; without the library, with {@code getfacl}.
  */
-final class PosixAcl {
+public final class PosixAcl {
   /** An entry's tag, as the kernel stores it. */
   static final int USER_OBJ = 0x01;
 
@@ -35,6 +35,18 @@ final class PosixAcl {
 
   private PosixAcl(List<Entry> entries) {
     this.entries = entries;
+  }
+
+  /**
+   * Whether {@code p} (not through a link at its last component) has an access ACL beyond its mode
+   * bits; true if that cannot be told.
+   */
+  public static boolean present(Path p) {
+    try {
+      return of(p) != null;
+    } catch (IOException e) {
+      return true;
+    }
   }
 
   /**

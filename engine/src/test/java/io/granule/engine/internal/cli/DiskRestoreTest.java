@@ -218,6 +218,36 @@ class DiskRestoreTest {
   }
 
   /**
+   * audit13 H1: a replaced file with an access ACL (root:gshared, group::---, user:nobody:rw-, mask
+   * rw-, so its mode shows rw-rw----) gave its mask as plain group bits to the restored disk: group
+   * gshared could read and write it. Its owner is kept, its mode is 0600, and the output says its
+   * ACL was not copied.
+   */
+  @Test
+  void aReplacedFileWithAnAclDoesNotWidenTheRestoredDisk() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path to = Files.write(tmp.resolve("acl.img"), new byte[4096]);
+      Files.setAttribute(to, "unix:mode", 0600);
+      Process p =
+          new ProcessBuilder("setfacl", "-m", "u:65534:rw,g::---,m::rw", to.toString())
+              .redirectErrorStream(true)
+              .start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertThat(p.waitFor()).as("setfacl (Debian package acl): " + out).isZero();
+      assertThat((Integer) Files.getAttribute(to, "unix:mode") & 0070)
+          .as("the mask")
+          .isEqualTo(060);
+      List<String> said = new java.util.ArrayList<>();
+      DiskRestore.prepare(formats, to, true, null)
+          .run(repo, m, "vda", RestoreListener.NONE, said::add);
+      assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
+      assertThat((Integer) Files.getAttribute(to, "unix:mode") & 07777).isEqualTo(0600);
+      assertThat(said).anySatisfy(l -> assertThat(l).contains("not its access ACL"));
+    }
+  }
+
+  /**
    * audit13 M2: in a directory others can write, the file a forced restore replaces may be theirs,
    * put in place of the one meant (gu1 swapped root's 0600 disk for his own 0666 file): the
    * restored disk is not given its owner and mode but stays the restoring user's, 0600, and the
