@@ -698,32 +698,28 @@ public final class Repository implements Closeable {
   }
 
   /**
-   * {@code dirPin} if it applies to {@code store}: whenever the directory has the device and inode
-   * numbers it was written for, wherever the place it was written from is now (audit13 M1: a
-   * repository opened only through a bind mount, or at a mount point since unmounted, had its pin
-   * called stale, and a config rewritten as unencrypted opened through the real path). Numbers
-   * reused by another directory (devices renumbered after a reboot, a deleted directory's inode)
-   * make a pin refuse what it should not: the refusal names the pin file to delete; null if {@code
-   * dirPin} is null or the store has no identity.
+   * {@code dirPin} if it applies to {@code store}: the place it was written from is still this
+   * directory ({@link ConfigPin#stillNames}); null otherwise, or if it is null.
    */
   private static Path appliesHere(Path dirPin, BlobStore store) {
-    if (dirPin == null || store.placeIdentity().isEmpty()) {
+    if (dirPin == null) {
       return null;
     }
-    if (!ConfigPin.stillNames(
-        dirPin,
-        store.place(),
-        store.placeIdentity().get(),
-        place -> {
-          try {
-            return LocalBlobStore.identity(Path.of(place));
-          } catch (java.nio.file.InvalidPathException e) {
-            return Optional.empty();
-          }
-        })) {
-      LOG.debug("{} applies by device and inode, though written from another place", dirPin);
-    }
-    return dirPin;
+    Optional<String> identity = store.placeIdentity();
+    return identity.isPresent()
+            && ConfigPin.stillNames(
+                dirPin,
+                store.place(),
+                identity.get(),
+                place -> {
+                  try {
+                    return LocalBlobStore.identity(Path.of(place));
+                  } catch (java.nio.file.InvalidPathException e) {
+                    return Optional.empty();
+                  }
+                })
+        ? dirPin
+        : null;
   }
 
   /** {@code 'a'} or {@code 'a' and 'b'}: the pin files named in a refusal. */
