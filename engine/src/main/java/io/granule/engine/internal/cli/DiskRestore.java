@@ -673,8 +673,19 @@ public final class DiskRestore {
      */
     void keepOwnerAndMode(DirectoryHandle dir, Path pinned, PartialFile held, Consumer<String> info)
         throws IOException {
+      int me = io.granule.engine.internal.net.PeerUser.self();
+      if (othersWrite == null && me != 0 && uid != me) {
+        // only root gives a file away: the restored copy stays this user's (it wrote the old
+        // file, which its owner let it do)
+        info.accept(
+            String.format(
+                Locale.ROOT,
+                "the restored disk is yours alone (0600), not given the owner (uid %d) of the"
+                    + " file it replaces: only root can give a file to another user",
+                uid));
+        return;
+      }
       if (othersWrite != null) {
-        int me = io.granule.engine.internal.net.PeerUser.self();
         if (uid != me || (mode & 0777) != 0600) {
           info.accept(
               String.format(

@@ -302,7 +302,13 @@ public final class Repository implements Closeable {
     List<String> files = new ArrayList<>();
     List<String> keyFiles = new ArrayList<>();
     boolean keysDir = false;
-    try (var held = io.granule.engine.internal.ops.DirectoryHandle.open(dir, dir, null)) {
+    io.granule.engine.internal.ops.DirectoryHandle opened;
+    try {
+      opened = io.granule.engine.internal.ops.DirectoryHandle.open(dir, dir, null);
+    } catch (java.nio.file.FileSystemException e) {
+      return; // a link at its last component (held only as it is): nothing is cleared
+    }
+    try (var held = opened) {
       try (var entries = Files.list(held.self())) {
         for (Path e : (Iterable<Path>) entries::iterator) {
           String name = e.getFileName().toString();

@@ -599,6 +599,13 @@ class RepositoryTest {
       assertThat(his).exists();
     }
 
+    // an empty directory named through a link of this user's: init works there (audit13 core L1:
+    // the held open of the clean-up refused the link, and init failed)
+    Path target = Files.createDirectory(tmp.resolve("target"));
+    Path link = Files.createSymbolicLink(tmp.resolve("link"), target);
+    Repository.init(link, SMALL).close();
+    assertThat(target.resolve("config")).exists();
+
     // anything else there: left alone, and refused
     for (String other : new String[] {"notes.txt", "keys/README"}) {
       Path d = tmp.resolve("kept-" + other.replace('/', '-'));
