@@ -603,6 +603,7 @@ public final class DiskRestore {
     private final int mode;
     private final String othersWrite; // who else can write the directory, or null
     private final boolean acl; // it has an access ACL (its mode's group bits are the ACL's mask)
+    private final int links; // its names (hard links): the others keep the old disk
 
     private Replaced(
         Path to,
@@ -612,7 +613,8 @@ public final class DiskRestore {
         int gid,
         int mode,
         String othersWrite,
-        boolean acl) {
+        boolean acl,
+        int links) {
       this.to = to;
       this.name = name;
       this.identity = identity;
@@ -621,6 +623,7 @@ public final class DiskRestore {
       this.mode = mode;
       this.othersWrite = othersWrite;
       this.acl = acl;
+      this.links = links;
     }
 
     /**
@@ -651,7 +654,7 @@ public final class DiskRestore {
         throws IOException {
       Map<String, Object> a =
           Files.readAttributes(
-              dir.entry(name), "unix:dev,ino,uid,gid,mode", LinkOption.NOFOLLOW_LINKS);
+              dir.entry(name), "unix:dev,ino,uid,gid,mode,nlink", LinkOption.NOFOLLOW_LINKS);
       Map<String, Object> identity = Map.of("dev", a.get("dev"), "ino", a.get("ino"));
       if (locked == null || !locked.equals(identity)) {
         throw notTheFileChecked(to);
@@ -664,7 +667,8 @@ public final class DiskRestore {
           (Integer) a.get("gid"),
           (Integer) a.get("mode"),
           othersWrite(dir),
-          io.granule.engine.internal.ops.PosixAcl.present(dir.entry(name)));
+          io.granule.engine.internal.ops.PosixAcl.present(dir.entry(name)),
+          (Integer) a.get("nlink"));
     }
 
     /**
@@ -673,6 +677,15 @@ public final class DiskRestore {
      */
     void keepOwnerAndMode(DirectoryHandle dir, Path pinned, PartialFile held, Consumer<String> info)
         throws IOException {
+      if (links > 1) {
+        info.accept(
+            String.format(
+                Locale.ROOT,
+                "'%s' has %d other name(s) (hard links): they keep the old disk; restore with"
+                    + " --in-place to write it under every name",
+                to,
+                links - 1));
+      }
       int me = io.granule.engine.internal.net.PeerUser.self();
       if (othersWrite == null && me != 0 && uid != me) {
         // only root gives a file away: the restored copy stays this user's (it wrote the old
@@ -735,6 +748,9 @@ public final class DiskRestore {
     }
 
     private void apply(Path file, int permissions) throws IOException {
+      // an ACL inherited from the directory's default one would get these group bits as its mask,
+      // widening its named entries (audit13 core H1, second case): the mode alone decides
+      DirectoryHandle.dropInheritedAcl(file, false);
       Files.setAttribute(file, "unix:uid", uid);
       Files.setAttribute(file, "unix:gid", gid);
       Files.setAttribute(file, "unix:mode", permissions);

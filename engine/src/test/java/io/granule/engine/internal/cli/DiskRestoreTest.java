@@ -248,6 +248,42 @@ class DiskRestoreTest {
   }
 
   /**
+   * audit13 core H1, second case: the restored copy inherited the directory's default ACL, and the
+   * old file's group bits, kept, became its mask: the ACL's named user could read and write it. The
+   * inherited ACL is dropped; the mode alone decides. A file with other names says they keep the
+   * old disk.
+   */
+  @Test
+  void aDefaultAclOfTheDirectoryDoesNotWidenTheRestoredDisk() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path d = Files.createDirectory(tmp.resolve("acldir"));
+      Path to = Files.write(d.resolve("vm.img"), new byte[4096]);
+      Files.setAttribute(to, "unix:mode", 0660);
+      Files.createLink(d.resolve("other.img"), to);
+      Process p =
+          new ProcessBuilder("setfacl", "-d", "-m", "u:65534:rw", d.toString())
+              .redirectErrorStream(true)
+              .start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertThat(p.waitFor()).as("setfacl (Debian package acl): " + out).isZero();
+      List<String> said = new java.util.ArrayList<>();
+      DiskRestore.prepare(formats, to, true, null)
+          .run(repo, m, "vda", RestoreListener.NONE, said::add);
+      assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
+      assertThat((Integer) Files.getAttribute(to, "unix:mode") & 07777).isEqualTo(0660);
+      Process g =
+          new ProcessBuilder("getfacl", "-c", "-n", to.toString())
+              .redirectErrorStream(true)
+              .start();
+      String acl = new String(g.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      g.waitFor();
+      assertThat(acl).as("no named entry inherited").doesNotContain("user:65534");
+      assertThat(said).anySatisfy(l -> assertThat(l).contains("has 1 other name(s) (hard links)"));
+    }
+  }
+
+  /**
    * audit13 M2: in a directory others can write, the file a forced restore replaces may be theirs,
    * put in place of the one meant (gu1 swapped root's 0600 disk for his own 0666 file): the
    * restored disk is not given its owner and mode but stays the restoring user's, 0600, and the
