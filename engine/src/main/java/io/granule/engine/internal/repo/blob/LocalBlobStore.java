@@ -276,17 +276,18 @@ public final class LocalBlobStore implements BlobStore {
   @Override
   public byte[] load(BlobName name) throws IOException {
     Path p = path(name);
-    if (Files.exists(p) && !Files.isRegularFile(p)) {
-      // a FIFO would block this read forever (a repository's config replaced by one, say)
-      throw new IOException("blob " + name + " in " + root + " is not a regular file");
-    }
-    long size;
+    java.nio.file.attribute.BasicFileAttributes a;
     try {
-      size = Files.size(p);
+      // one look: a blob deleted between two (a lock released) was taken for "not a regular file"
+      a = Files.readAttributes(p, java.nio.file.attribute.BasicFileAttributes.class);
     } catch (java.nio.file.NoSuchFileException e) {
       return Files.readAllBytes(p); // says so in its words
     }
-    BlobStore.requireLoadable(name, size, root.toString());
+    if (!a.isRegularFile()) {
+      // a FIFO would block this read forever (a repository's config replaced by one, say)
+      throw new IOException("blob " + name + " in " + root + " is not a regular file");
+    }
+    BlobStore.requireLoadable(name, a.size(), root.toString());
     return Files.readAllBytes(p);
   }
 
