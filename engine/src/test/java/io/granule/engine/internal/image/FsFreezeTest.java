@@ -128,6 +128,16 @@ class FsFreezeTest {
     assertThat(recordFiles()).as("still tracked").hasSize(1);
     Files.delete(m.resolve(".hold")); // the writer finishes: the freeze takes effect
     await("the freeze that took effect is thawed", () -> thawed(m));
+    // the fake fsfreeze logs after it changed the state: waited for, not read at once (it raced)
+    await(
+        "the thaw is logged",
+        () -> {
+          try {
+            return Files.readAllLines(m.resolve(".log")).equals(List.of("froze", "thawed"));
+          } catch (IOException e) {
+            throw new AssertionError(e);
+          }
+        });
     assertThat(Files.readAllLines(m.resolve(".log"))).containsExactly("froze", "thawed");
     await("its record is removed once thawed", () -> uncheckedRecords().isEmpty());
   }
