@@ -801,3 +801,37 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_ops_FileCredentials_set0(
   }
   return 0;
 }
+
+/* The half of io.granule.engine.internal.repo.blob.LocalBlobStore's birth0: statx of the
+ * NUL-terminated path (links followed) into out: st_dev (as stat gives it), inode number, birth
+ * time seconds and nanoseconds. 1 if the file system told the birth time, 0 if it did not (out[2]
+ * and out[3] are then 0), or -errno. One call, so the four name one file. */
+#include <sys/sysmacros.h>
+#include "io_granule_engine_internal_repo_blob_LocalBlobStore.h"
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_blob_LocalBlobStore_birth0(
+    JNIEnv *env, jclass cls, jbyteArray path, jlongArray out) {
+  (void)cls;
+  char *p = copy_path(env, path);
+  if (p == NULL) {
+    return -ENOMEM;
+  }
+  struct statx sx;
+  memset(&sx, 0, sizeof sx);
+  int r = statx(AT_FDCWD, p, AT_STATX_SYNC_AS_STAT, STATX_INO | STATX_BTIME, &sx);
+  int err = errno;
+  free(p);
+  if (r < 0) {
+    return -err;
+  }
+  if (!(sx.stx_mask & STATX_INO)) {
+    return -EOPNOTSUPP;
+  }
+  int born = (sx.stx_mask & STATX_BTIME) != 0;
+  jlong v[4];
+  v[0] = (jlong)makedev(sx.stx_dev_major, sx.stx_dev_minor);
+  v[1] = (jlong)sx.stx_ino;
+  v[2] = born ? (jlong)sx.stx_btime.tv_sec : 0;
+  v[3] = born ? (jlong)sx.stx_btime.tv_nsec : 0;
+  (*env)->SetLongArrayRegion(env, out, 0, 4, v);
+  return born;
+}

@@ -31,24 +31,22 @@ class BindMountPinTest {
     }
   }
 
-  @Test
-  void aDowngradedRepositoryIsRefusedThroughABindMountOfItsDirectory() throws Exception {
+  private static void needRoot() {
     boolean root = "root".equals(System.getProperty("user.name"));
     if (!root && "true".equals(System.getenv("CI"))) {
       throw new AssertionError("BindMountPinTest makes a bind mount and needs root, which CI has");
     }
     org.junit.jupiter.api.Assumptions.assumeTrue(root, "a bind mount needs root");
-    Map<String, String> env = new HashMap<>();
-    env.put("XDG_CACHE_HOME", tmp.resolve("cache").toString());
-    Path repo = tmp.resolve("repo");
-    Granule.Result r = Granule.run(tmp, env, "init", "--repo", repo.toString());
-    assertThat(r.exitCode()).as(r.err()).isZero();
-    r = Granule.run(tmp, env, "snapshots", "--repo", repo.toString());
-    assertThat(r.exitCode()).as(r.err()).isZero();
+  }
 
-    // the storage writer: the config of an unencrypted repository (another id), keys/ deleted
+  /**
+   * The storage writer's downgrade: the config of an unencrypted repository (another id) copied
+   * over {@code repo}'s, its keys/ emptied; the unencrypted repository's directory is returned.
+   */
+  private Path downgrade(Path repo) throws Exception {
     Path plain = tmp.resolve("plain");
-    r = Granule.run(tmp, "init", "--insecure-no-encryption", "--repo", plain.toString());
+    Granule.Result r =
+        Granule.run(tmp, "init", "--insecure-no-encryption", "--repo", plain.toString());
     assertThat(r.exitCode()).as(r.err()).isZero();
     Files.copy(
         plain.resolve("config"), repo.resolve("config"), StandardCopyOption.REPLACE_EXISTING);
@@ -57,6 +55,21 @@ class BindMountPinTest {
         Files.delete(k);
       }
     }
+    return plain;
+  }
+
+  @Test
+  void aDowngradedRepositoryIsRefusedThroughABindMountOfItsDirectory() throws Exception {
+    needRoot();
+    Map<String, String> env = new HashMap<>();
+    env.put("XDG_CACHE_HOME", tmp.resolve("cache").toString());
+    Path repo = tmp.resolve("repo");
+    Granule.Result r = Granule.run(tmp, env, "init", "--repo", repo.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    r = Granule.run(tmp, env, "snapshots", "--repo", repo.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+
+    Path plain = downgrade(repo);
     mnt = Files.createDirectories(tmp.resolve("mnt"));
     FreezeTest.sh("mount", "--bind", repo.toString(), mnt.toString());
 
@@ -70,5 +83,37 @@ class BindMountPinTest {
     assertThat(r.err()).contains("as '" + repo.toRealPath() + "' (the same directory");
     r = Granule.run(tmp, env, Path.of("/dev/null"), "snapshots", "--repo", plain.toString());
     assertThat(r.exitCode()).as("an unencrypted repository of its own opens: " + r.err()).isZero();
+  }
+
+  /**
+   * audit13 core M1: the repository was opened encrypted only through a bind mount, since removed;
+   * then downgraded. Through its real path, neither the pin of the place (the bind mount's path)
+   * nor the one by id (a new id) is found: the pin by the directory's device and inode numbers and
+   * birth time is, wherever it was written from.
+   */
+  @Test
+  void aRepositoryOpenedOnlyThroughARemovedBindMountIsRefusedThroughItsRealPath() throws Exception {
+    needRoot();
+    Map<String, String> env = new HashMap<>();
+    env.put("XDG_CACHE_HOME", tmp.resolve("cache").toString());
+    Path repo = tmp.resolve("repo");
+    Path other = tmp.resolve("other-cache"); // init as another machine would: no pins here
+    Granule.Result r =
+        Granule.run(
+            tmp, Map.of("XDG_CACHE_HOME", other.toString()), "init", "--repo", repo.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    mnt = Files.createDirectories(tmp.resolve("mnt"));
+    FreezeTest.sh("mount", "--bind", repo.toString(), mnt.toString());
+    r = Granule.run(tmp, env, "snapshots", "--repo", mnt.toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    FreezeTest.sh("umount", mnt.toString());
+    mnt = null;
+    downgrade(repo);
+    env.put("GRANULE_PASSWORD", null);
+    r = Granule.run(tmp, env, Path.of("/dev/null"), "snapshots", "--repo", repo.toString());
+    assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(5);
+    assertThat(r.err())
+        .contains("was changed to unencrypted")
+        .contains("as '" + tmp.toRealPath().resolve("mnt") + "' (the same directory");
   }
 }

@@ -10,8 +10,10 @@ import java.nio.file.StandardCopyOption;
 
 /**
  * Loads the engine's small JNI library {@code libgranule-native} (source: {@code
- * engine/src/main/c}) once: OpenSSL's hashes and ciphers ({@code NativeCrypto}) and the file-system
- * calls the JDK lacks ({@code SparseFiles}).
+ * engine/src/main/c}) once: OpenSSL's hashes and ciphers ({@code NativeCrypto}) and the
+ * file-system, lock and socket calls the JDK lacks ({@code SparseFiles}, {@code DirectoryHandle},
+ * {@code SafePath}, {@code PosixAcl}, {@code OfdLock}, {@code PeerUser}, {@code LocalBlobStore}'s
+ * statx, ...).
  *
  * <p>In the OSGi runtime the engine bundle carries the library ({@code Bundle-NativeCode}); outside
  * it it is loaded from the build output (the engine's unit tests) or copied out of the engine jar

@@ -61,17 +61,39 @@ final class ConfigPin {
 
   /**
    * The pin file of the encrypted repository last opened in the directory whose {@code identity}
-   * (device and inode numbers: {@code BlobStore.placeIdentity()}) is given: found through a bind
-   * mount of that directory too, or any other path to it, where {@link #locationFile} (by real
-   * path) is not. It records the place it was written from ({@link #readPlace}): device numbers
-   * change with a reboot or a filesystem mounted elsewhere, and an inode number is given to a new
-   * directory once the old one is deleted, so the pin applies only while that place still is this
-   * directory ({@link #stillNames}).
+   * ({@code BlobStore.placeIdentity()}: device and inode numbers, and the inode's birth time where
+   * the file system keeps it) is given: found through a bind mount of that directory too, or any
+   * other path to it, where {@link #locationFile} (by real path) is not.
+   *
+   * <p>An identity with a birth time ({@link #born}) names that directory and no other (a directory
+   * made later with the same inode number is born later), so its pin applies wherever the directory
+   * is reached: through its real path once a bind mount it was opened through is gone, or mounted
+   * elsewhere. One without (a file system that does not keep birth times, or a pin written by an
+   * earlier build) outlives its directory: device numbers change with a reboot or a file system
+   * mounted elsewhere, and an inode number is given to a new directory once the old one is deleted;
+   * so such a pin records the place it was written from ({@link #readPlace}) and applies only while
+   * that place still is this directory ({@link #stillNames}).
    */
   static Path identityFile(Path metadataCache, String identity) {
     return metadataCache
         .resolve(DIR)
         .resolve("dir-" + sha256(identity.getBytes(StandardCharsets.UTF_8)).substring(0, 32));
+  }
+
+  private static final String BORN = ",born=";
+
+  /** Whether {@code identity} has the directory's birth time (see {@link #identityFile}). */
+  static boolean born(String identity) {
+    return identity.contains(BORN);
+  }
+
+  /**
+   * {@code identity} without its birth time: device and inode numbers, the identity pins were
+   * written under before birth times were read, and where a file system keeps none.
+   */
+  static String numbersOf(String identity) {
+    int i = identity.indexOf(BORN);
+    return i < 0 ? identity : identity.substring(0, i);
   }
 
   /** The place recorded in {@code file} when it was written, empty if none (or no pin). */
@@ -81,17 +103,18 @@ final class ConfigPin {
   }
 
   /**
-   * Whether the pin by identity {@code file} applies to a store at {@code place} with {@code
-   * identity}: it was written from that place, or the place it was written from is still that
-   * directory ({@code identityOf} tells what a place is now). A pin whose place is gone or is
+   * Whether the pin by device and inode numbers {@code file} (an identity without birth time: see
+   * {@link #identityFile}) applies to a store at {@code place} with those {@code numbers}: it was
+   * written from that place, or the place it was written from is still that directory ({@code
+   * numbersOf} tells the device and inode numbers of a place now). A pin whose place is gone or is
    * another directory now is stale (a reboot renumbered the devices, or the inode number went to a
    * new directory) and applies to nothing, so it never refuses a repository it did not guard.
    */
   static boolean stillNames(
       Path file,
       String place,
-      String identity,
-      java.util.function.Function<String, Optional<String>> identityOf) {
+      String numbers,
+      java.util.function.Function<String, Optional<String>> numbersOf) {
     Optional<String> then = readPlace(file);
     if (then.isEmpty()) {
       return false;
@@ -99,13 +122,13 @@ final class ConfigPin {
     if (then.get().equals(place)) {
       return true;
     }
-    boolean same = identityOf.apply(then.get()).filter(identity::equals).isPresent();
+    boolean same = numbersOf.apply(then.get()).filter(numbers::equals).isPresent();
     if (!same) {
       LOG.debug(
           "{} was written from '{}', which is not the directory {} now: stale, ignored",
           file,
           then.get(),
-          identity);
+          numbers);
     }
     return same;
   }

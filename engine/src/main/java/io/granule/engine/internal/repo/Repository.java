@@ -442,10 +442,7 @@ public final class Repository implements Closeable {
       if (pins != null) {
         ConfigPin.write(ConfigPin.file(pins, c.repositoryId()), c.repositoryId(), configBytes);
         ConfigPin.write(ConfigPin.locationFile(pins, store.place()), c.repositoryId(), configBytes);
-        Path dirPin = identityPin(pins, store);
-        if (dirPin != null) {
-          ConfigPin.write(dirPin, c.repositoryId(), configBytes, store.place());
-        }
+        writeIdentityPins(pins, store, c.repositoryId(), configBytes);
       }
     } catch (IOException e) {
       throw new RepositoryException(
@@ -618,9 +615,10 @@ public final class Repository implements Closeable {
     // also by where it is: the id is read from the config it guards, and a config rewritten with
     // a new id found no pin
     Path placePin = pins == null ? null : ConfigPin.locationFile(pins, store.place());
-    // and by what the directory is (device, inode): a bind mount of it is another real path
-    Path dirPin = pins == null ? null : identityPin(pins, store);
-    List<Path> placePins = Arrays.asList(placePin, appliesHere(dirPin, store));
+    // and by what the directory is (device, inode, birth): a bind mount of it is another real path
+    List<Path> placePins = new ArrayList<>();
+    placePins.add(placePin);
+    placePins.addAll(identityPinsHere(pins, store));
     if (!c.encrypted()) {
       List<Path> all = new ArrayList<>(placePins);
       all.add(0, pin);
@@ -680,9 +678,7 @@ public final class Repository implements Closeable {
     if (pin != null) {
       ConfigPin.write(pin, c.repositoryId(), configBytes);
       ConfigPin.write(placePin, c.repositoryId(), configBytes);
-      if (dirPin != null) {
-        ConfigPin.write(dirPin, c.repositoryId(), configBytes, store.place());
-      }
+      writeIdentityPins(pins, store, c.repositoryId(), configBytes);
     }
     if (!u.sealed()) {
       LOG.info(
@@ -696,36 +692,57 @@ public final class Repository implements Closeable {
   }
 
   /**
-   * The pin of the directory of {@code store} by its device and inode numbers ({@link
-   * ConfigPin#identityFile}), null if the store has no such identity (S3) or it cannot be read.
+   * The pins by directory identity ({@link ConfigPin#identityFile}) that apply to {@code store}:
+   * the one by its device and inode numbers and birth time, wherever the directory is reached; and
+   * the one by the numbers alone (written where no birth time was known, or by an earlier build)
+   * while the place it was written from is still this directory ({@link ConfigPin#stillNames}).
+   * None if {@code pins} is null or the store has no such identity (S3) or it cannot be read.
    */
-  private static Path identityPin(Path pins, BlobStore store) {
-    return store.placeIdentity().map(i -> ConfigPin.identityFile(pins, i)).orElse(null);
+  private static List<Path> identityPinsHere(Path pins, BlobStore store) {
+    Optional<String> identity = pins == null ? Optional.empty() : store.placeIdentity();
+    if (identity.isEmpty()) {
+      return List.of();
+    }
+    List<Path> here = new ArrayList<>();
+    if (ConfigPin.born(identity.get())) {
+      here.add(ConfigPin.identityFile(pins, identity.get()));
+    }
+    String numbers = ConfigPin.numbersOf(identity.get());
+    Path byNumbers = ConfigPin.identityFile(pins, numbers);
+    if (ConfigPin.stillNames(
+        byNumbers,
+        store.place(),
+        numbers,
+        place -> {
+          try {
+            return LocalBlobStore.identity(Path.of(place)).map(ConfigPin::numbersOf);
+          } catch (java.nio.file.InvalidPathException e) {
+            return Optional.empty();
+          }
+        })) {
+      here.add(byNumbers);
+    }
+    return here;
   }
 
   /**
-   * {@code dirPin} if it applies to {@code store}: the place it was written from is still this
-   * directory ({@link ConfigPin#stillNames}); null otherwise, or if it is null.
+   * Records that the directory of {@code store} holds encrypted repository {@code id} with config
+   * {@code configBytes}: in its pin by identity, and in any other pin by identity that applies to
+   * it (one by device and inode numbers written by an earlier build), so that none of them names
+   * the repository that was there before an {@code init}.
    */
-  private static Path appliesHere(Path dirPin, BlobStore store) {
-    if (dirPin == null) {
-      return null;
-    }
+  private static void writeIdentityPins(Path pins, BlobStore store, String id, byte[] configBytes) {
     Optional<String> identity = store.placeIdentity();
-    return identity.isPresent()
-            && ConfigPin.stillNames(
-                dirPin,
-                store.place(),
-                identity.get(),
-                place -> {
-                  try {
-                    return LocalBlobStore.identity(Path.of(place));
-                  } catch (java.nio.file.InvalidPathException e) {
-                    return Optional.empty();
-                  }
-                })
-        ? dirPin
-        : null;
+    if (identity.isEmpty()) {
+      return;
+    }
+    Path own = ConfigPin.identityFile(pins, identity.get());
+    ConfigPin.write(own, id, configBytes, store.place());
+    for (Path p : identityPinsHere(pins, store)) {
+      if (!p.equals(own)) {
+        ConfigPin.write(p, id, configBytes, store.place());
+      }
+    }
   }
 
   /** {@code 'a'} or {@code 'a' and 'b'}: the pin files named in a refusal. */

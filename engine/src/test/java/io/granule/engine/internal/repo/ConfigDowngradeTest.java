@@ -476,17 +476,86 @@ class ConfigDowngradeTest {
   }
 
   /**
-   * A pin by device and inode numbers outlives its directory: after a reboot (devices renumbered)
-   * or once the directory is deleted, the same numbers can name another directory. The pin applies
-   * only while the place it was written from is still that directory, so an unrelated repository
-   * that gets those numbers opens as it would without the pin.
+   * audit13 core M1: the repository was opened (encrypted) only through a bind mount since removed,
+   * or at a mount point since unmounted and mounted elsewhere; the pin of that place is not found
+   * through the directory's real path, so the downgrade opened as unencrypted there. The pin by
+   * identity has the directory's birth time and applies wherever the directory is reached.
    */
   @Test
-  void aPinByIdentityWhosePlaceIsAnotherDirectoryNowIsStale() throws Exception {
+  void aPinWithTheBirthTimeAppliesWhereverTheDirectoryIsReached() throws Exception {
+    String identity = LocalBlobStore.identity(dir).orElseThrow();
+    assertThat(ConfigPin.born(identity)).as("a birth time on " + dir).isTrue();
+    try (Repository r =
+        openVia(reachedAs(dir, "/mnt/bind-since-removed", identity), pw("correct horse"))) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    Path idPin = ConfigPin.identityFile(pins, identity);
+    assertThat(ConfigPin.readPlace(idPin)).contains("/mnt/bind-since-removed");
+    downgradeWithNewId("4");
+    assertThatThrownBy(() -> openVia(new LocalBlobStore(dir), PasswordSource.NONE))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("was changed to unencrypted")
+        .hasMessageContaining("as '/mnt/bind-since-removed' (the same directory")
+        .hasMessageContaining(idPin.toString());
+  }
+
+  /**
+   * A directory made after the pinned one was deleted can get its inode number (and, after a
+   * reboot, device numbers can repeat): it is born later, so the pin does not apply to it, and a
+   * new unencrypted repository there opens as it would without the pin.
+   */
+  @Test
+  void aDirectoryBornLaterWithTheSameNumbersIsNotPinned() throws Exception {
     try (Repository r = open()) {
       assertThat(r.config().encrypted()).isTrue();
     }
     String identity = LocalBlobStore.identity(dir).orElseThrow();
+    assertThat(Files.exists(ConfigPin.identityFile(pins, identity))).isTrue();
+    Path fresh = tmp.resolve("fresh");
+    Repository.init(
+            new LocalBlobStore(fresh),
+            RepositoryConfig.defaults(),
+            Clock.systemUTC(),
+            tmp.resolve("chunk-cache3"),
+            null,
+            KdfParams.TESTING)
+        .close();
+    String later = ConfigPin.numbersOf(identity) + ",born=9999999999.000000001";
+    try (Repository r =
+        openVia(reachedAs(fresh, fresh.toRealPath().toString(), later), PasswordSource.NONE)) {
+      assertThat(r.config().encrypted()).isFalse();
+    }
+    // a real one: the directory deleted and made again (the same inode number is likely)
+    Path again = tmp.resolve("again");
+    Files.createDirectory(again);
+    String before = LocalBlobStore.identity(again).orElseThrow();
+    Files.delete(again);
+    Files.createDirectory(again);
+    String after = LocalBlobStore.identity(again).orElseThrow();
+    assertThat(after).isNotEqualTo(before);
+  }
+
+  /** Writes the pin by device and inode numbers alone that a build before birth times wrote. */
+  private String pinByNumbersAsBefore(String place) throws Exception {
+    String numbers = ConfigPin.numbersOf(LocalBlobStore.identity(dir).orElseThrow());
+    ConfigPin.write(
+        ConfigPin.identityFile(pins, numbers),
+        original.repositoryId(),
+        Files.readAllBytes(dir.resolve("config")),
+        place);
+    return numbers;
+  }
+
+  /**
+   * A pin by device and inode numbers alone (an earlier build's, or where the file system keeps no
+   * birth time) outlives its directory: after a reboot (devices renumbered) or once the directory
+   * is deleted, the same numbers can name another directory. It applies only while the place it was
+   * written from is still that directory, so an unrelated repository that gets those numbers opens
+   * as it would without the pin.
+   */
+  @Test
+  void aPinByNumbersWhosePlaceIsAnotherDirectoryNowIsStale() throws Exception {
+    String numbers = pinByNumbersAsBefore(dir.toRealPath().toString());
     // the pinned directory is gone; an unencrypted repository elsewhere now has its numbers
     Path gone = tmp.resolve("gone");
     Files.move(dir, gone);
@@ -499,16 +568,21 @@ class ConfigDowngradeTest {
             null,
             KdfParams.TESTING)
         .close();
-    BlobStore reused = reachedAs(fresh, fresh.toRealPath().toString(), identity);
+    BlobStore reused = reachedAs(fresh, fresh.toRealPath().toString(), numbers);
     try (Repository r = openVia(reused, PasswordSource.NONE)) {
       assertThat(r.config().encrypted()).isFalse();
     }
-    // while the place it was written from is that directory, it applies
+    // while the place it was written from is that directory, it applies, also to an identity with
+    // a birth time (the same numbers)
     Files.move(gone, dir);
     downgradeWithNewId("3");
-    assertThatThrownBy(() -> openVia(reachedAs(dir, "/mnt/x", identity), PasswordSource.NONE))
+    assertThatThrownBy(() -> openVia(reachedAs(dir, "/mnt/x", numbers), PasswordSource.NONE))
         .isInstanceOf(RepositoryCorruptedException.class)
         .hasMessageContaining("was changed to unencrypted");
+    assertThatThrownBy(() -> openVia(new LocalBlobStore(dir), PasswordSource.NONE))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("was changed to unencrypted")
+        .hasMessageContaining(ConfigPin.identityFile(pins, numbers).toString());
   }
 
   /** {@code init} in a pinned directory rewrites its pin by identity, as it does the others. */
@@ -520,6 +594,9 @@ class ConfigDowngradeTest {
     String identity = LocalBlobStore.identity(dir).orElseThrow();
     Path idPin = ConfigPin.identityFile(pins, identity);
     assertThat(ConfigPin.readId(idPin)).contains(original.repositoryId());
+    // and an earlier build's pin by the numbers alone, which applies here too
+    Path byNumbers =
+        ConfigPin.identityFile(pins, pinByNumbersAsBefore(dir.toRealPath().toString()));
     try (var all = Files.walk(dir)) {
       for (Path p : all.sorted(java.util.Comparator.reverseOrder()).toList()) {
         if (!p.equals(dir)) {
@@ -540,6 +617,7 @@ class ConfigDowngradeTest {
       id = r.config().repositoryId();
     }
     assertThat(ConfigPin.readId(idPin)).contains(id);
+    assertThat(ConfigPin.readId(byNumbers)).contains(id);
     try (Repository r = openVia(reachedAs(dir, "/mnt/elsewhere", identity), pw("correct horse"))) {
       assertThat(r.config().repositoryId()).isEqualTo(id);
     }

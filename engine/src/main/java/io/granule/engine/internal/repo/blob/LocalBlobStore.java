@@ -1,9 +1,11 @@
 package io.granule.engine.internal.repo.blob;
 
+import io.granule.engine.internal.nativelib.NativeLibrary;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -12,6 +14,7 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicLong;
@@ -517,17 +520,40 @@ public final class LocalBlobStore implements BlobStore {
     }
   }
 
-  /** The device and inode numbers of the directory (see {@link #identity(Path)}). */
+  /** What the directory is: its device and inode numbers and birth time (see {@link #identity}). */
   @Override
   public Optional<String> placeIdentity() {
     return identity(root);
   }
 
   /**
-   * {@code dev=D,ino=I} of directory {@code dir} (links followed), the same however it is reached
-   * (a bind mount too) while its filesystem is mounted; empty if it cannot be read.
+   * {@code dev=D,ino=I,born=S.N} of directory {@code dir} (links followed): its device and inode
+   * numbers, the same however it is reached (a bind mount too) while its file system is mounted,
+   * and the birth time of that inode, which a directory made later with the same inode number (the
+   * old one deleted) does not share. {@code dev=D,ino=I} where the birth time is not known (a file
+   * system that does not keep it, a kernel before statx, no libgranule-native: the JDK cannot read
+   * it); empty if the directory cannot be looked at.
    */
   public static Optional<String> identity(Path dir) {
+    if (NativeLibrary.unavailableReason() == null) {
+      long[] out = new long[4];
+      int r = birth0((dir.toAbsolutePath() + "\0").getBytes(StandardCharsets.UTF_8), out);
+      if (r == 1) {
+        return Optional.of(
+            "dev="
+                + out[0]
+                + ",ino="
+                + out[1]
+                + ",born="
+                + out[2]
+                + "."
+                + String.format(Locale.ROOT, "%09d", out[3]));
+      }
+      if (r == 0) {
+        return Optional.of("dev=" + out[0] + ",ino=" + out[1]);
+      }
+      // statx refused (ENOSYS in a sandbox, ...): what the JDK tells
+    }
     try {
       java.util.Map<String, Object> a = Files.readAttributes(dir, "unix:dev,ino");
       return Optional.of("dev=" + a.get("dev") + ",ino=" + a.get("ino"));
@@ -535,4 +561,10 @@ public final class LocalBlobStore implements BlobStore {
       return Optional.empty();
     }
   }
+
+  /**
+   * statx of the NUL-terminated {@code path} (links followed) into {@code out}: st_dev, inode
+   * number, birth time seconds and nanoseconds; 1 if the birth time is known, 0 if not, or -errno.
+   */
+  private static native int birth0(byte[] path, long[] out);
 }
