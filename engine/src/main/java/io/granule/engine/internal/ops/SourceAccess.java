@@ -738,8 +738,9 @@ public final class SourceAccess {
       Map<String, Object> n = lstat(node);
       if (((Integer) n.get("mode") & 0170000) == 0060000) {
         w.user((Integer) n.get("uid"), "who owns " + what);
-        writable(node, n, what, w, diskGroup());
-        otherNodes(node, (Long) n.get("rdev"), w, diskGroup());
+        int disk = diskGroup();
+        writable(node, n, what, w, disk);
+        otherNodes(node, (Long) n.get("rdev"), w, disk);
       }
     } catch (IOException e) {
       // no node of its name in /dev: what is behind it is judged

@@ -88,19 +88,7 @@ class CliMaintenanceTest {
    */
   @Test
   void aFailedRestoreSaysWhetherItsTargetWasWrittenInPlace() throws Exception {
-    Path largest;
-    try (var files = java.nio.file.Files.walk(repo.resolve("data"))) {
-      largest =
-          files
-              .filter(java.nio.file.Files::isRegularFile)
-              .max(java.util.Comparator.comparingLong(p -> p.toFile().length()))
-              .orElseThrow();
-    }
-    byte[] pack = java.nio.file.Files.readAllBytes(largest);
-    for (int i = pack.length / 4; i < pack.length * 3 / 4; i++) {
-      pack[i] ^= 0x5a;
-    }
-    java.nio.file.Files.write(largest, pack);
+    DiskRestoreTest.damageLargestPack(repo);
     byte[] old = new byte[1 << 20];
     java.util.Arrays.fill(old, (byte) 0x11);
     Path target = java.nio.file.Files.write(tmp.resolve("old.raw"), old);

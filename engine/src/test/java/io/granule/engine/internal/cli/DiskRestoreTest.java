@@ -365,8 +365,8 @@ class DiskRestoreTest {
         .satisfies(e -> assertThat(((CommandException) e).exitCode()).isEqualTo(ExitCodes.USAGE));
   }
 
-  /** Flips bytes in the middle of the repository's largest pack. */
-  private static void damageLargestPack(Path repoDir) throws Exception {
+  /** Overwrites 4 KiB in the middle of the largest pack of the repository in {@code repoDir}. */
+  static void damageLargestPack(Path repoDir) throws Exception {
     Path largest;
     try (var files = Files.walk(repoDir.resolve("data"))) {
       largest =
