@@ -10,7 +10,6 @@ import io.granule.engine.internal.plugin.PluginLeases;
 import io.granule.engine.internal.plugin.PluginLeases.Origin;
 import io.granule.engine.spi.ApplicationPlugin;
 import io.granule.engine.spi.DiskImageFormat;
-import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -54,20 +53,7 @@ class CliAppTest {
   int run(String... args) {
     out = new StringWriter();
     err = new StringWriter();
-    CliContext ctx =
-        new CliContext(
-            List::of,
-            formats,
-            new PluginLeases<>("SnapshotProvider", s -> s.name(), Duration.ofSeconds(1)),
-            new PluginLeases<>("FileSystemType", s -> s.name(), Duration.ofSeconds(1)),
-            apps,
-            null,
-            tmp,
-            "1.2.3",
-            new PrintWriter(out, true),
-            new PrintWriter(err, true),
-            env::get,
-            Terminal.NONE);
+    CliContext ctx = TestContexts.of(formats, apps, tmp, out, err, env::get, Terminal.NONE);
     return new Cli(ctx).run(args);
   }
 

@@ -7,7 +7,6 @@ import io.granule.engine.internal.plugin.PluginLeases;
 import io.granule.engine.internal.plugin.PluginLeases.Origin;
 import io.granule.engine.internal.repo.TamperedConfigs;
 import io.granule.engine.spi.DiskImageFormat;
-import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -54,19 +53,8 @@ class CliConfigDowngradeTest {
     out = new StringWriter();
     err = new StringWriter();
     CliContext ctx =
-        new CliContext(
-            List::of,
-            formats,
-            new PluginLeases<>("SnapshotProvider", s -> s.name(), Duration.ofSeconds(1)),
-            new PluginLeases<>("FileSystemType", s -> s.name(), Duration.ofSeconds(1)),
-            new PluginLeases<>("ApplicationPlugin", s -> s.name(), Duration.ofSeconds(1)),
-            null,
-            tmp,
-            "1.2.3",
-            new PrintWriter(out, true),
-            new PrintWriter(err, true),
-            env::get,
-            Terminal.NONE);
+        TestContexts.of(
+            formats, TestContexts.applications(), tmp, out, err, env::get, Terminal.NONE);
     return new Cli(ctx).run(args);
   }
 

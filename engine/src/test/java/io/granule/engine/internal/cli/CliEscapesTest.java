@@ -5,17 +5,13 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.granule.engine.internal.image.RawDiskImage;
-import io.granule.engine.internal.plugin.PluginLeases;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
 import io.granule.engine.internal.repo.TestImages;
 import io.granule.engine.internal.repo.backup.BackupListener;
 import io.granule.engine.internal.repo.backup.BackupRequest;
-import io.granule.engine.spi.DiskImageFormat;
-import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -34,18 +30,12 @@ class CliEscapesTest {
     out = new StringWriter();
     err = new StringWriter();
     CliContext ctx =
-        new CliContext(
-            List::of,
-            new PluginLeases<DiskImageFormat>(
-                "DiskImageFormat", DiskImageFormat::name, Duration.ofSeconds(1)),
-            new PluginLeases<>("SnapshotProvider", s -> s.name(), Duration.ofSeconds(1)),
-            new PluginLeases<>("FileSystemType", s -> s.name(), Duration.ofSeconds(1)),
-            new PluginLeases<>("ApplicationPlugin", s -> s.name(), Duration.ofSeconds(1)),
-            null,
+        TestContexts.of(
+            TestContexts.formats(),
+            TestContexts.applications(),
             tmp,
-            "1.2.3",
-            new PrintWriter(out, true),
-            new PrintWriter(err, true),
+            out,
+            err,
             name -> null,
             Terminal.NONE);
     return new Cli(ctx).run(args);

@@ -3,7 +3,6 @@ package io.granule.engine.internal.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.granule.engine.internal.image.RawDiskImage;
-import io.granule.engine.internal.plugin.PluginLeases;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
 import io.granule.engine.internal.repo.TestImages;
@@ -17,8 +16,6 @@ import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.lock.LockManager;
 import io.granule.engine.internal.repo.lock.LockOwner;
 import io.granule.engine.internal.repo.snapshot.Manifest;
-import io.granule.engine.spi.DiskImageFormat;
-import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -44,18 +41,12 @@ class CliMaintenanceTest {
     out = new StringWriter();
     err = new StringWriter();
     CliContext ctx =
-        new CliContext(
-            List::of,
-            new PluginLeases<DiskImageFormat>(
-                "DiskImageFormat", DiskImageFormat::name, Duration.ofSeconds(1)),
-            new PluginLeases<>("SnapshotProvider", s -> s.name(), Duration.ofSeconds(1)),
-            new PluginLeases<>("FileSystemType", s -> s.name(), Duration.ofSeconds(1)),
-            new PluginLeases<>("ApplicationPlugin", s -> s.name(), Duration.ofSeconds(1)),
-            null,
+        TestContexts.of(
+            TestContexts.formats(),
+            TestContexts.applications(),
             tmp,
-            "1.2.3",
-            new PrintWriter(out, true),
-            new PrintWriter(err, true),
+            out,
+            err,
             env::get,
             Terminal.NONE);
     return new Cli(ctx).run(args);

@@ -2,18 +2,13 @@ package io.granule.engine.internal.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.granule.engine.internal.plugin.PluginLeases;
-import io.granule.engine.spi.DiskImageFormat;
-import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -33,20 +28,8 @@ class CliPasswordTest {
     Terminal t =
         interactive ? prompt -> typed.isEmpty() ? null : typed.pop().toCharArray() : Terminal.NONE;
     CliContext ctx =
-        new CliContext(
-            List::of,
-            new PluginLeases<DiskImageFormat>(
-                "DiskImageFormat", DiskImageFormat::name, Duration.ofSeconds(1)),
-            new PluginLeases<>("SnapshotProvider", s -> s.name(), Duration.ofSeconds(1)),
-            new PluginLeases<>("FileSystemType", s -> s.name(), Duration.ofSeconds(1)),
-            new PluginLeases<>("ApplicationPlugin", s -> s.name(), Duration.ofSeconds(1)),
-            null,
-            tmp,
-            "1.2.3",
-            new PrintWriter(out, true),
-            new PrintWriter(err, true),
-            env::get,
-            t);
+        TestContexts.of(
+            TestContexts.formats(), TestContexts.applications(), tmp, out, err, env::get, t);
     return new Cli(ctx).run(args);
   }
 

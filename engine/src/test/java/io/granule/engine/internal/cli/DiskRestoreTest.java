@@ -365,7 +365,10 @@ class DiskRestoreTest {
         .satisfies(e -> assertThat(((CommandException) e).exitCode()).isEqualTo(ExitCodes.USAGE));
   }
 
-  /** Overwrites 4 KiB in the middle of the largest pack of the repository in {@code repoDir}. */
+  /**
+   * Flips the bits of the middle half of the largest pack of the repository in {@code repoDir}
+   * (every chunk there is damaged, whichever snapshot uses it).
+   */
   static void damageLargestPack(Path repoDir) throws Exception {
     Path largest;
     try (var files = Files.walk(repoDir.resolve("data"))) {
@@ -375,12 +378,11 @@ class DiskRestoreTest {
               .max(java.util.Comparator.comparingLong(p -> p.toFile().length()))
               .orElseThrow();
     }
-    try (var ch =
-        java.nio.channels.FileChannel.open(largest, java.nio.file.StandardOpenOption.WRITE)) {
-      byte[] junk = new byte[4096];
-      Arrays.fill(junk, (byte) 0xa5);
-      ch.write(java.nio.ByteBuffer.wrap(junk), ch.size() / 2);
+    byte[] pack = Files.readAllBytes(largest);
+    for (int i = pack.length / 4; i < pack.length * 3 / 4; i++) {
+      pack[i] ^= 0x5a;
     }
+    Files.write(largest, pack);
   }
 
   /**
