@@ -391,11 +391,16 @@ public final class FileRestorer {
   private void copy(FileNode node, Path at, Path target, boolean create) throws IOException {
     try (FileChannel out =
         create
+            // 0600 until its own mode is set once it is complete: made 0644, a file of a 0600
+            // kind (a key, /etc/shadow) could be opened by anyone while it was written
             ? FileChannel.open(
                 at,
-                StandardOpenOption.CREATE_NEW,
-                StandardOpenOption.WRITE,
-                LinkOption.NOFOLLOW_LINKS)
+                java.util.Set.of(
+                    StandardOpenOption.CREATE_NEW,
+                    StandardOpenOption.WRITE,
+                    LinkOption.NOFOLLOW_LINKS),
+                java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                    java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")))
             : FileChannel.open(at, StandardOpenOption.WRITE)) {
       for (Extent e : fs.allocation(node)) {
         long pos = e.offset();

@@ -802,8 +802,9 @@ public final class SourceAccess {
    * nothing; root mounted his ext4 image and backed up a qcow2 on it claiming to be root's, and his
    * header's backing file, root's, was stored). A block device: {@link #mountedDevice}. Else, by
    * /proc/self/mountinfo: a kernel-local one adds nothing, a FUSE one its server's user ({@code
-   * user_id=}), one over a block device (btrfs) its devices, and any other (NFS, CIFS, 9p,
-   * virtiofs, overlay, unknown) everyone.
+   * user_id=}; served by root: everyone, as what it serves from cannot be told), one over a block
+   * device (btrfs, fuseblk) its devices, and any other (NFS, CIFS, 9p, virtiofs, overlay, unknown)
+   * everyone.
    */
   private static void filesystem(Path p, Map<String, Object> a, String role, Writers w, int depth) {
     long dev = (Long) a.get("dev");
@@ -841,6 +842,15 @@ public final class SourceAccess {
       Integer server = numericOption(m.options(), "user_id");
       if (server == null) {
         w.everyone("who serves " + at + " cannot be told (no user_id=)");
+        return;
+      }
+      if (server == 0 && fuse) {
+        // audit14 F3: root's fuse2fs over a user's ext4 image served his files as root's; what a
+        // FUSE server reads, and who can change that, cannot be told (its source is any string)
+        w.everyone(
+            at
+                + " is served by root, from what no one can judge (a FUSE server reads whatever"
+                + " it likes, a user's image too)");
         return;
       }
       w.user(server, "who serves " + at + " (" + role + " is on it)");

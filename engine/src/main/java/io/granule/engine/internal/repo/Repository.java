@@ -2030,12 +2030,15 @@ public final class Repository implements Closeable {
         ch =
             held
                 ? FileChannel.open(target, StandardOpenOption.WRITE)
-                : FileChannel.open(
+                : FileChannel.open( // not through a link planted since; new: 0600
                     target,
-                    StandardOpenOption.CREATE,
-                    StandardOpenOption.WRITE,
-                    StandardOpenOption.TRUNCATE_EXISTING,
-                    java.nio.file.LinkOption.NOFOLLOW_LINKS); // not through a link planted since
+                    java.util.Set.of(
+                        StandardOpenOption.CREATE,
+                        StandardOpenOption.WRITE,
+                        StandardOpenOption.TRUNCATE_EXISTING,
+                        java.nio.file.LinkOption.NOFOLLOW_LINKS),
+                    java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                        java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
       } catch (IOException e) {
         throw new Failed(e);
       }

@@ -53,7 +53,7 @@ abstract class SparseImageWriter implements DiskImageWriter {
   private boolean failed;
 
   /**
-   * Creates {@code path}, which must not exist.
+   * Creates {@code path}, which must not exist, readable and writable by its owner alone.
    *
    * @param clusterSize the unit of allocation, in bytes
    */
@@ -70,13 +70,18 @@ abstract class SparseImageWriter implements DiskImageWriter {
     this.cluster = allocateAligned(clusterSize, align);
     Object created;
     try {
+      // 0600 from the start (audit14 F1: made 0644 and chmod-ed later, a user who opened it
+      // meanwhile read the whole restored disk through his descriptor)
       this.channel =
           FileChannel.open(
               path,
-              StandardOpenOption.CREATE_NEW,
-              StandardOpenOption.WRITE,
-              StandardOpenOption.READ,
-              StandardOpenOption.SPARSE);
+              java.util.Set.of(
+                  StandardOpenOption.CREATE_NEW,
+                  StandardOpenOption.WRITE,
+                  StandardOpenOption.READ,
+                  StandardOpenOption.SPARSE),
+              java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                  java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
       created = key(path);
     } catch (FileAlreadyExistsException e) {
       throw new IOException("unable to create disk image '" + path + "': the file exists", e);

@@ -148,6 +148,23 @@ abstract class DiskImageWriterContractTest {
     assertThatThrownBy(() -> format().open(image).close()).isInstanceOf(IOException.class);
   }
 
+  /**
+   * audit14 F1: the image was created 0644 (the umask's default) and made 0600 by the restore only
+   * later; a user who opened it meanwhile read the whole restored disk through his descriptor. It
+   * is its owner's alone from its creation.
+   */
+  @Test
+  void anImageIsItsOwnersAloneFromItsCreation() throws Exception {
+    Path image = tmp.resolve("fresh." + qemuFormat());
+    try (DiskImageWriter w = format().create(image, 4 << 20, Map.of())) {
+      assertThat(Files.getPosixFilePermissions(image))
+          .containsExactlyInAnyOrder(
+              java.nio.file.attribute.PosixFilePermission.OWNER_READ,
+              java.nio.file.attribute.PosixFilePermission.OWNER_WRITE);
+      w.write(0, ByteBuffer.allocate(4096));
+    }
+  }
+
   @Test
   void writesMustGoForwardAndStayInside() throws Exception {
     try (DiskImageWriter w = format().create(tmp.resolve("o"), 4 << 20, Map.of())) {

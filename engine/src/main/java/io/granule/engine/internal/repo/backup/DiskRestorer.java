@@ -130,11 +130,14 @@ public final class DiskRestorer {
     try (FileChannel ch =
         io.granule.engine.internal.ops.DirectoryHandle.isHeldFile(target)
             ? FileChannel.open(target, StandardOpenOption.WRITE) // the file held open
-            : FileChannel.open(
+            : FileChannel.open( // a new file 0600: a disk holds everything on it
                 target,
-                StandardOpenOption.CREATE,
-                StandardOpenOption.WRITE,
-                java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                java.util.Set.of(
+                    StandardOpenOption.CREATE,
+                    StandardOpenOption.WRITE,
+                    java.nio.file.LinkOption.NOFOLLOW_LINKS),
+                java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                    java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")))) {
       if (regular && ch.size() > fixed.diskSize()) {
         ch.truncate(fixed.diskSize());
       }
