@@ -823,6 +823,40 @@ class SourceAccessTest {
   }
 
   /**
+   * audit14 F3: root served a user's ext4 image through fuse2fs; a FUSE file system counted as its
+   * server's, root's, and his qcow2 in it, claiming to be root's, read root's 0600 file. What a
+   * FUSE server reads cannot be told: served by root, it is everyone's.
+   */
+  @Test
+  void aFuseFileSystemRootServesIsEveryones() throws Exception {
+    need("root".equals(System.getProperty("user.name")), "root, to mount");
+    need(
+        run("sh", "-c", "command -v fuse2fs && command -v mkfs.ext4 && command -v debugfs") != null,
+        "fuse2fs (apt package fuse2fs), mkfs.ext4 and debugfs");
+    chmod(tmp, "rwxr-xr-x");
+    Path fs = tmp.resolve("fs.img");
+    try (FileChannel ch =
+        FileChannel.open(fs, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      ch.write(ByteBuffer.wrap(new byte[] {0}), (8 << 20) - 1);
+    }
+    need(run("mkfs.ext4", "-q", "-F", fs.toString()) != null, "mkfs.ext4");
+    Path header = Files.writeString(tmp.resolve("vm.src"), "a header");
+    debugfs(fs, "write " + header + " vm.img");
+    Path mnt = Files.createDirectories(tmp.resolve("fuse"));
+    need(run("fuse2fs", "-o", "ro", fs.toString(), mnt.toString()) != null, "fuse2fs");
+    try {
+      Path image = mnt.resolve("vm.img");
+      assertThat(Files.getAttribute(image, "unix:uid")).as("root's, it says").isEqualTo(0);
+      SourceAccess.Readers r = SourceAccess.readers(image);
+      assertThat(r).as("served by root from a file anyone may have made").isNotNull();
+      assertThat(r.who()).startsWith("everyone, and the fuse.ext4 file system at '" + mnt + "'");
+      assertThat(r.who()).contains("is served by root");
+    } finally {
+      run("umount", mnt.toString());
+    }
+  }
+
+  /**
    * Kernel-local file systems (tmpfs) are judged by their owners and modes alone; one served from
    * elsewhere (overlay here, NFS, 9p, virtiofs) is everyone's.
    */
