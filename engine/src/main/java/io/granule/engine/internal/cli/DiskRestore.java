@@ -535,6 +535,7 @@ public final class DiskRestore {
             // later is not reopened by name
             Path target = file == null ? pinned : file.self();
             requireSame(target, held.lockedIdentity());
+            requireOwnOrPlacedByUs(dir, target);
             touched = true; // from here a failure may leave it part restored
             RestoreResult res =
                 named(target, () -> r.restoreDisk(snap, diskName, target, progress));
@@ -582,6 +583,42 @@ public final class DiskRestore {
         publish(held, pinned, exists);
         return res;
       }
+    }
+  }
+
+  /**
+   * Refuses to write in place {@code file} (the target, held or pinned in {@code dir}) if it is
+   * another user's in a directory others than root and the restoring user can write (audit14 F2:
+   * gu1 swapped his own 0644 file in under the name in a group-writable directory, root's restore
+   * wrote the disk into it and he read it): the file may have been put there in place of the one
+   * meant. Root's or the restoring user's own file, or anyone's in a directory only they can write,
+   * is the one meant.
+   */
+  private void requireOwnOrPlacedByUs(DirectoryHandle dir, Path file) throws IOException {
+    int owner =
+        (Integer)
+            Files.getAttribute(
+                file,
+                "unix:uid",
+                dir.held() ? new LinkOption[0] : new LinkOption[] {LinkOption.NOFOLLOW_LINKS});
+    if (owner == 0 || owner == io.granule.engine.internal.net.PeerUser.self()) {
+      return;
+    }
+    String others = Replaced.othersWrite(dir);
+    if (others != null) {
+      throw new CommandException(
+          ExitCodes.TARGET,
+          "restore target '"
+              + to
+              + "' is uid "
+              + owner
+              + "'s file, and "
+              + others
+              + " can write its directory: it may have been put there in place of the file meant,"
+              + " and written in place it would get the restored disk; nothing was written."
+              + " Restore without --in-place (the restored copy replaces it and stays yours,"
+              + " 0600), or as uid "
+              + owner);
     }
   }
 

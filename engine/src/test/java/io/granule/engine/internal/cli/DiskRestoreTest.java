@@ -318,6 +318,53 @@ class DiskRestoreTest {
   }
 
   /**
+   * audit14 F2: --in-place wrote root's restored disk into whatever file was under the name: gu1
+   * swapped his own 0644 file in, in a directory his group can write, and read the disk. Another
+   * user's file in a directory others can write is refused for --in-place (nothing written); root's
+   * own file there, or his file in a directory only root can write, is written.
+   */
+  @Test
+  void inPlaceRefusesAnotherUsersFileInADirectoryOthersCanWrite() throws Exception {
+    try (Repository repo = repo()) {
+      Manifest m = backup(repo);
+      Path shared = Files.createDirectory(tmp.resolve("shared"));
+      Files.setAttribute(shared, "unix:mode", 0777);
+      byte[] his = new byte[4096];
+      Arrays.fill(his, (byte) 0x33);
+      Path to = Files.write(shared.resolve("vm.img"), his);
+      Files.setAttribute(to, "unix:mode", 0644);
+      if (!asRoot("a file of another user's")) {
+        return;
+      }
+      Files.setAttribute(to, "unix:uid", 1001);
+      DiskRestore refused = DiskRestore.prepare(formats, to, true, null, true);
+      assertThatThrownBy(() -> refused.run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+          .isInstanceOf(CommandException.class)
+          .hasMessageContaining("is uid 1001's file, and everyone can write its directory")
+          .hasMessageContaining("Restore without --in-place")
+          .satisfies(
+              e -> assertThat(((CommandException) e).exitCode()).isEqualTo(ExitCodes.TARGET));
+      assertThat(refused.partRestoredNote()).as("nothing was written").isNull();
+      assertThat(Files.readAllBytes(to)).isEqualTo(his);
+
+      // his file where only root can write: the one meant
+      Files.setAttribute(shared, "unix:mode", 0755);
+      DiskRestore.prepare(formats, to, true, null, true)
+          .run(repo, m, "vda", RestoreListener.NONE, s -> {});
+      assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
+      assertThat(Files.getAttribute(to, "unix:uid")).isEqualTo(1001);
+
+      // root's own file where others can write: written in place
+      Files.setAttribute(shared, "unix:mode", 0777);
+      Files.write(to, his);
+      Files.setAttribute(to, "unix:uid", 0);
+      DiskRestore.prepare(formats, to, true, null, true)
+          .run(repo, m, "vda", RestoreListener.NONE, s -> {});
+      assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
+    }
+  }
+
+  /**
    * Someone who can write the directory renames another file (another VM's disk) over the target
    * while a forced restore builds its replacement: that file is not replaced; the restored disk
    * stays at FILE.partial and the restore fails naming both.
