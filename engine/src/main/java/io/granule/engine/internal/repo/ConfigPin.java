@@ -66,18 +66,36 @@ final class ConfigPin {
    * other path to it, where {@link #locationFile} (by real path) is not.
    *
    * <p>An identity with a birth time ({@link #born}) names that directory and no other (a directory
-   * made later with the same inode number is born later), so its pin applies wherever the directory
-   * is reached: through its real path once a bind mount it was opened through is gone, or mounted
-   * elsewhere. One without (a file system that does not keep birth times, or a pin written by an
-   * earlier build) outlives its directory: device numbers change with a reboot or a file system
-   * mounted elsewhere, and an inode number is given to a new directory once the old one is deleted;
-   * so such a pin records the place it was written from ({@link #readPlace}) and applies only while
-   * that place still is this directory ({@link #stillNames}).
+   * made later with the same inode number is born later), so its pin, kept by inode number and
+   * birth time alone ({@link #keyOf}), applies wherever the directory is reached: through its real
+   * path once a bind mount it was opened through is gone, or its file system mounted elsewhere,
+   * through another device too. One without (a file system that does not keep birth times, or a pin
+   * written by an earlier build) outlives its directory: device numbers change with a reboot or a
+   * file system mounted elsewhere, and an inode number is given to a new directory once the old one
+   * is deleted; so such a pin records the place it was written from ({@link #readPlace}) and
+   * applies only while that place still is this directory ({@link #stillNames}).
    */
   static Path identityFile(Path metadataCache, String identity) {
     return metadataCache
         .resolve(DIR)
-        .resolve("dir-" + sha256(identity.getBytes(StandardCharsets.UTF_8)).substring(0, 32));
+        .resolve(
+            "dir-" + sha256(keyOf(identity).getBytes(StandardCharsets.UTF_8)).substring(0, 32));
+  }
+
+  /**
+   * What a pin by {@code identity} is kept under: with a birth time, the inode number and birth
+   * time alone (audit14 B H2: the same file system attached again through another device, a
+   * replugged disk, another loop or NBD device, or a remount of one whose device number is handed
+   * out per mount (NFS, btrfs subvolumes), has another device number, and the pin was not found);
+   * an inode number and a birth time to the nanosecond name one directory, or a copy of its file
+   * system, which holds the same repository. Without a birth time, device and inode numbers.
+   */
+  static String keyOf(String identity) {
+    if (!born(identity) || !identity.startsWith("dev=")) {
+      return identity;
+    }
+    int comma = identity.indexOf(',');
+    return comma < 0 ? identity : identity.substring(comma + 1);
   }
 
   private static final String BORN = ",born=";

@@ -500,6 +500,28 @@ class ConfigDowngradeTest {
   }
 
   /**
+   * audit14 B H2: the file system was attached again through another device (a replugged disk,
+   * another loop device) and mounted elsewhere: the same directory, inode number and birth time,
+   * but another device number, and the pin by identity was not found. It is kept by inode number
+   * and birth time.
+   */
+  @Test
+  void aPinWithTheBirthTimeAppliesThroughAnotherDeviceNumber() throws Exception {
+    String identity = LocalBlobStore.identity(dir).orElseThrow();
+    try (Repository r = openVia(reachedAs(dir, "/mnt/pa/repo", identity), pw("correct horse"))) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    downgradeWithNewId("5");
+    String elsewhere = identity.replaceFirst("^dev=[0-9]+,", "dev=999999,");
+    assertThat(elsewhere).isNotEqualTo(identity);
+    assertThatThrownBy(
+            () -> openVia(reachedAs(dir, "/mnt/pb/repo", elsewhere), PasswordSource.NONE))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("was changed to unencrypted")
+        .hasMessageContaining("as '/mnt/pa/repo' (the same directory");
+  }
+
+  /**
    * A directory made after the pinned one was deleted can get its inode number (and, after a
    * reboot, device numbers can repeat): it is born later, so the pin does not apply to it, and a
    * new unencrypted repository there opens as it would without the pin.
