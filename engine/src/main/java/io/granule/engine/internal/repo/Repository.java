@@ -2133,7 +2133,14 @@ public final class Repository implements Closeable {
     if (data != DataSubset.NONE) {
       JitWarmup.start(codec, hasher);
     }
-    return new Verifier(store, codec, hasher, cacheDir).verify(data, listener);
+    return new Verifier(
+            store,
+            codec,
+            hasher,
+            cacheDir,
+            io.granule.engine.internal.repo.store.UnlistedPacks.maxPackBytes(
+                config.packSize(), codec))
+        .verify(data, listener);
   }
 
   /** Counts snapshots, disks, chunks and packs, and sums their sizes. */

@@ -256,6 +256,49 @@ class RepositoryDamageTest {
     assertARestoresAndBFails("chunk ");
   }
 
+  /**
+   * audit14 B M1: a forged sparse pack (8 KiB on disk, 30 GB apparent) whose footer count makes
+   * {@code count * 56} wrap around to 56 crashed every verify with OutOfMemoryError; one that is
+   * merely larger than a pack of this repository can be had its trailer read whole. Both are named
+   * as damage and the rest is verified.
+   */
+  @Test
+  void aForgedPackTrailerCountIsNamedNotAnOutOfMemoryError() throws Exception {
+    int count = 1 + (1 << 29); // count * 56 == 56 (mod 2^32)
+    BlobName forged = new BlobName(BlobType.PACK, "ee" + "0".repeat(29) + "1");
+    long size = 8 + (long) count * 56 + 24;
+    Path file = store.path(forged);
+    Files.createDirectories(file.getParent());
+    try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
+      f.write(java.nio.ByteBuffer.allocate(8).putInt(0x4750414b).putShort((short) 1).array());
+      f.setLength(size);
+      byte[] trailer = new byte[56];
+      java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+      crc.update(trailer);
+      f.seek(size - 24);
+      f.write(
+          java.nio.ByteBuffer.allocate(24)
+              .putLong(8)
+              .putInt(count)
+              .putInt((int) crc.getValue())
+              .putInt(0)
+              .putInt(0x4b415047)
+              .array());
+    }
+    VerifyReport r = verify(false);
+    assertThat(damageOf(r, forged).problems().get(0))
+        .startsWith("pack " + forged + ": ")
+        .contains("more than a pack of this repository can have");
+    assertThat(r.damages()).hasSize(1);
+    // the reader's own bound, for callers without the repository's pack size
+    assertThatThrownBy(
+            () ->
+                io.granule.engine.internal.repo.pack.PackReader.loadTrailer(
+                    store, forged, store.stat(forged).orElseThrow()))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("more entries than its data area has bytes");
+  }
+
   @Test
   void deletedPackIsNamedAsMissing() throws Exception {
     BlobName pack = packsOnlyOfB.get(2);

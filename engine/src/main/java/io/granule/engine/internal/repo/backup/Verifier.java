@@ -122,8 +122,21 @@ public final class Verifier {
   private record StoredChunk(PackId pack, ChunkId id) {}
 
   public Verifier(BlobStore store, BlobCodec codec, ChunkHasher hasher, Path cacheDir) {
-    this(store, codec, hasher, cacheDir, new java.security.SecureRandom());
+    this(store, codec, hasher, cacheDir, new java.security.SecureRandom(), 0);
   }
+
+  /**
+   * A verifier that also names as damaged every pack larger than {@code maxPackBytes} (the most a
+   * pack of the repository's pack size can be: {@code UnlistedPacks.maxPackBytes}) and every entry
+   * with impossible lengths, before reading its trailer.
+   */
+  public Verifier(
+      BlobStore store, BlobCodec codec, ChunkHasher hasher, Path cacheDir, long maxPackBytes) {
+    this(store, codec, hasher, cacheDir, new java.security.SecureRandom(), maxPackBytes);
+  }
+
+  /** The largest pack file this repository can have, or 0 if not known (no bound). */
+  private final long maxPackBytes;
 
   /** A verifier whose random data subsets {@code random} picks (tests give it a seed). */
   Verifier(
@@ -131,8 +144,10 @@ public final class Verifier {
       BlobCodec codec,
       ChunkHasher hasher,
       Path cacheDir,
-      java.util.Random random) {
+      java.util.Random random,
+      long maxPackBytes) {
     this.random = random;
+    this.maxPackBytes = maxPackBytes;
     this.store = store;
     this.codec = codec;
     this.hasher = hasher;
@@ -409,10 +424,17 @@ public final class Verifier {
     BlobInfo info;
     try {
       info = PackReader.stat(store, name);
-      entries = PackReader.loadTrailer(store, name, info);
+      entries =
+          maxPackBytes > 0
+              ? io.granule.engine.internal.repo.store.UnlistedPacks.trailer(
+                  store, codec, name, info, maxPackBytes)
+              : PackReader.loadTrailer(store, name, info);
     } catch (IOException | RepositoryException e) {
       stopIfUnreachable(name, e);
       problems.add(e.getMessage());
+      return new PackCheck(name, id, null, problems, bad);
+    } catch (RuntimeException e) { // a trailer no check foresaw: this pack's damage, not verify's
+      problems.add("unreadable trailer: " + e);
       return new PackCheck(name, id, null, problems, bad);
     }
     if (!readData) {

@@ -57,7 +57,8 @@ public final class PackReader {
     int trailerCrc = footer.getInt();
     footer.getInt();
     checkFooterMagic(name, footer.getInt());
-    long expectedEnd = trailerOffset + (long) count * PackFormat.ENTRY_SIZE;
+    long trailerBytes = (long) count * PackFormat.ENTRY_SIZE;
+    long expectedEnd = trailerOffset + trailerBytes;
     if (count < 0
         || trailerOffset < PackFormat.HEADER_SIZE
         || expectedEnd != info.size() - PackFormat.FOOTER_SIZE) {
@@ -67,7 +68,18 @@ public final class PackReader {
           "size=" + info.size(),
           "size=" + (expectedEnd + PackFormat.FOOTER_SIZE));
     }
-    byte[] trailer = store.load(name, trailerOffset, count * PackFormat.ENTRY_SIZE);
+    // audit14 B M1: a forged count (a sparse pack of 30 GB) made count * 56 wrap around and the
+    // trailer's list take the heap: every record takes a byte at least, and the trailer is read
+    // whole only if this process can hold it
+    if (count > trailerOffset - PackFormat.HEADER_SIZE) {
+      throw corrupted(
+          "pack " + name,
+          "more entries than its data area has bytes",
+          "n=" + count,
+          "n<=" + (trailerOffset - PackFormat.HEADER_SIZE));
+    }
+    BlobStore.requireLoadable(name, trailerBytes, store.location() + " (its trailer)");
+    byte[] trailer = store.load(name, trailerOffset, (int) trailerBytes);
     return parseTrailer(name, ByteBuffer.wrap(trailer), 0, count, trailerCrc, trailerOffset);
   }
 
