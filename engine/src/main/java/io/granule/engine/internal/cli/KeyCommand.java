@@ -84,8 +84,8 @@ final class KeyCommand extends ContextCommand {
               "%s %-16s %-24s %-22s %s%n",
               current ? "*" : " ",
               k.id().substring(0, 16),
-              k.created(),
-              k.kdf(),
+              Printable.text(k.created()), // what a key blob says of itself: anyone's
+              Printable.text(k.kdf()),
               !current ? "unverified" : k.sealsConfig() ? "sealed" : "not sealed");
         }
         if (old) {

@@ -31,14 +31,14 @@ final class UnlockCommand extends ContextCommand {
     try (Repository r = repo.open(context())) {
       List<LockManager.Status> removed = r.locks().remove(removeAll);
       for (LockManager.Status s : removed) {
-        out.printf(Locale.ROOT, "removed %s%n", s.describe());
+        out.printf(Locale.ROOT, "removed %s%n", Printable.text(s.describe()));
       }
       List<LockManager.Status> left = r.locks().list();
       if (removed.isEmpty()) {
         out.println(removeAll ? "no locks" : "no stale locks");
       }
       for (LockManager.Status s : left) {
-        out.printf(Locale.ROOT, "still held: %s%n", s.describe());
+        out.printf(Locale.ROOT, "still held: %s%n", Printable.text(s.describe()));
       }
     }
     out.flush();

@@ -25,6 +25,7 @@ class CliEscapesTest {
   @TempDir Path tmp;
   StringWriter out = new StringWriter();
   StringWriter err = new StringWriter();
+  final java.util.Map<String, String> env = new java.util.HashMap<>();
 
   int run(String... args) {
     out = new StringWriter();
@@ -36,7 +37,7 @@ class CliEscapesTest {
             tmp,
             out,
             err,
-            name -> null,
+            env::get,
             Terminal.NONE);
     return new Cli(ctx).run(args);
   }
@@ -81,6 +82,36 @@ class CliEscapesTest {
     assertThat(m.get("host").asText()).isEqualTo(HOST);
     assertThat(m.get("tags").get(0).asText()).isEqualTo(TAG);
     assertThat(m.get("disks").get(0).get("name").asText()).isEqualTo(DISK);
+  }
+
+  /**
+   * audit14 B L2: a key blob's JSON is not authenticated (only the blob the password opens is), so
+   * whoever can write the storage adds one whose "created" holds terminal escapes and a fake line
+   * marked current and sealed: shown escaped.
+   */
+  @Test
+  void keyListShowsWhatAnotherKeyBlobSaysEscaped() throws Exception {
+    Path repo = tmp.resolve("enc");
+    env.put("GRANULE_PASSWORD", "pw");
+    assertThat(run("init", "--repo", repo.toString())).as(err.toString()).isZero();
+    String created =
+        "\u001b]0;owned\u0007\u001b[31m2020-01-01T00:00:00Z\n* ffffffffffffffff sealed";
+    String json =
+        "{\"version\":2,\"kdf\":\"scrypt\",\"n\":32768,\"r\":8,\"p\":1,\"salt\":\"AA==\","
+            + "\"nonce\":\"AAAAAAAAAAAAAAAA\",\"ciphertext\":\"AA==\",\"created\":"
+            + new ObjectMapper().writeValueAsString(created)
+            + "}";
+    java.nio.file.Files.write(
+        repo.resolve("keys").resolve("0".repeat(64)),
+        io.granule.engine.internal.repo.BlobFrames.frame(
+            0x474b4559, 2, json.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+    assertThat(run("key", "list", "--repo", repo.toString())).as(err.toString()).isZero();
+    assertThat(out.toString())
+        .contains("\\x1b]0;owned\\x07")
+        .contains("\\x0a* ffffffffffffffff sealed")
+        .doesNotContain("\u001b")
+        .doesNotContain("\u0007");
+    assertThat(out.toString().lines().filter(l -> l.startsWith("* "))).hasSize(1);
   }
 
   @Test

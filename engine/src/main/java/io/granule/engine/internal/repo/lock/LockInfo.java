@@ -134,6 +134,17 @@ public record LockInfo(
       }
       info.createdInstant();
       info.refreshedInstant();
+      // what a lock says is printed (unlock, a conflict's message): a name with a control or
+      // format character (a terminal escape, a line feed faking a line) is no lock's (audit14 B L2)
+      for (String field :
+          new String[] {
+            info.operation, info.host, info.user, info.machineId, info.bootId, info.pidNamespace
+          }) {
+        if (field != null && !plain(field)) {
+          throw new RepositoryCorruptedException(
+              "lock " + name + ": a name longer than 256 characters or with control characters");
+        }
+      }
       return info;
     } catch (IOException | RuntimeException e) {
       if (e instanceof RepositoryCorruptedException r) {
@@ -141,6 +152,26 @@ public record LockInfo(
       }
       throw new RepositoryCorruptedException("lock " + name + ": " + e.getMessage(), e);
     }
+  }
+
+  /** Whether {@code s} is at most 256 characters, none a control, format or separator one. */
+  private static boolean plain(String s) {
+    if (s.length() > 256) {
+      return false;
+    }
+    for (int i = 0; i < s.length(); i++) {
+      switch (Character.getType(s.charAt(i))) {
+        case Character.CONTROL,
+        Character.FORMAT,
+        Character.LINE_SEPARATOR,
+        Character.PARAGRAPH_SEPARATOR,
+        Character.SURROGATE:
+          return false;
+        default:
+          break;
+      }
+    }
+    return true;
   }
 
   /** "exclusive lock of prune by alice@db1 (pid 123) since 2026-…". */

@@ -59,6 +59,30 @@ class LockFormatTest {
         .hasMessageContaining("checksum mismatch");
   }
 
+  /**
+   * audit14 B L2: what a lock says is printed (unlock, a conflict's message); a host with a
+   * terminal escape or a line feed (a fake line "removed 0 locks; repository OK") is no lock's, nor
+   * a name of more than 256 characters. A name of letters of any script is.
+   */
+  @Test
+  void aLockWithControlCharactersInItsNamesIsDamaged() {
+    String t = "2026-11-25T16:00:00Z";
+    for (String host :
+        new String[] {
+          "db1\u001b]0;PWNED\u0007",
+          "db1\nremoved 0 locks; repository OK",
+          "\u202edb1",
+          "h".repeat(257)
+        }) {
+      byte[] b = new LockInfo("exclusive", "prune", host, 1, "u", t, t).toBytes();
+      assertThatThrownBy(() -> LockInfo.parse(NAME, b))
+          .isInstanceOf(RepositoryCorruptedException.class)
+          .hasMessageContaining("control characters");
+    }
+    byte[] b = new LockInfo("exclusive", "prune", "сервер-1", 1, "jürgen", t, t).toBytes();
+    assertThat(LockInfo.parse(NAME, b).host()).isEqualTo("сервер-1");
+  }
+
   @Test
   void startUpWarmUpsRoundTripThroughTheRealMappers() {
     // the launcher's warm-up thread only logs a failure: a broken round trip must fail here
