@@ -1,12 +1,50 @@
 package io.granule.engine.internal.repo.lock;
 
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.granule.engine.internal.repo.RepositoryLockedException;
+import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
 
 class LocalLockTest extends LockContractTest {
   @Override
   protected BlobStore newStore(Path tmp) {
     return new LocalBlobStore(tmp.resolve("repo"));
+  }
+
+  /**
+   * audit14 B L3: one sparse file in locks/ larger than the process reads whole (4 KiB on disk)
+   * made every locking command fail, unlock too, naming nothing to do but delete it by hand. It is
+   * an unreadable lock: stale, named in a conflict, and removed by unlock.
+   */
+  @Test
+  void aLockTooLargeToReadIsUnreadableAndUnlockRemovesIt() throws Exception {
+    BlobName huge = new BlobName(BlobType.LOCK, "cc".repeat(32));
+    store.save(huge, new byte[] {1});
+    Path file = ((LocalBlobStore) store).path(huge);
+    try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
+      f.setLength(3L << 30); // past what any process reads whole
+    }
+    assertThat(manager(ALICE).list())
+        .singleElement()
+        .satisfies(
+            s -> {
+              assertThat(s.stale()).isTrue();
+              assertThat(s.info()).isNull();
+            });
+    assertThatThrownBy(() -> manager(ALICE).acquire(LockKind.SHARED, "ls", Duration.ZERO))
+        .isInstanceOf(RepositoryLockedException.class)
+        .hasMessageContaining("unreadable lock locks/" + "cc".repeat(32));
+    assertThat(manager(ALICE).remove(false)).hasSize(1);
+    assertThat(Files.exists(file)).isFalse();
+    manager(ALICE).acquire(LockKind.SHARED, "ls", Duration.ZERO).close();
   }
 }
