@@ -302,6 +302,7 @@ public final class Repository implements Closeable {
     List<String> files = new ArrayList<>();
     List<String> keyFiles = new ArrayList<>();
     boolean keysDir = false;
+    java.time.Duration youngest = null; // of the key files
     io.granule.engine.internal.ops.DirectoryHandle opened;
     try {
       opened = io.granule.engine.internal.ops.DirectoryHandle.open(dir, dir, null);
@@ -341,7 +342,24 @@ public final class Repository implements Closeable {
                 || (Long) a.get("size") > KeyRing.MAX_KEY_BLOB) {
               return; // not what an init of this user writes
             }
+            java.time.Duration age =
+                java.time.Duration.between(
+                    ((java.nio.file.attribute.FileTime) a.get("lastModifiedTime")).toInstant(),
+                    java.time.Instant.now());
+            youngest = youngest == null || age.compareTo(youngest) < 0 ? age : youngest;
             keyFiles.add(kn);
+          }
+          if (youngest != null && youngest.compareTo(INIT_LEFTOVER_AGE) < 0) {
+            // audit14 B L1: a second init removed a running init's key blob, and both reported
+            // success over a repository no password opened
+            throw new RepositoryException(
+                "unable to create a repository at '"
+                    + dir
+                    + "': it holds a key blob written "
+                    + Math.max(0, youngest.toSeconds())
+                    + " s ago by an init that has not saved its config yet: another 'granule"
+                    + " init' may be creating a repository there; if one was interrupted, run"
+                    + " this again in a minute");
           }
           for (String kn : keyFiles) {
             Files.deleteIfExists(keys.entry(kn));
@@ -364,10 +382,20 @@ public final class Repository implements Closeable {
     }
   }
 
-  /** Owner, mode and size of {@code p} itself (not through a link), or null if it is gone. */
+  /**
+   * How old a key blob without a config must be to count as an interrupted init's leftover: an init
+   * saves its config a few seconds after its key blob (key derivation, two fsyncs).
+   */
+  static final java.time.Duration INIT_LEFTOVER_AGE = java.time.Duration.ofSeconds(60);
+
+  /**
+   * Owner, mode, size and modification time of {@code p} itself (not through a link), or null if it
+   * is gone.
+   */
   private static Map<String, Object> leftoverAttributes(Path p) throws IOException {
     try {
-      return Files.readAttributes(p, "unix:uid,mode,size", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+      return Files.readAttributes(
+          p, "unix:uid,mode,size,lastModifiedTime", java.nio.file.LinkOption.NOFOLLOW_LINKS);
     } catch (java.nio.file.NoSuchFileException e) {
       return null;
     }

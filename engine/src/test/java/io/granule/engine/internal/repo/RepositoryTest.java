@@ -559,9 +559,22 @@ class RepositoryTest {
   void initRedoesAnInterruptedInitButNothingElse() throws Exception {
     Path dir = tmp.resolve("killed");
     Files.createDirectories(dir.resolve("keys"));
-    Files.write(dir.resolve("keys").resolve("ab".repeat(32)), new byte[300]);
+    Path key = Files.write(dir.resolve("keys").resolve("ab".repeat(32)), new byte[300]);
     Files.write(dir.resolve("keys").resolve(".tmp-" + "cd".repeat(32) + "-1f"), new byte[10]);
     Files.write(dir.resolve(".tmp-config-7a"), new byte[10]);
+    // written just now: perhaps an init still running (audit14 B L1: a second init removed its
+    // key blob and both reported success over a repository no password opened): left, refused
+    assertThatThrownBy(() -> Repository.init(dir, SMALL, "pw".toCharArray()))
+        .hasMessageContaining("another 'granule init' may be creating a repository there");
+    assertThat(key).exists();
+    try (var keys = Files.list(dir.resolve("keys"))) {
+      for (Path k : keys.toList()) {
+        Files.setLastModifiedTime(
+            k,
+            java.nio.file.attribute.FileTime.from(
+                java.time.Instant.now().minus(Repository.INIT_LEFTOVER_AGE).minusSeconds(1)));
+      }
+    }
     try (Repository r = Repository.init(dir, SMALL, "pw".toCharArray())) {
       assertThat(r.config().encrypted()).isTrue();
     }
