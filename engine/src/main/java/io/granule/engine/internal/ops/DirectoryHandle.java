@@ -95,6 +95,116 @@ public final class DirectoryHandle implements AutoCloseable {
     return open(entry(name), shown, null);
   }
 
+  /**
+   * Opens directory {@code dir} as the user named it (symbolic links on the way followed, its last
+   * component's too: where a store's root lives is its user's choice), held open when {@link
+   * #heldAvailable()}, else used by name; for stores that follow nothing below it ({@link
+   * #subdirectory}).
+   *
+   * @throws java.nio.file.NoSuchFileException if there is no such directory
+   * @throws java.nio.file.NotDirectoryException if it is not a directory
+   */
+  public static DirectoryHandle openFollowing(Path dir) throws IOException {
+    if (ENABLED) {
+      int fd;
+      try {
+        // "dir/." with O_NOFOLLOW: its last component is "." (no link), so dir's own link is
+        // followed
+        fd = open0((dir.resolve(".").toString() + "\0").getBytes(StandardCharsets.UTF_8));
+      } catch (UnsatisfiedLinkError e) {
+        fd = Integer.MIN_VALUE;
+      }
+      if (fd >= 0) {
+        return new DirectoryHandle(dir, Path.of("/proc/self/fd/" + fd), fd);
+      }
+      if (fd == -2) {
+        throw new java.nio.file.NoSuchFileException(dir.toString());
+      }
+      if (fd == -20) {
+        throw new java.nio.file.NotDirectoryException(dir.toString());
+      }
+      if (fd != Integer.MIN_VALUE) {
+        throw new java.nio.file.FileSystemException(
+            dir.toString(), null, "unable to open the directory (errno " + -fd + ")");
+      }
+    }
+    java.nio.file.attribute.BasicFileAttributes a =
+        Files.readAttributes(dir, java.nio.file.attribute.BasicFileAttributes.class);
+    if (!a.isDirectory()) {
+      throw new java.nio.file.NotDirectoryException(dir.toString());
+    }
+    return new DirectoryHandle(dir, dir, -1);
+  }
+
+  /**
+   * Directory {@code name} of this directory, held open in turn (opened from this one with {@code
+   * O_NOFOLLOW|O_DIRECTORY}: never through a link, whatever is renamed in place of {@code name}
+   * meanwhile), or null if nothing is there. Where this directory is not held (no library), by name
+   * after a look that does not follow a link (not safe against a swap right after it).
+   *
+   * @throws java.nio.file.NotDirectoryException if {@code name} is a symbolic link or anything else
+   *     but a directory
+   */
+  public DirectoryHandle subdirectory(String name) throws IOException {
+    Path shownChild = shown.resolve(name);
+    if (fd >= 0) {
+      int c = open0((entry(name).toString() + "\0").getBytes(StandardCharsets.UTF_8));
+      if (c >= 0) {
+        return new DirectoryHandle(shownChild, Path.of("/proc/self/fd/" + c), c);
+      }
+      if (c == -2) {
+        return null;
+      }
+      if (c == -40 || c == -20) { // ELOOP: a link (O_NOFOLLOW); ENOTDIR: not a directory
+        throw new java.nio.file.NotDirectoryException(shownChild.toString());
+      }
+      throw new java.nio.file.FileSystemException(
+          shownChild.toString(), null, "unable to open the directory (errno " + -c + ")");
+    }
+    java.nio.file.attribute.BasicFileAttributes a;
+    try {
+      a =
+          Files.readAttributes(
+              via.resolve(name),
+              java.nio.file.attribute.BasicFileAttributes.class,
+              java.nio.file.LinkOption.NOFOLLOW_LINKS);
+    } catch (java.nio.file.NoSuchFileException e) {
+      return null;
+    }
+    if (!a.isDirectory()) {
+      throw new java.nio.file.NotDirectoryException(shownChild.toString());
+    }
+    return new DirectoryHandle(shownChild, via.resolve(name), -1);
+  }
+
+  /**
+   * Makes directory {@code name} in this directory (mode 0777 less the umask; a link at {@code
+   * name} is not followed: it exists); false if something already is at {@code name}.
+   */
+  public boolean makeDirectory(String name) throws IOException {
+    try {
+      Files.createDirectory(entry(name));
+      return true;
+    } catch (java.nio.file.FileAlreadyExistsException e) {
+      return false;
+    }
+  }
+
+  /**
+   * Whether this held directory was removed (no name leads to it any more: its link count is 0);
+   * false where it is not held.
+   */
+  public boolean removed() {
+    if (fd < 0) {
+      return false;
+    }
+    try {
+      return ((Number) Files.getAttribute(via, "unix:nlink")).intValue() == 0;
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
+  }
+
   /** Whether directories can be held open here (libgranule-native and /proc are there). */
   public static boolean heldAvailable() {
     return ENABLED;

@@ -591,4 +591,80 @@ class CliMaintenanceTest {
     assertThat(run("verify", "--repo", repo.toString(), "--retry-lock", "soon"))
         .isEqualTo(ExitCodes.USAGE);
   }
+
+  /** Names of the files in {@code dir}, sorted. */
+  private static List<String> names(Path dir) throws Exception {
+    try (var files = java.nio.file.Files.list(dir)) {
+      return files.map(f -> f.getFileName().toString()).sorted().toList();
+    }
+  }
+
+  /**
+   * audit14 B H1: someone who can write repository A replaced A/locks by a link to another
+   * repository's keys/; 'granule unlock --repo A' deleted every file there it could not read as a
+   * lock (B's only key). It is refused (exit 5) naming the link, and B keeps its key.
+   */
+  @Test
+  void unlockThroughALinkedLocksDirectoryIsRefusedAndTheOtherRepositoryKept() throws Exception {
+    Path b = tmp.resolve("B");
+    Repository.init(b, RepositoryConfig.defaults()).close();
+    // an unencrypted repository has no keys/: one as an encrypted one has it
+    java.nio.file.Files.writeString(
+        java.nio.file.Files.createDirectories(b.resolve("keys"))
+            .resolve("0123456789abcdef".repeat(4)),
+        "not a lock",
+        java.nio.charset.StandardCharsets.UTF_8);
+    List<String> keys = names(b.resolve("keys"));
+    assertThat(keys).isNotEmpty();
+    Path locks = repo.resolve("locks");
+    if (java.nio.file.Files.exists(locks)) {
+      for (String n : names(locks)) {
+        java.nio.file.Files.delete(locks.resolve(n));
+      }
+      java.nio.file.Files.delete(locks);
+    }
+    java.nio.file.Files.createSymbolicLink(locks, b.resolve("keys"));
+
+    for (String[] args :
+        List.of(
+            new String[] {"unlock", "--repo", repo.toString()},
+            new String[] {"unlock", "--repo", repo.toString(), "--remove-all"},
+            new String[] {"verify", "--repo", repo.toString()})) {
+      assertThat(run(args)).as(err.toString()).isEqualTo(ExitCodes.DAMAGED);
+      assertThat(err.toString())
+          .contains("'" + locks + "' is a symbolic link")
+          .contains("someone who can write the repository");
+      assertThat(names(b.resolve("keys"))).as("B's keys").isEqualTo(keys);
+    }
+  }
+
+  /**
+   * The same through prune: A/index linked to B's index/; 'granule prune --repo A' replaced
+   * (deleted) B's index blob. Refused, B's index kept.
+   */
+  @Test
+  void pruneThroughALinkedIndexDirectoryIsRefusedAndTheOtherRepositoryKept() throws Exception {
+    Path b = tmp.resolve("B");
+    byte[] data = TestImages.mixed(1 << 20, 9);
+    try (Repository r = Repository.init(b, RepositoryConfig.defaults());
+        RawDiskImage d = RawDiskImage.open(TestImages.write(tmp.resolve("b.raw"), data))) {
+      r.backup(
+          new BackupRequest(List.of(new BackupRequest.NamedDisk("vda", d)), "h", List.of(), null),
+          BackupListener.NONE);
+    }
+    List<String> index = names(b.resolve("index"));
+    assertThat(index).isNotEmpty();
+    Path mine = repo.resolve("index");
+    for (String n : names(mine)) {
+      java.nio.file.Files.move(mine.resolve(n), repo.resolve(n));
+    }
+    java.nio.file.Files.delete(mine);
+    java.nio.file.Files.createSymbolicLink(mine, b.resolve("index"));
+
+    int code = run("prune", "--repo", repo.toString(), "--keep-recent", "0", "--no-progress");
+    assertThat(code).as(err.toString()).isEqualTo(ExitCodes.DAMAGED);
+    assertThat(err.toString()).contains("'" + mine + "' is a symbolic link");
+    assertThat(names(b.resolve("index"))).as("B's index").isEqualTo(index);
+    assertThat(run("verify", "--repo", b.toString())).as(err.toString()).isZero();
+  }
 }

@@ -1,6 +1,8 @@
 package io.granule.engine.internal.repo.blob;
 
 import io.granule.engine.internal.nativelib.NativeLibrary;
+import io.granule.engine.internal.ops.DirectoryHandle;
+import io.granule.engine.internal.repo.RepositoryCorruptedException;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -12,6 +14,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -26,6 +29,16 @@ import org.slf4j.LoggerFactory;
  * are fanned out further into subdirectories named by the first two characters of their name (so
  * that no directory holds more than a few thousand entries).
  *
+ * <p>Nothing inside the root is followed through a link (audit14 B H1): the root is held open as
+ * named (links on the way to it are the user's choice), each type directory and fan-out directory
+ * is opened from its held parent without following a link ({@link DirectoryHandle#subdirectory})
+ * and held for the store's life, and every file operation names a blob through its held directory
+ * ({@code /proc/self/fd/N/NAME}, {@code O_NOFOLLOW}). Someone who can write the repository and
+ * swaps a directory for a link meanwhile changes nothing; a directory that is a link when first
+ * opened is refused ({@link RepositoryCorruptedException}). Without {@code libgranule-native} the
+ * directories are used by name after a look that does not follow links. {@link #close} (or the
+ * store becoming unreachable) closes the held directories.
+ *
  * <p>{@link #save} writes a temporary file (name starting with a dot) in the target directory,
  * fsyncs it, renames it atomically over the target and fsyncs the directory. Temporary files left
  * by a crash, and any file whose name is not a valid blob name, are ignored by {@link #list}.
@@ -39,7 +52,7 @@ import org.slf4j.LoggerFactory;
  * open or at the first write) is written buffered from then on. The system property {@code
  * granule.blob.direct=false} turns direct writes off.
  */
-public final class LocalBlobStore implements BlobStore {
+public final class LocalBlobStore implements BlobStore, AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(LocalBlobStore.class);
 
   /** Blobs smaller than this are written buffered: one block of the page cache costs nothing. */
@@ -56,6 +69,8 @@ public final class LocalBlobStore implements BlobStore {
 
   /** Where {@link #prefetch} sends what it reads. */
   private static final Path DEV_NULL = Path.of("/dev/null");
+
+  private static final java.nio.file.LinkOption NOFOLLOW = java.nio.file.LinkOption.NOFOLLOW_LINKS;
 
   private final Path root;
   private final AtomicLong directBytes = new AtomicLong();
@@ -81,43 +96,350 @@ public final class LocalBlobStore implements BlobStore {
   public long deleteLeftovers(java.time.Duration olderThan) throws IOException {
     long cutoff = System.currentTimeMillis() - olderThan.toMillis();
     long freed = 0;
-    for (BlobType t : BlobType.values()) {
-      if (t == BlobType.LOCK) {
-        continue; // lock takers write there while a prune holds its lock
-      }
-      Path dir = t == BlobType.CONFIG ? root : root.resolve(t.directory());
-      if (!Files.isDirectory(dir)) {
-        continue;
-      }
-      try (java.util.stream.Stream<Path> files =
-          t == BlobType.PACK ? Files.walk(dir, 2) : Files.list(dir)) {
-        for (Path f : (Iterable<Path>) files::iterator) {
-          if (!f.getFileName().toString().startsWith(".tmp-") || !Files.isRegularFile(f)) {
-            continue;
-          }
-          try {
-            java.nio.file.attribute.BasicFileAttributes a =
-                Files.readAttributes(f, java.nio.file.attribute.BasicFileAttributes.class);
-            if (a.lastModifiedTime().toMillis() < cutoff) {
-              Files.delete(f);
-              freed += a.size();
+    try {
+      for (BlobType t : BlobType.values()) {
+        if (t == BlobType.LOCK) {
+          continue; // lock takers write there while a prune holds its lock
+        }
+        Dir dir = typeDir(t, false);
+        if (dir == null) {
+          continue;
+        }
+        freed += deleteLeftovers(dir.handle(), cutoff);
+        if (t == BlobType.PACK) {
+          for (String fan : fanNames(dir.handle())) {
+            Dir f = fanDir(fan, false);
+            if (f != null) {
+              freed += deleteLeftovers(f.handle(), cutoff);
             }
-          } catch (java.nio.file.NoSuchFileException gone) {
-            // removed meanwhile
           }
         }
+      }
+      return freed;
+    } finally {
+      java.lang.ref.Reference.reachabilityFence(this);
+    }
+  }
+
+  /** Deletes the temporary files older than {@code cutoff} in {@code dir}; the bytes freed. */
+  private static long deleteLeftovers(DirectoryHandle dir, long cutoff) throws IOException {
+    long freed = 0;
+    List<String> old = new ArrayList<>();
+    try (DirectoryStream<Path> files = Files.newDirectoryStream(dir.self())) {
+      for (Path f : files) {
+        if (f.getFileName().toString().startsWith(".tmp-")) {
+          old.add(f.getFileName().toString());
+        }
+      }
+    }
+    for (String n : old) {
+      Path f = dir.entry(n);
+      try {
+        BasicFileAttributes a = Files.readAttributes(f, BasicFileAttributes.class, NOFOLLOW);
+        if (a.isRegularFile() && a.lastModifiedTime().toMillis() < cutoff) {
+          Files.delete(f);
+          freed += a.size();
+        }
+      } catch (NoSuchFileException gone) {
+        // removed meanwhile
       }
     }
     return freed;
   }
 
-  /** The file that holds {@code name}. */
+  /**
+   * The file that holds {@code name}, by name (for messages and tests: the store itself reaches it
+   * through its held directories).
+   */
   public Path path(BlobName name) {
     Path dir = root.resolve(name.type().directory());
     if (name.type() == BlobType.PACK) {
       dir = dir.resolve(name.name().substring(0, 2));
     }
     return dir.resolve(name.name()).normalize();
+  }
+
+  // ---- the held directories ----
+
+  /**
+   * A directory of blobs, held open, and the held directory it is in (null for the root: its parent
+   * is reached by name, as the user named the root).
+   */
+  private record Dir(DirectoryHandle handle, DirectoryHandle parent) {}
+
+  /**
+   * The directories this store holds open, closed by {@link #close} or, once the store is
+   * unreachable, by the cleaner. Handles are never closed while the store is in use: one replaced
+   * (its directory was removed) is kept in {@link #retired} until then, since another thread may
+   * still be naming a file through its descriptor's number.
+   */
+  private static final class Held implements Runnable {
+    final Object lock = new Object();
+    volatile Dir root;
+    final java.util.concurrent.atomic.AtomicReferenceArray<Dir> types =
+        new java.util.concurrent.atomic.AtomicReferenceArray<>(BlobType.values().length);
+    final java.util.concurrent.ConcurrentHashMap<String, Dir> fans =
+        new java.util.concurrent.ConcurrentHashMap<>();
+    final List<DirectoryHandle> retired = new ArrayList<>();
+
+    /** Blob directories whose entry in their parent this store has synced since they existed. */
+    final java.util.Set<Path> synced = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    volatile boolean closed;
+
+    /** Drops every held directory (kept open until the store closes): they are looked up again. */
+    void forget() {
+      synchronized (lock) {
+        Dir r = root;
+        if (r != null) {
+          retired.add(r.handle());
+          root = null;
+        }
+        for (int i = 0; i < types.length(); i++) {
+          Dir d = types.getAndSet(i, null);
+          if (d != null) {
+            retired.add(d.handle());
+          }
+        }
+        for (Dir d : fans.values()) {
+          retired.add(d.handle());
+        }
+        fans.clear();
+        synced.clear();
+      }
+    }
+
+    @Override
+    public void run() {
+      synchronized (lock) {
+        closed = true;
+        forget();
+        for (DirectoryHandle h : retired) {
+          try {
+            h.close();
+          } catch (IOException e) {
+            LOG.debug("unable to close {}: {}", h.shown(), e.toString());
+          }
+        }
+        retired.clear();
+      }
+    }
+  }
+
+  private static final java.lang.ref.Cleaner CLEANER = java.lang.ref.Cleaner.create();
+
+  private final Held held = new Held();
+  private final java.lang.ref.Cleaner.Cleanable cleanable = CLEANER.register(this, held);
+
+  /** Closes the directories this store holds open; it must not be used afterwards. */
+  @Override
+  public void close() {
+    cleanable.clean();
+  }
+
+  private void requireOpen() throws IOException {
+    if (held.closed) {
+      throw new java.nio.channels.ClosedChannelException();
+    }
+  }
+
+  /** The root directory, held open; null if there is none and {@code create} is false. */
+  private Dir rootDir(boolean create) throws IOException {
+    Dir d = held.root;
+    if (d != null) {
+      return d;
+    }
+    synchronized (held.lock) {
+      requireOpen();
+      d = held.root;
+      if (d != null) {
+        return d;
+      }
+      DirectoryHandle h;
+      try {
+        h = DirectoryHandle.openFollowing(root);
+      } catch (NoSuchFileException e) {
+        if (!create) {
+          return null;
+        }
+        Files.createDirectories(root); // the root as the user named it, links and all
+        h = DirectoryHandle.openFollowing(root);
+      }
+      d = new Dir(h, null);
+      if (h.held()) {
+        held.root = d;
+      }
+      return d;
+    }
+  }
+
+  /**
+   * The directory of blobs of type {@code t} (the root for the config), held open; null if there is
+   * none and {@code create} is false.
+   *
+   * @throws RepositoryCorruptedException if it is a symbolic link or not a directory
+   */
+  private Dir typeDir(BlobType t, boolean create) throws IOException {
+    if (t == BlobType.CONFIG) {
+      return rootDir(create);
+    }
+    Dir d = held.types.get(t.ordinal());
+    if (d != null) {
+      return d;
+    }
+    Dir r = rootDir(create);
+    if (r == null) {
+      return null;
+    }
+    synchronized (held.lock) {
+      requireOpen();
+      d = held.types.get(t.ordinal());
+      if (d != null) {
+        return d;
+      }
+      DirectoryHandle h = child(r.handle(), t.directory(), create);
+      if (h == null) {
+        return null;
+      }
+      d = new Dir(h, r.handle());
+      if (h.held()) {
+        held.types.set(t.ordinal(), d);
+      }
+      return d;
+    }
+  }
+
+  /** Fan-out directory {@code fan} of the packs, held open; null as {@link #typeDir}. */
+  private Dir fanDir(String fan, boolean create) throws IOException {
+    Dir d = held.fans.get(fan);
+    if (d != null) {
+      return d;
+    }
+    Dir data = typeDir(BlobType.PACK, create);
+    if (data == null) {
+      return null;
+    }
+    synchronized (held.lock) {
+      requireOpen();
+      d = held.fans.get(fan);
+      if (d != null) {
+        return d;
+      }
+      DirectoryHandle h = child(data.handle(), fan, create);
+      if (h == null) {
+        return null;
+      }
+      d = new Dir(h, data.handle());
+      if (h.held()) {
+        held.fans.put(fan, d);
+      }
+      return d;
+    }
+  }
+
+  /**
+   * Directory {@code name} of {@code parent}, opened from it without following a link, made there
+   * first if missing and {@code create}; null if missing otherwise.
+   */
+  private DirectoryHandle child(DirectoryHandle parent, String name, boolean create)
+      throws IOException {
+    try {
+      DirectoryHandle h = parent.subdirectory(name);
+      if (h == null && create) {
+        parent.makeDirectory(name);
+        h = parent.subdirectory(name);
+        if (h == null) {
+          throw new NoSuchFileException(parent.shown().resolve(name).toString());
+        }
+      }
+      return h;
+    } catch (java.nio.file.NotDirectoryException e) {
+      throw replaced(parent.shown().resolve(name), parent);
+    }
+  }
+
+  /** The refusal of repository directory {@code dir}, a link or no directory, in {@code parent}. */
+  private RepositoryCorruptedException replaced(Path dir, DirectoryHandle parent) {
+    boolean link;
+    try {
+      link =
+          Files.readAttributes(
+                  parent.entry(dir.getFileName().toString()), BasicFileAttributes.class, NOFOLLOW)
+              .isSymbolicLink();
+    } catch (IOException | RuntimeException e) {
+      link = false;
+    }
+    return new RepositoryCorruptedException(
+        "repository directory '"
+            + dir
+            + "' is "
+            + (link ? "a symbolic link" : "not a directory")
+            + ": someone who can write the repository at '"
+            + root
+            + "' replaced it. Granule follows no link inside a repository, so nothing was read,"
+            + " written or deleted through it; put the repository's own directory back (or"
+            + " remove the "
+            + (link ? "link" : "file")
+            + " if the repository never had one), and make the repository writable only by the"
+            + " users who back up into it");
+  }
+
+  /** The held directory of blob {@code name} (its fan-out directory for a pack), or null. */
+  private Dir dirOf(BlobName name, boolean create) throws IOException {
+    requireOpen();
+    return name.type() == BlobType.PACK
+        ? fanDir(name.name().substring(0, 2), create)
+        : typeDir(name.type(), create);
+  }
+
+  /** How the store names blob {@code name} in file operations (its held directory's entry). */
+  private Path at(BlobName name) throws IOException {
+    Dir d = dirOf(name, false);
+    if (d == null) {
+      throw new NoSuchFileException(path(name).toString());
+    }
+    return d.handle().entry(name.name());
+  }
+
+  /**
+   * Whether a held directory on the way to {@code name} was removed since it was opened (someone
+   * deleted the directory, or the cache directory was cleared, and it may exist anew): then every
+   * held directory is dropped, to be looked up again.
+   */
+  private boolean forgetIfRemoved(BlobName name) {
+    Dir r = held.root;
+    Dir t = name.type() == BlobType.CONFIG ? null : held.types.get(name.type().ordinal());
+    Dir f = name.type() == BlobType.PACK ? held.fans.get(name.name().substring(0, 2)) : null;
+    if ((r != null && r.handle().removed())
+        || (t != null && t.handle().removed())
+        || (f != null && f.handle().removed())) {
+      held.forget();
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * {@code e} naming the blob as the user knows it ({@link #path}), not the held directory's {@code
+   * /proc/self/fd} entry.
+   */
+  private IOException shown(BlobName name, java.nio.file.FileSystemException e) {
+    if (e.getFile() == null || !e.getFile().startsWith("/proc/self/fd/")) {
+      return e; // named already (a source file of a save, say)
+    }
+    String file = path(name).toString();
+    java.nio.file.FileSystemException s;
+    if (e instanceof NoSuchFileException) {
+      s = new NoSuchFileException(file, null, e.getReason());
+    } else if (e instanceof java.nio.file.AccessDeniedException) {
+      s = new java.nio.file.AccessDeniedException(file, null, e.getReason());
+    } else if (e instanceof java.nio.file.FileAlreadyExistsException) {
+      s = new java.nio.file.FileAlreadyExistsException(file, null, e.getReason());
+    } else {
+      s = new java.nio.file.FileSystemException(file, null, e.getReason());
+    }
+    s.initCause(e);
+    return s;
   }
 
   @Override
@@ -162,9 +484,6 @@ public final class LocalBlobStore implements BlobStore {
         });
   }
 
-  /** Blob directories whose entry in their parent this store has synced since they existed. */
-  private final java.util.Set<Path> syncedDirs = java.util.concurrent.ConcurrentHashMap.newKeySet();
-
   /** Fills a new temporary file of a blob. */
   private interface Filler {
     void fill(Path tmp, FileChannel ch) throws IOException;
@@ -172,24 +491,45 @@ public final class LocalBlobStore implements BlobStore {
 
   /**
    * Saves a blob atomically and durably: filled into a temporary file beside it, synced, renamed
-   * into place, its directory synced.
+   * into place, its directory synced. All of it through the held directory: a link put in place of
+   * a directory of the repository is refused, never written through.
    */
   private void save(BlobName name, Filler filler) throws IOException {
-    Path target = path(name);
-    Path dir = target.getParent();
+    try {
+      for (int attempt = 0; ; attempt++) {
+        Dir dir = dirOf(name, true);
+        try {
+          save(name, dir, filler);
+          return;
+        } catch (NoSuchFileException e) {
+          // the held directory was removed (a cache cleared): once more, in the one there now
+          if (attempt == 0 && forgetIfRemoved(name)) {
+            continue;
+          }
+          throw shown(name, e);
+        } catch (java.nio.file.FileSystemException e) {
+          throw shown(name, e);
+        }
+      }
+    } finally {
+      java.lang.ref.Reference.reachabilityFence(this);
+    }
+  }
+
+  private void save(BlobName name, Dir dir, Filler filler) throws IOException {
+    DirectoryHandle d = dir.handle();
+    Path target = d.entry(name.name());
     // The directory's own entry is synced (its parent synced after it exists) by the first save
     // into it of this store, not only by the save that made it: another thread's save could make
     // it and still be writing its blob when this one's is renamed in and counted durable.
-    boolean created = !syncedDirs.contains(dir);
-    if (!Files.isDirectory(dir)) {
-      Files.createDirectories(dir);
-    }
+    boolean created = !held.synced.contains(d.shown());
     Path tmp =
-        dir.resolve(
+        d.entry(
             ".tmp-" + name.name() + "-" + Long.toHexString(ThreadLocalRandom.current().nextLong()));
     try {
       try (FileChannel ch =
-          FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+          FileChannel.open(
+              tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE, NOFOLLOW)) {
         filler.fill(tmp, ch);
         ch.force(true);
       }
@@ -202,13 +542,16 @@ public final class LocalBlobStore implements BlobStore {
     // not make the save look failed now, so the directory syncs ignore it and it is kept.
     boolean interrupted = Thread.interrupted();
     try {
-      interrupted |= fsyncDirectoryUninterruptibly(dir);
+      interrupted |= fsyncDirectoryUninterruptibly(d.self());
       if (created) {
-        Path parent = dir.toAbsolutePath().getParent(); // "repo" (relative) has one too
+        Path parent =
+            dir.parent() != null
+                ? dir.parent().self()
+                : root.toAbsolutePath().getParent(); // "repo" (relative) has one too
         if (parent != null) {
           interrupted |= fsyncDirectoryUninterruptibly(parent);
         }
-        syncedDirs.add(dir);
+        held.synced.add(d.shown());
       }
     } finally {
       if (interrupted) {
@@ -247,7 +590,8 @@ public final class LocalBlobStore implements BlobStore {
     ByteBuffer head = buf.duplicate();
     head.limit(head.position() + aligned);
     long pos = 0;
-    try (FileChannel d = FileChannel.open(tmp, StandardOpenOption.WRITE, DirectIo.option())) {
+    try (FileChannel d =
+        FileChannel.open(tmp, StandardOpenOption.WRITE, NOFOLLOW, DirectIo.option())) {
       while (head.hasRemaining()) {
         pos += d.write(head, pos);
       }
@@ -278,20 +622,55 @@ public final class LocalBlobStore implements BlobStore {
 
   @Override
   public byte[] load(BlobName name) throws IOException {
-    Path p = path(name);
-    java.nio.file.attribute.BasicFileAttributes a;
     try {
-      // one look: a blob deleted between two (a lock released) was taken for "not a regular file"
-      a = Files.readAttributes(p, java.nio.file.attribute.BasicFileAttributes.class);
-    } catch (java.nio.file.NoSuchFileException e) {
-      return Files.readAllBytes(p); // says so in its words
+      for (int attempt = 0; ; attempt++) {
+        try {
+          return loadWhole(name);
+        } catch (NoSuchFileException e) {
+          if (attempt == 0 && forgetIfRemoved(name)) {
+            continue;
+          }
+          throw shown(name, e);
+        } catch (java.nio.file.FileSystemException e) {
+          throw shown(name, e);
+        }
+      }
+    } finally {
+      java.lang.ref.Reference.reachabilityFence(this);
     }
+  }
+
+  private byte[] loadWhole(BlobName name) throws IOException {
+    Path p = at(name);
+    // one look: a blob deleted between two (a lock released) was taken for "not a regular file"
+    BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class, NOFOLLOW);
     if (!a.isRegularFile()) {
-      // a FIFO would block this read forever (a repository's config replaced by one, say)
+      // a FIFO would block this read forever (a repository's config replaced by one, say); a
+      // link is not followed
       throw new IOException("blob " + name + " in " + root + " is not a regular file");
     }
     BlobStore.requireLoadable(name, a.size(), root.toString());
-    return Files.readAllBytes(p);
+    try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ, NOFOLLOW)) {
+      long size = ch.size();
+      BlobStore.requireLoadable(name, size, root.toString());
+      byte[] b = new byte[(int) size];
+      ByteBuffer buf = ByteBuffer.wrap(b);
+      while (buf.hasRemaining()) {
+        if (ch.read(buf) < 0) {
+          return java.util.Arrays.copyOf(b, buf.position()); // shrunk meanwhile
+        }
+      }
+      ByteBuffer more = ByteBuffer.allocate(1);
+      if (ch.read(more) < 0) {
+        return b;
+      }
+      // grown meanwhile: what is there now
+      java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+      out.write(b);
+      out.write(more.array());
+      out.write(java.nio.channels.Channels.newInputStream(ch).readAllBytes());
+      return out.toByteArray();
+    }
   }
 
   @Override
@@ -312,7 +691,7 @@ public final class LocalBlobStore implements BlobStore {
       throw new IllegalArgumentException(
           "invalid range of blob " + name + ": offset=" + offset + " length=" + length);
     }
-    try (FileChannel ch = FileChannel.open(path(name), StandardOpenOption.READ)) {
+    try (FileChannel ch = open(name)) {
       long pos = offset;
       while (dst.hasRemaining()) {
         int n = ch.read(dst, pos);
@@ -349,7 +728,7 @@ public final class LocalBlobStore implements BlobStore {
     if (offset < 0 || length <= 0 || inMemory()) {
       return;
     }
-    try (FileChannel ch = FileChannel.open(path(name), StandardOpenOption.READ);
+    try (FileChannel ch = open(name);
         FileChannel sink = FileChannel.open(DEV_NULL, StandardOpenOption.WRITE)) {
       long end = Math.min(offset + length, ch.size());
       long pos = offset;
@@ -361,8 +740,31 @@ public final class LocalBlobStore implements BlobStore {
         pos += n;
         prefetchedBytes.addAndGet(n);
       }
-    } catch (IOException e) {
+    } catch (IOException | RuntimeException e) {
       LOG.debug("prefetch of {} [{}, +{}) dropped: {}", name, offset, length, e.toString());
+    }
+  }
+
+  /**
+   * Blob {@code name} opened to read through its held directory (not through a link); once more if
+   * that directory was removed meanwhile.
+   */
+  private FileChannel open(BlobName name) throws IOException {
+    try {
+      for (int attempt = 0; ; attempt++) {
+        try {
+          return FileChannel.open(at(name), StandardOpenOption.READ, NOFOLLOW);
+        } catch (NoSuchFileException e) {
+          if (attempt == 0 && forgetIfRemoved(name)) {
+            continue;
+          }
+          throw shown(name, e);
+        } catch (java.nio.file.FileSystemException e) {
+          throw shown(name, e);
+        }
+      }
+    } finally {
+      java.lang.ref.Reference.reachabilityFence(this);
     }
   }
 
@@ -402,7 +804,7 @@ public final class LocalBlobStore implements BlobStore {
    */
   int readDirect(BlobName name, long offset, ByteBuffer dst, int align) throws IOException {
     int start = dst.position();
-    try (FileChannel ch = openDirect(path(name))) {
+    try (FileChannel ch = openDirect(name)) {
       long pos = offset;
       while (dst.hasRemaining()) {
         int n = ch.read(dst, pos);
@@ -418,14 +820,16 @@ public final class LocalBlobStore implements BlobStore {
     return dst.position() - start;
   }
 
-  /** {@code path} opened to read with {@code O_DIRECT}, or buffered if that is refused. */
-  private static FileChannel openDirect(Path path) throws IOException {
+  /** {@code name} opened to read with {@code O_DIRECT}, or buffered if that is refused. */
+  private FileChannel openDirect(BlobName name) throws IOException {
     try {
-      return FileChannel.open(path, StandardOpenOption.READ, DirectIo.option());
+      return FileChannel.open(at(name), StandardOpenOption.READ, NOFOLLOW, DirectIo.option());
     } catch (NoSuchFileException e) {
-      throw e;
+      return open(name); // says so in its words, or finds it in a directory made anew
     } catch (UnsupportedOperationException | java.nio.file.FileSystemException e) {
-      return FileChannel.open(path, StandardOpenOption.READ);
+      return open(name);
+    } finally {
+      java.lang.ref.Reference.reachabilityFence(this);
     }
   }
 
@@ -450,50 +854,128 @@ public final class LocalBlobStore implements BlobStore {
   @Override
   public Optional<BlobInfo> stat(BlobName name) throws IOException {
     try {
-      java.nio.file.attribute.BasicFileAttributes a =
-          Files.readAttributes(path(name), java.nio.file.attribute.BasicFileAttributes.class);
-      return Optional.of(new BlobInfo(name, a.size(), a.lastModifiedTime().toInstant()));
-    } catch (NoSuchFileException e) {
-      return Optional.empty();
+      for (int attempt = 0; ; attempt++) {
+        try {
+          Dir d = dirOf(name, false);
+          if (d == null) {
+            return Optional.empty();
+          }
+          BasicFileAttributes a =
+              Files.readAttributes(
+                  d.handle().entry(name.name()), BasicFileAttributes.class, NOFOLLOW);
+          return Optional.of(new BlobInfo(name, a.size(), a.lastModifiedTime().toInstant()));
+        } catch (NoSuchFileException e) {
+          if (attempt == 0 && forgetIfRemoved(name)) {
+            continue;
+          }
+          return Optional.empty();
+        } catch (java.nio.file.FileSystemException e) {
+          throw shown(name, e);
+        }
+      }
+    } finally {
+      java.lang.ref.Reference.reachabilityFence(this);
     }
   }
 
   @Override
   public List<BlobName> list(BlobType type) throws IOException {
-    List<BlobName> names = new ArrayList<>();
-    if (type == BlobType.CONFIG) {
-      if (Files.isRegularFile(path(BlobName.CONFIG))) {
-        names.add(BlobName.CONFIG);
+    try {
+      requireOpen();
+      List<BlobName> names = new ArrayList<>();
+      Dir dir = typeDir(type, false);
+      if (dir == null) {
+        return names;
       }
-      return names;
-    }
-    Path dir = root.resolve(type.directory());
-    if (!Files.isDirectory(dir)) {
-      return names;
-    }
-    if (type == BlobType.PACK) {
-      try (DirectoryStream<Path> fans = Files.newDirectoryStream(dir, Files::isDirectory)) {
-        for (Path fan : fans) {
-          collect(type, fan, names);
+      if (dir.handle().removed()) {
+        held.forget(); // removed since it was opened: the one there now, if any
+        dir = typeDir(type, false);
+        if (dir == null) {
+          return names;
         }
       }
-    } else {
-      collect(type, dir, names);
+      if (type == BlobType.CONFIG) {
+        try {
+          if (Files.readAttributes(
+                  dir.handle().entry(BlobName.CONFIG.name()), BasicFileAttributes.class, NOFOLLOW)
+              .isRegularFile()) {
+            names.add(BlobName.CONFIG);
+          }
+        } catch (NoSuchFileException e) {
+          // none
+        }
+        return names;
+      }
+      if (type == BlobType.PACK) {
+        for (String fan : fanNames(dir.handle())) {
+          Dir f = fanDir(fan, false);
+          if (f != null) {
+            collect(type, f.handle(), names);
+          }
+        }
+      } else {
+        collect(type, dir.handle(), names);
+      }
+      return names;
+    } finally {
+      java.lang.ref.Reference.reachabilityFence(this);
     }
-    return names;
   }
 
-  private static void collect(BlobType type, Path dir, List<BlobName> names) throws IOException {
-    // Locks: every entry that is not a directory, even one gone by the time it is looked at. A
-    // refresh replaces its lock blob (new saved, old deleted); a listing that read the directory
-    // before the save and dropped the old one as gone showed no lock at all, and its taker never
-    // learned it should list again (it does when a listed lock is gone on reading).
-    DirectoryStream.Filter<Path> filter =
-        type == BlobType.LOCK ? f -> !Files.isDirectory(f) : Files::isRegularFile;
-    try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, filter)) {
+  /**
+   * The fan-out directories in {@code data}: entries named as one (two characters a blob name may
+   * start with) that are directories; other files are ignored.
+   *
+   * @throws RepositoryCorruptedException if one is a symbolic link
+   */
+  private List<String> fanNames(DirectoryHandle data) throws IOException {
+    List<String> fans = new ArrayList<>();
+    try (DirectoryStream<Path> entries = Files.newDirectoryStream(data.self())) {
+      for (Path e : entries) {
+        String n = e.getFileName().toString();
+        if (n.length() != 2 || !BlobName.isValid(n + n)) {
+          continue;
+        }
+        BasicFileAttributes a;
+        try {
+          a = Files.readAttributes(e, BasicFileAttributes.class, NOFOLLOW);
+        } catch (NoSuchFileException gone) {
+          continue;
+        }
+        if (a.isSymbolicLink()) {
+          throw replaced(data.shown().resolve(n), data);
+        }
+        if (a.isDirectory()) {
+          fans.add(n);
+        }
+      }
+    }
+    java.util.Collections.sort(fans);
+    return fans;
+  }
+
+  private static void collect(BlobType type, DirectoryHandle dir, List<BlobName> names)
+      throws IOException {
+    // Locks: every entry that is not a directory (nor a link), even one gone by the time it is
+    // looked at. A refresh replaces its lock blob (new saved, old deleted); a listing that read the
+    // directory before the save and dropped the old one as gone showed no lock at all, and its
+    // taker never learned it should list again (it does when a listed lock is gone on reading).
+    // Links are no blobs: they are not followed, nor listed.
+    try (DirectoryStream<Path> files = Files.newDirectoryStream(dir.self())) {
       for (Path f : files) {
         String n = f.getFileName().toString();
-        if (BlobName.isValid(n)) {
+        if (!BlobName.isValid(n)) {
+          continue;
+        }
+        boolean blob;
+        try {
+          BasicFileAttributes a = Files.readAttributes(f, BasicFileAttributes.class, NOFOLLOW);
+          blob =
+              type == BlobType.LOCK ? !a.isDirectory() && !a.isSymbolicLink() : a.isRegularFile();
+        } catch (NoSuchFileException gone) {
+          blob = type == BlobType.LOCK;
+        }
+        if (blob) {
           names.add(new BlobName(type, n));
         }
       }
@@ -502,7 +984,27 @@ public final class LocalBlobStore implements BlobStore {
 
   @Override
   public void delete(BlobName name) throws IOException {
-    Files.deleteIfExists(path(name));
+    try {
+      for (int attempt = 0; ; attempt++) {
+        Dir d = dirOf(name, false);
+        if (d == null) {
+          return;
+        }
+        try {
+          // unlink: a link at the name is removed itself, never what it points to
+          if (!Files.deleteIfExists(d.handle().entry(name.name()))
+              && attempt == 0
+              && forgetIfRemoved(name)) {
+            continue;
+          }
+          return;
+        } catch (java.nio.file.FileSystemException e) {
+          throw shown(name, e);
+        }
+      }
+    } finally {
+      java.lang.ref.Reference.reachabilityFence(this);
+    }
   }
 
   @Override

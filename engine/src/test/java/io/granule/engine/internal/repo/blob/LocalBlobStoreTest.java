@@ -223,4 +223,217 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
     assertThat(p.waitFor()).as(String.join(" ", command) + ": " + out).isZero();
     return out;
   }
+
+  // ---- audit14 B H1: nothing inside the repository is followed through a link ----
+
+  private static final String HEX = "0123456789abcdef".repeat(4);
+
+  /** Held directories need libgranule-native: under CI its absence fails, elsewhere it skips. */
+  private static void requireHeld() {
+    boolean ci = "true".equals(System.getenv("CI"));
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        ci || io.granule.engine.internal.ops.DirectoryHandle.heldAvailable(),
+        "needs libgranule-native to hold directories");
+    assertThat(io.granule.engine.internal.ops.DirectoryHandle.heldAvailable())
+        .as("libgranule-native loaded")
+        .isTrue();
+  }
+
+  /** Another repository's directory holding one blob (a key, say): what a link must not reach. */
+  private Path victim(String name) throws IOException {
+    Path other = Files.createDirectories(tmp.resolve("other/keys"));
+    Files.write(other.resolve(name), new byte[] {42});
+    return other;
+  }
+
+  private static void assertUntouched(Path other, String name) throws IOException {
+    assertThat(other.resolve(name)).as("the other directory's blob").exists();
+    assertThat(Files.readAllBytes(other.resolve(name))).containsExactly(42);
+    try (var files = Files.list(other)) {
+      assertThat(files.map(f -> f.getFileName().toString())).containsExactly(name);
+    }
+  }
+
+  private static org.assertj.core.api.AbstractThrowableAssert<?, ? extends Throwable> refused(
+      org.assertj.core.api.ThrowableAssert.ThrowingCallable call, String dir) {
+    return org.assertj.core.api.Assertions.assertThatThrownBy(call)
+        .isInstanceOf(io.granule.engine.internal.repo.RepositoryCorruptedException.class)
+        .hasMessageContaining(dir + "' is a symbolic link")
+        .hasMessageContaining("someone who can write the repository");
+  }
+
+  /**
+   * A user who can write a repository replaced its locks/ by a link to another repository's keys/:
+   * unlock deleted every blob there it could not read as a lock (the other repository's only key).
+   * Every operation through the link is refused, naming it; nothing there is touched.
+   */
+  @Test
+  void aLinkInPlaceOfATypeDirectoryIsRefusedAndNeverFollowed() throws Exception {
+    Path repo = tmp.resolve("repo");
+    store.save(BlobName.CONFIG, new byte[] {1});
+    for (BlobType t : List.of(BlobType.LOCK, BlobType.INDEX, BlobType.SNAPSHOT, BlobType.KEY)) {
+      Path other = victim(HEX);
+      Path dir = repo.resolve(t.directory());
+      Files.createSymbolicLink(dir, other);
+      BlobName name = new BlobName(t, HEX);
+      LocalBlobStore fresh = new LocalBlobStore(repo);
+      String shown = dir.toString();
+      refused(() -> fresh.list(t), shown);
+      refused(() -> fresh.delete(name), shown);
+      refused(() -> fresh.load(name), shown);
+      refused(() -> fresh.stat(name), shown);
+      refused(() -> fresh.save(name, new byte[] {7}), shown);
+      refused(() -> fresh.save(new BlobName(t, "new-one"), new byte[] {7}), shown);
+      // the store that was in use before the link came: the same (it had not opened the directory)
+      refused(() -> store.delete(name), shown);
+      assertUntouched(other, HEX);
+      fresh.close();
+      Files.delete(dir);
+      deleteTree(tmp.resolve("other"));
+    }
+  }
+
+  /** A packs' fan-out directory replaced by a link is refused the same way. */
+  @Test
+  void aLinkInPlaceOfAFanOutDirectoryIsRefusedAndNeverFollowed() throws Exception {
+    Path repo = tmp.resolve("repo");
+    BlobName mine = new BlobName(BlobType.PACK, "ab" + HEX.substring(2, 40));
+    store.save(mine, new byte[] {1});
+    String victimName = "cd" + HEX.substring(2);
+    Path other = victim(victimName);
+    Path fan = repo.resolve("data/cd");
+    Files.createSymbolicLink(fan, other);
+    BlobName name = new BlobName(BlobType.PACK, victimName);
+    for (LocalBlobStore s : List.of((LocalBlobStore) store, new LocalBlobStore(repo))) {
+      refused(() -> s.list(BlobType.PACK), fan.toString());
+      refused(() -> s.delete(name), fan.toString());
+      refused(() -> s.load(name), fan.toString());
+      refused(() -> s.load(name, 0, 1), fan.toString());
+      refused(() -> s.save(name, new byte[] {7}), fan.toString());
+      refused(() -> s.deleteLeftovers(java.time.Duration.ZERO), fan.toString());
+      assertThat(s.load(mine)).containsExactly(1);
+    }
+    assertUntouched(other, victimName);
+  }
+
+  /** data/ itself replaced by a link: the same. */
+  @Test
+  void aLinkInPlaceOfDataIsRefused() throws Exception {
+    Path repo = tmp.resolve("repo");
+    Path other = Files.createDirectories(tmp.resolve("other/data/ab"));
+    Files.write(other.resolve("ab" + HEX.substring(2)), new byte[] {42});
+    Files.createDirectories(repo);
+    Files.createSymbolicLink(repo.resolve("data"), other.getParent());
+    BlobName name = new BlobName(BlobType.PACK, "ab" + HEX.substring(2));
+    refused(() -> store.list(BlobType.PACK), repo.resolve("data").toString());
+    refused(() -> store.delete(name), repo.resolve("data").toString());
+    refused(() -> store.save(name, new byte[] {7}), repo.resolve("data").toString());
+    assertUntouched(other, "ab" + HEX.substring(2));
+  }
+
+  /** A file in place of a type directory: refused as not a directory. */
+  @Test
+  void aFileInPlaceOfATypeDirectoryIsRefused() throws Exception {
+    Path repo = Files.createDirectories(tmp.resolve("repo"));
+    Files.write(repo.resolve("index"), new byte[] {1});
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> store.list(BlobType.INDEX))
+        .isInstanceOf(io.granule.engine.internal.repo.RepositoryCorruptedException.class)
+        .hasMessageContaining(repo.resolve("index") + "' is not a directory");
+  }
+
+  /**
+   * The link comes after the store opened the directory (the race a check by name loses): the store
+   * keeps working in the repository's own directory, wherever it was moved, and never in the link's
+   * target.
+   */
+  @Test
+  void aDirectorySwappedForALinkAfterItWasOpenedIsNotFollowed() throws Exception {
+    requireHeld();
+    Path repo = tmp.resolve("repo");
+    BlobName lock = new BlobName(BlobType.LOCK, "aa" + HEX.substring(2));
+    BlobName pack = new BlobName(BlobType.PACK, "cd" + HEX.substring(2, 40));
+    store.save(lock, new byte[] {1});
+    store.save(pack, new byte[] {1});
+    String victimName = HEX;
+    Path other = victim(victimName);
+    Files.move(repo.resolve("locks"), repo.resolve("moved-locks"));
+    Files.createSymbolicLink(repo.resolve("locks"), other);
+    Files.move(repo.resolve("data/cd"), repo.resolve("moved-cd"));
+    Files.createSymbolicLink(repo.resolve("data/cd"), other);
+
+    assertThat(store.list(BlobType.LOCK)).containsExactly(lock);
+    store.delete(new BlobName(BlobType.LOCK, victimName));
+    store.delete(new BlobName(BlobType.PACK, "cd" + HEX.substring(2)));
+    store.save(new BlobName(BlobType.LOCK, "bb" + HEX.substring(2)), new byte[] {2});
+    store.save(new BlobName(BlobType.PACK, "cd" + HEX.substring(4) + "00"), new byte[] {2});
+    store.delete(lock);
+    assertUntouched(other, victimName);
+    try (var files = Files.list(repo.resolve("moved-locks"))) {
+      assertThat(files.map(f -> f.getFileName().toString()))
+          .containsExactly("bb" + HEX.substring(2));
+    }
+    assertThat(repo.resolve("moved-cd/cd" + HEX.substring(4) + "00")).isRegularFile();
+    assertThat(store.load(pack)).containsExactly(1);
+  }
+
+  /** A link in place of a blob is neither listed nor followed; deleting it removes the link. */
+  @Test
+  void aLinkInPlaceOfABlobIsNotFollowed() throws Exception {
+    Path repo = tmp.resolve("repo");
+    store.save(new BlobName(BlobType.LOCK, "aa" + HEX.substring(2)), new byte[] {1});
+    store.save(new BlobName(BlobType.INDEX, "aa" + HEX.substring(2)), new byte[] {1});
+    Path other = victim(HEX);
+    Files.createSymbolicLink(repo.resolve("locks/" + HEX), other.resolve(HEX));
+    Files.createSymbolicLink(repo.resolve("index/" + HEX), other.resolve(HEX));
+    assertThat(store.list(BlobType.LOCK)).doesNotContain(new BlobName(BlobType.LOCK, HEX));
+    assertThat(store.list(BlobType.INDEX)).doesNotContain(new BlobName(BlobType.INDEX, HEX));
+    org.assertj.core.api.Assertions.assertThatThrownBy(
+            () -> store.load(new BlobName(BlobType.INDEX, HEX)))
+        .isInstanceOf(IOException.class)
+        .hasMessageContaining("not a regular file");
+    store.delete(new BlobName(BlobType.LOCK, HEX));
+    assertThat(repo.resolve("locks/" + HEX)).doesNotExist();
+    assertUntouched(other, HEX);
+  }
+
+  /**
+   * A directory removed and made anew while the store is open (a cache cleared): the store finds
+   * the new one, it does not keep writing into the removed one.
+   */
+  @Test
+  void aDirectoryRemovedAndMadeAnewIsFoundAgain() throws Exception {
+    Path repo = tmp.resolve("repo");
+    BlobName a = new BlobName(BlobType.INDEX, "aa");
+    store.save(a, new byte[] {1});
+    deleteTree(repo);
+    assertThat(store.list(BlobType.INDEX)).isEmpty();
+    assertThat(store.stat(a)).isEmpty();
+    store.save(a, new byte[] {2});
+    assertThat(repo.resolve("index/aa")).isRegularFile();
+    assertThat(store.load(a)).containsExactly(2);
+    deleteTree(repo.resolve("index"));
+    Files.createDirectories(repo.resolve("index"));
+    Files.write(repo.resolve("index/aa"), new byte[] {3});
+    assertThat(store.load(a)).containsExactly(3);
+  }
+
+  /** The root may be reached through a link: the user's choice, not someone else's. */
+  @Test
+  void theRootMayBeALink() throws Exception {
+    Path real = Files.createDirectories(tmp.resolve("real"));
+    Path link = Files.createSymbolicLink(tmp.resolve("link"), real);
+    try (LocalBlobStore s = new LocalBlobStore(link)) {
+      s.save(new BlobName(BlobType.INDEX, "aa"), new byte[] {1});
+      assertThat(real.resolve("index/aa")).isRegularFile();
+      assertThat(s.list(BlobType.INDEX)).containsExactly(new BlobName(BlobType.INDEX, "aa"));
+    }
+  }
+
+  private static void deleteTree(Path p) throws IOException {
+    try (var files = Files.walk(p)) {
+      for (Path f : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.delete(f);
+      }
+    }
+  }
 }
