@@ -535,7 +535,7 @@ public final class DiskRestore {
             // later is not reopened by name
             Path target = file == null ? pinned : file.self();
             requireSame(target, held.lockedIdentity());
-            requireOwnOrPlacedByUs(dir, target);
+            requireOwnOrPlacedByUs(dir, name, target);
             touched = true; // from here a failure may leave it part restored
             RestoreResult res =
                 named(target, () -> r.restoreDisk(snap, diskName, target, progress));
@@ -587,38 +587,51 @@ public final class DiskRestore {
   }
 
   /**
-   * Refuses to write in place {@code file} (the target, held or pinned in {@code dir}) if it is
-   * another user's in a directory others than root and the restoring user can write (audit14 F2:
+   * Refuses to write in place {@code file} (the target named {@code name}, held or pinned in {@code
+   * dir}) where others than root and the restoring user can write its directory, unless it is
+   * root's or the restoring user's, no one else's to read (no group or other bits, no ACL), and has
+   * no other name: there the name may lead to any file they could rename or link in (audit14 F2:
    * gu1 swapped his own 0644 file in under the name in a group-writable directory, root's restore
-   * wrote the disk into it and he read it): the file may have been put there in place of the one
-   * meant. Root's or the restoring user's own file, or anyone's in a directory only they can write,
-   * is the one meant.
+   * wrote the disk into it and he read it; C1: a root 0644 file he renamed over it, or a hard link
+   * to a root:gshared 0660 file, the same). In a directory only they can write, the file there is
+   * the one meant, whoever owns it.
    */
-  private void requireOwnOrPlacedByUs(DirectoryHandle dir, Path file) throws IOException {
-    int owner =
-        (Integer)
-            Files.getAttribute(
-                file,
-                "unix:uid",
-                dir.held() ? new LinkOption[0] : new LinkOption[] {LinkOption.NOFOLLOW_LINKS});
-    if (owner == 0 || owner == io.granule.engine.internal.net.PeerUser.self()) {
+  private void requireOwnOrPlacedByUs(DirectoryHandle dir, String name, Path file)
+      throws IOException {
+    String others = Replaced.othersWrite(dir);
+    if (others == null) {
       return;
     }
-    String others = Replaced.othersWrite(dir);
-    if (others != null) {
+    Map<String, Object> a =
+        Files.readAttributes(
+            file,
+            "unix:uid,mode,nlink",
+            dir.held() ? new LinkOption[0] : new LinkOption[] {LinkOption.NOFOLLOW_LINKS});
+    int owner = (Integer) a.get("uid");
+    int mode = (Integer) a.get("mode");
+    int links = (Integer) a.get("nlink");
+    String why = null;
+    if (owner != 0 && owner != io.granule.engine.internal.net.PeerUser.self()) {
+      why = "it is uid " + owner + "'s file";
+    } else if ((mode & 077) != 0) {
+      why = String.format(Locale.ROOT, "others may read or write it (mode %04o)", mode & 07777);
+    } else if (io.granule.engine.internal.ops.PosixAcl.present(dir.entry(name))) {
+      why = "an ACL lets others at it";
+    } else if (links > 1) {
+      why = "it has " + (links - 1) + " other name(s) (hard links)";
+    }
+    if (why != null) {
       throw new CommandException(
           ExitCodes.TARGET,
           "restore target '"
               + to
-              + "' is uid "
-              + owner
-              + "'s file, and "
+              + "' is not written in place: "
               + others
-              + " can write its directory: it may have been put there in place of the file meant,"
-              + " and written in place it would get the restored disk; nothing was written."
-              + " Restore without --in-place (the restored copy replaces it and stays yours,"
-              + " 0600), or as uid "
-              + owner);
+              + " can write its directory, so the name may lead to a file put there in place of"
+              + " the one meant, and "
+              + why
+              + "; nothing was written. Restore without --in-place (the restored copy replaces"
+              + " it and stays yours, 0600), or into a directory only you can write");
     }
   }
 

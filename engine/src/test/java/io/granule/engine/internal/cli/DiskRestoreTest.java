@@ -324,7 +324,7 @@ class DiskRestoreTest {
    * own file there, or his file in a directory only root can write, is written.
    */
   @Test
-  void inPlaceRefusesAnotherUsersFileInADirectoryOthersCanWrite() throws Exception {
+  void inPlaceRefusesAFileOthersCouldHavePutInADirectoryTheyCanWrite() throws Exception {
     try (Repository repo = repo()) {
       Manifest m = backup(repo);
       Path shared = Files.createDirectory(tmp.resolve("shared"));
@@ -340,7 +340,8 @@ class DiskRestoreTest {
       DiskRestore refused = DiskRestore.prepare(formats, to, true, null, true);
       assertThatThrownBy(() -> refused.run(repo, m, "vda", RestoreListener.NONE, s -> {}))
           .isInstanceOf(CommandException.class)
-          .hasMessageContaining("is uid 1001's file, and everyone can write its directory")
+          .hasMessageContaining("everyone can write its directory")
+          .hasMessageContaining("it is uid 1001's file")
           .hasMessageContaining("Restore without --in-place")
           .satisfies(
               e -> assertThat(((CommandException) e).exitCode()).isEqualTo(ExitCodes.TARGET));
@@ -354,10 +355,28 @@ class DiskRestoreTest {
       assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
       assertThat(Files.getAttribute(to, "unix:uid")).isEqualTo(1001);
 
-      // root's own file where others can write: written in place
+      // where others can write: root's own file others may read (audit14 C1: a root 0644 file
+      // renamed over the name), or one with another name (a hard link to a root:gshared 0660
+      // file elsewhere), is refused too
       Files.setAttribute(shared, "unix:mode", 0777);
       Files.write(to, his);
       Files.setAttribute(to, "unix:uid", 0);
+      DiskRestore readable = DiskRestore.prepare(formats, to, true, null, true);
+      assertThatThrownBy(() -> readable.run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+          .isInstanceOf(CommandException.class)
+          .hasMessageContaining("others may read or write it (mode 0644)");
+      assertThat(Files.readAllBytes(to)).isEqualTo(his);
+      Files.setAttribute(to, "unix:mode", 0600);
+      Path elsewhere = Files.createDirectory(tmp.resolve("elsewhere"));
+      Path other = Files.createLink(elsewhere.resolve("other.img"), to);
+      DiskRestore linked = DiskRestore.prepare(formats, to, true, null, true);
+      assertThatThrownBy(() -> linked.run(repo, m, "vda", RestoreListener.NONE, s -> {}))
+          .isInstanceOf(CommandException.class)
+          .hasMessageContaining("it has 1 other name(s) (hard links)");
+      assertThat(Files.readAllBytes(other)).isEqualTo(his);
+      Files.delete(other);
+
+      // root's own 0600 file with no other name: no one else gets anything from it, written
       DiskRestore.prepare(formats, to, true, null, true)
           .run(repo, m, "vda", RestoreListener.NONE, s -> {});
       assertThat(TestImages.sha256(to)).isEqualTo(TestImages.sha256(data));
