@@ -100,7 +100,17 @@ public final class KeyPrefetch {
       return;
     }
     try {
-      Thread th = new Thread(PrederivedKeys.task(new LocalBlobStore(t.repo()), t.password()));
+      LocalBlobStore keys = new LocalBlobStore(t.repo());
+      Runnable task = PrederivedKeys.task(keys, t.password());
+      Thread th =
+          new Thread(
+              () -> {
+                try {
+                  task.run();
+                } finally {
+                  keys.close();
+                }
+              });
       th.setName("granule-key");
       th.setDaemon(true);
       th.start();

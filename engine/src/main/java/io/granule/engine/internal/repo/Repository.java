@@ -137,6 +137,14 @@ public final class Repository implements Closeable {
   /** Locks taken through {@link #lock} and not yet released. */
   private final List<Lock> held = new CopyOnWriteArrayList<>();
 
+  /**
+   * What this repository made and closes with it: the local store of a repository opened by path
+   * and the metadata cache's store, which hold directories open (up to 265 descriptors each: a
+   * server opening repositories for every job must not wait for the garbage collector to close
+   * them).
+   */
+  private final List<AutoCloseable> owned = new CopyOnWriteArrayList<>();
+
   private Repository(
       BlobStore store,
       RepositoryConfig config,
@@ -157,6 +165,23 @@ public final class Repository implements Closeable {
     this.configBlob = configBlob;
     this.keyBlob = keyBlob;
     this.locks = new LockManager(store, codec, clock);
+    if (store instanceof CachingBlobStore cache) { // made by cached() for this repository
+      owned.add(cache::closeCache);
+    }
+  }
+
+  /** {@code r}, which from now on closes {@code store} (made for it) when it is closed. */
+  private static Repository owning(
+      java.util.function.Supplier<Repository> open, LocalBlobStore store) {
+    Repository r;
+    try {
+      r = open.get();
+    } catch (RuntimeException | Error e) {
+      store.close();
+      throw e;
+    }
+    r.owned.add(store);
+    return r;
   }
 
   /** The chunk index, loaded on first use and again after {@link #indexStale} was set. */
@@ -273,15 +298,19 @@ public final class Repository implements Closeable {
       throw new RepositoryException(
           "unable to create a repository at '" + dir + "': " + e.getMessage(), e);
     }
-    return init(
-        new LocalBlobStore(dir),
-        cfg,
-        Clock.systemUTC(),
-        defaultCacheDir(),
-        password,
-        KdfParams.DEFAULT,
-        null,
-        metadataCache);
+    LocalBlobStore local = new LocalBlobStore(dir);
+    return owning(
+        () ->
+            init(
+                local,
+                cfg,
+                Clock.systemUTC(),
+                defaultCacheDir(),
+                password,
+                KdfParams.DEFAULT,
+                null,
+                metadataCache),
+        local);
   }
 
   /**
@@ -591,13 +620,11 @@ public final class Repository implements Closeable {
               + dir
               + "')");
     }
-    return open(
-        new LocalBlobStore(dir).withDirectReadAhead(),
-        Clock.systemUTC(),
-        defaultCacheDir(),
-        password,
-        null,
-        metadataCache);
+    LocalBlobStore local = new LocalBlobStore(dir);
+    BlobStore reading = local.withDirectReadAhead();
+    return owning(
+        () -> open(reading, Clock.systemUTC(), defaultCacheDir(), password, null, metadataCache),
+        local);
   }
 
   /** Opens the repository in {@code store}, whose blobs are stored as they are. */
@@ -721,10 +748,10 @@ public final class Repository implements Closeable {
 
   /**
    * The pins by directory identity ({@link ConfigPin#identityFile}) that apply to {@code store}:
-   * the one by its device and inode numbers and birth time, wherever the directory is reached; and
-   * the one by the numbers alone (written where no birth time was known, or by an earlier build)
-   * while the place it was written from is still this directory ({@link ConfigPin#stillNames}).
-   * None if {@code pins} is null or the store has no such identity (S3) or it cannot be read.
+   * the one by its inode number and birth time, wherever the directory is reached; and the one by
+   * the numbers alone (written where no birth time was known, or by an earlier build) while the
+   * place it was written from is still this directory ({@link ConfigPin#stillNames}). None if
+   * {@code pins} is null or the store has no such identity (S3) or it cannot be read.
    */
   private static List<Path> identityPinsHere(Path pins, BlobStore store) {
     Optional<String> identity = pins == null ? Optional.empty() : store.placeIdentity();
@@ -790,8 +817,9 @@ public final class Repository implements Closeable {
       if (then.isPresent() && !then.get().equals(store.place())) {
         return " as '"
             + then.get()
-            + "' (the same directory, by its device and inode numbers: a bind mount or another"
-            + " path to it)";
+            + "' (the same directory, by its inode number and birth time: a bind mount or"
+            + " another path to it, its file system mounted elsewhere, or a copy of that file"
+            + " system)";
       }
     }
     return "";
@@ -2166,8 +2194,10 @@ public final class Repository implements Closeable {
             codec,
             hasher,
             cacheDir,
-            io.granule.engine.internal.repo.store.UnlistedPacks.maxPackBytes(
-                config.packSize(), codec))
+            codec.encodedLength(1) < 0 // a codec that cannot tell its output's size: no bound
+                ? 0
+                : io.granule.engine.internal.repo.store.UnlistedPacks.maxPackBytes(
+                    config.packSize(), codec))
         .verify(data, listener);
   }
 
@@ -2446,6 +2476,13 @@ public final class Repository implements Closeable {
       closed = true;
       if (index != null) {
         index.close();
+      }
+      for (AutoCloseable c : owned) {
+        try {
+          c.close();
+        } catch (Exception e) {
+          LOG.debug("unable to close {}: {}", c, e.toString());
+        }
       }
     }
   }

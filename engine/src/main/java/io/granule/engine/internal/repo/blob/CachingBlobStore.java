@@ -45,6 +45,14 @@ public final class CachingBlobStore implements BlobStore {
     this.cache = new LocalBlobStore(dir);
   }
 
+  /**
+   * Closes the directories the cache's own store holds open (not the remote store: its owner's to
+   * close); the cache must not be used afterwards.
+   */
+  public void closeCache() {
+    cache.close();
+  }
+
   /** The cache directory. */
   public Path directory() {
     return cache.root();
