@@ -479,7 +479,9 @@ public final class Repository implements Closeable {
       RepositoryConfig c = identify(cfg, clock);
       try {
         checkEmpty(store);
-        store.save(BlobName.CONFIG, c.toBytes());
+        store.saveNew(BlobName.CONFIG, c.toBytes());
+      } catch (java.nio.file.FileAlreadyExistsException e) {
+        throw createdMeanwhile(store);
       } catch (IOException e) {
         throw new RepositoryException(
             "unable to create a repository at '" + store.location() + "': " + e.getMessage(), e);
@@ -495,7 +497,16 @@ public final class Repository implements Closeable {
       // The key first: a config without a key would be a repository nobody can open.
       configBytes = c.toBytes();
       keyBlob = KeyRing.add(store, c.repositoryId(), configBytes, mk, password, kdf, clock);
-      store.save(BlobName.CONFIG, configBytes);
+      try {
+        store.saveNew(BlobName.CONFIG, configBytes);
+      } catch (java.nio.file.FileAlreadyExistsException e) {
+        try {
+          store.delete(keyBlob); // its key, of a repository that is not there
+        } catch (IOException d) {
+          e.addSuppressed(d);
+        }
+        throw createdMeanwhile(store);
+      }
       if (pins != null) {
         ConfigPin.write(ConfigPin.file(pins, c.repositoryId()), c.repositoryId(), configBytes);
         ConfigPin.write(ConfigPin.locationFile(pins, store.place()), c.repositoryId(), configBytes);
@@ -550,6 +561,18 @@ public final class Repository implements Closeable {
     byte[] id = new byte[32];
     new SecureRandom().nextBytes(id);
     return cfg.withIdentity(Hex.encode(id), clock.instant());
+  }
+
+  /**
+   * The refusal of an init whose config found another one saved meanwhile (another init of the same
+   * place finished first: its repository stays as it is).
+   */
+  private static RepositoryException createdMeanwhile(BlobStore store) {
+    return new RepositoryException(
+        "a repository was created at '"
+            + store.location()
+            + "' by another 'granule init' while this one ran: nothing of this init was kept; use"
+            + " that repository (with that init's password), or choose another path");
   }
 
   private static void checkEmpty(BlobStore store) throws IOException {

@@ -551,6 +551,69 @@ class RepositoryTest {
   }
 
   /**
+   * audit14 B L1: two inits of one directory at once both reported success, the second's config
+   * renamed over the first's, and the repository opened with neither password. The config is saved
+   * only if none is there: the init that comes second fails, keeps nothing of its own, and the
+   * first's repository opens with its password.
+   */
+  @Test
+  void anInitThatFindsAConfigSavedMeanwhileFailsAndKeepsNothing() throws Exception {
+    Path dir = tmp.resolve("race");
+    Path first = tmp.resolve("first");
+    Repository.init(first, SMALL, "one".toCharArray()).close();
+    LocalBlobStore local = new LocalBlobStore(dir);
+    // the other init finishes while this one derives its key: its key blob and config land
+    io.granule.engine.internal.repo.blob.BlobStore racing =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(local) {
+          @Override
+          public void saveNew(BlobName name, byte[] data) throws java.io.IOException {
+            try (var keys = Files.list(first.resolve("keys"))) {
+              for (Path k : keys.toList()) {
+                Files.copy(k, dir.resolve("keys").resolve(k.getFileName()));
+              }
+            }
+            Files.copy(first.resolve("config"), dir.resolve("config"));
+            super.saveNew(name, data);
+          }
+        };
+    assertThatThrownBy(
+            () ->
+                Repository.init(
+                    racing,
+                    SMALL,
+                    java.time.Clock.systemUTC(),
+                    tmp.resolve("cache"),
+                    "two".toCharArray(),
+                    io.granule.engine.internal.repo.crypto.KdfParams.TESTING))
+        .isInstanceOf(RepositoryException.class)
+        .hasMessageContaining("by another 'granule init' while this one ran");
+    assertThat(Files.readAllBytes(dir.resolve("config")))
+        .isEqualTo(Files.readAllBytes(first.resolve("config")));
+    try (var keys = Files.list(dir.resolve("keys"))) {
+      assertThat(keys.count()).as("its own key blob removed").isEqualTo(1);
+    }
+    try (Repository r = Repository.open(dir, () -> "one".toCharArray(), null)) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    // the atomic save itself: a second saveNew of a name fails, the first's bytes stay
+    local.saveNew(
+        new BlobName(io.granule.engine.internal.repo.blob.BlobType.SNAPSHOT, "ab".repeat(32)),
+        new byte[] {1});
+    assertThatThrownBy(
+            () ->
+                local.saveNew(
+                    new BlobName(
+                        io.granule.engine.internal.repo.blob.BlobType.SNAPSHOT, "ab".repeat(32)),
+                    new byte[] {2}))
+        .isInstanceOf(java.nio.file.FileAlreadyExistsException.class);
+    assertThat(
+            local.load(
+                new BlobName(
+                    io.granule.engine.internal.repo.blob.BlobType.SNAPSHOT, "ab".repeat(32))))
+        .containsExactly(1);
+  }
+
+  /**
    * An init killed after its key blob was saved and before the config (saved last) left a directory
    * every command refused ("config file missing") and init too ("not empty") until it was removed
    * by hand (audit12). Init now clears such leftovers, and only them.

@@ -137,6 +137,19 @@ public interface BlobStore {
   String location();
 
   /**
+   * Saves blob {@code name} only if none of that name exists. By default the store is asked first
+   * (not atomic: two saves at once can both succeed); a store that can do it atomically does.
+   *
+   * @throws java.nio.file.FileAlreadyExistsException if there is one
+   */
+  default void saveNew(BlobName name, byte[] data) throws IOException {
+    if (stat(name).isPresent()) {
+      throw new java.nio.file.FileAlreadyExistsException(location() + "/" + name);
+    }
+    save(name, data);
+  }
+
+  /**
    * Where the store is, spelled one way whatever way it was named (to remember a repository by its
    * place: {@code ConfigPin}); by default its {@link #location}.
    */

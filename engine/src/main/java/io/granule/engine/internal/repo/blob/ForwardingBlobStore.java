@@ -100,6 +100,11 @@ public abstract class ForwardingBlobStore implements BlobStore {
   }
 
   @Override
+  public void saveNew(BlobName name, byte[] data) throws IOException {
+    delegate.saveNew(name, data);
+  }
+
+  @Override
   public Optional<String> placeIdentity() {
     return delegate.placeIdentity();
   }

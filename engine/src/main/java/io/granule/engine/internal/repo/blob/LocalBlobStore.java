@@ -495,11 +495,36 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
    * a directory of the repository is refused, never written through.
    */
   private void save(BlobName name, Filler filler) throws IOException {
+    save(name, filler, true);
+  }
+
+  /**
+   * Saves {@code name} only if no blob of that name exists, atomically: the synced temporary file
+   * is linked to the name, which fails if the name exists, so of two saves at once exactly one
+   * succeeds (init's config: two inits of one directory both reported success, audit14 B L1).
+   *
+   * @throws java.nio.file.FileAlreadyExistsException if there is one
+   */
+  @Override
+  public void saveNew(BlobName name, byte[] data) throws IOException {
+    save(
+        name,
+        (tmp, ch) -> {
+          ByteBuffer buf = ByteBuffer.wrap(data);
+          long pos = 0;
+          while (buf.hasRemaining()) {
+            pos += ch.write(buf, pos);
+          }
+        },
+        false);
+  }
+
+  private void save(BlobName name, Filler filler, boolean replace) throws IOException {
     try {
       for (int attempt = 0; ; attempt++) {
         Dir dir = dirOf(name, true);
         try {
-          save(name, dir, filler);
+          save(name, dir, filler, replace);
           return;
         } catch (NoSuchFileException e) {
           // the held directory was removed (a cache cleared): once more, in the one there now
@@ -507,6 +532,8 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
             continue;
           }
           throw shown(name, e);
+        } catch (java.nio.file.FileAlreadyExistsException e) {
+          throw new java.nio.file.FileAlreadyExistsException(path(name).toString());
         } catch (java.nio.file.FileSystemException e) {
           throw shown(name, e);
         }
@@ -516,7 +543,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
     }
   }
 
-  private void save(BlobName name, Dir dir, Filler filler) throws IOException {
+  private void save(BlobName name, Dir dir, Filler filler, boolean replace) throws IOException {
     DirectoryHandle d = dir.handle();
     Path target = d.entry(name.name());
     // The directory's own entry is synced (its parent synced after it exists) by the first save
@@ -533,7 +560,13 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
         filler.fill(tmp, ch);
         ch.force(true);
       }
-      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      if (replace) {
+        Files.move(
+            tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      } else {
+        Files.createLink(target, tmp); // link(2): fails if the name exists
+        Files.delete(tmp);
+      }
     } catch (IOException | RuntimeException e) {
       Files.deleteIfExists(tmp);
       throw e;
