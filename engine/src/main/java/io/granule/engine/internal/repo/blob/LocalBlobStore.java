@@ -673,6 +673,28 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
     }
   }
 
+  /**
+   * Refuses blob {@code name} if its name leads to something other than a regular file (audit14 D:
+   * a FIFO in place of a pack hung every restore reading it, a server's job past its cancel).
+   */
+  private void requireRegular(BlobName name) throws IOException {
+    if (!Files.readAttributes(at(name), BasicFileAttributes.class, NOFOLLOW).isRegularFile()) {
+      throw notRegular(name);
+    }
+  }
+
+  private BlobNotRegularException notRegular(BlobName name) {
+    // a FIFO would block the read forever (a repository's config or a pack replaced by one); a
+    // link is not followed
+    return new BlobNotRegularException(
+        "blob "
+            + name
+            + " in "
+            + root
+            + " is not a regular file (someone who can write the"
+            + " repository put it there: remove it)");
+  }
+
   private byte[] loadWhole(BlobName name) throws IOException {
     Path p = at(name);
     // one look: a blob deleted between two (a lock released) was taken for "not a regular file"
@@ -680,7 +702,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
     if (!a.isRegularFile()) {
       // a FIFO would block this read forever (a repository's config replaced by one, say); a
       // link is not followed
-      throw new IOException("blob " + name + " in " + root + " is not a regular file");
+      throw notRegular(name);
     }
     BlobStore.requireLoadable(name, a.size(), root.toString());
     try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ, NOFOLLOW)) {
@@ -786,6 +808,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
     try {
       for (int attempt = 0; ; attempt++) {
         try {
+          requireRegular(name);
           return FileChannel.open(at(name), StandardOpenOption.READ, NOFOLLOW);
         } catch (NoSuchFileException e) {
           if (attempt == 0 && forgetIfRemoved(name)) {
@@ -856,6 +879,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
   /** {@code name} opened to read with {@code O_DIRECT}, or buffered if that is refused. */
   private FileChannel openDirect(BlobName name) throws IOException {
     try {
+      requireRegular(name);
       return FileChannel.open(at(name), StandardOpenOption.READ, NOFOLLOW, DirectIo.option());
     } catch (NoSuchFileException e) {
       return open(name); // says so in its words, or finds it in a directory made anew

@@ -160,7 +160,7 @@ public record LockInfo(
 
   /** "exclusive lock of prune by alice@db1 (pid 123) since 2026-…". */
   public String describe() {
-    return kind
+    return shown(kind)
         + " lock of "
         + shown(operation)
         + " by "

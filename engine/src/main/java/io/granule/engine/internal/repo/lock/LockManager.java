@@ -473,9 +473,11 @@ public final class LockManager {
         } catch (NoSuchFileException e) {
           whole = false; // released, or replaced by a refresh: list again
           continue;
-        } catch (io.granule.engine.internal.repo.blob.BlobTooLargeException e) {
+        } catch (io.granule.engine.internal.repo.blob.BlobTooLargeException
+            | io.granule.engine.internal.repo.blob.BlobNotRegularException e) {
           // audit14 B L3: a sparse 1 GiB file in locks/ stopped every locking command, unlock
-          // too; a lock is a few hundred bytes: one this large is no lock, and stale
+          // too; a lock is a few hundred bytes: one this large is no lock, and stale; nor is a
+          // FIFO or device there (audit14 D), which granule never writes
           out.add(new Status(n, null, true, "unreadable: " + e.getMessage()));
           continue;
         } catch (RepositoryException | IllegalArgumentException e) {

@@ -436,4 +436,25 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
       }
     }
   }
+
+  /**
+   * audit14 D: a FIFO in place of a pack hung every restore reading a range of it (a server's job
+   * past its cancel, holding its lock): refused before it is opened, as whole loads were.
+   */
+  @Test
+  @org.junit.jupiter.api.Timeout(60)
+  void aFifoInPlaceOfAPackIsRefusedForARangedReadToo() throws Exception {
+    LocalBlobStore fifoStore = new LocalBlobStore(tmp.resolve("fifo-repo"));
+    BlobName pack = new BlobName(BlobType.PACK, "ab" + "0".repeat(30));
+    fifoStore.save(pack, new byte[] {1, 2, 3});
+    java.nio.file.Path file = fifoStore.path(pack);
+    java.nio.file.Files.delete(file);
+    Process p = new ProcessBuilder("mkfifo", file.toString()).inheritIO().start();
+    org.assertj.core.api.Assertions.assertThat(p.waitFor()).isZero();
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> fifoStore.load(pack, 0, 2))
+        .isInstanceOf(BlobNotRegularException.class)
+        .hasMessageContaining("is not a regular file");
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> fifoStore.load(pack))
+        .isInstanceOf(BlobNotRegularException.class);
+  }
 }

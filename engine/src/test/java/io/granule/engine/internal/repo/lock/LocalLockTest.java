@@ -47,4 +47,30 @@ class LocalLockTest extends LockContractTest {
     assertThat(Files.exists(file)).isFalse();
     manager(ALICE).acquire(LockKind.SHARED, "ls", Duration.ZERO).close();
   }
+
+  /**
+   * audit14 D: a FIFO in locks/ (granule never writes one) made every locking command fail, unlock
+   * --remove-all too; read, it would block forever. It is an unreadable, stale lock that unlock
+   * removes, never opened.
+   */
+  @Test
+  @org.junit.jupiter.api.Timeout(60)
+  void aFifoInTheLocksIsUnreadableAndUnlockRemovesIt() throws Exception {
+    BlobName fifo = new BlobName(BlobType.LOCK, "dd".repeat(32));
+    store.save(new BlobName(BlobType.LOCK, "ee".repeat(32)), new byte[] {1});
+    store.delete(new BlobName(BlobType.LOCK, "ee".repeat(32))); // locks/ exists
+    Path file = ((LocalBlobStore) store).path(fifo);
+    Process p = new ProcessBuilder("mkfifo", file.toString()).inheritIO().start();
+    assertThat(p.waitFor()).isZero();
+    assertThat(manager(ALICE).list())
+        .singleElement()
+        .satisfies(
+            s -> {
+              assertThat(s.stale()).isTrue();
+              assertThat(s.describe()).contains("not a regular file");
+            });
+    assertThat(manager(ALICE).remove(false)).hasSize(1);
+    assertThat(Files.exists(file, java.nio.file.LinkOption.NOFOLLOW_LINKS)).isFalse();
+    manager(ALICE).acquire(LockKind.SHARED, "ls", Duration.ZERO).close();
+  }
 }

@@ -85,6 +85,14 @@ class LockFormatTest {
             LockInfo.parse(NAME, new LockInfo("exclusive", "prune", "a\nb", 1, "u", t, t).toBytes())
                 .describe())
         .contains("a\\x0ab");
+    assertThat(
+            LockInfo.parse(
+                    NAME,
+                    new LockInfo("exclusive\nremoved 0 locks", "prune", "h", 1, "u", t, t)
+                        .toBytes())
+                .describe())
+        .as("its kind too (audit14 D)")
+        .doesNotContain("\n");
   }
 
   @Test
