@@ -835,3 +835,28 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_blob_LocalBlobStore_
   (*env)->SetLongArrayRegion(env, out, 0, 4, v);
   return born;
 }
+
+/* statfs of the NUL-terminated path into out: f_type, then f_fsid's two words (as unsigned); 0, or
+ * -errno. The half of LocalBlobStore's fileSystemPlace. */
+#include <sys/vfs.h>
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_blob_LocalBlobStore_fsid0(
+    JNIEnv *env, jclass cls, jbyteArray path, jlongArray out) {
+  (void)cls;
+  char *p = copy_path(env, path);
+  if (p == NULL) {
+    return -ENOMEM;
+  }
+  struct statfs sf;
+  int r = statfs(p, &sf);
+  int err = errno;
+  free(p);
+  if (r < 0) {
+    return -err;
+  }
+  jlong v[3];
+  v[0] = (jlong)(unsigned long)sf.f_type;
+  v[1] = (jlong)(unsigned int)sf.f_fsid.__val[0];
+  v[2] = (jlong)(unsigned int)sf.f_fsid.__val[1];
+  (*env)->SetLongArrayRegion(env, out, 0, 3, v);
+  return 0;
+}

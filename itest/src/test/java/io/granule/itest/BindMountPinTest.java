@@ -116,4 +116,54 @@ class BindMountPinTest {
         .contains("was changed to unencrypted")
         .contains("as '" + tmp.toRealPath().resolve("mnt") + "' (the same directory");
   }
+
+  /**
+   * audit14 C3: the repository directory was made anew by someone who can write the directory above
+   * it (another inode and birth time, an unencrypted repository of another id), and its file system
+   * mounted at another path: no pin by id, real path or directory identity matched, and the next
+   * backup stored plaintext. The place inside the file system (its id, from the ext4 UUID, and the
+   * path from its root) is pinned too: refused, exit code 5.
+   */
+  @Test
+  void aRepositoryMadeAnewOnItsFileSystemMountedElsewhereIsRefused() throws Exception {
+    needRoot();
+    Path img = tmp.resolve("fs.img");
+    try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
+      f.setLength(64L << 20);
+    }
+    FreezeTest.sh("mkfs.ext4", "-q", "-F", img.toString());
+    Path first = Files.createDirectories(tmp.resolve("mnt-a"));
+    FreezeTest.sh("mount", "-o", "loop", img.toString(), first.toString());
+    mnt = first;
+    Map<String, String> env = new HashMap<>();
+    env.put("XDG_CACHE_HOME", tmp.resolve("cache").toString());
+    Granule.Result r = Granule.run(tmp, env, "init", "--repo", first.resolve("repo").toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    FreezeTest.sh("umount", first.toString());
+    Path second = Files.createDirectories(tmp.resolve("mnt-b"));
+    FreezeTest.sh("mount", "-o", "loop", img.toString(), second.toString());
+    mnt = second;
+    // the storage writer: the directory moved away, a new one with an unencrypted repository
+    Files.move(second.resolve("repo"), second.resolve("old"));
+    r =
+        Granule.run(
+            tmp,
+            Map.of("XDG_CACHE_HOME", tmp.resolve("his-cache").toString()),
+            "init",
+            "--insecure-no-encryption",
+            "--repo",
+            second.resolve("repo").toString());
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    env.put("GRANULE_PASSWORD", null);
+    r =
+        Granule.run(
+            tmp,
+            env,
+            Path.of("/dev/null"),
+            "snapshots",
+            "--repo",
+            second.resolve("repo").toString());
+    assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(5);
+    assertThat(r.err()).contains("was changed to unencrypted");
+  }
 }

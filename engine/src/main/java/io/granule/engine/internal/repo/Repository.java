@@ -510,6 +510,10 @@ public final class Repository implements Closeable {
       if (pins != null) {
         ConfigPin.write(ConfigPin.file(pins, c.repositoryId()), c.repositoryId(), configBytes);
         ConfigPin.write(ConfigPin.locationFile(pins, store.place()), c.repositoryId(), configBytes);
+        Path inFs = fileSystemPin(pins, store);
+        if (inFs != null) {
+          ConfigPin.write(inFs, c.repositoryId(), configBytes);
+        }
         writeIdentityPins(pins, store, c.repositoryId(), configBytes);
       }
     } catch (IOException e) {
@@ -696,6 +700,10 @@ public final class Repository implements Closeable {
     // and by what the directory is (device, inode, birth): a bind mount of it is another real path
     List<Path> placePins = new ArrayList<>();
     placePins.add(placePin);
+    // and by where it is inside its file system: a directory made anew in its place, on the file
+    // system mounted elsewhere, has a new identity and a new real path (audit14 C3)
+    Path fsPin = pins == null ? null : fileSystemPin(pins, store);
+    placePins.add(fsPin);
     placePins.addAll(identityPinsHere(pins, store));
     if (!c.encrypted()) {
       List<Path> all = new ArrayList<>(placePins);
@@ -756,6 +764,9 @@ public final class Repository implements Closeable {
     if (pin != null) {
       ConfigPin.write(pin, c.repositoryId(), configBytes);
       ConfigPin.write(placePin, c.repositoryId(), configBytes);
+      if (fsPin != null) {
+        ConfigPin.write(fsPin, c.repositoryId(), configBytes);
+      }
       writeIdentityPins(pins, store, c.repositoryId(), configBytes);
     }
     if (!u.sealed()) {
@@ -767,6 +778,18 @@ public final class Repository implements Closeable {
     }
     return encrypted(
         cached(store, c, metadataCache), c, configBytes, clock, cacheDir, mk, u.blob());
+  }
+
+  /**
+   * The pin of the place of {@code store} inside its file system ({@code
+   * BlobStore.placeInFileSystem}: file system id and path from its root), kept as a place pin is;
+   * null if it has none.
+   */
+  private static Path fileSystemPin(Path pins, BlobStore store) {
+    return store
+        .placeInFileSystem()
+        .map(p -> ConfigPin.locationFile(pins, "in-file-system:" + p))
+        .orElse(null);
   }
 
   /**

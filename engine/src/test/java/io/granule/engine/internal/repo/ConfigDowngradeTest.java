@@ -135,7 +135,14 @@ class ConfigDowngradeTest {
     long before = files();
     Path place = ConfigPin.locationFile(pins, store.place());
     Path byIdentity = ConfigPin.identityFile(pins, store.placeIdentity().orElseThrow());
-    String pinsNamed = "'" + pin + "' and '" + place + "' and '" + byIdentity + "'";
+    // and where the file system keeps an id from its UUID (ext4 here), by the place inside it
+    Path inFs =
+        store
+            .placeInFileSystem()
+            .map(p -> ConfigPin.locationFile(pins, "in-file-system:" + p))
+            .orElse(null);
+    String places = "'" + place + "'" + (inFs == null ? "" : " and '" + inFs + "'");
+    String pinsNamed = "'" + pin + "' and " + places + " and '" + byIdentity + "'";
     assertThatThrownBy(this::open)
         .isInstanceOf(RepositoryCorruptedException.class)
         .hasMessage(
@@ -153,8 +160,11 @@ class ConfigDowngradeTest {
     // the way out the message names: every pin that refuses it, named at once
     Files.delete(pin);
     assertThatThrownBy(this::open)
-        .hasMessageContaining("recorded in '" + place + "' and '" + byIdentity + "'");
+        .hasMessageContaining("recorded in " + places + " and '" + byIdentity + "'");
     Files.delete(place);
+    if (inFs != null) {
+      Files.delete(inFs);
+    }
     Files.delete(byIdentity);
     try (Repository r = open()) {
       assertThat(r.config().encrypted()).isFalse();
@@ -397,6 +407,16 @@ class ConfigDowngradeTest {
    * The store at {@link #dir} as reached by another path: {@code place} is what its real path would
    * be (a bind mount of it), {@code identity} its device and inode numbers.
    */
+  private static BlobStore reachedAs(Path dir, String place, String identity, String inFs) {
+    return new io.granule.engine.internal.repo.blob.ForwardingBlobStore(
+        reachedAs(dir, place, identity)) {
+      @Override
+      public java.util.Optional<String> placeInFileSystem() {
+        return java.util.Optional.of(inFs);
+      }
+    };
+  }
+
   private static BlobStore reachedAs(Path dir, String place, String identity) {
     return new io.granule.engine.internal.repo.blob.ForwardingBlobStore(new LocalBlobStore(dir)) {
       @Override
@@ -519,6 +539,65 @@ class ConfigDowngradeTest {
         .isInstanceOf(RepositoryCorruptedException.class)
         .hasMessageContaining("was changed to unencrypted")
         .hasMessageContaining("as '/mnt/pa/repo' (the same directory");
+  }
+
+  /**
+   * audit14 C3: someone who can write the directory above the repository made a new directory in
+   * its place (a new inode and birth time, an unencrypted config), and the file system was mounted
+   * at another path: no pin by id, real path or identity matched, and plaintext was stored. The
+   * place inside the file system (its id and the path from its root) is pinned too.
+   */
+  @Test
+  void aDirectoryMadeAnewInThePinnedPlaceOfItsFileSystemIsRefusedWhereverMounted()
+      throws Exception {
+    String identity = LocalBlobStore.identity(dir).orElseThrow();
+    String inFs = "fsid=0123456789abcdef,path=/srv/repo";
+    try (Repository r =
+        openVia(reachedAs(dir, "/mnt/pa/repo", identity, inFs), pw("correct horse"))) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    // a new directory (another identity) with an unencrypted repository of another id
+    Path fresh = tmp.resolve("fresh");
+    Repository.init(
+            new LocalBlobStore(fresh),
+            RepositoryConfig.defaults(),
+            Clock.systemUTC(),
+            tmp.resolve("chunk-cache3"),
+            null,
+            KdfParams.TESTING)
+        .close();
+    String other = LocalBlobStore.identity(fresh).orElseThrow();
+    assertThat(other).isNotEqualTo(identity);
+    assertThatThrownBy(
+            () -> openVia(reachedAs(fresh, "/mnt/pb/repo", other, inFs), PasswordSource.NONE))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("was changed to unencrypted");
+    // elsewhere in that file system, or in another one, it is another place
+    try (Repository r =
+        openVia(
+            reachedAs(fresh, "/mnt/pb/repo", other, "fsid=0123456789abcdef,path=/srv/other"),
+            PasswordSource.NONE)) {
+      assertThat(r.config().encrypted()).isFalse();
+    }
+  }
+
+  /** The place inside the file system is told on ext4 (this test's directory), none on tmpfs. */
+  @Test
+  void thePlaceInsideTheFileSystemIsToldWhereItsIdComesFromItsUuid() throws Exception {
+    String type = Files.getFileStore(dir).type();
+    java.util.Optional<String> here = LocalBlobStore.fileSystemPlace(dir);
+    if (type.equals("ext4") || type.equals("btrfs")) {
+      assertThat(here).hasValueSatisfying(p -> assertThat(p).matches("fsid=[0-9a-f]{16},path=/.*"));
+      assertThat(here.get())
+          .endsWith(
+              dir.toRealPath()
+                  .toString()
+                  .substring(dir.toRealPath().toString().length() - "repo".length()));
+    }
+    Path shm = Path.of("/dev/shm");
+    if (Files.isDirectory(shm) && Files.getFileStore(shm).type().equals("tmpfs")) {
+      assertThat(LocalBlobStore.fileSystemPlace(shm)).as("tmpfs has no file system id").isEmpty();
+    }
   }
 
   /**

@@ -167,6 +167,15 @@ public interface BlobStore {
   }
 
   /**
+   * Where the store is inside its file system, whatever that is mounted at (a local directory's
+   * file system id and path from the file system's root: {@code ConfigPin}), if it can be told;
+   * empty by default.
+   */
+  default Optional<String> placeInFileSystem() {
+    return Optional.empty();
+  }
+
+  /**
    * Refuses to read blob {@code name} of {@code size} bytes whole if this process could not hold it
    * (more than a quarter of its heap): one large stray file (sparse: it costs nothing on disk)
    * killed every command with OutOfMemoryError and a stack trace that named nothing.

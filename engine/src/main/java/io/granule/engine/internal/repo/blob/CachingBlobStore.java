@@ -385,4 +385,9 @@ public final class CachingBlobStore implements BlobStore {
   public Optional<String> placeIdentity() {
     return remote.placeIdentity();
   }
+
+  @Override
+  public Optional<String> placeInFileSystem() {
+    return remote.placeInFileSystem();
+  }
 }

@@ -108,4 +108,9 @@ public abstract class ForwardingBlobStore implements BlobStore {
   public Optional<String> placeIdentity() {
     return delegate.placeIdentity();
   }
+
+  @Override
+  public Optional<String> placeInFileSystem() {
+    return delegate.placeInFileSystem();
+  }
 }

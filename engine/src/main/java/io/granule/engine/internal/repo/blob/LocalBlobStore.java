@@ -1121,6 +1121,90 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
     }
   }
 
+  /** ext2/3/4's and btrfs's statfs magic: file systems whose f_fsid comes from their UUID. */
+  private static final java.util.Set<Long> FSID_FROM_UUID = java.util.Set.of(0xEF53L, 0x9123683EL);
+
+  @Override
+  public Optional<String> placeInFileSystem() {
+    return fileSystemPlace(root);
+  }
+
+  /**
+   * Where directory {@code dir} is inside its file system, whatever it is mounted at: {@code
+   * fsid=F,path=P}, F the file system's statfs f_fsid, P the directory's path from the file
+   * system's root (mountinfo's root of the mount it is under, then its real path below the mount
+   * point). Only for ext2/3/4 and btrfs, whose f_fsid comes from their UUID (XFS's comes from the
+   * device it is mounted from, tmpfs has none); empty elsewhere, without libgranule-native, or if
+   * it cannot be told. A repository directory someone made anew in place of the one pinned (new
+   * inode and birth time), on its file system mounted at another path, is found by it (audit14 C3).
+   */
+  public static Optional<String> fileSystemPlace(Path dir) {
+    if (NativeLibrary.unavailableReason() != null) {
+      return Optional.empty();
+    }
+    try {
+      Path real = dir.toRealPath();
+      long[] out = new long[3];
+      if (fsid0((real + "\0").getBytes(StandardCharsets.UTF_8), out) != 0
+          || !FSID_FROM_UUID.contains(out[0])
+          || (out[1] == 0 && out[2] == 0)) {
+        return Optional.empty();
+      }
+      Object dev = Files.getAttribute(real, "unix:dev");
+      String majMin = io.granule.engine.internal.image.BlockDeviceClaim.majorMinorOf((Long) dev);
+      String best = null;
+      String bestRoot = null;
+      for (String line :
+          Files.readAllLines(Path.of("/proc/self/mountinfo"), StandardCharsets.UTF_8)) {
+        String[] f = line.split(" ");
+        if (f.length < 5 || !f[2].equals(majMin)) {
+          continue;
+        }
+        String point = unescapeMountinfo(f[4]);
+        boolean under =
+            real.toString().equals(point)
+                || point.equals("/")
+                || real.toString().startsWith(point + "/");
+        if (under && (best == null || point.length() > best.length())) {
+          best = point;
+          bestRoot = unescapeMountinfo(f[3]);
+        }
+      }
+      if (best == null) {
+        return Optional.empty();
+      }
+      String below = best.equals("/") ? real.toString() : real.toString().substring(best.length());
+      String inner = (bestRoot.equals("/") ? "" : bestRoot) + below;
+      return Optional.of(
+          String.format(Locale.ROOT, "fsid=%08x%08x,path=", out[1], out[2])
+              + (inner.isEmpty() ? "/" : inner));
+    } catch (IOException | RuntimeException e) {
+      return Optional.empty();
+    }
+  }
+
+  /** A mountinfo field with its octal escapes ({@code \040} for a space) undone. */
+  private static String unescapeMountinfo(String s) {
+    StringBuilder b = new StringBuilder(s.length());
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (c == '\\' && i + 3 < s.length()) {
+        try {
+          b.append((char) Integer.parseInt(s.substring(i + 1, i + 4), 8));
+          i += 3;
+          continue;
+        } catch (NumberFormatException e) {
+          // not an escape
+        }
+      }
+      b.append(c);
+    }
+    return b.toString();
+  }
+
+  /** statfs of the NUL-terminated {@code path} into {@code out}: f_type, f_fsid; 0 or -errno. */
+  private static native int fsid0(byte[] path, long[] out);
+
   /**
    * statx of the NUL-terminated {@code path} (links followed) into {@code out}: st_dev, inode
    * number, birth time seconds and nanoseconds; 1 if the birth time is known, 0 if not, or -errno.

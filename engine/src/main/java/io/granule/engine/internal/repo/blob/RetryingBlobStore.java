@@ -198,4 +198,9 @@ public final class RetryingBlobStore implements BlobStore {
   public Optional<String> placeIdentity() {
     return delegate.placeIdentity();
   }
+
+  @Override
+  public Optional<String> placeInFileSystem() {
+    return delegate.placeInFileSystem();
+  }
 }
