@@ -317,7 +317,13 @@ class FreezeTest {
       assertThat(System.nanoTime()).as("the backup never froze").isLessThan(deadline);
       Thread.sleep(10);
     }
-    Thread.sleep(200);
+    // the record is written before fsfreeze runs, which under load can take a while: killed only
+    // once the filesystem is frozen (CI once killed it first, and the fsfreeze child froze it
+    // after the check)
+    while (writable()) {
+      assertThat(System.nanoTime()).as("the backup never froze").isLessThan(deadline);
+      Thread.sleep(10);
+    }
     p.destroyForcibly();
     p.waitFor(30, TimeUnit.SECONDS);
     assertThat(writable()).as("still frozen after kill -9").isFalse();
