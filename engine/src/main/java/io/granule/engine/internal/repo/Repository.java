@@ -514,6 +514,10 @@ public final class Repository implements Closeable {
         if (inFs != null) {
           ConfigPin.write(inFs, c.repositoryId(), configBytes);
         }
+        Path named = namedPin(pins, store);
+        if (named != null) {
+          ConfigPin.write(named, c.repositoryId(), configBytes);
+        }
         writeIdentityPins(pins, store, c.repositoryId(), configBytes);
       }
     } catch (IOException e) {
@@ -705,9 +709,15 @@ public final class Repository implements Closeable {
     Path fsPin = pins == null ? null : fileSystemPin(pins, store);
     placePins.add(fsPin);
     placePins.addAll(identityPinsHere(pins, store));
+    // and by the path as named, links not resolved: someone who can write the directory above
+    // put a link to an unencrypted repository of his in place of the directory, and every other
+    // pin followed the link (audit14 E). Kept out of the check of which repository is there: a
+    // link the user points at another encrypted repository of his is his choice
+    Path namedPin = pins == null ? null : namedPin(pins, store);
     if (!c.encrypted()) {
       List<Path> all = new ArrayList<>(placePins);
       all.add(0, pin);
+      all.add(namedPin);
       refuseDowngrade(store, all);
       if (password.given()) {
         throw new WrongPasswordException(
@@ -767,6 +777,9 @@ public final class Repository implements Closeable {
       if (fsPin != null) {
         ConfigPin.write(fsPin, c.repositoryId(), configBytes);
       }
+      if (namedPin != null) {
+        ConfigPin.write(namedPin, c.repositoryId(), configBytes);
+      }
       writeIdentityPins(pins, store, c.repositoryId(), configBytes);
     }
     if (!u.sealed()) {
@@ -778,6 +791,19 @@ public final class Repository implements Closeable {
     }
     return encrypted(
         cached(store, c, metadataCache), c, configBytes, clock, cacheDir, mk, u.blob());
+  }
+
+  /**
+   * The place pin of {@code store}'s path as named, links not resolved ({@code
+   * BlobStore.placeAsNamed}), if it differs from its real path (whose pin is kept anyway); null
+   * otherwise.
+   */
+  private static Path namedPin(Path pins, BlobStore store) {
+    return store
+        .placeAsNamed()
+        .filter(n -> !n.equals(store.place()))
+        .map(n -> ConfigPin.locationFile(pins, n))
+        .orElse(null);
   }
 
   /**

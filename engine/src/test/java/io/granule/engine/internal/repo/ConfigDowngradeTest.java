@@ -581,6 +581,54 @@ class ConfigDowngradeTest {
     }
   }
 
+  /**
+   * audit14 E: someone who can write the directory above the repository moved it away and put a
+   * link to an unencrypted repository of his in its place; every pin was worked out from the link's
+   * target, and the next backup stored plaintext. The path as named is pinned too (for the
+   * downgrade; a link the user points at another encrypted repository of his still opens).
+   */
+  @Test
+  void aLinkPutInPlaceOfTheRepositoryToAnUnencryptedOneIsRefused() throws Exception {
+    try (Repository r = open()) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    Path evil = tmp.resolve("evil");
+    Repository.init(
+            new LocalBlobStore(evil),
+            RepositoryConfig.defaults(),
+            Clock.systemUTC(),
+            tmp.resolve("chunk-cache3"),
+            null,
+            KdfParams.TESTING)
+        .close();
+    Files.move(dir, tmp.resolve("moved-away"));
+    Files.createSymbolicLink(dir, evil);
+    assertThatThrownBy(() -> openVia(new LocalBlobStore(dir), PasswordSource.NONE))
+        .isInstanceOf(RepositoryCorruptedException.class)
+        .hasMessageContaining("was changed to unencrypted");
+
+    // the user's own link, pointed from one encrypted repository of his to another: opens
+    Path current = tmp.resolve("current");
+    Files.createSymbolicLink(current, tmp.resolve("moved-away"));
+    try (Repository r = openVia(new LocalBlobStore(current), pw("correct horse"))) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+    Path second = tmp.resolve("second");
+    Repository.init(
+            new LocalBlobStore(second),
+            RepositoryConfig.defaults(),
+            Clock.systemUTC(),
+            tmp.resolve("chunk-cache4"),
+            "correct horse".toCharArray(),
+            KdfParams.TESTING)
+        .close();
+    Files.delete(current);
+    Files.createSymbolicLink(current, second);
+    try (Repository r = openVia(new LocalBlobStore(current), pw("correct horse"))) {
+      assertThat(r.config().encrypted()).isTrue();
+    }
+  }
+
   /** The place inside the file system is told on ext4 (this test's directory), none on tmpfs. */
   @Test
   void thePlaceInsideTheFileSystemIsToldWhereItsIdComesFromItsUuid() throws Exception {

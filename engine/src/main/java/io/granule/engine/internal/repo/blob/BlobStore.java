@@ -176,6 +176,15 @@ public interface BlobStore {
   }
 
   /**
+   * The store's place as it was named, links not resolved (a local directory's absolute path):
+   * where {@link #place} resolves a link put in place of the directory to its target, this is still
+   * the name the user gave ({@code ConfigPin}); empty by default.
+   */
+  default Optional<String> placeAsNamed() {
+    return Optional.empty();
+  }
+
+  /**
    * Refuses to read blob {@code name} of {@code size} bytes whole if this process could not hold it
    * (more than a quarter of its heap): one large stray file (sparse: it costs nothing on disk)
    * killed every command with OutOfMemoryError and a stack trace that named nothing.

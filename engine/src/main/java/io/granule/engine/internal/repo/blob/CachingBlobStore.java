@@ -390,4 +390,9 @@ public final class CachingBlobStore implements BlobStore {
   public Optional<String> placeInFileSystem() {
     return remote.placeInFileSystem();
   }
+
+  @Override
+  public Optional<String> placeAsNamed() {
+    return remote.placeAsNamed();
+  }
 }

@@ -113,4 +113,9 @@ public abstract class ForwardingBlobStore implements BlobStore {
   public Optional<String> placeInFileSystem() {
     return delegate.placeInFileSystem();
   }
+
+  @Override
+  public Optional<String> placeAsNamed() {
+    return delegate.placeAsNamed();
+  }
 }

@@ -1121,22 +1121,32 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
     }
   }
 
-  /** ext2/3/4's and btrfs's statfs magic: file systems whose f_fsid comes from their UUID. */
-  private static final java.util.Set<Long> FSID_FROM_UUID = java.util.Set.of(0xEF53L, 0x9123683EL);
+  /**
+   * ext2/3/4's statfs magic: a file system whose f_fsid comes from its UUID (btrfs's differs per
+   * subvolume and its st_dev is not mountinfo's, audit14 E; XFS's comes from the device).
+   */
+  private static final java.util.Set<Long> FSID_FROM_UUID = java.util.Set.of(0xEF53L);
 
   @Override
   public Optional<String> placeInFileSystem() {
     return fileSystemPlace(root);
   }
 
+  /** The directory's absolute path as named, links not resolved. */
+  @Override
+  public Optional<String> placeAsNamed() {
+    return Optional.of(root.toAbsolutePath().normalize().toString());
+  }
+
   /**
    * Where directory {@code dir} is inside its file system, whatever it is mounted at: {@code
    * fsid=F,path=P}, F the file system's statfs f_fsid, P the directory's path from the file
    * system's root (mountinfo's root of the mount it is under, then its real path below the mount
-   * point). Only for ext2/3/4 and btrfs, whose f_fsid comes from their UUID (XFS's comes from the
-   * device it is mounted from, tmpfs has none); empty elsewhere, without libgranule-native, or if
-   * it cannot be told. A repository directory someone made anew in place of the one pinned (new
-   * inode and birth time), on its file system mounted at another path, is found by it (audit14 C3).
+   * point). Only for ext2/3/4, whose f_fsid comes from its UUID (XFS's comes from the device it is
+   * mounted from, btrfs's differs per subvolume, tmpfs has none); empty elsewhere, without
+   * libgranule-native, or if it cannot be told. A repository directory someone made anew in place
+   * of the one pinned (new inode and birth time), on its file system mounted at another path, is
+   * found by it (audit14 C3).
    */
   public static Optional<String> fileSystemPlace(Path dir) {
     if (NativeLibrary.unavailableReason() != null) {
@@ -1154,8 +1164,11 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
       String majMin = io.granule.engine.internal.image.BlockDeviceClaim.majorMinorOf((Long) dev);
       String best = null;
       String bestRoot = null;
+      // decoded leniently: one mount point that is not UTF-8 anywhere made the whole read fail
+      // (audit14 E)
       for (String line :
-          Files.readAllLines(Path.of("/proc/self/mountinfo"), StandardCharsets.UTF_8)) {
+          new String(Files.readAllBytes(Path.of("/proc/self/mountinfo")), StandardCharsets.UTF_8)
+              .split("\n")) {
         String[] f = line.split(" ");
         if (f.length < 5 || !f[2].equals(majMin)) {
           continue;
@@ -1165,7 +1178,9 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
             real.toString().equals(point)
                 || point.equals("/")
                 || real.toString().startsWith(point + "/");
-        if (under && (best == null || point.length() > best.length())) {
+        // the last of the longest: a mount stacked on the same point comes later and hides the
+        // ones before it (audit14 E: the first one gave the wrong path inside the file system)
+        if (under && (best == null || point.length() >= best.length())) {
           best = point;
           bestRoot = unescapeMountinfo(f[3]);
         }

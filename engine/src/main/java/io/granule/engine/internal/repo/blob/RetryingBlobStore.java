@@ -203,4 +203,9 @@ public final class RetryingBlobStore implements BlobStore {
   public Optional<String> placeInFileSystem() {
     return delegate.placeInFileSystem();
   }
+
+  @Override
+  public Optional<String> placeAsNamed() {
+    return delegate.placeAsNamed();
+  }
 }
