@@ -317,12 +317,19 @@ class FreezeTest {
       assertThat(System.nanoTime()).as("the backup never froze").isLessThan(deadline);
       Thread.sleep(10);
     }
-    // the record is written before fsfreeze runs, which under load can take a while: killed only
-    // once the filesystem is frozen (CI once killed it first, and the fsfreeze child froze it
-    // after the check)
-    while (writable()) {
+    // killed while the filesystem is frozen: the backup reads the device in about a second, and
+    // its freeze record is written before fsfreeze runs (CI once killed it 200 ms after the
+    // record, before the freeze). Stopped (SIGSTOP), it cannot thaw: frozen then, it stays so
+    String pid = Long.toString(p.pid());
+    while (true) {
       assertThat(System.nanoTime()).as("the backup never froze").isLessThan(deadline);
-      Thread.sleep(10);
+      assertThat(p.isAlive()).as("the backup ended before it was seen frozen").isTrue();
+      new ProcessBuilder("kill", "-STOP", pid).start().waitFor();
+      if (!writable()) {
+        break;
+      }
+      new ProcessBuilder("kill", "-CONT", pid).start().waitFor();
+      Thread.sleep(20);
     }
     p.destroyForcibly();
     p.waitFor(30, TimeUnit.SECONDS);
