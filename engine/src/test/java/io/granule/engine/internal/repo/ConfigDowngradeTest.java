@@ -431,6 +431,21 @@ class ConfigDowngradeTest {
     };
   }
 
+  /**
+   * Makes a repository in {@code at} as another machine would (no pins), encrypted under {@code
+   * password} unless it is null.
+   */
+  private void repositoryAt(Path at, String password) {
+    Repository.init(
+            new LocalBlobStore(at),
+            RepositoryConfig.defaults(),
+            Clock.systemUTC(),
+            tmp.resolve("chunk-cache-" + at.getFileName()),
+            password == null ? null : password.toCharArray(),
+            KdfParams.TESTING)
+        .close();
+  }
+
   private Repository openVia(BlobStore s, PasswordSource p) {
     return Repository.open(s, Clock.systemUTC(), tmp.resolve("chunk-cache"), p, pins);
   }
@@ -558,14 +573,7 @@ class ConfigDowngradeTest {
     }
     // a new directory (another identity) with an unencrypted repository of another id
     Path fresh = tmp.resolve("fresh");
-    Repository.init(
-            new LocalBlobStore(fresh),
-            RepositoryConfig.defaults(),
-            Clock.systemUTC(),
-            tmp.resolve("chunk-cache3"),
-            null,
-            KdfParams.TESTING)
-        .close();
+    repositoryAt(fresh, null);
     String other = LocalBlobStore.identity(fresh).orElseThrow();
     assertThat(other).isNotEqualTo(identity);
     assertThatThrownBy(
@@ -593,14 +601,7 @@ class ConfigDowngradeTest {
       assertThat(r.config().encrypted()).isTrue();
     }
     Path evil = tmp.resolve("evil");
-    Repository.init(
-            new LocalBlobStore(evil),
-            RepositoryConfig.defaults(),
-            Clock.systemUTC(),
-            tmp.resolve("chunk-cache3"),
-            null,
-            KdfParams.TESTING)
-        .close();
+    repositoryAt(evil, null);
     Files.move(dir, tmp.resolve("moved-away"));
     Files.createSymbolicLink(dir, evil);
     assertThatThrownBy(() -> openVia(new LocalBlobStore(dir), PasswordSource.NONE))
@@ -614,14 +615,7 @@ class ConfigDowngradeTest {
       assertThat(r.config().encrypted()).isTrue();
     }
     Path second = tmp.resolve("second");
-    Repository.init(
-            new LocalBlobStore(second),
-            RepositoryConfig.defaults(),
-            Clock.systemUTC(),
-            tmp.resolve("chunk-cache4"),
-            "correct horse".toCharArray(),
-            KdfParams.TESTING)
-        .close();
+    repositoryAt(second, "correct horse");
     Files.delete(current);
     Files.createSymbolicLink(current, second);
     try (Repository r = openVia(new LocalBlobStore(current), pw("correct horse"))) {
@@ -661,14 +655,7 @@ class ConfigDowngradeTest {
     String identity = LocalBlobStore.identity(dir).orElseThrow();
     assertThat(Files.exists(ConfigPin.identityFile(pins, identity))).isTrue();
     Path fresh = tmp.resolve("fresh");
-    Repository.init(
-            new LocalBlobStore(fresh),
-            RepositoryConfig.defaults(),
-            Clock.systemUTC(),
-            tmp.resolve("chunk-cache3"),
-            null,
-            KdfParams.TESTING)
-        .close();
+    repositoryAt(fresh, null);
     String later = ConfigPin.numbersOf(identity) + ",born=9999999999.000000001";
     try (Repository r =
         openVia(reachedAs(fresh, fresh.toRealPath().toString(), later), PasswordSource.NONE)) {
@@ -709,14 +696,7 @@ class ConfigDowngradeTest {
     Path gone = tmp.resolve("gone");
     Files.move(dir, gone);
     Path fresh = tmp.resolve("fresh");
-    Repository.init(
-            new LocalBlobStore(fresh),
-            RepositoryConfig.defaults(),
-            Clock.systemUTC(),
-            tmp.resolve("chunk-cache3"),
-            null,
-            KdfParams.TESTING)
-        .close();
+    repositoryAt(fresh, null);
     BlobStore reused = reachedAs(fresh, fresh.toRealPath().toString(), numbers);
     try (Repository r = openVia(reused, PasswordSource.NONE)) {
       assertThat(r.config().encrypted()).isFalse();
