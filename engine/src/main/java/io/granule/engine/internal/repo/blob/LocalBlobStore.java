@@ -521,23 +521,40 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
 
   private void save(BlobName name, Filler filler, boolean replace) throws IOException {
     try {
-      for (int attempt = 0; ; attempt++) {
-        Dir dir = dirOf(name, true);
-        try {
-          save(name, dir, filler, replace);
-          return;
-        } catch (NoSuchFileException e) {
-          // the held directory was removed (a cache cleared): once more, in the one there now
-          if (attempt == 0 && forgetIfRemoved(name)) {
-            continue;
-          }
-          throw shown(name, e);
-        } catch (java.nio.file.FileAlreadyExistsException e) {
-          throw new java.nio.file.FileAlreadyExistsException(path(name).toString());
-        } catch (java.nio.file.FileSystemException e) {
-          throw shown(name, e);
+      throughHeld(
+          name,
+          () -> {
+            save(name, dirOf(name, true), filler, replace);
+            return null;
+          });
+    } catch (java.nio.file.FileAlreadyExistsException e) {
+      throw new java.nio.file.FileAlreadyExistsException(path(name).toString());
+    }
+  }
+
+  /** A file operation on a blob through its held directories. */
+  private interface HeldOperation<T> {
+    T run() throws IOException;
+  }
+
+  /**
+   * Runs {@code op} on blob {@code name}; once more if it found no file because a held directory on
+   * the way was removed meanwhile (a cache cleared, a fan-out directory pruned and made anew): then
+   * in the directory there now. A file system error names the blob as the user knows it ({@link
+   * #shown}).
+   */
+  private <T> T throughHeld(BlobName name, HeldOperation<T> op) throws IOException {
+    try {
+      try {
+        return op.run();
+      } catch (NoSuchFileException e) {
+        if (!forgetIfRemoved(name)) {
+          throw e;
         }
       }
+      return op.run();
+    } catch (java.nio.file.FileSystemException e) {
+      throw shown(name, e);
     } finally {
       java.lang.ref.Reference.reachabilityFence(this);
     }
@@ -655,22 +672,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
 
   @Override
   public byte[] load(BlobName name) throws IOException {
-    try {
-      for (int attempt = 0; ; attempt++) {
-        try {
-          return loadWhole(name);
-        } catch (NoSuchFileException e) {
-          if (attempt == 0 && forgetIfRemoved(name)) {
-            continue;
-          }
-          throw shown(name, e);
-        } catch (java.nio.file.FileSystemException e) {
-          throw shown(name, e);
-        }
-      }
-    } finally {
-      java.lang.ref.Reference.reachabilityFence(this);
-    }
+    return throughHeld(name, () -> loadWhole(name));
   }
 
   /**
@@ -805,23 +807,31 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
    * that directory was removed meanwhile.
    */
   private FileChannel open(BlobName name) throws IOException {
-    try {
-      for (int attempt = 0; ; attempt++) {
-        try {
+    return open(name, false);
+  }
+
+  /**
+   * Blob {@code name} opened to read through its held directory (not through a link), with {@code
+   * O_DIRECT} if {@code direct} and the file system takes it, else buffered; once more if that
+   * directory was removed meanwhile.
+   */
+  private FileChannel open(BlobName name, boolean direct) throws IOException {
+    return throughHeld(
+        name,
+        () -> {
           requireRegular(name);
-          return FileChannel.open(at(name), StandardOpenOption.READ, NOFOLLOW);
-        } catch (NoSuchFileException e) {
-          if (attempt == 0 && forgetIfRemoved(name)) {
-            continue;
+          Path p = at(name);
+          if (direct) {
+            try {
+              return FileChannel.open(p, StandardOpenOption.READ, NOFOLLOW, DirectIo.option());
+            } catch (NoSuchFileException e) {
+              throw e; // gone: not a reason to read buffered
+            } catch (UnsupportedOperationException | java.nio.file.FileSystemException e) {
+              // O_DIRECT refused (EINVAL): buffered
+            }
           }
-          throw shown(name, e);
-        } catch (java.nio.file.FileSystemException e) {
-          throw shown(name, e);
-        }
-      }
-    } finally {
-      java.lang.ref.Reference.reachabilityFence(this);
-    }
+          return FileChannel.open(p, StandardOpenOption.READ, NOFOLLOW);
+        });
   }
 
   /**
@@ -860,7 +870,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
    */
   int readDirect(BlobName name, long offset, ByteBuffer dst, int align) throws IOException {
     int start = dst.position();
-    try (FileChannel ch = openDirect(name)) {
+    try (FileChannel ch = open(name, true)) {
       long pos = offset;
       while (dst.hasRemaining()) {
         int n = ch.read(dst, pos);
@@ -874,20 +884,6 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
       }
     }
     return dst.position() - start;
-  }
-
-  /** {@code name} opened to read with {@code O_DIRECT}, or buffered if that is refused. */
-  private FileChannel openDirect(BlobName name) throws IOException {
-    try {
-      requireRegular(name);
-      return FileChannel.open(at(name), StandardOpenOption.READ, NOFOLLOW, DirectIo.option());
-    } catch (NoSuchFileException e) {
-      return open(name); // says so in its words, or finds it in a directory made anew
-    } catch (UnsupportedOperationException | java.nio.file.FileSystemException e) {
-      return open(name);
-    } finally {
-      java.lang.ref.Reference.reachabilityFence(this);
-    }
   }
 
   /** Bytes {@link #prefetch} has read. */
@@ -911,27 +907,20 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
   @Override
   public Optional<BlobInfo> stat(BlobName name) throws IOException {
     try {
-      for (int attempt = 0; ; attempt++) {
-        try {
-          Dir d = dirOf(name, false);
-          if (d == null) {
-            return Optional.empty();
-          }
-          BasicFileAttributes a =
-              Files.readAttributes(
-                  d.handle().entry(name.name()), BasicFileAttributes.class, NOFOLLOW);
-          return Optional.of(new BlobInfo(name, a.size(), a.lastModifiedTime().toInstant()));
-        } catch (NoSuchFileException e) {
-          if (attempt == 0 && forgetIfRemoved(name)) {
-            continue;
-          }
-          return Optional.empty();
-        } catch (java.nio.file.FileSystemException e) {
-          throw shown(name, e);
-        }
-      }
-    } finally {
-      java.lang.ref.Reference.reachabilityFence(this);
+      return throughHeld(
+          name,
+          () -> {
+            Dir d = dirOf(name, false);
+            if (d == null) {
+              return Optional.empty();
+            }
+            BasicFileAttributes a =
+                Files.readAttributes(
+                    d.handle().entry(name.name()), BasicFileAttributes.class, NOFOLLOW);
+            return Optional.of(new BlobInfo(name, a.size(), a.lastModifiedTime().toInstant()));
+          });
+    } catch (NoSuchFileException e) {
+      return Optional.empty();
     }
   }
 
