@@ -2262,14 +2262,7 @@ public final class Repository implements Closeable {
       JitWarmup.start(codec, hasher);
     }
     return new Verifier(
-            store,
-            codec,
-            hasher,
-            cacheDir,
-            codec.encodedLength(1) < 0 // a codec that cannot tell its output's size: no bound
-                ? 0
-                : io.granule.engine.internal.repo.store.UnlistedPacks.maxPackBytes(
-                    config.packSize(), codec))
+            store, codec, hasher, cacheDir, UnlistedPacks.maxPackBytes(config.packSize(), codec))
         .verify(data, listener);
   }
 

@@ -34,14 +34,26 @@ public final class UnlistedPacks {
   /**
    * The largest file a pack of a repository of pack size {@code packSize} can be: a backup closes a
    * pack once its records and trailer reach the pack size, so the last record (at most a whole
-   * chunk, encoded) and its entry come on top, with header and footer.
+   * chunk, encoded) and its entry come on top, with header and footer. No bound ({@link
+   * Long#MAX_VALUE}) for a codec that cannot tell its output's size.
    */
   public static long maxPackBytes(int packSize, BlobCodec codec) {
+    if (codec.encodedLength(ChunkIndex.MAX_RAW_LENGTH) < 0) {
+      return Long.MAX_VALUE;
+    }
     return (long) packSize
         + codec.encodedLength(ChunkIndex.MAX_RAW_LENGTH)
         + PackFormat.ENTRY_SIZE
         + PackFormat.HEADER_SIZE
         + PackFormat.FOOTER_SIZE;
+  }
+
+  /**
+   * The most bytes {@code codec} stores of a chunk of {@code rawLength} bytes; no bound if unknown.
+   */
+  private static long mostStored(BlobCodec codec, int rawLength) {
+    int most = codec.encodedLength(rawLength);
+    return most < 0 ? Long.MAX_VALUE : most;
   }
 
   /**
@@ -68,7 +80,7 @@ public final class UnlistedPacks {
     for (PackEntry e : entries) {
       if (e.rawLength() < 0
           || e.rawLength() > ChunkIndex.MAX_RAW_LENGTH
-          || e.storedLength() > codec.encodedLength(e.rawLength())) {
+          || e.storedLength() > mostStored(codec, e.rawLength())) {
         throw new RepositoryCorruptedException(
             "pack "
                 + p
