@@ -139,16 +139,7 @@ class DiskRestoreTest {
       Arrays.fill(otherDisk, (byte) 0x5a);
       Path other = Files.write(tmp.resolve("other.img"), otherDisk);
       AtomicBoolean swapped = new AtomicBoolean();
-      RestoreListener swap =
-          (done, total) -> {
-            if (swapped.compareAndSet(false, true)) {
-              try {
-                Files.move(other, to, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-              } catch (java.io.IOException e) {
-                throw new java.io.UncheckedIOException(e);
-              }
-            }
-          };
+      RestoreListener swap = renamesOnce(other, to, swapped);
       assertThatThrownBy(
               () ->
                   DiskRestore.prepare(formats, to, true, null, true)
@@ -397,16 +388,7 @@ class DiskRestoreTest {
       Arrays.fill(otherDisk, (byte) 0x5a);
       Path other = Files.write(tmp.resolve("other.img"), otherDisk);
       AtomicBoolean swapped = new AtomicBoolean();
-      RestoreListener swap =
-          (done, total) -> {
-            if (swapped.compareAndSet(false, true)) {
-              try {
-                Files.move(other, to, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-              } catch (java.io.IOException e) {
-                throw new java.io.UncheckedIOException(e);
-              }
-            }
-          };
+      RestoreListener swap = renamesOnce(other, to, swapped);
       assertThatThrownBy(
               () -> DiskRestore.prepare(formats, to, true, null).run(repo, m, "vda", swap, s -> {}))
           .isInstanceOf(CommandException.class)
@@ -419,6 +401,22 @@ class DiskRestoreTest {
       assertThat(TestImages.sha256(tmp.resolve("disk.img.partial")))
           .isEqualTo(TestImages.sha256(data));
     }
+  }
+
+  /**
+   * A restore's listener that, at the first progress, renames {@code from} over {@code to} (someone
+   * who can write the directory swapping another disk in) and sets {@code done}.
+   */
+  private static RestoreListener renamesOnce(Path from, Path to, AtomicBoolean done) {
+    return (bytes, total) -> {
+      if (done.compareAndSet(false, true)) {
+        try {
+          Files.move(from, to, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        } catch (java.io.IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      }
+    };
   }
 
   /** --in-place is for raw disks: an image format is always written as FILE.partial. */

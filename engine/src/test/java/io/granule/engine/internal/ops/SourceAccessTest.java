@@ -226,10 +226,7 @@ class SourceAccessTest {
   void aLinkSwappedBetweenTheOpenAndTheCheckReadsNothingOfRoots() throws Exception {
     org.junit.jupiter.api.Assumptions.assumeTrue(
         FileCredentials.unavailableReason() == null, FileCredentials.unavailableReason());
-    chmod(tmp, "rwxr-xr-x");
-    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
-    chmod(rootOnly, "rwx------");
-    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    Path secret = rootsSecret();
     Path home = Files.createDirectories(tmp.resolve("home"));
     chown(home, 65534);
     Path pub = Files.writeString(home.resolve("pub"), "his own file");
@@ -422,10 +419,7 @@ class SourceAccessTest {
   void whoCanWriteADeviceOrTheFileBehindItIsAReader() throws Exception {
     need("root".equals(System.getProperty("user.name")), "root, for loop devices");
     need(FileCredentials.unavailableReason() == null, "libgranule-native");
-    chmod(tmp, "rwxr-xr-x");
-    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
-    chmod(rootOnly, "rwx------");
-    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    Path secret = rootsSecret();
     // root's file behind a device its group can write
     Path pool = Files.createDirectories(tmp.resolve("pool"));
     try (Loop l = new Loop(deviceFile(pool, secret.toString()), 1002, "rw-rw----")) {
@@ -474,10 +468,8 @@ class SourceAccessTest {
   @Test
   void theFilesAnImageReadsAreJudgedOnTheirWayToo() throws Exception {
     need(FileCredentials.unavailableReason() == null, "libgranule-native");
-    chmod(tmp, "rwxr-xr-x");
-    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
-    chmod(rootOnly, "rwx------");
-    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    Path secret = rootsSecret();
+    Path rootOnly = secret.getParent();
     Path his = Files.createDirectories(tmp.resolve("his"));
     chown(his, 1001);
     Path base = Files.createSymbolicLink(his.resolve("base.raw"), secret);
@@ -539,10 +531,7 @@ class SourceAccessTest {
   void aLoopDeviceSetUpInAnotherMountNamespaceIsEveryones() throws Exception {
     need("root".equals(System.getProperty("user.name")), "root, for loop devices");
     need(FileCredentials.unavailableReason() == null, "libgranule-native");
-    chmod(tmp, "rwxr-xr-x");
-    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
-    chmod(rootOnly, "rwx------");
-    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    Path secret = rootsSecret();
     Path srv = Files.createDirectories(tmp.resolve("srv"));
     Path hosts = named(srv, "vm.img", "root's own disk");
     Path his = Files.createDirectories(tmp.resolve("his"));
@@ -601,10 +590,7 @@ class SourceAccessTest {
   void aLoopDeviceOverADeletedFileIsEveryonesWhateverHasItsName() throws Exception {
     need("root".equals(System.getProperty("user.name")), "root, for loop devices");
     need(FileCredentials.unavailableReason() == null, "libgranule-native");
-    chmod(tmp, "rwxr-xr-x");
-    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
-    chmod(rootOnly, "rwx------");
-    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    Path secret = rootsSecret();
     Path vms = Files.createDirectories(tmp.resolve("vms"));
     Path his = named(vms, "vm.img", secret.toString());
     chown(his, 1001);
@@ -637,10 +623,8 @@ class SourceAccessTest {
   void anotherNodeOfTheDeviceUnderDevCountsItsWriters() throws Exception {
     need("root".equals(System.getProperty("user.name")), "root, for loop devices and mknod");
     need(FileCredentials.unavailableReason() == null, "libgranule-native");
-    chmod(tmp, "rwxr-xr-x");
-    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
-    chmod(rootOnly, "rwx------");
-    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    Path secret = rootsSecret();
+    Path rootOnly = secret.getParent();
     try (Loop l = new Loop(deviceFile(rootOnly, secret.toString()), 0, "rw-------")) {
       assertThat(SourceAccess.readers(l.dev)).as("root's alone").isNull();
       String majMin =
@@ -747,6 +731,27 @@ class SourceAccessTest {
         .hasMessageContaining("cannot be read by group 1002 alone");
   }
 
+  /**
+   * Root's secret: file "shadow" in directory "root" (0700) of the test's directory (made 0755, so
+   * that other users reach what the test puts there).
+   */
+  private Path rootsSecret() throws Exception {
+    chmod(tmp, "rwxr-xr-x");
+    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
+    chmod(rootOnly, "rwx------");
+    return Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+  }
+
+  /** An empty ext4 file system of 8 MiB made at {@code fs} (a sparse file); {@code fs}. */
+  private static Path ext4Image(Path fs) throws Exception {
+    try (FileChannel ch =
+        FileChannel.open(fs, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      ch.write(ByteBuffer.wrap(new byte[] {0}), (8 << 20) - 1);
+    }
+    need(run("mkfs.ext4", "-q", "-F", fs.toString()) != null, "mkfs.ext4");
+    return fs;
+  }
+
   /** Runs debugfs's {@code commands} on file system image {@code fs} (as its -f file). */
   private void debugfs(Path fs, String... commands) throws Exception {
     Path script =
@@ -770,21 +775,12 @@ class SourceAccessTest {
     need(
         run("sh", "-c", "command -v mkfs.ext4 && command -v debugfs") != null,
         "mkfs.ext4 and debugfs (e2fsprogs)");
-    chmod(tmp, "rwxr-xr-x");
-    Path rootOnly = Files.createDirectories(tmp.resolve("root"));
-    chmod(rootOnly, "rwx------");
-    Path secret = Files.writeString(rootOnly.resolve("shadow"), "root's secret");
+    Path secret = rootsSecret();
     chmod(secret, "rw-------");
     Path his = Files.createDirectories(tmp.resolve("his"));
     chown(his, 1001);
-    Path fs = his.resolve("fs.img");
-    try (FileChannel ch =
-        FileChannel.open(fs, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-      ch.truncate(8 << 20);
-      ch.write(ByteBuffer.wrap(new byte[] {0}), (8 << 20) - 1);
-    }
+    Path fs = ext4Image(his.resolve("fs.img"));
     chown(fs, 1001);
-    need(run("mkfs.ext4", "-q", "-F", fs.toString()) != null, "mkfs.ext4");
     Path header = Files.writeString(his.resolve("vm.img"), secret.toString());
     debugfs(
         fs,
@@ -834,12 +830,7 @@ class SourceAccessTest {
         run("sh", "-c", "command -v fuse2fs && command -v mkfs.ext4 && command -v debugfs") != null,
         "fuse2fs (apt package fuse2fs), mkfs.ext4 and debugfs");
     chmod(tmp, "rwxr-xr-x");
-    Path fs = tmp.resolve("fs.img");
-    try (FileChannel ch =
-        FileChannel.open(fs, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-      ch.write(ByteBuffer.wrap(new byte[] {0}), (8 << 20) - 1);
-    }
-    need(run("mkfs.ext4", "-q", "-F", fs.toString()) != null, "mkfs.ext4");
+    Path fs = ext4Image(tmp.resolve("fs.img"));
     Path header = Files.writeString(tmp.resolve("vm.src"), "a header");
     debugfs(fs, "write " + header + " vm.img");
     Path mnt = Files.createDirectories(tmp.resolve("fuse"));
