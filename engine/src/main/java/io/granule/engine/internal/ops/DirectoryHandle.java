@@ -88,6 +88,14 @@ public final class DirectoryHandle implements AutoCloseable {
   }
 
   /**
+   * This handle named {@code shown} in messages; it holds the same descriptor, so only one of the
+   * two may be closed (this one is not used afterwards).
+   */
+  DirectoryHandle withShown(Path shown) {
+    return new DirectoryHandle(shown, via, fd);
+  }
+
+  /**
    * Directory {@code name} of this directory, held open in turn (not through a link: one renamed
    * over it meanwhile is refused), named {@code shown} in messages.
    */

@@ -95,6 +95,44 @@ public final class SafePath {
     return new Location(dir, left, out[2] == 1, out[3]);
   }
 
+  /**
+   * Directory {@code dir} (made absolute) reached by the rule of {@link #locate} and held open,
+   * named {@code dir} in messages: a symbolic link on the way that another user owns, or one in (or
+   * below) a directory others can write, is refused, whoever it leads to; the user's and root's own
+   * links are followed. A repository opened through a link that someone who could write the
+   * directory above it put in its place was his repository, wherever the user's pins said the
+   * user's was (audit15 F1). Without the library, the links are checked by name and the directory
+   * is opened by name.
+   *
+   * @throws ChosenLink naming such a link
+   * @throws java.nio.file.NoSuchFileException if there is no such directory
+   * @throws java.nio.file.NotDirectoryException if it is not a directory
+   */
+  public static DirectoryHandle openDirectory(Path dir) throws IOException {
+    if (!DirectoryHandle.ENABLED) {
+      ForeignLinks.refuseByName(dir);
+      return DirectoryHandle.openFollowing(dir);
+    }
+    Location l = locate(dir);
+    if (l.rest().isEmpty()) {
+      return l.dir().withShown(dir); // the root directory, say: the handle is the caller's now
+    }
+    try (l) {
+      if (l.name() == null || !l.exists()) {
+        throw new java.nio.file.NoSuchFileException(dir.toString());
+      }
+      if (!l.isDirectory()) {
+        throw new java.nio.file.NotDirectoryException(dir.toString());
+      }
+      // not through a link: one swapped in since the walk is refused (NotDirectoryException)
+      DirectoryHandle d = l.dir().subdirectory(l.name());
+      if (d == null) {
+        throw new java.nio.file.NoSuchFileException(dir.toString());
+      }
+      return d.withShown(dir);
+    }
+  }
+
   /** The refusal of a link of another user ({@code owner}) met on the way to {@code target}. */
   static FileSystemException foreign(Path target, String link, int owner) {
     return new ChosenLink(target, link, owner, false);

@@ -19,6 +19,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -73,6 +74,13 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
   private static final java.nio.file.LinkOption NOFOLLOW = java.nio.file.LinkOption.NOFOLLOW_LINKS;
 
   private final Path root;
+
+  /**
+   * The root's absolute path as the user named it: a relative root resolved against the shell's
+   * working directory ({@code $PWD}) where that is the process's, links not resolved.
+   */
+  private final Path named;
+
   private final AtomicLong directBytes = new AtomicLong();
   private final AtomicLong prefetchedBytes = new AtomicLong();
   // null until the first prefetch asks
@@ -85,6 +93,36 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
   /** A store rooted at {@code root}; directories are created on first save. */
   public LocalBlobStore(Path root) {
     this.root = root;
+    this.named = logicalAbsolute(root);
+  }
+
+  /**
+   * {@code p} made absolute as the user's shell names it: against {@code $PWD} where that is an
+   * absolute path to the process's working directory, which is that directory's real path (links
+   * resolved). A user who had {@code cd} through a link someone put in place of his repository,
+   * then named it {@code .}, opened the link's target by its real path, and no link was seen
+   * (audit15 F2).
+   */
+  static Path logicalAbsolute(Path p) {
+    return logicalAbsolute(p, System.getenv("PWD"));
+  }
+
+  /** {@link #logicalAbsolute(Path)} with {@code pwd} for {@code $PWD}. */
+  static Path logicalAbsolute(Path p, String pwd) {
+    if (p.isAbsolute()) {
+      return p.normalize();
+    }
+    if (pwd != null && pwd.startsWith("/")) {
+      try {
+        Path base = Path.of(pwd);
+        if (Files.isSameFile(base, Path.of("").toAbsolutePath())) {
+          return base.resolve(p).normalize(); // ".." as the shell's cd takes it
+        }
+      } catch (IOException | java.nio.file.InvalidPathException e) {
+        // not a name of the working directory: the real path
+      }
+    }
+    return p.toAbsolutePath().normalize();
   }
 
   /** The root directory. */
@@ -257,13 +295,18 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
       }
       DirectoryHandle h;
       try {
-        h = DirectoryHandle.openFollowing(root);
-      } catch (NoSuchFileException e) {
-        if (!create) {
-          return null;
+        try {
+          h = io.granule.engine.internal.ops.SafePath.openDirectory(named);
+        } catch (NoSuchFileException e) {
+          if (!create) {
+            return null;
+          }
+          Files.createDirectories(root); // the root as the user named it, links and all
+          h = io.granule.engine.internal.ops.SafePath.openDirectory(named);
         }
-        Files.createDirectories(root); // the root as the user named it, links and all
-        h = DirectoryHandle.openFollowing(root);
+      } catch (io.granule.engine.internal.ops.SafePath.ChosenLink e) {
+        throw new RepositoryCorruptedException(
+            e.describe("repository ", "the repository opened through it would be the one"));
       }
       d = new Dir(h, null);
       if (h.held()) {
@@ -1062,16 +1105,37 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
   @Override
   public String place() {
     try {
+      Dir d = rootDir(false);
+      if (d != null && d.handle().held()) {
+        // the directory held, whatever its name leads to now
+        return Files.readSymbolicLink(d.handle().self()).toString();
+      }
       return root.toRealPath().toString();
-    } catch (IOException e) {
-      return root.toAbsolutePath().normalize().toString();
+    } catch (IOException | RepositoryCorruptedException e) {
+      return named.normalize().toString();
     }
+  }
+
+  /**
+   * The name of the directory held ({@code /proc/self/fd/N}), or the root as named where it is not
+   * held or not there.
+   */
+  private Path heldRoot() {
+    try {
+      Dir d = rootDir(false);
+      if (d != null && d.handle().held()) {
+        return d.handle().self();
+      }
+    } catch (IOException | RepositoryCorruptedException e) {
+      // as named: it says so when used
+    }
+    return named;
   }
 
   /** What the directory is: its device and inode numbers and birth time (see {@link #identity}). */
   @Override
   public Optional<String> placeIdentity() {
-    return identity(root);
+    return identity(heldRoot());
   }
 
   /**
@@ -1118,13 +1182,14 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
 
   @Override
   public Optional<String> placeInFileSystem() {
-    return fileSystemPlace(root);
+    Path held = heldRoot();
+    return held == named ? fileSystemPlace(root) : fileSystemPlaceHeld(held);
   }
 
   /** The directory's absolute path as named, links not resolved. */
   @Override
   public Optional<String> placeAsNamed() {
-    return Optional.of(root.toAbsolutePath().normalize().toString());
+    return Optional.of(named.normalize().toString());
   }
 
   /**
@@ -1138,53 +1203,85 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
    * found by it (audit14 C3).
    */
   public static Optional<String> fileSystemPlace(Path dir) {
+    if (NativeLibrary.unavailableReason() != null || !DirectoryHandle.heldAvailable()) {
+      return Optional.empty();
+    }
+    try (DirectoryHandle d = DirectoryHandle.openFollowing(dir)) {
+      return fileSystemPlaceHeld(d.self());
+    } catch (IOException | RuntimeException e) {
+      return Optional.empty();
+    }
+  }
+
+  /**
+   * {@link #fileSystemPlace} of the directory held as {@code self} ({@code /proc/self/fd/N}): its
+   * file system's statfs, the mount it is reached through by that mount's id ({@code
+   * /proc/self/fdinfo/N}: the last of the longest mount points that prefix its path was the wrong
+   * one for a hidden or moved mount, audit15 F4), and its path below that mount's point as the
+   * kernel names the descriptor.
+   */
+  private static Optional<String> fileSystemPlaceHeld(Path self) {
     if (NativeLibrary.unavailableReason() != null) {
       return Optional.empty();
     }
     try {
-      Path real = dir.toRealPath();
       long[] out = new long[3];
-      if (fsid0((real + "\0").getBytes(StandardCharsets.UTF_8), out) != 0
+      if (fsid0((self + "\0").getBytes(StandardCharsets.UTF_8), out) != 0
           || !FSID_FROM_UUID.contains(out[0])
           || (out[1] == 0 && out[2] == 0)) {
         return Optional.empty();
       }
-      Object dev = Files.getAttribute(real, "unix:dev");
-      String majMin = io.granule.engine.internal.image.BlockDeviceClaim.majorMinorOf((Long) dev);
-      String best = null;
-      String bestRoot = null;
+      OptionalLong mountId = mountIdOf(self);
+      if (mountId.isEmpty()) {
+        return Optional.empty();
+      }
+      String real = Files.readSymbolicLink(self).toString();
+      String id = Long.toString(mountId.getAsLong());
       // decoded leniently: one mount point that is not UTF-8 anywhere made the whole read fail
       // (audit14 E)
       for (String line :
           new String(Files.readAllBytes(Path.of("/proc/self/mountinfo")), StandardCharsets.UTF_8)
               .split("\n")) {
         String[] f = line.split(" ");
-        if (f.length < 5 || !f[2].equals(majMin)) {
+        if (f.length < 5 || !f[0].equals(id)) {
           continue;
         }
         String point = unescapeMountinfo(f[4]);
-        boolean under =
-            real.toString().equals(point)
-                || point.equals("/")
-                || real.toString().startsWith(point + "/");
-        // the last of the longest: a mount stacked on the same point comes later and hides the
-        // ones before it (audit14 E: the first one gave the wrong path inside the file system)
-        if (under && (best == null || point.length() >= best.length())) {
-          best = point;
-          bestRoot = unescapeMountinfo(f[3]);
+        String mountRoot = unescapeMountinfo(f[3]);
+        String below;
+        if (real.equals(point)) {
+          below = "";
+        } else if (point.equals("/")) {
+          below = real;
+        } else if (real.startsWith(point + "/")) {
+          below = real.substring(point.length());
+        } else {
+          return Optional.empty(); // named otherwise than its mount: cannot be told
         }
+        String inner = (mountRoot.equals("/") ? "" : mountRoot) + below;
+        return Optional.of(
+            String.format(Locale.ROOT, "fsid=%08x%08x,path=", out[1], out[2])
+                + (inner.isEmpty() ? "/" : inner));
       }
-      if (best == null) {
-        return Optional.empty();
-      }
-      String below = best.equals("/") ? real.toString() : real.toString().substring(best.length());
-      String inner = (bestRoot.equals("/") ? "" : bestRoot) + below;
-      return Optional.of(
-          String.format(Locale.ROOT, "fsid=%08x%08x,path=", out[1], out[2])
-              + (inner.isEmpty() ? "/" : inner));
+      return Optional.empty();
     } catch (IOException | RuntimeException e) {
       return Optional.empty();
     }
+  }
+
+  /** The mount id of what descriptor {@code self} ({@code /proc/self/fd/N}) holds. */
+  private static OptionalLong mountIdOf(Path self) {
+    Path info = Path.of("/proc/self/fdinfo").resolve(self.getFileName().toString());
+    try {
+      for (String l : Files.readAllLines(info, StandardCharsets.UTF_8)) {
+        if (l.startsWith("mnt_id:")) {
+          return OptionalLong.of(Long.parseLong(l.substring(7).trim()));
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      return OptionalLong.empty();
+    }
+    return OptionalLong.empty();
   }
 
   /** A mountinfo field with its octal escapes ({@code \040} for a space) undone. */

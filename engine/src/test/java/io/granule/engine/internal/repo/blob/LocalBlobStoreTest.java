@@ -429,6 +429,120 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
     }
   }
 
+  /**
+   * audit15 F1/F3: someone who can write the directory above the repository put a link in its place
+   * (to an unencrypted repository of his, or to another repository of the user's), and the user
+   * reached it by a name his pins did not know (the file system mounted elsewhere, his own link to
+   * the backup directory): every pin followed the link. A link on the way that is in a directory
+   * others can write, or another user's, is refused whatever it leads to; the user's own link in
+   * his own directory is followed (above).
+   */
+  @Test
+  void aLinkOthersCouldHavePutOnTheWayToTheRootIsRefused() throws Exception {
+    requireHeld();
+    Path shared = Files.createDirectories(tmp.resolve("backups"));
+    Files.setAttribute(shared, "unix:mode", 0777);
+    Path theirs = Files.createDirectories(shared.resolve(".theirs"));
+    Files.createSymbolicLink(shared.resolve("repo"), theirs.getFileName());
+    // reached through the user's own link to the backup directory: a name no pin knows
+    Path mine = Files.createSymbolicLink(tmp.resolve("mine"), shared);
+    for (Path named : List.of(shared.resolve("repo"), mine.resolve("repo"))) {
+      try (LocalBlobStore s = new LocalBlobStore(named)) {
+        org.assertj.core.api.Assertions.assertThatThrownBy(
+                () -> s.load(new BlobName(BlobType.CONFIG, "config")))
+            .isInstanceOf(io.granule.engine.internal.repo.RepositoryCorruptedException.class)
+            .hasMessageContaining("'repo' on the way to repository '" + named + "'")
+            .hasMessageContaining("in (or below) a directory others can write")
+            .hasMessageContaining("name the real path");
+      }
+    }
+    // the real path opens (its pins say whose it is)
+    Files.write(theirs.resolve("config"), new byte[] {7});
+    try (LocalBlobStore s = new LocalBlobStore(theirs)) {
+      assertThat(s.load(new BlobName(BlobType.CONFIG, "config"))).containsExactly(7);
+    }
+    if ("root".equals(System.getProperty("user.name"))) {
+      // another user's link, in a directory only root can write
+      Path closed = Files.createDirectories(tmp.resolve("closed"));
+      Path his = Files.createSymbolicLink(closed.resolve("repo"), theirs);
+      Files.setAttribute(his, "unix:uid", 1001, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+      try (LocalBlobStore s = new LocalBlobStore(his)) {
+        org.assertj.core.api.Assertions.assertThatThrownBy(
+                () -> s.load(new BlobName(BlobType.CONFIG, "config")))
+            .isInstanceOf(io.granule.engine.internal.repo.RepositoryCorruptedException.class)
+            .hasMessageContaining("is a symbolic link owned by uid 1001, another user");
+      }
+    }
+  }
+
+  /**
+   * audit15 F2: the user's shell had gone through a link into the repository ({@code cd repo}) and
+   * named it {@code .}: the process's working directory is the link's target, and the link was
+   * never seen. A relative root is made absolute against {@code $PWD} where that names the working
+   * directory.
+   */
+  @Test
+  void aRelativeRootIsNamedFromTheShellsWorkingDirectory() throws Exception {
+    Path cwd = Path.of("").toAbsolutePath();
+    Path viaLink = Files.createSymbolicLink(tmp.resolve("here"), cwd);
+    assertThat(LocalBlobStore.logicalAbsolute(Path.of("repo"), viaLink.toString()))
+        .isEqualTo(viaLink.resolve("repo"));
+    // $PWD elsewhere (stale, or set by hand): the process's own working directory
+    assertThat(LocalBlobStore.logicalAbsolute(Path.of("repo"), tmp.toString()))
+        .isEqualTo(cwd.resolve("repo"));
+    assertThat(LocalBlobStore.logicalAbsolute(Path.of("repo"), null))
+        .isEqualTo(cwd.resolve("repo"));
+    assertThat(LocalBlobStore.logicalAbsolute(tmp, viaLink.toString())).isEqualTo(tmp);
+  }
+
+  /**
+   * audit15 F4: the mount a directory is reached through was taken as the last of the longest mount
+   * points prefixing its path; where a bind mount hid another one (the file system at p/a, then its
+   * /sub bound on p), p/a/repo is /sub/a/repo inside it, not /repo. The mount is found by the id of
+   * the descriptor held.
+   */
+  @Test
+  void thePlaceInsideTheFileSystemIsFoundThroughTheMountTheDirectoryIsOn() throws Exception {
+    boolean root = "root".equals(System.getProperty("user.name"));
+    if (!root && "true".equals(System.getenv("CI"))) {
+      throw new AssertionError("this test mounts a file system and needs root, which CI has");
+    }
+    org.junit.jupiter.api.Assumptions.assumeTrue(root, "mounting needs root");
+    requireHeld();
+    Path img = tmp.resolve("fs.img");
+    try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
+      f.setLength(16L << 20);
+    }
+    run("mkfs.ext4", "-q", "-F", img.toString());
+    Path m = Files.createDirectories(tmp.resolve("m"));
+    Path p = Files.createDirectories(tmp.resolve("p"));
+    List<Path> mounted = new java.util.ArrayList<>();
+    try {
+      run("mount", "-o", "loop", img.toString(), m.toString());
+      mounted.add(0, m);
+      Files.createDirectories(m.resolve("sub/a/repo"));
+      Files.createDirectories(p.resolve("a"));
+      run("mount", "--bind", m.toString(), p.resolve("a").toString());
+      mounted.add(0, p.resolve("a"));
+      assertThat(LocalBlobStore.fileSystemPlace(p.resolve("a/sub/a/repo")))
+          .hasValueSatisfying(v -> assertThat(v).endsWith(",path=/sub/a/repo"));
+      run("mount", "--bind", m.resolve("sub").toString(), p.toString());
+      mounted.add(0, p);
+      // p/a is now sub/a of the file system, under the mount at p: the one at p/a is hidden
+      Path dir = p.resolve("a/repo");
+      assertThat(LocalBlobStore.fileSystemPlace(dir))
+          .hasValueSatisfying(v -> assertThat(v).endsWith(",path=/sub/a/repo"));
+      try (LocalBlobStore s = new LocalBlobStore(dir)) {
+        assertThat(s.placeInFileSystem())
+            .isEqualTo(LocalBlobStore.fileSystemPlace(m.resolve("sub/a/repo")));
+      }
+    } finally {
+      for (Path at : mounted) {
+        new ProcessBuilder("umount", at.toString()).inheritIO().start().waitFor();
+      }
+    }
+  }
+
   private static void deleteTree(Path p) throws IOException {
     try (var files = Files.walk(p)) {
       for (Path f : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
