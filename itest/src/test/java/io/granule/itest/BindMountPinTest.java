@@ -58,11 +58,32 @@ class BindMountPinTest {
     return plain;
   }
 
+  /** The user's environment: his own cache, where his pins are. */
+  private Map<String, String> user() {
+    Map<String, String> env = new HashMap<>();
+    env.put("XDG_CACHE_HOME", tmp.resolve("cache").toString());
+    return env;
+  }
+
+  /**
+   * {@code snapshots --repo named} run as the interactive user (no password given, as {@code env}
+   * says otherwise): refused as a downgrade, exit code 5.
+   */
+  private Granule.Result refusedAsDowngrade(Map<String, String> env, Path named) throws Exception {
+    Map<String, String> interactive = new HashMap<>(env);
+    interactive.put("GRANULE_PASSWORD", null);
+    Granule.Result r =
+        Granule.run(
+            tmp, interactive, Path.of("/dev/null"), "snapshots", "--repo", named.toString());
+    assertThat(r.exitCode()).as(named + ": " + r.out() + r.err()).isEqualTo(5);
+    assertThat(r.err()).contains("was changed to unencrypted");
+    return r;
+  }
+
   @Test
   void aDowngradedRepositoryIsRefusedThroughABindMountOfItsDirectory() throws Exception {
     needRoot();
-    Map<String, String> env = new HashMap<>();
-    env.put("XDG_CACHE_HOME", tmp.resolve("cache").toString());
+    Map<String, String> env = user();
     Path repo = tmp.resolve("repo");
     Granule.Result r = Granule.run(tmp, env, "init", "--repo", repo.toString());
     assertThat(r.exitCode()).as(r.err()).isZero();
@@ -73,14 +94,12 @@ class BindMountPinTest {
     mnt = Files.createDirectories(tmp.resolve("mnt"));
     FreezeTest.sh("mount", "--bind", repo.toString(), mnt.toString());
 
-    // the interactive user: no password given
-    env.put("GRANULE_PASSWORD", null);
     for (Path named : new Path[] {repo, mnt}) {
-      r = Granule.run(tmp, env, Path.of("/dev/null"), "snapshots", "--repo", named.toString());
-      assertThat(r.exitCode()).as(named + ": " + r.out() + r.err()).isEqualTo(5);
-      assertThat(r.err()).contains("was changed to unencrypted").contains("opened it encrypted");
+      r = refusedAsDowngrade(env, named);
+      assertThat(r.err()).contains("opened it encrypted");
     }
     assertThat(r.err()).contains("as '" + repo.toRealPath() + "' (the same directory");
+    env.put("GRANULE_PASSWORD", null);
     r = Granule.run(tmp, env, Path.of("/dev/null"), "snapshots", "--repo", plain.toString());
     assertThat(r.exitCode()).as("an unencrypted repository of its own opens: " + r.err()).isZero();
   }
@@ -94,8 +113,7 @@ class BindMountPinTest {
   @Test
   void aRepositoryOpenedOnlyThroughARemovedBindMountIsRefusedThroughItsRealPath() throws Exception {
     needRoot();
-    Map<String, String> env = new HashMap<>();
-    env.put("XDG_CACHE_HOME", tmp.resolve("cache").toString());
+    Map<String, String> env = user();
     Path repo = tmp.resolve("repo");
     Path other = tmp.resolve("other-cache"); // init as another machine would: no pins here
     Granule.Result r =
@@ -109,11 +127,7 @@ class BindMountPinTest {
     FreezeTest.sh("umount", mnt.toString());
     mnt = null;
     downgrade(repo);
-    env.put("GRANULE_PASSWORD", null);
-    r = Granule.run(tmp, env, Path.of("/dev/null"), "snapshots", "--repo", repo.toString());
-    assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(5);
-    assertThat(r.err())
-        .contains("was changed to unencrypted")
+    assertThat(refusedAsDowngrade(env, repo).err())
         .contains("as '" + tmp.toRealPath().resolve("mnt") + "' (the same directory");
   }
 
@@ -135,8 +149,7 @@ class BindMountPinTest {
     Path first = Files.createDirectories(tmp.resolve("mnt-a"));
     FreezeTest.sh("mount", "-o", "loop", img.toString(), first.toString());
     mnt = first;
-    Map<String, String> env = new HashMap<>();
-    env.put("XDG_CACHE_HOME", tmp.resolve("cache").toString());
+    Map<String, String> env = user();
     Granule.Result r = Granule.run(tmp, env, "init", "--repo", first.resolve("repo").toString());
     assertThat(r.exitCode()).as(r.err()).isZero();
     FreezeTest.sh("umount", first.toString());
@@ -154,16 +167,6 @@ class BindMountPinTest {
             "--repo",
             second.resolve("repo").toString());
     assertThat(r.exitCode()).as(r.err()).isZero();
-    env.put("GRANULE_PASSWORD", null);
-    r =
-        Granule.run(
-            tmp,
-            env,
-            Path.of("/dev/null"),
-            "snapshots",
-            "--repo",
-            second.resolve("repo").toString());
-    assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(5);
-    assertThat(r.err()).contains("was changed to unencrypted");
+    refusedAsDowngrade(env, second.resolve("repo"));
   }
 }
