@@ -101,7 +101,7 @@ public final class BlockDeviceClaim implements AutoCloseable {
     }
     List<String> uses = new ArrayList<>();
     try {
-      for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+      for (String line : MountInfo.lines(MountInfo.SELF)) {
         String[] f = line.split(" ");
         if (f.length > 4 && devices.contains(f[2])) {
           uses.add("mounted at " + unescape(f[4]));
@@ -150,7 +150,7 @@ public final class BlockDeviceClaim implements AutoCloseable {
   public static String[] mountHolding(Path real, Path mountinfo) throws IOException {
     String[] best = null;
     int bestLength = -1;
-    for (String line : Files.readAllLines(mountinfo, StandardCharsets.UTF_8)) {
+    for (String line : MountInfo.lines(mountinfo)) {
       String[] f = line.split(" ");
       if (f.length < 5) {
         continue;

@@ -374,9 +374,7 @@ final class FreezeRecord {
             return FreezeTarget.mountIdOfDescriptor(path);
           }
           try {
-            return mountIdIn(
-                Files.readString(Path.of("/proc/self/mountinfo"), StandardCharsets.UTF_8),
-                path.toRealPath());
+            return mountIdIn(MountInfo.read(MountInfo.SELF), path.toRealPath());
           } catch (IOException | RuntimeException e) {
             return OptionalLong.empty();
           }

@@ -119,9 +119,7 @@ final class FreezeTarget implements AutoCloseable {
       } else {
         real = dir.shown().toRealPath();
         at = real;
-        mountId =
-            FreezeRecord.mountIdIn(
-                Files.readString(Path.of("/proc/self/mountinfo"), StandardCharsets.UTF_8), real);
+        mountId = FreezeRecord.mountIdIn(MountInfo.read(MountInfo.SELF), real);
       }
       long dev = ((Number) Files.getAttribute(at, "unix:dev")).longValue();
       return new FreezeTarget(named, real, at, dev, mountId.orElse(-1), dir.held() ? dir : null);
@@ -132,7 +130,7 @@ final class FreezeTarget implements AutoCloseable {
   }
 
   private void requireMountRoot() throws IOException {
-    String info = Files.readString(Path.of("/proc/self/mountinfo"), StandardCharsets.UTF_8);
+    String info = MountInfo.read(MountInfo.SELF);
     Optional<Path> mp = mountId < 0 ? Optional.empty() : mountPointOf(info, mountId);
     if (mp.isEmpty()) {
       throw new IOException(

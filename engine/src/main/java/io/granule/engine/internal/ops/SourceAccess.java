@@ -941,7 +941,8 @@ public final class SourceAccess {
     Path abs = p.toAbsolutePath().normalize();
     Mount longest = null;
     for (String line :
-        Files.readAllLines(Path.of("/proc/self/mountinfo"), StandardCharsets.UTF_8)) {
+        io.granule.engine.internal.image.MountInfo.lines(
+            io.granule.engine.internal.image.MountInfo.SELF)) {
       Mount m = mount(line);
       if (m == null) {
         continue;

@@ -1240,8 +1240,8 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
       // decoded leniently: one mount point that is not UTF-8 anywhere made the whole read fail
       // (audit14 E)
       for (String line :
-          new String(Files.readAllBytes(Path.of("/proc/self/mountinfo")), StandardCharsets.UTF_8)
-              .split("\n")) {
+          io.granule.engine.internal.image.MountInfo.lines(
+              io.granule.engine.internal.image.MountInfo.SELF)) {
         String[] f = line.split(" ");
         if (f.length < 5 || !f[0].equals(id)) {
           continue;
