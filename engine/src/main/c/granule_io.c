@@ -860,3 +860,63 @@ JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_blob_LocalBlobStore_
   (*env)->SetLongArrayRegion(env, out, 0, 3, v);
   return 0;
 }
+
+/* The half of io.granule.engine.internal.repo.blob.DirectIo: large I/O buffers backed by
+ * transparent huge pages. A direct read or write pins every page of its buffer (get_user_pages)
+ * and unpins it when done, one page at a time; in 2 MiB pages that is 512 times fewer, and a first
+ * touch faults once per 2 MiB instead of once per 4 KiB. The JDK's direct buffers come from
+ * malloc, zeroed (every page touched) before they could be advised. */
+#include <stdint.h>
+#include <sys/mman.h>
+#include "io_granule_engine_internal_repo_blob_DirectIo.h"
+
+#define HUGE_ALIGN ((size_t)2 << 20)
+
+/* A new anonymous mapping of length bytes (a multiple of 2 MiB) at an address aligned to 2 MiB,
+ * advised MADV_HUGEPAGE (an advice only: where transparent huge pages are off it is plain memory),
+ * as a direct ByteBuffer; NULL (no exception pending) if it could not be mapped. */
+JNIEXPORT jobject JNICALL Java_io_granule_engine_internal_repo_blob_DirectIo_mapHuge0(JNIEnv *env,
+                                                                                    jclass cls,
+                                                                                    jlong length) {
+  (void)cls;
+  size_t len = (size_t)length;
+  if (length <= 0 || len % HUGE_ALIGN != 0) {
+    return NULL;
+  }
+  size_t span = len + HUGE_ALIGN;
+  char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    return NULL;
+  }
+  char *a = (char *)(((uintptr_t)p + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1));
+  if (a > p) {
+    munmap(p, (size_t)(a - p));
+  }
+  if (a + len < p + span) {
+    munmap(a + len, (size_t)(p + span - (a + len)));
+  }
+  madvise(a, len, MADV_HUGEPAGE); /* an advice: its failure leaves plain pages */
+  jobject b = (*env)->NewDirectByteBuffer(env, a, length);
+  if (b == NULL) {
+    munmap(a, len);
+  }
+  return b;
+}
+
+/* munmap(address, length) of a mapping from mapHuge0: 0, or -errno. */
+JNIEXPORT jint JNICALL Java_io_granule_engine_internal_repo_blob_DirectIo_unmap0(JNIEnv *env,
+                                                                               jclass cls,
+                                                                               jlong address,
+                                                                               jlong length) {
+  (void)env;
+  (void)cls;
+  return munmap((void *)(uintptr_t)address, (size_t)length) < 0 ? -errno : 0;
+}
+
+/* The address of a direct buffer (for unmap0 once the buffer is unreachable). */
+JNIEXPORT jlong JNICALL Java_io_granule_engine_internal_repo_blob_DirectIo_address0(JNIEnv *env,
+                                                                                  jclass cls,
+                                                                                  jobject buffer) {
+  (void)cls;
+  return (jlong)(uintptr_t)(*env)->GetDirectBufferAddress(env, buffer);
+}
