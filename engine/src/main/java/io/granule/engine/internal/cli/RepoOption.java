@@ -121,9 +121,58 @@ public final class RepoOption {
                 metadataCache(ctx))
             : Repository.open(path(), Passwords.forOpen(ctx, passwordFile), metadataCache(ctx));
     if (!remote()) {
+      refuseOthersUnencrypted(ctx, r);
       warnIfOthersCanWrite(ctx, path());
     }
     return keepIndex(ctx, r);
+  }
+
+  /** The variable naming the users whose unencrypted repositories are used as they are. */
+  static final String UNENCRYPTED_OWNERS = "GRANULE_UNENCRYPTED_OWNERS";
+
+  /**
+   * Refuses (exit code 5, nothing written) an unencrypted repository whose directory or config
+   * another user owns (not root), unless {@code $GRANULE_UNENCRYPTED_OWNERS} names his uid. Only
+   * someone who can write the directory above a repository can put his own in its place, and a
+   * repository he makes is his: every way of doing it the pins missed (a relative --repo from a
+   * directory entered through his link with {@code $PWD} gone, a directory made anew on XFS or
+   * tmpfs mounted elsewhere) stored the user's backups in the clear in it (audit15 H).
+   */
+  static void refuseOthersUnencrypted(CliContext ctx, Repository r) {
+    if (r.config().encrypted()) {
+      return;
+    }
+    int owner = r.store().foreignOwner();
+    if (owner < 0 || trusted(ctx.env().apply(UNENCRYPTED_OWNERS), owner)) {
+      return;
+    }
+    r.close();
+    throw new CommandException(
+        ExitCodes.DAMAGED,
+        "the repository at '"
+            + r.store().location()
+            + "' is not encrypted and belongs to uid "
+            + owner
+            + ", another user: whoever can write a directory above yours could have put it in"
+            + " its place, and what you back up would be stored there in the clear; nothing was"
+            + " written. If you use that user's unencrypted repository on purpose, set "
+            + UNENCRYPTED_OWNERS
+            + "="
+            + owner
+            + " (uids, comma-separated), or take it over (chown -R)");
+  }
+
+  /** Whether {@code list} ("1001,1002") names {@code uid}. */
+  static boolean trusted(String list, int uid) {
+    if (list == null) {
+      return false;
+    }
+    for (String u : list.split(",")) {
+      if (u.trim().equals(Integer.toString(uid))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**

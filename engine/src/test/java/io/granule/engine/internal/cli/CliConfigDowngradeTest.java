@@ -181,4 +181,48 @@ class CliConfigDowngradeTest {
         .isEqualTo(ExitCodes.USAGE);
     assertThat(err.toString()).contains("GRANULE_PASSWORD is set but empty");
   }
+
+  /**
+   * audit15 H: every way someone who can write the directory above a repository puts his own
+   * unencrypted one in its place that the pins missed (a relative --repo from a directory entered
+   * through his link with $PWD gone, a directory made anew on XFS or tmpfs mounted elsewhere)
+   * leaves a repository that is his: an unencrypted repository of another user's is refused (exit
+   * code 5, nothing written) unless GRANULE_UNENCRYPTED_OWNERS names him.
+   */
+  @Test
+  void anUnencryptedRepositoryOfAnotherUsersIsRefusedUnlessNamed() throws Exception {
+    boolean root = "root".equals(System.getProperty("user.name"));
+    if (!root && "true".equals(System.getenv("CI"))) {
+      throw new AssertionError("this test gives a repository to another user and needs root");
+    }
+    org.junit.jupiter.api.Assumptions.assumeTrue(root, "chown needs root");
+    Path his = tmp.resolve("his");
+    env.remove("GRANULE_PASSWORD");
+    assertThat(run("init", "--insecure-no-encryption", "--repo", his.toString()))
+        .as(err.toString())
+        .isZero();
+    try (Stream<Path> all = Files.walk(his)) {
+      for (Path p : all.toList()) {
+        Files.setAttribute(p, "unix:uid", 1001, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+      }
+    }
+    int code = run("backup", "--repo", his.toString(), "--disk", "vm=" + image, "--no-progress");
+    assertThat(code).as(err.toString()).isEqualTo(5);
+    assertThat(err.toString())
+        .contains("is not encrypted and belongs to uid 1001, another user")
+        .contains("GRANULE_UNENCRYPTED_OWNERS=1001");
+    try (Stream<Path> all = Files.walk(his)) {
+      assertThat(all.filter(p -> p.toString().contains("/data/")).toList())
+          .as("nothing written")
+          .isEmpty();
+    }
+    env.put("GRANULE_UNENCRYPTED_OWNERS", "1002, 1001");
+    code = run("backup", "--repo", his.toString(), "--disk", "vm=" + image, "--no-progress");
+    assertThat(code).as(err.toString()).isZero();
+    // root's own unencrypted repository opens as before
+    env.remove("GRANULE_UNENCRYPTED_OWNERS");
+    Path own = tmp.resolve("own");
+    assertThat(run("init", "--insecure-no-encryption", "--repo", own.toString())).isZero();
+    assertThat(run("snapshots", "--repo", own.toString())).as(err.toString()).isZero();
+  }
 }

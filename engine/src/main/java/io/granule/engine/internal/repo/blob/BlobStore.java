@@ -185,6 +185,14 @@ public interface BlobStore {
   }
 
   /**
+   * The uid of another user (not root, not this process's) who owns the repository's directory or
+   * its config, or -1 (none, or no owners here: an object store).
+   */
+  default int foreignOwner() {
+    return -1;
+  }
+
+  /**
    * Refuses to read blob {@code name} of {@code size} bytes whole if this process could not hold it
    * (more than a quarter of its heap): one large stray file (sparse: it costs nothing on disk)
    * killed every command with OutOfMemoryError and a stack trace that named nothing.

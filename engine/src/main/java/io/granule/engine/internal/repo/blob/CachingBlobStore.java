@@ -42,7 +42,7 @@ public final class CachingBlobStore implements BlobStore {
   /** Caches the metadata of {@code remote} in directory {@code dir}. */
   public CachingBlobStore(BlobStore remote, Path dir) {
     this.remote = remote;
-    this.cache = new LocalBlobStore(dir);
+    this.cache = LocalBlobStore.cache(dir);
   }
 
   /**
@@ -394,5 +394,10 @@ public final class CachingBlobStore implements BlobStore {
   @Override
   public Optional<String> placeAsNamed() {
     return remote.placeAsNamed();
+  }
+
+  @Override
+  public int foreignOwner() {
+    return remote.foreignOwner();
   }
 }

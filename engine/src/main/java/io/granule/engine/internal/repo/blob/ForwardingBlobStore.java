@@ -118,4 +118,9 @@ public abstract class ForwardingBlobStore implements BlobStore {
   public Optional<String> placeAsNamed() {
     return delegate.placeAsNamed();
   }
+
+  @Override
+  public int foreignOwner() {
+    return delegate.foreignOwner();
+  }
 }

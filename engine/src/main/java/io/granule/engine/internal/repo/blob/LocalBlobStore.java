@@ -81,6 +81,12 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
    */
   private final Path named;
 
+  /**
+   * Whether the root is reached through any link ({@link #cache}): a cache in the user's own cache
+   * directory, not a repository someone else may have put a link to.
+   */
+  private final boolean followAnyLink;
+
   private final AtomicLong directBytes = new AtomicLong();
   private final AtomicLong prefetchedBytes = new AtomicLong();
   // null until the first prefetch asks
@@ -92,8 +98,49 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
 
   /** A store rooted at {@code root}; directories are created on first save. */
   public LocalBlobStore(Path root) {
+    this(root, false);
+  }
+
+  private LocalBlobStore(Path root, boolean followAnyLink) {
     this.root = root;
     this.named = logicalAbsolute(root);
+    this.followAnyLink = followAnyLink;
+  }
+
+  /**
+   * A store for a cache of this user's at {@code root} (the metadata cache under {@code
+   * $XDG_CACHE_HOME}): its path is followed through any link, as the user set it up; nothing inside
+   * it is.
+   */
+  public static LocalBlobStore cache(Path root) {
+    return new LocalBlobStore(root, true);
+  }
+
+  /**
+   * The uid of another user (not root, not this process's) who owns the directory or its config, or
+   * -1: an unencrypted repository of another user's may have been put in place of this user's (see
+   * {@code Repository.open}).
+   */
+  @Override
+  public int foreignOwner() {
+    int self;
+    try {
+      self = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).intValue();
+    } catch (IOException | RuntimeException e) {
+      return -1; // not Linux: nothing to tell by
+    }
+    Path dir = heldRoot();
+    for (Path p : new Path[] {dir, dir.resolve("config")}) {
+      try {
+        int owner = ((Number) Files.getAttribute(p, "unix:uid", NOFOLLOW)).intValue();
+        if (owner != 0 && owner != self) {
+          return owner;
+        }
+      } catch (IOException | RuntimeException e) {
+        // not there: the open says so
+      }
+    }
+    return -1;
   }
 
   /**
@@ -296,13 +343,13 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
       DirectoryHandle h;
       try {
         try {
-          h = io.granule.engine.internal.ops.SafePath.openDirectory(named);
+          h = openRoot();
         } catch (NoSuchFileException e) {
           if (!create) {
             return null;
           }
           Files.createDirectories(root); // the root as the user named it, links and all
-          h = io.granule.engine.internal.ops.SafePath.openDirectory(named);
+          h = openRoot();
         }
       } catch (io.granule.engine.internal.ops.SafePath.ChosenLink e) {
         throw new RepositoryCorruptedException(
@@ -314,6 +361,12 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
       }
       return d;
     }
+  }
+
+  private DirectoryHandle openRoot() throws IOException {
+    return followAnyLink
+        ? DirectoryHandle.openFollowing(named)
+        : io.granule.engine.internal.ops.SafePath.openDirectory(named);
   }
 
   /**

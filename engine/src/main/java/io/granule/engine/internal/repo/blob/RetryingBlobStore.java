@@ -208,4 +208,9 @@ public final class RetryingBlobStore implements BlobStore {
   public Optional<String> placeAsNamed() {
     return delegate.placeAsNamed();
   }
+
+  @Override
+  public int foreignOwner() {
+    return delegate.foreignOwner();
+  }
 }
