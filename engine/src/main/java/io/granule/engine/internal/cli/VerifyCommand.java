@@ -96,6 +96,17 @@ final class VerifyCommand extends ContextCommand {
           out.printf(Locale.ROOT, "  affects snapshots: %s%n", String.join(", ", d.snapshots()));
         }
       }
+      if (report.damages().stream().anyMatch(d -> d.file().startsWith("data/"))) {
+        // a pack that is there but damaged stays in the index: later backups of the same data
+        // reuse its chunks, and their snapshots cannot be restored either (audit15 G F1)
+        out.println(
+            "to heal what damaged packs held: move them out of the repository (pack data/NAME is"
+                + " the file data/XX/NAME, XX the first two characters of NAME; keep them until"
+                + " done), then back up the affected disks again: the chunks a disk still has are"
+                + " stored anew, which makes every snapshot that used them whole again;"
+                + " 'granule verify' then names what stays damaged (restore what you can of those"
+                + " snapshots, then 'granule forget' them)");
+      }
       out.println(
           report.ok()
               ? "no damage found"

@@ -52,6 +52,43 @@ class CliMaintenanceTest {
     return new Cli(ctx).run(args);
   }
 
+  /**
+   * audit15 G F1: a pack that is there but damaged stays in the index, so every later backup of the
+   * same data reused its chunks and saved snapshots that could not be restored either. Verify says
+   * how to heal: the damaged pack moved out of the repository, the next backups store those chunks
+   * anew, and every snapshot is whole again.
+   */
+  @Test
+  void verifySaysHowToHealADamagedPackAndBackupsDoAsSaid() throws Exception {
+    DiskRestoreTest.damageLargestPack(repo);
+    assertThat(run("verify", "--repo", repo.toString(), "--read-data"))
+        .isEqualTo(ExitCodes.DAMAGED);
+    String said = out.toString();
+    assertThat(said).contains("to heal what damaged packs held: move them out of the repository");
+    List<String> packs =
+        said.lines()
+            .filter(l -> l.startsWith("damaged: data/"))
+            .map(l -> l.substring("damaged: data/".length()).trim())
+            .toList();
+    assertThat(packs).isNotEmpty();
+    Path away = java.nio.file.Files.createDirectories(tmp.resolve("damaged-packs"));
+    for (String name : packs) {
+      java.nio.file.Files.move(
+          repo.resolve("data").resolve(name.substring(0, 2)).resolve(name), away.resolve(name));
+    }
+    try (Repository r = Repository.open(repo)) {
+      for (int i = 0; i < 3; i++) {
+        try (RawDiskImage d = RawDiskImage.open(tmp.resolve("d" + i + ".raw"))) {
+          r.backup(
+              new BackupRequest(
+                  List.of(new BackupRequest.NamedDisk("vda", d)), "h", List.of("t"), null),
+              BackupListener.NONE);
+        }
+      }
+    }
+    assertThat(run("verify", "--repo", repo.toString(), "--read-data")).as(out.toString()).isZero();
+  }
+
   @BeforeEach
   void history() throws Exception {
     repo = tmp.resolve("repo");
