@@ -79,7 +79,8 @@ final class VhdxWriter extends SparseImageWriter {
       throw new IllegalArgumentException(
           "a VHDX image holds a whole number of 512-byte sectors up to 64 TiB; the disk has "
               + virtualSize
-              + " bytes: restore it as raw or qcow2");
+              + " bytes: restore it as raw"
+              + (virtualSize % LOGICAL_SECTOR == 0 ? " or qcow2" : ""));
     }
     return new VhdxWriter(path, virtualSize, bs);
   }

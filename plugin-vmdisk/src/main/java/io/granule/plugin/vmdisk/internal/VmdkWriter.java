@@ -62,7 +62,8 @@ final class VmdkWriter extends SparseImageWriter {
           "a monolithicSparse VMDK image holds a whole number of 512-byte sectors up to about 2"
               + " TiB; the disk has "
               + virtualSize
-              + " bytes: restore it as raw or qcow2");
+              + " bytes: restore it as raw"
+              + (virtualSize % SECTOR == 0 ? " or qcow2" : ""));
     }
     String name = options.getOrDefault(OPTION_FILE_NAME, path.getFileName().toString());
     if (name.contains("\"") || name.contains("\n") || name.contains("\r")) {

@@ -177,6 +177,21 @@ abstract class DiskImageWriterContractTest {
     }
   }
 
+  /**
+   * audit15 G F3: a qcow2 image of a disk whose size was not whole 512-byte sectors passed, and
+   * QEMU dropped its last bytes; every format refuses such a disk before making a file, and says to
+   * restore it as raw.
+   */
+  @Test
+  void refusesADiskOfPartSectors() {
+    Path odd = tmp.resolve("odd");
+    assertThatThrownBy(() -> format().create(odd, (1 << 20) + 100, Map.of()))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("whole number of 512-byte sectors")
+        .hasMessageEndingWith("1048676 bytes: restore it as raw");
+    assertThat(Files.exists(odd)).isFalse();
+  }
+
   @Test
   void refusesAnExistingFileAndUnknownOptions() throws IOException {
     Path exists = Files.writeString(tmp.resolve("exists"), "x");
