@@ -77,7 +77,14 @@ public final class Lock implements AutoCloseable {
             "unable to lock the repository at '"
                 + manager.store.location()
                 + "': "
-                + e.getMessage(),
+                + e.getMessage()
+                + (String.valueOf(e.getMessage()).contains("No space left on device")
+                    // forget and prune could not start on a full repository disk, saying
+                    // nothing of a way out (audit15 G F2)
+                    ? " (its file system is full: free some space on it, a lock takes a few"
+                        + " hundred bytes, and run the command again; 'granule forget --prune'"
+                        + " then frees what the forgotten snapshots alone held)"
+                    : ""),
             e);
       }
     }

@@ -1,6 +1,7 @@
 package io.granule.engine.internal.repo.lock;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
@@ -53,5 +54,29 @@ class LocalLockTest extends LockContractTest {
         .satisfies(s -> assertThat(s.describe()).contains("not a regular file"));
     assertUnreadableLock(fifo);
     assertThat(Files.exists(file, java.nio.file.LinkOption.NOFOLLOW_LINKS)).isFalse();
+  }
+
+  /**
+   * audit15 G F2: on a repository disk full to the last byte, forget and prune could not write
+   * their lock and said nothing of a way out. The refusal says to free space and run it again.
+   */
+  @Test
+  void aLockThatCannotBeWrittenOnAFullDiskSaysWhatToDo() throws Exception {
+    BlobStore real = store;
+    store =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(real) {
+          @Override
+          public void save(BlobName name, byte[] data) throws java.io.IOException {
+            throw new java.io.IOException(name + ": No space left on device");
+          }
+        };
+    try {
+      assertThatThrownBy(
+              () -> manager(ALICE).acquire(LockKind.EXCLUSIVE, "prune", java.time.Duration.ZERO))
+          .hasMessageContaining("No space left on device")
+          .hasMessageContaining("its file system is full: free some space on it");
+    } finally {
+      store = real;
+    }
   }
 }
