@@ -276,7 +276,11 @@ public final class Repository implements Closeable {
    * in the user's metadata cache {@code metadataCache} unless it is null (see {@link ConfigPin}).
    */
   public static Repository init(
-      Path dir, RepositoryConfig cfg, char[] password, Path metadataCache) {
+      Path named, RepositoryConfig cfg, char[] password, Path metadataCache) {
+    // as the store will name it (".." as the shell takes it, a relative path from $PWD), and
+    // refused before anything is made or cleared if a link on the way is someone else's choice
+    // (audit15 H4, H5: directories were made where such a link led before the store refused)
+    Path dir = LocalBlobStore.requireOwnWay(named);
     try {
       if (Files.isDirectory(dir)) {
         if (!Files.exists(dir.resolve("config"), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {

@@ -363,6 +363,26 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
     }
   }
 
+  /**
+   * {@code root} made absolute as the store names it ({@link #logicalAbsolute}), once no link on
+   * the way to it (or to the deepest directory of it that exists) is another user's or in a
+   * directory others can write (see {@link #openRoot}).
+   *
+   * @throws RepositoryCorruptedException naming such a link
+   */
+  public static Path requireOwnWay(Path root) {
+    Path named = logicalAbsolute(root);
+    try {
+      io.granule.engine.internal.ops.SafePath.locate(named).close();
+    } catch (io.granule.engine.internal.ops.SafePath.ChosenLink e) {
+      throw new RepositoryCorruptedException(
+          e.describe("repository ", "the repository opened through it would be the one"));
+    } catch (IOException e) {
+      // not resolvable: the init says why when it makes the directory
+    }
+    return named;
+  }
+
   private DirectoryHandle openRoot() throws IOException {
     return followAnyLink
         ? DirectoryHandle.openFollowing(named)

@@ -476,6 +476,30 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
   }
 
   /**
+   * audit15 H5: init made the repository's directories (and cleared an interrupted init's files) by
+   * name, wherever such a link led, before the store refused it. It is refused first.
+   */
+  @Test
+  void initThroughALinkOthersCouldHavePutMakesNothing() throws Exception {
+    requireHeld();
+    Path shared = Files.createDirectories(tmp.resolve("backups"));
+    Files.setAttribute(shared, "unix:mode", 0777);
+    Path elsewhere = Files.createDirectories(tmp.resolve("elsewhere"));
+    Files.createSymbolicLink(shared.resolve("hostA"), elsewhere);
+    org.assertj.core.api.Assertions.assertThatThrownBy(
+            () ->
+                io.granule.engine.internal.repo.Repository.init(
+                    shared.resolve("hostA/new/repo"),
+                    io.granule.engine.internal.repo.RepositoryConfig.defaults(),
+                    null))
+        .isInstanceOf(io.granule.engine.internal.repo.RepositoryCorruptedException.class)
+        .hasMessageContaining("'hostA' on the way to repository");
+    try (var left = Files.list(elsewhere)) {
+      assertThat(left.toList()).as("nothing made where the link leads").isEmpty();
+    }
+  }
+
+  /**
    * audit15 F2: the user's shell had gone through a link into the repository ({@code cd repo}) and
    * named it {@code .}: the process's working directory is the link's target, and the link was
    * never seen. A relative root is made absolute against {@code $PWD} where that names the working
