@@ -371,7 +371,7 @@ final class FreezeRecord {
         @Override
         public OptionalLong mountId(Path path) {
           if (path.startsWith("/proc") && path.getParent().endsWith("fd")) {
-            return FreezeTarget.mountIdOfDescriptor(path);
+            return MountInfo.mountIdOfDescriptor(path);
           }
           try {
             return mountIdIn(MountInfo.read(MountInfo.SELF), path.toRealPath());

@@ -3,7 +3,6 @@ package io.granule.engine.internal.image;
 import io.granule.engine.internal.ops.DirectoryHandle;
 import io.granule.engine.internal.ops.SafePath;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Optional;
@@ -115,7 +114,7 @@ final class FreezeTarget implements AutoCloseable {
         // the kernel's name of the directory held, and one a child process resolves through it
         real = Files.readSymbolicLink(dir.self());
         at = Path.of("/proc/" + ProcessHandle.current().pid() + "/fd/" + dir.self().getFileName());
-        mountId = mountIdOfDescriptor(dir.self());
+        mountId = MountInfo.mountIdOfDescriptor(dir.self());
       } else {
         real = dir.shown().toRealPath();
         at = real;
@@ -180,22 +179,6 @@ final class FreezeTarget implements AutoCloseable {
     if (held != null) {
       held.close();
     }
-  }
-
-  /** The mount id of what descriptor {@code procFd} ({@code /proc/PID/fd/N}) holds. */
-  static OptionalLong mountIdOfDescriptor(Path procFd) {
-    Path info =
-        procFd.getParent().resolveSibling("fdinfo").resolve(procFd.getFileName().toString());
-    try {
-      for (String l : Files.readAllLines(info, StandardCharsets.UTF_8)) {
-        if (l.startsWith("mnt_id:")) {
-          return OptionalLong.of(Long.parseLong(l.substring(7).trim()));
-        }
-      }
-    } catch (IOException | RuntimeException e) {
-      return OptionalLong.empty();
-    }
-    return OptionalLong.empty();
   }
 
   /** The mount point of mount {@code id} in {@code mountinfo}. */

@@ -5,6 +5,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.OptionalLong;
 
 /**
  * The mount table, {@code /proc/self/mountinfo}, read as text. Decoded leniently: a mount point
@@ -22,6 +23,25 @@ public final class MountInfo {
   /** The whole of mount table {@code file}. */
   public static String read(Path file) throws IOException {
     return new String(Files.readAllBytes(file), StandardCharsets.UTF_8);
+  }
+
+  /**
+   * The mount id of what descriptor {@code procFd} ({@code /proc/PID/fd/N}) holds: the {@code
+   * mnt_id} its {@code fdinfo} gives, the first field of that mount's line in the mount table.
+   */
+  public static OptionalLong mountIdOfDescriptor(Path procFd) {
+    Path info =
+        procFd.getParent().resolveSibling("fdinfo").resolve(procFd.getFileName().toString());
+    try {
+      for (String l : Files.readAllLines(info, StandardCharsets.UTF_8)) {
+        if (l.startsWith("mnt_id:")) {
+          return OptionalLong.of(Long.parseLong(l.substring(7).trim()));
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      return OptionalLong.empty();
+    }
+    return OptionalLong.empty();
   }
 
   /** The lines of mount table {@code file}. */

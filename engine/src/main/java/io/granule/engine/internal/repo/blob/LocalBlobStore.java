@@ -1304,7 +1304,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
           || (out[1] == 0 && out[2] == 0)) {
         return Optional.empty();
       }
-      OptionalLong mountId = mountIdOf(self);
+      OptionalLong mountId = io.granule.engine.internal.image.MountInfo.mountIdOfDescriptor(self);
       if (mountId.isEmpty()) {
         return Optional.empty();
       }
@@ -1319,8 +1319,8 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
         if (f.length < 5 || !f[0].equals(id)) {
           continue;
         }
-        String point = unescapeMountinfo(f[4]);
-        String mountRoot = unescapeMountinfo(f[3]);
+        String point = io.granule.engine.internal.image.BlockDeviceClaim.unescape(f[4]);
+        String mountRoot = io.granule.engine.internal.image.BlockDeviceClaim.unescape(f[3]);
         String below;
         if (real.equals(point)) {
           below = "";
@@ -1340,40 +1340,6 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
     } catch (IOException | RuntimeException e) {
       return Optional.empty();
     }
-  }
-
-  /** The mount id of what descriptor {@code self} ({@code /proc/self/fd/N}) holds. */
-  private static OptionalLong mountIdOf(Path self) {
-    Path info = Path.of("/proc/self/fdinfo").resolve(self.getFileName().toString());
-    try {
-      for (String l : Files.readAllLines(info, StandardCharsets.UTF_8)) {
-        if (l.startsWith("mnt_id:")) {
-          return OptionalLong.of(Long.parseLong(l.substring(7).trim()));
-        }
-      }
-    } catch (IOException | RuntimeException e) {
-      return OptionalLong.empty();
-    }
-    return OptionalLong.empty();
-  }
-
-  /** A mountinfo field with its octal escapes ({@code \040} for a space) undone. */
-  private static String unescapeMountinfo(String s) {
-    StringBuilder b = new StringBuilder(s.length());
-    for (int i = 0; i < s.length(); i++) {
-      char c = s.charAt(i);
-      if (c == '\\' && i + 3 < s.length()) {
-        try {
-          b.append((char) Integer.parseInt(s.substring(i + 1, i + 4), 8));
-          i += 3;
-          continue;
-        } catch (NumberFormatException e) {
-          // not an escape
-        }
-      }
-      b.append(c);
-    }
-    return b.toString();
   }
 
   /** statfs of the NUL-terminated {@code path} into {@code out}: f_type, f_fsid; 0 or -errno. */
