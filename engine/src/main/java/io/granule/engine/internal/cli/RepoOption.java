@@ -121,7 +121,7 @@ public final class RepoOption {
                 metadataCache(ctx))
             : Repository.open(path(), Passwords.forOpen(ctx, passwordFile), metadataCache(ctx));
     if (!remote()) {
-      refuseOthersUnencrypted(ctx, r);
+      refuseOthersUnencrypted(ctx.env(), java.util.Set.of(), r);
       warnIfOthersCanWrite(ctx, path());
     }
     return keepIndex(ctx, r);
@@ -136,14 +136,18 @@ public final class RepoOption {
    * someone who can write the directory above a repository can put his own in its place, and a
    * repository he makes is his: every way of doing it the pins missed (a relative --repo from a
    * directory entered through his link with {@code $PWD} gone, a directory made anew on XFS or
-   * tmpfs mounted elsewhere) stored the user's backups in the clear in it (audit15 H).
+   * tmpfs mounted elsewhere) stored the user's backups in the clear in it (audit15 H). {@code
+   * alsoTrusted}: uids whose repositories are used as they are besides (a server's API users).
    */
-  static void refuseOthersUnencrypted(CliContext ctx, Repository r) {
+  public static void refuseOthersUnencrypted(
+      java.util.function.Function<String, String> env,
+      java.util.Set<Integer> alsoTrusted,
+      Repository r) {
     if (r.config().encrypted()) {
       return;
     }
     int owner = r.store().foreignOwner();
-    if (owner < 0 || trusted(ctx.env().apply(UNENCRYPTED_OWNERS), owner)) {
+    if (owner < 0 || alsoTrusted.contains(owner) || trusted(env.apply(UNENCRYPTED_OWNERS), owner)) {
       return;
     }
     r.close();

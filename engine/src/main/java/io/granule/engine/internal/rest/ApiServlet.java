@@ -1217,7 +1217,10 @@ public final class ApiServlet extends HttpServlet {
    */
   private static Repository openRepository(Path repo) {
     Path cache = RepoOption.metadataCache(System::getenv);
-    return Repository.open(repo, PasswordSource.ofServer(System::getenv), cache)
-        .keepIndexUnder(cache);
+    Repository r = Repository.open(repo, PasswordSource.ofServer(System::getenv), cache);
+    // an unencrypted repository of a user who may not use this server is refused as on the
+    // command line: someone who can write the directory above a client's may have put his there
+    RepoOption.refuseOthersUnencrypted(System::getenv, allowedUsers(), r);
+    return r.keepIndexUnder(cache);
   }
 }

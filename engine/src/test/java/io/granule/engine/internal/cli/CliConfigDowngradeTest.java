@@ -216,6 +216,17 @@ class CliConfigDowngradeTest {
           .as("nothing written")
           .isEmpty();
     }
+    // a server trusts the users it serves (--api-users) besides
+    try (io.granule.engine.internal.repo.Repository r =
+        io.granule.engine.internal.repo.Repository.open(his)) {
+      RepoOption.refuseOthersUnencrypted(k -> null, java.util.Set.of(1001), r);
+    }
+    io.granule.engine.internal.repo.Repository other =
+        io.granule.engine.internal.repo.Repository.open(his);
+    org.assertj.core.api.Assertions.assertThatThrownBy(
+            () -> RepoOption.refuseOthersUnencrypted(k -> null, java.util.Set.of(1002), other))
+        .isInstanceOf(CommandException.class)
+        .hasMessageContaining("belongs to uid 1001");
     env.put("GRANULE_UNENCRYPTED_OWNERS", "1002, 1001");
     code = run("backup", "--repo", his.toString(), "--disk", "vm=" + image, "--no-progress");
     assertThat(code).as(err.toString()).isZero();
