@@ -151,19 +151,30 @@ public final class RepoOption {
       return;
     }
     r.close();
-    throw new CommandException(
-        ExitCodes.DAMAGED,
+    String who =
+        owner == Integer.MAX_VALUE
+            ? "its config has another name (a hard link someone else may have made to a file he"
+                + " can write)"
+            : "it belongs to uid " + owner + ", another user";
+    throw new io.granule.engine.internal.repo.RepositoryCorruptedException(
         "the repository at '"
             + r.store().location()
-            + "' is not encrypted and belongs to uid "
-            + owner
-            + ", another user: whoever can write a directory above yours could have put it in"
-            + " its place, and what you back up would be stored there in the clear; nothing was"
-            + " written. If you use that user's unencrypted repository on purpose, set "
-            + UNENCRYPTED_OWNERS
-            + "="
-            + owner
-            + " (uids, comma-separated), or take it over (chown -R)");
+            + "' is not encrypted and "
+            + who
+            + ": whoever can write a directory above yours could have put it in its place, and"
+            + " what you back up would be stored there in the clear; nothing was written. If you"
+            + " use it on purpose"
+            + (owner == Integer.MAX_VALUE
+                ? ", give its config a single name (copy it over itself)"
+                : ", set "
+                    + UNENCRYPTED_OWNERS
+                    + "="
+                    + owner
+                    + " (uids, comma-separated) in granule's environment (with sudo: sudo "
+                    + UNENCRYPTED_OWNERS
+                    + "="
+                    + owner
+                    + " granule ...; a server's: in its environment, or --api-users)"));
   }
 
   /** Whether {@code list} ("1001,1002") names {@code uid}. */

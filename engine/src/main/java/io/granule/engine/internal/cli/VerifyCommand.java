@@ -101,11 +101,12 @@ final class VerifyCommand extends ContextCommand {
         // reuse its chunks, and their snapshots cannot be restored either (audit15 G F1)
         out.println(
             "to heal what damaged packs held: move them out of the repository (pack data/NAME is"
-                + " the file data/XX/NAME, XX the first two characters of NAME; keep them until"
-                + " done), then back up the affected disks again: the chunks a disk still has are"
-                + " stored anew, which makes every snapshot that used them whole again;"
-                + " 'granule verify' then names what stays damaged (restore what you can of those"
-                + " snapshots, then 'granule forget' them)");
+                + " the file data/XX/NAME, XX the first two characters of NAME; keep them), then"
+                + " back up the affected disks again: the chunks a disk still has are stored anew,"
+                + " which makes every snapshot that used them whole again. A pack moved out takes"
+                + " its intact chunks with it: first restore what you still need of any snapshot"
+                + " whose disk is gone (those not named above restore whole now; moved back, the"
+                + " packs serve them again). 'granule verify' then names what stays damaged");
       }
       out.println(
           report.ok()

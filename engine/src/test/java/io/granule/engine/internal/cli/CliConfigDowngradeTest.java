@@ -209,7 +209,7 @@ class CliConfigDowngradeTest {
     int code = run("backup", "--repo", his.toString(), "--disk", "vm=" + image, "--no-progress");
     assertThat(code).as(err.toString()).isEqualTo(5);
     assertThat(err.toString())
-        .contains("is not encrypted and belongs to uid 1001, another user")
+        .contains("is not encrypted and it belongs to uid 1001, another user")
         .contains("GRANULE_UNENCRYPTED_OWNERS=1001");
     try (Stream<Path> all = Files.walk(his)) {
       assertThat(all.filter(p -> p.toString().contains("/data/")).toList())
@@ -225,7 +225,7 @@ class CliConfigDowngradeTest {
         io.granule.engine.internal.repo.Repository.open(his);
     org.assertj.core.api.Assertions.assertThatThrownBy(
             () -> RepoOption.refuseOthersUnencrypted(k -> null, java.util.Set.of(1002), other))
-        .isInstanceOf(CommandException.class)
+        .isInstanceOf(io.granule.engine.internal.repo.RepositoryCorruptedException.class)
         .hasMessageContaining("belongs to uid 1001");
     env.put("GRANULE_UNENCRYPTED_OWNERS", "1002, 1001");
     code = run("backup", "--repo", his.toString(), "--disk", "vm=" + image, "--no-progress");
@@ -235,5 +235,14 @@ class CliConfigDowngradeTest {
     Path own = tmp.resolve("own");
     assertThat(run("init", "--insecure-no-encryption", "--repo", own.toString())).isZero();
     assertThat(run("snapshots", "--repo", own.toString())).as(err.toString()).isZero();
+    // audit15 I1: his directory holding a config of root's (a hard link to a root file he can
+    // write): the directory's owner counts, and a config with another name is not granule's
+    Files.setAttribute(own, "unix:uid", 1001);
+    assertThat(run("snapshots", "--repo", own.toString())).isEqualTo(5);
+    assertThat(err.toString()).contains("it belongs to uid 1001");
+    Files.setAttribute(own, "unix:uid", 0);
+    Files.createLink(tmp.resolve("other-name"), own.resolve("config"));
+    assertThat(run("snapshots", "--repo", own.toString())).isEqualTo(5);
+    assertThat(err.toString()).contains("its config has another name");
   }
 }

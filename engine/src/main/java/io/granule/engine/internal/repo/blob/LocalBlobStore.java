@@ -18,6 +18,7 @@ import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalLong;
 import java.util.concurrent.ThreadLocalRandom;
@@ -130,15 +131,26 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
       return -1; // not Linux: nothing to tell by
     }
     Path dir = heldRoot();
-    for (Path p : new Path[] {dir, dir.resolve("config")}) {
-      try {
-        int owner = ((Number) Files.getAttribute(p, "unix:uid", NOFOLLOW)).intValue();
-        if (owner != 0 && owner != self) {
-          return owner;
-        }
-      } catch (IOException | RuntimeException e) {
-        // not there: the open says so
+    try {
+      // the directory itself: its /proc/self/fd name is a link the process owns (audit15 I1:
+      // read without following it, the directory's owner was never seen)
+      int owner = ((Number) Files.getAttribute(dir, "unix:uid")).intValue();
+      if (owner != 0 && owner != self) {
+        return owner;
       }
+      Map<String, Object> c =
+          Files.readAttributes(dir.resolve("config"), "unix:uid,nlink", NOFOLLOW);
+      owner = ((Number) c.get("uid")).intValue();
+      if (owner != 0 && owner != self) {
+        return owner;
+      }
+      if (((Number) c.get("nlink")).intValue() > 1) {
+        // granule's config has one name; another is a hard link someone made to a file of
+        // root's (or this user's) he can write, to pass for it (audit15 I1)
+        return Integer.MAX_VALUE;
+      }
+    } catch (IOException | RuntimeException e) {
+      // not there: the open says so
     }
     return -1;
   }
