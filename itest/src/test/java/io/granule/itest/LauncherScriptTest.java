@@ -216,7 +216,11 @@ class LauncherScriptTest {
    */
   private Process startLauncher(Path log, String ready, String... args) throws Exception {
     Path script = Path.of("../bin/granule").toAbsolutePath().normalize();
-    List<String> cmd = new ArrayList<>(List.of(script.toString()));
+    // SIGHUP, SIGINT and SIGTERM at their defaults, whatever this JVM inherited: under nohup
+    // SIGHUP is ignored, a shell started so cannot trap it and java keeps it ignored, and the HUP
+    // case could not pass (env execs the launcher: the same pid)
+    List<String> cmd =
+        new ArrayList<>(List.of("env", "--default-signal=HUP,INT,TERM", script.toString()));
     cmd.addAll(List.of(args));
     ProcessBuilder pb = new ProcessBuilder(cmd).directory(tmp.toFile());
     pb.environment().put("GRANULE_JAR", Granule.jar().toAbsolutePath().toString());
