@@ -191,11 +191,7 @@ class CliConfigDowngradeTest {
    */
   @Test
   void anUnencryptedRepositoryOfAnotherUsersIsRefusedUnlessNamed() throws Exception {
-    boolean root = "root".equals(System.getProperty("user.name"));
-    if (!root && "true".equals(System.getenv("CI"))) {
-      throw new AssertionError("this test gives a repository to another user and needs root");
-    }
-    org.junit.jupiter.api.Assumptions.assumeTrue(root, "chown needs root");
+    io.granule.engine.internal.TestRoot.require("giving a repository to another user (chown)");
     Path his = tmp.resolve("his");
     env.remove("GRANULE_PASSWORD");
     assertThat(run("init", "--insecure-no-encryption", "--repo", his.toString()))

@@ -364,8 +364,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
           h = openRoot();
         }
       } catch (io.granule.engine.internal.ops.SafePath.ChosenLink e) {
-        throw new RepositoryCorruptedException(
-            e.describe("repository ", "the repository opened through it would be the one"));
+        throw refused(e);
       }
       d = new Dir(h, null);
       if (h.held()) {
@@ -387,12 +386,18 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
     try {
       io.granule.engine.internal.ops.SafePath.locate(named).close();
     } catch (io.granule.engine.internal.ops.SafePath.ChosenLink e) {
-      throw new RepositoryCorruptedException(
-          e.describe("repository ", "the repository opened through it would be the one"));
+      throw refused(e);
     } catch (IOException e) {
       // not resolvable: the init says why when it makes the directory
     }
     return named;
+  }
+
+  /** The refusal of a repository reached through link {@code e} names. */
+  private static RepositoryCorruptedException refused(
+      io.granule.engine.internal.ops.SafePath.ChosenLink e) {
+    return new RepositoryCorruptedException(
+        e.describe("repository ", "the repository opened through it would be the one"));
   }
 
   private DirectoryHandle openRoot() throws IOException {
@@ -1189,14 +1194,11 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
   /** The real path of the directory (links resolved), else its absolute normalized path. */
   @Override
   public String place() {
+    Path held = heldRoot();
     try {
-      Dir d = rootDir(false);
-      if (d != null && d.handle().held()) {
-        // the directory held, whatever its name leads to now
-        return Files.readSymbolicLink(d.handle().self()).toString();
-      }
-      return root.toRealPath().toString();
-    } catch (IOException | RepositoryCorruptedException e) {
+      // the directory held, whatever its name leads to now
+      return held == named ? root.toRealPath().toString() : Files.readSymbolicLink(held).toString();
+    } catch (IOException e) {
       return named.normalize().toString();
     }
   }

@@ -527,11 +527,7 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
    */
   @Test
   void thePlaceInsideTheFileSystemIsFoundThroughTheMountTheDirectoryIsOn() throws Exception {
-    boolean root = "root".equals(System.getProperty("user.name"));
-    if (!root && "true".equals(System.getenv("CI"))) {
-      throw new AssertionError("this test mounts a file system and needs root, which CI has");
-    }
-    org.junit.jupiter.api.Assumptions.assumeTrue(root, "mounting needs root");
+    io.granule.engine.internal.TestRoot.require("mounting a file system");
     requireHeld();
     Path img = tmp.resolve("fs.img");
     try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
