@@ -45,6 +45,9 @@ public final class CliComponent implements Function<String[], Integer> {
   private final ApplicationPlugins applications;
   private final HttpServerControl server;
 
+  /** The start-up warm-up's thread (one-shot commands), waited for on deactivation; or null. */
+  private final Thread warmup;
+
   @Activate
   public CliComponent(
       BundleContext context,
@@ -62,13 +65,12 @@ public final class CliComponent implements Function<String[], Integer> {
     this.applications = applications;
     this.server =
         RuntimeProperties.server(context) ? new HttpServerControl(context, configAdmin) : null;
-    if (server == null) {
-      StartupWarmup.start();
-    }
+    this.warmup = server == null ? StartupWarmup.start() : null;
   }
 
   @Deactivate
   void deactivate() {
+    StartupWarmup.await(warmup);
     if (server != null) {
       server.stopped();
     }
