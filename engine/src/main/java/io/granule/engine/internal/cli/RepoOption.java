@@ -5,6 +5,7 @@ import io.granule.engine.internal.repo.RepositoryConfig;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.RepositoryLockedException;
 import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
 import io.granule.engine.internal.repo.blob.PrefetchingBlobStore;
 import io.granule.engine.internal.repo.blob.RetryingBlobStore;
 import io.granule.engine.internal.repo.blob.S3BlobStore;
@@ -131,12 +132,22 @@ public final class RepoOption {
   static final String UNENCRYPTED_OWNERS = "GRANULE_UNENCRYPTED_OWNERS";
 
   /**
-   * Refuses (exit code 5, nothing written) an unencrypted repository whose directory or config
-   * another user owns (not root), unless {@code $GRANULE_UNENCRYPTED_OWNERS} names his uid. Only
-   * someone who can write the directory above a repository can put his own in its place, and a
-   * repository he makes is his: every way of doing it the pins missed (a relative --repo from a
-   * directory entered through his link with {@code $PWD} gone, a directory made anew on XFS or
-   * tmpfs mounted elsewhere) stored the user's backups in the clear in it (audit15 H). {@code
+   * The variable naming unencrypted repositories (paths, colon-separated) used as they are, whoever
+   * owns or can write them: narrower than {@link #UNENCRYPTED_OWNERS}, which trusts every
+   * repository of a user (audit J5).
+   */
+  static final String UNENCRYPTED_REPOS = "GRANULE_UNENCRYPTED_REPOS";
+
+  /**
+   * Refuses (exit code 5, nothing written) an unencrypted repository that another user holds: he
+   * owns its directory or config (not root), a group with other members than this user (or
+   * everyone) can write either, or its config has a second name ({@link BlobStore#foreign}); unless
+   * {@code $GRANULE_UNENCRYPTED_REPOS} names the repository, or {@code $GRANULE_UNENCRYPTED_OWNERS}
+   * the owner's uid. Only someone who can write the directory above a repository can put his own in
+   * its place, and what he puts there is his, or one he can write: every way of doing it the pins
+   * missed (a relative --repo from a directory entered through his link with {@code $PWD} gone, a
+   * directory made anew on XFS or tmpfs mounted elsewhere, a group-shared repository's directory
+   * moved into place, audit15 H, audit J1) stored the user's backups in the clear in it. {@code
    * alsoTrusted}: uids whose repositories are used as they are besides (a server's API users).
    */
   public static void refuseOthersUnencrypted(
@@ -146,35 +157,95 @@ public final class RepoOption {
     if (r.config().encrypted()) {
       return;
     }
-    int owner = r.store().foreignOwner();
-    if (owner < 0 || alsoTrusted.contains(owner) || trusted(env.apply(UNENCRYPTED_OWNERS), owner)) {
+    BlobStore.Foreign f = r.store().foreign();
+    String where = LocalBlobStore.logicalAbsolute(Path.of(r.store().location())).toString();
+    if (f == null || (f.uid() >= 0 && alsoTrusted.contains(f.uid())) || trusted(env, f, where)) {
       return;
     }
     r.close();
-    String who =
-        owner == Integer.MAX_VALUE
-            ? "its config has another name (a hard link someone else may have made to a file he"
-                + " can write)"
-            : "it belongs to uid " + owner + ", another user";
     throw new io.granule.engine.internal.repo.RepositoryCorruptedException(
         "the repository at '"
-            + r.store().location()
+            + where
             + "' is not encrypted and "
-            + who
+            + f.why()
             + ": whoever can write a directory above yours could have put it in its place, and"
             + " what you back up would be stored there in the clear; nothing was written. If you"
-            + " use it on purpose"
-            + (owner == Integer.MAX_VALUE
-                ? ", give its config a single name (copy it over itself)"
-                : ", set "
-                    + UNENCRYPTED_OWNERS
-                    + "="
-                    + owner
-                    + " (uids, comma-separated) in granule's environment (with sudo: sudo "
-                    + UNENCRYPTED_OWNERS
-                    + "="
-                    + owner
-                    + " granule ...; a server's: in its environment, or --api-users)"));
+            + " use it on purpose, "
+            + advice(f, where));
+  }
+
+  /**
+   * Refuses (exit code 5, nothing made) to make an unencrypted repository in existing directory
+   * {@code dir} that another user holds ({@link LocalBlobStore#foreignDirectory}): every later
+   * command would refuse it (audit J4).
+   */
+  static void refuseUnencryptedInit(java.util.function.Function<String, String> env, Path dir) {
+    BlobStore.Foreign f;
+    try {
+      f = LocalBlobStore.foreignDirectory(dir);
+    } catch (java.io.IOException | RuntimeException e) {
+      return; // not there (init makes it), or not Linux
+    }
+    String where = LocalBlobStore.logicalAbsolute(dir).toString();
+    if (f == null || trusted(env, f, where)) {
+      return;
+    }
+    throw new io.granule.engine.internal.repo.RepositoryCorruptedException(
+        "will not make an unencrypted repository in '"
+            + where
+            + "': "
+            + f.why()
+            + ", so every later command would refuse it (someone else could have put his own in"
+            + " its place, and your backups would be stored there in the clear); nothing was made."
+            + " Make it in a directory only you can write, encrypt it, or, if you share it on"
+            + " purpose, "
+            + advice(f, where));
+  }
+
+  /** Whether the environment trusts repository {@code where}, or the owner {@code f} names. */
+  private static boolean trusted(
+      java.util.function.Function<String, String> env, BlobStore.Foreign f, String where) {
+    return trustedPath(env.apply(UNENCRYPTED_REPOS), where)
+        || (f.uid() >= 0 && trusted(env.apply(UNENCRYPTED_OWNERS), f.uid()));
+  }
+
+  /** How to use repository {@code where}, which {@code f} holds, on purpose. */
+  private static String advice(BlobStore.Foreign f, String where) {
+    if (f.secondName()) {
+      // "cp config config" refuses ("are the same file"); an init stopped between its link and
+      // its unlink leaves a .tmp-config-* name beside it (audit J3)
+      return "give its config a single name: delete a .tmp-config-* file beside it (left by an"
+          + " init that was stopped), or run 'cp config config.new && mv config.new config' in"
+          + " it";
+    }
+    String repos = UNENCRYPTED_REPOS + "=" + where;
+    return "set "
+        + repos
+        + (f.uid() >= 0
+            ? " (paths, colon-separated), or " + UNENCRYPTED_OWNERS + "=" + f.uid() + " (uids)"
+            : " (paths, colon-separated)")
+        + " in granule's environment (with sudo: sudo "
+        + repos
+        + " granule ...; a server's: in its environment"
+        + (f.uid() >= 0 ? ", or --api-users" : "")
+        + ")";
+  }
+
+  /** Whether {@code list} ("/srv/a:/srv/b") names repository {@code where} (normalized). */
+  static boolean trustedPath(String list, String where) {
+    if (list == null) {
+      return false;
+    }
+    for (String p : list.split(":")) {
+      try {
+        if (!p.isBlank() && Path.of(p.trim()).normalize().toString().equals(where)) {
+          return true;
+        }
+      } catch (java.nio.file.InvalidPathException e) {
+        // not a path: names nothing
+      }
+    }
+    return false;
   }
 
   /** Whether {@code list} ("1001,1002") names {@code uid}. */
@@ -320,6 +391,9 @@ public final class RepoOption {
               password,
               KdfParams.DEFAULT,
               metadataCache(ctx)));
+    }
+    if (password == null) {
+      refuseUnencryptedInit(ctx.env(), path());
     }
     Repository r = Repository.init(path(), cfg, password, metadataCache(ctx));
     warnIfOthersCanWrite(ctx, path());

@@ -268,6 +268,9 @@ public final class DirectoryHandle implements AutoCloseable {
     }
     Path shownFile = shown.resolve(name);
     int f = pin0((entry(name).toString() + "\0").getBytes(StandardCharsets.UTF_8));
+    if (f == -2) {
+      throw new java.nio.file.NoSuchFileException(shownFile.toString());
+    }
     if (f < 0) {
       throw new java.nio.file.FileSystemException(
           null,

@@ -1128,6 +1128,40 @@ public final class SourceAccess {
     return (mode & bits & 0007) != 0;
   }
 
+  /**
+   * Whether group {@code gid} has a member other than user {@code self}: listed in /etc/group, or
+   * with it as his primary group in /etc/passwd. A group not listed counts as having others (its
+   * members cannot be told); a user's private group (umask 002 on such systems) has none.
+   */
+  public static boolean othersIn(int gid, int self) {
+    String selfName = null;
+    boolean listed = false;
+    try {
+      for (String line : Files.readAllLines(Path.of("/etc/passwd"), StandardCharsets.UTF_8)) {
+        String[] f = line.split(":", -1);
+        if (f.length > 3 && f[2].equals(Integer.toString(self))) {
+          selfName = f[0];
+        } else if (f.length > 3 && f[3].equals(Integer.toString(gid))) {
+          return true;
+        }
+      }
+      for (String line : Files.readAllLines(Path.of("/etc/group"), StandardCharsets.UTF_8)) {
+        String[] f = line.split(":", -1);
+        if (f.length > 3 && f[2].equals(Integer.toString(gid))) {
+          listed = true;
+          for (String m : f[3].split(",")) {
+            if (!m.isEmpty() && !m.equals(selfName)) {
+              return true;
+            }
+          }
+        }
+      }
+    } catch (IOException e) {
+      return true; // not known: as others
+    }
+    return !listed;
+  }
+
   /** {@code uid}'s groups, from /etc/passwd and /etc/group (none if he is not listed). */
   static Set<Integer> groupsOf(int uid) {
     Set<Integer> groups = new HashSet<>();

@@ -647,7 +647,9 @@ public final class Repository implements Closeable {
    * @throws RepositoryCorruptedException if the config was changed after this user opened it
    */
   public static Repository open(Path dir, PasswordSource password, Path metadataCache) {
-    if (!Files.isDirectory(dir)) {
+    // the name the store opens (".." taken as the shell's cd takes it): through a link before a
+    // "..", the kernel's lookup reached another directory (audit J6)
+    if (!Files.isDirectory(LocalBlobStore.logicalAbsolute(dir))) {
       throw new NotARepositoryException(
           "no repository at '"
               + dir

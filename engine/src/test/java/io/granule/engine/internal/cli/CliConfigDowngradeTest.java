@@ -241,4 +241,121 @@ class CliConfigDowngradeTest {
     assertThat(run("snapshots", "--repo", own.toString())).isEqualTo(5);
     assertThat(err.toString()).contains("its config has another name");
   }
+
+  /**
+   * audit J1: a member of a group that shares a repository moved one of its directories (root's,
+   * group-writable) into place of root's encrypted repository and wrote his unencrypted config into
+   * one of its files (root's, group-writable): nothing was another user's, and root's backup was
+   * stored in the clear. A directory or config that a group with other members (or everyone) can
+   * write now counts as another's hold: refused (exit 5, nothing written) unless {@code
+   * GRANULE_UNENCRYPTED_REPOS} names the repository; a group of this user's alone does not count.
+   * audit J4: init refuses to make an unencrypted repository every later command would refuse.
+   */
+  @Test
+  void anUnencryptedRepositoryOthersCanWriteIsRefusedUnlessNamed() throws Exception {
+    io.granule.engine.internal.TestRoot.require("giving a repository to another group (chown)");
+    int shared = 1; // daemon: the passwd entry of daemon has it as primary group
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        io.granule.engine.internal.ops.SourceAccess.othersIn(shared, 0), "group 1 has others");
+    env.remove("GRANULE_PASSWORD");
+    Path g = tmp.resolve("grouped");
+    assertThat(run("init", "--insecure-no-encryption", "--repo", g.toString())).isZero();
+    Files.setAttribute(g, "unix:gid", shared);
+    Files.setPosixFilePermissions(
+        g, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxr-x"));
+    int code = run("backup", "--repo", g.toString(), "--disk", "vm=" + image, "--no-progress");
+    assertThat(code).as(err.toString()).isEqualTo(5);
+    assertThat(err.toString())
+        .contains("is not encrypted and group 1, which has other members, can write its directory")
+        .contains("GRANULE_UNENCRYPTED_REPOS=" + g);
+    try (Stream<Path> all = Files.walk(g)) {
+      assertThat(all.filter(p -> p.toString().contains("/data/")).toList())
+          .as("nothing written")
+          .isEmpty();
+    }
+    // the directory only root can write, its config writable by the group: the same
+    Files.setPosixFilePermissions(
+        g, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+    Files.setAttribute(g.resolve("config"), "unix:gid", shared);
+    Files.setPosixFilePermissions(
+        g.resolve("config"), java.nio.file.attribute.PosixFilePermissions.fromString("rw-rw-r--"));
+    assertThat(run("snapshots", "--repo", g.toString())).isEqualTo(5);
+    assertThat(err.toString()).contains("can write its config");
+    // named: used as it is (another repository is not)
+    env.put("GRANULE_UNENCRYPTED_REPOS", tmp.resolve("elsewhere") + ":" + g + "/");
+    code = run("backup", "--repo", g.toString(), "--disk", "vm=" + image, "--no-progress");
+    assertThat(code).as(err.toString()).isZero();
+    env.remove("GRANULE_UNENCRYPTED_REPOS");
+    // a group with no member but root (root's own group) is root's
+    Files.setAttribute(g.resolve("config"), "unix:gid", 0);
+    assertThat(run("snapshots", "--repo", g.toString())).as(err.toString()).isZero();
+
+    // audit J4: init into a directory others can write, or another user's, makes nothing
+    Path pre = Files.createDirectory(tmp.resolve("premade"));
+    Files.setAttribute(pre, "unix:uid", 1001);
+    assertThat(run("init", "--insecure-no-encryption", "--repo", pre.toString())).isEqualTo(5);
+    assertThat(err.toString())
+        .contains("will not make an unencrypted repository in '" + pre + "'")
+        .contains("it belongs to uid 1001")
+        .contains("GRANULE_UNENCRYPTED_OWNERS=1001");
+    try (Stream<Path> all = Files.list(pre)) {
+      assertThat(all.toList()).as("nothing made").isEmpty();
+    }
+    // encrypted, it is made (a downgrade cannot pass unseen)
+    env.put("GRANULE_PASSWORD", "pw");
+    assertThat(run("init", "--repo", pre.toString())).as(err.toString()).isZero();
+
+    // audit J3: an init stopped between its link and its unlink leaves a second name; the advice
+    // works
+    Path own = tmp.resolve("own2");
+    env.remove("GRANULE_PASSWORD");
+    assertThat(run("init", "--insecure-no-encryption", "--repo", own.toString())).isZero();
+    Files.createLink(own.resolve(".tmp-config-123"), own.resolve("config"));
+    assertThat(run("snapshots", "--repo", own.toString())).isEqualTo(5);
+    assertThat(err.toString()).contains("delete a .tmp-config-* file beside it");
+    Files.delete(own.resolve(".tmp-config-123"));
+    assertThat(run("snapshots", "--repo", own.toString())).as(err.toString()).isZero();
+  }
+
+  /**
+   * audit J2: the config's owner was looked up by name after it was read, so a config swapped in
+   * between (renameat2 RENAME_EXCHANGE in a loop) passed: the owner judged is now the read file's.
+   */
+  @Test
+  void theConfigJudgedIsTheConfigRead() throws Exception {
+    io.granule.engine.internal.TestRoot.require("giving a config to another user (chown)");
+    org.junit.jupiter.api.Assumptions.assumeTrue(
+        io.granule.engine.internal.ops.DirectoryHandle.heldAvailable(), "libgranule-native");
+    env.remove("GRANULE_PASSWORD");
+    Path his = tmp.resolve("swapped");
+    assertThat(run("init", "--insecure-no-encryption", "--repo", his.toString())).isZero();
+    Path roots = tmp.resolve("roots-config");
+    Files.copy(his.resolve("config"), roots);
+    Files.setAttribute(his.resolve("config"), "unix:uid", 1001);
+    try (io.granule.engine.internal.repo.blob.LocalBlobStore store =
+        new io.granule.engine.internal.repo.blob.LocalBlobStore(his)) {
+      store.load(io.granule.engine.internal.repo.blob.BlobName.CONFIG); // his, read
+      Files.move(roots, his.resolve("config"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      assertThat(store.foreign()).as("the config read was his").isNotNull();
+      assertThat(store.foreign().uid()).isEqualTo(1001);
+      store.load(io.granule.engine.internal.repo.blob.BlobName.CONFIG); // root's, read
+      assertThat(store.foreign()).isNull();
+    }
+  }
+
+  /**
+   * audit J6: a repository named with ".." after a link ({@code x/../plain}, x a link to /) was
+   * looked for where the kernel's lookup led (/plain: "no repository"), while the store opens the
+   * name as the shell's cd takes it: both now look at the same directory.
+   */
+  @Test
+  void dotDotAfterALinkNamesTheDirectoryTheStoreOpens() throws Exception {
+    env.remove("GRANULE_PASSWORD");
+    Path plain = tmp.resolve("plain");
+    assertThat(run("init", "--insecure-no-encryption", "--repo", plain.toString())).isZero();
+    Files.createSymbolicLink(tmp.resolve("x"), Path.of("/"));
+    assertThat(run("snapshots", "--repo", tmp.resolve("x/../plain").toString()))
+        .as(err.toString())
+        .isZero();
+  }
 }

@@ -185,12 +185,20 @@ public interface BlobStore {
   }
 
   /**
-   * The uid of another user (not root, not this process's) who owns the repository's directory or
-   * its config, or -1 (none, or no owners here: an object store).
+   * Why the repository's directory or config may be another user's (he owns it, can write it, or
+   * the config has another name), or null (none, or no owners here: an object store).
    */
-  default int foreignOwner() {
-    return -1;
+  default Foreign foreign() {
+    return null;
   }
+
+  /**
+   * Another user's hold on a local repository: {@code uid} is his (the owner's, -1 when he is not
+   * one user: a group that can write it, a second name of the config), {@code why} says what it is
+   * ("it belongs to uid 1001, another user"), {@code secondName} whether the config has another
+   * name.
+   */
+  record Foreign(int uid, String why, boolean secondName) {}
 
   /**
    * Refuses to read blob {@code name} of {@code size} bytes whole if this process could not hold it

@@ -397,7 +397,7 @@ public final class CachingBlobStore implements BlobStore {
   }
 
   @Override
-  public int foreignOwner() {
-    return remote.foreignOwner();
+  public Foreign foreign() {
+    return remote.foreign();
   }
 }

@@ -120,7 +120,7 @@ public abstract class ForwardingBlobStore implements BlobStore {
   }
 
   @Override
-  public int foreignOwner() {
-    return delegate.foreignOwner();
+  public Foreign foreign() {
+    return delegate.foreign();
   }
 }

@@ -118,41 +118,106 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
   }
 
   /**
-   * The uid of another user (not root, not this process's) who owns the directory or its config, or
-   * -1: an unencrypted repository of another user's may have been put in place of this user's (see
-   * {@code Repository.open}).
+   * Another user's hold on this repository (see {@link BlobStore#foreign}), or null: he owns its
+   * directory or config (not root, not this process's user), a group with other members than this
+   * user, or everyone, can write either, or the config has another name. An unencrypted repository
+   * of another user's may have been put in place of this user's (see {@code
+   * RepoOption.refuseOthersUnencrypted}).
    */
   @Override
-  public int foreignOwner() {
+  public Foreign foreign() {
     int self;
     try {
       self = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).intValue();
     } catch (IOException | RuntimeException e) {
-      return -1; // not Linux: nothing to tell by
+      return null; // not Linux: nothing to tell by
     }
     Path dir = heldRoot();
+    int[] config = configRead;
+    Map<String, Object> d;
     try {
       // the directory itself: its /proc/self/fd name is a link the process owns (audit15 I1:
       // read without following it, the directory's owner was never seen)
-      int owner = ((Number) Files.getAttribute(dir, "unix:uid")).intValue();
-      if (owner != 0 && owner != self) {
-        return owner;
-      }
-      Map<String, Object> c =
-          Files.readAttributes(dir.resolve("config"), "unix:uid,nlink", NOFOLLOW);
-      owner = ((Number) c.get("uid")).intValue();
-      if (owner != 0 && owner != self) {
-        return owner;
-      }
-      if (((Number) c.get("nlink")).intValue() > 1) {
-        // granule's config has one name; another is a hard link someone made to a file of
-        // root's (or this user's) he can write, to pass for it (audit15 I1)
-        return Integer.MAX_VALUE;
+      d = Files.readAttributes(dir, "unix:uid,gid,mode");
+      if (config == null) {
+        // not read through a held directory (no libgranule-native): by name, as it is now
+        Map<String, Object> c =
+            Files.readAttributes(dir.resolve("config"), "unix:uid,gid,mode,nlink", NOFOLLOW);
+        config = configAttributes(c);
       }
     } catch (IOException | RuntimeException e) {
-      // not there: the open says so
+      return null; // not there: the open says so
     }
-    return -1;
+    Foreign held = foreignDirectory(d, self);
+    if (held != null && held.uid() >= 0) {
+      return held;
+    }
+    // the config's owner, names and mode as the file read had them, not a second look by name,
+    // which another config swapped in meanwhile passed (audit J2)
+    if (config[0] != 0 && config[0] != self) {
+      return new Foreign(config[0], "it belongs to uid " + config[0] + ", another user", false);
+    }
+    if (config[1] > 1) {
+      // granule's config has one name; another is a hard link someone made to a file of root's
+      // (or this user's) he can write, to pass for it (audit15 I1)
+      return new Foreign(
+          -1,
+          "its config has another name (a hard link someone else may have made to a file he can"
+              + " write)",
+          true);
+    }
+    if (held != null) {
+      return held;
+    }
+    String writable = othersCanWrite(config[2], config[3], self);
+    return writable == null ? null : new Foreign(-1, writable + " can write its config", false);
+  }
+
+  /**
+   * Another user's hold on directory {@code dir} (named, links followed: {@code init} checked the
+   * way), where {@code init} would make an unencrypted repository that every later command refused;
+   * or null. See {@link #foreign}.
+   */
+  public static Foreign foreignDirectory(Path dir) throws IOException {
+    int self = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).intValue();
+    return foreignDirectory(Files.readAttributes(dir, "unix:uid,gid,mode"), self);
+  }
+
+  /**
+   * The directory's part of {@link #foreign}: another user owns it, or others can write it (root's
+   * or this user's: a group's member moved one of a group-shared repository's directories into
+   * place and wrote his config into one of its files, audit J1).
+   */
+  private static Foreign foreignDirectory(Map<String, Object> d, int self) {
+    int owner = ((Number) d.get("uid")).intValue();
+    if (owner != 0 && owner != self) {
+      return new Foreign(owner, "it belongs to uid " + owner + ", another user", false);
+    }
+    String writable =
+        othersCanWrite(
+            ((Number) d.get("gid")).intValue(), ((Number) d.get("mode")).intValue(), self);
+    return writable == null ? null : new Foreign(-1, writable + " can write its directory", false);
+  }
+
+  /** Who besides this user can write a file of group {@code gid} and mode {@code mode}, or null. */
+  private static String othersCanWrite(int gid, int mode, int self) {
+    if ((mode & 0002) != 0) {
+      return "everyone";
+    }
+    if ((mode & 0020) != 0 && io.granule.engine.internal.ops.SourceAccess.othersIn(gid, self)) {
+      return "group " + gid + ", which has other members,";
+    }
+    return null;
+  }
+
+  /** {uid, nlink, gid, mode} of attributes read as "unix:uid,gid,mode,nlink". */
+  private static int[] configAttributes(Map<String, Object> a) {
+    return new int[] {
+      ((Number) a.get("uid")).intValue(),
+      ((Number) a.get("nlink")).intValue(),
+      ((Number) a.get("gid")).intValue(),
+      ((Number) a.get("mode")).intValue()
+    };
   }
 
   /**
@@ -162,7 +227,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
    * then named it {@code .}, opened the link's target by its real path, and no link was seen
    * (audit15 F2).
    */
-  static Path logicalAbsolute(Path p) {
+  public static Path logicalAbsolute(Path p) {
     return logicalAbsolute(p, System.getenv("PWD"));
   }
 
@@ -830,7 +895,20 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
             + " repository put it there: remove it)");
   }
 
+  /**
+   * The owner, link count, group and mode of the config file as last read through the held root
+   * ({@link #loadConfigHeld}), or null: what {@link #foreign} judges, so that no other file can be
+   * swapped in between the read and the judgement.
+   */
+  private volatile int[] configRead;
+
   private byte[] loadWhole(BlobName name) throws IOException {
+    if (name.type() == BlobType.CONFIG) {
+      Dir d = dirOf(name, false);
+      if (d != null && d.handle().held()) {
+        return loadConfigHeld(d.handle(), name);
+      }
+    }
     Path p = at(name);
     // one look: a blob deleted between two (a lock released) was taken for "not a regular file"
     BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class, NOFOLLOW);
@@ -841,26 +919,52 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
     }
     BlobStore.requireLoadable(name, a.size(), root.toString());
     try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ, NOFOLLOW)) {
-      long size = ch.size();
-      BlobStore.requireLoadable(name, size, root.toString());
-      byte[] b = new byte[(int) size];
-      ByteBuffer buf = ByteBuffer.wrap(b);
-      while (buf.hasRemaining()) {
-        if (ch.read(buf) < 0) {
-          return java.util.Arrays.copyOf(b, buf.position()); // shrunk meanwhile
-        }
-      }
-      ByteBuffer more = ByteBuffer.allocate(1);
-      if (ch.read(more) < 0) {
-        return b;
-      }
-      // grown meanwhile: what is there now
-      java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
-      out.write(b);
-      out.write(more.array());
-      out.write(java.nio.channels.Channels.newInputStream(ch).readAllBytes());
-      return out.toByteArray();
+      return readAll(name, ch);
     }
+  }
+
+  /**
+   * The config, read from the file held by an {@code O_PATH} descriptor taken in its held directory
+   * (not through a link), whose owner, link count, group and mode are kept in {@link #configRead}:
+   * opened and stat'ed through {@code /proc/self/fd/N}, both are that one file's.
+   */
+  private byte[] loadConfigHeld(DirectoryHandle dir, BlobName name) throws IOException {
+    try (DirectoryHandle.NewFile f = dir.pin(name.name())) {
+      Map<String, Object> a = Files.readAttributes(f.self(), "unix:uid,gid,mode,nlink,size");
+      if ((((Number) a.get("mode")).intValue() & 0170000) != 0100000) {
+        throw notRegular(name);
+      }
+      BlobStore.requireLoadable(name, ((Number) a.get("size")).longValue(), root.toString());
+      byte[] b;
+      try (FileChannel ch = FileChannel.open(f.self(), StandardOpenOption.READ)) {
+        b = readAll(name, ch);
+      }
+      configRead = configAttributes(a);
+      return b;
+    }
+  }
+
+  /** What {@code ch} holds now, read to its end (a blob that grew or shrank meanwhile too). */
+  private byte[] readAll(BlobName name, FileChannel ch) throws IOException {
+    long size = ch.size();
+    BlobStore.requireLoadable(name, size, root.toString());
+    byte[] b = new byte[(int) size];
+    ByteBuffer buf = ByteBuffer.wrap(b);
+    while (buf.hasRemaining()) {
+      if (ch.read(buf) < 0) {
+        return java.util.Arrays.copyOf(b, buf.position()); // shrunk meanwhile
+      }
+    }
+    ByteBuffer more = ByteBuffer.allocate(1);
+    if (ch.read(more) < 0) {
+      return b;
+    }
+    // grown meanwhile: what is there now
+    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+    out.write(b);
+    out.write(more.array());
+    out.write(java.nio.channels.Channels.newInputStream(ch).readAllBytes());
+    return out.toByteArray();
   }
 
   @Override

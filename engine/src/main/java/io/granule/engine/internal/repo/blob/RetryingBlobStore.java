@@ -210,7 +210,7 @@ public final class RetryingBlobStore implements BlobStore {
   }
 
   @Override
-  public int foreignOwner() {
-    return delegate.foreignOwner();
+  public Foreign foreign() {
+    return delegate.foreign();
   }
 }
