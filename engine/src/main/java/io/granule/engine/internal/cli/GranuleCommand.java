@@ -46,6 +46,7 @@ public final class GranuleCommand extends ContextCommand {
           StatsCommand.class,
           ForgetCommand.class,
           PruneCommand.class,
+          RepairCommand.class,
           UnlockCommand.class,
           KeyCommand.class,
           ImageCommand.class,

@@ -100,13 +100,11 @@ final class VerifyCommand extends ContextCommand {
         // a pack that is there but damaged stays in the index: later backups of the same data
         // reuse its chunks, and their snapshots cannot be restored either (audit15 G F1)
         out.println(
-            "to heal what damaged packs held: move them out of the repository (pack data/NAME is"
-                + " the file data/XX/NAME, XX the first two characters of NAME; keep them), then"
-                + " back up the affected disks again: the chunks a disk still has are stored anew,"
-                + " which makes every snapshot that used them whole again. A pack moved out takes"
-                + " its intact chunks with it: first restore what you still need of any snapshot"
-                + " whose disk is gone (those not named above restore whole now; moved back, the"
-                + " packs serve them again). 'granule verify' then names what stays damaged");
+            "to heal what damaged packs held: run 'granule repair' (it writes the chunks they still"
+                + " hold into new packs, takes them out of the index and the repository, and names"
+                + " the snapshots that use chunks lost with them), then back up the affected disks"
+                + " again: a chunk a disk still has is stored anew, which makes every snapshot"
+                + " that used it whole again. 'granule verify' then names what stays damaged");
       }
       out.println(
           report.ok()

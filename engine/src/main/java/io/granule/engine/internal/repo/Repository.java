@@ -4,6 +4,7 @@ import io.granule.engine.internal.repo.backup.Backup;
 import io.granule.engine.internal.repo.backup.BackupListener;
 import io.granule.engine.internal.repo.backup.BackupRequest;
 import io.granule.engine.internal.repo.backup.BackupResult;
+import io.granule.engine.internal.repo.backup.Damage;
 import io.granule.engine.internal.repo.backup.DataSubset;
 import io.granule.engine.internal.repo.backup.DiskRestorer;
 import io.granule.engine.internal.repo.backup.RestoreListener;
@@ -35,6 +36,7 @@ import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.lock.LockManager;
 import io.granule.engine.internal.repo.maintenance.ForgetPolicy;
 import io.granule.engine.internal.repo.maintenance.Pruner;
+import io.granule.engine.internal.repo.maintenance.Repairer;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackReader;
 import io.granule.engine.internal.repo.snapshot.DynamicIndex;
@@ -2368,6 +2370,82 @@ public final class Repository implements Closeable {
       indexStale = index != null;
     }
   }
+
+  /**
+   * Repairs damaged packs (see {@link Repairer}): reads every pack as {@code verify --read-data}
+   * does, then salvages what the damaged ones still hold and takes the rest out of the index,
+   * unless {@code dryRun}. Needs an exclusive lock taken with {@link #lock}; reloads the chunk
+   * index afterwards, so a backup in this process stores the lost chunks anew.
+   *
+   * @param listener told of the reading ({@code read}: packs, index blobs, snapshots in turn) and
+   *     of each step of the repair
+   * @throws IllegalStateException without an exclusive lock
+   */
+  public synchronized RepairResult repair(boolean dryRun, Repairer.Listener listener) {
+    if (held.stream().noneMatch(l -> l.kind() == LockKind.EXCLUSIVE)) {
+      throw new IllegalStateException("repair needs the repository's exclusive lock");
+    }
+    JitWarmup.start(codec, hasher);
+    VerifyReport found =
+        new Verifier(
+                store,
+                codec,
+                hasher,
+                cacheDir,
+                UnlistedPacks.maxPackBytes(config.packSize(), codec))
+            .verify(
+                DataSubset.ALL,
+                (file, done, total) ->
+                    listener.progress(
+                        file.startsWith(BlobType.PACK.directory() + "/") ? "read packs" : "check",
+                        done,
+                        total));
+    Set<PackId> suspects = new java.util.LinkedHashSet<>(); // in the order of their names
+    List<String> otherDamage = new ArrayList<>();
+    Set<String> otherSnapshots = new java.util.TreeSet<>();
+    for (Damage d : found.damages()) {
+      String prefix = BlobType.PACK.directory() + "/";
+      PackId p = null;
+      if (d.file().startsWith(prefix)) {
+        try {
+          p = PackId.parse(d.file().substring(prefix.length()));
+        } catch (IllegalArgumentException e) {
+          p = null; // not a pack name: verify names it
+        }
+      }
+      if (p != null) {
+        suspects.add(p);
+      } else {
+        otherDamage.add(d.file());
+        otherSnapshots.addAll(d.snapshots());
+      }
+    }
+    try {
+      Repairer.Report report =
+          new Repairer(
+                  guarded(), codec, hasher, cacheDir, config.packSize(), config.compressionLevel())
+              .run(suspects, found.packs(), dryRun, listener);
+      return new RepairResult(report, found.dataBytes(), otherDamage, List.copyOf(otherSnapshots));
+    } finally {
+      indexStale = index != null;
+    }
+  }
+
+  /**
+   * What {@link #repair} did.
+   *
+   * @param repair the repair itself
+   * @param bytesRead the pack bytes read to find the damage
+   * @param otherDamage damaged files that are not packs (index blobs, snapshots, their indexes,
+   *     among them the fixed and dynamic indexes of snapshots that use chunks no index lists: lost
+   *     with a pack an earlier repair or backup dropped): left as they are
+   * @param otherSnapshots the snapshots {@code otherDamage} affects, as found before the repair
+   */
+  public record RepairResult(
+      Repairer.Report repair,
+      long bytesRead,
+      List<String> otherDamage,
+      List<String> otherSnapshots) {}
 
   /**
    * Notes that this process reads the repository without a lock (one it cannot write: a read-only

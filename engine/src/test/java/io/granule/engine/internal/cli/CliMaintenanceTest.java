@@ -53,29 +53,57 @@ class CliMaintenanceTest {
   }
 
   /**
-   * audit15 G F1: a pack that is there but damaged stays in the index, so every later backup of the
-   * same data reused its chunks and saved snapshots that could not be restored either. Verify says
-   * how to heal: the damaged pack moved out of the repository, the next backups store those chunks
-   * anew, and every snapshot is whole again.
+   * audit15 G F1: a pack that is there but damaged stayed in the index, so every later backup of
+   * the same data reused its chunks and saved snapshots that could not be restored either. Verify
+   * points to repair; repair salvages what the pack still holds, drops the rest from the index and
+   * names the snapshots that use it (exit 5), prune no longer stops on it; the next backups store
+   * the lost chunks anew, and every snapshot is whole again.
    */
   @Test
-  void verifySaysHowToHealADamagedPackAndBackupsDoAsSaid() throws Exception {
+  void verifyPointsToRepairAndRepairThenBackupsMakeEverySnapshotWhole() throws Exception {
     DiskRestoreTest.damageLargestPack(repo);
     assertThat(run("verify", "--repo", repo.toString(), "--read-data"))
         .isEqualTo(ExitCodes.DAMAGED);
     String said = out.toString();
-    assertThat(said).contains("to heal what damaged packs held: move them out of the repository");
+    assertThat(said)
+        .contains("to heal what damaged packs held: run 'granule repair'")
+        .doesNotContain("move them out");
     List<String> packs =
         said.lines()
             .filter(l -> l.startsWith("damaged: data/"))
-            .map(l -> l.substring("damaged: data/".length()).trim())
+            .map(l -> l.substring("damaged: ".length()).trim())
             .toList();
-    assertThat(packs).isNotEmpty();
-    Path away = java.nio.file.Files.createDirectories(tmp.resolve("damaged-packs"));
-    for (String name : packs) {
-      java.nio.file.Files.move(
-          repo.resolve("data").resolve(name.substring(0, 2)).resolve(name), away.resolve(name));
-    }
+    assertThat(packs).hasSize(1);
+    java.util.Map<String, String> before = listing(repo);
+    assertThat(run("repair", "--repo", repo.toString(), "--dry-run", "--no-progress"))
+        .as(err.toString())
+        .isEqualTo(ExitCodes.DAMAGED);
+    assertThat(out.toString()).contains("damaged: " + packs.get(0)).contains("would salvage");
+    assertThat(listing(repo)).as("a dry run writes nothing").isEqualTo(before);
+    assertThat(run("repair", "--repo", repo.toString(), "--no-progress"))
+        .as(err.toString())
+        .isEqualTo(ExitCodes.DAMAGED);
+    String repaired = out.toString();
+    assertThat(repaired)
+        .containsPattern("read \\d+ packs \\(.+\\): 1 pack damaged")
+        .contains("damaged: " + packs.get(0))
+        .containsPattern(
+            "salvage \\d+ chunks into 1 new pack, replace \\d+ index blobs, delete 1 damaged pack; \\d+ chunks lost")
+        .contains("snapshots that use lost chunks: ")
+        .contains("next: back up the disks and streams of those snapshots again");
+    String snapshotsLine =
+        repaired
+            .lines()
+            .filter(l -> l.startsWith("snapshots that use lost chunks: "))
+            .findFirst()
+            .orElseThrow();
+    assertThat(run("repair", "--repo", repo.toString(), "--json"))
+        .as(err.toString())
+        .isEqualTo(ExitCodes.DAMAGED); // no damaged pack now; snapshots still use lost chunks
+    assertThat(out.toString())
+        .containsPattern("\"damaged\" ?: ?\\[ ?\\]")
+        .contains(
+            snapshotsLine.substring("snapshots that use lost chunks: ".length()).split(", ")[0]);
     try (Repository r = Repository.open(repo)) {
       for (int i = 0; i < 3; i++) {
         try (RawDiskImage d = RawDiskImage.open(tmp.resolve("d" + i + ".raw"))) {
@@ -86,7 +114,30 @@ class CliMaintenanceTest {
         }
       }
     }
+    assertThat(snapshotsLine).isNotEmpty();
     assertThat(run("verify", "--repo", repo.toString(), "--read-data")).as(out.toString()).isZero();
+    assertThat(run("repair", "--repo", repo.toString(), "--no-progress")).isZero();
+    assertThat(out.toString()).contains("no damaged packs found");
+  }
+
+  /**
+   * Every file under {@code dir}: relative path → size, mtime and SHA-256 (to show nothing
+   * changed).
+   */
+  private static java.util.Map<String, String> listing(Path dir) throws Exception {
+    java.util.Map<String, String> out = new java.util.TreeMap<>();
+    try (var all = java.nio.file.Files.walk(dir)) {
+      for (Path p : all.filter(java.nio.file.Files::isRegularFile).toList()) {
+        out.put(
+            dir.relativize(p).toString(),
+            java.nio.file.Files.size(p)
+                + " "
+                + java.nio.file.Files.getLastModifiedTime(p).toMillis()
+                + " "
+                + TestImages.sha256(p));
+      }
+    }
+    return out;
   }
 
   @BeforeEach

@@ -1,0 +1,158 @@
+package io.granule.engine.internal.cli;
+
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.lock.LockKind;
+import io.granule.engine.internal.repo.maintenance.Repairer;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code granule repair}: salvages what damaged packs still hold and drops the rest. */
+@Command(
+    name = "repair",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Repair damaged packs: read every pack (as verify --read-data does), write the chunks of"
+          + " damaged ones that still read (decrypt, decompress, hash to their ids) into new"
+          + " packs, and take the damaged packs out of the index, then out of the repository, so"
+          + " that the next backups store the lost chunks anew instead of reusing them. Names the"
+          + " snapshots that use lost chunks; exit code 5 while any does. Holds the repository's"
+          + " exclusive lock. A crash or failure at any point leaves a valid repository; run"
+          + " repair again to finish."
+    })
+final class RepairCommand extends ContextCommand {
+  @Mixin RepoOption repo;
+
+  @Option(
+      names = "--dry-run",
+      description = "Read everything and report what repair would do; change nothing.")
+  boolean dryRun;
+
+  @Option(names = "--json", description = "Print the report as JSON.")
+  boolean json;
+
+  @Option(names = "--no-progress", description = "Do not show progress.")
+  boolean noProgress;
+
+  @Override
+  public Integer call() throws IOException {
+    CliContext ctx = context();
+    ProgressBar bar =
+        json || noProgress
+            ? null
+            : new ProgressBar(ctx.err(), ProgressBar.isTerminal(), Duration.ofSeconds(10));
+    Repository.RepairResult result;
+    try (Repository r = repo.open(ctx, LockKind.EXCLUSIVE, "repair")) {
+      try {
+        result =
+            r.repair(
+                dryRun,
+                (phase, done, total) -> {
+                  if (bar != null) {
+                    bar.updateCount("repair: " + phase, done, total, "items", "");
+                  }
+                });
+      } finally {
+        if (bar != null) {
+          bar.finish();
+        }
+      }
+    }
+    Repairer.Report p = result.repair();
+    PrintWriter out = ctx.out();
+    if (json) {
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("report", p);
+      m.put("bytesRead", result.bytesRead());
+      m.put("otherDamage", result.otherDamage());
+      m.put("otherSnapshots", result.otherSnapshots());
+      out.println(Json.MAPPER.writeValueAsString(m));
+    } else {
+      print(out, result);
+    }
+    out.flush();
+    boolean damaged =
+        !p.snapshots().isEmpty()
+            || !result.otherDamage().isEmpty()
+            || (p.dryRun() && !p.damaged().isEmpty());
+    return damaged ? ExitCodes.DAMAGED : ExitCodes.OK;
+  }
+
+  private static void print(PrintWriter out, Repository.RepairResult result) {
+    Repairer.Report p = result.repair();
+    String verb = p.dryRun() ? "would " : "";
+    out.printf(
+        Locale.ROOT,
+        "read %s (%s): %s damaged%n",
+        Sizes.count(p.packsChecked(), "pack"),
+        Sizes.human(result.bytesRead()),
+        Sizes.count(p.damaged().size(), "pack"));
+    for (Repairer.PackRepair d : p.damaged()) {
+      out.printf(
+          Locale.ROOT,
+          "damaged: %s%s%n  %s: %d of its %d chunks %ssalvaged, %d held by other packs, %d lost%n",
+          d.pack(),
+          d.missing() ? " (missing)" : "",
+          Printable.lines(d.problem() == null ? "damaged" : d.problem()),
+          d.salvaged(),
+          d.indexed(),
+          verb.isEmpty() ? "" : "would be ",
+          d.elsewhere(),
+          d.lost());
+    }
+    for (String s : p.intactOnRereading()) {
+      out.printf(
+          Locale.ROOT,
+          "pack %s read whole the second time: left alone (run 'granule verify --read-data'"
+              + " again; a pack that reads differently each time means unreliable storage)%n",
+          s);
+    }
+    if (!p.damaged().isEmpty()) {
+      out.printf(
+          Locale.ROOT,
+          "%ssalvage %s into %s, %sreplace %d index blobs, %sdelete %s; %s lost%n",
+          verb,
+          Sizes.count(p.chunksSalvaged(), "chunk"),
+          p.dryRun() ? "new packs" : Sizes.count(p.packsWritten(), "new pack"),
+          verb,
+          p.indexesReplaced(),
+          verb,
+          p.dryRun() ? "the damaged packs" : Sizes.count(p.packsDeleted(), "damaged pack"),
+          Sizes.count(p.chunksLost(), "chunk"));
+    }
+    if (!p.snapshots().isEmpty()) {
+      out.printf(
+          Locale.ROOT, "snapshots that use lost chunks: %s%n", String.join(", ", p.snapshots()));
+      out.println(
+          "next: back up the disks and streams of those snapshots again (a chunk a source still"
+              + " has is stored anew, and every snapshot that used it restores whole again), or"
+              + " forget those snapshots ('granule forget ID'); 'granule verify' names what stays"
+              + " damaged");
+    }
+    List<String> other = result.otherDamage();
+    if (!other.isEmpty()) {
+      out.printf(
+          Locale.ROOT, "damaged, not packs (repair leaves them): %s%n", String.join(", ", other));
+      if (!result.otherSnapshots().isEmpty()) {
+        out.printf(
+            Locale.ROOT, "snapshots they affect: %s%n", String.join(", ", result.otherSnapshots()));
+      }
+      out.println(
+          "a snapshot that uses chunks no index lists (lost with a damaged or missing pack) is"
+              + " whole again once its disks are backed up again; 'granule verify' says what"
+              + " each damaged file affects");
+    }
+    if (p.damaged().isEmpty() && other.isEmpty()) {
+      out.println("no damaged packs found");
+    } else if (p.snapshots().isEmpty() && other.isEmpty() && !p.dryRun()) {
+      out.println("repaired: no snapshot uses a lost chunk");
+    }
+  }
+}

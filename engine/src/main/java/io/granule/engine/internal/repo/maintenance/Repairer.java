@@ -1,0 +1,586 @@
+package io.granule.engine.internal.repo.maintenance;
+
+import io.granule.engine.internal.repo.ChunkHasher;
+import io.granule.engine.internal.repo.ChunkId;
+import io.granule.engine.internal.repo.MetadataBlobs;
+import io.granule.engine.internal.repo.PackId;
+import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.RepositoryUnreachableException;
+import io.granule.engine.internal.repo.UnsupportedRepositoryVersionException;
+import io.granule.engine.internal.repo.blob.BlobCodec;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.index.ChunkIndex;
+import io.granule.engine.internal.repo.index.ChunkLocation;
+import io.granule.engine.internal.repo.index.IndexEntry;
+import io.granule.engine.internal.repo.index.IndexReader;
+import io.granule.engine.internal.repo.index.IndexWriter;
+import io.granule.engine.internal.repo.pack.ChunkCompressor;
+import io.granule.engine.internal.repo.pack.PackEntry;
+import io.granule.engine.internal.repo.pack.PackReader;
+import io.granule.engine.internal.repo.snapshot.DynamicIndexReader;
+import io.granule.engine.internal.repo.snapshot.FixedIndexReader;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import io.granule.engine.internal.repo.snapshot.ManifestReader;
+import io.granule.engine.internal.repo.store.ChunkPacker;
+import io.granule.engine.internal.repo.store.ChunkReader;
+import io.granule.engine.internal.repo.store.UnlistedPacks;
+import java.io.IOException;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.IntFunction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Repairs damaged packs: keeps every chunk of theirs that can still be read, and takes the rest out
+ * of the index, so that backups store those chunks anew instead of deduplicating against records
+ * that cannot be read (audit15 G F1). Must run under the repository's exclusive lock (no backup
+ * deduplicates against the index meanwhile, none adds packs); the caller passes a store that checks
+ * the lock before every save and delete.
+ *
+ * <p>The caller names the <i>suspects</i>: packs found damaged by reading them ({@code verify
+ * --read-data}), or missing. Each suspect is read again, whole: a record is <b>salvaged</b> if,
+ * taken at the place an index blob gives it (or, failing that, the place the pack's trailer gives
+ * it, where the trailer can still be read), it decodes (authenticated with the pack's name where
+ * encrypted), decompresses and hashes to its id. A suspect whose file checks whole and whose every
+ * indexed record passes was not damaged on this reading (a flaky read the first time) and is left
+ * alone. A chunk an intact pack also holds is not salvaged (it is not lost); a chunk neither
+ * salvaged nor held elsewhere is <b>lost</b>.
+ *
+ * <p><b>Order</b> (each step durable before the next, as a backup and prune write):
+ *
+ * <ol>
+ *   <li>the salvaged chunks are written into new packs, then index blobs listing them;
+ *   <li>each index blob that lists a damaged pack is replaced: a new blob listing its other entries
+ *       is saved;
+ *   <li>the replaced index blobs are deleted;
+ *   <li>the damaged packs are deleted: no index blob lists them any more.
+ * </ol>
+ *
+ * A crash after 1 leaves the salvaged chunks listed twice (the damaged pack's copy of each passed
+ * its check too); after 2, entries of intact packs listed twice; after 3, damaged packs no index
+ * lists. Each is a valid repository (only the damage itself, until the repair ends, is still
+ * there), and a second repair finishes the job: a chunk already salvaged is held by an intact pack
+ * now, so it is not written again.
+ *
+ * <p>Memory: the heap holds the entries of the damaged packs only (and one pack's bytes at a time);
+ * the index blobs are read three times (the damaged packs' entries, which of their chunks intact
+ * packs hold, the replacements).
+ */
+public final class Repairer {
+  private static final Logger LOG = LoggerFactory.getLogger(Repairer.class);
+
+  /** Progress: {@code phase} with {@code done} of {@code total} units. */
+  @FunctionalInterface
+  public interface Listener {
+    void progress(String phase, long done, long total);
+  }
+
+  /**
+   * What repair did to one pack.
+   *
+   * @param pack the pack's blob name ({@code data/NAME})
+   * @param missing whether the file was gone (nothing could be salvaged)
+   * @param indexed chunks index blobs listed in it
+   * @param salvaged chunks read from it and written into new packs
+   * @param elsewhere chunks of it that intact packs hold too (neither salvaged nor lost)
+   * @param lost chunks listed in it that could not be read and no intact pack holds
+   * @param problem the first damage found in it
+   */
+  public record PackRepair(
+      String pack,
+      boolean missing,
+      int indexed,
+      int salvaged,
+      int elsewhere,
+      int lost,
+      String problem) {}
+
+  /**
+   * What repair did (with dry-run: would do).
+   *
+   * @param dryRun nothing was changed
+   * @param packsChecked packs read to find the damage
+   * @param damaged the damaged (or missing) packs and what became of their chunks
+   * @param intactOnRereading suspects that read whole the second time: left alone
+   * @param chunksSalvaged chunks written into new packs
+   * @param chunksLost chunks no longer listed by any index blob (no intact copy was found)
+   * @param snapshots snapshots that use a lost chunk: damaged until the chunk is stored again by a
+   *     backup of the same data, or the snapshot is forgotten
+   * @param packsWritten new packs
+   * @param indexesWritten new index blobs (those of the new packs and the replacements)
+   * @param indexesReplaced index blobs deleted because they listed a damaged pack
+   * @param packsDeleted damaged packs deleted
+   * @param seconds wall time of this step (without the reading that found the suspects)
+   */
+  public record Report(
+      boolean dryRun,
+      int packsChecked,
+      List<PackRepair> damaged,
+      List<String> intactOnRereading,
+      long chunksSalvaged,
+      long chunksLost,
+      List<String> snapshots,
+      long packsWritten,
+      long indexesWritten,
+      int indexesReplaced,
+      int packsDeleted,
+      double seconds) {}
+
+  private final BlobStore store;
+  private final BlobCodec codec;
+  private final ChunkHasher hasher;
+  private final Path cacheDir;
+  private final int packSize;
+  private final int compressionLevel;
+  private final long maxPackBytes;
+
+  public Repairer(
+      BlobStore store,
+      BlobCodec codec,
+      ChunkHasher hasher,
+      Path cacheDir,
+      int packSize,
+      int compressionLevel) {
+    this.store = store;
+    this.codec = codec;
+    this.hasher = hasher;
+    this.cacheDir = cacheDir;
+    this.packSize = packSize;
+    this.compressionLevel = compressionLevel;
+    this.maxPackBytes = UnlistedPacks.maxPackBytes(packSize, codec);
+  }
+
+  /** A suspect pack as repair sees it. */
+  private static final class Suspect {
+    final PackId id;
+    final BlobName name;
+    final List<IndexEntry> indexed = new ArrayList<>();
+    List<PackEntry> trailer = List.of();
+    boolean missing;
+    boolean damaged;
+    String problem;
+    final List<IndexEntry> readable = new ArrayList<>(); // a location of each chunk that decodes
+
+    Suspect(PackId id) {
+      this.id = id;
+      this.name = ChunkReader.packName(id);
+    }
+  }
+
+  /**
+   * Repairs the packs {@code suspects} (see the class comment); {@code packsChecked} is only
+   * reported.
+   *
+   * @throws RepositoryUnreachableException if the store does not answer (nothing more is changed;
+   *     the repository is valid, run repair again)
+   * @throws RepositoryException if the store fails otherwise (the same)
+   */
+  public Report run(Set<PackId> suspects, int packsChecked, boolean dryRun, Listener listener) {
+    long started = System.nanoTime();
+    try {
+      Map<PackId, Suspect> byId = new LinkedHashMap<>();
+      List<PackId> sorted = new ArrayList<>(suspects);
+      sorted.sort(java.util.Comparator.comparing(PackId::toString));
+      for (PackId p : sorted) {
+        byId.put(p, new Suspect(p));
+      }
+      Set<PackId> present = new HashSet<>();
+      for (BlobName n : store.list(BlobType.PACK)) {
+        try {
+          present.add(PackId.parse(n.name()));
+        } catch (IllegalArgumentException e) {
+          // not a pack name: verify names it, nothing here uses it
+        }
+      }
+      // 1. What the index blobs place in the suspects.
+      List<BlobName> indexNames = store.list(BlobType.INDEX);
+      int done = 0;
+      for (BlobName n : indexNames) {
+        List<IndexEntry> entries = readIndex(n);
+        if (entries != null) {
+          for (IndexEntry e : entries) {
+            Suspect s = byId.get(e.location().pack());
+            if (s != null) {
+              s.indexed.add(e);
+            }
+          }
+        }
+        listener.progress("read index", ++done, indexNames.size());
+      }
+      // 2. Read each suspect again: which of its records decode.
+      Set<ChunkId> candidates = new HashSet<>();
+      ChunkReader checker = new ChunkReader(store, codec, null, hasher);
+      done = 0;
+      for (Suspect s : byId.values()) {
+        check(s, present.contains(s.id), checker);
+        if (s.damaged) {
+          s.indexed.forEach(e -> candidates.add(e.id()));
+          s.readable.forEach(e -> candidates.add(e.id()));
+        }
+        listener.progress("check packs", ++done, byId.size());
+      }
+      List<Suspect> damaged = byId.values().stream().filter(s -> s.damaged).toList();
+      List<String> intact =
+          byId.values().stream().filter(s -> !s.damaged).map(s -> s.name.toString()).toList();
+      for (String p : intact) {
+        LOG.warn("repair: pack {} read whole this time: left alone", p);
+      }
+      Set<PackId> damagedIds = new HashSet<>();
+      damaged.forEach(s -> damagedIds.add(s.id));
+      // 3. Which of their chunks intact packs hold too: those are not lost, nor written again.
+      Set<ChunkId> elsewhere = new HashSet<>();
+      if (!candidates.isEmpty()) {
+        for (BlobName n : indexNames) {
+          List<IndexEntry> entries = readIndex(n);
+          if (entries != null) {
+            for (IndexEntry e : entries) {
+              PackId p = e.location().pack();
+              if (candidates.contains(e.id())
+                  && !damagedIds.contains(p)
+                  && !byId.containsKey(p)
+                  && present.contains(p)) {
+                elsewhere.add(e.id());
+              }
+            }
+          }
+        }
+      }
+      // Plan: a chunk is salvaged once, from the first damaged pack where it reads.
+      Set<ChunkId> salvage = new LinkedHashSet<>();
+      List<PackRepair> repairs = new ArrayList<>();
+      for (Suspect s : damaged) {
+        int salvagedHere = 0;
+        for (IndexEntry e : s.readable) {
+          if (!elsewhere.contains(e.id()) && salvage.add(e.id())) {
+            salvagedHere++;
+          }
+        }
+        repairs.add(
+            new PackRepair(
+                s.name.toString(), s.missing, s.indexed.size(), salvagedHere, 0, 0, s.problem));
+      }
+      Set<ChunkId> lost = new HashSet<>();
+      List<PackRepair> counted = new ArrayList<>();
+      for (int i = 0; i < damaged.size(); i++) {
+        Suspect s = damaged.get(i);
+        Set<ChunkId> ids = new HashSet<>();
+        int held = 0;
+        int lostHere = 0;
+        for (IndexEntry e : s.indexed) {
+          if (!ids.add(e.id())) {
+            continue;
+          }
+          if (elsewhere.contains(e.id())) {
+            held++;
+          } else if (!salvage.contains(e.id())) {
+            lostHere++;
+            lost.add(e.id());
+          }
+        }
+        PackRepair r = repairs.get(i);
+        counted.add(
+            new PackRepair(
+                r.pack(), r.missing(), ids.size(), r.salvaged(), held, lostHere, r.problem()));
+      }
+      List<String> affected = lost.isEmpty() ? List.of() : snapshotsUsing(lost);
+
+      long packsWritten = 0;
+      long indexesWritten = 0;
+      int indexesReplaced = 0;
+      int packsDeleted = 0;
+      if (!dryRun && !damaged.isEmpty()) {
+        // 1. Salvaged chunks into new packs, then index blobs listing them.
+        long memory = ChunkIndex.defaultMemory() / 4;
+        try (ChunkIndex fresh = new ChunkIndex(cacheDir, Math.max(1024, salvage.size()), memory);
+            ChunkCompressor compressor = new ChunkCompressor(compressionLevel)) {
+          ChunkPacker packer = new ChunkPacker(store, codec, fresh, packSize, 16, p -> {});
+          done = 0;
+          for (Suspect s : damaged) {
+            if (!s.missing && !s.readable.isEmpty()) {
+              byte[] bytes = store.load(s.name);
+              for (IndexEntry e : s.readable) {
+                if (!salvage.contains(e.id()) || fresh.contains(e.id())) {
+                  continue;
+                }
+                byte[] plain = decode(checker, s.name, bytes, e.id(), e.location());
+                if (plain == null) {
+                  // it read a moment ago: the storage answers differently from one read to the
+                  // next; nothing is deleted on such an answer
+                  throw new RepositoryException(
+                      "repair stopped: pack "
+                          + s.name
+                          + " read differently twice (chunk "
+                          + e.id()
+                          + "): the storage is unreliable; nothing was deleted, the repository is"
+                          + " valid (check the storage's health, then run repair again)");
+                }
+                packer.add(e.id(), compressor.compress(plain, 0, plain.length), plain.length);
+              }
+            }
+            listener.progress("salvage", ++done, damaged.size());
+          }
+          packer.flush();
+          packsWritten = packer.packsWritten();
+          indexesWritten += packer.indexesWritten();
+        }
+        // 2. Replacements for the index blobs listing damaged packs.
+        List<BlobName> replaced = new ArrayList<>();
+        done = 0;
+        for (BlobName n : indexNames) {
+          List<IndexEntry> entries = readIndex(n);
+          if (entries != null) {
+            List<IndexEntry> kept =
+                entries.stream().filter(e -> !damagedIds.contains(e.location().pack())).toList();
+            if (kept.size() != entries.size()) {
+              if (!kept.isEmpty()) {
+                indexesWritten += IndexWriter.save(store, codec, kept);
+              }
+              replaced.add(n);
+            }
+          }
+          listener.progress("write index", ++done, indexNames.size());
+        }
+        // 3. The replaced index blobs.
+        done = 0;
+        for (BlobName n : replaced) {
+          store.delete(n);
+          indexesReplaced++;
+          listener.progress("delete index", ++done, replaced.size());
+        }
+        // 4. The damaged packs: no index blob lists them now.
+        done = 0;
+        for (Suspect s : damaged) {
+          if (!s.missing) {
+            store.delete(s.name);
+            packsDeleted++;
+          }
+          listener.progress("delete packs", ++done, damaged.size());
+        }
+      }
+      return new Report(
+          dryRun,
+          packsChecked,
+          List.copyOf(counted),
+          intact,
+          salvage.size(),
+          lost.size(),
+          affected,
+          packsWritten,
+          indexesWritten,
+          indexesReplaced,
+          packsDeleted,
+          (System.nanoTime() - started) / 1e9);
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "repair failed in the repository at '"
+              + store.location()
+              + "': "
+              + e.getMessage()
+              + " (the repository is still valid: run repair again)",
+          e);
+    }
+  }
+
+  /**
+   * The entries of index blob {@code n}, or null if it is damaged (all of a blob or none of it, as
+   * a backup reads it: it is not part of the index; prune replaces it) or gone.
+   */
+  private List<IndexEntry> readIndex(BlobName n) throws IOException {
+    List<IndexEntry> entries;
+    try {
+      entries = MetadataBlobs.read(store, codec, n, IndexReader::read);
+    } catch (NoSuchFileException e) {
+      return null;
+    } catch (UnsupportedRepositoryVersionException e) {
+      // a newer granule's: replacing it would lose what that version added
+      throw new UnsupportedRepositoryVersionException("repair: nothing changed: " + e.getMessage());
+    } catch (RepositoryException | IllegalArgumentException e) {
+      RepositoryUnreachableException.throwIfUnreachable(n, store.location(), e);
+      LOG.warn("repair: damaged index blob {} left for prune: {}", n, e.getMessage());
+      return null;
+    }
+    for (IndexEntry e : entries) {
+      if (ChunkIndex.impossible(e.location(), codec) != null) {
+        LOG.warn("repair: damaged index blob {} left for prune: chunk {}", n, e.id());
+        return null;
+      }
+    }
+    return entries;
+  }
+
+  /**
+   * Reads suspect {@code s} whole and decides whether it is damaged, and which of its chunks read:
+   * each chunk the index places in it, at the index's location, else at its trailer's; and the
+   * chunks only its trailer lists.
+   */
+  private void check(Suspect s, boolean listed, ChunkReader checker) throws IOException {
+    byte[] bytes;
+    try {
+      if (!listed && store.stat(s.name).isEmpty()) {
+        throw new NoSuchFileException(s.name.toString());
+      }
+      bytes = store.load(s.name);
+    } catch (NoSuchFileException e) {
+      s.missing = true;
+      s.damaged = true;
+      s.problem = "missing";
+      return;
+    }
+    if (bytes.length > maxPackBytes) {
+      s.damaged = true;
+      s.problem = bytes.length + " bytes, more than a pack of this repository can have";
+    }
+    Map<ChunkId, PackEntry> inTrailer = new HashMap<>();
+    try {
+      s.trailer = PackReader.parse(s.name, bytes);
+    } catch (UnsupportedRepositoryVersionException e) {
+      throw new UnsupportedRepositoryVersionException("repair: nothing changed: " + e.getMessage());
+    } catch (RepositoryException | IllegalArgumentException e) {
+      s.damaged = true;
+      if (s.problem == null) {
+        s.problem = e.getMessage();
+      }
+      try {
+        // the trailer alone, if it still reads: a second place to look for each chunk
+        s.trailer =
+            UnlistedPacks.trailer(
+                store, codec, s.name, PackReader.stat(store, s.name), maxPackBytes);
+      } catch (NoSuchFileException gone) {
+        throw gone;
+      } catch (RepositoryException | IllegalArgumentException trailerToo) {
+        s.trailer = List.of();
+      }
+    }
+    for (PackEntry t : s.trailer) {
+      inTrailer.putIfAbsent(t.id(), t);
+    }
+    Set<ChunkId> seen = new HashSet<>();
+    for (IndexEntry e : s.indexed) {
+      if (!seen.add(e.id())) {
+        continue;
+      }
+      ChunkLocation at = e.location();
+      byte[] plain = decode(checker, s.name, bytes, e.id(), at);
+      if (plain == null) {
+        PackEntry t = inTrailer.get(e.id());
+        ChunkLocation other =
+            t == null
+                ? null
+                : new ChunkLocation(s.id, t.offset(), t.storedLength(), t.rawLength(), t.flags());
+        if (other != null && !other.equals(at)) {
+          plain = decode(checker, s.name, bytes, e.id(), other);
+          at = plain == null ? null : other;
+        } else {
+          at = null;
+        }
+        if (s.problem == null) {
+          s.problem = "chunk " + e.id() + " does not read";
+        }
+        s.damaged = true;
+      }
+      if (plain != null) {
+        s.readable.add(new IndexEntry(e.id(), at));
+      }
+    }
+    if (s.damaged) {
+      // chunks only the trailer lists: not in the index (a crashed writer's), kept if they read
+      for (PackEntry t : s.trailer) {
+        if (seen.add(t.id())) {
+          ChunkLocation at =
+              new ChunkLocation(s.id, t.offset(), t.storedLength(), t.rawLength(), t.flags());
+          if (decode(checker, s.name, bytes, t.id(), at) != null) {
+            s.readable.add(new IndexEntry(t.id(), at));
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * The plaintext of chunk {@code id} stored at {@code at} in {@code pack}'s {@code bytes}, checked
+   * (decoded, authenticated where encrypted, decompressed, hashed to its id); null if it does not
+   * read.
+   */
+  private static byte[] decode(
+      ChunkReader checker, BlobName pack, byte[] bytes, ChunkId id, ChunkLocation at) {
+    if (at.offset() < 0
+        || at.storedLength() < 0
+        || at.rawLength() < 0
+        || at.rawLength() > ChunkIndex.MAX_RAW_LENGTH
+        || at.offset() + at.storedLength() > bytes.length) {
+      return null;
+    }
+    byte[] stored =
+        Arrays.copyOfRange(bytes, (int) at.offset(), (int) (at.offset() + at.storedLength()));
+    try {
+      return checker.decode(id, pack, stored, at.flags(), at.rawLength());
+    } catch (RepositoryException | IllegalArgumentException | IllegalStateException e) {
+      return null;
+    }
+  }
+
+  /** The snapshots (manifest names, sorted) that use a chunk of {@code lost}. */
+  private List<String> snapshotsUsing(Set<ChunkId> lost) throws IOException {
+    List<String> out = new ArrayList<>();
+    for (BlobName n : store.list(BlobType.SNAPSHOT)) {
+      Manifest m;
+      try {
+        m = MetadataBlobs.read(store, codec, n, ManifestReader::read);
+      } catch (NoSuchFileException e) {
+        continue;
+      } catch (RepositoryException | IllegalArgumentException e) {
+        RepositoryUnreachableException.throwIfUnreachable(n, store.location(), e);
+        LOG.warn("repair: snapshot {} is damaged, not checked for lost chunks", n);
+        continue;
+      }
+      boolean uses = false;
+      for (Manifest.DiskEntry d : m.disks()) {
+        if (!uses) {
+          BlobName fx = new BlobName(BlobType.FIXED_INDEX, d.fixedIndex());
+          try (var f = FixedIndexReader.load(store, codec, fx)) {
+            uses = usesAny(lost, f.count(), f::get);
+          } catch (NoSuchFileException | RepositoryException | IllegalArgumentException e) {
+            LOG.warn("repair: {} of snapshot {} unreadable: {}", fx, n.name(), e.getMessage());
+          }
+        }
+      }
+      for (Manifest.StreamEntry s : m.streams()) {
+        if (!uses) {
+          BlobName dn = new BlobName(BlobType.DYNAMIC_INDEX, s.dynamicIndex());
+          try (var d = DynamicIndexReader.load(store, codec, dn)) {
+            uses = usesAny(lost, d.count(), d::get);
+          } catch (NoSuchFileException | RepositoryException | IllegalArgumentException e) {
+            LOG.warn("repair: {} of snapshot {} unreadable: {}", dn, n.name(), e.getMessage());
+          }
+        }
+      }
+      if (uses) {
+        out.add(n.name());
+      }
+    }
+    out.sort(null);
+    return out;
+  }
+
+  private static boolean usesAny(Set<ChunkId> lost, int count, IntFunction<ChunkId> ids) {
+    for (int i = 0; i < count; i++) {
+      ChunkId id = ids.apply(i);
+      if (id != null && lost.contains(id)) {
+        return true;
+      }
+    }
+    return false;
+  }
+}

@@ -1,0 +1,423 @@
+package io.granule.engine.internal.repo.maintenance;
+
+import static io.granule.engine.internal.repo.maintenance.PruneSupport.backup;
+import static io.granule.engine.internal.repo.maintenance.PruneSupport.copyTree;
+import static io.granule.engine.internal.repo.maintenance.PruneSupport.indexedPacksExist;
+import static io.granule.engine.internal.repo.maintenance.PruneSupport.listing;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.granule.engine.internal.repo.ChunkId;
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.RepositoryConfig;
+import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.TestImages;
+import io.granule.engine.internal.repo.backup.Damage;
+import io.granule.engine.internal.repo.backup.VerifyListener;
+import io.granule.engine.internal.repo.backup.VerifyReport;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.lock.LockKind;
+import io.granule.engine.internal.repo.pack.PackEntry;
+import io.granule.engine.internal.repo.pack.PackFormat;
+import io.granule.engine.internal.repo.pack.PackReader;
+import io.granule.engine.internal.repo.snapshot.FixedIndex;
+import io.granule.engine.internal.repo.snapshot.Manifest;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * {@code granule repair} on real local repositories (audit15 G F1): a damaged pack's readable
+ * chunks are salvaged into a new pack, the rest leave the index, the damaged pack leaves the
+ * repository, the snapshots that use lost chunks are named, and a backup of the same data makes
+ * them restore byte for byte again; a dry run changes nothing; a crash (a failed save or delete, a
+ * kill -9) at any step leaves a repository whose intact data restores and that a second repair
+ * finishes.
+ */
+class RepairTest {
+  static final RepositoryConfig SMALL =
+      RepositoryConfig.defaults().withChunkSize(64 << 10).withPackSize(256 << 10);
+  static final char[] PASSWORD = "repair secret".toCharArray();
+
+  @TempDir Path tmp;
+  final List<Path> images = new ArrayList<>();
+  final List<byte[]> data = new ArrayList<>();
+  final List<Manifest> snaps = new ArrayList<>();
+
+  /** Three snapshots of three related disks (the second a modified first), the base to copy. */
+  Path history(boolean encrypted) throws Exception {
+    byte[] a = TestImages.mixed(3 << 20, 11);
+    byte[] b = a.clone();
+    TestImages.modify(b, 30, 16, 12);
+    byte[] c = TestImages.mixed(2 << 20, 13);
+    for (byte[] d : List.of(a, b, c)) {
+      data.add(d);
+      images.add(TestImages.write(tmp.resolve("img" + images.size() + ".raw"), d));
+    }
+    Path base = tmp.resolve(encrypted ? "base-enc" : "base");
+    try (Repository r =
+        encrypted ? Repository.init(base, SMALL, PASSWORD.clone()) : Repository.init(base, SMALL)) {
+      for (Path img : images) {
+        snaps.add(backup(r, "vda", img, "h").manifest());
+      }
+    }
+    return base;
+  }
+
+  Repository open(Path dir, boolean encrypted) {
+    return encrypted ? Repository.open(dir, () -> PASSWORD.clone()) : Repository.open(dir);
+  }
+
+  static Repository.RepairResult repair(Repository r, boolean dryRun) {
+    r.lock(LockKind.EXCLUSIVE, "repair", Duration.ZERO);
+    return r.repair(dryRun, (phase, done, total) -> {});
+  }
+
+  /** The pack with the most records. */
+  static Path largestPack(Path dir) throws Exception {
+    try (var files = Files.walk(dir.resolve("data"))) {
+      return files
+          .filter(Files::isRegularFile)
+          .max(Comparator.comparingLong(p -> p.toFile().length()))
+          .orElseThrow();
+    }
+  }
+
+  static List<PackEntry> trailer(Path dir, Path pack) throws Exception {
+    LocalBlobStore s = new LocalBlobStore(dir);
+    List<PackEntry> entries =
+        new ArrayList<>(
+            PackReader.loadTrailer(s, new BlobName(BlobType.PACK, pack.getFileName().toString())));
+    entries.sort(Comparator.comparingLong(PackEntry::offset));
+    return entries;
+  }
+
+  /** The snapshots (ids) whose disk uses a chunk of {@code ids}. */
+  Set<String> using(Repository r, Set<ChunkId> ids) {
+    Set<String> out = new TreeSet<>();
+    for (Manifest m : r.snapshots()) {
+      try (FixedIndex f = r.fixedIndex(m, "vda")) {
+        for (int i = 0; i < f.count(); i++) {
+          if (ids.contains(f.get(i))) {
+            out.add(m.id());
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Restores every snapshot of {@code expected} (id → sha256) and compares. */
+  void restores(Repository r, Map<String, String> expected) throws Exception {
+    for (Map.Entry<String, String> e : expected.entrySet()) {
+      Path out = Files.createTempFile(tmp, "restore", ".raw");
+      Files.delete(out);
+      r.restoreDisk(r.resolve(e.getKey()), "vda", out);
+      assertThat(TestImages.sha256(out)).as("snapshot %s", e.getKey()).isEqualTo(e.getValue());
+      Files.delete(out);
+    }
+  }
+
+  Map<String, String> expected() throws Exception {
+    Map<String, String> m = new HashMap<>();
+    for (int i = 0; i < snaps.size(); i++) {
+      m.put(snaps.get(i).id(), TestImages.sha256(data.get(i)));
+    }
+    return m;
+  }
+
+  /**
+   * Damages the largest pack of {@code dir} the way {@code how} says and returns the chunks whose
+   * records the damage reached (those that must be lost).
+   */
+  static Set<ChunkId> damage(Path dir, String how) throws Exception {
+    Path pack = largestPack(dir);
+    List<PackEntry> entries = trailer(dir, pack);
+    assertThat(entries).hasSizeGreaterThan(2);
+    byte[] bytes = Files.readAllBytes(pack);
+    Set<ChunkId> hit = new HashSet<>();
+    switch (how) {
+      case "record" -> {
+        PackEntry e = entries.get(entries.size() / 2);
+        bytes[(int) (e.offset() + e.storedLength() / 2)] ^= 0x10; // one bit
+        hit.add(e.id());
+      }
+      case "truncated" -> {
+        PackEntry e = entries.get(entries.size() / 2);
+        long cut = e.offset() + e.storedLength() / 2;
+        for (PackEntry x : entries) {
+          if (x.offset() + x.storedLength() > cut) {
+            hit.add(x.id());
+          }
+        }
+        bytes = java.util.Arrays.copyOf(bytes, (int) cut);
+      }
+      case "header" -> {
+        for (int i = 0; i < PackFormat.HEADER_SIZE; i++) {
+          bytes[i] ^= (byte) 0xff;
+        }
+      }
+      case "trailer" -> {
+        PackEntry last = entries.get(entries.size() - 1);
+        int trailerStart = (int) (last.offset() + last.storedLength());
+        for (int i = trailerStart; i < bytes.length; i += 7) {
+          bytes[i] ^= 0x21; // trailer and footer: no record's place is known from the pack
+        }
+      }
+      default -> throw new IllegalArgumentException(how);
+    }
+    Files.write(pack, bytes);
+    return hit;
+  }
+
+  @ParameterizedTest(name = "{0}, encrypted={1}")
+  @CsvSource({
+    "record,false",
+    "record,true",
+    "truncated,false",
+    "truncated,true",
+    "header,false",
+    "header,true",
+    "trailer,false",
+    "trailer,true"
+  })
+  void salvagesWhatReadsDropsTheRestAndABackupMakesEverySnapshotWhole(String how, boolean enc)
+      throws Exception {
+    Path dir = tmp.resolve("repo");
+    copyTree(history(enc), dir);
+    Path pack = largestPack(dir);
+    int records = trailer(dir, pack).size();
+    Set<ChunkId> hit = damage(dir, how);
+    Set<String> named;
+    try (Repository r = open(dir, enc)) {
+      named = using(r, hit);
+      assertThat(r.verify(true, VerifyListener.NONE).ok()).isFalse();
+      Repository.RepairResult res = repair(r, false);
+      Repairer.Report rep = res.repair();
+      assertThat(rep.damaged()).hasSize(1);
+      Repairer.PackRepair d = rep.damaged().get(0);
+      assertThat(d.pack()).isEqualTo("data/" + pack.getFileName());
+      assertThat(d.lost()).as("%s", d).isEqualTo(hit.size());
+      assertThat(d.salvaged()).as("%s", d).isEqualTo(records - hit.size());
+      assertThat(rep.chunksLost()).isEqualTo(hit.size());
+      assertThat(rep.snapshots()).containsExactlyElementsOf(named);
+      assertThat(rep.packsDeleted()).isEqualTo(1);
+      assertThat(res.otherDamage()).isEmpty();
+      assertThat(Files.exists(pack)).isFalse();
+      if (!enc) {
+        indexedPacksExist(dir); // (reads index blobs as they are stored: unencrypted only)
+      }
+      // What is not lost restores; what is lost is named by verify, and is no pack's damage.
+      VerifyReport v = r.verify(true, VerifyListener.NONE);
+      assertThat(v.damages()).extracting(Damage::file).noneMatch(f -> f.startsWith("data/"));
+      assertThat(v.affectedSnapshots()).containsExactlyInAnyOrderElementsOf(named);
+      Map<String, String> whole = expected();
+      named.forEach(whole::remove);
+      restores(r, whole);
+    }
+    try (Repository r = open(dir, enc)) {
+      Repository.RepairResult second = repair(r, false);
+      assertThat(second.repair().damaged()).as("a second repair finds no damaged pack").isEmpty();
+      assertThat(second.otherSnapshots()).containsExactlyInAnyOrderElementsOf(named);
+    }
+    try (Repository r = open(dir, enc)) {
+      // The lost chunks are no longer in the index: the same data backed up again stores them
+      // anew, and every earlier snapshot restores whole again.
+      r.lock(LockKind.SHARED, "backup", Duration.ZERO);
+      Map<String, String> all = expected();
+      for (int i = 0; i < images.size(); i++) {
+        var again = backup(r, "vda", images.get(i), "h");
+        all.put(again.manifest().id(), TestImages.sha256(data.get(i)));
+      }
+      VerifyReport v = r.verify(true, VerifyListener.NONE);
+      assertThat(v.ok()).as("%s", v.damages()).isTrue();
+      restores(r, all);
+    }
+  }
+
+  @Test
+  void dryRunReportsTheSameAndWritesNothing() throws Exception {
+    Path dir = tmp.resolve("dry");
+    copyTree(history(false), dir);
+    Set<ChunkId> hit = damage(dir, "record");
+    Map<String, String> before = listing(dir);
+    Repairer.Report dry;
+    try (Repository r = open(dir, false)) {
+      dry = repair(r, true).repair();
+    }
+    assertThat(listing(dir)).isEqualTo(before);
+    assertThat(dry.dryRun()).isTrue();
+    assertThat(dry.chunksLost()).isEqualTo(hit.size());
+    assertThat(dry.packsWritten()).isZero();
+    assertThat(dry.packsDeleted()).isZero();
+    try (Repository r = open(dir, false)) {
+      Repairer.Report real = repair(r, false).repair();
+      assertThat(real.chunksSalvaged()).isEqualTo(dry.chunksSalvaged());
+      assertThat(real.chunksLost()).isEqualTo(dry.chunksLost());
+      assertThat(real.snapshots()).isEqualTo(dry.snapshots());
+    }
+  }
+
+  @Test
+  void repairNeedsTheExclusiveLock() throws Exception {
+    Path dir = tmp.resolve("lock");
+    copyTree(history(false), dir);
+    try (Repository r = open(dir, false)) {
+      assertThatThrownBy(() -> r.repair(true, (p, d, t) -> {}))
+          .isInstanceOf(IllegalStateException.class);
+      r.lock(LockKind.SHARED, "verify", Duration.ZERO);
+      assertThatThrownBy(() -> r.repair(true, (p, d, t) -> {}))
+          .isInstanceOf(IllegalStateException.class);
+    }
+  }
+
+  /**
+   * A crash at every save and delete of a repair (the Nth fails, and every one after it): the index
+   * never names a deleted pack, every snapshot the damage did not reach restores, and a second
+   * repair finishes with the same outcome as an uninterrupted one.
+   */
+  @Test
+  void crashAtEverySaveOrDeleteLeavesAValidRepositoryThatASecondRepairFinishes() throws Exception {
+    Path ref = tmp.resolve("ref");
+    copyTree(history(false), ref);
+    Set<ChunkId> hit = damage(ref, "record");
+    Set<String> named;
+    try (Repository r = open(ref, false)) {
+      named = using(r, hit);
+    }
+    Map<String, String> whole = expected();
+    named.forEach(whole::remove);
+    assertThat(whole).isNotEmpty();
+    int crashes = 0;
+    for (boolean deletes : new boolean[] {true, false}) {
+      for (int k = 1; ; k++) {
+        Path dir = tmp.resolve((deletes ? "del" : "save") + k);
+        copyTree(ref, dir);
+        CrashingBlobStore crashing =
+            new CrashingBlobStore(new LocalBlobStore(dir), deletes ? k : 0, deletes ? 0 : k);
+        try (Repository r = Repository.open(crashing, Clock.systemUTC(), tmp.resolve("cache"))) {
+          repair(r, false);
+          assertThat(crashing.fired()).isFalse();
+          break;
+        } catch (RepositoryException e) {
+          assertThat(crashing.fired()).as("fault %d: %s", k, e).isTrue();
+          assertThat(e).hasMessageContaining("injected fault").hasMessageContaining("run repair");
+          crashes++;
+        }
+        afterCrash(dir, whole, named, hit, "fault " + (deletes ? "delete " : "save ") + k);
+      }
+    }
+    assertThat(crashes).as("faults injected").isGreaterThanOrEqualTo(4);
+  }
+
+  /** The checks after a crashed repair: valid, intact snapshots whole, a second repair finishes. */
+  void afterCrash(
+      Path dir, Map<String, String> whole, Set<String> named, Set<ChunkId> hit, String at)
+      throws Exception {
+    indexedPacksExist(dir);
+    try (Repository r = open(dir, false)) {
+      restores(r, whole);
+      Repairer.Report second = repair(r, false).repair();
+      assertThat(second.snapshots()).as(at).isSubsetOf(named);
+      VerifyReport v = r.verify(true, VerifyListener.NONE);
+      assertThat(v.damages()).as(at).extracting(Damage::file).noneMatch(f -> f.startsWith("data/"));
+      assertThat(v.affectedSnapshots()).as(at).containsExactlyInAnyOrderElementsOf(named);
+      restores(r, whole);
+    }
+  }
+
+  /**
+   * Child JVM: repairs the repository at args[0]; at step args[1] (a progress phase), once it has
+   * reported item args[2] done, says "at PHASE" and waits for its kill.
+   */
+  public static void main(String[] args) throws Exception {
+    try (Repository r = Repository.open(Path.of(args[0]))) {
+      r.lock(LockKind.EXCLUSIVE, "repair", Duration.ZERO);
+      r.repair(
+          false,
+          (phase, done, total) -> {
+            if (phase.equals(args[1]) && done == Long.parseLong(args[2])) {
+              System.out.println("at " + phase);
+              System.out.flush();
+              try {
+                Thread.sleep(60_000);
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+            }
+          });
+      System.out.println("finished");
+    }
+  }
+
+  /** kill -9 of a real repair process between its steps. */
+  @Test
+  void killNineBetweenTheStepsLeavesARepositoryThatASecondRepairFinishes() throws Exception {
+    Path ref = tmp.resolve("ref");
+    copyTree(history(false), ref);
+    Set<ChunkId> hit = damage(ref, "truncated");
+    Set<String> named;
+    try (Repository r = open(ref, false)) {
+      named = using(r, hit);
+    }
+    Map<String, String> whole = expected();
+    named.forEach(whole::remove);
+    String java = ProcessHandle.current().info().command().orElse("java");
+    String[][] points = {
+      {"check packs", "1"}, // read, nothing written
+      {"salvage", "1"}, // the salvaged chunks handed to the packer, perhaps a pack saved
+      {"write index", "1"}, // the salvaged chunks indexed, a replacement perhaps written
+      {"delete index", "1"}, // a replaced index blob deleted
+      {"delete packs", "1"} // the damaged pack deleted, the lock left behind
+    };
+    for (String[] point : points) {
+      Path dir = tmp.resolve("kill-" + point[0].replace(' ', '-'));
+      copyTree(ref, dir);
+      Process p =
+          new ProcessBuilder(
+                  java,
+                  "-Xmx128m",
+                  "-cp",
+                  System.getProperty("java.class.path"),
+                  RepairTest.class.getName(),
+                  dir.toString(),
+                  point[0],
+                  point[1])
+              .redirectErrorStream(true)
+              .start();
+      StringBuilder said = new StringBuilder();
+      try (BufferedReader out =
+          new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+        String line;
+        while ((line = out.readLine()) != null && !line.equals("at " + point[0])) {
+          said.append(line).append('\n');
+        }
+        assertThat(line).as("child reached %s: %s", point[0], said).isEqualTo("at " + point[0]);
+        p.destroyForcibly(); // SIGKILL
+      }
+      assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
+      // the killed process's lock stays; its holder is proven gone (this host, this boot, its
+      // pid ended), so the next repair's lock removes it
+      afterCrash(dir, whole, named, hit, "killed at " + point[0]);
+    }
+  }
+}
