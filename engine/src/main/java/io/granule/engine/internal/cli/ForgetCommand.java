@@ -120,6 +120,7 @@ final class ForgetCommand extends ContextCommand {
     PrintWriter out = ctx.out();
     Map<String, Object> result = new LinkedHashMap<>();
     result.put("dryRun", dryRun);
+    int exit = ExitCodes.OK;
     try (Repository r = repo.open(ctx)) {
       Lock shared = r.lock(LockKind.SHARED, "forget", repo.retryLock);
       int removed;
@@ -148,6 +149,7 @@ final class ForgetCommand extends ContextCommand {
       if (prune && !dryRun) {
         r.lock(LockKind.EXCLUSIVE, "prune", repo.retryLock);
         Pruner.Report report = PruneCommand.run(ctx, r, pruneOptions, json || noProgress);
+        exit = PruneCommand.exitCode(report);
         if (json) {
           result.put("prune", report);
         } else {
@@ -159,7 +161,7 @@ final class ForgetCommand extends ContextCommand {
       out.println(Json.MAPPER.writeValueAsString(result));
     }
     out.flush();
-    return ExitCodes.OK;
+    return exit;
   }
 
   private int print(PrintWriter out, List<ForgetPolicy.Group> groups, Map<String, Object> result) {

@@ -65,10 +65,17 @@ final class PruneCommand extends ContextCommand {
       throw new CommandException(ExitCodes.USAGE, e.getMessage(), e);
     }
     CliContext ctx = context();
+    Pruner.Report report;
     try (Repository r = repo.open(ctx, LockKind.EXCLUSIVE, "prune")) {
-      print(ctx.out(), run(ctx, r, options, json || noProgress), json);
+      report = run(ctx, r, options, json || noProgress);
+      print(ctx.out(), report, json);
     }
-    return ExitCodes.OK;
+    return exitCode(report);
+  }
+
+  /** 5 (damaged) if prune left damaged packs alone, else 0: it finished either way. */
+  static int exitCode(Pruner.Report p) {
+    return p.damagedPacks().isEmpty() ? ExitCodes.OK : ExitCodes.DAMAGED;
   }
 
   /** Runs prune on a repository locked exclusively, with a progress bar unless {@code quiet}. */
@@ -147,6 +154,14 @@ final class PruneCommand extends ContextCommand {
         p.dryRun() ? "would free about" : "freed",
         Sizes.human(p.bytesFreed()),
         p.seconds());
+    if (!p.damagedPacks().isEmpty()) {
+      out.printf(
+          Locale.ROOT,
+          "left %s alone, found damaged while repacking (not rewritten, not deleted): %s;"
+              + " run 'granule repair' to salvage what they hold and store the rest anew%n",
+          Sizes.count(p.damagedPacks().size(), "pack"),
+          String.join(", ", p.damagedPacks()));
+    }
     out.flush();
   }
 }

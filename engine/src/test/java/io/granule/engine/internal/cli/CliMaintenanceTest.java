@@ -140,6 +140,35 @@ class CliMaintenanceTest {
     return out;
   }
 
+  /** Prune meets a damaged pack it would repack: leaves it alone, says so, exit 5. */
+  @Test
+  void pruneLeavesADamagedPackAloneAndPointsToRepair() throws Exception {
+    assertThat(run("forget", "--repo", repo.toString(), "--keep-last", "1")).isZero();
+    try (var files = java.nio.file.Files.walk(repo.resolve("data"))) {
+      for (Path p : files.filter(java.nio.file.Files::isRegularFile).toList()) {
+        byte[] b = java.nio.file.Files.readAllBytes(p);
+        b[b.length / 2] ^= 0x01;
+        java.nio.file.Files.write(p, b);
+      }
+    }
+    assertThat(
+            run(
+                "prune",
+                "--repo",
+                repo.toString(),
+                "--keep-recent",
+                "0",
+                "--repack-below",
+                "1",
+                "--no-progress"))
+        .as(err.toString())
+        .isEqualTo(ExitCodes.DAMAGED);
+    assertThat(out.toString())
+        .containsPattern("left \\d+ packs? alone, found damaged while repacking")
+        .contains("run 'granule repair'")
+        .contains("freed");
+  }
+
   @BeforeEach
   void history() throws Exception {
     repo = tmp.resolve("repo");

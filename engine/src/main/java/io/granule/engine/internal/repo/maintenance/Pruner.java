@@ -88,7 +88,11 @@ import org.slf4j.LoggerFactory;
  *   <li>fixed and dynamic indexes no manifest names are deleted.
  * </ol>
  *
- * A crash after step 1 or 2 leaves duplicates (harmless, the next prune removes them); after 3,
+ * A pack to repack found damaged in step 1 is kept as it is instead (its entries go to the new
+ * index blobs of step 2 like any kept pack's) and reported: {@code granule repair} salvages what it
+ * holds ({@link Repairer}). Prune reads no other pack's data, so damage elsewhere goes unseen here.
+ *
+ * <p>A crash after step 1 or 2 leaves duplicates (harmless, the next prune removes them); after 3,
  * packs no index lists (garbage; the next backup may index them again, the next prune deletes
  * them).
  */
@@ -152,6 +156,8 @@ public final class Pruner {
    *     keepRecent} (the indexes of a backup not yet committed, say): kept
    * @param leftoverBytesDeleted size of the temporary files killed writers left, deleted
    * @param seconds wall time
+   * @param damagedPacks packs to repack that were found damaged: left as they were (counted as
+   *     kept), for {@code granule repair} (a dry run reads no pack, so it finds none)
    */
   public record Report(
       boolean dryRun,
@@ -174,7 +180,8 @@ public final class Pruner {
       int dynamicIndexesDeleted,
       int itemIndexesSpared,
       long leftoverBytesDeleted,
-      double seconds) {
+      double seconds,
+      List<String> damagedPacks) {
 
     /** Net bytes freed: deleted packs minus what repacking wrote, plus leftover files deleted. */
     public long bytesFreed() {
@@ -252,8 +259,10 @@ public final class Pruner {
    * Runs prune.
    *
    * @throws RepositoryCorruptedException if a manifest or item index is damaged, or snapshots use
-   *     chunks that no pack holds (nothing is changed), or a pack to repack is damaged (nothing is
-   *     deleted)
+   *     chunks that no pack holds (nothing is changed), or a pack's trailer does not hold the live
+   *     chunks the index places in it (nothing is deleted). A pack to repack that is damaged (a
+   *     checksum, its decryption or a hash fails) is no reason to stop: it is kept as it is, with
+   *     its index entries, and named in {@link Report#damagedPacks}
    * @throws RepositoryException if the store fails (the repository stays valid)
    */
   public Report run(Options options, Listener listener) {
@@ -577,10 +586,12 @@ public final class Pruner {
             dynamicGarbage.size(),
             itemsSpared[0],
             0,
-            (System.nanoTime() - started) / 1e9);
+            (System.nanoTime() - started) / 1e9,
+            List.of());
       }
 
       // 1. Repack: live chunks into new packs and index blobs.
+      List<String> damagedPacks = new ArrayList<>();
       AtomicLong newPackBytes = new AtomicLong();
       long packsWritten = 0;
       long indexesWritten = 0;
@@ -593,22 +604,43 @@ public final class Pruner {
           done = 0;
           for (PackState st : repack) {
             byte[] bytes = store.load(st.name);
-            List<PackEntry> entries = PackReader.parse(st.name, bytes);
             long moved = 0;
-            for (PackEntry e : entries) {
-              ChunkLocation loc = assigned.get(e.id());
-              if (loc == null || !loc.pack().equals(st.id) || loc.offset() != e.offset()) {
-                continue;
+            try {
+              // every byte's checksum first: damage (bit flips, a truncated file, a broken header
+              // or trailer) is found before any of the pack is moved
+              List<PackEntry> entries = PackReader.parse(st.name, bytes);
+              for (PackEntry e : entries) {
+                ChunkLocation loc = assigned.get(e.id());
+                if (loc == null || !loc.pack().equals(st.id) || loc.offset() != e.offset()) {
+                  continue;
+                }
+                moved++;
+                byte[] plain =
+                    checker.decode(e.id(), st.name, record(bytes, e), e.flags(), e.rawLength());
+                if (fresh.contains(e.id())) {
+                  continue;
+                }
+                packer.add(e.id(), compressor.compress(plain, 0, plain.length), plain.length);
               }
-              moved++;
-              byte[] record =
-                  Arrays.copyOfRange(
-                      bytes, (int) e.offset(), (int) (e.offset() + e.storedLength()));
-              byte[] plain = checker.decode(e.id(), st.name, record, e.flags(), e.rawLength());
-              if (fresh.contains(e.id())) {
-                continue;
-              }
-              packer.add(e.id(), compressor.compress(plain, 0, plain.length), plain.length);
+            } catch (io.granule.engine.internal.repo.UnsupportedRepositoryVersionException e) {
+              throw e;
+            } catch (RepositoryException | IllegalArgumentException e) {
+              // A damaged pack: repacking would drop its unreadable chunks from the index, and
+              // deleting it its readable ones too. Left as it is, with its index entries, for
+              // 'granule repair', which salvages what it still holds (audit15 G F1). Chunks of
+              // it moved before a record failed its authentication (its checksum was right) are
+              // listed twice, both copies read: harmless.
+              LOG.warn(
+                  "prune: pack {} is damaged, left alone (run 'granule repair'): {}",
+                  st.name,
+                  e.getMessage());
+              st.action = Action.KEEP;
+              remove.remove(st);
+              kept++;
+              bytesDeleted -= st.size;
+              damagedPacks.add(st.name.toString());
+              listener.progress("repack", ++done, repack.size());
+              continue;
             }
             if (moved != st.liveChunks) {
               // The index and the pack's trailer disagree: deleting the pack could lose data.
@@ -704,8 +736,8 @@ public final class Pruner {
           live.size(),
           packs.size(),
           packBytes,
-          remove.size() - repack.size(),
-          repack.size(),
+          remove.size() - (repack.size() - damagedPacks.size()),
+          repack.size() - damagedPacks.size(),
           kept,
           spared,
           bytesSpared,
@@ -719,10 +751,16 @@ public final class Pruner {
           dynamicGarbage.size(),
           itemsSpared[0],
           leftovers,
-          (System.nanoTime() - started) / 1e9);
+          (System.nanoTime() - started) / 1e9,
+          List.copyOf(damagedPacks));
     } catch (IOException e) {
       throw failed(e);
     }
+  }
+
+  /** The stored bytes of the record {@code e} places in {@code pack}. */
+  private static byte[] record(byte[] pack, PackEntry e) {
+    return Arrays.copyOfRange(pack, (int) e.offset(), (int) (e.offset() + e.storedLength()));
   }
 
   private RepositoryException failed(IOException e) {

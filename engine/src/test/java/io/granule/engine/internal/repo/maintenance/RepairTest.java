@@ -10,6 +10,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
+import io.granule.engine.internal.repo.RepositoryCorruptedException;
 import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.TestImages;
 import io.granule.engine.internal.repo.backup.Damage;
@@ -418,6 +419,81 @@ class RepairTest {
       // the killed process's lock stays; its holder is proven gone (this host, this boot, its
       // pid ended), so the next repair's lock removes it
       afterCrash(dir, whole, named, hit, "killed at " + point[0]);
+    }
+  }
+
+  /**
+   * Prune meets a damaged pack it would repack: it leaves the pack (and its index entries) alone,
+   * says so, and finishes the rest; it stopped there before (audit15 G F1).
+   */
+  @Test
+  void pruneLeavesADamagedPackAloneAndFinishes() throws Exception {
+    Path dir = tmp.resolve("prune");
+    copyTree(history(false), dir);
+    try (Repository r = open(dir, false)) {
+      r.lock(LockKind.SHARED, "forget", Duration.ZERO);
+      r.forgetSnapshots(List.of(snaps.get(0).id()), false);
+    }
+    Path pack;
+    try (Repository r = open(dir, false)) {
+      r.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+      Pruner.Report dry = r.prune(new Pruner.Options(true, 1.0, Duration.ZERO), (p, d, t) -> {});
+      assertThat(dry.packsRepacked()).isPositive();
+    }
+    // A pack holding chunks the remaining snapshots use and chunks only the forgotten one used:
+    // repacked at --repack-below 1.
+    Set<ChunkId> live = PruneSupport.live(dir);
+    pack = null;
+    try (var files = Files.walk(dir.resolve("data"))) {
+      for (Path p : files.filter(Files::isRegularFile).sorted().toList()) {
+        List<PackEntry> entries = trailer(dir, p);
+        long used = entries.stream().filter(e -> live.contains(e.id())).count();
+        if (used > 0 && used < entries.size()) {
+          pack = p;
+          break;
+        }
+      }
+    }
+    assertThat(pack).as("a partly live pack").isNotNull();
+    byte[] bytes = Files.readAllBytes(pack);
+    bytes[bytes.length / 2] ^= 0x01;
+    Files.write(pack, bytes);
+    Pruner.Report rep;
+    Set<String> named;
+    try (Repository r = open(dir, false)) {
+      r.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+      rep = r.prune(new Pruner.Options(false, 1.0, Duration.ZERO), (p, d, t) -> {});
+    }
+    assertThat(rep.damagedPacks()).containsExactly("data/" + pack.getFileName());
+    assertThat(rep.packsRepacked()).isPositive();
+    assertThat(Files.readAllBytes(pack)).as("left as it was").isEqualTo(bytes);
+    assertThat(indexedPacksExist(dir))
+        .as("its index entries kept")
+        .contains(io.granule.engine.internal.repo.PackId.parse(pack.getFileName().toString()));
+    try (Repository r = open(dir, false)) {
+      Repairer.Report repaired = repair(r, false).repair();
+      assertThat(repaired.damaged())
+          .extracting(Repairer.PackRepair::pack)
+          .containsExactly("data/" + pack.getFileName());
+      named = new TreeSet<>(repaired.snapshots());
+    }
+    try (Repository r = open(dir, false)) {
+      var shared = r.lock(LockKind.SHARED, "backup", Duration.ZERO);
+      Map<String, String> all = expected();
+      all.remove(snaps.get(0).id());
+      for (int i = 0; i < images.size(); i++) {
+        all.put(
+            backup(r, "vda", images.get(i), "h").manifest().id(), TestImages.sha256(data.get(i)));
+      }
+      VerifyReport v = r.verify(true, VerifyListener.NONE);
+      assertThat(v.ok()).as("after repair %s and backups: %s", named, v.damages()).isTrue();
+      restores(r, all);
+      r.release(shared);
+      r.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+      Pruner.Report after = r.prune(new Pruner.Options(false, 1.0, Duration.ZERO), (p, d, t) -> {});
+      assertThat(after.damagedPacks()).isEmpty();
+    } catch (RepositoryCorruptedException e) {
+      throw new AssertionError(e);
     }
   }
 }
