@@ -120,7 +120,8 @@ public final class Repairer {
    *     backup of the same data, or the snapshot is forgotten
    * @param packsWritten new packs
    * @param indexesWritten new index blobs (those of the new packs and the replacements)
-   * @param indexesReplaced index blobs deleted because they listed a damaged pack
+   * @param indexesReplaced index blobs deleted because they listed a damaged pack (dry run: that
+   *     list one)
    * @param packsDeleted damaged packs deleted
    * @param seconds wall time of this step (without the reading that found the suspects)
    */
@@ -206,6 +207,7 @@ public final class Repairer {
       }
       // 1. What the index blobs place in the suspects.
       List<BlobName> indexNames = store.list(BlobType.INDEX);
+      Map<BlobName, Set<PackId>> listingSuspects = new HashMap<>();
       int done = 0;
       for (BlobName n : indexNames) {
         List<IndexEntry> entries = readIndex(n);
@@ -214,6 +216,7 @@ public final class Repairer {
             Suspect s = byId.get(e.location().pack());
             if (s != null) {
               s.indexed.add(e);
+              listingSuspects.computeIfAbsent(n, k -> new HashSet<>()).add(s.id);
             }
           }
         }
@@ -299,6 +302,13 @@ public final class Repairer {
       long packsWritten = 0;
       long indexesWritten = 0;
       int indexesReplaced = 0;
+      if (dryRun) {
+        for (Set<PackId> listed : listingSuspects.values()) {
+          if (listed.stream().anyMatch(damagedIds::contains)) {
+            indexesReplaced++;
+          }
+        }
+      }
       int packsDeleted = 0;
       if (!dryRun && !damaged.isEmpty()) {
         // 1. Salvaged chunks into new packs, then index blobs listing them.
@@ -450,7 +460,7 @@ public final class Repairer {
     } catch (RepositoryException | IllegalArgumentException e) {
       s.damaged = true;
       if (s.problem == null) {
-        s.problem = e.getMessage();
+        s.problem = problem(e.getMessage());
       }
       try {
         // the trailer alone, if it still reads: a second place to look for each chunk
@@ -529,6 +539,14 @@ public final class Repairer {
     } catch (RepositoryException | IllegalArgumentException | IllegalStateException e) {
       return null;
     }
+  }
+
+  /** {@code message} without the advice to run verify that damage messages end with. */
+  private static String problem(String message) {
+    String advice = " (run 'granule verify' to list the damage)";
+    return message != null && message.endsWith(advice)
+        ? message.substring(0, message.length() - advice.length())
+        : message;
   }
 
   /** The snapshots (manifest names, sorted) that use a chunk of {@code lost}. */

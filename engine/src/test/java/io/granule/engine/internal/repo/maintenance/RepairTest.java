@@ -275,6 +275,7 @@ class RepairTest {
       assertThat(real.chunksSalvaged()).isEqualTo(dry.chunksSalvaged());
       assertThat(real.chunksLost()).isEqualTo(dry.chunksLost());
       assertThat(real.snapshots()).isEqualTo(dry.snapshots());
+      assertThat(real.indexesReplaced()).isEqualTo(dry.indexesReplaced()).isPositive();
     }
   }
 
