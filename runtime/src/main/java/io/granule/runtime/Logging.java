@@ -39,6 +39,34 @@ final class Logging {
     System.setProperty(LogConfigurator.MODE_PROPERTY, mode.name());
   }
 
+  /**
+   * Starts Logback's configuration on a thread of its own (set up by {@link #configure} first);
+   * {@link #await} it before any logger is asked for: one asked for meanwhile would be SLF4J's
+   * substitute, whose events are replayed with a notice on stderr.
+   */
+  static Thread initialize() {
+    Thread t = new Thread(org.slf4j.LoggerFactory::getILoggerFactory, "granule-logging");
+    t.setDaemon(true);
+    t.start();
+    return t;
+  }
+
+  /** Waits for {@link #initialize}'s thread {@code t} to end. */
+  static void await(Thread t) {
+    boolean interrupted = false;
+    while (true) {
+      try {
+        t.join();
+        break;
+      } catch (InterruptedException e) {
+        interrupted = true; // the configuration is short: finish waiting, keep the interrupt
+      }
+    }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
   /** The SLF4J packages the system bundle exports to bundles, with their version. */
   static String exportedPackages() {
     String version = BuildInfo.get("slf4j.version").replaceAll("[^0-9.].*$", "");
