@@ -180,6 +180,10 @@ public final class RepoOption {
    * command would refuse it (audit J4).
    */
   static void refuseUnencryptedInit(java.util.function.Function<String, String> env, Path dir) {
+    if (java.nio.file.Files.exists(
+        dir.resolve("config"), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+      return; // a repository is there: init says so (exit code 3), which is the news
+    }
     BlobStore.Foreign f;
     try {
       f = LocalBlobStore.foreignDirectory(dir);
