@@ -27,7 +27,7 @@ import picocli.CommandLine.Option;
           + " exclusive lock. A crash or failure at any point leaves a valid repository; run"
           + " repair again to finish."
     })
-final class RepairCommand extends ContextCommand {
+public final class RepairCommand extends ContextCommand {
   @Mixin RepoOption repo;
 
   @Option(
@@ -65,24 +65,35 @@ final class RepairCommand extends ContextCommand {
         }
       }
     }
-    Repairer.Report p = result.repair();
     PrintWriter out = ctx.out();
     if (json) {
-      Map<String, Object> m = new LinkedHashMap<>();
-      m.put("report", p);
-      m.put("bytesRead", result.bytesRead());
-      m.put("otherDamage", result.otherDamage());
-      m.put("otherSnapshots", result.otherSnapshots());
-      out.println(Json.MAPPER.writeValueAsString(m));
+      out.println(Json.MAPPER.writeValueAsString(json(result)));
     } else {
       print(out, result);
     }
     out.flush();
-    boolean damaged =
-        !p.snapshots().isEmpty()
-            || !result.otherDamage().isEmpty()
-            || (p.dryRun() && !p.damaged().isEmpty());
-    return damaged ? ExitCodes.DAMAGED : ExitCodes.OK;
+    return damaged(result) ? ExitCodes.DAMAGED : ExitCodes.OK;
+  }
+
+  /** {@code result} as {@code --json} prints it (and the REST API's repair job keeps it). */
+  public static Map<String, Object> json(Repository.RepairResult result) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("report", result.repair());
+    m.put("bytesRead", result.bytesRead());
+    m.put("otherDamage", result.otherDamage());
+    m.put("otherSnapshots", result.otherSnapshots());
+    return m;
+  }
+
+  /**
+   * Whether {@code result} means exit code 5: snapshots use lost chunks, damage repair does not
+   * repair was found, or a dry run found damaged packs.
+   */
+  public static boolean damaged(Repository.RepairResult result) {
+    Repairer.Report p = result.repair();
+    return !p.snapshots().isEmpty()
+        || !result.otherDamage().isEmpty()
+        || (p.dryRun() && !p.damaged().isEmpty());
   }
 
   private static void print(PrintWriter out, Repository.RepairResult result) {
