@@ -9,6 +9,7 @@ import io.granule.engine.internal.cli.CommandException;
 import io.granule.engine.internal.cli.DiskRestore;
 import io.granule.engine.internal.cli.ExitCodes;
 import io.granule.engine.internal.cli.Json;
+import io.granule.engine.internal.cli.RepairCommand;
 import io.granule.engine.internal.cli.RepoOption;
 import io.granule.engine.internal.cli.StatsCommand;
 import io.granule.engine.internal.image.FsFreeze;
@@ -35,6 +36,7 @@ import io.granule.engine.internal.repo.backup.DataSubset;
 import io.granule.engine.internal.repo.backup.RestoreResult;
 import io.granule.engine.internal.repo.backup.VerifyReport;
 import io.granule.engine.internal.repo.lock.LockKind;
+import io.granule.engine.internal.repo.maintenance.Repairer;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import io.granule.engine.internal.repo.snapshot.SnapshotFilter;
 import jakarta.servlet.Servlet;
@@ -80,6 +82,9 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code POST /api/verify} with {@code {"repo": PATH, "readData": false, "readDataSubset":
  *       "1/7"}}: starts a verify job; damage found fails it with exit code 5, its report kept as
  *       the result
+ *   <li>{@code POST /api/repair} with {@code {"repo": PATH, "dryRun": false}}: starts a repair job
+ *       (as {@code granule repair}, under the exclusive lock); snapshots left using lost chunks, or
+ *       a dry run that found damaged packs, fail it with exit code 5, its report kept as the result
  *   <li>{@code GET /api/jobs}, {@code GET /api/jobs/ID}: jobs with state, progress, result, error
  * </ul>
  */
@@ -523,6 +528,10 @@ public final class ApiServlet extends HttpServlet {
     }
     if (path.equals("/verify")) {
       verify(req, resp);
+      return;
+    }
+    if (path.equals("/repair")) {
+      repair(req, resp);
       return;
     }
     if (!path.equals("/backups")) {
@@ -1115,6 +1124,96 @@ public final class ApiServlet extends HttpServlet {
     m.put("filesDone", done);
     m.put("filesTotal", total);
     return m;
+  }
+
+  /** The body of {@code POST /api/repair}. */
+  record RepairBody(String repo, Boolean dryRun) {}
+
+  /**
+   * {@code POST /api/repair}: {@code granule repair} as a job, under the repository's exclusive
+   * lock (another process's lock fails the job with exit code 9, as on the command line). What
+   * would make the command exit with 5 (snapshots that use lost chunks, damage that is not in
+   * packs, a dry run that found damaged packs) fails the job with exit code 5, its report kept as
+   * the result, as verify's damage does.
+   */
+  private void repair(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+    RepairBody body = body(req, resp, RepairBody.class, "a repair request");
+    if (body == null) {
+      return;
+    }
+    if (body.repo() == null || body.repo().isBlank()) {
+      send(resp, 400, Map.of("error", "'repo' is required"));
+      return;
+    }
+    boolean dryRun = Boolean.TRUE.equals(body.dryRun());
+    Path repo = path(body.repo(), "repo");
+    Jobs.Job job =
+        jobs.submit(
+            "repair",
+            (dryRun ? "repair (dry run) of " : "repair of ") + repo,
+            repo,
+            j -> {
+              try (Repository r = openRepository(repo)) {
+                r.lock(LockKind.EXCLUSIVE, "repair", Duration.ZERO);
+                Repository.RepairResult result =
+                    r.repair(
+                        dryRun,
+                        (phase, done, total) -> {
+                          if (j.cancelled()) {
+                            // safe at any point: the repository stays valid, a repair finishes
+                            throw new java.util.concurrent.CancellationException("cancelled");
+                          }
+                          j.progress(repairProgress(phase, done, total));
+                        });
+                Map<String, Object> out = RepairCommand.json(result);
+                if (RepairCommand.damaged(result)) {
+                  throw new Jobs.Failed(repairFailure(result), ExitCodes.DAMAGED, out);
+                }
+                return out;
+              }
+            });
+    resp.setHeader("Location", "/api/jobs/" + job.id());
+    send(resp, 202, job.view());
+  }
+
+  /** Repair's progress as the API shows it: the phase and how many of its items are done. */
+  static Map<String, Object> repairProgress(String phase, long done, long total) {
+    Map<String, Object> m = new java.util.LinkedHashMap<>();
+    m.put("phase", phase);
+    m.put("done", done);
+    m.put("total", total);
+    return m;
+  }
+
+  /** The error of a repair job that ends with exit code 5: what is left and what to do next. */
+  static String repairFailure(Repository.RepairResult result) {
+    Repairer.Report p = result.repair();
+    List<String> parts = new ArrayList<>();
+    if (p.dryRun() && !p.damaged().isEmpty()) {
+      parts.add(
+          "dry run: "
+              + p.damaged().size()
+              + " damaged packs found, "
+              + p.chunksLost()
+              + " chunks would be lost; nothing was changed");
+    }
+    if (!p.snapshots().isEmpty()) {
+      parts.add(
+          (p.dryRun()
+                  ? "snapshots that would use lost chunks: "
+                  : "snapshots that use lost chunks: ")
+              + String.join(", ", p.snapshots())
+              + " (back up their disks again, or forget them)");
+    }
+    if (!result.otherDamage().isEmpty()) {
+      parts.add(
+          "damaged, not packs (repair leaves them): "
+              + String.join(", ", result.otherDamage())
+              + (result.otherSnapshots().isEmpty()
+                  ? ""
+                  : "; snapshots they affect: " + String.join(", ", result.otherSnapshots())));
+    }
+    return String.join("; ", parts);
   }
 
   /** The body of {@code POST /api/restores/table}. */
