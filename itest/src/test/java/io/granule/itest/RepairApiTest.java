@@ -21,9 +21,10 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * {@code POST /api/repair} against a real {@code granule server}: a pack damaged on disk, a dry run
  * that reports it and changes nothing, another local user's request closed unanswered and another
- * user's unencrypted repository refused, then a repair job whose result names the damaged pack,
- * what became of its chunks and the snapshots that use lost chunks (exit code 5); backing up the
- * same disks again makes {@code verify --read-data} clean, and a repair afterwards finds nothing.
+ * user's unencrypted repository refused, another process's lock failing the job with exit code 9,
+ * then a repair job whose result names the damaged pack, what became of its chunks and the
+ * snapshots that use lost chunks (exit code 5); backing up the same disks again makes {@code verify
+ * --read-data} clean, and a repair afterwards finds nothing.
  */
 class RepairApiTest {
   private static final int MIB = 1 << 20;
@@ -134,6 +135,17 @@ class RepairApiTest {
         assertThat(job.get("result").isNull()).isTrue();
         assertThat(contents(repo)).isEqualTo(damagedRepo);
       }
+
+      // Another process's lock (an NBD export holds the shared lock) fails the job: exit code 9.
+      try (NbdServeTest.Serve serve =
+          new NbdServeTest.Serve(
+              tmp, "latest", "--repo", repo.toString(), "--listen", "127.0.0.1:0")) {
+        job = api.awaitJob(start(api, Map.of("repo", repo.toString())));
+      }
+      assertThat(job.get("state").asText()).as(job.toString()).isEqualTo("FAILED");
+      assertThat(job.get("exitCode").asInt()).isEqualTo(9);
+      assertThat(job.get("error").asText()).contains("serve nbd");
+      assertThat(contents(repo)).isEqualTo(damagedRepo);
 
       // The repair: the damaged pack is gone, its readable chunks kept, the snapshots that use
       // its lost chunks named (exit code 5 until they are backed up again).
