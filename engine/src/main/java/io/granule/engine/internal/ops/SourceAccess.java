@@ -1129,6 +1129,42 @@ public final class SourceAccess {
   }
 
   /**
+   * Who besides user {@code self} (and root) can write {@code p} (not through a link at its last
+   * component), of group {@code gid} and mode {@code mode}: everyone, a group with other members
+   * ({@link #othersIn}), or a user or such a group an access ACL lets write (where there is one,
+   * the mode's group bits are its mask, and the owning group writes only if its own entry does); or
+   * null. An ACL that cannot be read counts as letting everyone write.
+   */
+  public static String othersWriting(Path p, int gid, int mode, int self) {
+    if ((mode & 0002) != 0) {
+      return "everyone";
+    }
+    PosixAcl acl;
+    try {
+      acl = PosixAcl.of(p);
+    } catch (IOException e) {
+      return "anyone (its ACL cannot be read: " + e.getMessage() + ")";
+    }
+    boolean groupWrites = acl == null ? (mode & 0020) != 0 : acl.owningGroupWrites();
+    if (groupWrites && othersIn(gid, self)) {
+      return "group " + gid + ", which has other members,";
+    }
+    if (acl != null) {
+      for (int u : acl.writingUsers()) {
+        if (u != self && u != 0) {
+          return "uid " + u + " (an ACL entry)";
+        }
+      }
+      for (int g : acl.writingGroups()) {
+        if (othersIn(g, self)) {
+          return "group " + g + " (an ACL entry), which has other members,";
+        }
+      }
+    }
+    return null;
+  }
+
+  /**
    * Whether group {@code gid} has a member other than user {@code self}: listed in /etc/group, or
    * with it as his primary group in /etc/passwd. A group not listed counts as having others (its
    * members cannot be told); a user's private group (umask 002 on such systems) has none.

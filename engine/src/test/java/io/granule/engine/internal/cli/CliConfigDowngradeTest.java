@@ -289,6 +289,17 @@ class CliConfigDowngradeTest {
     // a group with no member but root (root's own group) is root's
     Files.setAttribute(g.resolve("config"), "unix:gid", 0);
     assertThat(run("snapshots", "--repo", g.toString())).as(err.toString()).isZero();
+    // audit K3: an ACL entry letting another user (or a group with others) write, mode bits aside
+    setfacl("u:1001:rwx", g);
+    assertThat(run("snapshots", "--repo", g.toString())).isEqualTo(5);
+    assertThat(err.toString()).contains("uid 1001 (an ACL entry) can write its directory");
+    setfacl("-b", g);
+    setfacl("g:" + shared + ":rw", g.resolve("config"));
+    assertThat(run("snapshots", "--repo", g.toString())).isEqualTo(5);
+    assertThat(err.toString())
+        .contains("(an ACL entry), which has other members, can write its config");
+    setfacl("-b", g.resolve("config"));
+    assertThat(run("snapshots", "--repo", g.toString())).as(err.toString()).isZero();
 
     // audit J4: init into a directory others can write, or another user's, makes nothing
     Path pre = Files.createDirectory(tmp.resolve("premade"));
@@ -357,5 +368,17 @@ class CliConfigDowngradeTest {
     assertThat(run("snapshots", "--repo", tmp.resolve("x/../plain").toString()))
         .as(err.toString())
         .isZero();
+  }
+
+  /** Runs setfacl: {@code -b} removes every entry, else {@code -m ENTRY}. */
+  private static void setfacl(String entry, Path p) throws Exception {
+    Process proc =
+        new ProcessBuilder(
+                entry.equals("-b")
+                    ? List.of("setfacl", "-b", p.toString())
+                    : List.of("setfacl", "-m", entry, p.toString()))
+            .inheritIO()
+            .start();
+    assertThat(proc.waitFor()).as("setfacl " + entry + " " + p).isZero();
   }
 }

@@ -133,7 +133,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
       return null; // not Linux: nothing to tell by
     }
     Path dir = heldRoot();
-    int[] config = configRead;
+    ConfigSeen config = configRead;
     Map<String, Object> d;
     try {
       // the directory itself: its /proc/self/fd name is a link the process owns (audit15 I1:
@@ -141,23 +141,25 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
       d = Files.readAttributes(dir, "unix:uid,gid,mode");
       if (config == null) {
         // not read through a held directory (no libgranule-native): by name, as it is now
-        Map<String, Object> c =
-            Files.readAttributes(dir.resolve("config"), "unix:uid,gid,mode,nlink", NOFOLLOW);
-        config = configAttributes(c);
+        Path c = dir.resolve("config");
+        config = configSeen(Files.readAttributes(c, "unix:uid,gid,mode,nlink", NOFOLLOW), c, self);
       }
     } catch (IOException | RuntimeException e) {
       return null; // not there: the open says so
     }
-    Foreign held = foreignDirectory(d, self);
+    // "/proc/self/fd/N/.": the held directory itself, not the link that names it (its ACL)
+    Foreign held =
+        foreignDirectory(dir.toString().startsWith("/proc/") ? dir.resolve(".") : dir, d, self);
     if (held != null && held.uid() >= 0) {
       return held;
     }
     // the config's owner, names and mode as the file read had them, not a second look by name,
     // which another config swapped in meanwhile passed (audit J2)
-    if (config[0] != 0 && config[0] != self) {
-      return new Foreign(config[0], "it belongs to uid " + config[0] + ", another user", false);
+    if (config.uid() != 0 && config.uid() != self) {
+      return new Foreign(
+          config.uid(), "it belongs to uid " + config.uid() + ", another user", false);
     }
-    if (config[1] > 1) {
+    if (config.links() > 1) {
       // granule's config has one name; another is a hard link someone made to a file of root's
       // (or this user's) he can write, to pass for it (audit15 I1)
       return new Foreign(
@@ -169,8 +171,9 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
     if (held != null) {
       return held;
     }
-    String writable = othersCanWrite(config[2], config[3], self);
-    return writable == null ? null : new Foreign(-1, writable + " can write its config", false);
+    return config.writers() == null
+        ? null
+        : new Foreign(-1, config.writers() + " can write its config", false);
   }
 
   /**
@@ -180,7 +183,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
    */
   public static Foreign foreignDirectory(Path dir) throws IOException {
     int self = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).intValue();
-    return foreignDirectory(Files.readAttributes(dir, "unix:uid,gid,mode"), self);
+    return foreignDirectory(dir, Files.readAttributes(dir, "unix:uid,gid,mode"), self);
   }
 
   /**
@@ -188,36 +191,35 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
    * or this user's: a group's member moved one of a group-shared repository's directories into
    * place and wrote his config into one of its files, audit J1).
    */
-  private static Foreign foreignDirectory(Map<String, Object> d, int self) {
+  private static Foreign foreignDirectory(Path at, Map<String, Object> d, int self) {
     int owner = ((Number) d.get("uid")).intValue();
     if (owner != 0 && owner != self) {
       return new Foreign(owner, "it belongs to uid " + owner + ", another user", false);
     }
-    String writable =
-        othersCanWrite(
-            ((Number) d.get("gid")).intValue(), ((Number) d.get("mode")).intValue(), self);
+    String writable = othersWriting(at, d, self);
     return writable == null ? null : new Foreign(-1, writable + " can write its directory", false);
   }
 
-  /** Who besides this user can write a file of group {@code gid} and mode {@code mode}, or null. */
-  private static String othersCanWrite(int gid, int mode, int self) {
-    if ((mode & 0002) != 0) {
-      return "everyone";
-    }
-    if ((mode & 0020) != 0 && io.granule.engine.internal.ops.SourceAccess.othersIn(gid, self)) {
-      return "group " + gid + ", which has other members,";
-    }
-    return null;
+  /**
+   * Who besides this user can write {@code at} (attributes {@code a}: gid, mode), its ACL's entries
+   * counted (audit K3: an ACL let another user write, and the mode bits did not show it), or null.
+   */
+  private static String othersWriting(Path at, Map<String, Object> a, int self) {
+    return io.granule.engine.internal.ops.SourceAccess.othersWriting(
+        at, ((Number) a.get("gid")).intValue(), ((Number) a.get("mode")).intValue(), self);
   }
 
-  /** {uid, nlink, gid, mode} of attributes read as "unix:uid,gid,mode,nlink". */
-  private static int[] configAttributes(Map<String, Object> a) {
-    return new int[] {
-      ((Number) a.get("uid")).intValue(),
-      ((Number) a.get("nlink")).intValue(),
-      ((Number) a.get("gid")).intValue(),
-      ((Number) a.get("mode")).intValue()
-    };
+  /**
+   * The config as read: its owner, its number of names, and who else can write it (null: no one).
+   */
+  private record ConfigSeen(int uid, int links, String writers) {}
+
+  /** {@link ConfigSeen} of config {@code at} with attributes {@code a} (uid, gid, mode, nlink). */
+  private static ConfigSeen configSeen(Map<String, Object> a, Path at, int self) {
+    return new ConfigSeen(
+        ((Number) a.get("uid")).intValue(),
+        ((Number) a.get("nlink")).intValue(),
+        othersWriting(at, a, self));
   }
 
   /**
@@ -896,11 +898,11 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
   }
 
   /**
-   * The owner, link count, group and mode of the config file as last read through the held root
+   * The owner, link count and other writers of the config file as last read through the held root
    * ({@link #loadConfigHeld}), or null: what {@link #foreign} judges, so that no other file can be
    * swapped in between the read and the judgement.
    */
-  private volatile int[] configRead;
+  private volatile ConfigSeen configRead;
 
   private byte[] loadWhole(BlobName name) throws IOException {
     if (name.type() == BlobType.CONFIG) {
@@ -925,7 +927,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
 
   /**
    * The config, read from the file held by an {@code O_PATH} descriptor taken in its held directory
-   * (not through a link), whose owner, link count, group and mode are kept in {@link #configRead}:
+   * (not through a link), whose owner, link count and writers are kept in {@link #configRead}:
    * opened and stat'ed through {@code /proc/self/fd/N}, both are that one file's.
    */
   private byte[] loadConfigHeld(DirectoryHandle dir, BlobName name) throws IOException {
@@ -939,7 +941,18 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
       try (FileChannel ch = FileChannel.open(f.self(), StandardOpenOption.READ)) {
         b = readAll(name, ch);
       }
-      configRead = configAttributes(a);
+      // its ACL by its name in the held directory (the descriptor held is O_PATH, which has no
+      // extended attributes), if that name still leads to the file read; else no one is trusted
+      Path named = dir.entry(name.name());
+      int self = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).intValue();
+      ConfigSeen seen = configSeen(a, named, self);
+      Object key = Files.readAttributes(f.self(), BasicFileAttributes.class).fileKey();
+      if (key == null
+          || !key.equals(
+              Files.readAttributes(named, BasicFileAttributes.class, NOFOLLOW).fileKey())) {
+        seen = new ConfigSeen(seen.uid(), seen.links(), "someone (it was replaced as it was read)");
+      }
+      configRead = seen;
       return b;
     }
   }
