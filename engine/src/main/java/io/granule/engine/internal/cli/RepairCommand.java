@@ -86,12 +86,14 @@ public final class RepairCommand extends ContextCommand {
   }
 
   /**
-   * Whether {@code result} means exit code 5: snapshots use lost chunks, damage repair does not
-   * repair was found, or a dry run found damaged packs.
+   * Whether {@code result} means exit code 5: snapshots use lost chunks, a damaged pack was left
+   * alone (not all its records could be located), damage repair does not repair was found, or a dry
+   * run found damaged packs.
    */
   public static boolean damaged(Repository.RepairResult result) {
     Repairer.Report p = result.repair();
     return !p.snapshots().isEmpty()
+        || !p.leftAlone().isEmpty()
         || !result.otherDamage().isEmpty()
         || (p.dryRun() && !p.damaged().isEmpty());
   }
@@ -117,6 +119,13 @@ public final class RepairCommand extends ContextCommand {
           verb.isEmpty() ? "" : "would be ",
           d.elsewhere(),
           d.lost());
+    }
+    for (String s : p.leftAlone()) {
+      out.printf(
+          Locale.ROOT,
+          "damaged, left alone: %s; kept with its index entries (restore what you need from the"
+              + " snapshots verify does not name; run 'granule verify' to see which are damaged)%n",
+          Printable.lines(s));
     }
     for (String s : p.intactOnRereading()) {
       out.printf(

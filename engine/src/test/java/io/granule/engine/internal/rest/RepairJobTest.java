@@ -24,6 +24,7 @@ class RepairJobTest {
             4,
             damaged,
             List.of(),
+            List.of(),
             damaged.isEmpty() ? 0 : 6,
             damaged.isEmpty() ? 0 : 3,
             snapshots,

@@ -8,6 +8,7 @@ import io.granule.engine.internal.repo.RepositoryException;
 import io.granule.engine.internal.repo.RepositoryUnreachableException;
 import io.granule.engine.internal.repo.UnsupportedRepositoryVersionException;
 import io.granule.engine.internal.repo.blob.BlobCodec;
+import io.granule.engine.internal.repo.blob.BlobInfo;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
@@ -130,6 +131,7 @@ public final class Repairer {
       int packsChecked,
       List<PackRepair> damaged,
       List<String> intactOnRereading,
+      List<String> leftAlone,
       long chunksSalvaged,
       long chunksLost,
       List<String> snapshots,
@@ -171,6 +173,8 @@ public final class Repairer {
     List<PackEntry> trailer = List.of();
     boolean missing;
     boolean damaged;
+    boolean trailerUnread; // neither the pack nor its trailer alone parsed
+    boolean leftAlone; // damaged, but not all its records can be located: kept as it is
     String problem;
     final List<IndexEntry> readable = new ArrayList<>(); // a location of each chunk that decodes
 
@@ -209,8 +213,18 @@ public final class Repairer {
       List<BlobName> indexNames = store.list(BlobType.INDEX);
       Map<BlobName, Set<PackId>> listingSuspects = new HashMap<>();
       int done = 0;
+      // Each index blob is read once, and every pass below works from that one reading: a blob
+      // that read differently from one pass to the next (a flaky store) had its entries for a
+      // damaged pack missed by this pass and dropped by the rewrite, and the pack was deleted
+      // with chunks no one had counted (audit K1).
+      Map<BlobName, List<IndexEntry>> indexes = new LinkedHashMap<>();
+      List<BlobName> unreadable = new ArrayList<>();
       for (BlobName n : indexNames) {
         List<IndexEntry> entries = readIndex(n);
+        indexes.put(n, entries);
+        if (entries == null && store.stat(n).isPresent()) {
+          unreadable.add(n);
+        }
         if (entries != null) {
           for (IndexEntry e : entries) {
             Suspect s = byId.get(e.location().pack());
@@ -231,10 +245,29 @@ public final class Repairer {
         if (s.damaged) {
           s.indexed.forEach(e -> candidates.add(e.id()));
           s.readable.forEach(e -> candidates.add(e.id()));
+          s.trailer.forEach(t -> candidates.add(t.id()));
         }
         listener.progress("check packs", ++done, byId.size());
       }
-      List<Suspect> damaged = byId.values().stream().filter(s -> s.damaged).toList();
+      // A damaged pack whose trailer does not read, where an index blob does not read either:
+      // what that blob places in it is not known, so its chunks could be neither salvaged nor
+      // counted; deleting it lost them unseen (audit K1, K4). It is kept as it is, entries too.
+      List<String> leftAlone = new ArrayList<>();
+      if (!unreadable.isEmpty()) {
+        for (Suspect s : byId.values()) {
+          if (s.damaged && !s.missing && s.trailerUnread) {
+            s.leftAlone = true;
+            leftAlone.add(
+                s.name
+                    + ": its trailer and index blob"
+                    + (unreadable.size() == 1 ? " " : "s ")
+                    + unreadable
+                    + " do not read, so not all its records can be located");
+          }
+        }
+      }
+      List<Suspect> damaged =
+          byId.values().stream().filter(s -> s.damaged && !s.leftAlone).toList();
       List<String> intact =
           byId.values().stream().filter(s -> !s.damaged).map(s -> s.name.toString()).toList();
       for (String p : intact) {
@@ -246,7 +279,7 @@ public final class Repairer {
       Set<ChunkId> elsewhere = new HashSet<>();
       if (!candidates.isEmpty()) {
         for (BlobName n : indexNames) {
-          List<IndexEntry> entries = readIndex(n);
+          List<IndexEntry> entries = indexes.get(n);
           if (entries != null) {
             for (IndexEntry e : entries) {
               PackId p = e.location().pack();
@@ -281,15 +314,20 @@ public final class Repairer {
         Set<ChunkId> ids = new HashSet<>();
         int held = 0;
         int lostHere = 0;
-        for (IndexEntry e : s.indexed) {
-          if (!ids.add(e.id())) {
+        // every record the index places in it, and every one its trailer lists (an index blob
+        // that does not read may list those: they are counted, not dropped unseen)
+        List<ChunkId> records = new ArrayList<>();
+        s.indexed.forEach(e -> records.add(e.id()));
+        s.trailer.forEach(t -> records.add(t.id()));
+        for (ChunkId id : records) {
+          if (!ids.add(id)) {
             continue;
           }
-          if (elsewhere.contains(e.id())) {
+          if (elsewhere.contains(id)) {
             held++;
-          } else if (!salvage.contains(e.id())) {
+          } else if (!salvage.contains(id)) {
             lostHere++;
-            lost.add(e.id());
+            lost.add(id);
           }
         }
         PackRepair r = repairs.get(i);
@@ -318,8 +356,18 @@ public final class Repairer {
           ChunkPacker packer = new ChunkPacker(store, codec, fresh, packSize, 16, p -> {});
           done = 0;
           for (Suspect s : damaged) {
-            if (!s.missing && !s.readable.isEmpty()) {
-              byte[] bytes = store.load(s.name);
+            if (!s.missing) {
+              byte[] bytes = load(s.name);
+              // a chunk found not to read must still not read: an answer that differs from the
+              // check's (a short read, audit K2) deleted the pack with chunks counted lost
+              Set<ChunkId> read = new HashSet<>();
+              s.readable.forEach(e -> read.add(e.id()));
+              for (IndexEntry e : s.indexed) {
+                if (!read.contains(e.id())
+                    && decode(checker, s.name, bytes, e.id(), e.location()) != null) {
+                  throw unreliable(s.name, e.id());
+                }
+              }
               for (IndexEntry e : s.readable) {
                 if (!salvage.contains(e.id()) || fresh.contains(e.id())) {
                   continue;
@@ -328,13 +376,7 @@ public final class Repairer {
                 if (plain == null) {
                   // it read a moment ago: the storage answers differently from one read to the
                   // next; nothing is deleted on such an answer
-                  throw new RepositoryException(
-                      "repair stopped: pack "
-                          + s.name
-                          + " read differently twice (chunk "
-                          + e.id()
-                          + "): the storage is unreliable; nothing was deleted, the repository is"
-                          + " valid (check the storage's health, then run repair again)");
+                  throw unreliable(s.name, e.id());
                 }
                 packer.add(e.id(), compressor.compress(plain, 0, plain.length), plain.length);
               }
@@ -349,7 +391,7 @@ public final class Repairer {
         List<BlobName> replaced = new ArrayList<>();
         done = 0;
         for (BlobName n : indexNames) {
-          List<IndexEntry> entries = readIndex(n);
+          List<IndexEntry> entries = indexes.get(n);
           if (entries != null) {
             List<IndexEntry> kept =
                 entries.stream().filter(e -> !damagedIds.contains(e.location().pack())).toList();
@@ -384,6 +426,7 @@ public final class Repairer {
           packsChecked,
           List.copyOf(counted),
           intact,
+          List.copyOf(leftAlone),
           salvage.size(),
           lost.size(),
           affected,
@@ -431,6 +474,43 @@ public final class Repairer {
   }
 
   /**
+   * Pack {@code name} whole, as long as the store says it is: a read that returns fewer or more
+   * bytes than its size (a flaky store's short read, audit K2) stops the repair before anything is
+   * changed, rather than count the chunks it cut off as lost.
+   */
+  private byte[] load(BlobName name) throws IOException {
+    long size =
+        store
+            .stat(name)
+            .map(BlobInfo::size)
+            .orElseThrow(() -> new NoSuchFileException(name.toString()));
+    byte[] bytes = store.load(name);
+    if (bytes.length != size) {
+      throw new RepositoryException(
+          "repair stopped: pack "
+              + name
+              + " read "
+              + bytes.length
+              + " bytes of its "
+              + size
+              + ": the storage is unreliable; nothing was deleted, the repository is valid (check"
+              + " the storage's health, then run repair again)");
+    }
+    return bytes;
+  }
+
+  /** The stop on a chunk of pack {@code name} that read one way, then the other. */
+  private static RepositoryException unreliable(BlobName name, ChunkId id) {
+    return new RepositoryException(
+        "repair stopped: pack "
+            + name
+            + " read differently twice (chunk "
+            + id
+            + "): the storage is unreliable; nothing was deleted, the repository is valid (check"
+            + " the storage's health, then run repair again)");
+  }
+
+  /**
    * Reads suspect {@code s} whole and decides whether it is damaged, and which of its chunks read:
    * each chunk the index places in it, at the index's location, else at its trailer's; and the
    * chunks only its trailer lists.
@@ -441,7 +521,7 @@ public final class Repairer {
       if (!listed && store.stat(s.name).isEmpty()) {
         throw new NoSuchFileException(s.name.toString());
       }
-      bytes = store.load(s.name);
+      bytes = load(s.name);
     } catch (NoSuchFileException e) {
       s.missing = true;
       s.damaged = true;
@@ -471,6 +551,7 @@ public final class Repairer {
         throw gone;
       } catch (RepositoryException | IllegalArgumentException trailerToo) {
         s.trailer = List.of();
+        s.trailerUnread = true;
       }
     }
     for (PackEntry t : s.trailer) {

@@ -497,4 +497,77 @@ class RepairTest {
       throw new AssertionError(e);
     }
   }
+
+  /**
+   * audit K1/K4: an index blob that does not read may place chunks in a damaged pack; where the
+   * pack's trailer does not read either, they could be neither salvaged nor counted, and the pack
+   * was deleted with them. Such a pack is now left alone with its index entries, and named; where
+   * its trailer reads, its records are found by it and the repair goes on.
+   */
+  @Test
+  void aPackWhoseRecordsCannotAllBeLocatedIsLeftAlone() throws Exception {
+    Path dir = tmp.resolve("badindex");
+    copyTree(history(false), dir);
+    damage(dir, "trailer");
+    Path pack = largestPack(dir);
+    List<Path> blobs;
+    try (var files = Files.walk(dir.resolve("index"))) {
+      blobs = files.filter(Files::isRegularFile).toList();
+    }
+    Path oneBlob = blobs.get(0);
+    byte[] bytes = Files.readAllBytes(oneBlob);
+    bytes[bytes.length / 2] ^= 0x5a;
+    Files.write(oneBlob, bytes);
+    byte[] packBefore = Files.readAllBytes(pack);
+    Repairer.Report report;
+    try (Repository r = open(dir, false)) {
+      report = repair(r, false).repair();
+    }
+    assertThat(report.leftAlone())
+        .singleElement()
+        .asString()
+        .contains(pack.getFileName().toString())
+        .contains("not all its records can be located");
+    assertThat(pack).exists();
+    assertThat(Files.readAllBytes(pack)).isEqualTo(packBefore);
+    assertThat(report.packsDeleted()).isZero();
+  }
+
+  /**
+   * audit K2: a damaged pack that came back short once while repair read it again had every chunk
+   * past the cut counted lost, and was deleted. A read shorter (or longer) than the pack's size now
+   * stops repair before any change.
+   */
+  @Test
+  void aShortReadStopsRepairBeforeAnyChange() throws Exception {
+    Path dir = tmp.resolve("short");
+    copyTree(history(true), dir);
+    damage(dir, "record");
+    String pack = largestPack(dir).getFileName().toString();
+    Map<String, String> before = listing(dir);
+    java.util.concurrent.atomic.AtomicInteger loads =
+        new java.util.concurrent.atomic.AtomicInteger();
+    io.granule.engine.internal.repo.blob.BlobStore flaky =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public byte[] load(BlobName name) throws java.io.IOException {
+            byte[] b = super.load(name);
+            if (name.type() == BlobType.PACK
+                && name.name().equals(pack)
+                && loads.incrementAndGet() >= 2) {
+              return java.util.Arrays.copyOf(b, b.length / 2); // the second read comes back short
+            }
+            return b;
+          }
+        };
+    try (Repository r =
+        Repository.open(flaky, Clock.systemUTC(), tmp.resolve("cache"), () -> PASSWORD.clone())) {
+      assertThatThrownBy(() -> repair(r, false))
+          .isInstanceOf(RepositoryException.class)
+          .hasMessageContaining("the storage is unreliable")
+          .hasMessageContaining("nothing was deleted");
+    }
+    assertThat(loads.get()).as("the pack was read again").isGreaterThanOrEqualTo(2);
+    assertThat(listing(dir)).isEqualTo(before);
+  }
 }
