@@ -211,6 +211,39 @@ class LauncherScriptTest {
   }
 
   /**
+   * audit K5: under umask 002 (a user private group's usual umask) the launcher made the cache's
+   * parent directories and the runtime extracted its bundles group-writable, then refused them as
+   * others' (exit 70, every command). What granule makes itself is now its user's alone.
+   */
+  @Test
+  void underUmask002TheCacheGranuleMakesIsItsOwn() throws Exception {
+    Path script = Path.of("../bin/granule").toAbsolutePath().normalize();
+    Path xdg = tmp.resolve("fresh/cache"); // neither exists: the launcher makes both
+    for (int i = 0; i < 2; i++) {
+      ProcessBuilder pb =
+          new ProcessBuilder(
+                  "sh", "-c", "umask 002 && exec \"$0\" \"$@\"", script.toString(), "--version")
+              .directory(tmp.toFile())
+              .redirectErrorStream(true);
+      pb.environment().put("GRANULE_JAR", Granule.jar().toAbsolutePath().toString());
+      pb.environment().put("XDG_CACHE_HOME", xdg.toString());
+      pb.environment().remove("GRANULE_JAVA_OPTS");
+      Process p = pb.start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
+      assertThat(p.exitValue()).as("run %d: %s", i, out).isZero();
+      assertThat(out).as("run %d", i).startsWith("granule ").doesNotContain("refusing");
+    }
+    for (Path d : List.of(xdg, xdg.resolve("granule"))) {
+      assertThat(
+              java.nio.file.attribute.PosixFilePermissions.toString(
+                  Files.getPosixFilePermissions(d)))
+          .as(d.toString())
+          .isEqualTo("rwx------");
+    }
+  }
+
+  /**
    * Starts {@code bin/granule} with {@code args} (a long-running command), its output going to
    * {@code log}, and waits until {@code ready} shows there.
    */

@@ -47,6 +47,13 @@ import java.util.stream.Stream;
  * without {@code .in-use} (extracted by a version before this rule) are left alone.
  */
 final class BundleCache {
+  private static final java.nio.file.attribute.FileAttribute<?> OWNER_ONLY_DIR =
+      java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+          java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+  private static final java.nio.file.attribute.FileAttribute<?> OWNER_ONLY =
+      java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+          java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+
   static final String BUNDLES_PROPERTY = "granule.bundles";
   private static final String PREFIX = "bundles/";
   static final String IN_USE = ".in-use";
@@ -134,7 +141,9 @@ final class BundleCache {
             throw new IOException(target + " disappears as soon as it is extracted");
           }
         }
-        Files.createDirectories(root);
+        // only this user's, whatever the umask (002 made them group-writable, and the check of
+        // the cache then refused what this very code had made: audit K5)
+        Files.createDirectories(root, OWNER_ONLY_DIR);
         Path tmp = Files.createTempDirectory(root, "extract-");
         try (JarFile jf = new JarFile(jar.toFile())) {
           for (Enumeration<JarEntry> en = jf.entries(); en.hasMoreElements(); ) {
@@ -143,8 +152,10 @@ final class BundleCache {
             if (name.startsWith(PREFIX)
                 && name.endsWith(".jar")
                 && name.indexOf('/', PREFIX.length()) < 0) {
-              try (InputStream in = jf.getInputStream(e)) {
-                Files.copy(in, tmp.resolve(name.substring(PREFIX.length())));
+              Path out = Files.createFile(tmp.resolve(name.substring(PREFIX.length())), OWNER_ONLY);
+              try (InputStream in = jf.getInputStream(e);
+                  java.io.OutputStream o = Files.newOutputStream(out)) {
+                in.transferTo(o);
               }
             }
           }
