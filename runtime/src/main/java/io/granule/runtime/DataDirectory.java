@@ -1,6 +1,7 @@
 package io.granule.runtime;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -279,14 +280,17 @@ final class DataDirectory {
 
   private static void requireOwn(Path data, Path p, long uid, boolean above, String what)
       throws IOException, LaunchException {
-    Map<String, Object> a = Files.readAttributes(p, "unix:uid,mode", LinkOption.NOFOLLOW_LINKS);
+    Map<String, Object> a = Files.readAttributes(p, "unix:uid,gid,mode", LinkOption.NOFOLLOW_LINKS);
     int owner = (Integer) a.get("uid");
     int mode = (Integer) a.get("mode");
     if (owner != 0 && owner != uid) {
       throw refused(data, p, "is owned by uid " + owner + ", not by you or root", what);
     }
     boolean sticky = (mode & 01000) != 0 && (mode & 0170000) == 0040000;
-    if ((mode & 0022) != 0 && !(above && sticky)) {
+    // a group of this user's alone (a user private group, under umask 002) is his own (audit K5:
+    // a ~/.cache made 0775 refused every command)
+    boolean groupOnly = (mode & 0022) == 0020 && !othersIn((Integer) a.get("gid"), uid);
+    if ((mode & 0022) != 0 && !(above && sticky) && !groupOnly) {
       throw refused(
           data,
           p,
@@ -297,6 +301,41 @@ final class DataDirectory {
               + ")",
           what);
     }
+  }
+
+  /**
+   * Whether group {@code gid} has a member other than user {@code uid}: listed in /etc/group, or
+   * with it as his primary group in /etc/passwd. A group not listed there counts as having others
+   * (its members cannot be told). The engine's {@code SourceAccess.othersIn} answers the same for
+   * repositories; the launcher cannot use the engine's classes.
+   */
+  static boolean othersIn(int gid, long uid) {
+    String self = null;
+    boolean listed = false;
+    try {
+      for (String line : Files.readAllLines(Path.of("/etc/passwd"), StandardCharsets.UTF_8)) {
+        String[] f = line.split(":", -1);
+        if (f.length > 3 && f[2].equals(Long.toString(uid))) {
+          self = f[0];
+        } else if (f.length > 3 && f[3].equals(Integer.toString(gid))) {
+          return true;
+        }
+      }
+      for (String line : Files.readAllLines(Path.of("/etc/group"), StandardCharsets.UTF_8)) {
+        String[] f = line.split(":", -1);
+        if (f.length > 3 && f[2].equals(Integer.toString(gid))) {
+          listed = true;
+          for (String m : f[3].split(",")) {
+            if (!m.isEmpty() && !m.equals(self)) {
+              return true;
+            }
+          }
+        }
+      }
+    } catch (IOException e) {
+      return true;
+    }
+    return !listed;
   }
 
   private static final String DATA = "the data directory";

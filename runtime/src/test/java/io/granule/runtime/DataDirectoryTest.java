@@ -77,8 +77,22 @@ class DataDirectoryTest {
     chmod(data, "rwxr-xr-x");
     Path plugins = Files.createDirectories(data.resolve("plugins"));
     chmod(plugins, "rwxrwxr-x");
-    assertThatThrownBy(() -> DataDirectory.check(data, ME))
-        .hasMessageContaining(plugins + " can be written by its group");
+    int gid = (Integer) Files.getAttribute(plugins, "unix:gid");
+    if (ME == 0) {
+      // a group with other members (daemon: its passwd entry has it as primary group)
+      Files.setAttribute(plugins, "unix:gid", 1);
+      assertThat(DataDirectory.othersIn(1, ME)).isTrue();
+      assertThatThrownBy(() -> DataDirectory.check(data, ME))
+          .hasMessageContaining(plugins + " can be written by its group");
+      Files.setAttribute(plugins, "unix:gid", gid);
+    }
+    if (DataDirectory.othersIn(gid, ME)) {
+      assertThatThrownBy(() -> DataDirectory.check(data, ME))
+          .hasMessageContaining(plugins + " can be written by its group");
+    } else {
+      // a group of this user's alone (a private group, umask 002) is his own (audit K5)
+      assertThatCode(() -> DataDirectory.check(data, ME)).doesNotThrowAnyException();
+    }
     chmod(plugins, "rwxr-xr-x");
     Path jar = Files.writeString(plugins.resolve("x.jar"), "x");
     chmod(jar, "rw-rw-rw-");
@@ -141,6 +155,13 @@ class DataDirectoryTest {
 
     Files.writeString(cache.resolve("aaa-evil.jar"), "jar");
     chmod(cache.resolve("aaa-evil.jar"), "rw-rw-r--");
+    int gid = (Integer) Files.getAttribute(cache.resolve("aaa-evil.jar"), "unix:gid");
+    if (ME == 0) {
+      Files.setAttribute(cache.resolve("aaa-evil.jar"), "unix:gid", 1); // a group with others
+    } else {
+      org.junit.jupiter.api.Assumptions.assumeTrue(
+          DataDirectory.othersIn(gid, ME), "needs root, or a group with other members");
+    }
     assertThatThrownBy(() -> DataDirectory.checkCode(cache, ME))
         .isInstanceOf(LaunchException.class)
         .hasMessageContaining("refusing the runtime's bundle cache")
