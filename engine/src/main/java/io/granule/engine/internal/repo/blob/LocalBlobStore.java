@@ -126,10 +126,8 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
    */
   @Override
   public Foreign foreign() {
-    int self;
-    try {
-      self = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).intValue();
-    } catch (IOException | RuntimeException e) {
+    int self = io.granule.engine.internal.net.PeerUser.self();
+    if (self < 0) {
       return null; // not Linux: nothing to tell by
     }
     Path dir = heldRoot();
@@ -182,7 +180,10 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
    * or null. See {@link #foreign}.
    */
   public static Foreign foreignDirectory(Path dir) throws IOException {
-    int self = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).intValue();
+    int self = io.granule.engine.internal.net.PeerUser.self();
+    if (self < 0) {
+      return null; // not Linux: nothing to tell by
+    }
     return foreignDirectory(dir, Files.readAttributes(dir, "unix:uid,gid,mode"), self);
   }
 
@@ -944,8 +945,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
       // its ACL by its name in the held directory (the descriptor held is O_PATH, which has no
       // extended attributes), if that name still leads to the file read; else no one is trusted
       Path named = dir.entry(name.name());
-      int self = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).intValue();
-      ConfigSeen seen = configSeen(a, named, self);
+      ConfigSeen seen = configSeen(a, named, io.granule.engine.internal.net.PeerUser.self());
       Object key = Files.readAttributes(f.self(), BasicFileAttributes.class).fileKey();
       if (key == null
           || !key.equals(
