@@ -81,6 +81,15 @@ class DiskFullTest {
       r = Granule.run(tmp, "verify", "--repo", repo.toString(), "--read-data");
       assertThat(r.exitCode()).as(mode + ": " + r.err()).isZero();
       assertThat(r.err()).contains("continuing without a lock");
+      // a repair's dry run only reads too (audit K6: it took the exclusive lock, exit 3); the
+      // repair itself needs its lock
+      r = Granule.run(tmp, "repair", "--dry-run", "--repo", repo.toString(), "--no-progress");
+      assertThat(r.exitCode()).as(mode + ": " + r.err()).isZero();
+      assertThat(r.err()).contains("continuing without a lock");
+      assertThat(r.out()).contains("no damaged packs found");
+      r = Granule.run(tmp, "repair", "--repo", repo.toString(), "--no-progress");
+      assertThat(r.exitCode()).as(mode + ": " + r.err()).isEqualTo(3);
+      assertThat(r.err()).contains("unable to lock the repository");
       Path again = tmp.resolve("again-" + mode + ".img");
       r =
           Granule.run(

@@ -35,6 +35,9 @@ public final class RepairCommand extends ContextCommand {
       description = "Read everything and report what repair would do; change nothing.")
   boolean dryRun;
 
+  /** The operation a dry run's lock names. */
+  public static final String DRY_RUN = "repair --dry-run";
+
   @Option(names = "--json", description = "Print the report as JSON.")
   boolean json;
 
@@ -49,7 +52,11 @@ public final class RepairCommand extends ContextCommand {
             ? null
             : new ProgressBar(ctx.err(), ProgressBar.isTerminal(), Duration.ofSeconds(10));
     Repository.RepairResult result;
-    try (Repository r = repo.open(ctx, LockKind.EXCLUSIVE, "repair")) {
+    // A dry run changes nothing: a shared lock, as verify takes (backups go on; a prune waits),
+    // and on a medium no lock can be written (a read-only mount), none (audit K6).
+    try (Repository r =
+        repo.open(
+            ctx, dryRun ? LockKind.SHARED : LockKind.EXCLUSIVE, dryRun ? DRY_RUN : "repair")) {
       try {
         result =
             r.repair(
@@ -72,7 +79,16 @@ public final class RepairCommand extends ContextCommand {
       print(out, result);
     }
     out.flush();
-    return damaged(result) ? ExitCodes.DAMAGED : ExitCodes.OK;
+    if (damaged(result)) {
+      java.util.Optional<String> changed = repo.changedWhileUnlocked();
+      if (changed.isPresent()) {
+        ctx.err().println("granule: " + Cli.unlockedDamage(changed.get()));
+        ctx.err().flush();
+        return ExitCodes.LOCKED;
+      }
+      return ExitCodes.DAMAGED;
+    }
+    return ExitCodes.OK;
   }
 
   /** {@code result} as {@code --json} prints it (and the REST API's repair job keeps it). */

@@ -380,7 +380,14 @@ public final class RepoOption {
 
   /** Operations that only read the repository: they run unlocked where no lock can be written. */
   private static final java.util.Set<String> READ_ONLY =
-      java.util.Set.of("verify", "ls", "restore", "restore table", "serve nbd", "catalog");
+      java.util.Set.of(
+          "verify",
+          "ls",
+          "restore",
+          "restore table",
+          "serve nbd",
+          "catalog",
+          RepairCommand.DRY_RUN);
 
   /** Creates the repository, encrypted under {@code password} unless it is null. */
   Repository init(CliContext ctx, RepositoryConfig cfg, char[] password) {

@@ -2374,16 +2374,23 @@ public final class Repository implements Closeable {
   /**
    * Repairs damaged packs (see {@link Repairer}): reads every pack as {@code verify --read-data}
    * does, then salvages what the damaged ones still hold and takes the rest out of the index,
-   * unless {@code dryRun}. Needs an exclusive lock taken with {@link #lock}; reloads the chunk
-   * index afterwards, so a backup in this process stores the lost chunks anew.
+   * unless {@code dryRun}. Needs an exclusive lock taken with {@link #lock}; a dry run, which
+   * changes nothing, any lock, or none where none can be written ({@link #readingWithoutLock}).
+   * Reloads the chunk index afterwards, so a backup in this process stores the lost chunks anew.
    *
    * @param listener told of the reading ({@code read}: packs, index blobs, snapshots in turn) and
    *     of each step of the repair
-   * @throws IllegalStateException without an exclusive lock
+   * @throws IllegalStateException without an exclusive lock (a dry run: without a lock or an
+   *     unlocked read)
    */
   public synchronized RepairResult repair(boolean dryRun, Repairer.Listener listener) {
-    if (held.stream().noneMatch(l -> l.kind() == LockKind.EXCLUSIVE)) {
-      throw new IllegalStateException("repair needs the repository's exclusive lock");
+    if (dryRun
+        ? held.isEmpty() && unlockedAt == null
+        : held.stream().noneMatch(l -> l.kind() == LockKind.EXCLUSIVE)) {
+      throw new IllegalStateException(
+          dryRun
+              ? "a dry run of repair needs a lock on the repository"
+              : "repair needs the repository's exclusive lock");
     }
     JitWarmup.start(codec, hasher);
     VerifyReport found =

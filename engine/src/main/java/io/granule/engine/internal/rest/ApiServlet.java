@@ -83,8 +83,9 @@ import org.slf4j.LoggerFactory;
  *       "1/7"}}: starts a verify job; damage found fails it with exit code 5, its report kept as
  *       the result
  *   <li>{@code POST /api/repair} with {@code {"repo": PATH, "dryRun": false}}: starts a repair job
- *       (as {@code granule repair}, under the exclusive lock); snapshots left using lost chunks, or
- *       a dry run that found damaged packs, fail it with exit code 5, its report kept as the result
+ *       (as {@code granule repair}, under the exclusive lock; a dry run under the shared lock);
+ *       snapshots left using lost chunks, or a dry run that found damaged packs, fail it with exit
+ *       code 5, its report kept as the result
  *   <li>{@code GET /api/jobs}, {@code GET /api/jobs/ID}: jobs with state, progress, result, error
  * </ul>
  */
@@ -1154,7 +1155,11 @@ public final class ApiServlet extends HttpServlet {
             repo,
             j -> {
               try (Repository r = openRepository(repo)) {
-                r.lock(LockKind.EXCLUSIVE, "repair", Duration.ZERO);
+                // a dry run changes nothing: a shared lock, as a verify's
+                r.lock(
+                    dryRun ? LockKind.SHARED : LockKind.EXCLUSIVE,
+                    dryRun ? RepairCommand.DRY_RUN : "repair",
+                    Duration.ZERO);
                 Repository.RepairResult result =
                     r.repair(
                         dryRun,

@@ -7,6 +7,7 @@ import static io.granule.engine.internal.repo.maintenance.PruneSupport.listing;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.granule.engine.internal.cli.RepairCommand;
 import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
@@ -279,16 +280,40 @@ class RepairTest {
     }
   }
 
+  /**
+   * A repair needs the exclusive lock; its dry run, which changes nothing, runs under a shared one
+   * (as verify: backups go on meanwhile) and reports what the repair then does (audit K6: it took
+   * the exclusive lock, so it could not run on a read-only repository).
+   */
   @Test
-  void repairNeedsTheExclusiveLock() throws Exception {
+  void repairNeedsTheExclusiveLockAndItsDryRunAShared() throws Exception {
     Path dir = tmp.resolve("lock");
     copyTree(history(false), dir);
+    Set<ChunkId> hit = damage(dir, "record");
     try (Repository r = open(dir, false)) {
       assertThatThrownBy(() -> r.repair(true, (p, d, t) -> {}))
-          .isInstanceOf(IllegalStateException.class);
-      r.lock(LockKind.SHARED, "verify", Duration.ZERO);
-      assertThatThrownBy(() -> r.repair(true, (p, d, t) -> {}))
-          .isInstanceOf(IllegalStateException.class);
+          .isInstanceOf(IllegalStateException.class)
+          .hasMessageContaining("needs a lock");
+      assertThatThrownBy(() -> r.repair(false, (p, d, t) -> {}))
+          .isInstanceOf(IllegalStateException.class)
+          .hasMessageContaining("exclusive lock");
+      r.lock(LockKind.SHARED, RepairCommand.DRY_RUN, Duration.ZERO);
+      assertThatThrownBy(() -> r.repair(false, (p, d, t) -> {}))
+          .isInstanceOf(IllegalStateException.class)
+          .hasMessageContaining("exclusive lock");
+      Map<String, String> before = listing(dir);
+      Repairer.Report dry;
+      // another process's backup holds a shared lock too: the dry run does not wait for it
+      try (Repository other = open(dir, false)) {
+        other.lock(LockKind.SHARED, "backup", Duration.ZERO);
+        dry = r.repair(true, (p, d, t) -> {}).repair();
+      }
+      assertThat(dry.dryRun()).isTrue();
+      assertThat(dry.chunksLost()).isEqualTo(hit.size());
+      Map<String, String> after = listing(dir);
+      after.keySet().removeIf(k -> k.startsWith("locks/"));
+      before.keySet().removeIf(k -> k.startsWith("locks/"));
+      assertThat(after).isEqualTo(before);
     }
   }
 
