@@ -314,6 +314,10 @@ class LauncherScriptTest {
       assertThat(kill.waitFor()).isZero();
       assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("the launcher ends").isTrue();
       assertThat(p.exitValue()).as(Files.readString(log)).isEqualTo(exitCode);
+      if (signal.equals("KILL")) {
+        // nothing waits for java's exit code: it stops as on SIGTERM (its shutdown hooks run)
+        assertThat(java.get(0).onExit().get(30, TimeUnit.SECONDS).isAlive()).isFalse();
+      }
       for (ProcessHandle h : java) {
         try {
           h.onExit().get(30, TimeUnit.SECONDS);
@@ -331,6 +335,46 @@ class LauncherScriptTest {
     }
   }
 
+  /**
+   * A command's archive is published after a run that went through, exit code 5 (damage found)
+   * included: a verify or repair of a damaged repository wrote a new archive on every run (audit
+   * K7); not after a usage error, whose run loaded few classes.
+   */
+  @Test
+  void anArchiveIsPublishedAfterExitCodeFiveNotAfterAUsageError() throws Exception {
+    Path repo = tmp.resolve("repo");
+    Path img = RepositoryCliTest.image(tmp.resolve("vm.img"), 4, 3);
+    assertThat(Granule.run(tmp, "init", "--repo", repo.toString()).exitCode()).isZero();
+    assertThat(
+            Granule.run(tmp, "backup", "--repo", repo.toString(), "--disk", "vm=" + img).exitCode())
+        .isZero();
+    Path pack;
+    try (Stream<Path> s = Files.walk(repo.resolve("data"))) {
+      pack = s.filter(Files::isRegularFile).findFirst().orElseThrow();
+    }
+    try (var ch =
+        java.nio.channels.FileChannel.open(pack, java.nio.file.StandardOpenOption.WRITE)) {
+      ch.write(java.nio.ByteBuffer.wrap(new byte[] {1, 2, 3, 4, 5, 6, 7, 8}), 100);
+    }
+    Path cds = tmp.resolve("cache/granule/cds");
+    Run r = launcher(Map.of(), "verify", "--repo", repo.toString(), "--no-such-option");
+    assertThat(r.exitCode()).as(r.err()).isEqualTo(2);
+    assertThat(archives(cds, "-verify.jsa")).isEmpty();
+    r = launcher(Map.of(), "verify", "--repo", repo.toString(), "--read-data");
+    assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(5);
+    assertThat(archives(cds, "-verify.jsa")).hasSize(1);
+  }
+
+  /** The files in {@code dir} whose names end with {@code suffix}. */
+  private static List<Path> archives(Path dir, String suffix) throws Exception {
+    if (!Files.isDirectory(dir)) {
+      return List.of();
+    }
+    try (Stream<Path> s = Files.list(dir)) {
+      return s.filter(f -> f.getFileName().toString().endsWith(suffix)).toList();
+    }
+  }
+
   @Test
   void stoppingTheLauncherStopsJavaOnAFirstRunAndAfter() throws Exception {
     Path repo = tmp.resolve("repo");
@@ -344,11 +388,21 @@ class LauncherScriptTest {
     stopsJava(repo, "first-run", "TERM", 143);
     stopsJava(repo, "first-run", "INT", 130);
     stopsJava(repo, "first-run", "HUP", 129);
-    // a run that succeeds publishes the archive; later runs exec java
+    // SIGKILL cannot be passed on: java sees its launcher gone and stops as on SIGTERM (audit K7:
+    // it went on serving, holding its lock); the archive it wrote at exit is left under its
+    // temporary name, which no one was left to publish or delete
+    stopsJava(repo, "first-run", "KILL", 137);
+    try (Stream<Path> s = Files.list(cds)) {
+      assertThat(s.filter(f -> f.toString().contains("-serve.jsa.tmp.")).toList()).hasSize(1);
+    }
+    // a run that succeeds publishes the archive, and its dump deleted the killed one's leftover;
+    // later runs exec java
     Run r = launcher(Map.of(), "serve", "nbd", "--help");
     assertThat(r.exitCode()).as(r.err()).isZero();
     try (Stream<Path> s = Files.list(cds)) {
-      assertThat(s.filter(f -> f.toString().endsWith("-serve.jsa")).toList()).hasSize(1);
+      assertThat(s.map(f -> f.getFileName().toString()).filter(f -> f.contains("-serve.jsa")))
+          .hasSize(1)
+          .allMatch(f -> f.endsWith("-serve.jsa"));
     }
     stopsJava(repo, "later-run", "TERM", 143);
     stopsJava(repo, "later-run", "INT", 130);

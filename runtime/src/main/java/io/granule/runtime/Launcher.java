@@ -68,6 +68,7 @@ final class Launcher {
 
   int run() throws LaunchException {
     StartupTrace.begin();
+    ParentWatch.start();
     // before anything is read from it or written to it: its plugins run as this user
     DataDirectory.check(options.dataDir(), LaunchOptions.uid());
     Logging.configure(options);
