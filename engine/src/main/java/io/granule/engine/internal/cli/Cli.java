@@ -185,6 +185,9 @@ public final class Cli {
     if (ex instanceof RepositoryCorruptedException) {
       return ExitCodes.DAMAGED;
     }
+    if (ex instanceof io.granule.engine.internal.repo.maintenance.NoSuchPackException) {
+      return ExitCodes.NOT_FOUND;
+    }
     if (ex instanceof RepositoryException) {
       // not a repository, a newer format, or one that cannot be created or written
       return ExitCodes.REPOSITORY;

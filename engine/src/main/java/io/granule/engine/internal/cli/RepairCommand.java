@@ -38,6 +38,15 @@ public final class RepairCommand extends ContextCommand {
   /** The operation a dry run's lock names. */
   public static final String DRY_RUN = "repair --dry-run";
 
+  @Option(
+      names = "--pack",
+      paramLabel = "NAME",
+      description = {
+        "Read only this pack's data (repeatable; data/NAME as verify prints it, or NAME): the",
+        "packs verify named, instead of every pack. Missing packs are repaired either way."
+      })
+  java.util.List<String> packs = new java.util.ArrayList<>();
+
   @Option(names = "--json", description = "Print the report as JSON.")
   boolean json;
 
@@ -51,6 +60,12 @@ public final class RepairCommand extends ContextCommand {
         json || noProgress
             ? null
             : new ProgressBar(ctx.err(), ProgressBar.isTerminal(), Duration.ofSeconds(10));
+    java.util.Set<String> named;
+    try {
+      named = Repository.packNames(new java.util.LinkedHashSet<>(packs));
+    } catch (IllegalArgumentException e) {
+      throw new CommandException(ExitCodes.USAGE, "--pack " + e.getMessage(), e);
+    }
     Repository.RepairResult result;
     // A dry run changes nothing: a shared lock, as verify takes (backups go on; a prune waits),
     // and on a medium no lock can be written (a read-only mount), none (audit K6).
@@ -61,6 +76,7 @@ public final class RepairCommand extends ContextCommand {
         result =
             r.repair(
                 dryRun,
+                named,
                 (phase, done, total) -> {
                   if (bar != null) {
                     bar.updateCount("repair: " + phase, done, total, "items", "");
@@ -110,6 +126,7 @@ public final class RepairCommand extends ContextCommand {
     Repairer.Report p = result.repair();
     return !p.snapshots().isEmpty()
         || !p.leftAlone().isEmpty()
+        || !p.damagedCopies().isEmpty()
         || !result.otherDamage().isEmpty()
         || (p.dryRun() && !p.damaged().isEmpty());
   }
@@ -142,6 +159,15 @@ public final class RepairCommand extends ContextCommand {
           "damaged, left alone: %s; kept with its index entries (restore what you need from the"
               + " snapshots verify does not name; run 'granule verify' to see which are damaged)%n",
           Printable.lines(s));
+    }
+    for (String s : p.damagedCopies()) {
+      out.printf(
+          Locale.ROOT,
+          "damaged too: %s (a copy of a chunk of the damaged packs does not read there; the chunk"
+              + " was %ssalvaged from them instead): run 'granule repair --pack %s'%n",
+          s,
+          verb.isEmpty() ? "" : "would be ",
+          s);
     }
     for (String s : p.intactOnRereading()) {
       out.printf(

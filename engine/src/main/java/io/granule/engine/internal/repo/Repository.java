@@ -2383,7 +2383,23 @@ public final class Repository implements Closeable {
    * @throws IllegalStateException without an exclusive lock (a dry run: without a lock or an
    *     unlocked read)
    */
-  public synchronized RepairResult repair(boolean dryRun, Repairer.Listener listener) {
+  public RepairResult repair(boolean dryRun, Repairer.Listener listener) {
+    return repair(dryRun, Set.of(), listener);
+  }
+
+  /**
+   * As {@link #repair(boolean, Repairer.Listener)}, reading the data of the packs {@code packs}
+   * names only (blob names, with or without {@code data/}; empty: every pack), as a verify named
+   * them: the structure (index blobs, snapshots, every pack's presence and trailer) is checked as
+   * by a verify without {@code --read-data}, so missing packs are repaired too. A copy of a damaged
+   * pack's chunk in a pack not read counts only once its own record reads.
+   *
+   * @throws IllegalArgumentException if a name is not a pack's (nothing read)
+   * @throws io.granule.engine.internal.repo.maintenance.NoSuchPackException if a named pack is
+   *     neither in the repository nor listed by its index (nothing changed)
+   */
+  public synchronized RepairResult repair(
+      boolean dryRun, Set<String> packs, Repairer.Listener listener) {
     if (dryRun
         ? held.isEmpty() && unlockedAt == null
         : held.stream().noneMatch(l -> l.kind() == LockKind.EXCLUSIVE)) {
@@ -2392,6 +2408,7 @@ public final class Repository implements Closeable {
               ? "a dry run of repair needs a lock on the repository"
               : "repair needs the repository's exclusive lock");
     }
+    Set<String> named = packNames(packs);
     JitWarmup.start(codec, hasher);
     VerifyReport found =
         new Verifier(
@@ -2401,7 +2418,7 @@ public final class Repository implements Closeable {
                 cacheDir,
                 UnlistedPacks.maxPackBytes(config.packSize(), codec))
             .verify(
-                DataSubset.ALL,
+                named.isEmpty() ? DataSubset.ALL : DataSubset.packs(named),
                 (file, done, total) ->
                     listener.progress(
                         file.startsWith(BlobType.PACK.directory() + "/") ? "read packs" : "check",
@@ -2427,15 +2444,76 @@ public final class Repository implements Closeable {
         otherSnapshots.addAll(d.snapshots());
       }
     }
+    if (!named.isEmpty()) {
+      Set<String> known = new HashSet<>();
+      try {
+        for (BlobName n : store.list(BlobType.PACK)) {
+          known.add(n.name());
+        }
+      } catch (IOException e) {
+        throw new RepositoryException(
+            "unable to list the packs of the repository at "
+                + store.location()
+                + ": "
+                + e.getMessage()
+                + " (nothing was changed)",
+            e);
+      }
+      suspects.forEach(p -> known.add(p.toString())); // missing ones the index lists
+      for (String n : named) {
+        if (!known.contains(n)) {
+          throw new io.granule.engine.internal.repo.maintenance.NoSuchPackException(
+              "no pack "
+                  + BlobType.PACK.directory()
+                  + "/"
+                  + n
+                  + " in the repository at "
+                  + store.location()
+                  + ", and no index blob lists one: give the names 'granule verify' printed"
+                  + " (nothing was changed)");
+        }
+      }
+    }
     try {
       Repairer.Report report =
           new Repairer(
                   guarded(), codec, hasher, cacheDir, config.packSize(), config.compressionLevel())
-              .run(suspects, found.packs(), dryRun, listener);
+              .run(
+                  suspects,
+                  named.isEmpty() ? found.packs() : found.dataPacks(),
+                  named.isEmpty(),
+                  dryRun,
+                  listener);
       return new RepairResult(report, found.dataBytes(), otherDamage, List.copyOf(otherSnapshots));
     } finally {
       indexStale = index != null;
     }
+  }
+
+  /**
+   * The pack names {@code packs} gives ({@code data/NAME} or {@code NAME}), without {@code data/}.
+   *
+   * @throws IllegalArgumentException naming one that is not a pack's name
+   */
+  public static Set<String> packNames(Set<String> packs) {
+    Set<String> out = new java.util.TreeSet<>();
+    String prefix = BlobType.PACK.directory() + "/";
+    for (String p : packs) {
+      String n = p.startsWith(prefix) ? p.substring(prefix.length()) : p;
+      try {
+        n = PackId.parse(n).toString(); // as listed: lowercase
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException(
+            "'"
+                + p
+                + "' is not a pack's name: give one as 'granule verify' prints it, e.g. "
+                + prefix
+                + "0123456789abcdef0123456789abcdef",
+            e);
+      }
+      out.add(n);
+    }
+    return out;
   }
 
   /**

@@ -53,6 +53,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.osgi.framework.BundleContext;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
@@ -82,10 +83,10 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code POST /api/verify} with {@code {"repo": PATH, "readData": false, "readDataSubset":
  *       "1/7"}}: starts a verify job; damage found fails it with exit code 5, its report kept as
  *       the result
- *   <li>{@code POST /api/repair} with {@code {"repo": PATH, "dryRun": false}}: starts a repair job
- *       (as {@code granule repair}, under the exclusive lock; a dry run under the shared lock);
- *       snapshots left using lost chunks, or a dry run that found damaged packs, fail it with exit
- *       code 5, its report kept as the result
+ *   <li>{@code POST /api/repair} with {@code {"repo": PATH, "dryRun": false, "packs": [NAME]}}:
+ *       starts a repair job (as {@code granule repair}, under the exclusive lock; a dry run under
+ *       the shared lock); snapshots left using lost chunks, or a dry run that found damaged packs,
+ *       fail it with exit code 5, its report kept as the result
  *   <li>{@code GET /api/jobs}, {@code GET /api/jobs/ID}: jobs with state, progress, result, error
  * </ul>
  */
@@ -1128,7 +1129,7 @@ public final class ApiServlet extends HttpServlet {
   }
 
   /** The body of {@code POST /api/repair}. */
-  record RepairBody(String repo, Boolean dryRun) {}
+  record RepairBody(String repo, Boolean dryRun, List<String> packs) {}
 
   /**
    * {@code POST /api/repair}: {@code granule repair} as a job, under the repository's exclusive
@@ -1147,6 +1148,17 @@ public final class ApiServlet extends HttpServlet {
       return;
     }
     boolean dryRun = Boolean.TRUE.equals(body.dryRun());
+    Set<String> packs;
+    try {
+      packs = Repository.packNames(body.packs() == null ? Set.of() : Set.copyOf(body.packs()));
+    } catch (IllegalArgumentException | NullPointerException e) {
+      send(
+          resp,
+          400,
+          Map.of(
+              "error", "'packs': " + (e.getMessage() == null ? "a name is null" : e.getMessage())));
+      return;
+    }
     Path repo = path(body.repo(), "repo");
     Jobs.Job job =
         jobs.submit(
@@ -1163,6 +1175,7 @@ public final class ApiServlet extends HttpServlet {
                 Repository.RepairResult result =
                     r.repair(
                         dryRun,
+                        packs,
                         (phase, done, total) -> {
                           if (j.cancelled()) {
                             // safe at any point: the repository stays valid, a repair finishes

@@ -79,6 +79,29 @@ class CliMaintenanceTest {
         .as(err.toString())
         .isEqualTo(ExitCodes.DAMAGED);
     assertThat(out.toString()).contains("damaged: " + packs.get(0)).contains("would salvage");
+    // the pack verify named, alone: only its data is read
+    assertThat(
+            run(
+                "repair",
+                "--repo",
+                repo.toString(),
+                "--dry-run",
+                "--no-progress",
+                "--pack",
+                packs.get(0)))
+        .as(err.toString())
+        .isEqualTo(ExitCodes.DAMAGED);
+    assertThat(out.toString())
+        .startsWith("read 1 pack (")
+        .contains("damaged: " + packs.get(0))
+        .contains("would salvage");
+    assertThat(run("repair", "--repo", repo.toString(), "--pack", "nonsense")).isEqualTo(2);
+    assertThat(err.toString()).contains("--pack 'nonsense' is not a pack's name");
+    assertThat(
+            run("repair", "--repo", repo.toString(), "--pack", "0123456789abcdef0123456789abcdef"))
+        .isEqualTo(ExitCodes.NOT_FOUND);
+    assertThat(err.toString())
+        .contains("no pack data/0123456789abcdef0123456789abcdef in the repository");
     assertThat(listing(repo)).as("a dry run writes nothing").isEqualTo(before);
     assertThat(run("repair", "--repo", repo.toString(), "--no-progress"))
         .as(err.toString())

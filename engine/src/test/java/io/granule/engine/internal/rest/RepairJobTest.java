@@ -32,7 +32,8 @@ class RepairJobTest {
             dryRun || damaged.isEmpty() ? 0 : 2,
             damaged.isEmpty() ? 0 : 1,
             dryRun || damaged.isEmpty() ? 0 : 1,
-            0.1);
+            0.1,
+            List.of());
     return new Repository.RepairResult(report, 1000, other, List.of());
   }
 

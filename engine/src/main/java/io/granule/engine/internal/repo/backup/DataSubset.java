@@ -187,6 +187,39 @@ public abstract sealed class DataSubset {
     }
   }
 
+  /**
+   * The packs named {@code names} (blob names without {@code data/}), as {@code granule repair
+   * --pack} gives them: only those that are in the repository are read.
+   */
+  public static DataSubset packs(Set<String> names) {
+    return new Named(names);
+  }
+
+  /** The packs of given names. */
+  static final class Named extends DataSubset {
+    final Set<String> names;
+
+    Named(Set<String> names) {
+      this.names = Set.copyOf(names);
+    }
+
+    @Override
+    public Set<BlobName> select(List<BlobInfo> packs, Random random) {
+      Set<BlobName> out = new HashSet<>();
+      for (BlobInfo p : packs) {
+        if (names.contains(p.name().name())) {
+          out.add(p.name());
+        }
+      }
+      return out;
+    }
+
+    @Override
+    public String toString() {
+      return "packs " + String.join(", ", new java.util.TreeSet<>(names));
+    }
+  }
+
   /** The group, 1 to {@code t}, of pack {@code name}; 0 (every group) if it is not a pack id. */
   static int groupOf(BlobName name, int t) {
     PackId id;

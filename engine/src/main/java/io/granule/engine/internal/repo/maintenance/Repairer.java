@@ -125,6 +125,8 @@ public final class Repairer {
    *     list one)
    * @param packsDeleted damaged packs deleted
    * @param seconds wall time of this step (without the reading that found the suspects)
+   * @param damagedCopies packs that were not read whole (a repair of named packs) where the copy of
+   *     a chunk the damaged packs hold does not read either: damaged too, left as they are
    */
   public record Report(
       boolean dryRun,
@@ -139,7 +141,8 @@ public final class Repairer {
       long indexesWritten,
       int indexesReplaced,
       int packsDeleted,
-      double seconds) {}
+      double seconds,
+      List<String> damagedCopies) {}
 
   private final BlobStore store;
   private final BlobCodec codec;
@@ -193,6 +196,22 @@ public final class Repairer {
    * @throws RepositoryException if the store fails otherwise (the same)
    */
   public Report run(Set<PackId> suspects, int packsChecked, boolean dryRun, Listener listener) {
+    return run(suspects, packsChecked, true, dryRun, listener);
+  }
+
+  /**
+   * As {@link #run(Set, int, boolean, Listener)}; {@code othersRead} says whether every other pack
+   * was read whole and found intact. Where not (a repair of named packs), a copy of a damaged
+   * pack's chunk in another pack counts as one only once its record reads: counted on unread, it
+   * let the readable record in the damaged pack go with it, and the chunk was lost if that copy was
+   * damaged too.
+   */
+  public Report run(
+      Set<PackId> suspects,
+      int packsChecked,
+      boolean othersRead,
+      boolean dryRun,
+      Listener listener) {
     long started = System.nanoTime();
     try {
       Map<PackId, Suspect> byId = new LinkedHashMap<>();
@@ -277,6 +296,7 @@ public final class Repairer {
       damaged.forEach(s -> damagedIds.add(s.id));
       // 3. Which of their chunks intact packs hold too: those are not lost, nor written again.
       Set<ChunkId> elsewhere = new HashSet<>();
+      Set<String> damagedCopies = new java.util.TreeSet<>();
       if (!candidates.isEmpty()) {
         for (BlobName n : indexNames) {
           List<IndexEntry> entries = indexes.get(n);
@@ -284,9 +304,11 @@ public final class Repairer {
             for (IndexEntry e : entries) {
               PackId p = e.location().pack();
               if (candidates.contains(e.id())
+                  && !elsewhere.contains(e.id())
                   && !damagedIds.contains(p)
                   && !byId.containsKey(p)
-                  && present.contains(p)) {
+                  && present.contains(p)
+                  && (othersRead || copyReads(checker, e, damagedCopies))) {
                 elsewhere.add(e.id());
               }
             }
@@ -434,7 +456,8 @@ public final class Repairer {
           indexesWritten,
           indexesReplaced,
           packsDeleted,
-          (System.nanoTime() - started) / 1e9);
+          (System.nanoTime() - started) / 1e9,
+          List.copyOf(damagedCopies));
     } catch (IOException e) {
       throw new RepositoryException(
           "repair failed in the repository at '"
@@ -619,6 +642,26 @@ public final class Repairer {
       return checker.decode(id, pack, stored, at.flags(), at.rawLength());
     } catch (RepositoryException | IllegalArgumentException | IllegalStateException e) {
       return null;
+    }
+  }
+
+  /**
+   * Whether the record of {@code e} (in a pack not read whole) reads: decrypted, decompressed and
+   * hashed to its id. If not, its pack's name goes to {@code damaged}; a store that does not answer
+   * stops the repair (nothing changed yet).
+   */
+  private boolean copyReads(ChunkReader checker, IndexEntry e, Set<String> damaged) {
+    try {
+      checker.read(e.id(), e.location());
+      return true;
+    } catch (RepositoryException | IllegalArgumentException | IllegalStateException x) {
+      RepositoryUnreachableException.throwIfUnreachable(
+          ChunkReader.packName(e.location().pack()), store.location(), x);
+      String pack = ChunkReader.packName(e.location().pack()).toString();
+      if (damaged.add(pack)) {
+        LOG.warn("repair: pack {} is damaged too: chunk {} does not read there", pack, e.id());
+      }
+      return false;
     }
   }
 

@@ -9,6 +9,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.granule.engine.internal.cli.RepairCommand;
 import io.granule.engine.internal.repo.ChunkId;
+import io.granule.engine.internal.repo.PackId;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
 import io.granule.engine.internal.repo.RepositoryCorruptedException;
@@ -17,9 +18,13 @@ import io.granule.engine.internal.repo.TestImages;
 import io.granule.engine.internal.repo.backup.Damage;
 import io.granule.engine.internal.repo.backup.VerifyListener;
 import io.granule.engine.internal.repo.backup.VerifyReport;
+import io.granule.engine.internal.repo.blob.BlobCodec;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.index.ChunkLocation;
+import io.granule.engine.internal.repo.index.IndexEntry;
+import io.granule.engine.internal.repo.index.IndexWriter;
 import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackFormat;
@@ -277,6 +282,151 @@ class RepairTest {
       assertThat(real.chunksLost()).isEqualTo(dry.chunksLost());
       assertThat(real.snapshots()).isEqualTo(dry.snapshots());
       assertThat(real.indexesReplaced()).isEqualTo(dry.indexesReplaced()).isPositive();
+    }
+  }
+
+  /** Flips one bit in the middle of record {@code index} of {@code pack}; returns its chunk. */
+  static ChunkId damageRecord(Path dir, Path pack, int index) throws Exception {
+    List<PackEntry> entries = trailer(dir, pack);
+    PackEntry e = entries.get(index);
+    byte[] bytes = Files.readAllBytes(pack);
+    bytes[(int) (e.offset() + e.storedLength() / 2)] ^= 0x10;
+    Files.write(pack, bytes);
+    return e.id();
+  }
+
+  /** The packs of {@code dir}, the one with the most records first. */
+  static List<Path> packsBySize(Path dir) throws Exception {
+    try (var files = Files.walk(dir.resolve("data"))) {
+      return files
+          .filter(Files::isRegularFile)
+          .sorted(Comparator.comparingLong((Path p) -> p.toFile().length()).reversed())
+          .toList();
+    }
+  }
+
+  static Repository.RepairResult repairPacks(Repository r, boolean dryRun, String... packs) {
+    r.lock(LockKind.EXCLUSIVE, "repair", Duration.ZERO);
+    return r.repair(dryRun, new java.util.LinkedHashSet<>(List.of(packs)), (p, d, t) -> {});
+  }
+
+  /**
+   * {@code repair --pack}: only the named pack's data is read, it is repaired as a whole repair
+   * repairs it, and another damaged pack is left for its own turn (a repair read every pack each
+   * time: a whole download of an S3 repository for one damaged pack).
+   */
+  @Test
+  void aRepairOfNamedPacksReadsAndRepairsOnlyThose() throws Exception {
+    Path dir = tmp.resolve("named");
+    copyTree(history(false), dir);
+    List<Path> packs = packsBySize(dir);
+    assertThat(packs).hasSizeGreaterThan(2);
+    Path first = packs.get(0);
+    Path second = packs.get(1);
+    ChunkId a = damageRecord(dir, first, 1);
+    ChunkId b = damageRecord(dir, second, 1);
+    String firstName = "data/" + first.getFileName();
+    long firstSize = Files.size(first);
+    try (Repository r = open(dir, false)) {
+      Repository.RepairResult res = repairPacks(r, false, firstName);
+      Repairer.Report rep = res.repair();
+      assertThat(rep.packsChecked()).isEqualTo(1);
+      assertThat(res.bytesRead()).isEqualTo(firstSize);
+      assertThat(rep.damaged()).extracting(Repairer.PackRepair::pack).containsExactly(firstName);
+      assertThat(rep.chunksLost()).isEqualTo(1);
+      assertThat(rep.damagedCopies()).isEmpty();
+      // the other damaged pack, and the snapshot indexes that use the lost chunk
+      assertThat(r.verify(true, VerifyListener.NONE).damages())
+          .extracting(Damage::file)
+          .contains("data/" + second.getFileName())
+          .filteredOn(f -> f.startsWith("data/"))
+          .containsExactly("data/" + second.getFileName());
+    }
+    assertThat(first).doesNotExist();
+    try (Repository r = open(dir, false)) {
+      // the name as given, without data/
+      Repairer.Report rep = repairPacks(r, false, second.getFileName().toString()).repair();
+      assertThat(rep.damaged()).hasSize(1);
+      assertThat(rep.chunksLost()).isEqualTo(1);
+      Set<String> hit = using(r, Set.of(a, b));
+      assertThat(rep.snapshots()).isSubsetOf(hit).isNotEmpty();
+      assertThat(r.verify(true, VerifyListener.NONE).damages())
+          .as("only the snapshots' lost chunks remain")
+          .allMatch(d -> !d.file().startsWith("data/"));
+    }
+  }
+
+  @Test
+  void aNameThatIsNoPackOrNoneOfTheRepositorysChangesNothing() throws Exception {
+    Path dir = tmp.resolve("names");
+    copyTree(history(false), dir);
+    damage(dir, "record");
+    Map<String, String> before = listing(dir);
+    try (Repository r = open(dir, false)) {
+      assertThatThrownBy(() -> repairPacks(r, false, "data/not-a-pack"))
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageContaining("is not a pack's name");
+      String other = PackId.random().toString();
+      assertThatThrownBy(() -> r.repair(false, Set.of(other), (p, d, t) -> {}))
+          .isInstanceOf(NoSuchPackException.class)
+          .hasMessageContaining("no pack data/" + other)
+          .hasMessageContaining("nothing was changed");
+    }
+    Map<String, String> after = listing(dir);
+    after.keySet().removeIf(k -> k.startsWith("locks/"));
+    before.keySet().removeIf(k -> k.startsWith("locks/"));
+    assertThat(after).isEqualTo(before);
+  }
+
+  /**
+   * A repair of named packs does not read the others: a copy of a damaged pack's chunk in one of
+   * them counts as held there only once its own record reads. Counted unread, the readable record
+   * in the repaired pack went with it, and where the copy was damaged too the chunk was lost.
+   */
+  @Test
+  void aCopyInAnUnreadPackCountsOnlyIfItReads() throws Exception {
+    Path dir = tmp.resolve("copies");
+    copyTree(history(false), dir);
+    Path a = largestPack(dir);
+    // pack B: a copy of pack A under another name, listed by an index blob of its own
+    LocalBlobStore store = new LocalBlobStore(dir);
+    PackId bId = PackId.random();
+    store.save(new BlobName(BlobType.PACK, bId.toString()), Files.readAllBytes(a));
+    List<IndexEntry> listed = new ArrayList<>();
+    for (PackEntry e : trailer(dir, a)) {
+      listed.add(
+          new IndexEntry(
+              e.id(),
+              new ChunkLocation(bId, e.offset(), e.storedLength(), e.rawLength(), e.flags())));
+    }
+    IndexWriter.save(store, BlobCodec.IDENTITY, listed);
+    Path b =
+        packsBySize(dir).stream()
+            .filter(p -> p.getFileName().toString().equals(bId.toString()))
+            .findFirst()
+            .orElseThrow();
+    ChunkId x = damageRecord(dir, a, 1); // B's copy reads: held there
+    ChunkId y = damageRecord(dir, b, 2); // A's copy reads: must be salvaged from A
+    assertThat(x).isNotEqualTo(y);
+    String aName = "data/" + a.getFileName();
+    String bName = "data/" + bId;
+    try (Repository r = open(dir, false)) {
+      Repairer.Report rep = repairPacks(r, false, aName).repair();
+      assertThat(rep.damaged()).extracting(Repairer.PackRepair::pack).containsExactly(aName);
+      assertThat(rep.damaged().get(0).elsewhere())
+          .as("every chunk but y: x's copy in B reads")
+          .isEqualTo(trailer(dir, b).size() - 1);
+      assertThat(rep.chunksSalvaged()).as("y, whose copy in B does not read").isEqualTo(1);
+      assertThat(rep.chunksLost()).isZero();
+      assertThat(rep.damagedCopies()).containsExactly(bName);
+    }
+    try (Repository r = open(dir, false)) {
+      Repairer.Report rep = repairPacks(r, false, bName).repair();
+      assertThat(rep.damaged()).extracting(Repairer.PackRepair::pack).containsExactly(bName);
+      assertThat(rep.chunksLost()).as("y is in the salvaged pack, and reads there").isZero();
+      assertThat(rep.damagedCopies()).isEmpty();
+      assertThat(r.verify(true, VerifyListener.NONE).ok()).isTrue();
+      restores(r, expected());
     }
   }
 
