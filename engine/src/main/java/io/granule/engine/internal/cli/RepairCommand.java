@@ -136,10 +136,11 @@ public final class RepairCommand extends ContextCommand {
     String verb = p.dryRun() ? "would " : "";
     out.printf(
         Locale.ROOT,
-        "read %s (%s): %s damaged%n",
+        "read %s (%s): %s damaged%s%n",
         Sizes.count(p.packsChecked(), "pack"),
         Sizes.human(result.bytesRead()),
-        Sizes.count(p.damaged().size(), "pack"));
+        Sizes.count(p.damaged().size() + p.leftAlone().size(), "pack"),
+        p.leftAlone().isEmpty() ? "" : " (" + p.leftAlone().size() + " left alone)");
     for (Repairer.PackRepair d : p.damaged()) {
       out.printf(
           Locale.ROOT,
@@ -211,9 +212,10 @@ public final class RepairCommand extends ContextCommand {
               + " whole again once its disks are backed up again; 'granule verify' says what"
               + " each damaged file affects");
     }
-    if (p.damaged().isEmpty() && other.isEmpty()) {
+    boolean leftOver = !p.leftAlone().isEmpty() || !p.damagedCopies().isEmpty();
+    if (p.damaged().isEmpty() && other.isEmpty() && !leftOver) {
       out.println("no damaged packs found");
-    } else if (p.snapshots().isEmpty() && other.isEmpty() && !p.dryRun()) {
+    } else if (p.snapshots().isEmpty() && other.isEmpty() && !leftOver && !p.dryRun()) {
       out.println("repaired: no snapshot uses a lost chunk");
     }
   }

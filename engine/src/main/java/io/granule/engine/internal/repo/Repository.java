@@ -2410,6 +2410,19 @@ public final class Repository implements Closeable {
     }
     Set<String> named = packNames(packs);
     JitWarmup.start(codec, hasher);
+    // the index blobs before verify lists them: repair's own listing must not miss one (audit L3)
+    Set<BlobName> indexesBefore;
+    try {
+      indexesBefore = new HashSet<>(store.list(BlobType.INDEX));
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to list the index of the repository at "
+              + store.location()
+              + ": "
+              + e.getMessage()
+              + " (nothing was changed)",
+          e);
+    }
     VerifyReport found =
         new Verifier(
                 store,
@@ -2482,6 +2495,12 @@ public final class Repository implements Closeable {
                   suspects,
                   named.isEmpty() ? found.packs() : found.dataPacks(),
                   named.isEmpty(),
+                  new Repairer.Seen(
+                      true,
+                      dryRun ? null : indexesBefore,
+                      found.damages().stream()
+                          .map(Damage::file)
+                          .collect(java.util.stream.Collectors.toSet())),
                   dryRun,
                   listener);
       return new RepairResult(report, found.dataBytes(), otherDamage, List.copyOf(otherSnapshots));

@@ -1223,6 +1223,16 @@ public final class ApiServlet extends HttpServlet {
               + String.join(", ", p.snapshots())
               + " (back up their disks again, or forget them)");
     }
+    if (!p.leftAlone().isEmpty()) {
+      parts.add(
+          "damaged packs left alone (not all their records can be located): "
+              + String.join("; ", p.leftAlone()));
+    }
+    if (!p.damagedCopies().isEmpty()) {
+      parts.add(
+          "damaged too (a copy of a chunk there does not read; repair them next): "
+              + String.join(", ", p.damagedCopies()));
+    }
     if (!result.otherDamage().isEmpty()) {
       parts.add(
           "damaged, not packs (repair leaves them): "

@@ -77,6 +77,36 @@ class RepairJobTest {
             "damaged, not packs (repair leaves them): index/cd34; snapshots they affect: s3");
   }
 
+  /** audit L8: a job that failed only for a pack left alone (or a damaged copy) said nothing. */
+  @Test
+  void packsLeftAloneAndDamagedCopiesAreNamed() {
+    Repairer.Report base = result(false, List.of(), List.of(), List.of()).repair();
+    Repairer.Report report =
+        new Repairer.Report(
+            false,
+            4,
+            List.of(),
+            List.of(),
+            List.of("data/ab12: its trailer and index blob [index/cd34] do not read"),
+            0,
+            0,
+            List.of(),
+            0,
+            0,
+            0,
+            0,
+            0.1,
+            List.of("data/ef56"));
+    Repository.RepairResult r = new Repository.RepairResult(report, 1000, List.of(), List.of());
+    assertThat(base.leftAlone()).isEmpty();
+    assertThat(RepairCommand.damaged(r)).isTrue();
+    assertThat(ApiServlet.repairFailure(r))
+        .isEqualTo(
+            "damaged packs left alone (not all their records can be located): data/ab12: its"
+                + " trailer and index blob [index/cd34] do not read; damaged too (a copy of a"
+                + " chunk there does not read; repair them next): data/ef56");
+  }
+
   @Test
   void progressIsThePhaseAndItsCounts() {
     assertThat(ApiServlet.repairProgress("salvage", 1, 2))

@@ -196,7 +196,31 @@ public final class Repairer {
    * @throws RepositoryException if the store fails otherwise (the same)
    */
   public Report run(Set<PackId> suspects, int packsChecked, boolean dryRun, Listener listener) {
-    return run(suspects, packsChecked, true, dryRun, listener);
+    return run(suspects, packsChecked, true, Seen.NOTHING, dryRun, listener);
+  }
+
+  /**
+   * What the verify that found the suspects saw in the same run: the index blobs listed before it
+   * ran, and the files it named damaged (as {@code index/NAME}, {@code fixed/NAME}, …). Repair
+   * compares its own reading with it: storage that answers differently from one reading to the next
+   * (a listing that misses a blob, a blob or snapshot index that read whole and then not) stops it
+   * before any change (audit L1, L2, L3), and while an index blob is damaged, not all chunks'
+   * places are known. {@code indexes} is null where blobs may go meanwhile (a dry run under a
+   * shared lock: a backup that finds packs missing replaces index blobs).
+   */
+  public record Seen(boolean known, Set<BlobName> indexes, Set<String> damaged) {
+    /** Nothing known: every reading of repair's own is taken as it is. */
+    public static final Seen NOTHING = new Seen(false, null, Set.of());
+
+    /** Whether verify found an index blob damaged: not every chunk's place may be known. */
+    boolean indexDamaged() {
+      for (String d : damaged) {
+        if (d.startsWith(BlobType.INDEX.directory() + "/")) {
+          return true;
+        }
+      }
+      return false;
+    }
   }
 
   /**
@@ -204,12 +228,13 @@ public final class Repairer {
    * was read whole and found intact. Where not (a repair of named packs), a copy of a damaged
    * pack's chunk in another pack counts as one only once its record reads: counted on unread, it
    * let the readable record in the damaged pack go with it, and the chunk was lost if that copy was
-   * damaged too.
+   * damaged too. {@code seen} is what the verify before it saw ({@link Seen}).
    */
   public Report run(
       Set<PackId> suspects,
       int packsChecked,
       boolean othersRead,
+      Seen seen,
       boolean dryRun,
       Listener listener) {
     long started = System.nanoTime();
@@ -230,6 +255,7 @@ public final class Repairer {
       }
       // 1. What the index blobs place in the suspects.
       List<BlobName> indexNames = store.list(BlobType.INDEX);
+      requireListed(seen.indexes(), indexNames, "repair's listing of index/");
       Map<BlobName, Set<PackId>> listingSuspects = new HashMap<>();
       int done = 0;
       // Each index blob is read once, and every pass below works from that one reading: a blob
@@ -242,6 +268,11 @@ public final class Repairer {
         List<IndexEntry> entries = readIndex(n);
         indexes.put(n, entries);
         if (entries == null && store.stat(n).isPresent()) {
+          if (seen.known() && !seen.damaged().contains(n.toString())) {
+            // verify read it whole a moment ago (audit L1: a short read here left the blob, whole
+            // again later, listing the pack this repair deleted)
+            throw unreliable(n + " read whole, then not");
+          }
           unreadable.add(n);
         }
         if (entries != null) {
@@ -271,19 +302,28 @@ public final class Repairer {
       // A damaged pack whose trailer does not read, where an index blob does not read either:
       // what that blob places in it is not known, so its chunks could be neither salvaged nor
       // counted; deleting it lost them unseen (audit K1, K4). It is kept as it is, entries too.
+      // The same where the verify before found an index blob damaged that reads now. (A pack
+      // that no index blob lists and whose trailer does not read is deleted: nothing can locate
+      // its records; an index blob missed by a listing stops the repair above, audit L3.)
       List<String> leftAlone = new ArrayList<>();
-      if (!unreadable.isEmpty()) {
-        for (Suspect s : byId.values()) {
-          if (s.damaged && !s.missing && s.trailerUnread) {
-            s.leftAlone = true;
-            leftAlone.add(
-                s.name
-                    + ": its trailer and index blob"
-                    + (unreadable.size() == 1 ? " " : "s ")
-                    + unreadable
-                    + " do not read, so not all its records can be located");
-          }
+      for (Suspect s : byId.values()) {
+        if (!s.damaged || s.missing || !s.trailerUnread) {
+          continue;
         }
+        String why;
+        if (!unreadable.isEmpty()) {
+          why =
+              "its trailer and index blob"
+                  + (unreadable.size() == 1 ? " " : "s ")
+                  + unreadable
+                  + " do not read";
+        } else if (seen.indexDamaged()) {
+          why = "its trailer does not read, and verify found index blobs damaged";
+        } else {
+          continue;
+        }
+        s.leftAlone = true;
+        leftAlone.add(s.name + ": " + why + ", so not all its records can be located");
       }
       List<Suspect> damaged =
           byId.values().stream().filter(s -> s.damaged && !s.leftAlone).toList();
@@ -357,7 +397,7 @@ public final class Repairer {
             new PackRepair(
                 r.pack(), r.missing(), ids.size(), r.salvaged(), held, lostHere, r.problem()));
       }
-      List<String> affected = lost.isEmpty() ? List.of() : snapshotsUsing(lost);
+      List<String> affected = lost.isEmpty() ? List.of() : snapshotsUsing(lost, seen);
 
       long packsWritten = 0;
       long indexesWritten = 0;
@@ -371,6 +411,7 @@ public final class Repairer {
       }
       int packsDeleted = 0;
       if (!dryRun && !damaged.isEmpty()) {
+        requireListed(new HashSet<>(indexNames), store.list(BlobType.INDEX), "index/ listed again");
         // 1. Salvaged chunks into new packs, then index blobs listing them.
         long memory = ChunkIndex.defaultMemory() / 4;
         try (ChunkIndex fresh = new ChunkIndex(cacheDir, Math.max(1024, salvage.size()), memory);
@@ -433,7 +474,12 @@ public final class Repairer {
           indexesReplaced++;
           listener.progress("delete index", ++done, replaced.size());
         }
-        // 4. The damaged packs: no index blob lists them now.
+        // 4. The damaged packs: no index blob lists them now. Every blob read in step 1 must still
+        // be there but those replaced: one that a listing missed and that lists a damaged pack
+        // would list it deleted.
+        Set<BlobName> kept = new HashSet<>(indexNames);
+        replaced.forEach(kept::remove);
+        requireListed(kept, store.list(BlobType.INDEX), "index/ listed before deleting packs");
         done = 0;
         for (Suspect s : damaged) {
           if (!s.missing) {
@@ -523,6 +569,31 @@ public final class Repairer {
   }
 
   /** The stop on a chunk of pack {@code name} that read one way, then the other. */
+  /**
+   * Stops the repair if a blob of {@code before} is not in {@code now} ({@code before} null: no
+   * check): blobs under a lock are never deleted meanwhile, so the storage lists unreliably.
+   */
+  private static void requireListed(Set<BlobName> before, List<BlobName> now, String which) {
+    if (before == null) {
+      return;
+    }
+    Set<BlobName> listed = new HashSet<>(now);
+    for (BlobName n : before) {
+      if (!listed.contains(n)) {
+        throw unreliable(which + " misses " + n + ", listed before");
+      }
+    }
+  }
+
+  /** The stop of a repair on storage that answers differently: {@code what} says where. */
+  private static RepositoryException unreliable(String what) {
+    return new RepositoryException(
+        "repair stopped: "
+            + what
+            + ": the storage is unreliable; nothing was deleted, the repository is valid (check"
+            + " the storage's health, then run repair again)");
+  }
+
   private static RepositoryException unreliable(BlobName name, ChunkId id) {
     return new RepositoryException(
         "repair stopped: pack "
@@ -674,7 +745,18 @@ public final class Repairer {
   }
 
   /** The snapshots (manifest names, sorted) that use a chunk of {@code lost}. */
-  private List<String> snapshotsUsing(Set<ChunkId> lost) throws IOException {
+  /**
+   * Stops the repair if {@code n}, which did not read just now, read whole in the verify before it
+   * (audit L2: a short read of a snapshot's index left that snapshot unnamed, exit 0, while it used
+   * a lost chunk); returns if verify named it damaged too (it is reported as other damage).
+   */
+  private static void requireDamagedBefore(Seen seen, BlobName n) {
+    if (seen.known() && !seen.damaged().contains(n.toString())) {
+      throw unreliable(n + " read whole, then not");
+    }
+  }
+
+  private List<String> snapshotsUsing(Set<ChunkId> lost, Seen seen) throws IOException {
     List<String> out = new ArrayList<>();
     for (BlobName n : store.list(BlobType.SNAPSHOT)) {
       Manifest m;
@@ -684,6 +766,7 @@ public final class Repairer {
         continue;
       } catch (RepositoryException | IllegalArgumentException e) {
         RepositoryUnreachableException.throwIfUnreachable(n, store.location(), e);
+        requireDamagedBefore(seen, n);
         LOG.warn("repair: snapshot {} is damaged, not checked for lost chunks", n);
         continue;
       }
@@ -694,6 +777,7 @@ public final class Repairer {
           try (var f = FixedIndexReader.load(store, codec, fx)) {
             uses = usesAny(lost, f.count(), f::get);
           } catch (NoSuchFileException | RepositoryException | IllegalArgumentException e) {
+            requireDamagedBefore(seen, fx);
             LOG.warn("repair: {} of snapshot {} unreadable: {}", fx, n.name(), e.getMessage());
           }
         }
@@ -704,6 +788,7 @@ public final class Repairer {
           try (var d = DynamicIndexReader.load(store, codec, dn)) {
             uses = usesAny(lost, d.count(), d::get);
           } catch (NoSuchFileException | RepositoryException | IllegalArgumentException e) {
+            requireDamagedBefore(seen, dn);
             LOG.warn("repair: {} of snapshot {} unreadable: {}", dn, n.name(), e.getMessage());
           }
         }

@@ -285,6 +285,89 @@ class RepairTest {
     }
   }
 
+  /**
+   * Storage that answers differently from one reading to the next, once repair's verify has read
+   * everything (audit L): a listing of {@code index/} that misses a blob (L3: the pack was deleted
+   * with its intact chunks, exit 0), an index blob that read whole and then short (L1: the blob,
+   * whole again later, listed the deleted pack, exit 0), a snapshot's fixed index that read whole
+   * and then short (L2: that snapshot used a lost chunk and was not named, exit 0). Each stops the
+   * repair before any change.
+   */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"listing", "index", "fixed"})
+  void storageThatAnswersDifferentlyAfterVerifyStopsRepairBeforeAnyChange(String fault)
+      throws Exception {
+    Path dir = tmp.resolve("flaky-" + fault);
+    copyTree(history(true), dir);
+    damage(dir, "truncated");
+    Map<String, String> before = listing(dir);
+    before.keySet().removeIf(k -> k.startsWith("locks/"));
+    java.util.concurrent.atomic.AtomicBoolean on = new java.util.concurrent.atomic.AtomicBoolean();
+    java.util.concurrent.atomic.AtomicInteger faults =
+        new java.util.concurrent.atomic.AtomicInteger();
+    io.granule.engine.internal.repo.blob.BlobStore flaky =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public List<BlobName> list(BlobType type) throws java.io.IOException {
+            List<BlobName> all = super.list(type);
+            if (on.get() && fault.equals("listing") && type == BlobType.INDEX) {
+              faults.incrementAndGet();
+              return all.subList(1, all.size()); // one blob missed
+            }
+            return all;
+          }
+
+          @Override
+          public byte[] load(BlobName name) throws java.io.IOException {
+            byte[] b = super.load(name);
+            return hit(name) ? java.util.Arrays.copyOf(b, b.length / 2) : b;
+          }
+
+          @Override
+          public byte[] load(BlobName name, long offset, int length) throws java.io.IOException {
+            byte[] b = super.load(name, offset, length);
+            return hit(name) ? java.util.Arrays.copyOf(b, b.length / 2) : b;
+          }
+
+          private boolean hit(BlobName name) {
+            boolean h =
+                on.get()
+                    && (fault.equals("index") && name.type() == BlobType.INDEX
+                        || fault.equals("fixed") && name.type() == BlobType.FIXED_INDEX);
+            if (h) {
+              faults.incrementAndGet();
+            }
+            return h;
+          }
+        };
+    try (Repository r =
+        Repository.open(flaky, Clock.systemUTC(), tmp.resolve("cache"), () -> PASSWORD.clone())) {
+      r.lock(LockKind.EXCLUSIVE, "repair", Duration.ZERO);
+      assertThatThrownBy(
+              () ->
+                  r.repair(
+                      false,
+                      Set.of(),
+                      (phase, done, total) -> {
+                        // verify has listed and read everything: the faults begin (for the index
+                        // blobs once repair has read its first, for fixed indexes once it has
+                        // checked the damaged pack)
+                        if (fault.equals("listing")
+                            || fault.equals("index") && phase.equals("read index")
+                            || fault.equals("fixed") && phase.equals("check packs")) {
+                          on.set(true);
+                        }
+                      }))
+          .isInstanceOf(RepositoryException.class)
+          .hasMessageContaining("the storage is unreliable")
+          .hasMessageContaining("nothing was deleted");
+    }
+    assertThat(faults.get()).as("faults met").isPositive();
+    Map<String, String> after = listing(dir);
+    after.keySet().removeIf(k -> k.startsWith("locks/"));
+    assertThat(after).as("nothing changed").isEqualTo(before);
+  }
+
   /** Flips one bit in the middle of record {@code index} of {@code pack}; returns its chunk. */
   static ChunkId damageRecord(Path dir, Path pack, int index) throws Exception {
     List<PackEntry> entries = trailer(dir, pack);
