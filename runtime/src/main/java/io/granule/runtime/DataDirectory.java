@@ -304,38 +304,51 @@ final class DataDirectory {
   }
 
   /**
-   * Whether group {@code gid} has a member other than user {@code uid}: listed in /etc/group, or
-   * with it as his primary group in /etc/passwd. A group not listed there counts as having others
-   * (its members cannot be told). The engine's {@code SourceAccess.othersIn} answers the same for
-   * repositories; the launcher cannot use the engine's classes.
+   * Whether group {@code gid} may have a member other than user {@code uid}: it does unless it is
+   * his own group, which is group 0 for root, and for another user his user private group: his
+   * primary group in /etc/passwd, named as he is in /etc/group, with no other member listed there
+   * and no other user's primary group. Any other group counts as having others, even one /etc/group
+   * lists without members (a process also gets groups from PAM, systemd-userdb, sssd: audit L4).
+   * The engine's {@code SourceAccess.othersIn} answers the same for repositories; the launcher
+   * cannot use the engine's classes.
    */
   static boolean othersIn(int gid, long uid) {
+    if (uid == 0 && gid == 0) {
+      return false;
+    }
     String self = null;
-    boolean listed = false;
+    int selfGroup = -1;
     try {
       for (String line : Files.readAllLines(Path.of("/etc/passwd"), StandardCharsets.UTF_8)) {
         String[] f = line.split(":", -1);
         if (f.length > 3 && f[2].equals(Long.toString(uid))) {
           self = f[0];
+          selfGroup = Integer.parseInt(f[3]);
         } else if (f.length > 3 && f[3].equals(Integer.toString(gid))) {
           return true;
         }
       }
+      if (self == null || selfGroup != gid) {
+        return true;
+      }
       for (String line : Files.readAllLines(Path.of("/etc/group"), StandardCharsets.UTF_8)) {
         String[] f = line.split(":", -1);
         if (f.length > 3 && f[2].equals(Integer.toString(gid))) {
-          listed = true;
+          if (!f[0].equals(self)) {
+            return true;
+          }
           for (String m : f[3].split(",")) {
             if (!m.isEmpty() && !m.equals(self)) {
               return true;
             }
           }
+          return false;
         }
       }
-    } catch (IOException e) {
+    } catch (IOException | NumberFormatException e) {
       return true;
     }
-    return !listed;
+    return true;
   }
 
   private static final String DATA = "the data directory";

@@ -180,4 +180,48 @@ class DataDirectoryTest {
     assertThat(Files.getPosixFilePermissions(tmp.resolve("cache/new/granule")))
         .isEqualTo(PosixFilePermissions.fromString("rwx------"));
   }
+
+  /**
+   * Only a user's own group is his: group 0 for root, his user private group for another user
+   * (primary, named after him, no other member). A group /etc/group lists without members is not:
+   * its members may come from elsewhere (PAM, systemd-userdb, sssd; audit L4).
+   */
+  @Test
+  void onlyAUsersOwnGroupHasNoOthers() throws Exception {
+    assertThat(DataDirectory.othersIn(0, 0)).as("root's group 0").isFalse();
+    assertThat(DataDirectory.othersIn(1, 0)).as("daemon: a primary group of others").isTrue();
+    java.util.List<String> group = Files.readAllLines(Path.of("/etc/group"));
+    java.util.List<String> passwd = Files.readAllLines(Path.of("/etc/passwd"));
+    // a group listed with no member, nobody's primary group (staff on Debian)
+    for (String g : group) {
+      String[] f = g.split(":", -1);
+      int gid = Integer.parseInt(f[2]);
+      boolean primary = passwd.stream().anyMatch(l -> l.split(":", -1)[3].equals(f[2]));
+      if (gid != 0 && f[3].isEmpty() && !primary) {
+        assertThat(DataDirectory.othersIn(gid, 0))
+            .as("group %s, listed without members", f[0])
+            .isTrue();
+        break;
+      }
+    }
+    // a user's private group (named after him, his primary group, no other member)
+    for (String u : passwd) {
+      String[] f = u.split(":", -1);
+      int uid = Integer.parseInt(f[2]);
+      int gid = Integer.parseInt(f[3]);
+      boolean upg =
+          uid != 0
+              && group.stream()
+                  .map(l -> l.split(":", -1))
+                  .anyMatch(g -> g[2].equals(f[3]) && g[0].equals(f[0]) && g[3].isEmpty())
+              && passwd.stream()
+                  .filter(l -> !l.equals(u))
+                  .noneMatch(l -> l.split(":", -1)[3].equals(f[3]));
+      if (upg) {
+        assertThat(DataDirectory.othersIn(gid, uid)).as("%s's private group", f[0]).isFalse();
+        assertThat(DataDirectory.othersIn(gid, 0)).as("%s's group, for root", f[0]).isTrue();
+        break;
+      }
+    }
+  }
 }

@@ -1165,37 +1165,53 @@ public final class SourceAccess {
   }
 
   /**
-   * Whether group {@code gid} has a member other than user {@code self}: listed in /etc/group, or
-   * with it as his primary group in /etc/passwd. A group not listed counts as having others (its
-   * members cannot be told); a user's private group (umask 002 on such systems) has none.
+   * Whether group {@code gid} may have a member other than user {@code self}: it does unless it is
+   * his own group, which is root's group 0 for root (RHEL's system users with primary group 0, such
+   * as sync, do not log in: audit L7), and for another user his user private group (the scheme of
+   * umask 002): his primary group in /etc/passwd, named as he is in /etc/group, with no other
+   * member listed there and no other user's primary group. Any other group counts as having others,
+   * even one /etc/group lists without members: a process also gets groups /etc/group does not show
+   * (PAM's pam_group, systemd-userdb, sssd or LDAP, a container's added groups), so an empty member
+   * list proves nothing (audit L4: a repository shared with such a group was downgraded by a
+   * member, and root's backup stored in the clear).
    */
   public static boolean othersIn(int gid, int self) {
+    if (self == 0 && gid == 0) {
+      return false;
+    }
     String selfName = null;
-    boolean listed = false;
+    int selfGroup = -1;
     try {
       for (String line : Files.readAllLines(Path.of("/etc/passwd"), StandardCharsets.UTF_8)) {
         String[] f = line.split(":", -1);
         if (f.length > 3 && f[2].equals(Integer.toString(self))) {
           selfName = f[0];
+          selfGroup = Integer.parseInt(f[3]);
         } else if (f.length > 3 && f[3].equals(Integer.toString(gid))) {
           return true;
         }
       }
+      if (selfName == null || selfGroup != gid) {
+        return true;
+      }
       for (String line : Files.readAllLines(Path.of("/etc/group"), StandardCharsets.UTF_8)) {
         String[] f = line.split(":", -1);
         if (f.length > 3 && f[2].equals(Integer.toString(gid))) {
-          listed = true;
+          if (!f[0].equals(selfName)) {
+            return true;
+          }
           for (String m : f[3].split(",")) {
             if (!m.isEmpty() && !m.equals(selfName)) {
               return true;
             }
           }
+          return false;
         }
       }
-    } catch (IOException e) {
+    } catch (IOException | NumberFormatException e) {
       return true; // not known: as others
     }
-    return !listed;
+    return true; // not listed: its members cannot be told
   }
 
   /** {@code uid}'s groups, from /etc/passwd and /etc/group (none if he is not listed). */

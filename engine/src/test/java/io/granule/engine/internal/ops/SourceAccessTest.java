@@ -957,4 +957,27 @@ class SourceAccessTest {
     need(run("setfacl", "-n", "-m", "u:1001:rw,m::r", image.toString()) != null, "setfacl -n");
     assertThat(SourceAccess.readers(image)).isNull();
   }
+
+  /**
+   * The repository rule's "own group": group 0 for root (whatever system users have it as their
+   * primary group: audit L7), a user's private group for him; a group /etc/group lists without
+   * members is not one (audit L4: its members may come from PAM, userdb, sssd).
+   */
+  @Test
+  void onlyAUsersOwnGroupHasNoOthers() throws Exception {
+    assertThat(SourceAccess.othersIn(0, 0)).isFalse();
+    assertThat(SourceAccess.othersIn(1, 0)).as("daemon's group").isTrue();
+    for (String g : Files.readAllLines(Path.of("/etc/group"))) {
+      String[] f = g.split(":", -1);
+      if (f[0].equals("staff")) {
+        assertThat(f[3]).as("Debian's staff group, listed without members").isEmpty();
+        assertThat(SourceAccess.othersIn(Integer.parseInt(f[2]), 0)).isTrue();
+      }
+      if (f[0].equals("gu1")) { // where the audits' user 1001 exists: his private group
+        int gid = Integer.parseInt(f[2]);
+        assertThat(SourceAccess.othersIn(gid, 1001)).isFalse();
+        assertThat(SourceAccess.othersIn(gid, 0)).isTrue();
+      }
+    }
+  }
 }
