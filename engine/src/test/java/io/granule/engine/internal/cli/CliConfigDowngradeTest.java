@@ -226,6 +226,19 @@ class CliConfigDowngradeTest {
     env.put("GRANULE_UNENCRYPTED_OWNERS", "1002, 1001");
     code = run("backup", "--repo", his.toString(), "--disk", "vm=" + image, "--no-progress");
     assertThat(code).as(err.toString()).isZero();
+    // trusting him covers what he holds, not a third user's config or write access (audit L6)
+    Files.setAttribute(his.resolve("config"), "unix:uid", 1005);
+    assertThat(run("snapshots", "--repo", his.toString())).as(err.toString()).isEqualTo(5);
+    assertThat(err.toString()).contains("its config to uid 1005, a third user");
+    Files.setAttribute(his.resolve("config"), "unix:uid", 1001);
+    Files.setAttribute(his, "unix:gid", 1); // daemon's group: others are in it
+    Files.setPosixFilePermissions(
+        his, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxr-x"));
+    assertThat(run("snapshots", "--repo", his.toString())).as(err.toString()).isEqualTo(5);
+    assertThat(err.toString()).contains("belongs to uid 1001, another user, and group 1");
+    Files.setPosixFilePermissions(
+        his, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+    assertThat(run("snapshots", "--repo", his.toString())).as(err.toString()).isZero();
     // root's own unencrypted repository opens as before
     env.remove("GRANULE_UNENCRYPTED_OWNERS");
     Path own = tmp.resolve("own");

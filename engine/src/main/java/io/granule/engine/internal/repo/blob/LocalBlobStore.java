@@ -149,13 +149,40 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
     Foreign held =
         foreignDirectory(dir.toString().startsWith("/proc/") ? dir.resolve(".") : dir, d, self);
     if (held != null && held.uid() >= 0) {
+      // another user's directory: trusting him (GRANULE_UNENCRYPTED_OWNERS) covers what he holds,
+      // not a config a third user owns or can write, nor a second name (audit L6: all passed)
+      int owner = held.uid();
+      if (config.uid() != 0 && config.uid() != self && config.uid() != owner) {
+        return new Foreign(
+            -1, held.why() + ", and its config to uid " + config.uid() + ", a third user", false);
+      }
+      if (config.links() > 1) {
+        return new Foreign(-1, held.why() + ", and its config has another name", true);
+      }
+      if (config.writers() != null) {
+        return new Foreign(
+            -1, held.why() + ", and " + config.writers() + " can write its config", false);
+      }
+      return held;
+    }
+    // What no one user's trust covers comes first (audit L6: a config of another user's, returned
+    // first, let GRANULE_UNENCRYPTED_OWNERS cover a directory a group could write).
+    if (held != null) {
       return held;
     }
     // the config's owner, names and mode as the file read had them, not a second look by name,
     // which another config swapped in meanwhile passed (audit J2)
-    if (config.uid() != 0 && config.uid() != self) {
-      return new Foreign(
-          config.uid(), "it belongs to uid " + config.uid() + ", another user", false);
+    if (config.uid() != 0 && config.uid() != self && config.links() == 1) {
+      return config.writers() == null
+          ? new Foreign(config.uid(), "it belongs to uid " + config.uid() + ", another user", false)
+          : new Foreign(
+              -1,
+              "its config belongs to uid "
+                  + config.uid()
+                  + ", another user, and "
+                  + config.writers()
+                  + " can write it",
+              false);
     }
     if (config.links() > 1) {
       // granule's config has one name; another is a hard link someone made to a file of root's
@@ -165,9 +192,6 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
           "its config has another name (a hard link someone else may have made to a file he can"
               + " write)",
           true);
-    }
-    if (held != null) {
-      return held;
     }
     return config.writers() == null
         ? null
@@ -195,6 +219,15 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
   private static Foreign foreignDirectory(Path at, Map<String, Object> d, int self) {
     int owner = ((Number) d.get("uid")).intValue();
     if (owner != 0 && owner != self) {
+      // who else can write it, besides him (his own group is his): trusting him does not cover a
+      // third user who can (audit L6)
+      String third = othersWriting(at, d, owner);
+      if (third != null) {
+        return new Foreign(
+            -1,
+            "it belongs to uid " + owner + ", another user, and " + third + " can write it",
+            false);
+      }
       return new Foreign(owner, "it belongs to uid " + owner + ", another user", false);
     }
     String writable = othersWriting(at, d, self);
