@@ -289,7 +289,8 @@ final class DataDirectory {
     boolean sticky = (mode & 01000) != 0 && (mode & 0170000) == 0040000;
     // a group of this user's alone (a user private group, under umask 002) is his own (audit K5:
     // a ~/.cache made 0775 refused every command)
-    boolean groupOnly = (mode & 0022) == 0020 && !othersIn((Integer) a.get("gid"), uid);
+    boolean groupOnly =
+        (mode & 0022) == 0020 && !othersIn((Integer) a.get("gid"), uid) && !aclLetsOthersWrite(p);
     if ((mode & 0022) != 0 && !(above && sticky) && !groupOnly) {
       throw refused(
           data,
@@ -349,6 +350,51 @@ final class DataDirectory {
       return true;
     }
     return true;
+  }
+
+  /**
+   * Whether an access ACL on {@code p} has a named user or group entry that may write (audit L5:
+   * with one, the mode's group bits are its mask, and {@code u:gu1:rwx} passed for a private
+   * group's write). Read with {@code getfacl}, asked only where the group-only exception would
+   * apply (the runtime has no native library yet); where it cannot be read, as if one did.
+   */
+  static boolean aclLetsOthersWrite(Path p) {
+    String out;
+    try {
+      Process proc =
+          new ProcessBuilder(
+                  "getfacl",
+                  "--absolute-names",
+                  "--numeric",
+                  "--no-effective",
+                  "--skip-base",
+                  "--omit-header",
+                  "--",
+                  p.toString())
+              .redirectErrorStream(true)
+              .start();
+      out = new String(proc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      if (!proc.waitFor(10, java.util.concurrent.TimeUnit.SECONDS) || proc.exitValue() != 0) {
+        proc.destroyForcibly();
+        return true;
+      }
+    } catch (IOException e) {
+      return true; // no getfacl: not known
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return true;
+    }
+    for (String line : out.split("\n")) {
+      String[] f = line.strip().split(":", -1);
+      // access entries only ("default:" ones apply to what is made in it, checked there)
+      if (f.length == 3
+          && (f[0].equals("user") || f[0].equals("group"))
+          && !f[1].isEmpty()
+          && f[2].contains("w")) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static final String DATA = "the data directory";

@@ -224,4 +224,29 @@ class DataDirectoryTest {
       }
     }
   }
+
+  /**
+   * A directory only its (own) group can write is accepted, but not where an access ACL lets
+   * another user write it too: the mode's group bits are then the ACL's mask (audit L5).
+   */
+  @Test
+  void anAclEntryThatLetsAnotherUserWriteIsNoPrivateGroup(@TempDir Path tmp) throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(ME == 0, "root's group 0 is root's own");
+    chmod(tmp, "rwx------");
+    Path data = Files.createDirectories(tmp.resolve("data"));
+    Files.setAttribute(data, "unix:gid", 0);
+    chmod(data, "rwxrwxr-x");
+    assertThatCode(() -> DataDirectory.check(data, ME)).doesNotThrowAnyException();
+    assertThat(DataDirectory.aclLetsOthersWrite(data)).isFalse();
+    Process p = new ProcessBuilder("setfacl", "-m", "u:1001:rwx", data.toString()).start();
+    assertThat(p.waitFor()).isZero();
+    assertThat(DataDirectory.aclLetsOthersWrite(data)).isTrue();
+    assertThatThrownBy(() -> DataDirectory.check(data, ME))
+        .isInstanceOf(LaunchException.class)
+        .hasMessageContaining("can be written by its group");
+    p = new ProcessBuilder("setfacl", "-b", data.toString()).start();
+    assertThat(p.waitFor()).isZero();
+    chmod(data, "rwxrwxr-x");
+    assertThatCode(() -> DataDirectory.check(data, ME)).doesNotThrowAnyException();
+  }
 }
