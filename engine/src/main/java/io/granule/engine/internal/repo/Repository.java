@@ -299,7 +299,7 @@ public final class Repository implements Closeable {
           }
         }
       }
-      Files.createDirectories(dir);
+      LocalBlobStore.makeDirectories(dir);
     } catch (IOException e) {
       throw new RepositoryException(
           "unable to create a repository at '" + dir + "': " + e.getMessage(), e);

@@ -461,7 +461,11 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
           if (!create) {
             return null;
           }
-          Files.createDirectories(root); // the root as the user named it, links and all
+          if (followAnyLink) {
+            Files.createDirectories(root); // the user's own cache: links and all
+          } else {
+            makeDirectories(named);
+          }
           h = openRoot();
         }
       } catch (io.granule.engine.internal.ops.SafePath.ChosenLink e) {
@@ -492,6 +496,58 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
       // not resolvable: the init says why when it makes the directory
     }
     return named;
+  }
+
+  /**
+   * Makes directory {@code dir} and those missing above it: the way to the deepest that exists by
+   * the rule of {@link #requireOwnWay} (no link another user owns or could have put there), then
+   * each missing one in the one above it, held open, and opened without following a link. Made by
+   * name after that check, a link swapped in meanwhile got empty directories made where it led
+   * (audit15 I6). Without libgranule-native, by name.
+   *
+   * @throws RepositoryCorruptedException naming such a link
+   * @throws java.nio.file.FileAlreadyExistsException if something else than a directory is there
+   */
+  public static void makeDirectories(Path dir) throws IOException {
+    Path named = logicalAbsolute(dir);
+    if (!io.granule.engine.internal.ops.DirectoryHandle.heldAvailable()) {
+      Files.createDirectories(named);
+      return;
+    }
+    io.granule.engine.internal.ops.SafePath.Location loc;
+    try {
+      loc = io.granule.engine.internal.ops.SafePath.locate(named);
+    } catch (io.granule.engine.internal.ops.SafePath.ChosenLink e) {
+      throw refused(e);
+    }
+    List<io.granule.engine.internal.ops.DirectoryHandle> opened = new ArrayList<>();
+    try (loc) {
+      if (loc.rest().isEmpty() || (loc.exists() && loc.isDirectory())) {
+        return;
+      }
+      if (loc.exists()) {
+        throw new java.nio.file.FileAlreadyExistsException(
+            named.toString(), null, "not a directory");
+      }
+      io.granule.engine.internal.ops.DirectoryHandle d = loc.dir();
+      for (String name : loc.rest().split("/")) {
+        if (name.isEmpty()) {
+          continue;
+        }
+        d.makeDirectory(name); // false: made meanwhile; opened below as a directory, or refused
+        io.granule.engine.internal.ops.DirectoryHandle c = d.subdirectory(name);
+        if (c == null) {
+          throw new NoSuchFileException(
+              d.shown().resolve(name).toString(), null, "removed meanwhile");
+        }
+        opened.add(c);
+        d = c;
+      }
+    } finally {
+      for (io.granule.engine.internal.ops.DirectoryHandle h : opened) {
+        h.close();
+      }
+    }
   }
 
   /** The refusal of a repository reached through link {@code e} names. */

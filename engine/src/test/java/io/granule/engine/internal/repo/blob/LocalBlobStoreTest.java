@@ -591,4 +591,35 @@ class LocalBlobStoreTest extends BlobStoreContractTest {
     org.assertj.core.api.Assertions.assertThatThrownBy(() -> fifoStore.load(pack))
         .isInstanceOf(BlobNotRegularException.class);
   }
+
+  /**
+   * A new repository's directories are made one by one, each in the one above it held open (audit15
+   * I6: made by name, a link swapped in after the check got empty directories made where it led);
+   * what exists is left, and a file on the way is no directory.
+   */
+  @Test
+  void missingDirectoriesAreMadeOneByOne() throws Exception {
+    Path deep = tmp.resolve("a/b/c");
+    LocalBlobStore.makeDirectories(deep);
+    assertThat(deep).isDirectory();
+    LocalBlobStore.makeDirectories(deep); // there already
+    Files.writeString(tmp.resolve("file"), "x");
+    org.assertj.core.api.Assertions.assertThatThrownBy(
+            () -> LocalBlobStore.makeDirectories(tmp.resolve("file")))
+        .isInstanceOf(java.nio.file.FileAlreadyExistsException.class);
+    org.assertj.core.api.Assertions.assertThatThrownBy(
+            () -> LocalBlobStore.makeDirectories(tmp.resolve("file/sub")))
+        .isInstanceOf(IOException.class);
+    if (io.granule.engine.internal.ops.DirectoryHandle.heldAvailable()
+        && "root".equals(System.getProperty("user.name"))) {
+      // a link another user owns on the way is not followed: nothing is made where it leads
+      Path elsewhere = Files.createDirectories(tmp.resolve("elsewhere"));
+      Path link = Files.createSymbolicLink(tmp.resolve("his"), elsewhere);
+      Files.setAttribute(link, "unix:uid", 1001, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+      org.assertj.core.api.Assertions.assertThatThrownBy(
+              () -> LocalBlobStore.makeDirectories(link.resolve("repo")))
+          .isInstanceOf(io.granule.engine.internal.repo.RepositoryCorruptedException.class);
+      assertThat(elsewhere.resolve("repo")).doesNotExist();
+    }
+  }
 }
