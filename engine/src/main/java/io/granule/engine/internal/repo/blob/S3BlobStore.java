@@ -331,6 +331,46 @@ public final class S3BlobStore implements BlobStore {
                     () -> open(body, 0, length), length, "application/octet-stream")));
   }
 
+  /**
+   * Saves {@code name} only if no object has that key, atomically where the server supports
+   * conditional writes ({@code If-None-Match: *}: AWS S3, MinIO, Ceph): two {@code init}s of one
+   * prefix at once both succeeded, and the first password then no longer opened it. A server that
+   * answers 412 (or 409, a conflicting conditional write in progress) had one: {@link
+   * java.nio.file.FileAlreadyExistsException}. One that ignores the header leaves the check before
+   * it, as before.
+   */
+  @Override
+  public void saveNew(BlobName name, byte[] data) throws IOException {
+    if (stat(name).isPresent()) {
+      throw new java.nio.file.FileAlreadyExistsException(location() + "/" + name);
+    }
+    String key = key(name);
+    String md5 = md5(new java.io.ByteArrayInputStream(data));
+    try {
+      request(
+          "saving",
+          name,
+          () ->
+              s3.putObject(
+                  r ->
+                      r.bucket(where.bucket())
+                          .key(key)
+                          .contentLength((long) data.length)
+                          .contentMD5(md5)
+                          .ifNoneMatch("*"),
+                  RequestBody.fromBytes(data)));
+    } catch (IOException e) {
+      if (e.getCause() instanceof S3Exception s
+          && (s.statusCode() == 412 || s.statusCode() == 409)) {
+        java.nio.file.FileAlreadyExistsException x =
+            new java.nio.file.FileAlreadyExistsException(location() + "/" + name);
+        x.initCause(e);
+        throw x;
+      }
+      throw e;
+    }
+  }
+
   private static InputStream open(Body body, long offset, long length) {
     try {
       return body.open(offset, length);

@@ -44,6 +44,44 @@ public abstract class BlobStoreContractTest {
     assertThat(sized(store.stat(name))).contains(new BlobInfo(name, data.length));
   }
 
+  /**
+   * {@code saveNew} at once from several threads: exactly one saves, the others find it there (two
+   * {@code init}s of one S3 prefix at once both succeeded, and the first password then no longer
+   * opened the repository). Rounds with fresh names, started together.
+   */
+  @Test
+  void saveNewAtOnceSavesExactlyOne() throws Exception {
+    ExecutorService pool = Executors.newFixedThreadPool(4);
+    try {
+      for (int round = 0; round < 10; round++) {
+        BlobName name = new BlobName(BlobType.KEY, "new" + round);
+        java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(4);
+        List<Future<Boolean>> tries = new ArrayList<>();
+        for (int t = 0; t < 4; t++) {
+          byte[] data = bytes(1000, round * 10 + t);
+          tries.add(
+              pool.submit(
+                  () -> {
+                    start.await();
+                    try {
+                      store.saveNew(name, data);
+                      return true;
+                    } catch (java.nio.file.FileAlreadyExistsException e) {
+                      return false;
+                    }
+                  }));
+        }
+        int saved = 0;
+        for (Future<Boolean> f : tries) {
+          saved += f.get() ? 1 : 0;
+        }
+        assertThat(saved).as("round %d: saves that succeeded", round).isEqualTo(1);
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
   @Test
   void emptyBlobRoundTrips() throws Exception {
     BlobName name = new BlobName(BlobType.INDEX, "empty");
