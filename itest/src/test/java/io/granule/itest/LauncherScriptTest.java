@@ -342,12 +342,7 @@ class LauncherScriptTest {
    */
   @Test
   void anArchiveIsPublishedAfterExitCodeFiveNotAfterAUsageError() throws Exception {
-    Path repo = tmp.resolve("repo");
-    Path img = RepositoryCliTest.image(tmp.resolve("vm.img"), 4, 3);
-    assertThat(Granule.run(tmp, "init", "--repo", repo.toString()).exitCode()).isZero();
-    assertThat(
-            Granule.run(tmp, "backup", "--repo", repo.toString(), "--disk", "vm=" + img).exitCode())
-        .isZero();
+    Path repo = backedUpRepository();
     Path pack;
     try (Stream<Path> s = Files.walk(repo.resolve("data"))) {
       pack = s.filter(Files::isRegularFile).findFirst().orElseThrow();
@@ -365,6 +360,17 @@ class LauncherScriptTest {
     assertThat(archives(cds, "-verify.jsa")).hasSize(1);
   }
 
+  /** A repository in the test's directory, with a snapshot of a small image. */
+  private Path backedUpRepository() throws Exception {
+    Path repo = tmp.resolve("repo");
+    Path img = RepositoryCliTest.image(tmp.resolve("vm.img"), 4, 3);
+    assertThat(Granule.run(tmp, "init", "--repo", repo.toString()).exitCode()).isZero();
+    assertThat(
+            Granule.run(tmp, "backup", "--repo", repo.toString(), "--disk", "vm=" + img).exitCode())
+        .isZero();
+    return repo;
+  }
+
   /** The files in {@code dir} whose names end with {@code suffix}. */
   private static List<Path> archives(Path dir, String suffix) throws Exception {
     if (!Files.isDirectory(dir)) {
@@ -377,12 +383,7 @@ class LauncherScriptTest {
 
   @Test
   void stoppingTheLauncherStopsJavaOnAFirstRunAndAfter() throws Exception {
-    Path repo = tmp.resolve("repo");
-    Path img = RepositoryCliTest.image(tmp.resolve("vm.img"), 4, 3);
-    assertThat(Granule.run(tmp, "init", "--repo", repo.toString()).exitCode()).isZero();
-    assertThat(
-            Granule.run(tmp, "backup", "--repo", repo.toString(), "--disk", "vm=" + img).exitCode())
-        .isZero();
+    Path repo = backedUpRepository();
     Path cds = tmp.resolve("cache/granule/cds");
     // no archive of `serve` yet: the launcher runs java as a child to write one
     stopsJava(repo, "first-run", "TERM", 143);

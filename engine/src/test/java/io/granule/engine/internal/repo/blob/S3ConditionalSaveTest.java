@@ -6,8 +6,6 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
@@ -17,8 +15,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
-import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
 
 /**
  * {@code saveNew} on S3 is a conditional write ({@code If-None-Match: *}), so that two {@code
@@ -29,34 +25,18 @@ import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
  */
 @Timeout(60)
 class S3ConditionalSaveTest {
-  private ServerSocket server;
-  private Thread acceptor;
+  private FakeS3Endpoint server;
   private final List<String> putHeaders = new CopyOnWriteArrayList<>();
   private volatile int putStatus = 200;
 
   @BeforeEach
   void start() throws IOException {
-    server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
-    acceptor =
-        new Thread(
-            () -> {
-              while (!server.isClosed()) {
-                try (Socket s = server.accept()) {
-                  serve(s);
-                } catch (IOException e) {
-                  // closed, or a client gone: next
-                }
-              }
-            },
-            "fake-s3");
-    acceptor.setDaemon(true);
-    acceptor.start();
+    server = new FakeS3Endpoint(this::serve);
   }
 
   @AfterEach
   void stop() throws Exception {
     server.close();
-    acceptor.join(5000);
   }
 
   private static String line(InputStream in) throws IOException {
@@ -126,10 +106,7 @@ class S3ConditionalSaveTest {
   }
 
   private S3BlobStore store() {
-    return S3BlobStore.open(
-        S3Location.parse("s3:http://127.0.0.1:" + server.getLocalPort() + "/bkt/repo"),
-        StaticCredentialsProvider.create(AwsBasicCredentials.create("a", "b")),
-        5 << 20);
+    return server.store();
   }
 
   @Test

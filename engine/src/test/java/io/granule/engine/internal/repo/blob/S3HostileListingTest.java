@@ -7,8 +7,6 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
@@ -21,8 +19,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
-import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
 
 /**
  * A hostile S3 endpoint's listings (audit10 M5): an endless pagination with a repeated token, a
@@ -33,8 +29,7 @@ import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
  */
 @Timeout(60)
 class S3HostileListingTest {
-  private ServerSocket server;
-  private Thread acceptor;
+  private FakeS3Endpoint server;
   private final AtomicInteger requests = new AtomicInteger();
 
   /** The page for (prefix, continuation token or null): {truncated, next token, keys...}. */
@@ -42,27 +37,12 @@ class S3HostileListingTest {
 
   @BeforeEach
   void start() throws IOException {
-    server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
-    acceptor =
-        new Thread(
-            () -> {
-              while (!server.isClosed()) {
-                try (Socket s = server.accept()) {
-                  serve(s);
-                } catch (IOException e) {
-                  // closed, or a client gone: next
-                }
-              }
-            },
-            "fake-s3");
-    acceptor.setDaemon(true);
-    acceptor.start();
+    server = new FakeS3Endpoint(this::serve);
   }
 
   @AfterEach
   void stop() throws Exception {
     server.close();
-    acceptor.join(5000);
   }
 
   private void serve(Socket s) throws IOException {
@@ -120,10 +100,7 @@ class S3HostileListingTest {
   }
 
   private S3BlobStore store() {
-    return S3BlobStore.open(
-        S3Location.parse("s3:http://127.0.0.1:" + server.getLocalPort() + "/bkt/repo"),
-        StaticCredentialsProvider.create(AwsBasicCredentials.create("a", "b")),
-        5 << 20);
+    return server.store();
   }
 
   private static String hex(int i) {
@@ -198,7 +175,7 @@ class S3HostileListingTest {
     assertThatThrownBy(() -> store().list(BlobType.SNAPSHOT))
         .isInstanceOf(IOException.class)
         .isNotInstanceOf(TransientBlobStoreException.class)
-        .hasMessageContaining("127.0.0.1:" + server.getLocalPort())
+        .hasMessageContaining("127.0.0.1:" + server.port())
         .hasMessageContaining("bucket 'bkt' prefix 'repo/snapshots/'")
         .hasMessageContaining("10 truncated pages in a row brought no new key");
     assertThat(requests.get()).isEqualTo(S3BlobStore.MAX_EMPTY_PAGES);
