@@ -68,6 +68,14 @@ public final class CachingBlobStore implements BlobStore {
   }
 
   @Override
+  public void saveNew(BlobName name, byte[] data) throws IOException {
+    remote.saveNew(name, data); // atomic where the remote store is
+    if (CACHED.contains(name.type())) {
+      keep(name, data);
+    }
+  }
+
+  @Override
   public void save(BlobName name, byte[] data) throws IOException {
     remote.save(name, data);
     if (CACHED.contains(name.type())) {

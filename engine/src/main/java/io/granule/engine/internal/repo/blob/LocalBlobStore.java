@@ -965,16 +965,6 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
     return throughHeld(name, () -> loadWhole(name));
   }
 
-  /**
-   * Refuses blob {@code name} if its name leads to something other than a regular file (audit14 D:
-   * a FIFO in place of a pack hung every restore reading it, a server's job past its cancel).
-   */
-  private void requireRegular(BlobName name) throws IOException {
-    if (!Files.readAttributes(at(name), BasicFileAttributes.class, NOFOLLOW).isRegularFile()) {
-      throw notRegular(name);
-    }
-  }
-
   private BlobNotRegularException notRegular(BlobName name) {
     // a FIFO would block the read forever (a repository's config or a pack replaced by one); a
     // link is not followed
@@ -1001,18 +991,58 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
         return loadConfigHeld(d.handle(), name);
       }
     }
-    Path p = at(name);
-    // one look: a blob deleted between two (a lock released) was taken for "not a regular file"
-    BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class, NOFOLLOW);
-    if (!a.isRegularFile()) {
-      // a FIFO would block this read forever (a repository's config replaced by one, say); a
-      // link is not followed
-      throw notRegular(name);
-    }
-    BlobStore.requireLoadable(name, a.size(), root.toString());
-    try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ, NOFOLLOW)) {
+    try (FileChannel ch = openRegular(name, false)) {
+      BlobStore.requireLoadable(name, ch.size(), root.toString());
       return readAll(name, ch);
     }
+  }
+
+  /**
+   * Blob {@code name} opened to read, only if it is a regular file (a FIFO would block the open or
+   * the read forever: a repository's config or a pack replaced by one; a link is not followed).
+   * Where its directory is held, the entry is pinned there ({@code O_PATH}, which a FIFO does not
+   * block), and stat'ed and opened through that one descriptor: a FIFO swapped in after a check by
+   * name blocked the open. With {@code O_DIRECT} if {@code direct} and the file system takes it.
+   */
+  private FileChannel openRegular(BlobName name, boolean direct) throws IOException {
+    Dir d = dirOf(name, false);
+    if (d == null) {
+      throw new NoSuchFileException(path(name).toString());
+    }
+    if (!d.handle().held()) {
+      // one look: a blob deleted between two (a lock released) was taken for "not a regular file"
+      Path p = at(name);
+      if (!Files.readAttributes(p, BasicFileAttributes.class, NOFOLLOW).isRegularFile()) {
+        throw notRegular(name);
+      }
+      return openRead(p, direct, NOFOLLOW);
+    }
+    try (DirectoryHandle.NewFile f = d.handle().pin(name.name())) {
+      if (!Files.readAttributes(f.self(), BasicFileAttributes.class).isRegularFile()) {
+        throw notRegular(name); // what the pin holds: a link is not followed (O_NOFOLLOW)
+      }
+      return openRead(f.self(), direct);
+    }
+  }
+
+  /** {@code p} opened to read, with {@code O_DIRECT} if {@code direct} and it is taken. */
+  private static FileChannel openRead(Path p, boolean direct, java.nio.file.OpenOption... more)
+      throws IOException {
+    java.util.Set<java.nio.file.OpenOption> opts = new java.util.HashSet<>();
+    opts.add(StandardOpenOption.READ);
+    opts.addAll(List.of(more));
+    if (direct) {
+      try {
+        java.util.Set<java.nio.file.OpenOption> d = new java.util.HashSet<>(opts);
+        d.add(DirectIo.option());
+        return FileChannel.open(p, d);
+      } catch (NoSuchFileException e) {
+        throw e; // gone: not a reason to read buffered
+      } catch (UnsupportedOperationException | java.nio.file.FileSystemException e) {
+        // O_DIRECT refused (EINVAL): buffered
+      }
+    }
+    return FileChannel.open(p, opts);
   }
 
   /**
@@ -1155,22 +1185,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
    * directory was removed meanwhile.
    */
   private FileChannel open(BlobName name, boolean direct) throws IOException {
-    return throughHeld(
-        name,
-        () -> {
-          requireRegular(name);
-          Path p = at(name);
-          if (direct) {
-            try {
-              return FileChannel.open(p, StandardOpenOption.READ, NOFOLLOW, DirectIo.option());
-            } catch (NoSuchFileException e) {
-              throw e; // gone: not a reason to read buffered
-            } catch (UnsupportedOperationException | java.nio.file.FileSystemException e) {
-              // O_DIRECT refused (EINVAL): buffered
-            }
-          }
-          return FileChannel.open(p, StandardOpenOption.READ, NOFOLLOW);
-        });
+    return throughHeld(name, () -> openRegular(name, direct));
   }
 
   /**

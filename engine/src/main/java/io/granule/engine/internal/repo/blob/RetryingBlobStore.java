@@ -92,6 +92,30 @@ public final class RetryingBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * {@code saveNew}, retried as a save is: an attempt whose answer was lost may have saved it, so a
+   * retry that finds the blob there counts as saved where it holds exactly {@code data} (an {@code
+   * init} took its own config for another's, and deleted its key blob).
+   */
+  @Override
+  public void saveNew(BlobName name, byte[] data) throws IOException {
+    boolean[] tried = {false};
+    retry(
+        "saving " + name,
+        () -> {
+          try {
+            delegate.saveNew(name, data);
+          } catch (java.nio.file.FileAlreadyExistsException e) {
+            if (!tried[0] || !java.util.Arrays.equals(delegate.load(name), data)) {
+              throw e;
+            }
+          } finally {
+            tried[0] = true;
+          }
+          return null;
+        });
+  }
+
   @Override
   public void save(BlobName name, byte[] data) throws IOException {
     retry(

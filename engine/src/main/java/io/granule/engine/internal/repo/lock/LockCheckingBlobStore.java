@@ -100,6 +100,13 @@ public final class LockCheckingBlobStore extends ForwardingBlobStore {
   }
 
   @Override
+  public void saveNew(BlobName name, byte[] data) throws IOException {
+    beforeSave(name);
+    delegate.saveNew(name, data);
+    afterSave(name);
+  }
+
+  @Override
   public void save(BlobName name, byte[] data) throws IOException {
     beforeSave(name);
     delegate.save(name, data);

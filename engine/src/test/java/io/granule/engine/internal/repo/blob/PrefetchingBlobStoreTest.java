@@ -43,6 +43,11 @@ class PrefetchingBlobStoreTest extends BlobStoreContractTest {
     final BlobStore d;
     final AtomicInteger rangedLoads = new AtomicInteger();
 
+    @Override
+    public void saveNew(BlobName name, byte[] data) throws IOException {
+      d.saveNew(name, data);
+    }
+
     Counting(BlobStore d) {
       this.d = d;
     }

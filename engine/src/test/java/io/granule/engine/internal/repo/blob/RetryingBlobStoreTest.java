@@ -156,4 +156,33 @@ class RetryingBlobStoreTest {
     assertThatThrownBy(() -> s.load(NAME)).isInstanceOf(AccessDeniedException.class);
     assertThat(flaky.calls).hasValue(1);
   }
+
+  /**
+   * A conditional save whose answer was lost (it saved, and the store said "unreachable"): the
+   * retry finds the blob there; with this save's bytes it is this save's, with others' it is
+   * another's (an init took its own config for another's, and deleted its key blob).
+   */
+  @Test
+  void aRetriedSaveNewThatFindsItsOwnBytesSaved() throws Exception {
+    LocalBlobStore local = new LocalBlobStore(tmp);
+    BlobStore lostAnswer =
+        new ForwardingBlobStore(local) {
+          final AtomicInteger tries = new AtomicInteger();
+
+          @Override
+          public void saveNew(BlobName name, byte[] data) throws IOException {
+            if (tries.incrementAndGet() == 1) {
+              super.saveNew(name, data);
+              throw new TransientBlobStoreException("connection reset", null);
+            }
+            super.saveNew(name, data);
+          }
+        };
+    RetryingBlobStore s = new RetryingBlobStore(lostAnswer, 4, Duration.ofMillis(1));
+    s.saveNew(BlobName.CONFIG, new byte[] {1, 2});
+    assertThat(local.load(BlobName.CONFIG)).containsExactly(1, 2);
+    org.assertj.core.api.Assertions.assertThatThrownBy(
+            () -> s.saveNew(BlobName.CONFIG, new byte[] {3}))
+        .isInstanceOf(java.nio.file.FileAlreadyExistsException.class);
+  }
 }
