@@ -2412,8 +2412,10 @@ public final class Repository implements Closeable {
     JitWarmup.start(codec, hasher);
     // the index blobs before verify lists them: repair's own listing must not miss one (audit L3)
     Set<BlobName> indexesBefore;
+    Set<BlobName> snapshotsBefore;
     try {
       indexesBefore = new HashSet<>(store.list(BlobType.INDEX));
+      snapshotsBefore = new HashSet<>(store.list(BlobType.SNAPSHOT));
     } catch (IOException e) {
       throw new RepositoryException(
           "unable to list the index of the repository at "
@@ -2498,6 +2500,7 @@ public final class Repository implements Closeable {
                   new Repairer.Seen(
                       true,
                       dryRun ? null : indexesBefore,
+                      dryRun ? null : snapshotsBefore,
                       found.damages().stream()
                           .map(Damage::file)
                           .collect(java.util.stream.Collectors.toSet())),

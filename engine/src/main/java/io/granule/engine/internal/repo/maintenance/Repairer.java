@@ -205,12 +205,15 @@ public final class Repairer {
    * compares its own reading with it: storage that answers differently from one reading to the next
    * (a listing that misses a blob, a blob or snapshot index that read whole and then not) stops it
    * before any change (audit L1, L2, L3), and while an index blob is damaged, not all chunks'
-   * places are known. {@code indexes} is null where blobs may go meanwhile (a dry run under a
-   * shared lock: a backup that finds packs missing replaces index blobs).
+   * places are known. {@code indexes} and {@code snapshots} (the snapshot manifests listed before
+   * verify) are null where blobs may go meanwhile (a dry run under a shared lock: a backup that
+   * finds packs missing replaces index blobs, a forget deletes manifests); where they are not, a
+   * blob listed before that is not found now stops the repair too (audit N1, N2).
    */
-  public record Seen(boolean known, Set<BlobName> indexes, Set<String> damaged) {
+  public record Seen(
+      boolean known, Set<BlobName> indexes, Set<BlobName> snapshots, Set<String> damaged) {
     /** Nothing known: every reading of repair's own is taken as it is. */
-    public static final Seen NOTHING = new Seen(false, null, Set.of());
+    public static final Seen NOTHING = new Seen(false, null, null, Set.of());
 
     /** Whether verify found an index blob damaged: not every chunk's place may be known. */
     boolean indexDamaged() {
@@ -267,6 +270,12 @@ public final class Repairer {
       for (BlobName n : indexNames) {
         List<IndexEntry> entries = readIndex(n);
         indexes.put(n, entries);
+        if (entries == null && seen.indexes() != null && store.stat(n).isEmpty()) {
+          // listed a moment ago, and nothing deletes index blobs under this lock (audit N1: a
+          // blob that answered "not found" was neither read nor counted, and the pack only it
+          // listed was deleted as "0 of its 0 chunks", exit 0)
+          throw unreliable(n + " listed, then not found");
+        }
         if (entries == null && store.stat(n).isPresent()) {
           if (seen.known() && !seen.damaged().contains(n.toString())) {
             // verify read it whole a moment ago (audit L1: a short read here left the blob, whole
@@ -324,6 +333,16 @@ public final class Repairer {
         }
         s.leftAlone = true;
         leftAlone.add(s.name + ": " + why + ", so not all its records can be located");
+      }
+      for (Suspect s : byId.values()) {
+        if (s.damaged && !s.leftAlone && !s.missing && s.trailerUnread && s.indexed.isEmpty()) {
+          // said, not left to "0 of its 0 chunks" (audit N1's report): its bytes go unread
+          s.problem =
+              (s.problem == null ? "damaged" : s.problem)
+                  + "; no index blob lists it and its trailer does not read, so none of its"
+                  + " records can be located: it is deleted unread (if an index blob that listed"
+                  + " it was lost, put that back first and run repair again)";
+        }
       }
       List<Suspect> damaged =
           byId.values().stream().filter(s -> s.damaged && !s.leftAlone).toList();
@@ -758,11 +777,18 @@ public final class Repairer {
 
   private List<String> snapshotsUsing(Set<ChunkId> lost, Seen seen) throws IOException {
     List<String> out = new ArrayList<>();
-    for (BlobName n : store.list(BlobType.SNAPSHOT)) {
+    List<BlobName> listed = store.list(BlobType.SNAPSHOT);
+    // every manifest listed before verify, still listed (audit N2: a snapshot a listing missed was
+    // not named, exit 0 "repaired", while it used a lost chunk)
+    requireListed(seen.snapshots(), listed, "repair's listing of snapshots/");
+    for (BlobName n : listed) {
       Manifest m;
       try {
         m = MetadataBlobs.read(store, codec, n, ManifestReader::read);
       } catch (NoSuchFileException e) {
+        if (seen.snapshots() != null) {
+          throw unreliable(n + " listed, then not found"); // no forget runs under this lock
+        }
         continue;
       } catch (RepositoryException | IllegalArgumentException e) {
         RepositoryUnreachableException.throwIfUnreachable(n, store.location(), e);

@@ -294,7 +294,7 @@ class RepairTest {
    * repair before any change.
    */
   @ParameterizedTest(name = "{0}")
-  @CsvSource({"listing", "index", "fixed"})
+  @CsvSource({"listing", "index", "fixed", "gone-index", "gone-snapshot"})
   void storageThatAnswersDifferentlyAfterVerifyStopsRepairBeforeAnyChange(String fault)
       throws Exception {
     Path dir = tmp.resolve("flaky-" + fault);
@@ -310,7 +310,9 @@ class RepairTest {
           @Override
           public List<BlobName> list(BlobType type) throws java.io.IOException {
             List<BlobName> all = super.list(type);
-            if (on.get() && fault.equals("listing") && type == BlobType.INDEX) {
+            if (on.get()
+                && (fault.equals("listing") && type == BlobType.INDEX
+                    || fault.equals("gone-snapshot") && type == BlobType.SNAPSHOT)) {
               faults.incrementAndGet();
               return all.subList(1, all.size()); // one blob missed
             }
@@ -318,7 +320,21 @@ class RepairTest {
           }
 
           @Override
+          public java.util.Optional<io.granule.engine.internal.repo.blob.BlobInfo> stat(
+              BlobName name) throws java.io.IOException {
+            return gone(name) ? java.util.Optional.empty() : super.stat(name);
+          }
+
+          private boolean gone(BlobName name) {
+            return on.get() && fault.equals("gone-index") && name.type() == BlobType.INDEX;
+          }
+
+          @Override
           public byte[] load(BlobName name) throws java.io.IOException {
+            if (gone(name)) {
+              faults.incrementAndGet();
+              throw new java.nio.file.NoSuchFileException(name.toString()); // "not found", once
+            }
             byte[] b = super.load(name);
             return hit(name) ? java.util.Arrays.copyOf(b, b.length / 2) : b;
           }
@@ -353,8 +369,10 @@ class RepairTest {
                         // blobs once repair has read its first, for fixed indexes once it has
                         // checked the damaged pack)
                         if (fault.equals("listing")
+                            || fault.startsWith("gone-index") && phase.equals("read index")
                             || fault.equals("index") && phase.equals("read index")
-                            || fault.equals("fixed") && phase.equals("check packs")) {
+                            || (fault.equals("fixed") || fault.equals("gone-snapshot"))
+                                && phase.equals("check packs")) {
                           on.set(true);
                         }
                       }))
