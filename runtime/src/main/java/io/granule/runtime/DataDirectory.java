@@ -289,14 +289,16 @@ final class DataDirectory {
     boolean sticky = (mode & 01000) != 0 && (mode & 0170000) == 0040000;
     // a group of this user's alone (a user private group, under umask 002) is his own (audit K5:
     // a ~/.cache made 0775 refused every command)
-    boolean groupOnly =
-        (mode & 0022) == 0020 && !othersIn((Integer) a.get("gid"), uid) && !aclLetsOthersWrite(p);
-    if ((mode & 0022) != 0 && !(above && sticky) && !groupOnly) {
+    boolean ownGroup = (mode & 0022) == 0020 && !othersIn((Integer) a.get("gid"), uid);
+    boolean acl = ownGroup && aclLetsOthersWrite(p);
+    if ((mode & 0022) != 0 && !(above && sticky) && !(ownGroup && !acl)) {
       throw refused(
           data,
           p,
           "can be written by "
-              + ((mode & 0002) != 0 ? "every user" : "its group")
+              + ((mode & 0002) != 0
+                  ? "every user"
+                  : acl ? "another user or group, through an access ACL entry" : "its group")
               + " (mode "
               + Integer.toOctalString(mode & 07777)
               + ")",

@@ -243,7 +243,7 @@ class DataDirectoryTest {
     assertThat(DataDirectory.aclLetsOthersWrite(data)).isTrue();
     assertThatThrownBy(() -> DataDirectory.check(data, ME))
         .isInstanceOf(LaunchException.class)
-        .hasMessageContaining("can be written by its group");
+        .hasMessageContaining("can be written by another user or group, through an access ACL");
     p = new ProcessBuilder("setfacl", "-b", data.toString()).start();
     assertThat(p.waitFor()).isZero();
     chmod(data, "rwxrwxr-x");
