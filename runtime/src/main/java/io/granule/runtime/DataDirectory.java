@@ -308,21 +308,23 @@ final class DataDirectory {
 
   /**
    * Whether group {@code gid} may have a member other than user {@code uid}: it does unless it is
-   * his own group, which is group 0 for root, and for another user his user private group: his
-   * primary group in /etc/passwd, named as he is in /etc/group, with no other member listed there
-   * and no other user's primary group. Any other group counts as having others, even one /etc/group
+   * his user private group (root's group 0 for root): his primary group in /etc/passwd, named as he
+   * is in /etc/group, with no other member listed there and no other user's primary group (root's
+   * group 0 is no exception: audit M). Any other group counts as having others, even one /etc/group
    * lists without members (a process also gets groups from PAM, systemd-userdb, sssd: audit L4).
    * The engine's {@code SourceAccess.othersIn} answers the same for repositories; the launcher
    * cannot use the engine's classes.
    */
   static boolean othersIn(int gid, long uid) {
-    if (uid == 0 && gid == 0) {
-      return false;
-    }
+    return othersIn(gid, uid, Path.of("/etc/passwd"), Path.of("/etc/group"));
+  }
+
+  /** {@link #othersIn(int, long)} with these files for /etc/passwd and /etc/group. */
+  static boolean othersIn(int gid, long uid, Path passwd, Path group) {
     String self = null;
     int selfGroup = -1;
     try {
-      for (String line : Files.readAllLines(Path.of("/etc/passwd"), StandardCharsets.UTF_8)) {
+      for (String line : Files.readAllLines(passwd, StandardCharsets.UTF_8)) {
         String[] f = line.split(":", -1);
         if (f.length > 3 && f[2].equals(Long.toString(uid))) {
           self = f[0];
@@ -334,7 +336,7 @@ final class DataDirectory {
       if (self == null || selfGroup != gid) {
         return true;
       }
-      for (String line : Files.readAllLines(Path.of("/etc/group"), StandardCharsets.UTF_8)) {
+      for (String line : Files.readAllLines(group, StandardCharsets.UTF_8)) {
         String[] f = line.split(":", -1);
         if (f.length > 3 && f[2].equals(Integer.toString(gid))) {
           if (!f[0].equals(self)) {

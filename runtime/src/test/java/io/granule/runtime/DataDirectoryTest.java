@@ -249,4 +249,40 @@ class DataDirectoryTest {
     chmod(data, "rwxrwxr-x");
     assertThatCode(() -> DataDirectory.check(data, ME)).doesNotThrowAnyException();
   }
+
+  /** The own-group rule on given files (a group file of each kind this machine may not have). */
+  @Test
+  void theOwnGroupRuleOnGivenFiles(@TempDir Path dir) throws Exception {
+    Path passwd =
+        Files.writeString(
+            dir.resolve("passwd"),
+            "root:x:0:0::/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n"
+                + "bob:x:1001:100::/home/bob:/bin/sh\ncarol:x:1002:100::/home/carol:/bin/sh\n");
+    Path group =
+        Files.writeString(
+            dir.resolve("group"), "root:x:0:\nusers:x:100:\nalice:x:1000:\nstaff:x:50:\n");
+    assertThat(DataDirectory.othersIn(0, 0, passwd, group)).as("Debian's root").isFalse();
+    assertThat(DataDirectory.othersIn(1000, 1000, passwd, group))
+        .as("alice's private group")
+        .isFalse();
+    assertThat(DataDirectory.othersIn(1000, 0, passwd, group))
+        .as("alice's group, for root")
+        .isTrue();
+    assertThat(DataDirectory.othersIn(50, 0, passwd, group)).as("listed without members").isTrue();
+    assertThat(DataDirectory.othersIn(100, 1001, passwd, group))
+        .as("bob's primary, carol's too")
+        .isTrue();
+    assertThat(DataDirectory.othersIn(7, 0, passwd, group)).as("not listed").isTrue();
+    // root:x:0:gu1 (audit M: a member of root's group rewrote the config; plaintext)
+    Files.writeString(group, "root:x:0:alice\nalice:x:1000:\n");
+    assertThat(DataDirectory.othersIn(0, 0, passwd, group)).isTrue();
+    // RHEL: system users with primary group 0
+    Files.writeString(group, "root:x:0:\n");
+    Files.writeString(passwd, "root:x:0:0::/root:/bin/bash\nsync:x:5:0::/sbin:/bin/sync\n");
+    assertThat(DataDirectory.othersIn(0, 0, passwd, group)).isTrue();
+    // a group named otherwise than its user (not a private group)
+    Files.writeString(passwd, "alice:x:1000:1000::/home/alice:/bin/sh\n");
+    Files.writeString(group, "devs:x:1000:\n");
+    assertThat(DataDirectory.othersIn(1000, 1000, passwd, group)).isTrue();
+  }
 }

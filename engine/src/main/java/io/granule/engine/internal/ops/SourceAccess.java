@@ -1166,23 +1166,27 @@ public final class SourceAccess {
 
   /**
    * Whether group {@code gid} may have a member other than user {@code self}: it does unless it is
-   * his own group, which is root's group 0 for root (RHEL's system users with primary group 0, such
-   * as sync, do not log in: audit L7), and for another user his user private group (the scheme of
-   * umask 002): his primary group in /etc/passwd, named as he is in /etc/group, with no other
-   * member listed there and no other user's primary group. Any other group counts as having others,
-   * even one /etc/group lists without members: a process also gets groups /etc/group does not show
-   * (PAM's pam_group, systemd-userdb, sssd or LDAP, a container's added groups), so an empty member
-   * list proves nothing (audit L4: a repository shared with such a group was downgraded by a
-   * member, and root's backup stored in the clear).
+   * his own group, his user private group (the scheme of umask 002; root's group 0 for root): his
+   * primary group in /etc/passwd, named as he is in /etc/group, with no other member listed there
+   * and no other user's primary group. Root's group 0 is no exception (audit M: with {@code
+   * root:x:0:gu1}, a member rewrote a group-writable repository's config and root's backup was
+   * stored in the clear); where system users have it as their primary group (RHEL's sync, shutdown,
+   * halt), a root repository its group can write is refused (audit L7, said so). Any other group
+   * counts as having others, even one /etc/group lists without members: a process also gets groups
+   * /etc/group does not show (PAM's pam_group, systemd-userdb, sssd or LDAP, a container's added
+   * groups), so an empty member list proves nothing (audit L4: a repository shared with such a
+   * group was downgraded by a member, and root's backup stored in the clear).
    */
   public static boolean othersIn(int gid, int self) {
-    if (self == 0 && gid == 0) {
-      return false;
-    }
+    return othersIn(gid, self, Path.of("/etc/passwd"), Path.of("/etc/group"));
+  }
+
+  /** {@link #othersIn(int, int)} with these files for /etc/passwd and /etc/group. */
+  static boolean othersIn(int gid, int self, Path passwd, Path group) {
     String selfName = null;
     int selfGroup = -1;
     try {
-      for (String line : Files.readAllLines(Path.of("/etc/passwd"), StandardCharsets.UTF_8)) {
+      for (String line : Files.readAllLines(passwd, StandardCharsets.UTF_8)) {
         String[] f = line.split(":", -1);
         if (f.length > 3 && f[2].equals(Integer.toString(self))) {
           selfName = f[0];
@@ -1194,7 +1198,7 @@ public final class SourceAccess {
       if (selfName == null || selfGroup != gid) {
         return true;
       }
-      for (String line : Files.readAllLines(Path.of("/etc/group"), StandardCharsets.UTF_8)) {
+      for (String line : Files.readAllLines(group, StandardCharsets.UTF_8)) {
         String[] f = line.split(":", -1);
         if (f.length > 3 && f[2].equals(Integer.toString(gid))) {
           if (!f[0].equals(selfName)) {
