@@ -290,15 +290,13 @@ final class DataDirectory {
     // a group of this user's alone (a user private group, under umask 002) is his own (audit K5:
     // a ~/.cache made 0775 refused every command)
     boolean ownGroup = (mode & 0022) == 0020 && !othersIn((Integer) a.get("gid"), uid);
-    boolean acl = ownGroup && aclLetsOthersWrite(p);
-    if ((mode & 0022) != 0 && !(above && sticky) && !(ownGroup && !acl)) {
+    String acl = ownGroup ? aclWriters(p) : null;
+    if ((mode & 0022) != 0 && !(above && sticky) && !(ownGroup && acl == null)) {
       throw refused(
           data,
           p,
           "can be written by "
-              + ((mode & 0002) != 0
-                  ? "every user"
-                  : acl ? "another user or group, through an access ACL entry" : "its group")
+              + ((mode & 0002) != 0 ? "every user" : acl != null ? acl : "its group")
               + " (mode "
               + Integer.toOctalString(mode & 07777)
               + ")",
@@ -363,6 +361,14 @@ final class DataDirectory {
    * apply (the runtime has no native library yet); where it cannot be read, as if one did.
    */
   static boolean aclLetsOthersWrite(Path p) {
+    return aclWriters(p) != null;
+  }
+
+  /**
+   * Who {@link #aclLetsOthersWrite} finds may write {@code p} besides its owner and group, as a
+   * message says it, or null.
+   */
+  static String aclWriters(Path p) {
     String out;
     try {
       Process proc =
@@ -380,13 +386,15 @@ final class DataDirectory {
       out = new String(proc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
       if (!proc.waitFor(10, java.util.concurrent.TimeUnit.SECONDS) || proc.exitValue() != 0) {
         proc.destroyForcibly();
-        return true;
+        return "anyone, as far as can be told (getfacl failed: " + out.strip() + ")";
       }
     } catch (IOException e) {
-      return true; // no getfacl: not known
+      // not known: as if an entry did
+      return "anyone, as far as can be told (its ACL cannot be read without getfacl: install the"
+          + " acl package, or make it writable by you only)";
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
-      return true;
+      return "anyone, as far as can be told (interrupted reading its ACL)";
     }
     for (String line : out.split("\n")) {
       String[] f = line.strip().split(":", -1);
@@ -395,10 +403,10 @@ final class DataDirectory {
           && (f[0].equals("user") || f[0].equals("group"))
           && !f[1].isEmpty()
           && f[2].contains("w")) {
-        return true;
+        return "another user or group, through an access ACL entry";
       }
     }
-    return false;
+    return null;
   }
 
   private static final String DATA = "the data directory";
