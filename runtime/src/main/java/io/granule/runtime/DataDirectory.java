@@ -373,7 +373,9 @@ final class DataDirectory {
     try {
       Process proc =
           new ProcessBuilder(
-                  "getfacl",
+                  Files.isExecutable(Path.of("/usr/bin/getfacl"))
+                      ? "/usr/bin/getfacl"
+                      : "/bin/getfacl", // not through $PATH
                   "--absolute-names",
                   "--numeric",
                   "--no-effective",

@@ -20,13 +20,19 @@ final class ParentWatch {
   private ParentWatch() {}
 
   /**
-   * Starts watching, if the launcher named itself (a launcher gone already stops this JVM at once);
-   * returns the daemon thread, or null.
+   * Starts watching, if the launcher named itself and is this process's parent now; returns the
+   * daemon thread, or null.
    */
   static Thread start() {
     Long launcher = launcherPid(System.getProperty("granule.launcher.pid"));
     if (launcher == null) {
       return null; // not started by a waiting launcher
+    }
+    if (!isParent(launcher, ProcessHandle.current().parent())) {
+      // Not the parent already at start: gone in the moment before (rare), or a /proc that is not
+      // this pid namespace's, where no parent can be told (audit M4: every dump run stopped at
+      // once, 143, and no archive was ever published). Nothing is watched.
+      return null;
     }
     Thread t =
         new Thread(

@@ -32,4 +32,37 @@ class ParentWatchTest {
     System.clearProperty("granule.launcher.pid");
     assertThat(ParentWatch.start()).isNull();
   }
+
+  /**
+   * A launcher named that is not this process's parent at start (a /proc of another pid namespace
+   * shows another parent): nothing is watched, and this JVM is not stopped (audit M4: it exited 143
+   * at once on every dump run).
+   */
+  @Test
+  void aLauncherThatIsNotTheParentAtStartIsNotWatched() {
+    long notParent = ProcessHandle.current().pid(); // this process: never its own parent
+    System.setProperty("granule.launcher.pid", Long.toString(notParent));
+    try {
+      assertThat(ParentWatch.start()).isNull();
+    } finally {
+      System.clearProperty("granule.launcher.pid");
+    }
+  }
+
+  @Test
+  void theParentNamedIsWatchedWhileItRuns() throws Exception {
+    long parent = ProcessHandle.current().parent().orElseThrow().pid();
+    System.setProperty("granule.launcher.pid", Long.toString(parent));
+    try {
+      Thread t = ParentWatch.start();
+      assertThat(t).isNotNull();
+      Thread.sleep(3 * ParentWatch.PERIOD_MS);
+      assertThat(t.isAlive()).as("still watching: the parent runs").isTrue();
+      t.interrupt();
+      t.join(5000);
+      assertThat(t.isAlive()).isFalse();
+    } finally {
+      System.clearProperty("granule.launcher.pid");
+    }
+  }
 }

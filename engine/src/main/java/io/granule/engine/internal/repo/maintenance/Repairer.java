@@ -300,7 +300,7 @@ public final class Repairer {
       ChunkReader checker = new ChunkReader(store, codec, null, hasher);
       done = 0;
       for (Suspect s : byId.values()) {
-        check(s, present.contains(s.id), checker);
+        check(s, present.contains(s.id), seen.known(), checker);
         if (s.damaged) {
           s.indexed.forEach(e -> candidates.add(e.id()));
           s.readable.forEach(e -> candidates.add(e.id()));
@@ -431,6 +431,11 @@ public final class Repairer {
       int packsDeleted = 0;
       if (!dryRun && !damaged.isEmpty()) {
         requireListed(new HashSet<>(indexNames), store.list(BlobType.INDEX), "index/ listed again");
+        for (Suspect s : damaged) {
+          if (s.missing && store.stat(s.name).isPresent()) {
+            throw unreliable(s.name + " not found, then there"); // its entries are not dropped
+          }
+        }
         // 1. Salvaged chunks into new packs, then index blobs listing them.
         long memory = ChunkIndex.defaultMemory() / 4;
         try (ChunkIndex fresh = new ChunkIndex(cacheDir, Math.max(1024, salvage.size()), memory);
@@ -626,9 +631,12 @@ public final class Repairer {
   /**
    * Reads suspect {@code s} whole and decides whether it is damaged, and which of its chunks read:
    * each chunk the index places in it, at the index's location, else at its trailer's; and the
-   * chunks only its trailer lists.
+   * chunks only its trailer lists. {@code listed}: the listing of packs had it; {@code locked}:
+   * nothing deletes packs meanwhile (repair's lock, either kind), so a listed pack that is not
+   * found stops the repair.
    */
-  private void check(Suspect s, boolean listed, ChunkReader checker) throws IOException {
+  private void check(Suspect s, boolean listed, boolean locked, ChunkReader checker)
+      throws IOException {
     byte[] bytes;
     try {
       if (!listed && store.stat(s.name).isEmpty()) {
@@ -636,6 +644,12 @@ public final class Repairer {
       }
       bytes = load(s.name);
     } catch (NoSuchFileException e) {
+      if (listed && locked) {
+        // listed a moment ago, and no pack is deleted under repair's lock (a prune waits for a
+        // shared one too): taken for missing, its entries were dropped and the next repair
+        // deleted it unread with its intact chunks (audit M1)
+        throw unreliable(s.name + " listed, then not found");
+      }
       s.missing = true;
       s.damaged = true;
       s.problem = "missing";

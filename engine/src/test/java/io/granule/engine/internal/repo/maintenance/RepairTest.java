@@ -294,7 +294,7 @@ class RepairTest {
    * repair before any change.
    */
   @ParameterizedTest(name = "{0}")
-  @CsvSource({"listing", "index", "fixed", "gone-index", "gone-snapshot"})
+  @CsvSource({"listing", "index", "fixed", "gone-index", "gone-snapshot", "gone-pack"})
   void storageThatAnswersDifferentlyAfterVerifyStopsRepairBeforeAnyChange(String fault)
       throws Exception {
     Path dir = tmp.resolve("flaky-" + fault);
@@ -322,11 +322,17 @@ class RepairTest {
           @Override
           public java.util.Optional<io.granule.engine.internal.repo.blob.BlobInfo> stat(
               BlobName name) throws java.io.IOException {
-            return gone(name) ? java.util.Optional.empty() : super.stat(name);
+            if (gone(name)) {
+              faults.incrementAndGet();
+              return java.util.Optional.empty();
+            }
+            return super.stat(name);
           }
 
           private boolean gone(BlobName name) {
-            return on.get() && fault.equals("gone-index") && name.type() == BlobType.INDEX;
+            return on.get()
+                && (fault.equals("gone-index") && name.type() == BlobType.INDEX
+                    || fault.equals("gone-pack") && name.type() == BlobType.PACK);
           }
 
           @Override
@@ -370,6 +376,7 @@ class RepairTest {
                         // checked the damaged pack)
                         if (fault.equals("listing")
                             || fault.startsWith("gone-index") && phase.equals("read index")
+                            || fault.equals("gone-pack") && phase.equals("read index")
                             || fault.equals("index") && phase.equals("read index")
                             || (fault.equals("fixed") || fault.equals("gone-snapshot"))
                                 && phase.equals("check packs")) {
