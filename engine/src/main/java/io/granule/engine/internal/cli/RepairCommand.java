@@ -41,10 +41,10 @@ public final class RepairCommand extends ContextCommand {
   @Option(
       names = "--pack",
       paramLabel = "NAME",
-      description = {
-        "Read only this pack's data (repeatable; data/NAME as verify prints it, or NAME): the",
-        "packs verify named, instead of every pack. Missing packs are repaired either way."
-      })
+      description =
+          "Read only this pack's data (repeatable; data/NAME as verify prints it, or NAME): the"
+              + " packs verify named, instead of every pack. Missing packs are repaired either"
+              + " way.")
   java.util.List<String> packs = new java.util.ArrayList<>();
 
   @Option(names = "--json", description = "Print the report as JSON.")
