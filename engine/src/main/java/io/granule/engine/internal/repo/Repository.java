@@ -2413,9 +2413,11 @@ public final class Repository implements Closeable {
     // the index blobs before verify lists them: repair's own listing must not miss one (audit L3)
     Set<BlobName> indexesBefore;
     Set<BlobName> snapshotsBefore;
+    Set<BlobName> packsSeen;
     try {
       indexesBefore = new HashSet<>(store.list(BlobType.INDEX));
       snapshotsBefore = new HashSet<>(store.list(BlobType.SNAPSHOT));
+      packsSeen = new HashSet<>(store.list(BlobType.PACK));
     } catch (IOException e) {
       throw new RepositoryException(
           "unable to list the index of the repository at "
@@ -2444,6 +2446,14 @@ public final class Repository implements Closeable {
     Set<String> otherSnapshots = new java.util.TreeSet<>();
     for (Damage d : found.damages()) {
       String prefix = BlobType.PACK.directory() + "/";
+      if (d.file().startsWith(prefix)
+          && d.problems().stream().noneMatch(x -> x.startsWith("missing"))) {
+        try {
+          packsSeen.add(new BlobName(BlobType.PACK, d.file().substring(prefix.length())));
+        } catch (IllegalArgumentException e) {
+          // not a blob name: verify names it, nothing here uses it
+        }
+      }
       PackId p = null;
       if (d.file().startsWith(prefix)) {
         try {
@@ -2501,6 +2511,7 @@ public final class Repository implements Closeable {
                       true,
                       dryRun ? null : indexesBefore,
                       dryRun ? null : snapshotsBefore,
+                      packsSeen,
                       found.damages().stream()
                           .map(Damage::file)
                           .collect(java.util.stream.Collectors.toSet())),

@@ -208,12 +208,20 @@ public final class Repairer {
    * places are known. {@code indexes} and {@code snapshots} (the snapshot manifests listed before
    * verify) are null where blobs may go meanwhile (a dry run under a shared lock: a backup that
    * finds packs missing replaces index blobs, a forget deletes manifests); where they are not, a
-   * blob listed before that is not found now stops the repair too (audit N1, N2).
+   * blob listed before that is not found now stops the repair too (audit N1, N2). {@code packs}:
+   * the packs known to be there in this run (listed before verify, or read by it), whatever the
+   * lock: none is deleted under either, so one of them not found stops the repair (audit M1: a
+   * damaged pack taken for missing had its entries dropped, and the next repair deleted it unread
+   * with its intact chunks; a listing of repair's own that left it out made it look never listed).
    */
   public record Seen(
-      boolean known, Set<BlobName> indexes, Set<BlobName> snapshots, Set<String> damaged) {
+      boolean known,
+      Set<BlobName> indexes,
+      Set<BlobName> snapshots,
+      Set<BlobName> packs,
+      Set<String> damaged) {
     /** Nothing known: every reading of repair's own is taken as it is. */
-    public static final Seen NOTHING = new Seen(false, null, null, Set.of());
+    public static final Seen NOTHING = new Seen(false, null, null, Set.of(), Set.of());
 
     /** Whether verify found an index blob damaged: not every chunk's place may be known. */
     boolean indexDamaged() {
@@ -300,7 +308,7 @@ public final class Repairer {
       ChunkReader checker = new ChunkReader(store, codec, null, hasher);
       done = 0;
       for (Suspect s : byId.values()) {
-        check(s, present.contains(s.id), seen.known(), checker);
+        check(s, present.contains(s.id) || seen.packs().contains(s.name), seen.known(), checker);
         if (s.damaged) {
           s.indexed.forEach(e -> candidates.add(e.id()));
           s.readable.forEach(e -> candidates.add(e.id()));
@@ -432,7 +440,7 @@ public final class Repairer {
       if (!dryRun && !damaged.isEmpty()) {
         requireListed(new HashSet<>(indexNames), store.list(BlobType.INDEX), "index/ listed again");
         for (Suspect s : damaged) {
-          if (s.missing && store.stat(s.name).isPresent()) {
+          if (s.missing && (seen.packs().contains(s.name) || store.stat(s.name).isPresent())) {
             throw unreliable(s.name + " not found, then there"); // its entries are not dropped
           }
         }
