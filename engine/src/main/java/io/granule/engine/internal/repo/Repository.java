@@ -2427,20 +2427,22 @@ public final class Repository implements Closeable {
               + " (nothing was changed)",
           e);
     }
-    VerifyReport found =
+    Verifier verifier =
         new Verifier(
-                store,
-                codec,
-                hasher,
-                cacheDir,
-                UnlistedPacks.maxPackBytes(config.packSize(), codec))
-            .verify(
-                named.isEmpty() ? DataSubset.ALL : DataSubset.packs(named),
-                (file, done, total) ->
-                    listener.progress(
-                        file.startsWith(BlobType.PACK.directory() + "/") ? "read packs" : "check",
-                        done,
-                        total));
+            store, codec, hasher, cacheDir, UnlistedPacks.maxPackBytes(config.packSize(), codec));
+    VerifyReport found =
+        verifier.verify(
+            named.isEmpty() ? DataSubset.ALL : DataSubset.packs(named),
+            (file, done, total) ->
+                listener.progress(
+                    file.startsWith(BlobType.PACK.directory() + "/") ? "read packs" : "check",
+                    done,
+                    total));
+    // and what verify itself listed and read (audit N: a blob hidden from the listings before and
+    // after verify, but read by it, was never read by repair, and the pack it listed was deleted
+    // unread, exit 0)
+    indexesBefore.addAll(verifier.listedIndexes());
+    snapshotsBefore.addAll(verifier.listedSnapshots());
     Set<PackId> suspects = new java.util.LinkedHashSet<>(); // in the order of their names
     List<String> otherDamage = new ArrayList<>();
     Set<String> otherSnapshots = new java.util.TreeSet<>();

@@ -301,7 +301,8 @@ class RepairTest {
     "gone-index",
     "gone-snapshot",
     "gone-pack",
-    "hidden-pack"
+    "hidden-pack",
+    "hidden-index"
   })
   void storageThatAnswersDifferentlyAfterVerifyStopsRepairBeforeAnyChange(String fault)
       throws Exception {
@@ -324,6 +325,12 @@ class RepairTest {
                     || fault.equals("gone-snapshot") && type == BlobType.SNAPSHOT)) {
               faults.incrementAndGet();
               return all.subList(1, all.size()); // one blob missed
+            }
+            if (fault.equals("hidden-index") && type == BlobType.INDEX) {
+              // from every plain listing, the one before verify included; verify's (listInfo)
+              // sees it and reads it (audit N)
+              faults.incrementAndGet();
+              return all.subList(1, all.size());
             }
             if (on.get() && fault.equals("hidden-pack") && type == BlobType.PACK) {
               faults.incrementAndGet(); // as a listing that drops an entry whose stat failed
