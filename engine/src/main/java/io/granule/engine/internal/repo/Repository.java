@@ -2510,7 +2510,6 @@ public final class Repository implements Closeable {
                   named.isEmpty() ? found.packs() : found.dataPacks(),
                   named.isEmpty(),
                   new Repairer.Seen(
-                      true,
                       dryRun ? null : indexesBefore,
                       dryRun ? null : snapshotsBefore,
                       packsSeen,

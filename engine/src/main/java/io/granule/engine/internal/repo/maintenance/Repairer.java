@@ -188,18 +188,6 @@ public final class Repairer {
   }
 
   /**
-   * Repairs the packs {@code suspects} (see the class comment); {@code packsChecked} is only
-   * reported.
-   *
-   * @throws RepositoryUnreachableException if the store does not answer (nothing more is changed;
-   *     the repository is valid, run repair again)
-   * @throws RepositoryException if the store fails otherwise (the same)
-   */
-  public Report run(Set<PackId> suspects, int packsChecked, boolean dryRun, Listener listener) {
-    return run(suspects, packsChecked, true, Seen.NOTHING, dryRun, listener);
-  }
-
-  /**
    * What the verify that found the suspects saw in the same run: the index blobs listed before it
    * ran, and the files it named damaged (as {@code index/NAME}, {@code fixed/NAME}, …). Repair
    * compares its own reading with it: storage that answers differently from one reading to the next
@@ -215,14 +203,7 @@ public final class Repairer {
    * with its intact chunks; a listing of repair's own that left it out made it look never listed).
    */
   public record Seen(
-      boolean known,
-      Set<BlobName> indexes,
-      Set<BlobName> snapshots,
-      Set<BlobName> packs,
-      Set<String> damaged) {
-    /** Nothing known: every reading of repair's own is taken as it is. */
-    public static final Seen NOTHING = new Seen(false, null, null, Set.of(), Set.of());
-
+      Set<BlobName> indexes, Set<BlobName> snapshots, Set<BlobName> packs, Set<String> damaged) {
     /** Whether verify found an index blob damaged: not every chunk's place may be known. */
     boolean indexDamaged() {
       for (String d : damaged) {
@@ -235,11 +216,16 @@ public final class Repairer {
   }
 
   /**
-   * As {@link #run(Set, int, boolean, Listener)}; {@code othersRead} says whether every other pack
-   * was read whole and found intact. Where not (a repair of named packs), a copy of a damaged
-   * pack's chunk in another pack counts as one only once its record reads: counted on unread, it
-   * let the readable record in the damaged pack go with it, and the chunk was lost if that copy was
-   * damaged too. {@code seen} is what the verify before it saw ({@link Seen}).
+   * Repairs the packs {@code suspects} (see the class comment); {@code packsChecked} is only
+   * reported. {@code othersRead} says whether every other pack was read whole and found intact.
+   * Where not (a repair of named packs), a copy of a damaged pack's chunk in another pack counts as
+   * one only once its record reads: counted on unread, it let the readable record in the damaged
+   * pack go with it, and the chunk was lost if that copy was damaged too. {@code seen} is what the
+   * verify before it saw ({@link Seen}).
+   *
+   * @throws RepositoryUnreachableException if the store does not answer (nothing more is changed;
+   *     the repository is valid, run repair again)
+   * @throws RepositoryException if the store fails otherwise (the same)
    */
   public Report run(
       Set<PackId> suspects,
@@ -285,7 +271,7 @@ public final class Repairer {
           throw unreliable(n + " listed, then not found");
         }
         if (entries == null && store.stat(n).isPresent()) {
-          if (seen.known() && !seen.damaged().contains(n.toString())) {
+          if (!seen.damaged().contains(n.toString())) {
             // verify read it whole a moment ago (audit L1: a short read here left the blob, whole
             // again later, listing the pack this repair deleted)
             throw unreliable(n + " read whole, then not");
@@ -308,7 +294,7 @@ public final class Repairer {
       ChunkReader checker = new ChunkReader(store, codec, null, hasher);
       done = 0;
       for (Suspect s : byId.values()) {
-        check(s, present.contains(s.id) || seen.packs().contains(s.name), seen.known(), checker);
+        check(s, present.contains(s.id) || seen.packs().contains(s.name), checker);
         if (s.damaged) {
           s.indexed.forEach(e -> candidates.add(e.id()));
           s.readable.forEach(e -> candidates.add(e.id()));
@@ -639,12 +625,11 @@ public final class Repairer {
   /**
    * Reads suspect {@code s} whole and decides whether it is damaged, and which of its chunks read:
    * each chunk the index places in it, at the index's location, else at its trailer's; and the
-   * chunks only its trailer lists. {@code listed}: the listing of packs had it; {@code locked}:
+   * chunks only its trailer lists. {@code listed}: a listing of packs had it (or verify read it):
    * nothing deletes packs meanwhile (repair's lock, either kind), so a listed pack that is not
    * found stops the repair.
    */
-  private void check(Suspect s, boolean listed, boolean locked, ChunkReader checker)
-      throws IOException {
+  private void check(Suspect s, boolean listed, ChunkReader checker) throws IOException {
     byte[] bytes;
     try {
       if (!listed && store.stat(s.name).isEmpty()) {
@@ -652,7 +637,7 @@ public final class Repairer {
       }
       bytes = load(s.name);
     } catch (NoSuchFileException e) {
-      if (listed && locked) {
+      if (listed) {
         // listed a moment ago, and no pack is deleted under repair's lock (a prune waits for a
         // shared one too): taken for missing, its entries were dropped and the next repair
         // deleted it unread with its intact chunks (audit M1)
@@ -792,7 +777,7 @@ public final class Repairer {
    * a lost chunk); returns if verify named it damaged too (it is reported as other damage).
    */
   private static void requireDamagedBefore(Seen seen, BlobName n) {
-    if (seen.known() && !seen.damaged().contains(n.toString())) {
+    if (!seen.damaged().contains(n.toString())) {
       throw unreliable(n + " read whole, then not");
     }
   }
