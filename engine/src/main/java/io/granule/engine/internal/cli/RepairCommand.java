@@ -118,13 +118,14 @@ public final class RepairCommand extends ContextCommand {
   }
 
   /**
-   * Whether {@code result} means exit code 5: snapshots use lost chunks, a damaged pack was left
-   * alone (not all its records could be located), damage repair does not repair was found, or a dry
-   * run found damaged packs.
+   * Whether {@code result} means exit code 5: snapshots (or indexes no snapshot read names) use
+   * lost chunks, a damaged pack was left alone (not all its records could be located), damage
+   * repair does not repair was found, or a dry run found damaged packs.
    */
   public static boolean damaged(Repository.RepairResult result) {
     Repairer.Report p = result.repair();
     return !p.snapshots().isEmpty()
+        || !p.unlistedIndexes().isEmpty()
         || !p.leftAlone().isEmpty()
         || !p.damagedCopies().isEmpty()
         || !result.otherDamage().isEmpty()
@@ -157,8 +158,8 @@ public final class RepairCommand extends ContextCommand {
     for (String s : p.leftAlone()) {
       out.printf(
           Locale.ROOT,
-          "damaged, left alone: %s; kept with its index entries (restore what you need from the"
-              + " snapshots verify does not name; run 'granule verify' to see which are damaged)%n",
+          "damaged, left alone: %s; kept as it is (restore what you need from the snapshots"
+              + " verify does not name; run 'granule verify' to see which are damaged)%n",
           Printable.lines(s));
     }
     for (String s : p.damagedCopies()) {
@@ -199,6 +200,14 @@ public final class RepairCommand extends ContextCommand {
               + " forget those snapshots ('granule forget ID'); 'granule verify' names what stays"
               + " damaged");
     }
+    if (!p.unlistedIndexes().isEmpty()) {
+      out.printf(
+          Locale.ROOT,
+          "indexes no snapshot read here names that use lost chunks: %s (a crashed backup's, which"
+              + " prune deletes; or a snapshot's whose manifest did not read or was not listed:"
+              + " run 'granule verify' once the storage is healthy)%n",
+          String.join(", ", p.unlistedIndexes()));
+    }
     List<String> other = result.otherDamage();
     if (!other.isEmpty()) {
       out.printf(
@@ -212,7 +221,8 @@ public final class RepairCommand extends ContextCommand {
               + " whole again once its disks are backed up again; 'granule verify' says what"
               + " each damaged file affects");
     }
-    boolean leftOver = !p.leftAlone().isEmpty() || !p.damagedCopies().isEmpty();
+    boolean leftOver =
+        !p.leftAlone().isEmpty() || !p.damagedCopies().isEmpty() || !p.unlistedIndexes().isEmpty();
     if (p.damaged().isEmpty() && other.isEmpty() && !leftOver) {
       out.println("no damaged packs found");
     } else if (p.snapshots().isEmpty() && other.isEmpty() && !leftOver && !p.dryRun()) {

@@ -2420,7 +2420,7 @@ public final class Repository implements Closeable {
       packsSeen = new HashSet<>(store.list(BlobType.PACK));
     } catch (IOException e) {
       throw new RepositoryException(
-          "unable to list the index of the repository at "
+          "unable to list the repository at "
               + store.location()
               + ": "
               + e.getMessage()
@@ -2504,11 +2504,26 @@ public final class Repository implements Closeable {
     try {
       Repairer.Report report =
           new Repairer(
-                  guarded(), codec, hasher, cacheDir, config.packSize(), config.compressionLevel())
+                  guarded(),
+                  codec,
+                  hasher,
+                  cacheDir,
+                  config.packSize(),
+                  config.compressionLevel(),
+                  // this repository at this place: a copy of it elsewhere (same id) is another
+                  cacheDir.resolve(
+                      "repair-retired-"
+                          + config.repositoryId()
+                          + "-"
+                          + ConfigPin.sha256(
+                                  store
+                                      .location()
+                                      .getBytes(java.nio.charset.StandardCharsets.UTF_8))
+                              .substring(0, 16)))
               .run(
                   suspects,
+                  named,
                   named.isEmpty() ? found.packs() : found.dataPacks(),
-                  named.isEmpty(),
                   new Repairer.Seen(
                       dryRun ? null : indexesBefore,
                       dryRun ? null : snapshotsBefore,

@@ -1223,6 +1223,12 @@ public final class ApiServlet extends HttpServlet {
               + String.join(", ", p.snapshots())
               + " (back up their disks again, or forget them)");
     }
+    if (!p.unlistedIndexes().isEmpty()) {
+      parts.add(
+          "indexes no snapshot read names that use lost chunks (a crashed backup's, or a snapshot's"
+              + " that was not listed: verify once the storage is healthy): "
+              + String.join(", ", p.unlistedIndexes()));
+    }
     if (!p.leftAlone().isEmpty()) {
       parts.add(
           "damaged packs left alone (not all their records can be located): "

@@ -33,6 +33,7 @@ class RepairJobTest {
             damaged.isEmpty() ? 0 : 1,
             dryRun || damaged.isEmpty() ? 0 : 1,
             0.1,
+            List.of(),
             List.of());
     return new Repository.RepairResult(report, 1000, other, List.of());
   }
@@ -96,7 +97,8 @@ class RepairJobTest {
             0,
             0,
             0.1,
-            List.of("data/ef56"));
+            List.of("data/ef56"),
+            List.of());
     Repository.RepairResult r = new Repository.RepairResult(report, 1000, List.of(), List.of());
     assertThat(base.leftAlone()).isEmpty();
     assertThat(RepairCommand.damaged(r)).isTrue();

@@ -1309,9 +1309,15 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
       if (type == BlobType.PACK) {
         for (String fan : fanNames(dir.handle())) {
           Dir f = fanDir(fan, false);
-          if (f != null) {
-            collect(type, f.handle(), names);
+          if (f == null) {
+            // nothing removes a fan-out directory: its packs left out unsaid were taken for
+            // missing (audit N3)
+            throw new IOException(
+                "directory "
+                    + dir.handle().shown().resolve(fan)
+                    + " listed, then not found: the storage lists unreliably");
           }
+          collect(type, f.handle(), names);
         }
       } else {
         collect(type, dir.handle(), names);
@@ -1340,6 +1346,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
         try {
           a = Files.readAttributes(e, BasicFileAttributes.class, NOFOLLOW);
         } catch (NoSuchFileException gone) {
+          fans.add(n); // listed: no fan-out directory is removed, its opening says (audit N3)
           continue;
         }
         if (a.isSymbolicLink()) {
@@ -1356,11 +1363,15 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
 
   private static void collect(BlobType type, DirectoryHandle dir, List<BlobName> names)
       throws IOException {
-    // Locks: every entry that is not a directory (nor a link), even one gone by the time it is
-    // looked at. A refresh replaces its lock blob (new saved, old deleted); a listing that read the
-    // directory before the save and dropped the old one as gone showed no lock at all, and its
-    // taker never learned it should list again (it does when a listed lock is gone on reading).
-    // Links are no blobs: they are not followed, nor listed.
+    // Every name the directory lists that is a file (a regular one; for locks, any but a directory
+    // or a link), and every one gone by the time it is looked at: a listing says what the
+    // directory held when read, as an object store's does, and its readers already take "listed,
+    // then gone" for a blob deleted meanwhile. A refresh replaces its lock blob (new saved, old
+    // deleted); a listing that dropped the old one as gone showed no lock at all, and its taker
+    // never learned it should list again. A pack that readdir showed and stat never found was
+    // dropped from every listing of a repair, taken for missing, and its entries dropped; the
+    // next repair deleted it with its intact chunks (audit N3). Listed, it stops the repair as
+    // "listed, then not found". Links are no blobs: they are not followed, nor listed.
     try (DirectoryStream<Path> files = Files.newDirectoryStream(dir.self())) {
       for (Path f : files) {
         String n = f.getFileName().toString();
@@ -1373,7 +1384,7 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
           blob =
               type == BlobType.LOCK ? !a.isDirectory() && !a.isSymbolicLink() : a.isRegularFile();
         } catch (NoSuchFileException gone) {
-          blob = type == BlobType.LOCK;
+          blob = true;
         }
         if (blob) {
           names.add(new BlobName(type, n));

@@ -28,8 +28,15 @@ import io.granule.engine.internal.repo.store.ChunkPacker;
 import io.granule.engine.internal.repo.store.ChunkReader;
 import io.granule.engine.internal.repo.store.UnlistedPacks;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -127,6 +134,9 @@ public final class Repairer {
    * @param seconds wall time of this step (without the reading that found the suspects)
    * @param damagedCopies packs that were not read whole (a repair of named packs) where the copy of
    *     a chunk the damaged packs hold does not read either: damaged too, left as they are
+   * @param unlistedIndexes fixed and dynamic indexes ({@code fixed/NAME}, {@code dynamic/NAME})
+   *     that use a lost chunk and that no snapshot read here names: a crashed backup's (prune
+   *     deletes them), or a snapshot's whose manifest did not read or that no listing showed
    */
   public record Report(
       boolean dryRun,
@@ -142,7 +152,8 @@ public final class Repairer {
       int indexesReplaced,
       int packsDeleted,
       double seconds,
-      List<String> damagedCopies) {}
+      List<String> damagedCopies,
+      List<String> unlistedIndexes) {}
 
   private final BlobStore store;
   private final BlobCodec codec;
@@ -151,14 +162,24 @@ public final class Repairer {
   private final int packSize;
   private final int compressionLevel;
   private final long maxPackBytes;
+  private final Path retiredFile;
 
+  /**
+   * A repairer of the repository in {@code store}. {@code retiredFile} (null: none) is where a
+   * repair notes, before it deletes the index blobs that list them, the damaged packs whose trailer
+   * does not read: once those blobs are gone, nothing tells such a pack from one whose index blob a
+   * flaky storage hid, which is left alone (audit N1, N3); the next repair deletes the packs noted
+   * there, so that one killed between the two steps is finished by the next, as any other.
+   */
   public Repairer(
       BlobStore store,
       BlobCodec codec,
       ChunkHasher hasher,
       Path cacheDir,
       int packSize,
-      int compressionLevel) {
+      int compressionLevel,
+      Path retiredFile) {
+    this.retiredFile = retiredFile;
     this.store = store;
     this.codec = codec;
     this.hasher = hasher;
@@ -206,8 +227,20 @@ public final class Repairer {
       Set<BlobName> indexes, Set<BlobName> snapshots, Set<BlobName> packs, Set<String> damaged) {
     /** Whether verify found an index blob damaged: not every chunk's place may be known. */
     boolean indexDamaged() {
+      return damagedIn(BlobType.INDEX);
+    }
+
+    /**
+     * Whether verify found a snapshot's fixed or dynamic index damaged, among them those that use
+     * chunks no index blob lists.
+     */
+    boolean snapshotIndexDamaged() {
+      return damagedIn(BlobType.FIXED_INDEX) || damagedIn(BlobType.DYNAMIC_INDEX);
+    }
+
+    private boolean damagedIn(BlobType type) {
       for (String d : damaged) {
-        if (d.startsWith(BlobType.INDEX.directory() + "/")) {
+        if (d.startsWith(type.directory() + "/")) {
           return true;
         }
       }
@@ -217,11 +250,14 @@ public final class Repairer {
 
   /**
    * Repairs the packs {@code suspects} (see the class comment); {@code packsChecked} is only
-   * reported. {@code othersRead} says whether every other pack was read whole and found intact.
-   * Where not (a repair of named packs), a copy of a damaged pack's chunk in another pack counts as
-   * one only once its record reads: counted on unread, it let the readable record in the damaged
-   * pack go with it, and the chunk was lost if that copy was damaged too. {@code seen} is what the
-   * verify before it saw ({@link Seen}).
+   * reported. {@code named}: the packs the user named (names without {@code data/}), whose data
+   * alone was read; empty: every pack was read whole. Where not every pack was read, a copy of a
+   * damaged pack's chunk in another pack counts as one only once its record reads: counted on
+   * unread, it let the readable record in the damaged pack go with it, and the chunk was lost if
+   * that copy was damaged too. A damaged pack none of whose records can be located (no index blob
+   * lists it, its trailer does not read) is deleted unread only if named: an index blob hidden from
+   * every listing of a run by a flaky storage made it look so, and its intact chunks were deleted
+   * (audit N1, N3). {@code seen} is what the verify before it saw ({@link Seen}).
    *
    * @throws RepositoryUnreachableException if the store does not answer (nothing more is changed;
    *     the repository is valid, run repair again)
@@ -229,12 +265,13 @@ public final class Repairer {
    */
   public Report run(
       Set<PackId> suspects,
+      Set<String> named,
       int packsChecked,
-      boolean othersRead,
       Seen seen,
       boolean dryRun,
       Listener listener) {
     long started = System.nanoTime();
+    boolean othersRead = named.isEmpty();
     try {
       Map<PackId, Suspect> byId = new LinkedHashMap<>();
       List<PackId> sorted = new ArrayList<>(suspects);
@@ -309,6 +346,7 @@ public final class Repairer {
       // that no index blob lists and whose trailer does not read is deleted: nothing can locate
       // its records; an index blob missed by a listing stops the repair above, audit L3.)
       List<String> leftAlone = new ArrayList<>();
+      boolean snapshotIndexDamaged = seen.snapshotIndexDamaged();
       for (Suspect s : byId.values()) {
         if (!s.damaged || s.missing || !s.trailerUnread) {
           continue;
@@ -328,15 +366,42 @@ public final class Repairer {
         s.leftAlone = true;
         leftAlone.add(s.name + ": " + why + ", so not all its records can be located");
       }
+      Set<String> retired = readRetired();
       for (Suspect s : byId.values()) {
-        if (s.damaged && !s.leftAlone && !s.missing && s.trailerUnread && s.indexed.isEmpty()) {
+        if (!s.damaged || s.leftAlone || s.missing || !s.trailerUnread || !s.indexed.isEmpty()) {
+          continue;
+        }
+        if (retired.contains(s.id.toString())) {
+          s.problem =
+              (s.problem == null ? "damaged" : s.problem)
+                  + "; its trailer does not read, and a repair that stopped before deleting it"
+                  + " took it out of the index: it is deleted unread";
+          continue;
+        }
+        if (named.contains(s.id.toString())) {
           // said, not left to "0 of its 0 chunks" (audit N1's report): its bytes go unread
           s.problem =
               (s.problem == null ? "damaged" : s.problem)
                   + "; no index blob lists it and its trailer does not read, so none of its"
-                  + " records can be located: it is deleted unread (if an index blob that listed"
-                  + " it was lost, put that back first and run repair again)";
+                  + " records can be located: named, it is deleted unread";
+          continue;
         }
+        // An index blob that a flaky storage hid from every listing of the run (or that stat
+        // never found) made the pack look unindexed; deleted unread, its intact chunks went
+        // (audit N1 "hide 1-3", N3). Only the user, who named it, can tell it is not so.
+        s.leftAlone = true;
+        leftAlone.add(
+            s.name
+                + ": no index blob lists it and its trailer does not read, so none of its records"
+                + " can be located"
+                + (snapshotIndexDamaged
+                    ? " (verify found snapshot indexes damaged, which may use chunks an index blob"
+                        + " that is lost or not listed placed in it)"
+                    : "")
+                + "; if an index blob that listed it was lost, put it back and run repair again;"
+                + " to delete it unread, run 'granule repair --pack "
+                + s.id
+                + "'");
       }
       List<Suspect> damaged =
           byId.values().stream().filter(s -> s.damaged && !s.leftAlone).toList();
@@ -410,7 +475,9 @@ public final class Repairer {
             new PackRepair(
                 r.pack(), r.missing(), ids.size(), r.salvaged(), held, lostHere, r.problem()));
       }
-      List<String> affected = lost.isEmpty() ? List.of() : snapshotsUsing(lost, seen);
+      Set<BlobName> itemIndexes = new HashSet<>(); // those the manifests read name
+      List<String> affected = lost.isEmpty() ? List.of() : snapshotsUsing(lost, seen, itemIndexes);
+      List<String> unlistedIndexes = lost.isEmpty() ? List.of() : unlistedUsing(lost, itemIndexes);
 
       long packsWritten = 0;
       long indexesWritten = 0;
@@ -424,7 +491,16 @@ public final class Repairer {
       }
       int packsDeleted = 0;
       if (!dryRun && !damaged.isEmpty()) {
-        requireListed(new HashSet<>(indexNames), store.list(BlobType.INDEX), "index/ listed again");
+        List<BlobName> again = store.list(BlobType.INDEX);
+        requireListed(new HashSet<>(indexNames), again, "index/ listed again");
+        // nor one more: nothing adds index blobs under this lock, so one shown now that repair's
+        // listing did not show went unread, and a pack only it lists looked unindexed (audit N1)
+        Set<BlobName> readHere = new HashSet<>(indexNames);
+        for (BlobName n : again) {
+          if (!readHere.contains(n)) {
+            throw unreliable("index/ listed again shows " + n + ", which repair's listing missed");
+          }
+        }
         for (Suspect s : damaged) {
           if (s.missing && (seen.packs().contains(s.name) || store.stat(s.name).isPresent())) {
             throw unreliable(s.name + " not found, then there"); // its entries are not dropped
@@ -485,7 +561,16 @@ public final class Repairer {
           }
           listener.progress("write index", ++done, indexNames.size());
         }
-        // 3. The replaced index blobs.
+        // 3. The replaced index blobs; first, which damaged packs nothing will locate after
+        Set<String> unlocatable = new java.util.TreeSet<>(retired);
+        for (Suspect s : damaged) {
+          if (!s.missing && s.trailerUnread) {
+            unlocatable.add(s.id.toString());
+          }
+        }
+        if (!replaced.isEmpty() && !unlocatable.isEmpty()) {
+          writeRetired(unlocatable);
+        }
         done = 0;
         for (BlobName n : replaced) {
           store.delete(n);
@@ -497,7 +582,24 @@ public final class Repairer {
         // would list it deleted.
         Set<BlobName> kept = new HashSet<>(indexNames);
         replaced.forEach(kept::remove);
-        requireListed(kept, store.list(BlobType.INDEX), "index/ listed before deleting packs");
+        List<BlobName> last = store.list(BlobType.INDEX);
+        Set<BlobName> lastSet = new HashSet<>(last);
+        String differs = null;
+        for (BlobName n : kept) {
+          if (!lastSet.contains(n)) {
+            differs = "misses " + n + ", listed before";
+            break;
+          }
+        }
+        // the others must be the ones written here: one more is a blob no listing showed before
+        // (or a replaced one still listed), which may list a damaged pack
+        long others = last.size() - kept.size();
+        if (differs == null && others != indexesWritten) {
+          differs = "shows " + others + " blobs besides those kept, " + indexesWritten + " written";
+        }
+        if (differs != null) {
+          throw unreliableAfterReplacing("index/ listed before deleting packs " + differs, damaged);
+        }
         done = 0;
         for (Suspect s : damaged) {
           if (!s.missing) {
@@ -505,6 +607,9 @@ public final class Repairer {
             packsDeleted++;
           }
           listener.progress("delete packs", ++done, damaged.size());
+        }
+        if (retiredFile != null) {
+          Files.deleteIfExists(retiredFile);
         }
       }
       return new Report(
@@ -521,7 +626,8 @@ public final class Repairer {
           indexesReplaced,
           packsDeleted,
           (System.nanoTime() - started) / 1e9,
-          List.copyOf(damagedCopies));
+          List.copyOf(damagedCopies),
+          unlistedIndexes);
     } catch (IOException e) {
       throw new RepositoryException(
           "repair failed in the repository at '"
@@ -587,6 +693,51 @@ public final class Repairer {
   }
 
   /** The stop on a chunk of pack {@code name} that read one way, then the other. */
+  /** The pack names (without {@code data/}) an earlier repair noted in {@link #retiredFile}. */
+  private Set<String> readRetired() {
+    Set<String> out = new HashSet<>();
+    if (retiredFile == null) {
+      return out;
+    }
+    try {
+      for (String line : Files.readAllLines(retiredFile, StandardCharsets.UTF_8)) {
+        try {
+          out.add(PackId.parse(line.strip()).toString());
+        } catch (IllegalArgumentException e) {
+          // not a pack name: ignored
+        }
+      }
+    } catch (NoSuchFileException e) {
+      // none: the last repair finished
+    } catch (IOException e) {
+      LOG.warn("repair: {} unreadable, ignored: {}", retiredFile, e.toString());
+    }
+    return out;
+  }
+
+  /** Notes {@code packs} in {@link #retiredFile}: written aside, synced, renamed. */
+  private void writeRetired(Set<String> packs) throws IOException {
+    if (retiredFile == null) {
+      return;
+    }
+    Path tmp = retiredFile.resolveSibling(retiredFile.getFileName() + ".tmp");
+    Files.deleteIfExists(tmp);
+    try (FileChannel ch =
+        FileChannel.open(
+            tmp,
+            Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE),
+            PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))) {
+      ByteBuffer b =
+          ByteBuffer.wrap((String.join("\n", packs) + "\n").getBytes(StandardCharsets.UTF_8));
+      while (b.hasRemaining()) {
+        ch.write(b);
+      }
+      ch.force(false);
+    }
+    Files.move(
+        tmp, retiredFile, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+  }
+
   /**
    * Stops the repair if a blob of {@code before} is not in {@code now} ({@code before} null: no
    * check): blobs under a lock are never deleted meanwhile, so the storage lists unreliably.
@@ -610,6 +761,34 @@ public final class Repairer {
             + what
             + ": the storage is unreliable; nothing was deleted, the repository is valid (check"
             + " the storage's health, then run repair again)");
+  }
+
+  /**
+   * The stop of a repair, on storage that answers differently, after the index blobs listing the
+   * damaged packs were replaced (step 3) and before those packs are deleted: {@code what} says
+   * where.
+   */
+  private static RepositoryException unreliableAfterReplacing(String what, List<Suspect> damaged) {
+    List<String> unread = new ArrayList<>();
+    for (Suspect s : damaged) {
+      if (!s.missing && s.trailerUnread) {
+        unread.add(s.id.toString());
+      }
+    }
+    return new RepositoryException(
+        "repair stopped: "
+            + what
+            + ": the storage is unreliable; the salvaged chunks are stored and the index blobs that"
+            + " listed the damaged packs were replaced, but no pack was deleted; the repository is"
+            + " valid (check the storage's health, then run repair again"
+            + (unread.isEmpty()
+                ? ""
+                : " on this machine, which deletes the packs whose trailer does not read as noted"
+                    + " here; elsewhere, where no index blob lists them now, name them: 'granule"
+                    + " repair --pack "
+                    + String.join(" --pack ", unread)
+                    + "'")
+            + ")");
   }
 
   private static RepositoryException unreliable(BlobName name, ChunkId id) {
@@ -782,7 +961,12 @@ public final class Repairer {
     }
   }
 
-  private List<String> snapshotsUsing(Set<ChunkId> lost, Seen seen) throws IOException {
+  /**
+   * The snapshots (manifest names, sorted) that use a chunk of {@code lost}; adds the fixed and
+   * dynamic indexes every manifest read names to {@code named}.
+   */
+  private List<String> snapshotsUsing(Set<ChunkId> lost, Seen seen, Set<BlobName> named)
+      throws IOException {
     List<String> out = new ArrayList<>();
     List<BlobName> listed = store.list(BlobType.SNAPSHOT);
     // every manifest listed before verify, still listed (audit N2: a snapshot a listing missed was
@@ -804,6 +988,8 @@ public final class Repairer {
         continue;
       }
       boolean uses = false;
+      m.disks().forEach(d -> named.add(new BlobName(BlobType.FIXED_INDEX, d.fixedIndex())));
+      m.streams().forEach(t -> named.add(new BlobName(BlobType.DYNAMIC_INDEX, t.dynamicIndex())));
       for (Manifest.DiskEntry d : m.disks()) {
         if (!uses) {
           BlobName fx = new BlobName(BlobType.FIXED_INDEX, d.fixedIndex());
@@ -832,6 +1018,45 @@ public final class Repairer {
     }
     out.sort(null);
     return out;
+  }
+
+  /**
+   * The fixed and dynamic indexes not in {@code named} that use a chunk of {@code lost} (sorted): a
+   * manifest that every listing of the run left out went unnamed, exit 0 "repaired", while its
+   * snapshot used a lost chunk (audit N2, hidden from all listings). One that does not read is left
+   * out: verify names it.
+   */
+  private List<String> unlistedUsing(Set<ChunkId> lost, Set<BlobName> named) throws IOException {
+    List<String> out = new ArrayList<>();
+    for (BlobType type : List.of(BlobType.FIXED_INDEX, BlobType.DYNAMIC_INDEX)) {
+      for (BlobName n : store.list(type)) {
+        if (named.contains(n)) {
+          continue;
+        }
+        boolean uses;
+        try {
+          if (type == BlobType.FIXED_INDEX) {
+            try (var f = FixedIndexReader.load(store, codec, n)) {
+              uses = usesAny(lost, f.count(), f::get);
+            }
+          } else {
+            try (var d = DynamicIndexReader.load(store, codec, n)) {
+              uses = usesAny(lost, d.count(), d::get);
+            }
+          }
+        } catch (NoSuchFileException | RepositoryException | IllegalArgumentException e) {
+          RepositoryUnreachableException.throwIfUnreachable(n, store.location(), e);
+          LOG.warn(
+              "repair: {}, which no snapshot read names, is unreadable: {}", n, e.getMessage());
+          continue;
+        }
+        if (uses) {
+          out.add(n.toString());
+        }
+      }
+    }
+    out.sort(null);
+    return List.copyOf(out);
   }
 
   private static boolean usesAny(Set<ChunkId> lost, int count, IntFunction<ChunkId> ids) {

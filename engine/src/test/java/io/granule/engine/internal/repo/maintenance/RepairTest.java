@@ -838,6 +838,228 @@ class RepairTest {
     assertThat(report.packsDeleted()).isZero();
   }
 
+  /** The index blobs of (unencrypted) {@code dir} and the packs each lists. */
+  static Map<BlobName, Set<String>> indexBlobs(Path dir) throws Exception {
+    LocalBlobStore s = new LocalBlobStore(dir);
+    Map<BlobName, Set<String>> out = new java.util.TreeMap<>(Comparator.comparing(BlobName::name));
+    for (BlobName n : s.list(BlobType.INDEX)) {
+      Set<String> packs = new TreeSet<>();
+      for (IndexEntry e : io.granule.engine.internal.repo.index.IndexReader.read(n, s.load(n))) {
+        packs.add(e.location().pack().toString());
+      }
+      out.put(n, packs);
+    }
+    return out;
+  }
+
+  /**
+   * audit N1 ("hide 1-3") and N3: a damaged pack that no index blob lists and whose trailer does
+   * not read was deleted unread. A flaky storage that hid its index blob from every listing of the
+   * run (or whose stat never found it) made an indexed pack look so, and its intact chunks went
+   * with it. Such a pack is now left alone, named with the command that deletes it, and deleted
+   * only when the user names it.
+   */
+  @Test
+  void aPackNoIndexBlobListsWhoseTrailerDoesNotReadIsDeletedOnlyWhenNamed() throws Exception {
+    Path dir = tmp.resolve("unlocatable");
+    copyTree(history(false), dir);
+    damage(dir, "trailer");
+    Path pack = largestPack(dir);
+    String name = pack.getFileName().toString();
+    for (Map.Entry<BlobName, Set<String>> e : indexBlobs(dir).entrySet()) {
+      if (e.getValue().contains(name)) {
+        Files.delete(dir.resolve(e.getKey().toString())); // as a listing that never shows it
+      }
+    }
+    byte[] before = Files.readAllBytes(pack);
+    try (Repository r = open(dir, false)) {
+      Repository.RepairResult res = repair(r, false);
+      Repairer.Report rep = res.repair();
+      assertThat(rep.leftAlone())
+          .singleElement()
+          .asString()
+          .contains("data/" + name)
+          .contains("no index blob lists it and its trailer does not read")
+          .contains("granule repair --pack " + name);
+      assertThat(rep.packsDeleted()).isZero();
+      assertThat(RepairCommand.damaged(res)).isTrue();
+    }
+    assertThat(Files.readAllBytes(pack)).as("kept as it was").isEqualTo(before);
+    try (Repository r = open(dir, false)) {
+      Repairer.Report rep = repairPacks(r, false, name).repair();
+      assertThat(rep.leftAlone()).isEmpty();
+      assertThat(rep.damaged())
+          .singleElement()
+          .extracting(Repairer.PackRepair::problem)
+          .asString()
+          .contains("named, it is deleted unread");
+      assertThat(rep.packsDeleted()).isEqualTo(1);
+    }
+    assertThat(pack).doesNotExist();
+  }
+
+  /**
+   * A flaky store over {@code dir} whose listings of {@code index/} and {@code snapshots/} leave
+   * out {@code hidden} while {@code hiding} says so, and whose listing of {@code index/} also shows
+   * {@code extra} (a name listed though it is not there) while {@code showExtra} says so.
+   */
+  static io.granule.engine.internal.repo.blob.BlobStore hiding(
+      Path dir,
+      Set<BlobName> hidden,
+      java.util.function.BooleanSupplier hiding,
+      BlobName extra,
+      java.util.function.BooleanSupplier showExtra)
+      throws Exception {
+    return new io.granule.engine.internal.repo.blob.ForwardingBlobStore(new LocalBlobStore(dir)) {
+      @Override
+      public List<BlobName> list(BlobType type) throws java.io.IOException {
+        List<BlobName> all = new ArrayList<>(super.list(type));
+        if (hiding.getAsBoolean()) {
+          all.removeAll(hidden);
+        }
+        if (extra != null && type == extra.type() && showExtra.getAsBoolean()) {
+          all.add(extra);
+        }
+        return all;
+      }
+
+      @Override
+      public List<io.granule.engine.internal.repo.blob.BlobInfo> listInfo(BlobType type)
+          throws java.io.IOException {
+        List<io.granule.engine.internal.repo.blob.BlobInfo> all =
+            new ArrayList<>(super.listInfo(type));
+        if (hiding.getAsBoolean()) {
+          all.removeIf(i -> hidden.contains(i.name()));
+        }
+        return all;
+      }
+    };
+  }
+
+  /**
+   * audit N1 ("hide 1-3"): an index blob that the listings before verify, verify's and repair's own
+   * left out, and that the listing before the first change showed, went unread, and a pack only it
+   * listed looked unindexed. Nothing adds index blobs under repair's lock: that listing showing one
+   * more stops the repair before any change.
+   */
+  @Test
+  void anIndexBlobThatOnlyALaterListingShowsStopsTheRepair() throws Exception {
+    Path dir = tmp.resolve("late-index");
+    copyTree(history(false), dir);
+    String damagedPack = largestPack(dir).getFileName().toString();
+    damage(dir, "record");
+    BlobName late =
+        indexBlobs(dir).entrySet().stream()
+            .filter(e -> !e.getValue().contains(damagedPack))
+            .map(Map.Entry::getKey)
+            .findFirst()
+            .orElseThrow();
+    Map<String, String> before = listing(dir);
+    before.keySet().removeIf(k -> k.startsWith("locks/"));
+    java.util.concurrent.atomic.AtomicBoolean shown =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    try (Repository r =
+        Repository.open(
+            hiding(dir, Set.of(late), () -> !shown.get(), null, () -> false),
+            Clock.systemUTC(),
+            tmp.resolve("cache-late"))) {
+      r.lock(LockKind.EXCLUSIVE, "repair", Duration.ZERO);
+      assertThatThrownBy(
+              () ->
+                  r.repair(
+                      false,
+                      Set.of(),
+                      (phase, done, total) -> {
+                        if (phase.equals("check packs")) {
+                          shown.set(true); // repair has listed index/ and read what it showed
+                        }
+                      }))
+          .isInstanceOf(RepositoryException.class)
+          .hasMessageContaining("index/ listed again shows " + late)
+          .hasMessageContaining("nothing was deleted");
+    }
+    Map<String, String> after = listing(dir);
+    after.keySet().removeIf(k -> k.startsWith("locks/"));
+    assertThat(after).as("nothing changed").isEqualTo(before);
+  }
+
+  /**
+   * audit N4: the listing of {@code index/} before the damaged packs are deleted, that differs from
+   * what repair left there, stops the repair after the index blobs were replaced; its message said
+   * "nothing was deleted". It now says what was done, and that no pack was deleted.
+   */
+  @Test
+  void aStopBeforeDeletingPacksSaysTheIndexBlobsWereReplaced() throws Exception {
+    Path dir = tmp.resolve("stop-late");
+    copyTree(history(false), dir);
+    Path pack = largestPack(dir);
+    damage(dir, "record");
+    BlobName ghost = new BlobName(BlobType.INDEX, "ab".repeat(32));
+    java.util.concurrent.atomic.AtomicBoolean deleting =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    try (Repository r =
+        Repository.open(
+            hiding(dir, Set.of(), () -> false, ghost, deleting::get),
+            Clock.systemUTC(),
+            tmp.resolve("cache-stop"))) {
+      r.lock(LockKind.EXCLUSIVE, "repair", Duration.ZERO);
+      assertThatThrownBy(
+              () ->
+                  r.repair(
+                      false,
+                      Set.of(),
+                      (phase, done, total) -> {
+                        if (phase.equals("delete index")) {
+                          deleting.set(true);
+                        }
+                      }))
+          .isInstanceOf(RepositoryException.class)
+          .hasMessageContaining("index/ listed before deleting packs shows")
+          .hasMessageContaining("the index blobs that listed the damaged packs were replaced")
+          .hasMessageContaining("no pack was deleted")
+          .hasMessageNotContaining("nothing was deleted");
+    }
+    assertThat(pack).exists();
+    try (Repository r = open(dir, false)) {
+      Repository.RepairResult again = repair(r, false);
+      assertThat(again.repair().damaged())
+          .as("the next repair finishes: the damaged pack's trailer reads")
+          .extracting(Repairer.PackRepair::pack)
+          .containsExactly("data/" + pack.getFileName());
+    }
+    assertThat(pack).doesNotExist();
+  }
+
+  /**
+   * audit N2 (the manifest hidden from every listing of the run): repair exited 0 "repaired" while
+   * that snapshot used a lost chunk. The fixed indexes no manifest read names are checked too.
+   */
+  @Test
+  void aSnapshotHiddenFromEveryListingIsNamedByItsFixedIndex() throws Exception {
+    Path dir = tmp.resolve("hidden-snapshot");
+    copyTree(history(false), dir);
+    Set<ChunkId> hit = damage(dir, "truncated");
+    Set<String> users;
+    try (Repository r = open(dir, false)) {
+      users = using(r, hit);
+    }
+    assertThat(users).isNotEmpty();
+    Set<BlobName> hidden = new HashSet<>();
+    users.forEach(id -> hidden.add(new BlobName(BlobType.SNAPSHOT, id)));
+    try (Repository r =
+        Repository.open(
+            hiding(dir, hidden, () -> true, null, () -> false),
+            Clock.systemUTC(),
+            tmp.resolve("cache-hidden"))) {
+      r.lock(LockKind.EXCLUSIVE, "repair", Duration.ZERO);
+      Repository.RepairResult res = r.repair(false, Set.of(), (p, d, t) -> {});
+      assertThat(res.repair().chunksLost()).isPositive();
+      assertThat(res.repair().snapshots()).doesNotContainAnyElementsOf(users);
+      assertThat(res.repair().unlistedIndexes()).isNotEmpty().allMatch(n -> n.startsWith("fixed/"));
+      assertThat(RepairCommand.damaged(res)).as("exit 5, not 0").isTrue();
+    }
+  }
+
   /**
    * audit K2: a damaged pack that came back short once while repair read it again had every chunk
    * past the cut counted lost, and was deleted. A read shorter (or longer) than the pack's size now
