@@ -39,6 +39,7 @@ class FlakyStorageRepairTest {
   static Path image;
   static String snapshot;
   static String pack; // the damaged pack's name
+  static String intact; // the other pack's
   static String indexBlob;
   static long controlLost; // chunks a repair on healthy storage loses
 
@@ -74,6 +75,14 @@ class FlakyStorageRepairTest {
               .orElseThrow();
     }
     pack = largest.getFileName().toString();
+    try (Stream<Path> s = Files.walk(repo.resolve("data"))) {
+      intact =
+          s.filter(Files::isRegularFile)
+              .map(p -> p.getFileName().toString())
+              .filter(n -> !n.equals(pack) && !n.startsWith("."))
+              .findFirst()
+              .orElseThrow();
+    }
     try (var ch =
         java.nio.channels.FileChannel.open(largest, java.nio.file.StandardOpenOption.WRITE)) {
       ch.truncate(ch.size() - 100_000); // the trailer and the last records go
@@ -142,6 +151,23 @@ class FlakyStorageRepairTest {
       assertThat(lost(r.out())).isEqualTo(controlLost);
       assertThat(r.out()).containsPattern("\"unlistedIndexes\"\\s*:\\s*\\[\\s*\"fixed/");
     }
+  }
+
+  /**
+   * A pack whose reads end before the size the storage gives it is not called damaged in silence:
+   * the message says the storage answers unreliably (a short read told apart from a cut file).
+   */
+  @org.junit.jupiter.api.Test
+  void aReadThatEndsBeforeThePacksSizeIsToldApartFromDamage() throws Exception {
+    Path dir = copy(tmp.resolve("c"));
+    Path mnt = mount(dir, "short " + intact + " all");
+    Granule.Result v =
+        Granule.run(tmp, "verify", "--repo", mnt.resolve("repo").toString(), "--read-data");
+    assertThat(Files.readString(tmp.resolve("fuse.log"))).contains("SHORT");
+    assertThat(v.out() + v.err())
+        .contains("data/" + intact)
+        .contains("though its size is")
+        .contains("the storage answers unreliably");
   }
 
   static void ok(Granule.Result r, int exit) {

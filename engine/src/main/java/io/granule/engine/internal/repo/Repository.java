@@ -2510,16 +2510,9 @@ public final class Repository implements Closeable {
                   cacheDir,
                   config.packSize(),
                   config.compressionLevel(),
-                  // this repository at this place: a copy of it elsewhere (same id) is another
-                  cacheDir.resolve(
-                      "repair-retired-"
-                          + config.repositoryId()
-                          + "-"
-                          + ConfigPin.sha256(
-                                  store
-                                      .location()
-                                      .getBytes(java.nio.charset.StandardCharsets.UTF_8))
-                              .substring(0, 16)))
+                  // by id, not place: the same repository reached by another path (a mount) is
+                  // the same; in a copy (same id), the packs named are the same packs
+                  cacheDir.resolve("repair-retired-" + config.repositoryId()))
               .run(
                   suspects,
                   named,

@@ -1121,6 +1121,22 @@ public final class LocalBlobStore implements BlobStore, AutoCloseable {
       long pos = offset;
       while (dst.hasRemaining()) {
         int n = ch.read(dst, pos);
+        if (n < 0 && ch.size() >= offset + length) {
+          throw new ShortReadException(
+              "blob "
+                  + name
+                  + " in "
+                  + root
+                  + " read ended at "
+                  + pos
+                  + " though its size is "
+                  + ch.size()
+                  + ": the storage answers unreliably (range requested: offset="
+                  + offset
+                  + " length="
+                  + length
+                  + ")");
+        }
         if (n < 0) {
           throw new EOFException(
               "blob "

@@ -374,8 +374,8 @@ public final class Repairer {
         if (retired.contains(s.id.toString())) {
           s.problem =
               (s.problem == null ? "damaged" : s.problem)
-                  + "; its trailer does not read, and a repair that stopped before deleting it"
-                  + " took it out of the index: it is deleted unread";
+                  + "; its trailer does not read, and an earlier repair on this machine took it"
+                  + " out of the index but did not delete it: it is deleted unread";
           continue;
         }
         if (named.contains(s.id.toString())) {
@@ -421,12 +421,30 @@ public final class Repairer {
           if (entries != null) {
             for (IndexEntry e : entries) {
               PackId p = e.location().pack();
-              if (candidates.contains(e.id())
-                  && !elsewhere.contains(e.id())
-                  && !damagedIds.contains(p)
-                  && !byId.containsKey(p)
-                  && present.contains(p)
-                  && (othersRead || copyReads(checker, e, damagedCopies))) {
+              if (!candidates.contains(e.id())
+                  || elsewhere.contains(e.id())
+                  || damagedIds.contains(p)) {
+                continue;
+              }
+              Suspect suspect = byId.get(p);
+              if (suspect != null) {
+                // a suspect read whole this time, each indexed record decoding: it holds the
+                // chunk (audit P3: a copy pack that read short once in verify was passed over,
+                // and its chunk counted lost, its snapshots named, while it restored whole)
+                if (!suspect.damaged) {
+                  elsewhere.add(e.id());
+                }
+                continue;
+              }
+              if (!present.contains(p)) {
+                if (seen.packs().contains(ChunkReader.packName(p))) {
+                  // listed before verify, and no pack is deleted under repair's lock (P3)
+                  throw unreliable(
+                      ChunkReader.packName(p) + " listed before verify, not in repair's listing");
+                }
+                continue;
+              }
+              if (othersRead || copyReads(checker, e, damagedCopies)) {
                 elsewhere.add(e.id());
               }
             }
@@ -507,10 +525,12 @@ public final class Repairer {
           }
         }
         // 1. Salvaged chunks into new packs, then index blobs listing them.
+        Map<ChunkId, ChunkLocation> salvagedAt = new HashMap<>();
+        Recording writes = new Recording(store); // what this repair saved, by name
         long memory = ChunkIndex.defaultMemory() / 4;
         try (ChunkIndex fresh = new ChunkIndex(cacheDir, Math.max(1024, salvage.size()), memory);
             ChunkCompressor compressor = new ChunkCompressor(compressionLevel)) {
-          ChunkPacker packer = new ChunkPacker(store, codec, fresh, packSize, 16, p -> {});
+          ChunkPacker packer = new ChunkPacker(writes, codec, fresh, packSize, 16, p -> {});
           done = 0;
           for (Suspect s : damaged) {
             if (!s.missing) {
@@ -543,9 +563,21 @@ public final class Repairer {
           packer.flush();
           packsWritten = packer.packsWritten();
           indexesWritten += packer.indexesWritten();
+          for (ChunkId id : salvage) {
+            ChunkLocation l = fresh.get(id);
+            if (l != null) {
+              salvagedAt.put(id, l);
+            }
+          }
         }
+        // Read back what was written, before anything is deleted: the storage repair exists to
+        // distrust answered "done" for a pack rename that never happened, or a write it did not
+        // keep, and the damaged pack went with the salvaged chunks' only copy (audit P1)
+        readBack(salvagedAt, checker, writes);
         // 2. Replacements for the index blobs listing damaged packs.
         List<BlobName> replaced = new ArrayList<>();
+        Set<IndexEntry> expected = new HashSet<>(); // what the blobs written must list
+        salvagedAt.forEach((id, l) -> expected.add(new IndexEntry(id, l)));
         done = 0;
         for (BlobName n : indexNames) {
           List<IndexEntry> entries = indexes.get(n);
@@ -554,13 +586,17 @@ public final class Repairer {
                 entries.stream().filter(e -> !damagedIds.contains(e.location().pack())).toList();
             if (kept.size() != entries.size()) {
               if (!kept.isEmpty()) {
-                indexesWritten += IndexWriter.save(store, codec, kept);
+                indexesWritten += IndexWriter.save(writes, codec, kept);
+                expected.addAll(kept);
               }
               replaced.add(n);
             }
           }
           listener.progress("write index", ++done, indexNames.size());
         }
+        // and read back: a replacement not kept (audit P2) left the intact packs it lists, and
+        // the salvaged chunks, in no index blob once the old ones are deleted
+        Set<BlobName> written = readBackIndexes(writes, expected);
         // 3. The replaced index blobs; first, which damaged packs nothing will locate after
         Set<String> unlocatable = new java.util.TreeSet<>(retired);
         for (Suspect s : damaged) {
@@ -582,33 +618,49 @@ public final class Repairer {
         // would list it deleted.
         Set<BlobName> kept = new HashSet<>(indexNames);
         replaced.forEach(kept::remove);
-        List<BlobName> last = store.list(BlobType.INDEX);
-        Set<BlobName> lastSet = new HashSet<>(last);
+        Set<BlobName> lastSet = new HashSet<>(store.list(BlobType.INDEX));
         String differs = null;
+        kept.addAll(written);
         for (BlobName n : kept) {
           if (!lastSet.contains(n)) {
             differs = "misses " + n + ", listed before";
             break;
           }
         }
-        // the others must be the ones written here: one more is a blob no listing showed before
-        // (or a replaced one still listed), which may list a damaged pack
-        long others = last.size() - kept.size();
-        if (differs == null && others != indexesWritten) {
-          differs = "shows " + others + " blobs besides those kept, " + indexesWritten + " written";
+        // and nothing else: one more is a blob no listing showed before (or a replaced one still
+        // listed), which may list a damaged pack
+        for (BlobName n : lastSet) {
+          if (differs == null && !kept.contains(n)) {
+            differs = "shows " + n + ", neither kept nor written";
+          }
         }
         if (differs != null) {
           throw unreliableAfterReplacing("index/ listed before deleting packs " + differs, damaged);
         }
         done = 0;
+        Set<String> stillThere = new java.util.TreeSet<>();
         for (Suspect s : damaged) {
           if (!s.missing) {
             store.delete(s.name);
-            packsDeleted++;
+            if (store.stat(s.name).isPresent()) {
+              // "deleted", and there (audit P4: a pack whose trailer does not read, no longer
+              // listed by an index blob, was then left alone by every later repair)
+              leftAlone.add(
+                  s.name
+                      + ": deleted, then still there (the storage is unreliable); no index blob"
+                      + " lists it now: the next repair on this machine deletes it");
+              if (s.trailerUnread) {
+                stillThere.add(s.id.toString());
+              }
+            } else {
+              packsDeleted++;
+            }
           }
           listener.progress("delete packs", ++done, damaged.size());
         }
-        if (retiredFile != null) {
+        if (!stillThere.isEmpty()) {
+          writeRetired(stillThere);
+        } else if (retiredFile != null) {
           Files.deleteIfExists(retiredFile);
         }
       }
@@ -692,7 +744,165 @@ public final class Repairer {
     return bytes;
   }
 
-  /** The stop on a chunk of pack {@code name} that read one way, then the other. */
+  /**
+   * Reads back the new packs holding {@code salvaged} (chunk → where it was written): each must be
+   * there, whole (its checksums and trailer), with each salvaged record decoding to its chunk.
+   * Stops the repair otherwise (nothing was deleted yet).
+   */
+  private void readBack(Map<ChunkId, ChunkLocation> salvaged, ChunkReader checker, Recording writes)
+      throws IOException {
+    try {
+      readBack(salvaged, checker);
+    } catch (RepositoryException e) {
+      throw writes.undo(e);
+    }
+  }
+
+  private void readBack(Map<ChunkId, ChunkLocation> salvaged, ChunkReader checker)
+      throws IOException {
+    Map<PackId, List<ChunkId>> byPack =
+        new java.util.TreeMap<>(java.util.Comparator.comparing(PackId::toString));
+    salvaged.forEach((id, l) -> byPack.computeIfAbsent(l.pack(), k -> new ArrayList<>()).add(id));
+    for (Map.Entry<PackId, List<ChunkId>> p : byPack.entrySet()) {
+      BlobName name = ChunkReader.packName(p.getKey());
+      byte[] bytes;
+      try {
+        bytes = load(name);
+        PackReader.parse(name, bytes);
+      } catch (NoSuchFileException e) {
+        throw unreliable("new pack " + name + " written, then not found");
+      } catch (RepositoryException | IllegalArgumentException e) {
+        RepositoryUnreachableException.throwIfUnreachable(name, store.location(), e);
+        throw unreliable(
+            "new pack " + name + " written, then read back damaged: " + e.getMessage());
+      }
+      for (ChunkId id : p.getValue()) {
+        if (decode(checker, name, bytes, id, salvaged.get(id)) == null) {
+          throw unreliable(
+              "new pack " + name + " written, then chunk " + id + " did not read back");
+        }
+      }
+    }
+  }
+
+  /**
+   * The index blobs {@code writes} saved, read back: each listed and reading whole, listing
+   * together every entry of {@code expected}. Stops the repair otherwise, those blobs deleted again
+   * (nothing else was deleted yet).
+   */
+  private Set<BlobName> readBackIndexes(Recording writes, Set<IndexEntry> expected)
+      throws IOException {
+    Set<BlobName> written = writes.saved(BlobType.INDEX);
+    try {
+      Set<BlobName> listed = new HashSet<>(store.list(BlobType.INDEX));
+      Set<IndexEntry> missing = new HashSet<>(expected);
+      for (BlobName n : written) {
+        List<IndexEntry> entries = listed.contains(n) ? readIndex(n) : null;
+        if (entries == null) {
+          throw unreliable(
+              "new index blob "
+                  + n
+                  + (listed.contains(n)
+                      ? " written, then did not read back"
+                      : " written, then not listed"));
+        }
+        entries.forEach(missing::remove);
+      }
+      if (!missing.isEmpty()) {
+        throw unreliable(
+            "the index blobs written do not list "
+                + missing.size()
+                + " of the entries written (chunk "
+                + missing.iterator().next().id()
+                + ")");
+      }
+    } catch (RepositoryException e) {
+      throw writes.undo(e);
+    }
+    return written;
+  }
+
+  /**
+   * A store that notes the names saved through it: what a repair wrote, so that it can read those
+   * back, and delete its own index blobs again where they do not (never one it did not write: a
+   * listing may show a blob it hid before).
+   */
+  private static final class Recording
+      extends io.granule.engine.internal.repo.blob.ForwardingBlobStore {
+    private final List<BlobName> saved = java.util.Collections.synchronizedList(new ArrayList<>());
+
+    Recording(BlobStore delegate) {
+      super(delegate);
+    }
+
+    Set<BlobName> saved(BlobType type) {
+      synchronized (saved) {
+        Set<BlobName> out = new LinkedHashSet<>();
+        for (BlobName n : saved) {
+          if (n.type() == type) {
+            out.add(n);
+          }
+        }
+        return out;
+      }
+    }
+
+    @Override
+    public void save(BlobName name, java.nio.channels.FileChannel file, long length)
+        throws IOException {
+      saved.add(name);
+      super.save(name, file, length);
+    }
+
+    @Override
+    public void save(BlobName name, byte[] data) throws IOException {
+      saved.add(name);
+      super.save(name, data);
+    }
+
+    @Override
+    public void save(BlobName name, ByteBuffer data) throws IOException {
+      saved.add(name);
+      super.save(name, data);
+    }
+
+    @Override
+    public void save(BlobName name, ByteBuffer data, Runnable released) throws IOException {
+      saved.add(name);
+      super.save(name, data, released);
+    }
+
+    @Override
+    public void saveNew(BlobName name, byte[] data) throws IOException {
+      saved.add(name);
+      super.saveNew(name, data);
+    }
+
+    /**
+     * Deletes the index blobs saved here, then the packs (none is deleted if an index blob could
+     * not be), and returns {@code stop} saying so: the repository is again what it was before the
+     * repair.
+     */
+    RepositoryException undo(RepositoryException stop) {
+      String undone;
+      try {
+        for (BlobName n : saved(BlobType.INDEX)) {
+          delegate.delete(n);
+        }
+        // then the packs, which only those blobs listed: copies of what the damaged packs, not
+        // deleted, still hold (one left written half was a damaged pack no index blob lists)
+        for (BlobName n : saved(BlobType.PACK)) {
+          delegate.delete(n);
+        }
+        undone = "; the packs and index blobs it wrote were deleted again";
+      } catch (IOException | RuntimeException e) {
+        undone =
+            "; deleting the packs and index blobs it wrote failed too (" + e.getMessage() + ")";
+      }
+      return new RepositoryException(stop.getMessage() + undone, stop);
+    }
+  }
+
   /** The pack names (without {@code data/}) an earlier repair noted in {@link #retiredFile}. */
   private Set<String> readRetired() {
     Set<String> out = new HashSet<>();
@@ -791,6 +1001,7 @@ public final class Repairer {
             + ")");
   }
 
+  /** The stop on a chunk of pack {@code name} that read one way, then the other. */
   private static RepositoryException unreliable(BlobName name, ChunkId id) {
     return new RepositoryException(
         "repair stopped: pack "
@@ -933,6 +1144,24 @@ public final class Repairer {
     } catch (RepositoryException | IllegalArgumentException | IllegalStateException x) {
       RepositoryUnreachableException.throwIfUnreachable(
           ChunkReader.packName(e.location().pack()), store.location(), x);
+      if (io.granule.engine.internal.repo.blob.ShortReadException.in(x)) {
+        // the read ended before the size the storage gives the pack: not damage (audit P3)
+        throw unreliable(ChunkReader.packName(e.location().pack()) + " read short");
+      }
+      boolean readsNow;
+      try {
+        checker.read(e.id(), e.location());
+        readsNow = true;
+      } catch (RepositoryException | IllegalArgumentException | IllegalStateException again) {
+        RepositoryUnreachableException.throwIfUnreachable(
+            ChunkReader.packName(e.location().pack()), store.location(), again);
+        readsNow = false;
+      }
+      if (readsNow) {
+        // it did not read, and then did: not damage to name (audit P3: an intact copy pack named
+        // "damaged too" on one short read)
+        throw unreliable(ChunkReader.packName(e.location().pack()), e.id());
+      }
       String pack = ChunkReader.packName(e.location().pack()).toString();
       if (damaged.add(pack)) {
         LOG.warn("repair: pack {} is damaged too: chunk {} does not read there", pack, e.id());

@@ -561,6 +561,124 @@ class RepairTest {
   }
 
   /**
+   * audit P3: a pack holding copies of a damaged pack's chunks that read short once in verify (so
+   * verify named it damaged too) was passed over as a holder although repair then read it whole:
+   * its chunks were counted lost and every snapshot named (exit 5), while all restored whole. A
+   * suspect that reads whole on rereading holds its chunks.
+   */
+  @Test
+  void aCopyPackThatReadShortOnceInVerifyStillHoldsItsChunks() throws Exception {
+    Path dir = tmp.resolve("copy-short");
+    copyTree(history(false), dir);
+    Path a = largestPack(dir);
+    LocalBlobStore local = new LocalBlobStore(dir);
+    PackId bId = PackId.random();
+    BlobName b = new BlobName(BlobType.PACK, bId.toString());
+    local.save(b, Files.readAllBytes(a));
+    List<IndexEntry> listed = new ArrayList<>();
+    for (PackEntry e : trailer(dir, a)) {
+      listed.add(
+          new IndexEntry(
+              e.id(),
+              new ChunkLocation(bId, e.offset(), e.storedLength(), e.rawLength(), e.flags())));
+    }
+    IndexWriter.save(local, BlobCodec.IDENTITY, listed);
+    damageRecord(dir, a, 1);
+    java.util.concurrent.atomic.AtomicInteger shortReads =
+        new java.util.concurrent.atomic.AtomicInteger();
+    io.granule.engine.internal.repo.blob.BlobStore flaky =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(local) {
+          @Override
+          public void load(BlobName name, long offset, java.nio.ByteBuffer dst)
+              throws java.io.IOException {
+            int start = dst.position();
+            super.load(name, offset, dst);
+            if (name.equals(b) && shortReads.getAndIncrement() == 0) {
+              dst.position(start + (dst.position() - start) / 2); // half of it, once
+            }
+          }
+        };
+    try (Repository r = Repository.open(flaky, Clock.systemUTC(), tmp.resolve("cache-cs"))) {
+      Repository.RepairResult res = repair(r, false);
+      Repairer.Report rep = res.repair();
+      assertThat(shortReads.get()).as("verify read B short").isPositive();
+      assertThat(rep.intactOnRereading()).containsExactly(b.toString());
+      assertThat(rep.damaged())
+          .extracting(Repairer.PackRepair::pack)
+          .containsExactly("data/" + a.getFileName());
+      assertThat(rep.chunksLost()).as("every chunk of A is in B").isZero();
+      assertThat(rep.snapshots()).isEmpty();
+      assertThat(rep.chunksSalvaged()).isZero();
+    }
+    try (Repository r = open(dir, false)) {
+      assertThat(r.verify(true, VerifyListener.NONE).ok()).isTrue();
+      restores(r, expected());
+    }
+  }
+
+  /**
+   * audit P3 ({@code --pack}): a copy pack whose every read ended short of the size the storage
+   * gave it was named "damaged too" and its chunk counted lost, while it held the chunk whole. A
+   * read that ends before the blob's size is no damage: the repair stops, nothing changed.
+   */
+  @Test
+  void aCopyThatReadsShortOfItsSizeStopsARepairOfNamedPacks() throws Exception {
+    Path dir = tmp.resolve("copy-short-range");
+    copyTree(history(false), dir);
+    Path a = largestPack(dir);
+    LocalBlobStore local = new LocalBlobStore(dir);
+    PackId bId = PackId.random();
+    BlobName b = new BlobName(BlobType.PACK, bId.toString());
+    local.save(b, Files.readAllBytes(a));
+    List<IndexEntry> listed = new ArrayList<>();
+    for (PackEntry e : trailer(dir, a)) {
+      listed.add(
+          new IndexEntry(
+              e.id(),
+              new ChunkLocation(bId, e.offset(), e.storedLength(), e.rawLength(), e.flags())));
+    }
+    IndexWriter.save(local, BlobCodec.IDENTITY, listed);
+    PackEntry last = trailer(dir, a).get(trailer(dir, a).size() - 1);
+    long recordsEnd = last.offset() + last.storedLength(); // the records' reads, not the trailer's
+    damageRecord(dir, a, 1);
+    Map<String, String> before = listing(dir);
+    before.keySet().removeIf(k -> k.startsWith("locks/"));
+    io.granule.engine.internal.repo.blob.BlobStore flaky =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(local) {
+          @Override
+          public byte[] load(BlobName name, long offset, int length) throws java.io.IOException {
+            shortOf(name, offset, length);
+            return super.load(name, offset, length);
+          }
+
+          @Override
+          public void load(BlobName name, long offset, java.nio.ByteBuffer dst)
+              throws java.io.IOException {
+            shortOf(name, offset, dst.remaining());
+            super.load(name, offset, dst);
+          }
+
+          private void shortOf(BlobName name, long offset, int length) throws java.io.IOException {
+            if (name.equals(b)
+                && offset >= PackFormat.HEADER_SIZE
+                && offset + length <= recordsEnd) {
+              throw new io.granule.engine.internal.repo.blob.ShortReadException(
+                  "blob " + name + " read ended early");
+            }
+          }
+        };
+    try (Repository r = Repository.open(flaky, Clock.systemUTC(), tmp.resolve("cache-csr"))) {
+      assertThatThrownBy(() -> repairPacks(r, false, "data/" + a.getFileName()))
+          .isInstanceOf(RepositoryException.class)
+          .hasMessageContaining(b + " read short")
+          .hasMessageContaining("the storage is unreliable");
+    }
+    Map<String, String> after = listing(dir);
+    after.keySet().removeIf(k -> k.startsWith("locks/"));
+    assertThat(after).as("nothing changed").isEqualTo(before);
+  }
+
+  /**
    * A repair needs the exclusive lock; its dry run, which changes nothing, runs under a shared one
    * (as verify: backups go on meanwhile) and reports what the repair then does (audit K6: it took
    * the exclusive lock, so it could not run on a read-only repository).
@@ -850,6 +968,152 @@ class RepairTest {
       out.put(n, packs);
     }
     return out;
+  }
+
+  /**
+   * audit P1, P2: a new pack or index blob that the storage answered "saved" for but did not keep
+   * (a rename that did nothing, a write not stored) went unchecked, and the damaged pack, then the
+   * old index blobs, were deleted with the salvaged chunks' only copy. What repair wrote is read
+   * back before anything is deleted; a write not kept stops the repair with nothing deleted.
+   */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"pack-lost", "pack-corrupt", "index-lost", "index-corrupt"})
+  void aWriteTheStorageDidNotKeepStopsTheRepairBeforeAnyDeletion(String fault) throws Exception {
+    Path dir = tmp.resolve("unkept-" + fault);
+    copyTree(history(true), dir);
+    Path pack = largestPack(dir);
+    damage(dir, "truncated");
+    Set<String> indexBefore;
+    try (var files = Files.list(dir.resolve("index"))) {
+      indexBefore = new TreeSet<>(files.map(p -> p.getFileName().toString()).toList());
+    }
+    BlobType type = fault.startsWith("pack") ? BlobType.PACK : BlobType.INDEX;
+    java.util.concurrent.atomic.AtomicInteger faults =
+        new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.atomic.AtomicBoolean writing =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    io.granule.engine.internal.repo.blob.BlobStore unkept =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public void save(BlobName name, byte[] data) throws java.io.IOException {
+            if (!writing.get() || name.type() != type) {
+              super.save(name, data);
+            } else if (fault.endsWith("corrupt")) {
+              faults.incrementAndGet();
+              byte[] bad = data.clone();
+              bad[bad.length / 2] ^= 0x08; // written, not as given
+              super.save(name, bad);
+            } else {
+              faults.incrementAndGet(); // "done", and nothing there
+            }
+          }
+
+          @Override
+          public void save(BlobName name, java.nio.ByteBuffer data) throws java.io.IOException {
+            byte[] b = new byte[data.remaining()];
+            data.duplicate().get(b);
+            save(name, b);
+          }
+
+          @Override
+          public void save(BlobName name, java.nio.ByteBuffer data, Runnable released)
+              throws java.io.IOException {
+            try {
+              save(name, data);
+            } finally {
+              released.run();
+            }
+          }
+
+          @Override
+          public void save(BlobName name, java.nio.channels.FileChannel file, long length)
+              throws java.io.IOException {
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate((int) length);
+            while (b.hasRemaining() && file.read(b, b.position()) > 0) {
+              // read it all
+            }
+            b.flip();
+            save(name, b);
+          }
+        };
+    try (Repository r =
+        Repository.open(
+            unkept, Clock.systemUTC(), tmp.resolve("cache-" + fault), () -> PASSWORD.clone())) {
+      r.lock(LockKind.EXCLUSIVE, "repair", Duration.ZERO);
+      assertThatThrownBy(
+              () ->
+                  r.repair(
+                      false,
+                      Set.of(),
+                      (phase, done, total) -> {
+                        if (phase.equals("salvage")) {
+                          writing.set(true);
+                        }
+                      }))
+          .isInstanceOf(RepositoryException.class)
+          .hasMessageContaining("the storage is unreliable")
+          .hasMessageContaining("nothing was deleted");
+    }
+    assertThat(faults.get()).as("faults met").isPositive();
+    assertThat(pack).as("the damaged pack is kept").exists();
+    Set<String> indexAfter;
+    try (var files = Files.list(dir.resolve("index"))) {
+      indexAfter = new TreeSet<>(files.map(p -> p.getFileName().toString()).toList());
+    }
+    assertThat(indexAfter).as("no index blob deleted").containsAll(indexBefore);
+    // on healthy storage, the next repair finishes
+    try (Repository r = open(dir, true)) {
+      Repository.RepairResult again = repair(r, false);
+      assertThat(again.repair().damaged())
+          .extracting(Repairer.PackRepair::pack)
+          .contains("data/" + pack.getFileName());
+    }
+    assertThat(pack).doesNotExist();
+  }
+
+  /**
+   * audit P4: a damaged pack whose deletion answered "done" and that stayed, its trailer unreadable
+   * and no index blob listing it any more, was left alone by every later repair. It is reported,
+   * noted, and the next repair deletes it.
+   */
+  @Test
+  void aDamagedPackStillThereAfterItsDeletionIsDeletedByTheNextRepair() throws Exception {
+    Path dir = tmp.resolve("undeleted");
+    copyTree(history(false), dir);
+    Path pack = largestPack(dir);
+    damage(dir, "truncated");
+    BlobName name = new BlobName(BlobType.PACK, pack.getFileName().toString());
+    io.granule.engine.internal.repo.blob.BlobStore sticky =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public void delete(BlobName n) throws java.io.IOException {
+            if (!n.equals(name)) {
+              super.delete(n); // the pack's deletion answers "done" and does nothing
+            }
+          }
+        };
+    Path cache = tmp.resolve("cache-undeleted");
+    try (Repository r = Repository.open(sticky, Clock.systemUTC(), cache)) {
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.repair().leftAlone())
+          .singleElement()
+          .asString()
+          .contains("deleted, then still there");
+      assertThat(res.repair().packsDeleted()).isZero();
+      assertThat(RepairCommand.damaged(res)).isTrue();
+    }
+    assertThat(pack).exists();
+    try (Repository r = Repository.open(new LocalBlobStore(dir), Clock.systemUTC(), cache)) {
+      Repairer.Report rep = repair(r, false).repair();
+      assertThat(rep.leftAlone()).isEmpty();
+      assertThat(rep.damaged())
+          .singleElement()
+          .extracting(Repairer.PackRepair::problem)
+          .asString()
+          .contains("an earlier repair on this machine took it out of the index");
+      assertThat(rep.packsDeleted()).isEqualTo(1);
+    }
+    assertThat(pack).doesNotExist();
   }
 
   /**
