@@ -509,6 +509,26 @@ class RepairTest {
   }
 
   /**
+   * Pack B: a copy of pack {@code a} of (unencrypted) {@code dir} under another name, listed by an
+   * index blob of its own; its blob name.
+   */
+  static BlobName copyOfPack(Path dir, Path a) throws Exception {
+    LocalBlobStore store = new LocalBlobStore(dir);
+    PackId bId = PackId.random();
+    BlobName b = new BlobName(BlobType.PACK, bId.toString());
+    store.save(b, Files.readAllBytes(a));
+    List<IndexEntry> listed = new ArrayList<>();
+    for (PackEntry e : trailer(dir, a)) {
+      listed.add(
+          new IndexEntry(
+              e.id(),
+              new ChunkLocation(bId, e.offset(), e.storedLength(), e.rawLength(), e.flags())));
+    }
+    IndexWriter.save(store, BlobCodec.IDENTITY, listed);
+    return b;
+  }
+
+  /**
    * A repair of named packs does not read the others: a copy of a damaged pack's chunk in one of
    * them counts as held there only once its own record reads. Counted unread, the readable record
    * in the repaired pack went with it, and where the copy was damaged too the chunk was lost.
@@ -518,18 +538,7 @@ class RepairTest {
     Path dir = tmp.resolve("copies");
     copyTree(history(false), dir);
     Path a = largestPack(dir);
-    // pack B: a copy of pack A under another name, listed by an index blob of its own
-    LocalBlobStore store = new LocalBlobStore(dir);
-    PackId bId = PackId.random();
-    store.save(new BlobName(BlobType.PACK, bId.toString()), Files.readAllBytes(a));
-    List<IndexEntry> listed = new ArrayList<>();
-    for (PackEntry e : trailer(dir, a)) {
-      listed.add(
-          new IndexEntry(
-              e.id(),
-              new ChunkLocation(bId, e.offset(), e.storedLength(), e.rawLength(), e.flags())));
-    }
-    IndexWriter.save(store, BlobCodec.IDENTITY, listed);
+    PackId bId = PackId.parse(copyOfPack(dir, a).name());
     Path b =
         packsBySize(dir).stream()
             .filter(p -> p.getFileName().toString().equals(bId.toString()))
@@ -572,17 +581,7 @@ class RepairTest {
     copyTree(history(false), dir);
     Path a = largestPack(dir);
     LocalBlobStore local = new LocalBlobStore(dir);
-    PackId bId = PackId.random();
-    BlobName b = new BlobName(BlobType.PACK, bId.toString());
-    local.save(b, Files.readAllBytes(a));
-    List<IndexEntry> listed = new ArrayList<>();
-    for (PackEntry e : trailer(dir, a)) {
-      listed.add(
-          new IndexEntry(
-              e.id(),
-              new ChunkLocation(bId, e.offset(), e.storedLength(), e.rawLength(), e.flags())));
-    }
-    IndexWriter.save(local, BlobCodec.IDENTITY, listed);
+    BlobName b = copyOfPack(dir, a);
     damageRecord(dir, a, 1);
     java.util.concurrent.atomic.AtomicInteger shortReads =
         new java.util.concurrent.atomic.AtomicInteger();
@@ -627,17 +626,7 @@ class RepairTest {
     copyTree(history(false), dir);
     Path a = largestPack(dir);
     LocalBlobStore local = new LocalBlobStore(dir);
-    PackId bId = PackId.random();
-    BlobName b = new BlobName(BlobType.PACK, bId.toString());
-    local.save(b, Files.readAllBytes(a));
-    List<IndexEntry> listed = new ArrayList<>();
-    for (PackEntry e : trailer(dir, a)) {
-      listed.add(
-          new IndexEntry(
-              e.id(),
-              new ChunkLocation(bId, e.offset(), e.storedLength(), e.rawLength(), e.flags())));
-    }
-    IndexWriter.save(local, BlobCodec.IDENTITY, listed);
+    BlobName b = copyOfPack(dir, a);
     PackEntry last = trailer(dir, a).get(trailer(dir, a).size() - 1);
     long recordsEnd = last.offset() + last.storedLength(); // the records' reads, not the trailer's
     damageRecord(dir, a, 1);
