@@ -406,8 +406,45 @@ public final class RepoOption {
     if (password == null) {
       refuseUnencryptedInit(ctx.env(), path());
     }
+    boolean existed = java.nio.file.Files.exists(path(), java.nio.file.LinkOption.NOFOLLOW_LINKS);
     Repository r = Repository.init(path(), cfg, password, metadataCache(ctx));
+    if (password == null) {
+      try {
+        // what every later command checks: a directory's default ACL gave another user write
+        // access to what init made, and every command refused the new repository (audit L8)
+        refuseOthersUnencrypted(ctx.env(), java.util.Set.of(), r);
+      } catch (io.granule.engine.internal.repo.RepositoryCorruptedException e) {
+        r.close();
+        String removed = removeMade(path(), existed);
+        throw new io.granule.engine.internal.repo.RepositoryCorruptedException(
+            "made an unencrypted repository that every command would refuse, so "
+                + removed
+                + ": "
+                + e.getMessage()
+                + " (a default ACL of the directory it is in passes write access on to what is"
+                + " made there: 'getfacl' shows it; remove it with 'setfacl -k', or choose"
+                + " another place)",
+            e);
+      }
+    }
     warnIfOthersCanWrite(ctx, path());
     return keepIndex(ctx, r);
+  }
+
+  /**
+   * Deletes what {@code init} just made in {@code dir} (the directory too, unless it {@code
+   * existed}), links not followed; says what it did.
+   */
+  private static String removeMade(Path dir, boolean existed) {
+    try (java.util.stream.Stream<Path> all = java.nio.file.Files.walk(dir)) {
+      for (Path p : all.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        if (!p.equals(dir) || !existed) {
+          java.nio.file.Files.deleteIfExists(p);
+        }
+      }
+      return "it was removed again";
+    } catch (java.io.IOException | RuntimeException e) {
+      return "it is left there (removing it failed: " + e.getMessage() + ")";
+    }
   }
 }

@@ -383,6 +383,37 @@ class CliConfigDowngradeTest {
         .isZero();
   }
 
+  /**
+   * audit L8: init made an unencrypted repository in a directory whose default ACL passed write
+   * access for another user on to it, and every later command refused the repository. Init now
+   * checks as they do, and removes what it made.
+   */
+  @Test
+  void initUnderADefaultAclThatLetsAnotherUserWriteMakesNothing() throws Exception {
+    env.remove("GRANULE_PASSWORD");
+    Path parent = Files.createDirectory(tmp.resolve("acl-parent"));
+    setfacl("d:u:1001:rwx", parent);
+    Path repo = parent.resolve("repo");
+    assertThat(run("init", "--insecure-no-encryption", "--repo", repo.toString())).isEqualTo(5);
+    assertThat(err.toString())
+        .contains("every command would refuse, so it was removed again")
+        .contains("uid 1001")
+        .contains("setfacl -k");
+    assertThat(repo).doesNotExist();
+    // an existing directory there is kept, emptied of what init made
+    Path pre = Files.createDirectory(parent.resolve("pre"));
+    setfacl("-b", pre); // its own ACL aside: only what it passes on matters
+    setfacl("d:u:1001:rwx", pre);
+    assertThat(run("init", "--insecure-no-encryption", "--repo", pre.toString())).isEqualTo(5);
+    assertThat(pre).isDirectory();
+    try (Stream<Path> all = Files.list(pre)) {
+      assertThat(all.toList()).as("nothing left").isEmpty();
+    }
+    // encrypted, it is made (a downgrade cannot pass unseen)
+    env.put("GRANULE_PASSWORD", "pw");
+    assertThat(run("init", "--repo", repo.toString())).as(err.toString()).isZero();
+  }
+
   /** Runs setfacl: {@code -b} removes every entry, else {@code -m ENTRY}. */
   private static void setfacl(String entry, Path p) throws Exception {
     Process proc =
