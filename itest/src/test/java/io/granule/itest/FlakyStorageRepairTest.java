@@ -116,6 +116,8 @@ class FlakyStorageRepairTest {
     // the index blob hidden from every listing (N1), or from all but the last two: kept
     "hide, INDEX, all, 5, to delete it unread",
     "hide, INDEX, 1-3, 5, to delete it unread",
+    // and named on that advice while it is hidden still: kept (audit Q1)
+    "hide, INDEX+NAMED, all, 5, but verify found snapshot indexes damaged",
     // readdir and the listing after verify disagree: stop
     "hide, INDEX, '1,3', 3, the storage is unreliable",
     // the snapshot hidden from every listing (N2): named through its fixed index, exit 5
@@ -129,13 +131,24 @@ class FlakyStorageRepairTest {
         switch (what) {
           case "PACK" -> pack;
           case "FAN" -> "data/" + pack.substring(0, 2);
-          case "INDEX" -> indexBlob;
+          case "INDEX", "INDEX+NAMED" -> indexBlob;
           case "SNAPSHOT" -> snapshot;
           default -> throw new IllegalArgumentException(what);
         };
     Map<String, String> before = files(repo);
     Path mnt = mount(dir, rule + " " + target + " " + calls);
-    Granule.Result r = repair(tmp, mnt.resolve("repo"));
+    Granule.Result r =
+        what.endsWith("+NAMED")
+            ? Granule.run(
+                tmp,
+                "repair",
+                "--repo",
+                mnt.resolve("repo").toString(),
+                "--no-progress",
+                "--json",
+                "--pack",
+                pack)
+            : repair(tmp, mnt.resolve("repo"));
     String log = Files.readString(tmp.resolve("fuse.log"));
     assertThat(log).as("the fault was met").containsPattern("HID|ENOENT");
     assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(exit);

@@ -2510,9 +2510,13 @@ public final class Repository implements Closeable {
                   cacheDir,
                   config.packSize(),
                   config.compressionLevel(),
-                  // by id, not place: the same repository reached by another path (a mount) is
-                  // the same; in a copy (same id), the packs named are the same packs
-                  cacheDir.resolve("repair-retired-" + config.repositoryId()))
+                  // beside the index kept between runs (the user's cache, which a reboot keeps),
+                  // else in the temporary directory; by id, not place: the same repository
+                  // reached by another path (a mount) is the same, and a copy's noted chunks must
+                  // be listed there too before it deletes a pack
+                  indexFile != null
+                      ? indexFile.resolveSibling("repair-retired")
+                      : cacheDir.resolve("repair-retired-" + config.repositoryId()))
               .run(
                   suspects,
                   named,

@@ -343,8 +343,7 @@ public final class Repairer {
       // what that blob places in it is not known, so its chunks could be neither salvaged nor
       // counted; deleting it lost them unseen (audit K1, K4). It is kept as it is, entries too.
       // The same where the verify before found an index blob damaged that reads now. (A pack
-      // that no index blob lists and whose trailer does not read is deleted: nothing can locate
-      // its records; an index blob missed by a listing stops the repair above, audit L3.)
+      // that no index blob lists and whose trailer does not read: see below.)
       List<String> leftAlone = new ArrayList<>();
       boolean snapshotIndexDamaged = seen.snapshotIndexDamaged();
       for (Suspect s : byId.values()) {
@@ -366,24 +365,53 @@ public final class Repairer {
         s.leftAlone = true;
         leftAlone.add(s.name + ": " + why + ", so not all its records can be located");
       }
-      Set<String> retired = readRetired();
+      Map<String, Set<ChunkId>> retired = readRetired();
       for (Suspect s : byId.values()) {
         if (!s.damaged || s.leftAlone || s.missing || !s.trailerUnread || !s.indexed.isEmpty()) {
           continue;
         }
-        if (retired.contains(s.id.toString())) {
-          s.problem =
-              (s.problem == null ? "damaged" : s.problem)
-                  + "; its trailer does not read, and an earlier repair on this machine took it"
-                  + " out of the index but did not delete it: it is deleted unread";
+        Set<ChunkId> noted = retired.get(s.id.toString());
+        if (noted != null) {
+          // an earlier repair took it out of the index and did not delete it: it noted the
+          // chunks it held that were not lost, and those must be listed elsewhere now (audit Q2:
+          // a copy of the repository, same id, whose index blob was missing had its pack deleted)
+          int unlisted = unlisted(noted, indexes, byId);
+          if (unlisted == 0) {
+            s.problem =
+                (s.problem == null ? "damaged" : s.problem)
+                    + "; its trailer does not read, and an earlier repair took it out of the index"
+                    + " but did not delete it (every chunk it held that was not lost is listed"
+                    + " elsewhere): it is deleted unread";
+            continue;
+          }
+          s.leftAlone = true;
+          leftAlone.add(
+              s.name
+                  + ": an earlier repair noted it, but "
+                  + unlisted
+                  + " of the chunks it held are listed by no index blob now (an index blob lost or"
+                  + " not listed?): put it back and run repair again");
           continue;
         }
         if (named.contains(s.id.toString())) {
-          // said, not left to "0 of its 0 chunks" (audit N1's report): its bytes go unread
-          s.problem =
-              (s.problem == null ? "damaged" : s.problem)
-                  + "; no index blob lists it and its trailer does not read, so none of its"
-                  + " records can be located: named, it is deleted unread";
+          if (!snapshotIndexDamaged) {
+            // said, not left to "0 of its 0 chunks" (audit N1's report): its bytes go unread
+            s.problem =
+                (s.problem == null ? "damaged" : s.problem)
+                    + "; no index blob lists it and its trailer does not read, so none of its"
+                    + " records can be located: named, and no snapshot uses a chunk no index"
+                    + " blob lists, it is deleted unread";
+            continue;
+          }
+          // audit Q1: named on the advice below while the storage hid its index blob, it was
+          // deleted with its intact chunks, which the snapshots verify found damaged used
+          s.leftAlone = true;
+          leftAlone.add(
+              s.name
+                  + ": named, but verify found snapshot indexes damaged, among them those that"
+                  + " use chunks no index blob lists, which this pack may hold; put back the index"
+                  + " blob that listed it and run repair again, or forget the snapshots 'granule"
+                  + " verify' names damaged, then name it again");
           continue;
         }
         // An index blob that a flaky storage hid from every listing of the run (or that stat
@@ -524,6 +552,32 @@ public final class Repairer {
             throw unreliable(s.name + " not found, then there"); // its entries are not dropped
           }
         }
+        // 0. The damaged packs whose trailer does not read, with the chunks they hold that are not
+        // lost: after step 3 nothing locates them, nor tells them from a pack whose index blob a
+        // flaky storage hid; a repair that stops before deleting them leaves the next the note.
+        // Written first; one that cannot be written is said, and the repair goes on (it matters
+        // only if this one is stopped between steps 3 and 4: the next then needs --pack).
+        Map<String, Set<ChunkId>> notes = new java.util.TreeMap<>(retired);
+        for (Suspect s : damaged) {
+          if (!s.missing && s.trailerUnread) {
+            Set<ChunkId> held = new HashSet<>();
+            s.indexed.forEach(e -> held.add(e.id()));
+            s.readable.forEach(e -> held.add(e.id()));
+            held.removeAll(lost);
+            notes.put(s.id.toString(), held);
+          }
+        }
+        if (!notes.equals(retired)) {
+          try {
+            writeRetired(notes);
+          } catch (IOException e) {
+            LOG.warn(
+                "repair: {}; if this repair is stopped after it replaced index blobs, the next"
+                    + " leaves the damaged packs whose trailer does not read alone: name them with"
+                    + " --pack",
+                e.getMessage());
+          }
+        }
         // 1. Salvaged chunks into new packs, then index blobs listing them.
         Map<ChunkId, ChunkLocation> salvagedAt = new HashMap<>();
         Recording writes = new Recording(store); // what this repair saved, by name
@@ -597,16 +651,7 @@ public final class Repairer {
         // and read back: a replacement not kept (audit P2) left the intact packs it lists, and
         // the salvaged chunks, in no index blob once the old ones are deleted
         Set<BlobName> written = readBackIndexes(writes, expected);
-        // 3. The replaced index blobs; first, which damaged packs nothing will locate after
-        Set<String> unlocatable = new java.util.TreeSet<>(retired);
-        for (Suspect s : damaged) {
-          if (!s.missing && s.trailerUnread) {
-            unlocatable.add(s.id.toString());
-          }
-        }
-        if (!replaced.isEmpty() && !unlocatable.isEmpty()) {
-          writeRetired(unlocatable);
-        }
+        // 3. The replaced index blobs.
         done = 0;
         for (BlobName n : replaced) {
           store.delete(n);
@@ -638,7 +683,6 @@ public final class Repairer {
           throw unreliableAfterReplacing("index/ listed before deleting packs " + differs, damaged);
         }
         done = 0;
-        Set<String> stillThere = new java.util.TreeSet<>();
         for (Suspect s : damaged) {
           if (!s.missing) {
             store.delete(s.name);
@@ -649,19 +693,31 @@ public final class Repairer {
                   s.name
                       + ": deleted, then still there (the storage is unreliable); no index blob"
                       + " lists it now: the next repair on this machine deletes it");
-              if (s.trailerUnread) {
-                stillThere.add(s.id.toString());
-              }
             } else {
               packsDeleted++;
             }
           }
           listener.progress("delete packs", ++done, damaged.size());
         }
-        if (!stillThere.isEmpty()) {
-          writeRetired(stillThere);
-        } else if (retiredFile != null) {
-          Files.deleteIfExists(retiredFile);
+        // the notes of packs still there stay, for the next repair
+        Map<String, Set<ChunkId>> left = new java.util.TreeMap<>();
+        for (Map.Entry<String, Set<ChunkId>> n : notes.entrySet()) {
+          if (store.stat(new BlobName(BlobType.PACK, n.getKey())).isPresent()) {
+            left.put(n.getKey(), n.getValue());
+          }
+        }
+        if (!left.equals(notes)) {
+          try {
+            if (left.isEmpty()) {
+              if (retiredFile != null) {
+                Files.deleteIfExists(retiredFile);
+              }
+            } else {
+              writeRetired(left);
+            }
+          } catch (IOException e) {
+            LOG.warn("repair: {}", e.getMessage()); // the repair itself is done
+          }
         }
       }
       return new Report(
@@ -889,6 +945,18 @@ public final class Repairer {
         for (BlobName n : saved(BlobType.INDEX)) {
           delegate.delete(n);
         }
+        for (BlobName n : saved(BlobType.INDEX)) {
+          if (delegate.stat(n).isPresent()) {
+            // "deleted", and there (audit Q3): its packs stay, or it would list deleted packs
+            return new RepositoryException(
+                stop.getMessage()
+                    + "; the index blobs it wrote could not be deleted again ("
+                    + n
+                    + " is still there): run 'granule prune', which replaces a damaged one, then"
+                    + " repair again",
+                stop);
+          }
+        }
         // then the packs, which only those blobs listed: copies of what the damaged packs, not
         // deleted, still hold (one left written half was a damaged pack no index blob lists)
         for (BlobName n : saved(BlobType.PACK)) {
@@ -897,24 +965,55 @@ public final class Repairer {
         undone = "; the packs and index blobs it wrote were deleted again";
       } catch (IOException | RuntimeException e) {
         undone =
-            "; deleting the packs and index blobs it wrote failed too (" + e.getMessage() + ")";
+            "; deleting the packs and index blobs it wrote failed too ("
+                + e.getMessage()
+                + "): run 'granule prune', which replaces a damaged index blob, then repair again";
       }
       return new RepositoryException(stop.getMessage() + undone, stop);
     }
   }
 
-  /** The pack names (without {@code data/}) an earlier repair noted in {@link #retiredFile}. */
-  private Set<String> readRetired() {
-    Set<String> out = new HashSet<>();
+  /**
+   * How many of {@code noted} no index entry lists outside the damaged suspects of {@code byId}.
+   */
+  private static int unlisted(
+      Set<ChunkId> noted, Map<BlobName, List<IndexEntry>> indexes, Map<PackId, Suspect> byId) {
+    Set<ChunkId> missing = new HashSet<>(noted);
+    for (List<IndexEntry> entries : indexes.values()) {
+      if (entries == null) {
+        continue;
+      }
+      for (IndexEntry e : entries) {
+        Suspect other = byId.get(e.location().pack());
+        if (other == null || !other.damaged) {
+          missing.remove(e.id());
+        }
+      }
+    }
+    return missing.size();
+  }
+
+  /**
+   * What an earlier repair noted in {@link #retiredFile}: pack names (without {@code data/}), each
+   * with the chunks it held that were not lost. Lines {@code pack NAME}, then {@code chunk ID}.
+   */
+  private Map<String, Set<ChunkId>> readRetired() {
+    Map<String, Set<ChunkId>> out = new java.util.TreeMap<>();
     if (retiredFile == null) {
       return out;
     }
     try {
+      Set<ChunkId> current = null;
       for (String line : Files.readAllLines(retiredFile, StandardCharsets.UTF_8)) {
+        String[] f = line.strip().split(" ");
         try {
-          out.add(PackId.parse(line.strip()).toString());
+          if (f.length == 2 && f[0].equals("pack")) {
+            current = out.computeIfAbsent(PackId.parse(f[1]).toString(), k -> new HashSet<>());
+          } else if (f.length == 2 && f[0].equals("chunk") && current != null) {
+            current.add(ChunkId.parse(f[1]));
+          }
         } catch (IllegalArgumentException e) {
-          // not a pack name: ignored
+          // not a name or id: ignored
         }
       }
     } catch (NoSuchFileException e) {
@@ -926,26 +1025,41 @@ public final class Repairer {
   }
 
   /** Notes {@code packs} in {@link #retiredFile}: written aside, synced, renamed. */
-  private void writeRetired(Set<String> packs) throws IOException {
+  private void writeRetired(Map<String, Set<ChunkId>> packs) throws IOException {
     if (retiredFile == null) {
       return;
     }
-    Path tmp = retiredFile.resolveSibling(retiredFile.getFileName() + ".tmp");
-    Files.deleteIfExists(tmp);
-    try (FileChannel ch =
-        FileChannel.open(
-            tmp,
-            Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE),
-            PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))) {
-      ByteBuffer b =
-          ByteBuffer.wrap((String.join("\n", packs) + "\n").getBytes(StandardCharsets.UTF_8));
-      while (b.hasRemaining()) {
-        ch.write(b);
+    StringBuilder text = new StringBuilder();
+    packs.forEach(
+        (p, chunks) -> {
+          text.append("pack ").append(p).append('\n');
+          chunks.forEach(c -> text.append("chunk ").append(c).append('\n'));
+        });
+    try {
+      Files.createDirectories(retiredFile.getParent());
+      Path tmp = retiredFile.resolveSibling(retiredFile.getFileName() + ".tmp");
+      Files.deleteIfExists(tmp);
+      try (FileChannel ch =
+          FileChannel.open(
+              tmp,
+              Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE),
+              PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))) {
+        ByteBuffer b = ByteBuffer.wrap(text.toString().getBytes(StandardCharsets.UTF_8));
+        while (b.hasRemaining()) {
+          ch.write(b);
+        }
+        ch.force(false);
       }
-      ch.force(false);
+      Files.move(
+          tmp, retiredFile, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    } catch (IOException e) {
+      throw new IOException(
+          "unable to write the note of the packs this repair deletes, "
+              + retiredFile
+              + ": "
+              + e.getMessage(),
+          e);
     }
-    Files.move(
-        tmp, retiredFile, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
   }
 
   /**
