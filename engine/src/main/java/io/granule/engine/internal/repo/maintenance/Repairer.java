@@ -410,8 +410,9 @@ public final class Repairer {
               s.name
                   + ": named, but verify found snapshot indexes damaged, among them those that"
                   + " use chunks no index blob lists, which this pack may hold; put back the index"
-                  + " blob that listed it and run repair again, or forget the snapshots 'granule"
-                  + " verify' names damaged, then name it again");
+                  + " blob that listed it and run repair again; or back up the disks of the"
+                  + " snapshots 'granule verify' names damaged again, or forget them, then name it"
+                  + " again");
           continue;
         }
         // An index blob that a flaky storage hid from every listing of the run (or that stat
@@ -807,20 +808,25 @@ public final class Repairer {
    */
   private void readBack(Map<ChunkId, ChunkLocation> salvaged, ChunkReader checker, Recording writes)
       throws IOException {
+    Set<BlobName> unread = new HashSet<>();
     try {
-      readBack(salvaged, checker);
+      readBack(salvaged, checker, unread);
     } catch (RepositoryException e) {
-      throw writes.undo(e);
+      throw writes.undo(e, unread);
     }
   }
 
-  private void readBack(Map<ChunkId, ChunkLocation> salvaged, ChunkReader checker)
+  /** As above; the pack that did not read back goes to {@code unread} before the stop. */
+  private void readBack(
+      Map<ChunkId, ChunkLocation> salvaged, ChunkReader checker, Set<BlobName> unread)
       throws IOException {
     Map<PackId, List<ChunkId>> byPack =
         new java.util.TreeMap<>(java.util.Comparator.comparing(PackId::toString));
     salvaged.forEach((id, l) -> byPack.computeIfAbsent(l.pack(), k -> new ArrayList<>()).add(id));
     for (Map.Entry<PackId, List<ChunkId>> p : byPack.entrySet()) {
       BlobName name = ChunkReader.packName(p.getKey());
+      unread.clear();
+      unread.add(name); // until it reads back whole
       byte[] bytes;
       try {
         bytes = load(name);
@@ -839,6 +845,7 @@ public final class Repairer {
         }
       }
     }
+    unread.clear();
   }
 
   /**
@@ -873,7 +880,7 @@ public final class Repairer {
                 + ")");
       }
     } catch (RepositoryException e) {
-      throw writes.undo(e);
+      throw writes.undo(e, Set.of());
     }
     return written;
   }
@@ -935,11 +942,11 @@ public final class Repairer {
     }
 
     /**
-     * Deletes the index blobs saved here, then the packs (none is deleted if an index blob could
-     * not be), and returns {@code stop} saying so: the repository is again what it was before the
-     * repair.
+     * Deletes the index blobs saved here, then the new packs of {@code unread} (those that did not
+     * read back; none if an index blob could not be deleted), and returns {@code stop} saying so.
+     * The other new packs stay, listed by no index blob.
      */
-    RepositoryException undo(RepositoryException stop) {
+    RepositoryException undo(RepositoryException stop, Set<BlobName> unread) {
       String undone;
       try {
         for (BlobName n : saved(BlobType.INDEX)) {
@@ -957,12 +964,16 @@ public final class Repairer {
                 stop);
           }
         }
-        // then the packs, which only those blobs listed: copies of what the damaged packs, not
-        // deleted, still hold (one left written half was a damaged pack no index blob lists)
-        for (BlobName n : saved(BlobType.PACK)) {
+        // then a pack that did not read back (written half, it was a damaged pack no index blob
+        // lists, which later repairs left alone); the others stay, listed by none (a backup
+        // adopts them, prune deletes them): a storage that answered "not found" for an index
+        // blob of its own that was still there had the packs it lists deleted (audit R1)
+        for (BlobName n : unread) {
           delegate.delete(n);
         }
-        undone = "; the packs and index blobs it wrote were deleted again";
+        undone =
+            "; the index blobs it wrote were deleted again"
+                + (unread.isEmpty() ? "" : ", and the new pack that did not read back");
       } catch (IOException | RuntimeException e) {
         undone =
             "; deleting the packs and index blobs it wrote failed too ("

@@ -966,7 +966,14 @@ class RepairTest {
    * back before anything is deleted; a write not kept stops the repair with nothing deleted.
    */
   @ParameterizedTest(name = "{0}")
-  @CsvSource({"pack-lost", "pack-corrupt", "index-lost", "index-corrupt", "index-corrupt-kept"})
+  @CsvSource({
+    "pack-lost",
+    "pack-corrupt",
+    "index-lost",
+    "index-corrupt",
+    "index-corrupt-kept",
+    "index-corrupt-hidden"
+  })
   void aWriteTheStorageDidNotKeepStopsTheRepairBeforeAnyDeletion(String fault) throws Exception {
     Path dir = tmp.resolve("unkept-" + fault);
     copyTree(history(true), dir);
@@ -977,6 +984,11 @@ class RepairTest {
       indexBefore = new TreeSet<>(files.map(p -> p.getFileName().toString()).toList());
     }
     BlobType type = fault.startsWith("pack") ? BlobType.PACK : BlobType.INDEX;
+    Set<BlobName> hiddenAfterDelete = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    long packsBefore;
+    try (var files = Files.walk(dir.resolve("data"))) {
+      packsBefore = files.filter(Files::isRegularFile).count();
+    }
     java.util.concurrent.atomic.AtomicInteger faults =
         new java.util.concurrent.atomic.AtomicInteger();
     java.util.concurrent.atomic.AtomicBoolean writing =
@@ -989,6 +1001,7 @@ class RepairTest {
               super.save(name, data);
             } else if (fault.contains("corrupt")) {
               faults.incrementAndGet();
+              hiddenAfterDelete.add(name);
               byte[] bad = data.clone();
               bad[bad.length / 2] ^= 0x08; // written, not as given
               super.save(name, bad);
@@ -1027,9 +1040,22 @@ class RepairTest {
 
           @Override
           public void delete(BlobName name) throws java.io.IOException {
-            if (!(fault.endsWith("-kept") && writing.get() && name.type() == BlobType.INDEX)) {
+            if (!(sticky() && writing.get() && name.type() == BlobType.INDEX)) {
               super.delete(name); // else: "done", and the blob stays
             }
+          }
+
+          @Override
+          public java.util.Optional<io.granule.engine.internal.repo.blob.BlobInfo> stat(
+              BlobName name) throws java.io.IOException {
+            if (fault.endsWith("-hidden") && hiddenAfterDelete.contains(name)) {
+              return java.util.Optional.empty(); // and "not found" for it (audit R1)
+            }
+            return super.stat(name);
+          }
+
+          private boolean sticky() {
+            return fault.endsWith("-kept") || fault.endsWith("-hidden");
           }
         };
     try (Repository r =
@@ -1054,6 +1080,13 @@ class RepairTest {
                   ? "could not be deleted again" // nor are its packs, which they list (Q3)
                   : "were deleted again");
     }
+    if (!fault.startsWith("pack")) {
+      // its new packs, which read back whole, stay: an index blob of its own "not found" but
+      // there lists them (audit R1: they were deleted, and 72 chunks counted lost after)
+      try (var files = Files.walk(dir.resolve("data"))) {
+        assertThat(files.filter(Files::isRegularFile).count()).isGreaterThan(packsBefore);
+      }
+    }
     assertThat(faults.get()).as("faults met").isPositive();
     assertThat(pack).as("the damaged pack is kept").exists();
     Set<String> indexAfter;
@@ -1061,7 +1094,7 @@ class RepairTest {
       indexAfter = new TreeSet<>(files.map(p -> p.getFileName().toString()).toList());
     }
     assertThat(indexAfter).as("no index blob deleted").containsAll(indexBefore);
-    if (fault.endsWith("-kept")) {
+    if (fault.endsWith("-kept") || fault.endsWith("-hidden")) {
       // its own damaged index blob left: prune replaces it, as the message says
       try (Repository r = open(dir, true)) {
         r.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
