@@ -206,6 +206,11 @@ public final class Repairer {
       this.id = id;
       this.name = ChunkReader.packName(id);
     }
+
+    /** Adds to its problem {@code why} it is deleted unread (said, not "0 of its 0 chunks"). */
+    void deletedUnread(String why) {
+      problem = (problem == null ? "damaged" : problem) + "; " + why + ": it is deleted unread";
+    }
   }
 
   /**
@@ -377,11 +382,10 @@ public final class Repairer {
           // a copy of the repository, same id, whose index blob was missing had its pack deleted)
           int unlisted = unlisted(noted, indexes, byId);
           if (unlisted == 0) {
-            s.problem =
-                (s.problem == null ? "damaged" : s.problem)
-                    + "; its trailer does not read, and an earlier repair took it out of the index"
-                    + " but did not delete it (every chunk it held that was not lost is listed"
-                    + " elsewhere): it is deleted unread";
+            s.deletedUnread(
+                "its trailer does not read, and an earlier repair took it out of the index but did"
+                    + " not delete it (every chunk it held that was not lost is listed"
+                    + " elsewhere)");
             continue;
           }
           s.leftAlone = true;
@@ -396,11 +400,9 @@ public final class Repairer {
         if (named.contains(s.id.toString())) {
           if (!snapshotIndexDamaged) {
             // said, not left to "0 of its 0 chunks" (audit N1's report): its bytes go unread
-            s.problem =
-                (s.problem == null ? "damaged" : s.problem)
-                    + "; no index blob lists it and its trailer does not read, so none of its"
-                    + " records can be located: named, and no snapshot uses a chunk no index"
-                    + " blob lists, it is deleted unread";
+            s.deletedUnread(
+                "no index blob lists it and its trailer does not read, so none of its records can"
+                    + " be located: named, and no snapshot uses a chunk no index blob lists");
             continue;
           }
           // audit Q1: named on the advice below while the storage hid its index blob, it was

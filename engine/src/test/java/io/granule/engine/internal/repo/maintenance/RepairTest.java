@@ -310,8 +310,7 @@ class RepairTest {
     copyTree(history(true), dir);
     String damagedPack = largestPack(dir).getFileName().toString();
     damage(dir, "truncated");
-    Map<String, String> before = listing(dir);
-    before.keySet().removeIf(k -> k.startsWith("locks/"));
+    Map<String, String> before = listingWithoutLocks(dir);
     java.util.concurrent.atomic.AtomicBoolean on = new java.util.concurrent.atomic.AtomicBoolean();
     java.util.concurrent.atomic.AtomicInteger faults =
         new java.util.concurrent.atomic.AtomicInteger();
@@ -410,9 +409,15 @@ class RepairTest {
           .hasMessageContaining("nothing was deleted");
     }
     assertThat(faults.get()).as("faults met").isPositive();
-    Map<String, String> after = listing(dir);
-    after.keySet().removeIf(k -> k.startsWith("locks/"));
+    Map<String, String> after = listingWithoutLocks(dir);
     assertThat(after).as("nothing changed").isEqualTo(before);
+  }
+
+  /** {@link PruneSupport#listing} of {@code dir} without its locks, which a repair takes. */
+  static Map<String, String> listingWithoutLocks(Path dir) throws Exception {
+    Map<String, String> out = listing(dir);
+    out.keySet().removeIf(k -> k.startsWith("locks/"));
+    return out;
   }
 
   /** Flips one bit in the middle of record {@code index} of {@code pack}; returns its chunk. */
@@ -491,7 +496,7 @@ class RepairTest {
     Path dir = tmp.resolve("names");
     copyTree(history(false), dir);
     damage(dir, "record");
-    Map<String, String> before = listing(dir);
+    Map<String, String> before = listingWithoutLocks(dir);
     try (Repository r = open(dir, false)) {
       assertThatThrownBy(() -> repairPacks(r, false, "data/not-a-pack"))
           .isInstanceOf(IllegalArgumentException.class)
@@ -502,9 +507,7 @@ class RepairTest {
           .hasMessageContaining("no pack data/" + other)
           .hasMessageContaining("nothing was changed");
     }
-    Map<String, String> after = listing(dir);
-    after.keySet().removeIf(k -> k.startsWith("locks/"));
-    before.keySet().removeIf(k -> k.startsWith("locks/"));
+    Map<String, String> after = listingWithoutLocks(dir);
     assertThat(after).isEqualTo(before);
   }
 
@@ -630,8 +633,7 @@ class RepairTest {
     PackEntry last = trailer(dir, a).get(trailer(dir, a).size() - 1);
     long recordsEnd = last.offset() + last.storedLength(); // the records' reads, not the trailer's
     damageRecord(dir, a, 1);
-    Map<String, String> before = listing(dir);
-    before.keySet().removeIf(k -> k.startsWith("locks/"));
+    Map<String, String> before = listingWithoutLocks(dir);
     io.granule.engine.internal.repo.blob.BlobStore flaky =
         new io.granule.engine.internal.repo.blob.ForwardingBlobStore(local) {
           @Override
@@ -662,8 +664,7 @@ class RepairTest {
           .hasMessageContaining(b + " read short")
           .hasMessageContaining("the storage is unreliable");
     }
-    Map<String, String> after = listing(dir);
-    after.keySet().removeIf(k -> k.startsWith("locks/"));
+    Map<String, String> after = listingWithoutLocks(dir);
     assertThat(after).as("nothing changed").isEqualTo(before);
   }
 
@@ -688,7 +689,7 @@ class RepairTest {
       assertThatThrownBy(() -> r.repair(false, (p, d, t) -> {}))
           .isInstanceOf(IllegalStateException.class)
           .hasMessageContaining("exclusive lock");
-      Map<String, String> before = listing(dir);
+      Map<String, String> before = listingWithoutLocks(dir);
       Repairer.Report dry;
       // another process's backup holds a shared lock too: the dry run does not wait for it
       try (Repository other = open(dir, false)) {
@@ -697,9 +698,7 @@ class RepairTest {
       }
       assertThat(dry.dryRun()).isTrue();
       assertThat(dry.chunksLost()).isEqualTo(hit.size());
-      Map<String, String> after = listing(dir);
-      after.keySet().removeIf(k -> k.startsWith("locks/"));
-      before.keySet().removeIf(k -> k.startsWith("locks/"));
+      Map<String, String> after = listingWithoutLocks(dir);
       assertThat(after).isEqualTo(before);
     }
   }
@@ -1295,8 +1294,7 @@ class RepairTest {
             .map(Map.Entry::getKey)
             .findFirst()
             .orElseThrow();
-    Map<String, String> before = listing(dir);
-    before.keySet().removeIf(k -> k.startsWith("locks/"));
+    Map<String, String> before = listingWithoutLocks(dir);
     java.util.concurrent.atomic.AtomicBoolean shown =
         new java.util.concurrent.atomic.AtomicBoolean();
     try (Repository r =
@@ -1319,8 +1317,7 @@ class RepairTest {
           .hasMessageContaining("index/ listed again shows " + late)
           .hasMessageContaining("nothing was deleted");
     }
-    Map<String, String> after = listing(dir);
-    after.keySet().removeIf(k -> k.startsWith("locks/"));
+    Map<String, String> after = listingWithoutLocks(dir);
     assertThat(after).as("nothing changed").isEqualTo(before);
   }
 
