@@ -138,21 +138,7 @@ class UnreachableRepositoryTest {
     Path dir = tmp.resolve("repo404");
     byte[] a = TestImages.mixed(2 << 20, 31);
     byte[] b = TestImages.mixed(2 << 20, 32);
-    List<Manifest> made = new java.util.ArrayList<>();
-    try (Repository r =
-        Repository.init(
-            dir, RepositoryConfig.defaults().withChunkSize(64 << 10).withPackSize(256 << 10))) {
-      for (byte[] data : List.of(a, b)) {
-        try (RawDiskImage d =
-            RawDiskImage.open(TestImages.write(tmp.resolve("d" + made.size() + ".raw"), data))) {
-          made.add(
-              r.backup(
-                      new BackupRequest(List.of(new NamedDisk("vda", d)), "h", null, null),
-                      BackupListener.NONE)
-                  .manifest());
-        }
-      }
-    }
+    List<Manifest> made = backUp(dir, a, b);
     String hidden = made.get(1).id();
     java.util.concurrent.atomic.AtomicBoolean lagging =
         new java.util.concurrent.atomic.AtomicBoolean(true);
@@ -193,6 +179,86 @@ class UnreachableRepositoryTest {
         r.restoreDisk(made.get(i), "vda", out);
         assertThat(java.nio.file.Files.readAllBytes(out)).isEqualTo(i == 0 ? a : b);
       }
+    }
+  }
+
+  /** A repository at {@code dir} with a snapshot of each image, in order. */
+  private List<Manifest> backUp(Path dir, byte[]... images) throws IOException {
+    List<Manifest> made = new java.util.ArrayList<>();
+    try (Repository r =
+        Repository.init(
+            dir, RepositoryConfig.defaults().withChunkSize(64 << 10).withPackSize(256 << 10))) {
+      for (byte[] data : images) {
+        try (RawDiskImage d =
+            RawDiskImage.open(TestImages.write(tmp.resolve("d" + made.size() + ".raw"), data))) {
+          made.add(
+              r.backup(
+                      new BackupRequest(List.of(new NamedDisk("vda", d)), "h", null, null),
+                      BackupListener.NONE)
+                  .manifest());
+        }
+      }
+    }
+    return made;
+  }
+
+  /**
+   * A store that lists a manifest and answers "not found" to every read and deletion of it (a file
+   * readdir shows and stat misses): verify names it damaged, as no forget ran, and forget fails
+   * saying it is still listed. Both took it for a snapshot forgotten meanwhile: verify found no
+   * damage (exit 0), forget said "removed" and the snapshot stayed (audit Q4).
+   */
+  @Test
+  void aManifestListedAndNeverFoundIsNotTakenForForgotten() throws Exception {
+    Path dir = tmp.resolve("repoQ4");
+    List<Manifest> made = backUp(dir, TestImages.mixed(2 << 20, 41), TestImages.mixed(2 << 20, 42));
+    String hidden = made.get(1).id();
+    java.util.concurrent.atomic.AtomicBoolean lying =
+        new java.util.concurrent.atomic.AtomicBoolean(true);
+    ForwardingBlobStore store =
+        new ForwardingBlobStore(new LocalBlobStore(dir)) {
+          private boolean hides(BlobName n) {
+            return lying.get() && n.type() == BlobType.SNAPSHOT && n.name().equals(hidden);
+          }
+
+          @Override
+          public byte[] load(BlobName n) throws IOException {
+            if (hides(n)) {
+              throw new java.nio.file.NoSuchFileException(n.toString());
+            }
+            return super.load(n);
+          }
+
+          @Override
+          public void delete(BlobName n) throws IOException {
+            if (!hides(n)) { // a deletion of what is not found is done
+              super.delete(n);
+            }
+          }
+        };
+    try (Repository r = Repository.open(store, Clock.systemUTC(), tmp.resolve("cacheQ4"))) {
+      var report = r.verify(false, VerifyListener.NONE);
+      assertThat(report.ok()).isFalse();
+      assertThat(report.snapshots()).isEqualTo(2);
+      assertThat(report.affectedSnapshots()).containsExactly(hidden);
+      assertThat(report.damages())
+          .singleElement()
+          .satisfies(
+              d -> {
+                assertThat(d.file()).isEqualTo("snapshots/" + hidden);
+                assertThat(d.problems())
+                    .singleElement(org.assertj.core.api.InstanceOfAssertFactories.STRING)
+                    .contains("listed, then not found, and listed again");
+              });
+      assertThatThrownBy(() -> r.forgetSnapshots(List.of(hidden.substring(0, 8)), false))
+          .isInstanceOf(RepositoryException.class)
+          .hasMessageContaining("forget deleted 0 of 1 snapshots")
+          .hasMessageContaining("still listed after their deletion: " + hidden)
+          .satisfies(e -> assertThat(Cli.exitCode(e)).isEqualTo(ExitCodes.REPOSITORY));
+      lying.set(false);
+      assertThat(r.verify(false, VerifyListener.NONE).ok()).isTrue();
+      assertThat(r.forgetSnapshots(List.of(hidden), false)).containsExactly(hidden);
+      assertThat(r.snapshots()).extracting(Manifest::id).containsExactly(made.get(0).id());
     }
   }
 }

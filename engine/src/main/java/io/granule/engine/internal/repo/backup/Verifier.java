@@ -267,12 +267,28 @@ public final class Verifier {
           indexLoad.finish();
         }
         done = 0;
-        int forgotten = 0;
+        List<BlobName> notFound = new ArrayList<>();
         for (BlobName s : snapshots) {
           if (!checkSnapshot(s, index)) {
-            forgotten++;
+            notFound.add(s);
           }
           listener.checked(s.toString(), ++done, snapshots.size());
+        }
+        int forgotten = notFound.size();
+        if (!notFound.isEmpty()) {
+          // forgotten meanwhile, or a manifest the storage lists and cannot find (audit Q4): a
+          // forget deletes it, so one still listed is there and unreadable
+          Set<BlobName> still = new HashSet<>(store.list(BlobType.SNAPSHOT));
+          for (BlobName s : notFound) {
+            if (still.contains(s)) {
+              damaged(
+                  s.toString(),
+                  "listed, then not found, and listed again: the storage lists a manifest it"
+                      + " cannot read (check the storage's health, then verify again)",
+                  s.name());
+              forgotten--;
+            }
+          }
         }
         List<Damage> out = new ArrayList<>();
         damage.forEach(
