@@ -436,7 +436,7 @@ class PeerUserTest {
               assertThat(uidOf(accepted)).as(what).hasValue(uid);
               assertThat(acceptRefusal(accepted))
                   .as(what)
-                  .contains("(uid " + uid + ") may not use this server");
+                  .contains(PeerUser.name(uid) + " may not use this server");
               assertThat(PeerUser.refusal(from, to, java.util.Set.of(uid), "x")).as(what).isNull();
             }
             // told by the kernel's exact lookup, not by reading its tables
