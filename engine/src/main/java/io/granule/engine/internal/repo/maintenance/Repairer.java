@@ -201,6 +201,7 @@ public final class Repairer {
     boolean leftAlone; // damaged, but not all its records can be located: kept as it is
     String problem;
     final List<IndexEntry> readable = new ArrayList<>(); // a location of each chunk that decodes
+    String fingerprint; // of the file read: its size and SHA-256 (a retired note names it so)
 
     Suspect(PackId id) {
       this.id = id;
@@ -370,22 +371,25 @@ public final class Repairer {
         s.leftAlone = true;
         leftAlone.add(s.name + ": " + why + ", so not all its records can be located");
       }
-      Map<String, Set<ChunkId>> retired = readRetired();
+      // A damaged pack no index blob lists whose trailer does not read: none of its records can be
+      // located, so it is deleted unread, or kept as it is. Deleted only where what it may hold is
+      // known not to be needed: every chunk a listed fixed or dynamic index uses is placed by an
+      // index entry in a pack not damaged, or read from a damaged one (audit S-H1: the check was
+      // verify's, which saw only the indexes of manifests it read; a storage that hid the manifest
+      // and the index blob got a named pack with intact chunks deleted), and, for a pack an
+      // earlier repair noted, the file is the one it read (S-H2: a copy's note with the same name)
+      // and what it held that was not lost is listed elsewhere (Q2).
+      Map<String, Noted> retired = readRetired();
+      Map<Suspect, Set<ChunkId>> unread = new LinkedHashMap<>(); // with the chunks known lost
       for (Suspect s : byId.values()) {
         if (!s.damaged || s.leftAlone || s.missing || !s.trailerUnread || !s.indexed.isEmpty()) {
           continue;
         }
-        Set<ChunkId> noted = retired.get(s.id.toString());
-        if (noted != null) {
-          // an earlier repair took it out of the index and did not delete it: it noted the
-          // chunks it held that were not lost, and those must be listed elsewhere now (audit Q2:
-          // a copy of the repository, same id, whose index blob was missing had its pack deleted)
-          int unlisted = unlisted(noted, indexes, byId);
+        Noted noted = retired.get(s.id.toString());
+        if (noted != null && s.fingerprint.equals(noted.fingerprint())) {
+          int unlisted = unlisted(noted.held(), indexes, byId);
           if (unlisted == 0) {
-            s.deletedUnread(
-                "its trailer does not read, and an earlier repair took it out of the index but did"
-                    + " not delete it (every chunk it held that was not lost is listed"
-                    + " elsewhere)");
+            unread.put(s, noted.lost());
             continue;
           }
           s.leftAlone = true;
@@ -398,11 +402,8 @@ public final class Repairer {
           continue;
         }
         if (named.contains(s.id.toString())) {
-          if (!snapshotIndexDamaged) {
-            // said, not left to "0 of its 0 chunks" (audit N1's report): its bytes go unread
-            s.deletedUnread(
-                "no index blob lists it and its trailer does not read, so none of its records can"
-                    + " be located: named, and no snapshot uses a chunk no index blob lists");
+          if (!snapshotIndexDamaged && !seen.damagedIn(BlobType.SNAPSHOT)) {
+            unread.put(s, Set.of());
             continue;
           }
           // audit Q1: named on the advice below while the storage hid its index blob, it was
@@ -410,11 +411,11 @@ public final class Repairer {
           s.leftAlone = true;
           leftAlone.add(
               s.name
-                  + ": named, but verify found snapshot indexes damaged, among them those that"
-                  + " use chunks no index blob lists, which this pack may hold; put back the index"
-                  + " blob that listed it and run repair again; or back up the disks of the"
-                  + " snapshots 'granule verify' names damaged again, or forget them, then name it"
-                  + " again");
+                  + ": named, but verify found snapshots damaged, among them perhaps some that use"
+                  + " chunks no index blob lists, which this pack may hold; if an index blob that"
+                  + " listed it was lost, put it back and run repair again; otherwise back up the"
+                  + " disks of the snapshots 'granule verify' names damaged again, or forget them"
+                  + " and run prune (which deletes it where no snapshot needs what it may hold)");
           continue;
         }
         // An index blob that a flaky storage hid from every listing of the run (or that stat
@@ -433,6 +434,33 @@ public final class Repairer {
                 + " to delete it unread, run 'granule repair --pack "
                 + s.id
                 + "'");
+      }
+      if (!unread.isEmpty()) {
+        Set<ChunkId> known = new HashSet<>();
+        unread.values().forEach(known::addAll);
+        String needed = unplacedUse(indexes, byId, present, known);
+        for (Map.Entry<Suspect, Set<ChunkId>> u : unread.entrySet()) {
+          Suspect s = u.getKey();
+          if (needed == null) {
+            s.deletedUnread(
+                "no index blob lists it and its trailer does not read, so none of its records can"
+                    + " be located: "
+                    + (named.contains(s.id.toString()) && !retired.containsKey(s.id.toString())
+                        ? "named, and"
+                        : "an earlier repair took it out of the index and did not delete it, and")
+                    + " every chunk the snapshots' indexes use is placed elsewhere");
+          } else {
+            s.leftAlone = true;
+            leftAlone.add(
+                s.name
+                    + ": no index blob lists it and its trailer does not read, and "
+                    + needed
+                    + ", which this pack may hold; if an index blob that listed it was lost, put"
+                    + " it back and run repair again; otherwise back up the disks of the"
+                    + " snapshots 'granule verify' names damaged again, or forget them and run"
+                    + " prune (which deletes it where no snapshot needs what it may hold)");
+          }
+        }
       }
       List<Suspect> damaged =
           byId.values().stream().filter(s -> s.damaged && !s.leftAlone).toList();
@@ -555,19 +583,23 @@ public final class Repairer {
             throw unreliable(s.name + " not found, then there"); // its entries are not dropped
           }
         }
-        // 0. The damaged packs whose trailer does not read, with the chunks they hold that are not
-        // lost: after step 3 nothing locates them, nor tells them from a pack whose index blob a
-        // flaky storage hid; a repair that stops before deleting them leaves the next the note.
-        // Written first; one that cannot be written is said, and the repair goes on (it matters
-        // only if this one is stopped between steps 3 and 4: the next then needs --pack).
-        Map<String, Set<ChunkId>> notes = new java.util.TreeMap<>(retired);
+        // 0. The damaged packs whose trailer does not read, by the file read (size and hash),
+        // with the chunks they hold that are not lost and those lost: after step 3 nothing
+        // locates them, nor tells them from a pack whose index blob a flaky storage hid; a repair
+        // that stops before deleting them leaves the next the note. Written first; one that
+        // cannot be written is said, and the repair goes on (it matters only if this one is
+        // stopped between steps 3 and 4: the next then needs --pack).
+        Map<String, Noted> notes = new java.util.TreeMap<>(retired);
         for (Suspect s : damaged) {
-          if (!s.missing && s.trailerUnread) {
+          if (!s.missing && s.trailerUnread && !unread.containsKey(s)) {
             Set<ChunkId> held = new HashSet<>();
-            s.indexed.forEach(e -> held.add(e.id()));
+            Set<ChunkId> lostHere = new HashSet<>();
+            s.indexed.forEach(e -> (lost.contains(e.id()) ? lostHere : held).add(e.id()));
             s.readable.forEach(e -> held.add(e.id()));
             held.removeAll(lost);
-            notes.put(s.id.toString(), held);
+            notes.put(s.id.toString(), new Noted(s.fingerprint, held, lostHere));
+          } else if (unread.containsKey(s) && !notes.containsKey(s.id.toString())) {
+            notes.put(s.id.toString(), new Noted(s.fingerprint, Set.of(), Set.of())); // named
           }
         }
         if (!notes.equals(retired)) {
@@ -703,8 +735,8 @@ public final class Repairer {
           listener.progress("delete packs", ++done, damaged.size());
         }
         // the notes of packs still there stay, for the next repair
-        Map<String, Set<ChunkId>> left = new java.util.TreeMap<>();
-        for (Map.Entry<String, Set<ChunkId>> n : notes.entrySet()) {
+        Map<String, Noted> left = new java.util.TreeMap<>();
+        for (Map.Entry<String, Noted> n : notes.entrySet()) {
           if (store.stat(new BlobName(BlobType.PACK, n.getKey())).isPresent()) {
             left.put(n.getKey(), n.getValue());
           }
@@ -740,11 +772,19 @@ public final class Repairer {
           List.copyOf(damagedCopies),
           unlistedIndexes);
     } catch (IOException e) {
+      // "not found" for a name: every one repair reads was listed or read a moment ago, or is
+      // one it is writing, and nothing deletes blobs under its lock (audit S-L1: a bare path)
+      String what =
+          e instanceof NoSuchFileException
+              ? e.getMessage()
+                  + " not found, though listed, read or being written by this repair a moment"
+                  + " ago: the storage answers unreliably (check its health)"
+              : e.getMessage();
       throw new RepositoryException(
           "repair failed in the repository at '"
               + store.location()
               + "': "
-              + e.getMessage()
+              + what
               + " (the repository is still valid: run repair again)",
           e);
     }
@@ -1007,23 +1047,33 @@ public final class Repairer {
   }
 
   /**
-   * What an earlier repair noted in {@link #retiredFile}: pack names (without {@code data/}), each
-   * with the chunks it held that were not lost. Lines {@code pack NAME}, then {@code chunk ID}.
+   * A pack an earlier repair noted: the file it read ({@link #fingerprint}), the chunks it held
+   * that were not lost, and those lost (placed in it by the index, and not readable there).
    */
-  private Map<String, Set<ChunkId>> readRetired() {
-    Map<String, Set<ChunkId>> out = new java.util.TreeMap<>();
+  private record Noted(String fingerprint, Set<ChunkId> held, Set<ChunkId> lost) {}
+
+  /**
+   * What an earlier repair noted in {@link #retiredFile}, by pack name (without {@code data/}).
+   * Lines {@code pack NAME FINGERPRINT}, then {@code chunk ID} (held, not lost) and {@code lost
+   * ID}. A pack noted without a fingerprint (an older note) matches no file.
+   */
+  private Map<String, Noted> readRetired() {
+    Map<String, Noted> out = new java.util.TreeMap<>();
     if (retiredFile == null) {
       return out;
     }
     try {
-      Set<ChunkId> current = null;
+      Noted current = null;
       for (String line : Files.readAllLines(retiredFile, StandardCharsets.UTF_8)) {
         String[] f = line.strip().split(" ");
         try {
-          if (f.length == 2 && f[0].equals("pack")) {
-            current = out.computeIfAbsent(PackId.parse(f[1]).toString(), k -> new HashSet<>());
+          if (f[0].equals("pack") && (f.length == 2 || f.length == 3)) {
+            current = new Noted(f.length == 3 ? f[2] : "", new HashSet<>(), new HashSet<>());
+            out.put(PackId.parse(f[1]).toString(), current);
           } else if (f.length == 2 && f[0].equals("chunk") && current != null) {
-            current.add(ChunkId.parse(f[1]));
+            current.held().add(ChunkId.parse(f[1]));
+          } else if (f.length == 2 && f[0].equals("lost") && current != null) {
+            current.lost().add(ChunkId.parse(f[1]));
           }
         } catch (IllegalArgumentException e) {
           // not a name or id: ignored
@@ -1038,15 +1088,16 @@ public final class Repairer {
   }
 
   /** Notes {@code packs} in {@link #retiredFile}: written aside, synced, renamed. */
-  private void writeRetired(Map<String, Set<ChunkId>> packs) throws IOException {
+  private void writeRetired(Map<String, Noted> packs) throws IOException {
     if (retiredFile == null) {
       return;
     }
     StringBuilder text = new StringBuilder();
     packs.forEach(
-        (p, chunks) -> {
-          text.append("pack ").append(p).append('\n');
-          chunks.forEach(c -> text.append("chunk ").append(c).append('\n'));
+        (p, n) -> {
+          text.append("pack ").append(p).append(' ').append(n.fingerprint()).append('\n');
+          n.held().forEach(c -> text.append("chunk ").append(c).append('\n'));
+          n.lost().forEach(c -> text.append("lost ").append(c).append('\n'));
         });
     try {
       Files.createDirectories(retiredFile.getParent());
@@ -1165,6 +1216,7 @@ public final class Repairer {
       s.problem = "missing";
       return;
     }
+    s.fingerprint = fingerprint(bytes);
     if (bytes.length > maxPackBytes) {
       s.damaged = true;
       s.problem = bytes.length + " bytes, more than a pack of this repository can have";
@@ -1413,6 +1465,85 @@ public final class Repairer {
     }
     out.sort(null);
     return List.copyOf(out);
+  }
+
+  /**
+   * Null if every chunk the listed fixed and dynamic indexes use (all of them: a manifest the
+   * storage hides from listings names its indexes to none) is placed by an index entry of {@code
+   * indexes} in a present pack not damaged, reads in a damaged suspect, or is in {@code known}
+   * (chunks an earlier repair found lost); else what is not so, said. An index that does not read
+   * is not so either: what it uses is not known. The indexes' packs not damaged are taken as they
+   * are, not read.
+   */
+  private String unplacedUse(
+      Map<BlobName, List<IndexEntry>> indexes,
+      Map<PackId, Suspect> byId,
+      Set<PackId> present,
+      Set<ChunkId> known)
+      throws IOException {
+    Set<ChunkId> placed = new HashSet<>(known);
+    for (List<IndexEntry> entries : indexes.values()) {
+      if (entries == null) {
+        continue;
+      }
+      for (IndexEntry e : entries) {
+        Suspect s = byId.get(e.location().pack());
+        if (s == null ? present.contains(e.location().pack()) : !s.damaged) {
+          placed.add(e.id());
+        }
+      }
+    }
+    for (Suspect s : byId.values()) {
+      s.readable.forEach(e -> placed.add(e.id()));
+    }
+    for (BlobType type : List.of(BlobType.FIXED_INDEX, BlobType.DYNAMIC_INDEX)) {
+      for (BlobName n : store.list(type)) {
+        ChunkId unplaced;
+        try {
+          if (type == BlobType.FIXED_INDEX) {
+            try (var f = FixedIndexReader.load(store, codec, n)) {
+              unplaced = firstNotIn(placed, f.count(), f::get);
+            }
+          } else {
+            try (var d = DynamicIndexReader.load(store, codec, n)) {
+              unplaced = firstNotIn(placed, d.count(), d::get);
+            }
+          }
+        } catch (NoSuchFileException | RepositoryException | IllegalArgumentException e) {
+          RepositoryUnreachableException.throwIfUnreachable(n, store.location(), e);
+          return n + " does not read (" + e.getMessage() + ")";
+        }
+        if (unplaced != null) {
+          return n
+              + " uses chunk "
+              + unplaced
+              + ", which no index blob places in a pack it reads in";
+        }
+      }
+    }
+    return null;
+  }
+
+  private static ChunkId firstNotIn(Set<ChunkId> placed, int count, IntFunction<ChunkId> ids) {
+    for (int i = 0; i < count; i++) {
+      ChunkId id = ids.apply(i);
+      if (id != null && !id.isZero() && !placed.contains(id)) {
+        return id;
+      }
+    }
+    return null;
+  }
+
+  /** A pack file's size and SHA-256: which file a retired note means (audit S-H2). */
+  private static String fingerprint(byte[] bytes) {
+    try {
+      return bytes.length
+          + ":"
+          + java.util.HexFormat.of()
+              .formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes));
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is missing from this JVM", e);
+    }
   }
 
   private static boolean usesAny(Set<ChunkId> lost, int count, IntFunction<ChunkId> ids) {

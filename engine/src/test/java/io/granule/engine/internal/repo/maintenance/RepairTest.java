@@ -1168,7 +1168,7 @@ class RepairTest {
           .singleElement()
           .extracting(Repairer.PackRepair::problem)
           .asString()
-          .contains("an earlier repair took it out of the index but did not delete it");
+          .contains("an earlier repair took it out of the index and did not delete it");
       assertThat(rep.packsDeleted()).isEqualTo(1);
     }
     assertThat(pack).doesNotExist();
@@ -1214,7 +1214,7 @@ class RepairTest {
       assertThat(rep.leftAlone())
           .singleElement()
           .asString()
-          .contains("named, but verify found snapshot indexes damaged");
+          .contains("named, but verify found snapshots damaged");
       assertThat(rep.packsDeleted()).isZero();
       // those snapshots forgotten, the pack named is deleted
       Set<String> damagedSnapshots = new TreeSet<>();
@@ -1223,6 +1223,20 @@ class RepairTest {
           .forEach(d -> damagedSnapshots.addAll(d.snapshots()));
       assertThat(damagedSnapshots).isNotEmpty();
       r.forgetSnapshots(List.copyOf(damagedSnapshots), false);
+    }
+    // their fixed indexes, until prune deletes them, still use chunks it may hold (audit S-H1: one
+    // whose manifest the storage hides looks the same)
+    try (Repository r = open(dir, false)) {
+      Repairer.Report rep = repairPacks(r, false, name).repair();
+      assertThat(rep.leftAlone()).singleElement().asString().contains("fixed/");
+      assertThat(rep.packsDeleted()).isZero();
+      Set<String> named = new HashSet<>();
+      r.snapshots().forEach(m -> m.disks().forEach(d -> named.add(d.fixedIndex())));
+      for (BlobName f : new LocalBlobStore(dir).list(BlobType.FIXED_INDEX)) {
+        if (!named.contains(f.name())) {
+          Files.delete(dir.resolve(f.toString())); // as prune's last step
+        }
+      }
     }
     assertThat(Files.readAllBytes(pack)).as("kept as it was").isEqualTo(before);
     try (Repository r = open(dir, false)) {
@@ -1236,6 +1250,158 @@ class RepairTest {
       assertThat(rep.packsDeleted()).isEqualTo(1);
     }
     assertThat(pack).doesNotExist();
+  }
+
+  /**
+   * audit S-H1: the storage hid from every listing the index blob that lists a pack whose trailer
+   * does not read, and the manifests of the snapshots using its chunks; named on the advice, the
+   * pack was deleted unread ("no snapshot uses a lost chunk", exit 0) with its intact chunks, as
+   * verify saw only the indexes of the manifests it read. Every fixed index listed is checked now:
+   * one uses chunks placed nowhere, so the pack is kept; once the storage lists again, repair
+   * salvages them.
+   */
+  @Test
+  void aNamedPackIsKeptWhileAFixedIndexOfAHiddenManifestUsesChunksPlacedNowhere() throws Exception {
+    Path dir = tmp.resolve("hidden-manifest-named");
+    copyTree(history(false), dir);
+    Path pack = largestPack(dir);
+    String name = pack.getFileName().toString();
+    Set<ChunkId> held = new HashSet<>();
+    trailer(dir, pack).forEach(e -> held.add(e.id()));
+    Set<String> users;
+    try (Repository r = open(dir, false)) {
+      users = using(r, held);
+    }
+    assertThat(users).isNotEmpty();
+    damage(dir, "trailer");
+    Set<BlobName> hidden = new HashSet<>();
+    users.forEach(id -> hidden.add(new BlobName(BlobType.SNAPSHOT, id)));
+    indexBlobs(dir)
+        .forEach(
+            (blob, packs) -> {
+              if (packs.contains(name)) {
+                hidden.add(blob);
+              }
+            });
+    byte[] before = Files.readAllBytes(pack);
+    java.util.concurrent.atomic.AtomicBoolean hiding =
+        new java.util.concurrent.atomic.AtomicBoolean(true);
+    try (Repository r =
+        Repository.open(
+            hiding(dir, hidden, hiding::get, null, () -> false),
+            Clock.systemUTC(),
+            tmp.resolve("cache-hidden-named"))) {
+      Repairer.Report rep = repairPacks(r, false, name).repair();
+      assertThat(rep.leftAlone())
+          .singleElement()
+          .asString()
+          .contains("data/" + name)
+          .containsPattern("fixed/[0-9a-f]+ uses chunk [0-9a-f]+, which no index blob places");
+      assertThat(rep.packsDeleted()).isZero();
+    }
+    assertThat(Files.readAllBytes(pack)).as("kept as it was").isEqualTo(before);
+    hiding.set(false);
+    try (Repository r = open(dir, false)) {
+      Repairer.Report rep = repair(r, false).repair();
+      assertThat(rep.chunksSalvaged()).isPositive();
+      assertThat(rep.packsDeleted()).isEqualTo(1);
+    }
+  }
+
+  /**
+   * audit S-H2: a copy of the repository (same id) noted a pack of the same name, which all of its
+   * copy's chunks were lost in; here the pack was cut short, not overwritten, and its index blob is
+   * lost. The note named the pack by name only and listed no chunk, so it was deleted unread with
+   * intact chunks that putting the index blob back would have saved. The note names the file read
+   * now (size and hash): this one is not it, and is kept.
+   */
+  @Test
+  void aNoteOfAnotherFileOfTheSameNameDeletesNothing() throws Exception {
+    Path dir = tmp.resolve("noted-elsewhere");
+    copyTree(history(false), dir);
+    Path pack = largestPack(dir);
+    String name = pack.getFileName().toString();
+    // copy A: the pack overwritten whole (every chunk lost), its deletion answered and not done,
+    // as a repair killed just before it: the note names it, with no chunk held
+    Path a = tmp.resolve("noted-elsewhere-a");
+    copyTree(dir, a);
+    Path packA = a.resolve(dir.relativize(pack));
+    byte[] noise = new byte[(int) Files.size(packA)];
+    new java.util.Random(7).nextBytes(noise);
+    Files.write(packA, noise);
+    BlobName blob = new BlobName(BlobType.PACK, name);
+    io.granule.engine.internal.repo.blob.BlobStore sticky =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(new LocalBlobStore(a)) {
+          @Override
+          public void delete(BlobName n) throws java.io.IOException {
+            if (!n.equals(blob)) {
+              super.delete(n);
+            }
+          }
+        };
+    Path cache = tmp.resolve("cache-noted-elsewhere");
+    try (Repository r = Repository.open(sticky, Clock.systemUTC(), cache)) {
+      Repairer.Report rep = repair(r, false).repair();
+      assertThat(rep.chunksSalvaged()).isZero();
+      assertThat(rep.leftAlone()).singleElement().asString().contains("deleted, then still there");
+    }
+    // copy B: the same pack cut short (its chunks intact), the index blob listing it lost
+    damage(dir, "trailer");
+    Path aside = tmp.resolve("index-aside");
+    Files.createDirectories(aside);
+    for (Map.Entry<BlobName, Set<String>> e : indexBlobs(dir).entrySet()) {
+      if (e.getValue().contains(name)) {
+        Files.move(dir.resolve(e.getKey().toString()), aside.resolve(e.getKey().name()));
+      }
+    }
+    byte[] before = Files.readAllBytes(pack);
+    try (Repository r = Repository.open(new LocalBlobStore(dir), Clock.systemUTC(), cache)) {
+      Repairer.Report rep = repair(r, false).repair();
+      assertThat(rep.leftAlone()).singleElement().asString().contains("data/" + name);
+      assertThat(rep.packsDeleted()).isZero();
+    }
+    assertThat(Files.readAllBytes(pack)).as("kept as it was").isEqualTo(before);
+    // the index blob put back, its chunks are salvaged
+    try (var blobs = Files.list(aside)) {
+      for (Path i : blobs.toList()) {
+        Files.move(i, dir.resolve("index").resolve(i.getFileName()));
+      }
+    }
+    try (Repository r = Repository.open(new LocalBlobStore(dir), Clock.systemUTC(), cache)) {
+      Repairer.Report rep = repair(r, false).repair();
+      assertThat(rep.chunksSalvaged()).isPositive();
+      assertThat(rep.packsDeleted()).isEqualTo(1);
+    }
+  }
+
+  /**
+   * audit S-L1: a save the storage answers "not found" for (a name it has just made, or the
+   * temporary file of one) stopped repair, rightly, with a bare path for a message. It says now
+   * what the storage did; nothing is deleted.
+   */
+  @Test
+  void aSaveAnsweredNotFoundSaysTheStorageIsUnreliable() throws Exception {
+    Path dir = tmp.resolve("save-enoent");
+    copyTree(history(false), dir);
+    damage(dir, "record");
+    List<BlobName> packs = new LocalBlobStore(dir).list(BlobType.PACK);
+    io.granule.engine.internal.repo.blob.BlobStore lost =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public void save(BlobName n, byte[] data) throws java.io.IOException {
+            if (n.type() == BlobType.INDEX) {
+              throw new java.nio.file.NoSuchFileException(dir.resolve(n.toString()).toString());
+            }
+            super.save(n, data);
+          }
+        };
+    try (Repository r = Repository.open(lost, Clock.systemUTC(), tmp.resolve("cache-enoent"))) {
+      assertThatThrownBy(() -> repair(r, false))
+          .hasMessageContaining("not found, though listed, read or being written by this repair")
+          .hasMessageContaining("the storage answers unreliably")
+          .hasMessageContaining("the repository is still valid");
+    }
+    assertThat(new LocalBlobStore(dir).list(BlobType.PACK)).containsAll(packs);
   }
 
   /**
