@@ -117,7 +117,7 @@ class FlakyStorageRepairTest {
     "hide, INDEX, all, 5, to delete it unread",
     "hide, INDEX, 1-3, 5, to delete it unread",
     // and named on that advice while it is hidden still: kept (audit Q1)
-    "hide, INDEX+NAMED, all, 5, but verify found snapshot indexes damaged",
+    "hide, INDEX+NAMED, all, 5, but verify found snapshots damaged",
     // readdir and the listing after verify disagree: stop
     "hide, INDEX, '1,3', 3, the storage is unreliable",
     // the snapshot hidden from every listing (N2): named through its fixed index, exit 5

@@ -159,6 +159,15 @@ class VmImageRestoreTest {
     }
   }
 
+  /** The size of {@code f}, 0 if it is not there (a restore that finished renamed it meanwhile). */
+  private static long sizeOrZero(Path f) throws java.io.IOException {
+    try {
+      return Files.size(f);
+    } catch (java.nio.file.NoSuchFileException e) {
+      return 0;
+    }
+  }
+
   @Test
   void aKilledRestoreLeavesNoImageThatLooksComplete() throws Exception {
     requireQemuImg();
@@ -186,7 +195,7 @@ class VmImageRestoreTest {
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
       // Kill as soon as data reaches the partial file: mid-restore.
       while (p.isAlive() && System.nanoTime() < deadline) {
-        if (Files.exists(partial) && Files.size(partial) > (1 << 20)) {
+        if (sizeOrZero(partial) > (1 << 20)) {
           p.destroyForcibly();
           caught = true;
           break;
