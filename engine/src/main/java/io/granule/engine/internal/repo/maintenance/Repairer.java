@@ -1481,50 +1481,61 @@ public final class Repairer {
       Set<PackId> present,
       Set<ChunkId> known)
       throws IOException {
-    Set<ChunkId> placed = new HashSet<>(known);
+    long expected = known.size();
     for (List<IndexEntry> entries : indexes.values()) {
-      if (entries == null) {
-        continue;
-      }
-      for (IndexEntry e : entries) {
-        Suspect s = byId.get(e.location().pack());
-        if (s == null ? present.contains(e.location().pack()) : !s.damaged) {
-          placed.add(e.id());
+      expected += entries == null ? 0 : entries.size();
+    }
+    // off the heap, as the repository's own index: 10^8 entries would not fit there twice
+    try (ChunkIndex placed =
+        new ChunkIndex(cacheDir, Math.max(1024, expected), ChunkIndex.defaultMemory() / 4)) {
+      known.forEach(id -> placed.put(id, PLACED));
+      for (List<IndexEntry> entries : indexes.values()) {
+        if (entries == null) {
+          continue;
         }
-      }
-    }
-    for (Suspect s : byId.values()) {
-      s.readable.forEach(e -> placed.add(e.id()));
-    }
-    for (BlobType type : List.of(BlobType.FIXED_INDEX, BlobType.DYNAMIC_INDEX)) {
-      for (BlobName n : store.list(type)) {
-        ChunkId unplaced;
-        try {
-          if (type == BlobType.FIXED_INDEX) {
-            try (var f = FixedIndexReader.load(store, codec, n)) {
-              unplaced = firstNotIn(placed, f.count(), f::get);
-            }
-          } else {
-            try (var d = DynamicIndexReader.load(store, codec, n)) {
-              unplaced = firstNotIn(placed, d.count(), d::get);
-            }
+        for (IndexEntry e : entries) {
+          Suspect s = byId.get(e.location().pack());
+          if (s == null ? present.contains(e.location().pack()) : !s.damaged) {
+            placed.put(e.id(), PLACED);
           }
-        } catch (NoSuchFileException | RepositoryException | IllegalArgumentException e) {
-          RepositoryUnreachableException.throwIfUnreachable(n, store.location(), e);
-          return n + " does not read (" + e.getMessage() + ")";
         }
-        if (unplaced != null) {
-          return n
-              + " uses chunk "
-              + unplaced
-              + ", which no index blob places in a pack it reads in";
+      }
+      for (Suspect s : byId.values()) {
+        s.readable.forEach(e -> placed.put(e.id(), PLACED));
+      }
+      for (BlobType type : List.of(BlobType.FIXED_INDEX, BlobType.DYNAMIC_INDEX)) {
+        for (BlobName n : store.list(type)) {
+          ChunkId unplaced;
+          try {
+            if (type == BlobType.FIXED_INDEX) {
+              try (var f = FixedIndexReader.load(store, codec, n)) {
+                unplaced = firstNotIn(placed, f.count(), f::get);
+              }
+            } else {
+              try (var d = DynamicIndexReader.load(store, codec, n)) {
+                unplaced = firstNotIn(placed, d.count(), d::get);
+              }
+            }
+          } catch (NoSuchFileException | RepositoryException | IllegalArgumentException e) {
+            RepositoryUnreachableException.throwIfUnreachable(n, store.location(), e);
+            return n + " does not read (" + e.getMessage() + ")";
+          }
+          if (unplaced != null) {
+            return n
+                + " uses chunk "
+                + unplaced
+                + ", which no index blob places in a pack it reads in";
+          }
         }
       }
     }
     return null;
   }
 
-  private static ChunkId firstNotIn(Set<ChunkId> placed, int count, IntFunction<ChunkId> ids) {
+  /** The mark of a chunk {@link #unplacedUse} found placed. */
+  private static final ChunkLocation PLACED = new ChunkLocation(new PackId(0, 0), 0, 0, 0, 0);
+
+  private static ChunkId firstNotIn(ChunkIndex placed, int count, IntFunction<ChunkId> ids) {
     for (int i = 0; i < count; i++) {
       ChunkId id = ids.apply(i);
       if (id != null && !id.isZero() && !placed.contains(id)) {
