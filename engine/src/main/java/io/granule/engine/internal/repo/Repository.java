@@ -2414,10 +2414,13 @@ public final class Repository implements Closeable {
     Set<BlobName> indexesBefore;
     Set<BlobName> snapshotsBefore;
     Set<BlobName> packsSeen;
+    Set<BlobName> itemsBefore; // fixed and dynamic indexes: repair's check lists them again
     try {
       indexesBefore = new HashSet<>(store.list(BlobType.INDEX));
       snapshotsBefore = new HashSet<>(store.list(BlobType.SNAPSHOT));
       packsSeen = new HashSet<>(store.list(BlobType.PACK));
+      itemsBefore = new HashSet<>(store.list(BlobType.FIXED_INDEX));
+      itemsBefore.addAll(store.list(BlobType.DYNAMIC_INDEX));
     } catch (IOException e) {
       throw new RepositoryException(
           "unable to list the repository at "
@@ -2524,6 +2527,7 @@ public final class Repository implements Closeable {
                   new Repairer.Seen(
                       dryRun ? null : indexesBefore,
                       dryRun ? null : snapshotsBefore,
+                      dryRun ? null : itemsBefore,
                       packsSeen,
                       found.damages().stream()
                           .map(Damage::file)

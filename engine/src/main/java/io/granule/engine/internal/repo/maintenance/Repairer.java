@@ -230,7 +230,11 @@ public final class Repairer {
    * with its intact chunks; a listing of repair's own that left it out made it look never listed).
    */
   public record Seen(
-      Set<BlobName> indexes, Set<BlobName> snapshots, Set<BlobName> packs, Set<String> damaged) {
+      Set<BlobName> indexes,
+      Set<BlobName> snapshots,
+      Set<BlobName> items,
+      Set<BlobName> packs,
+      Set<String> damaged) {
     /** Whether verify found an index blob damaged: not every chunk's place may be known. */
     boolean indexDamaged() {
       return damagedIn(BlobType.INDEX);
@@ -435,31 +439,62 @@ public final class Repairer {
                 + s.id
                 + "'");
       }
-      if (!unread.isEmpty()) {
-        Set<ChunkId> known = new HashSet<>();
-        unread.values().forEach(known::addAll);
-        String needed = unplacedUse(indexes, byId, present, known);
-        for (Map.Entry<Suspect, Set<ChunkId>> u : unread.entrySet()) {
-          Suspect s = u.getKey();
+      // Every damaged pack whose trailer does not read, listed by index blobs or not: what it
+      // holds beyond what the listed blobs place in it is not known. It is deleted (after its
+      // salvage) only where no listed fixed or dynamic index uses a chunk placed nowhere, which
+      // it may hold (audit T-H2: a pack two index blobs list, one of them lost or hidden, was
+      // salvaged from the other alone and deleted with the chunks only the first placed). The
+      // chunks whose place in a damaged pack an index blob or trailer gives are known (salvaged,
+      // held elsewhere or lost there), as are those a note records lost.
+      List<Suspect> blind = new ArrayList<>();
+      Set<ChunkId> known = new HashSet<>();
+      for (Suspect s : byId.values()) {
+        if (s.damaged) {
+          s.indexed.forEach(e -> known.add(e.id()));
+          s.trailer.forEach(t -> known.add(t.id()));
+        }
+        if (s.damaged && !s.missing && !s.leftAlone && s.trailerUnread) {
+          blind.add(s);
+        }
+      }
+      unread.values().forEach(known::addAll);
+      if (!blind.isEmpty()) {
+        Unplaced needed = unplacedUse(indexes, byId, present, known, seen);
+        for (Suspect s : blind) {
+          Noted note = retired.get(s.id.toString());
+          boolean noted = note != null && s.fingerprint.equals(note.fingerprint());
           if (needed == null) {
-            s.deletedUnread(
-                "no index blob lists it and its trailer does not read, so none of its records can"
-                    + " be located: "
-                    + (named.contains(s.id.toString()) && !retired.containsKey(s.id.toString())
-                        ? "named, and"
-                        : "an earlier repair took it out of the index and did not delete it, and")
-                    + " every chunk the snapshots' indexes use is placed elsewhere");
-          } else {
-            s.leftAlone = true;
-            leftAlone.add(
-                s.name
-                    + ": no index blob lists it and its trailer does not read, and "
-                    + needed
-                    + ", which this pack may hold; if an index blob that listed it was lost, put"
-                    + " it back and run repair again; otherwise back up the disks of the"
-                    + " snapshots 'granule verify' names damaged again, or forget them and run"
-                    + " prune (which deletes it where no snapshot needs what it may hold)");
+            if (unread.containsKey(s)) {
+              s.deletedUnread(
+                  "no index blob lists it and its trailer does not read, so none of its records"
+                      + " can be located: "
+                      + (noted
+                          ? "an earlier repair took it out of the index and did not delete it (it"
+                              + " noted this file), and"
+                          : "named, and")
+                      + " every chunk the listed fixed and dynamic indexes use is placed in a pack"
+                      + " where it reads");
+            }
+            continue;
           }
+          s.leftAlone = true;
+          leftAlone.add(
+              s.name
+                  + ": its trailer does not read"
+                  + (s.indexed.isEmpty() ? " and no index blob lists it" : "")
+                  + ", and "
+                  + needed.what()
+                  + ", which this pack may hold; "
+                  + (needed.unnamed()
+                      ? "no snapshot listed names that index: its manifest may be lost, or hidden"
+                          + " by the storage (do not run prune, which deletes what only such a"
+                          + " snapshot uses): check the storage, put back what was lost, and run"
+                          + " repair again"
+                      : "if an index blob that listed it was lost, put it back and run repair"
+                          + " again; otherwise back up the disks of the snapshots that use chunks"
+                          + " no index blob lists ('granule verify' names them) again, or forget"
+                          + " them and run prune (which deletes this pack where no snapshot needs"
+                          + " what it may hold)"));
         }
       }
       List<Suspect> damaged =
@@ -1468,19 +1503,50 @@ public final class Repairer {
   }
 
   /**
+   * What {@link #unplacedUse} found: {@code what} an index uses that is placed nowhere, said;
+   * {@code unnamed} if no manifest listed names that index.
+   */
+  private record Unplaced(String what, boolean unnamed) {}
+
+  /**
    * Null if every chunk the listed fixed and dynamic indexes use (all of them: a manifest the
    * storage hides from listings names its indexes to none) is placed by an index entry of {@code
-   * indexes} in a present pack not damaged, reads in a damaged suspect, or is in {@code known}
-   * (chunks an earlier repair found lost); else what is not so, said. An index that does not read
-   * is not so either: what it uses is not known. The indexes' packs not damaged are taken as they
-   * are, not read.
+   * indexes} in a present pack not damaged, reads in a damaged suspect, or is in {@code known};
+   * else what is not so. An index that does not read is not so either: what it uses is not known.
+   * The packs not damaged are taken as they are, not read. {@code before} (null: no check) are the
+   * fixed and dynamic indexes listed before verify: nothing adds or deletes them under repair's
+   * lock, so a listing now that differs stops the repair (audit T-H1: one listing that left out the
+   * index of a snapshot whose manifest the storage hid got the pack it needed deleted).
    */
-  private String unplacedUse(
+  private Unplaced unplacedUse(
       Map<BlobName, List<IndexEntry>> indexes,
       Map<PackId, Suspect> byId,
       Set<PackId> present,
-      Set<ChunkId> known)
+      Set<ChunkId> known,
+      Seen seen)
       throws IOException {
+    Set<BlobName> before = seen.items();
+    List<BlobName> items = new ArrayList<>(store.list(BlobType.FIXED_INDEX));
+    items.addAll(store.list(BlobType.DYNAMIC_INDEX));
+    if (before != null) {
+      requireListed(before, items, "repair's listing of fixed/ and dynamic/");
+      for (BlobName n : items) {
+        if (!before.contains(n)) {
+          throw unreliable(n + " listed now, not before verify");
+        }
+      }
+    }
+    Set<String> named = new HashSet<>(); // the indexes the manifests listed name
+    for (BlobName m : store.list(BlobType.SNAPSHOT)) {
+      try {
+        Manifest manifest = MetadataBlobs.read(store, codec, m, ManifestReader::read);
+        manifest.disks().forEach(d -> named.add(d.fixedIndex()));
+        manifest.streams().forEach(st -> named.add(st.dynamicIndex()));
+      } catch (NoSuchFileException | RepositoryException | IllegalArgumentException e) {
+        RepositoryUnreachableException.throwIfUnreachable(m, store.location(), e);
+        // its indexes count as named by none: said so where one blocks
+      }
+    }
     long expected = known.size();
     for (List<IndexEntry> entries : indexes.values()) {
       expected += entries == null ? 0 : entries.size();
@@ -1503,29 +1569,33 @@ public final class Repairer {
       for (Suspect s : byId.values()) {
         s.readable.forEach(e -> placed.put(e.id(), PLACED));
       }
-      for (BlobType type : List.of(BlobType.FIXED_INDEX, BlobType.DYNAMIC_INDEX)) {
-        for (BlobName n : store.list(type)) {
-          ChunkId unplaced;
-          try {
-            if (type == BlobType.FIXED_INDEX) {
-              try (var f = FixedIndexReader.load(store, codec, n)) {
-                unplaced = firstNotIn(placed, f.count(), f::get);
-              }
-            } else {
-              try (var d = DynamicIndexReader.load(store, codec, n)) {
-                unplaced = firstNotIn(placed, d.count(), d::get);
-              }
+      for (BlobName n : items) {
+        ChunkId unplaced;
+        try {
+          if (n.type() == BlobType.FIXED_INDEX) {
+            try (var f = FixedIndexReader.load(store, codec, n)) {
+              unplaced = firstNotIn(placed, f.count(), f::get);
             }
-          } catch (NoSuchFileException | RepositoryException | IllegalArgumentException e) {
-            RepositoryUnreachableException.throwIfUnreachable(n, store.location(), e);
-            return n + " does not read (" + e.getMessage() + ")";
+          } else {
+            try (var d = DynamicIndexReader.load(store, codec, n)) {
+              unplaced = firstNotIn(placed, d.count(), d::get);
+            }
           }
-          if (unplaced != null) {
-            return n
-                + " uses chunk "
-                + unplaced
-                + ", which no index blob places in a pack it reads in";
+        } catch (NoSuchFileException | RepositoryException | IllegalArgumentException e) {
+          RepositoryUnreachableException.throwIfUnreachable(n, store.location(), e);
+          if (before != null
+              && named.contains(n.name())
+              && !seen.damaged().contains(n.toString())) {
+            // verify read it whole through its manifest a moment ago (audit L2)
+            throw unreliable(n + " read whole, then not");
           }
+          return new Unplaced(
+              n + " does not read (" + e.getMessage() + ")", !named.contains(n.name()));
+        }
+        if (unplaced != null) {
+          return new Unplaced(
+              n + " uses chunk " + unplaced + ", which no index blob places in a pack it reads in",
+              !named.contains(n.name()));
         }
       }
     }

@@ -1405,6 +1405,145 @@ class RepairTest {
   }
 
   /**
+   * audit T-H2: a pack two index blobs list (a backup's flush is cut into blobs of 32768 entries
+   * whatever the packs), its trailer cut, one of the blobs lost: repair salvaged what the other
+   * places, deleted the pack, "0 chunks lost", and the chunks only the lost blob placed were gone
+   * for good. A fixed index uses chunks no index blob places, which the pack may hold: it is kept,
+   * entries too, and once the blob is back every chunk is salvaged.
+   */
+  @Test
+  void aPackWhoseIndexBlobIsHalfLostIsKeptWhileSnapshotsUseChunksPlacedNowhere() throws Exception {
+    Path dir = tmp.resolve("half-listed");
+    copyTree(history(false), dir);
+    Path pack = largestPack(dir);
+    String name = pack.getFileName().toString();
+    // the blob listing it split in two, as a backup's flush may be
+    LocalBlobStore store = new LocalBlobStore(dir);
+    BlobName listing = null;
+    for (Map.Entry<BlobName, Set<String>> e : indexBlobs(dir).entrySet()) {
+      if (e.getValue().contains(name)) {
+        listing = e.getKey();
+      }
+    }
+    assertThat(listing).isNotNull();
+    List<IndexEntry> entries =
+        io.granule.engine.internal.repo.index.IndexReader.read(listing, store.load(listing));
+    List<IndexEntry> first = new ArrayList<>();
+    List<IndexEntry> second = new ArrayList<>();
+    for (IndexEntry e : entries) {
+      boolean inPack = e.location().pack().toString().equals(name);
+      (inPack && first.stream().filter(x -> x.location().pack().toString().equals(name)).count() < 2
+              ? first
+              : inPack ? second : first)
+          .add(e);
+    }
+    assertThat(second).isNotEmpty();
+    BlobName a = new BlobName(BlobType.INDEX, "a".repeat(64));
+    BlobName b = new BlobName(BlobType.INDEX, "b".repeat(64));
+    store.save(a, io.granule.engine.internal.repo.index.IndexWriter.write(first));
+    store.save(b, io.granule.engine.internal.repo.index.IndexWriter.write(second));
+    store.delete(listing);
+    damage(dir, "trailer");
+    Path aside = tmp.resolve("half-listed-aside");
+    Files.move(dir.resolve(b.toString()), aside);
+    byte[] before = Files.readAllBytes(pack);
+    try (Repository r = open(dir, false)) {
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.repair().leftAlone())
+          .singleElement()
+          .asString()
+          .contains("data/" + name + ": its trailer does not read, and fixed/")
+          .contains("if an index blob that listed it was lost, put it back");
+      assertThat(res.repair().packsDeleted()).isZero();
+      assertThat(RepairCommand.damaged(res)).isTrue();
+    }
+    assertThat(Files.readAllBytes(pack)).as("kept as it was").isEqualTo(before);
+    Files.move(aside, dir.resolve(b.toString()));
+    try (Repository r = open(dir, false)) {
+      Repairer.Report rep = repair(r, false).repair();
+      assertThat(rep.chunksLost()).isZero();
+      assertThat(rep.chunksSalvaged())
+          .isEqualTo(
+              first.stream().filter(e -> e.location().pack().toString().equals(name)).count()
+                  + second.size());
+      assertThat(rep.packsDeleted()).isEqualTo(1);
+    }
+  }
+
+  /**
+   * audit T-H1: S-H1's storage (the index blob and the manifest hidden from every listing) that
+   * also left the snapshot's fixed index out of one listing, the one repair checks the chunks used
+   * with: the named pack was deleted unread with its intact chunks. Nothing adds or deletes fixed
+   * indexes under repair's lock: a listing that differs from the one before verify stops it. And
+   * where the blocking index is named by no manifest listed, the advice says not to prune.
+   */
+  @Test
+  void aFixedIndexLeftOutOfOneListingStopsTheRepair() throws Exception {
+    Path dir = tmp.resolve("hidden-fixed-once");
+    copyTree(history(false), dir);
+    Path pack = largestPack(dir);
+    String name = pack.getFileName().toString();
+    Set<ChunkId> held = new HashSet<>();
+    trailer(dir, pack).forEach(e -> held.add(e.id()));
+    Set<String> users;
+    Set<BlobName> fixedOfUsers = new HashSet<>();
+    try (Repository r = open(dir, false)) {
+      users = using(r, held);
+      for (Manifest m : r.snapshots()) {
+        if (users.contains(m.id())) {
+          m.disks()
+              .forEach(d -> fixedOfUsers.add(new BlobName(BlobType.FIXED_INDEX, d.fixedIndex())));
+        }
+      }
+    }
+    damage(dir, "trailer");
+    Set<BlobName> hidden = new HashSet<>();
+    users.forEach(id -> hidden.add(new BlobName(BlobType.SNAPSHOT, id)));
+    indexBlobs(dir)
+        .forEach(
+            (blob, packs) -> {
+              if (packs.contains(name)) {
+                hidden.add(blob);
+              }
+            });
+    java.util.concurrent.atomic.AtomicInteger fixedListings =
+        new java.util.concurrent.atomic.AtomicInteger();
+    io.granule.engine.internal.repo.blob.BlobStore hider =
+        new io.granule.engine.internal.repo.blob.ForwardingBlobStore(
+            hiding(dir, hidden, () -> true, null, () -> false)) {
+          @Override
+          public List<BlobName> list(BlobType type) throws java.io.IOException {
+            List<BlobName> all = new ArrayList<>(super.list(type));
+            if (type == BlobType.FIXED_INDEX && fixedListings.incrementAndGet() == 2) {
+              all.removeAll(fixedOfUsers); // the second listing: repair's check
+            }
+            return all;
+          }
+        };
+    byte[] before = Files.readAllBytes(pack);
+    try (Repository r = Repository.open(hider, Clock.systemUTC(), tmp.resolve("cache-hfo"))) {
+      assertThatThrownBy(() -> repairPacks(r, false, name))
+          .hasMessageContaining("misses fixed/")
+          .hasMessageContaining("the storage is unreliable");
+    }
+    assertThat(Files.readAllBytes(pack)).as("kept as it was").isEqualTo(before);
+    // listed every time: kept, and the advice is not to prune
+    try (Repository r =
+        Repository.open(
+            hiding(dir, hidden, () -> true, null, () -> false),
+            Clock.systemUTC(),
+            tmp.resolve("cache-hfo2"))) {
+      Repairer.Report rep = repairPacks(r, false, name).repair();
+      assertThat(rep.leftAlone())
+          .singleElement()
+          .asString()
+          .contains("no snapshot listed names that index")
+          .contains("do not run prune");
+    }
+    assertThat(Files.readAllBytes(pack)).as("kept as it was").isEqualTo(before);
+  }
+
+  /**
    * A flaky store over {@code dir} whose listings of {@code index/} and {@code snapshots/} leave
    * out {@code hidden} while {@code hiding} says so, and whose listing of {@code index/} also shows
    * {@code extra} (a name listed though it is not there) while {@code showExtra} says so.
