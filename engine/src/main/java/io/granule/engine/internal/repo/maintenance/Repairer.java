@@ -447,22 +447,26 @@ public final class Repairer {
       // chunks whose place in a damaged pack an index blob or trailer gives are known (salvaged,
       // held elsewhere or lost there), as are those a note records lost.
       List<Suspect> blind = new ArrayList<>();
-      Set<ChunkId> known = new HashSet<>();
       for (Suspect s : byId.values()) {
-        if (s.damaged) {
-          s.indexed.forEach(e -> known.add(e.id()));
-          s.trailer.forEach(t -> known.add(t.id()));
-        }
         if (s.damaged && !s.missing && !s.leftAlone && s.trailerUnread) {
           blind.add(s);
         }
       }
-      unread.values().forEach(known::addAll);
       if (!blind.isEmpty()) {
-        Unplaced needed = unplacedUse(indexes, byId, present, known, seen);
+        Unplaced unplaced = unplacedUse(indexes, byId, present, seen);
         for (Suspect s : blind) {
           Noted note = retired.get(s.id.toString());
           boolean noted = note != null && s.fingerprint.equals(note.fingerprint());
+          // what this pack's own listed entries place in it (salvaged, or lost there), and what
+          // its note records lost: only those it is known not to hold beyond (audit U-H1: a
+          // chunk another damaged pack named, unreadable there, was counted, and this pack,
+          // which held its only intact copy, was deleted)
+          Set<ChunkId> known = new HashSet<>();
+          s.indexed.forEach(e -> known.add(e.id()));
+          if (unread.containsKey(s)) {
+            known.addAll(unread.get(s));
+          }
+          Unplaced.Use needed = unplaced.firstNotIn(known);
           if (needed == null) {
             if (unread.containsKey(s)) {
               s.deletedUnread(
@@ -472,8 +476,8 @@ public final class Repairer {
                           ? "an earlier repair took it out of the index and did not delete it (it"
                               + " noted this file), and"
                           : "named, and")
-                      + " every chunk the listed fixed and dynamic indexes use is placed in a pack"
-                      + " where it reads");
+                      + " every chunk the snapshots' indexes use is placed in a pack where it"
+                      + " reads");
             }
             continue;
           }
@@ -486,10 +490,11 @@ public final class Repairer {
                   + needed.what()
                   + ", which this pack may hold; "
                   + (needed.unnamed()
-                      ? "no snapshot listed names that index: its manifest may be lost, or hidden"
-                          + " by the storage (do not run prune, which deletes what only such a"
-                          + " snapshot uses): check the storage, put back what was lost, and run"
-                          + " repair again"
+                      ? "no snapshot listed names that index: if you forgot its snapshot, run"
+                          + " prune (which deletes such indexes) and repair again; if not, its"
+                          + " manifest may be lost or hidden by the storage: check the storage"
+                          + " and put back what was lost first (prune would delete what only"
+                          + " that snapshot uses)"
                       : "if an index blob that listed it was lost, put it back and run repair"
                           + " again; otherwise back up the disks of the snapshots that use chunks"
                           + " no index blob lists ('granule verify' names them) again, or forget"
@@ -1503,58 +1508,90 @@ public final class Repairer {
   }
 
   /**
-   * What {@link #unplacedUse} found: {@code what} an index uses that is placed nowhere, said;
-   * {@code unnamed} if no manifest listed names that index.
+   * What {@link #unplacedUse} found: the chunks snapshot indexes use that no index entry places in
+   * a pack where they read, each with the first index using it (at most {@link #UNPLACED}; past
+   * that, or where an index does not read, {@code blocked} says what, for every pack).
    */
-  private record Unplaced(String what, boolean unnamed) {}
+  private record Unplaced(Map<ChunkId, BlobName> chunks, Use blocked, Set<String> named) {
+    /** One use of a chunk placed nowhere: {@code what}, said; whether no manifest names it. */
+    record Use(String what, boolean unnamed) {}
+
+    /** The first use of a chunk not in {@code known}; null if none. */
+    Use firstNotIn(Set<ChunkId> known) {
+      if (blocked != null) {
+        return blocked;
+      }
+      for (Map.Entry<ChunkId, BlobName> c : chunks.entrySet()) {
+        if (!known.contains(c.getKey())) {
+          BlobName n = c.getValue();
+          return new Use(
+              n
+                  + " uses chunk "
+                  + c.getKey()
+                  + ", which no index blob places in a pack it reads in",
+              !named.contains(n.name()));
+        }
+      }
+      return null;
+    }
+  }
+
+  /** The most chunks placed nowhere {@link #unplacedUse} names one by one. */
+  private static final int UNPLACED = 1 << 20;
 
   /**
-   * Null if every chunk the listed fixed and dynamic indexes use (all of them: a manifest the
-   * storage hides from listings names its indexes to none) is placed by an index entry of {@code
-   * indexes} in a present pack not damaged, reads in a damaged suspect, or is in {@code known};
-   * else what is not so. An index that does not read is not so either: what it uses is not known.
-   * The packs not damaged are taken as they are, not read. {@code before} (null: no check) are the
-   * fixed and dynamic indexes listed before verify: nothing adds or deletes them under repair's
-   * lock, so a listing now that differs stops the repair (audit T-H1: one listing that left out the
-   * index of a snapshot whose manifest the storage hid got the pack it needed deleted).
+   * The chunks that the fixed and dynamic indexes use, listed or named by a manifest listed (a
+   * manifest the storage hides names its indexes to none, audit S-H1; an index left out of every
+   * listing is still named by its manifest, audit U-H2), and that no index entry of {@code indexes}
+   * places in a present pack not damaged, nor read in a damaged suspect. An index that does not
+   * read, or that a manifest names and that is not there, blocks every pack: what it uses is not
+   * known. The packs not damaged are taken as they are, not read. The fixed and dynamic indexes
+   * listed before verify ({@code seen.items()}, null: no check) must be listed again, and no more:
+   * nothing adds or deletes them under repair's lock (audit T-H1).
    */
   private Unplaced unplacedUse(
       Map<BlobName, List<IndexEntry>> indexes,
       Map<PackId, Suspect> byId,
       Set<PackId> present,
-      Set<ChunkId> known,
       Seen seen)
       throws IOException {
     Set<BlobName> before = seen.items();
-    List<BlobName> items = new ArrayList<>(store.list(BlobType.FIXED_INDEX));
-    items.addAll(store.list(BlobType.DYNAMIC_INDEX));
+    List<BlobName> listed = new ArrayList<>(store.list(BlobType.FIXED_INDEX));
+    listed.addAll(store.list(BlobType.DYNAMIC_INDEX));
     if (before != null) {
-      requireListed(before, items, "repair's listing of fixed/ and dynamic/");
-      for (BlobName n : items) {
+      requireListed(before, listed, "repair's listing of fixed/ and dynamic/");
+      for (BlobName n : listed) {
         if (!before.contains(n)) {
           throw unreliable(n + " listed now, not before verify");
         }
       }
     }
     Set<String> named = new HashSet<>(); // the indexes the manifests listed name
+    Set<BlobName> items = new LinkedHashSet<>(listed);
     for (BlobName m : store.list(BlobType.SNAPSHOT)) {
       try {
         Manifest manifest = MetadataBlobs.read(store, codec, m, ManifestReader::read);
-        manifest.disks().forEach(d -> named.add(d.fixedIndex()));
-        manifest.streams().forEach(st -> named.add(st.dynamicIndex()));
+        for (Manifest.DiskEntry d : manifest.disks()) {
+          named.add(d.fixedIndex());
+          items.add(new BlobName(BlobType.FIXED_INDEX, d.fixedIndex()));
+        }
+        for (Manifest.StreamEntry st : manifest.streams()) {
+          named.add(st.dynamicIndex());
+          items.add(new BlobName(BlobType.DYNAMIC_INDEX, st.dynamicIndex()));
+        }
       } catch (NoSuchFileException | RepositoryException | IllegalArgumentException e) {
         RepositoryUnreachableException.throwIfUnreachable(m, store.location(), e);
         // its indexes count as named by none: said so where one blocks
       }
     }
-    long expected = known.size();
+    long expected = 0;
     for (List<IndexEntry> entries : indexes.values()) {
       expected += entries == null ? 0 : entries.size();
     }
+    Map<ChunkId, BlobName> out = new LinkedHashMap<>();
     // off the heap, as the repository's own index: 10^8 entries would not fit there twice
     try (ChunkIndex placed =
         new ChunkIndex(cacheDir, Math.max(1024, expected), ChunkIndex.defaultMemory() / 4)) {
-      known.forEach(id -> placed.put(id, PLACED));
       for (List<IndexEntry> entries : indexes.values()) {
         if (entries == null) {
           continue;
@@ -1570,50 +1607,71 @@ public final class Repairer {
         s.readable.forEach(e -> placed.put(e.id(), PLACED));
       }
       for (BlobName n : items) {
-        ChunkId unplaced;
         try {
           if (n.type() == BlobType.FIXED_INDEX) {
             try (var f = FixedIndexReader.load(store, codec, n)) {
-              unplaced = firstNotIn(placed, f.count(), f::get);
+              if (!unplaced(placed, f.count(), f::get, n, out)) {
+                return new Unplaced(out, tooMany(), named);
+              }
             }
           } else {
             try (var d = DynamicIndexReader.load(store, codec, n)) {
-              unplaced = firstNotIn(placed, d.count(), d::get);
+              if (!unplaced(placed, d.count(), d::get, n, out)) {
+                return new Unplaced(out, tooMany(), named);
+              }
             }
           }
         } catch (NoSuchFileException | RepositoryException | IllegalArgumentException e) {
           RepositoryUnreachableException.throwIfUnreachable(n, store.location(), e);
+          boolean wasListed = listed.contains(n);
           if (before != null
+              && wasListed
               && named.contains(n.name())
               && !seen.damaged().contains(n.toString())) {
             // verify read it whole through its manifest a moment ago (audit L2)
             throw unreliable(n + " read whole, then not");
           }
           return new Unplaced(
-              n + " does not read (" + e.getMessage() + ")", !named.contains(n.name()));
-        }
-        if (unplaced != null) {
-          return new Unplaced(
-              n + " uses chunk " + unplaced + ", which no index blob places in a pack it reads in",
-              !named.contains(n.name()));
+              out,
+              new Unplaced.Use(
+                  n + (wasListed ? " does not read (" + e.getMessage() + ")" : " is not listed"),
+                  !named.contains(n.name())),
+              named);
         }
       }
     }
-    return null;
+    return new Unplaced(out, null, named);
+  }
+
+  private static Unplaced.Use tooMany() {
+    return new Unplaced.Use(
+        "more than " + UNPLACED + " chunks the snapshots' indexes use are placed nowhere", false);
+  }
+
+  /**
+   * Adds to {@code out} the ids of {@code ids} not in {@code placed}, with {@code index}; false
+   * once {@code out} would pass {@link #UNPLACED}.
+   */
+  private static boolean unplaced(
+      ChunkIndex placed,
+      int count,
+      IntFunction<ChunkId> ids,
+      BlobName index,
+      Map<ChunkId, BlobName> out) {
+    for (int i = 0; i < count; i++) {
+      ChunkId id = ids.apply(i);
+      if (id != null && !id.isZero() && !placed.contains(id) && !out.containsKey(id)) {
+        if (out.size() >= UNPLACED) {
+          return false;
+        }
+        out.put(id, index);
+      }
+    }
+    return true;
   }
 
   /** The mark of a chunk {@link #unplacedUse} found placed. */
   private static final ChunkLocation PLACED = new ChunkLocation(new PackId(0, 0), 0, 0, 0, 0);
-
-  private static ChunkId firstNotIn(ChunkIndex placed, int count, IntFunction<ChunkId> ids) {
-    for (int i = 0; i < count; i++) {
-      ChunkId id = ids.apply(i);
-      if (id != null && !id.isZero() && !placed.contains(id)) {
-        return id;
-      }
-    }
-    return null;
-  }
 
   /** A pack file's size and SHA-256: which file a retired note means (audit S-H2). */
   private static String fingerprint(byte[] bytes) {

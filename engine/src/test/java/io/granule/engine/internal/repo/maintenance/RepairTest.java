@@ -39,6 +39,7 @@ import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -1471,6 +1472,135 @@ class RepairTest {
   }
 
   /**
+   * audit U-H1: a second pack holding the same chunks (two backups side by side store a chunk
+   * twice), its copy of one chunk rotten, counted that chunk as known for the pack whose trailer
+   * was cut and whose index blob placing that chunk was lost: the cut pack, which held its only
+   * intact copy, was deleted. Only a pack's own entries (and its note) count for it now: it is
+   * kept, and once the blob is back nothing is lost.
+   */
+  @Test
+  void aChunkAnotherDamagedPackNamesDoesNotCountForACutPack() throws Exception {
+    Path dir = tmp.resolve("known-elsewhere");
+    copyTree(history(false), dir);
+    Path pack = largestPack(dir);
+    String name = pack.getFileName().toString();
+    List<PackEntry> records = trailer(dir, pack);
+    PackEntry rotten = records.get(records.size() - 1);
+    // its twin under another name, unindexed, the last record rotten
+    String twinName = "00" + name.substring(2, name.length() - 2) + "ff";
+    Path twin = dir.resolve("data").resolve(twinName.substring(0, 2)).resolve(twinName);
+    Files.createDirectories(twin.getParent());
+    byte[] bytes = Files.readAllBytes(pack);
+    byte[] twinBytes = bytes.clone();
+    for (int i = 0; i < 16; i++) {
+      twinBytes[(int) rotten.offset() + rotten.storedLength() / 2 + i] ^= (byte) 0x5a;
+    }
+    Files.write(twin, twinBytes);
+    // the blob listing the pack split: the rotten chunk only in the second part, which is lost
+    BlobName b = splitIndex(dir, name, e -> e.id().equals(rotten.id()));
+    Files.write(pack, Arrays.copyOf(bytes, bytes.length - 100)); // its trailer cut
+    Path aside = tmp.resolve("known-elsewhere-aside");
+    Files.move(dir.resolve(b.toString()), aside);
+    byte[] before = Files.readAllBytes(pack);
+    try (Repository r = open(dir, false)) {
+      Repairer.Report rep = repair(r, false).repair();
+      assertThat(rep.leftAlone())
+          .anySatisfy(
+              l -> assertThat(l).startsWith("data/" + name + ": its trailer does not read"));
+    }
+    assertThat(Files.readAllBytes(pack)).as("kept as it was").isEqualTo(before);
+    Files.move(aside, dir.resolve(b.toString()));
+    try (Repository r = open(dir, false)) {
+      Repairer.Report rep = repair(r, false).repair();
+      assertThat(rep.chunksLost()).isZero();
+      assertThat(r.verify(true, VerifyListener.NONE).ok()).isTrue();
+    }
+  }
+
+  /**
+   * Splits the index blob that lists pack {@code name} in two, as a backup's flush may be: the
+   * entries {@code second} passes go to {@code index/bbb…}, returned, the others to {@code
+   * index/aaa…}.
+   */
+  static BlobName splitIndex(Path dir, String name, java.util.function.Predicate<IndexEntry> second)
+      throws Exception {
+    LocalBlobStore store = new LocalBlobStore(dir);
+    BlobName listing = null;
+    for (Map.Entry<BlobName, Set<String>> e : indexBlobs(dir).entrySet()) {
+      if (e.getValue().contains(name)) {
+        listing = e.getKey();
+      }
+    }
+    List<IndexEntry> a = new ArrayList<>();
+    List<IndexEntry> b = new ArrayList<>();
+    for (IndexEntry e :
+        io.granule.engine.internal.repo.index.IndexReader.read(listing, store.load(listing))) {
+      (second.test(e) ? b : a).add(e);
+    }
+    assertThat(b).isNotEmpty();
+    BlobName out = new BlobName(BlobType.INDEX, "b".repeat(64));
+    store.save(
+        new BlobName(BlobType.INDEX, "a".repeat(64)),
+        io.granule.engine.internal.repo.index.IndexWriter.write(a));
+    store.save(out, io.granule.engine.internal.repo.index.IndexWriter.write(b));
+    store.delete(listing);
+    return out;
+  }
+
+  /**
+   * audit U-H2: the fixed indexes left out of every listing of {@code fixed/} (their manifests
+   * listed), and the index blob placing part of a cut pack lost: verify named the indexes damaged,
+   * and repair, which checked only the listed ones, deleted the pack with the chunks only the lost
+   * blob placed, "0 chunks lost". The indexes the manifests name are checked too.
+   */
+  @Test
+  void theIndexesTheManifestsNameAreCheckedThoughNoListingShowsThem() throws Exception {
+    Path dir = tmp.resolve("unlisted-fixed");
+    copyTree(history(false), dir);
+    Path pack = largestPack(dir);
+    String name = pack.getFileName().toString();
+    List<PackEntry> records = trailer(dir, pack);
+    ChunkId last = records.get(records.size() - 1).id();
+    Set<BlobName> hidden = new HashSet<>();
+    try (Repository r = open(dir, false)) {
+      for (Manifest m : r.snapshots()) {
+        m.disks().forEach(d -> hidden.add(new BlobName(BlobType.FIXED_INDEX, d.fixedIndex())));
+      }
+    }
+    BlobName b = splitIndex(dir, name, e -> e.id().equals(last));
+    byte[] bytes = Files.readAllBytes(pack);
+    Files.write(pack, Arrays.copyOf(bytes, bytes.length - 100)); // its trailer cut
+    Path aside = tmp.resolve("unlisted-fixed-aside");
+    Files.move(dir.resolve(b.toString()), aside);
+    byte[] before = Files.readAllBytes(pack);
+    try (Repository r =
+        Repository.open(
+            new io.granule.engine.internal.repo.blob.ForwardingBlobStore(new LocalBlobStore(dir)) {
+              @Override
+              public List<BlobName> list(BlobType type) throws java.io.IOException {
+                List<BlobName> all = new ArrayList<>(super.list(type));
+                all.removeAll(hidden);
+                return all;
+              }
+            },
+            Clock.systemUTC(),
+            tmp.resolve("cache-unlisted-fixed"))) {
+      Repairer.Report rep = repair(r, false).repair();
+      assertThat(rep.leftAlone())
+          .singleElement()
+          .asString()
+          .startsWith("data/" + name + ": its trailer does not read");
+      assertThat(rep.packsDeleted()).isZero();
+    }
+    assertThat(Files.readAllBytes(pack)).as("kept as it was").isEqualTo(before);
+    Files.move(aside, dir.resolve(b.toString()));
+    try (Repository r = open(dir, false)) {
+      assertThat(repair(r, false).repair().chunksLost()).isZero();
+      assertThat(r.verify(true, VerifyListener.NONE).ok()).isTrue();
+    }
+  }
+
+  /**
    * audit T-H1: S-H1's storage (the index blob and the manifest hidden from every listing) that
    * also left the snapshot's fixed index out of one listing, the one repair checks the chunks used
    * with: the named pack was deleted unread with its intact chunks. Nothing adds or deletes fixed
@@ -1538,7 +1668,8 @@ class RepairTest {
           .singleElement()
           .asString()
           .contains("no snapshot listed names that index")
-          .contains("do not run prune");
+          .contains("if you forgot its snapshot, run prune")
+          .contains("its manifest may be lost or hidden by the storage");
     }
     assertThat(Files.readAllBytes(pack)).as("kept as it was").isEqualTo(before);
   }
