@@ -946,6 +946,19 @@ class RepairTest {
   }
 
   /** The index blobs of (unencrypted) {@code dir} and the packs each lists. */
+  /** The index blobs that list pack {@code name}, by name. */
+  static Set<BlobName> listingBlobs(Path dir, String name) throws Exception {
+    Set<BlobName> out = new java.util.LinkedHashSet<>();
+    indexBlobs(dir)
+        .forEach(
+            (blob, packs) -> {
+              if (packs.contains(name)) {
+                out.add(blob);
+              }
+            });
+    return out;
+  }
+
   static Map<BlobName, Set<String>> indexBlobs(Path dir) throws Exception {
     LocalBlobStore s = new LocalBlobStore(dir);
     Map<BlobName, Set<String>> out = new java.util.TreeMap<>(Comparator.comparing(BlobName::name));
@@ -1277,13 +1290,7 @@ class RepairTest {
     damage(dir, "trailer");
     Set<BlobName> hidden = new HashSet<>();
     users.forEach(id -> hidden.add(new BlobName(BlobType.SNAPSHOT, id)));
-    indexBlobs(dir)
-        .forEach(
-            (blob, packs) -> {
-              if (packs.contains(name)) {
-                hidden.add(blob);
-              }
-            });
+    hidden.addAll(listingBlobs(dir, name));
     byte[] before = Files.readAllBytes(pack);
     java.util.concurrent.atomic.AtomicBoolean hiding =
         new java.util.concurrent.atomic.AtomicBoolean(true);
@@ -1350,10 +1357,8 @@ class RepairTest {
     damage(dir, "trailer");
     Path aside = tmp.resolve("index-aside");
     Files.createDirectories(aside);
-    for (Map.Entry<BlobName, Set<String>> e : indexBlobs(dir).entrySet()) {
-      if (e.getValue().contains(name)) {
-        Files.move(dir.resolve(e.getKey().toString()), aside.resolve(e.getKey().name()));
-      }
+    for (BlobName i : listingBlobs(dir, name)) {
+      Files.move(dir.resolve(i.toString()), aside.resolve(i.name()));
     }
     byte[] before = Files.readAllBytes(pack);
     try (Repository r = Repository.open(new LocalBlobStore(dir), Clock.systemUTC(), cache)) {
@@ -1420,12 +1425,7 @@ class RepairTest {
     String name = pack.getFileName().toString();
     // the blob listing it split in two, as a backup's flush may be
     LocalBlobStore store = new LocalBlobStore(dir);
-    BlobName listing = null;
-    for (Map.Entry<BlobName, Set<String>> e : indexBlobs(dir).entrySet()) {
-      if (e.getValue().contains(name)) {
-        listing = e.getKey();
-      }
-    }
+    BlobName listing = listingBlobs(dir, name).stream().reduce((x, y) -> y).orElse(null);
     assertThat(listing).isNotNull();
     List<IndexEntry> entries =
         io.granule.engine.internal.repo.index.IndexReader.read(listing, store.load(listing));
@@ -1525,12 +1525,7 @@ class RepairTest {
   static BlobName splitIndex(Path dir, String name, java.util.function.Predicate<IndexEntry> second)
       throws Exception {
     LocalBlobStore store = new LocalBlobStore(dir);
-    BlobName listing = null;
-    for (Map.Entry<BlobName, Set<String>> e : indexBlobs(dir).entrySet()) {
-      if (e.getValue().contains(name)) {
-        listing = e.getKey();
-      }
-    }
+    BlobName listing = listingBlobs(dir, name).stream().reduce((x, y) -> y).orElse(null);
     List<IndexEntry> a = new ArrayList<>();
     List<IndexEntry> b = new ArrayList<>();
     for (IndexEntry e :
@@ -1629,13 +1624,7 @@ class RepairTest {
     damage(dir, "trailer");
     Set<BlobName> hidden = new HashSet<>();
     users.forEach(id -> hidden.add(new BlobName(BlobType.SNAPSHOT, id)));
-    indexBlobs(dir)
-        .forEach(
-            (blob, packs) -> {
-              if (packs.contains(name)) {
-                hidden.add(blob);
-              }
-            });
+    hidden.addAll(listingBlobs(dir, name));
     java.util.concurrent.atomic.AtomicInteger fixedListings =
         new java.util.concurrent.atomic.AtomicInteger();
     io.granule.engine.internal.repo.blob.BlobStore hider =
