@@ -1466,16 +1466,38 @@ public final class Repository implements Closeable {
   /** As {@link #snapshots()}, adding the failures of damaged manifests to {@code damaged}. */
   private List<Manifest> snapshots(List<RepositoryException> damaged) {
     List<Manifest> out = new ArrayList<>();
+    List<String> notFound = new ArrayList<>();
     for (BlobName n : snapshotNames()) {
       try {
         out.add(loadManifest(n));
       } catch (SnapshotNotFoundException e) {
-        // forgotten since it was listed
+        notFound.add(n.name()); // forgotten since it was listed, unless the next listing has it
       } catch (RepositoryUnreachableException e) {
         throw e; // not damage: a listing of some snapshots would mislead
       } catch (RepositoryException e) {
         LOG.warn("skipping damaged snapshot: {}", e.getMessage());
         damaged.add(e);
+      }
+    }
+    if (!notFound.isEmpty()) {
+      // a forget elsewhere removes a manifest from the listings too; the storage's fault does not
+      // (audit T-L2: a listing of the rest, or a policy's "last", presented it as absent)
+      Set<String> listed = new HashSet<>();
+      for (BlobName n : snapshotNames()) {
+        listed.add(n.name());
+      }
+      for (String id : notFound) {
+        if (listed.contains(id)) {
+          RepositoryException e =
+              new RepositoryException(
+                  "snapshot "
+                      + id
+                      + " is listed, then not found, and listed again: the storage lists a"
+                      + " manifest it cannot find (check the storage's health; 'granule verify'"
+                      + " names it)");
+          LOG.warn("skipping unreadable snapshot: {}", e.getMessage());
+          damaged.add(e);
+        }
       }
     }
     out.sort(Comparator.comparing(Manifest::instant).thenComparing(Manifest::id));

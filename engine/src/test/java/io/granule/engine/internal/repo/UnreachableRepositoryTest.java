@@ -205,8 +205,9 @@ class UnreachableRepositoryTest {
   /**
    * A store that lists a manifest and answers "not found" to every read and deletion of it (a file
    * readdir shows and stat misses): verify names it damaged, as no forget ran, and forget fails
-   * saying it is still listed. Both took it for a snapshot forgotten meanwhile: verify found no
-   * damage (exit 0), forget said "removed" and the snapshot stayed (audit Q4).
+   * saying it is still listed, and {@code latest}, which it may be, is refused. They took it for a
+   * snapshot forgotten meanwhile: verify found no damage (exit 0), forget said "removed" and the
+   * snapshot stayed (audit Q4); {@code latest} was the one before it (T-L2).
    */
   @Test
   void aManifestListedAndNeverFoundIsNotTakenForForgotten() throws Exception {
@@ -255,6 +256,12 @@ class UnreachableRepositoryTest {
           .hasMessageContaining("forget deleted 0 of 1 snapshots")
           .hasMessageContaining("still listed after their deletion: " + hidden)
           .satisfies(e -> assertThat(Cli.exitCode(e)).isEqualTo(ExitCodes.REPOSITORY));
+      // nor is it taken for forgotten by a listing, or by 'latest', which it may be (T-L2)
+      assertThat(r.snapshots()).extracting(Manifest::id).containsExactly(made.get(0).id());
+      assertThatThrownBy(() -> r.resolve("latest"))
+          .isInstanceOf(RepositoryCorruptedException.class)
+          .hasMessageContaining("snapshot " + hidden + " is listed, then not found, and listed")
+          .hasMessageContaining("'latest' is refused");
       lying.set(false);
       assertThat(r.verify(false, VerifyListener.NONE).ok()).isTrue();
       assertThat(r.forgetSnapshots(List.of(hidden), false)).containsExactly(hidden);
