@@ -102,7 +102,8 @@ public final class Repairer {
    * @param missing whether the file was gone (nothing could be salvaged)
    * @param indexed chunks index blobs listed in it
    * @param salvaged chunks read from it and written into new packs
-   * @param elsewhere chunks of it that intact packs hold too (neither salvaged nor lost)
+   * @param elsewhere chunks of it that intact packs hold too, or that were salvaged from another
+   *     damaged pack's copy (neither salvaged from it nor lost)
    * @param lost chunks listed in it that could not be read and no intact pack holds
    * @param problem the first damage found in it
    */
@@ -552,11 +553,13 @@ public final class Repairer {
       }
       // Plan: a chunk is salvaged once, from the first damaged pack where it reads.
       Set<ChunkId> salvage = new LinkedHashSet<>();
+      Map<ChunkId, Suspect> salvagedFrom = new HashMap<>();
       List<PackRepair> repairs = new ArrayList<>();
       for (Suspect s : damaged) {
         int salvagedHere = 0;
         for (IndexEntry e : s.readable) {
           if (!elsewhere.contains(e.id()) && salvage.add(e.id())) {
+            salvagedFrom.put(e.id(), s);
             salvagedHere++;
           }
         }
@@ -582,7 +585,11 @@ public final class Repairer {
           }
           if (elsewhere.contains(id)) {
             held++;
-          } else if (!salvage.contains(id)) {
+          } else if (salvage.contains(id)) {
+            if (salvagedFrom.get(id) != s) {
+              held++; // salvaged from another damaged pack's copy (audit U-L1: counted nowhere)
+            }
+          } else {
             lostHere++;
             lost.add(id);
           }

@@ -574,6 +574,43 @@ class RepairTest {
   }
 
   /**
+   * audit U-L1: a chunk salvaged from another damaged pack's copy was counted nowhere for the pack
+   * whose own copy did not read ("N-1 of its N chunks salvaged, 0 held, 0 lost"). It counts as held
+   * by another pack, so each pack's counts add up to its chunks.
+   */
+  @Test
+  void eachDamagedPacksCountsAddUpWhereAnotherDamagedPackSuppliesAChunk() throws Exception {
+    Path dir = tmp.resolve("copies-counted");
+    copyTree(history(false), dir);
+    Path a = largestPack(dir);
+    PackId bId = PackId.parse(copyOfPack(dir, a).name());
+    Path b =
+        packsBySize(dir).stream()
+            .filter(p -> p.getFileName().toString().equals(bId.toString()))
+            .findFirst()
+            .orElseThrow();
+    ChunkId x = damageRecord(dir, a, 1); // salvaged from B
+    ChunkId y = damageRecord(dir, b, 2); // salvaged from A
+    assertThat(x).isNotEqualTo(y);
+    int chunks = trailer(dir, b).size();
+    try (Repository r = open(dir, false)) {
+      Repairer.Report rep = repair(r, false).repair();
+      assertThat(rep.damaged()).hasSize(2);
+      assertThat(rep.chunksLost()).isZero();
+      for (Repairer.PackRepair p : rep.damaged()) {
+        assertThat(p.indexed()).as(p.pack()).isEqualTo(chunks);
+        assertThat(p.salvaged() + p.elsewhere() + p.lost()).as(p.pack()).isEqualTo(chunks);
+        assertThat(p.lost()).as(p.pack()).isZero();
+      }
+      assertThat(rep.damaged().stream().mapToInt(Repairer.PackRepair::salvaged).sum())
+          .as("each chunk salvaged once")
+          .isEqualTo(chunks);
+      assertThat(r.verify(true, VerifyListener.NONE).ok()).isTrue();
+      restores(r, expected());
+    }
+  }
+
+  /**
    * audit P3: a pack holding copies of a damaged pack's chunks that read short once in verify (so
    * verify named it damaged too) was passed over as a holder although repair then read it whole:
    * its chunks were counted lost and every snapshot named (exit 5), while all restored whole. A
