@@ -178,6 +178,14 @@ public final class RepairCommand extends ContextCommand {
               + " again; a pack that reads differently each time means unreliable storage)%n",
           s);
     }
+    if (!p.damaged().isEmpty() && p.chunksIndexed() > 0) {
+      out.printf(
+          Locale.ROOT,
+          "%sindex %s of packs that no index blob listed (each record read; left by an interrupted"
+              + " backup or repair, or their index blob was lost)%n",
+          verb,
+          Sizes.count(p.chunksIndexed(), "chunk"));
+    }
     if (!p.damaged().isEmpty()) {
       out.printf(
           Locale.ROOT,

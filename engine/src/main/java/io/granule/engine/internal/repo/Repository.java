@@ -1705,16 +1705,8 @@ public final class Repository implements Closeable {
   private void adoptUnknownPacks() {
     index(); // the packs its blobs list are known
     List<IndexEntry> adopted = new ArrayList<>();
-    int refused = 0;
     try {
-      Map<PackId, BlobName> listed = new java.util.LinkedHashMap<>();
-      for (BlobName p : store.list(BlobType.PACK)) {
-        try {
-          listed.put(PackId.parse(p.name()), p);
-        } catch (IllegalArgumentException e) {
-          // not a pack: verify names it
-        }
-      }
+      Map<PackId, BlobName> listed = listedPacks();
       Set<PackId> missing = new HashSet<>(knownPacks);
       missing.removeAll(listed.keySet());
       // each confirmed on its own: a store whose listing lags its writes must not make a pack that
@@ -1723,45 +1715,18 @@ public final class Repository implements Closeable {
       if (!missing.isEmpty()) {
         forgetMissingPacks(missing);
       }
-      for (Map.Entry<PackId, BlobName> pack : listed.entrySet()) {
-        PackId id = pack.getKey();
-        BlobName p = pack.getValue();
-        if (knownPacks.contains(id)) {
-          continue;
-        }
-        List<PackEntry> entries;
-        try {
-          entries = checkUnknownPack(p);
-        } catch (IOException | RuntimeException e) {
-          // one bad pack (damaged, forged, a stray file) never stops a backup: its chunks are
-          // stored again, and verify names it
-          if (++refused <= WARN_EACH) {
-            LOG.warn(
-                "not reusing a pack that no index lists: {} ('granule prune' removes such packs"
-                    + " once they are older than its --keep-recent)",
-                e.getMessage() == null ? e.toString() : e.getMessage());
-          }
-          knownPacks.add(id);
-          continue;
-        }
-        for (PackEntry e : entries) {
-          ChunkLocation l =
-              new ChunkLocation(id, e.offset(), e.storedLength(), e.rawLength(), e.flags());
-          if (index().put(e.id(), l)) {
-            adopted.add(new IndexEntry(e.id(), l));
-          }
-        }
-        knownPacks.add(id);
-      }
-      if (refused > WARN_EACH) {
-        // junk files by the thousand under data/ must not bury the log (audit10 L3)
-        LOG.warn(
-            "not reusing {} packs that no index lists in all ({} more than named above; 'granule"
-                + " verify' lists them, 'granule prune' removes them once they are older than its"
-                + " --keep-recent)",
-            refused,
-            refused - WARN_EACH);
-      }
+      checkUnknownPacks(
+          listed,
+          true,
+          (id, entries) -> {
+            for (PackEntry e : entries) {
+              ChunkLocation l =
+                  new ChunkLocation(id, e.offset(), e.storedLength(), e.rawLength(), e.flags());
+              if (index().put(e.id(), l)) {
+                adopted.add(new IndexEntry(e.id(), l));
+              }
+            }
+          });
       IndexWriter.save(guarded(), codec, adopted);
       if (!adopted.isEmpty()) {
         LOG.info("indexed {} chunks of packs left by an interrupted backup", adopted.size());
@@ -1774,6 +1739,98 @@ public final class Repository implements Closeable {
               + "': "
               + e.getMessage(),
           e);
+    }
+  }
+
+  /**
+   * Where the packs that no index blob lists and whose every record checks hold their chunks: what
+   * {@link #adoptUnknownPacks} would index (one place per chunk). Nothing is written, nor named:
+   * verify names the packs that do not check.
+   */
+  private Map<ChunkId, ChunkLocation> unknownPackChunks() {
+    index();
+    Map<ChunkId, ChunkLocation> out = new HashMap<>();
+    try {
+      checkUnknownPacks(
+          listedPacks(),
+          false,
+          (id, entries) -> {
+            for (PackEntry e : entries) {
+              out.putIfAbsent(
+                  e.id(),
+                  new ChunkLocation(id, e.offset(), e.storedLength(), e.rawLength(), e.flags()));
+            }
+          });
+    } catch (IOException e) {
+      throw new RepositoryException(
+          "unable to list the packs of the repository at '"
+              + store.location()
+              + "': "
+              + e.getMessage()
+              + " (nothing was changed)",
+          e);
+    }
+    return out;
+  }
+
+  private Map<PackId, BlobName> listedPacks() throws IOException {
+    Map<PackId, BlobName> listed = new java.util.LinkedHashMap<>();
+    for (BlobName p : store.list(BlobType.PACK)) {
+      try {
+        listed.put(PackId.parse(p.name()), p);
+      } catch (IllegalArgumentException e) {
+        // not a pack: verify names it
+      }
+    }
+    return listed;
+  }
+
+  /**
+   * Checks each pack of {@code listed} that no index blob lists ({@link #checkUnknownPack}) and
+   * gives {@code accepted} the entries of each that passes. With {@code backup} (a backup's
+   * adoption) the packs checked, passed or not, are known from then on, and one that fails is named
+   * in a warning.
+   */
+  private void checkUnknownPacks(
+      Map<PackId, BlobName> listed,
+      boolean backup,
+      java.util.function.BiConsumer<PackId, List<PackEntry>> accepted) {
+    int refused = 0;
+    for (Map.Entry<PackId, BlobName> pack : listed.entrySet()) {
+      PackId id = pack.getKey();
+      if (knownPacks.contains(id)) {
+        continue;
+      }
+      List<PackEntry> entries;
+      try {
+        entries = checkUnknownPack(pack.getValue());
+      } catch (IOException | RuntimeException e) {
+        // one bad pack (damaged, forged, a stray file) never stops a backup: its chunks are
+        // stored again, and verify names it
+        if (backup && ++refused <= WARN_EACH) {
+          LOG.warn(
+              "not reusing a pack that no index lists: {} ('granule prune' removes such packs"
+                  + " once they are older than its --keep-recent)",
+              e.getMessage() == null ? e.toString() : e.getMessage());
+        }
+        if (backup) {
+          knownPacks.add(id);
+        }
+        continue;
+      }
+      accepted.accept(id, entries);
+      if (backup) {
+        knownPacks.add(id);
+      }
+    }
+    if (refused > WARN_EACH) {
+      // junk files by the thousand under data/ must not bury the log (audit10 L3)
+      LOG.warn(
+          "not reusing {} packs that no index lists in all ({} more than named above; 'granule"
+              + " verify' lists them, 'granule prune' removes them once they are older than its"
+              + " --keep-recent)",
+          refused,
+          refused - WARN_EACH);
     }
   }
 
@@ -2432,6 +2489,12 @@ public final class Repository implements Closeable {
     }
     Set<String> named = packNames(packs);
     JitWarmup.start(codec, hasher);
+    // Packs no index blob lists whose every record checks (an interrupted backup's, or an index
+    // blob's that was lost) hold chunks as much as the others: a repair indexes them with what it
+    // salvages (audit X-M1: their chunks were counted lost, the snapshots using them named, and
+    // forgetting them advised, which the next prune or backup, indexing the packs, would have
+    // made whole).
+    Map<ChunkId, ChunkLocation> unindexed = unknownPackChunks();
     // the index blobs before verify lists them: repair's own listing must not miss one (audit L3)
     Set<BlobName> indexesBefore;
     Set<BlobName> snapshotsBefore;
@@ -2554,6 +2617,7 @@ public final class Repository implements Closeable {
                       found.damages().stream()
                           .map(Damage::file)
                           .collect(java.util.stream.Collectors.toSet())),
+                  unindexed,
                   dryRun,
                   listener);
       return new RepairResult(report, found.dataBytes(), otherDamage, List.copyOf(otherSnapshots));

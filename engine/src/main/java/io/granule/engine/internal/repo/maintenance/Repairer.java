@@ -125,6 +125,9 @@ public final class Repairer {
    * @param intactOnRereading suspects that read whole the second time: left alone
    * @param chunksSalvaged chunks written into new packs
    * @param chunksLost chunks no longer listed by any index blob (no intact copy was found)
+   * @param chunksIndexed chunks of packs that no index blob listed, whose every record read,
+   *     indexed (dry run: to index) with the salvaged ones: an interrupted backup's or repair's
+   *     packs, or those of an index blob that was lost
    * @param snapshots snapshots that use a lost chunk: damaged until the chunk is stored again by a
    *     backup of the same data, or the snapshot is forgotten
    * @param packsWritten new packs
@@ -147,6 +150,7 @@ public final class Repairer {
       List<String> leftAlone,
       long chunksSalvaged,
       long chunksLost,
+      long chunksIndexed,
       List<String> snapshots,
       long packsWritten,
       long indexesWritten,
@@ -268,7 +272,12 @@ public final class Repairer {
    * that copy was damaged too. A damaged pack none of whose records can be located (no index blob
    * lists it, its trailer does not read) is deleted unread only if named: an index blob hidden from
    * every listing of a run by a flaky storage made it look so, and its intact chunks were deleted
-   * (audit N1, N3). {@code seen} is what the verify before it saw ({@link Seen}).
+   * (audit N1, N3). {@code seen} is what the verify before it saw ({@link Seen}). {@code
+   * unindexed}: where the packs that no index blob lists and whose records all read hold their
+   * chunks; those hold a damaged pack's chunks as much as the packs index blobs list, and a repair
+   * that changes anything indexes them with what it salvages (audit X-M1: counted lost, the
+   * snapshots using them were named and their forgetting advised, which the next backup or prune,
+   * indexing those packs, would have made whole).
    *
    * @throws RepositoryUnreachableException if the store does not answer (nothing more is changed;
    *     the repository is valid, run repair again)
@@ -279,6 +288,7 @@ public final class Repairer {
       Set<String> named,
       int packsChecked,
       Seen seen,
+      Map<ChunkId, ChunkLocation> unindexed,
       boolean dryRun,
       Listener listener) {
     long started = System.nanoTime();
@@ -350,6 +360,15 @@ public final class Repairer {
         }
         listener.progress("check packs", ++done, byId.size());
       }
+      // the chunks of packs no index blob lists (none of them a suspect), indexed if this repair
+      // changes anything
+      Map<ChunkId, ChunkLocation> adopt = new LinkedHashMap<>();
+      unindexed.forEach(
+          (id, l) -> {
+            if (!byId.containsKey(l.pack()) && present.contains(l.pack())) {
+              adopt.put(id, l);
+            }
+          });
       // A damaged pack whose trailer does not read, where an index blob does not read either:
       // what that blob places in it is not known, so its chunks could be neither salvaged nor
       // counted; deleting it lost them unseen (audit K1, K4). It is kept as it is, entries too.
@@ -454,7 +473,7 @@ public final class Repairer {
         }
       }
       if (!blind.isEmpty()) {
-        Unplaced unplaced = unplacedUse(indexes, byId, present, seen);
+        Unplaced unplaced = unplacedUse(indexes, byId, present, seen, adopt.keySet());
         for (Suspect s : blind) {
           Noted note = retired.get(s.id.toString());
           boolean noted = note != null && s.fingerprint.equals(note.fingerprint());
@@ -549,6 +568,11 @@ public final class Repairer {
               }
             }
           }
+        }
+      }
+      for (ChunkId id : candidates) {
+        if (adopt.containsKey(id)) {
+          elsewhere.add(id);
         }
       }
       // Plan: a chunk is salvaged once, from the first damaged pack where it reads.
@@ -714,6 +738,13 @@ public final class Repairer {
         List<BlobName> replaced = new ArrayList<>();
         Set<IndexEntry> expected = new HashSet<>(); // what the blobs written must list
         salvagedAt.forEach((id, l) -> expected.add(new IndexEntry(id, l)));
+        if (!adopt.isEmpty()) {
+          // the packs no index blob lists, whose chunks were counted held (X-M1)
+          List<IndexEntry> adopted = new ArrayList<>();
+          adopt.forEach((id, l) -> adopted.add(new IndexEntry(id, l)));
+          indexesWritten += IndexWriter.save(writes, codec, adopted);
+          expected.addAll(adopted);
+        }
         done = 0;
         for (BlobName n : indexNames) {
           List<IndexEntry> entries = indexes.get(n);
@@ -810,6 +841,7 @@ public final class Repairer {
           List.copyOf(leftAlone),
           salvage.size(),
           lost.size(),
+          damaged.isEmpty() ? 0 : adopt.size(),
           affected,
           packsWritten,
           indexesWritten,
@@ -1560,7 +1592,8 @@ public final class Repairer {
       Map<BlobName, List<IndexEntry>> indexes,
       Map<PackId, Suspect> byId,
       Set<PackId> present,
-      Seen seen)
+      Seen seen,
+      Set<ChunkId> unindexed)
       throws IOException {
     Set<BlobName> before = seen.items();
     List<BlobName> listed = new ArrayList<>(store.list(BlobType.FIXED_INDEX));
@@ -1613,6 +1646,7 @@ public final class Repairer {
       for (Suspect s : byId.values()) {
         s.readable.forEach(e -> placed.put(e.id(), PLACED));
       }
+      unindexed.forEach(id -> placed.put(id, PLACED)); // indexed with the salvaged chunks
       for (BlobName n : items) {
         try {
           if (n.type() == BlobType.FIXED_INDEX) {

@@ -611,6 +611,45 @@ class RepairTest {
   }
 
   /**
+   * audit X-M1: the chunks of a cut pack were counted lost, the snapshots using them named damaged
+   * and forgetting them advised, while a pack that no index blob lists (an interrupted backup's, or
+   * one whose index blob was lost) held them intact, which the next backup or prune would have
+   * indexed. A repair indexes such packs first, and a dry run counts their chunks held.
+   */
+  @Test
+  void aPackNoIndexBlobListsHoldsTheChunksOfACutPack() throws Exception {
+    Path dir = tmp.resolve("unindexed-copy");
+    copyTree(history(false), dir);
+    Path a = largestPack(dir);
+    BlobName b = copyOfPack(dir, a);
+    for (BlobName n : listingBlobs(dir, b.name())) {
+      Files.delete(dir.resolve(n.toString())); // the copy's index blob lost
+    }
+    int records = trailer(dir, a).size();
+    byte[] bytes = Files.readAllBytes(a);
+    Files.write(a, Arrays.copyOf(bytes, bytes.length - 100_000)); // records and trailer cut
+    Map<String, String> before = listingWithoutLocks(dir);
+    try (Repository r = open(dir, false)) {
+      Repairer.Report dry = repair(r, true).repair();
+      assertThat(dry.damaged()).hasSize(1);
+      assertThat(dry.chunksLost()).isZero();
+      assertThat(dry.chunksIndexed()).isEqualTo(records);
+      assertThat(dry.leftAlone()).isEmpty();
+    }
+    assertThat(listingWithoutLocks(dir)).as("the dry run changed nothing").isEqualTo(before);
+    try (Repository r = open(dir, false)) {
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.repair().chunksLost()).isZero();
+      assertThat(res.repair().chunksIndexed()).isEqualTo(records);
+      assertThat(res.repair().snapshots()).isEmpty();
+      assertThat(res.repair().damaged().get(0).elsewhere()).isPositive();
+      assertThat(Files.exists(a)).as("the cut pack deleted").isFalse();
+      assertThat(r.verify(true, VerifyListener.NONE).ok()).isTrue();
+      restores(r, expected());
+    }
+  }
+
+  /**
    * audit P3: a pack holding copies of a damaged pack's chunks that read short once in verify (so
    * verify named it damaged too) was passed over as a holder although repair then read it whole:
    * its chunks were counted lost and every snapshot named (exit 5), while all restored whole. A
