@@ -471,7 +471,10 @@ public final class Pruner {
           // no answer says nothing about the pack: stop before deleting anything
           RepositoryUnreachableException.throwIfUnreachable(st.name, store.location(), e);
           LOG.warn(
-              "prune: unindexed pack {} is unreadable and is deleted: {}", st.name, e.getMessage());
+              "prune: unindexed pack {} is unreadable: it supplies no chunk, and is deleted unless"
+                  + " too recent (--keep-recent) or prune stops first: {}",
+              st.name,
+              e.getMessage());
           continue;
         }
         if (bad[0] > 0) {

@@ -213,9 +213,16 @@ public final class Repairer {
       this.name = ChunkReader.packName(id);
     }
 
-    /** Adds to its problem {@code why} it is deleted unread (said, not "0 of its 0 chunks"). */
-    void deletedUnread(String why) {
-      problem = (problem == null ? "damaged" : problem) + "; " + why + ": it is deleted unread";
+    /**
+     * Adds to its problem {@code why} it is deleted unread (said, not "0 of its 0 chunks"), or in a
+     * dry run would be.
+     */
+    void deletedUnread(String why, boolean dryRun) {
+      problem =
+          (problem == null ? "damaged" : problem)
+              + "; "
+              + why
+              + (dryRun ? ": it would be deleted unread" : ": it is deleted unread");
     }
   }
 
@@ -497,7 +504,8 @@ public final class Repairer {
                               + " noted this file), and"
                           : "named, and")
                       + " every chunk the snapshots' indexes use is placed in a pack where it"
-                      + " reads");
+                      + " reads",
+                  dryRun);
             }
             continue;
           }

@@ -1330,6 +1330,15 @@ class RepairTest {
     }
     assertThat(Files.readAllBytes(pack)).as("kept as it was").isEqualTo(before);
     try (Repository r = open(dir, false)) {
+      Repairer.Report dry = repairPacks(r, true, name).repair();
+      assertThat(dry.damaged())
+          .singleElement()
+          .extracting(Repairer.PackRepair::problem)
+          .asString()
+          .contains("it would be deleted unread");
+    }
+    assertThat(Files.readAllBytes(pack)).as("a dry run deletes nothing").isEqualTo(before);
+    try (Repository r = open(dir, false)) {
       Repairer.Report rep = repairPacks(r, false, name).repair();
       assertThat(rep.leftAlone()).isEmpty();
       assertThat(rep.damaged())
