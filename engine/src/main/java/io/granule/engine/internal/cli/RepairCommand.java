@@ -158,7 +158,7 @@ public final class RepairCommand extends ContextCommand {
     for (String s : p.leftAlone()) {
       out.printf(
           Locale.ROOT,
-          "damaged, left alone: %s; kept as it is (restore what you need from the snapshots"
+          "damaged, kept: %s (restore what you need from the snapshots"
               + " verify does not name; run 'granule verify' to see which are damaged)%n",
           Printable.lines(s));
     }

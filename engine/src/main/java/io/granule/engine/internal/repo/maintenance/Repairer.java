@@ -204,6 +204,7 @@ public final class Repairer {
     boolean damaged;
     boolean trailerUnread; // neither the pack nor its trailer alone parsed
     boolean leftAlone; // damaged, but not all its records can be located: kept as it is
+    boolean keepFile; // damaged, repaired, but its file kept: it may hold chunks placed nowhere
     String problem;
     final List<IndexEntry> readable = new ArrayList<>(); // a location of each chunk that decodes
     String fingerprint; // of the file read: its size and SHA-256 (a retired note names it so)
@@ -509,7 +510,14 @@ public final class Repairer {
             }
             continue;
           }
-          s.leftAlone = true;
+          // One that index blobs list is repaired all the same, but its file kept: its entries
+          // whose records do not read stayed, and the backup the advice asks for deduplicated
+          // against them and saved a snapshot that did not restore (audit X-L2).
+          if (s.indexed.isEmpty()) {
+            s.leftAlone = true;
+          } else {
+            s.keepFile = true;
+          }
           leftAlone.add(
               s.name
                   + ": its trailer does not read"
@@ -517,6 +525,11 @@ public final class Repairer {
                   + ", and "
                   + needed.what()
                   + ", which this pack may hold; "
+                  + (s.keepFile
+                      ? (dryRun ? "its chunks that read would be" : "its chunks that read are")
+                          + " salvaged and its index entries dropped (backups store the others"
+                          + " anew), but the file is kept; "
+                      : "")
                   + (needed.unnamed()
                       ? "no snapshot listed names that index: if you forgot its snapshot, run"
                           + " prune (which deletes such indexes) and repair again; if not, its"
@@ -805,7 +818,7 @@ public final class Repairer {
         }
         done = 0;
         for (Suspect s : damaged) {
-          if (!s.missing) {
+          if (!s.missing && !s.keepFile) {
             store.delete(s.name);
             if (store.stat(s.name).isPresent()) {
               // "deleted", and there (audit P4: a pack whose trailer does not read, no longer

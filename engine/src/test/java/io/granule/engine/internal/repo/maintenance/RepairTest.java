@@ -1539,7 +1539,16 @@ class RepairTest {
           .singleElement()
           .asString()
           .contains("data/" + name + ": its trailer does not read, and fixed/")
-          .contains("if an index blob that listed it was lost, put it back");
+          .contains("if an index blob that listed it was lost, put it back")
+          .contains("its chunks that read are salvaged and its index entries dropped")
+          .contains("but the file is kept");
+      // what the blob left places in it is salvaged, and no index blob lists it any more: a
+      // backup deduplicates against no entry of it (audit X-L2)
+      assertThat(res.repair().chunksSalvaged())
+          .isEqualTo(
+              first.stream().filter(e -> e.location().pack().toString().equals(name)).count());
+      assertThat(res.repair().chunksLost()).isZero();
+      assertThat(listingBlobs(dir, name)).isEmpty();
       assertThat(res.repair().packsDeleted()).isZero();
       assertThat(RepairCommand.damaged(res)).isTrue();
     }
@@ -1548,11 +1557,52 @@ class RepairTest {
     try (Repository r = open(dir, false)) {
       Repairer.Report rep = repair(r, false).repair();
       assertThat(rep.chunksLost()).isZero();
-      assertThat(rep.chunksSalvaged())
-          .isEqualTo(
-              first.stream().filter(e -> e.location().pack().toString().equals(name)).count()
-                  + second.size());
+      assertThat(rep.chunksSalvaged()).isEqualTo(second.size());
       assertThat(rep.packsDeleted()).isEqualTo(1);
+      assertThat(r.verify(true, VerifyListener.NONE).ok()).isTrue();
+    }
+  }
+
+  /**
+   * audit X-L2: a pack kept because snapshots use chunks placed nowhere that it may hold kept its
+   * index entries, those of records cut off too; the backup the advice asks for deduplicated
+   * against them and saved a snapshot that did not restore. The pack is repaired as any other (what
+   * reads salvaged, its entries dropped), and only its file kept: the backup stores the lost chunks
+   * anew.
+   */
+  @Test
+  void theBackupAdvisedForAKeptPackStoresItsLostChunksAnew() throws Exception {
+    Path dir = tmp.resolve("kept-dedup");
+    copyTree(history(false), dir);
+    Path pack = largestPack(dir);
+    String name = pack.getFileName().toString();
+    List<PackEntry> records = trailer(dir, pack);
+    PackEntry cutAt = records.get(records.size() / 2);
+    // the blob placing the pack's first record lost; the records from the middle on cut off
+    BlobName b = splitIndex(dir, name, e -> e.id().equals(records.get(0).id()));
+    Files.delete(dir.resolve(b.toString()));
+    byte[] bytes = Files.readAllBytes(pack);
+    Files.write(pack, Arrays.copyOf(bytes, (int) cutAt.offset() + 1));
+    Map<String, String> all = expected();
+    try (Repository r = open(dir, false)) {
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.repair().leftAlone())
+          .singleElement()
+          .asString()
+          .contains("data/" + name)
+          .contains("but the file is kept");
+      assertThat(res.repair().chunksLost()).isPositive();
+      assertThat(res.repair().snapshots()).isNotEmpty();
+      assertThat(listingBlobs(dir, name)).as("no index blob lists it").isEmpty();
+    }
+    assertThat(pack).exists();
+    try (Repository r = open(dir, false)) {
+      r.lock(LockKind.SHARED, "backup", Duration.ZERO);
+      for (int i = 0; i < images.size(); i++) {
+        var again = backup(r, "vda", images.get(i), "h");
+        all.put(again.manifest().id(), TestImages.sha256(data.get(i)));
+      }
+      restores(r, all);
     }
   }
 
