@@ -135,13 +135,22 @@ public final class RepairCommand extends ContextCommand {
   private static void print(PrintWriter out, Repository.RepairResult result) {
     Repairer.Report p = result.repair();
     String verb = p.dryRun() ? "would " : "";
+    // a pack repaired but kept (or deleted and still there) is in both lists: counted once
+    java.util.Set<String> packs = new java.util.HashSet<>();
+    p.damaged().forEach(d -> packs.add(d.pack()));
+    java.util.Set<String> kept = new java.util.HashSet<>();
+    for (String s : p.leftAlone()) {
+      int colon = s.indexOf(':');
+      kept.add(colon < 0 ? s : s.substring(0, colon));
+    }
+    packs.addAll(kept);
     out.printf(
         Locale.ROOT,
         "read %s (%s): %s damaged%s%n",
         Sizes.count(p.packsChecked(), "pack"),
         Sizes.human(result.bytesRead()),
-        Sizes.count(p.damaged().size() + p.leftAlone().size(), "pack"),
-        p.leftAlone().isEmpty() ? "" : " (" + p.leftAlone().size() + " left alone)");
+        Sizes.count(packs.size(), "pack"),
+        kept.isEmpty() ? "" : " (" + kept.size() + " kept)");
     for (Repairer.PackRepair d : p.damaged()) {
       out.printf(
           Locale.ROOT,
