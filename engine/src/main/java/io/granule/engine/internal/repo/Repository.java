@@ -2348,9 +2348,51 @@ public final class Repository implements Closeable {
     if (data != DataSubset.NONE) {
       JitWarmup.start(codec, hasher);
     }
-    return new Verifier(
-            store, codec, hasher, cacheDir, UnlistedPacks.maxPackBytes(config.packSize(), codec))
-        .verify(data, listener);
+    VerifyReport report =
+        new Verifier(
+                uncached(),
+                codec,
+                hasher,
+                cacheDir,
+                UnlistedPacks.maxPackBytes(config.packSize(), codec))
+            .verify(data, listener);
+    evictDamaged(report);
+    return report;
+  }
+
+  /**
+   * The store read past the local copies of its metadata (a remote one's, {@link
+   * CachingBlobStore}): what verify and repair read. A cached copy hid damage in the repository
+   * from verify on the host that had it, and answered repair's read-back of an index blob the
+   * storage had not kept, so repair deleted the blob it replaced and the damaged pack (audit X-H1).
+   */
+  private BlobStore uncached() {
+    return store instanceof CachingBlobStore cache ? cache.remote() : store;
+  }
+
+  /**
+   * Drops the cached copies of the metadata blobs {@code report} names damaged: what reads them on
+   * this host next (prune, which replaces damaged index blobs) reads the repository's.
+   */
+  private void evictDamaged(VerifyReport report) {
+    if (store == uncached()) {
+      return;
+    }
+    for (Damage d : report.damages()) {
+      int slash = d.file().indexOf('/');
+      if (slash < 0) {
+        continue;
+      }
+      for (BlobType t : BlobType.values()) {
+        if (t != BlobType.CONFIG && t.directory().equals(d.file().substring(0, slash))) {
+          try {
+            store.evictCached(new BlobName(t, d.file().substring(slash + 1)));
+          } catch (IOException | IllegalArgumentException e) {
+            LOG.debug("cached copy of {} not dropped: {}", d.file(), e.toString());
+          }
+        }
+      }
+    }
   }
 
   /** Counts snapshots, disks, chunks and packs, and sums their sizes. */
@@ -2418,7 +2460,12 @@ public final class Repository implements Closeable {
 
   /** The store, checking every held lock before each save and delete. */
   private BlobStore guarded() {
-    BlobStore s = store;
+    return guarded(store);
+  }
+
+  /** {@code base} guarded as {@link #guarded()} guards the store. */
+  private BlobStore guarded(BlobStore base) {
+    BlobStore s = base;
     for (Lock l : held) {
       s = new LockCheckingBlobStore(s, l);
     }
@@ -2495,17 +2542,18 @@ public final class Repository implements Closeable {
     // forgetting them advised, which the next prune or backup, indexing the packs, would have
     // made whole).
     Map<ChunkId, ChunkLocation> unindexed = unknownPackChunks();
+    BlobStore remote = uncached(); // what the repository holds, not this host's copies (X-H1)
     // the index blobs before verify lists them: repair's own listing must not miss one (audit L3)
     Set<BlobName> indexesBefore;
     Set<BlobName> snapshotsBefore;
     Set<BlobName> packsSeen;
     Set<BlobName> itemsBefore; // fixed and dynamic indexes: repair's check lists them again
     try {
-      indexesBefore = new HashSet<>(store.list(BlobType.INDEX));
-      snapshotsBefore = new HashSet<>(store.list(BlobType.SNAPSHOT));
-      packsSeen = new HashSet<>(store.list(BlobType.PACK));
-      itemsBefore = new HashSet<>(store.list(BlobType.FIXED_INDEX));
-      itemsBefore.addAll(store.list(BlobType.DYNAMIC_INDEX));
+      indexesBefore = new HashSet<>(remote.list(BlobType.INDEX));
+      snapshotsBefore = new HashSet<>(remote.list(BlobType.SNAPSHOT));
+      packsSeen = new HashSet<>(remote.list(BlobType.PACK));
+      itemsBefore = new HashSet<>(remote.list(BlobType.FIXED_INDEX));
+      itemsBefore.addAll(remote.list(BlobType.DYNAMIC_INDEX));
     } catch (IOException e) {
       throw new RepositoryException(
           "unable to list the repository at "
@@ -2517,7 +2565,7 @@ public final class Repository implements Closeable {
     }
     Verifier verifier =
         new Verifier(
-            store, codec, hasher, cacheDir, UnlistedPacks.maxPackBytes(config.packSize(), codec));
+            remote, codec, hasher, cacheDir, UnlistedPacks.maxPackBytes(config.packSize(), codec));
     VerifyReport found =
         verifier.verify(
             named.isEmpty() ? DataSubset.ALL : DataSubset.packs(named),
@@ -2526,6 +2574,7 @@ public final class Repository implements Closeable {
                     file.startsWith(BlobType.PACK.directory() + "/") ? "read packs" : "check",
                     done,
                     total));
+    evictDamaged(found);
     // and what verify itself listed and read (audit N: a blob hidden from the listings before and
     // after verify, but read by it, was never read by repair, and the pack it listed was deleted
     // unread, exit 0)
@@ -2562,7 +2611,7 @@ public final class Repository implements Closeable {
     if (!named.isEmpty()) {
       Set<String> known = new HashSet<>();
       try {
-        for (BlobName n : store.list(BlobType.PACK)) {
+        for (BlobName n : remote.list(BlobType.PACK)) {
           known.add(n.name());
         }
       } catch (IOException e) {
@@ -2592,7 +2641,7 @@ public final class Repository implements Closeable {
     try {
       Repairer.Report report =
           new Repairer(
-                  guarded(),
+                  guarded(remote),
                   codec,
                   hasher,
                   cacheDir,

@@ -86,7 +86,9 @@ class CachedMetadataDamageTest {
       assertThat(latest.id()).isEqualTo(made.get(1).id());
       r.restoreDisk(latest, "vda", tmp.resolve("out"));
       assertThat(TestImages.sha256(tmp.resolve("out"))).isEqualTo(TestImages.sha256(newer));
-      VerifyReport v = r.verify(true, VerifyListener.NONE);
+      r.restoreDisk(made.get(0), "vda", tmp.resolve("out0"));
+      assertThat(TestImages.sha256(tmp.resolve("out0"))).isEqualTo(TestImages.sha256(older));
+      VerifyReport v = r.verify(true, VerifyListener.NONE); // the repository's copies
       assertThat(v.ok()).as("%s", v.damages()).isTrue();
     }
     for (Path f : damaged) {

@@ -117,12 +117,15 @@ class S3RepositoryTest {
         assertThat(repo.snapshots()).containsExactly(m);
         repo.restoreDisk(m, "vda", tmp.resolve("out"));
         assertThat(sha256(tmp.resolve("out"))).isEqualTo(sha256(data));
+        // the index, fixed index and snapshot blobs were all read from the cache
+        assertThat(counting.loads(BlobType.INDEX)).isZero();
+        assertThat(counting.loads(BlobType.SNAPSHOT)).isZero();
+        assertThat(counting.loads(BlobType.FIXED_INDEX)).isZero();
+        // but verify checks the repository's own (a cached copy hid its damage: audit X-H1)
         assertThat(repo.verify(true, VerifyListener.NONE).ok()).isTrue();
+        assertThat(counting.loads(BlobType.INDEX)).isPositive();
+        assertThat(counting.loads(BlobType.SNAPSHOT)).isPositive();
       }
-      // the index, fixed index and snapshot blobs were all read from the cache
-      assertThat(counting.loads(BlobType.INDEX)).isZero();
-      assertThat(counting.loads(BlobType.SNAPSHOT)).isZero();
-      assertThat(counting.loads(BlobType.FIXED_INDEX)).isZero();
 
       // a cold cache downloads them once, then has them
       try (var files = Files.walk(cache)) {

@@ -58,6 +58,14 @@ public final class CachingBlobStore implements BlobStore {
     return cache.root();
   }
 
+  /**
+   * The remote store, read without this cache: what a check of the repository must read (a cached
+   * copy hides damage there, and answers a read-back of a write the remote store did not keep).
+   */
+  public BlobStore remote() {
+    return remote;
+  }
+
   private void keep(BlobName name, byte[] data) {
     try {
       cache.save(name, data);

@@ -10,6 +10,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.granule.engine.internal.cli.RepairCommand;
 import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.PackId;
+import io.granule.engine.internal.repo.PasswordSource;
 import io.granule.engine.internal.repo.Repository;
 import io.granule.engine.internal.repo.RepositoryConfig;
 import io.granule.engine.internal.repo.RepositoryCorruptedException;
@@ -21,6 +22,7 @@ import io.granule.engine.internal.repo.backup.VerifyReport;
 import io.granule.engine.internal.repo.blob.BlobCodec;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.ForwardingBlobStore;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
 import io.granule.engine.internal.repo.index.ChunkLocation;
 import io.granule.engine.internal.repo.index.IndexEntry;
@@ -32,6 +34,7 @@ import io.granule.engine.internal.repo.pack.PackReader;
 import io.granule.engine.internal.repo.snapshot.FixedIndex;
 import io.granule.engine.internal.repo.snapshot.Manifest;
 import java.io.BufferedReader;
+import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -1603,6 +1606,84 @@ class RepairTest {
         all.put(again.manifest().id(), TestImages.sha256(data.get(i)));
       }
       restores(r, all);
+    }
+  }
+
+  /**
+   * audit X-H1: with a metadata cache (a remote repository's), repair's read-back of an index blob
+   * it wrote was answered by the cached copy: the storage had kept half of it, and repair deleted
+   * the blob it replaced and the damaged pack ("repaired", exit 0), and no other machine could
+   * restore. Repair reads the repository past the cache, so the read-back fails and nothing is
+   * deleted.
+   */
+  @Test
+  void aRepairThroughAMetadataCacheReadsBackWhatTheStorageKept() throws Exception {
+    Path dir = tmp.resolve("cached-readback");
+    copyTree(history(false), dir);
+    damage(dir, "trailer");
+    Path pack = largestPack(dir);
+    Map<String, String> before = listingWithoutLocks(dir);
+    java.util.concurrent.atomic.AtomicInteger kept =
+        new java.util.concurrent.atomic.AtomicInteger();
+    ForwardingBlobStore halfKept =
+        new ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public void save(BlobName n, byte[] data) throws IOException {
+            if (n.type() == BlobType.INDEX && kept.getAndIncrement() == 0) {
+              super.save(n, Arrays.copyOf(data, data.length / 2)); // answered "saved"
+            } else {
+              super.save(n, data);
+            }
+          }
+        };
+    Path meta = tmp.resolve("cached-readback-meta");
+    try (Repository r =
+        Repository.open(
+            halfKept,
+            Clock.systemUTC(),
+            tmp.resolve("cached-readback-cache"),
+            PasswordSource.NONE,
+            meta)) {
+      assertThatThrownBy(() -> repair(r, false))
+          .isInstanceOf(RepositoryException.class)
+          .hasMessageContaining("written, then did not read back")
+          .hasMessageContaining("nothing was deleted");
+    }
+    assertThat(kept.get()).as("an index blob was written").isPositive();
+    assertThat(pack).as("the damaged pack is still there").exists();
+    for (Map.Entry<String, String> e : before.entrySet()) {
+      assertThat(dir.resolve(e.getKey())).as("%s kept", e.getKey()).exists();
+    }
+  }
+
+  /**
+   * audit X-H1: verify on the host holding a cached copy of a metadata blob that the storage
+   * damaged found no damage; it reads the repository past the cache.
+   */
+  @Test
+  void verifyThroughAMetadataCacheSeesTheStoragesDamage() throws Exception {
+    Path dir = tmp.resolve("cached-verify");
+    copyTree(history(false), dir);
+    Path meta = tmp.resolve("cached-verify-meta");
+    Path cache = tmp.resolve("cached-verify-cache");
+    try (Repository r =
+        Repository.open(
+            new LocalBlobStore(dir), Clock.systemUTC(), cache, PasswordSource.NONE, meta)) {
+      restores(r, expected()); // the index blobs and fixed indexes cached
+    }
+    Path blob;
+    try (var files = Files.walk(dir.resolve("index"))) {
+      blob = files.filter(Files::isRegularFile).findFirst().orElseThrow();
+    }
+    byte[] bytes = Files.readAllBytes(blob);
+    bytes[bytes.length / 2] ^= 0x40;
+    Files.write(blob, bytes);
+    String name = "index/" + blob.getFileName();
+    try (Repository r =
+        Repository.open(
+            new LocalBlobStore(dir), Clock.systemUTC(), cache, PasswordSource.NONE, meta)) {
+      VerifyReport v = r.verify(false, VerifyListener.NONE);
+      assertThat(v.damages()).extracting(Damage::file).contains(name);
     }
   }
 
