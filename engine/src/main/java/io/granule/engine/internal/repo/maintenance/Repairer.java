@@ -368,6 +368,30 @@ public final class Repairer {
         }
         listener.progress("check packs", ++done, byId.size());
       }
+      // Every pack the index blobs list missing, none named: the storage answers "not found" for
+      // all of data/ (a mount or bucket gone, a prefix wrong). Dropping their entries left a
+      // pack whose trailer does not read, which the storage showed again later, with no way to
+      // locate its records (audit X, enoentnew).
+      Set<PackId> listedPacks = new HashSet<>();
+      for (List<IndexEntry> entries : indexes.values()) {
+        if (entries != null) {
+          entries.forEach(e -> listedPacks.add(e.location().pack()));
+        }
+      }
+      long missingUnnamed =
+          byId.values().stream()
+              .filter(s -> s.missing && listedPacks.contains(s.id))
+              .filter(s -> !named.contains(s.id.toString()))
+              .count();
+      if (!listedPacks.isEmpty() && missingUnnamed == listedPacks.size()) {
+        throw new RepositoryException(
+            "repair stopped: every one of the "
+                + listedPacks.size()
+                + " packs the index blobs list is missing: the storage may not be whole (a"
+                + " directory not mounted, a bucket or prefix wrong); nothing was changed. Check"
+                + " it; if the packs are really gone, name them with --pack to drop them from the"
+                + " index");
+      }
       // the chunks of packs no index blob lists (none of them a suspect), indexed if this repair
       // changes anything
       Map<ChunkId, ChunkLocation> adopt = new LinkedHashMap<>();

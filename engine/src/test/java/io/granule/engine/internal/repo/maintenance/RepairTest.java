@@ -7,6 +7,8 @@ import static io.granule.engine.internal.repo.maintenance.PruneSupport.listing;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.granule.engine.internal.cli.Cli;
+import io.granule.engine.internal.cli.ExitCodes;
 import io.granule.engine.internal.cli.RepairCommand;
 import io.granule.engine.internal.repo.ChunkId;
 import io.granule.engine.internal.repo.PackId;
@@ -1685,6 +1687,36 @@ class RepairTest {
       VerifyReport v = r.verify(false, VerifyListener.NONE);
       assertThat(v.damages()).extracting(Damage::file).contains(name);
     }
+  }
+
+  /**
+   * audit X: storage that answered "not found" for every pack had their entries all dropped, and a
+   * pack whose trailer does not read, shown again later, could no longer be located. Every pack the
+   * index lists missing stops the repair, unless they are named.
+   */
+  @Test
+  void everyPackMissingStopsTheRepairUnlessTheyAreNamed() throws Exception {
+    Path dir = tmp.resolve("all-missing");
+    copyTree(history(false), dir);
+    Path aside = tmp.resolve("all-missing-data");
+    Files.move(dir.resolve("data"), aside);
+    Files.createDirectories(dir.resolve("data"));
+    Map<String, String> before = listingWithoutLocks(dir);
+    Set<String> names = new TreeSet<>();
+    indexBlobs(dir).values().forEach(names::addAll);
+    try (Repository r = open(dir, false)) {
+      assertThatThrownBy(() -> repair(r, false))
+          .isInstanceOf(RepositoryException.class)
+          .hasMessageContaining("every one of the " + names.size() + " packs the index blobs list")
+          .hasMessageContaining("nothing was changed")
+          .satisfies(e -> assertThat(Cli.exitCode(e)).isEqualTo(ExitCodes.REPOSITORY));
+    }
+    assertThat(listingWithoutLocks(dir)).isEqualTo(before);
+    try (Repository r = open(dir, false)) {
+      Repairer.Report rep = repairPacks(r, false, names.toArray(String[]::new)).repair();
+      assertThat(rep.damaged()).hasSize(names.size()).allMatch(Repairer.PackRepair::missing);
+    }
+    assertThat(indexBlobs(dir)).isEmpty();
   }
 
   /**
