@@ -113,13 +113,17 @@ class FlakyStorageRepairTest {
     "enoent, PACK, all, 3, then not found",
     "enoent, FAN, all, 3, then not found",
     "enoent, INDEX, all, 3, then not found",
-    // the index blob hidden from every listing (N1), or from all but the last two: kept
+    // the index blob hidden from every listing (N1), or from all but those after repair's own
+    // first listing: kept
     "hide, INDEX, all, 5, to delete it unread",
-    "hide, INDEX, 1-3, 5, to delete it unread",
+    "hide, INDEX, 1-4, 5, to delete it unread",
+    // or shown first by repair's own first listing: stop
+    "hide, INDEX, 1-3, 3, listed now, not before verify",
     // and named on that advice while it is hidden still: kept (audit Q1)
     "hide, INDEX+NAMED, all, 5, but verify found snapshots damaged",
-    // readdir and the listing after verify disagree: stop
-    "hide, INDEX, '1,3', 3, the storage is unreliable",
+    // readdir and the listing after verify disagree: stop (listing 1 is the check of packs no
+    // index blob lists, before the listing before verify)
+    "hide, INDEX, '2,4', 3, the storage is unreliable",
     // the snapshot hidden from every listing (N2): named through its fixed index, exit 5
     "hide, SNAPSHOT, all, 5, unlistedIndexes",
   })

@@ -319,6 +319,15 @@ public final class Repairer {
       // 1. What the index blobs place in the suspects.
       List<BlobName> indexNames = store.list(BlobType.INDEX);
       requireListed(seen.indexes(), indexNames, "repair's listing of index/");
+      if (seen.indexes() != null) {
+        // nor more: nothing adds index blobs under this lock, so one that the listings before
+        // and in verify left out went unseen there, and the packs it lists looked unindexed
+        for (BlobName n : indexNames) {
+          if (!seen.indexes().contains(n)) {
+            throw unreliable(n + " listed now, not before verify");
+          }
+        }
+      }
       Map<BlobName, Set<PackId>> listingSuspects = new HashMap<>();
       int done = 0;
       // Each index blob is read once, and every pass below works from that one reading: a blob

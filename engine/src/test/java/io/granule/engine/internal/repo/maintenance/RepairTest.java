@@ -1950,6 +1950,44 @@ class RepairTest {
   }
 
   /**
+   * An index blob that the listings before verify and verify's own left out, and that repair's
+   * first listing shows: verify did not read it (the packs it lists looked unindexed there), and
+   * nothing adds index blobs under repair's lock. The repair stops before any change.
+   */
+  @Test
+  void anIndexBlobFirstShownToRepairsOwnListingStopsTheRepair() throws Exception {
+    Path dir = tmp.resolve("index-shown-late");
+    copyTree(history(false), dir);
+    String damagedPack = largestPack(dir).getFileName().toString();
+    damage(dir, "record");
+    BlobName late = listingBlobs(dir, damagedPack).iterator().next();
+    Map<String, String> before = listingWithoutLocks(dir);
+    java.util.concurrent.atomic.AtomicBoolean shown =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    try (Repository r =
+        Repository.open(
+            hiding(dir, Set.of(late), () -> !shown.get(), null, () -> false),
+            Clock.systemUTC(),
+            tmp.resolve("cache-shown-late"))) {
+      r.lock(LockKind.EXCLUSIVE, "repair", Duration.ZERO);
+      assertThatThrownBy(
+              () ->
+                  r.repair(
+                      false,
+                      Set.of(),
+                      (phase, done, total) -> {
+                        if (phase.equals("read packs")) {
+                          shown.set(true); // verify has listed index/ and is reading packs
+                        }
+                      }))
+          .isInstanceOf(RepositoryException.class)
+          .hasMessageContaining(late + " listed now, not before verify")
+          .hasMessageContaining("nothing was deleted");
+    }
+    assertThat(listingWithoutLocks(dir)).as("nothing changed").isEqualTo(before);
+  }
+
+  /**
    * audit N1 ("hide 1-3"): an index blob that the listings before verify, verify's and repair's own
    * left out, and that the listing before the first change showed, went unread, and a pack only it
    * listed looked unindexed. Nothing adds index blobs under repair's lock: that listing showing one
