@@ -517,6 +517,11 @@ class RepairTest {
     assertThat(after).isEqualTo(before);
   }
 
+  /** The file of pack {@code name} in local repository {@code dir}. */
+  static Path packFile(Path dir, String name) {
+    return dir.resolve("data").resolve(name.substring(0, 2)).resolve(name);
+  }
+
   /**
    * Pack B: a copy of pack {@code a} of (unencrypted) {@code dir} under another name, listed by an
    * index blob of its own; its blob name.
@@ -548,11 +553,7 @@ class RepairTest {
     copyTree(history(false), dir);
     Path a = largestPack(dir);
     PackId bId = PackId.parse(copyOfPack(dir, a).name());
-    Path b =
-        packsBySize(dir).stream()
-            .filter(p -> p.getFileName().toString().equals(bId.toString()))
-            .findFirst()
-            .orElseThrow();
+    Path b = packFile(dir, bId.toString());
     ChunkId x = damageRecord(dir, a, 1); // B's copy reads: held there
     ChunkId y = damageRecord(dir, b, 2); // A's copy reads: must be salvaged from A
     assertThat(x).isNotEqualTo(y);
@@ -589,11 +590,7 @@ class RepairTest {
     copyTree(history(false), dir);
     Path a = largestPack(dir);
     PackId bId = PackId.parse(copyOfPack(dir, a).name());
-    Path b =
-        packsBySize(dir).stream()
-            .filter(p -> p.getFileName().toString().equals(bId.toString()))
-            .findFirst()
-            .orElseThrow();
+    Path b = packFile(dir, bId.toString());
     ChunkId x = damageRecord(dir, a, 1); // salvaged from B
     ChunkId y = damageRecord(dir, b, 2); // salvaged from A
     assertThat(x).isNotEqualTo(y);
@@ -1736,7 +1733,7 @@ class RepairTest {
     PackEntry rotten = records.get(records.size() - 1);
     // its twin under another name, unindexed, the last record rotten
     String twinName = "00" + name.substring(2, name.length() - 2) + "ff";
-    Path twin = dir.resolve("data").resolve(twinName.substring(0, 2)).resolve(twinName);
+    Path twin = packFile(dir, twinName);
     Files.createDirectories(twin.getParent());
     byte[] bytes = Files.readAllBytes(pack);
     byte[] twinBytes = bytes.clone();
