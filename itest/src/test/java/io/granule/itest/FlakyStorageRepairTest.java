@@ -113,17 +113,17 @@ class FlakyStorageRepairTest {
     "enoent, PACK, all, 3, then not found",
     "enoent, FAN, all, 3, then not found",
     "enoent, INDEX, all, 3, then not found",
-    // the index blob hidden from every listing (N1), or from all but those after repair's own
-    // first listing: kept
+    // the index blob hidden from every listing (N1): the damaged pack kept (the intact packs it
+    // lists are indexed anew, as the packs of a lost index blob); shown by the listing before the
+    // first change: stop
     "hide, INDEX, all, 5, to delete it unread",
-    "hide, INDEX, 1-4, 5, to delete it unread",
+    "hide, INDEX, 1-3, 3, which repair's listing missed",
     // or shown first by repair's own first listing: stop
-    "hide, INDEX, 1-3, 3, listed now, not before verify",
+    "hide, INDEX, 1-2, 3, listed now, not before verify",
     // and named on that advice while it is hidden still: kept (audit Q1)
     "hide, INDEX+NAMED, all, 5, but verify found snapshots damaged",
-    // readdir and the listing after verify disagree: stop (listing 1 is the check of packs no
-    // index blob lists, before the listing before verify)
-    "hide, INDEX, '2,4', 3, the storage is unreliable",
+    // readdir and the listing after verify disagree: stop
+    "hide, INDEX, '1,3', 3, the storage is unreliable",
     // the snapshot hidden from every listing (N2): named through its fixed index, exit 5
     "hide, SNAPSHOT, all, 5, unlistedIndexes",
   })
@@ -158,7 +158,10 @@ class FlakyStorageRepairTest {
     assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(exit);
     assertThat(r.out() + r.err()).contains(says);
     if (!what.equals("SNAPSHOT")) {
-      assertThat(files(repo)).as("nothing changed").isEqualTo(before);
+      // nothing changed, but for an index blob listing the intact packs the hidden one lists
+      Map<String, String> after = new TreeMap<>(files(repo));
+      after.keySet().removeIf(f -> f.startsWith("index/") && !before.containsKey(f));
+      assertThat(after).as("nothing changed").isEqualTo(before);
       assertThat(repo.resolve("data").resolve(pack.substring(0, 2)).resolve(pack)).exists();
       // and the storage healthy again, the repair loses what it would have lost anyway
       Granule.Result healthy = repair(tmp, repo);

@@ -187,7 +187,7 @@ public final class RepairCommand extends ContextCommand {
               + " again; a pack that reads differently each time means unreliable storage)%n",
           s);
     }
-    if (!p.damaged().isEmpty() && p.chunksIndexed() > 0) {
+    if (p.chunksIndexed() > 0) {
       out.printf(
           Locale.ROOT,
           "%sindex %s of packs that no index blob listed (each record read; left by an interrupted"
@@ -205,7 +205,13 @@ public final class RepairCommand extends ContextCommand {
           verb,
           p.indexesReplaced(),
           verb,
-          p.dryRun() ? "the damaged packs" : Sizes.count(p.packsDeleted(), "damaged pack"),
+          Sizes.count(
+              p.dryRun()
+                  ? p.damaged().stream()
+                      .filter(d -> !d.missing() && !kept.contains(d.pack()))
+                      .count()
+                  : p.packsDeleted(),
+              "damaged pack"),
           Sizes.count(p.chunksLost(), "chunk"));
     }
     if (!p.snapshots().isEmpty()) {

@@ -1717,7 +1717,6 @@ public final class Repository implements Closeable {
       }
       checkUnknownPacks(
           listed,
-          true,
           (id, entries) -> {
             for (PackEntry e : entries) {
               ChunkLocation l =
@@ -1742,37 +1741,6 @@ public final class Repository implements Closeable {
     }
   }
 
-  /**
-   * Where the packs that no index blob lists and whose every record checks hold their chunks: what
-   * {@link #adoptUnknownPacks} would index (one place per chunk). Nothing is written, nor named:
-   * verify names the packs that do not check.
-   */
-  private Map<ChunkId, ChunkLocation> unknownPackChunks() {
-    index();
-    Map<ChunkId, ChunkLocation> out = new HashMap<>();
-    try {
-      checkUnknownPacks(
-          listedPacks(),
-          false,
-          (id, entries) -> {
-            for (PackEntry e : entries) {
-              out.putIfAbsent(
-                  e.id(),
-                  new ChunkLocation(id, e.offset(), e.storedLength(), e.rawLength(), e.flags()));
-            }
-          });
-    } catch (IOException e) {
-      throw new RepositoryException(
-          "unable to list the packs of the repository at '"
-              + store.location()
-              + "': "
-              + e.getMessage()
-              + " (nothing was changed)",
-          e);
-    }
-    return out;
-  }
-
   private Map<PackId, BlobName> listedPacks() throws IOException {
     Map<PackId, BlobName> listed = new java.util.LinkedHashMap<>();
     for (BlobName p : store.list(BlobType.PACK)) {
@@ -1787,13 +1755,11 @@ public final class Repository implements Closeable {
 
   /**
    * Checks each pack of {@code listed} that no index blob lists ({@link #checkUnknownPack}) and
-   * gives {@code accepted} the entries of each that passes. With {@code backup} (a backup's
-   * adoption) the packs checked, passed or not, are known from then on, and one that fails is named
-   * in a warning.
+   * gives {@code accepted} the entries of each that passes; the packs checked, passed or not, are
+   * known from then on. One that fails is named in a warning.
    */
   private void checkUnknownPacks(
       Map<PackId, BlobName> listed,
-      boolean backup,
       java.util.function.BiConsumer<PackId, List<PackEntry>> accepted) {
     int refused = 0;
     for (Map.Entry<PackId, BlobName> pack : listed.entrySet()) {
@@ -1807,21 +1773,17 @@ public final class Repository implements Closeable {
       } catch (IOException | RuntimeException e) {
         // one bad pack (damaged, forged, a stray file) never stops a backup: its chunks are
         // stored again, and verify names it
-        if (backup && ++refused <= WARN_EACH) {
+        if (++refused <= WARN_EACH) {
           LOG.warn(
               "not reusing a pack that no index lists: {} ('granule prune' removes such packs"
                   + " once they are older than its --keep-recent)",
               e.getMessage() == null ? e.toString() : e.getMessage());
         }
-        if (backup) {
-          knownPacks.add(id);
-        }
+        knownPacks.add(id);
         continue;
       }
       accepted.accept(id, entries);
-      if (backup) {
-        knownPacks.add(id);
-      }
+      knownPacks.add(id);
     }
     if (refused > WARN_EACH) {
       // junk files by the thousand under data/ must not bury the log (audit10 L3)
@@ -2356,7 +2318,6 @@ public final class Repository implements Closeable {
                 cacheDir,
                 UnlistedPacks.maxPackBytes(config.packSize(), codec))
             .verify(data, listener);
-    evictDamaged(report);
     return report;
   }
 
@@ -2368,31 +2329,6 @@ public final class Repository implements Closeable {
    */
   private BlobStore uncached() {
     return store instanceof CachingBlobStore cache ? cache.remote() : store;
-  }
-
-  /**
-   * Drops the cached copies of the metadata blobs {@code report} names damaged: what reads them on
-   * this host next (prune, which replaces damaged index blobs) reads the repository's.
-   */
-  private void evictDamaged(VerifyReport report) {
-    if (store == uncached()) {
-      return;
-    }
-    for (Damage d : report.damages()) {
-      int slash = d.file().indexOf('/');
-      if (slash < 0) {
-        continue;
-      }
-      for (BlobType t : BlobType.values()) {
-        if (t != BlobType.CONFIG && t.directory().equals(d.file().substring(0, slash))) {
-          try {
-            store.evictCached(new BlobName(t, d.file().substring(slash + 1)));
-          } catch (IOException | IllegalArgumentException e) {
-            LOG.debug("cached copy of {} not dropped: {}", d.file(), e.toString());
-          }
-        }
-      }
-    }
   }
 
   /** Counts snapshots, disks, chunks and packs, and sums their sizes. */
@@ -2536,12 +2472,6 @@ public final class Repository implements Closeable {
     }
     Set<String> named = packNames(packs);
     JitWarmup.start(codec, hasher);
-    // Packs no index blob lists whose every record checks (an interrupted backup's, or an index
-    // blob's that was lost) hold chunks as much as the others: a repair indexes them with what it
-    // salvages (audit X-M1: their chunks were counted lost, the snapshots using them named, and
-    // forgetting them advised, which the next prune or backup, indexing the packs, would have
-    // made whole).
-    Map<ChunkId, ChunkLocation> unindexed = unknownPackChunks();
     BlobStore remote = uncached(); // what the repository holds, not this host's copies (X-H1)
     // the index blobs before verify lists them: repair's own listing must not miss one (audit L3)
     Set<BlobName> indexesBefore;
@@ -2574,7 +2504,6 @@ public final class Repository implements Closeable {
                     file.startsWith(BlobType.PACK.directory() + "/") ? "read packs" : "check",
                     done,
                     total));
-    evictDamaged(found);
     // and what verify itself listed and read (audit N: a blob hidden from the listings before and
     // after verify, but read by it, was never read by repair, and the pack it listed was deleted
     // unread, exit 0)
@@ -2666,9 +2595,31 @@ public final class Repository implements Closeable {
                       found.damages().stream()
                           .map(Damage::file)
                           .collect(java.util.stream.Collectors.toSet())),
-                  unindexed,
                   dryRun,
                   listener);
+      if (!dryRun && report.chunksIndexed() > 0 && !otherDamage.isEmpty()) {
+        // the chunks of packs no index blob listed are indexed now: what verify found using them
+        // is whole again (audit Y-M1: named damaged, with advice to back up again or forget)
+        Set<String> still = new HashSet<>();
+        Set<String> stillAffected = new java.util.TreeSet<>();
+        for (Damage d :
+            new Verifier(
+                    remote,
+                    codec,
+                    hasher,
+                    cacheDir,
+                    UnlistedPacks.maxPackBytes(config.packSize(), codec))
+                .verify(
+                    DataSubset.NONE, (file, done, total) -> listener.progress("check", done, total))
+                .damages()) {
+          if (otherDamage.contains(d.file())) {
+            still.add(d.file());
+            stillAffected.addAll(d.snapshots());
+          }
+        }
+        otherDamage.removeIf(f -> !still.contains(f));
+        otherSnapshots.retainAll(stillAffected);
+      }
       return new RepairResult(report, found.dataBytes(), otherDamage, List.copyOf(otherSnapshots));
     } finally {
       indexStale = index != null;

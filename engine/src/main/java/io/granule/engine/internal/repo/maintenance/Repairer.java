@@ -280,12 +280,11 @@ public final class Repairer {
    * that copy was damaged too. A damaged pack none of whose records can be located (no index blob
    * lists it, its trailer does not read) is deleted unread only if named: an index blob hidden from
    * every listing of a run by a flaky storage made it look so, and its intact chunks were deleted
-   * (audit N1, N3). {@code seen} is what the verify before it saw ({@link Seen}). {@code
-   * unindexed}: where the packs that no index blob lists and whose records all read hold their
-   * chunks; those hold a damaged pack's chunks as much as the packs index blobs list, and a repair
-   * that changes anything indexes them with what it salvages (audit X-M1: counted lost, the
+   * (audit N1, N3). {@code seen} is what the verify before it saw ({@link Seen}). The packs that no
+   * index blob lists and whose every record checks hold chunks as much as the packs index blobs
+   * list: a repair indexes them, with what it salvages if anything (audit X-M1: counted lost, the
    * snapshots using them were named and their forgetting advised, which the next backup or prune,
-   * indexing those packs, would have made whole).
+   * indexing those packs, would have made whole; Y-M1: with no pack damaged they were not indexed).
    *
    * @throws RepositoryUnreachableException if the store does not answer (nothing more is changed;
    *     the repository is valid, run repair again)
@@ -296,7 +295,6 @@ public final class Repairer {
       Set<String> named,
       int packsChecked,
       Seen seen,
-      Map<ChunkId, ChunkLocation> unindexed,
       boolean dryRun,
       Listener listener) {
     long started = System.nanoTime();
@@ -401,15 +399,12 @@ public final class Repairer {
                 + " it; if the packs are really gone, name them with --pack to drop them from the"
                 + " index");
       }
-      // the chunks of packs no index blob lists (none of them a suspect), indexed if this repair
-      // changes anything
-      Map<ChunkId, ChunkLocation> adopt = new LinkedHashMap<>();
-      unindexed.forEach(
-          (id, l) -> {
-            if (!byId.containsKey(l.pack()) && present.contains(l.pack())) {
-              adopt.put(id, l);
-            }
-          });
+      // The packs no index blob lists, none of them a suspect, whose every record checks (as a
+      // backup checks them before it adopts them): where their chunks are, read past any cache of
+      // this host (audit Y-M2: a cached copy of an index blob the storage had damaged made its
+      // packs
+      // look listed, and their chunks were counted lost).
+      Map<ChunkId, ChunkLocation> adopt = unindexedChunks(indexes, present, byId.keySet(), checker);
       // A damaged pack whose trailer does not read, where an index blob does not read either:
       // what that blob places in it is not known, so its chunks could be neither salvaged nor
       // counted; deleting it lost them unseen (audit K1, K4). It is kept as it is, entries too.
@@ -692,7 +687,7 @@ public final class Repairer {
         }
       }
       int packsDeleted = 0;
-      if (!dryRun && !damaged.isEmpty()) {
+      if (!dryRun && (!damaged.isEmpty() || !adopt.isEmpty())) {
         List<BlobName> again = store.list(BlobType.INDEX);
         requireListed(new HashSet<>(indexNames), again, "index/ listed again");
         // nor one more: nothing adds index blobs under this lock, so one shown now that repair's
@@ -895,7 +890,7 @@ public final class Repairer {
           List.copyOf(leftAlone),
           salvage.size(),
           lost.size(),
-          damaged.isEmpty() ? 0 : adopt.size(),
+          adopt.size(),
           affected,
           packsWritten,
           indexesWritten,
@@ -1627,6 +1622,63 @@ public final class Repairer {
       }
       return null;
     }
+  }
+
+  /**
+   * Where the packs of {@code present} that no entry of {@code indexes} places a chunk in, and that
+   * are not {@code suspects}, hold their chunks: each pack's trailer read alone (its size at most a
+   * pack's), then every record it lists decoded (authenticated with the pack's name where
+   * encrypted), decompressed and hashed to its id, as a backup checks such a pack before it adopts
+   * it ({@link UnlistedPacks}); a pack that fails is left out (verify names it). One place per
+   * chunk.
+   */
+  private Map<ChunkId, ChunkLocation> unindexedChunks(
+      Map<BlobName, List<IndexEntry>> indexes,
+      Set<PackId> present,
+      Set<PackId> suspects,
+      ChunkReader checker)
+      throws IOException {
+    Set<PackId> listed = new HashSet<>();
+    for (List<IndexEntry> entries : indexes.values()) {
+      if (entries != null) {
+        entries.forEach(e -> listed.add(e.location().pack()));
+      }
+    }
+    Map<ChunkId, ChunkLocation> out = new LinkedHashMap<>();
+    List<PackId> unknown = new ArrayList<>();
+    for (PackId p : present) {
+      if (!listed.contains(p) && !suspects.contains(p)) {
+        unknown.add(p);
+      }
+    }
+    unknown.sort(java.util.Comparator.comparing(PackId::toString));
+    for (PackId p : unknown) {
+      BlobName name = ChunkReader.packName(p);
+      List<PackEntry> entries;
+      try {
+        entries =
+            UnlistedPacks.checkRecords(
+                store,
+                name,
+                UnlistedPacks.trailer(
+                    store, codec, name, PackReader.stat(store, name), maxPackBytes),
+                checker,
+                null);
+      } catch (IOException | RuntimeException e) {
+        RepositoryUnreachableException.throwIfUnreachable(name, store.location(), e);
+        if (e instanceof NoSuchFileException) {
+          throw unreliable(
+              name + " listed, then not found"); // nothing deletes packs under the lock
+        }
+        LOG.debug("repair: unindexed pack {} not used: {}", name, e.toString());
+        continue;
+      }
+      for (PackEntry e : entries) {
+        out.putIfAbsent(
+            e.id(), new ChunkLocation(p, e.offset(), e.storedLength(), e.rawLength(), e.flags()));
+      }
+    }
+    return out;
   }
 
   /** The most chunks placed nowhere {@link #unplacedUse} names one by one. */

@@ -1609,6 +1609,65 @@ class RepairTest {
   }
 
   /**
+   * audit Y-M1: an index blob lost, no pack damaged: repair said "0 packs damaged", named the
+   * snapshot that uses the chunks of the packs only that blob listed, and advised backing it up
+   * again or forgetting it, while those packs held every chunk intact. It indexes them.
+   */
+  @Test
+  void packsALostIndexBlobListedAreIndexedThoughNoPackIsDamaged() throws Exception {
+    Path dir = tmp.resolve("index-lost-only");
+    copyTree(history(false), dir);
+    BlobName lost = indexBlobs(dir).keySet().iterator().next();
+    Files.delete(dir.resolve(lost.toString()));
+    try (Repository r = open(dir, false)) {
+      assertThat(r.verify(false, VerifyListener.NONE).ok()).isFalse();
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.repair().damaged()).isEmpty();
+      assertThat(res.repair().chunksIndexed()).isPositive();
+      assertThat(res.otherDamage()).as("whole again").isEmpty();
+      assertThat(RepairCommand.damaged(res)).isFalse();
+      assertThat(r.verify(true, VerifyListener.NONE).ok()).isTrue();
+      restores(r, expected());
+    }
+  }
+
+  /**
+   * audit Y-M2: the packs no index blob lists were told by this host's chunk index, read through
+   * its metadata cache: a cached copy of an index blob the storage had damaged made the copy pack
+   * it lists look listed, and the chunk only that copy held intact was counted lost. Repair tells
+   * them by the index blobs it reads from the repository.
+   */
+  @Test
+  void aPackListedOnlyByAnIndexBlobDamagedInTheStorageHoldsItsChunksThoughACacheHasTheBlob()
+      throws Exception {
+    Path dir = tmp.resolve("cached-known");
+    copyTree(history(false), dir);
+    Path a = largestPack(dir);
+    BlobName c = copyOfPack(dir, a);
+    BlobName cBlob = listingBlobs(dir, c.name()).iterator().next();
+    Path meta = tmp.resolve("cached-known-meta");
+    Path cache = tmp.resolve("cached-known-cache");
+    try (Repository r =
+        Repository.open(
+            new LocalBlobStore(dir), Clock.systemUTC(), cache, PasswordSource.NONE, meta)) {
+      restores(r, expected()); // the index blobs cached, and the chunk index built from them
+    }
+    Path blob = dir.resolve(cBlob.toString());
+    byte[] bytes = Files.readAllBytes(blob);
+    bytes[bytes.length / 2] ^= 0x40;
+    Files.write(blob, bytes);
+    ChunkId x = damageRecord(dir, a, 1); // its only intact copy is in c
+    try (Repository r =
+        Repository.open(
+            new LocalBlobStore(dir), Clock.systemUTC(), cache, PasswordSource.NONE, meta)) {
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.repair().chunksLost()).as("%s is in %s", x, c).isZero();
+      assertThat(res.repair().chunksIndexed()).isPositive();
+      restores(r, expected());
+    }
+  }
+
+  /**
    * audit X-H1: with a metadata cache (a remote repository's), repair's read-back of an index blob
    * it wrote was answered by the cached copy: the storage had kept half of it, and repair deleted
    * the blob it replaced and the damaged pack ("repaired", exit 0), and no other machine could
