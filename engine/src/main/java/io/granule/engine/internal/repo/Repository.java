@@ -2602,13 +2602,15 @@ public final class Repository implements Closeable {
         // is whole again (audit Y-M1: named damaged, with advice to back up again or forget)
         Set<String> still = new HashSet<>();
         Set<String> stillAffected = new java.util.TreeSet<>();
-        for (Damage d :
+        Verifier again =
             new Verifier(
-                    remote,
-                    codec,
-                    hasher,
-                    cacheDir,
-                    UnlistedPacks.maxPackBytes(config.packSize(), codec))
+                remote,
+                codec,
+                hasher,
+                cacheDir,
+                UnlistedPacks.maxPackBytes(config.packSize(), codec));
+        for (Damage d :
+            again
                 .verify(
                     DataSubset.NONE, (file, done, total) -> listener.progress("check", done, total))
                 .damages()) {
@@ -2617,8 +2619,21 @@ public final class Repository implements Closeable {
             stillAffected.addAll(d.snapshots());
           }
         }
-        otherDamage.removeIf(f -> !still.contains(f));
-        otherSnapshots.retainAll(stillAffected);
+        // only a check that saw every snapshot the first one saw, and the index blob itself, tells
+        // what is whole now: one that a listing left a manifest out of did not check its indexes
+        // (audit Z-M1: their damage was taken for healed, exit 0)
+        Set<String> seenAgain = new HashSet<>();
+        again.listedIndexes().forEach(n -> seenAgain.add(n.toString()));
+        if (again.listedSnapshots().containsAll(snapshotsBefore)) {
+          otherDamage.removeIf(
+              f ->
+                  !still.contains(f)
+                      && (!f.startsWith(BlobType.INDEX.directory() + "/")
+                          || seenAgain.contains(f)));
+          if (otherDamage.stream().allMatch(still::contains)) {
+            otherSnapshots.retainAll(stillAffected);
+          }
+        }
       }
       return new RepairResult(report, found.dataBytes(), otherDamage, List.copyOf(otherSnapshots));
     } finally {

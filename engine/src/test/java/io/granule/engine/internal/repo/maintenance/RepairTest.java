@@ -1632,6 +1632,51 @@ class RepairTest {
   }
 
   /**
+   * audit Z-M1: the check after indexing such packs, which drops the damage they healed from the
+   * report, took a damaged fixed index for healed where its listing of the snapshots left the
+   * manifest out: "no damaged packs found", exit 0. Only a check that saw every snapshot counts.
+   */
+  @Test
+  void damageTheLastCheckDidNotSeeStaysInTheReport() throws Exception {
+    Path dir = tmp.resolve("reverify-hidden");
+    copyTree(history(false), dir);
+    Files.delete(dir.resolve(indexBlobs(dir).keySet().iterator().next().toString()));
+    Manifest victim = snaps.get(2);
+    String fixed = "fixed/" + victim.disks().get(0).fixedIndex();
+    Path f = dir.resolve(fixed);
+    byte[] bytes = Files.readAllBytes(f);
+    bytes[bytes.length / 2] ^= 0x40;
+    Files.write(f, bytes);
+    java.util.concurrent.atomic.AtomicBoolean late =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    try (Repository r =
+        Repository.open(
+            hiding(
+                dir,
+                Set.of(new BlobName(BlobType.SNAPSHOT, victim.id())),
+                late::get,
+                null,
+                () -> false),
+            Clock.systemUTC(),
+            tmp.resolve("cache-reverify"))) {
+      r.lock(LockKind.EXCLUSIVE, "repair", Duration.ZERO);
+      Repository.RepairResult res =
+          r.repair(
+              false,
+              Set.of(),
+              (phase, done, total) -> {
+                if (phase.equals("write index")) {
+                  late.set(true); // the listings from here on leave the manifest out
+                }
+              });
+      assertThat(res.repair().chunksIndexed()).isPositive();
+      assertThat(res.otherDamage()).contains(fixed);
+      assertThat(res.otherSnapshots()).contains(victim.id());
+      assertThat(RepairCommand.damaged(res)).isTrue();
+    }
+  }
+
+  /**
    * audit Y-M2: the packs no index blob lists were told by this host's chunk index, read through
    * its metadata cache: a cached copy of an index blob the storage had damaged made the copy pack
    * it lists look listed, and the chunk only that copy held intact was counted lost. Repair tells
