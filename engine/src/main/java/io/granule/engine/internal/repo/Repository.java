@@ -2318,7 +2318,97 @@ public final class Repository implements Closeable {
                 cacheDir,
                 UnlistedPacks.maxPackBytes(config.packSize(), codec))
             .verify(data, listener);
-    return report;
+    return withCachedCopies(report);
+  }
+
+  /**
+   * {@code report} with, for each metadata blob it names damaged of which this host's cache holds a
+   * copy that reads whole, where that copy is (audit Z-M2: the last intact copy, which nothing
+   * named, while prune on this host, reading it, never replaced the blob).
+   */
+  private VerifyReport withCachedCopies(VerifyReport report) {
+    if (!(store instanceof CachingBlobStore cache) || report.damages().isEmpty()) {
+      return report;
+    }
+    List<Damage> out = new ArrayList<>();
+    for (Damage d : report.damages()) {
+      Optional<Path> copy = intactCachedCopy(cache, d.file());
+      if (copy.isEmpty()) {
+        out.add(d);
+        continue;
+      }
+      List<String> problems = new ArrayList<>(d.problems());
+      problems.add(
+          "this host's cache holds a copy of it that reads whole, perhaps its last intact one: "
+              + copy.get()
+              + " (put it back: copy it into the repository as "
+              + d.file()
+              + "; prune on this host reads that copy and does not replace the blob, and the"
+              + " cache may be cleared)");
+      out.add(new Damage(d.file(), List.copyOf(problems), d.snapshots()));
+    }
+    return new VerifyReport(
+        List.copyOf(out),
+        report.affectedSnapshots(),
+        report.snapshots(),
+        report.packs(),
+        report.chunks(),
+        report.dataRead(),
+        report.dataSubset(),
+        report.dataPacks(),
+        report.dataBytes());
+  }
+
+  /** The file of {@code file}'s cached copy ({@code index/NAME}, …) if it reads whole. */
+  private Optional<Path> intactCachedCopy(CachingBlobStore cache, String file) {
+    int slash = file.indexOf('/');
+    if (slash < 0) {
+      return Optional.empty();
+    }
+    BlobName n = null;
+    for (BlobType t : BlobType.values()) {
+      if (t != BlobType.CONFIG && t.directory().equals(file.substring(0, slash))) {
+        try {
+          n = new BlobName(t, file.substring(slash + 1));
+        } catch (IllegalArgumentException e) {
+          return Optional.empty();
+        }
+      }
+    }
+    if (n == null) {
+      return Optional.empty();
+    }
+    Optional<Path> copy = cache.cachedFile(n);
+    if (copy.isEmpty()) {
+      return copy;
+    }
+    BlobStore local = cache.cacheStore();
+    try {
+      switch (n.type()) {
+        case INDEX -> IndexReader.read(n, codec.decode(n, local.load(n)));
+        case SNAPSHOT -> ManifestReader.read(n, codec.decode(n, local.load(n)));
+        case FIXED_INDEX -> {
+          try (var f = FixedIndexReader.load(local, codec, n)) {
+            for (int i = 0; i < f.count(); i++) {
+              f.get(i);
+            }
+          }
+        }
+        case DYNAMIC_INDEX -> {
+          try (var d = DynamicIndexReader.load(local, codec, n)) {
+            for (int i = 0; i < d.count(); i++) {
+              d.get(i);
+            }
+          }
+        }
+        default -> {
+          return Optional.empty();
+        }
+      }
+      return copy;
+    } catch (IOException | RuntimeException e) {
+      return Optional.empty();
+    }
   }
 
   /**
@@ -2504,6 +2594,12 @@ public final class Repository implements Closeable {
                     file.startsWith(BlobType.PACK.directory() + "/") ? "read packs" : "check",
                     done,
                     total));
+    for (Damage d : withCachedCopies(found).damages()) {
+      String last = d.problems().isEmpty() ? "" : d.problems().get(d.problems().size() - 1);
+      if (last.startsWith("this host's cache holds")) {
+        LOG.warn("repair: {}: {}", d.file(), last);
+      }
+    }
     // and what verify itself listed and read (audit N: a blob hidden from the listings before and
     // after verify, but read by it, was never read by repair, and the pack it listed was deleted
     // unread, exit 0)

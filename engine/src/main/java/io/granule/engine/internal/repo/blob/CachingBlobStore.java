@@ -66,6 +66,25 @@ public final class CachingBlobStore implements BlobStore {
     return remote;
   }
 
+  /**
+   * The cache's own store, read alone, and the file of {@code name} there if it holds one: a copy
+   * of a blob the remote store has damaged or lost may be its last intact one.
+   */
+  public BlobStore cacheStore() {
+    return cache;
+  }
+
+  /** The file of {@code name}'s cached copy if there is one (a regular file), else empty. */
+  public Optional<Path> cachedFile(BlobName name) {
+    if (!CACHED.contains(name.type())) {
+      return Optional.empty();
+    }
+    Path p = cache.path(name);
+    return Files.isRegularFile(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+        ? Optional.of(p)
+        : Optional.empty();
+  }
+
   private void keep(BlobName name, byte[] data) {
     try {
       cache.save(name, data);

@@ -1787,6 +1787,13 @@ class RepairTest {
             new LocalBlobStore(dir), Clock.systemUTC(), cache, PasswordSource.NONE, meta)) {
       VerifyReport v = r.verify(false, VerifyListener.NONE);
       assertThat(v.damages()).extracting(Damage::file).contains(name);
+      // and says where this host's intact copy is (audit Z-M2); put back, the repository is whole
+      Damage d = v.damages().stream().filter(x -> x.file().equals(name)).findFirst().orElseThrow();
+      String said = d.problems().get(d.problems().size() - 1);
+      assertThat(said).startsWith("this host's cache holds a copy of it that reads whole");
+      Path copy = Path.of(said.substring(said.indexOf(": ") + 2, said.indexOf(" (put it back")));
+      Files.copy(copy, blob, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      assertThat(r.verify(true, VerifyListener.NONE).ok()).isTrue();
     }
   }
 
