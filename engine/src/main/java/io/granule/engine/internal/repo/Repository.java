@@ -2323,7 +2323,7 @@ public final class Repository implements Closeable {
 
   /**
    * {@code report} with, for each metadata blob it names damaged of which this host's cache holds a
-   * copy that reads whole, where that copy is (audit Z-M2: the last intact copy, which nothing
+   * copy that reads whole, where that copy is (audit Z-M1: the last intact copy, which nothing
    * named, while prune on this host, reading it, never replaced the blob).
    */
   private VerifyReport withCachedCopies(VerifyReport report) {
@@ -2717,7 +2717,7 @@ public final class Repository implements Closeable {
         }
         // only a check that saw every snapshot the first one saw, and the index blob itself, tells
         // what is whole now: one that a listing left a manifest out of did not check its indexes
-        // (audit Z-M1: their damage was taken for healed, exit 0)
+        // (audit Z-L2: their damage was taken for healed, exit 0)
         Set<String> seenAgain = new HashSet<>();
         again.listedIndexes().forEach(n -> seenAgain.add(n.toString()));
         if (again.listedSnapshots().containsAll(snapshotsBefore)) {

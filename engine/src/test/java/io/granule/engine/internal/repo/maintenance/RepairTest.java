@@ -1632,7 +1632,7 @@ class RepairTest {
   }
 
   /**
-   * audit Z-M1: the check after indexing such packs, which drops the damage they healed from the
+   * audit Z-L2: the check after indexing such packs, which drops the damage they healed from the
    * report, took a damaged fixed index for healed where its listing of the snapshots left the
    * manifest out: "no damaged packs found", exit 0. Only a check that saw every snapshot counts.
    */
@@ -1787,7 +1787,7 @@ class RepairTest {
             new LocalBlobStore(dir), Clock.systemUTC(), cache, PasswordSource.NONE, meta)) {
       VerifyReport v = r.verify(false, VerifyListener.NONE);
       assertThat(v.damages()).extracting(Damage::file).contains(name);
-      // and says where this host's intact copy is (audit Z-M2); put back, the repository is whole
+      // and says where this host's intact copy is (audit Z-M1); put back, the repository is whole
       Damage d = v.damages().stream().filter(x -> x.file().equals(name)).findFirst().orElseThrow();
       String said = d.problems().get(d.problems().size() - 1);
       assertThat(said).startsWith("this host's cache holds a copy of it that reads whole");
