@@ -404,7 +404,13 @@ public final class Repairer {
       // this host (audit Y-M2: a cached copy of an index blob the storage had damaged made its
       // packs
       // look listed, and their chunks were counted lost).
-      Map<ChunkId, ChunkLocation> adopt = unindexedChunks(indexes, present, byId.keySet(), checker);
+      Map<ChunkId, ChunkLocation> adopt =
+          unindexedChunks(
+              indexes,
+              present,
+              byId.keySet(),
+              checker,
+              seen.snapshotIndexDamaged() || seen.indexDamaged());
       // A damaged pack whose trailer does not read, where an index blob does not read either:
       // what that blob places in it is not known, so its chunks could be neither salvaged nor
       // counted; deleting it lost them unseen (audit K1, K4). It is kept as it is, entries too.
@@ -1629,22 +1635,71 @@ public final class Repairer {
    * are not {@code suspects}, hold their chunks: each pack's trailer read alone (its size at most a
    * pack's), then every record it lists decoded (authenticated with the pack's name where
    * encrypted), decompressed and hashed to its id, as a backup checks such a pack before it adopts
-   * it ({@link UnlistedPacks}); a pack that fails is left out (verify names it). One place per
-   * chunk.
+   * it ({@link UnlistedPacks}); a pack that fails is left out (verify names it). With {@code
+   * partly} (verify found index blobs, or snapshot indexes, damaged: an index blob lost or
+   * damaged), the packs index blobs list are read the same way for the records their trailer lists
+   * that no entry places in an intact pack, those that check taken (audit Z-M2: a pack two index
+   * blobs list, one of them lost, kept the records only that one placed unindexed for good). One
+   * place per chunk.
    */
   private Map<ChunkId, ChunkLocation> unindexedChunks(
       Map<BlobName, List<IndexEntry>> indexes,
       Set<PackId> present,
       Set<PackId> suspects,
-      ChunkReader checker)
+      ChunkReader checker,
+      boolean partly)
       throws IOException {
     Set<PackId> listed = new HashSet<>();
+    Set<ChunkId> placedIntact = new HashSet<>();
     for (List<IndexEntry> entries : indexes.values()) {
       if (entries != null) {
-        entries.forEach(e -> listed.add(e.location().pack()));
+        for (IndexEntry e : entries) {
+          PackId p = e.location().pack();
+          listed.add(p);
+          if (present.contains(p) && !suspects.contains(p)) {
+            placedIntact.add(e.id());
+          }
+        }
       }
     }
     Map<ChunkId, ChunkLocation> out = new LinkedHashMap<>();
+    if (partly) {
+      List<PackId> packs = new ArrayList<>();
+      for (PackId p : present) {
+        if (listed.contains(p) && !suspects.contains(p)) {
+          packs.add(p);
+        }
+      }
+      packs.sort(java.util.Comparator.comparing(PackId::toString));
+      for (PackId p : packs) {
+        BlobName name = ChunkReader.packName(p);
+        try {
+          List<PackEntry> wanted = new ArrayList<>();
+          for (PackEntry e :
+              UnlistedPacks.trailer(
+                  store, codec, name, PackReader.stat(store, name), maxPackBytes)) {
+            if (!e.id().isZero() && !placedIntact.contains(e.id()) && !out.containsKey(e.id())) {
+              wanted.add(e);
+            }
+          }
+          if (wanted.isEmpty()) {
+            continue;
+          }
+          for (PackEntry e :
+              UnlistedPacks.checkRecords(store, name, wanted, checker, (e, ex) -> {})) {
+            out.putIfAbsent(
+                e.id(),
+                new ChunkLocation(p, e.offset(), e.storedLength(), e.rawLength(), e.flags()));
+          }
+        } catch (IOException | RuntimeException e) {
+          RepositoryUnreachableException.throwIfUnreachable(name, store.location(), e);
+          if (e instanceof NoSuchFileException) {
+            throw unreliable(name + " listed, then not found");
+          }
+          LOG.debug("repair: trailer of pack {} not used: {}", name, e.toString());
+        }
+      }
+    }
     List<PackId> unknown = new ArrayList<>();
     for (PackId p : present) {
       if (!listed.contains(p) && !suspects.contains(p)) {

@@ -1632,6 +1632,39 @@ class RepairTest {
   }
 
   /**
+   * audit Z-M2: a pack two index blobs list (a flush cut in two), one of them lost, no pack
+   * damaged: the records only that blob placed stayed unindexed ("0 packs damaged", every snapshot
+   * using them named, back up again or forget). Repair reads the trailers of the packs index blobs
+   * list where verify found snapshot indexes damaged, and indexes those records.
+   */
+  @Test
+  void theRecordsOfAPackOnlyALostIndexBlobPlacedAreIndexed() throws Exception {
+    Path dir = tmp.resolve("partly-listed");
+    copyTree(history(false), dir);
+    String name = largestPack(dir).getFileName().toString();
+    java.util.concurrent.atomic.AtomicInteger nth = new java.util.concurrent.atomic.AtomicInteger();
+    BlobName b =
+        splitIndex(
+            dir,
+            name,
+            e -> e.location().pack().toString().equals(name) && nth.getAndIncrement() % 2 == 0);
+    int lostEntries =
+        io.granule.engine.internal.repo.index.IndexReader.read(b, new LocalBlobStore(dir).load(b))
+            .size();
+    Files.delete(dir.resolve(b.toString()));
+    try (Repository r = open(dir, false)) {
+      assertThat(r.verify(false, VerifyListener.NONE).ok()).isFalse();
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.repair().damaged()).isEmpty();
+      assertThat(res.repair().chunksIndexed()).isEqualTo(lostEntries);
+      assertThat(res.otherDamage()).isEmpty();
+      assertThat(RepairCommand.damaged(res)).isFalse();
+      assertThat(r.verify(true, VerifyListener.NONE).ok()).isTrue();
+      restores(r, expected());
+    }
+  }
+
+  /**
    * audit Z-L2: the check after indexing such packs, which drops the damage they healed from the
    * report, took a damaged fixed index for healed where its listing of the snapshots left the
    * manifest out: "no damaged packs found", exit 0. Only a check that saw every snapshot counts.
