@@ -1705,8 +1705,16 @@ public final class Repository implements Closeable {
   private void adoptUnknownPacks() {
     index(); // the packs its blobs list are known
     List<IndexEntry> adopted = new ArrayList<>();
+    int refused = 0;
     try {
-      Map<PackId, BlobName> listed = listedPacks();
+      Map<PackId, BlobName> listed = new java.util.LinkedHashMap<>();
+      for (BlobName p : store.list(BlobType.PACK)) {
+        try {
+          listed.put(PackId.parse(p.name()), p);
+        } catch (IllegalArgumentException e) {
+          // not a pack: verify names it
+        }
+      }
       Set<PackId> missing = new HashSet<>(knownPacks);
       missing.removeAll(listed.keySet());
       // each confirmed on its own: a store whose listing lags its writes must not make a pack that
@@ -1715,17 +1723,45 @@ public final class Repository implements Closeable {
       if (!missing.isEmpty()) {
         forgetMissingPacks(missing);
       }
-      checkUnknownPacks(
-          listed,
-          (id, entries) -> {
-            for (PackEntry e : entries) {
-              ChunkLocation l =
-                  new ChunkLocation(id, e.offset(), e.storedLength(), e.rawLength(), e.flags());
-              if (index().put(e.id(), l)) {
-                adopted.add(new IndexEntry(e.id(), l));
-              }
-            }
-          });
+      for (Map.Entry<PackId, BlobName> pack : listed.entrySet()) {
+        PackId id = pack.getKey();
+        BlobName p = pack.getValue();
+        if (knownPacks.contains(id)) {
+          continue;
+        }
+        List<PackEntry> entries;
+        try {
+          entries = checkUnknownPack(p);
+        } catch (IOException | RuntimeException e) {
+          // one bad pack (damaged, forged, a stray file) never stops a backup: its chunks are
+          // stored again, and verify names it
+          if (++refused <= WARN_EACH) {
+            LOG.warn(
+                "not reusing a pack that no index lists: {} ('granule prune' removes such packs"
+                    + " once they are older than its --keep-recent)",
+                e.getMessage() == null ? e.toString() : e.getMessage());
+          }
+          knownPacks.add(id);
+          continue;
+        }
+        for (PackEntry e : entries) {
+          ChunkLocation l =
+              new ChunkLocation(id, e.offset(), e.storedLength(), e.rawLength(), e.flags());
+          if (index().put(e.id(), l)) {
+            adopted.add(new IndexEntry(e.id(), l));
+          }
+        }
+        knownPacks.add(id);
+      }
+      if (refused > WARN_EACH) {
+        // junk files by the thousand under data/ must not bury the log (audit10 L3)
+        LOG.warn(
+            "not reusing {} packs that no index lists in all ({} more than named above; 'granule"
+                + " verify' lists them, 'granule prune' removes them once they are older than its"
+                + " --keep-recent)",
+            refused,
+            refused - WARN_EACH);
+      }
       IndexWriter.save(guarded(), codec, adopted);
       if (!adopted.isEmpty()) {
         LOG.info("indexed {} chunks of packs left by an interrupted backup", adopted.size());
@@ -1738,61 +1774,6 @@ public final class Repository implements Closeable {
               + "': "
               + e.getMessage(),
           e);
-    }
-  }
-
-  private Map<PackId, BlobName> listedPacks() throws IOException {
-    Map<PackId, BlobName> listed = new java.util.LinkedHashMap<>();
-    for (BlobName p : store.list(BlobType.PACK)) {
-      try {
-        listed.put(PackId.parse(p.name()), p);
-      } catch (IllegalArgumentException e) {
-        // not a pack: verify names it
-      }
-    }
-    return listed;
-  }
-
-  /**
-   * Checks each pack of {@code listed} that no index blob lists ({@link #checkUnknownPack}) and
-   * gives {@code accepted} the entries of each that passes; the packs checked, passed or not, are
-   * known from then on. One that fails is named in a warning.
-   */
-  private void checkUnknownPacks(
-      Map<PackId, BlobName> listed,
-      java.util.function.BiConsumer<PackId, List<PackEntry>> accepted) {
-    int refused = 0;
-    for (Map.Entry<PackId, BlobName> pack : listed.entrySet()) {
-      PackId id = pack.getKey();
-      if (knownPacks.contains(id)) {
-        continue;
-      }
-      List<PackEntry> entries;
-      try {
-        entries = checkUnknownPack(pack.getValue());
-      } catch (IOException | RuntimeException e) {
-        // one bad pack (damaged, forged, a stray file) never stops a backup: its chunks are
-        // stored again, and verify names it
-        if (++refused <= WARN_EACH) {
-          LOG.warn(
-              "not reusing a pack that no index lists: {} ('granule prune' removes such packs"
-                  + " once they are older than its --keep-recent)",
-              e.getMessage() == null ? e.toString() : e.getMessage());
-        }
-        knownPacks.add(id);
-        continue;
-      }
-      accepted.accept(id, entries);
-      knownPacks.add(id);
-    }
-    if (refused > WARN_EACH) {
-      // junk files by the thousand under data/ must not bury the log (audit10 L3)
-      LOG.warn(
-          "not reusing {} packs that no index lists in all ({} more than named above; 'granule"
-              + " verify' lists them, 'granule prune' removes them once they are older than its"
-              + " --keep-recent)",
-          refused,
-          refused - WARN_EACH);
     }
   }
 
