@@ -114,13 +114,15 @@ public final class RepairCommand extends ContextCommand {
     m.put("bytesRead", result.bytesRead());
     m.put("otherDamage", result.otherDamage());
     m.put("otherSnapshots", result.otherSnapshots());
+    m.put("putBack", result.putBack());
     return m;
   }
 
   /**
    * Whether {@code result} means exit code 5: snapshots (or indexes no snapshot read names) use
    * lost chunks, a damaged pack was left alone (not all its records could be located), damage
-   * repair does not repair was found, or a dry run found damaged packs.
+   * repair does not repair was found, or a dry run found damaged packs or metadata it would put
+   * back from this host's cache.
    */
   public static boolean damaged(Repository.RepairResult result) {
     Repairer.Report p = result.repair();
@@ -129,12 +131,21 @@ public final class RepairCommand extends ContextCommand {
         || !p.leftAlone().isEmpty()
         || !p.damagedCopies().isEmpty()
         || !result.otherDamage().isEmpty()
-        || (p.dryRun() && !p.damaged().isEmpty());
+        || (p.dryRun() && (!p.damaged().isEmpty() || !result.putBack().isEmpty()));
   }
 
   private static void print(PrintWriter out, Repository.RepairResult result) {
     Repairer.Report p = result.repair();
     String verb = p.dryRun() ? "would " : "";
+    if (!result.putBack().isEmpty()) {
+      out.printf(
+          Locale.ROOT,
+          "%sput back from this host's cache %s the storage had damaged or lost (%s): %s%n",
+          verb,
+          Sizes.count(result.putBack().size(), "metadata blob"),
+          p.dryRun() ? "each cached copy reads whole" : "each read back whole from the storage",
+          String.join(", ", result.putBack()));
+    }
     // a pack repaired but kept (or deleted and still there) is in both lists: counted once
     java.util.Set<String> packs = new java.util.HashSet<>();
     p.damaged().forEach(d -> packs.add(d.pack()));
@@ -247,7 +258,12 @@ public final class RepairCommand extends ContextCommand {
     boolean leftOver =
         !p.leftAlone().isEmpty() || !p.damagedCopies().isEmpty() || !p.unlistedIndexes().isEmpty();
     if (p.damaged().isEmpty() && other.isEmpty() && !leftOver) {
-      out.println("no damaged packs found");
+      out.println(
+          result.putBack().isEmpty()
+              ? "no damaged packs found"
+              : p.dryRun()
+                  ? "no damaged packs found once those are put back"
+                  : "repaired: no damaged packs found once those were put back");
     } else if (p.snapshots().isEmpty() && other.isEmpty() && !leftOver && !p.dryRun()) {
       out.println("repaired: no snapshot uses a lost chunk");
     }

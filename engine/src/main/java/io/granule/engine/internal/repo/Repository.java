@@ -34,6 +34,7 @@ import io.granule.engine.internal.repo.lock.Lock;
 import io.granule.engine.internal.repo.lock.LockCheckingBlobStore;
 import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.lock.LockManager;
+import io.granule.engine.internal.repo.maintenance.CachedCopies;
 import io.granule.engine.internal.repo.maintenance.ForgetPolicy;
 import io.granule.engine.internal.repo.maintenance.Pruner;
 import io.granule.engine.internal.repo.maintenance.Repairer;
@@ -2304,28 +2305,33 @@ public final class Repository implements Closeable {
 
   /**
    * {@code report} with, for each metadata blob it names damaged of which this host's cache holds a
-   * copy that reads whole, where that copy is (audit Z-M1: the last intact copy, which nothing
-   * named, while prune on this host, reading it, never replaced the blob).
+   * copy that reads whole while the repository's does not, where that copy is (audit Z-M1: the last
+   * intact copy, which nothing named, while prune on this host, reading it, never replaced the
+   * blob). Repair puts those copies back.
    */
   private VerifyReport withCachedCopies(VerifyReport report) {
     if (!(store instanceof CachingBlobStore cache) || report.damages().isEmpty()) {
       return report;
     }
+    Map<BlobName, Path> copies =
+        new CachedCopies(cache, codec).toPutBack(report.damages(), cache.remote());
+    if (copies.isEmpty()) {
+      return report;
+    }
     List<Damage> out = new ArrayList<>();
     for (Damage d : report.damages()) {
-      Optional<Path> copy = intactCachedCopy(cache, d.file());
-      if (copy.isEmpty()) {
+      Optional<BlobName> n = CachedCopies.blobName(d.file());
+      Path copy = n.isEmpty() ? null : copies.get(n.get());
+      if (copy == null) {
         out.add(d);
         continue;
       }
       List<String> problems = new ArrayList<>(d.problems());
       problems.add(
           "this host's cache holds a copy of it that reads whole, perhaps its last intact one: "
-              + copy.get()
-              + " (put it back: copy it into the repository as "
-              + d.file()
-              + "; prune on this host reads that copy and does not replace the blob, and the"
-              + " cache may be cleared)");
+              + copy
+              + " (run 'granule repair' on this host to put it back; prune on this host reads"
+              + " that copy and does not replace the blob, and the cache may be cleared)");
       out.add(new Damage(d.file(), List.copyOf(problems), d.snapshots()));
     }
     return new VerifyReport(
@@ -2338,58 +2344,6 @@ public final class Repository implements Closeable {
         report.dataSubset(),
         report.dataPacks(),
         report.dataBytes());
-  }
-
-  /** The file of {@code file}'s cached copy ({@code index/NAME}, …) if it reads whole. */
-  private Optional<Path> intactCachedCopy(CachingBlobStore cache, String file) {
-    int slash = file.indexOf('/');
-    if (slash < 0) {
-      return Optional.empty();
-    }
-    BlobName n = null;
-    for (BlobType t : BlobType.values()) {
-      if (t != BlobType.CONFIG && t.directory().equals(file.substring(0, slash))) {
-        try {
-          n = new BlobName(t, file.substring(slash + 1));
-        } catch (IllegalArgumentException e) {
-          return Optional.empty();
-        }
-      }
-    }
-    if (n == null) {
-      return Optional.empty();
-    }
-    Optional<Path> copy = cache.cachedFile(n);
-    if (copy.isEmpty()) {
-      return copy;
-    }
-    BlobStore local = cache.cacheStore();
-    try {
-      switch (n.type()) {
-        case INDEX -> IndexReader.read(n, codec.decode(n, local.load(n)));
-        case SNAPSHOT -> ManifestReader.read(n, codec.decode(n, local.load(n)));
-        case FIXED_INDEX -> {
-          try (var f = FixedIndexReader.load(local, codec, n)) {
-            for (int i = 0; i < f.count(); i++) {
-              f.get(i);
-            }
-          }
-        }
-        case DYNAMIC_INDEX -> {
-          try (var d = DynamicIndexReader.load(local, codec, n)) {
-            for (int i = 0; i < d.count(); i++) {
-              d.get(i);
-            }
-          }
-        }
-        default -> {
-          return Optional.empty();
-        }
-      }
-      return copy;
-    } catch (IOException | RuntimeException e) {
-      return Optional.empty();
-    }
   }
 
   /**
@@ -2544,37 +2498,72 @@ public final class Repository implements Closeable {
     Set<String> named = packNames(packs);
     JitWarmup.start(codec, hasher);
     BlobStore remote = uncached(); // what the repository holds, not this host's copies (X-H1)
+    BlobStore reading = remote; // a dry run's view once cached copies are put back
+    List<String> putBack = new ArrayList<>();
     // the index blobs before verify lists them: repair's own listing must not miss one (audit L3)
     Set<BlobName> indexesBefore;
     Set<BlobName> snapshotsBefore;
     Set<BlobName> packsSeen;
     Set<BlobName> itemsBefore; // fixed and dynamic indexes: repair's check lists them again
-    try {
-      indexesBefore = new HashSet<>(remote.list(BlobType.INDEX));
-      snapshotsBefore = new HashSet<>(remote.list(BlobType.SNAPSHOT));
-      packsSeen = new HashSet<>(remote.list(BlobType.PACK));
-      itemsBefore = new HashSet<>(remote.list(BlobType.FIXED_INDEX));
-      itemsBefore.addAll(remote.list(BlobType.DYNAMIC_INDEX));
-    } catch (IOException e) {
-      throw new RepositoryException(
-          "unable to list the repository at "
-              + store.location()
-              + ": "
-              + e.getMessage()
-              + " (nothing was changed)",
-          e);
+    Verifier verifier;
+    VerifyReport found;
+    for (int round = 0; ; round++) {
+      try {
+        indexesBefore = new HashSet<>(reading.list(BlobType.INDEX));
+        snapshotsBefore = new HashSet<>(reading.list(BlobType.SNAPSHOT));
+        packsSeen = new HashSet<>(reading.list(BlobType.PACK));
+        itemsBefore = new HashSet<>(reading.list(BlobType.FIXED_INDEX));
+        itemsBefore.addAll(reading.list(BlobType.DYNAMIC_INDEX));
+      } catch (IOException e) {
+        throw new RepositoryException(
+            "unable to list the repository at "
+                + store.location()
+                + ": "
+                + e.getMessage()
+                + " (nothing was changed)",
+            e);
+      }
+      verifier =
+          new Verifier(
+              reading,
+              codec,
+              hasher,
+              cacheDir,
+              UnlistedPacks.maxPackBytes(config.packSize(), codec));
+      found =
+          verifier.verify(
+              named.isEmpty() ? DataSubset.ALL : DataSubset.packs(named),
+              (file, done, total) ->
+                  listener.progress(
+                      file.startsWith(BlobType.PACK.directory() + "/") ? "read packs" : "check",
+                      done,
+                      total));
+      if (round > 0 || !(store instanceof CachingBlobStore cache)) {
+        break;
+      }
+      // metadata the storage damaged or lost of which this host's cache holds a copy that reads
+      // whole: put back first, then checked again (audit Z-M1: the last intact copy of an index
+      // blob locating a cut pack's records, which prune on this host never replaced)
+      CachedCopies copies = new CachedCopies(cache, codec);
+      Map<BlobName, Path> back = copies.toPutBack(found.damages(), remote);
+      if (back.isEmpty()) {
+        break;
+      }
+      back.keySet().forEach(n -> putBack.add(n.toString()));
+      if (dryRun) {
+        reading = copies.asPutBack(remote, back.keySet());
+      } else {
+        int[] done = {0};
+        copies.putBack(
+            back,
+            guarded(remote),
+            remote,
+            n -> {
+              LOG.info("repair: put {} back from this host's cache", n);
+              listener.progress("put back", ++done[0], back.size());
+            });
+      }
     }
-    Verifier verifier =
-        new Verifier(
-            remote, codec, hasher, cacheDir, UnlistedPacks.maxPackBytes(config.packSize(), codec));
-    VerifyReport found =
-        verifier.verify(
-            named.isEmpty() ? DataSubset.ALL : DataSubset.packs(named),
-            (file, done, total) ->
-                listener.progress(
-                    file.startsWith(BlobType.PACK.directory() + "/") ? "read packs" : "check",
-                    done,
-                    total));
     for (Damage d : withCachedCopies(found).damages()) {
       String last = d.problems().isEmpty() ? "" : d.problems().get(d.problems().size() - 1);
       if (last.startsWith("this host's cache holds")) {
@@ -2617,7 +2606,7 @@ public final class Repository implements Closeable {
     if (!named.isEmpty()) {
       Set<String> known = new HashSet<>();
       try {
-        for (BlobName n : remote.list(BlobType.PACK)) {
+        for (BlobName n : reading.list(BlobType.PACK)) {
           known.add(n.name());
         }
       } catch (IOException e) {
@@ -2647,7 +2636,7 @@ public final class Repository implements Closeable {
     try {
       Repairer.Report report =
           new Repairer(
-                  guarded(remote),
+                  guarded(reading),
                   codec,
                   hasher,
                   cacheDir,
@@ -2712,7 +2701,12 @@ public final class Repository implements Closeable {
           }
         }
       }
-      return new RepairResult(report, found.dataBytes(), otherDamage, List.copyOf(otherSnapshots));
+      return new RepairResult(
+          report,
+          found.dataBytes(),
+          otherDamage,
+          List.copyOf(otherSnapshots),
+          List.copyOf(putBack));
     } finally {
       indexStale = index != null;
     }
@@ -2753,12 +2747,25 @@ public final class Repository implements Closeable {
    *     among them the fixed and dynamic indexes of snapshots that use chunks no index lists: lost
    *     with a pack an earlier repair or backup dropped): left as they are
    * @param otherSnapshots the snapshots {@code otherDamage} affects, as found before the repair
+   * @param putBack the metadata blobs the storage had damaged or lost that were put back from this
+   *     host's cache first ({@link CachedCopies}; a dry run's: would be), as {@code index/NAME}
    */
   public record RepairResult(
       Repairer.Report repair,
       long bytesRead,
       List<String> otherDamage,
-      List<String> otherSnapshots) {}
+      List<String> otherSnapshots,
+      List<String> putBack) {
+
+    /** A result with nothing put back. */
+    public RepairResult(
+        Repairer.Report repair,
+        long bytesRead,
+        List<String> otherDamage,
+        List<String> otherSnapshots) {
+      this(repair, bytesRead, otherDamage, otherSnapshots, List.of());
+    }
+  }
 
   /**
    * Notes that this process reads the repository without a lock (one it cannot write: a read-only

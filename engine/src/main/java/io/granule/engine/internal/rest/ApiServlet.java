@@ -1207,6 +1207,13 @@ public final class ApiServlet extends HttpServlet {
   static String repairFailure(Repository.RepairResult result) {
     Repairer.Report p = result.repair();
     List<String> parts = new ArrayList<>();
+    if (p.dryRun() && !result.putBack().isEmpty()) {
+      parts.add(
+          "dry run: metadata the storage damaged or lost would be put back from this host's"
+              + " cache: "
+              + String.join(", ", result.putBack())
+              + "; nothing was changed");
+    }
     if (p.dryRun() && !p.damaged().isEmpty()) {
       parts.add(
           "dry run: "

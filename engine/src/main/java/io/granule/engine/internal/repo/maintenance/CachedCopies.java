@@ -1,0 +1,330 @@
+package io.granule.engine.internal.repo.maintenance;
+
+import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.RepositoryUnreachableException;
+import io.granule.engine.internal.repo.backup.Damage;
+import io.granule.engine.internal.repo.blob.BlobCodec;
+import io.granule.engine.internal.repo.blob.BlobInfo;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.CachingBlobStore;
+import io.granule.engine.internal.repo.blob.ForwardingBlobStore;
+import io.granule.engine.internal.repo.index.IndexReader;
+import io.granule.engine.internal.repo.snapshot.DynamicIndexReader;
+import io.granule.engine.internal.repo.snapshot.FixedIndexReader;
+import io.granule.engine.internal.repo.snapshot.ManifestReader;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * The copies this host's metadata cache ({@link CachingBlobStore}) holds of metadata blobs the
+ * repository has damaged or lost (audit Z-M1): a copy that reads whole is the blob as it was
+ * written (blob names are never reused; an encrypted blob's name is authenticated with it, a plain
+ * one's frames are checksummed), and may be its last intact copy, since the readers of other hosts
+ * drop a copy that does not read. Repair puts such copies back into the repository before it
+ * repairs anything else; verify says where they are.
+ *
+ * <p>A copy is put back only where the repository's own copy is there and does not read, or is
+ * missing while a snapshot names it (a fixed or dynamic index) or the storage still lists it (a
+ * manifest). An index blob that is no longer listed is never put back: a prune deletes those.
+ */
+public final class CachedCopies {
+  private static final int COMPARE = 4 << 20;
+
+  private final CachingBlobStore cache;
+  private final BlobCodec codec;
+
+  /** The copies {@code cache} holds, read with {@code codec}. */
+  public CachedCopies(CachingBlobStore cache, BlobCodec codec) {
+    this.cache = cache;
+    this.codec = codec;
+  }
+
+  /**
+   * The metadata blobs among {@code damages} (as verify names them, read from {@code remote}) that
+   * this host's cache holds a copy of that reads whole, while the repository's copy does not read
+   * or is missing: by blob, the cached copy's file. A repository that cannot be reached now is no
+   * reason to put anything back: those are left out.
+   */
+  public Map<BlobName, Path> toPutBack(List<Damage> damages, BlobStore remote) {
+    Map<BlobName, Path> out = new LinkedHashMap<>();
+    for (Damage d : damages) {
+      Optional<BlobName> n = blobName(d.file());
+      if (n.isEmpty()) {
+        continue;
+      }
+      Optional<Path> copy = cache.cachedFile(n.get());
+      if (copy.isEmpty() || !readsWhole(cache.cacheStore(), n.get())) {
+        continue;
+      }
+      if (remoteNeedsIt(remote, n.get(), d)) {
+        out.put(n.get(), copy.get());
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Whether the repository's copy of {@code n}, which verify named in {@code d}, does not read, or
+   * is missing where it must be there.
+   */
+  private boolean remoteNeedsIt(BlobStore remote, BlobName n, Damage d) {
+    try {
+      check(remote, n);
+      return false; // it reads: verify named it for what it refers to
+    } catch (NoSuchFileException e) {
+      return d.problems().stream()
+          .anyMatch(
+              p ->
+                  p.startsWith("missing, listed by ")
+                      || p.startsWith("listed, then not found, and listed again"));
+    } catch (IOException | RuntimeException e) {
+      try {
+        RepositoryUnreachableException.throwIfUnreachable(n, remote.location(), e);
+      } catch (RepositoryUnreachableException u) {
+        return false; // not an answer about the blob
+      }
+      return true;
+    }
+  }
+
+  /**
+   * Writes the cached copy of each blob of {@code blobs} into the repository through {@code
+   * target}, then reads it back from {@code remote} (the repository itself, past any cache): it
+   * must be there, equal to the copy byte for byte, and read whole.
+   *
+   * @param done told of each blob put back, before the next is written
+   * @throws RepositoryException if one does not read back (the copy stays in the cache; what was
+   *     put back before it stays, and nothing else was changed)
+   */
+  public void putBack(
+      Map<BlobName, Path> blobs,
+      BlobStore target,
+      BlobStore remote,
+      java.util.function.Consumer<BlobName> done) {
+    for (Map.Entry<BlobName, Path> b : blobs.entrySet()) {
+      BlobName n = b.getKey();
+      long size;
+      try (FileChannel ch = FileChannel.open(b.getValue(), StandardOpenOption.READ)) {
+        size = ch.size();
+        target.save(n, ch, size);
+      } catch (IOException e) {
+        RepositoryUnreachableException.throwIfUnreachable(n, remote.location(), e);
+        throw new RepositoryException(
+            "repair stopped: unable to put "
+                + n
+                + " back into the repository at "
+                + remote.location()
+                + " from this host's cache ("
+                + b.getValue()
+                + "): "
+                + e.getMessage()
+                + "; nothing was deleted (check the storage's health, then run repair again)",
+            e);
+      }
+      String wrong = readBack(remote, n, b.getValue(), size);
+      if (wrong != null) {
+        throw new RepositoryException(
+            "repair stopped: "
+                + n
+                + " put back from this host's cache, then "
+                + wrong
+                + ": the storage is unreliable; nothing was deleted, the copy stays in the cache"
+                + " at "
+                + b.getValue()
+                + " (check the storage's health, then run repair again)");
+      }
+      done.accept(n);
+    }
+  }
+
+  /** Why {@code n} as {@code remote} has it now is not the copy at {@code file}; null if it is. */
+  private String readBack(BlobStore remote, BlobName n, Path file, long size) {
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+      Optional<BlobInfo> info = remote.stat(n);
+      if (info.isEmpty()) {
+        return "it was not found";
+      }
+      if (info.get().size() != size) {
+        return "it has " + info.get().size() + " bytes, not " + size;
+      }
+      ByteBuffer mine = ByteBuffer.allocate((int) Math.min(COMPARE, Math.max(size, 1)));
+      for (long off = 0; off < size; off += COMPARE) {
+        int len = (int) Math.min(COMPARE, size - off);
+        byte[] theirs = remote.load(n, off, len);
+        mine.clear().limit(len);
+        while (mine.hasRemaining()) {
+          if (ch.read(mine, off + mine.position()) < 0) {
+            return "the cached copy changed while it was put back";
+          }
+        }
+        if (theirs.length != len || !Arrays.equals(theirs, 0, len, mine.array(), 0, len)) {
+          return "it differs from the copy at byte " + off + " or after";
+        }
+      }
+      check(remote, n);
+      return null;
+    } catch (IOException | RuntimeException e) {
+      RepositoryUnreachableException.throwIfUnreachable(n, remote.location(), e);
+      return "it did not read back (" + e.getMessage() + ")";
+    }
+  }
+
+  /** Whether {@code n} as {@code s} holds it reads whole. */
+  private boolean readsWhole(BlobStore s, BlobName n) {
+    try {
+      check(s, n);
+      return true;
+    } catch (IOException | RuntimeException e) {
+      return false;
+    }
+  }
+
+  /** Reads {@code n} from {@code s} as its readers do, every entry of an index. */
+  private void check(BlobStore s, BlobName n) throws IOException {
+    switch (n.type()) {
+      case INDEX -> IndexReader.read(n, codec.decode(n, s.load(n)));
+      case SNAPSHOT -> ManifestReader.read(n, codec.decode(n, s.load(n)));
+      case FIXED_INDEX -> {
+        try (var f = FixedIndexReader.load(s, codec, n)) {
+          for (int i = 0; i < f.count(); i++) {
+            f.get(i);
+          }
+        }
+      }
+      case DYNAMIC_INDEX -> {
+        try (var d = DynamicIndexReader.load(s, codec, n)) {
+          for (int i = 0; i < d.count(); i++) {
+            d.get(i);
+          }
+        }
+      }
+      default -> throw new IllegalArgumentException(n + " is not metadata a cache holds");
+    }
+  }
+
+  /** The metadata blob a verify names {@code file} ({@code index/NAME}, …), if it is one. */
+  public static Optional<BlobName> blobName(String file) {
+    int slash = file.indexOf('/');
+    if (slash < 0) {
+      return Optional.empty();
+    }
+    String dir = file.substring(0, slash);
+    for (BlobType t :
+        List.of(BlobType.INDEX, BlobType.SNAPSHOT, BlobType.FIXED_INDEX, BlobType.DYNAMIC_INDEX)) {
+      if (t.directory().equals(dir)) {
+        String name = file.substring(slash + 1);
+        return BlobName.isValid(name) ? Optional.of(new BlobName(t, name)) : Optional.empty();
+      }
+    }
+    return Optional.empty();
+  }
+
+  /**
+   * {@code remote} as it reads once {@code blobs} are put back: those read from the cache, and
+   * listed. Writes nothing (a dry run's view).
+   */
+  public BlobStore asPutBack(BlobStore remote, Set<BlobName> blobs) {
+    BlobStore local = cache.cacheStore();
+    return new ForwardingBlobStore(remote) {
+      private BlobStore of(BlobName n) {
+        return blobs.contains(n) ? local : delegate;
+      }
+
+      @Override
+      public byte[] load(BlobName name) throws IOException {
+        return of(name).load(name);
+      }
+
+      @Override
+      public byte[] load(BlobName name, long offset, int length) throws IOException {
+        return of(name).load(name, offset, length);
+      }
+
+      @Override
+      public void load(BlobName name, long offset, ByteBuffer dst) throws IOException {
+        of(name).load(name, offset, dst);
+      }
+
+      @Override
+      public Optional<BlobInfo> stat(BlobName name) throws IOException {
+        return of(name).stat(name);
+      }
+
+      @Override
+      public void prefetch(BlobName name, long offset, long length, long useful) {
+        if (!blobs.contains(name)) {
+          delegate.prefetch(name, offset, length, useful);
+        }
+      }
+
+      @Override
+      public List<BlobName> list(BlobType type) throws IOException {
+        List<BlobName> l = new ArrayList<>(delegate.list(type));
+        for (BlobName n : blobs) {
+          if (n.type() == type && !l.contains(n)) {
+            l.add(n);
+          }
+        }
+        return l;
+      }
+
+      @Override
+      public List<BlobInfo> listInfo(BlobType type) throws IOException {
+        List<BlobInfo> l = new ArrayList<>(delegate.listInfo(type));
+        for (BlobName n : blobs) {
+          if (n.type() == type && l.stream().noneMatch(i -> i.name().equals(n))) {
+            local.stat(n).ifPresent(l::add);
+          }
+        }
+        return l;
+      }
+
+      private IOException dryRun() {
+        return new IOException("a dry run writes nothing");
+      }
+
+      @Override
+      public void save(BlobName name, FileChannel file, long length) throws IOException {
+        throw dryRun();
+      }
+
+      @Override
+      public void save(BlobName name, byte[] data) throws IOException {
+        throw dryRun();
+      }
+
+      @Override
+      public void save(BlobName name, ByteBuffer data) throws IOException {
+        throw dryRun();
+      }
+
+      @Override
+      public void save(BlobName name, ByteBuffer data, Runnable released) throws IOException {
+        throw dryRun();
+      }
+
+      @Override
+      public void saveNew(BlobName name, byte[] data) throws IOException {
+        throw dryRun();
+      }
+
+      @Override
+      public void delete(BlobName name) throws IOException {
+        throw dryRun();
+      }
+    };
+  }
+}

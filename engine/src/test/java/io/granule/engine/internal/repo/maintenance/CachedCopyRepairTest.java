@@ -1,0 +1,247 @@
+package io.granule.engine.internal.repo.maintenance;
+
+import static io.granule.engine.internal.repo.maintenance.PruneSupport.copyTree;
+import static io.granule.engine.internal.repo.maintenance.RepairTest.damage;
+import static io.granule.engine.internal.repo.maintenance.RepairTest.largestPack;
+import static io.granule.engine.internal.repo.maintenance.RepairTest.listingWithoutLocks;
+import static io.granule.engine.internal.repo.maintenance.RepairTest.repair;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.granule.engine.internal.cli.Cli;
+import io.granule.engine.internal.cli.ExitCodes;
+import io.granule.engine.internal.cli.RepairCommand;
+import io.granule.engine.internal.repo.PasswordSource;
+import io.granule.engine.internal.repo.Repository;
+import io.granule.engine.internal.repo.RepositoryException;
+import io.granule.engine.internal.repo.backup.Damage;
+import io.granule.engine.internal.repo.backup.VerifyListener;
+import io.granule.engine.internal.repo.backup.VerifyReport;
+import io.granule.engine.internal.repo.blob.BlobName;
+import io.granule.engine.internal.repo.blob.BlobStore;
+import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.ForwardingBlobStore;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.lock.LockKind;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Repair on the host whose metadata cache holds the last intact copy of metadata the storage has
+ * damaged or lost (audit Z-M1): it puts that copy back first, reads it back from the storage, and
+ * then repairs with it. Without it, prune on that host (reading the copy) never replaced the blob,
+ * repair left it for prune, and a cut pack whose records only that blob located was lost to every
+ * other host.
+ */
+class CachedCopyRepairTest {
+  @TempDir Path tmp;
+  RepairTest h;
+
+  /** Three snapshots as {@link RepairTest#history} makes them, in {@code tmp}. */
+  private Path history(boolean encrypted) throws Exception {
+    h = new RepairTest();
+    h.tmp = tmp;
+    return h.history(encrypted);
+  }
+
+  private static PasswordSource password(boolean encrypted) {
+    return encrypted ? () -> RepairTest.PASSWORD.clone() : PasswordSource.NONE;
+  }
+
+  /** {@code dir} opened on a host whose metadata cache is {@code host} (a directory). */
+  private Repository onHost(BlobStore store, Path host, boolean encrypted) {
+    return Repository.open(
+        store, Clock.systemUTC(), host.resolve("cache"), password(encrypted), host.resolve("meta"));
+  }
+
+  /** Restores every snapshot on a host whose cache is {@code host}: their metadata is cached. */
+  private void warm(Path dir, Path host, boolean encrypted) throws Exception {
+    try (Repository r = onHost(new LocalBlobStore(dir), host, encrypted)) {
+      h.restores(r, h.expected());
+    }
+  }
+
+  private static List<Path> files(Path dir) throws IOException {
+    try (Stream<Path> s = Files.walk(dir)) {
+      return s.filter(Files::isRegularFile).sorted().toList();
+    }
+  }
+
+  private static void flip(Path file) throws IOException {
+    byte[] bytes = Files.readAllBytes(file);
+    bytes[bytes.length / 2] ^= 0x40;
+    Files.write(file, bytes);
+  }
+
+  /**
+   * The case of audit Z-M1 (and Y-H1): the largest pack's trailer cut and every index blob damaged
+   * in the storage; only this host's cache locates the pack's records. The dry run says what it
+   * would put back and changes nothing; the repair puts the blobs back, salvages every record, and
+   * every snapshot restores on a host with no cache.
+   */
+  @ParameterizedTest(name = "encrypted={0}")
+  @ValueSource(booleans = {false, true})
+  void repairPutsBackTheIndexBlobsOnlyThisHostsCacheHoldsIntact(boolean encrypted)
+      throws Exception {
+    Path dir = tmp.resolve("repo");
+    copyTree(history(encrypted), dir);
+    Path host = tmp.resolve("host");
+    warm(dir, host, encrypted);
+    damage(dir, "trailer");
+    Path pack = largestPack(dir);
+    List<Path> blobs = files(dir.resolve("index"));
+    for (Path b : blobs) {
+      flip(b);
+    }
+    Map<String, String> before = listingWithoutLocks(dir);
+    try (Repository r = onHost(new LocalBlobStore(dir), host, encrypted)) {
+      VerifyReport v = r.verify(false, VerifyListener.NONE);
+      for (Path b : blobs) {
+        String name = "index/" + b.getFileName();
+        Damage d = v.damages().stream().filter(x -> x.file().equals(name)).findFirst().get();
+        assertThat(d.problems().get(d.problems().size() - 1))
+            .startsWith("this host's cache holds a copy of it that reads whole")
+            .contains("run 'granule repair' on this host to put it back");
+      }
+      r.lock(LockKind.SHARED, RepairCommand.DRY_RUN, Duration.ZERO);
+      Repository.RepairResult dry = r.repair(true, (phase, done, total) -> {});
+      assertThat(dry.putBack()).hasSize(blobs.size());
+      assertThat(dry.repair().chunksLost()).as("dry run: every record located").isZero();
+      assertThat(dry.repair().damaged()).hasSize(1);
+      assertThat(dry.otherDamage()).isEmpty();
+      assertThat(RepairCommand.damaged(dry)).as("a dry run that finds damage: exit 5").isTrue();
+    }
+    assertThat(listingWithoutLocks(dir)).as("the dry run changed nothing").isEqualTo(before);
+    try (Repository r = onHost(new LocalBlobStore(dir), host, encrypted)) {
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.putBack())
+          .containsExactlyInAnyOrderElementsOf(
+              blobs.stream().map(b -> "index/" + b.getFileName()).toList());
+      assertThat(res.repair().chunksLost()).isZero();
+      assertThat(res.repair().damaged()).hasSize(1);
+      assertThat(res.otherDamage()).isEmpty();
+      assertThat(RepairCommand.damaged(res)).isFalse();
+    }
+    assertThat(pack).as("the cut pack, salvaged, is deleted").doesNotExist();
+    Path other = tmp.resolve("other-host");
+    try (Repository r = onHost(new LocalBlobStore(dir), other, encrypted)) {
+      assertThat(r.verify(true, VerifyListener.NONE).damages()).isEmpty();
+      h.restores(r, h.expected());
+    }
+  }
+
+  /** A snapshot's fixed index lost by the storage is put back from the cache. */
+  @Test
+  void aFixedIndexTheStorageLostIsPutBack() throws Exception {
+    Path dir = tmp.resolve("repo");
+    copyTree(history(false), dir);
+    Path host = tmp.resolve("host");
+    warm(dir, host, false);
+    Path fixed = files(dir.resolve("fixed")).get(0);
+    Files.delete(fixed);
+    String name = "fixed/" + fixed.getFileName();
+    try (Repository r = onHost(new LocalBlobStore(dir), host, false)) {
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.putBack()).containsExactly(name);
+      assertThat(res.otherDamage()).isEmpty();
+      assertThat(RepairCommand.damaged(res)).isFalse();
+    }
+    assertThat(fixed).exists();
+    try (Repository r = onHost(new LocalBlobStore(dir), tmp.resolve("other-host"), false)) {
+      assertThat(r.verify(false, VerifyListener.NONE).damages()).isEmpty();
+      h.restores(r, h.expected());
+    }
+  }
+
+  /**
+   * A cached copy that does not read is not put back, nor named; nor is one of a blob the storage
+   * holds intact, which verify names for what it refers to (a fixed index using lost chunks).
+   */
+  @Test
+  void onlyACopyThatReadsWholeOfABlobTheStorageDamagedIsPutBack() throws Exception {
+    Path dir = tmp.resolve("repo");
+    copyTree(history(false), dir);
+    Path host = tmp.resolve("host");
+    warm(dir, host, false);
+    Path blob = files(dir.resolve("index")).get(0);
+    flip(blob);
+    Path cached;
+    try (Stream<Path> s = Files.walk(host)) {
+      cached =
+          s.filter(p -> p.getFileName().toString().equals(blob.getFileName().toString()))
+              .findFirst()
+              .orElseThrow();
+    }
+    flip(cached); // damaged on this host too
+    Files.delete(files(dir.resolve("data")).get(0)); // and a pack lost: fixed indexes use it
+    String name = "index/" + blob.getFileName();
+    try (Repository r = onHost(new LocalBlobStore(dir), host, false)) {
+      VerifyReport v = r.verify(false, VerifyListener.NONE);
+      assertThat(v.damages()).extracting(Damage::file).contains(name);
+      for (Damage d : v.damages()) {
+        assertThat(d.problems()).noneMatch(p -> p.startsWith("this host's cache holds"));
+      }
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.putBack()).isEmpty();
+      assertThat(res.otherDamage()).contains(name);
+    }
+  }
+
+  /**
+   * Storage that answers "saved" for the blob put back and keeps half of it: the repair stops (exit
+   * 3) before it deletes anything, and the cached copy stays.
+   */
+  @Test
+  void aPutBackThatDoesNotReadBackStopsTheRepair() throws Exception {
+    Path dir = tmp.resolve("repo");
+    copyTree(history(false), dir);
+    Path host = tmp.resolve("host");
+    warm(dir, host, false);
+    damage(dir, "trailer");
+    Path pack = largestPack(dir);
+    List<Path> blobs = files(dir.resolve("index"));
+    for (Path b : blobs) {
+      flip(b);
+    }
+    List<BlobName> written = new ArrayList<>();
+    BlobStore halfKept =
+        new ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public void save(BlobName n, java.nio.channels.FileChannel file, long length)
+              throws IOException {
+            written.add(n);
+            super.save(n, file, length / 2); // answered "saved"
+          }
+        };
+    try (Repository r = onHost(halfKept, host, false)) {
+      assertThatThrownBy(() -> repair(r, false))
+          .isInstanceOf(RepositoryException.class)
+          .hasMessageContaining("put back from this host's cache, then")
+          .hasMessageContaining("nothing was deleted")
+          .satisfies(e -> assertThat(Cli.exitCode(e)).isEqualTo(ExitCodes.REPOSITORY));
+    }
+    assertThat(written).hasSize(1).allMatch(n -> n.type() == BlobType.INDEX);
+    assertThat(pack).as("the cut pack stays").exists();
+    assertThat(files(dir.resolve("index"))).hasSameSizeAs(blobs);
+    // on healthy storage the next repair puts them back and salvages the pack
+    try (Repository r = onHost(new LocalBlobStore(dir), host, false)) {
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.putBack()).hasSize(blobs.size());
+      assertThat(res.repair().chunksLost()).isZero();
+    }
+    try (Repository r = onHost(new LocalBlobStore(dir), tmp.resolve("other-host"), false)) {
+      h.restores(r, h.expected());
+    }
+  }
+}
