@@ -151,4 +151,101 @@ class S3CliTest {
             repo);
     assertThat(wrong.exitCode()).isEqualTo(8);
   }
+
+  /**
+   * audit Z-M1 on S3: the server damaged every index blob and cut a pack's trailer; this host's
+   * metadata cache holds the only intact copies of the blobs that locate the pack's records. Verify
+   * says so, a dry run says what it would put back, and repair puts them back and salvages the
+   * pack: a host with no cache then restores every snapshot.
+   */
+  @Test
+  void repairPutsBackWhatOnlyThisHostsCacheHoldsIntact() throws Exception {
+    String repo = "s3:http://127.0.0.1:" + port + "/granule-itest/hosts/db1";
+    Path a = RepositoryCliTest.image(tmp.resolve("a.img"), 12, 7);
+    Path b = RepositoryCliTest.image(tmp.resolve("b.img"), 8, 9);
+    assertThat(granule("init", "--repo", repo).exitCode()).isZero();
+    for (Path img : List.of(a, b)) {
+      Granule.Result r = granule("backup", "--repo", repo, "--disk", img.toString());
+      assertThat(r.exitCode()).as(r.err()).isZero();
+    }
+    Granule.Result r = granule("snapshots", "--repo", repo, "--json");
+    assertThat(r.exitCode()).as(r.err()).isZero();
+    List<String> ids = new java.util.ArrayList<>();
+    java.util.regex.Matcher m =
+        java.util.regex.Pattern.compile("\"id\"\\s*:\\s*\"([0-9a-f]+)\"").matcher(r.out());
+    while (m.find()) {
+      ids.add(m.group(1));
+    }
+    assertThat(ids).hasSize(2);
+    for (String id : ids) { // this host caches the metadata it reads
+      r =
+          granule(
+              "restore", "disk", id, "--repo", repo, "--to", tmp.resolve(id + ".img").toString());
+      assertThat(r.exitCode()).as(r.err()).isZero();
+      assertThat(RepositoryCliTest.sha256(tmp.resolve(id + ".img")))
+          .isIn(RepositoryCliTest.sha256(a), RepositoryCliTest.sha256(b));
+    }
+    Path root = tmp.resolve("s3data/granule-itest/hosts/db1");
+    List<Path> blobs;
+    try (Stream<Path> s = Files.walk(root.resolve("index"))) {
+      blobs = s.filter(Files::isRegularFile).toList();
+    }
+    assertThat(blobs).isNotEmpty();
+    for (Path blob : blobs) {
+      byte[] bytes = Files.readAllBytes(blob);
+      bytes[bytes.length / 2] ^= 0x40;
+      Files.write(blob, bytes);
+    }
+    Path pack;
+    try (Stream<Path> s = Files.walk(root.resolve("data"))) {
+      pack =
+          s.filter(Files::isRegularFile)
+              .max(java.util.Comparator.comparingLong(p -> p.toFile().length()))
+              .orElseThrow();
+    }
+    byte[] bytes = Files.readAllBytes(pack);
+    for (int i = bytes.length - 40; i < bytes.length; i++) {
+      bytes[i] ^= 0x21; // its trailer's place and checksum: no record is located by the pack
+    }
+    Files.write(pack, bytes);
+
+    r = granule("verify", "--repo", repo);
+    assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(5);
+    assertThat(r.out()).contains("run 'granule repair' on this host to put it back");
+    r = granule("repair", "--repo", repo, "--dry-run", "--no-progress");
+    assertThat(r.exitCode()).as(r.out() + r.err()).isEqualTo(5);
+    assertThat(r.out())
+        .contains("would put back from this host's cache " + blobs.size() + " metadata blob")
+        .contains("0 chunks lost");
+    r = granule("repair", "--repo", repo, "--no-progress");
+    assertThat(r.exitCode()).as(r.out() + r.err()).isZero();
+    assertThat(r.out())
+        .contains("put back from this host's cache " + blobs.size() + " metadata blob")
+        .contains("0 chunks lost");
+
+    Map<String, String> otherHost =
+        Map.of(
+            "AWS_ACCESS_KEY_ID", "itest-access",
+            "AWS_SECRET_ACCESS_KEY", "itest-secret",
+            "XDG_CACHE_HOME", tmp.resolve("other-cache").toString());
+    r = Granule.run(tmp, otherHost, "verify", "--repo", repo, "--read-data");
+    assertThat(r.exitCode()).as(r.out() + r.err()).isZero();
+    for (int i = 0; i < ids.size(); i++) {
+      Path out = tmp.resolve("other-" + i + ".img");
+      r =
+          Granule.run(
+              tmp,
+              otherHost,
+              "restore",
+              "disk",
+              ids.get(i),
+              "--repo",
+              repo,
+              "--to",
+              out.toString());
+      assertThat(r.exitCode()).as(r.err()).isZero();
+      assertThat(RepositoryCliTest.sha256(out))
+          .isEqualTo(RepositoryCliTest.sha256(tmp.resolve(ids.get(i) + ".img")));
+    }
+  }
 }
