@@ -195,6 +195,48 @@ public final class Pruner {
     DELETE
   }
 
+  /**
+   * Takes from listed pack {@code st}'s trailer the records of live chunks nothing has placed yet,
+   * each once its check passes, into {@code assigned} and {@code st.unplaced}; how many. A trailer
+   * or record that does not read supplies nothing (its listed entries are as they were).
+   */
+  private long unplacedRecords(
+      PackState st, ChunkIndex live, ChunkIndex assigned, ChunkReader checker, long maxPackBytes)
+      throws IOException {
+    List<PackEntry> wanted = new ArrayList<>();
+    List<PackEntry> good;
+    try {
+      Set<ChunkId> seen = new HashSet<>();
+      for (PackEntry e :
+          UnlistedPacks.trailer(
+              store, codec, st.name, PackReader.stat(store, st.name), maxPackBytes)) {
+        if (live.contains(e.id()) && !assigned.contains(e.id()) && seen.add(e.id())) {
+          wanted.add(e);
+        }
+      }
+      if (wanted.isEmpty()) {
+        return 0;
+      }
+      good = UnlistedPacks.checkRecords(store, st.name, wanted, checker, (e, ex) -> {});
+    } catch (IOException | RepositoryException e) {
+      RepositoryUnreachableException.throwIfUnreachable(st.name, store.location(), e);
+      LOG.debug("prune: the trailer of pack {} does not read: {}", st.name, e.getMessage());
+      return 0;
+    }
+    List<PackEntry> used = new ArrayList<>(good.size());
+    for (PackEntry e : good) {
+      if (assigned.put(
+          e.id(),
+          new ChunkLocation(st.id, e.offset(), e.storedLength(), e.rawLength(), e.flags()))) {
+        st.liveBytes += e.storedLength();
+        st.liveChunks++;
+        used.add(e);
+      }
+    }
+    st.unplaced = used;
+    return used.size();
+  }
+
   private static final class PackState {
     final PackId id;
     final BlobName name;
@@ -204,6 +246,8 @@ public final class Pruner {
     long liveBytes;
     long liveChunks;
     List<PackEntry> trailer; // no index lists it: the checked live records it supplies
+    // listed, and its records only a damaged index blob placed: the checked live ones it supplies
+    List<PackEntry> unplaced = List.of();
     Action action;
 
     PackState(PackId id, BlobName name) {
@@ -499,6 +543,27 @@ public final class Pruner {
         }
         st.trailer = used; // a kept one is indexed with the checked records alone
       }
+      if (assigned.size() < live.size()
+          && (!damagedIndexes.isEmpty()
+              || roots == 0
+              || missingForSnapshots(snapshots, assigned) > 0)) {
+        // A pack two index blobs list, one of them damaged or lost, holds records only that one
+        // placed: read from its trailer and checked as an unlisted pack's (audit Z-M2; repair
+        // does the same). Only where prune would stop otherwise, or an index blob is damaged: it
+        // costs a trailer read per pack.
+        long found = 0;
+        for (PackState st : packs.values()) {
+          if (st.indexed && assigned.size() < live.size()) {
+            found += unplacedRecords(st, live, assigned, orphanChecker, maxPackBytes);
+          }
+        }
+        if (found > 0) {
+          LOG.warn(
+              "prune: {} live chunks only damaged index blobs placed were found, checked, in the"
+                  + " packs other index blobs list: indexed anew",
+              found);
+        }
+      }
       long missing = live.size() - assigned.size();
       if (missing > 0 && roots > 0) {
         // Chunks only the spared indexes use may be gone (a backup that failed mid-way): they
@@ -688,6 +753,21 @@ public final class Pruner {
             }
           }
           listener.progress("write index", ++done, rewrite.size());
+        }
+      }
+      for (PackState st : packs.values()) {
+        if (st.action != Action.KEEP) {
+          continue; // a repacked one's records moved with its other live chunks
+        }
+        for (PackEntry e : st.unplaced) {
+          pending.add(
+              new IndexEntry(
+                  e.id(),
+                  new ChunkLocation(
+                      st.id, e.offset(), e.storedLength(), e.rawLength(), e.flags())));
+        }
+        if (pending.size() >= ENTRIES_PER_INDEX) {
+          indexesWritten += saveIndex(pending);
         }
       }
       for (PackState st : keptOrphans) {

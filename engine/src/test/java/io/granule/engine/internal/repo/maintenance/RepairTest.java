@@ -1680,6 +1680,48 @@ class RepairTest {
   }
 
   /**
+   * audit Z-M2, for prune: a pack two index blobs list, one of them lost or damaged, held records
+   * only that one placed; prune stopped ("chunks that snapshots use are in no pack"), and its
+   * rebuild of the damaged blob left them out. Prune reads the listed packs' trailers there and
+   * indexes the records that check.
+   */
+  @ParameterizedTest(name = "{0}, repack below {1}")
+  @CsvSource({"lost, 0.0", "damaged, 0.0", "damaged, 1.0", "lost, 1.0"})
+  void pruneIndexesTheRecordsOfAPackOnlyALostIndexBlobPlaced(String how, double repackBelow)
+      throws Exception {
+    Path dir = tmp.resolve("prune-partly-listed");
+    copyTree(history(false), dir);
+    String name = largestPack(dir).getFileName().toString();
+    java.util.concurrent.atomic.AtomicInteger nth = new java.util.concurrent.atomic.AtomicInteger();
+    BlobName b =
+        splitIndex(
+            dir,
+            name,
+            e -> e.location().pack().toString().equals(name) && nth.getAndIncrement() % 2 == 0);
+    Path blob = dir.resolve(b.toString());
+    if (how.equals("lost")) {
+      Files.delete(blob);
+    } else {
+      byte[] bytes = Files.readAllBytes(blob);
+      bytes[bytes.length / 2] ^= 0x40;
+      Files.write(blob, bytes);
+    }
+    try (Repository r = open(dir, false)) {
+      assertThat(r.verify(false, VerifyListener.NONE).ok()).isFalse();
+      r.lock(LockKind.EXCLUSIVE, "prune", Duration.ZERO);
+      Pruner.Report dry =
+          r.prune(new Pruner.Options(true, repackBelow, Duration.ZERO), (p, d, t) -> {});
+      assertThat(dry.dryRun()).isTrue();
+      r.prune(new Pruner.Options(false, repackBelow, Duration.ZERO), (p, d, t) -> {});
+    }
+    assertThat(blob).doesNotExist();
+    try (Repository r = open(dir, false)) {
+      assertThat(r.verify(true, VerifyListener.NONE).damages()).isEmpty();
+      restores(r, expected());
+    }
+  }
+
+  /**
    * audit Z-L2: the check after indexing such packs, which drops the damage they healed from the
    * report, took a damaged fixed index for healed where its listing of the snapshots left the
    * manifest out: "no damaged packs found", exit 0. Only a check that saw every snapshot counts.
