@@ -34,10 +34,10 @@ import io.granule.engine.internal.repo.lock.Lock;
 import io.granule.engine.internal.repo.lock.LockCheckingBlobStore;
 import io.granule.engine.internal.repo.lock.LockKind;
 import io.granule.engine.internal.repo.lock.LockManager;
-import io.granule.engine.internal.repo.maintenance.CachedCopies;
 import io.granule.engine.internal.repo.maintenance.ForgetPolicy;
 import io.granule.engine.internal.repo.maintenance.Pruner;
 import io.granule.engine.internal.repo.maintenance.Repairer;
+import io.granule.engine.internal.repo.maintenance.WithIndexEntries;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackReader;
 import io.granule.engine.internal.repo.snapshot.DynamicIndex;
@@ -2634,43 +2634,51 @@ public final class Repository implements Closeable {
       }
     }
     try {
-      Repairer.Report report =
+      Repairer repairer =
           new Repairer(
-                  guarded(reading),
-                  codec,
-                  hasher,
-                  cacheDir,
-                  config.packSize(),
-                  config.compressionLevel(),
-                  // beside the index kept between runs (the user's cache, which a reboot keeps),
-                  // else in the temporary directory; by id, not place: the same repository
-                  // reached by another path (a mount) is the same, and a copy's noted chunks must
-                  // be listed there too before it deletes a pack
-                  indexFile != null
-                      ? indexFile.resolveSibling("repair-retired")
-                      : cacheDir.resolve("repair-retired-" + config.repositoryId()))
-              .run(
-                  suspects,
-                  named,
-                  named.isEmpty() ? found.packs() : found.dataPacks(),
-                  new Repairer.Seen(
-                      dryRun ? null : indexesBefore,
-                      dryRun ? null : snapshotsBefore,
-                      dryRun ? null : itemsBefore,
-                      packsSeen,
-                      found.damages().stream()
-                          .map(Damage::file)
-                          .collect(java.util.stream.Collectors.toSet())),
-                  dryRun,
-                  listener);
-      if (!dryRun && report.chunksIndexed() > 0 && !otherDamage.isEmpty()) {
+              guarded(reading),
+              codec,
+              hasher,
+              cacheDir,
+              config.packSize(),
+              config.compressionLevel(),
+              // beside the index kept between runs (the user's cache, which a reboot keeps),
+              // else in the temporary directory; by id, not place: the same repository
+              // reached by another path (a mount) is the same, and a copy's noted chunks must
+              // be listed there too before it deletes a pack
+              indexFile != null
+                  ? indexFile.resolveSibling("repair-retired")
+                  : cacheDir.resolve("repair-retired-" + config.repositoryId()));
+      Repairer.Report report =
+          repairer.run(
+              suspects,
+              named,
+              named.isEmpty() ? found.packs() : found.dataPacks(),
+              new Repairer.Seen(
+                  dryRun ? null : indexesBefore,
+                  dryRun ? null : snapshotsBefore,
+                  dryRun ? null : itemsBefore,
+                  packsSeen,
+                  found.damages().stream()
+                      .map(Damage::file)
+                      .collect(java.util.stream.Collectors.toSet())),
+              dryRun,
+              listener);
+      if (report.chunksIndexed() > 0 && !otherDamage.isEmpty()) {
         // the chunks of packs no index blob listed are indexed now: what verify found using them
-        // is whole again (audit Y-M1: named damaged, with advice to back up again or forget)
+        // is whole again (audit Y-M1: named damaged, with advice to back up again or forget); a
+        // dry run checks with the entries it would write (audit Z-L1: it named that damage)
         Set<String> still = new HashSet<>();
         Set<String> stillAffected = new java.util.TreeSet<>();
+        BlobStore checked;
+        try {
+          checked = dryRun ? new WithIndexEntries(reading, codec, repairer.adopted()) : remote;
+        } catch (IOException e) {
+          throw new RepositoryException("unable to check the dry run: " + e.getMessage(), e);
+        }
         Verifier again =
             new Verifier(
-                remote,
+                checked,
                 codec,
                 hasher,
                 cacheDir,

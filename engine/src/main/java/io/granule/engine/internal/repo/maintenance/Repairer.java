@@ -163,11 +163,21 @@ public final class Repairer {
   private final BlobStore store;
   private final BlobCodec codec;
   private final ChunkHasher hasher;
+  private Map<ChunkId, ChunkLocation> adopted = Map.of();
   private final Path cacheDir;
   private final int packSize;
   private final int compressionLevel;
   private final long maxPackBytes;
   private final Path retiredFile;
+
+  /**
+   * The index entries the last {@link #run} wrote (a dry run's: would write) for the chunks of
+   * packs no index blob listed ({@link Report#chunksIndexed}): a dry run's check of what they heal
+   * reads them (audit Z-L1).
+   */
+  public Map<ChunkId, ChunkLocation> adopted() {
+    return java.util.Collections.unmodifiableMap(adopted);
+  }
 
   /**
    * A repairer of the repository in {@code store}. {@code retiredFile} (null: none) is where a
@@ -402,8 +412,7 @@ public final class Repairer {
       // The packs no index blob lists, none of them a suspect, whose every record checks (as a
       // backup checks them before it adopts them): where their chunks are, read past any cache of
       // this host (audit Y-M2: a cached copy of an index blob the storage had damaged made its
-      // packs
-      // look listed, and their chunks were counted lost).
+      // packs look listed, and their chunks were counted lost).
       Map<ChunkId, ChunkLocation> adopt =
           unindexedChunks(
               indexes,
@@ -411,6 +420,7 @@ public final class Repairer {
               byId.keySet(),
               checker,
               seen.snapshotIndexDamaged() || seen.indexDamaged());
+      adopted = adopt;
       // A damaged pack whose trailer does not read, where an index blob does not read either:
       // what that blob places in it is not known, so its chunks could be neither salvaged nor
       // counted; deleting it lost them unseen (audit K1, K4). It is kept as it is, entries too.

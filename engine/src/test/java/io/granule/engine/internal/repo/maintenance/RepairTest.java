@@ -1624,6 +1624,23 @@ class RepairTest {
   }
 
   /**
+   * audit Z-L1: the dry run of a repair whose indexing heals the damage verify found named that
+   * damage "damaged, not packs (repair leaves them)", exit 5, and advised backing up again; it
+   * checks with the entries it would write, as the real run checks with those it wrote.
+   */
+  void dryRunSaysTheIndexingHeals(Path dir) throws Exception {
+    Map<String, String> before = listingWithoutLocks(dir);
+    try (Repository r = open(dir, false)) {
+      Repository.RepairResult dry = repair(r, true);
+      assertThat(dry.repair().chunksIndexed()).isPositive();
+      assertThat(dry.otherDamage()).as("healed by the indexing").isEmpty();
+      assertThat(dry.otherSnapshots()).isEmpty();
+      assertThat(RepairCommand.damaged(dry)).isFalse();
+    }
+    assertThat(listingWithoutLocks(dir)).as("the dry run changed nothing").isEqualTo(before);
+  }
+
+  /**
    * audit Y-M1: an index blob lost, no pack damaged: repair said "0 packs damaged", named the
    * snapshot that uses the chunks of the packs only that blob listed, and advised backing it up
    * again or forgetting it, while those packs held every chunk intact. It indexes them.
@@ -1634,6 +1651,7 @@ class RepairTest {
     copyTree(history(false), dir);
     BlobName lost = indexBlobs(dir).keySet().iterator().next();
     Files.delete(dir.resolve(lost.toString()));
+    dryRunSaysTheIndexingHeals(dir);
     try (Repository r = open(dir, false)) {
       assertThat(r.verify(false, VerifyListener.NONE).ok()).isFalse();
       Repository.RepairResult res = repair(r, false);
@@ -1667,6 +1685,7 @@ class RepairTest {
         io.granule.engine.internal.repo.index.IndexReader.read(b, new LocalBlobStore(dir).load(b))
             .size();
     Files.delete(dir.resolve(b.toString()));
+    dryRunSaysTheIndexingHeals(dir);
     try (Repository r = open(dir, false)) {
       assertThat(r.verify(false, VerifyListener.NONE).ok()).isFalse();
       Repository.RepairResult res = repair(r, false);

@@ -1,7 +1,5 @@
-package io.granule.engine.internal.repo.maintenance;
+package io.granule.engine.internal.repo;
 
-import io.granule.engine.internal.repo.RepositoryException;
-import io.granule.engine.internal.repo.RepositoryUnreachableException;
 import io.granule.engine.internal.repo.backup.Damage;
 import io.granule.engine.internal.repo.blob.BlobCodec;
 import io.granule.engine.internal.repo.blob.BlobInfo;
