@@ -88,7 +88,12 @@ public final class DirectIo {
         return b.limit(length);
       }
     }
-    return ByteBuffer.allocateDirect(rounded + align).alignedSlice(align).limit(length);
+    // exactly the rounded length: where the allocation happens to be aligned already, the aligned
+    // slice would hold one alignment more (a test saw capacity 8192 for 1 byte)
+    return ByteBuffer.allocateDirect(rounded + align)
+        .alignedSlice(align)
+        .slice(0, rounded)
+        .limit(length);
   }
 
   /** The size of a transparent huge page on x86-64, and the least buffer worth mapping in them. */
