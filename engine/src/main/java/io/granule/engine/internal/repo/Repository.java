@@ -2683,22 +2683,31 @@ public final class Repository implements Closeable {
                 hasher,
                 cacheDir,
                 UnlistedPacks.maxPackBytes(config.packSize(), codec));
-        for (Damage d :
-            again
-                .verify(
-                    DataSubset.NONE, (file, done, total) -> listener.progress("check", done, total))
-                .damages()) {
+        VerifyReport rechecked =
+            again.verify(
+                DataSubset.NONE, (file, done, total) -> listener.progress("check", done, total));
+        Set<String> before = new HashSet<>();
+        found.damages().forEach(d -> before.add(d.file()));
+        boolean unexpected = false; // damage the first check did not find, nor the repair explains
+        for (Damage d : rechecked.damages()) {
           if (otherDamage.contains(d.file())) {
             still.add(d.file());
             stillAffected.addAll(d.snapshots());
+          } else if (!before.contains(d.file())
+              && !(isItemIndex(d.file()) && report.snapshots().containsAll(d.snapshots()))) {
+            unexpected = true;
           }
         }
-        // only a check that saw every snapshot the first one saw, and the index blob itself, tells
-        // what is whole now: one that a listing left a manifest out of did not check its indexes
-        // (audit Z-L2: their damage was taken for healed, exit 0)
+        // only a check that read every snapshot the first one saw, and the index blob itself, and
+        // found no damage the first did not (one a read fault in it explains), tells what is whole
+        // now: one that a listing left a manifest out of, or that could not read it or an index
+        // blob, did not check what they name (audit Z-L2, AA-L1: their damage was taken for
+        // healed, exit 0)
         Set<String> seenAgain = new HashSet<>();
         again.listedIndexes().forEach(n -> seenAgain.add(n.toString()));
-        if (again.listedSnapshots().containsAll(snapshotsBefore)) {
+        if (!unexpected
+            && again.listedSnapshots().containsAll(snapshotsBefore)
+            && rechecked.snapshots() == again.listedSnapshots().size()) {
           otherDamage.removeIf(
               f ->
                   !still.contains(f)
@@ -2718,6 +2727,12 @@ public final class Repository implements Closeable {
     } finally {
       indexStale = index != null;
     }
+  }
+
+  /** Whether verify's {@code file} is a snapshot's fixed or dynamic index. */
+  private static boolean isItemIndex(String file) {
+    return file.startsWith(BlobType.FIXED_INDEX.directory() + "/")
+        || file.startsWith(BlobType.DYNAMIC_INDEX.directory() + "/");
   }
 
   /**

@@ -1695,18 +1695,33 @@ public final class Repairer {
           if (wanted.isEmpty()) {
             continue;
           }
+          int[] bad = new int[1];
           for (PackEntry e :
-              UnlistedPacks.checkRecords(store, name, wanted, checker, (e, ex) -> {})) {
+              UnlistedPacks.checkRecords(store, name, wanted, checker, (e, ex) -> bad[0]++)) {
             out.putIfAbsent(
                 e.id(),
                 new ChunkLocation(p, e.offset(), e.storedLength(), e.rawLength(), e.flags()));
+          }
+          if (bad[0] > 0) {
+            LOG.warn(
+                "repair: {} of the records of pack {} that no intact index entry places do not"
+                    + " read now: not indexed (verify read the pack whole: run repair again; a"
+                    + " record that reads differently each time means unreliable storage)",
+                bad[0],
+                name);
           }
         } catch (IOException | RuntimeException e) {
           RepositoryUnreachableException.throwIfUnreachable(name, store.location(), e);
           if (e instanceof NoSuchFileException) {
             throw unreliable(name + " listed, then not found");
           }
-          LOG.debug("repair: trailer of pack {} not used: {}", name, e.toString());
+          // verify read its trailer whole (it is no suspect): a read that failed now (audit AA-L3)
+          LOG.warn(
+              "repair: the trailer of pack {} does not read now, so the records of it that no"
+                  + " intact index entry places are not indexed this run (verify read it whole:"
+                  + " run repair again): {}",
+              name,
+              e.toString());
         }
       }
     }
@@ -1735,7 +1750,11 @@ public final class Repairer {
           throw unreliable(
               name + " listed, then not found"); // nothing deletes packs under the lock
         }
-        LOG.debug("repair: unindexed pack {} not used: {}", name, e.toString());
+        LOG.warn(
+            "repair: pack {}, which no index blob lists, does not read: its chunks are not"
+                + " indexed (if verify did not name it, run repair again): {}",
+            name,
+            e.toString());
         continue;
       }
       for (PackEntry e : entries) {

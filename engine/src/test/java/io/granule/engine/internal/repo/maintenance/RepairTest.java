@@ -1741,12 +1741,14 @@ class RepairTest {
   }
 
   /**
-   * audit Z-L2: the check after indexing such packs, which drops the damage they healed from the
-   * report, took a damaged fixed index for healed where its listing of the snapshots left the
-   * manifest out: "no damaged packs found", exit 0. Only a check that saw every snapshot counts.
+   * audit Z-L2, AA-L1: the check after indexing such packs, which drops the damage they healed from
+   * the report, took a damaged fixed index for healed where its listing of the snapshots left the
+   * manifest out, or it could not read the manifest (not found, cut short): "no damaged packs
+   * found", exit 0. Only a check that read every snapshot, and found nothing new, counts.
    */
-  @Test
-  void damageTheLastCheckDidNotSeeStaysInTheReport() throws Exception {
+  @ParameterizedTest(name = "manifest {0} in the last check")
+  @CsvSource({"hidden", "not found", "cut short"})
+  void damageTheLastCheckDidNotSeeStaysInTheReport(String how) throws Exception {
     Path dir = tmp.resolve("reverify-hidden");
     copyTree(history(false), dir);
     Files.delete(dir.resolve(indexBlobs(dir).keySet().iterator().next().toString()));
@@ -1758,16 +1760,26 @@ class RepairTest {
     Files.write(f, bytes);
     java.util.concurrent.atomic.AtomicBoolean late =
         new java.util.concurrent.atomic.AtomicBoolean();
-    try (Repository r =
-        Repository.open(
-            hiding(
-                dir,
-                Set.of(new BlobName(BlobType.SNAPSHOT, victim.id())),
-                late::get,
-                null,
-                () -> false),
-            Clock.systemUTC(),
-            tmp.resolve("cache-reverify"))) {
+    BlobName manifest = new BlobName(BlobType.SNAPSHOT, victim.id());
+    io.granule.engine.internal.repo.blob.BlobStore listing =
+        hiding(dir, Set.of(manifest), () -> late.get() && how.equals("hidden"), null, () -> false);
+    io.granule.engine.internal.repo.blob.BlobStore store =
+        new ForwardingBlobStore(listing) {
+          @Override
+          public byte[] load(BlobName n) throws IOException {
+            byte[] b = super.load(n);
+            if (late.get() && n.equals(manifest)) {
+              if (how.equals("not found")) {
+                throw new java.nio.file.NoSuchFileException(n.toString());
+              }
+              if (how.equals("cut short")) {
+                return Arrays.copyOf(b, b.length / 2);
+              }
+            }
+            return b;
+          }
+        };
+    try (Repository r = Repository.open(store, Clock.systemUTC(), tmp.resolve("cache-reverify"))) {
       r.lock(LockKind.EXCLUSIVE, "repair", Duration.ZERO);
       Repository.RepairResult res =
           r.repair(
@@ -1775,7 +1787,7 @@ class RepairTest {
               Set.of(),
               (phase, done, total) -> {
                 if (phase.equals("write index")) {
-                  late.set(true); // the listings from here on leave the manifest out
+                  late.set(true); // the check from here on does not see or read the manifest
                 }
               });
       assertThat(res.repair().chunksIndexed()).isPositive();
