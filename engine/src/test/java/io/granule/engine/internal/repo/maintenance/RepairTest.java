@@ -1798,6 +1798,58 @@ class RepairTest {
   }
 
   /**
+   * audit Z-L2's older twin: a manifest listed before verify that verify's own listing left out was
+   * not checked, and its damage was missing from the report: "no damaged packs found", exit 0.
+   * Repair stops (exit 3) before changing anything; a dry run, under the shared lock a forget may
+   * also hold, only if the manifest is listed again afterwards.
+   */
+  @ParameterizedTest(name = "dry run {0}, hidden from listings {1} to {2}")
+  @CsvSource({"false, 2, 2", "true, 2, 2", "true, 2, 99"})
+  void aSnapshotVerifysListingLeftOutStopsTheRepair(boolean dryRun, int from, int to)
+      throws Exception {
+    Path dir = tmp.resolve("verify-listing-hidden");
+    copyTree(history(false), dir);
+    Manifest victim = snaps.get(0);
+    Path f = dir.resolve("fixed/" + victim.disks().get(0).fixedIndex());
+    byte[] bytes = Files.readAllBytes(f);
+    bytes[bytes.length / 2] ^= 0x40;
+    Files.write(f, bytes);
+    Map<String, String> before = listingWithoutLocks(dir);
+    BlobName manifest = new BlobName(BlobType.SNAPSHOT, victim.id());
+    java.util.concurrent.atomic.AtomicInteger listings =
+        new java.util.concurrent.atomic.AtomicInteger();
+    io.granule.engine.internal.repo.blob.BlobStore store =
+        new ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public List<BlobName> list(BlobType type) throws IOException {
+            List<BlobName> all = new ArrayList<>(super.list(type));
+            if (type == BlobType.SNAPSHOT) {
+              int n = listings.incrementAndGet();
+              if (n >= from && n <= to) {
+                all.remove(manifest);
+              }
+            }
+            return all;
+          }
+        };
+    try (Repository r = Repository.open(store, Clock.systemUTC(), tmp.resolve("cache-vl"))) {
+      r.lock(dryRun ? LockKind.SHARED : LockKind.EXCLUSIVE, "repair", Duration.ZERO);
+      listings.set(0);
+      if (to == 2) {
+        assertThatThrownBy(() -> r.repair(dryRun, (phase, done, total) -> {}))
+            .isInstanceOf(RepositoryException.class)
+            .hasMessageContaining(manifest + " listed before verify, not by it")
+            .hasMessageContaining("nothing was changed")
+            .satisfies(e -> assertThat(Cli.exitCode(e)).isEqualTo(ExitCodes.REPOSITORY));
+      } else {
+        Repository.RepairResult res = r.repair(dryRun, (phase, done, total) -> {});
+        assertThat(res.otherSnapshots()).doesNotContain(victim.id()); // taken for forgotten
+      }
+    }
+    assertThat(listingWithoutLocks(dir)).isEqualTo(before);
+  }
+
+  /**
    * audit Y-M2: the packs no index blob lists were told by this host's chunk index, read through
    * its metadata cache: a cached copy of an index blob the storage had damaged made the copy pack
    * it lists look listed, and the chunk only that copy held intact was counted lost. Repair tells
