@@ -35,8 +35,10 @@ import java.util.Set;
  * repairs anything else; verify says where they are.
  *
  * <p>A copy is put back only where the repository's own copy is there and does not read, or is
- * missing while a snapshot names it (a fixed or dynamic index) or the storage still lists it (a
- * manifest). An index blob that is no longer listed is never put back: a prune deletes those.
+ * missing while a snapshot whose manifest reads names it (a fixed or dynamic index). A missing
+ * manifest is never put back, even one the storage still lists (a forget deletes manifests: a
+ * listing that lags behind one would have it undone), nor an index blob no longer listed (a prune
+ * deletes those).
  */
 public final class CachedCopies {
   private static final int COMPARE = 4 << 20;
@@ -83,11 +85,11 @@ public final class CachedCopies {
       check(remote, n);
       return false; // it reads: verify named it for what it refers to
     } catch (NoSuchFileException e) {
-      return d.problems().stream()
-          .anyMatch(
-              p ->
-                  p.startsWith("missing, listed by ")
-                      || p.startsWith("listed, then not found, and listed again"));
+      // a fixed or dynamic index a manifest that reads names; never a manifest the storage lists
+      // and does not find: a forget elsewhere deletes manifests, and a listing that lags would
+      // have it put back, undoing the forget
+      return n.type() != BlobType.SNAPSHOT
+          && d.problems().stream().anyMatch(p -> p.startsWith("missing, listed by "));
     } catch (IOException | RuntimeException e) {
       try {
         RepositoryUnreachableException.throwIfUnreachable(n, remote.location(), e);

@@ -165,6 +165,42 @@ class CachedCopyRepairTest {
   }
 
   /**
+   * A manifest the storage still lists but does not find is never put back: a forget on another
+   * host deletes manifests, and a listing that lags behind it would have the forget undone.
+   */
+  @Test
+  void aManifestTheStorageListsAndDoesNotFindIsNotPutBack() throws Exception {
+    Path dir = tmp.resolve("repo");
+    copyTree(history(false), dir);
+    Path host = tmp.resolve("host");
+    warm(dir, host, false);
+    Path manifest = files(dir.resolve("snapshots")).get(0);
+    BlobName name = new BlobName(BlobType.SNAPSHOT, manifest.getFileName().toString());
+    Files.delete(manifest); // forgotten elsewhere
+    BlobStore lagging =
+        new ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public List<BlobName> list(BlobType type) throws IOException {
+            List<BlobName> l = new ArrayList<>(super.list(type));
+            if (type == BlobType.SNAPSHOT) {
+              l.add(name); // the listing still shows it
+            }
+            return l;
+          }
+        };
+    try (Repository r = onHost(lagging, host, false)) {
+      VerifyReport v = r.verify(false, VerifyListener.NONE);
+      assertThat(v.damages()).extracting(Damage::file).contains(name.toString());
+      for (Damage d : v.damages()) {
+        assertThat(d.problems()).noneMatch(p -> p.startsWith("this host's cache holds"));
+      }
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.putBack()).isEmpty();
+    }
+    assertThat(manifest).doesNotExist();
+  }
+
+  /**
    * A cached copy that does not read is not put back, nor named; nor is one of a blob the storage
    * holds intact, which verify names for what it refers to (a fixed index using lost chunks).
    */
