@@ -8,6 +8,7 @@ import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.blob.CachingBlobStore;
 import io.granule.engine.internal.repo.blob.ForwardingBlobStore;
+import io.granule.engine.internal.repo.blob.LocalBlobStore;
 import io.granule.engine.internal.repo.index.IndexReader;
 import io.granule.engine.internal.repo.snapshot.DynamicIndexReader;
 import io.granule.engine.internal.repo.snapshot.FixedIndexReader;
@@ -15,6 +16,7 @@ import io.granule.engine.internal.repo.snapshot.ManifestReader;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -25,6 +27,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.stream.Stream;
 
 /**
  * The copies this host's metadata cache ({@link CachingBlobStore}) holds of metadata blobs the
@@ -117,10 +120,25 @@ public final class CachedCopies {
     for (Map.Entry<BlobName, Path> b : blobs.entrySet()) {
       BlobName n = b.getKey();
       long size;
-      try (FileChannel ch = FileChannel.open(b.getValue(), StandardOpenOption.READ)) {
+      Private copy;
+      try {
+        copy = privateCopy(n, b.getValue());
+      } catch (IOException e) {
+        throw new RepositoryException(
+            "repair stopped: the copy of "
+                + n
+                + " in this host's cache ("
+                + b.getValue()
+                + ") no longer reads whole, or could not be copied: "
+                + e.getMessage()
+                + "; nothing was deleted (run repair again)",
+            e);
+      }
+      try (FileChannel ch = FileChannel.open(copy.file(), StandardOpenOption.READ)) {
         size = ch.size();
         target.save(n, ch, size);
       } catch (IOException e) {
+        deleteQuietly(copy);
         RepositoryUnreachableException.throwIfUnreachable(n, remote.location(), e);
         throw new RepositoryException(
             "repair stopped: unable to put "
@@ -134,7 +152,8 @@ public final class CachedCopies {
                 + "; nothing was deleted (check the storage's health, then run repair again)",
             e);
       }
-      String wrong = readBack(remote, n, b.getValue(), size);
+      String wrong = readBack(remote, n, copy.file(), size);
+      deleteQuietly(copy);
       if (wrong != null) {
         throw new RepositoryException(
             "repair stopped: "
@@ -147,6 +166,43 @@ public final class CachedCopies {
                 + " (check the storage's health, then run repair again)");
       }
       done.accept(n);
+    }
+  }
+
+  /** A blob's copy in a private temporary directory {@code dir}: {@code file} in {@code store}. */
+  private record Private(Path dir, LocalBlobStore store, Path file) {}
+
+  /**
+   * A copy of {@code cached}, {@code n}'s cached file, in a private temporary directory, checked
+   * there: what is written and compared is what was checked, whatever happens to the cache file
+   * meanwhile (audit BB-L3).
+   */
+  private Private privateCopy(BlobName n, Path cached) throws IOException {
+    Path dir = Files.createTempDirectory("granule-put-back-");
+    LocalBlobStore priv = LocalBlobStore.cache(dir);
+    Private p = new Private(dir, priv, priv.path(n));
+    try {
+      try (FileChannel ch = FileChannel.open(cached, StandardOpenOption.READ)) {
+        priv.save(n, ch, ch.size());
+      }
+      check(priv, n);
+      return p;
+    } catch (IOException | RuntimeException e) {
+      deleteQuietly(p);
+      throw e instanceof IOException io ? io : new IOException(e.getMessage(), e);
+    }
+  }
+
+  private static void deleteQuietly(Private p) {
+    try {
+      p.store().close();
+      try (Stream<Path> s = Files.walk(p.dir())) {
+        for (Path f : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+          Files.deleteIfExists(f);
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      // a temporary file left behind
     }
   }
 

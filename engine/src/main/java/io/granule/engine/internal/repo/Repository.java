@@ -2500,6 +2500,7 @@ public final class Repository implements Closeable {
     BlobStore remote = uncached(); // what the repository holds, not this host's copies (X-H1)
     BlobStore reading = remote; // a dry run's view once cached copies are put back
     List<String> putBack = new ArrayList<>();
+    Set<BlobName> allBack = new HashSet<>();
     // the index blobs before verify lists them: repair's own listing must not miss one (audit L3)
     Set<BlobName> indexesBefore;
     Set<BlobName> snapshotsBefore;
@@ -2538,20 +2539,23 @@ public final class Repository implements Closeable {
                       file.startsWith(BlobType.PACK.directory() + "/") ? "read packs" : "check",
                       done,
                       total));
-      if (round > 0 || !(store instanceof CachingBlobStore cache)) {
+      if (round >= 8 || !(store instanceof CachingBlobStore cache)) {
         break;
       }
       // metadata the storage damaged or lost of which this host's cache holds a copy that reads
       // whole: put back first, then checked again (audit Z-M1: the last intact copy of an index
-      // blob locating a cut pack's records, which prune on this host never replaced)
+      // blob locating a cut pack's records, which prune on this host never replaced); again while
+      // that check finds more (BB-L1: a manifest put back names its fixed index, lost too)
       CachedCopies copies = new CachedCopies(cache, codec);
       Map<BlobName, Path> back = copies.toPutBack(found.damages(), remote);
+      back.keySet().removeAll(allBack);
       if (back.isEmpty()) {
         break;
       }
+      allBack.addAll(back.keySet());
       back.keySet().forEach(n -> putBack.add(n.toString()));
       if (dryRun) {
-        reading = copies.asPutBack(remote, back.keySet());
+        reading = copies.asPutBack(remote, Set.copyOf(allBack));
       } else {
         int[] done = {0};
         copies.putBack(
@@ -2728,6 +2732,18 @@ public final class Repository implements Closeable {
           } else if (!before.contains(d.file())
               && !(isItemIndex(d.file()) && report.snapshots().containsAll(d.snapshots()))) {
             unexpected = true;
+          }
+        }
+        if (dryRun) {
+          // the entries of the chunks it would lose are still there for this check: an index of a
+          // snapshot that would use one stays damaged, as the real run's check finds (BB-L2)
+          for (Damage d : found.damages()) {
+            if (otherDamage.contains(d.file())
+                && isItemIndex(d.file())
+                && !java.util.Collections.disjoint(d.snapshots(), report.snapshots())) {
+              still.add(d.file());
+              stillAffected.addAll(d.snapshots());
+            }
           }
         }
         // only a check that read every snapshot the first one saw, and the index blob itself, and

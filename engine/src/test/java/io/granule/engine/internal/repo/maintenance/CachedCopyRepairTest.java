@@ -165,6 +165,42 @@ class CachedCopyRepairTest {
   }
 
   /**
+   * A damaged manifest whose fixed index is lost too: put back, the manifest names the index, which
+   * is put back in the next round of the same repair (audit BB-L1: it took a second repair).
+   */
+  @Test
+  void aManifestPutBackNamesItsLostIndexWhichIsPutBackToo() throws Exception {
+    Path dir = tmp.resolve("repo");
+    copyTree(history(false), dir);
+    Path host = tmp.resolve("host");
+    warm(dir, host, false);
+    var victim = h.snaps.get(0);
+    Path manifest = dir.resolve("snapshots/" + victim.id());
+    flip(manifest);
+    Path fixed = dir.resolve("fixed/" + victim.disks().get(0).fixedIndex());
+    Files.delete(fixed);
+    try (Repository r = onHost(new LocalBlobStore(dir), host, false)) {
+      r.lock(LockKind.SHARED, RepairCommand.DRY_RUN, Duration.ZERO);
+      Repository.RepairResult dry = r.repair(true, (phase, done, total) -> {});
+      assertThat(dry.putBack())
+          .containsExactly("snapshots/" + victim.id(), "fixed/" + fixed.getFileName());
+      assertThat(dry.otherDamage()).isEmpty();
+    }
+    assertThat(fixed).doesNotExist();
+    try (Repository r = onHost(new LocalBlobStore(dir), host, false)) {
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.putBack())
+          .containsExactly("snapshots/" + victim.id(), "fixed/" + fixed.getFileName());
+      assertThat(res.otherDamage()).isEmpty();
+      assertThat(RepairCommand.damaged(res)).isFalse();
+    }
+    try (Repository r = onHost(new LocalBlobStore(dir), tmp.resolve("other-host"), false)) {
+      assertThat(r.verify(false, VerifyListener.NONE).damages()).isEmpty();
+      h.restores(r, h.expected());
+    }
+  }
+
+  /**
    * A manifest the storage still lists but does not find is never put back: a forget on another
    * host deletes manifests, and a listing that lags behind it would have the forget undone.
    */
