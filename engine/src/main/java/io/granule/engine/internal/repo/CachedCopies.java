@@ -80,6 +80,56 @@ public final class CachedCopies {
   }
 
   /**
+   * The copies of index blobs the repository no longer lists that this host kept ({@link
+   * CachingBlobStore#gone}) and that locate records of a pack {@code damages} names damaged: each
+   * reads whole, is not in the repository, and every pack it lists is there ({@code packs}: the
+   * repository's listing). Such a blob was lost, or deleted by a prune elsewhere that stopped
+   * before it deleted its packs; put back, the first locates what it placed, the second lists what
+   * the next prune drops again (audit BB-M1: the pack's intact records were lost for good).
+   */
+  public Map<BlobName, Path> goneToPutBack(
+      List<Damage> damages, BlobStore remote, Set<BlobName> packs) {
+    Set<String> damaged = new java.util.HashSet<>();
+    String prefix = BlobType.PACK.directory() + "/";
+    for (Damage d : damages) {
+      if (d.file().startsWith(prefix)) {
+        damaged.add(d.file().substring(prefix.length()));
+      }
+    }
+    Map<BlobName, Path> out = new LinkedHashMap<>();
+    if (damaged.isEmpty()) {
+      return out;
+    }
+    Set<String> present = new java.util.HashSet<>();
+    packs.forEach(p -> present.add(p.name()));
+    for (Map.Entry<BlobName, Path> g : cache.goneIndexBlobs().entrySet()) {
+      BlobName n = g.getKey();
+      try {
+        Set<String> lists = packsOf(n, g.getValue());
+        if (!lists.isEmpty()
+            && present.containsAll(lists)
+            && lists.stream().anyMatch(damaged::contains)
+            && remote.stat(n).isEmpty()) {
+          out.put(n, g.getValue());
+        }
+      } catch (IOException | RuntimeException e) {
+        RepositoryUnreachableException.throwIfUnreachable(n, remote.location(), e);
+        // a copy that does not read: not one to put back
+      }
+    }
+    return out;
+  }
+
+  /** The packs (names) index blob {@code n}, read from {@code file}, lists. */
+  public Set<String> packsOf(BlobName n, Path file) throws IOException {
+    Set<String> lists = new java.util.HashSet<>();
+    for (var e : IndexReader.read(n, codec.decode(n, Files.readAllBytes(file)))) {
+      lists.add(e.location().pack().toString());
+    }
+    return lists;
+  }
+
+  /**
    * Whether the repository's copy of {@code n}, which verify named in {@code d}, does not read, or
    * is missing where it must be there.
    */
@@ -289,39 +339,60 @@ public final class CachedCopies {
   }
 
   /**
-   * {@code remote} as it reads once {@code blobs} are put back: those read from the cache, and
-   * listed. Writes nothing (a dry run's view).
+   * {@code remote} as it reads once {@code blobs} (each from its file) are put back: those read
+   * from their files, and listed. Writes nothing (a dry run's view).
    */
-  public BlobStore asPutBack(BlobStore remote, Set<BlobName> blobs) {
-    BlobStore local = cache.cacheStore();
+  public static BlobStore asPutBack(BlobStore remote, Map<BlobName, Path> blobs) {
+    Map<BlobName, Path> files = Map.copyOf(blobs);
     return new ForwardingBlobStore(remote) {
-      private BlobStore of(BlobName n) {
-        return blobs.contains(n) ? local : delegate;
+      private byte[] read(Path f, long offset, int length) throws IOException {
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ)) {
+          long size = ch.size();
+          int n = (int) Math.max(0, Math.min(length, size - offset));
+          ByteBuffer b = ByteBuffer.allocate(n);
+          while (b.hasRemaining()) {
+            if (ch.read(b, offset + b.position()) < 0) {
+              break;
+            }
+          }
+          return b.position() == n ? b.array() : Arrays.copyOf(b.array(), b.position());
+        }
       }
 
       @Override
       public byte[] load(BlobName name) throws IOException {
-        return of(name).load(name);
+        Path f = files.get(name);
+        return f == null ? delegate.load(name) : Files.readAllBytes(f);
       }
 
       @Override
       public byte[] load(BlobName name, long offset, int length) throws IOException {
-        return of(name).load(name, offset, length);
+        Path f = files.get(name);
+        return f == null ? delegate.load(name, offset, length) : read(f, offset, length);
       }
 
       @Override
       public void load(BlobName name, long offset, ByteBuffer dst) throws IOException {
-        of(name).load(name, offset, dst);
+        Path f = files.get(name);
+        if (f == null) {
+          delegate.load(name, offset, dst);
+        } else {
+          dst.put(read(f, offset, dst.remaining()));
+        }
       }
 
       @Override
       public Optional<BlobInfo> stat(BlobName name) throws IOException {
-        return of(name).stat(name);
+        Path f = files.get(name);
+        return f == null
+            ? delegate.stat(name)
+            : Optional.of(
+                new BlobInfo(name, Files.size(f), Files.getLastModifiedTime(f).toInstant()));
       }
 
       @Override
       public void prefetch(BlobName name, long offset, long length, long useful) {
-        if (!blobs.contains(name)) {
+        if (!files.containsKey(name)) {
           delegate.prefetch(name, offset, length, useful);
         }
       }
@@ -329,7 +400,7 @@ public final class CachedCopies {
       @Override
       public List<BlobName> list(BlobType type) throws IOException {
         List<BlobName> l = new ArrayList<>(delegate.list(type));
-        for (BlobName n : blobs) {
+        for (BlobName n : files.keySet()) {
           if (n.type() == type && !l.contains(n)) {
             l.add(n);
           }
@@ -340,9 +411,9 @@ public final class CachedCopies {
       @Override
       public List<BlobInfo> listInfo(BlobType type) throws IOException {
         List<BlobInfo> l = new ArrayList<>(delegate.listInfo(type));
-        for (BlobName n : blobs) {
+        for (BlobName n : files.keySet()) {
           if (n.type() == type && l.stream().noneMatch(i -> i.name().equals(n))) {
-            local.stat(n).ifPresent(l::add);
+            stat(n).ifPresent(l::add);
           }
         }
         return l;

@@ -2313,25 +2313,49 @@ public final class Repository implements Closeable {
     if (!(store instanceof CachingBlobStore cache) || report.damages().isEmpty()) {
       return report;
     }
-    Map<BlobName, Path> copies =
-        new CachedCopies(cache, codec).toPutBack(report.damages(), cache.remote());
-    if (copies.isEmpty()) {
+    CachedCopies cached = new CachedCopies(cache, codec);
+    Map<BlobName, Path> copies = cached.toPutBack(report.damages(), cache.remote());
+    // index blobs the repository no longer lists that locate a damaged pack's records (BB-M1)
+    Map<String, List<Path>> gone = new java.util.HashMap<>();
+    if (!cache.goneIndexBlobs().isEmpty()) {
+      try {
+        Set<BlobName> packs = new HashSet<>(cache.remote().list(BlobType.PACK));
+        for (Map.Entry<BlobName, Path> g :
+            cached.goneToPutBack(report.damages(), cache.remote(), packs).entrySet()) {
+          for (String p : cached.packsOf(g.getKey(), g.getValue())) {
+            gone.computeIfAbsent(BlobType.PACK.directory() + "/" + p, k -> new ArrayList<>())
+                .add(g.getValue());
+          }
+        }
+      } catch (IOException | RuntimeException e) {
+        LOG.debug("cannot look for kept copies of index blobs: {}", e.toString());
+      }
+    }
+    if (copies.isEmpty() && gone.isEmpty()) {
       return report;
     }
     List<Damage> out = new ArrayList<>();
     for (Damage d : report.damages()) {
       Optional<BlobName> n = CachedCopies.blobName(d.file());
       Path copy = n.isEmpty() ? null : copies.get(n.get());
-      if (copy == null) {
+      List<String> problems = new ArrayList<>(d.problems());
+      if (copy != null) {
+        problems.add(
+            "this host's cache holds a copy of it that reads whole, perhaps its last intact one: "
+                + copy
+                + " (run 'granule repair' on this host to put it back; prune on this host reads"
+                + " that copy and does not replace the blob, and the cache may be cleared)");
+      } else if (gone.containsKey(d.file())) {
+        problems.add(
+            "this host's cache kept an index blob that lists it and that the repository no"
+                + " longer holds: "
+                + gone.get(d.file()).stream().map(Path::toString).sorted().toList()
+                + " (run 'granule repair' on this host to put it back: it locates the pack's"
+                + " records)");
+      } else {
         out.add(d);
         continue;
       }
-      List<String> problems = new ArrayList<>(d.problems());
-      problems.add(
-          "this host's cache holds a copy of it that reads whole, perhaps its last intact one: "
-              + copy
-              + " (run 'granule repair' on this host to put it back; prune on this host reads"
-              + " that copy and does not replace the blob, and the cache may be cleared)");
       out.add(new Damage(d.file(), List.copyOf(problems), d.snapshots()));
     }
     return new VerifyReport(
@@ -2500,7 +2524,7 @@ public final class Repository implements Closeable {
     BlobStore remote = uncached(); // what the repository holds, not this host's copies (X-H1)
     BlobStore reading = remote; // a dry run's view once cached copies are put back
     List<String> putBack = new ArrayList<>();
-    Set<BlobName> allBack = new HashSet<>();
+    Map<BlobName, Path> allBack = new java.util.LinkedHashMap<>();
     // the index blobs before verify lists them: repair's own listing must not miss one (audit L3)
     Set<BlobName> indexesBefore;
     Set<BlobName> snapshotsBefore;
@@ -2547,15 +2571,19 @@ public final class Repository implements Closeable {
       // blob locating a cut pack's records, which prune on this host never replaced); again while
       // that check finds more (BB-L1: a manifest put back names its fixed index, lost too)
       CachedCopies copies = new CachedCopies(cache, codec);
-      Map<BlobName, Path> back = copies.toPutBack(found.damages(), remote);
-      back.keySet().removeAll(allBack);
+      Map<BlobName, Path> back =
+          new java.util.LinkedHashMap<>(copies.toPutBack(found.damages(), remote));
+      // and an index blob the repository no longer lists whose copy this host kept, that locates
+      // a damaged pack's records (audit BB-M1)
+      back.putAll(copies.goneToPutBack(found.damages(), remote, packsSeen));
+      back.keySet().removeAll(allBack.keySet());
       if (back.isEmpty()) {
         break;
       }
-      allBack.addAll(back.keySet());
+      allBack.putAll(back);
       back.keySet().forEach(n -> putBack.add(n.toString()));
       if (dryRun) {
-        reading = copies.asPutBack(remote, Set.copyOf(allBack));
+        reading = CachedCopies.asPutBack(remote, allBack);
       } else {
         int[] done = {0};
         copies.putBack(

@@ -7,6 +7,7 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.time.Instant;
 import java.util.EnumSet;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -371,19 +372,72 @@ public final class CachingBlobStore implements BlobStore {
     return infos;
   }
 
+  /** How long a copy of an index blob the repository stopped listing is kept ({@link #gone}). */
+  static final java.time.Duration GONE_KEPT = java.time.Duration.ofDays(30);
+
   /**
-   * Deletes the cached copies of blobs of {@code type} the repository no longer lists; best effort
-   * (a cache that cannot be changed only keeps stale files, which nothing reads: nothing lists
-   * them).
+   * The directory of the copies of index blobs the repository stopped listing, and this host did
+   * not delete: kept {@link #GONE_KEPT} after that was seen, nothing reads them but repair. Such a
+   * blob was deleted by a prune elsewhere, or lost; a lost one's copy may be the only thing left
+   * that locates the records of a pack whose trailer is damaged (audit BB-M1: the listing of a
+   * restore deleted it, and that pack's intact records were lost).
+   */
+  public Path gone() {
+    return cache.root().resolve("gone-index");
+  }
+
+  /** The copies {@link #gone} holds, by blob. */
+  public Map<BlobName, Path> goneIndexBlobs() {
+    Map<BlobName, Path> out = new LinkedHashMap<>();
+    try (var files = Files.list(gone())) {
+      for (Path f : files.toList()) {
+        String n = f.getFileName().toString();
+        if (BlobName.isValid(n)
+            && Files.isRegularFile(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+          out.put(new BlobName(BlobType.INDEX, n), f);
+        }
+      }
+    } catch (NoSuchFileException e) {
+      // none
+    } catch (IOException | RuntimeException e) {
+      LOG.debug("unable to list {}: {}", gone(), e.toString());
+    }
+    return out;
+  }
+
+  /**
+   * Drops the cached copies of blobs of {@code type} the repository no longer lists (an index
+   * blob's moved to {@link #gone}); best effort (a cache that cannot be changed only keeps stale
+   * files, which nothing reads: nothing lists them).
    */
   private void forgetAllBut(BlobType type, Set<BlobName> present) {
     try {
       for (BlobName n : cache.list(type)) {
         if (!present.contains(n)) {
           try {
-            Files.deleteIfExists(cache.path(n));
+            if (type == BlobType.INDEX) {
+              Files.createDirectories(gone());
+              Path to = gone().resolve(n.name());
+              Files.move(cache.path(n), to, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+              Files.setLastModifiedTime(to, java.nio.file.attribute.FileTime.from(Instant.now()));
+            } else {
+              Files.deleteIfExists(cache.path(n));
+            }
           } catch (IOException e) {
-            LOG.debug("unable to delete stale cached {}: {}", n, e.toString());
+            LOG.debug("unable to drop stale cached {}: {}", n, e.toString());
+          }
+        }
+      }
+      if (type == BlobType.INDEX) {
+        Instant old = Instant.now().minus(GONE_KEPT);
+        for (Map.Entry<BlobName, Path> g : goneIndexBlobs().entrySet()) {
+          try {
+            if (present.contains(g.getKey())
+                || Files.getLastModifiedTime(g.getValue()).toInstant().isBefore(old)) {
+              Files.deleteIfExists(g.getValue());
+            }
+          } catch (IOException e) {
+            LOG.debug("unable to delete {}: {}", g.getValue(), e.toString());
           }
         }
       }

@@ -141,6 +141,94 @@ class CachedCopyRepairTest {
     }
   }
 
+  /**
+   * audit BB-M1: an index blob lost by the storage, and the trailer of a pack it lists cut: only
+   * this host's copy of the blob locates that pack's records. The listing of the next command (a
+   * restore) deleted that copy, and the records were lost for good. The copy is kept aside, verify
+   * names it beside the pack, and repair puts it back and salvages the pack.
+   */
+  @Test
+  void aLostIndexBlobsCopyThisHostKeptLocatesACutPacksRecords() throws Exception {
+    Path dir = tmp.resolve("repo");
+    copyTree(history(false), dir);
+    Path host = tmp.resolve("host");
+    warm(dir, host, false);
+    Path pack = largestPack(dir);
+    String packName = pack.getFileName().toString();
+    BlobName lost = RepairTest.listingBlobs(dir, packName).iterator().next();
+    Files.delete(dir.resolve(lost.toString()));
+    damage(dir, "trailer");
+    try (Repository r = onHost(new LocalBlobStore(dir), host, false)) {
+      try {
+        h.restores(r, h.expected()); // as the advice said: lists index/ through the cache
+      } catch (Exception | AssertionError expected) {
+        // a snapshot using the pack's chunks fails
+      }
+    }
+    Path kept;
+    try (Stream<Path> s = Files.walk(host)) {
+      kept =
+          s.filter(
+                  p ->
+                      p.getFileName().toString().equals(lost.name())
+                          && p.getParent().getFileName().toString().equals("gone-index"))
+              .findFirst()
+              .orElseThrow(() -> new AssertionError("no copy of " + lost + " kept"));
+    }
+    try (Repository r = onHost(new LocalBlobStore(dir), host, false)) {
+      VerifyReport v = r.verify(false, VerifyListener.NONE);
+      Damage d =
+          v.damages().stream()
+              .filter(x -> x.file().equals("data/" + packName))
+              .findFirst()
+              .orElseThrow();
+      assertThat(d.problems()).anyMatch(p -> p.contains(kept.toString()));
+      r.lock(LockKind.SHARED, RepairCommand.DRY_RUN, Duration.ZERO);
+      Repository.RepairResult dry = r.repair(true, (phase, done, total) -> {});
+      assertThat(dry.putBack()).containsExactly(lost.toString());
+      assertThat(dry.repair().chunksLost()).isZero();
+    }
+    try (Repository r = onHost(new LocalBlobStore(dir), host, false)) {
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.putBack()).containsExactly(lost.toString());
+      assertThat(res.repair().chunksLost()).isZero();
+      assertThat(RepairCommand.damaged(res)).isFalse();
+    }
+    try (Repository r = onHost(new LocalBlobStore(dir), tmp.resolve("other-host"), false)) {
+      assertThat(r.verify(true, VerifyListener.NONE).damages()).isEmpty();
+      h.restores(r, h.expected());
+    }
+  }
+
+  /**
+   * A copy kept of an index blob a prune elsewhere deleted with its packs is never put back: the
+   * packs it lists are gone.
+   */
+  @Test
+  void aKeptCopyOfABlobWhosePacksAreGoneIsNotPutBack() throws Exception {
+    Path dir = tmp.resolve("repo");
+    copyTree(history(false), dir);
+    Path host = tmp.resolve("host");
+    warm(dir, host, false);
+    Path pack = largestPack(dir);
+    String packName = pack.getFileName().toString();
+    BlobName blob = RepairTest.listingBlobs(dir, packName).iterator().next();
+    // as a prune elsewhere: the blob goes, and a pack it lists
+    Files.delete(dir.resolve(blob.toString()));
+    Files.delete(pack);
+    damage(dir, "trailer"); // another pack damaged
+    try (Repository r = onHost(new LocalBlobStore(dir), host, false)) {
+      try {
+        h.restores(r, h.expected());
+      } catch (Exception | AssertionError expected) {
+        // the pack is gone
+      }
+      Repository.RepairResult res = repair(r, false);
+      assertThat(res.putBack()).isEmpty();
+    }
+    assertThat(dir.resolve(blob.toString())).doesNotExist();
+  }
+
   /** A snapshot's fixed index lost by the storage is put back from the cache. */
   @Test
   void aFixedIndexTheStorageLostIsPutBack() throws Exception {
