@@ -2700,7 +2700,12 @@ public final class Repository implements Closeable {
     try {
       Repairer repairer =
           new Repairer(
-              guarded(reading),
+              // what this repair deletes, this host's cache drops too: a kept copy of an index blob
+              // it replaced would be put back by the next repair (audit BB-M1's kept copies)
+              guarded(
+                  !dryRun && store instanceof CachingBlobStore c
+                      ? c.remoteDroppingCopies()
+                      : reading),
               codec,
               hasher,
               cacheDir,

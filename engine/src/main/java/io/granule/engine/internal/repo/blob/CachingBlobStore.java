@@ -68,6 +68,30 @@ public final class CachingBlobStore implements BlobStore {
   }
 
   /**
+   * The remote store, read without this cache as {@link #remote} is, whose deletes also drop this
+   * host's copies (kept or {@link #gone}): what repair writes through. A blob this host deleted is
+   * not one the repository lost, and a copy of it put back would list again what repair took out.
+   */
+  public BlobStore remoteDroppingCopies() {
+    return new ForwardingBlobStore(remote) {
+      @Override
+      public void delete(BlobName name) throws IOException {
+        remote.delete(name);
+        if (CACHED.contains(name.type())) {
+          drop(name);
+          try {
+            Files.deleteIfExists(cache.path(name));
+            Files.deleteIfExists(gone().resolve(name.name()));
+          } catch (IOException | RuntimeException e) {
+            bypass.add(name);
+            LOG.warn("unable to delete cached {} in {}: {}", name, cache.root(), e.toString());
+          }
+        }
+      }
+    };
+  }
+
+  /**
    * The cache's own store, read alone, and the file of {@code name} there if it holds one: a copy
    * of a blob the remote store has damaged or lost may be its last intact one.
    */
