@@ -7,8 +7,8 @@ import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.blob.CachingBlobStore;
-import io.granule.engine.internal.repo.blob.ForwardingBlobStore;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
+import io.granule.engine.internal.repo.blob.OverlayBlobStore;
 import io.granule.engine.internal.repo.index.IndexReader;
 import io.granule.engine.internal.repo.snapshot.DynamicIndexReader;
 import io.granule.engine.internal.repo.snapshot.FixedIndexReader;
@@ -20,7 +20,6 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -343,115 +342,8 @@ public final class CachedCopies {
    * from their files, and listed. Writes nothing (a dry run's view).
    */
   public static BlobStore asPutBack(BlobStore remote, Map<BlobName, Path> blobs) {
-    Map<BlobName, Path> files = Map.copyOf(blobs);
-    return new ForwardingBlobStore(remote) {
-      private byte[] read(Path f, long offset, int length) throws IOException {
-        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ)) {
-          long size = ch.size();
-          int n = (int) Math.max(0, Math.min(length, size - offset));
-          ByteBuffer b = ByteBuffer.allocate(n);
-          while (b.hasRemaining()) {
-            if (ch.read(b, offset + b.position()) < 0) {
-              break;
-            }
-          }
-          return b.position() == n ? b.array() : Arrays.copyOf(b.array(), b.position());
-        }
-      }
-
-      @Override
-      public byte[] load(BlobName name) throws IOException {
-        Path f = files.get(name);
-        return f == null ? delegate.load(name) : Files.readAllBytes(f);
-      }
-
-      @Override
-      public byte[] load(BlobName name, long offset, int length) throws IOException {
-        Path f = files.get(name);
-        return f == null ? delegate.load(name, offset, length) : read(f, offset, length);
-      }
-
-      @Override
-      public void load(BlobName name, long offset, ByteBuffer dst) throws IOException {
-        Path f = files.get(name);
-        if (f == null) {
-          delegate.load(name, offset, dst);
-        } else {
-          dst.put(read(f, offset, dst.remaining()));
-        }
-      }
-
-      @Override
-      public Optional<BlobInfo> stat(BlobName name) throws IOException {
-        Path f = files.get(name);
-        return f == null
-            ? delegate.stat(name)
-            : Optional.of(
-                new BlobInfo(name, Files.size(f), Files.getLastModifiedTime(f).toInstant()));
-      }
-
-      @Override
-      public void prefetch(BlobName name, long offset, long length, long useful) {
-        if (!files.containsKey(name)) {
-          delegate.prefetch(name, offset, length, useful);
-        }
-      }
-
-      @Override
-      public List<BlobName> list(BlobType type) throws IOException {
-        List<BlobName> l = new ArrayList<>(delegate.list(type));
-        for (BlobName n : files.keySet()) {
-          if (n.type() == type && !l.contains(n)) {
-            l.add(n);
-          }
-        }
-        return l;
-      }
-
-      @Override
-      public List<BlobInfo> listInfo(BlobType type) throws IOException {
-        List<BlobInfo> l = new ArrayList<>(delegate.listInfo(type));
-        for (BlobName n : files.keySet()) {
-          if (n.type() == type && l.stream().noneMatch(i -> i.name().equals(n))) {
-            stat(n).ifPresent(l::add);
-          }
-        }
-        return l;
-      }
-
-      private IOException dryRun() {
-        return new IOException("a dry run writes nothing");
-      }
-
-      @Override
-      public void save(BlobName name, FileChannel file, long length) throws IOException {
-        throw dryRun();
-      }
-
-      @Override
-      public void save(BlobName name, byte[] data) throws IOException {
-        throw dryRun();
-      }
-
-      @Override
-      public void save(BlobName name, ByteBuffer data) throws IOException {
-        throw dryRun();
-      }
-
-      @Override
-      public void save(BlobName name, ByteBuffer data, Runnable released) throws IOException {
-        throw dryRun();
-      }
-
-      @Override
-      public void saveNew(BlobName name, byte[] data) throws IOException {
-        throw dryRun();
-      }
-
-      @Override
-      public void delete(BlobName name) throws IOException {
-        throw dryRun();
-      }
-    };
+    Map<BlobName, OverlayBlobStore.Blob> files = new LinkedHashMap<>();
+    blobs.forEach((n, f) -> files.put(n, OverlayBlobStore.Blob.of(f)));
+    return new OverlayBlobStore(remote, files);
   }
 }

@@ -37,7 +37,6 @@ import io.granule.engine.internal.repo.lock.LockManager;
 import io.granule.engine.internal.repo.maintenance.ForgetPolicy;
 import io.granule.engine.internal.repo.maintenance.Pruner;
 import io.granule.engine.internal.repo.maintenance.Repairer;
-import io.granule.engine.internal.repo.maintenance.WithIndexEntries;
 import io.granule.engine.internal.repo.pack.PackEntry;
 import io.granule.engine.internal.repo.pack.PackReader;
 import io.granule.engine.internal.repo.snapshot.DynamicIndex;
@@ -2741,7 +2740,7 @@ public final class Repository implements Closeable {
         Set<String> stillAffected = new java.util.TreeSet<>();
         BlobStore checked;
         try {
-          checked = dryRun ? new WithIndexEntries(reading, codec, repairer.adopted()) : remote;
+          checked = dryRun ? Repairer.withIndexEntries(reading, codec, repairer.adopted()) : remote;
         } catch (IOException e) {
           throw new RepositoryException("unable to check the dry run: " + e.getMessage(), e);
         }

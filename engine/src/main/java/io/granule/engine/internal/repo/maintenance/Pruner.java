@@ -626,8 +626,6 @@ public final class Pruner {
           }
         }
       }
-      List<PackState> keptOrphans =
-          packs.values().stream().filter(s -> !s.indexed && s.action == Action.KEEP).toList();
       int[] itemsSpared = new int[1];
       List<BlobName> fixedGarbage = unreferenced(fixedItems, fixedRefs, cutoff, itemsSpared);
       List<BlobName> dynamicGarbage = unreferenced(dynamicItems, dynamicRefs, cutoff, itemsSpared);
@@ -759,19 +757,9 @@ public final class Pruner {
         if (st.action != Action.KEEP) {
           continue; // a repacked one's records moved with its other live chunks
         }
-        for (PackEntry e : st.unplaced) {
-          pending.add(
-              new IndexEntry(
-                  e.id(),
-                  new ChunkLocation(
-                      st.id, e.offset(), e.storedLength(), e.rawLength(), e.flags())));
-        }
-        if (pending.size() >= ENTRIES_PER_INDEX) {
-          indexesWritten += saveIndex(pending);
-        }
-      }
-      for (PackState st : keptOrphans) {
-        for (PackEntry e : st.trailer) {
+        // an unlisted pack's checked records; a listed one's that only a damaged or lost index
+        // blob placed
+        for (PackEntry e : st.indexed ? st.unplaced : st.trailer) {
           pending.add(
               new IndexEntry(
                   e.id(),

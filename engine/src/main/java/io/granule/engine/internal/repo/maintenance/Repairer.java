@@ -12,6 +12,8 @@ import io.granule.engine.internal.repo.blob.BlobInfo;
 import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
+import io.granule.engine.internal.repo.blob.ForwardingBlobStore;
+import io.granule.engine.internal.repo.blob.OverlayBlobStore;
 import io.granule.engine.internal.repo.index.ChunkIndex;
 import io.granule.engine.internal.repo.index.ChunkLocation;
 import io.granule.engine.internal.repo.index.IndexEntry;
@@ -177,6 +179,28 @@ public final class Repairer {
    */
   public Map<ChunkId, ChunkLocation> adopted() {
     return java.util.Collections.unmodifiableMap(adopted);
+  }
+
+  /**
+   * {@code store} as it reads once index blobs listing {@code entries} are added, held in memory:
+   * what a dry run checks the healing of its indexing with (audit Z-L1: the damage the real run
+   * healed was reported, exit 5). Writes nothing.
+   */
+  public static BlobStore withIndexEntries(
+      BlobStore store, BlobCodec codec, Map<ChunkId, ChunkLocation> entries) throws IOException {
+    List<IndexEntry> list = new ArrayList<>(entries.size());
+    entries.forEach((id, l) -> list.add(new IndexEntry(id, l)));
+    Map<BlobName, OverlayBlobStore.Blob> added = new LinkedHashMap<>();
+    IndexWriter.save(
+        new ForwardingBlobStore(store) {
+          @Override
+          public void save(BlobName name, byte[] data) {
+            added.put(name, OverlayBlobStore.Blob.of(data));
+          }
+        },
+        codec,
+        list);
+    return new OverlayBlobStore(store, added);
   }
 
   /**
