@@ -223,6 +223,16 @@ public final class Pruner {
       LOG.debug("prune: the trailer of pack {} does not read: {}", st.name, e.getMessage());
       return 0;
     }
+    List<PackEntry> used = use(st, good, assigned);
+    st.unplaced = used;
+    return used.size();
+  }
+
+  /**
+   * Assigns to pack {@code st} the live chunks of the checked records {@code good} not assigned
+   * yet, counting them as its live part; those records.
+   */
+  private static List<PackEntry> use(PackState st, List<PackEntry> good, ChunkIndex assigned) {
     List<PackEntry> used = new ArrayList<>(good.size());
     for (PackEntry e : good) {
       if (assigned.put(
@@ -233,8 +243,7 @@ public final class Pruner {
         used.add(e);
       }
     }
-    st.unplaced = used;
-    return used.size();
+    return used;
   }
 
   private static final class PackState {
@@ -531,17 +540,7 @@ public final class Pruner {
               wanted.size(),
               firstBad[0]);
         }
-        List<PackEntry> used = new ArrayList<>(good.size());
-        for (PackEntry e : good) {
-          if (assigned.put(
-              e.id(),
-              new ChunkLocation(st.id, e.offset(), e.storedLength(), e.rawLength(), e.flags()))) {
-            st.liveBytes += e.storedLength();
-            st.liveChunks++;
-            used.add(e);
-          }
-        }
-        st.trailer = used; // a kept one is indexed with the checked records alone
+        st.trailer = use(st, good, assigned); // a kept one is indexed with these alone
       }
       if (assigned.size() < live.size()
           && (!damagedIndexes.isEmpty()

@@ -73,6 +73,22 @@ class CachedCopyRepairTest {
     }
   }
 
+  /** A repository of three snapshots in {@code tmp/repo}, restored on the host {@code tmp/host}. */
+  private Path warmed(boolean encrypted) throws Exception {
+    Path dir = tmp.resolve("repo");
+    copyTree(history(encrypted), dir);
+    warm(dir, tmp.resolve("host"), encrypted);
+    return dir;
+  }
+
+  /** On a host with no cache, {@code dir} verifies clean and every snapshot restores. */
+  private void wholeOnAnotherHost(Path dir, boolean encrypted, boolean readData) throws Exception {
+    try (Repository r = onHost(new LocalBlobStore(dir), tmp.resolve("other-host"), encrypted)) {
+      assertThat(r.verify(readData, VerifyListener.NONE).damages()).isEmpty();
+      h.restores(r, h.expected());
+    }
+  }
+
   private static List<Path> files(Path dir) throws IOException {
     try (Stream<Path> s = Files.walk(dir)) {
       return s.filter(Files::isRegularFile).sorted().toList();
@@ -95,10 +111,8 @@ class CachedCopyRepairTest {
   @ValueSource(booleans = {false, true})
   void repairPutsBackTheIndexBlobsOnlyThisHostsCacheHoldsIntact(boolean encrypted)
       throws Exception {
-    Path dir = tmp.resolve("repo");
-    copyTree(history(encrypted), dir);
+    Path dir = warmed(encrypted);
     Path host = tmp.resolve("host");
-    warm(dir, host, encrypted);
     damage(dir, "trailer");
     Path pack = largestPack(dir);
     List<Path> blobs = files(dir.resolve("index"));
@@ -150,10 +164,8 @@ class CachedCopyRepairTest {
    */
   @Test
   void aLostIndexBlobsCopyThisHostKeptLocatesACutPacksRecords() throws Exception {
-    Path dir = tmp.resolve("repo");
-    copyTree(history(false), dir);
+    Path dir = warmed(false);
     Path host = tmp.resolve("host");
-    warm(dir, host, false);
     Path pack = largestPack(dir);
     String packName = pack.getFileName().toString();
     BlobName lost = RepairTest.listingBlobs(dir, packName).iterator().next();
@@ -195,10 +207,7 @@ class CachedCopyRepairTest {
       assertThat(res.repair().chunksLost()).isZero();
       assertThat(RepairCommand.damaged(res)).isFalse();
     }
-    try (Repository r = onHost(new LocalBlobStore(dir), tmp.resolve("other-host"), false)) {
-      assertThat(r.verify(true, VerifyListener.NONE).damages()).isEmpty();
-      h.restores(r, h.expected());
-    }
+    wholeOnAnotherHost(dir, false, true);
   }
 
   /**
@@ -207,10 +216,8 @@ class CachedCopyRepairTest {
    */
   @Test
   void anIndexBlobThisHostsRepairReplacedLeavesNoCopy() throws Exception {
-    Path dir = tmp.resolve("repo");
-    copyTree(history(false), dir);
+    Path dir = warmed(false);
     Path host = tmp.resolve("host");
-    warm(dir, host, false);
     String packName = largestPack(dir).getFileName().toString();
     Set<BlobName> replaced = RepairTest.listingBlobs(dir, packName);
     damage(dir, "record");
@@ -242,10 +249,8 @@ class CachedCopyRepairTest {
    */
   @Test
   void aKeptCopyOfABlobWhosePacksAreGoneIsNotPutBack() throws Exception {
-    Path dir = tmp.resolve("repo");
-    copyTree(history(false), dir);
+    Path dir = warmed(false);
     Path host = tmp.resolve("host");
-    warm(dir, host, false);
     Path pack = largestPack(dir);
     String packName = pack.getFileName().toString();
     BlobName blob = RepairTest.listingBlobs(dir, packName).iterator().next();
@@ -268,10 +273,8 @@ class CachedCopyRepairTest {
   /** A snapshot's fixed index lost by the storage is put back from the cache. */
   @Test
   void aFixedIndexTheStorageLostIsPutBack() throws Exception {
-    Path dir = tmp.resolve("repo");
-    copyTree(history(false), dir);
+    Path dir = warmed(false);
     Path host = tmp.resolve("host");
-    warm(dir, host, false);
     Path fixed = files(dir.resolve("fixed")).get(0);
     Files.delete(fixed);
     String name = "fixed/" + fixed.getFileName();
@@ -282,10 +285,7 @@ class CachedCopyRepairTest {
       assertThat(RepairCommand.damaged(res)).isFalse();
     }
     assertThat(fixed).exists();
-    try (Repository r = onHost(new LocalBlobStore(dir), tmp.resolve("other-host"), false)) {
-      assertThat(r.verify(false, VerifyListener.NONE).damages()).isEmpty();
-      h.restores(r, h.expected());
-    }
+    wholeOnAnotherHost(dir, false, false);
   }
 
   /**
@@ -294,10 +294,8 @@ class CachedCopyRepairTest {
    */
   @Test
   void aManifestPutBackNamesItsLostIndexWhichIsPutBackToo() throws Exception {
-    Path dir = tmp.resolve("repo");
-    copyTree(history(false), dir);
+    Path dir = warmed(false);
     Path host = tmp.resolve("host");
-    warm(dir, host, false);
     var victim = h.snaps.get(0);
     Path manifest = dir.resolve("snapshots/" + victim.id());
     flip(manifest);
@@ -318,10 +316,7 @@ class CachedCopyRepairTest {
       assertThat(res.otherDamage()).isEmpty();
       assertThat(RepairCommand.damaged(res)).isFalse();
     }
-    try (Repository r = onHost(new LocalBlobStore(dir), tmp.resolve("other-host"), false)) {
-      assertThat(r.verify(false, VerifyListener.NONE).damages()).isEmpty();
-      h.restores(r, h.expected());
-    }
+    wholeOnAnotherHost(dir, false, false);
   }
 
   /**
@@ -330,10 +325,8 @@ class CachedCopyRepairTest {
    */
   @Test
   void aManifestTheStorageListsAndDoesNotFindIsNotPutBack() throws Exception {
-    Path dir = tmp.resolve("repo");
-    copyTree(history(false), dir);
+    Path dir = warmed(false);
     Path host = tmp.resolve("host");
-    warm(dir, host, false);
     Path manifest = files(dir.resolve("snapshots")).get(0);
     BlobName name = new BlobName(BlobType.SNAPSHOT, manifest.getFileName().toString());
     Files.delete(manifest); // forgotten elsewhere
@@ -366,10 +359,8 @@ class CachedCopyRepairTest {
    */
   @Test
   void onlyACopyThatReadsWholeOfABlobTheStorageDamagedIsPutBack() throws Exception {
-    Path dir = tmp.resolve("repo");
-    copyTree(history(false), dir);
+    Path dir = warmed(false);
     Path host = tmp.resolve("host");
-    warm(dir, host, false);
     Path blob = files(dir.resolve("index")).get(0);
     flip(blob);
     Path cached;
@@ -400,10 +391,8 @@ class CachedCopyRepairTest {
    */
   @Test
   void aPutBackThatDoesNotReadBackStopsTheRepair() throws Exception {
-    Path dir = tmp.resolve("repo");
-    copyTree(history(false), dir);
+    Path dir = warmed(false);
     Path host = tmp.resolve("host");
-    warm(dir, host, false);
     damage(dir, "trailer");
     Path pack = largestPack(dir);
     List<Path> blobs = files(dir.resolve("index"));
