@@ -115,6 +115,7 @@ public final class RepairCommand extends ContextCommand {
     m.put("otherDamage", result.otherDamage());
     m.put("otherSnapshots", result.otherSnapshots());
     m.put("putBack", result.putBack());
+    m.put("keptIndexed", result.keptIndexed());
     return m;
   }
 
@@ -131,7 +132,10 @@ public final class RepairCommand extends ContextCommand {
         || !p.leftAlone().isEmpty()
         || !p.damagedCopies().isEmpty()
         || !result.otherDamage().isEmpty()
-        || (p.dryRun() && (!p.damaged().isEmpty() || !result.putBack().isEmpty()));
+        || (p.dryRun()
+            && (!p.damaged().isEmpty()
+                || !result.putBack().isEmpty()
+                || !result.keptIndexed().isEmpty()));
   }
 
   private static void print(PrintWriter out, Repository.RepairResult result) {
@@ -145,6 +149,14 @@ public final class RepairCommand extends ContextCommand {
           Sizes.count(result.putBack().size(), "metadata blob"),
           p.dryRun() ? "each cached copy reads whole" : "each read back whole from the storage",
           String.join(", ", result.putBack()));
+    }
+    for (String k : result.keptIndexed()) {
+      out.printf(
+          Locale.ROOT,
+          "%sindex %s: copies this host kept of index blobs the repository no longer lists locate"
+              + " those records of damaged packs, each read whole%n",
+          verb,
+          k);
     }
     // a pack repaired but kept (or deleted and still there) is in both lists: counted once
     java.util.Set<String> packs = new java.util.HashSet<>();
@@ -259,7 +271,7 @@ public final class RepairCommand extends ContextCommand {
         !p.leftAlone().isEmpty() || !p.damagedCopies().isEmpty() || !p.unlistedIndexes().isEmpty();
     if (p.damaged().isEmpty() && other.isEmpty() && !leftOver) {
       out.println(
-          result.putBack().isEmpty()
+          result.putBack().isEmpty() && result.keptIndexed().isEmpty()
               ? "no damaged packs found"
               : p.dryRun()
                   ? "no damaged packs found once those are put back"

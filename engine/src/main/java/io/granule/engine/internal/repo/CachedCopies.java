@@ -7,12 +7,18 @@ import io.granule.engine.internal.repo.blob.BlobName;
 import io.granule.engine.internal.repo.blob.BlobStore;
 import io.granule.engine.internal.repo.blob.BlobType;
 import io.granule.engine.internal.repo.blob.CachingBlobStore;
+import io.granule.engine.internal.repo.blob.ForwardingBlobStore;
 import io.granule.engine.internal.repo.blob.LocalBlobStore;
 import io.granule.engine.internal.repo.blob.OverlayBlobStore;
+import io.granule.engine.internal.repo.index.ChunkIndex;
+import io.granule.engine.internal.repo.index.ChunkLocation;
+import io.granule.engine.internal.repo.index.IndexEntry;
 import io.granule.engine.internal.repo.index.IndexReader;
+import io.granule.engine.internal.repo.index.IndexWriter;
 import io.granule.engine.internal.repo.snapshot.DynamicIndexReader;
 import io.granule.engine.internal.repo.snapshot.FixedIndexReader;
 import io.granule.engine.internal.repo.snapshot.ManifestReader;
+import io.granule.engine.internal.repo.store.ChunkReader;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -20,6 +26,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -86,7 +93,7 @@ public final class CachedCopies {
    * before it deleted its packs; put back, the first locates what it placed, the second lists what
    * the next prune drops again (audit BB-M1: the pack's intact records were lost for good).
    */
-  public Map<BlobName, Path> goneToPutBack(
+  public Map<BlobName, Path> goneCandidates(
       List<Damage> damages, BlobStore remote, Set<BlobName> packs) {
     Set<String> damaged = new java.util.HashSet<>();
     String prefix = BlobType.PACK.directory() + "/";
@@ -117,6 +124,117 @@ public final class CachedCopies {
       }
     }
     return out;
+  }
+
+  /**
+   * The entries of the kept copies {@code gone} ({@link #goneToPutBack}) that place chunks in the
+   * packs {@code damages} names, whose records read now from {@code remote} (decoded, authenticated
+   * with the pack's name where encrypted, hashed to their id): what repair indexes anew. The blobs
+   * themselves are never put back: one that another host's repair replaced lists records that
+   * repair took out for not reading, which backups would deduplicate against (audit CC-H1).
+   *
+   * @param bad told of each pack and how many of its records there did not read
+   */
+  public Map<ChunkId, ChunkLocation> readableEntries(
+      Map<BlobName, Path> gone,
+      List<Damage> damages,
+      BlobStore remote,
+      ChunkHasher hasher,
+      java.util.function.BiConsumer<BlobName, Integer> bad) {
+    Set<String> damaged = new java.util.HashSet<>();
+    String prefix = BlobType.PACK.directory() + "/";
+    for (Damage d : damages) {
+      if (d.file().startsWith(prefix)) {
+        damaged.add(d.file().substring(prefix.length()));
+      }
+    }
+    ChunkReader reader = new ChunkReader(remote, codec, null, hasher);
+    Map<ChunkId, ChunkLocation> out = new LinkedHashMap<>();
+    Map<BlobName, Integer> failed = new LinkedHashMap<>();
+    for (Map.Entry<BlobName, Path> g : gone.entrySet()) {
+      List<IndexEntry> entries;
+      try {
+        entries =
+            IndexReader.read(
+                g.getKey(), codec.decode(g.getKey(), Files.readAllBytes(g.getValue())));
+      } catch (IOException | RuntimeException e) {
+        continue; // checked before: changed meanwhile
+      }
+      for (IndexEntry e : entries) {
+        ChunkLocation l = e.location();
+        if (!damaged.contains(l.pack().toString())
+            || out.containsKey(e.id())
+            || ChunkIndex.impossible(l, codec) != null) {
+          continue;
+        }
+        BlobName pack = ChunkReader.packName(l.pack());
+        try {
+          reader.decode(
+              e.id(),
+              pack,
+              remote.load(pack, l.offset(), l.storedLength()),
+              l.flags(),
+              l.rawLength());
+          out.put(e.id(), l);
+        } catch (IOException | RuntimeException x) {
+          RepositoryUnreachableException.throwIfUnreachable(pack, remote.location(), x);
+          failed.merge(pack, 1, Integer::sum);
+        }
+      }
+    }
+    failed.forEach(bad);
+    return out;
+  }
+
+  /**
+   * Writes index blobs listing {@code entries} through {@code target}, then reads them back from
+   * {@code remote}: each must read whole, and together list every entry; else they are deleted
+   * again and the repair stops (nothing else was changed). Returns their names.
+   */
+  public static List<BlobName> index(
+      Map<ChunkId, ChunkLocation> entries, BlobCodec codec, BlobStore target, BlobStore remote) {
+    List<IndexEntry> list = new ArrayList<>(entries.size());
+    entries.forEach((id, l) -> list.add(new IndexEntry(id, l)));
+    List<BlobName> written = new ArrayList<>();
+    try {
+      IndexWriter.save(
+          new ForwardingBlobStore(target) {
+            @Override
+            public void save(BlobName name, byte[] data) throws IOException {
+              written.add(name);
+              super.save(name, data);
+            }
+          },
+          codec,
+          list);
+      Set<IndexEntry> missing = new java.util.HashSet<>(list);
+      for (BlobName n : written) {
+        IndexReader.read(n, codec.decode(n, remote.load(n))).forEach(missing::remove);
+      }
+      if (!missing.isEmpty()) {
+        throw new IOException(missing.size() + " entries written do not read back");
+      }
+      return written;
+    } catch (IOException | RuntimeException e) {
+      RepositoryUnreachableException.throwIfUnreachable(
+          written.isEmpty() ? new BlobName(BlobType.INDEX, "new") : written.get(0),
+          remote.location(),
+          e);
+      for (BlobName n : written) {
+        try {
+          target.delete(n);
+        } catch (IOException | RuntimeException ignored) {
+          // a blob listing checked records only: harmless if it stays
+        }
+      }
+      throw new RepositoryException(
+          "repair stopped: the index blob listing the records copies kept in this host's cache"
+              + " locate was written, then did not read back ("
+              + e.getMessage()
+              + "): the storage is unreliable; nothing was deleted (check the storage's health,"
+              + " then run repair again)",
+          e);
+    }
   }
 
   /** The packs (names) index blob {@code n}, read from {@code file}, lists. */

@@ -2320,7 +2320,7 @@ public final class Repository implements Closeable {
       try {
         Set<BlobName> packs = new HashSet<>(cache.remote().list(BlobType.PACK));
         for (Map.Entry<BlobName, Path> g :
-            cached.goneToPutBack(report.damages(), cache.remote(), packs).entrySet()) {
+            cached.goneCandidates(report.damages(), cache.remote(), packs).entrySet()) {
           for (String p : cached.packsOf(g.getKey(), g.getValue())) {
             gone.computeIfAbsent(BlobType.PACK.directory() + "/" + p, k -> new ArrayList<>())
                 .add(g.getValue());
@@ -2349,8 +2349,8 @@ public final class Repository implements Closeable {
             "this host's cache kept an index blob that lists it and that the repository no"
                 + " longer holds: "
                 + gone.get(d.file()).stream().map(Path::toString).sorted().toList()
-                + " (run 'granule repair' on this host to put it back: it locates the pack's"
-                + " records)");
+                + " (run 'granule repair' on this host: it indexes the records of the pack that"
+                + " copy locates and that read)");
       } else {
         out.add(d);
         continue;
@@ -2524,6 +2524,9 @@ public final class Repository implements Closeable {
     BlobStore reading = remote; // a dry run's view once cached copies are put back
     List<String> putBack = new ArrayList<>();
     Map<BlobName, Path> allBack = new java.util.LinkedHashMap<>();
+    Set<BlobName> keptUsed = new HashSet<>();
+    List<String> keptIndexed = new ArrayList<>();
+    Map<ChunkId, ChunkLocation> allLocated = new java.util.LinkedHashMap<>();
     // the index blobs before verify lists them: repair's own listing must not miss one (audit L3)
     Set<BlobName> indexesBefore;
     Set<BlobName> snapshotsBefore;
@@ -2572,17 +2575,48 @@ public final class Repository implements Closeable {
       CachedCopies copies = new CachedCopies(cache, codec);
       Map<BlobName, Path> back =
           new java.util.LinkedHashMap<>(copies.toPutBack(found.damages(), remote));
-      // and an index blob the repository no longer lists whose copy this host kept, that locates
-      // a damaged pack's records (audit BB-M1)
-      back.putAll(copies.goneToPutBack(found.damages(), remote, packsSeen));
       back.keySet().removeAll(allBack.keySet());
-      if (back.isEmpty()) {
+      // and the records of damaged packs that copies this host kept of index blobs the repository
+      // no longer lists locate, those that read (audit BB-M1, CC-H1): indexed anew
+      Map<ChunkId, ChunkLocation> located = new java.util.LinkedHashMap<>();
+      Map<BlobName, Path> gone = copies.goneCandidates(found.damages(), remote, packsSeen);
+      gone.keySet().removeAll(keptUsed);
+      if (!gone.isEmpty()) {
+        located =
+            copies.readableEntries(
+                gone,
+                found.damages(),
+                remote,
+                hasher,
+                (pack, n) ->
+                    LOG.warn(
+                        "repair: {} records of {} that a copy this host kept of an index blob"
+                            + " locates do not read: not indexed",
+                        n,
+                        pack));
+        keptUsed.addAll(gone.keySet());
+      }
+      if (back.isEmpty() && located.isEmpty()) {
         break;
       }
       allBack.putAll(back);
       back.keySet().forEach(n -> putBack.add(n.toString()));
+      if (!located.isEmpty()) {
+        keptIndexed.add(
+            located.size()
+                + " chunks located by "
+                + gone.keySet().stream().map(BlobName::toString).sorted().toList());
+        allLocated.putAll(located);
+      }
       if (dryRun) {
         reading = CachedCopies.asPutBack(remote, allBack);
+        if (!allLocated.isEmpty()) {
+          try {
+            reading = Repairer.withIndexEntries(reading, codec, allLocated);
+          } catch (IOException e) {
+            throw new RepositoryException("unable to check the dry run: " + e.getMessage(), e);
+          }
+        }
       } else {
         int[] done = {0};
         copies.putBack(
@@ -2593,6 +2627,13 @@ public final class Repository implements Closeable {
               LOG.info("repair: put {} back from this host's cache", n);
               listener.progress("put back", ++done[0], back.size());
             });
+        if (!located.isEmpty()) {
+          List<BlobName> written = CachedCopies.index(located, codec, guarded(remote), remote);
+          LOG.info(
+              "repair: indexed {} chunks that copies this host kept of index blobs locate: {}",
+              located.size(),
+              written);
+        }
       }
     }
     for (Damage d : withCachedCopies(found).damages()) {
@@ -2803,7 +2844,8 @@ public final class Repository implements Closeable {
           found.dataBytes(),
           otherDamage,
           List.copyOf(otherSnapshots),
-          List.copyOf(putBack));
+          List.copyOf(putBack),
+          List.copyOf(keptIndexed));
     } finally {
       indexStale = index != null;
     }
@@ -2852,13 +2894,17 @@ public final class Repository implements Closeable {
    * @param otherSnapshots the snapshots {@code otherDamage} affects, as found before the repair
    * @param putBack the metadata blobs the storage had damaged or lost that were put back from this
    *     host's cache first ({@link CachedCopies}; a dry run's: would be), as {@code index/NAME}
+   * @param keptIndexed the chunks of damaged packs indexed first (a dry run's: would be) because
+   *     copies this host kept of index blobs the repository no longer lists locate records of them
+   *     that read: how many, by which copies
    */
   public record RepairResult(
       Repairer.Report repair,
       long bytesRead,
       List<String> otherDamage,
       List<String> otherSnapshots,
-      List<String> putBack) {
+      List<String> putBack,
+      List<String> keptIndexed) {
 
     /** A result with nothing put back. */
     public RepairResult(
@@ -2866,7 +2912,7 @@ public final class Repository implements Closeable {
         long bytesRead,
         List<String> otherDamage,
         List<String> otherSnapshots) {
-      this(repair, bytesRead, otherDamage, otherSnapshots, List.of());
+      this(repair, bytesRead, otherDamage, otherSnapshots, List.of(), List.of());
     }
   }
 

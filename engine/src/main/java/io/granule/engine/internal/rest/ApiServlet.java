@@ -1214,6 +1214,13 @@ public final class ApiServlet extends HttpServlet {
               + String.join(", ", result.putBack())
               + "; nothing was changed");
     }
+    if (p.dryRun() && !result.keptIndexed().isEmpty()) {
+      parts.add(
+          "dry run: records of damaged packs that copies this host kept of index blobs locate"
+              + " would be indexed: "
+              + String.join("; ", result.keptIndexed())
+              + "; nothing was changed");
+    }
     if (p.dryRun() && !p.damaged().isEmpty()) {
       parts.add(
           "dry run: "

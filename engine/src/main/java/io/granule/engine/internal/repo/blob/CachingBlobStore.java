@@ -76,7 +76,7 @@ public final class CachingBlobStore implements BlobStore {
     return new ForwardingBlobStore(remote) {
       @Override
       public void delete(BlobName name) throws IOException {
-        remote.delete(name);
+        // the copies first: killed between the two, the blob is still listed, and read again
         if (CACHED.contains(name.type())) {
           drop(name);
           try {
@@ -87,6 +87,7 @@ public final class CachingBlobStore implements BlobStore {
             LOG.warn("unable to delete cached {} in {}: {}", name, cache.root(), e.toString());
           }
         }
+        remote.delete(name);
       }
     };
   }

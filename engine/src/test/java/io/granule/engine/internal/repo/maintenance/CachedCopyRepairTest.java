@@ -198,16 +198,76 @@ class CachedCopyRepairTest {
       assertThat(d.problems()).anyMatch(p -> p.contains(kept.toString()));
       r.lock(LockKind.SHARED, RepairCommand.DRY_RUN, Duration.ZERO);
       Repository.RepairResult dry = r.repair(true, (phase, done, total) -> {});
-      assertThat(dry.putBack()).containsExactly(lost.toString());
+      assertThat(dry.putBack()).isEmpty();
+      assertThat(dry.keptIndexed()).singleElement().asString().contains(lost.toString());
       assertThat(dry.repair().chunksLost()).isZero();
+      assertThat(RepairCommand.damaged(dry)).isTrue();
     }
     try (Repository r = onHost(new LocalBlobStore(dir), host, false)) {
       Repository.RepairResult res = repair(r, false);
-      assertThat(res.putBack()).containsExactly(lost.toString());
+      assertThat(res.putBack()).isEmpty();
+      assertThat(res.keptIndexed()).singleElement().asString().contains(lost.toString());
       assertThat(res.repair().chunksLost()).isZero();
       assertThat(RepairCommand.damaged(res)).isFalse();
     }
+    assertThat(dir.resolve(lost.toString())).as("never put back itself").doesNotExist();
     wholeOnAnotherHost(dir, false, true);
+  }
+
+  /**
+   * audit CC-H1: a kept copy of an index blob that a repair elsewhere replaced (its damaged pack's
+   * file still there) was put back whole, and listed again the record that repair took out for not
+   * reading: a backup deduplicated against it and saved a snapshot that did not restore. Only the
+   * records such a copy locates that read are indexed.
+   */
+  @Test
+  void aKeptCopyIndexesOnlyTheRecordsThatRead() throws Exception {
+    Path dir = warmed(false);
+    Path host = tmp.resolve("host");
+    Path pack = largestPack(dir);
+    String packName = pack.getFileName().toString();
+    BlobName replaced = RepairTest.listingBlobs(dir, packName).iterator().next();
+    var bad = RepairTest.damageRecord(dir, pack, 1);
+    // a repair elsewhere: its delete of the damaged pack fails, the index blob is replaced
+    BlobStore keepsPack =
+        new ForwardingBlobStore(new LocalBlobStore(dir)) {
+          @Override
+          public void delete(BlobName n) throws IOException {
+            if (n.type() == BlobType.PACK) {
+              throw new IOException("refused");
+            }
+            super.delete(n);
+          }
+        };
+    try (Repository r = onHost(keepsPack, tmp.resolve("elsewhere"), false)) {
+      try {
+        repair(r, false);
+      } catch (RuntimeException stopped) {
+        // the pack could not be deleted
+      }
+    }
+    assertThat(dir.resolve(replaced.toString())).doesNotExist();
+    assertThat(pack).exists();
+    damage(dir, "trailer"); // and its trailer cut: only the kept copy locates its records
+    try (Repository r = onHost(new LocalBlobStore(dir), host, false)) {
+      try {
+        h.restores(r, h.expected()); // lists index/ through the cache: the copy is kept aside
+      } catch (Exception | AssertionError lost) {
+        // a snapshot using the lost chunk
+      }
+    }
+    try (Repository r = onHost(new LocalBlobStore(dir), host, false)) {
+      repair(r, false);
+    }
+    for (var e : RepairTest.indexBlobs(dir).entrySet()) {
+      for (var entry :
+          io.granule.engine.internal.repo.index.IndexReader.read(
+              e.getKey(), new LocalBlobStore(dir).load(e.getKey()))) {
+        assertThat(entry.id().equals(bad) && entry.location().pack().toString().equals(packName))
+            .as("%s lists the record that does not read", e.getKey())
+            .isFalse();
+      }
+    }
   }
 
   /**
